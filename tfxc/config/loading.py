@@ -1,0 +1,166 @@
+"""JSON <-> frozen dataclasses, strictly.
+
+* Unknown keys are errors with a suggestion: `model.head: unknown key
+  'num_bucket' (did you mean 'num_buckets'?)`.
+* Values are type-checked against the field annotations (int, float, str,
+  bool, tuple[int, ...], nested dataclasses, registry-polymorphic fields).
+* `--set a.b=value` overrides are applied to the JSON tree before parsing, so
+  they get the same checks; the value is read as JSON when it parses as JSON
+  (`3`, `1e-3`, `true`, `[1,3]`), else as a plain string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from typing import Any
+
+from tfxc.config.schema import ExperimentConfig
+from tfxc.errors import ConfigError
+from tfxc.registry import did_you_mean, get_registry
+from tfxc.utils.io import atomic_write_text
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__ if value is not None else "null"
+
+
+def _convert(value: Any, annotation: Any, path: str) -> Any:
+    """Checks `value` against `annotation` and converts it (lists -> tuples, ints -> floats)."""
+    origin = typing.get_origin(annotation)
+    if dataclasses.is_dataclass(annotation):
+        return from_dict(annotation, value, path)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{path}: expected an integer, got {_type_name(value)} {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {_type_name(value)} {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {_type_name(value)} {value!r}")
+        return value
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(annotation)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {_type_name(value)} {value!r}")
+        return tuple(_convert(v, item_type, f"{path}[{i}]") for i, v in enumerate(value))
+    raise TypeError(f"{path}: unsupported annotation {annotation!r}")  # a bug in the schema, not user input
+
+
+def _polymorphic(value: Any, field: dataclasses.Field, path: str) -> Any:
+    """Parses a {"name": ..., ...} sub-config whose class the registry picks by name."""
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: expected an object with a 'name', got {_type_name(value)} {value!r}")
+    name = value.get("name", field.metadata["default_name"])
+    try:
+        config_cls = get_registry(field.metadata["registry"]).config_class(name)
+    except ConfigError as e:
+        raise ConfigError(f"{path}.name: {e}") from None
+    return from_dict(config_cls, {**value, "name": name}, path)
+
+
+def from_dict(cls: type, data: Any, path: str = "") -> Any:
+    """Builds the frozen dataclass `cls` from a JSON object, strictly."""
+    where = path or "config"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected an object, got {_type_name(data)} {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(key, fields)}; "
+                              f"valid keys: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, f in fields.items():
+        sub = f"{path}.{name}" if path else name
+        if "registry" in f.metadata:
+            kwargs[name] = _polymorphic(data.get(name), f, sub)
+        elif name in data:
+            kwargs[name] = _convert(data[name], hints[name], sub)
+        elif dataclasses.is_dataclass(hints[name]):
+            kwargs[name] = from_dict(hints[name], {}, sub)  # fills nested polymorphic defaults
+    return cls(**kwargs)
+
+
+def to_dict(config: Any) -> dict:
+    """The inverse of `from_dict`: every field, defaults included."""
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            value = to_dict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+def parse_override(assignment: str) -> tuple[list[str], Any]:
+    """'trainer.epochs=3' -> (['trainer', 'epochs'], 3)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected section.key=value")
+    key, raw = assignment.split("=", 1)
+    keys = key.strip().split(".")
+    if not all(keys):
+        raise ConfigError(f"--set {assignment!r}: empty key component")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return keys, value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Returns a copy of the JSON tree with `--set` assignments applied."""
+    data = json.loads(json.dumps(data))
+    for assignment in overrides:
+        keys, value = parse_override(assignment)
+        node = data
+        for i, k in enumerate(keys[:-1]):
+            child = node.setdefault(k, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {assignment!r}: '{'.'.join(keys[:i + 1])}' is not a section")
+            node = child
+        node[keys[-1]] = value
+    return data
+
+
+def read_json(path: str) -> dict:
+    if not os.path.exists(path):
+        raise ConfigError(f"config file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+
+
+def load_config(path: str | None, overrides: list[str] = ()) -> ExperimentConfig:
+    """Reads a JSON config (or starts from the defaults if `path` is None), applies overrides, validates."""
+    data = read_json(path) if path else {}
+    data = apply_overrides(data, list(overrides))
+    try:
+        return from_dict(ExperimentConfig, data).validate()
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+
+
+def config_to_json(config: ExperimentConfig) -> str:
+    return json.dumps(to_dict(config), indent=2) + "\n"
+
+
+def save_config(config: ExperimentConfig, path: str) -> None:
+    atomic_write_text(path, config_to_json(config))

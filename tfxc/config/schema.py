@@ -1,0 +1,319 @@
+"""The experiment config: a tree of frozen dataclasses, one per concern.
+
+JSON config files map one-to-one onto these classes (see `tfxc.config.loading`).
+Every field has a default, so `--print-config` can show the complete, resolved
+config. Cross-field rules live in each class's `validate()` and name the values
+involved. Head and encoder configs are polymorphic: their `name` picks a class
+from the registries in `tfxc.heads` / `tfxc.encoders`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from tfxc.errors import ConfigError
+
+DATA_FORMATS = ("tfrecord", "xc", "pecos", "jsonl", "dense", "synthetic")
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+OPTIMIZERS = ("adam", "sgd", "adagrad")
+SCHEDULES = ("constant", "cosine", "linear")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """A generated extreme multi-label set (`data.format = "synthetic"`).
+
+    Labels have power-law (Zipf) frequencies; each label owns a small set of
+    "topic" features, and a point's features are drawn from its labels' topics
+    plus uniform noise, so the labels are learnable from the features.
+
+    Attributes:
+      num_train: training points.
+      num_test: test points.
+      num_features: feature-space size.
+      num_labels: label-space size.
+      labels_per_point: mean number of labels per point (at least 1).
+      features_per_label: size of each label's topic.
+      features_per_point: mean number of nonzero features per point.
+      noise: fraction of a point's features drawn uniformly at random.
+      zipf_exponent: label frequency ~ rank^-zipf_exponent.
+      seed: generator seed; the same seed gives byte-identical files.
+    """
+
+    num_train: int = 20000
+    num_test: int = 5000
+    num_features: int = 10000
+    num_labels: int = 2000
+    labels_per_point: float = 3.0
+    features_per_label: int = 20
+    features_per_point: int = 40
+    noise: float = 0.3
+    zipf_exponent: float = 1.0
+    seed: int = 0
+
+    def validate(self, path: str) -> None:
+        _require(self.num_train > 0 and self.num_test > 0, f"{path}: num_train and num_test must be > 0")
+        _require(self.num_labels >= 2, f"{path}.num_labels ({self.num_labels}) must be >= 2")
+        _require(self.features_per_label * 2 <= self.num_features,
+                 f"{path}.features_per_label ({self.features_per_label}) must be at most half of "
+                 f"num_features ({self.num_features})")
+        _require(0.0 <= self.noise < 1.0, f"{path}.noise ({self.noise}) must be in [0, 1)")
+        _require(self.labels_per_point >= 1.0, f"{path}.labels_per_point ({self.labels_per_point}) must be >= 1")
+
+
+@dataclass(frozen=True)
+class TextFeaturesConfig:
+    """TF-IDF features for JSONL text sets (fit on the train split only).
+
+    Attributes:
+      ngram_max: 1 for words, 2 for words and word bigrams.
+      min_df: drop tokens in fewer training documents than this.
+      max_features: keep at most this many tokens (most frequent first); 0 = all.
+    """
+
+    ngram_max: int = 1
+    min_df: int = 2
+    max_features: int = 0
+
+    def validate(self, path: str) -> None:
+        _require(self.ngram_max in (1, 2), f"{path}.ngram_max ({self.ngram_max}) must be 1 or 2")
+        _require(self.min_df >= 1, f"{path}.min_df ({self.min_df}) must be >= 1")
+        _require(self.max_features >= 0, f"{path}.max_features ({self.max_features}) must be >= 0")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data comes from and how it is fed.
+
+    Training always reads sharded TFRecords from `dir`. If `format` is not
+    "tfrecord", the source files are converted into `dir` first (once; the
+    conversion is cached and redone only when the sources or options change).
+    Relative paths are taken from the current working directory.
+
+    Attributes:
+      format: one of tfrecord, xc (Extreme Classification Repository BoW text),
+        pecos (X/Y .npz), jsonl ({"text", "labels"}), dense (.npy features),
+        synthetic (generated, see `synthetic`).
+      dir: the converted TFRecord directory.
+      train: train source (xc text file, pecos X npz, jsonl file, dense npy).
+      test: test source, same kind as `train`.
+      train_labels: labels of `train` for pecos (Y npz) and dense formats.
+      test_labels: labels of `test` for pecos and dense formats.
+      label_names: optional labels.txt (one name per line, line i = label i).
+      index_base: 1 for header-less XC files with 1-based feature ids.
+      num_shards: TFRecord shards written for the train split.
+      shuffle_buffer: examples in the shuffle buffer (>= train size = full shuffle).
+      text: TF-IDF options for the jsonl format.
+      synthetic: options of the synthetic format.
+    """
+
+    format: str = "tfrecord"
+    dir: str = ""
+    train: str = ""
+    test: str = ""
+    train_labels: str = ""
+    test_labels: str = ""
+    label_names: str = ""
+    index_base: int = 0
+    num_shards: int = 4
+    shuffle_buffer: int = 100000
+    text: TextFeaturesConfig = field(default_factory=TextFeaturesConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def validate(self, path: str) -> None:
+        _require(self.format in DATA_FORMATS,
+                 f"{path}.format '{self.format}' is not one of {', '.join(DATA_FORMATS)}")
+        _require(bool(self.dir), f"{path}.dir must name the TFRecord directory")
+        if self.format not in ("tfrecord", "synthetic"):
+            _require(bool(self.train) and bool(self.test),
+                     f"{path}: format '{self.format}' needs both 'train' and 'test' source files")
+        if self.format in ("pecos", "dense"):
+            _require(bool(self.train_labels) and bool(self.test_labels),
+                     f"{path}: format '{self.format}' needs 'train_labels' and 'test_labels'")
+        _require(self.index_base in (0, 1), f"{path}.index_base ({self.index_base}) must be 0 or 1")
+        _require(self.num_shards >= 1, f"{path}.num_shards ({self.num_shards}) must be >= 1")
+        _require(self.shuffle_buffer >= 1, f"{path}.shuffle_buffer ({self.shuffle_buffer}) must be >= 1")
+        self.text.validate(path + ".text")
+        if self.format == "synthetic":
+            self.synthetic.validate(path + ".synthetic")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Encoder + head. Both are polymorphic on their `name` (see the registries).
+
+    Attributes:
+      encoder: e.g. {"name": "sparse_bow", "embedding_dim": 512}.
+      head: e.g. {"name": "one_vs_all"}.
+    """
+
+    encoder: Any = field(default=None, metadata={"registry": "encoder", "default_name": "sparse_bow"})
+    head: Any = field(default=None, metadata={"registry": "head", "default_name": "one_vs_all"})
+
+    def validate(self, path: str) -> None:
+        self.encoder.validate(path + ".encoder")
+        self.head.validate(path + ".head")
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """The optimizer. Sparse embedding tables are always updated row-sparsely.
+
+    Attributes:
+      name: adam (row-sparse "lazy" Adam on embedding tables), sgd, adagrad.
+      learning_rate: peak learning rate.
+      schedule: constant, cosine (decay to 0) or linear (decay to 0), after warm-up.
+      warmup_steps: linear warm-up from 0.
+      beta_1, beta_2, epsilon: Adam's moments and epsilon.
+      momentum: SGD momentum.
+      weight_decay: decoupled weight decay (AdamW-style) on dense kernels; 0 = off.
+      clip_norm: clip the global gradient norm (after the cross-replica sum); 0 = off.
+    """
+
+    name: str = "adam"
+    learning_rate: float = 1e-3
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    clip_norm: float = 0.0
+
+    def validate(self, path: str) -> None:
+        _require(self.name in OPTIMIZERS, f"{path}.name '{self.name}' is not one of {', '.join(OPTIMIZERS)}")
+        _require(self.schedule in SCHEDULES,
+                 f"{path}.schedule '{self.schedule}' is not one of {', '.join(SCHEDULES)}")
+        _require(self.learning_rate > 0, f"{path}.learning_rate ({self.learning_rate}) must be > 0")
+        _require(self.warmup_steps >= 0, f"{path}.warmup_steps ({self.warmup_steps}) must be >= 0")
+        _require(self.weight_decay >= 0 and self.clip_norm >= 0,
+                 f"{path}: weight_decay and clip_norm must be >= 0")
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """How long and how the loop runs.
+
+    Attributes:
+      global_batch_size: examples per step summed over all replicas.
+      epochs: training length in passes over the train split (used if train_steps is 0).
+      train_steps: training length in steps (overrides epochs when > 0).
+      steps_per_loop: steps run inside one tf.function call between host checks.
+      log_every_steps: progress-line cadence.
+      eval_every_steps: evaluate on the test split every N steps; 0 = only at the end.
+      checkpoint_every_steps: checkpoint cadence (always also at the end).
+      keep_checkpoints: checkpoints kept on disk.
+    """
+
+    global_batch_size: int = 256
+    epochs: float = 10.0
+    train_steps: int = 0
+    steps_per_loop: int = 50
+    log_every_steps: int = 100
+    eval_every_steps: int = 0
+    checkpoint_every_steps: int = 1000
+    keep_checkpoints: int = 3
+
+    def validate(self, path: str) -> None:
+        _require(self.global_batch_size >= 1, f"{path}.global_batch_size ({self.global_batch_size}) must be >= 1")
+        _require(self.train_steps > 0 or self.epochs > 0,
+                 f"{path}: set epochs (> 0) or train_steps (> 0); got epochs={self.epochs}, "
+                 f"train_steps={self.train_steps}")
+        for name in ("steps_per_loop", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
+            _require(getattr(self, name) >= 1, f"{path}.{name} ({getattr(self, name)}) must be >= 1")
+        _require(self.eval_every_steps >= 0, f"{path}.eval_every_steps ({self.eval_every_steps}) must be >= 0")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation on the test split, from top-k lists only.
+
+    Attributes:
+      ks: the k of P@k, nDCG@k, PSP@k, PSnDCG@k and R@k.
+      batch_size: evaluation batch size.
+      propensity_a, propensity_b: A and B of the Jain et al. (2016) propensity model.
+    """
+
+    ks: tuple[int, ...] = (1, 3, 5)
+    batch_size: int = 1024
+    propensity_a: float = 0.55
+    propensity_b: float = 1.5
+
+    def validate(self, path: str) -> None:
+        _require(len(self.ks) > 0 and all(k >= 1 for k in self.ks), f"{path}.ks {list(self.ks)} must be >= 1")
+        _require(self.batch_size >= 1, f"{path}.batch_size ({self.batch_size}) must be >= 1")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Distribution and reproducibility.
+
+    Attributes:
+      strategy: default (one device), mirrored (all local devices) or
+        multi_worker_mirrored (TF_CONFIG names the cluster).
+      cpu_replicas: with mirrored/multi_worker_mirrored on a machine without
+        GPUs, split the CPU into this many logical devices (one replica each).
+      seed: seeds weights, dropout and the data order.
+      deterministic: enable TF op determinism (bit-exact resume and reruns).
+      collective_timeout_s: a collective (all-reduce) that waits longer than
+        this fails, e.g. because a worker died.
+      startup_timeout_s: give up if the cluster has not formed in this time.
+    """
+
+    strategy: str = "default"
+    cpu_replicas: int = 1
+    seed: int = 0
+    deterministic: bool = True
+    collective_timeout_s: float = 300.0
+    startup_timeout_s: float = 300.0
+
+    def validate(self, path: str) -> None:
+        _require(self.strategy in STRATEGIES,
+                 f"{path}.strategy '{self.strategy}' is not one of {', '.join(STRATEGIES)}")
+        _require(self.cpu_replicas >= 1, f"{path}.cpu_replicas ({self.cpu_replicas}) must be >= 1")
+        _require(self.collective_timeout_s > 0 and self.startup_timeout_s > 0,
+                 f"{path}: timeouts must be > 0")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """SavedModel export.
+
+    Attributes:
+      top_k: labels returned by the serving signature.
+    """
+
+    top_k: int = 10
+
+    def validate(self, path: str) -> None:
+        _require(self.top_k >= 1, f"{path}.top_k ({self.top_k}) must be >= 1")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """The whole experiment; `validate()` checks every section and the rules across them."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def validate(self) -> "ExperimentConfig":
+        for f in dataclasses.fields(self):
+            getattr(self, f.name).validate(f.name)
+        if self.runtime.strategy == "default":
+            _require(self.runtime.cpu_replicas == 1,
+                     f"runtime.cpu_replicas ({self.runtime.cpu_replicas}) needs runtime.strategy "
+                     "'mirrored' or 'multi_worker_mirrored', not 'default'")
+        return self

@@ -1,0 +1,208 @@
+"""Source files -> a converted directory of sharded TFRecords, labels.txt and stats.json.
+
+Layout written (atomically: into a temporary sibling, renamed at the end, so a
+failed or killed conversion leaves nothing half-written):
+
+  DIR/train-00000-of-00004.tfrecord ...   (rows dealt round-robin over the shards)
+  DIR/test-00000-of-00001.tfrecord
+  DIR/labels.txt        label names, line i = label i (when names are known)
+  DIR/featurizer.json   the TF-IDF featurizer fit on train (jsonl sources)
+  DIR/stats.json        sizes, per-split counts, train label frequencies and
+                        propensities (A=0.55, B=1.5), and the source fingerprint
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable
+
+import numpy as np
+
+from tfxc.data import readers
+from tfxc.data.info import FEATURIZER_FILE, LABELS_FILE, STATS_FILE, DatasetInfo, propensities
+from tfxc.data.rows import Row
+from tfxc.data.synthetic import SyntheticXmc
+from tfxc.data.tfrecord import serialize_row, shard_name
+from tfxc.errors import DataError
+from tfxc.utils.io import atomic_directory, atomic_write_text
+
+log = logging.getLogger("tfxc.convert")
+
+TEST_SHARDS = 1
+
+
+class SplitWriter:
+    """Writes rows round-robin into `num_shards` TFRecord files and counts statistics."""
+
+    def __init__(self, directory: str, split: str, num_shards: int):
+        from tfxc._tf import tf
+
+        self.split, self.num_shards = split, num_shards
+        self.writers = [tf.io.TFRecordWriter(os.path.join(directory, shard_name(split, i, num_shards)))
+                        for i in range(num_shards)]
+        self.num_points = self.nnz = self.num_positives = self.no_labels = self.no_features = 0
+        self.max_feature = self.max_label = -1
+        self._label_counts = np.zeros(0, np.int64)
+
+    def write(self, row: Row) -> None:
+        self.writers[self.num_points % self.num_shards].write(serialize_row(self.num_points, row))
+        self.num_points += 1
+        self.nnz += row.feat_idx.size
+        self.num_positives += row.labels.size
+        self.no_labels += row.labels.size == 0
+        self.no_features += row.feat_idx.size == 0
+        if row.feat_idx.size:
+            self.max_feature = max(self.max_feature, int(row.feat_idx[-1]))
+        if row.labels.size:
+            top = int(row.labels[-1])
+            if top >= self._label_counts.size:
+                self._label_counts = np.pad(self._label_counts, (0, max(top + 1, 2 * self._label_counts.size)
+                                                                  - self._label_counts.size))
+            self._label_counts[row.labels] += 1
+            self.max_label = max(self.max_label, top)
+
+    def write_all(self, rows: Iterable[Row]) -> "SplitWriter":
+        for row in rows:
+            self.write(row)
+        for w in self.writers:
+            w.close()
+        return self
+
+    def label_counts(self, num_labels: int) -> np.ndarray:
+        out = np.zeros(num_labels, np.int64)
+        out[: min(num_labels, self._label_counts.size)] = self._label_counts[:num_labels]
+        return out
+
+    def stats(self, num_labels: int) -> dict:
+        n = max(self.num_points, 1)
+        return {"num_points": self.num_points, "num_shards": self.num_shards, "nnz": self.nnz,
+                "avg_features_per_point": self.nnz / n, "avg_labels_per_point": self.num_positives / n,
+                "points_without_labels": self.no_labels, "points_without_features": self.no_features,
+                "labels_present": int(np.count_nonzero(self.label_counts(num_labels)))}
+
+
+def _file_fingerprint(path: str) -> dict:
+    if not path:
+        return {}
+    st = os.stat(path) if os.path.exists(path) else None
+    return {"path": os.path.abspath(path), "size": st.st_size if st else None, "mtime_ns": st.st_mtime_ns if st else None}
+
+
+def source_fingerprint(data_config) -> str:
+    """Hash of everything that determines the converted output (options and source files)."""
+    fields = dataclasses.asdict(data_config)
+    for transient in ("dir", "shuffle_buffer"):
+        fields.pop(transient)
+    fields["files"] = [_file_fingerprint(getattr(data_config, name))
+                       for name in ("train", "test", "train_labels", "test_labels", "label_names")]
+    fields["format_version"] = 1
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def _read_label_names(path: str, num_labels: int) -> list[str]:
+    with readers.open_text(path) as f:
+        names = [line.rstrip("\n") for line in f]
+    if len(names) < num_labels:
+        raise DataError(f"has {len(names)} label names but the data has {num_labels} labels", path=path)
+    return names[:num_labels]
+
+
+def _sources(data_config, tmp_dir: str):
+    """Yields the per-split row iterators and returns (num_features, num_labels, label_names)."""
+    cfg = data_config
+    if cfg.format == "synthetic":
+        gen = SyntheticXmc(cfg.synthetic)
+        return ({"train": gen.rows("train"), "test": gen.rows("test")}, lambda: gen.num_features,
+                lambda: gen.num_labels, None)
+    if cfg.format == "jsonl":
+        from tfxc.data.label_vocab import LabelVocab
+        from tfxc.data.text_features import TfidfFeaturizer
+
+        if cfg.label_names:
+            vocab = LabelVocab.load(cfg.label_names)
+        else:
+            vocab = LabelVocab.build(record.labels for record in readers.iter_jsonl(cfg.train))
+        vocab.freeze()
+        featurizer = TfidfFeaturizer(ngram_max=cfg.text.ngram_max, min_df=cfg.text.min_df,
+                                     max_features=cfg.text.max_features)
+        featurizer.fit(record.text for record in readers.iter_jsonl(cfg.train))
+        featurizer.save(os.path.join(tmp_dir, FEATURIZER_FILE))
+        train = readers.JsonlReader(cfg.train, label_vocab=vocab, featurizer=featurizer)
+        test = readers.JsonlReader(cfg.test, label_vocab=vocab, featurizer=featurizer)
+        return ({"train": train, "test": test}, lambda: featurizer.num_features, lambda: len(vocab),
+                vocab.names)
+    options = {"index_base": cfg.index_base} if cfg.format == "xc" else {}
+    train = readers.open_reader(cfg.format, cfg.train, cfg.train_labels or None, **options)
+    test = readers.open_reader(cfg.format, cfg.test, cfg.test_labels or None, **options)
+    num_features = lambda: max(train.num_features, test.num_features)  # noqa: E731
+    num_labels = lambda: max(train.num_labels, test.num_labels)  # noqa: E731
+    return {"train": train, "test": test}, num_features, num_labels, None
+
+
+def convert(data_config) -> DatasetInfo:
+    """Converts the sources named by `data_config` (a `DataConfig`) into `data_config.dir`."""
+    cfg = data_config
+    start = time.time()
+    with atomic_directory(cfg.dir) as tmp:
+        splits, num_features, num_labels, names = _sources(cfg, tmp)
+        writers = {"train": SplitWriter(tmp, "train", cfg.num_shards).write_all(splits["train"]),
+                   "test": SplitWriter(tmp, "test", TEST_SHARDS).write_all(splits["test"])}
+        nf, nl = int(num_features()), int(num_labels())
+        if writers["train"].num_points == 0:
+            raise DataError("the train split has no points", path=cfg.train or cfg.dir)
+        if cfg.label_names and names is None:
+            names = _read_label_names(cfg.label_names, nl)
+        if names is not None:
+            atomic_write_text(os.path.join(tmp, LABELS_FILE), "\n".join(names) + "\n")
+        freq = writers["train"].label_counts(nl)
+        n_train = writers["train"].num_points
+        stats = {
+            "format": cfg.format,
+            "num_features": nf,
+            "num_labels": nl,
+            "splits": {name: w.stats(nl) for name, w in writers.items()},
+            "label_freq": freq.tolist(),
+            "propensity_a": 0.55,
+            "propensity_b": 1.5,
+            "propensities": np.round(propensities(freq, n_train), 6).tolist(),
+            "source_fingerprint": source_fingerprint(cfg),
+        }
+        atomic_write_text(os.path.join(tmp, STATS_FILE), json.dumps(stats) + "\n")
+    log.info("converted %s -> %s in %.1fs: %d train / %d test points, %d features, %d labels", cfg.format,
+             cfg.dir, time.time() - start, writers["train"].num_points, writers["test"].num_points, nf, nl)
+    return DatasetInfo.load(cfg.dir)
+
+
+@contextlib.contextmanager
+def _lock(path: str):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # several workers of one job may start at once
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def ensure_converted(data_config) -> DatasetInfo:
+    """Returns the DatasetInfo of `data_config.dir`, converting the sources first if needed.
+
+    A conversion is reused when its stats.json carries the same source
+    fingerprint (same options, same source files by path, size and mtime).
+    """
+    if data_config.format == "tfrecord":
+        return DatasetInfo.load(data_config.dir)
+    with _lock(os.path.abspath(data_config.dir) + ".lock"):
+        stats_path = os.path.join(data_config.dir, STATS_FILE)
+        if os.path.exists(stats_path):
+            with open(stats_path, encoding="utf-8") as f:
+                if json.load(f).get("source_fingerprint") == source_fingerprint(data_config):
+                    return DatasetInfo.load(data_config.dir)
+        return convert(data_config)

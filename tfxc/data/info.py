@@ -1,0 +1,72 @@
+"""What a converted data directory holds: `stats.json`, `labels.txt` and TFRecord shards."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from tfxc.errors import DataError
+
+STATS_FILE = "stats.json"
+LABELS_FILE = "labels.txt"
+FEATURIZER_FILE = "featurizer.json"
+
+
+def propensities(label_freq: np.ndarray, num_points: int, a: float = 0.55, b: float = 1.5) -> np.ndarray:
+    """Jain et al. (2016) inverse-propensity model: p_l = 1 / (1 + C·exp(−A·log(N_l + B))), C = (log N − 1)(B + 1)^A."""
+    c = (np.log(num_points) - 1.0) * (b + 1.0) ** a
+    return 1.0 / (1.0 + c * np.exp(-a * np.log(np.asarray(label_freq, np.float64) + b)))
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """The contents of a converted directory (read from its stats.json)."""
+
+    dir: str
+    num_features: int
+    num_labels: int
+    splits: dict
+    label_freq: np.ndarray  # int64 [L], train-split label counts
+
+    @classmethod
+    def load(cls, directory: str) -> "DatasetInfo":
+        path = os.path.join(directory, STATS_FILE)
+        if not os.path.exists(path):
+            raise DataError(f"no converted data set here (missing {STATS_FILE}); run `python -m tfxc.convert` "
+                            "or give the config a source format", path=directory)
+        with open(path, encoding="utf-8") as f:
+            stats = json.load(f)
+        return cls(directory, stats["num_features"], stats["num_labels"], stats["splits"],
+                   np.asarray(stats["label_freq"], np.int64))
+
+    def files(self, split: str) -> list[str]:
+        if split not in self.splits:
+            raise DataError(f"split '{split}' was not converted; have: {', '.join(self.splits)}", path=self.dir)
+        files = sorted(glob.glob(os.path.join(self.dir, f"{split}-*.tfrecord")))
+        expected = self.splits[split]["num_shards"]
+        if len(files) != expected:
+            raise DataError(f"expected {expected} {split} shards, found {len(files)}", path=self.dir)
+        return files
+
+    def num_points(self, split: str) -> int:
+        return int(self.splits[split]["num_points"])
+
+    def label_names(self) -> list[str]:
+        path = os.path.join(self.dir, LABELS_FILE)
+        if not os.path.exists(path):
+            return [str(i) for i in range(self.num_labels)]
+        with open(path, encoding="utf-8") as f:
+            names = f.read().split("\n")[: self.num_labels]
+        return names + [str(i) for i in range(len(names), self.num_labels)]
+
+    def propensities(self, a: float = 0.55, b: float = 1.5) -> np.ndarray:
+        return propensities(self.label_freq, self.num_points("train"), a, b)
+
+    @property
+    def featurizer_path(self) -> str | None:
+        path = os.path.join(self.dir, FEATURIZER_FILE)
+        return path if os.path.exists(path) else None

@@ -1,0 +1,66 @@
+"""tf.data input pipelines over converted TFRecords.
+
+Training batches are defined globally, independent of the cluster shape: one
+shuffled stream of serialized examples per epoch (seeded by (seed, epoch)),
+cut into global batches. Each input pipeline (one per worker, from the
+`tf.distribute.InputContext`) keeps its own slice of every global batch and
+splits it into per-replica batches, then parses them. Consequences:
+  * 1 process, 2 replicas or 2 workers see exactly the same global batches,
+    so they reach the same weights (up to float summation order);
+  * a resumed run rebuilds the stream at (epoch, step-in-epoch) and continues
+    bit-exactly, also on a different number of replicas.
+Workers read all records (cheap: raw reads run at ~200k records/s against a
+few thousand examples/s of training) but parse only their slice.
+"""
+
+from __future__ import annotations
+
+from tfxc._tf import tf
+from tfxc.data.tfrecord import parse_batch
+
+
+def steps_per_epoch(num_points: int, global_batch_size: int) -> int:
+    return max(num_points // global_batch_size, 1)
+
+
+def train_dataset(files: list[str], *, num_points: int, global_batch_size: int, seed: int, shuffle_buffer: int,
+                  epoch: int, skip_steps: int = 0,
+                  input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+    """One epoch of training batches, starting `skip_steps` global steps into it.
+
+    Returns:
+      A finite dataset of parsed per-replica batches (see
+      `tfxc.data.tfrecord.parse_batch`) of `global_batch_size / num_replicas`
+      examples; `steps_per_epoch - skip_steps` of them per replica.
+    """
+    ctx = input_context or tf.distribute.InputContext()
+    num_pipelines, pipeline = ctx.num_input_pipelines, ctx.input_pipeline_id
+    replicas_here = ctx.num_replicas_in_sync // num_pipelines
+    per_pipeline = global_batch_size // num_pipelines
+    per_replica = per_pipeline // replicas_here
+
+    # Shards are read in a fixed order (deterministic interleave), so the
+    # shuffle is a pure function of (seed, epoch). The seed must be a Python
+    # int (tf.data cannot take a traced seed), hence one dataset per epoch.
+    ds = tf.data.Dataset.from_tensor_slices(files).interleave(
+        tf.data.TFRecordDataset, cycle_length=min(len(files), 4), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True)
+    ds = ds.shuffle(shuffle_buffer, seed=seed * 100003 + epoch, reshuffle_each_iteration=False)
+    ds = ds.batch(global_batch_size, drop_remainder=True).take(steps_per_epoch(num_points, global_batch_size))
+    ds = ds.skip(skip_steps)
+
+    def my_replica_batches(global_batch):
+        mine = global_batch[pipeline * per_pipeline:(pipeline + 1) * per_pipeline]
+        return tf.data.Dataset.from_tensor_slices(tf.reshape(mine, [replicas_here, per_replica]))
+
+    ds = ds.flat_map(my_replica_batches).map(parse_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    options = tf.data.Options()
+    # We shard ourselves (by slicing batches); stop tf.distribute from re-sharding.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(files: list[str], batch_size: int) -> tf.data.Dataset:
+    """Every example once, in file order, parsed in batches of `batch_size`."""
+    ds = tf.data.TFRecordDataset(files).batch(batch_size)
+    return ds.map(parse_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

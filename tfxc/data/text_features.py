@@ -1,0 +1,258 @@
+"""TF-IDF bag-of-words features for raw text, fitted on training texts.
+
+Tokenisation: the text is lowercased with `str.lower`, and the tokens are the
+maximal runs of ``[a-z0-9]+`` (`TOKEN_PATTERN`). Every other character,
+including apostrophes, hyphens and non-ASCII letters, separates tokens:
+``"Don't re-use Café-42"`` gives ``don, t, re, use, caf, 42``. With
+``ngram_max=2`` the word bigrams of consecutive tokens, joined by one space
+(``"re use"``), are terms too. This is the tokenizer the shared data sets used
+to build their TF-IDF BoW files.
+
+Weights (scikit-learn's ``TfidfVectorizer(sublinear_tf=True, smooth_idf=True,
+norm="l2")``):
+
+    tf(t, d)  = 1 + ln(count(t, d))            (raw count if sublinear_tf=False)
+    idf(t)    = ln((1 + N) / (1 + df(t))) + 1  (N = number of training texts)
+    x(t, d)   = tf * idf, then each row is divided by its L2 norm.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+from collections.abc import Iterable
+
+import numpy as np
+
+from tfxc.data.label_vocab import atomic_write_text
+from tfxc.errors import DataError
+
+__all__ = ["TOKEN_PATTERN", "TfidfFeaturizer", "tokenize"]
+
+TOKEN_PATTERN = r"[a-z0-9]+"
+_TOKEN_RE = re.compile(TOKEN_PATTERN)
+_FORMAT = "tfxc.TfidfFeaturizer"
+_VERSION = 1
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercases `text` and returns its ``[a-z0-9]+`` tokens, in order."""
+    return _TOKEN_RE.findall(text.lower())
+
+
+class TfidfFeaturizer:
+    """Maps a text to a sparse, L2-normalised TF-IDF vector.
+
+    The vocabulary keeps the terms with document frequency >= `min_df`, ordered
+    by document frequency descending, then by term (so feature 0 is the most
+    common term); `max_features` keeps the first that many of that order.
+    Fitting and transforming are deterministic.
+
+    Args:
+      ngram_max: 1 for words only, 2 to add word bigrams.
+      min_df: minimum number of training texts a term must occur in.
+      max_features: if set, the size cap of the vocabulary (most frequent terms
+        by document frequency, ties broken by term).
+      sublinear_tf: use 1 + ln(count) instead of the raw count.
+
+    Example:
+      >>> f = TfidfFeaturizer().fit(["a cat", "a dog", "a cat and a dog"])
+      >>> f.vocabulary
+      ['a', 'cat', 'dog', 'and']
+      >>> idx, val = f.transform("The cat!")
+      >>> idx.tolist(), val.tolist()
+      ([1], [1.0])
+    """
+
+    def __init__(self, *, ngram_max: int = 1, min_df: int = 1, max_features: int | None = None,
+                 sublinear_tf: bool = True):
+        if ngram_max not in (1, 2) or isinstance(ngram_max, bool):
+            raise ValueError(f"ngram_max must be 1 or 2, got {ngram_max!r}")
+        if not isinstance(min_df, int) or isinstance(min_df, bool) or min_df < 1:
+            raise ValueError(f"min_df must be an int >= 1, got {min_df!r}")
+        if max_features is not None and (not isinstance(max_features, int)
+                                         or isinstance(max_features, bool) or max_features < 1):
+            raise ValueError(f"max_features must be an int >= 1 or None, got {max_features!r}")
+        self.ngram_max = ngram_max
+        self.min_df = min_df
+        self.max_features = max_features
+        self.sublinear_tf = bool(sublinear_tf)
+        self._vocabulary: list[str] | None = None
+        self._df: list[int] = []
+        self._num_docs = 0
+
+    # === Fitting ===
+
+    def terms(self, text: str) -> list[str]:
+        """The terms of `text` (tokens, then bigrams if ``ngram_max == 2``), with repeats."""
+        tokens = tokenize(text)
+        if self.ngram_max == 2:
+            tokens += [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
+        return tokens
+
+    def fit(self, texts: Iterable[str]) -> TfidfFeaturizer:
+        """Learns the vocabulary and document frequencies from `texts` (one pass).
+
+        Args:
+          texts: the training texts (any iterable of str, e.g. a generator).
+
+        Returns:
+          self.
+
+        Raises:
+          DataError: no texts, or no term reaches `min_df`.
+        """
+        df: collections.Counter[str] = collections.Counter()
+        num_docs = 0
+        for text in texts:
+            if not isinstance(text, str):
+                raise TypeError(f"texts must be str, got {type(text).__name__}")
+            df.update(set(self.terms(text)))
+            num_docs += 1
+        if num_docs == 0:
+            raise DataError("cannot fit TF-IDF features on zero texts")
+        kept = sorted(((t, c) for t, c in df.items() if c >= self.min_df),
+                      key=lambda item: (-item[1], item[0]))
+        if self.max_features is not None:
+            kept = kept[:self.max_features]
+        if not kept:
+            raise DataError(f"empty vocabulary: no term occurs in at least min_df={self.min_df} "
+                            f"of the {num_docs} texts")
+        self._set_state([t for t, _ in kept], [c for _, c in kept], num_docs)
+        return self
+
+    def _set_state(self, vocabulary: list[str], df: list[int], num_docs: int) -> None:
+        self._vocabulary = vocabulary
+        self._df = df
+        self._num_docs = num_docs
+        self._index = {t: i for i, t in enumerate(vocabulary)}
+        self._idf = np.log((1.0 + num_docs) / (1.0 + np.asarray(df, np.float64))) + 1.0
+
+    # === Transforming ===
+
+    def _check_fitted(self) -> None:
+        if self._vocabulary is None:
+            raise RuntimeError("TfidfFeaturizer is not fitted; call fit() or load() first")
+
+    @property
+    def num_features(self) -> int:
+        """Vocabulary size (the feature space is [0, num_features))."""
+        self._check_fitted()
+        return len(self._vocabulary)  # type: ignore[arg-type]
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """The terms, in feature-id order (a copy)."""
+        self._check_fitted()
+        return list(self._vocabulary)  # type: ignore[arg-type]
+
+    @property
+    def document_frequency(self) -> np.ndarray:
+        """int64 [num_features]: number of training texts containing each term."""
+        self._check_fitted()
+        return np.asarray(self._df, np.int64)
+
+    @property
+    def idf(self) -> np.ndarray:
+        """float64 [num_features]: the smoothed idf of each term."""
+        self._check_fitted()
+        return self._idf.copy()
+
+    def transform(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The TF-IDF vector of one text.
+
+        Args:
+          text: the raw text.
+
+        Returns:
+          (feat_idx int64 [nnz] sorted ascending, feat_val float32 [nnz]) with unit
+          L2 norm; both empty when no term of `text` is in the vocabulary.
+        """
+        self._check_fitted()
+        get = self._index.get
+        ids = [i for i in map(get, self.terms(text)) if i is not None]
+        if not ids:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        feat_idx, counts = np.unique(np.asarray(ids, np.int64), return_counts=True)
+        tf = 1.0 + np.log(counts) if self.sublinear_tf else counts.astype(np.float64)
+        weights = tf * self._idf[feat_idx]
+        weights /= np.sqrt(np.dot(weights, weights))
+        return feat_idx, weights.astype(np.float32)
+
+    # === Persistence ===
+
+    def get_config(self) -> dict:
+        """The constructor arguments."""
+        return {"ngram_max": self.ngram_max, "min_df": self.min_df,
+                "max_features": self.max_features, "sublinear_tf": self.sublinear_tf}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the fitted state as JSON, atomically (temp file + os.replace)."""
+        self._check_fitted()
+        state = {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "token_pattern": TOKEN_PATTERN,
+            "lowercase": True,
+            **self.get_config(),
+            "num_docs": self._num_docs,
+            "vocabulary": self._vocabulary,
+            "document_frequency": self._df,
+        }
+        atomic_write_text(path, json.dumps(state, ensure_ascii=False, indent=0) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TfidfFeaturizer:
+        """Reads a featurizer written by `save`.
+
+        Raises:
+          DataError: the file is missing, not JSON, from another tokenizer or
+            version, or inconsistent.
+        """
+        path = os.fspath(path)
+        try:
+            with open(path, encoding="utf-8") as f:
+                state = json.load(f)
+        except FileNotFoundError:
+            raise DataError("file not found", path=path) from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise DataError(f"cannot read TF-IDF featurizer JSON: {e}", path=path) from None
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
+            raise DataError(f"not a {_FORMAT} file", path=path, field="format")
+        if state.get("version") != _VERSION:
+            raise DataError(f"unsupported version {state.get('version')!r} (expected {_VERSION})",
+                            path=path, field="version")
+        if state.get("token_pattern") != TOKEN_PATTERN or state.get("lowercase") is not True:
+            raise DataError("written with a different tokenizer "
+                            f"({state.get('token_pattern')!r}, lowercase="
+                            f"{state.get('lowercase')!r})", path=path, field="token_pattern")
+        try:
+            featurizer = cls(ngram_max=state["ngram_max"], min_df=state["min_df"],
+                             max_features=state["max_features"],
+                             sublinear_tf=state["sublinear_tf"])
+        except (KeyError, ValueError) as e:
+            raise DataError(f"bad or missing setting: {e}", path=path) from None
+        vocab, df, num_docs = (state.get("vocabulary"), state.get("document_frequency"),
+                               state.get("num_docs"))
+        if not isinstance(num_docs, int) or num_docs < 1:
+            raise DataError(f"must be a positive int, got {num_docs!r}", path=path,
+                            field="num_docs")
+        if (not isinstance(vocab, list) or not vocab
+                or not all(isinstance(t, str) and t for t in vocab)
+                or len(set(vocab)) != len(vocab)):
+            raise DataError("must be a non-empty list of unique non-empty strings", path=path,
+                            field="vocabulary")
+        if (not isinstance(df, list) or len(df) != len(vocab)
+                or not all(isinstance(c, int) and 1 <= c <= num_docs for c in df)):
+            raise DataError(f"must be {len(vocab)} ints in [1, num_docs]", path=path,
+                            field="document_frequency")
+        featurizer._set_state(vocab, df, num_docs)
+        return featurizer
+
+    def __repr__(self) -> str:
+        size = len(self._vocabulary) if self._vocabulary is not None else "unfitted"
+        return (f"TfidfFeaturizer(ngram_max={self.ngram_max}, min_df={self.min_df}, "
+                f"max_features={self.max_features}, sublinear_tf={self.sublinear_tf}, "
+                f"num_features={size})")

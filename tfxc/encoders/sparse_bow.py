@@ -1,0 +1,148 @@
+"""Sparse bag-of-features encoder: an embedding bag followed by an optional MLP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tfxc._tf import keras, tf
+from tfxc.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SparseBowEncoderConfig:
+    """Config of `SparseBowEncoder`.
+
+    Attributes:
+      name: "sparse_bow".
+      embedding_dim: width of the embedding bag (the first hidden layer).
+      hidden_units: widths of further Dense layers after the bag.
+      activation: applied after the bag and after each hidden layer.
+      dropout: dropout rate after each activation.
+      normalize_inputs: L2-normalise each row's feature values first.
+    """
+
+    name: str = "sparse_bow"
+    embedding_dim: int = 512
+    hidden_units: tuple[int, ...] = ()
+    activation: str = "relu"
+    dropout: float = 0.0
+    normalize_inputs: bool = False
+
+    def validate(self, path: str) -> None:
+        if self.embedding_dim < 1 or any(u < 1 for u in self.hidden_units):
+            raise ConfigError(f"{path}: embedding_dim ({self.embedding_dim}) and hidden_units "
+                              f"{list(self.hidden_units)} must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"{path}.dropout ({self.dropout}) must be in [0, 1)")
+        try:
+            keras.activations.get(self.activation)
+        except ValueError:
+            raise ConfigError(f"{path}.activation '{self.activation}' is not a Keras activation") from None
+
+
+def embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val: tf.RaggedTensor) -> tf.Tensor:
+    """Σ_j value_j · table[id_j] per row.
+
+    `tf.gather` on the raw variable keeps the table gradient an IndexedSlices
+    over the touched rows only, so optimizers can update the table sparsely.
+    (`tf.nn.embedding_lookup_sparse` drops trailing empty rows from its output,
+    hence the explicit segment sum with `num_segments`.)
+
+    Args:
+      table: float32 [num_features, dim].
+      feat_idx: int64 ragged [B, None].
+      feat_val: float32 ragged [B, None], same row lengths as feat_idx.
+
+    Returns:
+      float32 [B, dim].
+    """
+    rows = tf.gather(table, feat_idx.values) * feat_val.values[:, None]
+    return tf.math.unsorted_segment_sum(rows, feat_idx.value_rowids(), feat_idx.nrows())
+
+
+class SparseBowEncoder(keras.layers.Layer):
+    """Encodes sparse feature rows (bag of words, TF-IDF) into dense vectors.
+
+    `x -> act(x·E + b) -> dropout -> [Dense -> act -> dropout]*`, where x·E is an
+    embedding bag over the row's (feature id, value) pairs, i.e. a sparse
+    matmul that never densifies x or E's gradient.
+
+    Args:
+      num_features: size of the feature space.
+      embedding_dim: output width of the bag.
+      hidden_units: widths of the following Dense layers.
+      activation: Keras activation name.
+      dropout: dropout rate after each activation.
+      normalize_inputs: L2-normalise the feature values of each row.
+
+    Call args:
+      inputs: {"feat_idx": int64 ragged [B, None], "feat_val": float32 ragged [B, None]}.
+      training: enables dropout.
+
+    Returns:
+      float32 [B, output_dim].
+
+    Example:
+      enc = SparseBowEncoder(num_features=1000, embedding_dim=64)
+      x = {"feat_idx": tf.ragged.constant([[1, 5]], tf.int64), "feat_val": tf.ragged.constant([[1., .5]])}
+      enc(x).shape  # (1, 64)
+    """
+
+    def __init__(self, num_features: int, embedding_dim: int, hidden_units=(), activation="relu",
+                 dropout=0.0, normalize_inputs=False, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.num_features = num_features
+        self.embedding_dim = embedding_dim
+        self.hidden_units = tuple(hidden_units)
+        self.activation = activation
+        self.dropout = dropout
+        self.normalize_inputs = normalize_inputs
+        self.seed = seed
+        self._act = keras.activations.get(activation)
+        self.hidden_layers = [keras.layers.Dense(u, name=f"hidden_{i}") for i, u in enumerate(self.hidden_units)]
+        self.dropout_layers = [keras.layers.Dropout(dropout, seed=None if seed is None else seed + i,
+                                                    name=f"dropout_{i}")
+                               for i in range(len(self.hidden_units) + 1)] if dropout > 0 else []
+
+    @classmethod
+    def from_config_dataclass(cls, config: SparseBowEncoderConfig, *, num_features: int, seed=None):
+        return cls(num_features, config.embedding_dim, config.hidden_units, config.activation,
+                   config.dropout, config.normalize_inputs, seed=seed, name="encoder")
+
+    @property
+    def output_dim(self) -> int:
+        return self.hidden_units[-1] if self.hidden_units else self.embedding_dim
+
+    def build(self, input_shape=None):
+        self.embeddings = self.add_weight(shape=(self.num_features, self.embedding_dim), name="embeddings",
+                                          initializer="glorot_uniform")
+        self.bias = self.add_weight(shape=(self.embedding_dim,), name="bias", initializer="zeros")
+        width = self.embedding_dim
+        for layer in self.hidden_layers:
+            layer.build((None, width))
+            width = layer.units
+        self.built = True
+
+    def call(self, inputs, training=False):
+        feat_idx, feat_val = inputs["feat_idx"], inputs["feat_val"]
+        if self.normalize_inputs:
+            norm = tf.sqrt(tf.reduce_sum(tf.square(feat_val), axis=1, keepdims=True))
+            feat_val = feat_val / tf.maximum(norm, 1e-12)
+        x = self._act(embedding_bag(self.embeddings.value, feat_idx, feat_val) + self.bias)
+        if self.dropout_layers:
+            x = self.dropout_layers[0](x, training=training)
+        for i, layer in enumerate(self.hidden_layers):
+            x = self._act(layer(x))
+            if self.dropout_layers:
+                x = self.dropout_layers[i + 1](x, training=training)
+        return x
+
+    @property
+    def sparse_variables(self) -> list:
+        """Variables whose gradients are IndexedSlices (updated row-sparsely)."""
+        return [self.embeddings]
+
+    def get_config(self):
+        return {**super().get_config(), "num_features": self.num_features, "embedding_dim": self.embedding_dim,
+                "hidden_units": list(self.hidden_units), "activation": self.activation, "dropout": self.dropout,
+                "normalize_inputs": self.normalize_inputs, "seed": self.seed}

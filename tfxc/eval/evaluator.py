@@ -1,0 +1,52 @@
+"""Streams a split through `model.top_k` and accumulates XMC metrics (no [N, L] matrix)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfxc._tf import tf
+from tfxc.data.pipeline import eval_dataset
+from tfxc.eval.metrics import XmcMetrics
+
+
+class Evaluator:
+    """Computes P@k, nDCG@k, PSP@k, PSnDCG@k, R@k (and Acc@1 for multi-class data) on one split.
+
+    Args:
+      model: an `XCModel` (anything with `top_k(batch, k)`).
+      info: the `DatasetInfo` of the converted data.
+      eval_config: an `EvalConfig`.
+      split: the split to evaluate.
+    """
+
+    def __init__(self, model, info, eval_config, split: str = "test"):
+        self.model, self.info, self.config, self.split = model, info, eval_config, split
+        self.k = min(max(eval_config.ks), info.num_labels)
+        self._top_k = tf.function(lambda batch: model.top_k(batch, self.k), reduce_retracing=True)
+        train = info.splits["train"]
+        self.multiclass = train["avg_labels_per_point"] == 1.0 and train["points_without_labels"] == 0
+
+    def predictions(self):
+        """Yields (scores float32 [B, k], ids int64 [B, k], labels int64 ragged [B, None]) per batch."""
+        for batch in eval_dataset(self.info.files(self.split), self.config.batch_size):
+            scores, ids = self._top_k(batch)
+            yield scores.numpy(), ids.numpy(), batch["labels"]
+
+    def _metrics(self) -> XmcMetrics:
+        return XmcMetrics(ks=self.config.ks, multiclass=self.multiclass,
+                          propensities=self.info.propensities(self.config.propensity_a, self.config.propensity_b))
+
+    def frequency_baseline(self) -> dict[str, float]:
+        """Metrics of predicting the k most frequent training labels for every point (the bar to clear)."""
+        metrics = self._metrics()
+        top = np.argsort(-self.info.label_freq, kind="stable")[: self.k]
+        for batch in eval_dataset(self.info.files(self.split), self.config.batch_size):
+            labels = batch["labels"]
+            metrics.update(np.tile(top, (int(labels.nrows()), 1)), labels.row_splits.numpy(), labels.values.numpy())
+        return metrics.result()
+
+    def evaluate(self) -> dict[str, float]:
+        metrics = self._metrics()
+        for _scores, ids, labels in self.predictions():
+            metrics.update(ids, labels.row_splits.numpy().astype(np.int64), labels.values.numpy())
+        return metrics.result()

@@ -1,0 +1,35 @@
+"""python -m tfxc.export --model-dir DIR --out DIR [--top-k K]
+
+Writes a SavedModel of the latest checkpoint; see `tfxc.export.saved_model` for its signatures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from tfxc.cli import main_wrapper, setup_logging
+
+
+@main_wrapper
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tfxc.export", description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", required=True, help="a trained model directory")
+    parser.add_argument("--out", required=True, help="the SavedModel directory to write")
+    parser.add_argument("--top-k", type=int, default=None, help="k of serving_default (default: export.top_k)")
+    args = parser.parse_args(argv)
+    setup_logging()
+    from tfxc.evaluate import load_trained_config
+    from tfxc.export.saved_model import export_saved_model
+    from tfxc.training.trainer import restore_model
+
+    config = load_trained_config(args.model_dir)
+    model, info = restore_model(config, args.model_dir)
+    export_saved_model(model, config, info, args.out, top_k=args.top_k)
+    logging.getLogger("tfxc.export").info("wrote SavedModel to %s", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Optimizers built from `OptimizerConfig`; embedding tables are always updated row-sparsely."""
+
+from __future__ import annotations
+
+from tfxc.optimizers.lazy import LazyAdam, LazySGD
+from tfxc.optimizers.schedules import WarmupDecay
+
+
+def build_optimizer(config, *, total_steps: int, sparse_variables=()):
+    """Returns a Keras optimizer for `config` (an `OptimizerConfig`).
+
+    Weight decay is never applied to `sparse_variables`: Keras applies decay
+    with a dense assign over the whole variable, which would undo the point of
+    lazy updates on a large table.
+    """
+    schedule = WarmupDecay(config.learning_rate, config.warmup_steps, total_steps, config.schedule)
+    decay = config.weight_decay or None
+    if config.name == "adam":
+        opt = LazyAdam(learning_rate=schedule, beta_1=config.beta_1, beta_2=config.beta_2,
+                       epsilon=config.epsilon, weight_decay=decay)
+    elif config.name == "sgd":
+        opt = LazySGD(learning_rate=schedule, momentum=config.momentum, weight_decay=decay)
+    elif config.name == "adagrad":
+        # Keras Adagrad densifies IndexedSlices; kept for small dense models.
+        from tfxc._tf import keras
+
+        opt = keras.optimizers.Adagrad(learning_rate=schedule, epsilon=config.epsilon, weight_decay=decay)
+    else:  # validated in OptimizerConfig
+        raise ValueError(config.name)
+    if decay and sparse_variables:
+        opt.exclude_from_weight_decay(var_list=list(sparse_variables))
+    return opt
+
+
+__all__ = ["LazyAdam", "LazySGD", "WarmupDecay", "build_optimizer"]

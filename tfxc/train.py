@@ -1,0 +1,47 @@
+"""python -m tfxc.train --config CONFIG [--set k=v ...] [--model-dir DIR] [--print-config]
+
+Trains (or resumes) a model, then evaluates it on the test split and prints P@1/P@3/P@5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from tfxc.cli import add_config_args, main_wrapper, setup_logging
+from tfxc.config import config_to_json, load_config
+
+
+def default_model_dir(config_path: str | None) -> str:
+    name = os.path.splitext(os.path.basename(config_path))[0] if config_path else "model"
+    return os.path.join("runs", name)
+
+
+@main_wrapper
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tfxc.train", description=__doc__.splitlines()[0])
+    add_config_args(parser)
+    parser.add_argument("--model-dir", help="where checkpoints, TensorBoard logs and metrics go "
+                                            "(default: runs/<config name>)")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the fully resolved config (every default included) and exit")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    config = load_config(args.config, args.overrides)
+    if args.print_config:
+        sys.stdout.write(config_to_json(config))
+        return 0
+    setup_logging(args.verbose)
+    from tfxc.training.trainer import Trainer, format_metrics
+
+    trainer = Trainer(config, args.model_dir or default_model_dir(args.config))
+    metrics = trainer.train()
+    if trainer.chief:
+        print("frequency baseline: " + format_metrics(trainer.evaluator.frequency_baseline()))
+        print("test: " + format_metrics(metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

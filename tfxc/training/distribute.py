@@ -1,0 +1,104 @@
+"""tf.distribute strategies from `RuntimeConfig`, with bounded start-up.
+
+* default: the single-device default strategy.
+* mirrored: all local GPUs, or, on a CPU-only machine, the CPU split into
+  `cpu_replicas` logical devices (correctness testing; they share the cores).
+* multi_worker_mirrored: the cluster in TF_CONFIG; collectives use RING with
+  `collective_timeout_s`, so a worker that dies mid-training makes the others
+  fail within that bound. Forming the cluster is not covered by that timeout
+  (a missing worker blocks the others forever, tf-notes §2), so a watchdog
+  ends the process with a clear message after `startup_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+
+from tfxc._tf import tf
+from tfxc.errors import ConfigError
+
+log = logging.getLogger("tfxc.distribute")
+
+
+def _split_cpu(n: int) -> list[str]:
+    cpus = tf.config.list_physical_devices("CPU")
+    if n > 1:
+        try:
+            tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * n)
+        except RuntimeError:  # already initialised (e.g. a second strategy in one process)
+            pass
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if len(devices) < n:
+        raise ConfigError(f"runtime.cpu_replicas ({n}) needs {n} logical CPUs, but TF was already "
+                          f"initialised with {len(devices)}")
+    return devices[:n]
+
+
+class StartupWatchdog:
+    """Ends the process with exit code 3 and a message if not disarmed in time."""
+
+    def __init__(self, timeout_s: float, what: str):
+        self._timer = threading.Timer(timeout_s, self._fire, args=(timeout_s, what))
+        self._timer.daemon = True
+
+    @staticmethod
+    def _fire(timeout_s: float, what: str) -> None:
+        sys.stderr.write(f"tfxc: error: {what} did not complete within {timeout_s:.0f}s "
+                         "(runtime.startup_timeout_s); is every worker in TF_CONFIG running and reachable?\n")
+        sys.stderr.flush()
+        os._exit(3)
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+
+
+def cluster_spec() -> tuple[int, int]:
+    """(num_workers, worker_index) from TF_CONFIG; (1, 0) without one."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return 1, 0
+    try:
+        tf_config = json.loads(raw)
+        workers = tf_config["cluster"]["worker"]
+        index = int(tf_config["task"]["index"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"TF_CONFIG is not valid ({e}): {raw!r}") from None
+    return len(workers), index
+
+
+def make_strategy(runtime) -> tf.distribute.Strategy:
+    """Creates the strategy named by `runtime.strategy` (call before any other TF op)."""
+    if runtime.strategy == "default":
+        return tf.distribute.get_strategy()
+    if runtime.strategy == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] if gpus else _split_cpu(runtime.cpu_replicas)
+        return tf.distribute.MirroredStrategy(devices)
+    num_workers, index = cluster_spec()
+    if "TF_CONFIG" not in os.environ:
+        raise ConfigError("runtime.strategy 'multi_worker_mirrored' needs the TF_CONFIG environment variable "
+                          "(see README: Several machines)")
+    comm = tf.distribute.experimental.CommunicationOptions(
+        implementation=tf.distribute.experimental.CommunicationImplementation.RING,
+        timeout_seconds=runtime.collective_timeout_s)
+    with StartupWatchdog(runtime.startup_timeout_s, f"forming the {num_workers}-worker cluster (worker {index})"):
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=comm)
+        # The first collective is where a missing peer actually blocks.
+        strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+    log.info("worker %d/%d joined a cluster with %d replicas", index, num_workers, strategy.num_replicas_in_sync)
+    return strategy
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)

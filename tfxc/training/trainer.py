@@ -1,0 +1,280 @@
+"""The custom training loop: one code path for the default, Mirrored and MultiWorkerMirrored strategies.
+
+Shape (orbit-like): an inner `tf.function` runs `steps_per_loop` steps of
+`strategy.run(replica_step)`; the host loop around it checks the loss,
+logs progress, writes TensorBoard scalars, checkpoints and evaluates.
+
+Exact resume: the checkpoint holds the model (including dropout RNG state)
+and the optimizer (including its step counter); the input stream is rebuilt
+at that step (see `tfxc.data.pipeline`), and op determinism is on, so a
+killed run continues to the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+
+import numpy as np
+
+from tfxc import __version__
+from tfxc._tf import keras, tf
+from tfxc.config import config_to_json
+from tfxc.data.convert import ensure_converted
+from tfxc.data.pipeline import steps_per_epoch, train_dataset
+from tfxc.errors import ConfigError, TrainingError
+from tfxc.eval.evaluator import Evaluator
+from tfxc.model import build_model
+from tfxc.optimizers import build_optimizer
+from tfxc.training.distribute import cluster_spec, is_chief, make_strategy
+from tfxc.utils.io import atomic_write_text
+
+log = logging.getLogger("tfxc.train")
+
+CHECKPOINT_DIR = "checkpoints"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+
+
+def set_seeds(runtime) -> None:
+    keras.utils.set_random_seed(runtime.seed)  # Python, NumPy and TF global seeds
+    if runtime.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def restore_model(config, model_dir: str):
+    """Builds the model of a trained `model_dir` and loads its latest checkpoint -> (model, DatasetInfo)."""
+    from tfxc.data.info import DatasetInfo
+
+    info = DatasetInfo.load(config.data.dir)
+    model = build_model(config.model, num_features=info.num_features, num_labels=info.num_labels,
+                        seed=config.runtime.seed)
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
+    if latest is None:
+        raise TrainingError(f"{model_dir}: no checkpoint found in {CHECKPOINT_DIR}/; train first")
+    tf.train.Checkpoint(model=model).restore(latest).expect_partial().assert_existing_objects_matched()
+    return model, info
+
+
+def rng_state(model) -> tf.Module:
+    """The model's non-trainable state (dropout seed-generator states) as a checkpointable module.
+
+    Keras 3 keeps each Dropout's seed state in a variable that
+    `tf.train.Checkpoint(model=...)` does not reach; without it a resumed run
+    would draw different dropout masks than an uninterrupted one.
+    """
+    state = tf.Module(name="rng_state")
+    state.variables_list = [v.value for v in model.non_trainable_variables]
+    return state
+
+
+class Trainer:
+    """Trains `config` into `model_dir` (resuming from its latest checkpoint if there is one)."""
+
+    def __init__(self, config, model_dir: str):
+        self.config, self.model_dir = config, model_dir
+        set_seeds(config.runtime)
+        self.strategy = make_strategy(config.runtime)
+        self.chief = is_chief(self.strategy)
+        self.info = ensure_converted(config.data)
+        tc = config.trainer
+        replicas = self.strategy.num_replicas_in_sync
+        if tc.global_batch_size % replicas:
+            raise ConfigError(f"trainer.global_batch_size ({tc.global_batch_size}) must be divisible by the "
+                              f"number of replicas ({replicas})")
+        n_train = self.info.num_points("train")
+        if tc.global_batch_size > n_train:
+            raise ConfigError(f"trainer.global_batch_size ({tc.global_batch_size}) exceeds the {n_train} "
+                              "training points")
+        self.steps_per_epoch = steps_per_epoch(n_train, tc.global_batch_size)
+        self.total_steps = tc.train_steps or max(1, math.ceil(tc.epochs * self.steps_per_epoch))
+
+        with self.strategy.scope():
+            self.model = build_model(config.model, num_features=self.info.num_features,
+                                     num_labels=self.info.num_labels, seed=config.runtime.seed)
+            self.optimizer = build_optimizer(config.optimizer, total_steps=self.total_steps,
+                                             sparse_variables=self.model.sparse_variables)
+            # Optimizer slots must exist before the first step inside
+            # strategy.run (tf-notes §1, pitfall 1).
+            self.optimizer.build(self.model.trainable_variables)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
+                                              rng=rng_state(self.model))
+        # Every worker must take part in saving; only the chief's copy is kept.
+        num_workers, index = cluster_spec()
+        ckpt_dir = os.path.join(model_dir, CHECKPOINT_DIR) if self.chief else \
+            os.path.join(model_dir, f".worker-{index}-tmp", CHECKPOINT_DIR)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=tc.keep_checkpoints)
+        self.evaluator = Evaluator(self.model, self.info, config.eval)
+        self._train_loop = self._make_train_loop()
+
+    # === The inner loop ===
+    def _replica_step(self, batch):
+        gb = self.config.trainer.global_batch_size
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            per_example = self.model.per_example_loss(batch, training=True)
+            # Divide by the *global* batch: the cross-replica sum of gradients
+            # is then the gradient of the global mean loss.
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=gb)
+        grads = tape.gradient(loss, variables)
+        clip = self.config.optimizer.clip_norm
+        if clip:
+            # Keras clips per replica before its all-reduce (tf-notes §1, pitfall 4):
+            # sum first, clip the true gradient, then undo the sum that
+            # apply_gradients will do again.
+            ctx = tf.distribute.get_replica_context()
+            grads = ctx.all_reduce("SUM", grads)
+            grads, _ = tf.clip_by_global_norm(grads, clip)
+            grads = [g / ctx.num_replicas_in_sync for g in grads]
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return loss
+
+    def _make_train_loop(self):
+        strategy = self.strategy
+
+        @tf.function
+        def train_loop(iterator, num_steps):
+            total = tf.constant(0.0)
+            for _ in tf.range(num_steps):
+                per_replica = strategy.run(self._replica_step, args=(next(iterator),))
+                total += strategy.reduce("SUM", per_replica, axis=None)
+            return total / tf.cast(num_steps, tf.float32)
+
+        return train_loop
+
+    # === The outer loop ===
+    def _restore(self) -> int:
+        latest = tf.train.latest_checkpoint(os.path.join(self.model_dir, CHECKPOINT_DIR))
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            log.info("resumed from %s (step %d)", latest, int(self.optimizer.iterations))
+        return int(self.optimizer.iterations)
+
+    def _epoch_iterator(self, epoch: int, skip_steps: int):
+        cfg = self.config
+        files, num_points = self.info.files("train"), self.info.num_points("train")
+        dataset = self.strategy.distribute_datasets_from_function(
+            lambda ctx: train_dataset(files, num_points=num_points, global_batch_size=cfg.trainer.global_batch_size,
+                                      seed=cfg.runtime.seed, shuffle_buffer=cfg.data.shuffle_buffer, epoch=epoch,
+                                      skip_steps=skip_steps, input_context=ctx))
+        return iter(dataset)
+
+    def _save(self, step: int) -> None:
+        self.manager.save(checkpoint_number=step)
+
+    def _write_run_files(self) -> None:
+        if not self.chief:
+            return
+        os.makedirs(self.model_dir, exist_ok=True)
+        atomic_write_text(os.path.join(self.model_dir, CONFIG_FILE), config_to_json(self.config))
+        atomic_write_text(os.path.join(self.model_dir, "run_info.json"), json.dumps({
+            "tfxc": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "replicas": self.strategy.num_replicas_in_sync, "strategy": self.config.runtime.strategy,
+            "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
+            "num_features": self.info.num_features, "num_labels": self.info.num_labels}, indent=2) + "\n")
+
+    def evaluate(self) -> dict[str, float]:
+        return self.evaluator.evaluate()
+
+    def train(self) -> dict[str, float]:
+        """Runs to `total_steps`, then evaluates; returns the final metrics (percent)."""
+        cfg, tc = self.config, self.config.trainer
+        self._write_run_files()
+        step = self._restore()
+        start_step = step
+        writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "tensorboard")) if self.chief \
+            else tf.summary.create_noop_writer()
+        if self.chief:
+            log.info("training %d steps (%.2f epochs of %d steps, global batch %d, %d replica(s)) from step %d",
+                     self.total_steps, self.total_steps / self.steps_per_epoch, self.steps_per_epoch,
+                     tc.global_batch_size, self.strategy.num_replicas_in_sync, step)
+        t_start = t_log = time.time()
+        step_log = step
+        last_saved = step
+        iterator, iterator_epoch = None, None
+        while step < self.total_steps:
+            epoch, step_in_epoch = divmod(step, self.steps_per_epoch)
+            if epoch != iterator_epoch:
+                iterator, iterator_epoch = self._epoch_iterator(epoch, step_in_epoch), epoch
+            # A loop never crosses an epoch boundary (each epoch has its own stream).
+            n = min(tc.steps_per_loop, self.total_steps - step, self.steps_per_epoch - step_in_epoch)
+            prev = step
+            try:
+                loss = float(self._train_loop(iterator, tf.constant(n)))
+            except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                    tf.errors.CancelledError) as e:
+                raise TrainingError(f"lost contact with another worker at step {step} "
+                                    f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); the last checkpoint "
+                                    f"(step {last_saved}) is kept, restart all workers to resume") from None
+            step += n
+            if not math.isfinite(loss):
+                raise TrainingError(
+                    f"the training loss became {loss} in steps {step - n + 1}..{step}; stopped without saving, "
+                    f"the last good checkpoint (step {last_saved}) is kept in "
+                    f"{os.path.join(self.model_dir, CHECKPOINT_DIR)}. Try a lower optimizer.learning_rate "
+                    f"({cfg.optimizer.learning_rate}) or set optimizer.clip_norm.")
+            with writer.as_default(step=step):
+                tf.summary.scalar("train/loss", loss)
+                tf.summary.scalar("train/learning_rate", float(self.optimizer.learning_rate))
+            if crossed(prev, step, tc.log_every_steps) or step == self.total_steps:
+                now = time.time()
+                rate = (step - step_log) / max(now - t_log, 1e-9)
+                eta = (self.total_steps - step) / max(rate, 1e-9)
+                if self.chief:
+                    log.info("step %d/%d (%.1f%%) epoch %.2f loss %.5f | %.1f steps/s %.0f ex/s | elapsed %s ETA %s",
+                             step, self.total_steps, 100.0 * step / self.total_steps, step / self.steps_per_epoch,
+                             loss, rate, rate * tc.global_batch_size, format_duration(now - t_start),
+                             format_duration(eta))
+                with writer.as_default(step=step):
+                    tf.summary.scalar("train/steps_per_second", rate)
+                t_log, step_log = now, step
+            if crossed(prev, step, tc.checkpoint_every_steps) or step == self.total_steps:
+                self._save(step)
+                last_saved = step
+            if tc.eval_every_steps and crossed(prev, step, tc.eval_every_steps) and step < self.total_steps:
+                self._log_metrics(self.evaluate(), step, writer)
+        if last_saved != step:
+            self._save(step)
+        if start_step < step and self.chief:
+            log.info("trained %d steps in %s", step - start_step, format_duration(time.time() - t_start))
+        metrics = self.evaluate()
+        self._log_metrics(metrics, step, writer)
+        writer.flush()
+        if self.chief:
+            atomic_write_text(os.path.join(self.model_dir, METRICS_FILE),
+                              json.dumps({"step": step, "split": "test", **metrics}, indent=2) + "\n")
+        else:
+            shutil.rmtree(os.path.dirname(self.manager.directory), ignore_errors=True)
+        return metrics
+
+    def _log_metrics(self, metrics: dict, step: int, writer) -> None:
+        with writer.as_default(step=step):
+            for name, value in metrics.items():
+                tf.summary.scalar("eval/" + name, value)
+        if self.chief:
+            log.info("eval at step %d: %s", step, format_metrics(metrics))
+
+
+def crossed(before: int, after: int, every: int) -> bool:
+    """True if a multiple of `every` lies in (before, after]."""
+    return after // every > before // every
+
+
+def format_metrics(metrics: dict) -> str:
+    keys = [k for k in metrics if k.split("@")[0] in ("P", "nDCG", "PSP", "Acc")]
+    return " ".join(f"{k} {metrics[k]:.2f}" for k in keys)
+
+
+def final_weights(model) -> dict[str, np.ndarray]:
+    return {v.path: np.asarray(v.numpy()) for v in model.trainable_variables}
