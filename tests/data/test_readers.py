@@ -149,6 +149,13 @@ def test_xc_index_base(tmp_path):
         XcBowReader(path, index_base=2)
 
 
+def test_xc_crlf_tabs_and_bom(tmp_path):
+    path = tmp_path / "d.txt"
+    path.write_bytes(b"\xef\xbb\xbf2 4 3\r\n0,2\t1:1 3:2\r\n\t0:1\r\n")
+    rows = list(XcBowReader(path))
+    assert as_lists(rows) == [([1, 3], [1.0, 2.0], [0, 2]), ([0], [1.0], [])]
+
+
 def test_xc_empty_row_line(tmp_path):
     rows = list(XcBowReader(write(tmp_path, "d.txt", "2 3 3\n\n1 0:1\n")))
     assert as_lists(rows) == [([], [], []), ([0], [1.0], [1])]

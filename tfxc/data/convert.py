@@ -131,7 +131,7 @@ def _sources(data_config, tmp_dir: str):
             vocab = LabelVocab.build(record.labels for record in readers.iter_jsonl(cfg.train))
         vocab.freeze()
         featurizer = TfidfFeaturizer(ngram_max=cfg.text.ngram_max, min_df=cfg.text.min_df,
-                                     max_features=cfg.text.max_features)
+                                     max_features=cfg.text.max_features or None)
         featurizer.fit(record.text for record in readers.iter_jsonl(cfg.train))
         featurizer.save(os.path.join(tmp_dir, FEATURIZER_FILE))
         train = readers.JsonlReader(cfg.train, label_vocab=vocab, featurizer=featurizer)

@@ -4,49 +4,16 @@ Label id ``i`` is the name on line ``i`` (0-based) of a ``labels.txt`` file.
 A vocabulary built from training rows orders its names by descending train
 frequency (number of points carrying the label), ties broken by name, which
 is the order of ``labels.txt`` in the shared text data sets.
-
-This module also holds `atomic_write_text`, used by everything in
-`tfxc.data` that writes a small text artifact.
 """
 
 from __future__ import annotations
 
 import collections
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 
 from tfxc.errors import DataError
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes `text` (UTF-8) to `path` so readers never see a partial file.
-
-    The text goes to a temporary file in the same directory, which is flushed,
-    fsync'ed and then renamed over `path` with `os.replace` (atomic on POSIX
-    when both are on the same file system, hence the same directory).
-
-    Args:
-      path: destination file; its directory must exist.
-      text: the full file contents.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # Never leave the temporary file behind, whatever went wrong.
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+from tfxc.utils.io import atomic_write_text
 
 
 def _check_name(name: object) -> str:

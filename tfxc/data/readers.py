@@ -209,17 +209,22 @@ _NUMBER_RE = re.compile(_NUMBER, re.ASCII)
 _HEADER_FIELD = re.compile(r"\d+", re.ASCII)
 
 
+def _shorten(text: str, limit: int = 60) -> str:
+    """`text`, cut to about `limit` characters for an error message."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _diagnose_id(token: str, what: str, context: str) -> str | None:
     """Explains why `token` is not a valid id, or returns None if it is one."""
     if _DIGITS.fullmatch(token):
         if len(token) > 15:
-            return f"{what} id {token} is too large{context}"
+            return f"{what} id {_shorten(token)} is too large{context}"
         return None
     if _NEG_DIGITS.fullmatch(token):
-        return f"negative {what} id {token}{context}"
+        return f"negative {what} id {_shorten(token)}{context}"
     if not token:
         return f"empty {what} id{context}"
-    return f"malformed {what} id {token!r}{context}"
+    return f"malformed {what} id {_shorten(token)!r}{context}"
 
 
 def _diagnose_xc_line(line: str) -> tuple[str, str]:
@@ -234,15 +239,18 @@ def _diagnose_xc_line(line: str) -> tuple[str, str]:
         parts = line.split(None, 1)
         label_field, rest = parts[0], (parts[1] if len(parts) > 1 else "")
     if label_field:
+        shown = _shorten(label_field)
         if ":" in label_field:
-            return "labels", (f"malformed label field {label_field!r} (a line without labels "
+            return "labels", (f"malformed label field {shown!r} (a line without labels "
                               "must start with a space)")
+        context = f" in {shown!r}"  # built once: label fields can be very long
         for tok in label_field.split(","):
-            problem = _diagnose_id(tok, "label", f" in {label_field!r}")
+            problem = _diagnose_id(tok, "label", context)
             if problem:
                 return "labels", problem
     for tok in rest.split():
         id_s, colon, val_s = tok.partition(":")
+        tok = _shorten(tok)
         if not colon or ":" in val_s:
             return "features", f"malformed feature token {tok!r} (expected id:value)"
         problem = _diagnose_id(id_s, "feature", f" in token {tok!r}")
@@ -254,9 +262,10 @@ def _diagnose_xc_line(line: str) -> tuple[str, str]:
             except ValueError:
                 finite = True
             if not finite:
-                return "features", f"non-finite value {val_s!r} in token {tok!r}"
-            return "features", f"malformed value {val_s!r} in token {tok!r}"
-    return "features", f"malformed line {line[:80]!r}"  # not reached for ASCII input
+                return "features", f"non-finite value {_shorten(val_s)!r} in token {tok!r}"
+            return "features", f"malformed value {_shorten(val_s)!r} in token {tok!r}"
+    # Reached only for odd whitespace (e.g. a vertical tab) between tokens.
+    return "features", f"malformed line {_shorten(line)!r}"
 
 
 class _XcChunk(NamedTuple):
@@ -370,10 +379,10 @@ class XcBowReader(Reader):
             return None  # a data line: no header
         if len(fields) != 3:
             raise DataError(f"expected 3 fields 'num_points num_features num_labels', got "
-                            f"{len(fields)}: {line[:80]!r}", path=self.path, line=1,
+                            f"{len(fields)}: {_shorten(line)!r}", path=self.path, line=1,
                             field="header")
         if not all(_HEADER_FIELD.fullmatch(x) for x in fields):
-            raise DataError(f"fields must be non-negative integers, got {line[:80]!r}",
+            raise DataError(f"fields must be non-negative integers, got {_shorten(line)!r}",
                             path=self.path, line=1, field="header")
         n, d, l = (int(x) for x in fields)
         return n, d, l
@@ -679,8 +688,8 @@ class PecosNpzReader(Reader):
         if overflow.any():
             k = int(np.argmax(overflow))
             row = int(np.searchsorted(x.indptr, k, side="right")) - 1
-            raise DataError(f"value {float(x.data[k])!r} at row {row} overflows float32", path=self.path,
-                            field="X")
+            raise DataError(f"value {float(x.data[k])!r} at row {row} overflows float32",
+                            path=self.path, field="X")
         x.data = values
         x.eliminate_zeros()
         y.eliminate_zeros()
@@ -947,9 +956,10 @@ class DenseReader(Reader):
             self._y_sparse = _load_sparse_npz(self.labels_path, "Y")
             self._y_sparse.eliminate_zeros()
             self._check_rows(self._y_sparse.shape[0])
-            if self._explicit_labels is not None and self._y_sparse.shape[1] > self._explicit_labels:
+            bound = self._explicit_labels
+            if bound is not None and self._y_sparse.shape[1] > bound:
                 cols = self._y_sparse.indices
-                if cols.size and cols.max() >= self._explicit_labels:
+                if cols.size and cols.max() >= bound:
                     raise DataError(f"label id {int(cols.max())} is out of range "
                                     f"[0, {self._explicit_labels})", path=self.labels_path,
                                     field="labels")
@@ -1021,8 +1031,8 @@ class DenseReader(Reader):
             bad = ~np.isfinite(raw)
             if bad.any():
                 r, c = (int(v[0]) for v in np.nonzero(bad))
-                raise DataError(f"non-finite value {float(raw[r, c])!r} at row {start + r}, column {c} "
-                                "(0-based)", path=self.path, field="X")
+                raise DataError(f"non-finite value {float(raw[r, c])!r} at row {start + r}, "
+                                f"column {c} (0-based)", path=self.path, field="X")
         with np.errstate(over="ignore"):  # overflow is reported just below
             chunk = raw.astype(np.float32)
         bad = ~np.isfinite(chunk)
@@ -1084,8 +1094,8 @@ class DenseReader(Reader):
             tok = tok.strip()
             problem = _diagnose_id(tok, "label", "")
             if problem:
-                raise DataError(f"bad label line {text[:80]!r}: {problem}", path=self.labels_path,
-                                line=lineno, field="labels")
+                raise DataError(f"bad label line {_shorten(text)!r}: {problem}",
+                                path=self.labels_path, line=lineno, field="labels")
             value = int(tok)
             if bound is not None and value >= bound:
                 raise DataError(f"label id {value} is out of range [0, {bound})",

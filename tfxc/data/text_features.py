@@ -26,8 +26,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from tfxc.data.label_vocab import atomic_write_text
 from tfxc.errors import DataError
+from tfxc.utils.io import atomic_write_text
 
 __all__ = ["TOKEN_PATTERN", "TfidfFeaturizer", "tokenize"]
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 import sys
-import threading
 
 from tfxc._tf import tf
 from tfxc.errors import ConfigError
@@ -38,26 +38,37 @@ def _split_cpu(n: int) -> list[str]:
     return devices[:n]
 
 
+_WATCHDOG = """
+import os, signal, sys, time
+pid, timeout, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+time.sleep(timeout)
+sys.stderr.write(message + "\\n"); sys.stderr.flush()
+os.kill(pid, signal.SIGTERM)
+time.sleep(3)
+os.kill(pid, signal.SIGKILL)  # a process blocked in TF's cluster set-up ignores SIGTERM
+"""
+
+
 class StartupWatchdog:
-    """Ends the process with exit code 3 and a message if not disarmed in time."""
+    """Terminates this process with a message unless the block finishes within `timeout_s`.
+
+    The watchdog is a tiny separate process, not a thread: while the cluster
+    forms, TF blocks in C++ and a Python timer thread would never get to run.
+    """
 
     def __init__(self, timeout_s: float, what: str):
-        self._timer = threading.Timer(timeout_s, self._fire, args=(timeout_s, what))
-        self._timer.daemon = True
-
-    @staticmethod
-    def _fire(timeout_s: float, what: str) -> None:
-        sys.stderr.write(f"tfxc: error: {what} did not complete within {timeout_s:.0f}s "
-                         "(runtime.startup_timeout_s); is every worker in TF_CONFIG running and reachable?\n")
-        sys.stderr.flush()
-        os._exit(3)
+        self.timeout_s = timeout_s
+        self.message = (f"tfxc: error: {what} did not complete within {timeout_s:.0f}s "
+                        "(runtime.startup_timeout_s); is every worker in TF_CONFIG running and reachable?")
 
     def __enter__(self):
-        self._timer.start()
+        self._proc = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(self.timeout_s),
+                                       self.message], stdin=subprocess.DEVNULL)
         return self
 
     def __exit__(self, *exc):
-        self._timer.cancel()
+        self._proc.kill()
+        self._proc.wait()
 
 
 def cluster_spec() -> tuple[int, int]:
@@ -79,9 +90,11 @@ def make_strategy(runtime) -> tf.distribute.Strategy:
     if runtime.strategy == "default":
         return tf.distribute.get_strategy()
     if runtime.strategy == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in gpus] if gpus else _split_cpu(runtime.cpu_replicas)
-        return tf.distribute.MirroredStrategy(devices)
+        # Physical, not logical, devices: listing logical ones would start TF
+        # before the CPU can be split.
+        if tf.config.list_physical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.MirroredStrategy(_split_cpu(runtime.cpu_replicas))
     num_workers, index = cluster_spec()
     if "TF_CONFIG" not in os.environ:
         raise ConfigError("runtime.strategy 'multi_worker_mirrored' needs the TF_CONFIG environment variable "

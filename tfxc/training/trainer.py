@@ -84,8 +84,8 @@ class Trainer:
 
     def __init__(self, config, model_dir: str):
         self.config, self.model_dir = config, model_dir
+        self.strategy = make_strategy(config.runtime)  # first: logical devices must precede TF's start-up
         set_seeds(config.runtime)
-        self.strategy = make_strategy(config.runtime)
         self.chief = is_chief(self.strategy)
         self.info = ensure_converted(config.data)
         tc = config.trainer
@@ -141,25 +141,44 @@ class Trainer:
         return loss
 
     def _make_train_loop(self):
+        """Returns train_loop(iterator, num_steps: int tensor) -> mean global loss over the steps."""
         strategy = self.strategy
 
-        @tf.function
-        def train_loop(iterator, num_steps):
-            total = tf.constant(0.0)
-            for _ in tf.range(num_steps):
-                per_replica = strategy.run(self._replica_step, args=(next(iterator),))
-                total += strategy.reduce("SUM", per_replica, axis=None)
-            return total / tf.cast(num_steps, tf.float32)
+        def one_step(iterator):
+            return strategy.reduce("SUM", strategy.run(self._replica_step, args=(next(iterator),)), axis=None)
 
-        return train_loop
+        if strategy.num_replicas_in_sync == 1:
+            @tf.function
+            def train_loop(iterator, num_steps):
+                total = tf.constant(0.0)
+                for _ in tf.range(num_steps):
+                    total += one_step(iterator)
+                return total / tf.cast(num_steps, tf.float32)
+
+            return train_loop
+
+        # With several replicas the sparse-gradient all-reduce (a gather of
+        # IndexedSlices of varying length) fails inside a tf.while_loop with
+        # "Shape mismatch in the collective instance" on TF 2.21, so each step
+        # is its own tf.function call, driven from the host.
+        step_fn = tf.function(one_step)
+
+        def host_loop(iterator, num_steps):
+            n = int(num_steps)
+            return tf.add_n([step_fn(iterator) for _ in range(n)]) / n
+
+        return host_loop
 
     # === The outer loop ===
+    def _step(self) -> int:
+        return int(self.optimizer.iterations.value.numpy())  # .value: a MirroredVariable under Mirrored
+
     def _restore(self) -> int:
         latest = tf.train.latest_checkpoint(os.path.join(self.model_dir, CHECKPOINT_DIR))
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
-            log.info("resumed from %s (step %d)", latest, int(self.optimizer.iterations))
-        return int(self.optimizer.iterations)
+            log.info("resumed from %s (step %d)", latest, self._step())
+        return self._step()
 
     def _epoch_iterator(self, epoch: int, skip_steps: int):
         cfg = self.config

@@ -1,0 +1,82 @@
+"""Test helpers: tiny configs and running the CLIs in fresh processes with hard timeouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(tmp_path, **sections) -> str:
+    """Writes a small synthetic-data config (seconds to train) and returns its path.
+
+    Keyword arguments are merged into the named sections, e.g.
+    `tiny_config(tmp_path, trainer={"train_steps": 20})`.
+    """
+    config = {
+        "data": {"format": "synthetic", "dir": str(tmp_path / "data"), "num_shards": 2,
+                 "synthetic": {"num_train": 1024, "num_test": 256, "num_features": 300, "num_labels": 40,
+                               "features_per_label": 10, "features_per_point": 15, "seed": 3}},
+        "model": {"encoder": {"name": "sparse_bow", "embedding_dim": 16, "hidden_units": [16]},
+                  "head": {"name": "one_vs_all"}},
+        "optimizer": {"name": "adam", "learning_rate": 0.01},
+        "trainer": {"global_batch_size": 64, "train_steps": 24, "steps_per_loop": 4, "log_every_steps": 8,
+                    "checkpoint_every_steps": 8},
+        "runtime": {"seed": 7},
+        "export": {"top_k": 5},
+    }
+    for section, values in sections.items():
+        config[section] = {**config.get(section, {}), **values}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def cli_env(extra: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra or {})
+    return env
+
+
+def run_cli(module: str, *args: str, timeout: float = 240, env: dict | None = None,
+            check: bool = True) -> subprocess.CompletedProcess:
+    """Runs `python -m module args...`; kills the whole process group on timeout."""
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, env=cli_env(env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"{module} {' '.join(args)} timed out after {timeout}s\n{err[-3000:]}")
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{module} {' '.join(args)} exited {proc.returncode}\n{err[-3000:]}")
+    return result
+
+
+def checkpoint_weights(model_dir: str) -> dict:
+    """The model variables of the latest checkpoint in `model_dir`, by name."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name.startswith("model/") and name.endswith("VARIABLE_VALUE")}
+
+
+def free_ports(n: int) -> list[int]:
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()

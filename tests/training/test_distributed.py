@@ -1,0 +1,111 @@
+"""Real tf.distribute: MirroredStrategy on 2 logical CPUs and MultiWorkerMirroredStrategy as 2 worker
+processes on 127.0.0.1 reach the weights of single-process training on the same global batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from helpers import checkpoint_weights, cli_env, free_ports, run_cli, tiny_config
+
+pytestmark = pytest.mark.distributed
+
+# No dropout: masks are drawn per replica, so they legitimately differ between layouts.
+MODEL = {"encoder": {"name": "sparse_bow", "embedding_dim": 16, "hidden_units": [16], "dropout": 0.0}}
+
+
+def assert_same_weights(a: dict, b: dict, atol: float) -> None:
+    assert a.keys() == b.keys() and a
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], atol=atol, rtol=0, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def single_process_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("single")
+    config = tiny_config(tmp, model=MODEL)
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp / "model"))
+    return config, checkpoint_weights(str(tmp / "model"))
+
+
+def test_mirrored_two_cpus_matches_single_process(single_process_run, tmp_path):
+    config, reference = single_process_run
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "model"),
+                     "--set", "runtime.strategy=mirrored", "--set", "runtime.cpu_replicas=2")
+    assert "2 replica(s)" in result.stderr
+    assert_same_weights(checkpoint_weights(str(tmp_path / "model")), reference, atol=2e-5)
+
+
+def start_workers(config: str, model_dir: str, n: int, extra=(), start=None):
+    ports = free_ports(n)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index in range(n) if start is None else start:
+        env = cli_env({"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})})
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "tfxc.train", "--config", config, "--model-dir", model_dir,
+             "--set", "runtime.strategy=multi_worker_mirrored", *extra],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True))
+    return procs
+
+
+def finish(procs, timeout: float):
+    """Waits for all processes (killing every one on timeout); returns [(rc, stderr)]."""
+    deadline = time.time() + timeout
+    out = []
+    try:
+        for p in procs:
+            _, err = p.communicate(timeout=max(deadline - time.time(), 1))
+            out.append((p.returncode, err))
+    except subprocess.TimeoutExpired:
+        raise AssertionError("workers did not finish in time") from None
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.communicate()
+    return out
+
+
+def test_multi_worker_two_processes_match_single_process(single_process_run, tmp_path):
+    config, reference = single_process_run
+    results = finish(start_workers(config, str(tmp_path / "model"), 2), timeout=240)
+    for rc, err in results:
+        assert rc == 0, err[-3000:]
+    assert_same_weights(checkpoint_weights(str(tmp_path / "model")), reference, atol=2e-5)
+    assert not os.path.exists(tmp_path / "model" / ".worker-1-tmp")  # non-chief scratch is cleaned up
+
+
+def test_dead_worker_ends_the_survivor_with_a_clear_error(tmp_path):
+    config = tiny_config(tmp_path, model=MODEL, trainer={"train_steps": 100000, "steps_per_loop": 1})
+    procs = start_workers(config, str(tmp_path / "model"), 2, extra=["--set", "runtime.collective_timeout_s=30"])
+    try:
+        # Wait until training is under way, then kill worker 1 outright.
+        deadline = time.time() + 120
+        while not os.path.exists(tmp_path / "model" / "checkpoints" / "checkpoint"):
+            assert time.time() < deadline, "training never reached its first checkpoint"
+            time.sleep(0.5)
+        os.killpg(procs[1].pid, signal.SIGKILL)
+        t_kill = time.time()
+        (rc, err), = finish(procs[:1], timeout=90)
+    finally:
+        finish(procs, timeout=5) if any(p.poll() is None for p in procs) else None
+    assert rc != 0
+    assert "tfxc: error:" in err and "worker" in err, err[-2000:]
+    assert time.time() - t_kill < 90
+
+
+def test_missing_worker_fails_start_up_within_the_timeout(tmp_path):
+    config = tiny_config(tmp_path, model=MODEL)
+    t0 = time.time()
+    (rc, err), = finish(start_workers(config, str(tmp_path / "model"), 2, start=[0],
+                                      extra=["--set", "runtime.startup_timeout_s=8"]), timeout=120)
+    assert rc != 0
+    assert "did not complete within 8s" in err and "TF_CONFIG" in err
+    assert time.time() - t0 < 120

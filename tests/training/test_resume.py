@@ -1,0 +1,73 @@
+"""Kill training mid-run; resuming reaches exactly the weights of an uninterrupted run.
+
+Also: a non-finite loss stops training with a clear message and keeps the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+from helpers import REPO, checkpoint_weights, cli_env, run_cli, tiny_config
+
+# Dropout on, so the test also covers the restored dropout RNG state.
+TRAINER = {"train_steps": 48, "steps_per_loop": 2, "checkpoint_every_steps": 6, "keep_checkpoints": 20}
+MODEL = {"encoder": {"name": "sparse_bow", "embedding_dim": 16, "hidden_units": [16], "dropout": 0.3}}
+
+
+def latest_step(model_dir) -> int:
+    import re
+
+    path = os.path.join(model_dir, "checkpoints", "checkpoint")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        match = re.search(r'model_checkpoint_path: "ckpt-(\d+)"', f.read())
+    return int(match.group(1)) if match else 0
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path):
+    config = tiny_config(tmp_path, trainer=TRAINER, model=MODEL)
+    reference_dir, resumed_dir = str(tmp_path / "reference"), str(tmp_path / "resumed")
+    run_cli("tfxc.train", "--config", config, "--model-dir", reference_dir)
+
+    proc = subprocess.Popen([sys.executable, "-m", "tfxc.train", "--config", config, "--model-dir", resumed_dir],
+                            cwd=REPO, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while latest_step(resumed_dir) < 12:
+            assert proc.poll() is None, "training ended before it could be killed"
+            assert time.time() < deadline
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed_at = latest_step(resumed_dir)
+    assert 12 <= killed_at < TRAINER["train_steps"], killed_at
+
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", resumed_dir)
+    assert f"(step {killed_at})" in result.stderr  # "resumed from ... (step N)"
+    reference, resumed = checkpoint_weights(reference_dir), checkpoint_weights(resumed_dir)
+    assert reference.keys() == resumed.keys()
+    for name in reference:
+        np.testing.assert_array_equal(resumed[name], reference[name], err_msg=name)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = tiny_config(tmp_path, trainer={"train_steps": 8, "checkpoint_every_steps": 8})
+    model_dir = str(tmp_path / "model")
+    run_cli("tfxc.train", "--config", config, "--model-dir", model_dir)
+    good = checkpoint_weights(model_dir)
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", model_dir, "--set", "trainer.train_steps=40",
+                     "--set", "optimizer.learning_rate=1e30", check=False)
+    assert result.returncode == 2
+    assert "training loss became" in result.stderr and "last good checkpoint (step 8)" in result.stderr
+    assert latest_step(model_dir) == 8
+    after = checkpoint_weights(model_dir)
+    for name in good:
+        np.testing.assert_array_equal(after[name], good[name])
