@@ -14,6 +14,7 @@ def setup_logging(verbose: bool = False) -> None:
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S", force=True)
     # TF's own Python logger repeats warnings we already handle (e.g. retracing notes).
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.WARNING)  # per-checkpoint "Sharding callback" notes
 
 
 def main_wrapper(fn):

@@ -26,7 +26,8 @@ from collections.abc import Iterable
 import numpy as np
 
 from tfxc.data import readers
-from tfxc.data.info import FEATURIZER_FILE, LABELS_FILE, STATS_FILE, DatasetInfo, propensities
+from tfxc.data.info import FEATURIZER_FILE, LABELS_FILE, MIN_POINTS_FOR_PROPENSITIES, STATS_FILE, DatasetInfo
+from tfxc.eval.metrics import propensities
 from tfxc.data.rows import Row
 from tfxc.data.synthetic import SyntheticXmc
 from tfxc.data.tfrecord import serialize_row, shard_name
@@ -171,7 +172,8 @@ def convert(data_config) -> DatasetInfo:
             "label_freq": freq.tolist(),
             "propensity_a": 0.55,
             "propensity_b": 1.5,
-            "propensities": np.round(propensities(freq, n_train), 6).tolist(),
+            "propensities": (np.round(propensities(freq, n_train), 6).tolist()
+                             if n_train >= MIN_POINTS_FOR_PROPENSITIES else None),
             "source_fingerprint": source_fingerprint(cfg),
         }
         atomic_write_text(os.path.join(tmp, STATS_FILE), json.dumps(stats) + "\n")

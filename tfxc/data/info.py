@@ -10,16 +10,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfxc.errors import DataError
+from tfxc.eval.metrics import propensities
 
 STATS_FILE = "stats.json"
 LABELS_FILE = "labels.txt"
 FEATURIZER_FILE = "featurizer.json"
 
 
-def propensities(label_freq: np.ndarray, num_points: int, a: float = 0.55, b: float = 1.5) -> np.ndarray:
-    """Jain et al. (2016) inverse-propensity model: p_l = 1 / (1 + C·exp(−A·log(N_l + B))), C = (log N − 1)(B + 1)^A."""
-    c = (np.log(num_points) - 1.0) * (b + 1.0) ** a
-    return 1.0 / (1.0 + c * np.exp(-a * np.log(np.asarray(label_freq, np.float64) + b)))
+# The propensity model needs log N > 1; smaller (toy) sets get no PS metrics.
+MIN_POINTS_FOR_PROPENSITIES = 3
 
 
 @dataclass(frozen=True)
@@ -63,8 +62,10 @@ class DatasetInfo:
             names = f.read().split("\n")[: self.num_labels]
         return names + [str(i) for i in range(len(names), self.num_labels)]
 
-    def propensities(self, a: float = 0.55, b: float = 1.5) -> np.ndarray:
-        return propensities(self.label_freq, self.num_points("train"), a, b)
+    def propensities(self, a: float = 0.55, b: float = 1.5) -> np.ndarray | None:
+        """Jain et al. (2016) propensities of the train labels, float64 [L] (None for < 3 train points)."""
+        n = self.num_points("train")
+        return propensities(self.label_freq, n, a, b) if n >= MIN_POINTS_FOR_PROPENSITIES else None
 
     @property
     def featurizer_path(self) -> str | None:

@@ -99,10 +99,23 @@ class SparseBowEncoder(keras.layers.Layer):
         self.normalize_inputs = normalize_inputs
         self.seed = seed
         self._act = keras.activations.get(activation)
-        self.hidden_layers = [keras.layers.Dense(u, name=f"hidden_{i}") for i, u in enumerate(self.hidden_units)]
-        self.dropout_layers = [keras.layers.Dropout(dropout, seed=None if seed is None else seed + i,
-                                                    name=f"dropout_{i}")
-                               for i in range(len(self.hidden_units) + 1)] if dropout > 0 else []
+        # Sub-layers are plain attributes, not list items: tf.train.Checkpoint
+        # does not see into Keras 3's tracked lists, so listed layers would be
+        # silently missing from checkpoints.
+        for i, units in enumerate(self.hidden_units):
+            setattr(self, f"hidden_{i}", keras.layers.Dense(units, name=f"hidden_{i}"))
+        if dropout > 0:
+            for i in range(len(self.hidden_units) + 1):
+                setattr(self, f"dropout_{i}", keras.layers.Dropout(
+                    dropout, seed=None if seed is None else seed + i, name=f"dropout_{i}"))
+
+    @property
+    def hidden_layers(self) -> list:
+        return [getattr(self, f"hidden_{i}") for i in range(len(self.hidden_units))]
+
+    @property
+    def dropout_layers(self) -> list:
+        return [getattr(self, f"dropout_{i}") for i in range(len(self.hidden_units) + 1)] if self.dropout > 0 else []
 
     @classmethod
     def from_config_dataclass(cls, config: SparseBowEncoderConfig, *, num_features: int, seed=None):

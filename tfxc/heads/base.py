@@ -34,7 +34,10 @@ class Head(keras.layers.Layer):
         raise NotImplementedError
 
     def top_k(self, features: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:
-        """The k best labels of each row: (scores float32 [B, k], ids int64 [B, k])."""
+        """The k best labels of each row: (scores float32 [B, k], ids int64 [B, k]), best first.
+
+        `k` is a Python int or a scalar int32 tensor; heads clip it to num_labels.
+        """
         raise NotImplementedError
 
     @property

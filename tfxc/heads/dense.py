@@ -68,17 +68,21 @@ class DenseLabelHead(Head):
     def _chunked_top_k(self, features: tf.Tensor, k: int):
         """top-k logits over label chunks, merged; also returns the row-wise logsumexp.
 
+        Args:
+          features: float32 [B, dim].
+          k: a Python int or a scalar int32 tensor (serving takes k as an input).
+
         Returns:
           (logits float32 [B, k], ids int64 [B, k], logsumexp float32 [B]).
         """
-        k = min(k, self.num_labels)
+        k = tf.minimum(tf.cast(k, tf.int32), self.num_labels)
         best_vals, best_ids, lse = [], [], []
         for start in range(0, self.num_labels, TOP_K_LABEL_CHUNK):
             stop = min(start + TOP_K_LABEL_CHUNK, self.num_labels)
             logits = tf.matmul(features, self.kernel.value[:, start:stop])
             if self.use_bias:
                 logits += self.bias.value[start:stop]
-            vals, ids = tf.math.top_k(logits, k=min(k, stop - start))
+            vals, ids = tf.math.top_k(logits, k=tf.minimum(k, stop - start))
             best_vals.append(vals)
             best_ids.append(tf.cast(ids, tf.int64) + start)
             lse.append(tf.reduce_logsumexp(logits, axis=1))

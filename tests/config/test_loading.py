@@ -1,0 +1,81 @@
+"""Strict configs: unknown keys with suggestions, type errors, cross-field rules, overrides."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import pytest
+from helpers import REPO, run_cli
+
+from tfxc.config import config_to_json, load_config
+from tfxc.errors import ConfigError
+
+
+def load(*overrides):
+    return load_config(None, ["data.dir=d", *overrides])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.head.use_bais=true", "model.head: unknown key 'use_bais' (did you mean 'use_bias'?)"),
+    ("trainer.global_batch=64", "trainer: unknown key 'global_batch' (did you mean 'global_batch_size'?)"),
+    ("model.head.name=softmx", "model.head.name: unknown head 'softmx' (did you mean 'softmax'?)"),
+    ("model.encoder.name=sparse", "unknown encoder 'sparse'"),
+    ("trainer.epochs=\"ten\"", "trainer.epochs: expected a number, got str 'ten'"),
+    ("trainer.global_batch_size=1.5", "trainer.global_batch_size: expected an integer"),
+    ("runtime.deterministic=1", "runtime.deterministic: expected true or false"),
+    ("eval.ks=[1,0]", "eval.ks [1, 0] must be >= 1"),
+    ("data.format=svm", "data.format 'svm' is not one of"),
+    ("optimizer.schedule=cosin", "optimizer.schedule 'cosin' is not one of"),
+    ("runtime.cpu_replicas=2", "runtime.cpu_replicas (2) needs runtime.strategy 'mirrored'"),
+    ("model.encoder.dropout=1.5", "model.encoder.dropout (1.5) must be in [0, 1)"),
+])
+def test_bad_values_are_reported_with_their_path(override, message):
+    with pytest.raises(ConfigError) as e:
+        load(override)
+    assert message in str(e.value)
+
+
+def test_cross_field_rules_name_the_values():
+    with pytest.raises(ConfigError, match=r"set epochs \(> 0\) or train_steps \(> 0\); got epochs=0.0"):
+        load("trainer.epochs=0")
+    with pytest.raises(ConfigError, match="format 'pecos' needs both 'train' and 'test'"):
+        load("data.format=pecos")
+
+
+def test_overrides_and_defaults_round_trip(tmp_path):
+    config = load("trainer.epochs=3", "model.encoder.hidden_units=[32,16]", "data.train=x.txt")
+    assert config.trainer.epochs == 3.0 and config.model.encoder.hidden_units == (32, 16)
+    path = tmp_path / "c.json"
+    path.write_text(config_to_json(config))
+    assert load_config(str(path)) == config  # the resolved config reloads to the same value
+
+
+def test_invalid_json_names_the_line(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('{\n  "trainer": {"epochs": 3,}\n}\n')
+    with pytest.raises(ConfigError, match=r"bad.json:2: invalid JSON"):
+        load_config(str(path))
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.json"))))
+def test_shipped_configs_are_valid(path):
+    load_config(path)
+
+
+def test_print_config_prints_every_default():
+    result = run_cli("tfxc.train", "--config", "configs/quickstart.json", "--print-config",
+                     "--set", "trainer.epochs=2", timeout=60)
+    printed = json.loads(result.stdout)
+    assert printed["trainer"]["epochs"] == 2.0
+    assert printed["runtime"]["collective_timeout_s"] == 300.0  # a default not in the file
+    assert printed["model"]["head"] == {"name": "one_vs_all", "use_bias": True}
+
+
+def test_cli_reports_config_errors_in_one_line():
+    result = run_cli("tfxc.train", "--config", "configs/quickstart.json", "--set", "model.encoder.embedings=3",
+                     check=False, timeout=60)
+    assert result.returncode == 2
+    assert "tfxc: error:" in result.stderr and "did you mean 'embedding_dim'?" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,101 @@
+"""Conversion to TFRecords (real data sets, atomic output, caching) and the training input pipeline."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from tfxc._tf import tf
+from tfxc.config import load_config
+from tfxc.data.convert import convert, ensure_converted
+from tfxc.data.pipeline import train_dataset
+from tfxc.data.readers import XcBowReader
+from tfxc.data.tfrecord import read_all
+from tfxc.errors import DataError
+
+
+def xc_config(shared_data, out, name="bibtex", **extra):
+    sets = [f"data.format=xc", f"data.dir={out}", f"data.train={shared_data}/{name}/train.txt",
+            f"data.test={shared_data}/{name}/test.txt", f"data.label_names={shared_data}/{name}/labels.txt"]
+    return load_config(None, sets + [f"data.{k}={v}" for k, v in extra.items()]).data
+
+
+def test_bibtex_converts_to_the_same_rows_with_stats(shared_data, tmp_path):
+    info = convert(xc_config(shared_data, tmp_path / "bib", num_shards=3))
+    assert (info.num_features, info.num_labels) == (1836, 159)
+    assert info.num_points("train") == 4880 and info.num_points("test") == 2515
+    assert info.splits["train"]["avg_labels_per_point"] == pytest.approx(2.380, abs=1e-3)
+    assert len(info.files("train")) == 3
+    assert info.label_names()[:1] == open(f"{shared_data}/bibtex/labels.txt").readline().split("\n")[:1]
+    rows = sorted(read_all(info.files("train")), key=lambda r: int(r["row_id"]))
+    source = list(XcBowReader(f"{shared_data}/bibtex/train.txt"))
+    assert [int(r["row_id"]) for r in rows] == list(range(4880))
+    for got, want in zip(rows[::97], source[::97]):
+        np.testing.assert_array_equal(got["feat_idx"], want.feat_idx)
+        np.testing.assert_array_equal(got["feat_val"], want.feat_val)
+        np.testing.assert_array_equal(got["labels"], want.labels)
+    assert info.label_freq.sum() == sum(r.labels.size for r in source)
+    p = info.propensities()
+    assert p.shape == (159,) and np.all((p > 0) & (p <= 1))
+
+
+def test_failed_conversion_leaves_nothing_behind(shared_data, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("2 1836 159\n1 0:1\n2 3:oops\n")
+    out = tmp_path / "out"
+    config = load_config(None, ["data.format=xc", f"data.dir={out}", f"data.train={shared_data}/bibtex/train.txt",
+                                f"data.test={bad}"]).data
+    with pytest.raises(DataError, match=r"bad.txt:3"):
+        convert(config)
+    assert not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".out")]
+
+
+def test_conversion_is_cached_until_the_sources_change(shared_data, tmp_path):
+    config = xc_config(shared_data, tmp_path / "med", name="medical")
+    first = ensure_converted(config)
+    stamp = os.path.getmtime(os.path.join(first.dir, "stats.json"))
+    ensure_converted(config)
+    assert os.path.getmtime(os.path.join(first.dir, "stats.json")) == stamp
+    changed = xc_config(shared_data, tmp_path / "med", name="medical", num_shards=2)
+    assert len(ensure_converted(changed).files("train")) == 2
+
+
+def test_jsonl_text_converts_with_a_train_vocabulary(shared_data, tmp_path):
+    config = load_config(None, ["data.format=jsonl", f"data.dir={tmp_path / 'b77'}",
+                                f"data.train={shared_data}/banking77/train.jsonl",
+                                f"data.test={shared_data}/banking77/test.jsonl"]).data
+    info = convert(config)
+    assert info.num_labels == 77 and info.featurizer_path is not None
+    assert info.splits["train"]["avg_labels_per_point"] == 1.0
+    assert info.label_names() == open(f"{shared_data}/banking77/labels.txt").read().split("\n")[:77]
+
+
+def global_batches(files, n, gb, pipelines, replicas_per_pipeline, epoch=0, skip=0):
+    """Row ids of each global batch, reassembled from every pipeline's per-replica batches."""
+    per_pipeline = []
+    for p in range(pipelines):
+        ctx = tf.distribute.InputContext(pipelines, p, pipelines * replicas_per_pipeline)
+        ds = train_dataset(files, num_points=n, global_batch_size=gb, seed=5, shuffle_buffer=1000,
+                           epoch=epoch, skip_steps=skip, input_context=ctx)
+        per_pipeline.append([b["row_id"].numpy() for b in ds])
+    steps = len(per_pipeline[0]) // replicas_per_pipeline
+    return [np.concatenate([per_pipeline[p][s * replicas_per_pipeline + r] for p in range(pipelines)
+                            for r in range(replicas_per_pipeline)]) for s in range(steps)]
+
+
+def test_global_batches_do_not_depend_on_the_cluster_shape(shared_data, tmp_path):
+    info = convert(xc_config(shared_data, tmp_path / "med", name="medical"))
+    files, n = info.files("train"), info.num_points("train")
+    one = global_batches(files, n, 32, 1, 1)
+    assert len(one) == n // 32
+    for pipelines, replicas in ((1, 2), (2, 1), (2, 2)):
+        other = global_batches(files, n, 32, pipelines, replicas)
+        assert all(np.array_equal(a, b) for a, b in zip(one, other))
+    # An epoch is a permutation (minus the dropped remainder), different per epoch, and resumable.
+    ids = np.concatenate(one)
+    assert len(set(ids)) == len(ids)
+    assert not np.array_equal(one[0], global_batches(files, n, 32, 1, 1, epoch=1)[0])
+    assert all(np.array_equal(a, b) for a, b in zip(one[3:], global_batches(files, n, 32, 1, 1, skip=3)))

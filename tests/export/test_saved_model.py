@@ -1,0 +1,105 @@
+"""SavedModel export: reload with plain tf.saved_model.load in a fresh process and get the same scores;
+python -m tfxc.predict writes JSONL predictions; python -m tfxc.evaluate --json prints the metrics."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import REPO, cli_env, run_cli, tiny_config
+
+RELOAD_SCRIPT = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+batch = json.load(open(sys.argv[2]))
+out = m.signatures["serving_default"](feat_idx=tf.constant(batch["feat_idx"], tf.int64),
+                                      feat_val=tf.constant(batch["feat_val"], tf.float32),
+                                      row_splits=tf.constant(batch["row_splits"], tf.int64))
+one = m.signatures["top_k"](feat_idx=tf.constant(batch["feat_idx"][:batch["row_splits"][1]], tf.int64),
+                            feat_val=tf.constant(batch["feat_val"][:batch["row_splits"][1]], tf.float32),
+                            row_splits=tf.constant(batch["row_splits"][:2], tf.int64), k=tf.constant(3))
+print(json.dumps({"ids": out["label_ids"].numpy().tolist(), "scores": out["scores"].numpy().tolist(),
+                  "labels": [[s.decode() for s in r] for r in out["labels"].numpy()],
+                  "one_ids": one["label_ids"].numpy().tolist()}))
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export")
+    config = tiny_config(tmp)
+    model_dir, export_dir = tmp / "model", tmp / "saved_model"
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir))
+    run_cli("tfxc.export", "--model-dir", str(model_dir), "--out", str(export_dir))
+    return tmp, model_dir, export_dir
+
+
+def test_reloaded_saved_model_gives_the_same_scores_in_a_fresh_process(trained):
+    tmp, model_dir, export_dir = trained
+    from tfxc.data.info import DatasetInfo
+    from tfxc.data.tfrecord import read_all
+    from tfxc.evaluate import load_trained_config
+    from tfxc.training.trainer import restore_model
+    from tfxc._tf import tf
+
+    config = load_trained_config(str(model_dir))
+    model, info = restore_model(config, str(model_dir))
+    rows = read_all(DatasetInfo.load(config.data.dir).files("test"))[:17]
+    batch = {"feat_idx": np.concatenate([r["feat_idx"] for r in rows]).tolist(),
+             "feat_val": np.concatenate([r["feat_val"] for r in rows]).tolist(),
+             "row_splits": np.cumsum([0] + [len(r["feat_idx"]) for r in rows]).tolist()}
+    ragged = {k: tf.RaggedTensor.from_row_splits(tf.constant(batch[k], dtype), tf.constant(batch["row_splits"],
+                                                                                         tf.int64))
+              for k, dtype in (("feat_idx", tf.int64), ("feat_val", tf.float32))}
+    scores, ids = model.top_k(ragged, config.export.top_k)
+
+    (tmp / "batch.json").write_text(json.dumps(batch))
+    out = subprocess.run([sys.executable, "-c", RELOAD_SCRIPT, str(export_dir), str(tmp / "batch.json")],
+                         env=cli_env(), capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    served = json.loads(out.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(np.array(served["scores"]), scores.numpy(), atol=1e-6)
+    assert np.array(served["ids"]).shape == (17, config.export.top_k)
+    # Ids agree wherever scores are not tied.
+    distinct = np.diff(scores.numpy(), axis=1) < -1e-5
+    np.testing.assert_array_equal(np.array(served["ids"])[:, :-1][distinct], ids.numpy()[:, :-1][distinct])
+    names = info.label_names()
+    assert served["labels"][0] == [names[i] for i in served["ids"][0]]
+    assert served["one_ids"][0] == served["ids"][0][:3]
+
+
+def test_predict_writes_jsonl_for_an_xc_file(trained, tmp_path):
+    _, _, export_dir = trained
+    lines = ["3 300 40", "1,2 0:1 5:0.5", " 7:1.0", "3 "]
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    run_cli("tfxc.predict", "--saved-model", str(export_dir), "--input", str(tmp_path / "in.txt"),
+            "--output", str(tmp_path / "out.jsonl"), "--top-k", "4")
+    preds = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [p["row"] for p in preds] == [0, 1, 2]
+    assert all(len(p["label_ids"]) == len(p["scores"]) == len(p["labels"]) == 4 for p in preds)
+    assert all(p["scores"] == sorted(p["scores"], reverse=True) for p in preds)
+
+
+def test_predict_reports_bad_input_with_file_and_line(trained, tmp_path):
+    _, _, export_dir = trained
+    (tmp_path / "bad.txt").write_text("1 0:1\n2 5:x\n")
+    result = run_cli("tfxc.predict", "--saved-model", str(export_dir), "--input", str(tmp_path / "bad.txt"),
+                     "--output", str(tmp_path / "out.jsonl"), check=False)
+    assert result.returncode == 2
+    assert "bad.txt:2" in result.stderr
+    assert not (tmp_path / "out.jsonl").exists()  # nothing half-written
+
+
+def test_evaluate_json_prints_all_metrics_on_the_last_line(trained):
+    _, model_dir, _ = trained
+    result = run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json")
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ("P@1 P@3 P@5 nDCG@1 nDCG@3 nDCG@5 PSP@1 PSP@3 PSP@5").split():
+        assert 0.0 <= metrics[key] <= 100.0, key
+    saved = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["P@1"] == pytest.approx(saved["P@1"], abs=1e-3)

@@ -1,0 +1,63 @@
+"""Row-sparse optimizers against Keras' dense ones, and the learning-rate schedule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tfxc._tf import keras, tf
+from tfxc.encoders.sparse_bow import embedding_bag
+from tfxc.optimizers import LazyAdam, LazySGD, WarmupDecay
+
+INIT = np.random.RandomState(0).randn(6, 3).astype("float32")
+
+
+def train(optimizer, rows, dense_gradient=False, steps=3):
+    table = keras.Variable(INIT)
+    optimizer.build([table])
+    ids = tf.ragged.constant(rows, tf.int64)
+    vals = tf.ragged.constant([[1.0] * len(r) for r in rows])
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(embedding_bag(table.value, ids, vals) ** 2)
+        grad = tape.gradient(loss, table.value)
+        assert isinstance(grad, tf.IndexedSlices)
+        optimizer.apply_gradients([(tf.convert_to_tensor(grad) if dense_gradient else grad, table)])
+    return table.numpy()
+
+
+# Row 0 appears twice in one batch: duplicate indices must be summed, not overwritten.
+ALL_ROWS = [[0, 1, 2], [3, 4, 5, 0]]
+
+
+@pytest.mark.parametrize("lazy, dense", [
+    (lambda: LazyAdam(0.1), lambda: keras.optimizers.Adam(0.1)),
+    (lambda: LazySGD(0.1), lambda: keras.optimizers.SGD(0.1)),
+    (lambda: LazySGD(0.1, momentum=0.9), lambda: keras.optimizers.SGD(0.1, momentum=0.9)),
+    (lambda: LazySGD(0.1, momentum=0.9, nesterov=True), lambda: keras.optimizers.SGD(0.1, momentum=0.9,
+                                                                                       nesterov=True)),
+])
+def test_lazy_equals_dense_when_every_row_is_touched(lazy, dense):
+    np.testing.assert_allclose(train(lazy(), ALL_ROWS), train(dense(), ALL_ROWS, dense_gradient=True), atol=1e-5)
+
+
+def test_untouched_rows_and_their_moments_stay_as_they_are():
+    opt = LazyAdam(0.1)
+    table = train(opt, [[0, 1], [1]])
+    np.testing.assert_array_equal(table[2:], INIT[2:])
+    assert not np.allclose(table[:2], INIT[:2])
+    m = opt._momentums[0].numpy()
+    assert np.all(m[2:] == 0) and np.all(m[:2] != 0)
+
+
+def test_warmup_then_cosine_and_linear_decay():
+    cosine = WarmupDecay(1.0, warmup_steps=10, total_steps=110, decay="cosine")
+    assert float(cosine(0)) == pytest.approx(0.1)
+    assert float(cosine(9)) == pytest.approx(1.0)
+    assert float(cosine(60)) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert float(cosine(110)) == pytest.approx(0.0, abs=1e-7)
+    linear = WarmupDecay(2.0, warmup_steps=0, total_steps=100, decay="linear")
+    assert float(linear(25)) == pytest.approx(1.5)
+    assert float(WarmupDecay(3.0, 0, 100, "constant")(77)) == pytest.approx(3.0)
