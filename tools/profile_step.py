@@ -1,0 +1,74 @@
+"""Where a training step's time goes: encoder forward, head forward, loss+backward, optimizer update.
+
+  python tools/profile_step.py --config configs/wordnet_hypernyms.json [--steps 50]
+
+Times each stage as its own tf.function on one real training batch (median over --steps calls).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from tfxc._tf import tf
+from tfxc.config import load_config
+from tfxc.data.convert import ensure_converted
+from tfxc.data.pipeline import train_dataset
+from tfxc.model import build_model
+from tfxc.optimizers import build_optimizer
+
+
+def median_ms(fn, steps):
+    fn()  # trace
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        out = fn()
+        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, out)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--steps", type=int, default=50)
+    args = parser.parse_args()
+    cfg = load_config(args.config)
+    info = ensure_converted(cfg.data)
+    batch = next(iter(train_dataset(info.files("train"), num_points=info.num_points("train"),
+                                    global_batch_size=cfg.trainer.global_batch_size, seed=0,
+                                    shuffle_buffer=cfg.data.shuffle_buffer, epoch=0)))
+    model = build_model(cfg.model, num_features=info.num_features, num_labels=info.num_labels, seed=0)
+    opt = build_optimizer(cfg.optimizer, total_steps=1000, sparse_variables=model.sparse_variables)
+    opt.build(model.trainable_variables)
+    variables = model.trainable_variables
+    features = model.encoder(batch, training=True)
+
+    def grads():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(model.per_example_loss(batch, training=True))
+        return tape.gradient(loss, variables)
+
+    def step():
+        opt.apply_gradients(zip(grads(), variables))
+        return opt.iterations
+
+    stages = {
+        "encoder forward": tf.function(lambda: model.encoder(batch, training=True)),
+        "head forward (logits)": tf.function(lambda: model.head(features)),
+        "forward + loss": tf.function(lambda: model.per_example_loss(batch, training=True)),
+        "forward + loss + backward": tf.function(grads),
+        "full step (+ optimizer)": tf.function(step),
+    }
+    b = cfg.trainer.global_batch_size
+    print(f"{args.config}: batch {b}, {info.num_features} features, {info.num_labels} labels")
+    for name, fn in stages.items():
+        ms = median_ms(fn, args.steps)
+        print(f"  {name:28s} {ms:8.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
