@@ -61,12 +61,17 @@ def run_cli(module: str, *args: str, timeout: float = 240, env: dict | None = No
 
 
 def checkpoint_weights(model_dir: str) -> dict:
-    """The model variables of the latest checkpoint in `model_dir`, by name."""
-    import tensorflow as tf
+    """The trainable weights of the latest checkpoint in `model_dir`, by variable path.
 
-    reader = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints"))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if name.startswith("model/") and name.endswith("VARIABLE_VALUE")}
+    Restores into a freshly built model rather than reading tensor names: a
+    checkpoint stores each value once, under the first path that reaches it
+    (often `optimizer/_trainable_variables/N`), so names alone are misleading.
+    """
+    from tfxc.evaluate import load_trained_config
+    from tfxc.training.trainer import restore_model
+
+    model, _ = restore_model(load_trained_config(model_dir), model_dir)
+    return {v.path: v.numpy() for v in model.trainable_variables}
 
 
 def free_ports(n: int) -> list[int]:

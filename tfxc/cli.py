@@ -27,6 +27,9 @@ def main_wrapper(fn):
         except TfxcError as e:
             sys.stderr.write(f"tfxc: error: {e}\n")
             sys.exit(2)
+        except (OSError, UnicodeDecodeError) as e:  # unreadable/unwritable paths: no traceback needed
+            sys.stderr.write(f"tfxc: error: {e}\n")
+            sys.exit(2)
         except KeyboardInterrupt:
             sys.stderr.write("tfxc: interrupted\n")
             sys.exit(130)

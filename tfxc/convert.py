@@ -40,12 +40,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     setup_logging()
     if args.config:
-        overrides = list(args.overrides) + ([f"data.dir={args.out}"] if args.out else [])
+        overrides = list(args.overrides) + ([f"data.dir={json.dumps(args.out)}"] if args.out else [])
         data = load_config(args.config, overrides).data
     else:
         if not (args.format and args.out):
             parser.error("give --config, or --format, --train, --test and --out")
-        overrides = [f"data.format={args.format}", f"data.dir={args.out}", f"data.num_shards={args.num_shards}",
+        overrides = [f"data.format={args.format}", f"data.dir={json.dumps(args.out)}", f"data.num_shards={args.num_shards}",
                      f"data.index_base={args.index_base}"]
         for key in ("train", "test", "train_labels", "test_labels", "label_names"):
             if getattr(args, key):

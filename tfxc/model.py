@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from tfxc._tf import keras, tf
 from tfxc.encoders import ENCODERS
+from tfxc.encoders.repeated import RepeatedEncoder
+from tfxc.errors import ConfigError
 from tfxc.heads import HEADS
 
 
@@ -41,12 +43,46 @@ class XCModel(keras.Model):
         return None
 
 
-def build_model(model_config, *, num_features: int, num_labels: int, seed: int | None = None) -> XCModel:
-    """Builds and creates all variables (call under the strategy scope)."""
-    encoder = ENCODERS.build(model_config.encoder, num_features=num_features, seed=seed)
-    head = HEADS.build(model_config.head, num_labels=num_labels)
+def build_model(model_config, *, num_features: int, num_labels: int, seed: int | None = None,
+                repetitions=None) -> XCModel:
+    """Builds and creates all variables (call under the strategy scope).
+
+    Args:
+      model_config: a `ModelConfig`.
+      num_features, num_labels: sizes of the converted data.
+      seed: seeds initialisers and dropout.
+      repetitions: MACH only: build just these repetitions (e.g. [r] to train
+        repetition r alone); None builds all of them.
+    """
+    head_config = model_config.head
+    if repetitions is not None and not (head_config.name == "mach" and head_config.separate_encoders):
+        raise ConfigError("--repetition needs model.head.name 'mach' with separate_encoders=true "
+                          "(only then are repetitions independent)")
+    if head_config.name == "mach":
+        reps = list(range(head_config.num_repetitions)) if repetitions is None else list(repetitions)
+        bad = [r for r in reps if not 0 <= r < head_config.num_repetitions]
+        if bad:
+            raise ConfigError(f"repetition {bad[0]} is out of range [0, {head_config.num_repetitions})")
+        head = HEADS.build(head_config, num_labels=num_labels, repetitions=reps, seed=seed)
+    else:
+        head = HEADS.build(head_config, num_labels=num_labels)
+    if head_config.name == "mach" and head_config.separate_encoders:
+        encoder = RepeatedEncoder([_repetition_encoder(model_config.encoder, head_config, r, num_features, seed)
+                                   for r in reps], reps, name="encoder")
+    else:
+        encoder = ENCODERS.build(model_config.encoder, num_features=num_features, seed=seed)
     model = XCModel(encoder, head, name="xc_model")
     encoder.build()
     head.build((None, encoder.output_dim))
     model.built = True
     return model
+
+
+def _repetition_encoder(encoder_config, head_config, r: int, num_features: int, seed):
+    from tfxc.hashing import feature_map
+    from tfxc.heads.mach import repetition_seed
+
+    hashed = head_config.feat_hash_dim
+    return ENCODERS.build(encoder_config, num_features=hashed or num_features, seed=repetition_seed(seed, r),
+                          feature_map=feature_map(num_features, hashed, seed=r) if hashed else None,
+                          name=f"encoder_{r}")

@@ -35,16 +35,19 @@ def guess_format(path: str) -> str:
     return "xc"
 
 
-def iter_feature_rows(path: str, fmt: str, saved_model_dir: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yields (feat_idx int64, feat_val float32) per input row."""
+def iter_feature_rows(path: str, fmt: str, saved_model_dir: str, num_features: int,
+                      index_base: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yields (feat_idx int64, feat_val float32) per input row, ids checked against the model's feature space."""
     from tfxc.data import readers
     from tfxc.export.saved_model import extra_asset
 
     if fmt == "xc":
-        for row in readers.XcBowReader(path):
+        for row in readers.XcBowReader(path, index_base=index_base, num_features=num_features):
             yield row.feat_idx, row.feat_val
     elif fmt == "pecos":
         x = readers._load_sparse_npz(path, "X")
+        if x.shape[1] > num_features:
+            raise DataError(f"has {x.shape[1]} feature columns but the model knows {num_features}", path=path)
         for i in range(x.shape[0]):
             lo, hi = x.indptr[i], x.indptr[i + 1]
             yield x.indices[lo:hi].astype(np.int64), x.data[lo:hi].astype(np.float32)
@@ -60,8 +63,10 @@ def iter_feature_rows(path: str, fmt: str, saved_model_dir: str) -> Iterator[tup
                 try:
                     text = json.loads(line)["text"]
                 except (ValueError, KeyError, TypeError):
+                    text = None
+                if not isinstance(text, str):
                     raise DataError("expected a JSON object with a string 'text'", path=path, line=lineno,
-                                    field="text") from None
+                                    field="text")
                 yield featurizer.transform(text)
     else:
         raise TfxcError(f"unknown input format '{fmt}' (xc, jsonl, pecos)")
@@ -89,6 +94,8 @@ def main(argv=None):
     parser.add_argument("--top-k", type=int, default=None, help="labels per row (default: the export's k)")
     parser.add_argument("--format", choices=["xc", "jsonl", "pecos"], default=None)
     parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--index-base", type=int, choices=[0, 1], default=0,
+                        help="1 for XC files with 1-based feature ids")
     args = parser.parse_args(argv)
     setup_logging()
     from tfxc._tf import tf
@@ -99,14 +106,20 @@ def main(argv=None):
         raise DataError("file not found", path=args.input)
     import tensorflow_text  # noqa: F401  (registers TF-Text ops for text-input models)
 
-    loaded = tf.saved_model.load(args.saved_model)
-    signature = loaded.signatures["top_k"]
-    with open(os.path.join(args.saved_model, "assets.extra", "tfxc", "export.json"), encoding="utf-8") as f:
-        k = args.top_k or json.load(f)["top_k"]
+    from tfxc.export.saved_model import extra_asset
+
+    export_info_path = extra_asset(args.saved_model, "export.json")
+    if export_info_path is None:
+        raise TfxcError(f"{args.saved_model}: not a tfxc SavedModel (no assets.extra/tfxc/export.json)")
+    with open(export_info_path, encoding="utf-8") as f:
+        export_info = json.load(f)
+    k = args.top_k or export_info["top_k"]
+    signature = tf.saved_model.load(args.saved_model).signatures["top_k"]
     start, count = time.time(), 0
     with atomic_writer(args.output) as out:
-        for idx, val, splits in batches(iter_feature_rows(args.input, args.format or guess_format(args.input),
-                                                          args.saved_model), args.batch_size):
+        rows = iter_feature_rows(args.input, args.format or guess_format(args.input), args.saved_model,
+                                 export_info["num_features"], args.index_base)
+        for idx, val, splits in batches(rows, args.batch_size):
             result = signature(feat_idx=tf.constant(np.concatenate(idx), tf.int64),
                                feat_val=tf.constant(np.concatenate(val), tf.float32),
                                row_splits=tf.constant(splits, tf.int64), k=tf.constant(k, tf.int32))

@@ -26,6 +26,10 @@ def main(argv=None):
                                             "(default: runs/<config name>)")
     parser.add_argument("--print-config", action="store_true",
                         help="print the fully resolved config (every default included) and exit")
+    parser.add_argument("--repetition", type=int, default=None,
+                        help="MACH: train only this repetition (in MODEL_DIR/repetitions/rep-NNN)")
+    parser.add_argument("--merge-repetitions", action="store_true",
+                        help="MACH: merge the separately trained repetitions of MODEL_DIR into one model")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     config = load_config(args.config, args.overrides)
@@ -33,9 +37,13 @@ def main(argv=None):
         sys.stdout.write(config_to_json(config))
         return 0
     setup_logging(args.verbose)
-    from tfxc.training.trainer import Trainer, format_metrics
+    from tfxc.training.trainer import Trainer, format_metrics, merge_repetitions
 
-    trainer = Trainer(config, args.model_dir or default_model_dir(args.config))
+    model_dir = args.model_dir or default_model_dir(args.config)
+    if args.merge_repetitions:
+        merge_repetitions(config, model_dir)
+        return 0
+    trainer = Trainer(config, model_dir, repetition=args.repetition)
     metrics = trainer.train()
     if trainer.chief:
         print("frequency baseline: " + format_metrics(trainer.evaluator.frequency_baseline()))

@@ -17,7 +17,7 @@ from tfxc.errors import ConfigError
 
 DATA_FORMATS = ("tfrecord", "xc", "pecos", "jsonl", "dense", "synthetic")
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
-OPTIMIZERS = ("adam", "sgd", "adagrad")
+OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "linear")
 
 
@@ -167,13 +167,14 @@ class OptimizerConfig:
     """The optimizer. Sparse embedding tables are always updated row-sparsely.
 
     Attributes:
-      name: adam (row-sparse "lazy" Adam on embedding tables), sgd, adagrad.
+      name: adam or sgd (with momentum); embedding tables get row-sparse ("lazy") updates.
       learning_rate: peak learning rate.
       schedule: constant, cosine (decay to 0) or linear (decay to 0), after warm-up.
-      warmup_steps: linear warm-up from 0.
+      warmup_steps: linear warm-up: step t < warmup_steps uses peak·(t+1)/warmup_steps.
       beta_1, beta_2, epsilon: Adam's moments and epsilon.
       momentum: SGD momentum.
-      weight_decay: decoupled weight decay (AdamW-style) on dense kernels; 0 = off.
+      weight_decay: decoupled weight decay (AdamW-style) on every variable except the
+        sparse embedding tables (biases included, as Keras does); 0 = off.
       clip_norm: clip the global gradient norm (after the cross-replica sum); 0 = off.
     """
 

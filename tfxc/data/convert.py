@@ -151,7 +151,7 @@ def convert(data_config) -> DatasetInfo:
     """Converts the sources named by `data_config` (a `DataConfig`) into `data_config.dir`."""
     cfg = data_config
     start = time.time()
-    with atomic_directory(cfg.dir) as tmp:
+    with atomic_directory(cfg.dir, marker=STATS_FILE) as tmp:
         splits, num_features, num_labels, names = _sources(cfg, tmp)
         writers = {"train": SplitWriter(tmp, "train", cfg.num_shards).write_all(splits["train"]),
                    "test": SplitWriter(tmp, "test", TEST_SHARDS).write_all(splits["test"])}

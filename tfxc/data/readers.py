@@ -792,6 +792,9 @@ def _parse_jsonl_line(line: str, path: str, lineno: int) -> JsonlRecord:
         if not isinstance(name, str):
             raise DataError(f"label names must be strings, got {name!r}", path=path,
                             line=lineno, field="labels")
+        if not name or "\n" in name or "\r" in name:
+            raise DataError(f"label name {name!r} is empty or contains a line break", path=path,
+                            line=lineno, field="labels")
     return JsonlRecord(lineno, obj.get("id"), text, labels)
 
 

@@ -5,7 +5,7 @@ byte-identical for a seed):
   * label l has popularity ∝ (l + 1)^-zipf_exponent, so label 0 is the head and
     most labels are tail labels, as in real XMC data;
   * label l owns a "topic": `features_per_label` feature ids with Zipf-like weights;
-  * a point draws 1 + Poisson(labels_per_point - 1) distinct labels by popularity,
+  * a point draws 1 + Poisson(labels_per_point - 1) labels by popularity (repeats dropped),
     then `features_per_point` feature occurrences, each from the topic of one of
     its labels (prob. 1 - noise) or uniformly from all features (prob. noise);
   * values are log(1 + count), L2-normalised per row (TF-IDF-like).
@@ -29,9 +29,10 @@ class SyntheticXmc:
         self.config = config
         rng = np.random.default_rng([config.seed, 0])
         popularity = 1.0 / np.arange(1, config.num_labels + 1) ** config.zipf_exponent
-        self.label_probs = popularity / popularity.sum()
-        self.topics = np.stack([rng.choice(config.num_features, config.features_per_label, replace=False)
-                                for _ in range(config.num_labels)])
+        self.label_cdf = np.cumsum(popularity / popularity.sum())
+        # Vectorised so that millions of labels take seconds; a rare repeated
+        # feature within a topic only sharpens that topic.
+        self.topics = rng.integers(0, config.num_features, size=(config.num_labels, config.features_per_label))
         weights = 1.0 / np.arange(1, config.features_per_label + 1)
         self.topic_probs = weights / weights.sum()
 
@@ -49,7 +50,9 @@ class SyntheticXmc:
         rng = np.random.default_rng([cfg.seed, 1 if split == "train" else 2])
         for _ in range(count):
             n_labels = min(1 + rng.poisson(cfg.labels_per_point - 1.0), cfg.num_labels)
-            labels = np.sort(rng.choice(cfg.num_labels, n_labels, replace=False, p=self.label_probs))
+            # Inverse-CDF draws by popularity; repeats are dropped (O(log L) per draw, not O(L)).
+            draws = np.searchsorted(self.label_cdf, rng.random(n_labels), side="right")
+            labels = np.unique(np.minimum(draws, cfg.num_labels - 1))
             n_feats = max(1, rng.poisson(cfg.features_per_point))
             from_topic = rng.random(n_feats) >= cfg.noise
             owners = labels[rng.integers(0, len(labels), n_feats)]

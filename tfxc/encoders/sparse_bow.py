@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from tfxc._tf import keras, tf
 from tfxc.errors import ConfigError
 
@@ -74,6 +76,10 @@ class SparseBowEncoder(keras.layers.Layer):
       activation: Keras activation name.
       dropout: dropout rate after each activation.
       normalize_inputs: L2-normalise the feature values of each row.
+      seed: seeds the initialisers and dropout (None: Keras' global seed).
+      feature_map: optional int32 [num_input_features] mapping feature ids to
+        [0, num_features), e.g. MACH's per-repetition feature hashing; ids that
+        collide are summed (algorithms.md §2.3).
 
     Call args:
       inputs: {"feat_idx": int64 ragged [B, None], "feat_val": float32 ragged [B, None]}.
@@ -89,7 +95,7 @@ class SparseBowEncoder(keras.layers.Layer):
     """
 
     def __init__(self, num_features: int, embedding_dim: int, hidden_units=(), activation="relu",
-                 dropout=0.0, normalize_inputs=False, seed=None, **kwargs):
+                 dropout=0.0, normalize_inputs=False, seed=None, feature_map=None, **kwargs):
         super().__init__(**kwargs)
         self.num_features = num_features
         self.embedding_dim = embedding_dim
@@ -98,12 +104,14 @@ class SparseBowEncoder(keras.layers.Layer):
         self.dropout = dropout
         self.normalize_inputs = normalize_inputs
         self.seed = seed
+        self.feature_map_values = None if feature_map is None else np.asarray(feature_map, np.int32)
         self._act = keras.activations.get(activation)
         # Sub-layers are plain attributes, not list items: tf.train.Checkpoint
         # does not see into Keras 3's tracked lists, so listed layers would be
         # silently missing from checkpoints.
         for i, units in enumerate(self.hidden_units):
-            setattr(self, f"hidden_{i}", keras.layers.Dense(units, name=f"hidden_{i}"))
+            setattr(self, f"hidden_{i}", keras.layers.Dense(units, name=f"hidden_{i}",
+                                                            kernel_initializer=self._initializer(i + 1)))
         if dropout > 0:
             for i in range(len(self.hidden_units) + 1):
                 setattr(self, f"dropout_{i}", keras.layers.Dropout(
@@ -117,10 +125,14 @@ class SparseBowEncoder(keras.layers.Layer):
     def dropout_layers(self) -> list:
         return [getattr(self, f"dropout_{i}") for i in range(len(self.hidden_units) + 1)] if self.dropout > 0 else []
 
+    def _initializer(self, index: int):
+        return keras.initializers.GlorotUniform(seed=None if self.seed is None else self.seed + 101 * index)
+
     @classmethod
-    def from_config_dataclass(cls, config: SparseBowEncoderConfig, *, num_features: int, seed=None):
+    def from_config_dataclass(cls, config: SparseBowEncoderConfig, *, num_features: int, seed=None,
+                              feature_map=None, name="encoder"):
         return cls(num_features, config.embedding_dim, config.hidden_units, config.activation,
-                   config.dropout, config.normalize_inputs, seed=seed, name="encoder")
+                   config.dropout, config.normalize_inputs, seed=seed, feature_map=feature_map, name=name)
 
     @property
     def output_dim(self) -> int:
@@ -128,7 +140,11 @@ class SparseBowEncoder(keras.layers.Layer):
 
     def build(self, input_shape=None):
         self.embeddings = self.add_weight(shape=(self.num_features, self.embedding_dim), name="embeddings",
-                                          initializer="glorot_uniform")
+                                          initializer=self._initializer(0))
+        if self.feature_map_values is not None:
+            values = self.feature_map_values
+            self.feature_map = self.add_weight(shape=values.shape, name="feature_map", dtype="int32",
+                                               trainable=False, initializer=lambda shape, dtype=None: values)
         self.bias = self.add_weight(shape=(self.embedding_dim,), name="bias", initializer="zeros")
         width = self.embedding_dim
         for layer in self.hidden_layers:
@@ -138,6 +154,8 @@ class SparseBowEncoder(keras.layers.Layer):
 
     def call(self, inputs, training=False):
         feat_idx, feat_val = inputs["feat_idx"], inputs["feat_val"]
+        if self.feature_map_values is not None:
+            feat_idx = feat_idx.with_values(tf.cast(tf.gather(self.feature_map.value, feat_idx.values), tf.int64))
         if self.normalize_inputs:
             norm = tf.sqrt(tf.reduce_sum(tf.square(feat_val), axis=1, keepdims=True))
             feat_val = feat_val / tf.maximum(norm, 1e-12)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfxc._tf import tf
 from tfxc.data.pipeline import eval_dataset
 from tfxc.eval.metrics import XmcMetrics
+
+
+def pad_ids(ids: np.ndarray, k: int) -> np.ndarray:
+    """Pads [B, k'] ids with -1 (never a hit) to [B, k] when there are fewer than k labels."""
+    return ids if ids.shape[1] >= k else np.pad(ids, ((0, 0), (0, k - ids.shape[1])), constant_values=-1)
 
 
 class Evaluator:
@@ -21,16 +25,16 @@ class Evaluator:
 
     def __init__(self, model, info, eval_config, split: str = "test"):
         self.model, self.info, self.config, self.split = model, info, eval_config, split
-        self.k = min(max(eval_config.ks), info.num_labels)
-        self._top_k = tf.function(lambda batch: model.top_k(batch, self.k), reduce_retracing=True)
-        train = info.splits["train"]
-        self.multiclass = train["avg_labels_per_point"] == 1.0 and train["points_without_labels"] == 0
+        self.k = max(eval_config.ks)
+        self._top_k = model.head.evaluation_top_k(model, min(self.k, info.num_labels))
+        stats = info.splits[split]
+        self.multiclass = stats["avg_labels_per_point"] == 1.0 and stats["points_without_labels"] == 0
 
     def predictions(self):
         """Yields (scores float32 [B, k], ids int64 [B, k], labels int64 ragged [B, None]) per batch."""
         for batch in eval_dataset(self.info.files(self.split), self.config.batch_size):
             scores, ids = self._top_k(batch)
-            yield scores.numpy(), ids.numpy(), batch["labels"]
+            yield scores, pad_ids(ids, self.k), batch["labels"]
 
     def _metrics(self) -> XmcMetrics:
         return XmcMetrics(ks=self.config.ks, multiclass=self.multiclass,
@@ -39,10 +43,11 @@ class Evaluator:
     def frequency_baseline(self) -> dict[str, float]:
         """Metrics of predicting the k most frequent training labels for every point (the bar to clear)."""
         metrics = self._metrics()
-        top = np.argsort(-self.info.label_freq, kind="stable")[: self.k]
+        top = pad_ids(np.argsort(-self.info.label_freq, kind="stable")[None, : self.k], self.k)
         for batch in eval_dataset(self.info.files(self.split), self.config.batch_size):
             labels = batch["labels"]
-            metrics.update(np.tile(top, (int(labels.nrows()), 1)), labels.row_splits.numpy(), labels.values.numpy())
+            metrics.update(np.repeat(top, int(labels.nrows()), axis=0), labels.row_splits.numpy(),
+                           labels.values.numpy())
         return metrics.result()
 
     def evaluate(self) -> dict[str, float]:

@@ -58,7 +58,7 @@ class ServingModule(tf.Module):
 def export_saved_model(model, config, info, out_dir: str, top_k: int | None = None) -> str:
     """Writes the SavedModel (atomically) with the config, labels and featurizer as assets."""
     module = ServingModule(model, info.label_names(), top_k or config.export.top_k)
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir, marker="saved_model.pb") as tmp:
         tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve, "top_k": module.serve_k})
         assets = os.path.join(tmp, "assets.extra", ASSETS_DIR)
         os.makedirs(assets)

@@ -40,6 +40,20 @@ class Head(keras.layers.Layer):
         """
         raise NotImplementedError
 
+    def evaluation_top_k(self, model, k: int):
+        """A callable batch -> (scores float32 [B, k], ids int64 [B, k]) as NumPy, for evaluation.
+
+        The default runs `model.top_k` in a tf.function; heads with a faster
+        host-side path (MACH's Cython gather) override this.
+        """
+        fn = tf.function(lambda batch: model.top_k(batch, k), reduce_retracing=True)
+
+        def top_k(batch):
+            scores, ids = fn(batch)
+            return scores.numpy(), ids.numpy()
+
+        return top_k
+
     @property
     def sparse_variables(self) -> list:
         return []

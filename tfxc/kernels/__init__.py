@@ -3,9 +3,9 @@
 `hits_matrix(pred_ids, indptr, indices) -> uint8 [N, k]` marks which top-k
 predictions are true labels, given the labels as CSR (`indptr` int64 [N+1],
 `indices` int64 [nnz], each row sorted ascending). The Cython version is used
-when the extension was built (`pip install -e .` builds it); the fallback is
-kept for builds without a compiler and as the reference the tests compare
-against.
+when the extension is importable (`pip install -e .` builds it, and the
+install fails without a C compiler); the fallback is the reference the tests
+compare against, and what runs from a source tree that was never built.
 """
 
 from __future__ import annotations

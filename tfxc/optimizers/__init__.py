@@ -20,11 +20,6 @@ def build_optimizer(config, *, total_steps: int, sparse_variables=()):
                        epsilon=config.epsilon, weight_decay=decay)
     elif config.name == "sgd":
         opt = LazySGD(learning_rate=schedule, momentum=config.momentum, weight_decay=decay)
-    elif config.name == "adagrad":
-        # Keras Adagrad densifies IndexedSlices; kept for small dense models.
-        from tfxc._tf import keras
-
-        opt = keras.optimizers.Adagrad(learning_rate=schedule, epsilon=config.epsilon, weight_decay=decay)
     else:  # validated in OptimizerConfig
         raise ValueError(config.name)
     if decay and sparse_variables:

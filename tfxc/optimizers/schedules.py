@@ -8,7 +8,7 @@ from tfxc._tf import keras, tf
 
 
 class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """lr(t) = peak·t/warmup for t < warmup, then `decay` from peak to 0 at `total_steps`.
+    """lr(t) = peak·(t+1)/warmup for t < warmup, then `decay` from peak to 0 at `total_steps`.
 
     Args:
       peak: the learning rate after warm-up.

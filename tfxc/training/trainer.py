@@ -75,15 +75,32 @@ def rng_state(model) -> tf.Module:
     would draw different dropout masks than an uninterrupted one.
     """
     state = tf.Module(name="rng_state")
-    state.variables_list = [v.value for v in model.non_trainable_variables]
+    state.variables_list = [v.value for v in model.non_trainable_variables if "seed_generator" in v.path]
     return state
 
 
-class Trainer:
-    """Trains `config` into `model_dir` (resuming from its latest checkpoint if there is one)."""
+def scale_gradient(gradient, factor: float):
+    """gradient * factor, keeping IndexedSlices sparse (they support no arithmetic operators)."""
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.IndexedSlices(gradient.values * factor, gradient.indices, gradient.dense_shape)
+    return gradient * factor
 
-    def __init__(self, config, model_dir: str):
-        self.config, self.model_dir = config, model_dir
+
+def repetition_dir(model_dir: str, repetition: int) -> str:
+    """Where `--repetition r` trains MACH repetition r of the model in `model_dir`."""
+    return os.path.join(model_dir, "repetitions", f"rep-{repetition:03d}")
+
+
+class Trainer:
+    """Trains `config` into `model_dir` (resuming from its latest checkpoint if there is one).
+
+    With `repetition=r` (MACH with separate encoders) only repetition r is
+    built and trained, in `repetition_dir(model_dir, r)`; see `merge_repetitions`.
+    """
+
+    def __init__(self, config, model_dir: str, repetition: int | None = None):
+        self.config, self.repetition = config, repetition
+        self.model_dir = model_dir if repetition is None else repetition_dir(model_dir, repetition)
         self.strategy = make_strategy(config.runtime)  # first: logical devices must precede TF's start-up
         set_seeds(config.runtime)
         self.chief = is_chief(self.strategy)
@@ -102,7 +119,8 @@ class Trainer:
 
         with self.strategy.scope():
             self.model = build_model(config.model, num_features=self.info.num_features,
-                                     num_labels=self.info.num_labels, seed=config.runtime.seed)
+                                     num_labels=self.info.num_labels, seed=config.runtime.seed,
+                                     repetitions=None if repetition is None else [repetition])
             self.optimizer = build_optimizer(config.optimizer, total_steps=self.total_steps,
                                              sparse_variables=self.model.sparse_variables)
             # Optimizer slots must exist before the first step inside
@@ -112,11 +130,13 @@ class Trainer:
                                               rng=rng_state(self.model))
         # Every worker must take part in saving; only the chief's copy is kept.
         num_workers, index = cluster_spec()
-        ckpt_dir = os.path.join(model_dir, CHECKPOINT_DIR) if self.chief else \
-            os.path.join(model_dir, f".worker-{index}-tmp", CHECKPOINT_DIR)
+        ckpt_dir = os.path.join(self.model_dir, CHECKPOINT_DIR) if self.chief else \
+            os.path.join(self.model_dir, f".worker-{index}-tmp", CHECKPOINT_DIR)
         self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=tc.keep_checkpoints)
         self.evaluator = Evaluator(self.model, self.info, config.eval)
         self._train_loop = self._make_train_loop()
+        self._weights_finite = tf.function(lambda: tf.reduce_all(
+            [tf.reduce_all(tf.math.is_finite(v)) for v in self.model.trainable_variables]))
 
     # === The inner loop ===
     def _replica_step(self, batch):
@@ -136,7 +156,7 @@ class Trainer:
             ctx = tf.distribute.get_replica_context()
             grads = ctx.all_reduce("SUM", grads)
             grads, _ = tf.clip_by_global_norm(grads, clip)
-            grads = [g / ctx.num_replicas_in_sync for g in grads]
+            grads = [scale_gradient(g, 1.0 / ctx.num_replicas_in_sync) for g in grads]
         self.optimizer.apply_gradients(zip(grads, variables))
         return loss
 
@@ -176,7 +196,13 @@ class Trainer:
     def _restore(self) -> int:
         latest = tf.train.latest_checkpoint(os.path.join(self.model_dir, CHECKPOINT_DIR))
         if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            try:
+                self.checkpoint.restore(latest).assert_consumed()
+            except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
+                raise TrainingError(
+                    f"{latest} does not fit this config (the model or data shape changed?): "
+                    f"{str(e).splitlines()[0][:300]}. Use another --model-dir, or the config in "
+                    f"{os.path.join(self.model_dir, CONFIG_FILE)}") from None
             log.info("resumed from %s (step %d)", latest, self._step())
         return self._step()
 
@@ -189,7 +215,14 @@ class Trainer:
                                       skip_steps=skip_steps, input_context=ctx))
         return iter(dataset)
 
-    def _save(self, step: int) -> None:
+    def _save(self, step: int, last_saved: int) -> None:
+        # The loss of a step is computed before its update, so a finite loss
+        # does not prove finite weights: check them before they overwrite anything.
+        if not bool(self._weights_finite()):
+            raise TrainingError(f"the weights became non-finite before step {step}; stopped without saving, the "
+                                f"last good checkpoint (step {last_saved}) is kept. Try a lower "
+                                f"optimizer.learning_rate ({self.config.optimizer.learning_rate}) or set "
+                                "optimizer.clip_norm.")
         self.manager.save(checkpoint_number=step)
 
     def _write_run_files(self) -> None:
@@ -197,10 +230,12 @@ class Trainer:
             return
         os.makedirs(self.model_dir, exist_ok=True)
         atomic_write_text(os.path.join(self.model_dir, CONFIG_FILE), config_to_json(self.config))
+        save_mach_lookup(self.model, self.model_dir)
         atomic_write_text(os.path.join(self.model_dir, "run_info.json"), json.dumps({
             "tfxc": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
             "replicas": self.strategy.num_replicas_in_sync, "strategy": self.config.runtime.strategy,
             "total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
+            "repetition": self.repetition,
             "num_features": self.info.num_features, "num_labels": self.info.num_labels}, indent=2) + "\n")
 
     def evaluate(self) -> dict[str, float]:
@@ -209,8 +244,8 @@ class Trainer:
     def train(self) -> dict[str, float]:
         """Runs to `total_steps`, then evaluates; returns the final metrics (percent)."""
         cfg, tc = self.config, self.config.trainer
+        step = self._restore()  # before writing config.json: a mismatch must not overwrite the old one
         self._write_run_files()
-        step = self._restore()
         start_step = step
         writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "tensorboard")) if self.chief \
             else tf.summary.create_noop_writer()
@@ -259,12 +294,12 @@ class Trainer:
                     tf.summary.scalar("train/steps_per_second", rate)
                 t_log, step_log = now, step
             if crossed(prev, step, tc.checkpoint_every_steps) or step == self.total_steps:
-                self._save(step)
+                self._save(step, last_saved)
                 last_saved = step
             if tc.eval_every_steps and crossed(prev, step, tc.eval_every_steps) and step < self.total_steps:
                 self._log_metrics(self.evaluate(), step, writer)
         if last_saved != step:
-            self._save(step)
+            self._save(step, last_saved)
         if start_step < step and self.chief:
             log.info("trained %d steps in %s", step - start_step, format_duration(time.time() - t_start))
         metrics = self.evaluate()
@@ -285,6 +320,68 @@ class Trainer:
             log.info("eval at step %d: %s", step, format_metrics(metrics))
 
 
+def save_mach_lookup(model, model_dir: str) -> None:
+    """MACH: keep the label->bucket lookup beside the checkpoints (checked against, not rebuilt, on resume)."""
+    lookup = getattr(model.head, "mach_lookup", None)
+    if lookup is not None:
+        from tfxc.hashing import MachLookup
+
+        MachLookup.load_or_build(os.path.join(model_dir, "mach_lookup.npz"), lookup.num_labels,
+                                 lookup.num_buckets, lookup.seeds)
+
+
+def merge_repetitions(config, model_dir: str) -> str:
+    """Stacks the separately trained MACH repetitions of `model_dir` into one model checkpoint.
+
+    Every repetition must have finished (`tfxc.train --repetition r`) with the
+    same config. Writes `model_dir/config.json`, `checkpoints/` and
+    `mach_lookup.npz`, so `tfxc.evaluate` and `tfxc.export` work on the merged model.
+
+    Returns:
+      The path of the merged checkpoint.
+    """
+    from tfxc.data.info import DatasetInfo
+
+    head = config.model.head
+    if head.name != "mach" or not head.separate_encoders:
+        raise ConfigError("--merge-repetitions needs model.head.name 'mach' with separate_encoders=true")
+    info = DatasetInfo.load(config.data.dir)
+    kwargs = dict(num_features=info.num_features, num_labels=info.num_labels, seed=config.runtime.seed)
+    merged = build_model(config.model, **kwargs)
+    kernel, bias = merged.head.kernel.numpy(), merged.head.bias.numpy()
+    for i, r in enumerate(merged.head.repetitions):
+        directory = repetition_dir(model_dir, r)
+        run_info_path = os.path.join(directory, "run_info.json")
+        latest = tf.train.latest_checkpoint(os.path.join(directory, CHECKPOINT_DIR))
+        if latest is None or not os.path.exists(run_info_path):
+            raise TrainingError(f"repetition {r} has no checkpoint in {directory}; train it with "
+                                f"`python -m tfxc.train --config ... --repetition {r}`")
+        with open(os.path.join(directory, CONFIG_FILE), encoding="utf-8") as f:
+            if f.read() != config_to_json(config):
+                raise TrainingError(f"repetition {r} in {directory} was trained with a different config")
+        with open(run_info_path, encoding="utf-8") as f:
+            total = json.load(f)["total_steps"]
+        step = int(latest.rsplit("-", 1)[1])
+        if step != total:
+            raise TrainingError(f"repetition {r} stopped at step {step} of {total}; resume it with "
+                                f"`python -m tfxc.train --config ... --repetition {r}`")
+        part = build_model(config.model, repetitions=[r], **kwargs)
+        tf.train.Checkpoint(model=part).restore(latest).expect_partial().assert_existing_objects_matched()
+        for target, source in zip(merged.encoder.encoders[i].variables, part.encoder.encoders[0].variables):
+            target.assign(source.numpy())
+        kernel[i], bias[i] = part.head.kernel.numpy()[0], part.head.bias.numpy()[0]
+    merged.head.kernel.assign(kernel)
+    merged.head.bias.assign(bias)
+    os.makedirs(model_dir, exist_ok=True)
+    atomic_write_text(os.path.join(model_dir, CONFIG_FILE), config_to_json(config))
+    save_mach_lookup(merged, model_dir)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=merged), os.path.join(model_dir, CHECKPOINT_DIR),
+                                         max_to_keep=1)
+    path = manager.save(checkpoint_number=0)
+    log.info("merged %d repetitions into %s", len(merged.head.repetitions), path)
+    return path
+
+
 def crossed(before: int, after: int, every: int) -> bool:
     """True if a multiple of `every` lies in (before, after]."""
     return after // every > before // every
@@ -293,7 +390,3 @@ def crossed(before: int, after: int, every: int) -> bool:
 def format_metrics(metrics: dict) -> str:
     keys = [k for k in metrics if k.split("@")[0] in ("P", "nDCG", "PSP", "Acc")]
     return " ".join(f"{k} {metrics[k]:.2f}" for k in keys)
-
-
-def final_weights(model) -> dict[str, np.ndarray]:
-    return {v.path: np.asarray(v.numpy()) for v in model.trainable_variables}

@@ -15,12 +15,19 @@ def atomic_write_text(path: str, text: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str):
+def atomic_directory(path: str, marker: str):
     """Yields a temporary sibling directory that replaces `path` only if the block succeeds.
 
     A failed or killed run leaves `path` as it was (and at worst a hidden
-    `.tmp-*` sibling, which the next successful run does not reuse).
+    `.tmp-*` sibling, which the next successful run does not reuse). An
+    existing `path` is replaced only if it is empty or holds `marker` (i.e. it
+    is an earlier output of the same kind), never a folder of other files.
     """
+    if os.path.isdir(path) and os.listdir(path) and not os.path.exists(os.path.join(path, marker)):
+        from tfxc.errors import TfxcError
+
+        raise TfxcError(f"{path} exists and is not a previous output (no {marker}); refusing to replace it, "
+                        "choose another output directory")
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="." + os.path.basename(os.path.abspath(path)) + ".tmp-", dir=parent)

@@ -1,0 +1,161 @@
+"""MACH head: losses and in-graph top-k against dense references; repetition-only training + merge equals
+joint training; train.sh end to end; the SavedModel agrees with the Cython gather."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import REPO, checkpoint_weights, cli_env, run_cli, tiny_config
+
+from tfxc._tf import tf
+from tfxc.config import load_config
+from tfxc.heads.mach import mach_top_k_tf
+from tfxc.kernels.mach import mach_top_k
+from tfxc.model import build_model
+
+LABELS = tf.ragged.constant([[1, 2, 30], [], [7], [4, 5]], tf.int64)
+
+
+def make_model(loss="sigmoid", separate=True, reps=3, buckets=5, score="logit_sum"):
+    config = load_config(None, ["data.dir=unused", "model.head.name=mach", f"model.head.num_buckets={buckets}",
+                                f"model.head.num_repetitions={reps}", f"model.head.loss={loss}",
+                                f"model.head.separate_encoders={str(separate).lower()}",
+                                f"model.head.score={score}", "model.encoder.embedding_dim=6"])
+    return build_model(config.model, num_features=20, num_labels=37, seed=3)
+
+
+def batch():
+    return {"feat_idx": tf.ragged.constant([[1, 5], [2], [3, 4, 9], [0]], tf.int64),
+            "feat_val": tf.ragged.constant([[1.0, 0.5], [1.0], [2.0, 1.0, 1.0], [0.3]]), "labels": LABELS}
+
+
+@pytest.mark.parametrize("loss", ["sigmoid", "softmax"])
+@pytest.mark.parametrize("separate", [True, False])
+def test_loss_matches_dense_bucket_targets(loss, separate):
+    model = make_model(loss, separate)
+    logits = model(batch()).numpy()                               # [n, R, B]
+    lookup = model.head.mach_lookup.buckets
+    expected = []
+    for n, labels in enumerate(LABELS.to_list()):
+        total = 0.0
+        for r in range(lookup.shape[0]):
+            z = logits[n, r]
+            target = np.zeros_like(z)
+            target[lookup[r, labels]] = 1.0                       # a set: collisions make one positive
+            if loss == "sigmoid":
+                total += np.sum(np.logaddexp(0, z) - target * z)
+            elif labels:
+                total += np.log(np.exp(z).sum()) - (target * z).sum() / target.sum()
+        expected.append(total)
+    np.testing.assert_allclose(model.per_example_loss(batch()).numpy(), expected, rtol=1e-5)
+    assert logits.shape == (4, 3, 5)
+
+
+@pytest.mark.parametrize("score", ["logit_sum", "prob_sum"])
+def test_in_graph_top_k_equals_brute_force_and_the_kernel(score):
+    model = make_model(score=score)
+    bucket_scores = model.head.bucket_scores(model(batch())).numpy()
+    lookup = model.head.mach_lookup.buckets
+    dense = sum(bucket_scores[:, r, lookup[r]] for r in range(lookup.shape[0]))   # [n, L]
+    expected = np.argsort(-dense, axis=1, kind="stable")[:, :6]
+    for chunk in (4096, 5):                                       # one chunk; several merged chunks
+        scores, ids = mach_top_k_tf(bucket_scores, lookup, 6, chunk=chunk)
+        np.testing.assert_array_equal(ids.numpy(), expected)
+        np.testing.assert_allclose(scores.numpy(), np.take_along_axis(dense, expected, 1), rtol=1e-6)
+    k_scores, k_ids = mach_top_k(np.ascontiguousarray(bucket_scores), lookup, 6)
+    np.testing.assert_array_equal(k_ids, expected)
+    np.testing.assert_allclose(k_scores, scores.numpy(), rtol=1e-6)
+
+
+def test_parameters_do_not_grow_with_the_label_count():
+    def count(num_labels):
+        config = load_config(None, ["data.dir=u", "model.head.name=mach", "model.head.num_buckets=50",
+                                    "model.head.num_repetitions=2", "model.encoder.embedding_dim=4"])
+        model = build_model(config.model, num_features=10, num_labels=num_labels, seed=0)
+        return sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    assert count(1000) == count(100000)
+
+
+MACH_MODEL = {"encoder": {"name": "sparse_bow", "embedding_dim": 16, "dropout": 0.2},
+              "head": {"name": "mach", "num_buckets": 8, "num_repetitions": 2}}
+
+
+@pytest.fixture(scope="module")
+def joint_and_merged(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mach")
+    config = tiny_config(tmp, model=MACH_MODEL, trainer={"train_steps": 16, "checkpoint_every_steps": 8})
+    joint, split = tmp / "joint", tmp / "split"
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(joint))
+    for r in (0, 1):
+        run_cli("tfxc.train", "--config", config, "--model-dir", str(split), "--repetition", str(r))
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(split), "--merge-repetitions")
+    return tmp, config, joint, split
+
+
+def test_repetitions_trained_apart_then_merged_equal_joint_training(joint_and_merged):
+    _, _, joint, split = joint_and_merged
+    a, b = checkpoint_weights(str(joint)), checkpoint_weights(str(split))
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], atol=1e-5, err_msg=name)
+    metrics = [json.loads(run_cli("tfxc.evaluate", "--model-dir", str(d), "--json").stdout.splitlines()[-1])
+               for d in (joint, split)]
+    assert metrics[0] == pytest.approx(metrics[1], abs=0.05)
+    assert os.path.exists(split / "mach_lookup.npz")
+
+
+def test_merge_refuses_an_unfinished_repetition(joint_and_merged, tmp_path):
+    _, config, _, split = joint_and_merged
+    partial = tmp_path / "partial"
+    shutil.copytree(split / "repetitions" / "rep-000", partial / "repetitions" / "rep-000")
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(partial), "--merge-repetitions",
+                     check=False)
+    assert result.returncode == 2 and "repetition 1 has no checkpoint" in result.stderr
+
+
+def test_saved_model_top_k_agrees_with_the_cython_gather(joint_and_merged):
+    tmp, config, _, split = joint_and_merged
+    run_cli("tfxc.export", "--model-dir", str(split), "--out", str(tmp / "saved"))
+    from tfxc.data.info import DatasetInfo
+    from tfxc.data.pipeline import eval_dataset
+    from tfxc.evaluate import load_trained_config
+    from tfxc.training.trainer import restore_model
+
+    cfg = load_trained_config(str(split))
+    model, info = restore_model(cfg, str(split))
+    batch = next(iter(eval_dataset(DatasetInfo.load(cfg.data.dir).files("test"), 50)))
+    host_scores, host_ids = model.head.evaluation_top_k(model, 5)(batch)
+    flat = {"feat_idx": batch["feat_idx"].values.numpy().tolist(), "feat_val": batch["feat_val"].values.numpy().tolist(),
+            "row_splits": batch["feat_idx"].row_splits.numpy().tolist()}
+    (tmp / "b.json").write_text(json.dumps(flat))
+    script = ("import json,sys,tensorflow as tf; m=tf.saved_model.load(sys.argv[1]); b=json.load(open(sys.argv[2]));"
+              "o=m.signatures['serving_default'](feat_idx=tf.constant(b['feat_idx'],tf.int64),"
+              "feat_val=tf.constant(b['feat_val']),row_splits=tf.constant(b['row_splits'],tf.int64));"
+              "print(json.dumps({'s':o['scores'].numpy().tolist(),'i':o['label_ids'].numpy().tolist()}))")
+    out = subprocess.run([sys.executable, "-c", script, str(tmp / "saved"), str(tmp / "b.json")], env=cli_env(),
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    served = json.loads(out.stdout.splitlines()[-1])
+    np.testing.assert_allclose(np.array(served["s"]), host_scores, atol=1e-5)
+    assert (np.array(served["i"]) == host_ids).mean() > 0.95  # ids differ only at exact score ties
+
+
+@pytest.mark.parametrize("use_tmux", [False, True])
+def test_train_sh_runs_repetitions_in_parallel_merges_and_evaluates(use_tmux, tmp_path):
+    if use_tmux and shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    config = tiny_config(tmp_path, model=MACH_MODEL, trainer={"train_steps": 8})
+    env = cli_env({"PYTHON": sys.executable, **({} if use_tmux else {"TFXC_NO_TMUX": "1"})})
+    out = subprocess.run(["bash", "train.sh", config, "2", str(tmp_path / "model")], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "repetition 0 done" in out.stdout and "repetition 1 done" in out.stdout
+    assert "P@1" in out.stdout and "PSP@5" in out.stdout
+    for r in (0, 1):
+        assert (tmp_path / "model" / "logs" / f"rep-00{r}.exit").read_text().strip() == "0"

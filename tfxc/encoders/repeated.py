@@ -1,0 +1,44 @@
+"""One encoder per repetition (MACH's independent networks), stacked along axis 1."""
+
+from __future__ import annotations
+
+from tfxc._tf import keras, tf
+
+
+class RepeatedEncoder(keras.layers.Layer):
+    """Applies R independent encoders to the same inputs.
+
+    Args:
+      encoders: the per-repetition encoders (equal output widths).
+      repetitions: the repetition id of each encoder (names the sub-layers).
+
+    Returns:
+      float32 [batch, R, dim].
+    """
+
+    def __init__(self, encoders, repetitions, **kwargs):
+        super().__init__(**kwargs)
+        self.repetitions = tuple(repetitions)
+        # Attributes, not a list: tf.train.Checkpoint does not see into Keras 3's tracked lists.
+        for r, encoder in zip(self.repetitions, encoders):
+            setattr(self, f"rep_{r}", encoder)
+
+    @property
+    def encoders(self) -> list:
+        return [getattr(self, f"rep_{r}") for r in self.repetitions]
+
+    @property
+    def output_dim(self) -> int:
+        return self.encoders[0].output_dim
+
+    def build(self, input_shape=None):
+        for encoder in self.encoders:
+            encoder.build()
+        self.built = True
+
+    def call(self, inputs, training=False):
+        return tf.stack([encoder(inputs, training=training) for encoder in self.encoders], axis=1)
+
+    @property
+    def sparse_variables(self) -> list:
+        return [v for encoder in self.encoders for v in encoder.sparse_variables]

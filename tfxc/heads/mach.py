@@ -1,0 +1,252 @@
+"""MACH: Merged-Averaged Classifiers via Hashing.
+
+Reference: Medini, Huang, Wang, Mu & Shrivastava, 2019, "Extreme Classification in Log Memory using
+Count-Min Sketch: A Case Study of Amazon Search with 50M Products" (NeurIPS). Spec: algorithms.md §2.
+
+Each of R repetitions hashes the L labels into B buckets with its own hash
+h_r(c) = murmurhash3_32(c, seed=r) mod B (a count-min sketch row) and learns a
+B-way classifier. A label's score is reconstructed from its buckets:
+score(c) = Σ_r s_r[h_r(c)], with s the bucket logits (default; the original
+code's choice) or bucket probabilities. Parameters grow with R·B, not with L;
+only the int32 lookup [R, L] depends on L.
+
+Repetitions never communicate: with `separate_encoders` (the original) each
+has its own encoder, so `tfxc.train --repetition r` can train them in separate
+processes or machines and `--merge-repetitions` stacks them into one model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tfxc._tf import keras, tf
+from tfxc.errors import ConfigError
+from tfxc.hashing import MachLookup
+from tfxc.heads.base import Head
+
+# Labels gathered per step of the in-graph top-k (bounds the [R, batch, chunk] temporary).
+TOP_K_LABEL_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class MachHeadConfig:
+    """Config of `MachHead`.
+
+    Attributes:
+      name: "mach".
+      num_buckets: B, buckets per repetition.
+      num_repetitions: R, independent hash tables / classifiers.
+      separate_encoders: one encoder per repetition (the original MACH; needed
+        for `--repetition` training); else all repetitions share one encoder.
+      loss: "sigmoid" (multi-label: BCE on multi-hot bucket targets) or
+        "softmax" (multi-class: softmax over the B buckets).
+      score: "logit_sum" (Σ_r logit_r[h_r(c)], the original's choice) or
+        "prob_sum" (Σ_r P_r[h_r(c)], the paper's estimator up to an affine map).
+      feat_hash_dim: > 0 hashes feature ids into this many buckets with a seed
+        per repetition (algorithms.md §2.3); needs separate_encoders.
+      eval_top_buckets: > 0 switches evaluation to the approximate
+        candidate-set method (§2.5): per repetition this many best buckets.
+      eval_min_freq: candidates must be reached by this many repetitions
+        (lowered until k remain) in the approximate evaluation.
+    """
+
+    name: str = "mach"
+    num_buckets: int = 10000
+    num_repetitions: int = 32
+    separate_encoders: bool = True
+    loss: str = "sigmoid"
+    score: str = "logit_sum"
+    feat_hash_dim: int = 0
+    eval_top_buckets: int = 0
+    eval_min_freq: int = 2
+
+    def validate(self, path: str) -> None:
+        if self.num_buckets < 2 or self.num_repetitions < 1:
+            raise ConfigError(f"{path}: num_buckets ({self.num_buckets}) must be >= 2 and num_repetitions "
+                              f"({self.num_repetitions}) >= 1")
+        if self.loss not in ("sigmoid", "softmax"):
+            raise ConfigError(f"{path}.loss '{self.loss}' is not one of sigmoid, softmax")
+        if self.score not in ("logit_sum", "prob_sum"):
+            raise ConfigError(f"{path}.score '{self.score}' is not one of logit_sum, prob_sum")
+        if self.feat_hash_dim < 0 or self.eval_top_buckets < 0 or self.eval_min_freq < 1:
+            raise ConfigError(f"{path}: feat_hash_dim and eval_top_buckets must be >= 0, eval_min_freq >= 1")
+        if self.feat_hash_dim and not self.separate_encoders:
+            raise ConfigError(f"{path}.feat_hash_dim ({self.feat_hash_dim}) needs separate_encoders=true "
+                              "(each repetition hashes features with its own seed)")
+
+
+def repetition_seed(seed: int | None, repetition: int) -> int | None:
+    """The seed of repetition r's weights and dropout: the same whether trained alone or jointly."""
+    return None if seed is None else seed * 1000003 + 7919 * (repetition + 1)
+
+
+class MachHead(Head):
+    """R hashed B-way classifiers (see the module docstring).
+
+    Args:
+      num_labels: L.
+      num_buckets: B.
+      repetitions: the repetition ids this head holds (hash seeds), e.g.
+        range(R) for a whole model or [r] for one repetition trained alone.
+      loss: "sigmoid" or "softmax".
+      score: "logit_sum" or "prob_sum".
+      per_repetition_features: inputs are [batch, R, dim] (one encoder per
+        repetition) instead of [batch, dim].
+      seed: base seed of the kernel initialisers (per repetition, see `repetition_seed`).
+
+    Call args:
+      features: float32 [batch, dim] or [batch, R, dim].
+
+    Returns:
+      Bucket logits float32 [batch, R, B].
+    """
+
+    def __init__(self, num_labels: int, num_buckets: int, repetitions, loss="sigmoid", score="logit_sum",
+                 per_repetition_features=True, seed=None, eval_top_buckets=0, eval_min_freq=2, **kwargs):
+        super().__init__(num_labels, **kwargs)
+        self.num_buckets = num_buckets
+        self.repetitions = tuple(int(r) for r in repetitions)
+        self.loss, self.score = loss, score
+        self.per_repetition_features = per_repetition_features
+        self.seed = seed
+        self.eval_top_buckets, self.eval_min_freq = eval_top_buckets, eval_min_freq
+        self.mach_lookup = MachLookup.build(num_labels, num_buckets, self.repetitions)
+
+    @classmethod
+    def from_config_dataclass(cls, config: MachHeadConfig, *, num_labels: int, repetitions=None, seed=None):
+        reps = range(config.num_repetitions) if repetitions is None else repetitions
+        if config.num_buckets >= num_labels:
+            raise ConfigError(f"model.head.num_buckets ({config.num_buckets}) must be smaller than the number "
+                              f"of labels ({num_labels}), or MACH has nothing to compress")
+        return cls(num_labels, config.num_buckets, reps, config.loss, config.score, config.separate_encoders,
+                   seed=seed, eval_top_buckets=config.eval_top_buckets, eval_min_freq=config.eval_min_freq,
+                   name="head")
+
+    @property
+    def num_repetitions(self) -> int:
+        return len(self.repetitions)
+
+    def build(self, input_shape):
+        dim, b = input_shape[-1], self.num_buckets
+
+        def stacked_glorot(shape, dtype=None):
+            # Repetition r's slice depends on r alone, so a repetition trained by
+            # itself starts from exactly its slice of the joint model.
+            return tf.stack([keras.initializers.GlorotUniform(seed=repetition_seed(self.seed, r))((dim, b))
+                             for r in self.repetitions])
+
+        self.kernel = self.add_weight(shape=(self.num_repetitions, dim, b), name="kernel",
+                                      initializer=stacked_glorot)
+        self.bias = self.add_weight(shape=(self.num_repetitions, b), name="bias", initializer="zeros")
+        self.lookup = self.add_weight(shape=(self.num_repetitions, self.num_labels), name="lookup", dtype="int32",
+                                      trainable=False, initializer=lambda shape, dtype=None: self.mach_lookup.buckets)
+        self.built = True
+
+    def call(self, features, training=False):
+        equation = "nrd,rdb->nrb" if self.per_repetition_features else "nd,rdb->nrb"
+        return tf.einsum(equation, features, self.kernel.value) + self.bias.value
+
+    # === Loss ===
+    def per_example_loss(self, logits, labels):
+        """Σ_r loss_r: BCE against the multi-hot bucket targets, or softmax CE over buckets.
+
+        Targets are the *set* of buckets of a row's labels per repetition (two
+        labels in one bucket make one positive), found by de-duplicating
+        (row, repetition, bucket) keys rather than building [batch, R, B] targets.
+        """
+        r_count, b = self.num_repetitions, self.num_buckets
+        rows = labels.value_rowids()                                  # [P]
+        buckets = tf.gather(self.lookup.value, labels.values, axis=1)  # [R, P]
+        reps = tf.range(r_count, dtype=tf.int64)[:, None]
+        keys = tf.reshape((rows[None, :] * r_count + reps) * b + tf.cast(buckets, tf.int64), [-1])
+        unique_keys, _ = tf.unique(keys)
+        flat_logits = tf.reshape(logits, [-1])
+        positive = tf.gather(flat_logits, unique_keys)                # one per distinct (row, r, bucket)
+        key_rows = unique_keys // (r_count * b)
+        n = tf.shape(logits, out_type=tf.int64)[0]
+        positive_sum = tf.math.unsorted_segment_sum(positive, key_rows, n)
+        if self.loss == "sigmoid":
+            return tf.reduce_sum(tf.nn.softplus(logits), axis=[1, 2]) - positive_sum
+        # Softmax over buckets, target uniform over the row's positive buckets in each repetition.
+        row_rep = unique_keys // b                                    # row * R + r
+        count = tf.math.unsorted_segment_sum(tf.ones_like(positive), row_rep, n * r_count)
+        pos_by_rep = tf.math.unsorted_segment_sum(positive, row_rep, n * r_count)
+        lse = tf.reshape(tf.reduce_logsumexp(logits, axis=2), [-1])   # [n * R]
+        per_rep = tf.where(count > 0, lse - pos_by_rep / tf.maximum(count, 1.0), 0.0)
+        return tf.reduce_sum(tf.reshape(per_rep, [n, r_count]), axis=1)
+
+    # === Scores ===
+    def bucket_scores(self, logits):
+        """The per-bucket scores summed into label scores: logits, sigmoid or softmax. [batch, R, B]."""
+        if self.score == "logit_sum":
+            return logits
+        return tf.sigmoid(logits) if self.loss == "sigmoid" else tf.nn.softmax(logits, axis=-1)
+
+    def top_k(self, features, k):
+        return mach_top_k_tf(self.bucket_scores(self(features)), self.lookup.value, k)
+
+    def evaluation_top_k(self, model, k: int):
+        """Bucket scores in TF, then the label top-k on the host with the Cython gather
+        (`tfxc.kernels.mach`), or the approximate candidate-set method when
+        `eval_top_buckets` > 0 — never a [batch, L] tensor in the graph."""
+        from tfxc.kernels.mach import mach_candidate_top_k, mach_top_k
+
+        scores_fn = tf.function(lambda batch: self.bucket_scores(model(batch, training=False)),
+                                reduce_retracing=True)
+
+        def top_k(batch):
+            bucket_scores = np.ascontiguousarray(scores_fn(batch).numpy())
+            if self.eval_top_buckets:
+                return mach_candidate_top_k(bucket_scores, self.mach_lookup, k, self.eval_top_buckets,
+                                            self.eval_min_freq)
+            return mach_top_k(bucket_scores, self.mach_lookup.buckets, k)
+
+        return top_k
+
+    def get_config(self):
+        return {**super().get_config(), "num_buckets": self.num_buckets, "repetitions": list(self.repetitions),
+                "loss": self.loss, "score": self.score, "per_repetition_features": self.per_repetition_features,
+                "seed": self.seed}
+
+
+def mach_top_k_tf(bucket_scores, lookup, k, chunk: int = TOP_K_LABEL_CHUNK):
+    """In-graph MACH top-k: score(c) = Σ_r bucket_scores[:, r, lookup[r, c]], best k per row.
+
+    Runs over label chunks in a tf.while_loop, merging a running top-k, so the
+    largest temporary is [R, batch, chunk]; ties go to the smaller label id.
+    The SavedModel uses this (serving needs no Cython); it agrees with
+    `tfxc.kernels.mach.mach_top_k`.
+
+    Args:
+      bucket_scores: float32 [batch, R, B].
+      lookup: int32 [R, L].
+      k: int or scalar int32 tensor (clipped to L).
+
+    Returns:
+      (scores float32 [batch, k], ids int64 [batch, k]).
+    """
+    bucket_scores = tf.convert_to_tensor(bucket_scores, tf.float32)
+    lookup = tf.convert_to_tensor(lookup, tf.int32)
+    num_labels = tf.shape(lookup)[1]
+    k = tf.minimum(tf.cast(k, tf.int32), num_labels)
+    by_rep = tf.transpose(bucket_scores, [1, 0, 2])                   # [R, batch, B]
+    batch = tf.shape(bucket_scores)[0]
+    num_chunks = (num_labels + chunk - 1) // chunk
+
+    def body(i, best_scores, best_ids):
+        start = i * chunk
+        ids = lookup[:, start:start + chunk]                         # [R, C]
+        scores = tf.reduce_sum(tf.gather(by_rep, ids, axis=2, batch_dims=1), axis=0)  # [batch, C]
+        chunk_scores, chunk_pos = tf.math.top_k(scores, k=tf.minimum(k, tf.shape(ids)[1]))
+        merged_scores = tf.concat([best_scores, chunk_scores], axis=1)
+        merged_ids = tf.concat([best_ids, tf.cast(chunk_pos + start, tf.int64)], axis=1)
+        top_scores, order = tf.math.top_k(merged_scores, k=tf.minimum(k, tf.shape(merged_scores)[1]))
+        return i + 1, top_scores, tf.gather(merged_ids, order, batch_dims=1)
+
+    init = (tf.constant(0), tf.zeros([batch, 0], tf.float32), tf.zeros([batch, 0], tf.int64))
+    _, scores, ids = tf.while_loop(lambda i, *_: i < num_chunks, body, init,
+                                   shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None]),
+                                                     tf.TensorShape([None, None])))
+    return scores, ids

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Train all R repetitions of a MACH config, PARALLEL at a time, then merge them and evaluate.
+#
+#   bash train.sh CONFIG [PARALLEL] [MODEL_DIR]
+#
+# Each repetition is an independent process (`python -m tfxc.train --repetition r`); repetitions never
+# communicate (Medini et al., 2019). With tmux installed they run in windows of one tmux session
+# (attach with `tmux attach -t <session>` to watch them); without tmux, or with TFXC_NO_TMUX=1, they run
+# as background processes. Either way each writes MODEL_DIR/logs/rep-NNN.log and its exit status to
+# MODEL_DIR/logs/rep-NNN.exit. A repetition that already finished is skipped, an interrupted one resumes
+# from its last checkpoint, so re-running the same command after a failure completes the job.
+# Several machines sharing MODEL_DIR: run `python -m tfxc.train --config CONFIG --model-dir MODEL_DIR
+# --repetition r` for disjoint sets of r on each, then `bash train.sh CONFIG 1 MODEL_DIR` anywhere
+# (it finds them finished, merges and evaluates).
+set -euo pipefail
+
+CONFIG=${1:?usage: bash train.sh CONFIG [PARALLEL] [MODEL_DIR]}
+PARALLEL=${2:-2}
+MODEL_DIR=${3:-runs/$(basename "$CONFIG" .json)}
+PYTHON=${PYTHON:-python}
+
+REPS=$("$PYTHON" - "$CONFIG" <<'PY'
+import sys
+from tfxc.config import load_config
+head = load_config(sys.argv[1]).model.head
+if head.name != "mach" or not head.separate_encoders:
+    sys.exit(f"train.sh: {sys.argv[1]}: needs model.head.name 'mach' with separate_encoders=true")
+print(head.num_repetitions)
+PY
+)
+echo "train.sh: $REPS repetitions of $CONFIG, $PARALLEL at a time, into $MODEL_DIR"
+
+# Convert the data once, before the repetitions start reading it.
+"$PYTHON" -m tfxc.convert --config "$CONFIG" >/dev/null
+
+LOGS="$MODEL_DIR/logs"
+mkdir -p "$LOGS"
+# Share the cores between the processes instead of oversubscribing them.
+CORES=$(nproc 2>/dev/null || echo 2)
+THREADS=$(( CORES / PARALLEL > 0 ? CORES / PARALLEL : 1 ))
+
+USE_TMUX=0
+if command -v tmux >/dev/null 2>&1 && [ -z "${TFXC_NO_TMUX:-}" ]; then
+  USE_TMUX=1
+  SESSION="tfxc-$(basename "$MODEL_DIR")-$$"
+fi
+
+launch() {
+  local r=$1 tag log status cmd
+  tag=$(printf 'rep-%03d' "$r")
+  log="$LOGS/$tag.log"; status="$LOGS/$tag.exit"
+  rm -f "$status"
+  cmd="TF_NUM_INTRAOP_THREADS=$THREADS TF_NUM_INTEROP_THREADS=1 '$PYTHON' -m tfxc.train --config '$CONFIG'"
+  cmd="$cmd --model-dir '$MODEL_DIR' --repetition $r > '$log' 2>&1; echo \$? > '$status'"
+  if [ "$USE_TMUX" = 1 ]; then
+    if tmux has-session -t "$SESSION" 2>/dev/null; then
+      tmux new-window -d -t "$SESSION" -n "$tag" "bash -c \"$cmd\""
+    else
+      tmux new-session -d -s "$SESSION" -n "$tag" "bash -c \"$cmd\""
+      echo "train.sh: tmux session $SESSION (tmux attach -t $SESSION)"
+    fi
+  else
+    bash -c "$cmd" &
+  fi
+  echo "train.sh: started repetition $r (log $log)"
+}
+
+finished() { [ -s "$LOGS/$(printf 'rep-%03d' "$1").exit" ]; }
+
+next=0 running=() failed=0
+while :; do
+  still=()
+  for r in "${running[@]+"${running[@]}"}"; do
+    if finished "$r"; then
+      code=$(cat "$LOGS/$(printf 'rep-%03d' "$r").exit")
+      if [ "$code" != 0 ]; then
+        echo "train.sh: repetition $r failed (exit $code); see $LOGS/$(printf 'rep-%03d' "$r").log" >&2
+        failed=1
+      else
+        echo "train.sh: repetition $r done"
+      fi
+    else
+      still+=("$r")
+    fi
+  done
+  running=("${still[@]+"${still[@]}"}")
+  while [ "$failed" = 0 ] && [ "$next" -lt "$REPS" ] && [ "${#running[@]}" -lt "$PARALLEL" ]; do
+    launch "$next"
+    running+=("$next")
+    next=$((next + 1))
+  done
+  if [ "${#running[@]}" = 0 ] && { [ "$next" -ge "$REPS" ] || [ "$failed" = 1 ]; }; then
+    break
+  fi
+  sleep 1
+done
+if [ "$failed" = 1 ]; then
+  echo "train.sh: not merging; fix the failure and re-run the same command to resume" >&2
+  exit 1
+fi
+
+"$PYTHON" -m tfxc.train --config "$CONFIG" --model-dir "$MODEL_DIR" --merge-repetitions
+"$PYTHON" -m tfxc.evaluate --model-dir "$MODEL_DIR"
