@@ -46,8 +46,10 @@ def test_agrees_with_sklearn(seed):
     for key in keys[:20].tolist():
         assert int(murmurhash3_32(key, seed)) == sk_murmurhash3_32(key, seed=seed, positive=False)
         # Python's % is the floor modulo the reference code uses
-        assert int(bucket_hash(key, seed, 997)) == sk_murmurhash3_32(key, seed=seed, positive=False) % 997
-    np.testing.assert_array_equal(bucket_hash(keys, seed, 997), np.asarray(expected, np.int64) % 997)
+        signed = sk_murmurhash3_32(key, seed=seed, positive=False)
+        assert int(bucket_hash(key, seed, 997)) == signed % 997
+    np.testing.assert_array_equal(bucket_hash(keys, seed, 997),
+                                  np.asarray(expected, np.int64) % 997)
 
 
 def test_shapes_dtypes_and_errors():
@@ -158,6 +160,10 @@ def test_load_errors_name_the_file(tmp_path):
              num_buckets=np.int64(3), num_labels=np.int64(1))
     with pytest.raises(DataError, match="pickled.npz"):
         MachLookup.load(pickled)
+    single = tmp_path / "single.npy"
+    np.save(single, np.arange(3))
+    with pytest.raises(DataError, match="single.npy"):
+        MachLookup.load(single)
     bad = tmp_path / "bad.npz"
     np.savez(bad, buckets=np.array([[0, 5]], np.int32), seeds=np.arange(1),
              num_buckets=np.int64(3), num_labels=np.int64(2))

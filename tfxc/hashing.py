@@ -215,7 +215,8 @@ class MachLookup:
             with np.errstate(over="ignore"):
                 mixed = _mix_key(np.arange(num_labels, dtype=np.int32))
                 for i, seed in enumerate(seeds):
-                    out[i] = _floor_mod(_finish(mixed, _check_seed(seed)).view(np.int32), num_buckets)
+                    signed = _finish(mixed, _check_seed(seed)).view(np.int32)
+                    out[i] = _floor_mod(signed, num_buckets)
         else:
             for seed in seeds:
                 _check_seed(seed)
@@ -301,6 +302,7 @@ class MachLookup:
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".mach_lookup.", suffix=".tmp", dir=directory)
         try:
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, format=np.int64(self._FORMAT), buckets=self.buckets,
                          seeds=np.asarray(self.seeds, dtype=np.int64),
@@ -324,7 +326,11 @@ class MachLookup:
         if not os.path.isfile(path):
             raise DataError("MACH lookup file not found", path=path)
         try:
-            with np.load(path, allow_pickle=False) as data:
+            data = np.load(path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise DataError("not a MACH lookup file: expected an .npz archive, got a "
+                                "single array", path=path)
+            with data:
                 missing = {"buckets", "seeds", "num_buckets", "num_labels"} - set(data.files)
                 if missing:
                     raise DataError(f"not a MACH lookup file: missing arrays {sorted(missing)}",

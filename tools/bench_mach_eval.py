@@ -1,7 +1,7 @@
 """MACH evaluation throughput: score reconstruction + top-k over L = 670,091 labels.
 
   python tools/bench_mach_eval.py                     # R=32, B=10000, batch 256, k=5, best of 3
-  python tools/bench_mach_eval.py --batch 64 --repeats 1
+  python tools/bench_mach_eval.py --batch 64 --repeats 1 --skip-numpy --skip-tf
 
 Random float32 bucket scores [batch, R, B] (standard normal) and the real MACH label
 hash (tfxc.hashing.MachLookup, seeds 0..R-1). Times (best of --repeats):
@@ -51,6 +51,7 @@ def main(argv=None):
     p.add_argument("--min-freq", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip-numpy", action="store_true", help="skip the slow NumPy fallback")
+    p.add_argument("--skip-tf", action="store_true", help="skip the TF-graph row")
     args = p.parse_args(argv)
     N, R, B, L, k = args.batch, args.repetitions, args.buckets, args.labels, args.k
 
@@ -84,6 +85,8 @@ def main(argv=None):
     # the TF-graph version, timed on the same inputs (first call = trace/warm-up, untimed)
     # and checked against the NumPy/Cython results. Skipped while the module does not exist.
     try:
+        if args.skip_tf:
+            raise ImportError("--skip-tf")
         from tfxc.heads.mach import mach_top_k_tf
     except ImportError as exc:
         print(f"{'mach_top_k_tf (TF graph)':<44s} skipped ({exc})")
@@ -109,7 +112,8 @@ def main(argv=None):
             if name != "tf":
                 assert np.array_equal(i, ref_i) and np.array_equal(s, ref_s), name
         exact_i = ref_i
-        found = np.mean([len(set(a) & set(b)) / k for a, b in zip(cand[1].tolist(), exact_i.tolist())])
+        found = np.mean([len(set(a) & set(b)) / k
+                         for a, b in zip(cand[1].tolist(), exact_i.tolist())])
         print(f"candidate top-{k} overlap with exact top-{k}: {found:.3f} "
               f"(random scores; meaningless for accuracy)")
 

@@ -201,7 +201,7 @@ class MachHead(Head):
             if self.eval_top_buckets:
                 return mach_candidate_top_k(bucket_scores, self.mach_lookup, k, self.eval_top_buckets,
                                             self.eval_min_freq)
-            return mach_top_k(bucket_scores, self.mach_lookup.buckets, k)
+            return mach_top_k(bucket_scores, self.mach_lookup, k)
 
         return top_k
 
@@ -231,14 +231,16 @@ def mach_top_k_tf(bucket_scores, lookup, k, chunk: int = TOP_K_LABEL_CHUNK):
     lookup = tf.convert_to_tensor(lookup, tf.int32)
     num_labels = tf.shape(lookup)[1]
     k = tf.minimum(tf.cast(k, tf.int32), num_labels)
-    by_rep = tf.transpose(bucket_scores, [1, 0, 2])                   # [R, batch, B]
+    # [R, B, batch]: each gathered element is then a contiguous row of `batch`
+    # scores, which TF copies far faster than scattered single floats.
+    by_bucket = tf.transpose(bucket_scores, [1, 2, 0])
     batch = tf.shape(bucket_scores)[0]
     num_chunks = (num_labels + chunk - 1) // chunk
 
     def body(i, best_scores, best_ids):
         start = i * chunk
         ids = lookup[:, start:start + chunk]                         # [R, C]
-        scores = tf.reduce_sum(tf.gather(by_rep, ids, axis=2, batch_dims=1), axis=0)  # [batch, C]
+        scores = tf.transpose(tf.reduce_sum(tf.gather(by_bucket, ids, batch_dims=1), axis=0))  # [batch, C]
         chunk_scores, chunk_pos = tf.math.top_k(scores, k=tf.minimum(k, tf.shape(ids)[1]))
         merged_scores = tf.concat([best_scores, chunk_scores], axis=1)
         merged_ids = tf.concat([best_ids, tf.cast(chunk_pos + start, tf.int64)], axis=1)

@@ -198,10 +198,11 @@ def mach_top_k(bucket_scores, lookup, k: int, num_threads: int | None = None
 
     ``score[n, c] = sum_r bucket_scores[n, r, lookup[r, c]]`` (float32, r in order),
     then the k best labels per row, best first, ties broken by the smaller label id.
-    The compiled kernel (used when built) runs OpenMP threads over tiles of 8 rows;
-    each thread owns one [8, 2048] float32 accumulator and each row a size-k heap,
-    so memory is O(N*k + threads) and no [N, L] array is allocated. Cost:
-    N * R * L gathers (the lookup table is streamed once per 8 rows).
+    The compiled kernel (used when built) runs OpenMP threads over tiles of 4 rows;
+    each thread owns one [4, 16384] float32 accumulator (256 KiB) and each row a
+    size-k heap kept in the output arrays, so memory is O(N*k + threads) and no
+    [N, L] array is allocated. Cost: N * R * L gathers; the lookup table is streamed
+    once per 4 rows.
 
     Args:
         bucket_scores: float [N, R, B] per-repetition bucket scores (raw logits in the
@@ -241,8 +242,9 @@ def mach_candidate_top_k(bucket_scores, lookup: MachLookup, k: int, top_buckets:
 
     Cost (NumPy, one row at a time, single-threaded): per row O(R*B) for the
     bucket selection (done for all rows at once with ``np.partition``), plus
-    O(R * top_buckets * L / B) to gather and accumulate the candidates, plus an
-    O(L) scan to list them; memory O(L) for one reusable accumulator. About
+    O(R * top_buckets * L / B) to gather and accumulate the candidates, plus a sort
+    of the kept candidates; memory O(L) for one reusable accumulator (reset
+    sparsely after each row). About
     R * top_buckets / B of the exact kernel's gather work (16 % at R=32,
     top_buckets=50, B=10000), but with NumPy per-call overhead (~10 calls per
     repetition per row).
@@ -280,6 +282,7 @@ def mach_candidate_top_k(bucket_scores, lookup: MachLookup, k: int, top_buckets:
     acc = np.zeros(L, dtype=np.float32)
     freq = np.zeros(L, dtype=np.int32)
     for n in range(N):
+        reached = []  # labels seen for the first time, per repetition
         for r in range(R):
             class_order, offsets = inverses[r]
             b = sel[n, r]
@@ -293,10 +296,12 @@ def mach_candidate_top_k(bucket_scores, lookup: MachLookup, k: int, top_buckets:
             shift = np.repeat(starts - (np.cumsum(lens) - lens), lens)
             cls = class_order[shift + np.arange(total)]
             acc[cls] += np.repeat(bs[n, r, b], lens)  # labels are distinct within r
-            freq[cls] += 1
-        cand = np.flatnonzero(freq)
-        if cand.size == 0:
+            f = freq[cls]
+            freq[cls] = f + 1
+            reached.append(cls[f == 0])
+        if not reached:
             continue
+        cand = np.concatenate(reached)  # unsorted; the final lexsort breaks ties by id
         f = freq[cand]
         s = acc[cand]
         acc[cand] = 0.0

@@ -46,6 +46,13 @@ def set_seeds(runtime) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def peak_rss_gb() -> float:
+    """This process's peak resident set size (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def format_duration(seconds: float) -> str:
     seconds = int(round(seconds))
     h, rem = divmod(seconds, 3600)
@@ -301,7 +308,8 @@ class Trainer:
         if last_saved != step:
             self._save(step, last_saved)
         if start_step < step and self.chief:
-            log.info("trained %d steps in %s", step - start_step, format_duration(time.time() - t_start))
+            log.info("trained %d steps in %s (peak resident memory %.2f GB)", step - start_step,
+                     format_duration(time.time() - t_start), peak_rss_gb())
         metrics = self.evaluate()
         self._log_metrics(metrics, step, writer)
         writer.flush()
