@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 from tfxc._tf import keras, tf
 from tfxc.encoders import ENCODERS
 from tfxc.encoders.repeated import RepeatedEncoder
 from tfxc.errors import ConfigError
 from tfxc.heads import HEADS
+
+MACH_LOOKUP_FILE = "mach_lookup.npz"
 
 
 class XCModel(keras.Model):
@@ -44,7 +48,7 @@ class XCModel(keras.Model):
 
 
 def build_model(model_config, *, num_features: int, num_labels: int, seed: int | None = None,
-                repetitions=None) -> XCModel:
+                repetitions=None, model_dir: str | None = None) -> XCModel:
     """Builds and creates all variables (call under the strategy scope).
 
     Args:
@@ -53,6 +57,8 @@ def build_model(model_config, *, num_features: int, num_labels: int, seed: int |
       seed: seeds initialisers and dropout.
       repetitions: MACH only: build just these repetitions (e.g. [r] to train
         repetition r alone); None builds all of them.
+      model_dir: MACH only: where the label->bucket lookup is saved on first use
+        (`mach_lookup.npz`) and reloaded, checked against the config, afterwards.
     """
     head_config = model_config.head
     if repetitions is not None and not (head_config.name == "mach" and head_config.separate_encoders):
@@ -63,7 +69,8 @@ def build_model(model_config, *, num_features: int, num_labels: int, seed: int |
         bad = [r for r in reps if not 0 <= r < head_config.num_repetitions]
         if bad:
             raise ConfigError(f"repetition {bad[0]} is out of range [0, {head_config.num_repetitions})")
-        head = HEADS.build(head_config, num_labels=num_labels, repetitions=reps, seed=seed)
+        lookup_path = os.path.join(model_dir, MACH_LOOKUP_FILE) if model_dir else None
+        head = HEADS.build(head_config, num_labels=num_labels, repetitions=reps, seed=seed, lookup_path=lookup_path)
     else:
         head = HEADS.build(head_config, num_labels=num_labels)
     if head_config.name == "mach" and head_config.separate_encoders:

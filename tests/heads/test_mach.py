@@ -73,6 +73,24 @@ def test_in_graph_top_k_equals_brute_force_and_the_kernel(score):
     np.testing.assert_allclose(k_scores, scores.numpy(), rtol=1e-6)
 
 
+def test_feature_hashing_gives_each_repetition_its_own_hashed_feature_space(tmp_path):
+    config = load_config(None, ["data.dir=u", "model.head.name=mach", "model.head.num_buckets=5",
+                                "model.head.num_repetitions=2", "model.head.feat_hash_dim=7",
+                                "model.encoder.embedding_dim=4"])
+    model = build_model(config.model, num_features=20, num_labels=37, seed=3, model_dir=str(tmp_path))
+    first, second = model.encoder.encoders
+    assert first.embeddings.shape == (7, 4) and second.embeddings.shape == (7, 4)
+    assert not np.array_equal(first.feature_map.numpy(), second.feature_map.numpy())
+    assert np.isfinite(model.per_example_loss(batch()).numpy()).all()
+    # The lookup is saved on first use and reloaded (not rebuilt) afterwards; a changed B is refused.
+    assert (tmp_path / "mach_lookup.npz").exists()
+    build_model(config.model, num_features=20, num_labels=37, seed=3, model_dir=str(tmp_path))
+    changed = load_config(None, ["data.dir=u", "model.head.name=mach", "model.head.num_buckets=6",
+                                 "model.head.num_repetitions=2", "model.encoder.embedding_dim=4"])
+    with pytest.raises(Exception, match="num_buckets"):
+        build_model(changed.model, num_features=20, num_labels=37, seed=3, model_dir=str(tmp_path))
+
+
 def test_parameters_do_not_grow_with_the_label_count():
     def count(num_labels):
         config = load_config(None, ["data.dir=u", "model.head.name=mach", "model.head.num_buckets=50",

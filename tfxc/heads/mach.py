@@ -95,6 +95,7 @@ class MachHead(Head):
       per_repetition_features: inputs are [batch, R, dim] (one encoder per
         repetition) instead of [batch, dim].
       seed: base seed of the kernel initialisers (per repetition, see `repetition_seed`).
+      lookup: the `MachLookup` of these repetitions (built here if None).
 
     Call args:
       features: float32 [batch, dim] or [batch, R, dim].
@@ -104,7 +105,8 @@ class MachHead(Head):
     """
 
     def __init__(self, num_labels: int, num_buckets: int, repetitions, loss="sigmoid", score="logit_sum",
-                 per_repetition_features=True, seed=None, eval_top_buckets=0, eval_min_freq=2, **kwargs):
+                 per_repetition_features=True, seed=None, eval_top_buckets=0, eval_min_freq=2, lookup=None,
+                 **kwargs):
         super().__init__(num_labels, **kwargs)
         self.num_buckets = num_buckets
         self.repetitions = tuple(int(r) for r in repetitions)
@@ -112,17 +114,23 @@ class MachHead(Head):
         self.per_repetition_features = per_repetition_features
         self.seed = seed
         self.eval_top_buckets, self.eval_min_freq = eval_top_buckets, eval_min_freq
-        self.mach_lookup = MachLookup.build(num_labels, num_buckets, self.repetitions)
+        self.mach_lookup = lookup or MachLookup.build(num_labels, num_buckets, self.repetitions)
+        if self.mach_lookup.seeds != self.repetitions or self.mach_lookup.num_buckets != num_buckets:
+            raise ConfigError(f"the MACH lookup holds repetitions {self.mach_lookup.seeds} with "
+                              f"{self.mach_lookup.num_buckets} buckets, not {self.repetitions} with {num_buckets}")
 
     @classmethod
-    def from_config_dataclass(cls, config: MachHeadConfig, *, num_labels: int, repetitions=None, seed=None):
-        reps = range(config.num_repetitions) if repetitions is None else repetitions
+    def from_config_dataclass(cls, config: MachHeadConfig, *, num_labels: int, repetitions=None, seed=None,
+                              lookup_path: str | None = None):
+        """`lookup_path`: a saved `MachLookup` to reload (and check), or to create on first use."""
+        reps = tuple(range(config.num_repetitions) if repetitions is None else repetitions)
         if config.num_buckets >= num_labels:
             raise ConfigError(f"model.head.num_buckets ({config.num_buckets}) must be smaller than the number "
                               f"of labels ({num_labels}), or MACH has nothing to compress")
+        lookup = MachLookup.load_or_build(lookup_path, num_labels, config.num_buckets, reps) if lookup_path else None
         return cls(num_labels, config.num_buckets, reps, config.loss, config.score, config.separate_encoders,
                    seed=seed, eval_top_buckets=config.eval_top_buckets, eval_min_freq=config.eval_min_freq,
-                   name="head")
+                   lookup=lookup, name="head")
 
     @property
     def num_repetitions(self) -> int:

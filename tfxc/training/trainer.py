@@ -66,7 +66,7 @@ def restore_model(config, model_dir: str):
 
     info = DatasetInfo.load(config.data.dir)
     model = build_model(config.model, num_features=info.num_features, num_labels=info.num_labels,
-                        seed=config.runtime.seed)
+                        seed=config.runtime.seed, model_dir=model_dir)
     latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
     if latest is None:
         raise TrainingError(f"{model_dir}: no checkpoint found in {CHECKPOINT_DIR}/; train first")
@@ -124,10 +124,12 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch(n_train, tc.global_batch_size)
         self.total_steps = tc.train_steps or max(1, math.ceil(tc.epochs * self.steps_per_epoch))
 
+        os.makedirs(self.model_dir, exist_ok=True)
         with self.strategy.scope():
             self.model = build_model(config.model, num_features=self.info.num_features,
                                      num_labels=self.info.num_labels, seed=config.runtime.seed,
-                                     repetitions=None if repetition is None else [repetition])
+                                     repetitions=None if repetition is None else [repetition],
+                                     model_dir=self.model_dir)
             self.optimizer = build_optimizer(config.optimizer, total_steps=self.total_steps,
                                              sparse_variables=self.model.sparse_variables)
             # Optimizer slots must exist before the first step inside
@@ -237,7 +239,6 @@ class Trainer:
             return
         os.makedirs(self.model_dir, exist_ok=True)
         atomic_write_text(os.path.join(self.model_dir, CONFIG_FILE), config_to_json(self.config))
-        save_mach_lookup(self.model, self.model_dir)
         atomic_write_text(os.path.join(self.model_dir, "run_info.json"), json.dumps({
             "tfxc": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
             "replicas": self.strategy.num_replicas_in_sync, "strategy": self.config.runtime.strategy,
@@ -328,16 +329,6 @@ class Trainer:
             log.info("eval at step %d: %s", step, format_metrics(metrics))
 
 
-def save_mach_lookup(model, model_dir: str) -> None:
-    """MACH: keep the label->bucket lookup beside the checkpoints (checked against, not rebuilt, on resume)."""
-    lookup = getattr(model.head, "mach_lookup", None)
-    if lookup is not None:
-        from tfxc.hashing import MachLookup
-
-        MachLookup.load_or_build(os.path.join(model_dir, "mach_lookup.npz"), lookup.num_labels,
-                                 lookup.num_buckets, lookup.seeds)
-
-
 def merge_repetitions(config, model_dir: str) -> str:
     """Stacks the separately trained MACH repetitions of `model_dir` into one model checkpoint.
 
@@ -355,7 +346,8 @@ def merge_repetitions(config, model_dir: str) -> str:
         raise ConfigError("--merge-repetitions needs model.head.name 'mach' with separate_encoders=true")
     info = DatasetInfo.load(config.data.dir)
     kwargs = dict(num_features=info.num_features, num_labels=info.num_labels, seed=config.runtime.seed)
-    merged = build_model(config.model, **kwargs)
+    os.makedirs(model_dir, exist_ok=True)
+    merged = build_model(config.model, model_dir=model_dir, **kwargs)
     kernel, bias = merged.head.kernel.numpy(), merged.head.bias.numpy()
     for i, r in enumerate(merged.head.repetitions):
         directory = repetition_dir(model_dir, r)
@@ -373,16 +365,14 @@ def merge_repetitions(config, model_dir: str) -> str:
         if step != total:
             raise TrainingError(f"repetition {r} stopped at step {step} of {total}; resume it with "
                                 f"`python -m tfxc.train --config ... --repetition {r}`")
-        part = build_model(config.model, repetitions=[r], **kwargs)
+        part = build_model(config.model, repetitions=[r], model_dir=directory, **kwargs)
         tf.train.Checkpoint(model=part).restore(latest).expect_partial().assert_existing_objects_matched()
         for target, source in zip(merged.encoder.encoders[i].variables, part.encoder.encoders[0].variables):
             target.assign(source.numpy())
         kernel[i], bias[i] = part.head.kernel.numpy()[0], part.head.bias.numpy()[0]
     merged.head.kernel.assign(kernel)
     merged.head.bias.assign(bias)
-    os.makedirs(model_dir, exist_ok=True)
     atomic_write_text(os.path.join(model_dir, CONFIG_FILE), config_to_json(config))
-    save_mach_lookup(merged, model_dir)
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=merged), os.path.join(model_dir, CHECKPOINT_DIR),
                                          max_to_keep=1)
     path = manager.save(checkpoint_number=0)
