@@ -31,7 +31,8 @@ def main(argv=None):
     parser.add_argument("--split", default="test")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object (last line)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="eval.KEY=VALUE",
-                        help="override eval settings, e.g. --set eval.ks=[1,3,5,10]")
+                        help="override evaluation settings of the trained config, e.g. --set eval.ks=[1,3,5,10] "
+                             "or --set model.head.eval_top_buckets=50 (MACH's approximate evaluation)")
     args = parser.parse_args(argv)
     setup_logging()
     config = load_trained_config(args.model_dir, args.overrides)

@@ -128,6 +128,15 @@ def test_repetitions_trained_apart_then_merged_equal_joint_training(joint_and_me
     assert os.path.exists(split / "mach_lookup.npz")
 
 
+def test_approximate_candidate_evaluation_equals_exact_when_it_keeps_every_bucket(joint_and_merged):
+    _, _, _, split = joint_and_merged
+    exact = json.loads(run_cli("tfxc.evaluate", "--model-dir", str(split), "--json").stdout.splitlines()[-1])
+    approx = json.loads(run_cli("tfxc.evaluate", "--model-dir", str(split), "--json",
+                                "--set", "model.head.eval_top_buckets=8", "--set", "model.head.eval_min_freq=1"
+                                ).stdout.splitlines()[-1])
+    assert approx == pytest.approx(exact, abs=1e-6)
+
+
 def test_merge_refuses_an_unfinished_repetition(joint_and_merged, tmp_path):
     _, config, _, split = joint_and_merged
     partial = tmp_path / "partial"
