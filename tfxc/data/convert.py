@@ -108,11 +108,13 @@ def source_fingerprint(data_config) -> str:
 
 
 def _read_label_names(path: str, num_labels: int) -> list[str]:
-    with readers.open_text(path) as f:
-        names = [line.rstrip("\n") for line in f]
+    """The first `num_labels` names of a labels.txt (validated by `LabelVocab.load`)."""
+    from tfxc.data.label_vocab import LabelVocab
+
+    names = LabelVocab.load(path).names
     if len(names) < num_labels:
         raise DataError(f"has {len(names)} label names but the data has {num_labels} labels", path=path)
-    return names[:num_labels]
+    return list(names[:num_labels])
 
 
 def _sources(data_config, tmp_dir: str):
