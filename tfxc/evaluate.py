@@ -7,7 +7,6 @@ last line printed is one JSON object of all metrics, in percent.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys

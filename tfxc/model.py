@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from tfxc._tf import keras, tf
+from tfxc._tf import keras
 from tfxc.encoders import ENCODERS
 from tfxc.encoders.repeated import RepeatedEncoder
 from tfxc.errors import ConfigError

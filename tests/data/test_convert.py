@@ -17,7 +17,7 @@ from tfxc.errors import DataError
 
 
 def xc_config(shared_data, out, name="bibtex", **extra):
-    sets = [f"data.format=xc", f"data.dir={out}", f"data.train={shared_data}/{name}/train.txt",
+    sets = ["data.format=xc", f"data.dir={out}", f"data.train={shared_data}/{name}/train.txt",
             f"data.test={shared_data}/{name}/test.txt", f"data.label_names={shared_data}/{name}/labels.txt"]
     return load_config(None, sets + [f"data.{k}={v}" for k, v in extra.items()]).data
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tfxc._tf import keras, tf
+from tfxc._tf import tf
 from tfxc.errors import ConfigError
 from tfxc.heads.base import Head, positive_logits
 

@@ -19,7 +19,6 @@ import os
 import shutil
 import time
 
-import numpy as np
 
 from tfxc import __version__
 from tfxc._tf import keras, tf
