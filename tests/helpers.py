@@ -85,3 +85,12 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def checkpoint_nu(model_dir: str):
+    """The dual variables ν (float32 [n]) of the latest checkpoint in `model_dir`."""
+    from tfxc._tf import tf
+
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")))
+    (key,) = [k for k in reader.get_variable_to_shape_map() if k.startswith("dual/nu/")]
+    return reader.get_tensor(key)

@@ -72,7 +72,7 @@ def build_model(model_config, *, num_features: int, num_labels: int, seed: int |
         lookup_path = os.path.join(model_dir, MACH_LOOKUP_FILE) if model_dir else None
         head = HEADS.build(head_config, num_labels=num_labels, repetitions=reps, seed=seed, lookup_path=lookup_path)
     else:
-        head = HEADS.build(head_config, num_labels=num_labels)
+        head = HEADS.build(head_config, num_labels=num_labels, seed=seed)
     if head_config.name == "mach" and head_config.separate_encoders:
         encoder = RepeatedEncoder([_repetition_encoder(model_config.encoder, head_config, r, num_features, seed)
                                    for r in reps], reps, name="encoder")

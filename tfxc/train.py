@@ -1,4 +1,4 @@
-"""python -m tfxc.train --config CONFIG [--set k=v ...] [--model-dir DIR] [--print-config]
+"""python -m tfxc.train --config CONFIG [--set k=v ...] [--model-dir DIR] [--data-dir DIR] [--print-config]
 
 Trains (or resumes) a model, then evaluates it on the test split and prints P@1/P@3/P@5.
 """
@@ -24,6 +24,8 @@ def main(argv=None):
     add_config_args(parser)
     parser.add_argument("--model-dir", help="where checkpoints, TensorBoard logs and metrics go "
                                             "(default: runs/<config name>)")
+    parser.add_argument("--data-dir", help="dense features: a directory of {train,val,test}/features.npy + "
+                                           "labels.npy (shorthand for --set data.source_dir=DIR)")
     parser.add_argument("--print-config", action="store_true",
                         help="print the fully resolved config (every default included) and exit")
     parser.add_argument("--repetition", type=int, default=None,
@@ -32,7 +34,8 @@ def main(argv=None):
                         help="MACH: merge the separately trained repetitions of MODEL_DIR into one model")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    config = load_config(args.config, args.overrides)
+    overrides = list(args.overrides) + ([f"data.source_dir={args.data_dir}"] if args.data_dir else [])
+    config = load_config(args.config, overrides)
     if args.print_config:
         sys.stdout.write(config_to_json(config))
         return 0

@@ -30,6 +30,12 @@ def load(*overrides):
     ("optimizer.schedule=cosin", "optimizer.schedule 'cosin' is not one of"),
     ("runtime.cpu_replicas=2", "runtime.cpu_replicas (2) needs runtime.strategy 'mirrored'"),
     ("model.encoder.dropout=1.5", "model.encoder.dropout (1.5) must be in [0, 1)"),
+    ("optimizer.algorithm=scnt", "optimizer.algorithm 'scnt' is not one of \"\" (the head's loss), bsgd, asgd, "
+                                 "softplus, umax, sox, scent (did you mean 'scent'?)"),
+    ("optimizer.algorithm=scent", "optimizer.algorithm 'scent' scores sampled labels through the 'linear' head; "
+                                  "model.head.name is 'one_vs_all'"),
+    ("data.source_dir=feats", "data.source_dir is for format 'dense', not 'tfrecord'"),
+    ("trainer.eval_every_epochs=-1", "eval_every_epochs (-1.0) must be >= 0"),
 ])
 def test_bad_values_are_reported_with_their_path(override, message):
     with pytest.raises(ConfigError) as e:
@@ -42,6 +48,14 @@ def test_cross_field_rules_name_the_values():
         load("trainer.epochs=0")
     with pytest.raises(ConfigError, match="format 'pecos' needs both 'train' and 'test'"):
         load("data.format=pecos")
+    linear = "model.head.name=linear"
+    with pytest.raises(ConfigError, match=r"optimizer.gamma \(0.0\) must be > 0 for algorithm 'asgd'"):
+        load(linear, "optimizer.algorithm=asgd")
+    with pytest.raises(ConfigError, match=r"optimizer.gamma \(2.0\) must be in \[0, 1\] for 'sox'"):
+        load(linear, "optimizer.algorithm=sox", "optimizer.gamma=2")
+    with pytest.raises(ConfigError, match="give either source_dir or the train/test/val files, not both"):
+        load("data.format=dense", "data.source_dir=feats", "data.train=x.npy")
+    assert load(linear, "optimizer.algorithm=scent", "optimizer.gamma=12").optimizer.umax_delta == float("inf")
 
 
 def test_overrides_and_defaults_round_trip(tmp_path):

@@ -10,14 +10,18 @@ from the registries in `tfxc.heads` / `tfxc.encoders`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from tfxc.errors import ConfigError
+from tfxc.registry import did_you_mean
 
 DATA_FORMATS = ("tfrecord", "xc", "pecos", "jsonl", "dense", "synthetic")
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 OPTIMIZERS = ("adam", "sgd")
+# The dual-variable objectives of tfxc.optimizers.dual (SCENT and its baselines); "" = the head's own loss.
+DUAL_OBJECTIVES = ("", "bsgd", "asgd", "softplus", "umax", "sox", "scent")
 SCHEDULES = ("constant", "cosine", "linear")
 
 
@@ -104,8 +108,13 @@ class DataConfig:
       dir: the converted TFRecord directory.
       train: train source (xc text file, pecos X npz, jsonl file, dense npy).
       test: test source, same kind as `train`.
+      val: optional validation source, same kind as `train`; periodic evaluation
+        during training uses it (and the test split only at the end).
       train_labels: labels of `train` for pecos (Y npz) and dense formats.
       test_labels: labels of `test` for pecos and dense formats.
+      val_labels: labels of `val` for pecos and dense formats.
+      source_dir: dense format only: a directory holding `{train,val,test}/features.npy`
+        and `labels.npy` (val optional), instead of naming the four or six files.
       label_names: optional labels.txt (one name per line, line i = label i).
       index_base: 1 for header-less XC files with 1-based feature ids.
       num_shards: TFRecord shards written for the train split.
@@ -118,8 +127,11 @@ class DataConfig:
     dir: str = ""
     train: str = ""
     test: str = ""
+    val: str = ""
     train_labels: str = ""
     test_labels: str = ""
+    val_labels: str = ""
+    source_dir: str = ""
     label_names: str = ""
     index_base: int = 0
     num_shards: int = 4
@@ -131,12 +143,19 @@ class DataConfig:
         _require(self.format in DATA_FORMATS,
                  f"{path}.format '{self.format}' is not one of {', '.join(DATA_FORMATS)}")
         _require(bool(self.dir), f"{path}.dir must name the TFRecord directory")
-        if self.format not in ("tfrecord", "synthetic"):
+        if self.source_dir:
+            _require(self.format == "dense", f"{path}.source_dir is for format 'dense', not '{self.format}'")
+            _require(not any((self.train, self.test, self.val, self.train_labels, self.test_labels,
+                              self.val_labels)),
+                     f"{path}: give either source_dir or the train/test/val files, not both")
+        elif self.format not in ("tfrecord", "synthetic"):
             _require(bool(self.train) and bool(self.test),
                      f"{path}: format '{self.format}' needs both 'train' and 'test' source files")
-        if self.format in ("pecos", "dense"):
-            _require(bool(self.train_labels) and bool(self.test_labels),
-                     f"{path}: format '{self.format}' needs 'train_labels' and 'test_labels'")
+            if self.format in ("pecos", "dense"):
+                _require(bool(self.train_labels) and bool(self.test_labels),
+                         f"{path}: format '{self.format}' needs 'train_labels' and 'test_labels'")
+                _require(bool(self.val) == bool(self.val_labels),
+                         f"{path}: format '{self.format}' needs 'val' and 'val_labels' together")
         _require(self.index_base in (0, 1), f"{path}.index_base ({self.index_base}) must be 0 or 1")
         _require(self.num_shards >= 1, f"{path}.num_shards ({self.num_shards}) must be >= 1")
         _require(self.shuffle_buffer >= 1, f"{path}.shuffle_buffer ({self.shuffle_buffer}) must be >= 1")
@@ -176,6 +195,15 @@ class OptimizerConfig:
       weight_decay: decoupled weight decay (AdamW-style) on every variable except the
         sparse embedding tables (biases included, as Keras does); 0 = off.
       clip_norm: clip the global gradient norm (after the cross-replica sum); 0 = off.
+      algorithm: "" trains the head's own loss. Otherwise one of the dual-variable
+        objectives for extreme multi-class data (algorithms.md §4; SCENT, arXiv 2602.02877):
+        bsgd, asgd, softplus, umax, sox, scent. They sample the batch's unique labels as
+        negatives and keep one dual variable per training example; they need the
+        "linear" head. The paper pairs them with name "sgd", momentum 0, schedule "cosine".
+      gamma: the dual step: γ₀ for asgd/softplus/umax/sox (scheduled per epoch; sox with
+        0 uses γ₀ = 4.177·T^−0.7265), g = log α for scent (constant); unused by bsgd.
+      softplus_rho: softplus's ρ.
+      umax_delta: U-max's δ (Infinity = plain ASGD).
     """
 
     name: str = "adam"
@@ -188,8 +216,23 @@ class OptimizerConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     clip_norm: float = 0.0
+    algorithm: str = ""
+    gamma: float = 0.0
+    softplus_rho: float = 1.0
+    umax_delta: float = math.inf
 
     def validate(self, path: str) -> None:
+        _require(self.algorithm in DUAL_OBJECTIVES,
+                 f"{path}.algorithm '{self.algorithm}' is not one of \"\" (the head's loss), "
+                 f"{', '.join(DUAL_OBJECTIVES[1:])}{did_you_mean(self.algorithm, DUAL_OBJECTIVES[1:])}")
+        if self.algorithm in ("asgd", "softplus", "umax"):
+            _require(self.gamma > 0, f"{path}.gamma ({self.gamma}) must be > 0 for algorithm '{self.algorithm}'")
+        if self.algorithm == "sox":
+            _require(0 <= self.gamma <= 1, f"{path}.gamma ({self.gamma}) must be in [0, 1] for 'sox' "
+                     "(0 = the paper's 4.177·T^-0.7265)")
+        _require(math.isfinite(self.gamma), f"{path}.gamma ({self.gamma}) must be finite")
+        _require(self.softplus_rho > 0, f"{path}.softplus_rho ({self.softplus_rho}) must be > 0")
+        _require(self.umax_delta >= 0, f"{path}.umax_delta ({self.umax_delta}) must be >= 0")
         _require(self.name in OPTIMIZERS, f"{path}.name '{self.name}' is not one of {', '.join(OPTIMIZERS)}")
         _require(self.schedule in SCHEDULES,
                  f"{path}.schedule '{self.schedule}' is not one of {', '.join(SCHEDULES)}")
@@ -209,7 +252,9 @@ class TrainerConfig:
       train_steps: training length in steps (overrides epochs when > 0).
       steps_per_loop: steps run inside one tf.function call between host checks.
       log_every_steps: progress-line cadence.
-      eval_every_steps: evaluate on the test split every N steps; 0 = only at the end.
+      eval_every_steps: evaluate every N steps (on the val split if the data has one, else
+        on test); 0 = only at the end (always on test).
+      eval_every_epochs: the same cadence in epochs (e.g. 1.0); used when eval_every_steps is 0.
       checkpoint_every_steps: checkpoint cadence (always also at the end).
       keep_checkpoints: checkpoints kept on disk.
     """
@@ -220,6 +265,7 @@ class TrainerConfig:
     steps_per_loop: int = 50
     log_every_steps: int = 100
     eval_every_steps: int = 0
+    eval_every_epochs: float = 0.0
     checkpoint_every_steps: int = 1000
     keep_checkpoints: int = 3
 
@@ -230,7 +276,9 @@ class TrainerConfig:
                  f"train_steps={self.train_steps}")
         for name in ("steps_per_loop", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
             _require(getattr(self, name) >= 1, f"{path}.{name} ({getattr(self, name)}) must be >= 1")
-        _require(self.eval_every_steps >= 0, f"{path}.eval_every_steps ({self.eval_every_steps}) must be >= 0")
+        _require(self.eval_every_steps >= 0 and self.eval_every_epochs >= 0,
+                 f"{path}: eval_every_steps ({self.eval_every_steps}) and eval_every_epochs "
+                 f"({self.eval_every_epochs}) must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -241,16 +289,20 @@ class EvalConfig:
       ks: the k of P@k, nDCG@k, PSP@k, PSnDCG@k and R@k.
       batch_size: evaluation batch size.
       propensity_a, propensity_b: A and B of the Jain et al. (2016) propensity model.
+      max_points: evaluate only the first N points of the split (quick looks, e.g. while
+        tuning); 0 = all of them.
     """
 
     ks: tuple[int, ...] = (1, 3, 5)
     batch_size: int = 1024
+    max_points: int = 0
     propensity_a: float = 0.55
     propensity_b: float = 1.5
 
     def validate(self, path: str) -> None:
         _require(len(self.ks) > 0 and all(k >= 1 for k in self.ks), f"{path}.ks {list(self.ks)} must be >= 1")
         _require(self.batch_size >= 1, f"{path}.batch_size ({self.batch_size}) must be >= 1")
+        _require(self.max_points >= 0, f"{path}.max_points ({self.max_points}) must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -317,4 +369,8 @@ class ExperimentConfig:
             _require(self.runtime.cpu_replicas == 1,
                      f"runtime.cpu_replicas ({self.runtime.cpu_replicas}) needs runtime.strategy "
                      "'mirrored' or 'multi_worker_mirrored', not 'default'")
+        if self.optimizer.algorithm:
+            _require(self.model.head.name == "linear",
+                     f"optimizer.algorithm '{self.optimizer.algorithm}' scores sampled labels through the "
+                     f"'linear' head; model.head.name is '{self.model.head.name}'")
         return self

@@ -5,6 +5,7 @@ failed or killed conversion leaves nothing half-written):
 
   DIR/train-00000-of-00004.tfrecord ...   (rows dealt round-robin over the shards)
   DIR/test-00000-of-00001.tfrecord
+  DIR/val-00000-of-00001.tfrecord          (only when the sources have a validation split)
   DIR/labels.txt        label names, line i = label i (when names are known)
   DIR/featurizer.json   the TF-IDF featurizer fit on train (jsonl sources)
   DIR/stats.json        sizes, per-split counts, train label frequencies and
@@ -37,6 +38,28 @@ from tfxc.utils.io import atomic_directory, atomic_write_text
 log = logging.getLogger("tfxc.convert")
 
 TEST_SHARDS = 1
+# The evaluation splits, written when their sources are given ("test" always is).
+EVAL_SPLITS = ("test", "val")
+DENSE_FEATURES_FILE, DENSE_LABELS_FILE = "features.npy", "labels.npy"
+
+
+def dense_source_files(source_dir: str) -> dict[str, tuple[str, str]]:
+    """{split: (features.npy, labels.npy)} of a `{train,val,test}/` directory (val is optional).
+
+    Raises:
+      DataError: train or test is missing, or a split has only one of its two files.
+    """
+    out = {}
+    for split in ("train", "val", "test"):
+        x, y = (os.path.join(source_dir, split, name) for name in (DENSE_FEATURES_FILE, DENSE_LABELS_FILE))
+        if not os.path.exists(x) and not os.path.exists(y) and split == "val":
+            continue
+        for path in (x, y):
+            if not os.path.exists(path):
+                raise DataError(f"missing; a dense source_dir holds {{train,val,test}}/{DENSE_FEATURES_FILE} "
+                                f"and {DENSE_LABELS_FILE} (val optional)", path=path)
+        out[split] = (x, y)
+    return out
 
 
 class SplitWriter:
@@ -102,7 +125,11 @@ def source_fingerprint(data_config) -> str:
     for transient in ("dir", "shuffle_buffer"):
         fields.pop(transient)
     fields["files"] = [_file_fingerprint(getattr(data_config, name))
-                       for name in ("train", "test", "train_labels", "test_labels", "label_names")]
+                       for name in ("train", "test", "val", "train_labels", "test_labels", "val_labels",
+                                    "label_names")]
+    if data_config.source_dir:
+        fields["files"] += [_file_fingerprint(path) for pair in dense_source_files(data_config.source_dir).values()
+                            for path in pair]
     fields["format_version"] = 1
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
@@ -137,16 +164,21 @@ def _sources(data_config, tmp_dir: str):
                                      max_features=cfg.text.max_features or None)
         featurizer.fit(record.text for record in readers.iter_jsonl(cfg.train))
         featurizer.save(os.path.join(tmp_dir, FEATURIZER_FILE))
-        train = readers.JsonlReader(cfg.train, label_vocab=vocab, featurizer=featurizer)
-        test = readers.JsonlReader(cfg.test, label_vocab=vocab, featurizer=featurizer)
-        return ({"train": train, "test": test}, lambda: featurizer.num_features, lambda: len(vocab),
-                vocab.names)
+        sources = {"train": cfg.train, "test": cfg.test, **({"val": cfg.val} if cfg.val else {})}
+        splits = {name: readers.JsonlReader(path, label_vocab=vocab, featurizer=featurizer)
+                  for name, path in sources.items()}
+        return splits, lambda: featurizer.num_features, lambda: len(vocab), vocab.names
     options = {"index_base": cfg.index_base} if cfg.format == "xc" else {}
-    train = readers.open_reader(cfg.format, cfg.train, cfg.train_labels or None, **options)
-    test = readers.open_reader(cfg.format, cfg.test, cfg.test_labels or None, **options)
-    num_features = lambda: max(train.num_features, test.num_features)  # noqa: E731
-    num_labels = lambda: max(train.num_labels, test.num_labels)  # noqa: E731
-    return {"train": train, "test": test}, num_features, num_labels, None
+    if cfg.source_dir:
+        files = dense_source_files(cfg.source_dir)
+    else:
+        files = {"train": (cfg.train, cfg.train_labels), "test": (cfg.test, cfg.test_labels)}
+        if cfg.val:
+            files["val"] = (cfg.val, cfg.val_labels)
+    splits = {name: readers.open_reader(cfg.format, x, y or None, **options) for name, (x, y) in files.items()}
+    num_features = lambda: max(r.num_features for r in splits.values())  # noqa: E731
+    num_labels = lambda: max(r.num_labels for r in splits.values())  # noqa: E731
+    return splits, num_features, num_labels, None
 
 
 def convert(data_config) -> DatasetInfo:
@@ -155,8 +187,10 @@ def convert(data_config) -> DatasetInfo:
     start = time.time()
     with atomic_directory(cfg.dir, marker=STATS_FILE) as tmp:
         splits, num_features, num_labels, names = _sources(cfg, tmp)
-        writers = {"train": SplitWriter(tmp, "train", cfg.num_shards).write_all(splits["train"]),
-                   "test": SplitWriter(tmp, "test", TEST_SHARDS).write_all(splits["test"])}
+        writers = {"train": SplitWriter(tmp, "train", cfg.num_shards).write_all(splits["train"])}
+        for name in EVAL_SPLITS:
+            if name in splits:
+                writers[name] = SplitWriter(tmp, name, TEST_SHARDS).write_all(splits[name])
         nf, nl = int(num_features()), int(num_labels())
         if writers["train"].num_points == 0:
             raise DataError("the train split has no points", path=cfg.train or cfg.dir)
@@ -179,8 +213,8 @@ def convert(data_config) -> DatasetInfo:
             "source_fingerprint": source_fingerprint(cfg),
         }
         atomic_write_text(os.path.join(tmp, STATS_FILE), json.dumps(stats) + "\n")
-    log.info("converted %s -> %s in %.1fs: %d train / %d test points, %d features, %d labels", cfg.format,
-             cfg.dir, time.time() - start, writers["train"].num_points, writers["test"].num_points, nf, nl)
+    log.info("converted %s -> %s in %.1fs: %s points, %d features, %d labels", cfg.format, cfg.dir,
+             time.time() - start, " / ".join(f"{w.num_points} {name}" for name, w in writers.items()), nf, nl)
     return DatasetInfo.load(cfg.dir)
 
 

@@ -60,7 +60,10 @@ def train_dataset(files: list[str], *, num_points: int, global_batch_size: int, 
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(files: list[str], batch_size: int) -> tf.data.Dataset:
-    """Every example once, in file order, parsed in batches of `batch_size`."""
-    ds = tf.data.TFRecordDataset(files).batch(batch_size)
+def eval_dataset(files: list[str], batch_size: int, max_points: int = 0) -> tf.data.Dataset:
+    """Every example once (or the first `max_points` > 0), in file order, parsed in batches of `batch_size`."""
+    ds = tf.data.TFRecordDataset(files)
+    if max_points:
+        ds = ds.take(max_points)
+    ds = ds.batch(batch_size)
     return ds.map(parse_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

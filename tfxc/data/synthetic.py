@@ -62,3 +62,40 @@ class SyntheticXmc:
             vals = np.log1p(counts)
             vals /= np.linalg.norm(vals)
             yield Row(ids.astype(np.int64), vals.astype(np.float32), labels.astype(np.int64))
+
+
+def write_dense_classification(out_dir: str, *, num_classes: int, dim: int, num_train: int, num_val: int,
+                               num_test: int, noise: float = 1.0, seed: int = 0, chunk_rows: int = 65536) -> None:
+    """Writes a dense multi-class data set as `out_dir/{train,val,test}/{features,labels}.npy`.
+
+    Shaped like the pre-extracted embeddings of face or image classification
+    (SCENT's Glint360K setting: 512-d unnormalised features, one label per row):
+    class c has a centre μ_c ~ N(0, I/dim)·√dim (norm ≈ √dim), and a point is
+    μ_y + noise·N(0, I) with y uniform over the classes. Train labels are drawn
+    first; val/test labels are drawn from the classes that occur in train, so
+    every evaluated class was seen. Rows stream to memory-mapped files in
+    chunks, so a few hundred thousand 512-d rows need no more memory than the
+    centres ([num_classes, dim] float32).
+    """
+    import os
+
+    rng = np.random.default_rng([seed, 2])
+    centres = rng.standard_normal((num_classes, dim), dtype=np.float32)
+    train_labels = rng.integers(0, num_classes, num_train)
+    seen = np.unique(train_labels)
+    for split, n in (("train", num_train), ("val", num_val), ("test", num_test)):
+        if n == 0:
+            continue
+        labels = train_labels if split == "train" else seen[rng.integers(0, seen.size, n)]
+        os.makedirs(os.path.join(out_dir, split), exist_ok=True)
+        x = np.lib.format.open_memmap(os.path.join(out_dir, split, "features.npy.tmp"), mode="w+",
+                                      dtype=np.float32, shape=(n, dim))
+        for start in range(0, n, chunk_rows):
+            stop = min(start + chunk_rows, n)
+            x[start:stop] = centres[labels[start:stop]] + noise * rng.standard_normal((stop - start, dim),
+                                                                                      dtype=np.float32)
+        x.flush()
+        del x
+        np.save(os.path.join(out_dir, split, "labels.tmp.npy"), labels.astype(np.int64))
+        os.replace(os.path.join(out_dir, split, "features.npy.tmp"), os.path.join(out_dir, split, "features.npy"))
+        os.replace(os.path.join(out_dir, split, "labels.tmp.npy"), os.path.join(out_dir, split, "labels.npy"))

@@ -1,9 +1,11 @@
 """Encoders: map a batch of inputs to dense feature vectors [B, dim]."""
 
+from tfxc.encoders.dense_features import DenseFeaturesEncoder, DenseFeaturesEncoderConfig
 from tfxc.encoders.sparse_bow import SparseBowEncoder, SparseBowEncoderConfig
 from tfxc.registry import Registry
 
 ENCODERS = Registry("encoder")
 ENCODERS.register("sparse_bow", config=SparseBowEncoderConfig)(SparseBowEncoder)
+ENCODERS.register("dense_features", config=DenseFeaturesEncoderConfig)(DenseFeaturesEncoder)
 
-__all__ = ["ENCODERS", "SparseBowEncoder", "SparseBowEncoderConfig"]
+__all__ = ["ENCODERS", "DenseFeaturesEncoder", "DenseFeaturesEncoderConfig", "SparseBowEncoder", "SparseBowEncoderConfig"]

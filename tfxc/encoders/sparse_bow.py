@@ -21,6 +21,9 @@ class SparseBowEncoderConfig:
       activation: applied after the bag and after each hidden layer.
       dropout: dropout rate after each activation.
       normalize_inputs: L2-normalise each row's feature values first.
+      init_stddev: > 0 draws the embedding table from N(0, init_stddev²) instead of Glorot uniform.
+      trainable: false freezes the whole encoder (e.g. a fixed random projection of the
+        bag of words, so that a linear head on top is a convex problem).
     """
 
     name: str = "sparse_bow"
@@ -29,6 +32,8 @@ class SparseBowEncoderConfig:
     activation: str = "relu"
     dropout: float = 0.0
     normalize_inputs: bool = False
+    init_stddev: float = 0.0
+    trainable: bool = True
 
     def validate(self, path: str) -> None:
         if self.embedding_dim < 1 or any(u < 1 for u in self.hidden_units):
@@ -36,6 +41,8 @@ class SparseBowEncoderConfig:
                               f"{list(self.hidden_units)} must be >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"{path}.dropout ({self.dropout}) must be in [0, 1)")
+        if self.init_stddev < 0:
+            raise ConfigError(f"{path}.init_stddev ({self.init_stddev}) must be >= 0")
         try:
             keras.activations.get(self.activation)
         except ValueError:
@@ -95,8 +102,9 @@ class SparseBowEncoder(keras.layers.Layer):
     """
 
     def __init__(self, num_features: int, embedding_dim: int, hidden_units=(), activation="relu",
-                 dropout=0.0, normalize_inputs=False, seed=None, feature_map=None, **kwargs):
+                 dropout=0.0, normalize_inputs=False, seed=None, feature_map=None, init_stddev=0.0, **kwargs):
         super().__init__(**kwargs)
+        self.init_stddev = init_stddev
         self.num_features = num_features
         self.embedding_dim = embedding_dim
         self.hidden_units = tuple(hidden_units)
@@ -131,16 +139,21 @@ class SparseBowEncoder(keras.layers.Layer):
     @classmethod
     def from_config_dataclass(cls, config: SparseBowEncoderConfig, *, num_features: int, seed=None,
                               feature_map=None, name="encoder"):
-        return cls(num_features, config.embedding_dim, config.hidden_units, config.activation,
-                   config.dropout, config.normalize_inputs, seed=seed, feature_map=feature_map, name=name)
+        encoder = cls(num_features, config.embedding_dim, config.hidden_units, config.activation,
+                      config.dropout, config.normalize_inputs, seed=seed, feature_map=feature_map,
+                      init_stddev=config.init_stddev, name=name)
+        encoder.trainable = config.trainable
+        return encoder
 
     @property
     def output_dim(self) -> int:
         return self.hidden_units[-1] if self.hidden_units else self.embedding_dim
 
     def build(self, input_shape=None):
+        initializer = (keras.initializers.RandomNormal(stddev=self.init_stddev, seed=self.seed)
+                       if self.init_stddev else self._initializer(0))
         self.embeddings = self.add_weight(shape=(self.num_features, self.embedding_dim), name="embeddings",
-                                          initializer=self._initializer(0))
+                                          initializer=initializer)
         if self.feature_map_values is not None:
             values = self.feature_map_values
             self.feature_map = self.add_weight(shape=values.shape, name="feature_map", dtype="int32",
@@ -171,9 +184,9 @@ class SparseBowEncoder(keras.layers.Layer):
     @property
     def sparse_variables(self) -> list:
         """Variables whose gradients are IndexedSlices (updated row-sparsely)."""
-        return [self.embeddings]
+        return [self.embeddings] if self.trainable else []
 
     def get_config(self):
         return {**super().get_config(), "num_features": self.num_features, "embedding_dim": self.embedding_dim,
                 "hidden_units": list(self.hidden_units), "activation": self.activation, "dropout": self.dropout,
-                "normalize_inputs": self.normalize_inputs, "seed": self.seed}
+                "normalize_inputs": self.normalize_inputs, "seed": self.seed, "init_stddev": self.init_stddev}

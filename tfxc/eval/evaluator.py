@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfxc._tf import tf
 from tfxc.data.pipeline import eval_dataset
 from tfxc.eval.metrics import XmcMetrics
 
@@ -14,7 +15,12 @@ def pad_ids(ids: np.ndarray, k: int) -> np.ndarray:
 
 
 class Evaluator:
-    """Computes P@k, nDCG@k, PSP@k, PSnDCG@k, R@k (and Acc@1 for multi-class data) on one split.
+    """Computes P@k, nDCG@k, PSP@k, PSnDCG@k, R@k (and Acc@k for multi-class data) on one split.
+
+    On multi-class data with a head that has `softmax_statistics` (the
+    "linear" head) it also reports "CE", the full-softmax cross-entropy over
+    all labels (nats, mean over points), from the same blockwise pass that
+    ranks the labels.
 
     Args:
       model: an `XCModel` (anything with `top_k(batch, k)`).
@@ -26,13 +32,19 @@ class Evaluator:
     def __init__(self, model, info, eval_config, split: str = "test"):
         self.model, self.info, self.config, self.split = model, info, eval_config, split
         self.k = max(eval_config.ks)
-        self._top_k = model.head.evaluation_top_k(model, min(self.k, info.num_labels))
+        k = min(self.k, info.num_labels)
+        self._top_k = model.head.evaluation_top_k(model, k)
         stats = info.splits[split]
         self.multiclass = stats["avg_labels_per_point"] == 1.0 and stats["points_without_labels"] == 0
+        self._softmax_statistics = None
+        if self.multiclass and hasattr(model.head, "softmax_statistics"):
+            self._softmax_statistics = tf.function(
+                lambda batch: model.head.softmax_statistics(model.encoder(batch, training=False),
+                                                            batch["labels"].values, k), reduce_retracing=True)
 
     def predictions(self):
         """Yields (scores float32 [B, k], ids int64 [B, k], labels int64 ragged [B, None]) per batch."""
-        for batch in eval_dataset(self.info.files(self.split), self.config.batch_size):
+        for batch in eval_dataset(self.info.files(self.split), self.config.batch_size, self.config.max_points):
             scores, ids = self._top_k(batch)
             yield scores, pad_ids(ids, self.k), batch["labels"]
 
@@ -44,7 +56,7 @@ class Evaluator:
         """Metrics of predicting the k most frequent training labels for every point (the bar to clear)."""
         metrics = self._metrics()
         top = pad_ids(np.argsort(-self.info.label_freq, kind="stable")[None, : self.k], self.k)
-        for batch in eval_dataset(self.info.files(self.split), self.config.batch_size):
+        for batch in eval_dataset(self.info.files(self.split), self.config.batch_size, self.config.max_points):
             labels = batch["labels"]
             metrics.update(np.repeat(top, int(labels.nrows()), axis=0), labels.row_splits.numpy(),
                            labels.values.numpy())
@@ -52,6 +64,17 @@ class Evaluator:
 
     def evaluate(self) -> dict[str, float]:
         metrics = self._metrics()
-        for _scores, ids, labels in self.predictions():
-            metrics.update(ids, labels.row_splits.numpy().astype(np.int64), labels.values.numpy())
-        return metrics.result()
+        if self._softmax_statistics is None:
+            for _scores, ids, labels in self.predictions():
+                metrics.update(ids, labels.row_splits.numpy().astype(np.int64), labels.values.numpy())
+            return metrics.result()
+        ce_total = 0.0
+        for batch in eval_dataset(self.info.files(self.split), self.config.batch_size, self.config.max_points):
+            ce, _logits, ids = self._softmax_statistics(batch)
+            ce_total += float(np.sum(ce.numpy(), dtype=np.float64))
+            labels = batch["labels"]
+            metrics.update(pad_ids(ids.numpy(), self.k), labels.row_splits.numpy().astype(np.int64),
+                           labels.values.numpy())
+        out = metrics.result()
+        out["CE"] = ce_total / out["num_points"] if out["num_points"] else float("nan")
+        return out

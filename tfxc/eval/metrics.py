@@ -45,7 +45,8 @@ Notation: ``N`` rows in total; ``y_i`` the label set of row ``i``;
   with the unweighted ``IDCG``.
 * ``Acc@1`` (only with ``multiclass=True``, where every row has exactly one
   label): ``100 / N · Σ_i hit_i0``, the top-1 accuracy of a softmax
-  classifier (argmax over all classes equals the label).
+  classifier (argmax over all classes equals the label); ``Acc@k`` for the
+  other k is the top-k accuracy, which for one label per row equals ``R@k``.
 
 With distinct predicted ids per row (as any top-k list has), ``PSP@k`` and
 ``PSnDCG@k`` lie in ``[0, 100]``: a row's hits are among its true labels, so
@@ -310,7 +311,7 @@ class XmcMetrics:
         Returns:
             ``{"P@k", "nDCG@k", "R@k"}`` for every ``k`` in ``ks``, plus
             ``"PSP@k"`` and ``"PSnDCG@k"`` with propensities and ``"Acc@1"``
-            in multiclass mode, all in percent; and ``"num_points"`` (int).
+            and ``"Acc@k"`` (top-k accuracy) in multiclass mode, all in percent; and ``"num_points"`` (int).
             Before any row was seen, every metric is NaN. If no row seen had
             a label, the propensity-scored metrics are 0.
         """
@@ -336,6 +337,9 @@ class XmcMetrics:
                         out[f"{name}@{k}"] = 100.0 * float(num[k - 1] / den[k - 1]) if den[k - 1] > 0 else 0.0
         if self.multiclass:
             out["Acc@1"] = mean(self._top1)
+            for k in self.ks:
+                if k > 1:  # one label per row: top-k accuracy is R@k
+                    out[f"Acc@{k}"] = out[f"R@{k}"]
         out["num_points"] = n
         return out
 

@@ -12,6 +12,37 @@ from tfxc.heads.base import Head, positive_logits
 TOP_K_LABEL_CHUNK = 65536
 
 
+def chunked_top_k(chunk_logits, num_labels: int, k, chunk: int = TOP_K_LABEL_CHUNK):
+    """Top-k logits over all labels, scored `chunk` labels at a time; also the row-wise logsumexp.
+
+    Only a [B, chunk] block of logits exists at any time, so a 360k-label
+    softmax is ranked and normalised without a [B, L] matrix.
+
+    Args:
+      chunk_logits: callable (start, stop) -> float32 [B, stop - start], the logits of labels [start, stop).
+      num_labels: L.
+      k: a Python int or a scalar int32 tensor (serving takes k as an input); clipped to L.
+      chunk: labels per block.
+
+    Returns:
+      (logits float32 [B, k], ids int64 [B, k], logsumexp float32 [B]), best first.
+    """
+    k = tf.minimum(tf.cast(k, tf.int32), num_labels)
+    best_vals, best_ids, lse = [], [], []
+    for start in range(0, num_labels, chunk):
+        stop = min(start + chunk, num_labels)
+        logits = chunk_logits(start, stop)
+        vals, ids = tf.math.top_k(logits, k=tf.minimum(k, stop - start))
+        best_vals.append(vals)
+        best_ids.append(tf.cast(ids, tf.int64) + start)
+        lse.append(tf.reduce_logsumexp(logits, axis=1))
+    vals, ids, lse = tf.concat(best_vals, 1), tf.concat(best_ids, 1), tf.reduce_logsumexp(tf.stack(lse, 1), 1)
+    if len(best_vals) > 1:
+        vals, order = tf.math.top_k(vals, k=k)
+        ids = tf.gather(ids, order, batch_dims=1)
+    return vals, ids, lse
+
+
 @dataclass(frozen=True)
 class OneVsAllHeadConfig:
     """Config of `OneVsAllHead` (multi-label).
@@ -65,32 +96,12 @@ class DenseLabelHead(Head):
         logits = tf.matmul(features, self.kernel.value)
         return logits + self.bias.value if self.use_bias else logits
 
-    def _chunked_top_k(self, features: tf.Tensor, k: int):
-        """top-k logits over label chunks, merged; also returns the row-wise logsumexp.
+    def _chunk_logits(self, features: tf.Tensor, start: int, stop: int) -> tf.Tensor:
+        logits = tf.matmul(features, self.kernel.value[:, start:stop])
+        return logits + self.bias.value[start:stop] if self.use_bias else logits
 
-        Args:
-          features: float32 [B, dim].
-          k: a Python int or a scalar int32 tensor (serving takes k as an input).
-
-        Returns:
-          (logits float32 [B, k], ids int64 [B, k], logsumexp float32 [B]).
-        """
-        k = tf.minimum(tf.cast(k, tf.int32), self.num_labels)
-        best_vals, best_ids, lse = [], [], []
-        for start in range(0, self.num_labels, TOP_K_LABEL_CHUNK):
-            stop = min(start + TOP_K_LABEL_CHUNK, self.num_labels)
-            logits = tf.matmul(features, self.kernel.value[:, start:stop])
-            if self.use_bias:
-                logits += self.bias.value[start:stop]
-            vals, ids = tf.math.top_k(logits, k=tf.minimum(k, stop - start))
-            best_vals.append(vals)
-            best_ids.append(tf.cast(ids, tf.int64) + start)
-            lse.append(tf.reduce_logsumexp(logits, axis=1))
-        vals, ids, lse = tf.concat(best_vals, 1), tf.concat(best_ids, 1), tf.reduce_logsumexp(tf.stack(lse, 1), 1)
-        if len(best_vals) > 1:
-            vals, order = tf.math.top_k(vals, k=k)
-            ids = tf.gather(ids, order, batch_dims=1)
-        return vals, ids, lse
+    def _chunked_top_k(self, features: tf.Tensor, k):
+        return chunked_top_k(lambda start, stop: self._chunk_logits(features, start, stop), self.num_labels, k)
 
     def get_config(self):
         return {**super().get_config(), "use_bias": self.use_bias}
@@ -111,7 +122,8 @@ class OneVsAllHead(DenseLabelHead):
     """
 
     @classmethod
-    def from_config_dataclass(cls, config: OneVsAllHeadConfig, *, num_labels: int):
+    def from_config_dataclass(cls, config: OneVsAllHeadConfig, *, num_labels: int, seed=None):
+        # `seed` is unused: the Glorot initialiser draws from Keras' global seed (runtime.seed).
         return cls(num_labels, use_bias=config.use_bias, name="head")
 
     def per_example_loss(self, logits, labels):
@@ -140,7 +152,7 @@ class SoftmaxHead(DenseLabelHead):
         self.label_smoothing = label_smoothing
 
     @classmethod
-    def from_config_dataclass(cls, config: SoftmaxHeadConfig, *, num_labels: int):
+    def from_config_dataclass(cls, config: SoftmaxHeadConfig, *, num_labels: int, seed=None):
         return cls(num_labels, use_bias=config.use_bias, label_smoothing=config.label_smoothing, name="head")
 
     def per_example_loss(self, logits, labels):

@@ -30,6 +30,7 @@ from tfxc.eval.evaluator import Evaluator
 from tfxc.model import build_model
 from tfxc.optimizers import build_optimizer
 from tfxc.training.distribute import cluster_spec, is_chief, make_strategy
+from tfxc.training.dual_objective import DualObjective, check_multiclass
 from tfxc.utils.io import atomic_write_text
 
 log = logging.getLogger("tfxc.train")
@@ -37,6 +38,7 @@ log = logging.getLogger("tfxc.train")
 CHECKPOINT_DIR = "checkpoints"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
+EVAL_LOG_FILE = "eval_log.jsonl"
 
 
 def set_seeds(runtime) -> None:
@@ -134,14 +136,26 @@ class Trainer:
             # Optimizer slots must exist before the first step inside
             # strategy.run (tf-notes §1, pitfall 1).
             self.optimizer.build(self.model.trainable_variables)
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                              rng=rng_state(self.model))
+        self.objective = None
+        if config.optimizer.algorithm:
+            check_multiclass(self.info)
+            self.objective = DualObjective(config.optimizer, num_train=n_train,
+                                           total_epochs=math.ceil(self.total_steps / self.steps_per_epoch))
+        parts = dict(model=self.model, optimizer=self.optimizer, rng=rng_state(self.model))
+        if self.objective is not None:
+            parts["dual"] = self.objective  # ν: the per-example dual state must resume with the weights
+        self.checkpoint = tf.train.Checkpoint(**parts)
         # Every worker must take part in saving; only the chief's copy is kept.
         num_workers, index = cluster_spec()
         ckpt_dir = os.path.join(self.model_dir, CHECKPOINT_DIR) if self.chief else \
             os.path.join(self.model_dir, f".worker-{index}-tmp", CHECKPOINT_DIR)
         self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=tc.keep_checkpoints)
         self.evaluator = Evaluator(self.model, self.info, config.eval)
+        # Periodic evaluation during training uses the validation split when there is one.
+        self.val_evaluator = (Evaluator(self.model, self.info, config.eval, split="val")
+                              if "val" in self.info.splits else self.evaluator)
+        self.eval_every = tc.eval_every_steps or (round(tc.eval_every_epochs * self.steps_per_epoch)
+                                                  if tc.eval_every_epochs else 0)
         self._train_loop = self._make_train_loop()
         self._weights_finite = tf.function(lambda: tf.reduce_all(
             [tf.reduce_all(tf.math.is_finite(v)) for v in self.model.trainable_variables]))
@@ -151,7 +165,12 @@ class Trainer:
         gb = self.config.trainer.global_batch_size
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            per_example = self.model.per_example_loss(batch, training=True)
+            if self.objective is not None:
+                # The dual objectives' weight loss is ≈1 by construction; report the
+                # in-batch softmax cross-entropy instead (comparable across algorithms).
+                per_example, reported = self.objective.per_example_loss(self.model, batch, training=True)
+            else:
+                per_example = reported = self.model.per_example_loss(batch, training=True)
             # Divide by the *global* batch: the cross-replica sum of gradients
             # is then the gradient of the global mean loss.
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=gb)
@@ -166,7 +185,7 @@ class Trainer:
             grads, _ = tf.clip_by_global_norm(grads, clip)
             grads = [scale_gradient(g, 1.0 / ctx.num_replicas_in_sync) for g in grads]
         self.optimizer.apply_gradients(zip(grads, variables))
-        return loss
+        return loss if reported is per_example else tf.nn.compute_average_loss(reported, global_batch_size=gb)
 
     def _make_train_loop(self):
         """Returns train_loop(iterator, num_steps: int tensor) -> mean global loss over the steps."""
@@ -248,6 +267,32 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         return self.evaluator.evaluate()
 
+    def _periodic_eval(self, step: int, train_loss: float, writer) -> None:
+        """Evaluates the val split (else test) and appends a line to eval_log.jsonl (chief only)."""
+        start = time.time()
+        metrics = self.val_evaluator.evaluate()
+        split = self.val_evaluator.split
+        with writer.as_default(step=step):
+            for name, value in metrics.items():
+                tf.summary.scalar(f"{split}/{name}", value)
+        if not self.chief:
+            return
+        log.info("%s at step %d (epoch %.2f, %.1fs): %s", split, step, step / self.steps_per_epoch,
+                 time.time() - start, format_metrics(metrics))
+        self._append_eval_log({"step": step, "epoch": step / self.steps_per_epoch, "split": split,
+                               "train_loss": train_loss, **metrics})
+
+    def _append_eval_log(self, record: dict) -> None:
+        # Rewritten whole (atomically); lines past `step` are from a run that was
+        # killed after that evaluation and are replaced on resume.
+        path = os.path.join(self.model_dir, EVAL_LOG_FILE)
+        lines = []
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                lines = [line for line in f.read().splitlines() if line.strip() and _earlier(json.loads(line), record)]
+        lines.append(json.dumps(record))
+        atomic_write_text(path, "\n".join(lines) + "\n")
+
     def train(self) -> dict[str, float]:
         """Runs to `total_steps`, then evaluates; returns the final metrics (percent)."""
         cfg, tc = self.config, self.config.trainer
@@ -270,6 +315,10 @@ class Trainer:
                 iterator, iterator_epoch = self._epoch_iterator(epoch, step_in_epoch), epoch
             # A loop never crosses an epoch boundary (each epoch has its own stream).
             n = min(tc.steps_per_loop, self.total_steps - step, self.steps_per_epoch - step_in_epoch)
+            if self.eval_every:  # stop at evaluation points, so curves are sampled where asked
+                n = min(n, self.eval_every - step % self.eval_every)
+            if self.objective is not None:
+                self.objective.start_epoch(epoch + 1)
             prev = step
             try:
                 loss = float(self._train_loop(iterator, tf.constant(n)))
@@ -303,16 +352,21 @@ class Trainer:
             if crossed(prev, step, tc.checkpoint_every_steps) or step == self.total_steps:
                 self._save(step, last_saved)
                 last_saved = step
-            if tc.eval_every_steps and crossed(prev, step, tc.eval_every_steps) and step < self.total_steps:
-                self._log_metrics(self.evaluate(), step, writer)
+            if self.eval_every and crossed(prev, step, self.eval_every) and step < self.total_steps:
+                self._periodic_eval(step, loss, writer)
         if last_saved != step:
             self._save(step, last_saved)
         if start_step < step and self.chief:
             log.info("trained %d steps in %s (peak resident memory %.2f GB)", step - start_step,
                      format_duration(time.time() - t_start), peak_rss_gb())
+        if self.eval_every and start_step < step and self.val_evaluator is not self.evaluator:
+            self._periodic_eval(step, loss, writer)  # the validation curve's last point
         metrics = self.evaluate()
         self._log_metrics(metrics, step, writer)
         writer.flush()
+        if self.chief and self.eval_every:
+            self._append_eval_log({"step": step, "epoch": step / self.steps_per_epoch, "split": "test",
+                                   "train_loss": loss if start_step < step else None, **metrics})
         if self.chief:
             atomic_write_text(os.path.join(self.model_dir, METRICS_FILE),
                               json.dumps({"step": step, "split": "test", **metrics}, indent=2) + "\n")
@@ -379,11 +433,15 @@ def merge_repetitions(config, model_dir: str) -> str:
     return path
 
 
+def _earlier(line: dict, record: dict) -> bool:
+    return line["step"] < record["step"] or (line["step"] == record["step"] and line["split"] != record["split"])
+
+
 def crossed(before: int, after: int, every: int) -> bool:
     """True if a multiple of `every` lies in (before, after]."""
     return after // every > before // every
 
 
 def format_metrics(metrics: dict) -> str:
-    keys = [k for k in metrics if k.split("@")[0] in ("P", "nDCG", "PSP", "Acc")]
+    keys = [k for k in metrics if k.split("@")[0] in ("P", "nDCG", "PSP", "Acc", "CE")]
     return " ".join(f"{k} {metrics[k]:.2f}" for k in keys)

@@ -1,0 +1,118 @@
+"""A linear softmax classifier stored one row per label, for huge class sets and sampled training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tfxc._tf import keras, tf
+from tfxc.errors import ConfigError
+from tfxc.heads.base import Head, positive_logits
+from tfxc.heads.dense import chunked_top_k
+
+# Labels scored per block in full-softmax evaluation: bounds the [B, chunk] temporary.
+LABEL_CHUNK = 32768
+
+
+@dataclass(frozen=True)
+class LinearHeadConfig:
+    """Config of `LinearHead`.
+
+    Attributes:
+      name: "linear".
+      use_bias: learn a bias per label (the SCENT paper's classifier has none).
+      init_stddev: weights start as N(0, init_stddev²) (SCENT: 0.01).
+    """
+
+    name: str = "linear"
+    use_bias: bool = False
+    init_stddev: float = 0.01
+
+    def validate(self, path: str) -> None:
+        if self.init_stddev <= 0:
+            raise ConfigError(f"{path}.init_stddev ({self.init_stddev}) must be > 0")
+
+
+class LinearHead(Head):
+    """Softmax over z = W h (+ b), with W float32 [L, dim]: one row per label.
+
+    The row layout is what makes sampled objectives cheap: `label_logits`
+    gathers the rows of a few labels, so the gradient is an IndexedSlices over
+    those rows and a row-sparse optimizer touches nothing else (the SCENT-family
+    dual objectives of `tfxc.training.dual_objective` score only the batch's
+    unique labels). Ranking and the full-softmax cross-entropy are computed in
+    label blocks (`softmax_statistics`, `top_k`), never as a [B, L] matrix.
+
+    Reference: the `LinearClassifier` of "A Geometry-Aware Efficient Algorithm
+    for Compositional Entropic Risk Minimization" (SCENT, arXiv 2602.02877).
+
+    Call returns all logits float32 [B, L] (only for the plain softmax loss on
+    moderate L). Scores of `top_k`: softmax probabilities.
+    """
+
+    def __init__(self, num_labels: int, use_bias: bool = False, init_stddev: float = 0.01, seed=None, **kwargs):
+        super().__init__(num_labels, **kwargs)
+        self.use_bias, self.init_stddev, self.seed = use_bias, init_stddev, seed
+
+    @classmethod
+    def from_config_dataclass(cls, config: LinearHeadConfig, *, num_labels: int, seed=None):
+        return cls(num_labels, use_bias=config.use_bias, init_stddev=config.init_stddev, seed=seed, name="head")
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(self.num_labels, input_shape[-1]), name="kernel",
+                                      initializer=keras.initializers.RandomNormal(stddev=self.init_stddev,
+                                                                                  seed=self.seed))
+        self.bias = (self.add_weight(shape=(self.num_labels,), name="bias", initializer="zeros")
+                     if self.use_bias else None)
+        self.built = True
+
+    def label_logits(self, features: tf.Tensor, label_ids: tf.Tensor) -> tf.Tensor:
+        """Logits of selected labels: float32 [B, K] for features [B, dim] and label_ids int [K]."""
+        # tf.gather on the raw variable along axis 0 keeps the gradient row-sparse.
+        logits = tf.matmul(features, tf.gather(self.kernel.value, label_ids), transpose_b=True)
+        return logits + tf.gather(self.bias.value, label_ids) if self.use_bias else logits
+
+    def _chunk_logits(self, features, start: int, stop: int) -> tf.Tensor:
+        logits = tf.matmul(features, self.kernel.value[start:stop], transpose_b=True)
+        return logits + self.bias.value[start:stop] if self.use_bias else logits
+
+    def call(self, features, training=False):
+        return self._chunk_logits(features, 0, self.num_labels)
+
+    def per_example_loss(self, logits, labels):
+        """Softmax cross-entropy (uniform target over a row's labels; 0 for label-less rows), float32 [B]."""
+        pos = positive_logits(logits, labels)
+        count = tf.cast(pos.row_lengths(), logits.dtype)
+        loss = tf.reduce_logsumexp(logits, axis=1) - tf.reduce_sum(pos, axis=1) / tf.maximum(count, 1.0)
+        return loss * tf.cast(count > 0, logits.dtype)
+
+    def softmax_statistics(self, features: tf.Tensor, labels: tf.Tensor, k):
+        """One blockwise pass over all labels for evaluation.
+
+        Args:
+          features: float32 [B, dim].
+          labels: int64 [B], one label per row (multi-class).
+          k: how many best labels to return.
+
+        Returns:
+          (cross_entropy float32 [B] = logsumexp_l z_l − z_y, top-k logits float32 [B, k],
+           top-k ids int64 [B, k]).
+        """
+        vals, ids, lse = chunked_top_k(lambda a, b: self._chunk_logits(features, a, b), self.num_labels, k,
+                                       LABEL_CHUNK)
+        own = tf.reduce_sum(features * tf.gather(self.kernel.value, labels), axis=1)
+        if self.use_bias:
+            own += tf.gather(self.bias.value, labels)
+        return lse - own, vals, ids
+
+    def top_k(self, features, k):
+        vals, ids, lse = chunked_top_k(lambda a, b: self._chunk_logits(features, a, b), self.num_labels, k,
+                                       LABEL_CHUNK)
+        return tf.exp(vals - lse[:, None]), ids
+
+    @property
+    def sparse_variables(self) -> list:
+        return [self.kernel] + ([self.bias] if self.use_bias else [])
+
+    def get_config(self):
+        return {**super().get_config(), "use_bias": self.use_bias, "init_stddev": self.init_stddev,
+                "seed": self.seed}

@@ -1,0 +1,119 @@
+"""The min–min dual objective in the training loop: one ν_i per training example, in-batch negatives.
+
+Reference: "A Geometry-Aware Efficient Algorithm for Compositional Entropic Risk
+Minimization" (SCENT, arXiv 2602.02877) and the baselines it compares against
+(BSGD, ASGD, ASGD-softplus, U-max, SOX); spec in algorithms.md §4. The update
+rules themselves are the pure functions of `tfxc.optimizers.dual`; this module
+owns their state and wires them into a distributed step.
+
+Per step, on every replica:
+  1. the labels of the *global* batch are all-gathered and de-duplicated into
+     U (K = |U| classes, the in-batch sample), so every replica scores its rows
+     against the same classes as a single process would;
+  2. the replica's rows are scored against U through the head's row-sparse
+     `label_logits`, giving margins ℓ_ik = z_ik − z_{i,y_i} with the own label
+     masked;
+  3. each row's ν_i is read (by the row id the TFRecord carries), updated by the
+     algorithm's rule, and the new values of the whole global batch are
+     all-gathered and written, so every worker's copy of ν receives every
+     update exactly once per visit and the copies stay identical;
+  4. the weight loss uses ν̃ (old or new ν, per algorithm) as a constant.
+
+ν lives in one plain (non-mirrored) float32 [n] variable per process, on the
+host: under MirroredStrategy the replicas share it (they write identical
+values after the all-gather); under MultiWorkerMirroredStrategy each worker
+holds a full copy. It is checkpointed with the model, so a resumed run
+continues with the same dual state.
+"""
+
+from __future__ import annotations
+
+from tfxc._tf import tf
+from tfxc.errors import DataError
+from tfxc.optimizers import dual
+
+
+class DualObjective(tf.Module):
+    """State and per-replica loss of a dual-variable algorithm.
+
+    Args:
+      optimizer_config: the `OptimizerConfig` (algorithm, gamma, softplus_rho, umax_delta).
+      num_train: n, the number of training examples (row ids are 0..n-1).
+      total_epochs: T, for the per-epoch γ schedules.
+    """
+
+    def __init__(self, optimizer_config, num_train: int, total_epochs: int):
+        super().__init__(name="dual_objective")
+        cfg = optimizer_config
+        self.algorithm, self.gamma0 = cfg.algorithm, cfg.gamma
+        self.rho, self.delta = cfg.softplus_rho, cfg.umax_delta
+        self.num_train, self.total_epochs = num_train, max(int(total_epochs), 1)
+        self.uses_nu = self.algorithm in dual.DUAL_ALGORITHMS
+        # Created outside any strategy scope on purpose (see the module docstring).
+        with tf.init_scope():
+            self.nu = tf.Variable(tf.zeros([num_train if self.uses_nu else 0], tf.float32), trainable=False,
+                                  name="nu")
+            self.gamma = tf.Variable(self.gamma_at(1), trainable=False, dtype=tf.float32, name="gamma")
+
+    def gamma_at(self, epoch: int) -> float:
+        """γ of epoch `epoch` (1-based), from the algorithm's schedule."""
+        return dual.gamma_at_epoch(self.algorithm, self.gamma0, epoch, self.total_epochs)
+
+    def start_epoch(self, epoch: int) -> None:
+        """Sets γ for epoch `epoch` (1-based); the schedules change only at epoch starts."""
+        self.gamma.assign(self.gamma_at(epoch))
+
+    def per_example_loss(self, model, batch, training: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
+        """Losses of this replica's rows; updates ν as a side effect.
+
+        Call inside `strategy.run` (or the default strategy's replica context).
+        `batch["labels"]` must hold exactly one label per row.
+
+        Returns:
+          (weight_loss float32 [b], whose gradient is the algorithm's weight step;
+           in_batch_ce float32 [b] = log(1 + Σ_{k∈U, k≠y} e^{ℓ_ik}), the softmax
+           cross-entropy over the sampled classes, for progress reports).
+        """
+        ctx = tf.distribute.get_replica_context()
+        labels = batch["labels"]
+        tf.debugging.assert_equal(labels.row_lengths(), tf.ones_like(labels.row_lengths()),
+                                  message="dual-variable objectives need exactly one label per row")
+        y = labels.values
+        features = model.encoder(batch, training=training)
+        b = tf.shape(y)[0]
+
+        # The global batch's unique labels; this replica's rows start at replica_id * b.
+        classes, column = tf.unique(ctx.all_gather(_placed(y), axis=0))
+        start = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * b
+        own_column = column[start:start + b]
+        margins = dual.in_batch_margins(model.head.label_logits(features, classes), own_column)
+        has_negatives = tf.size(classes) > 1
+        # A batch of a single class has no negatives: no weight gradient, ν untouched.
+        margins = tf.cond(has_negatives, lambda: margins, lambda: tf.stop_gradient(tf.zeros_like(margins)))
+        in_batch_ce = tf.stop_gradient(tf.nn.softplus(tf.reduce_logsumexp(margins, axis=1)))
+        if not self.uses_nu:
+            return dual.weight_loss(self.algorithm, margins), in_batch_ce
+
+        row_ids = batch["row_id"]
+        nu = tf.gather(self.nu, row_ids)
+        new_nu, nu_tilde = dual.dual_step(self.algorithm, nu, margins, self.gamma, rho=self.rho, delta=self.delta)
+        new_nu = tf.where(has_negatives, new_nu, nu)
+        self.nu.scatter_update(tf.IndexedSlices(ctx.all_gather(new_nu, axis=0),
+                                                ctx.all_gather(_placed(row_ids), axis=0)))
+        return dual.weight_loss(self.algorithm, margins, nu_tilde, rho=self.rho), in_batch_ce
+
+
+def _placed(tensor: tf.Tensor) -> tf.Tensor:
+    # Collectives send to the device of their input. Under MultiWorkerMirrored the
+    # iterator's tensors carry no device (-> "destinations can not be empty"); an
+    # identity created here takes the replica's device scope.
+    return tf.identity(tensor)
+
+
+def check_multiclass(info, split: str = "train") -> None:
+    """Raises DataError unless every row of `split` has exactly one label."""
+    stats = info.splits[split]
+    if stats["avg_labels_per_point"] != 1.0 or stats["points_without_labels"]:
+        raise DataError(f"optimizer.algorithm needs multi-class data (one label per row); the {split} split has "
+                        f"{stats['avg_labels_per_point']:.3f} labels per point on average and "
+                        f"{stats['points_without_labels']} points without labels", path=info.dir)
