@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train all R repetitions of a MACH config, PARALLEL at a time, then merge them and evaluate.
 #
-#   bash train.sh CONFIG [PARALLEL] [MODEL_DIR]
+#   bash train.sh CONFIG [PARALLEL] [MODEL_DIR] [--set section.key=value ...]
 #
 # Each repetition is an independent process (`python -m tfxc.train --repetition r`); repetitions never
 # communicate (Medini et al., 2019). With tmux installed they run in windows of one tmux session
@@ -11,13 +11,17 @@
 # from its last checkpoint, so re-running the same command after a failure completes the job.
 # Several machines sharing MODEL_DIR: run `python -m tfxc.train --config CONFIG --model-dir MODEL_DIR
 # --repetition r` for disjoint sets of r on each, then `bash train.sh CONFIG 1 MODEL_DIR` anywhere
-# (it finds them finished, merges and evaluates).
+# (it finds them finished, merges and evaluates). Arguments after MODEL_DIR (e.g. --set overrides) go to
+# every `tfxc.train` call, the merge included.
 set -euo pipefail
 
 CONFIG=${1:?usage: bash train.sh CONFIG [PARALLEL] [MODEL_DIR]}
 PARALLEL=${2:-2}
 MODEL_DIR=${3:-runs/$(basename "$CONFIG" .json)}
 PYTHON=${PYTHON:-python}
+EXTRA=("${@:4}")
+EXTRA_QUOTED=""
+for arg in "${EXTRA[@]+"${EXTRA[@]}"}"; do EXTRA_QUOTED="$EXTRA_QUOTED $(printf '%q' "$arg")"; done
 
 REPS=$("$PYTHON" - "$CONFIG" <<'PY'
 import sys
@@ -31,7 +35,7 @@ PY
 echo "train.sh: $REPS repetitions of $CONFIG, $PARALLEL at a time, into $MODEL_DIR"
 
 # Convert the data once, before the repetitions start reading it.
-"$PYTHON" -m tfxc.convert --config "$CONFIG" >/dev/null
+"$PYTHON" -m tfxc.convert --config "$CONFIG" "${EXTRA[@]+"${EXTRA[@]}"}" >/dev/null
 
 LOGS="$MODEL_DIR/logs"
 mkdir -p "$LOGS"
@@ -51,7 +55,7 @@ launch() {
   log="$LOGS/$tag.log"; status="$LOGS/$tag.exit"
   rm -f "$status"
   cmd="TF_NUM_INTRAOP_THREADS=$THREADS TF_NUM_INTEROP_THREADS=1 '$PYTHON' -m tfxc.train --config '$CONFIG'"
-  cmd="$cmd --model-dir '$MODEL_DIR' --repetition $r > '$log' 2>&1; echo \$? > '$status'"
+  cmd="$cmd --model-dir '$MODEL_DIR' --repetition $r$EXTRA_QUOTED > '$log' 2>&1; echo \$? > '$status'"
   if [ "$USE_TMUX" = 1 ]; then
     if tmux has-session -t "$SESSION" 2>/dev/null; then
       tmux new-window -d -t "$SESSION" -n "$tag" "bash -c \"$cmd\""
@@ -99,5 +103,5 @@ if [ "$failed" = 1 ]; then
   exit 1
 fi
 
-"$PYTHON" -m tfxc.train --config "$CONFIG" --model-dir "$MODEL_DIR" --merge-repetitions
+"$PYTHON" -m tfxc.train --config "$CONFIG" --model-dir "$MODEL_DIR" --merge-repetitions "${EXTRA[@]+"${EXTRA[@]}"}"
 "$PYTHON" -m tfxc.evaluate --model-dir "$MODEL_DIR"

@@ -99,3 +99,33 @@ def test_global_batches_do_not_depend_on_the_cluster_shape(shared_data, tmp_path
     assert len(set(ids)) == len(ids)
     assert not np.array_equal(one[0], global_batches(files, n, 32, 1, 1, epoch=1)[0])
     assert all(np.array_equal(a, b) for a, b in zip(one[3:], global_batches(files, n, 32, 1, 1, skip=3)))
+
+
+def test_dense_source_dir_converts_train_val_and_test(tmp_path):
+    from tfxc.data.synthetic import write_dense_classification
+
+    source = tmp_path / "src"
+    write_dense_classification(str(source), num_classes=7, dim=5, num_train=40, num_val=9, num_test=11, seed=2)
+    config = load_config(None, ["data.format=dense", f"data.source_dir={source}", f"data.dir={tmp_path / 'out'}"])
+    info = ensure_converted(config.data)
+    assert {s: info.num_points(s) for s in info.splits} == {"train": 40, "val": 9, "test": 11}
+    assert info.num_features == 5
+    x = np.load(source / "val" / "features.npy")
+    rows = read_all(info.files("val"))
+    np.testing.assert_allclose(rows[3]["feat_val"], x[3], rtol=1e-6)  # no exact zeros in N(0, 1) draws
+    assert rows[3]["labels"].tolist() == [int(np.load(source / "val" / "labels.npy")[3])]
+    # Without a val directory there is no val split; a missing test file is named.
+    os.remove(source / "val" / "features.npy")
+    os.remove(source / "val" / "labels.npy")
+    assert "val" not in ensure_converted(config.data).splits
+    os.remove(source / "test" / "labels.npy")
+    with pytest.raises(DataError, match=r"test/labels.npy: missing; a dense source_dir holds"):
+        ensure_converted(config.data)
+
+
+def test_xc_files_with_a_val_split(shared_data, tmp_path):
+    medical = os.path.join(shared_data, "medical")
+    config = load_config(None, ["data.format=xc", f"data.train={medical}/train.txt", f"data.test={medical}/test.txt",
+                                f"data.val={medical}/test.txt", f"data.dir={tmp_path / 'out'}"])
+    info = ensure_converted(config.data)
+    assert info.num_points("val") == info.num_points("test") == 645

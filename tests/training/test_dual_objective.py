@@ -18,6 +18,7 @@ from tfxc.config import load_config
 from tfxc.data.synthetic import write_dense_classification
 from tfxc.errors import DataError
 from tfxc.optimizers.dual import gamma_at_epoch
+from tfxc.training.dual_objective import inclusion_log_weights
 
 TRAIN, BATCH = 512, 64  # 8 steps per epoch, every row visited once per epoch
 
@@ -42,7 +43,7 @@ def dense_config(tmp_path, algorithm="asgd", **optimizer) -> str:
     return str(path)
 
 
-def replay_step(x, y, w, nu, algorithm, gamma, lr):
+def replay_step(x, y, w, nu, algorithm, gamma, lr, log_weights=None):
     """One step of the spec in NumPy (float64): returns (new ν of the rows, new W)."""
     classes, column = np.unique(y, return_inverse=True)
     order = np.argsort([np.flatnonzero(y == c)[0] for c in classes])  # tf.unique: first-appearance order
@@ -50,6 +51,8 @@ def replay_step(x, y, w, nu, algorithm, gamma, lr):
     column = np.argsort(order)[column]
     z = x @ w[classes].T
     ell = z - z[np.arange(len(y)), column][:, None]
+    if log_weights is not None:  # "logq": the K−1 average becomes Σ_k w_k e^{ℓ_ik}
+        ell += log_weights[classes][None, :] + np.log(len(classes) - 1)
     ell[np.arange(len(y)), column] = -np.inf
     new_nu, tilde = numpy_step(algorithm, nu, ell, gamma)
     k = len(classes)
@@ -60,12 +63,16 @@ def replay_step(x, y, w, nu, algorithm, gamma, lr):
     return new_nu, w - lr * grad
 
 
-@pytest.mark.parametrize("algorithm", ["asgd", "scent"])
-def test_first_visit_exactly_once_and_a_later_step_match_numpy(tmp_path, algorithm):
+@pytest.mark.parametrize("algorithm, correction", [("asgd", "none"), ("scent", "none"), ("sox", "logq")])
+def test_first_visit_exactly_once_and_a_later_step_match_numpy(tmp_path, algorithm, correction):
     from tfxc.training.trainer import Trainer
 
-    gamma = 0.8 if algorithm == "asgd" else 2.0
-    trainer = Trainer(load_config(dense_config(tmp_path, algorithm, gamma=gamma)), str(tmp_path / "model"))
+    gamma = {"asgd": 0.8, "scent": 2.0, "sox": 0.3}[algorithm]
+    trainer = Trainer(load_config(dense_config(tmp_path, algorithm, gamma=gamma, negative_correction=correction)),
+                      str(tmp_path / "model"))
+    log_weights = None
+    if correction == "logq":
+        log_weights = inclusion_log_weights(trainer.info.label_freq, BATCH).astype(np.float64)
     objective, head = trainer.objective, trainer.model.head
     steps = trainer.steps_per_epoch
     assert steps == TRAIN // BATCH and objective.nu.shape == (TRAIN,)
@@ -78,7 +85,8 @@ def test_first_visit_exactly_once_and_a_later_step_match_numpy(tmp_path, algorit
         lr = float(trainer.optimizer.learning_rate)
         objective.start_epoch(epoch + 1)
         trainer._train_loop(iterator, tf.constant(1))
-        want_nu, want_w = replay_step(x, y, w, nu[rows], algorithm, float(objective.gamma.numpy()), lr)
+        want_nu, want_w = replay_step(x, y, w, nu[rows], algorithm, float(objective.gamma.numpy()), lr,
+                                      log_weights)
         got = objective.nu.numpy()
         np.testing.assert_allclose(got[rows], want_nu, rtol=1e-4, atol=1e-5)
         untouched = np.setdiff1d(np.arange(TRAIN), rows)
@@ -95,6 +103,21 @@ def test_first_visit_exactly_once_and_a_later_step_match_numpy(tmp_path, algorit
     second_rows = run_step(1, 0, trainer._epoch_iterator(1, 0))
     assert set(first_rows) != set(second_rows)  # reshuffled per epoch
     assert float(objective.gamma.numpy()) == pytest.approx(gamma_at_epoch(algorithm, gamma, 2, 3), rel=1e-6)
+
+
+def test_inclusion_weights_make_the_in_batch_sum_unbiased_for_the_class_mean():
+    rng = np.random.default_rng(0)
+    freq = np.round(1000 / np.arange(1, 21) ** 1.2).astype(np.int64)  # 20 long-tailed classes
+    q, batch = freq / freq.sum(), 8
+    log_w = inclusion_log_weights(freq, batch).astype(np.float64)
+    pi = 1 - (1 - q) ** batch
+    np.testing.assert_allclose(log_w, -np.log(20 * pi), rtol=1e-6)
+    values = rng.normal(size=20)  # e^{ℓ_k} for a fixed row
+    draws = rng.choice(20, size=(40000, batch), p=q)
+    estimates = [np.sum(np.exp(log_w[u] + values[u])) for u in map(np.unique, draws)]
+    assert np.mean(estimates) == pytest.approx(np.mean(np.exp(values)), rel=0.02)
+    plain = [np.mean(np.exp(values[u])) for u in map(np.unique, draws)]  # the uncorrected K-average
+    assert abs(np.mean(plain) / np.mean(np.exp(values)) - 1) > 0.05  # is biased towards frequent classes
 
 
 def test_training_writes_validation_curves_and_full_softmax_metrics(tmp_path):

@@ -204,6 +204,11 @@ class OptimizerConfig:
         0 uses γ₀ = 4.177·T^−0.7265), g = log α for scent (constant); unused by bsgd.
       softplus_rho: softplus's ρ.
       umax_delta: U-max's δ (Infinity = plain ASGD).
+      negative_correction: "none" averages exp(ℓ_ik) over the K−1 sampled negatives, as the
+        paper does (unbiased for the mean over classes only if classes are equally frequent);
+        "logq" weights sampled class k by 1/(C·π_k), with π_k = 1−(1−q_k)^B its chance of
+        appearing in a batch of B (q_k: its train frequency), a Horvitz–Thompson estimate of
+        the mean over all C classes, which long-tailed labels need.
     """
 
     name: str = "adam"
@@ -220,6 +225,7 @@ class OptimizerConfig:
     gamma: float = 0.0
     softplus_rho: float = 1.0
     umax_delta: float = math.inf
+    negative_correction: str = "none"
 
     def validate(self, path: str) -> None:
         _require(self.algorithm in DUAL_OBJECTIVES,
@@ -233,6 +239,8 @@ class OptimizerConfig:
         _require(math.isfinite(self.gamma), f"{path}.gamma ({self.gamma}) must be finite")
         _require(self.softplus_rho > 0, f"{path}.softplus_rho ({self.softplus_rho}) must be > 0")
         _require(self.umax_delta >= 0, f"{path}.umax_delta ({self.umax_delta}) must be >= 0")
+        _require(self.negative_correction in ("none", "logq"),
+                 f"{path}.negative_correction '{self.negative_correction}' is not one of none, logq")
         _require(self.name in OPTIMIZERS, f"{path}.name '{self.name}' is not one of {', '.join(OPTIMIZERS)}")
         _require(self.schedule in SCHEDULES,
                  f"{path}.schedule '{self.schedule}' is not one of {', '.join(SCHEDULES)}")

@@ -51,8 +51,8 @@ def log_mean_negatives(margins: tf.Tensor) -> tf.Tensor:
 
 def softplus_mean(margins: tf.Tensor, nu: tf.Tensor, rho: float) -> tf.Tensor:
     """q̂_i = mean over all K columns of a/(1+ρa), a = exp(ℓ_ik − ν_i) (the masked column adds 0). [b]."""
-    a = tf.exp(margins - nu[:, None])
-    return tf.reduce_mean(a / (1.0 + rho * a), axis=1)
+    # a/(1+ρa) = σ(ℓ − ν + log ρ)/ρ: no overflow when ℓ − ν is large.
+    return tf.reduce_mean(tf.sigmoid(margins - nu[:, None] + math.log(rho)), axis=1) / rho
 
 
 def scent_gamma(nu: tf.Tensor, g: float) -> tf.Tensor:
@@ -120,7 +120,8 @@ def weight_loss(algorithm: str, margins: tf.Tensor, nu_tilde: tf.Tensor | None =
         return tf.reduce_logsumexp(margins, axis=1)
     nu_tilde = tf.stop_gradient(nu_tilde)
     if algorithm == "softplus":
-        return tf.reduce_mean(tf.math.log1p(rho * tf.exp(margins - nu_tilde[:, None])), axis=1) / rho
+        # log(1 + ρ e^x) = softplus(x + log ρ), stable for large x.
+        return tf.reduce_mean(tf.nn.softplus(margins - nu_tilde[:, None] + math.log(rho)), axis=1) / rho
     k = tf.cast(tf.shape(margins)[1], margins.dtype)
     return tf.reduce_sum(tf.exp(margins - nu_tilde[:, None]), axis=1) / (k - 1.0)
 

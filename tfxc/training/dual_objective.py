@@ -19,6 +19,9 @@ Per step, on every replica:
      update exactly once per visit and the copies stay identical;
   4. the weight loss uses ν̃ (old or new ν, per algorithm) as a constant.
 
+With `negative_correction = "logq"` the sampled classes are importance-weighted
+before step 3 (see `inclusion_log_weights`).
+
 ν lives in one plain (non-mirrored) float32 [n] variable per process, on the
 host: under MirroredStrategy the replicas share it (they write identical
 values after the all-gather); under MultiWorkerMirroredStrategy each worker
@@ -27,6 +30,8 @@ continues with the same dual state.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from tfxc._tf import tf
 from tfxc.errors import DataError
@@ -37,18 +42,25 @@ class DualObjective(tf.Module):
     """State and per-replica loss of a dual-variable algorithm.
 
     Args:
-      optimizer_config: the `OptimizerConfig` (algorithm, gamma, softplus_rho, umax_delta).
+      optimizer_config: the `OptimizerConfig` (algorithm, gamma, softplus_rho, umax_delta,
+        negative_correction).
       num_train: n, the number of training examples (row ids are 0..n-1).
       total_epochs: T, for the per-epoch γ schedules.
+      label_freq: int [C], train label counts (for negative_correction "logq").
+      global_batch_size: B (for negative_correction "logq").
     """
 
-    def __init__(self, optimizer_config, num_train: int, total_epochs: int):
+    def __init__(self, optimizer_config, num_train: int, total_epochs: int, label_freq=None,
+                 global_batch_size: int = 0):
         super().__init__(name="dual_objective")
         cfg = optimizer_config
         self.algorithm, self.gamma0 = cfg.algorithm, cfg.gamma
         self.rho, self.delta = cfg.softplus_rho, cfg.umax_delta
         self.num_train, self.total_epochs = num_train, max(int(total_epochs), 1)
         self.uses_nu = self.algorithm in dual.DUAL_ALGORITHMS
+        self.log_weights = None
+        if cfg.negative_correction == "logq":
+            self.log_weights = tf.constant(inclusion_log_weights(label_freq, global_batch_size))
         # Created outside any strategy scope on purpose (see the module docstring).
         with tf.init_scope():
             self.nu = tf.Variable(tf.zeros([num_train if self.uses_nu else 0], tf.float32), trainable=False,
@@ -91,6 +103,11 @@ class DualObjective(tf.Module):
         # A batch of a single class has no negatives: no weight gradient, ν untouched.
         margins = tf.cond(has_negatives, lambda: margins, lambda: tf.stop_gradient(tf.zeros_like(margins)))
         in_batch_ce = tf.stop_gradient(tf.nn.softplus(tf.reduce_logsumexp(margins, axis=1)))
+        if self.log_weights is not None:
+            # Shifting ℓ_ik by log w_k + log(K−1) turns every "mean over the K−1 sampled
+            # negatives" of the update rules into Σ_k w_k e^{ℓ_ik} (masked entries stay −inf).
+            k = tf.cast(tf.size(classes), margins.dtype)
+            margins += tf.gather(self.log_weights, classes)[None, :] + tf.math.log(tf.maximum(k - 1.0, 1.0))
         if not self.uses_nu:
             return dual.weight_loss(self.algorithm, margins), in_batch_ce
 
@@ -101,6 +118,21 @@ class DualObjective(tf.Module):
         self.nu.scatter_update(tf.IndexedSlices(ctx.all_gather(new_nu, axis=0),
                                                 ctx.all_gather(_placed(row_ids), axis=0)))
         return dual.weight_loss(self.algorithm, margins, nu_tilde, rho=self.rho), in_batch_ce
+
+
+def inclusion_log_weights(label_freq, global_batch_size: int) -> np.ndarray:
+    """log w_k = −log(C·π_k), π_k = 1 − (1 − q_k)^B: float32 [C].
+
+    π_k is the probability that class k (train frequency q_k) appears among the
+    labels of a uniformly drawn batch of B rows, so Σ_{k∈U} w_k e^{ℓ_k} is an
+    unbiased (Horvitz–Thompson) estimate of (1/C) Σ_{all k} e^{ℓ_k}. Classes absent
+    from train never appear in a batch; they get π = 1/n to stay finite.
+    """
+    freq = np.asarray(label_freq, np.float64)
+    n, c = max(freq.sum(), 1.0), freq.size
+    q = np.maximum(freq, 1.0) / n
+    pi = -np.expm1(global_batch_size * np.log1p(-np.minimum(q, 1.0 - 1e-12)))
+    return (-np.log(c * pi)).astype(np.float32)
 
 
 def _placed(tensor: tf.Tensor) -> tf.Tensor:

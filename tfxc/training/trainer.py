@@ -140,7 +140,8 @@ class Trainer:
         if config.optimizer.algorithm:
             check_multiclass(self.info)
             self.objective = DualObjective(config.optimizer, num_train=n_train,
-                                           total_epochs=math.ceil(self.total_steps / self.steps_per_epoch))
+                                           total_epochs=math.ceil(self.total_steps / self.steps_per_epoch),
+                                           label_freq=self.info.label_freq, global_batch_size=tc.global_batch_size)
         parts = dict(model=self.model, optimizer=self.optimizer, rng=rng_state(self.model))
         if self.objective is not None:
             parts["dual"] = self.objective  # ν: the per-example dual state must resume with the weights

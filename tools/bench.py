@@ -1,0 +1,360 @@
+"""Benchmark suite: tfxc against PECOS, napkinXC and omikuji on the same data, in one run.
+
+  python tools/bench.py --peer-python /path/to/peers-venv/bin/python            # everything
+  python tools/bench.py --quick                                                 # 2 small sets, minutes
+  python tools/bench.py --datasets bibtex --systems tfxc-ova,pecos-xrlinear
+
+For every (data set, system) pair, one process trains on the train split and
+predicts the top 5 labels of every test point; this process then scores all
+systems with the same metric code (`tfxc.eval.metrics`: P@k, nDCG@k, PSP@k with
+A=0.55, B=1.5 propensities from the train labels). Recorded per run: training
+wall time, batch prediction throughput, single-row latency (median over 200
+test rows), peak resident memory and model size on disk. tfxc trains with its
+config and is timed through its exported SavedModel, as a server would load it.
+Peers run with their documented defaults (see `tools/bench_peers.py`), under
+`--peer-python` (libpecos needs numpy<2, so they usually live in their own
+virtual environment; `pip install -e ".[bench]"` installs them where numpy<2 is
+possible). Every run has a time limit; a failure is recorded, not fatal.
+
+Outputs in `--out` (default `benchmarks/`): `results.json` (raw figures, merged
+with earlier runs), `tables.md` (a table per data set with each tfxc figure's
+ratio to the best peer), `p5_vs_train_time.png`; with `--update-markdown FILE`
+the tables replace the block between `<!-- bench:begin -->` and
+`<!-- bench:end -->` in FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(REPO), "shared", "data")
+K = 5
+PEERS = ("pecos-xrlinear", "napkinxc-plt", "omikuji-parabel", "omikuji-bonsai")
+
+# Data set -> (train file, test file, {tfxc system: config}).
+DATASETS = {
+    "bibtex": ("bibtex/train.txt", "bibtex/test.txt", {"tfxc-ova": "configs/bibtex.json"}),
+    "delicious": ("delicious/train.txt", "delicious/test.txt",
+                  {"tfxc-ova": "configs/delicious.json", "tfxc-mach": "configs/mach_delicious.json"}),
+    "corel5k": ("corel5k/train.txt", "corel5k/test.txt", {"tfxc-ova": "configs/corel5k.json"}),
+    "medical": ("medical/train.txt", "medical/test.txt", {"tfxc-ova": "configs/medical.json"}),
+    "reuters": ("reuters/train.txt", "reuters/test.txt", {"tfxc-ova": "configs/reuters.json"}),
+    "wordnet-hypernyms": ("wordnet-hypernyms/train.txt", "wordnet-hypernyms/test.txt",
+                          {"tfxc-ova": "configs/wordnet_hypernyms.json",
+                           "tfxc-mach": "configs/mach_wordnet_hypernyms.json"}),
+    "wordnet-nextword": ("wordnet-nextword/train.txt.gz", "wordnet-nextword/test.txt.gz",
+                         {"tfxc-softmax": "configs/wordnet_nextword.json"}),
+}
+# --quick: two small sets, and tfxc trains for a few epochs only (a smoke test of the harness).
+QUICK_DATASETS = ("bibtex", "medical")
+QUICK_OVERRIDES = ["trainer.epochs=2"]
+
+
+# === Data ===
+def prepare(dataset: str, shared: str, out_dir: str) -> str:
+    """Writes X/Y.{trn,tst}.npz of a data set (once) from the files tfxc trains on; returns the directory."""
+    import scipy.sparse as sp
+
+    from tfxc.data.readers import XcBowReader
+
+    directory = os.path.join(out_dir, "data", dataset)
+    if os.path.exists(os.path.join(directory, "done")):
+        return directory
+    os.makedirs(directory, exist_ok=True)
+    train, test, _ = DATASETS[dataset]
+    readers = {split: XcBowReader(os.path.join(shared, path)) for split, path in (("trn", train), ("tst", test))}
+    rows = {split: list(reader) for split, reader in readers.items()}
+    num_features = max(r.num_features for r in readers.values())
+    num_labels = max(r.num_labels for r in readers.values())
+    for split, split_rows in rows.items():
+        for name, attr, width in (("X", "feat_idx", num_features), ("Y", "labels", num_labels)):
+            indptr = np.cumsum([0] + [getattr(r, attr).size for r in split_rows])
+            indices = np.concatenate([getattr(r, attr) for r in split_rows]).astype(np.int32)
+            data = (np.concatenate([r.feat_val for r in split_rows]) if name == "X"
+                    else np.ones(indices.size, np.float32))
+            matrix = sp.csr_matrix((data.astype(np.float32), indices, indptr), shape=(len(split_rows), width))
+            sp.save_npz(os.path.join(directory, f"{name}.{split}.npz"), matrix)
+    open(os.path.join(directory, "done"), "w").close()
+    return directory
+
+
+def score(data_dir: str, ids: np.ndarray) -> dict:
+    import scipy.sparse as sp
+
+    from tfxc.eval.metrics import XmcMetrics, propensities
+
+    y_train, y_test = (sp.load_npz(os.path.join(data_dir, f"Y.{s}.npz")).tocsr() for s in ("trn", "tst"))
+    freq = np.asarray(y_train.sum(axis=0)).ravel()
+    multiclass = bool(np.all(np.diff(y_test.indptr) == 1))
+    metrics = XmcMetrics(ks=(1, 3, 5), multiclass=multiclass, propensities=propensities(freq, y_train.shape[0]))
+    metrics.update(ids, y_test.indptr.astype(np.int64), y_test.indices.astype(np.int64))
+    return metrics.result()
+
+
+# === Running one system ===
+def run_system(dataset: str, system: str, data_dir: str, work: str, args) -> dict:
+    """Runs one pair in its own process under a time limit; returns its record (never raises)."""
+    record = {"dataset": dataset, "system": system, "date": time.strftime("%Y-%m-%d"), "quick": args.quick}
+    if system in PEERS:
+        cmd = [args.peer_python, os.path.join(REPO, "tools", "bench_peers.py"), "--system", system,
+               "--data", data_dir, "--work", work, "--k", str(K)]
+    else:
+        config = DATASETS[dataset][2][system]
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--config", os.path.join(REPO, config),
+               "--data", data_dir, "--work", work] + [f"--set={o}" for o in (QUICK_OVERRIDES if args.quick else [])]
+        record["config"] = config
+    start = time.time()
+    try:
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=args.timeout,
+                              start_new_session=True)
+    except subprocess.TimeoutExpired:
+        return {**record, "status": "timeout", "error": f"over the {args.timeout:.0f}s limit"}
+    except OSError as e:
+        return {**record, "status": "failed", "error": str(e)}
+    record["wall_s"] = time.time() - start
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        return {**record, "status": "failed", "error": f"exit {proc.returncode}: {tail[0][:300]}"}
+    with open(os.path.join(work, "result.json"), encoding="utf-8") as f:
+        record.update(json.load(f))
+    ids = np.load(os.path.join(work, "pred.npz"), allow_pickle=False)["ids"]
+    record.update({k: v for k, v in score(data_dir, ids).items() if k != "num_points"})
+    record["status"] = "ok"
+    return record
+
+
+def tfxc_worker(args) -> None:
+    """--worker: trains a tfxc config, exports it, and times the SavedModel (in its own process)."""
+    import scipy.sparse as sp
+
+    from tfxc.config import load_config
+
+    work = args.work
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    model_dir, saved = os.path.join(work, "model"), os.path.join(work, "savedmodel")
+    config = load_config(args.config, args.overrides)
+    sets = [f"--set={o}" for o in args.overrides]
+    start = time.perf_counter()
+    if config.model.head.name == "mach" and config.model.head.separate_encoders:
+        # MACH repetitions train as independent processes, two at a time (train.sh).
+        env = dict(os.environ, PYTHON=sys.executable, TFXC_NO_TMUX="1")
+        subprocess.run(["bash", "train.sh", args.config, "2", model_dir, *sets], cwd=REPO, check=True, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    else:
+        subprocess.run([sys.executable, "-m", "tfxc.train", "--config", args.config, "--model-dir", model_dir,
+                        *sets], cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    train_s = time.perf_counter() - start
+    subprocess.run([sys.executable, "-m", "tfxc.export", "--model-dir", model_dir, "--out", saved], cwd=REPO,
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    from tfxc._tf import tf
+
+    serve = tf.saved_model.load(saved).signatures["serving_default"]
+    x = sp.load_npz(os.path.join(args.data, "X.tst.npz")).tocsr()
+
+    def request(rows: slice):
+        part = x[rows]
+        return {"feat_idx": tf.constant(part.indices, tf.int64), "feat_val": tf.constant(part.data, tf.float32),
+                "row_splits": tf.constant(part.indptr, tf.int64)}
+
+    batch = 256
+    requests = [request(slice(i, i + batch)) for i in range(0, x.shape[0], batch)]
+    serve(**requests[0])  # warm-up (traces nothing: the signatures are concrete)
+    start = time.perf_counter()
+    ids = np.concatenate([serve(**r)["label_ids"].numpy()[:, :K] for r in requests])
+    predict_s = time.perf_counter() - start
+    singles = [request(slice(i, i + 1)) for i in range(min(200, x.shape[0]))]
+    for r in singles[:10]:
+        serve(**r)["label_ids"].numpy()
+    latencies = []
+    for r in singles:
+        t0 = time.perf_counter()
+        serve(**r)["label_ids"].numpy()
+        latencies.append(time.perf_counter() - t0)
+    ms = np.asarray(latencies) * 1000
+    np.savez(os.path.join(work, "pred.npz"), ids=ids.astype(np.int64))
+    rss = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    result = {"train_s": train_s, "predict_rows_per_s": x.shape[0] / predict_s,
+              "latency_ms_median": float(np.median(ms)), "latency_ms_p99": float(np.percentile(ms, 99)),
+              "model_bytes": directory_bytes(saved), "peak_rss_gb": rss / 2**20}
+    with open(os.path.join(work, "result.json.tmp"), "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+    os.replace(os.path.join(work, "result.json.tmp"), os.path.join(work, "result.json"))
+
+
+def directory_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
+
+
+# === Reporting ===
+COLUMNS = [("P@1", "P@1", "{:.2f}", "high"), ("P@3", "P@3", "{:.2f}", "high"), ("P@5", "P@5", "{:.2f}", "high"),
+           ("nDCG@5", "nDCG@5", "{:.2f}", "high"), ("PSP@1", "PSP@1", "{:.2f}", "high"),
+           ("PSP@5", "PSP@5", "{:.2f}", "high"), ("train s", "train_s", "{:.1f}", "low"),
+           ("predict rows/s", "predict_rows_per_s", "{:,.0f}", "high"),
+           ("1-row ms", "latency_ms_median", "{:.2f}", "low"), ("peak RSS GB", "peak_rss_gb", "{:.2f}", "low"),
+           ("model MB", "model_bytes", "{:.1f}", "low")]
+
+
+def _value(record: dict, key: str) -> float:
+    return record[key] / 2**20 if key == "model_bytes" else record[key]
+
+
+def markdown_tables(results: list[dict]) -> str:
+    out = []
+    for dataset in [d for d in DATASETS if any(r["dataset"] == d for r in results)]:
+        rows = sorted((r for r in results if r["dataset"] == dataset), key=lambda r: r["system"])
+        ok = [r for r in rows if r["status"] == "ok"]
+        peers = [r for r in ok if r["system"] in PEERS]
+        quick = " (quick mode: tfxc trained 2 epochs)" if any(r.get("quick") for r in rows) else ""
+        out += [f"### {dataset}{quick}", "",
+                "| system | " + " | ".join(name for name, *_ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+        for r in ok:
+            out.append(f"| {r['system']} | " + " | ".join(fmt.format(_value(r, key)) for _, key, fmt, _ in COLUMNS)
+                       + " |")
+            if peers and r["system"] not in PEERS:
+                cells = []
+                for _, key, _, better in COLUMNS:
+                    best = (max if better == "high" else min)(_value(p, key) for p in peers)
+                    cells.append(f"{_value(r, key) / best:.2f}×" if best else "–")
+                out.append(f"| ↳ {r['system']} / best peer | " + " | ".join(cells) + " |")
+        for r in rows:
+            if r["status"] != "ok":
+                out.append(f"| {r['system']} | {r['status']}: {r.get('error', '')} |" + " |" * (len(COLUMNS) - 1))
+        out += ["", *behind_lines(ok, peers), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def behind_lines(ok: list[dict], peers: list[dict]) -> list[str]:
+    """Plain sentences for every figure where a tfxc system trails the best peer."""
+    lines = []
+    for r in (r for r in ok if r["system"] not in PEERS):
+        behind = []
+        for name, key, _, better in COLUMNS:
+            if not peers:
+                continue
+            values = [(_value(p, key), p["system"]) for p in peers]
+            best, who = (max if better == "high" else min)(values)
+            mine = _value(r, key)
+            if (better == "high" and mine < best) or (better == "low" and mine > best):
+                behind.append(f"{name} ({mine:.3g} vs {who} {best:.3g})")
+        if behind:
+            lines.append(f"{r['system']} is behind the best peer on: " + "; ".join(behind) + ".")
+        elif peers:
+            lines.append(f"{r['system']} is at or ahead of the best peer on every figure.")
+    return lines
+
+
+def plot(results: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in results if r["status"] == "ok"]
+    datasets = [d for d in DATASETS if any(r["dataset"] == d for r in ok)]
+    if not datasets:
+        return
+    cols = min(4, len(datasets))
+    rows = -(-len(datasets) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
+    for ax, dataset in zip(axes.ravel(), datasets):
+        for r in (r for r in ok if r["dataset"] == dataset):
+            ax.scatter(r["train_s"], r["P@5"], marker="o" if r["system"] in PEERS else "*", s=70)
+            ax.annotate(r["system"], (r["train_s"], r["P@5"]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set(title=dataset, xlabel="training time (s, log)", ylabel="P@5")
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(datasets):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path + ".tmp.png", dpi=100)
+    os.replace(path + ".tmp.png", path)
+
+
+def replace_block(path: str, text: str) -> None:
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    with open(path, encoding="utf-8") as f:
+        content = f.read()
+    if begin not in content or end not in content:
+        raise SystemExit(f"{path}: add the markers {begin} and {end} where the tables go")
+    head, rest = content.split(begin, 1)
+    new = head + begin + "\n" + text + end + rest.split(end, 1)[1]
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(new)
+    os.replace(path + ".tmp", path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="", help=f"comma-separated, from {', '.join(DATASETS)}")
+    parser.add_argument("--systems", default="", help="comma-separated: tfxc-ova, tfxc-mach, tfxc-softmax, "
+                                                      + ", ".join(PEERS) + " (default: all)")
+    parser.add_argument("--quick", action="store_true", help="bibtex and medical, tfxc for 2 epochs")
+    parser.add_argument("--out", default=os.path.join(REPO, "benchmarks"))
+    parser.add_argument("--shared-data", default=SHARED)
+    parser.add_argument("--peer-python", default=sys.executable,
+                        help="interpreter with libpecos/napkinxc/omikuji installed")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per (data set, system) run")
+    parser.add_argument("--update-markdown", default="", help="file whose bench:begin/end block gets the tables")
+    # Internal: run one tfxc system (a separate process per run).
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return tfxc_worker(args)
+
+    datasets = [d for d in args.datasets.split(",") if d] or list(QUICK_DATASETS if args.quick else DATASETS)
+    unknown = [d for d in datasets if d not in DATASETS]
+    if unknown:
+        raise SystemExit(f"unknown data set(s) {unknown}; known: {', '.join(DATASETS)}")
+    wanted = [s for s in args.systems.split(",") if s]
+    os.makedirs(args.out, exist_ok=True)
+    results_path = os.path.join(args.out, "results.json")
+    results = []
+    if os.path.exists(results_path):
+        with open(results_path, encoding="utf-8") as f:
+            results = json.load(f)
+    for dataset in datasets:
+        data_dir = prepare(dataset, args.shared_data, args.out)
+        systems = list(DATASETS[dataset][2]) + list(PEERS)
+        for system in [s for s in systems if not wanted or s in wanted]:
+            work = os.path.join(args.out, "work", dataset, system)
+            print(f"[bench] {dataset} / {system} ...", flush=True)
+            record = run_system(dataset, system, data_dir, work, args)
+            summary = (f"P@1 {record['P@1']:.2f} P@5 {record['P@5']:.2f} train {record['train_s']:.1f}s"
+                       if record["status"] == "ok" else f"{record['status']}: {record.get('error', '')}")
+            print(f"[bench] {dataset} / {system}: {summary}", flush=True)
+            results = [r for r in results if (r["dataset"], r["system"]) != (dataset, system)] + [record]
+            with open(results_path + ".tmp", "w", encoding="utf-8") as f:
+                json.dump(results, f, indent=2)
+            os.replace(results_path + ".tmp", results_path)
+    tables = markdown_tables(results)
+    with open(os.path.join(args.out, "tables.md"), "w", encoding="utf-8") as f:
+        f.write(tables)
+    try:
+        plot(results, os.path.join(args.out, "p5_vs_train_time.png"))
+    except ImportError:
+        print("[bench] matplotlib is not installed: no plot", flush=True)
+    if args.update_markdown:
+        replace_block(args.update_markdown, tables)
+    print(tables)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

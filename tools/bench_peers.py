@@ -1,0 +1,174 @@
+"""Runs one peer system (PECOS, napkinXC, omikuji) on one prepared data set; `tools/bench.py` drives it.
+
+Runs in its own process, possibly under another interpreter (`bench.py --peer-python`):
+libpecos pins numpy<2, which TensorFlow 2.21 does not accept, so the peers
+usually live in their own virtual environment. Needs only the standard
+library, numpy, scipy and the peer's package; never imports tfxc.
+
+Input: `DATA/{X,Y}.{trn,tst}.npz` (CSR, written by bench.py from the same
+files tfxc trains on). Output in `WORK/`: `pred.npz` (`ids` int64 [N, k], −1
+padded, best first) and `result.json` (train seconds, batch prediction
+throughput, single-row latency, model bytes on disk, peak RSS).
+
+Each system runs with its documented defaults:
+  pecos-xrlinear   XLinearModel.train on a hierarchical k-means label tree over
+                   PIFA label embeddings (Indexer.gen defaults), predict defaults;
+  napkinxc-plt     napkinxc.models.PLT() defaults (hierarchical k-means tree, arity 2);
+  omikuji-parabel  omikuji default hyper-parameters (Parabel: balanced 2-means, 3 trees);
+  omikuji-bonsai   omikuji's Bonsai-like setting from its README (cluster.k=100,
+                   unbalanced clusters, max_depth=3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+SYSTEMS = ("pecos-xrlinear", "napkinxc-plt", "omikuji-parabel", "omikuji-bonsai")
+
+
+def load_csr(path: str) -> sp.csr_matrix:
+    return sp.load_npz(path).tocsr().astype(np.float32)  # load_npz never unpickles
+
+
+def rows_to_lists(y: sp.csr_matrix) -> list[list[int]]:
+    return [y.indices[y.indptr[i]:y.indptr[i + 1]].tolist() for i in range(y.shape[0])]
+
+
+def write_xc_file(path: str, x: sp.csr_matrix, y: sp.csr_matrix) -> None:
+    """Writes the Extreme Classification Repository text format (omikuji's training input)."""
+    with open(path, "w", encoding="ascii") as f:
+        f.write(f"{x.shape[0]} {x.shape[1]} {y.shape[1]}\n")
+        for i in range(x.shape[0]):
+            labels = ",".join(map(str, y.indices[y.indptr[i]:y.indptr[i + 1]]))
+            feats = " ".join(f"{j}:{v:.6g}" for j, v in zip(x.indices[x.indptr[i]:x.indptr[i + 1]],
+                                                            x.data[x.indptr[i]:x.indptr[i + 1]]))
+            f.write(f"{labels} {feats}\n")
+
+
+def pad_top_k(lists: list[list[int]], k: int) -> np.ndarray:
+    out = np.full((len(lists), k), -1, np.int64)
+    for i, ids in enumerate(lists):
+        out[i, :min(k, len(ids))] = ids[:k]
+    return out
+
+
+def csr_top_k(scores: sp.csr_matrix, k: int) -> list[list[int]]:
+    out = []
+    for i in range(scores.shape[0]):
+        cols = scores.indices[scores.indptr[i]:scores.indptr[i + 1]]
+        vals = scores.data[scores.indptr[i]:scores.indptr[i + 1]]
+        out.append(cols[np.argsort(-vals, kind="stable")][:k].tolist())
+    return out
+
+
+class Pecos:
+    def train(self, x, y, work):
+        from pecos.xmc import Indexer, LabelEmbeddingFactory
+        from pecos.xmc.xlinear.model import XLinearModel
+
+        cluster_chain = Indexer.gen(LabelEmbeddingFactory.create(y, x, method="pifa"))
+        self.model = XLinearModel.train(x, y, C=cluster_chain)
+        self.model.save(os.path.join(work, "model"))
+
+    def predict(self, x, k):
+        return csr_top_k(self.model.predict(x, only_topk=k), k)
+
+
+class NapkinPlt:
+    def train(self, x, y, work):
+        from napkinxc.models import PLT
+
+        self.model = PLT(os.path.join(work, "model"))
+        self.model.fit(x, rows_to_lists(y))
+
+    def predict(self, x, k):
+        return [list(row) for row in self.model.predict(x, top_k=k)]
+
+
+class Omikuji:
+    def __init__(self, bonsai: bool):
+        self.bonsai = bonsai
+
+    def train(self, x, y, work):
+        import omikuji
+
+        hp = omikuji.Model.default_hyper_param()
+        if self.bonsai:
+            hp.cluster_k, hp.cluster_balanced, hp.max_depth = 100, False, 3
+        train_file = os.path.join(work, "train.txt")
+        write_xc_file(train_file, x, y)
+        self.model = omikuji.Model.train_on_data(train_file, hp)
+        os.remove(train_file)  # not part of the model
+        self.model.save(os.path.join(work, "model"))
+
+    def predict(self, x, k):
+        out = []
+        for i in range(x.shape[0]):
+            row = list(zip(x.indices[x.indptr[i]:x.indptr[i + 1]].tolist(),
+                           x.data[x.indptr[i]:x.indptr[i + 1]].tolist()))
+            out.append([label for label, _ in self.model.predict(row, top_k=k)])
+        return out
+
+
+def make(system: str):
+    return {"pecos-xrlinear": Pecos, "napkinxc-plt": NapkinPlt,
+            "omikuji-parabel": lambda: Omikuji(False), "omikuji-bonsai": lambda: Omikuji(True)}[system]()
+
+
+def directory_bytes(path: str) -> int:
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--system", required=True, choices=SYSTEMS)
+    parser.add_argument("--data", required=True, help="directory with X.trn.npz, Y.trn.npz, X.tst.npz")
+    parser.add_argument("--work", required=True, help="output directory (emptied first)")
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--latency-rows", type=int, default=200)
+    args = parser.parse_args(argv)
+    shutil.rmtree(args.work, ignore_errors=True)
+    os.makedirs(args.work)
+    x, y = load_csr(os.path.join(args.data, "X.trn.npz")), load_csr(os.path.join(args.data, "Y.trn.npz"))
+    xt = load_csr(os.path.join(args.data, "X.tst.npz"))
+    system = make(args.system)
+
+    start = time.perf_counter()
+    system.train(x, y, args.work)
+    train_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    ids = pad_top_k(system.predict(xt, args.k), args.k)
+    predict_s = time.perf_counter() - start
+
+    rows = min(args.latency_rows, xt.shape[0])
+    system.predict(xt[:1], args.k)  # warm-up
+    latencies = []
+    for i in range(rows):
+        t0 = time.perf_counter()
+        system.predict(xt[i:i + 1], args.k)
+        latencies.append(time.perf_counter() - t0)
+    ms = np.asarray(latencies) * 1000
+
+    np.savez(os.path.join(args.work, "pred.npz"), ids=ids)
+    result = {"system": args.system, "train_s": train_s, "predict_rows_per_s": xt.shape[0] / predict_s,
+              "latency_ms_median": float(np.median(ms)), "latency_ms_p99": float(np.percentile(ms, 99)),
+              "model_bytes": directory_bytes(os.path.join(args.work, "model")),
+              "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    with open(os.path.join(args.work, "result.json.tmp"), "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+    os.replace(os.path.join(args.work, "result.json.tmp"), os.path.join(args.work, "result.json"))
+
+
+if __name__ == "__main__":
+    main()
