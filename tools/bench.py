@@ -55,9 +55,9 @@ DATASETS = {
     "wordnet-nextword": ("wordnet-nextword/train.txt.gz", "wordnet-nextword/test.txt.gz",
                          {"tfxc-softmax": "configs/wordnet_nextword.json"}),
 }
-# --quick: two small sets, and tfxc trains for a few epochs only (a smoke test of the harness).
+# --quick: two small sets, and tfxc trains for 200 steps only (a smoke test of the harness).
 QUICK_DATASETS = ("bibtex", "medical")
-QUICK_OVERRIDES = ["trainer.epochs=2"]
+QUICK_OVERRIDES = ["trainer.train_steps=200"]
 
 
 # === Data ===
@@ -216,7 +216,7 @@ def markdown_tables(results: list[dict]) -> str:
         rows = sorted((r for r in results if r["dataset"] == dataset), key=lambda r: r["system"])
         ok = [r for r in rows if r["status"] == "ok"]
         peers = [r for r in ok if r["system"] in PEERS]
-        quick = " (quick mode: tfxc trained 2 epochs)" if any(r.get("quick") for r in rows) else ""
+        quick = " (quick mode: tfxc trained 200 steps)" if any(r.get("quick") for r in rows) else ""
         out += [f"### {dataset}{quick}", "",
                 "| system | " + " | ".join(name for name, *_ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
         for r in ok:
@@ -301,7 +301,7 @@ def main(argv=None):
     parser.add_argument("--datasets", default="", help=f"comma-separated, from {', '.join(DATASETS)}")
     parser.add_argument("--systems", default="", help="comma-separated: tfxc-ova, tfxc-mach, tfxc-softmax, "
                                                       + ", ".join(PEERS) + " (default: all)")
-    parser.add_argument("--quick", action="store_true", help="bibtex and medical, tfxc for 2 epochs")
+    parser.add_argument("--quick", action="store_true", help="bibtex and medical, tfxc for 200 steps")
     parser.add_argument("--out", default=os.path.join(REPO, "benchmarks"))
     parser.add_argument("--shared-data", default=SHARED)
     parser.add_argument("--peer-python", default=sys.executable,
