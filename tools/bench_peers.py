@@ -50,7 +50,8 @@ def write_xc_file(path: str, x: sp.csr_matrix, y: sp.csr_matrix) -> None:
             labels = ",".join(map(str, y.indices[y.indptr[i]:y.indptr[i + 1]]))
             feats = " ".join(f"{j}:{v:.6g}" for j, v in zip(x.indices[x.indptr[i]:x.indptr[i + 1]],
                                                             x.data[x.indptr[i]:x.indptr[i + 1]]))
-            f.write(f"{labels} {feats}\n")
+            # omikuji rejects a trailing space, so a row without features is just its labels.
+            f.write(f"{labels} {feats}\n" if feats else f"{labels}\n")
 
 
 def pad_top_k(lists: list[list[int]], k: int) -> np.ndarray:

@@ -357,9 +357,10 @@ class Trainer:
                 self._periodic_eval(step, loss, writer)
         if last_saved != step:
             self._save(step, last_saved)
+        train_seconds = time.time() - t_start
         if start_step < step and self.chief:
             log.info("trained %d steps in %s (peak resident memory %.2f GB)", step - start_step,
-                     format_duration(time.time() - t_start), peak_rss_gb())
+                     format_duration(train_seconds), peak_rss_gb())
         if self.eval_every and start_step < step and self.val_evaluator is not self.evaluator:
             self._periodic_eval(step, loss, writer)  # the validation curve's last point
         metrics = self.evaluate()
@@ -369,8 +370,10 @@ class Trainer:
             self._append_eval_log({"step": step, "epoch": step / self.steps_per_epoch, "split": "test",
                                    "train_loss": loss if start_step < step else None, **metrics})
         if self.chief:
+            # train_seconds: this invocation's training loop (a resumed run counts only its part).
             atomic_write_text(os.path.join(self.model_dir, METRICS_FILE),
-                              json.dumps({"step": step, "split": "test", **metrics}, indent=2) + "\n")
+                              json.dumps({"step": step, "split": "test", "train_seconds": round(train_seconds, 3),
+                                          "steps_trained": step - start_step, **metrics}, indent=2) + "\n")
         else:
             shutil.rmtree(os.path.dirname(self.manager.directory), ignore_errors=True)
         return metrics
