@@ -36,6 +36,10 @@ import time
 
 import numpy as np
 
+from bench_peers import directory_bytes, latency_ms, latency_summary, write_result  # same folder
+
+from tfxc.utils.io import atomic_write_text
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), "shared", "data")
 K = 5
@@ -182,26 +186,11 @@ def tfxc_worker(args) -> None:
     ids = np.concatenate([serve(**r)["label_ids"].numpy()[:, :K] for r in requests])
     predict_s = time.perf_counter() - start
     singles = [request(slice(i, i + 1)) for i in range(min(200, x.shape[0]))]
-    for r in singles[:10]:
-        serve(**r)["label_ids"].numpy()
-    latencies = []
-    for r in singles:
-        t0 = time.perf_counter()
-        serve(**r)["label_ids"].numpy()
-        latencies.append(time.perf_counter() - t0)
-    ms = np.asarray(latencies) * 1000
+    ms = latency_ms(lambda r: serve(**r)["label_ids"].numpy(), singles)
     np.savez(os.path.join(work, "pred.npz"), ids=ids.astype(np.int64))
     rss = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    result = {"train_s": train_s, "train_process_s": process_s, "predict_rows_per_s": x.shape[0] / predict_s,
-              "latency_ms_median": float(np.median(ms)), "latency_ms_p99": float(np.percentile(ms, 99)),
-              "model_bytes": directory_bytes(saved), "peak_rss_gb": rss / 2**20}
-    with open(os.path.join(work, "result.json.tmp"), "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-    os.replace(os.path.join(work, "result.json.tmp"), os.path.join(work, "result.json"))
-
-
-def directory_bytes(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
+    write_result(work, {"train_s": train_s, "train_process_s": process_s, "predict_rows_per_s": x.shape[0] / predict_s,
+                        **latency_summary(ms), "model_bytes": directory_bytes(saved), "peak_rss_gb": rss / 2**20})
 
 
 # === Reporting ===
@@ -297,10 +286,7 @@ def replace_block(path: str, text: str) -> None:
     if begin not in content or end not in content:
         raise SystemExit(f"{path}: add the markers {begin} and {end} where the tables go")
     head, rest = content.split(begin, 1)
-    new = head + begin + "\n" + text + end + rest.split(end, 1)[1]
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(new)
-    os.replace(path + ".tmp", path)
+    atomic_write_text(path, head + begin + "\n" + text + end + rest.split(end, 1)[1])
 
 
 def main(argv=None):
@@ -347,12 +333,9 @@ def main(argv=None):
                        if record["status"] == "ok" else f"{record['status']}: {record.get('error', '')}")
             print(f"[bench] {dataset} / {system}: {summary}", flush=True)
             results = [r for r in results if (r["dataset"], r["system"]) != (dataset, system)] + [record]
-            with open(results_path + ".tmp", "w", encoding="utf-8") as f:
-                json.dump(results, f, indent=2)
-            os.replace(results_path + ".tmp", results_path)
+            atomic_write_text(results_path, json.dumps(results, indent=2))
     tables = markdown_tables(results)
-    with open(os.path.join(args.out, "tables.md"), "w", encoding="utf-8") as f:
-        f.write(tables)
+    atomic_write_text(os.path.join(args.out, "tables.md"), tables)
     try:
         plot(results, os.path.join(args.out, "p5_vs_train_time.png"))
     except ImportError:

@@ -124,6 +124,32 @@ def make(system: str):
             "omikuji-parabel": lambda: Omikuji(False), "omikuji-bonsai": lambda: Omikuji(True)}[system]()
 
 
+def latency_ms(call, inputs, warmup: int = 10) -> np.ndarray:
+    """Wall time of `call(x)` for each x in `inputs` after `warmup` untimed calls, in ms [len(inputs)].
+
+    Shared by bench.py's SavedModel timing (this module needs no tfxc, so it runs under any interpreter).
+    """
+    for x in inputs[:warmup]:
+        call(x)
+    out = []
+    for x in inputs:
+        start = time.perf_counter()
+        call(x)
+        out.append(time.perf_counter() - start)
+    return np.asarray(out) * 1000
+
+
+def latency_summary(ms: np.ndarray) -> dict:
+    return {"latency_ms_median": float(np.median(ms)), "latency_ms_p99": float(np.percentile(ms, 99))}
+
+
+def write_result(work: str, result: dict) -> None:
+    """Writes `work/result.json` atomically (bench.py reads it once the process has exited)."""
+    with open(os.path.join(work, "result.json.tmp"), "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+    os.replace(os.path.join(work, "result.json.tmp"), os.path.join(work, "result.json"))
+
+
 def directory_bytes(path: str) -> int:
     if os.path.isfile(path):
         return os.path.getsize(path)
@@ -152,23 +178,13 @@ def main(argv=None):
     ids = pad_top_k(system.predict(xt, args.k), args.k)
     predict_s = time.perf_counter() - start
 
-    rows = min(args.latency_rows, xt.shape[0])
-    system.predict(xt[:1], args.k)  # warm-up
-    latencies = []
-    for i in range(rows):
-        t0 = time.perf_counter()
-        system.predict(xt[i:i + 1], args.k)
-        latencies.append(time.perf_counter() - t0)
-    ms = np.asarray(latencies) * 1000
+    singles = [xt[i:i + 1] for i in range(min(args.latency_rows, xt.shape[0]))]
+    ms = latency_ms(lambda row: system.predict(row, args.k), singles, warmup=1)
 
     np.savez(os.path.join(args.work, "pred.npz"), ids=ids)
-    result = {"system": args.system, "train_s": train_s, "predict_rows_per_s": xt.shape[0] / predict_s,
-              "latency_ms_median": float(np.median(ms)), "latency_ms_p99": float(np.percentile(ms, 99)),
-              "model_bytes": directory_bytes(os.path.join(args.work, "model")),
-              "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
-    with open(os.path.join(args.work, "result.json.tmp"), "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-    os.replace(os.path.join(args.work, "result.json.tmp"), os.path.join(args.work, "result.json"))
+    write_result(args.work, {"system": args.system, "train_s": train_s, "predict_rows_per_s": xt.shape[0] / predict_s,
+                             **latency_summary(ms), "model_bytes": directory_bytes(os.path.join(args.work, "model")),
+                             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20})
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 
+from bench_peers import latency_ms  # same folder
+
 from tfxc._tf import tf
 from tfxc.data.info import DatasetInfo
 from tfxc.data.tfrecord import read_all
@@ -38,14 +40,7 @@ def main():
                              "feat_val": tf.constant(np.concatenate([r["feat_val"] for r in pick]), tf.float32),
                              "row_splits": tf.constant(np.cumsum([0] + [len(r["feat_idx"]) for r in pick]),
                                                        tf.int64)})
-        for request in requests[:10]:  # warm-up
-            serve(**request)["label_ids"].numpy()
-        times = []
-        for request in requests:
-            t0 = time.perf_counter()
-            serve(**request)["label_ids"].numpy()
-            times.append(time.perf_counter() - t0)
-        ms = np.array(times) * 1000
+        ms = latency_ms(lambda request: serve(**request)["label_ids"].numpy(), requests)
         print(f"batch {batch_size:4d}: median {np.median(ms):7.2f} ms  p99 {np.percentile(ms, 99):7.2f} ms  "
               f"= {batch_size / np.median(ms) * 1000:,.0f} rows/s")
 

@@ -43,6 +43,22 @@ def chunked_top_k(chunk_logits, num_labels: int, k, chunk: int = TOP_K_LABEL_CHU
     return vals, ids, lse
 
 
+def softmax_cross_entropy(logits: tf.Tensor, labels: tf.RaggedTensor, label_smoothing: float = 0.0) -> tf.Tensor:
+    """−(1/|y|) Σ_{l∈y} log softmax(z)_l per row (0 for rows without labels), float32 [B].
+
+    With label smoothing ε the target is (1−ε)·uniform-over-y + ε/L. Only the
+    positive logits are gathered; no dense [B, L] target is built.
+    """
+    lse = tf.reduce_logsumexp(logits, axis=1)
+    pos = positive_logits(logits, labels)
+    count = tf.cast(pos.row_lengths(), logits.dtype)
+    target_term = tf.reduce_sum(pos, axis=1) / tf.maximum(count, 1.0)
+    loss = (1.0 - label_smoothing) * (lse - target_term)
+    if label_smoothing:
+        loss += label_smoothing * (lse - tf.reduce_mean(logits, axis=1))
+    return loss * tf.cast(count > 0, logits.dtype)
+
+
 @dataclass(frozen=True)
 class OneVsAllHeadConfig:
     """Config of `OneVsAllHead` (multi-label).
@@ -156,15 +172,7 @@ class SoftmaxHead(DenseLabelHead):
         return cls(num_labels, use_bias=config.use_bias, label_smoothing=config.label_smoothing, name="head")
 
     def per_example_loss(self, logits, labels):
-        lse = tf.reduce_logsumexp(logits, axis=1)
-        pos = positive_logits(logits, labels)
-        count = tf.cast(pos.row_lengths(), logits.dtype)
-        has_labels = tf.cast(count > 0, logits.dtype)
-        target_term = tf.reduce_sum(pos, axis=1) / tf.maximum(count, 1.0)
-        loss = (1.0 - self.label_smoothing) * (lse - target_term)
-        if self.label_smoothing:
-            loss += self.label_smoothing * (lse - tf.reduce_mean(logits, axis=1))
-        return loss * has_labels
+        return softmax_cross_entropy(logits, labels, self.label_smoothing)
 
     def top_k(self, features, k):
         logits, ids, lse = self._chunked_top_k(features, k)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from tfxc._tf import keras, tf
 from tfxc.errors import ConfigError
-from tfxc.heads.base import Head, positive_logits
-from tfxc.heads.dense import chunked_top_k
+from tfxc.heads.base import Head
+from tfxc.heads.dense import chunked_top_k, softmax_cross_entropy
 
 # Labels scored per block in full-softmax evaluation: bounds the [B, chunk] temporary.
 LABEL_CHUNK = 32768
@@ -80,10 +80,7 @@ class LinearHead(Head):
 
     def per_example_loss(self, logits, labels):
         """Softmax cross-entropy (uniform target over a row's labels; 0 for label-less rows), float32 [B]."""
-        pos = positive_logits(logits, labels)
-        count = tf.cast(pos.row_lengths(), logits.dtype)
-        loss = tf.reduce_logsumexp(logits, axis=1) - tf.reduce_sum(pos, axis=1) / tf.maximum(count, 1.0)
-        return loss * tf.cast(count > 0, logits.dtype)
+        return softmax_cross_entropy(logits, labels)
 
     def softmax_statistics(self, features: tf.Tensor, labels: tf.Tensor, k):
         """One blockwise pass over all labels for evaluation.

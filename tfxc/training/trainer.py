@@ -314,12 +314,12 @@ class Trainer:
             epoch, step_in_epoch = divmod(step, self.steps_per_epoch)
             if epoch != iterator_epoch:
                 iterator, iterator_epoch = self._epoch_iterator(epoch, step_in_epoch), epoch
+                if self.objective is not None:
+                    self.objective.start_epoch(epoch + 1)
             # A loop never crosses an epoch boundary (each epoch has its own stream).
             n = min(tc.steps_per_loop, self.total_steps - step, self.steps_per_epoch - step_in_epoch)
             if self.eval_every:  # stop at evaluation points, so curves are sampled where asked
                 n = min(n, self.eval_every - step % self.eval_every)
-            if self.objective is not None:
-                self.objective.start_epoch(epoch + 1)
             prev = step
             try:
                 loss = float(self._train_loop(iterator, tf.constant(n)))
