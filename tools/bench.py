@@ -1,6 +1,7 @@
 """Benchmark suite: tfxc against PECOS, napkinXC and omikuji on the same data, in one run.
 
-  python tools/bench.py --peer-python /path/to/peers-venv/bin/python            # everything
+  python tools/bench.py --peer-python /path/to/peers-venv/bin/python            # the 7 real sets
+  python tools/bench.py --peer-python ... --datasets scale                      # 10^4..10^7 labels
   python tools/bench.py --quick                                                 # 2 small sets, minutes
   python tools/bench.py --datasets bibtex --systems tfxc-ova,pecos-xrlinear
 
@@ -16,9 +17,15 @@ Peers run with their documented defaults (see `tools/bench_peers.py`), under
 virtual environment; `pip install -e ".[bench]"` installs them where numpy<2 is
 possible). Every run has a time limit; a failure is recorded, not fatal.
 
+The scale runs (`synthetic-1e4` … `synthetic-1e7`) train every system on
+100,000 generated points whose label space has 10^4 … 10^7 labels (Zipf label
+frequencies; `configs/scale_synthetic_*.json`), to show how training time,
+memory and model size grow with L.
+
 Outputs in `--out` (default `benchmarks/`): `results.json` (raw figures, merged
-with earlier runs), `tables.md` (a table per data set with each tfxc figure's
-ratio to the best peer), `p5_vs_train_time.png`; with `--update-markdown FILE`
+with earlier runs), `tables.md` (a table per real data set with each tfxc
+figure's ratio to the best peer, then one table of the scale runs),
+`p5_vs_train_time.png` and `scale_vs_labels.png`; with `--update-markdown FILE`
 the tables replace the block between `<!-- bench:begin -->` and
 `<!-- bench:end -->` in FILE.
 """
@@ -33,53 +40,104 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from bench_peers import directory_bytes, latency_ms, latency_summary, write_result  # same folder
 
 from tfxc.utils.io import atomic_write_text
+from tfxc.utils.memory import peak_rss_gb
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), "shared", "data")
 K = 5
 PEERS = ("pecos-xrlinear", "napkinxc-plt", "omikuji-parabel", "omikuji-bonsai")
 
-# Data set -> (train file, test file, {tfxc system: config}).
+
+@dataclass(frozen=True)
+class Dataset:
+    """A benchmark data set: real XC files under the shared data, or a synthetic scale run.
+
+    systems: tfxc system name -> config (path relative to the repository).
+    train, test: XC BoW files relative to --shared-data (real sets).
+    num_labels: for a synthetic scale run, the label count (> 0); its rows come
+      from `SCALE_CONFIG`'s `data.synthetic` section with this label count, the
+      same generator (and seed) that the tfxc configs convert from.
+    """
+
+    systems: dict
+    train: str = ""
+    test: str = ""
+    num_labels: int = 0
+
+    def overrides(self, name: str, out: str) -> list[str]:
+        """--set overrides every tfxc run of this data set gets (synthetic: label count and TFRecord cache)."""
+        if not self.num_labels:
+            return []
+        return [f"data.synthetic.num_labels={self.num_labels}",
+                f"data.dir={os.path.join(out, 'data', name, 'tfrecord')}"]
+
+
+SCALE_CONFIG = "configs/scale_synthetic_mach.json"
+# The dense softmax head (L × 128 weights) runs up to 10^5 labels: at 10^6 a dense head's training step takes
+# over a second (BENCHMARKS.md, "Memory and step time as L grows"), most of an hour for two epochs, and at
+# 10^7 its weights, Adam slots and [batch, L] logits need far more than 24 GB. MACH's model does not grow with L.
+SCALE_SYSTEMS = {10**4: ("mach", "softmax"), 10**5: ("mach", "softmax"), 10**6: ("mach",), 10**7: ("mach",)}
 DATASETS = {
-    "bibtex": ("bibtex/train.txt", "bibtex/test.txt", {"tfxc-ova": "configs/bibtex.json"}),
-    "delicious": ("delicious/train.txt", "delicious/test.txt",
-                  {"tfxc-ova": "configs/delicious.json", "tfxc-mach": "configs/mach_delicious.json"}),
-    "corel5k": ("corel5k/train.txt", "corel5k/test.txt", {"tfxc-ova": "configs/corel5k.json"}),
-    "medical": ("medical/train.txt", "medical/test.txt", {"tfxc-ova": "configs/medical.json"}),
-    "reuters": ("reuters/train.txt", "reuters/test.txt", {"tfxc-ova": "configs/reuters.json"}),
-    "wordnet-hypernyms": ("wordnet-hypernyms/train.txt", "wordnet-hypernyms/test.txt",
-                          {"tfxc-ova": "configs/wordnet_hypernyms.json",
-                           "tfxc-mach": "configs/mach_wordnet_hypernyms.json"}),
-    "wordnet-nextword": ("wordnet-nextword/train.txt.gz", "wordnet-nextword/test.txt.gz",
-                         {"tfxc-softmax": "configs/wordnet_nextword.json"}),
+    "bibtex": Dataset({"tfxc-ova": "configs/bibtex.json"}, "bibtex/train.txt", "bibtex/test.txt"),
+    "delicious": Dataset({"tfxc-ova": "configs/delicious.json", "tfxc-mach": "configs/mach_delicious.json"},
+                         "delicious/train.txt", "delicious/test.txt"),
+    "corel5k": Dataset({"tfxc-ova": "configs/corel5k.json"}, "corel5k/train.txt", "corel5k/test.txt"),
+    "medical": Dataset({"tfxc-softmax": "configs/medical.json"}, "medical/train.txt", "medical/test.txt"),
+    "reuters": Dataset({"tfxc-softmax": "configs/reuters.json"}, "reuters/train.txt", "reuters/test.txt"),
+    "wordnet-hypernyms": Dataset({"tfxc-ova": "configs/wordnet_hypernyms.json",
+                                  "tfxc-softmax": "configs/wordnet_hypernyms_softmax.json",
+                                  "tfxc-mach": "configs/mach_wordnet_hypernyms.json"},
+                                 "wordnet-hypernyms/train.txt", "wordnet-hypernyms/test.txt"),
+    "wordnet-nextword": Dataset({"tfxc-softmax": "configs/wordnet_nextword.json"},
+                                "wordnet-nextword/train.txt.gz", "wordnet-nextword/test.txt.gz"),
+    **{f"synthetic-{num_labels:.0e}".replace("+0", ""):
+       Dataset({f"tfxc-{head}": f"configs/scale_synthetic_{head}.json" for head in heads}, num_labels=num_labels)
+       for num_labels, heads in SCALE_SYSTEMS.items()},
 }
+REAL_DATASETS = [name for name, d in DATASETS.items() if not d.num_labels]
+SCALE_DATASETS = [name for name, d in DATASETS.items() if d.num_labels]
 # --quick: two small sets, and tfxc trains for 200 steps only (a smoke test of the harness).
 QUICK_DATASETS = ("bibtex", "medical")
 QUICK_OVERRIDES = ["trainer.train_steps=200"]
 
 
 # === Data ===
-def prepare(dataset: str, shared: str, out_dir: str) -> str:
-    """Writes X/Y.{trn,tst}.npz of a data set (once) from the files tfxc trains on; returns the directory."""
-    import scipy.sparse as sp
+def _split_rows(dataset: str, shared: str, out: str) -> tuple[dict, int, int]:
+    """({"trn": rows, "tst": rows}, num_features, num_labels) of a data set; rows are `tfxc.data.rows.Row`s."""
+    spec = DATASETS[dataset]
+    if spec.num_labels:
+        from tfxc.config import load_config
+        from tfxc.data.synthetic import SyntheticXmc
+
+        generator = SyntheticXmc(load_config(os.path.join(REPO, SCALE_CONFIG),
+                                             spec.overrides(dataset, out)).data.synthetic)
+        rows = {split: list(generator.rows(name)) for split, name in (("trn", "train"), ("tst", "test"))}
+        return rows, generator.num_features, generator.num_labels
 
     from tfxc.data.readers import XcBowReader
+
+    readers = {split: XcBowReader(os.path.join(shared, path)) for split, path in (("trn", spec.train),
+                                                                                    ("tst", spec.test))}
+    rows = {split: list(reader) for split, reader in readers.items()}
+    return rows, max(r.num_features for r in readers.values()), max(r.num_labels for r in readers.values())
+
+
+def prepare(dataset: str, shared: str, out_dir: str) -> str:
+    """Writes X/Y.{trn,tst}.npz of a data set (once) from the rows tfxc trains on; returns the directory."""
+    import scipy.sparse as sp
 
     directory = os.path.join(out_dir, "data", dataset)
     if os.path.exists(os.path.join(directory, "done")):
         return directory
     os.makedirs(directory, exist_ok=True)
-    train, test, _ = DATASETS[dataset]
-    readers = {split: XcBowReader(os.path.join(shared, path)) for split, path in (("trn", train), ("tst", test))}
-    rows = {split: list(reader) for split, reader in readers.items()}
-    num_features = max(r.num_features for r in readers.values())
-    num_labels = max(r.num_labels for r in readers.values())
+    rows, num_features, num_labels = _split_rows(dataset, shared, out_dir)
     for split, split_rows in rows.items():
         for name, attr, width in (("X", "feat_idx", num_features), ("Y", "labels", num_labels)):
             indptr = np.cumsum([0] + [getattr(r, attr).size for r in split_rows])
@@ -102,27 +160,39 @@ def score(data_dir: str, ids: np.ndarray) -> dict:
     multiclass = bool(np.all(np.diff(y_test.indptr) == 1))
     metrics = XmcMetrics(ks=(1, 3, 5), multiclass=multiclass, propensities=propensities(freq, y_train.shape[0]))
     metrics.update(ids, y_test.indptr.astype(np.int64), y_test.indices.astype(np.int64))
-    return metrics.result()
+    return {**metrics.result(), "labels_in_train": int(np.count_nonzero(freq))}
 
 
 # === Running one system ===
 def run_system(dataset: str, system: str, data_dir: str, work: str, args) -> dict:
     """Runs one pair in its own process under a time limit; returns its record (never raises)."""
     record = {"dataset": dataset, "system": system, "date": time.strftime("%Y-%m-%d"), "quick": args.quick}
+    convert = None
     if system in PEERS:
         cmd = [args.peer_python, os.path.join(REPO, "tools", "bench_peers.py"), "--system", system,
                "--data", data_dir, "--work", work, "--k", str(K)]
     else:
-        config = DATASETS[dataset][2][system]
+        config = DATASETS[dataset].systems[system]
+        overrides = DATASETS[dataset].overrides(dataset, args.out) + (QUICK_OVERRIDES if args.quick else [])
+        sets = [f"--set={o}" for o in overrides]
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--config", os.path.join(REPO, config),
-               "--data", data_dir, "--work", work] + [f"--set={o}" for o in (QUICK_OVERRIDES if args.quick else [])]
+               "--data", data_dir, "--work", work, *sets]
+        # Data conversion (XC text or generator -> TFRecord) is not training, and its memory is not the
+        # model's: it runs first, in a process of its own, as the peers get their matrices ready-made.
+        convert = [sys.executable, "-m", "tfxc.convert", "--config", os.path.join(REPO, config), *sets]
         record["config"] = config
     start = time.time()
     try:
+        if convert:
+            subprocess.run(convert, cwd=REPO, check=True, capture_output=True, timeout=args.timeout,
+                           start_new_session=True)
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=args.timeout,
                               start_new_session=True)
     except subprocess.TimeoutExpired:
         return {**record, "status": "timeout", "error": f"over the {args.timeout:.0f}s limit"}
+    except subprocess.CalledProcessError as e:
+        tail = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+        return {**record, "status": "failed", "error": f"data conversion, exit {e.returncode}: {tail[0][:300]}"}
     except OSError as e:
         return {**record, "status": "failed", "error": str(e)}
     record["wall_s"] = time.time() - start
@@ -149,25 +219,28 @@ def tfxc_worker(args) -> None:
     model_dir, saved = os.path.join(work, "model"), os.path.join(work, "savedmodel")
     config = load_config(args.config, args.overrides)
     sets = [f"--set={o}" for o in args.overrides]
+    quiet = {"cwd": REPO, "check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     start = time.perf_counter()
     if config.model.head.name == "mach" and config.model.head.separate_encoders:
-        # MACH repetitions train as independent processes, two at a time (train.sh).
+        # MACH repetitions train as independent processes, two at a time (train.sh), which then merges
+        # them and evaluates the merged model.
         env = dict(os.environ, PYTHON=sys.executable, TFXC_NO_TMUX="1")
-        subprocess.run(["bash", "train.sh", args.config, "2", model_dir, *sets], cwd=REPO, check=True, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        launched = time.time()
+        subprocess.run(["bash", "train.sh", args.config, "2", model_dir, *sets], env=env, **quiet)
+        # Training time: from the launch to the last repetition's exit (each repetition's process start-up
+        # and its own test evaluation included; the merge and the merged model's evaluation not).
+        logs = os.path.join(model_dir, "logs")
+        exits = [os.path.getmtime(os.path.join(logs, f)) for f in os.listdir(logs) if f.endswith(".exit")]
+        train_s = max(exits) - launched
     else:
         subprocess.run([sys.executable, "-m", "tfxc.train", "--config", args.config, "--model-dir", model_dir,
-                        *sets], cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    process_s = time.perf_counter() - start
-    if os.path.exists(os.path.join(model_dir, "metrics.json")):
-        # The training loop alone, like the peers' train() calls (no interpreter/TF start-up,
-        # data conversion or final evaluation).
+                        *sets], **quiet)
+        # The training loop alone, like the peers' train() calls (no interpreter/TF start-up or final
+        # evaluation).
         with open(os.path.join(model_dir, "metrics.json"), encoding="utf-8") as f:
             train_s = json.load(f)["train_seconds"]
-    else:  # MACH via train.sh: the wall time of all repetitions, two at a time
-        train_s = process_s
-    subprocess.run([sys.executable, "-m", "tfxc.export", "--model-dir", model_dir, "--out", saved], cwd=REPO,
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process_s = time.perf_counter() - start
+    subprocess.run([sys.executable, "-m", "tfxc.export", "--model-dir", model_dir, "--out", saved], **quiet)
 
     from tfxc._tf import tf
 
@@ -188,9 +261,11 @@ def tfxc_worker(args) -> None:
     singles = [request(slice(i, i + 1)) for i in range(min(200, x.shape[0]))]
     ms = latency_ms(lambda r: serve(**r)["label_ids"].numpy(), singles)
     np.savez(os.path.join(work, "pred.npz"), ids=ids.astype(np.int64))
-    rss = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    # The largest of this process and its children (training, export). A child's ru_maxrss also counts this
+    # process's size when it forked (Linux keeps it across execve), which is at most this process's own peak.
+    rss_gb = max(peak_rss_gb(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20)
     write_result(work, {"train_s": train_s, "train_process_s": process_s, "predict_rows_per_s": x.shape[0] / predict_s,
-                        **latency_summary(ms), "model_bytes": directory_bytes(saved), "peak_rss_gb": rss / 2**20})
+                        **latency_summary(ms), "model_bytes": directory_bytes(saved), "peak_rss_gb": rss_gb})
 
 
 # === Reporting ===
@@ -207,8 +282,9 @@ def _value(record: dict, key: str) -> float:
 
 
 def markdown_tables(results: list[dict]) -> str:
+    """A table per real data set, then one table for the synthetic scale runs (if any ran)."""
     out = []
-    for dataset in [d for d in DATASETS if any(r["dataset"] == d for r in results)]:
+    for dataset in [d for d in REAL_DATASETS if any(r["dataset"] == d for r in results)]:
         rows = sorted((r for r in results if r["dataset"] == dataset), key=lambda r: r["system"])
         ok = [r for r in rows if r["status"] == "ok"]
         peers = [r for r in ok if r["system"] in PEERS]
@@ -228,7 +304,33 @@ def markdown_tables(results: list[dict]) -> str:
             if r["status"] != "ok":
                 out.append(f"| {r['system']} | {r['status']}: {r.get('error', '')} |" + " |" * (len(COLUMNS) - 1))
         out += ["", *behind_lines(ok, peers), ""]
+    out += scale_table(results)
     return "\n".join(out).rstrip() + "\n"
+
+
+SCALE_COLUMNS = [("P@1", "P@1", "{:.2f}"), ("P@5", "P@5", "{:.2f}"), ("train s", "train_s", "{:,.1f}"),
+                 ("predict rows/s", "predict_rows_per_s", "{:,.0f}"), ("1-row ms", "latency_ms_median", "{:.2f}"),
+                 ("peak RSS GB", "peak_rss_gb", "{:.2f}"), ("model MB", "model_bytes", "{:,.1f}")]
+
+
+def scale_table(results: list[dict]) -> list[str]:
+    """One table over the synthetic label counts: how time, memory and size grow with L, per system."""
+    runs = [r for r in results if r["dataset"] in SCALE_DATASETS]
+    if not runs:
+        return []
+    out = ["### synthetic scale runs: 10^4 to 10^7 labels", "",
+           "| labels (in train) | system | " + " | ".join(name for name, *_ in SCALE_COLUMNS) + " |",
+           "|---" * (len(SCALE_COLUMNS) + 2) + "|"]
+    for dataset in [d for d in SCALE_DATASETS if any(r["dataset"] == d for r in runs)]:
+        labels = f"{DATASETS[dataset].num_labels:,}"
+        for r in sorted((r for r in runs if r["dataset"] == dataset), key=lambda r: r["system"]):
+            seen = f" ({r['labels_in_train']:,})" if "labels_in_train" in r else ""
+            if r["status"] == "ok":
+                cells = [fmt.format(_value(r, key)) for _, key, fmt in SCALE_COLUMNS]
+            else:
+                cells = [f"{r['status']}: {r.get('error', '')}"] + [""] * (len(SCALE_COLUMNS) - 1)
+            out.append(f"| {labels}{seen} | {r['system']} | " + " | ".join(cells) + " |")
+    return out + [""]
 
 
 def behind_lines(ok: list[dict], peers: list[dict]) -> list[str]:
@@ -258,7 +360,7 @@ def plot(results: list[dict], path: str) -> None:
     import matplotlib.pyplot as plt
 
     ok = [r for r in results if r["status"] == "ok"]
-    datasets = [d for d in DATASETS if any(r["dataset"] == d for r in ok)]
+    datasets = [d for d in REAL_DATASETS if any(r["dataset"] == d for r in ok)]
     if not datasets:
         return
     cols = min(4, len(datasets))
@@ -279,6 +381,33 @@ def plot(results: list[dict], path: str) -> None:
     os.replace(path + ".tmp.png", path)
 
 
+def plot_scale(results: list[dict], path: str) -> None:
+    """Peak memory and training time against the number of labels (log-log), a line per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in results if r["status"] == "ok" and r["dataset"] in SCALE_DATASETS]
+    if not ok:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for system in sorted({r["system"] for r in ok}):
+        runs = sorted((r for r in ok if r["system"] == system), key=lambda r: DATASETS[r["dataset"]].num_labels)
+        labels = [DATASETS[r["dataset"]].num_labels for r in runs]
+        style = {"marker": "o" if system in PEERS else "*", "linestyle": "--" if system in PEERS else "-"}
+        axes[0].plot(labels, [r["peak_rss_gb"] for r in runs], label=system, **style)
+        axes[1].plot(labels, [r["train_s"] for r in runs], label=system, **style)
+    for ax, ylabel in zip(axes, ("peak resident memory (GB)", "training time (s)")):
+        ax.set(xscale="log", yscale="log", xlabel="number of labels", ylabel=ylabel)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"synthetic scale runs ({SCALE_CONFIG} with num_labels = L)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path + ".tmp.png", dpi=100)
+    os.replace(path + ".tmp.png", path)
+
+
 def replace_block(path: str, text: str) -> None:
     begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
     with open(path, encoding="utf-8") as f:
@@ -291,7 +420,9 @@ def replace_block(path: str, text: str) -> None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default="", help=f"comma-separated, from {', '.join(DATASETS)}")
+    parser.add_argument("--datasets", default="",
+                        help=f"comma-separated, from {', '.join(DATASETS)}; or the groups 'real' (the default), "
+                             "'scale' (the synthetic-* runs) and 'all'")
     parser.add_argument("--systems", default="", help="comma-separated: tfxc-ova, tfxc-mach, tfxc-softmax, "
                                                       + ", ".join(PEERS) + " (default: all)")
     parser.add_argument("--quick", action="store_true", help="bibtex and medical, tfxc for 200 steps")
@@ -311,7 +442,9 @@ def main(argv=None):
     if args.worker:
         return tfxc_worker(args)
 
-    datasets = [d for d in args.datasets.split(",") if d] or list(QUICK_DATASETS if args.quick else DATASETS)
+    groups = {"real": REAL_DATASETS, "scale": SCALE_DATASETS, "all": list(DATASETS)}
+    datasets = [name for d in args.datasets.split(",") if d for name in groups.get(d, [d])]
+    datasets = datasets or list(QUICK_DATASETS if args.quick else REAL_DATASETS)
     unknown = [d for d in datasets if d not in DATASETS]
     if unknown:
         raise SystemExit(f"unknown data set(s) {unknown}; known: {', '.join(DATASETS)}")
@@ -324,7 +457,7 @@ def main(argv=None):
             results = json.load(f)
     for dataset in datasets:
         data_dir = prepare(dataset, args.shared_data, args.out)
-        systems = list(DATASETS[dataset][2]) + list(PEERS)
+        systems = list(DATASETS[dataset].systems) + list(PEERS)
         for system in [s for s in systems if not wanted or s in wanted]:
             work = os.path.join(args.out, "work", dataset, system)
             print(f"[bench] {dataset} / {system} ...", flush=True)
@@ -338,6 +471,7 @@ def main(argv=None):
     atomic_write_text(os.path.join(args.out, "tables.md"), tables)
     try:
         plot(results, os.path.join(args.out, "p5_vs_train_time.png"))
+        plot_scale(results, os.path.join(args.out, "scale_vs_labels.png"))
     except ImportError:
         print("[bench] matplotlib is not installed: no plot", flush=True)
     if args.update_markdown:

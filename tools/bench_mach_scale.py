@@ -17,12 +17,13 @@ import subprocess
 import sys
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 from tfxc._tf import tf
 from tfxc.config import load_config
 from tfxc.model import build_model
 from tfxc.optimizers import build_optimizer
+from tfxc.utils.memory import peak_rss_gb
 head, L, steps = sys.argv[1], int(float(sys.argv[2])), int(sys.argv[3])
 sets = ["data.dir=unused", "model.encoder.embedding_dim=64", f"model.head.name={head}"]
 if head == "mach":
@@ -49,7 +50,7 @@ for i in range(steps):
     b = batch(); t = time.perf_counter(); step(b).numpy(); times.append(time.perf_counter() - t)
 params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
 print(json.dumps({"params": params, "step_ms": 1000 * float(np.median(times[3:])), "build_s": build_s,
-                  "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+                  "peak_rss_gb": peak_rss_gb()}))
 """
 
 

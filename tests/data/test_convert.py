@@ -129,3 +129,27 @@ def test_xc_files_with_a_val_split(shared_data, tmp_path):
                                 f"data.val={medical}/test.txt", f"data.dir={tmp_path / 'out'}"])
     info = ensure_converted(config.data)
     assert info.num_points("val") == info.num_points("test") == 645
+
+
+def test_label_frequencies_live_in_npy_and_older_layouts_still_load(shared_data, tmp_path):
+    """stats.json stays small however many labels there are; counts go to label_freq.npy."""
+    import json
+
+    from tfxc.data.info import LABEL_FREQ_FILE, STATS_FILE, DatasetInfo
+
+    info = convert(xc_config(shared_data, tmp_path / "med", name="medical"))
+    freq = np.load(os.path.join(info.dir, LABEL_FREQ_FILE), allow_pickle=False)
+    assert freq.dtype == np.int64 and freq.shape == (45,) and freq.sum() == info.label_freq.sum() > 333
+    stats_path = os.path.join(info.dir, STATS_FILE)
+    stats = json.loads(open(stats_path).read())
+    assert "label_freq" not in stats and "propensities" not in stats
+
+    # A directory converted before label_freq.npy: the counts were a list in stats.json.
+    os.remove(os.path.join(info.dir, LABEL_FREQ_FILE))
+    stats["label_freq"] = freq.tolist()
+    open(stats_path, "w").write(json.dumps(stats))
+    np.testing.assert_array_equal(DatasetInfo.load(info.dir).label_freq, freq)
+
+    np.save(os.path.join(info.dir, LABEL_FREQ_FILE), freq[:10])
+    with pytest.raises(DataError, match=r"label frequencies have shape \(10,\), expected \(45,\)"):
+        DatasetInfo.load(info.dir)

@@ -18,12 +18,12 @@ def test_quick_benchmark_runs_end_to_end(tmp_path, shared_data):
     markdown.write_text("intro\n<!-- bench:begin -->\nold\n<!-- bench:end -->\noutro\n")
     # A peer under an interpreter without the peer packages fails; the run goes on.
     proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "bench.py"), "--quick", "--datasets",
-                           "medical", "--systems", "tfxc-ova,napkinxc-plt", "--out", str(out),
+                           "medical", "--systems", "tfxc-softmax,napkinxc-plt", "--out", str(out),
                            "--shared-data", shared_data, "--timeout", "600", "--update-markdown", str(markdown)],
                           cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = {r["system"]: r for r in json.loads((out / "results.json").read_text())}
-    tfxc = results["tfxc-ova"]
+    tfxc = results["tfxc-softmax"]
     assert tfxc["status"] == "ok", tfxc
     # medical's most frequent test label is on ~25% of points; 2 epochs already beat that.
     assert 30 < tfxc["P@1"] <= 100 and tfxc["P@5"] <= tfxc["P@1"]
@@ -34,4 +34,73 @@ def test_quick_benchmark_runs_end_to_end(tmp_path, shared_data):
         assert peer["status"] == "failed" and "exit" in peer["error"]
     text = markdown.read_text()
     assert text.startswith("intro\n<!-- bench:begin -->\n### medical (quick mode") and text.endswith("outro\n")
-    assert "| tfxc-ova |" in text and "old" not in text
+    assert "| tfxc-softmax |" in text and "old" not in text
+
+
+# === Synthetic scale runs ===
+def _bench_module():
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    try:
+        import bench
+    finally:
+        sys.path.pop(0)
+    return bench
+
+
+def test_scale_configs_share_one_generator():
+    """Every tfxc scale config must convert the very rows the peers get (bench.prepare uses SCALE_CONFIG)."""
+    from tfxc.config import load_config
+
+    bench = _bench_module()
+    configs = {path for name in bench.SCALE_DATASETS for path in bench.DATASETS[name].systems.values()}
+    assert bench.SCALE_CONFIG in configs and len(configs) >= 2
+    data = {path: load_config(os.path.join(REPO, path)).data for path in configs}
+    assert len({(d.format, d.synthetic) for d in data.values()}) == 1
+    assert [bench.DATASETS[name].num_labels for name in bench.SCALE_DATASETS] == [10**4, 10**5, 10**6, 10**7]
+
+
+def test_synthetic_prepare_matches_tfxc_conversion(tmp_path, monkeypatch):
+    """bench.prepare's CSR matrices hold the rows that tfxc.convert writes for the same overrides."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from tfxc.config import load_config
+    from tfxc.data.convert import ensure_converted
+
+    bench = _bench_module()
+    config = tmp_path / "scale.json"
+    cfg = json.loads(open(os.path.join(REPO, bench.SCALE_CONFIG)).read())
+    cfg["data"]["synthetic"].update(num_train=400, num_test=60, num_features=300)
+    config.write_text(json.dumps(cfg))
+    monkeypatch.setattr(bench, "SCALE_CONFIG", str(config))
+    monkeypatch.setitem(bench.DATASETS, "synthetic-tiny", bench.Dataset({"tfxc-mach": str(config)}, num_labels=700))
+    out = str(tmp_path / "out")
+    data_dir = bench.prepare("synthetic-tiny", "unused", out)
+    y_train = sp.load_npz(os.path.join(data_dir, "Y.trn.npz"))
+    x_test = sp.load_npz(os.path.join(data_dir, "X.tst.npz"))
+    assert y_train.shape == (400, 700) and x_test.shape == (60, 300)
+
+    info = ensure_converted(load_config(str(config), bench.DATASETS["synthetic-tiny"].overrides("synthetic-tiny",
+                                                                                                 out)).data)
+    assert info.dir.startswith(out) and info.num_labels == 700
+    np.testing.assert_array_equal(np.asarray(y_train.sum(axis=0)).ravel(), info.label_freq)
+    assert info.splits["test"]["nnz"] == x_test.nnz
+
+
+def test_scale_table_and_plot(tmp_path):
+    bench = _bench_module()
+    ok = {"status": "ok", "P@1": 90.0, "P@3": 60.0, "P@5": 40.0, "nDCG@5": 80.0, "PSP@1": 30.0, "PSP@5": 35.0,
+          "train_s": 12.0, "predict_rows_per_s": 1000.0,
+          "latency_ms_median": 1.5, "peak_rss_gb": 1.2, "model_bytes": 3 * 2**20, "labels_in_train": 9000}
+    results = [{"dataset": "synthetic-1e4", "system": "tfxc-mach", **ok},
+               {"dataset": "synthetic-1e5", "system": "tfxc-mach", **ok, "peak_rss_gb": 1.3},
+               {"dataset": "synthetic-1e5", "system": "omikuji-bonsai", "status": "timeout",
+                "error": "over the 900s limit"},
+               {"dataset": "medical", "system": "napkinxc-plt", **ok}]
+    text = bench.markdown_tables(results)
+    assert "### medical" in text and "### synthetic-1e4" not in text  # scale runs share one table
+    scale = text.split("### synthetic scale runs", 1)[1]
+    assert "| 10,000 (9,000) | tfxc-mach | 90.00 | 40.00 | 12.0 | 1,000 | 1.50 | 1.20 | 3.0 |" in scale
+    assert "| 100,000 | omikuji-bonsai | timeout: over the 900s limit |" in scale
+    bench.plot_scale(results, str(tmp_path / "scale.png"))
+    assert (tmp_path / "scale.png").stat().st_size > 1000

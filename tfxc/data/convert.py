@@ -8,8 +8,8 @@ failed or killed conversion leaves nothing half-written):
   DIR/val-00000-of-00001.tfrecord          (only when the sources have a validation split)
   DIR/labels.txt        label names, line i = label i (when names are known)
   DIR/featurizer.json   the TF-IDF featurizer fit on train (jsonl sources)
-  DIR/stats.json        sizes, per-split counts, train label frequencies and
-                        propensities (A=0.55, B=1.5), and the source fingerprint
+  DIR/stats.json        sizes, per-split counts and the source fingerprint
+  DIR/label_freq.npy    train label frequencies, int64 [L] (propensities derive from them)
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from tfxc.data import readers
-from tfxc.data.info import FEATURIZER_FILE, LABELS_FILE, MIN_POINTS_FOR_PROPENSITIES, STATS_FILE, DatasetInfo
-from tfxc.eval.metrics import propensities
+from tfxc.data.info import FEATURIZER_FILE, LABEL_FREQ_FILE, LABELS_FILE, STATS_FILE, DatasetInfo
 from tfxc.data.rows import Row
 from tfxc.data.synthetic import SyntheticXmc
 from tfxc.data.tfrecord import serialize_row, shard_name
@@ -198,21 +197,15 @@ def convert(data_config) -> DatasetInfo:
             names = _read_label_names(cfg.label_names, nl)
         if names is not None:
             atomic_write_text(os.path.join(tmp, LABELS_FILE), "\n".join(names) + "\n")
-        freq = writers["train"].label_counts(nl)
-        n_train = writers["train"].num_points
+        np.save(os.path.join(tmp, LABEL_FREQ_FILE), writers["train"].label_counts(nl).astype(np.int64))
         stats = {
             "format": cfg.format,
             "num_features": nf,
             "num_labels": nl,
             "splits": {name: w.stats(nl) for name, w in writers.items()},
-            "label_freq": freq.tolist(),
-            "propensity_a": 0.55,
-            "propensity_b": 1.5,
-            "propensities": (np.round(propensities(freq, n_train), 6).tolist()
-                             if n_train >= MIN_POINTS_FOR_PROPENSITIES else None),
             "source_fingerprint": source_fingerprint(cfg),
         }
-        atomic_write_text(os.path.join(tmp, STATS_FILE), json.dumps(stats) + "\n")
+        atomic_write_text(os.path.join(tmp, STATS_FILE), json.dumps(stats, indent=1) + "\n")
     log.info("converted %s -> %s in %.1fs: %s points, %d features, %d labels", cfg.format, cfg.dir,
              time.time() - start, " / ".join(f"{w.num_points} {name}" for name, w in writers.items()), nf, nl)
     return DatasetInfo.load(cfg.dir)

@@ -1,4 +1,4 @@
-"""What a converted data directory holds: `stats.json`, `labels.txt` and TFRecord shards."""
+"""What a converted data directory holds: `stats.json`, `label_freq.npy`, `labels.txt` and TFRecord shards."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tfxc.errors import DataError
 from tfxc.eval.metrics import propensities
 
 STATS_FILE = "stats.json"
+LABEL_FREQ_FILE = "label_freq.npy"  # int64 [L]: binary, since 10^7 counts as JSON text are slow to parse
 LABELS_FILE = "labels.txt"
 FEATURIZER_FILE = "featurizer.json"
 
@@ -39,8 +40,15 @@ class DatasetInfo:
                             "or give the config a source format", path=directory)
         with open(path, encoding="utf-8") as f:
             stats = json.load(f)
-        return cls(directory, stats["num_features"], stats["num_labels"], stats["splits"],
-                   np.asarray(stats["label_freq"], np.int64))
+        freq_path = os.path.join(directory, LABEL_FREQ_FILE)
+        if os.path.exists(freq_path):
+            label_freq = np.load(freq_path, allow_pickle=False).astype(np.int64, copy=False)
+        else:  # converted before label_freq.npy existed: the counts are in stats.json
+            label_freq = np.asarray(stats["label_freq"], np.int64)
+        if label_freq.shape != (stats["num_labels"],):
+            raise DataError(f"label frequencies have shape {label_freq.shape}, expected ({stats['num_labels']},)",
+                            path=freq_path)
+        return cls(directory, stats["num_features"], stats["num_labels"], stats["splits"], label_freq)
 
     def files(self, split: str) -> list[str]:
         if split not in self.splits:

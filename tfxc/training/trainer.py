@@ -32,6 +32,7 @@ from tfxc.optimizers import build_optimizer
 from tfxc.training.distribute import cluster_spec, is_chief, make_strategy
 from tfxc.training.dual_objective import DualObjective, check_multiclass
 from tfxc.utils.io import atomic_write_text
+from tfxc.utils.memory import peak_rss_gb
 
 log = logging.getLogger("tfxc.train")
 
@@ -45,13 +46,6 @@ def set_seeds(runtime) -> None:
     keras.utils.set_random_seed(runtime.seed)  # Python, NumPy and TF global seeds
     if runtime.deterministic:
         tf.config.experimental.enable_op_determinism()
-
-
-def peak_rss_gb() -> float:
-    """This process's peak resident set size (Linux reports ru_maxrss in KiB)."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def format_duration(seconds: float) -> str:
