@@ -87,8 +87,7 @@ def test_synthetic_prepare_matches_tfxc_conversion(tmp_path, monkeypatch):
     assert info.splits["test"]["nnz"] == x_test.nnz
 
 
-def test_scale_table_and_plot(tmp_path):
-    bench = _bench_module()
+def _scale_results() -> list[dict]:
     ok = {"status": "ok", "P@1": 90.0, "P@3": 60.0, "P@5": 40.0, "nDCG@5": 80.0, "PSP@1": 30.0, "PSP@5": 35.0,
           "train_s": 12.0, "predict_rows_per_s": 1000.0,
           "latency_ms_median": 1.5, "peak_rss_gb": 1.2, "model_bytes": 3 * 2**20, "labels_in_train": 9000}
@@ -97,10 +96,20 @@ def test_scale_table_and_plot(tmp_path):
                {"dataset": "synthetic-1e5", "system": "omikuji-bonsai", "status": "timeout",
                 "error": "over the 900s limit"},
                {"dataset": "medical", "system": "napkinxc-plt", **ok}]
-    text = bench.markdown_tables(results)
+    return results
+
+
+def test_scale_table():
+    bench = _bench_module()
+    text = bench.markdown_tables(_scale_results())
     assert "### medical" in text and "### synthetic-1e4" not in text  # scale runs share one table
     scale = text.split("### synthetic scale runs", 1)[1]
     assert "| 10,000 (9,000) | tfxc-mach | 90.00 | 40.00 | 12.0 | 1,000 | 1.50 | 1.20 | 3.0 |" in scale
     assert "| 100,000 | omikuji-bonsai | timeout: over the 900s limit |" in scale
-    bench.plot_scale(results, str(tmp_path / "scale.png"))
+
+
+def test_scale_plot(tmp_path):
+    pytest.importorskip("matplotlib")  # plots are optional: the [bench] extra installs matplotlib
+    bench = _bench_module()
+    bench.plot_scale(_scale_results(), str(tmp_path / "scale.png"))
     assert (tmp_path / "scale.png").stat().st_size > 1000
