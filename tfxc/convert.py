@@ -51,9 +51,9 @@ def main(argv=None):
             if getattr(args, key):
                 overrides.append(f"data.{key}={json.dumps(getattr(args, key))}")
         data = load_config(None, overrides + list(args.overrides)).data
-    from tfxc.data.convert import convert, ensure_converted
+    from tfxc.data.convert import ensure_converted
 
-    info = convert(data) if args.force else ensure_converted(data)
+    info = ensure_converted(data, force=args.force)
     print(json.dumps({"dir": info.dir, "num_features": info.num_features, "num_labels": info.num_labels,
                       "splits": {k: v["num_points"] for k, v in info.splits.items()}}))
     return 0

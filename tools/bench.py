@@ -95,7 +95,8 @@ DATASETS = {
                                   "tfxc-softmax": "configs/wordnet_hypernyms_softmax.json",
                                   "tfxc-mach": "configs/mach_wordnet_hypernyms.json"},
                                  "wordnet-hypernyms/train.txt", "wordnet-hypernyms/test.txt"),
-    "wordnet-nextword": Dataset({"tfxc-softmax": "configs/wordnet_nextword.json"},
+    "wordnet-nextword": Dataset({"tfxc-softmax": "configs/wordnet_nextword.json",
+                                 "tfxc-linear": "configs/linear_wordnet_nextword.json"},
                                 "wordnet-nextword/train.txt.gz", "wordnet-nextword/test.txt.gz"),
     **{f"synthetic-{num_labels:.0e}".replace("+0", ""):
        Dataset({f"tfxc-{head}": f"configs/scale_synthetic_{head}.json" for head in heads}, num_labels=num_labels)
@@ -422,7 +423,7 @@ def main(argv=None):
     parser.add_argument("--datasets", default="",
                         help=f"comma-separated, from {', '.join(DATASETS)}; or the groups 'real' (the default), "
                              "'scale' (the synthetic-* runs) and 'all'")
-    parser.add_argument("--systems", default="", help="comma-separated: tfxc-ova, tfxc-mach, tfxc-softmax, "
+    parser.add_argument("--systems", default="", help="comma-separated: tfxc-ova, tfxc-mach, tfxc-softmax, tfxc-linear, "
                                                       + ", ".join(PEERS) + " (default: all)")
     parser.add_argument("--quick", action="store_true", help="bibtex and medical, tfxc for 200 steps")
     parser.add_argument("--out", default=os.path.join(REPO, "benchmarks"))

@@ -63,6 +63,23 @@ def test_conversion_is_cached_until_the_sources_change(shared_data, tmp_path):
     assert len(ensure_converted(changed).files("train")) == 2
 
 
+def test_a_killed_conversions_leftovers_are_cleared_and_force_converts_again(shared_data, tmp_path):
+    # A SIGKILLed conversion leaves its hidden temporary directory behind; the next one (under the lock)
+    # removes it, and leaves unrelated siblings alone.
+    stale = tmp_path / ".med.tmp-dead1234"
+    stale.mkdir()
+    (stale / "train-00000-of-00001.tfrecord").write_bytes(b"partial")
+    (tmp_path / ".other.tmp-keep").mkdir()
+    config = xc_config(shared_data, tmp_path / "med", name="medical")
+    info = ensure_converted(config)
+    assert not stale.exists() and (tmp_path / ".other.tmp-keep").exists()
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".med")] == []
+    stamp = os.path.getmtime(os.path.join(info.dir, "stats.json"))
+    os.utime(os.path.join(info.dir, "stats.json"), (stamp - 10, stamp - 10))
+    ensure_converted(config, force=True)
+    assert os.path.getmtime(os.path.join(info.dir, "stats.json")) > stamp - 10
+
+
 def test_jsonl_text_converts_with_a_train_vocabulary(shared_data, tmp_path):
     config = load_config(None, ["data.format=jsonl", f"data.dir={tmp_path / 'b77'}",
                                 f"data.train={shared_data}/banking77/train.jsonl",

@@ -181,10 +181,14 @@ def _sources(data_config, tmp_dir: str):
 
 
 def convert(data_config) -> DatasetInfo:
-    """Converts the sources named by `data_config` (a `DataConfig`) into `data_config.dir`."""
+    """Converts the sources named by `data_config` (a `DataConfig`) into `data_config.dir`.
+
+    Call it through `ensure_converted`, whose lock keeps other writers of the
+    directory out (which is what makes clearing a killed run's leftovers safe).
+    """
     cfg = data_config
     start = time.time()
-    with atomic_directory(cfg.dir, marker=STATS_FILE) as tmp:
+    with atomic_directory(cfg.dir, marker=STATS_FILE, clear_stale=True) as tmp:
         splits, num_features, num_labels, names = _sources(cfg, tmp)
         writers = {"train": SplitWriter(tmp, "train", cfg.num_shards).write_all(splits["train"])}
         for name in EVAL_SPLITS:
@@ -222,17 +226,18 @@ def _lock(path: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def ensure_converted(data_config) -> DatasetInfo:
+def ensure_converted(data_config, force: bool = False) -> DatasetInfo:
     """Returns the DatasetInfo of `data_config.dir`, converting the sources first if needed.
 
     A conversion is reused when its stats.json carries the same source
-    fingerprint (same options, same source files by path, size and mtime).
+    fingerprint (same options, same source files by path, size and mtime),
+    unless `force`.
     """
     if data_config.format == "tfrecord":
         return DatasetInfo.load(data_config.dir)
     with _lock(os.path.abspath(data_config.dir) + ".lock"):
         stats_path = os.path.join(data_config.dir, STATS_FILE)
-        if os.path.exists(stats_path):
+        if not force and os.path.exists(stats_path):
             with open(stats_path, encoding="utf-8") as f:
                 if json.load(f).get("source_fingerprint") == source_fingerprint(data_config):
                     return DatasetInfo.load(data_config.dir)

@@ -15,13 +15,15 @@ def atomic_write_text(path: str, text: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str, marker: str):
+def atomic_directory(path: str, marker: str, clear_stale: bool = False):
     """Yields a temporary sibling directory that replaces `path` only if the block succeeds.
 
-    A failed or killed run leaves `path` as it was (and at worst a hidden
-    `.tmp-*` sibling, which the next successful run does not reuse). An
-    existing `path` is replaced only if it is empty or holds `marker` (i.e. it
-    is an earlier output of the same kind), never a folder of other files.
+    A failed run leaves `path` as it was. A killed one (SIGKILL, power loss) also
+    leaves its hidden `.<name>.tmp-*` sibling behind; with `clear_stale` such
+    siblings are deleted first, which is safe only when the caller holds a lock
+    that keeps any other writer of `path` out. An existing `path` is replaced
+    only if it is empty or holds `marker` (i.e. it is an earlier output of the
+    same kind), never a folder of other files.
     """
     if os.path.isdir(path) and os.listdir(path) and not os.path.exists(os.path.join(path, marker)):
         from tfxc.errors import TfxcError
@@ -30,7 +32,12 @@ def atomic_directory(path: str, marker: str):
                         "choose another output directory")
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(os.path.abspath(path)) + ".tmp-", dir=parent)
+    prefix = "." + os.path.basename(os.path.abspath(path)) + ".tmp-"
+    if clear_stale:
+        for name in os.listdir(parent):
+            if name.startswith(prefix):
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
     try:
         yield tmp
         if os.path.isdir(path):

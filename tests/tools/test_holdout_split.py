@@ -1,0 +1,59 @@
+"""tools/holdout_split.py: whole groups go to one side, rows stay intact, and mismatched files are refused."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import os
+
+import pytest
+from helpers import REPO
+
+from tfxc.data.readers import XcBowReader
+from tfxc.errors import DataError
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("holdout_split", os.path.join(REPO, "tools", "holdout_split.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_pair(tmp_path, groups: int, per_group: int, header_points=None):
+    ids, rows = [], []
+    for g in range(groups):
+        for i in range(per_group):
+            ids.append(f"n{g:08d}:{i + 1}")
+            rows.append(f"{(g + i) % 7} {g % 5}:0.5 {5 + i % 3}:0.5")
+    xc, jl = tmp_path / "train.txt.gz", tmp_path / "train.jsonl"
+    with gzip.open(xc, "wt") as f:  # gzipped, and the last row without a newline
+        f.write(f"{header_points or len(rows)} 8 7\n" + "\n".join(rows))
+    jl.write_text("".join(json.dumps({"id": i, "text": "x", "labels": ["y"]}) + "\n" for i in ids))
+    return str(xc), str(jl), ids, rows
+
+
+def test_groups_are_kept_whole_and_rows_intact(tmp_path):
+    tool = load_tool()
+    xc, jl, ids, rows = write_pair(tmp_path, groups=60, per_group=4)
+    n_train, n_val = tool.split(xc, jl, str(tmp_path / "out"), percent=25, group_sep=":")
+    assert n_train + n_val == len(rows) and n_val % 4 == 0 and 0 < n_val < len(rows)
+    expected = {"train": [], "val": []}
+    for i, row in zip(ids, rows):
+        expected["val" if tool.in_validation(i.split(":")[0], 25) else "train"].append(row)
+    for part in ("train", "val"):
+        lines = (tmp_path / "out" / f"{part}.txt").read_text().splitlines()
+        assert lines[0] == f"{len(expected[part])} 8 7"
+        assert lines[1:] == expected[part]
+        # The output is a valid XC file for tfxc's own reader.
+        reader = XcBowReader(str(tmp_path / "out" / f"{part}.txt"))
+        assert sum(1 for _ in reader) == reader.num_rows == len(expected[part])
+
+
+def test_files_with_different_point_counts_are_refused(tmp_path):
+    tool = load_tool()
+    xc, jl, _, _ = write_pair(tmp_path, groups=3, per_group=2, header_points=7)
+    with pytest.raises(DataError, match="6 points read .* the header says 7"):
+        tool.split(xc, jl, str(tmp_path / "out"), percent=50, group_sep=":")
+    assert not (tmp_path / "out" / "train.txt").exists()

@@ -1,0 +1,73 @@
+"""Splits a train set into train and validation parts by group, for tuning without the test set.
+
+Points of one group (a WordNet gloss, a document) overlap heavily: wordnet-nextword's
+points from one gloss share most of their context words. A random row split would
+put near-copies of validation points into training, so whole groups go to one side,
+chosen by the md5 of the group key (deterministic, like the data set's own split).
+The XC BoW file and the JSONL file of the same points (same order) are read
+together; the group key is the JSONL `id` up to `--group-sep`.
+
+  python tools/holdout_split.py --xc ../shared/data/wordnet-nextword/train.txt.gz \
+      --jsonl ../shared/data/wordnet-nextword/train.jsonl.gz --out data/nextword-holdout
+  # -> data/nextword-holdout/{train,val}.txt, then e.g.
+  python -m tfxc.train --config configs/linear_wordnet_nextword.json \
+      --set data.train=data/nextword-holdout/train.txt --set data.val=data/nextword-holdout/val.txt \
+      --set data.dir=runs/data/nextword-holdout
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+
+from tfxc.data.readers import open_text
+from tfxc.errors import DataError
+from tfxc.utils.io import atomic_writer
+
+
+def in_validation(key: str, percent: int) -> bool:
+    """Whether group `key` goes to validation: md5(key) mod 100 < percent."""
+    return int(hashlib.md5(key.encode()).hexdigest(), 16) % 100 < percent
+
+
+def split(xc_path: str, jsonl_path: str, out_dir: str, percent: int, group_sep: str) -> tuple[int, int]:
+    """Writes out_dir/{train,val}.txt (XC format with a header each); returns their point counts."""
+    with open_text(xc_path) as xc, open_text(jsonl_path) as jl:
+        header = xc.readline().split()
+        if len(header) != 3:
+            raise DataError(f"{xc_path}:1: expected the header 'points features labels', got {header}")
+        parts = {"train": [], "val": []}
+        for line_no, (row, record) in enumerate(zip(xc, jl), start=2):
+            try:
+                key = json.loads(record)["id"].split(group_sep)[0]
+            except (ValueError, KeyError) as e:
+                raise DataError(f"{jsonl_path}:{line_no - 1}: no readable 'id' field ({e})") from None
+            row = row if row.endswith("\n") else row + "\n"  # the file's last line may lack one
+            parts["val" if in_validation(key, percent) else "train"].append(row)
+        if sum(map(len, parts.values())) != int(header[0]):
+            raise DataError(f"{xc_path}: {sum(map(len, parts.values()))} points read with {jsonl_path}, "
+                            f"the header says {header[0]} (the two files must hold the same points)")
+    os.makedirs(out_dir, exist_ok=True)
+    for name, rows in parts.items():
+        with atomic_writer(os.path.join(out_dir, f"{name}.txt")) as f:
+            f.write(f"{len(rows)} {header[1]} {header[2]}\n")
+            f.writelines(rows)
+    return len(parts["train"]), len(parts["val"])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--xc", required=True, help="XC BoW train file (may be .gz)")
+    parser.add_argument("--jsonl", required=True, help="JSONL file of the same points, with an 'id' field")
+    parser.add_argument("--out", required=True, help="output directory for train.txt and val.txt")
+    parser.add_argument("--percent", type=int, default=10, help="share of the groups held out, in percent")
+    parser.add_argument("--group-sep", default=":", help="the group key is the id up to this separator")
+    args = parser.parse_args(argv)
+    n_train, n_val = split(args.xc, args.jsonl, args.out, args.percent, args.group_sep)
+    print(f"{args.out}: train {n_train:,} points, val {n_val:,} points")
+
+
+if __name__ == "__main__":
+    main()
