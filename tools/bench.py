@@ -365,13 +365,17 @@ def plot(results: list[dict], path: str) -> None:
         return
     cols = min(4, len(datasets))
     rows = -(-len(datasets) // cols)
+    # One colour per system across all panels, so a system is recognisable without reading its label.
+    colours = dict(zip(sorted({r["system"] for r in ok}), plt.get_cmap("tab10").colors))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
     for ax, dataset in zip(axes.ravel(), datasets):
         for r in (r for r in ok if r["dataset"] == dataset):
-            ax.scatter(r["train_s"], r["P@5"], marker="o" if r["system"] in PEERS else "*", s=70)
+            ax.scatter(r["train_s"], r["P@5"], marker="o" if r["system"] in PEERS else "*", s=70,
+                       color=colours[r["system"]])
             ax.annotate(r["system"], (r["train_s"], r["P@5"]), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # a narrow decade would crowd them
         ax.set(title=dataset, xlabel="training time (s, log)", ylabel="P@5")
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[len(datasets):]:
