@@ -5,7 +5,8 @@ points from one gloss share most of their context words. A random row split woul
 put near-copies of validation points into training, so whole groups go to one side,
 chosen by the md5 of the group key (deterministic, like the data set's own split).
 The XC BoW file and the JSONL file of the same points (same order) are read
-together; the group key is the JSONL `id` up to `--group-sep`.
+together; the group key is the JSONL `id` up to `--group-sep`. Without a JSONL
+file every point is its own group (a plain random split, for independent points).
 
   python tools/holdout_split.py --xc ../shared/data/wordnet-nextword/train.txt.gz \
       --jsonl ../shared/data/wordnet-nextword/train.jsonl.gz --out data/nextword-holdout
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 
@@ -32,23 +34,38 @@ def in_validation(key: str, percent: int) -> bool:
     return int(hashlib.md5(key.encode()).hexdigest(), 16) % 100 < percent
 
 
-def split(xc_path: str, jsonl_path: str, out_dir: str, percent: int, group_sep: str) -> tuple[int, int]:
+def _group_keys(jsonl_path: str | None, group_sep: str):
+    """The group key of each point, in file order: the JSONL id up to `group_sep`, or the point's index."""
+    if jsonl_path is None:
+        yield from (str(i) for i in itertools.count())
+        return
+    with open_text(jsonl_path) as jl:
+        for line_no, record in enumerate(jl, start=1):
+            try:
+                yield str(json.loads(record)["id"]).split(group_sep)[0]
+            except (ValueError, KeyError, TypeError) as e:
+                raise DataError(f"{jsonl_path}:{line_no}: no readable 'id' field ({e})") from None
+
+
+def split(xc_path: str, jsonl_path: str | None, out_dir: str, percent: int, group_sep: str) -> tuple[int, int]:
     """Writes out_dir/{train,val}.txt (XC format with a header each); returns their point counts."""
-    with open_text(xc_path) as xc, open_text(jsonl_path) as jl:
+    with open_text(xc_path) as xc:
         header = xc.readline().split()
         if len(header) != 3:
             raise DataError(f"{xc_path}:1: expected the header 'points features labels', got {header}")
         parts = {"train": [], "val": []}
-        for line_no, (row, record) in enumerate(zip(xc, jl), start=2):
-            try:
-                key = json.loads(record)["id"].split(group_sep)[0]
-            except (ValueError, KeyError) as e:
-                raise DataError(f"{jsonl_path}:{line_no - 1}: no readable 'id' field ({e})") from None
+        keys = _group_keys(jsonl_path, group_sep)
+        for line_no, row in enumerate(xc, start=2):
+            key = next(keys, None)
+            if key is None:
+                raise DataError(f"{xc_path}:{line_no}: {jsonl_path} has fewer points (the two files must hold "
+                                "the same points in the same order)")
             row = row if row.endswith("\n") else row + "\n"  # the file's last line may lack one
             parts["val" if in_validation(key, percent) else "train"].append(row)
+        if jsonl_path is not None and next(keys, None) is not None:
+            raise DataError(f"{jsonl_path}: more points than {xc_path} (the two files must hold the same points)")
         if sum(map(len, parts.values())) != int(header[0]):
-            raise DataError(f"{xc_path}: {sum(map(len, parts.values()))} points read with {jsonl_path}, "
-                            f"the header says {header[0]} (the two files must hold the same points)")
+            raise DataError(f"{xc_path}: {sum(map(len, parts.values()))} points read, the header says {header[0]}")
     os.makedirs(out_dir, exist_ok=True)
     for name, rows in parts.items():
         with atomic_writer(os.path.join(out_dir, f"{name}.txt")) as f:
@@ -60,7 +77,8 @@ def split(xc_path: str, jsonl_path: str, out_dir: str, percent: int, group_sep: 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--xc", required=True, help="XC BoW train file (may be .gz)")
-    parser.add_argument("--jsonl", required=True, help="JSONL file of the same points, with an 'id' field")
+    parser.add_argument("--jsonl", help="JSONL file of the same points, with an 'id' field (default: each "
+                        "point is its own group)")
     parser.add_argument("--out", required=True, help="output directory for train.txt and val.txt")
     parser.add_argument("--percent", type=int, default=10, help="share of the groups held out, in percent")
     parser.add_argument("--group-sep", default=":", help="the group key is the id up to this separator")

@@ -54,6 +54,21 @@ def test_groups_are_kept_whole_and_rows_intact(tmp_path):
 def test_files_with_different_point_counts_are_refused(tmp_path):
     tool = load_tool()
     xc, jl, _, _ = write_pair(tmp_path, groups=3, per_group=2, header_points=7)
-    with pytest.raises(DataError, match="6 points read .* the header says 7"):
+    with pytest.raises(DataError, match="6 points read, the header says 7"):
         tool.split(xc, jl, str(tmp_path / "out"), percent=50, group_sep=":")
     assert not (tmp_path / "out" / "train.txt").exists()
+    lines = open(jl).readlines()
+    open(jl, "w").writelines(lines[:-1])
+    with pytest.raises(DataError, match=r"train.txt.gz:7: .*train.jsonl has fewer points"):
+        tool.split(xc, jl, str(tmp_path / "out"), percent=50, group_sep=":")
+    open(jl, "w").writelines(lines + lines[:1])
+    with pytest.raises(DataError, match="train.jsonl: more points than"):
+        tool.split(xc, jl, str(tmp_path / "out"), percent=50, group_sep=":")
+
+
+def test_without_ids_every_point_is_its_own_group(tmp_path):
+    tool = load_tool()
+    xc, _, _, rows = write_pair(tmp_path, groups=50, per_group=4)
+    n_train, n_val = tool.split(xc, None, str(tmp_path / "out"), percent=20, group_sep=":")
+    assert n_train + n_val == len(rows)
+    assert n_val == sum(tool.in_validation(str(i), 20) for i in range(len(rows)))
