@@ -227,11 +227,12 @@ def tfxc_worker(args) -> None:
         # them and evaluates the merged model.
         env = dict(os.environ, PYTHON=sys.executable, TFXC_NO_TMUX="1")
         subprocess.run(["bash", "train.sh", args.config, "2", model_dir, *sets], env=env, **quiet)
-        # Training time: from the launch to the last repetition's exit (each repetition's process start-up
-        # and its own test evaluation included; the merge and the merged model's evaluation not).
-        logs = os.path.join(model_dir, "logs")
-        exits = [os.path.getmtime(os.path.join(logs, f)) for f in os.listdir(logs) if f.endswith(".exit")]
-        train_s = max(exits) - launched
+        # Training time: from the launch to the last repetition's final checkpoint. Each repetition saves at
+        # its last step and then evaluates itself on the test split; that evaluation, the merge and the merged
+        # model's evaluation are not training (each repetition's process start-up is counted).
+        reps = os.path.join(model_dir, "repetitions")
+        ends = [os.path.getmtime(os.path.join(reps, r, "checkpoints", "checkpoint")) for r in os.listdir(reps)]
+        train_s = max(ends) - launched
     else:
         subprocess.run([sys.executable, "-m", "tfxc.train", "--config", args.config, "--model-dir", model_dir,
                         *sets], **quiet)
