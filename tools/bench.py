@@ -230,8 +230,11 @@ def tfxc_worker(args) -> None:
         # Training time: from the launch to the last repetition's final checkpoint. Each repetition saves at
         # its last step and then evaluates itself on the test split; that evaluation, the merge and the merged
         # model's evaluation are not training (each repetition's process start-up is counted).
-        reps = os.path.join(model_dir, "repetitions")
-        ends = [os.path.getmtime(os.path.join(reps, r, "checkpoints", "checkpoint")) for r in os.listdir(reps)]
+        from tfxc.training.trainer import CHECKPOINT_DIR, repetition_dir
+
+        # "checkpoint" is the state file TensorFlow rewrites at every save, the last one at the last step.
+        ends = [os.path.getmtime(os.path.join(repetition_dir(model_dir, r), CHECKPOINT_DIR, "checkpoint"))
+                for r in range(config.model.head.num_repetitions)]
         train_s = max(ends) - launched
     else:
         subprocess.run([sys.executable, "-m", "tfxc.train", "--config", args.config, "--model-dir", model_dir,
@@ -359,6 +362,7 @@ def plot(results: list[dict], path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     ok = [r for r in results if r["status"] == "ok"]
     datasets = [d for d in REAL_DATASETS if any(r["dataset"] == d for r in ok)]
@@ -428,8 +432,9 @@ def main(argv=None):
     parser.add_argument("--datasets", default="",
                         help=f"comma-separated, from {', '.join(DATASETS)}; or the groups 'real' (the default), "
                              "'scale' (the synthetic-* runs) and 'all'")
-    parser.add_argument("--systems", default="", help="comma-separated: tfxc-ova, tfxc-mach, tfxc-softmax, tfxc-linear, "
-                                                      + ", ".join(PEERS) + " (default: all)")
+    parser.add_argument("--systems", default="",
+                        help="comma-separated: tfxc-ova, tfxc-mach, tfxc-softmax, tfxc-linear, "
+                             + ", ".join(PEERS) + " (default: all)")
     parser.add_argument("--quick", action="store_true", help="bibtex and medical, tfxc for 200 steps")
     parser.add_argument("--out", default=os.path.join(REPO, "benchmarks"))
     parser.add_argument("--shared-data", default=SHARED)
