@@ -42,15 +42,12 @@ def iter_feature_rows(path: str, fmt: str, saved_model_dir: str, num_features: i
     from tfxc.export.saved_model import extra_asset
 
     if fmt == "xc":
-        for row in readers.XcBowReader(path, index_base=index_base, num_features=num_features):
-            yield row.feat_idx, row.feat_val
+        rows = readers.XcBowReader(path, index_base=index_base, num_features=num_features)
     elif fmt == "pecos":
-        x = readers._load_sparse_npz(path, "X")
-        if x.shape[1] > num_features:
-            raise DataError(f"has {x.shape[1]} feature columns but the model knows {num_features}", path=path)
-        for i in range(x.shape[0]):
-            lo, hi = x.indptr[i], x.indptr[i + 1]
-            yield x.indices[lo:hi].astype(np.int64), x.data[lo:hi].astype(np.float32)
+        rows = readers.PecosNpzReader(path, None)
+        if rows.num_features > num_features:
+            raise DataError(f"has {rows.num_features} feature columns but the model knows {num_features}",
+                            path=path)
     elif fmt == "jsonl":
         from tfxc.data.text_features import TfidfFeaturizer
 
@@ -58,18 +55,13 @@ def iter_feature_rows(path: str, fmt: str, saved_model_dir: str, num_features: i
         if featurizer_path is None:
             raise TfxcError(f"{saved_model_dir}: this model was not trained on text; give BoW input instead")
         featurizer = TfidfFeaturizer.load(featurizer_path)
-        with readers.open_text(path) as f:
-            for lineno, line in enumerate(f, 1):
-                try:
-                    text = json.loads(line)["text"]
-                except (ValueError, KeyError, TypeError):
-                    text = None
-                if not isinstance(text, str):
-                    raise DataError("expected a JSON object with a string 'text'", path=path, line=lineno,
-                                    field="text")
-                yield featurizer.transform(text)
+        for record in readers.iter_jsonl(path, require_labels=False):
+            yield featurizer.transform(record.text)
+        return
     else:
         raise TfxcError(f"unknown input format '{fmt}' (xc, jsonl, pecos)")
+    for row in rows:
+        yield row.feat_idx, row.feat_val
 
 
 def batches(rows, batch_size: int):

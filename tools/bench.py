@@ -154,7 +154,8 @@ def prepare(dataset: str, shared: str, out_dir: str) -> str:
 def score(data_dir: str, ids: np.ndarray) -> dict:
     import scipy.sparse as sp
 
-    from tfxc.eval.metrics import XmcMetrics, propensities
+    from tfxc.eval.metrics import XmcMetrics
+    from tfxc.eval.propensity import propensities
 
     y_train, y_test = (sp.load_npz(os.path.join(data_dir, f"Y.{s}.npz")).tocsr() for s in ("trn", "tst"))
     freq = np.asarray(y_train.sum(axis=0)).ravel()

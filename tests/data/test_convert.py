@@ -14,6 +14,7 @@ from tfxc.data.pipeline import train_dataset
 from tfxc.data.readers import XcBowReader
 from tfxc.data.tfrecord import read_all
 from tfxc.errors import DataError
+from tfxc.eval.propensity import dataset_propensities
 
 
 def xc_config(shared_data, out, name="bibtex", **extra):
@@ -37,7 +38,7 @@ def test_bibtex_converts_to_the_same_rows_with_stats(shared_data, tmp_path):
         np.testing.assert_array_equal(got["feat_val"], want.feat_val)
         np.testing.assert_array_equal(got["labels"], want.labels)
     assert info.label_freq.sum() == sum(r.labels.size for r in source)
-    p = info.propensities()
+    p = dataset_propensities(info)
     assert p.shape == (159,) and np.all((p > 0) & (p <= 1))
 
 

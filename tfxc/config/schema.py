@@ -14,10 +14,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from tfxc.data.readers import FORMATS as SOURCE_FORMATS
 from tfxc.errors import ConfigError
 from tfxc.registry import did_you_mean
 
-DATA_FORMATS = ("tfrecord", "xc", "pecos", "jsonl", "dense", "synthetic")
+# Converted TFRecords as they are, every source format of the readers' table, or generated data.
+DATA_FORMATS = ("tfrecord", *SOURCE_FORMATS, "synthetic")
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 OPTIMIZERS = ("adam", "sgd")
 # The dual-variable objectives of tfxc.optimizers.dual (SCENT and its baselines); "" = the head's own loss.

@@ -10,16 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfxc.errors import DataError
-from tfxc.eval.metrics import propensities
 
 STATS_FILE = "stats.json"
 LABEL_FREQ_FILE = "label_freq.npy"  # int64 [L]: binary, since 10^7 counts as JSON text are slow to parse
 LABELS_FILE = "labels.txt"
 FEATURIZER_FILE = "featurizer.json"
-
-
-# The propensity model needs log N > 1; smaller (toy) sets get no PS metrics.
-MIN_POINTS_FOR_PROPENSITIES = 3
 
 
 @dataclass(frozen=True)
@@ -69,11 +64,6 @@ class DatasetInfo:
         with open(path, encoding="utf-8") as f:
             names = f.read().split("\n")[: self.num_labels]
         return names + [str(i) for i in range(len(names), self.num_labels)]
-
-    def propensities(self, a: float = 0.55, b: float = 1.5) -> np.ndarray | None:
-        """Jain et al. (2016) propensities of the train labels, float64 [L] (None for < 3 train points)."""
-        n = self.num_points("train")
-        return propensities(self.label_freq, n, a, b) if n >= MIN_POINTS_FOR_PROPENSITIES else None
 
     @property
     def featurizer_path(self) -> str | None:

@@ -12,6 +12,7 @@ import collections
 import os
 from collections.abc import Iterable, Iterator
 
+from tfxc.data.files import open_text
 from tfxc.errors import DataError
 from tfxc.utils.io import atomic_write_text
 
@@ -98,9 +99,6 @@ class LabelVocab:
           DataError: the file is missing or empty, or a line is empty or repeats
             an earlier name.
         """
-        # Imported here because readers.py imports this module.
-        from tfxc.data.readers import open_text
-
         path = os.fspath(path)
         names: list[str] = []
         first_line: dict[str, int] = {}

@@ -7,6 +7,7 @@ import numpy as np
 from tfxc._tf import tf
 from tfxc.data.pipeline import eval_dataset
 from tfxc.eval.metrics import XmcMetrics
+from tfxc.eval.propensity import dataset_propensities
 
 
 def pad_ids(ids: np.ndarray, k: int) -> np.ndarray:
@@ -50,7 +51,8 @@ class Evaluator:
 
     def _metrics(self) -> XmcMetrics:
         return XmcMetrics(ks=self.config.ks, multiclass=self.multiclass,
-                          propensities=self.info.propensities(self.config.propensity_a, self.config.propensity_b))
+                          propensities=dataset_propensities(self.info, self.config.propensity_a,
+                                                          self.config.propensity_b))
 
     def frequency_baseline(self) -> dict[str, float]:
         """Metrics of predicting the k most frequent training labels for every point (the bar to clear)."""

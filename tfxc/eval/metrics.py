@@ -71,58 +71,7 @@ import numpy as np
 
 from tfxc.kernels import hits_matrix
 
-__all__ = ["XmcMetrics", "propensities"]
-
-
-def propensities(label_freq: np.ndarray, num_points: int, a: float = 0.55, b: float = 1.5) -> np.ndarray:
-    """Label propensities of Jain, Prabhu & Varma (2016).
-
-    The chance that a relevant label ``l`` is actually observed is modelled as
-
-        p_l = 1 / (1 + C · exp(-A · log(N_l + B))),   C = (log N - 1) · (B + 1)^A,
-
-    with natural logarithms, ``N_l`` the number of training points tagged with
-    ``l`` and ``N`` the number of training points. Rare labels get small
-    propensities (large weights ``1 / p_l``) and ``p_l → 1`` as ``N_l → ∞``.
-    pyxclib's ``compute_inv_propesity`` returns ``1 / p_l`` of the same model.
-
-    Reference:
-        Jain, Prabhu & Varma, 2016, "Extreme Multi-label Loss Functions for
-        Recommendation, Tagging, Ranking & Other Missing Label Applications",
-        KDD, Section 4.
-
-    Args:
-        label_freq: ``N_l``, the training-set frequency of every label; any
-            real dtype, shape ``[L]``. Usually
-            ``np.bincount(Y.indices, minlength=L)`` for a CSR train matrix
-            ``Y``.
-        num_points: ``N``, the number of training points (>= 3, so that
-            ``log N > 1``).
-        a: ``A``. The paper uses 0.55 by default, 0.5 for Wikipedia-derived
-            data sets and 0.6 for Amazon-derived ones.
-        b: ``B``. 1.5 by default, 0.4 for Wikipedia and 2.6 for Amazon.
-
-    Returns:
-        float64 ``[L]``: ``p_l`` for every label, in ``(0, 1)``.
-
-    Raises:
-        ValueError: if ``label_freq`` is not 1-D or has negative entries, or
-            ``num_points < 3``.
-
-    Example:
-        >>> p = propensities(np.array([0, 1, 10, 1000]), num_points=100)
-        >>> np.round(p, 4).tolist()
-        [0.1732, 0.2171, 0.391, 0.8822]
-    """
-    freq = np.asarray(label_freq, dtype=np.float64)
-    if freq.ndim != 1:
-        raise ValueError(f"label_freq must be 1-D [L], got shape {freq.shape}")
-    if freq.size and freq.min() < 0:
-        raise ValueError("label_freq must be non-negative")
-    if num_points < 3:
-        raise ValueError(f"num_points must be >= 3 (the model needs log N > 1), got {num_points}")
-    c = (np.log(num_points) - 1.0) * (b + 1.0) ** a
-    return 1.0 / (1.0 + c * np.exp(-a * np.log(freq + b)))
+__all__ = ["XmcMetrics"]
 
 
 class XmcMetrics:

@@ -1,0 +1,105 @@
+"""PecosNpzReader: scipy sparse layouts, errors, never unpickling, the PECOS fixtures."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+import scipy.sparse
+from reader_cases import DATA, as_lists, assert_error, check_row, needs_data, save_npz, write
+
+from tfxc.data.readers import (PecosNpzReader)
+from tfxc.errors import DataError
+
+
+
+@needs_data
+@pytest.mark.parametrize("x,y,shape_x,shape_y,nnz_x,nnz_y", [
+    ("xlinear_X.npz", "xlinear_Y.npz", (2, 16), (2, 20), 16, 2),
+    ("xlinear_Xt.npz", "xlinear_Yt.npz", (2, 16), (2, 20), 16, 2),
+    ("xtransformer_train_feat.npz", "xtransformer_train_label.npz", (3, 10), (3, 4), 20, 8),
+])
+def test_pecos_fixtures(x, y, shape_x, shape_y, nnz_x, nnz_y):
+    d = DATA / "pecos-fixtures"
+    reader = PecosNpzReader(d / x, d / y)
+    rows = list(reader)
+    for row in rows:
+        check_row(row)
+    assert (reader.num_rows, reader.num_features) == shape_x
+    assert (reader.num_rows, reader.num_labels) == shape_y
+    assert sum(r.feat_idx.size for r in rows) == nnz_x
+    assert sum(r.labels.size for r in rows) == nnz_y
+    ref = scipy.sparse.load_npz(d / x).toarray()
+    for i, row in enumerate(rows):
+        dense = np.zeros(shape_x[1], np.float32)
+        dense[row.feat_idx] = row.feat_val
+        np.testing.assert_array_equal(dense, ref[i])
+
+
+def test_pecos_csc_coo_and_label_zeros(tmp_path):
+    x = scipy.sparse.csr_matrix(np.array([[0, 2.5, 0], [1, 0, 3]], np.float32))
+    y = scipy.sparse.csr_matrix(([1.0, 0.0, 0.7], [3, 1, 0], [0, 2, 3]), shape=(2, 4))
+    expected = [([1], [2.5], [3]), ([0, 2], [1.0, 3.0], [0])]  # the stored 0 is not a label
+    assert as_lists(PecosNpzReader(save_npz(tmp_path, "x.npz", x),
+                                   save_npz(tmp_path, "y.npz", y))) == expected
+    assert as_lists(PecosNpzReader(save_npz(tmp_path, "xc.npz", x.tocsc()),
+                                   save_npz(tmp_path, "yc.npz", y.tocoo()))) == expected
+
+
+def test_pecos_row_count_mismatch(tmp_path):
+    x = save_npz(tmp_path, "X.trn.npz", scipy.sparse.csr_matrix(np.ones((3, 2), np.float32)))
+    y = save_npz(tmp_path, "Y.trn.npz", scipy.sparse.csr_matrix(np.ones((2, 2), np.float32)))
+    with pytest.raises(DataError) as e:
+        PecosNpzReader(x, y)
+    assert_error(e, x, None, None, "X.trn.npz has 3 rows", f"{y} has 2")
+
+
+def test_pecos_not_sparse_npz(tmp_path):
+    y = save_npz(tmp_path, "y.npz", scipy.sparse.csr_matrix(np.ones((1, 1))))
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, a=np.arange(3))
+    npy = tmp_path / "arr.npy"
+    np.save(npy, np.arange(3))
+    text = write(tmp_path, "text.npz", "hello")
+    for path, fragment in [(plain, "no 'format' member"), (npy, "single .npy array"),
+                           (text, "not a readable .npz")]:
+        with pytest.raises(DataError) as e:
+            PecosNpzReader(path, y)
+        assert_error(e, path, None, "X", fragment)
+
+
+def test_pecos_never_unpickles(tmp_path):
+    y = save_npz(tmp_path, "y.npz", scipy.sparse.csr_matrix(np.ones((1, 1))))
+    evil = tmp_path / "evil.npz"
+    np.savez(evil, format=np.array(["csr"], dtype=object), data=np.ones(1),
+             indices=np.zeros(1, np.int32), indptr=np.array([0, 1], np.int32),
+             shape=np.array([1, 1]))
+    with pytest.raises(DataError) as e:
+        PecosNpzReader(evil, y)
+    assert_error(e, evil, None, "X", "without unpickling")
+
+
+def test_pecos_non_finite_and_missing(tmp_path):
+    x = save_npz(tmp_path, "x.npz",
+                 scipy.sparse.csr_matrix(np.array([[1, 0], [0, np.nan]], np.float32)))
+    y = save_npz(tmp_path, "y.npz", scipy.sparse.csr_matrix(np.ones((2, 2))))
+    with pytest.raises(DataError) as e:
+        PecosNpzReader(x, y)
+    assert_error(e, x, None, "X", "non-finite value nan at row 1, column 1")
+    big = save_npz(tmp_path, "big.npz", scipy.sparse.csr_matrix(np.array([[1e300], [1]])))
+    with pytest.raises(DataError) as e:
+        PecosNpzReader(big, y)
+    assert_error(e, big, None, "X", "overflows float32")
+    with pytest.raises(DataError) as e:
+        PecosNpzReader(y, tmp_path / "nope.npz")
+    assert_error(e, tmp_path / "nope.npz", None, None, "file not found")
+
+
+def test_pecos_corrupt_structure(tmp_path):
+    y = save_npz(tmp_path, "y.npz", scipy.sparse.csr_matrix(np.ones((1, 3))))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, format=np.array("csr"), data=np.ones(1), indices=np.array([7], np.int32),
+             indptr=np.array([0, 1], np.int32), shape=np.array([1, 3]))
+    with pytest.raises(DataError) as e:
+        PecosNpzReader(bad, y)
+    assert_error(e, bad, None, "X", "invalid csr matrix")
