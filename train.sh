@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# Train all R repetitions of a MACH config, PARALLEL at a time, then merge them and evaluate.
+# Train all independent parts of a model (MACH's R repetitions), PARALLEL at a time, then merge and evaluate.
 #
 #   bash train.sh CONFIG [PARALLEL] [MODEL_DIR] [--set section.key=value ...]
 #
-# Each repetition is an independent process (`python -m tfxc.train --repetition r`); repetitions never
-# communicate (Medini et al., 2019). With tmux installed they run in windows of one tmux session
-# (attach with `tmux attach -t <session>` to watch them); without tmux, or with TFXC_NO_TMUX=1, they run
-# as background processes. Either way each writes MODEL_DIR/logs/rep-NNN.log and its exit status to
-# MODEL_DIR/logs/rep-NNN.exit. A repetition that already finished is skipped, an interrupted one resumes
-# from its last checkpoint, so re-running the same command after a failure completes the job.
+# The head says how many parts it has (`python -m tfxc.train --num-parts`); a head that trains as a
+# whole is simply trained and evaluated. Each part is an independent process (`python -m tfxc.train
+# --part r`); MACH's repetitions never communicate (Medini et al., 2019). With tmux installed the parts
+# run in windows of one tmux session (attach with `tmux attach -t <session>` to watch them); without
+# tmux, or with TFXC_NO_TMUX=1, they run as background processes. Either way each writes
+# MODEL_DIR/logs/part-NNN.log and its exit status to MODEL_DIR/logs/part-NNN.exit. A part that already
+# finished is skipped, an interrupted one resumes from its last checkpoint, so re-running the same
+# command after a failure completes the job.
 # Several machines sharing MODEL_DIR: run `python -m tfxc.train --config CONFIG --model-dir MODEL_DIR
-# --repetition r` for disjoint sets of r on each, then `bash train.sh CONFIG 1 MODEL_DIR` anywhere
-# (it finds them finished, merges and evaluates). Arguments after MODEL_DIR (e.g. --set overrides) go to
-# every `tfxc.train` call, the merge included.
+# --part r` for disjoint sets of r on each, then `bash train.sh CONFIG 1 MODEL_DIR` anywhere (it finds
+# them finished, merges and evaluates). Arguments after MODEL_DIR (e.g. --set overrides) go to every
+# `tfxc.train` call, the part count and the merge included.
 set -euo pipefail
 
 CONFIG=${1:?usage: bash train.sh CONFIG [PARALLEL] [MODEL_DIR]}
@@ -23,18 +25,15 @@ EXTRA=("${@:4}")
 EXTRA_QUOTED=""
 for arg in "${EXTRA[@]+"${EXTRA[@]}"}"; do EXTRA_QUOTED="$EXTRA_QUOTED $(printf '%q' "$arg")"; done
 
-REPS=$("$PYTHON" - "$CONFIG" <<'PY'
-import sys
-from tfxc.config import load_config
-head = load_config(sys.argv[1]).model.head
-if head.name != "mach" or not head.separate_encoders:
-    sys.exit(f"train.sh: {sys.argv[1]}: needs model.head.name 'mach' with separate_encoders=true")
-print(head.num_repetitions)
-PY
-)
-echo "train.sh: $REPS repetitions of $CONFIG, $PARALLEL at a time, into $MODEL_DIR"
+PARTS=$("$PYTHON" -m tfxc.train --config "$CONFIG" "${EXTRA[@]+"${EXTRA[@]}"}" --num-parts)
+if [ "$PARTS" -le 1 ]; then
+  echo "train.sh: the head of $CONFIG trains as a whole; training it in one process into $MODEL_DIR"
+  "$PYTHON" -m tfxc.train --config "$CONFIG" --model-dir "$MODEL_DIR" "${EXTRA[@]+"${EXTRA[@]}"}"
+  exit 0
+fi
+echo "train.sh: $PARTS parts of $CONFIG, $PARALLEL at a time, into $MODEL_DIR"
 
-# Convert the data once, before the repetitions start reading it.
+# Convert the data once, before the parts start reading it.
 "$PYTHON" -m tfxc.convert --config "$CONFIG" "${EXTRA[@]+"${EXTRA[@]}"}" >/dev/null
 
 LOGS="$MODEL_DIR/logs"
@@ -51,11 +50,11 @@ fi
 
 launch() {
   local r=$1 tag log status cmd
-  tag=$(printf 'rep-%03d' "$r")
+  tag=$(printf 'part-%03d' "$r")
   log="$LOGS/$tag.log"; status="$LOGS/$tag.exit"
   rm -f "$status"
   cmd="TF_NUM_INTRAOP_THREADS=$THREADS TF_NUM_INTEROP_THREADS=1 '$PYTHON' -m tfxc.train --config '$CONFIG'"
-  cmd="$cmd --model-dir '$MODEL_DIR' --repetition $r$EXTRA_QUOTED > '$log' 2>&1; echo \$? > '$status'"
+  cmd="$cmd --model-dir '$MODEL_DIR' --part $r$EXTRA_QUOTED > '$log' 2>&1; echo \$? > '$status'"
   if [ "$USE_TMUX" = 1 ]; then
     if tmux has-session -t "$SESSION" 2>/dev/null; then
       tmux new-window -d -t "$SESSION" -n "$tag" "bash -c \"$cmd\""
@@ -66,34 +65,34 @@ launch() {
   else
     bash -c "$cmd" &
   fi
-  echo "train.sh: started repetition $r (log $log)"
+  echo "train.sh: started part $r (log $log)"
 }
 
-finished() { [ -s "$LOGS/$(printf 'rep-%03d' "$1").exit" ]; }
+finished() { [ -s "$LOGS/$(printf 'part-%03d' "$1").exit" ]; }
 
 next=0 running=() failed=0
 while :; do
   still=()
   for r in "${running[@]+"${running[@]}"}"; do
     if finished "$r"; then
-      code=$(cat "$LOGS/$(printf 'rep-%03d' "$r").exit")
+      code=$(cat "$LOGS/$(printf 'part-%03d' "$r").exit")
       if [ "$code" != 0 ]; then
-        echo "train.sh: repetition $r failed (exit $code); see $LOGS/$(printf 'rep-%03d' "$r").log" >&2
+        echo "train.sh: part $r failed (exit $code); see $LOGS/$(printf 'part-%03d' "$r").log" >&2
         failed=1
       else
-        echo "train.sh: repetition $r done"
+        echo "train.sh: part $r done"
       fi
     else
       still+=("$r")
     fi
   done
   running=("${still[@]+"${still[@]}"}")
-  while [ "$failed" = 0 ] && [ "$next" -lt "$REPS" ] && [ "${#running[@]}" -lt "$PARALLEL" ]; do
+  while [ "$failed" = 0 ] && [ "$next" -lt "$PARTS" ] && [ "${#running[@]}" -lt "$PARALLEL" ]; do
     launch "$next"
     running+=("$next")
     next=$((next + 1))
   done
-  if [ "${#running[@]}" = 0 ] && { [ "$next" -ge "$REPS" ] || [ "$failed" = 1 ]; }; then
+  if [ "${#running[@]}" = 0 ] && { [ "$next" -ge "$PARTS" ] || [ "$failed" = 1 ]; }; then
     break
   fi
   sleep 1
@@ -103,5 +102,5 @@ if [ "$failed" = 1 ]; then
   exit 1
 fi
 
-"$PYTHON" -m tfxc.train --config "$CONFIG" --model-dir "$MODEL_DIR" --merge-repetitions "${EXTRA[@]+"${EXTRA[@]}"}"
+"$PYTHON" -m tfxc.train --config "$CONFIG" --model-dir "$MODEL_DIR" --merge-parts "${EXTRA[@]+"${EXTRA[@]}"}"
 "$PYTHON" -m tfxc.evaluate --model-dir "$MODEL_DIR"

@@ -7,6 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
+
+import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -67,10 +70,9 @@ def checkpoint_weights(model_dir: str) -> dict:
     checkpoint stores each value once, under the first path that reaches it
     (often `optimizer/_trainable_variables/N`), so names alone are misleading.
     """
-    from tfxc.evaluate import load_trained_config
-    from tfxc.training.trainer import restore_model
+    from tfxc.model_dir import ModelDir
 
-    model, _ = restore_model(load_trained_config(model_dir), model_dir)
+    model = ModelDir(model_dir).restore().model
     return {v.path: v.numpy() for v in model.trainable_variables}
 
 
@@ -92,5 +94,43 @@ def checkpoint_nu(model_dir: str):
     from tfxc._tf import tf
 
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")))
-    (key,) = [k for k in reader.get_variable_to_shape_map() if k.startswith("dual/nu/")]
+    (key,) = [k for k in reader.get_variable_to_shape_map() if k.startswith("objective/nu/")]
     return reader.get_tensor(key)
+
+
+def assert_same_weights(a: dict, b: dict, atol: float) -> None:
+    assert a.keys() == b.keys() and a
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], atol=atol, rtol=0, err_msg=name)
+
+
+# === Multi-worker runs: 2 processes on 127.0.0.1 with hard timeouts ===
+def start_workers(config: str, model_dir: str, n: int, extra=(), start=None):
+    ports = free_ports(n)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index in range(n) if start is None else start:
+        env = cli_env({"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})})
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "tfxc.train", "--config", config, "--model-dir", model_dir,
+             "--set", "runtime.strategy=multi_worker_mirrored", *extra],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True))
+    return procs
+
+
+def finish(procs, timeout: float):
+    """Waits for all processes (killing every one on timeout); returns [(rc, stderr)]."""
+    deadline = time.time() + timeout
+    out = []
+    try:
+        for p in procs:
+            _, err = p.communicate(timeout=max(deadline - time.time(), 1))
+            out.append((p.returncode, err))
+    except subprocess.TimeoutExpired:
+        raise AssertionError("workers did not finish in time") from None
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.communicate()
+    return out

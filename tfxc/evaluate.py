@@ -8,19 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from tfxc.cli import main_wrapper, setup_logging
-from tfxc.config import load_config
-from tfxc.errors import TfxcError
-
-
-def load_trained_config(model_dir: str, overrides=()):
-    path = os.path.join(model_dir, "config.json")
-    if not os.path.exists(path):
-        raise TfxcError(f"{model_dir}: not a tfxc model directory (no config.json)")
-    return load_config(path, overrides)
+from tfxc.model_dir import ModelDir
 
 
 @main_wrapper
@@ -34,12 +25,12 @@ def main(argv=None):
                              "or --set model.head.eval_top_buckets=50 (MACH's approximate evaluation)")
     args = parser.parse_args(argv)
     setup_logging()
-    config = load_trained_config(args.model_dir, args.overrides)
-    from tfxc.eval.evaluator import Evaluator
-    from tfxc.training.trainer import format_metrics, restore_model
+    model_dir = ModelDir(args.model_dir)
+    config = model_dir.load_config(args.overrides)
+    from tfxc.eval.evaluator import Evaluator, format_metrics
 
-    model, info = restore_model(config, args.model_dir)
-    metrics = Evaluator(model, info, config.eval, split=args.split).evaluate()
+    trained = model_dir.restore(config)
+    metrics = Evaluator(trained.model, trained.info, config.eval, split=args.split).evaluate()
     if args.json:
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))
     else:

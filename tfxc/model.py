@@ -1,16 +1,11 @@
-"""The model: an encoder (features -> [B, dim]) and a head (labels)."""
+"""The model: an encoder (features -> [B, dim]) and a head (labels), built from a `ModelConfig`."""
 
 from __future__ import annotations
 
-import os
-
 from tfxc._tf import keras
-from tfxc.encoders import ENCODERS
-from tfxc.encoders.repeated import RepeatedEncoder
+from tfxc.build_context import BuildContext
 from tfxc.errors import ConfigError
 from tfxc.heads import HEADS
-
-MACH_LOOKUP_FILE = "mach_lookup.npz"
 
 
 class XCModel(keras.Model):
@@ -47,49 +42,33 @@ class XCModel(keras.Model):
         return None
 
 
-def build_model(model_config, *, num_features: int, num_labels: int, seed: int | None = None,
-                repetitions=None, model_dir: str | None = None) -> XCModel:
-    """Builds and creates all variables (call under the strategy scope).
+def num_parts(model_config) -> int:
+    """How many independently trainable parts the configured head has (1: it trains as a whole)."""
+    return HEADS.get(model_config.head.name).num_parts(model_config.head)
+
+
+def build_model(model_config, context: BuildContext) -> XCModel:
+    """Builds the model and creates all its variables (call under the strategy scope).
+
+    The head comes first and then arranges its encoder (`Head.make_encoder`),
+    so a head such as MACH can give every part its own network.
 
     Args:
       model_config: a `ModelConfig`.
-      num_features, num_labels: sizes of the converted data.
-      seed: seeds initialisers and dropout.
-      repetitions: MACH only: build just these repetitions (e.g. [r] to train
-        repetition r alone); None builds all of them.
-      model_dir: MACH only: where the label->bucket lookup is saved on first use
-        (`mach_lookup.npz`) and reloaded, checked against the config, afterwards.
+      context: sizes of the data, the seed, the model directory and, to build
+        one independently trained part alone, `context.part`.
     """
-    head_config = model_config.head
-    if repetitions is not None and not (head_config.name == "mach" and head_config.separate_encoders):
-        raise ConfigError("--repetition needs model.head.name 'mach' with separate_encoders=true "
-                          "(only then are repetitions independent)")
-    if head_config.name == "mach":
-        reps = list(range(head_config.num_repetitions)) if repetitions is None else list(repetitions)
-        bad = [r for r in reps if not 0 <= r < head_config.num_repetitions]
-        if bad:
-            raise ConfigError(f"repetition {bad[0]} is out of range [0, {head_config.num_repetitions})")
-        lookup_path = os.path.join(model_dir, MACH_LOOKUP_FILE) if model_dir else None
-        head = HEADS.build(head_config, num_labels=num_labels, repetitions=reps, seed=seed, lookup_path=lookup_path)
-    else:
-        head = HEADS.build(head_config, num_labels=num_labels, seed=seed)
-    if head_config.name == "mach" and head_config.separate_encoders:
-        encoder = RepeatedEncoder([_repetition_encoder(model_config.encoder, head_config, r, num_features, seed)
-                                   for r in reps], reps, name="encoder")
-    else:
-        encoder = ENCODERS.build(model_config.encoder, num_features=num_features, seed=seed)
+    parts = num_parts(model_config)
+    if context.part is not None:
+        if parts == 1:
+            raise ConfigError(f"model.head '{model_config.head.name}' trains as a whole; training one part "
+                              "needs a head with independent parts")
+        if not 0 <= context.part < parts:
+            raise ConfigError(f"part {context.part} is out of range [0, {parts})")
+    head = HEADS.build(model_config.head, context)
+    encoder = head.make_encoder(model_config.encoder, context)
     model = XCModel(encoder, head, name="xc_model")
     encoder.build()
     head.build((None, encoder.output_dim))
     model.built = True
     return model
-
-
-def _repetition_encoder(encoder_config, head_config, r: int, num_features: int, seed):
-    from tfxc.hashing import feature_map
-    from tfxc.heads.mach import repetition_seed
-
-    hashed = head_config.feat_hash_dim
-    return ENCODERS.build(encoder_config, num_features=hashed or num_features, seed=repetition_seed(seed, r),
-                          feature_map=feature_map(num_features, hashed, seed=r) if hashed else None,
-                          name=f"encoder_{r}")

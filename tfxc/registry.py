@@ -1,8 +1,9 @@
-"""Name -> (class, config class) registries for the pluggable parts of a model.
+"""Name -> (class, config class) registries for the pluggable parts: heads, encoders, losses.
 
 A registry is a dict with good error messages. Built-ins are registered by
-explicit imports in `tfxc/heads/__init__.py` and `tfxc/encoders/__init__.py`,
-so nothing depends on import side effects elsewhere.
+explicit imports in `tfxc/heads/__init__.py`, `tfxc/encoders/__init__.py` and
+`tfxc/losses/__init__.py`, so nothing depends on import side effects
+elsewhere; a config's `imports` list names modules that register more.
 
 Example:
   HEADS = Registry("head")
@@ -10,7 +11,7 @@ Example:
   @HEADS.register("one_vs_all", config=OneVsAllHeadConfig)
   class OneVsAllHead(Head): ...
 
-  HEADS.build(cfg.model.head, num_labels=159)
+  HEADS.build(cfg.model.head, context)     # OneVsAllHead.from_config_dataclass(cfg.model.head, context)
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ class Registry:
             if name in self._entries:
                 raise ValueError(f"{self.kind} '{name}' is already registered")
             self._entries[name] = (cls, config)
-            cls.registered_name = name
             return cls
 
         return decorator
@@ -54,20 +54,24 @@ class Registry:
                               f"known: {', '.join(self.names())}")
         return self._entries[name]
 
+    def get(self, name: str) -> type:
+        """The class registered as `name` (for its class-level abilities, before anything is built)."""
+        return self._lookup(name)[0]
+
     def config_class(self, name: str) -> type:
         return self._lookup(name)[1]
 
-    def build(self, config: Any, **kwargs: Any):
-        """Builds the registered class from its config (`cls.from_config_dataclass(config, **kwargs)`)."""
-        cls, _ = self._lookup(config.name)
-        return cls.from_config_dataclass(config, **kwargs)
+    def build(self, config: Any, *args: Any, **kwargs: Any):
+        """Builds the registered class from its config: `cls.from_config_dataclass(config, *args, **kwargs)`."""
+        return self.get(config.name).from_config_dataclass(config, *args, **kwargs)
 
 
 # Modules that fill each registry; imported on first use so that reading a
 # config does not need to know about Keras layers.
-_REGISTRY_MODULES = {"head": "tfxc.heads", "encoder": "tfxc.encoders"}
+_REGISTRIES = {"head": ("tfxc.heads", "HEADS"), "encoder": ("tfxc.encoders", "ENCODERS"),
+               "loss": ("tfxc.losses", "LOSSES")}
 
 
 def get_registry(kind: str) -> Registry:
-    module = importlib.import_module(_REGISTRY_MODULES[kind])
-    return getattr(module, kind.upper() + "S")
+    module, name = _REGISTRIES[kind]
+    return getattr(importlib.import_module(module), name)

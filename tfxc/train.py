@@ -1,6 +1,11 @@
 """python -m tfxc.train --config CONFIG [--set k=v ...] [--model-dir DIR] [--data-dir DIR] [--print-config]
 
 Trains (or resumes) a model, then evaluates it on the test split and prints P@1/P@3/P@5.
+
+Heads trained in independent parts (MACH repetitions): `--num-parts` prints how
+many there are, `--part r` trains part r alone (in MODEL_DIR/parts/part-NNN),
+`--merge-parts` assembles the finished parts into the model; `train.sh` runs
+all three.
 """
 
 from __future__ import annotations
@@ -28,10 +33,14 @@ def main(argv=None):
                                            "labels.npy (shorthand for --set data.source_dir=DIR)")
     parser.add_argument("--print-config", action="store_true",
                         help="print the fully resolved config (every default included) and exit")
-    parser.add_argument("--repetition", type=int, default=None,
-                        help="MACH: train only this repetition (in MODEL_DIR/repetitions/rep-NNN)")
-    parser.add_argument("--merge-repetitions", action="store_true",
-                        help="MACH: merge the separately trained repetitions of MODEL_DIR into one model")
+    parser.add_argument("--num-parts", action="store_true",
+                        help="print how many independently trainable parts the head has (1: it trains as a "
+                             "whole) and exit")
+    parser.add_argument("--part", type=int, default=None,
+                        help="train only this part of the head (e.g. one MACH repetition), in "
+                             "MODEL_DIR/parts/part-NNN")
+    parser.add_argument("--merge-parts", action="store_true",
+                        help="assemble the separately trained parts of MODEL_DIR into one model")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     overrides = list(args.overrides) + ([f"data.source_dir={args.data_dir}"] if args.data_dir else [])
@@ -39,17 +48,28 @@ def main(argv=None):
     if args.print_config:
         sys.stdout.write(config_to_json(config))
         return 0
+    if args.num_parts:
+        from tfxc.model import num_parts
+
+        print(num_parts(config.model))
+        return 0
     setup_logging(args.verbose)
-    from tfxc.training.trainer import Trainer, format_metrics, merge_repetitions
+    from tfxc.data.convert import ensure_converted
+    from tfxc.eval.evaluator import format_metrics
+    from tfxc.training.distribute import make_strategy
+    from tfxc.training.parts import merge_parts
+    from tfxc.training.trainer import Trainer
 
     model_dir = args.model_dir or default_model_dir(args.config)
-    if args.merge_repetitions:
-        merge_repetitions(config, model_dir)
+    strategy = make_strategy(config.runtime)  # first: logical devices must precede TF's start-up
+    info = ensure_converted(config.data)
+    if args.merge_parts:
+        merge_parts(config, model_dir, info)
         return 0
-    trainer = Trainer(config, model_dir, repetition=args.repetition)
+    trainer = Trainer(config, model_dir, info, strategy, part=args.part)
     metrics = trainer.train()
     if trainer.chief:
-        print("frequency baseline: " + format_metrics(trainer.evaluator.frequency_baseline()))
+        print("frequency baseline: " + format_metrics(trainer.controller.evaluator.frequency_baseline()))
         print("test: " + format_metrics(metrics))
     return 0
 

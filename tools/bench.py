@@ -83,7 +83,10 @@ SCALE_CONFIG = "configs/scale_synthetic_mach.json"
 # The dense softmax head (L × 128 weights) runs up to 10^5 labels: at 10^6 a dense head's training step takes
 # over a second (BENCHMARKS.md, "Memory and step time as L grows"), most of an hour for two epochs, and at
 # 10^7 its weights, Adam slots and [batch, L] logits need far more than 24 GB. MACH's model does not grow with L.
-SCALE_SYSTEMS = {10**4: ("mach", "softmax"), 10**5: ("mach", "softmax"), 10**6: ("mach",), 10**7: ("mach",)}
+SCALE_MACH = {"tfxc-mach": SCALE_CONFIG}
+SCALE_SOFTMAX = {"tfxc-softmax": "configs/scale_synthetic_softmax.json"}
+SCALE_SYSTEMS = {10**4: {**SCALE_MACH, **SCALE_SOFTMAX}, 10**5: {**SCALE_MACH, **SCALE_SOFTMAX},
+                 10**6: SCALE_MACH, 10**7: SCALE_MACH}
 DATASETS = {
     "bibtex": Dataset({"tfxc-ova": "configs/bibtex.json"}, "bibtex/train.txt", "bibtex/test.txt"),
     "delicious": Dataset({"tfxc-ova": "configs/delicious.json", "tfxc-mach": "configs/mach_delicious.json"},
@@ -98,9 +101,8 @@ DATASETS = {
     "wordnet-nextword": Dataset({"tfxc-softmax": "configs/wordnet_nextword.json",
                                  "tfxc-linear": "configs/linear_wordnet_nextword.json"},
                                 "wordnet-nextword/train.txt.gz", "wordnet-nextword/test.txt.gz"),
-    **{f"synthetic-{num_labels:.0e}".replace("+0", ""):
-       Dataset({f"tfxc-{head}": f"configs/scale_synthetic_{head}.json" for head in heads}, num_labels=num_labels)
-       for num_labels, heads in SCALE_SYSTEMS.items()},
+    **{f"synthetic-{num_labels:.0e}".replace("+0", ""): Dataset(systems, num_labels=num_labels)
+       for num_labels, systems in SCALE_SYSTEMS.items()},
 }
 REAL_DATASETS = [name for name, d in DATASETS.items() if not d.num_labels]
 SCALE_DATASETS = [name for name, d in DATASETS.items() if d.num_labels]
@@ -214,6 +216,8 @@ def tfxc_worker(args) -> None:
     import scipy.sparse as sp
 
     from tfxc.config import load_config
+    from tfxc.model import num_parts
+    from tfxc.model_dir import ModelDir
 
     work = args.work
     shutil.rmtree(work, ignore_errors=True)
@@ -223,19 +227,18 @@ def tfxc_worker(args) -> None:
     sets = [f"--set={o}" for o in args.overrides]
     quiet = {"cwd": REPO, "check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     launched = time.time()  # wall clock, comparable with the repetitions' file times below
-    if config.model.head.name == "mach" and config.model.head.separate_encoders:
-        # MACH repetitions train as independent processes, two at a time (train.sh), which then merges
-        # them and evaluates the merged model.
+    parts = num_parts(config.model)
+    if parts > 1:
+        # Heads trained in independent parts (MACH's repetitions) train as separate processes, two at a time
+        # (train.sh), which then merges them and evaluates the merged model.
         env = dict(os.environ, PYTHON=sys.executable, TFXC_NO_TMUX="1")
         subprocess.run(["bash", "train.sh", args.config, "2", model_dir, *sets], env=env, **quiet)
-        # Training time: from the launch to the last repetition's final checkpoint. Each repetition saves at
-        # its last step and then evaluates itself on the test split; that evaluation, the merge and the merged
-        # model's evaluation are not training (each repetition's process start-up is counted).
-        from tfxc.training.trainer import CHECKPOINT_DIR, repetition_dir
-
+        # Training time: from the launch to the last part's final checkpoint. Each part saves at its last step
+        # and then evaluates itself on the test split; that evaluation, the merge and the merged model's
+        # evaluation are not training (each part's process start-up is counted).
         # "checkpoint" is the state file TensorFlow rewrites at every save, the last one at the last step.
-        ends = [os.path.getmtime(os.path.join(repetition_dir(model_dir, r), CHECKPOINT_DIR, "checkpoint"))
-                for r in range(config.model.head.num_repetitions)]
+        ends = [os.path.getmtime(os.path.join(ModelDir(model_dir).part(r).checkpoint_dir, "checkpoint"))
+                for r in range(parts)]
         train_s = max(ends) - launched
     else:
         subprocess.run([sys.executable, "-m", "tfxc.train", "--config", args.config, "--model-dir", model_dir,

@@ -21,6 +21,7 @@ import json, sys, time
 import numpy as np
 from tfxc._tf import tf
 from tfxc.config import load_config
+from tfxc.build_context import BuildContext
 from tfxc.model import build_model
 from tfxc.optimizers import build_optimizer
 from tfxc.utils.memory import peak_rss_gb
@@ -30,7 +31,7 @@ if head == "mach":
     sets += ["model.head.num_buckets=1000", "model.head.num_repetitions=4"]
 cfg = load_config(None, sets)
 t0 = time.time()
-model = build_model(cfg.model, num_features=10000, num_labels=L, seed=0)
+model = build_model(cfg.model, BuildContext(num_features=10000, num_labels=L, seed=0))
 build_s = time.time() - t0
 opt = build_optimizer(cfg.optimizer, total_steps=1000, sparse_variables=model.sparse_variables)
 opt.build(model.trainable_variables)

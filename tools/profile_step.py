@@ -16,6 +16,7 @@ from tfxc._tf import tf
 from tfxc.config import load_config
 from tfxc.data.convert import ensure_converted
 from tfxc.data.pipeline import train_dataset
+from tfxc.build_context import BuildContext
 from tfxc.model import build_model
 from tfxc.optimizers import build_optimizer
 
@@ -41,7 +42,7 @@ def main():
     batch = next(iter(train_dataset(info.files("train"), num_points=info.num_points("train"),
                                     global_batch_size=cfg.trainer.global_batch_size, seed=0,
                                     shuffle_buffer=cfg.data.shuffle_buffer, epoch=0)))
-    model = build_model(cfg.model, num_features=info.num_features, num_labels=info.num_labels, seed=0)
+    model = build_model(cfg.model, BuildContext.from_info(info, seed=0))
     opt = build_optimizer(cfg.optimizer, total_steps=1000, sparse_variables=model.sparse_variables)
     opt.build(model.trainable_variables)
     variables = model.trainable_variables

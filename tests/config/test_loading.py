@@ -30,10 +30,13 @@ def load(*overrides):
     ("optimizer.schedule=cosin", "optimizer.schedule 'cosin' is not one of"),
     ("runtime.cpu_replicas=2", "runtime.cpu_replicas (2) needs runtime.strategy 'mirrored'"),
     ("model.encoder.dropout=1.5", "model.encoder.dropout (1.5) must be in [0, 1)"),
-    ("optimizer.algorithm=scnt", "optimizer.algorithm 'scnt' is not one of \"\" (the head's loss), bsgd, asgd, "
-                                 "softplus, umax, sox, scent (did you mean 'scent'?)"),
-    ("optimizer.algorithm=scent", "optimizer.algorithm 'scent' scores sampled labels through the 'linear' head; "
-                                  "model.head.name is 'one_vs_all'"),
+    ("loss.name=scnt", "loss.name: unknown loss 'scnt' (did you mean 'scent'?); known: asgd, bsgd, head, "
+                       "scent, softplus, sox, umax"),
+    ("loss.name=scent", "loss 'scent' scores sampled labels through Head.label_logits, which head 'one_vs_all' "
+                        "does not have; use one of: linear"),
+    ("optimizer.algorithm=scent", "optimizer.algorithm has moved to loss.name"),
+    ("optimizer.umax_delta=1", "optimizer.umax_delta has moved to loss.delta"),
+    ("loss.rho=2", "loss: unknown key 'rho'"),
     ("data.source_dir=feats", "data.source_dir is for format 'dense', not 'tfrecord'"),
     ("trainer.eval_every_epochs=-1", "eval_every_epochs (-1.0) must be >= 0"),
 ])
@@ -49,13 +52,14 @@ def test_cross_field_rules_name_the_values():
     with pytest.raises(ConfigError, match="format 'pecos' needs both 'train' and 'test'"):
         load("data.format=pecos")
     linear = "model.head.name=linear"
-    with pytest.raises(ConfigError, match=r"optimizer.gamma \(0.0\) must be > 0 for algorithm 'asgd'"):
-        load(linear, "optimizer.algorithm=asgd")
-    with pytest.raises(ConfigError, match=r"optimizer.gamma \(2.0\) must be in \[0, 1\] for 'sox'"):
-        load(linear, "optimizer.algorithm=sox", "optimizer.gamma=2")
+    with pytest.raises(ConfigError, match=r"loss.gamma \(0.0\) must be > 0 for 'asgd'"):
+        load(linear, "loss.name=asgd")
+    with pytest.raises(ConfigError, match=r"loss.gamma \(2.0\) must be in \[0, 1\] for 'sox'"):
+        load(linear, "loss.name=sox", "loss.gamma=2")
     with pytest.raises(ConfigError, match="give either source_dir or the train/test/val files, not both"):
         load("data.format=dense", "data.source_dir=feats", "data.train=x.npy")
-    assert load(linear, "optimizer.algorithm=scent", "optimizer.gamma=12").optimizer.umax_delta == float("inf")
+    assert load(linear, "loss.name=umax", "loss.gamma=1").loss.delta == float("inf")
+    assert load(linear, "loss.name=softplus", "loss.gamma=1", "loss.rho=0.5").loss.rho == 0.5
 
 
 def test_overrides_and_defaults_round_trip(tmp_path):

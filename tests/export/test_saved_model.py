@@ -43,12 +43,10 @@ def test_reloaded_saved_model_gives_the_same_scores_in_a_fresh_process(trained):
     tmp, model_dir, export_dir = trained
     from tfxc.data.info import DatasetInfo
     from tfxc.data.tfrecord import read_all
-    from tfxc.evaluate import load_trained_config
-    from tfxc.training.trainer import restore_model
+    from tfxc.model_dir import ModelDir
     from tfxc._tf import tf
 
-    config = load_trained_config(str(model_dir))
-    model, info = restore_model(config, str(model_dir))
+    config, model, info = ModelDir(str(model_dir)).restore()
     rows = read_all(DatasetInfo.load(config.data.dir).files("test"))[:17]
     batch = {"feat_idx": np.concatenate([r["feat_idx"] for r in rows]).tolist(),
              "feat_val": np.concatenate([r["feat_val"] for r in rows]).tolist(),

@@ -1,5 +1,5 @@
-"""MACH head: losses and in-graph top-k against dense references; repetition-only training + merge equals
-joint training; train.sh end to end; the SavedModel agrees with the Cython gather."""
+"""MACH head: losses and in-graph top-k against dense references; repetitions trained apart as parts and
+merged equal joint training; train.sh end to end; the SavedModel agrees with the Cython gather."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from tfxc._tf import tf
 from tfxc.config import load_config
 from tfxc.heads.mach import mach_top_k_tf
 from tfxc.kernels.mach import mach_top_k
+from tfxc.build_context import BuildContext
 from tfxc.model import build_model
 
 LABELS = tf.ragged.constant([[1, 2, 30], [], [7], [4, 5]], tf.int64)
@@ -27,7 +28,7 @@ def make_model(loss="sigmoid", separate=True, reps=3, buckets=5, score="logit_su
                                 f"model.head.num_repetitions={reps}", f"model.head.loss={loss}",
                                 f"model.head.separate_encoders={str(separate).lower()}",
                                 f"model.head.score={score}", "model.encoder.embedding_dim=6"])
-    return build_model(config.model, num_features=20, num_labels=37, seed=3)
+    return build_model(config.model, BuildContext(num_features=20, num_labels=37, seed=3))
 
 
 def batch():
@@ -77,25 +78,26 @@ def test_feature_hashing_gives_each_repetition_its_own_hashed_feature_space(tmp_
     config = load_config(None, ["data.dir=u", "model.head.name=mach", "model.head.num_buckets=5",
                                 "model.head.num_repetitions=2", "model.head.feat_hash_dim=7",
                                 "model.encoder.embedding_dim=4"])
-    model = build_model(config.model, num_features=20, num_labels=37, seed=3, model_dir=str(tmp_path))
+    context = BuildContext(num_features=20, num_labels=37, seed=3, model_dir=str(tmp_path))
+    model = build_model(config.model, context)
     first, second = model.encoder.encoders
-    assert first.embeddings.shape == (7, 4) and second.embeddings.shape == (7, 4)
+    assert first.encoder.embeddings.shape == (7, 4) and second.encoder.embeddings.shape == (7, 4)
     assert not np.array_equal(first.feature_map.numpy(), second.feature_map.numpy())
     assert np.isfinite(model.per_example_loss(batch()).numpy()).all()
     # The lookup is saved on first use and reloaded (not rebuilt) afterwards; a changed B is refused.
     assert (tmp_path / "mach_lookup.npz").exists()
-    build_model(config.model, num_features=20, num_labels=37, seed=3, model_dir=str(tmp_path))
+    build_model(config.model, context)
     changed = load_config(None, ["data.dir=u", "model.head.name=mach", "model.head.num_buckets=6",
                                  "model.head.num_repetitions=2", "model.encoder.embedding_dim=4"])
     with pytest.raises(Exception, match="num_buckets"):
-        build_model(changed.model, num_features=20, num_labels=37, seed=3, model_dir=str(tmp_path))
+        build_model(changed.model, context)
 
 
 def test_parameters_do_not_grow_with_the_label_count():
     def count(num_labels):
         config = load_config(None, ["data.dir=u", "model.head.name=mach", "model.head.num_buckets=50",
                                     "model.head.num_repetitions=2", "model.encoder.embedding_dim=4"])
-        model = build_model(config.model, num_features=10, num_labels=num_labels, seed=0)
+        model = build_model(config.model, BuildContext(num_features=10, num_labels=num_labels, seed=0))
         return sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     assert count(1000) == count(100000)
 
@@ -111,8 +113,8 @@ def joint_and_merged(tmp_path_factory):
     joint, split = tmp / "joint", tmp / "split"
     run_cli("tfxc.train", "--config", config, "--model-dir", str(joint))
     for r in (0, 1):
-        run_cli("tfxc.train", "--config", config, "--model-dir", str(split), "--repetition", str(r))
-    run_cli("tfxc.train", "--config", config, "--model-dir", str(split), "--merge-repetitions")
+        run_cli("tfxc.train", "--config", config, "--model-dir", str(split), "--part", str(r))
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(split), "--merge-parts")
     return tmp, config, joint, split
 
 
@@ -137,13 +139,24 @@ def test_approximate_candidate_evaluation_equals_exact_when_it_keeps_every_bucke
     assert approx == pytest.approx(exact, abs=1e-6)
 
 
-def test_merge_refuses_an_unfinished_repetition(joint_and_merged, tmp_path):
+def test_merge_refuses_a_missing_or_unfinished_part(joint_and_merged, tmp_path):
     _, config, _, split = joint_and_merged
     partial = tmp_path / "partial"
-    shutil.copytree(split / "repetitions" / "rep-000", partial / "repetitions" / "rep-000")
-    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(partial), "--merge-repetitions",
+    shutil.copytree(split / "parts" / "part-000", partial / "parts" / "part-000")
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(partial), "--merge-parts", check=False)
+    assert result.returncode == 2 and "part 1 has no checkpoint" in result.stderr
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(split), "--merge-parts",
+                     "--set", "trainer.train_steps=24", check=False)
+    assert result.returncode == 2 and "part 0 in" in result.stderr and "different config" in result.stderr
+
+
+def test_a_part_of_a_head_that_trains_as_a_whole_is_refused(tmp_path):
+    config = tiny_config(tmp_path)
+    result = run_cli("tfxc.train", "--config", config, "--num-parts")
+    assert result.stdout.strip() == "1"
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "m"), "--part", "0",
                      check=False)
-    assert result.returncode == 2 and "repetition 1 has no checkpoint" in result.stderr
+    assert result.returncode == 2 and "trains as a whole" in result.stderr
 
 
 def test_saved_model_top_k_agrees_with_the_cython_gather(joint_and_merged):
@@ -151,11 +164,9 @@ def test_saved_model_top_k_agrees_with_the_cython_gather(joint_and_merged):
     run_cli("tfxc.export", "--model-dir", str(split), "--out", str(tmp / "saved"))
     from tfxc.data.info import DatasetInfo
     from tfxc.data.pipeline import eval_dataset
-    from tfxc.evaluate import load_trained_config
-    from tfxc.training.trainer import restore_model
+    from tfxc.model_dir import ModelDir
 
-    cfg = load_trained_config(str(split))
-    model, info = restore_model(cfg, str(split))
+    cfg, model, info = ModelDir(str(split)).restore()
     batch = next(iter(eval_dataset(DatasetInfo.load(cfg.data.dir).files("test"), 50)))
     host_scores, host_ids = model.head.evaluation_top_k(model, 5)(batch)
     flat = {"feat_idx": batch["feat_idx"].values.numpy().tolist(), "feat_val": batch["feat_val"].values.numpy().tolist(),
@@ -174,7 +185,7 @@ def test_saved_model_top_k_agrees_with_the_cython_gather(joint_and_merged):
 
 
 @pytest.mark.parametrize("use_tmux", [False, True])
-def test_train_sh_runs_repetitions_in_parallel_merges_and_evaluates(use_tmux, tmp_path):
+def test_train_sh_runs_the_parts_in_parallel_merges_and_evaluates(use_tmux, tmp_path):
     if use_tmux and shutil.which("tmux") is None:
         pytest.skip("tmux is not installed")
     config = tiny_config(tmp_path, model=MACH_MODEL, trainer={"train_steps": 8})
@@ -182,7 +193,7 @@ def test_train_sh_runs_repetitions_in_parallel_merges_and_evaluates(use_tmux, tm
     out = subprocess.run(["bash", "train.sh", config, "2", str(tmp_path / "model")], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    assert "repetition 0 done" in out.stdout and "repetition 1 done" in out.stdout
+    assert "part 0 done" in out.stdout and "part 1 done" in out.stdout
     assert "P@1" in out.stdout and "PSP@5" in out.stdout
     for r in (0, 1):
-        assert (tmp_path / "model" / "logs" / f"rep-00{r}.exit").read_text().strip() == "0"
+        assert (tmp_path / "model" / "logs" / f"part-00{r}.exit").read_text().strip() == "0"

@@ -7,6 +7,7 @@ import pytest
 
 from tfxc._tf import tf
 from tfxc.config import load_config
+from tfxc.build_context import BuildContext
 from tfxc.model import build_model
 
 
@@ -21,7 +22,7 @@ def make(head="one_vs_all", **encoder):
     overrides = ["data.dir=unused", f"model.head.name={head}"] + [
         f"model.encoder.{k}={v if not isinstance(v, list) else list(v)}" for k, v in encoder.items()]
     config = load_config(None, [o.replace("'", '"') for o in overrides])
-    return build_model(config.model, num_features=10, num_labels=11, seed=1)
+    return build_model(config.model, BuildContext(num_features=10, num_labels=11, seed=1))
 
 
 @pytest.mark.parametrize("head", ["one_vs_all", "softmax"])

@@ -3,27 +3,17 @@ processes on 127.0.0.1 reach the weights of single-process training on the same 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
-import numpy as np
 import pytest
-from helpers import checkpoint_weights, cli_env, free_ports, run_cli, tiny_config
+from helpers import assert_same_weights, checkpoint_weights, finish, run_cli, start_workers, tiny_config
 
 pytestmark = pytest.mark.distributed
 
 # No dropout: masks are drawn per replica, so they legitimately differ between layouts.
 MODEL = {"encoder": {"name": "sparse_bow", "embedding_dim": 16, "hidden_units": [16], "dropout": 0.0}}
-
-
-def assert_same_weights(a: dict, b: dict, atol: float) -> None:
-    assert a.keys() == b.keys() and a
-    for name in a:
-        np.testing.assert_allclose(a[name], b[name], atol=atol, rtol=0, err_msg=name)
 
 
 @pytest.fixture(scope="module")
@@ -40,37 +30,6 @@ def test_mirrored_two_cpus_matches_single_process(single_process_run, tmp_path):
                      "--set", "runtime.strategy=mirrored", "--set", "runtime.cpu_replicas=2")
     assert "2 replica(s)" in result.stderr
     assert_same_weights(checkpoint_weights(str(tmp_path / "model")), reference, atol=2e-5)
-
-
-def start_workers(config: str, model_dir: str, n: int, extra=(), start=None):
-    ports = free_ports(n)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    procs = []
-    for index in range(n) if start is None else start:
-        env = cli_env({"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})})
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "tfxc.train", "--config", config, "--model-dir", model_dir,
-             "--set", "runtime.strategy=multi_worker_mirrored", *extra],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True))
-    return procs
-
-
-def finish(procs, timeout: float):
-    """Waits for all processes (killing every one on timeout); returns [(rc, stderr)]."""
-    deadline = time.time() + timeout
-    out = []
-    try:
-        for p in procs:
-            _, err = p.communicate(timeout=max(deadline - time.time(), 1))
-            out.append((p.returncode, err))
-    except subprocess.TimeoutExpired:
-        raise AssertionError("workers did not finish in time") from None
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.communicate()
-    return out
 
 
 def test_multi_worker_two_processes_match_single_process(single_process_run, tmp_path):

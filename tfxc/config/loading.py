@@ -12,12 +12,13 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import typing
 from typing import Any
 
-from tfxc.config.schema import ExperimentConfig
+from tfxc.config.schema import MOVED_KEYS, ExperimentConfig
 from tfxc.errors import ConfigError
 from tfxc.registry import did_you_mean, get_registry
 from tfxc.utils.io import atomic_write_text
@@ -80,6 +81,10 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
         if key not in fields:
+            moved = MOVED_KEYS.get(f"{path}.{key}")
+            if moved:
+                raise ConfigError(f"{path}.{key} has moved to {moved} (the dual-variable objectives are "
+                                  'losses now, e.g. "loss": {"name": "scent", "gamma": 12})')
             raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(key, fields)}; "
                               f"valid keys: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
@@ -148,11 +153,23 @@ def read_json(path: str) -> dict:
             raise ConfigError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
 
 
+def import_modules(modules: Any) -> None:
+    """Imports the config's `imports` (modules that register heads, encoders or losses)."""
+    if not isinstance(modules, list) or not all(isinstance(m, str) and m for m in modules):
+        raise ConfigError(f"imports: expected a list of module names, got {modules!r}")
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as e:  # any failure of user code at import time is a config problem here
+            raise ConfigError(f"imports: cannot import '{module}' ({type(e).__name__}: {e})") from None
+
+
 def load_config(path: str | None, overrides: list[str] = ()) -> ExperimentConfig:
     """Reads a JSON config (or starts from the defaults if `path` is None), applies overrides, validates."""
     data = read_json(path) if path else {}
     data = apply_overrides(data, list(overrides))
     try:
+        import_modules(data.get("imports", []))
         return from_dict(ExperimentConfig, data).validate()
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}" if path else str(e)) from None

@@ -3,28 +3,29 @@
 JSON config files map one-to-one onto these classes (see `tfxc.config.loading`).
 Every field has a default, so `--print-config` can show the complete, resolved
 config. Cross-field rules live in each class's `validate()` and name the values
-involved. Head and encoder configs are polymorphic: their `name` picks a class
-from the registries in `tfxc.heads` / `tfxc.encoders`.
+involved. Head, encoder and loss configs are polymorphic: their `name` picks a
+class from the registries in `tfxc.heads` / `tfxc.encoders` / `tfxc.losses`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from tfxc.data.readers import FORMATS as SOURCE_FORMATS
 from tfxc.errors import ConfigError
-from tfxc.registry import did_you_mean
+from tfxc.registry import get_registry
 
 # Converted TFRecords as they are, every source format of the readers' table, or generated data.
 DATA_FORMATS = ("tfrecord", *SOURCE_FORMATS, "synthetic")
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 OPTIMIZERS = ("adam", "sgd")
-# The dual-variable objectives of tfxc.optimizers.dual (SCENT and its baselines); "" = the head's own loss.
-DUAL_OBJECTIVES = ("", "bsgd", "asgd", "softplus", "umax", "sox", "scent")
 SCHEDULES = ("constant", "cosine", "linear")
+# Keys that moved to another section: reading the old one is an error that says where it went.
+MOVED_KEYS = {"optimizer.algorithm": "loss.name", "optimizer.gamma": "loss.gamma",
+              "optimizer.softplus_rho": "loss.rho", "optimizer.umax_delta": "loss.delta",
+              "optimizer.negative_correction": "loss.negative_correction"}
 
 
 def _require(condition: bool, message: str) -> None:
@@ -197,20 +198,6 @@ class OptimizerConfig:
       weight_decay: decoupled weight decay (AdamW-style) on every variable except the
         sparse embedding tables (biases included, as Keras does); 0 = off.
       clip_norm: clip the global gradient norm (after the cross-replica sum); 0 = off.
-      algorithm: "" trains the head's own loss. Otherwise one of the dual-variable
-        objectives for extreme multi-class data (algorithms.md §4; SCENT, arXiv 2602.02877):
-        bsgd, asgd, softplus, umax, sox, scent. They sample the batch's unique labels as
-        negatives and keep one dual variable per training example; they need the
-        "linear" head. The paper pairs them with name "sgd", momentum 0, schedule "cosine".
-      gamma: the dual step: γ₀ for asgd/softplus/umax/sox (scheduled per epoch; sox with
-        0 uses γ₀ = 4.177·T^−0.7265), g = log α for scent (constant); unused by bsgd.
-      softplus_rho: softplus's ρ.
-      umax_delta: U-max's δ (Infinity = plain ASGD).
-      negative_correction: "none" averages exp(ℓ_ik) over the K−1 sampled negatives, as the
-        paper does (unbiased for the mean over classes only if classes are equally frequent);
-        "logq" weights sampled class k by 1/(C·π_k), with π_k = 1−(1−q_k)^B its chance of
-        appearing in a batch of B (q_k: its train frequency), a Horvitz–Thompson estimate of
-        the mean over all C classes, which long-tailed labels need.
     """
 
     name: str = "adam"
@@ -223,26 +210,8 @@ class OptimizerConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     clip_norm: float = 0.0
-    algorithm: str = ""
-    gamma: float = 0.0
-    softplus_rho: float = 1.0
-    umax_delta: float = math.inf
-    negative_correction: str = "none"
 
     def validate(self, path: str) -> None:
-        _require(self.algorithm in DUAL_OBJECTIVES,
-                 f"{path}.algorithm '{self.algorithm}' is not one of \"\" (the head's loss), "
-                 f"{', '.join(DUAL_OBJECTIVES[1:])}{did_you_mean(self.algorithm, DUAL_OBJECTIVES[1:])}")
-        if self.algorithm in ("asgd", "softplus", "umax"):
-            _require(self.gamma > 0, f"{path}.gamma ({self.gamma}) must be > 0 for algorithm '{self.algorithm}'")
-        if self.algorithm == "sox":
-            _require(0 <= self.gamma <= 1, f"{path}.gamma ({self.gamma}) must be in [0, 1] for 'sox' "
-                     "(0 = the paper's 4.177·T^-0.7265)")
-        _require(math.isfinite(self.gamma), f"{path}.gamma ({self.gamma}) must be finite")
-        _require(self.softplus_rho > 0, f"{path}.softplus_rho ({self.softplus_rho}) must be > 0")
-        _require(self.umax_delta >= 0, f"{path}.umax_delta ({self.umax_delta}) must be >= 0")
-        _require(self.negative_correction in ("none", "logq"),
-                 f"{path}.negative_correction '{self.negative_correction}' is not one of none, logq")
         _require(self.name in OPTIMIZERS, f"{path}.name '{self.name}' is not one of {', '.join(OPTIMIZERS)}")
         _require(self.schedule in SCHEDULES,
                  f"{path}.schedule '{self.schedule}' is not one of {', '.join(SCHEDULES)}")
@@ -362,10 +331,23 @@ class ExportConfig:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """The whole experiment; `validate()` checks every section and the rules across them."""
+    """The whole experiment; `validate()` checks every section and the rules across them.
 
+    Attributes:
+      imports: Python modules imported before the rest of the config is read, so
+        that heads, encoders or losses they register (e.g. a head of your own,
+        `HEADS.register("cosine", config=...)`) can be named in it.
+      loss: the training objective, picked by `name` from the registry in `tfxc.losses`:
+        "head" (the default) trains the head's own loss; bsgd, asgd, softplus, umax,
+        sox and scent are the dual-variable objectives for extreme multi-class data
+        (algorithms.md §4), e.g. {"name": "scent", "gamma": 12}.
+      data, model, optimizer, trainer, eval, runtime, export: the sections.
+    """
+
+    imports: tuple[str, ...] = ()
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    loss: Any = field(default=None, metadata={"registry": "loss", "default_name": "head"})
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -374,13 +356,17 @@ class ExperimentConfig:
 
     def validate(self) -> "ExperimentConfig":
         for f in dataclasses.fields(self):
-            getattr(self, f.name).validate(f.name)
+            if f.name != "imports":
+                getattr(self, f.name).validate(f.name)
         if self.runtime.strategy == "default":
             _require(self.runtime.cpu_replicas == 1,
                      f"runtime.cpu_replicas ({self.runtime.cpu_replicas}) needs runtime.strategy "
                      "'mirrored' or 'multi_worker_mirrored', not 'default'")
-        if self.optimizer.algorithm:
-            _require(self.model.head.name == "linear",
-                     f"optimizer.algorithm '{self.optimizer.algorithm}' scores sampled labels through the "
-                     f"'linear' head; model.head.name is '{self.model.head.name}'")
+        loss = get_registry("loss").get(self.loss.name)
+        head = get_registry("head").get(self.model.head.name)
+        if loss.needs_label_logits and not head.supports_label_logits:
+            heads = [name for name in get_registry("head").names()
+                     if get_registry("head").get(name).supports_label_logits]
+            _require(False, f"loss '{self.loss.name}' scores sampled labels through Head.label_logits, which "
+                     f"head '{self.model.head.name}' does not have; use one of: {', '.join(heads)}")
         return self

@@ -20,6 +20,7 @@ from tfxc.data.tfrecord import parse_batch
 
 
 def steps_per_epoch(num_points: int, global_batch_size: int) -> int:
+    """Global batches in one epoch: the last incomplete batch is dropped."""
     return max(num_points // global_batch_size, 1)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tfxc._tf import keras, tf
+from tfxc._tf import tf
+from tfxc.encoders.base import Encoder
 from tfxc.errors import ConfigError
 
 # A dense vector of this many features per row is the most this encoder will build.
@@ -27,7 +28,7 @@ class DenseFeaturesEncoderConfig:
         pass
 
 
-class DenseFeaturesEncoder(keras.layers.Layer):
+class DenseFeaturesEncoder(Encoder):
     """Scatters each row's features into a dense float32 [B, num_features] vector; no weights.
 
     For data that is already an embedding (e.g. 512-d face or image features
@@ -49,11 +50,8 @@ class DenseFeaturesEncoder(keras.layers.Layer):
         self.num_features, self.normalize = num_features, normalize
 
     @classmethod
-    def from_config_dataclass(cls, config: DenseFeaturesEncoderConfig, *, num_features: int, seed=None,
-                              feature_map=None, name="encoder"):
-        if feature_map is not None:
-            raise ConfigError("model.encoder 'dense_features' does not support MACH feature hashing")
-        return cls(num_features, normalize=config.normalize, name=name)
+    def from_config_dataclass(cls, config: DenseFeaturesEncoderConfig, context, *, name="encoder"):
+        return cls(context.num_features, normalize=config.normalize, name=name)
 
     @property
     def output_dim(self) -> int:
@@ -70,10 +68,6 @@ class DenseFeaturesEncoder(keras.layers.Layer):
         if self.normalize:
             x = tf.math.l2_normalize(x, axis=1)
         return x
-
-    @property
-    def sparse_variables(self) -> list:
-        return []
 
     def get_config(self):
         return {**super().get_config(), "num_features": self.num_features, "normalize": self.normalize}

@@ -1,11 +1,12 @@
-"""One encoder per repetition (MACH's independent networks), stacked along axis 1."""
+"""Independent encoders of the same inputs, stacked along axis 1 (e.g. MACH's per-repetition networks)."""
 
 from __future__ import annotations
 
-from tfxc._tf import keras, tf
+from tfxc._tf import tf
+from tfxc.encoders.base import Encoder
 
 
-class RepeatedEncoder(keras.layers.Layer):
+class RepeatedEncoder(Encoder):
     """Applies R independent encoders to the same inputs.
 
     Args:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from tfxc._tf import keras, tf
+from tfxc.encoders.base import Encoder
 from tfxc.errors import ConfigError
 
 
@@ -69,7 +68,7 @@ def embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val: tf.Ra
     return tf.math.unsorted_segment_sum(rows, feat_idx.value_rowids(), feat_idx.nrows())
 
 
-class SparseBowEncoder(keras.layers.Layer):
+class SparseBowEncoder(Encoder):
     """Encodes sparse feature rows (bag of words, TF-IDF) into dense vectors.
 
     `x -> act(x·E + b) -> dropout -> [Dense -> act -> dropout]*`, where x·E is an
@@ -84,9 +83,6 @@ class SparseBowEncoder(keras.layers.Layer):
       dropout: dropout rate after each activation.
       normalize_inputs: L2-normalise the feature values of each row.
       seed: seeds the initialisers and dropout (None: Keras' global seed).
-      feature_map: optional int32 [num_input_features] mapping feature ids to
-        [0, num_features), e.g. MACH's per-repetition feature hashing; ids that
-        collide are summed (algorithms.md §2.3).
 
     Call args:
       inputs: {"feat_idx": int64 ragged [B, None], "feat_val": float32 ragged [B, None]}.
@@ -102,7 +98,7 @@ class SparseBowEncoder(keras.layers.Layer):
     """
 
     def __init__(self, num_features: int, embedding_dim: int, hidden_units=(), activation="relu",
-                 dropout=0.0, normalize_inputs=False, seed=None, feature_map=None, init_stddev=0.0, **kwargs):
+                 dropout=0.0, normalize_inputs=False, seed=None, init_stddev=0.0, **kwargs):
         super().__init__(**kwargs)
         self.init_stddev = init_stddev
         self.num_features = num_features
@@ -112,7 +108,6 @@ class SparseBowEncoder(keras.layers.Layer):
         self.dropout = dropout
         self.normalize_inputs = normalize_inputs
         self.seed = seed
-        self.feature_map_values = None if feature_map is None else np.asarray(feature_map, np.int32)
         self._act = keras.activations.get(activation)
         # Sub-layers are plain attributes, not list items: tf.train.Checkpoint
         # does not see into Keras 3's tracked lists, so listed layers would be
@@ -137,10 +132,9 @@ class SparseBowEncoder(keras.layers.Layer):
         return keras.initializers.GlorotUniform(seed=None if self.seed is None else self.seed + 101 * index)
 
     @classmethod
-    def from_config_dataclass(cls, config: SparseBowEncoderConfig, *, num_features: int, seed=None,
-                              feature_map=None, name="encoder"):
-        encoder = cls(num_features, config.embedding_dim, config.hidden_units, config.activation,
-                      config.dropout, config.normalize_inputs, seed=seed, feature_map=feature_map,
+    def from_config_dataclass(cls, config: SparseBowEncoderConfig, context, *, name="encoder"):
+        encoder = cls(context.num_features, config.embedding_dim, config.hidden_units, config.activation,
+                      config.dropout, config.normalize_inputs, seed=context.seed,
                       init_stddev=config.init_stddev, name=name)
         encoder.trainable = config.trainable
         return encoder
@@ -154,10 +148,6 @@ class SparseBowEncoder(keras.layers.Layer):
                        if self.init_stddev else self._initializer(0))
         self.embeddings = self.add_weight(shape=(self.num_features, self.embedding_dim), name="embeddings",
                                           initializer=initializer)
-        if self.feature_map_values is not None:
-            values = self.feature_map_values
-            self.feature_map = self.add_weight(shape=values.shape, name="feature_map", dtype="int32",
-                                               trainable=False, initializer=lambda shape, dtype=None: values)
         self.bias = self.add_weight(shape=(self.embedding_dim,), name="bias", initializer="zeros")
         width = self.embedding_dim
         for layer in self.hidden_layers:
@@ -167,8 +157,6 @@ class SparseBowEncoder(keras.layers.Layer):
 
     def call(self, inputs, training=False):
         feat_idx, feat_val = inputs["feat_idx"], inputs["feat_val"]
-        if self.feature_map_values is not None:
-            feat_idx = feat_idx.with_values(tf.cast(tf.gather(self.feature_map.value, feat_idx.values), tf.int64))
         if self.normalize_inputs:
             norm = tf.sqrt(tf.reduce_sum(tf.square(feat_val), axis=1, keepdims=True))
             feat_val = feat_val / tf.maximum(norm, 1e-12)

@@ -18,9 +18,9 @@ def pad_ids(ids: np.ndarray, k: int) -> np.ndarray:
 class Evaluator:
     """Computes P@k, nDCG@k, PSP@k, PSnDCG@k, R@k (and Acc@k for multi-class data) on one split.
 
-    On multi-class data with a head that has `softmax_statistics` (the
-    "linear" head) it also reports "CE", the full-softmax cross-entropy over
-    all labels (nats, mean over points), from the same blockwise pass that
+    On multi-class data with a head that supports `softmax_statistics` (e.g.
+    the "linear" head) it also reports "CE", the full-softmax cross-entropy
+    over all labels (nats, mean over points), from the same blockwise pass that
     ranks the labels.
 
     Args:
@@ -38,7 +38,7 @@ class Evaluator:
         stats = info.splits[split]
         self.multiclass = stats["avg_labels_per_point"] == 1.0 and stats["points_without_labels"] == 0
         self._softmax_statistics = None
-        if self.multiclass and hasattr(model.head, "softmax_statistics"):
+        if self.multiclass and model.head.supports_softmax_statistics:
             self._softmax_statistics = tf.function(
                 lambda batch: model.head.softmax_statistics(model.encoder(batch, training=False),
                                                             batch["labels"].values, k), reduce_retracing=True)
@@ -80,3 +80,9 @@ class Evaluator:
         out = metrics.result()
         out["CE"] = ce_total / out["num_points"] if out["num_points"] else float("nan")
         return out
+
+
+def format_metrics(metrics: dict) -> str:
+    """The headline metrics on one line: "P@1 65.17 P@3 40.77 ..." (P, nDCG, PSP, Acc, CE)."""
+    keys = [k for k in metrics if k.split("@")[0] in ("P", "nDCG", "PSP", "Acc", "CE")]
+    return " ".join(f"{k} {metrics[k]:.2f}" for k in keys)

@@ -20,13 +20,11 @@ def main(argv=None):
     parser.add_argument("--top-k", type=int, default=None, help="k of serving_default (default: export.top_k)")
     args = parser.parse_args(argv)
     setup_logging()
-    from tfxc.evaluate import load_trained_config
     from tfxc.export.saved_model import export_saved_model
-    from tfxc.training.trainer import restore_model
+    from tfxc.model_dir import ModelDir
 
-    config = load_trained_config(args.model_dir)
-    model, info = restore_model(config, args.model_dir)
-    export_saved_model(model, config, info, args.out, top_k=args.top_k)
+    trained = ModelDir(args.model_dir).restore()
+    export_saved_model(trained.model, trained.config, trained.info, args.out, top_k=args.top_k)
     logging.getLogger("tfxc.export").info("wrote SavedModel to %s", args.out)
     return 0
 

@@ -4,16 +4,36 @@ A head maps encoder features [B, dim] to label scores and owns its loss, so
 the training loop, the evaluator and the SavedModel never need to know which
 head they drive:
 
-  outputs = head(features, training)              # head-specific (logits, bucket logits, ...)
-  loss    = head.per_example_loss(outputs, labels) # float32 [B]
-  scores, ids = head.top_k(features, k)            # float32 [B, k], int64 [B, k], best first
+  head    = HeadClass.from_config_dataclass(config, context)   # the one build entry point
+  encoder = head.make_encoder(encoder_config, context)           # how the head wants its encoder
+  outputs = head(features, training)               # head-specific (logits, bucket logits, ...)
+  loss    = head.per_example_loss(outputs, labels)  # float32 [B]
+  scores, ids = head.top_k(features, k)             # float32 [B, k], int64 [B, k], best first
 
 `top_k` is first-class so that evaluation and serving never materialise a
 dense [N, L] score matrix; heads over huge label spaces compute it from
 buckets, trees or label chunks.
+
+Optional abilities are declared here with defaults, and a head that has one
+overrides the method and sets the matching class flag (flags are read from
+the class, so a config can be checked before anything is built):
+
+* `label_logits` (`supports_label_logits`): logits of a subset of labels, for
+  sampled objectives (`tfxc.losses`).
+* `softmax_statistics` (`supports_softmax_statistics`): the full-softmax
+  cross-entropy next to the top-k, for evaluation on multi-class data.
+* `evaluation_top_k`: a host-side top-k for evaluation (default: `top_k` in a
+  tf.function).
+* `make_encoder`: how the encoder is arranged (default: one encoder from the
+  registry).
+* `num_parts` / `merge_parts`: heads trained in independent parts (MACH's
+  repetitions) say how many; each part trains alone (`tfxc.train --part r`) and
+  the whole model is assembled from them afterwards.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from tfxc._tf import keras, tf
 
@@ -25,10 +45,28 @@ class Head(keras.layers.Layer):
       num_labels: size of the label space L.
     """
 
+    #: `label_logits` is implemented (sampled objectives need it).
+    supports_label_logits: ClassVar[bool] = False
+    #: `softmax_statistics` is implemented (evaluation then reports "CE").
+    supports_softmax_statistics: ClassVar[bool] = False
+
     def __init__(self, num_labels: int, **kwargs):
         super().__init__(**kwargs)
         self.num_labels = num_labels
 
+    # === Building ===
+    @classmethod
+    def from_config_dataclass(cls, config, context) -> "Head":
+        """Builds the head from its config dataclass and a `tfxc.build_context.BuildContext`."""
+        raise NotImplementedError(f"{cls.__name__} must implement from_config_dataclass(config, context)")
+
+    def make_encoder(self, encoder_config, context):
+        """The encoder this head is trained on: by default one encoder from the registry."""
+        from tfxc.encoders import ENCODERS
+
+        return ENCODERS.build(encoder_config, context)
+
+    # === Required ===
     def per_example_loss(self, outputs, labels: tf.RaggedTensor) -> tf.Tensor:
         """Loss of each example, float32 [B]; `labels` is int64 ragged [B, None]."""
         raise NotImplementedError
@@ -39,6 +77,24 @@ class Head(keras.layers.Layer):
         `k` is a Python int or a scalar int32 tensor; heads clip it to num_labels.
         """
         raise NotImplementedError
+
+    # === Optional abilities ===
+    def label_logits(self, features: tf.Tensor, label_ids: tf.Tensor) -> tf.Tensor:
+        """Logits of selected labels: float32 [B, K] for features [B, dim] and label_ids int [K]."""
+        raise NotImplementedError(f"{type(self).__name__} cannot score a subset of labels")
+
+    def softmax_statistics(self, features: tf.Tensor, labels: tf.Tensor, k):
+        """One pass over all labels for evaluation on multi-class data.
+
+        Args:
+          features: float32 [B, dim].
+          labels: int64 [B], one label per row.
+          k: how many best labels to return.
+
+        Returns:
+          (cross_entropy float32 [B], top-k logits float32 [B, k], top-k ids int64 [B, k]).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no full-softmax statistics")
 
     def evaluation_top_k(self, model, k: int):
         """A callable batch -> (scores float32 [B, k], ids int64 [B, k]) as NumPy, for evaluation.
@@ -54,8 +110,18 @@ class Head(keras.layers.Layer):
 
         return top_k
 
+    @classmethod
+    def num_parts(cls, config) -> int:
+        """How many independently trainable parts a head of `config` has (1: it trains as a whole)."""
+        return 1
+
+    def merge_parts(self, model, parts: list) -> None:
+        """Sets the weights of `model` (built whole, with this head) from models of its parts, in part order."""
+        raise NotImplementedError(f"{type(self).__name__} trains as a whole; it has no parts to merge")
+
     @property
     def sparse_variables(self) -> list:
+        """Variables whose gradients are row-sparse (`tf.IndexedSlices`); updated lazily."""
         return []
 
     def get_config(self):

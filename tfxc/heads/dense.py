@@ -138,9 +138,9 @@ class OneVsAllHead(DenseLabelHead):
     """
 
     @classmethod
-    def from_config_dataclass(cls, config: OneVsAllHeadConfig, *, num_labels: int, seed=None):
-        # `seed` is unused: the Glorot initialiser draws from Keras' global seed (runtime.seed).
-        return cls(num_labels, use_bias=config.use_bias, name="head")
+    def from_config_dataclass(cls, config: OneVsAllHeadConfig, context):
+        # context.seed is unused: the Glorot initialiser draws from Keras' global seed (runtime.seed).
+        return cls(context.num_labels, use_bias=config.use_bias, name="head")
 
     def per_example_loss(self, logits, labels):
         return tf.reduce_sum(tf.nn.softplus(logits), axis=1) - tf.reduce_sum(positive_logits(logits, labels), axis=1)
@@ -168,8 +168,9 @@ class SoftmaxHead(DenseLabelHead):
         self.label_smoothing = label_smoothing
 
     @classmethod
-    def from_config_dataclass(cls, config: SoftmaxHeadConfig, *, num_labels: int, seed=None):
-        return cls(num_labels, use_bias=config.use_bias, label_smoothing=config.label_smoothing, name="head")
+    def from_config_dataclass(cls, config: SoftmaxHeadConfig, context):
+        return cls(context.num_labels, use_bias=config.use_bias, label_smoothing=config.label_smoothing,
+                   name="head")
 
     def per_example_loss(self, logits, labels):
         return softmax_cross_entropy(logits, labels, self.label_smoothing)

@@ -38,7 +38,7 @@ class LinearHead(Head):
     The row layout is what makes sampled objectives cheap: `label_logits`
     gathers the rows of a few labels, so the gradient is an IndexedSlices over
     those rows and a row-sparse optimizer touches nothing else (the SCENT-family
-    dual objectives of `tfxc.training.dual_objective` score only the batch's
+    dual objectives of `tfxc.losses` score only the batch's
     unique labels). Ranking and the full-softmax cross-entropy are computed in
     label blocks (`softmax_statistics`, `top_k`), never as a [B, L] matrix.
 
@@ -49,13 +49,17 @@ class LinearHead(Head):
     moderate L). Scores of `top_k`: softmax probabilities.
     """
 
+    supports_label_logits = True
+    supports_softmax_statistics = True
+
     def __init__(self, num_labels: int, use_bias: bool = False, init_stddev: float = 0.01, seed=None, **kwargs):
         super().__init__(num_labels, **kwargs)
         self.use_bias, self.init_stddev, self.seed = use_bias, init_stddev, seed
 
     @classmethod
-    def from_config_dataclass(cls, config: LinearHeadConfig, *, num_labels: int, seed=None):
-        return cls(num_labels, use_bias=config.use_bias, init_stddev=config.init_stddev, seed=seed, name="head")
+    def from_config_dataclass(cls, config: LinearHeadConfig, context):
+        return cls(context.num_labels, use_bias=config.use_bias, init_stddev=config.init_stddev, seed=context.seed,
+                   name="head")
 
     def build(self, input_shape):
         self.kernel = self.add_weight(shape=(self.num_labels, input_shape[-1]), name="kernel",
@@ -66,7 +70,6 @@ class LinearHead(Head):
         self.built = True
 
     def label_logits(self, features: tf.Tensor, label_ids: tf.Tensor) -> tf.Tensor:
-        """Logits of selected labels: float32 [B, K] for features [B, dim] and label_ids int [K]."""
         # tf.gather on the raw variable along axis 0 keeps the gradient row-sparse.
         logits = tf.matmul(features, tf.gather(self.kernel.value, label_ids), transpose_b=True)
         return logits + tf.gather(self.bias.value, label_ids) if self.use_bias else logits
@@ -83,17 +86,7 @@ class LinearHead(Head):
         return softmax_cross_entropy(logits, labels)
 
     def softmax_statistics(self, features: tf.Tensor, labels: tf.Tensor, k):
-        """One blockwise pass over all labels for evaluation.
-
-        Args:
-          features: float32 [B, dim].
-          labels: int64 [B], one label per row (multi-class).
-          k: how many best labels to return.
-
-        Returns:
-          (cross_entropy float32 [B] = logsumexp_l z_l − z_y, top-k logits float32 [B, k],
-           top-k ids int64 [B, k]).
-        """
+        """One blockwise pass over all labels; cross_entropy = logsumexp_l z_l − z_y (see `Head`)."""
         vals, ids, lse = chunked_top_k(lambda a, b: self._chunk_logits(features, a, b), self.num_labels, k,
                                        LABEL_CHUNK)
         own = tf.reduce_sum(features * tf.gather(self.kernel.value, labels), axis=1)

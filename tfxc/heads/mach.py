@@ -11,20 +11,28 @@ code's choice) or bucket probabilities. Parameters grow with R·B, not with L;
 only the int32 lookup [R, L] depends on L.
 
 Repetitions never communicate: with `separate_encoders` (the original) each
-has its own encoder, so `tfxc.train --repetition r` can train them in separate
-processes or machines and `--merge-repetitions` stacks them into one model.
+has its own encoder, so the head has R independent parts (`Head.num_parts`):
+`tfxc.train --part r` trains repetition r alone, in its own process or on
+another machine, and `--merge-parts` stacks them into one model (`train.sh`
+does both).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from tfxc._tf import keras, tf
+from tfxc.encoders import ENCODERS, Encoder, RepeatedEncoder
 from tfxc.errors import ConfigError
-from tfxc.hashing import MachLookup
+from tfxc.hashing import MachLookup, feature_map
 from tfxc.heads.base import Head
+
+# The label -> bucket lookup, saved in the model directory on first use and reloaded (checked) afterwards.
+MACH_LOOKUP_FILE = "mach_lookup.npz"
 
 # Labels gathered per step of the in-graph top-k (bounds the [R, batch, chunk] temporary).
 TOP_K_LABEL_CHUNK = 4096
@@ -38,8 +46,9 @@ class MachHeadConfig:
       name: "mach".
       num_buckets: B, buckets per repetition.
       num_repetitions: R, independent hash tables / classifiers.
-      separate_encoders: one encoder per repetition (the original MACH; needed
-        for `--repetition` training); else all repetitions share one encoder.
+      separate_encoders: one encoder per repetition (the original MACH; the
+        repetitions are then independent parts, trainable apart with
+        `tfxc.train --part r`); else all repetitions share one encoder.
       loss: "sigmoid" (multi-label: BCE on multi-hot bucket targets) or
         "softmax" (multi-class: softmax over the B buckets).
       score: "logit_sum" (Σ_r logit_r[h_r(c)], the original's choice) or
@@ -106,31 +115,73 @@ class MachHead(Head):
 
     def __init__(self, num_labels: int, num_buckets: int, repetitions, loss="sigmoid", score="logit_sum",
                  per_repetition_features=True, seed=None, eval_top_buckets=0, eval_min_freq=2, lookup=None,
-                 **kwargs):
+                 feat_hash_dim=0, **kwargs):
         super().__init__(num_labels, **kwargs)
         self.num_buckets = num_buckets
         self.repetitions = tuple(int(r) for r in repetitions)
         self.loss, self.score = loss, score
         self.per_repetition_features = per_repetition_features
         self.seed = seed
+        self.feat_hash_dim = feat_hash_dim
         self.eval_top_buckets, self.eval_min_freq = eval_top_buckets, eval_min_freq
         self.mach_lookup = lookup or MachLookup.build(num_labels, num_buckets, self.repetitions)
         if self.mach_lookup.seeds != self.repetitions or self.mach_lookup.num_buckets != num_buckets:
             raise ConfigError(f"the MACH lookup holds repetitions {self.mach_lookup.seeds} with "
                               f"{self.mach_lookup.num_buckets} buckets, not {self.repetitions} with {num_buckets}")
 
+    # === Building ===
     @classmethod
-    def from_config_dataclass(cls, config: MachHeadConfig, *, num_labels: int, repetitions=None, seed=None,
-                              lookup_path: str | None = None):
-        """`lookup_path`: a saved `MachLookup` to reload (and check), or to create on first use."""
-        reps = tuple(range(config.num_repetitions) if repetitions is None else repetitions)
+    def from_config_dataclass(cls, config: MachHeadConfig, context):
+        """Builds all repetitions, or repetition `context.part` alone.
+
+        With a `context.model_dir`, the lookup is reloaded (and checked) from
+        `MACH_LOOKUP_FILE` there, or created and saved on first use.
+        """
+        reps = tuple(range(config.num_repetitions)) if context.part is None else (context.part,)
+        num_labels = context.num_labels
         if config.num_buckets >= num_labels:
             raise ConfigError(f"model.head.num_buckets ({config.num_buckets}) must be smaller than the number "
                               f"of labels ({num_labels}), or MACH has nothing to compress")
-        lookup = MachLookup.load_or_build(lookup_path, num_labels, config.num_buckets, reps) if lookup_path else None
+        lookup = None
+        if context.model_dir:
+            lookup = MachLookup.load_or_build(os.path.join(context.model_dir, MACH_LOOKUP_FILE), num_labels,
+                                              config.num_buckets, reps)
         return cls(num_labels, config.num_buckets, reps, config.loss, config.score, config.separate_encoders,
-                   seed=seed, eval_top_buckets=config.eval_top_buckets, eval_min_freq=config.eval_min_freq,
-                   lookup=lookup, name="head")
+                   seed=context.seed, eval_top_buckets=config.eval_top_buckets, eval_min_freq=config.eval_min_freq,
+                   lookup=lookup, feat_hash_dim=config.feat_hash_dim, name="head")
+
+    @classmethod
+    def num_parts(cls, config: MachHeadConfig) -> int:
+        return config.num_repetitions if config.separate_encoders else 1
+
+    def make_encoder(self, encoder_config, context):
+        """One shared encoder, or (separate_encoders) one per repetition, each seeded by its repetition
+        and, with feat_hash_dim, reading its own hashing of the feature ids."""
+        if not self.per_repetition_features:
+            return super().make_encoder(encoder_config, context)
+        encoders = []
+        for r in self.repetitions:
+            hashed = self.feat_hash_dim
+            own = dataclasses.replace(context, seed=repetition_seed(context.seed, r),
+                                      num_features=hashed or context.num_features)
+            encoder = ENCODERS.build(encoder_config, own, name=f"encoder_{r}")
+            if hashed:
+                encoder = HashedFeatures(encoder, feature_map(context.num_features, hashed, seed=r),
+                                         name=f"hashed_encoder_{r}")
+            encoders.append(encoder)
+        return RepeatedEncoder(encoders, self.repetitions, name="encoder")
+
+    def merge_parts(self, model, parts: list) -> None:
+        """Copies repetition i's encoder and kernel/bias slice from `parts[i]` (a model of that repetition)."""
+        if [part.head.repetitions for part in parts] != [(r,) for r in self.repetitions]:
+            raise ValueError(f"expected one part per repetition {self.repetitions}, in order")
+        kernel, bias = self.kernel.numpy(), self.bias.numpy()
+        for i, part in enumerate(parts):
+            for target, source in zip(model.encoder.encoders[i].variables, part.encoder.encoders[0].variables):
+                target.assign(source.numpy())
+            kernel[i], bias[i] = part.head.kernel.numpy()[0], part.head.bias.numpy()[0]
+        self.kernel.assign(kernel)
+        self.bias.assign(bias)
 
     @property
     def num_repetitions(self) -> int:
@@ -216,7 +267,45 @@ class MachHead(Head):
     def get_config(self):
         return {**super().get_config(), "num_buckets": self.num_buckets, "repetitions": list(self.repetitions),
                 "loss": self.loss, "score": self.score, "per_repetition_features": self.per_repetition_features,
-                "seed": self.seed}
+                "seed": self.seed, "feat_hash_dim": self.feat_hash_dim}
+
+
+class HashedFeatures(Encoder):
+    """Feeds the wrapped encoder hashed feature ids: x̃[g(j)] = Σ_{j': g(j') = g(j)} x[j'] (algorithms.md §2.3).
+
+    Args:
+      encoder: built on the hashed feature space [0, feat_hash_dim).
+      mapping: int32 [num_features], g(j) for every original feature id j (a
+        non-trainable weight, so the SavedModel carries it).
+
+    Call args / returns: as the wrapped encoder.
+    """
+
+    def __init__(self, encoder, mapping, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.mapping_values = np.asarray(mapping, np.int32)
+
+    @property
+    def output_dim(self) -> int:
+        return self.encoder.output_dim
+
+    @property
+    def sparse_variables(self) -> list:
+        return self.encoder.sparse_variables
+
+    def build(self, input_shape=None):
+        values = self.mapping_values
+        self.feature_map = self.add_weight(shape=values.shape, name="feature_map", dtype="int32", trainable=False,
+                                           initializer=lambda shape, dtype=None: values)
+        self.encoder.build()
+        self.built = True
+
+    def call(self, inputs, training=False):
+        feat_idx = inputs["feat_idx"]
+        # Collisions within a row are summed by the encoder's embedding bag.
+        hashed = feat_idx.with_values(tf.cast(tf.gather(self.feature_map.value, feat_idx.values), tf.int64))
+        return self.encoder({**inputs, "feat_idx": hashed}, training=training)
 
 
 def mach_top_k_tf(bucket_scores, lookup, k, chunk: int = TOP_K_LABEL_CHUNK):

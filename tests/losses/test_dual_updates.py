@@ -9,7 +9,7 @@ import pytest
 from dual_reference import numpy_step
 
 from tfxc._tf import tf
-from tfxc.optimizers.dual import (dual_step, gamma_at_epoch, in_batch_margins, log_mean_negatives, scent_gamma,
+from tfxc.losses.dual_updates import (dual_step, gamma_at_epoch, in_batch_margins, log_mean_negatives, scent_gamma,
                                   weight_loss)
 
 RNG = np.random.default_rng(0)

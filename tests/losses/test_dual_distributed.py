@@ -17,8 +17,8 @@ import sys
 import numpy as np
 import pytest
 from helpers import REPO, checkpoint_nu, checkpoint_weights, cli_env, run_cli
-from test_distributed import assert_same_weights, finish, start_workers
-from test_dual_objective import dense_config
+from helpers import assert_same_weights, finish, start_workers
+from test_dual import dense_config
 
 pytestmark = pytest.mark.distributed
 
@@ -57,11 +57,15 @@ def test_multi_worker_nu_matches_single_process(reference, tmp_path):
 CRASH_AFTER_CHECKPOINT = """
 import os, sys
 from tfxc.config import load_config
+from tfxc.data.convert import ensure_converted
+from tfxc.training.distribute import make_strategy
 from tfxc.training.trainer import Trainer
 
 config_path, model_dir, crash_step = sys.argv[1], sys.argv[2], int(sys.argv[3])
-trainer = Trainer(load_config(config_path, ["trainer.epochs=2", "trainer.eval_every_epochs=0"]), model_dir)
-save = trainer._save
+config = load_config(config_path, ["trainer.epochs=2", "trainer.eval_every_epochs=0"])
+strategy = make_strategy(config.runtime)
+trainer = Trainer(config, model_dir, ensure_converted(config.data), strategy)
+save = trainer.controller.save
 
 
 def save_then_die(step, last_saved):
@@ -70,7 +74,7 @@ def save_then_die(step, last_saved):
         os._exit(3)  # no clean-up, like a kill
 
 
-trainer._save = save_then_die
+trainer.controller.save = save_then_die
 trainer.train()
 """
 

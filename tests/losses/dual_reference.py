@@ -1,7 +1,7 @@
 """A NumPy transcription of the dual-variable updates of algorithms.md §4.3 (SCENT and its baselines).
 
 Row by row and without vectorisation, so it reads like the spec's table; the TF
-implementation in `tfxc.optimizers.dual` and the training loop are tested against it.
+implementation in `tfxc.losses.dual_updates` and the training loop are tested against it.
 """
 
 from __future__ import annotations

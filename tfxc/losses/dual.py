@@ -3,8 +3,8 @@
 Reference: "A Geometry-Aware Efficient Algorithm for Compositional Entropic Risk
 Minimization" (SCENT, arXiv 2602.02877) and the baselines it compares against
 (BSGD, ASGD, ASGD-softplus, U-max, SOX); spec in algorithms.md §4. The update
-rules themselves are the pure functions of `tfxc.optimizers.dual`; this module
-owns their state and wires them into a distributed step.
+rules themselves are the pure functions of `tfxc.losses.dual_updates`; this
+module owns their state and configs and wires them into a distributed step.
 
 Per step, on every replica:
   1. the labels of the *global* batch are all-gathered and de-duplicated into
@@ -33,39 +33,146 @@ from __future__ import annotations
 
 import numpy as np
 
+import dataclasses
+import math
+from dataclasses import dataclass
+
 from tfxc._tf import tf
-from tfxc.errors import DataError
-from tfxc.optimizers import dual
+from tfxc.errors import ConfigError, DataError
+from tfxc.losses import dual_updates as dual
+from tfxc.losses.base import Objective
+
+NEGATIVE_CORRECTIONS = ("none", "logq")
 
 
-class DualObjective(tf.Module):
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+# === Configs ===
+@dataclass(frozen=True)
+class SampledSoftmaxConfig:
+    """BSGD: the softmax cross-entropy over the batch's unique labels (no dual variable).
+
+    Attributes:
+      name: "bsgd".
+      negative_correction: "none" averages exp(ℓ_ik) over the K−1 sampled negatives, as the
+        SCENT paper does (unbiased for the mean over classes only if classes are equally
+        frequent); "logq" weights sampled class k by 1/(C·π_k), with π_k = 1−(1−q_k)^B its chance
+        of appearing in a batch of B (q_k: its train frequency), a Horvitz–Thompson estimate of
+        the mean over all C classes, which long-tailed labels need.
+    """
+
+    name: str = "bsgd"
+    negative_correction: str = "none"
+
+    def validate(self, path: str) -> None:
+        _require(self.negative_correction in NEGATIVE_CORRECTIONS,
+                 f"{path}.negative_correction '{self.negative_correction}' is not one of "
+                 f"{', '.join(NEGATIVE_CORRECTIONS)}")
+
+
+@dataclass(frozen=True)
+class DualConfig(SampledSoftmaxConfig):
+    """ASGD, SOX or SCENT: one dual variable ν_i per training example.
+
+    Attributes:
+      name: "asgd", "sox" or "scent".
+      gamma: the dual step: γ₀ for asgd (cosine to 0 over the epochs) and sox (0 uses
+        γ₀ = 4.177·T^−0.7265); g = log α for scent (constant).
+      negative_correction: as for bsgd.
+    """
+
+    name: str = "scent"
+    gamma: float = 0.0
+
+    def validate(self, path: str) -> None:
+        super().validate(path)
+        _require(math.isfinite(self.gamma), f"{path}.gamma ({self.gamma}) must be finite")
+        if self.name in ("asgd", "softplus", "umax"):
+            _require(self.gamma > 0, f"{path}.gamma ({self.gamma}) must be > 0 for '{self.name}'")
+        if self.name == "sox":
+            _require(0 <= self.gamma <= 1, f"{path}.gamma ({self.gamma}) must be in [0, 1] for 'sox' "
+                     "(0 = the paper's 4.177·T^-0.7265)")
+
+
+@dataclass(frozen=True)
+class SoftplusConfig(DualConfig):
+    """ASGD on the softplus surrogate of the log.
+
+    Attributes:
+      name: "softplus".
+      gamma: γ₀ (cosine to 0 over the epochs).
+      rho: the surrogate's ρ.
+      negative_correction: as for bsgd.
+    """
+
+    name: str = "softplus"
+    rho: float = 1.0
+
+    def validate(self, path: str) -> None:
+        super().validate(path)
+        _require(self.rho > 0, f"{path}.rho ({self.rho}) must be > 0")
+
+
+@dataclass(frozen=True)
+class UmaxConfig(DualConfig):
+    """U-max: ASGD, then ν ← ν̂ wherever ν < ν̂ − δ.
+
+    Attributes:
+      name: "umax".
+      gamma: γ₀ (cosine to 0 over the epochs).
+      delta: δ (Infinity = plain ASGD).
+      negative_correction: as for bsgd.
+    """
+
+    name: str = "umax"
+    delta: float = math.inf
+
+    def validate(self, path: str) -> None:
+        super().validate(path)
+        _require(self.delta >= 0, f"{path}.delta ({self.delta}) must be >= 0")
+
+
+# === The objective ===
+class DualObjective(Objective):
     """State and per-replica loss of a dual-variable algorithm.
 
     Args:
-      optimizer_config: the `OptimizerConfig` (algorithm, gamma, softplus_rho, umax_delta,
-        negative_correction).
+      algorithm: one of `dual_updates.ALGORITHMS`.
       num_train: n, the number of training examples (row ids are 0..n-1).
       total_epochs: T, for the per-epoch γ schedules.
+      gamma, rho, delta: the algorithm's hyper-parameters (see the configs above).
+      negative_correction: "none" or "logq".
       label_freq: int [C], train label counts (for negative_correction "logq").
       global_batch_size: B (for negative_correction "logq").
     """
 
-    def __init__(self, optimizer_config, num_train: int, total_epochs: int, label_freq=None,
+    needs_label_logits = True
+
+    def __init__(self, algorithm: str, num_train: int, total_epochs: int, gamma: float = 0.0, rho: float = 1.0,
+                 delta: float = math.inf, negative_correction: str = "none", label_freq=None,
                  global_batch_size: int = 0):
         super().__init__(name="dual_objective")
-        cfg = optimizer_config
-        self.algorithm, self.gamma0 = cfg.algorithm, cfg.gamma
-        self.rho, self.delta = cfg.softplus_rho, cfg.umax_delta
+        self.algorithm, self.gamma0, self.rho, self.delta = algorithm, gamma, rho, delta
         self.num_train, self.total_epochs = num_train, max(int(total_epochs), 1)
         self.uses_nu = self.algorithm in dual.DUAL_ALGORITHMS
         self.log_weights = None
-        if cfg.negative_correction == "logq":
+        if negative_correction == "logq":
             self.log_weights = tf.constant(inclusion_log_weights(label_freq, global_batch_size))
         # Created outside any strategy scope on purpose (see the module docstring).
         with tf.init_scope():
             self.nu = tf.Variable(tf.zeros([num_train if self.uses_nu else 0], tf.float32), trainable=False,
                                   name="nu")
             self.gamma = tf.Variable(self.gamma_at(1), trainable=False, dtype=tf.float32, name="gamma")
+
+    @classmethod
+    def from_config_dataclass(cls, config, *, info, length, global_batch_size: int) -> "DualObjective":
+        check_multiclass(info)
+        options = {k: v for k, v in dataclasses.asdict(config).items() if k != "name"}
+        return cls(config.name, num_train=info.num_points("train"), total_epochs=length.num_epochs,
+                   label_freq=info.label_freq, global_batch_size=global_batch_size, **options)
 
     def gamma_at(self, epoch: int) -> float:
         """γ of epoch `epoch` (1-based), from the algorithm's schedule."""
@@ -144,6 +251,6 @@ def check_multiclass(info, split: str = "train") -> None:
     """Raises DataError unless every row of `split` has exactly one label."""
     stats = info.splits[split]
     if stats["avg_labels_per_point"] != 1.0 or stats["points_without_labels"]:
-        raise DataError(f"optimizer.algorithm needs multi-class data (one label per row); the {split} split has "
+        raise DataError(f"a dual-variable loss needs multi-class data (one label per row); the {split} split has "
                         f"{stats['avg_labels_per_point']:.3f} labels per point on average and "
                         f"{stats['points_without_labels']} points without labels", path=info.dir)

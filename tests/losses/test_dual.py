@@ -13,17 +13,25 @@ import numpy as np
 import pytest
 from dual_reference import numpy_step
 
-from tfxc._tf import tf
 from tfxc.config import load_config
 from tfxc.data.synthetic import write_dense_classification
 from tfxc.errors import DataError
-from tfxc.optimizers.dual import gamma_at_epoch
-from tfxc.training.dual_objective import inclusion_log_weights
+from tfxc.losses.dual import inclusion_log_weights
+from tfxc.losses.dual_updates import gamma_at_epoch
 
 TRAIN, BATCH = 512, 64  # 8 steps per epoch, every row visited once per epoch
 
 
-def dense_config(tmp_path, algorithm="asgd", **optimizer) -> str:
+def make_trainer(config, tmp_path):
+    from tfxc.data.convert import ensure_converted
+    from tfxc.training.distribute import make_strategy
+    from tfxc.training.trainer import Trainer
+
+    strategy = make_strategy(config.runtime)
+    return Trainer(config, str(tmp_path / "model"), ensure_converted(config.data), strategy)
+
+
+def dense_config(tmp_path, algorithm="asgd", learning_rate=0.5, **loss) -> str:
     source = tmp_path / "src"
     if not source.exists():
         write_dense_classification(str(source), num_classes=40, dim=8, num_train=TRAIN, num_val=64, num_test=64,
@@ -31,8 +39,8 @@ def dense_config(tmp_path, algorithm="asgd", **optimizer) -> str:
     config = {
         "data": {"format": "dense", "source_dir": str(source), "dir": str(tmp_path / "data"), "num_shards": 2},
         "model": {"encoder": {"name": "dense_features"}, "head": {"name": "linear", "init_stddev": 0.1}},
-        "optimizer": {"name": "sgd", "learning_rate": 0.5, "schedule": "cosine", "algorithm": algorithm,
-                      "gamma": 0.8, **optimizer},
+        "loss": {"name": algorithm, "gamma": 0.8, **loss},
+        "optimizer": {"name": "sgd", "learning_rate": learning_rate, "schedule": "cosine"},
         "trainer": {"global_batch_size": BATCH, "epochs": 3, "steps_per_loop": 4, "log_every_steps": 8,
                     "checkpoint_every_steps": 8, "eval_every_epochs": 1},
         "eval": {"ks": [1, 5]},
@@ -65,26 +73,25 @@ def replay_step(x, y, w, nu, algorithm, gamma, lr, log_weights=None):
 
 @pytest.mark.parametrize("algorithm, correction", [("asgd", "none"), ("scent", "none"), ("sox", "logq")])
 def test_first_visit_exactly_once_and_a_later_step_match_numpy(tmp_path, algorithm, correction):
-    from tfxc.training.trainer import Trainer
-
     gamma = {"asgd": 0.8, "scent": 2.0, "sox": 0.3}[algorithm]
-    trainer = Trainer(load_config(dense_config(tmp_path, algorithm, gamma=gamma, negative_correction=correction)),
-                      str(tmp_path / "model"))
+    trainer = make_trainer(load_config(dense_config(tmp_path, algorithm, gamma=gamma,
+                                                    negative_correction=correction)), tmp_path)
+    parts = trainer.components
     log_weights = None
     if correction == "logq":
-        log_weights = inclusion_log_weights(trainer.info.label_freq, BATCH).astype(np.float64)
-    objective, head = trainer.objective, trainer.model.head
-    steps = trainer.steps_per_epoch
+        log_weights = inclusion_log_weights(parts.info.label_freq, BATCH).astype(np.float64)
+    objective, head = parts.objective, parts.model.head
+    steps = parts.length.steps_per_epoch
     assert steps == TRAIN // BATCH and objective.nu.shape == (TRAIN,)
 
     def run_step(epoch, step_in_epoch, iterator):
-        batch = next(trainer._epoch_iterator(epoch, step_in_epoch))  # the same batch the loop will take
-        x, y = trainer.model.encoder(batch).numpy().astype(np.float64), batch["labels"].values.numpy()
+        batch = next(parts.train_iterator(epoch, step_in_epoch))  # the same batch the loop will take
+        x, y = parts.model.encoder(batch).numpy().astype(np.float64), batch["labels"].values.numpy()
         rows = batch["row_id"].numpy()
         w, nu = head.kernel.numpy().astype(np.float64), objective.nu.numpy().astype(np.float64)
-        lr = float(trainer.optimizer.learning_rate)
+        lr = float(parts.optimizer.learning_rate)
         objective.start_epoch(epoch + 1)
-        trainer._train_loop(iterator, tf.constant(1))
+        trainer.controller.loop(iterator, 1)
         want_nu, want_w = replay_step(x, y, w, nu[rows], algorithm, float(objective.gamma.numpy()), lr,
                                       log_weights)
         got = objective.nu.numpy()
@@ -94,13 +101,13 @@ def test_first_visit_exactly_once_and_a_later_step_match_numpy(tmp_path, algorit
         np.testing.assert_allclose(head.kernel.numpy(), want_w, rtol=1e-4, atol=1e-6)
         return rows
 
-    iterator = trainer._epoch_iterator(0, 0)
+    iterator = parts.train_iterator(0, 0)
     first_rows = run_step(0, 0, iterator)
     assert np.count_nonzero(objective.nu.numpy()) == BATCH  # the first visit set ν = log m̂ for these rows only
-    trainer._train_loop(iterator, tf.constant(steps - 1))
+    trainer.controller.loop(iterator, steps - 1)
     assert np.all(objective.nu.numpy() != 0)  # one epoch visits every row
     # Second epoch: every row is a revisit, so the update uses the stored ν and epoch 2's γ.
-    second_rows = run_step(1, 0, trainer._epoch_iterator(1, 0))
+    second_rows = run_step(1, 0, parts.train_iterator(1, 0))
     assert set(first_rows) != set(second_rows)  # reshuffled per epoch
     assert float(objective.gamma.numpy()) == pytest.approx(gamma_at_epoch(algorithm, gamma, 2, 3), rel=1e-6)
 
@@ -121,10 +128,7 @@ def test_inclusion_weights_make_the_in_batch_sum_unbiased_for_the_class_mean():
 
 
 def test_training_writes_validation_curves_and_full_softmax_metrics(tmp_path):
-    from tfxc.training.trainer import Trainer
-
-    trainer = Trainer(load_config(dense_config(tmp_path, "scent", learning_rate=2.0, gamma=10.0)),
-                      str(tmp_path / "model"))
+    trainer = make_trainer(load_config(dense_config(tmp_path, "scent", learning_rate=2.0, gamma=10.0)), tmp_path)
     metrics = trainer.train()
     lines = [json.loads(line) for line in (tmp_path / "model" / "eval_log.jsonl").read_text().splitlines()]
     assert [(line["split"], line["step"]) for line in lines] == [("val", 8), ("val", 16), ("val", 24),
@@ -136,10 +140,8 @@ def test_training_writes_validation_curves_and_full_softmax_metrics(tmp_path):
 
 
 def test_multi_label_data_is_refused(tmp_path):
-    from tfxc.training.trainer import Trainer
-
     config = load_config(None, ["data.format=synthetic", f"data.dir={tmp_path / 'data'}", "model.head.name=linear",
-                                "optimizer.algorithm=scent", "optimizer.gamma=12", "data.synthetic.num_train=256",
+                                "loss.name=scent", "loss.gamma=12", "data.synthetic.num_train=256",
                                 "data.synthetic.num_test=64", "trainer.global_batch_size=32"])
     with pytest.raises(DataError, match="needs multi-class data"):
-        Trainer(config, str(tmp_path / "model"))
+        make_trainer(config, tmp_path)

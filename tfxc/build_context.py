@@ -1,0 +1,38 @@
+"""What a head or an encoder may know about the data and the run when it is built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """The one argument (besides its config) that builds a head or an encoder.
+
+    Attributes:
+      num_features: size of the feature space D of the converted data.
+      num_labels: size of the label space L.
+      seed: `runtime.seed`; seeds initialisers and dropout (None: Keras' global seed).
+      label_freq: int64 [L], the train split's label counts (None when not known).
+      model_dir: the directory of the model being built, where a head keeps assets
+        that must stay fixed for the model's life (e.g. MACH's label->bucket lookup);
+        None for a throwaway model.
+      part: build only this independently trained part of the head (see
+        `Head.num_parts`), e.g. one MACH repetition; None builds the whole head.
+    """
+
+    num_features: int
+    num_labels: int
+    seed: int | None = None
+    label_freq: np.ndarray | None = None
+    model_dir: str | None = None
+    part: int | None = None
+
+    @classmethod
+    def from_info(cls, info, *, seed: int | None, model_dir: str | None = None,
+                  part: int | None = None) -> "BuildContext":
+        """The context of a converted data set (`tfxc.data.info.DatasetInfo`)."""
+        return cls(num_features=info.num_features, num_labels=info.num_labels, seed=seed,
+                   label_freq=info.label_freq, model_dir=model_dir, part=part)

@@ -1,0 +1,108 @@
+"""Building a training run: seeds, the model, the optimizer, the objective and the input stream.
+
+Everything is built once, before the loop starts, from the config, the
+strategy and the converted data (conversion happens before, see `tfxc.train`):
+
+  strategy = make_strategy(config.runtime)          # first: logical devices precede TF's start-up
+  info = ensure_converted(config.data)
+  parts = build_components(config, strategy, info, ModelDir(path))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tfxc._tf import keras, tf
+from tfxc.build_context import BuildContext
+from tfxc.data.pipeline import train_dataset
+from tfxc.errors import ConfigError
+from tfxc.losses import LOSSES
+from tfxc.model import build_model
+from tfxc.optimizers import build_optimizer
+from tfxc.training.length import TrainingLength
+
+
+def set_seeds(runtime) -> None:
+    keras.utils.set_random_seed(runtime.seed)  # Python, NumPy and TF global seeds
+    if runtime.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def rng_state(model) -> tf.Module:
+    """The model's non-trainable state (dropout seed-generator states) as a checkpointable module.
+
+    Keras 3 keeps each Dropout's seed state in a variable that
+    `tf.train.Checkpoint(model=...)` does not reach; without it a resumed run
+    would draw different dropout masks than an uninterrupted one.
+    """
+    state = tf.Module(name="rng_state")
+    state.variables_list = [v.value for v in model.non_trainable_variables if "seed_generator" in v.path]
+    return state
+
+
+@dataclass
+class TrainingComponents:
+    """The parts of one training run.
+
+    Attributes:
+      config: the `ExperimentConfig`.
+      strategy: the `tf.distribute.Strategy`.
+      info: the `DatasetInfo` of the converted data.
+      length: the `TrainingLength`.
+      model: the `XCModel` (variables under the strategy).
+      optimizer: the built Keras optimizer.
+      objective: the `tfxc.losses.Objective` (its state lives outside the strategy scope).
+    """
+
+    config: object
+    strategy: tf.distribute.Strategy
+    info: object
+    length: TrainingLength
+    model: object
+    optimizer: object
+    objective: object
+
+    def checkpoint(self) -> tf.train.Checkpoint:
+        """Everything a resumed run needs to continue bit-exactly."""
+        return tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, rng=rng_state(self.model),
+                                   objective=self.objective)
+
+    def train_iterator(self, epoch: int, skip_steps: int = 0):
+        """An iterator over epoch `epoch`'s distributed batches, starting `skip_steps` steps into it."""
+        cfg, info = self.config, self.info
+        files, num_points = info.files("train"), info.num_points("train")
+        dataset = self.strategy.distribute_datasets_from_function(
+            lambda ctx: train_dataset(files, num_points=num_points, global_batch_size=cfg.trainer.global_batch_size,
+                                      seed=cfg.runtime.seed, shuffle_buffer=cfg.data.shuffle_buffer, epoch=epoch,
+                                      skip_steps=skip_steps, input_context=ctx))
+        return iter(dataset)
+
+
+def build_components(config, strategy, info, model_dir, part: int | None = None) -> TrainingComponents:
+    """Builds the run's parts; `part` trains one independently trained part of the head alone.
+
+    Args:
+      config: the `ExperimentConfig`.
+      strategy: from `tfxc.training.distribute.make_strategy`.
+      info: the converted data's `DatasetInfo`.
+      model_dir: the `ModelDir` being trained into (the head keeps its assets there).
+      part: see `Head.num_parts`; None trains the whole model.
+    """
+    set_seeds(config.runtime)
+    tc = config.trainer
+    replicas = strategy.num_replicas_in_sync
+    if tc.global_batch_size % replicas:
+        raise ConfigError(f"trainer.global_batch_size ({tc.global_batch_size}) must be divisible by the "
+                          f"number of replicas ({replicas})")
+    length = TrainingLength.from_config(tc, info.num_points("train"))
+    context = BuildContext.from_info(info, seed=config.runtime.seed, model_dir=model_dir.path, part=part)
+    with strategy.scope():
+        model = build_model(config.model, context)
+        optimizer = build_optimizer(config.optimizer, total_steps=length.total_steps,
+                                    sparse_variables=model.sparse_variables)
+        # Optimizer slots must exist before the first step inside
+        # strategy.run (tf-notes §1, pitfall 1).
+        optimizer.build(model.trainable_variables)
+    # Outside the scope: an objective's per-example state is one plain variable per process.
+    objective = LOSSES.build(config.loss, info=info, length=length, global_batch_size=tc.global_batch_size)
+    return TrainingComponents(config, strategy, info, length, model, optimizer, objective)

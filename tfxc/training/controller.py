@@ -1,0 +1,240 @@
+"""The outer loop (orbit's Controller): restore, then train in loops with logs, checkpoints and evaluations.
+
+Exact resume: the checkpoint holds the model (including dropout RNG state),
+the optimizer (including its step counter) and the objective's state; the
+input stream is rebuilt at that step (see `tfxc.data.pipeline`), and op
+determinism is on, so a killed run continues to the same weights as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+
+from tfxc import __version__
+from tfxc._tf import keras, tf
+from tfxc.errors import TrainingError
+from tfxc.eval.evaluator import Evaluator, format_metrics
+from tfxc.model_dir import EVAL_LOG_FILE, METRICS_FILE, RUN_INFO_FILE, TENSORBOARD_DIR, ModelDir
+from tfxc.training.distribute import cluster_spec, is_chief
+from tfxc.training.loop import TrainLoop
+from tfxc.utils.io import atomic_write_text
+from tfxc.utils.memory import peak_rss_gb
+
+log = logging.getLogger("tfxc.train")
+
+# A lost peer shows up as one of these from a collective.
+_LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def crossed(before: int, after: int, every: int) -> bool:
+    """True if a multiple of `every` lies in (before, after]."""
+    return after // every > before // every
+
+
+class Controller:
+    """Drives `TrainLoop` over the epochs of a `TrainingComponents` run in `model_dir`.
+
+    Cadence (all in steps): a progress line every `log_every_steps`, a
+    checkpoint every `checkpoint_every_steps`, an evaluation of the val split
+    (else test) every `eval_every_steps`/`eval_every_epochs`, and always a
+    checkpoint and a test evaluation at the end. A non-finite loss or weights
+    stop training without saving, keeping the last good checkpoint.
+
+    Args:
+      components: the built run (`tfxc.training.components`).
+      model_dir: the `ModelDir` to train into.
+    """
+
+    def __init__(self, components, model_dir: ModelDir):
+        self.c, self.model_dir = components, model_dir
+        config, info, tc = components.config, components.info, components.config.trainer
+        self.config, self.length = config, components.length
+        self.chief = is_chief(components.strategy)
+        self.loop = TrainLoop(components.strategy, components.model, components.optimizer, components.objective,
+                              tc.global_batch_size, config.optimizer.clip_norm)
+        self.checkpoint = components.checkpoint()
+        # Every worker must take part in saving; only the chief's copy is kept.
+        _, index = cluster_spec()
+        directory = model_dir if self.chief else ModelDir(model_dir.worker_scratch_dir(index))
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory.checkpoint_dir,
+                                                  max_to_keep=tc.keep_checkpoints)
+        self.evaluator = Evaluator(components.model, info, config.eval)
+        # Periodic evaluation during training uses the validation split when there is one.
+        self.val_evaluator = (Evaluator(components.model, info, config.eval, split="val")
+                              if "val" in info.splits else self.evaluator)
+        self.eval_every = tc.eval_every_steps or self.length.steps_in(tc.eval_every_epochs)
+        variables = components.model.trainable_variables
+        self._weights_finite = tf.function(
+            lambda: tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables]))
+
+    # === State ===
+    def step(self) -> int:
+        return int(self.c.optimizer.iterations.value.numpy())  # .value: a MirroredVariable under Mirrored
+
+    def restore(self) -> int:
+        """Restores the latest checkpoint if there is one; returns the step to continue from."""
+        latest = self.model_dir.latest_checkpoint()
+        if latest:
+            try:
+                self.checkpoint.restore(latest).assert_consumed()
+            except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
+                raise TrainingError(
+                    f"{latest} does not fit this config (the model or data shape changed?): "
+                    f"{str(e).splitlines()[0][:300]}. Use another --model-dir, or the config in "
+                    f"{self.model_dir.config_path}") from None
+            log.info("resumed from %s (step %d)", latest, self.step())
+        return self.step()
+
+    def save(self, step: int, last_saved: int) -> None:
+        # The loss of a step is computed before its update, so a finite loss
+        # does not prove finite weights: check them before they overwrite anything.
+        if not bool(self._weights_finite()):
+            raise TrainingError(f"the weights became non-finite before step {step}; stopped without saving, the "
+                                f"last good checkpoint (step {last_saved}) is kept. Try a lower "
+                                f"optimizer.learning_rate ({self.config.optimizer.learning_rate}) or set "
+                                "optimizer.clip_norm.")
+        self.manager.save(checkpoint_number=step)
+
+    def _write_run_files(self) -> None:
+        if not self.chief:
+            return
+        os.makedirs(self.model_dir.path, exist_ok=True)
+        self.model_dir.write_config(self.config)
+        info = self.c.info
+        atomic_write_text(self.model_dir.file(RUN_INFO_FILE), json.dumps({
+            "tfxc": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "replicas": self.c.strategy.num_replicas_in_sync, "strategy": self.config.runtime.strategy,
+            "total_steps": self.length.total_steps, "steps_per_epoch": self.length.steps_per_epoch,
+            "num_features": info.num_features, "num_labels": info.num_labels}, indent=2) + "\n")
+
+    # === Evaluation ===
+    def _periodic_eval(self, step: int, train_loss: float, writer) -> None:
+        """Evaluates the val split (else test) and appends a line to eval_log.jsonl (chief only)."""
+        start = time.time()
+        metrics = self.val_evaluator.evaluate()
+        split = self.val_evaluator.split
+        with writer.as_default(step=step):
+            for name, value in metrics.items():
+                tf.summary.scalar(f"{split}/{name}", value)
+        if not self.chief:
+            return
+        log.info("%s at step %d (epoch %.2f, %.1fs): %s", split, step, self.length.epochs_at(step),
+                 time.time() - start, format_metrics(metrics))
+        self._append_eval_log({"step": step, "epoch": self.length.epochs_at(step), "split": split,
+                               "train_loss": train_loss, **metrics})
+
+    def _append_eval_log(self, record: dict) -> None:
+        # Rewritten whole (atomically); lines past `step` are from a run that was
+        # killed after that evaluation and are replaced on resume.
+        path = self.model_dir.file(EVAL_LOG_FILE)
+        lines = []
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                lines = [line for line in f.read().splitlines() if line.strip() and _earlier(json.loads(line), record)]
+        lines.append(json.dumps(record))
+        atomic_write_text(path, "\n".join(lines) + "\n")
+
+    # === The loop ===
+    def train(self) -> dict[str, float]:
+        """Runs to `length.total_steps`, then evaluates on test; returns the final metrics (percent)."""
+        cfg, tc, total = self.config, self.config.trainer, self.length.total_steps
+        step = self.restore()  # before writing config.json: a mismatch must not overwrite the old one
+        self._write_run_files()
+        start_step = step
+        writer = (tf.summary.create_file_writer(self.model_dir.file(TENSORBOARD_DIR)) if self.chief
+                  else tf.summary.create_noop_writer())
+        if self.chief:
+            log.info("training %d steps (%.2f epochs of %d steps, global batch %d, %d replica(s)) from step %d",
+                     total, self.length.epochs_at(total), self.length.steps_per_epoch, tc.global_batch_size,
+                     self.c.strategy.num_replicas_in_sync, step)
+        t_start = t_log = time.time()
+        step_log = last_saved = step
+        iterator, iterator_epoch, loss = None, None, math.nan
+        while step < total:
+            epoch, step_in_epoch = self.length.position(step)
+            if epoch != iterator_epoch:
+                iterator, iterator_epoch = self.c.train_iterator(epoch, step_in_epoch), epoch
+                self.c.objective.start_epoch(epoch + 1)
+            # A loop never crosses an epoch boundary (each epoch has its own stream).
+            n = min(tc.steps_per_loop, total - step, self.length.steps_per_epoch - step_in_epoch)
+            if self.eval_every:  # stop at evaluation points, so curves are sampled where asked
+                n = min(n, self.eval_every - step % self.eval_every)
+            prev = step
+            try:
+                loss = self.loop(iterator, n)
+            except _LOST_WORKER_ERRORS as e:
+                raise TrainingError(f"lost contact with another worker at step {step} "
+                                    f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); the last checkpoint "
+                                    f"(step {last_saved}) is kept, restart all workers to resume") from None
+            step += n
+            if not math.isfinite(loss):
+                raise TrainingError(
+                    f"the training loss became {loss} in steps {step - n + 1}..{step}; stopped without saving, "
+                    f"the last good checkpoint (step {last_saved}) is kept in {self.model_dir.checkpoint_dir}. "
+                    f"Try a lower optimizer.learning_rate ({cfg.optimizer.learning_rate}) or set "
+                    "optimizer.clip_norm.")
+            with writer.as_default(step=step):
+                tf.summary.scalar("train/loss", loss)
+                tf.summary.scalar("train/learning_rate", float(self.c.optimizer.learning_rate))
+            if crossed(prev, step, tc.log_every_steps) or step == total:
+                now = time.time()
+                rate = (step - step_log) / max(now - t_log, 1e-9)
+                eta = (total - step) / max(rate, 1e-9)
+                if self.chief:
+                    log.info("step %d/%d (%.1f%%) epoch %.2f loss %.5f | %.1f steps/s %.0f ex/s | elapsed %s ETA %s",
+                             step, total, 100.0 * step / total, self.length.epochs_at(step), loss, rate,
+                             rate * tc.global_batch_size, format_duration(now - t_start), format_duration(eta))
+                with writer.as_default(step=step):
+                    tf.summary.scalar("train/steps_per_second", rate)
+                t_log, step_log = now, step
+            if crossed(prev, step, tc.checkpoint_every_steps) or step == total:
+                self.save(step, last_saved)
+                last_saved = step
+            if self.eval_every and crossed(prev, step, self.eval_every) and step < total:
+                self._periodic_eval(step, loss, writer)
+        if last_saved != step:
+            self.save(step, last_saved)
+        train_seconds = time.time() - t_start
+        if start_step < step and self.chief:
+            log.info("trained %d steps in %s (peak resident memory %.2f GB)", step - start_step,
+                     format_duration(train_seconds), peak_rss_gb())
+        if self.eval_every and start_step < step and self.val_evaluator is not self.evaluator:
+            self._periodic_eval(step, loss, writer)  # the validation curve's last point
+        metrics = self.evaluator.evaluate()
+        self._log_metrics(metrics, step, writer)
+        writer.flush()
+        if self.chief and self.eval_every:
+            self._append_eval_log({"step": step, "epoch": self.length.epochs_at(step), "split": "test",
+                                   "train_loss": loss if start_step < step else None, **metrics})
+        if self.chief:
+            # train_seconds: this invocation's training loop (a resumed run counts only its part).
+            atomic_write_text(self.model_dir.file(METRICS_FILE),
+                              json.dumps({"step": step, "split": "test", "train_seconds": round(train_seconds, 3),
+                                          "steps_trained": step - start_step, **metrics}, indent=2) + "\n")
+        else:
+            shutil.rmtree(os.path.dirname(self.manager.directory), ignore_errors=True)
+        return metrics
+
+    def _log_metrics(self, metrics: dict, step: int, writer) -> None:
+        with writer.as_default(step=step):
+            for name, value in metrics.items():
+                tf.summary.scalar("eval/" + name, value)
+        if self.chief:
+            log.info("eval at step %d: %s", step, format_metrics(metrics))
+
+
+def _earlier(line: dict, record: dict) -> bool:
+    return line["step"] < record["step"] or (line["step"] == record["step"] and line["split"] != record["split"])
