@@ -42,7 +42,12 @@ def main(argv=None):
     parser.add_argument("--merge-parts", action="store_true",
                         help="assemble the separately trained parts of MODEL_DIR into one model")
     parser.add_argument("-v", "--verbose", action="store_true")
+    # The names before heads had parts in general: refused with the new spelling.
+    parser.add_argument("--repetition", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--merge-repetitions", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.repetition is not None or args.merge_repetitions:
+        parser.error("--repetition R and --merge-repetitions are now --part R and --merge-parts")
     overrides = list(args.overrides) + ([f"data.source_dir={args.data_dir}"] if args.data_dir else [])
     config = load_config(args.config, overrides)
     if args.print_config:

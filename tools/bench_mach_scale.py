@@ -25,11 +25,8 @@ from tfxc.build_context import BuildContext
 from tfxc.model import build_model
 from tfxc.optimizers import build_optimizer
 from tfxc.utils.memory import peak_rss_gb
-head, L, steps = sys.argv[1], int(float(sys.argv[2])), int(sys.argv[3])
-sets = ["data.dir=unused", "model.encoder.embedding_dim=64", f"model.head.name={head}"]
-if head == "mach":
-    sets += ["model.head.num_buckets=1000", "model.head.num_repetitions=4"]
-cfg = load_config(None, sets)
+sets, L, steps = json.loads(sys.argv[1]), int(float(sys.argv[2])), int(sys.argv[3])
+cfg = load_config(None, ["data.dir=unused", "model.encoder.embedding_dim=64", *sets])
 t0 = time.time()
 model = build_model(cfg.model, BuildContext(num_features=10000, num_labels=L, seed=0))
 build_s = time.time() - t0
@@ -55,11 +52,15 @@ print(json.dumps({"params": params, "step_ms": 1000 * float(np.median(times[3:])
 """
 
 
-def estimate_gb(head: str, num_labels: int) -> float:
-    """Rough bytes of the label-dependent state: OVA kernel + Adam slots + gradient + [256, L] logits and temporaries."""
-    if head == "mach":
-        return 0.5 + 4 * num_labels * 4 / 2**30
-    return (4 * 65 * num_labels * 4 + 3 * 256 * num_labels * 4) / 2**30 + 0.5
+# system -> (config overrides, rough GB of its label-dependent state at L labels).
+SYSTEMS = {
+    # MACH: only the int32 [R, L] lookup grows with L.
+    "mach": (["model.head.name=mach", "model.head.num_buckets=1000", "model.head.num_repetitions=4"],
+             lambda num_labels: 0.5 + 4 * num_labels * 4 / 2**30),
+    # One-vs-all: the kernel, its Adam slots and gradient, and [256, L] logits and temporaries.
+    "one_vs_all": (["model.head.name=one_vs_all"],
+                   lambda num_labels: (4 * 65 * num_labels * 4 + 3 * 256 * num_labels * 4) / 2**30 + 0.5),
+}
 
 
 def main():
@@ -71,12 +72,12 @@ def main():
     print("| L | head | trainable params | step (ms) | peak RSS (GB) |")
     print("|---|---|---|---|---|")
     for num_labels in [int(float(x)) for x in args.labels.split(",")]:
-        for head in ("mach", "one_vs_all"):
-            need = estimate_gb(head, num_labels)
+        for head, (sets, estimate_gb) in SYSTEMS.items():
+            need = estimate_gb(num_labels)
             if need > args.max_gb:
                 print(f"| {num_labels:,} | {head} | {65 * num_labels:,} (head) | not run | needs ~{need:.0f} GB |")
                 continue
-            out = subprocess.run([sys.executable, "-c", CHILD, head, str(num_labels), str(args.steps)],
+            out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(sets), str(num_labels), str(args.steps)],
                                  capture_output=True, text=True)
             if out.returncode != 0:
                 print(f"| {num_labels:,} | {head} | failed: {out.stderr.strip().splitlines()[-1][:80]} | | |")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from head_harness import run_head_test
 
 import tfxc.heads.linear as linear
 from tfxc._tf import tf
@@ -79,3 +80,9 @@ def test_dense_features_encoder_scatters_rows():
     np.testing.assert_allclose(np.linalg.norm(normalized[[0, 2]], axis=1), [1.0, 1.0], rtol=1e-6)
     with pytest.raises(ConfigError, match="use 'sparse_bow' for sparse features"):
         DenseFeaturesEncoder(10**6)
+
+
+def test_head_contract_with_its_own_loss_and_with_a_sampled_objective(tmp_path):
+    run_head_test(tmp_path / "softmax", {"name": "linear", "use_bias": True, "init_stddev": 0.1}, multiclass=True)
+    run_head_test(tmp_path / "bsgd", {"name": "linear", "init_stddev": 0.1}, multiclass=True,
+                  loss={"name": "bsgd", "negative_correction": "logq"})

@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from head_harness import run_head_test
 from helpers import REPO, checkpoint_weights, cli_env, run_cli, tiny_config
 
 from tfxc._tf import tf
@@ -102,6 +103,15 @@ def test_parameters_do_not_grow_with_the_label_count():
     assert count(1000) == count(100000)
 
 
+@pytest.mark.parametrize("head", [
+    {"name": "mach", "num_buckets": 8, "num_repetitions": 2},
+    {"name": "mach", "num_buckets": 8, "num_repetitions": 3, "separate_encoders": False, "loss": "softmax",
+     "score": "prob_sum"},
+], ids=["separate-sigmoid", "shared-softmax"])
+def test_head_contract(head, tmp_path):
+    run_head_test(tmp_path, head)
+
+
 MACH_MODEL = {"encoder": {"name": "sparse_bow", "embedding_dim": 16, "dropout": 0.2},
               "head": {"name": "mach", "num_buckets": 8, "num_repetitions": 2}}
 
@@ -157,6 +167,8 @@ def test_a_part_of_a_head_that_trains_as_a_whole_is_refused(tmp_path):
     result = run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "m"), "--part", "0",
                      check=False)
     assert result.returncode == 2 and "trains as a whole" in result.stderr
+    result = run_cli("tfxc.train", "--config", config, "--repetition", "0", check=False)
+    assert result.returncode == 2 and "now --part R and --merge-parts" in result.stderr
 
 
 def test_saved_model_top_k_agrees_with_the_cython_gather(joint_and_merged):

@@ -1,0 +1,138 @@
+"""The package's shape: small modules, no import cycles, heads known by their abilities rather than their names."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+
+from helpers import REPO
+
+PACKAGE = os.path.join(REPO, "tfxc")
+MAX_LINES = 500
+
+
+def package_modules() -> dict[str, str]:
+    """{dotted module name: file path} of every .py file in tfxc/."""
+    out = {}
+    for root, _, files in os.walk(PACKAGE):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(root, name)
+                dotted = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".")
+                out[dotted.removesuffix(".__init__")] = path
+    return out
+
+
+class _Imports(ast.NodeVisitor):
+    """Collects the modules named by import statements that run when the module is imported."""
+
+    def __init__(self, package: str, modules: dict, in_functions: bool):
+        self.package, self.modules, self.names = package, modules, set()
+        self.in_functions = in_functions
+
+    def visit_FunctionDef(self, node):  # imports inside functions run later, on call
+        if self.in_functions:
+            self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Import(self, node):
+        self.names.update(alias.name for alias in node.names)
+
+    def visit_ImportFrom(self, node):
+        base = node.module or ""
+        if node.level:
+            parts = self.package.split(".")
+            base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+        for alias in node.names:
+            full = f"{base}.{alias.name}"
+            self.names.add(full if full in self.modules else base)
+
+
+def imported_modules(path: str, module: str, modules: dict, in_functions: bool = True) -> set[str]:
+    """The tfxc modules `module` imports (with `in_functions=False`: only those imported at import time).
+
+    `from a.b import c` counts as importing a.b.c when that is a module, else a.b;
+    importing a.b.c also runs the __init__ of every package on the way that is
+    not already an ancestor of `module` (ancestors are initialised first anyway).
+    """
+    package = module if path.endswith("__init__.py") else module.rsplit(".", 1)[0]
+    visitor = _Imports(package, modules, in_functions)
+    visitor.visit(ast.parse(open(path, encoding="utf-8").read(), path))
+    ancestors = {".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)}
+    edges = set()
+    for target in visitor.names:
+        parts = target.split(".")
+        for i in range(2, len(parts) + 1):
+            name = ".".join(parts[:i])
+            if name in modules and name not in ancestors and name != module:
+                edges.add(name)
+    return edges
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of the directed graph as a list of nodes, or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def dfs(node):
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = dfs(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = dfs(node)
+            if found:
+                return found
+    return None
+
+
+def test_no_module_is_over_500_lines():
+    long = {name: n for name, path in package_modules().items()
+            if (n := sum(1 for _ in open(path, encoding="utf-8"))) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_no_import_cycles():
+    # Imports inside functions count too: a lazy import hides a cycle from Python, not from the design.
+    modules = package_modules()
+    graph = {name: imported_modules(path, name, modules) for name, path in modules.items()}
+    assert graph["tfxc.training.controller"] >= {"tfxc.training.loop", "tfxc.model_dir"}  # the parser sees imports
+    assert "tfxc.encoders" in graph["tfxc.heads.base"]  # including those inside functions
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_heads_are_not_known_by_name_outside_their_modules():
+    # MACH's name may appear in its own modules (heads/mach.py, kernels/mach.py, tools/bench_mach_*.py) and
+    # in the head registry; everywhere else code asks the head (abilities, num_parts), never its name.
+    pattern = re.compile(r"""["']mach["']""")
+    allowed = {"tfxc/heads/__init__.py"}
+    offenders = []
+    for root in ("tfxc", "tools"):
+        for dirpath, _, files in os.walk(os.path.join(REPO, root)):
+            for name in files:
+                path = os.path.relpath(os.path.join(dirpath, name), REPO)
+                if not name.endswith(".py") or "mach" in name or path in allowed:
+                    continue
+                text = open(os.path.join(REPO, path), encoding="utf-8").read()
+                if pattern.search(text) or re.search(r"hasattr\([^)]*head", text):
+                    offenders.append(path)
+    train_sh = open(os.path.join(REPO, "train.sh"), encoding="utf-8").read()
+    assert not offenders and not re.search(r"\bmach\b", train_sh), offenders
