@@ -39,6 +39,19 @@ def tiny_config(tmp_path, **sections) -> str:
     return str(path)
 
 
+def write_text(tmp_path, name: str, text: str):
+    """Writes `text` to tmp_path/name (gzipped when the name ends in .gz) and returns the path."""
+    import gzip
+
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        with gzip.open(path, "wt", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
 def cli_env(extra: dict | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")

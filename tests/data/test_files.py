@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
-
-
 import pytest
+from helpers import write_text as write
 
 from tfxc.data.files import open_text
 from tfxc.errors import DataError
-
-
-def write(tmp_path, name: str, text: str):
-    path = tmp_path / name
-    if name.endswith(".gz"):
-        with gzip.open(path, "wt", encoding="utf-8") as f:
-            f.write(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
-
 
 
 def test_open_text_plain_and_gzip(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import pathlib
@@ -10,6 +9,8 @@ import pathlib
 import numpy as np
 import pytest
 import scipy.sparse
+
+from helpers import write_text as write
 
 from tfxc.data.rows import Row
 
@@ -19,16 +20,6 @@ DATA = pathlib.Path(os.environ.get(
     "TFXC_DATA_DIR", pathlib.Path(__file__).resolve().parents[3].parent / "shared" / "data"))
 needs_data = pytest.mark.skipif(not (DATA / "README.md").exists(),
                                 reason=f"shared data sets not found at {DATA}")
-
-
-def write(tmp_path: pathlib.Path, name: str, text: str) -> pathlib.Path:
-    path = tmp_path / name
-    if name.endswith(".gz"):
-        with gzip.open(path, "wt", encoding="utf-8") as f:
-            f.write(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
 
 
 def check_row(row: Row) -> None:
