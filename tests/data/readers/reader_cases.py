@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from helpers import write_text as write
+from helpers import write_text as write  # noqa: F401  (re-exported to the reader tests)
 
 from tfxc.data.rows import Row
 
