@@ -36,6 +36,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from tfxc._tf import keras, tf
+from tfxc.encoders import ENCODERS
 
 
 class Head(keras.layers.Layer):
@@ -62,8 +63,6 @@ class Head(keras.layers.Layer):
 
     def make_encoder(self, encoder_config, context):
         """The encoder this head is trained on: by default one encoder from the registry."""
-        from tfxc.encoders import ENCODERS
-
         return ENCODERS.build(encoder_config, context)
 
     # === Required ===

@@ -59,7 +59,7 @@ class Controller:
     """
 
     def __init__(self, components, model_dir: ModelDir):
-        self.c, self.model_dir = components, model_dir
+        self.components, self.model_dir = components, model_dir
         config, info, tc = components.config, components.info, components.config.trainer
         self.config, self.length = config, components.length
         self.chief = is_chief(components.strategy)
@@ -82,7 +82,7 @@ class Controller:
 
     # === State ===
     def step(self) -> int:
-        return int(self.c.optimizer.iterations.value.numpy())  # .value: a MirroredVariable under Mirrored
+        return int(self.components.optimizer.iterations.value.numpy())  # .value: a MirroredVariable under Mirrored
 
     def restore(self) -> int:
         """Restores the latest checkpoint if there is one; returns the step to continue from."""
@@ -113,10 +113,10 @@ class Controller:
             return
         os.makedirs(self.model_dir.path, exist_ok=True)
         self.model_dir.write_config(self.config)
-        info = self.c.info
+        info = self.components.info
         atomic_write_text(self.model_dir.file(RUN_INFO_FILE), json.dumps({
             "tfxc": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-            "replicas": self.c.strategy.num_replicas_in_sync, "strategy": self.config.runtime.strategy,
+            "replicas": self.components.strategy.num_replicas_in_sync, "strategy": self.config.runtime.strategy,
             "total_steps": self.length.total_steps, "steps_per_epoch": self.length.steps_per_epoch,
             "num_features": info.num_features, "num_labels": info.num_labels}, indent=2) + "\n")
 
@@ -159,15 +159,15 @@ class Controller:
         if self.chief:
             log.info("training %d steps (%.2f epochs of %d steps, global batch %d, %d replica(s)) from step %d",
                      total, self.length.epochs_at(total), self.length.steps_per_epoch, tc.global_batch_size,
-                     self.c.strategy.num_replicas_in_sync, step)
+                     self.components.strategy.num_replicas_in_sync, step)
         t_start = t_log = time.time()
         step_log = last_saved = step
         iterator, iterator_epoch, loss = None, None, math.nan
         while step < total:
             epoch, step_in_epoch = self.length.position(step)
             if epoch != iterator_epoch:
-                iterator, iterator_epoch = self.c.train_iterator(epoch, step_in_epoch), epoch
-                self.c.objective.start_epoch(epoch + 1)
+                iterator, iterator_epoch = self.components.train_iterator(epoch, step_in_epoch), epoch
+                self.components.objective.start_epoch(epoch + 1)
             # A loop never crosses an epoch boundary (each epoch has its own stream).
             n = min(tc.steps_per_loop, total - step, self.length.steps_per_epoch - step_in_epoch)
             if self.eval_every:  # stop at evaluation points, so curves are sampled where asked
@@ -188,7 +188,7 @@ class Controller:
                     "optimizer.clip_norm.")
             with writer.as_default(step=step):
                 tf.summary.scalar("train/loss", loss)
-                tf.summary.scalar("train/learning_rate", float(self.c.optimizer.learning_rate))
+                tf.summary.scalar("train/learning_rate", float(self.components.optimizer.learning_rate))
             if crossed(prev, step, tc.log_every_steps) or step == total:
                 now = time.time()
                 rate = (step - step_log) / max(now - t_log, 1e-9)

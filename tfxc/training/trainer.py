@@ -4,8 +4,6 @@
   info = ensure_converted(config.data)         # data conversion, before anything is built
   trainer = Trainer(config, "runs/x", info, strategy)
   metrics = trainer.train()
-
-`train()` below does those steps in that order.
 """
 
 from __future__ import annotations
@@ -45,13 +43,3 @@ class Trainer:
         """Trains to the configured length, then evaluates on test; returns the metrics (percent)."""
         return self.controller.train()
 
-
-def train(config, model_dir, part: int | None = None) -> Trainer:
-    """Makes the strategy, converts the data, builds and trains; returns the finished `Trainer`."""
-    from tfxc.data.convert import ensure_converted
-    from tfxc.training.distribute import make_strategy
-
-    strategy = make_strategy(config.runtime)
-    trainer = Trainer(config, model_dir, ensure_converted(config.data), strategy, part=part)
-    trainer.train()
-    return trainer
