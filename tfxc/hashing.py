@@ -21,7 +21,6 @@ module adds the key and seed checks, the floor modulo and the lookup tables.
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from typing import Iterable, Sequence
 
@@ -29,6 +28,7 @@ import numpy as np
 from sklearn.utils import murmurhash3_32 as _sklearn_murmurhash3_32
 
 from tfxc.errors import ConfigError, DataError
+from tfxc.utils.io import atomic_writer
 
 __all__ = ["murmurhash3_32", "bucket_hash", "feature_map", "MachLookup"]
 
@@ -257,22 +257,10 @@ class MachLookup:
 
         The file is written to exactly ``path`` (no suffix is added).
         """
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".mach_lookup.", suffix=".tmp", dir=directory)
-        try:
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, format=np.int64(self._FORMAT), buckets=self.buckets,
-                         seeds=np.asarray(self.seeds, dtype=np.int64),
-                         num_buckets=np.int64(self.num_buckets),
-                         num_labels=np.int64(self.num_labels))
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_writer(os.fspath(path), binary=True) as fh:
+            np.savez(fh, format=np.int64(self._FORMAT), buckets=self.buckets,
+                     seeds=np.asarray(self.seeds, dtype=np.int64), num_buckets=np.int64(self.num_buckets),
+                     num_labels=np.int64(self.num_labels))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "MachLookup":

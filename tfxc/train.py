@@ -48,6 +48,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.repetition is not None or args.merge_repetitions:
         parser.error("--repetition R and --merge-repetitions are now --part R and --merge-parts")
+    if not args.config:
+        parser.error("--config is required: a JSON experiment config, e.g. configs/quickstart.json")
     overrides = list(args.overrides) + ([f"data.source_dir={args.data_dir}"] if args.data_dir else [])
     config = load_config(args.config, overrides)
     if args.print_config:

@@ -97,3 +97,51 @@ def test_cli_reports_config_errors_in_one_line():
     assert result.returncode == 2
     assert "tfxc: error:" in result.stderr and "did you mean 'embedding_dim'?" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_repeated_key_is_an_error_naming_its_line(tmp_path):
+    path = tmp_path / "dup.json"
+    path.write_text('{\n  "optimizer": {\n    "learning_rate": 0.1,\n    "learning_rate": 0.01\n  }\n}\n')
+    with pytest.raises(ConfigError, match=r"dup.json:4: key 'learning_rate' appears twice"):
+        load_config(str(path))
+
+
+@pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN"])
+def test_numbers_must_be_finite(value):
+    with pytest.raises(ConfigError, match=r"optimizer.learning_rate: expected a finite number"):
+        load(f"optimizer.learning_rate={value}")
+    # A field whose meaning includes infinity keeps it: U-max's delta (inf = plain ASGD).
+    assert load("model.head.name=linear", "loss.name=umax", "loss.gamma=1",
+                "loss.delta=Infinity").loss.delta == float("inf")
+
+
+def test_errors_are_attributed_to_the_set_that_caused_them(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"data": {"dir": "d"}, "trainer": {"epochs": 2}}))
+    with pytest.raises(ConfigError) as e:
+        load_config(str(path), ["trainer.epochs=-1", "runtime.seed=3"])
+    assert str(e.value).startswith("--set trainer.epochs=-1: ")
+    path.write_text(json.dumps({"data": {"dir": "d"}, "trainer": {"epoch": 2}}))
+    with pytest.raises(ConfigError) as e:
+        load_config(str(path), ["runtime.seed=3"])
+    assert str(e.value).startswith(f"{path} (with --set runtime.seed=3): trainer: unknown key 'epoch'")
+
+
+def test_a_mistake_outside_the_model_is_reported_without_importing_tensorflow(tmp_path):
+    # Heads and encoders import TensorFlow (seconds); sections without registries are checked first.
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"data": {"dir": "d"}, "trainer": {"epochz": 2},
+                                "model": {"head": {"name": "mach"}}}))
+    code = ("import sys\nfrom tfxc.config import load_config\ntry:\n    load_config(sys.argv[1])\n"
+            "except Exception as e:\n    print(type(e).__name__, 'tensorflow' in sys.modules, e)\n")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60,
+                         cwd=REPO)
+    assert out.stdout.startswith("ConfigError False ") and "unknown key 'epochz'" in out.stdout, out
+
+
+def test_train_asks_for_a_config():
+    result = run_cli("tfxc.train", check=False, timeout=60)
+    assert result.returncode == 2 and "--config is required" in result.stderr

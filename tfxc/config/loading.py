@@ -14,7 +14,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import math
 import os
+import re
 import typing
 from typing import Any
 
@@ -28,8 +30,12 @@ def _type_name(value: Any) -> str:
     return type(value).__name__ if value is not None else "null"
 
 
-def _convert(value: Any, annotation: Any, path: str) -> Any:
-    """Checks `value` against `annotation` and converts it (lists -> tuples, ints -> floats)."""
+def _convert(value: Any, annotation: Any, path: str, allow_inf: bool = False) -> Any:
+    """Checks `value` against `annotation` and converts it (lists -> tuples, ints -> floats).
+
+    Numbers must be finite (JSON parsers accept NaN and Infinity); a float field
+    with `allow_inf` metadata may be +/-Infinity.
+    """
     origin = typing.get_origin(annotation)
     if dataclasses.is_dataclass(annotation):
         return from_dict(annotation, value, path)
@@ -46,6 +52,8 @@ def _convert(value: Any, annotation: Any, path: str) -> Any:
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: expected a number, got {_type_name(value)} {value!r}")
+        if math.isnan(value) or (math.isinf(value) and not allow_inf):
+            raise ConfigError(f"{path}: expected a finite number, got {value!r}")
         return float(value)
     if annotation is str:
         if not isinstance(value, str):
@@ -89,15 +97,32 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
                               f"valid keys: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
     kwargs = {}
-    for name, f in fields.items():
+    # Sections without registry fields first, each validated as soon as it is built: their
+    # mistakes are then reported before the registries (and TensorFlow, which the heads and
+    # encoders import) are loaded.
+    for name, f in sorted(fields.items(), key=lambda item: _uses_registry(item[1], hints[item[0]])):
         sub = f"{path}.{name}" if path else name
         if "registry" in f.metadata:
             kwargs[name] = _polymorphic(data.get(name), f, sub)
         elif name in data:
-            kwargs[name] = _convert(data[name], hints[name], sub)
+            kwargs[name] = _convert(data[name], hints[name], sub, allow_inf=f.metadata.get("allow_inf", False))
         elif dataclasses.is_dataclass(hints[name]):
             kwargs[name] = from_dict(hints[name], {}, sub)  # fills nested polymorphic defaults
+        else:
+            continue
+        if dataclasses.is_dataclass(kwargs[name]):
+            kwargs[name].validate(sub)
     return cls(**kwargs)
+
+
+def _uses_registry(field: dataclasses.Field, annotation: Any) -> bool:
+    """Whether parsing `field` needs a registry (itself, or a nested dataclass field of it)."""
+    if "registry" in field.metadata:
+        return True
+    if dataclasses.is_dataclass(annotation):
+        hints = typing.get_type_hints(annotation)
+        return any(_uses_registry(f, hints[f.name]) for f in dataclasses.fields(annotation))
+    return False
 
 
 def to_dict(config: Any) -> dict:
@@ -144,13 +169,31 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 
 def read_json(path: str) -> dict:
+    """Parses a JSON config file; invalid JSON and repeated keys are errors naming the line."""
     if not os.path.exists(path):
         raise ConfigError(f"config file not found: {path}")
     with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+        text = f.read()
+
+    def no_duplicates(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ConfigError(f"{path}:{_line_of_repeat(text, key)}: key '{key}' appears twice in one object "
+                                  "(the last would silently win)")
+            seen.add(key)
+        return dict(pairs)
+
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+
+
+def _line_of_repeat(text: str, key: str) -> int:
+    """The line of the second `"key":` in the text (where a repeated key most likely is)."""
+    hits = [m.start() for m in re.finditer(re.escape(json.dumps(key)) + r"\s*:", text)]
+    return text.count("\n", 0, hits[1] if len(hits) > 1 else 0) + 1
 
 
 def import_modules(modules: Any) -> None:
@@ -165,14 +208,39 @@ def import_modules(modules: Any) -> None:
 
 
 def load_config(path: str | None, overrides: list[str] = ()) -> ExperimentConfig:
-    """Reads a JSON config (or starts from the defaults if `path` is None), applies overrides, validates."""
+    """Reads a JSON config (or starts from the defaults if `path` is None), applies overrides, validates.
+
+    An error is attributed to the `--set` assignment whose key it names, else to the file.
+    """
     data = read_json(path) if path else {}
     data = apply_overrides(data, list(overrides))
     try:
         import_modules(data.get("imports", []))
         return from_dict(ExperimentConfig, data).validate()
     except ConfigError as e:
+        culprit = _override_named_by(str(e), overrides)
+        if culprit:
+            raise ConfigError(f"--set {culprit}: {e}") from None
+        if path and overrides:
+            raise ConfigError(f"{path} (with --set {' '.join(overrides)}): {e}") from None
         raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+
+
+def _override_named_by(message: str, overrides) -> str | None:
+    """The override the error is about: the message starts with its key (or a key inside it), or
+    starts with its section and names its field (a rule across the section's fields)."""
+    match = re.match(r"([A-Za-z_][\w.]*)", message)
+    if not match:
+        return None
+    key = match.group(1)
+    for assignment in reversed(list(overrides)):
+        target = assignment.split("=", 1)[0].strip()
+        if key == target or key.startswith(target + "."):
+            return assignment
+        section, _, leaf = target.rpartition(".")
+        if section == key and re.search(rf"\b{re.escape(leaf)}\b", message[len(key):]):
+            return assignment
+    return None
 
 
 def config_to_json(config: ExperimentConfig) -> str:

@@ -35,7 +35,7 @@ import numpy as np
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tfxc._tf import tf
 from tfxc.errors import ConfigError, DataError
@@ -128,7 +128,7 @@ class UmaxConfig(DualConfig):
     """
 
     name: str = "umax"
-    delta: float = math.inf
+    delta: float = field(default=math.inf, metadata={"allow_inf": True})
 
     def validate(self, path: str) -> None:
         super().validate(path)

@@ -1,4 +1,11 @@
-"""Atomic file output: write to a temporary name in the same directory, then rename."""
+"""Atomic file output: write to a temporary name in the same directory, then rename.
+
+Temporary files and directories are created private (0600/0700, Python's
+`tempfile` defaults) and given the permissions an ordinary `open`/`mkdir`
+would have (0666/0777 minus the process umask) just before they are renamed
+into place, so an export can be read by a serving process under another user
+exactly when the umask allows it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,19 @@ import contextlib
 import os
 import shutil
 import tempfile
+
+from tfxc.errors import TfxcError
+
+
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it; there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(path: str, directory: bool) -> None:
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -26,8 +46,6 @@ def atomic_directory(path: str, marker: str, clear_stale: bool = False):
     same kind), never a folder of other files.
     """
     if os.path.isdir(path) and os.listdir(path) and not os.path.exists(os.path.join(path, marker)):
-        from tfxc.errors import TfxcError
-
         raise TfxcError(f"{path} exists and is not a previous output (no {marker}); refusing to replace it, "
                         "choose another output directory")
     parent = os.path.dirname(os.path.abspath(path))
@@ -40,6 +58,7 @@ def atomic_directory(path: str, marker: str, clear_stale: bool = False):
     tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
     try:
         yield tmp
+        _publish_mode(tmp, directory=True)
         if os.path.isdir(path):
             old = tmp + ".old"
             os.replace(path, old)
@@ -53,14 +72,15 @@ def atomic_directory(path: str, marker: str, clear_stale: bool = False):
 
 
 @contextlib.contextmanager
-def atomic_writer(path: str):
-    """Yields a text file handle whose contents replace `path` only if the block succeeds."""
+def atomic_writer(path: str, binary: bool = False):
+    """Yields a file handle (text, or bytes with `binary`) whose contents replace `path` only if the block succeeds."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as f:
             yield f
+        _publish_mode(tmp, directory=False)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
