@@ -18,7 +18,8 @@ from tfxc.model_dir import ModelDir
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tfxc.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", required=True)
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", default="test",
+                        help="the converted split to evaluate: test (default), val when the data has one, or train")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object (last line)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="eval.KEY=VALUE",
                         help="override evaluation settings of the trained config, e.g. --set eval.ks=[1,3,5,10] "

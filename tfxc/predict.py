@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from tfxc.cli import main_wrapper, setup_logging
+from tfxc.cli import main_wrapper, positive_int, setup_logging
 from tfxc.errors import DataError, TfxcError
 from tfxc.utils.io import atomic_writer
 
@@ -83,9 +83,10 @@ def main(argv=None):
     parser.add_argument("--saved-model", required=True)
     parser.add_argument("--input", required=True)
     parser.add_argument("--output", required=True, help="JSONL predictions (written atomically)")
-    parser.add_argument("--top-k", type=int, default=None, help="labels per row (default: the export's k)")
+    parser.add_argument("--top-k", type=positive_int, default=None,
+                        help="labels per row, >= 1 (default: the export's k)")
     parser.add_argument("--format", choices=["xc", "jsonl", "pecos"], default=None)
-    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--batch-size", type=positive_int, default=512)
     parser.add_argument("--index-base", type=int, choices=[0, 1], default=0,
                         help="1 for XC files with 1-based feature ids")
     args = parser.parse_args(argv)
@@ -105,7 +106,7 @@ def main(argv=None):
         raise TfxcError(f"{args.saved_model}: not a tfxc SavedModel (no assets.extra/tfxc/export.json)")
     with open(export_info_path, encoding="utf-8") as f:
         export_info = json.load(f)
-    k = args.top_k or export_info["top_k"]
+    k = export_info["top_k"] if args.top_k is None else args.top_k
     signature = tf.saved_model.load(args.saved_model).signatures["top_k"]
     start, count = time.time(), 0
     with atomic_writer(args.output) as out:

@@ -421,6 +421,24 @@ def plot_scale(results: list[dict], path: str) -> None:
     os.replace(path + ".tmp.png", path)
 
 
+def refuse_to_overwrite_published(out: str, markdown: str) -> None:
+    """--quick's 200-step figures must never replace full results (in OUT/results.json or a markdown block)."""
+    results_path = os.path.join(out, "results.json")
+    if os.path.exists(results_path):
+        with open(results_path, encoding="utf-8") as f:
+            published = [r for r in json.load(f) if not r.get("quick")]
+        if published:
+            raise SystemExit(f"bench.py: --quick would write smoke-test figures next to {len(published)} full "
+                             f"results in {results_path}; give another --out")
+    if markdown and os.path.exists(markdown):
+        with open(markdown, encoding="utf-8") as f:
+            content = f.read()
+        block = content.split("<!-- bench:begin -->", 1)[-1].split("<!-- bench:end -->", 1)[0]
+        if "### " in block and "(quick mode" not in block:
+            raise SystemExit(f"bench.py: --quick would replace the published tables in {markdown}; "
+                             "drop --update-markdown")
+
+
 def replace_block(path: str, text: str) -> None:
     begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
     with open(path, encoding="utf-8") as f:
@@ -439,8 +457,10 @@ def main(argv=None):
     parser.add_argument("--systems", default="",
                         help="comma-separated: tfxc-ova, tfxc-mach, tfxc-softmax, tfxc-linear, "
                              + ", ".join(PEERS) + " (default: all)")
-    parser.add_argument("--quick", action="store_true", help="bibtex and medical, tfxc for 200 steps")
-    parser.add_argument("--out", default=os.path.join(REPO, "benchmarks"))
+    parser.add_argument("--quick", action="store_true",
+                        help="bibtex and medical, tfxc for 200 steps (a smoke test: writes to benchmarks/work/quick "
+                             "unless --out is given, and never over published results)")
+    parser.add_argument("--out", default=None, help="where results, tables and plots go (default: benchmarks/)")
     parser.add_argument("--shared-data", default=SHARED)
     parser.add_argument("--peer-python", default=sys.executable,
                         help="interpreter with libpecos/napkinxc/omikuji installed")
@@ -455,6 +475,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.worker:
         return tfxc_worker(args)
+
+    if args.out is None:
+        args.out = os.path.join(REPO, "benchmarks", "work", "quick") if args.quick else os.path.join(REPO, "benchmarks")
+    if args.quick:
+        refuse_to_overwrite_published(args.out, args.update_markdown)
 
     groups = {"real": REAL_DATASETS, "scale": SCALE_DATASETS, "all": list(DATASETS)}
     datasets = [name for d in args.datasets.split(",") if d for name in groups.get(d, [d])]

@@ -171,3 +171,26 @@ def test_label_frequencies_live_in_npy_and_older_layouts_still_load(shared_data,
     np.save(os.path.join(info.dir, LABEL_FREQ_FILE), freq[:10])
     with pytest.raises(DataError, match=r"label frequencies have shape \(10,\), expected \(45,\)"):
         DatasetInfo.load(info.dir)
+
+
+def test_label_names_must_match_the_label_count(tmp_path):
+    def convert_with(header: str, names: list[str]):
+        (tmp_path / "train.txt").write_text(header + "0,1 0:1\n1 1:1\n")
+        (tmp_path / "test.txt").write_text(header.replace("2 ", "1 ", 1) + "0 0:1\n")
+        (tmp_path / "labels.txt").write_text("".join(n + "\n" for n in names))
+        config = load_config(None, ["data.format=xc", f"data.train={tmp_path / 'train.txt'}",
+                                    f"data.test={tmp_path / 'test.txt'}", f"data.label_names={tmp_path / 'labels.txt'}",
+                                    f"data.dir={tmp_path / 'data'}"])
+        return convert(config.data)
+
+    # A labels.txt copied from other data: more names than the header's L is refused, naming both counts.
+    with pytest.raises(DataError, match=r"labels.txt: has 3 label names but the data declares 2 labels"):
+        convert_with("2 2 2\n", ["a", "b", "c"])
+    with pytest.raises(DataError, match=r"has 1 label names but the data declares 2 labels"):
+        convert_with("2 2 2\n", ["a"])
+    assert convert_with("2 2 2\n", ["a", "b"]).label_names() == ["a", "b"]
+    # Without a header the names define L: labels that never occur keep their names.
+    info = convert_with("", ["a", "b", "c"])
+    assert info.num_labels == 3 and info.label_names() == ["a", "b", "c"] and info.label_freq.tolist() == [1, 2, 0]
+    with pytest.raises(DataError, match=r"has 1 label names but the data uses label ids up to 1"):
+        convert_with("", ["a"])

@@ -68,8 +68,8 @@ trainer = Trainer(config, model_dir, ensure_converted(config.data), strategy)
 save = trainer.controller.save
 
 
-def save_then_die(step, last_saved):
-    save(step, last_saved)
+def save_then_die(step):
+    save(step)
     if step >= crash_step:
         os._exit(3)  # no clean-up, like a kill
 

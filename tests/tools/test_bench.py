@@ -15,7 +15,7 @@ from helpers import REPO, cli_env
 def test_quick_benchmark_runs_end_to_end(tmp_path, shared_data):
     out = tmp_path / "bench"
     markdown = tmp_path / "BENCH.md"
-    markdown.write_text("intro\n<!-- bench:begin -->\nold\n<!-- bench:end -->\noutro\n")
+    markdown.write_text("intro\n<!-- bench:begin -->\n(no tables yet)\n<!-- bench:end -->\noutro\n")
     # A peer under an interpreter without the peer packages fails; the run goes on.
     proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "bench.py"), "--quick", "--datasets",
                            "medical", "--systems", "tfxc-softmax,napkinxc-plt", "--out", str(out),
@@ -34,7 +34,24 @@ def test_quick_benchmark_runs_end_to_end(tmp_path, shared_data):
         assert peer["status"] == "failed" and "exit" in peer["error"]
     text = markdown.read_text()
     assert text.startswith("intro\n<!-- bench:begin -->\n### medical (quick mode") and text.endswith("outro\n")
-    assert "| tfxc-softmax |" in text and "old" not in text
+    assert "| tfxc-softmax |" in text and "no tables yet" not in text
+
+
+def test_quick_mode_never_writes_over_published_results(tmp_path):
+    out = tmp_path / "bench"
+    out.mkdir()
+    published = json.dumps([{"dataset": "bibtex", "system": "tfxc-ova", "status": "ok", "quick": False}])
+    (out / "results.json").write_text(published)
+    bench = [sys.executable, os.path.join(REPO, "tools", "bench.py"), "--quick", "--datasets", "medical"]
+    proc = subprocess.run(bench + ["--out", str(out)], cwd=REPO, env=cli_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0 and "give another --out" in proc.stderr
+    assert (out / "results.json").read_text() == published and sorted(os.listdir(out)) == ["results.json"]
+    markdown = tmp_path / "BENCH.md"
+    markdown.write_text("<!-- bench:begin -->\n### bibtex\n| table |\n<!-- bench:end -->\n")
+    proc = subprocess.run(bench + ["--out", str(tmp_path / "new"), "--update-markdown", str(markdown)], cwd=REPO,
+                          env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "drop --update-markdown" in proc.stderr and not (tmp_path / "new").exists()
 
 
 # === Synthetic scale runs ===

@@ -133,23 +133,40 @@ def source_fingerprint(data_config) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
-def _read_label_names(path: str, num_labels: int) -> list[str]:
-    """The first `num_labels` names of a labels.txt (validated by `LabelVocab.load`)."""
+def _read_label_names(path: str, seen: int, declared: int | None) -> list[str]:
+    """The names of a labels.txt (validated by `LabelVocab.load`), one per label of the data.
+
+    Args:
+      path: the labels.txt.
+      seen: 1 + the largest label id in the data.
+      declared: the label count the sources declare (a header's L, a Y matrix's width), or None.
+
+    Raises:
+      DataError: the file has another number of names than the sources declare, or fewer names
+        than the data uses (a file written for other data).
+    """
     from tfxc.data.label_vocab import LabelVocab
 
-    names = LabelVocab.load(path).names
-    if len(names) < num_labels:
-        raise DataError(f"has {len(names)} label names but the data has {num_labels} labels", path=path)
-    return list(names[:num_labels])
+    names = list(LabelVocab.load(path).names)
+    if declared is not None and len(names) != declared:
+        raise DataError(f"has {len(names)} label names but the data declares {declared} labels "
+                        "(data.label_names written for another data set?)", path=path)
+    if len(names) < seen:
+        raise DataError(f"has {len(names)} label names but the data uses label ids up to {seen - 1}",
+                        path=path)
+    return names
 
 
 def _sources(data_config, tmp_dir: str):
-    """Yields the per-split row iterators and returns (num_features, num_labels, label_names)."""
+    """(per-split row iterators, num_features(), num_labels(), declared_num_labels(), label names or None).
+
+    The three counts are callables because readers know them only after a full pass.
+    """
     cfg = data_config
     if cfg.format == "synthetic":
         gen = SyntheticXmc(cfg.synthetic)
         return ({"train": gen.rows("train"), "test": gen.rows("test")}, lambda: gen.num_features,
-                lambda: gen.num_labels, None)
+                lambda: gen.num_labels, lambda: gen.num_labels, None)
     if cfg.format == "jsonl":
         from tfxc.data.label_vocab import LabelVocab
         from tfxc.data.text_features import TfidfFeaturizer
@@ -166,7 +183,7 @@ def _sources(data_config, tmp_dir: str):
         sources = {"train": cfg.train, "test": cfg.test, **({"val": cfg.val} if cfg.val else {})}
         splits = {name: readers.JsonlReader(path, label_vocab=vocab, featurizer=featurizer)
                   for name, path in sources.items()}
-        return splits, lambda: featurizer.num_features, lambda: len(vocab), vocab.names
+        return splits, lambda: featurizer.num_features, lambda: len(vocab), lambda: len(vocab), vocab.names
     options = {"index_base": cfg.index_base} if cfg.format == "xc" else {}
     if cfg.source_dir:
         files = dense_source_files(cfg.source_dir)
@@ -177,7 +194,12 @@ def _sources(data_config, tmp_dir: str):
     splits = {name: readers.open_reader(cfg.format, x, y or None, **options) for name, (x, y) in files.items()}
     num_features = lambda: max(r.num_features for r in splits.values())  # noqa: E731
     num_labels = lambda: max(r.num_labels for r in splits.values())  # noqa: E731
-    return splits, num_features, num_labels, None
+
+    def declared_num_labels():
+        declared = [r.declared_num_labels for r in splits.values() if r.declared_num_labels is not None]
+        return max(declared) if declared else None
+
+    return splits, num_features, num_labels, declared_num_labels, None
 
 
 def convert(data_config) -> DatasetInfo:
@@ -189,7 +211,7 @@ def convert(data_config) -> DatasetInfo:
     cfg = data_config
     start = time.time()
     with atomic_directory(cfg.dir, marker=STATS_FILE, clear_stale=True) as tmp:
-        splits, num_features, num_labels, names = _sources(cfg, tmp)
+        splits, num_features, num_labels, declared_num_labels, names = _sources(cfg, tmp)
         writers = {"train": SplitWriter(tmp, "train", cfg.num_shards).write_all(splits["train"])}
         for name in EVAL_SPLITS:
             if name in splits:
@@ -198,7 +220,8 @@ def convert(data_config) -> DatasetInfo:
         if writers["train"].num_points == 0:
             raise DataError("the train split has no points", path=cfg.train or cfg.dir)
         if cfg.label_names and names is None:
-            names = _read_label_names(cfg.label_names, nl)
+            names = _read_label_names(cfg.label_names, nl, declared_num_labels())
+            nl = len(names)  # labels that never occur in the data still have their names
         if names is not None:
             atomic_write_text(os.path.join(tmp, LABELS_FILE), "\n".join(names) + "\n")
         np.save(os.path.join(tmp, LABEL_FREQ_FILE), writers["train"].label_counts(nl).astype(np.int64))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from tfxc._tf import tf
 from tfxc.data.pipeline import eval_dataset
+from tfxc.errors import DataError
 from tfxc.eval.metrics import XmcMetrics
 from tfxc.eval.propensity import dataset_propensities
+
+log = logging.getLogger("tfxc.eval")
 
 
 def pad_ids(ids: np.ndarray, k: int) -> np.ndarray:
@@ -31,8 +36,13 @@ class Evaluator:
     """
 
     def __init__(self, model, info, eval_config, split: str = "test"):
+        if split not in info.splits:
+            raise DataError(f"there is no '{split}' split; the data has: {', '.join(info.splits)}", path=info.dir)
         self.model, self.info, self.config, self.split = model, info, eval_config, split
         self.k = max(eval_config.ks)
+        if self.k > info.num_labels:
+            log.warning("eval.ks asks for k up to %d but there are only %d labels: P@k for k > %d counts the "
+                        "missing ranks as misses", self.k, info.num_labels, info.num_labels)
         k = min(self.k, info.num_labels)
         self._top_k = model.head.evaluation_top_k(model, k)
         stats = info.splits[split]

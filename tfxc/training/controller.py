@@ -98,14 +98,23 @@ class Controller:
             log.info("resumed from %s (step %d)", latest, self.step())
         return self.step()
 
-    def save(self, step: int, last_saved: int) -> None:
+    def _kept(self) -> str:
+        """What a stop keeps: the latest checkpoint, or that there is none yet."""
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return "no checkpoint had been written yet"
+        return f"the last good checkpoint ({latest}) is kept"
+
+    def _advice(self) -> str:
+        return (f"Try a lower optimizer.learning_rate ({self.config.optimizer.learning_rate}) or set "
+                "optimizer.clip_norm.")
+
+    def save(self, step: int) -> None:
         # The loss of a step is computed before its update, so a finite loss
         # does not prove finite weights: check them before they overwrite anything.
         if not bool(self._weights_finite()):
-            raise TrainingError(f"the weights became non-finite before step {step}; stopped without saving, the "
-                                f"last good checkpoint (step {last_saved}) is kept. Try a lower "
-                                f"optimizer.learning_rate ({self.config.optimizer.learning_rate}) or set "
-                                "optimizer.clip_norm.")
+            raise TrainingError(f"the weights became non-finite before step {step}; stopped without saving, "
+                                f"{self._kept()}. {self._advice()}")
         self.manager.save(checkpoint_number=step)
 
     def _write_run_files(self) -> None:
@@ -150,7 +159,7 @@ class Controller:
     # === The loop ===
     def train(self) -> dict[str, float]:
         """Runs to `length.total_steps`, then evaluates on test; returns the final metrics (percent)."""
-        cfg, tc, total = self.config, self.config.trainer, self.length.total_steps
+        tc, total = self.config.trainer, self.length.total_steps
         step = self.restore()  # before writing config.json: a mismatch must not overwrite the old one
         self._write_run_files()
         start_step = step
@@ -177,15 +186,12 @@ class Controller:
                 loss = self.loop(iterator, n)
             except _LOST_WORKER_ERRORS as e:
                 raise TrainingError(f"lost contact with another worker at step {step} "
-                                    f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); the last checkpoint "
-                                    f"(step {last_saved}) is kept, restart all workers to resume") from None
+                                    f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); {self._kept()}, "
+                                    "restart all workers to resume") from None
             step += n
             if not math.isfinite(loss):
-                raise TrainingError(
-                    f"the training loss became {loss} in steps {step - n + 1}..{step}; stopped without saving, "
-                    f"the last good checkpoint (step {last_saved}) is kept in {self.model_dir.checkpoint_dir}. "
-                    f"Try a lower optimizer.learning_rate ({cfg.optimizer.learning_rate}) or set "
-                    "optimizer.clip_norm.")
+                raise TrainingError(f"the training loss became {loss} in steps {step - n + 1}..{step}; stopped "
+                                    f"without saving, {self._kept()}. {self._advice()}")
             with writer.as_default(step=step):
                 tf.summary.scalar("train/loss", loss)
                 tf.summary.scalar("train/learning_rate", float(self.components.optimizer.learning_rate))
@@ -201,12 +207,12 @@ class Controller:
                     tf.summary.scalar("train/steps_per_second", rate)
                 t_log, step_log = now, step
             if crossed(prev, step, tc.checkpoint_every_steps) or step == total:
-                self.save(step, last_saved)
+                self.save(step)
                 last_saved = step
             if self.eval_every and crossed(prev, step, self.eval_every) and step < total:
                 self._periodic_eval(step, loss, writer)
         if last_saved != step:
-            self.save(step, last_saved)
+            self.save(step)
         train_seconds = time.time() - t_start
         if start_step < step and self.chief:
             log.info("trained %d steps in %s (peak resident memory %.2f GB)", step - start_step,

@@ -61,6 +61,8 @@ class Reader:
         explicit argument when there is one, else 1 + the largest feature id seen
         so far (complete after a full pass); None before any id is known.
       num_labels: likewise for labels.
+      declared_num_labels: the label count the source states (a header, a
+        matrix width, an explicit argument), or None if it only has label ids.
       num_rows: number of rows of the last complete pass; before one, the
         row count the file declares (header, matrix shape) or None.
     """
@@ -77,6 +79,10 @@ class Reader:
     @property
     def num_labels(self) -> int | None:
         raise NotImplementedError
+
+    @property
+    def declared_num_labels(self) -> int | None:
+        return None
 
     @property
     def num_rows(self) -> int | None:

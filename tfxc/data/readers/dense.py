@@ -130,6 +130,12 @@ class DenseReader(Reader):
         return self._seen_labels
 
     @property
+    def declared_num_labels(self) -> int | None:
+        if self._explicit_labels is not None:
+            return self._explicit_labels
+        return None if self._y_sparse is None else int(self._y_sparse.shape[1])
+
+    @property
     def num_rows(self) -> int:
         return int(self._x.shape[0])
 

@@ -171,9 +171,9 @@ class JsonlReader(Reader):
                     elif drop:
                         continue
                     else:
-                        raise DataError(f"unknown label {name!r} (not in the frozen "
-                                        f"vocabulary of {len(vocab)} labels; pass "
-                                        "unknown_labels='drop' to skip such labels)",
+                        raise DataError(f"unknown label {name!r}: not among the {len(vocab)} labels of "
+                                        "the training split (or data.label_names); every label must "
+                                        "occur there",
                                         path=self.path, line=rec.line, field="labels")
                 ids.append(idx)
             labels = np.array(sorted(ids), np.int64) if ids else EMPTY_IDX

@@ -150,6 +150,10 @@ class PecosNpzReader(Reader):
         return int(self._y.shape[1])
 
     @property
+    def declared_num_labels(self) -> int | None:
+        return None if self.labels_path is None else self.num_labels
+
+    @property
     def num_rows(self) -> int:
         return int(self._x.shape[0])
 

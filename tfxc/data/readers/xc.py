@@ -162,6 +162,12 @@ class XcBowReader(Reader):
         return self._seen_labels
 
     @property
+    def declared_num_labels(self) -> int | None:
+        if self._explicit_labels is not None:
+            return self._explicit_labels
+        return None if self.header is None else self.header[2]
+
+    @property
     def num_rows(self) -> int | None:
         if self._rows_read is not None:
             return self._rows_read
