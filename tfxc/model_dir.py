@@ -1,35 +1,56 @@
-"""The one doorway to a trained model directory: its file names, its config, its checkpoints, its parts.
+"""The one doorway to a trained model directory: its files, config, data, checkpoints, lock and parts.
 
 Layout of a model directory:
 
   config.json        the fully resolved config it was trained with
+  dataset/           a copy of the converted data's card (stats.json, label_freq.npy, labels.txt,
+                     featurizer.json): the data the model is bound to (see `bind_data`)
   run_info.json      versions, strategy and sizes of the last training run (informational)
-  checkpoints/       TensorFlow checkpoints (the latest is the model)
+  checkpoints/       TensorFlow checkpoints (the newest intact one is the model)
   tensorboard/       training and evaluation scalars
   metrics.json       test metrics of the last training run
   eval_log.jsonl     periodic evaluations, one JSON object per line
   parts/part-NNN/    a model directory per independently trained part (e.g. MACH repetitions)
   logs/part-NNN.log  their logs, when `train.sh` runs them
+  .lock              held by the run that writes the directory (see `lock`)
   (head assets, e.g. mach_lookup.npz)
 
-`evaluate`, `export`, `predict`, `train.sh`, the tools and the tests reach a
+`train`, `evaluate`, `export`, `train.sh`, the tools and the tests reach a
 trained model only through `ModelDir`.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import logging
 import os
+import socket
+import time
 from typing import NamedTuple
 
 from tfxc.errors import TfxcError, TrainingError
+from tfxc.utils.io import atomic_directory
+
+log = logging.getLogger("tfxc.model_dir")
 
 CONFIG_FILE = "config.json"
+DATASET_DIR = "dataset"
 RUN_INFO_FILE = "run_info.json"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 METRICS_FILE = "metrics.json"
 EVAL_LOG_FILE = "eval_log.jsonl"
 PARTS_DIR = "parts"
+LOCK_FILE = ".lock"
+
+# Config keys a resumed run may change: how long and how often, evaluation and export settings, and the
+# replica layout (the data order does not depend on it, see tfxc.data.pipeline). Everything else changes
+# the model, the data or the optimisation, and a resumed run would silently mix two experiments.
+SAFE_TO_CHANGE = ("trainer.epochs", "trainer.train_steps", "trainer.steps_per_loop", "trainer.log_every_steps",
+                  "trainer.eval_every_steps", "trainer.eval_every_epochs", "trainer.checkpoint_every_steps",
+                  "trainer.keep_checkpoints", "eval.", "export.", "runtime.strategy", "runtime.cpu_replicas",
+                  "runtime.collective_timeout_s", "runtime.startup_timeout_s")
 
 
 class TrainedModel(NamedTuple):
@@ -38,6 +59,32 @@ class TrainedModel(NamedTuple):
     config: object  # ExperimentConfig
     model: object  # XCModel
     info: object  # DatasetInfo
+
+
+class DirectoryLock:
+    """An exclusive `flock` on `MODEL_DIR/.lock`, which names its holder; `release()` gives it up."""
+
+    def __init__(self, model_dir: "ModelDir", what: str):
+        os.makedirs(model_dir.path, exist_ok=True)
+        path = model_dir.file(LOCK_FILE)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(self._fd)
+            raise TfxcError(f"{model_dir.path} is in use by {holder}; wait for it to finish, or give another "
+                            "--model-dir") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, (f"{what} (pid {os.getpid()} on {socket.gethostname()}, since "
+                             f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n").encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
 
 class ModelDir:
@@ -64,6 +111,10 @@ class ModelDir:
     def checkpoint_dir(self) -> str:
         return self.file(CHECKPOINT_DIR)
 
+    @property
+    def dataset_dir(self) -> str:
+        return self.file(DATASET_DIR)
+
     def worker_scratch_dir(self, worker_index: int) -> str:
         """Where a non-chief MultiWorkerMirrored worker writes its (discarded) checkpoint copies."""
         return self.file(f".worker-{worker_index}-tmp")
@@ -72,19 +123,51 @@ class ModelDir:
         """The model directory of independently trained part `index`."""
         return ModelDir(os.path.join(self.path, PARTS_DIR, f"part-{index:03d}"))
 
-    def part_log(self, index: int) -> str:
-        """The log `train.sh` writes for part `index`."""
-        return os.path.join(self.path, "logs", f"part-{index:03d}.log")
+    def lock(self, what: str) -> DirectoryLock:
+        """Takes the directory for a writing run (`what`, e.g. "tfxc.train"); a second one is refused."""
+        return DirectoryLock(self, what)
 
-    def latest_checkpoint(self) -> str | None:
+    # === Checkpoints ===
+    def checkpoints(self) -> list[str]:
+        """Checkpoint paths, newest first."""
         from tfxc._tf import tf
 
-        return tf.train.latest_checkpoint(self.checkpoint_dir)
+        state = tf.train.get_checkpoint_state(self.checkpoint_dir)
+        return list(reversed(state.all_model_checkpoint_paths)) if state else []
+
+    def latest_checkpoint(self) -> str | None:
+        found = self.checkpoints()
+        return found[0] if found else None
 
     def latest_step(self) -> int | None:
-        """The step number of the latest checkpoint (None without one)."""
+        """The step number of the newest checkpoint (None without one)."""
         latest = self.latest_checkpoint()
         return None if latest is None else int(latest.rsplit("-", 1)[1])
+
+    def restore_newest_intact(self, restore) -> str | None:
+        """Calls `restore(path)` on the newest checkpoint, falling back to older ones if it is unreadable.
+
+        A checkpoint cut short or damaged on disk (a full disk, a crash mid-copy) fails to restore; the
+        next older one is then used, with a warning naming the bad one. If none restores, the newest one's
+        error is raised. Returns the path restored, or None without checkpoints.
+        """
+        candidates = self.checkpoints()
+        first_error = None
+        for path in candidates:
+            try:
+                restore(path)
+            except Exception as e:  # truncated: IndexError; flipped bits: DataLossError; missing: NotFoundError
+                first_error = first_error or e
+                log.warning("checkpoint %s cannot be restored (%s: %s); trying the one before it", path,
+                            type(e).__name__, str(e).strip().splitlines()[0][:200] if str(e).strip() else "")
+                continue
+            if path != candidates[0]:
+                log.warning("restored %s instead of the newest checkpoint %s, which is unreadable", path,
+                            candidates[0])
+            return path
+        if first_error is not None:
+            raise first_error
+        return None
 
     # === Config ===
     def load_config(self, overrides=()):
@@ -107,16 +190,80 @@ class ModelDir:
 
         save_config(config, self.config_path)
 
+    def check_resume(self, config, allow_changes: bool = False) -> None:
+        """Refuses to resume a checkpoint under a config that changes more than `SAFE_TO_CHANGE`.
+
+        Args:
+          config: the new `ExperimentConfig`.
+          allow_changes: resume anyway (the changed keys are logged), e.g. to fine-tune with another
+            learning rate on purpose.
+
+        Raises:
+          TrainingError: naming every changed key that is not safe to change.
+        """
+        from tfxc.config import to_dict
+
+        stored = self.config_text()
+        if stored is None or self.latest_checkpoint() is None:
+            return  # nothing to resume: this run starts afresh and writes its own config.json
+        changes = _flat_differences(json.loads(stored), to_dict(config))
+        unsafe = {k: v for k, v in changes.items() if not k.startswith(SAFE_TO_CHANGE)}
+        for key, (old, new) in changes.items():
+            if key not in unsafe:
+                log.info("resuming with %s changed: %s -> %s", key, json.dumps(old), json.dumps(new))
+        if not unsafe:
+            return
+        listed = "; ".join(f"{k}: {json.dumps(old)} -> {json.dumps(new)}" for k, (old, new) in sorted(unsafe.items()))
+        if allow_changes:
+            log.warning("resuming %s with a changed config (--allow-changed-config): %s", self.path, listed)
+            return
+        raise TrainingError(f"{self.path} holds a checkpoint trained with another config ({listed}); resuming "
+                            "would mix two experiments. Use another --model-dir, or --allow-changed-config to "
+                            "continue from the checkpoint on purpose")
+
+    # === Data ===
+    def bind_data(self, info, resuming: bool) -> None:
+        """Keeps a copy of the data's card in `dataset/`, or checks the data against the copy kept.
+
+        Args:
+          info: the `DatasetInfo` being trained on.
+          resuming: a checkpoint exists; then the data must be the data it was trained on.
+
+        Raises:
+          TrainingError: resuming on data that was converted differently since.
+        """
+        if os.path.isdir(self.dataset_dir) and resuming:
+            if self.bound_data().fingerprint() != info.fingerprint():
+                raise TrainingError(self._data_changed(info.dir))
+            return
+        with atomic_directory(self.dataset_dir, marker="stats.json") as tmp:
+            info.copy_card(tmp)
+
+    def bound_data(self):
+        """The `DatasetInfo` of the copy in `dataset/` (sizes, labels, featurizer; no shards), or None."""
+        from tfxc.data.info import DatasetInfo
+
+        return DatasetInfo.load(self.dataset_dir) if os.path.isdir(self.dataset_dir) else None
+
+    def _data_changed(self, data_dir: str) -> str:
+        return (f"the data in {data_dir} is not the data {self.path} was trained on (it was converted again, "
+                f"with other options or sources; the model's copy is in {self.dataset_dir}). Convert into "
+                "another data.dir, or train into another --model-dir")
+
     # === Restoring ===
-    def restore(self, config=None, overrides=(), part: int | None = None) -> TrainedModel:
-        """Builds the model and loads its latest checkpoint.
+    def restore(self, config=None, overrides=(), part: int | None = None, need_rows: bool = True) -> TrainedModel:
+        """Builds the model and loads its newest intact checkpoint.
 
         Args:
           config: the config to build from (default: this directory's, with `overrides`).
           overrides: `--set` overrides for the stored config.
           part: this directory holds one part of a head trained in parts (see `Head.num_parts`).
+          need_rows: the caller reads the data's rows (evaluation): they must be the rows the model was
+            trained on. Without, the model's own copy of the data card serves (export), so an export
+            carries the labels and featurizer it was trained with even if the data moved on.
 
         Raises:
+          TfxcError: the data changed since training (with `need_rows`).
           TrainingError: there is no checkpoint yet.
         """
         from tfxc._tf import tf
@@ -125,11 +272,31 @@ class ModelDir:
         from tfxc.model import build_model
 
         config = config or self.load_config(overrides)
-        info = DatasetInfo.load(config.data.dir)
+        bound = self.bound_data()
+        if need_rows or bound is None:
+            info = DatasetInfo.load(config.data.dir)
+            if bound is not None and bound.fingerprint() != info.fingerprint():
+                raise TfxcError(self._data_changed(config.data.dir))
+        else:
+            info = bound
         model = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed,
                                                                  model_dir=self.path, part=part))
-        latest = self.latest_checkpoint()
-        if latest is None:
+        checkpoint = tf.train.Checkpoint(model=model)
+        restored = self.restore_newest_intact(
+            lambda path: checkpoint.restore(path).expect_partial().assert_existing_objects_matched())
+        if restored is None:
             raise TrainingError(f"{self.path}: no checkpoint found in {CHECKPOINT_DIR}/; train first")
-        tf.train.Checkpoint(model=model).restore(latest).expect_partial().assert_existing_objects_matched()
         return TrainedModel(config, model, info)
+
+
+def _flat_differences(old: dict, new: dict, prefix: str = "") -> dict[str, tuple]:
+    """{dotted key: (old value, new value)} for every leaf that differs (missing = None)."""
+    out = {}
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.update(_flat_differences(a, b, name + "."))
+        elif a != b:
+            out[name] = (a, b)
+    return out

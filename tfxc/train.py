@@ -41,6 +41,10 @@ def main(argv=None):
                              "MODEL_DIR/parts/part-NNN")
     parser.add_argument("--merge-parts", action="store_true",
                         help="assemble the separately trained parts of MODEL_DIR into one model")
+    parser.add_argument("--allow-changed-config", action="store_true",
+                        help="resume a checkpoint even though the config changed beyond the keys that are safe to "
+                             "change (epochs, cadences, evaluation, export, replicas), e.g. to fine-tune with "
+                             "another learning rate on purpose")
     parser.add_argument("-v", "--verbose", action="store_true")
     # The names before heads had parts in general: refused with the new spelling.
     parser.add_argument("--repetition", type=int, help=argparse.SUPPRESS)
@@ -73,7 +77,8 @@ def main(argv=None):
     if args.merge_parts:
         merge_parts(config, model_dir, info)
         return 0
-    trainer = Trainer(config, model_dir, info, strategy, part=args.part)
+    trainer = Trainer(config, model_dir, info, strategy, part=args.part,
+                      allow_changed_config=args.allow_changed_config)
     metrics = trainer.train()
     if trainer.chief:
         print("frequency baseline: " + format_metrics(trainer.controller.evaluator.frequency_baseline()))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +17,9 @@ STATS_FILE = "stats.json"
 LABEL_FREQ_FILE = "label_freq.npy"  # int64 [L]: binary, since 10^7 counts as JSON text are slow to parse
 LABELS_FILE = "labels.txt"
 FEATURIZER_FILE = "featurizer.json"
+# Everything of a converted directory but the shards: what a trained model depends on besides the rows
+# (sizes, label names and frequencies, the text featurizer). A model directory keeps a copy.
+CARD_FILES = (STATS_FILE, LABEL_FREQ_FILE, LABELS_FILE, FEATURIZER_FILE)
 
 
 @dataclass(frozen=True)
@@ -69,3 +74,23 @@ class DatasetInfo:
     def featurizer_path(self) -> str | None:
         path = os.path.join(self.dir, FEATURIZER_FILE)
         return path if os.path.exists(path) else None
+
+    def fingerprint(self) -> str:
+        """sha256 of the card files (`CARD_FILES`): changes whenever the data is converted differently."""
+        digest = hashlib.sha256()
+        for name in CARD_FILES:
+            path = os.path.join(self.dir, name)
+            if os.path.exists(path):
+                digest.update(name.encode() + b"\0")
+                with open(path, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(block)
+        return digest.hexdigest()
+
+    def copy_card(self, directory: str) -> None:
+        """Copies the card files (not the shards) into `directory`, which must exist and be empty."""
+        for name in CARD_FILES:
+            path = os.path.join(self.dir, name)
+            if os.path.exists(path):
+                shutil.copyfile(path, os.path.join(directory, name))
+

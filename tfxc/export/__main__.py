@@ -23,7 +23,8 @@ def main(argv=None):
     from tfxc.export.saved_model import export_saved_model
     from tfxc.model_dir import ModelDir
 
-    trained = ModelDir(args.model_dir).restore()
+    # The model's own copy of the data card: the labels and featurizer it was trained with.
+    trained = ModelDir(args.model_dir).restore(need_rows=False)
     export_saved_model(trained.model, trained.config, trained.info, args.out, top_k=args.top_k)
     logging.getLogger("tfxc.export").info("wrote SavedModel to %s", args.out)
     return 0

@@ -85,17 +85,19 @@ class Controller:
         return int(self.components.optimizer.iterations.value.numpy())  # .value: a MirroredVariable under Mirrored
 
     def restore(self) -> int:
-        """Restores the latest checkpoint if there is one; returns the step to continue from."""
-        latest = self.model_dir.latest_checkpoint()
-        if latest:
-            try:
-                self.checkpoint.restore(latest).assert_consumed()
-            except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
-                raise TrainingError(
-                    f"{latest} does not fit this config (the model or data shape changed?): "
-                    f"{str(e).splitlines()[0][:300]}. Use another --model-dir, or the config in "
-                    f"{self.model_dir.config_path}") from None
-            log.info("resumed from %s (step %d)", latest, self.step())
+        """Restores the newest intact checkpoint if there is one; returns the step to continue from."""
+        try:
+            restored = self.model_dir.restore_newest_intact(lambda path: self.checkpoint.restore(path).assert_consumed())
+        except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
+            raise TrainingError(
+                f"the checkpoints in {self.model_dir.checkpoint_dir} do not fit this config (the model or data "
+                f"shape changed?): {str(e).splitlines()[0][:300]}. Use another --model-dir, or the config in "
+                f"{self.model_dir.config_path}") from None
+        except Exception as e:  # every checkpoint is damaged
+            raise TrainingError(f"no checkpoint in {self.model_dir.checkpoint_dir} can be restored "
+                                f"({type(e).__name__}: {str(e).strip()[:300]})") from None
+        if restored:
+            log.info("resumed from %s (step %d)", restored, self.step())
         return self.step()
 
     def _kept(self) -> str:
@@ -115,7 +117,16 @@ class Controller:
         if not bool(self._weights_finite()):
             raise TrainingError(f"the weights became non-finite before step {step}; stopped without saving, "
                                 f"{self._kept()}. {self._advice()}")
-        self.manager.save(checkpoint_number=step)
+        try:
+            self.manager.save(checkpoint_number=step)
+        except tf.errors.OpError as e:  # disk full, quota, permissions: no half-written checkpoint stays
+            directory = self.manager.directory
+            for name in os.listdir(directory) if os.path.isdir(directory) else []:
+                if name.startswith(f"ckpt-{step}_temp") or name.startswith(f"ckpt-{step}."):
+                    target = os.path.join(directory, name)
+                    shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
+            raise TrainingError(f"cannot write the checkpoint of step {step} to {directory} "
+                                f"({_first_line(e)}); {self._kept()}") from None
 
     def _write_run_files(self) -> None:
         if not self.chief:
@@ -240,6 +251,14 @@ class Controller:
                 tf.summary.scalar("eval/" + name, value)
         if self.chief:
             log.info("eval at step %d: %s", step, format_metrics(metrics))
+
+
+def _first_line(error: Exception) -> str:
+    """A TF error's message without the op and function-node decorations."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if text.startswith("{{function_node"):
+        text = text.split("}}", 1)[-1].strip()
+    return text.split(" [Op:", 1)[0]
 
 
 def _earlier(line: dict, record: dict) -> bool:

@@ -9,7 +9,6 @@ and has the head copy their weights into the whole model (`Head.merge_parts`).
 from __future__ import annotations
 
 import logging
-import os
 
 from tfxc._tf import tf
 from tfxc.build_context import BuildContext
@@ -56,12 +55,17 @@ def merge_parts(config, model_dir, info) -> str:
             raise TrainingError(f"part {r} stopped at step {step} of {total}; resume it with "
                                 f"`python -m tfxc.train --config ... --part {r}`")
         parts.append(part_dir.restore(config, part=r).model)
-    os.makedirs(model_dir.path, exist_ok=True)
-    merged = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed,
-                                                              model_dir=model_dir.path))
-    merged.head.merge_parts(merged, parts)
-    model_dir.write_config(config)
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=merged), model_dir.checkpoint_dir, max_to_keep=1)
-    path = manager.save(checkpoint_number=0)
+    lock = model_dir.lock("a tfxc.train --merge-parts run")
+    try:
+        merged = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed,
+                                                                  model_dir=model_dir.path))
+        merged.head.merge_parts(merged, parts)
+        model_dir.bind_data(info, resuming=False)
+        model_dir.write_config(config)
+        manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=merged), model_dir.checkpoint_dir,
+                                             max_to_keep=1)
+        path = manager.save(checkpoint_number=0)
+    finally:
+        lock.release()
     log.info("merged %d parts into %s", count, path)
     return path

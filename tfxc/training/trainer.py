@@ -8,11 +8,10 @@
 
 from __future__ import annotations
 
-import os
-
 from tfxc.model_dir import ModelDir
 from tfxc.training.components import build_components
 from tfxc.training.controller import Controller
+from tfxc.training.distribute import is_chief
 
 
 class Trainer:
@@ -26,20 +25,44 @@ class Trainer:
       part: train only this independently trained part of the head (see
         `Head.num_parts`), in `ModelDir(model_dir).part(part)`; `merge_parts`
         assembles the whole model afterwards.
+      allow_changed_config: resume a checkpoint under a config that changes more
+        than `tfxc.model_dir.SAFE_TO_CHANGE` (refused otherwise).
+
+    Raises:
+      TfxcError: another run holds the model directory.
+      TrainingError: the checkpoint was trained with another config, or on other data.
     """
 
-    def __init__(self, config, model_dir, info, strategy, part: int | None = None):
+    def __init__(self, config, model_dir, info, strategy, part: int | None = None,
+                 allow_changed_config: bool = False):
         root = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
         self.model_dir = root if part is None else root.part(part)
-        os.makedirs(self.model_dir.path, exist_ok=True)
-        self.components = build_components(config, strategy, info, self.model_dir, part)
-        self.controller = Controller(self.components, self.model_dir)
-
-    @property
-    def chief(self) -> bool:
-        return self.controller.chief
+        self.chief = is_chief(strategy)
+        # The chief writes the directory: it holds the lock from before anything is written until the end.
+        self._lock = self.model_dir.lock("a tfxc.train run") if self.chief else None
+        try:
+            self.model_dir.check_resume(config, allow_changes=allow_changed_config)
+            if self.chief:
+                self.model_dir.bind_data(info, resuming=self.model_dir.latest_checkpoint() is not None)
+            self.components = build_components(config, strategy, info, self.model_dir, part)
+            self.controller = Controller(self.components, self.model_dir)
+        except BaseException:
+            self.close()
+            raise
 
     def train(self) -> dict[str, float]:
-        """Trains to the configured length, then evaluates on test; returns the metrics (percent)."""
-        return self.controller.train()
+        """Trains to the configured length, then evaluates on test; returns the metrics (percent).
+
+        The model directory stays locked until training ends (or fails).
+        """
+        try:
+            return self.controller.train()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Releases the model directory (idempotent)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 

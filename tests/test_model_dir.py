@@ -1,0 +1,122 @@
+"""The model directory: one run at a time, resumed only under the same config and on the same data, and
+restored from the newest intact checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import REPO, checkpoint_weights, cli_env, run_cli, tiny_config
+
+
+def test_a_second_run_on_the_same_model_dir_is_refused_while_the_first_runs(tmp_path):
+    config = tiny_config(tmp_path, trainer={"train_steps": 48, "checkpoint_every_steps": 8})
+    model_dir = str(tmp_path / "model")
+    run_cli("tfxc.convert", "--config", config)  # so that both start training at once
+    command = [sys.executable, "-m", "tfxc.train", "--config", config, "--model-dir", model_dir]
+    procs = [subprocess.Popen(command, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True) for _ in range(2)]
+    results = [p.communicate(timeout=240) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 2], [err[-2000:] for _, err in results]
+    refused = next(err for p, (_, err) in zip(procs, results) if p.returncode == 2)
+    assert "is in use by a tfxc.train run (pid" in refused and "Traceback" not in refused
+    # The directory is the winner's alone: its config, its final checkpoint and metrics.
+    metrics = json.loads(open(os.path.join(model_dir, "metrics.json")).read())
+    assert metrics["step"] == 48
+    assert not [n for n in os.listdir(os.path.join(model_dir, "checkpoints")) if "_temp" in n]
+    # Released at the end: a third run resumes (nothing left to train) without complaint.
+    assert "resumed from" in run_cli("tfxc.train", "--config", config, "--model-dir", model_dir).stderr
+
+
+def test_resume_refuses_a_changed_config_and_names_the_keys(tmp_path):
+    config = tiny_config(tmp_path, trainer={"train_steps": 8})
+    model_dir = tmp_path / "model"
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir))
+    stored = (model_dir / "config.json").read_text()
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir), "--set", "model.head.name=softmax",
+                     "--set", "optimizer.learning_rate=0.5", "--set", "runtime.seed=1", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    for change in ('model.head.name: "one_vs_all" -> "softmax"', "optimizer.learning_rate: 0.01 -> 0.5",
+                   "runtime.seed: 7 -> 1"):
+        assert change in result.stderr, result.stderr
+    assert (model_dir / "config.json").read_text() == stored  # not overwritten
+    # Keys that are safe to change (how long, how often, evaluation) resume as before.
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir), "--set", "trainer.train_steps=16",
+                     "--set", "trainer.log_every_steps=4", "--set", "eval.ks=[1,2]")
+    assert "resumed from" in result.stderr and json.loads((model_dir / "metrics.json").read_text())["step"] == 16
+    # On purpose: --allow-changed-config continues from the checkpoint and says what changed.
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir), "--set", "trainer.train_steps=24",
+                     "--set", "optimizer.learning_rate=0.001", "--allow-changed-config")
+    assert "optimizer.learning_rate: 0.01 -> 0.001" in result.stderr
+
+
+def test_a_model_is_bound_to_the_data_it_was_trained_on(shared_data, tmp_path):
+    """Two runs share one data.dir with different text options: the data is converted again under the first
+    model; evaluating it is refused, and its export still carries its own (unigram) featurizer."""
+    data = {"format": "jsonl", "train": f"{shared_data}/banking77/train.jsonl",
+            "test": f"{shared_data}/banking77/test.jsonl", "dir": str(tmp_path / "data")}
+    config = tiny_config(tmp_path, data=data, trainer={"train_steps": 8},
+                         model={"encoder": {"name": "sparse_bow", "embedding_dim": 8}, "head": {"name": "softmax"}})
+    first, second = tmp_path / "first", tmp_path / "second"
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(first))
+    unigram = (first / "dataset" / "featurizer.json").read_text()
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(second), "--set", "data.text.ngram_max=2")
+    assert (tmp_path / "data" / "featurizer.json").read_text() != unigram  # converted again, with bigrams
+
+    result = run_cli("tfxc.evaluate", "--model-dir", str(first), check=False)
+    assert result.returncode == 2 and "is not the data" in result.stderr and "Traceback" not in result.stderr
+    run_cli("tfxc.export", "--model-dir", str(first), "--out", str(tmp_path / "export"))
+    bundled = tmp_path / "export" / "assets.extra" / "tfxc" / "featurizer.json"
+    assert bundled.read_text() == unigram
+    assert "P@1" in run_cli("tfxc.evaluate", "--model-dir", str(second)).stdout  # bound to the new data
+    # Resuming the first model converts its data back (same options, same card): allowed; now the second
+    # model's data is gone, and it is the one refused.
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(first), "--set", "trainer.train_steps=16")
+    assert (tmp_path / "data" / "featurizer.json").read_text() == unigram
+    result = run_cli("tfxc.evaluate", "--model-dir", str(second), check=False)
+    assert result.returncode == 2 and "is not the data" in result.stderr
+
+
+def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before(tmp_path):
+    config = tiny_config(tmp_path, trainer={"train_steps": 16, "checkpoint_every_steps": 8})
+    model_dir = tmp_path / "model"
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir))
+    at_16 = checkpoint_weights(str(model_dir))
+    data = model_dir / "checkpoints" / "ckpt-16.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])  # cut short, as by a full disk
+    result = run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json")
+    assert "ckpt-16 cannot be restored" in result.stderr and "restored" in result.stderr
+    at_8 = checkpoint_weights(str(model_dir))
+    assert any(not np.array_equal(at_8[k], at_16[k]) for k in at_8)  # the older weights
+    # Training resumes from step 8 and reaches the same step-16 weights as before (exact resume).
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir))
+    assert "(step 8)" in result.stderr
+    again = checkpoint_weights(str(model_dir))
+    for name in at_16:
+        np.testing.assert_array_equal(again[name], at_16[name])
+
+
+def test_the_lock_names_its_holder_and_is_released(tmp_path):
+    from tfxc.errors import TfxcError
+    from tfxc.model_dir import ModelDir
+
+    model_dir = ModelDir(str(tmp_path / "m"))
+    lock = model_dir.lock("test holder")
+    code = ("import sys\nfrom tfxc.model_dir import ModelDir\ntry:\n    ModelDir(sys.argv[1]).lock('other')\n"
+            "except Exception as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code, model_dir.path], capture_output=True, text=True, cwd=REPO,
+                         env=cli_env(), timeout=60).stdout
+    assert "is in use by test holder (pid" in out
+    lock.release()
+    model_dir.lock("again").release()
+    with pytest.raises(TfxcError):  # flock is per open file: a second lock in one process is refused too
+        held = model_dir.lock("first")
+        try:
+            model_dir.lock("second")
+        finally:
+            held.release()
