@@ -4,6 +4,7 @@ python -m tfxc.predict writes JSONL predictions; python -m tfxc.evaluate --json 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -101,3 +102,38 @@ def test_evaluate_json_prints_all_metrics_on_the_last_line(trained):
         assert 0.0 <= metrics[key] <= 100.0, key
     saved = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["P@1"] == pytest.approx(saved["P@1"], abs=1e-3)
+
+
+def test_serving_inputs_are_validated_in_the_graph(trained):
+    """NaN/Inf values, ids out of range, a broken CSR index or k < 1 are errors, never garbage scores."""
+    from tfxc._tf import tf
+
+    _, _, export_dir = trained
+    loaded = tf.saved_model.load(str(export_dir))
+    serve, top_k = loaded.signatures["serving_default"], loaded.signatures["top_k"]
+
+    def call(idx, val, splits, k=None):
+        args = dict(feat_idx=tf.constant(idx, tf.int64), feat_val=tf.constant(val, tf.float32),
+                    row_splits=tf.constant(splits, tf.int64))
+        return serve(**args) if k is None else top_k(**args, k=tf.constant(k))
+
+    good = call([3, 17, 42], [1.0, 0.5, 0.2], [0, 2, 3])
+    assert good["label_ids"].shape == (2, 5)
+    assert call([], [], [0])["label_ids"].shape == (0, 5)  # an empty batch is fine
+    cases = [
+        (([3, 17], [1.0, float("nan")], [0, 2]), "feat_val must be finite"),
+        (([3, 17], [1.0, float("inf")], [0, 2]), "feat_val must be finite"),
+        (([3, 300], [1.0, 1.0], [0, 2]), "feature ids must be in [0, 300)"),
+        (([-1], [1.0], [0, 1]), "feature ids must be in [0, 300)"),
+        (([3, 17], [1.0], [0, 2]), "feat_idx and feat_val must have the same length"),
+        (([3, 17], [1.0, 1.0], [0, 3]), "row_splits must start at 0"),
+        (([3, 17], [1.0, 1.0], [1, 2]), "row_splits must start at 0"),
+        (([3, 17], [1.0, 1.0], [0, 2, 1, 2]), "row_splits must start at 0"),
+        (([3, 17], [1.0, 1.0], []), "row_splits must start at 0"),
+    ]
+    for args, message in cases:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
+            call(*args)
+    for k in (0, -5):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="k must be >= 1"):
+            call([3], [1.0], [0, 1], k=k)

@@ -10,6 +10,13 @@ Row b of the batch is feat_idx[row_splits[b]:row_splits[b+1]] (CSR layout).
 `k` of serving_default is fixed at export time (`export.top_k`). Ragged or
 sparse signature inputs would be flattened into generated names on reload
 (tf-notes §5), hence the explicit CSR triple.
+
+Inputs are validated inside the graph, so every client gets the same clear
+`InvalidArgumentError` instead of silently wrong scores: feature values must be
+finite, feature ids in [0, num_features), row_splits a CSR index (starts at 0,
+never decreases, ends at len(feat_idx)), feat_val as long as feat_idx, k >= 1.
+The range check is explicit: on GPU an out-of-range `tf.gather` returns zeros
+instead of raising.
 """
 
 from __future__ import annotations
@@ -28,16 +35,38 @@ ASSETS_DIR = "tfxc"
 class ServingModule(tf.Module):
     """Wraps a trained `XCModel` with the signatures above."""
 
-    def __init__(self, model, label_names: list[str], top_k: int):
+    def __init__(self, model, label_names: list[str], top_k: int, num_features: int):
         super().__init__(name="tfxc_serving")
         self.model = model
         self.num_labels = len(label_names)
+        self.num_features = num_features
         self.default_k = min(top_k, self.num_labels)
         self.label_names = tf.constant(label_names, dtype=tf.string)
 
+    def _input_checks(self, feat_idx, feat_val, row_splits, k) -> list:
+        """The assertions of the module docstring; each raises InvalidArgumentError with its message."""
+        nnz = tf.size(feat_idx, out_type=tf.int64)
+        bad_ids = tf.boolean_mask(feat_idx, (feat_idx < 0) | (feat_idx >= self.num_features))
+        csr = ((tf.size(row_splits) >= 1) & tf.reduce_all(tf.equal(row_splits[:1], 0))
+               & tf.reduce_all(tf.equal(row_splits[-1:], nnz)) & tf.reduce_all(row_splits[1:] >= row_splits[:-1]))
+        return [
+            tf.debugging.Assert(tf.equal(nnz, tf.size(feat_val, out_type=tf.int64)),
+                                ["feat_idx and feat_val must have the same length; got", nnz, tf.size(feat_val)]),
+            tf.debugging.Assert(csr, ["row_splits must start at 0, never decrease and end at len(feat_idx) =", nnz,
+                                      "; got", row_splits], summarize=20),
+            tf.debugging.Assert(tf.size(bad_ids) == 0, [f"feature ids must be in [0, {self.num_features}); got",
+                                                        bad_ids], summarize=5),
+            tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(feat_val)),
+                                ["feat_val must be finite (no NaN or Inf)"]),
+            tf.debugging.Assert(k >= 1, ["k must be >= 1; got", k]),
+        ]
+
     def _top_k(self, feat_idx, feat_val, row_splits, k):
-        batch = {"feat_idx": tf.RaggedTensor.from_row_splits(feat_idx, row_splits),
-                 "feat_val": tf.RaggedTensor.from_row_splits(feat_val, row_splits)}
+        # Everything downstream reads these identities, so no op sees an input before it is checked.
+        with tf.control_dependencies(self._input_checks(feat_idx, feat_val, row_splits, k)):
+            feat_idx, feat_val, row_splits = tf.identity(feat_idx), tf.identity(feat_val), tf.identity(row_splits)
+        batch = {"feat_idx": tf.RaggedTensor.from_row_splits(feat_idx, row_splits, validate=False),
+                 "feat_val": tf.RaggedTensor.from_row_splits(feat_val, row_splits, validate=False)}
         scores, ids = self.model.top_k(batch, k)
         return {"label_ids": ids, "scores": scores, "labels": tf.gather(self.label_names, ids)}
 
@@ -52,12 +81,14 @@ class ServingModule(tf.Module):
                                   tf.TensorSpec([None], tf.int64, name="row_splits"),
                                   tf.TensorSpec([], tf.int32, name="k")])
     def serve_k(self, feat_idx, feat_val, row_splits, k):
-        return self._top_k(feat_idx, feat_val, row_splits, tf.minimum(k, self.num_labels))
+        with tf.control_dependencies([tf.debugging.Assert(k >= 1, ["k must be >= 1; got", k])]):
+            k = tf.minimum(k, self.num_labels)
+        return self._top_k(feat_idx, feat_val, row_splits, k)
 
 
 def export_saved_model(model, config, info, out_dir: str, top_k: int | None = None) -> str:
     """Writes the SavedModel (atomically) with the config, labels and featurizer as assets."""
-    module = ServingModule(model, info.label_names(), top_k or config.export.top_k)
+    module = ServingModule(model, info.label_names(), top_k or config.export.top_k, info.num_features)
     with atomic_directory(out_dir, marker="saved_model.pb") as tmp:
         tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve, "top_k": module.serve_k})
         assets = os.path.join(tmp, "assets.extra", ASSETS_DIR)
