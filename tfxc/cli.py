@@ -18,8 +18,24 @@ def setup_logging(verbose: bool = False) -> None:
     logging.getLogger("absl").setLevel(logging.WARNING)  # per-checkpoint "Sharding callback" notes
 
 
+# Messages of TensorFlow errors that are a failed read or write of a file, not a bug.
+_FILE_FAILURES = ("No space left on device", "File too large", "Disk quota exceeded", "Read-only file system",
+                  "Permission denied")
+
+
+def file_failure(error: BaseException) -> str | None:
+    """One line for a TensorFlow error that is a failed file read or write (disk full, ...), else None."""
+    text = str(error).strip()
+    if not type(error).__module__.startswith("tensorflow") or not any(m in text for m in _FILE_FAILURES):
+        return None
+    line = text.splitlines()[0]
+    if line.startswith("{{function_node"):
+        line = line.split("}}", 1)[-1].strip()
+    return line.split(" [Op:", 1)[0]
+
+
 def main_wrapper(fn):
-    """Runs a CLI main; a `TfxcError` prints `tfxc: error: ...` and exits with status 2."""
+    """Runs a CLI main; a `TfxcError` prints `tfxc: error: ...` and exits with its status (2 by default)."""
 
     @functools.wraps(fn)
     def wrapped(argv=None):
@@ -27,13 +43,19 @@ def main_wrapper(fn):
             return fn(argv)
         except TfxcError as e:
             sys.stderr.write(f"tfxc: error: {e}\n")
-            sys.exit(2)
+            sys.exit(e.exit_code)
         except (OSError, UnicodeDecodeError) as e:  # unreadable/unwritable paths: no traceback needed
             sys.stderr.write(f"tfxc: error: {e}\n")
             sys.exit(2)
         except KeyboardInterrupt:
             sys.stderr.write("tfxc: interrupted\n")
             sys.exit(130)
+        except Exception as e:
+            message = file_failure(e)
+            if message is None:
+                raise
+            sys.stderr.write(f"tfxc: error: cannot read or write a file: {message}\n")
+            sys.exit(2)
 
     return wrapped
 

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 
 class TfxcError(Exception):
-    """Base class for user-facing errors (bad data, bad config, bad paths)."""
+    """Base class for user-facing errors (bad data, bad config, bad paths).
+
+    Attributes:
+      exit_code: the CLIs' exit status for this error.
+    """
+
+    exit_code = 2
 
 
 class ConfigError(TfxcError):
@@ -35,3 +41,11 @@ class DataError(TfxcError):
 
 class TrainingError(TfxcError):
     """Training cannot continue (non-finite loss, lost worker, ...)."""
+
+
+class Stopped(TrainingError):
+    """Training stopped on a signal after saving a checkpoint; the exit status is 128 + the signal's number."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum

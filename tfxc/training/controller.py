@@ -14,11 +14,13 @@ import logging
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 
 from tfxc import __version__
 from tfxc._tf import keras, tf
-from tfxc.errors import TrainingError
+from tfxc.errors import Stopped, TrainingError
 from tfxc.eval.evaluator import Evaluator, format_metrics
 from tfxc.model_dir import EVAL_LOG_FILE, METRICS_FILE, RUN_INFO_FILE, TENSORBOARD_DIR, ModelDir
 from tfxc.training.distribute import cluster_spec, is_chief
@@ -37,6 +39,35 @@ def format_duration(seconds: float) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+class StopSignals:
+    """SIGTERM (preemption) and SIGINT (Ctrl-C) become a request to stop at the next loop boundary.
+
+    The controller then saves a checkpoint and ends with `Stopped`; a second
+    Ctrl-C interrupts at once. Handlers are installed only in the main thread
+    and restored on exit.
+    """
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signum
+        log.warning("received %s: stopping after the current steps (with a checkpoint)", signal.Signals(signum).name)
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def crossed(before: int, after: int, every: int) -> bool:
@@ -169,7 +200,26 @@ class Controller:
 
     # === The loop ===
     def train(self) -> dict[str, float]:
-        """Runs to `length.total_steps`, then evaluates on test; returns the final metrics (percent)."""
+        """Runs to `length.total_steps`, then evaluates on test; returns the final metrics (percent).
+
+        Raises:
+          Stopped: a SIGTERM or SIGINT arrived; a checkpoint of the step reached was saved first.
+          TrainingError: a non-finite loss or weights, a lost worker, an unwritable checkpoint.
+        """
+        with StopSignals() as signals:
+            return self._train(signals)
+
+    def _stop_requested(self, signals: StopSignals) -> int | None:
+        """The signal to stop on, agreed by every worker (they must save the same step together)."""
+        num_workers, _ = cluster_spec()
+        if num_workers == 1:
+            return signals.received
+        strategy = self.components.strategy
+        flag = float(signals.received or 0)
+        agreed = strategy.reduce("MAX", strategy.run(lambda: tf.constant(flag)), axis=None)
+        return int(agreed) or None
+
+    def _train(self, signals: StopSignals) -> dict[str, float]:
         tc, total = self.config.trainer, self.length.total_steps
         step = self.restore()  # before writing config.json: a mismatch must not overwrite the old one
         self._write_run_files()
@@ -222,6 +272,14 @@ class Controller:
                 last_saved = step
             if self.eval_every and crossed(prev, step, self.eval_every) and step < total:
                 self._periodic_eval(step, loss, writer)
+            stop = self._stop_requested(signals) if step < total else None
+            if stop:
+                if last_saved != step:
+                    self.save(step)
+                writer.flush()
+                name = signal.Signals(stop).name
+                raise Stopped(f"stopped by {name} at step {step} of {total}; its checkpoint is saved in "
+                              f"{self.model_dir.checkpoint_dir}, run the same command to resume", stop)
         if last_saved != step:
             self.save(step)
         train_seconds = time.time() - t_start
