@@ -1,3 +1,19 @@
-"""tfxc: extreme classification in TensorFlow/Keras."""
+"""tfxc: extreme classification in TensorFlow/Keras.
+
+The Python API (`tfxc.fit`, `tfxc.load`, `tfxc.load_xc`; see `tfxc.api`) is
+imported on first use, so that `import tfxc` and the command-line tools stay
+quick until TensorFlow is needed.
+"""
 
 __version__ = "0.1.0"
+
+_API = ("Classifier", "Predictions", "fit", "load", "load_xc")
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name):
+    if name in _API:
+        from tfxc import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'tfxc' has no attribute {name!r}")

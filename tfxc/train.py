@@ -80,7 +80,7 @@ def main(argv=None):
     trainer = Trainer(config, model_dir, info, strategy, part=args.part,
                       allow_changed_config=args.allow_changed_config)
     metrics = trainer.train()
-    if trainer.chief:
+    if trainer.chief and trainer.controller.evaluator is not None:
         print("frequency baseline: " + format_metrics(trainer.controller.evaluator.frequency_baseline()))
         print("test: " + format_metrics(metrics))
     return 0

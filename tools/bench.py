@@ -136,19 +136,17 @@ def prepare(dataset: str, shared: str, out_dir: str) -> str:
     """Writes X/Y.{trn,tst}.npz of a data set (once) from the rows tfxc trains on; returns the directory."""
     import scipy.sparse as sp
 
+    from tfxc.data.csr import rows_to_csr
+
     directory = os.path.join(out_dir, "data", dataset)
     if os.path.exists(os.path.join(directory, "done")):
         return directory
     os.makedirs(directory, exist_ok=True)
     rows, num_features, num_labels = _split_rows(dataset, shared, out_dir)
     for split, split_rows in rows.items():
-        for name, attr, width in (("X", "feat_idx", num_features), ("Y", "labels", num_labels)):
-            indptr = np.cumsum([0] + [getattr(r, attr).size for r in split_rows])
-            indices = np.concatenate([getattr(r, attr) for r in split_rows]).astype(np.int32)
-            data = (np.concatenate([r.feat_val for r in split_rows]) if name == "X"
-                    else np.ones(indices.size, np.float32))
-            matrix = sp.csr_matrix((data.astype(np.float32), indices, indptr), shape=(len(split_rows), width))
-            sp.save_npz(os.path.join(directory, f"{name}.{split}.npz"), matrix)
+        x, y = rows_to_csr(split_rows, num_features, num_labels)
+        sp.save_npz(os.path.join(directory, f"X.{split}.npz"), x)
+        sp.save_npz(os.path.join(directory, f"Y.{split}.npz"), y)
     open(os.path.join(directory, "done"), "w").close()
     return directory
 

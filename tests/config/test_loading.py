@@ -49,7 +49,7 @@ def test_bad_values_are_reported_with_their_path(override, message):
 def test_cross_field_rules_name_the_values():
     with pytest.raises(ConfigError, match=r"set epochs \(> 0\) or train_steps \(> 0\); got epochs=0.0"):
         load("trainer.epochs=0")
-    with pytest.raises(ConfigError, match="format 'pecos' needs both 'train' and 'test'"):
+    with pytest.raises(ConfigError, match="format 'pecos' needs a 'train' source file"):
         load("data.format=pecos")
     linear = "model.head.name=linear"
     with pytest.raises(ConfigError, match=r"loss.gamma \(0.0\) must be > 0 for 'asgd'"):

@@ -74,6 +74,8 @@ def _polymorphic(value: Any, field: dataclasses.Field, path: str) -> Any:
     if not isinstance(value, dict):
         raise ConfigError(f"{path}: expected an object with a 'name', got {_type_name(value)} {value!r}")
     name = value.get("name", field.metadata["default_name"])
+    if not isinstance(name, str):
+        raise ConfigError(f"{path}.name: expected a string, got {_type_name(name)} {name!r}")
     try:
         config_cls = get_registry(field.metadata["registry"]).config_class(name)
     except ConfigError as e:
@@ -172,8 +174,15 @@ def read_json(path: str) -> dict:
     """Parses a JSON config file; invalid JSON and repeated keys are errors naming the line."""
     if not os.path.exists(path):
         raise ConfigError(f"config file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        with open(path, "rb") as f:
+            line = f.read()[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config ({e.strerror or e})") from None
 
     def no_duplicates(pairs):
         seen = set()
@@ -212,7 +221,12 @@ def load_config(path: str | None, overrides: list[str] = ()) -> ExperimentConfig
 
     An error is attributed to the `--set` assignment whose key it names, else to the file.
     """
-    data = read_json(path) if path else {}
+    return load_config_data(read_json(path) if path else {}, overrides, origin=path)
+
+
+def load_config_data(data: dict, overrides=(), origin: str | None = None) -> ExperimentConfig:
+    """`load_config` for a config already in memory, as a dict in the JSON layout (`origin` names it in errors)."""
+    path = origin
     data = apply_overrides(data, list(overrides))
     try:
         import_modules(data.get("imports", []))

@@ -110,7 +110,8 @@ class DataConfig:
         synthetic (generated, see `synthetic`).
       dir: the converted TFRecord directory.
       train: train source (xc text file, pecos X npz, jsonl file, dense npy).
-      test: test source, same kind as `train`.
+      test: test source, same kind as `train`; optional (without one, training
+        ends without the final test evaluation).
       val: optional validation source, same kind as `train`; periodic evaluation
         during training uses it (and the test split only at the end).
       train_labels: labels of `train` for pecos (Y npz) and dense formats.
@@ -152,13 +153,11 @@ class DataConfig:
                               self.val_labels)),
                      f"{path}: give either source_dir or the train/test/val files, not both")
         elif self.format not in ("tfrecord", "synthetic"):
-            _require(bool(self.train) and bool(self.test),
-                     f"{path}: format '{self.format}' needs both 'train' and 'test' source files")
+            _require(bool(self.train), f"{path}: format '{self.format}' needs a 'train' source file")
             if self.format in ("pecos", "dense"):
-                _require(bool(self.train_labels) and bool(self.test_labels),
-                         f"{path}: format '{self.format}' needs 'train_labels' and 'test_labels'")
-                _require(bool(self.val) == bool(self.val_labels),
-                         f"{path}: format '{self.format}' needs 'val' and 'val_labels' together")
+                for split in ("train", "test", "val"):
+                    _require(bool(getattr(self, split)) == bool(getattr(self, split + "_labels")),
+                             f"{path}: format '{self.format}' needs '{split}' and '{split}_labels' together")
         _require(self.index_base in (0, 1), f"{path}.index_base ({self.index_base}) must be 0 or 1")
         _require(self.num_shards >= 1, f"{path}.num_shards ({self.num_shards}) must be >= 1")
         _require(self.shuffle_buffer >= 1, f"{path}.shuffle_buffer ({self.shuffle_buffer}) must be >= 1")

@@ -37,7 +37,7 @@ from tfxc.utils.io import atomic_directory, atomic_write_text
 log = logging.getLogger("tfxc.convert")
 
 TEST_SHARDS = 1
-# The evaluation splits, written when their sources are given ("test" always is).
+# The evaluation splits, written when their sources are given.
 EVAL_SPLITS = ("test", "val")
 DENSE_FEATURES_FILE, DENSE_LABELS_FILE = "features.npy", "labels.npy"
 
@@ -180,7 +180,7 @@ def _sources(data_config, tmp_dir: str):
                                      max_features=cfg.text.max_features or None)
         featurizer.fit(record.text for record in readers.iter_jsonl(cfg.train))
         featurizer.save(os.path.join(tmp_dir, FEATURIZER_FILE))
-        sources = {"train": cfg.train, "test": cfg.test, **({"val": cfg.val} if cfg.val else {})}
+        sources = {name: path for name, path in (("train", cfg.train), ("test", cfg.test), ("val", cfg.val)) if path}
         splits = {name: readers.JsonlReader(path, label_vocab=vocab, featurizer=featurizer)
                   for name, path in sources.items()}
         return splits, lambda: featurizer.num_features, lambda: len(vocab), lambda: len(vocab), vocab.names
@@ -188,9 +188,8 @@ def _sources(data_config, tmp_dir: str):
     if cfg.source_dir:
         files = dense_source_files(cfg.source_dir)
     else:
-        files = {"train": (cfg.train, cfg.train_labels), "test": (cfg.test, cfg.test_labels)}
-        if cfg.val:
-            files["val"] = (cfg.val, cfg.val_labels)
+        files = {name: (getattr(cfg, name), getattr(cfg, name + "_labels")) for name in ("train", "test", "val")
+                 if getattr(cfg, name)}
     splits = {name: readers.open_reader(cfg.format, x, y or None, **options) for name, (x, y) in files.items()}
     num_features = lambda: max(r.num_features for r in splits.values())  # noqa: E731
     num_labels = lambda: max(r.num_labels for r in splits.values())  # noqa: E731

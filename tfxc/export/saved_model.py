@@ -25,6 +25,8 @@ import json
 import os
 import shutil
 
+import numpy as np
+
 from tfxc._tf import tf
 from tfxc.config import config_to_json
 from tfxc.utils.io import atomic_directory
@@ -87,7 +89,11 @@ class ServingModule(tf.Module):
 
 
 def export_saved_model(model, config, info, out_dir: str, top_k: int | None = None) -> str:
-    """Writes the SavedModel (atomically) with the config, labels and featurizer as assets."""
+    """Writes the SavedModel (atomically) with the config, featurizer and train label counts as assets.
+
+    Assets in `assets.extra/tfxc/`: config.json, export.json (k, sizes, train points), labels.txt,
+    featurizer.json (text models) and label_freq.npy (the propensities of PSP@k derive from it).
+    """
     module = ServingModule(model, info.label_names(), top_k or config.export.top_k, info.num_features)
     with atomic_directory(out_dir, marker="saved_model.pb") as tmp:
         tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve, "top_k": module.serve_k})
@@ -97,7 +103,10 @@ def export_saved_model(model, config, info, out_dir: str, top_k: int | None = No
             f.write(config_to_json(config))
         with open(os.path.join(assets, "export.json"), "w", encoding="utf-8") as f:
             json.dump({"top_k": module.default_k, "num_features": info.num_features,
-                       "num_labels": info.num_labels}, f, indent=2)
+                       "num_labels": info.num_labels, "num_train_points": info.num_points("train")}, f, indent=2)
+        np.save(os.path.join(assets, "label_freq.npy"), np.asarray(info.label_freq, np.int64))
+        with open(os.path.join(assets, "labels.txt"), "w", encoding="utf-8") as f:
+            f.write("".join(f"{name}\n" for name in info.label_names()))
         if info.featurizer_path:
             shutil.copy(info.featurizer_path, os.path.join(assets, "featurizer.json"))
     return out_dir

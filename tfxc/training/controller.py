@@ -102,11 +102,14 @@ class Controller:
         directory = model_dir if self.chief else ModelDir(model_dir.worker_scratch_dir(index))
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory.checkpoint_dir,
                                                   max_to_keep=tc.keep_checkpoints)
-        self.evaluator = Evaluator(components.model, info, config.eval)
-        # Periodic evaluation during training uses the validation split when there is one.
+        # The test split is evaluated at the end (a data set may have none); periodic evaluation during
+        # training uses the validation split when there is one, else test.
+        self.evaluator = Evaluator(components.model, info, config.eval) if "test" in info.splits else None
         self.val_evaluator = (Evaluator(components.model, info, config.eval, split="val")
                               if "val" in info.splits else self.evaluator)
         self.eval_every = tc.eval_every_steps or self.length.steps_in(tc.eval_every_epochs)
+        if self.val_evaluator is None:
+            self.eval_every = 0  # nothing to evaluate on
         variables = components.model.trainable_variables
         self._weights_finite = tf.function(
             lambda: tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables]))
@@ -288,10 +291,14 @@ class Controller:
                      format_duration(train_seconds), peak_rss_gb())
         if self.eval_every and start_step < step and self.val_evaluator is not self.evaluator:
             self._periodic_eval(step, loss, writer)  # the validation curve's last point
-        metrics = self.evaluator.evaluate()
-        self._log_metrics(metrics, step, writer)
+        if self.evaluator is None:
+            log.info("the data has no test split: no final evaluation")
+            metrics = {}
+        else:
+            metrics = self.evaluator.evaluate()
+            self._log_metrics(metrics, step, writer)
         writer.flush()
-        if self.chief and self.eval_every:
+        if self.chief and self.eval_every and metrics:
             self._append_eval_log({"step": step, "epoch": self.length.epochs_at(step), "split": "test",
                                    "train_loss": loss if start_step < step else None, **metrics})
         if self.chief:

@@ -21,8 +21,8 @@ def load_npy(path: str, role: str, mmap: bool) -> np.ndarray:
     f.close()
     try:
         arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise DataError(f"not a readable .npy array ({e})", path=path, field=role) from None
+    except Exception as e:  # a damaged header fails in numpy's literal parser with any exception type
+        raise DataError(f"not a readable .npy array ({type(e).__name__}: {e})", path=path, field=role) from None
     if isinstance(arr, np.lib.npyio.NpzFile):
         arr.close()
         raise DataError("expected a .npy array, got an .npz archive", path=path, field=role)

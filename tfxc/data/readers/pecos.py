@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import zipfile
 from collections.abc import Iterator
 
 import numpy as np
@@ -13,6 +12,11 @@ from tfxc.data.files import open_binary
 from tfxc.data.readers.base import Reader
 from tfxc.data.rows import Row
 from tfxc.errors import DataError
+
+
+# Parsing an untrusted archive (zip, zlib, the .npy header's Python-literal syntax) or building a matrix
+# from damaged arrays can fail with almost any exception type; the blocks catching this wrap only that.
+_CORRUPT = Exception
 
 
 def load_sparse_npz(path: str, role: str) -> scipy.sparse.csr_matrix:
@@ -35,7 +39,7 @@ def load_sparse_npz(path: str, role: str) -> scipy.sparse.csr_matrix:
     try:
         try:
             loaded = np.load(f, allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        except _CORRUPT as e:
             raise DataError(f"not a readable .npz file ({e})", path=path, field=role) from None
         if not isinstance(loaded, np.lib.npyio.NpzFile):
             raise DataError("not a scipy sparse-matrix .npz (it holds a single .npy array)",
@@ -52,9 +56,14 @@ def load_sparse_npz(path: str, role: str) -> scipy.sparse.csr_matrix:
                                     field=role)
                 try:
                     return loaded[name]
-                except ValueError as e:  # e.g. an object array, which would need pickle
-                    raise DataError(f"member {name!r} cannot be read without unpickling ({e})",
-                                    path=path, field=role) from None
+                except ValueError as e:
+                    if "pickle" in str(e):  # an object array
+                        raise DataError(f"member {name!r} cannot be read without unpickling ({e})",
+                                        path=path, field=role) from None
+                    raise DataError(f"member {name!r} is corrupt ({e})", path=path, field=role) from None
+                except _CORRUPT as e:
+                    raise DataError(f"member {name!r} is corrupt ({type(e).__name__}: {e})", path=path,
+                                    field=role) from None
 
             fmt = member("format")
             fmt = fmt.item() if fmt.ndim == 0 else None
@@ -63,28 +72,35 @@ def load_sparse_npz(path: str, role: str) -> scipy.sparse.csr_matrix:
             if fmt not in ("csr", "csc", "coo"):
                 raise DataError(f"unsupported sparse format {fmt!r} (expected csr, csc or coo)",
                                 path=path, field=role)
-            shape = tuple(int(s) for s in member("shape").ravel())
-            if len(shape) != 2:
+            raw_shape = member("shape")
+            try:
+                shape = tuple(int(s) for s in raw_shape.ravel())
+            except (ValueError, TypeError, OverflowError) as e:
+                raise DataError(f"the shape member is not a pair of integers ({e})", path=path,
+                                field=role) from None
+            if len(shape) != 2 or min(shape) < 0:
                 raise DataError(f"expected a 2-D matrix, got shape {shape}", path=path,
                                 field=role)
             data = member("data")
             if data.dtype.kind not in "biuf":
                 raise DataError(f"matrix values must be real numbers, got dtype {data.dtype}",
                                 path=path, field=role)
+            if fmt == "coo":
+                index = (member("coords"),) if "coords" in members else (member("row"), member("col"))
+            else:
+                index = (member("indices"), member("indptr"))
             try:
                 if fmt == "coo":
-                    if "coords" in members:
-                        row, col = member("coords")
-                    else:
-                        row, col = member("row"), member("col")
+                    row, col = index if len(index) == 2 else index[0]
                     matrix = scipy.sparse.coo_matrix((data, (row, col)), shape=shape)
                 else:
                     cls = scipy.sparse.csr_matrix if fmt == "csr" else scipy.sparse.csc_matrix
-                    matrix = cls((data, member("indices"), member("indptr")), shape=shape)
+                    matrix = cls((data, *index), shape=shape)
                     matrix.check_format(full_check=True)
                 matrix = matrix.tocsr()
-            except (ValueError, TypeError, IndexError) as e:
-                raise DataError(f"invalid {fmt} matrix: {e}", path=path, field=role) from None
+            except _CORRUPT as e:
+                raise DataError(f"invalid {fmt} matrix: {type(e).__name__}: {e}", path=path,
+                                field=role) from None
     finally:
         f.close()
     matrix.sum_duplicates()  # also sorts the indices of every row

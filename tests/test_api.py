@@ -1,0 +1,107 @@
+"""The Python API: the README example runs; fit/predict/evaluate agree with the CLIs on the same data; text
+in, label names out; a SavedModel answers like the model directory; bad inputs are clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+import scipy.sparse
+from helpers import REPO
+
+import tfxc
+from tfxc.errors import DataError
+
+
+def test_the_readme_example_runs(shared_data, tmp_path, monkeypatch, capsys):
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    section = readme.split("## Python API", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = code.replace('"runs/', f'"{tmp_path}/').replace("../shared/data", shared_data)
+    monkeypatch.chdir(REPO)
+    exec(compile(code, "README.md (Python API)", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("[") and 0 < float(printed[-1]) <= 100
+
+
+def synthetic(num_train=600, num_test=150, seed=5):
+    from tfxc.config import load_config
+    from tfxc.data.csr import rows_to_csr
+    from tfxc.data.synthetic import SyntheticXmc
+
+    cfg = load_config(None, ["data.dir=unused", f"data.synthetic.num_train={num_train}",
+                             f"data.synthetic.num_test={num_test}", "data.synthetic.num_features=400",
+                             "data.synthetic.num_labels=50", f"data.synthetic.seed={seed}"]).data.synthetic
+    gen = SyntheticXmc(cfg)
+    return [rows_to_csr(gen.rows(split), gen.num_features, gen.num_labels) for split in ("train", "test")]
+
+
+CONFIG = {"model": {"encoder": {"name": "sparse_bow", "embedding_dim": 32}, "head": {"name": "one_vs_all"}},
+          "optimizer": {"name": "adam", "learning_rate": 0.01},
+          "trainer": {"global_batch_size": 64, "epochs": 3, "steps_per_loop": 9, "log_every_steps": 9,
+                      "checkpoint_every_steps": 27}}
+
+
+def test_fit_predict_evaluate_agree_with_training_and_the_saved_model(tmp_path):
+    (x, y), (xt, yt) = synthetic()
+    model_dir = str(tmp_path / "model")
+    model = tfxc.fit(CONFIG, x, y, model_dir=model_dir, X_test=xt, Y_test=yt)
+    assert (model.num_features, model.num_labels) == (400, 50)
+    # The API's evaluation of the test pair equals the trainer's final evaluation of the converted split.
+    trained = json.loads(open(os.path.join(model_dir, "metrics.json")).read())
+    evaluated = model.evaluate(xt, yt)
+    for key in ("P@1", "P@5", "nDCG@5", "PSP@5", "R@5"):
+        assert evaluated[key] == pytest.approx(trained[key], abs=1e-9), key
+    assert evaluated["P@1"] > 30  # learnable synthetic labels; chance is about 2 %
+
+    pred = model.predict(xt, k=4)
+    assert pred.ids.shape == pred.scores.shape == (150, 4) and pred.ids.dtype == np.int64
+    assert np.all(np.diff(pred.scores, axis=1) <= 0) and pred.labels[0] == [str(i) for i in pred.ids[0]]
+    csr = model.predict(xt, k=4, as_csr=True)
+    assert csr.shape == (150, 50) and csr.nnz == 600
+    np.testing.assert_allclose(csr[np.arange(150)[:, None], pred.ids].toarray(), pred.scores)
+    # Lists of label ids work as well as a matrix; dense features as well as sparse.
+    lists = [yt.indices[yt.indptr[i]:yt.indptr[i + 1]].tolist() for i in range(yt.shape[0])]
+    assert model.evaluate(xt.toarray(), lists)["P@1"] == pytest.approx(evaluated["P@1"])
+
+    served = tfxc.load(model.export(str(tmp_path / "saved")))
+    again = served.predict(xt, k=4)
+    np.testing.assert_allclose(again.scores, pred.scores, rtol=1e-5, atol=1e-6)
+    assert (again.ids == pred.ids).mean() > 0.99
+    assert served.evaluate(xt, yt)["PSP@5"] == pytest.approx(evaluated["PSP@5"], abs=0.05)
+
+    # A second fit on the same data resumes the finished model instead of converting and training again.
+    assert tfxc.fit(CONFIG, x, y, model_dir=model_dir, X_test=xt, Y_test=yt).evaluate(xt, yt) == evaluated
+
+
+def test_text_in_label_names_out(shared_data, tmp_path):
+    records = [json.loads(line) for line in open(f"{shared_data}/banking77/train.jsonl")][:3000]
+    texts, labels = [r["text"] for r in records], [r["labels"] for r in records]
+    config = {**CONFIG, "model": {"encoder": {"name": "sparse_bow", "embedding_dim": 64},
+                                  "head": {"name": "softmax"}},
+              "trainer": {**CONFIG["trainer"], "epochs": 8}}
+    model = tfxc.fit(config, texts, labels, model_dir=str(tmp_path / "model"))
+    pred = model.predict(["I still have not received my new card, when will it arrive?"], k=3)
+    assert "card_arrival" in pred.labels[0], pred.labels
+    assert model.evaluate(texts[:500], labels[:500])["P@1"] > 50  # seen points, names mapped through the vocab
+    with pytest.raises(DataError, match="unknown label name 'no_such_intent'"):
+        model.evaluate(texts[:1], [["no_such_intent"]])
+
+
+def test_bad_inputs_are_clear_errors(tmp_path):
+    (x, y), _ = synthetic(num_train=200, num_test=10)
+    with pytest.raises(DataError, match="X has 200 rows but Y has 199"):
+        tfxc.fit(CONFIG, x, y[:199], model_dir=str(tmp_path / "m"))
+    model = tfxc.fit({**CONFIG, "trainer": {**CONFIG["trainer"], "epochs": 1}}, x, y, model_dir=str(tmp_path / "m"))
+    wide = scipy.sparse.csr_matrix(([1.0], [450], [0, 1]), shape=(1, 500))
+    with pytest.raises(DataError, match="feature id 450 but the model knows 400 features"):
+        model.predict(wide)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        model.predict(x[:2], k=0)
+    with pytest.raises(Exception, match="not trained on text"):
+        model.predict(["some text"])
+    with pytest.raises(Exception, match="neither a tfxc model directory"):
+        tfxc.load(str(tmp_path))

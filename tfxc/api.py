@@ -1,0 +1,369 @@
+"""The Python API: fit, predict, evaluate, load and export, on in-memory data.
+
+In the conventions of the field (scikit-learn's fit/predict, napkinXC and
+omikuji's load, PECOS's CSR matrices):
+
+  import tfxc
+  X, Y = tfxc.load_xc("train.txt")                        # SciPy CSR features [n, D] and labels [n, L]
+  model = tfxc.fit("configs/bibtex.json", X, Y, model_dir="runs/mine")
+  pred = model.predict(X_test, k=5)                       # ids int64 [n, 5], scores float32 [n, 5], label names
+  csr = model.predict(X_test, k=5, as_csr=True)            # PECOS-style CSR [n, L] of the top-k scores
+  metrics = model.evaluate(X_test, Y_test)                # any labelled pair, no conversion into a data dir
+  tfxc.load(model.export("runs/mine-savedmodel"))        # a SavedModel answers the same
+
+Features are a SciPy sparse matrix or a dense 2-D array, or (for models trained
+on text) a list of strings; labels a SciPy sparse matrix or a list of label
+lists (ids, or names for text). `fit` writes the arrays as PECOS `.npz` (or
+JSONL for text) under `model_dir/sources/`, converts them like any data set and
+trains with the one training loop, so everything the CLIs guarantee (resume,
+the lock, the data binding) holds here too.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse
+
+from tfxc.data.csr import as_csr
+from tfxc.errors import DataError, TfxcError
+from tfxc.utils.io import atomic_writer
+
+SOURCES_DIR = "sources"
+CONVERTED_DIR = "tfrecords"
+
+
+class Predictions(NamedTuple):
+    """The k best labels of each row, best first.
+
+    Attributes:
+      ids: int64 [n, k] label ids (-1 pads rows when k exceeds the label count).
+      scores: float32 [n, k].
+      labels: the label names, a list of n lists of k strings.
+    """
+
+    ids: np.ndarray
+    scores: np.ndarray
+    labels: list
+
+    def to_csr(self, num_labels: int) -> scipy.sparse.csr_matrix:
+        """A CSR matrix [n, num_labels] holding each row's top-k scores at their ids (PECOS's output format)."""
+        n, k = self.ids.shape
+        keep = self.ids >= 0
+        indptr = np.zeros(n + 1, np.int64)
+        np.cumsum(keep.sum(axis=1), out=indptr[1:])
+        return scipy.sparse.csr_matrix((self.scores[keep], self.ids[keep], indptr), shape=(n, num_labels))
+
+
+def load_xc(path: str, index_base: int = 0) -> tuple[scipy.sparse.csr_matrix, scipy.sparse.csr_matrix]:
+    """Reads an Extreme Classification Repository BoW file into (X float32 CSR [n, D], Y float32 CSR [n, L])."""
+    from tfxc.data.csr import rows_to_csr
+    from tfxc.data.readers import XcBowReader
+
+    reader = XcBowReader(path, index_base=index_base)
+    rows = list(reader)
+    return rows_to_csr(rows, reader.num_features, reader.num_labels)
+
+
+def fit(config, X, Y, *, model_dir: str, X_val=None, Y_val=None, X_test=None, Y_test=None,
+        label_names=None, overrides=()) -> "Classifier":
+    """Trains a model on in-memory data and returns it, ready to predict.
+
+    Args:
+      config: a config file path, a dict in the config's JSON layout, or an `ExperimentConfig`. Its `data`
+        section keeps its options (shards, text features, label names); the sources become the arrays given.
+      X, Y: the training features and labels (see the module docstring).
+      model_dir: where the model (and its converted data) go; an existing model there is resumed.
+      X_val, Y_val: an optional validation split (periodic evaluation uses it).
+      X_test, Y_test: an optional test split, evaluated at the end of training.
+      label_names: names of the label ids (matrices only), instead of `data.label_names`.
+      overrides: `--set`-style assignments, e.g. ["trainer.epochs=5"].
+
+    Returns:
+      A `Classifier` on `model_dir`.
+    """
+    from tfxc.data.convert import ensure_converted
+    from tfxc.training.distribute import make_strategy
+    from tfxc.training.trainer import Trainer
+
+    sources = os.path.join(model_dir, SOURCES_DIR)
+    os.makedirs(sources, exist_ok=True)
+    splits = {"train": (X, Y), "val": (X_val, Y_val), "test": (X_test, Y_test)}
+    data = _write_sources(sources, {k: v for k, v in splits.items() if v[0] is not None}, label_names)
+    config = _resolve_config(config, overrides, {**data, "dir": os.path.join(model_dir, CONVERTED_DIR),
+                                                 "source_dir": ""})
+    strategy = make_strategy(config.runtime)
+    Trainer(config, model_dir, ensure_converted(config.data), strategy).train()
+    return load(model_dir)
+
+
+def load(path: str) -> "Classifier":
+    """A trained model directory or an exported SavedModel, as a `Classifier`."""
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return Classifier(_SavedModelBackend(path))
+    if os.path.exists(os.path.join(path, "config.json")):
+        return Classifier(_ModelDirBackend(path))
+    raise TfxcError(f"{path}: neither a tfxc model directory (config.json) nor a SavedModel (saved_model.pb)")
+
+
+class Classifier:
+    """A trained extreme classifier (from `fit` or `load`).
+
+    Attributes:
+      num_features: D, the feature space of the inputs.
+      num_labels: L.
+      label_names: the L names, id order.
+    """
+
+    def __init__(self, backend):
+        self._backend = backend
+        self.num_features, self.num_labels = backend.num_features, backend.num_labels
+        self.label_names = backend.label_names
+
+    def predict(self, X, k: int = 10, batch_size: int = 1024, as_csr: bool = False):
+        """The k best labels of every row: `Predictions`, or with `as_csr` a CSR [n, L] of their scores."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        x = self._features(X)
+        ids, scores = [], []
+        for start in range(0, x.shape[0], batch_size):
+            part = x[start:start + batch_size]
+            s, i = self._backend.top_k(part.indices.astype(np.int64), part.data, part.indptr.astype(np.int64), k)
+            ids.append(i)
+            scores.append(s)
+        width = min(k, self.num_labels)
+        ids = np.concatenate(ids) if ids else np.zeros((0, width), np.int64)
+        scores = np.concatenate(scores) if scores else np.zeros((0, width), np.float32)
+        predictions = Predictions(ids, scores, [[self.label_names[i] for i in row] for row in ids.tolist()])
+        return predictions.to_csr(self.num_labels) if as_csr else predictions
+
+    def evaluate(self, X, Y, ks=(1, 3, 5)) -> dict[str, float]:
+        """P@k, nDCG@k, R@k and (with the training label counts) PSP@k/PSnDCG@k, in percent, on any labelled pair."""
+        from tfxc.eval.metrics import XmcMetrics
+        from tfxc.eval.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
+
+        labels = self._labels(Y)
+        x = self._features(X)
+        if labels.shape[0] != x.shape[0]:
+            raise DataError(f"X has {x.shape[0]} rows but Y has {labels.shape[0]}")
+        freq, n_train = self._backend.label_freq, self._backend.num_train_points
+        metrics = XmcMetrics(ks=tuple(ks), multiclass=bool(np.all(np.diff(labels.indptr) == 1)),
+                             propensities=propensities(freq, n_train) if n_train >= MIN_POINTS_FOR_PROPENSITIES
+                             else None)
+        kmax = max(ks)
+        ids = self.predict(x, k=kmax).ids
+        if ids.shape[1] < kmax:
+            ids = np.pad(ids, ((0, 0), (0, kmax - ids.shape[1])), constant_values=-1)
+        metrics.update(ids, labels.indptr.astype(np.int64), labels.indices.astype(np.int64))
+        return metrics.result()
+
+    def export(self, path: str, top_k: int | None = None) -> str:
+        """Writes a SavedModel (see `tfxc.export`) and returns its path."""
+        return self._backend.export(path, top_k)
+
+    # === Inputs ===
+    def _features(self, X) -> scipy.sparse.csr_matrix:
+        if isinstance(X, (list, tuple)) and all(isinstance(t, str) for t in X):
+            featurizer = self._backend.featurizer()
+            if featurizer is None:
+                raise TfxcError("this model was not trained on text; give a feature matrix instead")
+            rows = [featurizer.transform(text) for text in X]
+            indptr = np.cumsum([0] + [r[0].size for r in rows])
+            indices = np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.int64)
+            values = np.concatenate([r[1] for r in rows]) if rows else np.zeros(0, np.float32)
+            return scipy.sparse.csr_matrix((values, indices, indptr), shape=(len(rows), self.num_features))
+        x = as_csr(X)
+        if x.shape[1] > self.num_features and x.nnz and x.indices.max() >= self.num_features:
+            raise DataError(f"X has feature id {int(x.indices.max())} but the model knows {self.num_features} "
+                            "features")
+        return x
+
+    def _labels(self, Y) -> scipy.sparse.csr_matrix:
+        if scipy.sparse.issparse(Y):
+            y = scipy.sparse.csr_matrix(Y)
+            y.eliminate_zeros()
+            y.sort_indices()
+            return y
+        index = {name: i for i, name in enumerate(self.label_names)}
+        rows = []
+        for r, labels in enumerate(Y):
+            ids = []
+            for label in labels:
+                if isinstance(label, str):
+                    if label not in index:
+                        raise DataError(f"row {r} of Y: unknown label name {label!r}")
+                    ids.append(index[label])
+                else:
+                    ids.append(int(label))
+            rows.append(sorted(set(ids)))
+        indptr = np.cumsum([0] + [len(r) for r in rows])
+        indices = np.array([i for r in rows for i in r], np.int64)
+        return scipy.sparse.csr_matrix((np.ones(indices.size, np.float32), indices, indptr),
+                                       shape=(len(rows), max(self.num_labels, int(indices.max(initial=-1)) + 1)))
+
+
+class _ModelDirBackend:
+    """Ranks with the restored Keras model (the head's own evaluation top-k)."""
+
+    def __init__(self, path: str):
+        from tfxc.model_dir import ModelDir
+
+        self.model_dir = ModelDir(path)
+        self.config, self.model, self.info = self.model_dir.restore(need_rows=False)
+        self.num_features, self.num_labels = self.info.num_features, self.info.num_labels
+        self.label_names = self.info.label_names()
+        self.label_freq, self.num_train_points = self.info.label_freq, self.info.num_points("train")
+        self._top_k = {}
+
+    def top_k(self, idx, val, splits, k):
+        from tfxc._tf import tf
+
+        k = min(k, self.num_labels)
+        if k not in self._top_k:
+            self._top_k[k] = self.model.head.evaluation_top_k(self.model, k)
+        batch = {"feat_idx": tf.RaggedTensor.from_row_splits(tf.constant(idx, tf.int64), tf.constant(splits)),
+                 "feat_val": tf.RaggedTensor.from_row_splits(tf.constant(val, tf.float32), tf.constant(splits))}
+        scores, ids = self._top_k[k](batch)
+        return np.asarray(scores, np.float32), np.asarray(ids, np.int64)
+
+    def featurizer(self):
+        from tfxc.data.text_features import TfidfFeaturizer
+
+        path = self.info.featurizer_path
+        return TfidfFeaturizer.load(path) if path else None
+
+    def export(self, path: str, top_k):
+        from tfxc.export.saved_model import export_saved_model
+
+        return export_saved_model(self.model, self.config, self.info, path, top_k=top_k)
+
+
+class _SavedModelBackend:
+    """Ranks through the SavedModel's `top_k` signature (what a server runs)."""
+
+    def __init__(self, path: str):
+        from tfxc._tf import tf
+        from tfxc.export.saved_model import extra_asset
+
+        self.path = path
+        info_path = extra_asset(path, "export.json")
+        if info_path is None:
+            raise TfxcError(f"{path}: not a tfxc SavedModel (no assets.extra/tfxc/export.json)")
+        with open(info_path, encoding="utf-8") as f:
+            exported = json.load(f)
+        self.num_features, self.num_labels = exported["num_features"], exported["num_labels"]
+        self.num_train_points = exported.get("num_train_points", 0)
+        freq_path = extra_asset(path, "label_freq.npy")
+        self.label_freq = (np.load(freq_path, allow_pickle=False) if freq_path
+                           else np.zeros(self.num_labels, np.int64))
+        import tensorflow_text  # noqa: F401  (registers TF-Text ops for text-input models)
+
+        self._signature = tf.saved_model.load(path).signatures["top_k"]
+        with open(extra_asset(path, "labels.txt"), encoding="utf-8") as f:
+            self.label_names = f.read().split("\n")[: self.num_labels]
+
+    def _call(self, idx, val, splits, k):
+        from tfxc._tf import tf
+
+        return self._signature(feat_idx=tf.constant(idx, tf.int64), feat_val=tf.constant(val, tf.float32),
+                               row_splits=tf.constant(splits, tf.int64), k=tf.constant(k, tf.int32))
+
+    def top_k(self, idx, val, splits, k):
+        out = self._call(idx, val, splits, k)
+        return out["scores"].numpy(), out["label_ids"].numpy()
+
+    def featurizer(self):
+        from tfxc.data.text_features import TfidfFeaturizer
+        from tfxc.export.saved_model import extra_asset
+
+        path = extra_asset(self.path, "featurizer.json")
+        return TfidfFeaturizer.load(path) if path else None
+
+    def export(self, path: str, top_k):
+        raise TfxcError(f"{self.path} is already a SavedModel")
+
+
+# === fit's sources ===
+def _resolve_config(config, overrides, data_fields: dict):
+    """The config (a path, a JSON-layout dict or an `ExperimentConfig`) with `data_fields` in its data section."""
+    from tfxc.config import ExperimentConfig, to_dict
+    from tfxc.config.loading import load_config_data, read_json
+
+    origin = None
+    if isinstance(config, ExperimentConfig):
+        tree = to_dict(config)
+    elif isinstance(config, dict):
+        tree = json.loads(json.dumps(config))
+    else:
+        origin, tree = config, read_json(config)
+    tree["data"] = {**tree.get("data", {}), **data_fields}
+    return load_config_data(tree, overrides, origin=origin)
+
+
+def _write_sources(directory: str, splits: dict, label_names) -> dict:
+    """Writes each split's arrays where the converter reads them; returns the `data` fields that name them."""
+    texts = isinstance(splits["train"][0], (list, tuple)) and all(isinstance(t, str) for t in splits["train"][0])
+    fields = {}
+    if texts:
+        for split, (x, y) in splits.items():
+            if len(x) != len(y):
+                raise DataError(f"{split}: {len(x)} texts but {len(y)} label lists")
+            path = os.path.join(directory, f"{split}.jsonl")
+            lines = (json.dumps({"text": text, "labels": [str(label) for label in labels]}) + "\n"
+                     for text, labels in zip(x, _label_lists(y)))
+            _write_if_changed(path, "".join(lines).encode("utf-8"))
+            fields[split] = path
+        return {"format": "jsonl", **fields, **{f"{s}_labels": "" for s in ("train", "val", "test")}}
+    matrices = {split: (as_csr(x, f"X ({split})"), _label_matrix(y, split)) for split, (x, y) in splits.items()}
+    # One label space for every split: as wide as the widest Y, or the names given.
+    width = max([y.shape[1] for _, y in matrices.values()] + [len(label_names or ())])
+    for split, (x, y) in matrices.items():
+        if y.shape[0] != x.shape[0]:
+            raise DataError(f"{split}: X has {x.shape[0]} rows but Y has {y.shape[0]}")
+        y.resize((y.shape[0], width))
+        fields[split] = os.path.join(directory, f"X.{split}.npz")
+        fields[f"{split}_labels"] = os.path.join(directory, f"Y.{split}.npz")
+        for path, matrix in ((fields[split], x), (fields[f"{split}_labels"], y)):
+            buffer = io.BytesIO()
+            scipy.sparse.save_npz(buffer, matrix)
+            _write_if_changed(path, buffer.getvalue())
+    if label_names is not None:
+        path = os.path.join(directory, "labels.txt")
+        _write_if_changed(path, "".join(f"{name}\n" for name in label_names).encode("utf-8"))
+        fields["label_names"] = path
+    return {"format": "pecos", **{k: "" for k in ("val", "val_labels", "test", "test_labels")}, **fields}
+
+
+def _write_if_changed(path: str, content: bytes) -> None:
+    """Writes `content` atomically unless the file already holds it: an unchanged source keeps its time
+    stamp, so a second `fit` on the same data finds it converted and resumes the model."""
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            if f.read() == content:
+                return
+    with atomic_writer(path, binary=True) as f:
+        f.write(content)
+
+
+def _label_lists(y) -> list:
+    if scipy.sparse.issparse(y):
+        y = scipy.sparse.csr_matrix(y)
+        return [y.indices[y.indptr[i]:y.indptr[i + 1]].tolist() for i in range(y.shape[0])]
+    return [list(labels) for labels in y]
+
+
+def _label_matrix(y, split: str) -> scipy.sparse.csr_matrix:
+    """Labels as a CSR matrix: a SciPy sparse matrix as given, or label-id lists (as wide as the largest id)."""
+    if scipy.sparse.issparse(y):
+        return scipy.sparse.csr_matrix(y, dtype=np.float32)
+    lists = [sorted(set(int(label) for label in labels)) for labels in y]
+    indptr = np.cumsum([0] + [len(r) for r in lists])
+    indices = np.array([i for r in lists for i in r], np.int64)
+    if indices.size and indices.min() < 0:
+        raise DataError(f"Y ({split}): label ids must be >= 0")
+    return scipy.sparse.csr_matrix((np.ones(indices.size, np.float32), indices, indptr),
+                                   shape=(len(lists), int(indices.max(initial=-1)) + 1))

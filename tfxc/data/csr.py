@@ -1,0 +1,49 @@
+"""Rows <-> SciPy CSR matrices, the in-memory format of PECOS, napkinXC, omikuji and scikit-learn."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import scipy.sparse
+
+from tfxc.data.rows import Row
+
+
+def rows_to_csr(rows: Iterable[Row], num_features: int, num_labels: int) -> tuple[scipy.sparse.csr_matrix,
+                                                                                   scipy.sparse.csr_matrix]:
+    """(X float32 [n, num_features], Y float32 [n, num_labels] of ones) from `Row`s."""
+    rows = list(rows)
+
+    def matrix(attr: str, values, width: int) -> scipy.sparse.csr_matrix:
+        indptr = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum([getattr(r, attr).size for r in rows], out=indptr[1:])
+        indices = np.concatenate([getattr(r, attr) for r in rows]) if rows else np.zeros(0, np.int64)
+        return scipy.sparse.csr_matrix((values(indices), indices.astype(np.int32), indptr), shape=(len(rows), width))
+
+    x = matrix("feat_idx", lambda idx: np.concatenate([r.feat_val for r in rows]).astype(np.float32)
+               if rows else np.zeros(0, np.float32), num_features)
+    y = matrix("labels", lambda idx: np.ones(idx.size, np.float32), num_labels)
+    return x, y
+
+
+def csr_rows(matrix: scipy.sparse.csr_matrix) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(column ids int64, values float32) of each row of a CSR matrix."""
+    indices, data, indptr = matrix.indices.astype(np.int64), matrix.data.astype(np.float32), matrix.indptr
+    for i in range(matrix.shape[0]):
+        yield indices[indptr[i]:indptr[i + 1]], data[indptr[i]:indptr[i + 1]]
+
+
+def as_csr(x, name: str = "X") -> scipy.sparse.csr_matrix:
+    """A SciPy sparse matrix or a dense 2-D array as canonical float32 CSR (sorted, summed duplicates, no zeros)."""
+    if scipy.sparse.issparse(x):
+        matrix = scipy.sparse.csr_matrix(x, dtype=np.float32)
+    else:
+        array = np.asarray(x)
+        if array.ndim != 2 or array.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must be a SciPy sparse matrix or a 2-D numeric array, got "
+                             f"{type(x).__name__} of shape {getattr(array, 'shape', None)}")
+        matrix = scipy.sparse.csr_matrix(array.astype(np.float32))
+    matrix.sum_duplicates()
+    matrix.eliminate_zeros()
+    return matrix
