@@ -94,6 +94,19 @@ def test_predict_reports_bad_input_with_file_and_line(trained, tmp_path):
     assert not (tmp_path / "out.jsonl").exists()  # nothing half-written
 
 
+def test_predict_and_evaluate_refuse_bad_arguments_in_one_line(trained, tmp_path):
+    _, model_dir, export_dir = trained
+    (tmp_path / "in.txt").write_text(" 0:1\n")
+    for k in ("-5", "0", "x"):
+        result = run_cli("tfxc.predict", "--saved-model", str(export_dir), "--input", str(tmp_path / "in.txt"),
+                         "--output", str(tmp_path / "out.jsonl"), "--top-k", k, check=False, timeout=60)
+        assert result.returncode == 2 and "--top-k" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--split", "valid", check=False)
+    assert result.returncode == 2 and "there is no 'valid' split; the data has: train, test" in result.stderr
+    result = run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--set", "eval.ks=[1,50]")
+    assert "eval.ks asks for k up to 50 but there are only 40 labels" in result.stderr
+
+
 def test_evaluate_json_prints_all_metrics_on_the_last_line(trained):
     _, model_dir, _ = trained
     result = run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json")

@@ -72,3 +72,10 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     after = checkpoint_weights(model_dir)
     for name in good:
         np.testing.assert_array_equal(after[name], good[name])
+
+
+def test_a_loss_that_diverges_before_the_first_checkpoint_says_there_is_none(tmp_path):
+    config = tiny_config(tmp_path, trainer={"train_steps": 16}, optimizer={"learning_rate": 1e30})
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "model"), check=False)
+    assert result.returncode == 2 and "no checkpoint had been written yet" in result.stderr
+    assert not os.path.exists(tmp_path / "model" / "checkpoints" / "checkpoint")
