@@ -282,8 +282,12 @@ class ModelDir:
         model = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed,
                                                                  model_dir=self.path, part=part))
         checkpoint = tf.train.Checkpoint(model=model)
-        restored = self.restore_newest_intact(
-            lambda path: checkpoint.restore(path).expect_partial().assert_existing_objects_matched())
+        try:
+            restored = self.restore_newest_intact(
+                lambda path: checkpoint.restore(path).expect_partial().assert_existing_objects_matched())
+        except Exception as e:  # every checkpoint fails: damaged, or another model's
+            raise TrainingError(f"{self.path}: no checkpoint in {CHECKPOINT_DIR}/ can be restored into the model "
+                                f"its config builds ({type(e).__name__}: {str(e).strip()[:300]})") from None
         if restored is None:
             raise TrainingError(f"{self.path}: no checkpoint found in {CHECKPOINT_DIR}/; train first")
         return TrainedModel(config, model, info)

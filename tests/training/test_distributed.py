@@ -61,3 +61,25 @@ def test_missing_worker_fails_start_up_within_the_timeout(tmp_path):
     assert rc != 0
     assert "did not complete within 8s" in err and "TF_CONFIG" in err
     assert time.time() - t0 < 120
+
+
+def test_sigterm_to_one_worker_stops_both_at_the_same_checkpointed_step(tmp_path):
+    config = tiny_config(tmp_path, model=MODEL, trainer={"train_steps": 100000, "steps_per_loop": 4,
+                                                         "checkpoint_every_steps": 8})
+    model_dir = tmp_path / "model"
+    procs = start_workers(config, str(model_dir), 2)
+    try:
+        deadline = time.time() + 120
+        while not os.path.exists(model_dir / "checkpoints" / "checkpoint"):
+            assert time.time() < deadline, "training never reached its first checkpoint"
+            time.sleep(0.5)
+        os.kill(procs[1].pid, signal.SIGTERM)  # the non-chief alone is preempted
+        results = finish(procs, timeout=120)
+    finally:
+        finish(procs, timeout=5) if any(p.poll() is None for p in procs) else None
+    steps = []
+    for rc, err in results:
+        assert rc == 128 + signal.SIGTERM, err[-2000:]
+        steps.append(int(err.split("stopped by SIGTERM at step ")[1].split()[0]))
+    assert steps[0] == steps[1]
+    assert os.path.exists(model_dir / "checkpoints" / f"ckpt-{steps[0]}.index")  # the chief saved that step

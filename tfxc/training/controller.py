@@ -218,9 +218,10 @@ class Controller:
         if num_workers == 1:
             return signals.received
         strategy = self.components.strategy
-        flag = float(signals.received or 0)
-        agreed = strategy.reduce("MAX", strategy.run(lambda: tf.constant(flag)), axis=None)
-        return int(agreed) or None
+        flag = 1.0 if signals.received else 0.0
+        anyone = float(strategy.reduce("SUM", strategy.run(lambda: tf.constant(flag)), axis=None)) > 0
+        # A worker that got no signal itself stops as for a preemption.
+        return (signals.received or signal.SIGTERM) if anyone else None
 
     def _train(self, signals: StopSignals) -> dict[str, float]:
         tc, total = self.config.trainer, self.length.total_steps
@@ -248,6 +249,7 @@ class Controller:
             prev = step
             try:
                 loss = self.loop(iterator, n)
+                stop = self._stop_requested(signals) if step + n < total else None
             except _LOST_WORKER_ERRORS as e:
                 raise TrainingError(f"lost contact with another worker at step {step} "
                                     f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); {self._kept()}, "
@@ -275,7 +277,6 @@ class Controller:
                 last_saved = step
             if self.eval_every and crossed(prev, step, self.eval_every) and step < total:
                 self._periodic_eval(step, loss, writer)
-            stop = self._stop_requested(signals) if step < total else None
             if stop:
                 if last_saved != step:
                     self.save(step)
