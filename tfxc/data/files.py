@@ -11,11 +11,12 @@ import io
 import itertools
 import os
 import zlib
+from collections.abc import Iterator
 from typing import IO
 
 from tfxc.errors import DataError
 
-__all__ = ["count_remaining_lines", "open_binary", "open_text", "read_lines"]
+__all__ = ["count_remaining_lines", "numbered_lines", "open_binary", "open_text", "read_lines"]
 
 
 def open_binary(path: str) -> IO[bytes]:
@@ -77,6 +78,18 @@ def read_lines(f: IO[str], path: str, count: int | None, next_lineno: int) -> li
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"cannot read file (corrupt or truncated gzip?): {e}",
                         path=path, line=next_lineno) from None
+
+
+def numbered_lines(f: IO[str], path: str, chunk: int = 4096) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line) of every line of `f`, read `chunk` lines at a time (see `read_lines`)."""
+    lineno = 0
+    while True:
+        lines = read_lines(f, path, chunk, lineno + 1)
+        if not lines:
+            return
+        for line in lines:
+            lineno += 1
+            yield lineno, line
 
 
 def count_remaining_lines(f: IO[str], path: str, next_lineno: int) -> int:

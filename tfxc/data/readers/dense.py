@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import scipy.sparse
 
-from tfxc.data.files import count_remaining_lines, open_binary, open_text, read_lines
+from tfxc.data.files import numbered_lines, open_binary, open_text
 from tfxc.data.readers.base import EMPTY_IDX, Reader, check_bound, diagnose_id, row_offsets, shorten
 from tfxc.data.readers.pecos import load_sparse_npz
 from tfxc.data.rows import Row
@@ -190,26 +190,19 @@ class DenseReader(Reader):
     def _iter_text_labels(self) -> Iterator[np.ndarray]:
         path, bound, n = self.labels_path, self._explicit_labels, int(self._x.shape[0])
         max_label = -1
+        lineno = 0
         with open_text(path) as f:
-            lineno = 0
-            while True:
-                lines = read_lines(f, path, 4096, lineno + 1)
-                if not lines:
-                    break
-                for k, line in enumerate(lines):
-                    lineno += 1
-                    if lineno > n:
-                        # Count this chunk's rest and the rest of the file for the message.
-                        after = len(lines) - k - 1
-                        total = (lineno + after
-                                 + count_remaining_lines(f, path, lineno + after + 1))
-                        raise DataError(f"row counts differ: {os.path.basename(self.path)} has "
-                                        f"{n} rows but {path} has {total} lines", path=self.path)
-                    labels = self._parse_label_line(line, lineno, bound)
-                    if labels.size:
-                        max_label = max(max_label, int(labels[-1]))
-                        self._seen_labels = max_label + 1
-                    yield labels
+            lines = numbered_lines(f, path)
+            for lineno, line in lines:
+                if lineno > n:
+                    total = lineno + sum(1 for _ in lines)  # the rest of the file, for the message
+                    raise DataError(f"row counts differ: {os.path.basename(self.path)} has "
+                                    f"{n} rows but {path} has {total} lines", path=self.path)
+                labels = self._parse_label_line(line, lineno, bound)
+                if labels.size:
+                    max_label = max(max_label, int(labels[-1]))
+                    self._seen_labels = max_label + 1
+                yield labels
         if lineno != n:
             raise DataError(f"row counts differ: {os.path.basename(self.path)} has {n} rows but "
                             f"{path} has {lineno} lines", path=self.path)

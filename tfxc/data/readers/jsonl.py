@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from tfxc.data.files import open_text, read_lines
+from tfxc.data.files import numbered_lines, open_text, read_lines
 from tfxc.data.label_vocab import LabelVocab
 from tfxc.data.readers.base import EMPTY_IDX, EMPTY_VAL, Reader
 from tfxc.data.rows import Row
@@ -50,15 +50,10 @@ def iter_jsonl(path: str | os.PathLike, *, require_labels: bool = True) -> Itera
       DataError: missing or empty file, invalid JSON, or a missing/ill-typed field.
     """
     path = os.fspath(path)
+    lineno = 0
     with open_text(path) as f:
-        lineno = 0
-        while True:
-            lines = read_lines(f, path, 1024, lineno + 1)
-            if not lines:
-                break
-            for line in lines:
-                lineno += 1
-                yield _parse_jsonl_line(line, path, lineno, require_labels)
+        for lineno, line in numbered_lines(f, path, chunk=1024):
+            yield _parse_jsonl_line(line, path, lineno, require_labels)
     if lineno == 0:
         raise DataError("file is empty", path=path)
 
