@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 import scipy.sparse
@@ -25,13 +25,6 @@ def rows_to_csr(rows: Iterable[Row], num_features: int, num_labels: int) -> tupl
                if rows else np.zeros(0, np.float32), num_features)
     y = matrix("labels", lambda idx: np.ones(idx.size, np.float32), num_labels)
     return x, y
-
-
-def csr_rows(matrix: scipy.sparse.csr_matrix) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(column ids int64, values float32) of each row of a CSR matrix."""
-    indices, data, indptr = matrix.indices.astype(np.int64), matrix.data.astype(np.float32), matrix.indptr
-    for i in range(matrix.shape[0]):
-        yield indices[indptr[i]:indptr[i + 1]], data[indptr[i]:indptr[i + 1]]
 
 
 def as_csr(x, name: str = "X") -> scipy.sparse.csr_matrix:
