@@ -263,8 +263,12 @@ class _SavedModelBackend:
         import tensorflow_text  # noqa: F401  (registers TF-Text ops for text-input models)
 
         self._signature = tf.saved_model.load(path).signatures["top_k"]
-        with open(extra_asset(path, "labels.txt"), encoding="utf-8") as f:
-            self.label_names = f.read().split("\n")[: self.num_labels]
+        names_path = extra_asset(path, "labels.txt")  # absent from exports made before it was added
+        if names_path is None:
+            self.label_names = [str(i) for i in range(self.num_labels)]
+        else:
+            with open(names_path, encoding="utf-8") as f:
+                self.label_names = f.read().split("\n")[: self.num_labels]
 
     def _call(self, idx, val, splits, k):
         from tfxc._tf import tf
