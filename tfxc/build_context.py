@@ -21,6 +21,10 @@ class BuildContext:
         None for a throwaway model.
       part: build only this independently trained part of the head (see
         `Head.num_parts`), e.g. one MACH repetition; None builds the whole head.
+      data_dir: the converted data directory (`tfxc.data.info.DatasetInfo`), for heads
+        that learn structure from the training rows (the label tree's PIFA
+        clustering); None when only the data's card is at hand (a restored model
+        then reads that structure from `model_dir`).
     """
 
     num_features: int
@@ -29,10 +33,11 @@ class BuildContext:
     label_freq: np.ndarray | None = None
     model_dir: str | None = None
     part: int | None = None
+    data_dir: str | None = None
 
     @classmethod
     def from_info(cls, info, *, seed: int | None, model_dir: str | None = None,
                   part: int | None = None) -> "BuildContext":
         """The context of a converted data set (`tfxc.data.info.DatasetInfo`)."""
         return cls(num_features=info.num_features, num_labels=info.num_labels, seed=seed,
-                   label_freq=info.label_freq, model_dir=model_dir, part=part)
+                   label_freq=info.label_freq, model_dir=model_dir, part=part, data_dir=info.dir)

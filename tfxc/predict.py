@@ -119,9 +119,10 @@ def main(argv=None):
             ids, scores, names = (result["label_ids"].numpy(), result["scores"].numpy(),
                                   result["labels"].numpy())
             for i in range(ids.shape[0]):
-                out.write(json.dumps({"row": count, "label_ids": ids[i].tolist(),
-                                      "labels": [n.decode("utf-8") for n in names[i]],
-                                      "scores": [round(float(s), 6) for s in scores[i]]}) + "\n")
+                found = ids[i] >= 0  # a beam search may reach fewer than k labels (id -1)
+                out.write(json.dumps({"row": count, "label_ids": ids[i][found].tolist(),
+                                      "labels": [n.decode("utf-8") for n in names[i][found]],
+                                      "scores": [round(float(s), 6) for s in scores[i][found]]}) + "\n")
                 count += 1
     print(f"wrote {count} predictions to {args.output} in {time.time() - start:.1f}s", file=sys.stderr)
     return 0

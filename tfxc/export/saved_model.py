@@ -4,6 +4,8 @@ Signatures (all inputs flat, so any TF Serving / gRPC / C++ client can call them
 
   serving_default(feat_idx int64 [nnz], feat_val float32 [nnz], row_splits int64 [B+1])
       -> {"label_ids": int64 [B, k], "scores": float32 [B, k], "labels": string [B, k]}
+      (k = export.top_k; a head that reaches fewer labels, such as a narrow beam
+      search, fills the empty slots with label id -1 and name "")
   top_k(feat_idx, feat_val, row_splits, k int32 []) -> the same with a caller-chosen k
 
 Row b of the batch is feat_idx[row_splits[b]:row_splits[b+1]] (CSR layout).
@@ -70,7 +72,9 @@ class ServingModule(tf.Module):
         batch = {"feat_idx": tf.RaggedTensor.from_row_splits(feat_idx, row_splits, validate=False),
                  "feat_val": tf.RaggedTensor.from_row_splits(feat_val, row_splits, validate=False)}
         scores, ids = self.model.top_k(batch, k)
-        return {"label_ids": ids, "scores": scores, "labels": tf.gather(self.label_names, ids)}
+        # A head that reaches fewer than k labels (a beam search) marks the empty slots with id -1.
+        names = tf.where(ids >= 0, tf.gather(self.label_names, tf.maximum(ids, 0)), "")
+        return {"label_ids": ids, "scores": scores, "labels": names}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="feat_idx"),
                                   tf.TensorSpec([None], tf.float32, name="feat_val"),

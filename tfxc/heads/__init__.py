@@ -3,6 +3,7 @@
 from tfxc.heads.base import Head
 from tfxc.heads.mach import MachHead, MachHeadConfig
 from tfxc.heads.dense import OneVsAllHead, OneVsAllHeadConfig, SoftmaxHead, SoftmaxHeadConfig
+from tfxc.heads.label_tree import LabelTreeHead, LabelTreeHeadConfig
 from tfxc.heads.linear import LinearHead, LinearHeadConfig
 from tfxc.registry import Registry
 
@@ -11,5 +12,6 @@ HEADS.register("one_vs_all", config=OneVsAllHeadConfig)(OneVsAllHead)
 HEADS.register("softmax", config=SoftmaxHeadConfig)(SoftmaxHead)
 HEADS.register("mach", config=MachHeadConfig)(MachHead)
 HEADS.register("linear", config=LinearHeadConfig)(LinearHead)
+HEADS.register("label_tree", config=LabelTreeHeadConfig)(LabelTreeHead)
 
-__all__ = ["HEADS", "Head", "LinearHead", "LinearHeadConfig", "MachHead", "MachHeadConfig", "OneVsAllHead", "OneVsAllHeadConfig", "SoftmaxHead", "SoftmaxHeadConfig"]
+__all__ = ["HEADS", "Head", "LabelTreeHead", "LabelTreeHeadConfig", "LinearHead", "LinearHeadConfig", "MachHead", "MachHeadConfig", "OneVsAllHead", "OneVsAllHeadConfig", "SoftmaxHead", "SoftmaxHeadConfig"]

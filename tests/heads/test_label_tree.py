@@ -1,0 +1,102 @@
+"""The label tree head: post-processors, active sets, beam search vs exact ranking, and the whole head contract."""
+
+import numpy as np
+import pytest
+from head_harness import run_head_test
+
+from tfxc._tf import tf
+from tfxc.heads.label_tree import LabelTreeHead, post_process, unique_per_row
+from tfxc.tree import LabelTree
+
+
+def test_l3_hinge_matches_the_pecos_test_values():
+    v = tf.constant([[1.0, 0.5, 0.0, -1.0, 3.0]])
+    got = post_process("l3-hinge", v, None).numpy()[0]
+    # The spec gives 3.35e-4 to three digits (exp(-8) = 3.3546e-4).
+    np.testing.assert_allclose(got, [1.0, 0.882497, 0.367879, 3.35e-4, 1.0], rtol=2e-3)
+
+
+@pytest.mark.parametrize("name, child, additive", [
+    ("noop", None, None), ("sigmoid", 1 / (1 + np.exp(-0.5)), False), ("log-sigmoid", -np.log1p(np.exp(-0.5)), True),
+    ("l2-hinge", np.exp(-0.25), False), ("log-l2-hinge", -0.25, True), ("log-l3-hinge", -0.125, True)])
+def test_post_processors_combine_child_and_parent_scores(name, child, additive):
+    v, parent = tf.constant([[0.5]]), tf.constant([[0.3]])
+    got = float(post_process(name, v, parent)[0, 0])
+    expected = 0.5 if child is None else (child + 0.3 if additive else child * 0.3)
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_unique_per_row_drops_repeats_and_negative_ids():
+    got = unique_per_row(tf.constant([[3, 1, 3, -1], [2, 2, 2, 2]], tf.int32)).numpy()
+    pad = 2 ** 31 - 1
+    np.testing.assert_array_equal(got, [[1, 3], [2, pad]])
+
+
+def small_tree():
+    # 12 labels in 4 leaf clusters of 3, under 2 top nodes.
+    return LabelTree.from_leaf_codes(np.arange(12) // 3, 4, nr_splits=2, min_codes=2)
+
+
+def build_head(**kwargs):
+    head = LabelTreeHead(small_tree(), seed=1, **kwargs)
+    head.build((None, 6))
+    return head
+
+
+def test_active_nodes_are_the_children_of_true_parents_and_the_beam():
+    head = build_head(negatives="tfn")
+    labels = tf.ragged.constant([[4], [0, 11]], tf.int64)
+    # Level 1 (4 clusters): row 0's label 4 is in cluster 1 under top node 0 -> clusters {0, 1}.
+    active = head._active(labels, 1, None).numpy()
+    assert sorted(a for a in active[0] if a >= 0) == [0, 1]
+    assert sorted(a for a in active[1] if a >= 0) == [0, 1, 2, 3]
+    # Leaf level with a beam of cluster 3 for row 0: labels of clusters 1 (truth) and 3 (beam).
+    beam = tf.constant([[3], [-1]], tf.int32)
+    active = head._active(labels, 2, beam).numpy()
+    assert sorted(a for a in active[0] if a >= 0) == [3, 4, 5, 9, 10, 11]
+    assert sorted(a for a in active[1] if a >= 0) == [0, 1, 2, 9, 10, 11]
+
+
+def test_a_beam_that_keeps_every_node_is_exact_top_k():
+    head = build_head(beam_size=100, final_post_processor="noop")
+    features = tf.random.stateless_normal([5, 6], seed=[1, 2])
+    for t in range(3):  # make scores distinct across levels
+        head.kernels[t].assign(tf.random.stateless_normal(head.kernels[t].shape, seed=[t, 9]))
+    scores, ids = head.top_k(features, 7)
+    exact = tf.matmul(features, head.kernels[2], transpose_b=True) + head.biases[2]
+    want_scores, want_ids = tf.math.top_k(exact, 7)
+    np.testing.assert_array_equal(ids.numpy(), want_ids.numpy())
+    np.testing.assert_allclose(scores.numpy(), want_scores.numpy(), rtol=1e-5)
+
+
+def test_a_narrow_beam_reads_only_the_children_of_the_kept_nodes():
+    head = build_head(beam_size=1)
+    scores, ids = head.top_k(tf.random.stateless_normal([4, 6], seed=[3, 4]), 5)
+    # One top node, then one cluster: at most 3 labels, all in the same cluster.
+    assert ids.shape == (4, 3)
+    assert all(len({i // 3 for i in row}) == 1 for row in ids.numpy())
+
+
+@pytest.mark.parametrize("loss", ["squared_hinge", "weighted_squared_hinge", "bce", "softmax"])
+def test_losses_are_finite_and_train(loss):
+    head = build_head(loss=loss, max_active=4)
+    features = tf.random.stateless_normal([8, 6], seed=[5, 6])
+    labels = tf.ragged.constant([[0], [4, 5], [11], [], [1, 7], [2], [9], [3, 8, 10]], tf.int64)
+    optimizer = tf.keras.optimizers.Adam(0.05) if hasattr(tf, "keras") else None
+    variables = head.trainable_variables
+    losses = []
+    for _ in range(40):
+        with tf.GradientTape() as tape:
+            value = tf.reduce_mean(head.per_example_loss(head(features), labels))
+        grads = tape.gradient(value, variables)
+        grads = [tf.convert_to_tensor(g) for g in grads]
+        optimizer.apply_gradients(zip(grads, variables))
+        losses.append(float(value))
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    assert int(head.sample_step.numpy()) == 40
+
+
+def test_label_tree_head_contract(tmp_path):
+    # A beam wide enough to keep every node, so top_k(L) ranks every label (the harness checks that).
+    run_head_test(tmp_path, {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2, "beam_size": 64,
+                             "post_processor": "sigmoid"})

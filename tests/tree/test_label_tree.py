@@ -1,0 +1,73 @@
+"""LabelTree: children and ancestors tables, .npz and taxonomy (.tsv) round trips, bad files."""
+
+import numpy as np
+import pytest
+
+from tfxc.errors import DataError
+from tfxc.tree import LabelTree
+
+
+def small_tree():
+    # 10 labels -> 4 leaf clusters -> 2 top nodes.
+    return LabelTree.from_leaf_codes(np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 3]), 4, nr_splits=2, min_codes=2)
+
+
+def test_children_and_ancestors():
+    tree = small_tree()
+    assert tree.sizes == [2, 4, 10] and tree.num_levels == 3 and tree.num_labels == 10
+    np.testing.assert_array_equal(tree.children(1), [[0, 1], [2, 3]])
+    np.testing.assert_array_equal(tree.children(2), [[0, 4, 8], [1, 5, -1], [2, 6, -1], [3, 7, 9]])
+    np.testing.assert_array_equal(tree.ancestors(0), [0, 0, 1, 1, 0, 0, 1, 1, 0, 1])
+    np.testing.assert_array_equal(tree.ancestors(2), np.arange(10))
+    assert tree.fanout() == [(2, 2), (2, 3)]
+
+
+def test_npz_round_trip(tmp_path):
+    tree = small_tree()
+    tree.save(str(tmp_path / "t.npz"))
+    back = LabelTree.load(str(tmp_path / "t.npz"))
+    assert back.sizes == tree.sizes
+    for a, b in zip(back.parents, tree.parents):
+        np.testing.assert_array_equal(a, b)
+    np.save(tmp_path / "x.npy", np.arange(3))
+    with pytest.raises(DataError, match="x.npy"):
+        LabelTree.load(str(tmp_path / "x.npy"))
+
+
+def test_taxonomy_round_trip_keeps_the_structure(tmp_path):
+    names = [f"label{i}" for i in range(10)]
+    tree = small_tree()
+    tree.write_tsv(str(tmp_path / "tree.tsv"), names)
+    back = LabelTree.read_tsv(str(tmp_path / "tree.tsv"), names)
+    assert back.sizes == tree.sizes
+    # Same grouping of labels at every level (node numbering may differ).
+    for t in range(tree.num_levels):
+        a, b = tree.ancestors(t), back.ancestors(t)
+        assert len({(x, y) for x, y in zip(a, b)}) == tree.sizes[t]
+
+
+def test_taxonomy_with_ragged_depths_and_label_ids(tmp_path):
+    path = tmp_path / "tax.tsv"
+    path.write_text("a\tanimal\tdog\nb\tanimal\tcat\n2\tplant\n\nd\tanimal\tdog\n")
+    tree = LabelTree.read_tsv(str(path), ["a", "b", "c", "d"])
+    assert tree.sizes == [2, 3, 4]
+    np.testing.assert_array_equal(tree.ancestors(1), [0, 1, 2, 0])  # plant is padded with a single-child node
+    np.testing.assert_array_equal(tree.ancestors(0), [0, 0, 1, 0])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a\tx\nzz\ty\n", "tax.tsv:2: unknown label 'zz'"),
+    ("a\tx\na\ty\nb\tz\n", "tax.tsv:2: label 'a' appears twice"),
+    ("a\tx\n", "1 labels have no place"),
+    ("a\t\nb\tx\n", "tax.tsv:1: expected label<TAB>ancestor"),
+])
+def test_bad_taxonomies_name_the_line(tmp_path, text, message):
+    path = tmp_path / "tax.tsv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=message):
+        LabelTree.read_tsv(str(path), ["a", "b"])
+
+
+def test_inconsistent_parents_are_refused():
+    with pytest.raises(DataError, match="without children"):
+        LabelTree(parents=(np.array([0, 0, 2], np.int32),), top_size=3)

@@ -1,0 +1,384 @@
+"""A hierarchical label tree head: per-level node scorers, sampled training, beam-search prediction.
+
+The XR-Linear / XR-Transformer family in TensorFlow. References: Zhang et al., "Fast Multi-Resolution
+Transformer Fine-tuning for Extreme Multi-label Text Classification" (NeurIPS 2021); Yu et al., "PECOS"
+(JMLR 2022). Spec: algorithms.md §1.2–1.6.
+
+The labels are clustered into a tree (`tfxc.tree`: PIFA label features,
+balanced 2-means, an nr_splits-ary chain; or a user's taxonomy). Level t has
+K_t nodes, each with a vector w and bias b over the encoder's features h; the
+last level's nodes are the labels.
+
+Training scores, at every level, only the row's *active* nodes: the children
+of its positive parents (teacher-forced negatives, `tfn`) and of the previous
+level's beam computed by the model being trained (matcher-aware negatives,
+`man`), optionally capped by sampling negatives. Only those rows of the node
+tables are gathered, so their gradients are row-sparse.
+
+Prediction is a beam search (§1.5): level 0 scores all its nodes; each next
+level scores the children of the `beam_size` best nodes, combining the child's
+transformed score with its parent's (the post-processor), and keeps the best;
+the last level keeps k. A prediction reads beam_size × fan-out vectors per
+level instead of all L.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from tfxc._tf import keras, tf
+from tfxc.errors import ConfigError
+from tfxc.heads.base import Head
+
+log = logging.getLogger("tfxc.heads")
+
+# The tree of a model, saved in its directory when the model is first built and reused from then on.
+TREE_FILE = "label_tree.npz"
+LOSSES = ("squared_hinge", "weighted_squared_hinge", "bce", "softmax")
+POST_PROCESSORS = ("noop", "sigmoid", "log-sigmoid") + tuple(
+    f"{log_}l{p}-hinge" for log_ in ("", "log-") for p in range(1, 5))
+NEGATIVES = ("tfn", "tfn+man")
+_PAD = 2 ** 31 - 1  # sorts after every node id
+
+
+@dataclass(frozen=True)
+class LabelTreeHeadConfig:
+    """Config of `LabelTreeHead`.
+
+    Attributes:
+      name: "label_tree".
+      tree_file: a saved tree (.npz, e.g. another model's label_tree.npz) or a taxonomy
+        (.tsv: `label<TAB>top ancestor<TAB>...`); empty: cluster PIFA label features of the train split.
+      max_leaf_size: clustering: the most labels per leaf cluster (PECOS default 100).
+      nr_splits: clustering: children per node above the leaf clusters (PECOS default 16).
+      min_codes: clustering: stop adding levels at this many nodes (0: nr_splits).
+      kmeans_max_iter: clustering: 2-means passes per node.
+      spherical: clustering: spherical centroids (PECOS default).
+      tree_seed: clustering seed.
+      negatives: "tfn" (siblings under the true parents) or "tfn+man" (also the children of
+        the previous level's beam, computed by the model being trained).
+      max_active: > 0 caps the active nodes per row and level, keeping every positive and a
+        random sample of the negatives.
+      loss: per level, over the active nodes: "squared_hinge", "weighted_squared_hinge"
+        (positives weighted by how many of the row's labels they hold), "bce" or "softmax"
+        (cross-entropy over the active nodes, target uniform over the positives).
+      use_bias: a bias per node.
+      init_stddev: node vectors start as N(0, init_stddev²).
+      beam_size: nodes kept per level in prediction (and for `man` negatives).
+      post_processor: how a child's score v combines with its parent's p on the upper levels:
+        noop, sigmoid, log-sigmoid, lP-hinge or log-lP-hinge with P in 1..4 (§1.5).
+      final_post_processor: the same for the last level ("": post_processor). PECOS's
+        XR-Transformer rankers use "noop": the raw label score, within the beam.
+    """
+
+    name: str = "label_tree"
+    tree_file: str = ""
+    max_leaf_size: int = 100
+    nr_splits: int = 16
+    min_codes: int = 0
+    kmeans_max_iter: int = 20
+    spherical: bool = True
+    tree_seed: int = 0
+    negatives: str = "tfn+man"
+    max_active: int = 0
+    loss: str = "squared_hinge"
+    use_bias: bool = True
+    init_stddev: float = 0.02
+    beam_size: int = 10
+    post_processor: str = "l3-hinge"
+    final_post_processor: str = ""
+
+    def validate(self, path: str) -> None:
+        if self.max_leaf_size < 1 or self.nr_splits < 2 or self.min_codes < 0 or self.kmeans_max_iter < 1:
+            raise ConfigError(f"{path}: max_leaf_size ({self.max_leaf_size}) and kmeans_max_iter "
+                              f"({self.kmeans_max_iter}) must be >= 1, nr_splits ({self.nr_splits}) >= 2, "
+                              f"min_codes ({self.min_codes}) >= 0")
+        if self.beam_size < 1 or self.max_active < 0 or self.init_stddev <= 0:
+            raise ConfigError(f"{path}: beam_size ({self.beam_size}) must be >= 1, max_active "
+                              f"({self.max_active}) >= 0, init_stddev ({self.init_stddev}) > 0")
+        for key, value, options in (("negatives", self.negatives, NEGATIVES), ("loss", self.loss, LOSSES),
+                                    ("post_processor", self.post_processor, POST_PROCESSORS),
+                                    ("final_post_processor", self.final_post_processor or "noop", POST_PROCESSORS)):
+            if value not in options:
+                raise ConfigError(f"{path}.{key} '{value}' is not one of {', '.join(options)}")
+        if self.tree_file and not self.tree_file.endswith((".npz", ".tsv")):
+            raise ConfigError(f"{path}.tree_file '{self.tree_file}' must be a saved tree (.npz) or a taxonomy (.tsv)")
+
+
+def post_process(name: str, v: tf.Tensor, parent: tf.Tensor | None) -> tf.Tensor:
+    """combiner(transform(v), parent) of algorithms.md §1.5; parent None at the top level.
+
+    noop: v (the parent is ignored); sigmoid: σ(v)·p; log-sigmoid: log σ(v) + p;
+    lP-hinge: exp(−max(0, 1−v)^P)·p; log-lP-hinge: −max(0, 1−v)^P + p.
+    """
+    if name == "noop":
+        return v
+    if name == "sigmoid":
+        child, additive = tf.sigmoid(v), False
+    elif name == "log-sigmoid":
+        child, additive = -tf.nn.softplus(-v), True
+    else:
+        additive = name.startswith("log-")
+        power = int(name.removeprefix("log-")[1])
+        hinge = -tf.pow(tf.nn.relu(1.0 - v), float(power))
+        child = hinge if additive else tf.exp(hinge)
+    if parent is None:
+        return child
+    return child + parent if additive else child * parent
+
+
+def unique_per_row(ids: tf.Tensor) -> tf.Tensor:
+    """int32 [B, W] ids (negative = none) -> [B, W'] each row's distinct ids, ascending, padded with `_PAD`.
+
+    W' is the largest number of distinct ids of a row in the batch (at least 1).
+    """
+    ids = tf.sort(tf.where(ids < 0, _PAD, ids), axis=1)
+    repeated = tf.concat([tf.zeros_like(ids[:, :1], tf.bool), ids[:, 1:] == ids[:, :-1]], axis=1)
+    ids = tf.sort(tf.where(repeated, _PAD, ids), axis=1)
+    width = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(ids != _PAD, tf.int32), axis=1)), 1)
+    return ids[:, :width]
+
+
+def load_or_build_tree(config: LabelTreeHeadConfig, context):
+    """The head's `LabelTree`: the model directory's copy, else `tree_file`, else PIFA clustering.
+
+    A new tree is saved in the model directory, so a model keeps its tree for
+    life (resume, evaluate, export) and later runs can reuse it via `tree_file`.
+    """
+    from tfxc.data.info import DatasetInfo
+    from tfxc.errors import DataError
+    from tfxc.tree import LabelTree, cached_split_pifa, cluster_labels
+
+    saved = os.path.join(context.model_dir, TREE_FILE) if context.model_dir else None
+    if saved and os.path.exists(saved):
+        tree = LabelTree.load(saved)
+    elif config.tree_file.endswith(".npz"):
+        tree = LabelTree.load(config.tree_file)
+    else:
+        if not context.data_dir:
+            raise ConfigError("the label tree head needs its tree: train it first, or give model.head.tree_file")
+        info = DatasetInfo.load(context.data_dir)
+        if config.tree_file:
+            tree = LabelTree.read_tsv(config.tree_file, info.label_names())
+        else:
+            tree = cluster_labels(cached_split_pifa(info), max_leaf_size=config.max_leaf_size,
+                                  nr_splits=config.nr_splits, min_codes=config.min_codes or None,
+                                  seed=config.tree_seed, max_iter=config.kmeans_max_iter, spherical=config.spherical)
+    if tree.num_labels != context.num_labels:
+        raise DataError(f"the label tree has {tree.num_labels} labels but the data has {context.num_labels}",
+                        path=saved if saved and os.path.exists(saved) else config.tree_file or None)
+    if saved and not os.path.exists(saved):
+        tree.save(saved)
+    log.info("label tree: %s", tree.describe())
+    return tree
+
+
+class LabelTreeHead(Head):
+    """Per-level node scorers over a label tree (see the module docstring).
+
+    Args:
+      tree: a `tfxc.tree.LabelTree` over the L labels.
+      negatives, max_active, loss, use_bias, init_stddev, beam_size, post_processor,
+        final_post_processor: as in `LabelTreeHeadConfig`.
+      seed: seeds the node initialisers and the negative sampling.
+
+    Call returns the features unchanged (float32 [B, dim]): which nodes are
+    scored depends on the labels, so scoring happens in `per_example_loss`.
+    """
+
+    def __init__(self, tree, negatives="tfn+man", max_active=0, loss="squared_hinge", use_bias=True,
+                 init_stddev=0.02, beam_size=10, post_processor="l3-hinge", final_post_processor="", seed=None,
+                 **kwargs):
+        super().__init__(tree.num_labels, **kwargs)
+        self.tree = tree
+        self.sizes = tree.sizes
+        self.negatives, self.max_active, self.loss = negatives, max_active, loss
+        self.use_bias, self.init_stddev, self.seed = use_bias, init_stddev, seed
+        self.beam_size = beam_size
+        self.post_processors = [post_processor] * (len(self.sizes) - 1) + [final_post_processor or post_processor]
+
+    @classmethod
+    def from_config_dataclass(cls, config: LabelTreeHeadConfig, context):
+        return cls(load_or_build_tree(config, context), negatives=config.negatives, max_active=config.max_active,
+                   loss=config.loss, use_bias=config.use_bias, init_stddev=config.init_stddev,
+                   beam_size=config.beam_size, post_processor=config.post_processor,
+                   final_post_processor=config.final_post_processor, seed=context.seed, name="head")
+
+    def build(self, input_shape):
+        dim = input_shape[-1]
+        # Weights are plain attributes, not list items: tf.train.Checkpoint does not see into Keras 3's
+        # tracked lists (see `SparseBowEncoder`).
+        for t, size in enumerate(self.sizes):
+            seed = None if self.seed is None else self.seed * 7919 + t
+            setattr(self, f"kernel_{t}", self.add_weight(
+                shape=(size, dim), name=f"kernel_{t}",
+                initializer=keras.initializers.RandomNormal(stddev=self.init_stddev, seed=seed)))
+            if self.use_bias:
+                setattr(self, f"bias_{t}", self.add_weight(shape=(size,), name=f"bias_{t}", initializer="zeros"))
+            # The tree itself is part of the model's state: non-trainable int32 tables, saved and served with it.
+            if t:
+                children = self.tree.children(t)
+                setattr(self, f"children_{t}", self.add_weight(
+                    shape=children.shape, dtype="int32", trainable=False, name=f"children_{t}",
+                    initializer=keras.initializers.Constant(children)))
+            if t < len(self.sizes) - 1:
+                ancestors = self.tree.ancestors(t)
+                setattr(self, f"ancestors_{t}", self.add_weight(
+                    shape=ancestors.shape, dtype="int32", trainable=False, name=f"ancestors_{t}",
+                    initializer=keras.initializers.Constant(ancestors)))
+        self.sample_step = self.add_weight(shape=(), dtype="int64", trainable=False, name="sample_step",
+                                           initializer="zeros", aggregation="only_first_replica")
+        self.built = True
+
+    def _levels(self, kind: str) -> list:
+        """The per-level variables `kind`_t (None where a level has none): kernel, bias, children, ancestors."""
+        return [getattr(self, f"{kind}_{t}", None) for t in range(len(self.sizes))]
+
+    @property
+    def kernels(self) -> list:
+        return self._levels("kernel")
+
+    @property
+    def biases(self) -> list:
+        return self._levels("bias")
+
+    @property
+    def children(self) -> list:
+        return self._levels("children")
+
+    @property
+    def ancestors(self) -> list:
+        return self._levels("ancestors")
+
+    def call(self, features, training=False):
+        return features
+
+    # === Scoring ===
+    def _node_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor) -> tf.Tensor:
+        """v = w_c·h + b_c for nodes int32 [B, C] (negative ids give 0) -> float32 [B, C].
+
+        Gathering from the raw variable keeps the gradient an IndexedSlices over the touched rows.
+        """
+        safe = tf.maximum(nodes, 0)
+        logits = tf.einsum("bd,bcd->bc", features, tf.gather(self.kernels[level].value, safe))
+        if self.use_bias:
+            logits += tf.gather(self.biases[level].value, safe)
+        return logits
+
+    def _top_logits(self, features: tf.Tensor) -> tf.Tensor:
+        logits = tf.matmul(features, self.kernels[0].value, transpose_b=True)
+        return logits + self.biases[0].value if self.use_bias else logits
+
+    def _beam_search(self, features: tf.Tensor, k, levels: int | None = None):
+        """Beam search down the first `levels` levels (default all), keeping k at the last of them.
+
+        Returns:
+          (scores float32 [B, k'], node ids int32 [B, k'] (−1 where fewer than k' nodes
+          were reachable), beams: the ids kept at each level before the last), k' = min(k, candidates).
+        """
+        levels = levels or len(self.sizes)
+        scores = post_process(self.post_processors[0], self._top_logits(features), None)
+        width = k if levels == 1 else self.beam_size
+        scores, ids = tf.math.top_k(scores, tf.minimum(width, self.sizes[0]))
+        beams = []
+        for t in range(1, levels):
+            beams.append(ids)
+            children = tf.gather(self.children[t].value, ids)                     # [B, beam, F]
+            valid = (children >= 0) & (scores[:, :, None] > -float("inf"))
+            fanout = children.shape[-1]
+            candidates = tf.reshape(tf.where(valid, children, -1), [tf.shape(children)[0], -1])
+            parents = tf.reshape(tf.repeat(scores, fanout, axis=1), tf.shape(candidates))
+            combined = post_process(self.post_processors[t], self._node_logits(features, t, candidates), parents)
+            combined = tf.where(candidates >= 0, combined, -float("inf"))
+            width = k if t == levels - 1 else self.beam_size
+            scores, order = tf.math.top_k(combined, tf.minimum(width, tf.shape(candidates)[1]))
+            ids = tf.gather(candidates, order, batch_dims=1)
+        ids = tf.where(scores > -float("inf"), ids, -1)
+        return scores, ids, beams
+
+    def top_k(self, features, k):
+        """Beam search (module docstring): (scores float32 [B, k'], label ids int64 [B, k']), best first.
+
+        k' = min(k, labels reachable by the beam); a slot without a label has id −1.
+        """
+        scores, ids, _ = self._beam_search(features, tf.minimum(tf.cast(k, tf.int32), self.num_labels))
+        return scores, tf.cast(ids, tf.int64)
+
+    # === Training ===
+    def _positives(self, labels: tf.RaggedTensor, level: int) -> tf.Tensor:
+        """The level-`level` nodes above each row's labels, int32 [B, Q] sorted, repeated once per label, `_PAD`-padded."""
+        values = tf.cast(labels.values, tf.int32)
+        if self.ancestors[level] is not None:
+            values = tf.gather(self.ancestors[level].value, values)
+        nodes = tf.RaggedTensor.from_row_splits(values, labels.row_splits).to_tensor(default_value=_PAD)
+        return tf.sort(tf.concat([nodes, tf.fill([tf.shape(nodes)[0], 1], _PAD)], axis=1), axis=1)
+
+    def _active(self, labels, level: int, beam) -> tf.Tensor:
+        """Active nodes int32 [B, C] of one level (−1 = none): children of the true parents and of the beam."""
+        if level == 0:
+            return tf.tile(tf.range(self.sizes[0])[None, :], [labels.nrows(out_type=tf.int32), 1])
+        parents = self._positives(labels, level - 1)
+        if beam is not None:
+            parents = tf.concat([parents, beam], axis=1)
+        parents = unique_per_row(parents)
+        children = tf.gather(self.children[level].value, tf.minimum(parents, self.sizes[level - 1] - 1))
+        children = tf.where((parents != _PAD)[:, :, None], children, -1)
+        return tf.reshape(children, [tf.shape(children)[0], -1])
+
+    def _cap(self, nodes: tf.Tensor, counts: tf.Tensor, level: int):
+        """Keeps every positive and a random `max_active` − |positives| of the negatives (stateless, resumable)."""
+        width = tf.minimum(self.max_active, tf.shape(nodes)[1])
+        seed = tf.stack([tf.cast(self.sample_step, tf.int32), (self.seed or 0) * 31 + level])
+        noise = tf.random.stateless_uniform(tf.shape(nodes), seed)
+        keys = tf.where(counts > 0, -1.0, tf.where(nodes >= 0, noise, 2.0))
+        _, keep = tf.math.top_k(-keys, width)
+        return tf.gather(nodes, keep, batch_dims=1), tf.gather(counts, keep, batch_dims=1)
+
+    def _level_loss(self, logits, counts, valid) -> tf.Tensor:
+        """The loss of one level over its active nodes, float32 [B] (masked `valid`)."""
+        positive = counts > 0
+        mask = tf.cast(valid, logits.dtype)
+        if self.loss == "softmax":
+            has_positive = tf.reduce_any(positive & valid, axis=1)
+            lse = tf.reduce_logsumexp(tf.where(valid, logits, -1e9), axis=1)
+            pos = tf.cast(positive & valid, logits.dtype)
+            target = tf.reduce_sum(logits * pos, axis=1) / tf.maximum(tf.reduce_sum(pos, axis=1), 1.0)
+            return tf.where(has_positive, lse - target, 0.0)
+        if self.loss == "bce":
+            per_node = tf.nn.softplus(logits) - tf.cast(positive, logits.dtype) * logits
+        else:
+            sign = tf.where(positive, 1.0, -1.0)
+            per_node = tf.square(tf.nn.relu(1.0 - sign * logits))
+            if self.loss == "weighted_squared_hinge":
+                per_node *= tf.where(positive, tf.cast(counts, logits.dtype), 1.0)
+        return tf.reduce_sum(per_node * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
+    def per_example_loss(self, features, labels):
+        """Σ over levels of the loss over each row's active nodes, float32 [B]."""
+        beams = [None] * len(self.sizes)
+        if self.negatives == "tfn+man" and len(self.sizes) > 1:
+            _, last, found = self._beam_search(tf.stop_gradient(features), self.beam_size, len(self.sizes) - 1)
+            beams = [None] + found + [last]  # the parents' level beam, for each level
+        if self.max_active:
+            self.sample_step.assign_add(1)
+        total = tf.zeros(tf.shape(features)[:1])
+        for t in range(len(self.sizes)):
+            nodes = self._active(labels, t, beams[t])
+            positives = self._positives(labels, t)
+            counts = (tf.searchsorted(positives, nodes, side="right")
+                      - tf.searchsorted(positives, nodes, side="left"))
+            counts = tf.where(nodes >= 0, counts, 0)
+            if self.max_active and t:
+                nodes, counts = self._cap(nodes, counts, t)
+            logits = self._top_logits(features) if t == 0 else self._node_logits(features, t, nodes)
+            total += self._level_loss(logits, counts, nodes >= 0)
+        return total
+
+    @property
+    def sparse_variables(self) -> list:
+        return self.kernels[1:] + ([b for b in self.biases[1:]] if self.use_bias else [])
+
+    def get_config(self):
+        return {**super().get_config(), "sizes": self.sizes, "beam_size": self.beam_size, "loss": self.loss}
