@@ -64,6 +64,9 @@ class LabelTreeHeadConfig:
       loss: per level, over the active nodes: "squared_hinge", "weighted_squared_hinge"
         (positives weighted by how many of the row's labels they hold), "bce" or "softmax"
         (cross-entropy over the active nodes, target uniform over the positives).
+      dense_level_max: in training, levels with at most this many nodes are scored whole
+        by one matmul (fast BLAS, dense gradient); bigger levels gather only the active
+        nodes' vectors (row-sparse gradient). A speed knob: both give the same loss.
       use_bias: a bias per node.
       init_stddev: node vectors start as N(0, init_stddev²).
       beam_size: nodes kept per level in prediction (and for `man` negatives).
@@ -84,6 +87,7 @@ class LabelTreeHeadConfig:
     negatives: str = "tfn+man"
     max_active: int = 0
     loss: str = "squared_hinge"
+    dense_level_max: int = 16384
     use_bias: bool = True
     init_stddev: float = 0.02
     beam_size: int = 10
@@ -95,9 +99,10 @@ class LabelTreeHeadConfig:
             raise ConfigError(f"{path}: max_leaf_size ({self.max_leaf_size}) and kmeans_max_iter "
                               f"({self.kmeans_max_iter}) must be >= 1, nr_splits ({self.nr_splits}) >= 2, "
                               f"min_codes ({self.min_codes}) >= 0")
-        if self.beam_size < 1 or self.max_active < 0 or self.init_stddev <= 0:
+        if self.beam_size < 1 or self.max_active < 0 or self.init_stddev <= 0 or self.dense_level_max < 0:
             raise ConfigError(f"{path}: beam_size ({self.beam_size}) must be >= 1, max_active "
-                              f"({self.max_active}) >= 0, init_stddev ({self.init_stddev}) > 0")
+                              f"({self.max_active}) and dense_level_max ({self.dense_level_max}) >= 0, init_stddev "
+                              f"({self.init_stddev}) > 0")
         for key, value, options in (("negatives", self.negatives, NEGATIVES), ("loss", self.loss, LOSSES),
                                     ("post_processor", self.post_processor, POST_PROCESSORS),
                                     ("final_post_processor", self.final_post_processor or "noop", POST_PROCESSORS)):
@@ -180,21 +185,23 @@ class LabelTreeHead(Head):
 
     Args:
       tree: a `tfxc.tree.LabelTree` over the L labels.
-      negatives, max_active, loss, use_bias, init_stddev, beam_size, post_processor,
-        final_post_processor: as in `LabelTreeHeadConfig`.
+      negatives, max_active, loss, dense_level_max, use_bias, init_stddev, beam_size,
+        post_processor, final_post_processor: as in `LabelTreeHeadConfig`.
       seed: seeds the node initialisers and the negative sampling.
 
     Call returns the features unchanged (float32 [B, dim]): which nodes are
     scored depends on the labels, so scoring happens in `per_example_loss`.
     """
 
-    def __init__(self, tree, negatives="tfn+man", max_active=0, loss="squared_hinge", use_bias=True,
+    def __init__(self, tree, negatives="tfn+man", max_active=0, loss="squared_hinge", dense_level_max=16384,
+                 use_bias=True,
                  init_stddev=0.02, beam_size=10, post_processor="l3-hinge", final_post_processor="", seed=None,
                  **kwargs):
         super().__init__(tree.num_labels, **kwargs)
         self.tree = tree
         self.sizes = tree.sizes
         self.negatives, self.max_active, self.loss = negatives, max_active, loss
+        self.dense_level_max = dense_level_max
         self.use_bias, self.init_stddev, self.seed = use_bias, init_stddev, seed
         self.beam_size = beam_size
         self.post_processors = [post_processor] * (len(self.sizes) - 1) + [final_post_processor or post_processor]
@@ -202,7 +209,7 @@ class LabelTreeHead(Head):
     @classmethod
     def from_config_dataclass(cls, config: LabelTreeHeadConfig, context):
         return cls(load_or_build_tree(config, context), negatives=config.negatives, max_active=config.max_active,
-                   loss=config.loss, use_bias=config.use_bias, init_stddev=config.init_stddev,
+                   loss=config.loss, dense_level_max=config.dense_level_max, use_bias=config.use_bias, init_stddev=config.init_stddev,
                    beam_size=config.beam_size, post_processor=config.post_processor,
                    final_post_processor=config.final_post_processor, seed=context.seed, name="head")
 
@@ -256,20 +263,30 @@ class LabelTreeHead(Head):
         return features
 
     # === Scoring ===
-    def _node_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor) -> tf.Tensor:
+    def _node_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor, dense: bool = False) -> tf.Tensor:
         """v = w_c·h + b_c for nodes int32 [B, C] (negative ids give 0) -> float32 [B, C].
 
-        Gathering from the raw variable keeps the gradient an IndexedSlices over the touched rows.
+        `dense` scores all nodes of the level with one matmul and picks the rows' nodes
+        from it: the better deal when the level has fewer nodes than the batch touches
+        (BLAS runs far faster than the memory-bound gather of [B, C, dim] vectors).
+        Otherwise the rows' vectors are gathered from the raw variable, which keeps the
+        gradient an IndexedSlices over the touched rows.
         """
         safe = tf.maximum(nodes, 0)
+        if dense:
+            return tf.gather(self._level_logits(features, level), safe, batch_dims=1)
         logits = tf.einsum("bd,bcd->bc", features, tf.gather(self.kernels[level].value, safe))
         if self.use_bias:
             logits += tf.gather(self.biases[level].value, safe)
         return logits
 
-    def _top_logits(self, features: tf.Tensor) -> tf.Tensor:
-        logits = tf.matmul(features, self.kernels[0].value, transpose_b=True)
-        return logits + self.biases[0].value if self.use_bias else logits
+    def _level_logits(self, features: tf.Tensor, level: int) -> tf.Tensor:
+        """Logits of every node of a level, float32 [B, K_level]."""
+        logits = tf.matmul(features, self.kernels[level].value, transpose_b=True)
+        return logits + self.biases[level].value if self.use_bias else logits
+
+    def _dense_in_training(self, level: int) -> bool:
+        return self.sizes[level] <= self.dense_level_max
 
     def _beam_search(self, features: tf.Tensor, k, levels: int | None = None):
         """Beam search down the first `levels` levels (default all), keeping k at the last of them.
@@ -279,9 +296,10 @@ class LabelTreeHead(Head):
           were reachable), beams: the ids kept at each level before the last), k' = min(k, candidates).
         """
         levels = levels or len(self.sizes)
-        scores = post_process(self.post_processors[0], self._top_logits(features), None)
+        scores = post_process(self.post_processors[0], self._level_logits(features, 0), None)
         width = k if levels == 1 else self.beam_size
         scores, ids = tf.math.top_k(scores, tf.minimum(width, self.sizes[0]))
+        kept = min(self.beam_size, self.sizes[0])  # static beam width (k may be a tensor: only the last level)
         beams = []
         for t in range(1, levels):
             beams.append(ids)
@@ -290,7 +308,11 @@ class LabelTreeHead(Head):
             fanout = children.shape[-1]
             candidates = tf.reshape(tf.where(valid, children, -1), [tf.shape(children)[0], -1])
             parents = tf.reshape(tf.repeat(scores, fanout, axis=1), tf.shape(candidates))
-            combined = post_process(self.post_processors[t], self._node_logits(features, t, candidates), parents)
+            # A level not much bigger than the candidate set is cheaper to score whole (BLAS vs gather).
+            dense = self.sizes[t] <= 16 * kept * fanout
+            kept = min(self.beam_size, kept * fanout)
+            combined = post_process(self.post_processors[t], self._node_logits(features, t, candidates, dense),
+                                    parents)
             combined = tf.where(candidates >= 0, combined, -float("inf"))
             width = k if t == levels - 1 else self.beam_size
             scores, order = tf.math.top_k(combined, tf.minimum(width, tf.shape(candidates)[1]))
@@ -372,13 +394,15 @@ class LabelTreeHead(Head):
             counts = tf.where(nodes >= 0, counts, 0)
             if self.max_active and t:
                 nodes, counts = self._cap(nodes, counts, t)
-            logits = self._top_logits(features) if t == 0 else self._node_logits(features, t, nodes)
+            logits = (self._level_logits(features, 0) if t == 0
+                      else self._node_logits(features, t, nodes, self._dense_in_training(t)))
             total += self._level_loss(logits, counts, nodes >= 0)
         return total
 
     @property
     def sparse_variables(self) -> list:
-        return self.kernels[1:] + ([b for b in self.biases[1:]] if self.use_bias else [])
+        gathered = [t for t in range(1, len(self.sizes)) if not self._dense_in_training(t)]
+        return [self.kernels[t] for t in gathered] + ([self.biases[t] for t in gathered] if self.use_bias else [])
 
     def get_config(self):
         return {**super().get_config(), "sizes": self.sizes, "beam_size": self.beam_size, "loss": self.loss}
