@@ -85,21 +85,27 @@ SCALE_CONFIG = "configs/scale_synthetic_mach.json"
 # 10^7 its weights, Adam slots and [batch, L] logits need far more than 24 GB. MACH's model does not grow with L.
 SCALE_MACH = {"tfxc-mach": SCALE_CONFIG}
 SCALE_SOFTMAX = {"tfxc-softmax": "configs/scale_synthetic_softmax.json"}
-SCALE_SYSTEMS = {10**4: {**SCALE_MACH, **SCALE_SOFTMAX}, 10**5: {**SCALE_MACH, **SCALE_SOFTMAX},
-                 10**6: SCALE_MACH, 10**7: SCALE_MACH}
+SCALE_TREE = {"tfxc-tree": "configs/scale_synthetic_tree.json"}
+SCALE_SYSTEMS = {10**4: {**SCALE_MACH, **SCALE_SOFTMAX, **SCALE_TREE},
+                 10**5: {**SCALE_MACH, **SCALE_SOFTMAX, **SCALE_TREE},
+                 10**6: {**SCALE_MACH, **SCALE_TREE}, 10**7: {**SCALE_MACH, **SCALE_TREE}}
 DATASETS = {
-    "bibtex": Dataset({"tfxc-ova": "configs/bibtex.json"}, "bibtex/train.txt", "bibtex/test.txt"),
-    "delicious": Dataset({"tfxc-ova": "configs/delicious.json", "tfxc-mach": "configs/mach_delicious.json"},
+    "bibtex": Dataset({"tfxc-ova": "configs/bibtex.json", "tfxc-tree": "configs/tree_bibtex.json"},
+                      "bibtex/train.txt", "bibtex/test.txt"),
+    "delicious": Dataset({"tfxc-ova": "configs/delicious.json", "tfxc-mach": "configs/mach_delicious.json",
+                          "tfxc-tree": "configs/tree_delicious.json"},
                          "delicious/train.txt", "delicious/test.txt"),
     "corel5k": Dataset({"tfxc-ova": "configs/corel5k.json"}, "corel5k/train.txt", "corel5k/test.txt"),
     "medical": Dataset({"tfxc-softmax": "configs/medical.json"}, "medical/train.txt", "medical/test.txt"),
     "reuters": Dataset({"tfxc-softmax": "configs/reuters.json"}, "reuters/train.txt", "reuters/test.txt"),
     "wordnet-hypernyms": Dataset({"tfxc-ova": "configs/wordnet_hypernyms.json",
                                   "tfxc-softmax": "configs/wordnet_hypernyms_softmax.json",
-                                  "tfxc-mach": "configs/mach_wordnet_hypernyms.json"},
+                                  "tfxc-mach": "configs/mach_wordnet_hypernyms.json",
+                                  "tfxc-tree": "configs/tree_wordnet_hypernyms.json"},
                                  "wordnet-hypernyms/train.txt", "wordnet-hypernyms/test.txt"),
     "wordnet-nextword": Dataset({"tfxc-softmax": "configs/wordnet_nextword.json",
-                                 "tfxc-linear": "configs/linear_wordnet_nextword.json"},
+                                 "tfxc-linear": "configs/linear_wordnet_nextword.json",
+                                 "tfxc-tree": "configs/tree_wordnet_nextword.json"},
                                 "wordnet-nextword/train.txt.gz", "wordnet-nextword/test.txt.gz"),
     **{f"synthetic-{num_labels:.0e}".replace("+0", ""): Dataset(systems, num_labels=num_labels)
        for num_labels, systems in SCALE_SYSTEMS.items()},
@@ -453,7 +459,7 @@ def main(argv=None):
                         help=f"comma-separated, from {', '.join(DATASETS)}; or the groups 'real' (the default), "
                              "'scale' (the synthetic-* runs) and 'all'")
     parser.add_argument("--systems", default="",
-                        help="comma-separated: tfxc-ova, tfxc-mach, tfxc-softmax, tfxc-linear, "
+                        help="comma-separated: tfxc-ova, tfxc-mach, tfxc-softmax, tfxc-linear, tfxc-tree, "
                              + ", ".join(PEERS) + " (default: all)")
     parser.add_argument("--quick", action="store_true",
                         help="bibtex and medical, tfxc for 200 steps (a smoke test: writes to benchmarks/work/quick "
