@@ -1,5 +1,7 @@
 """The label tree head: post-processors, active sets, beam search vs exact ranking, and the whole head contract."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from head_harness import run_head_test
@@ -100,3 +102,58 @@ def test_label_tree_head_contract(tmp_path):
     # A beam wide enough to keep every node, so top_k(L) ranks every label (the harness checks that).
     run_head_test(tmp_path, {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2, "beam_size": 64,
                              "post_processor": "sigmoid"})
+
+
+def test_config_errors_name_the_key():
+    from tfxc.errors import ConfigError
+    from tfxc.heads.label_tree import LabelTreeHeadConfig
+
+    with pytest.raises(ConfigError, match=r"model.head.post_processor 'l5-hinge' is not one of noop"):
+        LabelTreeHeadConfig(post_processor="l5-hinge").validate("model.head")
+    with pytest.raises(ConfigError, match=r"model.head.negatives 'man' is not one of tfn, tfn\+man"):
+        LabelTreeHeadConfig(negatives="man").validate("model.head")
+    with pytest.raises(ConfigError, match="tree_file 'tree.json' must be a saved tree"):
+        LabelTreeHeadConfig(tree_file="tree.json").validate("model.head")
+
+
+def test_the_tree_is_saved_with_the_model_and_reused(tmp_path):
+    from head_harness import head_config
+
+    from tfxc.build_context import BuildContext
+    from tfxc.config import load_config
+    from tfxc.data.convert import ensure_converted
+    from tfxc.errors import DataError
+    from tfxc.model import build_model
+
+    config = load_config(head_config(tmp_path, {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2}))
+    info = ensure_converted(config.data)
+    first = build_model(config.model, BuildContext.from_info(info, seed=1, model_dir=str(tmp_path / "m1")))
+    saved = tmp_path / "m1" / "label_tree.npz"
+    assert saved.exists()
+    # Another model given that file as tree_file gets the same tree, whatever its clustering options say.
+    other = dataclasses.replace(config.model, head=dataclasses.replace(
+        config.model.head, tree_file=str(saved), max_leaf_size=2, tree_seed=9))
+    second = build_model(other, BuildContext.from_info(info, seed=1, model_dir=str(tmp_path / "m2")))
+    assert second.head.sizes == first.head.sizes
+    np.testing.assert_array_equal(second.head.children[-1].numpy(), first.head.children[-1].numpy())
+    # A tree for another label space is refused, naming the file.
+    LabelTree.from_leaf_codes(np.zeros(7, np.int32), 1).save(str(tmp_path / "small.npz"))
+    bad = dataclasses.replace(config.model, head=dataclasses.replace(config.model.head,
+                                                                     tree_file=str(tmp_path / "small.npz")))
+    with pytest.raises(DataError, match="small.npz: the label tree has 7 labels but the data has 40"):
+        build_model(bad, BuildContext.from_info(info, seed=1))
+
+
+def test_a_taxonomy_file_sets_the_tree(tmp_path):
+    from head_harness import head_config
+
+    from tfxc.build_context import BuildContext
+    from tfxc.config import load_config
+    from tfxc.data.convert import ensure_converted
+    from tfxc.model import build_model
+
+    taxonomy = tmp_path / "taxonomy.tsv"
+    taxonomy.write_text("".join(f"{i}\tgroup{i % 3}\tsub{i % 6}\n" for i in range(40)))
+    config = load_config(head_config(tmp_path, {"name": "label_tree", "tree_file": str(taxonomy)}))
+    model = build_model(config.model, BuildContext.from_info(ensure_converted(config.data), seed=1))
+    assert model.head.sizes == [3, 6, 40]

@@ -41,3 +41,29 @@ def test_split_pifa_streams_the_converted_rows(tmp_path):
     assert (tmp_path / "d" / "train_label_features_pifa.npz").exists()
     np.testing.assert_allclose(cached_split_pifa(info).toarray(), cached.toarray())
     np.testing.assert_allclose(cached.toarray(), want, rtol=1e-5, atol=1e-7)
+
+
+def test_encoder_pifa_averages_the_encoder_embeddings(tmp_path):
+    from tfxc.build_context import BuildContext
+    from tfxc.config.loading import load_config_data
+    from tfxc.data.convert import ensure_converted
+    from tfxc.data.pipeline import eval_dataset
+    from tfxc.encoders import ENCODERS
+    from tfxc.tree import encoder_pifa
+
+    config = load_config_data({"data": {"format": "synthetic", "dir": str(tmp_path / "d"),
+                                        "synthetic": {"num_train": 300, "num_test": 20, "num_features": 50,
+                                                      "num_labels": 12, "seed": 2}},
+                               "model": {"encoder": {"name": "sparse_bow", "embedding_dim": 8}}})
+    info = ensure_converted(config.data)
+    encoder = ENCODERS.build(config.model.encoder, BuildContext.from_info(info, seed=0))
+    encoder.build()
+    got = encoder_pifa(encoder, info, chunk_rows=64)
+    embeddings, labels = [], []
+    for batch in eval_dataset(info.files("train"), 1000):
+        embeddings.append(encoder(batch).numpy())
+        labels += batch["labels"].to_list()
+    y = scipy.sparse.csr_matrix((np.ones(sum(map(len, labels))), np.concatenate(labels),
+                                 np.cumsum([0] + [len(r) for r in labels])), shape=(len(labels), 12))
+    np.testing.assert_allclose(got, pifa(np.concatenate(embeddings), y), rtol=1e-4, atol=1e-6)
+    assert got.shape == (12, 8) and np.allclose(np.linalg.norm(got, axis=1)[np.asarray(y.sum(0)).ravel() > 0], 1)

@@ -59,8 +59,9 @@ class LabelTreeHeadConfig:
       tree_seed: clustering seed.
       negatives: "tfn" (siblings under the true parents) or "tfn+man" (also the children of
         the previous level's beam, computed by the model being trained).
-      max_active: > 0 caps the active nodes per row and level, keeping every positive and a
-        random sample of the negatives.
+      max_active: > 0 caps the active nodes per row on the levels whose vectors are gathered
+        (see dense_level_max), keeping every positive and a random sample of the negatives:
+        the cost of those levels grows with the active nodes per row.
       loss: per level, over the active nodes: "squared_hinge", "weighted_squared_hinge"
         (positives weighted by how many of the row's labels they hold), "bce" or "softmax"
         (cross-entropy over the active nodes, target uniform over the positives).
@@ -392,10 +393,11 @@ class LabelTreeHead(Head):
             counts = (tf.searchsorted(positives, nodes, side="right")
                       - tf.searchsorted(positives, nodes, side="left"))
             counts = tf.where(nodes >= 0, counts, 0)
-            if self.max_active and t:
+            gathered = t > 0 and not self._dense_in_training(t)
+            if self.max_active and gathered:  # the cap saves gathers; a level scored whole gains nothing from it
                 nodes, counts = self._cap(nodes, counts, t)
             logits = (self._level_logits(features, 0) if t == 0
-                      else self._node_logits(features, t, nodes, self._dense_in_training(t)))
+                      else self._node_logits(features, t, nodes, dense=not gathered))
             total += self._level_loss(logits, counts, nodes >= 0)
         return total
 
