@@ -1,4 +1,4 @@
-"""python -m tfxc.export --model-dir DIR --out DIR [--top-k K]
+"""python -m tfxc.export --model-dir DIR --out DIR [--top-k K] [--set model.head.beam_size=20]
 
 Writes a SavedModel of the latest checkpoint; see `tfxc.export.saved_model` for its signatures.
 """
@@ -18,13 +18,16 @@ def main(argv=None):
     parser.add_argument("--model-dir", required=True, help="a trained model directory")
     parser.add_argument("--out", required=True, help="the SavedModel directory to write")
     parser.add_argument("--top-k", type=int, default=None, help="k of serving_default (default: export.top_k)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override prediction settings of the trained config, e.g. "
+                             "--set model.head.beam_size=20 (a label tree's beam)")
     args = parser.parse_args(argv)
     setup_logging()
     from tfxc.export.saved_model import export_saved_model
     from tfxc.model_dir import ModelDir
 
     # The model's own copy of the data card: the labels and featurizer it was trained with.
-    trained = ModelDir(args.model_dir).restore(need_rows=False)
+    trained = ModelDir(args.model_dir).restore(overrides=args.overrides, need_rows=False)
     export_saved_model(trained.model, trained.config, trained.info, args.out, top_k=args.top_k)
     logging.getLogger("tfxc.export").info("wrote SavedModel to %s", args.out)
     return 0

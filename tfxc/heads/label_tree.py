@@ -209,10 +209,10 @@ class LabelTreeHead(Head):
 
     @classmethod
     def from_config_dataclass(cls, config: LabelTreeHeadConfig, context):
-        return cls(load_or_build_tree(config, context), negatives=config.negatives, max_active=config.max_active,
-                   loss=config.loss, dense_level_max=config.dense_level_max, use_bias=config.use_bias, init_stddev=config.init_stddev,
-                   beam_size=config.beam_size, post_processor=config.post_processor,
-                   final_post_processor=config.final_post_processor, seed=context.seed, name="head")
+        options = {key: getattr(config, key) for key in (
+            "negatives", "max_active", "loss", "dense_level_max", "use_bias", "init_stddev", "beam_size",
+            "post_processor", "final_post_processor")}
+        return cls(load_or_build_tree(config, context), seed=context.seed, name="head", **options)
 
     def build(self, input_shape):
         dim = input_shape[-1]
@@ -264,18 +264,19 @@ class LabelTreeHead(Head):
         return features
 
     # === Scoring ===
-    def _node_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor, dense: bool = False) -> tf.Tensor:
+    def _node_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor, whole=None) -> tf.Tensor:
         """v = w_c·h + b_c for nodes int32 [B, C] (negative ids give 0) -> float32 [B, C].
 
-        `dense` scores all nodes of the level with one matmul and picks the rows' nodes
-        from it: the better deal when the level has fewer nodes than the batch touches
-        (BLAS runs far faster than the memory-bound gather of [B, C, dim] vectors).
-        Otherwise the rows' vectors are gathered from the raw variable, which keeps the
-        gradient an IndexedSlices over the touched rows.
+        With `whole`, the logits of every node of the level (float32 [B, K], one
+        matmul: the better deal when the level has fewer nodes than the batch
+        touches, since BLAS runs far faster than the memory-bound gather of [B, C, dim]
+        vectors), the rows' nodes are picked from it. Otherwise the rows' vectors are
+        gathered from the raw variable, which keeps the gradient an IndexedSlices over
+        the touched rows.
         """
         safe = tf.maximum(nodes, 0)
-        if dense:
-            return tf.gather(self._level_logits(features, level), safe, batch_dims=1)
+        if whole is not None:
+            return tf.gather(whole, safe, batch_dims=1)
         logits = tf.einsum("bd,bcd->bc", features, tf.gather(self.kernels[level].value, safe))
         if self.use_bias:
             logits += tf.gather(self.biases[level].value, safe)
@@ -289,30 +290,37 @@ class LabelTreeHead(Head):
     def _dense_in_training(self, level: int) -> bool:
         return self.sizes[level] <= self.dense_level_max
 
-    def _beam_search(self, features: tf.Tensor, k, levels: int | None = None):
+    def _beam_search(self, features: tf.Tensor, k, levels: int | None = None, whole: dict | None = None):
         """Beam search down the first `levels` levels (default all), keeping k at the last of them.
+
+        `whole` may hold already computed logits of all nodes of some levels ({level: [B, K]}).
 
         Returns:
           (scores float32 [B, k'], node ids int32 [B, k'] (−1 where fewer than k' nodes
           were reachable), beams: the ids kept at each level before the last), k' = min(k, candidates).
         """
         levels = levels or len(self.sizes)
-        scores = post_process(self.post_processors[0], self._level_logits(features, 0), None)
+        whole = dict(whole or {})
+        scores = whole[0] if 0 in whole else self._level_logits(features, 0)
+        scores = post_process(self.post_processors[0], scores, None)
         width = k if levels == 1 else self.beam_size
         scores, ids = tf.math.top_k(scores, tf.minimum(width, self.sizes[0]))
         kept = min(self.beam_size, self.sizes[0])  # static beam width (k may be a tensor: only the last level)
         beams = []
         for t in range(1, levels):
             beams.append(ids)
-            children = tf.gather(self.children[t].value, ids)                     # [B, beam, F]
-            valid = (children >= 0) & (scores[:, :, None] > -float("inf"))
+            children = tf.gather(self.children[t].value, ids)                     # [B, beam, F], −1 padded
             fanout = children.shape[-1]
-            candidates = tf.reshape(tf.where(valid, children, -1), [tf.shape(children)[0], -1])
-            parents = tf.reshape(tf.repeat(scores, fanout, axis=1), tf.shape(candidates))
+            # A beam slot without a node (score −inf) has no children either.
+            children = tf.where(scores[:, :, None] > -float("inf"), children, -1)
+            flat = tf.stack([tf.shape(children)[0], -1])
+            candidates = tf.reshape(children, flat)
+            parents = tf.reshape(tf.broadcast_to(scores[:, :, None], tf.shape(children)), flat)
             # A level not much bigger than the candidate set is cheaper to score whole (BLAS vs gather).
-            dense = self.sizes[t] <= 16 * kept * fanout
+            if t not in whole and self.sizes[t] <= 16 * kept * fanout:
+                whole[t] = self._level_logits(features, t)
             kept = min(self.beam_size, kept * fanout)
-            combined = post_process(self.post_processors[t], self._node_logits(features, t, candidates, dense),
+            combined = post_process(self.post_processors[t], self._node_logits(features, t, candidates, whole.get(t)),
                                     parents)
             combined = tf.where(candidates >= 0, combined, -float("inf"))
             width = k if t == levels - 1 else self.beam_size
@@ -331,7 +339,7 @@ class LabelTreeHead(Head):
 
     # === Training ===
     def _positives(self, labels: tf.RaggedTensor, level: int) -> tf.Tensor:
-        """The level-`level` nodes above each row's labels, int32 [B, Q] sorted, repeated once per label, `_PAD`-padded."""
+        """The nodes of `level` above each row's labels: int32 [B, Q], sorted, once per label, `_PAD`-padded."""
         values = tf.cast(labels.values, tf.int32)
         if self.ancestors[level] is not None:
             values = tf.gather(self.ancestors[level].value, values)
@@ -380,24 +388,26 @@ class LabelTreeHead(Head):
 
     def per_example_loss(self, features, labels):
         """Σ over levels of the loss over each row's active nodes, float32 [B]."""
-        beams = [None] * len(self.sizes)
-        if self.negatives == "tfn+man" and len(self.sizes) > 1:
-            _, last, found = self._beam_search(tf.stop_gradient(features), self.beam_size, len(self.sizes) - 1)
+        levels = len(self.sizes)
+        # Levels scored whole are scored once, for the loss and (without gradient) for the beam.
+        whole = {t: self._level_logits(features, t) for t in range(levels) if t == 0 or self._dense_in_training(t)}
+        beams = [None] * levels
+        if self.negatives == "tfn+man" and levels > 1:
+            frozen = {t: tf.stop_gradient(v) for t, v in whole.items()}
+            _, last, found = self._beam_search(tf.stop_gradient(features), self.beam_size, levels - 1, frozen)
             beams = [None] + found + [last]  # the parents' level beam, for each level
         if self.max_active:
             self.sample_step.assign_add(1)
         total = tf.zeros(tf.shape(features)[:1])
-        for t in range(len(self.sizes)):
+        for t in range(levels):
             nodes = self._active(labels, t, beams[t])
             positives = self._positives(labels, t)
             counts = (tf.searchsorted(positives, nodes, side="right")
                       - tf.searchsorted(positives, nodes, side="left"))
             counts = tf.where(nodes >= 0, counts, 0)
-            gathered = t > 0 and not self._dense_in_training(t)
-            if self.max_active and gathered:  # the cap saves gathers; a level scored whole gains nothing from it
+            if self.max_active and t not in whole:  # the cap saves gathers; a level scored whole gains nothing
                 nodes, counts = self._cap(nodes, counts, t)
-            logits = (self._level_logits(features, 0) if t == 0
-                      else self._node_logits(features, t, nodes, dense=not gathered))
+            logits = whole[0] if t == 0 else self._node_logits(features, t, nodes, whole.get(t))
             total += self._level_loss(logits, counts, nodes >= 0)
         return total
 

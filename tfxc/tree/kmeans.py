@@ -103,16 +103,20 @@ def balanced_kmeans_codes(z, max_leaf_size: int = 100, seed: int = 0, max_iter: 
 
 
 def _split_level(zp, order, starts, level, dim, seed, max_iter, spherical):
-    """Splits every node of one depth; returns the new (order, starts) with children in heap order."""
+    """Splits every node of one depth; returns the new (order, starts) with children in heap order.
+
+    Only nodes whose halves still change are re-scored and re-sorted: a node whose
+    left half came out the same twice in a row is at its fixed point and is frozen.
+    """
     num_labels = order.size
     sizes = np.diff(starts)
     num_nodes = sizes.size
     node_of_pos = np.repeat(np.arange(num_nodes), sizes)
     row_of_nnz = np.repeat(np.arange(num_labels), np.diff(zp.indptr))
+    node_of_nnz = node_of_pos[row_of_nnz]
     vals = zp.data
     # Compact centroid space: one slot per distinct (node, feature) pair of the node's labels.
-    keys = node_of_pos[row_of_nnz].astype(np.int64) * dim + zp.indices
-    slots, slot_of_nnz = np.unique(keys, return_inverse=True)
+    slots, slot_of_nnz = np.unique(node_of_nnz.astype(np.int64) * dim + zp.indices, return_inverse=True)
     node_of_slot = slots // dim
     # Initial direction z_r − z_l.
     r, l = initial_pair(seed, (1 << level) + np.arange(num_nodes), sizes)
@@ -121,19 +125,29 @@ def _split_level(zp, order, starts, level, dim, seed, max_iter, spherical):
         nnz, _ = _row_ranges(zp.indptr, rows)
         np.add.at(direction, slot_of_nnz[nnz], sign * vals[nnz])
     half = sizes // 2
-    prev_left = None
-    for _ in range(max_iter):
-        scores = np.bincount(row_of_nnz, weights=vals * direction[slot_of_nnz], minlength=num_labels)
+    active = np.ones(num_nodes, bool)
+    left = np.zeros(num_labels, bool)
+    arranged = np.arange(num_labels)  # per node: its left half, then its right half (positions)
+    for iteration in range(max_iter):
+        pos = np.flatnonzero(active[node_of_pos])
+        nnz = np.flatnonzero(active[node_of_nnz])
+        scores = np.bincount(row_of_nnz[nnz], weights=vals[nnz] * direction[slot_of_nnz[nnz]],
+                             minlength=num_labels)[pos]
         # Sort each node's labels by score, ties by label id; the first floor(n/2) go left.
-        perm = np.lexsort((order, scores, node_of_pos))
-        left = np.zeros(num_labels, bool)
-        left[perm[np.arange(num_labels) - starts[node_of_pos] < half[node_of_pos]]] = True
-        if prev_left is not None and np.array_equal(left, prev_left):
-            break
-        prev_left = left
-        side = left[row_of_nnz]
-        sums_left = np.bincount(slot_of_nnz, weights=vals * side, minlength=slots.size)
-        sums_right = np.bincount(slot_of_nnz, weights=vals * ~side, minlength=slots.size)
+        sorted_pos = pos[np.lexsort((order[pos], scores, node_of_pos[pos]))]
+        node = node_of_pos[sorted_pos]
+        rank = np.arange(sorted_pos.size) - np.searchsorted(node, node, side="left")
+        new_left = rank < half[node]
+        arranged[starts[node] + rank] = sorted_pos
+        changed = np.bincount(node, weights=new_left != left[sorted_pos], minlength=num_nodes) > 0
+        left[sorted_pos] = new_left
+        if iteration:
+            active &= changed
+            if not active.any():
+                break
+        side = left[row_of_nnz[nnz]]
+        sums_left = np.bincount(slot_of_nnz[nnz], weights=vals[nnz] * side, minlength=slots.size)
+        sums_right = np.bincount(slot_of_nnz[nnz], weights=vals[nnz] * ~side, minlength=slots.size)
         if spherical:
             scale_left = np.sqrt(np.bincount(node_of_slot, weights=sums_left ** 2, minlength=num_nodes))
             scale_right = np.sqrt(np.bincount(node_of_slot, weights=sums_right ** 2, minlength=num_nodes))
@@ -141,7 +155,6 @@ def _split_level(zp, order, starts, level, dim, seed, max_iter, spherical):
             scale_left, scale_right = half.astype(np.float64), (sizes - half).astype(np.float64)
         direction = (sums_right / np.maximum(scale_right, 1e-30)[node_of_slot]
                      - sums_left / np.maximum(scale_left, 1e-30)[node_of_slot])
-    # `perm` lists each node's left half, then its right half: the children in heap order.
     child_starts = np.empty(2 * num_nodes + 1, np.int64)
     child_starts[0:-1:2], child_starts[1::2], child_starts[-1] = starts[:-1], starts[:-1] + half, num_labels
-    return order[perm], child_starts
+    return order[arranged], child_starts
