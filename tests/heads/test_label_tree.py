@@ -49,12 +49,13 @@ def test_active_nodes_are_the_children_of_true_parents_and_the_beam():
     head = build_head(negatives="tfn")
     labels = tf.ragged.constant([[4], [0, 11]], tf.int64)
     # Level 1 (4 clusters): row 0's label 4 is in cluster 1 under top node 0 -> clusters {0, 1}.
-    active = head._active(labels, 1, None).numpy()
+    positives = [head._positives(labels, t) for t in range(3)]
+    active = head._active(positives, 1, None).numpy()
     assert sorted(a for a in active[0] if a >= 0) == [0, 1]
     assert sorted(a for a in active[1] if a >= 0) == [0, 1, 2, 3]
     # Leaf level with a beam of cluster 3 for row 0: labels of clusters 1 (truth) and 3 (beam).
     beam = tf.constant([[3], [-1]], tf.int32)
-    active = head._active(labels, 2, beam).numpy()
+    active = head._active(positives, 2, beam).numpy()
     assert sorted(a for a in active[0] if a >= 0) == [3, 4, 5, 9, 10, 11]
     assert sorted(a for a in active[1] if a >= 0) == [0, 1, 2, 9, 10, 11]
 

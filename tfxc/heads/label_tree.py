@@ -195,9 +195,8 @@ class LabelTreeHead(Head):
     """
 
     def __init__(self, tree, negatives="tfn+man", max_active=0, loss="squared_hinge", dense_level_max=16384,
-                 use_bias=True,
-                 init_stddev=0.02, beam_size=10, post_processor="l3-hinge", final_post_processor="", seed=None,
-                 **kwargs):
+                 use_bias=True, init_stddev=0.02, beam_size=10, post_processor="l3-hinge", final_post_processor="",
+                 seed=None, **kwargs):
         super().__init__(tree.num_labels, **kwargs)
         self.tree = tree
         self.sizes = tree.sizes
@@ -346,11 +345,14 @@ class LabelTreeHead(Head):
         nodes = tf.RaggedTensor.from_row_splits(values, labels.row_splits).to_tensor(default_value=_PAD)
         return tf.sort(tf.concat([nodes, tf.fill([tf.shape(nodes)[0], 1], _PAD)], axis=1), axis=1)
 
-    def _active(self, labels, level: int, beam) -> tf.Tensor:
-        """Active nodes int32 [B, C] of one level (−1 = none): children of the true parents and of the beam."""
+    def _active(self, positives: list, level: int, beam) -> tf.Tensor:
+        """Active nodes int32 [B, C] of one level (−1 = none): children of the true parents and of the beam.
+
+        `positives` holds `_positives` of every level.
+        """
         if level == 0:
-            return tf.tile(tf.range(self.sizes[0])[None, :], [labels.nrows(out_type=tf.int32), 1])
-        parents = self._positives(labels, level - 1)
+            return tf.tile(tf.range(self.sizes[0])[None, :], [tf.shape(positives[0])[0], 1])
+        parents = positives[level - 1]
         if beam is not None:
             parents = tf.concat([parents, beam], axis=1)
         parents = unique_per_row(parents)
@@ -398,12 +400,13 @@ class LabelTreeHead(Head):
             beams = [None] + found + [last]  # the parents' level beam, for each level
         if self.max_active:
             self.sample_step.assign_add(1)
+        positives = [self._positives(labels, t) for t in range(levels)]
         total = tf.zeros(tf.shape(features)[:1])
         for t in range(levels):
-            nodes = self._active(labels, t, beams[t])
-            positives = self._positives(labels, t)
-            counts = (tf.searchsorted(positives, nodes, side="right")
-                      - tf.searchsorted(positives, nodes, side="left"))
+            nodes = self._active(positives, t, beams[t])
+            # How many of the row's labels lie below each active node (0: a negative).
+            counts = (tf.searchsorted(positives[t], nodes, side="right")
+                      - tf.searchsorted(positives[t], nodes, side="left"))
             counts = tf.where(nodes >= 0, counts, 0)
             if self.max_active and t not in whole:  # the cap saves gathers; a level scored whole gains nothing
                 nodes, counts = self._cap(nodes, counts, t)
