@@ -75,7 +75,7 @@ def run_ensemble(model_dirs: list[str], method: str, split: str = "test", list_s
     Raises:
       TfxcError: models trained on different data, a missing split, or an unknown method.
     """
-    from tfxc.eval.evaluator import Evaluator, pad_ids
+    from tfxc.eval.evaluator import Evaluator, pad_ids, rounded_metrics
     from tfxc.eval.metrics import XmcMetrics
     from tfxc.eval.propensity import dataset_propensities
 
@@ -125,8 +125,9 @@ def run_ensemble(model_dirs: list[str], method: str, split: str = "test", list_s
         _, combined = combine(scores_list, ids_list, method, kmax)
         ensemble.update(combined, indptr, indices)
     return {"split": split, "method": method, "list_size": list_k,
-            "models": [{"model_dir": path, **_rounded(m.result())} for (path, _), m in zip(members, per_model)],
-            "ensemble": _rounded(ensemble.result())}
+            "models": [{"model_dir": path, **rounded_metrics(m.result())}
+                       for (path, _), m in zip(members, per_model)],
+            "ensemble": rounded_metrics(ensemble.result())}
 
 
 def _check_same_data(first_path: str, first, path: str, info, split: str) -> None:
@@ -157,12 +158,8 @@ def _lockstep(streams, paths):
         yield batch
 
 
-def _rounded(metrics: dict) -> dict:
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
-
-
 def _print_text(result: dict) -> None:
-    from tfxc.eval.evaluator import format_metrics
+    from tfxc.eval.evaluator import format_metrics, metric_lines
 
     print(f"{result['split']}: {len(result['models'])} models, {result['method']}, "
           f"lists of {result['list_size']} labels per model")
@@ -170,8 +167,7 @@ def _print_text(result: dict) -> None:
         metrics = {k: v for k, v in model.items() if k != "model_dir"}
         print(f"  model {i} ({model['model_dir']}): " + format_metrics(metrics))
     print(f"ensemble ({result['method']}): " + format_metrics(result["ensemble"]))
-    for key, value in result["ensemble"].items():
-        print(f"  {key:>10} {value:10.4f}" if isinstance(value, float) else f"  {key:>10} {value}")
+    print("\n".join(metric_lines(result["ensemble"])))
 
 
 if __name__ == "__main__":

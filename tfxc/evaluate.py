@@ -28,16 +28,15 @@ def main(argv=None):
     setup_logging()
     model_dir = ModelDir(args.model_dir)
     config = model_dir.load_config(args.overrides)
-    from tfxc.eval.evaluator import Evaluator, format_metrics
+    from tfxc.eval.evaluator import Evaluator, format_metrics, metric_lines, rounded_metrics
 
     trained = model_dir.restore(config)
     metrics = Evaluator(trained.model, trained.info, config.eval, split=args.split).evaluate()
     if args.json:
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))
+        print(json.dumps(rounded_metrics(metrics)))
     else:
         print(f"{args.split}: " + format_metrics(metrics))
-        for key, value in metrics.items():
-            print(f"  {key:>10} {value:10.4f}" if isinstance(value, float) else f"  {key:>10} {value}")
+        print("\n".join(metric_lines(metrics)))
     return 0
 
 

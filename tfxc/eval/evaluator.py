@@ -96,3 +96,14 @@ def format_metrics(metrics: dict) -> str:
     """The headline metrics on one line: "P@1 65.17 P@3 40.77 ..." (P, nDCG, PSP, Acc, CE)."""
     keys = [k for k in metrics if k.split("@")[0] in ("P", "nDCG", "PSP", "Acc", "CE")]
     return " ".join(f"{k} {metrics[k]:.2f}" for k in keys)
+
+
+def rounded_metrics(metrics: dict) -> dict:
+    """Metrics with floats rounded to 4 decimals (the JSON the CLIs print)."""
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+
+
+def metric_lines(metrics: dict) -> list[str]:
+    """One aligned "  name value" line per metric (the CLIs' text output)."""
+    return [f"  {key:>10} {value:10.4f}" if isinstance(value, float) else f"  {key:>10} {value}"
+            for key, value in metrics.items()]
