@@ -158,3 +158,26 @@ def test_a_taxonomy_file_sets_the_tree(tmp_path):
     config = load_config(head_config(tmp_path, {"name": "label_tree", "tree_file": str(taxonomy)}))
     model = build_model(config.model, BuildContext.from_info(ensure_converted(config.data), seed=1))
     assert model.head.sizes == [3, 6, 40]
+
+
+def test_serving_marks_slots_the_beam_cannot_fill():
+    from tfxc.encoders.sparse_bow import SparseBowEncoder
+    from tfxc.export.saved_model import ServingModule
+    from tfxc.model import XCModel
+
+    # Leaf clusters of 3, 2, 2 and 3 labels; a beam of 1 that is steered into cluster 1 (labels 1 and 5).
+    tree = LabelTree.from_leaf_codes(np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 3]), 4, nr_splits=2, min_codes=2)
+    encoder = SparseBowEncoder(num_features=4, embedding_dim=3)
+    head = LabelTreeHead(tree, beam_size=1, post_processor="sigmoid", seed=0)
+    model = XCModel(encoder, head)
+    encoder.build()
+    head.build((None, 3))
+    for t in range(3):
+        head.kernels[t].assign(tf.zeros_like(head.kernels[t]))
+    head.biases[0].assign([5.0, 0.0])
+    head.biases[1].assign([0.0, 5.0, 0.0, 0.0])
+    head.biases[2].assign(tf.range(10, dtype=tf.float32))
+    serving = ServingModule(model, [f"l{i}" for i in range(10)], top_k=3, num_features=4)
+    out = serving.serve(tf.constant([1], tf.int64), tf.constant([1.0]), tf.constant([0, 1], tf.int64))
+    np.testing.assert_array_equal(out["label_ids"].numpy(), [[5, 1, -1]])
+    assert out["labels"].numpy().tolist() == [[b"l5", b"l1", b""]]
