@@ -181,3 +181,47 @@ def test_serving_marks_slots_the_beam_cannot_fill():
     out = serving.serve(tf.constant([1], tf.int64), tf.constant([1.0]), tf.constant([0, 1], tf.int64))
     np.testing.assert_array_equal(out["label_ids"].numpy(), [[5, 1, -1]])
     assert out["labels"].numpy().tolist() == [[b"l5", b"l1", b""]]
+
+
+def test_a_tree_over_some_labels_trains_and_predicts_label_ids():
+    # small_tree's 12 leaves stand for the even labels 0..22 of 30; odd labels are outside the tree.
+    head = LabelTreeHead(small_tree().over_labels(np.arange(0, 24, 2), 30), beam_size=100,
+                         final_post_processor="noop", seed=1)
+    head.build((None, 6))
+    assert head.num_labels == 30
+    # Label 8 is leaf 4 (cluster 1, top node 0); label 9 is outside and adds no positive anywhere.
+    labels = tf.ragged.constant([[8, 9], [9]], tf.int64)
+    pad = 2 ** 31 - 1
+    np.testing.assert_array_equal(head._positives(labels, 2).numpy(), [[4, pad, pad], [pad, pad, pad]])
+    np.testing.assert_array_equal(head._positives(labels, 1).numpy()[:, 0], [1, pad])
+    np.testing.assert_array_equal(head._positives(labels, 0).numpy()[:, 0], [0, pad])
+    assert np.isfinite(head.per_example_loss(tf.ones([2, 6]), labels).numpy()).all()
+    # Prediction ranks the leaves exactly (the beam keeps every node) and names them by label id.
+    features = tf.random.stateless_normal([3, 6], seed=[7, 8])
+    _, ids = head.top_k(features, 12)
+    exact = tf.matmul(features, head.kernels[2], transpose_b=True) + head.biases[2]
+    np.testing.assert_array_equal(ids.numpy(), 2 * tf.math.top_k(exact, 12).indices.numpy())
+
+
+def test_labels_without_training_rows_are_left_out_of_a_clustered_tree(tmp_path):
+    from head_harness import head_config
+
+    from tfxc.build_context import BuildContext
+    from tfxc.config import load_config
+    from tfxc.data.convert import ensure_converted
+    from tfxc.model import build_model
+    from tfxc.tree import cached_split_pifa
+
+    # 1,024 rows with about 3 Zipf-distributed labels each cannot cover 3,000 labels.
+    config = load_config(head_config(tmp_path, {"name": "label_tree", "max_leaf_size": 8}, num_labels=3000))
+    info = ensure_converted(config.data)
+    seen = np.flatnonzero(np.diff(cached_split_pifa(info).indptr))
+    assert 100 < seen.size < 3000
+    model = build_model(config.model, BuildContext.from_info(info, seed=1, model_dir=str(tmp_path / "m")))
+    assert model.head.num_labels == 3000 and model.head.sizes[-1] == seen.size
+    np.testing.assert_array_equal(model.head.leaf_labels.numpy(), seen)
+    # Kept with the model; and the whole label space stays available with skip_unseen_labels off.
+    from tfxc.tree import LabelTree
+    assert LabelTree.load(str(tmp_path / "m" / "label_tree.npz")).num_labels == 3000
+    every = dataclasses.replace(config.model, head=dataclasses.replace(config.model.head, skip_unseen_labels=False))
+    assert build_model(every, BuildContext.from_info(info, seed=1)).head.sizes[-1] == 3000

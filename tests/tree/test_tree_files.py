@@ -71,3 +71,33 @@ def test_bad_taxonomies_name_the_line(tmp_path, text, message):
 def test_inconsistent_parents_are_refused():
     with pytest.raises(DataError, match="without children"):
         LabelTree(parents=(np.array([0, 0, 2], np.int32),), top_size=3)
+
+
+def test_a_tree_over_some_of_the_labels():
+    # The 10-label tree standing for labels 1, 3, ..., 19 of 25; the others are outside it.
+    tree = small_tree().over_labels(np.arange(1, 20, 2), 25)
+    assert tree.num_labels == 25 and tree.sizes == [2, 4, 10]
+    index = tree.leaf_index()
+    assert index.shape == (25,) and index[0] == -1 and index[3] == 1 and index[19] == 9 and index[20] == -1
+    np.testing.assert_array_equal(tree.ancestors(1), small_tree().ancestors(1))  # indexed by last-level node
+    assert small_tree().over_labels(np.arange(10), 10).leaf_labels is None  # all labels: the plain form
+    with pytest.raises(DataError, match="ascending ids in"):
+        LabelTree(parents=small_tree().parents, top_size=2, leaf_labels=np.arange(10)[::-1].copy(), label_space=10)
+    with pytest.raises(DataError, match="has 3 ids for 10 last-level nodes"):
+        LabelTree(parents=small_tree().parents, top_size=2, leaf_labels=np.arange(3), label_space=10)
+
+
+def test_a_tree_over_some_labels_round_trips(tmp_path):
+    tree = small_tree().over_labels(np.arange(1, 20, 2), 25)
+    tree.save(str(tmp_path / "t.npz"))
+    back = LabelTree.load(str(tmp_path / "t.npz"))
+    assert back.num_labels == 25
+    np.testing.assert_array_equal(back.leaf_labels, tree.leaf_labels)
+    names = [f"label{i}" for i in range(25)]
+    tree.write_tsv(str(tmp_path / "t.tsv"), names)
+    assert (tmp_path / "t.tsv").read_text().splitlines()[1].startswith("label3\t")
+    with pytest.raises(DataError, match="15 labels have no place"):
+        LabelTree.read_tsv(str(tmp_path / "t.tsv"), names)
+    back = LabelTree.read_tsv(str(tmp_path / "t.tsv"), names, allow_missing=True)
+    assert back.sizes == tree.sizes and back.num_labels == 25
+    np.testing.assert_array_equal(back.leaf_labels, tree.leaf_labels)

@@ -28,6 +28,8 @@ import logging
 import os
 from dataclasses import dataclass
 
+import numpy as np
+
 from tfxc._tf import keras, tf
 from tfxc.errors import ConfigError
 from tfxc.heads.base import Head
@@ -57,6 +59,9 @@ class LabelTreeHeadConfig:
       kmeans_max_iter: clustering: 2-means passes per node.
       spherical: clustering: spherical centroids (PECOS default).
       tree_seed: clustering seed.
+      skip_unseen_labels: clustering: leave the labels that no training row has out of the
+        tree. They could not be learned and are never predicted; at 10^7 labels of which
+        10^5 occur, their node vectors would be nearly all of the model.
       negatives: "tfn" (siblings under the true parents) or "tfn+man" (also the children of
         the previous level's beam, computed by the model being trained).
       max_active: > 0 caps the active nodes per row on the levels whose vectors are gathered
@@ -85,6 +90,7 @@ class LabelTreeHeadConfig:
     kmeans_max_iter: int = 20
     spherical: bool = True
     tree_seed: int = 0
+    skip_unseen_labels: bool = True
     negatives: str = "tfn+man"
     max_active: int = 0
     loss: str = "squared_hinge"
@@ -169,9 +175,19 @@ def load_or_build_tree(config: LabelTreeHeadConfig, context):
         if config.tree_file:
             tree = LabelTree.read_tsv(config.tree_file, info.label_names())
         else:
-            tree = cluster_labels(cached_split_pifa(info), max_leaf_size=config.max_leaf_size,
-                                  nr_splits=config.nr_splits, min_codes=config.min_codes or None,
-                                  seed=config.tree_seed, max_iter=config.kmeans_max_iter, spherical=config.spherical)
+            z = cached_split_pifa(info)
+            seen = np.flatnonzero(np.diff(z.indptr)) if config.skip_unseen_labels else np.arange(z.shape[0])
+            if seen.size < 2:
+                raise DataError(f"the train split has {seen.size} distinct labels: too few for a label tree",
+                                path=info.dir)
+            if seen.size < z.shape[0]:
+                log.info("label tree: %d of %d labels occur in the train split; the others are left out",
+                         seen.size, z.shape[0])
+                z = z[seen]
+            tree = cluster_labels(z, max_leaf_size=config.max_leaf_size, nr_splits=config.nr_splits,
+                                  min_codes=config.min_codes or None, seed=config.tree_seed,
+                                  max_iter=config.kmeans_max_iter, spherical=config.spherical)
+            tree = tree.over_labels(seen, info.num_labels)
     if tree.num_labels != context.num_labels:
         raise DataError(f"the label tree has {tree.num_labels} labels but the data has {context.num_labels}",
                         path=saved if saved and os.path.exists(saved) else config.tree_file or None)
@@ -235,6 +251,15 @@ class LabelTreeHead(Head):
                 setattr(self, f"ancestors_{t}", self.add_weight(
                     shape=ancestors.shape, dtype="int32", trainable=False, name=f"ancestors_{t}",
                     initializer=keras.initializers.Constant(ancestors)))
+        if self.tree.leaf_labels is not None:  # a tree over some of the labels: label <-> last-level node
+            self.leaf_labels = self.add_weight(
+                shape=self.tree.leaf_labels.shape, dtype="int32", trainable=False, name="leaf_labels",
+                initializer=keras.initializers.Constant(self.tree.leaf_labels))
+            self.leaf_index = self.add_weight(
+                shape=(self.num_labels,), dtype="int32", trainable=False, name="leaf_index",
+                initializer=keras.initializers.Constant(self.tree.leaf_index()))
+        else:
+            self.leaf_labels = self.leaf_index = None
         self.sample_step = self.add_weight(shape=(), dtype="int64", trainable=False, name="sample_step",
                                            initializer="zeros", aggregation="only_first_replica")
         self.built = True
@@ -333,14 +358,24 @@ class LabelTreeHead(Head):
 
         k' = min(k, labels reachable by the beam); a slot without a label has id −1.
         """
-        scores, ids, _ = self._beam_search(features, tf.minimum(tf.cast(k, tf.int32), self.num_labels))
+        scores, ids, _ = self._beam_search(features, tf.minimum(tf.cast(k, tf.int32), self.sizes[-1]))
+        if self.leaf_labels is not None:
+            ids = tf.where(ids >= 0, tf.gather(self.leaf_labels.value, tf.maximum(ids, 0)), -1)
         return scores, tf.cast(ids, tf.int64)
 
     # === Training ===
     def _positives(self, labels: tf.RaggedTensor, level: int) -> tf.Tensor:
-        """The nodes of `level` above each row's labels: int32 [B, Q], sorted, once per label, `_PAD`-padded."""
+        """The nodes of `level` above each row's labels: int32 [B, Q], sorted, once per label, `_PAD`-padded.
+
+        Labels outside the tree (`leaf_labels`) have no nodes.
+        """
         values = tf.cast(labels.values, tf.int32)
-        if self.ancestors[level] is not None:
+        if self.leaf_index is not None:
+            values = tf.gather(self.leaf_index.value, values)
+            if self.ancestors[level] is not None:
+                values = tf.where(values >= 0, tf.gather(self.ancestors[level].value, tf.maximum(values, 0)), _PAD)
+            values = tf.where(values >= 0, values, _PAD)
+        elif self.ancestors[level] is not None:
             values = tf.gather(self.ancestors[level].value, values)
         nodes = tf.RaggedTensor.from_row_splits(values, labels.row_splits).to_tensor(default_value=_PAD)
         return tf.sort(tf.concat([nodes, tf.fill([tf.shape(nodes)[0], 1], _PAD)], axis=1), axis=1)

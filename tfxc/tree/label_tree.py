@@ -8,6 +8,10 @@ above the 2^depth leaf clusters, parent(c) = floor(c / nr_splits) while more
 than `min_codes` nodes remain. A user's own taxonomy comes from a TSV file
 (`read_tsv`), and any tree round-trips through `save`/`load` (.npz) and
 `write_tsv` (readable: one label per line with its ancestors).
+
+A tree may hold only some of the L labels (`leaf_labels`): clustering leaves out
+the labels that no training row has, which cannot be learned and, at 10^7
+labels, would cost most of the model's memory.
 """
 
 from __future__ import annotations
@@ -32,12 +36,23 @@ class LabelTree:
       parents: one int32 array per level t = 1..T−1: parents[t−1][c] is the parent
         (in level t−1) of node c of level t. The last array maps labels to their clusters.
       top_size: K_0, the number of nodes of level 0 (children of the root).
+      leaf_labels: None when the last level is all the labels in id order; else int32
+        [K_{T−1}], the ascending label id of each last-level node, out of `label_space`.
+      label_space: L when `leaf_labels` is given (labels outside the tree are never predicted).
     """
 
     parents: tuple
     top_size: int
+    leaf_labels: np.ndarray | None = None
+    label_space: int = 0
 
     def __post_init__(self):
+        if self.leaf_labels is not None:
+            leaves, count = self.leaf_labels, (self.parents[-1].size if self.parents else self.top_size)
+            if leaves.ndim != 1 or leaves.size != count:
+                raise DataError(f"the label tree's leaf_labels has {leaves.size} ids for {count} last-level nodes")
+            if leaves.size and (leaves[0] < 0 or leaves[-1] >= self.label_space or np.any(np.diff(leaves) <= 0)):
+                raise DataError(f"the label tree's leaf_labels must be ascending ids in [0, {self.label_space})")
         size = self.top_size
         for t, parent in enumerate(self.parents, start=1):
             if parent.ndim != 1 or parent.size < size:
@@ -95,6 +110,14 @@ class LabelTree:
         parents.append(node[:, -1].copy())
         return cls(parents=tuple(parents), top_size=len(ids[0]))
 
+    def over_labels(self, leaf_labels: np.ndarray, label_space: int) -> "LabelTree":
+        """This tree with its last-level nodes standing for the ascending label ids `leaf_labels` of L = label_space."""
+        leaf_labels = np.asarray(leaf_labels, np.int32)
+        if leaf_labels.size == label_space:  # every label: the plain form
+            return LabelTree(parents=self.parents, top_size=self.top_size)
+        return LabelTree(parents=self.parents, top_size=self.top_size, leaf_labels=leaf_labels,
+                         label_space=label_space)
+
     # === Shape ===
     @property
     def sizes(self) -> list[int]:
@@ -107,7 +130,20 @@ class LabelTree:
 
     @property
     def num_labels(self) -> int:
-        return self.sizes[-1]
+        """L, the label space (more than the last level's nodes when `leaf_labels` leaves labels out)."""
+        return self.sizes[-1] if self.leaf_labels is None else self.label_space
+
+    def leaf_index(self) -> np.ndarray:
+        """int32 [L]: the last-level node of each label, −1 for a label outside the tree."""
+        if self.leaf_labels is None:
+            return np.arange(self.num_labels, dtype=np.int32)
+        index = np.full(self.label_space, -1, np.int32)
+        index[self.leaf_labels] = np.arange(self.leaf_labels.size, dtype=np.int32)
+        return index
+
+    def leaf_names(self, label_names: list[str]) -> list[str]:
+        """The label name of each last-level node."""
+        return list(label_names) if self.leaf_labels is None else [label_names[i] for i in self.leaf_labels]
 
     def children(self, level: int) -> np.ndarray:
         """int32 [K_{level−1}, max fan-out]: the children of each node of level−1 in id order, padded with −1."""
@@ -120,8 +156,8 @@ class LabelTree:
         return out
 
     def ancestors(self, level: int) -> np.ndarray:
-        """int32 [L]: the node of `level` above each label (the identity at the last level)."""
-        node = np.arange(self.num_labels, dtype=np.int32)
+        """int32 [K_{T−1}]: the node of `level` above each last-level node (the identity at the last level)."""
+        node = np.arange(self.sizes[-1], dtype=np.int32)
         for parent in reversed(self.parents[level:]):
             node = parent[node]
         return node
@@ -139,6 +175,8 @@ class LabelTree:
     def save(self, path: str) -> None:
         """Writes the tree as an .npz (atomically)."""
         arrays = {f"parents_{t}": p for t, p in enumerate(self.parents)}
+        if self.leaf_labels is not None:
+            arrays.update(leaf_labels=self.leaf_labels, label_space=np.int64(self.label_space))
         with atomic_writer(path, binary=True) as f:
             np.savez(f, format=np.array(TREE_FORMAT), top_size=np.int64(self.top_size), **arrays)
 
@@ -154,19 +192,22 @@ class LabelTree:
                 count = sum(1 for name in data.files if name.startswith("parents_"))
                 parents = tuple(data[f"parents_{t}"].astype(np.int32) for t in range(count))
                 top_size = int(data["top_size"])
+                leaf_labels = data["leaf_labels"].astype(np.int32) if "leaf_labels" in data.files else None
+                label_space = int(data["label_space"]) if "label_space" in data.files else 0
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise DataError(f"cannot read the label tree: {exc}", path=path) from exc
         try:
-            return cls(parents=parents, top_size=top_size)
+            return cls(parents=parents, top_size=top_size, leaf_labels=leaf_labels, label_space=label_space)
         except DataError as exc:
             raise DataError(str(exc), path=path) from None
 
     @classmethod
-    def read_tsv(cls, path: str, label_names: list[str]) -> "LabelTree":
+    def read_tsv(cls, path: str, label_names: list[str], allow_missing: bool = False) -> "LabelTree":
         """A taxonomy: one line per label, `label<TAB>top<TAB>...<TAB>lowest ancestor`.
 
         `label` is a label name (as in labels.txt) or a label id. Every label
-        must appear exactly once.
+        must appear exactly once, or, with `allow_missing`, at most once (the
+        labels not listed are left out of the tree).
         """
         index = {name: i for i, name in enumerate(label_names)}
         paths: list = [None] * len(label_names)
@@ -186,14 +227,18 @@ class LabelTree:
                 if paths[label] is not None:
                     raise DataError(f"label '{fields[0]}' appears twice", path=path, line=lineno)
                 paths[label] = fields[1:]
-        missing = [label_names[i] for i, p in enumerate(paths) if p is None]
-        if missing:
+        present = np.array([i for i, p in enumerate(paths) if p is not None], np.int32)
+        if present.size < len(label_names) and not (allow_missing and present.size):
+            missing = [label_names[i] for i, p in enumerate(paths) if p is None]
             raise DataError(f"{len(missing)} labels have no place in the taxonomy, e.g. {missing[:3]}", path=path)
-        return cls.from_paths(paths)
+        return cls.from_paths([paths[i] for i in present]).over_labels(present, len(label_names))
 
     def write_tsv(self, path: str, label_names: list[str]) -> None:
-        """The readable form `read_tsv` reads back: label name, then its ancestors as node ids `L<t>:<id>`."""
+        """The readable form `read_tsv` reads back: label name, then its ancestors as node ids `L<t>:<id>`.
+
+        Only the labels in the tree are written (all, unless `leaf_labels` leaves some out).
+        """
         columns = [self.ancestors(t) for t in range(self.num_levels - 1)]
         with atomic_writer(path) as f:
-            for label, name in enumerate(label_names):
+            for label, name in enumerate(self.leaf_names(label_names)):
                 f.write(name + "".join(f"\tL{t}:{col[label]}" for t, col in enumerate(columns)) + "\n")
