@@ -76,8 +76,12 @@ def main(argv=None):
     results = [{"data": info.dir, "labels": info.num_labels, "pifa_nnz": int(z.nnz), "pifa_seconds": round(pifa_s, 2)}]
     start = time.perf_counter()
     tree = cluster_labels(z, max_leaf_size=head.max_leaf_size, nr_splits=head.nr_splits,
-                          min_codes=head.min_codes or None, seed=head.tree_seed, max_iter=head.kmeans_max_iter)
+                          min_codes=head.min_codes or None, seed=head.tree_seed, max_iter=head.kmeans_max_iter,
+                          skip_unseen=head.skip_unseen_labels)
     seconds = time.perf_counter() - start
+    if tree.leaf_labels is not None:  # both systems cluster the labels the train split has (as the head does)
+        z = z[tree.leaf_labels]
+        results[0]["labels_clustered"] = int(z.shape[0])
     results.append({"system": "tfxc", "seconds": round(seconds, 2), "sizes": tree.sizes,
                     **leaf_stats(z, tree.parents[-1])})
     if args.peer_python:

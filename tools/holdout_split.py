@@ -8,6 +8,9 @@ The XC BoW file and the JSONL file of the same points (same order) are read
 together; the group key is the JSONL `id` up to `--group-sep`. Without a JSONL
 file every point is its own group (a plain random split, for independent points).
 
+PECOS .npz matrices (`--x-npz X.trn.npz --y-npz Y.trn.npz`, e.g. the synthetic scale
+sets `tools/bench.py` writes) are split point by point into X/Y.{train,val}.npz.
+
   python tools/holdout_split.py --xc ../shared/data/wordnet-nextword/train.txt.gz \
       --jsonl ../shared/data/wordnet-nextword/train.jsonl.gz --out data/nextword-holdout
   # -> data/nextword-holdout/{train,val}.txt, then e.g.
@@ -74,16 +77,40 @@ def split(xc_path: str, jsonl_path: str | None, out_dir: str, percent: int, grou
     return len(parts["train"]), len(parts["val"])
 
 
+def split_npz(x_path: str, y_path: str, out_dir: str, percent: int) -> tuple[int, int]:
+    """Writes out_dir/{X,Y}.{train,val}.npz, each point its own group; returns the point counts."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    x, y = sp.load_npz(x_path).tocsr(), sp.load_npz(y_path).tocsr()
+    if x.shape[0] != y.shape[0]:
+        raise DataError(f"{x_path} has {x.shape[0]} points but {y_path} has {y.shape[0]}")
+    val = np.array([in_validation(str(i), percent) for i in range(x.shape[0])])
+    os.makedirs(out_dir, exist_ok=True)
+    for name, rows in (("train", ~val), ("val", val)):
+        for prefix, matrix in (("X", x), ("Y", y)):
+            with atomic_writer(os.path.join(out_dir, f"{prefix}.{name}.npz"), binary=True) as f:
+                sp.save_npz(f, matrix[rows])
+    return int((~val).sum()), int(val.sum())
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--xc", required=True, help="XC BoW train file (may be .gz)")
+    parser.add_argument("--xc", help="XC BoW train file (may be .gz)")
+    parser.add_argument("--x-npz", help="PECOS feature matrix of the train set (instead of --xc)")
+    parser.add_argument("--y-npz", help="PECOS label matrix of the train set (with --x-npz)")
     parser.add_argument("--jsonl", help="JSONL file of the same points, with an 'id' field (default: each "
                         "point is its own group)")
     parser.add_argument("--out", required=True, help="output directory for train.txt and val.txt")
     parser.add_argument("--percent", type=int, default=10, help="share of the groups held out, in percent")
     parser.add_argument("--group-sep", default=":", help="the group key is the id up to this separator")
     args = parser.parse_args(argv)
-    n_train, n_val = split(args.xc, args.jsonl, args.out, args.percent, args.group_sep)
+    if bool(args.xc) == bool(args.x_npz and args.y_npz):
+        parser.error("give either --xc or both --x-npz and --y-npz")
+    if args.xc:
+        n_train, n_val = split(args.xc, args.jsonl, args.out, args.percent, args.group_sep)
+    else:
+        n_train, n_val = split_npz(args.x_npz, args.y_npz, args.out, args.percent)
     print(f"{args.out}: train {n_train:,} points, val {n_val:,} points")
 
 

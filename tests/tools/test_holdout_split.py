@@ -72,3 +72,23 @@ def test_without_ids_every_point_is_its_own_group(tmp_path):
     n_train, n_val = tool.split(xc, None, str(tmp_path / "out"), percent=20, group_sep=":")
     assert n_train + n_val == len(rows)
     assert n_val == sum(tool.in_validation(str(i), 20) for i in range(len(rows)))
+
+
+def test_pecos_matrices_split_point_by_point(tmp_path):
+    import numpy as np
+    import scipy.sparse as sp
+
+    tool = load_tool()
+    x = sp.random(200, 30, density=0.2, format="csr", random_state=0, dtype=np.float32)
+    y = sp.csr_matrix((np.ones(200, np.float32), np.arange(200) % 7, np.arange(201)), shape=(200, 7))
+    sp.save_npz(tmp_path / "X.npz", x)
+    sp.save_npz(tmp_path / "Y.npz", y)
+    n_train, n_val = tool.split_npz(str(tmp_path / "X.npz"), str(tmp_path / "Y.npz"), str(tmp_path / "out"), 20)
+    assert n_train + n_val == 200 and 20 < n_val < 60
+    val = np.array([tool.in_validation(str(i), 20) for i in range(200)])
+    for name, rows in (("train", ~val), ("val", val)):
+        assert (sp.load_npz(tmp_path / "out" / f"X.{name}.npz") != x[rows]).nnz == 0
+        np.testing.assert_array_equal(sp.load_npz(tmp_path / "out" / f"Y.{name}.npz").indices, y[rows].indices)
+    sp.save_npz(tmp_path / "Y5.npz", y[:5])
+    with pytest.raises(DataError, match="has 200 points but"):
+        tool.split_npz(str(tmp_path / "X.npz"), str(tmp_path / "Y5.npz"), str(tmp_path / "o2"), 20)

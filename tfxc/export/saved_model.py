@@ -46,6 +46,11 @@ class ServingModule(tf.Module):
         self.num_features = num_features
         self.default_k = min(top_k, self.num_labels)
         self.label_names = tf.constant(label_names, dtype=tf.string)
+        # The default signature's k is fixed, so a head that asks for it gets its top-k compiled by XLA
+        # (`Head.serving_jit_compile`); `top_k` with k as an input keeps the plain graph (XLA needs a static k).
+        self._compiled_head_top_k = None
+        if model.head.serving_jit_compile:
+            self._compiled_head_top_k = tf.function(lambda h: model.head.top_k(h, self.default_k), jit_compile=True)
 
     def _input_checks(self, feat_idx, feat_val, row_splits, k) -> list:
         """The assertions of the module docstring; each raises InvalidArgumentError with its message."""
@@ -71,7 +76,10 @@ class ServingModule(tf.Module):
             feat_idx, feat_val, row_splits = tf.identity(feat_idx), tf.identity(feat_val), tf.identity(row_splits)
         batch = {"feat_idx": tf.RaggedTensor.from_row_splits(feat_idx, row_splits, validate=False),
                  "feat_val": tf.RaggedTensor.from_row_splits(feat_val, row_splits, validate=False)}
-        scores, ids = self.model.top_k(batch, k)
+        if self._compiled_head_top_k is not None and isinstance(k, int):
+            scores, ids = self._compiled_head_top_k(self.model.encoder(batch, training=False))
+        else:
+            scores, ids = self.model.top_k(batch, k)
         # A head that reaches fewer than k labels (a beam search) marks the empty slots with id -1.
         names = tf.where(ids >= 0, tf.gather(self.label_names, tf.maximum(ids, 0)), "")
         return {"label_ids": ids, "scores": scores, "labels": names}

@@ -24,6 +24,9 @@ the class, so a config can be checked before anything is built):
   cross-entropy next to the top-k, for evaluation on multi-class data.
 * `evaluation_top_k`: a host-side top-k for evaluation (default: `top_k` in a
   tf.function).
+* `serving_jit_compile`: the SavedModel's fixed-k signature compiles `top_k`
+  with XLA (a head whose top-k is many small ops, like the tree's beam search,
+  where per-op dispatch dominates one-row latency).
 * `make_encoder`: how the encoder is arranged (default: one encoder from the
   registry).
 * `num_parts` / `merge_parts`: heads trained in independent parts (MACH's
@@ -50,6 +53,8 @@ class Head(keras.layers.Layer):
     supports_label_logits: ClassVar[bool] = False
     #: `softmax_statistics` is implemented (evaluation then reports "CE").
     supports_softmax_statistics: ClassVar[bool] = False
+    #: the SavedModel compiles `top_k(features, fixed k)` with XLA (one compilation per batch size).
+    serving_jit_compile: ClassVar[bool] = False
 
     def __init__(self, num_labels: int, **kwargs):
         super().__init__(**kwargs)

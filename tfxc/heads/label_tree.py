@@ -28,8 +28,6 @@ import logging
 import os
 from dataclasses import dataclass
 
-import numpy as np
-
 from tfxc._tf import keras, tf
 from tfxc.errors import ConfigError
 from tfxc.heads.base import Head
@@ -175,19 +173,10 @@ def load_or_build_tree(config: LabelTreeHeadConfig, context):
         if config.tree_file:
             tree = LabelTree.read_tsv(config.tree_file, info.label_names())
         else:
-            z = cached_split_pifa(info)
-            seen = np.flatnonzero(np.diff(z.indptr)) if config.skip_unseen_labels else np.arange(z.shape[0])
-            if seen.size < 2:
-                raise DataError(f"the train split has {seen.size} distinct labels: too few for a label tree",
-                                path=info.dir)
-            if seen.size < z.shape[0]:
-                log.info("label tree: %d of %d labels occur in the train split; the others are left out",
-                         seen.size, z.shape[0])
-                z = z[seen]
-            tree = cluster_labels(z, max_leaf_size=config.max_leaf_size, nr_splits=config.nr_splits,
-                                  min_codes=config.min_codes or None, seed=config.tree_seed,
-                                  max_iter=config.kmeans_max_iter, spherical=config.spherical)
-            tree = tree.over_labels(seen, info.num_labels)
+            tree = cluster_labels(cached_split_pifa(info), max_leaf_size=config.max_leaf_size,
+                                  nr_splits=config.nr_splits, min_codes=config.min_codes or None,
+                                  seed=config.tree_seed, max_iter=config.kmeans_max_iter, spherical=config.spherical,
+                                  skip_unseen=config.skip_unseen_labels)
     if tree.num_labels != context.num_labels:
         raise DataError(f"the label tree has {tree.num_labels} labels but the data has {context.num_labels}",
                         path=saved if saved and os.path.exists(saved) else config.tree_file or None)
@@ -209,6 +198,9 @@ class LabelTreeHead(Head):
     Call returns the features unchanged (float32 [B, dim]): which nodes are
     scored depends on the labels, so scoring happens in `per_example_loss`.
     """
+
+    # The beam search is ~15 small ops per level; XLA fuses them (one row: 0.85 -> 0.45 ms).
+    serving_jit_compile = True
 
     def __init__(self, tree, negatives="tfn+man", max_active=0, loss="squared_hinge", dense_level_max=16384,
                  use_bias=True, init_stddev=0.02, beam_size=10, post_processor="l3-hinge", final_post_processor="",
