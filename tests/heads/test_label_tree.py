@@ -225,3 +225,27 @@ def test_labels_without_training_rows_are_left_out_of_a_clustered_tree(tmp_path)
     assert LabelTree.load(str(tmp_path / "m" / "label_tree.npz")).num_labels == 3000
     every = dataclasses.replace(config.model, head=dataclasses.replace(config.model.head, skip_unseen_labels=False))
     assert build_model(every, BuildContext.from_info(info, seed=1)).head.sizes[-1] == 3000
+
+
+@pytest.mark.parametrize("rows", [1, 3, 16, 17])
+def test_serving_compiles_small_batches_and_agrees_with_the_graph(rows):
+    from tfxc.encoders.sparse_bow import SparseBowEncoder
+    from tfxc.export.saved_model import ServingModule
+    from tfxc.model import XCModel
+
+    encoder = SparseBowEncoder(num_features=50, embedding_dim=6, seed=3)
+    head = LabelTreeHead(small_tree(), beam_size=2, post_processor="sigmoid", seed=4)
+    model = XCModel(encoder, head)
+    encoder.build()
+    head.build((None, 6))
+    serving = ServingModule(model, [f"l{i}" for i in range(12)], top_k=4, num_features=50)
+    assert serving._compiled_head_top_k is not None  # the tree asks for XLA (Head.serving_jit_compile)
+    idx = tf.constant(np.arange(rows * 3) % 50, tf.int64)
+    val = tf.random.stateless_uniform([rows * 3], seed=[rows, 1])
+    splits = tf.range(0, rows * 3 + 1, 3, dtype=tf.int64)
+    out = serving.serve(idx, val, splits)
+    batch = {"feat_idx": tf.RaggedTensor.from_row_splits(idx, splits),
+             "feat_val": tf.RaggedTensor.from_row_splits(val, splits)}
+    scores, ids = model.top_k(batch, 4)
+    np.testing.assert_array_equal(out["label_ids"].numpy(), ids.numpy())
+    np.testing.assert_allclose(out["scores"].numpy(), scores.numpy(), rtol=1e-5)

@@ -36,6 +36,10 @@ from tfxc.utils.io import atomic_directory
 ASSETS_DIR = "tfxc"
 
 
+# Batches up to this many rows run a `serving_jit_compile` head's top-k through XLA (a power of two).
+XLA_MAX_ROWS = 16
+
+
 class ServingModule(tf.Module):
     """Wraps a trained `XCModel` with the signatures above."""
 
@@ -77,12 +81,29 @@ class ServingModule(tf.Module):
         batch = {"feat_idx": tf.RaggedTensor.from_row_splits(feat_idx, row_splits, validate=False),
                  "feat_val": tf.RaggedTensor.from_row_splits(feat_val, row_splits, validate=False)}
         if self._compiled_head_top_k is not None and isinstance(k, int):
-            scores, ids = self._compiled_head_top_k(self.model.encoder(batch, training=False))
+            scores, ids = self._small_batch_compiled_top_k(self.model.encoder(batch, training=False), k)
         else:
             scores, ids = self.model.top_k(batch, k)
         # A head that reaches fewer than k labels (a beam search) marks the empty slots with id -1.
         names = tf.where(ids >= 0, tf.gather(self.label_names, tf.maximum(ids, 0)), "")
         return {"label_ids": ids, "scores": scores, "labels": names}
+
+    def _small_batch_compiled_top_k(self, features, k: int):
+        """The head's top-k, XLA-compiled for batches of up to `XLA_MAX_ROWS` rows.
+
+        XLA compiles once per input shape (~0.5 s each), so small batches are padded
+        to the next power of two (at most 5 compilations, each on first use), and
+        bigger ones, where per-op dispatch no longer dominates, run the plain graph.
+        """
+        rows = tf.shape(features)[0]
+        buckets = tf.constant([2 ** i for i in range(XLA_MAX_ROWS.bit_length())], tf.int32)
+
+        def compiled():
+            size = tf.gather(buckets, tf.searchsorted(buckets, rows[None])[0])
+            scores, ids = self._compiled_head_top_k(tf.pad(features, [[0, size - rows], [0, 0]]))
+            return scores[:rows], ids[:rows]
+
+        return tf.cond(rows <= XLA_MAX_ROWS, compiled, lambda: self.model.head.top_k(features, k))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="feat_idx"),
                                   tf.TensorSpec([None], tf.float32, name="feat_val"),
