@@ -10,23 +10,14 @@ TensorFlow from Python), the encoder, the head's `top_k` on fixed features, and 
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+
+from profile_step import median_ms  # same folder
 
 from tfxc._tf import tf
 from tfxc.export.saved_model import ServingModule
 from tfxc.model_dir import ModelDir
-
-
-def median_ms(fn, calls: int) -> float:
-    fn()  # trace
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
 
 
 def main():

@@ -362,13 +362,13 @@ class LabelTreeHead(Head):
         Labels outside the tree (`leaf_labels`) have no nodes.
         """
         values = tf.cast(labels.values, tf.int32)
-        if self.leaf_index is not None:
+        if self.leaf_index is not None:  # label ids -> last-level nodes (−1: outside the tree)
             values = tf.gather(self.leaf_index.value, values)
-            if self.ancestors[level] is not None:
-                values = tf.where(values >= 0, tf.gather(self.ancestors[level].value, tf.maximum(values, 0)), _PAD)
-            values = tf.where(values >= 0, values, _PAD)
-        elif self.ancestors[level] is not None:
+            outside, values = values < 0, tf.maximum(values, 0)
+        if self.ancestors[level] is not None:
             values = tf.gather(self.ancestors[level].value, values)
+        if self.leaf_index is not None:
+            values = tf.where(outside, _PAD, values)
         nodes = tf.RaggedTensor.from_row_splits(values, labels.row_splits).to_tensor(default_value=_PAD)
         return tf.sort(tf.concat([nodes, tf.fill([tf.shape(nodes)[0], 1], _PAD)], axis=1), axis=1)
 
