@@ -99,6 +99,24 @@ def test_losses_are_finite_and_train(loss):
     assert int(head.sample_step.numpy()) == 40
 
 
+def test_sum_reduction_weighs_every_row_node_pair_alike():
+    # Zero node vectors and biases: every logit is 0, so each active node's BCE is log 2.
+    head = build_head(loss="bce", negatives="tfn")
+    for variable in head.kernels + head.biases:
+        variable.assign(tf.zeros_like(variable))
+    features = tf.ones([2, 6])
+    labels = tf.ragged.constant([[4], [0, 11]], tf.int64)
+    mean = head.per_example_loss(features, labels).numpy()
+    head.reduction = "sum"
+    total = head.per_example_loss(features, labels).numpy()
+    log2 = np.log(2.0)
+    # Every level's mean is log 2: 3 levels.
+    np.testing.assert_allclose(mean, [3 * log2, 3 * log2], rtol=1e-6)
+    # Sum / fan-out (2 top nodes, 2 clusters per top node, 3 labels per cluster). Row 0: 2/2 + 2/2 + 3/3;
+    # row 1 (labels under both top nodes, in clusters 0 and 3): 2/2 + 4/2 + 6/3.
+    np.testing.assert_allclose(total, [3 * log2, 5 * log2], rtol=1e-6)
+
+
 def test_label_tree_head_contract(tmp_path):
     # A beam wide enough to keep every node, so top_k(L) ranks every label (the harness checks that).
     run_head_test(tmp_path, {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2, "beam_size": 64,
