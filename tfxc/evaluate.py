@@ -1,7 +1,7 @@
 """python -m tfxc.evaluate --model-dir DIR [--json] [--split test]
 
-Evaluates the latest checkpoint of a trained model directory. With --json the
-last line printed is one JSON object of all metrics, in percent.
+Evaluates a trained model directory: its selected weights (`trainer.select_metric`), else its
+latest checkpoint. With --json the last line printed is one JSON object of all metrics, in percent.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ Layout of a model directory:
   dataset/           a copy of the converted data's card (stats.json, label_freq.npy, labels.txt,
                      featurizer.json): the data the model is bound to (see `bind_data`)
   run_info.json      versions, strategy and sizes of the last training run (informational)
-  checkpoints/       TensorFlow checkpoints (the newest intact one is the model)
+  checkpoints/       TensorFlow checkpoints (the newest intact one is the model, unless best/ exists)
+  best/              with trainer.select_metric: the weights of the best validation evaluation
+                     (ckpt.*, and best.json: step, metric, value); then they are the model
   tensorboard/       training and evaluation scalars
   metrics.json       test metrics of the last training run
   eval_log.jsonl     periodic evaluations, one JSON object per line
@@ -38,6 +40,8 @@ CONFIG_FILE = "config.json"
 DATASET_DIR = "dataset"
 RUN_INFO_FILE = "run_info.json"
 CHECKPOINT_DIR = "checkpoints"
+BEST_DIR = "best"
+BEST_FILE = "best.json"
 TENSORBOARD_DIR = "tensorboard"
 METRICS_FILE = "metrics.json"
 EVAL_LOG_FILE = "eval_log.jsonl"
@@ -49,8 +53,8 @@ LOCK_FILE = ".lock"
 # the model, the data or the optimisation, and a resumed run would silently mix two experiments.
 SAFE_TO_CHANGE = ("trainer.epochs", "trainer.train_steps", "trainer.steps_per_loop", "trainer.log_every_steps",
                   "trainer.eval_every_steps", "trainer.eval_every_epochs", "trainer.checkpoint_every_steps",
-                  "trainer.keep_checkpoints", "eval.", "export.", "runtime.strategy", "runtime.cpu_replicas",
-                  "runtime.collective_timeout_s", "runtime.startup_timeout_s")
+                  "trainer.keep_checkpoints", "trainer.patience", "eval.", "export.", "runtime.strategy",
+                  "runtime.cpu_replicas", "runtime.collective_timeout_s", "runtime.startup_timeout_s")
 
 
 class TrainedModel(NamedTuple):
@@ -112,6 +116,10 @@ class ModelDir:
         return self.file(CHECKPOINT_DIR)
 
     @property
+    def best_dir(self) -> str:
+        return self.file(BEST_DIR)
+
+    @property
     def dataset_dir(self) -> str:
         return self.file(DATASET_DIR)
 
@@ -143,6 +151,29 @@ class ModelDir:
         """The step number of the newest checkpoint (None without one)."""
         latest = self.latest_checkpoint()
         return None if latest is None else int(latest.rsplit("-", 1)[1])
+
+    def best(self) -> dict | None:
+        """best.json of the selected weights ({"step", "metric", "value"}), or None without them."""
+        path = os.path.join(self.best_dir, BEST_FILE)
+        if not os.path.exists(path):
+            return None
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    def save_best(self, model, record: dict) -> None:
+        """Writes `model`'s weights and `record` as best/ (atomically: a crash keeps the previous best).
+
+        Under MultiWorkerMirroredStrategy every worker writes its own copy (a non-chief
+        into its scratch directory, see `worker_scratch_dir`).
+        """
+        from tfxc._tf import tf
+
+        checkpoint = tf.train.Checkpoint(model=model)
+        checkpoint.save_counter  # noqa: B018  (created on first read; `restore` asserts that everything matched)
+        with atomic_directory(self.best_dir, marker=BEST_FILE) as tmp:
+            checkpoint.write(os.path.join(tmp, "ckpt"))
+            with open(os.path.join(tmp, BEST_FILE), "w", encoding="utf-8") as f:
+                json.dump(record, f, indent=2)
 
     def restore_newest_intact(self, restore) -> str | None:
         """Calls `restore(path)` on the newest checkpoint, falling back to older ones if it is unreadable.
@@ -252,7 +283,7 @@ class ModelDir:
 
     # === Restoring ===
     def restore(self, config=None, overrides=(), part: int | None = None, need_rows: bool = True) -> TrainedModel:
-        """Builds the model and loads its newest intact checkpoint.
+        """Builds the model and loads its selected weights (best/), else its newest intact checkpoint.
 
         Args:
           config: the config to build from (default: this directory's, with `overrides`).
@@ -282,6 +313,11 @@ class ModelDir:
         model = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed,
                                                                  model_dir=self.path, part=part))
         checkpoint = tf.train.Checkpoint(model=model)
+        if self.best() is not None:
+            checkpoint.restore(os.path.join(self.best_dir, "ckpt")).expect_partial().assert_existing_objects_matched()
+            log.info("restored the selected weights of step %d (%s %.2f on val)", self.best()["step"],
+                     self.best()["metric"], self.best()["value"])
+            return TrainedModel(config, model, info)
         try:
             restored = self.restore_newest_intact(
                 lambda path: checkpoint.restore(path).expect_partial().assert_existing_objects_matched())

@@ -1,12 +1,9 @@
 """Splits a train set into train and validation parts by group, for tuning without the test set.
 
-Points of one group (a WordNet gloss, a document) overlap heavily: wordnet-nextword's
-points from one gloss share most of their context words. A random row split would
-put near-copies of validation points into training, so whole groups go to one side,
-chosen by the md5 of the group key (deterministic, like the data set's own split).
-The XC BoW file and the JSONL file of the same points (same order) are read
-together; the group key is the JSONL `id` up to `--group-sep`. Without a JSONL
-file every point is its own group (a plain random split, for independent points).
+The split of a config's `data.val_percent` (whole groups to one side, by the md5 of the
+group key; see `tfxc.data.holdout`), written out as files. The XC BoW file and the JSONL
+file of the same points (same order) are read together; the group key is the JSONL `id`
+up to `--group-sep`. Without a JSONL file every point is its own group.
 
 PECOS .npz matrices (`--x-npz X.trn.npz --y-npz Y.trn.npz`, e.g. the synthetic scale
 sets `tools/bench.py` writes) are split point by point into X/Y.{train,val}.npz.
@@ -22,32 +19,12 @@ sets `tools/bench.py` writes) are split point by point into X/Y.{train,val}.npz.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import itertools
-import json
 import os
 
+from tfxc.data.holdout import group_keys, in_validation
 from tfxc.data.readers import open_text
 from tfxc.errors import DataError
 from tfxc.utils.io import atomic_writer
-
-
-def in_validation(key: str, percent: int) -> bool:
-    """Whether group `key` goes to validation: md5(key) mod 100 < percent."""
-    return int(hashlib.md5(key.encode()).hexdigest(), 16) % 100 < percent
-
-
-def _group_keys(jsonl_path: str | None, group_sep: str):
-    """The group key of each point, in file order: the JSONL id up to `group_sep`, or the point's index."""
-    if jsonl_path is None:
-        yield from (str(i) for i in itertools.count())
-        return
-    with open_text(jsonl_path) as jl:
-        for line_no, record in enumerate(jl, start=1):
-            try:
-                yield str(json.loads(record)["id"]).split(group_sep)[0]
-            except (ValueError, KeyError, TypeError) as e:
-                raise DataError(f"{jsonl_path}:{line_no}: no readable 'id' field ({e})") from None
 
 
 def split(xc_path: str, jsonl_path: str | None, out_dir: str, percent: int, group_sep: str) -> tuple[int, int]:
@@ -57,7 +34,7 @@ def split(xc_path: str, jsonl_path: str | None, out_dir: str, percent: int, grou
         if len(header) != 3:
             raise DataError(f"{xc_path}:1: expected the header 'points features labels', got {header}")
         parts = {"train": [], "val": []}
-        keys = _group_keys(jsonl_path, group_sep)
+        keys = group_keys(jsonl_path, group_sep)
         for line_no, row in enumerate(xc, start=2):
             key = next(keys, None)
             if key is None:

@@ -39,11 +39,22 @@ def load(*overrides):
     ("loss.rho=2", "loss: unknown key 'rho'"),
     ("data.source_dir=feats", "data.source_dir is for format 'dense', not 'tfrecord'"),
     ("trainer.eval_every_epochs=-1", "eval_every_epochs (-1.0) must be >= 0"),
+    ("trainer.select_metric=P@5", "trainer.select_metric chooses among periodic evaluations: set "
+                                  "trainer.eval_every_epochs"),
+    ("trainer.patience=3", "trainer.patience needs trainer.select_metric"),
+    ('trainer.select_metric="acc"', "trainer.select_metric 'acc' must be one of P@k, nDCG@k, PSP@k"),
+    ('data.val_percent=100', "data.val_percent (100) must be in [0, 100)"),
 ])
 def test_bad_values_are_reported_with_their_path(override, message):
     with pytest.raises(ConfigError) as e:
         load(override)
     assert message in str(e.value)
+
+
+def test_select_metric_needs_its_k_among_the_evaluated_ones():
+    with pytest.raises(ConfigError, match=r"trainer.select_metric 'P@10': k = 10 is not in eval.ks \[1, 3, 5\]"):
+        load("trainer.select_metric=P@10", "trainer.eval_every_epochs=1")
+    assert load("trainer.select_metric=PSP@5", "trainer.eval_every_epochs=1").trainer.select_metric == "PSP@5"
 
 
 def test_cross_field_rules_name_the_values():

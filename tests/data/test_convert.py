@@ -194,3 +194,40 @@ def test_label_names_must_match_the_label_count(tmp_path):
     assert info.num_labels == 3 and info.label_names() == ["a", "b", "c"] and info.label_freq.tolist() == [1, 2, 0]
     with pytest.raises(DataError, match=r"has 1 label names but the data uses label ids up to 1"):
         convert_with("", ["a"])
+
+
+def test_val_percent_carves_the_holdout_split_of_the_tool(shared_data, tmp_path):
+    import importlib.util
+
+    from helpers import REPO
+
+    spec = importlib.util.spec_from_file_location("holdout_split", os.path.join(REPO, "tools", "holdout_split.py"))
+    holdout_split = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(holdout_split)
+    info = convert(xc_config(shared_data, tmp_path / "bib", val_percent=10))
+    n_train, n_val = holdout_split.split(f"{shared_data}/bibtex/train.txt", None, str(tmp_path / "files"), 10, ":")
+    assert (info.num_points("train"), info.num_points("val")) == (n_train, n_val)
+    assert n_val == pytest.approx(488, abs=60) and info.num_points("test") == 2515
+    want = {split: list(XcBowReader(str(tmp_path / "files" / f"{split}.txt"))) for split in ("train", "val")}
+    for split, rows in want.items():
+        got = sorted(read_all(info.files(split)), key=lambda r: int(r["row_id"]))
+        assert len(got) == len(rows)
+        for a, b in zip(got[::41], rows[::41]):
+            np.testing.assert_array_equal(a["feat_idx"], b.feat_idx)
+            np.testing.assert_array_equal(a["labels"], b.labels)
+    # Label frequencies (and so propensities and PIFA) count the points left for training only.
+    assert info.label_freq.sum() == sum(r.labels.size for r in want["train"])
+
+
+def test_val_percent_keeps_groups_together_and_checks_the_group_file(shared_data, tmp_path):
+    jsonl = f"{shared_data}/wordnet-hypernyms/train.jsonl"
+    info = convert(xc_config(shared_data, tmp_path / "hyp", name="wordnet-hypernyms", val_percent=10,
+                             val_groups=jsonl))
+    # The shared data's own 59,025 / 6,541 split by synset id (BENCHMARKS.md).
+    assert (info.num_points("train"), info.num_points("val")) == (59025, 6541)
+    short = tmp_path / "short.jsonl"
+    short.write_text('{"id": "a"}\n{"id": "b"}\n')
+    with pytest.raises(DataError, match="short.jsonl has fewer points than"):
+        convert(xc_config(shared_data, tmp_path / "bad", val_percent=10, val_groups=short))
+    with pytest.raises(Exception, match="either a val source or val_percent"):
+        xc_config(shared_data, tmp_path / "x", val_percent=10, val=f"{shared_data}/bibtex/test.txt")

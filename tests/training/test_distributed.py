@@ -83,3 +83,17 @@ def test_sigterm_to_one_worker_stops_both_at_the_same_checkpointed_step(tmp_path
         steps.append(int(err.split("stopped by SIGTERM at step ")[1].split()[0]))
     assert steps[0] == steps[1]
     assert os.path.exists(model_dir / "checkpoints" / f"ckpt-{steps[0]}.index")  # the chief saved that step
+
+
+def test_two_workers_keep_the_best_weights_and_stop_early_together(tmp_path):
+    import json
+
+    config = tiny_config(tmp_path, model=MODEL, data={"val_percent": 20}, optimizer={"learning_rate": 0.05},
+                         trainer={"train_steps": 0, "epochs": 40, "eval_every_epochs": 1, "select_metric": "P@1",
+                                  "patience": 2})
+    results = finish(start_workers(config, str(tmp_path / "model"), 2), timeout=300)
+    for rc, err in results:
+        assert rc == 0, err[-3000:]
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert metrics["stopped_early"] and (tmp_path / "model" / "best" / "best.json").exists()
+    assert not os.path.exists(tmp_path / "model" / ".worker-1-tmp")

@@ -22,6 +22,8 @@ DATA_FORMATS = ("tfrecord", *SOURCE_FORMATS, "synthetic")
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "linear")
+# Metrics trainer.select_metric may name (all higher-is-better; see tfxc.eval.metrics).
+SELECTABLE_METRICS = ("P", "nDCG", "PSP", "PSnDCG", "R")
 # Keys that moved to another section: reading the old one is an error that says where it went.
 MOVED_KEYS = {"optimizer.algorithm": "loss.name", "optimizer.gamma": "loss.gamma",
               "optimizer.softplus_rho": "loss.rho", "optimizer.umax_delta": "loss.delta",
@@ -114,6 +116,14 @@ class DataConfig:
         ends without the final test evaluation).
       val: optional validation source, same kind as `train`; periodic evaluation
         during training uses it (and the test split only at the end).
+      val_percent: without a `val` source, carve one from the train source: this share
+        (percent) of its groups goes to validation instead of training, chosen by the md5 of
+        the group key (`tfxc.data.holdout`; the same split as `tools/holdout_split.py`).
+      val_groups: a JSONL file of the train points (same order; for the jsonl format, the
+        train file itself) whose `id` up to `val_group_sep` is each point's group, so
+        near-duplicate points (one document's windows) stay on one side. Default: every
+        point is its own group.
+      val_group_sep: see `val_groups`.
       train_labels: labels of `train` for pecos (Y npz) and dense formats.
       test_labels: labels of `test` for pecos and dense formats.
       val_labels: labels of `val` for pecos and dense formats.
@@ -132,6 +142,9 @@ class DataConfig:
     train: str = ""
     test: str = ""
     val: str = ""
+    val_percent: int = 0
+    val_groups: str = ""
+    val_group_sep: str = ":"
     train_labels: str = ""
     test_labels: str = ""
     val_labels: str = ""
@@ -158,6 +171,12 @@ class DataConfig:
                 for split in ("train", "test", "val"):
                     _require(bool(getattr(self, split)) == bool(getattr(self, split + "_labels")),
                              f"{path}: format '{self.format}' needs '{split}' and '{split}_labels' together")
+        _require(0 <= self.val_percent < 100, f"{path}.val_percent ({self.val_percent}) must be in [0, 100)")
+        _require(not (self.val_percent and self.val),
+                 f"{path}: give either a val source or val_percent (a share of train to hold out), not both")
+        _require(not self.val_groups or self.val_percent, f"{path}.val_groups is for val_percent")
+        _require(self.format != "tfrecord" or not self.val_percent,
+                 f"{path}.val_percent splits sources while converting; format 'tfrecord' is already converted")
         _require(self.index_base in (0, 1), f"{path}.index_base ({self.index_base}) must be 0 or 1")
         _require(self.num_shards >= 1, f"{path}.num_shards ({self.num_shards}) must be >= 1")
         _require(self.shuffle_buffer >= 1, f"{path}.shuffle_buffer ({self.shuffle_buffer}) must be >= 1")
@@ -235,6 +254,13 @@ class TrainerConfig:
       eval_every_epochs: the same cadence in epochs (e.g. 1.0); used when eval_every_steps is 0.
       checkpoint_every_steps: checkpoint cadence (always also at the end).
       keep_checkpoints: checkpoints kept on disk.
+      select_metric: e.g. "P@5": keep the weights of the periodic evaluation on the val
+        split that scored best on this metric (`best/` in the model directory), and end
+        with them: the final test evaluation, `evaluate`, `predict` and `export` use them.
+        Needs a val split (`data.val` or `data.val_percent`) and an evaluation cadence.
+        Empty: the model is the last step's.
+      patience: with select_metric, stop once this many evaluations in a row have not
+        improved on the best (early stopping); 0: train to the end.
     """
 
     global_batch_size: int = 256
@@ -246,6 +272,8 @@ class TrainerConfig:
     eval_every_epochs: float = 0.0
     checkpoint_every_steps: int = 1000
     keep_checkpoints: int = 3
+    select_metric: str = ""
+    patience: int = 0
 
     def validate(self, path: str) -> None:
         _require(self.global_batch_size >= 1, f"{path}.global_batch_size ({self.global_batch_size}) must be >= 1")
@@ -257,6 +285,16 @@ class TrainerConfig:
         _require(self.eval_every_steps >= 0 and self.eval_every_epochs >= 0,
                  f"{path}: eval_every_steps ({self.eval_every_steps}) and eval_every_epochs "
                  f"({self.eval_every_epochs}) must be >= 0")
+        _require(self.patience >= 0, f"{path}.patience ({self.patience}) must be >= 0")
+        _require(not self.patience or self.select_metric, f"{path}.patience needs {path}.select_metric (e.g. 'P@5')")
+        if self.select_metric:
+            name, _, k = self.select_metric.partition("@")
+            _require(name in SELECTABLE_METRICS and k.isdigit() and int(k) >= 1,
+                     f"{path}.select_metric '{self.select_metric}' must be one of "
+                     f"{', '.join(m + '@k' for m in SELECTABLE_METRICS)} (k in eval.ks)")
+            _require(self.eval_every_steps or self.eval_every_epochs,
+                     f"{path}.select_metric chooses among periodic evaluations: set {path}.eval_every_epochs "
+                     f"(e.g. 1) or {path}.eval_every_steps")
 
 
 @dataclass(frozen=True)
@@ -361,6 +399,10 @@ class ExperimentConfig:
             _require(self.runtime.cpu_replicas == 1,
                      f"runtime.cpu_replicas ({self.runtime.cpu_replicas}) needs runtime.strategy "
                      "'mirrored' or 'multi_worker_mirrored', not 'default'")
+        if self.trainer.select_metric:
+            k = int(self.trainer.select_metric.partition("@")[2])
+            _require(k in self.eval.ks, f"trainer.select_metric '{self.trainer.select_metric}': k = {k} is not in "
+                     f"eval.ks {list(self.eval.ks)}")
         loss = get_registry("loss").get(self.loss.name)
         head = get_registry("head").get(self.model.head.name)
         if loss.needs_label_logits and not head.supports_label_logits:

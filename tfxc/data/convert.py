@@ -94,6 +94,9 @@ class SplitWriter:
     def write_all(self, rows: Iterable[Row]) -> "SplitWriter":
         for row in rows:
             self.write(row)
+        return self.close()
+
+    def close(self) -> "SplitWriter":
         for w in self.writers:
             w.close()
         return self
@@ -123,9 +126,15 @@ def source_fingerprint(data_config) -> str:
     fields = dataclasses.asdict(data_config)
     for transient in ("dir", "shuffle_buffer"):
         fields.pop(transient)
+    # Options added later enter only when set, so older conversions keep their fingerprint.
+    for key, default in (("val_percent", 0), ("val_groups", ""), ("val_group_sep", ":")):
+        if fields[key] == default:
+            fields.pop(key)
     fields["files"] = [_file_fingerprint(getattr(data_config, name))
                        for name in ("train", "test", "val", "train_labels", "test_labels", "val_labels",
                                     "label_names")]
+    if data_config.val_groups:
+        fields["files"].append(_file_fingerprint(data_config.val_groups))
     if data_config.source_dir:
         fields["files"] += [_file_fingerprint(path) for pair in dense_source_files(data_config.source_dir).values()
                             for path in pair]
@@ -201,6 +210,25 @@ def _sources(data_config, tmp_dir: str):
     return splits, num_features, num_labels, declared_num_labels, None
 
 
+def _write_carved(cfg, tmp: str, splits: dict) -> dict[str, SplitWriter]:
+    """Writes the train source into train and val splits by group (`data.val_percent`); pops splits["train"]."""
+    from tfxc.data.holdout import group_keys, route
+
+    if "val" in splits:
+        raise DataError("data.val_percent carves a validation split from train, but the sources already have one "
+                        "(a val/ directory in data.source_dir?)", path=cfg.source_dir or None)
+    groups = cfg.val_groups or None
+    writers = {"train": SplitWriter(tmp, "train", cfg.num_shards), "val": SplitWriter(tmp, "val", TEST_SHARDS)}
+    for to_val, row in route(splits.pop("train"), group_keys(groups, cfg.val_group_sep), cfg.val_percent,
+                             source=cfg.train or "the train split", keys_source=groups):
+        writers["val" if to_val else "train"].write(row)
+    for writer in writers.values():
+        writer.close()
+    log.info("data.val_percent %d: %d train points held out for validation (%s)", cfg.val_percent,
+             writers["val"].num_points, f"groups from {groups}" if groups else "each point its own group")
+    return writers
+
+
 def convert(data_config) -> DatasetInfo:
     """Converts the sources named by `data_config` (a `DataConfig`) into `data_config.dir`.
 
@@ -211,10 +239,16 @@ def convert(data_config) -> DatasetInfo:
     start = time.time()
     with atomic_directory(cfg.dir, marker=STATS_FILE, clear_stale=True) as tmp:
         splits, num_features, num_labels, declared_num_labels, names = _sources(cfg, tmp)
-        writers = {"train": SplitWriter(tmp, "train", cfg.num_shards).write_all(splits["train"])}
+        if cfg.val_percent:
+            writers = _write_carved(cfg, tmp, splits)
+        else:
+            writers = {"train": SplitWriter(tmp, "train", cfg.num_shards).write_all(splits["train"])}
         for name in EVAL_SPLITS:
             if name in splits:
                 writers[name] = SplitWriter(tmp, name, TEST_SHARDS).write_all(splits[name])
+        if cfg.val_percent and writers["val"].num_points == 0:
+            raise DataError(f"data.val_percent {cfg.val_percent} put none of the {writers['train'].num_points} "
+                            "train points into validation (too few points or groups)", path=cfg.train or None)
         nf, nl = int(num_features()), int(num_labels())
         if writers["train"].num_points == 0:
             raise DataError("the train split has no points", path=cfg.train or cfg.dir)

@@ -20,7 +20,7 @@ import time
 
 from tfxc import __version__
 from tfxc._tf import keras, tf
-from tfxc.errors import Stopped, TrainingError
+from tfxc.errors import ConfigError, Stopped, TrainingError
 from tfxc.eval.evaluator import Evaluator, format_metrics
 from tfxc.model_dir import EVAL_LOG_FILE, METRICS_FILE, RUN_INFO_FILE, TENSORBOARD_DIR, ModelDir
 from tfxc.training.distribute import cluster_spec, is_chief
@@ -100,6 +100,8 @@ class Controller:
         # Every worker must take part in saving; only the chief's copy is kept.
         _, index = cluster_spec()
         directory = model_dir if self.chief else ModelDir(model_dir.worker_scratch_dir(index))
+        self.own_dir = directory  # where this worker keeps its copy of the selected weights (best/)
+        self._val_history: list[dict] = []
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory.checkpoint_dir,
                                                   max_to_keep=tc.keep_checkpoints)
         # The test split is evaluated at the end (a data set may have none); periodic evaluation during
@@ -110,6 +112,11 @@ class Controller:
         self.eval_every = tc.eval_every_steps or self.length.steps_in(tc.eval_every_epochs)
         if self.val_evaluator is None:
             self.eval_every = 0  # nothing to evaluate on
+        # Model selection (trainer.select_metric) happens on the val split only, never on test.
+        if tc.select_metric and "val" not in info.splits:
+            raise ConfigError(f"trainer.select_metric '{tc.select_metric}' chooses among evaluations on the val "
+                              "split, and the data has none: give data.val, or data.val_percent to hold out a "
+                              "share of train (the test split is never used for choices)")
         variables = components.model.trainable_variables
         self._weights_finite = tf.function(
             lambda: tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables]))
@@ -176,19 +183,56 @@ class Controller:
 
     # === Evaluation ===
     def _periodic_eval(self, step: int, train_loss: float, writer) -> None:
-        """Evaluates the val split (else test) and appends a line to eval_log.jsonl (chief only)."""
+        """Evaluates the val split (else test), appends a line to eval_log.jsonl (chief only), keeps the best."""
         start = time.time()
         metrics = self.val_evaluator.evaluate()
         split = self.val_evaluator.split
         with writer.as_default(step=step):
             for name, value in metrics.items():
                 tf.summary.scalar(f"{split}/{name}", value)
-        if not self.chief:
-            return
-        log.info("%s at step %d (epoch %.2f, %.1fs): %s", split, step, self.length.epochs_at(step),
-                 time.time() - start, format_metrics(metrics))
-        self._append_eval_log({"step": step, "epoch": self.length.epochs_at(step), "split": split,
-                               "train_loss": train_loss, **metrics})
+        record = {"step": step, "epoch": self.length.epochs_at(step), "split": split, "train_loss": train_loss,
+                  **metrics}
+        self._val_history = [r for r in self._val_history if r["step"] < step] + [record]
+        if self.chief:
+            log.info("%s at step %d (epoch %.2f, %.1fs): %s", split, step, self.length.epochs_at(step),
+                     time.time() - start, format_metrics(metrics))
+            self._append_eval_log(record)
+        metric = self.config.trainer.select_metric
+        if metric and self._selection()[1] == 0:  # this evaluation is the best so far
+            self.own_dir.save_best(self.components.model, {"step": step, "metric": metric, "value": metrics[metric]})
+            if self.chief:
+                log.info("best %s on val so far (%.2f): weights kept in %s", metric, metrics[metric],
+                         self.model_dir.best_dir)
+
+    def _selection(self) -> tuple[dict | None, int]:
+        """(the best val record for trainer.select_metric, how many evaluations came after it)."""
+        metric = self.config.trainer.select_metric
+        records = [r for r in self._val_history if r["split"] == "val"]
+        if not metric or not records:
+            return None, 0
+        best = max(range(len(records)), key=lambda i: (records[i][metric], -i))  # the first of equals
+        return records[best], len(records) - 1 - best
+
+    def _out_of_patience(self) -> bool:
+        """Whether early stopping is due, agreed by every worker (they must stop at the same step)."""
+        patience = self.config.trainer.patience
+        due = bool(patience) and self._selection()[1] >= patience
+        num_workers, _ = cluster_spec()
+        if num_workers == 1 or not patience:
+            return due
+        # Workers evaluate alike, but only the chief's eval log survives a restart on other machines.
+        strategy = self.components.strategy
+        votes = strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0 if due else 0.0)), axis=None)
+        return float(votes) > 0
+
+    def _read_val_history(self, step: int) -> list[dict]:
+        """The periodic evaluations of eval_log.jsonl up to `step` (a resumed run continues its history)."""
+        path = self.model_dir.file(EVAL_LOG_FILE)
+        if not os.path.exists(path):
+            return []
+        with open(path, encoding="utf-8") as f:
+            records = [json.loads(line) for line in f.read().splitlines() if line.strip()]
+        return [r for r in records if r["step"] <= step and r["split"] == "val"]
 
     def _append_eval_log(self, record: dict) -> None:
         # Rewritten whole (atomically); lines past `step` are from a run that was
@@ -228,6 +272,8 @@ class Controller:
         step = self.restore()  # before writing config.json: a mismatch must not overwrite the old one
         self._write_run_files()
         start_step = step
+        self._val_history = self._read_val_history(step)
+        stopped_early = self._out_of_patience()  # a resumed run that had already stopped stays stopped
         writer = (tf.summary.create_file_writer(self.model_dir.file(TENSORBOARD_DIR)) if self.chief
                   else tf.summary.create_noop_writer())
         if self.chief:
@@ -237,7 +283,7 @@ class Controller:
         t_start = t_log = time.time()
         step_log = last_saved = step
         iterator, iterator_epoch, loss = None, None, math.nan
-        while step < total:
+        while step < total and not stopped_early:
             epoch, step_in_epoch = self.length.position(step)
             if epoch != iterator_epoch:
                 iterator, iterator_epoch = self.components.train_iterator(epoch, step_in_epoch), epoch
@@ -277,6 +323,16 @@ class Controller:
                 last_saved = step
             if self.eval_every and crossed(prev, step, self.eval_every) and step < total:
                 self._periodic_eval(step, loss, writer)
+                if self._out_of_patience():
+                    stopped_early = True
+                    if last_saved != step:
+                        self.save(step)
+                        last_saved = step
+                    if self.chief:
+                        best, _ = self._selection()
+                        log.info("stopping early at step %d: %s on val has not improved for %d evaluations "
+                                 "(best %.2f at step %d)", step, tc.select_metric, tc.patience,
+                                 best[tc.select_metric], best["step"])
             if stop:
                 if last_saved != step:
                     self.save(step)
@@ -290,8 +346,16 @@ class Controller:
         if start_step < step and self.chief:
             log.info("trained %d steps in %s (peak resident memory %.2f GB)", step - start_step,
                      format_duration(train_seconds), peak_rss_gb())
-        if self.eval_every and start_step < step and self.val_evaluator is not self.evaluator:
+        if (self.eval_every and start_step < step and self.val_evaluator is not self.evaluator
+                and not (self._val_history and self._val_history[-1]["step"] == step)):
             self._periodic_eval(step, loss, writer)  # the validation curve's last point
+        selected = self.own_dir.best() if tc.select_metric else None
+        if selected is not None:  # end with the selected weights: the test evaluation and exports use them
+            tf.train.Checkpoint(model=self.components.model).restore(
+                os.path.join(self.own_dir.best_dir, "ckpt")).expect_partial()
+            if self.chief:
+                log.info("using the weights of step %d, the best %s on val (%.2f)", selected["step"],
+                         selected["metric"], selected["value"])
         if self.evaluator is None:
             log.info("the data has no test split: no final evaluation")
             metrics = {}
@@ -304,9 +368,13 @@ class Controller:
                                    "train_loss": loss if start_step < step else None, **metrics})
         if self.chief:
             # train_seconds: this invocation's training loop (a resumed run counts only its part).
+            selection = ({"selected_step": selected["step"], "select_metric": selected["metric"],
+                          "selected_val_value": selected["value"], "stopped_early": stopped_early}
+                         if selected is not None else {})
             atomic_write_text(self.model_dir.file(METRICS_FILE),
                               json.dumps({"step": step, "split": "test", "train_seconds": round(train_seconds, 3),
-                                          "steps_trained": step - start_step, **metrics}, indent=2) + "\n")
+                                          "steps_trained": step - start_step, **selection, **metrics}, indent=2)
+                              + "\n")
         else:
             shutil.rmtree(os.path.dirname(self.manager.directory), ignore_errors=True)
         return metrics

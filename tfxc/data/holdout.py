@@ -1,0 +1,63 @@
+"""Validation splits carved from a train set by group, deterministically.
+
+Points of one group (a WordNet gloss, a document) overlap heavily: wordnet-nextword's
+points from one gloss share most of their context words. A random row split would
+put near-copies of validation points into training, so whole groups go to one side,
+chosen by the md5 of the group key: the same key always lands on the same side,
+whatever the order of the file or the other keys. Without group ids every point is
+its own group, keyed by its index in the file.
+
+Used by the conversion (`data.val_percent`) and by `tools/holdout_split.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Iterable, Iterator
+
+from tfxc.errors import DataError
+
+
+def in_validation(key: str, percent: int) -> bool:
+    """Whether group `key` goes to validation: md5(key) mod 100 < percent."""
+    return int(hashlib.md5(key.encode()).hexdigest(), 16) % 100 < percent
+
+
+def group_keys(jsonl_path: str | None, group_sep: str = ":") -> Iterator[str]:
+    """The group key of each point, in file order: the JSONL `id` up to `group_sep`, or the point's index.
+
+    Raises:
+      DataError: a JSONL line without a readable `id` (named by file and line).
+    """
+    if jsonl_path is None:
+        yield from (str(i) for i in itertools.count())
+        return
+    from tfxc.data.readers import open_text
+
+    with open_text(jsonl_path) as jl:
+        for line_no, record in enumerate(jl, start=1):
+            try:
+                yield str(json.loads(record)["id"]).split(group_sep)[0]
+            except (ValueError, KeyError, TypeError) as e:
+                raise DataError(f"{jsonl_path}:{line_no}: no readable 'id' field ({e})") from None
+
+
+def route(items: Iterable, keys: Iterator[str], percent: int, source: str = "the train split",
+          keys_source: str | None = None) -> Iterator[tuple[bool, object]]:
+    """(goes to validation, item) for each item, paired with the next group key.
+
+    Raises:
+      DataError: `keys` ran out before `items`, or has more left after them (the two
+        files must hold the same points in the same order).
+    """
+    for index, item in enumerate(items):
+        key = next(keys, None)
+        if key is None:
+            raise DataError(f"{keys_source} has fewer points than {source} ({index}): the two must hold the same "
+                            "points in the same order")
+        yield in_validation(key, percent), item
+    if keys_source is not None and next(keys, None) is not None:
+        raise DataError(f"{keys_source} has more points than {source}: the two must hold the same points in the "
+                        "same order")
