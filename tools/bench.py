@@ -453,6 +453,18 @@ def replace_block(path: str, text: str) -> None:
     atomic_write_text(path, head + begin + "\n" + text + end + rest.split(end, 1)[1])
 
 
+def compiled_kernels_in_repo() -> bool:
+    """Whether the tfxc that the runs import (the one in REPO, their working directory) has its Cython kernels.
+
+    Asked in a child process started there, as the runs are: this process may import another checkout's tfxc
+    (an editable install points at one tree, and a worktree's runs import their own).
+    """
+    probe = ("import tfxc.kernels as k, tfxc.kernels.mach as m; "
+             "print(int(k.HAVE_COMPILED_KERNELS and m.HAVE_COMPILED_MACH))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    return out.returncode == 0 and out.stdout.strip() == "1"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="",
@@ -470,6 +482,9 @@ def main(argv=None):
                         help="interpreter with libpecos/napkinxc/omikuji installed")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per (data set, system) run")
     parser.add_argument("--update-markdown", default="", help="file whose bench:begin/end block gets the tables")
+    parser.add_argument("--allow-numpy-kernels", action="store_true",
+                        help="run even though the tfxc that the runs import lacks its compiled kernels (their "
+                             "NumPy fallbacks are slower, so the timings would not be tfxc's)")
     # Internal: run one tfxc system (a separate process per run).
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -484,6 +499,11 @@ def main(argv=None):
         args.out = os.path.join(REPO, "benchmarks", "work", "quick") if args.quick else os.path.join(REPO, "benchmarks")
     if args.quick:
         refuse_to_overwrite_published(args.out, args.update_markdown)
+    if not args.allow_numpy_kernels and not compiled_kernels_in_repo():
+        raise SystemExit(f"the tfxc in {REPO} has no compiled kernels (a fresh checkout or git worktree?): "
+                         "its MACH evaluation and metrics would run their NumPy fallbacks and the timings would "
+                         "not be tfxc's. Build them there (pip install -e . or python setup.py build_ext "
+                         "--inplace), or pass --allow-numpy-kernels")
 
     groups = {"real": REAL_DATASETS, "scale": SCALE_DATASETS, "all": list(DATASETS)}
     datasets = [name for d in args.datasets.split(",") if d for name in groups.get(d, [d])]

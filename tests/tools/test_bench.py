@@ -130,3 +130,12 @@ def test_scale_plot(tmp_path):
     bench = _bench_module()
     bench.plot_scale(_scale_results(), str(tmp_path / "scale.png"))
     assert (tmp_path / "scale.png").stat().st_size > 1000
+
+
+def test_runs_are_refused_when_the_compiled_kernels_are_missing(tmp_path, monkeypatch):
+    bench = _bench_module()
+    assert bench.compiled_kernels_in_repo()  # the test install builds them in place (pip install -e .)
+    monkeypatch.setattr(bench, "compiled_kernels_in_repo", lambda: False)
+    with pytest.raises(SystemExit, match="has no compiled kernels"):
+        bench.main(["--datasets", "medical", "--systems", "tfxc-softmax", "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
