@@ -204,15 +204,15 @@ def test_val_percent_carves_the_holdout_split_of_the_tool(shared_data, tmp_path)
     spec = importlib.util.spec_from_file_location("holdout_split", os.path.join(REPO, "tools", "holdout_split.py"))
     holdout_split = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(holdout_split)
-    info = convert(xc_config(shared_data, tmp_path / "bib", val_percent=10))
-    n_train, n_val = holdout_split.split(f"{shared_data}/bibtex/train.txt", None, str(tmp_path / "files"), 10, ":")
+    info = convert(xc_config(shared_data, tmp_path / "med", name="medical", val_percent=10))
+    n_train, n_val = holdout_split.split(f"{shared_data}/medical/train.txt", None, str(tmp_path / "files"), 10, ":")
     assert (info.num_points("train"), info.num_points("val")) == (n_train, n_val)
-    assert n_val == pytest.approx(488, abs=60) and info.num_points("test") == 2515
+    assert n_val == pytest.approx(33, abs=15) and info.num_points("test") == 645
     want = {split: list(XcBowReader(str(tmp_path / "files" / f"{split}.txt"))) for split in ("train", "val")}
     for split, rows in want.items():
         got = sorted(read_all(info.files(split)), key=lambda r: int(r["row_id"]))
         assert len(got) == len(rows)
-        for a, b in zip(got[::41], rows[::41]):
+        for a, b in zip(got, rows):
             np.testing.assert_array_equal(a["feat_idx"], b.feat_idx)
             np.testing.assert_array_equal(a["labels"], b.labels)
     # Label frequencies (and so propensities and PIFA) count the points left for training only.
@@ -220,11 +220,26 @@ def test_val_percent_carves_the_holdout_split_of_the_tool(shared_data, tmp_path)
 
 
 def test_val_percent_keeps_groups_together_and_checks_the_group_file(shared_data, tmp_path):
-    jsonl = f"{shared_data}/wordnet-hypernyms/train.jsonl"
-    info = convert(xc_config(shared_data, tmp_path / "hyp", name="wordnet-hypernyms", val_percent=10,
-                             val_groups=jsonl))
-    # The shared data's own 59,025 / 6,541 split by synset id (BENCHMARKS.md).
-    assert (info.num_points("train"), info.num_points("val")) == (59025, 6541)
+    import json
+
+    from tfxc.data.holdout import in_validation
+
+    # 60 groups of 4 near-identical points; the JSONL ids say which group a point is in.
+    ids = [f"n{g:08d}:{i + 1}" for g in range(60) for i in range(4)]
+    rows = [f"{g % 7} {g % 5}:0.5 {5 + i % 3}:0.5" for g in range(60) for i in range(4)]
+    xc, groups = tmp_path / "train.txt", tmp_path / "train.jsonl"
+    xc.write_text(f"{len(rows)} 8 7\n" + "\n".join(rows) + "\n")
+    groups.write_text("".join(json.dumps({"id": i}) + "\n" for i in ids))
+    config = load_config(None, ["data.format=xc", f"data.dir={tmp_path / 'out'}", f"data.train={xc}",
+                                "data.val_percent=25", f"data.val_groups={groups}"]).data
+    info = convert(config)
+    held_out = [g for g in range(60) if in_validation(f"n{g:08d}", 25)]
+    assert 0 < len(held_out) < 60
+    assert (info.num_points("train"), info.num_points("val")) == (4 * (60 - len(held_out)), 4 * len(held_out))
+    # The val split holds exactly the rows of the held-out groups.
+    want = sorted((g % 7, g % 5, 5 + i % 3) for g in held_out for i in range(4))
+    got = sorted((int(r["labels"][0]), *map(int, r["feat_idx"])) for r in read_all(info.files("val")))
+    assert got == want
     short = tmp_path / "short.jsonl"
     short.write_text('{"id": "a"}\n{"id": "b"}\n')
     with pytest.raises(DataError, match="short.jsonl has fewer points than"):

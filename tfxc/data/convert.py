@@ -211,7 +211,7 @@ def _sources(data_config, tmp_dir: str):
 
 
 def _write_carved(cfg, tmp: str, splits: dict) -> dict[str, SplitWriter]:
-    """Writes the train source into train and val splits by group (`data.val_percent`); pops splits["train"]."""
+    """Writes the train source into train and val splits by group (`data.val_percent`)."""
     from tfxc.data.holdout import group_keys, route
 
     if "val" in splits:
@@ -219,7 +219,7 @@ def _write_carved(cfg, tmp: str, splits: dict) -> dict[str, SplitWriter]:
                         "(a val/ directory in data.source_dir?)", path=cfg.source_dir or None)
     groups = cfg.val_groups or None
     writers = {"train": SplitWriter(tmp, "train", cfg.num_shards), "val": SplitWriter(tmp, "val", TEST_SHARDS)}
-    for to_val, row in route(splits.pop("train"), group_keys(groups, cfg.val_group_sep), cfg.val_percent,
+    for to_val, row in route(splits["train"], group_keys(groups, cfg.val_group_sep), cfg.val_percent,
                              source=cfg.train or "the train split", keys_source=groups):
         writers["val" if to_val else "train"].write(row)
     for writer in writers.values():
