@@ -313,10 +313,11 @@ class ModelDir:
         model = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed,
                                                                  model_dir=self.path, part=part))
         checkpoint = tf.train.Checkpoint(model=model)
-        if self.best() is not None:
+        selected = self.best()
+        if selected is not None:
             checkpoint.restore(os.path.join(self.best_dir, "ckpt")).expect_partial().assert_existing_objects_matched()
-            log.info("restored the selected weights of step %d (%s %.2f on val)", self.best()["step"],
-                     self.best()["metric"], self.best()["value"])
+            log.info("restored the selected weights of step %d (%s %.2f on val)", selected["step"],
+                     selected["metric"], selected["value"])
             return TrainedModel(config, model, info)
         try:
             restored = self.restore_newest_intact(
