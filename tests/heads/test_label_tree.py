@@ -123,6 +123,67 @@ def test_label_tree_head_contract(tmp_path):
                              "post_processor": "sigmoid"})
 
 
+def test_label_tree_head_contract_with_the_sparse_term(tmp_path):
+    # The sparse term carries each row's features beside h: restored, exported, served and mirrored alike.
+    run_head_test(tmp_path, {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2, "beam_size": 64,
+                             "post_processor": "sigmoid", "sparse_support": 6, "sparse_max_nnz": 16})
+
+
+def sparse_rows(seed):
+    import scipy.sparse
+
+    x = scipy.sparse.random(4, 20, density=0.3, random_state=seed, format="csr", dtype=np.float32)
+    return x, {"feat_idx": tf.RaggedTensor.from_row_splits(x.indices.astype(np.int64), x.indptr.astype(np.int64)),
+               "feat_val": tf.RaggedTensor.from_row_splits(x.data, x.indptr.astype(np.int64))}
+
+
+def test_the_sparse_block_keeps_the_largest_values_in_id_order():
+    from tfxc.encoders.sparse_input import PAD_FEATURE, sparse_input_block
+
+    idx = tf.ragged.constant([[9, 2, 5, 7], [4]], tf.int64)
+    val = tf.ragged.constant([[0.1, -0.9, 0.5, 0.3], [2.0]])
+    ids, values = sparse_input_block(idx, val, 3)
+    np.testing.assert_array_equal(ids.numpy(), [[2, 5, 7], [4, PAD_FEATURE, PAD_FEATURE]])
+    np.testing.assert_allclose(values.numpy(), [[-0.9, 0.5, 0.3], [2.0, 0.0, 0.0]])
+
+
+def test_the_sparse_term_adds_the_support_weights_of_the_row_features():
+    from tfxc.encoders.sparse_input import WithSparseInput
+    from tfxc.encoders.sparse_bow import SparseBowEncoder
+    from tfxc.tree.support import node_feature_support
+    import scipy.sparse
+
+    tree = small_tree()
+    z = scipy.sparse.random(12, 20, density=0.4, random_state=1, format="csr")
+    support = node_feature_support(tree, z, 3)
+    head = LabelTreeHead(tree, seed=1, beam_size=100, final_post_processor="noop", sparse_support=support,
+                         sparse_max_nnz=8)
+    encoder = WithSparseInput(SparseBowEncoder(num_features=20, embedding_dim=6, seed=2), 8)
+    encoder.build()
+    head.build((None, encoder.output_dim))
+    for t in range(3):
+        head.kernels[t].assign(tf.random.stateless_normal(head.kernels[t].shape, seed=[t, 9]))
+        head.sparse_kernels[t].assign(tf.random.stateless_normal(head.sparse_kernels[t].shape, seed=[t, 8]))
+    x, batch = sparse_rows(2)
+    features = encoder(batch)
+    scores, ids = head.top_k(features, 7)
+    # Reference: the last level's sparse weights as a dense [L, D] matrix; the beam keeps every node.
+    w = np.zeros((12, 20), np.float32)
+    rows = np.repeat(np.arange(12), 3)[support[2].ravel() >= 0]
+    w[rows, support[2].ravel()[support[2].ravel() >= 0]] = head.sparse_kernels[2].numpy().ravel()[
+        support[2].ravel() >= 0]
+    h = features.numpy()[:, :6]
+    exact = h @ head.kernels[2].numpy().T + head.biases[2].numpy() + x.toarray() @ w.T
+    want = np.argsort(-exact, axis=1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(ids.numpy(), want)
+    np.testing.assert_allclose(scores.numpy(), np.take_along_axis(exact, want, 1), rtol=1e-5, atol=1e-6)
+    # Training touches only the active nodes' sparse rows: the gradient is an IndexedSlices.
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(head.per_example_loss(features, tf.ragged.constant([[0], [4, 5], [11], [3]], tf.int64)))
+    assert isinstance(tape.gradient(loss, head.sparse_kernels[2]), tf.IndexedSlices)
+    assert any(v is head.sparse_kernels[2] for v in head.sparse_variables)
+
+
 def test_config_errors_name_the_key():
     from tfxc.errors import ConfigError
     from tfxc.heads.label_tree import LabelTreeHeadConfig

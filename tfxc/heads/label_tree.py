@@ -15,6 +15,14 @@ level's beam computed by the model being trained (matcher-aware negatives,
 `man`), optionally capped by sampling negatives. Only those rows of the node
 tables are gathered, so their gradients are row-sparse.
 
+With `sparse_support` > 0 every node also weighs the row's raw input features
+(the [X ⊕ E] ranker of XR-Transformer, §1.6 steps 3–5, here trained jointly
+with the rest): node c adds Σ_j u_cj · x[f_cj] over a fixed support f_c of
+input features, the top of its PIFA centroid (`tfxc.tree.support`). The
+encoder then carries the row's sparse features next to h
+(`tfxc.encoders.sparse_input`), and only the touched nodes' rows of u get
+gradients.
+
 Prediction is a beam search (§1.5): level 0 scores all its nodes; each next
 level scores the children of the `beam_size` best nodes, combining the child's
 transformed score with its parent's (the post-processor), and keeps the best;
@@ -36,6 +44,8 @@ log = logging.getLogger("tfxc.heads")
 
 # The tree of a model, saved in its directory when the model is first built and reused from then on.
 TREE_FILE = "label_tree.npz"
+# Likewise the input features each node weighs (`sparse_support`).
+SUPPORT_FILE = "node_feature_support.npz"
 LOSSES = ("squared_hinge", "weighted_squared_hinge", "bce", "softmax")
 POST_PROCESSORS = ("noop", "sigmoid", "log-sigmoid") + tuple(
     f"{log_}l{p}-hinge" for log_ in ("", "log-") for p in range(1, 5))
@@ -84,6 +94,11 @@ class LabelTreeHeadConfig:
         noop, sigmoid, log-sigmoid, lP-hinge or log-lP-hinge with P in 1..4 (§1.5).
       final_post_processor: the same for the last level ("": post_processor). PECOS's
         XR-Transformer rankers use "noop": the raw label score, within the beam.
+      sparse_support: > 0 adds a sparse linear term over the input features to every node's
+        score, on this many features per node (the largest of its PIFA centroid); needs
+        sparse inputs (bag of words, TF-IDF). 0: the node scores read only the encoder's output.
+      sparse_max_nnz: with sparse_support, the input features per row the term reads (a row
+        with more keeps its sparse_max_nnz largest |values|).
     """
 
     name: str = "label_tree"
@@ -105,6 +120,8 @@ class LabelTreeHeadConfig:
     beam_size: int = 10
     post_processor: str = "l3-hinge"
     final_post_processor: str = ""
+    sparse_support: int = 0
+    sparse_max_nnz: int = 64
 
     def validate(self, path: str) -> None:
         if self.max_leaf_size < 1 or self.nr_splits < 2 or self.min_codes < 0 or self.kmeans_max_iter < 1:
@@ -121,6 +138,9 @@ class LabelTreeHeadConfig:
                                     ("final_post_processor", self.final_post_processor or "noop", POST_PROCESSORS)):
             if value not in options:
                 raise ConfigError(f"{path}.{key} '{value}' is not one of {', '.join(options)}")
+        if self.sparse_support < 0 or self.sparse_max_nnz < 1:
+            raise ConfigError(f"{path}: sparse_support ({self.sparse_support}) must be >= 0 and sparse_max_nnz "
+                              f"({self.sparse_max_nnz}) >= 1")
         if self.tree_file and not self.tree_file.endswith((".npz", ".tsv")):
             raise ConfigError(f"{path}.tree_file '{self.tree_file}' must be a saved tree (.npz) or a taxonomy (.tsv)")
 
@@ -194,6 +214,38 @@ def load_or_build_tree(config: LabelTreeHeadConfig, context):
     return tree
 
 
+def load_or_build_support(config: LabelTreeHeadConfig, context, tree) -> list | None:
+    """The nodes' input features for `sparse_support` (None without it): the model directory's copy,
+    else the top of each node's PIFA centroid, saved in the model directory like the tree."""
+    from tfxc.data.info import DatasetInfo
+    from tfxc.encoders.sparse_input import PAD_FEATURE
+    from tfxc.errors import DataError
+    from tfxc.tree import cached_split_pifa
+    from tfxc.tree.support import load_support, node_feature_support, save_support
+
+    if not config.sparse_support:
+        return None
+    if context.num_features >= PAD_FEATURE:
+        raise ConfigError(f"model.head.sparse_support handles at most {PAD_FEATURE - 1} input features; the data has "
+                          f"{context.num_features}")
+    saved = os.path.join(context.model_dir, SUPPORT_FILE) if context.model_dir else None
+    if saved and os.path.exists(saved):
+        support = load_support(saved)
+    elif context.data_dir:
+        support = node_feature_support(tree, cached_split_pifa(DatasetInfo.load(context.data_dir)),
+                                       config.sparse_support)
+    else:
+        raise ConfigError("model.head.sparse_support picks each node's features from the training data: train "
+                          "the model first")
+    shapes = [(size, config.sparse_support) for size in tree.sizes]
+    if [s.shape for s in support] != shapes:
+        raise DataError(f"the node feature support has shapes {[s.shape for s in support]}, the tree and "
+                        f"sparse_support need {shapes}", path=saved)
+    if saved and not os.path.exists(saved):
+        save_support(saved, support)
+    return support
+
+
 class LabelTreeHead(Head):
     """Per-level node scorers over a label tree (see the module docstring).
 
@@ -202,6 +254,9 @@ class LabelTreeHead(Head):
       negatives, max_active, loss, reduction, dense_level_max, use_bias, init_stddev, beam_size,
         post_processor, final_post_processor: as in `LabelTreeHeadConfig`.
       seed: seeds the node initialisers and the negative sampling.
+      sparse_support: None, or per level int32 [K_t, S]: the input features each node weighs
+        (−1 padded; `tfxc.tree.support`). The features are then [h, the row's sparse block]
+        of `WithSparseInput` with width `sparse_max_nnz`.
 
     Call returns the features unchanged (float32 [B, dim]): which nodes are
     scored depends on the labels, so scoring happens in `per_example_loss`.
@@ -213,8 +268,10 @@ class LabelTreeHead(Head):
     def __init__(self, tree, negatives="tfn+man", max_active=0, loss="squared_hinge", reduction="mean",
                  dense_level_max=16384,
                  use_bias=True, init_stddev=0.02, beam_size=10, post_processor="l3-hinge", final_post_processor="",
-                 seed=None, **kwargs):
+                 seed=None, sparse_support=None, sparse_max_nnz=64, **kwargs):
         super().__init__(tree.num_labels, **kwargs)
+        self.sparse_support = sparse_support
+        self.sparse_max_nnz = sparse_max_nnz if sparse_support is not None else 0
         self.tree = tree
         self.sizes = tree.sizes
         self.negatives, self.max_active, self.loss, self.reduction = negatives, max_active, loss, reduction
@@ -227,11 +284,21 @@ class LabelTreeHead(Head):
     def from_config_dataclass(cls, config: LabelTreeHeadConfig, context):
         options = {key: getattr(config, key) for key in (
             "negatives", "max_active", "loss", "reduction", "dense_level_max", "use_bias", "init_stddev", "beam_size",
-            "post_processor", "final_post_processor")}
-        return cls(load_or_build_tree(config, context), seed=context.seed, name="head", **options)
+            "post_processor", "final_post_processor", "sparse_max_nnz")}
+        tree = load_or_build_tree(config, context)
+        return cls(tree, seed=context.seed, sparse_support=load_or_build_support(config, context, tree), name="head",
+                   **options)
+
+    def make_encoder(self, encoder_config, context):
+        encoder = super().make_encoder(encoder_config, context)
+        if self.sparse_support is None:
+            return encoder
+        from tfxc.encoders.sparse_input import WithSparseInput
+
+        return WithSparseInput(encoder, self.sparse_max_nnz, name="encoder")
 
     def build(self, input_shape):
-        dim = input_shape[-1]
+        dim = input_shape[-1] - 2 * self.sparse_max_nnz
         # Weights are plain attributes, not list items: tf.train.Checkpoint does not see into Keras 3's
         # tracked lists (see `SparseBowEncoder`).
         for t, size in enumerate(self.sizes):
@@ -252,6 +319,14 @@ class LabelTreeHead(Head):
                 setattr(self, f"ancestors_{t}", self.add_weight(
                     shape=ancestors.shape, dtype="int32", trainable=False, name=f"ancestors_{t}",
                     initializer=keras.initializers.Constant(ancestors)))
+            if self.sparse_support is not None:
+                support = self.sparse_support[t]
+                setattr(self, f"support_{t}", self.add_weight(
+                    shape=support.shape, dtype="int32", trainable=False, name=f"support_{t}",
+                    initializer=keras.initializers.Constant(support)))
+                # Zero: the sparse term starts silent and grows where the input features help.
+                setattr(self, f"sparse_kernel_{t}", self.add_weight(
+                    shape=support.shape, name=f"sparse_kernel_{t}", initializer="zeros"))
         if self.tree.leaf_labels is not None:  # a tree over some of the labels: label <-> last-level node
             self.leaf_labels = self.add_weight(
                 shape=self.tree.leaf_labels.shape, dtype="int32", trainable=False, name="leaf_labels",
@@ -266,7 +341,8 @@ class LabelTreeHead(Head):
         self.built = True
 
     def _levels(self, kind: str) -> list:
-        """The per-level variables `kind`_t (None where a level has none): kernel, bias, children, ancestors."""
+        """The per-level variables `kind`_t (None where a level has none): kernel, bias, children, ancestors,
+        support, sparse_kernel."""
         return [getattr(self, f"{kind}_{t}", None) for t in range(len(self.sizes))]
 
     @property
@@ -276,6 +352,14 @@ class LabelTreeHead(Head):
     @property
     def biases(self) -> list:
         return self._levels("bias")
+
+    @property
+    def support_levels(self) -> list:
+        return self._levels("support")
+
+    @property
+    def sparse_kernels(self) -> list:
+        return self._levels("sparse_kernel")
 
     @property
     def children(self) -> list:
@@ -289,28 +373,67 @@ class LabelTreeHead(Head):
         return features
 
     # === Scoring ===
-    def _node_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor, whole=None) -> tf.Tensor:
-        """v = w_c·h + b_c for nodes int32 [B, C] (negative ids give 0) -> float32 [B, C].
+    def _encoding(self, features: tf.Tensor) -> tf.Tensor:
+        """h, float32 [B, dim]: the encoder's part of the features (all of them without `sparse_support`)."""
+        if self.sparse_support is None:
+            return features
+        return features[:, :features.shape[-1] - 2 * self.sparse_max_nnz]
 
-        With `whole`, the logits of every node of the level (float32 [B, K], one
-        matmul: the better deal when the level has fewer nodes than the batch
-        touches, since BLAS runs far faster than the memory-bound gather of [B, C, dim]
-        vectors), the rows' nodes are picked from it. Otherwise the rows' vectors are
-        gathered from the raw variable, which keeps the gradient an IndexedSlices over
-        the touched rows.
+    def _sparse_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor) -> tf.Tensor:
+        """Σ_j u_cj · x[f_cj] for nodes int32 [B, C] (negative ids give 0) -> float32 [B, C].
+
+        x is the row's sparse block (ids ascending), so each support feature f_cj is
+        found by binary search: B·C·S lookups, all static shapes (XLA-friendly).
+        """
+        from tfxc.encoders.sparse_input import split_sparse_input
+
+        _, ids, values = split_sparse_input(features, self.sparse_max_nnz)
+        safe = tf.maximum(nodes, 0)
+        wanted = tf.gather(self.support_levels[level].value, safe)                  # [B, C, S], −1 padded
+        shape = tf.shape(wanted)
+        flat = tf.reshape(wanted, [shape[0], -1])
+        slot = tf.minimum(tf.searchsorted(ids, flat), self.sparse_max_nnz - 1)
+        found = (tf.gather(ids, slot, batch_dims=1) == flat) & (flat >= 0)
+        x = tf.reshape(tf.where(found, tf.gather(values, slot, batch_dims=1), 0.0), shape)
+        logits = tf.reduce_sum(tf.gather(self.sparse_kernels[level].value, safe) * x, axis=-1)
+        return tf.where(nodes >= 0, logits, 0.0)
+
+    def _node_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor, whole=None) -> tf.Tensor:
+        """v = w_c·h + b_c (+ the sparse term) for nodes int32 [B, C] (negative ids give 0) -> float32 [B, C].
+
+        With `whole`, the encoder-feature logits of every node of the level (float32
+        [B, K], one matmul: the better deal when the level has fewer nodes than the
+        batch touches, since BLAS runs far faster than the memory-bound gather of
+        [B, C, dim] vectors), the rows' nodes are picked from it. Otherwise the rows'
+        vectors are gathered from the raw variable, which keeps the gradient an
+        IndexedSlices over the touched rows.
         """
         safe = tf.maximum(nodes, 0)
         if whole is not None:
-            return tf.gather(whole, safe, batch_dims=1)
-        logits = tf.einsum("bd,bcd->bc", features, tf.gather(self.kernels[level].value, safe))
-        if self.use_bias:
-            logits += tf.gather(self.biases[level].value, safe)
+            logits = tf.gather(whole, safe, batch_dims=1)
+        else:
+            logits = tf.einsum("bd,bcd->bc", self._encoding(features), tf.gather(self.kernels[level].value, safe))
+            if self.use_bias:
+                logits += tf.gather(self.biases[level].value, safe)
+        if self.sparse_support is not None:
+            logits += self._sparse_logits(features, level, nodes)
         return logits
 
     def _level_logits(self, features: tf.Tensor, level: int) -> tf.Tensor:
-        """Logits of every node of a level, float32 [B, K_level]."""
-        logits = tf.matmul(features, self.kernels[level].value, transpose_b=True)
+        """The encoder-feature logits w_c·h + b_c of every node of a level, float32 [B, K_level].
+
+        Without the sparse term, which `_node_logits` adds for the nodes a row needs.
+        """
+        logits = tf.matmul(self._encoding(features), self.kernels[level].value, transpose_b=True)
         return logits + self.biases[level].value if self.use_bias else logits
+
+    def _top_level_logits(self, features: tf.Tensor, whole: dict) -> tf.Tensor:
+        """Every logit of level 0, float32 [B, K_0] (from `whole` when it has them)."""
+        logits = whole[0] if 0 in whole else self._level_logits(features, 0)
+        if self.sparse_support is None:
+            return logits
+        nodes = tf.tile(tf.range(self.sizes[0])[None, :], [tf.shape(features)[0], 1])
+        return self._node_logits(features, 0, nodes, logits)
 
     def _dense_in_training(self, level: int) -> bool:
         return self.sizes[level] <= self.dense_level_max
@@ -326,8 +449,7 @@ class LabelTreeHead(Head):
         """
         levels = levels or len(self.sizes)
         whole = dict(whole or {})
-        scores = whole[0] if 0 in whole else self._level_logits(features, 0)
-        scores = post_process(self.post_processors[0], scores, None)
+        scores = post_process(self.post_processors[0], self._top_level_logits(features, whole), None)
         width = k if levels == 1 else self.beam_size
         scores, ids = tf.math.top_k(scores, tf.minimum(width, self.sizes[0]))
         kept = min(self.beam_size, self.sizes[0])  # static beam width (k may be a tensor: only the last level)
@@ -452,15 +574,18 @@ class LabelTreeHead(Head):
             counts = tf.where(nodes >= 0, counts, 0)
             if self.max_active and t not in whole:  # the cap saves gathers; a level scored whole gains nothing
                 nodes, counts = self._cap(nodes, counts, t)
-            logits = whole[0] if t == 0 else self._node_logits(features, t, nodes, whole.get(t))
+            logits = self._top_level_logits(features, whole) if t == 0 else self._node_logits(
+                features, t, nodes, whole.get(t))
             total += self._level_loss(logits, counts, nodes >= 0, t)
         return total
 
     @property
     def sparse_variables(self) -> list:
         gathered = [t for t in range(1, len(self.sizes)) if not self._dense_in_training(t)]
-        return [self.kernels[t] for t in gathered] + ([self.biases[t] for t in gathered] if self.use_bias else [])
+        sparse = [v for v in self.sparse_kernels if v is not None]  # always gathered, row by node
+        return ([self.kernels[t] for t in gathered] + ([self.biases[t] for t in gathered] if self.use_bias else [])
+                + sparse)
 
     def get_config(self):
         return {**super().get_config(), "sizes": self.sizes, "beam_size": self.beam_size, "loss": self.loss,
-                "reduction": self.reduction}
+                "reduction": self.reduction, "sparse_max_nnz": self.sparse_max_nnz}

@@ -1,0 +1,35 @@
+"""Node feature supports: the top of each node's PIFA centroid, by hand."""
+
+import numpy as np
+import scipy.sparse
+
+from tfxc.tree import LabelTree
+from tfxc.tree.support import load_support, node_feature_support, save_support, top_features_per_row
+
+
+def test_top_features_by_value_then_id_and_positive_only():
+    m = scipy.sparse.csr_matrix(np.array([[0.2, 0.0, 0.5, 0.2, -1.0], [0.0, 0.0, 0.0, 0.0, 0.3]], np.float32))
+    np.testing.assert_array_equal(top_features_per_row(m, 3), [[2, 0, 3], [4, -1, -1]])
+
+
+def test_every_level_weighs_the_top_features_of_the_labels_below(tmp_path):
+    # 4 labels in 2 clusters {0, 1} and {2, 3}.
+    tree = LabelTree.from_leaf_codes(np.array([0, 0, 1, 1]), 2, nr_splits=2)
+    z = np.array([[0.8, 0.6, 0.0, 0.0],
+                  [0.0, 0.6, 0.8, 0.0],
+                  [0.0, 0.0, 0.0, 1.0],
+                  [0.6, 0.0, 0.0, 0.8]], np.float32)
+    support = node_feature_support(tree, z, 2)
+    assert tree.sizes == [2, 4]
+    # Cluster 0 sums to [0.8, 1.2, 0.8, 0]: feature 1, then 0 before 2 (a tie goes to the lower id).
+    np.testing.assert_array_equal(support[0], [[1, 0], [3, 0]])
+    np.testing.assert_array_equal(support[1], [[0, 1], [2, 1], [3, -1], [3, 0]])
+    save_support(str(tmp_path / "s.npz"), support)
+    for got, want in zip(load_support(str(tmp_path / "s.npz")), support):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_tree_over_some_labels_reads_their_rows():
+    tree = LabelTree.from_leaf_codes(np.array([0, 1]), 2, nr_splits=2).over_labels(np.array([1, 3]), 4)
+    z = np.eye(4, dtype=np.float32)
+    np.testing.assert_array_equal(node_feature_support(tree, z, 1)[-1], [[1], [3]])
