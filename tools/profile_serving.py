@@ -4,7 +4,9 @@
 
 Builds the serving module of a trained model in process (as `tfxc.export` does) and times, as separate
 tf.functions on one 4-feature row, medians over --calls: a trivial tf.function (the fixed cost of calling
-TensorFlow from Python), the encoder, the head's `top_k` on fixed features, and the whole serving function.
+TensorFlow from Python), the input checks, the encoder, the head's `top_k` on fixed features (and its XLA
+compilation, for heads that serve with it), the whole serving function and, with --saved-model, the
+exported signature.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def main():
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--saved-model", default="", help="also time this export's serving_default signature")
     args = parser.parse_args()
     trained = ModelDir(args.model_dir).restore(need_rows=False)
     model, info = trained.model, trained.info
@@ -40,8 +43,19 @@ def main():
     features = encoder(idx, val, splits)
     head = tf.function(lambda h: model.head.top_k(h, args.k))
     trivial = tf.function(lambda v: v + 1)
-    stages = {"trivial tf.function": lambda: trivial(val), "encoder": lambda: encoder(idx, val, splits),
-              "head top_k": lambda: head(features), "serving function": lambda: module.serve(idx, val, splits)}
+    def checked(i, v, s):
+        with tf.control_dependencies(module._input_checks(i, v, s, args.k)):
+            return tf.identity(i)
+
+    checks = tf.function(checked)
+    stages = {"trivial tf.function": lambda: trivial(val), "input checks": lambda: checks(idx, val, splits),
+              "encoder": lambda: encoder(idx, val, splits), "head top_k": lambda: head(features)}
+    if module._compiled_head_top_k is not None:
+        stages["head top_k (XLA)"] = lambda: module._compiled_head_top_k(features)
+    stages["serving function"] = lambda: module.serve(idx, val, splits)
+    if args.saved_model:
+        signature = tf.saved_model.load(args.saved_model).signatures["serving_default"]
+        stages["SavedModel signature"] = lambda: signature(feat_idx=idx, feat_val=val, row_splits=splits)
     for name, fn in stages.items():
         print(f"  {name:22s} {median_ms(fn, args.calls):7.3f} ms")
 
