@@ -16,6 +16,7 @@ class BuildContext:
       num_labels: size of the label space L.
       seed: `runtime.seed`; seeds initialisers and dropout (None: Keras' global seed).
       label_freq: int64 [L], the train split's label counts (None when not known).
+      num_points: the train split's size (0 when not known).
       model_dir: the directory of the model being built, where a head keeps assets
         that must stay fixed for the model's life (e.g. MACH's label->bucket lookup);
         None for a throwaway model.
@@ -34,10 +35,12 @@ class BuildContext:
     model_dir: str | None = None
     part: int | None = None
     data_dir: str | None = None
+    num_points: int = 0
 
     @classmethod
     def from_info(cls, info, *, seed: int | None, model_dir: str | None = None,
                   part: int | None = None) -> "BuildContext":
         """The context of a converted data set (`tfxc.data.info.DatasetInfo`)."""
         return cls(num_features=info.num_features, num_labels=info.num_labels, seed=seed,
-                   label_freq=info.label_freq, model_dir=model_dir, part=part, data_dir=info.dir)
+                   label_freq=info.label_freq, model_dir=model_dir, part=part, data_dir=info.dir,
+                   num_points=int(info.splits.get("train", {}).get("num_points", 0)))

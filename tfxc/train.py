@@ -2,6 +2,10 @@
 
 Trains (or resumes) a model, then evaluates it on the test split and prints P@1/P@3/P@5.
 
+Without a config, `--train TRAIN [--test TEST] [--val VAL]` picks the format from
+the file names, converts the data and trains the recipe that `tfxc.recipe` reads
+off it (printed, and kept as MODEL_DIR/config.json for `--config` later).
+
 Heads trained in independent parts (MACH repetitions): `--num-parts` prints how
 many there are, `--part r` trains part r alone (in MODEL_DIR/parts/part-NNN),
 `--merge-parts` assembles the finished parts into the model; `train.sh` runs
@@ -16,6 +20,7 @@ import sys
 
 from tfxc.cli import add_config_args, main_wrapper, setup_logging
 from tfxc.config import config_to_json, load_config
+from tfxc.errors import ConfigError
 
 
 def default_model_dir(config_path: str | None) -> str:
@@ -31,6 +36,14 @@ def main(argv=None):
                                             "(default: runs/<config name>)")
     parser.add_argument("--data-dir", help="dense features: a directory of {train,val,test}/features.npy + "
                                            "labels.npy (shorthand for --set data.source_dir=DIR)")
+    recipe = parser.add_argument_group("training without a config (the recipe of tfxc.recipe)")
+    recipe.add_argument("--train", help="train source: .txt/.svm (Extreme Classification Repository), .npz (PECOS "
+                                        "X; Y beside it), .jsonl (text), .npy or a directory (dense)")
+    recipe.add_argument("--test", default="", help="test source, in the format of --train")
+    recipe.add_argument("--val", default="", help="validation source (default: 10%% of --train, held out)")
+    for split in ("train", "test", "val"):
+        recipe.add_argument(f"--{split}-labels", default="", help=argparse.SUPPRESS)
+    recipe.add_argument("--label-names", default="", help="labels.txt: one label name per line")
     parser.add_argument("--print-config", action="store_true",
                         help="print the fully resolved config (every default included) and exit")
     parser.add_argument("--num-parts", action="store_true",
@@ -52,8 +65,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.repetition is not None or args.merge_repetitions:
         parser.error("--repetition R and --merge-repetitions are now --part R and --merge-parts")
-    if not args.config:
-        parser.error("--config is required: a JSON experiment config, e.g. configs/quickstart.json")
+    if args.config and args.train:
+        parser.error("give either --config or --train (a recipe chosen from the data), not both")
+    if not args.config and not args.train:
+        parser.error("--config (a JSON experiment config, e.g. configs/quickstart.json) or --train (a data file: "
+                     "tfxc chooses the recipe) is required")
+    if args.train:
+        return train_recipe(args)
     overrides = list(args.overrides) + ([f"data.source_dir={args.data_dir}"] if args.data_dir else [])
     config = load_config(args.config, overrides)
     if args.print_config:
@@ -66,10 +84,8 @@ def main(argv=None):
         return 0
     setup_logging(args.verbose)
     from tfxc.data.convert import ensure_converted
-    from tfxc.eval.evaluator import format_metrics
     from tfxc.training.distribute import make_strategy
     from tfxc.training.parts import merge_parts
-    from tfxc.training.trainer import Trainer
 
     model_dir = args.model_dir or default_model_dir(args.config)
     strategy = make_strategy(config.runtime)  # first: logical devices must precede TF's start-up
@@ -77,6 +93,51 @@ def main(argv=None):
     if args.merge_parts:
         merge_parts(config, model_dir, info)
         return 0
+    return run_training(config, model_dir, info, strategy, args)
+
+
+def train_recipe(args) -> int:
+    """--train without --config: convert, choose the recipe from the data, print it, train it."""
+    import hashlib
+
+    from tfxc.config.loading import load_config_data
+    from tfxc.data.convert import ensure_converted
+    from tfxc.recipe import data_section, recipe_config
+    from tfxc.training.distribute import make_strategy
+
+    if args.part is not None or args.merge_parts or args.num_parts:
+        raise ConfigError("--part, --merge-parts and --num-parts are for configs whose head trains in parts; the "
+                          "recipe's heads train whole")
+    stem = os.path.basename(args.train.rstrip("/")).split(".")[0] or "data"
+    model_dir = args.model_dir or os.path.join("runs", stem)
+    # One converted directory per train source (by its absolute path), shared by the runs that read it.
+    key = hashlib.sha256(os.path.abspath(args.train).encode()).hexdigest()[:8]
+    data = data_section(args.train, args.test, args.val, data_dir=os.path.join("runs", "data", f"{stem}-{key}"),
+                        train_labels=args.train_labels, test_labels=args.test_labels, val_labels=args.val_labels,
+                        label_names=args.label_names)
+    # The data and the runtime come before the recipe: the strategy must exist before anything starts
+    # TensorFlow (the conversion does), and the recipe reads the converted data.
+    early = [o for o in args.overrides if o.split("=", 1)[0].strip().startswith(("data.", "runtime."))]
+    base = load_config_data({"data": data}, early, origin="--train")
+    setup_logging(args.verbose)
+    strategy = None if args.print_config else make_strategy(base.runtime)
+    info = ensure_converted(base.data)
+    chosen, reasons = recipe_config(data, info)
+    config = load_config_data(chosen, args.overrides, origin="the recipe")
+    if args.print_config:
+        sys.stdout.write(config_to_json(config))
+        return 0
+    print("recipe (tfxc.recipe):\n" + "\n".join(f"  {line}" for line in reasons))
+    if args.overrides:
+        print("  then --set " + " ".join(args.overrides))
+    print(f"the whole config is kept as {os.path.join(model_dir, 'config.json')}; edit it and train with --config")
+    return run_training(config, model_dir, info, strategy, args)
+
+
+def run_training(config, model_dir: str, info, strategy, args) -> int:
+    from tfxc.eval.evaluator import format_metrics
+    from tfxc.training.trainer import Trainer
+
     trainer = Trainer(config, model_dir, info, strategy, part=args.part,
                       allow_changed_config=args.allow_changed_config)
     metrics = trainer.train()

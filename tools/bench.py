@@ -110,6 +110,9 @@ DATASETS = {
     **{f"synthetic-{num_labels:.0e}".replace("+0", ""): Dataset(systems, num_labels=num_labels)
        for num_labels, systems in SCALE_SYSTEMS.items()},
 }
+# Every data set also runs tfxc without a config: `tfxc.train --train X.trn.npz --test X.tst.npz` (the recipe
+# of `tfxc.recipe`, chosen from the data; the same matrices the peers read).
+RECIPE_SYSTEM = "tfxc-recipe"
 REAL_DATASETS = [name for name, d in DATASETS.items() if not d.num_labels]
 SCALE_DATASETS = [name for name, d in DATASETS.items() if d.num_labels]
 # --quick: two small sets, and tfxc trains for 200 steps only (a smoke test of the harness).
@@ -179,6 +182,10 @@ def run_system(dataset: str, system: str, data_dir: str, work: str, args) -> dic
     if system in PEERS:
         cmd = [args.peer_python, os.path.join(REPO, "tools", "bench_peers.py"), "--system", system,
                "--data", data_dir, "--work", work, "--k", str(K)]
+    elif system == RECIPE_SYSTEM:
+        sets = [f"--set={o}" for o in (QUICK_OVERRIDES if args.quick else [])]
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--data", data_dir, "--work", work, *sets]
+        record["config"] = "recipe"
     else:
         config = DATASETS[dataset].systems[system]
         overrides = DATASETS[dataset].overrides(dataset, args.out) + (QUICK_OVERRIDES if args.quick else [])
@@ -227,12 +234,17 @@ def tfxc_worker(args) -> None:
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     model_dir, saved = os.path.join(work, "model"), os.path.join(work, "savedmodel")
-    config = load_config(args.config, args.overrides)
     sets = [f"--set={o}" for o in args.overrides]
     quiet = {"cwd": REPO, "check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     launched = time.time()  # wall clock, comparable with the repetitions' file times below
-    parts = num_parts(config.model)
-    if parts > 1:
+    # No --config: the recipe (one part); its data conversion happens inside tfxc.train, outside train_seconds.
+    parts = num_parts(load_config(args.config, args.overrides).model) if args.config else 1
+    if not args.config:
+        subprocess.run([sys.executable, "-m", "tfxc.train", "--train", os.path.join(args.data, "X.trn.npz"),
+                        "--test", os.path.join(args.data, "X.tst.npz"), "--model-dir", model_dir, *sets], **quiet)
+        with open(os.path.join(model_dir, "metrics.json"), encoding="utf-8") as f:
+            train_s = json.load(f)["train_seconds"]
+    elif parts > 1:
         # Heads trained in independent parts (MACH's repetitions) train as separate processes, two at a time
         # (train.sh), which then merges them and evaluates the merged model.
         env = dict(os.environ, PYTHON=sys.executable, TFXC_NO_TMUX="1")
@@ -520,7 +532,7 @@ def main(argv=None):
             results = json.load(f)
     for dataset in datasets:
         data_dir = prepare(dataset, args.shared_data, args.out)
-        systems = list(DATASETS[dataset].systems) + list(PEERS)
+        systems = list(DATASETS[dataset].systems) + [RECIPE_SYSTEM] + list(PEERS)
         for system in [s for s in systems if not wanted or s in wanted]:
             work = os.path.join(args.out, "work", dataset, system)
             print(f"[bench] {dataset} / {system} ...", flush=True)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tfxc._tf import tf
+import numpy as np
+
+from tfxc._tf import keras, tf
 from tfxc.errors import ConfigError
+from tfxc.eval.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
 from tfxc.heads.base import Head, positive_logits
 
 # Labels scored per matmul in `top_k` (bounds the [B, chunk] temporary).
@@ -43,16 +46,37 @@ def chunked_top_k(chunk_logits, num_labels: int, k, chunk: int = TOP_K_LABEL_CHU
     return vals, ids, lse
 
 
-def softmax_cross_entropy(logits: tf.Tensor, labels: tf.RaggedTensor, label_smoothing: float = 0.0) -> tf.Tensor:
-    """−(1/|y|) Σ_{l∈y} log softmax(z)_l per row (0 for rows without labels), float32 [B].
+def positive_label_weights(label_freq, num_points: int, power: float) -> np.ndarray:
+    """float32 [L]: (1/p_l)^power per label, p_l its propensity (Jain et al., KDD 2016; A=0.55, B=1.5),
+    scaled so that the training label occurrences weigh 1 on average (the loss keeps its scale)."""
+    from tfxc.errors import DataError
 
-    With label smoothing ε the target is (1−ε)·uniform-over-y + ε/L. Only the
-    positive logits are gathered; no dense [B, L] target is built.
+    if label_freq is None or num_points < MIN_POINTS_FOR_PROPENSITIES:
+        raise DataError("propensity_weight needs the train split's label counts and size")
+    weights = (1.0 / propensities(label_freq, num_points)) ** power
+    occurrences = np.asarray(label_freq, np.float64)
+    mean = float(np.sum(weights * occurrences) / max(np.sum(occurrences), 1.0))
+    return (weights / max(mean, 1e-12)).astype(np.float32)
+
+
+def softmax_cross_entropy(logits: tf.Tensor, labels: tf.RaggedTensor, label_smoothing: float = 0.0,
+                          label_weights: tf.Tensor | None = None) -> tf.Tensor:
+    """−Σ_{l∈y} t_l log softmax(z)_l per row (0 for rows without labels), float32 [B].
+
+    The target t is uniform over the row's labels y, or proportional to
+    `label_weights` (float32 [L]) over them. With label smoothing ε the target
+    is (1−ε)·t + ε/L. Only the positive logits are gathered; no dense [B, L]
+    target is built.
     """
     lse = tf.reduce_logsumexp(logits, axis=1)
     pos = positive_logits(logits, labels)
-    count = tf.cast(pos.row_lengths(), logits.dtype)
-    target_term = tf.reduce_sum(pos, axis=1) / tf.maximum(count, 1.0)
+    if label_weights is None:
+        count = tf.cast(pos.row_lengths(), logits.dtype)
+        target_term = tf.reduce_sum(pos, axis=1) / tf.maximum(count, 1.0)
+    else:
+        weights = labels.with_values(tf.gather(label_weights, labels.values))
+        count = tf.reduce_sum(weights, axis=1)
+        target_term = tf.reduce_sum(pos * weights, axis=1) / tf.maximum(count, 1e-12)
     loss = (1.0 - label_smoothing) * (lse - target_term)
     if label_smoothing:
         loss += label_smoothing * (lse - tf.reduce_mean(logits, axis=1))
@@ -66,13 +90,22 @@ class OneVsAllHeadConfig:
     Attributes:
       name: "one_vs_all".
       use_bias: learn a bias per label.
+      propensity_weight: α ≥ 0: a positive of label l weighs (1/p_l)^α in the loss, p_l the
+        label's propensity (Jain et al., KDD 2016): α > 0 leans toward the rare labels
+        that PSP@k rewards; 0 weighs all alike.
     """
 
     name: str = "one_vs_all"
     use_bias: bool = True
+    propensity_weight: float = 0.0
 
     def validate(self, path: str) -> None:
-        pass
+        _check_propensity_weight(self, path)
+
+
+def _check_propensity_weight(config, path: str) -> None:
+    if not 0.0 <= config.propensity_weight <= 2.0:
+        raise ConfigError(f"{path}.propensity_weight ({config.propensity_weight}) must be in [0, 2]")
 
 
 @dataclass(frozen=True)
@@ -83,29 +116,49 @@ class SoftmaxHeadConfig:
       name: "softmax".
       use_bias: learn a bias per label.
       label_smoothing: mix the target distribution with the uniform one.
+      propensity_weight: α ≥ 0: the target over a row's labels is proportional to (1/p_l)^α
+        instead of uniform (see `OneVsAllHeadConfig`).
     """
 
     name: str = "softmax"
     use_bias: bool = True
     label_smoothing: float = 0.0
+    propensity_weight: float = 0.0
 
     def validate(self, path: str) -> None:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"{path}.label_smoothing ({self.label_smoothing}) must be in [0, 1)")
+        _check_propensity_weight(self, path)
 
 
 class DenseLabelHead(Head):
-    """Shared parts of heads with a [dim, L] kernel: logits and chunked top-k."""
+    """Shared parts of heads with a [dim, L] kernel: logits, chunked top-k, positive label weights.
 
-    def __init__(self, num_labels: int, use_bias: bool = True, **kwargs):
+    `label_weights` (float32 [L], or None) weigh each label's positives in the loss;
+    they are a non-trainable weight of the model, so a restored model keeps them.
+    """
+
+    def __init__(self, num_labels: int, use_bias: bool = True, label_weights=None, **kwargs):
         super().__init__(num_labels, **kwargs)
         self.use_bias = use_bias
+        self._initial_label_weights = label_weights
+
+    @classmethod
+    def label_weights_for(cls, config, context):
+        if not config.propensity_weight:
+            return None
+        return positive_label_weights(context.label_freq, context.num_points, config.propensity_weight)
 
     def build(self, input_shape):
         dim = input_shape[-1]
         self.kernel = self.add_weight(shape=(dim, self.num_labels), name="kernel", initializer="glorot_uniform")
         self.bias = (self.add_weight(shape=(self.num_labels,), name="bias", initializer="zeros")
                      if self.use_bias else None)
+        self.label_weights = None
+        if self._initial_label_weights is not None:
+            self.label_weights = self.add_weight(
+                shape=(self.num_labels,), name="label_weights", trainable=False,
+                initializer=keras.initializers.Constant(self._initial_label_weights))
         self.built = True
 
     def call(self, features, training=False):
@@ -140,10 +193,17 @@ class OneVsAllHead(DenseLabelHead):
     @classmethod
     def from_config_dataclass(cls, config: OneVsAllHeadConfig, context):
         # context.seed is unused: the Glorot initialiser draws from Keras' global seed (runtime.seed).
-        return cls(context.num_labels, use_bias=config.use_bias, name="head")
+        return cls(context.num_labels, use_bias=config.use_bias, label_weights=cls.label_weights_for(config, context),
+                   name="head")
 
     def per_example_loss(self, logits, labels):
-        return tf.reduce_sum(tf.nn.softplus(logits), axis=1) - tf.reduce_sum(positive_logits(logits, labels), axis=1)
+        pos = positive_logits(logits, labels)
+        if self.label_weights is None:
+            return tf.reduce_sum(tf.nn.softplus(logits), axis=1) - tf.reduce_sum(pos, axis=1)
+        # A positive's −log σ(z) = softplus(z) − z weighs w: Σ_all softplus(z) + Σ_pos (w−1)·softplus(z) − w·z.
+        w = labels.with_values(tf.gather(self.label_weights.value, labels.values))
+        return (tf.reduce_sum(tf.nn.softplus(logits), axis=1)
+                + tf.reduce_sum((w - 1.0) * tf.nn.softplus(pos) - w * pos, axis=1))
 
     def top_k(self, features, k):
         logits, ids, _ = self._chunked_top_k(features, k)
@@ -163,17 +223,19 @@ class SoftmaxHead(DenseLabelHead):
     Call returns logits float32 [B, L].
     """
 
-    def __init__(self, num_labels: int, use_bias: bool = True, label_smoothing: float = 0.0, **kwargs):
-        super().__init__(num_labels, use_bias=use_bias, **kwargs)
+    def __init__(self, num_labels: int, use_bias: bool = True, label_smoothing: float = 0.0, label_weights=None,
+                 **kwargs):
+        super().__init__(num_labels, use_bias=use_bias, label_weights=label_weights, **kwargs)
         self.label_smoothing = label_smoothing
 
     @classmethod
     def from_config_dataclass(cls, config: SoftmaxHeadConfig, context):
         return cls(context.num_labels, use_bias=config.use_bias, label_smoothing=config.label_smoothing,
-                   name="head")
+                   label_weights=cls.label_weights_for(config, context), name="head")
 
     def per_example_loss(self, logits, labels):
-        return softmax_cross_entropy(logits, labels, self.label_smoothing)
+        weights = None if self.label_weights is None else self.label_weights.value
+        return softmax_cross_entropy(logits, labels, self.label_smoothing, weights)
 
     def top_k(self, features, k):
         logits, ids, lse = self._chunked_top_k(features, k)

@@ -1,0 +1,130 @@
+"""The no-config recipe: formats from file names, the rules on data profiles, and `tfxc.train --train`."""
+
+import json
+import os
+
+import pytest
+from helpers import run_cli
+
+from tfxc.config.loading import load_config_data
+from tfxc.errors import ConfigError
+from tfxc.recipe import DataProfile, choose, data_section, source_format
+
+
+def profile(points=50_000, labels=5_000, per_point=4.0, tail=0.5):
+    return DataProfile(num_points=points, num_features=20_000, num_labels=labels, labels_per_point=per_point,
+                       features_per_point=60.0, tail_share=tail)
+
+
+@pytest.mark.parametrize("name, fmt", [("train.txt", "xc"), ("train.txt.gz", "xc"), ("a.svm", "xc"),
+                                       ("X.trn.npz", "pecos"), ("train.jsonl.gz", "jsonl"), ("f.npy", "dense")])
+def test_the_format_comes_from_the_file_name(name, fmt):
+    assert source_format(name) == fmt
+
+
+def test_an_unknown_file_name_asks_for_a_config():
+    with pytest.raises(ConfigError, match=r"cannot tell the format of 'data\.csv'"):
+        source_format("data.csv")
+
+
+def test_pecos_labels_are_found_beside_the_features(tmp_path):
+    for name in ("X.trn.npz", "Y.trn.npz", "X.tst.npz", "Y.tst.npz"):
+        (tmp_path / name).write_bytes(b"")
+    data = data_section(str(tmp_path / "X.trn.npz"), str(tmp_path / "X.tst.npz"), data_dir="d")
+    assert data["train_labels"] == str(tmp_path / "Y.trn.npz") and data["test_labels"] == str(tmp_path / "Y.tst.npz")
+    # No validation source: a tenth of train is held out to choose the epoch.
+    assert data["val_percent"] == 10 and "val" not in data
+    with pytest.raises(ConfigError, match="no label file found beside"):
+        data_section(str(tmp_path / "X.trn.npz"), str(tmp_path / "other.npz"), data_dir="d")
+
+
+def test_jsonl_documents_stay_on_one_side_of_the_validation_split():
+    data = data_section("t.jsonl", "s.jsonl", data_dir="d")
+    assert data["val_groups"] == "t.jsonl"
+    assert "val_percent" not in data_section("t.jsonl", "s.jsonl", "v.jsonl", data_dir="d")
+    with pytest.raises(ConfigError, match="is not in the format of --train"):
+        data_section("t.jsonl", "s.txt", data_dir="d")
+
+
+@pytest.mark.parametrize("kwargs, head", [
+    ({"labels": 50_000}, "label_tree"),            # beyond exact heads
+    ({"labels": 150, "per_point": 1.0}, "softmax"),  # multi-class
+    ({"labels": 90, "per_point": 1.24}, "softmax"),  # nearly (reuters)
+    ({"labels": 983, "per_point": 19.0}, "one_vs_all"),  # delicious
+    ({"labels": 10_440, "per_point": 9.0}, "softmax"),   # hypernyms: a normalised target
+])
+def test_the_head_follows_the_label_space(kwargs, head):
+    config, why = choose(profile(**kwargs))
+    assert config["model"]["head"]["name"] == head
+    assert why[0].startswith(f"head: {head.replace('_', '-').replace('label-tree', 'a label tree')}")
+
+
+def test_small_sets_train_longer_with_a_wider_dropped_out_encoder():
+    small, _ = choose(profile(points=4_392, labels=159))
+    big, _ = choose(profile(points=900_000, labels=30_000, per_point=1.0))
+    assert small["model"]["encoder"]["embedding_dim"] == 1024 and small["model"]["encoder"]["dropout"] == 0.5
+    assert big["model"]["encoder"]["embedding_dim"] == 512 and big["trainer"]["global_batch_size"] == 512
+    # About 2,000 steps: 35 steps an epoch -> 58 epochs; 1,758 steps an epoch -> the minimum of 4.
+    assert small["trainer"]["epochs"] == 58 and big["trainer"]["epochs"] == 4
+    # The epoch is chosen on validation P@5 (P@1 for one label per point) and training stops when it stalls.
+    assert small["trainer"]["select_metric"] == "P@5" and big["trainer"]["select_metric"] == "P@1"
+    assert small["trainer"]["patience"] == 15 and big["trainer"]["patience"] == 3
+    assert small["trainer"]["eval_every_epochs"] == 1
+
+
+def test_every_recipe_is_a_valid_config():
+    for kwargs in ({"labels": 50_000}, {"labels": 150, "per_point": 1.0}, {"labels": 983, "per_point": 19.0},
+                   {"labels": 10_440}):
+        config, _ = choose(profile(**kwargs))
+        load_config_data({"data": {"format": "xc", "dir": "d", "train": "t.txt", "val_percent": 10}, **config})
+
+
+def write_xc(path, rows, num_features, num_labels):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"{len(rows)} {num_features} {num_labels}\n")
+        for row in rows:
+            features = " ".join(f"{i}:{v:.5f}" for i, v in zip(row.feat_idx, row.feat_val))
+            f.write(",".join(map(str, row.labels)) + " " + features + "\n")
+
+
+def write_synthetic(directory, num_train, num_labels, num_features=2000, seed=5):
+    """A long-tailed multi-class set (Zipf label popularity) as XC text files: what a user would bring."""
+    from tfxc.config.schema import SyntheticConfig
+    from tfxc.data.synthetic import SyntheticXmc
+
+    synthetic = SyntheticXmc(SyntheticConfig(num_train=num_train, num_test=500, num_features=num_features,
+                                             num_labels=num_labels, labels_per_point=1.0, features_per_label=10,
+                                             features_per_point=20, noise=0.2, zipf_exponent=1.0, seed=seed))
+    for split in ("train", "test"):
+        write_xc(directory / f"{split}.txt", list(synthetic.rows(split)), num_features, num_labels)
+    return str(directory / "train.txt"), str(directory / "test.txt")
+
+
+def test_train_without_a_config_prints_the_recipe_and_keeps_the_best_epoch(tmp_path):
+    train, test = write_synthetic(tmp_path, num_train=800, num_labels=300)
+    model_dir = tmp_path / "model"
+    # Three epochs instead of the recipe's sixty: the mechanics, not the accuracy (see the slow test below).
+    out = run_cli("tfxc.train", "--train", train, "--test", test, "--model-dir", str(model_dir),
+                  "--set", "trainer.epochs=3", timeout=300).stdout
+    assert "recipe (tfxc.recipe):" in out and "head: softmax, since points have 1.00 labels" in out
+    assert "then --set trainer.epochs=3" in out and out.rstrip().splitlines()[-1].startswith("test: P@1")
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["data"]["format"] == "xc" and config["data"]["val_percent"] == 10
+    assert config["trainer"]["select_metric"] == "P@1" and config["trainer"]["epochs"] == 3
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["select_metric"] == "P@1" and metrics["selected_step"] > 0
+    assert os.path.exists(model_dir / "best" / "best.json")
+    # The same command again resumes the finished model: the recipe is a function of the data.
+    again = run_cli("tfxc.train", "--train", train, "--test", test, "--model-dir", str(model_dir),
+                    "--set", "trainer.epochs=3", timeout=300).stdout
+    assert again.rstrip().splitlines()[-1] == out.rstrip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_training_without_a_config_reaches_the_stated_precision(tmp_path):
+    # 10^4 labels, most of them in the tail: 3,000 training points of which 300 choose the epoch.
+    train, test = write_synthetic(tmp_path, num_train=3000, num_labels=10_000)
+    model_dir = tmp_path / "model"
+    run_cli("tfxc.train", "--train", train, "--test", test, "--model-dir", str(model_dir), timeout=900)
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["P@1"] >= 64.0, metrics  # 68.00 on the project machine (BENCHMARKS.md)

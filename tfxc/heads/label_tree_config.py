@@ -1,0 +1,182 @@
+"""The label tree head's config, and the structure a model keeps for life: its tree and its nodes' input features.
+
+Both are read from the model directory when there (resume, evaluate, export),
+else built from the training data and saved there (`tfxc.heads.label_tree`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from tfxc.errors import ConfigError
+
+log = logging.getLogger("tfxc.heads")
+
+# The tree of a model, saved in its directory when the model is first built and reused from then on.
+TREE_FILE = "label_tree.npz"
+# Likewise the input features each node weighs (`sparse_support`).
+SUPPORT_FILE = "node_feature_support.npz"
+LOSSES = ("squared_hinge", "weighted_squared_hinge", "bce", "softmax")
+POST_PROCESSORS = ("noop", "sigmoid", "log-sigmoid") + tuple(
+    f"{log_}l{p}-hinge" for log_ in ("", "log-") for p in range(1, 5))
+NEGATIVES = ("tfn", "tfn+man")
+REDUCTIONS = ("mean", "sum")
+
+@dataclass(frozen=True)
+class LabelTreeHeadConfig:
+    """Config of `LabelTreeHead`.
+
+    Attributes:
+      name: "label_tree".
+      tree_file: a saved tree (.npz, e.g. another model's label_tree.npz) or a taxonomy
+        (.tsv: `label<TAB>top ancestor<TAB>...`); empty: cluster PIFA label features of the train split.
+      max_leaf_size: clustering: the most labels per leaf cluster (PECOS default 100).
+      nr_splits: clustering: children per node above the leaf clusters (PECOS default 16).
+      min_codes: clustering: stop adding levels at this many nodes (0: nr_splits).
+      kmeans_max_iter: clustering: 2-means passes per node.
+      spherical: clustering: spherical centroids (PECOS default).
+      tree_seed: clustering seed.
+      skip_unseen_labels: clustering: leave the labels that no training row has out of the
+        tree. They could not be learned and are never predicted; at 10^7 labels of which
+        10^5 occur, their node vectors would be nearly all of the model.
+      negatives: "tfn" (siblings under the true parents) or "tfn+man" (also the children of
+        the previous level's beam, computed by the model being trained).
+      max_active: > 0 caps the active nodes per row on the levels whose vectors are gathered
+        (see dense_level_max), keeping every positive and a random sample of the negatives:
+        the cost of those levels grows with the active nodes per row.
+      loss: per level, over the active nodes: "squared_hinge", "weighted_squared_hinge"
+        (positives weighted by how many of the row's labels they hold), "bce" or "softmax"
+        (cross-entropy over the active nodes, target uniform over the positives).
+      reduction: how a row's per-node losses of a level add up (not for "softmax"): "mean" over
+        its active nodes, or "sum" divided by the level's fan-out (a constant), so every
+        (row, node) pair weighs the same whatever the row's label count: each node is its own
+        binary problem over the rows that reach it, as in a probabilistic label tree
+        (Jasinska et al., ICML 2016; napkinXC). For a row with one label both are equal.
+      dense_level_max: in training, levels with at most this many nodes are scored whole
+        by one matmul (fast BLAS, dense gradient); bigger levels gather only the active
+        nodes' vectors (row-sparse gradient). A speed knob: both give the same loss.
+      use_bias: a bias per node.
+      init_stddev: node vectors start as N(0, init_stddev²).
+      beam_size: nodes kept per level in prediction (and for `man` negatives).
+      post_processor: how a child's score v combines with its parent's p on the upper levels:
+        noop, sigmoid, log-sigmoid, lP-hinge or log-lP-hinge with P in 1..4 (§1.5).
+      final_post_processor: the same for the last level ("": post_processor). PECOS's
+        XR-Transformer rankers use "noop": the raw label score, within the beam.
+      sparse_support: > 0 adds a sparse linear term over the input features to every node's
+        score, on this many features per node (the largest of its PIFA centroid); needs
+        sparse inputs (bag of words, TF-IDF). 0: the node scores read only the encoder's output.
+      sparse_max_nnz: with sparse_support, the input features per row the term reads (a row
+        with more keeps its sparse_max_nnz largest |values|).
+    """
+
+    name: str = "label_tree"
+    tree_file: str = ""
+    max_leaf_size: int = 100
+    nr_splits: int = 16
+    min_codes: int = 0
+    kmeans_max_iter: int = 20
+    spherical: bool = True
+    tree_seed: int = 0
+    skip_unseen_labels: bool = True
+    negatives: str = "tfn+man"
+    max_active: int = 0
+    loss: str = "squared_hinge"
+    reduction: str = "mean"
+    dense_level_max: int = 16384
+    use_bias: bool = True
+    init_stddev: float = 0.02
+    beam_size: int = 10
+    post_processor: str = "l3-hinge"
+    final_post_processor: str = ""
+    sparse_support: int = 0
+    sparse_max_nnz: int = 64
+
+    def validate(self, path: str) -> None:
+        if self.max_leaf_size < 1 or self.nr_splits < 2 or self.min_codes < 0 or self.kmeans_max_iter < 1:
+            raise ConfigError(f"{path}: max_leaf_size ({self.max_leaf_size}) and kmeans_max_iter "
+                              f"({self.kmeans_max_iter}) must be >= 1, nr_splits ({self.nr_splits}) >= 2, "
+                              f"min_codes ({self.min_codes}) >= 0")
+        if self.beam_size < 1 or self.max_active < 0 or self.init_stddev <= 0 or self.dense_level_max < 0:
+            raise ConfigError(f"{path}: beam_size ({self.beam_size}) must be >= 1, max_active "
+                              f"({self.max_active}) and dense_level_max ({self.dense_level_max}) >= 0, init_stddev "
+                              f"({self.init_stddev}) > 0")
+        for key, value, options in (("negatives", self.negatives, NEGATIVES), ("loss", self.loss, LOSSES),
+                                    ("reduction", self.reduction, REDUCTIONS),
+                                    ("post_processor", self.post_processor, POST_PROCESSORS),
+                                    ("final_post_processor", self.final_post_processor or "noop", POST_PROCESSORS)):
+            if value not in options:
+                raise ConfigError(f"{path}.{key} '{value}' is not one of {', '.join(options)}")
+        if self.sparse_support < 0 or self.sparse_max_nnz < 1:
+            raise ConfigError(f"{path}: sparse_support ({self.sparse_support}) must be >= 0 and sparse_max_nnz "
+                              f"({self.sparse_max_nnz}) >= 1")
+        if self.tree_file and not self.tree_file.endswith((".npz", ".tsv")):
+            raise ConfigError(f"{path}.tree_file '{self.tree_file}' must be a saved tree (.npz) or a taxonomy (.tsv)")
+
+
+def load_or_build_tree(config: LabelTreeHeadConfig, context):
+    """The head's `LabelTree`: the model directory's copy, else `tree_file`, else PIFA clustering.
+
+    A new tree is saved in the model directory, so a model keeps its tree for
+    life (resume, evaluate, export) and later runs can reuse it via `tree_file`.
+    """
+    from tfxc.data.info import DatasetInfo
+    from tfxc.errors import DataError
+    from tfxc.tree import LabelTree, cached_split_pifa, cluster_labels
+
+    saved = os.path.join(context.model_dir, TREE_FILE) if context.model_dir else None
+    if saved and os.path.exists(saved):
+        tree = LabelTree.load(saved)
+    elif config.tree_file.endswith(".npz"):
+        tree = LabelTree.load(config.tree_file)
+    else:
+        if not context.data_dir:
+            raise ConfigError("the label tree head needs its tree: train it first, or give model.head.tree_file")
+        info = DatasetInfo.load(context.data_dir)
+        if config.tree_file:
+            tree = LabelTree.read_tsv(config.tree_file, info.label_names())
+        else:
+            tree = cluster_labels(cached_split_pifa(info), max_leaf_size=config.max_leaf_size,
+                                  nr_splits=config.nr_splits, min_codes=config.min_codes or None,
+                                  seed=config.tree_seed, max_iter=config.kmeans_max_iter, spherical=config.spherical,
+                                  skip_unseen=config.skip_unseen_labels)
+    if tree.num_labels != context.num_labels:
+        raise DataError(f"the label tree has {tree.num_labels} labels but the data has {context.num_labels}",
+                        path=saved if saved and os.path.exists(saved) else config.tree_file or None)
+    if saved and not os.path.exists(saved):
+        tree.save(saved)
+    log.info("label tree: %s", tree.describe())
+    return tree
+
+
+def load_or_build_support(config: LabelTreeHeadConfig, context, tree) -> list | None:
+    """The nodes' input features for `sparse_support` (None without it): the model directory's copy,
+    else the top of each node's PIFA centroid, saved in the model directory like the tree."""
+    from tfxc.data.info import DatasetInfo
+    from tfxc.encoders.sparse_input import PAD_FEATURE
+    from tfxc.errors import DataError
+    from tfxc.tree import cached_split_pifa
+    from tfxc.tree.support import load_support, node_feature_support, save_support
+
+    if not config.sparse_support:
+        return None
+    if context.num_features >= PAD_FEATURE:
+        raise ConfigError(f"model.head.sparse_support handles at most {PAD_FEATURE - 1} input features; the data has "
+                          f"{context.num_features}")
+    saved = os.path.join(context.model_dir, SUPPORT_FILE) if context.model_dir else None
+    if saved and os.path.exists(saved):
+        support = load_support(saved)
+    elif context.data_dir:
+        support = node_feature_support(tree, cached_split_pifa(DatasetInfo.load(context.data_dir)),
+                                       config.sparse_support)
+    else:
+        raise ConfigError("model.head.sparse_support picks each node's features from the training data: train "
+                          "the model first")
+    shapes = [(size, config.sparse_support) for size in tree.sizes]
+    if [s.shape for s in support] != shapes:
+        raise DataError(f"the node feature support has shapes {[s.shape for s in support]}, the tree and "
+                        f"sparse_support need {shapes}", path=saved)
+    if saved and not os.path.exists(saved):
+        save_support(saved, support)
+    return support

@@ -1,0 +1,207 @@
+"""A training recipe read off the data: what `python -m tfxc.train --train T --test S` runs without a config.
+
+The peers a user compares us with (PECOS, napkinXC, omikuji) train well on a new
+data set with their defaults. tfxc's equivalent is this recipe: convert the data,
+look at its shape (points, features, labels, labels per point, the label tail)
+and write a complete config, which `tfxc.train` prints and keeps in the model
+directory so that it can be edited and re-run with `--config`.
+
+The rules come from the hand-tuned configs of BENCHMARKS.md and were checked on
+validation splits carved from the train sets, never on test:
+
+* the head: a label tree (PLT form) above `TREE_MIN_LABELS` labels, where exact
+  heads read every label per row; the softmax head for (nearly) one label per
+  point, and for many labels per point above `OVA_MAX_LABELS` (a normalised
+  target over each point's labels); one-vs-all below that;
+* the encoder: a bag-of-features layer, wider and with more dropout on small sets;
+* the length: about `TARGET_STEPS` steps (at least `MIN_EPOCHS` epochs), with the
+  learning rate on a cosine schedule;
+* the model kept is the one of the epoch that scored best on a validation split
+  (`data.val_percent` of train when no validation source is given), and training
+  stops once `PATIENCE` evaluations in a row (or a quarter of the epochs, if more)
+  have not improved on it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from tfxc.errors import ConfigError
+
+# Above this many labels the tree head (beam search over label clusters) replaces the exact heads.
+TREE_MIN_LABELS = 20_000
+# Multi-label sets up to this many labels train one-vs-all; above, the softmax head's normalised target.
+OVA_MAX_LABELS = 2_000
+# Points per label at most which a set counts as small (wider encoder, more dropout, smaller batches).
+SMALL_POINTS = 30_000
+# Training length in optimizer steps, at least MIN_EPOCHS and at most MAX_EPOCHS passes.
+TARGET_STEPS = 2_000
+MIN_EPOCHS = 4
+MAX_EPOCHS = 60
+# The share of train held out for choosing the epoch when no validation source is given.
+VAL_PERCENT = 10
+# Evaluations without improvement before stopping: at least PATIENCE, and a quarter of the planned epochs
+# (small validation splits are noisy: medical's 33 points stalled for 3 epochs at the start of training).
+PATIENCE = 3
+# Labels with at most this many training points form the tail (reported, and used by the rules).
+TAIL_POINTS = 5
+
+
+@dataclass(frozen=True)
+class DataProfile:
+    """What the recipe reads from a converted data set.
+
+    Attributes:
+      num_points: training points (after a validation share is carved out).
+      num_features: size of the feature space.
+      num_labels: size of the label space.
+      labels_per_point: average labels of a training point.
+      features_per_point: average non-zero features of a training point.
+      tail_share: of the labels that occur in train, the share with at most `TAIL_POINTS` points.
+    """
+
+    num_points: int
+    num_features: int
+    num_labels: int
+    labels_per_point: float
+    features_per_point: float
+    tail_share: float
+
+    @classmethod
+    def from_info(cls, info) -> "DataProfile":
+        train = info.splits["train"]
+        present = info.label_freq[info.label_freq > 0]
+        return cls(num_points=int(train["num_points"]), num_features=int(info.num_features),
+                   num_labels=int(info.num_labels), labels_per_point=float(train["avg_labels_per_point"]),
+                   features_per_point=float(train["avg_features_per_point"]),
+                   tail_share=float(np.mean(present <= TAIL_POINTS)) if present.size else 0.0)
+
+    @property
+    def one_label_per_point(self) -> bool:
+        """Multi-class, or nearly (medical, reuters: 1.2–1.3 labels per point)."""
+        return self.labels_per_point < 1.5
+
+    def describe(self) -> str:
+        return (f"{self.num_points:,} training points, {self.num_features:,} features, {self.num_labels:,} labels, "
+                f"{self.labels_per_point:.2f} labels and {self.features_per_point:.1f} features per point, "
+                f"{100 * self.tail_share:.0f}% of the labels with <= {TAIL_POINTS} points")
+
+
+# === The data section from file names ===
+def _strip_gz(path: str) -> str:
+    return path[:-3] if path.endswith(".gz") else path
+
+
+def source_format(path: str) -> str:
+    """The data format of a source file by its name: xc (.txt, .svm), pecos (.npz), jsonl, dense (.npy or a directory)."""
+    if os.path.isdir(path):
+        return "dense"
+    name = _strip_gz(path).lower()
+    for suffix, fmt in ((".jsonl", "jsonl"), (".json", "jsonl"), (".npz", "pecos"), (".npy", "dense"),
+                        (".txt", "xc"), (".svm", "xc"), (".libsvm", "xc")):
+        if name.endswith(suffix):
+            return fmt
+    raise ConfigError(f"cannot tell the format of '{path}' from its name (.txt/.svm: Extreme Classification "
+                      "Repository text, .npz: PECOS, .jsonl: text, .npy or a directory: dense features); "
+                      "write a config with data.format instead")
+
+
+def _labels_beside(path: str, option: str) -> str:
+    """PECOS/dense label file next to a features file: X.trn.npz -> Y.trn.npz, features.npy -> labels.npy."""
+    folder, name = os.path.split(path)
+    for features, labels in (("X.", "Y."), ("X_", "Y_"), ("features", "labels")):
+        candidate = os.path.join(folder, labels + name[len(features):])
+        if name.startswith(features) and os.path.exists(candidate):
+            return candidate
+    raise ConfigError(f"no label file found beside {path}: give {option}")
+
+
+def data_section(train: str, test: str = "", val: str = "", *, data_dir: str, train_labels: str = "",
+                 test_labels: str = "", val_labels: str = "", label_names: str = "") -> dict:
+    """The `data` section of a config for these sources, the format told by the file names.
+
+    Without a validation source, `VAL_PERCENT` percent of train is held out to choose the epoch.
+    """
+    fmt = source_format(train)
+    data = {"format": fmt, "dir": data_dir}
+    if fmt == "dense" and os.path.isdir(train):
+        data["source_dir"] = train
+    else:
+        for split, path, labels in (("train", train, train_labels), ("test", test, test_labels),
+                                    ("val", val, val_labels)):
+            if not path:
+                continue
+            if source_format(path) != fmt:
+                raise ConfigError(f"--{split} {path} is not in the format of --train {train} ({fmt})")
+            data[split] = path
+            if fmt in ("pecos", "dense"):
+                data[split + "_labels"] = labels or _labels_beside(path, f"--{split}-labels")
+    if not val and "source_dir" not in data:
+        data["val_percent"] = VAL_PERCENT
+        if fmt == "jsonl":  # points of one document (an `id` prefix before ':') stay on one side
+            data["val_groups"] = train
+    if label_names:
+        data["label_names"] = label_names
+    return data
+
+
+# === The rest of the config from the data's profile ===
+def choose(profile: DataProfile) -> tuple[dict, list[str]]:
+    """The model, optimizer, trainer and eval sections for a data set, and why (one line per choice)."""
+    why = []
+    small = profile.num_points < SMALL_POINTS
+    if profile.num_labels > TREE_MIN_LABELS:
+        head = {"name": "label_tree", "max_leaf_size": 16, "nr_splits": 16, "loss": "bce", "negatives": "tfn",
+                "beam_size": 10, "post_processor": "sigmoid", "final_post_processor": "sigmoid"}
+        why.append(f"head: a label tree (PLT form), since {profile.num_labels:,} labels > {TREE_MIN_LABELS:,}: "
+                   "a beam search reads a few thousand label vectors per point instead of all of them")
+    elif profile.one_label_per_point:
+        head = {"name": "softmax", "label_smoothing": 0.1}
+        why.append(f"head: softmax, since points have {profile.labels_per_point:.2f} labels on average (< 1.5)")
+    elif profile.num_labels <= OVA_MAX_LABELS:
+        head = {"name": "one_vs_all"}
+        why.append(f"head: one-vs-all, since {profile.num_labels:,} labels <= {OVA_MAX_LABELS:,} with "
+                   f"{profile.labels_per_point:.1f} labels per point")
+    else:
+        head = {"name": "softmax"}
+        why.append(f"head: softmax over each point's labels (a normalised target), since {profile.num_labels:,} "
+                   f"labels > {OVA_MAX_LABELS:,}: one-vs-all's sigmoids rank the tail poorly there")
+    width, dropout = (1024, 0.5) if small else (512, 0.2)
+    encoder = {"name": "sparse_bow", "embedding_dim": width, "dropout": dropout}
+    why.append(f"encoder: a {width}-wide bag of features with dropout {dropout}, since "
+               f"{profile.num_points:,} points {'<' if small else '>='} {SMALL_POINTS:,}")
+    if small:  # at least ~16 steps an epoch, so that tiny sets (medical: 300 points) still train enough steps
+        batch = int(min(128, max(16, 2 ** math.floor(math.log2(max(profile.num_points, 1) / 16)))))
+    else:
+        batch = 256 if profile.num_points < 300_000 else 512
+    steps_per_epoch = max(1, math.ceil(profile.num_points / batch))
+    epochs = int(min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(TARGET_STEPS / steps_per_epoch))))
+    steps = epochs * steps_per_epoch
+    learning_rate = 0.001 if small and head["name"] != "label_tree" else 0.004
+    why.append(f"training: batch {batch}, {epochs} epochs of {steps_per_epoch} steps (about {TARGET_STEPS:,} "
+               f"steps, at least {MIN_EPOCHS} epochs), Adam at {learning_rate} on a cosine schedule")
+    metric = "P@1" if profile.one_label_per_point else "P@5"
+    patience = max(PATIENCE, math.ceil(epochs / 4))
+    why.append(f"selection: the epoch with the best validation {metric}; stop after {patience} evaluations "
+               "without improvement")
+    config = {
+        "model": {"encoder": encoder, "head": head},
+        "optimizer": {"name": "adam", "learning_rate": learning_rate, "schedule": "cosine",
+                      "warmup_steps": max(1, steps // 50)},
+        "trainer": {"global_batch_size": batch, "epochs": epochs, "steps_per_loop": min(100, steps_per_epoch),
+                    "log_every_steps": max(1, min(500, steps // 20)), "eval_every_epochs": 1,
+                    "checkpoint_every_steps": steps_per_epoch, "select_metric": metric, "patience": patience},
+        "eval": {"ks": [1, 3, 5]},
+    }
+    return config, why
+
+
+def recipe_config(data: dict, info) -> tuple[dict, list[str]]:
+    """The whole config (JSON layout) for converted data `info` from sources `data`, and the reasons."""
+    profile = DataProfile.from_info(info)
+    config, why = choose(profile)
+    return {"data": data, **config}, [f"data: {profile.describe()}"] + why
