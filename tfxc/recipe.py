@@ -12,8 +12,8 @@ validation splits carved from the train sets, never on test:
 * the head: a label tree (PLT form) above `TREE_MIN_LABELS` labels, where exact
   heads read every label per row; the softmax head for (nearly) one label per
   point, and for many labels per point above `OVA_MAX_LABELS` (a normalised
-  target over each point's labels); one-vs-all below that; the exact heads weigh
-  positives by inverse propensity (`PROPENSITY_WEIGHT`);
+  target over each point's labels); one-vs-all below that, weighing positives by
+  inverse propensity (`PROPENSITY_WEIGHT`);
 * the encoder: a bag-of-features layer, wider and with more dropout on small sets;
 * the length: about `TARGET_STEPS` steps (at least `MIN_EPOCHS` epochs), with the
   learning rate on a cosine schedule;
@@ -50,8 +50,9 @@ VAL_PERCENT = 10
 PATIENCE = 3
 # Labels with at most this many training points form the tail (reported in the data line).
 TAIL_POINTS = 5
-# A positive of label l weighs (1/p_l)^PROPENSITY_WEIGHT in the exact heads' losses (p_l its propensity).
-# On validation splits of bibtex and delicious, 0.5 raised P@1, P@5 and PSP@5 (BENCHMARKS.md).
+# A positive of label l weighs (1/p_l)^PROPENSITY_WEIGHT in the one-vs-all loss (p_l its propensity): on
+# validation splits of bibtex, delicious and corel5k 0.5 raised P@5 and PSP@5. The softmax head keeps a
+# uniform target: on wordnet-hypernyms' validation split 0.5 cost 0.5 P@5 (BENCHMARKS.md).
 PROPENSITY_WEIGHT = 0.5
 
 
@@ -164,14 +165,14 @@ def choose(profile: DataProfile) -> tuple[dict, list[str]]:
         why.append(f"head: a label tree (PLT form), since {profile.num_labels:,} labels > {TREE_MIN_LABELS:,}: "
                    "a beam search reads a few thousand label vectors per point instead of all of them")
     elif profile.one_label_per_point:
-        head = {"name": "softmax", "label_smoothing": 0.1, "propensity_weight": PROPENSITY_WEIGHT}
+        head = {"name": "softmax", "label_smoothing": 0.1}
         why.append(f"head: softmax, since points have {profile.labels_per_point:.2f} labels on average (< 1.5)")
     elif profile.num_labels <= OVA_MAX_LABELS:
         head = {"name": "one_vs_all", "propensity_weight": PROPENSITY_WEIGHT}
         why.append(f"head: one-vs-all, since {profile.num_labels:,} labels <= {OVA_MAX_LABELS:,} with "
                    f"{profile.labels_per_point:.1f} labels per point")
     else:
-        head = {"name": "softmax", "propensity_weight": PROPENSITY_WEIGHT}
+        head = {"name": "softmax"}
         why.append(f"head: softmax over each point's labels (a normalised target), since {profile.num_labels:,} "
                    f"labels > {OVA_MAX_LABELS:,}: one-vs-all's sigmoids rank the tail poorly there")
     if "propensity_weight" in head:
