@@ -128,3 +128,11 @@ def test_training_without_a_config_reaches_the_stated_precision(tmp_path):
     run_cli("tfxc.train", "--train", train, "--test", test, "--model-dir", str(model_dir), timeout=900)
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["P@1"] >= 64.0, metrics  # 68.00 on the project machine (BENCHMARKS.md)
+
+
+def test_a_dense_directory_is_carved_unless_it_has_a_validation_part(tmp_path):
+    (tmp_path / "train").mkdir()
+    assert data_section(str(tmp_path), data_dir="d") == {"format": "dense", "dir": "d", "source_dir": str(tmp_path),
+                                                          "val_percent": 10}
+    (tmp_path / "val").mkdir()
+    assert "val_percent" not in data_section(str(tmp_path), data_dir="d")

@@ -145,7 +145,8 @@ def data_section(train: str, test: str = "", val: str = "", *, data_dir: str, tr
             data[split] = path
             if fmt in ("pecos", "dense"):
                 data[split + "_labels"] = labels or _labels_beside(path, f"--{split}-labels")
-    if not val and "source_dir" not in data:
+    has_val_dir = "source_dir" in data and os.path.isdir(os.path.join(train, "val"))
+    if not val and not has_val_dir:
         data["val_percent"] = VAL_PERCENT
         if fmt == "jsonl":  # points of one document (an `id` prefix before ':') stay on one side
             data["val_groups"] = train
