@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import pytest
 from helpers import run_cli
@@ -104,8 +105,11 @@ def test_train_without_a_config_prints_the_recipe_and_keeps_the_best_epoch(tmp_p
     train, test = write_synthetic(tmp_path, num_train=800, num_labels=300)
     model_dir = tmp_path / "model"
     # Three epochs instead of the recipe's sixty: the mechanics, not the accuracy (see the slow test below).
-    out = run_cli("tfxc.train", "--train", train, "--test", test, "--model-dir", str(model_dir),
-                  "--set", "trainer.epochs=3", timeout=300).stdout
+    result = run_cli("tfxc.train", "--train", train, "--test", test, "--model-dir", str(model_dir),
+                     "--set", "trainer.epochs=3", timeout=300)
+    out = result.stdout
+    # Progress lines carry the validation metric the epoch is chosen by.
+    assert re.search(r"step \d+/\d+ .* \| best val P@1 \d+\.\d\d \(epoch [12]\)", result.stderr), result.stderr[-2000:]
     assert "recipe (tfxc.recipe):" in out and "head: softmax, since points have 1.00 labels" in out
     assert "then --set trainer.epochs=3" in out and out.rstrip().splitlines()[-1].startswith("test: P@1")
     config = json.loads((model_dir / "config.json").read_text())

@@ -204,6 +204,14 @@ class Controller:
                 log.info("best %s on val so far (%.2f): weights kept in %s", metric, metrics[metric],
                          self.model_dir.best_dir)
 
+    def _best_so_far(self) -> str:
+        """" | best val P@5 30.09 (epoch 14)" for the progress line, once a val evaluation has picked one."""
+        best, _ = self._selection()
+        if best is None:
+            return ""
+        metric = self.config.trainer.select_metric
+        return f" | best val {metric} {best[metric]:.2f} (epoch {best['epoch']:.0f})"
+
     def _selection(self) -> tuple[dict | None, int]:
         """(the best val record for trainer.select_metric, how many evaluations came after it)."""
         metric = self.config.trainer.select_metric
@@ -312,9 +320,10 @@ class Controller:
                 rate = (step - step_log) / max(now - t_log, 1e-9)
                 eta = (total - step) / max(rate, 1e-9)
                 if self.chief:
-                    log.info("step %d/%d (%.1f%%) epoch %.2f loss %.5f | %.1f steps/s %.0f ex/s | elapsed %s ETA %s",
+                    log.info("step %d/%d (%.1f%%) epoch %.2f loss %.5f | %.1f steps/s %.0f ex/s | elapsed %s ETA %s%s",
                              step, total, 100.0 * step / total, self.length.epochs_at(step), loss, rate,
-                             rate * tc.global_batch_size, format_duration(now - t_start), format_duration(eta))
+                             rate * tc.global_batch_size, format_duration(now - t_start), format_duration(eta),
+                             self._best_so_far())
                 with writer.as_default(step=step):
                     tf.summary.scalar("train/steps_per_second", rate)
                 t_log, step_log = now, step
