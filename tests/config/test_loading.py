@@ -153,6 +153,9 @@ def test_a_mistake_outside_the_model_is_reported_without_importing_tensorflow(tm
     assert out.stdout.startswith("ConfigError False ") and "unknown key 'epochz'" in out.stdout, out
 
 
-def test_train_asks_for_a_config():
+def test_train_asks_for_a_config_or_the_data():
     result = run_cli("tfxc.train", check=False, timeout=60)
-    assert result.returncode == 2 and "--config is required" in result.stderr
+    assert result.returncode == 2 and "--config (a JSON experiment config" in result.stderr
+    assert "or --train (a data file: tfxc chooses the recipe) is required" in result.stderr
+    both = run_cli("tfxc.train", "--config", "configs/quickstart.json", "--train", "t.txt", check=False, timeout=60)
+    assert both.returncode == 2 and "give either --config or --train" in both.stderr
