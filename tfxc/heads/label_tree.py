@@ -33,6 +33,7 @@ level instead of all L.
 from __future__ import annotations
 
 from tfxc._tf import keras, tf
+from tfxc.encoders.sparse_input import split_sparse_input
 from tfxc.heads.base import Head
 from tfxc.heads.label_tree_config import LabelTreeHeadConfig, load_or_build_support, load_or_build_tree
 
@@ -204,7 +205,7 @@ class LabelTreeHead(Head):
         """h, float32 [B, dim]: the encoder's part of the features (all of them without `sparse_support`)."""
         if self.sparse_support is None:
             return features
-        return features[:, :features.shape[-1] - 2 * self.sparse_max_nnz]
+        return split_sparse_input(features, self.sparse_max_nnz)[0]
 
     def _sparse_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor) -> tf.Tensor:
         """Σ_j u_cj · x[f_cj] for nodes int32 [B, C] (negative ids give 0) -> float32 [B, C].
@@ -212,8 +213,6 @@ class LabelTreeHead(Head):
         x is the row's sparse block (ids ascending), so each support feature f_cj is
         found by binary search: B·C·S lookups, all static shapes (XLA-friendly).
         """
-        from tfxc.encoders.sparse_input import split_sparse_input
-
         _, ids, values = split_sparse_input(features, self.sparse_max_nnz)
         safe = tf.maximum(nodes, 0)
         wanted = tf.gather(self.support_levels[level].value, safe)                  # [B, C, S], −1 padded
