@@ -306,11 +306,15 @@ def test_labels_without_training_rows_are_left_out_of_a_clustered_tree(tmp_path)
     assert build_model(every, BuildContext.from_info(info, seed=1)).head.sizes[-1] == 3000
 
 
-@pytest.mark.parametrize("rows", [1, 3, 16, 17])
-def test_serving_compiles_small_batches_and_agrees_with_the_graph(rows):
+@pytest.mark.parametrize("rows", [1, 3, 8, 9, 21])
+def test_serving_compiles_padded_batches_and_blocks_and_agrees_with_the_graph(rows, monkeypatch):
     from tfxc.encoders.sparse_bow import SparseBowEncoder
+    from tfxc.export import saved_model
     from tfxc.export.saved_model import ServingModule
     from tfxc.model import XCModel
+
+    # Blocks of 8 rows: 1 and 3 rows pad to a power of two, 9 and 21 run as 2 and 3 blocks, the last padded.
+    monkeypatch.setattr(saved_model, "XLA_BLOCK_ROWS", 8)
 
     encoder = SparseBowEncoder(num_features=50, embedding_dim=6, seed=3)
     head = LabelTreeHead(small_tree(), beam_size=2, post_processor="sigmoid", seed=4)

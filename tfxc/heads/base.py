@@ -103,16 +103,29 @@ class Head(keras.layers.Layer):
     def evaluation_top_k(self, model, k: int):
         """A callable batch -> (scores float32 [B, k], ids int64 [B, k]) as NumPy, for evaluation.
 
-        The default runs `model.top_k` in a tf.function; heads with a faster
-        host-side path (MACH's Cython gather) override this.
+        The default runs `model.top_k` in a tf.function, with the head's part
+        compiled by XLA when it serves that way (`serving_jit_compile`; batches
+        padded to a power of two, so an evaluation compiles once or twice);
+        heads with a faster host-side path (MACH's Cython gather) override this.
         """
-        fn = tf.function(lambda batch: model.top_k(batch, k), reduce_retracing=True)
+        if not self.serving_jit_compile:
+            fn = tf.function(lambda batch: model.top_k(batch, k), reduce_retracing=True)
 
-        def top_k(batch):
-            scores, ids = fn(batch)
-            return scores.numpy(), ids.numpy()
+            def top_k(batch):
+                scores, ids = fn(batch)
+                return scores.numpy(), ids.numpy()
 
-        return top_k
+            return top_k
+        encode = tf.function(lambda batch: model.encoder(batch, training=False), reduce_retracing=True)
+        compiled = tf.function(lambda features: self.top_k(features, k), jit_compile=True)
+
+        def compiled_top_k(batch):
+            features = encode(batch)
+            rows = int(features.shape[0])
+            scores, ids = compiled(tf.pad(features, [[0, (1 << (rows - 1).bit_length()) - rows], [0, 0]]))
+            return scores.numpy()[:rows], ids.numpy()[:rows]
+
+        return compiled_top_k
 
     @classmethod
     def num_parts(cls, config) -> int:
