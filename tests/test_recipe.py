@@ -140,3 +140,49 @@ def test_a_dense_directory_is_carved_unless_it_has_a_validation_part(tmp_path):
                                                           "val_percent": 10}
     (tmp_path / "val").mkdir()
     assert "val_percent" not in data_section(str(tmp_path), data_dir="d")
+
+
+# === Thin configs: "recipe": true and only what differs ===
+def test_a_thin_config_goes_on_top_of_the_recipe_key_by_key():
+    from tfxc.recipe import changed_keys, over_recipe
+
+    recipe, _ = choose(profile(labels=983, per_point=19.0))  # one-vs-all with propensity weights
+    own = {"model": {"head": {"propensity_weight": 0.0}}, "trainer": {"epochs": 9}}
+    merged = over_recipe(recipe, own)
+    assert merged["model"]["head"] == {"name": "one_vs_all", "propensity_weight": 0.0}
+    assert merged["model"]["encoder"] == recipe["model"]["encoder"]
+    assert merged["trainer"]["epochs"] == 9 and merged["trainer"]["patience"] == recipe["trainer"]["patience"]
+    assert changed_keys(recipe, merged) == ["model.head.propensity_weight=0.0", "trainer.epochs=9"]
+    # Another head replaces the recipe's whole: one-vs-all's options would not fit a softmax head.
+    other = over_recipe(recipe, {"model": {"head": {"name": "softmax"}}})
+    assert other["model"]["head"] == {"name": "softmax"}
+    assert recipe["model"]["head"]["name"] == "one_vs_all"  # the recipe itself is left alone
+
+
+def test_a_thin_config_reads_its_data_and_leaves_partial_sections_for_later(tmp_path):
+    thin = {"recipe": True, "data": {"format": "xc", "dir": "d", "train": "t.txt"},
+            "model": {"head": {"beam_size": 20}}}  # no head name: only valid on top of the recipe's head
+    config = load_config_data(thin)
+    assert config.recipe and config.data.val_percent == 10  # held out, as the recipe does
+    with_val = load_config_data({**thin, "data": {**thin["data"], "val": "v.txt"}})
+    assert with_val.data.val_percent == 0
+    everything = load_config_data({**thin, "data": {**thin["data"], "val_percent": 0}})  # refit on all of train
+    assert everything.data.val_percent == 0
+    with pytest.raises(ConfigError, match=r"unknown key 'traner' \(did you mean 'trainer'\?\)"):
+        load_config_data({**thin, "traner": {}})
+
+
+def test_train_with_a_thin_config_prints_what_it_changed(tmp_path):
+    train, test = write_synthetic(tmp_path, num_train=600, num_labels=200)
+    config = tmp_path / "thin.json"
+    config.write_text(json.dumps({"recipe": True, "comment": "two epochs: the mechanics",
+                                  "data": {"format": "xc", "train": train, "test": test, "dir": str(tmp_path / "d")},
+                                  "model": {"head": {"label_smoothing": 0.0}}, "trainer": {"epochs": 2}}))
+    model_dir = tmp_path / "model"
+    out = run_cli("tfxc.train", "--config", str(config), "--model-dir", str(model_dir), timeout=300).stdout
+    assert "head: softmax, since points have 1.00 labels" in out
+    assert f"then {config}: model.head.label_smoothing=0.0 trainer.epochs=2" in out, out
+    resolved = json.loads((model_dir / "config.json").read_text())
+    assert resolved["recipe"] is False and resolved["comment"] == "two epochs: the mechanics"
+    assert resolved["model"]["head"]["label_smoothing"] == 0.0 and resolved["trainer"]["select_metric"] == "P@1"
+    assert resolved["data"]["val_percent"] == 10 and out.rstrip().splitlines()[-1].startswith("test: P@1")

@@ -21,10 +21,15 @@ validation splits carved from the train sets, never on test:
   (`data.val_percent` of train when no validation source is given), and training
   stops once `PATIENCE` evaluations in a row (or a quarter of the epochs, if more)
   have not improved on it.
+
+A *thin* config (`"recipe": true`) names the data and states only what differs
+from these choices (`over_recipe`); `tfxc.train` resolves it once the data is
+converted and keeps the whole config in the model directory.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -129,7 +134,8 @@ def data_section(train: str, test: str = "", val: str = "", *, data_dir: str, tr
                  test_labels: str = "", val_labels: str = "", label_names: str = "") -> dict:
     """The `data` section of a config for these sources, the format told by the file names.
 
-    Without a validation source, `VAL_PERCENT` percent of train is held out to choose the epoch.
+    Without a validation source, `VAL_PERCENT` percent of train is held out to choose the epoch
+    (`with_validation`).
     """
     fmt = source_format(train)
     data = {"format": fmt, "dir": data_dir}
@@ -145,14 +151,54 @@ def data_section(train: str, test: str = "", val: str = "", *, data_dir: str, tr
             data[split] = path
             if fmt in ("pecos", "dense"):
                 data[split + "_labels"] = labels or _labels_beside(path, f"--{split}-labels")
-    has_val_dir = "source_dir" in data and os.path.isdir(os.path.join(train, "val"))
-    if not val and not has_val_dir:
-        data["val_percent"] = VAL_PERCENT
-        if fmt == "jsonl":  # points of one document (an `id` prefix before ':') stay on one side
-            data["val_groups"] = train
     if label_names:
         data["label_names"] = label_names
+    return with_validation(data)
+
+
+def with_validation(data: dict) -> dict:
+    """A data section (JSON layout) that holds out `VAL_PERCENT` percent of train when it has no validation part.
+
+    A data section with `val`, a `val_percent` (0 included: no validation split) or a dense `source_dir`
+    with a `val` folder is returned as is.
+    JSONL points of one document (an `id` prefix before ':') stay on one side of the split.
+    """
+    has_val_dir = bool(data.get("source_dir")) and os.path.isdir(os.path.join(data["source_dir"], "val"))
+    if data.get("val") or "val_percent" in data or has_val_dir:
+        return data
+    data = {**data, "val_percent": VAL_PERCENT}
+    if data.get("format") == "jsonl" and data.get("train") and not data.get("val_groups"):
+        data["val_groups"] = data["train"]
     return data
+
+
+def over_recipe(recipe: dict, own: dict) -> dict:
+    """A thin config's own keys on top of the recipe's config (both in the JSON layout).
+
+    Objects merge key by key, except a registry entry whose `name` differs from
+    the recipe's (another head, encoder or optimizer): it replaces the recipe's
+    entry whole, since the recipe's options were for the other one.
+    """
+    merged = dict(recipe)
+    for key, value in own.items():
+        base = merged.get(key)
+        if isinstance(value, dict) and isinstance(base, dict) and value.get("name", base.get("name")) == base.get("name"):
+            merged[key] = over_recipe(base, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def changed_keys(recipe: dict, merged: dict, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two configs in the JSON layout (for the printout)."""
+    keys = []
+    for key in sorted(set(recipe) | set(merged)):
+        a, b = recipe.get(key), merged.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and a.get("name") == b.get("name"):
+            keys += changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}={json.dumps(b)}")
+    return keys
 
 
 # === The rest of the config from the data's profile ===

@@ -4,7 +4,9 @@ Trains (or resumes) a model, then evaluates it on the test split and prints P@1/
 
 Without a config, `--train TRAIN [--test TEST] [--val VAL]` picks the format from
 the file names, converts the data and trains the recipe that `tfxc.recipe` reads
-off it (printed, and kept as MODEL_DIR/config.json for `--config` later).
+off it (printed, and kept as MODEL_DIR/config.json for `--config` later). A
+*thin* config (`"recipe": true`) names the data and states only what differs
+from that recipe.
 
 Heads trained in independent parts (MACH repetitions): `--num-parts` prints how
 many there are, `--part r` trains part r alone (in MODEL_DIR/parts/part-NNN),
@@ -74,6 +76,11 @@ def main(argv=None):
         return train_recipe(args)
     overrides = list(args.overrides) + ([f"data.source_dir={args.data_dir}"] if args.data_dir else [])
     config = load_config(args.config, overrides)
+    if config.recipe:  # a thin config: the rest comes from the recipe for its data
+        from tfxc.config.loading import read_json
+
+        args.overrides = overrides
+        return train_recipe(args, own=read_json(args.config))
     if args.print_config:
         sys.stdout.write(config_to_json(config))
         return 0
@@ -96,34 +103,49 @@ def main(argv=None):
     return run_training(config, model_dir, info, strategy, args)
 
 
-def train_recipe(args) -> int:
-    """--train without --config: convert, choose the recipe from the data, print it, train it."""
+def train_recipe(args, own: dict | None = None) -> int:
+    """Converts the data, resolves the recipe for it, prints it and trains it.
+
+    `own` is a thin config (`"recipe": true`, JSON layout): its data section
+    names the data and its other keys go on top of the recipe's. Without it, the
+    data section comes from --train/--test/--val.
+    """
     import hashlib
 
     from tfxc.config.loading import load_config_data
     from tfxc.data.convert import ensure_converted
-    from tfxc.recipe import data_section, recipe_config
+    from tfxc.recipe import changed_keys, data_section, over_recipe, recipe_config, with_validation
     from tfxc.training.distribute import make_strategy
 
     if args.part is not None or args.merge_parts or args.num_parts:
         raise ConfigError("--part, --merge-parts and --num-parts are for configs whose head trains in parts; the "
                           "recipe's heads train whole")
-    stem = os.path.basename(args.train.rstrip("/")).split(".")[0] or "data"
-    model_dir = args.model_dir or os.path.join("runs", stem)
-    # One converted directory per train source (by its absolute path), shared by the runs that read it.
-    key = hashlib.sha256(os.path.abspath(args.train).encode()).hexdigest()[:8]
-    data = data_section(args.train, args.test, args.val, data_dir=os.path.join("runs", "data", f"{stem}-{key}"),
-                        train_labels=args.train_labels, test_labels=args.test_labels, val_labels=args.val_labels,
-                        label_names=args.label_names)
+    if own is None:
+        stem = os.path.basename(args.train.rstrip("/")).split(".")[0] or "data"
+        model_dir = args.model_dir or os.path.join("runs", stem)
+        # One converted directory per train source (by its absolute path), shared by the runs that read it.
+        key = hashlib.sha256(os.path.abspath(args.train).encode()).hexdigest()[:8]
+        data = data_section(args.train, args.test, args.val, data_dir=os.path.join("runs", "data", f"{stem}-{key}"),
+                            train_labels=args.train_labels, test_labels=args.test_labels,
+                            val_labels=args.val_labels, label_names=args.label_names)
+        origin = "--train"
+    else:
+        model_dir = args.model_dir or default_model_dir(args.config)
+        data, origin = with_validation(own.get("data", {})), args.config
     # The data and the runtime come before the recipe: the strategy must exist before anything starts
     # TensorFlow (the conversion does), and the recipe reads the converted data.
     early = [o for o in args.overrides if o.split("=", 1)[0].strip().startswith(("data.", "runtime."))]
-    base = load_config_data({"data": data}, early, origin="--train")
+    base = load_config_data({"data": data, "runtime": (own or {}).get("runtime", {})}, early, origin=origin)
     setup_logging(args.verbose)
     strategy = None if args.print_config else make_strategy(base.runtime)
     info = ensure_converted(base.data)
     chosen, reasons = recipe_config(data, info)
-    config = load_config_data(chosen, args.overrides, origin="the recipe")
+    if own is not None:
+        mine = over_recipe(chosen, {key: value for key, value in own.items() if key != "recipe"})
+        changed = changed_keys(chosen, {key: value for key, value in mine.items() if key != "comment"})
+        reasons.append(f"then {args.config}: " + (" ".join(changed) or "nothing changed"))
+        chosen = mine
+    config = load_config_data(chosen, args.overrides, origin=origin if own is None else "the recipe with " + origin)
     if args.print_config:
         sys.stdout.write(config_to_json(config))
         return 0

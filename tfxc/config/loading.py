@@ -22,6 +22,7 @@ from typing import Any
 
 from tfxc.config.schema import MOVED_KEYS, ExperimentConfig
 from tfxc.errors import ConfigError
+from tfxc.recipe import with_validation
 from tfxc.registry import did_you_mean, get_registry
 from tfxc.utils.io import atomic_write_text
 
@@ -228,6 +229,8 @@ def load_config_data(data: dict, overrides=(), origin: str | None = None) -> Exp
     """`load_config` for a config already in memory, as a dict in the JSON layout (`origin` names it in errors)."""
     path = origin
     data = apply_overrides(data, list(overrides))
+    if data.get("recipe") is True:
+        data = _thin(data)
     try:
         import_modules(data.get("imports", []))
         return from_dict(ExperimentConfig, data).validate()
@@ -238,6 +241,24 @@ def load_config_data(data: dict, overrides=(), origin: str | None = None) -> Exp
         if path and overrides:
             raise ConfigError(f"{path} (with --set {' '.join(overrides)}): {e}") from None
         raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+
+
+# What a thin config is read for before the recipe is known (the data; the rest may be partial sections).
+_THIN_KEYS = ("imports", "recipe", "comment", "data", "runtime")
+
+
+def _thin(data: dict) -> dict:
+    """A thin config (`"recipe": true`) as far as it can be read without the data: the data section (with
+    a validation share held out, as the recipe does) and the runtime. Its other sections hold only what
+    differs from the recipe, so they are validated once `tfxc.train` has put them on top of it."""
+    known = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"unknown key '{key}'{did_you_mean(key, sorted(known))}")
+    thin = {key: value for key, value in data.items() if key in _THIN_KEYS}
+    if isinstance(thin.get("data", {}), dict):
+        thin["data"] = with_validation(thin.get("data", {}))
+    return thin
 
 
 def _override_named_by(message: str, overrides) -> str | None:

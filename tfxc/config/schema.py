@@ -379,9 +379,17 @@ class ExperimentConfig:
         sox and scent are the dual-variable objectives for extreme multi-class data
         (algorithms.md §4), e.g. {"name": "scent", "gamma": 12}.
       data, model, optimizer, trainer, eval, runtime, export: the sections.
+      recipe: true makes this a *thin* config: `tfxc.train` converts the data,
+        starts from the config `tfxc.recipe` chooses for it and puts this file's
+        sections on top, so the file states only what differs from the recipe
+        (the model directory keeps the resolved config). A data section without
+        a validation part then holds out 10 % of train, as the recipe does.
+      comment: free text, not read (e.g. why a thin config differs from the recipe).
     """
 
     imports: tuple[str, ...] = ()
+    recipe: bool = False
+    comment: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: Any = field(default=None, metadata={"registry": "loss", "default_name": "head"})
@@ -393,7 +401,7 @@ class ExperimentConfig:
 
     def validate(self) -> "ExperimentConfig":
         for f in dataclasses.fields(self):
-            if f.name != "imports":
+            if f.name not in ("imports", "recipe", "comment"):
                 getattr(self, f.name).validate(f.name)
         if self.runtime.strategy == "default":
             _require(self.runtime.cpu_replicas == 1,
