@@ -1,0 +1,43 @@
+"""The bag-of-features encoder against a NumPy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tfxc._tf import tf
+from tfxc.encoders.sparse_bow import SparseBowEncoder
+
+# Three rows, the middle one empty.
+IDS = np.array([4, 0, 9, 2, 4], np.int64)
+VALUES = np.array([0.5, -1.0, 2.0, 3.0, 0.25], np.float32)
+SPLITS = np.array([0, 3, 3, 5], np.int64)
+
+
+def ragged(ids, values, splits) -> dict:
+    return {"feat_idx": tf.RaggedTensor.from_row_splits(ids, splits, validate=False),
+            "feat_val": tf.RaggedTensor.from_row_splits(values, splits, validate=False)}
+
+
+def reference(encoder: SparseBowEncoder, normalize: bool) -> np.ndarray:
+    """relu(Σ v_j E[id_j] + b) row by row (one hidden layer after it, when the encoder has one)."""
+    table, bias = encoder.embeddings.numpy(), encoder.bias.numpy()
+    out = []
+    for start, end in zip(SPLITS[:-1], SPLITS[1:]):
+        values = VALUES[start:end]
+        if normalize and len(values):
+            values = values / np.linalg.norm(values)
+        out.append(np.maximum(values @ table[IDS[start:end]] + bias, 0))
+    out = np.array(out)
+    for layer in encoder.hidden_layers:
+        out = np.maximum(out @ layer.kernel.numpy() + layer.bias.numpy(), 0)
+    return out
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_encoding_matches_numpy_with_empty_rows_normalisation_and_a_hidden_layer(normalize):
+    encoder = SparseBowEncoder(num_features=10, embedding_dim=6, hidden_units=(5,), normalize_inputs=normalize,
+                               seed=2)
+    encoder.build()
+    expected = reference(encoder, normalize)
+    np.testing.assert_allclose(encoder(ragged(IDS, VALUES, SPLITS)).numpy(), expected, rtol=1e-5, atol=1e-6)
