@@ -1,14 +1,23 @@
 """SavedModel serving latency: single-row and batched calls of the serving_default signature.
 
   python tools/bench_serving.py --saved-model runs/wordnet-savedmodel --data-dir runs/data/wordnet-hypernyms
+  python tools/bench_serving.py --saved-model S --data-dir D --batch-sizes 1 --repeat 3 --baseline
 
 Loads the SavedModel with plain tf.saved_model.load (as a server would), takes real rows from the
 converted test split, and reports the median and p99 latency per call for batch sizes 1, 32 and 256.
+
+--baseline also times, on the same requests, a SavedModel whose signature takes the same three inputs
+and returns one of them: the fixed cost of calling any signature from Python in this process, which on
+a shared machine moves with the time of day (BENCHMARKS.md, "Label tree head"), so a model's figure is
+best read next to it. --repeat N times every (batch size, model) N times, alternating.
+The process's thread pools are TensorFlow's defaults unless TF_NUM_INTRAOP_THREADS /
+TF_NUM_INTEROP_THREADS say otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 
 import numpy as np
@@ -19,6 +28,23 @@ from tfxc._tf import tf
 from tfxc.data.info import DatasetInfo
 from tfxc.data.tfrecord import read_all
 
+_SPECS = [tf.TensorSpec([None], tf.int64, name="feat_idx"), tf.TensorSpec([None], tf.float32, name="feat_val"),
+          tf.TensorSpec([None], tf.int64, name="row_splits")]
+
+
+class _Baseline(tf.Module):
+    """The serving signature's inputs, and nothing done with them."""
+
+    @tf.function(input_signature=_SPECS)
+    def serve(self, feat_idx, feat_val, row_splits):
+        return {"label_ids": feat_idx}
+
+
+def load_baseline(directory: str):
+    module = _Baseline()
+    tf.saved_model.save(module, directory, signatures={"serving_default": module.serve})
+    return tf.saved_model.load(directory).signatures["serving_default"]
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -26,23 +52,32 @@ def main():
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--batch-sizes", default="1,32,256")
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=1, help="time every batch size this many times")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also time a signature with the same inputs that does nothing (the call's fixed cost)")
     args = parser.parse_args()
     start = time.perf_counter()
-    serve = tf.saved_model.load(args.saved_model).signatures["serving_default"]
+    signatures = {"model": tf.saved_model.load(args.saved_model).signatures["serving_default"]}
     print(f"load: {time.perf_counter() - start:.2f}s")
-    rows = read_all(DatasetInfo.load(args.data_dir).files("test"))
-    rng = np.random.default_rng(0)
-    for batch_size in map(int, args.batch_sizes.split(",")):
-        requests = []
-        for _ in range(args.calls):
-            pick = [rows[i] for i in rng.integers(0, len(rows), batch_size)]
-            requests.append({"feat_idx": tf.constant(np.concatenate([r["feat_idx"] for r in pick]), tf.int64),
-                             "feat_val": tf.constant(np.concatenate([r["feat_val"] for r in pick]), tf.float32),
-                             "row_splits": tf.constant(np.cumsum([0] + [len(r["feat_idx"]) for r in pick]),
-                                                       tf.int64)})
-        ms = latency_ms(lambda request: serve(**request)["label_ids"].numpy(), requests)
-        print(f"batch {batch_size:4d}: median {np.median(ms):7.2f} ms  p99 {np.percentile(ms, 99):7.2f} ms  "
-              f"= {batch_size / np.median(ms) * 1000:,.0f} rows/s")
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.baseline:
+            signatures["baseline"] = load_baseline(scratch)
+        rows = read_all(DatasetInfo.load(args.data_dir).files("test"))
+        rng = np.random.default_rng(0)
+        for batch_size in map(int, args.batch_sizes.split(",")):
+            requests = []
+            for _ in range(args.calls):
+                pick = [rows[i] for i in rng.integers(0, len(rows), batch_size)]
+                requests.append({"feat_idx": tf.constant(np.concatenate([r["feat_idx"] for r in pick]), tf.int64),
+                                 "feat_val": tf.constant(np.concatenate([r["feat_val"] for r in pick]), tf.float32),
+                                 "row_splits": tf.constant(np.cumsum([0] + [len(r["feat_idx"]) for r in pick]),
+                                                           tf.int64)})
+            for _ in range(args.repeat):
+                for name, serve in signatures.items():
+                    ms = latency_ms(lambda request: serve(**request)["label_ids"].numpy(), requests)
+                    print(f"batch {batch_size:4d} {name:8s}: median {np.median(ms):7.3f} ms  "
+                          f"p99 {np.percentile(ms, 99):7.3f} ms  = {batch_size / np.median(ms) * 1000:,.0f} rows/s",
+                          flush=True)
 
 
 if __name__ == "__main__":
