@@ -27,15 +27,12 @@ from bench_peers import latency_ms  # same folder
 from tfxc._tf import tf
 from tfxc.data.info import DatasetInfo
 from tfxc.data.tfrecord import read_all
-
-_SPECS = [tf.TensorSpec([None], tf.int64, name="feat_idx"), tf.TensorSpec([None], tf.float32, name="feat_val"),
-          tf.TensorSpec([None], tf.int64, name="row_splits")]
-
+from tfxc.export.saved_model import ServingModule
 
 class _Baseline(tf.Module):
     """The serving signature's inputs, and nothing done with them."""
 
-    @tf.function(input_signature=_SPECS)
+    @tf.function(input_signature=ServingModule.serve.input_signature)
     def serve(self, feat_idx, feat_val, row_splits):
         return {"label_ids": feat_idx}
 
