@@ -5,8 +5,9 @@ from head_harness import run_head_test
 
 
 @pytest.mark.parametrize("head", [{"name": "one_vs_all", "propensity_weight": 0.5},
-                                  {"name": "softmax", "label_smoothing": 0.1}],
-                         ids=lambda h: h["name"])
+                                  {"name": "softmax", "label_smoothing": 0.1},
+                                  {"name": "softmax", "multi_label_loss": "decoupled", "propensity_weight": 0.5}],
+                         ids=["one_vs_all", "softmax", "softmax_decoupled"])
 def test_head_contract(head, tmp_path):
     run_head_test(tmp_path, head)
 
@@ -47,3 +48,76 @@ def test_weighted_positives_match_the_written_out_loss(name):
         log_softmax = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         want = [-sum(weights[l] * log_softmax[b, l] for l in y[b]) / sum(weights[l] for l in y[b]) for b in range(2)]
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def _decoupled_reference(z, y, weights=None, smoothing=0.0):
+    """Each positive against the row's negatives, a (weighted) mean over the row's positives, in NumPy."""
+    import numpy as np
+
+    out = []
+    for b, labels in enumerate(y):
+        if not labels:
+            out.append(0.0)
+            continue
+        negatives = [j for j in range(z.shape[1]) if j not in labels]
+        terms, w = [], []
+        for l in labels:
+            terms.append(-(z[b, l] - np.log(np.exp(z[b, l]) + np.exp(z[b, negatives]).sum())))
+            w.append(1.0 if weights is None else weights[l])
+        loss = (1 - smoothing) * np.dot(w, terms) / np.sum(w)
+        lse = np.log(np.exp(z[b]).sum())
+        out.append(loss + smoothing * (lse - z[b].mean()))
+    return out
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_decoupled_softmax_matches_the_written_out_loss(weighted, smoothing):
+    import numpy as np
+
+    from tfxc._tf import tf
+    from tfxc.heads.dense import SoftmaxHead
+
+    weights = np.array([0.5, 1.0, 2.0, 4.0, 1.5], np.float32) if weighted else None
+    head = SoftmaxHead(5, label_weights=weights, label_smoothing=smoothing, multi_label_loss="decoupled")
+    head.build((None, 3))
+    z = np.array([[0.3, -1.0, 2.0, 0.5, 0.0], [1.0, 0.0, -0.5, 0.2, 3.0], [0.1, 0.2, 0.3, 0.4, 0.5]], np.float32)
+    y = [[0, 3, 4], [2], []]
+    got = head.per_example_loss(tf.constant(z), tf.ragged.constant(y, tf.int64, ragged_rank=1)).numpy()
+    np.testing.assert_allclose(got, _decoupled_reference(z, y, weights, smoothing), rtol=1e-5, atol=1e-6)
+
+
+def test_decoupled_softmax_lets_positives_apart_and_stays_finite():
+    """Positives do not compete: a row's loss does not change when one positive rises far above another
+    (the normalised target would), a row whose every label is positive costs 0 with a zero gradient,
+    and one label per row gives the usual cross-entropy."""
+    import numpy as np
+
+    from tfxc._tf import tf
+    from tfxc.heads.dense import decoupled_softmax_cross_entropy, softmax_cross_entropy
+
+    labels = tf.ragged.constant([[0, 1]], tf.int64)
+    close, apart = tf.constant([[5.0, 5.0, 0.0, 0.0]]), tf.constant([[40.0, 5.0, 0.0, 0.0]])
+    assert decoupled_softmax_cross_entropy(apart, labels).numpy()[0] < decoupled_softmax_cross_entropy(
+        close, labels).numpy()[0]
+    assert softmax_cross_entropy(apart, labels).numpy()[0] > softmax_cross_entropy(close, labels).numpy()[0]
+
+    every = tf.Variable([[3.0, -2.0, 50.0]])
+    with tf.GradientTape() as tape:
+        loss = decoupled_softmax_cross_entropy(every, tf.ragged.constant([[0, 1, 2]], tf.int64))
+    grad = tape.gradient(loss, every).numpy()
+    np.testing.assert_allclose(loss.numpy(), [0.0], atol=1e-6)
+    assert np.all(np.isfinite(grad)) and np.allclose(grad, 0.0)
+
+    z = tf.constant([[0.3, -1.0, 2.0], [1.0, 0.0, -0.5]])
+    one = tf.ragged.constant([[2], [0]], tf.int64)
+    np.testing.assert_allclose(decoupled_softmax_cross_entropy(z, one).numpy(), softmax_cross_entropy(z, one).numpy(),
+                               rtol=1e-6)
+
+
+def test_unknown_multi_label_loss_is_refused():
+    from tfxc.errors import ConfigError
+    from tfxc.heads.dense import SoftmaxHeadConfig
+
+    with pytest.raises(ConfigError, match="multi_label_loss.*decoupled"):
+        SoftmaxHeadConfig(multi_label_loss="pal").validate("model.head")

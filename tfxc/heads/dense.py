@@ -78,9 +78,53 @@ def softmax_cross_entropy(logits: tf.Tensor, labels: tf.RaggedTensor, label_smoo
         count = tf.reduce_sum(weights, axis=1)
         target_term = tf.reduce_sum(pos * weights, axis=1) / tf.maximum(count, 1e-12)
     loss = (1.0 - label_smoothing) * (lse - target_term)
+    return _with_smoothing(loss, logits, lse, label_smoothing) * tf.cast(count > 0, logits.dtype)
+
+
+def decoupled_softmax_cross_entropy(logits: tf.Tensor, labels: tf.RaggedTensor, label_smoothing: float = 0.0,
+                                    label_weights: tf.Tensor | None = None) -> tf.Tensor:
+    """The decoupled softmax loss of DEXML (Gupta et al., "Dual-encoders for extreme multi-label
+    classification", ICLR 2024), float32 [B]: each positive l of row b against the row's negatives only,
+    averaged over the row's positives (which keeps the scale of `softmax_cross_entropy`),
+
+        (1/|y|) Σ_{l∈y} −log( e^{z_l} / (e^{z_l} + Σ_{j∉y} e^{z_j}) ) = (1/|y|) Σ_{l∈y} softplus(lse_neg − z_l),
+
+    a weighted mean when `label_weights` (float32 [L]) are given. Unlike the normalised target of
+    `softmax_cross_entropy`, a row's positives do not compete with each other: a label that is on
+    every row (a taxonomy's root) may score far above the row's other labels, and every positive gets
+    a full-sized push above the negatives however many labels its row has. Rows without labels give 0.
+    Label smoothing ε mixes in ε·(lse − mean z), as in `softmax_cross_entropy`.
+
+    The positives are masked out of the [B, L] logits (a scatter, the size of the logits themselves);
+    subtracting their mass from the full sum instead would cancel catastrophically once the positives
+    dominate, which is where training goes.
+    """
+    rows = labels.value_rowids()
+    indices = tf.stack([rows, labels.values], axis=1)
+    # A large finite value, not -inf: a row whose every label is positive then has lse_neg ~ -1e9 and a
+    # zero gradient, where -inf would give NaN.
+    masked = tf.tensor_scatter_nd_update(logits, indices, tf.fill(tf.shape(rows), tf.constant(-1e9, logits.dtype)))
+    lse_neg = tf.reduce_logsumexp(masked, axis=1)
+    pos = positive_logits(logits, labels)
+    per_positive = tf.nn.softplus(tf.gather(lse_neg, pos.value_rowids()) - pos.values)
+    weights = (tf.ones_like(per_positive) if label_weights is None else tf.gather(label_weights, labels.values))
+    nrows = tf.shape(logits, out_type=tf.int64)[0]
+    count = tf.math.unsorted_segment_sum(weights, rows, nrows)
+    term = tf.math.unsorted_segment_sum(weights * per_positive, rows, nrows) / tf.maximum(count, 1e-12)
+    loss = (1.0 - label_smoothing) * term
+    lse = tf.reduce_logsumexp(logits, axis=1) if label_smoothing else None
+    return _with_smoothing(loss, logits, lse, label_smoothing) * tf.cast(count > 0, logits.dtype)
+
+
+def _with_smoothing(loss, logits, lse, label_smoothing: float):
+    """`loss` plus the uniform part ε·(lse − mean z) of a label-smoothed target."""
     if label_smoothing:
         loss += label_smoothing * (lse - tf.reduce_mean(logits, axis=1))
-    return loss * tf.cast(count > 0, logits.dtype)
+    return loss
+
+
+# The softmax head's losses for rows with several labels (`SoftmaxHeadConfig.multi_label_loss`).
+MULTI_LABEL_LOSSES = {"normalised": softmax_cross_entropy, "decoupled": decoupled_softmax_cross_entropy}
 
 
 @dataclass(frozen=True)
@@ -110,7 +154,7 @@ def _check_propensity_weight(config, path: str) -> None:
 
 @dataclass(frozen=True)
 class SoftmaxHeadConfig:
-    """Config of `SoftmaxHead` (multi-class, or multi-label with normalised targets).
+    """Config of `SoftmaxHead` (multi-class, or multi-label with normalised or decoupled targets).
 
     Attributes:
       name: "softmax".
@@ -118,14 +162,22 @@ class SoftmaxHeadConfig:
       label_smoothing: mix the target distribution with the uniform one.
       propensity_weight: α ≥ 0: the target over a row's labels is proportional to (1/p_l)^α
         instead of uniform (see `OneVsAllHeadConfig`).
+      multi_label_loss: how rows with several labels are scored: "normalised" (one softmax
+        whose target is spread over the row's labels, `softmax_cross_entropy`) or "decoupled"
+        (each label against the row's negatives only, `decoupled_softmax_cross_entropy`). The
+        two agree on rows with one label.
     """
 
     name: str = "softmax"
     use_bias: bool = True
     label_smoothing: float = 0.0
     propensity_weight: float = 0.0
+    multi_label_loss: str = "normalised"
 
     def validate(self, path: str) -> None:
+        if self.multi_label_loss not in MULTI_LABEL_LOSSES:
+            raise ConfigError(f"{path}.multi_label_loss ({self.multi_label_loss!r}) must be one of "
+                              f"{sorted(MULTI_LABEL_LOSSES)}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"{path}.label_smoothing ({self.label_smoothing}) must be in [0, 1)")
         _check_propensity_weight(self, path)
@@ -214,32 +266,36 @@ class SoftmaxHead(DenseLabelHead):
     """A softmax over all labels.
 
     Multi-class rows have one label and this is the usual cross-entropy. For
-    multi-label rows the target is uniform over the row's labels,
-    −(1/|y|) Σ_{l∈y} log softmax(z)_l, a strong P@k baseline in XMC; rows
-    without labels contribute 0. With label smoothing ε the target is
-    (1−ε)·target + ε/L.
+    multi-label rows the default target is uniform over the row's labels,
+    −(1/|y|) Σ_{l∈y} log softmax(z)_l, a strong P@k baseline in XMC; with
+    `multi_label_loss="decoupled"` each label is scored against the row's
+    negatives only (`decoupled_softmax_cross_entropy`). Rows without labels
+    contribute 0. With label smoothing ε the target is (1−ε)·target + ε/L.
     Scores: softmax probabilities.
 
     Call returns logits float32 [B, L].
     """
 
     def __init__(self, num_labels: int, use_bias: bool = True, label_smoothing: float = 0.0, label_weights=None,
-                 **kwargs):
+                 multi_label_loss: str = "normalised", **kwargs):
         super().__init__(num_labels, use_bias=use_bias, label_weights=label_weights, **kwargs)
         self.label_smoothing = label_smoothing
+        self.multi_label_loss = multi_label_loss
 
     @classmethod
     def from_config_dataclass(cls, config: SoftmaxHeadConfig, context):
         return cls(context.num_labels, use_bias=config.use_bias, label_smoothing=config.label_smoothing,
-                   label_weights=cls.label_weights_for(config, context), name="head")
+                   label_weights=cls.label_weights_for(config, context),
+                   multi_label_loss=config.multi_label_loss, name="head")
 
     def per_example_loss(self, logits, labels):
         weights = None if self.label_weights is None else self.label_weights.value
-        return softmax_cross_entropy(logits, labels, self.label_smoothing, weights)
+        return MULTI_LABEL_LOSSES[self.multi_label_loss](logits, labels, self.label_smoothing, weights)
 
     def top_k(self, features, k):
         logits, ids, lse = self._chunked_top_k(features, k)
         return tf.exp(logits - lse[:, None]), ids
 
     def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+        return {**super().get_config(), "label_smoothing": self.label_smoothing,
+                "multi_label_loss": self.multi_label_loss}
