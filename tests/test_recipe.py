@@ -43,6 +43,8 @@ def test_jsonl_documents_stay_on_one_side_of_the_validation_split():
     data = data_section("t.jsonl", "s.jsonl", data_dir="d")
     assert data["val_groups"] == "t.jsonl"
     assert "val_percent" not in data_section("t.jsonl", "s.jsonl", "v.jsonl", data_dir="d")
+    assert data["text"] == {"ngram_max": 2, "min_df": 1, "max_features": 100_000}
+    assert "text" not in data_section("t.txt", "s.txt", data_dir="d")
     with pytest.raises(ConfigError, match="is not in the format of --train"):
         data_section("t.jsonl", "s.txt", data_dir="d")
 
@@ -186,3 +188,20 @@ def test_train_with_a_thin_config_prints_what_it_changed(tmp_path):
     assert resolved["recipe"] is False and resolved["comment"] == "two epochs: the mechanics"
     assert resolved["model"]["head"]["label_smoothing"] == 0.0 and resolved["trainer"]["select_metric"] == "P@1"
     assert resolved["data"]["val_percent"] == 10 and out.rstrip().splitlines()[-1].startswith("test: P@1")
+
+
+def test_text_gets_word_bigrams_and_says_so():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from tfxc.recipe import recipe_config
+
+    info = SimpleNamespace(splits={"train": {"num_points": 9_000, "avg_labels_per_point": 1.0,
+                                             "avg_features_per_point": 20.0}},
+                           num_features=22_214, num_labels=77, label_freq=np.full(77, 117))
+    data = data_section("t.jsonl", "s.jsonl", data_dir="d")
+    config, why = recipe_config(data, info)
+    assert why[1] == ("text: TF-IDF of words and word bigrams in at least 1 training text(s), at most 100,000 "
+                      "(the most frequent): 22,214 features")
+    load_config_data(config)
