@@ -39,14 +39,30 @@ def test_pecos_labels_are_found_beside_the_features(tmp_path):
         data_section(str(tmp_path / "X.trn.npz"), str(tmp_path / "other.npz"), data_dir="d")
 
 
-def test_jsonl_documents_stay_on_one_side_of_the_validation_split():
-    data = data_section("t.jsonl", "s.jsonl", data_dir="d")
-    assert data["val_groups"] == "t.jsonl"
-    assert "val_percent" not in data_section("t.jsonl", "s.jsonl", "v.jsonl", data_dir="d")
-    assert data["text"] == {"ngram_max": 2, "min_df": 1, "max_features": 100_000}
+def write_jsonl(path, words_per_text: int, texts: int = 20) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(texts):
+            f.write(json.dumps({"id": f"doc{i // 2}:{i}", "text": " ".join(["word"] * words_per_text),
+                                "labels": ["a"]}) + "\n")
+    return str(path)
+
+
+def test_jsonl_documents_stay_on_one_side_of_the_validation_split(tmp_path):
+    train = write_jsonl(tmp_path / "t.jsonl", words_per_text=10)
+    data = data_section(train, "s.jsonl", data_dir="d")
+    assert data["val_groups"] == train
+    assert "val_percent" not in data_section(train, "s.jsonl", "v.jsonl", data_dir="d")
     assert "text" not in data_section("t.txt", "s.txt", data_dir="d")
     with pytest.raises(ConfigError, match="is not in the format of --train"):
-        data_section("t.jsonl", "s.txt", data_dir="d")
+        data_section(train, "s.txt", data_dir="d")
+
+
+def test_short_texts_get_word_bigrams_and_long_texts_words(shared_data):
+    from tfxc.recipe import text_features
+
+    short, long = (os.path.join(shared_data, name, "train.jsonl") for name in ("banking77", "reuters"))
+    assert text_features(short) == {"ngram_max": 2, "min_df": 1, "max_features": 100_000}
+    assert text_features(long) == {"ngram_max": 1, "min_df": 2, "max_features": 0}
 
 
 @pytest.mark.parametrize("kwargs, head", [
@@ -190,7 +206,7 @@ def test_train_with_a_thin_config_prints_what_it_changed(tmp_path):
     assert resolved["data"]["val_percent"] == 10 and out.rstrip().splitlines()[-1].startswith("test: P@1")
 
 
-def test_text_gets_word_bigrams_and_says_so():
+def test_text_gets_word_bigrams_and_says_so(tmp_path):
     from types import SimpleNamespace
 
     import numpy as np
@@ -200,8 +216,8 @@ def test_text_gets_word_bigrams_and_says_so():
     info = SimpleNamespace(splits={"train": {"num_points": 9_000, "avg_labels_per_point": 1.0,
                                              "avg_features_per_point": 20.0}},
                            num_features=22_214, num_labels=77, label_freq=np.full(77, 117))
-    data = data_section("t.jsonl", "s.jsonl", data_dir="d")
+    data = data_section(write_jsonl(tmp_path / "t.jsonl", words_per_text=12), "s.jsonl", data_dir="d")
     config, why = recipe_config(data, info)
-    assert why[1] == ("text: TF-IDF of words and word bigrams in at least 1 training text(s), at most 100,000 "
-                      "(the most frequent): 22,214 features")
+    assert why[1].startswith("text: TF-IDF of words and word bigrams in at least 1 training text(s), at most "
+                             "100,000 (the most frequent): 22,214 features")
     load_config_data(config)

@@ -53,13 +53,17 @@ VAL_PERCENT = 10
 # Evaluations without improvement before stopping: at least PATIENCE, and a quarter of the planned epochs
 # (small validation splits are noisy: medical's 33 points stalled for 3 epochs at the start of training).
 PATIENCE = 3
-# TF-IDF terms of JSONL text: words and word bigrams, every term of the training texts (min_df 1), at most
-# TEXT_MAX_FEATURES of them (the most frequent by document frequency) to bound the bag's embedding table.
-# On the validation splits of banking77 and clinc150 bigrams with min_df 1 beat the former default (words,
-# min_df 2): P@1 90.32 -> 90.62 and 91.60 -> 92.50 (BENCHMARKS.md, "Training without a config").
-TEXT_NGRAM_MAX = 2
-TEXT_MIN_DF = 1
-TEXT_MAX_FEATURES = 100_000
+# TF-IDF terms of JSONL text. Short texts (at most SHORT_TEXT_TOKENS words on average: queries, intents,
+# titles) get words and word bigrams, every term of the training texts (min_df 1), at most
+# TEXT_MAX_FEATURES of them (the most frequent) to bound the bag's embedding table; on the validation
+# splits of banking77 (12 words a text) and clinc150 (8) that beat words with min_df 2: P@1 90.32 -> 90.62
+# and 91.60 -> 92.50. Longer texts keep words seen in at least 2 texts: on reuters (130 words a text)
+# bigrams cost 1.2 validation P@1 (95.57 -> 94.40). BENCHMARKS.md, "Training without a config".
+SHORT_TEXT_TOKENS = 40
+SHORT_TEXT_FEATURES = {"ngram_max": 2, "min_df": 1, "max_features": 100_000}
+LONG_TEXT_FEATURES = {"ngram_max": 1, "min_df": 2, "max_features": 0}
+# Texts read to measure the average length.
+TEXT_SAMPLE = 10_000
 # Labels with at most this many training points form the tail (reported in the data line).
 TAIL_POINTS = 5
 # A positive of label l weighs (1/p_l)^PROPENSITY_WEIGHT in the one-vs-all loss (p_l its propensity): on
@@ -161,8 +165,18 @@ def data_section(train: str, test: str = "", val: str = "", *, data_dir: str, tr
     if label_names:
         data["label_names"] = label_names
     if fmt == "jsonl":
-        data["text"] = {"ngram_max": TEXT_NGRAM_MAX, "min_df": TEXT_MIN_DF, "max_features": TEXT_MAX_FEATURES}
+        data["text"] = text_features(train)
     return with_validation(data)
+
+
+def text_features(train: str) -> dict:
+    """The `data.text` section (TF-IDF terms) for a JSONL train file, by the average length of its first texts."""
+    from tfxc.data.readers import iter_jsonl
+    from tfxc.data.text_features import tokenize
+
+    lengths = [len(tokenize(record.text)) for _, record in zip(range(TEXT_SAMPLE), iter_jsonl(train))]
+    short = sum(lengths) / max(len(lengths), 1) <= SHORT_TEXT_TOKENS
+    return dict(SHORT_TEXT_FEATURES if short else LONG_TEXT_FEATURES)
 
 
 def with_validation(data: dict) -> dict:
@@ -277,5 +291,6 @@ def recipe_config(data: dict, info) -> tuple[dict, list[str]]:
         terms = "words and word bigrams" if text["ngram_max"] == 2 else "words"
         cap = f", at most {text['max_features']:,} (the most frequent)" if text["max_features"] else ""
         why.insert(0, f"text: TF-IDF of {terms} in at least {text['min_df']} training text(s){cap}: "
-                      f"{profile.num_features:,} features")
+                      f"{profile.num_features:,} features (bigrams and rare words for texts of at most "
+                      f"{SHORT_TEXT_TOKENS} words on average)")
     return {"data": data, **config}, [f"data: {profile.describe()}"] + why

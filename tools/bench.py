@@ -1,6 +1,6 @@
 """Benchmark suite: tfxc against PECOS, napkinXC and omikuji on the same data, in one run.
 
-  python tools/bench.py --peer-python /path/to/peers-venv/bin/python            # the 7 real sets
+  python tools/bench.py --peer-python /path/to/peers-venv/bin/python            # the 8 real sets
   python tools/bench.py --peer-python ... --datasets scale                      # 10^4..10^7 labels
   python tools/bench.py --quick                                                 # 2 small sets, minutes
   python tools/bench.py --datasets bibtex --systems tfxc-ova,pecos-xrlinear
@@ -97,6 +97,8 @@ DATASETS = {
                          "delicious/train.txt", "delicious/test.txt"),
     "corel5k": Dataset({"tfxc-ova": "configs/corel5k.json"}, "corel5k/train.txt", "corel5k/test.txt"),
     "medical": Dataset({"tfxc-softmax": "configs/medical.json"}, "medical/train.txt", "medical/test.txt"),
+    # No hand-tuned tfxc config: yeast (103 dense-valued features, 14 labels) runs the recipe only.
+    "yeast": Dataset({}, "yeast/train.txt", "yeast/test.txt"),
     "reuters": Dataset({"tfxc-softmax": "configs/reuters.json"}, "reuters/train.txt", "reuters/test.txt"),
     "wordnet-hypernyms": Dataset({"tfxc-ova": "configs/wordnet_hypernyms.json",
                                   "tfxc-softmax": "configs/wordnet_hypernyms_softmax.json",
