@@ -69,8 +69,8 @@ def test_short_texts_get_word_bigrams_and_long_texts_words(shared_data):
     ({"labels": 50_000}, "label_tree"),            # beyond exact heads
     ({"labels": 150, "per_point": 1.0}, "softmax"),  # multi-class
     ({"labels": 90, "per_point": 1.24}, "softmax"),  # nearly (reuters)
-    ({"labels": 983, "per_point": 19.0}, "one_vs_all"),  # delicious
-    ({"labels": 10_440, "per_point": 9.0}, "softmax"),   # hypernyms: a normalised target
+    ({"labels": 983, "per_point": 19.0}, "softmax"),  # delicious: the decoupled loss
+    ({"labels": 10_440, "per_point": 9.0}, "softmax"),   # hypernyms: the decoupled loss
 ])
 def test_the_head_follows_the_label_space(kwargs, head):
     config, why = choose(profile(**kwargs))
@@ -78,7 +78,19 @@ def test_the_head_follows_the_label_space(kwargs, head):
     assert why[0].startswith(f"head: {head.replace('_', '-').replace('label-tree', 'a label tree')}")
 
 
-def test_small_sets_train_longer_with_a_wider_dropped_out_encoder():
+def test_several_labels_per_point_get_the_decoupled_softmax_and_exact_heads_a_wider_bag():
+    for labels in (159, 10_440):
+        many, _ = choose(profile(labels=labels, per_point=9.0))
+        assert many["model"]["head"]["multi_label_loss"] == "decoupled"
+        assert many["model"]["head"]["propensity_weight"] == 0.5
+        assert many["model"]["encoder"]["embedding_dim"] == 1024
+    one, _ = choose(profile(labels=150, per_point=1.0))
+    assert "multi_label_loss" not in one["model"]["head"] and "propensity_weight" not in one["model"]["head"]
+    tree, _ = choose(profile(labels=50_000))
+    assert tree["model"]["encoder"]["embedding_dim"] == 512
+
+
+def test_small_sets_train_longer_with_more_dropout():
     small, _ = choose(profile(points=4_392, labels=159))
     big, _ = choose(profile(points=900_000, labels=30_000, per_point=1.0))
     assert small["model"]["encoder"]["embedding_dim"] == 1024 and small["model"]["encoder"]["dropout"] == 0.5
@@ -164,17 +176,17 @@ def test_a_dense_directory_is_carved_unless_it_has_a_validation_part(tmp_path):
 def test_a_thin_config_goes_on_top_of_the_recipe_key_by_key():
     from tfxc.recipe import changed_keys, over_recipe
 
-    recipe, _ = choose(profile(labels=983, per_point=19.0))  # one-vs-all with propensity weights
+    recipe, _ = choose(profile(labels=983, per_point=19.0))  # the decoupled softmax with propensity weights
     own = {"model": {"head": {"propensity_weight": 0.0}}, "trainer": {"epochs": 9}}
     merged = over_recipe(recipe, own)
-    assert merged["model"]["head"] == {"name": "one_vs_all", "propensity_weight": 0.0}
+    assert merged["model"]["head"] == {"name": "softmax", "multi_label_loss": "decoupled", "propensity_weight": 0.0}
     assert merged["model"]["encoder"] == recipe["model"]["encoder"]
     assert merged["trainer"]["epochs"] == 9 and merged["trainer"]["patience"] == recipe["trainer"]["patience"]
     assert changed_keys(recipe, merged) == ["model.head.propensity_weight=0.0", "trainer.epochs=9"]
-    # Another head replaces the recipe's whole: one-vs-all's options would not fit a softmax head.
-    other = over_recipe(recipe, {"model": {"head": {"name": "softmax"}}})
-    assert other["model"]["head"] == {"name": "softmax"}
-    assert recipe["model"]["head"]["name"] == "one_vs_all"  # the recipe itself is left alone
+    # Another head replaces the recipe's whole: the softmax head's options would not fit one-vs-all.
+    other = over_recipe(recipe, {"model": {"head": {"name": "one_vs_all"}}})
+    assert other["model"]["head"] == {"name": "one_vs_all"}
+    assert recipe["model"]["head"]["name"] == "softmax"  # the recipe itself is left alone
 
 
 def test_a_thin_config_reads_its_data_and_leaves_partial_sections_for_later(tmp_path):
