@@ -290,11 +290,8 @@ def recipe_config(data: dict, info) -> tuple[dict, list[str]]:
     profile = DataProfile.from_info(info)
     config, why = choose(profile)
     if data.get("format") == "jsonl":
-        from dataclasses import asdict
-
-        from tfxc.config.schema import TextFeaturesConfig
-
-        text = {**asdict(TextFeaturesConfig()), **data.get("text", {})}
+        # LONG_TEXT_FEATURES are also the schema's defaults (TextFeaturesConfig), for a data section without `text`.
+        text = {**LONG_TEXT_FEATURES, **data.get("text", {})}
         terms = "words and word bigrams" if text["ngram_max"] == 2 else "words"
         cap = f", at most {text['max_features']:,} (the most frequent)" if text["max_features"] else ""
         why.insert(0, f"text: TF-IDF of {terms} in at least {text['min_df']} training text(s){cap}: "
