@@ -88,6 +88,10 @@ def test_several_labels_per_point_get_the_decoupled_softmax_and_exact_heads_a_wi
     assert "multi_label_loss" not in one["model"]["head"] and "propensity_weight" not in one["model"]["head"]
     tree, _ = choose(profile(labels=50_000))
     assert tree["model"]["encoder"]["embedding_dim"] == 512
+    # The tree: a constant learning rate of 0.01 and no dropout (validation, synthetic 10^5).
+    assert tree["model"]["encoder"]["dropout"] == 0.0
+    assert (tree["optimizer"]["learning_rate"], tree["optimizer"]["schedule"]) == (0.01, "constant")
+    assert many["optimizer"]["schedule"] == "cosine"
 
 
 def test_small_sets_train_longer_with_more_dropout():
