@@ -105,3 +105,16 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         model.predict(["some text"])
     with pytest.raises(Exception, match="neither a tfxc model directory"):
         tfxc.load(str(tmp_path))
+
+
+def test_fit_resolves_a_thin_config_against_the_recipe_for_the_arrays(tmp_path):
+    (x, y), _ = synthetic(num_train=300, num_test=10)
+    model_dir = tmp_path / "m"
+    thin = {"recipe": True, "comment": "one epoch: the mechanics", "trainer": {"epochs": 1}}
+    model = tfxc.fit(thin, x, y, model_dir=str(model_dir), overrides=["model.encoder.embedding_dim=16"])
+    resolved = json.loads((model_dir / "config.json").read_text())
+    # The recipe for 300 points with several labels each, this file's epochs and the override on top.
+    assert resolved["recipe"] is False and resolved["model"]["head"]["multi_label_loss"] == "decoupled"
+    assert resolved["trainer"]["epochs"] == 1 and resolved["trainer"]["select_metric"] == "P@5"
+    assert resolved["model"]["encoder"]["embedding_dim"] == 16 and resolved["data"]["val_percent"] == 10
+    assert model.predict(x[:2], k=3).ids.shape == (2, 3)

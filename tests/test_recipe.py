@@ -88,6 +88,15 @@ def test_several_labels_per_point_get_the_decoupled_softmax_and_exact_heads_a_wi
     assert "multi_label_loss" not in one["model"]["head"] and "propensity_weight" not in one["model"]["head"]
     tree, _ = choose(profile(labels=50_000))
     assert tree["model"]["encoder"]["embedding_dim"] == 512
+    # Sparse inputs: every node also weighs its centroid's top features, starting from the centroid.
+    assert (tree["model"]["head"]["sparse_support"], tree["model"]["head"]["sparse_init"]) == (32, 4.0)
+    dense = DataProfile(num_points=50_000, num_features=512, num_labels=50_000, labels_per_point=1.0,
+                        features_per_point=512.0, tail_share=0.5)
+    assert "sparse_support" not in choose(dense)[0]["model"]["head"]
+    from tfxc.encoders.sparse_input import PAD_FEATURE
+    from tfxc.recipe import SPARSE_TERM_MAX_FEATURES
+
+    assert SPARSE_TERM_MAX_FEATURES == PAD_FEATURE  # more features than the term can carry: no sparse term
     # The tree: a constant learning rate of 0.01 and no dropout (validation, synthetic 10^5).
     assert tree["model"]["encoder"]["dropout"] == 0.0
     assert (tree["optimizer"]["learning_rate"], tree["optimizer"]["schedule"]) == (0.01, "constant")
@@ -220,6 +229,9 @@ def test_train_with_a_thin_config_prints_what_it_changed(tmp_path):
     assert resolved["recipe"] is False and resolved["comment"] == "two epochs: the mechanics"
     assert resolved["model"]["head"]["label_smoothing"] == 0.0 and resolved["trainer"]["select_metric"] == "P@1"
     assert resolved["data"]["val_percent"] == 10 and out.rstrip().splitlines()[-1].startswith("test: P@1")
+    # train.sh asks how many parts the head has: the recipe's heads train whole.
+    parts = run_cli("tfxc.train", "--config", str(config), "--num-parts", timeout=120).stdout
+    assert parts.strip() == "1"
 
 
 def test_text_gets_word_bigrams_and_says_so(tmp_path):

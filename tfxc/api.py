@@ -87,6 +87,7 @@ def fit(config, X, Y, *, model_dir: str, X_val=None, Y_val=None, X_test=None, Y_
       A `Classifier` on `model_dir`.
     """
     from tfxc.data.convert import ensure_converted
+    from tfxc.resolve import whole_config
     from tfxc.training.distribute import make_strategy
     from tfxc.training.trainer import Trainer
 
@@ -94,10 +95,12 @@ def fit(config, X, Y, *, model_dir: str, X_val=None, Y_val=None, X_test=None, Y_
     os.makedirs(sources, exist_ok=True)
     splits = {"train": (X, Y), "val": (X_val, Y_val), "test": (X_test, Y_test)}
     data = _write_sources(sources, {k: v for k, v in splits.items() if v[0] is not None}, label_names)
-    config = _resolve_config(config, overrides, {**data, "dir": os.path.join(model_dir, CONVERTED_DIR),
-                                                 "source_dir": ""})
+    config, tree = _resolve_config(config, overrides, {**data, "dir": os.path.join(model_dir, CONVERTED_DIR),
+                                                       "source_dir": ""})
     strategy = make_strategy(config.runtime)
-    Trainer(config, model_dir, ensure_converted(config.data), strategy).train()
+    info = ensure_converted(config.data)
+    config = whole_config(config, tree, info, overrides, "the config given to fit")  # a thin one: the recipe's
+    Trainer(config, model_dir, info, strategy).train()
     return load(model_dir)
 
 
@@ -293,7 +296,8 @@ class _SavedModelBackend:
 
 # === fit's sources ===
 def _resolve_config(config, overrides, data_fields: dict):
-    """The config (a path, a JSON-layout dict or an `ExperimentConfig`) with `data_fields` in its data section."""
+    """The config (a path, a JSON-layout dict or an `ExperimentConfig`) with `data_fields` in its data section,
+    and its JSON layout (for a thin config, resolved once the data is converted)."""
     from tfxc.config import ExperimentConfig, to_dict
     from tfxc.config.loading import load_config_data, read_json
 
@@ -305,7 +309,7 @@ def _resolve_config(config, overrides, data_fields: dict):
     else:
         origin, tree = config, read_json(config)
     tree["data"] = {**tree.get("data", {}), **data_fields}
-    return load_config_data(tree, overrides, origin=origin)
+    return load_config_data(tree, overrides, origin=origin), tree
 
 
 def _write_sources(directory: str, splits: dict, label_names) -> dict:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from tfxc.config import load_config
-from tfxc.data.convert import ensure_converted
 from tfxc.data.pipeline import train_dataset
+from tfxc.resolve import load_with_data
 
 
 def main():
@@ -22,8 +21,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
-    config = load_config(args.config, args.overrides)
-    info = ensure_converted(config.data)
+    config, info = load_with_data(args.config, args.overrides)  # a thin config: the recipe for its data
     gb = config.trainer.global_batch_size
     for epoch in range(args.epochs):
         ds = train_dataset(info.files("train"), num_points=info.num_points("train"), global_batch_size=gb,

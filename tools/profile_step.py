@@ -13,9 +13,8 @@ import time
 import numpy as np
 
 from tfxc._tf import tf
-from tfxc.config import load_config
-from tfxc.data.convert import ensure_converted
 from tfxc.data.pipeline import train_dataset
+from tfxc.resolve import load_with_data
 from tfxc.build_context import BuildContext
 from tfxc.model import build_model
 from tfxc.optimizers import build_optimizer
@@ -37,8 +36,7 @@ def main():
     parser.add_argument("--config", required=True)
     parser.add_argument("--steps", type=int, default=50)
     args = parser.parse_args()
-    cfg = load_config(args.config)
-    info = ensure_converted(cfg.data)
+    cfg, info = load_with_data(args.config)  # a thin config: the recipe for its data
     batch = next(iter(train_dataset(info.files("train"), num_points=info.num_points("train"),
                                     global_batch_size=cfg.trainer.global_batch_size, seed=0,
                                     shuffle_buffer=cfg.data.shuffle_buffer, epoch=0)))

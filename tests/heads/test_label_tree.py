@@ -332,3 +332,41 @@ def test_serving_compiles_padded_batches_and_blocks_and_agrees_with_the_graph(ro
     scores, ids = model.top_k(batch, 4)
     np.testing.assert_array_equal(out["label_ids"].numpy(), ids.numpy())
     np.testing.assert_allclose(out["scores"].numpy(), scores.numpy(), rtol=1e-5)
+
+
+def test_the_sparse_term_can_start_from_the_node_centroids(tmp_path):
+    from head_harness import head_config
+
+    from tfxc.build_context import BuildContext
+    from tfxc.config import load_config
+    from tfxc.data.convert import ensure_converted
+    from tfxc.data.info import DatasetInfo
+    from tfxc.model import build_model
+    from tfxc.tree import cached_split_pifa
+    from tfxc.tree.support import node_centroid_support
+
+    head = {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2, "sparse_support": 6, "sparse_init": 3.0}
+    config = load_config(head_config(tmp_path, head))
+    info = ensure_converted(config.data)
+    model_dir = str(tmp_path / "m")
+    first = build_model(config.model, BuildContext.from_info(info, seed=1, model_dir=model_dir))
+    tree = first.head.tree
+    support, weights = node_centroid_support(tree, cached_split_pifa(DatasetInfo.load(config.data.dir)), 6)
+    for t in range(len(tree.sizes)):
+        np.testing.assert_array_equal(first.head.support_levels[t].numpy(), support[t])
+        np.testing.assert_allclose(first.head.sparse_kernels[t].numpy(), 3.0 * weights[t], rtol=1e-6)
+    # Unit norm per node: the starting term is 3 × the cosine of a row and the node's centroid on its features.
+    np.testing.assert_allclose(np.linalg.norm(weights[-1], axis=1), 1.0, rtol=1e-5)
+    # The weights are kept with the support in the model directory: a run resumed before its first
+    # checkpoint starts from the same values.
+    again = build_model(config.model, BuildContext.from_info(info, seed=1, model_dir=model_dir))
+    for a, b in zip(again.head.sparse_kernels, first.head.sparse_kernels):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_sparse_init_needs_the_sparse_term():
+    from tfxc.errors import ConfigError
+    from tfxc.heads.label_tree import LabelTreeHeadConfig
+
+    with pytest.raises(ConfigError, match=r"model.head.sparse_init \(2.0\) .* needs sparse_support > 0"):
+        LabelTreeHeadConfig(sparse_init=2.0).validate("model.head")

@@ -18,12 +18,12 @@ def test_quick_benchmark_runs_end_to_end(tmp_path, shared_data):
     markdown.write_text("intro\n<!-- bench:begin -->\n(no tables yet)\n<!-- bench:end -->\noutro\n")
     # A peer under an interpreter without the peer packages fails; the run goes on.
     proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "bench.py"), "--quick", "--datasets",
-                           "medical", "--systems", "tfxc-softmax,napkinxc-plt", "--out", str(out),
+                           "medical", "--systems", "tfxc-recipe,napkinxc-plt", "--out", str(out),
                            "--shared-data", shared_data, "--timeout", "600", "--update-markdown", str(markdown)],
                           cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = {r["system"]: r for r in json.loads((out / "results.json").read_text())}
-    tfxc = results["tfxc-softmax"]
+    tfxc = results["tfxc-recipe"]
     assert tfxc["status"] == "ok", tfxc
     # medical's most frequent test label is on ~25% of points; 2 epochs already beat that.
     assert 30 < tfxc["P@1"] <= 100 and tfxc["P@5"] <= tfxc["P@1"]
@@ -34,7 +34,7 @@ def test_quick_benchmark_runs_end_to_end(tmp_path, shared_data):
         assert peer["status"] == "failed" and "exit" in peer["error"]
     text = markdown.read_text()
     assert text.startswith("intro\n<!-- bench:begin -->\n### medical (quick mode") and text.endswith("outro\n")
-    assert "| tfxc-softmax |" in text and "no tables yet" not in text
+    assert "| tfxc-recipe |" in text and "no tables yet" not in text
 
 
 def test_quick_mode_never_writes_over_published_results(tmp_path):
@@ -137,5 +137,5 @@ def test_runs_are_refused_when_the_compiled_kernels_are_missing(tmp_path, monkey
     assert bench.compiled_kernels_in_repo()  # the test install builds them in place (pip install -e .)
     monkeypatch.setattr(bench, "compiled_kernels_in_repo", lambda: False)
     with pytest.raises(SystemExit, match="has no compiled kernels"):
-        bench.main(["--datasets", "medical", "--systems", "tfxc-softmax", "--out", str(tmp_path / "out")])
+        bench.main(["--datasets", "medical", "--systems", "tfxc-recipe", "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()

@@ -4,7 +4,8 @@ import numpy as np
 import scipy.sparse
 
 from tfxc.tree import LabelTree
-from tfxc.tree.support import load_support, node_feature_support, save_support, top_features_per_row
+from tfxc.tree.support import (load_support, node_centroid_support, node_feature_support, save_support,
+                               top_features_per_row)
 
 
 def test_top_features_by_value_then_id_and_positive_only():
@@ -24,9 +25,25 @@ def test_every_level_weighs_the_top_features_of_the_labels_below(tmp_path):
     # Cluster 0 sums to [0.8, 1.2, 0.8, 0]: feature 1, then 0 before 2 (a tie goes to the lower id).
     np.testing.assert_array_equal(support[0], [[1, 0], [3, 0]])
     np.testing.assert_array_equal(support[1], [[0, 1], [2, 1], [3, -1], [3, 0]])
-    save_support(str(tmp_path / "s.npz"), support)
+    # The weights: each node's centroid on its features, unit norm (cluster 1 sums to [0.6, 0, 0, 1.8]).
+    _, weights = node_centroid_support(tree, z, 2)
+    np.testing.assert_allclose(weights[0], [[1.2 / np.sqrt(1.44 + 0.64), 0.8 / np.sqrt(1.44 + 0.64)],
+                                            [1.8 / np.sqrt(3.24 + 0.36), 0.6 / np.sqrt(3.24 + 0.36)]], rtol=1e-6)
+    np.testing.assert_allclose(weights[1], [[0.8, 0.6], [0.8, 0.6], [1.0, 0.0], [0.8, 0.6]], rtol=1e-6)
+    save_support(str(tmp_path / "s.npz"), support, weights)
     for got, want in zip(load_support(str(tmp_path / "s.npz")), support):
         np.testing.assert_array_equal(got, want)
+    for got, want in zip(load_support(str(tmp_path / "s.npz"), with_weights=True)[1], weights):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_support_file_without_weights_reads_as_zero_weights(tmp_path):
+    path = str(tmp_path / "v1.npz")
+    np.savez(path, format=np.array("tfxc-node-support-1"), level_0=np.array([[1, 0]], np.int32),
+             level_1=np.array([[0, -1], [2, 1]], np.int32))
+    support, weights = load_support(path, with_weights=True)
+    assert [s.shape for s in support] == [(1, 2), (2, 2)]
+    assert all(w.shape == s.shape and not w.any() for w, s in zip(weights, support))
 
 
 def test_a_tree_over_some_labels_reads_their_rows():

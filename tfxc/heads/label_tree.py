@@ -86,6 +86,8 @@ class LabelTreeHead(Head):
       sparse_support: None, or per level int32 [K_t, S]: the input features each node weighs
         (−1 padded; `tfxc.tree.support`). The features are then [h, the row's sparse block]
         of `WithSparseInput` with width `sparse_max_nnz`.
+      sparse_init: None (the sparse weights start at zero), or per level float32 [K_t, S]: their
+        starting values (`LabelTreeHeadConfig.sparse_init`).
 
     Call returns the features unchanged (float32 [B, dim]): which nodes are
     scored depends on the labels, so scoring happens in `per_example_loss`.
@@ -97,9 +99,9 @@ class LabelTreeHead(Head):
     def __init__(self, tree, negatives="tfn+man", max_active=0, loss="squared_hinge", reduction="mean",
                  dense_level_max=16384,
                  use_bias=True, init_stddev=0.02, beam_size=10, post_processor="l3-hinge", final_post_processor="",
-                 seed=None, sparse_support=None, sparse_max_nnz=64, **kwargs):
+                 seed=None, sparse_support=None, sparse_max_nnz=64, sparse_init=None, **kwargs):
         super().__init__(tree.num_labels, **kwargs)
-        self.sparse_support = sparse_support
+        self.sparse_support, self.sparse_init = sparse_support, sparse_init
         self.sparse_max_nnz = sparse_max_nnz if sparse_support is not None else 0
         self.tree = tree
         self.sizes = tree.sizes
@@ -115,8 +117,8 @@ class LabelTreeHead(Head):
             "negatives", "max_active", "loss", "reduction", "dense_level_max", "use_bias", "init_stddev", "beam_size",
             "post_processor", "final_post_processor", "sparse_max_nnz")}
         tree = load_or_build_tree(config, context)
-        return cls(tree, seed=context.seed, sparse_support=load_or_build_support(config, context, tree), name="head",
-                   **options)
+        support, init = load_or_build_support(config, context, tree)
+        return cls(tree, seed=context.seed, sparse_support=support, sparse_init=init, name="head", **options)
 
     def make_encoder(self, encoder_config, context):
         encoder = super().make_encoder(encoder_config, context)
@@ -153,9 +155,11 @@ class LabelTreeHead(Head):
                 setattr(self, f"support_{t}", self.add_weight(
                     shape=support.shape, dtype="int32", trainable=False, name=f"support_{t}",
                     initializer=keras.initializers.Constant(support)))
-                # Zero: the sparse term starts silent and grows where the input features help.
+                # Zero: the sparse term starts silent and grows where the input features help; or from
+                # `sparse_init` (scaled PIFA centroids: a nearest-centroid score from the first step).
+                start = "zeros" if self.sparse_init is None else keras.initializers.Constant(self.sparse_init[t])
                 setattr(self, f"sparse_kernel_{t}", self.add_weight(
-                    shape=support.shape, name=f"sparse_kernel_{t}", initializer="zeros"))
+                    shape=support.shape, name=f"sparse_kernel_{t}", initializer=start))
         if self.tree.leaf_labels is not None:  # a tree over some of the labels: label <-> last-level node
             self.leaf_labels = self.add_weight(
                 shape=self.tree.leaf_labels.shape, dtype="int32", trainable=False, name="leaf_labels",

@@ -69,6 +69,10 @@ class LabelTreeHeadConfig:
         sparse inputs (bag of words, TF-IDF). 0: the node scores read only the encoder's output.
       sparse_max_nnz: with sparse_support, the input features per row the term reads (a row
         with more keeps its sparse_max_nnz largest |values|).
+      sparse_init: with sparse_support, the sparse term's starting weights: this times each
+        node's unit-norm PIFA centroid on its features, so that the term starts as a
+        nearest-centroid score (a label with one training row scores rows like it from the
+        first step). 0: the term starts at zero and grows where the features help.
     """
 
     name: str = "label_tree"
@@ -92,6 +96,7 @@ class LabelTreeHeadConfig:
     final_post_processor: str = ""
     sparse_support: int = 0
     sparse_max_nnz: int = 64
+    sparse_init: float = 0.0
 
     def validate(self, path: str) -> None:
         if self.max_leaf_size < 1 or self.nr_splits < 2 or self.min_codes < 0 or self.kmeans_max_iter < 1:
@@ -111,6 +116,9 @@ class LabelTreeHeadConfig:
         if self.sparse_support < 0 or self.sparse_max_nnz < 1:
             raise ConfigError(f"{path}: sparse_support ({self.sparse_support}) must be >= 0 and sparse_max_nnz "
                               f"({self.sparse_max_nnz}) >= 1")
+        if self.sparse_init and not self.sparse_support:
+            raise ConfigError(f"{path}.sparse_init ({self.sparse_init}) starts the sparse term's weights: it needs "
+                              "sparse_support > 0")
         if self.tree_file and not self.tree_file.endswith((".npz", ".tsv")):
             raise ConfigError(f"{path}.tree_file '{self.tree_file}' must be a saved tree (.npz) or a taxonomy (.tsv)")
 
@@ -150,26 +158,27 @@ def load_or_build_tree(config: LabelTreeHeadConfig, context):
     return tree
 
 
-def load_or_build_support(config: LabelTreeHeadConfig, context, tree) -> list | None:
-    """The nodes' input features for `sparse_support` (None without it): the model directory's copy,
+def load_or_build_support(config: LabelTreeHeadConfig, context, tree) -> tuple[list | None, list | None]:
+    """The nodes' input features for `sparse_support` and the sparse term's starting weights
+    ((None, None) without it; weights None when `sparse_init` is 0): the model directory's copy,
     else the top of each node's PIFA centroid, saved in the model directory like the tree."""
     from tfxc.data.info import DatasetInfo
     from tfxc.encoders.sparse_input import PAD_FEATURE
     from tfxc.errors import DataError
     from tfxc.tree import cached_split_pifa
-    from tfxc.tree.support import load_support, node_feature_support, save_support
+    from tfxc.tree.support import load_support, node_centroid_support, save_support
 
     if not config.sparse_support:
-        return None
+        return None, None
     if context.num_features >= PAD_FEATURE:
         raise ConfigError(f"model.head.sparse_support handles at most {PAD_FEATURE - 1} input features; the data has "
                           f"{context.num_features}")
     saved = os.path.join(context.model_dir, SUPPORT_FILE) if context.model_dir else None
     if saved and os.path.exists(saved):
-        support = load_support(saved)
+        support, weights = load_support(saved, with_weights=True)
     elif context.data_dir:
-        support = node_feature_support(tree, cached_split_pifa(DatasetInfo.load(context.data_dir)),
-                                       config.sparse_support)
+        support, weights = node_centroid_support(tree, cached_split_pifa(DatasetInfo.load(context.data_dir)),
+                                                 config.sparse_support)
     else:
         raise ConfigError("model.head.sparse_support picks each node's features from the training data: train "
                           "the model first")
@@ -178,5 +187,5 @@ def load_or_build_support(config: LabelTreeHeadConfig, context, tree) -> list | 
         raise DataError(f"the node feature support has shapes {[s.shape for s in support]}, the tree and "
                         f"sparse_support need {shapes}", path=saved)
     if saved and not os.path.exists(saved):
-        save_support(saved, support)
-    return support
+        save_support(saved, support, weights)
+    return support, ([config.sparse_init * w for w in weights] if config.sparse_init else None)

@@ -6,6 +6,9 @@ A TensorFlow model needs that sparsity pattern fixed before training, so each
 node gets the `size` features with the largest mass in its PIFA centroid, the
 sum of the label features (§1.2) of the labels below it: the features its
 positive rows use most, where a trained sparse model keeps most of its weight.
+The centroid's values there (unit norm per node) are also a starting point for
+those weights: a nearest-centroid score, which a label seen once already has
+before training has given it a step.
 """
 
 from __future__ import annotations
@@ -15,56 +18,91 @@ import scipy.sparse
 
 from tfxc.utils.io import atomic_writer
 
-SUPPORT_FORMAT = "tfxc-node-support-1"
+# Version 2 adds each node's weights on its features (`node_weights`); version 1 files read as zero weights.
+SUPPORT_FORMAT = "tfxc-node-support-2"
+_FORMATS = ("tfxc-node-support-1", SUPPORT_FORMAT)
 
 
-def top_features_per_row(m: scipy.sparse.csr_matrix, size: int) -> np.ndarray:
+def top_features_per_row(m: scipy.sparse.csr_matrix, size: int, with_values: bool = False):
     """int32 [rows, size]: each row's column ids by decreasing value (ties: lower id first), −1 padded.
 
-    Only positive entries count.
+    Only positive entries count. With `with_values`, also float32 [rows, size]: the
+    values at those ids (0 at the padding).
     """
     m = scipy.sparse.csr_matrix(m)
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
     keep = m.data > 0
     rows, cols, values = rows[keep], m.indices[keep], m.data[keep]
     order = np.lexsort((cols, -values, rows))
-    rows, cols = rows[order], cols[order]
+    rows, cols, values = rows[order], cols[order], values[order]
     starts = np.searchsorted(rows, np.arange(m.shape[0]))
     rank = np.arange(rows.size) - starts[rows]
     out = np.full((m.shape[0], size), -1, np.int32)
     picked = rank < size
     out[rows[picked], rank[picked]] = cols[picked]
-    return out
+    if not with_values:
+        return out
+    kept = np.zeros((m.shape[0], size), np.float32)
+    kept[rows[picked], rank[picked]] = values[picked]
+    return out, kept
 
 
-def node_feature_support(tree, z, size: int) -> list[np.ndarray]:
-    """The features of every node of every level: one int32 [K_t, size] array per level, −1 padded.
+def node_centroid_support(tree, z, size: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The features of every node of every level and the node's centroid on them.
 
     Args:
       tree: a `LabelTree` over L labels.
       z: label features [L, D] (PIFA; CSR or dense), row l for label l.
       size: features per node.
+
+    Returns:
+      (features, weights), one array per level each: int32 [K_t, size] feature ids (−1
+      padded) and float32 [K_t, size], the node's PIFA centroid (the sum of the label
+      features below it) at those features, scaled to unit L2 norm per node (0 at the
+      padding). A node's weights dotted with a unit-norm row are the cosine of the two
+      over the node's features: the nearest-centroid score the sparse term can start from.
     """
     z = scipy.sparse.csr_matrix(z, dtype=np.float32)
     leaves = z if tree.leaf_labels is None else z[tree.leaf_labels]
-    support = []
+    features, weights = [], []
     for level, count in enumerate(tree.sizes):
         below = tree.ancestors(level)  # the level's node above each leaf
         membership = scipy.sparse.csr_matrix(
             (np.ones(below.size, np.float32), (below, np.arange(below.size))), shape=(count, below.size))
-        support.append(top_features_per_row(membership @ leaves, size))
-    return support
+        ids, values = top_features_per_row(membership @ leaves, size, with_values=True)
+        norms = np.linalg.norm(values, axis=1, keepdims=True)
+        features.append(ids)
+        weights.append((values / np.maximum(norms, 1e-30)).astype(np.float32))
+    return features, weights
 
 
-def save_support(path: str, support: list[np.ndarray]) -> None:
+def node_feature_support(tree, z, size: int) -> list[np.ndarray]:
+    """The features of every node of every level: one int32 [K_t, size] array per level, −1 padded
+    (`node_centroid_support` without the weights)."""
+    return node_centroid_support(tree, z, size)[0]
+
+
+def save_support(path: str, support: list[np.ndarray], weights: list[np.ndarray] | None = None) -> None:
+    """Writes the features per level and, if given, the node weights on them (float32, the same shapes)."""
+    arrays = {f"level_{t}": s for t, s in enumerate(support)}
+    if weights is not None:
+        arrays.update({f"weight_{t}": w.astype(np.float32) for t, w in enumerate(weights)})
     with atomic_writer(path, binary=True) as f:
-        np.savez(f, format=np.array(SUPPORT_FORMAT), **{f"level_{t}": s for t, s in enumerate(support)})
+        np.savez(f, format=np.array(SUPPORT_FORMAT), **arrays)
 
 
-def load_support(path: str) -> list[np.ndarray]:
+def load_support(path: str, with_weights: bool = False):
+    """The features per level (`save_support`); with `with_weights`, (features, weights), zero weights
+    where the file has none."""
     from tfxc.errors import DataError
 
     with np.load(path, allow_pickle=False) as f:
-        if "format" not in f or str(f["format"]) != SUPPORT_FORMAT:
+        if "format" not in f or str(f["format"]) not in _FORMATS:
             raise DataError(f"not a node feature support file (format {SUPPORT_FORMAT})", path=path)
-        return [f[f"level_{t}"].astype(np.int32) for t in range(len(f.files) - 1)]
+        levels = sum(name.startswith("level_") for name in f.files)
+        support = [f[f"level_{t}"].astype(np.int32) for t in range(levels)]
+        if not with_weights:
+            return support
+        weights = [f[f"weight_{t}"].astype(np.float32) if f"weight_{t}" in f.files
+                   else np.zeros(s.shape, np.float32) for t, s in enumerate(support)]
+        return support, weights
