@@ -18,7 +18,7 @@ import scipy.sparse
 
 from tfxc.utils.io import atomic_writer
 
-# Version 2 adds each node's weights on its features (`node_weights`); version 1 files read as zero weights.
+# Version 2 adds each node's weights on its features (`node_centroid_support`); version 1 files read as zero weights.
 SUPPORT_FORMAT = "tfxc-node-support-2"
 _FORMATS = ("tfxc-node-support-1", SUPPORT_FORMAT)
 
