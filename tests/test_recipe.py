@@ -89,7 +89,7 @@ def test_several_labels_per_point_get_the_decoupled_softmax_and_exact_heads_a_wi
     tree, _ = choose(profile(labels=50_000))
     assert tree["model"]["encoder"]["embedding_dim"] == 512
     # Sparse inputs: every node also weighs its centroid's top features, starting from the centroid.
-    assert (tree["model"]["head"]["sparse_support"], tree["model"]["head"]["sparse_init"]) == (32, 4.0)
+    assert (tree["model"]["head"]["sparse_support"], tree["model"]["head"]["sparse_init"]) == (32, 32.0)
     dense = DataProfile(num_points=50_000, num_features=512, num_labels=50_000, labels_per_point=1.0,
                         features_per_point=512.0, tail_share=0.5)
     assert "sparse_support" not in choose(dense)[0]["model"]["head"]

@@ -62,10 +62,12 @@ TREE_LEARNING_RATE = 0.01
 # starting from TREE_SPARSE_INIT × the unit-norm centroid there (a nearest-centroid score that a label seen once
 # has from the first step). On the synthetic 10^5 set's validation split (9,865 points, 6 epochs) P@1 / P@5 /
 # PSP@5 went 94.49 / 39.48 / 30.70 (no sparse term) -> 94.53 / 39.56 / 30.83 (the term starting at zero) ->
-# 94.88 / 39.75 / 31.29 (from the centroids), at about the same training time. BENCHMARKS.md, "Training without
-# a config".
+# 94.88 / 39.75 / 31.29 (from 4 × the centroids) -> 95.06 / 40.06 / 31.96 (8 ×) -> 95.39 / 40.72 / 33.35 (16 ×)
+# -> 95.38 / 41.00 / 34.01 (32 ×; 64 × trailed 32 × by 1 P@5 after two epochs), at about the same training
+# time: a strong start survives training, where a weak one is worn away. On the synthetic 10^6 set's split,
+# 16 × against 4 ×: 88.77 / 32.57 / 18.89 -> 89.48 / 33.21 / 19.91. BENCHMARKS.md, "Training without a config".
 TREE_SPARSE_SUPPORT = 32
-TREE_SPARSE_INIT = 4.0
+TREE_SPARSE_INIT = 32.0
 SPARSE_INPUT_SHARE = 0.5
 # The sparse term carries feature ids as float32 (`tfxc.encoders.sparse_input.PAD_FEATURE`): exact below 2^24.
 SPARSE_TERM_MAX_FEATURES = 2 ** 24

@@ -159,3 +159,19 @@ def test_train_asks_for_a_config_or_the_data():
     assert "or --train (a data file: tfxc chooses the recipe) is required" in result.stderr
     both = run_cli("tfxc.train", "--config", "configs/quickstart.json", "--train", "t.txt", check=False, timeout=60)
     assert both.returncode == 2 and "give either --config or --train" in both.stderr
+
+
+def test_setting_another_name_starts_the_entry_afresh():
+    # The recipe's decoupled softmax has options the one-vs-all head does not know: naming another head
+    # drops them (as a thin config's entry does); later --set keys go into the new entry.
+    from tfxc.config.loading import apply_overrides
+
+    recipe = {"model": {"head": {"name": "softmax", "multi_label_loss": "decoupled", "propensity_weight": 0.5}}}
+    got = apply_overrides(recipe, ["model.head.name=one_vs_all", "model.head.propensity_weight=0.25"])
+    assert got["model"]["head"] == {"name": "one_vs_all", "propensity_weight": 0.25}
+    # The same name keeps the options, and the input tree is not changed.
+    assert apply_overrides(recipe, ["model.head.name=softmax"]) == recipe
+    assert recipe["model"]["head"]["multi_label_loss"] == "decoupled"
+    config = load_config(None, ["data.dir=d", "model.head.name=softmax", "model.head.multi_label_loss=decoupled",
+                                "model.head.name=one_vs_all"])
+    assert type(config.model.head).__name__ == "OneVsAllHeadConfig"

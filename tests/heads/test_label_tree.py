@@ -125,10 +125,10 @@ def test_label_tree_head_contract(tmp_path):
 
 def test_label_tree_head_contract_with_the_sparse_term(tmp_path):
     # The sparse term carries each row's features beside h: restored, exported, served and mirrored alike,
-    # here started from the node centroids (the recipe's tree on sparse inputs).
+    # here started from the node centroids, with propensity-weighted positives (kept as weights of the model).
     run_head_test(tmp_path, {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2, "beam_size": 64,
                              "post_processor": "sigmoid", "sparse_support": 6, "sparse_max_nnz": 16,
-                             "sparse_init": 4.0})
+                             "sparse_init": 4.0, "propensity_weight": 0.5})
 
 
 def sparse_rows(seed):
@@ -372,3 +372,57 @@ def test_sparse_init_needs_the_sparse_term():
 
     with pytest.raises(ConfigError, match=r"model.head.sparse_init \(2.0\) .* needs sparse_support > 0"):
         LabelTreeHeadConfig(sparse_init=2.0).validate("model.head")
+
+
+def test_node_weights_are_inverse_propensities_of_the_summed_label_counts():
+    from tfxc.eval.propensity import propensities
+    from tfxc.heads.label_tree_config import node_positive_weights
+
+    tree = small_tree()  # labels 3c..3c+2 in leaf cluster c; clusters 0, 1 under top node 0
+    freq = np.array([40, 1, 0, 7, 7, 7, 2, 2, 3, 100, 100, 5])
+    weights = node_positive_weights(tree, freq, 200, 0.5)
+    for level, node_freq in ((0, [41 + 21, 7 + 205]), (1, [41, 21, 7, 205]), (2, freq)):
+        node_freq = np.asarray(node_freq, np.float64)
+        raw = (1.0 / propensities(node_freq, 200)) ** 0.5
+        # Scaled so that a level's positive occurrences weigh 1 on average.
+        np.testing.assert_allclose(weights[level], raw / (np.sum(raw * node_freq) / node_freq.sum()), rtol=1e-5)
+        assert np.sum(weights[level] * node_freq) / node_freq.sum() == pytest.approx(1.0, rel=1e-5)
+    # Rarer labels weigh more.
+    assert weights[2][1] > weights[2][3] > weights[2][9]
+
+
+def test_node_weights_scale_the_positive_terms_of_the_loss():
+    # All-zero node vectors except one bias per level, so every logit is known: BCE with weighted positives.
+    node_weights = [np.array([2.0, 0.5], np.float32), np.array([1.0, 3.0, 1.0, 1.0], np.float32),
+                    np.linspace(0.5, 6.0, 12).astype(np.float32)]
+    head = build_head(loss="bce", negatives="tfn", node_weights=node_weights)
+    for variable in head.kernels + head.biases:
+        variable.assign(tf.zeros_like(variable))
+    head.biases[2].assign(tf.fill([12], 0.7))
+    features = tf.ones([2, 6])
+    labels = tf.ragged.constant([[4], [0, 11]], tf.int64)
+    got = head.per_example_loss(features, labels).numpy()
+
+    def bce(z, positive, weight):
+        return weight * np.log1p(np.exp(-z)) if positive else np.log1p(np.exp(z))
+
+    def level(nodes, positives, weights, z=0.0):
+        return np.mean([bce(z, n in positives, weights[n]) for n in nodes])
+
+    w0, w1, w2 = node_weights
+    # Row 0: label 4 (cluster 1, top node 0); active: both top nodes, clusters {0, 1}, labels {3, 4, 5}.
+    row0 = level([0, 1], {0}, w0) + level([0, 1], {1}, w1) + level([3, 4, 5], {4}, w2, 0.7)
+    # Row 1: labels 0 (cluster 0) and 11 (cluster 3); every cluster active; labels {0, 1, 2, 9, 10, 11}.
+    row1 = level([0, 1], {0, 1}, w0) + level([0, 1, 2, 3], {0, 3}, w1) + level([0, 1, 2, 9, 10, 11], {0, 11}, w2, 0.7)
+    np.testing.assert_allclose(got, [row0, row1], rtol=1e-5)
+    # The weights are part of the model's state (restored with a checkpoint, not rebuilt from the data).
+    assert [v.name for v in head.non_trainable_variables if "node_weight" in v.name] == [
+        "node_weight_0", "node_weight_1", "node_weight_2"]
+
+
+def test_propensity_weight_is_checked():
+    from tfxc.errors import ConfigError
+    from tfxc.heads.label_tree import LabelTreeHeadConfig
+
+    with pytest.raises(ConfigError, match=r"model.head.propensity_weight \(3.0\) must be in \[0, 2\]"):
+        LabelTreeHeadConfig(propensity_weight=3.0).validate("model.head")

@@ -157,7 +157,12 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Returns a copy of the JSON tree with `--set` assignments applied."""
+    """Returns a copy of the JSON tree with `--set` assignments applied.
+
+    Setting a registry entry's `name` to another one (`model.head.name=one_vs_all`) starts
+    that entry afresh: the old entry's options were for the other head, encoder or loss
+    (the rule of a thin config's entries, `tfxc.recipe.over_recipe`). Later `--set`s add to it.
+    """
     data = json.loads(json.dumps(data))
     for assignment in overrides:
         keys, value = parse_override(assignment)
@@ -167,6 +172,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             if not isinstance(child, dict):
                 raise ConfigError(f"--set {assignment!r}: '{'.'.join(keys[:i + 1])}' is not a section")
             node = child
+        if keys[-1] == "name" and len(keys) > 1 and node.get("name", value) != value:
+            node.clear()
         node[keys[-1]] = value
     return data
 

@@ -36,7 +36,8 @@ from tfxc._tf import keras, tf
 from tfxc.encoders.sparse_input import split_sparse_input
 from tfxc.heads.base import Head
 from tfxc.heads.gather_dot import gather_dot
-from tfxc.heads.label_tree_config import LabelTreeHeadConfig, load_or_build_support, load_or_build_tree
+from tfxc.heads.label_tree_config import (LabelTreeHeadConfig, load_or_build_support, load_or_build_tree,
+                                          node_positive_weights)
 
 _PAD = 2 ** 31 - 1  # sorts after every node id
 
@@ -88,6 +89,8 @@ class LabelTreeHead(Head):
         of `WithSparseInput` with width `sparse_max_nnz`.
       sparse_init: None (the sparse weights start at zero), or per level float32 [K_t, S]: their
         starting values (`LabelTreeHeadConfig.sparse_init`).
+      node_weights: None, or per level float32 [K_t]: the weight of a positive node in the loss
+        (`node_positive_weights`: inverse propensity); kept as non-trainable weights of the model.
 
     Call returns the features unchanged (float32 [B, dim]): which nodes are
     scored depends on the labels, so scoring happens in `per_example_loss`.
@@ -99,8 +102,9 @@ class LabelTreeHead(Head):
     def __init__(self, tree, negatives="tfn+man", max_active=0, loss="squared_hinge", reduction="mean",
                  dense_level_max=16384,
                  use_bias=True, init_stddev=0.02, beam_size=10, post_processor="l3-hinge", final_post_processor="",
-                 seed=None, sparse_support=None, sparse_max_nnz=64, sparse_init=None, **kwargs):
+                 seed=None, sparse_support=None, sparse_max_nnz=64, sparse_init=None, node_weights=None, **kwargs):
         super().__init__(tree.num_labels, **kwargs)
+        self._initial_node_weights = node_weights
         self.sparse_support, self.sparse_init = sparse_support, sparse_init
         self.sparse_max_nnz = sparse_max_nnz if sparse_support is not None else 0
         self.tree = tree
@@ -118,7 +122,10 @@ class LabelTreeHead(Head):
             "post_processor", "final_post_processor", "sparse_max_nnz")}
         tree = load_or_build_tree(config, context)
         support, init = load_or_build_support(config, context, tree)
-        return cls(tree, seed=context.seed, sparse_support=support, sparse_init=init, name="head", **options)
+        weights = (node_positive_weights(tree, context.label_freq, context.num_points, config.propensity_weight)
+                   if config.propensity_weight else None)
+        return cls(tree, seed=context.seed, sparse_support=support, sparse_init=init, node_weights=weights,
+                   name="head", **options)
 
     def make_encoder(self, encoder_config, context):
         encoder = super().make_encoder(encoder_config, context)
@@ -160,6 +167,10 @@ class LabelTreeHead(Head):
                 start = "zeros" if self.sparse_init is None else keras.initializers.Constant(self.sparse_init[t])
                 setattr(self, f"sparse_kernel_{t}", self.add_weight(
                     shape=support.shape, name=f"sparse_kernel_{t}", initializer=start))
+            if self._initial_node_weights is not None:
+                setattr(self, f"node_weight_{t}", self.add_weight(
+                    shape=(size,), trainable=False, name=f"node_weight_{t}",
+                    initializer=keras.initializers.Constant(self._initial_node_weights[t])))
         if self.tree.leaf_labels is not None:  # a tree over some of the labels: label <-> last-level node
             self.leaf_labels = self.add_weight(
                 shape=self.tree.leaf_labels.shape, dtype="int32", trainable=False, name="leaf_labels",
@@ -175,7 +186,7 @@ class LabelTreeHead(Head):
 
     def _levels(self, kind: str) -> list:
         """The per-level variables `kind`_t (None where a level has none): kernel, bias, children, ancestors,
-        support, sparse_kernel."""
+        support, sparse_kernel, node_weight."""
         return [getattr(self, f"{kind}_{t}", None) for t in range(len(self.sizes))]
 
     @property
@@ -193,6 +204,10 @@ class LabelTreeHead(Head):
     @property
     def sparse_kernels(self) -> list:
         return self._levels("sparse_kernel")
+
+    @property
+    def node_weights(self) -> list:
+        return self._levels("node_weight")
 
     @property
     def children(self) -> list:
@@ -371,23 +386,31 @@ class LabelTreeHead(Head):
         """The most nodes a parent of `level` has (level 0: all of its nodes)."""
         return self.sizes[0] if level == 0 else int(self.children[level].shape[-1])
 
-    def _level_loss(self, logits, counts, valid, level: int) -> tf.Tensor:
-        """The loss of one level over its active nodes, float32 [B] (masked `valid`)."""
+    def _level_loss(self, logits, counts, valid, level: int, weights=None) -> tf.Tensor:
+        """The loss of one level over its active nodes, float32 [B] (masked `valid`).
+
+        `weights` (float32 [B, C], or None) weigh the positive nodes' terms (the softmax loss:
+        its target over the positives is proportional to them).
+        """
         positive = counts > 0
         mask = tf.cast(valid, logits.dtype)
         if self.loss == "softmax":
             has_positive = tf.reduce_any(positive & valid, axis=1)
             lse = tf.reduce_logsumexp(tf.where(valid, logits, -1e9), axis=1)
             pos = tf.cast(positive & valid, logits.dtype)
-            target = tf.reduce_sum(logits * pos, axis=1) / tf.maximum(tf.reduce_sum(pos, axis=1), 1.0)
+            if weights is not None:
+                pos *= weights
+            target = tf.reduce_sum(logits * pos, axis=1) / tf.maximum(tf.reduce_sum(pos, axis=1), 1e-12)
             return tf.where(has_positive, lse - target, 0.0)
-        if self.loss == "bce":
-            per_node = tf.nn.softplus(logits) - tf.cast(positive, logits.dtype) * logits
+        if self.loss == "bce":  # softplus(−z) for a positive, softplus(z) for a negative
+            per_node = tf.nn.softplus(tf.where(positive, -logits, logits))
         else:
             sign = tf.where(positive, 1.0, -1.0)
             per_node = tf.square(tf.nn.relu(1.0 - sign * logits))
             if self.loss == "weighted_squared_hinge":
                 per_node *= tf.where(positive, tf.cast(counts, logits.dtype), 1.0)
+        if weights is not None:
+            per_node *= tf.where(positive, weights, 1.0)
         if self.reduction == "sum":
             return tf.reduce_sum(per_node * mask, axis=1) / float(self._fanout(level))
         return tf.reduce_sum(per_node * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
@@ -416,7 +439,10 @@ class LabelTreeHead(Head):
                 nodes, counts = self._cap(nodes, counts, t)
             logits = self._top_level_logits(features, whole) if t == 0 else self._node_logits(
                 features, t, nodes, whole.get(t))
-            total += self._level_loss(logits, counts, nodes >= 0, t)
+            weights = None
+            if self.node_weights[t] is not None:
+                weights = tf.gather(self.node_weights[t].value, tf.maximum(nodes, 0))
+            total += self._level_loss(logits, counts, nodes >= 0, t, weights)
         return total
 
     @property

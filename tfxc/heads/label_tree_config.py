@@ -73,6 +73,10 @@ class LabelTreeHeadConfig:
         node's unit-norm PIFA centroid on its features, so that the term starts as a
         nearest-centroid score (a label with one training row scores rows like it from the
         first step). 0: the term starts at zero and grows where the features help.
+      propensity_weight: α ≥ 0: a positive node weighs (1/p)^α in its level's loss, p the
+        propensity (Jain et al., KDD 2016) of the node's training frequency (the label's own
+        at the last level; the sum over its labels above), so that α > 0 leans toward the
+        rare labels, as the exact heads' `propensity_weight` does.
     """
 
     name: str = "label_tree"
@@ -97,6 +101,7 @@ class LabelTreeHeadConfig:
     sparse_support: int = 0
     sparse_max_nnz: int = 64
     sparse_init: float = 0.0
+    propensity_weight: float = 0.0
 
     def validate(self, path: str) -> None:
         if self.max_leaf_size < 1 or self.nr_splits < 2 or self.min_codes < 0 or self.kmeans_max_iter < 1:
@@ -119,6 +124,8 @@ class LabelTreeHeadConfig:
         if self.sparse_init and not self.sparse_support:
             raise ConfigError(f"{path}.sparse_init ({self.sparse_init}) starts the sparse term's weights: it needs "
                               "sparse_support > 0")
+        if not 0.0 <= self.propensity_weight <= 2.0:
+            raise ConfigError(f"{path}.propensity_weight ({self.propensity_weight}) must be in [0, 2]")
         if self.tree_file and not self.tree_file.endswith((".npz", ".tsv")):
             raise ConfigError(f"{path}.tree_file '{self.tree_file}' must be a saved tree (.npz) or a taxonomy (.tsv)")
 
@@ -189,3 +196,20 @@ def load_or_build_support(config: LabelTreeHeadConfig, context, tree) -> tuple[l
     if saved and not os.path.exists(saved):
         save_support(saved, support, weights)
     return support, ([config.sparse_init * w for w in weights] if config.sparse_init else None)
+
+
+def node_positive_weights(tree, label_freq, num_points: int, power: float) -> list:
+    """Per level, float32 [K_t]: the weight (1/p)^power of a positive node, p the propensity of its frequency.
+
+    A node's frequency is the sum of its labels' training counts (a row with two labels under
+    a node counts twice: an upper bound, and only the last levels are rare enough to matter).
+    Each level is scaled like `positive_label_weights`: its positive occurrences weigh 1 on average.
+    """
+    import numpy as np
+
+    from tfxc.heads.dense import positive_label_weights
+
+    freq = np.asarray(label_freq, np.float64)
+    leaf_freq = freq if tree.leaf_labels is None else freq[tree.leaf_labels]
+    return [positive_label_weights(np.bincount(tree.ancestors(t), weights=leaf_freq, minlength=size),
+                                   num_points, power) for t, size in enumerate(tree.sizes)]
