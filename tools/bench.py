@@ -105,7 +105,7 @@ DATASETS = {
                                   "tfxc-mach": "configs/mach_wordnet_hypernyms.json",
                                   "tfxc-tree": "configs/tree_wordnet_hypernyms.json"},
                                  "wordnet-hypernyms/train.txt", "wordnet-hypernyms/test.txt"),
-    "wordnet-nextword": Dataset({"tfxc-softmax": "configs/wordnet_nextword.json",
+    "wordnet-nextword": Dataset({"tfxc-softmax": "configs/wordnet_nextword_softmax.json",
                                  "tfxc-linear": "configs/linear_wordnet_nextword.json",
                                  "tfxc-tree": "configs/tree_wordnet_nextword.json"},
                                 "wordnet-nextword/train.txt.gz", "wordnet-nextword/test.txt.gz"),
