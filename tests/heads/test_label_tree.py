@@ -389,6 +389,10 @@ def test_node_weights_are_inverse_propensities_of_the_summed_label_counts():
         assert np.sum(weights[level] * node_freq) / node_freq.sum() == pytest.approx(1.0, rel=1e-5)
     # Rarer labels weigh more.
     assert weights[2][1] > weights[2][3] > weights[2][9]
+    from tfxc.errors import DataError
+
+    with pytest.raises(DataError, match="needs the train split's label counts"):
+        node_positive_weights(tree, None, 200, 0.5)
 
 
 def test_node_weights_scale_the_positive_terms_of_the_loss():

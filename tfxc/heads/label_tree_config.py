@@ -207,8 +207,11 @@ def node_positive_weights(tree, label_freq, num_points: int, power: float) -> li
     """
     import numpy as np
 
+    from tfxc.errors import DataError
     from tfxc.heads.dense import positive_label_weights
 
+    if label_freq is None:
+        raise DataError("model.head.propensity_weight needs the train split's label counts")
     freq = np.asarray(label_freq, np.float64)
     leaf_freq = freq if tree.leaf_labels is None else freq[tree.leaf_labels]
     return [positive_label_weights(np.bincount(tree.ancestors(t), weights=leaf_freq, minlength=size),
