@@ -65,7 +65,8 @@ TREE_LEARNING_RATE = 0.01
 # 94.88 / 39.75 / 31.29 (from 4 × the centroids) -> 95.06 / 40.06 / 31.96 (8 ×) -> 95.39 / 40.72 / 33.35 (16 ×)
 # -> 95.38 / 41.00 / 34.01 (32 ×; 64 × trailed 32 × by 1 P@5 after two epochs), at about the same training
 # time: a strong start survives training, where a weak one is worn away. On the synthetic 10^6 set's split,
-# 16 × against 4 ×: 88.77 / 32.57 / 18.89 -> 89.48 / 33.21 / 19.91. BENCHMARKS.md, "Training without a config".
+# 88.77 / 32.57 / 18.89 (4 ×) -> 89.48 / 33.21 / 19.91 (16 ×) -> 89.41 / 33.42 / 20.22 (32 ×); on wordnet-nextword's
+# (by point) P@1 15.39 -> 15.40 (4 × -> 32 ×). BENCHMARKS.md, "Training without a config".
 TREE_SPARSE_SUPPORT = 32
 TREE_SPARSE_INIT = 32.0
 SPARSE_INPUT_SHARE = 0.5
