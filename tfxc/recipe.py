@@ -11,10 +11,11 @@ validation splits carved from the train sets, never on test:
 
 * the head: a label tree (PLT form) above `TREE_MIN_LABELS` labels, where exact
   heads read every label per row (on sparse inputs with XR-Linear's sparse term per
-  node, started from the PIFA centroids); below, the softmax head: plain for (nearly)
-  one label per point, DEXML's decoupled softmax (each of a point's labels
+  node, started from the idf-weighted PIFA centroids); below, the softmax head: plain
+  for (nearly) one label per point, DEXML's decoupled softmax (each of a point's labels
   against its negatives only) for several, weighing positives by inverse
-  propensity (`PROPENSITY_WEIGHT`);
+  propensity (`PROPENSITY_WEIGHT`), with a sparse term per label where the
+  centroids alone nearly rank the validation split perfectly (`CENTROID_SHARE`);
 * the encoder: a bag-of-features layer, wider for exact heads, with more dropout on small sets;
 * the length: about `TARGET_STEPS` steps (at least `MIN_EPOCHS` epochs), with the
   learning rate on a cosine schedule (the tree: constant, without dropout);
@@ -70,6 +71,22 @@ TREE_LEARNING_RATE = 0.01
 TREE_SPARSE_SUPPORT = 32
 TREE_SPARSE_INIT = 32.0
 SPARSE_INPUT_SHARE = 0.5
+# The centroids the sparse term starts from weigh each feature by its idf (`sparse_idf`, Rocchio's tf-idf
+# prototypes): a label's few points share their frequent features with their other labels, and without the idf
+# those features outweigh the label's own. The tree on synthetic 10^5's split: 95.38 / 41.00 / 34.01 -> 95.57 /
+# 41.34 / 34.71; on synthetic 10^4's (tree forced, 6 epochs): 99.68 / 50.71 / 70.87 -> 99.68 / 51.13 / 72.52.
+SPARSE_IDF = True
+# Exact heads get such a term too, for every label (`tfxc.heads.sparse_term`), started at EXACT_SPARSE_INIT ×
+# the idf-weighted centroids, but only where the nearest-centroid classifier it starts as already reaches
+# CENTROID_SHARE of the validation P@k any ranking could: synthetic 10^4 (its topic-shaped labels: 54.69 of
+# 57.40, 95 %) went 99.51 / 50.99 / 69.85 -> 99.88 / 55.16 / 86.98. Where the centroids alone are far from
+# that (bibtex 40 %, delicious 23 %, medical 55 %, corel5k 15 %), the same start lost on validation (corel5k
+# P@5 25.16 -> 20.33 and medical P@1 78.95 -> 73.68, both stopped early; bibtex P@5 30.17 at its best epoch ->
+# 25.70 after 15 epochs, when the run was stopped): a strong start that ranks worse than training would is a
+# handicap the training budget does not undo. BENCHMARKS.md, "Session 12".
+EXACT_SPARSE_SUPPORT = 32
+EXACT_SPARSE_INIT = 32.0
+CENTROID_SHARE = 0.9
 # The sparse term carries feature ids as float32 (`tfxc.encoders.sparse_input.PAD_FEATURE`): exact below 2^24.
 SPARSE_TERM_MAX_FEATURES = 2 ** 24
 # Training points below which a set counts as small (more dropout, smaller batches, a lower learning rate).
@@ -135,6 +152,12 @@ class DataProfile:
     def one_label_per_point(self) -> bool:
         """Multi-class, or nearly (medical, reuters: 1.2–1.3 labels per point)."""
         return self.labels_per_point < 1.5
+
+    @property
+    def sparse_input(self) -> bool:
+        """Few non-zero features a point (a bag of words, TF-IDF): the sparse term's inputs, with ids it can carry."""
+        return (self.features_per_point < SPARSE_INPUT_SHARE * self.num_features
+                and self.num_features < SPARSE_TERM_MAX_FEATURES)
 
     def describe(self) -> str:
         return (f"{self.num_points:,} training points, {self.num_features:,} features, {self.num_labels:,} labels, "
@@ -269,29 +292,48 @@ def changed_keys(recipe: dict, merged: dict, prefix: str = "") -> list[str]:
 
 
 # === The rest of the config from the data's profile ===
-def choose(profile: DataProfile) -> tuple[dict, list[str]]:
-    """The model, optimizer, trainer and eval sections for a data set, and why (one line per choice)."""
+def choose(profile: DataProfile, centroids: tuple[float, float] | None = None) -> tuple[dict, list[str]]:
+    """The model, optimizer, trainer and eval sections for a data set, and why (one line per choice).
+
+    `centroids`: the validation P@k (k of the selection metric) of the nearest-centroid classifier the
+    exact heads' sparse term would start as, and the P@k any ranking could reach there
+    (`tfxc.heads.sparse_term.centroid_precision`); None where not measured (no term).
+    """
     why = []
     small = profile.num_points < SMALL_POINTS
+    sparse = profile.sparse_input
     if profile.num_labels > TREE_MIN_LABELS:
         head = {"name": "label_tree", "max_leaf_size": 16, "nr_splits": 16, "loss": "bce", "negatives": "tfn",
                 "beam_size": 10, "post_processor": "sigmoid", "final_post_processor": "sigmoid"}
         why.append(f"head: a label tree (PLT form), since {profile.num_labels:,} labels > {TREE_MIN_LABELS:,}: "
                    "a beam search reads a few thousand label vectors per point instead of all of them")
-        if (profile.features_per_point < SPARSE_INPUT_SHARE * profile.num_features
-                and profile.num_features < SPARSE_TERM_MAX_FEATURES):
-            head.update(sparse_support=TREE_SPARSE_SUPPORT, sparse_init=TREE_SPARSE_INIT)
-            why.append(f"tree nodes: each also weighs {TREE_SPARSE_SUPPORT} input features, the top of its PIFA "
-                       f"centroid, starting from the centroid there (x {TREE_SPARSE_INIT:g}): a label seen once "
-                       "scores points like its own from the first step")
-    elif profile.one_label_per_point:
-        head = {"name": "softmax", "label_smoothing": 0.1}
-        why.append(f"head: softmax, since points have {profile.labels_per_point:.2f} labels on average (< 1.5)")
+        if sparse:
+            head.update(sparse_support=TREE_SPARSE_SUPPORT, sparse_init=TREE_SPARSE_INIT, sparse_idf=SPARSE_IDF)
+            why.append(f"tree nodes: each also weighs {TREE_SPARSE_SUPPORT} input features, the top of its "
+                       f"idf-weighted PIFA centroid, starting from the centroid there (x {TREE_SPARSE_INIT:g}): a "
+                       "label seen once scores points like its own from the first step")
     else:
-        head = {"name": "softmax", "multi_label_loss": "decoupled", "propensity_weight": PROPENSITY_WEIGHT}
-        why.append(f"head: softmax, each of a point's {profile.labels_per_point:.1f} labels against its negatives "
-                   "only (decoupled): a point's labels do not compete, so a label on every point stays first "
-                   "and rare labels get a full-sized push")
+        if profile.one_label_per_point:
+            head = {"name": "softmax", "label_smoothing": 0.1}
+            why.append(f"head: softmax, since points have {profile.labels_per_point:.2f} labels on average (< 1.5)")
+        else:
+            head = {"name": "softmax", "multi_label_loss": "decoupled", "propensity_weight": PROPENSITY_WEIGHT}
+            why.append(f"head: softmax, each of a point's {profile.labels_per_point:.1f} labels against its "
+                       "negatives only (decoupled): a point's labels do not compete, so a label on every point "
+                       "stays first and rare labels get a full-sized push")
+        if sparse and centroids is not None:
+            k = 1 if profile.one_label_per_point else 5
+            nearest, best = (100 * p for p in centroids)
+            if nearest >= CENTROID_SHARE * best:
+                head.update(sparse_support=EXACT_SPARSE_SUPPORT, sparse_init=EXACT_SPARSE_INIT, sparse_idf=SPARSE_IDF)
+                why.append(f"labels: each also weighs {EXACT_SPARSE_SUPPORT} input features, the top of its "
+                           f"idf-weighted PIFA centroid, starting from the centroid there (x {EXACT_SPARSE_INIT:g}), "
+                           f"since that nearest-centroid score alone reaches validation P@{k} {nearest:.2f} of the "
+                           f"{best:.2f} any ranking could (>= {CENTROID_SHARE:.0%})")
+            else:
+                why.append(f"labels: no sparse term, since the nearest-centroid score it would start as reaches "
+                           f"validation P@{k} {nearest:.2f} of the {best:.2f} any ranking could "
+                           f"(< {CENTROID_SHARE:.0%})")
     if "propensity_weight" in head:
         why.append(f"loss: a positive of label l weighs (1/p_l)^{PROPENSITY_WEIGHT}, p_l its propensity, which "
                    "leans toward the rare labels")
@@ -328,10 +370,21 @@ def choose(profile: DataProfile) -> tuple[dict, list[str]]:
     return config, why
 
 
+def measure_centroids(profile: DataProfile, info) -> tuple[float, float] | None:
+    """For `choose`: the validation P@k of the nearest-centroid start of the exact heads' sparse term and the
+    highest P@k there, where the exact heads would get the term (sparse inputs, a validation split)."""
+    from tfxc.heads.sparse_term import centroid_precision
+
+    if not (profile.num_labels <= TREE_MIN_LABELS and profile.sparse_input and "val" in info.splits):
+        return None
+    return centroid_precision(info, EXACT_SPARSE_SUPPORT, 1 if profile.one_label_per_point else 5,
+                              idf=SPARSE_IDF)
+
+
 def recipe_config(data: dict, info) -> tuple[dict, list[str]]:
     """The whole config (JSON layout) for converted data `info` from sources `data`, and the reasons."""
     profile = DataProfile.from_info(info)
-    config, why = choose(profile)
+    config, why = choose(profile, measure_centroids(profile, info))
     if data.get("format") == "jsonl":
         # LONG_TEXT_FEATURES are also the schema's defaults (TextFeaturesConfig), for a data section without `text`.
         text = {**LONG_TEXT_FEATURES, **data.get("text", {})}

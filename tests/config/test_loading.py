@@ -99,7 +99,9 @@ def test_print_config_prints_every_default():
     printed = json.loads(result.stdout)
     assert printed["trainer"]["epochs"] == 2.0
     assert printed["runtime"]["collective_timeout_s"] == 300.0  # a default not in the file
-    assert printed["model"]["head"] == {"name": "one_vs_all", "use_bias": True, "propensity_weight": 0.0}
+    assert printed["model"]["head"] == {"name": "one_vs_all", "use_bias": True, "propensity_weight": 0.0,
+                                        "sparse_support": 0, "sparse_max_nnz": 64, "sparse_init": 0.0,
+                                        "sparse_idf": False}
 
 
 def test_cli_reports_config_errors_in_one_line():

@@ -4,6 +4,7 @@ import numpy as np
 import scipy.sparse
 
 from tfxc.tree import cached_split_pifa, pifa, split_pifa
+from tfxc.tree.pifa import cached_split_idf, split_idf
 
 
 def test_pifa_matches_the_formula():
@@ -41,6 +42,13 @@ def test_split_pifa_streams_the_converted_rows(tmp_path):
     assert (tmp_path / "d" / "train_label_features_pifa.npz").exists()
     np.testing.assert_allclose(cached_split_pifa(info).toarray(), cached.toarray())
     np.testing.assert_allclose(cached.toarray(), want, rtol=1e-5, atol=1e-7)
+    # The idf of each feature over the same rows, streamed and cached alike.
+    df = np.bincount(x.indices, minlength=80)
+    want_idf = np.log(501.0 / (1.0 + df)) + 1.0
+    np.testing.assert_allclose(split_idf(info, chunk_rows=64), want_idf, rtol=1e-6)
+    np.testing.assert_allclose(cached_split_idf(info), want_idf, rtol=1e-6)
+    assert (tmp_path / "d" / "train_feature_idf.npy").exists()
+    np.testing.assert_allclose(cached_split_idf(info), want_idf, rtol=1e-6)
 
 
 def test_encoder_pifa_averages_the_encoder_embeddings(tmp_path):

@@ -30,6 +30,12 @@ def test_every_level_weighs_the_top_features_of_the_labels_below(tmp_path):
     np.testing.assert_allclose(weights[0], [[1.2 / np.sqrt(1.44 + 0.64), 0.8 / np.sqrt(1.44 + 0.64)],
                                             [1.8 / np.sqrt(3.24 + 0.36), 0.6 / np.sqrt(3.24 + 0.36)]], rtol=1e-6)
     np.testing.assert_allclose(weights[1], [[0.8, 0.6], [0.8, 0.6], [1.0, 0.0], [0.8, 0.6]], rtol=1e-6)
+    # Feature weights (the idf) reweigh the centroids first: feature 2 weighed 3 × leads cluster 0
+    # ([0.8, 1.2, 2.4, 0]), and label 1 ([0, 0.6, 2.4, 0]).
+    idf_support, idf_weights = node_centroid_support(tree, z, 2, feature_weights=np.array([1, 1, 3, 1], np.float32))
+    np.testing.assert_array_equal(idf_support[0][0], [2, 1])
+    np.testing.assert_array_equal(idf_support[1][1], [2, 1])
+    np.testing.assert_allclose(idf_weights[1][1], np.array([2.4, 0.6]) / np.hypot(2.4, 0.6), rtol=1e-6)
     save_support(str(tmp_path / "s.npz"), support, weights)
     for got, want in zip(load_support(str(tmp_path / "s.npz")), support):
         np.testing.assert_array_equal(got, want)

@@ -8,8 +8,10 @@ import numpy as np
 
 from tfxc._tf import keras, tf
 from tfxc.errors import ConfigError
+from tfxc.encoders.sparse_input import split_sparse_input
 from tfxc.eval.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
 from tfxc.heads.base import Head, positive_logits
+from tfxc.heads.sparse_term import SparseTermOptions
 
 # Labels scored per matmul in `top_k` (bounds the [B, chunk] temporary).
 TOP_K_LABEL_CHUNK = 65536
@@ -128,7 +130,7 @@ MULTI_LABEL_LOSSES = {"normalised": softmax_cross_entropy, "decoupled": decouple
 
 
 @dataclass(frozen=True)
-class OneVsAllHeadConfig:
+class OneVsAllHeadConfig(SparseTermOptions):
     """Config of `OneVsAllHead` (multi-label).
 
     Attributes:
@@ -137,6 +139,7 @@ class OneVsAllHeadConfig:
       propensity_weight: α ≥ 0: a positive of label l weighs (1/p_l)^α in the loss, p_l the
         label's propensity (Jain et al., KDD 2016): α > 0 leans toward the rare labels
         that PSP@k rewards; 0 weighs all alike.
+      sparse_*: the sparse term over the input features (`SparseTermOptions`).
     """
 
     name: str = "one_vs_all"
@@ -145,6 +148,7 @@ class OneVsAllHeadConfig:
 
     def validate(self, path: str) -> None:
         _check_propensity_weight(self, path)
+        self.validate_sparse_term(path)
 
 
 def _check_propensity_weight(config, path: str) -> None:
@@ -153,7 +157,7 @@ def _check_propensity_weight(config, path: str) -> None:
 
 
 @dataclass(frozen=True)
-class SoftmaxHeadConfig:
+class SoftmaxHeadConfig(SparseTermOptions):
     """Config of `SoftmaxHead` (multi-class, or multi-label with normalised or decoupled targets).
 
     Attributes:
@@ -166,6 +170,7 @@ class SoftmaxHeadConfig:
         whose target is spread over the row's labels, `softmax_cross_entropy`) or "decoupled"
         (each label against the row's negatives only, `decoupled_softmax_cross_entropy`). The
         two agree on rows with one label.
+      sparse_*: the sparse term over the input features (`SparseTermOptions`).
     """
 
     name: str = "softmax"
@@ -181,6 +186,7 @@ class SoftmaxHeadConfig:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"{path}.label_smoothing ({self.label_smoothing}) must be in [0, 1)")
         _check_propensity_weight(self, path)
+        self.validate_sparse_term(path)
 
 
 class DenseLabelHead(Head):
@@ -188,12 +194,18 @@ class DenseLabelHead(Head):
 
     `label_weights` (float32 [L], or None) weigh each label's positives in the loss;
     they are a non-trainable weight of the model, so a restored model keeps them.
+    With `sparse` ((support int32 [L, S], starting weights float32 [L, S] or None,
+    num_features, max_nnz); `tfxc.heads.sparse_term`), every label also weighs S
+    input features of the row: the encoder then carries the row's sparse block
+    (`WithSparseInput`) and the logits add the sparse term.
     """
 
-    def __init__(self, num_labels: int, use_bias: bool = True, label_weights=None, **kwargs):
+    def __init__(self, num_labels: int, use_bias: bool = True, label_weights=None, sparse=None, **kwargs):
         super().__init__(num_labels, **kwargs)
         self.use_bias = use_bias
         self._initial_label_weights = label_weights
+        self._sparse = sparse
+        self.sparse_max_nnz = sparse[3] if sparse is not None else 0
 
     @classmethod
     def label_weights_for(cls, config, context):
@@ -201,8 +213,31 @@ class DenseLabelHead(Head):
             return None
         return positive_label_weights(context.label_freq, context.num_points, config.propensity_weight)
 
+    @classmethod
+    def sparse_term_for(cls, config, context):
+        """The `sparse` argument for a config with `sparse_support` (None without)."""
+        from tfxc.heads.sparse_term import label_support
+
+        support, init = label_support(config, context)
+        return None if support is None else (support, init, context.num_features, config.sparse_max_nnz)
+
+    def make_encoder(self, encoder_config, context):
+        encoder = super().make_encoder(encoder_config, context)
+        if self._sparse is None:
+            return encoder
+        from tfxc.encoders.sparse_input import WithSparseInput
+
+        return WithSparseInput(encoder, self.sparse_max_nnz, name="encoder")
+
     def build(self, input_shape):
-        dim = input_shape[-1]
+        dim = input_shape[-1] - 2 * self.sparse_max_nnz
+        self.sparse_term = None
+        if self._sparse is not None:
+            from tfxc.heads.sparse_term import SparseTerm
+
+            support, init, num_features, _ = self._sparse
+            self.sparse_term = SparseTerm(support, num_features, init, name="sparse_term")
+            self.sparse_term.build()
         self.kernel = self.add_weight(shape=(dim, self.num_labels), name="kernel", initializer="glorot_uniform")
         self.bias = (self.add_weight(shape=(self.num_labels,), name="bias", initializer="zeros")
                      if self.use_bias else None)
@@ -214,18 +249,31 @@ class DenseLabelHead(Head):
         self.built = True
 
     def call(self, features, training=False):
-        logits = tf.matmul(features, self.kernel.value)
-        return logits + self.bias.value if self.use_bias else logits
+        return self._chunk_logits(features, 0, self.num_labels)
 
     def _chunk_logits(self, features: tf.Tensor, start: int, stop: int) -> tf.Tensor:
-        logits = tf.matmul(features, self.kernel.value[:, start:stop])
-        return logits + self.bias.value[start:stop] if self.use_bias else logits
+        """Logits of labels [start, stop): float32 [B, stop − start]."""
+        if self.sparse_term is None:
+            h = features
+        else:
+            h, ids, values = split_sparse_input(features, self.sparse_max_nnz)
+        whole = start == 0 and stop == self.num_labels
+        logits = tf.matmul(h, self.kernel.value if whole else self.kernel.value[:, start:stop])
+        if self.use_bias:
+            logits += self.bias.value if whole else self.bias.value[start:stop]
+        if self.sparse_term is not None:
+            logits += self.sparse_term.logits(ids, values, start, stop)
+        return logits
+
+    @property
+    def sparse_variables(self) -> list:
+        return [] if self.sparse_term is None else [self.sparse_term.kernel]
 
     def _chunked_top_k(self, features: tf.Tensor, k):
         return chunked_top_k(lambda start, stop: self._chunk_logits(features, start, stop), self.num_labels, k)
 
     def get_config(self):
-        return {**super().get_config(), "use_bias": self.use_bias}
+        return {**super().get_config(), "use_bias": self.use_bias, "sparse_max_nnz": self.sparse_max_nnz}
 
 
 class OneVsAllHead(DenseLabelHead):
@@ -246,7 +294,7 @@ class OneVsAllHead(DenseLabelHead):
     def from_config_dataclass(cls, config: OneVsAllHeadConfig, context):
         # context.seed is unused: the Glorot initialiser draws from Keras' global seed (runtime.seed).
         return cls(context.num_labels, use_bias=config.use_bias, label_weights=cls.label_weights_for(config, context),
-                   name="head")
+                   sparse=cls.sparse_term_for(config, context), name="head")
 
     def per_example_loss(self, logits, labels):
         pos = positive_logits(logits, labels)
@@ -277,15 +325,15 @@ class SoftmaxHead(DenseLabelHead):
     """
 
     def __init__(self, num_labels: int, use_bias: bool = True, label_smoothing: float = 0.0, label_weights=None,
-                 multi_label_loss: str = "normalised", **kwargs):
-        super().__init__(num_labels, use_bias=use_bias, label_weights=label_weights, **kwargs)
+                 multi_label_loss: str = "normalised", sparse=None, **kwargs):
+        super().__init__(num_labels, use_bias=use_bias, label_weights=label_weights, sparse=sparse, **kwargs)
         self.label_smoothing = label_smoothing
         self.multi_label_loss = multi_label_loss
 
     @classmethod
     def from_config_dataclass(cls, config: SoftmaxHeadConfig, context):
         return cls(context.num_labels, use_bias=config.use_bias, label_smoothing=config.label_smoothing,
-                   label_weights=cls.label_weights_for(config, context),
+                   label_weights=cls.label_weights_for(config, context), sparse=cls.sparse_term_for(config, context),
                    multi_label_loss=config.multi_label_loss, name="head")
 
     def per_example_loss(self, logits, labels):

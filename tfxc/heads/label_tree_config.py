@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 from tfxc.errors import ConfigError
+from tfxc.heads.sparse_term import SparseTermOptions
 
 log = logging.getLogger("tfxc.heads")
 
@@ -25,7 +26,7 @@ NEGATIVES = ("tfn", "tfn+man")
 REDUCTIONS = ("mean", "sum")
 
 @dataclass(frozen=True)
-class LabelTreeHeadConfig:
+class LabelTreeHeadConfig(SparseTermOptions):
     """Config of `LabelTreeHead`.
 
     Attributes:
@@ -64,15 +65,9 @@ class LabelTreeHeadConfig:
         noop, sigmoid, log-sigmoid, lP-hinge or log-lP-hinge with P in 1..4 (§1.5).
       final_post_processor: the same for the last level ("": post_processor). PECOS's
         XR-Transformer rankers use "noop": the raw label score, within the beam.
-      sparse_support: > 0 adds a sparse linear term over the input features to every node's
-        score, on this many features per node (the largest of its PIFA centroid); needs
-        sparse inputs (bag of words, TF-IDF). 0: the node scores read only the encoder's output.
-      sparse_max_nnz: with sparse_support, the input features per row the term reads (a row
-        with more keeps its sparse_max_nnz largest |values|).
-      sparse_init: with sparse_support, the sparse term's starting weights: this times each
-        node's unit-norm PIFA centroid on its features, so that the term starts as a
-        nearest-centroid score (a label with one training row scores rows like it from the
-        first step). 0: the term starts at zero and grows where the features help.
+      sparse_support, sparse_max_nnz, sparse_init, sparse_idf: the sparse term over the input
+        features (`tfxc.heads.sparse_term.SparseTermOptions`), per node: its centroid is the sum
+        of its labels' PIFA rows.
       propensity_weight: α ≥ 0: a positive node weighs (1/p)^α in its level's loss, p the
         propensity (Jain et al., KDD 2016) of the node's training frequency (the label's own
         at the last level; the sum over its labels above), so that α > 0 leans toward the
@@ -98,9 +93,6 @@ class LabelTreeHeadConfig:
     beam_size: int = 10
     post_processor: str = "l3-hinge"
     final_post_processor: str = ""
-    sparse_support: int = 0
-    sparse_max_nnz: int = 64
-    sparse_init: float = 0.0
     propensity_weight: float = 0.0
 
     def validate(self, path: str) -> None:
@@ -118,12 +110,7 @@ class LabelTreeHeadConfig:
                                     ("final_post_processor", self.final_post_processor or "noop", POST_PROCESSORS)):
             if value not in options:
                 raise ConfigError(f"{path}.{key} '{value}' is not one of {', '.join(options)}")
-        if self.sparse_support < 0 or self.sparse_max_nnz < 1:
-            raise ConfigError(f"{path}: sparse_support ({self.sparse_support}) must be >= 0 and sparse_max_nnz "
-                              f"({self.sparse_max_nnz}) >= 1")
-        if self.sparse_init and not self.sparse_support:
-            raise ConfigError(f"{path}.sparse_init ({self.sparse_init}) starts the sparse term's weights: it needs "
-                              "sparse_support > 0")
+        self.validate_sparse_term(path)
         if not 0.0 <= self.propensity_weight <= 2.0:
             raise ConfigError(f"{path}.propensity_weight ({self.propensity_weight}) must be in [0, 2]")
         if self.tree_file and not self.tree_file.endswith((".npz", ".tsv")):
@@ -166,36 +153,16 @@ def load_or_build_tree(config: LabelTreeHeadConfig, context):
 
 
 def load_or_build_support(config: LabelTreeHeadConfig, context, tree) -> tuple[list | None, list | None]:
-    """The nodes' input features for `sparse_support` and the sparse term's starting weights
-    ((None, None) without it; weights None when `sparse_init` is 0): the model directory's copy,
-    else the top of each node's PIFA centroid, saved in the model directory like the tree."""
-    from tfxc.data.info import DatasetInfo
-    from tfxc.encoders.sparse_input import PAD_FEATURE
-    from tfxc.errors import DataError
-    from tfxc.tree import cached_split_pifa
-    from tfxc.tree.support import load_support, node_centroid_support, save_support
+    """The nodes' input features for `sparse_support` and the sparse term's starting weights, one array per
+    level ((None, None) without it; weights None when `sparse_init` is 0): the model directory's copy, else
+    the top of each node's PIFA centroid, saved in the model directory like the tree
+    (`tfxc.heads.sparse_term.load_or_build_support`)."""
+    from tfxc.heads.sparse_term import load_or_build_support as load_or_build
+    from tfxc.tree.support import node_centroid_support
 
-    if not config.sparse_support:
-        return None, None
-    if context.num_features >= PAD_FEATURE:
-        raise ConfigError(f"model.head.sparse_support handles at most {PAD_FEATURE - 1} input features; the data has "
-                          f"{context.num_features}")
-    saved = os.path.join(context.model_dir, SUPPORT_FILE) if context.model_dir else None
-    if saved and os.path.exists(saved):
-        support, weights = load_support(saved, with_weights=True)
-    elif context.data_dir:
-        support, weights = node_centroid_support(tree, cached_split_pifa(DatasetInfo.load(context.data_dir)),
-                                                 config.sparse_support)
-    else:
-        raise ConfigError("model.head.sparse_support picks each node's features from the training data: train "
-                          "the model first")
-    shapes = [(size, config.sparse_support) for size in tree.sizes]
-    if [s.shape for s in support] != shapes:
-        raise DataError(f"the node feature support has shapes {[s.shape for s in support]}, the tree and "
-                        f"sparse_support need {shapes}", path=saved)
-    if saved and not os.path.exists(saved):
-        save_support(saved, support, weights)
-    return support, ([config.sparse_init * w for w in weights] if config.sparse_init else None)
+    return load_or_build(config, context, SUPPORT_FILE,
+                         lambda z, size, idf: node_centroid_support(tree, z, size, idf),
+                         [(size, config.sparse_support) for size in tree.sizes])
 
 
 def node_positive_weights(tree, label_freq, num_points: int, power: float) -> list:

@@ -26,6 +26,7 @@ log = logging.getLogger("tfxc.tree")
 # Rows per streamed chunk.
 CHUNK_ROWS = 32768
 PIFA_FILE = "label_features_pifa.npz"
+IDF_FILE = "feature_idf.npy"
 
 
 def normalize_rows(m):
@@ -104,3 +105,30 @@ def cached_split_pifa(info, split: str = "train") -> scipy.sparse.csr_matrix:
     except OSError as exc:  # a read-only data directory: fine, just not cached
         log.warning("could not cache the label features in %s: %s", info.dir, exc)
     return z
+
+
+def split_idf(info, split: str = "train", chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """float32 [D]: the smoothed inverse document frequency log((1 + n) / (1 + df_f)) + 1 of each feature
+    over the n rows of a converted split (scikit-learn's `smooth_idf` form: a feature on every row weighs 1,
+    a feature on no row the most)."""
+    df, rows = np.zeros(info.num_features, np.int64), 0
+    for x, _y, _batch in _batches_as_csr(info, split, chunk_rows):
+        df += np.bincount(x.indices[x.data != 0], minlength=info.num_features)
+        rows += x.shape[0]
+    return (np.log((1.0 + rows) / (1.0 + df)) + 1.0).astype(np.float32)
+
+
+def cached_split_idf(info, split: str = "train") -> np.ndarray:
+    """`split_idf`, cached in the converted data directory like `cached_split_pifa`."""
+    from tfxc.utils.io import atomic_writer
+
+    path = os.path.join(info.dir, split + "_" + IDF_FILE)
+    if os.path.exists(path):
+        return np.load(path, allow_pickle=False)
+    idf = split_idf(info, split)
+    try:
+        with atomic_writer(path, binary=True) as f:
+            np.save(f, idf)
+    except OSError as exc:
+        log.warning("could not cache the feature idf in %s: %s", info.dir, exc)
+    return idf

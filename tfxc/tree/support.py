@@ -47,13 +47,15 @@ def top_features_per_row(m: scipy.sparse.csr_matrix, size: int, with_values: boo
     return out, kept
 
 
-def node_centroid_support(tree, z, size: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def node_centroid_support(tree, z, size: int, feature_weights=None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The features of every node of every level and the node's centroid on them.
 
     Args:
       tree: a `LabelTree` over L labels.
       z: label features [L, D] (PIFA; CSR or dense), row l for label l.
       size: features per node.
+      feature_weights: None, or float32 [D]: each centroid is weighed by these per feature
+        (e.g. the idf) before its top features are picked and it is scaled to unit norm.
 
     Returns:
       (features, weights), one array per level each: int32 [K_t, size] feature ids (−1
@@ -63,6 +65,8 @@ def node_centroid_support(tree, z, size: int) -> tuple[list[np.ndarray], list[np
       over the node's features: the nearest-centroid score the sparse term can start from.
     """
     z = scipy.sparse.csr_matrix(z, dtype=np.float32)
+    if feature_weights is not None:
+        z = z @ scipy.sparse.diags(np.asarray(feature_weights, np.float32))
     leaves = z if tree.leaf_labels is None else z[tree.leaf_labels]
     features, weights = [], []
     for level, count in enumerate(tree.sizes):

@@ -1,0 +1,262 @@
+"""A sparse linear term over the input features for heads that score every label (softmax, one-vs-all).
+
+XR-Linear scores a label with a sparse linear model over the TF-IDF row itself
+(algorithms.md §1.4); the label tree adds such a term per node
+(`LabelTreeHead`'s `sparse_support`). Here every label l weighs S input
+features, the top of its PIFA centroid (optionally idf-weighted), with weights
+u_l that start as a multiple of the unit-norm centroid there: the start is a
+nearest-centroid (Rocchio) score, which a label seen once already has before
+training has given it a step.
+
+An exact head needs that term for all L labels of a row. A row has few
+features and a feature belongs to few labels' supports (L·S / D on average:
+3 at 10^4 labels × 32 features over 10^5 features), so the term is computed
+from an inverted index, feature -> the (label, slot) entries that weigh it:
+a row's features gather their entries, and the products x_f·u_l,slot are
+scatter-added into the [B, L] logits. That costs O(entries touched), never a
+[B, L, S] tensor or a dense [D, L] matrix.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from tfxc._tf import keras, tf
+from tfxc.errors import ConfigError
+
+log = logging.getLogger("tfxc.heads")
+
+@dataclass(frozen=True)
+class SparseTermOptions:
+    """The sparse term of the exact heads (`tfxc.heads.sparse_term`), shared by their configs.
+
+    Attributes:
+      sparse_support: > 0 adds to every label's (or tree node's) logit a sparse linear term over
+        this many input features, the largest of its PIFA centroid (a node's: the sum of its
+        labels'); needs sparse inputs (bag of words, TF-IDF). 0: the logits read only the
+        encoder's output.
+      sparse_max_nnz: the input features per row the term reads (a row with more keeps its
+        sparse_max_nnz largest |values|).
+      sparse_init: the term's starting weights: this times each unit-norm centroid on its
+        features, a nearest-centroid (Rocchio) score that a label seen once has from the first
+        step; 0 starts at zero and the term grows where the features help.
+      sparse_idf: weigh the centroids by the features' inverse document frequency over the train
+        split before the features are picked and the start is set (Rocchio's tf-idf prototypes):
+        a feature on many rows, which a label's few points share with their other labels, no
+        longer outweighs the label's own rarer features.
+    """
+
+    sparse_support: int = 0
+    sparse_max_nnz: int = 64
+    sparse_init: float = 0.0
+    sparse_idf: bool = False
+
+    def validate_sparse_term(self, path: str) -> None:
+        if self.sparse_support < 0 or self.sparse_max_nnz < 1:
+            raise ConfigError(f"{path}: sparse_support ({self.sparse_support}) must be >= 0 and sparse_max_nnz "
+                              f"({self.sparse_max_nnz}) >= 1")
+        for key in ("sparse_init", "sparse_idf"):
+            if getattr(self, key) and not self.sparse_support:
+                raise ConfigError(f"{path}.{key} ({getattr(self, key)}) sets up the sparse term: it needs "
+                                  "sparse_support > 0")
+
+
+# The labels' input features and starting weights, kept in the model directory for life (resume, evaluate, export).
+LABEL_SUPPORT_FILE = "label_feature_support.npz"
+
+
+def inverted_index(support: np.ndarray, num_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """Feature -> entries of a support table.
+
+    Args:
+      support: int32 [L, S], each label's feature ids (−1 padded).
+      num_features: D.
+
+    Returns:
+      (offsets int32 [D + 1], entries int32 [N]): the flat entries l·S + j with support[l, j] = f are
+      entries[offsets[f]:offsets[f + 1]], ascending; N the non-padding entries of `support`.
+    """
+    flat = support.ravel()
+    entries = np.flatnonzero(flat >= 0)
+    entries = entries[np.argsort(flat[entries], kind="stable")]
+    counts = np.bincount(flat[entries], minlength=num_features)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    if offsets[-1] >= 2 ** 31:
+        raise ValueError(f"a sparse term of {offsets[-1]} entries does not fit int32 indices")
+    return offsets.astype(np.int32), entries.astype(np.int32)
+
+
+def scatter_sparse_logits(ids: tf.Tensor, values: tf.Tensor, offsets: tf.Tensor, entries: tf.Tensor,
+                          kernel: tf.Tensor, start: int, stop: int) -> tf.Tensor:
+    """Σ_j u_lj · x[f_lj] for the labels l in [start, stop): float32 [B, stop − start].
+
+    Args:
+      ids: int32 [B, W], each row's feature ids (ids ≥ D, such as `PAD_FEATURE`, are padding).
+      values: float32 [B, W], their values.
+      offsets, entries: the `inverted_index` of the support (int32 [D + 1], int32 [N]).
+      kernel: float32 [L, S], the weights u.
+      start, stop: the block of labels to score.
+    """
+    num_features = tf.shape(offsets)[0] - 1
+    slots = tf.shape(kernel)[1]
+    batch, width = tf.shape(ids)[0], tf.shape(ids)[1]
+    flat_ids = tf.reshape(ids, [-1])
+    valid = (flat_ids >= 0) & (flat_ids < num_features)
+    safe = tf.where(valid, flat_ids, 0)
+    lo = tf.gather(offsets, safe)
+    hi = tf.where(valid, tf.gather(offsets, safe + 1), lo)
+    positions = tf.ragged.range(lo, hi)                                  # [B·W, None]
+    entry = tf.gather(entries, positions.values)
+    owner = tf.cast(positions.value_rowids(), tf.int32)                 # the (row, slot) of the row's feature
+    label, slot = entry // slots, entry % slots
+    weight = tf.gather_nd(kernel, tf.stack([label, slot], axis=1))
+    contribution = weight * tf.gather(tf.reshape(values, [-1]), owner)
+    inside = (label >= start) & (label < stop)
+    index = tf.stack([owner // width, tf.where(inside, label - start, 0)], axis=1)
+    return tf.scatter_nd(index, tf.where(inside, contribution, 0.0), tf.stack([batch, stop - start]))
+
+
+def label_centroid_support(z, size: int, feature_weights=None) -> tuple[np.ndarray, np.ndarray]:
+    """Each label's `size` features of largest PIFA mass and its unit-norm centroid there.
+
+    Args:
+      z: label features [L, D] (PIFA, CSR).
+      size: S.
+      feature_weights: None, or float32 [D] (the idf) to weigh the centroids by before picking.
+
+    Returns:
+      (int32 [L, S] feature ids, −1 padded; float32 [L, S] weights, unit L2 norm per label, 0 at the padding).
+    """
+    from tfxc.tree.support import top_features_per_row
+    import scipy.sparse
+
+    z = scipy.sparse.csr_matrix(z, dtype=np.float32)
+    if feature_weights is not None:
+        z = z @ scipy.sparse.diags(np.asarray(feature_weights, np.float32))
+    ids, values = top_features_per_row(z, size, with_values=True)
+    norms = np.linalg.norm(values, axis=1, keepdims=True)
+    return ids, (values / np.maximum(norms, 1e-30)).astype(np.float32)
+
+
+def load_or_build_support(config, context, filename: str, build, shapes: list) -> tuple[list | None, list | None]:
+    """The sparse term's support tables and starting weights for a head config with `sparse_support`.
+
+    Read from `filename` in the model directory when there, else built from the train split's
+    PIFA (idf-weighted with `sparse_idf`) and saved there, so that a resumed, evaluated or
+    exported model reads the same tables.
+
+    Args:
+      config: a config with the `SparseTermOptions` fields.
+      context: the `BuildContext`.
+      filename: the tables' file in the model directory.
+      build: (z CSR [L, D], size, feature weights float32 [D] or None) -> (support, weights), lists of
+        int32 / float32 arrays (`tfxc.tree.support.node_centroid_support`, `label_centroid_support`).
+      shapes: the arrays' shapes, to check a saved file against.
+
+    Returns:
+      (support, starting weights: sparse_init × the unit-norm centroids, None when sparse_init is 0);
+      (None, None) without `sparse_support`.
+    """
+    from tfxc.data.info import DatasetInfo
+    from tfxc.encoders.sparse_input import PAD_FEATURE
+    from tfxc.errors import DataError
+    from tfxc.tree import cached_split_pifa
+    from tfxc.tree.pifa import cached_split_idf
+    from tfxc.tree.support import load_support, save_support
+
+    if not config.sparse_support:
+        return None, None
+    if context.num_features >= PAD_FEATURE:
+        raise ConfigError(f"model.head.sparse_support handles at most {PAD_FEATURE - 1} input features; the data "
+                          f"has {context.num_features}")
+    saved = os.path.join(context.model_dir, filename) if context.model_dir else None
+    if saved and os.path.exists(saved):
+        support, weights = load_support(saved, with_weights=True)
+    elif context.data_dir:
+        info = DatasetInfo.load(context.data_dir)
+        support, weights = build(cached_split_pifa(info), config.sparse_support,
+                                 cached_split_idf(info) if config.sparse_idf else None)
+    else:
+        raise ConfigError("model.head.sparse_support picks the input features of each label or node from the "
+                          "training data: train the model first")
+    if [s.shape for s in support] != shapes:
+        raise DataError(f"the sparse term's support has shapes {[s.shape for s in support]}; the model and "
+                        f"sparse_support need {shapes}", path=saved)
+    if saved and not os.path.exists(saved):
+        save_support(saved, support, weights)
+    return support, ([config.sparse_init * w for w in weights] if config.sparse_init else None)
+
+
+def label_support(config, context) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """An exact head's (support int32 [L, S], starting weights float32 [L, S] or None) (`load_or_build_support`)."""
+    def build(z, size, idf):
+        ids, weights = label_centroid_support(z, size, idf)
+        return [ids], [weights]
+
+    support, init = load_or_build_support(config, context, LABEL_SUPPORT_FILE, build,
+                                          [(context.num_labels, config.sparse_support)])
+    if support is None:
+        return None, None
+    log.info("sparse term: %d labels x %d input features (%d entries)", *support[0].shape, int((support[0] >= 0).sum()))
+    return support[0], None if init is None else init[0]
+
+
+class SparseTerm(keras.layers.Layer):
+    """The weights of the sparse term and its inverted index, as variables of the model (saved and served).
+
+    Args:
+      support: int32 [L, S] (`label_centroid_support`).
+      num_features: D.
+      init: float32 [L, S] starting weights (zeros where None).
+    """
+
+    def __init__(self, support: np.ndarray, num_features: int, init: np.ndarray | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self._support, self._init, self.num_features = support, init, num_features
+
+    def build(self, input_shape=None):
+        offsets, entries = inverted_index(self._support, self.num_features)
+        self.offsets = self.add_weight(shape=offsets.shape, dtype="int32", trainable=False, name="offsets",
+                                       initializer=keras.initializers.Constant(offsets))
+        self.entries = self.add_weight(shape=entries.shape, dtype="int32", trainable=False, name="entries",
+                                       initializer=keras.initializers.Constant(entries))
+        start = "zeros" if self._init is None else keras.initializers.Constant(self._init)
+        self.kernel = self.add_weight(shape=self._support.shape, name="kernel", initializer=start)
+        self.built = True
+
+    def logits(self, ids: tf.Tensor, values: tf.Tensor, start: int, stop: int) -> tf.Tensor:
+        """float32 [B, stop − start] for a row block of `WithSparseInput` (ids int32 [B, W], values float32 [B, W])."""
+        return scatter_sparse_logits(ids, values, self.offsets.value, self.entries.value, self.kernel.value,
+                                     start, stop)
+
+
+def centroid_precision(info, size: int, k: int, split: str = "val", idf: bool = True) -> tuple[float, float]:
+    """P@k on a converted split of the nearest-centroid classifier that the sparse term starts as, and the
+    highest P@k any ranking could reach there (the mean of min(k, |y|) / k), both in [0, 1].
+
+    The classifier scores label l by x · c_l, c_l its unit-norm (idf-weighted) PIFA centroid on its `size`
+    top features: the sparse term at its start (`label_centroid_support`). Scored with SciPy, a block of
+    rows at a time (never [N, L] at once).
+    """
+    import scipy.sparse
+
+    from tfxc.tree import cached_split_pifa
+    from tfxc.tree.pifa import _batches_as_csr, cached_split_idf
+
+    ids, weights = label_centroid_support(cached_split_pifa(info), size,
+                                          cached_split_idf(info) if idf else None)
+    kept = ids >= 0
+    w = scipy.sparse.csr_matrix((weights[kept], (np.nonzero(kept)[0], ids[kept])),
+                                shape=(info.num_labels, info.num_features))
+    hits = attainable = rows = 0
+    for x, y, _batch in _batches_as_csr(info, split, 1024):
+        # Labels a row scores 0 (no shared feature) rank after every label it scores.
+        top = np.argsort(-(x @ w.T).toarray(), axis=1, kind="stable")[:, :k]
+        hits += int(np.take_along_axis(y.toarray() > 0, top, axis=1).sum())
+        attainable += int(np.minimum(np.diff(y.indptr), k).sum())
+        rows += x.shape[0]
+    return hits / max(rows * k, 1), attainable / max(rows * k, 1)
