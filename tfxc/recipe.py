@@ -74,7 +74,9 @@ SPARSE_INPUT_SHARE = 0.5
 # The centroids the sparse term starts from weigh each feature by its idf (`sparse_idf`, Rocchio's tf-idf
 # prototypes): a label's few points share their frequent features with their other labels, and without the idf
 # those features outweigh the label's own. The tree on synthetic 10^5's split: 95.38 / 41.00 / 34.01 -> 95.57 /
-# 41.34 / 34.71; on synthetic 10^4's (tree forced, 6 epochs): 99.68 / 50.71 / 70.87 -> 99.68 / 51.13 / 72.52.
+# 41.34 / 34.71; on synthetic 10^4's (tree forced, 6 epochs): 99.68 / 50.71 / 70.87 -> 99.68 / 51.13 / 72.52;
+# on wordnet-nextword's (by point) even: ahead in P@5 and PSP@5 at 3 of 4 and 4 of 4 epochs, but the epoch kept
+# by P@1 went 15.40 / 5.97 / 14.17 -> 15.24 / 6.06 / 14.06.
 SPARSE_IDF = True
 # Exact heads get such a term too, for every label (`tfxc.heads.sparse_term`), started at EXACT_SPARSE_INIT ×
 # the idf-weighted centroids, but only where the nearest-centroid classifier it starts as already reaches
