@@ -25,8 +25,8 @@ import scipy.sparse
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from tfxc.eval.propensity import propensities  # noqa: E402
-from tfxc.heads.sparse_term import label_centroid_support  # noqa: E402
-from tfxc.tree.pifa import pifa  # noqa: E402
+from tfxc.heads.sparse_term import label_centroid_support, support_matrix  # noqa: E402
+from tfxc.tree.pifa import pifa, smoothed_idf  # noqa: E402
 
 
 def precision_and_psp(scores: np.ndarray, y: scipy.sparse.csr_matrix, inverse_propensity: np.ndarray, k: int = 5):
@@ -52,13 +52,10 @@ def main(argv=None):
     x_train, y_train = x[:cut], y[:cut]
     x_val, y_val = x[cut:cut + args.rows], y[cut:cut + args.rows]
     inverse_propensity = 1.0 / propensities(np.asarray(y_train.sum(axis=0)).ravel(), cut)
-    df = np.bincount(x_train.indices, minlength=x.shape[1])
-    idf = (np.log((1.0 + cut) / (1.0 + df)) + 1.0).astype(np.float32)
+    idf = smoothed_idf(np.bincount(x_train.indices[x_train.data != 0], minlength=x.shape[1]), cut)
     z = pifa(x_train, y_train)
     for name, weights in (("centroids", None), ("idf-weighted centroids", idf)):
-        ids, values = label_centroid_support(z, args.support, weights)
-        kept = ids >= 0
-        w = scipy.sparse.csr_matrix((values[kept], (np.nonzero(kept)[0], ids[kept])), shape=(y.shape[1], x.shape[1]))
+        w = support_matrix(*label_centroid_support(z, args.support, weights), x.shape[1])
         p1, p5, psp5 = precision_and_psp((x_val @ w.T).toarray(), y_val, inverse_propensity)
         print(f"{name}: P@1 {p1:.2f} P@5 {p5:.2f} PSP@5 {psp5:.2f}")
 

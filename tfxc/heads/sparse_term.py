@@ -131,15 +131,23 @@ def label_centroid_support(z, size: int, feature_weights=None) -> tuple[np.ndarr
     Returns:
       (int32 [L, S] feature ids, −1 padded; float32 [L, S] weights, unit L2 norm per label, 0 at the padding).
     """
-    from tfxc.tree.support import top_features_per_row
     import scipy.sparse
+
+    from tfxc.tree.support import top_unit_centroids
 
     z = scipy.sparse.csr_matrix(z, dtype=np.float32)
     if feature_weights is not None:
         z = z @ scipy.sparse.diags(np.asarray(feature_weights, np.float32))
-    ids, values = top_features_per_row(z, size, with_values=True)
-    norms = np.linalg.norm(values, axis=1, keepdims=True)
-    return ids, (values / np.maximum(norms, 1e-30)).astype(np.float32)
+    return top_unit_centroids(z, size)
+
+
+def support_matrix(ids: np.ndarray, weights: np.ndarray, num_features: int):
+    """The table (ids int32 [L, S], −1 padded; weights float32 [L, S]) as a SciPy CSR matrix [L, D]."""
+    import scipy.sparse
+
+    kept = ids >= 0
+    return scipy.sparse.csr_matrix((weights[kept], (np.nonzero(kept)[0], ids[kept])),
+                                   shape=(ids.shape[0], num_features))
 
 
 def load_or_build_support(config, context, filename: str, build, shapes: list) -> tuple[list | None, list | None]:
@@ -244,16 +252,11 @@ def centroid_precision(info, size: int, k: int, split: str = "val", idf: bool = 
     rows at a time (never [N, L] at once), on the split's first `max_rows` rows: an estimate, which a
     choice between two starts needs no more precisely, at a bounded cost.
     """
-    import scipy.sparse
-
     from tfxc.tree import cached_split_pifa
     from tfxc.tree.pifa import _batches_as_csr, cached_split_idf
 
-    ids, weights = label_centroid_support(cached_split_pifa(info), size,
-                                          cached_split_idf(info) if idf else None)
-    kept = ids >= 0
-    w = scipy.sparse.csr_matrix((weights[kept], (np.nonzero(kept)[0], ids[kept])),
-                                shape=(info.num_labels, info.num_features))
+    w = support_matrix(*label_centroid_support(cached_split_pifa(info), size,
+                                               cached_split_idf(info) if idf else None), info.num_features)
     hits = attainable = rows = 0
     for x, y, _batch in _batches_as_csr(info, split, 1024):
         # Labels a row scores 0 (no shared feature) rank after every label it scores.

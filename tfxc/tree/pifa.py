@@ -115,7 +115,12 @@ def split_idf(info, split: str = "train", chunk_rows: int = CHUNK_ROWS) -> np.nd
     for x, _y, _batch in _batches_as_csr(info, split, chunk_rows):
         df += np.bincount(x.indices[x.data != 0], minlength=info.num_features)
         rows += x.shape[0]
-    return (np.log((1.0 + rows) / (1.0 + df)) + 1.0).astype(np.float32)
+    return smoothed_idf(df, rows)
+
+
+def smoothed_idf(df: np.ndarray, rows: int) -> np.ndarray:
+    """float32 [D]: log((1 + rows) / (1 + df_f)) + 1 for document frequencies df int [D] over `rows` rows."""
+    return (np.log((1.0 + rows) / (1.0 + np.asarray(df, np.float64))) + 1.0).astype(np.float32)
 
 
 def cached_split_idf(info, split: str = "train") -> np.ndarray:

@@ -73,11 +73,18 @@ def node_centroid_support(tree, z, size: int, feature_weights=None) -> tuple[lis
         below = tree.ancestors(level)  # the level's node above each leaf
         membership = scipy.sparse.csr_matrix(
             (np.ones(below.size, np.float32), (below, np.arange(below.size))), shape=(count, below.size))
-        ids, values = top_features_per_row(membership @ leaves, size, with_values=True)
-        norms = np.linalg.norm(values, axis=1, keepdims=True)
+        ids, values = top_unit_centroids(membership @ leaves, size)
         features.append(ids)
-        weights.append((values / np.maximum(norms, 1e-30)).astype(np.float32))
+        weights.append(values)
     return features, weights
+
+
+def top_unit_centroids(m, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's `size` largest features (`top_features_per_row`) and its values there scaled to unit
+    L2 norm: int32 [rows, size] (−1 padded), float32 [rows, size] (0 at the padding)."""
+    ids, values = top_features_per_row(m, size, with_values=True)
+    norms = np.linalg.norm(values, axis=1, keepdims=True)
+    return ids, (values / np.maximum(norms, 1e-30)).astype(np.float32)
 
 
 def node_feature_support(tree, z, size: int) -> list[np.ndarray]:
