@@ -78,6 +78,19 @@ SPARSE_INPUT_SHARE = 0.5
 # on wordnet-nextword's (by point) even: ahead in P@5 and PSP@5 at 3 of 4 and 4 of 4 epochs, but the epoch kept
 # by P@1 went 15.40 / 5.97 / 14.17 -> 15.24 / 6.06 / 14.06.
 SPARSE_IDF = True
+# The tree's prediction also ranks the TREE_SHORTLIST labels of largest x · c_l over all labels (c_l the label's
+# unit-norm idf-weighted centroid on its support: the Rocchio classifier the sparse term starts as) beside the
+# beam's, by path score + TREE_SHORTLIST_WEIGHT × x · c_l (`tfxc.heads.shortlist`): the beam never reaches a tail
+# label under a busy branch, the centroids do. Re-ranking the recipe's trained trees on validation (P@1 / P@5 /
+# PSP@5): synthetic 10^5 95.57 / 41.34 / 34.71 -> 97.43 / 46.75 / 51.50, synthetic 10^6 (the same ranking in
+# NumPy) 90.28 / 34.70 / 22.35 -> 93.02 / 38.41 / 31.41, where the centroids alone reach 77 % and 63 % of the
+# attainable validation P@5 and weights of 0.1–3 all gave within 0.5 P@5; on wordnet-nextword, where they reach
+# 1.5 % of the attainable P@1, 15.24 / 6.07 / 14.07 -> 15.03 / 5.35 / 13.20 (0.03: 15.22 / 6.06 / 14.18). So the
+# shortlist is used where the centroids reach TREE_SHORTLIST_SHARE of the attainable P@k. BENCHMARKS.md,
+# "Session 13".
+TREE_SHORTLIST = 10
+TREE_SHORTLIST_WEIGHT = 0.3
+TREE_SHORTLIST_SHARE = 0.5
 # Exact heads get such a term too, for every label (`tfxc.heads.sparse_term`), started at EXACT_SPARSE_INIT ×
 # the idf-weighted centroids, but only where the nearest-centroid classifier it starts as already reaches
 # CENTROID_SHARE of the validation P@k any ranking could: synthetic 10^4 (its topic-shaped labels: 54.69 of
@@ -297,9 +310,9 @@ def changed_keys(recipe: dict, merged: dict, prefix: str = "") -> list[str]:
 def choose(profile: DataProfile, centroids: tuple[float, float] | None = None) -> tuple[dict, list[str]]:
     """The model, optimizer, trainer and eval sections for a data set, and why (one line per choice).
 
-    `centroids`: the validation P@k (k of the selection metric) of the nearest-centroid classifier the
-    exact heads' sparse term would start as, and the P@k any ranking could reach there
-    (`tfxc.heads.sparse_term.centroid_precision`); None where not measured (no term).
+    `centroids`: the validation P@k (k of the selection metric) of the nearest-centroid classifier that
+    the sparse term starts as (and the tree's shortlist ranks by), and the P@k any ranking could reach
+    there (`tfxc.heads.sparse_term.centroid_precision`); None where not measured (no term).
     """
     why = []
     small = profile.num_points < SMALL_POINTS
@@ -314,6 +327,7 @@ def choose(profile: DataProfile, centroids: tuple[float, float] | None = None) -
             why.append(f"tree nodes: each also weighs {TREE_SPARSE_SUPPORT} input features, the top of its "
                        f"idf-weighted PIFA centroid, starting from the centroid there (x {TREE_SPARSE_INIT:g}): a "
                        "label seen once scores points like its own from the first step")
+            why.append(shortlist_choice(head, profile, centroids))
     else:
         if profile.one_label_per_point:
             head = {"name": "softmax", "label_smoothing": 0.1}
@@ -372,15 +386,33 @@ def choose(profile: DataProfile, centroids: tuple[float, float] | None = None) -
     return config, why
 
 
+def shortlist_choice(head: dict, profile: DataProfile, centroids: tuple[float, float] | None) -> str:
+    """Adds the tree's nearest-centroid shortlist to `head` where the centroids rank well enough (see
+    TREE_SHORTLIST_SHARE); returns the reason."""
+    k = 1 if profile.one_label_per_point else 5
+    if centroids is None:
+        return "prediction: the beam search alone (no validation split to measure the nearest centroids on)"
+    nearest, best = (100 * p for p in centroids)
+    reach = (f"the nearest-centroid score alone reaches validation P@{k} {nearest:.2f} of the {best:.2f} any "
+             "ranking could")
+    if nearest < TREE_SHORTLIST_SHARE * best:
+        return f"prediction: the beam search alone, since {reach} (< {TREE_SHORTLIST_SHARE:.0%})"
+    head.update(shortlist_size=TREE_SHORTLIST, shortlist_weight=TREE_SHORTLIST_WEIGHT)
+    return (f"prediction: the beam's labels and the {TREE_SHORTLIST} nearest centroids' over all labels, ranked by "
+            f"path score + {TREE_SHORTLIST_WEIGHT:g} x the centroid score, since {reach} (>= "
+            f"{TREE_SHORTLIST_SHARE:.0%}): labels the beam does not reach are found")
+
+
 def measure_centroids(profile: DataProfile, info) -> tuple[float, float] | None:
-    """For `choose`: the validation P@k of the nearest-centroid start of the exact heads' sparse term and the
-    highest P@k there, where the exact heads would get the term (sparse inputs, a validation split)."""
+    """For `choose`: the validation P@k of the nearest-centroid classifier of the idf-weighted centroids (the
+    start of the sparse term; the tree's shortlist) and the highest P@k there, where a choice reads it (sparse
+    inputs, a validation split)."""
     from tfxc.heads.sparse_term import centroid_precision
 
-    if not (profile.num_labels <= TREE_MIN_LABELS and profile.sparse_input and "val" in info.splits):
+    if not (profile.sparse_input and "val" in info.splits):
         return None
-    return centroid_precision(info, EXACT_SPARSE_SUPPORT, 1 if profile.one_label_per_point else 5,
-                              idf=SPARSE_IDF)
+    support = TREE_SPARSE_SUPPORT if profile.num_labels > TREE_MIN_LABELS else EXACT_SPARSE_SUPPORT
+    return centroid_precision(info, support, 1 if profile.one_label_per_point else 5, idf=SPARSE_IDF)
 
 
 def recipe_config(data: dict, info) -> tuple[dict, list[str]]:

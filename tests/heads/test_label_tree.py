@@ -132,6 +132,14 @@ def test_label_tree_head_contract_with_the_sparse_term(tmp_path):
                              "sparse_init": 4.0, "sparse_idf": True, "propensity_weight": 0.5})
 
 
+def test_label_tree_head_contract_with_the_shortlist(tmp_path):
+    # The shortlist's index is part of the model: restored, exported, served and mirrored alike (a beam that keeps
+    # every node, so that top_k(L) ranks every label).
+    run_head_test(tmp_path, {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2, "beam_size": 64,
+                             "post_processor": "sigmoid", "sparse_support": 6, "sparse_max_nnz": 16,
+                             "sparse_idf": True, "shortlist_size": 5, "shortlist_postings": 4})
+
+
 def sparse_rows(seed):
     import scipy.sparse
 

@@ -27,7 +27,8 @@ Prediction is a beam search (§1.5): level 0 scores all its nodes; each next
 level scores the children of the `beam_size` best nodes, combining the child's
 transformed score with its parent's (the post-processor), and keeps the best;
 the last level keeps k. A prediction reads beam_size × fan-out vectors per
-level instead of all L.
+level instead of all L. With `shortlist_size`, the labels of a nearest-centroid
+ranker over all L join the beam's (`tfxc.heads.shortlist`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from tfxc.heads.base import Head
 from tfxc.heads.gather_dot import gather_dot
 from tfxc.heads.label_tree_config import (LabelTreeHeadConfig, load_or_build_support, load_or_build_tree,
                                           node_positive_weights)
+from tfxc.heads.shortlist import centroid_shortlist, distinct_per_row, impact_index
+from tfxc.heads.sparse_term import starting_weights
 
 _PAD = 2 ** 31 - 1  # sorts after every node id
 
@@ -91,6 +94,10 @@ class LabelTreeHead(Head):
         starting values (`LabelTreeHeadConfig.sparse_init`).
       node_weights: None, or per level float32 [K_t]: the weight of a positive node in the loss
         (`node_positive_weights`: inverse propensity); kept as non-trainable weights of the model.
+      shortlist_centroids: None, or float32 [K_last, S]: the last level's unit-norm centroids on its
+        support, which the shortlist ranks by (with shortlist_size > 0).
+      num_features: D, the input features (the shortlist's index).
+      shortlist_size, shortlist_weight, shortlist_postings: as in `LabelTreeHeadConfig`.
 
     Call returns the features unchanged (float32 [B, dim]): which nodes are
     scored depends on the labels, so scoring happens in `per_example_loss`.
@@ -102,8 +109,15 @@ class LabelTreeHead(Head):
     def __init__(self, tree, negatives="tfn+man", max_active=0, loss="squared_hinge", reduction="mean",
                  dense_level_max=16384,
                  use_bias=True, init_stddev=0.02, beam_size=10, post_processor="l3-hinge", final_post_processor="",
-                 seed=None, sparse_support=None, sparse_max_nnz=64, sparse_init=None, node_weights=None, **kwargs):
+                 seed=None, sparse_support=None, sparse_max_nnz=64, sparse_init=None, node_weights=None,
+                 shortlist_centroids=None, num_features=0, shortlist_size=0, shortlist_weight=0.3,
+                 shortlist_postings=64, **kwargs):
         super().__init__(tree.num_labels, **kwargs)
+        if shortlist_size and (sparse_support is None or shortlist_centroids is None):
+            raise ValueError("the shortlist needs sparse_support and shortlist_centroids")
+        self._shortlist_centroids, self.num_features = shortlist_centroids, num_features
+        self.shortlist_size = shortlist_size if shortlist_centroids is not None else 0
+        self.shortlist_weight, self.shortlist_postings = shortlist_weight, shortlist_postings
         self._initial_node_weights = node_weights
         self.sparse_support, self.sparse_init = sparse_support, sparse_init
         self.sparse_max_nnz = sparse_max_nnz if sparse_support is not None else 0
@@ -119,13 +133,15 @@ class LabelTreeHead(Head):
     def from_config_dataclass(cls, config: LabelTreeHeadConfig, context):
         options = {key: getattr(config, key) for key in (
             "negatives", "max_active", "loss", "reduction", "dense_level_max", "use_bias", "init_stddev", "beam_size",
-            "post_processor", "final_post_processor", "sparse_max_nnz")}
+            "post_processor", "final_post_processor", "sparse_max_nnz", "shortlist_size", "shortlist_weight",
+            "shortlist_postings")}
         tree = load_or_build_tree(config, context)
-        support, init = load_or_build_support(config, context, tree)
+        support, centroids = load_or_build_support(config, context, tree)
         weights = (node_positive_weights(tree, context.label_freq, context.num_points, config.propensity_weight)
                    if config.propensity_weight else None)
-        return cls(tree, seed=context.seed, sparse_support=support, sparse_init=init, node_weights=weights,
-                   name="head", **options)
+        return cls(tree, seed=context.seed, sparse_support=support, sparse_init=starting_weights(config, centroids),
+                   node_weights=weights, shortlist_centroids=centroids[-1] if config.shortlist_size else None,
+                   num_features=context.num_features, name="head", **options)
 
     def make_encoder(self, encoder_config, context):
         encoder = super().make_encoder(encoder_config, context)
@@ -171,6 +187,8 @@ class LabelTreeHead(Head):
                 setattr(self, f"node_weight_{t}", self.add_weight(
                     shape=(size,), trainable=False, name=f"node_weight_{t}",
                     initializer=keras.initializers.Constant(self._initial_node_weights[t])))
+        if self.shortlist_size:
+            self._build_shortlist()
         if self.tree.leaf_labels is not None:  # a tree over some of the labels: label <-> last-level node
             self.leaf_labels = self.add_weight(
                 shape=self.tree.leaf_labels.shape, dtype="int32", trainable=False, name="leaf_labels",
@@ -183,6 +201,16 @@ class LabelTreeHead(Head):
         self.sample_step = self.add_weight(shape=(), dtype="int64", trainable=False, name="sample_step",
                                            initializer="zeros", aggregation="only_first_replica")
         self.built = True
+
+    def _build_shortlist(self) -> None:
+        """The shortlist's centroids and their impact-ordered index (`tfxc.heads.shortlist`), fixed weights."""
+        centroids = self._shortlist_centroids
+        offsets, labels, values = impact_index(self.sparse_support[-1], centroids, self.num_features,
+                                               self.shortlist_postings)
+        for name, value in (("shortlist_centroids", centroids), ("shortlist_offsets", offsets),
+                            ("shortlist_labels", labels), ("shortlist_values", values)):
+            setattr(self, name, self.add_weight(shape=value.shape, dtype=value.dtype.name, trainable=False, name=name,
+                                                initializer=keras.initializers.Constant(value)))
 
     def _levels(self, kind: str) -> list:
         """The per-level variables `kind`_t (None where a level has none): kernel, bias, children, ancestors,
@@ -227,8 +255,10 @@ class LabelTreeHead(Head):
             return features
         return split_sparse_input(features, self.sparse_max_nnz)[0]
 
-    def _sparse_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor) -> tf.Tensor:
+    def _sparse_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor, kernel=None) -> tf.Tensor:
         """Σ_j u_cj · x[f_cj] for nodes int32 [B, C] (negative ids give 0) -> float32 [B, C].
+
+        u is the level's sparse kernel, or `kernel` (float32 [K_level, S], e.g. the shortlist's centroids).
 
         x is the row's sparse block (ids ascending), so each support feature f_cj is
         found by binary search: B·C·S lookups, all static shapes (XLA-friendly).
@@ -241,7 +271,8 @@ class LabelTreeHead(Head):
         slot = tf.minimum(tf.searchsorted(ids, flat), self.sparse_max_nnz - 1)
         found = (tf.gather(ids, slot, batch_dims=1) == flat) & (flat >= 0)
         x = tf.reshape(tf.where(found, tf.gather(values, slot, batch_dims=1), 0.0), shape)
-        logits = tf.reduce_sum(tf.gather(self.sparse_kernels[level].value, safe) * x, axis=-1)
+        kernel = self.sparse_kernels[level].value if kernel is None else kernel
+        logits = tf.reduce_sum(tf.gather(kernel, safe) * x, axis=-1)
         return tf.where(nodes >= 0, logits, 0.0)
 
     def _node_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor, whole=None,
@@ -308,9 +339,10 @@ class LabelTreeHead(Head):
         beams = []
         for t in range(1, levels):
             beams.append(ids)
-            children = tf.gather(self.children[t].value, ids)                     # [B, beam, F], −1 padded
+            # [B, beam, F], −1 padded. A beam slot without a node (score −inf; its id may be a padding −1 when
+            # the level had fewer candidates than the beam) has no children either.
+            children = tf.gather(self.children[t].value, tf.maximum(ids, 0))
             fanout = children.shape[-1]
-            # A beam slot without a node (score −inf) has no children either.
             children = tf.where(scores[:, :, None] > -float("inf"), children, -1)
             # Static candidate counts where known: `gather_dot` sizes its blocks by them.
             beam = children.shape[1]
@@ -331,12 +363,51 @@ class LabelTreeHead(Head):
         ids = tf.where(scores > -float("inf"), ids, -1)
         return scores, ids, beams
 
-    def top_k(self, features, k):
-        """Beam search (module docstring): (scores float32 [B, k'], label ids int64 [B, k']), best first.
+    def path_scores(self, features: tf.Tensor, nodes: tf.Tensor) -> tf.Tensor:
+        """The beam search's score of given last-level nodes, float32 [B, C] (−inf where a node id is negative).
 
-        k' = min(k, labels reachable by the beam); a slot without a label has id −1.
+        A node's score chains the post-processor down its ancestors, as the beam search does
+        when the node's whole path is in the beam; here every level's ancestor is scored,
+        whether or not the beam kept it.
         """
-        scores, ids, _ = self._beam_search(features, tf.minimum(tf.cast(k, tf.int32), self.sizes[-1]))
+        safe = tf.maximum(nodes, 0)
+        last = len(self.sizes) - 1
+        score = None
+        for t in range(len(self.sizes)):
+            level_nodes = nodes if t == last else tf.where(nodes >= 0, tf.gather(self.ancestors[t].value, safe), -1)
+            logits = self._node_logits(features, t, level_nodes, differentiable=False)
+            score = post_process(self.post_processors[t], logits, score)
+        return tf.where(nodes >= 0, score, -float("inf"))
+
+    def _shortlisted_top_k(self, features: tf.Tensor, k) -> tuple[tf.Tensor, tf.Tensor]:
+        """The beam's candidates and the shortlist's, ranked by path score + shortlist_weight × x · c_l.
+
+        Returns (scores float32 [B, k'], last-level node ids int32 [B, k'], −1 where none).
+        """
+        _, beam, _ = self._beam_search(features, tf.maximum(k, min(self.beam_size, self.sizes[-1])))
+        _, ids, values = split_sparse_input(features, self.sparse_max_nnz)
+        _, shortlist = centroid_shortlist(ids, values, self.shortlist_offsets.value, self.shortlist_labels.value,
+                                          self.shortlist_values.value, self.shortlist_postings, self.shortlist_size)
+        candidates = distinct_per_row(tf.concat([beam, shortlist], axis=1))
+        last = len(self.sizes) - 1
+        nearest = self._sparse_logits(features, last, candidates, kernel=self.shortlist_centroids.value)
+        scores = tf.where(candidates >= 0, self.path_scores(features, candidates) + self.shortlist_weight * nearest,
+                          -float("inf"))
+        scores, order = tf.math.top_k(scores, tf.minimum(k, tf.shape(candidates)[1]))
+        ids = tf.gather(candidates, order, batch_dims=1)
+        return scores, tf.where(scores > -float("inf"), ids, -1)
+
+    def top_k(self, features, k):
+        """Beam search (module docstring), with the shortlist's candidates where there is one:
+        (scores float32 [B, k'], label ids int64 [B, k']), best first.
+
+        k' = min(k, labels reachable); a slot without a label has id −1.
+        """
+        k = tf.minimum(tf.cast(k, tf.int32), self.sizes[-1])
+        if self.shortlist_size:
+            scores, ids = self._shortlisted_top_k(features, k)
+        else:
+            scores, ids, _ = self._beam_search(features, k)
         if self.leaf_labels is not None:
             ids = tf.where(ids >= 0, tf.gather(self.leaf_labels.value, tf.maximum(ids, 0)), -1)
         return scores, tf.cast(ids, tf.int64)

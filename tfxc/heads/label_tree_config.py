@@ -68,6 +68,14 @@ class LabelTreeHeadConfig(SparseTermOptions):
       sparse_support, sparse_max_nnz, sparse_init, sparse_idf: the sparse term over the input
         features (`tfxc.heads.sparse_term.SparseTermOptions`), per node: its centroid is the sum
         of its labels' PIFA rows.
+      shortlist_size: > 0 (needs sparse_support) adds, in prediction, this many labels to the beam's
+        candidates: those of largest x · c_l, c_l the label's unit-norm (idf-weighted with
+        sparse_idf) PIFA centroid on its support, over all labels; every candidate is then
+        ranked by its tree path score + shortlist_weight × x · c_l (`tfxc.heads.shortlist`).
+        A tail label under a busy branch, which the beam never reaches, is found this way.
+      shortlist_weight: the weight of x · c_l in that ranking (≥ 0).
+      shortlist_postings: the shortlist reads, per input feature of a row, the labels that weigh
+        the feature most, at most this many: a row's cost is bounded by its features.
       propensity_weight: α ≥ 0: a positive node weighs (1/p)^α in its level's loss, p the
         propensity (Jain et al., KDD 2016) of the node's training frequency (the label's own
         at the last level; the sum over its labels above), so that α > 0 leans toward the
@@ -94,6 +102,9 @@ class LabelTreeHeadConfig(SparseTermOptions):
     post_processor: str = "l3-hinge"
     final_post_processor: str = ""
     propensity_weight: float = 0.0
+    shortlist_size: int = 0
+    shortlist_weight: float = 0.3
+    shortlist_postings: int = 64
 
     def validate(self, path: str) -> None:
         if self.max_leaf_size < 1 or self.nr_splits < 2 or self.min_codes < 0 or self.kmeans_max_iter < 1:
@@ -113,6 +124,13 @@ class LabelTreeHeadConfig(SparseTermOptions):
         self.validate_sparse_term(path)
         if not 0.0 <= self.propensity_weight <= 2.0:
             raise ConfigError(f"{path}.propensity_weight ({self.propensity_weight}) must be in [0, 2]")
+        if self.shortlist_size < 0 or self.shortlist_weight < 0 or self.shortlist_postings < 1:
+            raise ConfigError(f"{path}: shortlist_size ({self.shortlist_size}) and shortlist_weight "
+                              f"({self.shortlist_weight}) must be >= 0, shortlist_postings "
+                              f"({self.shortlist_postings}) >= 1")
+        if self.shortlist_size and not self.sparse_support:
+            raise ConfigError(f"{path}.shortlist_size ({self.shortlist_size}) ranks labels by their centroids on "
+                              "their input features: it needs sparse_support > 0")
         if self.tree_file and not self.tree_file.endswith((".npz", ".tsv")):
             raise ConfigError(f"{path}.tree_file '{self.tree_file}' must be a saved tree (.npz) or a taxonomy (.tsv)")
 
@@ -153,10 +171,9 @@ def load_or_build_tree(config: LabelTreeHeadConfig, context):
 
 
 def load_or_build_support(config: LabelTreeHeadConfig, context, tree) -> tuple[list | None, list | None]:
-    """The nodes' input features for `sparse_support` and the sparse term's starting weights, one array per
-    level ((None, None) without it; weights None when `sparse_init` is 0): the model directory's copy, else
-    the top of each node's PIFA centroid, saved in the model directory like the tree
-    (`tfxc.heads.sparse_term.load_or_build_support`)."""
+    """The nodes' input features for `sparse_support` and their unit-norm centroids there, one array per
+    level ((None, None) without it): the model directory's copy, else the top of each node's PIFA centroid,
+    saved in the model directory like the tree (`tfxc.heads.sparse_term.load_or_build_support`)."""
     from tfxc.heads.sparse_term import load_or_build_support as load_or_build
     from tfxc.tree.support import node_centroid_support
 
