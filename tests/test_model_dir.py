@@ -45,6 +45,12 @@ def test_resume_refuses_a_changed_config_and_names_the_keys(tmp_path):
                    "runtime.seed: 7 -> 1"):
         assert change in result.stderr, result.stderr
     assert (model_dir / "config.json").read_text() == stored  # not overwritten
+    # A model trained before an option existed (its config.json lacks the key) resumes under today's default.
+    older = json.loads(stored)
+    assert older["optimizer"].pop("clip_norm") == 0.0
+    (model_dir / "config.json").write_text(json.dumps(older))
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir), "--set", "trainer.train_steps=12")
+    assert "resumed from" in result.stderr and "clip_norm" not in result.stderr
     # Keys that are safe to change (how long, how often, evaluation) resume as before.
     result = run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir), "--set", "trainer.train_steps=16",
                      "--set", "trainer.log_every_steps=4", "--set", "eval.ks=[1,2]")

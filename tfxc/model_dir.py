@@ -237,7 +237,11 @@ class ModelDir:
         stored = self.config_text()
         if stored is None or self.latest_checkpoint() is None:
             return  # nothing to resume: this run starts afresh and writes its own config.json
-        changes = _flat_differences(json.loads(stored), to_dict(config))
+        try:  # read through today's schema: an option added since then counts at its default, not as a change
+            trained = to_dict(self.load_config())
+        except TfxcError:  # a stored config today's schema rejects: compare the text as written
+            trained = json.loads(stored)
+        changes = _flat_differences(trained, to_dict(config))
         unsafe = {k: v for k, v in changes.items() if not k.startswith(SAFE_TO_CHANGE)}
         for key, (old, new) in changes.items():
             if key not in unsafe:

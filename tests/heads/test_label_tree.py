@@ -7,7 +7,8 @@ import pytest
 from head_harness import run_head_test
 
 from tfxc._tf import tf
-from tfxc.heads.label_tree import LabelTreeHead, post_process, unique_per_row
+from tfxc.heads.label_tree import LabelTreeHead
+from tfxc.heads.label_tree_ops import distinct_per_row, post_process, unique_per_row
 from tfxc.tree import LabelTree
 
 
@@ -32,6 +33,11 @@ def test_unique_per_row_drops_repeats_and_negative_ids():
     got = unique_per_row(tf.constant([[3, 1, 3, -1], [2, 2, 2, 2]], tf.int32)).numpy()
     pad = 2 ** 31 - 1
     np.testing.assert_array_equal(got, [[1, 3], [2, pad]])
+
+
+def test_distinct_per_row_keeps_the_width():
+    ids = tf.constant([[5, 3, 5, -1, 3], [1, 2, 0, 4, 3]], tf.int32)
+    np.testing.assert_array_equal(distinct_per_row(ids).numpy(), [[3, 5, -1, -1, -1], [0, 1, 2, 3, 4]])
 
 
 def small_tree():

@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse
 
 from tfxc._tf import tf
-from tfxc.heads.shortlist import centroid_shortlist, distinct_per_row, impact_index
+from tfxc.heads.shortlist import centroid_shortlist, impact_index
 
 
 def test_the_index_keeps_each_features_largest_weights_first():
@@ -64,11 +64,6 @@ def test_the_shortlist_is_the_top_of_the_scores_over_the_read_entries(per_featur
         np.testing.assert_allclose(scores.numpy()[i, :len(want)], reference[i, want], rtol=1e-5)
         assert (found.numpy()[i, len(want):] == -1).all()
     np.testing.assert_array_equal(found.numpy()[5], -1)
-
-
-def test_distinct_per_row_keeps_the_width():
-    ids = tf.constant([[5, 3, 5, -1, 3], [1, 2, 0, 4, 3]], tf.int32)
-    np.testing.assert_array_equal(distinct_per_row(ids).numpy(), [[3, 5, -1, -1, -1], [0, 1, 2, 3, 4]])
 
 
 def tree_head_with_shortlist(**kwargs):

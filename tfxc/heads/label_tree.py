@@ -39,45 +39,10 @@ from tfxc.heads.base import Head
 from tfxc.heads.gather_dot import gather_dot
 from tfxc.heads.label_tree_config import (LabelTreeHeadConfig, load_or_build_support, load_or_build_tree,
                                           node_positive_weights)
-from tfxc.heads.shortlist import centroid_shortlist, distinct_per_row, impact_index
+from tfxc.heads.label_tree_ops import PAD as _PAD
+from tfxc.heads.label_tree_ops import distinct_per_row, post_process, unique_per_row
+from tfxc.heads.shortlist import centroid_shortlist, impact_index
 from tfxc.heads.sparse_term import starting_weights
-
-_PAD = 2 ** 31 - 1  # sorts after every node id
-
-
-def post_process(name: str, v: tf.Tensor, parent: tf.Tensor | None) -> tf.Tensor:
-    """combiner(transform(v), parent) of algorithms.md §1.5; parent None at the top level.
-
-    noop: v (the parent is ignored); sigmoid: σ(v)·p; log-sigmoid: log σ(v) + p;
-    lP-hinge: exp(−max(0, 1−v)^P)·p; log-lP-hinge: −max(0, 1−v)^P + p.
-    """
-    if name == "noop":
-        return v
-    if name == "sigmoid":
-        child, additive = tf.sigmoid(v), False
-    elif name == "log-sigmoid":
-        child, additive = -tf.nn.softplus(-v), True
-    else:
-        additive = name.startswith("log-")
-        power = int(name.removeprefix("log-")[1])
-        hinge = -tf.pow(tf.nn.relu(1.0 - v), float(power))
-        child = hinge if additive else tf.exp(hinge)
-    if parent is None:
-        return child
-    return child + parent if additive else child * parent
-
-
-def unique_per_row(ids: tf.Tensor) -> tf.Tensor:
-    """int32 [B, W] ids (negative = none) -> [B, W'] each row's distinct ids, ascending, padded with `_PAD`.
-
-    W' is the largest number of distinct ids of a row in the batch (at least 1).
-    """
-    ids = tf.sort(tf.where(ids < 0, _PAD, ids), axis=1)
-    repeated = tf.concat([tf.zeros_like(ids[:, :1], tf.bool), ids[:, 1:] == ids[:, :-1]], axis=1)
-    ids = tf.sort(tf.where(repeated, _PAD, ids), axis=1)
-    width = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(ids != _PAD, tf.int32), axis=1)), 1)
-    return ids[:, :width]
-
 
 class LabelTreeHead(Head):
     """Per-level node scorers over a label tree (see the module docstring).

@@ -22,8 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfxc._tf import tf
-
-_NO_LABEL = 2 ** 31 - 1  # sorts after every label id
+from tfxc.heads.label_tree_ops import PAD as _NO_LABEL
 
 
 def impact_index(support: np.ndarray, weights: np.ndarray, num_features: int,
@@ -98,14 +97,3 @@ def centroid_shortlist(ids: tf.Tensor, values: tf.Tensor, offsets: tf.Tensor, la
     scores, top = tf.math.top_k(scores, min(size, width) if isinstance(width, int) else tf.minimum(size, width))
     found = tf.gather(owners, top, batch_dims=1)
     return scores, tf.where(scores > -float("inf"), found, -1)
-
-
-def distinct_per_row(ids: tf.Tensor) -> tf.Tensor:
-    """int32 [B, C] ids (negative = none) -> [B, C] the same ids ascending, each once, −1 for the rest.
-
-    Keeps the width (static shapes for XLA), unlike `label_tree.unique_per_row`.
-    """
-    ids = tf.sort(tf.where(ids < 0, _NO_LABEL, ids), axis=1)
-    repeated = tf.concat([tf.zeros_like(ids[:, :1], tf.bool), ids[:, 1:] == ids[:, :-1]], axis=1)
-    ids = tf.sort(tf.where(repeated, _NO_LABEL, ids), axis=1)
-    return tf.where(ids == _NO_LABEL, -1, ids)
