@@ -169,6 +169,12 @@ class DataProfile:
         return self.labels_per_point < 1.5
 
     @property
+    def select_k(self) -> int:
+        """The k of the metric that picks the epoch and the choices measured on validation: P@1 for
+        one label per point, else P@5."""
+        return 1 if self.one_label_per_point else 5
+
+    @property
     def sparse_input(self) -> bool:
         """Few non-zero features a point (a bag of words, TF-IDF): the sparse term's inputs, with ids it can carry."""
         return (self.features_per_point < SPARSE_INPUT_SHARE * self.num_features
@@ -338,7 +344,7 @@ def choose(profile: DataProfile, centroids: tuple[float, float] | None = None) -
                        "negatives only (decoupled): a point's labels do not compete, so a label on every point "
                        "stays first and rare labels get a full-sized push")
         if sparse and centroids is not None:
-            k = 1 if profile.one_label_per_point else 5
+            k = profile.select_k
             nearest, best = (100 * p for p in centroids)
             if nearest >= CENTROID_SHARE * best:
                 head.update(sparse_support=EXACT_SPARSE_SUPPORT, sparse_init=EXACT_SPARSE_INIT, sparse_idf=SPARSE_IDF)
@@ -370,7 +376,7 @@ def choose(profile: DataProfile, centroids: tuple[float, float] | None = None) -
     schedule = "constant" if tree else "cosine"
     why.append(f"training: batch {batch}, {epochs} epochs of {steps_per_epoch} steps (about {TARGET_STEPS:,} "
                f"steps, at least {MIN_EPOCHS} epochs), Adam at {learning_rate} on a {schedule} schedule")
-    metric = "P@1" if profile.one_label_per_point else "P@5"
+    metric = f"P@{profile.select_k}"
     patience = max(PATIENCE, math.ceil(epochs / 4))
     why.append(f"selection: the epoch with the best validation {metric}; stop after {patience} evaluations "
                "without improvement")
@@ -389,7 +395,7 @@ def choose(profile: DataProfile, centroids: tuple[float, float] | None = None) -
 def shortlist_choice(head: dict, profile: DataProfile, centroids: tuple[float, float] | None) -> str:
     """Adds the tree's nearest-centroid shortlist to `head` where the centroids rank well enough (see
     TREE_SHORTLIST_SHARE); returns the reason."""
-    k = 1 if profile.one_label_per_point else 5
+    k = profile.select_k
     if centroids is None:
         return "prediction: the beam search alone (no validation split to measure the nearest centroids on)"
     nearest, best = (100 * p for p in centroids)
@@ -412,7 +418,7 @@ def measure_centroids(profile: DataProfile, info) -> tuple[float, float] | None:
     if not (profile.sparse_input and "val" in info.splits):
         return None
     support = TREE_SPARSE_SUPPORT if profile.num_labels > TREE_MIN_LABELS else EXACT_SPARSE_SUPPORT
-    return centroid_precision(info, support, 1 if profile.one_label_per_point else 5, idf=SPARSE_IDF)
+    return centroid_precision(info, support, profile.select_k, idf=SPARSE_IDF)
 
 
 def recipe_config(data: dict, info) -> tuple[dict, list[str]]:

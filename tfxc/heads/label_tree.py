@@ -81,8 +81,8 @@ class LabelTreeHead(Head):
         if shortlist_size and (sparse_support is None or shortlist_centroids is None):
             raise ValueError("the shortlist needs sparse_support and shortlist_centroids")
         self._shortlist_centroids, self.num_features = shortlist_centroids, num_features
-        self.shortlist_size = shortlist_size if shortlist_centroids is not None else 0
-        self.shortlist_weight, self.shortlist_postings = shortlist_weight, shortlist_postings
+        self.shortlist_size, self.shortlist_weight = shortlist_size, shortlist_weight
+        self.shortlist_postings = shortlist_postings
         self._initial_node_weights = node_weights
         self.sparse_support, self.sparse_init = sparse_support, sparse_init
         self.sparse_max_nnz = sparse_max_nnz if sparse_support is not None else 0
