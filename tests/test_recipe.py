@@ -100,9 +100,9 @@ def test_several_labels_per_point_get_the_decoupled_softmax_and_exact_heads_a_wi
     from tfxc.recipe import SPARSE_TERM_MAX_FEATURES
 
     assert SPARSE_TERM_MAX_FEATURES == PAD_FEATURE  # more features than the term can carry: no sparse term
-    # The tree: a constant learning rate of 0.01 and no dropout (validation, synthetic 10^5).
+    # The tree: a learning rate of 0.01 (synthetic 10^5), decaying (wordnet-nextword), and no dropout.
     assert tree["model"]["encoder"]["dropout"] == 0.0
-    assert (tree["optimizer"]["learning_rate"], tree["optimizer"]["schedule"]) == (0.01, "constant")
+    assert (tree["optimizer"]["learning_rate"], tree["optimizer"]["schedule"]) == (0.01, "cosine")
     assert many["optimizer"]["schedule"] == "cosine"
 
 
