@@ -5,8 +5,9 @@ input row: {"row": i, "label_ids": [...], "labels": [...], "scores": [...]}.
 
 Input formats (by --format, or guessed from the file name):
   xc     Extreme Classification Repository BoW text (.txt, .txt.gz; labels ignored)
-  jsonl  {"text": ...} lines (.jsonl, .jsonl.gz), featurized with the TF-IDF
-         featurizer saved in the model (text models only)
+  jsonl  {"text": ...} lines (.jsonl, .jsonl.gz): raw strings for a model with a text
+         encoder (tokenised inside the SavedModel), else featurized with the TF-IDF
+         featurizer saved in the model
   pecos  a PECOS X .npz feature matrix
 """
 
@@ -64,6 +65,20 @@ def iter_feature_rows(path: str, fmt: str, saved_model_dir: str, num_features: i
         yield row.feat_idx, row.feat_val
 
 
+def text_batches(path: str, batch_size: int) -> Iterator[list[str]]:
+    """The "text" of a JSONL file's lines, `batch_size` at a time."""
+    from tfxc.data import readers
+
+    batch = []
+    for record in readers.iter_jsonl(path, require_labels=False):
+        batch.append(record.text)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def batches(rows, batch_size: int):
     idx, val, splits = [], [], [0]
     for feat_idx, feat_val in rows:
@@ -109,13 +124,20 @@ def main(argv=None):
     k = export_info["top_k"] if args.top_k is None else args.top_k
     signature = tf.saved_model.load(args.saved_model).signatures["top_k"]
     start, count = time.time(), 0
+    fmt = args.format or guess_format(args.input)
+    if export_info.get("input") == "text":
+        if fmt != "jsonl":
+            raise TfxcError(f"{args.saved_model} reads raw text: give a JSONL file of {{\"text\": ...}} lines")
+        results = (signature(text=tf.constant(texts), k=tf.constant(k, tf.int32))
+                   for texts in text_batches(args.input, args.batch_size))
+    else:
+        rows = iter_feature_rows(args.input, fmt, args.saved_model, export_info["num_features"], args.index_base)
+        results = (signature(feat_idx=tf.constant(np.concatenate(idx), tf.int64),
+                             feat_val=tf.constant(np.concatenate(val), tf.float32),
+                             row_splits=tf.constant(splits, tf.int64), k=tf.constant(k, tf.int32))
+                   for idx, val, splits in batches(rows, args.batch_size))
     with atomic_writer(args.output) as out:
-        rows = iter_feature_rows(args.input, args.format or guess_format(args.input), args.saved_model,
-                                 export_info["num_features"], args.index_base)
-        for idx, val, splits in batches(rows, args.batch_size):
-            result = signature(feat_idx=tf.constant(np.concatenate(idx), tf.int64),
-                               feat_val=tf.constant(np.concatenate(val), tf.float32),
-                               row_splits=tf.constant(splits, tf.int64), k=tf.constant(k, tf.int32))
+        for result in results:
             ids, scores, names = (result["label_ids"].numpy(), result["scores"].numpy(),
                                   result["labels"].numpy())
             for i in range(ids.shape[0]):

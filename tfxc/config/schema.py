@@ -214,7 +214,9 @@ class OptimizerConfig:
       beta_1, beta_2, epsilon: Adam's moments and epsilon.
       momentum: SGD momentum.
       weight_decay: decoupled weight decay (AdamW-style) on every variable except the
-        sparse embedding tables (biases included, as Keras does); 0 = off.
+        sparse embedding tables and `weight_decay_exclude` (biases included, as Keras does); 0 = off.
+      weight_decay_exclude: regular expressions; a variable whose name matches one is not decayed,
+        e.g. ["bias", "gamma", "beta"] for the usual fine-tuning exclusions of biases and LayerNorm.
       clip_norm: clip the global gradient norm (after the cross-replica sum); 0 = off.
     """
 
@@ -227,6 +229,7 @@ class OptimizerConfig:
     epsilon: float = 1e-7
     momentum: float = 0.0
     weight_decay: float = 0.0
+    weight_decay_exclude: tuple[str, ...] = ()
     clip_norm: float = 0.0
 
     def validate(self, path: str) -> None:

@@ -25,9 +25,12 @@ def steps_per_epoch(num_points: int, global_batch_size: int) -> int:
 
 
 def train_dataset(files: list[str], *, num_points: int, global_batch_size: int, seed: int, shuffle_buffer: int,
-                  epoch: int, skip_steps: int = 0,
-                  input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+                  epoch: int, skip_steps: int = 0, input_context: tf.distribute.InputContext | None = None,
+                  preprocess=None) -> tf.data.Dataset:
     """One epoch of training batches, starting `skip_steps` global steps into it.
+
+    `preprocess` (e.g. `Encoder.preprocess`, which tokenises raw text) maps each parsed
+    batch dict inside the pipeline, so tokenisation overlaps the training step.
 
     Returns:
       A finite dataset of parsed per-replica batches (see
@@ -54,17 +57,24 @@ def train_dataset(files: list[str], *, num_points: int, global_batch_size: int, 
         mine = global_batch[pipeline * per_pipeline:(pipeline + 1) * per_pipeline]
         return tf.data.Dataset.from_tensor_slices(tf.reshape(mine, [replicas_here, per_replica]))
 
-    ds = ds.flat_map(my_replica_batches).map(parse_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.flat_map(my_replica_batches).map(_parser(preprocess), num_parallel_calls=tf.data.AUTOTUNE,
+                                             deterministic=True)
     options = tf.data.Options()
     # We shard ourselves (by slicing batches); stop tf.distribute from re-sharding.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(files: list[str], batch_size: int, max_points: int = 0) -> tf.data.Dataset:
-    """Every example once (or the first `max_points` > 0), in file order, parsed in batches of `batch_size`."""
+def eval_dataset(files: list[str], batch_size: int, max_points: int = 0, preprocess=None) -> tf.data.Dataset:
+    """Every example once (or the first `max_points` > 0), in file order, parsed (and preprocessed) in batches."""
     ds = tf.data.TFRecordDataset(files)
     if max_points:
         ds = ds.take(max_points)
     ds = ds.batch(batch_size)
-    return ds.map(parse_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return ds.map(_parser(preprocess), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _parser(preprocess):
+    if preprocess is None:
+        return parse_batch
+    return lambda serialized: preprocess(parse_batch(serialized))

@@ -47,6 +47,8 @@ FEATURE_SPEC = {
     "feat_idx": tf.io.RaggedFeature(tf.int64, **_RAGGED),
     "feat_val": tf.io.RaggedFeature(tf.float32, **_RAGGED),
     "labels": tf.io.RaggedFeature(tf.int64, **_RAGGED),
+    # "" for rows without text (BoW data); text encoders tokenise it in tf.data (`Encoder.preprocess`).
+    "text": tf.io.FixedLenFeature([], tf.string, default_value=""),
 }
 
 
@@ -58,7 +60,7 @@ def parse_batch(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
 
     Returns:
       {"row_id": int64 [B], "feat_idx": int64 ragged [B, None],
-       "feat_val": float32 ragged [B, None], "labels": int64 ragged [B, None]}.
+       "feat_val": float32 ragged [B, None], "labels": int64 ragged [B, None], "text": string [B]}.
     """
     return tf.io.parse_example(serialized, FEATURE_SPEC)
 

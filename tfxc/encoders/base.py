@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from tfxc._tf import keras
 
 
@@ -13,7 +15,16 @@ class Encoder(keras.layers.Layer):
     [B, output_dim]. Heads are built on `output_dim`; `sparse_variables` names
     the variables whose gradients are row-sparse (`tf.IndexedSlices`), which the
     optimizers then update lazily.
+
+    Text encoders (`input_kind = "text"`) read raw strings: `tokenize` maps
+    string [B] to the tensors their `call` reads (token ids, masks). It is a
+    stateless graph function that runs inside `tf.data` (`preprocess`, after
+    parsing, for training and evaluation) and inside the SavedModel (whose
+    signatures then take raw strings), never in the training step itself.
     """
+
+    #: "features": reads feat_idx/feat_val; "text": reads the raw "text" through `tokenize`.
+    input_kind: ClassVar[str] = "features"
 
     @classmethod
     def from_config_dataclass(cls, config, context, *, name: str = "encoder") -> "Encoder":
@@ -27,3 +38,15 @@ class Encoder(keras.layers.Layer):
     @property
     def sparse_variables(self) -> list:
         return []
+
+    def tokenize(self, texts) -> dict:
+        """string [B] -> the dict of tensors `call` reads (text encoders only)."""
+        raise NotImplementedError(f"{type(self).__name__} does not read raw text")
+
+    def preprocess(self, batch: dict) -> dict:
+        """The input pipeline's last step on a parsed batch: text encoders swap "text" for its tokens."""
+        if self.input_kind != "text":
+            return batch
+        out = {key: value for key, value in batch.items() if key != "text"}
+        out.update(self.tokenize(batch["text"]))
+        return out

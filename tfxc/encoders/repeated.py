@@ -32,6 +32,14 @@ class RepeatedEncoder(Encoder):
     def output_dim(self) -> int:
         return self.encoders[0].output_dim
 
+    @property
+    def input_kind(self) -> str:
+        return self.encoders[0].input_kind
+
+    def tokenize(self, texts) -> dict:
+        # The repetitions share one config, hence one tokenisation (hashed ids or the same vocabulary).
+        return self.encoders[0].tokenize(texts)
+
     def build(self, input_shape=None):
         for encoder in self.encoders:
             encoder.build()

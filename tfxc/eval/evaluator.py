@@ -55,9 +55,14 @@ class Evaluator:
 
     def predictions(self):
         """Yields (scores float32 [B, k], ids int64 [B, k], labels int64 ragged [B, None]) per batch."""
-        for batch in eval_dataset(self.info.files(self.split), self.config.batch_size, self.config.max_points):
+        for batch in self._batches():
             scores, ids = self._top_k(batch)
             yield scores, pad_ids(ids, self.k), batch["labels"]
+
+    def _batches(self):
+        """The split's parsed batches, in file order, through the encoder's preprocessing (tokenisation)."""
+        return eval_dataset(self.info.files(self.split), self.config.batch_size, self.config.max_points,
+                            preprocess=self.model.encoder.preprocess)
 
     def _metrics(self) -> XmcMetrics:
         return XmcMetrics(ks=self.config.ks, multiclass=self.multiclass,
@@ -81,7 +86,7 @@ class Evaluator:
                 metrics.update(ids, labels.row_splits.numpy().astype(np.int64), labels.values.numpy())
             return metrics.result()
         ce_total = 0.0
-        for batch in eval_dataset(self.info.files(self.split), self.config.batch_size, self.config.max_points):
+        for batch in self._batches():
             ce, _logits, ids = self._softmax_statistics(batch)
             ce_total += float(np.sum(ce.numpy(), dtype=np.float64))
             labels = batch["labels"]

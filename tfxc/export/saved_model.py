@@ -1,6 +1,6 @@
 """SavedModel export with flat-tensor serving signatures.
 
-Signatures (all inputs flat, so any TF Serving / gRPC / C++ client can call them):
+Models on features (all inputs flat, so any TF Serving / gRPC / C++ client can call them):
 
   serving_default(feat_idx int64 [nnz], feat_val float32 [nnz], row_splits int64 [B+1])
       -> {"label_ids": int64 [B, k], "scores": float32 [B, k], "labels": string [B, k]}
@@ -19,6 +19,17 @@ finite, feature ids in [0, num_features), row_splits a CSR index (starts at 0,
 never decreases, ends at len(feat_idx)), feat_val as long as feat_idx, k >= 1.
 The range check is explicit: on GPU an out-of-range `tf.gather` returns zeros
 instead of raising.
+
+Models on raw text (a text encoder, `Encoder.input_kind == "text"`) tokenise inside
+the graph, with the same ops as training's `tf.data`:
+
+  serving_default(text string [B]) -> {"label_ids", "scores", "labels"} as above
+  top_k(text string [B], k int32 []) -> the same with a caller-chosen k
+  embed(text string [B]) -> {"embedding": float32 [B, dim]}, the encoder's output
+  tokenize(text string [B]) -> the encoder's inputs, e.g. {"token_ids": int32 [B, T],
+      "padding_mask": bool [B, T]}; a ragged one as NAME_values and NAME_row_splits
+
+Loading one needs the tensorflow-text ops registered: `import tensorflow_text` first.
 """
 
 from __future__ import annotations
@@ -40,8 +51,12 @@ ASSETS_DIR = "tfxc"
 XLA_BLOCK_ROWS = 256
 
 
-class ServingModule(tf.Module):
-    """Wraps a trained `XCModel` with the signatures above."""
+class ServingBase(tf.Module):
+    """What both serving modules share: the label names, the default k and the top-k of an input batch.
+
+    The signature functions live on the subclasses only: `tf.saved_model.save` traces every
+    `tf.function` a module has, and a text model cannot run a feature-row signature.
+    """
 
     def __init__(self, model, label_names: list[str], top_k: int, num_features: int):
         super().__init__(name="tfxc_serving")
@@ -56,30 +71,8 @@ class ServingModule(tf.Module):
         if model.head.serving_jit_compile:
             self._compiled_head_top_k = tf.function(lambda h: model.head.top_k(h, self.default_k), jit_compile=True)
 
-    def _input_checks(self, feat_idx, feat_val, row_splits, k) -> list:
-        """The assertions of the module docstring; each raises InvalidArgumentError with its message."""
-        nnz = tf.size(feat_idx, out_type=tf.int64)
-        bad_ids = tf.boolean_mask(feat_idx, (feat_idx < 0) | (feat_idx >= self.num_features))
-        csr = ((tf.size(row_splits) >= 1) & tf.reduce_all(tf.equal(row_splits[:1], 0))
-               & tf.reduce_all(tf.equal(row_splits[-1:], nnz)) & tf.reduce_all(row_splits[1:] >= row_splits[:-1]))
-        return [
-            tf.debugging.Assert(tf.equal(nnz, tf.size(feat_val, out_type=tf.int64)),
-                                ["feat_idx and feat_val must have the same length; got", nnz, tf.size(feat_val)]),
-            tf.debugging.Assert(csr, ["row_splits must start at 0, never decrease and end at len(feat_idx) =", nnz,
-                                      "; got", row_splits], summarize=20),
-            tf.debugging.Assert(tf.size(bad_ids) == 0, [f"feature ids must be in [0, {self.num_features}); got",
-                                                        bad_ids], summarize=5),
-            tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(feat_val)),
-                                ["feat_val must be finite (no NaN or Inf)"]),
-            tf.debugging.Assert(k >= 1, ["k must be >= 1; got", k]),
-        ]
-
-    def _top_k(self, feat_idx, feat_val, row_splits, k):
-        # Everything downstream reads these identities, so no op sees an input before it is checked.
-        with tf.control_dependencies(self._input_checks(feat_idx, feat_val, row_splits, k)):
-            feat_idx, feat_val, row_splits = tf.identity(feat_idx), tf.identity(feat_val), tf.identity(row_splits)
-        batch = {"feat_idx": tf.RaggedTensor.from_row_splits(feat_idx, row_splits, validate=False),
-                 "feat_val": tf.RaggedTensor.from_row_splits(feat_val, row_splits, validate=False)}
+    def _batch_top_k(self, batch, k):
+        """The top-k outputs of one input batch (the dict the encoder reads)."""
         if self._compiled_head_top_k is not None and isinstance(k, int):
             scores, ids = self._compiled_top_k(self.model.encoder(batch, training=False))
         else:
@@ -117,6 +110,42 @@ class ServingModule(tf.Module):
 
         return tf.cond(rows <= XLA_BLOCK_ROWS, one_block, blocks)
 
+    def signatures(self) -> dict:
+        raise NotImplementedError
+
+
+class ServingModule(ServingBase):
+    """Wraps a trained `XCModel` on feature rows with the CSR signatures above."""
+
+    def _input_checks(self, feat_idx, feat_val, row_splits, k) -> list:
+        """The assertions of the module docstring; each raises InvalidArgumentError with its message."""
+        nnz = tf.size(feat_idx, out_type=tf.int64)
+        bad_ids = tf.boolean_mask(feat_idx, (feat_idx < 0) | (feat_idx >= self.num_features))
+        csr = ((tf.size(row_splits) >= 1) & tf.reduce_all(tf.equal(row_splits[:1], 0))
+               & tf.reduce_all(tf.equal(row_splits[-1:], nnz)) & tf.reduce_all(row_splits[1:] >= row_splits[:-1]))
+        return [
+            tf.debugging.Assert(tf.equal(nnz, tf.size(feat_val, out_type=tf.int64)),
+                                ["feat_idx and feat_val must have the same length; got", nnz, tf.size(feat_val)]),
+            tf.debugging.Assert(csr, ["row_splits must start at 0, never decrease and end at len(feat_idx) =", nnz,
+                                      "; got", row_splits], summarize=20),
+            tf.debugging.Assert(tf.size(bad_ids) == 0, [f"feature ids must be in [0, {self.num_features}); got",
+                                                        bad_ids], summarize=5),
+            tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(feat_val)),
+                                ["feat_val must be finite (no NaN or Inf)"]),
+            tf.debugging.Assert(k >= 1, ["k must be >= 1; got", k]),
+        ]
+
+    def _top_k(self, feat_idx, feat_val, row_splits, k):
+        # Everything downstream reads these identities, so no op sees an input before it is checked.
+        with tf.control_dependencies(self._input_checks(feat_idx, feat_val, row_splits, k)):
+            feat_idx, feat_val, row_splits = tf.identity(feat_idx), tf.identity(feat_val), tf.identity(row_splits)
+        batch = {"feat_idx": tf.RaggedTensor.from_row_splits(feat_idx, row_splits, validate=False),
+                 "feat_val": tf.RaggedTensor.from_row_splits(feat_val, row_splits, validate=False)}
+        return self._batch_top_k(batch, k)
+
+    def signatures(self) -> dict:
+        return {"serving_default": self.serve, "top_k": self.serve_k}
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="feat_idx"),
                                   tf.TensorSpec([None], tf.float32, name="feat_val"),
                                   tf.TensorSpec([None], tf.int64, name="row_splits")])
@@ -133,21 +162,62 @@ class ServingModule(tf.Module):
         return self._top_k(feat_idx, feat_val, row_splits, k)
 
 
+class TextServingModule(ServingBase):
+    """The signatures of a raw-text model (module docstring): strings in, tokenised in the graph."""
+
+    def signatures(self) -> dict:
+        return {"serving_default": self.serve_text, "top_k": self.serve_text_k, "embed": self.embed,
+                "tokenize": self.tokenize}
+
+    def _text_batch(self, text):
+        return self.model.encoder.tokenize(text)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve_text(self, text):
+        return self._batch_top_k(self._text_batch(text), self.default_k)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"), tf.TensorSpec([], tf.int32, name="k")])
+    def serve_text_k(self, text, k):
+        with tf.control_dependencies([tf.debugging.Assert(k >= 1, ["k must be >= 1; got", k])]):
+            k = tf.minimum(k, self.num_labels)
+        return self._batch_top_k(self._text_batch(text), k)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def embed(self, text):
+        return {"embedding": self.model.encoder(self._text_batch(text), training=False)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def tokenize(self, text):
+        out = {}
+        for name, value in self._text_batch(text).items():
+            if isinstance(value, tf.RaggedTensor):
+                out[name + "_values"], out[name + "_row_splits"] = value.flat_values, value.row_splits
+            else:
+                out[name] = value
+        return out
+
+
+def serving_module(model, label_names: list[str], top_k: int, num_features: int) -> ServingBase:
+    """The serving wrapper the model's inputs call for (raw text or feature rows)."""
+    cls = TextServingModule if model.encoder.input_kind == "text" else ServingModule
+    return cls(model, label_names, top_k, num_features)
+
+
 def export_saved_model(model, config, info, out_dir: str, top_k: int | None = None) -> str:
     """Writes the SavedModel (atomically) with the config, featurizer and train label counts as assets.
 
     Assets in `assets.extra/tfxc/`: config.json, export.json (k, sizes, train points), labels.txt,
     featurizer.json (text models) and label_freq.npy (the propensities of PSP@k derive from it).
     """
-    module = ServingModule(model, info.label_names(), top_k or config.export.top_k, info.num_features)
+    module = serving_module(model, info.label_names(), top_k or config.export.top_k, info.num_features)
     with atomic_directory(out_dir, marker="saved_model.pb") as tmp:
-        tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve, "top_k": module.serve_k})
+        tf.saved_model.save(module, tmp, signatures=module.signatures())
         assets = os.path.join(tmp, "assets.extra", ASSETS_DIR)
         os.makedirs(assets)
         with open(os.path.join(assets, "config.json"), "w", encoding="utf-8") as f:
             f.write(config_to_json(config))
         with open(os.path.join(assets, "export.json"), "w", encoding="utf-8") as f:
-            json.dump({"top_k": module.default_k, "num_features": info.num_features,
+            json.dump({"top_k": module.default_k, "input": model.encoder.input_kind, "num_features": info.num_features,
                        "num_labels": info.num_labels, "num_train_points": info.num_points("train")}, f, indent=2)
         np.save(os.path.join(assets, "label_freq.npy"), np.asarray(info.label_freq, np.int64))
         with open(os.path.join(assets, "labels.txt"), "w", encoding="utf-8") as f:

@@ -22,8 +22,8 @@ def build_optimizer(config, *, total_steps: int, sparse_variables=()):
         opt = LazySGD(learning_rate=schedule, momentum=config.momentum, weight_decay=decay)
     else:  # validated in OptimizerConfig
         raise ValueError(config.name)
-    if decay and sparse_variables:
-        opt.exclude_from_weight_decay(var_list=list(sparse_variables))
+    if decay and (sparse_variables or config.weight_decay_exclude):
+        opt.exclude_from_weight_decay(var_list=list(sparse_variables), var_names=list(config.weight_decay_exclude))
     return opt
 
 

@@ -74,7 +74,7 @@ class TrainingComponents:
         dataset = self.strategy.distribute_datasets_from_function(
             lambda ctx: train_dataset(files, num_points=num_points, global_batch_size=cfg.trainer.global_batch_size,
                                       seed=cfg.runtime.seed, shuffle_buffer=cfg.data.shuffle_buffer, epoch=epoch,
-                                      skip_steps=skip_steps, input_context=ctx))
+                                      skip_steps=skip_steps, input_context=ctx, preprocess=self.model.encoder.preprocess))
         return iter(dataset)
 
 

@@ -1,0 +1,76 @@
+"""Each text encoder through the text-encoder harness (tests/encoders/text_harness.py), plus its own checks."""
+
+from __future__ import annotations
+
+import numpy as np
+from text_harness import run_text_encoder_test
+
+from tfxc._tf import tf
+
+
+def test_text_cnn(tmp_path, shared_data):
+    run_text_encoder_test(tmp_path, shared_data, {"name": "text_cnn", "embedding_dim": 24, "num_filters": 8,
+                                                  "kernel_sizes": [1, 3], "max_length": 32, "dropout": 0.0})
+
+
+def test_fasttext(tmp_path, shared_data):
+    run_text_encoder_test(tmp_path, shared_data, {"name": "fasttext", "embedding_dim": 16, "word_buckets": 4096,
+                                                  "ngram_buckets": 16384})
+
+
+def test_text_cnn_short_texts_and_empty_ones():
+    from tfxc.encoders import TextCnnEncoder
+    from tfxc.text import RESERVED_TOKENS
+
+    vocabulary = [*RESERVED_TOKENS, "a", "b", "c"]
+    encoder = TextCnnEncoder(vocabulary, kernel_sizes=(2, 5), num_filters=3, max_length=16, embedding_dim=4,
+                             dropout=0.0, seed=1)
+    out = encoder(encoder.tokenize(tf.constant(["a", "", "a b c a b c"]))).numpy()
+    assert out.shape == (3, 6)
+    np.testing.assert_array_equal(out[1], 0.0)  # no token: no window, zeros rather than the dtype's minimum
+    assert np.all(np.isfinite(out))
+
+
+def test_text_rnn_with_attention(tmp_path, shared_data):
+    run_text_encoder_test(tmp_path, shared_data, {"name": "text_rnn", "embedding_dim": 16, "hidden_dim": 8,
+                                                  "max_length": 24, "dropout": 0.0})
+
+
+def test_text_rcnn_with_a_gru(tmp_path, shared_data):
+    run_text_encoder_test(tmp_path, shared_data, {"name": "text_rcnn", "cell": "gru", "embedding_dim": 16,
+                                                  "hidden_dim": 8, "output_dim": 12, "max_length": 24,
+                                                  "dropout": 0.0})
+
+
+def test_text_transformer(tmp_path, shared_data):
+    run_text_encoder_test(tmp_path, shared_data, {"name": "text_transformer", "embedding_dim": 16, "num_heads": 2,
+                                                  "num_layers": 1, "intermediate_dim": 32, "max_length": 24,
+                                                  "dropout": 0.0})
+
+
+def tiny_bert_preset(directory, shared_data) -> str:
+    """A 2-layer BERT with a WordPiece vocabulary learnt on banking77, saved as a native keras-hub preset."""
+    import json
+    import os
+
+    import keras_hub
+
+    from tfxc.text import learn_wordpiece_vocabulary
+
+    with open(os.path.join(shared_data, "banking77", "train.jsonl"), encoding="utf-8") as f:
+        texts = [json.loads(line)["text"] for line in f]
+    vocabulary = learn_wordpiece_vocabulary(texts[:2000], size=600, min_count=2)
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=len(vocabulary), num_layers=2, num_heads=2,
+                                             hidden_dim=16, intermediate_dim=32, max_sequence_length=64)
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
+    backbone.save_to_preset(str(directory))
+    tokenizer.save_to_preset(str(directory))
+    return str(directory)
+
+
+def test_pretrained_backbone_from_a_local_preset(tmp_path, shared_data):
+    preset = tiny_bert_preset(tmp_path / "preset", shared_data)
+    run_text_encoder_test(tmp_path / "run", shared_data,
+                          {"name": "pretrained", "preset": preset, "max_length": 24, "pooling": "first_tokens",
+                           "pooled_layers": 2, "dropout": 0.0, "backbone_dropout": 0.0},
+                          sparse_embeddings=False, mirrored_skip=("self_attention_layer/key/bias",))

