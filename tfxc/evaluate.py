@@ -1,4 +1,4 @@
-"""python -m tfxc.evaluate --model-dir DIR [--json] [--split test]
+"""python -m tfxc.evaluate --model-dir DIR [--json] [--split test] [--bad-cases FILE]
 
 Evaluates a trained model directory: its selected weights (`trainer.select_metric`), else its
 latest checkpoint. With --json the last line printed is one JSON object of all metrics, in percent.
@@ -21,6 +21,9 @@ def main(argv=None):
     parser.add_argument("--split", default="test",
                         help="the converted split to evaluate: test (default), val when the data has one, or train")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object (last line)")
+    parser.add_argument("--bad-cases", metavar="FILE",
+                        help="also write the rows whose first prediction is wrong (text, labels, top-5 with scores) "
+                             "to FILE as JSON lines, and print the most frequent confusions")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="eval.KEY=VALUE",
                         help="override evaluation settings of the trained config, e.g. --set eval.ks=[1,3,5,10] "
                              "or --set model.head.eval_top_buckets=50 (MACH's approximate evaluation)")
@@ -31,7 +34,16 @@ def main(argv=None):
     from tfxc.eval.evaluator import Evaluator, format_metrics, metric_lines, rounded_metrics
 
     trained = model_dir.restore(config)
-    metrics = Evaluator(trained.model, trained.info, config.eval, split=args.split).evaluate()
+    evaluator = Evaluator(trained.model, trained.info, config.eval, split=args.split)
+    metrics = evaluator.evaluate()
+    if args.bad_cases:
+        from tfxc.eval.bad_cases import write_bad_cases
+
+        bad, seen, confusions = write_bad_cases(evaluator, args.bad_cases)
+        print(f"{bad} bad cases of {seen} rows written to {args.bad_cases}; most frequent confusions "
+              "(true -> predicted: count):", file=sys.stderr)
+        for true, predicted, count in confusions:
+            print(f"  {true} -> {predicted}: {count}", file=sys.stderr)
     if args.json:
         print(json.dumps(rounded_metrics(metrics)))
     else:

@@ -316,10 +316,14 @@ class ModelDir:
             info = bound
         model = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed,
                                                                  model_dir=self.path, part=part))
-        checkpoint = tf.train.Checkpoint(model=model)
+        from tfxc.training.averaging import build_average
+
+        average = build_average(config.trainer, model)  # checkpoints then also hold the average, which is used
+        checkpoint = tf.train.Checkpoint(model=model, **({} if average is None else {"average": average}))
         selected = self.best()
-        if selected is not None:
-            checkpoint.restore(os.path.join(self.best_dir, "ckpt")).expect_partial().assert_existing_objects_matched()
+        if selected is not None:  # best/ holds the model's weights only (the average, when there is one)
+            tf.train.Checkpoint(model=model).restore(
+                os.path.join(self.best_dir, "ckpt")).expect_partial().assert_existing_objects_matched()
             log.info("restored the selected weights of step %d (%s %.2f on val)", selected["step"],
                      selected["metric"], selected["value"])
             return TrainedModel(config, model, info)
@@ -331,6 +335,8 @@ class ModelDir:
                                 f"its config builds ({type(e).__name__}: {str(e).strip()[:300]})") from None
         if restored is None:
             raise TrainingError(f"{self.path}: no checkpoint found in {CHECKPOINT_DIR}/; train first")
+        if average is not None:
+            average.copy_to_model()
         return TrainedModel(config, model, info)
 
 

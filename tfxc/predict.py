@@ -1,4 +1,5 @@
 """python -m tfxc.predict --saved-model DIR --input FILE --output FILE [--top-k K]
+python -m tfxc.predict --saved-model DIR --interactive      (raw-text models: type a text, see its labels)
 
 Runs an exported SavedModel over a data file and writes one JSON line per
 input row: {"row": i, "label_ids": [...], "labels": [...], "scores": [...]}.
@@ -92,12 +93,37 @@ def batches(rows, batch_size: int):
         yield idx, val, splits
 
 
+def interactive(signature, k: int) -> int:
+    """The prompt loop of --interactive: one text per line in, its top-k labels and scores out."""
+    from tfxc._tf import tf
+
+    print(f"type a text and press enter (top {k} labels); an empty line or Ctrl-D ends", file=sys.stderr)
+    while True:
+        try:
+            text = input("> ")
+        except EOFError:
+            break
+        if not text.strip():
+            break
+        start = time.perf_counter()
+        result = signature(text=tf.constant([text]), k=tf.constant(k, tf.int32))
+        elapsed = (time.perf_counter() - start) * 1000
+        for name, score in zip(result["labels"].numpy()[0], result["scores"].numpy()[0]):
+            if name:
+                print(f"  {score:8.4f}  {name.decode('utf-8')}")
+        print(f"  ({elapsed:.1f} ms)", file=sys.stderr)
+    return 0
+
+
 @main_wrapper
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tfxc.predict", description=__doc__.splitlines()[0])
     parser.add_argument("--saved-model", required=True)
-    parser.add_argument("--input", required=True)
-    parser.add_argument("--output", required=True, help="JSONL predictions (written atomically)")
+    parser.add_argument("--input", help="the rows to predict (see the formats above)")
+    parser.add_argument("--output", help="JSONL predictions (written atomically)")
+    parser.add_argument("--interactive", action="store_true",
+                        help="read texts from the terminal (one per line, empty line or EOF ends) and print the "
+                             "top-k labels of each; for models that read raw text")
     parser.add_argument("--top-k", type=positive_int, default=None,
                         help="labels per row, >= 1 (default: the export's k)")
     parser.add_argument("--format", choices=["xc", "jsonl", "pecos"], default=None)
@@ -110,7 +136,9 @@ def main(argv=None):
 
     if not os.path.isdir(args.saved_model):
         raise TfxcError(f"{args.saved_model}: no SavedModel directory")
-    if not os.path.exists(args.input):
+    if not args.interactive and not (args.input and args.output):
+        raise TfxcError("give --input and --output, or --interactive")
+    if not args.interactive and not os.path.exists(args.input):
         raise DataError("file not found", path=args.input)
     import tensorflow_text  # noqa: F401  (registers TF-Text ops for text-input models)
 
@@ -123,6 +151,10 @@ def main(argv=None):
         export_info = json.load(f)
     k = export_info["top_k"] if args.top_k is None else args.top_k
     signature = tf.saved_model.load(args.saved_model).signatures["top_k"]
+    if args.interactive:
+        if export_info.get("input") != "text":
+            raise TfxcError(f"{args.saved_model} reads feature rows, not text: use --input")
+        return interactive(signature, k)
     start, count = time.time(), 0
     fmt = args.format or guess_format(args.input)
     if export_info.get("input") == "text":

@@ -10,7 +10,8 @@ from tfxc._tf import tf
 
 def test_text_cnn(tmp_path, shared_data):
     run_text_encoder_test(tmp_path, shared_data, {"name": "text_cnn", "embedding_dim": 24, "num_filters": 8,
-                                                  "kernel_sizes": [1, 3], "max_length": 32, "dropout": 0.0})
+                                                  "kernel_sizes": [1, 3], "max_length": 32, "dropout": 0.0},
+                          tool_checks=True)
 
 
 def test_fasttext(tmp_path, shared_data):
@@ -74,3 +75,28 @@ def test_pretrained_backbone_from_a_local_preset(tmp_path, shared_data):
                           {"name": "pretrained", "preset": preset, "max_length": 24, "pooling": "first_tokens",
                            "pooled_layers": 2, "dropout": 0.0, "backbone_dropout": 0.0},
                           sparse_embeddings=False, mirrored_skip=("self_attention_layer/key/bias",))
+
+
+def test_adversarial_training_runs_the_same_on_two_mirrored_replicas(tmp_path, shared_data):
+    from helpers import assert_same_weights, checkpoint_weights, run_cli
+    from text_harness import text_config
+
+    config = text_config(tmp_path, shared_data, {"name": "text_cnn", "embedding_dim": 16, "num_filters": 8,
+                                                 "max_length": 24, "dropout": 0.0},
+                         loss={"name": "head", "adversarial": "pgd", "adversarial_epsilon": 0.5})
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "one"))
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "two"), "--set", "runtime.strategy=mirrored",
+            "--set", "runtime.cpu_replicas=2")
+    assert_same_weights(checkpoint_weights(str(tmp_path / "two")), checkpoint_weights(str(tmp_path / "one")), atol=2e-5)
+
+
+def test_tfidf_bag_of_words_from_raw_text(tmp_path, shared_data):
+    run_text_encoder_test(tmp_path, shared_data, {"name": "sparse_bow", "embedding_dim": 16, "raw_text": True})
+
+
+def test_text_encoder_beside_a_sparse_tfidf_term(tmp_path, shared_data):
+    # XR-Transformer's "encoder embedding (+) TF-IDF": the head's sparse term reads TF-IDF features that
+    # the SavedModel computes from the raw text too.
+    run_text_encoder_test(tmp_path, shared_data, {"name": "fasttext", "embedding_dim": 16, "word_buckets": 4096,
+                                                  "ngram_buckets": 16384},
+                          head={"name": "softmax", "sparse_support": 8, "sparse_max_nnz": 16, "sparse_init": 1.0})

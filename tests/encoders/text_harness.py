@@ -63,7 +63,8 @@ def text_config(tmp_path, shared_data, encoder: dict, head: dict | None = None, 
 
 
 def run_text_encoder_test(tmp_path, shared_data, encoder: dict, *, mirrored_atol: float = 2e-5,
-                          sparse_embeddings: bool = True, mirrored_skip: tuple[str, ...] = ()) -> None:
+                          sparse_embeddings: bool = True, mirrored_skip: tuple[str, ...] = (),
+                          tool_checks: bool = False, head: dict | None = None) -> None:
     """Runs the checks of the module docstring on `encoder` (a `model.encoder` config).
 
     Args:
@@ -72,11 +73,16 @@ def run_text_encoder_test(tmp_path, shared_data, encoder: dict, *, mirrored_atol
       mirrored_skip: substrings of variable paths left out of the Mirrored comparison: only
         for variables whose true gradient is zero, so that Adam amplifies float noise (the
         attention keys' bias: softmax ignores a shift shared by all keys).
+      head: the `model.head` config (default: softmax).
+      tool_checks: also check `tfxc.evaluate --bad-cases` and `tfxc.predict --interactive` on the
+        trained model (the tools do not depend on the encoder: one encoder's test runs them).
     """
     tmp_path.mkdir(parents=True, exist_ok=True)
-    config_path = text_config(tmp_path, shared_data, encoder)
+    config_path = text_config(tmp_path, shared_data, encoder, head)
     texts = check_in_process(config_path, tmp_path, sparse_embeddings)
     check_end_to_end(config_path, tmp_path, texts, mirrored_atol, mirrored_skip)
+    if tool_checks:
+        check_tools(tmp_path, texts)
 
 
 def _numpy(tensors: dict) -> dict:
@@ -127,7 +133,7 @@ def check_in_process(config_path: str, tmp_path, sparse_embeddings: bool = True)
     optimizer = build_optimizer(config.optimizer, total_steps=100, sparse_variables=model.sparse_variables)
     optimizer.build(model.trainable_variables)
     variables = model.trainable_variables
-    sparse = {id(v) for v in model.sparse_variables}
+    sparse = {id(v) for v in model.encoder.sparse_variables}
     assert bool(sparse) == sparse_embeddings, "the embedding table should be updated row-sparsely"
 
     @tf.function
@@ -218,3 +224,23 @@ def check_end_to_end(config_path: str, tmp_path, texts: list[str], mirrored_atol
 
     assert_same_weights(compared(checkpoint_weights(str(mirrored))), compared(checkpoint_weights(str(model_dir))),
                         atol=mirrored_atol)
+
+
+def check_tools(tmp_path, texts: list[str]) -> None:
+    """The bad-case report agrees with Acc@1; the interactive prompt prints the SavedModel's top-k."""
+    model_dir, saved = tmp_path / "model", tmp_path / "saved_model"
+    report = tmp_path / "bad.jsonl"
+    result = run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json", "--bad-cases", str(report))
+    metrics = json.loads(result.stdout.splitlines()[-1])
+    cases = [json.loads(line) for line in report.read_text().splitlines()]
+    assert len(cases) == round(metrics["num_points"] * (1 - metrics["Acc@1"] / 100))
+    assert all(c["predicted"][0] not in c["labels"] and c["text"] for c in cases)
+    assert "most frequent confusions" in result.stderr
+
+    proc = subprocess.run([sys.executable, "-m", "tfxc.predict", "--saved-model", str(saved), "--interactive",
+                           "--top-k", "2"], input=texts[0] + "\n" + texts[1] + "\n\n", cwd=REPO, env=cli_env(),
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    served = json.loads((tmp_path / "predictions.jsonl").read_text().splitlines()[0])
+    first = [line.split()[-1] for line in proc.stdout.splitlines() if line.strip()][:2]
+    assert first == served["labels"][:2], (proc.stdout, served)

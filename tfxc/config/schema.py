@@ -264,6 +264,10 @@ class TrainerConfig:
         Empty: the model is the last step's.
       patience: with select_metric, stop once this many evaluations in a row have not
         improved on the best (early stopping); 0: train to the end.
+      ema_decay: > 0 keeps an exponential moving average of the weights (e.g. 0.999), which
+        evaluation, selection and export use instead of the raw weights (`tfxc.training.averaging`).
+      swa_start_step: > 0 keeps the uniform average of the weights from this step on (SWA),
+        used the same way; not together with ema_decay.
     """
 
     global_batch_size: int = 256
@@ -277,8 +281,14 @@ class TrainerConfig:
     keep_checkpoints: int = 3
     select_metric: str = ""
     patience: int = 0
+    ema_decay: float = 0.0
+    swa_start_step: int = 0
 
     def validate(self, path: str) -> None:
+        _require(0.0 <= self.ema_decay < 1.0, f"{path}.ema_decay ({self.ema_decay}) must be in [0, 1)")
+        _require(self.swa_start_step >= 0, f"{path}.swa_start_step ({self.swa_start_step}) must be >= 0")
+        _require(not (self.ema_decay and self.swa_start_step),
+                 f"{path}: keep one weight average: ema_decay or swa_start_step, not both")
         _require(self.global_batch_size >= 1, f"{path}.global_batch_size ({self.global_batch_size}) must be >= 1")
         _require(self.train_steps > 0 or self.epochs > 0,
                  f"{path}: set epochs (> 0) or train_steps (> 0); got epochs={self.epochs}, "

@@ -39,6 +39,17 @@ class Encoder(keras.layers.Layer):
     def sparse_variables(self) -> list:
         return []
 
+    #: `embed` / `from_embedded` are implemented (adversarial training perturbs the input embeddings).
+    supports_embedding_perturbation: ClassVar[bool] = False
+
+    def embed(self, inputs, training=False):
+        """The input embeddings an adversary may perturb: float32 [B, T, E], or ragged [B, None, E]."""
+        raise NotImplementedError(f"{type(self).__name__} has no perturbable input embeddings")
+
+    def from_embedded(self, embedded, inputs, training=False):
+        """The rest of `call` after `embed`: call(x) == from_embedded(embed(x), x)."""
+        raise NotImplementedError(f"{type(self).__name__} has no perturbable input embeddings")
+
     def tokenize(self, texts) -> dict:
         """string [B] -> the dict of tensors `call` reads (text encoders only)."""
         raise NotImplementedError(f"{type(self).__name__} does not read raw text")

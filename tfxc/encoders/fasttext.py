@@ -101,10 +101,18 @@ class FastTextEncoder(Encoder):
             self.hidden.build((None, self.embedding_dim))
         self.built = True
 
-    def call(self, inputs, training=False):
+    supports_embedding_perturbation = True
+
+    def embed(self, inputs, training=False):
+        """float32 ragged [B, None, E]: the embeddings of each text's hashed n-grams."""
         ids = inputs["ngram_ids"]
-        vectors = tf.gather(self.embeddings.value, ids.values)
-        x = tf.math.unsorted_segment_mean(vectors, ids.value_rowids(), ids.nrows())
+        return ids.with_values(tf.gather(self.embeddings.value, ids.values))
+
+    def call(self, inputs, training=False):
+        return self.from_embedded(self.embed(inputs, training), inputs, training)
+
+    def from_embedded(self, embedded, inputs, training=False):
+        x = tf.math.unsorted_segment_mean(embedded.values, embedded.value_rowids(), embedded.nrows())
         if self.hidden_dim:
             x = self.hidden(x)
         if self.dropout_rate:

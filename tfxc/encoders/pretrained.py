@@ -59,6 +59,8 @@ class PretrainedEncoderConfig:
       dropout: dropout rate on the pooled output.
       backbone_dropout: the backbone's own dropout rate (BERT's 0.1; 0 makes training
         deterministic across replicas, whose dropout masks differ).
+      mixed_bfloat16: run the backbone's matmuls in bfloat16 (weights stay float32; the pooled
+        output is cast back), much faster on CPUs with AMX/AVX512-BF16 (BENCHMARKS.md, "Text").
       noisy_tune: NoisyTune's λ (Wu et al., 2022): before fine-tuning, every backbone matrix
         gets uniform noise U(-λ/2, λ/2) · std(matrix); 0 = off (0.15 in the paper).
     """
@@ -70,6 +72,7 @@ class PretrainedEncoderConfig:
     pooled_layers: int = 4
     dropout: float = 0.1
     backbone_dropout: float = 0.1
+    mixed_bfloat16: bool = False
     noisy_tune: float = 0.0
 
     def validate(self, path: str) -> None:
@@ -98,13 +101,14 @@ class PretrainedEncoder(Encoder):
     input_kind = "text"
 
     def __init__(self, preset_dir: str, *, max_length=128, pooling="mean", pooled_layers=4, dropout=0.1,
-                 backbone_dropout=0.1, noisy_tune=0.0, seed=None, **kwargs):
+                 backbone_dropout=0.1, mixed_bfloat16=False, noisy_tune=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
         import keras_hub
 
         self.preset_dir, self.pooling, self.pooled_layers, self.seed = preset_dir, pooling, pooled_layers, seed
         self.noisy_tune = noisy_tune
-        self.backbone = keras_hub.models.Backbone.from_preset(preset_dir, dropout=backbone_dropout)
+        extra = {"dtype": "mixed_bfloat16"} if mixed_bfloat16 else {}
+        self.backbone = keras_hub.models.Backbone.from_preset(preset_dir, dropout=backbone_dropout, **extra)
         if pooling != "pooler" and _has_layer(self.backbone, "pooled_dense"):
             self.backbone.get_layer("pooled_dense").trainable = False  # unused: no gradient would reach it
         tokenizer = keras_hub.models.Tokenizer.from_preset(preset_dir, strip_accents=True)
@@ -129,7 +133,8 @@ class PretrainedEncoder(Encoder):
     def from_config_dataclass(cls, config: PretrainedEncoderConfig, context, *, name="encoder"):
         return cls(resolve_preset(config.preset), max_length=config.max_length, pooling=config.pooling,
                    pooled_layers=config.pooled_layers, dropout=config.dropout,
-                   backbone_dropout=config.backbone_dropout, noisy_tune=config.noisy_tune,
+                   backbone_dropout=config.backbone_dropout, mixed_bfloat16=config.mixed_bfloat16,
+                   noisy_tune=config.noisy_tune,
                    seed=context.seed, name=name)
 
     @property
@@ -158,7 +163,8 @@ class PretrainedEncoder(Encoder):
             elif self.pooling == "pooler":
                 pooled = outputs["pooled_output"]
             else:
-                pooled = masked_mean(outputs["sequence_output"], mask)
+                pooled = masked_mean(tf.cast(outputs["sequence_output"], tf.float32), mask)
+        pooled = tf.cast(pooled, tf.float32)  # heads work in float32 (a bfloat16 backbone returns bfloat16)
         if self.dropout_rate:
             pooled = self.dropout(pooled, training=training)
         return pooled

@@ -23,6 +23,8 @@ class SparseBowEncoderConfig:
       init_stddev: > 0 draws the embedding table from N(0, init_stddev²) instead of Glorot uniform.
       trainable: false freezes the whole encoder (e.g. a fixed random projection of the
         bag of words, so that a linear head on top is a convex problem).
+      raw_text: compute the TF-IDF features from the raw text in the graph (data converted from
+        JSONL; `tfxc.text.tfidf`), in tf.data and in the SavedModel, which then takes strings.
     """
 
     name: str = "sparse_bow"
@@ -33,6 +35,7 @@ class SparseBowEncoderConfig:
     normalize_inputs: bool = False
     init_stddev: float = 0.0
     trainable: bool = True
+    raw_text: bool = False
 
     def validate(self, path: str) -> None:
         if self.embedding_dim < 1 or any(u < 1 for u in self.hidden_units):
@@ -137,7 +140,22 @@ class SparseBowEncoder(Encoder):
                       config.dropout, config.normalize_inputs, seed=context.seed,
                       init_stddev=config.init_stddev, name=name)
         encoder.trainable = config.trainable
+        if config.raw_text:
+            from tfxc.encoders.text_common import tfidf_vectorizer
+
+            encoder.vectorizer = tfidf_vectorizer(context)
         return encoder
+
+    vectorizer = None  # a `TfidfVectorizer` when the encoder reads raw text
+
+    @property
+    def input_kind(self) -> str:
+        return "text" if self.vectorizer is not None else "features"
+
+    def tokenize(self, texts) -> dict:
+        if self.vectorizer is None:
+            return super().tokenize(texts)
+        return self.vectorizer(texts)
 
     @property
     def output_dim(self) -> int:

@@ -49,6 +49,7 @@ class WithSparseInput(Encoder):
     Args:
       inner: the encoder (its features float32 [B, dim]).
       width: features carried per row (see `sparse_input_block`).
+      vectorizer: a `tfxc.text.tfidf.TfidfVectorizer`, needed when `inner` reads raw text.
 
     Call args:
       inputs: the parsed batch, with `feat_idx` / `feat_val` int64 / float32 ragged [B, None].
@@ -57,10 +58,23 @@ class WithSparseInput(Encoder):
       float32 [B, dim + 2·width]: [h, feature ids (as float32, ascending, PAD_FEATURE padded), values].
     """
 
-    def __init__(self, inner: Encoder, width: int, **kwargs):
+    def __init__(self, inner: Encoder, width: int, vectorizer=None, **kwargs):
         super().__init__(**kwargs)
         self.inner = inner
         self.width = width
+        # A text encoder inside: its raw strings also give the sparse features, through the data's
+        # TF-IDF featurizer in the graph (`tfxc.text.tfidf`), in tf.data and in the SavedModel alike.
+        self.vectorizer = vectorizer
+
+    @property
+    def input_kind(self) -> str:
+        return self.inner.input_kind
+
+    def tokenize(self, texts) -> dict:
+        tokens = dict(self.inner.tokenize(texts))
+        if "feat_idx" not in tokens:
+            tokens.update(self.vectorizer(texts))
+        return tokens
 
     @property
     def output_dim(self) -> int:

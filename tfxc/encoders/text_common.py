@@ -63,6 +63,23 @@ def load_or_learn_vocabulary(config, context) -> list[str]:
     return vocabulary
 
 
+def tfidf_vectorizer(context):
+    """The converted data's TF-IDF featurizer (`featurizer.json`, fit on train) as graph ops (`TfidfVectorizer`).
+
+    Raises:
+      ConfigError: the data has no featurizer (it was not converted from JSONL text).
+    """
+    from tfxc.data.info import FEATURIZER_FILE
+    from tfxc.data.text_features import TfidfFeaturizer
+    from tfxc.text.tfidf import TfidfVectorizer
+
+    path = os.path.join(context.data_dir, FEATURIZER_FILE) if context.data_dir else None
+    if path is None or not os.path.exists(path):
+        raise ConfigError("TF-IDF features from raw text need the featurizer of data converted from JSONL "
+                          f"(data.format 'jsonl'); {context.data_dir or 'the data'} has none")
+    return TfidfVectorizer(TfidfFeaturizer.load(path), name="tfidf")
+
+
 def masked_mean(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """Mean over time of the real positions: x float [B, T, D], mask bool [B, T] -> [B, D] (0 for empty rows)."""
     weights = tf.cast(mask, x.dtype)[:, :, None]
@@ -166,9 +183,20 @@ class SequenceEncoder(Encoder):
     def encode(self, embedded, mask, training):
         raise NotImplementedError
 
-    def call(self, inputs, training=False):
+    supports_embedding_perturbation = True
+
+    def embed(self, inputs, training=False):
+        """float32 [B, T, E]: the token embeddings, zero on the padding."""
         mask = inputs["padding_mask"]
-        embedded = tf.gather(self.embeddings.value, inputs["token_ids"]) * tf.cast(mask, tf.float32)[:, :, None]
+        return tf.gather(self.embeddings.value, inputs["token_ids"]) * tf.cast(mask, tf.float32)[:, :, None]
+
+    def call(self, inputs, training=False):
+        return self.from_embedded(self.embed(inputs, training), inputs, training)
+
+    def from_embedded(self, embedded, inputs, training=False):
+        mask = inputs["padding_mask"]
+        # A perturbation (adversarial training) must not leak into the padding either.
+        embedded = embedded * tf.cast(mask, embedded.dtype)[:, :, None]
         if self.dropout_rate > 0:
             embedded = self.embedding_dropout(embedded, training=training)
         pooled = self.encode(embedded, mask, training)

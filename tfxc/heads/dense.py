@@ -11,6 +11,7 @@ from tfxc.errors import ConfigError
 from tfxc.encoders.sparse_input import split_sparse_input
 from tfxc.eval.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
 from tfxc.heads.base import Head, positive_logits
+from tfxc.heads.classification_losses import focal_poly_cross_entropy, zlpr_loss
 from tfxc.heads.sparse_term import SparseTermOptions
 
 # Labels scored per matmul in `top_k` (bounds the [B, chunk] temporary).
@@ -139,15 +140,22 @@ class OneVsAllHeadConfig(SparseTermOptions):
       propensity_weight: α ≥ 0: a positive of label l weighs (1/p_l)^α in the loss, p_l the
         label's propensity (Jain et al., KDD 2016): α > 0 leans toward the rare labels
         that PSP@k rewards; 0 weighs all alike.
+      loss: "bce" (a sigmoid cross-entropy per label) or "zlpr" (`classification_losses.zlpr_loss`:
+        one ranking loss per row, positives above 0 above negatives).
       sparse_*: the sparse term over the input features (`SparseTermOptions`).
     """
 
     name: str = "one_vs_all"
     use_bias: bool = True
     propensity_weight: float = 0.0
+    loss: str = "bce"
 
     def validate(self, path: str) -> None:
         _check_propensity_weight(self, path)
+        if self.loss not in ("bce", "zlpr"):
+            raise ConfigError(f"{path}.loss '{self.loss}' must be 'bce' or 'zlpr'")
+        if self.loss == "zlpr" and self.propensity_weight:
+            raise ConfigError(f"{path}: propensity_weight weighs the per-label 'bce' loss, not 'zlpr'")
         self.validate_sparse_term(path)
 
 
@@ -170,6 +178,9 @@ class SoftmaxHeadConfig(SparseTermOptions):
         whose target is spread over the row's labels, `softmax_cross_entropy`) or "decoupled"
         (each label against the row's negatives only, `decoupled_softmax_cross_entropy`). The
         two agree on rows with one label.
+      focal_gamma: γ > 0 turns the loss into the focal loss, (1 − p)^γ · (−log p) per positive.
+      poly_epsilon: ε > 0 adds the Poly-1 term ε · (1 − p)^(γ+1) per positive
+        (`classification_losses.focal_poly_cross_entropy`; with the normalised target, no smoothing).
       sparse_*: the sparse term over the input features (`SparseTermOptions`).
     """
 
@@ -178,8 +189,16 @@ class SoftmaxHeadConfig(SparseTermOptions):
     label_smoothing: float = 0.0
     propensity_weight: float = 0.0
     multi_label_loss: str = "normalised"
+    focal_gamma: float = 0.0
+    poly_epsilon: float = 0.0
 
     def validate(self, path: str) -> None:
+        if self.focal_gamma < 0 or self.poly_epsilon < 0:
+            raise ConfigError(f"{path}: focal_gamma ({self.focal_gamma}) and poly_epsilon ({self.poly_epsilon}) "
+                              "must be >= 0")
+        if (self.focal_gamma or self.poly_epsilon) and (self.label_smoothing or self.multi_label_loss != "normalised"):
+            raise ConfigError(f"{path}: focal_gamma and poly_epsilon replace the cross-entropy; they take no "
+                              "label_smoothing and the 'normalised' multi_label_loss")
         if self.multi_label_loss not in MULTI_LABEL_LOSSES:
             raise ConfigError(f"{path}.multi_label_loss ({self.multi_label_loss!r}) must be one of "
                               f"{sorted(MULTI_LABEL_LOSSES)}")
@@ -226,8 +245,10 @@ class DenseLabelHead(Head):
         if self._sparse is None:
             return encoder
         from tfxc.encoders.sparse_input import WithSparseInput
+        from tfxc.encoders.text_common import tfidf_vectorizer
 
-        return WithSparseInput(encoder, self.sparse_max_nnz, name="encoder")
+        vectorizer = tfidf_vectorizer(context) if encoder.input_kind == "text" else None
+        return WithSparseInput(encoder, self.sparse_max_nnz, vectorizer=vectorizer, name="encoder")
 
     def build(self, input_shape):
         dim = input_shape[-1] - 2 * self.sparse_max_nnz
@@ -290,13 +311,20 @@ class OneVsAllHead(DenseLabelHead):
       scores, ids = head.top_k(tf.random.normal([2, 16]), k=5)   # [2, 5] each
     """
 
+    def __init__(self, num_labels: int, use_bias: bool = True, label_weights=None, sparse=None, loss: str = "bce",
+                 **kwargs):
+        super().__init__(num_labels, use_bias=use_bias, label_weights=label_weights, sparse=sparse, **kwargs)
+        self.loss = loss
+
     @classmethod
     def from_config_dataclass(cls, config: OneVsAllHeadConfig, context):
         # context.seed is unused: the Glorot initialiser draws from Keras' global seed (runtime.seed).
         return cls(context.num_labels, use_bias=config.use_bias, label_weights=cls.label_weights_for(config, context),
-                   sparse=cls.sparse_term_for(config, context), name="head")
+                   sparse=cls.sparse_term_for(config, context), loss=config.loss, name="head")
 
     def per_example_loss(self, logits, labels):
+        if self.loss == "zlpr":
+            return zlpr_loss(logits, labels)
         pos = positive_logits(logits, labels)
         if self.label_weights is None:
             return tf.reduce_sum(tf.nn.softplus(logits), axis=1) - tf.reduce_sum(pos, axis=1)
@@ -308,6 +336,9 @@ class OneVsAllHead(DenseLabelHead):
     def top_k(self, features, k):
         logits, ids, _ = self._chunked_top_k(features, k)
         return tf.sigmoid(logits), ids
+
+    def get_config(self):
+        return {**super().get_config(), "loss": self.loss}
 
 
 class SoftmaxHead(DenseLabelHead):
@@ -325,19 +356,24 @@ class SoftmaxHead(DenseLabelHead):
     """
 
     def __init__(self, num_labels: int, use_bias: bool = True, label_smoothing: float = 0.0, label_weights=None,
-                 multi_label_loss: str = "normalised", sparse=None, **kwargs):
+                 multi_label_loss: str = "normalised", sparse=None, focal_gamma: float = 0.0,
+                 poly_epsilon: float = 0.0, **kwargs):
         super().__init__(num_labels, use_bias=use_bias, label_weights=label_weights, sparse=sparse, **kwargs)
         self.label_smoothing = label_smoothing
         self.multi_label_loss = multi_label_loss
+        self.focal_gamma, self.poly_epsilon = focal_gamma, poly_epsilon
 
     @classmethod
     def from_config_dataclass(cls, config: SoftmaxHeadConfig, context):
         return cls(context.num_labels, use_bias=config.use_bias, label_smoothing=config.label_smoothing,
                    label_weights=cls.label_weights_for(config, context), sparse=cls.sparse_term_for(config, context),
-                   multi_label_loss=config.multi_label_loss, name="head")
+                   multi_label_loss=config.multi_label_loss, focal_gamma=config.focal_gamma,
+                   poly_epsilon=config.poly_epsilon, name="head")
 
     def per_example_loss(self, logits, labels):
         weights = None if self.label_weights is None else self.label_weights.value
+        if self.focal_gamma or self.poly_epsilon:
+            return focal_poly_cross_entropy(logits, labels, self.focal_gamma, self.poly_epsilon, weights)
         return MULTI_LABEL_LOSSES[self.multi_label_loss](logits, labels, self.label_smoothing, weights)
 
     def top_k(self, features, k):
@@ -346,4 +382,5 @@ class SoftmaxHead(DenseLabelHead):
 
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing,
-                "multi_label_loss": self.multi_label_loss}
+                "multi_label_loss": self.multi_label_loss, "focal_gamma": self.focal_gamma,
+                "poly_epsilon": self.poly_epsilon}

@@ -291,6 +291,13 @@ class HashedFeatures(Encoder):
         return self.encoder.output_dim
 
     @property
+    def input_kind(self) -> str:
+        return self.encoder.input_kind
+
+    def tokenize(self, texts) -> dict:
+        return self.encoder.tokenize(texts)
+
+    @property
     def sparse_variables(self) -> list:
         return self.encoder.sparse_variables
 

@@ -36,34 +36,109 @@ class Objective(tf.Module):
         """(loss float32 [b], reported float32 [b]) of this replica's rows; call inside `strategy.run`."""
         raise NotImplementedError
 
+    def check_model(self, model) -> None:
+        """Raises ConfigError when this objective cannot train `model` (called once, before training)."""
+
     def start_epoch(self, epoch: int) -> None:
         """Called before the first step of epoch `epoch` (1-based); per-epoch schedules change here."""
 
 
 @dataclass(frozen=True)
 class HeadLossConfig:
-    """The head's own loss (`Head.per_example_loss`), e.g. one-vs-all BCE or softmax cross-entropy.
+    """The head's own loss (`Head.per_example_loss`), e.g. one-vs-all BCE or softmax cross-entropy,
+    optionally with the regularising tricks of `tfxc.losses.robust` (each off by default).
 
     Attributes:
       name: "head".
+      r_drop: R-Drop's α: two dropout passes and α · their symmetric KL (0 = off; 4 in
+        text_classifier, 0.1-5 in the paper). Needs a softmax or one_vs_all head.
+      adversarial: "", fgm, pgd or freelb: train on perturbed input embeddings too (needs a
+        text encoder that exposes them, `Encoder.supports_embedding_perturbation`).
+      adversarial_epsilon: FGM's step (0.2 in text_classifier) / PGD's radius (1.0) /
+        FreeLB's initial magnitude (0.02).
+      adversarial_alpha: PGD's (0.3) and FreeLB's step sizes.
+      adversarial_steps: K of PGD and FreeLB (3).
+      adversarial_max_norm: FreeLB's bound on an example's perturbation norm (0 = none).
+      multisample_dropout: > 1: the head scores this many dropout copies of the features and the loss
+        is taken of their mean logits (Inoue, 2019; 5 rounds in text_classifier); evaluation is unchanged.
+      multisample_rate: the dropout rate of those copies (the encoder's own output dropout should then be 0).
     """
 
     name: str = "head"
+    r_drop: float = 0.0
+    adversarial: str = ""
+    adversarial_epsilon: float = 0.2
+    adversarial_alpha: float = 0.3
+    adversarial_steps: int = 3
+    adversarial_max_norm: float = 0.0
+    multisample_dropout: int = 0
+    multisample_rate: float = 0.5
 
     def validate(self, path: str) -> None:
-        pass
+        from tfxc.errors import ConfigError
+        from tfxc.losses.robust import ADVERSARIES
+
+        if self.adversarial not in ADVERSARIES:
+            raise ConfigError(f"{path}.adversarial '{self.adversarial}' is not one of "
+                              f"{', '.join(repr(a) for a in ADVERSARIES)}")
+        if self.r_drop < 0 or self.adversarial_epsilon <= 0 or self.adversarial_alpha <= 0 \
+                or self.adversarial_steps < 1 or self.adversarial_max_norm < 0:
+            raise ConfigError(f"{path}: r_drop and adversarial_max_norm must be >= 0, adversarial_epsilon and "
+                              "adversarial_alpha > 0, adversarial_steps >= 1")
+        if self.r_drop and self.adversarial:
+            raise ConfigError(f"{path}: use r_drop or adversarial, not both")
+        if self.multisample_dropout < 0 or not 0.0 < self.multisample_rate < 1.0:
+            raise ConfigError(f"{path}: multisample_dropout ({self.multisample_dropout}) must be >= 0 and "
+                              f"multisample_rate ({self.multisample_rate}) in (0, 1)")
+        if self.multisample_dropout > 1 and (self.r_drop or self.adversarial):
+            raise ConfigError(f"{path}: multisample_dropout does not combine with r_drop or adversarial")
+
+
+# Heads whose outputs are logits [B, L] that R-Drop compares, and how.
+R_DROP_KINDS = {"SoftmaxHead": "categorical", "OneVsAllHead": "bernoulli"}
 
 
 class HeadLoss(Objective):
-    """Trains the head's own per-example loss."""
+    """Trains the head's own per-example loss (with R-Drop or an adversary when configured)."""
 
-    def __init__(self):
+    def __init__(self, config: HeadLossConfig | None = None, seed: int = 0):
         super().__init__(name="head_loss")
+        self.config = config or HeadLossConfig()
+        self.seed = seed
 
     @classmethod
     def from_config_dataclass(cls, config: HeadLossConfig, *, info, length, global_batch_size: int) -> "HeadLoss":
-        return cls()
+        return cls(config)
+
+    def check_model(self, model) -> None:
+        """Raises ConfigError when the configured trick cannot run on `model`."""
+        from tfxc.errors import ConfigError
+
+        if (self.config.r_drop or self.config.multisample_dropout > 1) and type(model.head).__name__ not in R_DROP_KINDS:
+            raise ConfigError(f"loss.r_drop and loss.multisample_dropout work on the logits of a softmax or "
+                              f"one_vs_all head, not of "
+                              f"{type(model.head).__name__}")
+        if self.config.adversarial and not model.encoder.supports_embedding_perturbation:
+            raise ConfigError(f"loss.adversarial perturbs input embeddings, which encoder "
+                              f"{type(model.encoder).__name__} does not expose (use a text encoder such as "
+                              "text_cnn or fasttext)")
 
     def per_example_loss(self, model, batch, training: bool = True):
+        cfg = self.config
+        if training and cfg.r_drop:
+            from tfxc.losses.robust import r_drop_loss
+
+            return r_drop_loss(model, batch, alpha=cfg.r_drop, kind=R_DROP_KINDS[type(model.head).__name__])
+        if training and cfg.adversarial:
+            from tfxc.losses.robust import adversarial_loss
+
+            return adversarial_loss(model, batch, method=cfg.adversarial, epsilon=cfg.adversarial_epsilon,
+                                    alpha=cfg.adversarial_alpha, steps=cfg.adversarial_steps,
+                                    max_norm=cfg.adversarial_max_norm, seed=self.seed)
+        if training and cfg.multisample_dropout > 1:
+            from tfxc.losses.robust import multisample_dropout_loss
+
+            loss = multisample_dropout_loss(model, batch, rounds=cfg.multisample_dropout, rate=cfg.multisample_rate)
+            return loss, loss
         loss = model.per_example_loss(batch, training=training)
         return loss, loss

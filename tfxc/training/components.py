@@ -19,6 +19,7 @@ from tfxc.errors import ConfigError
 from tfxc.losses import LOSSES
 from tfxc.model import build_model
 from tfxc.optimizers import build_optimizer
+from tfxc.training.averaging import build_average
 from tfxc.training.length import TrainingLength
 
 
@@ -52,6 +53,7 @@ class TrainingComponents:
       model: the `XCModel` (variables under the strategy).
       optimizer: the built Keras optimizer.
       objective: the `tfxc.losses.Objective` (its state lives outside the strategy scope).
+      average: the `WeightAverage` of the weights (EMA/SWA), or None.
     """
 
     config: object
@@ -61,11 +63,19 @@ class TrainingComponents:
     model: object
     optimizer: object
     objective: object
+    average: object = None
 
     def checkpoint(self) -> tf.train.Checkpoint:
         """Everything a resumed run needs to continue bit-exactly."""
+        extra = {} if self.average is None else {"average": self.average}
         return tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, rng=rng_state(self.model),
-                                   objective=self.objective)
+                                   objective=self.objective, **extra)
+
+    def averaged(self):
+        """A context in which the model holds its weight average (a no-op without one)."""
+        import contextlib
+
+        return self.average.swapped() if self.average is not None else contextlib.nullcontext()
 
     def train_iterator(self, epoch: int, skip_steps: int = 0):
         """An iterator over epoch `epoch`'s distributed batches, starting `skip_steps` steps into it."""
@@ -103,6 +113,8 @@ def build_components(config, strategy, info, model_dir, part: int | None = None)
         # Optimizer slots must exist before the first step inside
         # strategy.run (tf-notes §1, pitfall 1).
         optimizer.build(model.trainable_variables)
+        average = build_average(tc, model)
     # Outside the scope: an objective's per-example state is one plain variable per process.
     objective = LOSSES.build(config.loss, info=info, length=length, global_batch_size=tc.global_batch_size)
-    return TrainingComponents(config, strategy, info, length, model, optimizer, objective)
+    objective.check_model(model)
+    return TrainingComponents(config, strategy, info, length, model, optimizer, objective, average)

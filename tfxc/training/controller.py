@@ -95,7 +95,7 @@ class Controller:
         self.config, self.length = config, components.length
         self.chief = is_chief(components.strategy)
         self.loop = TrainLoop(components.strategy, components.model, components.optimizer, components.objective,
-                              tc.global_batch_size, config.optimizer.clip_norm)
+                              tc.global_batch_size, config.optimizer.clip_norm, components.average)
         self.checkpoint = components.checkpoint()
         # Every worker must take part in saving; only the chief's copy is kept.
         _, index = cluster_spec()
@@ -185,7 +185,8 @@ class Controller:
     def _periodic_eval(self, step: int, train_loss: float, writer) -> None:
         """Evaluates the val split (else test), appends a line to eval_log.jsonl (chief only), keeps the best."""
         start = time.time()
-        metrics = self.val_evaluator.evaluate()
+        with self.components.averaged():
+            metrics = self.val_evaluator.evaluate()
         split = self.val_evaluator.split
         with writer.as_default(step=step):
             for name, value in metrics.items():
@@ -199,7 +200,9 @@ class Controller:
             self._append_eval_log(record)
         metric = self.config.trainer.select_metric
         if metric and self._selection()[1] == 0:  # this evaluation is the best so far
-            self.own_dir.save_best(self.components.model, {"step": step, "metric": metric, "value": metrics[metric]})
+            with self.components.averaged():  # keep the weights that were evaluated
+                self.own_dir.save_best(self.components.model, {"step": step, "metric": metric,
+                                                               "value": metrics[metric]})
             if self.chief:
                 log.info("best %s on val so far (%.2f): weights kept in %s", metric, metrics[metric],
                          self.model_dir.best_dir)
@@ -365,6 +368,8 @@ class Controller:
             if self.chief:
                 log.info("using the weights of step %d, the best %s on val (%.2f)", selected["step"],
                          selected["metric"], selected["value"])
+        elif self.components.average is not None:
+            self.components.average.copy_to_model()  # the last checkpoint keeps both; the rest uses the average
         if self.evaluator is None:
             log.info("the data has no test split: no final evaluation")
             metrics = {}

@@ -28,11 +28,13 @@ class TrainLoop:
       objective: a `tfxc.losses.Objective`.
       global_batch_size: examples per step over all replicas.
       clip_norm: clip the global gradient norm to this (0 = off).
+      average: a `WeightAverage` updated after every step (EMA/SWA), or None.
     """
 
-    def __init__(self, strategy, model, optimizer, objective, global_batch_size: int, clip_norm: float = 0.0):
+    def __init__(self, strategy, model, optimizer, objective, global_batch_size: int, clip_norm: float = 0.0,
+                 average=None):
         self.strategy, self.model, self.optimizer, self.objective = strategy, model, optimizer, objective
-        self.global_batch_size, self.clip_norm = global_batch_size, clip_norm
+        self.global_batch_size, self.clip_norm, self.average = global_batch_size, clip_norm, average
         self._loop = self._make_loop()
 
     def __call__(self, iterator, num_steps: int) -> float:
@@ -54,6 +56,8 @@ class TrainLoop:
             grads, _ = tf.clip_by_global_norm(grads, self.clip_norm)
             grads = [scale_gradient(g, 1.0 / ctx.num_replicas_in_sync) for g in grads]
         self.optimizer.apply_gradients(zip(grads, variables))
+        if self.average is not None:
+            self.average.update(self.optimizer.iterations)
         return loss if reported is per_example else tf.nn.compute_average_loss(reported, global_batch_size=gb)
 
     def _make_loop(self):

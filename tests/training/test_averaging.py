@@ -1,0 +1,62 @@
+"""EMA and SWA weight averages: the update rules against NumPy, and training/evaluation/export using the average."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from helpers import assert_same_weights, checkpoint_weights, run_cli, tiny_config
+
+from tfxc._tf import tf
+from tfxc.training.averaging import WeightAverage
+
+
+def test_ema_and_swa_follow_their_update_rules():
+    rng = np.random.default_rng(0)
+    w = tf.Variable(rng.normal(size=(3, 2)).astype(np.float32))
+    ema = WeightAverage([w], "ema", decay=0.9)
+    swa = WeightAverage([w], "swa", start=3)
+    ref_ema = w.numpy().astype(np.float64)
+    history = []
+    for step in range(1, 8):
+        w.assign(rng.normal(size=(3, 2)).astype(np.float32))
+        history.append(w.numpy().astype(np.float64))
+        ema.update(tf.constant(step, tf.int64))
+        swa.update(tf.constant(step, tf.int64))
+        d = min(0.9, (1 + step) / (10 + step))
+        ref_ema = d * ref_ema + (1 - d) * history[-1]
+    np.testing.assert_allclose(ema.shadows[0].numpy(), ref_ema, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(swa.shadows[0].numpy(), np.mean(history[2:], axis=0), rtol=1e-5, atol=1e-6)
+    raw = w.numpy()
+    with swa.swapped():
+        np.testing.assert_allclose(w.numpy(), np.mean(history[2:], axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(w.numpy(), raw)
+
+
+def test_training_with_ema_evaluates_and_exports_the_average(tmp_path):
+    config = tiny_config(tmp_path, trainer={"ema_decay": 0.9, "train_steps": 24})
+    model_dir = tmp_path / "model"
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir))
+    trained = json.loads((model_dir / "metrics.json").read_text())
+    evaluated = json.loads(run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json").stdout.splitlines()[-1])
+    for key, value in evaluated.items():
+        assert abs(trained[key] - value) < 1e-3, (key, trained[key], value)
+
+    from tfxc.build_context import BuildContext
+    from tfxc.model import build_model
+    from tfxc.model_dir import ModelDir
+
+    directory = ModelDir(str(model_dir))
+    trained_model = directory.restore()  # holds the average
+    raw = build_model(trained_model.config.model, BuildContext.from_info(trained_model.info, seed=0))
+    tf.train.Checkpoint(model=raw).restore(directory.checkpoints()[0]).expect_partial()
+    assert not np.allclose(raw.head.kernel.numpy(), trained_model.model.head.kernel.numpy()), \
+        "the restored model must hold the average, not the raw weights"
+    reader = tf.train.load_checkpoint(directory.checkpoints()[0])
+    assert any(name.startswith("average/") for name in reader.get_variable_to_shape_map()), \
+        "the checkpoint must keep the average for resuming"
+
+    mirrored = tmp_path / "mirrored"
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(mirrored), "--set", "runtime.strategy=mirrored",
+            "--set", "runtime.cpu_replicas=2")
+    assert_same_weights(checkpoint_weights(str(mirrored)), checkpoint_weights(str(model_dir)), atol=2e-5)

@@ -1,0 +1,60 @@
+"""The TF-IDF featurizer of `tfxc.data.text_features` as graph ops, so TF-IDF models take raw strings in serving.
+
+`TfidfVectorizer(featurizer)` maps string [B] to the featurizer's sparse rows: the same
+tokens (lowercase, maximal `[a-z0-9]+` runs, optional word bigrams), vocabulary ids,
+sublinear tf, smoothed idf and L2 normalisation, as int64 / float32 ragged [B, None]
+with ids ascending. Keras' `TextVectorization(output_mode="tf_idf")` computes another
+formula (raw counts, idf = ln(1 + N/(1 + df)), no normalisation), hence ops of our own.
+"""
+
+from __future__ import annotations
+
+from tfxc._tf import keras, tf
+
+
+class TfidfVectorizer(keras.layers.Layer):
+    """string [B] -> {"feat_idx": int64 ragged [B, None], "feat_val": float32 ragged [B, None]}.
+
+    Args:
+      featurizer: a fitted `tfxc.data.text_features.TfidfFeaturizer`.
+    """
+
+    def __init__(self, featurizer, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        vocabulary = featurizer.vocabulary
+        self.num_features = len(vocabulary)
+        self.ngram_max = featurizer.ngram_max
+        self.sublinear_tf = featurizer.sublinear_tf
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(vocabulary), tf.range(len(vocabulary), dtype=tf.int64)),
+            default_value=-1)
+        self.idf = tf.constant(featurizer.idf, tf.float32)
+
+    def terms(self, texts):
+        """string ragged [B, None]: the tokens of each text, then its word bigrams (`TfidfFeaturizer.terms`)."""
+        import tensorflow_text as tft
+
+        lowered = tf.strings.lower(texts, encoding="utf-8")
+        tokens = tf.strings.split(tf.strings.strip(tf.strings.regex_replace(lowered, "[^a-z0-9]+", " ")))
+        if self.ngram_max == 2:
+            tokens = tf.concat([tokens, tft.ngrams(tokens, 2, reduction_type=tft.Reduction.STRING_JOIN,
+                                                   string_separator=" ")], axis=1)
+        return tokens
+
+    def call(self, texts):
+        terms = self.terms(texts)
+        ids = self.table.lookup(terms.flat_values)
+        rows = terms.value_rowids()
+        known = ids >= 0
+        ids, rows = tf.boolean_mask(ids, known), tf.boolean_mask(rows, known)
+        # One key per (row, term id); sorted, so each row's ids come out ascending.
+        keys, _, counts = tf.unique_with_counts(tf.sort(rows * self.num_features + ids))
+        rows, ids = keys // self.num_features, keys % self.num_features
+        counts = tf.cast(counts, tf.float32)
+        tf_weight = 1.0 + tf.math.log(counts) if self.sublinear_tf else counts
+        weights = tf_weight * tf.gather(self.idf, ids)
+        nrows = tf.shape(texts, out_type=tf.int64)[0]
+        norms = tf.sqrt(tf.math.unsorted_segment_sum(tf.square(weights), rows, nrows))
+        values = weights / tf.gather(norms, rows)
+        return {"feat_idx": tf.RaggedTensor.from_value_rowids(ids, rows, nrows=nrows),
+                "feat_val": tf.RaggedTensor.from_value_rowids(values, rows, nrows=nrows)}
