@@ -265,7 +265,7 @@ def with_validation(data: dict) -> dict:
     JSONL points of one document (an `id` prefix before ':') stay on one side of the split.
     """
     has_val_dir = bool(data.get("source_dir")) and os.path.isdir(os.path.join(data["source_dir"], "val"))
-    if data.get("val") or "val_percent" in data or has_val_dir:
+    if data.get("val") or "val_percent" in data or data.get("val_fold") or has_val_dir:
         return data
     data = {**data, "val_percent": VAL_PERCENT}
     if data.get("format") == "jsonl" and data.get("train") and not data.get("val_groups"):

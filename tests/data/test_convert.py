@@ -246,3 +246,18 @@ def test_val_percent_keeps_groups_together_and_checks_the_group_file(shared_data
         convert(xc_config(shared_data, tmp_path / "bad", val_percent=10, val_groups=short))
     with pytest.raises(Exception, match="either a val source or val_percent"):
         xc_config(shared_data, tmp_path / "x", val_percent=10, val=f"{shared_data}/bibtex/test.txt")
+
+
+def test_k_fold_validation_splits_partition_the_train_rows(shared_data, tmp_path):
+    texts = {}
+    for fold in range(3):
+        config = load_config(None, ["data.format=jsonl", f"data.dir={tmp_path / str(fold)}",
+                                    f"data.train={shared_data}/banking77/test.jsonl", f"data.val_fold={fold}/3"]).data
+        info = convert(config)
+        texts[fold] = {r["text"] for r in read_all(info.files("val"))}
+        train = {r["text"] for r in read_all(info.files("train"))}
+        assert not texts[fold] & train
+        assert 800 < len(texts[fold]) < 1250  # about a third of 3,080
+    assert not (texts[0] & texts[1]) and not (texts[0] & texts[2]) and not (texts[1] & texts[2])
+    with pytest.raises(Exception, match="val_fold '3/3'"):
+        load_config(None, ["data.format=jsonl", "data.dir=x", "data.train=y", "data.val_fold=3/3"])

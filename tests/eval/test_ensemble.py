@@ -121,6 +121,8 @@ def reference(scores_list, ids_list, method, k):
                     values = [sigmoid(v) for v in values]
                 elif method == "rank_average":
                     values = [mm - rank for rank in range(len(values))]
+                elif method == "log_average":
+                    values = [math.log(max(v, 1e-30)) - math.log(1e-30) for v in values]
                 for (label, _), value in zip(entries, values):
                     total[label] = total.get(label, 0.0) + value
             total = {label: value / num_models for label, value in total.items()}
@@ -230,3 +232,17 @@ def test_models_of_different_data_are_refused(tmp_path):
     with pytest.raises(TfxcError, match=r"m1 and m2 were not trained on the same converted data \(4 vs 6 labels; "
                                         r"3 vs 2 test points\)"):
         _check_same_data("m1", info(4, 3), "m2", info(6, 2), "test")
+
+
+def test_log_average_of_full_softmax_lists_ranks_as_the_averaged_logits():
+    rng = np.random.default_rng(4)
+    logits = [rng.normal(size=(6, 9)) for _ in range(3)]
+    scores, ids = [], []
+    for z in logits:  # each model's full list, best first: probabilities
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        order = np.argsort(-p, axis=1, kind="stable")
+        scores.append(np.take_along_axis(p, order, 1).astype(np.float32))
+        ids.append(order.astype(np.int64))
+    _, got = combine(scores, ids, "log_average", 9)
+    np.testing.assert_array_equal(got, np.argsort(-np.mean(logits, axis=0), axis=1, kind="stable"))

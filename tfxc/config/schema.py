@@ -119,6 +119,9 @@ class DataConfig:
       val_percent: without a `val` source, carve one from the train source: this share
         (percent) of its groups goes to validation instead of training, chosen by the md5 of
         the group key (`tfxc.data.holdout`; the same split as `tools/holdout_split.py`).
+      val_fold: k-fold training: "i/K" holds out fold i (0-based) of K as validation, the groups
+        whose md5 mod K is i; train K models on "0/K" ... "K-1/K" and ensemble them with
+        `python -m tfxc.ensemble --method log_average` (text_classifier's averaged-logit k-fold).
       val_groups: a JSONL file of the train points (same order; for the jsonl format, the
         train file itself) whose `id` up to `val_group_sep` is each point's group, so
         near-duplicate points (one document's windows) stay on one side. Default: every
@@ -143,6 +146,7 @@ class DataConfig:
     test: str = ""
     val: str = ""
     val_percent: int = 0
+    val_fold: str = ""
     val_groups: str = ""
     val_group_sep: str = ":"
     train_labels: str = ""
@@ -174,7 +178,19 @@ class DataConfig:
         _require(0 <= self.val_percent < 100, f"{path}.val_percent ({self.val_percent}) must be in [0, 100)")
         _require(not (self.val_percent and self.val),
                  f"{path}: give either a val source or val_percent (a share of train to hold out), not both")
-        _require(not self.val_groups or self.val_percent, f"{path}.val_groups is for val_percent")
+        if self.val_fold:
+            from tfxc.data.holdout import parse_fold
+
+            try:
+                parse_fold(self.val_fold)
+            except ValueError:
+                _require(False, f"{path}.val_fold '{self.val_fold}' must be 'i/K' with K >= 2 and 0 <= i < K")
+            _require(not (self.val_percent or self.val),
+                     f"{path}: val_fold holds out a fold of train; give no val source or val_percent with it")
+            _require(self.format != "tfrecord", f"{path}.val_fold splits sources while converting; format 'tfrecord' "
+                     "is already converted")
+        _require(not self.val_groups or self.val_percent or self.val_fold,
+                 f"{path}.val_groups is for val_percent or val_fold")
         _require(self.format != "tfrecord" or not self.val_percent,
                  f"{path}.val_percent splits sources while converting; format 'tfrecord' is already converted")
         _require(self.index_base in (0, 1), f"{path}.index_base ({self.index_base}) must be 0 or 1")

@@ -127,7 +127,7 @@ def source_fingerprint(data_config) -> str:
     for transient in ("dir", "shuffle_buffer"):
         fields.pop(transient)
     # Options added later enter only when set, so older conversions keep their fingerprint.
-    for key, default in (("val_percent", 0), ("val_groups", ""), ("val_group_sep", ":")):
+    for key, default in (("val_percent", 0), ("val_fold", ""), ("val_groups", ""), ("val_group_sep", ":")):
         if fields[key] == default:
             fields.pop(key)
     fields["files"] = [_file_fingerprint(getattr(data_config, name))
@@ -211,21 +211,23 @@ def _sources(data_config, tmp_dir: str):
 
 
 def _write_carved(cfg, tmp: str, splits: dict) -> dict[str, SplitWriter]:
-    """Writes the train source into train and val splits by group (`data.val_percent`)."""
-    from tfxc.data.holdout import group_keys, route
+    """Writes the train source into train and val splits by group (`data.val_percent` or `data.val_fold`)."""
+    from tfxc.data.holdout import group_keys, parse_fold, route
 
     if "val" in splits:
         raise DataError("data.val_percent carves a validation split from train, but the sources already have one "
                         "(a val/ directory in data.source_dir?)", path=cfg.source_dir or None)
     groups = cfg.val_groups or None
     writers = {"train": SplitWriter(tmp, "train", cfg.num_shards), "val": SplitWriter(tmp, "val", TEST_SHARDS)}
+    fold = parse_fold(cfg.val_fold) if cfg.val_fold else None
     for to_val, row in route(splits["train"], group_keys(groups, cfg.val_group_sep), cfg.val_percent,
-                             source=cfg.train or "the train split", keys_source=groups):
+                             source=cfg.train or "the train split", keys_source=groups, fold=fold):
         writers["val" if to_val else "train"].write(row)
     for writer in writers.values():
         writer.close()
-    log.info("data.val_percent %d: %d train points held out for validation (%s)", cfg.val_percent,
-             writers["val"].num_points, f"groups from {groups}" if groups else "each point its own group")
+    what = f"data.val_fold {cfg.val_fold}" if fold else f"data.val_percent {cfg.val_percent}"
+    log.info("%s: %d train points held out for validation (%s)", what, writers["val"].num_points,
+             f"groups from {groups}" if groups else "each point its own group")
     return writers
 
 
@@ -239,15 +241,15 @@ def convert(data_config) -> DatasetInfo:
     start = time.time()
     with atomic_directory(cfg.dir, marker=STATS_FILE, clear_stale=True) as tmp:
         splits, num_features, num_labels, declared_num_labels, names = _sources(cfg, tmp)
-        if cfg.val_percent:
+        if cfg.val_percent or cfg.val_fold:
             writers = _write_carved(cfg, tmp, splits)
         else:
             writers = {"train": SplitWriter(tmp, "train", cfg.num_shards).write_all(splits["train"])}
         for name in EVAL_SPLITS:
             if name in splits:
                 writers[name] = SplitWriter(tmp, name, TEST_SHARDS).write_all(splits[name])
-        if cfg.val_percent and writers["val"].num_points == 0:
-            raise DataError(f"data.val_percent {cfg.val_percent} put none of the {writers['train'].num_points} "
+        if (cfg.val_percent or cfg.val_fold) and writers["val"].num_points == 0:
+            raise DataError(f"data.val_percent {cfg.val_percent} / val_fold '{cfg.val_fold}' put none of the {writers['train'].num_points} "
                             "train points into validation (too few points or groups)", path=cfg.train or None)
         nf, nl = int(num_features()), int(num_labels())
         if writers["train"].num_points == 0:

@@ -7,7 +7,8 @@ chosen by the md5 of the group key: the same key always lands on the same side,
 whatever the order of the file or the other keys. Without group ids every point is
 its own group, keyed by its index in the file.
 
-Used by the conversion (`data.val_percent`) and by `tools/holdout_split.py`.
+Used by the conversion (`data.val_percent`, `data.val_fold` for k-fold training) and by
+`tools/holdout_split.py`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,20 @@ from tfxc.errors import DataError
 def in_validation(key: str, percent: int) -> bool:
     """Whether group `key` goes to validation: md5(key) mod 100 < percent."""
     return int(hashlib.md5(key.encode()).hexdigest(), 16) % 100 < percent
+
+
+def in_fold(key: str, fold: int, folds: int) -> bool:
+    """Whether group `key` is in fold `fold` of `folds` (k-fold validation): md5(key) mod folds == fold."""
+    return int(hashlib.md5(key.encode()).hexdigest(), 16) % folds == fold
+
+
+def parse_fold(text: str) -> tuple[int, int]:
+    """"i/K" -> (i, K), with 0 <= i < K and K >= 2; ValueError otherwise."""
+    fold, _, folds = text.partition("/")
+    i, k = int(fold), int(folds)
+    if k < 2 or not 0 <= i < k:
+        raise ValueError(text)
+    return i, k
 
 
 def group_keys(jsonl_path: str | None, group_sep: str = ":") -> Iterator[str]:
@@ -45,8 +60,10 @@ def group_keys(jsonl_path: str | None, group_sep: str = ":") -> Iterator[str]:
 
 
 def route(items: Iterable, keys: Iterator[str], percent: int, source: str = "the train split",
-          keys_source: str | None = None) -> Iterator[tuple[bool, object]]:
+          keys_source: str | None = None, fold: tuple[int, int] | None = None) -> Iterator[tuple[bool, object]]:
     """(goes to validation, item) for each item, paired with the next group key.
+
+    `percent` of the groups go to validation, or with `fold` = (i, K) the groups of fold i of K.
 
     Raises:
       DataError: `keys` ran out before `items`, or has more left after them (the two
@@ -57,7 +74,7 @@ def route(items: Iterable, keys: Iterator[str], percent: int, source: str = "the
         if key is None:
             raise DataError(f"{keys_source} has fewer points than {source} ({index}): the two must hold the same "
                             "points in the same order")
-        yield in_validation(key, percent), item
+        yield (in_fold(key, *fold) if fold else in_validation(key, percent)), item
     if keys_source is not None and next(keys, None) is not None:
         raise DataError(f"{keys_source} has more points than {source}: the two must hold the same points in the "
                         "same order")

@@ -12,6 +12,10 @@ lists are):
 * ``softmax_average``: ``Σ_m softmax(s_m) / M``, the softmax taken over each
   model's listed entries of the row only.
 * ``sigmoid_average``: ``Σ_m σ(s_m) / M``.
+* ``log_average``: ``Σ_m (ln max(s_m, ε) − ln ε) / M`` with ε = 1e-30, the mean log-score, a
+  missing label counting as ε. For softmax models whose lists hold every label (k ≥ L) this
+  ranks exactly as the averaged logits (ln p = z − logsumexp z, and the logsumexp is one
+  constant per model and row): the k-fold ensemble of text_classifier.
 * ``rank_average``: ``Σ_m (mm − rank_m) / M``.
 * ``round_robin``: model 0's best, model 1's best, ..., model 0's second, ...,
   skipping labels already taken. As in PECOS, a label's score is the
@@ -44,7 +48,8 @@ import numpy as np
 
 __all__ = ["METHODS", "combine"]
 
-METHODS = ("average", "softmax_average", "sigmoid_average", "rank_average", "round_robin")
+METHODS = ("average", "softmax_average", "sigmoid_average", "log_average", "rank_average", "round_robin")
+LOG_FLOOR = 1e-30
 
 _NO_ID = np.iinfo(np.int64).max  # sorts after every real id
 
@@ -99,6 +104,8 @@ def _model_values(scores: np.ndarray, valid: np.ndarray, method: str, mm: int, m
     """One model's transformed values, float64 [B, k_m] (0 at padding, which is dropped anyway)."""
     if method == "average":
         out = scores
+    elif method == "log_average":
+        out = np.log(np.maximum(scores, LOG_FLOOR)) - np.log(LOG_FLOOR)
     elif method == "sigmoid_average":
         out = 0.5 * (1.0 + np.tanh(0.5 * scores))  # σ(s), without overflow warnings for large |s|
     elif method == "softmax_average":

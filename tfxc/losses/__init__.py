@@ -1,6 +1,8 @@
 """Training objectives, one registry: the head's own loss, or a dual-variable objective.
 
-`{"loss": {"name": "head"}}` (the default) trains `Head.per_example_loss`.
+`{"loss": {"name": "head"}}` (the default) trains `Head.per_example_loss`;
+`{"loss": {"name": "distill", "teacher": DIR}}` distils a trained teacher into the model
+(`tfxc.losses.distill`).
 The others are the extreme multi-class objectives of algorithms.md §4 (SCENT,
 arXiv 2602.02877, and its baselines), which score only the batch's unique
 labels through `Head.label_logits`:
@@ -16,15 +18,17 @@ labels through `Head.label_logits`:
 """
 
 from tfxc.losses.base import HeadLoss, HeadLossConfig, Objective
+from tfxc.losses.distill import DistillConfig, DistillObjective
 from tfxc.losses.dual import DualConfig, DualObjective, SampledSoftmaxConfig, SoftplusConfig, UmaxConfig
 from tfxc.registry import Registry
 
 LOSSES = Registry("loss")
 LOSSES.register("head", config=HeadLossConfig)(HeadLoss)
+LOSSES.register("distill", config=DistillConfig)(DistillObjective)
 # One objective class serves every dual algorithm; each name gets its own config class.
 for _name, _config in (("bsgd", SampledSoftmaxConfig), ("asgd", DualConfig), ("softplus", SoftplusConfig),
                        ("umax", UmaxConfig), ("sox", DualConfig), ("scent", DualConfig)):
     LOSSES.register(_name, config=_config)(DualObjective)
 
-__all__ = ["LOSSES", "DualConfig", "DualObjective", "HeadLoss", "HeadLossConfig", "Objective",
+__all__ = ["LOSSES", "DistillConfig", "DistillObjective", "DualConfig", "DualObjective", "HeadLoss", "HeadLossConfig", "Objective",
            "SampledSoftmaxConfig", "SoftplusConfig", "UmaxConfig"]

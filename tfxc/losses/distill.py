@@ -1,0 +1,122 @@
+"""Knowledge distillation from a trained teacher model directory (Hinton et al., 2015; algorithms.md §5.4).
+
+    loss = α · (the student head's own loss) + (1 − α) · KD(student logits / T, teacher logits / T)
+
+KD is one of
+  ce:  −Σ_l softmax(t/T)_l · log softmax(s/T)_l
+  kl:  Σ_l softmax(t/T)_l · (log softmax(t/T)_l − log softmax(s/T)_l)
+  mse: mean_l (s_l − t_l)² / T² (logit matching; text_classifier's "mse" compares log-probabilities
+       with probabilities instead, which we do not copy)
+with no T² factor on the soft terms, as text_classifier (α = 0.1, T = 1 by default there).
+
+The teacher (any encoder, e.g. a fine-tuned MiniLM) scores the student's train split once,
+before training, on the very same converted data (checked by fingerprint); its logits are
+kept by row id, so each step only gathers them: the teacher costs one inference pass, not
+a forward pass per step, and any student (TextCNN, FastText, ...) can learn from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from tfxc._tf import tf
+from tfxc.errors import ConfigError, TfxcError
+from tfxc.losses.base import Objective
+
+log = logging.getLogger("tfxc.losses")
+
+KD_LOSSES = ("ce", "kl", "mse")
+# The teacher's logits are held in memory: [train points, labels] float32 up to this many values.
+MAX_TEACHER_VALUES = 200_000_000
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Config of the `distill` objective (module docstring).
+
+    Attributes:
+      name: "distill".
+      teacher: the teacher's trained model directory (same converted data, a softmax head).
+      alpha: weight of the student's own loss (1 − alpha on the distillation term).
+      temperature: T.
+      kd_loss: ce, kl or mse.
+    """
+
+    name: str = "distill"
+    teacher: str = ""
+    alpha: float = 0.1
+    temperature: float = 1.0
+    kd_loss: str = "ce"
+
+    def validate(self, path: str) -> None:
+        if not self.teacher:
+            raise ConfigError(f"{path}.teacher must name the teacher's model directory")
+        if not 0.0 <= self.alpha <= 1.0 or self.temperature <= 0:
+            raise ConfigError(f"{path}: alpha ({self.alpha}) must be in [0, 1] and temperature "
+                              f"({self.temperature}) > 0")
+        if self.kd_loss not in KD_LOSSES:
+            raise ConfigError(f"{path}.kd_loss '{self.kd_loss}' is not one of {', '.join(KD_LOSSES)}")
+
+
+def teacher_logits(teacher_dir: str, info, batch_size: int = 256) -> np.ndarray:
+    """float32 [train points, L]: the teacher's logits of every train row, indexed by row id."""
+    from tfxc.data.pipeline import eval_dataset
+    from tfxc.model_dir import ModelDir
+
+    trained = ModelDir(teacher_dir).restore(need_rows=False)
+    if trained.info.fingerprint() != info.fingerprint():
+        raise TfxcError(f"the teacher {teacher_dir} was trained on other data than {info.dir}: distillation "
+                        "gathers its logits by row id, so both must use the same converted data")
+    if type(trained.model.head).__name__ != "SoftmaxHead":
+        raise ConfigError(f"the teacher's head is {type(trained.model.head).__name__}; distillation needs a softmax head")
+    rows = info.num_points("train")
+    if rows * info.num_labels > MAX_TEACHER_VALUES:
+        raise ConfigError(f"the teacher's logits ({rows} x {info.num_labels}) are too many to keep in memory")
+    start = time.time()
+    out = np.zeros((rows, info.num_labels), np.float32)
+    model = trained.model
+    forward = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
+    for batch in eval_dataset(info.files("train"), batch_size, preprocess=model.encoder.preprocess):
+        out[batch["row_id"].numpy()] = forward(batch).numpy()
+    log.info("teacher %s scored the %d train rows in %.1fs", teacher_dir, rows, time.time() - start)
+    return out
+
+
+def kd_loss(student, teacher, kind: str, temperature: float) -> tf.Tensor:
+    """float32 [B]: the soft term of the module docstring for logits [B, L]."""
+    if kind == "mse":
+        return tf.reduce_mean(tf.square(student - teacher), axis=-1) / temperature ** 2
+    log_q = tf.nn.log_softmax(student / temperature, axis=-1)
+    log_p = tf.nn.log_softmax(teacher / temperature, axis=-1)
+    cross = -tf.reduce_sum(tf.exp(log_p) * log_q, axis=-1)
+    return cross if kind == "ce" else cross + tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1)
+
+
+class DistillObjective(Objective):
+    """The distillation objective; the teacher's logits are a constant of the training graph."""
+
+    def __init__(self, config: DistillConfig, logits: np.ndarray):
+        super().__init__(name="distill")
+        self.config = config
+        self._logits = tf.constant(logits)
+
+    @classmethod
+    def from_config_dataclass(cls, config: DistillConfig, *, info, length, global_batch_size: int):
+        return cls(config, teacher_logits(config.teacher, info))
+
+    def check_model(self, model) -> None:
+        if type(model.head).__name__ != "SoftmaxHead":
+            raise ConfigError(f"distillation compares softmax logits; the student's head is "
+                              f"{type(model.head).__name__}")
+
+    def per_example_loss(self, model, batch, training: bool = True):
+        cfg = self.config
+        logits = model(batch, training=training)
+        own = model.head.per_example_loss(logits, batch["labels"])
+        teacher = tf.gather(self._logits, batch["row_id"])
+        loss = cfg.alpha * own + (1.0 - cfg.alpha) * kd_loss(logits, teacher, cfg.kd_loss, cfg.temperature)
+        return loss, own
