@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from text_harness import run_text_encoder_test
 
 from tfxc._tf import tf
@@ -32,21 +33,26 @@ def test_text_cnn_short_texts_and_empty_ones():
     assert np.all(np.isfinite(out))
 
 
+# The recurrent and attention encoders train slowly on CPU: the default suite covers the contract with
+# TextCNN, FastText, TF-IDF and a pretrained backbone; these run with --run-slow.
+@pytest.mark.slow
 def test_text_rnn_with_attention(tmp_path, shared_data):
     run_text_encoder_test(tmp_path, shared_data, {"name": "text_rnn", "embedding_dim": 16, "hidden_dim": 8,
                                                   "max_length": 24, "dropout": 0.0})
 
 
+@pytest.mark.slow
 def test_text_rcnn_with_a_gru(tmp_path, shared_data):
     run_text_encoder_test(tmp_path, shared_data, {"name": "text_rcnn", "cell": "gru", "embedding_dim": 16,
                                                   "hidden_dim": 8, "output_dim": 12, "max_length": 24,
                                                   "dropout": 0.0})
 
 
+@pytest.mark.slow
 def test_text_transformer(tmp_path, shared_data):
     run_text_encoder_test(tmp_path, shared_data, {"name": "text_transformer", "embedding_dim": 16, "num_heads": 2,
                                                   "num_layers": 1, "intermediate_dim": 32, "max_length": 24,
-                                                  "dropout": 0.0})
+                                                  "dropout": 0.0}, mirrored_skip=("self_attention_layer/key/bias",))
 
 
 def tiny_bert_preset(directory, shared_data) -> str:
@@ -94,9 +100,35 @@ def test_tfidf_bag_of_words_from_raw_text(tmp_path, shared_data):
     run_text_encoder_test(tmp_path, shared_data, {"name": "sparse_bow", "embedding_dim": 16, "raw_text": True})
 
 
+@pytest.mark.slow
 def test_text_encoder_beside_a_sparse_tfidf_term(tmp_path, shared_data):
     # XR-Transformer's "encoder embedding (+) TF-IDF": the head's sparse term reads TF-IDF features that
     # the SavedModel computes from the raw text too.
     run_text_encoder_test(tmp_path, shared_data, {"name": "fasttext", "embedding_dim": 16, "word_buckets": 4096,
                                                   "ngram_buckets": 16384},
                           head={"name": "softmax", "sparse_support": 8, "sparse_max_nnz": 16, "sparse_init": 1.0})
+
+
+def test_the_default_pretrained_encoder_is_the_offline_minilm():
+    """all-MiniLM-L6-v2 from its wheel (README's test install): keras-hub's tokenisation, and sentence embeddings
+    that still know what is alike (cos 0.7553 for this pair, tf-notes §6, computed independently in NumPy)."""
+    import keras_hub
+
+    from tfxc.encoders.pretrained import PretrainedEncoder, default_preset_dir
+
+    preset = default_preset_dir()
+    encoder = PretrainedEncoder(preset, max_length=32, pooling="mean", dropout=0.0, backbone_dropout=0.0)
+    encoder.build()
+    texts = ["A man is eating food.", "A man is eating a piece of bread.", "The stock market fell sharply today.",
+             "Café naïve résumé"]
+    tokens = encoder.tokenize(tf.constant(texts))
+    reference = keras_hub.models.BertTokenizer.from_preset(preset, strip_accents=True)
+    cls, sep = reference.token_to_id("[CLS]"), reference.token_to_id("[SEP]")
+    for row, text in enumerate(texts):
+        expected = [cls, *np.asarray(reference([text])[0]).tolist(), sep]
+        got = tokens["token_ids"].numpy()[row][tokens["padding_mask"].numpy()[row]].tolist()
+        assert got == expected, text
+    emb = encoder(tokens).numpy()
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    assert abs(float(emb[0] @ emb[1]) - 0.7553) < 2e-3
+    assert float(emb[0] @ emb[2]) < 0.2

@@ -63,6 +63,7 @@ def test_a_fasttext_student_learns_from_a_textcnn_teacher_and_exports_alone(tmp_
     assert names and not any("conv" in n for n in names), "the teacher's layers must not travel with the student"
 
 
+@pytest.mark.slow
 def test_distillation_refuses_another_data_set(tmp_path, shared_data):
     from encoders.text_harness import text_config
 

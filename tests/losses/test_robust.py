@@ -148,3 +148,30 @@ def test_multisample_dropout_is_the_loss_of_the_mean_logits_of_the_dropped_copie
     expected = model.head.per_example_loss(tf.constant(np.mean(logits, axis=0)), batch["labels"]).numpy()
     got = multisample_dropout_loss(model, batch, rounds=3, rate=0.4).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_awp_adds_the_loss_at_clipped_relative_weight_perturbations(model_and_batch):
+    from tfxc.losses.robust import awp_loss
+
+    model, batch = model_and_batch
+    weights = [v for v in model.trainable_variables if v.name in ("kernel", "embeddings")]
+    assert len(weights) == 2  # the n-gram table and the head's kernel; biases are left alone
+    with tf.GradientTape() as tape:
+        clean = model.per_example_loss(batch, training=True)
+        total = tf.reduce_sum(clean)
+    grads = [tf.convert_to_tensor(g).numpy() for g in tape.gradient(total, weights)]
+    originals = [v.numpy() for v in weights]
+    for lr, eps in ((1.0, 1e-4), (0.01, 10.0)):  # clipped everywhere, and not clipped
+        for v, w, g in zip(weights, originals, grads):
+            delta = lr * g / (np.linalg.norm(g) + 1e-12) * (np.linalg.norm(w) + 1e-12)
+            v.assign(w + np.clip(delta, -eps * np.abs(w), eps * np.abs(w)))
+        adversarial = model.per_example_loss(batch, training=True).numpy()
+        for v, w in zip(weights, originals):
+            v.assign(w)
+        total_loss, reported = tf.function(lambda: awp_loss(model, batch, learning_rate=lr, epsilon=eps))()
+        np.testing.assert_allclose(reported.numpy(), clean.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(total_loss.numpy(), clean.numpy() + adversarial, rtol=1e-5, atol=1e-6)
+    for v, w in zip(weights, originals):
+        np.testing.assert_array_equal(v.numpy(), w)  # nothing was written
+    off, _ = awp_loss(model, batch, learning_rate=1.0, epsilon=1.0, active=False)
+    np.testing.assert_allclose(off.numpy(), clean.numpy(), rtol=1e-6)

@@ -97,3 +97,20 @@ def test_two_workers_keep_the_best_weights_and_stop_early_together(tmp_path):
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
     assert metrics["stopped_early"] and (tmp_path / "model" / "best" / "best.json").exists()
     assert not os.path.exists(tmp_path / "model" / ".worker-1-tmp")
+
+
+def test_a_text_encoder_on_two_workers_matches_one_process(shared_data, tmp_path):
+    # Tokenisation runs in each worker's tf.data; the vocabulary is learnt alike by both (deterministic).
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "encoders"))
+    from text_harness import text_config
+
+    config = text_config(tmp_path, shared_data, {"name": "text_cnn", "embedding_dim": 16, "num_filters": 8,
+                                                 "max_length": 24, "dropout": 0.0})
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "one"))
+    results = finish(start_workers(config, str(tmp_path / "two"), 2), timeout=300)
+    for rc, err in results:
+        assert rc == 0, err[-3000:]
+    assert_same_weights(checkpoint_weights(str(tmp_path / "two")), checkpoint_weights(str(tmp_path / "one")),
+                        atol=2e-5)

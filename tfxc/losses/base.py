@@ -59,6 +59,10 @@ class HeadLossConfig:
       adversarial_alpha: PGD's (0.3) and FreeLB's step sizes.
       adversarial_steps: K of PGD and FreeLB (3).
       adversarial_max_norm: FreeLB's bound on an example's perturbation norm (0 = none).
+      awp: AWP's weight-perturbation step η (0 = off; 1 in text_classifier): also train on the loss
+        at adversarially perturbed weight matrices (`tfxc.losses.robust.awp_loss`).
+      awp_epsilon: the perturbation's bound, ±awp_epsilon · |w| per weight (1e-4).
+      awp_start_epoch: the first epoch (1-based) with the perturbation (2 in text_classifier).
       multisample_dropout: > 1: the head scores this many dropout copies of the features and the loss
         is taken of their mean logits (Inoue, 2019; 5 rounds in text_classifier); evaluation is unchanged.
       multisample_rate: the dropout rate of those copies (the encoder's own output dropout should then be 0).
@@ -71,6 +75,9 @@ class HeadLossConfig:
     adversarial_alpha: float = 0.3
     adversarial_steps: int = 3
     adversarial_max_norm: float = 0.0
+    awp: float = 0.0
+    awp_epsilon: float = 1e-4
+    awp_start_epoch: int = 1
     multisample_dropout: int = 0
     multisample_rate: float = 0.5
 
@@ -85,13 +92,15 @@ class HeadLossConfig:
                 or self.adversarial_steps < 1 or self.adversarial_max_norm < 0:
             raise ConfigError(f"{path}: r_drop and adversarial_max_norm must be >= 0, adversarial_epsilon and "
                               "adversarial_alpha > 0, adversarial_steps >= 1")
-        if self.r_drop and self.adversarial:
-            raise ConfigError(f"{path}: use r_drop or adversarial, not both")
+        if bool(self.r_drop) + bool(self.adversarial) + bool(self.awp) > 1:
+            raise ConfigError(f"{path}: use one of r_drop, adversarial and awp")
+        if self.awp < 0 or self.awp_epsilon <= 0 or self.awp_start_epoch < 1:
+            raise ConfigError(f"{path}: awp must be >= 0, awp_epsilon > 0 and awp_start_epoch >= 1")
         if self.multisample_dropout < 0 or not 0.0 < self.multisample_rate < 1.0:
             raise ConfigError(f"{path}: multisample_dropout ({self.multisample_dropout}) must be >= 0 and "
                               f"multisample_rate ({self.multisample_rate}) in (0, 1)")
-        if self.multisample_dropout > 1 and (self.r_drop or self.adversarial):
-            raise ConfigError(f"{path}: multisample_dropout does not combine with r_drop or adversarial")
+        if self.multisample_dropout > 1 and (self.r_drop or self.adversarial or self.awp):
+            raise ConfigError(f"{path}: multisample_dropout does not combine with r_drop, adversarial or awp")
 
 
 # Heads whose outputs are logits [B, L] that R-Drop compares, and how.
@@ -105,6 +114,14 @@ class HeadLoss(Objective):
         super().__init__(name="head_loss")
         self.config = config or HeadLossConfig()
         self.seed = seed
+        # AWP starts at an epoch: a flag the host sets before each epoch (`start_epoch`), read in the step
+        # (only with AWP: other runs' checkpoints keep exactly their objects).
+        if self.config.awp:
+            self._awp_on = tf.Variable(self.config.awp_start_epoch <= 1, trainable=False, name="awp_on")
+
+    def start_epoch(self, epoch: int) -> None:
+        if self.config.awp:
+            self._awp_on.assign(epoch >= self.config.awp_start_epoch)
 
     @classmethod
     def from_config_dataclass(cls, config: HeadLossConfig, *, info, length, global_batch_size: int) -> "HeadLoss":
@@ -135,6 +152,10 @@ class HeadLoss(Objective):
             return adversarial_loss(model, batch, method=cfg.adversarial, epsilon=cfg.adversarial_epsilon,
                                     alpha=cfg.adversarial_alpha, steps=cfg.adversarial_steps,
                                     max_norm=cfg.adversarial_max_norm, seed=self.seed)
+        if training and cfg.awp:
+            from tfxc.losses.robust import awp_loss
+
+            return awp_loss(model, batch, learning_rate=cfg.awp, epsilon=cfg.awp_epsilon, active=self._awp_on)
         if training and cfg.multisample_dropout > 1:
             from tfxc.losses.robust import multisample_dropout_loss
 

@@ -11,6 +11,10 @@ tape and are constants for the outer one, as in the originals' two backward pass
 * PGD (Madry et al., 2018): K ascent steps r ← Π_ε(r + α · g/‖g‖), then loss(x) + loss(x + r_K).
 * FreeLB (Zhu et al., 2020): δ₀ random, K steps of δ ← δ + α · g/‖g‖ (clipped to a norm
   of `max_norm` when > 0), the loss averaged over the K perturbed passes.
+* AWP (Wu et al., 2020, "Adversarial Weight Perturbation"): loss(w) + loss(w + δ) with
+  δ = η · g/‖g‖ · ‖w‖ per weight matrix (kernels and embedding tables), clipped to ±ε|w|;
+  the perturbed pass reads the weights through a Keras `StatelessScope`, so no variable is
+  written (nothing to restore, nothing for replicas to race on).
 
 x is the encoder's input embeddings (`Encoder.embed`). Norms are taken per example
 (over its tokens and embedding dimensions), so a replica sees the same perturbation
@@ -113,6 +117,33 @@ def adversarial_loss(model, batch, *, method: str, epsilon: float, alpha: float,
     else:
         raise ValueError(f"unknown adversarial method {method!r}")
     return clean + loss_at(with_values(values + tf.stop_gradient(delta))), clean
+
+
+def awp_loss(model, batch, *, learning_rate: float, epsilon: float, active=True,
+             training: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
+    """(loss(w) + loss(w + δ), loss(w)), float32 [B] each (module docstring; `active` False: loss(w) twice over)."""
+    import keras
+
+    labels = batch["labels"]
+    weights = [v for v in model.trainable_variables if v.name in ("kernel", "embeddings")]
+    with tf.GradientTape() as tape:
+        clean = model.head.per_example_loss(model(batch, training=training), labels)
+        total = tf.reduce_sum(clean)
+    grads = tape.gradient(total, weights)
+
+    def perturbed_loss():
+        perturbed = []
+        for variable, grad in zip(weights, grads):
+            w = tf.convert_to_tensor(variable)
+            g = tf.convert_to_tensor(grad) if grad is not None else tf.zeros_like(w)
+            delta = learning_rate * g / (tf.norm(g) + 1e-12) * (tf.norm(w) + 1e-12)
+            bound = epsilon * tf.abs(w)
+            perturbed.append(w + tf.stop_gradient(tf.clip_by_value(delta, -bound, bound)))
+        with keras.StatelessScope(state_mapping=list(zip(weights, perturbed))):
+            return model.head.per_example_loss(model(batch, training=training), labels)
+
+    adversarial = tf.cond(tf.convert_to_tensor(active), perturbed_loss, lambda: tf.zeros_like(clean))
+    return clean + adversarial, clean
 
 
 def multisample_dropout_loss(model, batch, *, rounds: int, rate: float, training: bool = True) -> tf.Tensor:
