@@ -30,7 +30,7 @@ def load(*overrides):
     ("optimizer.schedule=cosin", "optimizer.schedule 'cosin' is not one of"),
     ("runtime.cpu_replicas=2", "runtime.cpu_replicas (2) needs runtime.strategy 'mirrored'"),
     ("model.encoder.dropout=1.5", "model.encoder.dropout (1.5) must be in [0, 1)"),
-    ("loss.name=scnt", "loss.name: unknown loss 'scnt' (did you mean 'scent'?); known: asgd, bsgd, head, "
+    ("loss.name=scnt", "loss.name: unknown loss 'scnt' (did you mean 'scent'?); known: asgd, bsgd, distill, head, "
                        "scent, softplus, sox, umax"),
     ("loss.name=scent", "loss 'scent' scores sampled labels through Head.label_logits, which head 'one_vs_all' "
                         "does not have; use one of: linear"),
@@ -99,7 +99,7 @@ def test_print_config_prints_every_default():
     printed = json.loads(result.stdout)
     assert printed["trainer"]["epochs"] == 2.0
     assert printed["runtime"]["collective_timeout_s"] == 300.0  # a default not in the file
-    assert printed["model"]["head"] == {"name": "one_vs_all", "use_bias": True, "propensity_weight": 0.0,
+    assert printed["model"]["head"] == {"name": "one_vs_all", "use_bias": True, "propensity_weight": 0.0, "loss": "bce",
                                         "sparse_support": 0, "sparse_max_nnz": 64, "sparse_init": 0.0,
                                         "sparse_idf": False}
 
