@@ -27,7 +27,8 @@ import json
 import os
 
 import numpy as np
-from helpers import REPO, assert_same_weights, checkpoint_weights, run_cli
+from helpers import (REPO, assert_same_weights, check_checkpoint_round_trip, check_training_on_one_batch,
+                     checkpoint_weights, run_cli, train_and_check_evaluate)
 
 from tfxc._tf import tf
 
@@ -86,7 +87,6 @@ def check_in_process(config_path: str, tmp_path):
     from tfxc.data.convert import ensure_converted
     from tfxc.data.pipeline import eval_dataset
     from tfxc.model import build_model
-    from tfxc.optimizers import build_optimizer
 
     config = load_config(config_path)
     info = ensure_converted(config.data)
@@ -120,31 +120,11 @@ def check_in_process(config_path: str, tmp_path):
     assert (eval_ids == ids).mean() > 0.95
 
     # Gradients reach every variable, and training on one batch reduces the loss.
-    optimizer = build_optimizer(config.optimizer, total_steps=100, sparse_variables=model.sparse_variables)
-    optimizer.build(model.trainable_variables)
-    variables = model.trainable_variables
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            value = tf.reduce_mean(model.per_example_loss(batch, training=True))
-        grads = tape.gradient(value, variables)
-        optimizer.apply_gradients(zip(grads, variables))
-        return value, grads
-
-    first, grads = step()
-    missing = [v.path for v, g in zip(variables, grads) if g is None]
-    assert not missing, f"no gradient reaches {missing}"
-    for _ in range(30):
-        last, _ = step()
-    assert float(last) < float(first), f"30 Adam steps on one batch did not reduce the loss ({first} -> {last})"
+    check_training_on_one_batch(model, batch, config.optimizer, steps=30)
 
     # Checkpoint round trip into a freshly built (differently initialised) model.
-    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "harness-ckpt" / "ckpt"))
     fresh = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed + 1))
-    tf.train.Checkpoint(model=fresh).restore(path).assert_existing_objects_matched()
-    for a, b in zip(model.top_k(batch, K), fresh.top_k(batch, K)):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    check_checkpoint_round_trip(model, fresh, batch, K, tmp_path / "harness-ckpt")
     return batch
 
 
@@ -153,12 +133,7 @@ def check_end_to_end(config_path: str, tmp_path, batch, env: dict, mirrored_atol
     from tfxc.model_dir import ModelDir
 
     model_dir = tmp_path / "model"
-    run_cli("tfxc.train", "--config", config_path, "--model-dir", str(model_dir), env=env)
-    trained = json.loads((model_dir / "metrics.json").read_text())
-    evaluated = json.loads(run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json",
-                                   env=env).stdout.splitlines()[-1])
-    for key, value in evaluated.items():
-        assert trained[key] == value or abs(trained[key] - value) < 1e-3, (key, trained[key], value)
+    evaluated = train_and_check_evaluate(config_path, model_dir, env=env)
     assert 0 < evaluated["P@1"] <= 100
 
     # The SavedModel, loaded by tfxc.predict in a fresh process, ranks as the restored model does.

@@ -147,3 +147,54 @@ def finish(procs, timeout: float):
                 os.killpg(p.pid, signal.SIGKILL)
                 p.communicate()
     return out
+
+
+def train_and_check_evaluate(config: str, model_dir, env: dict | None = None) -> dict:
+    """Trains with `tfxc.train`, checks that `tfxc.evaluate` reports the metrics training wrote; returns them."""
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir), env=env)
+    with open(os.path.join(str(model_dir), "metrics.json"), encoding="utf-8") as f:
+        trained = json.load(f)
+    evaluated = json.loads(run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json",
+                                   env=env).stdout.splitlines()[-1])
+    for key, value in evaluated.items():
+        assert abs(trained[key] - value) < 1e-3, (key, trained[key], value)
+    return evaluated
+
+
+def check_training_on_one_batch(model, batch, optimizer_config, steps: int = 30) -> list:
+    """Gradients reach every trainable variable and `steps` optimizer steps on `batch` reduce the loss.
+
+    Returns the first step's gradients (in `model.trainable_variables` order).
+    """
+    from tfxc._tf import tf
+    from tfxc.optimizers import build_optimizer
+
+    optimizer = build_optimizer(optimizer_config, total_steps=100, sparse_variables=model.sparse_variables)
+    optimizer.build(model.trainable_variables)
+    variables = model.trainable_variables
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            value = tf.reduce_mean(model.per_example_loss(batch, training=True))
+        grads = tape.gradient(value, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+        return value, grads
+
+    first, grads = step()
+    missing = [v.path for v, g in zip(variables, grads) if g is None]
+    assert not missing, f"no gradient reaches {missing}"
+    for _ in range(steps):
+        last, _ = step()
+    assert float(last) < float(first), f"{steps} steps on one batch did not reduce the loss ({first} -> {last})"
+    return grads
+
+
+def check_checkpoint_round_trip(model, fresh_model, batch, k: int, directory) -> None:
+    """`model`'s checkpoint, restored into `fresh_model` (built alike, initialised otherwise), ranks the same."""
+    from tfxc._tf import tf
+
+    path = tf.train.Checkpoint(model=model).save(os.path.join(str(directory), "ckpt"))
+    tf.train.Checkpoint(model=fresh_model).restore(path).assert_existing_objects_matched()
+    for a, b in zip(model.top_k(batch, k), fresh_model.top_k(batch, k)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

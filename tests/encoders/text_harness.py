@@ -26,7 +26,8 @@ import subprocess
 import sys
 
 import numpy as np
-from helpers import REPO, assert_same_weights, checkpoint_weights, cli_env, run_cli
+from helpers import (REPO, assert_same_weights, check_checkpoint_round_trip, check_training_on_one_batch,
+                     checkpoint_weights, cli_env, run_cli, train_and_check_evaluate)
 
 from tfxc._tf import tf
 
@@ -103,7 +104,6 @@ def check_in_process(config_path: str, tmp_path, sparse_embeddings: bool = True)
     from tfxc.data.pipeline import eval_dataset
     from tfxc.data.tfrecord import parse_batch
     from tfxc.model import build_model
-    from tfxc.optimizers import build_optimizer
 
     config = load_config(config_path)
     info = ensure_converted(config.data)
@@ -130,36 +130,16 @@ def check_in_process(config_path: str, tmp_path, sparse_embeddings: bool = True)
     np.testing.assert_allclose(alone, padded.numpy(), rtol=1e-4, atol=1e-5)
 
     # Gradients (row-sparse for the embedding tables), and training on one batch reduces the loss.
-    optimizer = build_optimizer(config.optimizer, total_steps=100, sparse_variables=model.sparse_variables)
-    optimizer.build(model.trainable_variables)
-    variables = model.trainable_variables
     sparse = {id(v) for v in model.encoder.sparse_variables}
     assert bool(sparse) == sparse_embeddings, "the embedding table should be updated row-sparsely"
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            value = tf.reduce_mean(model.per_example_loss(batch, training=True))
-        grads = tape.gradient(value, variables)
-        optimizer.apply_gradients(zip(grads, variables))
-        return value, grads
-
-    first, grads = step()
-    missing = [v.path for v, g in zip(variables, grads) if g is None]
-    assert not missing, f"no gradient reaches {missing}"
-    for v, g in zip(variables, grads):
+    grads = check_training_on_one_batch(model, batch, config.optimizer, steps=20)
+    for v, g in zip(model.trainable_variables, grads):
         if id(v) in sparse:
             assert isinstance(g, tf.IndexedSlices), f"{v.path}: expected a row-sparse gradient"
-    for _ in range(20):
-        last, _ = step()
-    assert float(last) < float(first), f"20 Adam steps on one batch did not reduce the loss ({first} -> {last})"
 
     # Checkpoint round trip into a freshly built (differently initialised) model.
-    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "harness-ckpt" / "ckpt"))
     fresh = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed + 1))
-    tf.train.Checkpoint(model=fresh).restore(path).assert_existing_objects_matched()
-    for a, b in zip(model.top_k(batch, K), fresh.top_k(batch, K)):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    check_checkpoint_round_trip(model, fresh, batch, K, tmp_path / "harness-ckpt")
     return texts
 
 
@@ -183,11 +163,7 @@ def check_end_to_end(config_path: str, tmp_path, texts: list[str], mirrored_atol
     from tfxc.model_dir import ModelDir
 
     model_dir = tmp_path / "model"
-    run_cli("tfxc.train", "--config", config_path, "--model-dir", str(model_dir))
-    trained = json.loads((model_dir / "metrics.json").read_text())
-    evaluated = json.loads(run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json").stdout.splitlines()[-1])
-    for key, value in evaluated.items():
-        assert abs(trained[key] - value) < 1e-3, (key, trained[key], value)
+    train_and_check_evaluate(config_path, model_dir)
 
     saved = tmp_path / "saved_model"
     run_cli("tfxc.export", "--model-dir", str(model_dir), "--out", str(saved))

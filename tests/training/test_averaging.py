@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
-from helpers import assert_same_weights, checkpoint_weights, run_cli, tiny_config
+from helpers import assert_same_weights, checkpoint_weights, run_cli, tiny_config, train_and_check_evaluate
 
 from tfxc._tf import tf
 from tfxc.training.averaging import WeightAverage
@@ -36,11 +34,7 @@ def test_ema_and_swa_follow_their_update_rules():
 def test_training_with_ema_evaluates_and_exports_the_average(tmp_path):
     config = tiny_config(tmp_path, trainer={"ema_decay": 0.9, "train_steps": 24})
     model_dir = tmp_path / "model"
-    run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir))
-    trained = json.loads((model_dir / "metrics.json").read_text())
-    evaluated = json.loads(run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json").stdout.splitlines()[-1])
-    for key, value in evaluated.items():
-        assert abs(trained[key] - value) < 1e-3, (key, trained[key], value)
+    train_and_check_evaluate(config, model_dir)
 
     from tfxc.build_context import BuildContext
     from tfxc.model import build_model
