@@ -91,6 +91,33 @@ def test_text_in_label_names_out(shared_data, tmp_path):
         model.evaluate(texts[:1], [["no_such_intent"]])
 
 
+def test_a_text_encoder_reads_strings_in_the_model_dir_and_the_saved_model(shared_data, tmp_path):
+    records = [json.loads(line) for line in open(f"{shared_data}/banking77/train.jsonl")][:3000]
+    texts, labels = [r["text"] for r in records], [r["labels"] for r in records]
+    config = {**CONFIG, "model": {"encoder": {"name": "text_cnn", "embedding_dim": 32, "num_filters": 32,
+                                              "kernel_sizes": [1, 2], "vocabulary_size": 2000},
+                                  "head": {"name": "softmax"}},
+              "trainer": {**CONFIG["trainer"], "epochs": 6}}
+    model = tfxc.fit(config, texts, labels, model_dir=str(tmp_path / "model"))
+    assert model.input_kind == "text"
+    queries = ["I still have not received my new card, when will it arrive?", "my card got declined at the shop"]
+    pred = model.predict(queries, k=3)
+    assert pred.ids.shape == (2, 3) and "card_arrival" in pred.labels[0], pred.labels
+    # Batches of any size tokenise to any padded length and rank the same.
+    one_by_one = model.predict(texts[:40], k=3, batch_size=7)
+    together = model.predict(texts[:40], k=3)
+    np.testing.assert_allclose(one_by_one.scores, together.scores, rtol=1e-5, atol=1e-6)
+    assert model.evaluate(texts[:500], labels[:500])["P@1"] > 50
+
+    served = tfxc.load(model.export(str(tmp_path / "saved")))
+    assert served.input_kind == "text"
+    again = served.predict(texts[:40], k=3)
+    np.testing.assert_allclose(again.scores, together.scores, rtol=1e-5, atol=1e-6)
+    assert (again.ids == together.ids).mean() > 0.99
+    with pytest.raises(Exception, match="reads raw text"):
+        served.predict(np.ones((2, 5), np.float32))
+
+
 def test_bad_inputs_are_clear_errors(tmp_path):
     (x, y), _ = synthetic(num_train=200, num_test=10)
     with pytest.raises(DataError, match="X has 200 rows but Y has 199"):

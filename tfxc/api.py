@@ -12,7 +12,9 @@ omikuji's load, PECOS's CSR matrices):
   tfxc.load(model.export("runs/mine-savedmodel"))        # a SavedModel answers the same
 
 Features are a SciPy sparse matrix or a dense 2-D array, or (for models trained
-on text) a list of strings; labels a SciPy sparse matrix or a list of label
+on text) a list of strings: a text encoder (`text_cnn`, `pretrained`, ...)
+tokenises them in the graph, a bag-of-words model maps them through the TF-IDF
+featurizer fit at conversion; labels a SciPy sparse matrix or a list of label
 lists (ids, or names for text). `fit` writes the arrays as PECOS `.npz` (or
 JSONL for text) under `model_dir/sources/`, converts them like any data set and
 trains with the one training loop, so everything the CLIs guarantee (resume,
@@ -120,22 +122,28 @@ class Classifier:
       num_features: D, the feature space of the inputs.
       num_labels: L.
       label_names: the L names, id order.
+      input_kind: "text" when the encoder reads raw strings, "features" when it reads feature rows.
     """
 
     def __init__(self, backend):
         self._backend = backend
         self.num_features, self.num_labels = backend.num_features, backend.num_labels
         self.label_names = backend.label_names
+        self.input_kind = backend.input_kind
 
     def predict(self, X, k: int = 10, batch_size: int = 1024, as_csr: bool = False):
         """The k best labels of every row: `Predictions`, or with `as_csr` a CSR [n, L] of their scores."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        x = self._features(X)
+        x = self._inputs(X)
         ids, scores = [], []
-        for start in range(0, x.shape[0], batch_size):
+        for start in range(0, _num_rows(x), batch_size):
             part = x[start:start + batch_size]
-            s, i = self._backend.top_k(part.indices.astype(np.int64), part.data, part.indptr.astype(np.int64), k)
+            if isinstance(part, list):
+                s, i = self._backend.top_k_text(part, k)
+            else:
+                s, i = self._backend.top_k(part.indices.astype(np.int64), part.data,
+                                           part.indptr.astype(np.int64), k)
             ids.append(i)
             scores.append(s)
         width = min(k, self.num_labels)
@@ -150,9 +158,9 @@ class Classifier:
         from tfxc.eval.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
 
         labels = self._labels(Y)
-        x = self._features(X)
-        if labels.shape[0] != x.shape[0]:
-            raise DataError(f"X has {x.shape[0]} rows but Y has {labels.shape[0]}")
+        x = self._inputs(X)
+        if labels.shape[0] != _num_rows(x):
+            raise DataError(f"X has {_num_rows(x)} rows but Y has {labels.shape[0]}")
         freq, n_train = self._backend.label_freq, self._backend.num_train_points
         metrics = XmcMetrics(ks=tuple(ks), multiclass=bool(np.all(np.diff(labels.indptr) == 1)),
                              propensities=propensities(freq, n_train) if n_train >= MIN_POINTS_FOR_PROPENSITIES
@@ -169,8 +177,15 @@ class Classifier:
         return self._backend.export(path, top_k)
 
     # === Inputs ===
-    def _features(self, X) -> scipy.sparse.csr_matrix:
-        if isinstance(X, (list, tuple)) and all(isinstance(t, str) for t in X):
+    def _inputs(self, X) -> scipy.sparse.csr_matrix | list[str]:
+        """CSR feature rows, or the list of strings itself for a model that tokenises text in the graph."""
+        is_text = isinstance(X, (list, tuple)) and all(isinstance(t, str) for t in X)
+        if self.input_kind == "text":
+            if not is_text:
+                raise TfxcError("this model reads raw text (its encoder tokenises strings); give a list of "
+                                "strings instead of a feature matrix")
+            return list(X)
+        if is_text:
             featurizer = self._backend.featurizer()
             if featurizer is None:
                 raise TfxcError("this model was not trained on text; give a feature matrix instead")
@@ -220,17 +235,28 @@ class _ModelDirBackend:
         self.num_features, self.num_labels = self.info.num_features, self.info.num_labels
         self.label_names = self.info.label_names()
         self.label_freq, self.num_train_points = self.info.label_freq, self.info.num_points("train")
+        self.input_kind = self.model.encoder.input_kind
         self._top_k = {}
+
+    def _ranker(self, k):
+        if k not in self._top_k:
+            self._top_k[k] = self.model.head.evaluation_top_k(self.model, k)
+        return self._top_k[k]
 
     def top_k(self, idx, val, splits, k):
         from tfxc._tf import tf
 
-        k = min(k, self.num_labels)
-        if k not in self._top_k:
-            self._top_k[k] = self.model.head.evaluation_top_k(self.model, k)
         batch = {"feat_idx": tf.RaggedTensor.from_row_splits(tf.constant(idx, tf.int64), tf.constant(splits)),
                  "feat_val": tf.RaggedTensor.from_row_splits(tf.constant(val, tf.float32), tf.constant(splits))}
-        scores, ids = self._top_k[k](batch)
+        scores, ids = self._ranker(min(k, self.num_labels))(batch)
+        return np.asarray(scores, np.float32), np.asarray(ids, np.int64)
+
+    def top_k_text(self, texts, k):
+        from tfxc._tf import tf
+
+        # The same tokenisation the input pipeline runs (`Encoder.preprocess`), then the evaluation ranker.
+        batch = self.model.encoder.preprocess({"text": tf.constant(texts, tf.string)})
+        scores, ids = self._ranker(min(k, self.num_labels))(batch)
         return np.asarray(scores, np.float32), np.asarray(ids, np.int64)
 
     def featurizer(self):
@@ -259,6 +285,7 @@ class _SavedModelBackend:
         with open(info_path, encoding="utf-8") as f:
             exported = json.load(f)
         self.num_features, self.num_labels = exported["num_features"], exported["num_labels"]
+        self.input_kind = exported.get("input", "features")
         self.num_train_points = exported.get("num_train_points", 0)
         freq_path = extra_asset(path, "label_freq.npy")
         self.label_freq = (np.load(freq_path, allow_pickle=False) if freq_path
@@ -283,6 +310,12 @@ class _SavedModelBackend:
         out = self._call(idx, val, splits, k)
         return out["scores"].numpy(), out["label_ids"].numpy()
 
+    def top_k_text(self, texts, k):
+        from tfxc._tf import tf
+
+        out = self._signature(text=tf.constant(texts, tf.string), k=tf.constant(k, tf.int32))
+        return out["scores"].numpy(), out["label_ids"].numpy()
+
     def featurizer(self):
         from tfxc.data.text_features import TfidfFeaturizer
         from tfxc.export.saved_model import extra_asset
@@ -292,6 +325,10 @@ class _SavedModelBackend:
 
     def export(self, path: str, top_k):
         raise TfxcError(f"{self.path} is already a SavedModel")
+
+
+def _num_rows(x) -> int:
+    return len(x) if isinstance(x, list) else x.shape[0]
 
 
 # === fit's sources ===

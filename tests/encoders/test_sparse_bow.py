@@ -41,3 +41,12 @@ def test_encoding_matches_numpy_with_empty_rows_normalisation_and_a_hidden_layer
     encoder.build()
     expected = reference(encoder, normalize)
     np.testing.assert_allclose(encoder(ragged(IDS, VALUES, SPLITS)).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_preprocess_drops_raw_text_so_strings_never_reach_the_replicas():
+    encoder = SparseBowEncoder(num_features=10, embedding_dim=6, seed=2)
+    batch = {**ragged(IDS, VALUES, SPLITS), "row_id": tf.constant([0, 1, 2], tf.int64),
+             "text": tf.constant(["a", "", "b c"])}
+    out = encoder.preprocess(batch)
+    assert sorted(out) == ["feat_idx", "feat_val", "row_id"]
+    np.testing.assert_array_equal(out["feat_idx"].flat_values.numpy(), IDS)

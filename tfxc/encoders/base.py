@@ -55,9 +55,11 @@ class Encoder(keras.layers.Layer):
         raise NotImplementedError(f"{type(self).__name__} does not read raw text")
 
     def preprocess(self, batch: dict) -> dict:
-        """The input pipeline's last step on a parsed batch: text encoders swap "text" for its tokens."""
-        if self.input_kind != "text":
-            return batch
+        """The input pipeline's last step on a parsed batch: text encoders swap "text" for its tokens.
+
+        Feature encoders drop "text" instead, so JSONL rows' strings never travel to the replicas.
+        """
         out = {key: value for key, value in batch.items() if key != "text"}
-        out.update(self.tokenize(batch["text"]))
+        if self.input_kind == "text":
+            out.update(self.tokenize(batch["text"]))
         return out
