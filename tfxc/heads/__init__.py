@@ -5,6 +5,7 @@ from tfxc.heads.mach import MachHead, MachHeadConfig
 from tfxc.heads.dense import OneVsAllHead, OneVsAllHeadConfig, SoftmaxHead, SoftmaxHeadConfig
 from tfxc.heads.label_tree import LabelTreeHead, LabelTreeHeadConfig
 from tfxc.heads.linear import LinearHead, LinearHeadConfig
+from tfxc.heads.mhp import MhpHead, MhpHeadConfig
 from tfxc.registry import Registry
 
 HEADS = Registry("head")
@@ -13,5 +14,6 @@ HEADS.register("softmax", config=SoftmaxHeadConfig)(SoftmaxHead)
 HEADS.register("mach", config=MachHeadConfig)(MachHead)
 HEADS.register("linear", config=LinearHeadConfig)(LinearHead)
 HEADS.register("label_tree", config=LabelTreeHeadConfig)(LabelTreeHead)
+HEADS.register("mhp", config=MhpHeadConfig)(MhpHead)
 
-__all__ = ["HEADS", "Head", "LabelTreeHead", "LabelTreeHeadConfig", "LinearHead", "LinearHeadConfig", "MachHead", "MachHeadConfig", "OneVsAllHead", "OneVsAllHeadConfig", "SoftmaxHead", "SoftmaxHeadConfig"]
+__all__ = ["HEADS", "Head", "LabelTreeHead", "LabelTreeHeadConfig", "LinearHead", "LinearHeadConfig", "MachHead", "MachHeadConfig", "MhpHead", "MhpHeadConfig", "OneVsAllHead", "OneVsAllHeadConfig", "SoftmaxHead", "SoftmaxHeadConfig"]

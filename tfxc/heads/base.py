@@ -87,6 +87,11 @@ class Head(keras.layers.Layer):
         """Logits of selected labels: float32 [B, K] for features [B, dim] and label_ids int [K]."""
         raise NotImplementedError(f"{type(self).__name__} cannot score a subset of labels")
 
+    def margin_at_columns(self, logits: tf.Tensor, columns: tf.Tensor) -> tf.Tensor:
+        """`label_logits` output float32 [B, K] with the head's target margin (ArcFace, CosFace) applied at
+        column `columns[i]` (int [B]) of each row i, for sampled objectives; unchanged without a margin."""
+        return logits
+
     def softmax_statistics(self, features: tf.Tensor, labels: tf.Tensor, k):
         """One pass over all labels for evaluation on multi-class data.
 

@@ -12,6 +12,7 @@ from tfxc.encoders.sparse_input import split_sparse_input
 from tfxc.eval.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
 from tfxc.heads.base import Head, positive_logits
 from tfxc.heads.classification_losses import focal_poly_cross_entropy, zlpr_loss
+from tfxc.heads.margins import MarginOptions
 from tfxc.heads.sparse_term import SparseTermOptions
 
 # Labels scored per matmul in `top_k` (bounds the [B, chunk] temporary).
@@ -165,7 +166,7 @@ def _check_propensity_weight(config, path: str) -> None:
 
 
 @dataclass(frozen=True)
-class SoftmaxHeadConfig(SparseTermOptions):
+class SoftmaxHeadConfig(MarginOptions, SparseTermOptions):
     """Config of `SoftmaxHead` (multi-class, or multi-label with normalised or decoupled targets).
 
     Attributes:
@@ -182,6 +183,8 @@ class SoftmaxHeadConfig(SparseTermOptions):
       poly_epsilon: ε > 0 adds the Poly-1 term ε · (1 − p)^(γ+1) per positive
         (`classification_losses.focal_poly_cross_entropy`; with the normalised target, no smoothing).
       sparse_*: the sparse term over the input features (`SparseTermOptions`).
+      cosine, margin, margin_m, margin_scale, easy_margin: scaled cosine logits with an ArcFace or
+        CosFace margin on the positives (`tfxc.heads.margins.MarginOptions`; no bias).
     """
 
     name: str = "softmax"
@@ -206,6 +209,9 @@ class SoftmaxHeadConfig(SparseTermOptions):
             raise ConfigError(f"{path}.label_smoothing ({self.label_smoothing}) must be in [0, 1)")
         _check_propensity_weight(self, path)
         self.validate_sparse_term(path)
+        self.validate_margin(path)
+        if self.uses_cosine and self.sparse_support:
+            raise ConfigError(f"{path}: cosine logits do not combine with the sparse term (sparse_support)")
 
 
 class DenseLabelHead(Head):
@@ -216,12 +222,15 @@ class DenseLabelHead(Head):
     With `sparse` ((support int32 [L, S], starting weights float32 [L, S] or None,
     num_features, max_nnz); `tfxc.heads.sparse_term`), every label also weighs S
     input features of the row: the encoder then carries the row's sparse block
-    (`WithSparseInput`) and the logits add the sparse term.
+    (`WithSparseInput`) and the logits add the sparse term. With `cosine_margin`
+    (a `tfxc.heads.margins.CosineMargin`) the logits are s·cos(h, w_l) instead.
     """
 
-    def __init__(self, num_labels: int, use_bias: bool = True, label_weights=None, sparse=None, **kwargs):
+    def __init__(self, num_labels: int, use_bias: bool = True, label_weights=None, sparse=None,
+                 cosine_margin=None, **kwargs):
         super().__init__(num_labels, **kwargs)
-        self.use_bias = use_bias
+        self.use_bias = use_bias and cosine_margin is None
+        self.cosine_margin = cosine_margin
         self._initial_label_weights = label_weights
         self._sparse = sparse
         self.sparse_max_nnz = sparse[3] if sparse is not None else 0
@@ -279,7 +288,11 @@ class DenseLabelHead(Head):
         else:
             h, ids, values = split_sparse_input(features, self.sparse_max_nnz)
         whole = start == 0 and stop == self.num_labels
-        logits = tf.matmul(h, self.kernel.value if whole else self.kernel.value[:, start:stop])
+        kernel = self.kernel.value if whole else self.kernel.value[:, start:stop]
+        if self.cosine_margin is not None:
+            cosines = tf.matmul(self.cosine_margin.normalize(h), self.cosine_margin.normalize(kernel, axis=0))
+            return self.cosine_margin.scale * cosines
+        logits = tf.matmul(h, kernel)
         if self.use_bias:
             logits += self.bias.value if whole else self.bias.value[start:stop]
         if self.sparse_term is not None:
@@ -294,7 +307,8 @@ class DenseLabelHead(Head):
         return chunked_top_k(lambda start, stop: self._chunk_logits(features, start, stop), self.num_labels, k)
 
     def get_config(self):
-        return {**super().get_config(), "use_bias": self.use_bias, "sparse_max_nnz": self.sparse_max_nnz}
+        margin = {} if self.cosine_margin is None else self.cosine_margin.get_config()
+        return {**super().get_config(), "use_bias": self.use_bias, "sparse_max_nnz": self.sparse_max_nnz, **margin}
 
 
 class OneVsAllHead(DenseLabelHead):
@@ -344,7 +358,8 @@ class OneVsAllHead(DenseLabelHead):
 class SoftmaxHead(DenseLabelHead):
     """A softmax over all labels.
 
-    Multi-class rows have one label and this is the usual cross-entropy. For
+    Multi-class rows have one label and this is the usual cross-entropy; with a
+    cosine margin (ArcFace, CosFace) the positives' logits take the margin first. For
     multi-label rows the default target is uniform over the row's labels,
     −(1/|y|) Σ_{l∈y} log softmax(z)_l, a strong P@k baseline in XMC; with
     `multi_label_loss="decoupled"` each label is scored against the row's
@@ -357,8 +372,9 @@ class SoftmaxHead(DenseLabelHead):
 
     def __init__(self, num_labels: int, use_bias: bool = True, label_smoothing: float = 0.0, label_weights=None,
                  multi_label_loss: str = "normalised", sparse=None, focal_gamma: float = 0.0,
-                 poly_epsilon: float = 0.0, **kwargs):
-        super().__init__(num_labels, use_bias=use_bias, label_weights=label_weights, sparse=sparse, **kwargs)
+                 poly_epsilon: float = 0.0, cosine_margin=None, **kwargs):
+        super().__init__(num_labels, use_bias=use_bias, label_weights=label_weights, sparse=sparse,
+                         cosine_margin=cosine_margin, **kwargs)
         self.label_smoothing = label_smoothing
         self.multi_label_loss = multi_label_loss
         self.focal_gamma, self.poly_epsilon = focal_gamma, poly_epsilon
@@ -368,10 +384,12 @@ class SoftmaxHead(DenseLabelHead):
         return cls(context.num_labels, use_bias=config.use_bias, label_smoothing=config.label_smoothing,
                    label_weights=cls.label_weights_for(config, context), sparse=cls.sparse_term_for(config, context),
                    multi_label_loss=config.multi_label_loss, focal_gamma=config.focal_gamma,
-                   poly_epsilon=config.poly_epsilon, name="head")
+                   poly_epsilon=config.poly_epsilon, cosine_margin=config.cosine_margin(), name="head")
 
     def per_example_loss(self, logits, labels):
         weights = None if self.label_weights is None else self.label_weights.value
+        if self.cosine_margin is not None:
+            logits = self.cosine_margin.at_labels(logits, labels)
         if self.focal_gamma or self.poly_epsilon:
             return focal_poly_cross_entropy(logits, labels, self.focal_gamma, self.poly_epsilon, weights)
         return MULTI_LABEL_LOSSES[self.multi_label_loss](logits, labels, self.label_smoothing, weights)

@@ -8,19 +8,23 @@ from tfxc._tf import keras, tf
 from tfxc.errors import ConfigError
 from tfxc.heads.base import Head
 from tfxc.heads.dense import chunked_top_k, softmax_cross_entropy
+from tfxc.heads.margins import MarginOptions
 
 # Labels scored per block in full-softmax evaluation: bounds the [B, chunk] temporary.
 LABEL_CHUNK = 32768
 
 
 @dataclass(frozen=True)
-class LinearHeadConfig:
+class LinearHeadConfig(MarginOptions):
     """Config of `LinearHead`.
 
     Attributes:
       name: "linear".
       use_bias: learn a bias per label (the SCENT paper's classifier has none).
       init_stddev: weights start as N(0, init_stddev²) (SCENT: 0.01).
+      cosine, margin, margin_m, margin_scale, easy_margin: scaled cosine logits with an ArcFace or
+        CosFace margin on the positive, in the full softmax and in the sampled objectives alike
+        (`tfxc.heads.margins.MarginOptions`; no bias).
     """
 
     name: str = "linear"
@@ -30,6 +34,7 @@ class LinearHeadConfig:
     def validate(self, path: str) -> None:
         if self.init_stddev <= 0:
             raise ConfigError(f"{path}.init_stddev ({self.init_stddev}) must be > 0")
+        self.validate_margin(path)
 
 
 class LinearHead(Head):
@@ -52,14 +57,16 @@ class LinearHead(Head):
     supports_label_logits = True
     supports_softmax_statistics = True
 
-    def __init__(self, num_labels: int, use_bias: bool = False, init_stddev: float = 0.01, seed=None, **kwargs):
+    def __init__(self, num_labels: int, use_bias: bool = False, init_stddev: float = 0.01, seed=None,
+                 cosine_margin=None, **kwargs):
         super().__init__(num_labels, **kwargs)
-        self.use_bias, self.init_stddev, self.seed = use_bias, init_stddev, seed
+        self.use_bias, self.init_stddev, self.seed = use_bias and cosine_margin is None, init_stddev, seed
+        self.cosine_margin = cosine_margin
 
     @classmethod
     def from_config_dataclass(cls, config: LinearHeadConfig, context):
         return cls(context.num_labels, use_bias=config.use_bias, init_stddev=config.init_stddev, seed=context.seed,
-                   name="head")
+                   cosine_margin=config.cosine_margin(), name="head")
 
     def build(self, input_shape):
         self.kernel = self.add_weight(shape=(self.num_labels, input_shape[-1]), name="kernel",
@@ -71,10 +78,22 @@ class LinearHead(Head):
 
     def label_logits(self, features: tf.Tensor, label_ids: tf.Tensor) -> tf.Tensor:
         # tf.gather on the raw variable along axis 0 keeps the gradient row-sparse.
-        logits = tf.matmul(features, tf.gather(self.kernel.value, label_ids), transpose_b=True)
+        rows = tf.gather(self.kernel.value, label_ids)
+        if self.cosine_margin is not None:
+            return self._cosine_logits(features, rows)
+        logits = tf.matmul(features, rows, transpose_b=True)
         return logits + tf.gather(self.bias.value, label_ids) if self.use_bias else logits
 
+    def margin_at_columns(self, logits: tf.Tensor, columns: tf.Tensor) -> tf.Tensor:
+        return logits if self.cosine_margin is None else self.cosine_margin.at_columns(logits, columns)
+
+    def _cosine_logits(self, features, rows):
+        margin = self.cosine_margin
+        return margin.scale * tf.matmul(margin.normalize(features), margin.normalize(rows), transpose_b=True)
+
     def _chunk_logits(self, features, start: int, stop: int) -> tf.Tensor:
+        if self.cosine_margin is not None:
+            return self._cosine_logits(features, self.kernel.value[start:stop])
         logits = tf.matmul(features, self.kernel.value[start:stop], transpose_b=True)
         return logits + self.bias.value[start:stop] if self.use_bias else logits
 
@@ -82,13 +101,20 @@ class LinearHead(Head):
         return self._chunk_logits(features, 0, self.num_labels)
 
     def per_example_loss(self, logits, labels):
-        """Softmax cross-entropy (uniform target over a row's labels; 0 for label-less rows), float32 [B]."""
+        """Softmax cross-entropy (uniform target over a row's labels; 0 for label-less rows), float32 [B];
+        with a margin, the positives' cosines take it first."""
+        if self.cosine_margin is not None:
+            logits = self.cosine_margin.at_labels(logits, labels)
         return softmax_cross_entropy(logits, labels)
 
     def softmax_statistics(self, features: tf.Tensor, labels: tf.Tensor, k):
         """One blockwise pass over all labels; cross_entropy = logsumexp_l z_l − z_y (see `Head`)."""
         vals, ids, lse = chunked_top_k(lambda a, b: self._chunk_logits(features, a, b), self.num_labels, k,
                                        LABEL_CHUNK)
+        if self.cosine_margin is not None:
+            rows = self.cosine_margin.normalize(tf.gather(self.kernel.value, labels))
+            own = self.cosine_margin.scale * tf.reduce_sum(self.cosine_margin.normalize(features) * rows, axis=1)
+            return lse - own, vals, ids
         own = tf.reduce_sum(features * tf.gather(self.kernel.value, labels), axis=1)
         if self.use_bias:
             own += tf.gather(self.bias.value, labels)
@@ -104,5 +130,6 @@ class LinearHead(Head):
         return [self.kernel] + ([self.bias] if self.use_bias else [])
 
     def get_config(self):
+        margin = {} if self.cosine_margin is None else self.cosine_margin.get_config()
         return {**super().get_config(), "use_bias": self.use_bias, "init_stddev": self.init_stddev,
-                "seed": self.seed}
+                "seed": self.seed, **margin}

@@ -203,7 +203,9 @@ class DualObjective(Objective):
         classes, column = tf.unique(ctx.all_gather(_placed(y), axis=0))
         start = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * b
         own_column = column[start:start + b]
-        margins = dual.in_batch_margins(model.head.label_logits(features, classes), own_column)
+        # A margin head (ArcFace, CosFace) lowers each row's own logit before the margins are taken.
+        logits = model.head.margin_at_columns(model.head.label_logits(features, classes), own_column)
+        margins = dual.in_batch_margins(logits, own_column)
         has_negatives = tf.size(classes) > 1
         # A batch of a single class has no negatives: no weight gradient, ν untouched.
         margins = tf.cond(has_negatives, lambda: margins, lambda: tf.stop_gradient(tf.zeros_like(margins)))
