@@ -6,6 +6,7 @@ from tfxc.heads.dense import OneVsAllHead, OneVsAllHeadConfig, SoftmaxHead, Soft
 from tfxc.heads.label_tree import LabelTreeHead, LabelTreeHeadConfig
 from tfxc.heads.linear import LinearHead, LinearHeadConfig
 from tfxc.heads.mhp import MhpHead, MhpHeadConfig
+from tfxc.heads.mhs import MhsHead, MhsHeadConfig
 from tfxc.registry import Registry
 
 HEADS = Registry("head")
@@ -15,5 +16,6 @@ HEADS.register("mach", config=MachHeadConfig)(MachHead)
 HEADS.register("linear", config=LinearHeadConfig)(LinearHead)
 HEADS.register("label_tree", config=LabelTreeHeadConfig)(LabelTreeHead)
 HEADS.register("mhp", config=MhpHeadConfig)(MhpHead)
+HEADS.register("mhs", config=MhsHeadConfig)(MhsHead)
 
-__all__ = ["HEADS", "Head", "LabelTreeHead", "LabelTreeHeadConfig", "LinearHead", "LinearHeadConfig", "MachHead", "MachHeadConfig", "MhpHead", "MhpHeadConfig", "OneVsAllHead", "OneVsAllHeadConfig", "SoftmaxHead", "SoftmaxHeadConfig"]
+__all__ = ["HEADS", "Head", "LabelTreeHead", "LabelTreeHeadConfig", "LinearHead", "LinearHeadConfig", "MachHead", "MachHeadConfig", "MhpHead", "MhpHeadConfig", "MhsHead", "MhsHeadConfig", "OneVsAllHead", "OneVsAllHeadConfig", "SoftmaxHead", "SoftmaxHeadConfig"]
