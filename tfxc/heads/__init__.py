@@ -5,6 +5,7 @@ from tfxc.heads.mach import MachHead, MachHeadConfig
 from tfxc.heads.dense import OneVsAllHead, OneVsAllHeadConfig, SoftmaxHead, SoftmaxHeadConfig
 from tfxc.heads.label_tree import LabelTreeHead, LabelTreeHeadConfig
 from tfxc.heads.linear import LinearHead, LinearHeadConfig
+from tfxc.heads.mhc import MhcHead, MhcHeadConfig
 from tfxc.heads.mhp import MhpHead, MhpHeadConfig
 from tfxc.heads.mhs import MhsHead, MhsHeadConfig
 from tfxc.registry import Registry
@@ -16,6 +17,7 @@ HEADS.register("mach", config=MachHeadConfig)(MachHead)
 HEADS.register("linear", config=LinearHeadConfig)(LinearHead)
 HEADS.register("label_tree", config=LabelTreeHeadConfig)(LabelTreeHead)
 HEADS.register("mhp", config=MhpHeadConfig)(MhpHead)
+HEADS.register("mhc", config=MhcHeadConfig)(MhcHead)
 HEADS.register("mhs", config=MhsHeadConfig)(MhsHead)
 
-__all__ = ["HEADS", "Head", "LabelTreeHead", "LabelTreeHeadConfig", "LinearHead", "LinearHeadConfig", "MachHead", "MachHeadConfig", "MhpHead", "MhpHeadConfig", "MhsHead", "MhsHeadConfig", "OneVsAllHead", "OneVsAllHeadConfig", "SoftmaxHead", "SoftmaxHeadConfig"]
+__all__ = ["HEADS", "Head", "LabelTreeHead", "LabelTreeHeadConfig", "LinearHead", "LinearHeadConfig", "MachHead", "MachHeadConfig", "MhcHead", "MhcHeadConfig", "MhpHead", "MhpHeadConfig", "MhsHead", "MhsHeadConfig", "OneVsAllHead", "OneVsAllHeadConfig", "SoftmaxHead", "SoftmaxHeadConfig"]
