@@ -24,9 +24,13 @@ out = m.signatures["serving_default"](feat_idx=tf.constant(batch["feat_idx"], tf
 one = m.signatures["top_k"](feat_idx=tf.constant(batch["feat_idx"][:batch["row_splits"][1]], tf.int64),
                             feat_val=tf.constant(batch["feat_val"][:batch["row_splits"][1]], tf.float32),
                             row_splits=tf.constant(batch["row_splits"][:2], tf.int64), k=tf.constant(3))
+emb = m.signatures["embed"](feat_idx=tf.constant(batch["feat_idx"], tf.int64),
+                           feat_val=tf.constant(batch["feat_val"], tf.float32),
+                           row_splits=tf.constant(batch["row_splits"], tf.int64))
 print(json.dumps({"ids": out["label_ids"].numpy().tolist(), "scores": out["scores"].numpy().tolist(),
                   "labels": [[s.decode() for s in r] for r in out["labels"].numpy()],
-                  "one_ids": one["label_ids"].numpy().tolist()}))
+                  "one_ids": one["label_ids"].numpy().tolist(), "embedding": emb["embedding"].numpy().tolist(),
+                  "raw_embedding": emb["raw_embedding"].numpy().tolist()}))
 """
 
 
@@ -70,6 +74,11 @@ def test_reloaded_saved_model_gives_the_same_scores_in_a_fresh_process(trained):
     names = info.label_names()
     assert served["labels"][0] == [names[i] for i in served["ids"][0]]
     assert served["one_ids"][0] == served["ids"][0][:3]
+    # The embed signature: the encoder's output, and that output L2-normalised (for cosine retrieval).
+    raw = model.encoder(ragged, training=False).numpy()
+    np.testing.assert_allclose(np.array(served["raw_embedding"]), raw, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.array(served["embedding"]), raw / np.linalg.norm(raw, axis=1, keepdims=True),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_predict_writes_jsonl_for_an_xc_file(trained, tmp_path):

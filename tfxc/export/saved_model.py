@@ -7,6 +7,9 @@ Models on features (all inputs flat, so any TF Serving / gRPC / C++ client can c
       (k = export.top_k; a head that reaches fewer labels, such as a narrow beam
       search, fills the empty slots with label id -1 and name "")
   top_k(feat_idx, feat_val, row_splits, k int32 []) -> the same with a caller-chosen k
+  embed(feat_idx, feat_val, row_splits) -> {"embedding": float32 [B, dim], L2-normalised,
+      "raw_embedding": float32 [B, dim]}: the encoder's output (without the sparse block a
+      sparse-term head reads beside it), for retrieval and verification by cosine
 
 Row b of the batch is feat_idx[row_splits[b]:row_splits[b+1]] (CSR layout).
 `k` of serving_default is fixed at export time (`export.top_k`). Ragged or
@@ -25,7 +28,7 @@ the graph, with the same ops as training's `tf.data`:
 
   serving_default(text string [B]) -> {"label_ids", "scores", "labels"} as above
   top_k(text string [B], k int32 []) -> the same with a caller-chosen k
-  embed(text string [B]) -> {"embedding": float32 [B, dim]}, the encoder's output
+  embed(text string [B]) -> {"embedding", "raw_embedding"} as above
   tokenize(text string [B]) -> the encoder's inputs, e.g. {"token_ids": int32 [B, T],
       "padding_mask": bool [B, T]}; a ragged one as NAME_values and NAME_row_splits
 
@@ -81,6 +84,16 @@ class ServingBase(tf.Module):
         names = tf.where(ids >= 0, tf.gather(self.label_names, tf.maximum(ids, 0)), "")
         return {"label_ids": ids, "scores": scores, "labels": names}
 
+    def _embeddings(self, batch) -> dict:
+        """{"embedding": the L2-normalised encoder output float32 [B, dim], "raw_embedding": as is}."""
+        from tfxc.encoders.sparse_input import split_sparse_input
+
+        features = tf.cast(self.model.encoder(batch, training=False), tf.float32)
+        sparse_nnz = getattr(self.model.head, "sparse_max_nnz", 0)
+        if sparse_nnz:
+            features = split_sparse_input(features, sparse_nnz)[0]
+        return {"embedding": tf.math.l2_normalize(features, axis=1), "raw_embedding": features}
+
     def _compiled_top_k(self, features):
         """The head's top-k (k = default_k) through XLA: features float32 [B, F] -> ([B, k], [B, k]).
 
@@ -135,16 +148,24 @@ class ServingModule(ServingBase):
             tf.debugging.Assert(k >= 1, ["k must be >= 1; got", k]),
         ]
 
-    def _top_k(self, feat_idx, feat_val, row_splits, k):
+    def _checked_batch(self, feat_idx, feat_val, row_splits, k=1) -> dict:
         # Everything downstream reads these identities, so no op sees an input before it is checked.
         with tf.control_dependencies(self._input_checks(feat_idx, feat_val, row_splits, k)):
             feat_idx, feat_val, row_splits = tf.identity(feat_idx), tf.identity(feat_val), tf.identity(row_splits)
-        batch = {"feat_idx": tf.RaggedTensor.from_row_splits(feat_idx, row_splits, validate=False),
-                 "feat_val": tf.RaggedTensor.from_row_splits(feat_val, row_splits, validate=False)}
-        return self._batch_top_k(batch, k)
+        return {"feat_idx": tf.RaggedTensor.from_row_splits(feat_idx, row_splits, validate=False),
+                "feat_val": tf.RaggedTensor.from_row_splits(feat_val, row_splits, validate=False)}
+
+    def _top_k(self, feat_idx, feat_val, row_splits, k):
+        return self._batch_top_k(self._checked_batch(feat_idx, feat_val, row_splits, k), k)
 
     def signatures(self) -> dict:
-        return {"serving_default": self.serve, "top_k": self.serve_k}
+        return {"serving_default": self.serve, "top_k": self.serve_k, "embed": self.embed}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="feat_idx"),
+                                  tf.TensorSpec([None], tf.float32, name="feat_val"),
+                                  tf.TensorSpec([None], tf.int64, name="row_splits")])
+    def embed(self, feat_idx, feat_val, row_splits):
+        return self._embeddings(self._checked_batch(feat_idx, feat_val, row_splits))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="feat_idx"),
                                   tf.TensorSpec([None], tf.float32, name="feat_val"),
@@ -184,7 +205,7 @@ class TextServingModule(ServingBase):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def embed(self, text):
-        return {"embedding": self.model.encoder(self._text_batch(text), training=False)}
+        return self._embeddings(self._text_batch(text))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def tokenize(self, text):
