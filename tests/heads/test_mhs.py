@@ -97,3 +97,15 @@ def test_mhs_head_contract(tmp_path):
 def test_mhs_arcface_head_contract(tmp_path):
     run_head_test(tmp_path, {"name": "mhs", "margin": "arcface", "margin_scale": 16.0, "margin_m": 0.3,
                              "label_order": "frequency"}, multiclass=True)
+
+
+def test_all_logits_are_in_label_order_whatever_the_code_order():
+    order = np.array([4, 0, 3, 1, 2, 5, 6])          # code -> label
+    head = MhsHead(7, (3, 3), init_stddev=0.5, seed=1, label_order=order, name="head")
+    head.build((None, 6))
+    features = tf.random.stateless_normal([2, 6], seed=[1, 1])
+    by_code = features.numpy() @ head.kernel.numpy().reshape(9, 6)[:7].T
+    got = head.all_logits(features).numpy()
+    np.testing.assert_allclose(got[:, order], by_code, rtol=1e-5, atol=1e-6)
+    _, ids = head.top_k(features, 1)
+    assert np.array_equal(ids.numpy()[:, 0], np.argmax(got, axis=1))

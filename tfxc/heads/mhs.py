@@ -175,6 +175,11 @@ class MhsHead(LabelOrderTables, Head):
                                          self.radices[0] * self.radices[1], k, TOP_K_LABEL_CHUNK)
         return tf.exp(vals - lse[:, None]), self.labels_of(codes)
 
+    def all_logits(self, features) -> tf.Tensor:
+        """Logits of every label in label-id order, float32 [B, L] (evaluation on moderate L only)."""
+        logits = self._code_logits(tf.cast(features, tf.float32), 0, self.num_labels)
+        return logits if self.label_to_code is None else tf.gather(logits, self.label_to_code.value, axis=1)
+
     @property
     def sparse_variables(self) -> list:
         return [self.kernel]
