@@ -94,7 +94,8 @@ DATASETS = {
     # Where that is nothing, the set's tfxc-recipe row stands for its config; the systems here are the
     # head-specific configs.
     "bibtex": Dataset({"tfxc-tree": "configs/tree_bibtex.json"}, "bibtex/train.txt", "bibtex/test.txt"),
-    "delicious": Dataset({"tfxc-mach": "configs/mach_delicious.json", "tfxc-tree": "configs/tree_delicious.json"},
+    "delicious": Dataset({"tfxc-mach": "configs/mach_delicious.json", "tfxc-tree": "configs/tree_delicious.json",
+                          "tfxc-mhc": "configs/mhc_delicious.json"},
                          "delicious/train.txt", "delicious/test.txt"),
     "corel5k": Dataset({}, "corel5k/train.txt", "corel5k/test.txt"),
     "medical": Dataset({}, "medical/train.txt", "medical/test.txt"),
@@ -103,11 +104,14 @@ DATASETS = {
     "wordnet-hypernyms": Dataset({"tfxc-ova": "configs/ova_wordnet_hypernyms.json",
                                   "tfxc-softmax": "configs/wordnet_hypernyms_softmax.json",
                                   "tfxc-mach": "configs/mach_wordnet_hypernyms.json",
-                                  "tfxc-tree": "configs/tree_wordnet_hypernyms.json"},
+                                  "tfxc-tree": "configs/tree_wordnet_hypernyms.json",
+                                  "tfxc-mhc": "configs/mhc_wordnet_hypernyms.json"},
                                  "wordnet-hypernyms/train.txt", "wordnet-hypernyms/test.txt"),
     "wordnet-nextword": Dataset({"tfxc-softmax": "configs/wordnet_nextword_softmax.json",
                                  "tfxc-linear": "configs/linear_wordnet_nextword.json",
-                                 "tfxc-tree": "configs/tree_wordnet_nextword.json"},
+                                 "tfxc-tree": "configs/tree_wordnet_nextword.json",
+                                 "tfxc-mhp": "configs/mhp_wordnet_nextword.json",
+                                 "tfxc-mhs": "configs/mhs_wordnet_nextword.json"},
                                 "wordnet-nextword/train.txt.gz", "wordnet-nextword/test.txt.gz"),
     **{f"synthetic-{num_labels:.0e}".replace("+0", ""): Dataset(systems, num_labels=num_labels)
        for num_labels, systems in SCALE_SYSTEMS.items()},
@@ -487,6 +491,7 @@ def main(argv=None):
                              "'scale' (the synthetic-* runs) and 'all'")
     parser.add_argument("--systems", default="",
                         help="comma-separated: tfxc-recipe, tfxc-ova, tfxc-mach, tfxc-softmax, tfxc-linear, tfxc-tree, "
+                             "tfxc-mhc, tfxc-mhp, tfxc-mhs, "
                              + ", ".join(PEERS) + " (default: all)")
     parser.add_argument("--quick", action="store_true",
                         help="bibtex and medical, tfxc for 200 steps (a smoke test: writes to benchmarks/work/quick "
