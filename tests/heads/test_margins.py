@@ -139,3 +139,27 @@ def test_softmax_arcface_head_contract(tmp_path):
 def test_linear_cosface_head_under_the_sampled_objective(tmp_path):
     run_head_test(tmp_path, {"name": "linear", "margin": "cosface", "margin_scale": 16.0, "margin_m": 0.2,
                              "init_stddev": 0.1}, multiclass=True, loss={"name": "bsgd"})
+
+
+def test_the_sampled_objective_puts_the_margin_on_each_rows_own_class():
+    from types import SimpleNamespace
+
+    from tfxc.losses.dual import DualObjective
+
+    rng = np.random.default_rng(4)
+    h = rng.normal(size=(4, 6)).astype(np.float32)
+    y = np.array([2, 5, 2, 0])
+    head = LinearHead(7, cosine_margin=CosineMargin("arcface", m=0.3, scale=16.0), init_stddev=0.5, seed=3,
+                      name="head")
+    head.build((None, 6))
+    model = SimpleNamespace(encoder=lambda batch, training=False: tf.constant(h), head=head)
+    batch = {"labels": tf.RaggedTensor.from_row_lengths(tf.constant(y, tf.int64), [1, 1, 1, 1]),
+             "row_id": tf.constant([0, 1, 2, 3], tf.int64)}
+    _, reported = DualObjective("bsgd", num_train=4, total_epochs=1).per_example_loss(model, batch)
+    classes = np.array([2, 5, 0])                        # the batch's unique labels, in order of appearance
+    cos = numpy_cosines(h, head.kernel.numpy()[classes])
+    z = 16.0 * cos
+    own = np.array([list(classes).index(label) for label in y])
+    z[np.arange(4), own] = 16.0 * arcface_reference(cos[np.arange(4), own], 0.3)
+    want = np.log(np.exp(z).sum(1)) - z[np.arange(4), own]   # the in-batch cross-entropy with the margin
+    np.testing.assert_allclose(reported.numpy(), want, rtol=1e-4, atol=1e-4)

@@ -126,6 +126,11 @@ class LabelCodeOptions:
         if self.num_classes and any(int(n) < 2 for n in self.num_classes):
             raise ConfigError(f"{path}.num_classes {list(self.num_classes)}: every head needs >= 2 classes")
 
+    def label_order_for(self, context, radices: list[int]) -> np.ndarray:
+        """The model's label order (code -> label id): saved in its directory, else built; a "tree" order's
+        leaves hold at most one last-digit block of labels."""
+        return load_or_build_label_order(self.label_order, context, cluster_size=radices[-1], seed=context.seed or 0)
+
     def radices_for(self, num_labels: int, path: str = "model.head") -> list[int]:
         """The head sizes for L labels (checked: Π n_h ≥ L)."""
         radices = [int(n) for n in self.num_classes] or balanced_radices(num_labels, self.num_heads)

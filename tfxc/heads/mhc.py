@@ -39,8 +39,7 @@ from dataclasses import dataclass
 from tfxc._tf import keras, tf
 from tfxc.errors import ConfigError
 from tfxc.heads.base import Head
-from tfxc.heads.label_codes import (LabelCodeOptions, LabelOrderTables, check_group, load_or_build_label_order,
-                                    suffix_products)
+from tfxc.heads.label_codes import LabelCodeOptions, LabelOrderTables, check_group, suffix_products
 
 _FAR = tf.int64.max  # pads sorted positive lists: above every node id
 
@@ -116,8 +115,7 @@ class MhcHead(LabelOrderTables, Head):
     @classmethod
     def from_config_dataclass(cls, config: MhcHeadConfig, context):
         radices = config.levels_for(context.num_labels)
-        order = load_or_build_label_order(config.label_order, context, cluster_size=radices[-1],
-                                          seed=context.seed or 0)
+        order = config.label_order_for(context, radices)
         return cls(context.num_labels, radices, candidates_topk=config.candidates_topk, hidden_dim=config.hidden_dim,
                    seed=context.seed, label_order=order, name="head")
 

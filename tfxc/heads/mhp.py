@@ -37,8 +37,7 @@ import numpy as np
 from tfxc._tf import tf
 from tfxc.errors import ConfigError
 from tfxc.heads.base import Head
-from tfxc.heads.label_codes import (LabelCodeOptions, LabelOrderTables, load_or_build_label_order,
-                                    suffix_products, tf_encode_digits)
+from tfxc.heads.label_codes import LabelCodeOptions, LabelOrderTables, suffix_products, tf_encode_digits
 
 MHP_LOSSES = ("product", "concat_softmax", "soft_margin")
 
@@ -114,8 +113,7 @@ class MhpHead(LabelOrderTables, Head):
     @classmethod
     def from_config_dataclass(cls, config: MhpHeadConfig, context):
         radices = config.radices_for(context.num_labels)
-        order = load_or_build_label_order(config.label_order, context, cluster_size=radices[-1],
-                                          seed=context.seed or 0)
+        order = config.label_order_for(context, radices)
         return cls(context.num_labels, radices, loss=config.loss, use_bias=config.use_bias, label_order=order,
                    name="head")
 

@@ -31,7 +31,7 @@ from tfxc._tf import keras, tf
 from tfxc.errors import ConfigError
 from tfxc.heads.base import Head
 from tfxc.heads.dense import chunked_top_k
-from tfxc.heads.label_codes import LabelCodeOptions, LabelOrderTables, load_or_build_label_order
+from tfxc.heads.label_codes import LabelCodeOptions, LabelOrderTables
 from tfxc.heads.margins import MarginOptions
 
 TOP_K_LABEL_CHUNK = 32768
@@ -90,8 +90,7 @@ class MhsHead(LabelOrderTables, Head):
     @classmethod
     def from_config_dataclass(cls, config: MhsHeadConfig, context):
         radices = config.radices_for(context.num_labels)
-        order = load_or_build_label_order(config.label_order, context, cluster_size=radices[1],
-                                          seed=context.seed or 0)
+        order = config.label_order_for(context, radices)
         return cls(context.num_labels, radices, extra_blocks=config.extra_blocks, init_stddev=config.init_stddev,
                    seed=context.seed, cosine_margin=config.cosine_margin(), label_order=order, name="head")
 
