@@ -136,6 +136,7 @@ def test_softmax_arcface_head_contract(tmp_path):
                   multiclass=True)
 
 
+@pytest.mark.slow  # the default suite runs the harness once per head module
 def test_linear_cosface_head_under_the_sampled_objective(tmp_path):
     run_head_test(tmp_path, {"name": "linear", "margin": "cosface", "margin_scale": 16.0, "margin_m": 0.2,
                              "init_stddev": 0.1}, multiclass=True, loss={"name": "bsgd"})

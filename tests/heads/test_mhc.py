@@ -95,6 +95,7 @@ def test_mhc_head_contract(tmp_path):
                              "label_order": "tree"})
 
 
+@pytest.mark.slow  # the default suite runs the harness once per head module
 def test_mhc_three_level_cascade_contract(tmp_path):
     # A beam as wide as the 10 level-2 nodes, so top_k(L) is exact.
     run_head_test(tmp_path, {"name": "mhc", "num_classes": [3, 4, 4], "candidates_topk": 10, "hidden_dim": 16})

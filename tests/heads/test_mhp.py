@@ -115,5 +115,6 @@ def test_mhp_head_contract(tmp_path):
     run_head_test(tmp_path, {"name": "mhp", "num_classes": [5, 9], "label_order": "frequency"}, multiclass=True)
 
 
+@pytest.mark.slow  # the default suite runs the harness once per head module
 def test_mhp_three_heads_soft_margin_contract(tmp_path):
     run_head_test(tmp_path, {"name": "mhp", "num_heads": 3, "loss": "soft_margin"}, multiclass=True)

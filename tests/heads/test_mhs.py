@@ -89,6 +89,7 @@ def test_bad_configs_are_clear_errors():
         MhsHeadConfig(extra_blocks=-1).validate("model.head")
 
 
+@pytest.mark.slow  # the default suite runs the harness once per head module
 def test_mhs_head_contract(tmp_path):
     run_head_test(tmp_path, {"name": "mhs", "num_classes": [7, 6], "extra_blocks": 1, "init_stddev": 0.1},
                   multiclass=True)
