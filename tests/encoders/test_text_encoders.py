@@ -10,9 +10,28 @@ from tfxc._tf import tf
 
 
 def test_text_cnn(tmp_path, shared_data):
+    # With the linear projection to 12 dims (the embedding a cosine head reads).
     run_text_encoder_test(tmp_path, shared_data, {"name": "text_cnn", "embedding_dim": 24, "num_filters": 8,
-                                                  "kernel_sizes": [1, 3], "max_length": 32, "dropout": 0.0},
+                                                  "kernel_sizes": [1, 3], "max_length": 32, "dropout": 0.0,
+                                                  "projection_dim": 12},
                           tool_checks=True)
+
+
+def test_projection_is_a_linear_map_of_the_pooled_features():
+    from tfxc.encoders.text_cnn import TextCnnEncoder
+
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c"]
+    plain = TextCnnEncoder(vocabulary, kernel_sizes=(1, 2), num_filters=4, max_length=8, embedding_dim=6,
+                           dropout=0.0, seed=1, name="plain")
+    projected = TextCnnEncoder(vocabulary, kernel_sizes=(1, 2), num_filters=4, max_length=8, embedding_dim=6,
+                               dropout=0.0, seed=1, projection_dim=3, name="projected")
+    tokens = plain.tokenize(tf.constant(["a b c", "c a", ""]))
+    pooled = plain(tokens).numpy()
+    out = projected(tokens).numpy()
+    assert (plain.output_dim, projected.output_dim) == (8, 3) and out.shape == (3, 3)
+    layer = projected.projection_layer
+    np.testing.assert_allclose(out, pooled @ layer.kernel.numpy() + layer.bias.numpy(), rtol=1e-5, atol=1e-6)
+    assert np.any(out < 0)  # no ReLU: the embedding leaves the positive orthant
 
 
 def test_fasttext(tmp_path, shared_data):

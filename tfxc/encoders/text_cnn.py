@@ -55,7 +55,7 @@ class TextCnnEncoder(SequenceEncoder):
                    **cls.common_args(config, context), name=name)
 
     @property
-    def output_dim(self) -> int:
+    def pooled_dim(self) -> int:
         return len(self.kernel_sizes) * self.num_filters
 
     def build_encoder(self) -> None:

@@ -106,6 +106,10 @@ class SequenceEncoderConfig:
       max_length: tokens kept per text (longer texts are truncated).
       embedding_dim: width of the token embeddings.
       dropout: dropout rate on the embeddings and on the pooled output.
+      projection_dim: > 0: a linear layer (no activation) to this width after the pooled, dropped-out
+        features, the embedding the head and the `embed` signature see (the FC embedding layer of
+        face-recognition backbones). A cosine head (ArcFace, CosFace) wants it after a ReLU/max-pooled
+        encoder such as TextCNN, whose features all lie in the positive orthant.
     """
 
     vocabulary: str = ""
@@ -115,8 +119,11 @@ class SequenceEncoderConfig:
     max_length: int = 128
     embedding_dim: int = 300
     dropout: float = 0.1
+    projection_dim: int = 0
 
     def validate(self, path: str) -> None:
+        if self.projection_dim < 0:
+            raise ConfigError(f"{path}.projection_dim ({self.projection_dim}) must be >= 0")
         for key in ("vocabulary_size", "min_count", "max_length", "embedding_dim"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{path}.{key} ({getattr(self, key)}) must be >= 1")
@@ -131,10 +138,11 @@ class SequenceEncoder(Encoder):
     """Base of the encoders over WordPiece token sequences: tokeniser, embedding table, dropout.
 
     Subclasses implement `encode(embedded float32 [B, T, E], mask bool [B, T], training)
-    -> float32 [B, output_dim]` and `build_encoder()`; the base embeds the token ids
+    -> float32 [B, pooled_dim]`, `pooled_dim` and `build_encoder()`; the base embeds the token ids
     (a `tf.gather` on the table, so its gradient stays row-sparse and the optimizer
     updates only the rows of the batch's tokens), zeroes the padding positions and
-    applies dropout to the embeddings and to the pooled output.
+    applies dropout to the embeddings and to the pooled output, then the optional linear projection
+    to `projection_dim` (the output is then [B, projection_dim]).
 
     Call args:
       inputs: {"token_ids": int32 [B, T], "padding_mask": bool [B, T]} (from `tokenize`).
@@ -143,10 +151,11 @@ class SequenceEncoder(Encoder):
     input_kind = "text"
 
     def __init__(self, vocabulary: list[str], *, max_length: int, embedding_dim: int, dropout: float = 0.1,
-                 lowercase: bool = True, seed: int | None = None, **kwargs):
+                 lowercase: bool = True, seed: int | None = None, projection_dim: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.vocabulary = list(vocabulary)
         self.embedding_dim = embedding_dim
+        self.projection_dim = projection_dim
         self.dropout_rate = dropout
         self.seed = seed
         self.tokenizer = WordPieceSequences(self.vocabulary, max_length, lowercase=lowercase, pad_token=PAD,
@@ -154,6 +163,9 @@ class SequenceEncoder(Encoder):
         if dropout > 0:
             self.embedding_dropout = keras.layers.Dropout(dropout, seed=self._seed(1), name="embedding_dropout")
             self.output_dropout = keras.layers.Dropout(dropout, seed=self._seed(2), name="output_dropout")
+        if projection_dim:
+            self.projection_layer = keras.layers.Dense(projection_dim, name="projection_layer",
+                                                       kernel_initializer=self.initializer(4))
 
     def _seed(self, offset: int) -> int | None:
         return None if self.seed is None else self.seed + 1009 * offset
@@ -165,7 +177,7 @@ class SequenceEncoder(Encoder):
     def common_args(cls, config, context) -> dict:
         return dict(vocabulary=load_or_learn_vocabulary(config, context), max_length=config.max_length,
                     embedding_dim=config.embedding_dim, dropout=config.dropout, lowercase=config.lowercase,
-                    seed=context.seed)
+                    seed=context.seed, projection_dim=config.projection_dim)
 
     def tokenize(self, texts) -> dict:
         return self.tokenizer(texts)
@@ -175,7 +187,18 @@ class SequenceEncoder(Encoder):
                                           initializer=keras.initializers.RandomUniform(-0.05, 0.05,
                                                                                        seed=self._seed(3)))
         self.build_encoder()
+        if self.projection_dim:
+            self.projection_layer.build((None, self.pooled_dim))
         self.built = True
+
+    @property
+    def pooled_dim(self) -> int:
+        """Width of `encode`'s output."""
+        raise NotImplementedError
+
+    @property
+    def output_dim(self) -> int:
+        return self.projection_dim or self.pooled_dim
 
     def build_encoder(self) -> None:
         raise NotImplementedError
@@ -202,6 +225,8 @@ class SequenceEncoder(Encoder):
         pooled = self.encode(embedded, mask, training)
         if self.dropout_rate > 0:
             pooled = self.output_dropout(pooled, training=training)
+        if self.projection_dim:
+            pooled = self.projection_layer(pooled)
         return pooled
 
     @property

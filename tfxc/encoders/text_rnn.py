@@ -94,16 +94,16 @@ class TextRnnEncoder(SequenceEncoder):
                    **cls.common_args(config, context), name=name)
 
     @property
-    def output_dim(self) -> int:
+    def pooled_dim(self) -> int:
         return 2 * self.hidden_dim
 
     def build_encoder(self) -> None:
         self.rnn.build((None, None, self.embedding_dim))
         if self.pooling == "attention":
             uniform = keras.initializers.RandomUniform(-0.1, 0.1, seed=self._seed(11))
-            self.attention_kernel = self.add_weight(shape=(self.output_dim, self.output_dim), name="attention_kernel",
+            self.attention_kernel = self.add_weight(shape=(self.pooled_dim, self.pooled_dim), name="attention_kernel",
                                                     initializer=uniform)
-            self.attention_query = self.add_weight(shape=(self.output_dim,), name="attention_query",
+            self.attention_query = self.add_weight(shape=(self.pooled_dim,), name="attention_query",
                                                    initializer=keras.initializers.RandomUniform(
                                                        -0.1, 0.1, seed=self._seed(12)))
 
@@ -139,7 +139,7 @@ class TextRcnnEncoder(SequenceEncoder):
                    **cls.common_args(config, context), name=name)
 
     @property
-    def output_dim(self) -> int:
+    def pooled_dim(self) -> int:
         return self._output_dim
 
     def build_encoder(self) -> None:

@@ -62,7 +62,7 @@ class TextTransformerEncoder(SequenceEncoder):
                    intermediate_dim=config.intermediate_dim, **cls.common_args(config, context), name=name)
 
     @property
-    def output_dim(self) -> int:
+    def pooled_dim(self) -> int:
         return self.embedding_dim
 
     def build_encoder(self) -> None:
