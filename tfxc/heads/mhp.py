@@ -18,6 +18,11 @@ Losses (`MhpHeadConfig.loss`):
   "soft_margin"    the mean BCE of the Σ n_h outputs against the digits' concatenated
                    one-hots (the CIFAR code, `multilabel_soft_margin_loss`).
 A row with several labels averages its labels' losses; a row with none gives 0.
+"product" is the default: it is the likelihood of the very model `top_k` decodes,
+and on 5 % of wordnet-nextword's train held out (one epoch, 150 × 200) it tied
+the concatenated softmax (P@1 11.39 vs 11.46, P@5 5.00 both) while the
+soft-margin loss fell far behind (6.77 / 4.13): its per-output BCE spreads the
+gradient over Σ n_h − H negatives with no competition inside a digit.
 
 `top_k` decodes global labels without materialising L scores: a beam over the
 heads, most significant first, keeps the k + 1 best code prefixes (scores are
