@@ -290,8 +290,7 @@ class DenseLabelHead(Head):
         whole = start == 0 and stop == self.num_labels
         kernel = self.kernel.value if whole else self.kernel.value[:, start:stop]
         if self.cosine_margin is not None:
-            cosines = tf.matmul(self.cosine_margin.normalize(h), self.cosine_margin.normalize(kernel, axis=0))
-            return self.cosine_margin.scale * cosines
+            return self.cosine_margin.logits(h, kernel, rows_axis=1)
         logits = tf.matmul(h, kernel)
         if self.use_bias:
             logits += self.bias.value if whole else self.bias.value[start:stop]

@@ -80,20 +80,16 @@ class LinearHead(Head):
         # tf.gather on the raw variable along axis 0 keeps the gradient row-sparse.
         rows = tf.gather(self.kernel.value, label_ids)
         if self.cosine_margin is not None:
-            return self._cosine_logits(features, rows)
+            return self.cosine_margin.logits(features, rows)
         logits = tf.matmul(features, rows, transpose_b=True)
         return logits + tf.gather(self.bias.value, label_ids) if self.use_bias else logits
 
     def margin_at_columns(self, logits: tf.Tensor, columns: tf.Tensor) -> tf.Tensor:
         return logits if self.cosine_margin is None else self.cosine_margin.at_columns(logits, columns)
 
-    def _cosine_logits(self, features, rows):
-        margin = self.cosine_margin
-        return margin.scale * tf.matmul(margin.normalize(features), margin.normalize(rows), transpose_b=True)
-
     def _chunk_logits(self, features, start: int, stop: int) -> tf.Tensor:
         if self.cosine_margin is not None:
-            return self._cosine_logits(features, self.kernel.value[start:stop])
+            return self.cosine_margin.logits(features, self.kernel.value[start:stop])
         logits = tf.matmul(features, self.kernel.value[start:stop], transpose_b=True)
         return logits + self.bias.value[start:stop] if self.use_bias else logits
 

@@ -110,6 +110,15 @@ class CosineMargin:
         """x / |x| along `axis` in float32 (a zero vector stays zero)."""
         return tf.math.l2_normalize(tf.cast(x, tf.float32), axis=axis, epsilon=1e-12)
 
+    def logits(self, features: tf.Tensor, rows: tf.Tensor, rows_axis: int = 0) -> tf.Tensor:
+        """s·cos of features [B, d] against label weights: rows [K, d] (rows_axis 0) or columns [d, K] (1).
+
+        Returns float32 [B, K].
+        """
+        if rows_axis == 0:
+            return self.scale * tf.matmul(self.normalize(features), self.normalize(rows), transpose_b=True)
+        return self.scale * tf.matmul(self.normalize(features), self.normalize(rows, axis=0))
+
     def at_positions(self, logits: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
         """`logits` (s·cos, float32 [B, K]) with the margin applied at `indices` (int64 [P, 2] of (row, column)).
 

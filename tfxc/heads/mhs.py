@@ -108,8 +108,7 @@ class MhsHead(LabelOrderTables, Head):
     def _logits(self, features: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
         """features [B, dim] against label rows [K, dim]: float32 [B, K] (s·cos with a margin head)."""
         if self.cosine_margin is not None:
-            m = self.cosine_margin
-            return m.scale * tf.matmul(m.normalize(features), m.normalize(rows), transpose_b=True)
+            return self.cosine_margin.logits(features, rows)
         return tf.matmul(features, rows, transpose_b=True)
 
     def block_logits(self, features: tf.Tensor, blocks: tf.Tensor) -> tf.Tensor:
