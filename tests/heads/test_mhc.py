@@ -56,6 +56,33 @@ def test_two_level_loss_is_bce_over_groups_plus_bce_over_the_forced_candidates()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def logsumexp(x):
+    return np.log(np.sum(np.exp(x - x.max()))) + x.max()
+
+
+def test_softmax_loss_is_each_levels_cross_entropy_against_its_positives():
+    head = make_head(num_labels=23, radices=(5, 5), topk=2)
+    head.loss = "softmax"
+    features = tf.random.stateless_normal([3, 6], seed=[7, 8])
+    labels = [[0, 3, 13], [21], []]
+    got = head.per_example_loss(features, tf.ragged.constant(labels, dtype=tf.int64)).numpy()
+    g, u = numpy_parts(head, features)
+    want = []
+    for b, row in enumerate(labels):
+        groups = sorted({c // 5 for c in row})
+        if not row:
+            want.append(0.0)                                    # nothing to be the softmax's target
+            continue
+        loss = logsumexp(g[b]) - g[b, groups].mean()
+        parents = np.argsort(-(sigmoid(g[b]) + np.isin(np.arange(5), groups)), kind="stable")[:2]
+        c = np.array([p * 5 + j for p in parents for j in range(5) if p * 5 + j < 23])
+        loss += logsumexp(u[b, c]) - u[b, row].mean()
+        want.append(loss)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="unknown loss"):
+        MhcHeadConfig(num_group=4, loss="hinge").validate("model.head")
+
+
 def test_ranking_with_every_group_expanded_is_the_exact_product_of_sigmoids():
     head = make_head(num_labels=23, radices=(5, 5), topk=5)
     features = tf.random.stateless_normal([4, 6], seed=[3, 4])
@@ -64,6 +91,17 @@ def test_ranking_with_every_group_expanded_is_the_exact_product_of_sigmoids():
     product = sigmoid(u) * np.repeat(sigmoid(g), 5, axis=1)[:, :23]
     order = np.argsort(-product, axis=1, kind="stable")[:, :7]
     np.testing.assert_allclose(scores.numpy(), np.take_along_axis(product, order, 1), rtol=1e-5)
+    assert np.array_equal(ids.numpy(), order)
+
+
+def test_softmax_ranking_with_every_group_expanded_is_by_the_label_logits():
+    head = make_head(num_labels=23, radices=(5, 5), topk=5)
+    head.loss = "softmax"
+    features = tf.random.stateless_normal([4, 6], seed=[3, 4])
+    scores, ids = head.top_k(features, 7)
+    _, u = numpy_parts(head, features)
+    order = np.argsort(-u[:, :23], axis=1, kind="stable")[:, :7]
+    np.testing.assert_allclose(scores.numpy(), np.take_along_axis(u, order, 1), rtol=1e-5)
     assert np.array_equal(ids.numpy(), order)
 
 

@@ -15,7 +15,12 @@ consecutive codes (`check_group`); `num_classes` [n_1, n_2, n_3] gives a
             scores u_v = ⟨E_h[v], e_h⟩ (E_h: one Glorot-initialised row per node).
 
 Training: the BCE of g against the row's groups (mean over the groups) plus,
-per deeper level, the BCE of the candidates (mean over them). The candidates
+per deeper level, the BCE of the candidates (mean over them): MHE's loss,
+`loss="bce"`. `loss="softmax"` replaces each level's BCE by the cross entropy
+of a softmax over the level's nodes (all groups; the candidates) against a
+target spread evenly over the row's positives, the label tree's softmax loss
+(`LabelTreeHead`): a positive is no longer one term among T·n mostly negative
+ones, which lifts rare labels (PSP@k). The candidates
 are the children of the T best parents by σ(logit) + [parent is positive], so
 every positive parent is expanded (teacher forcing); T is `candidates_topk`,
 raised for the batch to its largest count of positive parents, which covers
@@ -24,6 +29,10 @@ instead; the effect is the same).
 
 Ranking: a beam down the levels; a node's score is the product of the
 sigmoids on its path (σ(u_label)·σ(g_group) for two levels, as MHE's test).
+With the softmax loss a node's score is its own logit: the parents only
+choose the candidates. (Softmax logits are free up to a per-row shift, so
+their sigmoids are not probabilities: on wordnet-hypernyms' validation split
+σ(u)·σ(g) gave P@5 65.8, log-softmax(u) + log-softmax(g) 84.4, u alone 85.5.)
 Each level keeps max(T, ⌈k / labels under a node⌉ + 1) nodes, so k labels are
 always reachable, and top_k(L) ranks every label.
 
@@ -42,6 +51,7 @@ from tfxc.heads.base import Head
 from tfxc.heads.label_codes import LabelCodeOptions, LabelOrderTables, check_group, suffix_products
 
 _FAR = tf.int64.max  # pads sorted positive lists: above every node id
+LOSSES = ("bce", "softmax")
 
 
 @dataclass(frozen=True)
@@ -56,18 +66,23 @@ class MhcHeadConfig(LabelCodeOptions):
       candidates_topk: T, the parents expanded per level (MHE: 75 for Amazon-670K, 32 for Wiki-500K).
       hidden_dim: width of the node embeddings of levels 2..H (MHE: 400 or 500).
       label_order: which label gets which code (`tfxc.heads.label_codes`).
+      loss: "bce" (MHE's: per level the mean BCE of its nodes) or "softmax" (per level the cross
+        entropy of a softmax over its nodes against the row's positives, evenly weighted).
     """
 
     name: str = "mhc"
     num_group: int = 0
     candidates_topk: int = 32
     hidden_dim: int = 400
+    loss: str = "bce"
 
     def validate(self, path: str) -> None:
         self.validate_codes(path)
         if self.num_group < 0 or self.candidates_topk < 1 or self.hidden_dim < 1:
             raise ConfigError(f"{path}: num_group ({self.num_group}) must be >= 0, candidates_topk "
                               f"({self.candidates_topk}) and hidden_dim ({self.hidden_dim}) >= 1")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"{path}.loss: unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.num_group and self.num_classes:
             raise ConfigError(f"{path}: give num_group (two levels) or num_classes, not both")
 
@@ -99,13 +114,15 @@ class MhcHead(LabelOrderTables, Head):
     """Multi-head cascade (module docstring).
 
     Call returns the features float32 [B, dim] (the candidates depend on the
-    labels in training). Scores of `top_k`: products of sigmoids down the path.
+    labels in training). Scores of `top_k`: products of sigmoids down the path (`loss="bce"`)
+    or the last level's logits (`loss="softmax"`).
     """
 
     def __init__(self, num_labels: int, radices, candidates_topk: int = 32, hidden_dim: int = 400, seed=None,
-                 label_order=None, **kwargs):
+                 label_order=None, loss: str = "bce", **kwargs):
         super().__init__(num_labels, **kwargs)
         self.radices = [int(n) for n in radices]
+        self.loss = loss
         self.candidates_topk, self.hidden_dim, self.seed = candidates_topk, hidden_dim, seed
         self.places = suffix_products(self.radices)
         # Nodes of level h (prefixes of h + 1 digits) with at least one real label below them.
@@ -117,7 +134,7 @@ class MhcHead(LabelOrderTables, Head):
         radices = config.levels_for(context.num_labels)
         order = config.label_order_for(context, radices)
         return cls(context.num_labels, radices, candidates_topk=config.candidates_topk, hidden_dim=config.hidden_dim,
-                   seed=context.seed, label_order=order, name="head")
+                   seed=context.seed, label_order=order, loss=config.loss, name="head")
 
     def build(self, input_shape):
         dim = input_shape[-1]
@@ -161,6 +178,17 @@ class MhcHead(LabelOrderTables, Head):
         return tf.gather(logits, tf.reshape(position, tf.shape(nodes)), batch_dims=1)
 
     # === Training ===
+    def _level_loss(self, logits: tf.Tensor, targets: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """One level's loss float32 [B] over its nodes' logits [B, C], 0/1 targets and 0/1 mask (both float32 [B, C])."""
+        if self.loss == "softmax":
+            # −log of the softmax's mean over the positives' logits; a row without positives adds nothing.
+            lse = tf.reduce_logsumexp(tf.where(mask > 0, logits, -1e9), axis=1)
+            positives = tf.reduce_sum(targets, axis=1)
+            mean_positive = tf.reduce_sum(logits * targets, axis=1) / tf.maximum(positives, 1.0)
+            return tf.where(positives > 0, lse - mean_positive, 0.0)
+        per_node = (tf.nn.softplus(logits) - logits * targets) * mask
+        return tf.reduce_sum(per_node, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
     def per_example_loss(self, features, labels):
         rows = labels.value_rowids()
         nrows = labels.nrows(out_type=tf.int64)
@@ -169,7 +197,7 @@ class MhcHead(LabelOrderTables, Head):
         groups = codes // self.places[0]
         targets = tf.tensor_scatter_nd_update(tf.zeros_like(g), tf.stack([rows, groups], 1),
                                               tf.ones_like(groups, tf.float32))
-        loss = tf.reduce_mean(tf.nn.softplus(g) - g * targets, axis=1)
+        loss = self._level_loss(g, targets, tf.ones_like(g))
         scores, parents = tf.sigmoid(g), None
         positives_above = targets
         for level in range(1, len(self.radices)):
@@ -183,7 +211,7 @@ class MhcHead(LabelOrderTables, Head):
             u = self.node_logits(features, nodes, level)
             positive = membership(sorted_row_sets(rows, codes // self.places[level], nrows), nodes)
             y, mask = tf.cast(positive & valid, tf.float32), tf.cast(valid, tf.float32)
-            loss += tf.reduce_sum((tf.nn.softplus(u) - u * y) * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
+            loss += self._level_loss(u, y, mask)
             scores = tf.where(valid, tf.sigmoid(u), -1.0)
             positives_above, parents = y, nodes
         return loss
@@ -203,8 +231,13 @@ class MhcHead(LabelOrderTables, Head):
             parents = tf.cast(best, tf.int64) if nodes is None else tf.gather(nodes, best, batch_dims=1)
             nodes, valid = self.children(parents, level)
             u = self.node_logits(features, nodes, level)
-            path = tf.reshape(tf.repeat(parent_scores, self.radices[level], axis=1), tf.shape(u))
-            scores = tf.where(valid, tf.sigmoid(u) * path, -1.0)
+            if self.loss == "softmax":
+                # A softmax over the candidates already weighs each against the others below the beam's
+                # parents; multiplying in the parents' scores lowered validation P@5 (module docstring).
+                scores = tf.where(valid, u, -1e30)
+            else:
+                path = tf.reshape(tf.repeat(parent_scores, self.radices[level], axis=1), tf.shape(u))
+                scores = tf.where(valid, tf.sigmoid(u) * path, -1.0)
         top, best = tf.math.top_k(scores, tf.cast(k, tf.int32))
         return top, self.labels_of(tf.gather(nodes, best, batch_dims=1))
 
@@ -214,4 +247,4 @@ class MhcHead(LabelOrderTables, Head):
 
     def get_config(self):
         return {**super().get_config(), "radices": self.radices, "candidates_topk": self.candidates_topk,
-                "hidden_dim": self.hidden_dim, "seed": self.seed}
+                "hidden_dim": self.hidden_dim, "seed": self.seed, "loss": self.loss}
