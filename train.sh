@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train all independent parts of a model (MACH's R repetitions), PARALLEL at a time, then merge and evaluate.
+# Train all independent parts of a model (MACH's R repetitions), PARALLEL at a time, then evaluate them.
 #
 #   bash train.sh CONFIG [PARALLEL] [MODEL_DIR] [--set section.key=value ...]
 #
@@ -13,8 +13,8 @@
 # command after a failure completes the job.
 # Several machines sharing MODEL_DIR: run `python -m tfxc.train --config CONFIG --model-dir MODEL_DIR
 # --part r` for disjoint sets of r on each, then `bash train.sh CONFIG 1 MODEL_DIR` anywhere (it finds
-# them finished, merges and evaluates). Arguments after MODEL_DIR (e.g. --set overrides) go to every
-# `tfxc.train` call, the part count and the merge included.
+# them finished, links and evaluates them). Arguments after MODEL_DIR (e.g. --set overrides) go to every
+# `tfxc.train` call, the part count and the link included.
 set -euo pipefail
 
 CONFIG=${1:?usage: bash train.sh CONFIG [PARALLEL] [MODEL_DIR]}
@@ -54,7 +54,8 @@ launch() {
   log="$LOGS/$tag.log"; status="$LOGS/$tag.exit"
   rm -f "$status"
   cmd="TF_NUM_INTRAOP_THREADS=$THREADS TF_NUM_INTEROP_THREADS=1 '$PYTHON' -m tfxc.train --config '$CONFIG'"
-  cmd="$cmd --model-dir '$MODEL_DIR' --part $r$EXTRA_QUOTED > '$log' 2>&1; echo \$? > '$status'"
+  # --skip-eval: one part alone ranks nothing worth reading; the whole model is evaluated at the end.
+  cmd="$cmd --model-dir '$MODEL_DIR' --part $r --skip-eval$EXTRA_QUOTED > '$log' 2>&1; echo \$? > '$status'"
   if [ "$USE_TMUX" = 1 ]; then
     if tmux has-session -t "$SESSION" 2>/dev/null; then
       tmux new-window -d -t "$SESSION" -n "$tag" "bash -c \"$cmd\""
@@ -102,5 +103,7 @@ if [ "$failed" = 1 ]; then
   exit 1
 fi
 
-"$PYTHON" -m tfxc.train --config "$CONFIG" --model-dir "$MODEL_DIR" --merge-parts "${EXTRA[@]+"${EXTRA[@]}"}"
+# The parts are the model: no merged copy is written (`--merge-parts` writes one), and the evaluation
+# reads one part at a time, so memory stays near one part's (tfxc.eval.parts).
+"$PYTHON" -m tfxc.train --config "$CONFIG" --model-dir "$MODEL_DIR" --link-parts "${EXTRA[@]+"${EXTRA[@]}"}"
 "$PYTHON" -m tfxc.evaluate --model-dir "$MODEL_DIR"

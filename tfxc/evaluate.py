@@ -1,7 +1,8 @@
 """python -m tfxc.evaluate --model-dir DIR [--json] [--split test] [--bad-cases FILE]
 
 Evaluates a trained model directory: its selected weights (`trainer.select_metric`), else its
-latest checkpoint. With --json the last line printed is one JSON object of all metrics, in percent.
+latest checkpoint. A model trained in parts (MACH repetitions, `train.sh`) is scored one part at a
+time (`tfxc.eval.parts`). With --json the last line printed is one JSON object of all metrics, in percent.
 """
 
 from __future__ import annotations
@@ -33,8 +34,17 @@ def main(argv=None):
     config = model_dir.load_config(args.overrides)
     from tfxc.eval.evaluator import Evaluator, format_metrics, metric_lines, rounded_metrics
 
-    trained = model_dir.restore(config)
-    evaluator = Evaluator(trained.model, trained.info, config.eval, split=args.split)
+    from tfxc.training.parts import has_finished_parts
+
+    if has_finished_parts(config, model_dir) and not args.bad_cases:
+        # Trained in parts: scored one part at a time, never the whole model in memory (tfxc.eval.parts).
+        from tfxc.data.info import DatasetInfo
+        from tfxc.eval.parts import PartsEvaluator
+
+        evaluator = PartsEvaluator(config, model_dir, DatasetInfo.load(config.data.dir), split=args.split)
+    else:
+        trained = model_dir.restore(config)
+        evaluator = Evaluator(trained.model, trained.info, config.eval, split=args.split)
     metrics = evaluator.evaluate()
     if args.bad_cases:
         from tfxc.eval.bad_cases import write_bad_cases

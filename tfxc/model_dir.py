@@ -232,16 +232,9 @@ class ModelDir:
         Raises:
           TrainingError: naming every changed key that is not safe to change.
         """
-        from tfxc.config import to_dict
-
-        stored = self.config_text()
-        if stored is None or self.latest_checkpoint() is None:
+        if self.config_text() is None or self.latest_checkpoint() is None:
             return  # nothing to resume: this run starts afresh and writes its own config.json
-        try:  # read through today's schema: an option added since then counts at its default, not as a change
-            trained = to_dict(self.load_config())
-        except TfxcError:  # a stored config today's schema rejects: compare the text as written
-            trained = json.loads(stored)
-        changes = _flat_differences(trained, to_dict(config))
+        changes = self.config_changes(config)
         unsafe = {k: v for k, v in changes.items() if not k.startswith(SAFE_TO_CHANGE)}
         for key, (old, new) in changes.items():
             if key not in unsafe:
@@ -255,6 +248,16 @@ class ModelDir:
         raise TrainingError(f"{self.path} holds a checkpoint trained with another config ({listed}); resuming "
                             "would mix two experiments. Use another --model-dir, or --allow-changed-config to "
                             "continue from the checkpoint on purpose")
+
+    def config_changes(self, config) -> dict[str, tuple]:
+        """{dotted key: (stored value, value in `config`)} for every setting `config` changes from config.json."""
+        from tfxc.config import to_dict
+
+        try:  # read through today's schema: an option added since then counts at its default, not as a change
+            trained = to_dict(self.load_config())
+        except TfxcError:  # a stored config today's schema rejects: compare the text as written
+            trained = json.loads(self.config_text())
+        return _flat_differences(trained, to_dict(config))
 
     # === Data ===
     def bind_data(self, info, resuming: bool) -> None:
@@ -287,7 +290,8 @@ class ModelDir:
 
     # === Restoring ===
     def restore(self, config=None, overrides=(), part: int | None = None, need_rows: bool = True) -> TrainedModel:
-        """Builds the model and loads its selected weights (best/), else its newest intact checkpoint.
+        """Builds the model and loads its selected weights (best/), else its newest intact checkpoint, else
+        (a head trained in parts, not merged) assembles it from its parts (`tfxc.training.parts.assemble`).
 
         Args:
           config: the config to build from (default: this directory's, with `overrides`).
@@ -314,6 +318,11 @@ class ModelDir:
                 raise TfxcError(self._data_changed(config.data.dir))
         else:
             info = bound
+        if part is None and self.best() is None and not self.checkpoints():
+            from tfxc.training.parts import assemble, has_finished_parts
+
+            if has_finished_parts(config, self):  # trained in parts and never merged: the parts are the model
+                return TrainedModel(config, assemble(config, self, info), info)
         model = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed,
                                                                  model_dir=self.path, part=part))
         from tfxc.training.averaging import build_average

@@ -55,7 +55,15 @@ def main(argv=None):
                         help="train only this part of the head (e.g. one MACH repetition), in "
                              "MODEL_DIR/parts/part-NNN")
     parser.add_argument("--merge-parts", action="store_true",
-                        help="assemble the separately trained parts of MODEL_DIR into one model")
+                        help="assemble the separately trained parts of MODEL_DIR into one model and write it as "
+                             "MODEL_DIR's checkpoint (the parts are read one at a time)")
+    parser.add_argument("--link-parts", action="store_true",
+                        help="make MODEL_DIR the model of its finished parts without writing their weights again: "
+                             "tfxc.evaluate then scores the parts one at a time, tfxc.export assembles them "
+                             "(what train.sh does)")
+    parser.add_argument("--skip-eval", action="store_true",
+                        help="no test evaluation after training (train.sh's parts: the whole model is evaluated "
+                             "after the last one)")
     parser.add_argument("--allow-changed-config", action="store_true",
                         help="resume a checkpoint even though the config changed beyond the keys that are safe to "
                              "change (epochs, cadences, evaluation, export, replicas), e.g. to fine-tune with "
@@ -92,13 +100,16 @@ def main(argv=None):
     setup_logging(args.verbose)
     from tfxc.data.convert import ensure_converted
     from tfxc.training.distribute import make_strategy
-    from tfxc.training.parts import merge_parts
+    from tfxc.training.parts import link_parts, merge_parts
 
     model_dir = args.model_dir or default_model_dir(args.config)
     strategy = make_strategy(config.runtime)  # first: logical devices must precede TF's start-up
     info = ensure_converted(config.data)
     if args.merge_parts:
         merge_parts(config, model_dir, info)
+        return 0
+    if args.link_parts:
+        link_parts(config, model_dir, info)
         return 0
     return run_training(config, model_dir, info, strategy, args)
 
@@ -117,8 +128,8 @@ def train_recipe(args, own: dict | None = None) -> int:
     from tfxc.recipe import data_section, recipe_config, resolve_thin, with_validation
     from tfxc.training.distribute import make_strategy
 
-    if args.part is not None or args.merge_parts:
-        raise ConfigError("--part and --merge-parts are for configs whose head trains in parts; the recipe's "
+    if args.part is not None or args.merge_parts or args.link_parts:
+        raise ConfigError("--part, --merge-parts and --link-parts are for configs whose head trains in parts; the recipe's "
                           "heads train whole (a thin config that names such a head: write it out whole)")
     if own is None:
         stem = os.path.basename(args.train.rstrip("/")).split(".")[0] or "data"
@@ -161,9 +172,9 @@ def run_training(config, model_dir: str, info, strategy, args) -> int:
     from tfxc.training.trainer import Trainer
 
     trainer = Trainer(config, model_dir, info, strategy, part=args.part,
-                      allow_changed_config=args.allow_changed_config)
+                      allow_changed_config=args.allow_changed_config, final_evaluation=not args.skip_eval)
     metrics = trainer.train()
-    if trainer.chief and trainer.controller.evaluator is not None:
+    if trainer.chief and trainer.controller.evaluator is not None and metrics:
         print("frequency baseline: " + format_metrics(trainer.controller.evaluator.frequency_baseline()))
         print("test: " + format_metrics(metrics))
     return 0

@@ -209,3 +209,28 @@ def test_train_sh_runs_the_parts_in_parallel_merges_and_evaluates(use_tmux, tmp_
     assert "P@1" in out.stdout and "PSP@5" in out.stdout
     for r in (0, 1):
         assert (tmp_path / "model" / "logs" / f"part-00{r}.exit").read_text().strip() == "0"
+        assert "no final evaluation: skipped" in (tmp_path / "model" / "logs" / f"part-00{r}.log").read_text()
+    assert not (tmp_path / "model" / "checkpoints").exists()  # linked, not merged: evaluated part by part
+
+
+def test_linked_parts_are_the_model_and_are_evaluated_one_part_at_a_time(joint_and_merged, tmp_path):
+    from tfxc.data.info import DatasetInfo
+    from tfxc.eval.evaluator import Evaluator
+    from tfxc.eval.parts import PartsEvaluator
+    from tfxc.model_dir import ModelDir
+
+    _, config, _, split = joint_and_merged
+    linked = tmp_path / "linked"
+    shutil.copytree(split / "parts", linked / "parts")
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(linked), "--link-parts")
+    assert not (linked / "checkpoints").exists()        # no second copy of the weights
+    merged = ModelDir(str(split)).restore()              # the checkpoint --merge-parts wrote
+    cfg = ModelDir(str(linked)).load_config()
+    # Blocks of 7 rows: the metrics add up across blocks exactly as across evaluation batches.
+    by_parts = PartsEvaluator(cfg, str(linked), DatasetInfo.load(cfg.data.dir), rows_per_block=7).evaluate()
+    whole = Evaluator(merged.model, merged.info, cfg.eval).evaluate()
+    assert by_parts == pytest.approx(whole, abs=1e-6)
+    assert not [p for p in os.listdir(linked) if p.startswith(".eval-parts-")]   # the scratch scores are gone
+    assembled = ModelDir(str(linked)).restore().model    # no checkpoint: assembled from the parts
+    for a, b in zip(assembled.weights, merged.model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)

@@ -20,6 +20,18 @@ def pad_ids(ids: np.ndarray, k: int) -> np.ndarray:
     return ids if ids.shape[1] >= k else np.pad(ids, ((0, 0), (0, k - ids.shape[1])), constant_values=-1)
 
 
+def is_multiclass(info, split: str) -> bool:
+    """Whether every point of the split has exactly one label (then Acc@k is reported too)."""
+    stats = info.splits[split]
+    return stats["avg_labels_per_point"] == 1.0 and stats["points_without_labels"] == 0
+
+
+def split_metrics(info, eval_config, split: str) -> XmcMetrics:
+    """An empty `XmcMetrics` for a split: its ks, propensities (from train) and multi-class flag."""
+    return XmcMetrics(ks=eval_config.ks, multiclass=is_multiclass(info, split),
+                      propensities=dataset_propensities(info, eval_config.propensity_a, eval_config.propensity_b))
+
+
 class Evaluator:
     """Computes P@k, nDCG@k, PSP@k, PSnDCG@k, R@k (and Acc@k for multi-class data) on one split.
 
@@ -45,8 +57,7 @@ class Evaluator:
                         "missing ranks as misses", self.k, info.num_labels, info.num_labels)
         k = min(self.k, info.num_labels)
         self._top_k = model.head.evaluation_top_k(model, k)
-        stats = info.splits[split]
-        self.multiclass = stats["avg_labels_per_point"] == 1.0 and stats["points_without_labels"] == 0
+        self.multiclass = is_multiclass(info, split)
         self._softmax_statistics = None
         if self.multiclass and model.head.supports_softmax_statistics:
             self._softmax_statistics = tf.function(
@@ -65,9 +76,7 @@ class Evaluator:
                             preprocess=self.model.encoder.preprocess)
 
     def _metrics(self) -> XmcMetrics:
-        return XmcMetrics(ks=self.config.ks, multiclass=self.multiclass,
-                          propensities=dataset_propensities(self.info, self.config.propensity_a,
-                                                          self.config.propensity_b))
+        return split_metrics(self.info, self.config, self.split)
 
     def frequency_baseline(self) -> dict[str, float]:
         """Metrics of predicting the k most frequent training labels for every point (the bar to clear)."""

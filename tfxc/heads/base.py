@@ -29,7 +29,7 @@ the class, so a config can be checked before anything is built):
   where per-op dispatch dominates one-row latency).
 * `make_encoder`: how the encoder is arranged (default: one encoder from the
   registry).
-* `num_parts` / `merge_parts`: heads trained in independent parts (MACH's
+* `num_parts` / `merge_part`: heads trained in independent parts (MACH's
   repetitions) say how many; each part trains alone (`tfxc.train --part r`) and
   the whole model is assembled from them afterwards.
 """
@@ -137,9 +137,20 @@ class Head(keras.layers.Layer):
         """How many independently trainable parts a head of `config` has (1: it trains as a whole)."""
         return 1
 
-    def merge_parts(self, model, parts: list) -> None:
-        """Sets the weights of `model` (built whole, with this head) from models of its parts, in part order."""
+    def merge_part(self, model, index: int, part) -> None:
+        """Sets the weights of part `index` of `model` (built whole, with this head) from `part`, a model of
+        that part alone (`tfxc.training.parts.assemble` calls it once per part, one part in memory at a time)."""
         raise NotImplementedError(f"{type(self).__name__} trains as a whole; it has no parts to merge")
+
+    def part_scores(self, model, batch) -> tf.Tensor:
+        """What a model of one part (`model`, with this head) contributes to ranking a batch: float32
+        [B, W] (MACH: its repetition's bucket scores). `tfxc.eval.parts` collects them part by part."""
+        raise NotImplementedError(f"{type(self).__name__} trains as a whole; it has no parts to score")
+
+    def rank_part_scores(self, scores, k: int):
+        """Top-k of the whole model from all parts' `part_scores`, float32 [B, parts, W]:
+        (scores float32 [B, k], ids int64 [B, k]) as NumPy arrays. Called on the whole head, unbuilt."""
+        raise NotImplementedError(f"{type(self).__name__} trains as a whole; it has no parts to rank")
 
     @property
     def sparse_variables(self) -> list:

@@ -171,17 +171,16 @@ class MachHead(Head):
             encoders.append(encoder)
         return RepeatedEncoder(encoders, self.repetitions, name="encoder")
 
-    def merge_parts(self, model, parts: list) -> None:
-        """Copies repetition i's encoder and kernel/bias slice from `parts[i]` (a model of that repetition)."""
-        if [part.head.repetitions for part in parts] != [(r,) for r in self.repetitions]:
-            raise ValueError(f"expected one part per repetition {self.repetitions}, in order")
-        kernel, bias = self.kernel.numpy(), self.bias.numpy()
-        for i, part in enumerate(parts):
-            for target, source in zip(model.encoder.encoders[i].variables, part.encoder.encoders[0].variables):
-                target.assign(source.numpy())
-            kernel[i], bias[i] = part.head.kernel.numpy()[0], part.head.bias.numpy()[0]
-        self.kernel.assign(kernel)
-        self.bias.assign(bias)
+    def merge_part(self, model, index: int, part) -> None:
+        """Copies repetition `index`'s encoder and kernel/bias slice from `part` (a model of that repetition)."""
+        if part.head.repetitions != (self.repetitions[index],):
+            raise ValueError(f"part {index} holds repetitions {part.head.repetitions}, not "
+                             f"({self.repetitions[index]},)")
+        for target, source in zip(model.encoder.encoders[index].variables, part.encoder.encoders[0].variables):
+            target.assign(source)
+        # Slice assignments: the whole [R, d, B] kernel is never copied to the host.
+        self.kernel[index].assign(part.head.kernel[0])
+        self.bias[index].assign(part.head.bias[0])
 
     @property
     def num_repetitions(self) -> int:
@@ -250,19 +249,21 @@ class MachHead(Head):
         """Bucket scores in TF, then the label top-k on the host with the Cython gather
         (`tfxc.kernels.mach`), or the approximate candidate-set method when
         `eval_top_buckets` > 0 — never a [batch, L] tensor in the graph."""
-        from tfxc.kernels.mach import mach_candidate_top_k, mach_top_k
-
         scores_fn = tf.function(lambda batch: self.bucket_scores(model(batch, training=False)),
                                 reduce_retracing=True)
+        return lambda batch: self.rank_part_scores(np.ascontiguousarray(scores_fn(batch).numpy()), k)
 
-        def top_k(batch):
-            bucket_scores = np.ascontiguousarray(scores_fn(batch).numpy())
-            if self.eval_top_buckets:
-                return mach_candidate_top_k(bucket_scores, self.mach_lookup, k, self.eval_top_buckets,
-                                            self.eval_min_freq)
-            return mach_top_k(bucket_scores, self.mach_lookup, k)
+    def part_scores(self, model, batch):
+        """Bucket scores float32 [batch, B] of this head's one repetition (a part model's head)."""
+        return self.bucket_scores(model(batch, training=False))[:, 0, :]
 
-        return top_k
+    def rank_part_scores(self, scores, k: int):
+        """The exact (or, with eval_top_buckets, candidate-set) top-k from bucket scores float32 [batch, R, B]."""
+        from tfxc.kernels.mach import mach_candidate_top_k, mach_top_k
+
+        if self.eval_top_buckets:
+            return mach_candidate_top_k(scores, self.mach_lookup, k, self.eval_top_buckets, self.eval_min_freq)
+        return mach_top_k(scores, self.mach_lookup, k)
 
     def get_config(self):
         return {**super().get_config(), "num_buckets": self.num_buckets, "repetitions": list(self.repetitions),

@@ -87,10 +87,13 @@ class Controller:
     Args:
       components: the built run (`tfxc.training.components`).
       model_dir: the `ModelDir` to train into.
+      final_evaluation: evaluate the test split at the end (off for a part that `train.sh` evaluates
+        with the others, `tfxc.eval.parts`).
     """
 
-    def __init__(self, components, model_dir: ModelDir):
+    def __init__(self, components, model_dir: ModelDir, final_evaluation: bool = True):
         self.components, self.model_dir = components, model_dir
+        self.final_evaluation = final_evaluation
         config, info, tc = components.config, components.info, components.config.trainer
         self.config, self.length = config, components.length
         self.chief = is_chief(components.strategy)
@@ -370,8 +373,8 @@ class Controller:
                          selected["metric"], selected["value"])
         elif self.components.average is not None:
             self.components.average.copy_to_model()  # the last checkpoint keeps both; the rest uses the average
-        if self.evaluator is None:
-            log.info("the data has no test split: no final evaluation")
+        if self.evaluator is None or not self.final_evaluation:
+            log.info("no final evaluation: %s", "skipped" if self.evaluator else "the data has no test split")
             metrics = {}
         else:
             metrics = self.evaluator.evaluate()

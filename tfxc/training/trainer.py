@@ -27,6 +27,7 @@ class Trainer:
         assembles the whole model afterwards.
       allow_changed_config: resume a checkpoint under a config that changes more
         than `tfxc.model_dir.SAFE_TO_CHANGE` (refused otherwise).
+      final_evaluation: evaluate the test split after training (`--skip-eval` turns it off).
 
     Raises:
       TfxcError: another run holds the model directory.
@@ -34,7 +35,7 @@ class Trainer:
     """
 
     def __init__(self, config, model_dir, info, strategy, part: int | None = None,
-                 allow_changed_config: bool = False):
+                 allow_changed_config: bool = False, final_evaluation: bool = True):
         root = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
         self.model_dir = root if part is None else root.part(part)
         self.chief = is_chief(strategy)
@@ -45,7 +46,7 @@ class Trainer:
             if self.chief:
                 self.model_dir.bind_data(info, resuming=self.model_dir.latest_checkpoint() is not None)
             self.components = build_components(config, strategy, info, self.model_dir, part)
-            self.controller = Controller(self.components, self.model_dir)
+            self.controller = Controller(self.components, self.model_dir, final_evaluation)
         except BaseException:
             self.close()
             raise
