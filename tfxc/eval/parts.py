@@ -28,8 +28,9 @@ from tfxc.build_context import BuildContext
 from tfxc.data.pipeline import eval_dataset
 from tfxc.errors import DataError, TfxcError
 from tfxc.eval.evaluator import pad_ids, split_metrics
-from tfxc.model_dir import ModelDir
 from tfxc.heads import HEADS
+from tfxc.model_dir import ModelDir
+from tfxc.utils.memory import peak_rss_gb
 
 log = logging.getLogger("tfxc.eval")
 
@@ -63,9 +64,11 @@ class PartsEvaluator:
         scratch = tempfile.mkdtemp(prefix=".eval-parts-", dir=self.model_dir.path)
         try:
             files, row_splits, label_values = self._score_parts(scratch)
-            return self._rank(files, row_splits, label_values)
+            metrics = self._rank(files, row_splits, label_values)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+        log.info("evaluated %d parts one at a time (peak resident memory %.2f GB)", len(self.parts), peak_rss_gb())
+        return metrics
 
     def _batches(self, model):
         return eval_dataset(self.info.files(self.split), self.config.eval.batch_size, self.config.eval.max_points,
