@@ -323,6 +323,24 @@ def test_merge_shards():
     assert merged.result()["num_points"] == 75
 
 
+def test_summed_sums_of_shards_load_as_the_whole():
+    # What MultiWorkerMirrored evaluation does: each worker's sums() all-reduced, then load_sums().
+    y, pred, p = random_problem(7, n_rows=60)
+    indptr, indices = dense_to_csr(y)
+    whole = XmcMetrics(ks=ALL_KS, propensities=p, multiclass=False)
+    whole.update(pred, indptr, indices)
+    total = 0
+    for s, e in _batches(60, [20, 40]):
+        shard = XmcMetrics(ks=ALL_KS, propensities=p)
+        shard.update(pred[s:e], indptr[s:e + 1], indices)
+        total = total + shard.sums()
+    loaded = XmcMetrics(ks=ALL_KS, propensities=p).load_sums(total)
+    assert_results_close(loaded.result(), whole.result(), tol=1e-10)
+    assert loaded.result()["num_points"] == 60
+    with pytest.raises(ValueError, match="sums"):
+        loaded.load_sums(total[:-1])
+
+
 def test_merge_multiclass_and_mismatches():
     pred = np.array([[1, 0], [2, 0], [2, 1], [0, -1]])
     labels = np.array([1, 0, 2, 2])

@@ -4,6 +4,7 @@ head by the head harness, tests/head_harness.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -20,18 +21,23 @@ MODEL = {"encoder": {"name": "sparse_bow", "embedding_dim": 16, "hidden_units": 
 @pytest.fixture(scope="module")
 def single_process_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("single")
-    config = tiny_config(tmp, model=MODEL)
+    config = tiny_config(tmp, model=MODEL, eval={"batch_size": 48})  # 6 test batches, 3 per worker
     run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp / "model"))
-    return config, checkpoint_weights(str(tmp / "model"))
+    return config, checkpoint_weights(str(tmp / "model")), json.loads((tmp / "model" / "metrics.json").read_text())
 
 
 def test_multi_worker_two_processes_match_single_process(single_process_run, tmp_path):
-    config, reference = single_process_run
+    config, reference, reference_metrics = single_process_run
     results = finish(start_workers(config, str(tmp_path / "model"), 2), timeout=240)
     for rc, err in results:
         assert rc == 0, err[-3000:]
     assert_same_weights(checkpoint_weights(str(tmp_path / "model")), reference, atol=2e-5)
     assert not os.path.exists(tmp_path / "model" / ".worker-1-tmp")  # non-chief scratch is cleaned up
+    # Each worker evaluated every other batch and the sums were all-reduced: the whole test split, once.
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert metrics["num_points"] == reference_metrics["num_points"]
+    for name in ("P@1", "P@3", "P@5", "nDCG@5", "PSP@5"):
+        assert metrics[name] == pytest.approx(reference_metrics[name], abs=0.01), name
 
 
 def test_dead_worker_ends_the_survivor_with_a_clear_error(tmp_path):
@@ -86,8 +92,6 @@ def test_sigterm_to_one_worker_stops_both_at_the_same_checkpointed_step(tmp_path
 
 
 def test_two_workers_keep_the_best_weights_and_stop_early_together(tmp_path):
-    import json
-
     config = tiny_config(tmp_path, model=MODEL, data={"val_percent": 20}, optimizer={"learning_rate": 0.05},
                          trainer={"train_steps": 0, "epochs": 40, "eval_every_epochs": 1, "select_metric": "P@1",
                                   "patience": 2})

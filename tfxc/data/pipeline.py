@@ -65,12 +65,19 @@ def train_dataset(files: list[str], *, num_points: int, global_batch_size: int, 
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(files: list[str], batch_size: int, max_points: int = 0, preprocess=None) -> tf.data.Dataset:
-    """Every example once (or the first `max_points` > 0), in file order, parsed (and preprocessed) in batches."""
+def eval_dataset(files: list[str], batch_size: int, max_points: int = 0, preprocess=None,
+                 shard: tuple[int, int] | None = None) -> tf.data.Dataset:
+    """Every example once (or the first `max_points` > 0), in file order, parsed (and preprocessed) in batches.
+
+    `shard` = (index, count): only batches index, index + count, ... (one worker's share of an
+    evaluation that `count` workers split; their metric sums add up to the whole split's).
+    """
     ds = tf.data.TFRecordDataset(files)
     if max_points:
         ds = ds.take(max_points)
     ds = ds.batch(batch_size)
+    if shard is not None and shard[1] > 1:
+        ds = ds.shard(shard[1], shard[0])  # whole batches, before parsing: each worker parses only its own
     return ds.map(_parser(preprocess), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 

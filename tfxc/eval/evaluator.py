@@ -45,12 +45,18 @@ class Evaluator:
       info: the `DatasetInfo` of the converted data.
       eval_config: an `EvalConfig`.
       split: the split to evaluate.
+      shard: (index, count): evaluate only this worker's batches (`eval_dataset`); then `add_up`
+        must total the workers' sums.
+      add_up: float64 vector -> its sum over the workers (`tfxc.training.distribute.all_reduce_sum`),
+        so every worker returns the whole split's metrics.
     """
 
-    def __init__(self, model, info, eval_config, split: str = "test"):
+    def __init__(self, model, info, eval_config, split: str = "test", shard: tuple[int, int] | None = None,
+                 add_up=None):
         if split not in info.splits:
             raise DataError(f"there is no '{split}' split; the data has: {', '.join(info.splits)}", path=info.dir)
         self.model, self.info, self.config, self.split = model, info, eval_config, split
+        self.shard, self.add_up = shard, add_up
         self.k = max(eval_config.ks)
         if self.k > info.num_labels:
             log.warning("eval.ks asks for k up to %d but there are only %d labels: P@k for k > %d counts the "
@@ -73,7 +79,7 @@ class Evaluator:
     def _batches(self):
         """The split's parsed batches, in file order, through the encoder's preprocessing (tokenisation)."""
         return eval_dataset(self.info.files(self.split), self.config.batch_size, self.config.max_points,
-                            preprocess=self.model.encoder.preprocess)
+                            preprocess=self.model.encoder.preprocess, shard=self.shard)
 
     def _metrics(self) -> XmcMetrics:
         return split_metrics(self.info, self.config, self.split)
@@ -93,7 +99,7 @@ class Evaluator:
         if self._softmax_statistics is None:
             for _scores, ids, labels in self.predictions():
                 metrics.update(ids, labels.row_splits.numpy().astype(np.int64), labels.values.numpy())
-            return metrics.result()
+            return self._total(metrics).result()
         ce_total = 0.0
         for batch in self._batches():
             ce, _logits, ids = self._softmax_statistics(batch)
@@ -101,9 +107,16 @@ class Evaluator:
             labels = batch["labels"]
             metrics.update(pad_ids(ids.numpy(), self.k), labels.row_splits.numpy().astype(np.int64),
                            labels.values.numpy())
-        out = metrics.result()
+        if self.add_up is not None:
+            ce_total = float(self.add_up(np.array([ce_total]))[0])
+        out = self._total(metrics).result()
         out["CE"] = ce_total / out["num_points"] if out["num_points"] else float("nan")
         return out
+
+
+    def _total(self, metrics: XmcMetrics) -> XmcMetrics:
+        """This worker's sums, or with `add_up` all workers' (every worker calls it: a collective)."""
+        return metrics if self.add_up is None else metrics.load_sums(self.add_up(metrics.sums()))
 
 
 def format_metrics(metrics: dict) -> str:

@@ -250,8 +250,28 @@ class XmcMetrics:
             raise ValueError("cannot merge XmcMetrics with different propensities")
         self._num_points += other._num_points
         self._top1 += other._top1
-        for name in ("_hits", "_recall", "_ndcg", "_psp_num", "_psp_den", "_psndcg_num", "_psndcg_den"):
+        for name in self._SUMS:
             getattr(self, name).__iadd__(getattr(other, name))
+        return self
+
+    _SUMS = ("_hits", "_recall", "_ndcg", "_psp_num", "_psp_den", "_psndcg_num", "_psndcg_den")
+
+    def sums(self) -> np.ndarray:
+        """The accumulated sums as one float64 vector [2 + 7 · max(ks)] (to add up across processes,
+        e.g. an all-reduce over MultiWorkerMirrored workers; `load_sums` takes the total back). Counts
+        stay exact in float64 up to 2^53."""
+        return np.concatenate([[self._num_points, self._top1]] + [getattr(self, name) for name in self._SUMS]
+                              ).astype(np.float64)
+
+    def load_sums(self, sums: np.ndarray) -> "XmcMetrics":
+        """Replaces the accumulated sums by `sums` (a `sums()` vector, e.g. summed over workers)."""
+        sums = np.asarray(sums, np.float64)
+        if sums.shape != (2 + len(self._SUMS) * self._kmax,):
+            raise ValueError(f"expected {2 + len(self._SUMS) * self._kmax} sums, got shape {sums.shape}")
+        self._num_points, self._top1 = int(round(sums[0])), int(round(sums[1]))
+        for i, name in enumerate(self._SUMS):
+            block = sums[2 + i * self._kmax: 2 + (i + 1) * self._kmax]
+            setattr(self, name, np.rint(block).astype(np.int64) if name == "_hits" else block.copy())
         return self
 
     def result(self) -> dict[str, float]:

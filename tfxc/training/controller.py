@@ -23,7 +23,7 @@ from tfxc._tf import keras, tf
 from tfxc.errors import ConfigError, Stopped, TrainingError
 from tfxc.eval.evaluator import Evaluator, format_metrics
 from tfxc.model_dir import EVAL_LOG_FILE, METRICS_FILE, RUN_INFO_FILE, TENSORBOARD_DIR, ModelDir
-from tfxc.training.distribute import cluster_spec, is_chief
+from tfxc.training.distribute import cluster_spec, evaluation_shard, is_chief
 from tfxc.training.loop import TrainLoop
 from tfxc.utils.io import atomic_write_text
 from tfxc.utils.memory import peak_rss_gb
@@ -109,8 +109,11 @@ class Controller:
                                                   max_to_keep=tc.keep_checkpoints)
         # The test split is evaluated at the end (a data set may have none); periodic evaluation during
         # training uses the validation split when there is one, else test.
-        self.evaluator = Evaluator(components.model, info, config.eval) if "test" in info.splits else None
-        self.val_evaluator = (Evaluator(components.model, info, config.eval, split="val")
+        # With several workers each evaluates its share of the batches and the metric sums are all-reduced.
+        shard, add_up = evaluation_shard(components.strategy)
+        self.evaluator = (Evaluator(components.model, info, config.eval, shard=shard, add_up=add_up)
+                          if "test" in info.splits else None)
+        self.val_evaluator = (Evaluator(components.model, info, config.eval, split="val", shard=shard, add_up=add_up)
                               if "val" in info.splits else self.evaluator)
         self.eval_every = tc.eval_every_steps or self.length.steps_in(tc.eval_every_epochs)
         if self.val_evaluator is None:

@@ -18,6 +18,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 from tfxc._tf import tf
 from tfxc.errors import ConfigError
 
@@ -108,6 +110,28 @@ def make_strategy(runtime) -> tf.distribute.Strategy:
         strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
     log.info("worker %d/%d joined a cluster with %d replicas", index, num_workers, strategy.num_replicas_in_sync)
     return strategy
+
+
+def all_reduce_sum(strategy: tf.distribute.Strategy, values: np.ndarray) -> np.ndarray:
+    """Σ over the workers of each worker's float64 vector `values`; every worker gets the total.
+
+    A collective: every worker must call it, with a vector of the same length. Each of a worker's
+    local replicas contributes values / (its local replica count), so the sum counts every worker once.
+    """
+    num_workers, _ = cluster_spec()
+    local_replicas = max(strategy.num_replicas_in_sync // max(num_workers, 1), 1)
+    share = tf.constant(np.asarray(values, np.float64) / local_replicas)
+    per_replica = strategy.run(lambda: tf.identity(share))
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None).numpy()
+
+
+def evaluation_shard(strategy: tf.distribute.Strategy):
+    """(shard, add_up) for an `Evaluator` under `strategy`: the worker's share of the batches and the
+    all-reduce that totals the metric sums with several workers; (None, None) with one."""
+    num_workers, index = cluster_spec()
+    if num_workers < 2 or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return None, None
+    return (index, num_workers), lambda values: all_reduce_sum(strategy, values)
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
