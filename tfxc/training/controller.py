@@ -26,6 +26,7 @@ from tfxc.model_dir import EVAL_LOG_FILE, METRICS_FILE, RUN_INFO_FILE, TENSORBOA
 from tfxc.training.distribute import cluster_spec, evaluation_shard, is_chief
 from tfxc.training.loop import TrainLoop
 from tfxc.utils.io import atomic_write_text
+from tfxc.utils.clock import process_age_s
 from tfxc.utils.memory import peak_rss_gb
 
 log = logging.getLogger("tfxc.train")
@@ -317,6 +318,9 @@ class Controller:
                 raise TrainingError(f"lost contact with another worker at step {step} "
                                     f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); {self._kept()}, "
                                     "restart all workers to resume") from None
+            if prev == start_step and self.chief:  # start-up cost: everything before the first loop ended
+                log.info("first %d step(s) done %.1f s after the process started (%.1f s of them tracing and "
+                         "running the first loop)", n, process_age_s(), time.time() - t_start)
             step += n
             if not math.isfinite(loss):
                 raise TrainingError(f"the training loss became {loss} in steps {step - n + 1}..{step}; stopped "
