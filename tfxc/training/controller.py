@@ -106,6 +106,7 @@ class Controller:
         directory = model_dir if self.chief else ModelDir(model_dir.worker_scratch_dir(index))
         self.own_dir = directory  # where this worker keeps its copy of the selected weights (best/)
         self._val_history: list[dict] = []
+        self._checkpoint_seconds, self._checkpoints_saved = 0.0, 0  # what saving costs the run (logged at the end)
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory.checkpoint_dir,
                                                   max_to_keep=tc.keep_checkpoints)
         # The test split is evaluated at the end (a data set may have none); periodic evaluation during
@@ -162,11 +163,14 @@ class Controller:
     def save(self, step: int) -> None:
         # The loss of a step is computed before its update, so a finite loss
         # does not prove finite weights: check them before they overwrite anything.
+        started = time.time()
         if not bool(self._weights_finite()):
             raise TrainingError(f"the weights became non-finite before step {step}; stopped without saving, "
                                 f"{self._kept()}. {self._advice()}")
         try:
             self.manager.save(checkpoint_number=step)
+            self._checkpoint_seconds += time.time() - started
+            self._checkpoints_saved += 1
         except tf.errors.OpError as e:  # disk full, quota, permissions: no half-written checkpoint stays
             directory = self.manager.directory
             for name in os.listdir(directory) if os.path.isdir(directory) else []:
@@ -366,8 +370,9 @@ class Controller:
             self.save(step)
         train_seconds = time.time() - t_start
         if start_step < step and self.chief:
-            log.info("trained %d steps in %s (peak resident memory %.2f GB)", step - start_step,
-                     format_duration(train_seconds), peak_rss_gb())
+            log.info("trained %d steps in %s (peak resident memory %.2f GB; %d checkpoints written in %.1f s)",
+                     step - start_step, format_duration(train_seconds), peak_rss_gb(), self._checkpoints_saved,
+                     self._checkpoint_seconds)
         if (self.eval_every and start_step < step and self.val_evaluator is not self.evaluator
                 and not (self._val_history and self._val_history[-1]["step"] == step)):
             self._periodic_eval(step, loss, writer)  # the validation curve's last point
