@@ -93,6 +93,30 @@ def batches(rows, batch_size: int):
         yield idx, val, splits
 
 
+class Progress:
+    """Rows done and rows/s on stderr while a large input streams through: redrawn in place every 0.5 s on a
+    terminal, a line every 30 s otherwise (logs)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = self.last = time.time()
+        self.count = 0
+
+    def update(self, rows: int) -> None:
+        self.count += rows
+        now = time.time()
+        if now - self.last >= (0.5 if self.tty else 30.0):
+            self.last = now
+            line = f"predicted {self.count:,} rows ({self.count / max(now - self.start, 1e-9):,.0f} rows/s)"
+            self.stream.write(f"\r{line}" if self.tty else line + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self.last > self.start:
+            self.stream.write("\n")
+
+
 def interactive(signature, k: int) -> int:
     """The prompt loop of --interactive: one text per line in, its top-k labels and scores out."""
     from tfxc._tf import tf
@@ -168,8 +192,10 @@ def main(argv=None):
                              feat_val=tf.constant(np.concatenate(val), tf.float32),
                              row_splits=tf.constant(splits, tf.int64), k=tf.constant(k, tf.int32))
                    for idx, val, splits in batches(rows, args.batch_size))
+    progress = Progress()
     with atomic_writer(args.output) as out:
         for result in results:
+            progress.update(int(result["label_ids"].shape[0]))
             ids, scores, names = (result["label_ids"].numpy(), result["scores"].numpy(),
                                   result["labels"].numpy())
             for i in range(ids.shape[0]):
@@ -178,6 +204,7 @@ def main(argv=None):
                                       "labels": [n.decode("utf-8") for n in names[i][found]],
                                       "scores": [round(float(s), 6) for s in scores[i][found]]}) + "\n")
                 count += 1
+    progress.close()
     print(f"wrote {count} predictions to {args.output} in {time.time() - start:.1f}s", file=sys.stderr)
     return 0
 
