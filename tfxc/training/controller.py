@@ -299,9 +299,10 @@ class Controller:
         writer = (tf.summary.create_file_writer(self.model_dir.file(TENSORBOARD_DIR)) if self.chief
                   else tf.summary.create_noop_writer())
         if self.chief:
-            log.info("training %d steps (%.2f epochs of %d steps, global batch %d, %d replica(s)) from step %d",
-                     total, self.length.epochs_at(total), self.length.steps_per_epoch, tc.global_batch_size,
-                     self.components.strategy.num_replicas_in_sync, step)
+            log.info("training %d steps (%.2f epochs of %d steps, global batch %d, %d replica(s)) from step %d; "
+                     "%.1f s after the process started", total, self.length.epochs_at(total),
+                     self.length.steps_per_epoch, tc.global_batch_size, self.components.strategy.num_replicas_in_sync,
+                     step, process_age_s())
         t_start = t_log = time.time()
         step_log = last_saved = step
         iterator, iterator_epoch, loss = None, None, math.nan
