@@ -9,7 +9,7 @@ then blocks of rows are read back from all parts, [rows, R, W], and ranked
 approximation). Memory: one part, one evaluation batch and one block of rows;
 disk: N · R · W · 4 bytes (2.6 GB for 2,000 rows × 32 × 10,000), checked
 before the first part and removed at the end. The metrics equal the assembled
-model's (`tests/eval/test_parts.py`).
+model's (`tests/heads/test_mach.py`).
 """
 
 from __future__ import annotations
