@@ -112,6 +112,17 @@ def test_centroid_precision_is_the_nearest_centroid_p_at_k_and_the_attainable_on
     assert 0.5 < got[0] <= got[1]  # topic-shaped synthetic labels: the centroids alone rank well
     # A cap on the rows scores whole blocks of 1,024 until it is reached: here the one block there is.
     np.testing.assert_allclose(centroid_precision(info, 6, 3, split="test", max_rows=10), got, rtol=1e-6)
+    # Kept beside the data per argument set, and read back instead of measured again.
+    import json
+    import os
+
+    from tfxc.heads.sparse_term import CENTROID_PRECISION_FILE
+
+    kept = json.loads(open(os.path.join(info.dir, CENTROID_PRECISION_FILE)).read())
+    assert sorted(kept) == ["test size=6 k=3 idf=True max_rows=10", "test size=6 k=3 idf=True max_rows=20000"]
+    kept["test size=6 k=3 idf=True max_rows=20000"] = [0.25, 0.5]
+    open(os.path.join(info.dir, CENTROID_PRECISION_FILE), "w").write(json.dumps(kept))
+    assert centroid_precision(info, 6, 3, split="test") == (0.25, 0.5)
 
 
 def test_sparse_options_need_the_sparse_term():

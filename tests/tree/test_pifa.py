@@ -3,7 +3,7 @@
 import numpy as np
 import scipy.sparse
 
-from tfxc.tree import cached_split_pifa, pifa, split_pifa
+from tfxc.tree import cached_cluster_labels, cached_split_pifa, cluster_labels, pifa, split_pifa
 from tfxc.tree.pifa import cached_split_idf, split_idf
 
 
@@ -49,6 +49,16 @@ def test_split_pifa_streams_the_converted_rows(tmp_path):
     np.testing.assert_allclose(cached_split_idf(info), want_idf, rtol=1e-6)
     assert (tmp_path / "d" / "train_feature_idf.npy").exists()
     np.testing.assert_allclose(cached_split_idf(info), want_idf, rtol=1e-6)
+    # The tree clustered from them is kept per option set and read back equal to a fresh clustering.
+    options = {"max_leaf_size": 4, "nr_splits": 4, "seed": 3}
+    fresh = cluster_labels(want, **options)
+    first = cached_cluster_labels(info, **options)
+    assert len(list((tmp_path / "d").glob("label_tree-*.npz"))) == 1
+    again = cached_cluster_labels(info, **options)
+    for tree in (first, again):
+        assert [p.tolist() for p in tree.parents] == [p.tolist() for p in fresh.parents]
+    cached_cluster_labels(info, **{**options, "seed": 4})
+    assert len(list((tmp_path / "d").glob("label_tree-*.npz"))) == 2  # another seed: another tree
 
 
 def test_encoder_pifa_averages_the_encoder_embeddings(tmp_path):

@@ -143,7 +143,7 @@ def load_or_build_tree(config: LabelTreeHeadConfig, context):
     """
     from tfxc.data.info import DatasetInfo
     from tfxc.errors import DataError
-    from tfxc.tree import LabelTree, cached_split_pifa, cluster_labels
+    from tfxc.tree import LabelTree, cached_cluster_labels
 
     saved = os.path.join(context.model_dir, TREE_FILE) if context.model_dir else None
     if saved and os.path.exists(saved):
@@ -157,10 +157,10 @@ def load_or_build_tree(config: LabelTreeHeadConfig, context):
         if config.tree_file:
             tree = LabelTree.read_tsv(config.tree_file, info.label_names())
         else:
-            tree = cluster_labels(cached_split_pifa(info), max_leaf_size=config.max_leaf_size,
-                                  nr_splits=config.nr_splits, min_codes=config.min_codes or None,
-                                  seed=config.tree_seed, max_iter=config.kmeans_max_iter, spherical=config.spherical,
-                                  skip_unseen=config.skip_unseen_labels)
+            tree = cached_cluster_labels(info, max_leaf_size=config.max_leaf_size, nr_splits=config.nr_splits,
+                                         min_codes=config.min_codes or None, seed=config.tree_seed,
+                                         max_iter=config.kmeans_max_iter, spherical=config.spherical,
+                                         skip_unseen=config.skip_unseen_labels)
     if tree.num_labels != context.num_labels:
         raise DataError(f"the label tree has {tree.num_labels} labels but the data has {context.num_labels}",
                         path=saved if saved and os.path.exists(saved) else config.tree_file or None)

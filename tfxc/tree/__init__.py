@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 
 import numpy as np
@@ -50,3 +52,25 @@ def cluster_labels(z, *, max_leaf_size: int = 100, nr_splits: int = 16, min_code
 
 __all__ = ["LabelTree", "balanced_kmeans_codes", "cached_split_pifa", "cluster_labels", "encoder_pifa", "labels_with_features", "pifa",
            "split_pifa", "tree_depth"]
+
+
+def cached_cluster_labels(info, **options) -> LabelTree:
+    """`cluster_labels` of the train split's PIFA features (`cached_split_pifa`), kept in the converted data
+    directory per set of `options` and read back afterwards: every new model directory of a tree config
+    would otherwise cluster again (8.3 s for wordnet-nextword's 30,000 labels). A re-conversion replaces the
+    directory, so a kept tree always belongs to the rows beside it; the clustering is deterministic in its
+    options (the seed is one of them)."""
+    import hashlib
+
+    key = json.dumps(options, sort_keys=True)
+    path = os.path.join(info.dir, f"label_tree-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz")
+    if os.path.exists(path):
+        tree = LabelTree.load(path)
+        log.info("label tree: %s, read from %s", tree.describe(), path)
+        return tree
+    tree = cluster_labels(cached_split_pifa(info), **options)
+    try:
+        tree.save(path)
+    except OSError as exc:  # a read-only data directory: fine, just not kept
+        log.warning("could not keep the label tree in %s: %s", info.dir, exc)
+    return tree
