@@ -34,9 +34,7 @@ def main(argv=None):
     config = model_dir.load_config(args.overrides)
     from tfxc.eval.evaluator import Evaluator, format_metrics, metric_lines, rounded_metrics
 
-    from tfxc.training.parts import has_finished_parts
-
-    if has_finished_parts(config, model_dir) and not args.bad_cases:
+    if model_dir.has_finished_parts(config) and not args.bad_cases:
         # Trained in parts: scored one part at a time, never the whole model in memory (tfxc.eval.parts).
         from tfxc.data.info import DatasetInfo
         from tfxc.eval.parts import PartsEvaluator

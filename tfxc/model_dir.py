@@ -46,6 +46,8 @@ TENSORBOARD_DIR = "tensorboard"
 METRICS_FILE = "metrics.json"
 EVAL_LOG_FILE = "eval_log.jsonl"
 PARTS_DIR = "parts"
+# Settings that change how a model is evaluated, not the model: an evaluation of parts may override them.
+EVALUATION_KEYS = ("eval.", "model.head.eval_")
 LOCK_FILE = ".lock"
 
 # Config keys a resumed run may change: how long and how often, evaluation and export settings, and the
@@ -75,7 +77,13 @@ class DirectoryLock:
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(self._fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
+            # The holder writes its name just after taking the lock: give it a moment to appear.
+            for _ in range(20):
+                holder = os.pread(self._fd, 4096, 0).decode("utf-8", "replace").strip()
+                if holder:
+                    break
+                time.sleep(0.05)
+            holder = holder or "another process"
             os.close(self._fd)
             raise TfxcError(f"{model_dir.path} is in use by {holder}; wait for it to finish, or give another "
                             "--model-dir") from None
@@ -259,6 +267,71 @@ class ModelDir:
             trained = json.loads(self.config_text())
         return _flat_differences(trained, to_dict(config))
 
+    # === Parts (a head trained in independent parts, e.g. MACH repetitions: `tfxc.training.parts`) ===
+    def finished_parts(self, config, info, allowed: tuple = ()) -> list["ModelDir"]:
+        """The model directories of all parts, in part order, each checked finished.
+
+        Args:
+          config: the `ExperimentConfig` every part was trained with.
+          info: the converted data's `DatasetInfo`.
+          allowed: prefixes of keys `config` may change from the parts' (`EVALUATION_KEYS` to evaluate).
+
+        Raises:
+          ConfigError: the head trains as a whole.
+          TrainingError: a part is missing, unfinished or was trained with another config.
+        """
+        from tfxc.config import config_to_json
+        from tfxc.errors import ConfigError
+        from tfxc.model import num_parts
+        from tfxc.training.length import TrainingLength
+
+        count = num_parts(config.model)
+        if count < 2:
+            raise ConfigError(f"model.head '{config.model.head.name}' trains as a whole; there are no parts")
+        total = TrainingLength.from_config(config.trainer, info.num_points("train")).total_steps
+        expected_config = config_to_json(config)
+        parts = []
+        for r in range(count):
+            part_dir = self.part(r)
+            step = part_dir.latest_step()
+            if step is None:
+                raise TrainingError(f"part {r} has no checkpoint in {part_dir.path}; train it with "
+                                    f"`python -m tfxc.train --config ... --part {r}`")
+            if part_dir.config_text() != expected_config and (
+                    not allowed or not part_dir.config_text()
+                    or any(not key.startswith(allowed) for key in part_dir.config_changes(config))):
+                raise TrainingError(f"part {r} in {part_dir.path} was trained with a different config")
+            if step != total:
+                raise TrainingError(f"part {r} stopped at step {step} of {total}; resume it with "
+                                    f"`python -m tfxc.train --config ... --part {r}`")
+            parts.append(part_dir)
+        return parts
+
+    def has_finished_parts(self, config) -> bool:
+        """Whether this directory holds a checkpoint of every part of the configured head (not checked further)."""
+        from tfxc.model import num_parts
+
+        count = num_parts(config.model)
+        return count > 1 and all(self.part(r).latest_step() is not None for r in range(count))
+
+    def assemble(self, config, info):
+        """The whole model built from the finished parts, restored one at a time (`Head.merge_part`), so at
+        most one part is in memory next to it. Returns the `XCModel`."""
+        import gc
+
+        from tfxc.build_context import BuildContext
+        from tfxc.model import build_model
+
+        parts = self.finished_parts(config, info)
+        model = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed, model_dir=self.path))
+        for r, part_dir in enumerate(parts):
+            part = part_dir.restore(config, part=r, need_rows=False).model
+            model.head.merge_part(model, r, part)
+            del part
+            gc.collect()  # the part's variables go before the next one is read
+        log.info("assembled %d parts of %s", len(parts), self.path)
+        return model
+
     # === Data ===
     def bind_data(self, info, resuming: bool) -> None:
         """Keeps a copy of the data's card in `dataset/`, or checks the data against the copy kept.
@@ -291,7 +364,7 @@ class ModelDir:
     # === Restoring ===
     def restore(self, config=None, overrides=(), part: int | None = None, need_rows: bool = True) -> TrainedModel:
         """Builds the model and loads its selected weights (best/), else its newest intact checkpoint, else
-        (a head trained in parts, not merged) assembles it from its parts (`tfxc.training.parts.assemble`).
+        (a head trained in parts, not merged) assembles it from its parts (`assemble`).
 
         Args:
           config: the config to build from (default: this directory's, with `overrides`).
@@ -318,11 +391,8 @@ class ModelDir:
                 raise TfxcError(self._data_changed(config.data.dir))
         else:
             info = bound
-        if part is None and self.best() is None and not self.checkpoints():
-            from tfxc.training.parts import assemble, has_finished_parts
-
-            if has_finished_parts(config, self):  # trained in parts and never merged: the parts are the model
-                return TrainedModel(config, assemble(config, self, info), info)
+        if part is None and self.best() is None and not self.checkpoints() and self.has_finished_parts(config):
+            return TrainedModel(config, self.assemble(config, info), info)  # trained in parts, not merged
         model = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed,
                                                                  model_dir=self.path, part=part))
         from tfxc.training.averaging import build_average

@@ -29,7 +29,7 @@ from tfxc.data.pipeline import eval_dataset
 from tfxc.errors import DataError, TfxcError
 from tfxc.eval.evaluator import pad_ids, split_metrics
 from tfxc.heads import HEADS
-from tfxc.model_dir import ModelDir
+from tfxc.model_dir import EVALUATION_KEYS, ModelDir
 from tfxc.utils.memory import peak_rss_gb
 
 log = logging.getLogger("tfxc.eval")
@@ -47,13 +47,11 @@ class PartsEvaluator:
     """
 
     def __init__(self, config, model_dir, info, split: str = "test", rows_per_block: int = 256):
-        from tfxc.training.parts import EVALUATION_KEYS, finished_parts
-
         if split not in info.splits:
             raise DataError(f"there is no '{split}' split; the data has: {', '.join(info.splits)}", path=info.dir)
         self.config, self.info, self.split = config, info, split
         self.model_dir = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
-        self.parts = finished_parts(config, self.model_dir, info, allowed=EVALUATION_KEYS)
+        self.parts = self.model_dir.finished_parts(config, info, allowed=EVALUATION_KEYS)
         self.rows_per_block = rows_per_block
         self.k = max(config.eval.ks)
         # The whole head, unbuilt: its ranking of the parts' scores needs no weights (MACH: the lookup).
