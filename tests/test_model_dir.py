@@ -33,6 +33,29 @@ def test_a_second_run_on_the_same_model_dir_is_refused_while_the_first_runs(tmp_
     assert "resumed from" in run_cli("tfxc.train", "--config", config, "--model-dir", model_dir).stderr
 
 
+def test_a_refused_run_names_a_holder_that_writes_its_name_just_after_locking(tmp_path):
+    # The race behind a flaky refusal message: the holder has the flock but has not written its name yet.
+    import fcntl
+    import threading
+    import time
+
+    from tfxc.errors import TfxcError
+    from tfxc.model_dir import LOCK_FILE, ModelDir
+
+    model_dir = ModelDir(str(tmp_path / "model"))
+    os.makedirs(model_dir.path)
+    fd = os.open(model_dir.file(LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o666)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    writer = threading.Timer(0.2, lambda: os.pwrite(fd, b"a tfxc.train run (pid 1234 on host)\n", 0))
+    writer.start()
+    try:
+        with pytest.raises(TfxcError, match=r"in use by a tfxc.train run \(pid 1234"):
+            model_dir.lock("a tfxc.train run")
+    finally:
+        writer.join()
+        os.close(fd)
+
+
 def test_resume_refuses_a_changed_config_and_names_the_keys(tmp_path):
     config = tiny_config(tmp_path, trainer={"train_steps": 8})
     model_dir = tmp_path / "model"

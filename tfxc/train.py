@@ -129,8 +129,8 @@ def train_recipe(args, own: dict | None = None) -> int:
     from tfxc.training.distribute import make_strategy
 
     if args.part is not None or args.merge_parts or args.link_parts:
-        raise ConfigError("--part, --merge-parts and --link-parts are for configs whose head trains in parts; the recipe's "
-                          "heads train whole (a thin config that names such a head: write it out whole)")
+        raise ConfigError("--part, --merge-parts and --link-parts are for configs whose head trains in parts; the "
+                          "recipe's heads train whole (a thin config that names such a head: write it out whole)")
     if own is None:
         stem = os.path.basename(args.train.rstrip("/")).split(".")[0] or "data"
         model_dir = args.model_dir or os.path.join("runs", stem)

@@ -139,7 +139,7 @@ class Head(keras.layers.Layer):
 
     def merge_part(self, model, index: int, part) -> None:
         """Sets the weights of part `index` of `model` (built whole, with this head) from `part`, a model of
-        that part alone (`tfxc.training.parts.assemble` calls it once per part, one part in memory at a time)."""
+        that part alone (`ModelDir.assemble` calls it once per part, one part in memory at a time)."""
         raise NotImplementedError(f"{type(self).__name__} trains as a whole; it has no parts to merge")
 
     def part_scores(self, model, batch) -> tf.Tensor:

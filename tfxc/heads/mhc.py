@@ -179,7 +179,7 @@ class MhcHead(LabelOrderTables, Head):
 
     # === Training ===
     def _level_loss(self, logits: tf.Tensor, targets: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-        """One level's loss float32 [B] over its nodes' logits [B, C], 0/1 targets and 0/1 mask (both float32 [B, C])."""
+        """One level's loss float32 [B] from its nodes' logits, 0/1 targets and 0/1 mask (float32 [B, C] each)."""
         if self.loss == "softmax":
             # −log of the softmax's mean over the positives' logits; a row without positives adds nothing.
             lse = tf.reduce_logsumexp(tf.where(mask > 0, logits, -1e9), axis=1)

@@ -19,6 +19,7 @@ scatter-added into the [B, L] logits. That costs O(entries touched), never a
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -282,8 +283,6 @@ def centroid_precision(info, size: int, k: int, split: str = "val", idf: bool = 
     """`measure_centroid_precision`, read from `CENTROID_PRECISION_FILE` in the data directory when it was
     measured before with the same arguments (wordnet-nextword's recipe: 20.4 s, then 3.1 s), else measured and
     kept there."""
-    import json
-
     from tfxc.utils.io import atomic_write_text
 
     path = os.path.join(info.dir, CENTROID_PRECISION_FILE)

@@ -35,12 +35,7 @@ def link_parts(config, model_dir, info) -> None:
     """
     model_dir = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
     model_dir.finished_parts(config, info)
-    lock = model_dir.lock("a tfxc.train --link-parts run")
-    try:
-        model_dir.bind_data(info, resuming=False)
-        model_dir.write_config(config)
-    finally:
-        lock.release()
+    _write_whole(config, model_dir, info, "--link-parts")
     log.info("%s is the model of its %d parts", model_dir.path, num_parts(config.model))
 
 
@@ -52,15 +47,22 @@ def merge_parts(config, model_dir, info) -> str:
       TrainingError: a part is missing, unfinished or was trained with another config.
     """
     model_dir = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
-    merged = model_dir.assemble(config, info)
-    lock = model_dir.lock("a tfxc.train --merge-parts run")
+    path = _write_whole(config, model_dir, info, "--merge-parts", model_dir.assemble(config, info))
+    log.info("merged %d parts into %s", num_parts(config.model), path)
+    return path
+
+
+def _write_whole(config, model_dir: ModelDir, info, flag: str, model=None) -> str | None:
+    """Under the directory's lock: the whole model's config and data binding, and `model` as its only
+    checkpoint when given (returns that checkpoint's path)."""
+    lock = model_dir.lock(f"a tfxc.train {flag} run")
     try:
         model_dir.bind_data(info, resuming=False)
         model_dir.write_config(config)
-        manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=merged), model_dir.checkpoint_dir,
+        if model is None:
+            return None
+        manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), model_dir.checkpoint_dir,
                                              max_to_keep=1)
-        path = manager.save(checkpoint_number=0)
+        return manager.save(checkpoint_number=0)
     finally:
         lock.release()
-    log.info("merged %d parts into %s", num_parts(config.model), path)
-    return path
