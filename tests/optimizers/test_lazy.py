@@ -61,3 +61,22 @@ def test_warmup_then_cosine_and_linear_decay():
     linear = WarmupDecay(2.0, warmup_steps=0, total_steps=100, decay="linear")
     assert float(linear(25)) == pytest.approx(1.5)
     assert float(WarmupDecay(3.0, 0, 100, "constant")(77)) == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("weight_decay", [None, 0.01])
+def test_fused_dense_adam_equals_keras_adam(weight_decay):
+    """LazyAdam's dense update runs TF's fused ResourceApplyAdam kernel; it must be Keras' Adam."""
+    rng = np.random.RandomState(1)
+    init, grads = rng.randn(5, 7).astype("float32"), rng.randn(4, 5, 7).astype("float32")
+
+    def run(optimizer):
+        weight = keras.Variable(init)
+        optimizer.build([weight])
+        for grad in grads:  # warm-up-free steps at varying gradients: the bias corrections matter
+            optimizer.apply_gradients([(tf.constant(grad), weight)])
+        return weight.numpy(), optimizer._momentums[0].numpy(), optimizer._velocities[0].numpy()
+
+    kwargs = dict(learning_rate=0.05, beta_1=0.8, beta_2=0.95, epsilon=1e-6, weight_decay=weight_decay)
+    for mine, keras_one in zip(run(LazyAdam(**kwargs)), run(keras.optimizers.Adam(**kwargs))):
+        np.testing.assert_allclose(mine, keras_one, rtol=1e-5, atol=1e-6)
+
