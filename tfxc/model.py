@@ -6,6 +6,7 @@ from tfxc._tf import keras
 from tfxc.build_context import BuildContext
 from tfxc.errors import ConfigError
 from tfxc.heads import HEADS
+from tfxc.precision import matmul_dtype
 
 
 class XCModel(keras.Model):
@@ -66,6 +67,7 @@ def build_model(model_config, context: BuildContext) -> XCModel:
         if not 0 <= context.part < parts:
             raise ConfigError(f"part {context.part} is out of range [0, {parts})")
     head = HEADS.build(model_config.head, context)
+    head.matmul_dtype = matmul_dtype(model_config.precision)
     encoder = head.make_encoder(model_config.encoder, context)
     model = XCModel(encoder, head, name="xc_model")
     encoder.build()

@@ -8,7 +8,9 @@ matrix product it executes, forward and backward (MatMul, BatchMatMul, Einsum, C
 gradients: 2 · output elements · contracted size each); embedding lookups, the optimizer update,
 elementwise ops and top-k are memory-bound and not counted. Then the training loop itself
 (`tfxc.training.loop.TrainLoop`, traced, as `tfxc.train` runs it) is timed over --steps steps after a
-warm-up loop. The peak is the median GFLOP/s of a square float32 (and bfloat16) matmul of --peak-size.
+warm-up loop. The peak is the median GFLOP/s of a square float32 (and bfloat16) matmul of --peak-size;
+a config under `model.precision` mixed_bfloat16 runs its head's products in bfloat16, so its row also
+gives the share of the bfloat16 peak (the products run at one or the other; the rest of a step is float32).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 
 from tfxc._tf import tf
 from tfxc.model_dir import ModelDir
+from tfxc.precision import resolve
 from tfxc.resolve import load_with_data
 from tfxc.training.components import build_components
 from tfxc.training.loop import TrainLoop
@@ -130,7 +133,7 @@ def measure(config_path: str, overrides: list[str], steps: int) -> dict:
         run(steps)
         seconds = (time.perf_counter() - start) / steps
     return {"config": config_path, "batch": config.trainer.global_batch_size, "labels": info.num_labels,
-            "head": config.model.head.name, "gflop_per_step": flops / 1e9, "ms_per_step": 1000 * seconds,
+            "head": config.model.head.name, "precision": resolve(config.model.precision), "gflop_per_step": flops / 1e9, "ms_per_step": 1000 * seconds,
             "gflops": flops / 1e9 / seconds}
 
 
@@ -147,14 +150,18 @@ def main():
     print(f"matmul peak ({args.peak_size}²): float32 {peak['float32']:.1f} GFLOP/s, "
           f"bfloat16 {peak['bfloat16']:.1f} GFLOP/s")
     rows = []
-    print("| config | head | labels | batch | GFLOP/step | ms/step | GFLOP/s | % of fp32 peak |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| config | head | labels | batch | precision | GFLOP/step | ms/step | GFLOP/s | % of fp32 peak | "
+          "% of its dtype's peak |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for path in args.configs:
         row = measure(path, args.overrides, args.steps)
         row["percent_of_peak"] = 100 * row["gflops"] / peak["float32"]
+        dtype = "bfloat16" if row["precision"] == "mixed_bfloat16" else "float32"
+        row["percent_of_dtype_peak"] = 100 * row["gflops"] / peak[dtype]
         rows.append(row)
-        print(f"| {path} | {row['head']} | {row['labels']:,} | {row['batch']} | {row['gflop_per_step']:.2f} | "
-              f"{row['ms_per_step']:.1f} | {row['gflops']:.1f} | {row['percent_of_peak']:.0f} % |", flush=True)
+        print(f"| {path} | {row['head']} | {row['labels']:,} | {row['batch']} | {row['precision']} | "
+              f"{row['gflop_per_step']:.2f} | {row['ms_per_step']:.1f} | {row['gflops']:.1f} | "
+              f"{row['percent_of_peak']:.0f} % | {row['percent_of_dtype_peak']:.0f} % |", flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"peak_gflops": peak, "overrides": args.overrides, "rows": rows}, f, indent=2)

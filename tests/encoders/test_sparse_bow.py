@@ -43,6 +43,26 @@ def test_encoding_matches_numpy_with_empty_rows_normalisation_and_a_hidden_layer
     np.testing.assert_allclose(encoder(ragged(IDS, VALUES, SPLITS)).numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_embedding_bag_and_its_row_sparse_gradient_with_leading_and_trailing_empty_rows():
+    """The bag is a sorted segment sum padded back to B rows; its table gradient stays an IndexedSlices."""
+    from tfxc.encoders.sparse_bow import embedding_bag
+
+    table = tf.Variable(np.random.RandomState(3).randn(10, 4).astype("float32"))
+    splits = np.array([0, 0, 3, 3, 5, 5, 5], np.int64)  # rows 0, 2, 4 and 5 empty
+    batch = ragged(IDS, VALUES, splits)
+    weights = np.random.RandomState(4).randn(6, 4).astype("float32")
+    with tf.GradientTape() as tape:
+        bag = embedding_bag(table, batch["feat_idx"], batch["feat_val"])
+        loss = tf.reduce_sum(bag * weights)
+    gradient = tape.gradient(loss, table)
+    dense = np.zeros((6, 10), np.float32)  # the rows as a dense [B, F] matrix
+    for row, (start, end) in enumerate(zip(splits[:-1], splits[1:])):
+        np.add.at(dense[row], IDS[start:end], VALUES[start:end])
+    np.testing.assert_allclose(bag.numpy(), dense @ table.numpy(), rtol=1e-5, atol=1e-6)
+    assert isinstance(gradient, tf.IndexedSlices)
+    np.testing.assert_allclose(tf.convert_to_tensor(gradient).numpy(), dense.T @ weights, rtol=1e-5, atol=1e-6)
+
+
 def test_preprocess_drops_raw_text_so_strings_never_reach_the_replicas():
     encoder = SparseBowEncoder(num_features=10, embedding_dim=6, seed=2)
     batch = {**ragged(IDS, VALUES, SPLITS), "row_id": tf.constant([0, 1, 2], tf.int64),

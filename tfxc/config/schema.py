@@ -208,12 +208,20 @@ class ModelConfig:
     Attributes:
       encoder: e.g. {"name": "sparse_bow", "embedding_dim": 512}.
       head: e.g. {"name": "one_vs_all"}.
+      precision: "float32", "mixed_bfloat16" (the head's big matrix products on bfloat16 copies of
+        features and weights; weights, updates and losses stay float32) or "auto" (mixed_bfloat16
+        where the machine multiplies bfloat16 natively). See `tfxc.precision`.
     """
 
     encoder: Any = field(default=None, metadata={"registry": "encoder", "default_name": "sparse_bow"})
     head: Any = field(default=None, metadata={"registry": "head", "default_name": "one_vs_all"})
+    precision: str = "float32"
 
     def validate(self, path: str) -> None:
+        from tfxc.precision import PRECISIONS
+
+        _require(self.precision in PRECISIONS,
+                 f"{path}.precision '{self.precision}' is not one of {', '.join(PRECISIONS)}")
         self.encoder.validate(path + ".encoder")
         self.head.validate(path + ".head")
 

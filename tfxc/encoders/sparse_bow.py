@@ -56,8 +56,11 @@ def embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val: tf.Ra
 
     `tf.gather` on the raw variable keeps the table gradient an IndexedSlices
     over the touched rows only, so optimizers can update the table sparsely.
-    (`tf.nn.embedding_lookup_sparse` drops trailing empty rows from its output,
-    hence the explicit segment sum with `num_segments`.)
+    A ragged row's values are contiguous, so the sum is a *sorted* segment sum:
+    TF's unsorted one is about twice as slow on CPU, and its gradient masks
+    negative ids with three extra passes over the [nnz, dim] rows (BENCHMARKS.md,
+    "Speed"). Trailing rows without features, which a segment sum leaves out, are
+    padded back as zeros.
 
     Args:
       table: float32 [num_features, dim].
@@ -68,7 +71,8 @@ def embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val: tf.Ra
       float32 [B, dim].
     """
     rows = tf.gather(table, feat_idx.values) * feat_val.values[:, None]
-    return tf.math.unsorted_segment_sum(rows, feat_idx.value_rowids(), feat_idx.nrows())
+    sums = tf.math.segment_sum(rows, feat_idx.value_rowids())
+    return tf.pad(sums, [[0, feat_idx.nrows() - tf.shape(sums, out_type=tf.int64)[0]], [0, 0]])
 
 
 class SparseBowEncoder(Encoder):

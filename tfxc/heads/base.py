@@ -40,6 +40,7 @@ from typing import ClassVar
 
 from tfxc._tf import keras, tf
 from tfxc.encoders import ENCODERS
+from tfxc.precision import mixed_einsum, mixed_matmul
 
 
 class Head(keras.layers.Layer):
@@ -55,6 +56,9 @@ class Head(keras.layers.Layer):
     supports_softmax_statistics: ClassVar[bool] = False
     #: the SavedModel compiles `top_k(features, fixed k)` with XLA (one compilation per batch size).
     serving_jit_compile: ClassVar[bool] = False
+    #: the dtype of the head's big matrix products (`model.precision`, set by `tfxc.model.build_model`);
+    #: heads run them through `self.matmul` / `self.einsum`, which return float32 whatever it is.
+    matmul_dtype: tf.DType = tf.float32
 
     def __init__(self, num_labels: int, **kwargs):
         super().__init__(**kwargs)
@@ -156,6 +160,15 @@ class Head(keras.layers.Layer):
     def sparse_variables(self) -> list:
         """Variables whose gradients are row-sparse (`tf.IndexedSlices`); updated lazily."""
         return []
+
+    # === Helpers ===
+    def matmul(self, a: tf.Tensor, b: tf.Tensor, **kwargs) -> tf.Tensor:
+        """`tf.matmul(a, b, **kwargs)` in `matmul_dtype`, as float32 (`tfxc.precision.mixed_matmul`)."""
+        return mixed_matmul(a, b, self.matmul_dtype, **kwargs)
+
+    def einsum(self, equation: str, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+        """`tf.einsum(equation, a, b)` in `matmul_dtype`, as float32 (`tfxc.precision.mixed_einsum`)."""
+        return mixed_einsum(equation, a, b, self.matmul_dtype)
 
     def get_config(self):
         return {**super().get_config(), "num_labels": self.num_labels}

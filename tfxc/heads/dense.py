@@ -291,7 +291,7 @@ class DenseLabelHead(Head):
         kernel = self.kernel.value if whole else self.kernel.value[:, start:stop]
         if self.cosine_margin is not None:
             return self.cosine_margin.logits(h, kernel, rows_axis=1)
-        logits = tf.matmul(h, kernel)
+        logits = self.matmul(h, kernel)
         if self.use_bias:
             logits += self.bias.value if whole else self.bias.value[start:stop]
         if self.sparse_term is not None:

@@ -81,7 +81,7 @@ class LinearHead(Head):
         rows = tf.gather(self.kernel.value, label_ids)
         if self.cosine_margin is not None:
             return self.cosine_margin.logits(features, rows)
-        logits = tf.matmul(features, rows, transpose_b=True)
+        logits = self.matmul(features, rows, transpose_b=True)
         return logits + tf.gather(self.bias.value, label_ids) if self.use_bias else logits
 
     def margin_at_columns(self, logits: tf.Tensor, columns: tf.Tensor) -> tf.Tensor:
@@ -90,7 +90,7 @@ class LinearHead(Head):
     def _chunk_logits(self, features, start: int, stop: int) -> tf.Tensor:
         if self.cosine_margin is not None:
             return self.cosine_margin.logits(features, self.kernel.value[start:stop])
-        logits = tf.matmul(features, self.kernel.value[start:stop], transpose_b=True)
+        logits = self.matmul(features, self.kernel.value[start:stop], transpose_b=True)
         return logits + self.bias.value[start:stop] if self.use_bias else logits
 
     def call(self, features, training=False):

@@ -204,7 +204,7 @@ class MachHead(Head):
 
     def call(self, features, training=False):
         equation = "nrd,rdb->nrb" if self.per_repetition_features else "nd,rdb->nrb"
-        return tf.einsum(equation, features, self.kernel.value) + self.bias.value
+        return self.einsum(equation, features, self.kernel.value) + self.bias.value
 
     # === Loss ===
     def per_example_loss(self, logits, labels):

@@ -23,9 +23,15 @@ from tfxc._tf import keras, tf
 
 
 def _dedupe(gradient: tf.IndexedSlices) -> tuple[tf.Tensor, tf.Tensor]:
-    """Sums the rows of an IndexedSlices that share an index -> (unique ids [U], values [U, ...])."""
-    unique, position = tf.unique(gradient.indices)
-    values = tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(unique)[0])
+    """Sums the rows of an IndexedSlices that share an index -> (unique ids [U], values [U, ...]).
+
+    Sorted by id first (a stable argsort of the ids, then a sorted segment sum), which on CPU
+    is 1.2-1.4× faster than `unsorted_segment_sum` over the same rows and adds them in the
+    same order every time (BENCHMARKS.md, "Speed").
+    """
+    order = tf.argsort(gradient.indices, stable=True)
+    unique, position = tf.unique(tf.gather(gradient.indices, order))
+    values = tf.math.segment_sum(tf.gather(gradient.values, order), position)
     return unique, values
 
 

@@ -22,6 +22,7 @@ from tfxc import __version__
 from tfxc._tf import keras, tf
 from tfxc.errors import ConfigError, Stopped, TrainingError
 from tfxc.eval.evaluator import Evaluator, format_metrics
+from tfxc.precision import resolve as resolve_precision
 from tfxc.model_dir import EVAL_LOG_FILE, METRICS_FILE, RUN_INFO_FILE, TENSORBOARD_DIR, ModelDir
 from tfxc.training.distribute import cluster_spec, evaluation_shard, is_chief
 from tfxc.training.loop import TrainLoop
@@ -299,10 +300,10 @@ class Controller:
         writer = (tf.summary.create_file_writer(self.model_dir.file(TENSORBOARD_DIR)) if self.chief
                   else tf.summary.create_noop_writer())
         if self.chief:
-            log.info("training %d steps (%.2f epochs of %d steps, global batch %d, %d replica(s)) from step %d; "
+            log.info("training %d steps (%.2f epochs of %d steps, global batch %d, %d replica(s), %s) from step %d; "
                      "%.1f s after the process started", total, self.length.epochs_at(total),
                      self.length.steps_per_epoch, tc.global_batch_size, self.components.strategy.num_replicas_in_sync,
-                     step, process_age_s())
+                     resolve_precision(self.config.model.precision), step, process_age_s())
         t_start = t_log = time.time()
         step_log = last_saved = step
         iterator, iterator_epoch, loss = None, None, math.nan
