@@ -55,6 +55,7 @@ LOCK_FILE = ".lock"
 # the model, the data or the optimisation, and a resumed run would silently mix two experiments.
 SAFE_TO_CHANGE = ("trainer.epochs", "trainer.train_steps", "trainer.steps_per_loop", "trainer.log_every_steps",
                   "trainer.eval_every_steps", "trainer.eval_every_epochs", "trainer.checkpoint_every_steps",
+                  "trainer.checkpoint_every_seconds",
                   "trainer.keep_checkpoints", "trainer.patience", "eval.", "export.", "runtime.strategy",
                   "runtime.cpu_replicas", "runtime.collective_timeout_s", "runtime.startup_timeout_s")
 

@@ -79,14 +79,12 @@ def main():
         loop = TrainLoop(strategy, components.model, components.optimizer, components.objective,
                          tc.global_batch_size, config.optimizer.clip_norm, components.average)
         per_epoch = components.length.steps_per_epoch
-        iterator = components.train_iterator(0)
+        iterator = components.train_iterator(0, num_epochs=1000)  # a lazy stream
         position = [0]
 
         def run(num_steps):
-            nonlocal iterator
             while num_steps:
-                if position[0] == per_epoch:
-                    iterator, position[0] = components.train_iterator(1), 0
+                position[0] %= per_epoch
                 n = min(tc.steps_per_loop, num_steps, per_epoch - position[0])
                 loop(iterator, n)
                 position[0] += n

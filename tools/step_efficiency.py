@@ -116,13 +116,11 @@ def measure(config_path: str, overrides: list[str], steps: int) -> dict:
         loop = new_loop()
         # Timed from a fresh epoch (one step of epoch 0 went to counting), in the loop's own chunks and never
         # across an epoch's end, as tfxc.train calls it.
-        state = {"epoch": 1, "position": 0, "iterator": components.train_iterator(1)}
+        state = {"position": 0, "iterator": components.train_iterator(1, num_epochs=1000)}  # a lazy stream
 
         def run(num_steps):
             while num_steps:
-                if state["position"] == per_epoch:
-                    epoch = state["epoch"] + 1
-                    state.update(epoch=epoch, position=0, iterator=components.train_iterator(epoch))
+                state["position"] %= per_epoch
                 n = min(config.trainer.steps_per_loop, num_steps, per_epoch - state["position"])
                 loop(state["iterator"], n)
                 state["position"] += n

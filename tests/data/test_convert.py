@@ -91,13 +91,13 @@ def test_jsonl_text_converts_with_a_train_vocabulary(shared_data, tmp_path):
     assert info.label_names() == open(f"{shared_data}/banking77/labels.txt").read().split("\n")[:77]
 
 
-def global_batches(files, n, gb, pipelines, replicas_per_pipeline, epoch=0, skip=0):
+def global_batches(files, n, gb, pipelines, replicas_per_pipeline, epoch=0, skip=0, num_epochs=1):
     """Row ids of each global batch, reassembled from every pipeline's per-replica batches."""
     per_pipeline = []
     for p in range(pipelines):
         ctx = tf.distribute.InputContext(pipelines, p, pipelines * replicas_per_pipeline)
         ds = train_dataset(files, num_points=n, global_batch_size=gb, seed=5, shuffle_buffer=1000,
-                           epoch=epoch, skip_steps=skip, input_context=ctx)
+                           epoch=epoch, skip_steps=skip, input_context=ctx, num_epochs=num_epochs)
         per_pipeline.append([b["row_id"].numpy() for b in ds])
     steps = len(per_pipeline[0]) // replicas_per_pipeline
     return [np.concatenate([per_pipeline[p][s * replicas_per_pipeline + r] for p in range(pipelines)
@@ -117,6 +117,11 @@ def test_global_batches_do_not_depend_on_the_cluster_shape(shared_data, tmp_path
     assert len(set(ids)) == len(ids)
     assert not np.array_equal(one[0], global_batches(files, n, 32, 1, 1, epoch=1)[0])
     assert all(np.array_equal(a, b) for a, b in zip(one[3:], global_batches(files, n, 32, 1, 1, skip=3)))
+    # One stream over several epochs is the epochs one after another, the skip applying to the first only.
+    epoch_1, epoch_2 = (global_batches(files, n, 32, 1, 1, epoch=e) for e in (1, 2))
+    stream = global_batches(files, n, 32, 2, 2, epoch=1, skip=2, num_epochs=2)
+    assert len(stream) == len(epoch_1) - 2 + len(epoch_2)
+    assert all(np.array_equal(a, b) for a, b in zip(stream, epoch_1[2:] + epoch_2))
 
 
 def test_dense_source_dir_converts_train_val_and_test(tmp_path):

@@ -4,6 +4,7 @@ and outputs that must never replace unrelated folders."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -42,3 +43,16 @@ def test_outputs_never_replace_an_unrelated_folder(tmp_path, shared_data):
                      "--test", f"{shared_data}/medical/test.txt", "--out", str(keep), check=False, timeout=120)
     assert result.returncode == 2 and "refusing to replace it" in result.stderr
     assert (keep / "notes.txt").read_text() == "precious"
+
+
+@pytest.mark.parametrize("every_seconds, expected", [(0.0, [12]), (1e-6, [4, 8, 12])])
+def test_checkpoints_by_wall_time_and_without_a_step_cadence(tmp_path, every_seconds, expected):
+    """checkpoint_every_steps 0 saves only at the end; checkpoint_every_seconds saves when that much time
+    has passed since the last save (here: after every loop of 4 steps)."""
+    config = tiny_config(tmp_path, model=MODEL, trainer={"train_steps": 12, "steps_per_loop": 4,
+                                                         "checkpoint_every_steps": 0, "keep_checkpoints": 10,
+                                                         "checkpoint_every_seconds": every_seconds})
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "m"), "--skip-eval")
+    saved = sorted(int(name.split("-")[1].split(".")[0]) for name in os.listdir(tmp_path / "m" / "checkpoints")
+                   if name.startswith("ckpt-") and name.endswith(".index"))
+    assert saved == expected

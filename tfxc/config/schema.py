@@ -279,7 +279,12 @@ class TrainerConfig:
       eval_every_steps: evaluate every N steps (on the val split if the data has one, else
         on test); 0 = only at the end (always on test).
       eval_every_epochs: the same cadence in epochs (e.g. 1.0); used when eval_every_steps is 0.
-      checkpoint_every_steps: checkpoint cadence (always also at the end).
+      checkpoint_every_steps: checkpoint cadence in steps; 0 = none (a checkpoint is always written at
+        the end, when stopping early and on SIGTERM/SIGINT).
+      checkpoint_every_seconds: also checkpoint once this much wall time has passed since the last
+        checkpoint (checked between loops); 0 = off. A time cadence keeps the cost of saving a
+        bounded share of a run however fast its steps are; a killed run resumes from the last one,
+        to the same weights.
       keep_checkpoints: checkpoints kept on disk.
       select_metric: e.g. "P@5": keep the weights of the periodic evaluation on the val
         split that scored best on this metric (`best/` in the model directory), and end
@@ -302,6 +307,7 @@ class TrainerConfig:
     eval_every_steps: int = 0
     eval_every_epochs: float = 0.0
     checkpoint_every_steps: int = 1000
+    checkpoint_every_seconds: float = 0.0
     keep_checkpoints: int = 3
     select_metric: str = ""
     patience: int = 0
@@ -317,8 +323,11 @@ class TrainerConfig:
         _require(self.train_steps > 0 or self.epochs > 0,
                  f"{path}: set epochs (> 0) or train_steps (> 0); got epochs={self.epochs}, "
                  f"train_steps={self.train_steps}")
-        for name in ("steps_per_loop", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
+        for name in ("steps_per_loop", "log_every_steps", "keep_checkpoints"):
             _require(getattr(self, name) >= 1, f"{path}.{name} ({getattr(self, name)}) must be >= 1")
+        _require(self.checkpoint_every_steps >= 0 and self.checkpoint_every_seconds >= 0,
+                 f"{path}: checkpoint_every_steps ({self.checkpoint_every_steps}) and checkpoint_every_seconds "
+                 f"({self.checkpoint_every_seconds}) must be >= 0 (0 = off)")
         _require(self.eval_every_steps >= 0 and self.eval_every_epochs >= 0,
                  f"{path}: eval_every_steps ({self.eval_every_steps}) and eval_every_epochs "
                  f"({self.eval_every_epochs}) must be >= 0")

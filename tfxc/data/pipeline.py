@@ -15,8 +15,23 @@ few thousand examples/s of training) but parse only their slice.
 
 from __future__ import annotations
 
+import os
+
 from tfxc._tf import tf
 from tfxc.data.tfrecord import parse_batch
+
+# Fixed parallelism instead of tf.data's autotuning: at an epoch's end, deleting the spent iterator waited for
+# the autotuner's model thread, 8-9 s in about half the epochs on wordnet-hypernyms (a fifth of a training
+# run once the steps had got fast); with fixed settings reading and parsing run as fast or faster
+# (`tools/bench_input_pipeline.py`: 150-190k examples/s, 40x the training rate). BENCHMARKS.md, "Speed".
+PARALLEL_CALLS = max(2, os.cpu_count() or 2)
+PREFETCH_BATCHES = 2
+
+
+def _fixed_options(options: tf.data.Options | None = None) -> tf.data.Options:
+    options = options or tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 def steps_per_epoch(num_points: int, global_batch_size: int) -> int:
@@ -26,8 +41,9 @@ def steps_per_epoch(num_points: int, global_batch_size: int) -> int:
 
 def train_dataset(files: list[str], *, num_points: int, global_batch_size: int, seed: int, shuffle_buffer: int,
                   epoch: int, skip_steps: int = 0, input_context: tf.distribute.InputContext | None = None,
-                  preprocess=None) -> tf.data.Dataset:
-    """One epoch of training batches, starting `skip_steps` global steps into it.
+                  preprocess=None, num_epochs: int = 1) -> tf.data.Dataset:
+    """Training batches of epochs `epoch` .. `epoch + num_epochs - 1`, starting `skip_steps` global steps
+    into the first.
 
     `preprocess` (e.g. `Encoder.preprocess`, which tokenises raw text) maps each parsed
     batch dict inside the pipeline, so tokenisation overlaps the training step.
@@ -35,34 +51,51 @@ def train_dataset(files: list[str], *, num_points: int, global_batch_size: int, 
     Returns:
       A finite dataset of parsed per-replica batches (see
       `tfxc.data.tfrecord.parse_batch`) of `global_batch_size / num_replicas`
-      examples; `steps_per_epoch - skip_steps` of them per replica.
+      examples; `steps_per_epoch - skip_steps` of them per replica in the first epoch,
+      `steps_per_epoch` in each further one.
     """
     ctx = input_context or tf.distribute.InputContext()
     num_pipelines, pipeline = ctx.num_input_pipelines, ctx.input_pipeline_id
     replicas_here = ctx.num_replicas_in_sync // num_pipelines
     per_pipeline = global_batch_size // num_pipelines
     per_replica = per_pipeline // replicas_here
+    batches = steps_per_epoch(num_points, global_batch_size)
+    cycle = min(len(files), 4)
 
-    # Shards are read in a fixed order (deterministic interleave), so the
-    # shuffle is a pure function of (seed, epoch). The seed must be a Python
-    # int (tf.data cannot take a traced seed), hence one dataset per epoch.
-    ds = tf.data.Dataset.from_tensor_slices(files).interleave(
-        tf.data.TFRecordDataset, cycle_length=min(len(files), 4), num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True)
-    ds = ds.shuffle(shuffle_buffer, seed=seed * 100003 + epoch, reshuffle_each_iteration=False)
-    ds = ds.batch(global_batch_size, drop_remainder=True).take(steps_per_epoch(num_points, global_batch_size))
-    ds = ds.skip(skip_steps)
+    # Shards are read in a fixed order (deterministic interleave), so an epoch's order is a pure
+    # function of (seed, epoch), whichever epoch a stream starts at (a resumed run).
+    records = tf.data.Dataset.from_tensor_slices(files).interleave(
+        tf.data.TFRecordDataset, cycle_length=cycle, num_parallel_calls=cycle, deterministic=True)
+
+    def one_epoch(e: int, skip: int) -> tf.data.Dataset:
+        # The seed must be a Python int (tf.data mixes a traced one with the global seed in Python), hence
+        # a dataset per epoch.
+        ds = records.shuffle(shuffle_buffer, seed=seed * 100003 + e, reshuffle_each_iteration=False)
+        return ds.batch(global_batch_size, drop_remainder=True).take(batches).skip(skip)
+
+    # One stream over all the epochs, so that a run parses through one pipeline and one iterator, not one per
+    # epoch (on medical, 60 epochs of 18 steps, building them was a fifth of training).
+    ds = _concatenate([one_epoch(e, skip_steps if e == epoch else 0) for e in range(epoch, epoch + num_epochs)])
 
     def my_replica_batches(global_batch):
         mine = global_batch[pipeline * per_pipeline:(pipeline + 1) * per_pipeline]
         return tf.data.Dataset.from_tensor_slices(tf.reshape(mine, [replicas_here, per_replica]))
 
-    ds = ds.flat_map(my_replica_batches).map(_parser(preprocess), num_parallel_calls=tf.data.AUTOTUNE,
+    ds = ds.flat_map(my_replica_batches).map(_parser(preprocess), num_parallel_calls=PARALLEL_CALLS,
                                              deterministic=True)
-    options = tf.data.Options()
+    options = _fixed_options()
     # We shard ourselves (by slicing batches); stop tf.distribute from re-sharding.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(options).prefetch(PREFETCH_BATCHES)
+
+
+def _concatenate(datasets: list[tf.data.Dataset]) -> tf.data.Dataset:
+    """The datasets one after another, concatenated as a balanced tree (a chain of many epochs would make
+    every element pass through one concatenation per epoch before it)."""
+    while len(datasets) > 1:
+        datasets = [datasets[i].concatenate(datasets[i + 1]) if i + 1 < len(datasets) else datasets[i]
+                    for i in range(0, len(datasets), 2)]
+    return datasets[0]
 
 
 def eval_dataset(files: list[str], batch_size: int, max_points: int = 0, preprocess=None,
@@ -78,7 +111,8 @@ def eval_dataset(files: list[str], batch_size: int, max_points: int = 0, preproc
     ds = ds.batch(batch_size)
     if shard is not None and shard[1] > 1:
         ds = ds.shard(shard[1], shard[0])  # whole batches, before parsing: each worker parses only its own
-    return ds.map(_parser(preprocess), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(_parser(preprocess), num_parallel_calls=PARALLEL_CALLS, deterministic=True)
+    return ds.with_options(_fixed_options()).prefetch(PREFETCH_BATCHES)
 
 
 def _parser(preprocess):

@@ -77,14 +77,16 @@ class TrainingComponents:
 
         return self.average.swapped() if self.average is not None else contextlib.nullcontext()
 
-    def train_iterator(self, epoch: int, skip_steps: int = 0):
-        """An iterator over epoch `epoch`'s distributed batches, starting `skip_steps` steps into it."""
+    def train_iterator(self, epoch: int, skip_steps: int = 0, num_epochs: int = 1):
+        """An iterator over the distributed batches of epochs `epoch` .. `epoch + num_epochs - 1`, starting
+        `skip_steps` steps into the first."""
         cfg, info = self.config, self.info
         files, num_points = info.files("train"), info.num_points("train")
         dataset = self.strategy.distribute_datasets_from_function(
             lambda ctx: train_dataset(files, num_points=num_points, global_batch_size=cfg.trainer.global_batch_size,
                                       seed=cfg.runtime.seed, shuffle_buffer=cfg.data.shuffle_buffer, epoch=epoch,
-                                      skip_steps=skip_steps, input_context=ctx, preprocess=self.model.encoder.preprocess))
+                                      skip_steps=skip_steps, input_context=ctx, preprocess=self.model.encoder.preprocess,
+                                      num_epochs=num_epochs))
         return iter(dataset)
 
 

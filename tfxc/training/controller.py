@@ -80,8 +80,9 @@ def crossed(before: int, after: int, every: int) -> bool:
 class Controller:
     """Drives `TrainLoop` over the epochs of a `TrainingComponents` run in `model_dir`.
 
-    Cadence (all in steps): a progress line every `log_every_steps`, a
-    checkpoint every `checkpoint_every_steps`, an evaluation of the val split
+    Cadence (in steps unless said): a progress line every `log_every_steps`, a
+    checkpoint every `checkpoint_every_steps` and every `checkpoint_every_seconds`
+    of wall time, an evaluation of the val split
     (else test) every `eval_every_steps`/`eval_every_epochs`, and always a
     checkpoint and a test evaluation at the end. A non-finite loss or weights
     stop training without saving, keeping the last good checkpoint.
@@ -108,15 +109,18 @@ class Controller:
         self.own_dir = directory  # where this worker keeps its copy of the selected weights (best/)
         self._val_history: list[dict] = []
         self._checkpoint_seconds, self._checkpoints_saved = 0.0, 0  # what saving costs the run (logged at the end)
+        self._last_checkpoint_time = time.time()  # for trainer.checkpoint_every_seconds
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory.checkpoint_dir,
                                                   max_to_keep=tc.keep_checkpoints)
         # The test split is evaluated at the end (a data set may have none); periodic evaluation during
         # training uses the validation split when there is one, else test.
         # With several workers each evaluates its share of the batches and the metric sums are all-reduced.
         shard, add_up = evaluation_shard(components.strategy)
-        self.evaluator = (Evaluator(components.model, info, config.eval, shard=shard, add_up=add_up)
+        self.evaluator = (Evaluator(components.model, info, config.eval, shard=shard, add_up=add_up,
+                                    keep_batches="val" not in info.splits)  # evaluated periodically then
                           if "test" in info.splits else None)
-        self.val_evaluator = (Evaluator(components.model, info, config.eval, split="val", shard=shard, add_up=add_up)
+        self.val_evaluator = (Evaluator(components.model, info, config.eval, split="val", shard=shard, add_up=add_up,
+                                        keep_batches=True)
                               if "val" in info.splits else self.evaluator)
         self.eval_every = tc.eval_every_steps or self.length.steps_in(tc.eval_every_epochs)
         if self.val_evaluator is None:
@@ -170,6 +174,7 @@ class Controller:
                                 f"{self._kept()}. {self._advice()}")
         try:
             self.manager.save(checkpoint_number=step)
+            self._last_checkpoint_time = time.time()
             self._checkpoint_seconds += time.time() - started
             self._checkpoints_saved += 1
         except tf.errors.OpError as e:  # disk full, quota, permissions: no half-written checkpoint stays
@@ -290,6 +295,19 @@ class Controller:
         # A worker that got no signal itself stops as for a preemption.
         return (signals.received or signal.SIGTERM) if anyone else None
 
+    def _checkpoint_due_by_time(self, more_to_come: bool) -> bool:
+        """Whether `trainer.checkpoint_every_seconds` have passed since the last checkpoint (or the start),
+        agreed by every worker (they must save together; their clocks differ)."""
+        every = self.config.trainer.checkpoint_every_seconds
+        if not every or not more_to_come:
+            return False
+        due = time.time() - self._last_checkpoint_time >= every
+        num_workers, _ = cluster_spec()
+        if num_workers == 1:
+            return due
+        strategy = self.components.strategy
+        return float(strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0 if due else 0.0)), axis=None)) > 0
+
     def _train(self, signals: StopSignals) -> dict[str, float]:
         tc, total = self.config.trainer, self.length.total_steps
         step = self.restore()  # before writing config.json: a mismatch must not overwrite the old one
@@ -304,15 +322,17 @@ class Controller:
                      "%.1f s after the process started", total, self.length.epochs_at(total),
                      self.length.steps_per_epoch, tc.global_batch_size, self.components.strategy.num_replicas_in_sync,
                      resolve_precision(self.config.model.precision), step, process_age_s())
-        t_start = t_log = time.time()
+        t_start = t_log = self._last_checkpoint_time = time.time()
         step_log = last_saved = step
         iterator, iterator_epoch, loss = None, None, math.nan
         while step < total and not stopped_early:
             epoch, step_in_epoch = self.length.position(step)
+            if iterator is None:  # one stream from here to the last epoch
+                iterator = self.components.train_iterator(epoch, step_in_epoch, self.length.num_epochs - epoch)
             if epoch != iterator_epoch:
-                iterator, iterator_epoch = self.components.train_iterator(epoch, step_in_epoch), epoch
+                iterator_epoch = epoch
                 self.components.objective.start_epoch(epoch + 1)
-            # A loop never crosses an epoch boundary (each epoch has its own stream).
+            # A loop never crosses an epoch boundary (per-epoch objectives start their epochs between loops).
             n = min(tc.steps_per_loop, total - step, self.length.steps_per_epoch - step_in_epoch)
             if self.eval_every:  # stop at evaluation points, so curves are sampled where asked
                 n = min(n, self.eval_every - step % self.eval_every)
@@ -346,7 +366,8 @@ class Controller:
                 with writer.as_default(step=step):
                     tf.summary.scalar("train/steps_per_second", rate)
                 t_log, step_log = now, step
-            if crossed(prev, step, tc.checkpoint_every_steps) or step == total:
+            if ((tc.checkpoint_every_steps and crossed(prev, step, tc.checkpoint_every_steps)) or step == total
+                    or self._checkpoint_due_by_time(step < total)):
                 self.save(step)
                 last_saved = step
             if self.eval_every and crossed(prev, step, self.eval_every) and step < total:
