@@ -26,6 +26,8 @@ class BuildContext:
         that learn structure from the training rows (the label tree's PIFA
         clustering); None when only the data's card is at hand (a restored model
         then reads that structure from `model_dir`).
+      features_per_point: the train split's average non-zero features per point (0 when not
+        known), e.g. for choosing how an embedding bag is computed.
     """
 
     num_features: int
@@ -36,6 +38,7 @@ class BuildContext:
     part: int | None = None
     data_dir: str | None = None
     num_points: int = 0
+    features_per_point: float = 0.0
 
     @classmethod
     def from_info(cls, info, *, seed: int | None, model_dir: str | None = None,
@@ -43,4 +46,5 @@ class BuildContext:
         """The context of a converted data set (`tfxc.data.info.DatasetInfo`)."""
         return cls(num_features=info.num_features, num_labels=info.num_labels, seed=seed,
                    label_freq=info.label_freq, model_dir=model_dir, part=part, data_dir=info.dir,
-                   num_points=int(info.splits.get("train", {}).get("num_points", 0)))
+                   num_points=int(info.splits.get("train", {}).get("num_points", 0)),
+                   features_per_point=float(info.splits.get("train", {}).get("avg_features_per_point", 0.0)))

@@ -9,7 +9,7 @@ from tfxc._tf import tf
 from tfxc.encoders.sparse_bow import SparseBowEncoder
 
 # Three rows, the middle one empty.
-IDS = np.array([4, 0, 9, 2, 4], np.int64)
+IDS = np.array([4, 0, 9, 2, 4], np.int64)  # feature 4 in two rows
 VALUES = np.array([0.5, -1.0, 2.0, 3.0, 0.25], np.float32)
 SPLITS = np.array([0, 3, 3, 5], np.int64)
 
@@ -43,24 +43,39 @@ def test_encoding_matches_numpy_with_empty_rows_normalisation_and_a_hidden_layer
     np.testing.assert_allclose(encoder(ragged(IDS, VALUES, SPLITS)).numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_embedding_bag_and_its_row_sparse_gradient_with_leading_and_trailing_empty_rows():
-    """The bag is a sorted segment sum padded back to B rows; its table gradient stays an IndexedSlices."""
-    from tfxc.encoders.sparse_bow import embedding_bag
+@pytest.mark.parametrize("dense", [False, True])
+def test_embedding_bag_and_its_row_sparse_gradient_with_leading_and_trailing_empty_rows(dense):
+    """The bag (a sorted segment sum padded back to B rows, or one product over the batch's distinct features)
+    and its table gradient, an IndexedSlices; a feature twice in a row counts twice."""
+    from tfxc.encoders.sparse_bow import dense_embedding_bag, embedding_bag
 
+    embedding_bag = dense_embedding_bag if dense else embedding_bag
     table = tf.Variable(np.random.RandomState(3).randn(10, 4).astype("float32"))
     splits = np.array([0, 0, 3, 3, 5, 5, 5], np.int64)  # rows 0, 2, 4 and 5 empty
-    batch = ragged(IDS, VALUES, splits)
+    batch = ragged(np.array([4, 0, 9, 2, 2], np.int64), VALUES, splits)  # feature 2 twice in row 3
     weights = np.random.RandomState(4).randn(6, 4).astype("float32")
     with tf.GradientTape() as tape:
         bag = embedding_bag(table, batch["feat_idx"], batch["feat_val"])
         loss = tf.reduce_sum(bag * weights)
     gradient = tape.gradient(loss, table)
-    dense = np.zeros((6, 10), np.float32)  # the rows as a dense [B, F] matrix
+    x = np.zeros((6, 10), np.float32)  # the rows as a dense [B, F] matrix
     for row, (start, end) in enumerate(zip(splits[:-1], splits[1:])):
-        np.add.at(dense[row], IDS[start:end], VALUES[start:end])
-    np.testing.assert_allclose(bag.numpy(), dense @ table.numpy(), rtol=1e-5, atol=1e-6)
+        np.add.at(x[row], batch["feat_idx"].values.numpy()[start:end], VALUES[start:end])
+    np.testing.assert_allclose(bag.numpy(), x @ table.numpy(), rtol=1e-5, atol=1e-6)
     assert isinstance(gradient, tf.IndexedSlices)
-    np.testing.assert_allclose(tf.convert_to_tensor(gradient).numpy(), dense.T @ weights, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(tf.convert_to_tensor(gradient).numpy(), x.T @ weights, rtol=1e-5, atol=1e-6)
+
+
+def test_the_dense_bag_is_chosen_for_rows_with_many_features_of_a_small_space():
+    from tfxc.build_context import BuildContext
+    from tfxc.encoders.sparse_bow import SparseBowEncoderConfig
+
+    def chosen(num_features, per_point):
+        context = BuildContext(num_features=num_features, num_labels=5, features_per_point=per_point)
+        return SparseBowEncoder.from_config_dataclass(SparseBowEncoderConfig(), context).dense_bag
+
+    assert chosen(500, 18.4) and chosen(1836, 68.0)  # delicious, bibtex
+    assert not chosen(38565, 12.8) and not chosen(100_000, 29.0)  # wordnet-hypernyms, the synthetic scale sets
 
 
 def test_preprocess_drops_raw_text_so_strings_never_reach_the_replicas():
