@@ -22,7 +22,7 @@ from __future__ import annotations
 from tfxc._tf import keras, tf
 
 
-def _dedupe(gradient: tf.IndexedSlices) -> tuple[tf.Tensor, tf.Tensor]:
+def dedupe_rows(gradient: tf.IndexedSlices) -> tuple[tf.Tensor, tf.Tensor]:
     """Sums the rows of an IndexedSlices that share an index -> (unique ids [U], values [U, ...]).
 
     Sorted by id first (a stable argsort of the ids, then a sorted segment sum), which on CPU
@@ -56,7 +56,7 @@ class LazyAdam(keras.optimizers.Adam):
         alpha = lr * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
         index = self._get_variable_index(variable)
         m_var, v_var = self._momentums[index], self._velocities[index]
-        ids, grad = _dedupe(gradient)
+        ids, grad = dedupe_rows(gradient)
         grad = tf.cast(grad, dtype)
         m = beta_1 * tf.gather(m_var.value, ids) + (1 - beta_1) * grad
         v = beta_2 * tf.gather(v_var.value, ids) + (1 - beta_2) * tf.square(grad)
@@ -91,7 +91,7 @@ class LazySGD(keras.optimizers.SGD):
         if not isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
         lr = tf.cast(learning_rate, variable.dtype)
-        ids, grad = _dedupe(gradient)
+        ids, grad = dedupe_rows(gradient)
         grad = tf.cast(grad, variable.dtype)
         if self.momentum == 0:
             self.assign_sub(variable, tf.IndexedSlices(lr * grad, ids))

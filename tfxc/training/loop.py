@@ -9,6 +9,17 @@ the update. The host-side cadence around it lives in `tfxc.training.controller`.
 from __future__ import annotations
 
 from tfxc._tf import tf
+from tfxc.optimizers.lazy import dedupe_rows
+
+
+def dedupe(gradient):
+    """An IndexedSlices with its repeated rows summed (others as they are): its values' norm is then the
+    gradient's. The all-reduce concatenates the replicas' slices, and a row touched on two replicas (or
+    twice on one) would otherwise count as two, so the clipped norm would depend on the replica count."""
+    if not isinstance(gradient, tf.IndexedSlices):
+        return gradient
+    ids, values = dedupe_rows(gradient)
+    return tf.IndexedSlices(values, ids, gradient.dense_shape)
 
 
 def scale_gradient(gradient, factor: float):
@@ -52,7 +63,7 @@ class TrainLoop:
             # sum first, clip the true gradient, then undo the sum that
             # apply_gradients will do again.
             ctx = tf.distribute.get_replica_context()
-            grads = ctx.all_reduce("SUM", grads)
+            grads = [dedupe(g) for g in ctx.all_reduce("SUM", grads)]
             grads, _ = tf.clip_by_global_norm(grads, self.clip_norm)
             grads = [scale_gradient(g, 1.0 / ctx.num_replicas_in_sync) for g in grads]
         self.optimizer.apply_gradients(zip(grads, variables))
