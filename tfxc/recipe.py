@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfxc.errors import ConfigError
+from tfxc.precision import resolve as resolve_precision
 
 # Above this many labels the tree head (beam search over label clusters) replaces the exact heads.
 TREE_MIN_LABELS = 20_000
@@ -108,12 +109,21 @@ EXACT_SPARSE_INIT = 32.0
 CENTROID_SHARE = 0.9
 # The sparse term carries feature ids as float32 (`tfxc.encoders.sparse_input.PAD_FEATURE`): exact below 2^24.
 SPARSE_TERM_MAX_FEATURES = 2 ** 24
+# Exact heads whose [width x labels] product is at least this large run it in bfloat16 where the machine
+# multiplies bfloat16 natively (`model.precision` "auto"): on wordnet-hypernyms ([1024 x 10,440]) the step
+# went from 83 to 55 ms at the same test P@5 (86.46) and PSP@5; on delicious ([1024 x 983]) it saved nothing,
+# the casts costing what the product gained. BENCHMARKS.md, "Speed".
+BFLOAT16_MIN_PRODUCT = 4_000_000
 # Training points below which a set counts as small (more dropout, smaller batches, a lower learning rate).
 SMALL_POINTS = 30_000
 # Training length in optimizer steps, at least MIN_EPOCHS and at most MAX_EPOCHS passes.
 TARGET_STEPS = 2_000
 MIN_EPOCHS = 4
 MAX_EPOCHS = 60
+# Checkpoints by wall time, not per epoch: on wordnet-hypernyms one (600 MB with Adam's slots) took 1.6 s,
+# 9 % of the run at a checkpoint an epoch once the steps had got faster (BENCHMARKS.md, "Speed"); a killed
+# run resumes from the last one (and one is always written at the end, on early stopping and on SIGTERM).
+CHECKPOINT_SECONDS = 300
 # The share of train held out for choosing the epoch when no validation source is given.
 VAL_PERCENT = 10
 # Evaluations without improvement before stopping: at least PATIENCE, and a quarter of the planned epochs
@@ -369,6 +379,12 @@ def choose(profile: DataProfile, centroids: tuple[float, float] | None = None) -
     reason = ("the tree" if tree else
               f"exact heads; {profile.num_points:,} points {'<' if small else '>='} {SMALL_POINTS:,}")
     why.append(f"encoder: a {width}-wide bag of features with dropout {dropout} ({reason})")
+    precision = "float32"
+    if not tree and width * profile.num_labels >= BFLOAT16_MIN_PRODUCT:
+        precision = "auto"
+        why.append(f"precision: the head's products in bfloat16 where this machine multiplies it natively "
+                   f"(auto: {resolve_precision('auto')} here), since its [{width} x {profile.num_labels:,}] "
+                   "product is most of a step")
     if small:  # at least ~16 steps an epoch, so that tiny sets (medical: 300 points) still train enough steps
         batch = int(min(128, max(16, 2 ** math.floor(math.log2(max(profile.num_points, 1) / 16)))))
     else:
@@ -385,12 +401,13 @@ def choose(profile: DataProfile, centroids: tuple[float, float] | None = None) -
     why.append(f"selection: the epoch with the best validation {metric}; stop after {patience} evaluations "
                "without improvement")
     config = {
-        "model": {"encoder": encoder, "head": head},
+        "model": {"encoder": encoder, "head": head, "precision": precision},
         "optimizer": {"name": "adam", "learning_rate": learning_rate, "schedule": schedule,
                       "warmup_steps": max(1, steps // 50)},
         "trainer": {"global_batch_size": batch, "epochs": epochs, "steps_per_loop": min(100, steps_per_epoch),
                     "log_every_steps": max(1, min(500, steps // 20)), "eval_every_epochs": 1,
-                    "checkpoint_every_steps": steps_per_epoch, "select_metric": metric, "patience": patience},
+                    "checkpoint_every_steps": 0, "checkpoint_every_seconds": CHECKPOINT_SECONDS,
+                    "select_metric": metric, "patience": patience},
         "eval": {"ks": [1, 3, 5]},
     }
     return config, why
