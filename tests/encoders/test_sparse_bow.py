@@ -64,6 +64,11 @@ def test_embedding_bag_and_its_row_sparse_gradient_with_leading_and_trailing_emp
     np.testing.assert_allclose(bag.numpy(), x @ table.numpy(), rtol=1e-5, atol=1e-6)
     assert isinstance(gradient, tf.IndexedSlices)
     np.testing.assert_allclose(tf.convert_to_tensor(gradient).numpy(), x.T @ weights, rtol=1e-5, atol=1e-6)
+    # Batches without a single feature (an empty request, all-empty rows) are zeros, not a crash.
+    for splits in ([0], [0, 0, 0]):
+        empty = ragged(np.zeros(0, np.int64), np.zeros(0, np.float32), np.array(splits, np.int64))
+        bag = tf.function(embedding_bag)(table, empty["feat_idx"], empty["feat_val"])
+        np.testing.assert_array_equal(bag.numpy(), np.zeros((len(splits) - 1, 4), np.float32))
 
 
 def test_the_dense_bag_is_chosen_for_rows_with_many_features_of_a_small_space():

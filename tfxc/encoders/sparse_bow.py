@@ -87,10 +87,17 @@ def dense_embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val:
     Same arguments and result as `embedding_bag`.
     """
     unique, position = tf.unique(feat_idx.values)
-    rows = tf.gather(table, unique)  # [U, dim]
     cells = tf.stack([feat_idx.value_rowids(), tf.cast(position, tf.int64)], axis=1)
-    dense = tf.scatter_nd(cells, feat_val.values, tf.stack([feat_idx.nrows(), tf.size(unique, out_type=tf.int64)]))
-    return tf.matmul(dense, rows)
+    num_unique = tf.size(unique, out_type=tf.int64)
+
+    def product():
+        dense = tf.scatter_nd(cells, feat_val.values, tf.stack([feat_idx.nrows(), num_unique]))
+        return tf.matmul(dense, tf.gather(table, unique))  # [B, U] x [U, dim]
+
+    # A batch without features (an empty request) would be a product over an empty inner dimension,
+    # which oneDNN refuses with an abort, not an error.
+    return tf.cond(num_unique > 0, product,
+                   lambda: tf.zeros(tf.stack([feat_idx.nrows(), tf.shape(table, out_type=tf.int64)[1]]), table.dtype))
 
 
 # Rows with at least this share of the feature space non-zero on average take `dense_embedding_bag`.
