@@ -61,3 +61,34 @@ def test_heads_under_mixed_bfloat16_score_as_in_float32_within_bfloat16_rounding
         outputs[precision] = (float(loss), model(batch).numpy())
     np.testing.assert_allclose(outputs["mixed_bfloat16"][1], outputs["float32"][1], rtol=2e-2, atol=2e-2)
     assert outputs["mixed_bfloat16"][0] == pytest.approx(outputs["float32"][0], rel=1e-2)
+
+
+def test_a_bfloat16_head_serves_a_few_rows_in_float32_and_larger_batches_in_bfloat16():
+    """The SavedModel's small batches skip the per-call cast of the weights (tfxc.export.saved_model)."""
+    from tfxc.export.saved_model import FLOAT32_SERVING_MAX_ROWS, ServingModule
+
+    context = BuildContext(num_features=50, num_labels=40, seed=0)
+    config = load_config_data({"data": {"dir": "x"}, "model": {
+        "precision": "mixed_bfloat16", "encoder": {"name": "sparse_bow", "embedding_dim": 16},
+        "head": {"name": "softmax"}}})
+    model = build_model(config.model, context)
+    module = ServingModule(model, [f"l{i}" for i in range(40)], 5, 50)
+    rng = np.random.RandomState(1)
+
+    def served_and_expected(rows):
+        lengths = rng.randint(1, 6, size=rows)
+        idx, val = rng.randint(0, 50, size=lengths.sum()), rng.rand(lengths.sum()).astype("float32")
+        splits = np.concatenate([[0], np.cumsum(lengths)])
+        served = module.serve(tf.constant(idx, tf.int64), tf.constant(val), tf.constant(splits, tf.int64))
+        ragged = {"feat_idx": tf.RaggedTensor.from_row_splits(tf.constant(idx, tf.int64), splits),
+                  "feat_val": tf.RaggedTensor.from_row_splits(tf.constant(val), splits)}
+        with model.head.products_in(tf.float32):
+            in_float32 = model.top_k(ragged, 5)[0].numpy()
+        return served["scores"].numpy(), in_float32, model.top_k(ragged, 5)[0].numpy()
+
+    served, in_float32, in_bfloat16 = served_and_expected(3)
+    assert model.head.matmul_dtype == tf.bfloat16  # the block restored it
+    np.testing.assert_allclose(served, in_float32, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(in_float32, in_bfloat16, rtol=1e-6, atol=1e-7)  # the two precisions do differ
+    served, _, in_bfloat16 = served_and_expected(FLOAT32_SERVING_MAX_ROWS + 4)
+    np.testing.assert_allclose(served, in_bfloat16, rtol=1e-6, atol=1e-7)

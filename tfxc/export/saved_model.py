@@ -50,6 +50,12 @@ from tfxc.utils.io import atomic_directory
 ASSETS_DIR = "tfxc"
 
 
+# Up to this many rows a head whose products run in bfloat16 serves in float32 instead. For a few rows the
+# product only streams the weights, and casting the float32 kernel to bfloat16 on every call streams it once
+# more and writes half of it again (wordnet-hypernyms' [1024 x 10,440] softmax: see BENCHMARKS.md, "Speed");
+# a larger batch amortises the cast and gains from bfloat16's faster products.
+FLOAT32_SERVING_MAX_ROWS = 16
+
 # A `serving_jit_compile` head's top-k runs through XLA in blocks of at most this many rows (a power of two).
 XLA_BLOCK_ROWS = 256
 
@@ -76,13 +82,26 @@ class ServingBase(tf.Module):
 
     def _batch_top_k(self, batch, k):
         """The top-k outputs of one input batch (the dict the encoder reads)."""
+        features = self.model.encoder(batch, training=False)
         if self._compiled_head_top_k is not None and isinstance(k, int):
-            scores, ids = self._compiled_top_k(self.model.encoder(batch, training=False))
+            scores, ids = self._compiled_top_k(features)
         else:
-            scores, ids = self.model.top_k(batch, k)
+            scores, ids = self._head_top_k(features, k)
         # A head that reaches fewer than k labels (a beam search) marks the empty slots with id -1.
         names = tf.where(ids >= 0, tf.gather(self.label_names, tf.maximum(ids, 0)), "")
         return {"label_ids": ids, "scores": scores, "labels": names}
+
+    def _head_top_k(self, features, k):
+        """The head's top-k, with a few rows of a bfloat16 head in float32 (`FLOAT32_SERVING_MAX_ROWS`)."""
+        head = self.model.head
+        if head.matmul_dtype == tf.float32:
+            return head.top_k(features, k)
+
+        def in_float32():
+            with head.products_in(tf.float32):
+                return head.top_k(features, k)
+
+        return tf.cond(tf.shape(features)[0] <= FLOAT32_SERVING_MAX_ROWS, in_float32, lambda: head.top_k(features, k))
 
     def _embeddings(self, batch) -> dict:
         """{"embedding": the L2-normalised encoder output float32 [B, dim], "raw_embedding": as is}."""

@@ -36,6 +36,7 @@ the class, so a config can be checked before anything is built):
 
 from __future__ import annotations
 
+import contextlib
 from typing import ClassVar
 
 from tfxc._tf import keras, tf
@@ -162,6 +163,16 @@ class Head(keras.layers.Layer):
         return []
 
     # === Helpers ===
+    @contextlib.contextmanager
+    def products_in(self, dtype: tf.DType):
+        """Inside the block, the head's products are traced in `dtype` instead of `matmul_dtype` (the
+        SavedModel serves a few rows of a bfloat16 head in float32, `tfxc.export.saved_model`)."""
+        saved, self.matmul_dtype = self.matmul_dtype, dtype
+        try:
+            yield
+        finally:
+            self.matmul_dtype = saved
+
     def matmul(self, a: tf.Tensor, b: tf.Tensor, **kwargs) -> tf.Tensor:
         """`tf.matmul(a, b, **kwargs)` in `matmul_dtype`, as float32 (`tfxc.precision.mixed_matmul`)."""
         return mixed_matmul(a, b, self.matmul_dtype, **kwargs)
