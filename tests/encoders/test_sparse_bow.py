@@ -79,7 +79,7 @@ def test_the_dense_bag_is_chosen_for_rows_with_many_features_of_a_small_space():
         context = BuildContext(num_features=num_features, num_labels=5, features_per_point=per_point)
         return SparseBowEncoder.from_config_dataclass(SparseBowEncoderConfig(), context).dense_bag
 
-    assert chosen(500, 18.4) and chosen(1836, 68.0)  # delicious, bibtex
+    assert chosen(500, 18.4) and chosen(1836, 68.0) and chosen(15200, 76.9)  # delicious, bibtex, reuters
     assert not chosen(38565, 12.8) and not chosen(100_000, 29.0)  # wordnet-hypernyms, the synthetic scale sets
 
 
