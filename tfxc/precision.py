@@ -24,8 +24,7 @@ from __future__ import annotations
 import functools
 
 from tfxc._tf import tf
-
-PRECISIONS = ("float32", "mixed_bfloat16", "auto")
+from tfxc.config.schema import PRECISIONS  # noqa: F401  (the choices, listed where configs are checked)
 # CPU flags (as /proc/cpuinfo spells them) of native bfloat16 matrix products.
 BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 

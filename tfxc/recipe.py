@@ -39,7 +39,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfxc.errors import ConfigError
-from tfxc.precision import resolve as resolve_precision
 
 # Above this many labels the tree head (beam search over label clusters) replaces the exact heads.
 TREE_MIN_LABELS = 20_000
@@ -381,6 +380,8 @@ def choose(profile: DataProfile, centroids: tuple[float, float] | None = None) -
     why.append(f"encoder: a {width}-wide bag of features with dropout {dropout} ({reason})")
     precision = "float32"
     if not tree and width * profile.num_labels >= BFLOAT16_MIN_PRODUCT:
+        from tfxc.precision import resolve as resolve_precision  # imports TensorFlow: only when it is needed
+
         precision = "auto"
         why.append(f"precision: the head's products in bfloat16 where this machine multiplies it natively "
                    f"(auto: {resolve_precision('auto')} here), since its [{width} x {profile.num_labels:,}] "

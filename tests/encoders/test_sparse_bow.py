@@ -7,6 +7,7 @@ import pytest
 
 from tfxc._tf import tf
 from tfxc.encoders.sparse_bow import SparseBowEncoder
+from tfxc.errors import ConfigError
 
 # Three rows, the middle one empty.
 IDS = np.array([4, 0, 9, 2, 4], np.int64)  # feature 4 in two rows
@@ -81,6 +82,12 @@ def test_the_dense_bag_is_chosen_for_rows_with_many_features_of_a_small_space():
 
     assert chosen(500, 18.4) and chosen(1836, 68.0) and chosen(15200, 76.9)  # delicious, bibtex, reuters
     assert not chosen(38565, 12.8) and not chosen(100_000, 29.0)  # wordnet-hypernyms, the synthetic scale sets
+    context = BuildContext(num_features=500, num_labels=5, features_per_point=18.4)
+    for bag, dense in (("sparse", False), ("dense", True)):
+        config = SparseBowEncoderConfig(bag=bag)
+        assert SparseBowEncoder.from_config_dataclass(config, context).dense_bag == dense
+    with pytest.raises(ConfigError, match="bag 'segments' is not one of auto, sparse, dense"):
+        SparseBowEncoderConfig(bag="segments").validate("model.encoder")
 
 
 def test_preprocess_drops_raw_text_so_strings_never_reach_the_replicas():

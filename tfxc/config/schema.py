@@ -17,6 +17,9 @@ from tfxc.data.readers import FORMATS as SOURCE_FORMATS
 from tfxc.errors import ConfigError
 from tfxc.registry import get_registry
 
+# `model.precision` (`tfxc.precision` carries them out; kept here so that checking a config needs no TensorFlow).
+PRECISIONS = ("float32", "mixed_bfloat16", "auto")
+
 # Converted TFRecords as they are, every source format of the readers' table, or generated data.
 DATA_FORMATS = ("tfrecord", *SOURCE_FORMATS, "synthetic")
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
@@ -218,8 +221,6 @@ class ModelConfig:
     precision: str = "float32"
 
     def validate(self, path: str) -> None:
-        from tfxc.precision import PRECISIONS
-
         _require(self.precision in PRECISIONS,
                  f"{path}.precision '{self.precision}' is not one of {', '.join(PRECISIONS)}")
         self.encoder.validate(path + ".encoder")

@@ -9,6 +9,10 @@ from tfxc.encoders.base import Encoder
 from tfxc.errors import ConfigError
 
 
+# The ways of computing the embedding bag (`SparseBowEncoderConfig.bag`).
+BAGS = ("auto", "sparse", "dense")
+
+
 @dataclass(frozen=True)
 class SparseBowEncoderConfig:
     """Config of `SparseBowEncoder`.
@@ -25,6 +29,11 @@ class SparseBowEncoderConfig:
         bag of words, so that a linear head on top is a convex problem).
       raw_text: compute the TF-IDF features from the raw text in the graph (data converted from
         JSONL; `tfxc.text.tfidf`), in tf.data and in the SavedModel, which then takes strings.
+      bag: how the embedding bag is computed: "sparse" (`embedding_bag`, a segment sum per row:
+        a row's embedding is bit-identical in any batch), "dense" (`dense_embedding_bag`, one matrix
+        product over the batch's distinct features: faster on dense-ish rows, with rounding that
+        depends on the batch at the level of one ulp) or "auto" (dense for rows with at least
+        `DENSE_BAG_SHARE` of the feature space, else sparse).
     """
 
     name: str = "sparse_bow"
@@ -36,8 +45,11 @@ class SparseBowEncoderConfig:
     init_stddev: float = 0.0
     trainable: bool = True
     raw_text: bool = False
+    bag: str = "auto"
 
     def validate(self, path: str) -> None:
+        if self.bag not in BAGS:
+            raise ConfigError(f"{path}.bag '{self.bag}' is not one of {', '.join(BAGS)}")
         if self.embedding_dim < 1 or any(u < 1 for u in self.hidden_units):
             raise ConfigError(f"{path}: embedding_dim ({self.embedding_dim}) and hidden_units "
                               f"{list(self.hidden_units)} must be >= 1")
@@ -175,8 +187,9 @@ class SparseBowEncoder(Encoder):
 
     @classmethod
     def from_config_dataclass(cls, config: SparseBowEncoderConfig, context, *, name="encoder"):
-        dense_bag = (context.num_features <= DENSE_BAG_MAX_FEATURES
-                     and context.features_per_point >= DENSE_BAG_SHARE * context.num_features)
+        dense_bag = config.bag == "dense" or (
+            config.bag == "auto" and context.num_features <= DENSE_BAG_MAX_FEATURES
+            and context.features_per_point >= DENSE_BAG_SHARE * context.num_features)
         encoder = cls(context.num_features, config.embedding_dim, config.hidden_units, config.activation,
                       config.dropout, config.normalize_inputs, seed=context.seed,
                       init_stddev=config.init_stddev, dense_bag=dense_bag, name=name)
