@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 
 from tfxc._tf import tf
-from tfxc.config.schema import PRECISIONS  # noqa: F401  (the choices, listed where configs are checked)
 # CPU flags (as /proc/cpuinfo spells them) of native bfloat16 matrix products.
 BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
