@@ -29,7 +29,7 @@ _OP_EVENT = re.compile(r"^[^ :]+:[A-Z_][A-Za-z0-9_]*$")  # "scope/op_name:OpType
 
 
 def read_op_times(logdir: str) -> tuple[dict, dict, float]:
-    """(seconds per op type, seconds per op name, traced span in seconds) from the newest XPlane in `logdir`.
+    """(seconds per op type, seconds per "op_name:OpType", traced span in seconds) from the newest XPlane in `logdir`.
 
     TF's executor reports every op it runs as an event named "op_name:OpType" on the line of the thread
     that ran it (inside its own bookkeeping events); an op inside another op's span is counted there.
@@ -56,7 +56,7 @@ def read_op_times(logdir: str) -> tuple[dict, dict, float]:
                 outer_end = start + duration
                 op_name, _, op_type = name.rpartition(":")
                 by_type[op_type] += duration / 1e12
-                by_name[op_name] += duration / 1e12
+                by_name[name] += duration / 1e12
                 first = start if first is None else min(first, start)
                 last = outer_end if last is None else max(last, outer_end)
     span = (last - first) / 1e12 if first is not None else 0.0
@@ -101,7 +101,7 @@ def main():
     busy = sum(by_type.values())
     print(f"{args.config}: {args.steps} steps in {wall:.2f} s ({1000 * wall / args.steps:.2f} ms/step; "
           f"op time {1000 * busy / args.steps:.2f} ms/step over all threads)")
-    for title, table in (("op type", by_type), ("op name", by_name)):
+    for title, table in (("op type", by_type), ("op (name:type)", by_name)):
         print(f"\n| {title} | ms/step | % of wall |\n|---|---|---|")
         for name, seconds in sorted(table.items(), key=lambda kv: -kv[1])[:args.top]:
             print(f"| {name[-90:]} | {1000 * seconds / args.steps:.3f} | {100 * seconds / wall:.1f} |")

@@ -8,7 +8,8 @@ from head_harness import run_head_test
 
 from tfxc._tf import tf
 from tfxc.heads.label_tree import LabelTreeHead
-from tfxc.heads.label_tree_ops import distinct_per_row, post_process, unique_per_row
+from tfxc.heads.label_tree_ops import (_lower_bound_by_lifting, distinct_per_row, lower_bound_rows, post_process,
+                                      row_values_at, unique_per_row)
 from tfxc.tree import LabelTree
 
 
@@ -39,6 +40,31 @@ def test_distinct_per_row_keeps_the_width():
     ids = tf.constant([[5, 3, 5, -1, 3], [1, 2, 0, 4, 3]], tf.int32)
     np.testing.assert_array_equal(distinct_per_row(ids).numpy(), [[3, 5, -1, -1, -1], [0, 1, 2, 3, 4]])
 
+
+
+@pytest.mark.parametrize("width", [1, 2, 5, 8, 64])
+def test_lower_bound_rows_is_searchsorted_left_in_graphs_and_under_xla(width):
+    rng = np.random.RandomState(width)
+    rows = np.sort(rng.randint(0, 40, size=(6, width)), axis=1).astype("int32")  # repeats included
+    rows[0] = 2 ** 24  # a row of padding only
+    values = rng.randint(-2, 45, size=(6, width + 30)).astype("int32")
+    values[:, :width] = rows  # every present value, which must land on its first occurrence
+    want = tf.searchsorted(rows, values, side="left").numpy()
+    for jit_compile in (False, True):  # TensorFlow's kernel; binary lifting
+        search = tf.function(lower_bound_rows, jit_compile=jit_compile)
+        np.testing.assert_array_equal(search(tf.constant(rows), tf.constant(values)).numpy(), want)
+    np.testing.assert_array_equal(_lower_bound_by_lifting(tf.constant(rows), tf.constant(values)).numpy(), want)
+
+
+@pytest.mark.parametrize("num_features", [0, 50])  # 0: unknown, searched; 50: a dense copy under XLA
+def test_row_values_at_reads_the_sparse_rows_in_graphs_and_under_xla(num_features):
+    ids = tf.constant([[2, 7, 30, 2 ** 24], [2 ** 24, 2 ** 24, 2 ** 24, 2 ** 24], [0, 1, 48, 49]], tf.int32)
+    values = tf.constant([[1.0, 2.0, 3.0, 0.0], [0.0] * 4, [4.0, 5.0, 6.0, 7.0]])
+    wanted = tf.constant([[7, 30, 3, -1, 2], [0, 7, -1, 49, 2], [49, 0, 2, 48, 1]], tf.int32)
+    want = [[2.0, 3.0, 0.0, 0.0, 1.0], [0.0] * 5, [7.0, 4.0, 0.0, 6.0, 5.0]]
+    for jit_compile in (False, True):
+        lookup = tf.function(lambda i, v, w: row_values_at(i, v, w, num_features), jit_compile=jit_compile)
+        np.testing.assert_array_equal(lookup(ids, values, wanted).numpy(), want)
 
 def small_tree():
     # 12 labels in 4 leaf clusters of 3, under 2 top nodes.
@@ -104,6 +130,27 @@ def test_losses_are_finite_and_train(loss):
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
     assert int(head.sample_step.numpy()) == 40
 
+
+
+def test_mixed_bfloat16_scores_the_whole_levels_with_bfloat16_operands():
+    """model.precision: the levels scored whole (one product each) take the head's matmul dtype (bfloat16
+    operands and product, returned as float32)."""
+    head = build_head(negatives="tfn")
+    features = tf.random.stateless_normal([5, 6], seed=[7, 8])
+    labels = tf.ragged.constant([[0], [4, 5], [11], [], [7]], tf.int64)
+    for t in range(3):
+        head.kernels[t].assign(tf.random.stateless_normal(head.kernels[t].shape, seed=[t, 3]))
+    in_float32 = head._level_logits(features, 1).numpy(), float(tf.reduce_sum(head.per_example_loss(features, labels)))
+    head.matmul_dtype = tf.bfloat16
+    in_bfloat16 = head._level_logits(features, 1).numpy(), float(tf.reduce_sum(head.per_example_loss(features, labels)))
+
+    def rounded(x):
+        return tf.cast(tf.cast(x, tf.bfloat16), tf.float32).numpy()
+
+    want = rounded(features) @ rounded(head.kernels[1]).T + head.biases[1].numpy()
+    np.testing.assert_allclose(in_bfloat16[0], want, rtol=1e-2, atol=1e-2)
+    assert not np.allclose(in_bfloat16[0], in_float32[0], rtol=1e-6, atol=1e-6)
+    assert in_bfloat16[1] == pytest.approx(in_float32[1], rel=1e-2)
 
 def test_sum_reduction_weighs_every_row_node_pair_alike():
     # Zero node vectors and biases: every logit is 0, so each active node's BCE is log 2.

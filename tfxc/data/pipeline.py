@@ -28,8 +28,9 @@ PARALLEL_CALLS = max(2, os.cpu_count() or 2)
 PREFETCH_BATCHES = 2
 
 
-def _fixed_options(options: tf.data.Options | None = None) -> tf.data.Options:
-    options = options or tf.data.Options()
+def _fixed_options() -> tf.data.Options:
+    """tf.data options with the autotuner off (the parallelism above is fixed)."""
+    options = tf.data.Options()
     options.autotune.enabled = False
     return options
 

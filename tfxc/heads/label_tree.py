@@ -40,7 +40,7 @@ from tfxc.heads.gather_dot import gather_dot
 from tfxc.heads.label_tree_config import (LabelTreeHeadConfig, load_or_build_support, load_or_build_tree,
                                           node_positive_weights)
 from tfxc.heads.label_tree_ops import PAD as _PAD
-from tfxc.heads.label_tree_ops import distinct_per_row, post_process, unique_per_row
+from tfxc.heads.label_tree_ops import distinct_per_row, post_process, row_values_at, unique_per_row
 from tfxc.heads.shortlist import centroid_shortlist, impact_index
 from tfxc.heads.sparse_term import starting_weights
 
@@ -225,17 +225,14 @@ class LabelTreeHead(Head):
 
         u is the level's sparse kernel, or `kernel` (float32 [K_level, S], e.g. the shortlist's centroids).
 
-        x is the row's sparse block (ids ascending), so each support feature f_cj is
-        found by binary search: B·C·S lookups, all static shapes (XLA-friendly).
+        x is the row's sparse block (ids ascending); `row_values_at` looks up its values at the
+        B·C·S support features (static shapes, XLA-friendly).
         """
         _, ids, values = split_sparse_input(features, self.sparse_max_nnz)
         safe = tf.maximum(nodes, 0)
         wanted = tf.gather(self.support_levels[level].value, safe)                  # [B, C, S], −1 padded
         shape = tf.shape(wanted)
-        flat = tf.reshape(wanted, [shape[0], -1])
-        slot = tf.minimum(tf.searchsorted(ids, flat), self.sparse_max_nnz - 1)
-        found = (tf.gather(ids, slot, batch_dims=1) == flat) & (flat >= 0)
-        x = tf.reshape(tf.where(found, tf.gather(values, slot, batch_dims=1), 0.0), shape)
+        x = tf.reshape(row_values_at(ids, values, tf.reshape(wanted, [shape[0], -1]), self.num_features), shape)
         kernel = self.sparse_kernels[level].value if kernel is None else kernel
         logits = tf.reduce_sum(tf.gather(kernel, safe) * x, axis=-1)
         return tf.where(nodes >= 0, logits, 0.0)
@@ -272,7 +269,7 @@ class LabelTreeHead(Head):
 
         Without the sparse term, which `_node_logits` adds for the nodes a row needs.
         """
-        logits = tf.matmul(self._encoding(features), self.kernels[level].value, transpose_b=True)
+        logits = self.matmul(self._encoding(features), self.kernels[level].value, transpose_b=True)
         return logits + self.biases[level].value if self.use_bias else logits
 
     def _top_level_logits(self, features: tf.Tensor, whole: dict) -> tf.Tensor:

@@ -52,3 +52,81 @@ def distinct_per_row(ids: tf.Tensor) -> tf.Tensor:
     """int32 [B, W] ids (negative = none) -> [B, W] the same ids ascending, each once, −1 for the rest."""
     ids = _sorted_distinct(ids)
     return tf.where(ids == PAD, -1, ids)
+
+
+# Under XLA, rows of a feature space up to this size are looked up in a dense copy (`row_values_at`):
+# [rows, D + 1] float32, 123 MB for an evaluation batch of 1,024 rows at D = 30,000.
+DENSE_LOOKUP_MAX_FEATURES = 65536
+
+
+def row_values_at(ids: tf.Tensor, values: tf.Tensor, wanted: tf.Tensor, num_features: int = 0) -> tf.Tensor:
+    """x[b, wanted[b, n]] of sparse rows x: float32 [B, N], 0 where the row lacks the feature.
+
+    Args:
+      ids: int32 [B, W], each row's distinct feature ids ascending, padded with ids >= D (or any
+        id larger than every real one).
+      values: float32 [B, W], the values at those ids.
+      wanted: int32 [B, N] feature ids to look up; negative = none (gives 0).
+      num_features: D, or 0 if unknown.
+
+    In a plain graph each wanted id is found by TensorFlow's binary search (`lower_bound_rows`). Under
+    XLA, with D known and at most `DENSE_LOOKUP_MAX_FEATURES`, the rows are scattered into a dense
+    [B, D + 1] matrix first and the values read with one gather, which XLA fuses: wordnet-nextword's
+    recipe tree evaluates 11.8k rows/s so, 5.2k with the search (and 2.0k with `tf.searchsorted`
+    itself). A plain graph allocates and fills that matrix as separate ops (its training step went
+    64.6 -> 152.8 ms), so there the search stays. BENCHMARKS.md, "Speed". Padding values must be 0.
+    """
+    if _in_xla() and 0 < num_features <= DENSE_LOOKUP_MAX_FEATURES:
+        rows = tf.shape(ids)[0]
+        columns = tf.where((ids >= 0) & (ids < num_features), ids, num_features)  # padding -> column D
+        row_index = tf.broadcast_to(tf.range(rows)[:, None], tf.shape(ids))
+        dense = tf.scatter_nd(tf.stack([row_index, columns], axis=-1), values, tf.stack([rows, num_features + 1]))
+        return tf.gather(dense, tf.where((wanted >= 0) & (wanted < num_features), wanted, num_features),
+                         batch_dims=1)
+    width = int(ids.shape[1])
+    slot = tf.minimum(lower_bound_rows(ids, wanted), width - 1)
+    found = (tf.gather(ids, slot, batch_dims=1) == wanted) & (wanted >= 0)
+    return tf.where(found, tf.gather(values, slot, batch_dims=1), 0.0)
+
+
+def lower_bound_rows(sorted_rows: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
+    """`tf.searchsorted(sorted_rows, values)` (side "left"), fast in plain graphs and under XLA: int32 [B, N].
+
+    sorted_rows: [B, W] ascending along each row, W static; values: [B, N] of the same dtype.
+    Result[b, n] = how many entries of row b are < values[b, n].
+
+    XLA lowers `tf.searchsorted` to a [B, N, W] comparison (64 compares instead of 6 a lookup at W = 64),
+    which made the sparse term most of the compiled beam search's time, so under XLA the search runs by
+    binary lifting (`_lower_bound_by_lifting`); in a plain graph TensorFlow's own kernel is the faster one
+    (the lifting's rounds are separate ops there: 1.8k against 4.3k rows/s in wordnet-nextword's
+    uncompiled evaluation; compiled, 5.2k against 2.0k). BENCHMARKS.md, "Speed".
+    """
+    if _in_xla():
+        return _lower_bound_by_lifting(sorted_rows, values)
+    return tf.searchsorted(sorted_rows, values, side="left")
+
+
+def _in_xla() -> bool:
+    """Whether the op being built goes into an XLA computation (a `jit_compile=True` function)."""
+    try:  # TensorFlow keeps this test private; without it, the plain-graph path is still correct
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:
+        return False
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+def _lower_bound_by_lifting(sorted_rows: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
+    """`lower_bound_rows` in ceil(log2(W + 1)) rounds of one batched gather, compare and select each.
+
+    The prefix of entries below the value grows by 2^j wherever its last entry after growing would
+    still be below the value, for j from the highest bit of W down: static shapes, fused by XLA.
+    """
+    width = int(sorted_rows.shape[1])
+    below = tf.zeros(tf.shape(values), tf.int32)
+    step = 1 << (width.bit_length() - 1) if width else 0
+    while step:
+        probe = below + (step - 1)  # the last entry of the longer prefix
+        entry = tf.gather(sorted_rows, tf.minimum(probe, width - 1), batch_dims=1)
+        below = tf.where((probe < width) & (entry < values), below + step, below)
+        step //= 2
+    return below
