@@ -64,6 +64,16 @@ def test_conversion_is_cached_until_the_sources_change(shared_data, tmp_path):
     assert len(ensure_converted(changed).files("train")) == 2
 
 
+def test_a_source_named_by_a_relative_path_reuses_the_conversion_of_its_absolute_path(shared_data, tmp_path,
+                                                                                      monkeypatch):
+    absolute = xc_config(os.path.abspath(shared_data), tmp_path / "med", name="medical")
+    stamp = os.path.getmtime(os.path.join(ensure_converted(absolute).dir, "stats.json"))
+    monkeypatch.chdir(os.path.join(shared_data, "medical"))
+    relative = xc_config("..", tmp_path / "med", name="medical")
+    assert relative.train != absolute.train
+    ensure_converted(relative)
+    assert os.path.getmtime(os.path.join(absolute.dir, "stats.json")) == stamp
+
 def test_a_killed_conversions_leftovers_are_cleared_and_force_converts_again(shared_data, tmp_path):
     # A SIGKILLed conversion leaves its hidden temporary directory behind; the next one (under the lock)
     # removes it, and leaves unrelated siblings alone.
