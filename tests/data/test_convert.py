@@ -66,6 +66,7 @@ def test_conversion_is_cached_until_the_sources_change(shared_data, tmp_path):
 
 def test_a_source_named_by_a_relative_path_reuses_the_conversion_of_its_absolute_path(shared_data, tmp_path,
                                                                                       monkeypatch):
+    # (CI reaches the shared data through a symlink, which the working directory below resolves.)
     absolute = xc_config(os.path.abspath(shared_data), tmp_path / "med", name="medical")
     stamp = os.path.getmtime(os.path.join(ensure_converted(absolute).dir, "stats.json"))
     monkeypatch.chdir(os.path.join(shared_data, "medical"))

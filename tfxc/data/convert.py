@@ -118,7 +118,7 @@ def _file_fingerprint(path: str) -> dict:
     if not path:
         return {}
     st = os.stat(path) if os.path.exists(path) else None
-    return {"path": os.path.abspath(path), "size": st.st_size if st else None, "mtime_ns": st.st_mtime_ns if st else None}
+    return {"path": os.path.realpath(path), "size": st.st_size if st else None, "mtime_ns": st.st_mtime_ns if st else None}
 
 
 _SOURCE_PATH_FIELDS = ("train", "test", "val", "train_labels", "test_labels", "val_labels", "label_names",
@@ -130,11 +130,11 @@ def source_fingerprint(data_config) -> str:
     fields = dataclasses.asdict(data_config)
     for transient in ("dir", "shuffle_buffer"):
         fields.pop(transient)
-    # A source named by a relative or an absolute path is the same source: the runs of one data
-    # directory would otherwise convert it again each time the spelling alternates.
+    # A source named by a relative, an absolute or a symlinked path is the same source: the runs of one
+    # data directory would otherwise convert it again each time the spelling alternates.
     for name in _SOURCE_PATH_FIELDS:
         if fields.get(name):
-            fields[name] = os.path.abspath(fields[name])
+            fields[name] = os.path.realpath(fields[name])
     # Options added later enter only when set, so older conversions keep their fingerprint.
     for key, default in (("val_percent", 0), ("val_fold", ""), ("val_groups", ""), ("val_group_sep", ":")):
         if fields[key] == default:
