@@ -33,6 +33,11 @@ from helpers import (REPO, assert_same_weights, check_checkpoint_round_trip, che
 from tfxc._tf import tf
 
 K = 5
+# The harness's default encoder with the segment-sum bag, whose rows are bit-identical in any batch split
+# (the dense bag's product is not). For heads whose loss is discontinuous in the features (ArcFace's target
+# logit jumps where θ + m passes π, insightface's fallback branch): one ulp can move a row across the jump
+# and the Mirrored parity check apart.
+EXACT_BAG_ENCODER = {"name": "sparse_bow", "embedding_dim": 16, "hidden_units": [16], "bag": "sparse"}
 
 
 def head_config(tmp_path, head: dict, *, encoder: dict | None = None, loss: dict | None = None,

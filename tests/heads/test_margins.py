@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from head_harness import run_head_test
+from head_harness import EXACT_BAG_ENCODER, run_head_test
 
 from tfxc._tf import tf
 from tfxc.errors import ConfigError
@@ -131,15 +131,9 @@ def test_bad_margin_configs_are_clear_errors():
         SoftmaxHeadConfig(margin="arcface", sparse_support=8).validate("model.head")
 
 
-# ArcFace's target logit jumps where θ + m passes π (insightface's fallback branch), so one ulp of difference
-# in a feature can move a row across it and the two runs apart; the Mirrored parity check of these tests
-# takes the segment-sum bag, whose rows are bit-identical in any batch split (the dense bag's product is not).
-EXACT_BAG = {"name": "sparse_bow", "embedding_dim": 16, "hidden_units": [16], "bag": "sparse"}
-
-
 def test_softmax_arcface_head_contract(tmp_path):
     run_head_test(tmp_path, {"name": "softmax", "margin": "arcface", "margin_scale": 16.0, "margin_m": 0.3},
-                  multiclass=True, encoder=EXACT_BAG)
+                  multiclass=True, encoder=EXACT_BAG_ENCODER)
 
 
 @pytest.mark.slow  # the default suite runs the harness once per head module

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from head_harness import run_head_test
+from head_harness import EXACT_BAG_ENCODER, run_head_test
 
 from tfxc._tf import tf
 from tfxc.errors import ConfigError
@@ -96,10 +96,8 @@ def test_mhs_head_contract(tmp_path):
 
 
 def test_mhs_arcface_head_contract(tmp_path):
-    # The segment-sum bag: see EXACT_BAG in test_margins.py.
     run_head_test(tmp_path, {"name": "mhs", "margin": "arcface", "margin_scale": 16.0, "margin_m": 0.3,
-                             "label_order": "frequency"}, multiclass=True,
-                  encoder={"name": "sparse_bow", "embedding_dim": 16, "hidden_units": [16], "bag": "sparse"})
+                             "label_order": "frequency"}, multiclass=True, encoder=EXACT_BAG_ENCODER)
 
 
 def test_all_logits_are_in_label_order_whatever_the_code_order():
