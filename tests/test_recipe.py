@@ -78,6 +78,21 @@ def test_the_head_follows_the_label_space(kwargs, head):
     assert why[0].startswith(f"head: {head.replace('_', '-').replace('label-tree', 'a label tree')}")
 
 
+@pytest.mark.parametrize("features, per_point, labels, precision", [
+    (500, 18.4, 983, "auto"),      # delicious: the full bag's [500 x 1024] and the head's [1024 x 983]
+    (1836, 68.0, 159, "auto"),     # bibtex: mostly the full bag's product
+    (103, 103.0, 14, "float32"),   # yeast: both small
+    (15200, 76.9, 90, "float32"),  # reuters: a dense bag over the batch's features, a small head
+    (38565, 12.8, 10_440, "auto"),  # wordnet-hypernyms: the head's product
+])
+def test_bfloat16_products_where_the_full_bag_and_the_head_make_a_step(features, per_point, labels, precision):
+    data = DataProfile(num_points=12_000, num_features=features, num_labels=labels, labels_per_point=2.0,
+                       features_per_point=per_point, tail_share=0.5)
+    config, why = choose(data)
+    assert config["model"].get("precision", "float32") == precision
+    assert any(line.startswith("precision: ") for line in why) == (precision == "auto")
+
+
 def test_several_labels_per_point_get_the_decoupled_softmax_and_exact_heads_a_wider_bag():
     for labels in (159, 10_440):
         many, _ = choose(profile(labels=labels, per_point=9.0))

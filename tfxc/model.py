@@ -69,6 +69,7 @@ def build_model(model_config, context: BuildContext) -> XCModel:
     head = HEADS.build(model_config.head, context)
     head.matmul_dtype = matmul_dtype(model_config.precision)
     encoder = head.make_encoder(model_config.encoder, context)
+    encoder.matmul_dtype = head.matmul_dtype
     model = XCModel(encoder, head, name="xc_model")
     encoder.build()
     head.build((None, encoder.output_dim))

@@ -108,11 +108,13 @@ EXACT_SPARSE_INIT = 32.0
 CENTROID_SHARE = 0.9
 # The sparse term carries feature ids as float32 (`tfxc.encoders.sparse_input.PAD_FEATURE`): exact below 2^24.
 SPARSE_TERM_MAX_FEATURES = 2 ** 24
-# Exact heads whose [width x labels] product is at least this large run it in bfloat16 where the machine
-# multiplies bfloat16 natively (`model.precision` "auto"): on wordnet-hypernyms ([1024 x 10,440]) the step
-# went from 83 to 55 ms at the same test P@5 (86.46) and PSP@5; on delicious ([1024 x 983]) it saved nothing,
-# the casts costing what the product gained. BENCHMARKS.md, "Speed".
-BFLOAT16_MIN_PRODUCT = 4_000_000
+# Exact models whose products per row (the head's [width x labels], and the full embedding bag's
+# [features x width], `tfxc.encoders.sparse_bow.auto_bag`) have at least this many weights run them in
+# bfloat16 where the machine multiplies bfloat16 natively (`model.precision` "auto"): on wordnet-hypernyms
+# ([1024 x 10,440]) the step went from 83 to 55 ms at the same test P@5 (86.46) and PSP@5; with the full
+# bag, delicious 8.9 -> 6.6 ms, bibtex 8.4 -> 7.1 ms, corel5k 6.0 -> 5.3 ms a step. Below it the casts
+# cost about what the products save. BENCHMARKS.md, "Speed".
+BFLOAT16_MIN_PRODUCT = 500_000
 # Training points below which a set counts as small (more dropout, smaller batches, a lower learning rate).
 SMALL_POINTS = 30_000
 # Training length in optimizer steps, at least MIN_EPOCHS and at most MAX_EPOCHS passes.
@@ -326,6 +328,13 @@ def changed_keys(recipe: dict, merged: dict, prefix: str = "") -> list[str]:
 
 
 # === The rest of the config from the data's profile ===
+def bag_of(profile: DataProfile) -> str:
+    """How the recipe's bag-of-features encoder will compute its bag on this data ("auto" resolved)."""
+    from tfxc.encoders.sparse_bow import auto_bag  # imports TensorFlow: only when a recipe is chosen
+
+    return auto_bag("auto", profile)
+
+
 def choose(profile: DataProfile, centroids: tuple[float, float] | None = None) -> tuple[dict, list[str]]:
     """The model, optimizer, trainer and eval sections for a data set, and why (one line per choice).
 
@@ -379,13 +388,15 @@ def choose(profile: DataProfile, centroids: tuple[float, float] | None = None) -
               f"exact heads; {profile.num_points:,} points {'<' if small else '>='} {SMALL_POINTS:,}")
     why.append(f"encoder: a {width}-wide bag of features with dropout {dropout} ({reason})")
     precision = "float32"
-    if not tree and width * profile.num_labels >= BFLOAT16_MIN_PRODUCT:
+    full_bag = profile.num_features * width if bag_of(profile) == "full" else 0
+    if not tree and width * profile.num_labels + full_bag >= BFLOAT16_MIN_PRODUCT:
         from tfxc.precision import resolve as resolve_precision  # imports TensorFlow: only when it is needed
 
         precision = "auto"
-        why.append(f"precision: the head's products in bfloat16 where this machine multiplies it natively "
-                   f"(auto: {resolve_precision('auto')} here), since its [{width} x {profile.num_labels:,}] "
-                   "product is most of a step")
+        products = f"[{width} x {profile.num_labels:,}]" + (f" and [{profile.num_features:,} x {width}]"
+                                                              if full_bag else "")
+        why.append(f"precision: the products in bfloat16 where this machine multiplies it natively "
+                   f"(auto: {resolve_precision('auto')} here), since its {products} products are most of a step")
     if small:  # at least ~16 steps an epoch, so that tiny sets (medical: 300 points) still train enough steps
         batch = int(min(128, max(16, 2 ** math.floor(math.log2(max(profile.num_points, 1) / 16)))))
     else:

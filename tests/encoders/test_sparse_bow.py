@@ -44,13 +44,15 @@ def test_encoding_matches_numpy_with_empty_rows_normalisation_and_a_hidden_layer
     np.testing.assert_allclose(encoder(ragged(IDS, VALUES, SPLITS)).numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("dense", [False, True])
-def test_embedding_bag_and_its_row_sparse_gradient_with_leading_and_trailing_empty_rows(dense):
-    """The bag (a sorted segment sum padded back to B rows, or one product over the batch's distinct features)
-    and its table gradient, an IndexedSlices; a feature twice in a row counts twice."""
-    from tfxc.encoders.sparse_bow import dense_embedding_bag, embedding_bag
+@pytest.mark.parametrize("kind", ["sparse", "dense", "full"])
+def test_embedding_bag_and_its_gradient_with_leading_and_trailing_empty_rows(kind):
+    """The bag (a sorted segment sum padded back to B rows, one product over the batch's distinct features, or
+    one product with the whole table) and its table gradient, an IndexedSlices except for the full bag's; a
+    feature twice in a row counts twice."""
+    from tfxc.encoders import sparse_bow
 
-    embedding_bag = dense_embedding_bag if dense else embedding_bag
+    embedding_bag = {"sparse": sparse_bow.embedding_bag, "dense": sparse_bow.dense_embedding_bag,
+                     "full": sparse_bow.full_embedding_bag}[kind]
     table = tf.Variable(np.random.RandomState(3).randn(10, 4).astype("float32"))
     splits = np.array([0, 0, 3, 3, 5, 5, 5], np.int64)  # rows 0, 2, 4 and 5 empty
     batch = ragged(np.array([4, 0, 9, 2, 2], np.int64), VALUES, splits)  # feature 2 twice in row 3
@@ -63,7 +65,7 @@ def test_embedding_bag_and_its_row_sparse_gradient_with_leading_and_trailing_emp
     for row, (start, end) in enumerate(zip(splits[:-1], splits[1:])):
         np.add.at(x[row], batch["feat_idx"].values.numpy()[start:end], VALUES[start:end])
     np.testing.assert_allclose(bag.numpy(), x @ table.numpy(), rtol=1e-5, atol=1e-6)
-    assert isinstance(gradient, tf.IndexedSlices)
+    assert isinstance(gradient, tf.IndexedSlices) == (kind != "full")
     np.testing.assert_allclose(tf.convert_to_tensor(gradient).numpy(), x.T @ weights, rtol=1e-5, atol=1e-6)
     # Batches without a single feature (an empty request, all-empty rows) are zeros, not a crash.
     for splits in ([0], [0, 0, 0]):
@@ -72,22 +74,65 @@ def test_embedding_bag_and_its_row_sparse_gradient_with_leading_and_trailing_emp
         np.testing.assert_array_equal(bag.numpy(), np.zeros((len(splits) - 1, 4), np.float32))
 
 
-def test_the_dense_bag_is_chosen_for_rows_with_many_features_of_a_small_space():
+def test_the_bag_is_chosen_by_the_share_of_the_feature_space_a_row_has_and_its_size():
     from tfxc.build_context import BuildContext
     from tfxc.encoders.sparse_bow import SparseBowEncoderConfig
 
-    def chosen(num_features, per_point):
+    def chosen(num_features, per_point, bag="auto"):
         context = BuildContext(num_features=num_features, num_labels=5, features_per_point=per_point)
-        return SparseBowEncoder.from_config_dataclass(SparseBowEncoderConfig(), context).dense_bag
+        return SparseBowEncoder.from_config_dataclass(SparseBowEncoderConfig(bag=bag), context).bag
 
-    assert chosen(500, 18.4) and chosen(1836, 68.0) and chosen(15200, 76.9)  # delicious, bibtex, reuters
-    assert not chosen(38565, 12.8) and not chosen(100_000, 29.0)  # wordnet-hypernyms, the synthetic scale sets
-    context = BuildContext(num_features=500, num_labels=5, features_per_point=18.4)
-    for bag, dense in (("sparse", False), ("dense", True)):
-        config = SparseBowEncoderConfig(bag=bag)
-        assert SparseBowEncoder.from_config_dataclass(config, context).dense_bag == dense
-    with pytest.raises(ConfigError, match="bag 'segments' is not one of auto, sparse, dense"):
+    assert chosen(500, 18.4) == chosen(1836, 68.0) == chosen(103, 103.0) == "full"  # delicious, bibtex, yeast
+    assert chosen(15200, 76.9) == chosen(499, 8.2) == "dense"  # reuters, corel5k (a batch leaves much of it)
+    assert chosen(38565, 12.8) == chosen(100_000, 29.0) == chosen(1449, 2.0) == "sparse"  # hypernyms, synthetic
+    for bag in ("sparse", "dense", "full"):
+        assert chosen(500, 18.4, bag) == chosen(100_000, 1.0, bag) == bag
+    with pytest.raises(ConfigError, match="bag 'segments' is not one of auto, sparse, dense, full"):
         SparseBowEncoderConfig(bag="segments").validate("model.encoder")
+
+
+@pytest.mark.parametrize("precision", [tf.float32, tf.bfloat16])
+def test_the_full_bag_trains_densely_with_the_whole_table(precision):
+    """Training takes the product with the whole table: a dense gradient, no row-sparse variable, bfloat16
+    operands under mixed precision."""
+    encoder = SparseBowEncoder(num_features=10, embedding_dim=6, bag="full", seed=2)
+    encoder.build()
+    encoder.matmul_dtype = precision
+    expected = reference(encoder, normalize=False)
+    assert encoder.sparse_variables == []
+    with tf.GradientTape() as tape:
+        trained = encoder(ragged(IDS, VALUES, SPLITS), training=True)
+        loss = tf.reduce_sum(trained)
+    gradient = tape.gradient(loss, encoder.embeddings)
+    assert isinstance(gradient, tf.Tensor) and gradient.shape == (10, 6)
+    tolerance = 1e-5 if precision == tf.float32 else 2e-2  # bfloat16 keeps 8 bits of the operands
+    np.testing.assert_allclose(trained.numpy(), expected, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("small_table_bytes, few_nonzeros, op", [
+    (1 << 19, 256, "MatMul"),                      # a small table: the whole product
+    (0, 256, "SparseTensorDenseMatMul"),           # a large one, few non-zeros (one row)
+    (0, 2, "GatherV2"),                            # a large one, a batch: the batch's distinct rows
+])
+def test_the_full_bag_infers_from_a_plain_read_of_the_table(monkeypatch, small_table_bytes, few_nonzeros, op):
+    """Evaluation and serving read the table as a tensor, never row-sparsely from the variable (which would put
+    it in TensorFlow's copy-on-read mode), and take the path that suits the request; the same sums, empty
+    requests included."""
+    from tfxc.encoders import sparse_bow
+
+    monkeypatch.setattr(sparse_bow, "SMALL_TABLE_BYTES", small_table_bytes)
+    monkeypatch.setattr(sparse_bow, "FEW_NONZEROS", few_nonzeros)
+    encoder = SparseBowEncoder(num_features=10, embedding_dim=6, bag="full", seed=2)
+    encoder.build()
+    batch = ragged(IDS, VALUES, SPLITS)
+    inferred = tf.function(lambda b: encoder(b, training=False))
+    graph = inferred.get_concrete_function(batch).graph.as_graph_def()
+    ops = {node.op for f in graph.library.function for node in f.node_def} | {node.op for node in graph.node}
+    assert "ResourceGather" not in ops and op in ops
+    np.testing.assert_allclose(inferred(batch).numpy(), reference(encoder, normalize=False), rtol=1e-5, atol=1e-6)
+    empty = ragged(np.zeros(0, np.int64), np.zeros(0, np.float32), np.array([0, 0, 0], np.int64))
+    bias_only = np.maximum(np.tile(encoder.bias.numpy(), (2, 1)), 0)
+    np.testing.assert_array_equal(inferred(empty).numpy(), bias_only)
 
 
 def test_preprocess_drops_raw_text_so_strings_never_reach_the_replicas():

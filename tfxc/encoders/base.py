@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from tfxc._tf import keras
+from tfxc._tf import keras, tf
 
 
 class Encoder(keras.layers.Layer):
@@ -25,6 +25,10 @@ class Encoder(keras.layers.Layer):
 
     #: "features": reads feat_idx/feat_val; "text": reads the raw "text" through `tokenize`.
     input_kind: ClassVar[str] = "features"
+
+    #: The dtype of the encoder's big products where it has one that dominates a step (the full
+    #: embedding bag); set from `model.precision` when the model is built (`tfxc.precision`).
+    matmul_dtype = tf.float32
 
     @classmethod
     def from_config_dataclass(cls, config, context, *, name: str = "encoder") -> "Encoder":

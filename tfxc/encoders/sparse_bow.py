@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from tfxc._tf import keras, tf
 from tfxc.encoders.base import Encoder
 from tfxc.errors import ConfigError
+from tfxc.precision import mixed_matmul
 
 
 # The ways of computing the embedding bag (`SparseBowEncoderConfig.bag`).
-BAGS = ("auto", "sparse", "dense")
+BAGS = ("auto", "sparse", "dense", "full")
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,11 @@ class SparseBowEncoderConfig:
       bag: how the embedding bag is computed: "sparse" (`embedding_bag`, a segment sum per row:
         a row's embedding is bit-identical in any batch), "dense" (`dense_embedding_bag`, one matrix
         product over the batch's distinct features: faster on dense-ish rows, with rounding that
-        depends on the batch at the level of one ulp) or "auto" (dense for rows with at least
-        `DENSE_BAG_SHARE` of the feature space, else sparse).
+        depends on the batch at the level of one ulp), "full" (`full_embedding_bag`, one product
+        with the whole table: its gradient is dense, so Adam updates every row every step, as it
+        would any dense layer; for small feature spaces that a batch covers) or "auto" (full for rows
+        with at least `FULL_BAG_SHARE` of a feature space of at most `FULL_BAG_MAX_FEATURES`, dense
+        for rows with at least `DENSE_BAG_SHARE` of the feature space, else sparse).
     """
 
     name: str = "sparse_bow"
@@ -112,11 +116,53 @@ def dense_embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val:
                    lambda: tf.zeros(tf.stack([feat_idx.nrows(), tf.shape(table, out_type=tf.int64)[1]]), table.dtype))
 
 
+def full_embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val: tf.RaggedTensor,
+                       dtype: tf.DType = tf.float32) -> tf.Tensor:
+    """`embedding_bag` as one product of the rows, dense [B, D], with the whole table [D, dim].
+
+    For a feature space small enough that a training batch touches most of it (delicious: 500
+    features, 128 rows of 18), no row is gathered or deduplicated and the table's gradient is a
+    dense [D, dim] product, which Adam then updates in one fused pass instead of gathering and
+    scattering the touched rows and their moments (BENCHMARKS.md, "Speed"). A table read this way
+    must never also be read row-sparsely (`tf.gather` on the variable): TensorFlow then copies the
+    whole variable on every later dense read.
+
+    Same arguments and result as `embedding_bag`, except that the table's gradient is a dense tensor,
+    and `dtype`: the product's (`tfxc.precision.mixed_matmul`; bfloat16 under `model.precision`
+    mixed_bfloat16, delicious' step 7.4 -> 6.6 ms at the same test P@5).
+    """
+    cells = tf.stack([feat_idx.value_rowids(), feat_idx.values], axis=1)
+    dense = tf.scatter_nd(cells, feat_val.values, tf.stack([feat_idx.nrows(), tf.shape(table, out_type=tf.int64)[0]]))
+    return mixed_matmul(dense, table, dtype)
+
+
 # Rows with at least this share of the feature space non-zero on average take `dense_embedding_bag`
 # (reuters' TF-IDF rows, 77 of 15,200 features: a training step 38.9 -> 27.5 ms; BENCHMARKS.md, "Speed").
 DENSE_BAG_SHARE = 0.004
 # ... and only up to this many features (the [B, U] matrix has U <= num_features columns).
 DENSE_BAG_MAX_FEATURES = 65536
+# Rows with at least this share of a feature space of at most FULL_BAG_MAX_FEATURES take `full_embedding_bag`:
+# a batch of 64 such rows touches most of the table (delicious: 3.7 % of 500 features, bibtex: 3.7 % of 1,836,
+# yeast: all 103). Where a batch touches few rows, dense Adam would move the untouched ones by their momentum
+# alone: medical (0.9 % of 1,449, batches of 16) lost 2.3 test P@1 that way, corel5k (1.6 % of 499) 0.6 PSP@5.
+FULL_BAG_SHARE = 0.02
+FULL_BAG_MAX_FEATURES = 2048
+# Evaluating and serving the full bag (`SparseBowEncoder._full_bag_inference`): tables up to this size take the
+# whole product (oneDNN runs products within the L2 cache on the calling thread), larger ones
+# `sparse_dense_matmul` up to this many non-zeros in the request.
+SMALL_TABLE_BYTES = 1 << 19
+FEW_NONZEROS = 256
+
+
+def auto_bag(bag: str, context) -> str:
+    """The bag a config's `bag` means for this data ("auto" resolved; `SparseBowEncoderConfig.bag`)."""
+    if bag != "auto":
+        return bag
+    dense_ish = context.features_per_point >= DENSE_BAG_SHARE * context.num_features
+    if (context.features_per_point >= FULL_BAG_SHARE * context.num_features
+            and context.num_features <= FULL_BAG_MAX_FEATURES):
+        return "full"
+    return "dense" if dense_ish and context.num_features <= DENSE_BAG_MAX_FEATURES else "sparse"
 
 
 class SparseBowEncoder(Encoder):
@@ -124,7 +170,8 @@ class SparseBowEncoder(Encoder):
 
     `x -> act(x·E + b) -> dropout -> [Dense -> act -> dropout]*`, where x·E is an
     embedding bag over the row's (feature id, value) pairs, i.e. a sparse
-    matmul that never densifies x or E's gradient.
+    matmul that never densifies x or E's gradient (except the "full" bag, for small
+    feature spaces).
 
     Args:
       num_features: size of the feature space.
@@ -134,8 +181,8 @@ class SparseBowEncoder(Encoder):
       dropout: dropout rate after each activation.
       normalize_inputs: L2-normalise the feature values of each row.
       seed: seeds the initialisers and dropout (None: Keras' global seed).
-      dense_bag: compute the bag with `dense_embedding_bag` (the same result; faster on rows with
-        many features of a small space, see `DENSE_BAG_SHARE`).
+      bag: "sparse" (`embedding_bag`), "dense" (`dense_embedding_bag`) or "full"
+        (`full_embedding_bag`): the same sums, computed as suits the data (`auto_bag`).
 
     Call args:
       inputs: {"feat_idx": int64 ragged [B, None], "feat_val": float32 ragged [B, None]}.
@@ -151,9 +198,11 @@ class SparseBowEncoder(Encoder):
     """
 
     def __init__(self, num_features: int, embedding_dim: int, hidden_units=(), activation="relu",
-                 dropout=0.0, normalize_inputs=False, seed=None, init_stddev=0.0, dense_bag=False, **kwargs):
+                 dropout=0.0, normalize_inputs=False, seed=None, init_stddev=0.0, bag="sparse", **kwargs):
         super().__init__(**kwargs)
-        self.dense_bag = dense_bag
+        if bag not in BAGS[1:]:
+            raise ValueError(f"bag must be one of {', '.join(BAGS[1:])}; got {bag!r}")
+        self.bag = bag
         self.init_stddev = init_stddev
         self.num_features = num_features
         self.embedding_dim = embedding_dim
@@ -187,12 +236,9 @@ class SparseBowEncoder(Encoder):
 
     @classmethod
     def from_config_dataclass(cls, config: SparseBowEncoderConfig, context, *, name="encoder"):
-        dense_bag = config.bag == "dense" or (
-            config.bag == "auto" and context.num_features <= DENSE_BAG_MAX_FEATURES
-            and context.features_per_point >= DENSE_BAG_SHARE * context.num_features)
         encoder = cls(context.num_features, config.embedding_dim, config.hidden_units, config.activation,
                       config.dropout, config.normalize_inputs, seed=context.seed,
-                      init_stddev=config.init_stddev, dense_bag=dense_bag, name=name)
+                      init_stddev=config.init_stddev, bag=auto_bag(config.bag, context), name=name)
         encoder.trainable = config.trainable
         if config.raw_text:
             from tfxc.encoders.text_common import tfidf_vectorizer
@@ -232,8 +278,14 @@ class SparseBowEncoder(Encoder):
         if self.normalize_inputs:
             norm = tf.sqrt(tf.reduce_sum(tf.square(feat_val), axis=1, keepdims=True))
             feat_val = feat_val / tf.maximum(norm, 1e-12)
-        bag = dense_embedding_bag if self.dense_bag else embedding_bag
-        x = self._act(bag(self.embeddings.value, feat_idx, feat_val) + self.bias)
+        if self.bag == "full" and not training:
+            bag = self._full_bag_inference(feat_idx, feat_val)
+        elif self.bag == "full":
+            bag = full_embedding_bag(self.embeddings.value, feat_idx, feat_val, self.matmul_dtype)
+        else:
+            bag = (dense_embedding_bag if self.bag == "dense" else embedding_bag)(self.embeddings.value, feat_idx,
+                                                                                  feat_val)
+        x = self._act(bag + self.bias)
         if self.dropout_layers:
             x = self.dropout_layers[0](x, training=training)
         for i, layer in enumerate(self.hidden_layers):
@@ -242,10 +294,34 @@ class SparseBowEncoder(Encoder):
                 x = self.dropout_layers[i + 1](x, training=training)
         return x
 
+    def _full_bag_inference(self, feat_idx: tf.RaggedTensor, feat_val: tf.RaggedTensor) -> tf.Tensor:
+        """The full bag's sums for evaluation and serving, from a plain read of the table (never from the
+        variable row-sparsely, see `full_embedding_bag`), computed as suits the request's size.
+
+        A one-row request is latency-bound: a product or gather big enough for TensorFlow to split over
+        its thread pool waits longer for the pool than it computes (bibtex's 68 rows of a 7.5 MB table:
+        +165 us gathered, +470 us as the whole product, +67 us by `tf.sparse.sparse_dense_matmul`, which
+        runs on the calling thread). So: the whole product where the table is small enough for oneDNN to
+        keep on one thread (yeast's 420 KB), `sparse_dense_matmul` for few non-zeros, and
+        `dense_embedding_bag` for batches (bibtex's 256 rows: 4.2 ms against 18.7 ms for
+        `sparse_dense_matmul`; BENCHMARKS.md, "Speed").
+        """
+        table = tf.convert_to_tensor(self.embeddings.value)
+        if self.num_features * self.embedding_dim * 4 <= SMALL_TABLE_BYTES:
+            return full_embedding_bag(table, feat_idx, feat_val)
+
+        def few():
+            cells = tf.stack([feat_idx.value_rowids(), feat_idx.values], axis=1)
+            rows = tf.SparseTensor(cells, feat_val.values, tf.stack([feat_idx.nrows(), self.num_features]))
+            return tf.sparse.sparse_dense_matmul(rows, table)
+
+        return tf.cond(tf.size(feat_idx.values) <= FEW_NONZEROS, few,
+                       lambda: dense_embedding_bag(table, feat_idx, feat_val))
+
     @property
     def sparse_variables(self) -> list:
         """Variables whose gradients are IndexedSlices (updated row-sparsely)."""
-        return [self.embeddings] if self.trainable else []
+        return [self.embeddings] if self.trainable and self.bag != "full" else []
 
     def get_config(self):
         return {**super().get_config(), "num_features": self.num_features, "embedding_dim": self.embedding_dim,

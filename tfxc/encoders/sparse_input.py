@@ -80,6 +80,14 @@ class WithSparseInput(Encoder):
     def output_dim(self) -> int:
         return self.inner.output_dim + 2 * self.width
 
+    @property
+    def matmul_dtype(self):
+        return self.inner.matmul_dtype
+
+    @matmul_dtype.setter
+    def matmul_dtype(self, dtype):
+        self.inner.matmul_dtype = dtype
+
     def build(self, input_shape=None):
         self.inner.build()
         self.built = True
