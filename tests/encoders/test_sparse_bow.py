@@ -135,6 +135,37 @@ def test_the_full_bag_infers_from_a_plain_read_of_the_table(monkeypatch, small_t
     np.testing.assert_array_equal(inferred(empty).numpy(), bias_only)
 
 
+@pytest.mark.parametrize("kind, batch_op", [("sparse", "SegmentSum"), ("dense", "MatMul")])
+def test_a_served_graph_reads_any_bag_from_a_plain_read_of_the_table(monkeypatch, kind, batch_op):
+    """Traced for a SavedModel, the sparse and dense bags read their tables as tensors too (one row through
+    `sparse_dense_matmul`, batches their own way); traced for evaluation in the training process they keep
+    reading the variable row-sparsely, as training does (a plain read would then copy the whole table)."""
+    from tfxc.encoders import sparse_bow
+
+    monkeypatch.setattr(sparse_bow, "SMALL_TABLE_BYTES", 0)
+    monkeypatch.setattr(sparse_bow, "FEW_NONZEROS", 2)  # the batch below (5 non-zeros) is a batch
+    encoder = SparseBowEncoder(num_features=10, embedding_dim=6, bag=kind, seed=2)
+    encoder.build()
+    batch, expected = ragged(IDS, VALUES, SPLITS), reference(encoder, normalize=False)
+
+    def traced_ops():
+        fn = tf.function(lambda b: encoder(b, training=False))
+        graph = fn.get_concrete_function(batch).graph.as_graph_def()
+        return fn, {node.op for f in graph.library.function for node in f.node_def} | {node.op for node in graph.node}
+
+    with encoder.tracing_for_serving():
+        served, ops = traced_ops()
+    assert "ResourceGather" not in ops and {"SparseTensorDenseMatMul", batch_op} <= ops
+    np.testing.assert_allclose(served(batch).numpy(), expected, rtol=1e-5, atol=1e-6)
+    monkeypatch.setattr(sparse_bow, "FEW_NONZEROS", 256)  # read at tracing: a new trace, one row's way
+    with encoder.tracing_for_serving():
+        one_row, _ = traced_ops()
+    np.testing.assert_allclose(one_row(batch).numpy(), expected, rtol=1e-5, atol=1e-6)
+    evaluated, ops = traced_ops()
+    assert "ResourceGather" in ops and "SparseTensorDenseMatMul" not in ops
+    np.testing.assert_allclose(evaluated(batch).numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_preprocess_drops_raw_text_so_strings_never_reach_the_replicas():
     encoder = SparseBowEncoder(num_features=10, embedding_dim=6, seed=2)
     batch = {**ragged(IDS, VALUES, SPLITS), "row_id": tf.constant([0, 1, 2], tf.int64),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import ClassVar
 
 from tfxc._tf import keras, tf
@@ -42,6 +43,12 @@ class Encoder(keras.layers.Layer):
     @property
     def sparse_variables(self) -> list:
         return []
+
+    @contextlib.contextmanager
+    def tracing_for_serving(self):
+        """Inside, calls are traced into a SavedModel's signatures (`tfxc.export.saved_model`): an encoder
+        may then compute differently where a served graph can afford to (this one does not)."""
+        yield
 
     #: `embed` / `from_embedded` are implemented (adversarial training perturbs the input embeddings).
     supports_embedding_perturbation: ClassVar[bool] = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from tfxc._tf import keras, tf
@@ -157,8 +158,8 @@ DENSE_BAG_MAX_FEATURES = 65536
 # alone: medical (0.9 % of 1,449, batches of 16) lost 2.3 test P@1 that way, corel5k (1.6 % of 499) 0.6 PSP@5.
 FULL_BAG_SHARE = 0.02
 FULL_BAG_MAX_FEATURES = 2048
-# Evaluating and serving the full bag (`SparseBowEncoder._full_bag_inference`): tables up to this size take the
-# whole product (oneDNN runs products within the L2 cache on the calling thread), larger ones
+# Evaluating and serving from a plain read of the table (`SparseBowEncoder._bag_from_tensor`): tables up to this
+# size take the whole product (oneDNN runs products within the L2 cache on the calling thread), larger ones
 # `sparse_dense_matmul` up to this many non-zeros in the request.
 SMALL_TABLE_BYTES = 1 << 19
 FEW_NONZEROS = 256
@@ -288,8 +289,8 @@ class SparseBowEncoder(Encoder):
         if self.normalize_inputs:
             norm = tf.sqrt(tf.reduce_sum(tf.square(feat_val), axis=1, keepdims=True))
             feat_val = feat_val / tf.maximum(norm, 1e-12)
-        if self.bag == "full" and not training:
-            bag = self._full_bag_inference(feat_idx, feat_val)
+        if not training and (self.bag == "full" or self._serving):
+            bag = self._bag_from_tensor(feat_idx, feat_val)
         elif self.bag == "full":
             bag = full_embedding_bag(self.embeddings.value, feat_idx, feat_val, self.matmul_dtype)
         else:
@@ -304,29 +305,46 @@ class SparseBowEncoder(Encoder):
                 x = self.dropout_layers[i + 1](x, training=training)
         return x
 
-    def _full_bag_inference(self, feat_idx: tf.RaggedTensor, feat_val: tf.RaggedTensor) -> tf.Tensor:
-        """The full bag's sums for evaluation and serving, from a plain read of the table (never from the
-        variable row-sparsely, see `full_embedding_bag`), computed as suits the request's size.
+    _serving = False  # inside `tracing_for_serving`
+
+    @contextlib.contextmanager
+    def tracing_for_serving(self):
+        """A SavedModel's signatures read every bag's table as a plain tensor (`_bag_from_tensor`).
+
+        Evaluation in the training process cannot do that for the sparse and dense bags: training read
+        their tables row-sparsely from the variable, and from then on TensorFlow copies the whole table on
+        every plain read (copy-on-read). A served graph never reads the variable row-sparsely, and a loaded
+        SavedModel has variables of its own.
+        """
+        saved, self._serving = self._serving, True
+        try:
+            yield
+        finally:
+            self._serving = saved
+
+    def _bag_from_tensor(self, feat_idx: tf.RaggedTensor, feat_val: tf.RaggedTensor) -> tf.Tensor:
+        """The bag's sums for the full bag's evaluation and for serving, from a plain read of the table
+        (never from the variable row-sparsely, see `full_embedding_bag`), computed as suits the request.
 
         A one-row request is latency-bound: a product or gather big enough for TensorFlow to split over
         its thread pool waits longer for the pool than it computes (bibtex's 68 rows of a 7.5 MB table:
         +165 us gathered, +470 us as the whole product, +67 us by `tf.sparse.sparse_dense_matmul`, which
         runs on the calling thread). So: the whole product where the table is small enough for oneDNN to
-        keep on one thread (yeast's 420 KB), `sparse_dense_matmul` for few non-zeros, and
-        `dense_embedding_bag` for batches (bibtex's 256 rows: 4.2 ms against 18.7 ms for
+        keep on one thread (yeast's 420 KB), `sparse_dense_matmul` for few non-zeros, and for batches
+        the bag's own computation (bibtex's 256 rows: 4.2 ms by `dense_embedding_bag` against 18.7 ms by
         `sparse_dense_matmul`; BENCHMARKS.md, "Speed").
         """
         table = tf.convert_to_tensor(self.embeddings.value)
         if self.num_features * self.embedding_dim * 4 <= SMALL_TABLE_BYTES:
             return full_embedding_bag(table, feat_idx, feat_val)
+        batch_bag = embedding_bag if self.bag == "sparse" else dense_embedding_bag
 
         def few():
             cells = tf.stack([feat_idx.value_rowids(), feat_idx.values], axis=1)
             rows = tf.SparseTensor(cells, feat_val.values, tf.stack([feat_idx.nrows(), self.num_features]))
             return tf.sparse.sparse_dense_matmul(rows, table)
 
-        return tf.cond(tf.size(feat_idx.values) <= FEW_NONZEROS, few,
-                       lambda: dense_embedding_bag(table, feat_idx, feat_val))
+        return tf.cond(tf.size(feat_idx.values) <= FEW_NONZEROS, few, lambda: batch_bag(table, feat_idx, feat_val))
 
     @property
     def sparse_variables(self) -> list:

@@ -80,6 +80,9 @@ class WithSparseInput(Encoder):
     def output_dim(self) -> int:
         return self.inner.output_dim + 2 * self.width
 
+    def tracing_for_serving(self):
+        return self.inner.tracing_for_serving()
+
     @property
     def matmul_dtype(self):
         return self.inner.matmul_dtype

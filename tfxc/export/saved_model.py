@@ -251,7 +251,8 @@ def export_saved_model(model, config, info, out_dir: str, top_k: int | None = No
     """
     module = serving_module(model, info.label_names(), top_k or config.export.top_k, info.num_features)
     with atomic_directory(out_dir, marker="saved_model.pb") as tmp:
-        tf.saved_model.save(module, tmp, signatures=module.signatures())
+        with model.encoder.tracing_for_serving():  # the signatures are traced here
+            tf.saved_model.save(module, tmp, signatures=module.signatures())
         assets = os.path.join(tmp, "assets.extra", ASSETS_DIR)
         os.makedirs(assets)
         with open(os.path.join(assets, "config.json"), "w", encoding="utf-8") as f:
