@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from tfxc._tf import tf
 from tfxc.encoders.base import Encoder
+from tfxc.encoders.sparse_bow import dense_rows
 from tfxc.errors import ConfigError
 
 # A dense vector of this many features per row is the most this encoder will build.
@@ -62,9 +63,7 @@ class DenseFeaturesEncoder(Encoder):
 
     def call(self, inputs, training=False):
         feat_idx, feat_val = inputs["feat_idx"], inputs["feat_val"]
-        index = tf.stack([feat_idx.value_rowids(), feat_idx.values], axis=1)
-        shape = tf.stack([feat_idx.nrows(), tf.constant(self.num_features, tf.int64)])
-        x = tf.scatter_nd(index, feat_val.values, shape)
+        x = dense_rows(feat_idx, feat_val, feat_idx.values, self.num_features)
         if self.normalize:
             x = tf.math.l2_normalize(x, axis=1)
         return x

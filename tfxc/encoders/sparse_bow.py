@@ -165,6 +165,11 @@ SMALL_TABLE_BYTES = 1 << 19
 FEW_NONZEROS = 256
 
 
+# How each bag sums a batch read row by row (the full bag's training product aside): "full" shares the dense
+# bag's product over the batch's distinct rows when it reads its table as a tensor (`_bag_from_tensor`).
+BATCH_BAGS = {"sparse": embedding_bag, "dense": dense_embedding_bag, "full": dense_embedding_bag}
+
+
 def auto_bag(bag: str, context) -> str:
     """The bag a config's `bag` means for this data ("auto" resolved; `SparseBowEncoderConfig.bag`)."""
     if bag != "auto":
@@ -294,8 +299,7 @@ class SparseBowEncoder(Encoder):
         elif self.bag == "full":
             bag = full_embedding_bag(self.embeddings.value, feat_idx, feat_val, self.matmul_dtype)
         else:
-            bag = (dense_embedding_bag if self.bag == "dense" else embedding_bag)(self.embeddings.value, feat_idx,
-                                                                                  feat_val)
+            bag = BATCH_BAGS[self.bag](self.embeddings.value, feat_idx, feat_val)
         x = self._act(bag + self.bias)
         if self.dropout_layers:
             x = self.dropout_layers[0](x, training=training)
@@ -337,14 +341,14 @@ class SparseBowEncoder(Encoder):
         table = tf.convert_to_tensor(self.embeddings.value)
         if self.num_features * self.embedding_dim * 4 <= SMALL_TABLE_BYTES:
             return full_embedding_bag(table, feat_idx, feat_val)
-        batch_bag = embedding_bag if self.bag == "sparse" else dense_embedding_bag
 
         def few():
             cells = tf.stack([feat_idx.value_rowids(), feat_idx.values], axis=1)
             rows = tf.SparseTensor(cells, feat_val.values, tf.stack([feat_idx.nrows(), self.num_features]))
             return tf.sparse.sparse_dense_matmul(rows, table)
 
-        return tf.cond(tf.size(feat_idx.values) <= FEW_NONZEROS, few, lambda: batch_bag(table, feat_idx, feat_val))
+        return tf.cond(tf.size(feat_idx.values) <= FEW_NONZEROS, few,
+                       lambda: BATCH_BAGS[self.bag](table, feat_idx, feat_val))
 
     @property
     def sparse_variables(self) -> list:
