@@ -105,7 +105,8 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes_exactly(tmp_path):
 def test_kills_at_random_moments_resume_to_the_uninterrupted_weights(tmp_path):
     # Dropout on, so the restored RNG state matters too; checkpoints often, kills land anywhere.
     model = {"encoder": {"name": "sparse_bow", "embedding_dim": 16, "hidden_units": [16], "dropout": 0.3}}
-    trainer = {"train_steps": 96, "steps_per_loop": 2, "checkpoint_every_steps": 6, "keep_checkpoints": 3}
+    # 240 steps run ~1.7 s after tracing here, so most kills land mid-training.
+    trainer = {"train_steps": 240, "steps_per_loop": 2, "checkpoint_every_steps": 6, "keep_checkpoints": 3}
     config = tiny_config(tmp_path, trainer=trainer, model=model)
     reference, killed = str(tmp_path / "reference"), str(tmp_path / "killed")
     run_cli("tfxc.train", "--config", config, "--model-dir", reference)
@@ -113,8 +114,8 @@ def test_kills_at_random_moments_resume_to_the_uninterrupted_weights(tmp_path):
     kills = 0
     for _ in range(3):
         proc = start_training(config, killed)
-        wait_for_line(proc, "training 96 steps")
-        time.sleep(rng.uniform(0.2, 2.5))
+        wait_for_line(proc, "training 240 steps")
+        time.sleep(rng.uniform(0.2, 2.0))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             kills += 1

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from tfxc._tf import keras, tf
 from tfxc.encoders.base import Encoder
+from tfxc.encoders.dropout import Dropout
 from tfxc.errors import ConfigError
 from tfxc.precision import mixed_matmul
 
@@ -236,7 +237,7 @@ class SparseBowEncoder(Encoder):
                                                             kernel_initializer=self._initializer(i + 1)))
         if dropout > 0:
             for i in range(len(self.hidden_units) + 1):
-                setattr(self, f"dropout_{i}", keras.layers.Dropout(
+                setattr(self, f"dropout_{i}", Dropout(
                     dropout, seed=None if seed is None else seed + i, name=f"dropout_{i}"))
 
     @property

@@ -7,6 +7,7 @@ import logging
 import numpy as np
 
 from tfxc._tf import tf
+from tfxc.utils.graph import BatchFunction
 from tfxc.data.pipeline import eval_dataset
 from tfxc.errors import DataError
 from tfxc.eval.metrics import XmcMetrics
@@ -75,9 +76,9 @@ class Evaluator:
         self.multiclass = is_multiclass(info, split)
         self._softmax_statistics = None
         if self.multiclass and model.head.supports_softmax_statistics:
-            self._softmax_statistics = tf.function(
+            self._softmax_statistics = BatchFunction(
                 lambda batch: model.head.softmax_statistics(model.encoder(batch, training=False),
-                                                            batch["labels"].values, k), reduce_retracing=True)
+                                                            batch["labels"].values, k))
 
     def predictions(self):
         """Yields (scores float32 [B, k], ids int64 [B, k], labels int64 ragged [B, None]) per batch."""

@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from tfxc._tf import tf
+from tfxc.utils.graph import BatchFunction
 from tfxc.build_context import BuildContext
 from tfxc.data.pipeline import eval_dataset
 from tfxc.errors import DataError, TfxcError
@@ -78,8 +79,7 @@ class PartsEvaluator:
         for r, part_dir in enumerate(self.parts):
             started = time.time()
             model = part_dir.restore(self.config, part=r).model
-            scores = tf.function(lambda batch, model=model: model.head.part_scores(model, batch),
-                                 reduce_retracing=True)
+            scores = BatchFunction(lambda batch, model=model: model.head.part_scores(model, batch))
             path = os.path.join(scratch, f"part-{r:03d}.f32")
             with open(path, "wb") as out:
                 for batch in self._batches(model):

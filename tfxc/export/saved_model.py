@@ -44,6 +44,7 @@ import shutil
 import numpy as np
 
 from tfxc._tf import tf
+from tfxc.utils.graph import graph_function
 from tfxc.config import config_to_json
 from tfxc.utils.io import atomic_directory
 
@@ -78,7 +79,7 @@ class ServingBase(tf.Module):
         # (`Head.serving_jit_compile`); `top_k` with k as an input keeps the plain graph (XLA needs a static k).
         self._compiled_head_top_k = None
         if model.head.serving_jit_compile:
-            self._compiled_head_top_k = tf.function(lambda h: model.head.top_k(h, self.default_k), jit_compile=True)
+            self._compiled_head_top_k = graph_function(lambda h: model.head.top_k(h, self.default_k), jit_compile=True)
 
     def _batch_top_k(self, batch, k):
         """The top-k outputs of one input batch (the dict the encoder reads)."""
@@ -180,22 +181,22 @@ class ServingModule(ServingBase):
     def signatures(self) -> dict:
         return {"serving_default": self.serve, "top_k": self.serve_k, "embed": self.embed}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="feat_idx"),
-                                  tf.TensorSpec([None], tf.float32, name="feat_val"),
-                                  tf.TensorSpec([None], tf.int64, name="row_splits")])
+    @graph_function(input_signature=[tf.TensorSpec([None], tf.int64, name="feat_idx"),
+                                     tf.TensorSpec([None], tf.float32, name="feat_val"),
+                                     tf.TensorSpec([None], tf.int64, name="row_splits")])
     def embed(self, feat_idx, feat_val, row_splits):
         return self._embeddings(self._checked_batch(feat_idx, feat_val, row_splits))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="feat_idx"),
-                                  tf.TensorSpec([None], tf.float32, name="feat_val"),
-                                  tf.TensorSpec([None], tf.int64, name="row_splits")])
+    @graph_function(input_signature=[tf.TensorSpec([None], tf.int64, name="feat_idx"),
+                                     tf.TensorSpec([None], tf.float32, name="feat_val"),
+                                     tf.TensorSpec([None], tf.int64, name="row_splits")])
     def serve(self, feat_idx, feat_val, row_splits):
         return self._top_k(feat_idx, feat_val, row_splits, self.default_k)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="feat_idx"),
-                                  tf.TensorSpec([None], tf.float32, name="feat_val"),
-                                  tf.TensorSpec([None], tf.int64, name="row_splits"),
-                                  tf.TensorSpec([], tf.int32, name="k")])
+    @graph_function(input_signature=[tf.TensorSpec([None], tf.int64, name="feat_idx"),
+                                     tf.TensorSpec([None], tf.float32, name="feat_val"),
+                                     tf.TensorSpec([None], tf.int64, name="row_splits"),
+                                     tf.TensorSpec([], tf.int32, name="k")])
     def serve_k(self, feat_idx, feat_val, row_splits, k):
         with tf.control_dependencies([tf.debugging.Assert(k >= 1, ["k must be >= 1; got", k])]):
             k = tf.minimum(k, self.num_labels)
@@ -212,21 +213,22 @@ class TextServingModule(ServingBase):
     def _text_batch(self, text):
         return self.model.encoder.tokenize(text)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_text(self, text):
         return self._batch_top_k(self._text_batch(text), self.default_k)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"), tf.TensorSpec([], tf.int32, name="k")])
+    @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                     tf.TensorSpec([], tf.int32, name="k")])
     def serve_text_k(self, text, k):
         with tf.control_dependencies([tf.debugging.Assert(k >= 1, ["k must be >= 1; got", k])]):
             k = tf.minimum(k, self.num_labels)
         return self._batch_top_k(self._text_batch(text), k)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def embed(self, text):
         return self._embeddings(self._text_batch(text))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def tokenize(self, text):
         out = {}
         for name, value in self._text_batch(text).items():

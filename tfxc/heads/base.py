@@ -40,6 +40,7 @@ import contextlib
 from typing import ClassVar
 
 from tfxc._tf import keras, tf
+from tfxc.utils.graph import BatchFunction, graph_function
 from tfxc.encoders import ENCODERS
 from tfxc.precision import mixed_einsum, mixed_matmul
 
@@ -119,15 +120,15 @@ class Head(keras.layers.Layer):
         heads with a faster host-side path (MACH's Cython gather) override this.
         """
         if not self.serving_jit_compile:
-            fn = tf.function(lambda batch: model.top_k(batch, k), reduce_retracing=True)
+            fn = BatchFunction(lambda batch: model.top_k(batch, k))
 
             def top_k(batch):
                 scores, ids = fn(batch)
                 return scores.numpy(), ids.numpy()
 
             return top_k
-        encode = tf.function(lambda batch: model.encoder(batch, training=False), reduce_retracing=True)
-        compiled = tf.function(lambda features: self.top_k(features, k), jit_compile=True)
+        encode = BatchFunction(lambda batch: model.encoder(batch, training=False))
+        compiled = graph_function(lambda features: self.top_k(features, k), jit_compile=True)
 
         def compiled_top_k(batch):
             features = encode(batch)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfxc._tf import keras, tf
+from tfxc.utils.graph import BatchFunction
 from tfxc.encoders import ENCODERS, Encoder, RepeatedEncoder
 from tfxc.errors import ConfigError
 from tfxc.hashing import MachLookup, feature_map
@@ -249,8 +250,7 @@ class MachHead(Head):
         """Bucket scores in TF, then the label top-k on the host with the Cython gather
         (`tfxc.kernels.mach`), or the approximate candidate-set method when
         `eval_top_buckets` > 0 — never a [batch, L] tensor in the graph."""
-        scores_fn = tf.function(lambda batch: self.bucket_scores(model(batch, training=False)),
-                                reduce_retracing=True)
+        scores_fn = BatchFunction(lambda batch: self.bucket_scores(model(batch, training=False)))
         return lambda batch: self.rank_part_scores(np.ascontiguousarray(scores_fn(batch).numpy()), k)
 
     def part_scores(self, model, batch):

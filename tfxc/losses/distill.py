@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfxc._tf import tf
+from tfxc.utils.graph import BatchFunction
 from tfxc.errors import ConfigError, TfxcError
 from tfxc.losses.base import Objective
 
@@ -79,7 +80,7 @@ def teacher_logits(teacher_dir: str, info, batch_size: int = 256) -> np.ndarray:
     start = time.time()
     out = np.zeros((rows, info.num_labels), np.float32)
     model = trained.model
-    forward = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
+    forward = BatchFunction(lambda batch: model(batch, training=False))
     for batch in eval_dataset(info.files("train"), batch_size, preprocess=model.encoder.preprocess):
         out[batch["row_id"].numpy()] = forward(batch).numpy()
     log.info("teacher %s scored the %d train rows in %.1fs", teacher_dir, rows, time.time() - start)

@@ -20,6 +20,7 @@ import time
 
 from tfxc import __version__
 from tfxc._tf import keras, tf
+from tfxc.utils.graph import graph_function
 from tfxc.errors import ConfigError, Stopped, TrainingError
 from tfxc.eval.evaluator import Evaluator, format_metrics
 from tfxc.precision import resolve as resolve_precision
@@ -131,7 +132,7 @@ class Controller:
                               "split, and the data has none: give data.val, or data.val_percent to hold out a "
                               "share of train (the test split is never used for choices)")
         variables = components.model.trainable_variables
-        self._weights_finite = tf.function(
+        self._weights_finite = graph_function(
             lambda: tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables]))
 
     # === State ===

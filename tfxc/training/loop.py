@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from tfxc._tf import tf
 from tfxc.optimizers.lazy import dedupe_rows
+from tfxc.utils.graph import graph_function
 
 
 def dedupe(gradient):
@@ -78,11 +79,12 @@ class TrainLoop:
             return strategy.reduce("SUM", strategy.run(self.replica_step, args=(next(iterator),)), axis=None)
 
         if strategy.num_replicas_in_sync == 1:
-            @tf.function
+            @graph_function
             def train_loop(iterator, num_steps):
-                total = tf.constant(0.0)
-                for _ in tf.range(num_steps):
-                    total += one_step(iterator)
+                def body(i, total):
+                    return i + 1, total + one_step(iterator)
+
+                _, total = tf.while_loop(lambda i, _: i < num_steps, body, (tf.constant(0), tf.constant(0.0)))
                 return total / tf.cast(num_steps, tf.float32)
 
             return train_loop
@@ -91,7 +93,7 @@ class TrainLoop:
         # IndexedSlices of varying length) fails inside a tf.while_loop with
         # "Shape mismatch in the collective instance" on TF 2.21, so each step
         # is its own tf.function call, driven from the host.
-        step_fn = tf.function(one_step)
+        step_fn = graph_function(one_step)
 
         def host_loop(iterator, num_steps):
             n = int(num_steps)
