@@ -12,17 +12,22 @@ a shared machine moves with the time of day (BENCHMARKS.md, "Label tree head"), 
 best read next to it. --repeat N times every (batch size, model) N times, alternating.
 The process's thread pools are TensorFlow's defaults unless TF_NUM_INTRAOP_THREADS /
 TF_NUM_INTEROP_THREADS say otherwise.
+
+--profile N traces the model's calls of each batch size with the TF profiler and prints the N op types
+and ops that took the most time (`profile_ops.read_op_times`), per call.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 
 import numpy as np
 
 from bench_peers import latency_ms  # same folder
+from profile_ops import read_op_times  # same folder
 
 from tfxc._tf import tf
 from tfxc.data.info import DatasetInfo
@@ -52,6 +57,8 @@ def main():
     parser.add_argument("--repeat", type=int, default=1, help="time every batch size this many times")
     parser.add_argument("--baseline", action="store_true",
                         help="also time a signature with the same inputs that does nothing (the call's fixed cost)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="profile the model's calls and print the N costliest op types and ops")
     args = parser.parse_args()
     start = time.perf_counter()
     signatures = {"model": tf.saved_model.load(args.saved_model).signatures["serving_default"]}
@@ -75,6 +82,23 @@ def main():
                     print(f"batch {batch_size:4d} {name:8s}: median {np.median(ms):7.3f} ms  "
                           f"p99 {np.percentile(ms, 99):7.3f} ms  = {batch_size / np.median(ms) * 1000:,.0f} rows/s",
                           flush=True)
+            if args.profile:
+                profile(signatures["model"], requests, args.profile, os.path.join(scratch, f"profile{batch_size}"))
+
+
+def profile(serve, requests, top: int, logdir: str) -> None:
+    """Prints the `top` op types and ops by self time per call over `requests` (profile_ops.read_op_times)."""
+    tf.profiler.experimental.start(logdir)
+    for request in requests:
+        serve(**request)["label_ids"].numpy()
+    tf.profiler.experimental.stop()
+    by_type, by_name, span = read_op_times(logdir)
+    calls = len(requests)
+    print(f"  profiled: {1000 * span / calls:.3f} ms of traced span per call, "
+          f"op time {1000 * sum(by_type.values()) / calls:.3f} ms per call over all threads")
+    for title, table in (("op type", by_type), ("op (name:type)", by_name)):
+        for name, seconds in sorted(table.items(), key=lambda kv: -kv[1])[:top]:
+            print(f"    {title:14s} {1000 * seconds / calls:7.3f} ms  {name[-80:]}")
 
 
 if __name__ == "__main__":

@@ -135,6 +135,36 @@ def test_the_full_bag_infers_from_a_plain_read_of_the_table(monkeypatch, small_t
     np.testing.assert_array_equal(inferred(empty).numpy(), bias_only)
 
 
+def test_the_full_bags_inference_batches_multiply_in_its_training_dtype(monkeypatch):
+    """Under mixed precision the full bag trains on bfloat16 products, and its evaluation and serving batches
+    (the product over the batch's distinct rows) take bfloat16 operands too; a few non-zeros (one row,
+    `sparse_dense_matmul`) and float32 bags stay in float32."""
+    from tfxc.encoders import sparse_bow
+
+    monkeypatch.setattr(sparse_bow, "SMALL_TABLE_BYTES", 0)
+    encoder = SparseBowEncoder(num_features=10, embedding_dim=6, bag="full", seed=2)
+    encoder.build()
+    batch, expected = ragged(IDS, VALUES, SPLITS), reference(encoder, normalize=False)
+
+    def inferred(few_nonzeros, dtype):
+        monkeypatch.setattr(sparse_bow, "FEW_NONZEROS", few_nonzeros)  # read at tracing
+        encoder.matmul_dtype = dtype
+        fn = tf.function(lambda b: encoder(b, training=False))
+        graph = fn.get_concrete_function(batch).graph.as_graph_def()
+        products = [node for f in graph.library.function for node in f.node_def if node.op == "MatMul"]
+        return fn(batch).numpy(), {node.attr["T"].type for node in products}
+
+    out, dtypes = inferred(2, tf.bfloat16)  # the batch below (5 non-zeros) is a batch
+    assert dtypes == {tf.bfloat16.as_datatype_enum}
+    np.testing.assert_allclose(out, expected, rtol=2e-2, atol=2e-2)  # bfloat16 keeps 8 bits of the operands
+    assert not np.allclose(out, expected, rtol=1e-6, atol=1e-7)  # ... and they were rounded
+    out, dtypes = inferred(2, tf.float32)
+    assert dtypes == {tf.float32.as_datatype_enum}
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    out, _ = inferred(256, tf.bfloat16)  # a few non-zeros: sparse_dense_matmul in float32
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("kind, batch_op", [("sparse", "SegmentSum"), ("dense", "MatMul")])
 def test_a_served_graph_reads_any_bag_from_a_plain_read_of_the_table(monkeypatch, kind, batch_op):
     """Traced for a SavedModel, the sparse and dense bags read their tables as tensors too (one row through

@@ -105,7 +105,8 @@ def dense_rows(feat_idx: tf.RaggedTensor, feat_val: tf.RaggedTensor, columns: tf
     return tf.reshape(tf.math.unsorted_segment_sum(feat_val.values, cells, rows * width), tf.stack([rows, width]))
 
 
-def dense_embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val: tf.RaggedTensor) -> tf.Tensor:
+def dense_embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val: tf.RaggedTensor,
+                        dtype: tf.DType = tf.float32) -> tf.Tensor:
     """`embedding_bag` as one matrix product over the batch's distinct features, for dense-ish rows.
 
     The rows become a dense [B, U] matrix over the U distinct feature ids of the batch, multiplied
@@ -114,14 +115,15 @@ def dense_embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val:
     non-zero, forward and backward (BENCHMARKS.md, "Speed"); the table's gradient is still an
     IndexedSlices over the U rows (already distinct), so the lazy update is the same.
 
-    Same arguments and result as `embedding_bag`.
+    Same arguments and result as `embedding_bag`, and `dtype`: the product's (`tfxc.precision.mixed_matmul`;
+    the full bag's batches at inference take the bfloat16 its training products ran in).
     """
     unique, position = tf.unique(feat_idx.values)
     num_unique = tf.size(unique, out_type=tf.int64)
 
     def product():
         dense = dense_rows(feat_idx, feat_val, tf.cast(position, tf.int64), num_unique)
-        return tf.matmul(dense, tf.gather(table, unique))  # [B, U] x [U, dim]
+        return mixed_matmul(dense, tf.gather(table, unique), dtype)  # [B, U] x [U, dim]
 
     # A batch without features (an empty request) would be a product over an empty inner dimension,
     # which oneDNN refuses with an abort, not an error.
@@ -337,7 +339,8 @@ class SparseBowEncoder(Encoder):
         runs on the calling thread). So: the whole product where the table is small enough for oneDNN to
         keep on one thread (yeast's 420 KB), `sparse_dense_matmul` for few non-zeros, and for batches
         the bag's own computation (bibtex's 256 rows: 4.2 ms by `dense_embedding_bag` against 18.7 ms by
-        `sparse_dense_matmul`; BENCHMARKS.md, "Speed").
+        `sparse_dense_matmul`; BENCHMARKS.md, "Speed"), the full bag's in `matmul_dtype` as in training
+        (bibtex's bag in bfloat16: 7.0 -> 3.8 ms a batch of 256 on this project's AMD machine).
         """
         table = tf.convert_to_tensor(self.embeddings.value)
         if self.num_features * self.embedding_dim * 4 <= SMALL_TABLE_BYTES:
@@ -348,8 +351,12 @@ class SparseBowEncoder(Encoder):
             rows = tf.SparseTensor(cells, feat_val.values, tf.stack([feat_idx.nrows(), self.num_features]))
             return tf.sparse.sparse_dense_matmul(rows, table)
 
-        return tf.cond(tf.size(feat_idx.values) <= FEW_NONZEROS, few,
-                       lambda: BATCH_BAGS[self.bag](table, feat_idx, feat_val))
+        def batch():
+            if self.bag == "full":  # in the dtype its training products ran in (bfloat16 under mixed precision)
+                return dense_embedding_bag(table, feat_idx, feat_val, self.matmul_dtype)
+            return BATCH_BAGS[self.bag](table, feat_idx, feat_val)
+
+        return tf.cond(tf.size(feat_idx.values) <= FEW_NONZEROS, few, batch)
 
     @property
     def sparse_variables(self) -> list:
