@@ -135,6 +135,28 @@ def test_the_full_bag_infers_from_a_plain_read_of_the_table(monkeypatch, small_t
     np.testing.assert_array_equal(inferred(empty).numpy(), bias_only)
 
 
+@pytest.mark.parametrize("max_cells, product", [(None, True), (4.0, True), (2.0, False)])
+def test_the_dense_bag_falls_back_to_the_segment_sum_past_a_number_of_cells_per_nonzero(max_cells, product):
+    """3 rows x 4 distinct features = 12 cells for 5 non-zeros (2.4 a non-zero): the product up to the
+    threshold, the segment sum past it, the same sums either way, and zeros for an empty batch. Which one
+    ran shows in an infinite table row that only row 0 reads: the product's zero cells turn it into NaN
+    in the other rows (0 x inf), the segment sum never touches it there."""
+    from tfxc.encoders.sparse_bow import dense_embedding_bag
+
+    table = np.random.RandomState(0).randn(10, 6).astype(np.float32)
+    expected = np.stack([VALUES[a:b] @ table[IDS[a:b]] for a, b in zip(SPLITS[:-1], SPLITS[1:])])
+
+    def bag(table, batch):
+        return dense_embedding_bag(tf.constant(table), batch["feat_idx"], batch["feat_val"],
+                                   max_cells_per_nonzero=max_cells).numpy()
+
+    np.testing.assert_allclose(bag(table, ragged(IDS, VALUES, SPLITS)), expected, rtol=1e-5, atol=1e-6)
+    table[9] = np.inf  # read by row 0 alone (IDS[2])
+    assert np.isnan(bag(table, ragged(IDS, VALUES, SPLITS))[2]).any() == product
+    empty = ragged(np.zeros(0, np.int64), np.zeros(0, np.float32), np.array([0, 0], np.int64))
+    np.testing.assert_array_equal(bag(table, empty), np.zeros((1, 6), np.float32))
+
+
 def test_the_full_bags_inference_batches_multiply_in_its_training_dtype(monkeypatch):
     """Under mixed precision the full bag trains on bfloat16 products, and its evaluation and serving batches
     (the product over the batch's distinct rows) take bfloat16 operands too; a few non-zeros (one row,

@@ -106,7 +106,7 @@ def dense_rows(feat_idx: tf.RaggedTensor, feat_val: tf.RaggedTensor, columns: tf
 
 
 def dense_embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val: tf.RaggedTensor,
-                        dtype: tf.DType = tf.float32) -> tf.Tensor:
+                        dtype: tf.DType = tf.float32, max_cells_per_nonzero: float | None = None) -> tf.Tensor:
     """`embedding_bag` as one matrix product over the batch's distinct features, for dense-ish rows.
 
     The rows become a dense [B, U] matrix over the U distinct feature ids of the batch, multiplied
@@ -115,8 +115,12 @@ def dense_embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val:
     non-zero, forward and backward (BENCHMARKS.md, "Speed"); the table's gradient is still an
     IndexedSlices over the U rows (already distinct), so the lazy update is the same.
 
-    Same arguments and result as `embedding_bag`, and `dtype`: the product's (`tfxc.precision.mixed_matmul`;
-    the full bag's batches at inference take the bfloat16 its training products ran in).
+    Same arguments and result as `embedding_bag`, and
+      dtype: the product's (`tfxc.precision.mixed_matmul`; the full bag's batches at inference take the
+        bfloat16 its training products ran in).
+      max_cells_per_nonzero: a batch whose [B, U] matrix has more cells than this per non-zero is
+        summed by `embedding_bag` instead (inference: U grows with the batch, and a large batch of
+        rows with a few features each costs the product far more than the segment sum).
     """
     unique, position = tf.unique(feat_idx.values)
     num_unique = tf.size(unique, out_type=tf.int64)
@@ -127,8 +131,13 @@ def dense_embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val:
 
     # A batch without features (an empty request) would be a product over an empty inner dimension,
     # which oneDNN refuses with an abort, not an error.
-    return tf.cond(num_unique > 0, product,
-                   lambda: tf.zeros(tf.stack([feat_idx.nrows(), tf.shape(table, out_type=tf.int64)[1]]), table.dtype))
+    if max_cells_per_nonzero is None:
+        return tf.cond(num_unique > 0, product, lambda: tf.zeros(
+            tf.stack([feat_idx.nrows(), tf.shape(table, out_type=tf.int64)[1]]), table.dtype))
+    # One branch point, not two (each costs a dispatch): the segment sum also sums an empty batch.
+    cells = tf.cast(feat_idx.nrows() * num_unique, tf.float32)
+    small = cells <= max_cells_per_nonzero * tf.cast(tf.size(feat_idx.values), tf.float32)
+    return tf.cond((num_unique > 0) & small, product, lambda: embedding_bag(table, feat_idx, feat_val))
 
 
 def full_embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val: tf.RaggedTensor,
@@ -166,11 +175,16 @@ FULL_BAG_MAX_FEATURES = 2048
 # `sparse_dense_matmul` up to this many non-zeros in the request.
 SMALL_TABLE_BYTES = 1 << 19
 FEW_NONZEROS = 256
+# ... and batches of the product bags by their product over the distinct rows up to this many cells of the
+# [B, U] matrix per non-zero, by the segment sum beyond (`dense_embedding_bag`): on real test rows, 1,024 rows
+# of reuters (100 cells a non-zero) 116 -> 58 ms, of medical (76) 14.2 -> 11.9 ms, while bibtex's and
+# delicious' 26-32 keep their 2x faster product (BENCHMARKS.md, "Speed").
+SERVED_MAX_CELLS_PER_NONZERO = 64
 
 
-# How each bag sums a batch read row by row (the full bag's training product aside): "full" shares the dense
-# bag's product over the batch's distinct rows when it reads its table as a tensor (`_bag_from_tensor`).
-BATCH_BAGS = {"sparse": embedding_bag, "dense": dense_embedding_bag, "full": dense_embedding_bag}
+# How the sparse and dense bags sum a batch read row-sparsely from the variable (training, and evaluation in
+# the training process); the full bag trains on `full_embedding_bag` and infers through `_bag_from_tensor`.
+BATCH_BAGS = {"sparse": embedding_bag, "dense": dense_embedding_bag}
 
 
 def auto_bag(bag: str, context) -> str:
@@ -352,9 +366,11 @@ class SparseBowEncoder(Encoder):
             return tf.sparse.sparse_dense_matmul(rows, table)
 
         def batch():
-            if self.bag == "full":  # in the dtype its training products ran in (bfloat16 under mixed precision)
-                return dense_embedding_bag(table, feat_idx, feat_val, self.matmul_dtype)
-            return BATCH_BAGS[self.bag](table, feat_idx, feat_val)
+            if self.bag == "sparse":
+                return embedding_bag(table, feat_idx, feat_val)
+            # The full bag in the dtype its training products ran in (bfloat16 under mixed precision).
+            dtype = self.matmul_dtype if self.bag == "full" else tf.float32
+            return dense_embedding_bag(table, feat_idx, feat_val, dtype, SERVED_MAX_CELLS_PER_NONZERO)
 
         return tf.cond(tf.size(feat_idx.values) <= FEW_NONZEROS, few, batch)
 
