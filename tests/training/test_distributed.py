@@ -45,7 +45,7 @@ def test_dead_worker_ends_the_survivor_with_a_clear_error(tmp_path):
     procs = start_workers(config, str(tmp_path / "model"), 2, extra=["--set", "runtime.collective_timeout_s=30"])
     try:
         # Wait until training is under way, then kill worker 1 outright.
-        deadline = time.time() + 120
+        deadline = time.time() + 240  # a hang guard: two test processes may share the cores
         while not os.path.exists(tmp_path / "model" / "checkpoints" / "checkpoint"):
             assert time.time() < deadline, "training never reached its first checkpoint"
             time.sleep(0.5)
@@ -75,7 +75,7 @@ def test_sigterm_to_one_worker_stops_both_at_the_same_checkpointed_step(tmp_path
     model_dir = tmp_path / "model"
     procs = start_workers(config, str(model_dir), 2)
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 240  # a hang guard: two test processes may share the cores
         while not os.path.exists(model_dir / "checkpoints" / "checkpoint"):
             assert time.time() < deadline, "training never reached its first checkpoint"
             time.sleep(0.5)
