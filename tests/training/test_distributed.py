@@ -40,15 +40,21 @@ def test_multi_worker_two_processes_match_single_process(single_process_run, tmp
         assert metrics[name] == pytest.approx(reference_metrics[name], abs=0.01), name
 
 
+def wait_for_first_checkpoint(model_dir, timeout: float = 240) -> None:
+    """Returns once the chief has written a checkpoint; the timeout is a hang guard (two test processes may
+    share the cores)."""
+    deadline = time.time() + timeout
+    while not os.path.exists(os.path.join(model_dir, "checkpoints", "checkpoint")):
+        assert time.time() < deadline, "training never reached its first checkpoint"
+        time.sleep(0.5)
+
+
 def test_dead_worker_ends_the_survivor_with_a_clear_error(tmp_path):
     config = tiny_config(tmp_path, model=MODEL, trainer={"train_steps": 100000, "steps_per_loop": 1})
     procs = start_workers(config, str(tmp_path / "model"), 2, extra=["--set", "runtime.collective_timeout_s=30"])
     try:
         # Wait until training is under way, then kill worker 1 outright.
-        deadline = time.time() + 240  # a hang guard: two test processes may share the cores
-        while not os.path.exists(tmp_path / "model" / "checkpoints" / "checkpoint"):
-            assert time.time() < deadline, "training never reached its first checkpoint"
-            time.sleep(0.5)
+        wait_for_first_checkpoint(tmp_path / "model")
         os.killpg(procs[1].pid, signal.SIGKILL)
         t_kill = time.time()
         (rc, err), = finish(procs[:1], timeout=90)
@@ -75,10 +81,7 @@ def test_sigterm_to_one_worker_stops_both_at_the_same_checkpointed_step(tmp_path
     model_dir = tmp_path / "model"
     procs = start_workers(config, str(model_dir), 2)
     try:
-        deadline = time.time() + 240  # a hang guard: two test processes may share the cores
-        while not os.path.exists(model_dir / "checkpoints" / "checkpoint"):
-            assert time.time() < deadline, "training never reached its first checkpoint"
-            time.sleep(0.5)
+        wait_for_first_checkpoint(model_dir)
         os.kill(procs[1].pid, signal.SIGTERM)  # the non-chief alone is preempted
         results = finish(procs, timeout=120)
     finally:
