@@ -89,20 +89,30 @@ def fit(config, X, Y, *, model_dir: str, X_val=None, Y_val=None, X_test=None, Y_
       A `Classifier` on `model_dir`.
     """
     from tfxc.data.convert import ensure_converted
+    from tfxc.model_dir import ModelDir
     from tfxc.resolve import whole_config
     from tfxc.training.distribute import make_strategy
-    from tfxc.training.trainer import Trainer
+    from tfxc.training.trainer import Trainer, lock_for_training
 
     sources = os.path.join(model_dir, SOURCES_DIR)
-    os.makedirs(sources, exist_ok=True)
     splits = {"train": (X, Y), "val": (X_val, Y_val), "test": (X_test, Y_test)}
-    data = _write_sources(sources, {k: v for k, v in splits.items() if v[0] is not None}, label_names)
+    data, files = _sources({k: v for k, v in splits.items() if v[0] is not None}, label_names, sources)
     config, tree = _resolve_config(config, overrides, {**data, "dir": os.path.join(model_dir, CONVERTED_DIR),
                                                        "source_dir": ""})
     strategy = make_strategy(config.runtime)
-    info = ensure_converted(config.data)
-    config = whole_config(config, tree, info, overrides, "the config given to fit")  # a thin one: the recipe's
-    Trainer(config, model_dir, info, strategy).train()
+    # The lock before anything is written, and a conversion that a model trained on other data refuses:
+    # a second fit into a directory in use, or on other data than its checkpoint's, changes nothing.
+    lock = lock_for_training(model_dir, strategy, what="a tfxc.fit run")
+    try:
+        for path, content in files.items():
+            _write_if_changed(path, content)
+        info = ensure_converted(config.data, accept=ModelDir(model_dir).refuse_other_data)
+        config = whole_config(config, tree, info, overrides, "the config given to fit")  # thin: the recipe's
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    Trainer(config, model_dir, info, strategy, lock=lock).train()
     return load(model_dir)
 
 
@@ -349,10 +359,11 @@ def _resolve_config(config, overrides, data_fields: dict):
     return load_config_data(tree, overrides, origin=origin), tree
 
 
-def _write_sources(directory: str, splits: dict, label_names) -> dict:
-    """Writes each split's arrays where the converter reads them; returns the `data` fields that name them."""
+def _sources(splits: dict, label_names, directory: str) -> tuple[dict, dict[str, bytes]]:
+    """Each split's arrays as the files the converter reads: (the `data` fields that name them,
+    {path under `directory`: contents}), written by the caller once it holds the model directory."""
     texts = isinstance(splits["train"][0], (list, tuple)) and all(isinstance(t, str) for t in splits["train"][0])
-    fields = {}
+    fields, files = {}, {}
     if texts:
         for split, (x, y) in splits.items():
             if len(x) != len(y):
@@ -360,9 +371,9 @@ def _write_sources(directory: str, splits: dict, label_names) -> dict:
             path = os.path.join(directory, f"{split}.jsonl")
             lines = (json.dumps({"text": text, "labels": [str(label) for label in labels]}) + "\n"
                      for text, labels in zip(x, _label_lists(y)))
-            _write_if_changed(path, "".join(lines).encode("utf-8"))
+            files[path] = "".join(lines).encode("utf-8")
             fields[split] = path
-        return {"format": "jsonl", **fields, **{f"{s}_labels": "" for s in ("train", "val", "test")}}
+        return {"format": "jsonl", **fields, **{f"{s}_labels": "" for s in ("train", "val", "test")}}, files
     matrices = {split: (as_csr(x, f"X ({split})"), _label_matrix(y, split)) for split, (x, y) in splits.items()}
     # One label space for every split: as wide as the widest Y, or the names given.
     width = max([y.shape[1] for _, y in matrices.values()] + [len(label_names or ())])
@@ -375,17 +386,17 @@ def _write_sources(directory: str, splits: dict, label_names) -> dict:
         for path, matrix in ((fields[split], x), (fields[f"{split}_labels"], y)):
             buffer = io.BytesIO()
             scipy.sparse.save_npz(buffer, matrix)
-            _write_if_changed(path, buffer.getvalue())
+            files[path] = buffer.getvalue()
     if label_names is not None:
         path = os.path.join(directory, "labels.txt")
-        _write_if_changed(path, "".join(f"{name}\n" for name in label_names).encode("utf-8"))
+        files[path] = "".join(f"{name}\n" for name in label_names).encode("utf-8")
         fields["label_names"] = path
-    return {"format": "pecos", **{k: "" for k in ("val", "val_labels", "test", "test_labels")}, **fields}
+    return {"format": "pecos", **{k: "" for k in ("val", "val_labels", "test", "test_labels")}, **fields}, files
 
 
 def _write_if_changed(path: str, content: bytes) -> None:
-    """Writes `content` atomically unless the file already holds it: an unchanged source keeps its time
-    stamp, so a second `fit` on the same data finds it converted and resumes the model."""
+    """Writes `content` atomically unless the file already holds it (an unchanged source keeps its time
+    stamp, so a second `fit` on the same data need not hash it again to find it converted)."""
     if os.path.exists(path):
         with open(path, "rb") as f:
             if f.read() == content:

@@ -137,7 +137,7 @@ def _check_same_data(first_path: str, first, path: str, info, split: str) -> Non
         differences.append(f"{first.num_labels} vs {info.num_labels} labels")
     if split in first.splits and split in info.splits and first.num_points(split) != info.num_points(split):
         differences.append(f"{first.num_points(split)} vs {info.num_points(split)} {split} points")
-    if not differences and info.fingerprint() != first.fingerprint():
+    if not differences and not info.same_data_as(first):
         differences.append(f"data fingerprints differ ({first.dir} vs {info.dir})")
     if differences:
         raise TfxcError(f"{first_path} and {path} were not trained on the same converted data "

@@ -226,9 +226,10 @@ class ModelDir:
             return f.read()
 
     def write_config(self, config) -> None:
+        """Writes `config` as config.json, its data paths made absolute (`stored_form`)."""
         from tfxc.config import save_config
 
-        save_config(config, self.config_path)
+        save_config(stored_form(config), self.config_path)
 
     def check_resume(self, config, allow_changes: bool = False) -> None:
         """Refuses to resume a checkpoint under a config that changes more than `SAFE_TO_CHANGE`.
@@ -263,10 +264,10 @@ class ModelDir:
         from tfxc.config import to_dict
 
         try:  # read through today's schema: an option added since then counts at its default, not as a change
-            trained = to_dict(self.load_config())
+            trained = to_dict(stored_form(self.load_config()))
         except TfxcError:  # a stored config today's schema rejects: compare the text as written
             trained = json.loads(self.config_text())
-        return _flat_differences(trained, to_dict(config))
+        return _flat_differences(trained, to_dict(stored_form(config)))
 
     # === Parts (a head trained in independent parts, e.g. MACH repetitions: `tfxc.training.parts`) ===
     def finished_parts(self, config, info, allowed: tuple = ()) -> list["ModelDir"]:
@@ -290,7 +291,7 @@ class ModelDir:
         if count < 2:
             raise ConfigError(f"model.head '{config.model.head.name}' trains as a whole; there are no parts")
         total = TrainingLength.from_config(config.trainer, info.num_points("train")).total_steps
-        expected_config = config_to_json(config)
+        expected_config = config_to_json(stored_form(config))
         parts = []
         for r in range(count):
             part_dir = self.part(r)
@@ -345,11 +346,29 @@ class ModelDir:
           TrainingError: resuming on data that was converted differently since.
         """
         if os.path.isdir(self.dataset_dir) and resuming:
-            if self.bound_data().fingerprint() != info.fingerprint():
+            if not self.bound_data().same_data_as(info):
                 raise TrainingError(self._data_changed(info.dir))
             return
         with atomic_directory(self.dataset_dir, marker="stats.json") as tmp:
             info.copy_card(tmp)
+
+    def refuse_other_data(self, info) -> None:
+        """Raises unless a run of this directory may train on `info`, a conversion not yet in place.
+
+        `tfxc.data.convert.ensure_converted(accept=...)` calls it before a new conversion replaces the
+        data directory: a directory with a checkpoint resumes only on the data it was trained on, and
+        refusing here leaves the old conversion (which the model may still be evaluated on) untouched.
+
+        Raises:
+          TrainingError: this directory holds a checkpoint trained on other data.
+        """
+        bound = self.bound_data()
+        if bound is None or self.latest_checkpoint() is None and self.best() is None:
+            return
+        if not bound.same_data_as(info):
+            raise TrainingError(f"{self.path} holds a model trained on other data than these sources give (its "
+                                f"data card is in {self.dataset_dir}); nothing was converted. Train into another "
+                                "--model-dir, or give the sources it was trained on")
 
     def bound_data(self):
         """The `DatasetInfo` of the copy in `dataset/` (sizes, labels, featurizer; no shards), or None."""
@@ -388,7 +407,7 @@ class ModelDir:
         bound = self.bound_data()
         if need_rows or bound is None:
             info = DatasetInfo.load(config.data.dir)
-            if bound is not None and bound.fingerprint() != info.fingerprint():
+            if bound is not None and not bound.same_data_as(info):
                 raise TfxcError(self._data_changed(config.data.dir))
         else:
             info = bound
@@ -418,6 +437,22 @@ class ModelDir:
         if average is not None:
             average.copy_to_model()
         return TrainedModel(config, model, info)
+
+
+# The data section's fields that name files or directories.
+DATA_PATH_FIELDS = ("dir", "train", "test", "val", "train_labels", "test_labels", "val_labels", "label_names",
+                    "val_groups", "source_dir")
+
+
+def stored_form(config):
+    """`config` as a model directory keeps it: the data section's relative paths made absolute (against
+    the working directory), so `tfxc.evaluate` or `tfxc.load` finds the data from any directory."""
+    import dataclasses
+
+    data = config.data
+    absolute = {name: os.path.abspath(getattr(data, name)) for name in DATA_PATH_FIELDS
+                if getattr(data, name) and not os.path.isabs(getattr(data, name))}
+    return dataclasses.replace(config, data=dataclasses.replace(data, **absolute)) if absolute else config
 
 
 def _flat_differences(old: dict, new: dict, prefix: str = "") -> dict[str, tuple]:

@@ -43,8 +43,11 @@ def parse_fold(text: str) -> tuple[int, int]:
 def group_keys(jsonl_path: str | None, group_sep: str = ":") -> Iterator[str]:
     """The group key of each point, in file order: the JSONL `id` up to `group_sep`, or the point's index.
 
+    A JSONL line without an `id` is a group of its own (as a point is without a groups file): text
+    written without ids, `tfxc.fit`'s included, holds no documents to keep together.
+
     Raises:
-      DataError: a JSONL line without a readable `id` (named by file and line).
+      DataError: a JSONL line that is not a JSON object (named by file and line).
     """
     if jsonl_path is None:
         yield from (str(i) for i in itertools.count())
@@ -54,9 +57,13 @@ def group_keys(jsonl_path: str | None, group_sep: str = ":") -> Iterator[str]:
     with open_text(jsonl_path) as jl:
         for line_no, record in enumerate(jl, start=1):
             try:
-                yield str(json.loads(record)["id"]).split(group_sep)[0]
-            except (ValueError, KeyError, TypeError) as e:
-                raise DataError(f"{jsonl_path}:{line_no}: no readable 'id' field ({e})") from None
+                obj = json.loads(record)
+            except (ValueError, RecursionError) as e:
+                raise DataError(f"{jsonl_path}:{line_no}: not a JSON object ({e})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{jsonl_path}:{line_no}: not a JSON object")
+            # A line without an id gets a key no id can have (ids are split at group_sep; this has it).
+            yield str(obj["id"]).split(group_sep)[0] if obj.get("id") is not None else f"{group_sep}{line_no}"
 
 
 def route(items: Iterable, keys: Iterator[str], percent: int, source: str = "the train split",

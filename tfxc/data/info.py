@@ -75,16 +75,34 @@ class DatasetInfo:
         path = os.path.join(self.dir, FEATURIZER_FILE)
         return path if os.path.exists(path) else None
 
-    def fingerprint(self) -> str:
-        """sha256 of the card files (`CARD_FILES`): changes whenever the data is converted differently."""
+    def same_data_as(self, other: "DatasetInfo") -> bool:
+        """Whether `other` holds the same data (`fingerprint`); the rows' digests count where both have them
+        (conversions written before they were recorded have none)."""
+        rows = self.has_row_digests and other.has_row_digests
+        return self.fingerprint(rows) == other.fingerprint(rows)
+
+    @property
+    def has_row_digests(self) -> bool:
+        return all(isinstance(split, dict) and "sha256" in split for split in self.splits.values())
+
+    def fingerprint(self, rows: bool = True) -> str:
+        """sha256 of what the data is: the card files (`CARD_FILES`) and, with `rows`, the rows' digests.
+
+        Where the data came from (the sources' paths and the hashes that decide whether to convert
+        again) is left out, so the same rows converted from moved or re-copied sources are the same data.
+        """
         digest = hashlib.sha256()
         for name in CARD_FILES:
             path = os.path.join(self.dir, name)
-            if os.path.exists(path):
-                digest.update(name.encode() + b"\0")
-                with open(path, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        digest.update(block)
+            if not os.path.exists(path):
+                continue
+            digest.update(name.encode() + b"\0")
+            if name == STATS_FILE:
+                digest.update(_stats_without_provenance(path, rows))
+                continue
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
         return digest.hexdigest()
 
     def copy_card(self, directory: str) -> None:
@@ -94,3 +112,25 @@ class DatasetInfo:
             if os.path.exists(path):
                 shutil.copyfile(path, os.path.join(directory, name))
 
+
+
+# stats.json keys that say where a conversion came from, not what it holds.
+PROVENANCE_KEYS = ("source_fingerprint", "source_files")
+
+
+def _stats_without_provenance(path: str, rows: bool) -> bytes:
+    """stats.json as canonical JSON without `PROVENANCE_KEYS` (and without the splits' row digests unless
+    `rows`); the file's bytes if it is not a JSON object."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        stats = json.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(stats, dict):
+        return raw
+    kept = {k: v for k, v in stats.items() if k not in PROVENANCE_KEYS}
+    if not rows and isinstance(kept.get("splits"), dict):
+        kept["splits"] = {name: {k: v for k, v in split.items() if k != "sha256"} if isinstance(split, dict)
+                          else split for name, split in kept["splits"].items()}
+    return json.dumps(kept, sort_keys=True).encode()
