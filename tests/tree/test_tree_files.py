@@ -56,10 +56,10 @@ def test_taxonomy_with_ragged_depths_and_label_ids(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("a\tx\nzz\ty\n", "tax.tsv:2: unknown label 'zz'"),
-    ("a\tx\na\ty\nb\tz\n", "tax.tsv:2: label 'a' appears twice"),
+    ("a\tx\nzz\ty\n", "tax.tsv:2: field 'label': unknown label 'zz'"),
+    ("a\tx\na\ty\nb\tz\n", "tax.tsv:2: field 'label': label 'a' appears twice"),
     ("a\tx\n", "1 labels have no place"),
-    ("a\t\nb\tx\n", "tax.tsv:1: expected label<TAB>ancestor"),
+    ("a\t\nb\tx\n", "tax.tsv:1: field 'ancestors': expected label<TAB>ancestor"),
 ])
 def test_bad_taxonomies_name_the_line(tmp_path, text, message):
     path = tmp_path / "tax.tsv"

@@ -49,14 +49,18 @@ def group_keys(jsonl_path: str | None, group_sep: str = ":") -> Iterator[str]:
     if jsonl_path is None:
         yield from (str(i) for i in itertools.count())
         return
-    from tfxc.data.readers import open_text
+    from tfxc.data.files import open_text, surrogate_problem
 
     with open_text(jsonl_path) as jl:
         for line_no, record in enumerate(jl, start=1):
             try:
-                yield str(json.loads(record)["id"]).split(group_sep)[0]
-            except (ValueError, KeyError, TypeError) as e:
-                raise DataError(f"{jsonl_path}:{line_no}: no readable 'id' field ({e})") from None
+                key = str(json.loads(record)["id"]).split(group_sep)[0]
+            except (ValueError, KeyError, TypeError, RecursionError) as e:
+                raise DataError(f"no readable 'id' field ({e})", path=jsonl_path, line=line_no) from None
+            problem = surrogate_problem(key)  # from a JSON "\ud800" escape: md5 of it would fail
+            if problem:
+                raise DataError(f"the group id {problem}", path=jsonl_path, line=line_no, field="id")
+            yield key
 
 
 def route(items: Iterable, keys: Iterator[str], percent: int, source: str = "the train split",
