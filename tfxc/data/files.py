@@ -165,6 +165,10 @@ class TextLines:
                 break
         return lines
 
+    def readline(self) -> str:
+        """The next line, or "" at the end of the file (as a text file's readline)."""
+        return next(self, "")
+
     def read(self) -> str:
         """The rest of the file as one string."""
         return "".join(self)

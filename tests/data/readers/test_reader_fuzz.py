@@ -35,10 +35,11 @@ JSONL = "".join(json.dumps(r) + "\n" for r in [{"id": 1, "text": "red apple", "l
 
 @st.composite
 def mutated(draw, original: bytes):
-    """`original` with a few byte-level edits: replace, insert, delete, duplicate or cut a span."""
+    """`original` with a few byte-level edits: replace, insert, delete, duplicate or cut a span, or a JSON
+    surrogate escape after a quote."""
     data = bytearray(original)
     for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["replace", "insert", "delete", "duplicate", "truncate"]))
+        kind = draw(st.sampled_from(["replace", "insert", "delete", "duplicate", "truncate", "escape"]))
         at = draw(st.integers(0, max(len(data) - 1, 0)))
         if kind == "replace" and data:
             data[at] = draw(st.integers(0, 255))
@@ -53,6 +54,11 @@ def mutated(draw, original: bytes):
             data[at:at] = data[at:at + draw(st.integers(1, 8))]
         elif kind == "truncate":
             del data[at:]
+        elif kind == "escape" and b'"' in data:
+            # A surrogate escape just after a quote, so that it often lands inside a JSON string (D8).
+            quotes = [i for i, byte in enumerate(data) if byte == ord('"')]
+            at = draw(st.sampled_from(quotes)) + 1
+            data[at:at] = draw(st.sampled_from([b"\\ud800", b"\\udfff", b"\\ud83d", b"\\ud83d\\ude00"]))
     return bytes(data)
 
 
