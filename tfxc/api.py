@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse
 
 from tfxc.data.csr import as_csr
+from tfxc.data.files import check_strings
 from tfxc.errors import DataError, TfxcError
 from tfxc.utils.io import atomic_writer
 
@@ -194,8 +195,10 @@ class Classifier:
             if not is_text:
                 raise TfxcError("this model reads raw text (its encoder tokenises strings); give a list of "
                                 "strings instead of a feature matrix")
+            check_strings(X, "X")
             return list(X)
         if is_text:
+            check_strings(X, "X")
             featurizer = self._backend.featurizer()
             if featurizer is None:
                 raise TfxcError("this model was not trained on text; give a feature matrix instead")
@@ -368,6 +371,8 @@ def _sources(splits: dict, label_names, directory: str) -> tuple[dict, dict[str,
         for split, (x, y) in splits.items():
             if len(x) != len(y):
                 raise DataError(f"{split}: {len(x)} texts but {len(y)} label lists")
+            check_strings(x, f"X ({split})")
+            check_strings(_label_lists(y), f"Y ({split})")
             path = os.path.join(directory, f"{split}.jsonl")
             lines = (json.dumps({"text": text, "labels": [str(label) for label in labels]}) + "\n"
                      for text, labels in zip(x, _label_lists(y)))
@@ -388,6 +393,7 @@ def _sources(splits: dict, label_names, directory: str) -> tuple[dict, dict[str,
             scipy.sparse.save_npz(buffer, matrix)
             files[path] = buffer.getvalue()
     if label_names is not None:
+        check_strings(label_names, "label_names", item="label id")
         path = os.path.join(directory, "labels.txt")
         files[path] = "".join(f"{name}\n" for name in label_names).encode("utf-8")
         fields["label_names"] = path

@@ -52,18 +52,24 @@ def group_keys(jsonl_path: str | None, group_sep: str = ":") -> Iterator[str]:
     if jsonl_path is None:
         yield from (str(i) for i in itertools.count())
         return
-    from tfxc.data.readers import open_text
+    from tfxc.data.files import open_text, surrogate_problem
 
     with open_text(jsonl_path) as jl:
         for line_no, record in enumerate(jl, start=1):
             try:
                 obj = json.loads(record)
             except (ValueError, RecursionError) as e:
-                raise DataError(f"{jsonl_path}:{line_no}: not a JSON object ({e})") from None
+                raise DataError(f"not a JSON object ({e})", path=jsonl_path, line=line_no) from None
             if not isinstance(obj, dict):
-                raise DataError(f"{jsonl_path}:{line_no}: not a JSON object")
-            # A line without an id gets a key no id can have (ids are split at group_sep; this has it).
-            yield str(obj["id"]).split(group_sep)[0] if obj.get("id") is not None else f"{group_sep}{line_no}"
+                raise DataError("not a JSON object", path=jsonl_path, line=line_no)
+            if obj.get("id") is None:  # a key no id can give: ids are cut at group_sep, and this starts with it
+                yield f"{group_sep}{line_no}"
+                continue
+            key = str(obj["id"]).split(group_sep)[0]
+            problem = surrogate_problem(key)  # from a JSON "\ud800" escape: md5 of it would fail
+            if problem:
+                raise DataError(f"the group id {problem}", path=jsonl_path, line=line_no, field="id")
+            yield key
 
 
 def route(items: Iterable, keys: Iterator[str], percent: int, source: str = "the train split",
