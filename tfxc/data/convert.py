@@ -305,7 +305,9 @@ def ensure_converted(data_config, force: bool = False) -> DatasetInfo:
     with _lock(os.path.abspath(data_config.dir) + ".lock"):
         stats_path = os.path.join(data_config.dir, STATS_FILE)
         if not force and os.path.exists(stats_path):
-            with open(stats_path, encoding="utf-8") as f:
-                if json.load(f).get("source_fingerprint") == source_fingerprint(data_config):
-                    return DatasetInfo.load(data_config.dir)
+            from tfxc.utils.json_files import read_json_object
+
+            if read_json_object(stats_path, "the data set's statistics").get(
+                    "source_fingerprint") == source_fingerprint(data_config):
+                return DatasetInfo.load(data_config.dir)
         return convert(data_config)
