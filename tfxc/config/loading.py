@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.machinery
+import importlib.util
 import json
 import math
 import os
+import pkgutil
 import re
 import sys
 import typing
@@ -275,7 +278,7 @@ def _is_trusted(module: str, trusted: bool | frozenset) -> bool:
 
 def _module_files(module: str) -> list[str]:
     """The files importing `module` would run: each package's `__init__` on the way and the module itself,
-    found as the import system finds them (`sys.meta_path`), but without running any of them (which
+    found as the import system finds them, but without running any of them (which
     `importlib.util.find_spec` would do for the parent packages). Modules already imported run nothing
     and are left out; a name that cannot be found ends the list (the import then reports it)."""
     files, search_path = [], None
@@ -291,21 +294,42 @@ def _module_files(module: str) -> list[str]:
             break
         if spec.has_location and spec.origin:
             files.append(spec.origin)
-        search_path = spec.submodule_search_locations
+        search_path = _search_locations(spec)
         if search_path is None:
             break
     return files
 
 
-def _find_spec(name: str, search_path):
-    """The spec the first of `sys.meta_path`'s finders gives for `name` in `search_path` (None: not found)."""
-    for finder in sys.meta_path:
-        find_spec = getattr(finder, "find_spec", None)
-        if find_spec is not None:
-            spec = find_spec(name, search_path)
-            if spec is not None:
-                return spec
-    return None
+def _search_locations(spec) -> list[str] | None:
+    """The directories a package's submodules are looked for in (None: not a package)."""
+    locations = spec.submodule_search_locations
+    if locations is None:
+        return None
+    # A namespace package's `_NamespacePath` recomputes itself from its parent module, which this lookup
+    # has not imported: its portions as found are the ones the import would use now.
+    return list(getattr(locations, "_path", locations))
+
+
+def _find_spec(name: str, search_path: list[str] | None):
+    """The spec of `name` (None: not found): a top-level module through `sys.meta_path`, a submodule in its
+    package's `search_path` entry by entry, as `PathFinder` does (whose own lookup of a namespace package
+    would need the parent imported)."""
+    if search_path is None:
+        return importlib.util.find_spec(name)  # no parent package, so nothing runs
+    portions = []
+    for entry in search_path:
+        finder = pkgutil.get_importer(entry)
+        spec = finder.find_spec(name) if hasattr(finder, "find_spec") else None
+        if spec is None:
+            continue
+        if spec.loader is not None:
+            return spec
+        portions += list(spec.submodule_search_locations or ())  # a portion of a namespace package
+    if not portions:
+        return None
+    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = portions
+    return spec
 
 
 def is_inside(path: str, directory: str) -> bool:
