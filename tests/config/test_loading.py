@@ -230,6 +230,12 @@ def test_the_json_records_beside_data_and_models_refuse_other_top_levels(tmp_pat
         ModelDir(str(tmp_path)).best()
     with pytest.raises(DataError, match="x.json: the file is missing"):
         read_json_object(str(tmp_path / "x.json"))
+    # The evaluation log a resumed run reads: one object per line.
+    from tfxc.utils.json_files import read_json_lines
+
+    (tmp_path / "eval_log.jsonl").write_text('{"step": 8, "split": "val"}\n\n[8]\n')
+    with pytest.raises(DataError, match=r"eval_log.jsonl:3: the evaluation log: expected a JSON object, got list"):
+        read_json_lines(str(tmp_path / "eval_log.jsonl"), "the evaluation log")
 
 
 # === imports: code a model directory can make run (D3) ===

@@ -43,3 +43,24 @@ def required(record: dict, key: str, path: str, kind: type | tuple = object):
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise DataError(f"'{key}' has an unexpected value {value!r}", path=path)
     return value
+
+
+def read_json_lines(path: str, what: str = "the file") -> list[dict]:
+    """The JSON objects of a JSON-lines file (blank lines skipped); else a DataError naming the file and line."""
+    records = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read {what}: {e}", path=path) from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError) as e:
+            raise DataError(f"{what}: invalid JSON ({e})", path=path, line=number) from None
+        if not isinstance(record, dict):
+            raise DataError(f"{what}: expected a JSON object, got {type(record).__name__}", path=path, line=number)
+        records.append(record)
+    return records
