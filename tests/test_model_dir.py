@@ -149,3 +149,56 @@ def test_the_lock_names_its_holder_and_is_released(tmp_path):
             model_dir.lock("second")
         finally:
             held.release()
+
+
+def run_from(cwd, module: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Runs `python -m module args...` in the directory `cwd` (which `python -m` puts first on sys.path)."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=cli_env(env), capture_output=True,
+                          text=True, timeout=240)
+
+
+def set_imports(model_dir, imports) -> None:
+    path = model_dir / "config.json"
+    stored = json.loads(path.read_text())
+    stored["imports"] = imports
+    path.write_text(json.dumps(stored))
+
+
+def test_a_shared_model_directory_runs_no_code_on_evaluate_export_or_ensemble(tmp_path):
+    """D3: a module shipped inside a model directory under runs/ and named in its config.json's `imports`
+    (reachable from the project root as the namespace package runs.shared_model) never runs; a module
+    outside it runs only with --trust-imports; nothing in a model directory run from stands in for a module."""
+    root = tmp_path / "proj"
+    model_dir = root / "runs" / "shared_model"
+    run_cli("tfxc.train", "--config", tiny_config(tmp_path, trainer={"train_steps": 8}), "--model-dir", str(model_dir))
+    canary = tmp_path / "CANARY"
+    write_canary = f"open({str(canary)!r}, 'a').write('ran\\n')\n"
+    (model_dir / "tb_plugin.py").write_text(write_canary)
+    set_imports(model_dir, ["runs.shared_model.tb_plugin"])
+    refused = ("tfxc: error: runs/shared_model/config.json: imports modules (runs.shared_model.tb_plugin), and "
+               "importing them runs their code; pass --trust-imports if you trust the model directory "
+               "runs/shared_model (in Python: trust_imports=True; or name the modules in $TFXC_TRUSTED_IMPORTS)\n")
+    verbs = {"tfxc.evaluate": ["--model-dir", "runs/shared_model"],
+             "tfxc.export": ["--model-dir", "runs/shared_model", "--out", str(tmp_path / "sm")],
+             "tfxc.ensemble": ["--model-dir", "runs/shared_model", "--model-dir", "runs/shared_model"]}
+    for verb, args in verbs.items():
+        result = run_from(root, verb, *args)
+        assert result.returncode == 2 and result.stderr.endswith(refused), (verb, result.stderr[-2000:])
+    # Trusted or not, a module inside the model directory is not imported.
+    result = run_from(root, "tfxc.export", *verbs["tfxc.export"], "--trust-imports")
+    assert result.returncode == 2 and "tfxc: error: " in result.stderr and "Traceback" not in result.stderr
+    assert "would be imported from" in result.stderr and "inside the model directory runs/shared_model" in result.stderr
+    assert not canary.exists() and not (tmp_path / "sm").exists()
+    # A plain module name finds a file in the current directory: it runs with --trust-imports naming it, only.
+    (root / "plugin.py").write_text(write_canary)
+    set_imports(model_dir, ["plugin"])
+    result = run_from(root, "tfxc.evaluate", "--model-dir", "runs/shared_model", "--trust-imports", "other")
+    assert result.returncode == 2 and "imports modules (plugin)" in result.stderr and not canary.exists()
+    result = run_from(root, "tfxc.evaluate", "--model-dir", "runs/shared_model", "--trust-imports", "plugin")
+    assert result.returncode == 0 and canary.read_text() == "ran\n", result.stderr[-2000:]
+    # Run from inside the model directory, a file there does not stand in for a module tfxc imports later.
+    canary.unlink()
+    (model_dir / "tensorflow.py").write_text(write_canary + "raise ImportError('not TensorFlow')\n")
+    set_imports(model_dir, [])
+    result = run_from(model_dir, "tfxc.evaluate", "--model-dir", ".", "--json")
+    assert result.returncode == 0 and not canary.exists(), result.stderr[-2000:]

@@ -117,12 +117,19 @@ def fit(config, X, Y, *, model_dir: str, X_val=None, Y_val=None, X_test=None, Y_
     return load(model_dir)
 
 
-def load(path: str) -> "Classifier":
-    """A trained model directory or an exported SavedModel, as a `Classifier`."""
+def load(path: str, *, trust_imports=False) -> "Classifier":
+    """A trained model directory or an exported SavedModel, as a `Classifier`.
+
+    Both are programs, not only data: load only ones you trust. A model directory's config may list
+    `imports`, modules whose code runs when imported; they are imported only with `trust_imports` (True,
+    or the module names trusted), or when this process has imported them already, and never from files
+    inside the directory. A SavedModel's graph runs whatever TensorFlow ops it holds (file reads and
+    writes among them) when it is called.
+    """
     if os.path.exists(os.path.join(path, "saved_model.pb")):
         return Classifier(_SavedModelBackend(path))
     if os.path.exists(os.path.join(path, "config.json")):
-        return Classifier(_ModelDirBackend(path))
+        return Classifier(_ModelDirBackend(path, trust_imports))
     raise TfxcError(f"{path}: neither a tfxc model directory (config.json) nor a SavedModel (saved_model.pb)")
 
 
@@ -240,11 +247,12 @@ class Classifier:
 class _ModelDirBackend:
     """Ranks with the restored Keras model (the head's own evaluation top-k)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, trust_imports=False):
         from tfxc.model_dir import ModelDir
 
         self.model_dir = ModelDir(path)
-        self.config, self.model, self.info = self.model_dir.restore(need_rows=False)
+        config = self.model_dir.load_config(trust_imports=trust_imports)
+        self.config, self.model, self.info = self.model_dir.restore(config, need_rows=False)
         self.num_features, self.num_labels = self.info.num_features, self.info.num_labels
         self.label_names = self.info.label_names()
         self.label_freq, self.num_train_points = self.info.label_freq, self.info.num_points("train")
@@ -295,8 +303,9 @@ class _SavedModelBackend:
         info_path = extra_asset(path, "export.json")
         if info_path is None:
             raise TfxcError(f"{path}: not a tfxc SavedModel (no assets.extra/tfxc/export.json)")
-        with open(info_path, encoding="utf-8") as f:
-            exported = json.load(f)
+        from tfxc.utils.json_files import read_json_object
+
+        exported = read_json_object(info_path, "the export's description")
         self.num_features, self.num_labels = exported["num_features"], exported["num_labels"]
         self.input_kind = exported.get("input", "features")
         self.num_train_points = exported.get("num_train_points", 0)

@@ -163,11 +163,12 @@ class ModelDir:
 
     def best(self) -> dict | None:
         """best.json of the selected weights ({"step", "metric", "value"}), or None without them."""
+        from tfxc.utils.json_files import read_json_object
+
         path = os.path.join(self.best_dir, BEST_FILE)
         if not os.path.exists(path):
             return None
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return read_json_object(path, "the record of the selected weights")
 
     def save_best(self, model, record: dict) -> None:
         """Writes `model`'s weights and `record` as best/ (atomically: a crash keeps the previous best).
@@ -210,13 +211,24 @@ class ModelDir:
         return None
 
     # === Config ===
-    def load_config(self, overrides=()):
-        """The config the model was trained with, with `--set` overrides (e.g. eval settings) applied."""
+    def load_config(self, overrides=(), trust_imports=False):
+        """The config the model was trained with, with `--set` overrides (e.g. eval settings) applied.
+
+        Args:
+          overrides: `--set` assignments.
+          trust_imports: which of the config's `imports` may be imported, which runs their code: True for
+            all, or an iterable of module names (see `tfxc.config.loading.trusted_imports`). By default
+            none that is not imported already: a model directory may come from someone else. Modules are
+            never imported from files inside the directory, trusted or not.
+
+        Raises:
+          ConfigError: the config is invalid, or imports modules that are not trusted.
+        """
         from tfxc.config import load_config
 
         if not os.path.exists(self.config_path):
             raise TfxcError(f"{self.path}: not a tfxc model directory (no {CONFIG_FILE})")
-        return load_config(self.config_path, overrides)
+        return load_config(self.config_path, overrides, trust_imports=trust_imports, model_dir=self.path)
 
     def config_text(self) -> str | None:
         """The stored config.json as written (None if there is none)."""
@@ -265,8 +277,18 @@ class ModelDir:
 
         try:  # read through today's schema: an option added since then counts at its default, not as a change
             trained = to_dict(stored_form(self.load_config()))
-        except TfxcError:  # a stored config today's schema rejects: compare the text as written
-            trained = json.loads(self.config_text())
+        except TfxcError as error:  # a stored config today's schema rejects, or whose imports are not trusted (their
+            # code is not run for a comparison): compare the text as written, if it is a JSON object at all
+            try:
+                trained = json.loads(self.config_text())
+            except ValueError:
+                trained = None
+            if not isinstance(trained, dict):
+                raise error from None
+            data = trained.get("data")
+            if isinstance(data, dict):
+                trained["data"] = {k: os.path.abspath(v) if k in DATA_PATH_FIELDS and isinstance(v, str) and v
+                                   else v for k, v in data.items()}
         return _flat_differences(trained, to_dict(stored_form(config)))
 
     # === Parts (a head trained in independent parts, e.g. MACH repetitions: `tfxc.training.parts`) ===

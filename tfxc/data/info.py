@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfxc.errors import DataError
+from tfxc.utils.json_files import read_json_object, required
 
 STATS_FILE = "stats.json"
 LABEL_FREQ_FILE = "label_freq.npy"  # int64 [L]: binary, since 10^7 counts as JSON text are slow to parse
@@ -38,17 +38,17 @@ class DatasetInfo:
         if not os.path.exists(path):
             raise DataError(f"no converted data set here (missing {STATS_FILE}); run `python -m tfxc.convert` "
                             "or give the config a source format", path=directory)
-        with open(path, encoding="utf-8") as f:
-            stats = json.load(f)
+        stats = read_json_object(path, "the data set's statistics")
         freq_path = os.path.join(directory, LABEL_FREQ_FILE)
         if os.path.exists(freq_path):
             label_freq = np.load(freq_path, allow_pickle=False).astype(np.int64, copy=False)
         else:  # converted before label_freq.npy existed: the counts are in stats.json
-            label_freq = np.asarray(stats["label_freq"], np.int64)
-        if label_freq.shape != (stats["num_labels"],):
+            label_freq = np.asarray(required(stats, "label_freq", path, list), np.int64)
+        if label_freq.shape != (required(stats, "num_labels", path, int),):
             raise DataError(f"label frequencies have shape {label_freq.shape}, expected ({stats['num_labels']},)",
                             path=freq_path)
-        return cls(directory, stats["num_features"], stats["num_labels"], stats["splits"], label_freq)
+        return cls(directory, required(stats, "num_features", path, int), required(stats, "num_labels", path, int),
+                   required(stats, "splits", path, dict), label_freq)
 
     def files(self, split: str) -> list[str]:
         if split not in self.splits:
