@@ -85,30 +85,43 @@ def test_resume_refuses_a_changed_config_and_names_the_keys(tmp_path):
 
 
 def test_a_model_is_bound_to_the_data_it_was_trained_on(shared_data, tmp_path):
-    """Two runs share one data.dir with different text options: the data is converted again under the first
-    model; evaluating it is refused, and its export still carries its own (unigram) featurizer."""
+    """Two runs share one data.dir with different text options: converting it again keeps the first model's
+    conversion aside, so both models evaluate on their own rows, and an export carries its own featurizer."""
+    import shutil
+
     data = {"format": "jsonl", "train": f"{shared_data}/banking77/train.jsonl",
             "test": f"{shared_data}/banking77/test.jsonl", "dir": str(tmp_path / "data")}
     config = tiny_config(tmp_path, data=data, trainer={"train_steps": 8},
                          model={"encoder": {"name": "sparse_bow", "embedding_dim": 8}, "head": {"name": "softmax"}})
     first, second = tmp_path / "first", tmp_path / "second"
+
+    def evaluate(model_dir, check=True):
+        result = run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json", check=check)
+        return result if not check else json.loads(result.stdout.strip().splitlines()[-1])
+
     run_cli("tfxc.train", "--config", config, "--model-dir", str(first))
     unigram = (first / "dataset" / "featurizer.json").read_text()
+    first_metrics = evaluate(first)
     run_cli("tfxc.train", "--config", config, "--model-dir", str(second), "--set", "data.text.ngram_max=2")
     assert (tmp_path / "data" / "featurizer.json").read_text() != unigram  # converted again, with bigrams
+    kept = tmp_path / "data.superseded"
+    assert len(os.listdir(kept)) == 1  # the first model's conversion, moved aside
 
-    result = run_cli("tfxc.evaluate", "--model-dir", str(first), check=False)
-    assert result.returncode == 2 and "is not the data" in result.stderr and "Traceback" not in result.stderr
+    assert evaluate(first)["P@1"] == first_metrics["P@1"]  # on its own rows
     run_cli("tfxc.export", "--model-dir", str(first), "--out", str(tmp_path / "export"))
     bundled = tmp_path / "export" / "assets.extra" / "tfxc" / "featurizer.json"
     assert bundled.read_text() == unigram
-    assert "P@1" in run_cli("tfxc.evaluate", "--model-dir", str(second)).stdout  # bound to the new data
-    # Resuming the first model converts its data back (same options, same card): allowed; now the second
-    # model's data is gone, and it is the one refused.
+    second_metrics = evaluate(second)  # bound to the new data
+    # Resuming the first model converts its data back (same options, same card); now the second model's
+    # conversion is the one kept aside, and no copy of the first's stays.
     run_cli("tfxc.train", "--config", config, "--model-dir", str(first), "--set", "trainer.train_steps=16")
     assert (tmp_path / "data" / "featurizer.json").read_text() == unigram
-    result = run_cli("tfxc.evaluate", "--model-dir", str(second), check=False)
-    assert result.returncode == 2 and "is not the data" in result.stderr
+    assert len(os.listdir(kept)) == 1
+    assert evaluate(second)["P@1"] == second_metrics["P@1"]
+    # Without the copy kept aside, the model whose data is gone is refused, with a clear line.
+    shutil.rmtree(kept)
+    result = evaluate(second, check=False)
+    assert result.returncode == 2 and "is not the data" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before(tmp_path):

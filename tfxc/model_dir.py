@@ -367,12 +367,15 @@ class ModelDir:
         Raises:
           TrainingError: resuming on data that was converted differently since.
         """
+        from tfxc.data.convert import add_dependent
+
         if os.path.isdir(self.dataset_dir) and resuming:
             if not self.bound_data().same_data_as(info):
                 raise TrainingError(self._data_changed(info.dir))
-            return
-        with atomic_directory(self.dataset_dir, marker="stats.json") as tmp:
-            info.copy_card(tmp)
+        else:
+            with atomic_directory(self.dataset_dir, marker="stats.json") as tmp:
+                info.copy_card(tmp)
+        add_dependent(info.dir, self.dataset_dir)  # converting other data into info.dir keeps this one aside
 
     def refuse_other_data(self, info) -> None:
         """Raises unless a run of this directory may train on `info`, a conversion not yet in place.
@@ -397,6 +400,24 @@ class ModelDir:
         from tfxc.data.info import DatasetInfo
 
         return DatasetInfo.load(self.dataset_dir) if os.path.isdir(self.dataset_dir) else None
+
+    def bound_rows(self, data_dir: str):
+        """The `DatasetInfo` (shards included) of the data this model was trained on: the conversion in
+        `data_dir`, or the one kept aside when `data_dir` was converted again since.
+
+        Raises:
+          TfxcError: neither holds it.
+        """
+        from tfxc.data.convert import conversion_for
+
+        bound = self.bound_data()
+        info = conversion_for(data_dir, bound)
+        if info is None:
+            raise TfxcError(self._data_changed(data_dir))
+        if os.path.abspath(info.dir) != os.path.abspath(data_dir):
+            log.info("%s was converted again since %s was trained; its rows are read from %s", data_dir,
+                     self.path, info.dir)
+        return info
 
     def _data_changed(self, data_dir: str) -> str:
         return (f"the data in {data_dir} is not the data {self.path} was trained on (it was converted again, "
@@ -428,9 +449,7 @@ class ModelDir:
         config = config or self.load_config(overrides)
         bound = self.bound_data()
         if need_rows or bound is None:
-            info = DatasetInfo.load(config.data.dir)
-            if bound is not None and not bound.same_data_as(info):
-                raise TfxcError(self._data_changed(config.data.dir))
+            info = DatasetInfo.load(config.data.dir) if bound is None else self.bound_rows(config.data.dir)
         else:
             info = bound
         if part is None and self.best() is None and not self.checkpoints() and self.has_finished_parts(config):

@@ -461,6 +461,7 @@ def ensure_converted(data_config, force: bool = False, accept=None) -> DatasetIn
                 accept(DatasetInfo.load(tmp))
             if os.path.exists(os.path.join(data_config.dir, STATS_FILE)):
                 claim = _claim_for_replacing(data_config.dir)
+                _keep_for_dependents(data_config.dir, DatasetInfo.load(tmp))
 
         try:
             info = convert(data_config, before_replacing)
@@ -469,6 +470,89 @@ def ensure_converted(data_config, force: bool = False, accept=None) -> DatasetIn
                 claim.close()
         _take_lease(data_config.dir)
         return info
+
+
+# === Conversions replaced under the models trained on them ===
+# DIR.dependents: one JSON object a line, {"card": a directory holding a copy of the card of the conversion
+# something (a model) depends on}. DIR.superseded/<fingerprint>/: a conversion replaced while a dependent
+# still needed it, kept (moved, not copied) so that the model can still be evaluated on its rows.
+DEPENDENTS_SUFFIX, SUPERSEDED_SUFFIX = ".dependents", ".superseded"
+
+
+def add_dependent(data_dir: str, card_dir: str) -> None:
+    """Records that `card_dir` holds a copy of the card of a conversion in `data_dir` that something (a model
+    directory) depends on: replacing that conversion then keeps it (`conversion_for`)."""
+    path = os.path.abspath(data_dir) + DEPENDENTS_SUFFIX
+    line = json.dumps({"card": os.path.abspath(card_dir)}) + "\n"
+    with _lock(os.path.abspath(data_dir) + ".lock"):
+        if line in _dependent_lines(path):
+            return
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line)
+
+
+def _dependent_lines(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [line if line.endswith("\n") else line + "\n" for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+def _dependent_cards(data_dir: str) -> list[DatasetInfo]:
+    """The cards of the live dependents of `data_dir` (a card that is gone or unreadable: no longer one)."""
+    cards = []
+    for line in _dependent_lines(os.path.abspath(data_dir) + DEPENDENTS_SUFFIX):
+        try:
+            cards.append(DatasetInfo.load(json.loads(line)["card"]))
+        except (ValueError, KeyError, TypeError, TfxcError, OSError):
+            continue
+    return cards
+
+
+def _keep_for_dependents(data_dir: str, new: DatasetInfo) -> None:
+    """Moves the conversion in `data_dir` aside into DIR.superseded/ when a dependent was trained on it, and
+    drops the superseded conversions that no dependent needs any more or that `new` (the conversion about
+    to take `data_dir`'s place) holds. Called under the directory's locks."""
+    import shutil
+
+    cards = _dependent_cards(data_dir)
+    kept_root = os.path.abspath(data_dir) + SUPERSEDED_SUFFIX
+    try:
+        current = DatasetInfo.load(data_dir)
+    except TfxcError:  # damaged: nobody can read its rows anyway
+        current = None
+    if current is not None and not current.same_data_as(new) and any(card.same_data_as(current) for card in cards):
+        target = os.path.join(kept_root, current.fingerprint(rows=False)[:16])
+        shutil.rmtree(target, ignore_errors=True)
+        os.makedirs(kept_root, exist_ok=True)
+        os.replace(data_dir, target)
+        log.info("%s: the conversion replaced here is kept in %s for the models trained on it", data_dir, target)
+    for name in os.listdir(kept_root) if os.path.isdir(kept_root) else ():
+        path = os.path.join(kept_root, name)
+        try:
+            kept = DatasetInfo.load(path)
+        except TfxcError:
+            kept = None
+        if kept is None or kept.same_data_as(new) or not any(card.same_data_as(kept) for card in cards):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def conversion_for(data_dir: str, card: DatasetInfo) -> DatasetInfo | None:
+    """The conversion of `data_dir` whose data `card` describes: the current one, or one kept when it was
+    replaced (see `add_dependent`); None if neither holds it."""
+    candidates = [data_dir]
+    kept_root = os.path.abspath(data_dir) + SUPERSEDED_SUFFIX
+    if os.path.isdir(kept_root):
+        candidates.append(os.path.join(kept_root, card.fingerprint(rows=False)[:16]))
+    for path in candidates:
+        try:
+            info = DatasetInfo.load(path)
+        except TfxcError:
+            continue
+        if card.same_data_as(info):
+            return info
+    return None
 
 
 def _current_stats_match(data_config) -> bool:
