@@ -162,22 +162,22 @@ def test_every_signature_of_every_saved_model_answers_zero_rows(saved_models):
 LONG_TEXTS = """
 import json, sys
 import numpy as np, tensorflow as tf, tensorflow_text  # noqa: F401
-path, cap = sys.argv[1], int(sys.argv[2])
-m = tf.saved_model.load(path)
-tokenize = m.signatures["tokenize"]
-def sizes(text):
-    return {k: int(tf.size(v)) for k, v in tokenize(text=tf.constant([text])).items() if not k.endswith("row_splits")}
-def tokens(text):
-    return {k: v.numpy().tolist() for k, v in tokenize(text=tf.constant([text])).items()}
-word = "transfer my card "
-long_text = (word * (3 * 2 ** 20 // len(word)))  # 3 MB
-head = long_text.encode()[:cap].decode()
-out = {"long": sizes(long_text), "head": sizes(head), "same_as_head": tokens(long_text) == tokens(head),
-       # A text's words past the cap are never read: after cap spaces, "transfer" is gone.
-       "hidden_word_read": tokens(" " * cap + "transfer") != tokens("")}
-top = m.signatures["serving_default"](text=tf.constant([long_text, "transfer", long_text[:4 * 2 ** 20]]))
-out["finite"] = bool(np.isfinite(top["scores"].numpy()).all())
-print(json.dumps(out))
+for path, cap in zip(sys.argv[1::2], map(int, sys.argv[2::2])):
+  m = tf.saved_model.load(path)
+  tokenize = m.signatures["tokenize"]
+  def sizes(text):
+      return {k: int(tf.size(v)) for k, v in tokenize(text=tf.constant([text])).items() if not k.endswith("row_splits")}
+  def tokens(text):
+      return {k: v.numpy().tolist() for k, v in tokenize(text=tf.constant([text])).items()}
+  word = "transfer my card "
+  long_text = (word * (3 * 2 ** 20 // len(word)))  # 3 MB
+  head = long_text.encode()[:cap].decode()
+  out = {"model": path, "long": sizes(long_text), "head": sizes(head), "same_as_head": tokens(long_text) == tokens(head),
+         # A text's words past the cap are never read: after cap spaces, "transfer" is gone.
+         "hidden_word_read": tokens(" " * cap + "transfer") != tokens("")}
+  top = m.signatures["serving_default"](text=tf.constant([long_text, "transfer", long_text[:4 * 2 ** 20]]))
+  out["finite"] = bool(np.isfinite(top["scores"].numpy()).all())
+  print(json.dumps(out))
 """
 
 
@@ -188,9 +188,20 @@ def _cap(name: str) -> int:
     return MAX_TEXT_BYTES if name == "tfidf_bag" else DEFAULT_MAX_BYTES
 
 
-@pytest.mark.parametrize("name", [*ENCODERS, "pretrained"])
-def test_a_multi_megabyte_text_is_read_up_to_the_encoder_cap(saved_models, name):
-    (out,) = _serve(LONG_TEXTS, saved_models[name], str(_cap(name)))
+TEXT_MODELS = [*ENCODERS, "pretrained"]
+
+
+@pytest.fixture(scope="module")
+def long_text_results(saved_models) -> dict:
+    """LONG_TEXTS's report per text model, from one fresh process."""
+    args = [arg for name in TEXT_MODELS for arg in (saved_models[name], str(_cap(name)))]
+    names = {saved_models[name]: name for name in TEXT_MODELS}
+    return {names[r["model"]]: r for r in _serve(LONG_TEXTS, *args)}
+
+
+@pytest.mark.parametrize("name", TEXT_MODELS)
+def test_a_multi_megabyte_text_is_read_up_to_the_encoder_cap(long_text_results, name):
+    out = long_text_results[name]
     assert out["same_as_head"] and out["long"] == out["head"], out
     assert not out["hidden_word_read"], "the text past max_bytes was tokenised"
     assert out["finite"]
@@ -221,12 +232,10 @@ def test_a_4mb_request_to_fasttext_keeps_the_peak_rss(saved_models):
 FUZZ = """
 import json, random, sys
 import numpy as np, tensorflow as tf, tensorflow_text  # noqa: F401
-texts = [t.encode("utf-8") for t in json.loads(sys.argv[2])] + [bytes.fromhex(h) for h in json.loads(sys.argv[3])]
+texts = [t.encode("utf-8") for t in json.loads(sys.argv[1])] + [bytes.fromhex(h) for h in json.loads(sys.argv[2])]
 rng = random.Random(7)
 texts += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))) for _ in range(30)]
-m = tf.saved_model.load(sys.argv[1])
-num_labels = int(sys.argv[4])
-report = {"errors": [], "bad": []}
+num_labels = int(sys.argv[3])
 def check(batch):
     try:
         top = m.signatures["serving_default"](text=tf.constant(batch))
@@ -242,17 +251,27 @@ def check(batch):
           and emb["embedding"].shape[0] == len(batch))
     if not ok:
         report["bad"].append(repr(batch)[:200])
-for text in texts:
-    check([text])
-check(texts)
-print(json.dumps(report))
+for path in sys.argv[4:]:
+    m = tf.saved_model.load(path)
+    report = {"model": path, "errors": [], "bad": []}
+    for text in texts:
+        check([text])
+    check(texts)
+    print(json.dumps(report))
 """
 
 
-@pytest.mark.parametrize("name", [*ENCODERS, "pretrained"])
-def test_hostile_strings_give_finite_scores_and_valid_ids(saved_models, name):
-    (report,) = _serve(FUZZ, saved_models[name], json.dumps(HOSTILE), json.dumps([b.hex() for b in HOSTILE_BYTES]),
-                       "77")
+@pytest.fixture(scope="module")
+def fuzz_results(saved_models) -> dict:
+    """FUZZ's report per text model, from one fresh process."""
+    names = {saved_models[name]: name for name in TEXT_MODELS}
+    reports = _serve(FUZZ, json.dumps(HOSTILE), json.dumps([b.hex() for b in HOSTILE_BYTES]), "77", *names)
+    return {names[r["model"]]: r for r in reports}
+
+
+@pytest.mark.parametrize("name", TEXT_MODELS)
+def test_hostile_strings_give_finite_scores_and_valid_ids(fuzz_results, name):
+    report = fuzz_results[name]
     assert not report["bad"], report
     # None of these is invalid input for a text model: every string must be answered.
     assert not report["errors"], report
