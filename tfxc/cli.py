@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
+import signal
 import sys
+import threading
 
 from tfxc.errors import TfxcError
 
@@ -34,13 +37,61 @@ def file_failure(error: BaseException) -> str | None:
     return line.split(" [Op:", 1)[0]
 
 
+class Terminated(BaseException):
+    """A CLI received SIGTERM or SIGHUP. Like KeyboardInterrupt it is no `Exception`, so no `except Exception`
+    swallows it, while every `finally` and `except BaseException` on the way out (the atomic writers' clean-up
+    of their temporaries) still runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+# The signals that end a CLI like Ctrl-C: a batch system's or `kill`'s SIGTERM, a closed terminal's SIGHUP.
+_ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_terminated(signum, frame):
+    # A second signal while cleaning up ends the process at once; the next write of the same output then
+    # removes what this one left (tfxc.utils.io).
+    signal.signal(signum, signal.SIG_DFL)
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def ending_signals_raise():
+    """Within the block SIGTERM and SIGHUP raise `Terminated` in the main thread; the old handlers come back after.
+
+    A signal that is ignored (`nohup` ignores SIGHUP) stays ignored. Off the main thread (a CLI main
+    called from a worker thread) nothing changes: Python delivers signals to the main thread only.
+    """
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in _ENDING_SIGNALS:
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, _raise_terminated)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main_wrapper(fn):
-    """Runs a CLI main; a `TfxcError` prints `tfxc: error: ...` and exits with its status (2 by default)."""
+    """Runs a CLI main; a `TfxcError` prints `tfxc: error: ...` and exits with its status (2 by default).
+
+    SIGTERM and SIGHUP end it as Ctrl-C does: partial outputs are removed on the way out and the exit
+    status is 128 + the signal's number (143 for SIGTERM), as a shell reports a signalled process.
+    """
 
     @functools.wraps(fn)
     def wrapped(argv=None):
         try:
-            return fn(argv)
+            with ending_signals_raise():
+                return fn(argv)
+        except Terminated as e:
+            sys.stderr.write(f"tfxc: terminated by {signal.Signals(e.signum).name}\n")
+            sys.exit(128 + e.signum)
         except TfxcError as e:
             sys.stderr.write(f"tfxc: error: {e}\n")
             sys.exit(e.exit_code)
