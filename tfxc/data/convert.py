@@ -32,7 +32,7 @@ from tfxc.data.rows import Row
 from tfxc.data.synthetic import SyntheticXmc
 from tfxc.data.tfrecord import serialize_row, shard_name
 from tfxc.errors import DataError
-from tfxc.utils.io import atomic_directory, atomic_write_text
+from tfxc.utils.io import atomic_directory, atomic_write_text, refuse_to_overwrite_inputs
 
 log = logging.getLogger("tfxc.convert")
 
@@ -248,6 +248,9 @@ def convert(data_config) -> DatasetInfo:
     """
     cfg = data_config
     start = time.time()
+    # Replacing a data.dir that holds a source would delete the source with the old conversion.
+    refuse_to_overwrite_inputs(cfg.dir, {f"data.{name}": getattr(cfg, name) for name in _SOURCE_PATH_FIELDS},
+                               "data.dir")
     with atomic_directory(cfg.dir, marker=STATS_FILE, clear_stale=True) as tmp:
         splits, num_features, num_labels, declared_num_labels, names = _sources(cfg, tmp)
         if cfg.val_percent or cfg.val_fold:

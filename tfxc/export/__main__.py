@@ -10,6 +10,7 @@ import logging
 import sys
 
 from tfxc.cli import main_wrapper, setup_logging
+from tfxc.utils.io import refuse_to_overwrite_inputs
 
 
 @main_wrapper
@@ -26,6 +27,8 @@ def main(argv=None):
     from tfxc.export.saved_model import export_saved_model
     from tfxc.model_dir import ModelDir
 
+    # A previous export at --out is replaced whole: it must not hold the model being exported.
+    refuse_to_overwrite_inputs(args.out, {"model directory": args.model_dir}, "--out")
     # The model's own copy of the data card: the labels and featurizer it was trained with.
     trained = ModelDir(args.model_dir).restore(overrides=args.overrides, need_rows=False)
     export_saved_model(trained.model, trained.config, trained.info, args.out, top_k=args.top_k)

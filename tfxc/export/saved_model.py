@@ -47,7 +47,7 @@ from tfxc._tf import tf
 from tfxc.utils.graph import graph_function
 from tfxc.config import config_to_json
 from tfxc.errors import DataError, TfxcError
-from tfxc.utils.io import atomic_directory
+from tfxc.utils.io import atomic_directory, refuse_to_overwrite_inputs
 
 ASSETS_DIR = "tfxc"
 
@@ -252,6 +252,8 @@ def export_saved_model(model, config, info, out_dir: str, top_k: int | None = No
     Assets in `assets.extra/tfxc/`: config.json, export.json (k, sizes, train points), labels.txt,
     featurizer.json (text models) and label_freq.npy (the propensities of PSP@k derive from it).
     """
+    # The data card the model was restored with (its model dir's dataset/) must outlive the replace of out_dir.
+    refuse_to_overwrite_inputs(out_dir, {"model's data": info.dir}, "SavedModel directory")
     module = serving_module(model, info.label_names(), top_k or config.export.top_k, info.num_features)
     with atomic_directory(out_dir, marker="saved_model.pb") as tmp:
         with model.encoder.tracing_for_serving():  # the signatures are traced here
