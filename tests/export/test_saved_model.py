@@ -272,7 +272,9 @@ def test_an_export_killed_while_replacing_the_saved_model_leaves_one_to_serve(tr
 
 
 def test_predict_refuses_to_write_over_its_input_or_the_saved_model(trained, tmp_path):
-    _, _, export_dir = trained
+    export_dir = tmp_path / "saved"
+    shutil.copytree(trained[2], export_dir)
+    graph = (export_dir / "saved_model.pb").read_bytes()
     rows = tmp_path / "in.txt"
     rows.write_text(" 0:1\n")
     os.symlink(rows, tmp_path / "link.txt")
@@ -282,8 +284,9 @@ def test_predict_refuses_to_write_over_its_input_or_the_saved_model(trained, tmp
         result = run_cli("tfxc.predict", "--saved-model", str(export_dir), "--input", str(input_),
                          "--output", str(output), check=False)
         assert result.returncode == 2 and "Traceback" not in result.stderr
-        assert result.stderr.strip().splitlines()[-1].startswith(f"tfxc: error: --output {output} is the ")
-    assert rows.read_text() == " 0:1\n"
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"tfxc: error: --output {output} is ") and "would destroy" in last, last
+    assert rows.read_text() == " 0:1\n" and (export_dir / "saved_model.pb").read_bytes() == graph
 
 
 def damaged_copy(export_dir, tmp_path, name: str, damage) -> str:

@@ -10,7 +10,7 @@ import logging
 import sys
 
 from tfxc.cli import main_wrapper, setup_logging
-from tfxc.utils.io import refuse_to_overwrite_inputs
+from tfxc.utils.io import recover_directory, refuse_to_overwrite_inputs
 
 
 @main_wrapper
@@ -27,6 +27,8 @@ def main(argv=None):
     from tfxc.export.saved_model import export_saved_model
     from tfxc.model_dir import ModelDir
 
+    # A previous export that a killed run left aside comes back first, whatever happens to this run.
+    recover_directory(args.out)
     # A previous export at --out is replaced whole: it must not hold the model being exported.
     refuse_to_overwrite_inputs(args.out, {"model directory": args.model_dir}, "--out")
     # The model's own copy of the data card: the labels and featurizer it was trained with.

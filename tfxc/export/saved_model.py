@@ -37,6 +37,7 @@ Loading one needs the tensorflow-text ops registered: `import tensorflow_text` f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -47,7 +48,7 @@ from tfxc._tf import tf
 from tfxc.utils.graph import graph_function
 from tfxc.config import config_to_json
 from tfxc.errors import DataError, TfxcError
-from tfxc.utils.io import atomic_directory, refuse_to_overwrite_inputs
+from tfxc.utils.io import atomic_directory, recover_directory, refuse_to_overwrite_inputs
 
 ASSETS_DIR = "tfxc"
 
@@ -290,6 +291,10 @@ def read_export_info(saved_model_dir: str) -> dict:
     Raises:
       TfxcError: not a tfxc SavedModel, or the file is unreadable, not JSON or lacks a field.
     """
+    if not os.path.isdir(saved_model_dir):
+        # An export killed while it replaced this one left it aside: put it back, as the next export would.
+        with contextlib.suppress(OSError):
+            recover_directory(saved_model_dir)
     if not os.path.isdir(saved_model_dir):
         raise TfxcError(f"{saved_model_dir}: no SavedModel directory")
     path = extra_asset(saved_model_dir, "export.json")

@@ -270,8 +270,9 @@ def refuse_to_overwrite_inputs(output: str, inputs: dict[str, str], what: str = 
     """Raises a `TfxcError` if writing `output` would replace or delete one of `inputs` ({role: path}).
 
     That is when `output` is an input (the same file by name, through a symbolic
-    link or a hard link) or a directory holding one (replacing a directory
-    deletes what it holds).
+    link or a hard link), a directory holding one (replacing a directory
+    deletes what it holds), or an existing file inside an input directory (such
+    as a SavedModel's `saved_model.pb`).
     """
     target = os.path.realpath(output)
     for role, source in inputs.items():
@@ -286,4 +287,7 @@ def refuse_to_overwrite_inputs(output: str, inputs: dict[str, str], what: str = 
                             "choose another path")
         if real.startswith(target.rstrip(os.sep) + os.sep):
             raise TfxcError(f"{what} {output} contains the {role} {source}; replacing it would delete the "
+                            f"{role}, choose another path")
+        if os.path.isdir(real) and os.path.isfile(target) and target.startswith(real.rstrip(os.sep) + os.sep):
+            raise TfxcError(f"{what} {output} is a file of the {role} {source}; writing it would destroy the "
                             f"{role}, choose another path")
