@@ -120,6 +120,7 @@ class Progress:
 def interactive(signature, k: int) -> int:
     """The prompt loop of --interactive: one text per line in, its top-k labels and scores out."""
     from tfxc._tf import tf
+    from tfxc.data.files import surrogate_problem
 
     print(f"type a text and press enter (top {k} labels); an empty line or Ctrl-D ends", file=sys.stderr)
     while True:
@@ -129,6 +130,10 @@ def interactive(signature, k: int) -> int:
             break
         if not text.strip():
             break
+        problem = surrogate_problem(text)  # undecodable terminal bytes arrive as lone surrogates
+        if problem:
+            print(f"tfxc: error: the text {problem} (is the terminal's encoding UTF-8?)", file=sys.stderr)
+            continue
         start = time.perf_counter()
         result = signature(text=tf.constant([text]), k=tf.constant(k, tf.int32))
         elapsed = (time.perf_counter() - start) * 1000

@@ -300,13 +300,9 @@ def read_export_info(saved_model_dir: str) -> dict:
     path = extra_asset(saved_model_dir, "export.json")
     if path is None:
         raise TfxcError(f"{saved_model_dir}: not a tfxc SavedModel (no assets.extra/{ASSETS_DIR}/export.json)")
-    try:
-        with open(path, encoding="utf-8") as f:
-            info = json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
-        raise DataError(f"damaged export description, export the model again ({e})", path=path) from None
-    if not isinstance(info, dict):
-        raise DataError("damaged export description: not a JSON object; export the model again", path=path)
+    from tfxc.utils.json_files import read_json_object
+
+    info = read_json_object(path, "the export's description")
     for key, kind in _EXPORT_KEYS.items():
         value = info.get(key)
         if not isinstance(value, kind) or isinstance(value, bool) or value < 1:
