@@ -52,30 +52,49 @@ class Terminated(BaseException):
 _ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-def _raise_terminated(signum, frame):
-    # A second signal while cleaning up ends the process at once; the next write of the same output then
-    # removes what this one left (tfxc.utils.io).
-    signal.signal(signum, signal.SIG_DFL)
-    raise Terminated(signum)
-
-
 @contextlib.contextmanager
-def ending_signals_raise():
+def ending_signals_raise(received: list[int]):
     """Within the block SIGTERM and SIGHUP raise `Terminated` in the main thread; the old handlers come back after.
 
+    Each signal is also appended to `received`: a library can turn the exception into another one (TF
+    calls back into Python from C++ while tracing, and reports what it raised as an AttributeError) or
+    swallow it (`hasattr`), and the caller must still know that the process was asked to end.
     A signal that is ignored (`nohup` ignores SIGHUP) stays ignored. Off the main thread (a CLI main
     called from a worker thread) nothing changes: Python delivers signals to the main thread only.
     """
+
+    def handle(signum, frame):
+        received.append(signum)
+        # A second signal while cleaning up ends the process at once; the next write of the same output
+        # then removes what this one left (tfxc.utils.io).
+        signal.signal(signum, signal.SIG_DFL)
+        raise Terminated(signum)
+
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in _ENDING_SIGNALS:
             if signal.getsignal(sig) is not signal.SIG_IGN:
-                previous[sig] = signal.signal(sig, _raise_terminated)
+                previous[sig] = signal.signal(sig, handle)
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _run_until_signalled(fn, argv):
+    """`fn(argv)`, raising `Terminated` if an ending signal arrived, whatever became of its exception."""
+    received: list[int] = []
+    try:
+        with ending_signals_raise(received):
+            result = fn(argv)
+    except Exception:
+        if received:  # the signal's Terminated, turned into another error by the code it interrupted
+            raise Terminated(received[0]) from None
+        raise
+    if received:      # ... or swallowed by it
+        raise Terminated(received[0])
+    return result
 
 
 def main_wrapper(fn):
@@ -88,8 +107,7 @@ def main_wrapper(fn):
     @functools.wraps(fn)
     def wrapped(argv=None):
         try:
-            with ending_signals_raise():
-                return fn(argv)
+            return _run_until_signalled(fn, argv)
         except Terminated as e:
             sys.stderr.write(f"tfxc: terminated by {signal.Signals(e.signum).name}\n")
             sys.exit(128 + e.signum)
