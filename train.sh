@@ -8,9 +8,10 @@
 # --part r`); MACH's repetitions never communicate (Medini et al., 2019). With tmux installed the parts
 # run in windows of one tmux session (attach with `tmux attach -t <session>` to watch them); without
 # tmux, or with TFXC_NO_TMUX=1, they run as background processes. Either way each writes
-# MODEL_DIR/logs/part-NNN.log and its exit status to MODEL_DIR/logs/part-NNN.exit. A part that already
-# finished is skipped, an interrupted one resumes from its last checkpoint, so re-running the same
-# command after a failure completes the job.
+# MODEL_DIR/logs/part-NNN.log and its exit status to MODEL_DIR/logs/part-NNN.exit; a part whose shell
+# is killed or whose tmux window is closed before that fails the run (it never waits for a status that
+# cannot come). A part that already finished is skipped, an interrupted one resumes from its last
+# checkpoint, so re-running the same command after a failure completes the job.
 # Several machines sharing MODEL_DIR: run `python -m tfxc.train --config CONFIG --model-dir MODEL_DIR
 # --part r` for disjoint sets of r on each, then `bash train.sh CONFIG 1 MODEL_DIR` anywhere (it finds
 # them finished, links and evaluates them). Arguments after MODEL_DIR (e.g. --set overrides) go to every
@@ -62,7 +63,7 @@ shell_quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 tag_of() { printf 'part-%03d' "$1"; }
 
 # WRAPPER_PID[r]: the process that writes part r's .exit file (the tmux pane's, or the background shell's).
-declare -A WRAPPER_PID=()
+WRAPPER_PID=()
 
 launch() {
   local r=$1 tag log status pidfile word cmd=""
