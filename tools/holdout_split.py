@@ -23,8 +23,8 @@ import os
 
 from tfxc.data.holdout import group_keys, in_validation
 from tfxc.data.readers import open_text
-from tfxc.errors import DataError
-from tfxc.utils.io import atomic_writer
+from tfxc.errors import DataError, TfxcError
+from tfxc.utils.io import atomic_writer, refuse_to_overwrite_inputs
 
 
 def split(xc_path: str, jsonl_path: str | None, out_dir: str, percent: int, group_sep: str) -> tuple[int, int]:
@@ -84,6 +84,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if bool(args.xc) == bool(args.x_npz and args.y_npz):
         parser.error("give either --xc or both --x-npz and --y-npz")
+    # `--x-npz data/X.train.npz --out data` would write the train part over the file it was read from.
+    names = ["train.txt", "val.txt"] if args.xc else [f"{p}.{n}.npz" for p in "XY" for n in ("train", "val")]
+    inputs = {"--xc": args.xc, "--jsonl": args.jsonl, "--x-npz": args.x_npz, "--y-npz": args.y_npz}
+    try:
+        for name in names:
+            refuse_to_overwrite_inputs(os.path.join(args.out, name), inputs)
+    except TfxcError as e:
+        parser.error(str(e))
     if args.xc:
         n_train, n_val = split(args.xc, args.jsonl, args.out, args.percent, args.group_sep)
     else:

@@ -43,8 +43,17 @@ def write_jsonl(path: str, records: list[dict]) -> None:
 # === split ===
 def split(args) -> dict:
     """Writes train/valid/test.jsonl and labels.txt of the kept intents, and heldout.jsonl (the held-out test rows)."""
-    from tfxc.utils.io import atomic_writer
+    from tfxc.errors import TfxcError
+    from tfxc.utils.io import atomic_writer, refuse_to_overwrite_inputs
 
+    # `--out` = `--data` would write the kept intents over the full data set it reads.
+    files = ["train.jsonl", "valid.jsonl", "test.jsonl", "labels.txt"]
+    try:
+        for name in files + ["heldout.jsonl"]:
+            refuse_to_overwrite_inputs(os.path.join(args.out, name),
+                                       {f"--data file {n}": os.path.join(args.data, n) for n in files}, "--out file")
+    except TfxcError as e:
+        raise SystemExit(f"margin_eval: error: {e}") from None
     with open(os.path.join(args.data, "labels.txt"), encoding="utf-8") as f:
         labels = [line.strip() for line in f if line.strip()]
     held = set(labels[args.offset::args.every])

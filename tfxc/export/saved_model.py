@@ -46,6 +46,7 @@ on [0, T, E] returns its input, so TextCNN's features had the embedding's width)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -55,7 +56,8 @@ import numpy as np
 from tfxc._tf import tf
 from tfxc.utils.graph import graph_function
 from tfxc.config import config_to_json
-from tfxc.utils.io import atomic_directory
+from tfxc.errors import DataError, TfxcError
+from tfxc.utils.io import atomic_directory, recover_directory, refuse_to_overwrite_inputs
 
 ASSETS_DIR = "tfxc"
 
@@ -278,6 +280,8 @@ def export_saved_model(model, config, info, out_dir: str, top_k: int | None = No
     Assets in `assets.extra/tfxc/`: config.json, export.json (k, sizes, train points), labels.txt,
     featurizer.json (text models) and label_freq.npy (the propensities of PSP@k derive from it).
     """
+    # The data card the model was restored with (its model dir's dataset/) must outlive the replace of out_dir.
+    refuse_to_overwrite_inputs(out_dir, {"model's data": info.dir}, "SavedModel directory")
     module = serving_module(model, info.label_names(), top_k or config.export.top_k, info.num_features)
     with atomic_directory(out_dir, marker="saved_model.pb") as tmp:
         with model.encoder.tracing_for_serving():  # the signatures are traced here
@@ -300,3 +304,107 @@ def export_saved_model(model, config, info, out_dir: str, top_k: int | None = No
 def extra_asset(saved_model_dir: str, name: str) -> str | None:
     path = os.path.join(saved_model_dir, "assets.extra", ASSETS_DIR, name)
     return path if os.path.exists(path) else None
+
+
+# === Reading an export back (tfxc.predict, tfxc.load): damage is one TfxcError naming the file ===
+
+# export.json's keys a reader relies on, with their types.
+_EXPORT_KEYS = {"top_k": int, "num_features": int, "num_labels": int}
+
+
+def read_export_info(saved_model_dir: str) -> dict:
+    """The export's `assets.extra/tfxc/export.json` (k, input kind, sizes), checked.
+
+    Raises:
+      TfxcError: not a tfxc SavedModel, or the file is unreadable, not JSON or lacks a field.
+    """
+    if not os.path.isdir(saved_model_dir):
+        # An export killed while it replaced this one left it aside: put it back, as the next export would.
+        with contextlib.suppress(OSError):
+            recover_directory(saved_model_dir)
+    if not os.path.isdir(saved_model_dir):
+        raise TfxcError(f"{saved_model_dir}: no SavedModel directory")
+    path = extra_asset(saved_model_dir, "export.json")
+    if path is None:
+        raise TfxcError(f"{saved_model_dir}: not a tfxc SavedModel (no assets.extra/{ASSETS_DIR}/export.json)")
+    from tfxc.utils.json_files import read_json_object
+
+    info = read_json_object(path, "the export's description")
+    for key, kind in _EXPORT_KEYS.items():
+        value = info.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or value < 1:
+            raise DataError(f"damaged export description: {key} is {value!r}, expected an integer >= 1; "
+                            "export the model again", path=path)
+    return info
+
+
+def read_label_names(saved_model_dir: str, num_labels: int) -> list[str]:
+    """The label names of `labels.txt` (ids as names for exports made before it was added).
+
+    Raises:
+      DataError: the file is unreadable, not UTF-8 or has fewer than `num_labels` lines.
+    """
+    path = extra_asset(saved_model_dir, "labels.txt")
+    if path is None:
+        return [str(i) for i in range(num_labels)]
+    try:
+        with open(path, encoding="utf-8") as f:
+            names = f.read().split("\n")[:num_labels]
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read the label names ({e}); export the model again", path=path) from None
+    if len(names) < num_labels:
+        raise DataError(f"has {len(names)} label names, the model {num_labels} (cut short?); export the model "
+                        "again", path=path)
+    return names
+
+
+def read_label_freq(saved_model_dir: str, num_labels: int) -> np.ndarray:
+    """The train label counts of `label_freq.npy` int64 [num_labels] (zeros for exports without it).
+
+    Raises:
+      DataError: the file is unreadable, cut short or of another shape.
+    """
+    path = extra_asset(saved_model_dir, "label_freq.npy")
+    if path is None:
+        return np.zeros(num_labels, np.int64)
+    try:
+        freq = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"cannot read the label counts ({e}); export the model again", path=path) from None
+    if freq.shape != (num_labels,):
+        raise DataError(f"holds {freq.shape} label counts, the model has {num_labels} labels; export the model "
+                        "again", path=path)
+    return freq
+
+
+def _damaged_file(saved_model_dir: str, error: BaseException) -> str:
+    """The file of the SavedModel a load error points at: the graph, the fingerprint or the variables."""
+    text = str(error)
+    for name in ("fingerprint.pb", "saved_model.pb"):
+        if name in text:
+            return os.path.join(saved_model_dir, name)
+    variables = os.path.join(saved_model_dir, "variables")
+    # TF's checkpoint reader: IndexError "Read less bytes than requested" for a cut data shard, an OpError
+    # ("not an sstable", "truncated block") for a damaged index.
+    if isinstance(error, IndexError) or "data-" in text:
+        shards = sorted(n for n in os.listdir(variables) if ".data-" in n) if os.path.isdir(variables) else []
+        return os.path.join(variables, shards[0] if len(shards) == 1 else "variables.data-*")
+    return os.path.join(variables, "variables.index")
+
+
+def load_saved_model(saved_model_dir: str):
+    """`tf.saved_model.load`, with a damaged or incomplete SavedModel reported as one `DataError`.
+
+    Raises:
+      DataError: naming the file that cannot be read (graph, fingerprint or variables).
+    """
+    from google.protobuf.message import DecodeError
+
+    import tensorflow_text  # noqa: F401  (registers TF-Text ops for text-input models)
+
+    try:
+        return tf.saved_model.load(saved_model_dir)
+    except (OSError, IndexError, ValueError, RuntimeError, DecodeError, tf.errors.OpError) as e:
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"cannot load the SavedModel, it is damaged or incomplete ({detail}); export the model "
+                        "again", path=_damaged_file(saved_model_dir, e)) from None
