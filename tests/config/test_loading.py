@@ -142,6 +142,27 @@ def test_errors_are_attributed_to_the_set_that_caused_them(tmp_path):
     assert str(e.value).startswith(f"{path} (with --set runtime.seed=3): trainer: unknown key 'epoch'")
 
 
+def test_a_lone_surrogate_in_any_string_names_the_file_and_the_dotted_key(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{"data": {"format": "jsonl", "dir": "d", "train": "\\ud800.jsonl", "test": "t.jsonl"},\n'
+                    ' "eval": {"ks": [1, 3]}, "imports": ["\\udfff"]}')
+    with pytest.raises(ConfigError) as e:
+        load_config(str(path))
+    assert str(e.value).startswith(f"{path}: data.train: the string '\\ud800.jsonl' contains a lone surrogate U+D800")
+    with pytest.raises(ConfigError, match=r"^--set eval.ks=\[1,\"\\udc80\"\]: eval.ks\[1\]: the string '\\udc80'"):
+        load('eval.ks=[1,"\\udc80"]')
+    with pytest.raises(ConfigError, match=r"data: the key 'x\\udc80' contains a lone surrogate U\+DC80"):
+        load("data.x\udc80=1")  # a non-UTF-8 byte in argv, as Python hands it over
+
+
+def test_a_lone_surrogate_from_the_command_line_is_one_line():
+    result = run_cli("tfxc.train", "--config", "configs/quickstart.json", "--set", 'data.dir="runs/\\ud800"',
+                     "--print-config", check=False, timeout=60)
+    assert result.returncode == 2 and result.stderr.startswith("tfxc: error: --set data.dir="), result.stderr
+    assert "data.dir: the string 'runs/\\ud800' contains a lone surrogate" in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
 def test_a_mistake_outside_the_model_is_reported_without_importing_tensorflow(tmp_path):
     # Heads and encoders import TensorFlow (seconds); sections without registries are checked first.
     path = tmp_path / "c.json"
