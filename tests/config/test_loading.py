@@ -45,6 +45,12 @@ def load(*overrides):
                                   "trainer.eval_every_epochs"),
     ("trainer.patience=3", "trainer.patience needs trainer.select_metric"),
     ('trainer.select_metric="acc"', "trainer.select_metric 'acc' must be one of P@k, nDCG@k, PSP@k"),
+    # Only ASCII digits: str.isdigit() takes '²' (which int() refuses) and '٥' (which int() reads as 5).
+    ("trainer.select_metric=P@²", "trainer.select_metric 'P@²' must be one of P@k"),
+    ("trainer.select_metric=P@٥", "trainer.select_metric 'P@٥' must be one of P@k"),
+    ("trainer.select_metric=P@+5", "trainer.select_metric 'P@+5' must be one of P@k"),
+    ("data.val_fold=١/٥", "data.val_fold '١/٥' must be 'i/K'"),
+    ("data.val_fold= 1/5", "data.val_fold ' 1/5' must be 'i/K'"),
     ('data.val_percent=100', "data.val_percent (100) must be in [0, 100)"),
 ])
 def test_bad_values_are_reported_with_their_path(override, message):

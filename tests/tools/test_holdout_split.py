@@ -92,3 +92,13 @@ def test_pecos_matrices_split_point_by_point(tmp_path):
     sp.save_npz(tmp_path / "Y5.npz", y[:5])
     with pytest.raises(DataError, match="has 200 points but"):
         tool.split_npz(str(tmp_path / "X.npz"), str(tmp_path / "Y5.npz"), str(tmp_path / "o2"), 20)
+
+
+@pytest.mark.parametrize("header", ["abc 8 7", "٣ 8 7", "6 8"])
+def test_a_header_that_is_not_three_ascii_integers_is_refused(tmp_path, header):
+    tool = load_tool()
+    xc, jl, _, rows = write_pair(tmp_path, groups=3, per_group=2)
+    with gzip.open(xc, "wt", encoding="utf-8") as f:
+        f.write(header + "\n" + "\n".join(rows))
+    with pytest.raises(DataError, match=f"{xc}:1: expected the header 'points features labels'"):
+        tool.split(xc, jl, str(tmp_path / "out"), percent=50, group_sep=":")
