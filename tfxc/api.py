@@ -304,10 +304,11 @@ class _SavedModelBackend:
         info_path = extra_asset(path, "export.json")
         if info_path is None:
             raise TfxcError(f"{path}: not a tfxc SavedModel (no assets.extra/tfxc/export.json)")
-        from tfxc.utils.json_files import read_json_object
+        from tfxc.utils.json_files import read_json_object, required
 
         exported = read_json_object(info_path, "the export's description")
-        self.num_features, self.num_labels = exported["num_features"], exported["num_labels"]
+        self.num_features, self.num_labels = (required(exported, key, info_path, int)
+                                              for key in ("num_features", "num_labels"))
         self.input_kind = exported.get("input", "features")
         self.num_train_points = exported.get("num_train_points", 0)
         freq_path = extra_asset(path, "label_freq.npy")

@@ -176,9 +176,11 @@ def main(argv=None):
     export_info_path = extra_asset(args.saved_model, "export.json")
     if export_info_path is None:
         raise TfxcError(f"{args.saved_model}: not a tfxc SavedModel (no assets.extra/tfxc/export.json)")
-    from tfxc.utils.json_files import read_json_object
+    from tfxc.utils.json_files import read_json_object, required
 
     export_info = read_json_object(export_info_path, "the export's description")
+    for key in ("top_k", "num_features"):  # named if missing or damaged, and before the (slow) load
+        required(export_info, key, export_info_path, int)
     k = export_info["top_k"] if args.top_k is None else args.top_k
     signature = tf.saved_model.load(args.saved_model).signatures["top_k"]
     if args.interactive:
