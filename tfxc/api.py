@@ -35,6 +35,7 @@ from tfxc.data.csr import as_csr
 from tfxc.data.files import check_strings
 from tfxc.errors import DataError, TfxcError
 from tfxc.utils.io import atomic_writer
+from tfxc.utils.numbers import ascii_int
 
 SOURCES_DIR = "sources"
 CONVERTED_DIR = "tfrecords"
@@ -413,11 +414,20 @@ def _label_lists(y) -> list:
     return [list(labels) for labels in y]
 
 
+def _label_id(label, split: str, row: int) -> int:
+    """One label id of a Y row: a number, or a string of ASCII digits (not '٣', which `int()` would read as 3)."""
+    value = ascii_int(label) if isinstance(label, str) else label
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise DataError(f"Y ({split}), row {row}: label {label!r} is not a label id (an integer >= 0)") from None
+
+
 def _label_matrix(y, split: str) -> scipy.sparse.csr_matrix:
     """Labels as a CSR matrix: a SciPy sparse matrix as given, or label-id lists (as wide as the largest id)."""
     if scipy.sparse.issparse(y):
         return scipy.sparse.csr_matrix(y, dtype=np.float32)
-    lists = [sorted(set(int(label) for label in labels)) for labels in y]
+    lists = [sorted(set(_label_id(label, split, row) for label in labels)) for row, labels in enumerate(y)]
     indptr = np.cumsum([0] + [len(r) for r in lists])
     indices = np.array([i for r in lists for i in r], np.int64)
     if indices.size and indices.min() < 0:

@@ -25,13 +25,14 @@ from tfxc.data.holdout import group_keys, in_validation
 from tfxc.data.readers import open_text
 from tfxc.errors import DataError, TfxcError
 from tfxc.utils.io import atomic_writer, refuse_to_overwrite_inputs
+from tfxc.utils.numbers import ascii_int
 
 
 def split(xc_path: str, jsonl_path: str | None, out_dir: str, percent: int, group_sep: str) -> tuple[int, int]:
     """Writes out_dir/{train,val}.txt (XC format with a header each); returns their point counts."""
     with open_text(xc_path) as xc:
         header = xc.readline().split()
-        if len(header) != 3:
+        if len(header) != 3 or any(ascii_int(field) is None for field in header):
             raise DataError(f"{xc_path}:1: expected the header 'points features labels', got {header}")
         parts = {"train": [], "val": []}
         keys = group_keys(jsonl_path, group_sep)

@@ -89,10 +89,14 @@ def text_outputs(model, texts: list[str], batch_size: int = 256) -> tuple[np.nda
     return np.concatenate(features), np.concatenate(logits)
 
 
-def restore(model_dir: str):
+def restore(model_dir: str, trust_imports=False):
+    """(model, data card) of a trained text model; the directory's `imports` run only when trusted (`--trust-imports`)."""
+    from tfxc.cli import keep_out_of_import_path
     from tfxc.model_dir import ModelDir
 
-    config, model, info = ModelDir(model_dir).restore(need_rows=False)
+    keep_out_of_import_path([model_dir])
+    directory = ModelDir(model_dir)
+    config, model, info = directory.restore(directory.load_config(trust_imports=trust_imports), need_rows=False)
     if model.encoder.input_kind != "text":
         raise SystemExit(f"{model_dir}: the model's encoder does not read raw text")
     return model, info
@@ -107,7 +111,7 @@ def max_softmax(logits: np.ndarray) -> np.ndarray:
 def openset(args) -> dict:
     from tfxc.eval.open_set import auroc, fpr_at_tpr
 
-    model, info = restore(args.model_dir)
+    model, info = restore(args.model_dir, args.trust_imports)
     index = {name: i for i, name in enumerate(info.label_names())}
     inscope = read_jsonl(os.path.join(args.data, "test.jsonl"))
     oos = read_jsonl(os.path.join(args.data, "oos", "test.jsonl"))
@@ -129,7 +133,7 @@ def openset(args) -> dict:
 def verify(args) -> dict:
     from tfxc.eval.open_set import auroc, pair_similarities, tar_at_far
 
-    model, info = restore(args.model_dir)
+    model, info = restore(args.model_dir, args.trust_imports)
     rows = read_jsonl(args.pairs)
     seen = set(info.label_names())
     overlap = {r["labels"][0] for r in rows} & seen
@@ -145,6 +149,8 @@ def verify(args) -> dict:
 
 
 def main(argv=None) -> int:
+    from tfxc.cli import add_trust_args
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("split", help="hold intents out of training for verification")
@@ -155,9 +161,11 @@ def main(argv=None) -> int:
     p = commands.add_parser("openset", help="in-scope accuracy and out-of-scope detection")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--data", required=True, help="the clinc150 directory (test.jsonl and oos/test.jsonl)")
+    add_trust_args(p)
     p = commands.add_parser("verify", help="TAR@FAR on pairs of texts of intents unseen in training")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--pairs", required=True, help="JSONL of the held-out intents' texts (split's heldout.jsonl)")
+    add_trust_args(p)
     args = parser.parse_args(argv)
     result = {"split": split, "openset": openset, "verify": verify}[args.command](args)
     print(json.dumps(result, sort_keys=True))

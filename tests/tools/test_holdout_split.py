@@ -104,3 +104,13 @@ def test_an_output_that_is_an_input_is_refused_in_one_line(tmp_path, capsys):
         tool.main(["--xc", str(data / "train.txt"), "--out", str(data)])
     assert stop.value.code == 2 and "is the --xc" in capsys.readouterr().err
     assert (data / "train.txt").read_bytes() == before
+
+
+@pytest.mark.parametrize("header", ["abc 8 7", "٣ 8 7", "6 8"])
+def test_a_header_that_is_not_three_ascii_integers_is_refused(tmp_path, header):
+    tool = load_tool()
+    xc, jl, _, rows = write_pair(tmp_path, groups=3, per_group=2)
+    with gzip.open(xc, "wt", encoding="utf-8") as f:
+        f.write(header + "\n" + "\n".join(rows))
+    with pytest.raises(DataError, match=f"{xc}:1: expected the header 'points features labels'"):
+        tool.split(xc, jl, str(tmp_path / "out"), percent=50, group_sep=":")

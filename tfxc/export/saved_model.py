@@ -327,13 +327,12 @@ def read_export_info(saved_model_dir: str) -> dict:
     path = extra_asset(saved_model_dir, "export.json")
     if path is None:
         raise TfxcError(f"{saved_model_dir}: not a tfxc SavedModel (no assets.extra/{ASSETS_DIR}/export.json)")
-    from tfxc.utils.json_files import read_json_object
+    from tfxc.utils.json_files import read_json_object, required
 
     info = read_json_object(path, "the export's description")
     for key, kind in _EXPORT_KEYS.items():
-        value = info.get(key)
-        if not isinstance(value, kind) or isinstance(value, bool) or value < 1:
-            raise DataError(f"damaged export description: {key} is {value!r}, expected an integer >= 1; "
+        if required(info, key, path, kind) < 1:
+            raise DataError(f"damaged export description: {key} is {info[key]!r}, expected an integer >= 1; "
                             "export the model again", path=path)
     return info
 
