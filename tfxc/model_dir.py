@@ -23,16 +23,14 @@ trained model only through `ModelDir`.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
-import socket
-import time
 from typing import NamedTuple
 
 from tfxc.errors import TfxcError, TrainingError
 from tfxc.utils.io import atomic_directory
+from tfxc.utils.locks import DirectoryLock
 
 log = logging.getLogger("tfxc.model_dir")
 
@@ -66,38 +64,6 @@ class TrainedModel(NamedTuple):
     config: object  # ExperimentConfig
     model: object  # XCModel
     info: object  # DatasetInfo
-
-
-class DirectoryLock:
-    """An exclusive `flock` on `MODEL_DIR/.lock`, which names its holder; `release()` gives it up."""
-
-    def __init__(self, model_dir: "ModelDir", what: str):
-        os.makedirs(model_dir.path, exist_ok=True)
-        path = model_dir.file(LOCK_FILE)
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            # The holder writes its name just after taking the lock: give it a moment to appear.
-            for _ in range(20):
-                holder = os.pread(self._fd, 4096, 0).decode("utf-8", "replace").strip()
-                if holder:
-                    break
-                time.sleep(0.05)
-            holder = holder or "another process"
-            os.close(self._fd)
-            raise TfxcError(f"{model_dir.path} is in use by {holder}; wait for it to finish, or give another "
-                            "--model-dir") from None
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, (f"{what} (pid {os.getpid()} on {socket.gethostname()}, since "
-                             f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n").encode(), 0)
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
 
 
 class ModelDir:
@@ -142,7 +108,7 @@ class ModelDir:
 
     def lock(self, what: str) -> DirectoryLock:
         """Takes the directory for a writing run (`what`, e.g. "tfxc.train"); a second one is refused."""
-        return DirectoryLock(self, what)
+        return DirectoryLock(self.path, self.file(LOCK_FILE), what)
 
     # === Checkpoints ===
     def checkpoints(self) -> list[str]:
@@ -285,10 +251,11 @@ class ModelDir:
                 trained = None
             if not isinstance(trained, dict):
                 raise error from None
-            data = trained.get("data")
-            if isinstance(data, dict):
-                trained["data"] = {k: os.path.abspath(v) if k in DATA_PATH_FIELDS and isinstance(v, str) and v
-                                   else v for k, v in data.items()}
+            if isinstance(trained.get("data"), dict):  # its relative paths, as `stored_form` makes them
+                from tfxc.data.sources import SOURCE_PATH_FIELDS
+
+                trained["data"] = {k: os.path.abspath(v) if k in SOURCE_PATH_FIELDS + ("dir",) and
+                                   isinstance(v, str) and v else v for k, v in trained["data"].items()}
         return _flat_differences(trained, to_dict(stored_form(config)))
 
     # === Parts (a head trained in independent parts, e.g. MACH repetitions: `tfxc.training.parts`) ===
@@ -367,7 +334,7 @@ class ModelDir:
         Raises:
           TrainingError: resuming on data that was converted differently since.
         """
-        from tfxc.data.convert import add_dependent
+        from tfxc.data.usage import add_dependent
 
         if os.path.isdir(self.dataset_dir) and resuming:
             if not self.bound_data().same_data_as(info):
@@ -408,7 +375,7 @@ class ModelDir:
         Raises:
           TfxcError: neither holds it.
         """
-        from tfxc.data.convert import conversion_for
+        from tfxc.data.usage import conversion_for
 
         bound = self.bound_data()
         info = conversion_for(data_dir, bound)
@@ -480,20 +447,14 @@ class ModelDir:
         return TrainedModel(config, model, info)
 
 
-# The data section's fields that name files or directories.
-DATA_PATH_FIELDS = ("dir", "train", "test", "val", "train_labels", "test_labels", "val_labels", "label_names",
-                    "val_groups", "source_dir")
-
-
 def stored_form(config):
-    """`config` as a model directory keeps it: the data section's relative paths made absolute (against
-    the working directory), so `tfxc.evaluate` or `tfxc.load` finds the data from any directory."""
+    """`config` as a model directory keeps it: its data paths absolute (`with_absolute_paths`), so that
+    `tfxc.evaluate` or `tfxc.load` finds the data from any working directory."""
     import dataclasses
 
-    data = config.data
-    absolute = {name: os.path.abspath(getattr(data, name)) for name in DATA_PATH_FIELDS
-                if getattr(data, name) and not os.path.isabs(getattr(data, name))}
-    return dataclasses.replace(config, data=dataclasses.replace(data, **absolute)) if absolute else config
+    from tfxc.data.sources import with_absolute_paths
+
+    return dataclasses.replace(config, data=with_absolute_paths(config.data))
 
 
 def _flat_differences(old: dict, new: dict, prefix: str = "") -> dict[str, tuple]:

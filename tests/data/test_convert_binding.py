@@ -14,7 +14,8 @@ import pytest
 from helpers import REPO, cli_env, run_cli
 
 from tfxc.config import load_config
-from tfxc.data.convert import DataInUse, ensure_converted, release_data
+from tfxc.data.convert import ensure_converted
+from tfxc.data.usage import DataInUse, release_data
 from tfxc.data.info import DatasetInfo
 from tfxc.errors import TrainingError
 

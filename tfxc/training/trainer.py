@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from tfxc.data.convert import release_data
+from tfxc.data.usage import release_data
 from tfxc.model_dir import ModelDir
 from tfxc.training.components import build_components
 from tfxc.training.controller import Controller
