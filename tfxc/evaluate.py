@@ -43,7 +43,10 @@ def main(argv=None):
     else:
         trained = model_dir.restore(config)
         evaluator = Evaluator(trained.model, trained.info, config.eval, split=args.split)
-    metrics = evaluator.evaluate()
+    from tfxc.data.info import damaged_shards_named
+
+    with damaged_shards_named(evaluator.info, args.split):  # a DataLossError does not say which shard
+        metrics = evaluator.evaluate()
     if args.bad_cases:
         from tfxc.eval.bad_cases import write_bad_cases
 

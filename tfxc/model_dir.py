@@ -27,11 +27,13 @@ import fcntl
 import json
 import logging
 import os
+import re
 import socket
 import time
 from typing import NamedTuple
 
-from tfxc.errors import TfxcError, TrainingError
+from tfxc.errors import DamagedFile, TfxcError, TrainingError
+from tfxc.utils.files import read_json_object
 from tfxc.utils.io import atomic_directory
 
 log = logging.getLogger("tfxc.model_dir")
@@ -40,6 +42,9 @@ CONFIG_FILE = "config.json"
 DATASET_DIR = "dataset"
 RUN_INFO_FILE = "run_info.json"
 CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_STATE_FILE = "checkpoint"  # tf.train.CheckpointManager's list of its checkpoints
+_CHECKPOINT_INDEX = re.compile(r"^ckpt-(\d+)\.index$")
+_WARNED: set = set()  # (checkpoint dir, problem) already warned about in this process
 BEST_DIR = "best"
 BEST_FILE = "best.json"
 TENSORBOARD_DIR = "tensorboard"
@@ -146,11 +151,82 @@ class ModelDir:
 
     # === Checkpoints ===
     def checkpoints(self) -> list[str]:
-        """Checkpoint paths, newest first."""
+        """Checkpoint paths, newest first.
+
+        The state file `checkpoints/checkpoint` is believed only while it agrees with the `ckpt-N.index`
+        files beside it. A damaged, empty, missing or stale one would otherwise hide intact checkpoints:
+        evaluation would find none, and training would start over from step 0 and overwrite them. Then
+        the files on disk are listed instead (newest step first), with a warning naming the state file;
+        a training rewrites it (`repair_checkpoint_state`).
+        """
+        on_disk = self._checkpoints_on_disk()
+        listed, problem = self._checkpoints_in_state(on_disk)
+        if problem is None:
+            return listed
+        key = (os.path.abspath(self.checkpoint_dir), problem)
+        if key not in _WARNED:  # checkpoints() is asked often in one run: say it once
+            _WARNED.add(key)
+            log.warning("the checkpoint state file %s %s; using the checkpoints on disk instead: %s",
+                        os.path.join(self.checkpoint_dir, CHECKPOINT_STATE_FILE), problem,
+                        ", ".join(os.path.basename(p) for p in on_disk))
+        return on_disk
+
+    def _checkpoints_on_disk(self) -> list[str]:
+        """The `ckpt-N` prefixes with an index file in checkpoints/, highest step first."""
+        try:
+            names = os.listdir(self.checkpoint_dir)
+        except FileNotFoundError:
+            return []
+        steps = sorted((int(m.group(1)) for m in map(_CHECKPOINT_INDEX.match, names) if m), reverse=True)
+        return [os.path.join(self.checkpoint_dir, f"ckpt-{step}") for step in steps]
+
+    def _checkpoints_in_state(self, on_disk: list[str]) -> tuple[list[str], str | None]:
+        """(the state file's checkpoints newest first, None) when it agrees with `on_disk`, else ([], what is
+        wrong with it)."""
         from tfxc._tf import tf
 
-        state = tf.train.get_checkpoint_state(self.checkpoint_dir)
-        return list(reversed(state.all_model_checkpoint_paths)) if state else []
+        if not on_disk:
+            return [], None  # nothing to hide: whatever the state file says, there is no checkpoint
+        if not os.path.exists(os.path.join(self.checkpoint_dir, CHECKPOINT_STATE_FILE)):
+            return [], "is missing"
+        try:
+            state = tf.train.get_checkpoint_state(self.checkpoint_dir)  # None when it does not parse
+        except ValueError:  # parses, but names no checkpoint (e.g. an empty file)
+            state = None
+        if state is None:
+            return [], "is damaged (not a checkpoint state)"
+        listed = list(reversed(state.all_model_checkpoint_paths))
+        names, found = [os.path.basename(p) for p in listed], [os.path.basename(p) for p in on_disk]
+        if set(names) != set(found) or os.path.basename(state.model_checkpoint_path) != names[0]:
+            # A crash between writing a checkpoint and recording it (or between recording and deleting the
+            # oldest) leaves them apart for a moment; anything else is damage or a hand edit.
+            unlisted, gone = sorted(set(found) - set(names)), sorted(set(names) - set(found))
+            return [], ("does not match the checkpoints on disk"
+                        + (f" (not listed: {', '.join(unlisted)})" if unlisted else "")
+                        + (f" (listed but missing: {', '.join(gone)})" if gone else ""))
+        return [os.path.join(self.checkpoint_dir, n) for n in names], None
+
+    def repair_checkpoint_state(self) -> None:
+        """Rewrites a state file that `checkpoints` does not believe from the checkpoints on disk.
+
+        A training calls this before building its `tf.train.CheckpointManager`, which reads the state file
+        itself: from a damaged one it would start with no checkpoints (and never delete the old ones), from
+        an empty one it fails. Each checkpoint is recorded with its index file's time, as the manager records
+        its own saves, so that it keeps and deletes them as usual.
+        """
+        from tfxc._tf import tf
+
+        on_disk = self._checkpoints_on_disk()
+        if not on_disk or self._checkpoints_in_state(on_disk)[1] is None:
+            return
+        oldest_first = list(reversed(on_disk))
+        tf.compat.v1.train.update_checkpoint_state(  # the state file as the manager writes it (no TF2 name)
+            self.checkpoint_dir, os.path.basename(oldest_first[-1]),
+            all_model_checkpoint_paths=[os.path.basename(p) for p in oldest_first],
+            all_model_checkpoint_timestamps=[os.path.getmtime(p + ".index") for p in oldest_first],
+            last_preserved_timestamp=0.0)
+        log.warning("rewrote the checkpoint state file %s from the checkpoints on disk (newest: %s)",
+                    os.path.join(self.checkpoint_dir, CHECKPOINT_STATE_FILE), os.path.basename(on_disk[0]))
 
     def latest_checkpoint(self) -> str | None:
         found = self.checkpoints()
@@ -162,12 +238,40 @@ class ModelDir:
         return None if latest is None else int(latest.rsplit("-", 1)[1])
 
     def best(self) -> dict | None:
-        """best.json of the selected weights ({"step", "metric", "value"}), or None without them."""
+        """best.json of the selected weights ({"step", "metric", "value"}), or None without them.
+
+        Raises:
+          DamagedFile: best.json cannot be read (see `restore_best` for the fallback).
+        """
         path = os.path.join(self.best_dir, BEST_FILE)
         if not os.path.exists(path):
             return None
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        record = read_json_object(path)
+        if not {"step", "metric", "value"} <= set(record):
+            raise DamagedFile("not a record of selected weights (step, metric, value)", path=path)
+        return record
+
+    def restore_best(self, model) -> dict | None:
+        """Loads the selected weights (best/) into `model`; returns their record, or None without them.
+
+        Damaged selected weights (cut short, corrupted) lose nothing that the checkpoints do not hold: then
+        a warning names best/ and None is returned, and the caller uses its newest checkpoint instead. The
+        model may have been partly overwritten by then, so the caller must restore all of it.
+        """
+        from tfxc._tf import tf
+
+        try:
+            record = self.best()
+            if record is None:
+                return None
+            tf.train.Checkpoint(model=model).restore(
+                os.path.join(self.best_dir, "ckpt")).expect_partial().assert_existing_objects_matched()
+        except Exception as e:  # truncated: IndexError; flipped bits: DataLossError; missing: NotFoundError
+            log.warning("THE SELECTED WEIGHTS IN %s ARE DAMAGED (%s: %s); using the newest checkpoint instead, "
+                        "which is not the one trainer.select_metric chose. Train again (or resume with a longer "
+                        "run) to select anew", self.best_dir, type(e).__name__, _first_line(e))
+            return None
+        return record
 
     def save_best(self, model, record: dict) -> None:
         """Writes `model`'s weights and `record` as best/ (atomically: a crash keeps the previous best).
@@ -265,7 +369,9 @@ class ModelDir:
         try:  # read through today's schema: an option added since then counts at its default, not as a change
             trained = to_dict(self.load_config())
         except TfxcError:  # a stored config today's schema rejects: compare the text as written
-            trained = json.loads(self.config_text())
+            trained = read_json_object(self.config_path, advice=(
+                "it is the config the checkpoints were trained with: restore it, or train into another "
+                "--model-dir"))
         return _flat_differences(trained, to_dict(config))
 
     # === Parts (a head trained in independent parts, e.g. MACH repetitions: `tfxc.training.parts`) ===
@@ -392,7 +498,8 @@ class ModelDir:
                 raise TfxcError(self._data_changed(config.data.dir))
         else:
             info = bound
-        if part is None and self.best() is None and not self.checkpoints() and self.has_finished_parts(config):
+        if (part is None and not os.path.isdir(self.best_dir) and not self.checkpoints()
+                and self.has_finished_parts(config)):
             return TrainedModel(config, self.assemble(config, info), info)  # trained in parts, not merged
         model = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed,
                                                                  model_dir=self.path, part=part))
@@ -400,10 +507,8 @@ class ModelDir:
 
         average = build_average(config.trainer, model)  # checkpoints then also hold the average, which is used
         checkpoint = tf.train.Checkpoint(model=model, **({} if average is None else {"average": average}))
-        selected = self.best()
-        if selected is not None:  # best/ holds the model's weights only (the average, when there is one)
-            tf.train.Checkpoint(model=model).restore(
-                os.path.join(self.best_dir, "ckpt")).expect_partial().assert_existing_objects_matched()
+        selected = self.restore_best(model)  # best/ holds the model's weights only (the average, when there is one)
+        if selected is not None:
             log.info("restored the selected weights of step %d (%s %.2f on val)", selected["step"],
                      selected["metric"], selected["value"])
             return TrainedModel(config, model, info)
@@ -431,3 +536,10 @@ def _flat_differences(old: dict, new: dict, prefix: str = "") -> dict[str, tuple
         elif a != b:
             out[name] = (a, b)
     return out
+
+
+def _first_line(error: Exception) -> str:
+    """The first line of an error's message, without TF's function-node decoration (at most 200 chars)."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    return line.split("}}", 1)[-1].strip()[:200]

@@ -31,7 +31,8 @@ from tfxc.data.info import FEATURIZER_FILE, LABEL_FREQ_FILE, LABELS_FILE, STATS_
 from tfxc.data.rows import Row
 from tfxc.data.synthetic import SyntheticXmc
 from tfxc.data.tfrecord import serialize_row, shard_name
-from tfxc.errors import DataError
+from tfxc.errors import DamagedFile, DataError
+from tfxc.utils.files import read_json_object
 from tfxc.utils.io import atomic_directory, atomic_write_text
 
 log = logging.getLogger("tfxc.convert")
@@ -305,7 +306,10 @@ def ensure_converted(data_config, force: bool = False) -> DatasetInfo:
     with _lock(os.path.abspath(data_config.dir) + ".lock"):
         stats_path = os.path.join(data_config.dir, STATS_FILE)
         if not force and os.path.exists(stats_path):
-            with open(stats_path, encoding="utf-8") as f:
-                if json.load(f).get("source_fingerprint") == source_fingerprint(data_config):
-                    return DatasetInfo.load(data_config.dir)
+            try:
+                info = DatasetInfo.load(data_config.dir)
+                if read_json_object(stats_path).get("source_fingerprint") == source_fingerprint(data_config):
+                    return info
+            except DamagedFile as e:  # a damaged card is as good as no conversion: the sources are at hand
+                log.warning("%s; converting the sources again", e)
         return convert(data_config)

@@ -1,0 +1,90 @@
+"""Reading back the files tfxc wrote itself (a model directory's, a converted data directory's).
+
+Such a file can still be damaged: cut short by a full disk or a crash mid-copy,
+overwritten by hand, flipped by a bad disk. Every reader of them goes through
+here, so that damage ends in a `DamagedFile` error naming the file (one
+`tfxc: error:` line from a CLI) instead of a `JSONDecodeError` or `ValueError`
+traceback from deep inside, and callers that have a fallback can catch just
+that error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+
+from tfxc.errors import DamagedFile
+
+log = logging.getLogger("tfxc.files")
+
+
+def read_json(path: str, advice: str = ""):
+    """The JSON value in `path`.
+
+    Args:
+      path: a JSON file tfxc wrote.
+      advice: what the user can do about a damaged file, appended to the message.
+
+    Raises:
+      DamagedFile: the file is not UTF-8 JSON (e.g. cut short).
+      OSError: it cannot be read (missing, permissions): the callers check existence themselves.
+    """
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise DamagedFile(f"not UTF-8 text at byte {e.start}", path=path, advice=advice) from None
+    except json.JSONDecodeError as e:
+        reason = "it ends early" if e.pos >= len(raw.rstrip()) else f"{e.msg} at line {e.lineno} column {e.colno}"
+        raise DamagedFile(f"not valid JSON ({reason})", path=path, advice=advice) from None
+
+
+def read_json_object(path: str, advice: str = "") -> dict:
+    """`read_json` of a file that must hold one JSON object (a config, stats.json, best.json, ...)."""
+    value = read_json(path, advice)
+    if not isinstance(value, dict):
+        raise DamagedFile(f"expected a JSON object, found {type(value).__name__}", path=path, advice=advice)
+    return value
+
+
+def read_json_lines(path: str) -> list[dict]:
+    """The JSON objects of a JSON-lines log (e.g. eval_log.jsonl), skipping damaged lines with a warning.
+
+    A log line cut short by a crash is lost either way; the lines around it are still good, and a
+    run that reads its history back should go on with them rather than stop.
+    """
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            record = None
+        if not isinstance(record, dict):
+            log.warning("%s:%d: damaged line skipped (not a JSON object)", path, number)
+            continue
+        records.append(record)
+    return records
+
+
+def read_npy(path: str, advice: str = "") -> np.ndarray:
+    """The array in an .npy file (never unpickling: a damaged or foreign file cannot run code).
+
+    Raises:
+      DamagedFile: not a complete .npy array (cut short, overwritten, an .npz, pickled objects).
+    """
+    try:
+        value = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError) as e:  # cut short: "Failed to read all data"; garbage: "Cannot load file"
+        raise DamagedFile(f"not a complete .npy array ({str(e).strip() or type(e).__name__})", path=path,
+                          advice=advice) from None
+    if not isinstance(value, np.ndarray):
+        value.close()
+        raise DamagedFile("not an .npy array (an .npz archive)", path=path, advice=advice)
+    return value
