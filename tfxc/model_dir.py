@@ -33,7 +33,7 @@ import time
 from typing import NamedTuple
 
 from tfxc.errors import DamagedFile, TfxcError, TrainingError
-from tfxc.utils.files import read_json_object
+from tfxc.utils.files import read_json_object, read_text
 from tfxc.utils.io import atomic_directory
 
 log = logging.getLogger("tfxc.model_dir")
@@ -326,8 +326,7 @@ class ModelDir:
         """The stored config.json as written (None if there is none)."""
         if not os.path.exists(self.config_path):
             return None
-        with open(self.config_path, encoding="utf-8") as f:
-            return f.read()
+        return read_text(self.config_path)
 
     def write_config(self, config) -> None:
         from tfxc.config import save_config

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfxc.errors import DamagedFile, DataError
-from tfxc.utils.files import read_json_object, read_npy
+from tfxc.utils.files import read_json_object, read_npy, read_text
 
 STATS_FILE = "stats.json"
 LABEL_FREQ_FILE = "label_freq.npy"  # int64 [L]: binary, since 10^7 counts as JSON text are slow to parse
@@ -74,8 +73,7 @@ class DatasetInfo:
         path = os.path.join(self.dir, LABELS_FILE)
         if not os.path.exists(path):
             return [str(i) for i in range(self.num_labels)]
-        with open(path, encoding="utf-8") as f:
-            names = f.read().split("\n")[: self.num_labels]
+        names = read_text(path, _card_advice(self.dir)).split("\n")[: self.num_labels]
         return names + [str(i) for i in range(len(names), self.num_labels)]
 
     @property
@@ -127,7 +125,8 @@ def check_shards(info: DatasetInfo, split: str) -> None:
             for _ in tf.data.TFRecordDataset(path, buffer_size=1 << 20):
                 pass
         except tf.errors.DataLossError as e:
-            reason = str(e).split("}}", 1)[-1].split(" [Op:", 1)[0].strip()
+            # "{{function_node ...}} truncated record at 4929' failed with Read less bytes than requested"
+            reason = str(e).split("}}", 1)[-1].split("' failed with", 1)[0].split(" [Op:", 1)[0].strip()
             raise DamagedFile(f"a TFRecord shard is cut short or corrupted ({reason})", path=path,
                               advice=_card_advice(info.dir)) from None
 

@@ -170,8 +170,8 @@ class Controller:
         latest = self.manager.latest_checkpoint
         if latest is None:
             return "no checkpoint had been written yet"
-        return f"the last good checkpoint ({os.path.join(self.model_dir.checkpoint_dir, os.path.basename(latest))}) " \
-               "is kept"
+        chiefs = os.path.join(self.model_dir.checkpoint_dir, os.path.basename(latest))
+        return f"the last good checkpoint ({chiefs}) is kept"
 
     def _advice(self) -> str:
         return (f"Try a lower optimizer.learning_rate ({self.config.optimizer.learning_rate}) or set "
@@ -227,9 +227,14 @@ class Controller:
         return previous
 
     def _restore_config(self, previous: str | None) -> None:
-        """Puts back the config.json that `_write_run_files` replaced, when the checkpoint it went with failed."""
-        if self.chief and not self._config_written and previous is not None:
+        """Puts back the config.json that `_write_run_files` replaced (removes it, if there was none) when the
+        checkpoint it went with failed."""
+        if not self.chief or self._config_written:
+            return
+        if previous is not None:
             atomic_write_text(self.model_dir.config_path, previous)
+        elif os.path.exists(self.model_dir.config_path):
+            os.remove(self.model_dir.config_path)
 
     # === Evaluation ===
     def _periodic_eval(self, step: int, train_loss: float, writer) -> None:
