@@ -254,9 +254,10 @@ class ModelDir:
     def restore_best(self, model) -> dict | None:
         """Loads the selected weights (best/) into `model`; returns their record, or None without them.
 
-        Damaged selected weights (cut short, corrupted) lose nothing that the checkpoints do not hold: then
-        a warning names best/ and None is returned, and the caller uses its newest checkpoint instead. The
-        model may have been partly overwritten by then, so the caller must restore all of it.
+        Damaged selected weights (cut short, corrupted) must not make the trained model unusable while its
+        checkpoints are intact: then a loud warning names best/ and None is returned, and the caller uses its
+        newest checkpoint instead. The model may have been partly overwritten by then, so the caller must
+        restore all of it.
         """
         from tfxc._tf import tf
 
