@@ -169,7 +169,7 @@ def trained_once(tmp_path_factory):
 
 
 def _files(base) -> list[str]:
-    """The files of the trained model dir and its data dir, relative to `base` (not the lock, not caches)."""
+    """The files of the trained model dir and its data dir, relative to `base` (all but the lock)."""
     found = []
     for top in ("model", "data"):
         for root, _, names in os.walk(base / top):
@@ -186,7 +186,7 @@ def _copy(base, into) -> str:
     return str(into / "config.json")
 
 
-# Files cut short in a model dir of this kind (see tests/test_faults.py::test_every_damaged_file_...).
+# The files cut short, one case each; the next test keeps this list in step with what a run writes.
 _DAMAGEABLE = ["data/label_freq.npy", "data/stats.json", "data/test-00000-of-00001.tfrecord",
                "data/train-00000-of-00002.tfrecord", "data/val-00000-of-00001.tfrecord",
                "model/best/best.json", "model/best/ckpt.data-00000-of-00001", "model/best/ckpt.index",
@@ -196,6 +196,7 @@ _DAMAGEABLE = ["data/label_freq.npy", "data/stats.json", "data/test-00000-of-000
 
 
 def test_the_damage_test_covers_every_file_of_the_directories(trained_once):
+    # TensorBoard's event files are written, never read back by tfxc.
     like_a_sibling = {"data/train-00001-of-00002.tfrecord"} | {
         f"model/checkpoints/ckpt-{step}.{kind}" for step in (8, 16) for kind in ("index", "data-00000-of-00001")}
     covered = set(_DAMAGEABLE) | like_a_sibling
