@@ -1,14 +1,13 @@
-"""Reading back tfxc's own files: damage is a `DamagedFile` naming the file, never a decoder's traceback."""
+"""Reading back tfxc's own arrays, text and caches: damage is a `DamagedFile` naming the file, never a decoder's
+traceback (JSON records: tests of `tfxc.utils.json_files`)."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 
 from tfxc.errors import DamagedFile, TfxcError
-from tfxc.utils.files import read_cache, read_json, read_json_lines, read_json_object, read_npy, read_npz, read_text
+from tfxc.utils.files import read_cache, read_npy, read_npz, read_text
 
 
 def cut(path, keep: float = 0.5) -> None:
@@ -17,28 +16,12 @@ def cut(path, keep: float = 0.5) -> None:
     path.write_bytes(data[: int(len(data) * keep)])
 
 
-def test_a_cut_short_or_foreign_json_file_is_named_with_the_advice(tmp_path):
-    path = tmp_path / "stats.json"
-    path.write_text(json.dumps({"num_labels": 3, "splits": {"train": {"num_points": 10}}}, indent=2))
-    assert read_json_object(str(path))["num_labels"] == 3
-    cut(path)
-    with pytest.raises(DamagedFile, match=r"stats.json: damaged file: not valid JSON: .*\(line \d+, column \d+\); "
-                                          r"convert again") as e:
-        read_json(str(path), advice="convert again")
+def test_text_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_bytes(b"a\nb\xff\n")
+    with pytest.raises(DamagedFile, match=r"labels.txt: damaged file: not UTF-8 text \(at byte 3\); convert again") as e:
+        read_text(str(path), advice="convert again")
     assert isinstance(e.value, TfxcError) and "\n" not in str(e.value)
-    path.write_bytes(b"\xff\xfe{}")
-    with pytest.raises(DamagedFile, match="not UTF-8 text"):
-        read_text(str(path))
-    path.write_text("[1, 2]")
-    with pytest.raises(DamagedFile, match="expected a JSON object, found list"):
-        read_json_object(str(path))
-
-
-def test_a_damaged_log_line_is_skipped_and_the_others_kept(tmp_path, caplog):
-    path = tmp_path / "eval_log.jsonl"
-    path.write_bytes(b'{"step": 8}\n{"step": 16, "spl\n[3]\n\xff\n{"step": 24}\n')
-    assert read_json_lines(str(path)) == [{"step": 8}, {"step": 24}]
-    assert "eval_log.jsonl:2: damaged line skipped" in caplog.text and "eval_log.jsonl:4:" in caplog.text
 
 
 def test_damaged_arrays_are_named_and_never_unpickled(tmp_path):

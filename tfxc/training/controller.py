@@ -28,8 +28,8 @@ from tfxc.precision import resolve as resolve_precision
 from tfxc.model_dir import EVAL_LOG_FILE, METRICS_FILE, RUN_INFO_FILE, TENSORBOARD_DIR, ModelDir
 from tfxc.training.distribute import cluster_spec, evaluation_shard, is_chief
 from tfxc.training.loop import TrainLoop
-from tfxc.utils.files import read_json_lines
 from tfxc.utils.io import atomic_write_text
+from tfxc.utils.json_files import read_json_lines
 from tfxc.utils.clock import process_age_s
 from tfxc.utils.memory import peak_rss_gb
 
@@ -296,14 +296,16 @@ class Controller:
         path = self.model_dir.file(EVAL_LOG_FILE)
         if not os.path.exists(path):
             return []
-        return [r for r in read_json_lines(path) if _is_evaluation(r) and r["step"] <= step and r["split"] == "val"]
+        records = read_json_lines(path, "the evaluation log")
+        return [r for r in records if r.get("step", step + 1) <= step and r.get("split") == "val"]
 
     def _append_eval_log(self, record: dict) -> None:
         # Rewritten whole (atomically); lines past `step` are from a run that was
         # killed after that evaluation and are replaced on resume.
         path = self.model_dir.file(EVAL_LOG_FILE)
-        kept = read_json_lines(path) if os.path.exists(path) else []  # a damaged line is dropped (and warned of)
-        lines = [json.dumps(r) for r in kept if _is_evaluation(r) and _earlier(r, record)]
+        lines = []
+        if os.path.exists(path):
+            lines = [json.dumps(r) for r in read_json_lines(path, "the evaluation log") if _earlier(r, record)]
         lines.append(json.dumps(record))
         atomic_write_text(path, "\n".join(lines) + "\n")
 
@@ -482,11 +484,6 @@ def _first_line(error: Exception) -> str:
     if text.startswith("{{function_node"):
         text = text.split("}}", 1)[-1].strip()
     return text.split(" [Op:", 1)[0]
-
-
-def _is_evaluation(record: dict) -> bool:
-    """Whether an eval_log.jsonl record has what a resumed run reads (a hand-edited or damaged one may not)."""
-    return isinstance(record.get("step"), int) and isinstance(record.get("split"), str)
 
 
 def _earlier(line: dict, record: dict) -> bool:

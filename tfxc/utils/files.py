@@ -1,16 +1,15 @@
-"""Reading back the files tfxc wrote itself (a model directory's, a converted data directory's).
+"""Reading back the files tfxc wrote itself (a model directory's, a converted data directory's): arrays, text
+and caches; JSON records are read by `tfxc.utils.json_files`.
 
 Such a file can still be damaged: cut short by a full disk or a crash mid-copy,
 overwritten by hand, flipped by a bad disk. Every reader of them goes through
 here, so that damage ends in a `DamagedFile` error naming the file (one
-`tfxc: error:` line from a CLI) instead of a `JSONDecodeError` or `ValueError`
-traceback from deep inside, and callers that have a fallback can catch just
-that error.
+`tfxc: error:` line from a CLI) instead of a `ValueError` traceback from deep
+inside, and callers that have a fallback can catch just that error.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import zipfile
@@ -34,56 +33,6 @@ def read_text(path: str, advice: str = "") -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise DamagedFile(f"not UTF-8 text (at byte {e.start})", path=path, advice=advice) from None
-
-
-def read_json(path: str, advice: str = ""):
-    """The JSON value in `path`.
-
-    Args:
-      path: a JSON file tfxc wrote.
-      advice: what the user can do about a damaged file, appended to the message.
-
-    Raises:
-      DamagedFile: the file is not UTF-8 JSON (e.g. cut short).
-      OSError: it cannot be read (missing, permissions): the callers check existence themselves.
-    """
-    text = read_text(path, advice)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DamagedFile(f"not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})", path=path,
-                          advice=advice) from None
-
-
-def read_json_object(path: str, advice: str = "") -> dict:
-    """`read_json` of a file that must hold one JSON object (a config, stats.json, best.json, ...)."""
-    value = read_json(path, advice)
-    if not isinstance(value, dict):
-        raise DamagedFile(f"expected a JSON object, found {type(value).__name__}", path=path, advice=advice)
-    return value
-
-
-def read_json_lines(path: str) -> list[dict]:
-    """The JSON objects of a JSON-lines log (e.g. eval_log.jsonl), skipping damaged lines with a warning.
-
-    A log line cut short by a crash is lost either way; the lines around it are still good, and a
-    run that reads its history back should go on with them rather than stop.
-    """
-    with open(path, "rb") as f:
-        lines = f.read().split(b"\n")
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            record = None
-        if not isinstance(record, dict):
-            log.warning("%s:%d: damaged line skipped (not a JSON object)", path, number)
-            continue
-        records.append(record)
-    return records
 
 
 def read_npy(path: str, advice: str = "") -> np.ndarray:
