@@ -232,4 +232,4 @@ def test_every_damaged_file_ends_in_a_fallback_or_one_error_naming_it(trained_on
     if damaged.startswith("model/checkpoints/"):
         assert all(run["rc"] == 0 for run in outcome.values()), damaged
     if damaged == "data/stats.json":  # the data dir's card: converted again from the sources
-        assert outcome["resume"]["rc"] == 0 and "converting the sources again" in outcome["resume"]["stderr"]
+        assert outcome["resume"]["rc"] == 0 and "converting again" in outcome["resume"]["stderr"]

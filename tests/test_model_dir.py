@@ -181,7 +181,8 @@ def test_an_intact_checkpoint_state_file_is_believed(tmp_path, caplog):
     assert model_dir.checkpoints() == [] and model_dir.latest_step() is None
     _fake_checkpoints(model_dir.checkpoint_dir, [8, 16])
     open(os.path.join(model_dir.checkpoint_dir, "checkpoint"), "w").write(
-        'model_checkpoint_path: "ckpt-8"\nall_model_checkpoint_paths: "ckpt-16"\nall_model_checkpoint_paths: "ckpt-8"\n')
+        'model_checkpoint_path: "ckpt-8"\n'
+        'all_model_checkpoint_paths: "ckpt-16"\nall_model_checkpoint_paths: "ckpt-8"\n')
     # Saved in this order (a resume from ckpt-8 after ckpt-16 failed to restore, say): the state's order holds.
     assert [os.path.basename(p) for p in model_dir.checkpoints()] == ["ckpt-8", "ckpt-16"]
     assert "state file" not in caplog.text

@@ -517,6 +517,7 @@ class ModelDir:
         bound = self.bound_data()
         info = conversion_for(data_dir, bound)
         if info is None:
+            _raise_if_damaged(data_dir)  # a damaged card is not other data: name the damaged file
             raise TfxcError(self._data_changed(data_dir))
         if os.path.abspath(info.dir) != os.path.abspath(data_dir):
             log.info("%s was converted again since %s was trained; its rows are read from %s", data_dir,
@@ -610,6 +611,14 @@ def _flat_differences(old: dict, new: dict, prefix: str = "") -> dict[str, tuple
         elif a != b:
             out[name] = (a, b)
     return out
+
+
+def _raise_if_damaged(data_dir: str) -> None:
+    """Raises the error that names the damaged file when `data_dir` holds a conversion whose card cannot be read."""
+    from tfxc.data.info import STATS_FILE, DatasetInfo
+
+    if os.path.exists(os.path.join(data_dir, STATS_FILE)):
+        DatasetInfo.load(data_dir)
 
 
 def _first_line(error: Exception) -> str:

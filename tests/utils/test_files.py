@@ -19,7 +19,7 @@ def cut(path, keep: float = 0.5) -> None:
 def test_text_that_is_not_utf8_is_named(tmp_path):
     path = tmp_path / "labels.txt"
     path.write_bytes(b"a\nb\xff\n")
-    with pytest.raises(DamagedFile, match=r"labels.txt: damaged file: not UTF-8 text \(at byte 3\); convert again") as e:
+    with pytest.raises(DamagedFile, match=r"labels.txt: damaged file: not UTF-8 text \(at byte 3\); convert") as e:
         read_text(str(path), advice="convert again")
     assert isinstance(e.value, TfxcError) and "\n" not in str(e.value)
 
