@@ -8,9 +8,10 @@
 # --part r`); MACH's repetitions never communicate (Medini et al., 2019). With tmux installed the parts
 # run in windows of one tmux session (attach with `tmux attach -t <session>` to watch them); without
 # tmux, or with TFXC_NO_TMUX=1, they run as background processes. Either way each writes
-# MODEL_DIR/logs/part-NNN.log and its exit status to MODEL_DIR/logs/part-NNN.exit. A part that already
-# finished is skipped, an interrupted one resumes from its last checkpoint, so re-running the same
-# command after a failure completes the job.
+# MODEL_DIR/logs/part-NNN.log and its exit status to MODEL_DIR/logs/part-NNN.exit; a part whose shell
+# is killed or whose tmux window is closed before that fails the run (it never waits for a status that
+# cannot come). A part that already finished is skipped, an interrupted one resumes from its last
+# checkpoint, so re-running the same command after a failure completes the job.
 # Several machines sharing MODEL_DIR: run `python -m tfxc.train --config CONFIG --model-dir MODEL_DIR
 # --part r` for disjoint sets of r on each, then `bash train.sh CONFIG 1 MODEL_DIR` anywhere (it finds
 # them finished, links and evaluates them). Arguments after MODEL_DIR (e.g. --set overrides) go to every
@@ -22,8 +23,6 @@ PARALLEL=${2:-2}
 MODEL_DIR=${3:-runs/$(basename "$CONFIG" .json)}
 PYTHON=${PYTHON:-python}
 EXTRA=("${@:4}")
-EXTRA_QUOTED=""
-for arg in "${EXTRA[@]+"${EXTRA[@]}"}"; do EXTRA_QUOTED="$EXTRA_QUOTED $(printf '%q' "$arg")"; done
 
 PARTS=$("$PYTHON" -m tfxc.train --config "$CONFIG" "${EXTRA[@]+"${EXTRA[@]}"}" --num-parts)
 if [ "$PARTS" -le 1 ]; then
@@ -45,44 +44,83 @@ THREADS=$(( CORES / PARALLEL > 0 ? CORES / PARALLEL : 1 ))
 USE_TMUX=0
 if command -v tmux >/dev/null 2>&1 && [ -z "${TFXC_NO_TMUX:-}" ]; then
   USE_TMUX=1
-  SESSION="tfxc-$(basename "$MODEL_DIR")-$$"
+  # tmux reads '.' and ':' in a target as window and pane separators: keep the session name plain.
+  name=$(basename "$MODEL_DIR")
+  SESSION="tfxc-${name//[^A-Za-z0-9_-]/_}-$$"
 fi
 
+# The program each part runs, given its paths and command as arguments: never as text to re-parse, so a
+# path may hold any character. The inner shell writes its pid (that of the `exec`ed python) to PIDFILE,
+# and the python stays in the foreground of its window, where Ctrl-C reaches it.
+# Arguments: PIDFILE LOG STATUS COMMAND...
+PART_WRAPPER='pidfile=$1 log=$2 status=$3; shift 3
+bash -c "echo \$\$ > \"\$0\"; exec \"\$@\"" "$pidfile" "$@" > "$log" 2>&1
+echo $? > "$status"'
+
+# A word quoted for any POSIX shell (tmux hands its command to the user's default shell).
+shell_quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+
+tag_of() { printf 'part-%03d' "$1"; }
+
+# WRAPPER_PID[r]: the process that writes part r's .exit file (the tmux pane's, or the background shell's).
+WRAPPER_PID=()
+
 launch() {
-  local r=$1 tag log status cmd
-  tag=$(printf 'part-%03d' "$r")
-  log="$LOGS/$tag.log"; status="$LOGS/$tag.exit"
-  rm -f "$status"
-  cmd="TF_NUM_INTRAOP_THREADS=$THREADS TF_NUM_INTEROP_THREADS=1 '$PYTHON' -m tfxc.train --config '$CONFIG'"
+  local r=$1 tag log status pidfile word cmd=""
+  tag=$(tag_of "$r")
+  log="$LOGS/$tag.log"; status="$LOGS/$tag.exit"; pidfile="$LOGS/$tag.pid"
+  rm -f "$status" "$pidfile"
   # --skip-eval: one part alone ranks nothing worth reading; the whole model is evaluated at the end.
-  cmd="$cmd --model-dir '$MODEL_DIR' --part $r --skip-eval$EXTRA_QUOTED > '$log' 2>&1; echo \$? > '$status'"
+  local argv=(bash -c "$PART_WRAPPER" part-wrapper "$pidfile" "$log" "$status"
+              env "TF_NUM_INTRAOP_THREADS=$THREADS" TF_NUM_INTEROP_THREADS=1
+              "$PYTHON" -m tfxc.train --config "$CONFIG" --model-dir "$MODEL_DIR" --part "$r" --skip-eval
+              "${EXTRA[@]+"${EXTRA[@]}"}")
   if [ "$USE_TMUX" = 1 ]; then
-    if tmux has-session -t "$SESSION" 2>/dev/null; then
-      tmux new-window -d -t "$SESSION" -n "$tag" "bash -c \"$cmd\""
+    for word in "${argv[@]}"; do cmd="$cmd $(shell_quote "$word")"; done
+    if tmux has-session -t "=$SESSION" 2>/dev/null; then
+      WRAPPER_PID[$r]=$(tmux new-window -d -P -F '#{pane_pid}' -t "=$SESSION:" -n "$tag" "$cmd")
     else
-      tmux new-session -d -s "$SESSION" -n "$tag" "bash -c \"$cmd\""
+      WRAPPER_PID[$r]=$(tmux new-session -d -P -F '#{pane_pid}' -s "$SESSION" -n "$tag" "$cmd")
       echo "train.sh: tmux session $SESSION (tmux attach -t $SESSION)"
     fi
   else
-    bash -c "$cmd" &
+    "${argv[@]}" &
+    WRAPPER_PID[$r]=$!
   fi
   echo "train.sh: started part $r (log $log)"
 }
 
-finished() { [ -s "$LOGS/$(printf 'part-%03d' "$1").exit" ]; }
+finished() { [ -s "$LOGS/$(tag_of "$1").exit" ]; }
+
+alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+
+# True when part r can no longer write its .exit file: its wrapper is gone (killed, or its tmux window
+# closed) and so is its python. A python that outlives its wrapper is waited for, so that a re-run never
+# trains the part twice at once.
+gone() {
+  local r=$1 pid=""
+  alive "${WRAPPER_PID[$r]:-}" && return 1
+  pid=$(cat "$LOGS/$(tag_of "$r").pid" 2>/dev/null || true)
+  ! alive "$pid"
+}
 
 next=0 running=() failed=0
 while :; do
   still=()
   for r in "${running[@]+"${running[@]}"}"; do
+    log="$LOGS/$(tag_of "$r").log"
     if finished "$r"; then
-      code=$(cat "$LOGS/$(printf 'part-%03d' "$r").exit")
+      code=$(cat "$LOGS/$(tag_of "$r").exit")
       if [ "$code" != 0 ]; then
-        echo "train.sh: part $r failed (exit $code); see $LOGS/$(printf 'part-%03d' "$r").log" >&2
+        echo "train.sh: part $r failed (exit $code); see $log" >&2
         failed=1
       else
         echo "train.sh: part $r done"
       fi
+    elif gone "$r" && ! finished "$r"; then  # finished again: the wrapper may have written it since
+      echo "train.sh: part $r ended without an exit status (its shell was killed or its tmux window" \
+           "closed); see $log" >&2
+      failed=1
     else
       still+=("$r")
     fi

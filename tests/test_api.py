@@ -134,6 +134,15 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         tfxc.load(str(tmp_path))
 
 
+@pytest.mark.parametrize("label", ["x", "٣", " 3", None])
+def test_a_label_that_is_not_an_id_names_its_row(tmp_path, label):
+    (x, y), _ = synthetic(num_train=20, num_test=2)
+    y = [y[i].indices.tolist() for i in range(19)] + [[1, label]]
+    with pytest.raises(DataError, match=rf"Y \(train\), row 19: label {re.escape(repr(label))} is not a label id"):
+        tfxc.fit(CONFIG, x, y, model_dir=str(tmp_path / "m"))
+    assert not (tmp_path / "m").exists()
+
+
 def test_fit_resolves_a_thin_config_against_the_recipe_for_the_arrays(tmp_path):
     (x, y), _ = synthetic(num_train=300, num_test=10)
     model_dir = tmp_path / "m"

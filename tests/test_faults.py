@@ -147,7 +147,7 @@ for name, main, argv in json.loads(sys.argv[1]):
     with contextlib.redirect_stderr(err):
         try:
             rc = {"evaluate": tfxc.evaluate.main, "export": tfxc.export.__main__.main,
-                            "train": tfxc.train.main}[main](argv) or 0
+                  "train": tfxc.train.main}[main](argv) or 0
         except SystemExit as e:
             rc = e.code
         except BaseException:
@@ -233,3 +233,49 @@ def test_every_damaged_file_ends_in_a_fallback_or_one_error_naming_it(trained_on
         assert all(run["rc"] == 0 for run in outcome.values()), damaged
     if damaged == "data/stats.json":  # the data dir's card: converted again from the sources
         assert outcome["resume"]["rc"] == 0 and "converting again" in outcome["resume"]["stderr"]
+
+
+# A CLI that signals itself while its output is half written (issue 39, D11).
+SIGNALLED_CLI = """
+import os, signal, sys
+from tfxc.cli import main_wrapper
+from tfxc.utils.io import atomic_writer
+
+path, sig, mode = sys.argv[1], getattr(signal, sys.argv[2]), sys.argv[3]
+if mode == "ignored":
+    signal.signal(sig, signal.SIG_IGN)  # as under nohup
+
+@main_wrapper
+def main(argv):
+    with atomic_writer(path) as f:
+        f.write("half")
+        f.flush()
+        try:
+            os.kill(os.getpid(), sig)
+        except BaseException:
+            if mode == "mangled":  # as TF reports an exception raised in a Python callback of its C++ code
+                raise AttributeError("'SymbolicTensor' object has no attribute '_type_spec'")
+            if mode != "swallowed":
+                raise
+        f.write(" and the rest")
+    return 0
+
+sys.exit(main())
+"""
+
+
+def test_sigterm_and_sighup_end_a_cli_like_ctrl_c_and_an_ignored_signal_stays_ignored(tmp_path):
+    out = str(tmp_path / "out.txt")
+    for name, mode in [("SIGTERM", "handled"), ("SIGHUP", "handled"), ("SIGTERM", "mangled")]:
+        result = subprocess.run([sys.executable, "-c", SIGNALLED_CLI, out, name, mode], cwd=REPO, env=cli_env(),
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 128 + getattr(signal, name), result.stderr
+        assert result.stderr == f"tfxc: terminated by {name}\n" and os.listdir(tmp_path) == []
+    # Swallowed on the way: the (complete) output stands, and the status still says the run was ended.
+    result = subprocess.run([sys.executable, "-c", SIGNALLED_CLI, out, "SIGTERM", "swallowed"], cwd=REPO,
+                            env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 143 and open(out).read() == "half and the rest"
+    os.unlink(out)
+    result = subprocess.run([sys.executable, "-c", SIGNALLED_CLI, out, "SIGHUP", "ignored"], cwd=REPO, env=cli_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and open(out).read() == "half and the rest"

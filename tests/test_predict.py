@@ -1,4 +1,5 @@
-"""tfxc.predict's progress line (the CLI itself is tested end to end in tests/export/test_saved_model.py)."""
+"""tfxc.predict's progress line, input checks and export.json checks (the CLI end to end is in
+tests/export/test_saved_model.py)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,40 @@ def test_predict_non_utf8_input_names_the_line(tmp_path):
     with pytest.raises(DataError) as e:
         list(predict.text_batches(str(path), 2))
     assert str(e.value).startswith(f"{path}:4: not valid UTF-8 text: byte 0xe9"), e.value
+
+
+def fake_export(tmp_path, export_info: dict):
+    """A directory that looks like a tfxc SavedModel up to its export.json (read before the model is loaded)."""
+    import json
+
+    saved = tmp_path / "saved"
+    (saved / "assets.extra" / "tfxc").mkdir(parents=True)
+    (saved / "saved_model.pb").write_bytes(b"")
+    (saved / "assets.extra" / "tfxc" / "export.json").write_text(json.dumps(export_info))
+    return saved
+
+
+def test_an_export_json_without_a_key_is_one_error_naming_the_file_and_the_key(tmp_path, capsys):
+    """A damaged or hand-edited export.json gave a KeyError traceback in tfxc.predict and tfxc.load."""
+    import pytest
+
+    import tfxc
+    from tfxc.errors import DataError
+
+    whole = {"top_k": 5, "input": "features", "num_features": 30, "num_labels": 7, "num_train_points": 100}
+    for key in ("num_features", "num_labels"):
+        saved = fake_export(tmp_path / key, {k: v for k, v in whole.items() if k != key})
+        with pytest.raises(DataError, match=rf"^{saved / 'assets.extra' / 'tfxc' / 'export.json'}: no '{key}' entry"):
+            tfxc.load(str(saved))
+    saved = fake_export(tmp_path / "bad", {**whole, "num_labels": "7"})
+    with pytest.raises(DataError, match=r"export.json: 'num_labels' has an unexpected value '7'"):
+        tfxc.load(str(saved))
+
+    rows = tmp_path / "rows.txt"
+    rows.write_text("1 2:0.5\n")
+    for key in ("top_k", "num_features"):
+        saved = fake_export(tmp_path / f"cli_{key}", {k: v for k, v in whole.items() if k != key})
+        with pytest.raises(SystemExit) as e:
+            predict.main(["--saved-model", str(saved), "--input", str(rows), "--output", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and err == f"tfxc: error: {saved}/assets.extra/tfxc/export.json: no '{key}' entry\n"

@@ -35,6 +35,7 @@ from tfxc.data.csr import as_csr
 from tfxc.data.files import check_strings
 from tfxc.errors import DataError, TfxcError
 from tfxc.utils.io import atomic_writer
+from tfxc.utils.numbers import ascii_int
 
 SOURCES_DIR = "sources"
 CONVERTED_DIR = "tfrecords"
@@ -296,31 +297,17 @@ class _SavedModelBackend:
     """Ranks through the SavedModel's `top_k` signature (what a server runs)."""
 
     def __init__(self, path: str):
-        from tfxc._tf import tf
-        from tfxc.export.saved_model import extra_asset
+        from tfxc.export import saved_model
 
+        # Each reader raises one TfxcError naming the damaged file (export.json, label_freq.npy, variables, ...).
         self.path = path
-        info_path = extra_asset(path, "export.json")
-        if info_path is None:
-            raise TfxcError(f"{path}: not a tfxc SavedModel (no assets.extra/tfxc/export.json)")
-        from tfxc.utils.json_files import read_json_object
-
-        exported = read_json_object(info_path, "the export's description")
+        exported = saved_model.read_export_info(path)
         self.num_features, self.num_labels = exported["num_features"], exported["num_labels"]
         self.input_kind = exported.get("input", "features")
         self.num_train_points = exported.get("num_train_points", 0)
-        freq_path = extra_asset(path, "label_freq.npy")
-        self.label_freq = (np.load(freq_path, allow_pickle=False) if freq_path
-                           else np.zeros(self.num_labels, np.int64))
-        import tensorflow_text  # noqa: F401  (registers TF-Text ops for text-input models)
-
-        self._signature = tf.saved_model.load(path).signatures["top_k"]
-        names_path = extra_asset(path, "labels.txt")  # absent from exports made before it was added
-        if names_path is None:
-            self.label_names = [str(i) for i in range(self.num_labels)]
-        else:
-            with open(names_path, encoding="utf-8") as f:
-                self.label_names = f.read().split("\n")[: self.num_labels]
+        self.label_freq = saved_model.read_label_freq(path, self.num_labels)
+        self._signature = saved_model.load_saved_model(path).signatures["top_k"]
+        self.label_names = saved_model.read_label_names(path, self.num_labels)
 
     def _call(self, idx, val, splits, k):
         from tfxc._tf import tf
@@ -427,11 +414,20 @@ def _label_lists(y) -> list:
     return [list(labels) for labels in y]
 
 
+def _label_id(label, split: str, row: int) -> int:
+    """One label id of a Y row: a number, or a string of ASCII digits (not '٣', which `int()` would read as 3)."""
+    value = ascii_int(label) if isinstance(label, str) else label
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise DataError(f"Y ({split}), row {row}: label {label!r} is not a label id (an integer >= 0)") from None
+
+
 def _label_matrix(y, split: str) -> scipy.sparse.csr_matrix:
     """Labels as a CSR matrix: a SciPy sparse matrix as given, or label-id lists (as wide as the largest id)."""
     if scipy.sparse.issparse(y):
         return scipy.sparse.csr_matrix(y, dtype=np.float32)
-    lists = [sorted(set(int(label) for label in labels)) for labels in y]
+    lists = [sorted(set(_label_id(label, split, row) for label in labels)) for row, labels in enumerate(y)]
     indptr = np.cumsum([0] + [len(r) for r in lists])
     indices = np.array([i for r in lists for i in r], np.int64)
     if indices.size and indices.min() < 0:

@@ -25,7 +25,7 @@ import numpy as np
 
 from tfxc.cli import main_wrapper, positive_int, setup_logging
 from tfxc.errors import DataError, TfxcError
-from tfxc.utils.io import atomic_writer
+from tfxc.utils.io import atomic_writer, refuse_to_overwrite_inputs
 
 
 def guess_format(path: str) -> str:
@@ -163,24 +163,17 @@ def main(argv=None):
     setup_logging()
     from tfxc._tf import tf
 
-    if not os.path.isdir(args.saved_model):
-        raise TfxcError(f"{args.saved_model}: no SavedModel directory")
+    from tfxc.export.saved_model import load_saved_model, read_export_info
+
+    export_info = read_export_info(args.saved_model)
     if not args.interactive and not (args.input and args.output):
         raise TfxcError("give --input and --output, or --interactive")
     if not args.interactive and not os.path.exists(args.input):
         raise DataError("file not found", path=args.input)
-    import tensorflow_text  # noqa: F401  (registers TF-Text ops for text-input models)
-
-    from tfxc.export.saved_model import extra_asset
-
-    export_info_path = extra_asset(args.saved_model, "export.json")
-    if export_info_path is None:
-        raise TfxcError(f"{args.saved_model}: not a tfxc SavedModel (no assets.extra/tfxc/export.json)")
-    from tfxc.utils.json_files import read_json_object
-
-    export_info = read_json_object(export_info_path, "the export's description")
+    if not args.interactive:
+        refuse_to_overwrite_inputs(args.output, {"input": args.input, "SavedModel": args.saved_model}, "--output")
     k = export_info["top_k"] if args.top_k is None else args.top_k
-    signature = tf.saved_model.load(args.saved_model).signatures["top_k"]
+    signature = load_saved_model(args.saved_model).signatures["top_k"]
     if args.interactive:
         if export_info.get("input") != "text":
             raise TfxcError(f"{args.saved_model} reads feature rows, not text: use --input")

@@ -20,7 +20,7 @@ import argparse
 import os
 import sys
 
-from tfxc.cli import add_config_args, main_wrapper, setup_logging
+from tfxc.cli import add_config_args, add_trust_args, main_wrapper, setup_logging
 from tfxc.config import config_to_json, load_config
 from tfxc.errors import ConfigError
 
@@ -68,6 +68,7 @@ def main(argv=None):
                         help="resume a checkpoint even though the config changed beyond the keys that are safe to "
                              "change (epochs, cadences, evaluation, export, replicas), e.g. to fine-tune with "
                              "another learning rate on purpose")
+    add_trust_args(parser)  # for a distillation teacher's model directory (loss.teacher)
     parser.add_argument("-v", "--verbose", action="store_true")
     # The names before heads had parts in general: refused with the new spelling.
     parser.add_argument("--repetition", type=int, help=argparse.SUPPRESS)
@@ -194,7 +195,8 @@ def run_training(config, model_dir: str, info, strategy, args, lock) -> int:
     from tfxc.training.trainer import Trainer
 
     trainer = Trainer(config, model_dir, info, strategy, part=args.part, lock=lock,
-                      allow_changed_config=args.allow_changed_config, final_evaluation=not args.skip_eval)
+                      allow_changed_config=args.allow_changed_config, final_evaluation=not args.skip_eval,
+                      trust_imports=args.trust_imports)
     metrics = trainer.train()
     if trainer.chief and trainer.controller.evaluator is not None and metrics:
         print("frequency baseline: " + format_metrics(trainer.controller.evaluator.frequency_baseline()))

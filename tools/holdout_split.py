@@ -23,15 +23,16 @@ import os
 
 from tfxc.data.holdout import group_keys, in_validation
 from tfxc.data.readers import open_text
-from tfxc.errors import DataError
-from tfxc.utils.io import atomic_writer
+from tfxc.errors import DataError, TfxcError
+from tfxc.utils.io import atomic_writer, refuse_to_overwrite_inputs
+from tfxc.utils.numbers import ascii_int
 
 
 def split(xc_path: str, jsonl_path: str | None, out_dir: str, percent: int, group_sep: str) -> tuple[int, int]:
     """Writes out_dir/{train,val}.txt (XC format with a header each); returns their point counts."""
     with open_text(xc_path) as xc:
         header = xc.readline().split()
-        if len(header) != 3:
+        if len(header) != 3 or any(ascii_int(field) is None for field in header):
             raise DataError(f"{xc_path}:1: expected the header 'points features labels', got {header}")
         parts = {"train": [], "val": []}
         keys = group_keys(jsonl_path, group_sep)
@@ -84,6 +85,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if bool(args.xc) == bool(args.x_npz and args.y_npz):
         parser.error("give either --xc or both --x-npz and --y-npz")
+    # `--x-npz data/X.train.npz --out data` would write the train part over the file it was read from.
+    names = ["train.txt", "val.txt"] if args.xc else [f"{p}.{n}.npz" for p in "XY" for n in ("train", "val")]
+    inputs = {"--xc": args.xc, "--jsonl": args.jsonl, "--x-npz": args.x_npz, "--y-npz": args.y_npz}
+    try:
+        for name in names:
+            refuse_to_overwrite_inputs(os.path.join(args.out, name), inputs)
+    except TfxcError as e:
+        parser.error(str(e))
     if args.xc:
         n_train, n_val = split(args.xc, args.jsonl, args.out, args.percent, args.group_sep)
     else:

@@ -43,8 +43,17 @@ def write_jsonl(path: str, records: list[dict]) -> None:
 # === split ===
 def split(args) -> dict:
     """Writes train/valid/test.jsonl and labels.txt of the kept intents, and heldout.jsonl (the held-out test rows)."""
-    from tfxc.utils.io import atomic_writer
+    from tfxc.errors import TfxcError
+    from tfxc.utils.io import atomic_writer, refuse_to_overwrite_inputs
 
+    # `--out` = `--data` would write the kept intents over the full data set it reads.
+    files = ["train.jsonl", "valid.jsonl", "test.jsonl", "labels.txt"]
+    try:
+        for name in files + ["heldout.jsonl"]:
+            refuse_to_overwrite_inputs(os.path.join(args.out, name),
+                                       {f"--data file {n}": os.path.join(args.data, n) for n in files}, "--out file")
+    except TfxcError as e:
+        raise SystemExit(f"margin_eval: error: {e}") from None
     with open(os.path.join(args.data, "labels.txt"), encoding="utf-8") as f:
         labels = [line.strip() for line in f if line.strip()]
     held = set(labels[args.offset::args.every])
@@ -80,10 +89,14 @@ def text_outputs(model, texts: list[str], batch_size: int = 256) -> tuple[np.nda
     return np.concatenate(features), np.concatenate(logits)
 
 
-def restore(model_dir: str):
+def restore(model_dir: str, trust_imports=False):
+    """(model, data card) of a trained text model; the directory's `imports` run only when trusted (`--trust-imports`)."""
+    from tfxc.cli import keep_out_of_import_path
     from tfxc.model_dir import ModelDir
 
-    config, model, info = ModelDir(model_dir).restore(need_rows=False)
+    keep_out_of_import_path([model_dir])
+    directory = ModelDir(model_dir)
+    config, model, info = directory.restore(directory.load_config(trust_imports=trust_imports), need_rows=False)
     if model.encoder.input_kind != "text":
         raise SystemExit(f"{model_dir}: the model's encoder does not read raw text")
     return model, info
@@ -98,7 +111,7 @@ def max_softmax(logits: np.ndarray) -> np.ndarray:
 def openset(args) -> dict:
     from tfxc.eval.open_set import auroc, fpr_at_tpr
 
-    model, info = restore(args.model_dir)
+    model, info = restore(args.model_dir, args.trust_imports)
     index = {name: i for i, name in enumerate(info.label_names())}
     inscope = read_jsonl(os.path.join(args.data, "test.jsonl"))
     oos = read_jsonl(os.path.join(args.data, "oos", "test.jsonl"))
@@ -120,7 +133,7 @@ def openset(args) -> dict:
 def verify(args) -> dict:
     from tfxc.eval.open_set import auroc, pair_similarities, tar_at_far
 
-    model, info = restore(args.model_dir)
+    model, info = restore(args.model_dir, args.trust_imports)
     rows = read_jsonl(args.pairs)
     seen = set(info.label_names())
     overlap = {r["labels"][0] for r in rows} & seen
@@ -136,6 +149,8 @@ def verify(args) -> dict:
 
 
 def main(argv=None) -> int:
+    from tfxc.cli import add_trust_args
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("split", help="hold intents out of training for verification")
@@ -146,9 +161,11 @@ def main(argv=None) -> int:
     p = commands.add_parser("openset", help="in-scope accuracy and out-of-scope detection")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--data", required=True, help="the clinc150 directory (test.jsonl and oos/test.jsonl)")
+    add_trust_args(p)
     p = commands.add_parser("verify", help="TAR@FAR on pairs of texts of intents unseen in training")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--pairs", required=True, help="JSONL of the held-out intents' texts (split's heldout.jsonl)")
+    add_trust_args(p)
     args = parser.parse_args(argv)
     result = {"split": split, "openset": openset, "verify": verify}[args.command](args)
     print(json.dumps(result, sort_keys=True))

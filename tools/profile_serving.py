@@ -18,6 +18,7 @@ import numpy as np
 from profile_step import median_ms  # same folder
 
 from tfxc._tf import tf
+from tfxc.cli import add_trust_args, keep_out_of_import_path
 from tfxc.export.saved_model import ServingModule
 from tfxc.model_dir import ModelDir
 
@@ -28,8 +29,11 @@ def main():
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--saved-model", default="", help="also time this export's serving_default signature")
+    add_trust_args(parser)
     args = parser.parse_args()
-    trained = ModelDir(args.model_dir).restore(need_rows=False)
+    keep_out_of_import_path([args.model_dir])
+    model_dir = ModelDir(args.model_dir)
+    trained = model_dir.restore(model_dir.load_config(trust_imports=args.trust_imports), need_rows=False)
     model, info = trained.model, trained.info
     module = ServingModule(model, info.label_names(), args.k, info.num_features)
     idx = tf.constant(np.arange(4) * (info.num_features // 4), tf.int64)

@@ -45,6 +45,12 @@ def load(*overrides):
                                   "trainer.eval_every_epochs"),
     ("trainer.patience=3", "trainer.patience needs trainer.select_metric"),
     ('trainer.select_metric="acc"', "trainer.select_metric 'acc' must be one of P@k, nDCG@k, PSP@k"),
+    # Only ASCII digits: str.isdigit() takes '²' (which int() refuses) and '٥' (which int() reads as 5).
+    ("trainer.select_metric=P@²", "trainer.select_metric 'P@²' must be one of P@k"),
+    ("trainer.select_metric=P@٥", "trainer.select_metric 'P@٥' must be one of P@k"),
+    ("trainer.select_metric=P@+5", "trainer.select_metric 'P@+5' must be one of P@k"),
+    ("data.val_fold=١/٥", "data.val_fold '١/٥' must be 'i/K'"),
+    ("data.val_fold= 1/5", "data.val_fold ' 1/5' must be 'i/K'"),
     ('data.val_percent=100', "data.val_percent (100) must be in [0, 100)"),
 ])
 def test_bad_values_are_reported_with_their_path(override, message):
@@ -140,6 +146,27 @@ def test_errors_are_attributed_to_the_set_that_caused_them(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_config(str(path), ["runtime.seed=3"])
     assert str(e.value).startswith(f"{path} (with --set runtime.seed=3): trainer: unknown key 'epoch'")
+
+
+def test_a_lone_surrogate_in_any_string_names_the_file_and_the_dotted_key(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{"data": {"format": "jsonl", "dir": "d", "train": "\\ud800.jsonl", "test": "t.jsonl"},\n'
+                    ' "eval": {"ks": [1, 3]}, "imports": ["\\udfff"]}')
+    with pytest.raises(ConfigError) as e:
+        load_config(str(path))
+    assert str(e.value).startswith(f"{path}: data.train: the string '\\ud800.jsonl' contains a lone surrogate U+D800")
+    with pytest.raises(ConfigError, match=r"^--set eval.ks=\[1,\"\\udc80\"\]: eval.ks\[1\]: the string '\\udc80'"):
+        load('eval.ks=[1,"\\udc80"]')
+    with pytest.raises(ConfigError, match=r"data: the key 'x\\udc80' contains a lone surrogate U\+DC80"):
+        load("data.x\udc80=1")  # a non-UTF-8 byte in argv, as Python hands it over
+
+
+def test_a_lone_surrogate_from_the_command_line_is_one_line():
+    result = run_cli("tfxc.train", "--config", "configs/quickstart.json", "--set", 'data.dir="runs/\\ud800"',
+                     "--print-config", check=False, timeout=60)
+    assert result.returncode == 2 and result.stderr.startswith("tfxc: error: --set data.dir="), result.stderr
+    assert "data.dir: the string 'runs/\\ud800' contains a lone surrogate" in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
 def test_a_mistake_outside_the_model_is_reported_without_importing_tensorflow(tmp_path):

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import REPO, run_cli, tiny_config
 
 from tfxc._tf import tf
 from tfxc.losses.distill import kd_loss
@@ -61,6 +61,27 @@ def test_a_fasttext_student_learns_from_a_textcnn_teacher_and_exports_alone(tmp_
     run_cli("tfxc.export", "--model-dir", str(student_dir), "--out", str(saved))
     names = [name for name, _ in tf.train.list_variables(str(saved / "variables" / "variables"))]
     assert names and not any("conv" in n for n in names), "the teacher's layers must not travel with the student"
+
+
+def test_train_s_trust_imports_reaches_the_teacher_s_config(tmp_path):
+    """The teacher directory's config `imports` run under `tfxc.train --trust-imports`, and only then (D3)."""
+    plugins, teacher, canary = tmp_path / "plugins", tmp_path / "teacher", tmp_path / "CANARY"
+    plugins.mkdir()
+    teacher.mkdir()
+    # The plugin leaves a mark and stops the run: its import is what is checked, not a teacher to restore.
+    (plugins / "teacher_plugin.py").write_text(f"open({str(canary)!r}, 'a').write('ran')\nraise RuntimeError('stop')\n")
+    (teacher / "config.json").write_text(json.dumps({"imports": ["teacher_plugin"]}))
+    config = tiny_config(tmp_path, model={"head": {"name": "softmax"}}, loss={"name": "distill", "teacher": str(teacher)})
+    env = {"PYTHONPATH": f"{REPO}:{plugins}"}
+
+    refused = run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "a"), check=False, env=env)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert "imports modules (teacher_plugin)" in refused.stderr and "pass --trust-imports" in refused.stderr
+    assert not canary.exists()
+    trusted = run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "b"),
+                      "--trust-imports", "teacher_plugin", check=False, env=env)
+    assert canary.read_text() == "ran", trusted.stderr[-2000:]
+    assert trusted.returncode == 2 and "cannot import 'teacher_plugin' (RuntimeError: stop)" in trusted.stderr
 
 
 @pytest.mark.slow

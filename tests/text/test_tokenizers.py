@@ -114,3 +114,15 @@ def test_vocabulary_round_trip_and_bad_files(tmp_path, vocabulary):
         read_vocabulary(tmp_path / "nounk.txt")
     with pytest.raises(DataError, match="not found"):
         read_vocabulary(tmp_path / "missing.txt")
+
+
+def test_a_vocabulary_that_is_not_utf8_names_its_file_and_line(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_bytes("[PAD]\n[UNK]\ncaf\u00e9\nna\u00efve\n".encode("latin-1"))  # a Latin-1 vocab.txt
+    with pytest.raises(DataError, match=rf"^{path}:3: .*not.*UTF-8"):
+        read_vocabulary(path)
+    path.write_text("[UNK]\na\nb\na\n")
+    with pytest.raises(DataError, match=rf"^{path}:4: token 'a' repeats line 2"):
+        read_vocabulary(path)
+    path.write_bytes("\ufeff[UNK]\r\ncaf\u00e9\r\n".encode("utf-8"))  # a BOM and CRLF endings, as an editor saves it
+    assert read_vocabulary(path) == ["[UNK]", "caf\u00e9"]

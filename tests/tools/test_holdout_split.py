@@ -92,3 +92,25 @@ def test_pecos_matrices_split_point_by_point(tmp_path):
     sp.save_npz(tmp_path / "Y5.npz", y[:5])
     with pytest.raises(DataError, match="has 200 points but"):
         tool.split_npz(str(tmp_path / "X.npz"), str(tmp_path / "Y5.npz"), str(tmp_path / "o2"), 20)
+
+
+def test_an_output_that_is_an_input_is_refused_in_one_line(tmp_path, capsys):
+    tool = load_tool()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.txt").write_text("2 8 7\n1 0:1\n2 1:1\n")
+    before = (data / "train.txt").read_bytes()
+    with pytest.raises(SystemExit) as stop:  # `--out` the directory of `--xc`: train.txt would be replaced
+        tool.main(["--xc", str(data / "train.txt"), "--out", str(data)])
+    assert stop.value.code == 2 and "is the --xc" in capsys.readouterr().err
+    assert (data / "train.txt").read_bytes() == before
+
+
+@pytest.mark.parametrize("header", ["abc 8 7", "٣ 8 7", "6 8"])
+def test_a_header_that_is_not_three_ascii_integers_is_refused(tmp_path, header):
+    tool = load_tool()
+    xc, jl, _, rows = write_pair(tmp_path, groups=3, per_group=2)
+    with gzip.open(xc, "wt", encoding="utf-8") as f:
+        f.write(header + "\n" + "\n".join(rows))
+    with pytest.raises(DataError, match=f"{xc}:1: expected the header 'points features labels'"):
+        tool.split(xc, jl, str(tmp_path / "out"), percent=50, group_sep=":")

@@ -25,6 +25,7 @@ import typing
 from typing import Any
 
 from tfxc.config.schema import MOVED_KEYS, ExperimentConfig
+from tfxc.data.files import surrogate_in_tree
 from tfxc.errors import ConfigError
 from tfxc.recipe import with_validation
 from tfxc.registry import did_you_mean, get_registry
@@ -412,6 +413,14 @@ def load_config_data(data: dict, overrides=(), origin: str | None = None, trust_
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: {top_level_problem(data)}" if path else top_level_problem(data))
     data = apply_overrides(data, list(overrides))
+    try:
+        # Before anything reads the tree: a thin config's unknown keys, the imports and every later
+        # message may quote one of its strings.
+        problem = surrogate_in_tree(data)
+        if problem:
+            raise ConfigError(problem)
+    except ConfigError as e:
+        raise _located(e, path, overrides) from None
     if data.get("recipe") is True:
         data = _thin(data)
     try:
@@ -422,12 +431,17 @@ def load_config_data(data: dict, overrides=(), origin: str | None = None, trust_
         import_modules(data.get("imports", []), trust, model_dir)
         return from_dict(ExperimentConfig, data).validate()
     except ConfigError as e:
-        culprit = _override_named_by(str(e), overrides)
-        if culprit:
-            raise ConfigError(f"--set {culprit}: {e}") from None
-        if path and overrides:
-            raise ConfigError(f"{path} (with --set {' '.join(overrides)}): {e}") from None
-        raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+        raise _located(e, path, overrides) from None
+
+
+def _located(error: ConfigError, path: str | None, overrides) -> ConfigError:
+    """`error` with where it comes from in front: the `--set` assignment whose key it names, else the file."""
+    culprit = _override_named_by(str(error), overrides)
+    if culprit:
+        return ConfigError(f"--set {culprit}: {error}")
+    if path and overrides:
+        return ConfigError(f"{path} (with --set {' '.join(overrides)}): {error}")
+    return ConfigError(f"{path}: {error}" if path else str(error))
 
 
 def _imports_set_by(overrides) -> list[str]:

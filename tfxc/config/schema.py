@@ -16,6 +16,7 @@ from typing import Any
 from tfxc.data.readers import FORMATS as SOURCE_FORMATS
 from tfxc.errors import ConfigError
 from tfxc.registry import get_registry
+from tfxc.utils.numbers import ascii_int
 
 # `model.precision` (`tfxc.precision` carries them out; kept here so that checking a config needs no TensorFlow).
 PRECISIONS = ("float32", "mixed_bfloat16", "auto")
@@ -336,7 +337,7 @@ class TrainerConfig:
         _require(not self.patience or self.select_metric, f"{path}.patience needs {path}.select_metric (e.g. 'P@5')")
         if self.select_metric:
             name, _, k = self.select_metric.partition("@")
-            _require(name in SELECTABLE_METRICS and k.isdigit() and int(k) >= 1,
+            _require(name in SELECTABLE_METRICS and (ascii_int(k) or 0) >= 1,
                      f"{path}.select_metric '{self.select_metric}' must be one of "
                      f"{', '.join(m + '@k' for m in SELECTABLE_METRICS)} (k in eval.ks)")
             _require(self.eval_every_steps or self.eval_every_epochs,

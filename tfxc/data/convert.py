@@ -32,7 +32,7 @@ from tfxc.data.rows import Row
 from tfxc.data.synthetic import SyntheticXmc
 from tfxc.data.tfrecord import serialize_row, shard_name
 from tfxc.errors import DataError, TfxcError
-from tfxc.utils.io import atomic_directory, atomic_write_text
+from tfxc.utils.io import atomic_directory, atomic_write_text, refuse_to_overwrite_inputs
 
 log = logging.getLogger("tfxc.convert")
 
@@ -335,6 +335,9 @@ def convert(data_config, before_replacing=None) -> DatasetInfo:
     """
     cfg = data_config
     start = time.time()
+    # Replacing a data.dir that holds a source would delete the source with the old conversion.
+    refuse_to_overwrite_inputs(cfg.dir, {f"data.{name}": getattr(cfg, name) for name in _SOURCE_PATH_FIELDS},
+                               "data.dir")
     files = SourceFiles()
     fingerprint = source_fingerprint(cfg, files)  # before reading: a source changed meanwhile converts again
     with atomic_directory(cfg.dir, marker=STATS_FILE, clear_stale=True) as tmp:

@@ -16,7 +16,7 @@ from typing import IO
 from tfxc.errors import DataError
 
 __all__ = ["TextLines", "count_remaining_lines", "numbered_lines", "open_binary", "open_text", "read_lines",
-           "check_strings", "surrogate_problem"]
+           "check_strings", "surrogate_in_tree", "surrogate_problem"]
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -247,6 +247,37 @@ def surrogate_problem(text: str) -> str | None:
     except UnicodeEncodeError as e:
         return (f"contains a lone surrogate U+{ord(text[e.start]):04X} at character {e.start + 1} (an unpaired "
                 "\\uD800-\\uDFFF escape?), which is not valid Unicode text")
+    return None
+
+
+def surrogate_in_tree(tree, key: str = "") -> str | None:
+    """Names the first string (or key) in a parsed JSON tree that `surrogate_problem` refuses, else None.
+
+    For a config, where JSON's ``"\\ud800"`` escape or a ``--set`` argument with bytes that are not
+    UTF-8 (which Python hands over as surrogate escapes) would otherwise pass every check and end in a
+    UnicodeEncodeError where the string is first used as a path or written out.
+
+    Args:
+      tree: dicts, lists and scalars, as `json.loads` returns them.
+      key: the dotted key of `tree` (empty at the top), e.g. "data.train" or "eval.ks[1]".
+
+    Returns:
+      "<dotted key>: the string '<escaped>' contains a lone surrogate ...", or None.
+    """
+    if isinstance(tree, str):
+        problem = surrogate_problem(tree)
+        return f"{key or 'config'}: the string {ascii(tree)} {problem}" if problem else None
+    if isinstance(tree, list):
+        return next(filter(None, (surrogate_in_tree(v, f"{key}[{i}]") for i, v in enumerate(tree))), None)
+    if not isinstance(tree, dict):
+        return None
+    for name, value in tree.items():
+        problem = surrogate_problem(name)
+        if problem:  # a key: named by its section, and quoted escaped (it is not printable as it is)
+            return f"{key or 'config'}: the key {ascii(name)} {problem}"
+        found = surrogate_in_tree(value, f"{key}.{name}" if key else name)
+        if found:
+            return found
     return None
 
 

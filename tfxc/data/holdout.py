@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterable, Iterator
 
 from tfxc.errors import DataError
+from tfxc.utils.numbers import ascii_int
 
 
 def in_validation(key: str, percent: int) -> bool:
@@ -32,10 +33,10 @@ def in_fold(key: str, fold: int, folds: int) -> bool:
 
 
 def parse_fold(text: str) -> tuple[int, int]:
-    """"i/K" -> (i, K), with 0 <= i < K and K >= 2; ValueError otherwise."""
+    """"i/K" in ASCII digits -> (i, K), with 0 <= i < K and K >= 2; ValueError otherwise."""
     fold, _, folds = text.partition("/")
-    i, k = int(fold), int(folds)
-    if k < 2 or not 0 <= i < k:
+    i, k = ascii_int(fold), ascii_int(folds)
+    if i is None or k is None or k < 2 or not 0 <= i < k:
         raise ValueError(text)
     return i, k
 

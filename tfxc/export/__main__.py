@@ -10,6 +10,7 @@ import logging
 import sys
 
 from tfxc.cli import add_trust_args, keep_out_of_import_path, main_wrapper, setup_logging
+from tfxc.utils.io import recover_directory, refuse_to_overwrite_inputs
 
 
 @main_wrapper
@@ -28,6 +29,10 @@ def main(argv=None):
     from tfxc.export.saved_model import export_saved_model
     from tfxc.model_dir import ModelDir
 
+    # A previous export that a killed run left aside comes back first, whatever happens to this run.
+    recover_directory(args.out)
+    # A previous export at --out is replaced whole: it must not hold the model being exported.
+    refuse_to_overwrite_inputs(args.out, {"model directory": args.model_dir}, "--out")
     model_dir = ModelDir(args.model_dir)
     config = model_dir.load_config(args.overrides, trust_imports=args.trust_imports)
     # The model's own copy of the data card: the labels and featurizer it was trained with.

@@ -32,11 +32,21 @@ the graph, with the same ops as training's `tf.data`:
   tokenize(text string [B]) -> the encoder's inputs, e.g. {"token_ids": int32 [B, T],
       "padding_mask": bool [B, T]}; a ragged one as NAME_values and NAME_row_splits
 
+Only a text's first `max_bytes` bytes are tokenised (the encoder's config: 64 KiB by
+default, 1 MiB for the TF-IDF bag; cut at a character boundary, as training's tokenisation
+cuts), so one text's work and memory are bounded whatever its length; the batch's total is
+then bounded by its number of texts, which the caller controls as with feature rows.
 Loading one needs the tensorflow-text ops registered: `import tensorflow_text` first.
+
+Every signature answers a zero-row request with zero-row outputs of the usual widths
+([0, k] ids, scores and labels; [0, dim] embeddings): the graph runs on one empty row
+instead and keeps none of it, because some kernels mis-shape an empty batch (a Conv1D
+on [0, T, E] returns its input, so TextCNN's features had the embedding's width).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -46,7 +56,8 @@ import numpy as np
 from tfxc._tf import tf
 from tfxc.utils.graph import graph_function
 from tfxc.config import config_to_json
-from tfxc.utils.io import atomic_directory
+from tfxc.errors import DataError, TfxcError
+from tfxc.utils.io import atomic_directory, recover_directory, refuse_to_overwrite_inputs
 
 ASSETS_DIR = "tfxc"
 
@@ -59,6 +70,16 @@ FLOAT32_SERVING_MAX_ROWS = 16
 
 # A `serving_jit_compile` head's top-k runs through XLA in blocks of at most this many rows (a power of two).
 XLA_BLOCK_ROWS = 256
+
+
+def at_least_one_row(text: tf.Tensor) -> tf.Tensor:
+    """string [B] -> string [max(B, 1)]: an empty batch becomes one empty text (see the module docstring)."""
+    return tf.cond(tf.size(text) > 0, lambda: text, lambda: tf.constant([""]))
+
+
+def first_rows(outputs: dict, rows: tf.Tensor) -> dict:
+    """Each output [B', ...] cut to its first `rows` rows (undoes `at_least_one_row`; a no-op otherwise)."""
+    return {name: value[:rows] for name, value in outputs.items()}
 
 
 class ServingBase(tf.Module):
@@ -172,11 +193,14 @@ class ServingModule(ServingBase):
         # Everything downstream reads these identities, so no op sees an input before it is checked.
         with tf.control_dependencies(self._input_checks(feat_idx, feat_val, row_splits, k)):
             feat_idx, feat_val, row_splits = tf.identity(feat_idx), tf.identity(feat_val), tf.identity(row_splits)
+        # Zero rows (row_splits [0]) run as one empty row, cut off again by `first_rows`.
+        row_splits = tf.cond(tf.size(row_splits) > 1, lambda: row_splits, lambda: tf.zeros([2], tf.int64))
         return {"feat_idx": tf.RaggedTensor.from_row_splits(feat_idx, row_splits, validate=False),
                 "feat_val": tf.RaggedTensor.from_row_splits(feat_val, row_splits, validate=False)}
 
     def _top_k(self, feat_idx, feat_val, row_splits, k):
-        return self._batch_top_k(self._checked_batch(feat_idx, feat_val, row_splits, k), k)
+        rows = tf.size(row_splits) - 1
+        return first_rows(self._batch_top_k(self._checked_batch(feat_idx, feat_val, row_splits, k), k), rows)
 
     def signatures(self) -> dict:
         return {"serving_default": self.serve, "top_k": self.serve_k, "embed": self.embed}
@@ -185,7 +209,8 @@ class ServingModule(ServingBase):
                                      tf.TensorSpec([None], tf.float32, name="feat_val"),
                                      tf.TensorSpec([None], tf.int64, name="row_splits")])
     def embed(self, feat_idx, feat_val, row_splits):
-        return self._embeddings(self._checked_batch(feat_idx, feat_val, row_splits))
+        rows = tf.size(row_splits) - 1
+        return first_rows(self._embeddings(self._checked_batch(feat_idx, feat_val, row_splits)), rows)
 
     @graph_function(input_signature=[tf.TensorSpec([None], tf.int64, name="feat_idx"),
                                      tf.TensorSpec([None], tf.float32, name="feat_val"),
@@ -213,20 +238,24 @@ class TextServingModule(ServingBase):
     def _text_batch(self, text):
         return self.model.encoder.tokenize(text)
 
+    def _text_top_k(self, text, k):
+        rows = tf.shape(text)[0]
+        return first_rows(self._batch_top_k(self._text_batch(at_least_one_row(text)), k), rows)
+
     @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_text(self, text):
-        return self._batch_top_k(self._text_batch(text), self.default_k)
+        return self._text_top_k(text, self.default_k)
 
     @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
                                      tf.TensorSpec([], tf.int32, name="k")])
     def serve_text_k(self, text, k):
         with tf.control_dependencies([tf.debugging.Assert(k >= 1, ["k must be >= 1; got", k])]):
             k = tf.minimum(k, self.num_labels)
-        return self._batch_top_k(self._text_batch(text), k)
+        return self._text_top_k(text, k)
 
     @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def embed(self, text):
-        return self._embeddings(self._text_batch(text))
+        return first_rows(self._embeddings(self._text_batch(at_least_one_row(text))), tf.shape(text)[0])
 
     @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def tokenize(self, text):
@@ -251,6 +280,8 @@ def export_saved_model(model, config, info, out_dir: str, top_k: int | None = No
     Assets in `assets.extra/tfxc/`: config.json, export.json (k, sizes, train points), labels.txt,
     featurizer.json (text models) and label_freq.npy (the propensities of PSP@k derive from it).
     """
+    # The data card the model was restored with (its model dir's dataset/) must outlive the replace of out_dir.
+    refuse_to_overwrite_inputs(out_dir, {"model's data": info.dir}, "SavedModel directory")
     module = serving_module(model, info.label_names(), top_k or config.export.top_k, info.num_features)
     with atomic_directory(out_dir, marker="saved_model.pb") as tmp:
         with model.encoder.tracing_for_serving():  # the signatures are traced here
@@ -273,3 +304,106 @@ def export_saved_model(model, config, info, out_dir: str, top_k: int | None = No
 def extra_asset(saved_model_dir: str, name: str) -> str | None:
     path = os.path.join(saved_model_dir, "assets.extra", ASSETS_DIR, name)
     return path if os.path.exists(path) else None
+
+
+# === Reading an export back (tfxc.predict, tfxc.load): damage is one TfxcError naming the file ===
+
+# export.json's keys a reader relies on, with their types.
+_EXPORT_KEYS = {"top_k": int, "num_features": int, "num_labels": int}
+
+
+def read_export_info(saved_model_dir: str) -> dict:
+    """The export's `assets.extra/tfxc/export.json` (k, input kind, sizes), checked.
+
+    Raises:
+      TfxcError: not a tfxc SavedModel, or the file is unreadable, not JSON or lacks a field.
+    """
+    if not os.path.isdir(saved_model_dir):
+        # An export killed while it replaced this one left it aside: put it back, as the next export would.
+        with contextlib.suppress(OSError):
+            recover_directory(saved_model_dir)
+    if not os.path.isdir(saved_model_dir):
+        raise TfxcError(f"{saved_model_dir}: no SavedModel directory")
+    path = extra_asset(saved_model_dir, "export.json")
+    if path is None:
+        raise TfxcError(f"{saved_model_dir}: not a tfxc SavedModel (no assets.extra/{ASSETS_DIR}/export.json)")
+    from tfxc.utils.json_files import read_json_object, required
+
+    info = read_json_object(path, "the export's description")
+    for key, kind in _EXPORT_KEYS.items():
+        if required(info, key, path, kind) < 1:
+            raise DataError(f"damaged export description: {key} is {info[key]!r}, expected an integer >= 1; "
+                            "export the model again", path=path)
+    return info
+
+
+def read_label_names(saved_model_dir: str, num_labels: int) -> list[str]:
+    """The label names of `labels.txt` (ids as names for exports made before it was added).
+
+    Raises:
+      DataError: the file is unreadable, not UTF-8 or has fewer than `num_labels` lines.
+    """
+    path = extra_asset(saved_model_dir, "labels.txt")
+    if path is None:
+        return [str(i) for i in range(num_labels)]
+    try:
+        with open(path, encoding="utf-8") as f:
+            names = f.read().split("\n")[:num_labels]
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read the label names ({e}); export the model again", path=path) from None
+    if len(names) < num_labels:
+        raise DataError(f"has {len(names)} label names, the model {num_labels} (cut short?); export the model "
+                        "again", path=path)
+    return names
+
+
+def read_label_freq(saved_model_dir: str, num_labels: int) -> np.ndarray:
+    """The train label counts of `label_freq.npy` int64 [num_labels] (zeros for exports without it).
+
+    Raises:
+      DataError: the file is unreadable, cut short or of another shape.
+    """
+    path = extra_asset(saved_model_dir, "label_freq.npy")
+    if path is None:
+        return np.zeros(num_labels, np.int64)
+    try:
+        freq = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"cannot read the label counts ({e}); export the model again", path=path) from None
+    if freq.shape != (num_labels,):
+        raise DataError(f"holds {freq.shape} label counts, the model has {num_labels} labels; export the model "
+                        "again", path=path)
+    return freq
+
+
+def _damaged_file(saved_model_dir: str, error: BaseException) -> str:
+    """The file of the SavedModel a load error points at: the graph, the fingerprint or the variables."""
+    text = str(error)
+    for name in ("fingerprint.pb", "saved_model.pb"):
+        if name in text:
+            return os.path.join(saved_model_dir, name)
+    variables = os.path.join(saved_model_dir, "variables")
+    # TF's checkpoint reader: IndexError "Read less bytes than requested" for a cut data shard, an OpError
+    # ("not an sstable", "truncated block") for a damaged index.
+    if isinstance(error, IndexError) or "data-" in text:
+        shards = sorted(n for n in os.listdir(variables) if ".data-" in n) if os.path.isdir(variables) else []
+        return os.path.join(variables, shards[0] if len(shards) == 1 else "variables.data-*")
+    return os.path.join(variables, "variables.index")
+
+
+def load_saved_model(saved_model_dir: str):
+    """`tf.saved_model.load`, with a damaged or incomplete SavedModel reported as one `DataError`.
+
+    Raises:
+      DataError: naming the file that cannot be read (graph, fingerprint or variables).
+    """
+    from google.protobuf.message import DecodeError
+
+    import tensorflow_text  # noqa: F401  (registers TF-Text ops for text-input models)
+
+    try:
+        return tf.saved_model.load(saved_model_dir)
+    except (OSError, IndexError, ValueError, RuntimeError, DecodeError, tf.errors.OpError) as e:
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"cannot load the SavedModel, it is damaged or incomplete ({detail}); export the model "
+                        "again", path=_damaged_file(saved_model_dir, e)) from None

@@ -26,6 +26,9 @@ class Objective(tf.Module):
 
     #: The objective scores label subsets through `Head.label_logits` (the head must support it).
     needs_label_logits: ClassVar[bool] = False
+    #: The objective restores another model directory (a distillation teacher): `from_config_dataclass` then
+    #: also takes `trust_imports`, which of that directory's config `imports` may run (`ModelDir.load_config`).
+    reads_model_dirs: ClassVar[bool] = False
 
     @classmethod
     def from_config_dataclass(cls, config, *, info, length, global_batch_size: int) -> "Objective":

@@ -63,12 +63,17 @@ class DistillConfig:
             raise ConfigError(f"{path}.kd_loss '{self.kd_loss}' is not one of {', '.join(KD_LOSSES)}")
 
 
-def teacher_logits(teacher_dir: str, info, batch_size: int = 256) -> np.ndarray:
-    """float32 [train points, L]: the teacher's logits of every train row, indexed by row id."""
+def teacher_logits(teacher_dir: str, info, batch_size: int = 256, trust_imports=False) -> np.ndarray:
+    """float32 [train points, L]: the teacher's logits of every train row, indexed by row id.
+
+    `trust_imports` (`tfxc.train --trust-imports`): which modules the teacher's config may import; the
+    teacher directory may be someone else's, so by default none that is not imported yet.
+    """
     from tfxc.data.pipeline import eval_dataset
     from tfxc.model_dir import ModelDir
 
-    trained = ModelDir(teacher_dir).restore(need_rows=False)
+    teacher = ModelDir(teacher_dir)
+    trained = teacher.restore(teacher.load_config(trust_imports=trust_imports), need_rows=False)
     if not trained.info.same_data_as(info):
         raise TfxcError(f"the teacher {teacher_dir} was trained on other data than {info.dir}: distillation "
                         "gathers its logits by row id, so both must use the same converted data")
@@ -100,14 +105,17 @@ def kd_loss(student, teacher, kind: str, temperature: float) -> tf.Tensor:
 class DistillObjective(Objective):
     """The distillation objective; the teacher's logits are a constant of the training graph."""
 
+    reads_model_dirs = True
+
     def __init__(self, config: DistillConfig, logits: np.ndarray):
         super().__init__(name="distill")
         self.config = config
         self._logits = tf.constant(logits)
 
     @classmethod
-    def from_config_dataclass(cls, config: DistillConfig, *, info, length, global_batch_size: int):
-        return cls(config, teacher_logits(config.teacher, info))
+    def from_config_dataclass(cls, config: DistillConfig, *, info, length, global_batch_size: int,
+                              trust_imports=False):
+        return cls(config, teacher_logits(config.teacher, info, trust_imports=trust_imports))
 
     def check_model(self, model) -> None:
         if type(model.head).__name__ != "SoftmaxHead":

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable
 
 from tfxc._tf import tf
+from tfxc.data.files import open_text
 from tfxc.errors import DataError
 from tfxc.utils.io import atomic_write_text
 
@@ -67,17 +68,26 @@ def write_vocabulary(path: str | os.PathLike, vocabulary: list[str]) -> None:
 
 
 def read_vocabulary(path: str | os.PathLike) -> list[str]:
-    """Reads a `vocab.txt` (one token per line, line i = id i), checking that it is usable."""
+    """Reads a `vocab.txt` (one token per line, line i = id i), checking that it is usable.
+
+    The file is decoded line by line (`tfxc.data.files.open_text`), so bytes that are not UTF-8 (a vocabulary
+    saved as Latin-1) are an error naming the line rather than a bare UnicodeDecodeError.
+
+    Raises:
+      DataError: naming the file, and the line of bytes that are not UTF-8 or of a repeated token.
+    """
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            vocabulary = f.read().split("\n")
-    except FileNotFoundError:
-        raise DataError("file not found", path=path) from None
-    if vocabulary and vocabulary[-1] == "":
-        vocabulary.pop()
-    if not vocabulary or len(set(vocabulary)) != len(vocabulary):
-        raise DataError("a vocabulary needs one unique token per line", path=path)
+    vocabulary, line_of = [], {}
+    with open_text(path) as lines:
+        for line in lines:
+            token = line[:-1] if line.endswith("\n") else line
+            if token in line_of:
+                raise DataError(f"token {token!r} repeats line {line_of[token]} (a vocabulary needs one unique "
+                                "token per line)", path=path, line=lines.lineno)
+            line_of[token] = lines.lineno
+            vocabulary.append(token)
+    if not vocabulary:
+        raise DataError("the vocabulary is empty (it needs one unique token per line)", path=path)
     if UNK not in vocabulary:
         raise DataError(f"the vocabulary has no {UNK} token", path=path)
     return vocabulary

@@ -90,7 +90,8 @@ class TrainingComponents:
         return iter(dataset)
 
 
-def build_components(config, strategy, info, model_dir, part: int | None = None) -> TrainingComponents:
+def build_components(config, strategy, info, model_dir, part: int | None = None,
+                     trust_imports=False) -> TrainingComponents:
     """Builds the run's parts; `part` trains one independently trained part of the head alone.
 
     Args:
@@ -99,6 +100,8 @@ def build_components(config, strategy, info, model_dir, part: int | None = None)
       info: the converted data's `DatasetInfo`.
       model_dir: the `ModelDir` being trained into (the head keeps its assets there).
       part: see `Head.num_parts`; None trains the whole model.
+      trust_imports: which `imports` the config of a model directory the objective restores (a distillation
+        teacher) may run (see `tfxc.config.loading.trusted_imports`).
     """
     set_seeds(config.runtime)
     tc = config.trainer
@@ -117,6 +120,8 @@ def build_components(config, strategy, info, model_dir, part: int | None = None)
         optimizer.build(model.trainable_variables)
         average = build_average(tc, model)
     # Outside the scope: an objective's per-example state is one plain variable per process.
-    objective = LOSSES.build(config.loss, info=info, length=length, global_batch_size=tc.global_batch_size)
+    # Only an objective that reads model directories takes the trust: the others' (and plugins') signature stays.
+    trust = {"trust_imports": trust_imports} if getattr(LOSSES.get(config.loss.name), "reads_model_dirs", False) else {}
+    objective = LOSSES.build(config.loss, info=info, length=length, global_batch_size=tc.global_batch_size, **trust)
     objective.check_model(model)
     return TrainingComponents(config, strategy, info, length, model, optimizer, objective, average)

@@ -31,6 +31,8 @@ class Trainer:
       final_evaluation: evaluate the test split after training (`--skip-eval` turns it off).
       lock: the directory's lock, when the caller took it already (`lock_for_training`: before the data
         was converted); the trainer releases it when training ends.
+      trust_imports: which `imports` of a model directory the run restores (a distillation teacher) may run
+        (`--trust-imports`; see `tfxc.config.loading.trusted_imports`).
 
     Raises:
       TfxcError: another run holds the model directory.
@@ -38,7 +40,7 @@ class Trainer:
     """
 
     def __init__(self, config, model_dir, info, strategy, part: int | None = None,
-                 allow_changed_config: bool = False, final_evaluation: bool = True, lock=None):
+                 allow_changed_config: bool = False, final_evaluation: bool = True, lock=None, trust_imports=False):
         self.model_dir = training_dir(model_dir, part)
         self.chief = is_chief(strategy)
         # The chief writes the directory: it holds the lock from before anything is written until the end.
@@ -48,7 +50,7 @@ class Trainer:
             self.model_dir.check_resume(config, allow_changes=allow_changed_config)
             if self.chief:
                 self.model_dir.bind_data(info, resuming=self.model_dir.latest_checkpoint() is not None)
-            self.components = build_components(config, strategy, info, self.model_dir, part)
+            self.components = build_components(config, strategy, info, self.model_dir, part, trust_imports)
             self.controller = Controller(self.components, self.model_dir, final_evaluation)
         except BaseException:
             self.close()
