@@ -6,15 +6,18 @@ as it fails with ENOSPC on a full file system, and needs neither root nor a spec
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import resource
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
+import pytest
 from helpers import REPO, checkpoint_weights, cli_env, run_cli, tiny_config
 
 
@@ -125,6 +128,111 @@ def test_kills_at_random_moments_resume_to_the_uninterrupted_weights(tmp_path):
     a, b = checkpoint_weights(killed), checkpoint_weights(reference)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+# === Damaged files of a model directory and its data directory ===
+# Every file of a trained model dir and of its data dir, cut in half in a copy: evaluate, export and a resumed
+# run each end in a fallback or in one `tfxc: error:` line naming the file (rc 2), never a traceback, and a
+# resumed run never starts over from step 0 beside existing checkpoints.
+
+# The three commands run in one process per damaged file (TensorFlow's start-up is most of a command's time),
+# each through its CLI main as `python -m` would: its exit status and stderr are reported as JSON.
+_DRIVER = r"""
+import contextlib, io, json, sys, traceback
+import tfxc.evaluate, tfxc.export.__main__, tfxc.train
+
+report = []
+for name, main, argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            rc = {"evaluate": tfxc.evaluate.main, "export": tfxc.export.__main__.main,
+                  "train": tfxc.train.main}[main](argv) or 0
+        except SystemExit as e:
+            rc = e.code
+        except BaseException:
+            traceback.print_exc()
+            rc = 1
+    report.append({"command": name, "rc": rc, "stderr": err.getvalue()})
+print(json.dumps(report))
+"""
+
+
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory):
+    """A tiny model with selected weights (best/), its data dir and its config, trained once for this module."""
+    base = tmp_path_factory.mktemp("trained")
+    config = tiny_config(base, data={"val_percent": 20},
+                         trainer={"train_steps": 24, "eval_every_steps": 8, "select_metric": "P@1"})
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(base / "model"))
+    return base
+
+
+def _files(base) -> list[str]:
+    """The files of the trained model dir and its data dir, relative to `base` (all but the lock)."""
+    found = []
+    for top in ("model", "data"):
+        for root, _, names in os.walk(base / top):
+            found += [os.path.relpath(os.path.join(root, n), base) for n in names if n != ".lock"]
+    return sorted(found)
+
+
+def _copy(base, into) -> str:
+    """A copy of the fixture's directories whose configs name the copy's data dir; returns the config path."""
+    shutil.copytree(base, into)
+    for name in ("config.json", "model/config.json"):
+        path = into / name
+        path.write_text(path.read_text().replace(str(base), str(into)))
+    return str(into / "config.json")
+
+
+# The files cut short, one case each; the next test keeps this list in step with what a run writes.
+_DAMAGEABLE = ["data/label_freq.npy", "data/stats.json", "data/test-00000-of-00001.tfrecord",
+               "data/train-00000-of-00002.tfrecord", "data/val-00000-of-00001.tfrecord",
+               "model/best/best.json", "model/best/ckpt.data-00000-of-00001", "model/best/ckpt.index",
+               "model/checkpoints/checkpoint", "model/checkpoints/ckpt-24.data-00000-of-00001",
+               "model/checkpoints/ckpt-24.index", "model/config.json", "model/dataset/label_freq.npy",
+               "model/dataset/stats.json", "model/eval_log.jsonl", "model/metrics.json", "model/run_info.json"]
+
+
+def test_the_damage_test_covers_every_file_of_the_directories(trained_once):
+    # TensorBoard's event files are written, never read back by tfxc.
+    like_a_sibling = {"data/train-00001-of-00002.tfrecord"} | {
+        f"model/checkpoints/ckpt-{step}.{kind}" for step in (8, 16) for kind in ("index", "data-00000-of-00001")}
+    covered = set(_DAMAGEABLE) | like_a_sibling
+    assert {f for f in _files(trained_once) if "tensorboard" not in f} == covered
+
+
+@pytest.mark.parametrize("damaged", _DAMAGEABLE)
+def test_every_damaged_file_ends_in_a_fallback_or_one_error_naming_it(trained_once, tmp_path, damaged):
+    config = _copy(trained_once, tmp_path / "copy")
+    path = tmp_path / "copy" / damaged
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # cut short, as by a full disk
+    model_dir = str(tmp_path / "copy" / "model")
+    commands = [("evaluate", "evaluate", ["--model-dir", model_dir]),
+                ("export", "export", ["--model-dir", model_dir, "--out", str(tmp_path / "saved")]),
+                ("resume", "train", ["--config", config, "--model-dir", model_dir, "--set", "trainer.train_steps=32"])]
+    result = subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(commands)], cwd=REPO, env=cli_env(),
+                            capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for run in json.loads(result.stdout.strip().splitlines()[-1]):
+        rc, err = run["rc"], run["stderr"]
+        what = f"{run['command']} with {damaged} cut short: rc {rc}\n{err[-3000:]}"
+        assert rc in (0, 2) and "Traceback" not in err, what
+        if rc == 2:
+            errors = [line for line in err.splitlines() if line.startswith("tfxc: error:")]
+            assert len(errors) == 1 and os.path.basename(damaged) in errors[0], what
+        if run["command"] == "resume" and rc == 0:
+            assert "resumed from" in err, what  # never silently from step 0 beside intact checkpoints
+    outcome = {run["command"]: run for run in json.loads(result.stdout.strip().splitlines()[-1])}
+    # The fallbacks that lose nothing: say so, and work.
+    if damaged.startswith("model/best/ckpt"):
+        for command in ("evaluate", "export"):
+            assert outcome[command]["rc"] == 0 and "SELECTED WEIGHTS IN" in outcome[command]["stderr"], damaged
+    if damaged.startswith("model/checkpoints/"):
+        assert all(run["rc"] == 0 for run in outcome.values()), damaged
+    if damaged == "data/stats.json":  # the data dir's card: converted again from the sources
+        assert outcome["resume"]["rc"] == 0 and "converting again" in outcome["resume"]["stderr"]
 
 
 # A CLI that signals itself while its output is half written (issue 39, D11).

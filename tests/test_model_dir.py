@@ -143,6 +143,71 @@ def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before(tmp_path):
         np.testing.assert_array_equal(again[name], at_16[name])
 
 
+def _fake_checkpoints(directory, steps) -> None:
+    """Empty ckpt-N index and data files: enough for listing them (not for restoring)."""
+    os.makedirs(directory, exist_ok=True)
+    for step in steps:
+        for suffix in (".index", ".data-00000-of-00001"):
+            open(os.path.join(directory, f"ckpt-{step}{suffix}"), "w").close()
+
+
+@pytest.mark.parametrize("state", ["garbage\n", "", None, 'model_checkpoint_path: "ckpt-16"\n'
+                                   'all_model_checkpoint_paths: "ckpt-8"\nall_model_checkpoint_paths: "ckpt-16"\n'],
+                         ids=["garbage", "empty", "missing", "stale"])
+def test_a_checkpoint_state_file_that_disagrees_with_the_disk_is_not_believed(tmp_path, caplog, state):
+    from tfxc.model_dir import ModelDir
+
+    model_dir = ModelDir(str(tmp_path / "m"))
+    _fake_checkpoints(model_dir.checkpoint_dir, [8, 16, 24, 100])
+    state_file = os.path.join(model_dir.checkpoint_dir, "checkpoint")
+    if state is not None:
+        open(state_file, "w").write(state)
+    expected = [os.path.join(model_dir.checkpoint_dir, f"ckpt-{s}") for s in (100, 24, 16, 8)]  # by step, not name
+    assert model_dir.checkpoints() == expected and model_dir.latest_step() == 100
+    assert "checkpoint state file " + state_file in caplog.text
+    # A training rewrites it, so that tf.train.CheckpointManager takes the checkpoints over (and deletes the
+    # oldest as usual: each has a time).
+    model_dir.repair_checkpoint_state()
+    text = open(state_file).read()
+    assert 'model_checkpoint_path: "ckpt-100"' in text and text.count("all_model_checkpoint_timestamps") == 4
+    caplog.clear()
+    assert model_dir.checkpoints() == expected and "state file" not in caplog.text  # believed again
+
+
+def test_an_intact_checkpoint_state_file_is_believed(tmp_path, caplog):
+    from tfxc.model_dir import ModelDir
+
+    model_dir = ModelDir(str(tmp_path / "m"))
+    assert model_dir.checkpoints() == [] and model_dir.latest_step() is None
+    _fake_checkpoints(model_dir.checkpoint_dir, [8, 16])
+    open(os.path.join(model_dir.checkpoint_dir, "checkpoint"), "w").write(
+        'model_checkpoint_path: "ckpt-8"\n'
+        'all_model_checkpoint_paths: "ckpt-16"\nall_model_checkpoint_paths: "ckpt-8"\n')
+    # Saved in this order (a resume from ckpt-8 after ckpt-16 failed to restore, say): the state's order holds.
+    assert [os.path.basename(p) for p in model_dir.checkpoints()] == ["ckpt-8", "ckpt-16"]
+    assert "state file" not in caplog.text
+
+
+def test_a_damaged_checkpoint_state_file_neither_hides_the_checkpoints_nor_restarts_training(tmp_path):
+    config = tiny_config(tmp_path, trainer={"train_steps": 16, "checkpoint_every_steps": 8})
+    model_dir = tmp_path / "model"
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir))
+    state = model_dir / "checkpoints" / "checkpoint"
+    before = run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json").stdout.splitlines()[-1]
+    state.write_text("")  # was: ValueError: Invalid checkpoint state loaded from ... (a traceback)
+    result = run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json")
+    assert result.stdout.splitlines()[-1] == before and f"checkpoint state file {state}" in result.stderr
+    state.write_text("garbage\n")  # was: "no checkpoint found"; training started over from step 0
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir),
+                     "--set", "trainer.train_steps=32")
+    assert f"checkpoint state file {state} is damaged" in result.stderr
+    assert "(step 16)" in result.stderr and "from step 0" not in result.stderr
+    # The state file is whole again, and the manager kept the newest three as usual (ckpt-8 deleted).
+    assert 'model_checkpoint_path: "ckpt-32"' in state.read_text()
+    names = sorted(n for n in os.listdir(state.parent) if n.endswith(".index"))
+    assert names == ["ckpt-16.index", "ckpt-24.index", "ckpt-32.index"]
+
+
 def test_the_lock_names_its_holder_and_is_released(tmp_path):
     from tfxc.errors import TfxcError
     from tfxc.model_dir import ModelDir

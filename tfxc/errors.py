@@ -39,6 +39,17 @@ class DataError(TfxcError):
         super().__init__(where + what + message)
 
 
+class DamagedFile(DataError):
+    """A file tfxc wrote (in a model or data directory) cannot be read back: cut short, overwritten, corrupted.
+
+    The message names the file, what is wrong with it and, where given, what to do
+    (`advice`); callers with a fallback (an older checkpoint, converting again) catch it.
+    """
+
+    def __init__(self, message: str, path: str, advice: str = ""):
+        super().__init__(f"damaged file: {message}" + (f"; {advice}" if advice else ""), path=path)
+
+
 class TrainingError(TfxcError):
     """Training cannot continue (non-finite loss, lost worker, ...)."""
 

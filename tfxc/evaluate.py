@@ -34,6 +34,7 @@ def main(argv=None):
     keep_out_of_import_path([args.model_dir])
     model_dir = ModelDir(args.model_dir)
     config = model_dir.load_config(args.overrides, trust_imports=args.trust_imports)
+    from tfxc.data.info import damaged_shards_named
     from tfxc.eval.evaluator import Evaluator, format_metrics, metric_lines, rounded_metrics
 
     if model_dir.has_finished_parts(config) and not args.bad_cases:
@@ -45,11 +46,13 @@ def main(argv=None):
     else:
         trained = model_dir.restore(config)
         evaluator = Evaluator(trained.model, trained.info, config.eval, split=args.split)
-    metrics = evaluator.evaluate()
-    if args.bad_cases:
-        from tfxc.eval.bad_cases import write_bad_cases
+    with damaged_shards_named(evaluator.info, args.split):  # a DataLossError does not say which shard
+        metrics = evaluator.evaluate()
+        if args.bad_cases:
+            from tfxc.eval.bad_cases import write_bad_cases
 
-        bad, seen, confusions = write_bad_cases(evaluator, args.bad_cases)
+            bad, seen, confusions = write_bad_cases(evaluator, args.bad_cases)
+    if args.bad_cases:
         print(f"{bad} bad cases of {seen} rows written to {args.bad_cases}; most frequent confusions "
               "(true -> predicted: count):", file=sys.stderr)
         for true, predicted, count in confusions:

@@ -28,7 +28,11 @@ import logging
 import os
 from typing import NamedTuple
 
+from tfxc.config.compare import flat_differences, stored_form, stored_tree
 from tfxc.errors import TfxcError, TrainingError
+from tfxc.utils.files import read_text
+from tfxc.utils.json_files import read_json_object, required
+from tfxc.utils import checkpoint_state
 from tfxc.utils.io import atomic_directory
 from tfxc.utils.locks import DirectoryLock
 
@@ -112,11 +116,14 @@ class ModelDir:
 
     # === Checkpoints ===
     def checkpoints(self) -> list[str]:
-        """Checkpoint paths, newest first."""
-        from tfxc._tf import tf
+        """Checkpoint paths, newest first; the files on disk when the state file does not agree with them
+        (`tfxc.utils.checkpoint_state.checkpoints`)."""
+        return checkpoint_state.checkpoints(self.checkpoint_dir)
 
-        state = tf.train.get_checkpoint_state(self.checkpoint_dir)
-        return list(reversed(state.all_model_checkpoint_paths)) if state else []
+    def repair_checkpoint_state(self) -> None:
+        """Rewrites a state file that `checkpoints` does not believe (before a training's CheckpointManager
+        reads it; `tfxc.utils.checkpoint_state.repair`)."""
+        checkpoint_state.repair(self.checkpoint_dir)
 
     def latest_checkpoint(self) -> str | None:
         found = self.checkpoints()
@@ -128,13 +135,41 @@ class ModelDir:
         return None if latest is None else int(latest.rsplit("-", 1)[1])
 
     def best(self) -> dict | None:
-        """best.json of the selected weights ({"step", "metric", "value"}), or None without them."""
-        from tfxc.utils.json_files import read_json_object
+        """best.json of the selected weights ({"step", "metric", "value"}), or None without them.
 
+        Raises:
+          DataError: best.json cannot be read (see `restore_best` for the fallback).
+        """
         path = os.path.join(self.best_dir, BEST_FILE)
         if not os.path.exists(path):
             return None
-        return read_json_object(path, "the record of the selected weights")
+        record = read_json_object(path, "the record of the selected weights")
+        for key, kind in (("step", int), ("metric", str), ("value", (int, float))):
+            required(record, key, path, kind)
+        return record
+
+    def restore_best(self, model) -> dict | None:
+        """Loads the selected weights (best/) into `model`; returns their record, or None without them.
+
+        Damaged selected weights (cut short, corrupted) must not make the trained model unusable while its
+        checkpoints are intact: then a loud warning names best/ and None is returned, and the caller uses its
+        newest checkpoint instead. The model may have been partly overwritten by then, so the caller must
+        restore all of it.
+        """
+        from tfxc._tf import tf
+
+        try:
+            record = self.best()
+            if record is None:
+                return None
+            tf.train.Checkpoint(model=model).restore(
+                os.path.join(self.best_dir, "ckpt")).expect_partial().assert_existing_objects_matched()
+        except Exception as e:  # truncated: IndexError; flipped bits: DataLossError; missing: NotFoundError
+            log.warning("THE SELECTED WEIGHTS IN %s ARE DAMAGED (%s: %s); using the newest checkpoint instead, "
+                        "which is not the one trainer.select_metric chose. Train again (or resume with a longer "
+                        "run) to select anew", self.best_dir, type(e).__name__, _first_line(e))
+            return None
+        return record
 
     def save_best(self, model, record: dict) -> None:
         """Writes `model`'s weights and `record` as best/ (atomically: a crash keeps the previous best).
@@ -200,8 +235,7 @@ class ModelDir:
         """The stored config.json as written (None if there is none)."""
         if not os.path.exists(self.config_path):
             return None
-        with open(self.config_path, encoding="utf-8") as f:
-            return f.read()
+        return read_text(self.config_path)
 
     def write_config(self, config) -> None:
         """Writes `config` as config.json, its data paths made absolute (`stored_form`)."""
@@ -251,12 +285,8 @@ class ModelDir:
                 trained = None
             if not isinstance(trained, dict):
                 raise error from None
-            if isinstance(trained.get("data"), dict):  # its relative paths, as `stored_form` makes them
-                from tfxc.data.sources import SOURCE_PATH_FIELDS
-
-                trained["data"] = {k: os.path.abspath(v) if k in SOURCE_PATH_FIELDS + ("dir",) and
-                                   isinstance(v, str) and v else v for k, v in trained["data"].items()}
-        return _flat_differences(trained, to_dict(stored_form(config)))
+            trained = stored_tree(trained)
+        return flat_differences(trained, to_dict(stored_form(config)))
 
     # === Parts (a head trained in independent parts, e.g. MACH repetitions: `tfxc.training.parts`) ===
     def finished_parts(self, config, info, allowed: tuple = ()) -> list["ModelDir"]:
@@ -380,6 +410,7 @@ class ModelDir:
         bound = self.bound_data()
         info = conversion_for(data_dir, bound)
         if info is None:
+            _raise_if_damaged(data_dir)  # a damaged card is not other data: name the damaged file
             raise TfxcError(self._data_changed(data_dir))
         if os.path.abspath(info.dir) != os.path.abspath(data_dir):
             log.info("%s was converted again since %s was trained; its rows are read from %s", data_dir,
@@ -419,7 +450,8 @@ class ModelDir:
             info = DatasetInfo.load(config.data.dir) if bound is None else self.bound_rows(config.data.dir)
         else:
             info = bound
-        if part is None and self.best() is None and not self.checkpoints() and self.has_finished_parts(config):
+        if (part is None and not os.path.isdir(self.best_dir) and not self.checkpoints()
+                and self.has_finished_parts(config)):
             return TrainedModel(config, self.assemble(config, info), info)  # trained in parts, not merged
         model = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed,
                                                                  model_dir=self.path, part=part))
@@ -427,10 +459,8 @@ class ModelDir:
 
         average = build_average(config.trainer, model)  # checkpoints then also hold the average, which is used
         checkpoint = tf.train.Checkpoint(model=model, **({} if average is None else {"average": average}))
-        selected = self.best()
-        if selected is not None:  # best/ holds the model's weights only (the average, when there is one)
-            tf.train.Checkpoint(model=model).restore(
-                os.path.join(self.best_dir, "ckpt")).expect_partial().assert_existing_objects_matched()
+        selected = self.restore_best(model)  # best/ holds the model's weights only (the average, when there is one)
+        if selected is not None:
             log.info("restored the selected weights of step %d (%s %.2f on val)", selected["step"],
                      selected["metric"], selected["value"])
             return TrainedModel(config, model, info)
@@ -447,24 +477,16 @@ class ModelDir:
         return TrainedModel(config, model, info)
 
 
-def stored_form(config):
-    """`config` as a model directory keeps it: its data paths absolute (`with_absolute_paths`), so that
-    `tfxc.evaluate` or `tfxc.load` finds the data from any working directory."""
-    import dataclasses
+def _raise_if_damaged(data_dir: str) -> None:
+    """Raises the error that names the damaged file when `data_dir` holds a conversion whose card cannot be read."""
+    from tfxc.data.info import STATS_FILE, DatasetInfo
 
-    from tfxc.data.sources import with_absolute_paths
-
-    return dataclasses.replace(config, data=with_absolute_paths(config.data))
+    if os.path.exists(os.path.join(data_dir, STATS_FILE)):
+        DatasetInfo.load(data_dir)
 
 
-def _flat_differences(old: dict, new: dict, prefix: str = "") -> dict[str, tuple]:
-    """{dotted key: (old value, new value)} for every leaf that differs (missing = None)."""
-    out = {}
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        name = f"{prefix}{key}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.update(_flat_differences(a, b, name + "."))
-        elif a != b:
-            out[name] = (a, b)
-    return out
+def _first_line(error: Exception) -> str:
+    """The first line of an error's message, without TF's function-node decoration (at most 200 chars)."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    return line.split("}}", 1)[-1].strip()[:200]

@@ -121,3 +121,22 @@ def test_a_text_encoder_on_two_workers_matches_one_process(shared_data, tmp_path
         assert rc == 0, err[-3000:]
     assert_same_weights(checkpoint_weights(str(tmp_path / "two")), checkpoint_weights(str(tmp_path / "one")),
                         atol=2e-5)
+
+
+def test_a_worker_names_the_chiefs_checkpoint_not_its_scratch_copy(tmp_path):
+    """A non-chief's manager saves into its scratch directory, which a restart deletes: what a stop keeps
+    (and what the restart resumes from) is the chief's checkpoint of that step."""
+    from types import SimpleNamespace
+
+    from tfxc.model_dir import ModelDir
+    from tfxc.training.controller import Controller
+
+    model_dir = ModelDir(str(tmp_path / "mw"))
+    scratch = ModelDir(model_dir.worker_scratch_dir(1))
+    worker = SimpleNamespace(model_dir=model_dir,
+                             manager=SimpleNamespace(latest_checkpoint=os.path.join(scratch.checkpoint_dir, "ckpt-20")))
+    kept = Controller._kept(worker)
+    assert kept == f"the last good checkpoint ({os.path.join(model_dir.checkpoint_dir, 'ckpt-20')}) is kept"
+    assert ".worker-1-tmp" not in kept
+    worker.manager.latest_checkpoint = None
+    assert Controller._kept(worker) == "no checkpoint had been written yet"

@@ -63,6 +63,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     model_dir = str(tmp_path / "model")
     run_cli("tfxc.train", "--config", config, "--model-dir", model_dir)
     good = checkpoint_weights(model_dir)
+    stored = open(os.path.join(model_dir, "config.json")).read()
     result = run_cli("tfxc.train", "--config", config, "--model-dir", model_dir, "--set", "trainer.train_steps=40",
                      "--set", "optimizer.learning_rate=1e30", "--allow-changed-config", check=False)
     assert result.returncode == 2
@@ -72,6 +73,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     after = checkpoint_weights(model_dir)
     for name in good:
         np.testing.assert_array_equal(after[name], good[name])
+    # The run saved nothing, so config.json is still the config of ckpt-8, and the command that trained it
+    # resumes without --allow-changed-config.
+    assert open(os.path.join(model_dir, "config.json")).read() == stored
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", model_dir, "--set", "trainer.train_steps=12")
+    assert "resumed from" in result.stderr and "(step 8)" in result.stderr
 
 
 def test_a_loss_that_diverges_before_the_first_checkpoint_says_there_is_none(tmp_path):
@@ -79,3 +85,4 @@ def test_a_loss_that_diverges_before_the_first_checkpoint_says_there_is_none(tmp
     result = run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "model"), check=False)
     assert result.returncode == 2 and "no checkpoint had been written yet" in result.stderr
     assert not os.path.exists(tmp_path / "model" / "checkpoints" / "checkpoint")
+    assert not os.path.exists(tmp_path / "model" / "config.json")  # written only with a first checkpoint

@@ -301,4 +301,11 @@ def _current_stats_match(data_config) -> bool:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         log.warning("%s is unreadable (%s); converting again", stats_path, e)
         return False
-    return isinstance(stats, dict) and is_conversion_of(stats, data_config)
+    if not (isinstance(stats, dict) and is_conversion_of(stats, data_config)):
+        return False
+    try:  # the rest of the card too (label_freq.npy cut short): damaged is as good as not converted
+        DatasetInfo.load(data_config.dir)
+    except DataError as e:
+        log.warning("%s; converting again", e)
+        return False
+    return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tfxc.errors import DataError
+from tfxc.errors import DamagedFile, DataError
+from tfxc.utils.files import read_npy, read_text
 from tfxc.utils.json_files import read_json_object, required
 
 STATS_FILE = "stats.json"
@@ -42,7 +44,7 @@ class DatasetInfo:
         stats = read_json_object(path, "the data set's statistics")
         freq_path = os.path.join(directory, LABEL_FREQ_FILE)
         if os.path.exists(freq_path):
-            label_freq = np.load(freq_path, allow_pickle=False).astype(np.int64, copy=False)
+            label_freq = read_npy(freq_path, _card_advice(directory)).astype(np.int64, copy=False)
         else:  # converted before label_freq.npy existed: the counts are in stats.json
             label_freq = np.asarray(required(stats, "label_freq", path, list), np.int64)
         if label_freq.shape != (required(stats, "num_labels", path, int),):
@@ -67,8 +69,7 @@ class DatasetInfo:
         path = os.path.join(self.dir, LABELS_FILE)
         if not os.path.exists(path):
             return [str(i) for i in range(self.num_labels)]
-        with open(path, encoding="utf-8") as f:
-            names = f.read().split("\n")[: self.num_labels]
+        names = read_text(path, _card_advice(self.dir)).split("\n")[: self.num_labels]
         return names + [str(i) for i in range(len(names), self.num_labels)]
 
     @property
@@ -135,3 +136,51 @@ def _stats_without_provenance(path: str, rows: bool) -> bytes:
         kept["splits"] = {name: {k: v for k, v in split.items() if k != "sha256"} if isinstance(split, dict)
                           else split for name, split in kept["splits"].items()}
     return json.dumps(kept, sort_keys=True).encode()
+
+
+def _card_advice(directory: str) -> str:
+    """What to do about a damaged card file in `directory`: a model directory's copy (`dataset/`) cannot be
+    converted again, a data directory can."""
+    parent, name = os.path.split(os.path.normpath(directory))
+    if name == "dataset" and (os.path.isdir(os.path.join(parent, "checkpoints"))
+                              or os.path.exists(os.path.join(parent, "config.json"))):
+        return (f"it is the model's copy of its data's card: copy the files of the data.dir it was trained on "
+                f"into {directory} (if that data was not converted differently since)")
+    return f"convert the data again (`python -m tfxc.convert --config CONFIG --force`), or delete {directory}"
+
+
+def check_shards(info: DatasetInfo, split: str) -> None:
+    """Reads every record of the split's shards (checking their CRCs); a damaged shard raises `DamagedFile`.
+
+    Used after a `tf.errors.DataLossError`, whose message does not say which file was damaged.
+    """
+    from tfxc._tf import tf
+
+    for path in info.files(split):
+        try:
+            for _ in tf.data.TFRecordDataset(path, buffer_size=1 << 20):
+                pass
+        except tf.errors.DataLossError as e:
+            # "{{function_node ...}} truncated record at 4929' failed with Read less bytes than requested"
+            reason = str(e).split("}}", 1)[-1].split("' failed with", 1)[0].split(" [Op:", 1)[0].strip()
+            raise DamagedFile(f"a TFRecord shard is cut short or corrupted ({reason})", path=path,
+                              advice=_card_advice(info.dir)) from None
+
+
+@contextlib.contextmanager
+def damaged_shards_named(info: DatasetInfo, *splits: str):
+    """Turns a `tf.errors.DataLossError` raised inside the block into a `DamagedFile` naming the shard.
+
+    Args:
+      info: the data being read.
+      splits: the splits the block reads (their shards are checked, in order, when the error comes);
+        default: every split of the data.
+    """
+    from tfxc._tf import tf
+
+    try:
+        yield
+    except tf.errors.DataLossError:
+        for split in splits or tuple(info.splits):
+            check_shards(info, split)
+        raise  # no shard is damaged now (it was replaced meanwhile?): the error as it was

@@ -30,6 +30,7 @@ import numpy as np
 
 from tfxc._tf import tf
 from tfxc.errors import ConfigError, DataError
+from tfxc.utils.files import read_npy
 from tfxc.utils.io import atomic_writer
 
 log = logging.getLogger("tfxc.heads")
@@ -176,7 +177,7 @@ def load_or_build_label_order(kind: str, context, **kwargs) -> np.ndarray:
     """The model directory's label order, else a new one (`build_label_order`), saved there for the model's life."""
     path = os.path.join(context.model_dir, LABEL_ORDER_FILE) if context.model_dir else None
     if path and os.path.exists(path):
-        order = np.load(path, allow_pickle=False)
+        order = read_npy(path, advice="it is part of the trained model: restore it from a backup, or train again")
         if order.shape != (context.num_labels,) or not np.array_equal(np.sort(order), np.arange(context.num_labels)):
             raise DataError(f"the saved label order is not a permutation of the {context.num_labels} labels",
                             path=path)

@@ -21,6 +21,7 @@ import time
 from tfxc import __version__
 from tfxc._tf import keras, tf
 from tfxc.utils.graph import graph_function
+from tfxc.data.info import damaged_shards_named
 from tfxc.errors import ConfigError, Stopped, TrainingError
 from tfxc.eval.evaluator import Evaluator, format_metrics
 from tfxc.precision import resolve as resolve_precision
@@ -112,8 +113,11 @@ class Controller:
         self._val_history: list[dict] = []
         self._checkpoint_seconds, self._checkpoints_saved = 0.0, 0  # what saving costs the run (logged at the end)
         self._last_checkpoint_time = time.time()  # for trainer.checkpoint_every_seconds
+        if self.chief:  # the manager reads the state file itself, and would miss checkpoints a damaged one hides
+            model_dir.repair_checkpoint_state()
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory.checkpoint_dir,
                                                   max_to_keep=tc.keep_checkpoints)
+        self._config_written = False  # config.json is (re)written with this run's first checkpoint
         # The test split is evaluated at the end (a data set may have none); periodic evaluation during
         # training uses the validation split when there is one, else test.
         # With several workers each evaluates its share of the batches and the metric sums are all-reduced.
@@ -157,11 +161,17 @@ class Controller:
         return self.step()
 
     def _kept(self) -> str:
-        """What a stop keeps: the latest checkpoint, or that there is none yet."""
+        """What a stop keeps: the latest checkpoint, or that there is none yet.
+
+        Named in the model directory on every worker: a non-chief worker's manager writes into its scratch
+        directory, which is deleted when the run restarts; the chief's copy of the same step is the one to
+        resume from.
+        """
         latest = self.manager.latest_checkpoint
         if latest is None:
             return "no checkpoint had been written yet"
-        return f"the last good checkpoint ({latest}) is kept"
+        chiefs = os.path.join(self.model_dir.checkpoint_dir, os.path.basename(latest))
+        return f"the last good checkpoint ({chiefs}) is kept"
 
     def _advice(self) -> str:
         return (f"Try a lower optimizer.learning_rate ({self.config.optimizer.learning_rate}) or set "
@@ -174,12 +184,15 @@ class Controller:
         if not bool(self._weights_finite()):
             raise TrainingError(f"the weights became non-finite before step {step}; stopped without saving, "
                                 f"{self._kept()}. {self._advice()}")
+        previous_config = self._write_run_files()
         try:
             self.manager.save(checkpoint_number=step)
+            self._config_written = True
             self._last_checkpoint_time = time.time()
             self._checkpoint_seconds += time.time() - started
             self._checkpoints_saved += 1
         except tf.errors.OpError as e:  # disk full, quota, permissions: no half-written checkpoint stays
+            self._restore_config(previous_config)
             directory = self.manager.directory
             for name in os.listdir(directory) if os.path.isdir(directory) else []:
                 if name.startswith(f"ckpt-{step}_temp") or name.startswith(f"ckpt-{step}."):
@@ -188,10 +201,22 @@ class Controller:
             raise TrainingError(f"cannot write the checkpoint of step {step} to {directory} "
                                 f"({_first_line(e)}); {self._kept()}") from None
 
-    def _write_run_files(self) -> None:
-        if not self.chief:
-            return
+    def _write_run_files(self) -> str | None:
+        """Writes config.json and run_info.json just before this run's first checkpoint (chief only).
+
+        Not earlier: a run that saves nothing (stopped by the NaN guard, a signal before its first checkpoint,
+        a crash) must leave the config the existing checkpoints were trained with, or the command that trained
+        them would be refused as a changed config. Written before the checkpoint rather than after, so that a
+        kill between the two errs on the side of a refused resume, never of a silent mix of two configs.
+
+        Returns:
+          the config.json text it replaced (None if there was none, or nothing was written), for
+          `_restore_config` should the checkpoint fail.
+        """
+        if not self.chief or self._config_written:
+            return None
         os.makedirs(self.model_dir.path, exist_ok=True)
+        previous = self.model_dir.config_text()
         self.model_dir.write_config(self.config)
         info = self.components.info
         atomic_write_text(self.model_dir.file(RUN_INFO_FILE), json.dumps({
@@ -199,6 +224,17 @@ class Controller:
             "replicas": self.components.strategy.num_replicas_in_sync, "strategy": self.config.runtime.strategy,
             "total_steps": self.length.total_steps, "steps_per_epoch": self.length.steps_per_epoch,
             "num_features": info.num_features, "num_labels": info.num_labels}, indent=2) + "\n")
+        return previous
+
+    def _restore_config(self, previous: str | None) -> None:
+        """Puts back the config.json that `_write_run_files` replaced (removes it, if there was none) when the
+        checkpoint it went with failed."""
+        if not self.chief or self._config_written:
+            return
+        if previous is not None:
+            atomic_write_text(self.model_dir.config_path, previous)
+        elif os.path.exists(self.model_dir.config_path):
+            os.remove(self.model_dir.config_path)
 
     # === Evaluation ===
     def _periodic_eval(self, step: int, train_loss: float, writer) -> None:
@@ -280,8 +316,10 @@ class Controller:
         Raises:
           Stopped: a SIGTERM or SIGINT arrived; a checkpoint of the step reached was saved first.
           TrainingError: a non-finite loss or weights, a lost worker, an unwritable checkpoint.
+          DamagedFile: a shard of the data is damaged (named).
         """
-        with StopSignals() as signals:
+        # Reading a damaged shard fails with a DataLossError that does not name it: say which one.
+        with StopSignals() as signals, damaged_shards_named(self.components.info):
             return self._train(signals)
 
     def _stop_requested(self, signals: StopSignals) -> int | None:
@@ -310,8 +348,7 @@ class Controller:
 
     def _train(self, signals: StopSignals) -> dict[str, float]:
         tc, total = self.config.trainer, self.length.total_steps
-        step = self.restore()  # before writing config.json: a mismatch must not overwrite the old one
-        self._write_run_files()
+        step = self.restore()
         start_step = step
         self._val_history = self._read_val_history(step)
         stopped_early = self._out_of_patience()  # a resumed run that had already stopped stays stopped
@@ -399,10 +436,12 @@ class Controller:
         if (self.eval_every and start_step < step and self.val_evaluator is not self.evaluator
                 and not (self._val_history and self._val_history[-1]["step"] == step)):
             self._periodic_eval(step, loss, writer)  # the validation curve's last point
-        selected = self.own_dir.best() if tc.select_metric else None
-        if selected is not None:  # end with the selected weights: the test evaluation and exports use them
-            tf.train.Checkpoint(model=self.components.model).restore(
-                os.path.join(self.own_dir.best_dir, "ckpt")).expect_partial()
+        # End with the selected weights: the test evaluation and exports use them.
+        selected = self.own_dir.restore_best(self.components.model) if tc.select_metric else None
+        if selected is None and tc.select_metric and os.path.isdir(self.own_dir.best_dir):
+            # Damaged (warned of): the model may be partly overwritten; the checkpoint just saved is all of it.
+            self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
+        if selected is not None:
             if self.chief:
                 log.info("using the weights of step %d, the best %s on val (%.2f)", selected["step"],
                          selected["metric"], selected["value"])

@@ -61,6 +61,7 @@ def _write_whole(config, model_dir: ModelDir, info, flag: str, model=None) -> st
         model_dir.write_config(config)
         if model is None:
             return None
+        model_dir.repair_checkpoint_state()  # so that the manager sees (and deletes) the checkpoints there
         manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), model_dir.checkpoint_dir,
                                              max_to_keep=1)
         return manager.save(checkpoint_number=0)

@@ -14,6 +14,7 @@ from tfxc.errors import DataError
 from tfxc.tree.kmeans import balanced_kmeans_codes, tree_depth
 from tfxc.tree.label_tree import LabelTree
 from tfxc.tree.pifa import cached_split_pifa, encoder_pifa, pifa, split_pifa
+from tfxc.utils.files import read_cache
 
 log = logging.getLogger("tfxc.tree")
 
@@ -64,8 +65,8 @@ def cached_cluster_labels(info, **options) -> LabelTree:
 
     key = json.dumps(options, sort_keys=True)
     path = os.path.join(info.dir, f"label_tree-{hashlib.sha256(key.encode()).hexdigest()[:12]}.npz")
-    if os.path.exists(path):
-        tree = LabelTree.load(path)
+    tree = read_cache(path, LabelTree.load)
+    if tree is not None:
         log.info("label tree: %s, read from %s", tree.describe(), path)
         return tree
     tree = cluster_labels(cached_split_pifa(info), **options)

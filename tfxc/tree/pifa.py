@@ -21,6 +21,8 @@ import time
 import numpy as np
 import scipy.sparse
 
+from tfxc.utils.files import read_cache, read_npy
+
 log = logging.getLogger("tfxc.tree")
 
 # Rows per streamed chunk.
@@ -96,8 +98,9 @@ def cached_split_pifa(info, split: str = "train") -> scipy.sparse.csr_matrix:
     from tfxc.utils.io import atomic_writer
 
     path = os.path.join(info.dir, split + "_" + PIFA_FILE)
-    if os.path.exists(path):
-        return scipy.sparse.load_npz(path).tocsr()
+    cached = read_cache(path, lambda p: scipy.sparse.load_npz(p).tocsr())
+    if cached is not None:
+        return cached
     z = split_pifa(info, split)
     try:
         with atomic_writer(path, binary=True) as f:
@@ -128,8 +131,9 @@ def cached_split_idf(info, split: str = "train") -> np.ndarray:
     from tfxc.utils.io import atomic_writer
 
     path = os.path.join(info.dir, split + "_" + IDF_FILE)
-    if os.path.exists(path):
-        return np.load(path, allow_pickle=False)
+    cached = read_cache(path, read_npy)
+    if cached is not None:
+        return cached
     idf = split_idf(info, split)
     try:
         with atomic_writer(path, binary=True) as f:

@@ -107,13 +107,15 @@ def load_support(path: str, with_weights: bool = False):
     where the file has none."""
     from tfxc.errors import DataError
 
-    with np.load(path, allow_pickle=False) as f:
-        if "format" not in f or str(f["format"]) not in _FORMATS:
-            raise DataError(f"not a node feature support file (format {SUPPORT_FORMAT})", path=path)
-        levels = sum(name.startswith("level_") for name in f.files)
-        support = [f[f"level_{t}"].astype(np.int32) for t in range(levels)]
-        if not with_weights:
-            return support
-        weights = [f[f"weight_{t}"].astype(np.float32) if f"weight_{t}" in f.files
-                   else np.zeros(s.shape, np.float32) for t, s in enumerate(support)]
-        return support, weights
+    from tfxc.utils.files import read_npz
+
+    f = read_npz(path, advice="it is part of the trained model: restore it from a backup, or train again")
+    if "format" not in f or str(f["format"]) not in _FORMATS:
+        raise DataError(f"not a node feature support file (format {SUPPORT_FORMAT})", path=path)
+    levels = sum(name.startswith("level_") for name in f)
+    support = [f[f"level_{t}"].astype(np.int32) for t in range(levels)]
+    if not with_weights:
+        return support
+    weights = [f[f"weight_{t}"].astype(np.float32) if f"weight_{t}" in f
+               else np.zeros(s.shape, np.float32) for t, s in enumerate(support)]
+    return support, weights

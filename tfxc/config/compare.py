@@ -1,0 +1,39 @@
+"""Configs as a model directory keeps them, and what one changes from another."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+
+def stored_form(config):
+    """`config` (an `ExperimentConfig`) as a model directory keeps it: its data paths absolute (against the
+    working directory), so that `tfxc.evaluate` or `tfxc.load` finds the data from any directory."""
+    from tfxc.data.sources import with_absolute_paths
+
+    return dataclasses.replace(config, data=with_absolute_paths(config.data))
+
+
+def stored_tree(tree: dict) -> dict:
+    """A config in its JSON layout with the data paths made absolute, as `stored_form` makes them."""
+    from tfxc.data.sources import SOURCE_PATH_FIELDS
+
+    data = tree.get("data")
+    if not isinstance(data, dict):
+        return tree
+    paths = SOURCE_PATH_FIELDS + ("dir",)
+    return {**tree, "data": {key: os.path.abspath(value) if key in paths and isinstance(value, str) and value
+                             else value for key, value in data.items()}}
+
+
+def flat_differences(old: dict, new: dict, prefix: str = "") -> dict[str, tuple]:
+    """{dotted key: (old value, new value)} for every leaf that differs (missing = None)."""
+    out = {}
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.update(flat_differences(a, b, name + "."))
+        elif a != b:
+            out[name] = (a, b)
+    return out
