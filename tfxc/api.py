@@ -72,7 +72,7 @@ def load_xc(path: str, index_base: int = 0) -> tuple[scipy.sparse.csr_matrix, sc
 
 
 def fit(config, X, Y, *, model_dir: str, X_val=None, Y_val=None, X_test=None, Y_test=None,
-        label_names=None, overrides=()) -> "Classifier":
+        label_names=None, overrides=(), plan_only: bool = False):
     """Trains a model on in-memory data and returns it, ready to predict.
 
     Args:
@@ -84,9 +84,10 @@ def fit(config, X, Y, *, model_dir: str, X_val=None, Y_val=None, X_test=None, Y_
       X_test, Y_test: an optional test split, evaluated at the end of training.
       label_names: names of the label ids (matrices only), instead of `data.label_names`.
       overrides: `--set`-style assignments, e.g. ["trainer.epochs=5"].
+      plan_only: convert the data, print the memory plan (`tfxc.training.memory_plan`) and return it, untrained.
 
     Returns:
-      A `Classifier` on `model_dir`.
+      A `Classifier` on `model_dir` (with `plan_only`, the `MemoryPlan`).
     """
     from tfxc.data.convert import ensure_converted
     from tfxc.resolve import whole_config
@@ -102,6 +103,10 @@ def fit(config, X, Y, *, model_dir: str, X_val=None, Y_val=None, X_test=None, Y_
     strategy = make_strategy(config.runtime)
     info = ensure_converted(config.data)
     config = whole_config(config, tree, info, overrides, "the config given to fit")  # a thin one: the recipe's
+    if plan_only:
+        from tfxc.training.memory_plan import show_plan
+
+        return show_plan(config, info)
     Trainer(config, model_dir, info, strategy).train()
     return load(model_dir)
 

@@ -68,6 +68,11 @@ def main(argv=None):
                         help="resume a checkpoint even though the config changed beyond the keys that are safe to "
                              "change (epochs, cadences, evaluation, export, replicas), e.g. to fine-tune with "
                              "another learning rate on purpose")
+    parser.add_argument("--plan", action="store_true",
+                        help="print the memory plan (estimated peak memory by component, and the keys that cut "
+                             "each part) for the config and the data, and exit without training")
+    parser.add_argument("--ignore-memory-plan", action="store_true",
+                        help="train even when the memory plan exceeds the available memory (a warning instead)")
     parser.add_argument("-v", "--verbose", action="store_true")
     # The names before heads had parts in general: refused with the new spelling.
     parser.add_argument("--repetition", type=int, help=argparse.SUPPRESS)
@@ -171,7 +176,12 @@ def run_training(config, model_dir: str, info, strategy, args) -> int:
     from tfxc.eval.evaluator import format_metrics
     from tfxc.training.trainer import Trainer
 
-    trainer = Trainer(config, model_dir, info, strategy, part=args.part,
+    if args.plan:  # after the conversion (the plan reads the data's stats), before anything is written
+        from tfxc.training.memory_plan import show_plan
+
+        show_plan(config, info, args.part)
+        return 0
+    trainer = Trainer(config, model_dir, info, strategy, part=args.part, ignore_memory_plan=args.ignore_memory_plan,
                       allow_changed_config=args.allow_changed_config, final_evaluation=not args.skip_eval)
     metrics = trainer.train()
     if trainer.chief and trainer.controller.evaluator is not None and metrics:

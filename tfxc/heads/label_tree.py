@@ -485,6 +485,19 @@ class LabelTreeHead(Head):
         return ([self.kernels[t] for t in gathered] + ([self.biases[t] for t in gathered] if self.use_bias else [])
                 + sparse)
 
+    def memory_scores(self, training: bool) -> int:
+        """Per level: all K_t logits where the level is scored whole, else the active nodes (children of the
+        true parents and the beam; in training each with its gathered [dim] weight row)."""
+        total = 0
+        for level, size in enumerate(self.sizes):
+            if self._dense_in_training(level):
+                total += size
+                continue
+            active = (self.beam_size + 1) * self._fanout(level)
+            active = min(active, self.max_active) if self.max_active else active
+            total += active * (1 + int(self.kernels[level].shape[-1])) if training else active
+        return total
+
     def get_config(self):
         return {**super().get_config(), "sizes": self.sizes, "beam_size": self.beam_size, "loss": self.loss,
                 "reduction": self.reduction, "sparse_max_nnz": self.sparse_max_nnz}

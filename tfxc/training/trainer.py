@@ -12,6 +12,7 @@ from tfxc.model_dir import ModelDir
 from tfxc.training.components import build_components
 from tfxc.training.controller import Controller
 from tfxc.training.distribute import is_chief
+from tfxc.training.memory_plan import check_memory, plan_memory
 
 
 class Trainer:
@@ -28,14 +29,17 @@ class Trainer:
       allow_changed_config: resume a checkpoint under a config that changes more
         than `tfxc.model_dir.SAFE_TO_CHANGE` (refused otherwise).
       final_evaluation: evaluate the test split after training (`--skip-eval` turns it off).
+      ignore_memory_plan: train even when the memory plan (`tfxc.training.memory_plan`) exceeds the
+        available memory (a warning instead of the refusal).
 
     Raises:
       TfxcError: another run holds the model directory.
       TrainingError: the checkpoint was trained with another config, or on other data.
+      MemoryPlanError: the memory plan exceeds the available memory (and `ignore_memory_plan` is off).
     """
 
     def __init__(self, config, model_dir, info, strategy, part: int | None = None,
-                 allow_changed_config: bool = False, final_evaluation: bool = True):
+                 allow_changed_config: bool = False, final_evaluation: bool = True, ignore_memory_plan: bool = False):
         root = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
         self.model_dir = root if part is None else root.part(part)
         self.chief = is_chief(strategy)
@@ -45,6 +49,7 @@ class Trainer:
             self.model_dir.check_resume(config, allow_changes=allow_changed_config)
             if self.chief:
                 self.model_dir.bind_data(info, resuming=self.model_dir.latest_checkpoint() is not None)
+            check_memory(plan_memory(config, info, part), ignore=ignore_memory_plan)  # logs it; refuses if too big
             self.components = build_components(config, strategy, info, self.model_dir, part)
             self.controller = Controller(self.components, self.model_dir, final_evaluation)
         except BaseException:
