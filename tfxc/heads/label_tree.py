@@ -486,17 +486,11 @@ class LabelTreeHead(Head):
                 + sparse)
 
     def memory_scores(self, training: bool) -> int:
-        """Per level: all K_t logits where the level is scored whole, else the active nodes (children of the
-        true parents and the beam; in training each with its gathered [dim] weight row)."""
-        total = 0
-        for level, size in enumerate(self.sizes):
-            if self._dense_in_training(level):
-                total += size
-                continue
-            active = (self.beam_size + 1) * self._fanout(level)
-            active = min(active, self.max_active) if self.max_active else active
-            total += active * (1 + int(self.kernels[level].shape[-1])) if training else active
-        return total
+        """Per level: its K_t logits where scored whole, else the active nodes (the true parents' and the beam's
+        children; in training each with its gathered [dim] weight row)."""
+        active = [min((self.beam_size + 1) * self._fanout(t), self.max_active or 2**62) for t in range(len(self.sizes))]
+        return sum(size if self._dense_in_training(t) else active[t] * (1 + int(self.kernels[t].shape[-1]) * training)
+                   for t, size in enumerate(self.sizes))
 
     def get_config(self):
         return {**super().get_config(), "sizes": self.sizes, "beam_size": self.beam_size, "loss": self.loss,
