@@ -39,7 +39,7 @@ def converted(tmp_path, **sections):
 
 
 def component(plan, name: str) -> int:
-    return next(c.bytes for c in plan.components if c.name == name)
+    return next(c.bytes for c in plan.components + plan.transients if c.name == name)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

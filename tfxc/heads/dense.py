@@ -307,10 +307,6 @@ class DenseLabelHead(Head):
     def sparse_variables(self) -> list:
         return [] if self.sparse_term is None else [self.sparse_term.kernel]
 
-    def memory_scores(self, training: bool) -> int:
-        """All L logits in training; evaluation ranks `TOP_K_LABEL_CHUNK` labels at a time."""
-        return self.num_labels if training else min(self.num_labels, TOP_K_LABEL_CHUNK)
-
     def _chunked_top_k(self, features: tf.Tensor, k):
         return chunked_top_k(lambda start, stop: self._chunk_logits(features, start, stop), self.num_labels, k)
 

@@ -485,10 +485,12 @@ class LabelTreeHead(Head):
         return ([self.kernels[t] for t in gathered] + ([self.biases[t] for t in gathered] if self.use_bias else [])
                 + sparse)
 
-    def memory_scores(self, training: bool) -> int:
-        """Per level: its K_t logits where scored whole, else the active nodes (the true parents' and the beam's
-        children; in training each with its gathered [dim] weight row)."""
-        active = [min((self.beam_size + 1) * self._fanout(t), self.max_active or 2**62) for t in range(len(self.sizes))]
+    def memory_scores(self, training: bool, labels_per_point: float = 1.0) -> int:
+        """Per level: its K_t logits where scored whole, else the active nodes: children of the row's true parents
+        (and a padding one; of the beam with man negatives), in training each with its gathered [dim] row."""
+        parents = (int(-(-labels_per_point // 1)) + 1 + self.beam_size * (self.negatives == "tfn+man")) if training \
+            else self.beam_size
+        active = [min(parents * self._fanout(t), self.max_active or 2**62) for t in range(len(self.sizes))]
         return sum(size if self._dense_in_training(t) else active[t] * (1 + int(self.kernels[t].shape[-1]) * training)
                    for t, size in enumerate(self.sizes))
 

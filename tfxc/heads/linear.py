@@ -125,10 +125,6 @@ class LinearHead(Head):
     def sparse_variables(self) -> list:
         return [self.kernel] + ([self.bias] if self.use_bias else [])
 
-    def memory_scores(self, training: bool) -> int:
-        """All L logits in training; evaluation scores `LABEL_CHUNK` labels at a time."""
-        return self.num_labels if training else min(self.num_labels, LABEL_CHUNK)
-
     def get_config(self):
         margin = {} if self.cosine_margin is None else self.cosine_margin.get_config()
         return {**super().get_config(), "use_bias": self.use_bias, "init_stddev": self.init_stddev,

@@ -8,21 +8,26 @@ what the machine has.
 `python -m tfxc.train --plan` and `tfxc.fit(..., plan_only=True)` print it (`show_plan`); every training run
 logs it and checks it first (`tfxc.training.trainer.Trainer`).
 
-The estimate (bytes; B = trainer.global_batch_size, E = eval.batch_size):
+The estimate (bytes; B = trainer.global_batch_size, E = eval.batch_size) is what the process holds throughout
+plus the largest of its transients, since TensorFlow's CPU allocator keeps freed memory for the next
+allocation (the resident set does not shrink between them):
 
 * parameters: every variable of the model, from its shape and dtype. The model is built under a Keras
   `StatelessScope`, which records each variable's shape without allocating it (the heads' host-side
-  structures, e.g. a label tree's clustering, are still computed: that is the plan's cost).
+  structures, e.g. a label tree's clustering, are still computed, or read from their cache: the plan's cost).
 * optimizer slots: Adam keeps 2 moments per trainable weight, SGD with momentum 1, without 0; a weight
-  average (EMA/SWA) one more copy.
-* step: the dense gradients (one per dense trainable weight; the embedding tables' row-sparse gradients are
-  B × features per point rows) plus the activations of one step: the head's scores per example
-  (`Head.memory_scores`, [B, L] logits for the exact heads) times `SCORE_COPIES` (logits, probabilities,
-  their gradient, the loss's temporaries), the encoder's gathered rows [B, nnz, dim] and layer outputs, and
-  under mixed_bfloat16 the bfloat16 copies of the head's weights.
-* evaluation: one evaluation block of scores [E, W] (W = `Head.memory_scores(training=False)`).
-* data: the shuffle buffer of serialized train records (their size on disk) and the prefetched batches.
-* runtime: TensorFlow, Keras and tfxc loaded, the traced step and evaluation functions (`RUNTIME_BYTES`).
+  average (EMA/SWA) one more copy. A mirrored strategy on CPU replicas multiplies both.
+* data pipeline: the shuffle buffer of serialized train records (their size on disk) and the prefetched batches.
+* runtime: TensorFlow, Keras and tfxc loaded, the traced functions (`RUNTIME_BYTES`; `XLA_BYTES` more for a
+  head whose evaluation XLA compiles).
+* transients, the largest counts:
+  - weight initialisation: a random initializer's temporaries, `INIT_COPIES` × the largest variable;
+  - one training step: the dense gradients (one per dense trainable weight; the row-sparse ones of the
+    embedding tables B × features per point rows, of a head's tables a row per scored label), the encoder's
+    gathered rows [B, nnz, dim] and outputs, the head's scores per example (`Head.memory_scores`: [B, L]
+    logits for the exact heads, [B, R·buckets] for hashed ones, active nodes for a tree) × `SCORE_COPIES`,
+    and under mixed_bfloat16 the bfloat16 copies of the head's weights;
+  - evaluation: the scores of one eval batch [E, W] × `EVAL_SCORE_COPIES`.
 
 Calibrated against measured peak RSS (`/usr/bin/time -v`), see BENCHMARKS.md, "Memory plan".
 """
@@ -41,12 +46,19 @@ from tfxc.errors import TfxcError
 log = logging.getLogger("tfxc.memory")
 
 # A process with TensorFlow, Keras and tfxc imported, a strategy, the traced step and evaluation functions
-# and tf.data's threads, before any weight: measured on the quickstart (see the module docstring).
-RUNTIME_BYTES = 900 * 2**20
+# and tf.data's threads, before any weight: 734-851 MiB on the measured runts (BENCHMARKS.md, "Memory plan").
+RUNTIME_BYTES = 768 * 2**20
+# A head whose evaluation is compiled by XLA (`Head.serving_jit_compile`): the compiler's own memory (the label
+# tree on wordnet-nextword: the peak rose 180 MiB over training's in its first evaluation).
+XLA_BYTES = 180 * 2**20
+# A random initializer's temporaries, in multiples of the variable: a [360232, 512] RandomNormal raised the
+# resident set by 3.1 times the variable (the draw, its scaling and the variable).
+INIT_COPIES = 2
 # Score tensors of one step alive at its peak, per score: logits, probabilities (sigmoid/softmax), the
 # gradient of the logits and one loss temporary.
 SCORE_COPIES = 4
-# Score tensors of one evaluation block: the block and top-k's working copy.
+# Score tensors of evaluation: the scores and top-k's working copy. Heads that score labels in chunks build
+# them as ops of one graph, which TensorFlow runs concurrently: all chunks count (`Head.memory_scores`).
 EVAL_SCORE_COPIES = 2
 # Per serialized record in tf.data's shuffle buffer, besides its bytes (a tstring and a Tensor around it).
 RECORD_OVERHEAD = 96
@@ -77,7 +89,9 @@ class MemoryPlan:
     """The estimated peak resident set of one training process, by component.
 
     Attributes:
-      components: the parts, in the order they are printed.
+      components: what the process holds throughout, in the order they are printed.
+      transients: what it holds for a while, one at a time: TensorFlow's allocator keeps freed memory for the
+        next allocation, so the peak has the largest of them on top of `components`.
       parts: independently trained parts of the head (`Head.num_parts`); > 1 means train.sh trains them in
         `TRAIN_SH_PARALLEL` processes at a time, each of `part_total` bytes.
       part_total: the estimate of one part's process (0 unless parts > 1).
@@ -85,20 +99,25 @@ class MemoryPlan:
     """
 
     components: list[Component]
+    transients: list[Component] = field(default_factory=list)
     parts: int = 1
     part_total: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return sum(c.bytes for c in self.components)
+        return sum(c.bytes for c in self.components) + max((c.bytes for c in self.transients), default=0)
 
     def format(self, available: int | None = None) -> str:
         """The plan as lines of text (what --plan prints and a run logs)."""
         lines = ["memory plan (peak resident set of this process, estimated):"]
         for c in self.components:
-            lines.append(f"  {c.name:<22} {gib(c.bytes):>10}" + (f"   cut: {c.knobs}" if c.knobs else ""))
-        lines.append(f"  {'total':<22} {gib(self.total):>10}")
+            lines.append(f"  {c.name:<24} {gib(c.bytes):>10}" + (f"   cut: {c.knobs}" if c.knobs else ""))
+        if self.transients:
+            lines.append("  and the largest of, one at a time:")
+        for c in self.transients:
+            lines.append(f"    {c.name:<22} {gib(c.bytes):>10}" + (f"   cut: {c.knobs}" if c.knobs else ""))
+        lines.append(f"  {'total':<24} {gib(self.total):>10}")
         if self.parts > 1:
             lines.append(f"  the head trains in {self.parts} parts: one part's process needs {gib(self.part_total)}; "
                          f"train.sh runs PARALLEL (default {TRAIN_SH_PARALLEL}) at a time: "
@@ -187,34 +206,46 @@ def _plan(config, info, context) -> MemoryPlan:
     averages = 1 if (tc.ema_decay or tc.swa_start_step) else 0
     slots = (slots_per_weight + averages) * nbytes(trainable) * replicas
 
-    # One step: dense gradients, the row-sparse ones (a row per (point, feature) before the de-duplication, and
-    # the de-duplicated copy), the encoder's gathered rows and outputs, the head's scores.
-    rows_touched = batch * max(features_per_point, 1.0)
-    sparse_grads = sum(2 * min(rows_touched, v.shape[0]) * int(np.prod(v.shape[1:])) * 4 for v in sparse)
-    encoder_width = model.encoder.output_dim
-    encoder_acts = batch * 4 * (2 * features_per_point * max((v.shape[-1] for v in sparse), default=0)
-                                + 3 * encoder_width)
-    if LOSSES.get(config.loss.name).needs_label_logits:  # sampled objectives score the batch's labels only
-        step_scores = batch * min(batch, info.num_labels)
+    # One step: dense gradients; the row-sparse ones before and after the de-duplication of their rows (the
+    # encoder's tables: a row per (point, feature); the head's: a row per scored label or node); the encoder's
+    # gathered rows [B, nnz, dim] and outputs; the head's scores, of the batch's labels for sampled objectives.
+    if LOSSES.get(config.loss.name).needs_label_logits:
+        scores = min(batch, info.num_labels)
     else:
-        step_scores = batch * model.head.memory_scores(training=True)
+        scores = model.head.memory_scores(True, float(train.get("avg_labels_per_point", 1.0)))
+    encoder_ids = {id(v) for v in model.encoder.sparse_variables}
+
+    def sparse_gradient(v) -> float:
+        rows = batch * (max(features_per_point, 1.0) if id(v) in encoder_ids else scores)
+        return 2 * min(rows, v.shape[0]) * int(np.prod(v.shape[1:])) * 4
+
+    encoder_width = model.encoder.output_dim
+    table_width = max((v.shape[-1] for v in model.encoder.sparse_variables if len(v.shape) == 2), default=0)
+    encoder_acts = batch * 4 * (2 * features_per_point * table_width + 3 * encoder_width)
+    step_scores = batch * scores
+    sparse_grads = sum(sparse_gradient(v) for v in sparse)
     step = (nbytes(dense) * replicas + sparse_grads + encoder_acts + SCORE_COPIES * 4 * step_scores
             + (head_weights if mixed else 0))  # two bfloat16 copies: the weights' and their gradient's
 
     eval_batch = config.eval.batch_size
-    eval_bytes = EVAL_SCORE_COPIES * 4 * eval_batch * model.head.memory_scores(training=False)
+    eval_bytes = EVAL_SCORE_COPIES * 4 * eval_batch * model.head.memory_scores(False)
     eval_bytes += eval_batch * 4 * 3 * encoder_width
+    # A random initializer's temporaries (the draw and its scaling) next to the variable it fills.
+    init = INIT_COPIES * max((nbytes([v]) for v in model.variables), default=0)
 
     data = _data_bytes(config, info, features_per_point)
     components = [
         Component("parameters", params, _knobs(config, "parameters")),
         Component("optimizer slots", slots, _knobs(config, "slots")),
+        Component("data pipeline", int(data), "data.shuffle_buffer"),
+        Component("runtime (TF, Keras)", RUNTIME_BYTES + (XLA_BYTES if model.head.serving_jit_compile else 0)),
+    ]
+    transients = [
+        Component("weight initialisation", int(init), "the largest variable (see parameters)"),
         Component("one training step", int(step), _knobs(config, "step")),
         Component("evaluation", int(eval_bytes), "eval.batch_size"),
-        Component("data pipeline", int(data), "data.shuffle_buffer"),
-        Component("runtime (TF, Keras)", RUNTIME_BYTES),
     ]
-    return MemoryPlan(components, notes=[f"{how}; {len(model.variables)} variables, "
+    return MemoryPlan(components, transients, notes=[f"{how}; {len(model.variables)} variables, "
                                          f"{nbytes(model.variables) / 2**20:,.1f} MiB"])
 
 
