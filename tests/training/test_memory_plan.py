@@ -107,7 +107,7 @@ def test_train_refuses_before_writing_a_checkpoint_and_the_flag_overrides(tmp_pa
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "tfxc: error: the memory plan estimates" in err and "--ignore-memory-plan" in err
-    assert ModelDir(model_dir).latest_checkpoint() is None
+    assert not os.path.exists(model_dir)  # refused before the lock, the data card or a checkpoint
     assert main(["--config", path, "--model-dir", model_dir, "--ignore-memory-plan", "--skip-eval"]) == 0
     assert ModelDir(model_dir).latest_checkpoint() is not None
 

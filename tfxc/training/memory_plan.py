@@ -18,8 +18,8 @@ allocation (the resident set does not shrink between them):
 * optimizer slots: Adam keeps 2 moments per trainable weight, SGD with momentum 1, without 0; a weight
   average (EMA/SWA) one more copy. A mirrored strategy on CPU replicas multiplies both.
 * data pipeline: the shuffle buffer of serialized train records (their size on disk) and the prefetched batches.
-* runtime: TensorFlow, Keras and tfxc loaded, the traced functions (`RUNTIME_BYTES`; `XLA_BYTES` more for a
-  head whose evaluation XLA compiles).
+* runtime: TensorFlow, Keras and tfxc loaded, the traced functions (`RUNTIME_BYTES`); XLA compilation:
+  `XLA_BYTES` for a head whose evaluation XLA compiles.
 * transients, the largest counts:
   - weight initialisation: a random initializer's temporaries, `INIT_COPIES` × the largest variable;
   - one training step: the dense gradients (one per dense trainable weight; the row-sparse ones of the
@@ -46,7 +46,7 @@ from tfxc.errors import TfxcError
 log = logging.getLogger("tfxc.memory")
 
 # A process with TensorFlow, Keras and tfxc imported, a strategy, the traced step and evaluation functions
-# and tf.data's threads, before any weight: 734-851 MiB on the measured runts (BENCHMARKS.md, "Memory plan").
+# and tf.data's threads, before any weight: 734-851 MiB on the measured runs (BENCHMARKS.md, "Memory plan").
 RUNTIME_BYTES = 768 * 2**20
 # A head whose evaluation is compiled by XLA (`Head.serving_jit_compile`): the compiler's own memory (the label
 # tree on wordnet-nextword: the peak rose 180 MiB over training's in its first evaluation).
@@ -150,7 +150,8 @@ def model_shapes(model_config, context):
         with keras.StatelessScope(initialize_variables=False):
             model = build_model(model_config, context)
         how = "shapes from a build without weights"
-    except (ValueError, TypeError, NotImplementedError) as e:  # a build that reads its weights' values
+    except Exception as e:  # noqa: BLE001 - e.g. a build that reads its weights' values: build them for real
+        # (a config the real build refuses too raises from there, with its own message)
         log.debug("memory plan: a stateless build failed (%s); building the weights", e)
         model, how = build_model(model_config, context), "shapes from a build with weights"
     finally:
@@ -238,8 +239,9 @@ def _plan(config, info, context) -> MemoryPlan:
         Component("parameters", params, _knobs(config, "parameters")),
         Component("optimizer slots", slots, _knobs(config, "slots")),
         Component("data pipeline", int(data), "data.shuffle_buffer"),
-        Component("runtime (TF, Keras)", RUNTIME_BYTES + (XLA_BYTES if model.head.serving_jit_compile else 0)),
-    ]
+        Component("runtime (TF, Keras)", RUNTIME_BYTES),
+    ] + ([Component("XLA compilation", XLA_BYTES, "the head's evaluation is compiled (Head.serving_jit_compile)")]
+         if model.head.serving_jit_compile else [])
     transients = [
         Component("weight initialisation", int(init), "the largest variable (see parameters)"),
         Component("one training step", int(step), _knobs(config, "step")),

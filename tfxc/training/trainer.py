@@ -40,6 +40,8 @@ class Trainer:
 
     def __init__(self, config, model_dir, info, strategy, part: int | None = None,
                  allow_changed_config: bool = False, final_evaluation: bool = True, ignore_memory_plan: bool = False):
+        # The memory plan first: logged, and a run that would not fit is refused before anything is written.
+        check_memory(plan_memory(config, info, part), ignore=ignore_memory_plan)
         root = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
         self.model_dir = root if part is None else root.part(part)
         self.chief = is_chief(strategy)
@@ -49,7 +51,6 @@ class Trainer:
             self.model_dir.check_resume(config, allow_changes=allow_changed_config)
             if self.chief:
                 self.model_dir.bind_data(info, resuming=self.model_dir.latest_checkpoint() is not None)
-            check_memory(plan_memory(config, info, part), ignore=ignore_memory_plan)  # logs it; refuses if too big
             self.components = build_components(config, strategy, info, self.model_dir, part)
             self.controller = Controller(self.components, self.model_dir, final_evaluation)
         except BaseException:
