@@ -80,7 +80,8 @@ def run_head_test(tmp_path, head: dict, *, encoder: dict | None = None, loss: di
     """
     tmp_path.mkdir(parents=True, exist_ok=True)
     config_path = head_config(tmp_path, head, encoder=encoder, loss=loss, multiclass=multiclass, imports=imports)
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (import_path, REPO, os.environ.get("PYTHONPATH")) if p)}
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (import_path, REPO, os.environ.get("PYTHONPATH")) if p),
+           "TFXC_TRUSTED_IMPORTS": ",".join(imports)}  # the model dirs the CLIs read are the test's own
     batch = check_in_process(config_path, tmp_path)
     check_end_to_end(config_path, tmp_path, batch, env, mirrored_atol)
 

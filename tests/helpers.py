@@ -60,9 +60,9 @@ def cli_env(extra: dict | None = None) -> dict:
 
 
 def run_cli(module: str, *args: str, timeout: float = 240, env: dict | None = None,
-            check: bool = True) -> subprocess.CompletedProcess:
-    """Runs `python -m module args...`; kills the whole process group on timeout."""
-    proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, env=cli_env(env),
+            check: bool = True, cwd: str = REPO) -> subprocess.CompletedProcess:
+    """Runs `python -m module args...` in `cwd`; kills the whole process group on timeout."""
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env=cli_env(env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)

@@ -145,3 +145,42 @@ def test_fit_resolves_a_thin_config_against_the_recipe_for_the_arrays(tmp_path):
     assert resolved["trainer"]["epochs"] == 1 and resolved["trainer"]["select_metric"] == "P@5"
     assert resolved["model"]["encoder"]["embedding_dim"] == 16 and resolved["data"]["val_percent"] == 10
     assert model.predict(x[:2], k=3).ids.shape == (2, 3)
+
+
+def test_load_imports_a_model_directory_s_modules_only_when_trusted(tmp_path, monkeypatch):
+    """D3 in Python: tfxc.load(model_dir) runs the stored config's `imports` only with trust_imports, and
+    never a module from inside the directory."""
+    import sys
+
+    from helpers import run_cli, tiny_config
+
+    from tfxc.errors import ConfigError
+
+    model_dir = tmp_path / "model"
+    run_cli("tfxc.train", "--config", tiny_config(tmp_path, trainer={"train_steps": 8}), "--model-dir", str(model_dir))
+    canary = tmp_path / "CANARY"
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "api_trust_plugin.py").write_text(f"open({str(canary)!r}, 'a').write('ran\\n')\n")
+    (model_dir / "api_inner_plugin.py").write_text(f"open({str(canary)!r}, 'a').write('inner\\n')\n")
+    monkeypatch.syspath_prepend(str(plugins))
+    monkeypatch.syspath_prepend(str(model_dir))
+    monkeypatch.delenv("TFXC_TRUSTED_IMPORTS", raising=False)
+    path = model_dir / "config.json"
+    stored = json.loads(path.read_text())
+    try:
+        path.write_text(json.dumps({**stored, "imports": ["api_trust_plugin"]}))
+        with pytest.raises(ConfigError, match=r"imports modules \(api_trust_plugin\), and importing them runs their "
+                                              r"code; .*trust_imports=True"):
+            tfxc.load(str(model_dir))
+        assert not canary.exists()
+        model = tfxc.load(str(model_dir), trust_imports=["api_trust_plugin"])
+        assert canary.read_text() == "ran\n" and model.predict(scipy.sparse.csr_matrix((2, 300)), k=3).ids.shape == (2, 3)
+        assert tfxc.load(str(model_dir)).num_labels == 40  # imported now: nothing runs again, no trust needed
+        path.write_text(json.dumps({**stored, "imports": ["api_inner_plugin"]}))
+        with pytest.raises(ConfigError, match=r"'api_inner_plugin' would be imported from .*, inside the model"):
+            tfxc.load(str(model_dir), trust_imports=True)
+        assert canary.read_text() == "ran\n"
+    finally:
+        for name in ("api_trust_plugin", "api_inner_plugin"):
+            sys.modules.pop(name, None)

@@ -85,30 +85,43 @@ def test_resume_refuses_a_changed_config_and_names_the_keys(tmp_path):
 
 
 def test_a_model_is_bound_to_the_data_it_was_trained_on(shared_data, tmp_path):
-    """Two runs share one data.dir with different text options: the data is converted again under the first
-    model; evaluating it is refused, and its export still carries its own (unigram) featurizer."""
+    """Two runs share one data.dir with different text options: converting it again keeps the first model's
+    conversion aside, so both models evaluate on their own rows, and an export carries its own featurizer."""
+    import shutil
+
     data = {"format": "jsonl", "train": f"{shared_data}/banking77/train.jsonl",
             "test": f"{shared_data}/banking77/test.jsonl", "dir": str(tmp_path / "data")}
     config = tiny_config(tmp_path, data=data, trainer={"train_steps": 8},
                          model={"encoder": {"name": "sparse_bow", "embedding_dim": 8}, "head": {"name": "softmax"}})
     first, second = tmp_path / "first", tmp_path / "second"
+
+    def evaluate(model_dir, check=True):
+        result = run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json", check=check)
+        return result if not check else json.loads(result.stdout.strip().splitlines()[-1])
+
     run_cli("tfxc.train", "--config", config, "--model-dir", str(first))
     unigram = (first / "dataset" / "featurizer.json").read_text()
+    first_metrics = evaluate(first)
     run_cli("tfxc.train", "--config", config, "--model-dir", str(second), "--set", "data.text.ngram_max=2")
     assert (tmp_path / "data" / "featurizer.json").read_text() != unigram  # converted again, with bigrams
+    kept = tmp_path / "data.superseded"
+    assert len(os.listdir(kept)) == 1  # the first model's conversion, moved aside
 
-    result = run_cli("tfxc.evaluate", "--model-dir", str(first), check=False)
-    assert result.returncode == 2 and "is not the data" in result.stderr and "Traceback" not in result.stderr
+    assert evaluate(first)["P@1"] == first_metrics["P@1"]  # on its own rows
     run_cli("tfxc.export", "--model-dir", str(first), "--out", str(tmp_path / "export"))
     bundled = tmp_path / "export" / "assets.extra" / "tfxc" / "featurizer.json"
     assert bundled.read_text() == unigram
-    assert "P@1" in run_cli("tfxc.evaluate", "--model-dir", str(second)).stdout  # bound to the new data
-    # Resuming the first model converts its data back (same options, same card): allowed; now the second
-    # model's data is gone, and it is the one refused.
+    second_metrics = evaluate(second)  # bound to the new data
+    # Resuming the first model converts its data back (same options, same card); now the second model's
+    # conversion is the one kept aside, and no copy of the first's stays.
     run_cli("tfxc.train", "--config", config, "--model-dir", str(first), "--set", "trainer.train_steps=16")
     assert (tmp_path / "data" / "featurizer.json").read_text() == unigram
-    result = run_cli("tfxc.evaluate", "--model-dir", str(second), check=False)
-    assert result.returncode == 2 and "is not the data" in result.stderr
+    assert len(os.listdir(kept)) == 1
+    assert evaluate(second)["P@1"] == second_metrics["P@1"]
+    # Without the copy kept aside, the model whose data is gone is refused, with a clear line.
+    shutil.rmtree(kept)
+    result = evaluate(second, check=False)
+    assert result.returncode == 2 and "is not the data" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before(tmp_path):
@@ -149,3 +162,56 @@ def test_the_lock_names_its_holder_and_is_released(tmp_path):
             model_dir.lock("second")
         finally:
             held.release()
+
+
+def run_from(cwd, module: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Runs `python -m module args...` in the directory `cwd` (which `python -m` puts first on sys.path)."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=cli_env(env), capture_output=True,
+                          text=True, timeout=240)
+
+
+def set_imports(model_dir, imports) -> None:
+    path = model_dir / "config.json"
+    stored = json.loads(path.read_text())
+    stored["imports"] = imports
+    path.write_text(json.dumps(stored))
+
+
+def test_a_shared_model_directory_runs_no_code_on_evaluate_export_or_ensemble(tmp_path):
+    """D3: a module shipped inside a model directory under runs/ and named in its config.json's `imports`
+    (reachable from the project root as the namespace package runs.shared_model) never runs; a module
+    outside it runs only with --trust-imports; nothing in a model directory run from stands in for a module."""
+    root = tmp_path / "proj"
+    model_dir = root / "runs" / "shared_model"
+    run_cli("tfxc.train", "--config", tiny_config(tmp_path, trainer={"train_steps": 8}), "--model-dir", str(model_dir))
+    canary = tmp_path / "CANARY"
+    write_canary = f"open({str(canary)!r}, 'a').write('ran\\n')\n"
+    (model_dir / "tb_plugin.py").write_text(write_canary)
+    set_imports(model_dir, ["runs.shared_model.tb_plugin"])
+    refused = ("tfxc: error: runs/shared_model/config.json: imports modules (runs.shared_model.tb_plugin), and "
+               "importing them runs their code; pass --trust-imports if you trust the model directory "
+               "runs/shared_model (in Python: trust_imports=True; or name the modules in $TFXC_TRUSTED_IMPORTS)\n")
+    verbs = {"tfxc.evaluate": ["--model-dir", "runs/shared_model"],
+             "tfxc.export": ["--model-dir", "runs/shared_model", "--out", str(tmp_path / "sm")],
+             "tfxc.ensemble": ["--model-dir", "runs/shared_model", "--model-dir", "runs/shared_model"]}
+    for verb, args in verbs.items():
+        result = run_from(root, verb, *args)
+        assert result.returncode == 2 and result.stderr.endswith(refused), (verb, result.stderr[-2000:])
+    # Trusted or not, a module inside the model directory is not imported.
+    result = run_from(root, "tfxc.export", *verbs["tfxc.export"], "--trust-imports")
+    assert result.returncode == 2 and "tfxc: error: " in result.stderr and "Traceback" not in result.stderr
+    assert "would be imported from" in result.stderr and "inside the model directory runs/shared_model" in result.stderr
+    assert not canary.exists() and not (tmp_path / "sm").exists()
+    # A plain module name finds a file in the current directory: it runs with --trust-imports naming it, only.
+    (root / "plugin.py").write_text(write_canary)
+    set_imports(model_dir, ["plugin"])
+    result = run_from(root, "tfxc.evaluate", "--model-dir", "runs/shared_model", "--trust-imports", "other")
+    assert result.returncode == 2 and "imports modules (plugin)" in result.stderr and not canary.exists()
+    result = run_from(root, "tfxc.evaluate", "--model-dir", "runs/shared_model", "--trust-imports", "plugin")
+    assert result.returncode == 0 and canary.read_text() == "ran\n", result.stderr[-2000:]
+    # Run from inside the model directory, a file there does not stand in for a module tfxc imports later.
+    canary.unlink()
+    (model_dir / "tensorflow.py").write_text(write_canary + "raise ImportError('not TensorFlow')\n")
+    set_imports(model_dir, [])
+    result = run_from(model_dir, "tfxc.evaluate", "--model-dir", ".", "--json")
+    assert result.returncode == 0 and not canary.exists(), result.stderr[-2000:]

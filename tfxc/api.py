@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse
 
 from tfxc.data.csr import as_csr
+from tfxc.data.files import check_strings
 from tfxc.errors import DataError, TfxcError
 from tfxc.utils.io import atomic_writer
 
@@ -90,33 +91,54 @@ def fit(config, X, Y, *, model_dir: str, X_val=None, Y_val=None, X_test=None, Y_
       A `Classifier` on `model_dir` (with `plan_only`, the `MemoryPlan`).
     """
     from tfxc.data.convert import ensure_converted
+    from tfxc.model_dir import ModelDir
     from tfxc.resolve import whole_config
     from tfxc.training.distribute import make_strategy
-    from tfxc.training.trainer import Trainer
+    from tfxc.training.trainer import Trainer, lock_for_training
 
     sources = os.path.join(model_dir, SOURCES_DIR)
-    os.makedirs(sources, exist_ok=True)
     splits = {"train": (X, Y), "val": (X_val, Y_val), "test": (X_test, Y_test)}
-    data = _write_sources(sources, {k: v for k, v in splits.items() if v[0] is not None}, label_names)
+    data, files = _sources({k: v for k, v in splits.items() if v[0] is not None}, label_names, sources)
     config, tree = _resolve_config(config, overrides, {**data, "dir": os.path.join(model_dir, CONVERTED_DIR),
                                                        "source_dir": ""})
     strategy = make_strategy(config.runtime)
-    info = ensure_converted(config.data)
-    config = whole_config(config, tree, info, overrides, "the config given to fit")  # a thin one: the recipe's
+    # The lock before anything is written, and a conversion that a model trained on other data refuses:
+    # a second fit into a directory in use, or on other data than its checkpoint's, changes nothing.
+    lock = lock_for_training(model_dir, strategy, what="a tfxc.fit run")
+    try:
+        for path, content in files.items():
+            _write_if_changed(path, content)
+        info = ensure_converted(config.data, accept=ModelDir(model_dir).refuse_other_data)
+        config = whole_config(config, tree, info, overrides, "the config given to fit")  # thin: the recipe's
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     if plan_only:
         from tfxc.training.memory_plan import show_plan
 
-        return show_plan(config, info)
-    Trainer(config, model_dir, info, strategy).train()
+        try:
+            return show_plan(config, info)
+        finally:
+            if lock is not None:
+                lock.release()
+    Trainer(config, model_dir, info, strategy, lock=lock).train()
     return load(model_dir)
 
 
-def load(path: str) -> "Classifier":
-    """A trained model directory or an exported SavedModel, as a `Classifier`."""
+def load(path: str, *, trust_imports=False) -> "Classifier":
+    """A trained model directory or an exported SavedModel, as a `Classifier`.
+
+    Both are programs, not only data: load only ones you trust. A model directory's config may list
+    `imports`, modules whose code runs when imported; they are imported only with `trust_imports` (True,
+    or the module names trusted), or when this process has imported them already, and never from files
+    inside the directory. A SavedModel's graph runs whatever TensorFlow ops it holds (file reads and
+    writes among them) when it is called.
+    """
     if os.path.exists(os.path.join(path, "saved_model.pb")):
         return Classifier(_SavedModelBackend(path))
     if os.path.exists(os.path.join(path, "config.json")):
-        return Classifier(_ModelDirBackend(path))
+        return Classifier(_ModelDirBackend(path, trust_imports))
     raise TfxcError(f"{path}: neither a tfxc model directory (config.json) nor a SavedModel (saved_model.pb)")
 
 
@@ -189,8 +211,10 @@ class Classifier:
             if not is_text:
                 raise TfxcError("this model reads raw text (its encoder tokenises strings); give a list of "
                                 "strings instead of a feature matrix")
+            check_strings(X, "X")
             return list(X)
         if is_text:
+            check_strings(X, "X")
             featurizer = self._backend.featurizer()
             if featurizer is None:
                 raise TfxcError("this model was not trained on text; give a feature matrix instead")
@@ -232,11 +256,12 @@ class Classifier:
 class _ModelDirBackend:
     """Ranks with the restored Keras model (the head's own evaluation top-k)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, trust_imports=False):
         from tfxc.model_dir import ModelDir
 
         self.model_dir = ModelDir(path)
-        self.config, self.model, self.info = self.model_dir.restore(need_rows=False)
+        config = self.model_dir.load_config(trust_imports=trust_imports)
+        self.config, self.model, self.info = self.model_dir.restore(config, need_rows=False)
         self.num_features, self.num_labels = self.info.num_features, self.info.num_labels
         self.label_names = self.info.label_names()
         self.label_freq, self.num_train_points = self.info.label_freq, self.info.num_points("train")
@@ -287,8 +312,9 @@ class _SavedModelBackend:
         info_path = extra_asset(path, "export.json")
         if info_path is None:
             raise TfxcError(f"{path}: not a tfxc SavedModel (no assets.extra/tfxc/export.json)")
-        with open(info_path, encoding="utf-8") as f:
-            exported = json.load(f)
+        from tfxc.utils.json_files import read_json_object
+
+        exported = read_json_object(info_path, "the export's description")
         self.num_features, self.num_labels = exported["num_features"], exported["num_labels"]
         self.input_kind = exported.get("input", "features")
         self.num_train_points = exported.get("num_train_points", 0)
@@ -354,20 +380,23 @@ def _resolve_config(config, overrides, data_fields: dict):
     return load_config_data(tree, overrides, origin=origin), tree
 
 
-def _write_sources(directory: str, splits: dict, label_names) -> dict:
-    """Writes each split's arrays where the converter reads them; returns the `data` fields that name them."""
+def _sources(splits: dict, label_names, directory: str) -> tuple[dict, dict[str, bytes]]:
+    """Each split's arrays as the files the converter reads: (the `data` fields that name them,
+    {path under `directory`: contents}), written by the caller once it holds the model directory."""
     texts = isinstance(splits["train"][0], (list, tuple)) and all(isinstance(t, str) for t in splits["train"][0])
-    fields = {}
+    fields, files = {}, {}
     if texts:
         for split, (x, y) in splits.items():
             if len(x) != len(y):
                 raise DataError(f"{split}: {len(x)} texts but {len(y)} label lists")
+            check_strings(x, f"X ({split})")
+            check_strings(_label_lists(y), f"Y ({split})")
             path = os.path.join(directory, f"{split}.jsonl")
             lines = (json.dumps({"text": text, "labels": [str(label) for label in labels]}) + "\n"
                      for text, labels in zip(x, _label_lists(y)))
-            _write_if_changed(path, "".join(lines).encode("utf-8"))
+            files[path] = "".join(lines).encode("utf-8")
             fields[split] = path
-        return {"format": "jsonl", **fields, **{f"{s}_labels": "" for s in ("train", "val", "test")}}
+        return {"format": "jsonl", **fields, **{f"{s}_labels": "" for s in ("train", "val", "test")}}, files
     matrices = {split: (as_csr(x, f"X ({split})"), _label_matrix(y, split)) for split, (x, y) in splits.items()}
     # One label space for every split: as wide as the widest Y, or the names given.
     width = max([y.shape[1] for _, y in matrices.values()] + [len(label_names or ())])
@@ -380,17 +409,18 @@ def _write_sources(directory: str, splits: dict, label_names) -> dict:
         for path, matrix in ((fields[split], x), (fields[f"{split}_labels"], y)):
             buffer = io.BytesIO()
             scipy.sparse.save_npz(buffer, matrix)
-            _write_if_changed(path, buffer.getvalue())
+            files[path] = buffer.getvalue()
     if label_names is not None:
+        check_strings(label_names, "label_names", item="label id")
         path = os.path.join(directory, "labels.txt")
-        _write_if_changed(path, "".join(f"{name}\n" for name in label_names).encode("utf-8"))
+        files[path] = "".join(f"{name}\n" for name in label_names).encode("utf-8")
         fields["label_names"] = path
-    return {"format": "pecos", **{k: "" for k in ("val", "val_labels", "test", "test_labels")}, **fields}
+    return {"format": "pecos", **{k: "" for k in ("val", "val_labels", "test", "test_labels")}, **fields}, files
 
 
 def _write_if_changed(path: str, content: bytes) -> None:
-    """Writes `content` atomically unless the file already holds it: an unchanged source keeps its time
-    stamp, so a second `fit` on the same data finds it converted and resumes the model."""
+    """Writes `content` atomically unless the file already holds it (an unchanged source keeps its time
+    stamp, so a second `fit` on the same data need not hash it again to find it converted)."""
     if os.path.exists(path):
         with open(path, "rb") as f:
             if f.read() == content:

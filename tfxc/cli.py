@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 import sys
 
 from tfxc.errors import TfxcError
@@ -75,3 +76,38 @@ def add_config_args(parser) -> None:
     parser.add_argument("--config", help="JSON experiment config (see configs/)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value; repeatable (e.g. --set trainer.epochs=3)")
+
+
+def module_names(text: str) -> tuple[str, ...]:
+    """argparse type: a comma-separated list of module names."""
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names) or not all(part.isidentifier() for name in names for part in name.split(".")):
+        raise argparse.ArgumentTypeError(f"expected module names separated by commas, got {text!r}")
+    return names
+
+
+def add_trust_args(parser) -> None:
+    """`--trust-imports [MODULE,...]`, for the verbs that read a model directory's config.json.
+
+    The stored config's `imports` are modules to import, and importing runs their code; a model directory
+    may come from someone else, so they are imported only when trusted (`ModelDir.load_config`).
+    """
+    parser.add_argument("--trust-imports", nargs="?", const=True, default=False, type=module_names,
+                        metavar="MODULE,...",
+                        help="import the modules the model directory's config.json lists under 'imports' (this "
+                             "runs their code): all of them, or only those named. Without it they are refused "
+                             "unless already imported; $TFXC_TRUSTED_IMPORTS names more trusted modules. Nothing "
+                             "is ever imported from inside the model directory")
+
+
+def keep_out_of_import_path(model_dirs) -> None:
+    """Removes the entries of `sys.path` that lie inside any of `model_dirs` (the model directories a verb reads).
+
+    `python -m` puts the current directory first on `sys.path`: run from inside a model directory, every
+    module imported later (TensorFlow is imported lazily, after the arguments are read) would be looked
+    for in that directory first, so a file there could stand in for it.
+    """
+    from tfxc.config.loading import is_inside
+
+    sys.path[:] = [entry for entry in sys.path
+                   if not any(is_inside(entry or os.getcwd(), directory) for directory in model_dirs)]

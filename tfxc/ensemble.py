@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-from tfxc.cli import main_wrapper, positive_int, setup_logging
+from tfxc.cli import add_trust_args, keep_out_of_import_path, main_wrapper, positive_int, setup_logging
 from tfxc.errors import TfxcError
 from tfxc.eval.ensemble import METHODS, combine
 from tfxc.model_dir import ModelDir
@@ -50,13 +50,16 @@ def main(argv=None):
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="eval.KEY=VALUE",
                         help="override settings of every model's trained config, e.g. --set eval.ks=[1,3,5,10]; "
                              "the first model's eval settings (ks, batch_size, max_points) serve all models")
+    add_trust_args(parser)
     args = parser.parse_args(argv)
     if len(args.model_dirs) < 2:
         raise TfxcError(f"an ensemble needs at least 2 --model-dir, got {len(args.model_dirs)}")
     if args.method not in METHODS:
         raise TfxcError(f"unknown --method {args.method!r}; known: {', '.join(METHODS)}")
     setup_logging()
-    result = run_ensemble(args.model_dirs, args.method, args.split, args.list_size, args.overrides)
+    keep_out_of_import_path(args.model_dirs)
+    result = run_ensemble(args.model_dirs, args.method, args.split, args.list_size, args.overrides,
+                          trust_imports=args.trust_imports)
     if args.json:
         print(json.dumps(result))
     else:
@@ -65,8 +68,10 @@ def main(argv=None):
 
 
 def run_ensemble(model_dirs: list[str], method: str, split: str = "test", list_size: int = DEFAULT_LIST_SIZE,
-                 overrides=()) -> dict:
+                 overrides=(), trust_imports=False) -> dict:
     """Evaluates every model of `model_dirs` and their `method` ensemble on `split`.
+
+    `trust_imports` says which of the model directories' `imports` may run (`ModelDir.load_config`).
 
     Returns:
       {"split", "method", "list_size", "models": [{"model_dir", metrics...}], "ensemble": {metrics...}},
@@ -84,7 +89,7 @@ def run_ensemble(model_dirs: list[str], method: str, split: str = "test", list_s
     members = []  # (path, TrainedModel)
     for path in model_dirs:
         model_dir = ModelDir(path)
-        trained = model_dir.restore(model_dir.load_config(overrides))
+        trained = model_dir.restore(model_dir.load_config(overrides, trust_imports=trust_imports))
         if members:
             _check_same_data(members[0][0], members[0][1].info, path, trained.info, split)
         members.append((path, trained))
@@ -137,7 +142,7 @@ def _check_same_data(first_path: str, first, path: str, info, split: str) -> Non
         differences.append(f"{first.num_labels} vs {info.num_labels} labels")
     if split in first.splits and split in info.splits and first.num_points(split) != info.num_points(split):
         differences.append(f"{first.num_points(split)} vs {info.num_points(split)} {split} points")
-    if not differences and info.fingerprint() != first.fingerprint():
+    if not differences and not info.same_data_as(first):
         differences.append(f"data fingerprints differ ({first.dir} vs {info.dir})")
     if differences:
         raise TfxcError(f"{first_path} and {path} were not trained on the same converted data "

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from tfxc.cli import main_wrapper, setup_logging
+from tfxc.cli import add_trust_args, keep_out_of_import_path, main_wrapper, setup_logging
 from tfxc.model_dir import ModelDir
 
 
@@ -28,10 +28,12 @@ def main(argv=None):
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="eval.KEY=VALUE",
                         help="override evaluation settings of the trained config, e.g. --set eval.ks=[1,3,5,10] "
                              "or --set model.head.eval_top_buckets=50 (MACH's approximate evaluation)")
+    add_trust_args(parser)
     args = parser.parse_args(argv)
     setup_logging()
+    keep_out_of_import_path([args.model_dir])
     model_dir = ModelDir(args.model_dir)
-    config = model_dir.load_config(args.overrides)
+    config = model_dir.load_config(args.overrides, trust_imports=args.trust_imports)
     from tfxc.eval.evaluator import Evaluator, format_metrics, metric_lines, rounded_metrics
 
     if model_dir.has_finished_parts(config) and not args.bad_cases:

@@ -163,11 +163,12 @@ class ModelDir:
 
     def best(self) -> dict | None:
         """best.json of the selected weights ({"step", "metric", "value"}), or None without them."""
+        from tfxc.utils.json_files import read_json_object
+
         path = os.path.join(self.best_dir, BEST_FILE)
         if not os.path.exists(path):
             return None
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return read_json_object(path, "the record of the selected weights")
 
     def save_best(self, model, record: dict) -> None:
         """Writes `model`'s weights and `record` as best/ (atomically: a crash keeps the previous best).
@@ -210,13 +211,24 @@ class ModelDir:
         return None
 
     # === Config ===
-    def load_config(self, overrides=()):
-        """The config the model was trained with, with `--set` overrides (e.g. eval settings) applied."""
+    def load_config(self, overrides=(), trust_imports=False):
+        """The config the model was trained with, with `--set` overrides (e.g. eval settings) applied.
+
+        Args:
+          overrides: `--set` assignments.
+          trust_imports: which of the config's `imports` may be imported, which runs their code: True for
+            all, or an iterable of module names (see `tfxc.config.loading.trusted_imports`). By default
+            none that is not imported already: a model directory may come from someone else. Modules are
+            never imported from files inside the directory, trusted or not.
+
+        Raises:
+          ConfigError: the config is invalid, or imports modules that are not trusted.
+        """
         from tfxc.config import load_config
 
         if not os.path.exists(self.config_path):
             raise TfxcError(f"{self.path}: not a tfxc model directory (no {CONFIG_FILE})")
-        return load_config(self.config_path, overrides)
+        return load_config(self.config_path, overrides, trust_imports=trust_imports, model_dir=self.path)
 
     def config_text(self) -> str | None:
         """The stored config.json as written (None if there is none)."""
@@ -226,9 +238,10 @@ class ModelDir:
             return f.read()
 
     def write_config(self, config) -> None:
+        """Writes `config` as config.json, its data paths made absolute (`stored_form`)."""
         from tfxc.config import save_config
 
-        save_config(config, self.config_path)
+        save_config(stored_form(config), self.config_path)
 
     def check_resume(self, config, allow_changes: bool = False) -> None:
         """Refuses to resume a checkpoint under a config that changes more than `SAFE_TO_CHANGE`.
@@ -263,10 +276,20 @@ class ModelDir:
         from tfxc.config import to_dict
 
         try:  # read through today's schema: an option added since then counts at its default, not as a change
-            trained = to_dict(self.load_config())
-        except TfxcError:  # a stored config today's schema rejects: compare the text as written
-            trained = json.loads(self.config_text())
-        return _flat_differences(trained, to_dict(config))
+            trained = to_dict(stored_form(self.load_config()))
+        except TfxcError as error:  # a stored config today's schema rejects, or whose imports are not trusted (their
+            # code is not run for a comparison): compare the text as written, if it is a JSON object at all
+            try:
+                trained = json.loads(self.config_text())
+            except ValueError:
+                trained = None
+            if not isinstance(trained, dict):
+                raise error from None
+            data = trained.get("data")
+            if isinstance(data, dict):
+                trained["data"] = {k: os.path.abspath(v) if k in DATA_PATH_FIELDS and isinstance(v, str) and v
+                                   else v for k, v in data.items()}
+        return _flat_differences(trained, to_dict(stored_form(config)))
 
     # === Parts (a head trained in independent parts, e.g. MACH repetitions: `tfxc.training.parts`) ===
     def finished_parts(self, config, info, allowed: tuple = ()) -> list["ModelDir"]:
@@ -290,7 +313,7 @@ class ModelDir:
         if count < 2:
             raise ConfigError(f"model.head '{config.model.head.name}' trains as a whole; there are no parts")
         total = TrainingLength.from_config(config.trainer, info.num_points("train")).total_steps
-        expected_config = config_to_json(config)
+        expected_config = config_to_json(stored_form(config))
         parts = []
         for r in range(count):
             part_dir = self.part(r)
@@ -344,18 +367,57 @@ class ModelDir:
         Raises:
           TrainingError: resuming on data that was converted differently since.
         """
+        from tfxc.data.convert import add_dependent
+
         if os.path.isdir(self.dataset_dir) and resuming:
-            if self.bound_data().fingerprint() != info.fingerprint():
+            if not self.bound_data().same_data_as(info):
                 raise TrainingError(self._data_changed(info.dir))
+        else:
+            with atomic_directory(self.dataset_dir, marker="stats.json") as tmp:
+                info.copy_card(tmp)
+        add_dependent(info.dir, self.dataset_dir)  # converting other data into info.dir keeps this one aside
+
+    def refuse_other_data(self, info) -> None:
+        """Raises unless a run of this directory may train on `info`, a conversion not yet in place.
+
+        `tfxc.data.convert.ensure_converted(accept=...)` calls it before a new conversion replaces the
+        data directory: a directory with a checkpoint resumes only on the data it was trained on, and
+        refusing here leaves the old conversion (which the model may still be evaluated on) untouched.
+
+        Raises:
+          TrainingError: this directory holds a checkpoint trained on other data.
+        """
+        bound = self.bound_data()
+        if bound is None or self.latest_checkpoint() is None and self.best() is None:
             return
-        with atomic_directory(self.dataset_dir, marker="stats.json") as tmp:
-            info.copy_card(tmp)
+        if not bound.same_data_as(info):
+            raise TrainingError(f"{self.path} holds a model trained on other data than these sources give (its "
+                                f"data card is in {self.dataset_dir}); nothing was converted. Train into another "
+                                "--model-dir, or give the sources it was trained on")
 
     def bound_data(self):
         """The `DatasetInfo` of the copy in `dataset/` (sizes, labels, featurizer; no shards), or None."""
         from tfxc.data.info import DatasetInfo
 
         return DatasetInfo.load(self.dataset_dir) if os.path.isdir(self.dataset_dir) else None
+
+    def bound_rows(self, data_dir: str):
+        """The `DatasetInfo` (shards included) of the data this model was trained on: the conversion in
+        `data_dir`, or the one kept aside when `data_dir` was converted again since.
+
+        Raises:
+          TfxcError: neither holds it.
+        """
+        from tfxc.data.convert import conversion_for
+
+        bound = self.bound_data()
+        info = conversion_for(data_dir, bound)
+        if info is None:
+            raise TfxcError(self._data_changed(data_dir))
+        if os.path.abspath(info.dir) != os.path.abspath(data_dir):
+            log.info("%s was converted again since %s was trained; its rows are read from %s", data_dir,
+                     self.path, info.dir)
+        return info
 
     def _data_changed(self, data_dir: str) -> str:
         return (f"the data in {data_dir} is not the data {self.path} was trained on (it was converted again, "
@@ -387,9 +449,7 @@ class ModelDir:
         config = config or self.load_config(overrides)
         bound = self.bound_data()
         if need_rows or bound is None:
-            info = DatasetInfo.load(config.data.dir)
-            if bound is not None and bound.fingerprint() != info.fingerprint():
-                raise TfxcError(self._data_changed(config.data.dir))
+            info = DatasetInfo.load(config.data.dir) if bound is None else self.bound_rows(config.data.dir)
         else:
             info = bound
         if part is None and self.best() is None and not self.checkpoints() and self.has_finished_parts(config):
@@ -418,6 +478,22 @@ class ModelDir:
         if average is not None:
             average.copy_to_model()
         return TrainedModel(config, model, info)
+
+
+# The data section's fields that name files or directories.
+DATA_PATH_FIELDS = ("dir", "train", "test", "val", "train_labels", "test_labels", "val_labels", "label_names",
+                    "val_groups", "source_dir")
+
+
+def stored_form(config):
+    """`config` as a model directory keeps it: the data section's relative paths made absolute (against
+    the working directory), so `tfxc.evaluate` or `tfxc.load` finds the data from any directory."""
+    import dataclasses
+
+    data = config.data
+    absolute = {name: os.path.abspath(getattr(data, name)) for name in DATA_PATH_FIELDS
+                if getattr(data, name) and not os.path.isabs(getattr(data, name))}
+    return dataclasses.replace(config, data=dataclasses.replace(data, **absolute)) if absolute else config
 
 
 def _flat_differences(old: dict, new: dict, prefix: str = "") -> dict[str, tuple]:

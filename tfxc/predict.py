@@ -120,6 +120,7 @@ class Progress:
 def interactive(signature, k: int) -> int:
     """The prompt loop of --interactive: one text per line in, its top-k labels and scores out."""
     from tfxc._tf import tf
+    from tfxc.data.files import surrogate_problem
 
     print(f"type a text and press enter (top {k} labels); an empty line or Ctrl-D ends", file=sys.stderr)
     while True:
@@ -129,6 +130,10 @@ def interactive(signature, k: int) -> int:
             break
         if not text.strip():
             break
+        problem = surrogate_problem(text)  # undecodable terminal bytes arrive as lone surrogates
+        if problem:
+            print(f"tfxc: error: the text {problem} (is the terminal's encoding UTF-8?)", file=sys.stderr)
+            continue
         start = time.perf_counter()
         result = signature(text=tf.constant([text]), k=tf.constant(k, tf.int32))
         elapsed = (time.perf_counter() - start) * 1000
@@ -171,8 +176,9 @@ def main(argv=None):
     export_info_path = extra_asset(args.saved_model, "export.json")
     if export_info_path is None:
         raise TfxcError(f"{args.saved_model}: not a tfxc SavedModel (no assets.extra/tfxc/export.json)")
-    with open(export_info_path, encoding="utf-8") as f:
-        export_info = json.load(f)
+    from tfxc.utils.json_files import read_json_object
+
+    export_info = read_json_object(export_info_path, "the export's description")
     k = export_info["top_k"] if args.top_k is None else args.top_k
     signature = tf.saved_model.load(args.saved_model).signatures["top_k"]
     if args.interactive:

@@ -458,6 +458,11 @@ def recipe_config(data: dict, info) -> tuple[dict, list[str]]:
     """The whole config (JSON layout) for converted data `info` from sources `data`, and the reasons."""
     profile = DataProfile.from_info(info)
     config, why = choose(profile, measure_centroids(profile, info))
+    if "val" not in info.splits:  # `"val_percent": 0`: trained on all of train, nothing to select on
+        for key in ("select_metric", "patience", "eval_every_epochs"):
+            config["trainer"].pop(key, None)
+        why = [line if not line.startswith("selection:") else
+               "selection: none, the last step's weights (the data has no validation split)" for line in why]
     if data.get("format") == "jsonl":
         # LONG_TEXT_FEATURES are also the schema's defaults (TextFeaturesConfig), for a data section without `text`.
         text = {**LONG_TEXT_FEATURES, **data.get("text", {})}

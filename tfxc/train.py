@@ -105,18 +105,28 @@ def main(argv=None):
     setup_logging(args.verbose)
     from tfxc.data.convert import ensure_converted
     from tfxc.training.distribute import make_strategy
-    from tfxc.training.parts import link_parts, merge_parts
 
     model_dir = args.model_dir or default_model_dir(args.config)
     strategy = make_strategy(config.runtime)  # first: logical devices must precede TF's start-up
-    info = ensure_converted(config.data)
-    if args.merge_parts:
-        merge_parts(config, model_dir, info)
+    from tfxc.training.parts import link_parts, merge_parts
+    from tfxc.training.trainer import lock_for_training, training_dir
+
+    if args.merge_parts or args.link_parts:
+        info = ensure_converted(config.data)  # the parts are bound to it; merging binds the whole model
+        (merge_parts if args.merge_parts else link_parts)(config, model_dir, info)
         return 0
-    if args.link_parts:
-        link_parts(config, model_dir, info)
-        return 0
-    return run_training(config, model_dir, info, strategy, args)
+    # The lock, then the checks against what the directory holds, then the conversion: a run that is
+    # refused has changed nothing, neither the data nor the model's binding to it.
+    lock = lock_for_training(model_dir, strategy, args.part)
+    try:
+        target = training_dir(model_dir, args.part)
+        target.check_resume(config, allow_changes=args.allow_changed_config)
+        info = ensure_converted(config.data, accept=target.refuse_other_data)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return run_training(config, model_dir, info, strategy, args, lock)
 
 
 def train_recipe(args, own: dict | None = None) -> int:
@@ -130,6 +140,7 @@ def train_recipe(args, own: dict | None = None) -> int:
 
     from tfxc.config.loading import load_config_data
     from tfxc.data.convert import ensure_converted
+    from tfxc.model_dir import ModelDir
     from tfxc.recipe import data_section, recipe_config, resolve_thin, with_validation
     from tfxc.training.distribute import make_strategy
 
@@ -153,10 +164,21 @@ def train_recipe(args, own: dict | None = None) -> int:
     early = [o for o in args.overrides if o.split("=", 1)[0].strip().startswith(("data.", "runtime."))]
     base = load_config_data({"data": data, "runtime": (own or {}).get("runtime", {})}, early, origin=origin)
     setup_logging(args.verbose)
-    strategy = None if args.print_config or args.num_parts else make_strategy(base.runtime)
-    info = ensure_converted(base.data)
-    chosen, reasons = recipe_config(data, info) if own is None else resolve_thin(own, info, origin)
-    config = load_config_data(chosen, args.overrides, origin=origin if own is None else "the recipe with " + origin)
+    looking = args.print_config or args.num_parts
+    strategy = None if looking else make_strategy(base.runtime)
+    from tfxc.training.trainer import lock_for_training
+
+    # As for a whole config: the lock, then a conversion that a model trained on other data refuses.
+    lock = None if looking else lock_for_training(model_dir, strategy)
+    try:
+        info = ensure_converted(base.data, accept=ModelDir(model_dir).refuse_other_data)
+        chosen, reasons = recipe_config(data, info) if own is None else resolve_thin(own, info, origin)
+        config = load_config_data(chosen, args.overrides,
+                                  origin=origin if own is None else "the recipe with " + origin)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     if args.print_config:
         sys.stdout.write(config_to_json(config))
         return 0
@@ -169,19 +191,22 @@ def train_recipe(args, own: dict | None = None) -> int:
     if args.overrides:
         print("  then --set " + " ".join(args.overrides))
     print(f"the whole config is kept as {os.path.join(model_dir, 'config.json')}; edit it and train with --config")
-    return run_training(config, model_dir, info, strategy, args)
+    return run_training(config, model_dir, info, strategy, args, lock)
 
 
-def run_training(config, model_dir: str, info, strategy, args) -> int:
+def run_training(config, model_dir: str, info, strategy, args, lock) -> int:
     from tfxc.eval.evaluator import format_metrics
     from tfxc.training.trainer import Trainer
 
-    if args.plan:  # after the conversion (the plan reads the data's stats), before anything is written
+    if args.plan:  # after the conversion (the plan reads the data's stats); nothing is trained or written
         from tfxc.training.memory_plan import show_plan
 
         show_plan(config, info, args.part)
+        if lock is not None:
+            lock.release()
         return 0
-    trainer = Trainer(config, model_dir, info, strategy, part=args.part, ignore_memory_plan=args.ignore_memory_plan,
+    trainer = Trainer(config, model_dir, info, strategy, part=args.part, lock=lock,
+                      ignore_memory_plan=args.ignore_memory_plan,
                       allow_changed_config=args.allow_changed_config, final_evaluation=not args.skip_eval)
     metrics = trainer.train()
     if trainer.chief and trainer.controller.evaluator is not None and metrics:

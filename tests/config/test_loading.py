@@ -5,6 +5,8 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
+import sys
 
 import pytest
 from helpers import REPO, run_cli
@@ -177,3 +179,159 @@ def test_setting_another_name_starts_the_entry_afresh():
     config = load_config(None, ["data.dir=d", "model.head.name=softmax", "model.head.multi_label_loss=decoupled",
                                 "model.head.name=one_vs_all"])
     assert type(config.model.head).__name__ == "OneVsAllHeadConfig"
+
+
+# === A config whose top level is not a JSON object (D12) ===
+@pytest.mark.parametrize("text", ["[1, 2]", '"abc"', "5", "null"])
+def test_a_config_whose_top_level_is_not_an_object_is_a_config_error(tmp_path, text):
+    from tfxc.config.loading import load_config_data
+    from tfxc.model_dir import ModelDir
+
+    path = tmp_path / "l.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"^{path}: a config must be a JSON object {{...}} at the top level, got"):
+        load_config(str(path))
+    with pytest.raises(ConfigError, match=rf"^{path}: a config must be a JSON object"):
+        load_config(str(path), ["trainer.epochs=2"])
+    with pytest.raises(ConfigError, match=r"^a config must be a JSON object"):  # a config given in memory
+        load_config_data(json.loads(text))
+    (tmp_path / "config.json").write_text(text)  # read back from a model directory
+    with pytest.raises(ConfigError, match="config.json: a config must be a JSON object"):
+        ModelDir(str(tmp_path)).load_config()
+
+
+def test_train_print_config_of_a_list_is_one_line(tmp_path):
+    path = tmp_path / "l.json"
+    path.write_text("[1,2]\n")
+    result = run_cli("tfxc.train", "--config", str(path), "--print-config", check=False, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr == (f"tfxc: error: {path}: a config must be a JSON object {{...}} at the top level, "
+                             "got list [1, 2]\n")
+
+
+def test_the_json_records_beside_data_and_models_refuse_other_top_levels(tmp_path):
+    from tfxc.data.info import DatasetInfo
+    from tfxc.errors import DataError
+    from tfxc.model_dir import ModelDir
+    from tfxc.utils.json_files import read_json_object
+
+    for text, problem in (("[1]", "must be a JSON object at the top level, got list"),
+                          ("null", "must be a JSON object at the top level, got null"),
+                          ('{"num_labels": 3', "cannot read the data set's statistics")):
+        (tmp_path / "stats.json").write_text(text)
+        with pytest.raises(DataError, match=f"stats.json: .*{re.escape(problem)}"):
+            DatasetInfo.load(str(tmp_path))
+    (tmp_path / "stats.json").write_text('{"num_features": 3}')
+    with pytest.raises(DataError, match="stats.json: no 'label_freq' entry"):
+        DatasetInfo.load(str(tmp_path))
+    (tmp_path / "best").mkdir()
+    (tmp_path / "best" / "best.json").write_text('"step"')
+    with pytest.raises(DataError, match="best.json: the record of the selected weights must be a JSON object"):
+        ModelDir(str(tmp_path)).best()
+    with pytest.raises(DataError, match="x.json: the file is missing"):
+        read_json_object(str(tmp_path / "x.json"))
+    # The evaluation log a resumed run reads: one object per line.
+    from tfxc.utils.json_files import read_json_lines
+
+    (tmp_path / "eval_log.jsonl").write_text('{"step": 8, "split": "val"}\n\n[8]\n')
+    with pytest.raises(DataError, match=r"eval_log.jsonl:3: the evaluation log: expected a JSON object, got list"):
+        read_json_lines(str(tmp_path / "eval_log.jsonl"), "the evaluation log")
+
+
+# === imports: code a model directory can make run (D3) ===
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project root as the README lays it out (model dirs under runs/, commands run from the root, which
+    `python -m` puts first on sys.path), with a model directory someone else made: runs/shared_model."""
+    root = tmp_path / "proj"
+    model_dir = root / "runs" / "shared_model"
+    model_dir.mkdir(parents=True)
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delenv("TFXC_TRUSTED_IMPORTS", raising=False)
+    before = set(sys.modules)
+    yield root, model_dir
+    for name in set(sys.modules) - before:  # the modules a test imported from its own directory
+        if name.startswith(("runs", "trust_")):
+            del sys.modules[name]
+
+
+def canary_module(path, canary) -> None:
+    """Writes a module whose import appends to `canary` (the proof that its code ran)."""
+    path.write_text(f"open({str(canary)!r}, 'a').write('ran\\n')\n")
+
+
+def store_config(model_dir, imports) -> None:
+    (model_dir / "config.json").write_text(json.dumps({"data": {"dir": "d"}, "imports": imports}))
+
+
+def test_a_module_inside_a_model_directory_never_runs(project):
+    """The D3 repro: `runs.shared_model.tb_plugin` is reachable from the project root as a namespace package."""
+    from tfxc.model_dir import ModelDir
+
+    root, model_dir = project
+    canary = root / "CANARY"
+    canary_module(model_dir / "tb_plugin.py", canary)
+    store_config(model_dir, ["runs.shared_model.tb_plugin"])
+    with pytest.raises(ConfigError) as refused:
+        ModelDir("runs/shared_model").load_config()
+    assert str(refused.value) == (
+        "runs/shared_model/config.json: imports modules (runs.shared_model.tb_plugin), and importing them runs "
+        "their code; pass --trust-imports if you trust the model directory runs/shared_model (in Python: "
+        "trust_imports=True; or name the modules in $TFXC_TRUSTED_IMPORTS)")
+    # Trusted or not, a module that is a file inside the model directory is refused.
+    for trust in (True, ["runs.shared_model.tb_plugin"], ["runs"]):
+        with pytest.raises(ConfigError, match=r"'runs.shared_model.tb_plugin' would be imported from .*"
+                                              r"tb_plugin.py, inside the model directory runs/shared_model"):
+            ModelDir("runs/shared_model").load_config(trust_imports=trust)
+    # Also when the model directory is a package whose __init__ would run first, and when it is the current
+    # directory and the module is named plainly.
+    canary_module(model_dir / "__init__.py", canary)
+    with pytest.raises(ConfigError, match=r"would be imported from .*__init__.py, inside the model directory"):
+        ModelDir("runs/shared_model").load_config(trust_imports=True)
+    os.chdir(model_dir)
+    sys.path.insert(0, "")
+    try:
+        store_config(model_dir, ["tb_plugin"])
+        with pytest.raises(ConfigError, match=r"'tb_plugin' would be imported from .*tb_plugin.py, inside the "
+                                              r"model directory \."):
+            ModelDir(".").load_config(trust_imports=True)
+    finally:
+        sys.path.remove("")
+    assert not canary.exists()
+
+
+def test_a_model_directory_s_imports_run_only_when_trusted(project, monkeypatch):
+    """A plain `imports: ["mod"]` finds a mod.py in the current directory: it runs only when the caller
+    trusts it (--trust-imports / trust_imports=True, its name, or $TFXC_TRUSTED_IMPORTS)."""
+    from tfxc.model_dir import ModelDir
+
+    root, model_dir = project
+    canary = root / "CANARY"
+    for name in ("trust_a", "trust_b", "trust_c", "trust_d"):
+        canary_module(root / f"{name}.py", canary)
+    stored = ModelDir(str(model_dir))
+    store_config(model_dir, ["trust_a"])
+    with pytest.raises(ConfigError, match=r"imports modules \(trust_a\), and importing them runs their code"):
+        stored.load_config()
+    with pytest.raises(ConfigError, match=r"imports modules \(trust_a\)"):
+        stored.load_config(trust_imports=["trust_b"])
+    assert not canary.exists()
+    stored.load_config(trust_imports=["trust_a"])
+    assert canary.read_text() == "ran\n"
+    stored.load_config()  # imported now: importing it again runs nothing, so no trust is needed
+    assert canary.read_text() == "ran\n"
+    store_config(model_dir, ["trust_b"])
+    stored.load_config(trust_imports=True)
+    store_config(model_dir, ["trust_c"])
+    monkeypatch.setenv("TFXC_TRUSTED_IMPORTS", "other, trust_c")
+    stored.load_config()
+    monkeypatch.delenv("TFXC_TRUSTED_IMPORTS")
+    # Names the caller gives with --set are the caller's own.
+    stored.load_config(["imports=[\"trust_d\"]"])
+    assert canary.read_text() == "ran\n" * 4
+    # A config the user passes is the user's own: its imports run as asked (tfxc.train --config).
+    (root / "mine.json").write_text(json.dumps({"data": {"dir": "d"}, "imports": ["trust_e"]}))
+    canary_module(root / "trust_e.py", canary)
+    load_config(str(root / "mine.json"))
+    assert canary.read_text() == "ran\n" * 5

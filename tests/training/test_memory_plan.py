@@ -107,7 +107,9 @@ def test_train_refuses_before_writing_a_checkpoint_and_the_flag_overrides(tmp_pa
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "tfxc: error: the memory plan estimates" in err and "--ignore-memory-plan" in err
-    assert not os.path.exists(model_dir)  # refused before the lock, the data card or a checkpoint
+    # Refused before the data card, the config or a checkpoint is written; the lock is released (the next run).
+    assert ModelDir(model_dir).latest_checkpoint() is None
+    assert not os.path.exists(os.path.join(model_dir, "config.json"))
     assert main(["--config", path, "--model-dir", model_dir, "--ignore-memory-plan", "--skip-eval"]) == 0
     assert ModelDir(model_dir).latest_checkpoint() is not None
 
@@ -123,7 +125,9 @@ def test_plan_prints_every_component_and_exits_without_training(tmp_path, capsys
                  "total", "available"):
         assert name in out
     assert "model.encoder.embedding_dim" in out and "trainer.global_batch_size" in out
-    assert not model_dir.exists()  # no lock, no config, no checkpoint
+    assert ModelDir(str(model_dir)).latest_checkpoint() is None  # nothing trained
+    assert not (model_dir / "config.json").exists()
+    assert main(["--config", path, "--model-dir", str(model_dir), "--plan"]) == 0  # the lock was released
 
 
 def test_fit_with_plan_only_returns_the_plan_untrained(tmp_path, capsys):

@@ -56,10 +56,10 @@ def test_taxonomy_with_ragged_depths_and_label_ids(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("a\tx\nzz\ty\n", "tax.tsv:2: unknown label 'zz'"),
-    ("a\tx\na\ty\nb\tz\n", "tax.tsv:2: label 'a' appears twice"),
+    ("a\tx\nzz\ty\n", "tax.tsv:2: field 'label': unknown label 'zz'"),
+    ("a\tx\na\ty\nb\tz\n", "tax.tsv:2: field 'label': label 'a' appears twice"),
     ("a\tx\n", "1 labels have no place"),
-    ("a\t\nb\tx\n", "tax.tsv:1: expected label<TAB>ancestor"),
+    ("a\t\nb\tx\n", "tax.tsv:1: field 'ancestors': expected label<TAB>ancestor"),
 ])
 def test_bad_taxonomies_name_the_line(tmp_path, text, message):
     path = tmp_path / "tax.tsv"
@@ -101,3 +101,30 @@ def test_a_tree_over_some_labels_round_trips(tmp_path):
     back = LabelTree.read_tsv(str(tmp_path / "t.tsv"), names, allow_missing=True)
     assert back.sizes == tree.sizes and back.num_labels == 25
     np.testing.assert_array_equal(back.leaf_labels, tree.leaf_labels)
+
+
+# D13: "²".isdigit() is true but int("²") fails (a traceback); "٣" (Arabic-Indic 3) was silently label 3.
+@pytest.mark.parametrize("field", ["\u00b2", "\u0663", "1\u00b2", "99999999999999999999"])
+def test_taxonomy_label_ids_are_ascii_digits_in_range(tmp_path, field):
+    path = tmp_path / "tax.tsv"
+    path.write_text(f"a\tx\n{field}\ty\n", encoding="utf-8")
+    with pytest.raises(DataError) as e:
+        LabelTree.read_tsv(str(path), ["a", "b", "c", "d"])
+    assert str(e.value).startswith(f"{path}:2: field 'label': unknown label '{field}'"), e.value
+
+
+def test_a_latin1_taxonomy_names_file_and_line(tmp_path):
+    path = tmp_path / "tax.tsv"
+    path.write_bytes("a\tfruit\nb\tl\u00e9gume\n".encode("latin-1"))
+    with pytest.raises(DataError) as e:
+        LabelTree.read_tsv(str(path), ["a", "b"])
+    assert str(e.value).startswith(f"{path}:2: not valid UTF-8 text: byte 0xe9 at byte 4 of the line"), e.value
+
+
+def test_taxonomy_may_be_gzipped_with_crlf_and_a_byte_order_mark(tmp_path):
+    import gzip
+
+    path = tmp_path / "tax.tsv.gz"
+    path.write_bytes(gzip.compress("\ufeffa\tfruit\r\n1\tl\u00e9gume\r\n".encode("utf-8")))
+    tree = LabelTree.read_tsv(str(path), ["a", "b"])
+    assert tree.sizes == [2, 2]

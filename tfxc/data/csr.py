@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse
 
 from tfxc.data.rows import Row
+from tfxc.errors import DataError
 
 
 def rows_to_csr(rows: Iterable[Row], num_features: int, num_labels: int) -> tuple[scipy.sparse.csr_matrix,
@@ -28,15 +29,32 @@ def rows_to_csr(rows: Iterable[Row], num_features: int, num_labels: int) -> tupl
 
 
 def as_csr(x, name: str = "X") -> scipy.sparse.csr_matrix:
-    """A SciPy sparse matrix or a dense 2-D array as canonical float32 CSR (sorted, summed duplicates, no zeros)."""
-    if scipy.sparse.issparse(x):
-        matrix = scipy.sparse.csr_matrix(x, dtype=np.float32)
-    else:
-        array = np.asarray(x)
-        if array.ndim != 2 or array.dtype.kind not in "biuf":
-            raise ValueError(f"{name} must be a SciPy sparse matrix or a 2-D numeric array, got "
-                             f"{type(x).__name__} of shape {getattr(array, 'shape', None)}")
-        matrix = scipy.sparse.csr_matrix(array.astype(np.float32))
-    matrix.sum_duplicates()
+    """A SciPy sparse matrix or a dense 2-D array as canonical float32 CSR (sorted, summed duplicates, no zeros).
+
+    Raises:
+      DataError: a value is NaN or infinite once in float32 (a float64 beyond ±3.4e38 included), naming
+        the first such row and column: the models would rank garbage from it without an error.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # the overflow to inf is what the check below reports
+        if scipy.sparse.issparse(x):
+            matrix = scipy.sparse.csr_matrix(x, dtype=np.float32)
+        else:
+            array = np.asarray(x)
+            if array.ndim != 2 or array.dtype.kind not in "biuf":
+                raise ValueError(f"{name} must be a SciPy sparse matrix or a 2-D numeric array, got "
+                                 f"{type(x).__name__} of shape {getattr(array, 'shape', None)}")
+            matrix = scipy.sparse.csr_matrix(array.astype(np.float32))
+        matrix.sum_duplicates()
     matrix.eliminate_zeros()
+    _require_finite(matrix, name)
     return matrix
+
+
+def _require_finite(matrix: scipy.sparse.csr_matrix, name: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(matrix.data))
+    if bad.size:
+        at = int(bad[0])
+        row = int(np.searchsorted(matrix.indptr, at, side="right")) - 1
+        original = "NaN" if np.isnan(matrix.data[at]) else "infinite (or beyond float32's ±3.4e38)"
+        raise DataError(f"{name}: row {row}, column {int(matrix.indices[at])}: the value is {original}; "
+                        f"{bad.size} value(s) in all are not finite numbers")

@@ -7,7 +7,6 @@ reader and `LabelVocab` can share it without import cycles.
 from __future__ import annotations
 
 import gzip
-import io
 import itertools
 import os
 import zlib
@@ -16,7 +15,10 @@ from typing import IO
 
 from tfxc.errors import DataError
 
-__all__ = ["count_remaining_lines", "numbered_lines", "open_binary", "open_text", "read_lines"]
+__all__ = ["TextLines", "count_remaining_lines", "numbered_lines", "open_binary", "open_text", "read_lines",
+           "check_strings", "surrogate_problem"]
+
+_BOM = b"\xef\xbb\xbf"
 
 
 def open_binary(path: str) -> IO[bytes]:
@@ -33,19 +35,20 @@ def open_binary(path: str) -> IO[bytes]:
         raise DataError(f"cannot open file: {e.strerror or e}", path=path) from None
 
 
-def open_text(path: str | os.PathLike) -> IO[str]:
-    """Opens a UTF-8 text file for reading, transparently un-gzipping it.
+def open_text(path: str | os.PathLike) -> "TextLines":
+    """Opens a UTF-8 text file for reading line by line, transparently un-gzipping it.
 
     Gzip is recognised by the file's magic bytes (``1f 8b``), not its name, so
     a ``.gz`` file renamed without the suffix still works. Line endings
     ``\\n``, ``\\r\\n`` and ``\\r`` are all read as ``\\n``, and a leading
-    UTF-8 byte-order mark is skipped.
+    UTF-8 byte-order mark is skipped. Bytes that are not UTF-8 raise a
+    `DataError` naming the exact line (see `TextLines`).
 
     Args:
       path: the file to open.
 
     Returns:
-      A text file object; use it as a context manager.
+      A `TextLines`; use it as a context manager.
 
     Raises:
       DataError: the file is missing, is a directory, or cannot be opened.
@@ -60,19 +63,144 @@ def open_text(path: str | os.PathLike) -> IO[str]:
         raise DataError(f"cannot read file: {e.strerror or e}", path=path) from None
     if magic == b"\x1f\x8b":
         raw = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
-        # GzipFile does not close a fileobj it was handed; make closing the text
-        # wrapper close the underlying file too.
+        # GzipFile does not close a fileobj it was handed; make closing it close the file too.
         raw.myfileobj = raw.fileobj  # type: ignore[attr-defined]
-    # utf-8-sig: a leading byte-order mark (as some editors write) is dropped.
-    return io.TextIOWrapper(raw, encoding="utf-8-sig")  # type: ignore[arg-type]
+    return TextLines(raw, path)
 
 
-def read_lines(f: IO[str], path: str, count: int | None, next_lineno: int) -> list[str]:
-    """Reads up to `count` lines (all if None), turning decode/gzip errors into DataError."""
+class TextLines:
+    """The lines of a UTF-8 text file as str, each ending in ``\\n`` (the last one may not).
+
+    Lines are decoded one by one (a text wrapper decodes blocks, so its error
+    could not say which line is bad): bytes that are not UTF-8 raise a
+    `DataError` with the file and the exact 1-based line, once the lines before
+    it have been handed out. Iterating it hands out the lines; `lineno` is the
+    number of the last line handed out.
+
+    Args:
+      raw: the binary stream (plain or un-gzipping); closed by `close`.
+      path: the file's name, for errors.
+    """
+
+    # Bytes read at a time: whole blocks split in C cost a fraction of a Python call per line.
+    BLOCK = 1 << 16
+
+    def __init__(self, raw: IO[bytes], path: str):
+        self._raw, self.path = raw, path
+        self._lines: list[str] = []   # decoded lines not handed out yet, from index _pos on
+        self._pos = 0
+        self._start = 0               # lines handed out before `_lines`
+        self._tail: list[bytes] = []  # bytes after the last line break read
+        self._error: DataError | None = None  # raised once the lines before it are out
+        self._eof = False
+
+    @property
+    def lineno(self) -> int:
+        return self._start + self._pos
+
+    def __iter__(self) -> TextLines:
+        return self
+
+    def __next__(self) -> str:
+        while self._pos == len(self._lines):
+            if self._error is not None:
+                raise self._error
+            if not self._fill():
+                raise StopIteration
+        self._pos += 1
+        return self._lines[self._pos - 1]
+
+    def _fill(self) -> bool:
+        """Decodes the next block of whole lines into `_lines`; False at the end of the file."""
+        data = self._read_whole_lines()
+        if not data:
+            return False
+        if self._start == 0 and not self._lines and data.startswith(_BOM):
+            data = data[len(_BOM):]
+        # bytes.splitlines breaks at \n, \r\n and \r only; str.splitlines would also break at \x0b,
+        # \x1c, U+2028 ..., which are ordinary characters inside a line here.
+        pieces = data.splitlines(keepends=True)
+        if b"\r" in data:
+            pieces = [_unix_ending(piece) for piece in pieces]
+        self._start += len(self._lines)
+        self._pos = 0
+        try:
+            self._lines = [piece.decode("utf-8") for piece in pieces]
+        except UnicodeDecodeError:
+            self._lines = self._decode_up_to_error(pieces)
+        return True
+
+    def _read_whole_lines(self) -> bytes:
+        """The bytes up to the last line break of the next block(s) (the rest of the file at its end)."""
+        while not self._eof:
+            try:
+                block = self._raw.read(self.BLOCK)
+            except (OSError, EOFError, zlib.error) as e:
+                raise DataError(f"cannot read file (corrupt or truncated gzip?) at or after this line: {e}",
+                                path=self.path, line=self._start + len(self._lines) + 1) from None
+            if not block:
+                self._eof = True
+                break
+            cut = block.rfind(b"\n") + 1
+            if cut:
+                # Parts of a very long line are joined once, not copied at every block.
+                data = b"".join(self._tail + [block[:cut]])
+                self._tail = [block[cut:]] if cut < len(block) else []
+                return data
+            self._tail.append(block)
+        data, self._tail = b"".join(self._tail), []
+        return data
+
+    def _decode_up_to_error(self, pieces: list[bytes]) -> list[str]:
+        """The lines before the first one that is not UTF-8; that line's error waits in `_error`."""
+        lines = []
+        for piece in pieces:
+            try:
+                lines.append(piece.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                self._error = DataError(
+                    f"not valid UTF-8 text: byte 0x{piece[e.start]:02x} at byte {e.start + 1} of the line "
+                    f"({e.reason}); is the file in another encoding, e.g. Latin-1? Save it as UTF-8",
+                    path=self.path, line=self._start + len(lines) + 1)
+                break
+        return lines
+
+    def readline(self) -> str:
+        """The next line, or "" at the end of the file (as a text file's readline)."""
+        return next(self, "")
+
+    def read(self) -> str:
+        """The rest of the file as one string."""
+        return "".join(self)
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> TextLines:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _unix_ending(line: bytes) -> bytes:
+    """`line` with a \\r\\n or \\r ending turned into \\n."""
+    if line.endswith(b"\r\n"):
+        return line[:-2] + b"\n"
+    if line.endswith(b"\r"):
+        return line[:-1] + b"\n"
+    return line
+
+
+def read_lines(f: Iterator[str], path: str, count: int | None, next_lineno: int) -> list[str]:
+    """Reads up to `count` lines (all if None) of an `open_text` file.
+
+    `path` and `next_lineno` name the place of a read error for other line
+    iterators; a `TextLines` names it itself, exactly.
+    """
     try:
         return list(itertools.islice(f, count))
     except UnicodeDecodeError as e:
-        # The decoder works on blocks, so the line is only known approximately.
         raise DataError(f"not valid UTF-8 text at or after this line ({e.reason})",
                         path=path, line=next_lineno) from None
     except (OSError, EOFError, zlib.error) as e:
@@ -101,3 +229,42 @@ def count_remaining_lines(f: IO[str], path: str, next_lineno: int) -> int:
             return total
         total += len(lines)
 
+
+
+def surrogate_problem(text: str) -> str | None:
+    """Why `text` cannot be stored as UTF-8, or None if it can.
+
+    Python strings may hold lone surrogates (U+D800..U+DFFF), which are not
+    characters: JSON's ``"\\ud800"`` escape decodes to one. Such a string passes
+    every check until it is written (TFRecord, labels.txt) or handed to
+    TensorFlow, which fail with a traceback; the readers call this first to
+    name the line instead.
+    """
+    if text.isascii():  # O(1) in CPython: most text never gets to the encoder
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return (f"contains a lone surrogate U+{ord(text[e.start]):04X} at character {e.start + 1} (an unpaired "
+                "\\uD800-\\uDFFF escape?), which is not valid Unicode text")
+    return None
+
+
+def check_strings(values, what: str, item: str = "row") -> None:
+    """Raises a DataError naming the row of the first string in `values` that `surrogate_problem` refuses.
+
+    For strings that come from Python rather than from a file (``tfxc.fit`` /
+    ``predict`` inputs), where the row is the only place to name.
+
+    Args:
+      values: an iterable of rows, each a str or an iterable of str (others are skipped).
+      what: the rows' name in the message, e.g. "X (train)".
+      item: what one of `values` is called, e.g. "label id".
+    """
+    for row, value in enumerate(values):
+        for text in ([value] if isinstance(value, str) else value if isinstance(value, (list, tuple)) else ()):
+            problem = surrogate_problem(text) if isinstance(text, str) else None
+            if problem:
+                shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
+                shown = shown if len(shown) <= 60 else shown[:60] + "..."
+                raise DataError(f"{what} {item} {row}: '{shown}' {problem}")

@@ -43,20 +43,33 @@ def parse_fold(text: str) -> tuple[int, int]:
 def group_keys(jsonl_path: str | None, group_sep: str = ":") -> Iterator[str]:
     """The group key of each point, in file order: the JSONL `id` up to `group_sep`, or the point's index.
 
+    A JSONL line without an `id` is a group of its own (as a point is without a groups file): text
+    written without ids, `tfxc.fit`'s included, holds no documents to keep together.
+
     Raises:
-      DataError: a JSONL line without a readable `id` (named by file and line).
+      DataError: a JSONL line that is not a JSON object (named by file and line).
     """
     if jsonl_path is None:
         yield from (str(i) for i in itertools.count())
         return
-    from tfxc.data.readers import open_text
+    from tfxc.data.files import open_text, surrogate_problem
 
     with open_text(jsonl_path) as jl:
         for line_no, record in enumerate(jl, start=1):
             try:
-                yield str(json.loads(record)["id"]).split(group_sep)[0]
-            except (ValueError, KeyError, TypeError) as e:
-                raise DataError(f"{jsonl_path}:{line_no}: no readable 'id' field ({e})") from None
+                obj = json.loads(record)
+            except (ValueError, RecursionError) as e:
+                raise DataError(f"not a JSON object ({e})", path=jsonl_path, line=line_no) from None
+            if not isinstance(obj, dict):
+                raise DataError("not a JSON object", path=jsonl_path, line=line_no)
+            if obj.get("id") is None:  # a key no id can give: ids are cut at group_sep, and this starts with it
+                yield f"{group_sep}{line_no}"
+                continue
+            key = str(obj["id"]).split(group_sep)[0]
+            problem = surrogate_problem(key)  # from a JSON "\ud800" escape: md5 of it would fail
+            if problem:
+                raise DataError(f"the group id {problem}", path=jsonl_path, line=line_no, field="id")
+            yield key
 
 
 def route(items: Iterable, keys: Iterator[str], percent: int, source: str = "the train split",

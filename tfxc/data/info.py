@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfxc.errors import DataError
+from tfxc.utils.json_files import read_json_object, required
 
 STATS_FILE = "stats.json"
 LABEL_FREQ_FILE = "label_freq.npy"  # int64 [L]: binary, since 10^7 counts as JSON text are slow to parse
@@ -38,17 +39,17 @@ class DatasetInfo:
         if not os.path.exists(path):
             raise DataError(f"no converted data set here (missing {STATS_FILE}); run `python -m tfxc.convert` "
                             "or give the config a source format", path=directory)
-        with open(path, encoding="utf-8") as f:
-            stats = json.load(f)
+        stats = read_json_object(path, "the data set's statistics")
         freq_path = os.path.join(directory, LABEL_FREQ_FILE)
         if os.path.exists(freq_path):
             label_freq = np.load(freq_path, allow_pickle=False).astype(np.int64, copy=False)
         else:  # converted before label_freq.npy existed: the counts are in stats.json
-            label_freq = np.asarray(stats["label_freq"], np.int64)
-        if label_freq.shape != (stats["num_labels"],):
+            label_freq = np.asarray(required(stats, "label_freq", path, list), np.int64)
+        if label_freq.shape != (required(stats, "num_labels", path, int),):
             raise DataError(f"label frequencies have shape {label_freq.shape}, expected ({stats['num_labels']},)",
                             path=freq_path)
-        return cls(directory, stats["num_features"], stats["num_labels"], stats["splits"], label_freq)
+        return cls(directory, required(stats, "num_features", path, int), required(stats, "num_labels", path, int),
+                   required(stats, "splits", path, dict), label_freq)
 
     def files(self, split: str) -> list[str]:
         if split not in self.splits:
@@ -75,16 +76,34 @@ class DatasetInfo:
         path = os.path.join(self.dir, FEATURIZER_FILE)
         return path if os.path.exists(path) else None
 
-    def fingerprint(self) -> str:
-        """sha256 of the card files (`CARD_FILES`): changes whenever the data is converted differently."""
+    def same_data_as(self, other: "DatasetInfo") -> bool:
+        """Whether `other` holds the same data (`fingerprint`); the rows' digests count where both have them
+        (conversions written before they were recorded have none)."""
+        rows = self.has_row_digests and other.has_row_digests
+        return self.fingerprint(rows) == other.fingerprint(rows)
+
+    @property
+    def has_row_digests(self) -> bool:
+        return all(isinstance(split, dict) and "sha256" in split for split in self.splits.values())
+
+    def fingerprint(self, rows: bool = True) -> str:
+        """sha256 of what the data is: the card files (`CARD_FILES`) and, with `rows`, the rows' digests.
+
+        Where the data came from (the sources' paths and the hashes that decide whether to convert
+        again) is left out, so the same rows converted from moved or re-copied sources are the same data.
+        """
         digest = hashlib.sha256()
         for name in CARD_FILES:
             path = os.path.join(self.dir, name)
-            if os.path.exists(path):
-                digest.update(name.encode() + b"\0")
-                with open(path, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        digest.update(block)
+            if not os.path.exists(path):
+                continue
+            digest.update(name.encode() + b"\0")
+            if name == STATS_FILE:
+                digest.update(_stats_without_provenance(path, rows))
+                continue
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
         return digest.hexdigest()
 
     def copy_card(self, directory: str) -> None:
@@ -94,3 +113,25 @@ class DatasetInfo:
             if os.path.exists(path):
                 shutil.copyfile(path, os.path.join(directory, name))
 
+
+
+# stats.json keys that say where a conversion came from, not what it holds.
+PROVENANCE_KEYS = ("source_fingerprint", "source_files")
+
+
+def _stats_without_provenance(path: str, rows: bool) -> bytes:
+    """stats.json as canonical JSON without `PROVENANCE_KEYS` (and without the splits' row digests unless
+    `rows`); the file's bytes if it is not a JSON object."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        stats = json.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(stats, dict):
+        return raw
+    kept = {k: v for k, v in stats.items() if k not in PROVENANCE_KEYS}
+    if not rows and isinstance(kept.get("splits"), dict):
+        kept["splits"] = {name: {k: v for k, v in split.items() if k != "sha256"} if isinstance(split, dict)
+                          else split for name, split in kept["splits"].items()}
+    return json.dumps(kept, sort_keys=True).encode()

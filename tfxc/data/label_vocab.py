@@ -12,7 +12,7 @@ import collections
 import os
 from collections.abc import Iterable, Iterator
 
-from tfxc.data.files import open_text
+from tfxc.data.files import open_text, surrogate_problem
 from tfxc.errors import DataError
 from tfxc.utils.io import atomic_write_text
 
@@ -24,6 +24,9 @@ def _check_name(name: object) -> str:
     if not name or "\n" in name or "\r" in name:
         raise ValueError(f"label name {name!r} is empty or contains a line break; "
                          "it could not be stored as one line of labels.txt")
+    problem = surrogate_problem(name)
+    if problem:
+        raise ValueError(f"label name {name!r} {problem}; it could not be stored in labels.txt")
     return name
 
 
@@ -96,8 +99,8 @@ class LabelVocab:
           A frozen `LabelVocab`.
 
         Raises:
-          DataError: the file is missing or empty, or a line is empty or repeats
-            an earlier name.
+          DataError: the file is missing or empty, a line is not UTF-8, or a line
+            is empty or repeats an earlier name.
         """
         path = os.fspath(path)
         names: list[str] = []

@@ -8,6 +8,10 @@ including apostrophes, hyphens and non-ASCII letters, separates tokens:
 (``"re use"``), are terms too. This is the tokenizer the shared data sets used
 to build their TF-IDF BoW files.
 
+Only a text's first `MAX_TEXT_BYTES` bytes (1 MiB, cut at a character boundary) are
+tokenised, here and in the served graph (`tfxc.text.tfidf`), so one request's work is
+bounded whatever its length; the shared data sets' longest text is 13 KB.
+
 Weights (scikit-learn's ``TfidfVectorizer(sublinear_tf=True, smooth_idf=True,
 norm="l2")``):
 
@@ -29,11 +33,27 @@ import numpy as np
 from tfxc.errors import DataError
 from tfxc.utils.io import atomic_write_text
 
-__all__ = ["TOKEN_PATTERN", "TfidfFeaturizer", "tokenize"]
+__all__ = ["MAX_TEXT_BYTES", "TOKEN_PATTERN", "TfidfFeaturizer", "tokenize", "truncate_utf8"]
 
 TOKEN_PATTERN = r"[a-z0-9]+"
 _TOKEN_RE = re.compile(TOKEN_PATTERN)
 _FORMAT = "tfxc.TfidfFeaturizer"
+# The cut is larger than the neural encoders' (64 KiB): a TF-IDF row costs little per byte (a 1 MB string is
+# served in 0.07 s), and TF-IDF models are the ones fed whole documents.
+MAX_TEXT_BYTES = 1 << 20
+
+
+def truncate_utf8(text: str, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """`text` cut to at most `max_bytes` UTF-8 bytes, at a character boundary (`tfxc.text.truncate_utf8`'s twin)."""
+    if len(text) * 4 <= max_bytes:  # no character is longer than 4 bytes: nothing to encode
+        return text
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= max_bytes:
+        return text
+    end = max_bytes
+    while end > max_bytes - 3 and data[end] & 0xC0 == 0x80:  # never split a character
+        end -= 1
+    return data[:end].decode("utf-8", "surrogatepass")
 _VERSION = 1
 
 
@@ -86,8 +106,9 @@ class TfidfFeaturizer:
     # === Fitting ===
 
     def terms(self, text: str) -> list[str]:
-        """The terms of `text` (tokens, then bigrams if ``ngram_max == 2``), with repeats."""
-        tokens = tokenize(text)
+        """The terms of `text`'s first `MAX_TEXT_BYTES` bytes (tokens, then bigrams if ``ngram_max == 2``), with
+        repeats."""
+        tokens = tokenize(truncate_utf8(text))
         if self.ngram_max == 2:
             tokens += [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
         return tokens

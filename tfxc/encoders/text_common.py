@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from tfxc._tf import keras, tf
 from tfxc.encoders.base import Encoder
 from tfxc.errors import ConfigError, DataError
-from tfxc.text import PAD, WordPieceSequences, learn_wordpiece_vocabulary, read_vocabulary, write_vocabulary
+from tfxc.text import DEFAULT_MAX_BYTES, PAD, WordPieceSequences, learn_wordpiece_vocabulary, read_vocabulary, write_vocabulary
 
 log = logging.getLogger("tfxc.encoders")
 
@@ -104,6 +104,9 @@ class SequenceEncoderConfig:
       min_count: a learnt token occurs at least this often in the train split.
       lowercase: lowercase before tokenising.
       max_length: tokens kept per text (longer texts are truncated).
+      max_bytes: only a text's first this many bytes are tokenised (cut at a character boundary),
+        in training and in serving alike, so that one request's work does not grow with its
+        length; the default (64 KiB) is far more than max_length tokens of prose take.
       embedding_dim: width of the token embeddings.
       dropout: dropout rate on the embeddings and on the pooled output.
       projection_dim: > 0: a linear layer (no activation) to this width after the pooled, dropped-out
@@ -117,6 +120,7 @@ class SequenceEncoderConfig:
     min_count: int = 2
     lowercase: bool = True
     max_length: int = 128
+    max_bytes: int = DEFAULT_MAX_BYTES
     embedding_dim: int = 300
     dropout: float = 0.1
     projection_dim: int = 0
@@ -124,6 +128,8 @@ class SequenceEncoderConfig:
     def validate(self, path: str) -> None:
         if self.projection_dim < 0:
             raise ConfigError(f"{path}.projection_dim ({self.projection_dim}) must be >= 0")
+        if self.max_bytes < 4:
+            raise ConfigError(f"{path}.max_bytes ({self.max_bytes}) must be >= 4 (one UTF-8 character)")
         for key in ("vocabulary_size", "min_count", "max_length", "embedding_dim"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{path}.{key} ({getattr(self, key)}) must be >= 1")
@@ -151,7 +157,8 @@ class SequenceEncoder(Encoder):
     input_kind = "text"
 
     def __init__(self, vocabulary: list[str], *, max_length: int, embedding_dim: int, dropout: float = 0.1,
-                 lowercase: bool = True, seed: int | None = None, projection_dim: int = 0, **kwargs):
+                 lowercase: bool = True, seed: int | None = None, projection_dim: int = 0,
+                 max_bytes: int = DEFAULT_MAX_BYTES, **kwargs):
         super().__init__(**kwargs)
         self.vocabulary = list(vocabulary)
         self.embedding_dim = embedding_dim
@@ -159,7 +166,7 @@ class SequenceEncoder(Encoder):
         self.dropout_rate = dropout
         self.seed = seed
         self.tokenizer = WordPieceSequences(self.vocabulary, max_length, lowercase=lowercase, pad_token=PAD,
-                                            name="tokenizer")
+                                            max_bytes=max_bytes, name="tokenizer")
         if dropout > 0:
             self.embedding_dropout = keras.layers.Dropout(dropout, seed=self._seed(1), name="embedding_dropout")
             self.output_dropout = keras.layers.Dropout(dropout, seed=self._seed(2), name="output_dropout")
@@ -177,7 +184,7 @@ class SequenceEncoder(Encoder):
     def common_args(cls, config, context) -> dict:
         return dict(vocabulary=load_or_learn_vocabulary(config, context), max_length=config.max_length,
                     embedding_dim=config.embedding_dim, dropout=config.dropout, lowercase=config.lowercase,
-                    seed=context.seed, projection_dim=config.projection_dim)
+                    seed=context.seed, projection_dim=config.projection_dim, max_bytes=config.max_bytes)
 
     def tokenize(self, texts) -> dict:
         return self.tokenizer(texts)

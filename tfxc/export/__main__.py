@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-from tfxc.cli import main_wrapper, setup_logging
+from tfxc.cli import add_trust_args, keep_out_of_import_path, main_wrapper, setup_logging
 
 
 @main_wrapper
@@ -21,13 +21,17 @@ def main(argv=None):
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override prediction settings of the trained config, e.g. "
                              "--set model.head.beam_size=20 (a label tree's beam)")
+    add_trust_args(parser)
     args = parser.parse_args(argv)
     setup_logging()
+    keep_out_of_import_path([args.model_dir])
     from tfxc.export.saved_model import export_saved_model
     from tfxc.model_dir import ModelDir
 
+    model_dir = ModelDir(args.model_dir)
+    config = model_dir.load_config(args.overrides, trust_imports=args.trust_imports)
     # The model's own copy of the data card: the labels and featurizer it was trained with.
-    trained = ModelDir(args.model_dir).restore(overrides=args.overrides, need_rows=False)
+    trained = model_dir.restore(config, need_rows=False)
     export_saved_model(trained.model, trained.config, trained.info, args.out, top_k=args.top_k)
     logging.getLogger("tfxc.export").info("wrote SavedModel to %s", args.out)
     return 0

@@ -32,7 +32,16 @@ the graph, with the same ops as training's `tf.data`:
   tokenize(text string [B]) -> the encoder's inputs, e.g. {"token_ids": int32 [B, T],
       "padding_mask": bool [B, T]}; a ragged one as NAME_values and NAME_row_splits
 
+Only a text's first `max_bytes` bytes are tokenised (the encoder's config: 64 KiB by
+default, 1 MiB for the TF-IDF bag; cut at a character boundary, as training's tokenisation
+cuts), so one text's work and memory are bounded whatever its length; the batch's total is
+then bounded by its number of texts, which the caller controls as with feature rows.
 Loading one needs the tensorflow-text ops registered: `import tensorflow_text` first.
+
+Every signature answers a zero-row request with zero-row outputs of the usual widths
+([0, k] ids, scores and labels; [0, dim] embeddings): the graph runs on one empty row
+instead and keeps none of it, because some kernels mis-shape an empty batch (a Conv1D
+on [0, T, E] returns its input, so TextCNN's features had the embedding's width).
 """
 
 from __future__ import annotations
@@ -59,6 +68,16 @@ FLOAT32_SERVING_MAX_ROWS = 16
 
 # A `serving_jit_compile` head's top-k runs through XLA in blocks of at most this many rows (a power of two).
 XLA_BLOCK_ROWS = 256
+
+
+def at_least_one_row(text: tf.Tensor) -> tf.Tensor:
+    """string [B] -> string [max(B, 1)]: an empty batch becomes one empty text (see the module docstring)."""
+    return tf.cond(tf.size(text) > 0, lambda: text, lambda: tf.constant([""]))
+
+
+def first_rows(outputs: dict, rows: tf.Tensor) -> dict:
+    """Each output [B', ...] cut to its first `rows` rows (undoes `at_least_one_row`; a no-op otherwise)."""
+    return {name: value[:rows] for name, value in outputs.items()}
 
 
 class ServingBase(tf.Module):
@@ -172,11 +191,14 @@ class ServingModule(ServingBase):
         # Everything downstream reads these identities, so no op sees an input before it is checked.
         with tf.control_dependencies(self._input_checks(feat_idx, feat_val, row_splits, k)):
             feat_idx, feat_val, row_splits = tf.identity(feat_idx), tf.identity(feat_val), tf.identity(row_splits)
+        # Zero rows (row_splits [0]) run as one empty row, cut off again by `first_rows`.
+        row_splits = tf.cond(tf.size(row_splits) > 1, lambda: row_splits, lambda: tf.zeros([2], tf.int64))
         return {"feat_idx": tf.RaggedTensor.from_row_splits(feat_idx, row_splits, validate=False),
                 "feat_val": tf.RaggedTensor.from_row_splits(feat_val, row_splits, validate=False)}
 
     def _top_k(self, feat_idx, feat_val, row_splits, k):
-        return self._batch_top_k(self._checked_batch(feat_idx, feat_val, row_splits, k), k)
+        rows = tf.size(row_splits) - 1
+        return first_rows(self._batch_top_k(self._checked_batch(feat_idx, feat_val, row_splits, k), k), rows)
 
     def signatures(self) -> dict:
         return {"serving_default": self.serve, "top_k": self.serve_k, "embed": self.embed}
@@ -185,7 +207,8 @@ class ServingModule(ServingBase):
                                      tf.TensorSpec([None], tf.float32, name="feat_val"),
                                      tf.TensorSpec([None], tf.int64, name="row_splits")])
     def embed(self, feat_idx, feat_val, row_splits):
-        return self._embeddings(self._checked_batch(feat_idx, feat_val, row_splits))
+        rows = tf.size(row_splits) - 1
+        return first_rows(self._embeddings(self._checked_batch(feat_idx, feat_val, row_splits)), rows)
 
     @graph_function(input_signature=[tf.TensorSpec([None], tf.int64, name="feat_idx"),
                                      tf.TensorSpec([None], tf.float32, name="feat_val"),
@@ -213,20 +236,24 @@ class TextServingModule(ServingBase):
     def _text_batch(self, text):
         return self.model.encoder.tokenize(text)
 
+    def _text_top_k(self, text, k):
+        rows = tf.shape(text)[0]
+        return first_rows(self._batch_top_k(self._text_batch(at_least_one_row(text)), k), rows)
+
     @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_text(self, text):
-        return self._batch_top_k(self._text_batch(text), self.default_k)
+        return self._text_top_k(text, self.default_k)
 
     @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
                                      tf.TensorSpec([], tf.int32, name="k")])
     def serve_text_k(self, text, k):
         with tf.control_dependencies([tf.debugging.Assert(k >= 1, ["k must be >= 1; got", k])]):
             k = tf.minimum(k, self.num_labels)
-        return self._batch_top_k(self._text_batch(text), k)
+        return self._text_top_k(text, k)
 
     @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def embed(self, text):
-        return self._embeddings(self._text_batch(text))
+        return first_rows(self._embeddings(self._text_batch(at_least_one_row(text))), tf.shape(text)[0])
 
     @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def tokenize(self, text):

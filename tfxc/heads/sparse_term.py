@@ -292,6 +292,8 @@ def centroid_precision(info, size: int, k: int, split: str = "val", idf: bool = 
             known = json.load(f)
     except (OSError, ValueError):
         known = {}
+    if not isinstance(known, dict):  # a cache: one damaged into another JSON value is measured again
+        known = {}
     if key in known:
         return tuple(known[key])
     found = measure_centroid_precision(info, size, k, split, idf, max_rows)

@@ -69,7 +69,7 @@ def teacher_logits(teacher_dir: str, info, batch_size: int = 256) -> np.ndarray:
     from tfxc.model_dir import ModelDir
 
     trained = ModelDir(teacher_dir).restore(need_rows=False)
-    if trained.info.fingerprint() != info.fingerprint():
+    if not trained.info.same_data_as(info):
         raise TfxcError(f"the teacher {teacher_dir} was trained on other data than {info.dir}: distillation "
                         "gathers its logits by row id, so both must use the same converted data")
     if type(trained.model.head).__name__ != "SoftmaxHead":

@@ -3,13 +3,15 @@
 `TfidfVectorizer(featurizer)` maps string [B] to the featurizer's sparse rows: the same
 tokens (lowercase, maximal `[a-z0-9]+` runs, optional word bigrams), vocabulary ids,
 sublinear tf, smoothed idf and L2 normalisation, as int64 / float32 ragged [B, None]
-with ids ascending. Keras' `TextVectorization(output_mode="tf_idf")` computes another
-formula (raw counts, idf = ln(1 + N/(1 + df)), no normalisation), hence ops of our own.
+with ids ascending, from each text's first `MAX_TEXT_BYTES` bytes as the featurizer reads.
+Keras' `TextVectorization(output_mode="tf_idf")` computes another formula (raw counts, idf = ln(1 + N/(1 + df)), no normalisation), hence ops of our own.
 """
 
 from __future__ import annotations
 
 from tfxc._tf import keras, tf
+from tfxc.data.text_features import MAX_TEXT_BYTES
+from tfxc.text.tokenizers import truncate_utf8
 
 
 class TfidfVectorizer(keras.layers.Layer):
@@ -34,7 +36,8 @@ class TfidfVectorizer(keras.layers.Layer):
         """string ragged [B, None]: the tokens of each text, then its word bigrams (`TfidfFeaturizer.terms`)."""
         import tensorflow_text as tft
 
-        lowered = tf.strings.lower(texts, encoding="utf-8")
+        # The cut comes before lowercasing, as in the featurizer (lowercasing can change a text's byte length).
+        lowered = tf.strings.lower(truncate_utf8(texts, MAX_TEXT_BYTES), encoding="utf-8")
         tokens = tf.strings.split(tf.strings.strip(tf.strings.regex_replace(lowered, "[^a-z0-9]+", " ")))
         if self.ngram_max == 2:
             tokens = tf.concat([tokens, tft.ngrams(tokens, 2, reduction_type=tft.Reduction.STRING_JOIN,

@@ -28,6 +28,7 @@ from tfxc.model_dir import EVAL_LOG_FILE, METRICS_FILE, RUN_INFO_FILE, TENSORBOA
 from tfxc.training.distribute import cluster_spec, evaluation_shard, is_chief
 from tfxc.training.loop import TrainLoop
 from tfxc.utils.io import atomic_write_text
+from tfxc.utils.json_files import read_json_lines
 from tfxc.utils.clock import process_age_s
 from tfxc.utils.memory import peak_rss_gb
 
@@ -259,9 +260,8 @@ class Controller:
         path = self.model_dir.file(EVAL_LOG_FILE)
         if not os.path.exists(path):
             return []
-        with open(path, encoding="utf-8") as f:
-            records = [json.loads(line) for line in f.read().splitlines() if line.strip()]
-        return [r for r in records if r["step"] <= step and r["split"] == "val"]
+        records = read_json_lines(path, "the evaluation log")
+        return [r for r in records if r.get("step", step + 1) <= step and r.get("split") == "val"]
 
     def _append_eval_log(self, record: dict) -> None:
         # Rewritten whole (atomically); lines past `step` are from a run that was
@@ -269,8 +269,7 @@ class Controller:
         path = self.model_dir.file(EVAL_LOG_FILE)
         lines = []
         if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                lines = [line for line in f.read().splitlines() if line.strip() and _earlier(json.loads(line), record)]
+            lines = [json.dumps(r) for r in read_json_lines(path, "the evaluation log") if _earlier(r, record)]
         lines.append(json.dumps(record))
         atomic_write_text(path, "\n".join(lines) + "\n")
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from tfxc.data.convert import release_data
 from tfxc.model_dir import ModelDir
 from tfxc.training.components import build_components
 from tfxc.training.controller import Controller
@@ -29,6 +30,8 @@ class Trainer:
       allow_changed_config: resume a checkpoint under a config that changes more
         than `tfxc.model_dir.SAFE_TO_CHANGE` (refused otherwise).
       final_evaluation: evaluate the test split after training (`--skip-eval` turns it off).
+      lock: the directory's lock, when the caller took it already (`lock_for_training`: before the data
+        was converted); the trainer releases it when training ends.
       ignore_memory_plan: train even when the memory plan (`tfxc.training.memory_plan`) exceeds the
         available memory (a warning instead of the refusal).
 
@@ -39,15 +42,16 @@ class Trainer:
     """
 
     def __init__(self, config, model_dir, info, strategy, part: int | None = None,
-                 allow_changed_config: bool = False, final_evaluation: bool = True, ignore_memory_plan: bool = False):
-        # The memory plan first: logged, and a run that would not fit is refused before anything is written.
-        check_memory(plan_memory(config, info, part), ignore=ignore_memory_plan)
-        root = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
-        self.model_dir = root if part is None else root.part(part)
+                 allow_changed_config: bool = False, final_evaluation: bool = True, lock=None,
+                 ignore_memory_plan: bool = False):
+        self.model_dir = training_dir(model_dir, part)
         self.chief = is_chief(strategy)
         # The chief writes the directory: it holds the lock from before anything is written until the end.
-        self._lock = self.model_dir.lock("a tfxc.train run") if self.chief else None
+        self._lock = lock or (self.model_dir.lock("a tfxc.train run") if self.chief else None)
+        self._data_dir = info.dir
         try:
+            # The memory plan first: logged, and a run that would not fit is refused before anything is written.
+            check_memory(plan_memory(config, info, part), ignore=ignore_memory_plan)
             self.model_dir.check_resume(config, allow_changes=allow_changed_config)
             if self.chief:
                 self.model_dir.bind_data(info, resuming=self.model_dir.latest_checkpoint() is not None)
@@ -72,4 +76,17 @@ class Trainer:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+        release_data(self._data_dir)
+
+
+def training_dir(model_dir, part: int | None = None) -> ModelDir:
+    """The directory a run writes: `model_dir`, or the directory of its part `part`."""
+    root = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
+    return root if part is None else root.part(part)
+
+
+def lock_for_training(model_dir, strategy, part: int | None = None, what: str = "a tfxc.train run"):
+    """The lock a training run takes before anything else, the data's conversion included (None on the
+    workers that do not write: under MultiWorkerMirroredStrategy only the chief does). Pass it to `Trainer`."""
+    return training_dir(model_dir, part).lock(what) if is_chief(strategy) else None
 

@@ -17,11 +17,13 @@ labels, would cost most of the model's memory.
 from __future__ import annotations
 
 import math
+import re
 import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
+from tfxc.data.files import open_text
 from tfxc.errors import ConfigError, DataError
 from tfxc.utils.io import atomic_writer
 
@@ -207,25 +209,27 @@ class LabelTree:
 
         `label` is a label name (as in labels.txt) or a label id. Every label
         must appear exactly once, or, with `allow_missing`, at most once (the
-        labels not listed are left out of the tree).
+        labels not listed are left out of the tree). The file is UTF-8 text,
+        plain or gzipped; blank lines are skipped.
+
+        Raises:
+          DataError: naming the file, and the line and field where one is at
+            fault: a line that is not UTF-8, an unknown or repeated label, a
+            missing or empty ancestor, or labels left out of the taxonomy.
         """
         index = {name: i for i, name in enumerate(label_names)}
         paths: list = [None] * len(label_names)
-        with open(path, encoding="utf-8") as f:
+        with open_text(path) as f:
             for lineno, line in enumerate(f, start=1):
-                fields = line.rstrip("\n").split("\t")
                 if not line.strip():
                     continue
-                label = index.get(fields[0])
-                if label is None and fields[0].isdigit() and int(fields[0]) < len(label_names):
-                    label = int(fields[0])
-                if label is None:
-                    raise DataError(f"unknown label '{fields[0]}'", path=path, line=lineno)
+                fields = line.rstrip("\n").split("\t")
+                label = _taxonomy_label(fields[0], index, path, lineno)
                 if len(fields) < 2 or not all(fields[1:]):
                     raise DataError("expected label<TAB>ancestor<TAB>... with non-empty ancestors",
-                                    path=path, line=lineno)
+                                    path=path, line=lineno, field="ancestors")
                 if paths[label] is not None:
-                    raise DataError(f"label '{fields[0]}' appears twice", path=path, line=lineno)
+                    raise DataError(f"label '{fields[0]}' appears twice", path=path, line=lineno, field="label")
                 paths[label] = fields[1:]
         present = np.array([i for i, p in enumerate(paths) if p is not None], np.int32)
         if present.size < len(label_names) and not (allow_missing and present.size):
@@ -242,3 +246,20 @@ class LabelTree:
         with atomic_writer(path) as f:
             for label, name in enumerate(self.leaf_names(label_names)):
                 f.write(name + "".join(f"\tL{t}:{col[label]}" for t, col in enumerate(columns)) + "\n")
+
+
+# Label ids in a taxonomy are ASCII digits: str.isdigit() also accepts "²" or "٣", which int() refuses or
+# reads as another number.
+_LABEL_ID = re.compile(r"[0-9]{1,15}")
+
+
+def _taxonomy_label(field: str, index: dict[str, int], path: str, lineno: int) -> int:
+    """The label id a taxonomy line's first field names: a label name, else a label id in range."""
+    label = index.get(field)
+    if label is None and _LABEL_ID.fullmatch(field) and int(field) < len(index):
+        label = int(field)
+    if label is None:
+        shown = field if len(field) <= 60 else field[:60] + "..."
+        raise DataError(f"unknown label '{shown}': neither a label name nor a label id in [0, {len(index)})",
+                        path=path, line=lineno, field="label")
+    return label

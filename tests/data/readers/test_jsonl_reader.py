@@ -145,3 +145,57 @@ def test_jsonl_clinc150_train_then_frozen_test():
     dropped = list(JsonlReader(d / "oos" / "test.jsonl", label_vocab=vocab,
                                unknown_labels="drop"))
     assert len(dropped) == 1000 and all(r.labels.size == 0 for r in dropped)
+
+
+# D8: json.loads turns an unpaired "\ud800" escape into a str that no encoder accepts; the reader names it.
+@pytest.mark.parametrize("line,field", [
+    ('{"text": "\\ud800 x", "labels": ["a"]}', "text"),
+    ('{"text": "x", "labels": ["bad\\ud800label"]}', "labels"),
+    ('{"id": "g\\udfff:1", "text": "x", "labels": []}', "id"),
+    ('{"id": {"parts": ["\\udc80"]}, "text": "x", "labels": []}', "id"),
+    ('{"note": "\\ud83d", "text": "x", "labels": []}', "note"),
+])
+def test_jsonl_lone_surrogate_escapes_name_file_line_and_field(tmp_path, line, field):
+    path = write(tmp_path, "bad.jsonl", '{"text": "ok \\ud83d\\ude00", "labels": ["a"]}\n' + line + "\n")
+    for read in (lambda: list(JsonlReader(path, label_vocab=LabelVocab(["a"], frozen=True))),
+                 lambda: list(iter_jsonl(path, require_labels=False))):
+        with pytest.raises(DataError) as e:
+            read()
+        assert_error(e, path, 2, field, "lone surrogate")
+
+
+def test_jsonl_a_paired_surrogate_escape_is_one_character(tmp_path):
+    path = write(tmp_path, "ok.jsonl", '{"text": "smile \\ud83d\\ude00", "labels": ["\\u00e9t\\u00e9"]}\n')
+    (record,) = iter_jsonl(path)
+    assert record.text == "smile \U0001f600" and record.labels == ["\u00e9t\u00e9"]
+
+
+def test_jsonl_conversion_with_a_lone_surrogate_names_the_line_and_leaves_nothing(tmp_path):
+    from tfxc.config import load_config
+    from tfxc.data.convert import ensure_converted
+
+    good = '{"text": "red apple", "labels": ["fruit"]}\n'
+    for bad in ('{"text": "\\ud800 x", "labels": ["fruit"]}\n', '{"text": "x", "labels": ["bad\\ud800label"]}\n'):
+        train, test = write(tmp_path, "train.jsonl", good + bad), write(tmp_path, "test.jsonl", good)
+        out = tmp_path / "converted"
+        config = load_config(None, ["data.format=jsonl", f"data.train={train}", f"data.test={test}",
+                                    f"data.dir={out}"])
+        with pytest.raises(DataError) as e:
+            ensure_converted(config.data, force=True)
+        assert_error(e, train, 2, None, "lone surrogate U+D800")
+        assert not out.exists()
+
+
+def test_non_utf8_label_names_file_names_the_line(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_bytes("fruit\nvehicle\ncaf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataError) as e:
+        LabelVocab.load(path)
+    assert_error(e, path, 3, None, "not valid UTF-8", "0xe9")
+
+
+def test_label_vocab_refuses_a_name_it_could_not_save():
+    with pytest.raises(ValueError, match="lone surrogate"):
+        LabelVocab(["ok", "bad\ud800"])
+    with pytest.raises(ValueError, match="lone surrogate"):
+        LabelVocab.build([["a"], ["\udc80"]])

@@ -1,5 +1,7 @@
 """Property-based tests: mutated input files give a correct parse or a DataError naming the file (and the
-line, for line formats), never another exception; a failed conversion leaves nothing behind."""
+line, for line formats), never another exception; a failed conversion leaves nothing behind. Covered: the
+XC, JSONL, .npz and .npy readers, the taxonomy (label tree TSV) reader and tfxc.predict's text input; a
+correct parse holds only strings that encode as UTF-8."""
 
 from __future__ import annotations
 
@@ -33,22 +35,30 @@ JSONL = "".join(json.dumps(r) + "\n" for r in [{"id": 1, "text": "red apple", "l
 
 @st.composite
 def mutated(draw, original: bytes):
-    """`original` with a few byte-level edits: replace, insert, delete, duplicate or cut a span."""
+    """`original` with a few byte-level edits: replace, insert, delete, duplicate or cut a span, or a JSON
+    surrogate escape after a quote."""
     data = bytearray(original)
     for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["replace", "insert", "delete", "duplicate", "truncate"]))
+        kind = draw(st.sampled_from(["replace", "insert", "delete", "duplicate", "truncate", "escape"]))
         at = draw(st.integers(0, max(len(data) - 1, 0)))
         if kind == "replace" and data:
             data[at] = draw(st.integers(0, 255))
         elif kind == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=4) | st.sampled_from(
-                [b",", b":", b" ", b"\n", b"-", b"nan", b"1e999", b"\"", b"{", b"]", b"\r\n", b"\xef\xbb\xbf"]))
+                [b",", b":", b" ", b"\n", b"-", b"nan", b"1e999", b"\"", b"{", b"]", b"\r\n", b"\xef\xbb\xbf", b"\t",
+                 # JSON escapes of lone surrogates (D8), Latin-1 and Unicode digits that str.isdigit() accepts (D13)
+                 b"\\ud800", b"\\udfff", b"\\ud83d", b"\xe9", "\u00b2".encode(), "\u0663".encode()]))
         elif kind == "delete" and data:
             del data[at:at + draw(st.integers(1, 5))]
         elif kind == "duplicate" and data:
             data[at:at] = data[at:at + draw(st.integers(1, 8))]
         elif kind == "truncate":
             del data[at:]
+        elif kind == "escape" and b'"' in data:
+            # A surrogate escape just after a quote, so that it often lands inside a JSON string (D8).
+            quotes = [i for i, byte in enumerate(data) if byte == ord('"')]
+            at = draw(st.sampled_from(quotes)) + 1
+            data[at:at] = draw(st.sampled_from([b"\\ud800", b"\\udfff", b"\\ud83d", b"\\ud83d\\ude00"]))
     return bytes(data)
 
 
@@ -93,6 +103,99 @@ def test_jsonl_reader_parses_or_names_file_and_line(tmp_path, content):
     for row in rows:
         check_row(row)
         assert isinstance(row.text, str) and row.labels.max(initial=-1) < len(vocab)
+        row.text.encode("utf-8")  # what the TFRecord writer does with it
+    "".join(vocab.names).encode("utf-8")  # what labels.txt gets
+
+
+# JSON strings with surrogates among other characters: a lone one is refused; a high one followed by a low
+# one is a valid pair once written as "\\ud83d\\ude00" escapes and read back.
+# (st.text would filter the surrogates out, hence lists of characters.)
+json_strings = st.lists(st.characters() | st.sampled_from(["\ud800", "\udbff", "\udc00", "\udfff", "\ud83d", "\ude00"]),
+                        max_size=6).map("".join)
+jsonl_records = st.lists(st.fixed_dictionaries(
+    {"text": json_strings, "labels": st.lists(json_strings.filter(lambda t: t and "\n" not in t and "\r" not in t),
+                                              max_size=2, unique=True)},
+    optional={"id": json_strings | st.lists(json_strings, max_size=2)}), min_size=1, max_size=3)
+
+
+@FUZZ
+@given(records=jsonl_records)
+def test_jsonl_strings_are_unicode_or_the_line_and_field_are_named(tmp_path, records):
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))  # ensure_ascii: surrogates as \udXXX escapes
+    vocab = LabelVocab()
+    try:
+        rows = list(JsonlReader(path, label_vocab=vocab))
+    except DataError as e:
+        assert_named(e, path, line_format=True)
+        assert e.line is not None and e.field in ("text", "labels", "id"), str(e)
+        return
+    for row in rows:
+        row.text.encode("utf-8")
+    "".join(vocab.names).encode("utf-8")
+
+
+def predict_texts(path, tf) -> list:
+    """What `tfxc.predict` does with a JSONL input for a raw-text SavedModel, up to its signature's input."""
+    from tfxc.predict import text_batches
+
+    texts = []
+    for batch in text_batches(str(path), 2):
+        tf.constant(batch)  # a lone surrogate failed here: "Error converting unicode string"
+        texts.extend(batch)
+    return texts
+
+
+@FUZZ
+@given(content=mutated(JSONL.encode()))
+def test_predict_text_input_parses_or_names_file_and_line(tmp_path, content):
+    from tfxc._tf import tf
+
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(content)
+    try:
+        texts = predict_texts(path, tf)
+    except DataError as e:
+        assert_named(e, path, line_format=True)
+        return
+    assert all(isinstance(t, str) for t in texts)
+
+
+@FUZZ
+@given(records=jsonl_records)
+def test_predict_text_input_with_any_strings_parses_or_names_the_line(tmp_path, records):
+    from tfxc._tf import tf
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"text": r["text"], **({"id": r["id"]} if "id" in r else {})}) + "\n"
+                            for r in records))
+    try:
+        assert len(predict_texts(path, tf)) == len(records)
+    except DataError as e:
+        assert_named(e, path, line_format=True)
+        assert e.line is not None and e.field in ("text", "id"), str(e)
+
+
+TAXONOMY = "a\tfruit\tred\nb\tfruit\ngreen\tfruit\tgreen\n3\tthing\n\n"  # label "d" by its id
+TAXONOMY_LABELS = ["a", "b", "green", "d"]
+
+
+@FUZZ
+@given(content=mutated(TAXONOMY.encode()) | mutated(b"\xef\xbb\xbf" + TAXONOMY.replace("\n", "\r\n").encode()))
+def test_taxonomy_reader_reads_or_names_file_and_line(tmp_path, content):
+    from tfxc.tree import LabelTree
+
+    path = tmp_path / "taxonomy.tsv"
+    path.write_bytes(content)
+    for allow_missing in (False, True):
+        try:
+            tree = LabelTree.read_tsv(str(path), TAXONOMY_LABELS, allow_missing=allow_missing)
+        except DataError as e:
+            assert_named(e, path, line_format=True)
+            continue
+        assert tree.num_labels == len(TAXONOMY_LABELS)
+        assert allow_missing or tree.leaf_labels is None
+        assert 0 < len(tree.leaf_names(TAXONOMY_LABELS)) <= len(TAXONOMY_LABELS)
 
 
 def npz_bytes(matrix) -> bytes:

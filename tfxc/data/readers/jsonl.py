@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from tfxc.data.files import numbered_lines, open_text, read_lines
+from tfxc.data.files import numbered_lines, open_text, read_lines, surrogate_problem
 from tfxc.data.label_vocab import LabelVocab
-from tfxc.data.readers.base import EMPTY_IDX, EMPTY_VAL, Reader
+from tfxc.data.readers.base import EMPTY_IDX, EMPTY_VAL, Reader, shorten
 from tfxc.data.rows import Row
 from tfxc.errors import ConfigError, DataError
+
+# A lone surrogate in a parsed line can only come from such an escape: the UTF-8 decoder rejects
+# encoded surrogates, so lines without one skip the walk over the record's strings.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class JsonlRecord(NamedTuple):
@@ -36,7 +41,9 @@ def iter_jsonl(path: str | os.PathLike, *, require_labels: bool = True) -> Itera
     """Streams and validates the records of a JSONL text file (plain or gzip).
 
     Each line must be a JSON object with a string "text" and a list of strings
-    "labels" (the "id" is optional and not checked). Useful to build a
+    "labels" (the "id" is optional and its type not checked). No string of the
+    line, "id" and unknown keys included, may hold a lone surrogate (a JSON
+    ``\\ud800`` escape): it would fail later, where the line is unknown. Useful to build a
     `LabelVocab` or fit a featurizer before reading rows::
 
         vocab = LabelVocab.build(r.labels for r in iter_jsonl("train.jsonl"))
@@ -47,7 +54,8 @@ def iter_jsonl(path: str | os.PathLike, *, require_labels: bool = True) -> Itera
         their `labels` are then empty. Labels that are present are validated.
 
     Raises:
-      DataError: missing or empty file, invalid JSON, or a missing/ill-typed field.
+      DataError: missing or empty file, bytes that are not UTF-8, invalid JSON,
+        a missing/ill-typed field or a string that is not valid Unicode.
     """
     path = os.fspath(path)
     lineno = 0
@@ -71,6 +79,8 @@ def _parse_jsonl_line(line: str, path: str, lineno: int, require_labels: bool = 
     if not isinstance(obj, dict):
         raise DataError(f"expected a JSON object, got {type(obj).__name__}", path=path,
                         line=lineno)
+    if _SURROGATE_ESCAPE.search(line):
+        _check_unicode(obj, path, lineno)
     if "text" not in obj:
         raise DataError("missing", path=path, line=lineno, field="text")
     text = obj["text"]
@@ -93,6 +103,37 @@ def _parse_jsonl_line(line: str, path: str, lineno: int, require_labels: bool = 
             raise DataError(f"label name {name!r} is empty or contains a line break", path=path,
                             line=lineno, field="labels")
     return JsonlRecord(lineno, obj.get("id"), text, labels)
+
+
+def _check_unicode(obj: dict, path: str, lineno: int) -> None:
+    """Raises a DataError naming the field if any key or string in `obj` holds a lone surrogate.
+
+    `json.loads` turns an unpaired ``\\ud800`` escape into a str that cannot be
+    encoded (TFRecord, labels.txt, TensorFlow all fail on it later, far from
+    the line), so every string of the record is checked here, nested ones too.
+    """
+    for field, value in obj.items():
+        problem = surrogate_problem(field)
+        if problem:
+            shown = field.encode("utf-8", "backslashreplace").decode("utf-8")
+            raise DataError(f"the key {problem}", path=path, line=lineno, field=shown)
+        stack = [value]
+        while stack:  # iterative: a deeply nested "id" must not hit the recursion limit
+            item = stack.pop()
+            if isinstance(item, str):
+                problem = surrogate_problem(item)
+            elif isinstance(item, list):
+                stack.extend(item)
+                continue
+            elif isinstance(item, dict):
+                stack.extend(item.values())
+                stack.extend(item.keys())
+                continue
+            else:
+                continue
+            if problem:
+                shown = item.encode("utf-8", "backslashreplace").decode("utf-8")  # printable: \ud800
+                raise DataError(f"'{shorten(shown)}' {problem}", path=path, line=lineno, field=field)
 
 
 class JsonlReader(Reader):

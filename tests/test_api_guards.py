@@ -1,0 +1,112 @@
+"""The Python API's guards: a fit into a directory in use changes nothing, non-finite features are refused
+with the row and column, and the README's documented paths (`fit` with the recipe on text, `val_percent` 0,
+evaluating from another directory) run."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from helpers import run_cli, tiny_config
+from test_api import CONFIG, synthetic
+
+import tfxc
+from tfxc.errors import DataError, TfxcError
+from tfxc.model_dir import ModelDir
+
+ONE_EPOCH = {**CONFIG, "trainer": {**CONFIG["trainer"], "epochs": 1}}
+
+
+def test_a_fit_into_a_directory_in_use_changes_nothing(tmp_path):
+    """D1 (API): the lock comes before the sources are written and converted."""
+    (x, y), _ = synthetic(num_train=200, num_test=10)
+    model_dir = str(tmp_path / "m")
+    lock = ModelDir(model_dir).lock("a tfxc.fit run")  # another fit, training
+    try:
+        with pytest.raises(TfxcError, match="is in use by a tfxc.fit run"):
+            tfxc.fit(ONE_EPOCH, x, y, model_dir=model_dir)
+    finally:
+        lock.release()
+    assert sorted(os.listdir(model_dir)) == [".lock"]  # no sources/, no tfrecords/
+
+
+def test_a_second_fit_on_other_arrays_is_refused_and_the_first_data_stays(tmp_path):
+    """D4 (API): a refused fit keeps the model's conversion; a fit with the original arrays resumes."""
+    (x, y), (xt, yt) = synthetic(num_train=200, num_test=50)
+    model_dir = str(tmp_path / "m")
+    model = tfxc.fit(ONE_EPOCH, x, y, model_dir=model_dir)
+    stats = open(os.path.join(model_dir, "tfrecords", "stats.json")).read()
+    x2 = x.copy()
+    x2.data = x2.data * 2.0  # same shape, other data
+    with pytest.raises(TfxcError, match="trained on other data"):
+        tfxc.fit(ONE_EPOCH, x2, y, model_dir=model_dir)
+    assert open(os.path.join(model_dir, "tfrecords", "stats.json")).read() == stats
+    again = tfxc.fit(ONE_EPOCH, x, y, model_dir=model_dir)  # nothing left to train: the same model
+    np.testing.assert_array_equal(again.predict(xt, k=3).ids, model.predict(xt, k=3).ids)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    (x, y), (xt, yt) = synthetic(num_train=300, num_test=60)
+    model_dir = str(tmp_path_factory.mktemp("api") / "m")
+    tfxc.fit(ONE_EPOCH, x, y, model_dir=model_dir, X_test=xt, Y_test=yt)
+    return model_dir, xt, yt
+
+
+@pytest.mark.parametrize("backend", ["model_dir", "saved_model"])
+def test_non_finite_features_are_refused_with_the_row_and_column(trained, tmp_path, backend):
+    """D2: NaN, inf and float64 values beyond float32's range; before, the model directory ranked garbage."""
+    model_dir, xt, yt = trained
+    model = tfxc.load(model_dir if backend == "model_dir" else tfxc.load(model_dir).export(str(tmp_path / "sm")))
+    clean = model.predict(xt[:3], k=3).ids
+    x = xt[:3].copy().astype(np.float64)
+    x.data[x.indptr[1]] = np.nan  # row 1's first value
+    with pytest.raises(DataError, match=r"row 1, column \d+: the value is NaN"):
+        model.predict(x, k=3)
+    x.data[:] = 1e39  # finite in float64, infinite in float32
+    with pytest.raises(DataError, match=r"row 0, column \d+: the value is infinite"):
+        model.evaluate(x, yt[:3])
+    dense = xt[:3].toarray()
+    dense[2, 0] = -np.inf
+    with pytest.raises(DataError, match=r"row 2, column 0"):
+        model.predict(dense, k=3)
+    np.testing.assert_array_equal(model.predict(xt[:3], k=3).ids, clean)
+
+
+def test_the_recipe_fits_text_without_ids(tmp_path):
+    """Item 12: `fit({"recipe": True}, texts, labels)` once failed on the validation split's missing ids."""
+    texts = [f"{word} {other} words here" for word in ("red", "green", "blue") for other in range(40)]
+    labels = [[word] for word in ("red", "green", "blue") for _ in range(40)]
+    model = tfxc.fit({"recipe": True, "trainer": {"epochs": 2}}, texts, labels, model_dir=str(tmp_path / "m"))
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["data"]["val_percent"] == 10 and config["trainer"]["select_metric"]
+    assert model.predict(["red 3 words here"], k=1).labels[0] == ["red"]
+
+
+def test_the_recipe_without_a_validation_split_selects_nothing(tmp_path):
+    """Item 12: `"val_percent": 0` with the recipe trains on all of train instead of failing."""
+    (x, y), _ = synthetic(num_train=300, num_test=10)
+    tfxc.fit({"recipe": True, "data": {"val_percent": 0}, "trainer": {"epochs": 1}}, x, y,
+             model_dir=str(tmp_path / "m"))
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["data"]["val_percent"] == 0 and not config["trainer"]["select_metric"]
+    assert not config["trainer"]["patience"]
+
+
+def test_a_model_trained_with_relative_paths_evaluates_from_another_directory(tmp_path):
+    """Item 12: config.json keeps absolute data paths, so `tfxc.evaluate --model-dir M` works from anywhere."""
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    config = json.loads(open(tiny_config(tmp_path, trainer={"train_steps": 8})).read())
+    config["data"]["dir"] = "data"  # relative to where training runs
+    (here / "c.json").write_text(json.dumps(config))
+    run_cli("tfxc.train", "--config", "c.json", "--model-dir", "m", cwd=str(here))
+    stored = json.loads((here / "m" / "config.json").read_text())
+    assert stored["data"]["dir"] == str(here / "data")
+    result = run_cli("tfxc.evaluate", "--model-dir", str(here / "m"), "--json", cwd=str(elsewhere))
+    assert "P@1" in json.loads(result.stdout.strip().splitlines()[-1])
+    # The original command still resumes: the stored absolute path is the relative one it gave.
+    assert "resumed from" in run_cli("tfxc.train", "--config", "c.json", "--model-dir", "m", cwd=str(here)).stderr
