@@ -74,7 +74,7 @@ def load_xc(path: str, index_base: int = 0) -> tuple[scipy.sparse.csr_matrix, sc
 
 
 def fit(config, X, Y, *, model_dir: str, X_val=None, Y_val=None, X_test=None, Y_test=None,
-        label_names=None, overrides=()) -> "Classifier":
+        label_names=None, overrides=(), plan_only: bool = False):
     """Trains a model on in-memory data and returns it, ready to predict.
 
     Args:
@@ -86,9 +86,10 @@ def fit(config, X, Y, *, model_dir: str, X_val=None, Y_val=None, X_test=None, Y_
       X_test, Y_test: an optional test split, evaluated at the end of training.
       label_names: names of the label ids (matrices only), instead of `data.label_names`.
       overrides: `--set`-style assignments, e.g. ["trainer.epochs=5"].
+      plan_only: convert the data, print the memory plan (`tfxc.training.memory_plan`) and return it, untrained.
 
     Returns:
-      A `Classifier` on `model_dir`.
+      A `Classifier` on `model_dir` (with `plan_only`, the `MemoryPlan`).
     """
     from tfxc.data.convert import ensure_converted
     from tfxc.model_dir import ModelDir
@@ -114,6 +115,14 @@ def fit(config, X, Y, *, model_dir: str, X_val=None, Y_val=None, X_test=None, Y_
         if lock is not None:
             lock.release()
         raise
+    if plan_only:
+        from tfxc.training.memory_plan import show_plan
+
+        try:
+            return show_plan(config, info)
+        finally:
+            if lock is not None:
+                lock.release()
     Trainer(config, model_dir, info, strategy, lock=lock).train()
     return load(model_dir)
 

@@ -69,6 +69,11 @@ def main(argv=None):
                              "change (epochs, cadences, evaluation, export, replicas), e.g. to fine-tune with "
                              "another learning rate on purpose")
     add_trust_args(parser)  # for a distillation teacher's model directory (loss.teacher)
+    parser.add_argument("--plan", action="store_true",
+                        help="print the memory plan (estimated peak memory by component, and the keys that cut "
+                             "each part) for the config and the data, and exit without training")
+    parser.add_argument("--ignore-memory-plan", action="store_true",
+                        help="train even when the memory plan exceeds the available memory (a warning instead)")
     parser.add_argument("-v", "--verbose", action="store_true")
     # The names before heads had parts in general: refused with the new spelling.
     parser.add_argument("--repetition", type=int, help=argparse.SUPPRESS)
@@ -194,9 +199,16 @@ def run_training(config, model_dir: str, info, strategy, args, lock) -> int:
     from tfxc.eval.evaluator import format_metrics
     from tfxc.training.trainer import Trainer
 
+    if args.plan:  # after the conversion (the plan reads the data's stats); nothing is trained or written
+        from tfxc.training.memory_plan import show_plan
+
+        show_plan(config, info, args.part)
+        if lock is not None:
+            lock.release()
+        return 0
     trainer = Trainer(config, model_dir, info, strategy, part=args.part, lock=lock,
-                      allow_changed_config=args.allow_changed_config, final_evaluation=not args.skip_eval,
-                      trust_imports=args.trust_imports)
+                      ignore_memory_plan=args.ignore_memory_plan, trust_imports=args.trust_imports,
+                      allow_changed_config=args.allow_changed_config, final_evaluation=not args.skip_eval)
     metrics = trainer.train()
     if trainer.chief and trainer.controller.evaluator is not None and metrics:
         print("frequency baseline: " + format_metrics(trainer.controller.evaluator.frequency_baseline()))

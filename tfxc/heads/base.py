@@ -158,6 +158,12 @@ class Head(keras.layers.Layer):
         (scores float32 [B, k], ids int64 [B, k]) as NumPy arrays. Called on the whole head, unbuilt."""
         raise NotImplementedError(f"{type(self).__name__} trains as a whole; it has no parts to rank")
 
+    def memory_scores(self, training: bool, labels_per_point: float = 1.0) -> int:
+        """Float32 scores per example that the head holds at once in a training step (`training`) or in one
+        evaluation block, for the memory plan (`tfxc.training.memory_plan`); `labels_per_point`: the train split's
+        average. Default: all L labels."""
+        return self.num_labels
+
     @property
     def sparse_variables(self) -> list:
         """Variables whose gradients are row-sparse (`tf.IndexedSlices`); updated lazily."""

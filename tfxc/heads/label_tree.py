@@ -485,6 +485,15 @@ class LabelTreeHead(Head):
         return ([self.kernels[t] for t in gathered] + ([self.biases[t] for t in gathered] if self.use_bias else [])
                 + sparse)
 
+    def memory_scores(self, training: bool, labels_per_point: float = 1.0) -> int:
+        """Per level: its K_t logits where scored whole, else the active nodes: children of the row's true parents
+        (and a padding one; of the beam with man negatives), in training each with its gathered [dim] row."""
+        parents = (int(-(-labels_per_point // 1)) + 1 + self.beam_size * (self.negatives == "tfn+man")) if training \
+            else self.beam_size
+        active = [min(parents * self._fanout(t), self.max_active or 2**62) for t in range(len(self.sizes))]
+        return sum(size if self._dense_in_training(t) else active[t] * (1 + int(self.kernels[t].shape[-1]) * training)
+                   for t, size in enumerate(self.sizes))
+
     def get_config(self):
         return {**super().get_config(), "sizes": self.sizes, "beam_size": self.beam_size, "loss": self.loss,
                 "reduction": self.reduction, "sparse_max_nnz": self.sparse_max_nnz}

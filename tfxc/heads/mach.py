@@ -265,6 +265,10 @@ class MachHead(Head):
             return mach_candidate_top_k(scores, self.mach_lookup, k, self.eval_top_buckets, self.eval_min_freq)
         return mach_top_k(scores, self.mach_lookup, k)
 
+    def memory_scores(self, training: bool, labels_per_point: float = 1.0) -> int:
+        """The bucket logits [R, B] of each example (evaluation ranks labels on the host, from them)."""
+        return self.num_repetitions * self.num_buckets
+
     def get_config(self):
         return {**super().get_config(), "num_buckets": self.num_buckets, "repetitions": list(self.repetitions),
                 "loss": self.loss, "score": self.score, "per_repetition_features": self.per_repetition_features,

@@ -170,5 +170,9 @@ class MhpHead(LabelOrderTables, Head):
         """Trainable parameters: the [dim, Σ n_h] kernel and its bias (once built)."""
         return int(np.prod(self.kernel.shape)) + (self.offsets[-1] if self.use_bias else 0)
 
+    def memory_scores(self, training: bool, labels_per_point: float = 1.0) -> int:
+        """The concatenated head logits [Σ n_h] of each example."""
+        return self.offsets[-1]
+
     def get_config(self):
         return {**super().get_config(), "radices": self.radices, "loss": self.loss, "use_bias": self.use_bias}

@@ -13,6 +13,7 @@ from tfxc.model_dir import ModelDir
 from tfxc.training.components import build_components
 from tfxc.training.controller import Controller
 from tfxc.training.distribute import is_chief
+from tfxc.training.memory_plan import check_memory, plan_memory
 
 
 class Trainer:
@@ -33,20 +34,26 @@ class Trainer:
         was converted); the trainer releases it when training ends.
       trust_imports: which `imports` of a model directory the run restores (a distillation teacher) may run
         (`--trust-imports`; see `tfxc.config.loading.trusted_imports`).
+      ignore_memory_plan: train even when the memory plan (`tfxc.training.memory_plan`) exceeds the
+        available memory (a warning instead of the refusal).
 
     Raises:
       TfxcError: another run holds the model directory.
       TrainingError: the checkpoint was trained with another config, or on other data.
+      MemoryPlanError: the memory plan exceeds the available memory (and `ignore_memory_plan` is off).
     """
 
     def __init__(self, config, model_dir, info, strategy, part: int | None = None,
-                 allow_changed_config: bool = False, final_evaluation: bool = True, lock=None, trust_imports=False):
+                 allow_changed_config: bool = False, final_evaluation: bool = True, lock=None,
+                 ignore_memory_plan: bool = False, trust_imports=False):
         self.model_dir = training_dir(model_dir, part)
         self.chief = is_chief(strategy)
         # The chief writes the directory: it holds the lock from before anything is written until the end.
         self._lock = lock or (self.model_dir.lock("a tfxc.train run") if self.chief else None)
         self._data_dir = info.dir
         try:
+            # The memory plan first: logged, and a run that would not fit is refused before anything is written.
+            check_memory(plan_memory(config, info, part), ignore=ignore_memory_plan)
             self.model_dir.check_resume(config, allow_changes=allow_changed_config)
             if self.chief:
                 self.model_dir.bind_data(info, resuming=self.model_dir.latest_checkpoint() is not None)

@@ -17,3 +17,12 @@ def peak_rss_gb() -> float:
             return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 2**20
     except (OSError, StopIteration, ValueError):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def current_rss_bytes() -> int:
+    """This process's resident set size now, in bytes (VmRSS; 0 where /proc is not there)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) * 1024
+    except (OSError, StopIteration, ValueError):
+        return 0

@@ -1,0 +1,150 @@
+"""The memory plan: its parameter and slot bytes are the really built model's, a run that would not fit is
+refused before anything is built (unless told to go on), --plan and fit(plan_only=True) train nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from helpers import tiny_config
+
+from tfxc.build_context import BuildContext
+from tfxc.config import load_config
+from tfxc.model_dir import ModelDir
+from tfxc.training import memory_plan
+from tfxc.training.memory_plan import MemoryPlanError, check_memory, nbytes, plan_memory
+
+# (encoder, head, optimizer) of small models whose weights the plan must count exactly.
+MODELS = {
+    "ova_bag_hidden": ({"name": "sparse_bow", "embedding_dim": 24, "hidden_units": [12]},
+                       {"name": "one_vs_all"}, {"name": "adam"}),
+    "softmax_sgd_momentum": ({"name": "sparse_bow", "embedding_dim": 16},
+                             {"name": "softmax", "use_bias": False}, {"name": "sgd", "momentum": 0.9}),
+    "hashed_repetitions": ({"name": "sparse_bow", "embedding_dim": 8},
+                           {"name": "mach", "num_buckets": 10, "num_repetitions": 3}, {"name": "adam"}),
+    "linear_plain_sgd": ({"name": "sparse_bow", "embedding_dim": 8}, {"name": "linear"}, {"name": "sgd"}),
+    "product_codes": ({"name": "sparse_bow", "embedding_dim": 8}, {"name": "mhp"}, {"name": "adam"}),
+}
+
+
+def converted(tmp_path, **sections):
+    """A tiny synthetic config (`helpers.tiny_config`) and its converted data."""
+    from tfxc.data.convert import ensure_converted
+
+    path = tiny_config(tmp_path, **sections)
+    config = load_config(path, [])
+    return path, config, ensure_converted(config.data)
+
+
+def component(plan, name: str) -> int:
+    return next(c.bytes for c in plan.components + plan.transients if c.name == name)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_parameter_and_slot_bytes_are_those_of_the_built_model(tmp_path, name):
+    from tfxc._tf import tf
+    from tfxc.model import build_model
+    from tfxc.optimizers import build_optimizer
+
+    encoder, head, optimizer = MODELS[name]
+    _, config, info = converted(tmp_path, model={"encoder": encoder, "head": head},
+                                optimizer={**optimizer, "learning_rate": 0.01})
+    plan = plan_memory(config, info)
+    model = build_model(config.model, BuildContext.from_info(info, seed=1))
+    # The allocated tensors' sizes and TF's dtype sizes, not the plan's shapes and NumPy itemsizes.
+    built = sum(int(tf.size(v.value)) * v.value.dtype.size for v in model.variables)
+    assert component(plan, "parameters") == built > 0
+    opt = build_optimizer(config.optimizer, total_steps=10, sparse_variables=model.sparse_variables)
+    opt.build(model.trainable_variables)
+    trainable_ids = {id(v) for v in model.trainable_variables}
+    # The optimizer's own scalars (iterations, learning rate) are not slots.
+    slots = sum(int(tf.size(v.value)) * v.value.dtype.size for v in opt.variables
+                if len(v.shape) and id(v) not in trainable_ids)
+    assert component(plan, "optimizer slots") == slots
+    assert slots == {"adam": 2, "sgd": 1 if optimizer.get("momentum") else 0}[optimizer["name"]] * nbytes(
+        model.trainable_variables)
+    assert isinstance(model.variables[0].value, tf.Variable)  # the plan's stateless build left real ones alone
+
+
+def test_the_plan_counts_one_part_of_a_head_trained_in_parts(tmp_path):
+    _, config, info = converted(tmp_path, model={"encoder": {"name": "sparse_bow", "embedding_dim": 8},
+                                                 "head": {"name": "mach", "num_buckets": 10, "num_repetitions": 4,
+                                                          "separate_encoders": True}})
+    whole, one = plan_memory(config, info), plan_memory(config, info, part=2)
+    assert whole.parts == one.parts == 4 and whole.part_total == one.total
+    # Four encoders and four kernels against one of each: the parameters scale with the parts.
+    assert component(whole, "parameters") == 4 * component(one, "parameters")
+    assert "train.sh runs PARALLEL" in whole.format()
+
+
+def test_a_run_over_the_available_memory_is_refused_unless_told_to_go_on(tmp_path, monkeypatch, caplog):
+    _, config, info = converted(tmp_path)
+    plan = plan_memory(config, info)
+    monkeypatch.setattr(memory_plan, "available_bytes", lambda: 2**20)  # 1 MiB left
+    monkeypatch.delenv(memory_plan.IGNORE_ENV, raising=False)
+    with pytest.raises(MemoryPlanError, match=r"estimates .* GiB|MiB.*only 1 MiB is available"):
+        check_memory(plan)
+    check_memory(plan, ignore=True)
+    assert "going on: the memory plan is ignored" in caplog.text
+    monkeypatch.setenv(memory_plan.IGNORE_ENV, "1")
+    check_memory(plan)
+    monkeypatch.setattr(memory_plan, "available_bytes", lambda: 64 * 2**30)
+    monkeypatch.delenv(memory_plan.IGNORE_ENV)
+    check_memory(plan)  # fits
+
+
+def test_train_refuses_before_writing_a_checkpoint_and_the_flag_overrides(tmp_path, monkeypatch, capsys):
+    from tfxc.train import main
+
+    path, _, _ = converted(tmp_path, trainer={"train_steps": 4, "checkpoint_every_steps": 4})
+    model_dir = str(tmp_path / "model")
+    monkeypatch.setattr(memory_plan, "available_bytes", lambda: 2**20)
+    monkeypatch.delenv(memory_plan.IGNORE_ENV, raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--config", path, "--model-dir", model_dir])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "tfxc: error: the memory plan estimates" in err and "--ignore-memory-plan" in err
+    # Refused before the data card, the config or a checkpoint is written; the lock is released (the next run).
+    assert ModelDir(model_dir).latest_checkpoint() is None
+    assert not os.path.exists(os.path.join(model_dir, "config.json"))
+    assert main(["--config", path, "--model-dir", model_dir, "--ignore-memory-plan", "--skip-eval"]) == 0
+    assert ModelDir(model_dir).latest_checkpoint() is not None
+
+
+def test_plan_prints_every_component_and_exits_without_training(tmp_path, capsys):
+    from tfxc.train import main
+
+    path, config, info = converted(tmp_path)
+    model_dir = tmp_path / "model"
+    assert main(["--config", path, "--model-dir", str(model_dir), "--plan"]) == 0
+    out = capsys.readouterr().out
+    for name in ("parameters", "optimizer slots", "one training step", "evaluation", "data pipeline", "runtime",
+                 "total", "available"):
+        assert name in out
+    assert "model.encoder.embedding_dim" in out and "trainer.global_batch_size" in out
+    assert ModelDir(str(model_dir)).latest_checkpoint() is None  # nothing trained
+    assert not (model_dir / "config.json").exists()
+    assert main(["--config", path, "--model-dir", str(model_dir), "--plan"]) == 0  # the lock was released
+
+
+def test_fit_with_plan_only_returns_the_plan_untrained(tmp_path, capsys):
+    import tfxc
+    from tfxc.data.csr import rows_to_csr
+    from tfxc.data.synthetic import SyntheticXmc
+
+    cfg = load_config(None, ["data.dir=unused", "data.synthetic.num_train=300", "data.synthetic.num_test=50",
+                             "data.synthetic.num_features=200", "data.synthetic.num_labels=30"]).data.synthetic
+    gen = SyntheticXmc(cfg)
+    x, y = rows_to_csr(gen.rows("train"), gen.num_features, gen.num_labels)
+    config = {"model": {"encoder": {"name": "sparse_bow", "embedding_dim": 16}, "head": {"name": "one_vs_all"}},
+              "trainer": {"global_batch_size": 32, "epochs": 1}}
+    plan = tfxc.fit(config, x, y, model_dir=str(tmp_path / "m"), plan_only=True)
+    assert isinstance(plan, memory_plan.MemoryPlan)
+    # sparse_bow: [D, 16] + [16]; one_vs_all: [16, L] + [L] (float32).
+    assert component(plan, "parameters") == 4 * (200 * 16 + 16 + 16 * 30 + 30)
+    assert "total" in capsys.readouterr().out
+    assert ModelDir(str(tmp_path / "m")).latest_checkpoint() is None
+    assert json.load(open(tmp_path / "m" / "tfrecords" / "stats.json"))["num_labels"] == 30
