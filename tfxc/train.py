@@ -191,7 +191,9 @@ def train_recipe(args, own: dict | None = None) -> int:
     print("recipe (tfxc.recipe):\n" + "\n".join(f"  {line}" for line in reasons))
     if args.overrides:
         print("  then --set " + " ".join(args.overrides))
-    print(f"the whole config is kept as {os.path.join(model_dir, 'config.json')}; edit it and train with --config")
+    if not args.plan:
+        print(f"the whole config is kept as {os.path.join(model_dir, 'config.json')}; edit it and train with "
+              "--config")
     return run_training(config, model_dir, info, strategy, args, lock)
 
 
