@@ -198,3 +198,20 @@ def check_checkpoint_round_trip(model, fresh_model, batch, k: int, directory) ->
     tf.train.Checkpoint(model=fresh_model).restore(path).assert_existing_objects_matched()
     for a, b in zip(model.top_k(batch, k), fresh_model.top_k(batch, k)):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+# Python source that makes `tfxc.utils.io` die (os._exit, no clean-up) while it replaces a directory: with
+# `where == "between renames"` between the two renames of a file system that cannot exchange two paths,
+# otherwise right after the exchange, before the old copy is deleted. Needs `os`, `io` and `where` defined.
+KILL_WHILE_REPLACING = """
+if where == "between renames":
+    io.exchange = lambda a, b: False
+    rename = os.replace
+    def replace(src, dst):
+        rename(src, dst)
+        if dst.endswith(".old"):
+            os._exit(9)
+    os.replace = replace
+else:
+    io.shutil = type("killed", (), {"rmtree": staticmethod(lambda *a, **k: os._exit(9))})
+"""

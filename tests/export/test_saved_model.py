@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import REPO, cli_env, run_cli, tiny_config
+from helpers import KILL_WHILE_REPLACING, REPO, cli_env, run_cli, tiny_config
 
 RELOAD_SCRIPT = """
 import json, sys
@@ -236,16 +236,8 @@ KILLED_EXPORT = """
 import os, sys
 from tfxc.utils import io
 from tfxc.export.__main__ import main
-if sys.argv[1] == "between renames":
-    io.exchange = lambda a, b: False
-    rename = os.replace
-    def replace(src, dst):
-        rename(src, dst)
-        if dst.endswith(".old"):
-            os._exit(9)
-    os.replace = replace
-else:
-    io.shutil = type("killed", (), {"rmtree": staticmethod(lambda *a, **k: os._exit(9))})
+where = sys.argv[1]
+""" + KILL_WHILE_REPLACING + """
 main(sys.argv[2:])
 """
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO, cli_env
+from helpers import KILL_WHILE_REPLACING, REPO, cli_env
 
 from tfxc.errors import TfxcError
 from tfxc.utils.io import (_host, atomic_directory, atomic_write_text, atomic_writer, exchange,
@@ -105,17 +105,7 @@ KILLED_IN_REPLACE = """
 import os, shutil, sys
 from tfxc.utils import io
 path, where = sys.argv[1], sys.argv[2]
-if where == "between renames":
-    io.exchange = lambda a, b: False
-    rename = os.replace
-    def replace(src, dst):
-        rename(src, dst)
-        if dst.endswith(".old"):
-            os._exit(9)
-    os.replace = replace
-else:
-    io.shutil = type("killed", (), {"rmtree": staticmethod(lambda *a, **k: os._exit(9))})
-with io.atomic_directory(path, marker="done") as tmp:
+""" + KILL_WHILE_REPLACING + """with io.atomic_directory(path, marker="done") as tmp:
     with open(os.path.join(tmp, "done"), "w") as f:
         f.write("new")
 """
