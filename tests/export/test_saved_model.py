@@ -298,7 +298,7 @@ def truncated(path):
     ("variables/variables.index", truncated, "variables.index: cannot load the SavedModel"),
     ("saved_model.pb", truncated, "saved_model.pb: cannot load the SavedModel"),
     ("assets.extra/tfxc/export.json", truncated, "export.json: cannot read the export's description"),
-    ("assets.extra/tfxc/export.json", lambda p: p.write_text('{"top_k": "5"}'), "top_k is '5'"),
+    ("assets.extra/tfxc/export.json", lambda p: p.write_text('{"top_k": "5"}'), "'top_k' has an unexpected value '5'"),
 ])
 def test_a_damaged_saved_model_is_one_line_naming_the_file_in_predict_and_load(trained, tmp_path, name, damage,
                                                                                 message):

@@ -15,6 +15,7 @@ from tfxc.config import load_config
 from tfxc.model_dir import ModelDir
 from tfxc.training import memory_plan
 from tfxc.training.memory_plan import MemoryPlanError, check_memory, nbytes, plan_memory
+from tfxc.utils import memory
 
 # (encoder, head, optimizer) of small models whose weights the plan must count exactly.
 MODELS = {
@@ -83,6 +84,7 @@ def test_a_run_over_the_available_memory_is_refused_unless_told_to_go_on(tmp_pat
     _, config, info = converted(tmp_path)
     plan = plan_memory(config, info)
     monkeypatch.setattr(memory_plan, "available_bytes", lambda: 2**20)  # 1 MiB left
+    monkeypatch.setattr(memory, "current_rss_bytes", lambda: 100 * 2**20)  # as a fresh process (not pytest's)
     monkeypatch.delenv(memory_plan.IGNORE_ENV, raising=False)
     with pytest.raises(MemoryPlanError, match=r"estimates .* GiB|MiB.*only 1 MiB is available"):
         check_memory(plan)
@@ -101,6 +103,7 @@ def test_train_refuses_before_writing_a_checkpoint_and_the_flag_overrides(tmp_pa
     path, _, _ = converted(tmp_path, trainer={"train_steps": 4, "checkpoint_every_steps": 4})
     model_dir = str(tmp_path / "model")
     monkeypatch.setattr(memory_plan, "available_bytes", lambda: 2**20)
+    monkeypatch.setattr(memory, "current_rss_bytes", lambda: 100 * 2**20)  # as a fresh process (not pytest's)
     monkeypatch.delenv(memory_plan.IGNORE_ENV, raising=False)
     with pytest.raises(SystemExit) as exit_:
         main(["--config", path, "--model-dir", model_dir])
