@@ -18,8 +18,9 @@ allocation (the resident set does not shrink between them):
 * optimizer slots: Adam keeps 2 moments per trainable weight, SGD with momentum 1, without 0; a weight
   average (EMA/SWA) one more copy. A mirrored strategy on CPU replicas multiplies both.
 * data pipeline: the shuffle buffer of serialized train records (their size on disk) and the prefetched batches.
-* runtime: TensorFlow, Keras and tfxc loaded, the traced functions (`RUNTIME_BYTES`); XLA compilation:
-  `XLA_BYTES` for a head whose evaluation XLA compiles.
+* runtime: TensorFlow, Keras and tfxc loaded, the traced functions (`RUNTIME_BYTES`); TF-Text and the
+  tokenizer for an encoder that reads raw text (`TEXT_RUNTIME_BYTES`); XLA compilation: `XLA_BYTES` for a
+  head whose evaluation XLA compiles.
 * transients, the largest counts:
   - weight initialisation: a random initializer's temporaries, `INIT_COPIES` × the largest variable;
   - one training step: the dense gradients (one per dense trainable weight; the row-sparse ones of the
@@ -48,6 +49,10 @@ log = logging.getLogger("tfxc.memory")
 # A process with TensorFlow, Keras and tfxc imported, a strategy, the traced step and evaluation functions
 # and tf.data's threads, before any weight: 734-851 MiB on the measured runs (BENCHMARKS.md, "Memory plan").
 RUNTIME_BYTES = 768 * 2**20
+# An encoder that reads raw text (`Encoder.input_kind == "text"`): TF-Text and keras-hub loaded (~150 MiB
+# measured alone), the tokenizer's tables and the traced string and sequence kernels. Measured over the
+# feature models' runtime: +0.62 GiB (TextCNN on banking77), +0.84 GiB (MiniLM on clinc150).
+TEXT_RUNTIME_BYTES = 640 * 2**20
 # A head whose evaluation is compiled by XLA (`Head.serving_jit_compile`): the compiler's own memory (the label
 # tree on wordnet-nextword: the peak rose 180 MiB over training's in its first evaluation).
 XLA_BYTES = 180 * 2**20
@@ -240,8 +245,10 @@ def _plan(config, info, context) -> MemoryPlan:
         Component("optimizer slots", slots, _knobs(config, "slots")),
         Component("data pipeline", int(data), "data.shuffle_buffer"),
         Component("runtime (TF, Keras)", RUNTIME_BYTES),
-    ] + ([Component("XLA compilation", XLA_BYTES, "the head's evaluation is compiled (Head.serving_jit_compile)")]
-         if model.head.serving_jit_compile else [])
+    ] + ([Component("text runtime (TF-Text)", TEXT_RUNTIME_BYTES)]
+         if model.encoder.input_kind == "text" else []) + (
+        [Component("XLA compilation", XLA_BYTES, "the head's evaluation is compiled (Head.serving_jit_compile)")]
+        if model.head.serving_jit_compile else [])
     transients = [
         Component("weight initialisation", int(init), "the largest variable (see parameters)"),
         Component("one training step", int(step), _knobs(config, "step")),
