@@ -400,14 +400,17 @@ class ModelDir:
 
     def bound_rows(self, data_dir: str):
         """The `DatasetInfo` (shards included) of the data this model was trained on: the conversion in
-        `data_dir`, or the one kept aside when `data_dir` was converted again since.
+        `data_dir`, or the one kept aside when `data_dir` was converted again since. This process then holds
+        a lease on `data_dir` (`tfxc.data.usage`), as a training does.
 
         Raises:
           TfxcError: neither holds it.
         """
-        from tfxc.data.usage import conversion_for
+        from tfxc.data.usage import conversion_for, take_lease
 
         bound = self.bound_data()
+        if os.path.isdir(os.path.dirname(os.path.abspath(data_dir))):
+            take_lease(data_dir)  # first: no conversion replaces the rows while this process reads them
         info = conversion_for(data_dir, bound)
         if info is None:
             _raise_if_damaged(data_dir)  # a damaged card is not other data: name the damaged file

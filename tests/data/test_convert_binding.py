@@ -182,3 +182,30 @@ def test_a_refused_resume_on_other_data_leaves_the_model_and_its_data_as_they_we
     os.utime(source, ns=(1, 1))
     result = run_cli("tfxc.train", "--config", config, "--model-dir", model, "--set", "trainer.train_steps=40")
     assert "resumed from" in result.stderr
+
+
+EVALUATOR = textwrap.dedent("""
+    import sys, time
+    from tfxc.model_dir import ModelDir
+    ModelDir(sys.argv[1]).restore(need_rows=True)  # what tfxc.evaluate does before it reads the rows
+    print("reading", flush=True)
+    time.sleep(120)
+""")
+
+
+def test_an_evaluation_holds_its_rows_too(tmp_path):
+    """A process evaluating a model (`restore(need_rows=True)`) leases its data like a training."""
+    from helpers import tiny_config
+
+    config = tiny_config(tmp_path, trainer={"train_steps": 4, "checkpoint_every_steps": 4})
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "m"), "--skip-eval")
+    reader = subprocess.Popen([sys.executable, "-c", EVALUATOR, str(tmp_path / "m")], cwd=REPO, env=cli_env(),
+                              text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert reader.stdout.readline().strip() == "reading"
+        other = load_config(config, ["data.synthetic.seed=4"]).data  # other rows into the same data.dir
+        with pytest.raises(DataInUse):
+            ensure_converted(other)
+    finally:
+        reader.kill()
+        reader.wait()

@@ -42,6 +42,8 @@ def _readers_path(directory: str) -> str:
 
 
 def take_lease(directory: str) -> None:
+    """Holds a shared flock on `DIR.readers` until `release_data` or the process ends: while any process holds
+    one, `claim_for_replacing` refuses to replace `directory`. Waits only for a replacement under way."""
     key = os.path.abspath(directory)
     if key in _leases:
         return
