@@ -199,7 +199,7 @@ def _write_carved(cfg, tmp: str, splits: dict) -> dict[str, SplitWriter]:
     return writers
 
 
-def convert(data_config, before_replacing=None) -> DatasetInfo:
+def convert(data_config, before_replacing=None, files: SourceFiles | None = None) -> DatasetInfo:
     """Converts the sources named by `data_config` (a `DataConfig`) into `data_config.dir`.
 
     Call it through `ensure_converted`, whose lock keeps other writers of the
@@ -212,7 +212,7 @@ def convert(data_config, before_replacing=None) -> DatasetInfo:
     # Replacing a data.dir that holds a source would delete the source with the old conversion.
     refuse_to_overwrite_inputs(cfg.dir, {f"data.{name}": getattr(cfg, name) for name in SOURCE_PATH_FIELDS},
                                "data.dir")
-    files = SourceFiles()
+    files = files or SourceFiles()  # hashes already read (size and mtime unchanged) are not read again
     fingerprint = source_fingerprint(cfg, files)  # before reading: a source changed meanwhile converts again
     with atomic_directory(cfg.dir, marker=STATS_FILE, clear_stale=True) as tmp:
         splits, num_features, num_labels, declared_num_labels, names = _sources(cfg, tmp)
@@ -268,7 +268,8 @@ def ensure_converted(data_config, force: bool = False, accept=None) -> DatasetIn
     if data_config.format == "tfrecord":
         return DatasetInfo.load(data_config.dir)
     with directory_lock(os.path.abspath(data_config.dir) + ".lock"):
-        if not force and _current_stats_match(data_config):
+        files = SourceFiles()
+        if not force and _current_stats_match(data_config, files):
             take_lease(data_config.dir)
             return DatasetInfo.load(data_config.dir)
         claim = None
@@ -282,7 +283,7 @@ def ensure_converted(data_config, force: bool = False, accept=None) -> DatasetIn
                 keep_for_dependents(data_config.dir, DatasetInfo.load(tmp))
 
         try:
-            info = convert(data_config, before_replacing)
+            info = convert(data_config, before_replacing, files)
         finally:
             if claim is not None:
                 claim.close()
@@ -290,8 +291,9 @@ def ensure_converted(data_config, force: bool = False, accept=None) -> DatasetIn
         return info
 
 
-def _current_stats_match(data_config) -> bool:
-    """Whether `data_config.dir` holds a conversion of `data_config`'s sources (a damaged card: no)."""
+def _current_stats_match(data_config, files: SourceFiles) -> bool:
+    """Whether `data_config.dir` holds a conversion of `data_config`'s sources (a damaged card: no); the
+    sources' hashes read for it stay in `files`."""
     stats_path = os.path.join(data_config.dir, STATS_FILE)
     if not os.path.exists(stats_path):
         return False
@@ -301,7 +303,7 @@ def _current_stats_match(data_config) -> bool:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         log.warning("%s is unreadable (%s); converting again", stats_path, e)
         return False
-    if not (isinstance(stats, dict) and is_conversion_of(stats, data_config)):
+    if not (isinstance(stats, dict) and is_conversion_of(stats, data_config, files)):
         return False
     try:  # the rest of the card too (label_freq.npy cut short): damaged is as good as not converted
         DatasetInfo.load(data_config.dir)

@@ -67,7 +67,7 @@ class SourceFiles:
         if not os.path.exists(real):
             return {"path": real, "size": None, "sha256": None}
         st = os.stat(real)
-        entry = self.known.get(real)
+        entry = self.seen.get(real) or self.known.get(real)
         if not (isinstance(entry, dict) and entry.get("size") == st.st_size
                 and entry.get("mtime_ns") == st.st_mtime_ns and entry.get("sha256")):
             entry = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256_of(real)}
@@ -131,13 +131,18 @@ def _mtime_fingerprint(data_config) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
-def is_conversion_of(stats: dict, data_config) -> bool:
-    """Whether `stats` (a converted directory's stats.json) records a conversion of `data_config`'s sources."""
+def is_conversion_of(stats: dict, data_config, files: SourceFiles | None = None) -> bool:
+    """Whether `stats` (a converted directory's stats.json) records a conversion of `data_config`'s sources.
+
+    `files`, when given, keeps the hashes read here, so that a conversion that follows reads no source twice.
+    """
     stored = stats.get("source_fingerprint")
     if SOURCE_FILES_KEY not in stats:  # written before contents were hashed
         return stored == _mtime_fingerprint(data_config)
-    known = stats[SOURCE_FILES_KEY]
-    return stored == source_fingerprint(data_config, SourceFiles(known if isinstance(known, dict) else None))
+    files = files or SourceFiles()
+    if isinstance(stats[SOURCE_FILES_KEY], dict):
+        files.known.update(stats[SOURCE_FILES_KEY])
+    return stored == source_fingerprint(data_config, files)
 
 
 def with_absolute_paths(data_config):
