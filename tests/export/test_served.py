@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 import pytest
-from helpers import run_cli, tiny_config
+from helpers import run_cli
 
 from tfxc.errors import DataError, TfxcError
 from tfxc.export import served as served_module
@@ -17,10 +17,10 @@ from tfxc.export.served import ServedModel
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("served")
-    model_dir, export_dir = tmp / "model", tmp / "saved_model"
-    run_cli("tfxc.train", "--config", tiny_config(tmp), "--model-dir", str(model_dir))
+def exported(trained, tmp_path_factory):
+    """(the model directory, a SavedModel of it whose k, 7, is not the config's export.top_k)."""
+    _, model_dir, _ = trained
+    export_dir = tmp_path_factory.mktemp("served") / "saved_model"
     run_cli("tfxc.export", "--model-dir", str(model_dir), "--out", str(export_dir), "--top-k", "7")
     return model_dir, export_dir
 
