@@ -136,11 +136,13 @@ def load(path: str, *, trust_imports=False) -> "Classifier":
     inside the directory. A SavedModel's graph runs whatever TensorFlow ops it holds (file reads and
     writes among them) when it is called.
     """
-    if os.path.exists(os.path.join(path, "saved_model.pb")):
+    from tfxc.export.served import GRAPH_FILE, is_saved_model
+
+    if is_saved_model(path):
         return Classifier(_SavedModelBackend(path))
     if os.path.exists(os.path.join(path, "config.json")):
         return Classifier(_ModelDirBackend(path, trust_imports))
-    raise TfxcError(f"{path}: neither a tfxc model directory (config.json) nor a SavedModel (saved_model.pb)")
+    raise TfxcError(f"{path}: neither a tfxc model directory (config.json) nor a SavedModel ({GRAPH_FILE})")
 
 
 class Classifier:
@@ -306,17 +308,17 @@ class _SavedModelBackend:
     """Ranks through the SavedModel's `top_k` signature (what a server runs)."""
 
     def __init__(self, path: str):
-        from tfxc.export import saved_model
+        from tfxc.export.served import ServedModel
 
-        # Each reader raises one TfxcError naming the damaged file (export.json, label_freq.npy, variables, ...).
+        # Each read raises one TfxcError naming the damaged file (export.json, label_freq.npy, variables, ...).
         self.path = path
-        exported = saved_model.read_export_info(path)
-        self.num_features, self.num_labels = exported["num_features"], exported["num_labels"]
-        self.input_kind = exported.get("input", "features")
-        self.num_train_points = exported.get("num_train_points", 0)
-        self.label_freq = saved_model.read_label_freq(path, self.num_labels)
-        self._signature = saved_model.load_saved_model(path).signatures["top_k"]
-        self.label_names = saved_model.read_label_names(path, self.num_labels)
+        self._served = served = ServedModel(path)
+        self.num_features, self.num_labels = served.num_features, served.num_labels
+        self.input_kind = served.input_kind
+        self.num_train_points = served.num_train_points
+        self.label_freq = served.label_freq()
+        self._signature = served.signature("top_k")
+        self.label_names = served.label_names()
 
     def _call(self, idx, val, splits, k):
         from tfxc._tf import tf
@@ -335,11 +337,7 @@ class _SavedModelBackend:
         return out["scores"].numpy(), out["label_ids"].numpy()
 
     def featurizer(self):
-        from tfxc.data.text_features import TfidfFeaturizer
-        from tfxc.export.saved_model import extra_asset
-
-        path = extra_asset(self.path, "featurizer.json")
-        return TfidfFeaturizer.load(path) if path else None
+        return self._served.featurizer()
 
     def export(self, path: str, top_k):
         raise TfxcError(f"{self.path} is already a SavedModel")

@@ -143,8 +143,22 @@ def positive_int(text: str) -> int:
 
 def add_config_args(parser) -> None:
     parser.add_argument("--config", help="JSON experiment config (see configs/)")
+    add_set_args(parser)
+
+
+def add_set_args(parser, what: str = "a config value", example: str = "--set trainer.epochs=3") -> None:
+    """`--set SECTION.KEY=VALUE`, repeatable, collected in order into `args.overrides` (a list of strings).
+
+    Every verb and tool that overrides config values declares it here. The assignments are parsed
+    where the config is loaded (`tfxc.config.loading.apply_overrides`), so a malformed or unknown one
+    is the same `--set ...` error whichever verb took it.
+
+    Args:
+      what: what the assignments override, for the help (e.g. "evaluation settings of the trained config").
+      example: one or more example uses, for the help.
+    """
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a config value; repeatable (e.g. --set trainer.epochs=3)")
+                        help=f"override {what}; repeatable (e.g. {example})")
 
 
 def module_names(text: str) -> tuple[str, ...]:

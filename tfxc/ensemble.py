@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-from tfxc.cli import add_trust_args, keep_out_of_import_path, main_wrapper, positive_int, setup_logging
+from tfxc.cli import add_set_args, add_trust_args, keep_out_of_import_path, main_wrapper, positive_int, setup_logging
 from tfxc.errors import TfxcError
 from tfxc.eval.ensemble import METHODS, combine
 from tfxc.model_dir import ModelDir
@@ -47,9 +47,8 @@ def main(argv=None):
                              "max(eval.ks), at most the number of labels): longer lists let a label ranked low by "
                              "one model be lifted by the others")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object (last line)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="eval.KEY=VALUE",
-                        help="override settings of every model's trained config, e.g. --set eval.ks=[1,3,5,10]; "
-                             "the first model's eval settings (ks, batch_size, max_points) serve all models")
+    add_set_args(parser, "settings of every model's trained config (the first model's eval settings: ks, "
+                         "batch_size and max_points serve all models)", "--set eval.ks=[1,3,5,10]")
     add_trust_args(parser)
     args = parser.parse_args(argv)
     if len(args.model_dirs) < 2:

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from tfxc.cli import add_trust_args, keep_out_of_import_path, main_wrapper, setup_logging
+from tfxc.cli import add_set_args, add_trust_args, keep_out_of_import_path, main_wrapper, setup_logging
 from tfxc.model_dir import ModelDir
 
 
@@ -25,9 +25,8 @@ def main(argv=None):
     parser.add_argument("--bad-cases", metavar="FILE",
                         help="also write the rows whose first prediction is wrong (text, labels, top-5 with scores) "
                              "to FILE as JSON lines, and print the most frequent confusions")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="eval.KEY=VALUE",
-                        help="override evaluation settings of the trained config, e.g. --set eval.ks=[1,3,5,10] "
-                             "or --set model.head.eval_top_buckets=50 (MACH's approximate evaluation)")
+    add_set_args(parser, "evaluation settings of the trained config",
+                 "--set eval.ks=[1,3,5,10] or --set model.head.eval_top_buckets=50, MACH's approximate evaluation")
     add_trust_args(parser)
     args = parser.parse_args(argv)
     setup_logging()

@@ -37,12 +37,12 @@ def guess_format(path: str) -> str:
     return "xc"
 
 
-def iter_feature_rows(path: str, fmt: str, saved_model_dir: str, num_features: int,
-                      index_base: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yields (feat_idx int64, feat_val float32) per input row, ids checked against the model's feature space."""
+def iter_feature_rows(path: str, fmt: str, served, index_base: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yields (feat_idx int64, feat_val float32) per input row, ids checked against the feature space of
+    `served` (a `ServedModel`), texts featurized with its TF-IDF featurizer."""
     from tfxc.data import readers
-    from tfxc.export.saved_model import extra_asset
 
+    num_features = served.num_features
     if fmt == "xc":
         rows = readers.XcBowReader(path, index_base=index_base, num_features=num_features)
     elif fmt == "pecos":
@@ -51,12 +51,9 @@ def iter_feature_rows(path: str, fmt: str, saved_model_dir: str, num_features: i
             raise DataError(f"has {rows.num_features} feature columns but the model knows {num_features}",
                             path=path)
     elif fmt == "jsonl":
-        from tfxc.data.text_features import TfidfFeaturizer
-
-        featurizer_path = extra_asset(saved_model_dir, "featurizer.json")
-        if featurizer_path is None:
-            raise TfxcError(f"{saved_model_dir}: this model was not trained on text; give BoW input instead")
-        featurizer = TfidfFeaturizer.load(featurizer_path)
+        featurizer = served.featurizer()
+        if featurizer is None:
+            raise TfxcError(f"{served.path}: this model was not trained on text; give BoW input instead")
         for record in readers.iter_jsonl(path, require_labels=False):
             yield featurizer.transform(record.text)
         return
@@ -163,30 +160,30 @@ def main(argv=None):
     setup_logging()
     from tfxc._tf import tf
 
-    from tfxc.export.saved_model import load_saved_model, read_export_info
+    from tfxc.export.served import ServedModel
 
-    export_info = read_export_info(args.saved_model)
+    served = ServedModel(args.saved_model)
     if not args.interactive and not (args.input and args.output):
         raise TfxcError("give --input and --output, or --interactive")
     if not args.interactive and not os.path.exists(args.input):
         raise DataError("file not found", path=args.input)
     if not args.interactive:
         refuse_to_overwrite_inputs(args.output, {"input": args.input, "SavedModel": args.saved_model}, "--output")
-    k = export_info["top_k"] if args.top_k is None else args.top_k
-    signature = load_saved_model(args.saved_model).signatures["top_k"]
+    k = served.top_k if args.top_k is None else args.top_k
+    signature = served.signature("top_k")
     if args.interactive:
-        if export_info.get("input") != "text":
+        if not served.reads_text:
             raise TfxcError(f"{args.saved_model} reads feature rows, not text: use --input")
         return interactive(signature, k)
     start, count = time.time(), 0
     fmt = args.format or guess_format(args.input)
-    if export_info.get("input") == "text":
+    if served.reads_text:
         if fmt != "jsonl":
             raise TfxcError(f"{args.saved_model} reads raw text: give a JSONL file of {{\"text\": ...}} lines")
         results = (signature(text=tf.constant(texts), k=tf.constant(k, tf.int32))
                    for texts in text_batches(args.input, args.batch_size))
     else:
-        rows = iter_feature_rows(args.input, fmt, args.saved_model, export_info["num_features"], args.index_base)
+        rows = iter_feature_rows(args.input, fmt, served, args.index_base)
         results = (signature(feat_idx=tf.constant(np.concatenate(idx), tf.int64),
                              feat_val=tf.constant(np.concatenate(val), tf.float32),
                              row_splits=tf.constant(splits, tf.int64), k=tf.constant(k, tf.int32))

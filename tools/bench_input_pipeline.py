@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from tfxc.cli import add_set_args
 from tfxc.data.pipeline import train_dataset
 from tfxc.resolve import load_with_data
 
@@ -19,7 +20,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    add_set_args(parser)
     args = parser.parse_args()
     config, info = load_with_data(args.config, args.overrides)  # a thin config: the recipe for its data
     gb = config.trainer.global_batch_size

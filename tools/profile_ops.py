@@ -20,6 +20,7 @@ import tempfile
 import time
 
 from tfxc._tf import tf
+from tfxc.cli import add_set_args
 from tfxc.model_dir import ModelDir
 from tfxc.resolve import load_with_data
 from tfxc.training.components import build_components
@@ -66,7 +67,7 @@ def read_op_times(logdir: str) -> tuple[dict, dict, float]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_set_args(parser)
     parser.add_argument("--steps", type=int, default=100, help="traced training steps")
     parser.add_argument("--top", type=int, default=25, help="rows of each table")
     args = parser.parse_args()

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import KILL_WHILE_REPLACING, REPO, cli_env, run_cli, tiny_config
+from helpers import KILL_WHILE_REPLACING, REPO, cli_env, run_cli
 
 RELOAD_SCRIPT = """
 import json, sys
@@ -36,16 +36,6 @@ print(json.dumps({"ids": out["label_ids"].numpy().tolist(), "scores": out["score
                   "one_ids": one["label_ids"].numpy().tolist(), "embedding": emb["embedding"].numpy().tolist(),
                   "raw_embedding": emb["raw_embedding"].numpy().tolist()}))
 """
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("export")
-    config = tiny_config(tmp)
-    model_dir, export_dir = tmp / "model", tmp / "saved_model"
-    run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir))
-    run_cli("tfxc.export", "--model-dir", str(model_dir), "--out", str(export_dir))
-    return tmp, model_dir, export_dir
 
 
 def test_reloaded_saved_model_gives_the_same_scores_in_a_fresh_process(trained):

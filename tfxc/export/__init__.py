@@ -1,3 +1,4 @@
-from tfxc.export.saved_model import ServingModule, export_saved_model, extra_asset
+from tfxc.export.saved_model import ServingModule, export_saved_model
+from tfxc.export.served import ServedModel, extra_asset
 
-__all__ = ["ServingModule", "export_saved_model", "extra_asset"]
+__all__ = ["ServedModel", "ServingModule", "export_saved_model", "extra_asset"]

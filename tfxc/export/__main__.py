@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-from tfxc.cli import add_trust_args, keep_out_of_import_path, main_wrapper, setup_logging
+from tfxc.cli import add_set_args, add_trust_args, keep_out_of_import_path, main_wrapper, setup_logging
 from tfxc.utils.io import recover_directory, refuse_to_overwrite_inputs
 
 
@@ -19,9 +19,8 @@ def main(argv=None):
     parser.add_argument("--model-dir", required=True, help="a trained model directory")
     parser.add_argument("--out", required=True, help="the SavedModel directory to write")
     parser.add_argument("--top-k", type=int, default=None, help="k of serving_default (default: export.top_k)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override prediction settings of the trained config, e.g. "
-                             "--set model.head.beam_size=20 (a label tree's beam)")
+    add_set_args(parser, "prediction settings of the trained config",
+                 "--set model.head.beam_size=20, a label tree's beam")
     add_trust_args(parser)
     args = parser.parse_args(argv)
     setup_logging()

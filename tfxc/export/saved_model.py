@@ -42,11 +42,12 @@ Every signature answers a zero-row request with zero-row outputs of the usual wi
 ([0, k] ids, scores and labels; [0, dim] embeddings): the graph runs on one empty row
 instead and keeps none of it, because some kernels mis-shape an empty batch (a Conv1D
 on [0, T, E] returns its input, so TextCNN's features had the embedding's width).
+
+This module writes an export; `tfxc.export.served.ServedModel` reads one back (assets, graph, signatures).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -56,10 +57,9 @@ import numpy as np
 from tfxc._tf import tf
 from tfxc.utils.graph import graph_function
 from tfxc.config import config_to_json
-from tfxc.errors import DataError, TfxcError
-from tfxc.utils.io import atomic_directory, recover_directory, refuse_to_overwrite_inputs
-
-ASSETS_DIR = "tfxc"
+from tfxc.export.served import (ASSETS_PATH, CONFIG_ASSET, EXPORT_ASSET, FEATURIZER_ASSET, GRAPH_FILE,
+                                LABEL_FREQ_ASSET, LABELS_ASSET)
+from tfxc.utils.io import atomic_directory, refuse_to_overwrite_inputs
 
 
 # Up to this many rows a head whose products run in bfloat16 serves in float32 instead. For a few rows the
@@ -277,133 +277,27 @@ def serving_module(model, label_names: list[str], top_k: int, num_features: int)
 def export_saved_model(model, config, info, out_dir: str, top_k: int | None = None) -> str:
     """Writes the SavedModel (atomically) with the config, featurizer and train label counts as assets.
 
-    Assets in `assets.extra/tfxc/`: config.json, export.json (k, sizes, train points), labels.txt,
+    The assets go in `assets.extra/tfxc/` (their names and contents: `tfxc.export.served`, which reads
+    them back): config.json, export.json (k, input kind, sizes, train points), labels.txt,
     featurizer.json (text models) and label_freq.npy (the propensities of PSP@k derive from it).
     """
     # The data card the model was restored with (its model dir's dataset/) must outlive the replace of out_dir.
     refuse_to_overwrite_inputs(out_dir, {"model's data": info.dir}, "SavedModel directory")
     module = serving_module(model, info.label_names(), top_k or config.export.top_k, info.num_features)
-    with atomic_directory(out_dir, marker="saved_model.pb") as tmp:
+    with atomic_directory(out_dir, marker=GRAPH_FILE) as tmp:
         with model.encoder.tracing_for_serving():  # the signatures are traced here
             tf.saved_model.save(module, tmp, signatures=module.signatures())
-        assets = os.path.join(tmp, "assets.extra", ASSETS_DIR)
+        assets = os.path.join(tmp, ASSETS_PATH)
         os.makedirs(assets)
-        with open(os.path.join(assets, "config.json"), "w", encoding="utf-8") as f:
+        with open(os.path.join(assets, CONFIG_ASSET), "w", encoding="utf-8") as f:
             f.write(config_to_json(config))
-        with open(os.path.join(assets, "export.json"), "w", encoding="utf-8") as f:
+        with open(os.path.join(assets, EXPORT_ASSET), "w", encoding="utf-8") as f:
             json.dump({"top_k": module.default_k, "input": model.encoder.input_kind, "num_features": info.num_features,
                        "num_labels": info.num_labels, "num_train_points": info.num_points("train")}, f, indent=2)
-        np.save(os.path.join(assets, "label_freq.npy"), np.asarray(info.label_freq, np.int64))
-        with open(os.path.join(assets, "labels.txt"), "w", encoding="utf-8") as f:
+        np.save(os.path.join(assets, LABEL_FREQ_ASSET), np.asarray(info.label_freq, np.int64))
+        with open(os.path.join(assets, LABELS_ASSET), "w", encoding="utf-8") as f:
             f.write("".join(f"{name}\n" for name in info.label_names()))
         if info.featurizer_path:
-            shutil.copy(info.featurizer_path, os.path.join(assets, "featurizer.json"))
+            shutil.copy(info.featurizer_path, os.path.join(assets, FEATURIZER_ASSET))
     return out_dir
 
-
-def extra_asset(saved_model_dir: str, name: str) -> str | None:
-    path = os.path.join(saved_model_dir, "assets.extra", ASSETS_DIR, name)
-    return path if os.path.exists(path) else None
-
-
-# === Reading an export back (tfxc.predict, tfxc.load): damage is one TfxcError naming the file ===
-
-# export.json's keys a reader relies on, with their types.
-_EXPORT_KEYS = {"top_k": int, "num_features": int, "num_labels": int}
-
-
-def read_export_info(saved_model_dir: str) -> dict:
-    """The export's `assets.extra/tfxc/export.json` (k, input kind, sizes), checked.
-
-    Raises:
-      TfxcError: not a tfxc SavedModel, or the file is unreadable, not JSON or lacks a field.
-    """
-    if not os.path.isdir(saved_model_dir):
-        # An export killed while it replaced this one left it aside: put it back, as the next export would.
-        with contextlib.suppress(OSError):
-            recover_directory(saved_model_dir)
-    if not os.path.isdir(saved_model_dir):
-        raise TfxcError(f"{saved_model_dir}: no SavedModel directory")
-    path = extra_asset(saved_model_dir, "export.json")
-    if path is None:
-        raise TfxcError(f"{saved_model_dir}: not a tfxc SavedModel (no assets.extra/{ASSETS_DIR}/export.json)")
-    from tfxc.utils.json_files import read_json_object, required
-
-    info = read_json_object(path, "the export's description")
-    for key, kind in _EXPORT_KEYS.items():
-        if required(info, key, path, kind) < 1:
-            raise DataError(f"damaged export description: {key} is {info[key]!r}, expected an integer >= 1; "
-                            "export the model again", path=path)
-    return info
-
-
-def read_label_names(saved_model_dir: str, num_labels: int) -> list[str]:
-    """The label names of `labels.txt` (ids as names for exports made before it was added).
-
-    Raises:
-      DataError: the file is unreadable, not UTF-8 or has fewer than `num_labels` lines.
-    """
-    path = extra_asset(saved_model_dir, "labels.txt")
-    if path is None:
-        return [str(i) for i in range(num_labels)]
-    try:
-        with open(path, encoding="utf-8") as f:
-            names = f.read().split("\n")[:num_labels]
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read the label names ({e}); export the model again", path=path) from None
-    if len(names) < num_labels:
-        raise DataError(f"has {len(names)} label names, the model {num_labels} (cut short?); export the model "
-                        "again", path=path)
-    return names
-
-
-def read_label_freq(saved_model_dir: str, num_labels: int) -> np.ndarray:
-    """The train label counts of `label_freq.npy` int64 [num_labels] (zeros for exports without it).
-
-    Raises:
-      DataError: the file is unreadable, cut short or of another shape.
-    """
-    path = extra_asset(saved_model_dir, "label_freq.npy")
-    if path is None:
-        return np.zeros(num_labels, np.int64)
-    try:
-        freq = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise DataError(f"cannot read the label counts ({e}); export the model again", path=path) from None
-    if freq.shape != (num_labels,):
-        raise DataError(f"holds {freq.shape} label counts, the model has {num_labels} labels; export the model "
-                        "again", path=path)
-    return freq
-
-
-def _damaged_file(saved_model_dir: str, error: BaseException) -> str:
-    """The file of the SavedModel a load error points at: the graph, the fingerprint or the variables."""
-    text = str(error)
-    for name in ("fingerprint.pb", "saved_model.pb"):
-        if name in text:
-            return os.path.join(saved_model_dir, name)
-    variables = os.path.join(saved_model_dir, "variables")
-    # TF's checkpoint reader: IndexError "Read less bytes than requested" for a cut data shard, an OpError
-    # ("not an sstable", "truncated block") for a damaged index.
-    if isinstance(error, IndexError) or "data-" in text:
-        shards = sorted(n for n in os.listdir(variables) if ".data-" in n) if os.path.isdir(variables) else []
-        return os.path.join(variables, shards[0] if len(shards) == 1 else "variables.data-*")
-    return os.path.join(variables, "variables.index")
-
-
-def load_saved_model(saved_model_dir: str):
-    """`tf.saved_model.load`, with a damaged or incomplete SavedModel reported as one `DataError`.
-
-    Raises:
-      DataError: naming the file that cannot be read (graph, fingerprint or variables).
-    """
-    from google.protobuf.message import DecodeError
-
-    import tensorflow_text  # noqa: F401  (registers TF-Text ops for text-input models)
-
-    try:
-        return tf.saved_model.load(saved_model_dir)
-    except (OSError, IndexError, ValueError, RuntimeError, DecodeError, tf.errors.OpError) as e:
-        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"cannot load the SavedModel, it is damaged or incomplete ({detail}); export the model "
-                        "again", path=_damaged_file(saved_model_dir, e)) from None
