@@ -78,6 +78,22 @@ def test_non_finite_features_are_refused_with_the_row_and_column(trained, tmp_pa
     np.testing.assert_array_equal(model.predict(xt[:3], k=3).ids, clean)
 
 
+def test_evaluate_sizes_labels_by_the_model_and_refuses_ids_beyond_it(trained):
+    """Labels are as wide as the model's label space (data.csr.labels_csr, the readers' rule): lists, names and
+    matrices of any width within it agree, and an id the model cannot know is named instead of miscounted."""
+    model_dir, xt, yt = trained
+    model = _loaded(model_dir)
+    lists = [yt.indices[yt.indptr[i]:yt.indptr[i + 1]].tolist() for i in range(yt.shape[0])]
+    names = [[model.label_names[i] for i in row] for row in lists]
+    wider = scipy.sparse.csr_matrix(yt)
+    wider.resize((yt.shape[0], model.num_labels + 10))
+    expected = model.evaluate(xt, yt)
+    assert model.evaluate(xt, lists) == model.evaluate(xt, names) == model.evaluate(xt, wider) == expected
+    with pytest.raises(DataError, match=rf"Y, row 1: label id {model.num_labels} is out of range \[0, "
+                                        rf"{model.num_labels}\)"):
+        model.evaluate(xt[:2], [[0], [model.num_labels]])
+
+
 def test_the_recipe_fits_text_without_ids(tmp_path):
     """Item 12: `fit({"recipe": True}, texts, labels)` once failed on the validation split's missing ids."""
     texts = [f"{word} {other} words here" for word in ("red", "green", "blue") for other in range(40)]

@@ -31,11 +31,10 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse
 
-from tfxc.data.csr import as_csr
+from tfxc.data.csr import as_csr, label_lists, labels_csr
 from tfxc.data.files import check_strings
 from tfxc.errors import DataError, TfxcError
 from tfxc.utils.io import atomic_writer
-from tfxc.utils.numbers import ascii_int
 
 SOURCES_DIR = "sources"
 CONVERTED_DIR = "tfrecords"
@@ -187,7 +186,7 @@ class Classifier:
         from tfxc.eval.metrics import XmcMetrics
         from tfxc.eval.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
 
-        labels = self._labels(Y)
+        labels = labels_csr(Y, num_labels=self.num_labels, names=self.label_names)
         x = self._inputs(X)
         if labels.shape[0] != _num_rows(x):
             raise DataError(f"X has {_num_rows(x)} rows but Y has {labels.shape[0]}")
@@ -231,29 +230,6 @@ class Classifier:
             raise DataError(f"X has feature id {int(x.indices.max())} but the model knows {self.num_features} "
                             "features")
         return x
-
-    def _labels(self, Y) -> scipy.sparse.csr_matrix:
-        if scipy.sparse.issparse(Y):
-            y = scipy.sparse.csr_matrix(Y)
-            y.eliminate_zeros()
-            y.sort_indices()
-            return y
-        index = {name: i for i, name in enumerate(self.label_names)}
-        rows = []
-        for r, labels in enumerate(Y):
-            ids = []
-            for label in labels:
-                if isinstance(label, str):
-                    if label not in index:
-                        raise DataError(f"row {r} of Y: unknown label name {label!r}")
-                    ids.append(index[label])
-                else:
-                    ids.append(int(label))
-            rows.append(sorted(set(ids)))
-        indptr = np.cumsum([0] + [len(r) for r in rows])
-        indices = np.array([i for r in rows for i in r], np.int64)
-        return scipy.sparse.csr_matrix((np.ones(indices.size, np.float32), indices, indptr),
-                                       shape=(len(rows), max(self.num_labels, int(indices.max(initial=-1)) + 1)))
 
 
 class _ModelDirBackend:
@@ -375,14 +351,15 @@ def _sources(splits: dict, label_names, directory: str) -> tuple[dict, dict[str,
             if len(x) != len(y):
                 raise DataError(f"{split}: {len(x)} texts but {len(y)} label lists")
             check_strings(x, f"X ({split})")
-            check_strings(_label_lists(y), f"Y ({split})")
+            lists = label_lists(y, f"Y ({split})")
+            check_strings(lists, f"Y ({split})")
             path = os.path.join(directory, f"{split}.jsonl")
             lines = (json.dumps({"text": text, "labels": [str(label) for label in labels]}) + "\n"
-                     for text, labels in zip(x, _label_lists(y)))
+                     for text, labels in zip(x, lists))
             files[path] = "".join(lines).encode("utf-8")
             fields[split] = path
         return {"format": "jsonl", **fields, **{f"{s}_labels": "" for s in ("train", "val", "test")}}, files
-    matrices = {split: (as_csr(x, f"X ({split})"), _label_matrix(y, split)) for split, (x, y) in splits.items()}
+    matrices = {split: (as_csr(x, f"X ({split})"), labels_csr(y, f"Y ({split})")) for split, (x, y) in splits.items()}
     # One label space for every split: as wide as the widest Y, or the names given.
     width = max([y.shape[1] for _, y in matrices.values()] + [len(label_names or ())])
     for split, (x, y) in matrices.items():
@@ -413,31 +390,3 @@ def _write_if_changed(path: str, content: bytes) -> None:
     with atomic_writer(path, binary=True) as f:
         f.write(content)
 
-
-def _label_lists(y) -> list:
-    if scipy.sparse.issparse(y):
-        y = scipy.sparse.csr_matrix(y)
-        return [y.indices[y.indptr[i]:y.indptr[i + 1]].tolist() for i in range(y.shape[0])]
-    return [list(labels) for labels in y]
-
-
-def _label_id(label, split: str, row: int) -> int:
-    """One label id of a Y row: a number, or a string of ASCII digits (not '٣', which `int()` would read as 3)."""
-    value = ascii_int(label) if isinstance(label, str) else label
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise DataError(f"Y ({split}), row {row}: label {label!r} is not a label id (an integer >= 0)") from None
-
-
-def _label_matrix(y, split: str) -> scipy.sparse.csr_matrix:
-    """Labels as a CSR matrix: a SciPy sparse matrix as given, or label-id lists (as wide as the largest id)."""
-    if scipy.sparse.issparse(y):
-        return scipy.sparse.csr_matrix(y, dtype=np.float32)
-    lists = [sorted(set(_label_id(label, split, row) for label in labels)) for row, labels in enumerate(y)]
-    indptr = np.cumsum([0] + [len(r) for r in lists])
-    indices = np.array([i for r in lists for i in r], np.int64)
-    if indices.size and indices.min() < 0:
-        raise DataError(f"Y ({split}): label ids must be >= 0")
-    return scipy.sparse.csr_matrix((np.ones(indices.size, np.float32), indices, indptr),
-                                   shape=(len(lists), int(indices.max(initial=-1)) + 1))

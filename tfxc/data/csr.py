@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import scipy.sparse
 
+from tfxc.data.readers.base import IdSpace
 from tfxc.data.rows import Row
 from tfxc.errors import DataError
+from tfxc.utils.numbers import ascii_int
 
 
 def rows_to_csr(rows: Iterable[Row], num_features: int, num_labels: int) -> tuple[scipy.sparse.csr_matrix,
@@ -58,3 +60,79 @@ def _require_finite(matrix: scipy.sparse.csr_matrix, name: str) -> None:
         original = "NaN" if np.isnan(matrix.data[at]) else "infinite (or beyond float32's ±3.4e38)"
         raise DataError(f"{name}: row {row}, column {int(matrix.indices[at])}: the value is {original}; "
                         f"{bad.size} value(s) in all are not finite numbers")
+
+
+def labels_csr(y, what: str = "Y", *, num_labels: int | None = None,
+               names: Sequence[str] | None = None) -> scipy.sparse.csr_matrix:
+    """Labels as a float32 CSR matrix [n, L], sized by the readers' rule (`IdSpace`).
+
+    L is `num_labels` when given (every id must then be below it), else the
+    width of a given matrix, else 1 + the largest id in the lists (0 without any).
+
+    Args:
+      y: a SciPy sparse matrix, whose nonzero columns are each row's labels
+        (the values, e.g. relevance scores, are kept); or n label lists, each
+        label an id (an int, or a string of ASCII digits) or, with `names`, a
+        label name. Repeated labels in a list count once.
+      what: how messages name `y`, e.g. "Y (train)".
+      num_labels: the explicit label count, e.g. a trained model's.
+      names: the label names in id order; strings in the lists are looked up
+        there (and only there).
+
+    Returns:
+      A new matrix (never a view of `y`'s arrays): sorted indices, no duplicate
+      entries, no explicit zeros; the lists' labels have value 1.
+
+    Raises:
+      DataError: a label that is no id (or an unknown name), a negative id, or
+        an id at or beyond `num_labels`, naming the row.
+      ConfigError: `num_labels` is not a non-negative int.
+    """
+    if scipy.sparse.issparse(y):
+        matrix = scipy.sparse.csr_matrix(y, dtype=np.float32, copy=True)
+        matrix.sum_duplicates()
+        matrix.eliminate_zeros()
+        space = IdSpace("label", num_labels, declared=matrix.shape[1])
+    else:
+        index = None if names is None else {name: i for i, name in enumerate(names)}
+        rows = [sorted({_label_id(label, what, row, index) for label in labels}) for row, labels in enumerate(y)]
+        indptr = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum([len(r) for r in rows], out=indptr[1:])
+        indices = np.array([i for r in rows for i in r], np.int64)
+        if indices.size and indices.min() < 0:
+            raise DataError(f"{what}: label ids must be >= 0")
+        matrix = scipy.sparse.csr_matrix((np.ones(indices.size, np.float32), indices, indptr),
+                                         shape=(len(rows), int(indices.max(initial=-1)) + 1))
+        space = IdSpace("label", num_labels)
+    space.see(matrix.indices)
+    space.pass_done()
+    k = space.first_beyond(matrix.indices)
+    if k is not None:
+        row = int(np.searchsorted(matrix.indptr, k, side="right")) - 1
+        raise DataError(f"{what}, row {row}: {space.out_of_range(int(matrix.indices[k]))}")
+    if matrix.shape[1] != space.size:
+        matrix.resize((matrix.shape[0], space.size))
+    return matrix
+
+
+def _label_id(label, what: str, row: int, index: dict | None) -> int:
+    """One label of a list: its id by name (with `index`), or an int, or a string of ASCII digits (not '٣',
+    which `int()` would read as 3)."""
+    if index is not None and isinstance(label, str):
+        if label not in index:
+            raise DataError(f"{what}, row {row}: unknown label name {label!r}")
+        return index[label]
+    value = ascii_int(label) if isinstance(label, str) else label
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{what}, row {row}: label {label!r} is not a label id (an integer >= 0)") from None
+
+
+def label_lists(y, what: str = "Y") -> list[list]:
+    """Each row's labels as a list: the label ids of a SciPy sparse matrix (as `labels_csr` reads it), or the
+    lists as given."""
+    if scipy.sparse.issparse(y):
+        y = labels_csr(y, what)
+        return [y.indices[y.indptr[i]:y.indptr[i + 1]].tolist() for i in range(y.shape[0])]
+    return [list(labels) for labels in y]

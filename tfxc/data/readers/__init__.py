@@ -24,7 +24,6 @@ error; a row may have no features and/or no labels.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import os
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from tfxc.data.readers.jsonl import JsonlReader, JsonlRecord, iter_jsonl
 from tfxc.data.readers.pecos import PecosNpzReader, load_sparse_npz
 from tfxc.data.readers.xc import XcBowReader
 from tfxc.errors import ConfigError
+from tfxc.registry import did_you_mean
 
 __all__ = [
     "FORMATS",
@@ -103,10 +103,8 @@ def open_reader(fmt: str, path: str | os.PathLike, labels_path: str | os.PathLik
     """
     spec = FORMATS.get(fmt)
     if spec is None:
-        known = sorted(FORMATS)
-        close = difflib.get_close_matches(str(fmt), known, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown data format {fmt!r}{hint} (known: {', '.join(known)})")
+        raise ConfigError(f"unknown data format {fmt!r}{did_you_mean(str(fmt), FORMATS)}; "
+                          f"known: {', '.join(sorted(FORMATS))}")
     if spec.labels_file and labels_path is None:
         raise ConfigError(f"format {fmt!r} needs labels_path (the label file)")
     if not spec.labels_file and labels_path is not None:
@@ -116,10 +114,8 @@ def open_reader(fmt: str, path: str | os.PathLike, labels_path: str | os.PathLik
     allowed = sorted(name for name, p in params.items() if p.kind is p.KEYWORD_ONLY)
     for key in options:
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"format {fmt!r} has no option {key!r}{hint} (options: "
-                              f"{', '.join(allowed) or 'none'})")
+            raise ConfigError(f"format {fmt!r} has no option {key!r}{did_you_mean(key, allowed)}; options: "
+                              f"{', '.join(allowed) or 'none'}")
     missing = [name for name in allowed
                if params[name].default is inspect.Parameter.empty and name not in options]
     if missing:

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse
 
 from tfxc.data.files import numbered_lines, open_binary, open_text
-from tfxc.data.readers.base import EMPTY_IDX, Reader, check_bound, diagnose_id, row_offsets, shorten
+from tfxc.data.readers.base import EMPTY_IDX, IdSpace, Reader, diagnose_id, row_offsets, shorten
 from tfxc.data.readers.pecos import load_sparse_npz
 from tfxc.data.rows import Row
 from tfxc.errors import DataError
@@ -63,7 +63,7 @@ class DenseReader(Reader):
                  num_labels: int | None = None):
         self.path = os.fspath(x_path)
         self.labels_path = os.fspath(labels_path)
-        self._explicit_labels = check_bound("num_labels", num_labels)
+        self.label_space = IdSpace("label", num_labels)
         x = load_npy(self.path, "X", mmap=True)
         if x.ndim != 2:
             raise DataError(f"features must be a 2-D array, got shape {x.shape}", path=self.path,
@@ -72,22 +72,20 @@ class DenseReader(Reader):
             raise DataError(f"features must be numeric, got dtype {x.dtype}", path=self.path,
                             field="X")
         self._x = x
+        self.feature_space = IdSpace("feature", declared=x.shape[1])
         self._y_sparse: scipy.sparse.csr_matrix | None = None
         self._y_dense: np.ndarray | None = None
-        self._seen_labels: int | None = None
         self._rows_read: int | None = None
         lower = self.labels_path.lower()
         if lower.endswith(".npz"):
             self._y_sparse = load_sparse_npz(self.labels_path, "Y")
             self._y_sparse.eliminate_zeros()
             self._check_rows(self._y_sparse.shape[0])
-            bound = self._explicit_labels
-            if bound is not None and self._y_sparse.shape[1] > bound:
-                cols = self._y_sparse.indices
-                if cols.size and cols.max() >= bound:
-                    raise DataError(f"label id {int(cols.max())} is out of range "
-                                    f"[0, {self._explicit_labels})", path=self.labels_path,
-                                    field="labels")
+            self.label_space.declared = self._y_sparse.shape[1]  # an explicit num_labels still bounds
+            cols = self._y_sparse.indices
+            if self.label_space.first_beyond(cols) is not None:
+                raise DataError(self.label_space.out_of_range(int(cols.max())), path=self.labels_path,
+                                field="labels")
         elif lower.endswith(".npy"):
             y = load_npy(self.labels_path, "labels", mmap=False)
             if y.ndim != 1 or y.dtype.kind not in "iu":
@@ -100,13 +98,13 @@ class DenseReader(Reader):
                 k = int(np.argmax(y < 0))
                 raise DataError(f"negative label id {y[k]} at row {k}", path=self.labels_path,
                                 field="labels")
-            bound = self._explicit_labels
-            if bound is not None and y.size and y.max() >= bound:
-                k = int(np.argmax(y >= bound))
-                raise DataError(f"label id {y[k]} at row {k} is out of range [0, {bound})",
+            k = self.label_space.first_beyond(y)
+            if k is not None:
+                raise DataError(self.label_space.out_of_range(y[k], where=f" at row {k}"),
                                 path=self.labels_path, field="labels")
             self._y_dense = y
-            self._seen_labels = int(y.max()) + 1 if y.size else 0
+            self.label_space.see(y)
+            self.label_space.pass_done()
         else:
             with open_text(self.labels_path):  # fail early on a missing file
                 pass
@@ -116,24 +114,6 @@ class DenseReader(Reader):
             raise DataError(f"row counts differ: {os.path.basename(self.path)} has "
                             f"{self._x.shape[0]} rows but {self.labels_path} has {label_rows}",
                             path=self.path)
-
-    @property
-    def num_features(self) -> int:
-        return int(self._x.shape[1])
-
-    @property
-    def num_labels(self) -> int | None:
-        if self._explicit_labels is not None:
-            return self._explicit_labels
-        if self._y_sparse is not None:
-            return int(self._y_sparse.shape[1])
-        return self._seen_labels
-
-    @property
-    def declared_num_labels(self) -> int | None:
-        if self._explicit_labels is not None:
-            return self._explicit_labels
-        return None if self._y_sparse is None else int(self._y_sparse.shape[1])
 
     @property
     def num_rows(self) -> int:
@@ -188,8 +168,7 @@ class DenseReader(Reader):
         yield from self._iter_text_labels()
 
     def _iter_text_labels(self) -> Iterator[np.ndarray]:
-        path, bound, n = self.labels_path, self._explicit_labels, int(self._x.shape[0])
-        max_label = -1
+        path, n = self.labels_path, int(self._x.shape[0])
         lineno = 0
         with open_text(path) as f:
             lines = numbered_lines(f, path)
@@ -198,18 +177,15 @@ class DenseReader(Reader):
                     total = lineno + sum(1 for _ in lines)  # the rest of the file, for the message
                     raise DataError(f"row counts differ: {os.path.basename(self.path)} has "
                                     f"{n} rows but {path} has {total} lines", path=self.path)
-                labels = self._parse_label_line(line, lineno, bound)
-                if labels.size:
-                    max_label = max(max_label, int(labels[-1]))
-                    self._seen_labels = max_label + 1
+                labels = self._parse_label_line(line, lineno)
+                self.label_space.see(labels)
                 yield labels
         if lineno != n:
             raise DataError(f"row counts differ: {os.path.basename(self.path)} has {n} rows but "
                             f"{path} has {lineno} lines", path=self.path)
-        if self._seen_labels is None:
-            self._seen_labels = 0
+        self.label_space.pass_done()
 
-    def _parse_label_line(self, line: str, lineno: int, bound: int | None) -> np.ndarray:
+    def _parse_label_line(self, line: str, lineno: int) -> np.ndarray:
         text = line.strip()
         if not text:
             return EMPTY_IDX
@@ -221,9 +197,10 @@ class DenseReader(Reader):
                 raise DataError(f"bad label line {shorten(text)!r}: {problem}",
                                 path=self.labels_path, line=lineno, field="labels")
             value = int(tok)
+            bound = self.label_space.bound  # explicit only: a text file states no label count
             if bound is not None and value >= bound:
-                raise DataError(f"label id {value} is out of range [0, {bound})",
-                                path=self.labels_path, line=lineno, field="labels")
+                raise DataError(self.label_space.out_of_range(value), path=self.labels_path, line=lineno,
+                                field="labels")
             ids.append(value)
         labels = np.array(sorted(ids), np.int64)
         if labels.size > 1 and (np.diff(labels) == 0).any():

@@ -186,6 +186,10 @@ class JsonlReader(Reader):
         return len(self.label_vocab)
 
     @property
+    def declared_num_labels(self) -> None:
+        return None  # label names, not ids: the vocabulary sizes the labels
+
+    @property
     def num_rows(self) -> int | None:
         return self._rows_read
 

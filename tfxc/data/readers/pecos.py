@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse
 
 from tfxc.data.files import open_binary
-from tfxc.data.readers.base import Reader
+from tfxc.data.readers.base import IdSpace, Reader
 from tfxc.data.rows import Row
 from tfxc.errors import DataError
 
@@ -156,18 +156,10 @@ class PecosNpzReader(Reader):
         x.eliminate_zeros()
         y.eliminate_zeros()
         self._x, self._y = x, y
-
-    @property
-    def num_features(self) -> int:
-        return int(self._x.shape[1])
-
-    @property
-    def num_labels(self) -> int:
-        return int(self._y.shape[1])
-
-    @property
-    def declared_num_labels(self) -> int | None:
-        return None if self.labels_path is None else self.num_labels
+        self.feature_space = IdSpace("feature", declared=x.shape[1])
+        self.label_space = IdSpace("label", declared=None if self.labels_path is None else y.shape[1])
+        if self.labels_path is None:
+            self.label_space.pass_done()  # no label file: a label space of size 0, which states nothing
 
     @property
     def num_rows(self) -> int:

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from tfxc.data.files import count_remaining_lines, open_text, read_lines
-from tfxc.data.readers.base import EMPTY_IDX, EMPTY_VAL, Reader, check_bound, diagnose_id, row_offsets, shorten
+from tfxc.data.readers.base import EMPTY_IDX, EMPTY_VAL, IdSpace, Reader, diagnose_id, row_offsets, shorten
 from tfxc.data.rows import Row
 from tfxc.errors import ConfigError, DataError
 
@@ -136,36 +136,15 @@ class XcBowReader(Reader):
                 raise ConfigError(f"{name} must be 0 or 1, got {base!r}")
         self.index_base = int(index_base)
         self.label_index_base = int(label_index_base)
-        self._explicit_features = check_bound("num_features", num_features)
-        self._explicit_labels = check_bound("num_labels", num_labels)
+        features = IdSpace("feature", num_features)  # validates the arguments before reading the file
+        labels = IdSpace("label", num_labels)
         self.header: tuple[int, int, int] | None = self._read_header()
-        self._seen_features: int | None = None
-        self._seen_labels: int | None = None
+        if self.header is not None:
+            features.declared, labels.declared = self.header[1], self.header[2]
+        self.feature_space, self.label_space = features, labels
         self._rows_read: int | None = None
 
     # --- Properties ---
-
-    @property
-    def num_features(self) -> int | None:
-        if self._explicit_features is not None:
-            return self._explicit_features
-        if self.header is not None:
-            return self.header[1]
-        return self._seen_features
-
-    @property
-    def num_labels(self) -> int | None:
-        if self._explicit_labels is not None:
-            return self._explicit_labels
-        if self.header is not None:
-            return self.header[2]
-        return self._seen_labels
-
-    @property
-    def declared_num_labels(self) -> int | None:
-        if self._explicit_labels is not None:
-            return self._explicit_labels
-        return None if self.header is None else self.header[2]
 
     @property
     def num_rows(self) -> int | None:
@@ -196,11 +175,6 @@ class XcBowReader(Reader):
 
     def __iter__(self) -> Iterator[Row]:
         path, header = self.path, self.header
-        feature_bound = self.num_features if (self._explicit_features is not None
-                                              or header is not None) else None
-        label_bound = self.num_labels if (self._explicit_labels is not None
-                                          or header is not None) else None
-        max_feature = max_label = -1
         rows_done = 0
         lineno = 1  # the number of the next line to read
         with open_text(path) as f:
@@ -217,13 +191,9 @@ class XcBowReader(Reader):
                     # earlier malformed line is reported before the count mismatch.
                     excess = rows_done + len(lines) - header[0]
                     lines = lines[:len(lines) - excess]
-                chunk = self._parse_lines(lines, lineno, feature_bound, label_bound)
-                if chunk.feat_idx.size:
-                    max_feature = max(max_feature, int(chunk.feat_idx.max()))
-                if chunk.labels.size:
-                    max_label = max(max_label, int(chunk.labels.max()))
-                self._seen_features = max_feature + 1 if max_feature >= 0 else None
-                self._seen_labels = max_label + 1 if max_label >= 0 else None
+                chunk = self._parse_lines(lines, lineno)
+                self.feature_space.see(chunk.feat_idx)
+                self.label_space.see(chunk.labels)
                 if excess:
                     total = (rows_done + len(lines) + excess
                              + count_remaining_lines(f, path, lineno + len(lines) + excess))
@@ -239,17 +209,14 @@ class XcBowReader(Reader):
         if header is not None and rows_done != header[0]:
             raise DataError(f"header says {header[0]} rows but the file has {rows_done}",
                             path=path, line=1, field="header")
-        if self._seen_features is None:
-            self._seen_features = 0
-        if self._seen_labels is None:
-            self._seen_labels = 0
+        self.feature_space.pass_done()
+        self.label_space.pass_done()
         self._rows_read = rows_done
 
     def _error(self, message: str, lineno: int, field: str) -> DataError:
         return DataError(message, path=self.path, line=lineno, field=field)
 
-    def _parse_lines(self, lines: list[str], first_lineno: int, feature_bound: int | None,
-                     label_bound: int | None) -> _XcChunk:
+    def _parse_lines(self, lines: list[str], first_lineno: int) -> _XcChunk:
         """Parses consecutive data lines into flat arrays, validating everything.
 
         If several lines are bad, the error names the first of them.
@@ -263,7 +230,7 @@ class XcBowReader(Reader):
             m = match(line)
             if m is None:
                 # Lines before this one may hold an earlier (semantic) error.
-                self._parse_lines(lines[:i], first_lineno, feature_bound, label_bound)
+                self._parse_lines(lines[:i], first_lineno)
                 field, message = _diagnose_xc_line(line)
                 raise self._error(message, first_lineno + i, field)
             labels_s, feats_s = m.group(1, 2)
@@ -295,11 +262,9 @@ class XcBowReader(Reader):
             k = int(np.argmax(feat_idx < 0))
             problems.append((int(feat_row[k]), "features",
                              f"feature id {written[k]} is below index_base {base}"))
-        if feature_bound is not None and feat_idx.size and feat_idx.max() >= feature_bound:
-            k = int(np.argmax(feat_idx >= feature_bound))
-            problems.append((int(feat_row[k]), "features",
-                             f"feature id {written[k]} is out of range "
-                             f"[{base}, {feature_bound + base})"))
+        k = self.feature_space.first_beyond(feat_idx)
+        if k is not None:
+            problems.append((int(feat_row[k]), "features", self.feature_space.out_of_range(written[k], base=base)))
         bad_val = ~np.isfinite(feat_val)
         if bad_val.any():
             # Only float32 overflow gets here: nan/inf text fails the grammar.
@@ -327,11 +292,9 @@ class XcBowReader(Reader):
             k = int(np.argmax(labels < 0))
             problems.append((int(label_row[k]), "labels",
                              f"label id {written_l[k]} is below label_index_base {lbase}"))
-        if label_bound is not None and labels.size and labels.max() >= label_bound:
-            k = int(np.argmax(labels >= label_bound))
-            problems.append((int(label_row[k]), "labels",
-                             f"label id {written_l[k]} is out of range "
-                             f"[{lbase}, {label_bound + lbase})"))
+        k = self.label_space.first_beyond(labels)
+        if k is not None:
+            problems.append((int(label_row[k]), "labels", self.label_space.out_of_range(written_l[k], base=lbase)))
         labels, _ = self._sort_within_rows(labels, None, label_row, written_l, "label",
                                            problems)
 
