@@ -83,6 +83,9 @@ def test_the_convention_reads_languages_reasons_and_line_numbers():
 @pytest.mark.parametrize("page", pages() + sorted(NOT_COMMANDS))
 def test_every_not_run_block_says_why_and_every_link_resolves(page):
     text = read(page)
+    # An indented fence (inside a list item) would be read as prose and never run: commands stay at column 0.
+    indented = re.findall(r"^[ \t]+```(?:bash|python)\b", text, re.M)
+    assert page in NOT_COMMANDS or not indented, f"{page}: a command block is indented; move it out of the list"
     for block in blocks(text):
         assert block.not_run is None or block.not_run, f"{page}:{block.line}: a not-run block needs its reason"
         if block.not_run is not None:
