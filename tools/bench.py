@@ -28,6 +28,13 @@ figure's ratio to the best peer, then one table of the scale runs),
 `p5_vs_train_time.png` and `scale_vs_labels.png`; with `--update-markdown FILE`
 the tables replace the block between `<!-- bench:begin -->` and
 `<!-- bench:end -->` in FILE.
+
+`--standing` runs nothing: it renders the current standing (one table per data
+set against the peers, from OUT/results.json, `tools/bench_standing.py`) and,
+with `--update-markdown FILE`, writes it between `<!-- standing:begin -->` and
+`<!-- standing:end -->` in FILE:
+
+  python tools/bench.py --standing --update-markdown BENCHMARKS.md
 """
 
 from __future__ import annotations
@@ -462,14 +469,29 @@ def refuse_to_overwrite_published(out: str, markdown: str) -> None:
                              "drop --update-markdown")
 
 
-def replace_block(path: str, text: str) -> None:
-    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+def replace_block(path: str, text: str, marker: str = "bench") -> None:
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
     with open(path, encoding="utf-8") as f:
         content = f.read()
     if begin not in content or end not in content:
         raise SystemExit(f"{path}: add the markers {begin} and {end} where the tables go")
     head, rest = content.split(begin, 1)
     atomic_write_text(path, head + begin + "\n" + text + end + rest.split(end, 1)[1])
+
+
+def standing(out: str, markdown: str) -> int:
+    """--standing: prints the current-standing section rendered from OUT/results.json (and puts it in markdown)."""
+    from bench_standing import render_standing  # same folder
+
+    results_path = os.path.join(out, "results.json")
+    with open(results_path, encoding="utf-8") as f:
+        results = json.load(f)
+    source = os.path.relpath(results_path, REPO) if results_path.startswith(REPO + os.sep) else results_path
+    text = render_standing(results, list(DATASETS), PEERS, source)
+    if markdown:
+        replace_block(markdown, text, marker="standing")
+    print(text)
+    return 0
 
 
 def compiled_kernels_in_repo() -> bool:
@@ -502,6 +524,9 @@ def main(argv=None):
                         help="interpreter with libpecos/napkinxc/omikuji installed")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per (data set, system) run")
     parser.add_argument("--update-markdown", default="", help="file whose bench:begin/end block gets the tables")
+    parser.add_argument("--standing", action="store_true",
+                        help="run nothing: render the current standing from OUT/results.json (and write it into "
+                             "--update-markdown's standing:begin/end block)")
     parser.add_argument("--allow-numpy-kernels", action="store_true",
                         help="run even though the tfxc that the runs import lacks its compiled kernels (their "
                              "NumPy fallbacks are slower, so the timings would not be tfxc's)")
@@ -517,6 +542,8 @@ def main(argv=None):
 
     if args.out is None:
         args.out = os.path.join(REPO, "benchmarks", "work", "quick") if args.quick else os.path.join(REPO, "benchmarks")
+    if args.standing:
+        return standing(args.out, args.update_markdown)
     if args.quick:
         refuse_to_overwrite_published(args.out, args.update_markdown)
     if not args.allow_numpy_kernels and not compiled_kernels_in_repo():
