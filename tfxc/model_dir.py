@@ -1,21 +1,7 @@
 """The one doorway to a trained model directory: its files, config, data, checkpoints, lock and parts.
 
-Layout of a model directory:
-
-  config.json        the fully resolved config it was trained with
-  dataset/           a copy of the converted data's card (stats.json, label_freq.npy, labels.txt,
-                     featurizer.json): the data the model is bound to (see `bind_data`)
-  run_info.json      versions, strategy and sizes of the last training run (informational)
-  checkpoints/       TensorFlow checkpoints (the newest intact one is the model, unless best/ exists)
-  best/              with trainer.select_metric: the weights of the best validation evaluation
-                     (ckpt.*, and best.json: step, metric, value); then they are the model
-  tensorboard/       training and evaluation scalars
-  metrics.json       test metrics of the last training run
-  eval_log.jsonl     periodic evaluations, one JSON object per line
-  parts/part-NNN/    a model directory per independently trained part (e.g. MACH repetitions)
-  logs/part-NNN.log  their logs, when `train.sh` runs them
-  .lock              held by the run that writes the directory (see `lock`)
-  (head assets, e.g. mach_lookup.npz)
+The layout of a model directory, and the records a training run leaves there (run_info.json, metrics.json,
+eval_log.jsonl, the selected weights in best/), are `tfxc.model_files`; `ModelDir` adds the rest.
 
 `train`, `evaluate`, `export`, `train.sh`, the tools and the tests reach a
 trained model only through `ModelDir`.
@@ -30,27 +16,16 @@ from typing import NamedTuple
 
 from tfxc.config.compare import flat_differences, stored_form, stored_tree
 from tfxc.errors import TfxcError, TrainingError
+from tfxc.model_files import CHECKPOINT_DIR, CONFIG_FILE, LOCK_FILE, ModelFiles
 from tfxc.utils.files import read_text
-from tfxc.utils.json_files import read_json_object, required
 from tfxc.utils import checkpoint_state
 from tfxc.utils.io import atomic_directory
 from tfxc.utils.locks import DirectoryLock
 
 log = logging.getLogger("tfxc.model_dir")
 
-CONFIG_FILE = "config.json"
-DATASET_DIR = "dataset"
-RUN_INFO_FILE = "run_info.json"
-CHECKPOINT_DIR = "checkpoints"
-BEST_DIR = "best"
-BEST_FILE = "best.json"
-TENSORBOARD_DIR = "tensorboard"
-METRICS_FILE = "metrics.json"
-EVAL_LOG_FILE = "eval_log.jsonl"
-PARTS_DIR = "parts"
 # Settings that change how a model is evaluated, not the model: an evaluation of parts may override them.
 EVALUATION_KEYS = ("eval.", "model.head.eval_")
-LOCK_FILE = ".lock"
 
 # Config keys a resumed run may change: how long and how often, evaluation and export settings, and the
 # replica layout (the data order does not depend on it, see tfxc.data.pipeline). Everything else changes
@@ -70,45 +45,12 @@ class TrainedModel(NamedTuple):
     info: object  # DatasetInfo
 
 
-class ModelDir:
-    """A model directory (see the module docstring).
+class ModelDir(ModelFiles):
+    """A model directory (see the module docstring; its paths and run records are `ModelFiles`').
 
     Args:
       path: the directory (it need not exist yet).
     """
-
-    def __init__(self, path: str):
-        self.path = os.fspath(path)
-
-    def __repr__(self) -> str:
-        return f"ModelDir({self.path!r})"
-
-    def file(self, name: str) -> str:
-        return os.path.join(self.path, name)
-
-    @property
-    def config_path(self) -> str:
-        return self.file(CONFIG_FILE)
-
-    @property
-    def checkpoint_dir(self) -> str:
-        return self.file(CHECKPOINT_DIR)
-
-    @property
-    def best_dir(self) -> str:
-        return self.file(BEST_DIR)
-
-    @property
-    def dataset_dir(self) -> str:
-        return self.file(DATASET_DIR)
-
-    def worker_scratch_dir(self, worker_index: int) -> str:
-        """Where a non-chief MultiWorkerMirrored worker writes its (discarded) checkpoint copies."""
-        return self.file(f".worker-{worker_index}-tmp")
-
-    def part(self, index: int) -> "ModelDir":
-        """The model directory of independently trained part `index`."""
-        return ModelDir(os.path.join(self.path, PARTS_DIR, f"part-{index:03d}"))
 
     def lock(self, what: str) -> DirectoryLock:
         """Takes the directory for a writing run (`what`, e.g. "tfxc.train"); a second one is refused."""
@@ -133,58 +75,6 @@ class ModelDir:
         """The step number of the newest checkpoint (None without one)."""
         latest = self.latest_checkpoint()
         return None if latest is None else int(latest.rsplit("-", 1)[1])
-
-    def best(self) -> dict | None:
-        """best.json of the selected weights ({"step", "metric", "value"}), or None without them.
-
-        Raises:
-          DataError: best.json cannot be read (see `restore_best` for the fallback).
-        """
-        path = os.path.join(self.best_dir, BEST_FILE)
-        if not os.path.exists(path):
-            return None
-        record = read_json_object(path, "the record of the selected weights")
-        for key, kind in (("step", int), ("metric", str), ("value", (int, float))):
-            required(record, key, path, kind)
-        return record
-
-    def restore_best(self, model) -> dict | None:
-        """Loads the selected weights (best/) into `model`; returns their record, or None without them.
-
-        Damaged selected weights (cut short, corrupted) must not make the trained model unusable while its
-        checkpoints are intact: then a loud warning names best/ and None is returned, and the caller uses its
-        newest checkpoint instead. The model may have been partly overwritten by then, so the caller must
-        restore all of it.
-        """
-        from tfxc._tf import tf
-
-        try:
-            record = self.best()
-            if record is None:
-                return None
-            tf.train.Checkpoint(model=model).restore(
-                os.path.join(self.best_dir, "ckpt")).expect_partial().assert_existing_objects_matched()
-        except Exception as e:  # truncated: IndexError; flipped bits: DataLossError; missing: NotFoundError
-            log.warning("THE SELECTED WEIGHTS IN %s ARE DAMAGED (%s: %s); using the newest checkpoint instead, "
-                        "which is not the one trainer.select_metric chose. Train again (or resume with a longer "
-                        "run) to select anew", self.best_dir, type(e).__name__, _first_line(e))
-            return None
-        return record
-
-    def save_best(self, model, record: dict) -> None:
-        """Writes `model`'s weights and `record` as best/ (atomically: a crash keeps the previous best).
-
-        Under MultiWorkerMirroredStrategy every worker writes its own copy (a non-chief
-        into its scratch directory, see `worker_scratch_dir`).
-        """
-        from tfxc._tf import tf
-
-        checkpoint = tf.train.Checkpoint(model=model)
-        checkpoint.save_counter  # noqa: B018  (created on first read; `restore` asserts that everything matched)
-        with atomic_directory(self.best_dir, marker=BEST_FILE) as tmp:
-            checkpoint.write(os.path.join(tmp, "ckpt"))
-            with open(os.path.join(tmp, BEST_FILE), "w", encoding="utf-8") as f:
-                json.dump(record, f, indent=2)
 
     def restore_newest_intact(self, restore) -> str | None:
         """Calls `restore(path)` on the newest checkpoint, falling back to older ones if it is unreadable.
@@ -462,11 +352,18 @@ class ModelDir:
 
         average = build_average(config.trainer, model)  # checkpoints then also hold the average, which is used
         checkpoint = tf.train.Checkpoint(model=model, **({} if average is None else {"average": average}))
-        selected = self.restore_best(model)  # best/ holds the model's weights only (the average, when there is one)
+        selected = self.use_selected(model, lambda: self._restore_newest(checkpoint), average)
         if selected is not None:
             log.info("restored the selected weights of step %d (%s %.2f on val)", selected["step"],
                      selected["metric"], selected["value"])
-            return TrainedModel(config, model, info)
+        return TrainedModel(config, model, info)
+
+    def _restore_newest(self, checkpoint) -> None:
+        """Restores the newest intact checkpoint into `checkpoint` (a model and its average, for `restore`).
+
+        Raises:
+          TrainingError: there is none, or none fits.
+        """
         try:
             restored = self.restore_newest_intact(
                 lambda path: checkpoint.restore(path).expect_partial().assert_existing_objects_matched())
@@ -475,9 +372,6 @@ class ModelDir:
                                 f"its config builds ({type(e).__name__}: {str(e).strip()[:300]})") from None
         if restored is None:
             raise TrainingError(f"{self.path}: no checkpoint found in {CHECKPOINT_DIR}/; train first")
-        if average is not None:
-            average.copy_to_model()
-        return TrainedModel(config, model, info)
 
 
 def _raise_if_damaged(data_dir: str) -> None:
@@ -486,10 +380,3 @@ def _raise_if_damaged(data_dir: str) -> None:
 
     if os.path.exists(os.path.join(data_dir, STATS_FILE)):
         DatasetInfo.load(data_dir)
-
-
-def _first_line(error: Exception) -> str:
-    """The first line of an error's message, without TF's function-node decoration (at most 200 chars)."""
-    text = str(error).strip()
-    line = text.splitlines()[0] if text else type(error).__name__
-    return line.split("}}", 1)[-1].strip()[:200]

@@ -256,8 +256,7 @@ def tfxc_worker(args) -> None:
     if not args.config:
         subprocess.run([sys.executable, "-m", "tfxc.train", "--train", os.path.join(args.data, "X.trn.npz"),
                         "--test", os.path.join(args.data, "X.tst.npz"), "--model-dir", model_dir, *sets], **quiet)
-        with open(os.path.join(model_dir, "metrics.json"), encoding="utf-8") as f:
-            train_s = json.load(f)["train_seconds"]
+        train_s = ModelDir(model_dir).metrics()["train_seconds"]
     elif parts > 1:
         # Heads trained in independent parts (MACH's repetitions) train as separate processes, two at a time
         # (train.sh), which then merges them and evaluates the merged model.
@@ -275,8 +274,7 @@ def tfxc_worker(args) -> None:
                         *sets], **quiet)
         # The training loop alone, like the peers' train() calls (no interpreter/TF start-up or final
         # evaluation).
-        with open(os.path.join(model_dir, "metrics.json"), encoding="utf-8") as f:
-            train_s = json.load(f)["train_seconds"]
+        train_s = ModelDir(model_dir).metrics()["train_seconds"]
     process_s = time.time() - launched
     subprocess.run([sys.executable, "-m", "tfxc.export", "--model-dir", model_dir, "--out", saved], **quiet)
 

@@ -16,11 +16,12 @@ import argparse
 import json
 import os
 
+from tfxc.model_dir import ModelDir
+
 
 def read_log(run_dir: str) -> tuple[list[dict], dict | None]:
     """(periodic evaluation lines, the final test line or None) of one run."""
-    with open(os.path.join(run_dir, "eval_log.jsonl"), encoding="utf-8") as f:
-        lines = [json.loads(line) for line in f if line.strip()]
+    lines = ModelDir(run_dir).eval_log()
     curve_split = "val" if any(line["split"] == "val" for line in lines) else "test"
     curve = [line for line in lines if line["split"] == curve_split]
     final = [line for line in lines if line["split"] == "test"]

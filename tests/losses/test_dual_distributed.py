@@ -65,7 +65,7 @@ config_path, model_dir, crash_step = sys.argv[1], sys.argv[2], int(sys.argv[3])
 config = load_config(config_path, ["trainer.epochs=2", "trainer.eval_every_epochs=0"])
 strategy = make_strategy(config.runtime)
 trainer = Trainer(config, model_dir, ensure_converted(config.data), strategy)
-save = trainer.controller.save
+save = trainer.controller.checkpoints.save
 
 
 def save_then_die(step):
@@ -74,7 +74,7 @@ def save_then_die(step):
         os._exit(3)  # no clean-up, like a kill
 
 
-trainer.controller.save = save_then_die
+trainer.controller.checkpoints.save = save_then_die
 trainer.train()
 """
 

@@ -129,14 +129,14 @@ def test_a_worker_names_the_chiefs_checkpoint_not_its_scratch_copy(tmp_path):
     from types import SimpleNamespace
 
     from tfxc.model_dir import ModelDir
-    from tfxc.training.controller import Controller
+    from tfxc.training.saving import RunCheckpoints
 
     model_dir = ModelDir(str(tmp_path / "mw"))
     scratch = ModelDir(model_dir.worker_scratch_dir(1))
     worker = SimpleNamespace(model_dir=model_dir,
                              manager=SimpleNamespace(latest_checkpoint=os.path.join(scratch.checkpoint_dir, "ckpt-20")))
-    kept = Controller._kept(worker)
+    kept = RunCheckpoints.kept(worker)
     assert kept == f"the last good checkpoint ({os.path.join(model_dir.checkpoint_dir, 'ckpt-20')}) is kept"
     assert ".worker-1-tmp" not in kept
     worker.manager.latest_checkpoint = None
-    assert Controller._kept(worker) == "no checkpoint had been written yet"
+    assert RunCheckpoints.kept(worker) == "no checkpoint had been written yet"

@@ -125,6 +125,20 @@ def all_reduce_sum(strategy: tf.distribute.Strategy, values: np.ndarray) -> np.n
     return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None).numpy()
 
 
+def any_worker(strategy: tf.distribute.Strategy, flag: bool) -> bool:
+    """Whether `flag` holds on any worker: the vote that keeps the workers' decisions alike.
+
+    With several workers each decides from what it saw itself (a signal it received, its own clock),
+    yet they must stop or save at the same step together. A collective: every worker must call it at
+    the same point. With one worker (no TF_CONFIG, or a cluster of one) it is `flag`, and no collective.
+    """
+    num_workers, _ = cluster_spec()
+    if num_workers == 1:
+        return flag
+    votes = strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0 if flag else 0.0)), axis=None)
+    return float(votes) > 0
+
+
 def evaluation_shard(strategy: tf.distribute.Strategy):
     """(shard, add_up) for an `Evaluator` under `strategy`: the worker's share of the batches and the
     all-reduce that totals the metric sums with several workers; (None, None) with one."""
