@@ -183,7 +183,7 @@ class Classifier:
     def evaluate(self, X, Y, ks=(1, 3, 5)) -> dict[str, float]:
         """P@k, nDCG@k, R@k and (with the training label counts) PSP@k/PSnDCG@k, in percent, on any labelled pair."""
         from tfxc.eval.metrics import XmcMetrics
-        from tfxc.eval.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
+        from tfxc.data.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
 
         labels = self._labels(Y)
         x = self._inputs(X)

@@ -18,8 +18,8 @@ import signal
 import threading
 import time
 
-from tfxc import __version__
 from tfxc._tf import keras, tf
+from tfxc._version import __version__
 from tfxc.utils.graph import graph_function
 from tfxc.data.info import damaged_shards_named
 from tfxc.errors import ConfigError, Stopped, TrainingError
