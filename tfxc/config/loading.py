@@ -26,8 +26,8 @@ from typing import Any
 
 from tfxc.config.schema import MOVED_KEYS, ExperimentConfig
 from tfxc.data.files import surrogate_in_tree
+from tfxc.data.sources import with_validation
 from tfxc.errors import ConfigError
-from tfxc.recipe import with_validation
 from tfxc.registry import did_you_mean, get_registry
 from tfxc.utils.io import atomic_write_text
 
@@ -166,7 +166,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
     Setting a registry entry's `name` to another one (`model.head.name=one_vs_all`) starts
     that entry afresh: the old entry's options were for the other head, encoder or loss
-    (the rule of a thin config's entries, `tfxc.recipe.over_recipe`). Later `--set`s add to it.
+    (the rule of a thin config's entries, `tfxc.resolve.over_recipe`). Later `--set`s add to it.
     """
     data = json.loads(json.dumps(data))
     for assignment in overrides:
@@ -461,7 +461,7 @@ _THIN_KEYS = ("imports", "recipe", "comment", "data", "runtime")
 def _thin(data: dict) -> dict:
     """A thin config (`"recipe": true`) as far as it can be read without the data: the data section (with
     a validation share held out, as the recipe does) and the runtime. Its other sections hold only what
-    differs from the recipe, so they are validated once `tfxc.train` has put them on top of it."""
+    differs from the recipe, so they are validated once `tfxc.resolve` has put them on top of it."""
     known = {f.name for f in dataclasses.fields(ExperimentConfig)}
     for key in data:
         if key not in known:
