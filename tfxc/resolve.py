@@ -3,7 +3,7 @@
 Every caller that trains from a config goes through here: `tfxc.train` (a config
 file, or the sources `--train` names), `tfxc.fit` (a path, a dict, an
 `ExperimentConfig`, or nothing: the recipe) and the tools (`load_with_data`). A
-run takes three steps, each room entered once:
+run takes three steps; the file is parsed once and the recipe consulted once:
 
 1. `read_config` / `read_given` / `from_sources`: the file parsed once, the
    `--set` overrides applied, and the config validated as far as it can be
