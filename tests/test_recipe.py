@@ -9,7 +9,8 @@ from helpers import run_cli
 
 from tfxc.config.loading import load_config_data
 from tfxc.errors import ConfigError
-from tfxc.recipe import DataProfile, choose, data_section, source_format
+from tfxc.data.sources import data_section, source_format
+from tfxc.recipe import DataProfile, choose
 
 
 def profile(points=50_000, labels=5_000, per_point=4.0, tail=0.5):
@@ -26,6 +27,7 @@ def test_the_format_comes_from_the_file_name(name, fmt):
 def test_an_unknown_file_name_asks_for_a_config():
     with pytest.raises(ConfigError, match=r"cannot tell the format of 'data\.csv'"):
         source_format("data.csv")
+    assert source_format("rows", default="xc") == "xc"  # tfxc.predict reads such a file as XC text
 
 
 def test_pecos_labels_are_found_beside_the_features(tmp_path):
@@ -58,7 +60,7 @@ def test_jsonl_documents_stay_on_one_side_of_the_validation_split(tmp_path):
 
 
 def test_short_texts_get_word_bigrams_and_long_texts_words(shared_data):
-    from tfxc.recipe import text_features
+    from tfxc.data.sources import text_features
 
     short, long = (os.path.join(shared_data, name, "train.jsonl") for name in ("banking77", "reuters"))
     assert text_features(short) == {"ngram_max": 2, "min_df": 1, "max_features": 100_000}
@@ -230,7 +232,7 @@ def test_a_dense_directory_is_carved_unless_it_has_a_validation_part(tmp_path):
 
 # === Thin configs: "recipe": true and only what differs ===
 def test_a_thin_config_goes_on_top_of_the_recipe_key_by_key():
-    from tfxc.recipe import changed_keys, over_recipe
+    from tfxc.resolve import changed_keys, over_recipe
 
     recipe, _ = choose(profile(labels=983, per_point=19.0))  # the decoupled softmax with propensity weights
     own = {"model": {"head": {"propensity_weight": 0.0}}, "trainer": {"epochs": 9}}
@@ -242,6 +244,7 @@ def test_a_thin_config_goes_on_top_of_the_recipe_key_by_key():
     # Another head replaces the recipe's whole: the softmax head's options would not fit one-vs-all.
     other = over_recipe(recipe, {"model": {"head": {"name": "one_vs_all"}}})
     assert other["model"]["head"] == {"name": "one_vs_all"}
+    assert changed_keys(recipe, other) == ['model.head={"name": "one_vs_all"}']  # one change, not one per option
     assert recipe["model"]["head"]["name"] == "softmax"  # the recipe itself is left alone
 
 

@@ -1,4 +1,5 @@
-"""The package's shape: small modules, no import cycles, heads known by their abilities rather than their names."""
+"""The package's shape: small modules, every import on its floor or below, no import cycles, heads known by
+their abilities rather than their names."""
 
 from __future__ import annotations
 
@@ -10,6 +11,22 @@ from helpers import REPO
 
 PACKAGE = os.path.join(REPO, "tfxc")
 MAX_LINES = 500
+
+# The house's floors, the ground first: a module imports modules of its own floor or of the floors below it,
+# never one above (imports inside functions count: a lazy import hides an arrow from Python, not from the
+# design). A module's floor is that of the longest name here that is it or a package holding it.
+FLOORS = (
+    ("the ground", ("tfxc._tf", "tfxc._version", "tfxc.errors", "tfxc.build_context")),
+    ("tools of every room", ("tfxc.utils", "tfxc.registry", "tfxc.precision", "tfxc.optimizers")),
+    ("data and configs", ("tfxc.data", "tfxc.hashing", "tfxc.kernels", "tfxc.text", "tfxc.tree", "tfxc.config")),
+    ("the model's parts, the command lines' conventions", ("tfxc.encoders", "tfxc.heads", "tfxc.model", "tfxc.cli")),
+    ("the model directory", ("tfxc.model_files", "tfxc.model_dir")),
+    ("what reads a trained model", ("tfxc.losses", "tfxc.eval", "tfxc.export")),
+    ("training", ("tfxc.training", "tfxc.ensemble")),
+    ("configs made whole", ("tfxc.recipe", "tfxc.resolve", "tfxc.convert")),
+    ("the verbs", ("tfxc.train", "tfxc.evaluate", "tfxc.predict", "tfxc.api")),
+    ("the package's face", ("tfxc",)),
+)
 
 
 def package_modules() -> dict[str, str]:
@@ -68,7 +85,27 @@ def imported_modules(path: str, module: str, modules: dict, in_functions: bool =
             name = ".".join(parts[:i])
             if name in modules and name not in ancestors and name != module:
                 edges.add(name)
+        if target == "tfxc" and module != "tfxc":  # a name of the package's face (`from tfxc import x`)
+            edges.add(target)
     return edges
+
+
+def floor_of(module: str) -> int:
+    """The index in `FLOORS` of `module`'s floor (-1: on none)."""
+    best, floor = "", -1
+    for index, (_, names) in enumerate(FLOORS):
+        for name in names:
+            # The package's face is the top floor of `tfxc` alone, not a default for modules left off the list.
+            inside = module.startswith(name + ".") and name != "tfxc"
+            if (module == name or inside) and len(name) > len(best):
+                best, floor = name, index
+    return floor
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of `graph` that goes to a higher floor, as "a (floor) -> b (floor)"."""
+    return [f"{a} ({FLOORS[floor_of(a)][0]}) -> {b} ({FLOORS[floor_of(b)][0]})"
+            for a in sorted(graph) for b in sorted(graph[a]) if floor_of(b) > floor_of(a)]
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -112,6 +149,27 @@ def test_no_import_cycles():
     assert "tfxc.model" in graph["tfxc.model_dir"]  # including those inside functions
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_every_import_stays_on_its_floor_or_goes_down():
+    modules = package_modules()
+    assert not [name for name in modules if floor_of(name) < 0], "modules on no floor: add them to FLOORS"
+    graph = {name: imported_modules(path, name, modules) for name, path in modules.items()}
+    assert upward_imports(graph) == []
+
+
+def test_the_floor_check_finds_an_import_up_the_house(tmp_path):
+    # A data module that reaches up for a recipe rule inside a function, and one that takes the package's
+    # version from its face: both arrows run up, and both are found.
+    planted = tmp_path / "planted.py"
+    planted.write_text("from tfxc import __version__\n\n\ndef f():\n    from tfxc.recipe import choose\n")
+    modules = {**package_modules(), "tfxc.data.planted": str(planted)}
+    graph = {"tfxc.data.planted": imported_modules(str(planted), "tfxc.data.planted", modules)}
+    assert upward_imports(graph) == [
+        "tfxc.data.planted (data and configs) -> tfxc (the package's face)",
+        "tfxc.data.planted (data and configs) -> tfxc.recipe (configs made whole)"]
+    assert floor_of("tfxc.heads.dense") == floor_of("tfxc.model") < floor_of("tfxc.model_dir")
+    assert upward_imports({"tfxc.recipe": {"tfxc.data.sources"}, "tfxc.heads": {"tfxc.heads.base"}}) == []
 
 
 def test_the_cycle_finder_finds_a_cycle():

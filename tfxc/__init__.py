@@ -5,7 +5,7 @@ imported on first use, so that `import tfxc` and the command-line tools stay
 quick until TensorFlow is needed.
 """
 
-__version__ = "0.1.0"
+from tfxc._version import __version__
 
 _API = ("Classifier", "Predictions", "fit", "load", "load_xc")
 __all__ = ["__version__", *_API]

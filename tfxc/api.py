@@ -5,7 +5,8 @@ omikuji's load, PECOS's CSR matrices):
 
   import tfxc
   X, Y = tfxc.load_xc("train.txt")                        # SciPy CSR features [n, D] and labels [n, L]
-  model = tfxc.fit("configs/bibtex.json", X, Y, model_dir="runs/mine")
+  model = tfxc.fit(X, Y)                                  # the recipe, into a new tfxc_models/fit-<time>/
+  model = tfxc.fit(X, Y, config="configs/bibtex.json", model_dir="runs/mine")
   pred = model.predict(X_test, k=5)                       # ids int64 [n, 5], scores float32 [n, 5], label names
   csr = model.predict(X_test, k=5, as_csr=True)            # PECOS-style CSR [n, L] of the top-k scores
   metrics = model.evaluate(X_test, Y_test)                # any labelled pair, no conversion into a data dir
@@ -38,6 +39,8 @@ from tfxc.utils.io import atomic_writer
 
 SOURCES_DIR = "sources"
 CONVERTED_DIR = "tfrecords"
+# Where `fit` without a model_dir trains (under the working directory), a new directory for each call.
+DEFAULT_MODELS_DIR = "tfxc_models"
 
 
 class Predictions(NamedTuple):
@@ -72,15 +75,22 @@ def load_xc(path: str, index_base: int = 0) -> tuple[scipy.sparse.csr_matrix, sc
     return rows_to_csr(rows, reader.num_features, reader.num_labels)
 
 
-def fit(config, X, Y, *, model_dir: str, X_val=None, Y_val=None, X_test=None, Y_test=None,
-        label_names=None, overrides=(), plan_only: bool = False):
+def fit(X, Y, *old_order, config=None, model_dir: str | None = None, X_val=None, Y_val=None, X_test=None,
+        Y_test=None, label_names=None, overrides=(), plan_only: bool = False):
     """Trains a model on in-memory data and returns it, ready to predict.
 
+    `fit(X, Y)` trains the recipe (`tfxc.recipe`, as `python -m tfxc.train --train` does) into a new
+    directory, whose path it prints. The order of earlier releases, `fit(config, X, Y, model_dir=...)`, is
+    still read: a config (a path, a dict or an `ExperimentConfig`) is never a feature matrix.
+
     Args:
-      config: a config file path, a dict in the config's JSON layout, or an `ExperimentConfig`. Its `data`
-        section keeps its options (shards, text features, label names); the sources become the arrays given.
       X, Y: the training features and labels (see the module docstring).
-      model_dir: where the model (and its converted data) go; an existing model there is resumed.
+      config: a config file path, a dict in the config's JSON layout, or an `ExperimentConfig`; None (the
+        default) is the recipe for the data (`{"recipe": true}`). Its `data` section keeps its options
+        (shards, text features, label names); the sources become the arrays given.
+      model_dir: where the model (and its converted data) go; an existing model there is resumed. None (the
+        default) makes a new directory `tfxc_models/fit-<UTC time>` under the working directory (never one
+        that exists) and prints its path, for `tfxc.load`.
       X_val, Y_val: an optional validation split (periodic evaluation uses it).
       X_test, Y_test: an optional test split, evaluated at the end of training.
       label_names: names of the label ids (matrices only), instead of `data.label_names`.
@@ -90,26 +100,34 @@ def fit(config, X, Y, *, model_dir: str, X_val=None, Y_val=None, X_test=None, Y_
     Returns:
       A `Classifier` on `model_dir` (with `plan_only`, the `MemoryPlan`).
     """
+    from tfxc import resolve
     from tfxc.data.convert import ensure_converted
     from tfxc.model_dir import ModelDir
-    from tfxc.resolve import whole_config
     from tfxc.training.distribute import make_strategy
     from tfxc.training.trainer import Trainer, lock_for_training
 
-    sources = os.path.join(model_dir, SOURCES_DIR)
+    config, X, Y = _in_order(config, X, Y, old_order)
     splits = {"train": (X, Y), "val": (X_val, Y_val), "test": (X_test, Y_test)}
-    data, files = _sources({k: v for k, v in splits.items() if v[0] is not None}, label_names, sources)
-    config, tree = _resolve_config(config, overrides, {**data, "dir": os.path.join(model_dir, CONVERTED_DIR),
-                                                       "source_dir": ""})
-    strategy = make_strategy(config.runtime)
+    new = model_dir is None
+    model_dir = _new_model_dir() if new else model_dir
+    try:
+        sources = os.path.join(model_dir, SOURCES_DIR)
+        data, files = _sources({k: v for k, v in splits.items() if v[0] is not None}, label_names, sources)
+        source = resolve.read_given(config, overrides, data={**data, "dir": os.path.join(model_dir, CONVERTED_DIR),
+                                                             "source_dir": ""})
+    except BaseException:
+        if new:
+            os.rmdir(model_dir)  # still empty: the arrays or the config were refused before anything was written
+        raise
+    strategy = make_strategy(source.config.runtime)
     # The lock before anything is written, and a conversion that a model trained on other data refuses:
     # a second fit into a directory in use, or on other data than its checkpoint's, changes nothing.
     lock = lock_for_training(model_dir, strategy, what="a tfxc.fit run")
     try:
         for path, content in files.items():
             _write_if_changed(path, content)
-        info = ensure_converted(config.data, accept=ModelDir(model_dir).refuse_other_data)
-        config = whole_config(config, tree, info, overrides, "the config given to fit")  # thin: the recipe's
+        info = ensure_converted(source.config.data, accept=ModelDir(model_dir).refuse_other_data)
+        config, _ = resolve.whole(source, info)  # a thin config: the recipe's, its own keys on top
     except BaseException:
         if lock is not None:
             lock.release()
@@ -184,7 +202,7 @@ class Classifier:
     def evaluate(self, X, Y, ks=(1, 3, 5)) -> dict[str, float]:
         """P@k, nDCG@k, R@k and (with the training label counts) PSP@k/PSnDCG@k, in percent, on any labelled pair."""
         from tfxc.eval.metrics import XmcMetrics
-        from tfxc.eval.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
+        from tfxc.data.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
 
         labels = labels_csr(Y, num_labels=self.num_labels, names=self.label_names)
         x = self._inputs(X)
@@ -323,22 +341,29 @@ def _num_rows(x) -> int:
     return len(x) if isinstance(x, list) else x.shape[0]
 
 
-# === fit's sources ===
-def _resolve_config(config, overrides, data_fields: dict):
-    """The config (a path, a JSON-layout dict or an `ExperimentConfig`) with `data_fields` in its data section,
-    and its JSON layout (for a thin config, resolved once the data is converted)."""
-    from tfxc.config import ExperimentConfig, to_dict
-    from tfxc.config.loading import load_config_data, read_json
+# === fit's arguments and sources ===
+def _in_order(config, X, Y, old_order: tuple):
+    """(config, X, Y) from `fit(X, Y, config=...)`, or from the order of earlier releases `fit(config, X, Y)`:
+    told apart by the first argument, which is then a config (a path, a dict, an `ExperimentConfig`)."""
+    from tfxc.config import ExperimentConfig
 
-    origin = None
-    if isinstance(config, ExperimentConfig):
-        tree = to_dict(config)
-    elif isinstance(config, dict):
-        tree = json.loads(json.dumps(config))
-    else:
-        origin, tree = config, read_json(config)
-    tree["data"] = {**tree.get("data", {}), **data_fields}
-    return load_config_data(tree, overrides, origin=origin), tree
+    if not old_order:
+        return config, X, Y
+    if len(old_order) == 1 and config is None and isinstance(X, (str, os.PathLike, dict, ExperimentConfig)):
+        return X, Y, old_order[0]
+    raise TypeError("fit takes the features and labels as its positional arguments, e.g. "
+                    "fit(X, Y, config='configs/x.json', model_dir='runs/x'); the rest by keyword")
+
+
+def _new_model_dir() -> str:
+    """A new directory for a `fit` given none, printed (one line) so that the model can be loaded again."""
+    import time
+
+    from tfxc.utils.io import new_directory
+
+    path = new_directory(DEFAULT_MODELS_DIR, time.strftime("fit-%Y%m%d-%H%M%S", time.gmtime()))
+    print(f"tfxc.fit: training into {path} (tfxc.load({path!r}) reads it again)")
+    return path
 
 
 def _sources(splits: dict, label_names, directory: str) -> tuple[dict, dict[str, bytes]]:

@@ -190,7 +190,7 @@ def keep_out_of_import_path(model_dirs) -> None:
     module imported later (TensorFlow is imported lazily, after the arguments are read) would be looked
     for in that directory first, so a file there could stand in for it.
     """
-    from tfxc.config.loading import is_inside
+    from tfxc.config.imports import is_inside
 
     sys.path[:] = [entry for entry in sys.path
                    if not any(is_inside(entry or os.getcwd(), directory) for directory in model_dirs)]

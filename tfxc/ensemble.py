@@ -81,7 +81,7 @@ def run_ensemble(model_dirs: list[str], method: str, split: str = "test", list_s
     """
     from tfxc.eval.evaluator import Evaluator, pad_ids, rounded_metrics
     from tfxc.eval.metrics import XmcMetrics
-    from tfxc.eval.propensity import dataset_propensities
+    from tfxc.data.propensity import dataset_propensities
 
     if method not in METHODS:
         raise TfxcError(f"unknown ensemble method {method!r}; known: {', '.join(METHODS)}")

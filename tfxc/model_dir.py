@@ -194,7 +194,7 @@ class ModelDir(ModelFiles):
         from tfxc.config import config_to_json
         from tfxc.errors import ConfigError
         from tfxc.model import num_parts
-        from tfxc.training.length import TrainingLength
+        from tfxc.data.length import TrainingLength
 
         count = num_parts(config.model)
         if count < 2:
@@ -348,7 +348,7 @@ class ModelDir(ModelFiles):
             return TrainedModel(config, self.assemble(config, info), info)  # trained in parts, not merged
         model = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed,
                                                                  model_dir=self.path, part=part))
-        from tfxc.training.averaging import build_average
+        from tfxc.optimizers.averaging import build_average
 
         average = build_average(config.trainer, model)  # checkpoints then also hold the average, which is used
         checkpoint = tf.train.Checkpoint(model=model, **({} if average is None else {"average": average}))

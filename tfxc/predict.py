@@ -24,17 +24,9 @@ from collections.abc import Iterator
 import numpy as np
 
 from tfxc.cli import main_wrapper, positive_int, setup_logging
+from tfxc.data.sources import source_format
 from tfxc.errors import DataError, TfxcError
 from tfxc.utils.io import atomic_writer, refuse_to_overwrite_inputs
-
-
-def guess_format(path: str) -> str:
-    name = path[:-3] if path.endswith(".gz") else path
-    if name.endswith(".jsonl"):
-        return "jsonl"
-    if name.endswith(".npz"):
-        return "pecos"
-    return "xc"
 
 
 def iter_feature_rows(path: str, fmt: str, served, index_base: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -176,7 +168,7 @@ def main(argv=None):
             raise TfxcError(f"{args.saved_model} reads feature rows, not text: use --input")
         return interactive(signature, k)
     start, count = time.time(), 0
-    fmt = args.format or guess_format(args.input)
+    fmt = args.format or source_format(args.input, default="xc")
     if served.reads_text:
         if fmt != "jsonl":
             raise TfxcError(f"{args.saved_model} reads raw text: give a JSONL file of {{\"text\": ...}} lines")

@@ -6,8 +6,13 @@ look at its shape (points, features, labels, labels per point, the label tail)
 and write a complete config, which `tfxc.train` prints and keeps in the model
 directory so that it can be edited and re-run with `--config`.
 
+This module holds the rules only (a `DataProfile` -> a config and its reasons).
+The data section comes from the file names (`tfxc.data.sources`), and a thin
+config (`"recipe": true`) is put on top of the recipe by `tfxc.resolve`.
+
 The rules come from the hand-tuned configs of BENCHMARKS.md and were checked on
-validation splits carved from the train sets, never on test:
+validation splits carved from the train sets, never on test (the measurements:
+BENCHMARKS.md, "The recipe's rules"):
 
 * the head: a label tree (PLT form) above `TREE_MIN_LABELS` labels, where exact
   heads read every label per row (on sparse inputs with XR-Linear's sparse term per
@@ -23,97 +28,52 @@ validation splits carved from the train sets, never on test:
   (`data.val_percent` of train when no validation source is given), and training
   stops once `PATIENCE` evaluations in a row (or a quarter of the epochs, if more)
   have not improved on it.
-
-A *thin* config (`"recipe": true`) names the data and states only what differs
-from these choices (`over_recipe`); `tfxc.train` resolves it once the data is
-converted and keeps the whole config in the model directory.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from tfxc.errors import ConfigError
+from tfxc.data.sources import LONG_TEXT_FEATURES, SHORT_TEXT_TOKENS
 
-# Above this many labels the tree head (beam search over label clusters) replaces the exact heads.
+# Each rule below keeps its reason in two lines; the measurements behind it are in BENCHMARKS.md,
+# "The recipe's rules".
+
+# Above this many labels the tree head (beam search over label clusters) replaces the exact heads: a beam
+# reads a few thousand label vectors per point instead of all of them.
 TREE_MIN_LABELS = 20_000
-# Multi-label sets train the softmax head's decoupled loss (DEXML), weighing positives by inverse propensity
-# (PROPENSITY_WEIGHT). On validation splits it beat the normalised target on wordnet-hypernyms (P@1 97.00 ->
-# 100.00, P@5 86.10 -> 86.53) and synthetic 10^4 (P@5 48.29 -> 49.86, PSP@5 61.33 -> 65.74): a point's labels
-# no longer compete, so a label on every point (hypernyms' root) stays first and rare labels get a full-sized
-# push. Against one-vs-all it won on delicious (P@5 59.81 -> 61.13) and tied within the validation noise on
-# bibtex (30.21 / 30.17), yeast (57.32 / 57.04) and corel5k (25.87 / 25.16). BENCHMARKS.md, "Training without
-# a config".
-# The bag's width: exact heads 1024 (synthetic 10^4, validation P@5 / PSP@5 49.86 / 65.74 at 512 -> 50.99 /
-# 69.85), the tree 512 (its per-node tables grow with the width and the label count).
+# The bag's width: exact heads are wider (better validation P@5 and PSP@5 at 1024 than at 512); the tree's
+# per-node tables grow with the width and the label count, so it keeps 512.
 EXACT_WIDTH = 1024
 TREE_WIDTH = 512
-# The tree trains at a learning rate of TREE_LEARNING_RATE without dropout (the settings of the tree's
-# hand-tuned scale config): on the synthetic 10^5 set's validation split (9,865 points) the kept epoch's
-# P@1 / P@5 / PSP@5 went 93.37 / 37.73 / 26.97 (Adam at 0.004, dropout 0.2) -> 94.49 / 39.48 / 30.70 (both
-# then on constant rates). Like the exact heads it decays on a cosine schedule: on wordnet-nextword's
-# validation split (by point, 112,367 points) 15.24 / 6.06 / 14.06 (constant, epoch 3 of 4 kept) -> 16.46 /
-# 6.46 / 14.99 (cosine, epoch 4); on synthetic 10^5's and 10^6's, where the shortlist ranks and training
-# stops early, the same within 0.1 (validation P@5 at the kept epoch 46.87 -> 46.92 and 38.88 -> 38.90).
-# Dropout 0.1 instead (constant rate) gave nextword 15.29 / 6.08 / 14.33. BENCHMARKS.md, "Session 14".
+# The tree trains at a higher learning rate without dropout, on a cosine schedule like the exact heads:
+# better kept-epoch P@1, P@5 and PSP@5 on the validation splits of synthetic 10^5 and wordnet-nextword.
 TREE_LEARNING_RATE = 0.01
-# On sparse inputs (a bag of words or TF-IDF: fewer non-zero features per point than SPARSE_INPUT_SHARE of the
-# feature space) every tree node also weighs TREE_SPARSE_SUPPORT input features, the top of its PIFA centroid,
-# starting from TREE_SPARSE_INIT × the unit-norm centroid there (a nearest-centroid score that a label seen once
-# has from the first step). On the synthetic 10^5 set's validation split (9,865 points, 6 epochs) P@1 / P@5 /
-# PSP@5 went 94.49 / 39.48 / 30.70 (no sparse term) -> 94.53 / 39.56 / 30.83 (the term starting at zero) ->
-# 94.88 / 39.75 / 31.29 (from 4 × the centroids) -> 95.06 / 40.06 / 31.96 (8 ×) -> 95.39 / 40.72 / 33.35 (16 ×)
-# -> 95.38 / 41.00 / 34.01 (32 ×; 64 × trailed 32 × by 1 P@5 after two epochs), at about the same training
-# time: a strong start survives training, where a weak one is worn away. On the synthetic 10^6 set's split,
-# 88.77 / 32.57 / 18.89 (4 ×) -> 89.48 / 33.21 / 19.91 (16 ×) -> 89.41 / 33.42 / 20.22 (32 ×); on wordnet-nextword's
-# (by point) P@1 15.39 -> 15.40 (4 × -> 32 ×). BENCHMARKS.md, "Training without a config".
+# On sparse inputs (fewer non-zero features per point than SPARSE_INPUT_SHARE of the space) each tree node
+# also weighs the top TREE_SPARSE_SUPPORT features of its centroid, started strong: a strong start survives.
 TREE_SPARSE_SUPPORT = 32
 TREE_SPARSE_INIT = 32.0
 SPARSE_INPUT_SHARE = 0.5
-# The centroids the sparse term starts from weigh each feature by its idf (`sparse_idf`, Rocchio's tf-idf
-# prototypes): a label's few points share their frequent features with their other labels, and without the idf
-# those features outweigh the label's own. The tree on synthetic 10^5's split: 95.38 / 41.00 / 34.01 -> 95.57 /
-# 41.34 / 34.71; on synthetic 10^4's (tree forced, 6 epochs): 99.68 / 50.71 / 70.87 -> 99.68 / 51.13 / 72.52;
-# on wordnet-nextword's (by point) even: ahead in P@5 and PSP@5 at 3 of 4 and 4 of 4 epochs, but the epoch kept
-# by P@1 went 15.40 / 5.97 / 14.17 -> 15.24 / 6.06 / 14.06.
+# The centroids weigh each feature by its idf (Rocchio's tf-idf prototypes): a label's frequent shared
+# features would otherwise outweigh its own.
 SPARSE_IDF = True
-# The tree's prediction also ranks the TREE_SHORTLIST labels of largest x · c_l over all labels (c_l the label's
-# unit-norm idf-weighted centroid on its support: the Rocchio classifier the sparse term starts as) beside the
-# beam's, by path score + TREE_SHORTLIST_WEIGHT × x · c_l (`tfxc.heads.shortlist`): the beam never reaches a tail
-# label under a busy branch, the centroids do. Re-ranking the recipe's trained trees on validation (P@1 / P@5 /
-# PSP@5): synthetic 10^5 95.57 / 41.34 / 34.71 -> 97.43 / 46.75 / 51.50, synthetic 10^6 (the same ranking in
-# NumPy) 90.28 / 34.70 / 22.35 -> 93.02 / 38.41 / 31.41, where the centroids alone reach 77 % and 63 % of the
-# attainable validation P@5 and weights of 0.1–3 all gave within 0.5 P@5; on wordnet-nextword, where they reach
-# 1.5 % of the attainable P@1, 15.24 / 6.07 / 14.07 -> 15.03 / 5.35 / 13.20 (0.03: 15.22 / 6.06 / 14.18). So the
-# shortlist is used where the centroids reach TREE_SHORTLIST_SHARE of the attainable P@k. BENCHMARKS.md,
-# "Session 13".
+# The tree's prediction also ranks the TREE_SHORTLIST labels of nearest centroid beside the beam's, where the
+# centroids reach TREE_SHORTLIST_SHARE of the attainable P@k: the beam misses tail labels under busy branches.
 TREE_SHORTLIST = 10
 TREE_SHORTLIST_WEIGHT = 0.3
 TREE_SHORTLIST_SHARE = 0.5
-# Exact heads get such a term too, for every label (`tfxc.heads.sparse_term`), started at EXACT_SPARSE_INIT ×
-# the idf-weighted centroids, but only where the nearest-centroid classifier it starts as already reaches
-# CENTROID_SHARE of the validation P@k any ranking could: synthetic 10^4 (its topic-shaped labels: 54.69 of
-# 57.40, 95 %) went 99.51 / 50.99 / 69.85 -> 99.88 / 55.16 / 86.98. Where the centroids alone are far from
-# that (bibtex 40 %, delicious 23 %, medical 55 %, corel5k 15 %), the same start lost on validation (corel5k
-# P@5 25.16 -> 20.33 and medical P@1 78.95 -> 73.68, both stopped early; bibtex P@5 30.17 at its best epoch ->
-# 25.70 after 15 epochs, when the run was stopped): a strong start that ranks worse than training would is a
-# handicap the training budget does not undo. BENCHMARKS.md, "Session 12".
+# Exact heads get a sparse term per label only where nearest centroid alone reaches CENTROID_SHARE of the
+# attainable validation P@k: elsewhere a strong start that ranks worse than training would is a handicap.
 EXACT_SPARSE_SUPPORT = 32
 EXACT_SPARSE_INIT = 32.0
 CENTROID_SHARE = 0.9
 # The sparse term carries feature ids as float32 (`tfxc.encoders.sparse_input.PAD_FEATURE`): exact below 2^24.
 SPARSE_TERM_MAX_FEATURES = 2 ** 24
-# Exact models whose products per row (the head's [width x labels], and the full embedding bag's
-# [features x width], `tfxc.encoders.sparse_bow.auto_bag`) have at least this many weights run them in
-# bfloat16 where the machine multiplies bfloat16 natively (`model.precision` "auto"): on wordnet-hypernyms
-# ([1024 x 10,440]) the step went from 83 to 55 ms at the same test P@5 (86.46) and PSP@5; with the full
-# bag, delicious 8.9 -> 6.6 ms, bibtex 8.4 -> 7.1 ms, corel5k 6.0 -> 5.3 ms a step. Below it the casts
-# cost about what the products save. BENCHMARKS.md, "Speed".
+# Exact models whose products per row reach this many weights run them in bfloat16 where the machine
+# multiplies it natively (`model.precision` "auto"): faster steps at the same P@5; below, casts cost as much.
 BFLOAT16_MIN_PRODUCT = 500_000
 # Training points below which a set counts as small (more dropout, smaller batches, a lower learning rate).
 SMALL_POINTS = 30_000
@@ -121,31 +81,16 @@ SMALL_POINTS = 30_000
 TARGET_STEPS = 2_000
 MIN_EPOCHS = 4
 MAX_EPOCHS = 60
-# Checkpoints by wall time, not per epoch: on wordnet-hypernyms one (600 MB with Adam's slots) took 1.6 s,
-# 9 % of the run at a checkpoint an epoch once the steps had got faster (BENCHMARKS.md, "Speed"); a killed
-# run resumes from the last one (and one is always written at the end, on early stopping and on SIGTERM).
+# Checkpoints by wall time, not per epoch (one an epoch cost 9 % of a run on wordnet-hypernyms); a killed
+# run resumes from the last one, and one is always written at the end, on early stopping and on SIGTERM.
 CHECKPOINT_SECONDS = 300
-# The share of train held out for choosing the epoch when no validation source is given.
-VAL_PERCENT = 10
 # Evaluations without improvement before stopping: at least PATIENCE, and a quarter of the planned epochs
 # (small validation splits are noisy: medical's 33 points stalled for 3 epochs at the start of training).
 PATIENCE = 3
-# TF-IDF terms of JSONL text. Short texts (at most SHORT_TEXT_TOKENS words on average: queries, intents,
-# titles) get words and word bigrams, every term of the training texts (min_df 1), at most
-# TEXT_MAX_FEATURES of them (the most frequent) to bound the bag's embedding table; on the validation
-# splits of banking77 (12 words a text) and clinc150 (8) that beat words with min_df 2: P@1 90.32 -> 90.62
-# and 91.60 -> 92.50. Longer texts keep words seen in at least 2 texts: on reuters (130 words a text)
-# bigrams cost 1.2 validation P@1 (95.57 -> 94.40). BENCHMARKS.md, "Training without a config".
-SHORT_TEXT_TOKENS = 40
-SHORT_TEXT_FEATURES = {"ngram_max": 2, "min_df": 1, "max_features": 100_000}
-LONG_TEXT_FEATURES = {"ngram_max": 1, "min_df": 2, "max_features": 0}
-# Texts read to measure the average length.
-TEXT_SAMPLE = 10_000
 # Labels with at most this many training points form the tail (reported in the data line).
 TAIL_POINTS = 5
-# A positive of label l weighs (1/p_l)^PROPENSITY_WEIGHT in the multi-label loss (p_l its propensity): on
-# validation splits of bibtex, delicious and corel5k 0.5 raised P@5 and PSP@5 of one-vs-all, and on
-# synthetic 10^4 those of the decoupled softmax (P@5 49.86 -> 50.08, PSP@5 65.74 -> 66.56).
+# Multi-label sets train the decoupled softmax (DEXML), a positive of label l weighing (1/p_l)^PROPENSITY_WEIGHT:
+# a point's labels no longer compete, and rare labels get a full-sized push (higher P@5 and PSP@5).
 PROPENSITY_WEIGHT = 0.5
 
 
@@ -199,132 +144,6 @@ class DataProfile:
         return (f"{self.num_points:,} training points, {self.num_features:,} features, {self.num_labels:,} labels, "
                 f"{self.labels_per_point:.2f} labels and {self.features_per_point:.1f} features per point, "
                 f"{100 * self.tail_share:.0f}% of the labels with <= {TAIL_POINTS} points")
-
-
-# === The data section from file names ===
-def _strip_gz(path: str) -> str:
-    return path[:-3] if path.endswith(".gz") else path
-
-
-def source_format(path: str) -> str:
-    """The data format of a source file by its name: xc (.txt, .svm), pecos (.npz), jsonl, dense (.npy or a directory)."""
-    if os.path.isdir(path):
-        return "dense"
-    name = _strip_gz(path).lower()
-    for suffix, fmt in ((".jsonl", "jsonl"), (".json", "jsonl"), (".npz", "pecos"), (".npy", "dense"),
-                        (".txt", "xc"), (".svm", "xc"), (".libsvm", "xc")):
-        if name.endswith(suffix):
-            return fmt
-    raise ConfigError(f"cannot tell the format of '{path}' from its name (.txt/.svm: Extreme Classification "
-                      "Repository text, .npz: PECOS, .jsonl: text, .npy or a directory: dense features); "
-                      "write a config with data.format instead")
-
-
-def _labels_beside(path: str, option: str) -> str:
-    """PECOS/dense label file next to a features file: X.trn.npz -> Y.trn.npz, features.npy -> labels.npy."""
-    folder, name = os.path.split(path)
-    for features, labels in (("X.", "Y."), ("X_", "Y_"), ("features", "labels")):
-        candidate = os.path.join(folder, labels + name[len(features):])
-        if name.startswith(features) and os.path.exists(candidate):
-            return candidate
-    raise ConfigError(f"no label file found beside {path}: give {option}")
-
-
-def data_section(train: str, test: str = "", val: str = "", *, data_dir: str, train_labels: str = "",
-                 test_labels: str = "", val_labels: str = "", label_names: str = "") -> dict:
-    """The `data` section of a config for these sources, the format told by the file names.
-
-    Without a validation source, `VAL_PERCENT` percent of train is held out to choose the epoch
-    (`with_validation`).
-    """
-    fmt = source_format(train)
-    data = {"format": fmt, "dir": data_dir}
-    if fmt == "dense" and os.path.isdir(train):
-        data["source_dir"] = train
-    else:
-        for split, path, labels in (("train", train, train_labels), ("test", test, test_labels),
-                                    ("val", val, val_labels)):
-            if not path:
-                continue
-            if source_format(path) != fmt:
-                raise ConfigError(f"--{split} {path} is not in the format of --train {train} ({fmt})")
-            data[split] = path
-            if fmt in ("pecos", "dense"):
-                data[split + "_labels"] = labels or _labels_beside(path, f"--{split}-labels")
-    if label_names:
-        data["label_names"] = label_names
-    if fmt == "jsonl":
-        data["text"] = text_features(train)
-    return with_validation(data)
-
-
-def text_features(train: str) -> dict:
-    """The `data.text` section (TF-IDF terms) for a JSONL train file, by the average length of its first texts."""
-    from tfxc.data.readers import iter_jsonl
-    from tfxc.data.text_features import tokenize
-
-    lengths = [len(tokenize(record.text)) for _, record in zip(range(TEXT_SAMPLE), iter_jsonl(train))]
-    short = sum(lengths) / max(len(lengths), 1) <= SHORT_TEXT_TOKENS
-    return dict(SHORT_TEXT_FEATURES if short else LONG_TEXT_FEATURES)
-
-
-def with_validation(data: dict) -> dict:
-    """A data section (JSON layout) that holds out `VAL_PERCENT` percent of train when it has no validation part.
-
-    A data section with `val`, a `val_percent` (0 included: no validation split) or a dense `source_dir`
-    with a `val` folder is returned as is.
-    JSONL points of one document (an `id` prefix before ':') stay on one side of the split.
-    """
-    has_val_dir = bool(data.get("source_dir")) and os.path.isdir(os.path.join(data["source_dir"], "val"))
-    if data.get("val") or "val_percent" in data or data.get("val_fold") or has_val_dir:
-        return data
-    data = {**data, "val_percent": VAL_PERCENT}
-    if data.get("format") == "jsonl" and data.get("train") and not data.get("val_groups"):
-        data["val_groups"] = data["train"]
-    return data
-
-
-def over_recipe(recipe: dict, own: dict) -> dict:
-    """A thin config's own keys on top of the recipe's config (both in the JSON layout).
-
-    Objects merge key by key, except a registry entry whose `name` differs from
-    the recipe's (another head, encoder or optimizer): it replaces the recipe's
-    entry whole, since the recipe's options were for the other one.
-    """
-    merged = dict(recipe)
-    for key, value in own.items():
-        base = merged.get(key)
-        if isinstance(value, dict) and isinstance(base, dict) and value.get("name", base.get("name")) == base.get("name"):
-            merged[key] = over_recipe(base, value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def resolve_thin(own: dict, info, origin: str) -> tuple[dict, list[str]]:
-    """A thin config (JSON layout, `"recipe": true`) made whole for its converted data `info`.
-
-    Returns the recipe's config with `own`'s keys on top (`over_recipe`; the result is an
-    ordinary config, `recipe` false) and the recipe's reasons, the last of which names
-    what `own` (read from `origin`) changed.
-    """
-    chosen, reasons = recipe_config(with_validation(own.get("data", {})), info)
-    mine = over_recipe(chosen, {key: value for key, value in own.items() if key != "recipe"})
-    changed = changed_keys(chosen, {key: value for key, value in mine.items() if key != "comment"})
-    reasons.append(f"then {origin}: " + (" ".join(changed) or "nothing changed"))
-    return mine, reasons
-
-
-def changed_keys(recipe: dict, merged: dict, prefix: str = "") -> list[str]:
-    """The dotted keys whose values differ between two configs in the JSON layout (for the printout)."""
-    keys = []
-    for key in sorted(set(recipe) | set(merged)):
-        a, b = recipe.get(key), merged.get(key)
-        if isinstance(a, dict) and isinstance(b, dict) and a.get("name") == b.get("name"):
-            keys += changed_keys(a, b, f"{prefix}{key}.")
-        elif a != b:
-            keys.append(f"{prefix}{key}={json.dumps(b)}")
-    return keys
 
 
 # === The rest of the config from the data's profile ===

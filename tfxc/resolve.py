@@ -1,32 +1,169 @@
-"""Configs made whole: a thin config (`"recipe": true`) resolved against the recipe for its converted data.
+"""Configs made whole, in one place: a config read once, and a thin config (`"recipe": true`) resolved.
 
-`tfxc.config` reads a thin config as far as it can without the data (its data
-and runtime sections); the rest needs the converted data's shape, which
-`tfxc.recipe` turns into a whole config. This module joins the two for every
-caller that builds a model from a config file or dict: `tfxc.fit` and the tools.
-(`tfxc.train` does the same steps itself, since its strategy must exist before
-the conversion starts TensorFlow.)
+Every caller that trains from a config goes through here: `tfxc.train` (a config
+file, or the sources `--train` names), `tfxc.fit` (a path, a dict, an
+`ExperimentConfig`, or nothing: the recipe) and the tools (`load_with_data`). A
+run takes three steps; the file is parsed once and the recipe consulted once:
+
+1. `read_config` / `read_given` / `from_sources`: the file parsed once, the
+   `--set` overrides applied, and the config validated as far as it can be
+   without the data (`tfxc.config.loading`; for a thin config its data and
+   runtime sections, which are all the strategy and the conversion need);
+2. the caller converts the data (`tfxc.data.convert.ensure_converted`), under its lock;
+3. `whole`: a whole config as it is; for a thin one the recipe's config for the
+   converted data (`tfxc.recipe`) with the thin config's own keys on top
+   (`over_recipe`), then the overrides, validated.
 """
 
 from __future__ import annotations
 
-from tfxc.config.loading import load_config_data, read_json
-from tfxc.data.convert import ensure_converted
-from tfxc.recipe import resolve_thin
+import json
+import os
+from dataclasses import dataclass
+
+from tfxc.config.compare import flat_differences
+from tfxc.config.loading import load_config_data, read_json, to_dict
+from tfxc.config.schema import ExperimentConfig
+from tfxc.data.sources import with_validation
+from tfxc.errors import ConfigError
+from tfxc.recipe import recipe_config
+
+# What `tfxc.fit` trains when it is given no config: the recipe for the data.
+RECIPE = {"recipe": True}
 
 
-def whole_config(config, tree: dict, info, overrides=(), origin: str = "the config"):
-    """`config` (loaded from the JSON-layout `tree`) as a whole config for the converted data `info`:
-    itself, or for a thin config the recipe's with `tree`'s keys and `overrides` on top."""
-    if not config.recipe:
-        return config
-    whole, _ = resolve_thin(tree, info, origin)
-    return load_config_data(whole, overrides, origin="the recipe with " + origin)
+@dataclass(frozen=True)
+class ConfigSource:
+    """A config as read before its data is converted.
+
+    Attributes:
+      tree: the config in its JSON layout as given (before the overrides).
+      config: the `ExperimentConfig` read from `tree` with the overrides. For a thin config only its data
+        and runtime sections are its own; the rest are defaults until `whole` resolves it.
+      overrides: the `--set` assignments, e.g. ("trainer.epochs=3",).
+      origin: what a config error names (the file), or None.
+      name: how the recipe's printout names the config ("thin.json", "--train", "the config given to fit").
+      own_keys: whether `tree`'s keys go on top of the recipe (a thin config) or it only names the data
+        (the sources of `--train`).
+    """
+
+    tree: dict
+    config: ExperimentConfig
+    overrides: tuple = ()
+    origin: str | None = None
+    name: str = "the config"
+    own_keys: bool = True
+
+    @property
+    def thin(self) -> bool:
+        """Whether the rest of the config comes from the recipe once the data is converted."""
+        return self.config.recipe
+
+
+def read_config(path: str, overrides=()) -> ConfigSource:
+    """A config file, parsed once (see `ConfigSource`)."""
+    return _source(read_json(path), overrides, origin=path, name=path)
+
+
+def read_given(config=None, overrides=(), *, data: dict | None = None,
+               name: str = "the config given to fit") -> ConfigSource:
+    """A config given as a file path, a JSON-layout dict, an `ExperimentConfig` or None (the recipe).
+
+    Args:
+      config: the config; None is `RECIPE`, a config that names nothing but the recipe.
+      overrides: `--set` assignments.
+      data: fields put into the config's data section (over its own), e.g. the sources `tfxc.fit` writes.
+      name: how the recipe's printout names a config not read from a file.
+    """
+    origin = None
+    if config is None:
+        tree = dict(RECIPE)
+    elif isinstance(config, ExperimentConfig):
+        tree = to_dict(config)
+    elif isinstance(config, dict):
+        tree = json.loads(json.dumps(config))
+    elif isinstance(config, (str, os.PathLike)):
+        origin = os.fspath(config)
+        tree = read_json(origin)
+    else:
+        raise ConfigError(f"config: expected a file path, a dict or an ExperimentConfig, got "
+                          f"{type(config).__name__}")
+    if data:
+        tree["data"] = {**tree.get("data", {}), **data}
+    return _source(tree, overrides, origin=origin, name=origin or name)
+
+
+def from_sources(data: dict, overrides=()) -> ConfigSource:
+    """The recipe for the data section `data` (`tfxc.data.sources.data_section` of `--train`'s files)."""
+    return _source({**RECIPE, "data": data}, overrides, origin="--train", name="--train", own_keys=False)
+
+
+def _source(tree: dict, overrides, *, origin, name, own_keys: bool = True) -> ConfigSource:
+    overrides = tuple(overrides)
+    config = load_config_data(tree, overrides, origin=origin)
+    return ConfigSource(tree, config, overrides, origin, name, own_keys)
+
+
+def whole(source: ConfigSource, info) -> tuple[ExperimentConfig, list[str]]:
+    """The config to train for the converted data `info` (a `DatasetInfo`), and the recipe's reasons.
+
+    A whole config is returned as it was read (no reasons). A thin one is the recipe's config with the
+    thin config's keys on top (`resolve_thin`), then the overrides; its reasons end with what it changed.
+    """
+    if not source.thin:
+        return source.config, []
+    if source.own_keys:
+        chosen, reasons = resolve_thin(source.tree, info, source.name)
+        origin = "the recipe with " + source.name
+    else:
+        chosen, reasons = recipe_config(source.tree["data"], info)
+        origin = source.origin
+    return load_config_data(chosen, source.overrides, origin=origin), reasons
 
 
 def load_with_data(path: str, overrides=()):
     """A config file and its converted data: (`ExperimentConfig`, `DatasetInfo`), a thin config resolved."""
-    tree = read_json(path)
-    config = load_config_data(tree, overrides, origin=path)
-    info = ensure_converted(config.data)
-    return whole_config(config, tree, info, overrides, path), info
+    from tfxc.data.convert import ensure_converted
+
+    source = read_config(path, overrides)
+    info = ensure_converted(source.config.data)
+    return whole(source, info)[0], info
+
+
+# === A thin config on top of the recipe ===
+def over_recipe(recipe: dict, own: dict) -> dict:
+    """A thin config's own keys on top of the recipe's config (both in the JSON layout).
+
+    Objects merge key by key, except a registry entry whose `name` differs from
+    the recipe's (another head, encoder or optimizer): it replaces the recipe's
+    entry whole, since the recipe's options were for the other one.
+    """
+    merged = dict(recipe)
+    for key, value in own.items():
+        base = merged.get(key)
+        if isinstance(value, dict) and isinstance(base, dict) and value.get("name", base.get("name")) == base.get("name"):
+            merged[key] = over_recipe(base, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve_thin(own: dict, info, origin: str) -> tuple[dict, list[str]]:
+    """A thin config (JSON layout, `"recipe": true`) made whole for its converted data `info`.
+
+    Returns the recipe's config with `own`'s keys on top (`over_recipe`; the result is an
+    ordinary config, `recipe` false) and the recipe's reasons, the last of which names
+    what `own` (read from `origin`) changed.
+    """
+    chosen, reasons = recipe_config(with_validation(own.get("data", {})), info)
+    mine = over_recipe(chosen, {key: value for key, value in own.items() if key != "recipe"})
+    changed = changed_keys(chosen, {key: value for key, value in mine.items() if key != "comment"})
+    reasons.append(f"then {origin}: " + (" ".join(changed) or "nothing changed"))
+    return mine, reasons
+
+
+def changed_keys(recipe: dict, merged: dict) -> list[str]:
+    """The dotted keys whose values differ between two configs in the JSON layout, as `key=value` for the
+    printout; a registry entry whose `name` changed is one key (`model.head={...}`)."""
+    differences = flat_differences(recipe, merged, by_name=True)
+    return [f"{key}={json.dumps(new)}" for key, (_, new) in differences.items()]

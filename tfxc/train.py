@@ -6,7 +6,8 @@ Without a config, `--train TRAIN [--test TEST] [--val VAL]` picks the format fro
 the file names, converts the data and trains the recipe that `tfxc.recipe` reads
 off it (printed, and kept as MODEL_DIR/config.json for `--config` later). A
 *thin* config (`"recipe": true`) names the data and states only what differs
-from that recipe.
+from that recipe. Both are resolved by `tfxc.resolve`, which reads the config file
+once.
 
 Heads trained in independent parts (MACH repetitions): `--num-parts` prints how
 many there are, `--part r` trains part r alone (in MODEL_DIR/parts/part-NNN),
@@ -21,7 +22,7 @@ import os
 import sys
 
 from tfxc.cli import add_config_args, add_trust_args, main_wrapper, setup_logging
-from tfxc.config import config_to_json, load_config
+from tfxc.config import config_to_json
 from tfxc.errors import ConfigError
 
 
@@ -86,15 +87,16 @@ def main(argv=None):
     if not args.config and not args.train:
         parser.error("--config (a JSON experiment config, e.g. configs/quickstart.json) or --train (a data file: "
                      "tfxc chooses the recipe) is required")
-    if args.train:
-        return train_recipe(args)
-    overrides = list(args.overrides) + ([f"data.source_dir={args.data_dir}"] if args.data_dir else [])
-    config = load_config(args.config, overrides)
-    if config.recipe:  # a thin config: the rest comes from the recipe for its data
-        from tfxc.config.loading import read_json
+    from tfxc import resolve
 
-        args.overrides = overrides
-        return train_recipe(args, own=read_json(args.config))
+    overrides = list(args.overrides) + ([f"data.source_dir={args.data_dir}"] if args.data_dir else [])
+    if args.train:
+        source = resolve.from_sources(_data_section(args), args.overrides)
+    else:
+        source = resolve.read_config(args.config, overrides)
+    if source.thin:  # the rest comes from the recipe for its data
+        return train_recipe(args, source)
+    config = source.config
     if args.print_config:
         sys.stdout.write(config_to_json(config))
         return 0
@@ -130,52 +132,50 @@ def main(argv=None):
     return run_training(config, model_dir, info, strategy, args, lock)
 
 
-def train_recipe(args, own: dict | None = None) -> int:
-    """Converts the data, resolves the recipe for it, prints it and trains it.
-
-    `own` is a thin config (`"recipe": true`, JSON layout): its data section
-    names the data and its other keys go on top of the recipe's. Without it, the
-    data section comes from --train/--test/--val.
-    """
+def _data_section(args) -> dict:
+    """The data section of `--train`'s sources, converted into one directory per train source (by its absolute
+    path), shared by the runs that read it."""
     import hashlib
 
-    from tfxc.config.loading import load_config_data
+    from tfxc.data.sources import data_section
+
+    key = hashlib.sha256(os.path.abspath(args.train).encode()).hexdigest()[:8]
+    return data_section(args.train, args.test, args.val, data_dir=os.path.join("runs", "data", f"{_stem(args)}-{key}"),
+                        train_labels=args.train_labels, test_labels=args.test_labels, val_labels=args.val_labels,
+                        label_names=args.label_names)
+
+
+def _stem(args) -> str:
+    return os.path.basename(args.train.rstrip("/")).split(".")[0] or "data"
+
+
+def train_recipe(args, source) -> int:
+    """Converts the data, resolves the recipe for it, prints it and trains it.
+
+    `source` is a thin config as read (`tfxc.resolve.ConfigSource`): a file with `"recipe": true`, whose
+    keys go on top of the recipe's, or the data section of --train/--test/--val.
+    """
+    from tfxc import resolve
     from tfxc.data.convert import ensure_converted
     from tfxc.model_dir import ModelDir
-    from tfxc.recipe import data_section, recipe_config, resolve_thin, with_validation
     from tfxc.training.distribute import make_strategy
 
     if args.part is not None or args.merge_parts or args.link_parts:
         raise ConfigError("--part, --merge-parts and --link-parts are for configs whose head trains in parts; the "
                           "recipe's heads train whole (a thin config that names such a head: write it out whole)")
-    if own is None:
-        stem = os.path.basename(args.train.rstrip("/")).split(".")[0] or "data"
-        model_dir = args.model_dir or os.path.join("runs", stem)
-        # One converted directory per train source (by its absolute path), shared by the runs that read it.
-        key = hashlib.sha256(os.path.abspath(args.train).encode()).hexdigest()[:8]
-        data = data_section(args.train, args.test, args.val, data_dir=os.path.join("runs", "data", f"{stem}-{key}"),
-                            train_labels=args.train_labels, test_labels=args.test_labels,
-                            val_labels=args.val_labels, label_names=args.label_names)
-        origin = "--train"
-    else:
-        model_dir = args.model_dir or default_model_dir(args.config)
-        data, origin = with_validation(own.get("data", {})), args.config
+    model_dir = args.model_dir or (os.path.join("runs", _stem(args)) if args.train else default_model_dir(args.config))
     # The data and the runtime come before the recipe: the strategy must exist before anything starts
     # TensorFlow (the conversion does), and the recipe reads the converted data.
-    early = [o for o in args.overrides if o.split("=", 1)[0].strip().startswith(("data.", "runtime."))]
-    base = load_config_data({"data": data, "runtime": (own or {}).get("runtime", {})}, early, origin=origin)
     setup_logging(args.verbose)
     looking = args.print_config or args.num_parts
-    strategy = None if looking else make_strategy(base.runtime)
+    strategy = None if looking else make_strategy(source.config.runtime)
     from tfxc.training.trainer import lock_for_training
 
     # As for a whole config: the lock, then a conversion that a model trained on other data refuses.
     lock = None if looking else lock_for_training(model_dir, strategy)
     try:
-        info = ensure_converted(base.data, accept=ModelDir(model_dir).refuse_other_data)
-        chosen, reasons = recipe_config(data, info) if own is None else resolve_thin(own, info, origin)
-        config = load_config_data(chosen, args.overrides,
-                                  origin=origin if own is None else "the recipe with " + origin)
+        info = ensure_converted(source.config.data, accept=ModelDir(model_dir).refuse_other_data)
+        config, reasons = resolve.whole(source, info)
     except BaseException:
         if lock is not None:
             lock.release()
@@ -189,8 +189,8 @@ def train_recipe(args, own: dict | None = None) -> int:
         print(num_parts(config.model))
         return 0
     print("recipe (tfxc.recipe):\n" + "\n".join(f"  {line}" for line in reasons))
-    if args.overrides:
-        print("  then --set " + " ".join(args.overrides))
+    if source.overrides:
+        print("  then --set " + " ".join(source.overrides))
     if not args.plan:
         print(f"the whole config is kept as {os.path.join(model_dir, 'config.json')}; edit it and train with "
               "--config")

@@ -177,7 +177,7 @@ def score(data_dir: str, ids: np.ndarray) -> dict:
     import scipy.sparse as sp
 
     from tfxc.eval.metrics import XmcMetrics
-    from tfxc.eval.propensity import propensities
+    from tfxc.data.propensity import propensities
 
     y_train, y_test = (sp.load_npz(os.path.join(data_dir, f"Y.{s}.npz")).tocsr() for s in ("trn", "tst"))
     freq = np.asarray(y_train.sum(axis=0)).ravel()

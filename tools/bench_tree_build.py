@@ -63,13 +63,11 @@ def main(argv=None):
         return pecos_worker(args.worker_pecos, args.leaf, args.nr_splits, args.seed)
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from tfxc.config import load_config
-    from tfxc.data.convert import ensure_converted
+    from tfxc.resolve import load_with_data
     from tfxc.tree import cluster_labels, split_pifa
 
-    config = load_config(args.config, args.overrides)
+    config, info = load_with_data(args.config, args.overrides)  # a thin config: the recipe for its data
     head = config.model.head
-    info = ensure_converted(config.data)
     start = time.perf_counter()
     z = split_pifa(info)
     pifa_s = time.perf_counter() - start

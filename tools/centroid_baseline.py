@@ -24,7 +24,7 @@ import scipy.sparse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from tfxc.eval.propensity import propensities  # noqa: E402
+from tfxc.data.propensity import propensities  # noqa: E402
 from tfxc.heads.sparse_term import label_centroid_support, support_matrix  # noqa: E402
 from tfxc.tree.pifa import pifa, smoothed_idf  # noqa: E402
 

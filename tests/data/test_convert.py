@@ -14,7 +14,7 @@ from tfxc.data.pipeline import train_dataset
 from tfxc.data.readers import XcBowReader
 from tfxc.data.tfrecord import read_all
 from tfxc.errors import DataError
-from tfxc.eval.propensity import dataset_propensities
+from tfxc.data.propensity import dataset_propensities
 
 
 def xc_config(shared_data, out, name="bibtex", **extra):

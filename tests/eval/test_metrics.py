@@ -8,7 +8,7 @@ import pytest
 
 import tfxc.eval.metrics as metrics_module
 from tfxc.eval.metrics import XmcMetrics
-from tfxc.eval.propensity import propensities
+from tfxc.data.propensity import propensities
 from tfxc.kernels import HAVE_COMPILED_KERNELS, hits_matrix_numpy
 
 ALL_KS = (1, 2, 3, 4, 5)

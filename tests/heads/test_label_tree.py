@@ -437,7 +437,7 @@ def test_sparse_init_needs_the_sparse_term():
 
 
 def test_node_weights_are_inverse_propensities_of_the_summed_label_counts():
-    from tfxc.eval.propensity import propensities
+    from tfxc.data.propensity import propensities
     from tfxc.heads.label_tree_config import node_positive_weights
 
     tree = small_tree()  # labels 3c..3c+2 in leaf cluster c; clusters 0, 1 under top node 0

@@ -151,3 +151,13 @@ def test_an_output_that_is_or_holds_an_input_is_refused(tmp_path):
     with pytest.raises(TfxcError, match="contains the model directory"):
         refuse_to_overwrite_inputs(str(tmp_path), {"model directory": str(tmp_path / "m")})
     refuse_to_overwrite_inputs(str(tmp_path / "out.txt"), {"input": str(data)})  # another file: fine
+
+
+def test_a_new_directory_is_never_one_that_exists(tmp_path):
+    from tfxc.utils.io import new_directory
+
+    first = new_directory(str(tmp_path / "models"), "fit-1")
+    (tmp_path / "models" / "fit-1" / "config.json").write_text("{}")  # another model lives there now
+    second = new_directory(str(tmp_path / "models"), "fit-1")
+    assert first == str(tmp_path / "models" / "fit-1") and second == first + "-2"
+    assert os.listdir(second) == [] and new_directory(str(tmp_path / "models"), "fit-1") == first + "-3"

@@ -26,14 +26,18 @@ def stored_tree(tree: dict) -> dict:
                              else value for key, value in data.items()}}
 
 
-def flat_differences(old: dict, new: dict, prefix: str = "") -> dict[str, tuple]:
-    """{dotted key: (old value, new value)} for every leaf that differs (missing = None)."""
+def flat_differences(old: dict, new: dict, prefix: str = "", *, by_name: bool = False) -> dict[str, tuple]:
+    """{dotted key: (old value, new value)} for every leaf that differs (missing = None), in key order.
+
+    With `by_name`, a registry entry (an object with a `name`) whose name differs is one difference, the
+    entries whole: the options of another head, encoder or optimizer are not changes of the old one's.
+    """
     out = {}
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         name = f"{prefix}{key}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.update(flat_differences(a, b, name + "."))
+        if isinstance(a, dict) and isinstance(b, dict) and (not by_name or a.get("name") == b.get("name")):
+            out.update(flat_differences(a, b, name + ".", by_name=by_name))
         elif a != b:
             out[name] = (a, b)
     return out

@@ -296,7 +296,7 @@ class TrainerConfig:
       patience: with select_metric, stop once this many evaluations in a row have not
         improved on the best (early stopping); 0: train to the end.
       ema_decay: > 0 keeps an exponential moving average of the weights (e.g. 0.999), which
-        evaluation, selection and export use instead of the raw weights (`tfxc.training.averaging`).
+        evaluation, selection and export use instead of the raw weights (`tfxc.optimizers.averaging`).
       swa_start_step: > 0 keeps the uniform average of the weights from this step on (SWA),
         used the same way; not together with ema_decay.
     """

@@ -1,5 +1,6 @@
-"""The source files a data config names: which files they are, and a fingerprint of their contents that
-decides whether a converted directory still holds their conversion."""
+"""The source files a data config names: their format by their names, the data section that names them
+(with the share of train held out for validation), which files they are, and a fingerprint of their contents
+that decides whether a converted directory still holds their conversion."""
 
 from __future__ import annotations
 
@@ -8,9 +9,123 @@ import hashlib
 import json
 import os
 
-from tfxc.errors import DataError
+from tfxc.errors import ConfigError, DataError
 
 DENSE_FEATURES_FILE, DENSE_LABELS_FILE = "features.npy", "labels.npy"
+
+# === The format and the data section from file names ===
+# (format, the name endings that tell it (a ".gz" may follow), what such a file holds). A directory is dense.
+SOURCE_FORMATS = (
+    ("jsonl", (".jsonl", ".json"), "text"),
+    ("pecos", (".npz",), "PECOS"),
+    ("dense", (".npy",), "dense features"),
+    ("xc", (".txt", ".svm", ".libsvm"), "Extreme Classification Repository text"),
+)
+# The share of train (percent) held out to choose the epoch when no validation source is given.
+VAL_PERCENT = 10
+# TF-IDF terms of JSONL text. Short texts (at most SHORT_TEXT_TOKENS words on average: queries, intents,
+# titles) get words and word bigrams, every term of the training texts, at most the 100,000 most frequent;
+# longer texts words seen in at least 2 texts. See BENCHMARKS.md, "The recipe's rules".
+SHORT_TEXT_TOKENS = 40
+SHORT_TEXT_FEATURES = {"ngram_max": 2, "min_df": 1, "max_features": 100_000}
+LONG_TEXT_FEATURES = {"ngram_max": 1, "min_df": 2, "max_features": 0}
+# Texts read to measure the average length.
+TEXT_SAMPLE = 10_000
+
+
+def source_format(path: str, default: str | None = None) -> str:
+    """The format of a source file by its name (`SOURCE_FORMATS`): "xc", "pecos", "jsonl" or "dense".
+
+    Args:
+      path: a file (a ".gz" after its suffix is looked through) or a directory (dense).
+      default: the format of a name the table does not know; None makes that an error.
+
+    Raises:
+      ConfigError: the name tells no format and there is no `default`.
+    """
+    if os.path.isdir(path):
+        return "dense"
+    name = (path[:-3] if path.endswith(".gz") else path).lower()
+    for fmt, suffixes, _ in SOURCE_FORMATS:
+        if name.endswith(suffixes):
+            return fmt
+    if default is not None:
+        return default
+    known = ", ".join(f"{'/'.join(suffixes)}: {what}" for _, suffixes, what in SOURCE_FORMATS)
+    raise ConfigError(f"cannot tell the format of '{path}' from its name ({known}, a directory: dense "
+                      "features); write a config with data.format instead")
+
+
+def _labels_beside(path: str, option: str) -> str:
+    """PECOS/dense label file next to a features file: X.trn.npz -> Y.trn.npz, features.npy -> labels.npy."""
+    folder, name = os.path.split(path)
+    for features, labels in (("X.", "Y."), ("X_", "Y_"), ("features", "labels")):
+        candidate = os.path.join(folder, labels + name[len(features):])
+        if name.startswith(features) and os.path.exists(candidate):
+            return candidate
+    raise ConfigError(f"no label file found beside {path}: give {option}")
+
+
+def data_section(train: str, test: str = "", val: str = "", *, data_dir: str, train_labels: str = "",
+                 test_labels: str = "", val_labels: str = "", label_names: str = "") -> dict:
+    """The `data` section of a config (JSON layout) for these sources, the format told by the file names.
+
+    PECOS and dense label files are found beside their features unless given; JSONL text gets the TF-IDF
+    terms `text_features` picks. Without a validation source, `VAL_PERCENT` percent of train is held out to
+    choose the epoch (`with_validation`).
+
+    Raises:
+      ConfigError: a format cannot be told, the sources differ in format, or a label file is missing.
+    """
+    fmt = source_format(train)
+    data = {"format": fmt, "dir": data_dir}
+    if fmt == "dense" and os.path.isdir(train):
+        data["source_dir"] = train
+    else:
+        for split, path, labels in (("train", train, train_labels), ("test", test, test_labels),
+                                    ("val", val, val_labels)):
+            if not path:
+                continue
+            if source_format(path) != fmt:
+                raise ConfigError(f"--{split} {path} is not in the format of --train {train} ({fmt})")
+            data[split] = path
+            if fmt in ("pecos", "dense"):
+                data[split + "_labels"] = labels or _labels_beside(path, f"--{split}-labels")
+    if label_names:
+        data["label_names"] = label_names
+    if fmt == "jsonl":
+        data["text"] = text_features(train)
+    return with_validation(data)
+
+
+def text_features(train: str) -> dict:
+    """The `data.text` section (TF-IDF terms) for a JSONL train file, by the average length of its first
+    `TEXT_SAMPLE` texts: `SHORT_TEXT_FEATURES` up to `SHORT_TEXT_TOKENS` words, else `LONG_TEXT_FEATURES`."""
+    from tfxc.data.readers import iter_jsonl
+    from tfxc.data.text_features import tokenize
+
+    lengths = [len(tokenize(record.text)) for _, record in zip(range(TEXT_SAMPLE), iter_jsonl(train))]
+    short = sum(lengths) / max(len(lengths), 1) <= SHORT_TEXT_TOKENS
+    return dict(SHORT_TEXT_FEATURES if short else LONG_TEXT_FEATURES)
+
+
+def with_validation(data: dict) -> dict:
+    """A data section (JSON layout) that holds out `VAL_PERCENT` percent of train when it has no validation part.
+
+    A data section with `val`, a `val_percent` (0 included: no validation split), a `val_fold` or a dense
+    `source_dir` with a `val` folder is returned as is. JSONL points of one document (an `id` prefix before
+    ':') stay on one side of the split.
+    """
+    has_val_dir = bool(data.get("source_dir")) and os.path.isdir(os.path.join(data["source_dir"], "val"))
+    if data.get("val") or "val_percent" in data or data.get("val_fold") or has_val_dir:
+        return data
+    data = {**data, "val_percent": VAL_PERCENT}
+    if data.get("format") == "jsonl" and data.get("train") and not data.get("val_groups"):
+        data["val_groups"] = data["train"]
+    return data
+
+
+# === Which files, and their fingerprint ===
 
 
 def dense_source_files(source_dir: str) -> dict[str, tuple[str, str]]:

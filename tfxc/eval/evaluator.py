@@ -9,9 +9,9 @@ import numpy as np
 from tfxc._tf import tf
 from tfxc.utils.graph import BatchFunction
 from tfxc.data.pipeline import eval_dataset
+from tfxc.data.propensity import dataset_propensities
 from tfxc.errors import DataError
 from tfxc.eval.metrics import XmcMetrics
-from tfxc.eval.propensity import dataset_propensities
 
 log = logging.getLogger("tfxc.eval")
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfxc._tf import keras, tf
+from tfxc.data.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
 from tfxc.errors import ConfigError
 from tfxc.encoders.sparse_input import split_sparse_input
-from tfxc.eval.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
 from tfxc.heads.base import Head, positive_logits
 from tfxc.heads.classification_losses import focal_poly_cross_entropy, zlpr_loss
 from tfxc.heads.margins import MarginOptions

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 from tfxc._tf import keras, tf
 from tfxc.build_context import BuildContext
+from tfxc.data.length import TrainingLength
 from tfxc.data.pipeline import train_dataset
 from tfxc.errors import ConfigError
 from tfxc.losses import LOSSES
 from tfxc.model import build_model
 from tfxc.optimizers import build_optimizer
-from tfxc.training.averaging import build_average
-from tfxc.training.length import TrainingLength
+from tfxc.optimizers.averaging import build_average
 
 
 def set_seeds(runtime) -> None:

@@ -21,8 +21,8 @@ import signal
 import threading
 import time
 
-from tfxc import __version__
 from tfxc._tf import keras, tf
+from tfxc._version import __version__
 from tfxc.data.info import damaged_shards_named
 from tfxc.errors import Stopped, TrainingError
 from tfxc.eval.evaluator import Evaluator, format_metrics

@@ -291,3 +291,17 @@ def refuse_to_overwrite_inputs(output: str, inputs: dict[str, str], what: str = 
         if os.path.isdir(real) and os.path.isfile(target) and target.startswith(real.rstrip(os.sep) + os.sep):
             raise TfxcError(f"{what} {output} is a file of the {role} {source}; writing it would destroy the "
                             f"{role}, choose another path")
+
+
+def new_directory(parent: str, name: str) -> str:
+    """Makes and returns `parent/name`, or `parent/name-2`, `-3`, ... when that exists: never a directory that
+    was there before, even when two processes ask at once (`os.mkdir` either makes it or fails)."""
+    os.makedirs(parent, exist_ok=True)
+    for attempt in range(1, 10_000):
+        path = os.path.join(parent, name if attempt == 1 else f"{name}-{attempt}")
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            continue
+    raise TfxcError(f"{parent}: no free directory name for {name}")

@@ -1,4 +1,5 @@
-"""Label propensities (Jain et al., 2016) for the propensity-scored metrics PSP@k and PSnDCG@k."""
+"""Label propensities (Jain et al., 2016): a statistic of the training labels, read by the propensity-scored
+metrics (PSP@k, PSnDCG@k) and by the losses that weigh rare labels up."""
 
 from __future__ import annotations
 

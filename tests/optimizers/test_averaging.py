@@ -6,7 +6,7 @@ import numpy as np
 from helpers import assert_same_weights, checkpoint_weights, run_cli, tiny_config, train_and_check_evaluate
 
 from tfxc._tf import tf
-from tfxc.training.averaging import WeightAverage
+from tfxc.optimizers.averaging import WeightAverage
 
 
 def test_ema_and_swa_follow_their_update_rules():

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tfxc.eval.propensity import dataset_propensities, propensities
+from tfxc.data.propensity import dataset_propensities, propensities
 
 
 def test_propensities_hand_values():

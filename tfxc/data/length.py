@@ -1,4 +1,7 @@
-"""The training length in every unit the loop needs, computed once from the config and the data."""
+"""The training length in every unit the loop needs, computed once from the config and the data.
+
+It sits with the data: an epoch is a pass over the train split in global batches (`tfxc.data.pipeline`), and
+both the training loop and `ModelDir` (checking that the parts of a model finished) count in it."""
 
 from __future__ import annotations
 
