@@ -34,6 +34,8 @@ class CosineHeadConfig:
 class CosineHead(Head):
     """Logits s · cos(h, w_l), float32 [B, L]; top-k scores are the cosines."""
 
+    logits_kind = "categorical"  # one softmax over the labels: R-Drop, multi-sample dropout and distillation apply
+
     def __init__(self, num_labels: int, scale: float, **kwargs):
         super().__init__(num_labels, **kwargs)
         self.scale = scale
@@ -60,6 +62,9 @@ class CosineHead(Head):
     def top_k(self, features, k):
         cosines, ids, _ = chunked_top_k(lambda a, b: self._cosines(features, a, b), self.num_labels, k)
         return cosines, ids
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
 
 
 HEADS.register("cosine", config=CosineHeadConfig)(CosineHead)

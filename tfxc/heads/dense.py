@@ -311,8 +311,8 @@ class DenseLabelHead(Head):
         return chunked_top_k(lambda start, stop: self._chunk_logits(features, start, stop), self.num_labels, k)
 
     def get_config(self):
-        margin = {} if self.cosine_margin is None else self.cosine_margin.get_config()
-        return {**super().get_config(), "use_bias": self.use_bias, "sparse_max_nnz": self.sparse_max_nnz, **margin}
+        return {**super().get_config(), "use_bias": self.use_bias, "label_weights": self._initial_label_weights,
+                "sparse": self._sparse, "cosine_margin": self.cosine_margin}
 
 
 class OneVsAllHead(DenseLabelHead):
@@ -328,6 +328,8 @@ class OneVsAllHead(DenseLabelHead):
       head = OneVsAllHead(num_labels=100)
       scores, ids = head.top_k(tf.random.normal([2, 16]), k=5)   # [2, 5] each
     """
+
+    logits_kind = "bernoulli"
 
     def __init__(self, num_labels: int, use_bias: bool = True, label_weights=None, sparse=None, loss: str = "bce",
                  **kwargs):
@@ -373,6 +375,8 @@ class SoftmaxHead(DenseLabelHead):
 
     Call returns logits float32 [B, L].
     """
+
+    logits_kind = "categorical"
 
     def __init__(self, num_labels: int, use_bias: bool = True, label_smoothing: float = 0.0, label_weights=None,
                  multi_label_loss: str = "normalised", sparse=None, focal_gamma: float = 0.0,
