@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from tfxc._tf import tf
 from tfxc.errors import ConfigError
 from tfxc.heads import HEADS, Head
-from tfxc.heads.dense import chunked_top_k, softmax_cross_entropy
+from tfxc.heads.classification_losses import softmax_cross_entropy
+from tfxc.heads.dense import chunked_top_k
 
 
 @dataclass(frozen=True)

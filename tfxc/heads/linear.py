@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from tfxc._tf import keras, tf
 from tfxc.errors import ConfigError
 from tfxc.heads.base import Head
-from tfxc.heads.dense import chunked_top_k, softmax_cross_entropy
+from tfxc.heads.classification_losses import softmax_cross_entropy
+from tfxc.heads.dense import chunked_top_k
 from tfxc.heads.margins import MarginOptions
 
 # Labels scored per block in full-softmax evaluation: bounds the [B, chunk] temporary.
