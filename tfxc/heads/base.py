@@ -14,6 +14,10 @@ head they drive:
 dense [N, L] score matrix; heads over huge label spaces compute it from
 buckets, trees or label chunks.
 
+As for any Keras layer, `get_config` returns the constructor's arguments (arrays
+and option objects included) and `from_config(get_config())`, given the
+weights, is the same head; `tests/head_harness.py` checks it for every head.
+
 Optional abilities are declared here with defaults, and a head that has one
 overrides the method and sets the matching class flag (flags are read from
 the class, so a config can be checked before anything is built):
@@ -196,6 +200,7 @@ class Head(keras.layers.Layer):
         return mixed_einsum(equation, a, b, self.matmul_dtype)
 
     def get_config(self):
+        """The constructor's arguments (module docstring); each head adds its own."""
         return {**super().get_config(), "num_labels": self.num_labels}
 
 
