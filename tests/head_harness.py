@@ -12,7 +12,10 @@ In this process:
     ranks every label once, and top_k(k) is its prefix; `evaluation_top_k`
     agrees with `top_k`;
   * steps of Adam on one batch reduce the loss;
-  * a checkpoint restored into a freshly built model gives the same top-k.
+  * a checkpoint restored into a freshly built model gives the same top-k;
+  * `get_config` reports every constructor argument, and `from_config` of it
+    (with the weights copied) rebuilds a head with the same config, outputs,
+    loss and top-k.
 In fresh processes (the CLIs, as a user runs them):
   * `tfxc.train` trains it (default strategy) and `tfxc.evaluate` reports the
     same metrics as training did;
@@ -131,7 +134,62 @@ def check_in_process(config_path: str, tmp_path):
     # Checkpoint round trip into a freshly built (differently initialised) model.
     fresh = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed + 1))
     check_checkpoint_round_trip(model, fresh, batch, K, tmp_path / "harness-ckpt")
+
+    check_config_round_trip(model.head, model.encoder(batch), batch["labels"])
     return batch
+
+
+def constructor_arguments(cls) -> set[str]:
+    """The named arguments of the constructors of `cls` and of its head bases that it reaches through **kwargs
+    (not `Head`'s own: a head may derive num_labels from another argument, as the label tree does)."""
+    import inspect
+
+    from tfxc.heads.base import Head
+
+    names = set()
+    for klass in cls.__mro__:
+        if klass is Head or not issubclass(klass, Head):
+            break
+        if "__init__" in vars(klass):
+            parameters = list(inspect.signature(klass.__init__).parameters.values())[1:]
+            names |= {p.name for p in parameters if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+            if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+                break
+    return names
+
+
+def same_config(a, b) -> bool:
+    """Deep equality of get_config values: dicts, sequences, NumPy arrays; other objects by identity or ==."""
+    if a is b:
+        return True
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_config(a[key], b[key]) for key in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(same_config, a, b))
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(a, b)
+    return type(a) is type(b) and a == b
+
+
+def check_config_round_trip(head, features, labels) -> None:
+    """`type(head).from_config(head.get_config())`, given the head's weights, is the same head (Keras's
+    contract: the config rebuilds the layer, the weights fill it); features as the head is called on."""
+    name = type(head).__name__
+    config = head.get_config()
+    missing = constructor_arguments(type(head)) - set(config)
+    assert not missing, f"{name}.get_config() leaves out constructor argument(s) {sorted(missing)}"
+    rebuilt = type(head).from_config(config)
+    rebuilt(features)  # builds it
+    rebuilt.set_weights(head.get_weights())
+    assert same_config(rebuilt.get_config(), config), f"{name}.from_config(config).get_config() != config"
+    outputs = head(features)
+    for got, want in zip(tf.nest.flatten(rebuilt(features)), tf.nest.flatten(outputs)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-6, err_msg=f"{name} outputs")
+    np.testing.assert_allclose(rebuilt.per_example_loss(rebuilt(features), labels).numpy(),
+                               head.per_example_loss(outputs, labels).numpy(), rtol=1e-5, atol=1e-6,
+                               err_msg=f"{name} loss")
+    for got, want in zip(rebuilt.top_k(features, K), head.top_k(features, K)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6, err_msg=f"{name} top_k")
 
 
 def check_end_to_end(config_path: str, tmp_path, batch, env: dict, mirrored_atol: float) -> None:

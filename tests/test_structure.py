@@ -194,3 +194,45 @@ def test_heads_are_not_known_by_name_outside_their_modules():
                     offenders.append(path)
     train_sh = open(os.path.join(REPO, "train.sh"), encoding="utf-8").read()
     assert not offenders and not re.search(r"\bmach\b", train_sh), offenders
+
+
+def head_class_names() -> set[str]:
+    """Names of the classes in tfxc/heads/ that derive from `Head` (directly or through another head class)."""
+    bases = {}
+    for name in os.listdir(os.path.join(PACKAGE, "heads")):
+        if name.endswith(".py"):
+            tree = ast.parse(open(os.path.join(PACKAGE, "heads", name), encoding="utf-8").read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ClassDef):
+                    bases[node.name] = {b.id for b in node.bases if isinstance(b, ast.Name)}
+    heads, grown = {"Head"}, True
+    while grown:
+        found = {cls for cls, parents in bases.items() if parents & heads}
+        grown = not found <= heads
+        heads |= found
+    return heads - {"Head"}
+
+
+def modules_naming(names: set[str], folders) -> dict[str, list[str]]:
+    """{path: the names it mentions} for the .py files of `folders` (under tfxc/) that mention any of `names`."""
+    word = re.compile(r"\b(" + "|".join(sorted(names)) + r")\b")
+    found = {}
+    for folder in folders:
+        for dirpath, _, files in os.walk(os.path.join(PACKAGE, folder)):
+            for name in sorted(f for f in files if f.endswith(".py")):
+                path = os.path.join(dirpath, name)
+                hits = sorted(set(word.findall(open(path, encoding="utf-8").read())))
+                if hits:
+                    found[os.path.relpath(path, REPO)] = hits
+    return found
+
+
+def test_the_code_that_drives_heads_does_not_name_head_classes():
+    # The losses, the training loop, the evaluator and the SavedModel read a head's declared abilities
+    # (`Head.logits_kind`, `supports_*`, `num_parts`); a class name there (an import, an isinstance, a
+    # `type(head).__name__ == "..."`) refuses every new head that has the same ability.
+    names = head_class_names()
+    assert {"SoftmaxHead", "OneVsAllHead", "LinearHead", "MachHead", "LabelTreeHead", "DenseLabelHead"} <= names
+    assert modules_naming(names, ["heads"]), "the search must see the heads' own modules"
+    offenders = modules_naming(names, ["losses", "training", "eval", "export"])
+    assert not offenders, f"head classes named outside tfxc/heads: {offenders}"

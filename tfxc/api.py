@@ -201,6 +201,7 @@ class Classifier:
 
     def evaluate(self, X, Y, ks=(1, 3, 5)) -> dict[str, float]:
         """P@k, nDCG@k, R@k and (with the training label counts) PSP@k/PSnDCG@k, in percent, on any labelled pair."""
+        from tfxc.data.info import one_label_per_row
         from tfxc.eval.metrics import XmcMetrics
         from tfxc.data.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
 
@@ -209,7 +210,8 @@ class Classifier:
         if labels.shape[0] != _num_rows(x):
             raise DataError(f"X has {_num_rows(x)} rows but Y has {labels.shape[0]}")
         freq, n_train = self._backend.label_freq, self._backend.num_train_points
-        metrics = XmcMetrics(ks=tuple(ks), multiclass=bool(np.all(np.diff(labels.indptr) == 1)),
+        metrics = XmcMetrics(ks=tuple(ks), multiclass=one_label_per_row(labels.nnz / max(labels.shape[0], 1),
+                                                                    int(np.sum(np.diff(labels.indptr) == 0))),
                              propensities=propensities(freq, n_train) if n_train >= MIN_POINTS_FOR_PROPENSITIES
                              else None)
         kmax = max(ks)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from tfxc._tf import tf
 from tfxc.errors import ConfigError
 from tfxc.heads import HEADS, Head
-from tfxc.heads.dense import chunked_top_k, softmax_cross_entropy
+from tfxc.heads.classification_losses import softmax_cross_entropy
+from tfxc.heads.dense import chunked_top_k
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class CosineHeadConfig:
 
 class CosineHead(Head):
     """Logits s · cos(h, w_l), float32 [B, L]; top-k scores are the cosines."""
+
+    logits_kind = "categorical"  # one softmax over the labels: R-Drop, multi-sample dropout and distillation apply
 
     def __init__(self, num_labels: int, scale: float, **kwargs):
         super().__init__(num_labels, **kwargs)
@@ -60,6 +63,9 @@ class CosineHead(Head):
     def top_k(self, features, k):
         cosines, ids, _ = chunked_top_k(lambda a, b: self._cosines(features, a, b), self.num_labels, k)
         return cosines, ids
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
 
 
 HEADS.register("cosine", config=CosineHeadConfig)(CosineHead)

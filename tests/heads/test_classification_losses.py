@@ -57,7 +57,7 @@ def test_focal_with_label_weights_is_a_weighted_mean_over_the_positives():
 
 
 def test_gamma_and_epsilon_zero_is_the_softmax_cross_entropy():
-    from tfxc.heads.dense import softmax_cross_entropy
+    from tfxc.heads.classification_losses import softmax_cross_entropy
 
     np.testing.assert_allclose(focal_poly_cross_entropy(tf.constant(LOGITS), ragged(LABELS)).numpy(),
                                softmax_cross_entropy(tf.constant(LOGITS), ragged(LABELS)).numpy(), rtol=1e-5)

@@ -94,7 +94,7 @@ def test_decoupled_softmax_lets_positives_apart_and_stays_finite():
     import numpy as np
 
     from tfxc._tf import tf
-    from tfxc.heads.dense import decoupled_softmax_cross_entropy, softmax_cross_entropy
+    from tfxc.heads.classification_losses import decoupled_softmax_cross_entropy, softmax_cross_entropy
 
     labels = tf.ragged.constant([[0, 1]], tf.int64)
     close, apart = tf.constant([[5.0, 5.0, 0.0, 0.0]]), tf.constant([[40.0, 5.0, 0.0, 0.0]])

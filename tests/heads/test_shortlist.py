@@ -66,17 +66,18 @@ def test_the_shortlist_is_the_top_of_the_scores_over_the_read_entries(per_featur
     np.testing.assert_array_equal(found.numpy()[5], -1)
 
 
-def tree_head_with_shortlist(**kwargs):
+def tree_head_with_shortlist(shortlist_weight=0.3, **kwargs):
     from tfxc.encoders.sparse_bow import SparseBowEncoder
     from tfxc.encoders.sparse_input import WithSparseInput
     from tfxc.heads.label_tree import LabelTreeHead
+    from tfxc.heads.label_tree_config import NodeSparseTerm, Shortlist
     from tfxc.tree import LabelTree
 
     tree = LabelTree.from_leaf_codes(np.arange(40) // 4, 10, nr_splits=2, min_codes=2)  # 40 labels, 10 leaves
     support, weights = random_table(seed=4)
     levels = [np.full((size, 5), -1, np.int32) for size in tree.sizes[:-1]] + [support]
-    head = LabelTreeHead(tree, seed=1, sparse_support=levels, sparse_max_nnz=8, shortlist_centroids=weights,
-                         num_features=30, shortlist_size=4, **kwargs)
+    head = LabelTreeHead(tree, seed=1, sparse=NodeSparseTerm(levels, max_nnz=8, num_features=30),
+                         shortlist=Shortlist(weights, size=4, weight=shortlist_weight), **kwargs)
     encoder = WithSparseInput(SparseBowEncoder(num_features=30, embedding_dim=6, seed=2), 8)
     encoder.build()
     head.build((None, encoder.output_dim))

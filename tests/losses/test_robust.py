@@ -135,6 +135,18 @@ def test_the_head_loss_refuses_tricks_the_model_cannot_run(model_and_batch):
         HeadLoss(HeadLossConfig(r_drop=1.0)).check_model(mach)
 
 
+def test_distillation_refuses_a_head_without_softmax_logits(model_and_batch):
+    from tfxc.errors import ConfigError
+    from tfxc.heads.dense import OneVsAllHead
+    from tfxc.losses.distill import DistillConfig, DistillObjective
+
+    model, _ = model_and_batch
+    objective = DistillObjective(DistillConfig(teacher="unused"), np.zeros((len(TEXTS), 3), np.float32))
+    objective.check_model(model)
+    with pytest.raises(ConfigError, match="logits_kind 'categorical'.* is OneVsAllHead"):
+        objective.check_model(XCModel(model.encoder, OneVsAllHead(3, name="head")))
+
+
 def test_multisample_dropout_is_the_loss_of_the_mean_logits_of_the_dropped_copies(model_and_batch):
     from tfxc.losses.robust import multisample_dropout_loss
 

@@ -65,6 +65,11 @@ class DatasetInfo:
     def num_points(self, split: str) -> int:
         return int(self.splits[split]["num_points"])
 
+    def is_multiclass(self, split: str) -> bool:
+        """Whether every row of `split` has exactly one label (`one_label_per_row` of its statistics)."""
+        stats = self.splits[split]
+        return one_label_per_row(stats["avg_labels_per_point"], stats["points_without_labels"])
+
     def label_names(self) -> list[str]:
         path = os.path.join(self.dir, LABELS_FILE)
         if not os.path.exists(path):
@@ -114,6 +119,14 @@ class DatasetInfo:
             if os.path.exists(path):
                 shutil.copyfile(path, os.path.join(directory, name))
 
+
+
+def one_label_per_row(labels_per_point: float, points_without_labels: int) -> bool:
+    """Whether data is multi-class, every row with exactly one label, from two statistics (a split's in
+    stats.json, or a label matrix's: nnz / max(rows, 1) and its empty rows): one label per row on average
+    and no row without, which leaves no row with two. Evaluation then reports Acc@k; the dual-variable
+    losses need it."""
+    return labels_per_point == 1.0 and points_without_labels == 0
 
 
 # stats.json keys that say where a conversion came from, not what it holds.

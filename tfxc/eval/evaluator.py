@@ -24,15 +24,9 @@ def pad_ids(ids: np.ndarray, k: int) -> np.ndarray:
     return ids if ids.shape[1] >= k else np.pad(ids, ((0, 0), (0, k - ids.shape[1])), constant_values=-1)
 
 
-def is_multiclass(info, split: str) -> bool:
-    """Whether every point of the split has exactly one label (then Acc@k is reported too)."""
-    stats = info.splits[split]
-    return stats["avg_labels_per_point"] == 1.0 and stats["points_without_labels"] == 0
-
-
 def split_metrics(info, eval_config, split: str) -> XmcMetrics:
     """An empty `XmcMetrics` for a split: its ks, propensities (from train) and multi-class flag."""
-    return XmcMetrics(ks=eval_config.ks, multiclass=is_multiclass(info, split),
+    return XmcMetrics(ks=eval_config.ks, multiclass=info.is_multiclass(split),
                       propensities=dataset_propensities(info, eval_config.propensity_a, eval_config.propensity_b))
 
 
@@ -73,7 +67,7 @@ class Evaluator:
                         "missing ranks as misses", self.k, info.num_labels, info.num_labels)
         k = min(self.k, info.num_labels)
         self._top_k = model.head.evaluation_top_k(model, k)
-        self.multiclass = is_multiclass(info, split)
+        self.multiclass = info.is_multiclass(split)
         self._softmax_statistics = None
         if self.multiclass and model.head.supports_softmax_statistics:
             self._softmax_statistics = BatchFunction(

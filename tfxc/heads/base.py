@@ -14,6 +14,10 @@ head they drive:
 dense [N, L] score matrix; heads over huge label spaces compute it from
 buckets, trees or label chunks.
 
+As for any Keras layer, `get_config` returns the constructor's arguments (arrays
+and option objects included) and `from_config(get_config())`, given the
+weights, is the same head; `tests/head_harness.py` checks it for every head.
+
 Optional abilities are declared here with defaults, and a head that has one
 overrides the method and sets the matching class flag (flags are read from
 the class, so a config can be checked before anything is built):
@@ -27,6 +31,11 @@ the class, so a config can be checked before anything is built):
 * `serving_jit_compile`: the SavedModel's fixed-k signature compiles `top_k`
   with XLA (a head whose top-k is many small ops, like the tree's beam search,
   where per-op dispatch dominates one-row latency).
+* `logits_kind`: what the call's output is, for the objectives that work on
+  per-label logits (R-Drop and multi-sample dropout in `tfxc.losses.base`,
+  distillation in `tfxc.losses.distill`): "categorical" (logits [B, L] of one
+  softmax over the labels), "bernoulli" (logits [B, L] of one sigmoid per
+  label) or None (anything else: bucket logits, features the loss scores itself).
 * `make_encoder`: how the encoder is arranged (default: one encoder from the
   registry).
 * `num_parts` / `merge_part`: heads trained in independent parts (MACH's
@@ -56,6 +65,8 @@ class Head(keras.layers.Layer):
     supports_label_logits: ClassVar[bool] = False
     #: `softmax_statistics` is implemented (evaluation then reports "CE").
     supports_softmax_statistics: ClassVar[bool] = False
+    #: what `call` returns (module docstring): "categorical", "bernoulli" or None.
+    logits_kind: ClassVar[str | None] = None
     #: the SavedModel compiles `top_k(features, fixed k)` with XLA (one compilation per batch size).
     serving_jit_compile: ClassVar[bool] = False
     #: the dtype of the head's big matrix products (`model.precision`, set by `tfxc.model.build_model`);
@@ -189,6 +200,7 @@ class Head(keras.layers.Layer):
         return mixed_einsum(equation, a, b, self.matmul_dtype)
 
     def get_config(self):
+        """The constructor's arguments (module docstring); each head adds its own."""
         return {**super().get_config(), "num_labels": self.num_labels}
 
 

@@ -11,7 +11,7 @@ from tfxc.data.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
 from tfxc.errors import ConfigError
 from tfxc.encoders.sparse_input import split_sparse_input
 from tfxc.heads.base import Head, positive_logits
-from tfxc.heads.classification_losses import focal_poly_cross_entropy, zlpr_loss
+from tfxc.heads.classification_losses import MULTI_LABEL_LOSSES, focal_poly_cross_entropy, zlpr_loss
 from tfxc.heads.margins import MarginOptions
 from tfxc.heads.sparse_term import SparseTermOptions
 
@@ -68,74 +68,6 @@ def positive_label_weights(label_freq, num_points: int, power: float) -> np.ndar
     return (weights / max(mean, 1e-12)).astype(np.float32)
 
 
-def softmax_cross_entropy(logits: tf.Tensor, labels: tf.RaggedTensor, label_smoothing: float = 0.0,
-                          label_weights: tf.Tensor | None = None) -> tf.Tensor:
-    """−Σ_{l∈y} t_l log softmax(z)_l per row (0 for rows without labels), float32 [B].
-
-    The target t is uniform over the row's labels y, or proportional to
-    `label_weights` (float32 [L]) over them. With label smoothing ε the target
-    is (1−ε)·t + ε/L. Only the positive logits are gathered; no dense [B, L]
-    target is built.
-    """
-    lse = tf.reduce_logsumexp(logits, axis=1)
-    pos = positive_logits(logits, labels)
-    if label_weights is None:
-        count = tf.cast(pos.row_lengths(), logits.dtype)
-        target_term = tf.reduce_sum(pos, axis=1) / tf.maximum(count, 1.0)
-    else:
-        weights = labels.with_values(tf.gather(label_weights, labels.values))
-        count = tf.reduce_sum(weights, axis=1)
-        target_term = tf.reduce_sum(pos * weights, axis=1) / tf.maximum(count, 1e-12)
-    loss = (1.0 - label_smoothing) * (lse - target_term)
-    return _with_smoothing(loss, logits, lse, label_smoothing) * tf.cast(count > 0, logits.dtype)
-
-
-def decoupled_softmax_cross_entropy(logits: tf.Tensor, labels: tf.RaggedTensor, label_smoothing: float = 0.0,
-                                    label_weights: tf.Tensor | None = None) -> tf.Tensor:
-    """The decoupled softmax loss of DEXML (Gupta et al., "Dual-encoders for extreme multi-label
-    classification", ICLR 2024), float32 [B]: each positive l of row b against the row's negatives only,
-    averaged over the row's positives (which keeps the scale of `softmax_cross_entropy`),
-
-        (1/|y|) Σ_{l∈y} −log( e^{z_l} / (e^{z_l} + Σ_{j∉y} e^{z_j}) ) = (1/|y|) Σ_{l∈y} softplus(lse_neg − z_l),
-
-    a weighted mean when `label_weights` (float32 [L]) are given. Unlike the normalised target of
-    `softmax_cross_entropy`, a row's positives do not compete with each other: a label that is on
-    every row (a taxonomy's root) may score far above the row's other labels, and every positive gets
-    a full-sized push above the negatives however many labels its row has. Rows without labels give 0.
-    Label smoothing ε mixes in ε·(lse − mean z), as in `softmax_cross_entropy`.
-
-    The positives are masked out of the [B, L] logits (a scatter, the size of the logits themselves);
-    subtracting their mass from the full sum instead would cancel catastrophically once the positives
-    dominate, which is where training goes.
-    """
-    rows = labels.value_rowids()
-    indices = tf.stack([rows, labels.values], axis=1)
-    # A large finite value, not -inf: a row whose every label is positive then has lse_neg ~ -1e9 and a
-    # zero gradient, where -inf would give NaN.
-    masked = tf.tensor_scatter_nd_update(logits, indices, tf.fill(tf.shape(rows), tf.constant(-1e9, logits.dtype)))
-    lse_neg = tf.reduce_logsumexp(masked, axis=1)
-    pos = positive_logits(logits, labels)
-    per_positive = tf.nn.softplus(tf.gather(lse_neg, pos.value_rowids()) - pos.values)
-    weights = (tf.ones_like(per_positive) if label_weights is None else tf.gather(label_weights, labels.values))
-    nrows = tf.shape(logits, out_type=tf.int64)[0]
-    count = tf.math.unsorted_segment_sum(weights, rows, nrows)
-    term = tf.math.unsorted_segment_sum(weights * per_positive, rows, nrows) / tf.maximum(count, 1e-12)
-    loss = (1.0 - label_smoothing) * term
-    lse = tf.reduce_logsumexp(logits, axis=1) if label_smoothing else None
-    return _with_smoothing(loss, logits, lse, label_smoothing) * tf.cast(count > 0, logits.dtype)
-
-
-def _with_smoothing(loss, logits, lse, label_smoothing: float):
-    """`loss` plus the uniform part ε·(lse − mean z) of a label-smoothed target."""
-    if label_smoothing:
-        loss += label_smoothing * (lse - tf.reduce_mean(logits, axis=1))
-    return loss
-
-
-# The softmax head's losses for rows with several labels (`SoftmaxHeadConfig.multi_label_loss`).
-MULTI_LABEL_LOSSES = {"normalised": softmax_cross_entropy, "decoupled": decoupled_softmax_cross_entropy}
-
-
 @dataclass(frozen=True)
 class OneVsAllHeadConfig(SparseTermOptions):
     """Config of `OneVsAllHead` (multi-label).
@@ -181,9 +113,9 @@ class SoftmaxHeadConfig(MarginOptions, SparseTermOptions):
       propensity_weight: α ≥ 0: the target over a row's labels is proportional to (1/p_l)^α
         instead of uniform (see `OneVsAllHeadConfig`).
       multi_label_loss: how rows with several labels are scored: "normalised" (one softmax
-        whose target is spread over the row's labels, `softmax_cross_entropy`) or "decoupled"
-        (each label against the row's negatives only, `decoupled_softmax_cross_entropy`). The
-        two agree on rows with one label.
+        whose target is spread over the row's labels, `classification_losses.softmax_cross_entropy`)
+        or "decoupled" (each label against the row's negatives only, `decoupled_softmax_cross_entropy`
+        there). The two agree on rows with one label.
       focal_gamma: γ > 0 turns the loss into the focal loss, (1 − p)^γ · (−log p) per positive.
       poly_epsilon: ε > 0 adds the Poly-1 term ε · (1 − p)^(γ+1) per positive
         (`classification_losses.focal_poly_cross_entropy`; with the normalised target, no smoothing).
@@ -311,8 +243,8 @@ class DenseLabelHead(Head):
         return chunked_top_k(lambda start, stop: self._chunk_logits(features, start, stop), self.num_labels, k)
 
     def get_config(self):
-        margin = {} if self.cosine_margin is None else self.cosine_margin.get_config()
-        return {**super().get_config(), "use_bias": self.use_bias, "sparse_max_nnz": self.sparse_max_nnz, **margin}
+        return {**super().get_config(), "use_bias": self.use_bias, "label_weights": self._initial_label_weights,
+                "sparse": self._sparse, "cosine_margin": self.cosine_margin}
 
 
 class OneVsAllHead(DenseLabelHead):
@@ -328,6 +260,8 @@ class OneVsAllHead(DenseLabelHead):
       head = OneVsAllHead(num_labels=100)
       scores, ids = head.top_k(tf.random.normal([2, 16]), k=5)   # [2, 5] each
     """
+
+    logits_kind = "bernoulli"
 
     def __init__(self, num_labels: int, use_bias: bool = True, label_weights=None, sparse=None, loss: str = "bce",
                  **kwargs):
@@ -373,6 +307,8 @@ class SoftmaxHead(DenseLabelHead):
 
     Call returns logits float32 [B, L].
     """
+
+    logits_kind = "categorical"
 
     def __init__(self, num_labels: int, use_bias: bool = True, label_smoothing: float = 0.0, label_weights=None,
                  multi_label_loss: str = "normalised", sparse=None, focal_gamma: float = 0.0,

@@ -37,12 +37,18 @@ from tfxc._tf import keras, tf
 from tfxc.encoders.sparse_input import split_sparse_input
 from tfxc.heads.base import Head
 from tfxc.heads.gather_dot import gather_dot
-from tfxc.heads.label_tree_config import (LabelTreeHeadConfig, load_or_build_support, load_or_build_tree,
-                                          node_positive_weights)
-from tfxc.heads.label_tree_ops import PAD as _PAD
-from tfxc.heads.label_tree_ops import distinct_per_row, post_process, row_values_at, unique_per_row
+from tfxc.heads.label_tree_config import (HEAD_OPTIONS, LabelTreeHeadConfig, NodeSparseTerm, Shortlist,
+                                          load_or_build_support, load_or_build_tree, node_positive_weights)
+from tfxc.heads.label_tree_loss import active_nodes, cap_active, level_loss, positive_nodes
+from tfxc.heads.label_tree_ops import distinct_per_row, post_process, sparse_node_logits
 from tfxc.heads.shortlist import centroid_shortlist, impact_index
 from tfxc.heads.sparse_term import starting_weights
+
+
+def _per_level(kind: str) -> property:
+    """A property: the head's variables `kind`_t of every level t, None where a level has none."""
+    return property(lambda self: [getattr(self, f"{kind}_{t}", None) for t in range(len(self.sizes))])
+
 
 class LabelTreeHead(Head):
     """Per-level node scorers over a label tree (see the module docstring).
@@ -52,17 +58,13 @@ class LabelTreeHead(Head):
       negatives, max_active, loss, reduction, dense_level_max, use_bias, init_stddev, beam_size,
         post_processor, final_post_processor: as in `LabelTreeHeadConfig`.
       seed: seeds the node initialisers and the negative sampling.
-      sparse_support: None, or per level int32 [K_t, S]: the input features each node weighs
-        (−1 padded; `tfxc.tree.support`). The features are then [h, the row's sparse block]
-        of `WithSparseInput` with width `sparse_max_nnz`.
-      sparse_init: None (the sparse weights start at zero), or per level float32 [K_t, S]: their
-        starting values (`LabelTreeHeadConfig.sparse_init`).
+      sparse: None, or a `NodeSparseTerm`: each node also weighs some of the row's input features.
       node_weights: None, or per level float32 [K_t]: the weight of a positive node in the loss
         (`node_positive_weights`: inverse propensity); kept as non-trainable weights of the model.
-      shortlist_centroids: None, or float32 [K_last, S]: the last level's unit-norm centroids on its
-        support, which the shortlist ranks by (with shortlist_size > 0).
-      num_features: D, the input features (the shortlist's index).
-      shortlist_size, shortlist_weight, shortlist_postings: as in `LabelTreeHeadConfig`.
+      shortlist: None, or a `Shortlist` (needs `sparse`): the labels of a nearest-centroid ranker join
+        the beam's candidates.
+
+    `get_config` reports these arguments; the weights (the tree's tables among them) are the model's.
 
     Call returns the features unchanged (float32 [B, dim]): which nodes are
     scored depends on the labels, so scoring happens in `per_example_loss`.
@@ -72,45 +74,40 @@ class LabelTreeHead(Head):
     serving_jit_compile = True
 
     def __init__(self, tree, negatives="tfn+man", max_active=0, loss="squared_hinge", reduction="mean",
-                 dense_level_max=16384,
-                 use_bias=True, init_stddev=0.02, beam_size=10, post_processor="l3-hinge", final_post_processor="",
-                 seed=None, sparse_support=None, sparse_max_nnz=64, sparse_init=None, node_weights=None,
-                 shortlist_centroids=None, num_features=0, shortlist_size=0, shortlist_weight=0.3,
-                 shortlist_postings=64, **kwargs):
+                 dense_level_max=16384, use_bias=True, init_stddev=0.02, beam_size=10, post_processor="l3-hinge",
+                 final_post_processor="", seed=None, sparse: NodeSparseTerm | None = None, node_weights=None,
+                 shortlist: Shortlist | None = None, **kwargs):
         super().__init__(tree.num_labels, **kwargs)
-        if shortlist_size and (sparse_support is None or shortlist_centroids is None):
-            raise ValueError("the shortlist needs sparse_support and shortlist_centroids")
-        self._shortlist_centroids, self.num_features = shortlist_centroids, num_features
-        self.shortlist_size, self.shortlist_weight = shortlist_size, shortlist_weight
-        self.shortlist_postings = shortlist_postings
-        self._initial_node_weights = node_weights
-        self.sparse_support, self.sparse_init = sparse_support, sparse_init
-        self.sparse_max_nnz = sparse_max_nnz if sparse_support is not None else 0
-        self.tree = tree
-        self.sizes = tree.sizes
+        if shortlist is not None and sparse is None:
+            raise ValueError("the shortlist ranks labels on their input features: it needs the sparse term")
+        self.tree, self.sizes = tree, tree.sizes
         self.negatives, self.max_active, self.loss, self.reduction = negatives, max_active, loss, reduction
         self.dense_level_max = dense_level_max
         self.use_bias, self.init_stddev, self.seed = use_bias, init_stddev, seed
-        self.beam_size = beam_size
+        self.beam_size, self.post_processor, self.final_post_processor = beam_size, post_processor, final_post_processor
         self.post_processors = [post_processor] * (len(self.sizes) - 1) + [final_post_processor or post_processor]
+        self.sparse, self.shortlist, self._initial_node_weights = sparse, shortlist, node_weights
+        self.sparse_max_nnz = sparse.max_nnz if sparse is not None else 0
 
     @classmethod
     def from_config_dataclass(cls, config: LabelTreeHeadConfig, context):
-        options = {key: getattr(config, key) for key in (
-            "negatives", "max_active", "loss", "reduction", "dense_level_max", "use_bias", "init_stddev", "beam_size",
-            "post_processor", "final_post_processor", "sparse_max_nnz", "shortlist_size", "shortlist_weight",
-            "shortlist_postings")}
         tree = load_or_build_tree(config, context)
         support, centroids = load_or_build_support(config, context, tree)
-        weights = (node_positive_weights(tree, context.label_freq, context.num_points, config.propensity_weight)
-                   if config.propensity_weight else None)
-        return cls(tree, seed=context.seed, sparse_support=support, sparse_init=starting_weights(config, centroids),
-                   node_weights=weights, shortlist_centroids=centroids[-1] if config.shortlist_size else None,
-                   num_features=context.num_features, name="head", **options)
+        sparse = shortlist = weights = None
+        if support is not None:
+            sparse = NodeSparseTerm(support, config.sparse_max_nnz, starting_weights(config, centroids),
+                                    context.num_features)
+        if config.shortlist_size:
+            shortlist = Shortlist(centroids[-1], config.shortlist_size, config.shortlist_weight,
+                                  config.shortlist_postings)
+        if config.propensity_weight:
+            weights = node_positive_weights(tree, context.label_freq, context.num_points, config.propensity_weight)
+        return cls(tree, seed=context.seed, sparse=sparse, node_weights=weights, shortlist=shortlist, name="head",
+                   **{key: getattr(config, key) for key in HEAD_OPTIONS})
 
     def make_encoder(self, encoder_config, context):
         encoder = super().make_encoder(encoder_config, context)
-        if self.sparse_support is None:
+        if self.sparse is None:
             return encoder
         from tfxc.encoders.sparse_input import WithSparseInput
 
@@ -129,86 +126,48 @@ class LabelTreeHead(Head):
                 setattr(self, f"bias_{t}", self.add_weight(shape=(size,), name=f"bias_{t}", initializer="zeros"))
             # The tree itself is part of the model's state: non-trainable int32 tables, saved and served with it.
             if t:
-                children = self.tree.children(t)
-                setattr(self, f"children_{t}", self.add_weight(
-                    shape=children.shape, dtype="int32", trainable=False, name=f"children_{t}",
-                    initializer=keras.initializers.Constant(children)))
+                self._add_table(f"children_{t}", self.tree.children(t), "int32")
             if t < len(self.sizes) - 1:
-                ancestors = self.tree.ancestors(t)
-                setattr(self, f"ancestors_{t}", self.add_weight(
-                    shape=ancestors.shape, dtype="int32", trainable=False, name=f"ancestors_{t}",
-                    initializer=keras.initializers.Constant(ancestors)))
-            if self.sparse_support is not None:
-                support = self.sparse_support[t]
-                setattr(self, f"support_{t}", self.add_weight(
-                    shape=support.shape, dtype="int32", trainable=False, name=f"support_{t}",
-                    initializer=keras.initializers.Constant(support)))
+                self._add_table(f"ancestors_{t}", self.tree.ancestors(t), "int32")
+            if self.sparse is not None:
+                support = self._add_table(f"support_{t}", self.sparse.support[t], "int32")
                 # Zero: the sparse term starts silent and grows where the input features help; or from
                 # `sparse_init` (scaled PIFA centroids: a nearest-centroid score from the first step).
-                start = "zeros" if self.sparse_init is None else keras.initializers.Constant(self.sparse_init[t])
+                start = "zeros" if self.sparse.init is None else keras.initializers.Constant(self.sparse.init[t])
                 setattr(self, f"sparse_kernel_{t}", self.add_weight(
                     shape=support.shape, name=f"sparse_kernel_{t}", initializer=start))
             if self._initial_node_weights is not None:
-                setattr(self, f"node_weight_{t}", self.add_weight(
-                    shape=(size,), trainable=False, name=f"node_weight_{t}",
-                    initializer=keras.initializers.Constant(self._initial_node_weights[t])))
-        if self.shortlist_size:
-            self._build_shortlist()
+                self._add_table(f"node_weight_{t}", self._initial_node_weights[t], "float32")
+        if self.shortlist is not None:  # the centroids and their impact-ordered index (`tfxc.heads.shortlist`)
+            centroids = self.shortlist.centroids
+            offsets, labels, values = impact_index(self.sparse.support[-1], centroids, self.sparse.num_features,
+                                                   self.shortlist.postings)
+            for name, value in (("shortlist_centroids", centroids), ("shortlist_offsets", offsets),
+                                ("shortlist_labels", labels), ("shortlist_values", values)):
+                self._add_table(name, value, value.dtype.name)
+        self.leaf_labels = self.leaf_index = None
         if self.tree.leaf_labels is not None:  # a tree over some of the labels: label <-> last-level node
-            self.leaf_labels = self.add_weight(
-                shape=self.tree.leaf_labels.shape, dtype="int32", trainable=False, name="leaf_labels",
-                initializer=keras.initializers.Constant(self.tree.leaf_labels))
-            self.leaf_index = self.add_weight(
-                shape=(self.num_labels,), dtype="int32", trainable=False, name="leaf_index",
-                initializer=keras.initializers.Constant(self.tree.leaf_index()))
-        else:
-            self.leaf_labels = self.leaf_index = None
+            self._add_table("leaf_labels", self.tree.leaf_labels, "int32")
+            self._add_table("leaf_index", self.tree.leaf_index(), "int32")
         self.sample_step = self.add_weight(shape=(), dtype="int64", trainable=False, name="sample_step",
                                            initializer="zeros", aggregation="only_first_replica")
         self.built = True
 
-    def _build_shortlist(self) -> None:
-        """The shortlist's centroids and their impact-ordered index (`tfxc.heads.shortlist`), fixed weights."""
-        centroids = self._shortlist_centroids
-        offsets, labels, values = impact_index(self.sparse_support[-1], centroids, self.num_features,
-                                               self.shortlist_postings)
-        for name, value in (("shortlist_centroids", centroids), ("shortlist_offsets", offsets),
-                            ("shortlist_labels", labels), ("shortlist_values", values)):
-            setattr(self, name, self.add_weight(shape=value.shape, dtype=value.dtype.name, trainable=False, name=name,
-                                                initializer=keras.initializers.Constant(value)))
+    def _add_table(self, name: str, value, dtype: str):
+        """Adds and returns the non-trainable weight `name` (also the attribute), holding `value` [any shape]."""
+        weight = self.add_weight(shape=value.shape, dtype=dtype, trainable=False, name=name,
+                                 initializer=keras.initializers.Constant(value))
+        setattr(self, name, weight)
+        return weight
 
-    def _levels(self, kind: str) -> list:
-        """The per-level variables `kind`_t (None where a level has none): kernel, bias, children, ancestors,
-        support, sparse_kernel, node_weight."""
-        return [getattr(self, f"{kind}_{t}", None) for t in range(len(self.sizes))]
-
-    @property
-    def kernels(self) -> list:
-        return self._levels("kernel")
-
-    @property
-    def biases(self) -> list:
-        return self._levels("bias")
-
-    @property
-    def support_levels(self) -> list:
-        return self._levels("support")
-
-    @property
-    def sparse_kernels(self) -> list:
-        return self._levels("sparse_kernel")
-
-    @property
-    def node_weights(self) -> list:
-        return self._levels("node_weight")
-
-    @property
-    def children(self) -> list:
-        return self._levels("children")
-
-    @property
-    def ancestors(self) -> list:
-        return self._levels("ancestors")
+    # The per-level variables (None where a level has none), e.g. kernels[t] is `kernel_t`.
+    kernels = _per_level("kernel")
+    biases = _per_level("bias")
+    support_levels = _per_level("support")
+    sparse_kernels = _per_level("sparse_kernel")
+    node_weights = _per_level("node_weight")
+    children = _per_level("children")
+    ancestors = _per_level("ancestors")
 
     def call(self, features, training=False):
         return features
@@ -216,26 +175,17 @@ class LabelTreeHead(Head):
     # === Scoring ===
     def _encoding(self, features: tf.Tensor) -> tf.Tensor:
         """h, float32 [B, dim]: the encoder's part of the features (all of them without `sparse_support`)."""
-        if self.sparse_support is None:
+        if self.sparse is None:
             return features
         return split_sparse_input(features, self.sparse_max_nnz)[0]
 
     def _sparse_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor, kernel=None) -> tf.Tensor:
-        """Σ_j u_cj · x[f_cj] for nodes int32 [B, C] (negative ids give 0) -> float32 [B, C].
-
-        u is the level's sparse kernel, or `kernel` (float32 [K_level, S], e.g. the shortlist's centroids).
-
-        x is the row's sparse block (ids ascending); `row_values_at` looks up its values at the
-        B·C·S support features (static shapes, XLA-friendly).
-        """
+        """The sparse term of nodes int32 [B, C] of `level`, float32 [B, C] (`sparse_node_logits`), weighted by
+        the level's sparse kernel or by `kernel` (float32 [K_level, S], e.g. the shortlist's centroids)."""
         _, ids, values = split_sparse_input(features, self.sparse_max_nnz)
-        safe = tf.maximum(nodes, 0)
-        wanted = tf.gather(self.support_levels[level].value, safe)                  # [B, C, S], −1 padded
-        shape = tf.shape(wanted)
-        x = tf.reshape(row_values_at(ids, values, tf.reshape(wanted, [shape[0], -1]), self.num_features), shape)
         kernel = self.sparse_kernels[level].value if kernel is None else kernel
-        logits = tf.reduce_sum(tf.gather(kernel, safe) * x, axis=-1)
-        return tf.where(nodes >= 0, logits, 0.0)
+        return sparse_node_logits(ids, values, self.support_levels[level].value, kernel, nodes,
+                                  self.sparse.num_features)
 
     def _node_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor, whole=None,
                      differentiable: bool = True) -> tf.Tensor:
@@ -260,7 +210,7 @@ class LabelTreeHead(Head):
             logits = tf.einsum("bd,bcd->bc", self._encoding(features), tf.gather(self.kernels[level].value, safe))
             if self.use_bias:
                 logits += tf.gather(self.biases[level].value, safe)
-        if self.sparse_support is not None:
+        if self.sparse is not None:
             logits += self._sparse_logits(features, level, nodes)
         return logits
 
@@ -275,7 +225,7 @@ class LabelTreeHead(Head):
     def _top_level_logits(self, features: tf.Tensor, whole: dict) -> tf.Tensor:
         """Every logit of level 0, float32 [B, K_0] (from `whole` when it has them)."""
         logits = whole[0] if 0 in whole else self._level_logits(features, 0)
-        if self.sparse_support is None:
+        if self.sparse is None:
             return logits
         nodes = tf.tile(tf.range(self.sizes[0])[None, :], [tf.shape(features)[0], 1])
         return self._node_logits(features, 0, nodes, logits)
@@ -342,18 +292,18 @@ class LabelTreeHead(Head):
         return tf.where(nodes >= 0, score, -float("inf"))
 
     def _shortlisted_top_k(self, features: tf.Tensor, k) -> tuple[tf.Tensor, tf.Tensor]:
-        """The beam's candidates and the shortlist's, ranked by path score + shortlist_weight × x · c_l.
+        """The beam's candidates and the shortlist's, ranked by path score + the shortlist's weight × x · c_l.
 
         Returns (scores float32 [B, k'], last-level node ids int32 [B, k'], −1 where none).
         """
         _, beam, _ = self._beam_search(features, tf.maximum(k, min(self.beam_size, self.sizes[-1])))
         _, ids, values = split_sparse_input(features, self.sparse_max_nnz)
         _, shortlist = centroid_shortlist(ids, values, self.shortlist_offsets.value, self.shortlist_labels.value,
-                                          self.shortlist_values.value, self.shortlist_postings, self.shortlist_size)
+                                          self.shortlist_values.value, self.shortlist.postings, self.shortlist.size)
         candidates = distinct_per_row(tf.concat([beam, shortlist], axis=1))
         last = len(self.sizes) - 1
         nearest = self._sparse_logits(features, last, candidates, kernel=self.shortlist_centroids.value)
-        scores = tf.where(candidates >= 0, self.path_scores(features, candidates) + self.shortlist_weight * nearest,
+        scores = tf.where(candidates >= 0, self.path_scores(features, candidates) + self.shortlist.weight * nearest,
                           -float("inf"))
         scores, order = tf.math.top_k(scores, tf.minimum(k, tf.shape(candidates)[1]))
         ids = tf.gather(candidates, order, batch_dims=1)
@@ -366,7 +316,7 @@ class LabelTreeHead(Head):
         k' = min(k, labels reachable); a slot without a label has id −1.
         """
         k = tf.minimum(tf.cast(k, tf.int32), self.sizes[-1])
-        if self.shortlist_size:
+        if self.shortlist is not None:
             scores, ids = self._shortlisted_top_k(features, k)
         else:
             scores, ids, _ = self._beam_search(features, k)
@@ -376,77 +326,20 @@ class LabelTreeHead(Head):
 
     # === Training ===
     def _positives(self, labels: tf.RaggedTensor, level: int) -> tf.Tensor:
-        """The nodes of `level` above each row's labels: int32 [B, Q], sorted, once per label, `_PAD`-padded.
-
-        Labels outside the tree (`leaf_labels`) have no nodes.
-        """
-        values = tf.cast(labels.values, tf.int32)
-        if self.leaf_index is not None:  # label ids -> last-level nodes (−1: outside the tree)
-            values = tf.gather(self.leaf_index.value, values)
-            outside, values = values < 0, tf.maximum(values, 0)
-        if self.ancestors[level] is not None:
-            values = tf.gather(self.ancestors[level].value, values)
-        if self.leaf_index is not None:
-            values = tf.where(outside, _PAD, values)
-        nodes = tf.RaggedTensor.from_row_splits(values, labels.row_splits).to_tensor(default_value=_PAD)
-        return tf.sort(tf.concat([nodes, tf.fill([tf.shape(nodes)[0], 1], _PAD)], axis=1), axis=1)
+        """`positive_nodes` of `level`: int32 [B, Q] (labels outside the tree, `leaf_labels`, have none)."""
+        ancestors, leaf_index = self.ancestors[level], self.leaf_index
+        return positive_nodes(labels, None if ancestors is None else ancestors.value,
+                              None if leaf_index is None else leaf_index.value)
 
     def _active(self, positives: list, level: int, beam) -> tf.Tensor:
-        """Active nodes int32 [B, C] of one level (−1 = none): children of the true parents and of the beam.
-
-        `positives` holds `_positives` of every level.
-        """
+        """Active nodes int32 [B, C] of `level` (−1 = none; `active_nodes`); `positives`: `_positives` by level."""
         if level == 0:
             return tf.tile(tf.range(self.sizes[0])[None, :], [tf.shape(positives[0])[0], 1])
-        parents = positives[level - 1]
-        if beam is not None:
-            parents = tf.concat([parents, beam], axis=1)
-        parents = unique_per_row(parents)
-        children = tf.gather(self.children[level].value, tf.minimum(parents, self.sizes[level - 1] - 1))
-        children = tf.where((parents != _PAD)[:, :, None], children, -1)
-        return tf.reshape(children, [tf.shape(children)[0], -1])
-
-    def _cap(self, nodes: tf.Tensor, counts: tf.Tensor, level: int):
-        """Keeps every positive and a random `max_active` − |positives| of the negatives (stateless, resumable)."""
-        width = tf.minimum(self.max_active, tf.shape(nodes)[1])
-        seed = tf.stack([tf.cast(self.sample_step, tf.int32), (self.seed or 0) * 31 + level])
-        noise = tf.random.stateless_uniform(tf.shape(nodes), seed)
-        keys = tf.where(counts > 0, -1.0, tf.where(nodes >= 0, noise, 2.0))
-        _, keep = tf.math.top_k(-keys, width)
-        return tf.gather(nodes, keep, batch_dims=1), tf.gather(counts, keep, batch_dims=1)
+        return active_nodes(positives[level - 1], self.children[level].value, self.sizes[level - 1], beam)
 
     def _fanout(self, level: int) -> int:
         """The most nodes a parent of `level` has (level 0: all of its nodes)."""
         return self.sizes[0] if level == 0 else int(self.children[level].shape[-1])
-
-    def _level_loss(self, logits, counts, valid, level: int, weights=None) -> tf.Tensor:
-        """The loss of one level over its active nodes, float32 [B] (masked `valid`).
-
-        `weights` (float32 [B, C], or None) weigh the positive nodes' terms (the softmax loss:
-        its target over the positives is proportional to them).
-        """
-        positive = counts > 0
-        mask = tf.cast(valid, logits.dtype)
-        if self.loss == "softmax":
-            has_positive = tf.reduce_any(positive & valid, axis=1)
-            lse = tf.reduce_logsumexp(tf.where(valid, logits, -1e9), axis=1)
-            pos = tf.cast(positive & valid, logits.dtype)
-            if weights is not None:
-                pos *= weights
-            target = tf.reduce_sum(logits * pos, axis=1) / tf.maximum(tf.reduce_sum(pos, axis=1), 1e-12)
-            return tf.where(has_positive, lse - target, 0.0)
-        if self.loss == "bce":  # softplus(−z) for a positive, softplus(z) for a negative
-            per_node = tf.nn.softplus(tf.where(positive, -logits, logits))
-        else:
-            sign = tf.where(positive, 1.0, -1.0)
-            per_node = tf.square(tf.nn.relu(1.0 - sign * logits))
-            if self.loss == "weighted_squared_hinge":
-                per_node *= tf.where(positive, tf.cast(counts, logits.dtype), 1.0)
-        if weights is not None:
-            per_node *= tf.where(positive, weights, 1.0)
-        if self.reduction == "sum":
-            return tf.reduce_sum(per_node * mask, axis=1) / float(self._fanout(level))
-        return tf.reduce_sum(per_node * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
 
     def per_example_loss(self, features, labels):
         """Σ over levels of the loss over each row's active nodes, float32 [B]."""
@@ -469,13 +362,15 @@ class LabelTreeHead(Head):
                       - tf.searchsorted(positives[t], nodes, side="left"))
             counts = tf.where(nodes >= 0, counts, 0)
             if self.max_active and t not in whole:  # the cap saves gathers; a level scored whole gains nothing
-                nodes, counts = self._cap(nodes, counts, t)
+                seed = tf.stack([tf.cast(self.sample_step, tf.int32), (self.seed or 0) * 31 + t])
+                nodes, counts = cap_active(nodes, counts, self.max_active, seed)
             logits = self._top_level_logits(features, whole) if t == 0 else self._node_logits(
                 features, t, nodes, whole.get(t))
             weights = None
             if self.node_weights[t] is not None:
                 weights = tf.gather(self.node_weights[t].value, tf.maximum(nodes, 0))
-            total += self._level_loss(logits, counts, nodes >= 0, t, weights)
+            total += level_loss(logits, counts, nodes >= 0, loss=self.loss, reduction=self.reduction,
+                                fanout=self._fanout(t), weights=weights)
         return total
 
     @property
@@ -495,5 +390,6 @@ class LabelTreeHead(Head):
                    for t, size in enumerate(self.sizes))
 
     def get_config(self):
-        return {**super().get_config(), "sizes": self.sizes, "beam_size": self.beam_size, "loss": self.loss,
-                "reduction": self.reduction, "sparse_max_nnz": self.sparse_max_nnz}
+        config = {key: value for key, value in super().get_config().items() if key != "num_labels"}  # the tree's
+        return {**config, "tree": self.tree, **{key: getattr(self, key) for key in HEAD_OPTIONS}, "seed": self.seed,
+                "sparse": self.sparse, "node_weights": self._initial_node_weights, "shortlist": self.shortlist}

@@ -1,7 +1,9 @@
-"""The label tree head's config, and the structure a model keeps for life: its tree and its nodes' input features.
+"""The label tree head's config, its grouped options, and the structure a model keeps for life: its tree and its
+nodes' input features.
 
-Both are read from the model directory when there (resume, evaluate, export),
-else built from the training data and saved there (`tfxc.heads.label_tree`).
+The tree and the features are read from the model directory when there
+(resume, evaluate, export), else built from the training data and saved there
+(`tfxc.heads.label_tree`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,47 @@ POST_PROCESSORS = ("noop", "sigmoid", "log-sigmoid") + tuple(
     f"{log_}l{p}-hinge" for log_ in ("", "log-") for p in range(1, 5))
 NEGATIVES = ("tfn", "tfn+man")
 REDUCTIONS = ("mean", "sum")
+
+# The head's scalar options: arguments of `LabelTreeHead` named and defaulted as in `LabelTreeHeadConfig`.
+HEAD_OPTIONS = ("negatives", "max_active", "loss", "reduction", "dense_level_max", "use_bias", "init_stddev",
+                "beam_size", "post_processor", "final_post_processor")
+
+
+# eq=False: the fields are arrays; an option object equals itself only.
+@dataclass(frozen=True, eq=False)
+class NodeSparseTerm:
+    """The label tree's sparse term (`LabelTreeHeadConfig.sparse_support`): each node also weighs some of the
+    row's input features. The head's features are then [h, the row's sparse block] of `WithSparseInput`.
+
+    Attributes:
+      support: per level int32 [K_t, S]: the input features each node weighs (−1 padded; `tfxc.tree.support`).
+      max_nnz: the width of the row's sparse block (`sparse_max_nnz`).
+      init: None (the weights start at zero), or per level float32 [K_t, S]: their starting values
+        (`sparse_init` × the nodes' unit-norm centroids on their support).
+      num_features: D, the input features (0: unknown; lookups then search the row instead of indexing it).
+    """
+
+    support: list
+    max_nnz: int = 64
+    init: list | None = None
+    num_features: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class Shortlist:
+    """The label tree's shortlist (`tfxc.heads.shortlist`; needs the `NodeSparseTerm`): in prediction, the labels
+    of a nearest-centroid ranker over all L join the beam's candidates.
+
+    Attributes:
+      centroids: float32 [K_last, S]: the last level's unit-norm centroids on its support.
+      size, weight, postings: `shortlist_size` (> 0), `shortlist_weight`, `shortlist_postings` of the config.
+    """
+
+    centroids: object
+    size: int
+    weight: float = 0.3
+    postings: int = 64
+
 
 @dataclass(frozen=True)
 class LabelTreeHeadConfig(SparseTermOptions):

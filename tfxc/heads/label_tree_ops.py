@@ -1,5 +1,5 @@
 """Tensor helpers of the label tree head (`tfxc.heads.label_tree`): the post-processors that combine a node's
-score with its parent's, and each row's distinct node ids."""
+score with its parent's, each row's distinct node ids, and the nodes' sparse term over the row's features."""
 
 from __future__ import annotations
 
@@ -87,6 +87,27 @@ def row_values_at(ids: tf.Tensor, values: tf.Tensor, wanted: tf.Tensor, num_feat
     slot = tf.minimum(lower_bound_rows(ids, wanted), width - 1)
     found = (tf.gather(ids, slot, batch_dims=1) == wanted) & (wanted >= 0)
     return tf.where(found, tf.gather(values, slot, batch_dims=1), 0.0)
+
+
+def sparse_node_logits(ids: tf.Tensor, values: tf.Tensor, support: tf.Tensor, kernel: tf.Tensor, nodes: tf.Tensor,
+                       num_features: int = 0) -> tf.Tensor:
+    """Σ_j u_cj · x[f_cj] for nodes int32 [B, C] (negative ids give 0) -> float32 [B, C]: the sparse term.
+
+    Args:
+      ids, values: the rows' sparse blocks x, int32 / float32 [B, W] (ids ascending; `split_sparse_input`).
+      support: int32 [K, S], each node's input features f_c (−1 padded).
+      kernel: float32 [K, S], the weights u.
+      nodes: int32 [B, C].
+      num_features: D, or 0 if unknown.
+
+    `row_values_at` looks up x at the B·C·S support features (static shapes, XLA-friendly).
+    """
+    safe = tf.maximum(nodes, 0)
+    wanted = tf.gather(support, safe)                                   # [B, C, S], −1 padded
+    shape = tf.shape(wanted)
+    x = tf.reshape(row_values_at(ids, values, tf.reshape(wanted, [shape[0], -1]), num_features), shape)
+    logits = tf.reduce_sum(tf.gather(kernel, safe) * x, axis=-1)
+    return tf.where(nodes >= 0, logits, 0.0)
 
 
 def lower_bound_rows(sorted_rows: tf.Tensor, values: tf.Tensor) -> tf.Tensor:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from tfxc._tf import keras, tf
 from tfxc.errors import ConfigError
 from tfxc.heads.base import Head
-from tfxc.heads.dense import chunked_top_k, softmax_cross_entropy
+from tfxc.heads.classification_losses import softmax_cross_entropy
+from tfxc.heads.dense import chunked_top_k
 from tfxc.heads.margins import MarginOptions
 
 # Labels scored per block in full-softmax evaluation: bounds the [B, chunk] temporary.
@@ -56,6 +57,7 @@ class LinearHead(Head):
 
     supports_label_logits = True
     supports_softmax_statistics = True
+    logits_kind = "categorical"
 
     def __init__(self, num_labels: int, use_bias: bool = False, init_stddev: float = 0.01, seed=None,
                  cosine_margin=None, **kwargs):
@@ -126,6 +128,5 @@ class LinearHead(Head):
         return [self.kernel] + ([self.bias] if self.use_bias else [])
 
     def get_config(self):
-        margin = {} if self.cosine_margin is None else self.cosine_margin.get_config()
         return {**super().get_config(), "use_bias": self.use_bias, "init_stddev": self.init_stddev,
-                "seed": self.seed, **margin}
+                "seed": self.seed, "cosine_margin": self.cosine_margin}

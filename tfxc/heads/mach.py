@@ -272,7 +272,8 @@ class MachHead(Head):
     def get_config(self):
         return {**super().get_config(), "num_buckets": self.num_buckets, "repetitions": list(self.repetitions),
                 "loss": self.loss, "score": self.score, "per_repetition_features": self.per_repetition_features,
-                "seed": self.seed, "feat_hash_dim": self.feat_hash_dim}
+                "seed": self.seed, "eval_top_buckets": self.eval_top_buckets, "eval_min_freq": self.eval_min_freq,
+                "lookup": self.mach_lookup, "feat_hash_dim": self.feat_hash_dim}
 
 
 class HashedFeatures(Encoder):

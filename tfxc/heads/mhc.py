@@ -247,4 +247,4 @@ class MhcHead(LabelOrderTables, Head):
 
     def get_config(self):
         return {**super().get_config(), "radices": self.radices, "candidates_topk": self.candidates_topk,
-                "hidden_dim": self.hidden_dim, "seed": self.seed, "loss": self.loss}
+                "hidden_dim": self.hidden_dim, "seed": self.seed, "label_order": self._label_order, "loss": self.loss}

@@ -175,4 +175,5 @@ class MhpHead(LabelOrderTables, Head):
         return self.offsets[-1]
 
     def get_config(self):
-        return {**super().get_config(), "radices": self.radices, "loss": self.loss, "use_bias": self.use_bias}
+        return {**super().get_config(), "radices": self.radices, "loss": self.loss, "use_bias": self.use_bias,
+                "label_order": self._label_order}

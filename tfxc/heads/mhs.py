@@ -183,7 +183,7 @@ class MhsHead(LabelOrderTables, Head):
         return [self.kernel]
 
     def get_config(self):
-        margin = {} if self.cosine_margin is None else self.cosine_margin.get_config()
         return {**super().get_config(), "radices": self.radices, "extra_blocks": self.extra_blocks,
-                "init_stddev": self.init_stddev, "seed": self.seed, **margin}
+                "init_stddev": self.init_stddev, "seed": self.seed, "cosine_margin": self.cosine_margin,
+                "label_order": self._label_order}
 

@@ -106,10 +106,6 @@ class HeadLossConfig:
             raise ConfigError(f"{path}: multisample_dropout does not combine with r_drop, adversarial or awp")
 
 
-# Heads whose outputs are logits [B, L] that R-Drop compares, and how.
-R_DROP_KINDS = {"SoftmaxHead": "categorical", "OneVsAllHead": "bernoulli"}
-
-
 class HeadLoss(Objective):
     """Trains the head's own per-example loss (with R-Drop or an adversary when configured)."""
 
@@ -134,9 +130,9 @@ class HeadLoss(Objective):
         """Raises ConfigError when the configured trick cannot run on `model`."""
         from tfxc.errors import ConfigError
 
-        if (self.config.r_drop or self.config.multisample_dropout > 1) and type(model.head).__name__ not in R_DROP_KINDS:
-            raise ConfigError(f"loss.r_drop and loss.multisample_dropout work on the logits of a softmax or "
-                              f"one_vs_all head, not of "
+        if (self.config.r_drop or self.config.multisample_dropout > 1) and model.head.logits_kind is None:
+            raise ConfigError(f"loss.r_drop and loss.multisample_dropout work on per-label logits (a head with a "
+                              f"logits_kind, such as softmax or one_vs_all), not on the outputs of "
                               f"{type(model.head).__name__}")
         if self.config.adversarial and not model.encoder.supports_embedding_perturbation:
             raise ConfigError(f"loss.adversarial perturbs input embeddings, which encoder "
@@ -148,7 +144,7 @@ class HeadLoss(Objective):
         if training and cfg.r_drop:
             from tfxc.losses.robust import r_drop_loss
 
-            return r_drop_loss(model, batch, alpha=cfg.r_drop, kind=R_DROP_KINDS[type(model.head).__name__])
+            return r_drop_loss(model, batch, alpha=cfg.r_drop, kind=model.head.logits_kind)
         if training and cfg.adversarial:
             from tfxc.losses.robust import adversarial_loss
 

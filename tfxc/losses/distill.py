@@ -41,7 +41,7 @@ class DistillConfig:
 
     Attributes:
       name: "distill".
-      teacher: the teacher's trained model directory (same converted data, a softmax head).
+      teacher: the teacher's trained model directory (same converted data, a softmax-like head).
       alpha: weight of the student's own loss (1 − alpha on the distillation term).
       temperature: T.
       kd_loss: ce, kl or mse.
@@ -77,8 +77,9 @@ def teacher_logits(teacher_dir: str, info, batch_size: int = 256, trust_imports=
     if not trained.info.same_data_as(info):
         raise TfxcError(f"the teacher {teacher_dir} was trained on other data than {info.dir}: distillation "
                         "gathers its logits by row id, so both must use the same converted data")
-    if type(trained.model.head).__name__ != "SoftmaxHead":
-        raise ConfigError(f"the teacher's head is {type(trained.model.head).__name__}; distillation needs a softmax head")
+    if trained.model.head.logits_kind != "categorical":
+        raise ConfigError(f"the teacher's head is {type(trained.model.head).__name__}; distillation needs a head "
+                          "whose logits are one softmax over the labels (Head.logits_kind 'categorical', e.g. softmax)")
     rows = info.num_points("train")
     if rows * info.num_labels > MAX_TEACHER_VALUES:
         raise ConfigError(f"the teacher's logits ({rows} x {info.num_labels}) are too many to keep in memory")
@@ -118,9 +119,9 @@ class DistillObjective(Objective):
         return cls(config, teacher_logits(config.teacher, info, trust_imports=trust_imports))
 
     def check_model(self, model) -> None:
-        if type(model.head).__name__ != "SoftmaxHead":
-            raise ConfigError(f"distillation compares softmax logits; the student's head is "
-                              f"{type(model.head).__name__}")
+        if model.head.logits_kind != "categorical":
+            raise ConfigError(f"distillation compares softmax logits (Head.logits_kind 'categorical'); the "
+                              f"student's head is {type(model.head).__name__}")
 
     def per_example_loss(self, model, batch, training: bool = True):
         cfg = self.config

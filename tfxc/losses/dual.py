@@ -251,8 +251,8 @@ def _placed(tensor: tf.Tensor) -> tf.Tensor:
 
 def check_multiclass(info, split: str = "train") -> None:
     """Raises DataError unless every row of `split` has exactly one label."""
-    stats = info.splits[split]
-    if stats["avg_labels_per_point"] != 1.0 or stats["points_without_labels"]:
+    if not info.is_multiclass(split):
+        stats = info.splits[split]
         raise DataError(f"a dual-variable loss needs multi-class data (one label per row); the {split} split has "
                         f"{stats['avg_labels_per_point']:.3f} labels per point on average and "
                         f"{stats['points_without_labels']} points without labels", path=info.dir)
