@@ -10,7 +10,7 @@ weights:
   see float32), as Keras' `mixed_bfloat16` policy does for its layers. On a
   CPU with AMX tiles this machine's bfloat16 matmul peak is 3.7-4× its float32
   one; on AVX512-BF16 alone, 1.6-1.8× (tf-notes §8). Accuracy is unchanged within
-  noise on the sets measured (BENCHMARKS.md, "Speed").
+  noise on the sets measured (docs/benchmarks-history.md, "Speed").
 * "auto": "mixed_bfloat16" where the machine multiplies bfloat16 natively (a GPU,
   or a CPU with AVX512-BF16 or AMX-BF16), else "float32": without those
   instructions TensorFlow emulates bfloat16 and the products get slower.

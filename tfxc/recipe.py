@@ -10,9 +10,9 @@ This module holds the rules only (a `DataProfile` -> a config and its reasons).
 The data section comes from the file names (`tfxc.data.sources`), and a thin
 config (`"recipe": true`) is put on top of the recipe by `tfxc.resolve`.
 
-The rules come from the hand-tuned configs of BENCHMARKS.md and were checked on
+The rules come from the hand-tuned configs of docs/benchmarks-history.md and were checked on
 validation splits carved from the train sets, never on test (the measurements:
-BENCHMARKS.md, "The recipe's rules"):
+docs/benchmarks-history.md, "The recipe's rules"):
 
 * the head: a label tree (PLT form) above `TREE_MIN_LABELS` labels, where exact
   heads read every label per row (on sparse inputs with XR-Linear's sparse term per
@@ -39,8 +39,8 @@ import numpy as np
 
 from tfxc.data.sources import LONG_TEXT_FEATURES, SHORT_TEXT_TOKENS
 
-# Each rule below keeps its reason in two lines; the measurements behind it are in BENCHMARKS.md,
-# "The recipe's rules".
+# Each rule below keeps its reason in two lines; the measurements behind it are in
+# docs/benchmarks-history.md, "The recipe's rules".
 
 # Above this many labels the tree head (beam search over label clusters) replaces the exact heads: a beam
 # reads a few thousand label vectors per point instead of all of them.

@@ -88,7 +88,7 @@ class Dataset:
 
 SCALE_CONFIG = "configs/scale_synthetic_mach.json"
 # The dense softmax head (L × 128 weights) runs up to 10^5 labels: at 10^6 a dense head's training step takes
-# over a second (BENCHMARKS.md, "Memory and step time as L grows"), most of an hour for two epochs, and at
+# over a second (docs/benchmarks-history.md, "Memory and step time as L grows"), most of an hour for two epochs, and at
 # 10^7 its weights, Adam slots and [batch, L] logits need far more than 24 GB. MACH's model does not grow with L.
 SCALE_MACH = {"tfxc-mach": SCALE_CONFIG}
 SCALE_SOFTMAX = {"tfxc-softmax": "configs/scale_synthetic_softmax.json"}

@@ -8,7 +8,7 @@ converted test split, and reports the median and p99 latency per call for batch 
 
 --baseline also times, on the same requests, a SavedModel whose signature takes the same three inputs
 and returns one of them: the fixed cost of calling any signature from Python in this process, which on
-a shared machine moves with the time of day (BENCHMARKS.md, "Label tree head"), so a model's figure is
+a shared machine moves with the time of day (docs/benchmarks-history.md, "Label tree head"), so a model's figure is
 best read next to it. --repeat N times every (batch size, model) N times, alternating.
 The process's thread pools are TensorFlow's defaults unless TF_NUM_INTRAOP_THREADS /
 TF_NUM_INTEROP_THREADS say otherwise.

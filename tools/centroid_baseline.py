@@ -4,7 +4,7 @@ Label l scores a row x by x · c_l, c_l the unit-norm PIFA centroid of l's train
 `--support` largest features (optionally weighed by the features' idf first): the start of the
 sparse term (`tfxc.heads.sparse_term.label_centroid_support`). The recipe gives the exact heads
 that start only where it nearly ranks the validation split perfectly; this tool shows the whole
-picture on the matrices `tools/bench.py` writes (BENCHMARKS.md, "Session 12").
+picture on the matrices `tools/bench.py` writes (docs/benchmarks-history.md, "Session 12").
 
   python tools/centroid_baseline.py benchmarks/work/data/synthetic-1e4
 

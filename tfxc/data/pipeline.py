@@ -23,7 +23,7 @@ from tfxc.data.tfrecord import parse_batch
 # Fixed parallelism instead of tf.data's autotuning: at an epoch's end, deleting the spent iterator waited for
 # the autotuner's model thread, 8-9 s in about half the epochs on wordnet-hypernyms (a fifth of a training
 # run once the steps had got fast); with fixed settings reading and parsing run as fast or faster
-# (`tools/bench_input_pipeline.py`: 150-190k examples/s, 40x the training rate). BENCHMARKS.md, "Speed".
+# (`tools/bench_input_pipeline.py`: 150-190k examples/s, 40x the training rate). docs/benchmarks-history.md, "Speed".
 PARALLEL_CALLS = max(2, os.cpu_count() or 2)
 PREFETCH_BATCHES = 2
 

@@ -25,7 +25,7 @@ SOURCE_FORMATS = (
 VAL_PERCENT = 10
 # TF-IDF terms of JSONL text. Short texts (at most SHORT_TEXT_TOKENS words on average: queries, intents,
 # titles) get words and word bigrams, every term of the training texts, at most the 100,000 most frequent;
-# longer texts words seen in at least 2 texts. See BENCHMARKS.md, "The recipe's rules".
+# longer texts words seen in at least 2 texts. See docs/benchmarks-history.md, "The recipe's rules".
 SHORT_TEXT_TOKENS = 40
 SHORT_TEXT_FEATURES = {"ngram_max": 2, "min_df": 1, "max_features": 100_000}
 LONG_TEXT_FEATURES = {"ngram_max": 1, "min_df": 2, "max_features": 0}

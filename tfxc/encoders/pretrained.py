@@ -62,7 +62,7 @@ class PretrainedEncoderConfig:
       backbone_dropout: the backbone's own dropout rate (BERT's 0.1; 0 makes training
         deterministic across replicas, whose dropout masks differ).
       mixed_bfloat16: run the backbone's matmuls in bfloat16 (weights stay float32; the pooled
-        output is cast back), much faster on CPUs with AMX/AVX512-BF16 (BENCHMARKS.md, "Text").
+        output is cast back), much faster on CPUs with AMX/AVX512-BF16 (docs/benchmarks-history.md, "Text").
       noisy_tune: NoisyTune's λ (Wu et al., 2022): before fine-tuning, every backbone matrix
         gets uniform noise U(-λ/2, λ/2) · std(matrix); 0 = off (0.15 in the paper).
     """

@@ -76,7 +76,7 @@ def embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val: tf.Ra
     over the touched rows only, so optimizers can update the table sparsely.
     A ragged row's values are contiguous, so the sum is a *sorted* segment sum:
     TF's unsorted one is about twice as slow on CPU, and its gradient masks
-    negative ids with three extra passes over the [nnz, dim] rows (BENCHMARKS.md,
+    negative ids with three extra passes over the [nnz, dim] rows (docs/benchmarks-history.md,
     "Speed"). Trailing rows without features, which a segment sum leaves out, are
     padded back as zeros.
 
@@ -98,7 +98,7 @@ def dense_rows(feat_idx: tf.RaggedTensor, feat_val: tf.RaggedTensor, columns: tf
     one per non-zero; repeated columns add up).
 
     One segment sum over the flat cell index b·width + column: 1.5-3.5× faster than `tf.scatter_nd` over
-    (row, column) pairs on bibtex's, yeast's and delicious' batches (BENCHMARKS.md, "Speed").
+    (row, column) pairs on bibtex's, yeast's and delicious' batches (docs/benchmarks-history.md, "Speed").
     """
     rows = feat_idx.nrows()
     cells = feat_idx.value_rowids() * width + columns
@@ -112,7 +112,7 @@ def dense_embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val:
     The rows become a dense [B, U] matrix over the U distinct feature ids of the batch, multiplied
     with those U rows of the table. Where rows have many features of a small space (delicious: 18
     of 500, bibtex: 68 of 1,836) that product is cheaper than gathering and summing a row per
-    non-zero, forward and backward (BENCHMARKS.md, "Speed"); the table's gradient is still an
+    non-zero, forward and backward (docs/benchmarks-history.md, "Speed"); the table's gradient is still an
     IndexedSlices over the U rows (already distinct), so the lazy update is the same.
 
     Same arguments and result as `embedding_bag`, and
@@ -147,7 +147,7 @@ def full_embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val: 
     For a feature space small enough that a training batch touches most of it (delicious: 500
     features, 128 rows of 18), no row is gathered or deduplicated and the table's gradient is a
     dense [D, dim] product, which Adam then updates in one fused pass instead of gathering and
-    scattering the touched rows and their moments (BENCHMARKS.md, "Speed"). A table read this way
+    scattering the touched rows and their moments (docs/benchmarks-history.md, "Speed"). A table read this way
     must never also be read row-sparsely (`tf.gather` on the variable): TensorFlow then copies the
     whole variable on every later dense read.
 
@@ -160,7 +160,7 @@ def full_embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val: 
 
 
 # Rows with at least this share of the feature space non-zero on average take `dense_embedding_bag`
-# (reuters' TF-IDF rows, 77 of 15,200 features: a training step 38.9 -> 27.5 ms; BENCHMARKS.md, "Speed").
+# (reuters' TF-IDF rows, 77 of 15,200 features: a training step 38.9 -> 27.5 ms; docs/benchmarks-history.md, "Speed").
 DENSE_BAG_SHARE = 0.004
 # ... and only up to this many features (the [B, U] matrix has U <= num_features columns).
 DENSE_BAG_MAX_FEATURES = 65536
@@ -178,7 +178,7 @@ FEW_NONZEROS = 256
 # ... and batches of the product bags by their product over the distinct rows up to this many cells of the
 # [B, U] matrix per non-zero, by the segment sum beyond (`dense_embedding_bag`): on real test rows, 1,024 rows
 # of reuters (100 cells a non-zero) 116 -> 58 ms, of medical (76) 14.2 -> 11.9 ms, while bibtex's and
-# delicious' 26-32 keep their 2x faster product (BENCHMARKS.md, "Speed").
+# delicious' 26-32 keep their 2x faster product (docs/benchmarks-history.md, "Speed").
 SERVED_MAX_CELLS_PER_NONZERO = 64
 
 
@@ -353,7 +353,7 @@ class SparseBowEncoder(Encoder):
         runs on the calling thread). So: the whole product where the table is small enough for oneDNN to
         keep on one thread (yeast's 420 KB), `sparse_dense_matmul` for few non-zeros, and for batches
         the bag's own computation (bibtex's 256 rows: 4.2 ms by `dense_embedding_bag` against 18.7 ms by
-        `sparse_dense_matmul`; BENCHMARKS.md, "Speed"), the full bag's in `matmul_dtype` as in training
+        `sparse_dense_matmul`; docs/benchmarks-history.md, "Speed"), the full bag's in `matmul_dtype` as in training
         (bibtex's bag in bfloat16: 7.0 -> 3.8 ms a batch of 256 on this project's AMD machine).
         """
         table = tf.convert_to_tensor(self.embeddings.value)

@@ -64,7 +64,7 @@ from tfxc.utils.io import atomic_directory, refuse_to_overwrite_inputs
 
 # Up to this many rows a head whose products run in bfloat16 serves in float32 instead. For a few rows the
 # product only streams the weights, and casting the float32 kernel to bfloat16 on every call streams it once
-# more and writes half of it again (wordnet-hypernyms' [1024 x 10,440] softmax: see BENCHMARKS.md, "Speed");
+# more and writes half of it again (wordnet-hypernyms' [1024 x 10,440] softmax: see docs/benchmarks-history.md, "Speed");
 # a larger batch amortises the cast and gains from bfloat16's faster products.
 FLOAT32_SERVING_MAX_ROWS = 16
 
@@ -142,7 +142,7 @@ class ServingBase(tf.Module):
         batch of up to `XLA_BLOCK_ROWS` rows is padded to the next power of two
         (at most 9 shapes) and a bigger one runs as blocks of `XLA_BLOCK_ROWS`.
         One row: 0.85 -> 0.45 ms for the label tree's beam search; 256 rows at
-        30,000 labels: 24 -> 8 ms (BENCHMARKS.md, "Label tree head").
+        30,000 labels: 24 -> 8 ms (docs/benchmarks-history.md, "Label tree head").
         """
         rows = tf.shape(features)[0]
         buckets = tf.constant([2 ** i for i in range(XLA_BLOCK_ROWS.bit_length())], tf.int32)

@@ -9,7 +9,7 @@ allocator hands big buffers back to the OS, so every call page-faults a fresh
 one in; XLA's gather has the same cliff). Batch beam search at 30,000 labels
 gathers 256 rows × 160 candidates × 512 floats = 84 MB at its last level, which
 took 32–35 ms as one gather and takes ~6 ms in blocks of 8 MB
-(BENCHMARKS.md, "Label tree head").
+(docs/benchmarks-history.md, "Label tree head").
 
 For inference only: the loop over blocks is a `tf.while_loop`, whose gradient
 with respect to the table would be dense. Training keeps its one gather (and

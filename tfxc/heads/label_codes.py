@@ -15,7 +15,7 @@ they share the leading digits) or "tree" (the leaf order of a balanced PIFA
 similar labels). The order is saved in the model directory on first build and
 kept for the model's life. On wordnet-hypernyms' validation split the tree order
 gave MHC P@5 84.94 against 83.42 for id order and 83.37 by frequency
-(BENCHMARKS.md, "Multi-head encoding"): MHE's claim that the grouping does not
+(docs/benchmarks-history.md, "Multi-head encoding"): MHE's claim that the grouping does not
 matter holds for P@1, not for the deeper ranks.
 """
 

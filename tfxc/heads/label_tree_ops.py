@@ -74,7 +74,7 @@ def row_values_at(ids: tf.Tensor, values: tf.Tensor, wanted: tf.Tensor, num_feat
     [B, D + 1] matrix first and the values read with one gather, which XLA fuses: wordnet-nextword's
     recipe tree evaluates 11.8k rows/s so, 5.2k with the search (and 2.0k with `tf.searchsorted`
     itself). A plain graph allocates and fills that matrix as separate ops (its training step went
-    64.6 -> 152.8 ms), so there the search stays. BENCHMARKS.md, "Speed". Padding values must be 0.
+    64.6 -> 152.8 ms), so there the search stays. docs/benchmarks-history.md, "Speed". Padding values must be 0.
     """
     if _in_xla() and 0 < num_features <= DENSE_LOOKUP_MAX_FEATURES:
         rows = tf.shape(ids)[0]
@@ -120,7 +120,7 @@ def lower_bound_rows(sorted_rows: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
     which made the sparse term most of the compiled beam search's time, so under XLA the search runs by
     binary lifting (`_lower_bound_by_lifting`); in a plain graph TensorFlow's own kernel is the faster one
     (the lifting's rounds are separate ops there: 1.8k against 4.3k rows/s in wordnet-nextword's
-    uncompiled evaluation; compiled, 5.2k against 2.0k). BENCHMARKS.md, "Speed".
+    uncompiled evaluation; compiled, 5.2k against 2.0k). docs/benchmarks-history.md, "Speed".
     """
     if _in_xla():
         return _lower_bound_by_lifting(sorted_rows, values)

@@ -12,7 +12,7 @@ Dense gradients of `LazyAdam` go through TensorFlow's fused Adam kernel
 slots), the same update as Keras' Adam, which spends five separate
 elementwise passes and three assignments on it: on wordnet-hypernyms' [1024,
 10,440] softmax kernel those passes were about a third of a training step
-(BENCHMARKS.md, "Speed"). One optimizer serves the whole model. Under a tf.distribute strategy Keras all-reduces the gradients
+(docs/benchmarks-history.md, "Speed"). One optimizer serves the whole model. Under a tf.distribute strategy Keras all-reduces the gradients
 first (IndexedSlices are gathered, so the same row can appear more than once;
 duplicates are summed here before the update).
 """
@@ -27,7 +27,7 @@ def dedupe_rows(gradient: tf.IndexedSlices) -> tuple[tf.Tensor, tf.Tensor]:
 
     Sorted by id first (a stable argsort of the ids, then a sorted segment sum), which on CPU
     is 1.2-1.4× faster than `unsorted_segment_sum` over the same rows and adds them in the
-    same order every time (BENCHMARKS.md, "Speed").
+    same order every time (docs/benchmarks-history.md, "Speed").
     """
     order = tf.argsort(gradient.indices, stable=True)
     unique, position = tf.unique(tf.gather(gradient.indices, order))

@@ -30,7 +30,7 @@ allocation (the resident set does not shrink between them):
     and under mixed_bfloat16 the bfloat16 copies of the head's weights;
   - evaluation: the scores of one eval batch [E, W] × `EVAL_SCORE_COPIES`.
 
-Calibrated against measured peak RSS (`/usr/bin/time -v`), see BENCHMARKS.md, "Memory plan".
+Calibrated against measured peak RSS (`/usr/bin/time -v`), see docs/benchmarks-history.md, "Memory plan".
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from tfxc.errors import TfxcError
 log = logging.getLogger("tfxc.memory")
 
 # A process with TensorFlow, Keras and tfxc imported, a strategy, the traced step and evaluation functions
-# and tf.data's threads, before any weight: 734-851 MiB on the measured runs (BENCHMARKS.md, "Memory plan").
+# and tf.data's threads, before any weight: 734-851 MiB on the measured runs (docs/benchmarks-history.md, "Memory plan").
 RUNTIME_BYTES = 768 * 2**20
 # An encoder that reads raw text (`Encoder.input_kind == "text"`): TF-Text and keras-hub loaded (~150 MiB
 # measured alone), the tokenizer's tables and the traced string and sequence kernels. Measured over the

@@ -2,7 +2,7 @@
 
 tfxc writes its graphs' control flow as TensorFlow ops (`tf.cond`, `tf.while_loop`), so AutoGraph's
 rewriting of every called function's Python source is pure start-up cost: on delicious it was most of
-the first training loop's 1.4 s of tracing and of the first evaluation's 0.65 s (BENCHMARKS.md,
+the first training loop's 1.4 s of tracing and of the first evaluation's 0.65 s (docs/benchmarks-history.md,
 "Speed"). Without it, a Python `if` or `for` on a tensor inside such a graph fails while tracing
 ("using a tf.Tensor as a Python bool is not allowed"): write it as `tf.cond` / `tf.while_loop`.
 """

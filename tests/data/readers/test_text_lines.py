@@ -52,10 +52,10 @@ def test_check_strings_names_the_row():
 
 
 def test_fit_names_the_row_of_a_text_or_label_it_could_not_store(tmp_path):
-    from tfxc.api import _sources
+    from tfxc.data.in_memory import source_files
 
     with pytest.raises(DataError, match=r"^X \(train\) row 1: '\\ud800 x' contains a lone surrogate"):
-        _sources({"train": (["fine", "\ud800 x"], [["a"], ["b"]])}, None, str(tmp_path))
+        source_files({"train": (["fine", "\ud800 x"], [["a"], ["b"]])}, None, str(tmp_path))
     assert not list(tmp_path.iterdir())  # refused before anything was written
     with pytest.raises(DataError, match=r"^Y \(test\) row 0: 'bad\\ud800label'"):
-        _sources({"train": (["x"], [["a"]]), "test": (["y"], [["bad\ud800label"]])}, None, str(tmp_path))
+        source_files({"train": (["x"], [["a"]]), "test": (["y"], [["bad\ud800label"]])}, None, str(tmp_path))
