@@ -28,3 +28,36 @@ def test_a_whole_config_file_is_read_as_it_is(tmp_path):
                                  "model": {"head": {"name": "one_vs_all"}}, "trainer": {"epochs": 2}}))
     config, info = load_with_data(str(whole))
     assert config.model.head.name == "one_vs_all" and config.data.val_percent == 0 and "val" not in info.splits
+
+
+def test_a_thin_config_on_the_command_line_is_read_once_and_meets_the_recipe_once(tmp_path, monkeypatch, capsys):
+    # The walk of `tfxc.train --config thin.json` up to the trainer (`--plan` stops just before it): the file
+    # is opened once, the recipe consulted once, after the conversion.
+    import builtins
+
+    import tfxc.recipe
+    import tfxc.resolve
+    from tfxc.train import main
+
+    train, test = write_synthetic(tmp_path, num_train=400, num_labels=60)
+    thin = tmp_path / "thin.json"
+    thin.write_text(json.dumps({"recipe": True, "trainer": {"epochs": 2},
+                                "data": {"format": "xc", "train": train, "test": test, "dir": str(tmp_path / "d")}}))
+    opened, recipes = [], []
+    real_open, real_recipe = builtins.open, tfxc.recipe.recipe_config
+
+    def counting_open(file, *args, **kwargs):
+        if str(file) == str(thin):
+            opened.append(file)
+        return real_open(file, *args, **kwargs)
+
+    def counting_recipe(*args, **kwargs):
+        recipes.append(args)
+        return real_recipe(*args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    monkeypatch.setattr(tfxc.recipe, "recipe_config", counting_recipe)
+    monkeypatch.setattr(tfxc.resolve, "recipe_config", counting_recipe)
+    assert main(["--config", str(thin), "--model-dir", str(tmp_path / "m"), "--plan"]) == 0
+    assert len(opened) == 1 and len(recipes) == 1
+    assert "recipe (tfxc.recipe):" in capsys.readouterr().out
