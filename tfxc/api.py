@@ -99,10 +99,8 @@ def fit(X, Y, *old_order, config=None, model_dir: str | None = None, X_val=None,
       A `Classifier` on `model_dir` (with `plan_only`, the `MemoryPlan`).
     """
     from tfxc import resolve
-    from tfxc.data.convert import ensure_converted
-    from tfxc.model_dir import ModelDir
-    from tfxc.training.distribute import make_strategy
-    from tfxc.training.trainer import Trainer, lock_for_training
+    from tfxc.launch import start_run
+    from tfxc.training.trainer import Trainer
 
     config, X, Y = _in_order(config, X, Y, old_order)
     splits = {"train": (X, Y), "val": (X_val, Y_val), "test": (X_test, Y_test)}
@@ -117,28 +115,21 @@ def fit(X, Y, *old_order, config=None, model_dir: str | None = None, X_val=None,
         if new:
             os.rmdir(model_dir)  # still empty: the arrays or the config were refused before anything was written
         raise
-    strategy = make_strategy(source.config.runtime)
-    # The lock before anything is written, and a conversion that a model trained on other data refuses:
-    # a second fit into a directory in use, or on other data than its checkpoint's, changes nothing.
-    lock = lock_for_training(model_dir, strategy, what="a tfxc.fit run")
-    try:
+
+    def write_sources():  # under the lock: a second fit into a directory in use changes nothing
         for path, content in files.items():
             write_if_changed(path, content)
-        info = ensure_converted(source.config.data, accept=ModelDir(model_dir).refuse_other_data)
-        config, _ = resolve.whole(source, info)  # a thin config: the recipe's, its own keys on top
-    except BaseException:
-        if lock is not None:
-            lock.release()
-        raise
+
+    run = start_run(source, model_dir, what="a tfxc.fit run", before_conversion=write_sources)
     if plan_only:
         from tfxc.training.memory_plan import show_plan
 
         try:
-            return show_plan(config, info)
+            return show_plan(run.config, run.info)
         finally:
-            if lock is not None:
-                lock.release()
-    Trainer(config, model_dir, info, strategy, lock=lock).train()
+            if run.lock is not None:
+                run.lock.release()
+    Trainer(run.config, model_dir, run.info, run.strategy, lock=run.lock).train()
     return load(model_dir)
 
 

@@ -88,6 +88,7 @@ def main(argv=None):
         parser.error("--config (a JSON experiment config, e.g. configs/quickstart.json) or --train (a data file: "
                      "tfxc chooses the recipe) is required")
     from tfxc import resolve
+    from tfxc.launch import start_run
 
     overrides = list(args.overrides) + ([f"data.source_dir={args.data_dir}"] if args.data_dir else [])
     if args.train:
@@ -106,30 +107,18 @@ def main(argv=None):
         print(num_parts(config.model))
         return 0
     setup_logging(args.verbose)
-    from tfxc.data.convert import ensure_converted
-    from tfxc.training.distribute import make_strategy
-
     model_dir = args.model_dir or default_model_dir(args.config)
-    strategy = make_strategy(config.runtime)  # first: logical devices must precede TF's start-up
-    from tfxc.training.parts import link_parts, merge_parts
-    from tfxc.training.trainer import lock_for_training, training_dir
-
     if args.merge_parts or args.link_parts:
+        from tfxc.data.convert import ensure_converted
+        from tfxc.training.distribute import make_strategy
+        from tfxc.training.parts import link_parts, merge_parts
+
+        make_strategy(config.runtime)  # first: logical devices must precede TF's start-up
         info = ensure_converted(config.data)  # the parts are bound to it; merging binds the whole model
         (merge_parts if args.merge_parts else link_parts)(config, model_dir, info)
         return 0
-    # The lock, then the checks against what the directory holds, then the conversion: a run that is
-    # refused has changed nothing, neither the data nor the model's binding to it.
-    lock = lock_for_training(model_dir, strategy, args.part)
-    try:
-        target = training_dir(model_dir, args.part)
-        target.check_resume(config, allow_changes=args.allow_changed_config)
-        info = ensure_converted(config.data, accept=target.refuse_other_data)
-    except BaseException:
-        if lock is not None:
-            lock.release()
-        raise
-    return run_training(config, model_dir, info, strategy, args, lock)
+    run = start_run(source, model_dir, part=args.part, allow_changed_config=args.allow_changed_config)
+    return run_training(run, model_dir, args)
 
 
 def _data_section(args) -> dict:
@@ -155,10 +144,7 @@ def train_recipe(args, source) -> int:
     `source` is a thin config as read (`tfxc.resolve.ConfigSource`): a file with `"recipe": true`, whose
     keys go on top of the recipe's, or the data section of --train/--test/--val.
     """
-    from tfxc import resolve
-    from tfxc.data.convert import ensure_converted
-    from tfxc.model_dir import ModelDir
-    from tfxc.training.distribute import make_strategy
+    from tfxc.launch import start_run
 
     if args.part is not None or args.merge_parts or args.link_parts:
         raise ConfigError("--part, --merge-parts and --link-parts are for configs whose head trains in parts; the "
@@ -167,19 +153,8 @@ def train_recipe(args, source) -> int:
     # The data and the runtime come before the recipe: the strategy must exist before anything starts
     # TensorFlow (the conversion does), and the recipe reads the converted data.
     setup_logging(args.verbose)
-    looking = args.print_config or args.num_parts
-    strategy = None if looking else make_strategy(source.config.runtime)
-    from tfxc.training.trainer import lock_for_training
-
-    # As for a whole config: the lock, then a conversion that a model trained on other data refuses.
-    lock = None if looking else lock_for_training(model_dir, strategy)
-    try:
-        info = ensure_converted(source.config.data, accept=ModelDir(model_dir).refuse_other_data)
-        config, reasons = resolve.whole(source, info)
-    except BaseException:
-        if lock is not None:
-            lock.release()
-        raise
+    run = start_run(source, model_dir, looking=bool(args.print_config or args.num_parts))
+    config = run.config
     if args.print_config:
         sys.stdout.write(config_to_json(config))
         return 0
@@ -188,27 +163,28 @@ def train_recipe(args, source) -> int:
 
         print(num_parts(config.model))
         return 0
-    print("recipe (tfxc.recipe):\n" + "\n".join(f"  {line}" for line in reasons))
+    print("recipe (tfxc.recipe):\n" + "\n".join(f"  {line}" for line in run.reasons))
     if source.overrides:
         print("  then --set " + " ".join(source.overrides))
     if not args.plan:
         print(f"the whole config is kept as {os.path.join(model_dir, 'config.json')}; edit it and train with "
               "--config")
-    return run_training(config, model_dir, info, strategy, args, lock)
+    return run_training(run, model_dir, args)
 
 
-def run_training(config, model_dir: str, info, strategy, args, lock) -> int:
+def run_training(run, model_dir: str, args) -> int:
+    """Trains the started `run` (`tfxc.launch.Run`) into `model_dir`, or prints its memory plan (`--plan`)."""
     from tfxc.eval.evaluator import format_metrics
     from tfxc.training.trainer import Trainer
 
     if args.plan:  # after the conversion (the plan reads the data's stats); nothing is trained or written
         from tfxc.training.memory_plan import show_plan
 
-        show_plan(config, info, args.part)
-        if lock is not None:
-            lock.release()
+        show_plan(run.config, run.info, args.part)
+        if run.lock is not None:
+            run.lock.release()
         return 0
-    trainer = Trainer(config, model_dir, info, strategy, part=args.part, lock=lock,
+    trainer = Trainer(run.config, model_dir, run.info, run.strategy, part=args.part, lock=run.lock,
                       ignore_memory_plan=args.ignore_memory_plan, trust_imports=args.trust_imports,
                       allow_changed_config=args.allow_changed_config, final_evaluation=not args.skip_eval)
     metrics = trainer.train()
