@@ -6,8 +6,7 @@ import os
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_DATA = os.environ.get("TFXC_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
+from helpers import SHARED_DATA
 
 
 def pytest_addoption(parser):

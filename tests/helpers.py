@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.environ.get("TFXC_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
 
 
 def tiny_config(tmp_path, **sections) -> str:

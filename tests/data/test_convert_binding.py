@@ -11,7 +11,7 @@ import sys
 import textwrap
 
 import pytest
-from helpers import REPO, cli_env, run_cli
+from helpers import REPO, SHARED_DATA, cli_env, run_cli
 
 from tfxc.config import load_config
 from tfxc.data.convert import ensure_converted
@@ -22,8 +22,6 @@ from tfxc.errors import TrainingError
 
 def xc_data(tmp_path, name: str, *, dir_name: str = "data", train: str | None = None):
     """The data section of `../shared/data/NAME` (its train file replaced by `train` if given)."""
-    from conftest import SHARED_DATA
-
     sets = ["data.format=xc", f"data.dir={tmp_path / dir_name}",
             f"data.train={train or os.path.join(SHARED_DATA, name, 'train.txt')}",
             f"data.test={os.path.join(SHARED_DATA, name, 'test.txt')}"]
