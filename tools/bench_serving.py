@@ -51,8 +51,8 @@ def load_baseline(directory: str):
 def index_recall(saved_model_dir: str) -> float | None:
     """The serving index's measured recall of the exact top-5 that the export recorded, or None.
 
-    Read from export.json's "index" object ({"recall": fraction, ...}, written by the export when the
-    SavedModel answers top_k through a label index); None for an exact head or an older export.
+    Read from export.json's "index" object (written by the export's index choice: "used", "recall@5", a
+    fraction); None when the exact head serves (no index object, or "used": false) or the export predates it.
     """
     import json
 
@@ -63,7 +63,9 @@ def index_recall(saved_model_dir: str) -> float | None:
         return None
     with open(path, encoding="utf-8") as f:
         index = json.load(f).get("index")
-    recall = index.get("recall") if isinstance(index, dict) else None
+    if not isinstance(index, dict) or not index.get("used", False):
+        return None
+    recall = index.get("recall@5")
     return float(recall) if isinstance(recall, (int, float)) else None
 
 

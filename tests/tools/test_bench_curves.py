@@ -165,8 +165,10 @@ def test_index_recall_is_read_from_the_export_when_it_has_an_index(tmp_path):
     assets.mkdir(parents=True)
     assert bench_serving.index_recall(str(tmp_path)) is None  # no export.json
     (assets / EXPORT_ASSET).write_text(json.dumps({"top_k": 5, "num_labels": 9}))
-    assert bench_serving.index_recall(str(tmp_path)) is None  # an exact head
-    (assets / EXPORT_ASSET).write_text(json.dumps({"top_k": 5, "index": {"beam": 4, "recall": 0.993}}))
+    assert bench_serving.index_recall(str(tmp_path)) is None  # an export from before the index
+    (assets / EXPORT_ASSET).write_text(json.dumps({"top_k": 5, "index": {"mode": "auto", "used": False}}))
+    assert bench_serving.index_recall(str(tmp_path)) is None  # the exact head serves
+    (assets / EXPORT_ASSET).write_text(json.dumps({"top_k": 5, "index": {"used": True, "beam": 4, "recall@5": 0.993}}))
     assert bench_serving.index_recall(str(tmp_path)) == 0.993
 
 
