@@ -289,8 +289,8 @@ def draw_frontiers(results_path: str, datasets: list[str], args) -> None:
     cmd = [python, os.path.join(REPO, "tools", "bench_frontier.py"), "--results", results_path, "--out", args.out,
            "--datasets", ",".join(datasets), "--peers", ",".join(PEERS)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
-    print(proc.stdout.strip() or f"[bench] no time-to-accuracy plot ({(proc.stderr.strip().splitlines() or ['no curves'])[-1]})",
-          flush=True)
+    why = (proc.stderr.strip().splitlines() or ["no curves"])[-1]
+    print(proc.stdout.strip() or f"[bench] no time-to-accuracy plot ({why})", flush=True)
 
 
 def refuse_to_overwrite_published(out: str, markdown: str) -> None:
@@ -354,8 +354,8 @@ def main(argv=None):
                         help=f"comma-separated, from {', '.join(DATASETS)}; or the groups 'real' (the default), "
                              "'scale' (the synthetic-* runs) and 'all'")
     parser.add_argument("--systems", default="",
-                        help="comma-separated: tfxc-recipe, tfxc-fast, tfxc-best, tfxc-ova, tfxc-mach, tfxc-softmax, tfxc-linear, tfxc-tree, "
-                             "tfxc-mhc, tfxc-mhp, tfxc-mhs, "
+                        help="comma-separated: tfxc-recipe, tfxc-fast, tfxc-best, tfxc-ova, tfxc-mach, tfxc-softmax, "
+                             "tfxc-linear, tfxc-tree, tfxc-mhc, tfxc-mhp, tfxc-mhs, "
                              + ", ".join(PEERS) + " (default: all)")
     parser.add_argument("--quick", action="store_true",
                         help="bibtex and medical, tfxc for 200 steps (a smoke test: writes to benchmarks/work/quick "

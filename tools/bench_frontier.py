@@ -1,15 +1,11 @@
-"""What `tools/bench.py` draws and tabulates beyond the standing: the frontier plots and the serving table.
+"""The time-to-accuracy plots of `tools/bench.py`: per data set, validation P@5 against training seconds.
 
-Both read bench.py's records (benchmarks/results.json):
-
-* `frontier_series` / `plot_frontier`: per data set, validation P@5 against training seconds
-  (`tools/bench_curves.py` explains the validation rows and where each curve comes from): a line per
-  tfxc system (its periodic evaluations), markers per peer (one per training budget, dashed between). One PNG per data set,
-  `time_to_p5_<dataset>.png`, so the speed/accuracy frontier is visible, not one point.
-* `serving_lines`: the serving figures measured in one process per system (one row and 256-row
-  batches through the SavedModel next to the empty signature, `bench.py`'s worker), as a table with
-  the margins the project aims at: one row within `ROW_MARGIN_MS` of the empty call, and batch rows/s
-  against the best peer's.
+Read from bench.py's records (benchmarks/results.json; `tools/bench_curves.py` explains the validation
+rows and where each curve comes from): a line per tfxc system (its periodic evaluations), markers per
+peer (one per training budget, dashed between). One PNG per data set, `time_to_p5_<dataset>.png`, so
+the speed/accuracy frontier is visible, not one point. Needs only matplotlib (no tfxc, no
+TensorFlow), so it also runs under the peers' interpreter:
+`python tools/bench_frontier.py --results R --out DIR --datasets A,B --peers P,Q`.
 """
 
 from __future__ import annotations

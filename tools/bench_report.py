@@ -5,7 +5,8 @@ sentences where tfxc trails, then the synthetic scale runs; `plot`: P@5 against 
 `plot_scale`: memory and training time against the number of labels; `serving_lines`: the serving
 figures measured in one process per system (one row and 256-row batches through the SavedModel next to
 the empty signature, bench.py's worker), with the margins the project aims at: one row within
-`ROW_MARGIN_MS` of the empty call, and batch rows/s against the best peer's.
+`ROW_MARGIN_MS` of the empty call, and batch rows/s against the best peer's; `curve_lines`: the
+time-to-accuracy curves' numbers (`tools/bench_curves.py`, plotted by `tools/bench_frontier.py`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def markdown_tables(results: list[dict]) -> str:
                 out.append(f"| {r['system']} | {r['status']}: {r.get('error', '')} |" + " |" * (len(COLUMNS) - 1))
         out += ["", *behind_lines(ok, peers), ""]
     out += scale_table(results) + serving_lines(results, list(DATASETS), PEERS)
+    out += curve_lines(results, list(DATASETS), PEERS)
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -130,6 +132,34 @@ def serving_lines(results: list[dict], datasets: list[str], peers: tuple[str, ..
                           f"{r['batch256_rows_per_s'] / best_peer:.2f}×" if best_peer else "–",
                           "–" if recall is None else f"{100 * recall:.2f} %"]
             out.append(f"| {dataset} | {r['system']} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+def time_to_reach(curve: list[dict], target: float) -> float | None:
+    """The seconds of a curve's first point at or above `target` validation P@5 (None: never)."""
+    return next((p["seconds"] for p in sorted(curve, key=lambda p: p["seconds"]) if p["P@5"] >= target), None)
+
+
+def curve_lines(results: list[dict], datasets: list[str], peers: tuple[str, ...]) -> list[str]:
+    """A markdown table of the time-to-accuracy curves (the plots' numbers): per data set and system, its best
+    validation P@5 and when it came, and when it first reached the best peer's validation P@5."""
+    rows = [r for r in results if r.get("status") == "ok" and r["dataset"] in datasets and r.get("val_curve")]
+    if not rows:
+        return []
+    out = ["### time to accuracy: validation P@5 against training seconds", "",
+           "| data set | system | val rows | best val P@5 | at s | best peer's val P@5 | reached at s |",
+           "|---" * 7 + "|"]
+    for dataset in datasets:
+        ours = sorted((r for r in rows if r["dataset"] == dataset), key=lambda r: (r["system"] in peers, r["system"]))
+        target = max((p["P@5"] for r in ours if r["system"] in peers for p in r["val_curve"]), default=None)
+        for r in ours:
+            best = max(r["val_curve"], key=lambda p: (p["P@5"], -p["seconds"]))  # the earliest of equals
+            reached = "–"
+            if target is not None:
+                seconds = time_to_reach(r["val_curve"], target)
+                reached = "never" if seconds is None else f"{seconds:.2f}"
+            out.append(f"| {dataset} | {r['system']} | {r.get('val_rows', '?')} | {best['P@5']:.2f} | "
+                       f"{best['seconds']:.2f} | {'–' if target is None else f'{target:.2f}'} | {reached} |")
     return out + [""]
 
 

@@ -48,7 +48,8 @@ def test_the_carve_splits_train_by_tfxc_holdout_rule_keeping_the_order(tmp_path)
     np.testing.assert_array_equal(sp.load_npz(os.path.join(carve_dir, "X.tst.npz")).toarray(), x[mask])
     np.testing.assert_array_equal(sp.load_npz(os.path.join(carve_dir, "Y.tst.npz")).toarray(), y[mask])
     np.testing.assert_array_equal(sp.load_npz(os.path.join(carve_dir, "X.trn.npz")).toarray(), x[~mask])
-    assert bench_curves.carve_summary(carve_dir) == {"num_points": int(mask.sum()), "nnz": int(np.count_nonzero(x[mask]))}
+    expected = {"num_points": int(mask.sum()), "nnz": int(np.count_nonzero(x[mask]))}
+    assert bench_curves.carve_summary(carve_dir) == expected
 
 
 def test_the_curve_of_a_recipe_run_is_its_val_evaluations_on_the_carved_rows(tmp_path, shared_data):
@@ -56,12 +57,14 @@ def test_the_curve_of_a_recipe_run_is_its_val_evaluations_on_the_carved_rows(tmp
     data_dir = bench.prepare("medical", shared_data, str(tmp_path))
     carve_dir = bench_curves.carve(data_dir)
     model_dir = str(tmp_path / "model")
-    run_cli("tfxc.train", "--train", os.path.join(data_dir, "X.trn.npz"), "--test", os.path.join(data_dir, "X.tst.npz"),
-            "--model-dir", model_dir, "--set", "trainer.epochs=3", "--set", "trainer.patience=0", timeout=300)
+    run_cli("tfxc.train", "--train", os.path.join(data_dir, "X.trn.npz"), "--test",
+            os.path.join(data_dir, "X.tst.npz"), "--model-dir", model_dir, "--set", "trainer.epochs=3",
+            "--set", "trainer.patience=0", timeout=300)
     result = bench_curves.tfxc_curve(model_dir, carve_dir)
     assert result["val_rows"] == 38 == bench_curves.carve_summary(carve_dir)["num_points"]
     curve = result["val_curve"]
-    log = [r for r in (json.loads(line) for line in open(os.path.join(model_dir, "eval_log.jsonl"))) if r["split"] == "val"]
+    log = [json.loads(line) for line in open(os.path.join(model_dir, "eval_log.jsonl"))]
+    log = [r for r in log if r["split"] == "val"]
     assert [p["step"] for p in curve] == [r["step"] for r in log] and len(curve) == 3
     assert [p["P@5"] for p in curve] == [r["P@5"] for r in log] and all(0 < p["P@5"] <= 100 for p in curve)
     seconds = [p["seconds"] for p in curve]
@@ -93,8 +96,8 @@ def _records() -> list[dict]:
     point = {"P@5": 20.0, "PSP@5": 30.0, "val_rows": 38}
     return [
         {"dataset": "medical", "system": "pecos-xrlinear", "status": "ok", "val_curve": [{"seconds": 1.2, **point}],
-         "latency_ms_median": 0.2, "batch256_rows_per_s": 12000.0},
-        {"dataset": "medical", "system": "omikuji-bonsai", "status": "ok",
+         "val_rows": 38, "latency_ms_median": 0.2, "batch256_rows_per_s": 12000.0},
+        {"dataset": "medical", "system": "omikuji-bonsai", "status": "ok", "val_rows": 38,
          "val_curve": [{"seconds": 0.09, **point, "P@5": 23.0}, {"seconds": 0.03, **point, "trees": 1}],
          "latency_ms_median": 0.03, "batch256_rows_per_s": 16000.0},
         {"dataset": "medical", "system": "tfxc-recipe", "status": "ok", "val_rows": 38,
@@ -187,3 +190,12 @@ def test_preset_systems_run_the_recipe_with_their_flag_and_a_failure_is_recorded
     record = bench.run_system("medical", "tfxc-recipe", str(tmp_path / "data"), str(tmp_path / "work"), args)
     assert record["config"] == "recipe" and not any(a.startswith("--preset") for a in commands[1])
     assert set(bench.PRESET_SYSTEMS) == {"tfxc-fast", "tfxc-best"}
+
+
+def test_the_curve_table_gives_each_systems_best_and_when_it_reached_the_best_peer():
+    lines = bench_report.curve_lines(_records(), ["medical", "bibtex"], PEERS)
+    assert "| medical | tfxc-recipe | 38 | 22.50 | 3.00 | 23.00 | never |" in lines
+    assert "| medical | omikuji-bonsai | 38 | 23.00 | 0.09 | 23.00 | 0.09 |" in lines
+    assert "| medical | pecos-xrlinear | 38 | 20.00 | 1.20 | 23.00 | never |" in lines
+    assert "| bibtex | tfxc-recipe | ? | 30.00 | 9.00 | – | – |" in lines  # no peer curve there
+    assert bench_report.time_to_reach([{"seconds": 2.0, "P@5": 9.0}, {"seconds": 1.0, "P@5": 8.0}], 8.5) == 2.0
