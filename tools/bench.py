@@ -10,8 +10,19 @@ predicts the top 5 labels of every test point; this process then scores all
 systems with the same metric code (`tfxc.eval.metrics`: P@k, nDCG@k, PSP@k with
 A=0.55, B=1.5 propensities from the train labels). Recorded per run: training
 wall time, batch prediction throughput, single-row latency (median over 200
-test rows), peak resident memory and model size on disk. tfxc trains with its
-config and is timed through its exported SavedModel, as a server would load it.
+test rows) and 256-row batch rows/s, peak resident memory and model size on
+disk. tfxc trains with its config and is timed through its exported
+SavedModel, as a server would load it, next to an empty signature with the same
+inputs in the same process (`empty_latency_ms_median`,
+`empty_batch256_rows_per_s`; `index_recall_at_5` when the export answers top-k
+through a label index). tfxc-recipe is the recipe (its default preset);
+tfxc-fast and tfxc-best run it with `--preset fast|best`.
+
+Time-to-accuracy (not with --quick or --no-curves): validation P@5 against
+training seconds for every system, on validation rows carved from train the
+same way for all (`tools/bench_curves.py`), drawn as `time_to_p5_<set>.png`
+(`tools/bench_frontier.py`; under --peer-python when this interpreter has no
+matplotlib). The test-split figures above are unaffected.
 Peers run with their documented defaults (see `tools/bench_peers.py`), under
 `--peer-python` (libpecos needs numpy<2, so they usually live in their own
 virtual environment; `pip install -e ".[bench]"` installs them where numpy<2 is
@@ -24,8 +35,8 @@ memory and model size grow with L.
 
 Outputs in `--out` (default `benchmarks/`): `results.json` (raw figures, merged
 with earlier runs), `tables.md` (a table per real data set with each tfxc
-figure's ratio to the best peer, then one table of the scale runs),
-`p5_vs_train_time.png` and `scale_vs_labels.png`; with `--update-markdown FILE`
+figure's ratio to the best peer, then one table of the scale runs and one of the serving figures),
+`p5_vs_train_time.png`, `scale_vs_labels.png` and `time_to_p5_<set>.png`; with `--update-markdown FILE`
 the tables replace the block between `<!-- bench:begin -->` and
 `<!-- bench:end -->` in FILE.
 
@@ -40,6 +51,7 @@ with `--update-markdown FILE`, writes it between `<!-- standing:begin -->` and
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -47,11 +59,14 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
-from bench_peers import directory_bytes, latency_ms, latency_summary, write_result  # same folder
+from bench_curves import CARVE_DIR, carve, peer_point, tfxc_curve  # same folder
+from bench_peers import BUDGETS, directory_bytes, write_result
+from bench_report import markdown_tables, plot, plot_scale
+from bench_sets import (DATASETS, PEERS, PRESET_SYSTEMS, QUICK_DATASETS, QUICK_OVERRIDES, REAL_DATASETS,
+                        RECIPE_SYSTEM, SCALE_CONFIG, SCALE_DATASETS)
 
 from tfxc.utils.io import atomic_write_text
 from tfxc.utils.memory import peak_rss_gb
@@ -59,78 +74,6 @@ from tfxc.utils.memory import peak_rss_gb
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), "shared", "data")
 K = 5
-PEERS = ("pecos-xrlinear", "napkinxc-plt", "omikuji-parabel", "omikuji-bonsai")
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A benchmark data set: real XC files under the shared data, or a synthetic scale run.
-
-    systems: tfxc system name -> config (path relative to the repository).
-    train, test: XC BoW files relative to --shared-data (real sets).
-    num_labels: for a synthetic scale run, the label count (> 0); its rows come
-      from `SCALE_CONFIG`'s `data.synthetic` section with this label count, the
-      same generator (and seed) that the tfxc configs convert from.
-    """
-
-    systems: dict
-    train: str = ""
-    test: str = ""
-    num_labels: int = 0
-
-    def overrides(self, name: str, out: str) -> list[str]:
-        """--set overrides every tfxc run of this data set gets (synthetic: label count and TFRecord cache)."""
-        if not self.num_labels:
-            return []
-        return [f"data.synthetic.num_labels={self.num_labels}",
-                f"data.dir={os.path.join(out, 'data', name, 'tfrecord')}"]
-
-
-SCALE_CONFIG = "configs/scale_synthetic_mach.json"
-# The dense softmax head (L × 128 weights) runs up to 10^5 labels: at 10^6 a dense head's training step takes
-# over a second (docs/benchmarks-history.md, "Memory and step time as L grows"), most of an hour for two epochs, and at
-# 10^7 its weights, Adam slots and [batch, L] logits need far more than 24 GB. MACH's model does not grow with L.
-SCALE_MACH = {"tfxc-mach": SCALE_CONFIG}
-SCALE_SOFTMAX = {"tfxc-softmax": "configs/scale_synthetic_softmax.json"}
-SCALE_TREE = {"tfxc-tree": "configs/scale_synthetic_tree.json"}
-SCALE_SYSTEMS = {10**4: {**SCALE_MACH, **SCALE_SOFTMAX, **SCALE_TREE},
-                 10**5: {**SCALE_MACH, **SCALE_SOFTMAX, **SCALE_TREE},
-                 10**6: {**SCALE_MACH, **SCALE_TREE}, 10**7: {**SCALE_MACH, **SCALE_TREE}}
-DATASETS = {
-    # The per-set configs (configs/bibtex.json, ...) are thin: the recipe with what won on validation on top.
-    # Where that is nothing, the set's tfxc-recipe row stands for its config; the systems here are the
-    # head-specific configs.
-    "bibtex": Dataset({"tfxc-tree": "configs/tree_bibtex.json"}, "bibtex/train.txt", "bibtex/test.txt"),
-    "delicious": Dataset({"tfxc-mach": "configs/mach_delicious.json", "tfxc-tree": "configs/tree_delicious.json",
-                          "tfxc-mhc": "configs/mhc_delicious.json"},
-                         "delicious/train.txt", "delicious/test.txt"),
-    "corel5k": Dataset({}, "corel5k/train.txt", "corel5k/test.txt"),
-    "medical": Dataset({}, "medical/train.txt", "medical/test.txt"),
-    "yeast": Dataset({}, "yeast/train.txt", "yeast/test.txt"),
-    "reuters": Dataset({}, "reuters/train.txt", "reuters/test.txt"),
-    "wordnet-hypernyms": Dataset({"tfxc-ova": "configs/ova_wordnet_hypernyms.json",
-                                  "tfxc-softmax": "configs/wordnet_hypernyms_softmax.json",
-                                  "tfxc-mach": "configs/mach_wordnet_hypernyms.json",
-                                  "tfxc-tree": "configs/tree_wordnet_hypernyms.json",
-                                  "tfxc-mhc": "configs/mhc_wordnet_hypernyms.json"},
-                                 "wordnet-hypernyms/train.txt", "wordnet-hypernyms/test.txt"),
-    "wordnet-nextword": Dataset({"tfxc-softmax": "configs/wordnet_nextword_softmax.json",
-                                 "tfxc-linear": "configs/linear_wordnet_nextword.json",
-                                 "tfxc-tree": "configs/tree_wordnet_nextword.json",
-                                 "tfxc-mhp": "configs/mhp_wordnet_nextword.json",
-                                 "tfxc-mhs": "configs/mhs_wordnet_nextword.json"},
-                                "wordnet-nextword/train.txt.gz", "wordnet-nextword/test.txt.gz"),
-    **{f"synthetic-{num_labels:.0e}".replace("+0", ""): Dataset(systems, num_labels=num_labels)
-       for num_labels, systems in SCALE_SYSTEMS.items()},
-}
-# Every data set also runs tfxc without a config: `tfxc.train --train X.trn.npz --test X.tst.npz` (the recipe
-# of `tfxc.recipe`, chosen from the data; the same matrices the peers read).
-RECIPE_SYSTEM = "tfxc-recipe"
-REAL_DATASETS = [name for name, d in DATASETS.items() if not d.num_labels]
-SCALE_DATASETS = [name for name, d in DATASETS.items() if d.num_labels]
-# --quick: two small sets, and tfxc trains for 200 steps only (a smoke test of the harness).
-QUICK_DATASETS = ("bibtex", "medical")
-QUICK_OVERRIDES = ["trainer.train_steps=200"]
 
 
 # === Data ===
@@ -190,15 +133,18 @@ def score(data_dir: str, ids: np.ndarray) -> dict:
 # === Running one system ===
 def run_system(dataset: str, system: str, data_dir: str, work: str, args) -> dict:
     """Runs one pair in its own process under a time limit; returns its record (never raises)."""
-    record = {"dataset": dataset, "system": system, "date": time.strftime("%Y-%m-%d"), "quick": args.quick}
+    record = {"dataset": dataset, "system": system, "date": time.strftime("%Y-%m-%d"), "quick": args.quick,
+              "load_avg_1m": round(os.getloadavg()[0], 2)}  # the machine's state when the run began
     convert = None
     if system in PEERS:
         cmd = [args.peer_python, os.path.join(REPO, "tools", "bench_peers.py"), "--system", system,
                "--data", data_dir, "--work", work, "--k", str(K)]
-    elif system == RECIPE_SYSTEM:
+    elif system == RECIPE_SYSTEM or system in PRESET_SYSTEMS:
         sets = [f"--set={o}" for o in (QUICK_OVERRIDES if args.quick else [])]
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--data", data_dir, "--work", work, *sets]
-        record["config"] = "recipe"
+        preset = [f"--preset={PRESET_SYSTEMS[system]}"] if system in PRESET_SYSTEMS else []
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--data", data_dir, "--work", work, *preset,
+               *sets]
+        record["config"] = f"recipe --preset {PRESET_SYSTEMS[system]}" if preset else "recipe"
     else:
         config = DATASETS[dataset].systems[system]
         overrides = DATASETS[dataset].overrides(dataset, args.out) + (QUICK_OVERRIDES if args.quick else [])
@@ -232,7 +178,29 @@ def run_system(dataset: str, system: str, data_dir: str, work: str, args) -> dic
     ids = np.load(os.path.join(work, "pred.npz"), allow_pickle=False)["ids"]
     record.update({k: v for k, v in score(data_dir, ids).items() if k != "num_points"})
     record["status"] = "ok"
+    if system in PEERS and os.path.exists(os.path.join(data_dir, CARVE_DIR, "done")):
+        record.update(peer_curve(data_dir, system, work, args))
     return record
+
+
+def peer_curve(data_dir: str, system: str, work: str, args) -> dict:
+    """A peer trained again on the carved train rows and scored on the validation rows (bench_curves.py):
+    at its defaults, and at each smaller budget of `bench_peers.BUDGETS` (a point each)."""
+    carve_dir, points = os.path.join(data_dir, CARVE_DIR), []
+    for trees in (*BUDGETS.get(system, ()), 0):
+        curve_work = os.path.join(work, f"val-{trees or 'default'}")
+        cmd = [args.peer_python, os.path.join(REPO, "tools", "bench_peers.py"), "--system", system, "--data",
+               carve_dir, "--work", curve_work, "--k", str(K), "--latency-rows", "0", "--trees", str(trees)]
+        try:
+            subprocess.run(cmd, cwd=REPO, capture_output=True, timeout=args.timeout, check=True,
+                           start_new_session=True)
+        except (subprocess.SubprocessError, OSError) as e:
+            return {"val_curve_error": f"{type(e).__name__}: {str(e)[:200]}"}
+        with open(os.path.join(curve_work, "result.json"), encoding="utf-8") as f:
+            train_s = json.load(f)["train_s"]
+        ids = np.load(os.path.join(curve_work, "pred.npz"), allow_pickle=False)["ids"]
+        points.append(peer_point(train_s, score(carve_dir, ids), len(ids), trees=trees))
+    return {"val_curve": points, "val_rows": points[-1]["val_rows"]}
 
 
 def tfxc_worker(args) -> None:
@@ -254,8 +222,10 @@ def tfxc_worker(args) -> None:
     config = load_config(args.config, args.overrides) if args.config else None
     parts = 1 if config is None or config.recipe else num_parts(config.model)  # the recipe's heads train whole
     if not args.config:
+        preset = [f"--preset={args.preset}"] if args.preset else []
         subprocess.run([sys.executable, "-m", "tfxc.train", "--train", os.path.join(args.data, "X.trn.npz"),
-                        "--test", os.path.join(args.data, "X.tst.npz"), "--model-dir", model_dir, *sets], **quiet)
+                        "--test", os.path.join(args.data, "X.tst.npz"), "--model-dir", model_dir, *preset, *sets],
+                       **quiet)
         train_s = ModelDir(model_dir).metrics()["train_seconds"]
     elif parts > 1:
         # Heads trained in independent parts (MACH's repetitions) train as separate processes, two at a time
@@ -278,12 +248,14 @@ def tfxc_worker(args) -> None:
     process_s = time.time() - launched
     subprocess.run([sys.executable, "-m", "tfxc.export", "--model-dir", model_dir, "--out", saved], **quiet)
 
+    from bench_serving import index_recall, load_baseline, serving_figures  # same folder (imports TensorFlow)
+
     from tfxc._tf import tf
 
     serve = tf.saved_model.load(saved).signatures["serving_default"]
     x = sp.load_npz(os.path.join(args.data, "X.tst.npz")).tocsr()
 
-    def request(rows: slice):
+    def request(rows):  # a slice or an index array of test rows
         part = x[rows]
         return {"feat_idx": tf.constant(part.indices, tf.int64), "feat_val": tf.constant(part.data, tf.float32),
                 "row_splits": tf.constant(part.indptr, tf.int64)}
@@ -295,158 +267,30 @@ def tfxc_worker(args) -> None:
     ids = np.concatenate([serve(**r)["label_ids"].numpy()[:, :K] for r in requests])
     predict_s = time.perf_counter() - start
     singles = [request(slice(i, i + 1)) for i in range(min(200, x.shape[0]))]
-    ms = latency_ms(lambda r: serve(**r)["label_ids"].numpy(), singles)
+    # 256-row batches of random test rows (with replacement: a small test split still gives 20 of them).
+    batches = [request(rows) for rows in np.random.default_rng(0).integers(0, x.shape[0], (20, batch))]
+    serving = serving_figures(serve, load_baseline(os.path.join(work, "empty-signature")), singles, batches)
     np.savez(os.path.join(work, "pred.npz"), ids=ids.astype(np.int64))
+    carve_dir = os.path.join(args.data, CARVE_DIR)
+    curve = tfxc_curve(model_dir, carve_dir) if os.path.exists(os.path.join(carve_dir, "done")) else {}
     # The largest of this process and its children (training, export). A child's ru_maxrss also counts this
     # process's size when it forked (Linux keeps it across execve), which is at most this process's own peak.
     rss_gb = max(peak_rss_gb(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20)
     write_result(work, {"train_s": train_s, "train_process_s": process_s, "predict_rows_per_s": x.shape[0] / predict_s,
-                        **latency_summary(ms), "model_bytes": directory_bytes(saved), "peak_rss_gb": rss_gb})
+                        **serving, "index_recall_at_5": index_recall(saved), "model_bytes": directory_bytes(saved),
+                        "peak_rss_gb": rss_gb, **curve})
 
 
-# === Reporting ===
-COLUMNS = [("P@1", "P@1", "{:.2f}", "high"), ("P@3", "P@3", "{:.2f}", "high"), ("P@5", "P@5", "{:.2f}", "high"),
-           ("nDCG@5", "nDCG@5", "{:.2f}", "high"), ("PSP@1", "PSP@1", "{:.2f}", "high"),
-           ("PSP@5", "PSP@5", "{:.2f}", "high"), ("train s", "train_s", "{:.1f}", "low"),
-           ("predict rows/s", "predict_rows_per_s", "{:,.0f}", "high"),
-           ("1-row ms", "latency_ms_median", "{:.2f}", "low"), ("peak RSS GB", "peak_rss_gb", "{:.2f}", "low"),
-           ("model MB", "model_bytes", "{:.1f}", "low")]
-
-
-def _value(record: dict, key: str) -> float:
-    return record[key] / 2**20 if key == "model_bytes" else record[key]
-
-
-def markdown_tables(results: list[dict]) -> str:
-    """A table per real data set, then one table for the synthetic scale runs (if any ran)."""
-    out = []
-    for dataset in [d for d in REAL_DATASETS if any(r["dataset"] == d for r in results)]:
-        rows = sorted((r for r in results if r["dataset"] == dataset), key=lambda r: r["system"])
-        ok = [r for r in rows if r["status"] == "ok"]
-        peers = [r for r in ok if r["system"] in PEERS]
-        quick = " (quick mode: tfxc trained 200 steps)" if any(r.get("quick") for r in rows) else ""
-        out += [f"### {dataset}{quick}", "",
-                "| system | " + " | ".join(name for name, *_ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-        for r in ok:
-            out.append(f"| {r['system']} | " + " | ".join(fmt.format(_value(r, key)) for _, key, fmt, _ in COLUMNS)
-                       + " |")
-            if peers and r["system"] not in PEERS:
-                cells = []
-                for _, key, _, better in COLUMNS:
-                    best = (max if better == "high" else min)(_value(p, key) for p in peers)
-                    cells.append(f"{_value(r, key) / best:.2f}×" if best else "–")
-                out.append(f"| ↳ {r['system']} / best peer | " + " | ".join(cells) + " |")
-        for r in rows:
-            if r["status"] != "ok":
-                out.append(f"| {r['system']} | {r['status']}: {r.get('error', '')} |" + " |" * (len(COLUMNS) - 1))
-        out += ["", *behind_lines(ok, peers), ""]
-    out += scale_table(results)
-    return "\n".join(out).rstrip() + "\n"
-
-
-SCALE_COLUMNS = [("P@1", "P@1", "{:.2f}"), ("P@5", "P@5", "{:.2f}"), ("train s", "train_s", "{:,.1f}"),
-                 ("predict rows/s", "predict_rows_per_s", "{:,.0f}"), ("1-row ms", "latency_ms_median", "{:.2f}"),
-                 ("peak RSS GB", "peak_rss_gb", "{:.2f}"), ("model MB", "model_bytes", "{:,.1f}")]
-
-
-def scale_table(results: list[dict]) -> list[str]:
-    """One table over the synthetic label counts: how time, memory and size grow with L, per system."""
-    runs = [r for r in results if r["dataset"] in SCALE_DATASETS]
-    if not runs:
-        return []
-    out = ["### synthetic scale runs: 10^4 to 10^7 labels", "",
-           "| labels (in train) | system | " + " | ".join(name for name, *_ in SCALE_COLUMNS) + " |",
-           "|---" * (len(SCALE_COLUMNS) + 2) + "|"]
-    for dataset in [d for d in SCALE_DATASETS if any(r["dataset"] == d for r in runs)]:
-        labels = f"{DATASETS[dataset].num_labels:,}"
-        for r in sorted((r for r in runs if r["dataset"] == dataset), key=lambda r: r["system"]):
-            seen = f" ({r['labels_in_train']:,})" if "labels_in_train" in r else ""
-            if r["status"] == "ok":
-                cells = [fmt.format(_value(r, key)) for _, key, fmt in SCALE_COLUMNS]
-            else:
-                cells = [f"{r['status']}: {r.get('error', '')}"] + [""] * (len(SCALE_COLUMNS) - 1)
-            out.append(f"| {labels}{seen} | {r['system']} | " + " | ".join(cells) + " |")
-    return out + [""]
-
-
-def behind_lines(ok: list[dict], peers: list[dict]) -> list[str]:
-    """Plain sentences for every figure where a tfxc system trails the best peer."""
-    lines = []
-    for r in (r for r in ok if r["system"] not in PEERS):
-        behind = []
-        for name, key, _, better in COLUMNS:
-            if not peers:
-                continue
-            values = [(_value(p, key), p["system"]) for p in peers]
-            best, who = (max if better == "high" else min)(values)
-            mine = _value(r, key)
-            if (better == "high" and mine < best) or (better == "low" and mine > best):
-                behind.append(f"{name} ({mine:.4g} vs {who} {best:.4g})")
-        if behind:
-            lines.append(f"{r['system']} is behind the best peer on: " + "; ".join(behind) + ".")
-        elif peers:
-            lines.append(f"{r['system']} is at or ahead of the best peer on every figure.")
-    return lines
-
-
-def plot(results: list[dict], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    ok = [r for r in results if r["status"] == "ok"]
-    datasets = [d for d in REAL_DATASETS if any(r["dataset"] == d for r in ok)]
-    if not datasets:
-        return
-    cols = min(4, len(datasets))
-    rows = -(-len(datasets) // cols)
-    # One colour per system across all panels, so a system is recognisable without reading its label.
-    colours = dict(zip(sorted({r["system"] for r in ok}), plt.get_cmap("tab10").colors))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
-    for ax, dataset in zip(axes.ravel(), datasets):
-        for r in (r for r in ok if r["dataset"] == dataset):
-            ax.scatter(r["train_s"], r["P@5"], marker="o" if r["system"] in PEERS else "*", s=70,
-                       color=colours[r["system"]])
-            ax.annotate(r["system"], (r["train_s"], r["P@5"]), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # a narrow decade would crowd them
-        ax.set(title=dataset, xlabel="training time (s, log)", ylabel="P@5")
-        ax.grid(alpha=0.3)
-    for ax in axes.ravel()[len(datasets):]:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path + ".tmp.png", dpi=100)
-    os.replace(path + ".tmp.png", path)
-
-
-def plot_scale(results: list[dict], path: str) -> None:
-    """Peak memory and training time against the number of labels (log-log), a line per system."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ok = [r for r in results if r["status"] == "ok" and r["dataset"] in SCALE_DATASETS]
-    if not ok:
-        return
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for system in sorted({r["system"] for r in ok}):
-        runs = sorted((r for r in ok if r["system"] == system), key=lambda r: DATASETS[r["dataset"]].num_labels)
-        labels = [DATASETS[r["dataset"]].num_labels for r in runs]
-        style = {"marker": "o" if system in PEERS else "*", "linestyle": "--" if system in PEERS else "-"}
-        axes[0].plot(labels, [r["peak_rss_gb"] for r in runs], label=system, **style)
-        axes[1].plot(labels, [r["train_s"] for r in runs], label=system, **style)
-    for ax, ylabel in zip(axes, ("peak resident memory (GB)", "training time (s)")):
-        ax.set(xscale="log", yscale="log", xlabel="number of labels", ylabel=ylabel)
-        ax.grid(alpha=0.3, which="both")
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"synthetic scale runs ({SCALE_CONFIG} with num_labels = L)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path + ".tmp.png", dpi=100)
-    os.replace(path + ".tmp.png", path)
+def draw_frontiers(results_path: str, datasets: list[str], args) -> None:
+    """The time-to-accuracy plots (tools/bench_frontier.py), drawn by an interpreter that has matplotlib."""
+    python = sys.executable
+    if importlib.util.find_spec("matplotlib") is None:
+        python = args.peer_python  # BENCHMARKS.md's peers' venv carries matplotlib
+    cmd = [python, os.path.join(REPO, "tools", "bench_frontier.py"), "--results", results_path, "--out", args.out,
+           "--datasets", ",".join(datasets), "--peers", ",".join(PEERS)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    why = (proc.stderr.strip().splitlines() or ["no curves"])[-1]
+    print(proc.stdout.strip() or f"[bench] no time-to-accuracy plot ({why})", flush=True)
 
 
 def refuse_to_overwrite_published(out: str, markdown: str) -> None:
@@ -510,8 +354,8 @@ def main(argv=None):
                         help=f"comma-separated, from {', '.join(DATASETS)}; or the groups 'real' (the default), "
                              "'scale' (the synthetic-* runs) and 'all'")
     parser.add_argument("--systems", default="",
-                        help="comma-separated: tfxc-recipe, tfxc-ova, tfxc-mach, tfxc-softmax, tfxc-linear, tfxc-tree, "
-                             "tfxc-mhc, tfxc-mhp, tfxc-mhs, "
+                        help="comma-separated: tfxc-recipe, tfxc-fast, tfxc-best, tfxc-ova, tfxc-mach, tfxc-softmax, "
+                             "tfxc-linear, tfxc-tree, tfxc-mhc, tfxc-mhp, tfxc-mhs, "
                              + ", ".join(PEERS) + " (default: all)")
     parser.add_argument("--quick", action="store_true",
                         help="bibtex and medical, tfxc for 200 steps (a smoke test: writes to benchmarks/work/quick "
@@ -521,6 +365,9 @@ def main(argv=None):
     parser.add_argument("--peer-python", default=sys.executable,
                         help="interpreter with libpecos/napkinxc/omikuji installed")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per (data set, system) run")
+    parser.add_argument("--no-curves", action="store_true",
+                        help="no time-to-accuracy curves (they train each peer a second time, on the train rows "
+                             "outside the validation carve; tools/bench_curves.py)")
     parser.add_argument("--update-markdown", default="", help="file whose bench:begin/end block gets the tables")
     parser.add_argument("--standing", action="store_true",
                         help="run nothing: render the current standing from OUT/results.json (and write it into "
@@ -534,6 +381,7 @@ def main(argv=None):
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--set", dest="overrides", action="append", default=[], help=argparse.SUPPRESS)
+    parser.add_argument("--preset", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return tfxc_worker(args)
@@ -565,7 +413,9 @@ def main(argv=None):
             results = json.load(f)
     for dataset in datasets:
         data_dir = prepare(dataset, args.shared_data, args.out)
-        systems = list(DATASETS[dataset].systems) + [RECIPE_SYSTEM] + list(PEERS)
+        if not args.no_curves and not args.quick:
+            carve(data_dir)
+        systems = list(DATASETS[dataset].systems) + [RECIPE_SYSTEM, *PRESET_SYSTEMS] + list(PEERS)
         for system in [s for s in systems if not wanted or s in wanted]:
             work = os.path.join(args.out, "work", dataset, system)
             print(f"[bench] {dataset} / {system} ...", flush=True)
@@ -582,6 +432,7 @@ def main(argv=None):
         plot_scale(results, os.path.join(args.out, "scale_vs_labels.png"))
     except ImportError:
         print("[bench] matplotlib is not installed: no plot", flush=True)
+    draw_frontiers(results_path, datasets, args)
     if args.update_markdown:
         replace_block(args.update_markdown, tables)
     print(tables)

@@ -7,8 +7,9 @@ library, numpy, scipy and the peer's package; never imports tfxc.
 
 Input: `DATA/{X,Y}.{trn,tst}.npz` (CSR, written by bench.py from the same
 files tfxc trains on). Output in `WORK/`: `pred.npz` (`ids` int64 [N, k], −1
-padded, best first) and `result.json` (train seconds, batch prediction
-throughput, single-row latency, model bytes on disk, peak RSS).
+padded, best first) and `result.json` (train seconds, prediction throughput
+over the whole test split and in 256-row batches, single-row latency, model
+bytes on disk, peak RSS).
 
 Each system runs with its documented defaults:
   pecos-xrlinear   XLinearModel.train on a hierarchical k-means label tree over
@@ -94,8 +95,8 @@ class NapkinPlt:
 
 
 class Omikuji:
-    def __init__(self, bonsai: bool):
-        self.bonsai = bonsai
+    def __init__(self, bonsai: bool, trees: int = 0):
+        self.bonsai, self.trees = bonsai, trees
 
     def train(self, x, y, work):
         import omikuji
@@ -103,6 +104,8 @@ class Omikuji:
         hp = omikuji.Model.default_hyper_param()
         if self.bonsai:
             hp.cluster_k, hp.cluster_balanced, hp.max_depth = 100, False, 3
+        if self.trees:  # a smaller forest: a cheaper point of the time-to-accuracy curve
+            hp.n_trees = self.trees
         train_file = os.path.join(work, "train.txt")
         write_xc_file(train_file, x, y)
         self.model = omikuji.Model.train_on_data(train_file, hp)
@@ -118,9 +121,16 @@ class Omikuji:
         return out
 
 
-def make(system: str):
+# Systems whose training budget has a cheap knob: omikuji's number of trees (default 3).
+BUDGETS = {"omikuji-parabel": (1, 2), "omikuji-bonsai": (1, 2)}
+
+
+def make(system: str, trees: int = 0):
+    """The peer `system`; trees > 0 sets the size of omikuji's forest (the others have no such knob)."""
+    if trees and system not in BUDGETS:
+        raise SystemExit(f"{system} has no --trees")
     return {"pecos-xrlinear": Pecos, "napkinxc-plt": NapkinPlt,
-            "omikuji-parabel": lambda: Omikuji(False), "omikuji-bonsai": lambda: Omikuji(True)}[system]()
+            "omikuji-parabel": lambda: Omikuji(False, trees), "omikuji-bonsai": lambda: Omikuji(True, trees)}[system]()
 
 
 def latency_ms(call, inputs, warmup: int = 10) -> np.ndarray:
@@ -170,13 +180,15 @@ def main(argv=None):
     parser.add_argument("--data", required=True, help="directory with X.trn.npz, Y.trn.npz, X.tst.npz")
     parser.add_argument("--work", required=True, help="output directory (emptied first)")
     parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--latency-rows", type=int, default=200)
+    parser.add_argument("--trees", type=int, default=0, help="omikuji: trees in the forest (0: the default, 3)")
+    parser.add_argument("--latency-rows", type=int, default=200,
+                        help="test rows timed one at a time (0: no serving timings, as for a validation run)")
     args = parser.parse_args(argv)
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
     x, y = load_csr(os.path.join(args.data, "X.trn.npz")), load_csr(os.path.join(args.data, "Y.trn.npz"))
     xt = load_csr(os.path.join(args.data, "X.tst.npz"))
-    system = make(args.system)
+    system = make(args.system, args.trees)
 
     start = time.perf_counter()
     system.train(x, y, args.work)
@@ -186,12 +198,18 @@ def main(argv=None):
     ids = pad_top_k(system.predict(xt, args.k), args.k)
     predict_s = time.perf_counter() - start
 
-    singles = [xt[i:i + 1] for i in range(min(args.latency_rows, xt.shape[0]))]
-    ms = latency_ms(lambda row: system.predict(row, args.k), singles, warmup=1)
+    serving = {}
+    if args.latency_rows:
+        singles = [xt[i:i + 1] for i in range(min(args.latency_rows, xt.shape[0]))]
+        serving = latency_summary(latency_ms(lambda row: system.predict(row, args.k), singles, warmup=1))
+        # 256-row batches of random test rows, as bench.py times tfxc's SavedModel.
+        batches = [xt[rows] for rows in np.random.default_rng(0).integers(0, xt.shape[0], (20, 256))]
+        ms = latency_ms(lambda rows: system.predict(rows, args.k), batches, warmup=2)
+        serving["batch256_rows_per_s"] = 256 * 1000 / float(np.median(ms))
 
     np.savez(os.path.join(args.work, "pred.npz"), ids=ids)
     write_result(args.work, {"system": args.system, "train_s": train_s, "predict_rows_per_s": xt.shape[0] / predict_s,
-                             **latency_summary(ms), "model_bytes": directory_bytes(os.path.join(args.work, "model")),
+                             **serving, "model_bytes": directory_bytes(os.path.join(args.work, "model")),
                              "peak_rss_gb": peak_rss_gb()})
 
 

@@ -48,6 +48,47 @@ def load_baseline(directory: str):
     return tf.saved_model.load(directory).signatures["serving_default"]
 
 
+def index_recall(saved_model_dir: str) -> float | None:
+    """The serving index's measured recall of the exact top-5 that the export recorded, or None.
+
+    Read from export.json's "index" object (written by the export's index choice: "used", "recall@5", a
+    fraction); None when the exact head serves (no index object, or "used": false) or the export predates it.
+    """
+    import json
+
+    from tfxc.export.served import EXPORT_ASSET, extra_asset
+
+    path = extra_asset(saved_model_dir, EXPORT_ASSET)
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as f:
+        index = json.load(f).get("index")
+    if not isinstance(index, dict) or not index.get("used", False):
+        return None
+    recall = index.get("recall@5")
+    return float(recall) if isinstance(recall, (int, float)) else None
+
+
+def serving_figures(serve, baseline, singles: list[dict], batches: list[dict], rounds: int = 3) -> dict:
+    """One-row latency and batch throughput of `serve` next to the empty signature `baseline`, in this process.
+
+    singles, batches: request dicts (one row each; equal-sized batches). Model and baseline are timed in
+    alternating rounds over the same requests, so a busy moment of a shared machine touches both; each
+    figure is the median over all rounds' calls (and the model's one-row p99).
+    """
+    timed = {name: {"one": [], "batch": []} for name in ("model", "empty")}
+    for _ in range(rounds):
+        for name, call in (("model", serve), ("empty", baseline)):
+            timed[name]["one"].append(latency_ms(lambda r: call(**r)["label_ids"].numpy(), singles))
+            timed[name]["batch"].append(latency_ms(lambda r: call(**r)["label_ids"].numpy(), batches, warmup=2))
+    rows = int(batches[0]["row_splits"].shape[0]) - 1
+    one = {name: float(np.median(np.concatenate(t["one"]))) for name, t in timed.items()}
+    batch = {name: rows * 1000 / float(np.median(np.concatenate(t["batch"]))) for name, t in timed.items()}
+    return {"latency_ms_median": one["model"], "latency_ms_p99": float(np.percentile(timed["model"]["one"], 99)),
+            "empty_latency_ms_median": one["empty"],
+            f"batch{rows}_rows_per_s": batch["model"], f"empty_batch{rows}_rows_per_s": batch["empty"]}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--saved-model", required=True)

@@ -90,7 +90,8 @@ def test_synthetic_prepare_matches_tfxc_conversion(tmp_path, monkeypatch):
     cfg["data"]["synthetic"].update(num_train=400, num_test=60, num_features=300)
     config.write_text(json.dumps(cfg))
     monkeypatch.setattr(bench, "SCALE_CONFIG", str(config))
-    monkeypatch.setitem(bench.DATASETS, "synthetic-tiny", bench.Dataset({"tfxc-mach": str(config)}, num_labels=700))
+    tiny = type(bench.DATASETS["medical"])({"tfxc-mach": str(config)}, num_labels=700)  # a bench_sets.Dataset
+    monkeypatch.setitem(bench.DATASETS, "synthetic-tiny", tiny)
     out = str(tmp_path / "out")
     data_dir = bench.prepare("synthetic-tiny", "unused", out)
     y_train = sp.load_npz(os.path.join(data_dir, "Y.trn.npz"))

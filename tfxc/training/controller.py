@@ -258,8 +258,10 @@ class Controller:
         if self.chief:
             log.info("%s at step %d (epoch %.2f, %.1fs): %s", split, step, self.length.epochs_at(step),
                      time.time() - start, format_metrics(metrics))
+        # elapsed_s: this invocation's loop time when the evaluation began (train_seconds' clock), for
+        # time-to-accuracy curves.
         self.selection.add({"step": step, "epoch": self.length.epochs_at(step), "split": split,
-                            "train_loss": train_loss, **metrics})
+                            "train_loss": train_loss, "elapsed_s": round(start - self._t_start, 3), **metrics})
 
     def _finish(self, start_step: int, step: int, loss: float, writer) -> dict[str, float]:
         """The last checkpoint, the last point of the validation curve, the selected weights, the test

@@ -1,6 +1,6 @@
 """Model selection: the validation history of a run, the best evaluation so far and its weights, early stopping.
 
-Every periodic evaluation is a record {"step", "epoch", "split", "train_loss", <metric>: value, ...} that
+Every periodic evaluation is a record {"step", "epoch", "split", "train_loss", "elapsed_s", <metric>: value, ...} that
 the chief appends to eval_log.jsonl. With trainer.select_metric the val records are compared on that
 metric (the first of equal values wins): the best one's weights are kept in best/, and the run ends with
 them. With trainer.patience, training stops once that many evaluations have come after the best one.

@@ -1,0 +1,84 @@
+"""The data sets and systems of `tools/bench.py`: which tfxc configs and peers run on which data.
+
+Kept apart from the harness so that its reports (`tools/bench_report.py`) read the same catalogue.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+PEERS = ("pecos-xrlinear", "napkinxc-plt", "omikuji-parabel", "omikuji-bonsai")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A benchmark data set: real XC files under the shared data, or a synthetic scale run.
+
+    systems: tfxc system name -> config (path relative to the repository).
+    train, test: XC BoW files relative to --shared-data (real sets).
+    num_labels: for a synthetic scale run, the label count (> 0); its rows come
+      from `SCALE_CONFIG`'s `data.synthetic` section with this label count, the
+      same generator (and seed) that the tfxc configs convert from.
+    """
+
+    systems: dict
+    train: str = ""
+    test: str = ""
+    num_labels: int = 0
+
+    def overrides(self, name: str, out: str) -> list[str]:
+        """--set overrides every tfxc run of this data set gets (synthetic: label count and TFRecord cache)."""
+        if not self.num_labels:
+            return []
+        return [f"data.synthetic.num_labels={self.num_labels}",
+                f"data.dir={os.path.join(out, 'data', name, 'tfrecord')}"]
+
+
+SCALE_CONFIG = "configs/scale_synthetic_mach.json"
+# The dense softmax head (L × 128 weights) runs up to 10^5 labels: at 10^6 a dense head's training step takes
+# over a second (docs/benchmarks-history.md, "Memory and step time as L grows"), most of an hour for two epochs, and at
+# 10^7 its weights, Adam slots and [batch, L] logits need far more than 24 GB. MACH's model does not grow with L.
+SCALE_MACH = {"tfxc-mach": SCALE_CONFIG}
+SCALE_SOFTMAX = {"tfxc-softmax": "configs/scale_synthetic_softmax.json"}
+SCALE_TREE = {"tfxc-tree": "configs/scale_synthetic_tree.json"}
+SCALE_SYSTEMS = {10**4: {**SCALE_MACH, **SCALE_SOFTMAX, **SCALE_TREE},
+                 10**5: {**SCALE_MACH, **SCALE_SOFTMAX, **SCALE_TREE},
+                 10**6: {**SCALE_MACH, **SCALE_TREE}, 10**7: {**SCALE_MACH, **SCALE_TREE}}
+DATASETS = {
+    # The per-set configs (configs/bibtex.json, ...) are thin: the recipe with what won on validation on top.
+    # Where that is nothing, the set's tfxc-recipe row stands for its config; the systems here are the
+    # head-specific configs.
+    "bibtex": Dataset({"tfxc-tree": "configs/tree_bibtex.json"}, "bibtex/train.txt", "bibtex/test.txt"),
+    "delicious": Dataset({"tfxc-mach": "configs/mach_delicious.json", "tfxc-tree": "configs/tree_delicious.json",
+                          "tfxc-mhc": "configs/mhc_delicious.json"},
+                         "delicious/train.txt", "delicious/test.txt"),
+    "corel5k": Dataset({}, "corel5k/train.txt", "corel5k/test.txt"),
+    "medical": Dataset({}, "medical/train.txt", "medical/test.txt"),
+    "yeast": Dataset({}, "yeast/train.txt", "yeast/test.txt"),
+    "reuters": Dataset({}, "reuters/train.txt", "reuters/test.txt"),
+    "wordnet-hypernyms": Dataset({"tfxc-ova": "configs/ova_wordnet_hypernyms.json",
+                                  "tfxc-softmax": "configs/wordnet_hypernyms_softmax.json",
+                                  "tfxc-mach": "configs/mach_wordnet_hypernyms.json",
+                                  "tfxc-tree": "configs/tree_wordnet_hypernyms.json",
+                                  "tfxc-mhc": "configs/mhc_wordnet_hypernyms.json"},
+                                 "wordnet-hypernyms/train.txt", "wordnet-hypernyms/test.txt"),
+    "wordnet-nextword": Dataset({"tfxc-softmax": "configs/wordnet_nextword_softmax.json",
+                                 "tfxc-linear": "configs/linear_wordnet_nextword.json",
+                                 "tfxc-tree": "configs/tree_wordnet_nextword.json",
+                                 "tfxc-mhp": "configs/mhp_wordnet_nextword.json",
+                                 "tfxc-mhs": "configs/mhs_wordnet_nextword.json"},
+                                "wordnet-nextword/train.txt.gz", "wordnet-nextword/test.txt.gz"),
+    **{f"synthetic-{num_labels:.0e}".replace("+0", ""): Dataset(systems, num_labels=num_labels)
+       for num_labels, systems in SCALE_SYSTEMS.items()},
+}
+# Every data set also runs tfxc without a config: `tfxc.train --train X.trn.npz --test X.tst.npz` (the recipe
+# of `tfxc.recipe`, chosen from the data; the same matrices the peers read).
+RECIPE_SYSTEM = "tfxc-recipe"
+# The recipe's presets (`tfxc.train --preset NAME`): the same run as tfxc-recipe, which is the default preset.
+PRESET_SYSTEMS = {"tfxc-fast": "fast", "tfxc-best": "best"}
+REAL_DATASETS = [name for name, d in DATASETS.items() if not d.num_labels]
+SCALE_DATASETS = [name for name, d in DATASETS.items() if d.num_labels]
+# --quick: two small sets, and tfxc trains for 200 steps only (a smoke test of the harness).
+QUICK_DATASETS = ("bibtex", "medical")
+QUICK_OVERRIDES = ["trainer.train_steps=200"]
