@@ -103,8 +103,13 @@ def test_several_labels_per_point_get_the_decoupled_softmax_and_exact_heads_a_wi
         assert many["model"]["encoder"]["embedding_dim"] == 1024
     one, _ = choose(profile(labels=150, per_point=1.0))
     assert "multi_label_loss" not in one["model"]["head"] and "propensity_weight" not in one["model"]["head"]
+    # One label per point: the softmax's ranking undoes a quarter of the label prior (logit adjustment), which
+    # the decoupled loss (propensity-weighted) and the tree do not take.
+    assert one["model"]["head"]["logit_adjustment"] == 0.25
+    assert "logit_adjustment" not in many["model"]["head"]
     tree, _ = choose(profile(labels=50_000))
     assert tree["model"]["encoder"]["embedding_dim"] == 512
+    assert "logit_adjustment" not in tree["model"]["head"]
     # Sparse inputs: every node also weighs its idf-weighted centroid's top features, starting from the centroid.
     head = tree["model"]["head"]
     assert (head["sparse_support"], head["sparse_init"], head["sparse_idf"]) == (32, 32.0, True)

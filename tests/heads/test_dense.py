@@ -6,8 +6,9 @@ from head_harness import run_head_test
 
 @pytest.mark.parametrize("head", [{"name": "one_vs_all", "propensity_weight": 0.5},
                                   {"name": "softmax", "label_smoothing": 0.1},
-                                  {"name": "softmax", "multi_label_loss": "decoupled", "propensity_weight": 0.5}],
-                         ids=["one_vs_all", "softmax", "softmax_decoupled"])
+                                  {"name": "softmax", "multi_label_loss": "decoupled", "propensity_weight": 0.5},
+                                  {"name": "softmax", "label_smoothing": 0.1, "logit_adjustment": 0.5}],
+                         ids=["one_vs_all", "softmax", "softmax_decoupled", "softmax_logit_adjusted"])
 def test_head_contract(head, tmp_path):
     run_head_test(tmp_path, head)
 
@@ -121,3 +122,55 @@ def test_unknown_multi_label_loss_is_refused():
 
     with pytest.raises(ConfigError, match="multi_label_loss.*decoupled"):
         SoftmaxHeadConfig(multi_label_loss="pal").validate("model.head")
+
+
+def test_logit_adjustment_ranks_by_the_logits_minus_tau_log_prior_and_leaves_the_loss():
+    """top_k of a head with logit adjustment τ equals a NumPy ranking of z − τ·log π (π the add-one smoothed
+    label shares), in one block and in several; its scores are the softmax of the adjusted logits; the
+    loss is the unadjusted head's."""
+    import numpy as np
+
+    from tfxc._tf import tf
+    from tfxc.heads import dense
+    from tfxc.heads.dense import SoftmaxHead, prior_adjustment
+
+    freq = np.array([500, 120, 30, 8, 2, 0], np.float64)
+    adjustment = prior_adjustment(freq, 0.5)
+    prior = (freq + 1) / (freq.sum() + freq.size)
+    np.testing.assert_allclose(adjustment, -0.5 * np.log(prior), rtol=1e-6)
+    assert np.all(np.diff(adjustment) > 0)  # the rarer, the larger the lift
+
+    rng = np.random.default_rng(0)
+    h = rng.normal(size=(7, 4)).astype(np.float32)
+    plain = SoftmaxHead(6, label_smoothing=0.1)
+    plain.build((None, 4))
+    adjusted = SoftmaxHead(6, label_smoothing=0.1, logit_adjustment=adjustment)
+    adjusted.build((None, 4))
+    for mine, theirs in zip(adjusted.trainable_variables, plain.trainable_variables):
+        mine.assign(theirs)
+    z = plain(tf.constant(h)).numpy()
+    want = z + adjustment
+    want_ids = np.argsort(-want, axis=1, kind="stable")[:, :3]
+    want_scores = np.exp(want - np.log(np.exp(want).sum(axis=1, keepdims=True)))
+    for chunk in (None, 4):  # one block of labels, and blocks of 4 merged
+        old = dense.TOP_K_LABEL_CHUNK
+        dense.TOP_K_LABEL_CHUNK = chunk or old
+        try:
+            scores, ids = adjusted.top_k(tf.constant(h), 3)
+        finally:
+            dense.TOP_K_LABEL_CHUNK = old
+        np.testing.assert_array_equal(ids.numpy(), want_ids)
+        np.testing.assert_allclose(scores.numpy(), np.take_along_axis(want_scores, want_ids, 1), rtol=1e-5)
+    # The unadjusted ranking differs on these rows (the adjustment moves rare labels up), the loss does not.
+    assert not np.array_equal(plain.top_k(tf.constant(h), 3)[1].numpy(), want_ids)
+    labels = tf.ragged.constant([[0], [1], [2], [3], [4], [5], [0, 2]], tf.int64)
+    np.testing.assert_allclose(adjusted.per_example_loss(tf.constant(z), labels).numpy(),
+                               plain.per_example_loss(tf.constant(z), labels).numpy())
+
+
+def test_logit_adjustment_outside_its_range_is_refused():
+    from tfxc.errors import ConfigError
+    from tfxc.heads.dense import SoftmaxHeadConfig
+
+    with pytest.raises(ConfigError, match="logit_adjustment"):
+        SoftmaxHeadConfig(logit_adjustment=-0.5).validate("model.head")

@@ -68,6 +68,18 @@ def positive_label_weights(label_freq, num_points: int, power: float) -> np.ndar
     return (weights / max(mean, 1e-12)).astype(np.float32)
 
 
+def prior_adjustment(label_freq, tau: float) -> np.ndarray:
+    """float32 [L]: −τ·log π_l, added to a softmax's logits at prediction (logit adjustment; Menon et al.,
+    "Long-tail learning via logit adjustment", ICLR 2021). π_l = (N_l + 1) / (Σ N + L) is label l's share
+    of the training labels, add-one smoothed so that a label absent from train gets a finite prior."""
+    from tfxc.errors import DataError
+
+    if label_freq is None:
+        raise DataError("logit_adjustment needs the train split's label counts")
+    freq = np.asarray(label_freq, np.float64)
+    return (-tau * np.log((freq + 1.0) / (freq.sum() + freq.size))).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class OneVsAllHeadConfig(SparseTermOptions):
     """Config of `OneVsAllHead` (multi-label).
@@ -119,6 +131,9 @@ class SoftmaxHeadConfig(MarginOptions, SparseTermOptions):
       focal_gamma: γ > 0 turns the loss into the focal loss, (1 − p)^γ · (−log p) per positive.
       poly_epsilon: ε > 0 adds the Poly-1 term ε · (1 − p)^(γ+1) per positive
         (`classification_losses.focal_poly_cross_entropy`; with the normalised target, no smoothing).
+      logit_adjustment: τ ≥ 0: prediction (`top_k`) ranks labels by z_l − τ·log π_l, π_l the label's
+        share of the training labels (`prior_adjustment`); the loss is unchanged. The softmax learns
+        p(l|x) ∝ p(x|l)·π_l, so τ = 1 ranks by p(x|l) (Menon et al., ICLR 2021), which PSP@k rewards.
       sparse_*: the sparse term over the input features (`SparseTermOptions`).
       cosine, margin, margin_m, margin_scale, easy_margin: scaled cosine logits with an ArcFace or
         CosFace margin on the positives (`tfxc.heads.margins.MarginOptions`; no bias).
@@ -131,8 +146,11 @@ class SoftmaxHeadConfig(MarginOptions, SparseTermOptions):
     multi_label_loss: str = "normalised"
     focal_gamma: float = 0.0
     poly_epsilon: float = 0.0
+    logit_adjustment: float = 0.0
 
     def validate(self, path: str) -> None:
+        if not 0.0 <= self.logit_adjustment <= 2.0:
+            raise ConfigError(f"{path}.logit_adjustment ({self.logit_adjustment}) must be in [0, 2]")
         if self.focal_gamma < 0 or self.poly_epsilon < 0:
             raise ConfigError(f"{path}: focal_gamma ({self.focal_gamma}) and poly_epsilon ({self.poly_epsilon}) "
                               "must be >= 0")
@@ -303,7 +321,8 @@ class SoftmaxHead(DenseLabelHead):
     `multi_label_loss="decoupled"` each label is scored against the row's
     negatives only (`decoupled_softmax_cross_entropy`). Rows without labels
     contribute 0. With label smoothing ε the target is (1−ε)·target + ε/L.
-    Scores: softmax probabilities.
+    Scores: softmax probabilities; with `logit_adjustment` (float32 [L], −τ·log π_l from
+    `prior_adjustment`) those of the adjusted logits z + adjustment, which prediction ranks by.
 
     Call returns logits float32 [B, L].
     """
@@ -312,19 +331,30 @@ class SoftmaxHead(DenseLabelHead):
 
     def __init__(self, num_labels: int, use_bias: bool = True, label_smoothing: float = 0.0, label_weights=None,
                  multi_label_loss: str = "normalised", sparse=None, focal_gamma: float = 0.0,
-                 poly_epsilon: float = 0.0, cosine_margin=None, **kwargs):
+                 poly_epsilon: float = 0.0, cosine_margin=None, logit_adjustment=None, **kwargs):
         super().__init__(num_labels, use_bias=use_bias, label_weights=label_weights, sparse=sparse,
                          cosine_margin=cosine_margin, **kwargs)
         self.label_smoothing = label_smoothing
         self.multi_label_loss = multi_label_loss
         self.focal_gamma, self.poly_epsilon = focal_gamma, poly_epsilon
+        self._initial_logit_adjustment = logit_adjustment
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.logit_adjustment = None
+        if self._initial_logit_adjustment is not None:  # a weight, so that a restored model keeps it
+            self.logit_adjustment = self.add_weight(
+                shape=(self.num_labels,), name="logit_adjustment", trainable=False,
+                initializer=keras.initializers.Constant(self._initial_logit_adjustment))
 
     @classmethod
     def from_config_dataclass(cls, config: SoftmaxHeadConfig, context):
         return cls(context.num_labels, use_bias=config.use_bias, label_smoothing=config.label_smoothing,
                    label_weights=cls.label_weights_for(config, context), sparse=cls.sparse_term_for(config, context),
                    multi_label_loss=config.multi_label_loss, focal_gamma=config.focal_gamma,
-                   poly_epsilon=config.poly_epsilon, cosine_margin=config.cosine_margin(), name="head")
+                   poly_epsilon=config.poly_epsilon, cosine_margin=config.cosine_margin(),
+                   logit_adjustment=(prior_adjustment(context.label_freq, config.logit_adjustment)
+                                     if config.logit_adjustment else None), name="head")
 
     def per_example_loss(self, logits, labels):
         weights = None if self.label_weights is None else self.label_weights.value
@@ -335,10 +365,16 @@ class SoftmaxHead(DenseLabelHead):
         return MULTI_LABEL_LOSSES[self.multi_label_loss](logits, labels, self.label_smoothing, weights)
 
     def top_k(self, features, k):
-        logits, ids, lse = self._chunked_top_k(features, k)
+        if self.logit_adjustment is None:
+            logits, ids, lse = self._chunked_top_k(features, k)
+        else:
+            adjustment = self.logit_adjustment.value
+            logits, ids, lse = chunked_top_k(
+                lambda start, stop: self._chunk_logits(features, start, stop) + adjustment[start:stop],
+                self.num_labels, k)
         return tf.exp(logits - lse[:, None]), ids
 
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing,
                 "multi_label_loss": self.multi_label_loss, "focal_gamma": self.focal_gamma,
-                "poly_epsilon": self.poly_epsilon}
+                "poly_epsilon": self.poly_epsilon, "logit_adjustment": self._initial_logit_adjustment}
