@@ -85,9 +85,10 @@ class _Walker:
             names.update(f.name for f in value.list.func)
         return names & self.library.keys()
 
-    def reach(self, nodes) -> Reached:
-        ops, compiled, seen = set(), set(), set()
-        pending = []
+    def reach(self, nodes, functions=()) -> Reached:
+        """What `nodes` (NodeDefs) and the library functions named in `functions` run, to any depth."""
+        ops, compiled, seen = set(), set(), set(functions)
+        pending = list(seen)
 
         def visit(node_list):
             for node in node_list:
@@ -141,18 +142,13 @@ def read_ops(path: str) -> SavedModelOps:
     meta = metas[0]
     walker = _Walker({f.signature.name: f for f in meta.graph_def.library.function})
     nodes = {n.name: n for n in meta.graph_def.node}
-    everything = walker.reach([*meta.graph_def.node, *_library_nodes(meta.graph_def.library)])
+    everything = walker.reach(meta.graph_def.node, walker.library.keys())
     parts = {name: walker.reach(_upstream(nodes, [t.name for t in signature.outputs.values()]))
              for name, signature in meta.signature_def.items()}
     if meta.saver_def.restore_op_name:
         parts["(restore)"] = walker.reach(_upstream(nodes, [meta.saver_def.restore_op_name]))
     reached = set().union(*(part.functions for part in parts.values()))
     return SavedModelOps(path, everything, parts, frozenset(everything.functions) - reached)
-
-
-def _library_nodes(library) -> list:
-    """Every NodeDef of every function of `library`, whether any node calls it or not."""
-    return [node for function in library.function for node in function.node_def]
 
 
 @dataclasses.dataclass(frozen=True)
