@@ -159,6 +159,19 @@ def test_every_signature_of_every_saved_model_answers_zero_rows(saved_models):
     assert seen.keys() == saved_models.keys()
 
 
+def test_every_text_models_saved_model_uses_only_ops_a_model_server_runs(saved_models):
+    # Core TensorFlow's and TensorFlow Text's ops, no Python, no XLA (tfxc.export.ops; the heads' exports:
+    # tests/export/test_servable_ops.py).
+    from tfxc.export.ops import read_ops, server_registry, servability_problems
+
+    found = {name: read_ops(path) for name, path in saved_models.items()}
+    assert {name: servability_problems(ops) for name, ops in found.items()} == {name: [] for name in found}
+    text_ops = {name: ops.everything.ops & server_registry().text for name, ops in found.items()}
+    # The in-graph tokenisers run TensorFlow Text's ops: the WordPiece of the keras-hub preset, among others.
+    assert "FastWordpieceTokenizeWithOffsets" in text_ops["pretrained"] | text_ops["text_transformer"], text_ops
+    assert not text_ops["features"]
+
+
 LONG_TEXTS = """
 import json, sys
 import numpy as np, tensorflow as tf, tensorflow_text  # noqa: F401

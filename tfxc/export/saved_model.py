@@ -11,6 +11,17 @@ Models on features (all inputs flat, so any TF Serving / gRPC / C++ client can c
       "raw_embedding": float32 [B, dim]}: the encoder's output (without the sparse block a
       sparse-term head reads beside it), for retrieval and verification by cosine
 
+Every signature runs without XLA, so TensorFlow Serving's standard model server serves it: it disables
+XLA compilation unless started with the experimental --xla_cpu_compilation_enabled, and a compiled
+function then fails ("XLA compilation disabled"). A head whose fixed-k top-k is faster compiled
+(`Head.serving_jit_compile`, the label tree's beam search) also gets, for Python readers,
+
+  xla_serve(the inputs of serving_default) -> the outputs of serving_default, the head's part compiled
+
+a function of the saved module beside the signatures (`tf.saved_model.load(path).xla_serve(...)`),
+which no server calls. `python -m tfxc.export.ops DIR` lists an export's ops and what a server could
+not run (`tfxc.export.ops`).
+
 Row b of the batch is feat_idx[row_splits[b]:row_splits[b+1]] (CSR layout).
 `k` of serving_default is fixed at export time (`export.top_k`). Ragged or
 sparse signature inputs would be flattened into generated names on reload
@@ -96,16 +107,19 @@ class ServingBase(tf.Module):
         self.num_features = num_features
         self.default_k = min(top_k, self.num_labels)
         self.label_names = tf.constant(label_names, dtype=tf.string)
-        # The default signature's k is fixed, so a head that asks for it gets its top-k compiled by XLA
-        # (`Head.serving_jit_compile`); `top_k` with k as an input keeps the plain graph (XLA needs a static k).
+        # A head that asks for XLA (`Head.serving_jit_compile`) gets its fixed-k top-k compiled in `xla_serve`,
+        # a function for Python readers beside the signatures, never in one: a model server runs without XLA
+        # (module docstring). XLA needs a static k, so only the default k compiles.
         self._compiled_head_top_k = None
         if model.head.serving_jit_compile:
             self._compiled_head_top_k = graph_function(lambda h: model.head.top_k(h, self.default_k), jit_compile=True)
+            self.xla_serve = graph_function(self._compiled_serve,
+                                            input_signature=self.signatures()["serving_default"].input_signature)
 
-    def _batch_top_k(self, batch, k):
-        """The top-k outputs of one input batch (the dict the encoder reads)."""
+    def _batch_top_k(self, batch, k, compiled: bool = False):
+        """The top-k outputs of one input batch (the dict the encoder reads); `compiled`: the head's part by XLA."""
         features = self.model.encoder(batch, training=False)
-        if self._compiled_head_top_k is not None and isinstance(k, int):
+        if compiled:
             scores, ids = self._compiled_top_k(features)
         else:
             scores, ids = self._head_top_k(features, k)
@@ -167,6 +181,10 @@ class ServingBase(tf.Module):
     def signatures(self) -> dict:
         raise NotImplementedError
 
+    def _compiled_serve(self, *inputs):
+        """`serving_default` with the head's top-k compiled by XLA (`xla_serve`)."""
+        raise NotImplementedError
+
 
 class ServingModule(ServingBase):
     """Wraps a trained `XCModel` on feature rows with the CSR signatures above."""
@@ -198,9 +216,12 @@ class ServingModule(ServingBase):
         return {"feat_idx": tf.RaggedTensor.from_row_splits(feat_idx, row_splits, validate=False),
                 "feat_val": tf.RaggedTensor.from_row_splits(feat_val, row_splits, validate=False)}
 
-    def _top_k(self, feat_idx, feat_val, row_splits, k):
+    def _top_k(self, feat_idx, feat_val, row_splits, k, compiled=False):
         rows = tf.size(row_splits) - 1
-        return first_rows(self._batch_top_k(self._checked_batch(feat_idx, feat_val, row_splits, k), k), rows)
+        return first_rows(self._batch_top_k(self._checked_batch(feat_idx, feat_val, row_splits, k), k, compiled), rows)
+
+    def _compiled_serve(self, feat_idx, feat_val, row_splits):
+        return self._top_k(feat_idx, feat_val, row_splits, self.default_k, compiled=True)
 
     def signatures(self) -> dict:
         return {"serving_default": self.serve, "top_k": self.serve_k, "embed": self.embed}
@@ -238,9 +259,12 @@ class TextServingModule(ServingBase):
     def _text_batch(self, text):
         return self.model.encoder.tokenize(text)
 
-    def _text_top_k(self, text, k):
+    def _text_top_k(self, text, k, compiled=False):
         rows = tf.shape(text)[0]
-        return first_rows(self._batch_top_k(self._text_batch(at_least_one_row(text)), k), rows)
+        return first_rows(self._batch_top_k(self._text_batch(at_least_one_row(text)), k, compiled), rows)
+
+    def _compiled_serve(self, text):
+        return self._text_top_k(text, self.default_k, compiled=True)
 
     @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_text(self, text):
