@@ -466,4 +466,6 @@ class ExperimentConfig:
                      if get_registry("head").get(name).supports_label_logits]
             _require(False, f"loss '{self.loss.name}' scores sampled labels through Head.label_logits, which "
                      f"head '{self.model.head.name}' does not have; use one of: {', '.join(heads)}")
+        if hasattr(loss, "check_head"):
+            loss.check_head(head, self.model.head)
         return self
