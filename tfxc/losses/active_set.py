@@ -120,7 +120,6 @@ class ActiveSetObjective(Objective):
 
     @classmethod
     def check_head(cls, head_class, head_config) -> None:
-        """Raises ConfigError unless heads of `head_class` built from `head_config` can train on active sets."""
         obstacle = (head_class.active_set_obstacle(head_config) if head_class.supports_active_set_loss
                     else f"{head_class.__name__} has no active-set loss")
         if obstacle:
