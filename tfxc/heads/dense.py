@@ -250,6 +250,8 @@ class DenseLabelHead(Head):
         return features if self.sparse_term is None else split_sparse_input(features, self.sparse_max_nnz)[0]
 
     def active_set_loss(self, features, labels, active_ids, log_weights):
+        if self.cosine_margin is not None:
+            raise NotImplementedError("an active set cannot estimate the loss of cosine logits with a margin")
         width = tf.shape(active_ids)[0]
         columns = tf.tensor_scatter_nd_update(tf.fill([self.num_labels], -1), active_ids[:, None],
                                               tf.range(width))
@@ -325,6 +327,8 @@ class OneVsAllHead(DenseLabelHead):
         return "loss 'zlpr'" if config.loss != "bce" else super().active_set_obstacle(config)
 
     def _active_loss(self, logits, columns, log_weights, weights):
+        if self.loss != "bce":
+            raise NotImplementedError(f"an active set cannot estimate the '{self.loss}' loss")
         return active_one_vs_all_cross_entropy(logits, columns, log_weights, weights)
 
     def get_config(self):
@@ -383,6 +387,8 @@ class SoftmaxHead(DenseLabelHead):
         return super().active_set_obstacle(config)
 
     def _active_loss(self, logits, columns, log_weights, weights):
+        if self.focal_gamma or self.poly_epsilon:
+            raise NotImplementedError("an active set cannot estimate the focal or Poly-1 loss")
         loss = ACTIVE_SET_LOSSES[self.multi_label_loss]
         return loss(logits, columns, log_weights, self.num_labels, self.label_smoothing, weights)
 
