@@ -80,6 +80,16 @@ def test_the_plan_counts_one_part_of_a_head_trained_in_parts(tmp_path):
     assert "train.sh runs PARALLEL" in whole.format()
 
 
+def test_an_active_set_step_holds_scores_of_its_m_labels_per_row(tmp_path):
+    head = {"encoder": {"name": "sparse_bow", "embedding_dim": 8}, "head": {"name": "softmax"}}
+    _, full, info = converted(tmp_path, model=head)
+    active = load_config(tiny_config(tmp_path, model=head, loss={"name": "active_set", "size": 10, "uniform": 2}), [])
+    saved = component(plan_memory(full, info), "one training step") - component(plan_memory(active, info),
+                                                                                 "one training step")
+    # 40 labels against 10, for each of the 64 rows, in every copy of the scores a step holds.
+    assert saved == memory_plan.SCORE_COPIES * 4 * 64 * (40 - 10)
+
+
 def test_a_run_over_the_available_memory_is_refused_unless_told_to_go_on(tmp_path, monkeypatch, caplog):
     _, config, info = converted(tmp_path)
     plan = plan_memory(config, info)

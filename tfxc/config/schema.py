@@ -425,7 +425,8 @@ class ExperimentConfig:
       loss: the training objective, picked by `name` from the registry in `tfxc.losses`:
         "head" (the default) trains the head's own loss; bsgd, asgd, softplus, umax,
         sox and scent are the dual-variable objectives for extreme multi-class data
-        (algorithms.md §4), e.g. {"name": "scent", "gamma": 12}.
+        (algorithms.md §4), e.g. {"name": "scent", "gamma": 12}; "active_set" trains an exact head
+        (softmax, one_vs_all) on M labels a step (`tfxc.losses.active_set`), e.g. {"name": "active_set", "size": 2048}.
       data, model, optimizer, trainer, eval, runtime, export: the sections.
       recipe: true makes this a *thin* config: `tfxc.train` converts the data,
         starts from the config `tfxc.recipe` chooses for it and puts this file's
@@ -466,4 +467,5 @@ class ExperimentConfig:
                      if get_registry("head").get(name).supports_label_logits]
             _require(False, f"loss '{self.loss.name}' scores sampled labels through Head.label_logits, which "
                      f"head '{self.model.head.name}' does not have; use one of: {', '.join(heads)}")
+        loss.check_head(head, self.model.head)
         return self

@@ -24,6 +24,10 @@ the class, so a config can be checked before anything is built):
 
 * `label_logits` (`supports_label_logits`): logits of a subset of labels, for
   sampled objectives (`tfxc.losses`).
+* `active_set_loss` (`supports_active_set_loss`): the head's own loss estimated
+  from an active set of labels (`tfxc.losses.active_set`), with `label_vectors`
+  and `query_vectors` for its index of hard negatives and
+  `active_set_obstacle(config)`, what in a head config it cannot estimate.
 * `softmax_statistics` (`supports_softmax_statistics`): the full-softmax
   cross-entropy next to the top-k, for evaluation on multi-class data.
 * `evaluation_top_k`: a host-side top-k for evaluation (default: `top_k` in a
@@ -63,6 +67,8 @@ class Head(keras.layers.Layer):
 
     #: `label_logits` is implemented (sampled objectives need it).
     supports_label_logits: ClassVar[bool] = False
+    #: `active_set_loss`, `label_vectors` and `query_vectors` are implemented (the active-set objective needs them).
+    supports_active_set_loss: ClassVar[bool] = False
     #: `softmax_statistics` is implemented (evaluation then reports "CE").
     supports_softmax_statistics: ClassVar[bool] = False
     #: what `call` returns (module docstring): "categorical", "bernoulli" or None.
@@ -103,6 +109,27 @@ class Head(keras.layers.Layer):
     def label_logits(self, features: tf.Tensor, label_ids: tf.Tensor) -> tf.Tensor:
         """Logits of selected labels: float32 [B, K] for features [B, dim] and label_ids int [K]."""
         raise NotImplementedError(f"{type(self).__name__} cannot score a subset of labels")
+
+    def active_set_loss(self, features: tf.Tensor, labels: tf.RaggedTensor, active_ids: tf.Tensor,
+                        log_weights: tf.Tensor) -> tf.Tensor:
+        """The head's per-example loss float32 [B] estimated from the labels `active_ids` (int32 [M], distinct,
+        shared by the rows) with log importance weights `log_weights` (float32 [M]: 0 for a label taken for
+        certain, log 1/q for one sampled with probability q); `labels` int64 ragged [B, None]. With every label
+        in the set and zero weights it is `per_example_loss` (`tfxc.heads.active_set_losses`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot train on an active set of labels")
+
+    @classmethod
+    def active_set_obstacle(cls, config) -> str:
+        """What in head config `config` `active_set_loss` cannot estimate ("" when nothing)."""
+        return f"head {cls.__name__} has no active-set loss"
+
+    def label_vectors(self) -> tf.Tensor:
+        """float32 [L, d]: each label's vector, whose dot product with `query_vectors` is (most of) its logit."""
+        raise NotImplementedError(f"{type(self).__name__} has no label vectors")
+
+    def query_vectors(self, features: tf.Tensor) -> tf.Tensor:
+        """float32 [B, d]: the part of `features` that `label_vectors` score."""
+        raise NotImplementedError(f"{type(self).__name__} has no label vectors")
 
     def margin_at_columns(self, logits: tf.Tensor, columns: tf.Tensor) -> tf.Tensor:
         """`label_logits` output float32 [B, K] with the head's target margin (ArcFace, CosFace) applied at

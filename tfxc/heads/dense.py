@@ -11,6 +11,7 @@ from tfxc.data.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
 from tfxc.errors import ConfigError
 from tfxc.encoders.sparse_input import split_sparse_input
 from tfxc.heads.base import Head, positive_logits
+from tfxc.heads.active_set_losses import ACTIVE_SET_LOSSES, active_one_vs_all_cross_entropy
 from tfxc.heads.classification_losses import MULTI_LABEL_LOSSES, focal_poly_cross_entropy, zlpr_loss
 from tfxc.heads.margins import MarginOptions
 from tfxc.heads.sparse_term import SparseTermOptions
@@ -253,6 +254,38 @@ class DenseLabelHead(Head):
             logits += self.sparse_term.logits(ids, values, start, stop)
         return logits
 
+    # === Active sets (`Head.active_set_loss`; `tfxc.losses.active_set`) ===
+    supports_active_set_loss = True
+
+    @classmethod
+    def active_set_obstacle(cls, config) -> str:
+        return "cosine logits (a margin)" if getattr(config, "uses_cosine", False) else ""
+
+    def label_vectors(self) -> tf.Tensor:
+        return tf.transpose(self.kernel.value)
+
+    def query_vectors(self, features: tf.Tensor) -> tf.Tensor:
+        return features if self.sparse_term is None else split_sparse_input(features, self.sparse_max_nnz)[0]
+
+    def active_set_loss(self, features, labels, active_ids, log_weights):
+        if self.cosine_margin is not None:
+            raise NotImplementedError("an active set cannot estimate the loss of cosine logits with a margin")
+        width = tf.shape(active_ids)[0]
+        columns = tf.tensor_scatter_nd_update(tf.fill([self.num_labels], -1), active_ids[:, None],
+                                              tf.range(width))
+        h = self.query_vectors(features)
+        # Only the M active columns are multiplied; the kernel's gradient is zero elsewhere.
+        logits = self.matmul(h, tf.gather(self.kernel.value, active_ids, axis=1))
+        if self.use_bias:
+            logits += tf.gather(self.bias.value, active_ids)
+        if self.sparse_term is not None:
+            _, ids, values = split_sparse_input(features, self.sparse_max_nnz)
+            logits += self.sparse_term.logits_at(ids, values, columns, width)
+        positive_columns = labels.with_values(tf.gather(columns, tf.cast(labels.values, tf.int32)))
+        weights = (None if self.label_weights is None
+                   else labels.with_values(tf.gather(self.label_weights.value, labels.values)))
+        return self._active_loss(logits, positive_columns, log_weights, weights)
+
     @property
     def sparse_variables(self) -> list:
         return [] if self.sparse_term is None else [self.sparse_term.kernel]
@@ -306,6 +339,15 @@ class OneVsAllHead(DenseLabelHead):
     def top_k(self, features, k):
         logits, ids, _ = self._chunked_top_k(features, k)
         return tf.sigmoid(logits), ids
+
+    @classmethod
+    def active_set_obstacle(cls, config) -> str:
+        return "loss 'zlpr'" if config.loss != "bce" else super().active_set_obstacle(config)
+
+    def _active_loss(self, logits, columns, log_weights, weights):
+        if self.loss != "bce":
+            raise NotImplementedError(f"an active set cannot estimate the '{self.loss}' loss")
+        return active_one_vs_all_cross_entropy(logits, columns, log_weights, weights)
 
     def get_config(self):
         return {**super().get_config(), "loss": self.loss}
@@ -373,6 +415,18 @@ class SoftmaxHead(DenseLabelHead):
                 lambda start, stop: self._chunk_logits(features, start, stop) + adjustment[start:stop],
                 self.num_labels, k)
         return tf.exp(logits - lse[:, None]), ids
+
+    @classmethod
+    def active_set_obstacle(cls, config) -> str:
+        if config.focal_gamma or config.poly_epsilon:
+            return "focal_gamma or poly_epsilon"
+        return super().active_set_obstacle(config)
+
+    def _active_loss(self, logits, columns, log_weights, weights):
+        if self.focal_gamma or self.poly_epsilon:
+            raise NotImplementedError("an active set cannot estimate the focal or Poly-1 loss")
+        loss = ACTIVE_SET_LOSSES[self.multi_label_loss]
+        return loss(logits, columns, log_weights, self.num_labels, self.label_smoothing, weights)
 
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing,

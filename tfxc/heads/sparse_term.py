@@ -103,9 +103,32 @@ def scatter_sparse_logits(ids: tf.Tensor, values: tf.Tensor, offsets: tf.Tensor,
       kernel: float32 [L, S], the weights u.
       start, stop: the block of labels to score.
     """
+    row, label, contribution = _touched_entries(ids, values, offsets, entries, kernel)
+    inside = (label >= start) & (label < stop)
+    index = tf.stack([row, tf.where(inside, label - start, 0)], axis=1)
+    return tf.scatter_nd(index, tf.where(inside, contribution, 0.0), tf.stack([tf.shape(ids)[0], stop - start]))
+
+
+def scatter_sparse_logits_at(ids: tf.Tensor, values: tf.Tensor, offsets: tf.Tensor, entries: tf.Tensor,
+                             kernel: tf.Tensor, columns: tf.Tensor, width) -> tf.Tensor:
+    """The sparse term of a subset of labels: float32 [B, width], label l in column columns[l].
+
+    As `scatter_sparse_logits`, with `columns` int32 [L] (−1 for the labels left out) and `width` the
+    subset's size: an active set of labels scored in one pass (`tfxc.heads.active_set_losses`).
+    """
+    row, label, contribution = _touched_entries(ids, values, offsets, entries, kernel)
+    column = tf.gather(columns, label)
+    inside = column >= 0
+    index = tf.stack([row, tf.where(inside, column, 0)], axis=1)
+    return tf.scatter_nd(index, tf.where(inside, contribution, 0.0), tf.stack([tf.shape(ids)[0], width]))
+
+
+def _touched_entries(ids, values, offsets, entries, kernel):
+    """(row int32 [N'], label int32 [N'], x[f]·u_l,slot float32 [N']) of every support entry a row's features
+    reach (N' entries in all), from the inverted index."""
     num_features = tf.shape(offsets)[0] - 1
     slots = tf.shape(kernel)[1]
-    batch, width = tf.shape(ids)[0], tf.shape(ids)[1]
+    width = tf.shape(ids)[1]
     flat_ids = tf.reshape(ids, [-1])
     valid = (flat_ids >= 0) & (flat_ids < num_features)
     safe = tf.where(valid, flat_ids, 0)
@@ -117,9 +140,7 @@ def scatter_sparse_logits(ids: tf.Tensor, values: tf.Tensor, offsets: tf.Tensor,
     label, slot = entry // slots, entry % slots
     weight = tf.gather_nd(kernel, tf.stack([label, slot], axis=1))
     contribution = weight * tf.gather(tf.reshape(values, [-1]), owner)
-    inside = (label >= start) & (label < stop)
-    index = tf.stack([owner // width, tf.where(inside, label - start, 0)], axis=1)
-    return tf.scatter_nd(index, tf.where(inside, contribution, 0.0), tf.stack([batch, stop - start]))
+    return owner // width, label, contribution
 
 
 def label_centroid_support(z, size: int, feature_weights=None) -> tuple[np.ndarray, np.ndarray]:
@@ -246,6 +267,11 @@ class SparseTerm(keras.layers.Layer):
         """float32 [B, stop − start] for a row block of `WithSparseInput` (ids int32 [B, W], values float32 [B, W])."""
         return scatter_sparse_logits(ids, values, self.offsets.value, self.entries.value, self.kernel.value,
                                      start, stop)
+
+    def logits_at(self, ids: tf.Tensor, values: tf.Tensor, columns: tf.Tensor, width) -> tf.Tensor:
+        """float32 [B, width] for the labels l with columns[l] ≥ 0 (`scatter_sparse_logits_at`)."""
+        return scatter_sparse_logits_at(ids, values, self.offsets.value, self.entries.value, self.kernel.value,
+                                        columns, width)
 
 
 def sparse_row_top_k(scores, k: int) -> list[tuple[int, int]]:

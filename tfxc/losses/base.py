@@ -39,6 +39,11 @@ class Objective(tf.Module):
         """(loss float32 [b], reported float32 [b]) of this replica's rows; call inside `strategy.run`."""
         raise NotImplementedError
 
+    @classmethod
+    def check_head(cls, head_class, head_config) -> None:
+        """Raises ConfigError when this objective cannot train a head of `head_class` built from `head_config`
+        (read from the class and the config: called when a config is validated, before anything is built)."""
+
     def check_model(self, model) -> None:
         """Raises ConfigError when this objective cannot train `model` (called once, before training)."""
 

@@ -217,6 +217,8 @@ def _plan(config, info, context) -> MemoryPlan:
     # gathered rows [B, nnz, dim] and outputs; the head's scores, of the batch's labels for sampled objectives.
     if LOSSES.get(config.loss.name).needs_label_logits:
         scores = min(batch, info.num_labels)
+    elif config.loss.name == "active_set":
+        scores = min(config.loss.size, info.num_labels)
     else:
         scores = model.head.memory_scores(True, float(train.get("avg_labels_per_point", 1.0)))
     encoder_ids = {id(v) for v in model.encoder.sparse_variables}
