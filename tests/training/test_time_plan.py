@@ -25,8 +25,13 @@ def test_an_exact_head_counts_its_products_their_gradients_and_adams_update():
     # Adam over the head's [10, 50] and the bag rows of the batch's features (all 200 here).
     assert w.step_bytes == ADAM_BYTES_PER_WEIGHT * (10 * 50 + 200 * 10)
     assert (w.evaluations, w.eval_flops) == (2, 2 * 100 * (5 * 10 + 10 * 50))
-    rates = Rates(matmul_flops=1e6, memory_bytes=1e5)
+    rates = Rates(matmul_flops=1e6, memory_bytes=1e5, bfloat16_flops=2e6)
     assert w.seconds(rates) == pytest.approx(START_S + 20 * (0.33 + 0.7 + STEP_OVERHEAD_S) + 2 * 0.11)
+    # Products in bfloat16 ("auto") at the bfloat16 rate, the update as before.
+    auto = config()
+    auto["model"]["precision"] = "auto"
+    assert work(auto, PROFILE, 100, False).seconds(rates) == pytest.approx(
+        START_S + 20 * (0.165 + 0.7 + STEP_OVERHEAD_S) + 2 * 0.055)
 
 
 def test_the_full_bag_the_sparse_term_and_no_validation():
