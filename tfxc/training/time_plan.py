@@ -122,12 +122,14 @@ def calibrate(batch: int = 256, width: int = 512, columns: int = 4096, weights: 
     from tfxc.precision import resolve as resolve_precision
 
     a, b = tf.fill([batch, width], 0.5), tf.fill([width, columns], 0.25)
-    w, g, m, v = (tf.fill([weights], 0.1) for _ in range(4))
+    g = tf.fill([weights], 0.1)
+    w, m, v = (tf.Variable(tf.fill([weights], 0.1)) for _ in range(3))
 
-    def update():
-        m2 = 0.9 * m + 0.1 * g
-        v2 = 0.999 * v + 0.001 * g * g
-        return w - 0.001 * m2 / (tf.sqrt(v2) + 1e-7)
+    @tf.function
+    def update():  # in place and traced, as the optimizer's step runs it
+        m.assign(0.9 * m + 0.1 * g)
+        v.assign(0.999 * v + 0.001 * g * g)
+        return w.assign_sub(0.001 * m / (tf.sqrt(v) + 1e-7))
 
     flops = 2.0 * batch * width * columns
     float32 = flops / _best_time(lambda: tf.matmul(a, b))
@@ -140,7 +142,7 @@ def calibrate(batch: int = 256, width: int = 512, columns: int = 4096, weights: 
 
 
 def _best_time(fn, repeats: int = 3) -> float:
-    fn().numpy()  # warms up
+    fn().numpy()  # traces and warms up
     best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
