@@ -4,9 +4,10 @@
   docs/benchmarks-history.md, "The recipe's rules"). Later additions that keep its accuracy (an
   active-set objective, a serving index) go into `default_rules`.
 * `fast`: the cheapest model that still meets the peers, by rules on the data's shape (`fast_rules`):
-  a narrower bag of features, no per-label sparse term, larger batches at a higher learning rate, fewer
-  steps and fewer evaluations. The rules were chosen on validation splits carved from train, measuring
-  the training loop's wall time and validation P@5 / PSP@5 (docs/benchmarks-history.md, "Presets").
+  the recipe's head (and its sparse term, where the recipe adds one) on a narrower bag of features,
+  larger batches at a higher learning rate, fewer steps and fewer evaluations. The rules were chosen on
+  validation splits carved from train, measuring the training loop's wall time and validation P@5 and
+  PSP@5 (docs/benchmarks-history.md, "Presets").
 
 A preset is named by `"preset"` in a thin config (`tfxc.config.schema.PRESETS`), `tfxc.train --preset`
 or `tfxc.fit(..., preset=...)`; before training, the recipe's printout gives every preset's estimated
@@ -50,9 +51,7 @@ def preset_config(data: dict, info, preset: str = DEFAULT, rates: Rates | None =
     preset = preset or DEFAULT
     config, why = recipe.recipe_config(data, info)
     profile = DataProfile.from_info(info)
-    configs = {DEFAULT: (config, why)}
-    configs["fast"] = fast_rules(profile, config, why)
-    configs[DEFAULT] = default_rules(profile, config, why)
+    configs = {"fast": fast_rules(profile, config, why), DEFAULT: default_rules(profile, config, why)}
     chosen, reasons = configs[preset]
     val_points = int(info.splits.get("val", {}).get("num_points", 0))
     reasons = [f"preset: {preset} (of {', '.join(PRESETS)})"] + reasons
@@ -78,8 +77,9 @@ def fast_rules(profile: DataProfile, config: dict, why: list[str]) -> tuple[dict
     if not tree:
         product = FAST_WIDTH * profile.num_labels + (profile.num_features * FAST_WIDTH if full_bag else 0)
         model["precision"] = "auto" if product >= BFLOAT16_MIN_PRODUCT else "float32"
-        if model["precision"] == "float32":
-            why = _replace(why, "precision:", None)
+        why = _replace(why, "precision:", None if model["precision"] == "float32" else
+                       f"precision: the products in bfloat16 where this machine multiplies it natively (auto), "
+                       f"since its [{FAST_WIDTH} x {profile.num_labels:,}] products are most of a step")
     batch = int(min(FAST_MAX_BATCH, trainer["global_batch_size"] * FAST_BATCH_SCALE,
                     2 ** max(4, math.floor(math.log2(max(profile.num_points, 1) / 4)))))
     scale = batch / trainer["global_batch_size"]
