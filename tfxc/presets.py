@@ -30,7 +30,8 @@ DEFAULT = "default"
 # "Presets".
 # The bag's width: the head's [w, L] product and its Adam update are most of a step, linear in w.
 FAST_WIDTH = 256
-# About this many optimizer steps, at least FAST_MIN_EPOCHS and at most FAST_MAX_EPOCHS passes.
+# About this many optimizer steps, at least FAST_MIN_EPOCHS and at most FAST_MAX_EPOCHS passes: on
+# wordnet-hypernyms' validation split 6 epochs (342 steps) kept 0.5 less P@5 and 1.4 less PSP@5 than 9 (513).
 FAST_TARGET_STEPS = 500
 FAST_MIN_EPOCHS = 2
 FAST_MAX_EPOCHS = 30
