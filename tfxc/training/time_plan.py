@@ -12,7 +12,8 @@ The estimate is the work the config asks for, times what this machine was measur
   level) and XR-Linear's sparse term (`s` features per label and row).
 * `step_bytes`: Adam's update of the weights it touches (read w, g, m, v; write w, m, v: 28 bytes a
   weight): the head's [w, L] (+ [s, L]) and the bag's rows (all D for the full bag, the batch's
-  features otherwise).
+  features otherwise); and the loss's passes over the step's [B, L] scores (`SCORE_BYTES`), which do
+  not shrink with w.
 * `eval_flops`: one forward pass over the validation split per evaluation.
 * the rates: `calibrate()` times a matmul (in float32, and in bfloat16 for the configs whose products run
   in it) and an Adam-like update on this machine (a fraction of a second); `step_overhead` and `start` (tracing the step and evaluation functions, the input
@@ -36,6 +37,11 @@ STEP_OVERHEAD_S = 0.002
 START_S = 1.5
 # Adam reads the weight, its gradient and both moments and writes three of them back: 7 float32 a weight.
 ADAM_BYTES_PER_WEIGHT = 28
+# A step's [B, scored] scores pass through memory about six times as float32 (the product writes them, the
+# loss reads and writes them and their gradient, the backward products read it): 24 bytes a score. At the
+# same B x w this is what makes a wide batch on a narrow bag slower per step on wordnet-hypernyms
+# (tools/profile_step.py: 561 ms at [1024 x 256] against 430 ms at [256 x 1024], the same flops).
+SCORE_BYTES = 24
 
 
 @dataclass(frozen=True)
@@ -85,8 +91,9 @@ def work(config: dict, profile, val_points: int, full_bag: bool) -> Work:
     scored = labels if head["name"] != "label_tree" else tree_nodes_scored(head, profile)
     support = head.get("sparse_support", 0)
     step_flops = 3 * 2 * batch * (bag_inputs * width + width * scored + support * scored)
-    step_bytes = ADAM_BYTES_PER_WEIGHT * ((width + support) * (labels if head["name"] != "label_tree"
-                                                               else tree_nodes(head, labels)) + bag_rows * width)
+    step_bytes = (ADAM_BYTES_PER_WEIGHT * ((width + support) * (labels if head["name"] != "label_tree"
+                                                                else tree_nodes(head, labels)) + bag_rows * width)
+                  + SCORE_BYTES * batch * scored)
     every = trainer.get("eval_every_epochs", 0)
     evaluations = trainer["epochs"] // every if every and val_points else 0
     eval_flops = 2 * val_points * (bag_inputs * width + width * labels + support * labels)
