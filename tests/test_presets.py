@@ -81,7 +81,7 @@ def test_every_preset_is_a_valid_config_on_every_shipped_data_set(shared_data, m
             configs[preset] = config
         # `fast` asks for less work than `default` on every set: fewer flops and bytes in all.
         profile, val = DataProfile.from_info(info), info.splits["val"]["num_points"]
-        cost = {preset: work(config, profile, val, full_bag=False) for preset, config in configs.items()}
+        cost = {preset: work(config, profile, val) for preset, config in configs.items()}
         assert all(cost["fast"].steps * getattr(cost["fast"], part) < cost["default"].steps * getattr(cost["default"], part)
                    for part in ("step_flops", "step_bytes")), name
         assert configs["fast"]["model"]["encoder"]["embedding_dim"] == FAST_WIDTH

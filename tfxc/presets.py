@@ -109,8 +109,8 @@ def estimate_line(configs: dict[str, dict], profile: DataProfile, val_points: in
     """"time (...): fast ~12 s, default ~3 min": each preset's training time from its work on this data
     and this machine's measured rates (`tfxc.training.time_plan`)."""
     rates = rates or calibrate()
-    full_bag = recipe.bag_of(profile) == "full"
-    parts = [f"{name} {format_seconds(work(config, profile, val_points, full_bag).seconds(rates))}"
+    bag = recipe.bag_of(profile)
+    parts = [f"{name} {format_seconds(work(config, profile, val_points, bag).seconds(rates))}"
              for name, config in sorted(configs.items(), key=lambda item: PRESETS.index(item[0]))]
     return (f"time (estimated from each config's products on this data and this machine's measured "
             f"{rates.matmul_flops / 1e9:.0f} GFLOP/s): " + ", ".join(parts))

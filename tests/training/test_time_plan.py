@@ -17,7 +17,7 @@ def config(head=None, **trainer):
 
 
 def test_an_exact_head_counts_its_products_their_gradients_and_adams_update():
-    w = work(config(), PROFILE, val_points=100, full_bag=False)
+    w = work(config(), PROFILE, val_points=100, bag="sparse")
     assert w.steps == 20  # 2 epochs of 1,000 / 100
     # Forward and both gradients (3 x 2 flops a multiply-add) of the bag (5 features a row) and the head's
     # [100, 10] x [10, 50].
@@ -31,15 +31,18 @@ def test_an_exact_head_counts_its_products_their_gradients_and_adams_update():
     # Products in bfloat16 ("auto") at the bfloat16 rate, the update as before.
     auto = config()
     auto["model"]["precision"] = "auto"
-    assert work(auto, PROFILE, 100, False).seconds(rates) == pytest.approx(
+    assert work(auto, PROFILE, 100).seconds(rates) == pytest.approx(
         START_S + 20 * (0.165 + 1.9 + STEP_OVERHEAD_S) + 2 * 0.055)
 
 
-def test_the_full_bag_the_sparse_term_and_no_validation():
-    w = work(config({"name": "softmax", "sparse_support": 4}), PROFILE, val_points=0, full_bag=True)
+def test_the_full_and_dense_bags_the_sparse_term_and_no_validation():
+    # The dense bag multiplies over the batch's features: at most 100 rows x 5 = 500, here all 200 of them.
+    dense = work(config(), SimpleNamespace(**{**vars(PROFILE), "num_features": 1_000}), 0, bag="dense")
+    assert dense.step_flops == 3 * 2 * 100 * (500 * 10 + 10 * 50)
+    w = work(config({"name": "softmax", "sparse_support": 4}), PROFILE, val_points=0, bag="full")
     assert w.step_flops == 3 * 2 * 100 * (200 * 10 + 10 * 50 + 4 * 50)  # every feature, and 4 a label
     assert w.step_bytes == ADAM_BYTES_PER_WEIGHT * ((10 + 4) * 50 + 200 * 10) + SCORE_BYTES * 100 * 50
-    assert w.evaluations == 0 and work(config(eval_every_epochs=0), PROFILE, 100, False).evaluations == 0
+    assert w.evaluations == 0 and work(config(eval_every_epochs=0), PROFILE, 100).evaluations == 0
 
 
 def test_a_label_tree_scores_its_positives_paths_and_their_siblings():
@@ -50,7 +53,7 @@ def test_a_label_tree_scores_its_positives_paths_and_their_siblings():
     hypernyms = SimpleNamespace(num_labels=10_440, labels_per_point=9.0)
     assert tree_nodes_scored(head, hypernyms) == 4 * 9 * 16
     profile = SimpleNamespace(**{**vars(PROFILE), "num_labels": 10_440, "labels_per_point": 9.0})
-    w = work(config(head), profile, val_points=0, full_bag=False)
+    w = work(config(head), profile, val_points=0)
     assert w.step_flops == 3 * 2 * 100 * (5 * 10 + 10 * 576)
     assert w.step_bytes == ADAM_BYTES_PER_WEIGHT * (10 * 11_136 + 200 * 10) + SCORE_BYTES * 100 * 576
 

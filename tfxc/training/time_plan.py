@@ -7,7 +7,8 @@ The estimate is the work the config asks for, times what this machine was measur
 
 * `step_flops`: the products of one training step. A product [B, w] x [w, n] costs 2·B·w·n flops forward
   and twice that backward (the gradients of both factors), so a trained product counts 3 x 2·B·w·n: the
-  bag of features ([B, D] x [D, w] for the "full" bag, the rows' f non-zero features otherwise), the
+  bag of features ([B, D] x [D, w] for the "full" bag, [B, U] x [U, w] over the batch's U features for
+  the "dense" one, the rows' f non-zero features for the "sparse" one), the
   exact head's [B, w] x [w, L] (or the label tree's scored nodes, about labels per point x nr_splits per
   level) and XR-Linear's sparse term (`s` features per label and row).
 * `step_bytes`: Adam's update of the weights it touches (read w, g, m, v; write w, m, v: 28 bytes a
@@ -71,7 +72,7 @@ class Work:
         return START_S + self.steps * per_step + self.evaluations * self.eval_flops / flops
 
 
-def work(config: dict, profile, val_points: int, full_bag: bool) -> Work:
+def work(config: dict, profile, val_points: int, bag: str = "sparse") -> Work:
     """The work of training `config` (JSON layout, as the recipe writes it) on data shaped like `profile`.
 
     Args:
@@ -80,14 +81,16 @@ def work(config: dict, profile, val_points: int, full_bag: bool) -> Work:
       profile: the data's shape: `num_points`, `num_features`, `num_labels`, `labels_per_point`,
         `features_per_point` (a `tfxc.recipe.DataProfile`).
       val_points: points in the validation split (0: no evaluation during training).
-      full_bag: whether the bag of features is a dense [D, w] product (`tfxc.encoders.sparse_bow.auto_bag`).
+      bag: how the bag of features is computed (`tfxc.encoders.sparse_bow.auto_bag`): "full", a [B, D] x [D, w]
+        product; "dense", a [B, U] x [U, w] product over the U <= B·f features of the batch; "sparse", the
+        rows' own f features.
     """
     trainer, head = config["trainer"], config["model"]["head"]
     batch, width = trainer["global_batch_size"], config["model"]["encoder"]["embedding_dim"]
     steps = trainer["epochs"] * max(1, math.ceil(profile.num_points / batch))
     labels, features = profile.num_labels, profile.num_features
-    bag_inputs = features if full_bag else profile.features_per_point
-    bag_rows = features if full_bag else min(features, batch * profile.features_per_point)
+    bag_rows = features if bag == "full" else min(features, batch * profile.features_per_point)
+    bag_inputs = profile.features_per_point if bag == "sparse" else bag_rows
     scored = labels if head["name"] != "label_tree" else tree_nodes_scored(head, profile)
     support = head.get("sparse_support", 0)
     step_flops = 3 * 2 * batch * (bag_inputs * width + width * scored + support * scored)
