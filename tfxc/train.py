@@ -7,7 +7,8 @@ the file names, converts the data and trains the recipe that `tfxc.recipe` reads
 off it (printed, and kept as MODEL_DIR/config.json for `--config` later). A
 *thin* config (`"recipe": true`) names the data and states only what differs
 from that recipe. Both are resolved by `tfxc.resolve`, which reads the config file
-once.
+once. `--preset fast|default` (or `"preset"` in a thin config) picks the recipe's point on the
+speed-accuracy frontier (`tfxc.presets`).
 
 Heads trained in independent parts (MACH repetitions): `--num-parts` prints how
 many there are, `--part r` trains part r alone (in MODEL_DIR/parts/part-NNN),
