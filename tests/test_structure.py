@@ -23,7 +23,7 @@ FLOORS = (
     ("the model directory", ("tfxc.model_files", "tfxc.model_dir")),
     ("what reads a trained model", ("tfxc.losses", "tfxc.eval", "tfxc.export")),
     ("training", ("tfxc.training", "tfxc.ensemble")),
-    ("configs made whole", ("tfxc.recipe", "tfxc.resolve", "tfxc.convert")),
+    ("configs made whole", ("tfxc.recipe", "tfxc.presets", "tfxc.resolve", "tfxc.convert")),
     ("a run's start", ("tfxc.launch",)),
     ("the verbs", ("tfxc.train", "tfxc.evaluate", "tfxc.predict", "tfxc.api")),
     ("the package's face", ("tfxc",)),

@@ -74,7 +74,7 @@ def load_xc(path: str, index_base: int = 0) -> tuple[scipy.sparse.csr_matrix, sc
 
 
 def fit(X, Y, *old_order, config=None, model_dir: str | None = None, X_val=None, Y_val=None, X_test=None,
-        Y_test=None, label_names=None, overrides=(), plan_only: bool = False):
+        Y_test=None, label_names=None, overrides=(), preset: str | None = None, plan_only: bool = False):
     """Trains a model on in-memory data and returns it, ready to predict.
 
     `fit(X, Y)` trains the recipe (`tfxc.recipe`, as `python -m tfxc.train --train` does) into a new
@@ -93,6 +93,9 @@ def fit(X, Y, *old_order, config=None, model_dir: str | None = None, X_val=None,
       X_test, Y_test: an optional test split, evaluated at the end of training.
       label_names: names of the label ids (matrices only), instead of `data.label_names`.
       overrides: `--set`-style assignments, e.g. ["trainer.epochs=5"].
+      preset: the recipe's point on the speed–accuracy frontier (`tfxc.presets`): "fast" or "default";
+        None keeps the config's own ("preset" in a thin config; the default). Only for the recipe (no
+        config, or a thin one).
       plan_only: convert the data, print the memory plan (`tfxc.training.memory_plan`) and return it, untrained.
 
     Returns:
@@ -110,7 +113,7 @@ def fit(X, Y, *old_order, config=None, model_dir: str | None = None, X_val=None,
         sources = os.path.join(model_dir, SOURCES_DIR)
         data, files = source_files({k: v for k, v in splits.items() if v[0] is not None}, label_names, sources)
         source = resolve.read_given(config, overrides, data={**data, "dir": os.path.join(model_dir, CONVERTED_DIR),
-                                                             "source_dir": ""})
+                                                             "source_dir": ""}, preset=preset)
     except BaseException:
         if new:
             os.rmdir(model_dir)  # still empty: the arrays or the config were refused before anything was written

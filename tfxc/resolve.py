@@ -22,11 +22,11 @@ import os
 from dataclasses import dataclass
 
 from tfxc.config.compare import flat_differences
-from tfxc.config.loading import load_config_data, read_json, to_dict
+from tfxc.config.loading import load_config_data, parse_override, read_json, to_dict
 from tfxc.config.schema import ExperimentConfig
 from tfxc.data.sources import with_validation
 from tfxc.errors import ConfigError
-from tfxc.recipe import recipe_config
+from tfxc.presets import preset_config
 
 # What `tfxc.fit` trains when it is given no config: the recipe for the data.
 RECIPE = {"recipe": True}
@@ -60,12 +60,12 @@ class ConfigSource:
         return self.config.recipe
 
 
-def read_config(path: str, overrides=()) -> ConfigSource:
-    """A config file, parsed once (see `ConfigSource`)."""
-    return _source(read_json(path), overrides, origin=path, name=path)
+def read_config(path: str, overrides=(), preset: str | None = None) -> ConfigSource:
+    """A config file, parsed once (see `ConfigSource`); `preset` (`tfxc.train --preset`) replaces its own."""
+    return _source(_with_preset(read_json(path), preset), overrides, origin=path, name=path)
 
 
-def read_given(config=None, overrides=(), *, data: dict | None = None,
+def read_given(config=None, overrides=(), *, data: dict | None = None, preset: str | None = None,
                name: str = "the config given to fit") -> ConfigSource:
     """A config given as a file path, a JSON-layout dict, an `ExperimentConfig` or None (the recipe).
 
@@ -73,6 +73,7 @@ def read_given(config=None, overrides=(), *, data: dict | None = None,
       config: the config; None is `RECIPE`, a config that names nothing but the recipe.
       overrides: `--set` assignments.
       data: fields put into the config's data section (over its own), e.g. the sources `tfxc.fit` writes.
+      preset: the recipe's preset (`tfxc.presets`), over the config's own; None keeps the config's.
       name: how the recipe's printout names a config not read from a file.
     """
     origin = None
@@ -90,12 +91,19 @@ def read_given(config=None, overrides=(), *, data: dict | None = None,
                           f"{type(config).__name__}")
     if data:
         tree["data"] = {**tree.get("data", {}), **data}
-    return _source(tree, overrides, origin=origin, name=origin or name)
+    return _source(_with_preset(tree, preset), overrides, origin=origin, name=origin or name)
 
 
-def from_sources(data: dict, overrides=()) -> ConfigSource:
-    """The recipe for the data section `data` (`tfxc.data.sources.data_section` of `--train`'s files)."""
-    return _source({**RECIPE, "data": data}, overrides, origin="--train", name="--train", own_keys=False)
+def from_sources(data: dict, overrides=(), preset: str | None = None) -> ConfigSource:
+    """The recipe (at `preset`, `tfxc.presets`) for the data section `data` (`tfxc.data.sources.data_section`
+    of `--train`'s files)."""
+    return _source(_with_preset({**RECIPE, "data": data}, preset), overrides, origin="--train", name="--train",
+                   own_keys=False)
+
+
+def _with_preset(tree: dict, preset: str | None) -> dict:
+    """`tree` with its "preset" set to `preset`, unless that is None (validated with the rest of the config)."""
+    return tree if preset is None else {**tree, "preset": preset}
 
 
 def _source(tree: dict, overrides, *, origin, name, own_keys: bool = True) -> ConfigSource:
@@ -113,12 +121,14 @@ def whole(source: ConfigSource, info) -> tuple[ExperimentConfig, list[str]]:
     if not source.thin:
         return source.config, []
     if source.own_keys:
-        chosen, reasons = resolve_thin(source.tree, info, source.name)
+        chosen, reasons = resolve_thin(source.tree, info, source.name, source.config.preset)
         origin = "the recipe with " + source.name
     else:
-        chosen, reasons = recipe_config(source.tree["data"], info)
+        chosen, reasons = preset_config(source.tree["data"], info, source.config.preset)
         origin = source.origin
-    return load_config_data(chosen, source.overrides, origin=origin), reasons
+    # `--set preset=...` chose the recipe's config above; the whole config it became has no preset.
+    overrides = [o for o in source.overrides if parse_override(o)[0] != ["preset"]]
+    return load_config_data(chosen, overrides, origin=origin), reasons
 
 
 def load_with_data(path: str, overrides=()):
@@ -148,15 +158,16 @@ def over_recipe(recipe: dict, own: dict) -> dict:
     return merged
 
 
-def resolve_thin(own: dict, info, origin: str) -> tuple[dict, list[str]]:
+def resolve_thin(own: dict, info, origin: str, preset: str | None = None) -> tuple[dict, list[str]]:
     """A thin config (JSON layout, `"recipe": true`) made whole for its converted data `info`.
 
-    Returns the recipe's config with `own`'s keys on top (`over_recipe`; the result is an
-    ordinary config, `recipe` false) and the recipe's reasons, the last of which names
-    what `own` (read from `origin`) changed.
+    Returns the recipe's config at `preset` (None: `own`'s "preset", else the default; `tfxc.presets`)
+    with `own`'s keys on top (`over_recipe`; the result is an ordinary config, `recipe` false and no
+    preset) and the recipe's reasons, the last of which names what `own` (read from `origin`) changed.
     """
-    chosen, reasons = recipe_config(with_validation(own.get("data", {})), info)
-    mine = over_recipe(chosen, {key: value for key, value in own.items() if key != "recipe"})
+    preset = own.get("preset", "") if preset is None else preset
+    chosen, reasons = preset_config(with_validation(own.get("data", {})), info, preset)
+    mine = over_recipe(chosen, {key: value for key, value in own.items() if key not in ("recipe", "preset")})
     changed = changed_keys(chosen, {key: value for key, value in mine.items() if key != "comment"})
     reasons.append(f"then {origin}: " + (" ".join(changed) or "nothing changed"))
     return mine, reasons

@@ -7,7 +7,8 @@ the file names, converts the data and trains the recipe that `tfxc.recipe` reads
 off it (printed, and kept as MODEL_DIR/config.json for `--config` later). A
 *thin* config (`"recipe": true`) names the data and states only what differs
 from that recipe. Both are resolved by `tfxc.resolve`, which reads the config file
-once.
+once. `--preset fast|default` (or `"preset"` in a thin config) picks the recipe's point on the
+speed-accuracy frontier (`tfxc.presets`).
 
 Heads trained in independent parts (MACH repetitions): `--num-parts` prints how
 many there are, `--part r` trains part r alone (in MODEL_DIR/parts/part-NNN),
@@ -47,6 +48,10 @@ def main(argv=None):
     for split in ("train", "test", "val"):
         recipe.add_argument(f"--{split}-labels", default="", help=argparse.SUPPRESS)
     recipe.add_argument("--label-names", default="", help="labels.txt: one label name per line")
+    recipe.add_argument("--preset", default=None, metavar="{fast,default}",
+                        help="where on the speed-accuracy frontier the recipe's config sits (tfxc.presets): fast "
+                             "(the cheapest model that still meets the peers) or default (the recipe); also "
+                             "\"preset\" in a thin config")
     parser.add_argument("--print-config", action="store_true",
                         help="print the fully resolved config (every default included) and exit")
     parser.add_argument("--num-parts", action="store_true",
@@ -92,9 +97,9 @@ def main(argv=None):
 
     overrides = list(args.overrides) + ([f"data.source_dir={args.data_dir}"] if args.data_dir else [])
     if args.train:
-        source = resolve.from_sources(_data_section(args), args.overrides)
+        source = resolve.from_sources(_data_section(args), args.overrides, preset=args.preset)
     else:
-        source = resolve.read_config(args.config, overrides)
+        source = resolve.read_config(args.config, overrides, preset=args.preset)
     if source.thin:  # the rest comes from the recipe for its data
         return train_recipe(args, source)
     config = source.config

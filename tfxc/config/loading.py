@@ -304,7 +304,7 @@ def _imports_set_by(overrides) -> list[str]:
 
 
 # What a thin config is read for before the recipe is known (the data; the rest may be partial sections).
-_THIN_KEYS = ("imports", "recipe", "comment", "data", "runtime")
+_THIN_KEYS = ("imports", "recipe", "preset", "comment", "data", "runtime")
 
 
 def _thin(data: dict) -> dict:

@@ -15,7 +15,7 @@ from typing import Any
 
 from tfxc.data.readers import FORMATS as SOURCE_FORMATS
 from tfxc.errors import ConfigError
-from tfxc.registry import get_registry
+from tfxc.registry import did_you_mean, get_registry
 from tfxc.utils.numbers import ascii_int
 
 # `model.precision` (`tfxc.precision` carries them out; kept here so that checking a config needs no TensorFlow).
@@ -414,6 +414,20 @@ class ExportConfig:
         _require(self.top_k >= 1, f"{path}.top_k ({self.top_k}) must be >= 1")
 
 
+# The recipe's points on the speed–accuracy frontier, fastest first (`tfxc.presets` holds their rules).
+PRESETS = ("fast", "default")
+
+
+def check_preset(preset: str, recipe: bool) -> None:
+    """Raises `ConfigError` unless `preset` is "" or one of `PRESETS`, given with `recipe` true."""
+    if not preset:
+        return
+    _require(preset in PRESETS, f"preset '{preset}': unknown{did_you_mean(preset, PRESETS)}; one of: "
+             f"{', '.join(PRESETS)}")
+    _require(recipe, f"preset '{preset}' chooses among the recipe's configs: it needs \"recipe\": true (a thin "
+             "config), or tfxc.train --train")
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """The whole experiment; `validate()` checks every section and the rules across them.
@@ -433,11 +447,15 @@ class ExperimentConfig:
         sections on top, so the file states only what differs from the recipe
         (the model directory keeps the resolved config). A data section without
         a validation part then holds out 10 % of train, as the recipe does.
+      preset: with `recipe`, where on the speed–accuracy frontier the recipe's config sits (one of
+        `PRESETS`): "fast", the cheapest model that still meets the peers, or "default" (also what ""
+        means), the recipe as it is (`tfxc.presets`).
       comment: free text, not read (e.g. why a thin config differs from the recipe).
     """
 
     imports: tuple[str, ...] = ()
     recipe: bool = False
+    preset: str = ""
     comment: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -450,8 +468,9 @@ class ExperimentConfig:
 
     def validate(self) -> "ExperimentConfig":
         for f in dataclasses.fields(self):
-            if f.name not in ("imports", "recipe", "comment"):
+            if f.name not in ("imports", "recipe", "preset", "comment"):
                 getattr(self, f.name).validate(f.name)
+        check_preset(self.preset, self.recipe)
         if self.runtime.strategy == "default":
             _require(self.runtime.cpu_replicas == 1,
                      f"runtime.cpu_replicas ({self.runtime.cpu_replicas}) needs runtime.strategy "

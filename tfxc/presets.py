@@ -1,0 +1,124 @@
+"""The recipe's presets, points along the speed–accuracy frontier: `--preset fast|default` (issue 41).
+
+* `default`: the recipe as `tfxc.recipe` chooses it, unchanged (the measurements behind it:
+  docs/benchmarks-history.md, "The recipe's rules"). Later additions that keep its accuracy (an
+  active-set objective, a serving index) go into `default_rules`.
+* `fast`: the cheapest model that still meets the peers, by rules on the data's shape (`fast_rules`):
+  the recipe's head (and its sparse term, where the recipe adds one) on a narrower bag of features,
+  larger batches at a higher learning rate, fewer steps and fewer evaluations. The rules were chosen on
+  validation splits carved from train, measuring the training loop's wall time and validation P@5 and
+  PSP@5 (docs/benchmarks-history.md, "Presets").
+
+A preset is named by `"preset"` in a thin config (`tfxc.config.schema.PRESETS`), `tfxc.train --preset`
+or `tfxc.fit(..., preset=...)`; before training, the recipe's printout gives every preset's estimated
+training time on the data (`tfxc.training.time_plan`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+from tfxc import recipe
+from tfxc.config.schema import PRESETS
+from tfxc.recipe import BFLOAT16_MIN_PRODUCT, DataProfile
+from tfxc.training.time_plan import Rates, calibrate, format_seconds, work
+
+DEFAULT = "default"
+
+# Each fast rule keeps its reason in a line or two; the measurements are in docs/benchmarks-history.md,
+# "Presets".
+# The bag's width: the head's [w, L] product and its Adam update are most of a step, linear in w.
+FAST_WIDTH = 256
+# About this many optimizer steps, at least FAST_MIN_EPOCHS and at most FAST_MAX_EPOCHS passes: on
+# wordnet-hypernyms' validation split 6 epochs (342 steps) kept 0.5 less P@5 and 1.4 less PSP@5 than 9 (513).
+FAST_TARGET_STEPS = 500
+FAST_MIN_EPOCHS = 2
+FAST_MAX_EPOCHS = 30
+# Larger batches than the recipe's (fewer, fuller steps: the per-step overhead is a fixed cost), with the
+# learning rate scaled by the same factor (Goyal et al., 2017, "Accurate, Large Minibatch SGD"), up to
+# FAST_MAX_LEARNING_RATE: on bibtex's validation split 4 x the recipe's rate kept P@5 and PSP@5, 10 x lost both.
+FAST_BATCH_SCALE = 4
+FAST_MAX_BATCH = 1024
+FAST_MAX_LEARNING_RATE = 0.01
+# Validation evaluations in a run (the epoch is still chosen on them, and training stops when they stall).
+FAST_EVALUATIONS = 6
+
+
+def preset_config(data: dict, info, preset: str = DEFAULT, rates: Rates | None = None) -> tuple[dict, list[str]]:
+    """The whole config (JSON layout) of preset `preset` ("" is `DEFAULT`) for converted data `info` from
+    sources `data`, and the reasons; the last reason gives every preset's estimated training time, at
+    `rates` (None: this machine's, `tfxc.training.time_plan.calibrate`)."""
+    preset = preset or DEFAULT
+    config, why = recipe.recipe_config(data, info)
+    profile = DataProfile.from_info(info)
+    configs = {"fast": fast_rules(profile, config, why), DEFAULT: default_rules(profile, config, why)}
+    chosen, reasons = configs[preset]
+    val_points = int(info.splits.get("val", {}).get("num_points", 0))
+    reasons = [f"preset: {preset} (of {', '.join(PRESETS)})"] + reasons
+    reasons.append(estimate_line({name: c for name, (c, _) in configs.items()}, profile, val_points, rates))
+    return chosen, reasons
+
+
+def default_rules(profile: DataProfile, config: dict, why: list[str]) -> tuple[dict, list[str]]:
+    """The `default` preset: the recipe's config as it is."""
+    return config, why
+
+
+def fast_rules(profile: DataProfile, config: dict, why: list[str]) -> tuple[dict, list[str]]:
+    """The `fast` preset: the recipe's config (`config`, `why`) made cheaper by the rules above."""
+    fast, why = copy.deepcopy(config), list(why)
+    model, trainer, optimizer = fast["model"], fast["trainer"], fast["optimizer"]
+    head, encoder = model["head"], model["encoder"]
+    tree = head["name"] == "label_tree"
+    encoder["embedding_dim"] = FAST_WIDTH
+    why = _replace(why, "encoder:", f"encoder: a {FAST_WIDTH}-wide bag of features with dropout "
+                                    f"{encoder['dropout']} (fast: the head's products are linear in the width)")
+    full_bag = recipe.bag_of(profile) == "full"
+    if not tree:
+        product = FAST_WIDTH * profile.num_labels + (profile.num_features * FAST_WIDTH if full_bag else 0)
+        model["precision"] = "auto" if product >= BFLOAT16_MIN_PRODUCT else "float32"
+        why = _replace(why, "precision:", None if model["precision"] == "float32" else
+                       f"precision: the products in bfloat16 where this machine multiplies it natively (auto), "
+                       f"since its [{FAST_WIDTH} x {profile.num_labels:,}] products are most of a step")
+    batch = int(min(FAST_MAX_BATCH, trainer["global_batch_size"] * FAST_BATCH_SCALE,
+                    2 ** max(4, math.floor(math.log2(max(profile.num_points, 1) / 4)))))
+    scale = batch / trainer["global_batch_size"]
+    steps_per_epoch = max(1, math.ceil(profile.num_points / batch))
+    epochs = int(min(FAST_MAX_EPOCHS, max(FAST_MIN_EPOCHS, math.ceil(FAST_TARGET_STEPS / steps_per_epoch))))
+    steps = epochs * steps_per_epoch
+    learning_rate = round(min(FAST_MAX_LEARNING_RATE, optimizer["learning_rate"] * scale), 6)
+    optimizer.update(learning_rate=learning_rate, warmup_steps=max(1, steps // 50))
+    trainer.update(global_batch_size=batch, epochs=epochs, steps_per_loop=min(100, steps_per_epoch),
+                   log_every_steps=max(1, min(500, steps // 10)))
+    why = _replace(why, "training:", f"training: batch {batch}, {epochs} epochs of {steps_per_epoch} steps (fast: "
+                                     f"about {FAST_TARGET_STEPS} steps, at least {FAST_MIN_EPOCHS} epochs), Adam at "
+                                     f"{learning_rate} on a {optimizer['schedule']} schedule")
+    if "eval_every_epochs" in trainer:
+        every = max(1, math.ceil(epochs / FAST_EVALUATIONS))
+        patience = max(2, math.ceil(epochs / every / 3))
+        trainer.update(eval_every_epochs=every, patience=patience)
+        why = _replace(why, "selection:", f"selection: the evaluation (every {every} epoch(s)) with the best "
+                                          f"validation {trainer['select_metric']}; stop after {patience} "
+                                          "evaluations without improvement")
+    return fast, why
+
+
+def estimate_line(configs: dict[str, dict], profile: DataProfile, val_points: int,
+                  rates: Rates | None = None) -> str:
+    """"time (...): fast ~12 s, default ~3 min": each preset's training time from its work on this data
+    and this machine's measured rates (`tfxc.training.time_plan`)."""
+    rates = rates or calibrate()
+    bag = recipe.bag_of(profile)
+    parts = [f"{name} {format_seconds(work(config, profile, val_points, bag).seconds(rates))}"
+             for name, config in sorted(configs.items(), key=lambda item: PRESETS.index(item[0]))]
+    return (f"time (estimated from each config's products on this data and this machine's measured "
+            f"{rates.matmul_flops / 1e9:.0f} GFLOP/s): " + ", ".join(parts))
+
+
+def _replace(why: list[str], prefix: str, line: str | None) -> list[str]:
+    """`why` with its line starting with `prefix` replaced by `line` (dropped for None; appended if absent)."""
+    out = [line if old.startswith(prefix) else old for old in why]
+    if not any(old.startswith(prefix) for old in why) and line is not None:
+        out.append(line)
+    return [old for old in out if old is not None]
