@@ -103,9 +103,19 @@ def scatter_sparse_logits(ids: tf.Tensor, values: tf.Tensor, offsets: tf.Tensor,
       kernel: float32 [L, S], the weights u.
       start, stop: the block of labels to score.
     """
+    row, label, contribution = touched_entries(ids, values, offsets, entries, kernel)
+    inside = (label >= start) & (label < stop)
+    index = tf.stack([row, tf.where(inside, label - start, 0)], axis=1)
+    return tf.scatter_nd(index, tf.where(inside, contribution, 0.0), tf.stack([tf.shape(ids)[0], stop - start]))
+
+
+def touched_entries(ids: tf.Tensor, values: tf.Tensor, offsets: tf.Tensor, entries: tf.Tensor,
+                    kernel: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The support entries the rows' features reach, each as (row int32 [N], label int32 [N], u_lj · x[f_lj]
+    float32 [N]); arguments as for `scatter_sparse_logits`."""
     num_features = tf.shape(offsets)[0] - 1
     slots = tf.shape(kernel)[1]
-    batch, width = tf.shape(ids)[0], tf.shape(ids)[1]
+    width = tf.shape(ids)[1]
     flat_ids = tf.reshape(ids, [-1])
     valid = (flat_ids >= 0) & (flat_ids < num_features)
     safe = tf.where(valid, flat_ids, 0)
@@ -116,10 +126,31 @@ def scatter_sparse_logits(ids: tf.Tensor, values: tf.Tensor, offsets: tf.Tensor,
     owner = tf.cast(positions.value_rowids(), tf.int32)                 # the (row, slot) of the row's feature
     label, slot = entry // slots, entry % slots
     weight = tf.gather_nd(kernel, tf.stack([label, slot], axis=1))
-    contribution = weight * tf.gather(tf.reshape(values, [-1]), owner)
-    inside = (label >= start) & (label < stop)
-    index = tf.stack([owner // width, tf.where(inside, label - start, 0)], axis=1)
-    return tf.scatter_nd(index, tf.where(inside, contribution, 0.0), tf.stack([batch, stop - start]))
+    return owner // width, label, weight * tf.gather(tf.reshape(values, [-1]), owner)
+
+
+def candidate_sparse_logits(ids: tf.Tensor, values: tf.Tensor, offsets: tf.Tensor, entries: tf.Tensor,
+                            kernel: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+    """The sparse term of each row's own candidate labels: float32 [B, C] for candidates int32 [B, C].
+
+    A row's candidates must be distinct. The entries the row's features reach (`touched_entries`) are
+    matched to its candidates by a search in the sorted keys row·L + label, so the cost is the entries
+    touched plus a sort of B·C keys, never a [B, L] block (a label index's candidates,
+    `tfxc.heads.label_index`).
+    """
+    num_labels = tf.cast(tf.shape(kernel)[0], tf.int64)
+    shape = tf.shape(candidates)
+    rows = tf.range(tf.cast(shape[0], tf.int64))[:, None]
+    keys = tf.reshape(rows * num_labels + tf.cast(candidates, tf.int64), [-1])
+    order = tf.argsort(keys)
+    sorted_keys = tf.gather(keys, order)
+    row, label, contribution = touched_entries(ids, values, offsets, entries, kernel)
+    wanted = tf.cast(row, tf.int64) * num_labels + tf.cast(label, tf.int64)
+    at = tf.minimum(tf.searchsorted(sorted_keys, wanted), tf.size(keys) - 1)
+    hit = tf.gather(sorted_keys, at) == wanted
+    slot = tf.gather(order, at)
+    flat = tf.scatter_nd(tf.where(hit, slot, 0)[:, None], tf.where(hit, contribution, 0.0), tf.shape(keys))
+    return tf.reshape(flat, shape)
 
 
 def label_centroid_support(z, size: int, feature_weights=None) -> tuple[np.ndarray, np.ndarray]:
@@ -246,6 +277,11 @@ class SparseTerm(keras.layers.Layer):
         """float32 [B, stop − start] for a row block of `WithSparseInput` (ids int32 [B, W], values float32 [B, W])."""
         return scatter_sparse_logits(ids, values, self.offsets.value, self.entries.value, self.kernel.value,
                                      start, stop)
+
+    def candidate_logits(self, ids: tf.Tensor, values: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+        """float32 [B, C] of each row's distinct candidate labels int32 [B, C] (`candidate_sparse_logits`)."""
+        return candidate_sparse_logits(ids, values, self.offsets.value, self.entries.value, self.kernel.value,
+                                       candidates)
 
 
 def sparse_row_top_k(scores, k: int) -> list[tuple[int, int]]:
