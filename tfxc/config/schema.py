@@ -406,12 +406,27 @@ class ExportConfig:
 
     Attributes:
       top_k: labels returned by the serving signature.
+      index: "auto", "on" or "off": serve `top_k` of an exact head (softmax, one-vs-all, linear) by beam
+        search over clusters of its label vectors (`tfxc.heads.label_index`), with the smallest beam
+        whose recall of the exact top-5 on validation rows meets `index_recall`
+        (`tfxc.export.index_choice`). "auto" keeps the exact head where it is as fast (small label
+        spaces, timed on a batch of rows) or where no beam short of every cluster meets the target;
+        "on" always indexes. The signature `top_k_exact` stays exact.
+      index_recall: the recall of the exact top-5 the index must reach, in (0, 1].
+      index_leaf_size: at most this many labels per leaf cluster of the index.
     """
 
     top_k: int = 10
+    index: str = "auto"
+    index_recall: float = 0.99
+    index_leaf_size: int = 100
 
     def validate(self, path: str) -> None:
         _require(self.top_k >= 1, f"{path}.top_k ({self.top_k}) must be >= 1")
+        _require(self.index in ("auto", "on", "off"),
+                 f"{path}.index ({self.index!r}) must be 'auto', 'on' or 'off'")
+        _require(0.0 < self.index_recall <= 1.0, f"{path}.index_recall ({self.index_recall}) must be in (0, 1]")
+        _require(self.index_leaf_size >= 2, f"{path}.index_leaf_size ({self.index_leaf_size}) must be >= 2")
 
 
 @dataclass(frozen=True)

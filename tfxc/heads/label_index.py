@@ -10,9 +10,11 @@ few clusters only (the retrieval step of XR-Linear's beam search, Yu et al.,
      product: z_l = ⟨q, v_l⟩ with q = `Head.index_query(h)`, e.g. v_l = [w_l, b_l]
      against q = [h, 1] (maximum inner product search with a bias folded in).
   2. Leaves: tfxc's balanced 2-means (`tfxc.tree.balanced_kmeans_codes`) of the
-     vectors, normalised to unit length first (`normalise=True`; clustering the
-     raw vectors lets a few long ones decide the splits, see `build_index_tables`),
-     and PECOS's chain of coarser levels above them (`tfxc.tree.LabelTree`).
+     augmented vectors as they are (`normalise=False`, which recalled more of the
+     exact top-5 on wordnet-hypernyms than unit-length vectors or the
+     MIPS-to-nearest-neighbour transform [v, sqrt(M² − |v|²)]: docs/benchmarks-
+     history.md, "Label index"), and PECOS's chain of
+     coarser levels above them (`tfxc.tree.LabelTree`).
      A node's centroid is the mean of its labels' raw vectors, so ⟨q, centroid⟩ is
      the mean dense logit of the labels below it.
   3. `top_k`: level by level, the row keeps the `beam` nodes of highest centroid
@@ -27,7 +29,7 @@ few clusters only (the retrieval step of XR-Linear's beam search, Yu et al.,
 
 With the beam covering every cluster the candidates are all labels and the
 index's top-k is the exact one; a narrower beam trades recall of the exact top-k
-for speed, which the export measures and chooses (`tfxc.export.label_index`).
+for speed, which the export measures and chooses (`tfxc.export.index_choice`).
 Only core TensorFlow ops are used (matmul, gather, top_k, where), so TF Serving's
 standard server runs the SavedModel.
 """
@@ -80,16 +82,16 @@ class IndexTables:
 
 
 def build_index_tables(vectors: np.ndarray, leaf_size: int = DEFAULT_LEAF_SIZE, nr_splits: int = DEFAULT_NR_SPLITS,
-                       normalise: bool = True, seed: int = 0) -> IndexTables:
+                       normalise: bool = False, seed: int = 0) -> IndexTables:
     """Clusters label vectors float32 [L, d'] into the index's tree (module docstring).
 
     Args:
       vectors: one row per label, in the space of `Head.index_query`.
       leaf_size: at most this many labels per leaf cluster.
       nr_splits: children per node of the levels above the leaves.
-      normalise: cluster the unit-length vectors (True) or the vectors as they are. Balanced
-        spherical 2-means splits by direction either way, but without the normalisation a
-        label's weight in a split grows with its norm.
+      normalise: cluster the unit-length vectors (True) or the vectors as they are (False, which
+        recalls more: module docstring). Balanced spherical 2-means splits by direction either way;
+        without the normalisation a label's weight in a split grows with its norm, as its logits do.
       seed: the clustering's seed.
 
     Raises:
@@ -186,20 +188,20 @@ class LabelIndex(tf.Module):
 
     def candidates(self, query: tf.Tensor) -> tf.Tensor:
         """The labels of the kept leaf clusters: int32 [B, beam · max leaf size], −1 padded (query [B, d'])."""
-        rows = tf.shape(query)[0]
-        nodes = None
+        nodes, kept = None, 0
         for level, centroids in enumerate(self.centroids):
             if level == 0:
-                scores = tf.matmul(query, centroids, transpose_b=True)           # [B, K_0]
-                width = min(self.beam, self.sizes[0])
+                scores = tf.matmul(query, centroids, transpose_b=True)                 # [B, K_0]
+                width = self.sizes[0]
             else:
-                children = tf.reshape(tf.gather(self.children[level - 1], nodes), [rows, -1])
+                width = kept * int(self.children[level - 1].shape[1])                   # static: shapes stay known
+                children = tf.reshape(tf.gather(self.children[level - 1], nodes), [-1, width])
                 scores = gather_dot(query, centroids, tf.maximum(children, 0))
                 scores = tf.where(children >= 0, scores, -np.inf)
-                width = min(self.beam, int(children.shape[1]))
-            _, best = tf.math.top_k(scores, k=width)
+            kept = min(self.beam, width)
+            _, best = tf.math.top_k(scores, k=kept)
             nodes = best if level == 0 else tf.gather(children, best, batch_dims=1)
-        return tf.reshape(tf.gather(self.members, nodes), [rows, -1])
+        return tf.reshape(tf.gather(self.members, nodes), [-1, kept * int(self.members.shape[1])])
 
     def top_k(self, head, features: tf.Tensor, k):
         """The head's top-k through the index: (scores float32 [B, k], ids int64 [B, k]), best first.
