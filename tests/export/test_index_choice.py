@@ -97,7 +97,7 @@ def test_export_index_on_refuses_a_label_space_too_small_for_two_leaves(trained,
     out = run_cli("tfxc.export", "--model-dir", str(model_dir), "--out", str(tmp_path / "sm"), "--index", "on",
                   check=False)
     assert out.returncode != 0
-    assert "export.index is 'on' but 40 labels fill fewer than two leaves of 100" in out.stderr
+    assert "export.index is 'on' but 40 labels fill fewer than two leaves of 32" in out.stderr
 
 
 @pytest.mark.parametrize("key,value", [("index", "sometimes"), ("index_recall", 0.0), ("index_recall", 1.5),

@@ -419,7 +419,7 @@ class ExportConfig:
     top_k: int = 10
     index: str = "auto"
     index_recall: float = 0.99
-    index_leaf_size: int = 100
+    index_leaf_size: int = 32
 
     def validate(self, path: str) -> None:
         _require(self.top_k >= 1, f"{path}.top_k ({self.top_k}) must be >= 1")

@@ -23,7 +23,7 @@ import numpy as np
 
 from tfxc._tf import tf
 from tfxc.errors import ConfigError, TfxcError
-from tfxc.heads.label_index import LabelIndex, build_index_tables, recall_at_k
+from tfxc.heads.label_index import DEFAULT_REACH, LabelIndex, build_index_tables, recall_at_k
 from tfxc.utils.graph import BatchFunction, graph_function
 
 log = logging.getLogger("tfxc.export")
@@ -156,7 +156,7 @@ def choose_label_index(model, export_config, sources) -> IndexChoice:
     start = time.perf_counter()
     tables = build_index_tables(head.index_vectors(), leaf_size=export_config.index_leaf_size)
     beam, recall, tried = smallest_beam(head, tables, features, export_config.index_recall)
-    record = {"mode": mode, "levels": tables.sizes, "leaf_size": tables.leaf_size, "beam": beam,
+    record = {"mode": mode, "levels": tables.sizes, "leaf_size": tables.leaf_size, "beam": beam, "reach": DEFAULT_REACH,
               f"recall@{RECALL_K}": round(recall, 4), "recall_target": export_config.index_recall,
               "recall_by_beam": {str(b): round(r, 4) for b, r in tried.items()},
               "measured_on": f"{int(features.shape[0])} {split} rows"}

@@ -15,10 +15,11 @@ few clusters only (the retrieval step of XR-Linear's beam search, Yu et al.,
      MIPS-to-nearest-neighbour transform [v, sqrt(M² − |v|²)]: docs/benchmarks-
      history.md, "Label index"), and PECOS's chain of
      coarser levels above them (`tfxc.tree.LabelTree`).
-     A node's centroid is the mean of its labels' raw vectors, so ⟨q, centroid⟩ is
-     the mean dense logit of the labels below it.
-  3. `top_k`: level by level, the row keeps the `beam` nodes of highest centroid
-     score among the children of the nodes it kept; the labels of the last
+     A node's centroid c is the mean of its labels' raw vectors, so ⟨q, c⟩ is
+     the mean dense logit of the labels below it, and its radius r the largest
+     distance of one of them from c.
+  3. `top_k`: level by level, the row keeps the `beam` nodes of highest score
+     ⟨q, c⟩ + reach · |q| · r (`LabelIndex`) among the children of the nodes it kept; the labels of the last
      level's kept clusters (padded member lists: [B, beam · max leaf size], static)
      are then scored EXACTLY: ⟨q, v_l⟩ plus whatever else the head adds (its
      sparse term, `Head.index_logits`), and ranked. Scores keep the head's
@@ -46,9 +47,13 @@ from tfxc.heads.gather_dot import gather_dot
 from tfxc.tree import LabelTree, balanced_kmeans_codes
 
 # Labels per leaf cluster (at most): the last level's candidates per kept cluster.
-DEFAULT_LEAF_SIZE = 100
+DEFAULT_LEAF_SIZE = 32
 # Children per node above the leaves (PECOS's nr_splits).
 DEFAULT_NR_SPLITS = 16
+# `LabelIndex`'s reach: halfway between the clusters' mean logit and the bound on their best one, which
+# recalled the most of the exact top-5 per label read on wordnet-hypernyms (docs/benchmarks-history.md,
+# "Label index").
+DEFAULT_REACH = 0.5
 
 
 @dataclass(frozen=True)
@@ -58,12 +63,14 @@ class IndexTables:
     Attributes:
       vectors: float32 [L, d'], the label vectors the index scores exactly (`Head.index_vectors`).
       centroids: one float32 [K_t, d'] per cluster level t (the mean vector of the labels below each node).
+      radii: one float32 [K_t] per cluster level: the largest distance |v_l − centroid| of a label below.
       children: one int32 [K_{t−1}, fan-out] per level t ≥ 1 of clusters, the child nodes, −1 padded.
       members: int32 [K_last, max leaf size], the labels of each last-level cluster, −1 padded.
     """
 
     vectors: np.ndarray
     centroids: tuple
+    radii: tuple
     children: tuple
     members: np.ndarray
 
@@ -108,15 +115,18 @@ def build_index_tables(vectors: np.ndarray, leaf_size: int = DEFAULT_LEAF_SIZE, 
     codes, depth = balanced_kmeans_codes(points, max_leaf_size=leaf_size, seed=seed)
     tree = LabelTree.from_leaf_codes(codes, 2 ** depth, nr_splits=nr_splits)
     levels = tree.num_levels - 1  # the last level of the tree is the labels themselves
-    centroids = []
+    centroids, radii = [], []
     for level in range(levels):
         node = tree.ancestors(level)  # the level's node above each label
         sums = np.zeros((tree.sizes[level], vectors.shape[1]), np.float64)
         np.add.at(sums, node, vectors)
         counts = np.bincount(node, minlength=tree.sizes[level])
         centroids.append((sums / np.maximum(counts, 1)[:, None]).astype(np.float32))
+        radius = np.zeros(tree.sizes[level], np.float32)
+        np.maximum.at(radius, node, np.linalg.norm(vectors - centroids[-1][node], axis=1))
+        radii.append(radius)
     children = tuple(tree.children(level) for level in range(1, levels))
-    return IndexTables(vectors, tuple(centroids), children, tree.children(levels))
+    return IndexTables(vectors, tuple(centroids), tuple(radii), children, tree.children(levels))
 
 
 def augmented_vectors(rows: np.ndarray, bias: np.ndarray | None = None, cosine_scale: float | None = None):
@@ -162,22 +172,28 @@ class LabelIndex(tf.Module):
     Args:
       tables: `IndexTables`.
       beam: clusters kept per level (≥ 1); `beam` ≥ every level's size makes `top_k` exact.
+      reach: a node scores ⟨q, c⟩ + reach · |q| · r (c its centroid, r its radius). With reach 1 that is
+        the ball's bound on its labels' best inner product (Ram & Gray, "Maximum inner-product search
+        using cone trees", KDD 2012): a cluster with one far-out label is not hidden by the mean of
+        the others; 0 ranks nodes by their labels' mean logit.
 
     Example:
       index = LabelIndex(build_index_tables(head.index_vectors()), beam=8)
       scores, ids = index.top_k(head, features, k=5)     # float32 [B, 5], int64 [B, 5]
     """
 
-    def __init__(self, tables: IndexTables, beam: int, name: str = "label_index"):
+    def __init__(self, tables: IndexTables, beam: int, reach: float = DEFAULT_REACH, name: str = "label_index"):
         super().__init__(name=name)
         if beam < 1:
             raise ConfigError(f"the label index's beam ({beam}) must be >= 1")
-        self.beam = int(beam)
+        self.beam, self.reach = int(beam), float(reach)
         self.sizes = tables.sizes
         self.num_labels = int(tables.vectors.shape[0])
         constant = lambda value, label: tf.Variable(value, trainable=False, name=label)
         self.vectors = constant(tables.vectors, "vectors")
-        self.centroids = [constant(c, f"centroids_{t}") for t, c in enumerate(tables.centroids)]
+        # [c, r] against [q, reach · |q|]: the bound above is one inner product.
+        self.centroids = [constant(np.concatenate([c, r[:, None]], axis=1), f"centroids_{t}")
+                          for t, (c, r) in enumerate(zip(tables.centroids, tables.radii))]
         self.children = [constant(c, f"children_{t + 1}") for t, c in enumerate(tables.children)]
         self.members = constant(tables.members, "members")
 
@@ -189,6 +205,7 @@ class LabelIndex(tf.Module):
     def candidates(self, query: tf.Tensor) -> tf.Tensor:
         """The labels of the kept leaf clusters: int32 [B, beam · max leaf size], −1 padded (query [B, d'])."""
         nodes, kept = None, 0
+        query = tf.concat([query, self.reach * tf.norm(query, axis=1, keepdims=True)], axis=1)
         for level, centroids in enumerate(self.centroids):
             if level == 0:
                 scores = tf.matmul(query, centroids, transpose_b=True)                 # [B, K_0]
