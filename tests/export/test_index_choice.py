@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import REPO, cli_env, run_cli, tiny_config
+from helpers import REPO, cli_env, csr_request, run_cli, tiny_config
 
 from tfxc.config import load_config
 from tfxc.config.schema import ExportConfig
@@ -44,7 +44,6 @@ def indexed(tmp_path_factory):
 
 def test_the_indexed_saved_model_answers_in_a_fresh_process_as_the_index_in_process(indexed):
     tmp, model_dir, export_dir = indexed
-    from tfxc._tf import tf
     from tfxc.data.info import DatasetInfo
     from tfxc.data.tfrecord import read_all
     from tfxc.export.index_choice import choose_label_index
@@ -58,13 +57,7 @@ def test_the_indexed_saved_model_answers_in_a_fresh_process_as_the_index_in_proc
     config, model, info = ModelDir(str(model_dir)).restore()
     choice = choose_label_index(model, config.export, [lambda: DatasetInfo.load(config.data.dir)])
     assert choice.record == record  # the same tables and beam: clustering and measurement are deterministic
-    rows = read_all(DatasetInfo.load(config.data.dir).files("test"))[:17]
-    batch = {"feat_idx": np.concatenate([r["feat_idx"] for r in rows]).tolist(),
-             "feat_val": np.concatenate([r["feat_val"] for r in rows]).tolist(),
-             "row_splits": np.cumsum([0] + [len(r["feat_idx"]) for r in rows]).tolist()}
-    ragged = {k: tf.RaggedTensor.from_row_splits(tf.constant(batch[k], dtype), tf.constant(batch["row_splits"],
-                                                                                         tf.int64))
-              for k, dtype in (("feat_idx", tf.int64), ("feat_val", tf.float32))}
+    batch, ragged = csr_request(read_all(DatasetInfo.load(config.data.dir).files("test"))[:17])
     features = model.encoder(ragged, training=False)
     scores, ids = choice.index.top_k(model.head, features, 5)
     _, exact_ids = model.top_k(ragged, 5)
