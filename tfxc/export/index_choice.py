@@ -37,7 +37,7 @@ RECALL_K = 5
 SAMPLE_ROWS = 2048
 # Batch sizes timed by "auto", and calls per timing (the median is kept).
 TIMED_BATCHES = (1, 32, 256)
-TIMED_CALLS = 30
+TIMED_CALLS = 50
 
 
 @dataclass
@@ -95,14 +95,18 @@ def smallest_beam(head, tables, features, target: float) -> tuple[int, float, di
         beam = min(2 * beam, widest)
 
 
-def median_ms(fn, features, calls: int = TIMED_CALLS) -> float:
-    fn(features)  # traced and warmed up outside the timing
-    times = []
+def paired_ms(first, second, features, calls: int = TIMED_CALLS) -> tuple[float, float]:
+    """Median ms per call of two functions of `features`, called in turn: on a shared machine the load moves
+    between two separate series, and alternating calls share it."""
+    times = ([], [])
+    for fn in (first, second):
+        fn(features)  # traced and warmed up outside the timing
     for _ in range(calls):
-        start = time.perf_counter()
-        fn(features)[1].numpy()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+        for fn, kept in zip((first, second), times):
+            start = time.perf_counter()
+            fn(features)[1].numpy()
+            kept.append(time.perf_counter() - start)
+    return round(1000 * float(np.median(times[0])), 3), round(1000 * float(np.median(times[1])), 3)
 
 
 def served_rows(head, index, features) -> tuple[int, dict]:
@@ -114,8 +118,7 @@ def served_rows(head, index, features) -> tuple[int, dict]:
     for rows in TIMED_BATCHES:
         if rows > int(features.shape[0]):
             break
-        batch = features[:rows]
-        timings[rows] = [round(median_ms(exact, batch), 3), round(median_ms(through, batch), 3)]
+        timings[rows] = list(paired_ms(exact, through, features[:rows]))
         if timings[rows][1] >= timings[rows][0]:
             break
         max_rows = rows
@@ -138,11 +141,11 @@ def choose_label_index(model, export_config, sources) -> IndexChoice:
     if mode == "off":
         return IndexChoice(record={"mode": "off"})
 
-    def exact(reason: str) -> IndexChoice:
+    def exact(reason: str, measured: dict | None = None) -> IndexChoice:
         if mode == "on":
             raise ConfigError(f"export.index is 'on' but {reason}; set export.index to 'auto' or 'off'")
         log.info("label index: not used (%s); the exact head serves", reason)
-        return IndexChoice(record={"mode": mode, "used": False, "reason": reason})
+        return IndexChoice(record={**(measured or {}), "mode": mode, "used": False, "reason": reason})
 
     if not head.supports_label_index:
         return exact("the head's top-k is not one over label vectors")
@@ -165,11 +168,11 @@ def choose_label_index(model, export_config, sources) -> IndexChoice:
     if mode == "auto":
         if recall < export_config.index_recall or index.exhaustive:
             return exact(f"no beam short of every cluster reaches recall@{RECALL_K} {export_config.index_recall} "
-                         f"(tried {record['recall_by_beam']})")
+                         f"(tried {record['recall_by_beam']})", record)
         max_rows, timings = served_rows(head, index, features)
         record["ms_exact_vs_index"] = {str(rows): ms for rows, ms in timings.items()}
         if not max_rows:
-            return exact(f"the index is not faster on one row ({timings})")
+            return exact(f"the index is not faster on one row ({timings})", record)
         if max_rows == max(TIMED_BATCHES):
             max_rows = None  # faster at every timed size: bigger batches too
     record.update(used=True, max_rows=max_rows)
