@@ -216,3 +216,19 @@ if where == "between renames":
 else:
     io.shutil = type("killed", (), {"rmtree": staticmethod(lambda *a, **k: os._exit(9))})
 """
+
+
+def csr_request(rows: list[dict]) -> tuple[dict, dict]:
+    """Rows of `tfxc.data.tfrecord.read_all` as a serving request ({"feat_idx", "feat_val", "row_splits"}: lists,
+    JSON-ready) and as the encoder's ragged batch ({"feat_idx": int64, "feat_val": float32 ragged [B, None]})."""
+    import numpy as np
+
+    from tfxc._tf import tf
+
+    request = {"feat_idx": np.concatenate([r["feat_idx"] for r in rows]).tolist(),
+               "feat_val": np.concatenate([r["feat_val"] for r in rows]).tolist(),
+               "row_splits": np.cumsum([0] + [len(r["feat_idx"]) for r in rows]).tolist()}
+    splits = tf.constant(request["row_splits"], tf.int64)
+    ragged = {key: tf.RaggedTensor.from_row_splits(tf.constant(request[key], dtype), splits)
+              for key, dtype in (("feat_idx", tf.int64), ("feat_val", tf.float32))}
+    return request, ragged

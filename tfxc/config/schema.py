@@ -406,12 +406,23 @@ class ExportConfig:
 
     Attributes:
       top_k: labels returned by the serving signature.
+      index: "off" (default), "auto" or "on": serve an exact head's (softmax, one-vs-all, linear) `top_k`
+        by beam search over clusters of its label vectors, the smallest beam whose recall of the exact
+        top-5 on validation rows meets `index_recall` (`tfxc.export.index_choice`); "auto" keeps the exact
+        head where it is as fast or no beam short of all clusters meets it. `top_k_exact` stays exact.
+      index_recall, index_leaf_size: the recall of the exact top-5 to reach, in (0, 1]; labels per leaf at most.
     """
 
     top_k: int = 10
+    index: str = "off"
+    index_recall: float = 0.99
+    index_leaf_size: int = 32
 
     def validate(self, path: str) -> None:
         _require(self.top_k >= 1, f"{path}.top_k ({self.top_k}) must be >= 1")
+        _require(self.index in ("auto", "on", "off"), f"{path}.index ({self.index!r}) must be 'auto', 'on' or 'off'")
+        _require(0.0 < self.index_recall <= 1.0, f"{path}.index_recall ({self.index_recall}) must be in (0, 1]")
+        _require(self.index_leaf_size >= 2, f"{path}.index_leaf_size ({self.index_leaf_size}) must be >= 2")
 
 
 # The recipe's points on the speed–accuracy frontier, fastest first (`tfxc.presets` holds their rules).
@@ -447,9 +458,8 @@ class ExperimentConfig:
         sections on top, so the file states only what differs from the recipe
         (the model directory keeps the resolved config). A data section without
         a validation part then holds out 10 % of train, as the recipe does.
-      preset: with `recipe`, where on the speed–accuracy frontier the recipe's config sits (one of
-        `PRESETS`): "fast", the cheapest model that still meets the peers, or "default" (also what ""
-        means), the recipe as it is (`tfxc.presets`).
+      preset: with `recipe`, the recipe's point on the speed–accuracy frontier (`PRESETS`, `tfxc.presets`):
+        "fast", the cheapest model that still meets the peers, or "default" ("" too), the recipe as it is.
       comment: free text, not read (e.g. why a thin config differs from the recipe).
     """
 

@@ -1,6 +1,8 @@
-"""python -m tfxc.export --model-dir DIR --out DIR [--top-k K] [--set model.head.beam_size=20]
+"""python -m tfxc.export --model-dir DIR --out DIR [--top-k K] [--index auto|on|off] [--index-recall R] [--set ...]
 
-Writes a SavedModel of the latest checkpoint; see `tfxc.export.saved_model` for its signatures.
+Writes a SavedModel of the latest checkpoint; see `tfxc.export.saved_model` for its signatures and
+`tfxc.export.index_choice` for the label index (--index and --index-recall set export.index and
+export.index_recall).
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ def main(argv=None):
     parser.add_argument("--model-dir", required=True, help="a trained model directory")
     parser.add_argument("--out", required=True, help="the SavedModel directory to write")
     parser.add_argument("--top-k", type=int, default=None, help="k of serving_default (default: export.top_k)")
+    parser.add_argument("--index", choices=("auto", "on", "off"), default=None,
+                        help="serve top_k through a label index (default: export.index, 'auto')")
+    parser.add_argument("--index-recall", type=float, default=None, metavar="R",
+                        help="the recall of the exact top-5 the index must reach (default: export.index_recall)")
     add_set_args(parser, "prediction settings of the trained config",
                  "--set model.head.beam_size=20, a label tree's beam")
     add_trust_args(parser)
@@ -33,7 +39,12 @@ def main(argv=None):
     # A previous export at --out is replaced whole: it must not hold the model being exported.
     refuse_to_overwrite_inputs(args.out, {"model directory": args.model_dir}, "--out")
     model_dir = ModelDir(args.model_dir)
-    config = model_dir.load_config(args.overrides, trust_imports=args.trust_imports)
+    overrides = list(args.overrides)
+    if args.index is not None:
+        overrides.append(f"export.index={args.index}")
+    if args.index_recall is not None:
+        overrides.append(f"export.index_recall={args.index_recall}")
+    config = model_dir.load_config(overrides, trust_imports=args.trust_imports)
     # The model's own copy of the data card: the labels and featurizer it was trained with.
     trained = model_dir.restore(config, need_rows=False)
     export_saved_model(trained.model, trained.config, trained.info, args.out, top_k=args.top_k)

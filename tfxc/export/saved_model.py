@@ -7,6 +7,8 @@ Models on features (all inputs flat, so any TF Serving / gRPC / C++ client can c
       (k = export.top_k; a head that reaches fewer labels, such as a narrow beam
       search, fills the empty slots with label id -1 and name "")
   top_k(feat_idx, feat_val, row_splits, k int32 []) -> the same with a caller-chosen k
+  top_k_exact(feat_idx, feat_val, row_splits, k int32 []) -> as top_k, always from the exact head (only in
+      exports served through a label index, `export.index`; `tfxc.export.index_choice`)
   embed(feat_idx, feat_val, row_splits) -> {"embedding": float32 [B, dim], L2-normalised,
       "raw_embedding": float32 [B, dim]}: the encoder's output (without the sparse block a
       sparse-term head reads beside it), for retrieval and verification by cosine
@@ -39,6 +41,7 @@ the graph, with the same ops as training's `tf.data`:
 
   serving_default(text string [B]) -> {"label_ids", "scores", "labels"} as above
   top_k(text string [B], k int32 []) -> the same with a caller-chosen k
+  top_k_exact(text string [B], k int32 []) -> the same from the exact head (with a label index only)
   embed(text string [B]) -> {"embedding", "raw_embedding"} as above
   tokenize(text string [B]) -> the encoder's inputs, e.g. {"token_ids": int32 [B, T],
       "padding_mask": bool [B, T]}; a ragged one as NAME_values and NAME_row_splits
@@ -100,9 +103,12 @@ class ServingBase(tf.Module):
     `tf.function` a module has, and a text model cannot run a feature-row signature.
     """
 
-    def __init__(self, model, label_names: list[str], top_k: int, num_features: int):
+    def __init__(self, model, label_names: list[str], top_k: int, num_features: int, index=None):
         super().__init__(name="tfxc_serving")
         self.model = model
+        # A `tfxc.export.index_choice.IndexChoice`: top_k through a label index for batches of up to max_rows.
+        self.label_index = None if index is None else index.index
+        self._index_max_rows = None if index is None else index.max_rows
         self.num_labels = len(label_names)
         self.num_features = num_features
         self.default_k = min(top_k, self.num_labels)
@@ -116,11 +122,14 @@ class ServingBase(tf.Module):
             self.xla_serve = graph_function(self._compiled_serve,
                                             input_signature=self.signatures()["serving_default"].input_signature)
 
-    def _batch_top_k(self, batch, k, compiled: bool = False):
-        """The top-k outputs of one input batch (the dict the encoder reads); `compiled`: the head's part by XLA."""
+    def _batch_top_k(self, batch, k, compiled: bool = False, exact: bool = False):
+        """The top-k outputs of one input batch (the dict the encoder reads); `compiled`: the head's part by XLA;
+        `exact`: never the label index."""
         features = self.model.encoder(batch, training=False)
         if compiled:
             scores, ids = self._compiled_top_k(features)
+        elif self.label_index is not None and not exact:
+            scores, ids = self._indexed_top_k(features, k)
         else:
             scores, ids = self._head_top_k(features, k)
         # A head that reaches fewer than k labels (a beam search) marks the empty slots with id -1.
@@ -138,6 +147,14 @@ class ServingBase(tf.Module):
                 return head.top_k(features, k)
 
         return tf.cond(tf.shape(features)[0] <= FLOAT32_SERVING_MAX_ROWS, in_float32, lambda: head.top_k(features, k))
+
+    def _indexed_top_k(self, features, k):
+        """The top-k through the label index, or from the exact head for batches of more than max_rows."""
+        through_index = lambda: self.label_index.top_k(self.model.head, tf.cast(features, tf.float32), k)
+        if self._index_max_rows is None:
+            return through_index()
+        return tf.cond(tf.shape(features)[0] <= self._index_max_rows, through_index,
+                       lambda: self._head_top_k(features, k))
 
     def _embeddings(self, batch) -> dict:
         """{"embedding": the L2-normalised encoder output float32 [B, dim], "raw_embedding": as is}."""
@@ -216,15 +233,17 @@ class ServingModule(ServingBase):
         return {"feat_idx": tf.RaggedTensor.from_row_splits(feat_idx, row_splits, validate=False),
                 "feat_val": tf.RaggedTensor.from_row_splits(feat_val, row_splits, validate=False)}
 
-    def _top_k(self, feat_idx, feat_val, row_splits, k, compiled=False):
+    def _top_k(self, feat_idx, feat_val, row_splits, k, compiled=False, exact: bool = False):
         rows = tf.size(row_splits) - 1
-        return first_rows(self._batch_top_k(self._checked_batch(feat_idx, feat_val, row_splits, k), k, compiled), rows)
+        batch = self._checked_batch(feat_idx, feat_val, row_splits, k)
+        return first_rows(self._batch_top_k(batch, k, compiled, exact), rows)
 
     def _compiled_serve(self, feat_idx, feat_val, row_splits):
         return self._top_k(feat_idx, feat_val, row_splits, self.default_k, compiled=True)
 
     def signatures(self) -> dict:
-        return {"serving_default": self.serve, "top_k": self.serve_k, "embed": self.embed}
+        exact = {} if self.label_index is None else {"top_k_exact": self.serve_k_exact}
+        return {"serving_default": self.serve, "top_k": self.serve_k, "embed": self.embed, **exact}
 
     @graph_function(input_signature=[tf.TensorSpec([None], tf.int64, name="feat_idx"),
                                      tf.TensorSpec([None], tf.float32, name="feat_val"),
@@ -248,20 +267,27 @@ class ServingModule(ServingBase):
             k = tf.minimum(k, self.num_labels)
         return self._top_k(feat_idx, feat_val, row_splits, k)
 
+    @graph_function(input_signature=serve_k.input_signature)
+    def serve_k_exact(self, feat_idx, feat_val, row_splits, k):
+        with tf.control_dependencies([tf.debugging.Assert(k >= 1, ["k must be >= 1; got", k])]):
+            k = tf.minimum(k, self.num_labels)
+        return self._top_k(feat_idx, feat_val, row_splits, k, exact=True)
+
 
 class TextServingModule(ServingBase):
     """The signatures of a raw-text model (module docstring): strings in, tokenised in the graph."""
 
     def signatures(self) -> dict:
+        exact = {} if self.label_index is None else {"top_k_exact": self.serve_text_k_exact}
         return {"serving_default": self.serve_text, "top_k": self.serve_text_k, "embed": self.embed,
-                "tokenize": self.tokenize}
+                "tokenize": self.tokenize, **exact}
 
     def _text_batch(self, text):
         return self.model.encoder.tokenize(text)
 
-    def _text_top_k(self, text, k, compiled=False):
+    def _text_top_k(self, text, k, compiled=False, exact: bool = False):
         rows = tf.shape(text)[0]
-        return first_rows(self._batch_top_k(self._text_batch(at_least_one_row(text)), k, compiled), rows)
+        return first_rows(self._batch_top_k(self._text_batch(at_least_one_row(text)), k, compiled, exact), rows)
 
     def _compiled_serve(self, text):
         return self._text_top_k(text, self.default_k, compiled=True)
@@ -276,6 +302,12 @@ class TextServingModule(ServingBase):
         with tf.control_dependencies([tf.debugging.Assert(k >= 1, ["k must be >= 1; got", k])]):
             k = tf.minimum(k, self.num_labels)
         return self._text_top_k(text, k)
+
+    @graph_function(input_signature=serve_text_k.input_signature)
+    def serve_text_k_exact(self, text, k):
+        with tf.control_dependencies([tf.debugging.Assert(k >= 1, ["k must be >= 1; got", k])]):
+            k = tf.minimum(k, self.num_labels)
+        return self._text_top_k(text, k, exact=True)
 
     @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def embed(self, text):
@@ -292,22 +324,28 @@ class TextServingModule(ServingBase):
         return out
 
 
-def serving_module(model, label_names: list[str], top_k: int, num_features: int) -> ServingBase:
-    """The serving wrapper the model's inputs call for (raw text or feature rows)."""
+def serving_module(model, label_names: list[str], top_k: int, num_features: int, index=None) -> ServingBase:
+    """The serving wrapper the model's inputs call for (raw text or feature rows); `index`: an `IndexChoice`."""
     cls = TextServingModule if model.encoder.input_kind == "text" else ServingModule
-    return cls(model, label_names, top_k, num_features)
+    return cls(model, label_names, top_k, num_features, index)
 
 
 def export_saved_model(model, config, info, out_dir: str, top_k: int | None = None) -> str:
     """Writes the SavedModel (atomically) with the config, featurizer and train label counts as assets.
 
     The assets go in `assets.extra/tfxc/` (their names and contents: `tfxc.export.served`, which reads
-    them back): config.json, export.json (k, input kind, sizes, train points), labels.txt,
-    featurizer.json (text models) and label_freq.npy (the propensities of PSP@k derive from it).
+    them back): config.json, export.json (k, input kind, sizes, train points, the label index chosen by
+    `export.index`), labels.txt, featurizer.json (text models) and label_freq.npy (the propensities of
+    PSP@k derive from it).
     """
+    from tfxc.data.info import DatasetInfo
+    from tfxc.export.index_choice import choose_label_index
+
     # The data card the model was restored with (its model dir's dataset/) must outlive the replace of out_dir.
     refuse_to_overwrite_inputs(out_dir, {"model's data": info.dir}, "SavedModel directory")
-    module = serving_module(model, info.label_names(), top_k or config.export.top_k, info.num_features)
+    # The validation rows of the index's recall: the card's rows if it has them, else the config's data.
+    index = choose_label_index(model, config.export, [lambda: info, lambda: DatasetInfo.load(config.data.dir)])
+    module = serving_module(model, info.label_names(), top_k or config.export.top_k, info.num_features, index)
     with atomic_directory(out_dir, marker=GRAPH_FILE) as tmp:
         with model.encoder.tracing_for_serving():  # the signatures are traced here
             tf.saved_model.save(module, tmp, signatures=module.signatures())
@@ -317,7 +355,8 @@ def export_saved_model(model, config, info, out_dir: str, top_k: int | None = No
             f.write(config_to_json(config))
         with open(os.path.join(assets, EXPORT_ASSET), "w", encoding="utf-8") as f:
             json.dump({"top_k": module.default_k, "input": model.encoder.input_kind, "num_features": info.num_features,
-                       "num_labels": info.num_labels, "num_train_points": info.num_points("train")}, f, indent=2)
+                       "num_labels": info.num_labels, "num_train_points": info.num_points("train"),
+                       "index": index.record}, f, indent=2)
         np.save(os.path.join(assets, LABEL_FREQ_ASSET), np.asarray(info.label_freq, np.int64))
         with open(os.path.join(assets, LABELS_ASSET), "w", encoding="utf-8") as f:
             f.write("".join(f"{name}\n" for name in info.label_names()))

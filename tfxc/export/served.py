@@ -4,7 +4,8 @@ An export (`tfxc.export.saved_model.export_saved_model`) is a plain SavedModel p
 assets in `assets.extra/tfxc/`, which TF Serving ignores and tfxc's readers need:
 
   config.json      the resolved training config
-  export.json      {"top_k", "input" ("features" | "text"), "num_features", "num_labels", "num_train_points"}
+  export.json      {"top_k", "input" ("features" | "text"), "num_features", "num_labels", "num_train_points",
+                   "index" (the label index: `tfxc.export.index_choice.IndexChoice.record`)}
   labels.txt       one label name per line, id order
   label_freq.npy   the train label counts, int64 [num_labels] (PSP@k's propensities derive from them)
   featurizer.json  the TF-IDF featurizer fit at conversion (models trained on text through a bag of words)
@@ -64,6 +65,8 @@ class ServedModel:
       num_features: int >= 1, D, the feature ids a row may hold.
       num_labels: int >= 1, L.
       num_train_points: int, the training rows (0 for exports made before it was recorded).
+      index: dict, the label index export.json records ({"mode", "used", "beam", "recall@5", ...}; {} for
+        exports made before it was recorded).
 
     Raises (on construction):
       TfxcError: no such directory, or not a tfxc SavedModel (no export.json).
@@ -76,6 +79,7 @@ class ServedModel:
         self.top_k, self.num_features, self.num_labels = info["top_k"], info["num_features"], info["num_labels"]
         self.input_kind = info.get("input", "features")
         self.num_train_points = info.get("num_train_points", 0)
+        self.index = info.get("index") if isinstance(info.get("index"), dict) else {}
         self._loaded = None
 
     def _read_export_info(self) -> dict:

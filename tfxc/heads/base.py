@@ -40,6 +40,8 @@ the class, so a config can be checked before anything is built):
   distillation in `tfxc.losses.distill`): "categorical" (logits [B, L] of one
   softmax over the labels), "bernoulli" (logits [B, L] of one sigmoid per
   label) or None (anything else: bucket logits, features the loss scores itself).
+* `index_vectors` / `index_query` / `index_logits` / `index_scores` (`supports_label_index`): the SavedModel
+  may answer `top_k` by beam search over clusters of the label vectors (`tfxc.heads.label_index`).
 * `make_encoder`: how the encoder is arranged (default: one encoder from the
   registry).
 * `num_parts` / `merge_part`: heads trained in independent parts (MACH's
@@ -73,6 +75,8 @@ class Head(keras.layers.Layer):
     supports_softmax_statistics: ClassVar[bool] = False
     #: what `call` returns (module docstring): "categorical", "bernoulli" or None.
     logits_kind: ClassVar[str | None] = None
+    #: `index_vectors`, `index_query`, `index_logits` and `index_scores` are implemented (a label index serves top_k).
+    supports_label_index: ClassVar[bool] = False
     #: the SavedModel compiles `top_k(features, fixed k)` with XLA (one compilation per batch size).
     serving_jit_compile: ClassVar[bool] = False
     #: the dtype of the head's big matrix products (`model.precision`, set by `tfxc.model.build_model`);
@@ -148,6 +152,26 @@ class Head(keras.layers.Layer):
           (cross_entropy float32 [B], top-k logits float32 [B, k], top-k ids int64 [B, k]).
         """
         raise NotImplementedError(f"{type(self).__name__} has no full-softmax statistics")
+
+    def index_vectors(self):
+        """float32 [L, d'] as NumPy: label l's vector v_l, whose inner product with `index_query` of a row is
+        the row's logit of l (or, with `index_logits`, its dense part), for a label index."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be served through a label index")
+
+    def index_query(self, features: tf.Tensor) -> tf.Tensor:
+        """float32 [B, d']: the rows' queries against `index_vectors` (features [B, dim])."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be served through a label index")
+
+    def index_logits(self, features: tf.Tensor, label_ids: tf.Tensor, dense_logits: tf.Tensor) -> tf.Tensor:
+        """The exact logits float32 [B, C] of each row's candidates int32 [B, C] (distinct per row), from their
+        inner products `dense_logits` [B, C] with the row's query (adds what else the head scores: its sparse
+        term). Default: the inner products."""
+        return dense_logits
+
+    def index_scores(self, top_logits: tf.Tensor, candidate_logits: tf.Tensor) -> tf.Tensor:
+        """The head's scores float32 [B, k] of the top logits [B, k] of a row's candidates, all of whose
+        logits are `candidate_logits` [B, C] (−inf at padding)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be served through a label index")
 
     def evaluation_top_k(self, model, k: int):
         """A callable batch -> (scores float32 [B, k], ids int64 [B, k]) as NumPy, for evaluation.

@@ -13,6 +13,7 @@ from tfxc.encoders.sparse_input import split_sparse_input
 from tfxc.heads.base import Head, positive_logits
 from tfxc.heads.active_set_losses import ACTIVE_SET_LOSSES, active_one_vs_all_cross_entropy
 from tfxc.heads.classification_losses import MULTI_LABEL_LOSSES, focal_poly_cross_entropy, zlpr_loss
+from tfxc.heads.label_index import augmented_query, augmented_vectors, candidate_softmax
 from tfxc.heads.margins import MarginOptions
 from tfxc.heads.sparse_term import SparseTermOptions
 
@@ -290,6 +291,24 @@ class DenseLabelHead(Head):
     def sparse_variables(self) -> list:
         return [] if self.sparse_term is None else [self.sparse_term.kernel]
 
+    supports_label_index = True
+
+    def index_vectors(self):
+        """[w_l, b_l] (w_l without a bias; s·w_l/|w_l| for cosine logits), float32 [L, d(+1)]."""
+        return augmented_vectors(self.kernel.numpy().T, self.bias.numpy() if self.use_bias else None,
+                                 None if self.cosine_margin is None else self.cosine_margin.scale)
+
+    def index_query(self, features):
+        """[h, 1] (h without a bias; h/|h| for cosine logits), h the encoder's part of the features."""
+        h = features if self.sparse_term is None else split_sparse_input(features, self.sparse_max_nnz)[0]
+        return augmented_query(h, self.use_bias, self.cosine_margin)
+
+    def index_logits(self, features, label_ids, dense_logits):
+        if self.sparse_term is None:
+            return dense_logits
+        _, ids, values = split_sparse_input(features, self.sparse_max_nnz)
+        return dense_logits + self.sparse_term.candidate_logits(ids, values, label_ids)
+
     def _chunked_top_k(self, features: tf.Tensor, k):
         return chunked_top_k(lambda start, stop: self._chunk_logits(features, start, stop), self.num_labels, k)
 
@@ -348,6 +367,9 @@ class OneVsAllHead(DenseLabelHead):
         if self.loss != "bce":
             raise NotImplementedError(f"an active set cannot estimate the '{self.loss}' loss")
         return active_one_vs_all_cross_entropy(logits, columns, log_weights, weights)
+
+    def index_scores(self, top_logits, candidate_logits):
+        return tf.sigmoid(top_logits)
 
     def get_config(self):
         return {**super().get_config(), "loss": self.loss}
@@ -427,6 +449,22 @@ class SoftmaxHead(DenseLabelHead):
             raise NotImplementedError("an active set cannot estimate the focal or Poly-1 loss")
         loss = ACTIVE_SET_LOSSES[self.multi_label_loss]
         return loss(logits, columns, log_weights, self.num_labels, self.label_smoothing, weights)
+
+    def index_vectors(self):
+        """As the dense heads', with the logit adjustment folded into the bias (so the search ranks by it too)."""
+        if self.logit_adjustment is None or not self.use_bias:
+            return super().index_vectors()
+        return augmented_vectors(self.kernel.numpy().T, self.bias.numpy() + self.logit_adjustment.numpy(), None)
+
+    def index_logits(self, features, label_ids, dense_logits):
+        logits = super().index_logits(features, label_ids, dense_logits)
+        if self.logit_adjustment is None or self.use_bias:  # with a bias, index_vectors already holds it
+            return logits
+        return logits + tf.gather(self.logit_adjustment.value, label_ids)
+
+    def index_scores(self, top_logits, candidate_logits):
+        """The softmax over the index's candidates (`tfxc.heads.label_index.candidate_softmax`)."""
+        return candidate_softmax(top_logits, candidate_logits)
 
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing,

@@ -9,6 +9,7 @@ from tfxc.errors import ConfigError
 from tfxc.heads.base import Head
 from tfxc.heads.classification_losses import softmax_cross_entropy
 from tfxc.heads.dense import chunked_top_k
+from tfxc.heads.label_index import augmented_query, augmented_vectors, candidate_softmax
 from tfxc.heads.margins import MarginOptions
 
 # Labels scored per block in full-softmax evaluation: bounds the [B, chunk] temporary.
@@ -122,6 +123,20 @@ class LinearHead(Head):
         vals, ids, lse = chunked_top_k(lambda a, b: self._chunk_logits(features, a, b), self.num_labels, k,
                                        LABEL_CHUNK)
         return tf.exp(vals - lse[:, None]), ids
+
+    supports_label_index = True
+
+    def index_vectors(self):
+        """[w_l, b_l] (w_l without a bias; s·w_l/|w_l| for cosine logits), float32 [L, dim(+1)]."""
+        return augmented_vectors(self.kernel.numpy(), self.bias.numpy() if self.use_bias else None,
+                                 None if self.cosine_margin is None else self.cosine_margin.scale)
+
+    def index_query(self, features):
+        return augmented_query(features, self.use_bias, self.cosine_margin)
+
+    def index_scores(self, top_logits, candidate_logits):
+        """The softmax over the index's candidates (`tfxc.heads.label_index.candidate_softmax`)."""
+        return candidate_softmax(top_logits, candidate_logits)
 
     @property
     def sparse_variables(self) -> list:

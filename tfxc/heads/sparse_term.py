@@ -103,7 +103,7 @@ def scatter_sparse_logits(ids: tf.Tensor, values: tf.Tensor, offsets: tf.Tensor,
       kernel: float32 [L, S], the weights u.
       start, stop: the block of labels to score.
     """
-    row, label, contribution = _touched_entries(ids, values, offsets, entries, kernel)
+    row, label, contribution = touched_entries(ids, values, offsets, entries, kernel)
     inside = (label >= start) & (label < stop)
     index = tf.stack([row, tf.where(inside, label - start, 0)], axis=1)
     return tf.scatter_nd(index, tf.where(inside, contribution, 0.0), tf.stack([tf.shape(ids)[0], stop - start]))
@@ -116,16 +116,17 @@ def scatter_sparse_logits_at(ids: tf.Tensor, values: tf.Tensor, offsets: tf.Tens
     As `scatter_sparse_logits`, with `columns` int32 [L] (−1 for the labels left out) and `width` the
     subset's size: an active set of labels scored in one pass (`tfxc.heads.active_set_losses`).
     """
-    row, label, contribution = _touched_entries(ids, values, offsets, entries, kernel)
+    row, label, contribution = touched_entries(ids, values, offsets, entries, kernel)
     column = tf.gather(columns, label)
     inside = column >= 0
     index = tf.stack([row, tf.where(inside, column, 0)], axis=1)
     return tf.scatter_nd(index, tf.where(inside, contribution, 0.0), tf.stack([tf.shape(ids)[0], width]))
 
 
-def _touched_entries(ids, values, offsets, entries, kernel):
-    """(row int32 [N'], label int32 [N'], x[f]·u_l,slot float32 [N']) of every support entry a row's features
-    reach (N' entries in all), from the inverted index."""
+def touched_entries(ids: tf.Tensor, values: tf.Tensor, offsets: tf.Tensor, entries: tf.Tensor,
+                    kernel: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The support entries the rows' features reach, each as (row int32 [N], label int32 [N], u_lj · x[f_lj]
+    float32 [N]); arguments as for `scatter_sparse_logits`."""
     num_features = tf.shape(offsets)[0] - 1
     slots = tf.shape(kernel)[1]
     width = tf.shape(ids)[1]
@@ -141,6 +142,30 @@ def _touched_entries(ids, values, offsets, entries, kernel):
     weight = tf.gather_nd(kernel, tf.stack([label, slot], axis=1))
     contribution = weight * tf.gather(tf.reshape(values, [-1]), owner)
     return owner // width, label, contribution
+
+
+def candidate_sparse_logits(ids: tf.Tensor, values: tf.Tensor, offsets: tf.Tensor, entries: tf.Tensor,
+                            kernel: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+    """The sparse term of each row's own candidate labels: float32 [B, C] for candidates int32 [B, C].
+
+    A row's candidates must be distinct. The entries the row's features reach (`touched_entries`) are
+    matched to its candidates by a search in the sorted keys row·L + label, so the cost is the entries
+    touched plus a sort of B·C keys, never a [B, L] block (a label index's candidates,
+    `tfxc.heads.label_index`).
+    """
+    num_labels = tf.cast(tf.shape(kernel)[0], tf.int64)
+    shape = tf.shape(candidates)
+    rows = tf.range(tf.cast(shape[0], tf.int64))[:, None]
+    keys = tf.reshape(rows * num_labels + tf.cast(candidates, tf.int64), [-1])
+    order = tf.argsort(keys)
+    sorted_keys = tf.gather(keys, order)
+    row, label, contribution = touched_entries(ids, values, offsets, entries, kernel)
+    wanted = tf.cast(row, tf.int64) * num_labels + tf.cast(label, tf.int64)
+    at = tf.minimum(tf.searchsorted(sorted_keys, wanted), tf.size(keys) - 1)
+    hit = tf.gather(sorted_keys, at) == wanted
+    slot = tf.gather(order, at)
+    flat = tf.scatter_nd(tf.where(hit, slot, 0)[:, None], tf.where(hit, contribution, 0.0), tf.shape(keys))
+    return tf.reshape(flat, shape)
 
 
 def label_centroid_support(z, size: int, feature_weights=None) -> tuple[np.ndarray, np.ndarray]:
@@ -272,6 +297,11 @@ class SparseTerm(keras.layers.Layer):
         """float32 [B, width] for the labels l with columns[l] ≥ 0 (`scatter_sparse_logits_at`)."""
         return scatter_sparse_logits_at(ids, values, self.offsets.value, self.entries.value, self.kernel.value,
                                         columns, width)
+
+    def candidate_logits(self, ids: tf.Tensor, values: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+        """float32 [B, C] of each row's distinct candidate labels int32 [B, C] (`candidate_sparse_logits`)."""
+        return candidate_sparse_logits(ids, values, self.offsets.value, self.entries.value, self.kernel.value,
+                                       candidates)
 
 
 def sparse_row_top_k(scores, k: int) -> list[tuple[int, int]]:
