@@ -17,6 +17,7 @@ from tfxc._tf import tf
 from tfxc.data.pipeline import train_dataset
 from tfxc.resolve import load_with_data
 from tfxc.build_context import BuildContext
+from tfxc.cli import add_set_args
 from tfxc.data.length import TrainingLength
 from tfxc.losses import LOSSES
 from tfxc.model import build_model
@@ -38,9 +39,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    add_set_args(parser, example="--set loss.name=active_set --set loss.size=2048")
     args = parser.parse_args()
-    cfg, info = load_with_data(args.config, args.set)  # a thin config: the recipe for its data
+    cfg, info = load_with_data(args.config, args.overrides)  # a thin config: the recipe for its data
     batch = next(iter(train_dataset(info.files("train"), num_points=info.num_points("train"),
                                     global_batch_size=cfg.trainer.global_batch_size, seed=0,
                                     shuffle_buffer=cfg.data.shuffle_buffer, epoch=0)))
@@ -73,7 +74,7 @@ def main():
         "full step (+ optimizer)": tf.function(step),
     }
     b = cfg.trainer.global_batch_size
-    print(f"{args.config} {' '.join(args.set)}: batch {b}, {info.num_features} features, {info.num_labels} labels, "
+    print(f"{args.config} {' '.join(args.overrides)}: batch {b}, {info.num_features} features, {info.num_labels} labels, "
           f"loss {cfg.loss.name}")
     for name, fn in stages.items():
         ms = median_ms(fn, args.steps)

@@ -32,8 +32,8 @@ def load(*overrides):
     ("optimizer.schedule=cosin", "optimizer.schedule 'cosin' is not one of"),
     ("runtime.cpu_replicas=2", "runtime.cpu_replicas (2) needs runtime.strategy 'mirrored'"),
     ("model.encoder.dropout=1.5", "model.encoder.dropout (1.5) must be in [0, 1)"),
-    ("loss.name=scnt", "loss.name: unknown loss 'scnt' (did you mean 'scent'?); known: asgd, bsgd, distill, head, "
-                       "scent, softplus, sox, umax"),
+    ("loss.name=scnt", "loss.name: unknown loss 'scnt' (did you mean 'scent'?); known: active_set, asgd, bsgd, "
+                       "distill, head, scent, softplus, sox, umax"),
     ("loss.name=scent", "loss 'scent' scores sampled labels through Head.label_logits, which head 'one_vs_all' "
                         "does not have; use one of: linear"),
     ("optimizer.algorithm=scent", "optimizer.algorithm has moved to loss.name"),
