@@ -300,8 +300,7 @@ class DenseLabelHead(Head):
 
     def index_query(self, features):
         """[h, 1] (h without a bias; h/|h| for cosine logits), h the encoder's part of the features."""
-        h = features if self.sparse_term is None else split_sparse_input(features, self.sparse_max_nnz)[0]
-        return augmented_query(h, self.use_bias, self.cosine_margin)
+        return augmented_query(self.query_vectors(features), self.use_bias, self.cosine_margin)
 
     def index_logits(self, features, label_ids, dense_logits):
         if self.sparse_term is None:
