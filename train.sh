@@ -146,9 +146,10 @@ launch() {
               "${EXTRA[@]+"${EXTRA[@]}"}")
   if [ "$USE_TMUX" = 1 ]; then
     for word in "${argv[@]}"; do cmd="$cmd $(shell_quote "$word")"; done
-    if tmux has-session -t "=$SESSION" 2>/dev/null; then
-      WRAPPER_PID[$r]=$(tmux new-window -d -P -F '#{pane_pid}' -t "=$SESSION:" -n "$tag" "$cmd")
-    else
+    # The session ends with its last window (a user may close it at any moment), so a new window
+    # that finds no session starts the session again instead of failing the run.
+    if ! WRAPPER_PID[$r]=$(tmux new-window -d -P -F '#{pane_pid}' -t "=$SESSION:" -n "$tag" "$cmd" 2>/dev/null)
+    then
       WRAPPER_PID[$r]=$(tmux new-session -d -P -F '#{pane_pid}' -s "$SESSION" -n "$tag" "$cmd")
       echo "train.sh: tmux session $SESSION (tmux attach -t $SESSION)"
     fi
