@@ -1,4 +1,4 @@
-"""The recipe's presets (`fast`, `default`): valid on every shipped data set, `default` the recipe itself, and
+"""The recipe's presets (`fast`, `default`, `best`): valid on every shipped data set, `default` the recipe itself, and
 named on the command line, in a thin config and in `tfxc.fit`."""
 
 import gzip
@@ -76,9 +76,11 @@ def test_every_preset_is_a_valid_config_on_every_shipped_data_set(shared_data, m
         for preset in PRESETS:
             config, why = preset_config(DATA, info, preset, rates=RATES)
             load_config_data(config)  # raises on anything invalid
-            assert why[0] == f"preset: {preset} (of fast, default)", name
-            assert why[-1].startswith("time (estimated") and "fast ~" in why[-1] and "default ~" in why[-1], name
+            assert why[0] == f"preset: {preset} (of fast, default, best)", name
+            assert why[-1].startswith("time (estimated") and all(f"{p} ~" in why[-1] for p in PRESETS), name
             configs[preset] = config
+        # `best` trains members of the default config (tfxc.members), each told apart by its seed.
+        assert configs["best"] == configs["default"], name
         # `fast` asks for less work than `default` on every set: fewer flops and bytes in all.
         profile, val = DataProfile.from_info(info), info.splits["val"]["num_points"]
         cost = {preset: work(config, profile, val) for preset, config in configs.items()}
@@ -118,7 +120,8 @@ def test_fast_rules_on_a_profile():
 def test_a_bad_preset_name_is_an_error_with_a_suggestion(tmp_path):
     thin = {"recipe": True, "data": {"format": "xc", "dir": "d", "train": "t.txt"}}
     assert load_config_data({**thin, "preset": "fast"}).preset == "fast"
-    with pytest.raises(ConfigError, match=r"preset 'fats': unknown \(did you mean 'fast'\?\); one of: fast, default"):
+    with pytest.raises(ConfigError,
+                       match=r"preset 'fats': unknown \(did you mean 'fast'\?\); one of: fast, default, best"):
         load_config_data({**thin, "preset": "fats"})
     with pytest.raises(ConfigError, match=r"unknown key 'presets' \(did you mean 'preset'\?\)"):
         load_config_data({**thin, "presets": "fast"})
@@ -145,7 +148,7 @@ def test_presets_on_the_command_line_and_in_a_thin_config(tmp_path):
     result = run_cli("tfxc.train", "--config", str(thin), "--model-dir", str(tmp_path / "thin"), timeout=300,
                      cwd=str(tmp_path))
     out = result.stdout
-    assert "  preset: fast (of fast, default)" in out and "encoder: a 256-wide bag" in out
+    assert "  preset: fast (of fast, default, best)" in out and "encoder: a 256-wide bag" in out
     assert "time (estimated" in out and f"then {thin}: trainer.epochs=2" in out, out
     resolved = json.loads((tmp_path / "thin" / "config.json").read_text())
     assert resolved["preset"] == "" and resolved["recipe"] is False and resolved["trainer"]["epochs"] == 2

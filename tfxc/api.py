@@ -93,9 +93,9 @@ def fit(X, Y, *old_order, config=None, model_dir: str | None = None, X_val=None,
       X_test, Y_test: an optional test split, evaluated at the end of training.
       label_names: names of the label ids (matrices only), instead of `data.label_names`.
       overrides: `--set`-style assignments, e.g. ["trainer.epochs=5"].
-      preset: the recipe's point on the speed–accuracy frontier (`tfxc.presets`): "fast" or "default";
-        None keeps the config's own ("preset" in a thin config; the default). Only for the recipe (no
-        config, or a thin one).
+      preset: the recipe's point on the speed–accuracy frontier (`tfxc.presets`): "fast", "default" or
+        "best" (an ensemble, `tfxc.members`); None keeps the config's own ("preset" in a thin config; the
+        default). Only for the recipe (no config, or a thin one).
       plan_only: convert the data, print the memory plan (`tfxc.training.memory_plan`) and return it, untrained.
 
     Returns:
@@ -123,6 +123,11 @@ def fit(X, Y, *old_order, config=None, model_dir: str | None = None, X_val=None,
         for path, content in files.items():
             write_if_changed(path, content)
 
+    if source.config.preset == "best" and not plan_only:  # an ensemble of the default config's members
+        from tfxc.members import train_ensemble
+
+        train_ensemble(source, model_dir, what="a tfxc.fit run", before_conversion=write_sources)
+        return load(model_dir)
     run = start_run(source, model_dir, what="a tfxc.fit run", before_conversion=write_sources)
     if plan_only:
         from tfxc.training.memory_plan import show_plan
@@ -147,8 +152,12 @@ def load(path: str, *, trust_imports=False) -> "Classifier":
     """
     from tfxc.export.served import GRAPH_FILE, is_saved_model
 
+    from tfxc.model_dir import ModelDir
+
     if is_saved_model(path):
         return Classifier(_SavedModelBackend(path))
+    if ModelDir(path).ensemble() is not None:
+        return Classifier(_EnsembleBackend(path, trust_imports))
     if os.path.exists(os.path.join(path, "config.json")):
         return Classifier(_ModelDirBackend(path, trust_imports))
     raise TfxcError(f"{path}: neither a tfxc model directory (config.json) nor a SavedModel ({GRAPH_FILE})")
@@ -290,6 +299,49 @@ class _ModelDirBackend:
         from tfxc.export.saved_model import export_saved_model
 
         return export_saved_model(self.model, self.config, self.info, path, top_k=top_k)
+
+
+class _EnsembleBackend:
+    """Ranks with an ensemble's members (`tfxc.members`), their lists combined as its evaluation combines them."""
+
+    def __init__(self, path: str, trust_imports=False):
+        from tfxc.model_dir import ModelDir
+
+        model_dir = ModelDir(path)
+        record = model_dir.ensemble()
+        self.method, self.list_size = record["method"], record["list_size"]
+        self.members = [_ModelDirBackend(member, trust_imports) for member in model_dir.ensemble_members()]
+        first = self.members[0]
+        self.num_features, self.num_labels, self.label_names = first.num_features, first.num_labels, first.label_names
+        self.label_freq, self.num_train_points = first.label_freq, first.num_train_points
+        self.input_kind = first.input_kind
+
+    def _combined(self, lists, k):
+        from tfxc.eval.ensemble import combine
+
+        scores, ids = combine([s for s, _ in lists], [i for _, i in lists], self.method, min(k, self.num_labels))
+        return scores, ids
+
+    def _width(self, k):
+        return min(max(k, self.list_size), self.num_labels)
+
+    def top_k(self, idx, val, splits, k):
+        return self._combined([member.top_k(idx, val, splits, self._width(k)) for member in self.members], k)
+
+    def top_k_text(self, texts, k):
+        return self._combined([member.top_k_text(texts, self._width(k)) for member in self.members], k)
+
+    def featurizer(self):
+        return self.members[0].featurizer()
+
+    def export(self, path: str, top_k):
+        from tfxc.export.ensemble import EnsembleTopK
+        from tfxc.export.saved_model import export_saved_model
+
+        first = self.members[0]
+        ensemble = EnsembleTopK([member.model for member in self.members], self.method, self.list_size,
+                                self.num_labels)
+        return export_saved_model(first.model, first.config, first.info, path, top_k=top_k, ensemble=ensemble)
 
 
 class _SavedModelBackend:

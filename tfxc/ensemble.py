@@ -66,15 +66,17 @@ def main(argv=None):
     return 0
 
 
-def run_ensemble(model_dirs: list[str], method: str, split: str = "test", list_size: int = DEFAULT_LIST_SIZE,
+def run_ensemble(model_dirs: list[str], method, split: str = "test", list_size: int = DEFAULT_LIST_SIZE,
                  overrides=(), trust_imports=False) -> dict:
     """Evaluates every model of `model_dirs` and their `method` ensemble on `split`.
 
-    `trust_imports` says which of the model directories' `imports` may run (`ModelDir.load_config`).
+    `method` is one of `METHODS`, or a sequence of them: each is evaluated on the same predictions (the
+    models score the split once), the first reported as "ensemble". `trust_imports` says which of the model
+    directories' `imports` may run (`ModelDir.load_config`).
 
     Returns:
-      {"split", "method", "list_size", "models": [{"model_dir", metrics...}], "ensemble": {metrics...}},
-      metrics in percent rounded to 4 decimals (as `tfxc.evaluate --json`).
+      {"split", "method", "list_size", "models": [{"model_dir", metrics...}], "ensemble": {metrics...},
+      "methods": {method: {metrics...}}}, metrics in percent rounded to 4 decimals (as `tfxc.evaluate --json`).
 
     Raises:
       TfxcError: models trained on different data, a missing split, or an unknown method.
@@ -83,8 +85,10 @@ def run_ensemble(model_dirs: list[str], method: str, split: str = "test", list_s
     from tfxc.eval.metrics import XmcMetrics
     from tfxc.data.propensity import dataset_propensities
 
-    if method not in METHODS:
-        raise TfxcError(f"unknown ensemble method {method!r}; known: {', '.join(METHODS)}")
+    methods = (method,) if isinstance(method, str) else tuple(method)
+    for name in methods:
+        if name not in METHODS:
+            raise TfxcError(f"unknown ensemble method {name!r}; known: {', '.join(METHODS)}")
     members = []  # (path, TrainedModel)
     for path in model_dirs:
         model_dir = ModelDir(path)
@@ -107,9 +111,9 @@ def run_ensemble(model_dirs: list[str], method: str, split: str = "test", list_s
         return XmcMetrics(ks=ks, multiclass=evaluators[0].multiclass, propensities=propensities)
 
     per_model = [new_metrics() for _ in members]
-    ensemble = new_metrics()
+    ensembles = {name: new_metrics() for name in methods}
     log.info("ensembling %d models with %s on %s: lists of %d labels per model, evaluated at k in %s",
-             len(members), method, split, list_k, list(ks))
+             len(members), " and ".join(methods), split, list_k, list(ks))
     streams = [evaluator.predictions() for evaluator in evaluators]
     for batch in _lockstep(streams, [path for path, _ in members]):
         labels = batch[0][2]
@@ -126,12 +130,13 @@ def run_ensemble(model_dirs: list[str], method: str, split: str = "test", list_s
             scores_list.append(scores)
             ids_list.append(ids)
             metrics.update(pad_ids(ids, kmax), indptr, indices)
-        _, combined = combine(scores_list, ids_list, method, kmax)
-        ensemble.update(combined, indptr, indices)
-    return {"split": split, "method": method, "list_size": list_k,
+        for name, ensemble in ensembles.items():
+            ensemble.update(combine(scores_list, ids_list, name, kmax)[1], indptr, indices)
+    results = {name: rounded_metrics(ensemble.result()) for name, ensemble in ensembles.items()}
+    return {"split": split, "method": methods[0], "list_size": list_k,
             "models": [{"model_dir": path, **rounded_metrics(m.result())}
                        for (path, _), m in zip(members, per_model)],
-            "ensemble": rounded_metrics(ensemble.result())}
+            "ensemble": results[methods[0]], "methods": results}
 
 
 def _check_same_data(first_path: str, first, path: str, info, split: str) -> None:

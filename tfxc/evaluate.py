@@ -2,7 +2,7 @@
 
 Evaluates a trained model directory: its selected weights (`trainer.select_metric`), else its
 latest checkpoint. A model trained in parts (MACH repetitions, `train.sh`) is scored one part at a
-time (`tfxc.eval.parts`). With --json the last line printed is one JSON object of all metrics, in percent.
+time (`tfxc.eval.parts`); an ensemble (`--preset best`, `tfxc.members`) by its members' combined lists. With --json the last line printed is one JSON object of all metrics, in percent.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 import sys
 
 from tfxc.cli import add_set_args, add_trust_args, keep_out_of_import_path, main_wrapper, setup_logging
+from tfxc.errors import TfxcError
 from tfxc.model_dir import ModelDir
 
 
@@ -32,9 +33,32 @@ def main(argv=None):
     setup_logging()
     keep_out_of_import_path([args.model_dir])
     model_dir = ModelDir(args.model_dir)
+    from tfxc.eval.evaluator import format_metrics, metric_lines, rounded_metrics
+
+    record = model_dir.ensemble()
+    if record is not None:  # the best preset's directory: its members' lists combined (tfxc.members)
+        if args.bad_cases:
+            raise TfxcError(f"{args.model_dir} is an ensemble; --bad-cases reads one model: give a member "
+                            f"({', '.join(model_dir.ensemble_members())})")
+        from tfxc.ensemble import run_ensemble
+
+        metrics = run_ensemble(model_dir.ensemble_members(), record["method"], args.split, record["list_size"],
+                               args.overrides, trust_imports=args.trust_imports)["ensemble"]
+    else:
+        metrics = evaluate_model(model_dir, args)
+    if args.json:
+        print(json.dumps(rounded_metrics(metrics)))
+    else:
+        print(f"{args.split}: " + format_metrics(metrics))
+        print("\n".join(metric_lines(metrics)))
+    return 0
+
+
+def evaluate_model(model_dir: ModelDir, args) -> dict:
+    """The metrics of one model's directory (trained whole or in parts) on `args.split`, in percent."""
     config = model_dir.load_config(args.overrides, trust_imports=args.trust_imports)
     from tfxc.data.info import damaged_shards_named
-    from tfxc.eval.evaluator import Evaluator, format_metrics, metric_lines, rounded_metrics
+    from tfxc.eval.evaluator import Evaluator
 
     if model_dir.has_finished_parts(config) and not args.bad_cases:
         # Trained in parts: scored one part at a time, never the whole model in memory (tfxc.eval.parts).
@@ -56,12 +80,7 @@ def main(argv=None):
               "(true -> predicted: count):", file=sys.stderr)
         for true, predicted, count in confusions:
             print(f"  {true} -> {predicted}: {count}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(rounded_metrics(metrics)))
-    else:
-        print(f"{args.split}: " + format_metrics(metrics))
-        print("\n".join(metric_lines(metrics)))
-    return 0
+    return metrics
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ Layout of a model directory:
   metrics.json       test metrics of the last training run
   eval_log.jsonl     periodic evaluations, one JSON object per line
   parts/part-NNN/    a model directory per independently trained part (e.g. MACH repetitions)
+  ensemble.json      an ensemble's directory only (the `best` preset, `tfxc.members`): how its members
+                     combine ({"method", "list_size", "members", ...}); it holds no config.json of its own
+  members/member-NNN/  an ensemble's members, each a whole model directory
   logs/part-NNN.log  their logs, when `train.sh` runs them
   .lock              held by the run that writes the directory (see `ModelDir.lock`)
   (head assets, e.g. mach_lookup.npz)
@@ -43,6 +46,8 @@ TENSORBOARD_DIR = "tensorboard"
 METRICS_FILE = "metrics.json"
 EVAL_LOG_FILE = "eval_log.jsonl"
 PARTS_DIR = "parts"
+ENSEMBLE_FILE = "ensemble.json"
+MEMBERS_DIR = "members"
 LOCK_FILE = ".lock"
 
 
@@ -89,6 +94,34 @@ class ModelFiles:
     def part(self, index: int):
         """The model directory (of this one's class) of independently trained part `index`."""
         return type(self)(os.path.join(self.path, PARTS_DIR, f"part-{index:03d}"))
+
+    def member(self, index: int):
+        """The model directory (of this one's class) of an ensemble's member `index`."""
+        return type(self)(os.path.join(self.path, MEMBERS_DIR, f"member-{index:03d}"))
+
+    # === An ensemble's record ===
+    def ensemble(self) -> dict | None:
+        """ensemble.json of an ensemble's directory ({"method", "list_size", "members": [relative paths], ...}),
+        or None when this is a single model's directory.
+
+        Raises:
+          DataError: ensemble.json cannot be read, or lacks a field.
+        """
+        path = self.file(ENSEMBLE_FILE)
+        if not os.path.exists(path):
+            return None
+        record = read_json_object(path, "the ensemble's record")
+        for key, kind in (("method", str), ("list_size", int), ("members", list)):
+            required(record, key, path, kind)
+        return record
+
+    def write_ensemble(self, record: dict) -> None:
+        """Writes ensemble.json (atomically): the directory becomes the ensemble of `record["members"]`."""
+        atomic_write_text(self.file(ENSEMBLE_FILE), json.dumps(record, indent=2) + "\n")
+
+    def ensemble_members(self) -> list[str]:
+        """The paths of an ensemble's member directories (`ensemble()["members"]`, relative to this one)."""
+        return [os.path.join(self.path, member) for member in self.ensemble()["members"]]
 
     # === The records of a training run ===
     def write_run_info(self, run_info: dict) -> None:

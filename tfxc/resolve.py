@@ -101,6 +101,13 @@ def from_sources(data: dict, overrides=(), preset: str | None = None) -> ConfigS
                    own_keys=False)
 
 
+def member_source(source: ConfigSource, preset: str, overrides=()) -> ConfigSource:
+    """`source` at another `preset` with `overrides` after its own (an ensemble's member, `tfxc.members`)."""
+    own = [o for o in source.overrides if parse_override(o)[0] != ["preset"]]
+    return _source(_with_preset(source.tree, preset), [*own, *overrides], origin=source.origin, name=source.name,
+                   own_keys=source.own_keys)
+
+
 def _with_preset(tree: dict, preset: str | None) -> dict:
     """`tree` with its "preset" set to `preset`, unless that is None (validated with the rest of the config)."""
     return tree if preset is None else {**tree, "preset": preset}

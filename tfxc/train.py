@@ -158,6 +158,14 @@ def train_recipe(args, source) -> int:
     # The data and the runtime come before the recipe: the strategy must exist before anything starts
     # TensorFlow (the conversion does), and the recipe reads the converted data.
     setup_logging(args.verbose)
+    if source.config.preset == "best" and not (args.print_config or args.num_parts or args.plan):
+        from tfxc.eval.evaluator import format_metrics
+        from tfxc.members import train_ensemble
+
+        metrics = train_ensemble(source, model_dir, final_evaluation=not args.skip_eval)
+        if metrics:
+            print("test: " + format_metrics(metrics))
+        return 0
     run = start_run(source, model_dir, looking=bool(args.print_config or args.num_parts))
     config = run.config
     if args.print_config:

@@ -426,7 +426,7 @@ class ExportConfig:
 
 
 # The recipe's points on the speed–accuracy frontier, fastest first (`tfxc.presets` holds their rules).
-PRESETS = ("fast", "default")
+PRESETS = ("fast", "default", "best")
 
 
 def check_preset(preset: str, recipe: bool) -> None:

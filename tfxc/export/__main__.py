@@ -1,6 +1,7 @@
 """python -m tfxc.export --model-dir DIR --out DIR [--top-k K] [--index auto|on|off] [--index-recall R] [--set ...]
 
-Writes a SavedModel of the latest checkpoint; see `tfxc.export.saved_model` for its signatures and
+Writes a SavedModel of the latest checkpoint (of an ensemble's members, `--preset best`: one SavedModel that
+combines their lists, `tfxc.export.ensemble`); see `tfxc.export.saved_model` for its signatures and
 `tfxc.export.index_choice` for the label index (--index and --index-recall set export.index and
 export.index_recall).
 """
@@ -44,10 +45,17 @@ def main(argv=None):
         overrides.append(f"export.index={args.index}")
     if args.index_recall is not None:
         overrides.append(f"export.index_recall={args.index_recall}")
-    config = model_dir.load_config(overrides, trust_imports=args.trust_imports)
-    # The model's own copy of the data card: the labels and featurizer it was trained with.
-    trained = model_dir.restore(config, need_rows=False)
-    export_saved_model(trained.model, trained.config, trained.info, args.out, top_k=args.top_k)
+    if model_dir.ensemble() is not None:  # the best preset's members, combined in the graph
+        from tfxc.export.ensemble import restore_ensemble
+
+        members, ensemble = restore_ensemble(model_dir, overrides, trust_imports=args.trust_imports)
+        first = members[0]
+        export_saved_model(first.model, first.config, first.info, args.out, top_k=args.top_k, ensemble=ensemble)
+    else:
+        config = model_dir.load_config(overrides, trust_imports=args.trust_imports)
+        # The model's own copy of the data card: the labels and featurizer it was trained with.
+        trained = model_dir.restore(config, need_rows=False)
+        export_saved_model(trained.model, trained.config, trained.info, args.out, top_k=args.top_k)
     logging.getLogger("tfxc.export").info("wrote SavedModel to %s", args.out)
     return 0
 

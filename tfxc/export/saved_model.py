@@ -103,9 +103,11 @@ class ServingBase(tf.Module):
     `tf.function` a module has, and a text model cannot run a feature-row signature.
     """
 
-    def __init__(self, model, label_names: list[str], top_k: int, num_features: int, index=None):
+    def __init__(self, model, label_names: list[str], top_k: int, num_features: int, index=None, ensemble=None):
         super().__init__(name="tfxc_serving")
         self.model = model
+        # A `tfxc.export.ensemble.EnsembleTopK` over the members (`model` is then the first, whose encoder embeds).
+        self.ensemble = ensemble
         # A `tfxc.export.index_choice.IndexChoice`: top_k through a label index for batches of up to max_rows.
         self.label_index = None if index is None else index.index
         self._index_max_rows = None if index is None else index.max_rows
@@ -117,7 +119,7 @@ class ServingBase(tf.Module):
         # a function for Python readers beside the signatures, never in one: a model server runs without XLA
         # (module docstring). XLA needs a static k, so only the default k compiles.
         self._compiled_head_top_k = None
-        if model.head.serving_jit_compile:
+        if model.head.serving_jit_compile and ensemble is None:
             self._compiled_head_top_k = graph_function(lambda h: model.head.top_k(h, self.default_k), jit_compile=True)
             self.xla_serve = graph_function(self._compiled_serve,
                                             input_signature=self.signatures()["serving_default"].input_signature)
@@ -125,6 +127,10 @@ class ServingBase(tf.Module):
     def _batch_top_k(self, batch, k, compiled: bool = False, exact: bool = False):
         """The top-k outputs of one input batch (the dict the encoder reads); `compiled`: the head's part by XLA;
         `exact`: never the label index."""
+        if self.ensemble is not None:
+            scores, ids = self.ensemble(batch, k)
+            names = tf.where(ids >= 0, tf.gather(self.label_names, tf.maximum(ids, 0)), "")
+            return {"label_ids": ids, "scores": scores, "labels": names}
         features = self.model.encoder(batch, training=False)
         if compiled:
             scores, ids = self._compiled_top_k(features)
@@ -324,28 +330,38 @@ class TextServingModule(ServingBase):
         return out
 
 
-def serving_module(model, label_names: list[str], top_k: int, num_features: int, index=None) -> ServingBase:
-    """The serving wrapper the model's inputs call for (raw text or feature rows); `index`: an `IndexChoice`."""
+def serving_module(model, label_names: list[str], top_k: int, num_features: int, index=None,
+                   ensemble=None) -> ServingBase:
+    """The serving wrapper the model's inputs call for (raw text or feature rows); `index`: an `IndexChoice`;
+    `ensemble`: an `EnsembleTopK` whose first member is `model`."""
     cls = TextServingModule if model.encoder.input_kind == "text" else ServingModule
-    return cls(model, label_names, top_k, num_features, index)
+    return cls(model, label_names, top_k, num_features, index, ensemble)
 
 
-def export_saved_model(model, config, info, out_dir: str, top_k: int | None = None) -> str:
+def export_saved_model(model, config, info, out_dir: str, top_k: int | None = None, ensemble=None) -> str:
     """Writes the SavedModel (atomically) with the config, featurizer and train label counts as assets.
 
     The assets go in `assets.extra/tfxc/` (their names and contents: `tfxc.export.served`, which reads
     them back): config.json, export.json (k, input kind, sizes, train points, the label index chosen by
-    `export.index`), labels.txt, featurizer.json (text models) and label_freq.npy (the propensities of
-    PSP@k derive from it).
+    `export.index`, an ensemble's combination), labels.txt, featurizer.json (text models) and label_freq.npy
+    (the propensities of PSP@k derive from it).
+
+    An ensemble (`ensemble`, a `tfxc.export.ensemble.EnsembleTopK` whose first member is `model`, with
+    `config` and `info` the first member's) serves its combined lists through every top-k signature, and
+    no label index: each member reads all of its labels.
     """
     from tfxc.data.info import DatasetInfo
-    from tfxc.export.index_choice import choose_label_index
+    from tfxc.export.index_choice import IndexChoice, choose_label_index
 
     # The data card the model was restored with (its model dir's dataset/) must outlive the replace of out_dir.
     refuse_to_overwrite_inputs(out_dir, {"model's data": info.dir}, "SavedModel directory")
-    # The validation rows of the index's recall: the card's rows if it has them, else the config's data.
-    index = choose_label_index(model, config.export, [lambda: info, lambda: DatasetInfo.load(config.data.dir)])
-    module = serving_module(model, info.label_names(), top_k or config.export.top_k, info.num_features, index)
+    if ensemble is None:
+        # The validation rows of the index's recall: the card's rows if it has them, else the config's data.
+        index = choose_label_index(model, config.export, [lambda: info, lambda: DatasetInfo.load(config.data.dir)])
+    else:
+        index = IndexChoice(record={"mode": "off", "reason": "an ensemble"})
+    module = serving_module(model, info.label_names(), top_k or config.export.top_k, info.num_features, index,
+                            ensemble)
     with atomic_directory(out_dir, marker=GRAPH_FILE) as tmp:
         with model.encoder.tracing_for_serving():  # the signatures are traced here
             tf.saved_model.save(module, tmp, signatures=module.signatures())
@@ -356,7 +372,11 @@ def export_saved_model(model, config, info, out_dir: str, top_k: int | None = No
         with open(os.path.join(assets, EXPORT_ASSET), "w", encoding="utf-8") as f:
             json.dump({"top_k": module.default_k, "input": model.encoder.input_kind, "num_features": info.num_features,
                        "num_labels": info.num_labels, "num_train_points": info.num_points("train"),
-                       "index": index.record}, f, indent=2)
+                       "index": index.record,
+                       **({} if ensemble is None else {"ensemble": {"method": ensemble.method, "list_size":
+                                                                      ensemble.list_size,
+                                                                      "members": len(ensemble.models)}})},
+                      f, indent=2)
         np.save(os.path.join(assets, LABEL_FREQ_ASSET), np.asarray(info.label_freq, np.int64))
         with open(os.path.join(assets, LABELS_ASSET), "w", encoding="utf-8") as f:
             f.write("".join(f"{name}\n" for name in info.label_names()))

@@ -1,0 +1,82 @@
+"""The `best` preset (`tfxc.members`): members of the default config trained into one directory, combined by the
+method chosen on validation rows, and read back as one model by evaluate, export, load and a fresh SavedModel."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from helpers import cli_env, run_cli
+from test_recipe import write_synthetic
+
+import tfxc
+from tfxc.ensemble import run_ensemble
+from tfxc.model_dir import ModelDir
+from tfxc.presets import BEST_MEMBERS, BEST_METHODS
+
+TEST_LINE = "test: "
+
+
+def test_best_trains_members_and_serves_their_combination(tmp_path):
+    train, test = write_synthetic(tmp_path, num_train=600, num_labels=120)
+    model_dir = tmp_path / "best"
+    args = ["--train", train, "--test", test, "--preset", "best", "--model-dir", str(model_dir),
+            "--set", "trainer.epochs=3"]
+    out = run_cli("tfxc.train", *args, timeout=600, cwd=str(tmp_path)).stdout
+    assert "  preset: best (of fast, default, best)" in out and "best: an ensemble of 3 members" in out, out
+    record = json.loads((model_dir / "ensemble.json").read_text())
+    assert record["method"] in BEST_METHODS and record["members"] == [f"members/member-{m:03d}" for m in range(3)]
+    # The method is the best validation score among those tried (ties: the first).
+    scores = {name: metrics[record["select_metric"]] for name, metrics in record["validation"].items()}
+    assert scores[record["method"]] == max(scores.values()) and set(scores) == set(BEST_METHODS)
+    members = ModelDir(str(model_dir)).ensemble_members()
+    configs = [json.loads(open(os.path.join(path, "config.json")).read()) for path in members]
+    assert [c["runtime"]["seed"] for c in configs] == list(range(BEST_MEMBERS))
+    assert all({**c, "runtime": None} == {**configs[0], "runtime": None} for c in configs)  # only the seed differs
+    test_line = [line for line in out.splitlines() if line.startswith(TEST_LINE)][-1]
+
+    # tfxc.evaluate reads the directory as one model, and scores what the members' lists combine to.
+    evaluated = json.loads(run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json").stdout.splitlines()[-1])
+    combined = run_ensemble(members, record["method"], "test", record["list_size"])
+    assert evaluated == combined["ensemble"]
+    assert f"P@1 {evaluated['P@1']:.2f}" in test_line
+    assert all(member["P@1"] <= evaluated["P@1"] + 5 for member in combined["models"])  # a sane combination
+
+    # The same command again resumes: every member is finished, nothing is trained again.
+    steps = [ModelDir(path).latest_step() for path in members]
+    again = run_cli("tfxc.train", *args, timeout=600, cwd=str(tmp_path)).stdout
+    assert [ModelDir(path).latest_step() for path in members] == steps
+    assert [line for line in again.splitlines() if line.startswith(TEST_LINE)][-1] == test_line
+
+    # One SavedModel combines the members in its graph; a fresh process ranks as tfxc.load of the directory.
+    saved = tmp_path / "saved"
+    run_cli("tfxc.export", "--model-dir", str(model_dir), "--out", str(saved))
+    export = json.loads((saved / "assets.extra" / "tfxc" / "export.json").read_text())
+    assert export["ensemble"] == {"method": record["method"], "list_size": record["list_size"], "members": 3}
+    ops = run_cli("tfxc.export.ops", str(saved)).stdout  # core ops only: a stock model server runs it
+    assert "servable by TensorFlow Serving's standard model server" in ops, ops
+    x, _ = tfxc.load_xc(test)
+    x = x[:50]
+    np.save(tmp_path / "x_data.npy", x.data)
+    np.save(tmp_path / "x_indices.npy", x.indices)
+    np.save(tmp_path / "x_indptr.npy", x.indptr)
+    code = ("import sys, numpy as np, scipy.sparse as sp, tfxc; d = sys.argv[1]; "
+            "x = sp.csr_matrix((np.load(d + '/x_data.npy'), np.load(d + '/x_indices.npy'), np.load(d + '/x_indptr.npy')),"
+            f" shape=(50, {x.shape[1]})); p = tfxc.load(sys.argv[2]).predict(x, k=5); "
+            "np.save(d + '/ids.npy', p.ids); np.save(d + '/scores.npy', p.scores)")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path), str(saved)], check=True, timeout=300, env=cli_env())
+    expected = tfxc.load(str(model_dir)).predict(x, k=5)
+    np.testing.assert_array_equal(np.load(tmp_path / "ids.npy"), expected.ids)
+    np.testing.assert_allclose(np.load(tmp_path / "scores.npy"), expected.scores, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_trains_the_best_preset(tmp_path):
+    from test_api import synthetic
+
+    (x, y), (x_test, y_test) = synthetic(num_train=300, num_test=40)
+    classifier = tfxc.fit(x, y, preset="best", model_dir=str(tmp_path / "best"), overrides=["trainer.epochs=2"])
+    assert ModelDir(str(tmp_path / "best")).ensemble()["method"] in BEST_METHODS
+    predictions = classifier.predict(x_test, k=3)
+    assert predictions.ids.shape == (40, 3) and np.all(np.diff(predictions.scores, axis=1) <= 1e-6)
+    np.testing.assert_array_equal(tfxc.load(str(tmp_path / "best")).predict(x_test, k=3).ids, predictions.ids)

@@ -1,0 +1,103 @@
+"""The `best` preset: an ensemble's members trained one after another into one directory, then combined.
+
+`tfxc.train --preset best` (a thin config, or `--train`) and `tfxc.fit(..., preset="best")` come here.
+The members are the `default` config with the seeds `tfxc.presets.best_members` names; each is an ordinary
+model directory, trained with exact resume like any other:
+
+  MODEL_DIR/members/member-NNN/   member NNN (config.json, checkpoints, best/, ...)
+  MODEL_DIR/ensemble.json         written last: the members and the combination chosen on validation
+                                  ({"preset", "method", "list_size", "members", "select_metric", "validation"})
+  MODEL_DIR/metrics.json          the ensemble's test metrics
+
+A run killed anywhere resumes with the same command: finished members are kept (their training ends at
+once), an unfinished one resumes from its last checkpoint. The combination is the method of
+`tfxc.presets.BEST_METHODS` with the best validation score of the trainer's `select_metric` (P@5 without
+one); without a validation split, the first. `tfxc.evaluate`, `tfxc.export` and `tfxc.load` read the
+directory as one model (`tfxc.ensemble.run_ensemble`, `tfxc.export.ensemble`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from tfxc import resolve
+from tfxc.ensemble import DEFAULT_LIST_SIZE, run_ensemble
+from tfxc.model_dir import ModelDir
+from tfxc.presets import BEST, BEST_METHODS, DEFAULT, best_line, best_members
+
+log = logging.getLogger("tfxc.train")
+
+DEFAULT_SELECT_METRIC = "P@5"
+
+
+def train_ensemble(source: resolve.ConfigSource, model_dir: str, *, what: str = "a tfxc.train run",
+                   before_conversion=None, final_evaluation: bool = True, show=print) -> dict:
+    """Trains the `best` preset of thin config `source` into `model_dir` (see the module docstring).
+
+    Args:
+      source: a thin config as read, at preset "best".
+      model_dir: the ensemble's directory.
+      what: what the directory's lock says holds it.
+      before_conversion: called under the first member's lock before the data is converted (`tfxc.fit`
+        writes its arrays there).
+      final_evaluation: evaluate the ensemble on the test split (when the data has one).
+      show: where the recipe's reasons and the results are printed.
+
+    Returns:
+      The ensemble's test metrics (percent; {} without a test split or `final_evaluation`).
+    """
+    from tfxc.launch import start_run
+    from tfxc.training.trainer import Trainer
+
+    root = ModelDir(model_dir)
+    lock = root.lock(what)  # a second best run into this directory is refused before any member starts
+    try:
+        members, started, info, select = [], time.time(), None, DEFAULT_SELECT_METRIC
+        member_overrides = best_members(source.config.runtime.seed)
+        for m, overrides in enumerate(member_overrides):
+            member = root.member(m)
+            run = start_run(resolve.member_source(source, DEFAULT, overrides), member.path, what=what,
+                            before_conversion=before_conversion if m == 0 else None)
+            if m == 0:
+                reasons = _best_reasons(run.reasons, source.config.runtime.seed)
+                show("recipe (tfxc.recipe):\n" + "\n".join(f"  {line}" for line in reasons))
+            show(f"member {m + 1} of {len(member_overrides)} ({', '.join(overrides)}) -> {member.path}")
+            info, select = run.info, run.config.trainer.select_metric or DEFAULT_SELECT_METRIC
+            Trainer(run.config, member.path, run.info, run.strategy, lock=run.lock, final_evaluation=False).train()
+            members.append(member.path)
+        record = choose_combination(members, info, select)
+        record["members"] = [os.path.relpath(path, root.path) for path in members]
+        root.write_ensemble(record)
+        show(f"ensemble: {record['method']} of {len(members)} members ({record['chosen_by']}); "
+             f"trained in {time.time() - started:.1f}s")
+        metrics = {}
+        if final_evaluation and "test" in info.splits:
+            metrics = run_ensemble(members, record["method"], "test", record["list_size"])["ensemble"]
+            root.write_metrics({"test": metrics, "method": record["method"]})
+        return metrics
+    finally:
+        lock.release()
+
+
+def choose_combination(members: list[str], info, select: str) -> dict:
+    """The combination of the members' lists with the best validation `select` (ties: the earlier of
+    `BEST_METHODS`), as ensemble.json's record without its members."""
+    record = {"preset": BEST, "list_size": DEFAULT_LIST_SIZE, "select_metric": select}
+    if "val" not in info.splits:
+        return {**record, "method": BEST_METHODS[0], "chosen_by": "no validation split: the first method",
+                "validation": {}}
+    scores = run_ensemble(members, BEST_METHODS, "val", DEFAULT_LIST_SIZE)["methods"]
+    method = max(BEST_METHODS, key=lambda name: (scores[name][select], -BEST_METHODS.index(name)))
+    log.info("validation %s of each combination: %s", select,
+             ", ".join(f"{name} {scores[name][select]:.2f}" for name in BEST_METHODS))
+    return {**record, "method": method, "chosen_by": f"validation {select} {scores[method][select]:.2f}",
+            "validation": scores}
+
+
+def _best_reasons(reasons: list[str], seed: int) -> list[str]:
+    """The first member's reasons (the default preset's) as the best preset's."""
+    named = [line.replace(f"preset: {DEFAULT} ", f"preset: {BEST} ", 1) if line.startswith("preset:") else line
+             for line in reasons]
+    return [*named, best_line(seed)]
