@@ -7,7 +7,7 @@ model directory, trained with exact resume like any other:
   MODEL_DIR/members/member-NNN/   member NNN (config.json, checkpoints, best/, ...)
   MODEL_DIR/ensemble.json         written last: the members and the combination chosen on validation
                                   ({"preset", "method", "list_size", "members", "select_metric", "validation"})
-  MODEL_DIR/metrics.json          the ensemble's test metrics
+  MODEL_DIR/metrics.json          the ensemble's test metrics, and its training time (the members' loops)
 
 A run killed anywhere resumes with the same command: finished members are kept (their training ends at
 once), an unfinished one resumes from its last checkpoint. The combination is the method of
@@ -75,7 +75,10 @@ def train_ensemble(source: resolve.ConfigSource, model_dir: str, *, what: str = 
         metrics = {}
         if final_evaluation and "test" in info.splits:
             metrics = run_ensemble(members, record["method"], "test", record["list_size"])["ensemble"]
-            root.write_metrics({"test": metrics, "method": record["method"]})
+        # train_seconds: the members' training loops of this invocation, one after another.
+        seconds = [ModelDir(path).metrics().get("train_seconds", 0.0) for path in members]
+        root.write_metrics({"split": "test", "train_seconds": round(sum(seconds), 3), "members_train_seconds": seconds,
+                            "method": record["method"], **metrics})
         return metrics
     finally:
         lock.release()

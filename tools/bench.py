@@ -16,7 +16,8 @@ SavedModel, as a server would load it, next to an empty signature with the same
 inputs in the same process (`empty_latency_ms_median`,
 `empty_batch256_rows_per_s`; `index_recall_at_5` when the export answers top-k
 through a label index). tfxc-recipe is the recipe (its default preset);
-tfxc-fast runs it with `--preset fast`.
+tfxc-fast runs it with `--preset fast`, tfxc-best with `--preset best` (an ensemble: its training time is
+its members' loops added up, and it serves from one SavedModel).
 
 Time-to-accuracy (not with --quick or --no-curves): validation P@5 against
 training seconds for every system, on validation rows carved from train the
@@ -354,7 +355,7 @@ def main(argv=None):
                         help=f"comma-separated, from {', '.join(DATASETS)}; or the groups 'real' (the default), "
                              "'scale' (the synthetic-* runs) and 'all'")
     parser.add_argument("--systems", default="",
-                        help="comma-separated: tfxc-recipe, tfxc-fast, tfxc-ova, tfxc-mach, tfxc-softmax, "
+                        help="comma-separated: tfxc-recipe, tfxc-fast, tfxc-best, tfxc-ova, tfxc-mach, tfxc-softmax, "
                              "tfxc-linear, tfxc-tree, tfxc-mhc, tfxc-mhp, tfxc-mhs, "
                              + ", ".join(PEERS) + " (default: all)")
     parser.add_argument("--quick", action="store_true",

@@ -88,6 +88,15 @@ def tfxc_curve(model_dir: str, carve_dir: str) -> dict:
     from tfxc.model_dir import ModelDir
 
     model = ModelDir(model_dir)
+    ensemble = model.ensemble()
+    if ensemble is not None:  # the best preset: its first member's curve, then the ensemble at its total time
+        curve = tfxc_curve(model.ensemble_members()[0], carve_dir)
+        chosen = ensemble["validation"].get(ensemble["method"])
+        if "val_curve" in curve and chosen:
+            curve["val_curve"].append({"seconds": float(model.metrics()["train_seconds"]), "step": 0,
+                                       "members": len(ensemble["members"]),
+                                       **{m: float(chosen[m]) for m in ("P@5", "PSP@5")}})
+        return curve
     expected = carve_summary(carve_dir)
     try:
         with open(os.path.join(model.dataset_dir, "stats.json"), encoding="utf-8") as f:

@@ -76,7 +76,7 @@ DATASETS = {
 # of `tfxc.recipe`, chosen from the data; the same matrices the peers read).
 RECIPE_SYSTEM = "tfxc-recipe"
 # The recipe's presets (`tfxc.train --preset NAME`): the same run as tfxc-recipe, which is the default preset.
-PRESET_SYSTEMS = {"tfxc-fast": "fast"}
+PRESET_SYSTEMS = {"tfxc-fast": "fast", "tfxc-best": "best"}
 REAL_DATASETS = [name for name, d in DATASETS.items() if not d.num_labels]
 SCALE_DATASETS = [name for name, d in DATASETS.items() if d.num_labels]
 # --quick: two small sets, and tfxc trains for 200 steps only (a smoke test of the harness).
