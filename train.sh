@@ -12,8 +12,8 @@
 # environment shows, as before (TensorFlow puts each part on the first of them), so on a machine with
 # several GPUs give --gpus. --gpus may stand anywhere on the line; `bash train.sh --help` prints this text.
 #
-# The head says how many parts it has (`python -m tfxc.train --num-parts`); a head that trains as a
-# whole is simply trained and evaluated. Each part is an independent process (`python -m tfxc.train
+# The head says how many parts it has (`python -m tfxc.train --num-parts`; a thin config at "preset":
+# "best" has its ensemble's members as parts); a head that trains as a whole is simply trained and evaluated. Each part is an independent process (`python -m tfxc.train
 # --part r`); MACH's repetitions never communicate (Medini et al., 2019). With tmux installed the parts
 # run in windows of one tmux session (attach with `tmux attach -t <session>` to watch them); without
 # tmux, or with TFXC_NO_TMUX=1, they run as background processes. Either way each writes

@@ -80,3 +80,27 @@ def test_fit_trains_the_best_preset(tmp_path):
     predictions = classifier.predict(x_test, k=3)
     assert predictions.ids.shape == (40, 3) and np.all(np.diff(predictions.scores, axis=1) <= 1e-6)
     np.testing.assert_array_equal(tfxc.load(str(tmp_path / "best")).predict(x_test, k=3).ids, predictions.ids)
+
+
+def test_train_sh_trains_the_members_as_parallel_parts_and_links_them(tmp_path):
+    from test_train_sh import finish, start_train_sh
+
+    train, test = write_synthetic(tmp_path, num_train=400, num_labels=80)
+    thin = tmp_path / "best.json"
+    thin.write_text(json.dumps({"recipe": True, "preset": "best", "trainer": {"epochs": 2},
+                                "data": {"format": "xc", "train": train, "test": test, "dir": str(tmp_path / "d")}}))
+    assert run_cli("tfxc.train", "--config", str(thin), "--num-parts").stdout.strip() == str(BEST_MEMBERS)
+    # A member alone, then --link-parts before the others exist: refused, naming the member to train.
+    alone = tmp_path / "alone"
+    run_cli("tfxc.train", "--config", str(thin), "--model-dir", str(alone), "--part", "0", "--skip-eval", timeout=300)
+    refused = run_cli("tfxc.train", "--config", str(thin), "--model-dir", str(alone), "--link-parts", check=False)
+    assert refused.returncode != 0 and "member 1" in refused.stderr and "--part 1" in refused.stderr, refused.stderr
+    assert not (alone / "ensemble.json").exists()
+    model_dir = tmp_path / "parallel"
+    out, err = finish(start_train_sh(str(thin), str(model_dir)), timeout=600)
+    assert "train.sh: 3 parts of" in out and "train.sh: part 2 done" in out, out + err[-2000:]
+    record = ModelDir(str(model_dir)).ensemble()
+    assert record["method"] in BEST_METHODS and len(record["members"]) == BEST_MEMBERS
+    # train.sh's last step, tfxc.evaluate, scored the ensemble: the same figures as evaluating it again.
+    evaluated = json.loads(run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json").stdout.splitlines()[-1])
+    assert f"test: P@1 {evaluated['P@1']:.2f} " in out, out[-2000:]

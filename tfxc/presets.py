@@ -49,8 +49,8 @@ FAST_MAX_LEARNING_RATE = 0.01
 # Validation evaluations in a run (the epoch is still chosen on them, and training stops when they stall).
 FAST_EVALUATIONS = 6
 BEST = "best"
-# Three members, as omikuji's Bonsai and Parabel forests and XR-Transformer's published ensembles: on bibtex's
-# validation split three seeds of the default config gained 0.3 P@5 and 1.5 PSP@5 over one.
+# Three members, as omikuji's Bonsai and Parabel forests of three trees and XR-Transformer's published
+# ensembles of three; not tuned (docs/benchmarks-history.md, "The best preset").
 BEST_MEMBERS = 3
 # The combinations tried on the validation split, in the order that breaks ties (`tfxc.eval.ensemble`).
 BEST_METHODS = ("average", "softmax_average", "log_average", "rank_average")

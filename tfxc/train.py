@@ -151,18 +151,28 @@ def train_recipe(args, source) -> int:
     """
     from tfxc.launch import start_run
 
-    if args.part is not None or args.merge_parts or args.link_parts:
+    best = source.config.preset == "best"
+    if best and args.num_parts:  # its members are parts: train.sh trains them in parallel
+        from tfxc.presets import BEST_MEMBERS
+
+        print(BEST_MEMBERS)
+        return 0
+    if best and args.merge_parts:
+        raise ConfigError("--merge-parts: the best preset's members stay separate models; --link-parts combines "
+                          "them")
+    if not best and (args.part is not None or args.merge_parts or args.link_parts):
         raise ConfigError("--part, --merge-parts and --link-parts are for configs whose head trains in parts; the "
                           "recipe's heads train whole (a thin config that names such a head: write it out whole)")
     model_dir = args.model_dir or (os.path.join("runs", _stem(args)) if args.train else default_model_dir(args.config))
     # The data and the runtime come before the recipe: the strategy must exist before anything starts
     # TensorFlow (the conversion does), and the recipe reads the converted data.
     setup_logging(args.verbose)
-    if source.config.preset == "best" and not (args.print_config or args.num_parts or args.plan):
+    if best and not (args.print_config or args.plan):
         from tfxc.eval.evaluator import format_metrics
         from tfxc.members import train_ensemble
 
-        metrics = train_ensemble(source, model_dir, final_evaluation=not args.skip_eval)
+        metrics = train_ensemble(source, model_dir, part=args.part, link=args.link_parts,
+                                 final_evaluation=not args.skip_eval)
         if metrics:
             print("test: " + format_metrics(metrics))
         return 0
