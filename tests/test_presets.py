@@ -163,10 +163,12 @@ def test_presets_on_the_command_line_and_in_a_thin_config(tmp_path):
     assert refused.returncode == 2 and "needs \"recipe\": true" in refused.stderr, refused.stderr
 
 
-def test_fit_takes_a_preset(tmp_path):
+def test_fit_takes_a_preset(tmp_path, capsys):
     from test_api import synthetic
 
     (x, y), _ = synthetic(num_train=300, num_test=10)
     tfxc.fit(x, y, preset="fast", model_dir=str(tmp_path / "fast"), overrides=["trainer.epochs=1"])
+    printed = capsys.readouterr().out  # the recipe's reasons, ending with each preset's estimated time
+    assert "  preset: fast (of fast, default, best)" in printed and "time (estimated" in printed, printed
     config = json.loads((tmp_path / "fast" / "config.json").read_text())
     assert config["model"]["encoder"]["embedding_dim"] == FAST_WIDTH and config["trainer"]["epochs"] == 1
