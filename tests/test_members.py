@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from helpers import cli_env, run_cli
 from test_recipe import write_synthetic
 
@@ -104,3 +105,15 @@ def test_train_sh_trains_the_members_as_parallel_parts_and_links_them(tmp_path):
     # train.sh's last step, tfxc.evaluate, scored the ensemble: the same figures as evaluating it again.
     evaluated = json.loads(run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json").stdout.splitlines()[-1])
     assert f"test: P@1 {evaluated['P@1']:.2f} " in out, out[-2000:]
+
+
+def test_one_member_per_run_under_multi_worker_mirrored(tmp_path):
+    from tfxc import resolve
+    from tfxc.errors import ConfigError
+    from tfxc.members import train_ensemble
+
+    source = resolve.read_given({"recipe": True, "preset": "best", "runtime": {"strategy": "multi_worker_mirrored"},
+                                 "data": {"format": "xc", "train": str(tmp_path / "t.txt"), "dir": str(tmp_path / "d")}})
+    with pytest.raises(ConfigError, match=r"give --part m \(0 to 2\) on every worker, then --link-parts once"):
+        train_ensemble(source, str(tmp_path / "model"))
+    assert not (tmp_path / "model").exists() and not (tmp_path / "d").exists()  # refused before anything

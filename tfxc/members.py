@@ -66,6 +66,10 @@ def train_ensemble(source: resolve.ConfigSource, model_dir: str, *, part: int | 
             raise ConfigError(f"--part {part}: the best preset has members 0 to {len(member_overrides) - 1}")
         _train_member(source, root, part, member_overrides[part], what, before_conversion, show)
         return {}
+    if source.config.runtime.strategy == "multi_worker_mirrored" and not link:
+        # A process builds one multi-worker strategy; each member needs its own, so each runs as its own part.
+        raise ConfigError("the best preset under multi_worker_mirrored trains one member per run: give --part m "
+                          f"(0 to {len(member_overrides) - 1}) on every worker, then --link-parts once")
     lock = root.lock(what)  # a second best run into this directory is refused before any member starts
     try:
         if not link:
