@@ -50,6 +50,15 @@ def test_best_trains_members_and_serves_their_combination(tmp_path):
     assert [ModelDir(path).latest_step() for path in members] == steps
     assert [line for line in again.splitlines() if line.startswith(TEST_LINE)][-1] == test_line
 
+    # A single model is never trained into an ensemble's directory (its ensemble.json would hide it), nor the
+    # ensemble into a single model's.
+    refused = run_cli("tfxc.train", "--train", train, "--test", test, "--model-dir", str(model_dir), check=False,
+                      cwd=str(tmp_path))
+    assert refused.returncode != 0 and "holds an ensemble" in refused.stderr, refused.stderr[-2000:]
+    refused = run_cli("tfxc.train", *args[:-4], "--model-dir", members[0], "--set", "trainer.epochs=3",
+                      check=False, cwd=str(tmp_path))
+    assert refused.returncode != 0 and "holds a single model" in refused.stderr, refused.stderr[-2000:]
+
     # One SavedModel combines the members in its graph; a fresh process ranks as tfxc.load of the directory.
     saved = tmp_path / "saved"
     run_cli("tfxc.export", "--model-dir", str(model_dir), "--out", str(saved))

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 from tfxc import resolve
+from tfxc.errors import TrainingError
 
 
 class Run(NamedTuple):
@@ -46,6 +47,9 @@ def start_run(source: resolve.ConfigSource, model_dir: str, *, part: int | None 
     lock = None if looking else lock_for_training(model_dir, strategy, part, what=what)
     try:
         target = training_dir(model_dir, part)
+        if not looking and target.ensemble() is not None:
+            raise TrainingError(f"{target.path} holds an ensemble (ensemble.json, the best preset); train another "
+                                "model into another --model-dir, or the ensemble again with --preset best")
         if not source.thin and not looking:
             target.check_resume(source.config, allow_changes=allow_changed_config)
         if before_conversion is not None:

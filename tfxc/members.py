@@ -72,6 +72,9 @@ def train_ensemble(source: resolve.ConfigSource, model_dir: str, *, part: int | 
                           f"(0 to {len(member_overrides) - 1}) on every worker, then --link-parts once")
     lock = root.lock(what)  # a second best run into this directory is refused before any member starts
     try:
+        if os.path.exists(root.config_path):
+            raise TrainingError(f"{root.path} holds a single model (config.json); train the best preset into "
+                                "another --model-dir")
         if not link:
             for m, overrides in enumerate(member_overrides):
                 _train_member(source, root, m, overrides, what, before_conversion if m == 0 else None, show)
