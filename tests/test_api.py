@@ -23,7 +23,10 @@ def test_the_readme_example_runs(shared_data, tmp_path, monkeypatch, capsys):
     code = code.replace('"runs/', f'"{tmp_path}/').replace("../shared/data", shared_data)
     monkeypatch.chdir(REPO)
     exec(compile(code, "README.md (Python API)", "exec"), {})
-    printed = capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out.splitlines()
+    # fit first reports the recipe it resolved the thin config with: a heading, then indented reasons.
+    assert out[0] == "tfxc.fit: the recipe (tfxc.recipe):" and "time (estimated" in "\n".join(out)
+    printed = [line for line in out if not line.startswith(("tfxc.fit: ", "  "))]
     assert printed[0].startswith("[") and 0 < float(printed[-1]) <= 100
 
 
