@@ -93,3 +93,30 @@ def test_a_part_whose_shell_dies_fails_the_run_and_a_re_run_completes(tmp_path, 
 
     out, err = finish(start_train_sh(config, model_dir, use_tmux), timeout=400)  # the same command again
     assert "part 0 done" in out and "P@1" in out, out[-2000:] + err[-2000:]
+
+
+# A tmux that finds its session gone between `has-session` and `new-window` (the user closed the last window
+# then): has-session says yes, new-window fails as tmux does, new-session runs the command in the background.
+RACING_TMUX = r"""#!/bin/sh
+case "$1" in
+  has-session) exit 0 ;;
+  new-window) echo "no current target" >&2; exit 1 ;;
+  new-session) eval "cmd=\${$#}"; sh -c "$cmd" >/dev/null 2>&1 & echo $! ;;
+  *) exit 0 ;;
+esac
+"""
+
+
+def test_a_part_started_when_the_session_has_just_ended_starts_it_again(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "tmux").write_text(RACING_TMUX)
+    (fake / "tmux").chmod(0o755)
+    config = tiny_config(tmp_path, model=MACH_MODEL, trainer={"train_steps": 8})
+    env = cli_env({"PYTHON": sys.executable, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"})
+    env.pop("TFXC_NO_TMUX", None)
+    proc = subprocess.Popen(["bash", "train.sh", config, "2", str(tmp_path / "model")], cwd=REPO, env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    out, err = finish(proc, timeout=300)
+    assert proc.returncode == 0, out[-2000:] + err[-2000:]
+    assert "part 0 done" in out and "part 1 done" in out and out.count("tmux session") == 2, out
