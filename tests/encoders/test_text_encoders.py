@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from text_harness import run_text_encoder_test
+from text_harness import check_in_process, run_text_encoder_test, text_config
 
 from tfxc._tf import tf
 
@@ -121,13 +121,31 @@ def test_tfidf_bag_of_words_from_raw_text(tmp_path, shared_data):
                                                   "bag": "sparse"})
 
 
+FASTTEXT = {"name": "fasttext", "embedding_dim": 16, "word_buckets": 4096, "ngram_buckets": 16384}
+
+
 @pytest.mark.slow
 def test_text_encoder_beside_a_sparse_tfidf_term(tmp_path, shared_data):
     # XR-Transformer's "encoder embedding (+) TF-IDF": the head's sparse term reads TF-IDF features that
     # the SavedModel computes from the raw text too.
-    run_text_encoder_test(tmp_path, shared_data, {"name": "fasttext", "embedding_dim": 16, "word_buckets": 4096,
-                                                  "ngram_buckets": 16384},
+    run_text_encoder_test(tmp_path, shared_data, FASTTEXT,
                           head={"name": "softmax", "sparse_support": 8, "sparse_max_nnz": 16, "sparse_init": 1.0})
+
+
+LABEL_TREE_WITH_TFIDF = {"name": "label_tree", "max_leaf_size": 8, "nr_splits": 4, "sparse_support": 8,
+                         "sparse_max_nnz": 16, "sparse_init": 1.0}
+
+
+def test_text_encoder_beside_a_label_tree_sparse_term(tmp_path, shared_data):
+    # The same [E (+) TF-IDF] under the label tree, XR-Transformer's ranker: the head must hand the encoder the
+    # data's TF-IDF featurizer, as the flat heads do (a TypeError in the input pipeline's tokenisation before).
+    config = text_config(tmp_path, shared_data, FASTTEXT, LABEL_TREE_WITH_TFIDF)
+    check_in_process(config, tmp_path)
+
+
+@pytest.mark.slow
+def test_text_encoder_beside_a_label_tree_sparse_term_end_to_end(tmp_path, shared_data):
+    run_text_encoder_test(tmp_path, shared_data, FASTTEXT, head=LABEL_TREE_WITH_TFIDF)
 
 
 def test_the_default_pretrained_encoder_is_the_offline_minilm():

@@ -182,7 +182,9 @@ def check_end_to_end(config_path: str, tmp_path, texts: list[str], mirrored_atol
     scores, ids = restored.top_k(restored.encoder.tokenize(tf.constant(texts)), K)
     np.testing.assert_allclose(served["scores"], scores.numpy(), rtol=1e-4, atol=1e-5)
     assert (np.array(served["label_ids"]) == ids.numpy()).mean() > 0.95
-    assert served["embedding_shape"] == [len(texts), restored.encoder.output_dim]
+    # The embedding is the encoder's own, without the raw sparse block a head with a sparse term reads.
+    assert served["embedding_shape"] == [len(texts), restored.encoder.output_dim
+                                         - 2 * getattr(restored.head, "sparse_max_nnz", 0)]
 
     queries = tmp_path / "queries.jsonl"
     queries.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))

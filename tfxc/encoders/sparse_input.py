@@ -43,6 +43,18 @@ def split_sparse_input(features: tf.Tensor, width: int):
     return h, tf.cast(ids, tf.int32), values
 
 
+def with_sparse_input(encoder: Encoder, width: int, context) -> "WithSparseInput":
+    """`encoder` wrapped to carry each row's `width` largest sparse features, for a head with a sparse term.
+
+    A text encoder gets the data's TF-IDF featurizer (`featurizer.json`) with it, so that raw strings give the
+    sparse features in tf.data and in the SavedModel alike; every head with a sparse term builds its encoder here.
+    """
+    from tfxc.encoders.text_common import tfidf_vectorizer
+
+    vectorizer = tfidf_vectorizer(context) if encoder.input_kind == "text" else None
+    return WithSparseInput(encoder, width, vectorizer=vectorizer, name="encoder")
+
+
 class WithSparseInput(Encoder):
     """An encoder's output with the row's raw sparse features appended.
 

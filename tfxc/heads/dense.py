@@ -210,11 +210,9 @@ class DenseLabelHead(Head):
         encoder = super().make_encoder(encoder_config, context)
         if self._sparse is None:
             return encoder
-        from tfxc.encoders.sparse_input import WithSparseInput
-        from tfxc.encoders.text_common import tfidf_vectorizer
+        from tfxc.encoders.sparse_input import with_sparse_input
 
-        vectorizer = tfidf_vectorizer(context) if encoder.input_kind == "text" else None
-        return WithSparseInput(encoder, self.sparse_max_nnz, vectorizer=vectorizer, name="encoder")
+        return with_sparse_input(encoder, self.sparse_max_nnz, context)
 
     def build(self, input_shape):
         dim = input_shape[-1] - 2 * self.sparse_max_nnz

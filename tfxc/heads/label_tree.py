@@ -109,9 +109,9 @@ class LabelTreeHead(Head):
         encoder = super().make_encoder(encoder_config, context)
         if self.sparse is None:
             return encoder
-        from tfxc.encoders.sparse_input import WithSparseInput
+        from tfxc.encoders.sparse_input import with_sparse_input
 
-        return WithSparseInput(encoder, self.sparse_max_nnz, name="encoder")
+        return with_sparse_input(encoder, self.sparse_max_nnz, context)
 
     def build(self, input_shape):
         dim = input_shape[-1] - 2 * self.sparse_max_nnz
