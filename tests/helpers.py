@@ -232,3 +232,31 @@ def csr_request(rows: list[dict]) -> tuple[dict, dict]:
     ragged = {key: tf.RaggedTensor.from_row_splits(tf.constant(request[key], dtype), splits)
               for key, dtype in (("feat_idx", tf.int64), ("feat_val", tf.float32))}
     return request, ragged
+
+
+def text_data(tmp_path, shared_data, train_rows: int = 800, test_rows: int = 64) -> dict:
+    """The first rows of banking77's train and test files, as a `data` config section."""
+    source = os.path.join(shared_data, "banking77")
+    for split, rows in (("train", train_rows), ("test", test_rows)):
+        with open(os.path.join(source, f"{split}.jsonl"), encoding="utf-8") as f:
+            lines = [next(f) for _ in range(rows)]
+        (tmp_path / f"{split}.jsonl").write_text("".join(lines), encoding="utf-8")
+    return {"format": "jsonl", "train": str(tmp_path / "train.jsonl"), "test": str(tmp_path / "test.jsonl"),
+            "label_names": os.path.join(source, "labels.txt"), "dir": str(tmp_path / "data"), "num_shards": 2}
+
+
+def tiny_bert_preset(directory, shared_data) -> str:
+    """A 2-layer BERT with a WordPiece vocabulary learnt on banking77, saved as a native keras-hub preset."""
+    import keras_hub
+
+    from tfxc.text import learn_wordpiece_vocabulary
+
+    with open(os.path.join(shared_data, "banking77", "train.jsonl"), encoding="utf-8") as f:
+        texts = [json.loads(line)["text"] for line in f]
+    vocabulary = learn_wordpiece_vocabulary(texts[:2000], size=600, min_count=2)
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=len(vocabulary), num_layers=2, num_heads=2,
+                                             hidden_dim=16, intermediate_dim=32, max_sequence_length=64)
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
+    backbone.save_to_preset(str(directory))
+    tokenizer.save_to_preset(str(directory))
+    return str(directory)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from tfxc import predict
+from tfxc import cli, predict
 
 
 class FakeClock:
@@ -18,9 +18,9 @@ class FakeClock:
 
 def test_progress_prints_rows_and_rate_every_30_s_to_a_log(monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr(predict.time, "time", clock)
+    monkeypatch.setattr(cli.time, "time", clock)
     stream = io.StringIO()
-    progress = predict.Progress(stream)
+    progress = cli.Progress("predicted", stream)
     progress.update(512)
     assert stream.getvalue() == ""                     # nothing before 30 s
     clock.now += 31

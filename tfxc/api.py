@@ -188,12 +188,7 @@ class Classifier:
         x = self._inputs(X)
         ids, scores = [], []
         for start in range(0, _num_rows(x), batch_size):
-            part = x[start:start + batch_size]
-            if isinstance(part, list):
-                s, i = self._backend.top_k_text(part, k)
-            else:
-                s, i = self._backend.top_k(part.indices.astype(np.int64), part.data,
-                                           part.indptr.astype(np.int64), k)
+            s, i = self._backend.top_k(x[start:start + batch_size], k)
             ids.append(i)
             scores.append(s)
         width = min(k, self.num_labels)
@@ -223,6 +218,23 @@ class Classifier:
             ids = np.pad(ids, ((0, 0), (0, kmax - ids.shape[1])), constant_values=-1)
         metrics.update(ids, labels.indptr.astype(np.int64), labels.indices.astype(np.int64))
         return metrics.result()
+
+    def encode(self, X, batch_size: int = 256, normalize: bool = False) -> np.ndarray:
+        """The encoder's embedding of every row, float32 [n, dim]: not normalised unless `normalize` (as
+        PECOS's `XTransformer.encode`), the SavedModel `embed` signature's "raw_embedding". X as for `predict`:
+        strings for a model that reads text (or was trained on text), else feature rows. An ensemble embeds
+        with its first member, as its SavedModel does."""
+        x = self._inputs(X)
+        parts = [self._backend.encode(x[start:start + batch_size]) for start in range(0, _num_rows(x), batch_size)]
+        if not parts:
+            raise ValueError("encode needs at least one row")
+        out = np.concatenate(parts).astype(np.float32, copy=False)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12) if normalize else out
+
+    @property
+    def reads_text_as_features(self) -> bool:
+        """The model reads feature rows but was trained on text: strings are featurized with its TF-IDF."""
+        return self.input_kind != "text" and self._backend.featurizer() is not None
 
     def export(self, path: str, top_k: int | None = None) -> str:
         """Writes a SavedModel (see `tfxc.export`) and returns its path."""
@@ -275,21 +287,23 @@ class _ModelDirBackend:
             self._top_k[k] = self.model.head.evaluation_top_k(self.model, k)
         return self._top_k[k]
 
-    def top_k(self, idx, val, splits, k):
+    def _batch(self, x) -> dict:
+        """The model's input batch of a list of strings (tokenised as the input pipeline does,
+        `Encoder.preprocess`) or of CSR feature rows."""
         from tfxc._tf import tf
 
-        batch = {"feat_idx": tf.RaggedTensor.from_row_splits(tf.constant(idx, tf.int64), tf.constant(splits)),
-                 "feat_val": tf.RaggedTensor.from_row_splits(tf.constant(val, tf.float32), tf.constant(splits))}
-        scores, ids = self._ranker(min(k, self.num_labels))(batch)
+        if isinstance(x, list):
+            return self.model.encoder.preprocess({"text": tf.constant(x, tf.string)})
+        splits = tf.constant(x.indptr.astype(np.int64))
+        return {"feat_idx": tf.RaggedTensor.from_row_splits(tf.constant(x.indices.astype(np.int64)), splits),
+                "feat_val": tf.RaggedTensor.from_row_splits(tf.constant(x.data.astype(np.float32)), splits)}
+
+    def top_k(self, x, k):
+        scores, ids = self._ranker(min(k, self.num_labels))(self._batch(x))
         return np.asarray(scores, np.float32), np.asarray(ids, np.int64)
 
-    def top_k_text(self, texts, k):
-        from tfxc._tf import tf
-
-        # The same tokenisation the input pipeline runs (`Encoder.preprocess`), then the evaluation ranker.
-        batch = self.model.encoder.preprocess({"text": tf.constant(texts, tf.string)})
-        scores, ids = self._ranker(min(k, self.num_labels))(batch)
-        return np.asarray(scores, np.float32), np.asarray(ids, np.int64)
+    def encode(self, x):
+        return self.model.embedding(self._batch(x)).numpy()
 
     def featurizer(self):
         from tfxc.data.text_features import TfidfFeaturizer
@@ -327,11 +341,11 @@ class _EnsembleBackend:
     def _width(self, k):
         return min(max(k, self.list_size), self.num_labels)
 
-    def top_k(self, idx, val, splits, k):
-        return self._combined([member.top_k(idx, val, splits, self._width(k)) for member in self.members], k)
+    def top_k(self, x, k):
+        return self._combined([member.top_k(x, self._width(k)) for member in self.members], k)
 
-    def top_k_text(self, texts, k):
-        return self._combined([member.top_k_text(texts, self._width(k)) for member in self.members], k)
+    def encode(self, x):
+        return self.members[0].encode(x)
 
     def featurizer(self):
         return self.members[0].featurizer()
@@ -362,21 +376,24 @@ class _SavedModelBackend:
         self._signature = served.signature("top_k")
         self.label_names = served.label_names()
 
-    def _call(self, idx, val, splits, k):
+    @staticmethod
+    def _inputs(x) -> dict:
+        """The signatures' inputs for a list of strings or CSR feature rows."""
         from tfxc._tf import tf
 
-        return self._signature(feat_idx=tf.constant(idx, tf.int64), feat_val=tf.constant(val, tf.float32),
-                               row_splits=tf.constant(splits, tf.int64), k=tf.constant(k, tf.int32))
+        if isinstance(x, list):
+            return {"text": tf.constant(x, tf.string)}
+        return {"feat_idx": tf.constant(x.indices, tf.int64), "feat_val": tf.constant(x.data, tf.float32),
+                "row_splits": tf.constant(x.indptr, tf.int64)}
 
-    def top_k(self, idx, val, splits, k):
-        out = self._call(idx, val, splits, k)
-        return out["scores"].numpy(), out["label_ids"].numpy()
-
-    def top_k_text(self, texts, k):
+    def top_k(self, x, k):
         from tfxc._tf import tf
 
-        out = self._signature(text=tf.constant(texts, tf.string), k=tf.constant(k, tf.int32))
+        out = self._signature(**self._inputs(x), k=tf.constant(k, tf.int32))
         return out["scores"].numpy(), out["label_ids"].numpy()
+
+    def encode(self, x):
+        return self._served.signature("embed")(**self._inputs(x))["raw_embedding"].numpy()
 
     def featurizer(self):
         return self._served.featurizer()

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from tfxc.errors import TfxcError
 
@@ -194,3 +195,28 @@ def keep_out_of_import_path(model_dirs) -> None:
 
     sys.path[:] = [entry for entry in sys.path
                    if not any(is_inside(entry or os.getcwd(), directory) for directory in model_dirs)]
+
+
+class Progress:
+    """Rows done and rows/s on stderr while a large input streams through: redrawn in place every 0.5 s on a
+    terminal, a line every 30 s otherwise (logs)."""
+
+    def __init__(self, verb: str, stream=None):
+        self.verb = verb
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = self.last = time.time()
+        self.count = 0
+
+    def update(self, rows: int) -> None:
+        self.count += rows
+        now = time.time()
+        if now - self.last >= (0.5 if self.tty else 30.0):
+            self.last = now
+            line = f"{self.verb} {self.count:,} rows ({self.count / max(now - self.start, 1e-9):,.0f} rows/s)"
+            self.stream.write(f"\r{line}" if self.tty else line + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self.last > self.start:
+            self.stream.write("\n")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tfxc._tf import keras
+from tfxc._tf import keras, tf
 from tfxc.build_context import BuildContext
 from tfxc.errors import ConfigError
 from tfxc.heads import HEADS
@@ -30,6 +30,16 @@ class XCModel(keras.Model):
     def top_k(self, inputs, k: int):
         """(scores float32 [B, k], ids int64 [B, k])."""
         return self.head.top_k(self.encoder(inputs, training=False), k)
+
+    def embedding(self, inputs) -> tf.Tensor:
+        """The encoder's embedding of a batch, float32 [B, dim], not normalised: what `tfxc.encode` writes and
+        the SavedModel's `embed` signature returns. A head with a sparse term has the encoder append the row's
+        raw (id, value) block (`tfxc.encoders.sparse_input`); that block is not part of the embedding."""
+        from tfxc.encoders.sparse_input import split_sparse_input
+
+        features = tf.cast(self.encoder(inputs, training=False), tf.float32)
+        width = getattr(self.head, "sparse_max_nnz", 0)
+        return split_sparse_input(features, width)[0] if width else features
 
     @property
     def sparse_variables(self) -> list:

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from tfxc.cli import main_wrapper, positive_int, setup_logging
+from tfxc.cli import Progress, main_wrapper, positive_int, setup_logging
 from tfxc.data.sources import source_format
 from tfxc.errors import DataError, TfxcError
 from tfxc.utils.io import atomic_writer, refuse_to_overwrite_inputs
@@ -80,30 +80,6 @@ def batches(rows, batch_size: int):
             idx, val, splits = [], [], [0]
     if len(splits) > 1:
         yield idx, val, splits
-
-
-class Progress:
-    """Rows done and rows/s on stderr while a large input streams through: redrawn in place every 0.5 s on a
-    terminal, a line every 30 s otherwise (logs)."""
-
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.start = self.last = time.time()
-        self.count = 0
-
-    def update(self, rows: int) -> None:
-        self.count += rows
-        now = time.time()
-        if now - self.last >= (0.5 if self.tty else 30.0):
-            self.last = now
-            line = f"predicted {self.count:,} rows ({self.count / max(now - self.start, 1e-9):,.0f} rows/s)"
-            self.stream.write(f"\r{line}" if self.tty else line + "\n")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty and self.last > self.start:
-            self.stream.write("\n")
 
 
 def interactive(signature, k: int) -> int:
@@ -180,7 +156,7 @@ def main(argv=None):
                              feat_val=tf.constant(np.concatenate(val), tf.float32),
                              row_splits=tf.constant(splits, tf.int64), k=tf.constant(k, tf.int32))
                    for idx, val, splits in batches(rows, args.batch_size))
-    progress = Progress()
+    progress = Progress("predicted")
     with atomic_writer(args.output) as out:
         for result in results:
             progress.update(int(result["label_ids"].shape[0]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import tiny_bert_preset
 from text_harness import check_in_process, run_text_encoder_test, text_config
 
 from tfxc._tf import tf
@@ -72,26 +73,6 @@ def test_text_transformer(tmp_path, shared_data):
     run_text_encoder_test(tmp_path, shared_data, {"name": "text_transformer", "embedding_dim": 16, "num_heads": 2,
                                                   "num_layers": 1, "intermediate_dim": 32, "max_length": 24,
                                                   "dropout": 0.0}, mirrored_skip=("self_attention_layer/key/bias",))
-
-
-def tiny_bert_preset(directory, shared_data) -> str:
-    """A 2-layer BERT with a WordPiece vocabulary learnt on banking77, saved as a native keras-hub preset."""
-    import json
-    import os
-
-    import keras_hub
-
-    from tfxc.text import learn_wordpiece_vocabulary
-
-    with open(os.path.join(shared_data, "banking77", "train.jsonl"), encoding="utf-8") as f:
-        texts = [json.loads(line)["text"] for line in f]
-    vocabulary = learn_wordpiece_vocabulary(texts[:2000], size=600, min_count=2)
-    backbone = keras_hub.models.BertBackbone(vocabulary_size=len(vocabulary), num_layers=2, num_heads=2,
-                                             hidden_dim=16, intermediate_dim=32, max_sequence_length=64)
-    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
-    backbone.save_to_preset(str(directory))
-    tokenizer.save_to_preset(str(directory))
-    return str(directory)
 
 
 def test_pretrained_backbone_from_a_local_preset(tmp_path, shared_data):

@@ -89,7 +89,7 @@ def _build_features(directory) -> str:
 
 @pytest.fixture(scope="module")
 def saved_models(tmp_path_factory, shared_data) -> dict:
-    from test_text_encoders import tiny_bert_preset
+    from helpers import tiny_bert_preset
 
     root = tmp_path_factory.mktemp("text_serving")
     models = {name: _build(root / name, shared_data, encoder) for name, encoder in ENCODERS.items()}

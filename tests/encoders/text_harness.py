@@ -21,29 +21,17 @@ In fresh processes:
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 from helpers import (REPO, assert_same_weights, check_checkpoint_round_trip, check_training_on_one_batch,
-                     checkpoint_weights, cli_env, run_cli, train_and_check_evaluate)
+                     checkpoint_weights, cli_env, run_cli, text_data, train_and_check_evaluate)
 
 from tfxc._tf import tf
 
 K = 5
 LONG_TEXT = " ".join(["please tell me why my transfer to another account has not arrived yet"] * 6)
-
-
-def text_data(tmp_path, shared_data, train_rows: int = 800, test_rows: int = 64) -> dict:
-    """The first rows of banking77's train and test files, as a `data` config section."""
-    source = os.path.join(shared_data, "banking77")
-    for split, rows in (("train", train_rows), ("test", test_rows)):
-        with open(os.path.join(source, f"{split}.jsonl"), encoding="utf-8") as f:
-            lines = [next(f) for _ in range(rows)]
-        (tmp_path / f"{split}.jsonl").write_text("".join(lines), encoding="utf-8")
-    return {"format": "jsonl", "train": str(tmp_path / "train.jsonl"), "test": str(tmp_path / "test.jsonl"),
-            "label_names": os.path.join(source, "labels.txt"), "dir": str(tmp_path / "data"), "num_shards": 2}
 
 
 def text_config(tmp_path, shared_data, encoder: dict, head: dict | None = None, **sections) -> str:

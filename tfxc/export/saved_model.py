@@ -164,12 +164,7 @@ class ServingBase(tf.Module):
 
     def _embeddings(self, batch) -> dict:
         """{"embedding": the L2-normalised encoder output float32 [B, dim], "raw_embedding": as is}."""
-        from tfxc.encoders.sparse_input import split_sparse_input
-
-        features = tf.cast(self.model.encoder(batch, training=False), tf.float32)
-        sparse_nnz = getattr(self.model.head, "sparse_max_nnz", 0)
-        if sparse_nnz:
-            features = split_sparse_input(features, sparse_nnz)[0]
+        features = self.model.embedding(batch)
         return {"embedding": tf.math.l2_normalize(features, axis=1), "raw_embedding": features}
 
     def _compiled_top_k(self, features):
