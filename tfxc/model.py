@@ -33,13 +33,9 @@ class XCModel(keras.Model):
 
     def embedding(self, inputs) -> tf.Tensor:
         """The encoder's embedding of a batch, float32 [B, dim], not normalised: what `tfxc.encode` writes and
-        the SavedModel's `embed` signature returns. A head with a sparse term has the encoder append the row's
-        raw (id, value) block (`tfxc.encoders.sparse_input`); that block is not part of the embedding."""
-        from tfxc.encoders.sparse_input import split_sparse_input
-
-        features = tf.cast(self.encoder(inputs, training=False), tf.float32)
-        width = getattr(self.head, "sparse_max_nnz", 0)
-        return split_sparse_input(features, width)[0] if width else features
+        the SavedModel's `embed` signature returns (`Head.encoding`: without what a head has the encoder
+        append, such as a sparse term's block)."""
+        return self.head.encoding(tf.cast(self.encoder(inputs, training=False), tf.float32))
 
     @property
     def sparse_variables(self) -> list:

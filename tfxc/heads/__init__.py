@@ -8,6 +8,7 @@ from tfxc.heads.linear import LinearHead, LinearHeadConfig
 from tfxc.heads.mhc import MhcHead, MhcHeadConfig
 from tfxc.heads.mhp import MhpHead, MhpHeadConfig
 from tfxc.heads.mhs import MhsHead, MhsHeadConfig
+from tfxc.heads.xr_level import XrLevelHead, XrLevelHeadConfig
 from tfxc.registry import Registry
 
 HEADS = Registry("head")
@@ -19,5 +20,7 @@ HEADS.register("label_tree", config=LabelTreeHeadConfig)(LabelTreeHead)
 HEADS.register("mhp", config=MhpHeadConfig)(MhpHead)
 HEADS.register("mhc", config=MhcHeadConfig)(MhcHead)
 HEADS.register("mhs", config=MhsHeadConfig)(MhsHead)
+HEADS.register("xr_level", config=XrLevelHeadConfig)(XrLevelHead)
 
-__all__ = ["HEADS", "Head", "LabelTreeHead", "LabelTreeHeadConfig", "LinearHead", "LinearHeadConfig", "MachHead", "MachHeadConfig", "MhcHead", "MhcHeadConfig", "MhpHead", "MhpHeadConfig", "MhsHead", "MhsHeadConfig", "OneVsAllHead", "OneVsAllHeadConfig", "SoftmaxHead", "SoftmaxHeadConfig"]
+__all__ = ["HEADS", "Head", "LabelTreeHead", "LabelTreeHeadConfig", "LinearHead", "LinearHeadConfig", "MachHead", "MachHeadConfig", "MhcHead", "MhcHeadConfig", "MhpHead", "MhpHeadConfig", "MhsHead", "MhsHeadConfig", "OneVsAllHead", "OneVsAllHeadConfig", "SoftmaxHead", "SoftmaxHeadConfig", "XrLevelHead",
+           "XrLevelHeadConfig"]

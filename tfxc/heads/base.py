@@ -110,6 +110,15 @@ class Head(keras.layers.Layer):
         raise NotImplementedError
 
     # === Optional abilities ===
+    def encoding(self, features: tf.Tensor) -> tf.Tensor:
+        """The encoder's own embedding within the features the head reads, float32 [B, dim]: all of them but
+        the row's sparse block that a head with a sparse term has its encoder append
+        (`tfxc.encoders.sparse_input`; `sparse_max_nnz` wide). Heads that append more strip it too."""
+        from tfxc.encoders.sparse_input import split_sparse_input
+
+        width = getattr(self, "sparse_max_nnz", 0)
+        return split_sparse_input(features, width)[0] if width else features
+
     def label_logits(self, features: tf.Tensor, label_ids: tf.Tensor) -> tf.Tensor:
         """Logits of selected labels: float32 [B, K] for features [B, dim] and label_ids int [K]."""
         raise NotImplementedError(f"{type(self).__name__} cannot score a subset of labels")

@@ -61,7 +61,8 @@ def cap_active(nodes: tf.Tensor, counts: tf.Tensor, max_active: int, seed: tf.Te
     return tf.gather(nodes, keep, batch_dims=1), tf.gather(counts, keep, batch_dims=1)
 
 
-def level_loss(logits, counts, valid, *, loss: str, reduction: str, fanout: int, weights=None) -> tf.Tensor:
+def level_loss(logits, counts, valid, *, loss: str, reduction: str, fanout: int, weights=None,
+               power: int = 2) -> tf.Tensor:
     """The loss of one level over its active nodes, float32 [B] (masked `valid`).
 
     Args:
@@ -72,6 +73,7 @@ def level_loss(logits, counts, valid, *, loss: str, reduction: str, fanout: int,
       fanout: the most nodes a parent of the level has (the "sum" reduction's divisor).
       weights: float32 [B, C], or None: the positive nodes' weights (the softmax loss: its target over
         the positives is proportional to them).
+      power: the hinge losses' exponent: 2 (squared hinge) or 1 (PECOS's `hinge` / `weighted-hinge`).
     """
     positive = counts > 0
     mask = tf.cast(valid, logits.dtype)
@@ -87,7 +89,8 @@ def level_loss(logits, counts, valid, *, loss: str, reduction: str, fanout: int,
         per_node = tf.nn.softplus(tf.where(positive, -logits, logits))
     else:
         sign = tf.where(positive, 1.0, -1.0)
-        per_node = tf.square(tf.nn.relu(1.0 - sign * logits))
+        margin = tf.nn.relu(1.0 - sign * logits)
+        per_node = tf.square(margin) if power == 2 else margin
         if loss == "weighted_squared_hinge":
             per_node *= tf.where(positive, tf.cast(counts, logits.dtype), 1.0)
     if weights is not None:
