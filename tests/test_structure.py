@@ -22,7 +22,7 @@ FLOORS = (
     ("the model's parts, the command lines' conventions", ("tfxc.encoders", "tfxc.heads", "tfxc.model", "tfxc.cli")),
     ("the model directory", ("tfxc.model_files", "tfxc.model_dir")),
     ("what reads a trained model", ("tfxc.losses", "tfxc.eval", "tfxc.export")),
-    ("training", ("tfxc.training", "tfxc.ensemble")),
+    ("training", ("tfxc.training", "tfxc.ensemble", "tfxc.xr")),
     ("configs made whole", ("tfxc.recipe", "tfxc.presets", "tfxc.resolve", "tfxc.convert")),
     ("a run's start", ("tfxc.launch",)),
     ("the verbs", ("tfxc.train", "tfxc.members", "tfxc.evaluate", "tfxc.predict", "tfxc.encode", "tfxc.api")),

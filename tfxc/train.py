@@ -207,6 +207,18 @@ def run_training(run, model_dir: str, args) -> int:
         if run.lock is not None:
             run.lock.release()
         return 0
+    if run.config.model.head.name == "xr_transformer":  # a multi-stage run: fine-tuned levels, then the ranker
+        from tfxc.xr.pipeline import train_xr_transformer
+
+        if args.part is not None:
+            raise ConfigError("--part: an XR-Transformer run trains its levels in sequence, not in parts")
+        metrics = train_xr_transformer(run.config, model_dir, run.info, run.strategy, lock=run.lock,
+                                       final_evaluation=not args.skip_eval,
+                                       ignore_memory_plan=args.ignore_memory_plan,
+                                       allow_changed_config=args.allow_changed_config)
+        if metrics:
+            print("test: " + format_metrics(metrics))
+        return 0
     trainer = Trainer(run.config, model_dir, run.info, run.strategy, part=args.part, lock=run.lock,
                       ignore_memory_plan=args.ignore_memory_plan, trust_imports=args.trust_imports,
                       allow_changed_config=args.allow_changed_config, final_evaluation=not args.skip_eval)

@@ -9,6 +9,7 @@ from tfxc.heads.mhc import MhcHead, MhcHeadConfig
 from tfxc.heads.mhp import MhpHead, MhpHeadConfig
 from tfxc.heads.mhs import MhsHead, MhsHeadConfig
 from tfxc.heads.xr_level import XrLevelHead, XrLevelHeadConfig
+from tfxc.heads.xr_transformer import XrTransformerHead, XrTransformerHeadConfig
 from tfxc.registry import Registry
 
 HEADS = Registry("head")
@@ -21,6 +22,7 @@ HEADS.register("mhp", config=MhpHeadConfig)(MhpHead)
 HEADS.register("mhc", config=MhcHeadConfig)(MhcHead)
 HEADS.register("mhs", config=MhsHeadConfig)(MhsHead)
 HEADS.register("xr_level", config=XrLevelHeadConfig)(XrLevelHead)
+HEADS.register("xr_transformer", config=XrTransformerHeadConfig)(XrTransformerHead)
 
 __all__ = ["HEADS", "Head", "LabelTreeHead", "LabelTreeHeadConfig", "LinearHead", "LinearHeadConfig", "MachHead", "MachHeadConfig", "MhcHead", "MhcHeadConfig", "MhpHead", "MhpHeadConfig", "MhsHead", "MhsHeadConfig", "OneVsAllHead", "OneVsAllHeadConfig", "SoftmaxHead", "SoftmaxHeadConfig", "XrLevelHead",
-           "XrLevelHeadConfig"]
+           "XrLevelHeadConfig", "XrTransformerHead", "XrTransformerHeadConfig"]

@@ -143,7 +143,9 @@ class XrLevelHead(Head):
                             path=config.tree_file)
         start = read_start(context.model_dir)
         man = start.pop("man", None)
-        if config.level > 0 and "man" in config.negatives and man is None:
+        if config.level > 0 and "man" in config.negatives and man is None and not context.model_dir:
+            man = np.full((max(context.num_points, 1), 1), -1, np.int32)  # a build for shapes alone (memory plan)
+        elif config.level > 0 and "man" in config.negatives and man is None:
             raise ConfigError(f"model.head.negatives '{config.negatives}' needs the previous level's predictions "
                               f"({START_FILE} in the model directory, written by tfxc.xr)")
         return cls(tree, config.level, config.negatives, config.max_active, config.loss, config.init_stddev,

@@ -1,0 +1,157 @@
+"""An XR-Transformer run end to end on a slice of reuters with a tiny BERT: fine-tuned levels, the ranker, a
+kill -9 at a level boundary resumed to the same model, and the ranker's SavedModel served from strings in a
+fresh process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import scipy.sparse
+from helpers import (assert_same_weights, checkpoint_weights, cli_env, run_cli, tiny_bert_preset)
+
+from tfxc.tree import LabelTree
+from tfxc.xr.levels import level_counts, matching_matrix, predicted_clusters
+
+QUERIES = ["oil prices rose after the opec meeting", "the company reported quarterly earnings", "",
+           "wheat and grain exports to the soviet union " * 10]
+
+SERVE_SCRIPT = """
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+m = tf.saved_model.load(sys.argv[1])
+out = m.signatures["serving_default"](text=tf.constant(json.load(open(sys.argv[2]))))
+emb = m.signatures["embed"](text=tf.constant(json.load(open(sys.argv[2]))))["raw_embedding"]
+print(json.dumps({"ids": out["label_ids"].numpy().tolist(), "scores": out["scores"].numpy().tolist(),
+                  "embedding_shape": list(emb.shape)}))
+"""
+
+
+def xr_config(tmp, shared_data) -> str:
+    source = os.path.join(shared_data, "reuters")
+    for split, rows in (("train", 400), ("test", 100)):
+        with open(os.path.join(source, f"{split}.jsonl"), encoding="utf-8") as f:
+            (tmp / f"{split}.jsonl").write_text("".join(next(f) for _ in range(rows)), encoding="utf-8")
+    config = {
+        "data": {"format": "jsonl", "train": str(tmp / "train.jsonl"), "test": str(tmp / "test.jsonl"),
+                 "label_names": os.path.join(source, "labels.txt"), "dir": str(tmp / "data"), "num_shards": 2},
+        "model": {"encoder": {"name": "pretrained", "preset": tiny_bert_preset(tmp / "preset", shared_data),
+                              "max_length": 32, "dropout": 0.0, "backbone_dropout": 0.0},
+                  # Preliminary tree 4 -> 16 -> 57 labels; levels of <= 40 clusters are fine-tuned: 4, then 16.
+                  "head": {"name": "xr_transformer", "matcher_max_leaf_size": 4, "matcher_nr_splits": 4,
+                           "max_match_clusters": 40, "max_steps": [6, 8], "learning_rates": [1e-3],
+                           "warmup_steps": [2], "max_active_matching_labels": 12, "only_topk": 2,
+                           "max_leaf_size": 8, "nr_splits": 4, "sparse_support": 16, "sparse_max_nnz": 32,
+                           "beam_size": 4}},
+        "optimizer": {"name": "adam", "learning_rate": 0.01, "epsilon": 1e-8, "clip_norm": 1.0},
+        "trainer": {"global_batch_size": 16, "train_steps": 20, "steps_per_loop": 5, "log_every_steps": 5,
+                    "checkpoint_every_steps": 5},
+        "export": {"top_k": 5},
+    }
+    (tmp / "config.json").write_text(json.dumps(config))
+    return str(tmp / "config.json")
+
+
+def kill_after_first_level(config: str, model_dir) -> None:
+    """Starts tfxc.train and kills it (SIGKILL) as soon as the first level is marked done."""
+    from tfxc.xr.pipeline import LEVEL_DONE, level_dir
+
+    proc = subprocess.Popen([sys.executable, "-m", "tfxc.train", "--config", config, "--model-dir", str(model_dir)],
+                            env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    marker = os.path.join(level_dir(str(model_dir), 0), LEVEL_DONE)
+    deadline = time.time() + 240
+    while not os.path.exists(marker) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert os.path.exists(marker), "the first level never finished"
+    assert not os.path.exists(os.path.join(str(model_dir), "metrics.json")), "killed too late"
+
+
+def test_xr_transformer_run_resumes_after_a_kill_at_a_level_boundary_and_serves_strings(tmp_path, shared_data):
+    config = xr_config(tmp_path, shared_data)
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(whole), timeout=600)
+    assert "XR level 2/2: 16 clusters (tree level 1), 9 steps" in result.stderr
+    assert "bootstrapped 16 clusters" in result.stderr
+    kill_after_first_level(config, killed)
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(killed), timeout=600)
+    assert "XR level 1/2 (4 clusters): done already" in result.stderr
+
+    # The resumed run is the uninterrupted one: same levels, same ranker, same test metrics.
+    for sub in ("levels/level-0", "levels/level-1", ""):
+        assert_same_weights(checkpoint_weights(str(killed / sub)), checkpoint_weights(str(whole / sub)), atol=1e-6)
+    metrics = json.loads((whole / "metrics.json").read_text())
+    assert json.loads((killed / "metrics.json").read_text())["P@1"] == metrics["P@1"]
+
+    # The ranker's encoder is the last level's, frozen: its weights are the level's, untouched by the ranker.
+    from tfxc.encoders.frozen import base_encoder
+    from tfxc.model_dir import ModelDir
+
+    ranker = ModelDir(str(whole)).restore().model
+    level = ModelDir(str(whole / "levels" / "level-1")).restore().model
+    for a, b in zip(base_encoder(ranker.encoder).get_weights(), base_encoder(level.encoder).get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert ranker.trainable_variables and not any("frozen_encoder" in v.path for v in ranker.trainable_variables)
+
+    # The SavedModel takes raw strings: tokeniser, encoder, TF-IDF and beam search in one graph.
+    saved = tmp_path / "saved"
+    run_cli("tfxc.export", "--model-dir", str(whole), "--out", str(saved))
+    (tmp_path / "queries.json").write_text(json.dumps(QUERIES))
+    proc = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, str(saved), str(tmp_path / "queries.json")],
+                          env=cli_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    served = json.loads(proc.stdout.splitlines()[-1])
+    from tfxc._tf import tf
+
+    scores, ids = ranker.top_k(ranker.encoder.preprocess({"text": tf.constant(QUERIES)}), 5)
+    np.testing.assert_array_equal(served["ids"], ids.numpy())
+    np.testing.assert_allclose(served["scores"], scores.numpy(), rtol=1e-4, atol=1e-5)
+    assert served["embedding_shape"] == [len(QUERIES), 16]  # the BERT's width, neither TF-IDF nor normalised
+
+
+def test_only_encoder_stops_after_fine_tuning(tmp_path, shared_data):
+    config = xr_config(tmp_path, shared_data)
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "model"), "--set",
+            "model.head.only_encoder=true", "--set", "model.head.max_steps=[2]", timeout=600)
+    assert (tmp_path / "model" / "levels" / "level-1" / "level.json").exists()
+    assert not (tmp_path / "model" / "checkpoints").exists()
+
+
+def test_level_counts_predictions_and_matching():
+    tree = LabelTree(parents=(np.array([0, 0, 1, 1], np.int32), np.array([0, 0, 1, 1, 2, 2, 3, 3], np.int32)),
+                     top_size=2)
+    y = scipy.sparse.csr_matrix(np.array([[1, 1, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 1, 0, 0, 0]], np.int8))
+    np.testing.assert_array_equal(level_counts(y, tree, 1).toarray(), [[2, 0, 0, 1], [0, 0, 1, 0]])
+    np.testing.assert_array_equal(level_counts(y, tree, 0).toarray(), [[2, 1], [0, 1]])
+    emb = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
+    kernel, bias = np.array([[1.0, 0.0], [0.0, 2.0], [0.5, 0.5]], np.float32), np.array([0.0, 0.0, 0.6], np.float32)
+    # Scores: row 0 [1, 0, 1.1]; row 1 [0, 2, 1.1]; row 2 [1, 2, 1.6].
+    np.testing.assert_array_equal(predicted_clusters(emb, kernel, bias, 2), [[2, 0], [1, 2], [1, 2]])
+    np.testing.assert_array_equal(matching_matrix(np.array([[1, -1], [0, 0]], np.int32), 3).toarray(),
+                                  [[0, 1, 0], [1, 0, 0]])
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("bootstrap", '"linearish"', "is not one of"),
+    ("max_steps", "[]", "max_steps must be >= 1"),
+    ("tree_file", '"t.npz"', "builds its own trees"),
+])
+def test_bad_xr_settings_are_refused(tmp_path, key, value, message):
+    from tfxc.config import load_config
+
+    config = {"data": {"format": "synthetic", "dir": str(tmp_path / "d")},
+              "model": {"encoder": {"name": "sparse_bow"}, "head": {"name": "xr_transformer"}}}
+    (tmp_path / "c.json").write_text(json.dumps(config))
+    from tfxc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(str(tmp_path / "c.json"), overrides=[f"model.head.{key}={value}"])

@@ -1,0 +1,61 @@
+"""A trained encoder, frozen and scaled to unit length: the embedding half of XR-Transformer's ranker input.
+
+XR-Transformer ranks labels on [TF-IDF ⊕ row_l2_normalize(E)], E the fine-tuned
+encoder's embedding, which no longer changes while the ranker trains
+(algorithms.md §1.6, steps 3–5). `FrozenUnitEncoder` runs the inner encoder in
+inference mode (no dropout) and holds its weights out of training.
+"""
+
+from __future__ import annotations
+
+from tfxc._tf import tf
+from tfxc.encoders.base import Encoder
+
+
+def base_encoder(encoder: Encoder) -> Encoder:
+    """The innermost encoder under wrappers that append to or rescale its output (their `inner`)."""
+    while hasattr(encoder, "inner"):
+        encoder = encoder.inner
+    return encoder
+
+
+class FrozenUnitEncoder(Encoder):
+    """`inner`'s output scaled to unit L2 norm, float32 [B, dim]; its weights are not trained."""
+
+    def __init__(self, inner: Encoder, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = inner
+        self.inner.trainable = False
+
+    @property
+    def input_kind(self) -> str:
+        return self.inner.input_kind
+
+    def tokenize(self, texts) -> dict:
+        return self.inner.tokenize(texts)
+
+    @property
+    def output_dim(self) -> int:
+        return self.inner.output_dim
+
+    def tracing_for_serving(self):
+        return self.inner.tracing_for_serving()
+
+    @property
+    def matmul_dtype(self):
+        return self.inner.matmul_dtype
+
+    @matmul_dtype.setter
+    def matmul_dtype(self, dtype):
+        self.inner.matmul_dtype = dtype
+
+    def build(self, input_shape=None):
+        self.inner.build()
+        self.built = True
+
+    def call(self, inputs, training=False):
+        return tf.math.l2_normalize(tf.cast(self.inner(inputs, training=False), tf.float32), axis=1)
+
+    @property
+    def sparse_variables(self) -> list:
+        return []

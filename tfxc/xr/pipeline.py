@@ -1,0 +1,199 @@
+"""An XR-Transformer run: multi-resolution fine-tuning, then the ranker on [TF-IDF ⊕ embedding].
+
+Reference: Zhang et al., "Fast Multi-Resolution Transformer Fine-tuning for Extreme Multi-label Text
+Classification" (NeurIPS 2021); PECOS `xmc/xtransformer/model.py`. Spec: algorithms.md §1.6–1.7 and
+xr-transformer.md. `python -m tfxc.train` runs it for a config whose head is "xr_transformer"
+(`tfxc.heads.xr_transformer`):
+
+  1. the preliminary tree: PECOS's clustering of the TF-IDF's PIFA label features, with the
+     head's matcher_* options (MODEL_DIR/preliminary_tree.npz);
+  2. one fine-tuned level per tree level with at most max_match_clusters clusters, coarse → fine
+     (`tfxc.xr.schedule`): each is a tfxc training run of the encoder under a new `xr_level` head,
+     in MODEL_DIR/levels/level-N. The encoder carries over from the previous level; the head starts
+     from the bootstrap and trains on tfn/man active sets (`tfxc.xr.levels`);
+  3. the ranker, MODEL_DIR's own model: the final encoder, frozen, beside the TF-IDF, under a label
+     tree re-clustered on PIFA([TF-IDF ⊕ normalised E]) (unless fix_clustering).
+
+Every level is a resumable run with its own checkpoints, and a finished level is marked
+(level.json) and skipped: a run killed anywhere resumes in the level it was in, from its last
+checkpoint, and a killed ranker resumes likewise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+
+from tfxc.errors import ConfigError
+from tfxc.heads.label_tree_config import TREE_FILE
+from tfxc.model_dir import ModelDir
+from tfxc.training.controller import format_duration
+from tfxc.utils.io import atomic_write_text
+from tfxc.xr.schedule import LevelPlan, plan_levels
+
+log = logging.getLogger("tfxc.xr")
+
+PRELIMINARY_TREE = "preliminary_tree.npz"
+LEVELS_DIR = "levels"
+LEVEL_DONE = "level.json"
+
+
+def level_dir(model_dir: str, index: int) -> str:
+    return os.path.join(model_dir, LEVELS_DIR, f"level-{index}")
+
+
+def preliminary_tree(head, info, model_dir: str):
+    """The tree the levels are fine-tuned along: the model directory's, else clustered and saved there."""
+    from tfxc.tree import LabelTree, cached_cluster_labels
+
+    path = os.path.join(model_dir, PRELIMINARY_TREE)
+    if os.path.exists(path):
+        return LabelTree.load(path), path
+    tree = cached_cluster_labels(info, max_leaf_size=head.matcher_max_leaf_size, nr_splits=head.matcher_nr_splits,
+                                 min_codes=head.matcher_min_codes or None, seed=head.tree_seed,
+                                 max_iter=head.kmeans_max_iter, spherical=head.spherical,
+                                 skip_unseen=head.skip_unseen_labels)
+    tree.save(path)
+    return tree, path
+
+
+def level_config(config, plan: LevelPlan, tree_path: str):
+    """The experiment config of one fine-tuned level: the user's, with an `xr_level` head and the level's
+    steps and learning-rate schedule (warm-up, then linear decay to 0). No evaluation on the way: a level's
+    clusters are not the labels."""
+    from tfxc.heads.xr_level import XrLevelHeadConfig
+
+    head = config.model.head
+    level_head = XrLevelHeadConfig(tree_file=tree_path, level=plan.tree_level, negatives=head.matcher_negatives,
+                                   max_active=head.max_active_matching_labels, loss=head.matcher_loss)
+    return dataclasses.replace(
+        config, model=dataclasses.replace(config.model, head=level_head),
+        optimizer=dataclasses.replace(config.optimizer, learning_rate=plan.learning_rate,
+                                      warmup_steps=plan.warmup_steps, schedule="linear"),
+        # PECOS's loop stops when global_step > max_steps: max_steps + 1 updates.
+        trainer=dataclasses.replace(config.trainer, train_steps=plan.steps + 1, eval_every_steps=0,
+                                    eval_every_epochs=0.0, select_metric="", patience=0))
+
+
+def copy_encoder(target_model, source_encoder) -> None:
+    """Sets the innermost encoder of `target_model` to `source_encoder`'s weights (the same architecture)."""
+    from tfxc.encoders.frozen import base_encoder
+
+    base_encoder(target_model.encoder).set_weights(base_encoder(source_encoder).get_weights())
+
+
+def run_level(config, plan: LevelPlan, levels: int, tree, tree_path: str, previous, info, strategy, model_dir: str):
+    """Fine-tunes one level (resuming it if it has a checkpoint); returns its directory."""
+    from tfxc.heads.xr_level import write_start
+    from tfxc.training.trainer import Trainer
+    from tfxc.xr.levels import start_of_level
+
+    directory = level_dir(model_dir, plan.index)
+    done = os.path.join(directory, LEVEL_DONE)
+    if os.path.exists(done):
+        log.info("XR level %d/%d (%d clusters): done already", plan.index + 1, levels, plan.clusters)
+        return directory
+    cfg = level_config(config, plan, tree_path)
+    fresh = ModelDir(directory).latest_checkpoint() is None
+    previous_model = None
+    if previous is not None and fresh:
+        previous_model = ModelDir(previous).restore(need_rows=False).model
+    if fresh:
+        os.makedirs(directory, exist_ok=True)
+        write_start(directory, **start_of_level(plan, tree, config.model.head, previous_model, info))
+    log.info("XR level %d/%d: %d clusters (tree level %d), %d steps at learning rate %g", plan.index + 1, levels,
+             plan.clusters, plan.tree_level, plan.steps + 1, plan.learning_rate)
+    start = time.time()
+    trainer = Trainer(cfg, directory, info, strategy, final_evaluation=False)
+    if previous_model is not None:
+        copy_encoder(trainer.components.model, previous_model.encoder)
+    trainer.train()
+    atomic_write_text(done, json.dumps({"tree_level": plan.tree_level, "clusters": plan.clusters,
+                                        "steps": plan.steps + 1, "train_seconds": round(time.time() - start, 3)},
+                                       indent=2) + "\n")
+    return directory
+
+
+def fine_tune(config, info, strategy, model_dir: str) -> str | None:
+    """Step 2 of the module docstring; returns the last level's directory."""
+    head = config.model.head
+    tree, tree_path = preliminary_tree(head, info, model_dir)
+    plan = plan_levels(tree.sizes, head.max_match_clusters, head.max_steps,
+                       head.learning_rates or (config.optimizer.learning_rate,),
+                       head.warmup_steps or (config.optimizer.warmup_steps,))
+    log.info("XR-Transformer: preliminary tree %s; fine-tuning %d level(s): %s", tree.describe(), len(plan),
+             " -> ".join(str(p.clusters) for p in plan))
+    previous, start, total = None, time.time(), sum(p.steps + 1 for p in plan)
+    done = 0
+    for level in plan:
+        previous = run_level(config, level, len(plan), tree, tree_path, previous, info, strategy, model_dir)
+        done += level.steps + 1
+        elapsed = time.time() - start
+        if done < total:
+            log.info("XR fine-tuning: %d of %d steps in %s; the remaining levels about %s", done, total,
+                     format_duration(elapsed), format_duration(elapsed / done * (total - done)))
+    return previous
+
+
+def ranker_tree(config, info, encoder, model_dir: str, preliminary_path: str | None) -> None:
+    """Writes the ranker's tree into the model directory (once): the preliminary tree with fix_clustering, else
+    PECOS's clustering of PIFA([TF-IDF ⊕ row-normalised E]) with the ranker's options."""
+    import numpy as np
+    import scipy.sparse
+
+    from tfxc.tree import LabelTree, cluster_labels, pifa
+    from tfxc.tree.pifa import normalize_rows
+    from tfxc.xr.levels import embed_split, tfidf_rows
+
+    path = os.path.join(model_dir, TREE_FILE)
+    if os.path.exists(path):
+        return
+    head = config.model.head
+    if head.fix_clustering and preliminary_path:
+        LabelTree.load(preliminary_path).save(path)
+        return
+    embeddings, y = embed_split(encoder, info)
+    x = scipy.sparse.hstack([tfidf_rows(info), scipy.sparse.csr_matrix(normalize_rows(embeddings))]).tocsr()
+    tree = cluster_labels(pifa(x, y.astype(np.float32)), max_leaf_size=head.max_leaf_size, nr_splits=head.nr_splits,
+                          min_codes=head.min_codes or None, seed=head.tree_seed, max_iter=head.kmeans_max_iter,
+                          spherical=head.spherical, skip_unseen=head.skip_unseen_labels)
+    tree.save(path)
+
+
+def train_xr_transformer(config, model_dir: str, info, strategy, *, lock=None, final_evaluation: bool = True,
+                         ignore_memory_plan: bool = False, allow_changed_config: bool = False) -> dict:
+    """Runs the whole pipeline of the module docstring into `model_dir`; returns the ranker's test metrics
+    ({} with only_encoder)."""
+    from tfxc.training.trainer import Trainer
+    from tfxc.xr.levels import EmbeddingModel
+
+    head = config.model.head
+    if config.runtime.strategy == "multi_worker_mirrored":
+        raise ConfigError("an XR-Transformer run hands state between its stages on one machine: use the default "
+                          "or mirrored strategy")
+    os.makedirs(model_dir, exist_ok=True)
+    try:
+        last_level = fine_tune(config, info, strategy, model_dir) if head.do_fine_tune else None
+        if head.only_encoder:
+            log.info("only_encoder: the fine-tuned encoder is in %s (python -m tfxc.encode -m %s)", last_level,
+                     last_level)
+            return {}
+        fresh = ModelDir(model_dir).latest_checkpoint() is None
+        encoder = None
+        if fresh:
+            encoder = EmbeddingModel.of(config, info, last_level)
+            ranker_tree(config, info, encoder, model_dir,
+                        os.path.join(model_dir, PRELIMINARY_TREE) if head.do_fine_tune else None)
+        log.info("XR-Transformer: the ranker on [TF-IDF (+) normalised embedding]")
+        trainer = Trainer(config, model_dir, info, strategy, lock=lock, final_evaluation=final_evaluation,
+                          ignore_memory_plan=ignore_memory_plan, allow_changed_config=allow_changed_config)
+        lock = None  # the trainer releases it
+        if encoder is not None:
+            copy_encoder(trainer.components.model, encoder.encoder)
+        return trainer.train()
+    finally:
+        if lock is not None:
+            lock.release()
