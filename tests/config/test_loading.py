@@ -39,7 +39,7 @@ def load(*overrides):
     ("optimizer.algorithm=scent", "optimizer.algorithm has moved to loss.name"),
     ("optimizer.umax_delta=1", "optimizer.umax_delta has moved to loss.delta"),
     ("loss.rho=2", "loss: unknown key 'rho'"),
-    ("data.source_dir=feats", "data.source_dir is for format 'dense', not 'tfrecord'"),
+    ("data.source_dir=feats", "data.source_dir is for 'dense' or 'pecos' data"),
     ("trainer.eval_every_epochs=-1", "eval_every_epochs (-1.0) must be >= 0"),
     ("trainer.select_metric=P@5", "trainer.select_metric chooses among periodic evaluations: set "
                                   "trainer.eval_every_epochs"),

@@ -134,8 +134,8 @@ class DataConfig:
       train_labels: labels of `train` for pecos (Y npz) and dense formats.
       test_labels: labels of `test` for pecos and dense formats.
       val_labels: labels of `val` for pecos and dense formats.
-      source_dir: dense format only: a directory holding `{train,val,test}/features.npy`
-        and `labels.npy` (val optional), instead of naming the four or six files.
+      source_dir: instead of the files: dense, `{train,val,test}/{features,labels}.npy` (val optional); pecos,
+        a PECOS xmc-base set (X.{trn,tst}.txt, Y.*.npz, tfidf-attnxml/X.*.npz), rows with their text.
       label_names: optional labels.txt (one name per line, line i = label i).
       index_base: 1 for header-less XC files with 1-based feature ids.
       num_shards: TFRecord shards written for the train split.
@@ -169,7 +169,7 @@ class DataConfig:
                  f"{path}.format '{self.format}' is not one of {', '.join(DATA_FORMATS)}")
         _require(bool(self.dir), f"{path}.dir must name the TFRecord directory")
         if self.source_dir:
-            _require(self.format == "dense", f"{path}.source_dir is for format 'dense', not '{self.format}'")
+            _require(self.format in ("dense", "pecos"), f"{path}.source_dir is for 'dense' or 'pecos' data")
             _require(not any((self.train, self.test, self.val, self.train_labels, self.test_labels,
                               self.val_labels)),
                      f"{path}: give either source_dir or the train/test/val files, not both")

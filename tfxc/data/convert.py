@@ -29,7 +29,7 @@ from tfxc.data.rows import Row
 from tfxc.data.synthetic import SyntheticXmc
 from tfxc.data.tfrecord import serialize_row, shard_name
 from tfxc.data.sources import (SOURCE_FILES_KEY, SOURCE_PATH_FIELDS, SourceFiles, dense_source_files,
-                                is_conversion_of, source_fingerprint)
+                                is_conversion_of, source_fingerprint, xmc_base_files)
 # DataInUse and release_data are part of what ensure_converted promises its callers.
 from tfxc.data.usage import (DataInUse, claim_for_replacing, directory_lock, keep_for_dependents,  # noqa: F401
                              release_data, take_lease)
@@ -162,12 +162,17 @@ def _sources(data_config, tmp_dir: str):
                   for name, path in sources.items()}
         return splits, lambda: featurizer.num_features, lambda: len(vocab), lambda: len(vocab), vocab.names
     options = {"index_base": cfg.index_base} if cfg.format == "xc" else {}
-    if cfg.source_dir:
+    if cfg.source_dir and cfg.format == "pecos":  # PECOS's xmc-base layout: the texts beside the matrices
+        splits = {name: readers.open_reader("pecos", x, y, text_path=text)
+                  for name, (x, y, text) in xmc_base_files(cfg.source_dir).items()}
+        files = {}
+    elif cfg.source_dir:
         files = dense_source_files(cfg.source_dir)
     else:
         files = {name: (getattr(cfg, name), getattr(cfg, name + "_labels")) for name in ("train", "test", "val")
                  if getattr(cfg, name)}
-    splits = {name: readers.open_reader(cfg.format, x, y or None, **options) for name, (x, y) in files.items()}
+    if files:
+        splits = {name: readers.open_reader(cfg.format, x, y or None, **options) for name, (x, y) in files.items()}
     num_features = lambda: max(r.num_features for r in splits.values())  # noqa: E731
     num_labels = lambda: max(r.num_labels for r in splits.values())  # noqa: E731
 

@@ -147,6 +147,34 @@ def dense_source_files(source_dir: str) -> dict[str, tuple[str, str]]:
     return out
 
 
+# PECOS's xmc-base layout (algorithms.md §1.1): <set>/X.{trn,tst}.txt, <set>/<tfidf>/X.{trn,tst}.npz, <set>/Y.*.npz.
+XMC_BASE_SPLITS = {"train": "trn", "test": "tst"}
+XMC_BASE_TFIDF_DIRS = ("tfidf-attnxml", "tfidf")
+
+
+def xmc_base_files(source_dir: str) -> dict[str, tuple[str, str, str]]:
+    """{split: (TF-IDF X.npz, Y.npz, X.txt)} of a PECOS xmc-base data set directory (the TF-IDF from
+    tfidf-attnxml/, XR-Transformer's, else tfidf/).
+
+    Raises:
+      DataError: a file of the train or test split is missing (naming it and the layout).
+    """
+    tfidf = next((d for d in XMC_BASE_TFIDF_DIRS if os.path.isdir(os.path.join(source_dir, d))), None)
+    if tfidf is None:
+        raise DataError(f"no TF-IDF directory ({' or '.join(XMC_BASE_TFIDF_DIRS)}); a PECOS xmc-base set holds "
+                        "X.trn.txt, Y.trn.npz and tfidf-attnxml/X.trn.npz (and the .tst. files)", path=source_dir)
+    out = {}
+    for split, tag in XMC_BASE_SPLITS.items():
+        files = (os.path.join(source_dir, tfidf, f"X.{tag}.npz"), os.path.join(source_dir, f"Y.{tag}.npz"),
+                 os.path.join(source_dir, f"X.{tag}.txt"))
+        for path in files:
+            if not os.path.exists(path):
+                raise DataError(f"missing from the PECOS xmc-base layout (X.{tag}.txt, Y.{tag}.npz, "
+                                f"{tfidf}/X.{tag}.npz)", path=path)
+        out[split] = files
+    return out
+
+
 SOURCE_PATH_FIELDS = ("train", "test", "val", "train_labels", "test_labels", "val_labels", "label_names",
                        "val_groups", "source_dir")
 SOURCE_FILES_KEY = "source_files"  # stats.json: {real path: {size, mtime_ns, sha256}}, the content cache
@@ -197,7 +225,8 @@ def _source_paths(data_config) -> list[str]:
     if data_config.val_groups:
         paths.append(data_config.val_groups)
     if data_config.source_dir:
-        paths += [path for pair in dense_source_files(data_config.source_dir).values() for path in pair]
+        layout = xmc_base_files if data_config.format == "pecos" else dense_source_files
+        paths += [path for files in layout(data_config.source_dir).values() for path in files]
     return paths
 
 

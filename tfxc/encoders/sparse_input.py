@@ -49,9 +49,14 @@ def with_sparse_input(encoder: Encoder, width: int, context) -> "WithSparseInput
     A text encoder gets the data's TF-IDF featurizer (`featurizer.json`) with it, so that raw strings give the
     sparse features in tf.data and in the SavedModel alike; every head with a sparse term builds its encoder here.
     """
+    import os
+
+    from tfxc.data.info import FEATURIZER_FILE
     from tfxc.encoders.text_common import tfidf_vectorizer
 
-    vectorizer = tfidf_vectorizer(context) if encoder.input_kind == "text" else None
+    # Text with given features (PECOS's xmc-base TF-IDF) has no featurizer: the rows' own features are read.
+    featurized = bool(context.data_dir) and os.path.exists(os.path.join(context.data_dir, FEATURIZER_FILE))
+    vectorizer = tfidf_vectorizer(context) if encoder.input_kind == "text" and featurized else None
     return WithSparseInput(encoder, width, vectorizer=vectorizer, name="encoder")
 
 
@@ -85,8 +90,24 @@ class WithSparseInput(Encoder):
     def tokenize(self, texts) -> dict:
         tokens = dict(self.inner.tokenize(texts))
         if "feat_idx" not in tokens:
+            if self.vectorizer is None:
+                from tfxc.errors import TfxcError
+
+                raise TfxcError("this model's sparse term reads the TF-IDF given with its data (PECOS's xmc-base "
+                                "matrices), which raw strings cannot reproduce: serve it text with those features, "
+                                "or train on JSONL text, whose TF-IDF tfxc fits and serves")
             tokens.update(self.vectorizer(texts))
         return tokens
+
+    def preprocess(self, batch: dict) -> dict:
+        """The inner encoder's tokens of the batch's text beside the batch's own features, or beside the
+        featurizer's when there is one (the same the SavedModel computes)."""
+        out = {key: value for key, value in batch.items() if key != "text"}
+        if self.input_kind == "text":
+            out.update(self.inner.tokenize(batch["text"]))
+            if self.vectorizer is not None:
+                out.update(self.vectorizer(batch["text"]))
+        return out
 
     @property
     def output_dim(self) -> int:

@@ -103,3 +103,57 @@ def test_pecos_corrupt_structure(tmp_path):
     with pytest.raises(DataError) as e:
         PecosNpzReader(bad, y)
     assert_error(e, bad, None, "X", "invalid csr matrix")
+
+
+@needs_data
+def test_pecos_text_beside_the_matrices_the_xtransformer_fixture():
+    """PECOS's XR-Transformer fixture: train.txt line i is row i of train_feat.npz / train_label.npz."""
+    d = DATA / "pecos-fixtures"
+    reader = PecosNpzReader(d / "xtransformer_train_feat.npz", d / "xtransformer_train_label.npz",
+                            text_path=d / "xtransformer_train.txt")
+    rows = list(reader)
+    assert [r.text for r in rows] == ["red apple iphone 11 pro case", "red samsung galaxy s10 case",
+                                      "nike running shoes"]
+    plain = list(PecosNpzReader(d / "xtransformer_train_feat.npz", d / "xtransformer_train_label.npz"))
+    assert as_lists(rows) == as_lists(plain) and plain[0].text is None
+
+
+def test_pecos_text_line_count_mismatch_names_both_files(tmp_path):
+    x = save_npz(tmp_path, "X.trn.npz", scipy.sparse.csr_matrix(np.ones((3, 2), np.float32)))
+    y = save_npz(tmp_path, "Y.trn.npz", scipy.sparse.csr_matrix(np.ones((3, 2), np.float32)))
+    text = write(tmp_path, "X.trn.txt", "one\ntwo\n")
+    with pytest.raises(DataError) as e:
+        PecosNpzReader(x, y, text_path=text)
+    assert_error(e, text, None, None, "has 2 texts (lines)", f"{x} has 3 feature rows")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"one\ntw\xffo\nthree\n")
+    with pytest.raises(DataError) as e:
+        PecosNpzReader(x, y, text_path=bad)
+    assert_error(e, bad, 2, None, "UTF-8")
+
+
+@needs_data
+def test_the_xmc_base_layout_converts_with_its_text(tmp_path):
+    """A PECOS xmc-base directory (X.{trn,tst}.txt, Y.*.npz, tfidf-attnxml/X.*.npz) as `data.source_dir`."""
+    import shutil
+
+    from tfxc.config import load_config
+    from tfxc.data.convert import ensure_converted
+    from tfxc.data.tfrecord import read_all
+
+    d, base = DATA / "pecos-fixtures", tmp_path / "xmc-base" / "toy"
+    (base / "tfidf-attnxml").mkdir(parents=True)
+    for tag in ("trn", "tst"):
+        shutil.copy(d / "xtransformer_train.txt", base / f"X.{tag}.txt")
+        shutil.copy(d / "xtransformer_train_feat.npz", base / "tfidf-attnxml" / f"X.{tag}.npz")
+        shutil.copy(d / "xtransformer_train_label.npz", base / f"Y.{tag}.npz")
+    config = tmp_path / "c.json"
+    config.write_text('{"data": {"format": "pecos", "source_dir": "%s", "dir": "%s", "num_shards": 1}}'
+                      % (base, tmp_path / "data"))
+    info = ensure_converted(load_config(str(config)).data)
+    rows = read_all(info.files("train"))
+    assert [r["text"].decode() for r in rows] == (d / "xtransformer_train.txt").read_text().splitlines()
+    assert (info.num_features, info.num_labels) == (10, 4)
+    (base / "Y.tst.npz").unlink()
+    with pytest.raises(DataError, match="missing from the PECOS xmc-base layout"):
+        ensure_converted(load_config(str(config)).data, force=True)

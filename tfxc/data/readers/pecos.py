@@ -126,24 +126,34 @@ class PecosNpzReader(Reader):
       x_path: the feature matrix, float [num_rows, num_features].
       y_path: the label matrix, [num_rows, num_labels]; None for features
         without labels (e.g. inputs to predict): rows then have no labels.
+      text_path: PECOS's raw text beside the matrices (X.*.txt of the xmc-base layout: line i is
+        row i's text), or None; the rows then carry it (`Row.text`), as XR-Transformer reads it.
 
     Yields:
-      `Row(feat_idx int64 [nnz], feat_val float32 [nnz], labels int64 [pos], None)`.
+      `Row(feat_idx int64 [nnz], feat_val float32 [nnz], labels int64 [pos], text or None)`.
 
     Raises:
       DataError: a file is missing or not a sparse-matrix .npz, holds non-finite
-        values or values outside float32, or X and Y have different row counts.
+        values or values outside float32, X and Y have different row counts, or the
+        text has another number of lines (naming both files).
     """
 
-    def __init__(self, x_path: str | os.PathLike, y_path: str | os.PathLike | None):
+    def __init__(self, x_path: str | os.PathLike, y_path: str | os.PathLike | None, *,
+                 text_path: str | os.PathLike | None = None):
         self.path = os.fspath(x_path)
         self.labels_path = None if y_path is None else os.fspath(y_path)
+        self.text_path = None if text_path is None else os.fspath(text_path)
         x = load_sparse_npz(self.path, "X")
         y = (scipy.sparse.csr_matrix((x.shape[0], 0), dtype=np.float32) if self.labels_path is None
              else load_sparse_npz(self.labels_path, "Y"))
         if x.shape[0] != y.shape[0]:
             raise DataError(f"row counts differ: {os.path.basename(self.path)} has {x.shape[0]} "
                             f"rows but {self.labels_path} has {y.shape[0]}", path=self.path)
+        if self.text_path is not None:
+            lines = sum(1 for _ in _text_lines(self.text_path))  # checks every line's encoding too
+            if lines != x.shape[0]:
+                raise DataError(f"has {lines} texts (lines) but {self.path} has {x.shape[0]} feature rows: row i "
+                                "of the matrices must be line i of the text", path=self.text_path)
         with np.errstate(over="ignore"):  # overflow is reported just below
             values = x.data.astype(np.float32)
         overflow = ~np.isfinite(values)
@@ -170,6 +180,21 @@ class PecosNpzReader(Reader):
         xi, xv = x.indices.astype(np.int64), x.data
         yi = y.indices.astype(np.int64)
         xo, yo = x.indptr.tolist(), y.indptr.tolist()
+        texts = _text_lines(self.text_path) if self.text_path is not None else None
         for i in range(x.shape[0]):
-            yield Row(xi[xo[i]:xo[i + 1]], xv[xo[i]:xo[i + 1]], yi[yo[i]:yo[i + 1]], None)
+            yield Row(xi[xo[i]:xo[i + 1]], xv[xo[i]:xo[i + 1]], yi[yo[i]:yo[i + 1]],
+                      None if texts is None else next(texts))
+
+
+def _text_lines(path: str) -> Iterator[str]:
+    """PECOS's X.*.txt: one raw text per line (an empty line is an empty text), checked like JSONL text."""
+    from tfxc.data.files import open_text, surrogate_problem
+
+    with open_text(path) as lines:
+        for number, line in enumerate(lines, start=1):
+            text = line.rstrip("\n")
+            problem = surrogate_problem(text)
+            if problem:
+                raise DataError(f"the text {problem}", path=path, line=number)
+            yield text
 
