@@ -96,7 +96,8 @@ def test_invalid_json_names_the_line(tmp_path):
         load_config(str(path))
 
 
-@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.json"))))
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.json"))
+                                         + glob.glob(os.path.join(REPO, "configs", "*", "*.json"))))
 def test_shipped_configs_are_valid(path):
     load_config(path)
 
