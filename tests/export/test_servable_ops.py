@@ -40,6 +40,10 @@ HEADS = {
     "mhp": {"name": "mhp", "num_classes": [5, 9], "label_order": "frequency"},
     "mhc": {"name": "mhc", "num_group": 8, "candidates_topk": 8, "hidden_dim": 16, "label_order": "tree"},
     "mhs": {"name": "mhs", "num_classes": [7, 6], "extra_blocks": 1, "init_stddev": 0.1},
+    # An XR-Transformer level (its tree clustered from the data in `_export`) and the ranker.
+    "xr_level": {"name": "xr_level", "level": 1, "negatives": "tfn"},
+    "xr_transformer": {"name": "xr_transformer", "max_leaf_size": 4, "nr_splits": 2, "beam_size": 4,
+                       "sparse_support": 6},
 }
 
 
@@ -60,6 +64,12 @@ def _export(directory, head: dict, multiclass: bool, precision: str) -> str:
         json.dump(config, f)
     config = load_config(path)
     info = ensure_converted(config.data)
+    if head["name"] == "xr_level":
+        from tfxc.tree import cached_cluster_labels
+
+        tree_file = str(directory / "tree.npz")
+        cached_cluster_labels(info, max_leaf_size=4, nr_splits=2).save(tree_file)
+        config = load_config(path, overrides=[f"model.head.tree_file={tree_file}"])
     model = build_model(config.model, BuildContext.from_info(info, seed=3))
     model.top_k(next(iter(eval_dataset(info.files("test"), 4))), 5)
     return export_saved_model(model, config, info, str(directory / "sm"))
