@@ -78,6 +78,16 @@ def level_config(config, plan: LevelPlan, tree_path: str):
                                     eval_every_epochs=0.0, select_metric="", patience=0))
 
 
+def frozen_encoder(model):
+    """The ranker's `FrozenUnitEncoder` (under the sparse term's wrapper, if any)."""
+    from tfxc.encoders.frozen import FrozenUnitEncoder
+
+    encoder = model.encoder
+    while not isinstance(encoder, FrozenUnitEncoder):
+        encoder = encoder.inner
+    return encoder
+
+
 def copy_encoder(target_model, source_encoder) -> None:
     """Sets the innermost encoder of `target_model` to `source_encoder`'s weights (the same architecture)."""
     from tfxc.encoders.frozen import base_encoder
@@ -138,9 +148,10 @@ def fine_tune(config, info, strategy, model_dir: str) -> str | None:
     return previous
 
 
-def ranker_tree(config, info, encoder, model_dir: str, preliminary_path: str | None) -> None:
+def ranker_tree(config, info, encoder, model_dir: str, preliminary_path: str | None):
     """Writes the ranker's tree into the model directory (once): the preliminary tree with fix_clustering, else
-    PECOS's clustering of PIFA([TF-IDF ⊕ row-normalised E]) with the ranker's options."""
+    PECOS's clustering of PIFA([TF-IDF ⊕ row-normalised E]) with the ranker's options. Returns E, the
+    encoder's raw embeddings of the training rows (float32 [N, H], row-id order)."""
     import numpy as np
     import scipy.sparse
 
@@ -149,18 +160,19 @@ def ranker_tree(config, info, encoder, model_dir: str, preliminary_path: str | N
     from tfxc.xr.levels import embed_split, tfidf_rows
 
     path = os.path.join(model_dir, TREE_FILE)
-    if os.path.exists(path):
-        return
     head = config.model.head
+    embeddings, y = embed_split(encoder, info)
+    if os.path.exists(path):
+        return embeddings
     if head.fix_clustering and preliminary_path:
         LabelTree.load(preliminary_path).save(path)
-        return
-    embeddings, y = embed_split(encoder, info)
+        return embeddings
     x = scipy.sparse.hstack([tfidf_rows(info), scipy.sparse.csr_matrix(normalize_rows(embeddings))]).tocsr()
     tree = cluster_labels(pifa(x, y.astype(np.float32)), max_leaf_size=head.max_leaf_size, nr_splits=head.nr_splits,
                           min_codes=head.min_codes or None, seed=head.tree_seed, max_iter=head.kmeans_max_iter,
                           spherical=head.spherical, skip_unseen=head.skip_unseen_labels)
     tree.save(path)
+    return embeddings
 
 
 def train_xr_transformer(config, model_dir: str, info, strategy, *, lock=None, final_evaluation: bool = True,
@@ -182,17 +194,18 @@ def train_xr_transformer(config, model_dir: str, info, strategy, *, lock=None, f
                      last_level)
             return {}
         fresh = ModelDir(model_dir).latest_checkpoint() is None
-        encoder = None
-        if fresh:
-            encoder = EmbeddingModel.of(config, info, last_level)
-            ranker_tree(config, info, encoder, model_dir,
-                        os.path.join(model_dir, PRELIMINARY_TREE) if head.do_fine_tune else None)
+        encoder = EmbeddingModel.of(config, info, last_level)
+        embeddings = ranker_tree(config, info, encoder, model_dir,
+                                 os.path.join(model_dir, PRELIMINARY_TREE) if head.do_fine_tune else None)
         log.info("XR-Transformer: the ranker on [TF-IDF (+) normalised embedding]")
         trainer = Trainer(config, model_dir, info, strategy, lock=lock, final_evaluation=final_evaluation,
                           ignore_memory_plan=ignore_memory_plan, allow_changed_config=allow_changed_config)
         lock = None  # the trainer releases it
-        if encoder is not None:
-            copy_encoder(trainer.components.model, encoder.encoder)
+        model = trainer.components.model
+        if fresh:
+            copy_encoder(model, encoder.encoder)
+        with strategy.scope():  # the frozen encoder's training rows, embedded once
+            frozen_encoder(model).cache_training_rows(embeddings)
         return trainer.train()
     finally:
         if lock is not None:
