@@ -26,7 +26,9 @@ BOOTSTRAPS = ("linear", "weighted-linear", "inherit", "no-bootstrap")
 @dataclass(frozen=True)
 class XrTransformerHeadConfig(LabelTreeHeadConfig):
     """Config of an XR-Transformer run. The label tree's options configure the ranker (its refined tree:
-    max_leaf_size, nr_splits, min_codes; its sparse TF-IDF term; its beam); these add the fine-tuning.
+    max_leaf_size, nr_splits, min_codes; its sparse TF-IDF term, whose weights start from the nodes'
+    TF-IDF centroids (sparse_init 1.0: chosen on reuters' validation split); its beam); these add the
+    fine-tuning.
 
     Attributes:
       name: "xr_transformer".
@@ -53,6 +55,7 @@ class XrTransformerHeadConfig(LabelTreeHeadConfig):
     negatives: str = "tfn+man"
     final_post_processor: str = "noop"
     sparse_support: int = 256
+    sparse_init: float = 1.0
     matcher_max_leaf_size: int = 16
     matcher_nr_splits: int = 16
     matcher_min_codes: int = 0
