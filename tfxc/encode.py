@@ -31,19 +31,13 @@ JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")
 
 def iter_texts(path: str) -> Iterator[str]:
     """The texts of `path`: JSONL "text" fields (by the suffixes above), else one text per line."""
-    from tfxc.data.files import open_text, surrogate_problem
+    from tfxc.data.files import text_lines
     from tfxc.data.readers import iter_jsonl
 
     if path.endswith(JSONL_SUFFIXES):
         yield from (record.text for record in iter_jsonl(path, require_labels=False))
         return
-    with open_text(path) as lines:
-        for number, line in enumerate(lines, start=1):
-            text = line.rstrip("\n")
-            problem = surrogate_problem(text)
-            if problem:
-                raise DataError(f"the text {problem}", path=path, line=number)
-            yield text
+    yield from text_lines(path)
 
 
 def text_batches(path: str, batch_size: int) -> Iterator[list[str]]:

@@ -299,3 +299,16 @@ def check_strings(values, what: str, item: str = "row") -> None:
                 shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
                 shown = shown if len(shown) <= 60 else shown[:60] + "..."
                 raise DataError(f"{what} {item} {row}: '{shown}' {problem}")
+
+
+def text_lines(path: str) -> Iterator[str]:
+    """One raw text per line (PECOS's X.*.txt; an empty line is an empty text), each checked like a JSONL
+    text: a lone surrogate is an error naming the file and line."""
+    with open_text(path) as lines:
+        for number, line in enumerate(lines, start=1):
+            text = line.rstrip("\n")
+            problem = surrogate_problem(text)
+            if problem:
+                raise DataError(f"the text {problem}", path=path, line=number)
+            yield text
+

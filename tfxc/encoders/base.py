@@ -74,3 +74,43 @@ class Encoder(keras.layers.Layer):
         if self.input_kind == "text":
             out.update(self.tokenize(batch["text"]))
         return out
+
+
+class WrappingEncoder(Encoder):
+    """An encoder around another (`inner`) that appends to or transforms its output: it reads what the inner
+    one reads, tokenises as it does and shares its matmul dtype. Subclasses define `call` (and `output_dim`
+    when they change the width)."""
+
+    def __init__(self, inner: Encoder, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = inner
+
+    @property
+    def input_kind(self) -> str:
+        return self.inner.input_kind
+
+    def tokenize(self, texts) -> dict:
+        return self.inner.tokenize(texts)
+
+    @property
+    def output_dim(self) -> int:
+        return self.inner.output_dim
+
+    def tracing_for_serving(self):
+        return self.inner.tracing_for_serving()
+
+    @property
+    def matmul_dtype(self):
+        return self.inner.matmul_dtype
+
+    @matmul_dtype.setter
+    def matmul_dtype(self, dtype):
+        self.inner.matmul_dtype = dtype
+
+    def build(self, input_shape=None):
+        self.inner.build()
+        self.built = True
+
+    @property
+    def sparse_variables(self) -> list:
+        return self.inner.sparse_variables

@@ -9,7 +9,7 @@ inference mode (no dropout) and holds its weights out of training.
 from __future__ import annotations
 
 from tfxc._tf import tf
-from tfxc.encoders.base import Encoder
+from tfxc.encoders.base import Encoder, WrappingEncoder
 
 
 def base_encoder(encoder: Encoder) -> Encoder:
@@ -19,7 +19,7 @@ def base_encoder(encoder: Encoder) -> Encoder:
     return encoder
 
 
-class FrozenUnitEncoder(Encoder):
+class FrozenUnitEncoder(WrappingEncoder):
     """`inner`'s output scaled to unit L2 norm, float32 [B, dim]; its weights are not trained.
 
     The ranker's training rows embed the same in every epoch: `cache_training_rows` hands over
@@ -29,8 +29,7 @@ class FrozenUnitEncoder(Encoder):
     """
 
     def __init__(self, inner: Encoder, **kwargs):
-        super().__init__(**kwargs)
-        self.inner = inner
+        super().__init__(inner, **kwargs)
         self.inner.trainable = False
         object.__setattr__(self, "_cache", None)  # not tracked: never part of a checkpoint
 
@@ -40,32 +39,6 @@ class FrozenUnitEncoder(Encoder):
         Create it under the strategy's scope; it is not saved with the model."""
         object.__setattr__(self, "_cache", tf.Variable(tf.constant(embeddings, tf.float32), trainable=False,
                                                        name="cached_training_embeddings"))
-
-    @property
-    def input_kind(self) -> str:
-        return self.inner.input_kind
-
-    def tokenize(self, texts) -> dict:
-        return self.inner.tokenize(texts)
-
-    @property
-    def output_dim(self) -> int:
-        return self.inner.output_dim
-
-    def tracing_for_serving(self):
-        return self.inner.tracing_for_serving()
-
-    @property
-    def matmul_dtype(self):
-        return self.inner.matmul_dtype
-
-    @matmul_dtype.setter
-    def matmul_dtype(self, dtype):
-        self.inner.matmul_dtype = dtype
-
-    def build(self, input_shape=None):
-        self.inner.build()
-        self.built = True
 
     def call(self, inputs, training=False):
         if training and self._cache is not None and "row_id" in inputs:

@@ -11,7 +11,7 @@ rows such a head accepts. A batch without row ids (serving) carries −1.
 from __future__ import annotations
 
 from tfxc._tf import tf
-from tfxc.encoders.base import Encoder
+from tfxc.encoders.base import WrappingEncoder
 
 # float32 holds every integer up to 2^24 exactly.
 MAX_ROWS = 2 ** 24
@@ -22,42 +22,16 @@ def split_row_id(features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return features[:, :-1], tf.cast(features[:, -1], tf.int32)
 
 
-class WithRowId(Encoder):
+class WithRowId(WrappingEncoder):
     """An encoder's output with the row's id in its split appended (see the module docstring).
 
     Returns:
       float32 [B, dim + 1]: [h, row_id] (−1 without a "row_id" in the batch).
     """
 
-    def __init__(self, inner: Encoder, **kwargs):
-        super().__init__(**kwargs)
-        self.inner = inner
-
-    @property
-    def input_kind(self) -> str:
-        return self.inner.input_kind
-
-    def tokenize(self, texts) -> dict:
-        return self.inner.tokenize(texts)
-
     @property
     def output_dim(self) -> int:
         return self.inner.output_dim + 1
-
-    def tracing_for_serving(self):
-        return self.inner.tracing_for_serving()
-
-    @property
-    def matmul_dtype(self):
-        return self.inner.matmul_dtype
-
-    @matmul_dtype.setter
-    def matmul_dtype(self, dtype):
-        self.inner.matmul_dtype = dtype
-
-    def build(self, input_shape=None):
-        self.inner.build()
-        self.built = True
 
     def call(self, inputs, training=False):
         h = tf.cast(self.inner(inputs, training=training), tf.float32)
@@ -66,7 +40,3 @@ class WithRowId(Encoder):
         else:
             rows = tf.fill(tf.shape(h)[:1], -1.0)
         return tf.concat([h, rows[:, None]], axis=1)
-
-    @property
-    def sparse_variables(self) -> list:
-        return self.inner.sparse_variables

@@ -11,7 +11,7 @@ every shape static, which the XLA-compiled serving path needs.
 from __future__ import annotations
 
 from tfxc._tf import tf
-from tfxc.encoders.base import Encoder
+from tfxc.encoders.base import Encoder, WrappingEncoder
 
 # Feature ids travel as float32, which holds every integer up to 2^24 exactly; this id pads a row.
 PAD_FEATURE = 2 ** 24
@@ -60,7 +60,7 @@ def with_sparse_input(encoder: Encoder, width: int, context) -> "WithSparseInput
     return WithSparseInput(encoder, width, vectorizer=vectorizer, name="encoder")
 
 
-class WithSparseInput(Encoder):
+class WithSparseInput(WrappingEncoder):
     """An encoder's output with the row's raw sparse features appended.
 
     Args:
@@ -76,16 +76,11 @@ class WithSparseInput(Encoder):
     """
 
     def __init__(self, inner: Encoder, width: int, vectorizer=None, **kwargs):
-        super().__init__(**kwargs)
-        self.inner = inner
+        super().__init__(inner, **kwargs)
         self.width = width
         # A text encoder inside: its raw strings also give the sparse features, through the data's
         # TF-IDF featurizer in the graph (`tfxc.text.tfidf`), in tf.data and in the SavedModel alike.
         self.vectorizer = vectorizer
-
-    @property
-    def input_kind(self) -> str:
-        return self.inner.input_kind
 
     def tokenize(self, texts) -> dict:
         tokens = dict(self.inner.tokenize(texts))
@@ -113,28 +108,9 @@ class WithSparseInput(Encoder):
     def output_dim(self) -> int:
         return self.inner.output_dim + 2 * self.width
 
-    def tracing_for_serving(self):
-        return self.inner.tracing_for_serving()
-
-    @property
-    def matmul_dtype(self):
-        return self.inner.matmul_dtype
-
-    @matmul_dtype.setter
-    def matmul_dtype(self, dtype):
-        self.inner.matmul_dtype = dtype
-
-    def build(self, input_shape=None):
-        self.inner.build()
-        self.built = True
-
     def call(self, inputs, training=False):
         ids, values = sparse_input_block(inputs["feat_idx"], inputs["feat_val"], self.width)
         return tf.concat([self.inner(inputs, training=training), tf.cast(ids, tf.float32), values], axis=-1)
-
-    @property
-    def sparse_variables(self) -> list:
-        return self.inner.sparse_variables
 
     def get_config(self):
         return {**super().get_config(), "width": self.width}

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfxc._tf import keras, tf
+from tfxc.encoders.row_input import split_row_id
 from tfxc.errors import ConfigError, DataError
 from tfxc.heads.base import Head
 from tfxc.heads.label_tree_config import TREE_FILE
@@ -195,9 +196,7 @@ class XrLevelHead(Head):
                                initializer=keras.initializers.Constant(value))
 
     def encoding(self, features):
-        if self._reads_row_ids:
-            features = features[:, :-1]
-        return features
+        return split_row_id(features)[0] if self._reads_row_ids else features
 
     def call(self, features, training=False):
         return features
@@ -219,7 +218,7 @@ class XrLevelHead(Head):
             if "tfn" in self.negatives:
                 parents.append(self._positives(labels, self.parent_ancestors))
             if self.man_table is not None:
-                rows = tf.cast(features[:, -1], tf.int32)
+                rows = split_row_id(features)[1]
                 man = tf.gather(self.man_table.value, tf.maximum(rows, 0))
                 parents.append(tf.where((rows >= 0)[:, None] & (man >= 0), man, PAD))
             parents = unique_per_row(tf.concat(parents, axis=1))

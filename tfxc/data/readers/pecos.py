@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import scipy.sparse
 
-from tfxc.data.files import open_binary
+from tfxc.data.files import open_binary, text_lines
 from tfxc.data.readers.base import IdSpace, Reader
 from tfxc.data.rows import Row
 from tfxc.errors import DataError
@@ -150,7 +150,7 @@ class PecosNpzReader(Reader):
             raise DataError(f"row counts differ: {os.path.basename(self.path)} has {x.shape[0]} "
                             f"rows but {self.labels_path} has {y.shape[0]}", path=self.path)
         if self.text_path is not None:
-            lines = sum(1 for _ in _text_lines(self.text_path))  # checks every line's encoding too
+            lines = sum(1 for _ in text_lines(self.text_path))  # checks every line's encoding too
             if lines != x.shape[0]:
                 raise DataError(f"has {lines} texts (lines) but {self.path} has {x.shape[0]} feature rows: row i "
                                 "of the matrices must be line i of the text", path=self.text_path)
@@ -180,21 +180,8 @@ class PecosNpzReader(Reader):
         xi, xv = x.indices.astype(np.int64), x.data
         yi = y.indices.astype(np.int64)
         xo, yo = x.indptr.tolist(), y.indptr.tolist()
-        texts = _text_lines(self.text_path) if self.text_path is not None else None
+        texts = text_lines(self.text_path) if self.text_path is not None else None
         for i in range(x.shape[0]):
             yield Row(xi[xo[i]:xo[i + 1]], xv[xo[i]:xo[i + 1]], yi[yo[i]:yo[i + 1]],
                       None if texts is None else next(texts))
-
-
-def _text_lines(path: str) -> Iterator[str]:
-    """PECOS's X.*.txt: one raw text per line (an empty line is an empty text), checked like JSONL text."""
-    from tfxc.data.files import open_text, surrogate_problem
-
-    with open_text(path) as lines:
-        for number, line in enumerate(lines, start=1):
-            text = line.rstrip("\n")
-            problem = surrogate_problem(text)
-            if problem:
-                raise DataError(f"the text {problem}", path=path, line=number)
-            yield text
 
