@@ -151,7 +151,7 @@ def run_system(dataset: str, system: str, data_dir: str, work: str, args) -> dic
         overrides = DATASETS[dataset].overrides(dataset, args.out) + (QUICK_OVERRIDES if args.quick else [])
         sets = [f"--set={o}" for o in overrides]
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--config", os.path.join(REPO, config),
-               "--data", data_dir, "--work", work, *sets]
+               "--data", data_dir, "--work", work, *sets, *(["--reuse-models"] if args.reuse_models else [])]
         # Data conversion (XC text or generator -> TFRecord) is not training, and its memory is not the
         # model's: it runs first, in a process of its own, as the peers get their matrices ready-made.
         convert = [sys.executable, "-m", "tfxc.convert", "--config", os.path.join(REPO, config), *sets]
@@ -204,6 +204,32 @@ def peer_curve(data_dir: str, system: str, work: str, args) -> dict:
     return {"val_curve": points, "val_rows": points[-1]["val_rows"]}
 
 
+def trained_seconds(model_dir: str) -> float | None:
+    """The training time a finished model directory records, or None: its loop's, plus each fine-tuned level's
+    loop for XR-Transformer (levels/level-*/level.json; their embedding and bootstrap passes are not counted)."""
+    from tfxc.model_dir import ModelDir
+
+    try:
+        seconds = float(ModelDir(model_dir).metrics()["train_seconds"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    levels = os.path.join(model_dir, "levels")
+    for name in sorted(os.listdir(levels)) if os.path.isdir(levels) else []:
+        with open(os.path.join(levels, name, "level.json"), encoding="utf-8") as f:
+            seconds += float(json.load(f)["train_seconds"])
+    return seconds
+
+
+def test_texts(config) -> np.ndarray | None:
+    """The test split's texts (object [N]) when the config trains on JSONL text, else None."""
+    if config is None or config.data.format != "jsonl":
+        return None
+    from tfxc.data.files import open_text
+
+    with open_text(os.path.join(REPO, config.data.test)) as f:
+        return np.array([json.loads(line)["text"] for line in f if line.strip()], dtype=object)
+
+
 def tfxc_worker(args) -> None:
     """--worker: trains a tfxc config, exports it, and times the SavedModel (in its own process)."""
     import scipy.sparse as sp
@@ -213,16 +239,21 @@ def tfxc_worker(args) -> None:
     from tfxc.model_dir import ModelDir
 
     work = args.work
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
     model_dir, saved = os.path.join(work, "model"), os.path.join(work, "savedmodel")
+    reused = args.reuse_models and trained_seconds(model_dir) is not None
+    for name in os.listdir(work) if os.path.isdir(work) else []:  # a reused model stays, nothing else
+        if not (reused and name == "model"):
+            shutil.rmtree(os.path.join(work, name), ignore_errors=True)
+    os.makedirs(work, exist_ok=True)
     sets = [f"--set={o}" for o in args.overrides]
     quiet = {"cwd": REPO, "check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     launched = time.time()  # wall clock, comparable with the repetitions' file times below
     # No --config: the recipe (one part); its data conversion happens inside tfxc.train, outside train_seconds.
     config = load_config(args.config, args.overrides) if args.config else None
     parts = 1 if config is None or config.recipe else num_parts(config.model)  # the recipe's heads train whole
-    if not args.config:
+    if reused:
+        train_s = trained_seconds(model_dir)
+    elif not args.config:
         preset = [f"--preset={args.preset}"] if args.preset else []
         subprocess.run([sys.executable, "-m", "tfxc.train", "--train", os.path.join(args.data, "X.trn.npz"),
                         "--test", os.path.join(args.data, "X.tst.npz"), "--model-dir", model_dir, *preset, *sets],
@@ -243,9 +274,9 @@ def tfxc_worker(args) -> None:
     else:
         subprocess.run([sys.executable, "-m", "tfxc.train", "--config", args.config, "--model-dir", model_dir,
                         *sets], **quiet)
-        # The training loop alone, like the peers' train() calls (no interpreter/TF start-up or final
+        # The training loops alone, like the peers' train() calls (no interpreter/TF start-up or final
         # evaluation).
-        train_s = ModelDir(model_dir).metrics()["train_seconds"]
+        train_s = trained_seconds(model_dir)
     process_s = time.time() - launched
     subprocess.run([sys.executable, "-m", "tfxc.export", "--model-dir", model_dir, "--out", saved], **quiet)
 
@@ -254,9 +285,12 @@ def tfxc_worker(args) -> None:
     from tfxc._tf import tf
 
     serve = tf.saved_model.load(saved).signatures["serving_default"]
-    x = sp.load_npz(os.path.join(args.data, "X.tst.npz")).tocsr()
+    texts = test_texts(config)
+    x = sp.load_npz(os.path.join(args.data, "X.tst.npz")).tocsr() if texts is None else texts
 
     def request(rows):  # a slice or an index array of test rows
+        if texts is not None:  # a text model: the raw strings of the same rows, in the same order
+            return {"text": tf.constant(texts[rows])}
         part = x[rows]
         return {"feat_idx": tf.constant(part.indices, tf.int64), "feat_val": tf.constant(part.data, tf.float32),
                 "row_splits": tf.constant(part.indptr, tf.int64)}
@@ -356,7 +390,7 @@ def main(argv=None):
                              "'scale' (the synthetic-* runs) and 'all'")
     parser.add_argument("--systems", default="",
                         help="comma-separated: tfxc-recipe, tfxc-fast, tfxc-best, tfxc-ova, tfxc-mach, tfxc-softmax, "
-                             "tfxc-linear, tfxc-tree, tfxc-mhc, tfxc-mhp, tfxc-mhs, "
+                             "tfxc-linear, tfxc-tree, tfxc-mhc, tfxc-mhp, tfxc-mhs, tfxc-xrt, "
                              + ", ".join(PEERS) + " (default: all)")
     parser.add_argument("--quick", action="store_true",
                         help="bibtex and medical, tfxc for 200 steps (a smoke test: writes to benchmarks/work/quick "
@@ -377,6 +411,9 @@ def main(argv=None):
                         help="run even though the tfxc that the runs import lacks its compiled kernels (their "
                              "NumPy fallbacks are slower, so the timings would not be tfxc's)")
     # Internal: run one tfxc system (a separate process per run).
+    parser.add_argument("--reuse-models", action="store_true",
+                        help="a tfxc system whose OUT/work/SET/SYSTEM/model finished training is measured again "
+                             "(export, predictions, serving) without training: its recorded training time stands")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)

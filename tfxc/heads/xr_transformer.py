@@ -21,6 +21,7 @@ from tfxc.heads.xr_level import LOSSES as MATCHER_LOSSES
 from tfxc.heads.xr_level import NEGATIVES as MATCHER_NEGATIVES
 
 BOOTSTRAPS = ("linear", "weighted-linear", "inherit", "no-bootstrap")
+ENSEMBLE_METHODS = ("concat-only", "transformer-only")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class XrTransformerHeadConfig(LabelTreeHeadConfig):
         previous encoder's embeddings; weighted: positives by their label counts), "inherit" (each
         cluster copies its parent's vector) or "no-bootstrap" (random).
       only_topk: the clusters the previous level predicts per training row: the next level's `man`.
+      ensemble_method: what predicts them (PECOS's name): "concat-only", a linear model on [TF-IDF ⊕
+        normalised E] fitted after each level (the paper's), or "transformer-only", the level's own head.
       do_fine_tune: false ranks on the pretrained encoder's embeddings as they are.
       only_encoder: stop after fine-tuning (the encoder is the product; `tfxc.encode` reads it).
       fix_clustering: the ranker keeps the preliminary tree instead of re-clustering on [TF-IDF ⊕ E].
@@ -68,6 +71,7 @@ class XrTransformerHeadConfig(LabelTreeHeadConfig):
     matcher_loss: str = "weighted_squared_hinge"
     bootstrap: str = "weighted-linear"
     only_topk: int = 5
+    ensemble_method: str = "concat-only"
     do_fine_tune: bool = True
     only_encoder: bool = False
     fix_clustering: bool = False
@@ -85,7 +89,8 @@ class XrTransformerHeadConfig(LabelTreeHeadConfig):
             raise ConfigError(f"{path}: learning_rates must be > 0 and warmup_steps >= 0")
         for key, value, options in (("matcher_negatives", self.matcher_negatives, MATCHER_NEGATIVES),
                                     ("matcher_loss", self.matcher_loss, MATCHER_LOSSES),
-                                    ("bootstrap", self.bootstrap, BOOTSTRAPS)):
+                                    ("bootstrap", self.bootstrap, BOOTSTRAPS),
+                                    ("ensemble_method", self.ensemble_method, ENSEMBLE_METHODS)):
             if value not in options:
                 raise ConfigError(f"{path}.{key} '{value}' is not one of {', '.join(options)}")
         if self.only_encoder and not self.do_fine_tune:

@@ -35,6 +35,13 @@ log = logging.getLogger("tfxc.xr")
 BOOTSTRAP_METHODS = ("linear", "weighted-linear", "inherit", "no-bootstrap")
 
 
+def _left_times(m: np.ndarray, x) -> np.ndarray:
+    """m @ x for dense m [F, n] and x [n, d], dense or CSR: float64 [F, d]."""
+    if scipy.sparse.issparse(x):
+        return np.asarray((x.T @ m.T).T)
+    return m @ x
+
+
 def _objective(w, x, sign, cost):
     """Per child: ½‖w_f‖² + Σ_i cost_if · max(0, 1 − sign_if · x_i·w_f)², float64 [F]."""
     viol = np.maximum(0.0, 1.0 - sign * (x @ w.T))
@@ -67,7 +74,7 @@ def fit_squared_hinge(x: np.ndarray, sign: np.ndarray, cost: np.ndarray, *, max_
     """The F squared-hinge SVMs over shared rows, solved by Newton's method with conjugate gradients.
 
     Args:
-      x: float [n, d], the rows (the bias feature included).
+      x: float [n, d], dense or CSR, the rows (the bias feature included).
       sign: float [n, F], +1 / −1 per row and problem.
       cost: float [n, F], C_i per row and problem (> 0).
 
@@ -76,20 +83,21 @@ def fit_squared_hinge(x: np.ndarray, sign: np.ndarray, cost: np.ndarray, *, max_
       `max_newton` steps of `cg_iterations` each (the defaults stop early, as PECOS's solver does; more of
       both reach the exact minimiser).
     """
-    x = np.asarray(x, np.float64)
+    x = scipy.sparse.csr_matrix(x, dtype=np.float64) if scipy.sparse.issparse(x) else np.asarray(x, np.float64)
     sign, cost = np.asarray(sign, np.float64), np.asarray(cost, np.float64)
     w = np.zeros((sign.shape[1], x.shape[1]))
     first = None
     for _ in range(max_newton):
         viol = 1.0 - sign * (x @ w.T)
         coef = np.where(viol > 0, cost, 0.0)
-        grad = w - 2.0 * ((coef * sign * viol).T @ x)
+        grad = w - 2.0 * _left_times((coef * sign * viol).T, x)
         norm = np.linalg.norm(grad, axis=1)
         first = norm if first is None else first
         if np.all(norm <= tol * np.maximum(first, 1.0)):
             break
         # The generalised Hessian of the squared hinge: I + 2 Σ_{i violated} C_i x_i x_iᵀ.
-        step = _conjugate_gradient(lambda v: v + 2.0 * ((coef * (x @ v.T)).T @ x), -grad, cg_iterations, 1e-3)
+        step = _conjugate_gradient(lambda v: v + 2.0 * _left_times((coef * (x @ v.T)).T, x), -grad, cg_iterations,
+                                   1e-3)
         before, slope, t = _objective(w, x, sign, cost), np.sum(grad * step, axis=1), np.ones(len(w))
         for _ in range(30):  # backtracking per problem (Armijo)
             ok = _objective(w + t[:, None] * step, x, sign, cost) <= before + 0.01 * t * slope
@@ -102,17 +110,19 @@ def fit_squared_hinge(x: np.ndarray, sign: np.ndarray, cost: np.ndarray, *, max_
 
 def bootstrap_linear(embeddings: np.ndarray, counts: scipy.sparse.csr_matrix, matching: scipy.sparse.csr_matrix,
                      children: np.ndarray, *, weighted: bool, cp: float = 100.0, cn: float = 100.0,
-                     exact: bool = False):
+                     exact: bool = False, what: str = "bootstrap"):
     """A level's starting head: one squared-hinge SVM per cluster (module docstring).
 
     Args:
-      embeddings: float32 [N, H], the previous encoder's raw embeddings of the training rows.
+      embeddings: float32 [N, H], the previous encoder's raw embeddings of the training rows (or any
+        features of them, dense or CSR: the concat matcher fits [TF-IDF ⊕ E] the same way).
       counts: CSR [N, K_l], how many of row i's labels lie below cluster c of the level.
       matching: CSR [N, K_{l−1}], nonzero where row i is active for parent p (tfn and/or man).
         The parents of a row's positives are added, so that every positive trains its cluster.
       children: int32 [K_{l−1}, F], each parent's clusters (−1 padded).
       weighted: positives cost Cp × their count (`weighted-linear`) instead of Cp.
       exact: solve each SVM to its minimum instead of `fit_squared_hinge`'s early stop.
+      what: the fit's name in the log line.
 
     Returns:
       (kernel float32 [K_l, H], bias float32 [K_l]); a cluster whose parent no row reaches stays zero.
@@ -130,7 +140,10 @@ def bootstrap_linear(embeddings: np.ndarray, counts: scipy.sparse.csr_matrix, ma
     active = (scipy.sparse.csr_matrix(matching, dtype=np.float64) + true_parents).tocsc()
     counts_csc = counts.tocsc()
     weights = np.zeros((counts.shape[1], dim + 1))
-    x_all = np.hstack([np.asarray(embeddings, np.float64), np.ones((num_rows, 1))])
+    if scipy.sparse.issparse(embeddings):
+        x_all = scipy.sparse.hstack([embeddings, np.ones((num_rows, 1))], format="csr", dtype=np.float64)
+    else:
+        x_all = np.hstack([np.asarray(embeddings, np.float64), np.ones((num_rows, 1))])
     solver = {"max_newton": 30, "cg_iterations": 100} if exact else {}
     for p, kids in enumerate(children):
         kids = kids[kids >= 0]
@@ -140,7 +153,7 @@ def bootstrap_linear(embeddings: np.ndarray, counts: scipy.sparse.csr_matrix, ma
         y = counts_csc[:, kids][rows].toarray()
         cost = np.where(y > 0, cp * (y if weighted else 1.0), cn)
         weights[kids] = fit_squared_hinge(x_all[rows], np.where(y > 0, 1.0, -1.0), cost, **solver)
-    log.info("bootstrapped %d clusters on %d rows in %.1fs", counts.shape[1], num_rows, time.time() - start)
+    log.info("%s: %d clusters fitted on %d rows in %.1fs", what, counts.shape[1], num_rows, time.time() - start)
     return weights[:, :dim].astype(np.float32), weights[:, dim].astype(np.float32)
 
 

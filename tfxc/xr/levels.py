@@ -108,11 +108,12 @@ def level_counts(y: scipy.sparse.csr_matrix, tree, level: int) -> scipy.sparse.c
 def predicted_clusters(embeddings: np.ndarray, kernel: np.ndarray, bias: np.ndarray, k: int) -> np.ndarray:
     """The k best clusters of every row by w_c·e + b_c over all of a level's clusters: int32 [N, k], best first.
 
-    Levels fine-tuned have at most `max_match_clusters` clusters, so every one is scored, in blocks of rows."""
+    embeddings: [N, H] dense or CSR. Levels fine-tuned have at most `max_match_clusters` clusters, so every
+    one is scored, in blocks of rows."""
     k = min(k, kernel.shape[0])
     out = np.empty((embeddings.shape[0], k), np.int32)
     for start in range(0, embeddings.shape[0], SCORE_BLOCK):
-        scores = embeddings[start:start + SCORE_BLOCK] @ kernel.T + bias
+        scores = np.asarray(embeddings[start:start + SCORE_BLOCK] @ kernel.T) + bias
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
         out[start:start + SCORE_BLOCK] = np.take_along_axis(top, order, axis=1)
@@ -131,10 +132,50 @@ def matching_matrix(man: np.ndarray, num_parents: int) -> scipy.sparse.csr_matri
     return m
 
 
-def start_of_level(plan, tree, head_config, previous_model, info) -> dict:
+def concat_features(embeddings: np.ndarray, tfidf: scipy.sparse.csr_matrix) -> scipy.sparse.csr_matrix:
+    """[TF-IDF ⊕ row-L2-normalised E]: CSR float32 [N, D + H] (the TF-IDF as it is)."""
+    from tfxc.tree.pifa import normalize_rows
+
+    return scipy.sparse.hstack([tfidf, scipy.sparse.csr_matrix(normalize_rows(embeddings))], format="csr",
+                               dtype=np.float32)
+
+
+def concat_matcher(features: scipy.sparse.csr_matrix, y: scipy.sparse.csr_matrix, tree, level: int,
+                   man: np.ndarray | None):
+    """PECOS's `concat-only` matcher of a fine-tuned level: an XLinear one-level model of its clusters on
+    [TF-IDF ⊕ normalised E] (squared hinge, C = 1, XLinear's defaults), each cluster trained on the rows
+    active for its parent: the parents of the row's labels and the `man` the level trained with.
+
+    Args:
+      features: CSR [N, D + H], `concat_features` of the training rows.
+      y: CSR [N, L], their labels.
+      tree: the preliminary tree; level: the fine-tuned level's index in it.
+      man: int32 [N, W] (−1 padded), the level's `man` table, or None (the first level: every row is
+        active for every cluster).
+
+    Returns:
+      (kernel float32 [K, D + H], bias float32 [K]).
+    """
+    counts = level_counts(y, tree, level)
+    if level == 0:  # one parent, the root: all rows, all clusters
+        children = np.arange(tree.sizes[0], dtype=np.int32)[None, :]
+        matching = scipy.sparse.csr_matrix(np.ones((features.shape[0], 1), np.float32))
+    else:
+        children = tree.children(level)
+        matching = (matching_matrix(man, tree.sizes[level - 1]) if man is not None
+                    else scipy.sparse.csr_matrix((features.shape[0], tree.sizes[level - 1]), dtype=np.float32))
+    return bootstrap_linear(features, counts, matching, children, weighted=False, cp=1.0, cn=1.0,
+                            what="concat matcher")
+
+
+def start_of_level(plan, tree, head_config, previous_model, info, previous_man: np.ndarray | None = None) -> dict:
     """The arrays a level's head starts from (`tfxc.heads.xr_level.write_start`), made from the previous
-    level's model: its `man` table (each training row's `only_topk` best clusters one level up) and the
-    bootstrapped kernel and bias. {} for the first level (random start, no `man`)."""
+    level's model: its `man` table (each training row's `only_topk` best clusters one level up, by the
+    concat matcher or, with `ensemble_method` "transformer-only", the previous level's head) and the
+    bootstrapped kernel and bias. {} for the first level (random start, no `man`).
+
+    previous_man: the `man` table the previous level trained with (None for the first level), which
+    picks the concat matcher's active rows."""
     if previous_model is None:
         return {}
     embeddings, y = embed_split(previous_model, info)
@@ -142,7 +183,13 @@ def start_of_level(plan, tree, head_config, previous_model, info) -> dict:
     kernel, bias = head.kernel.numpy(), head.bias.numpy()
     out = {}
     uses_man = "man" in head_config.matcher_negatives
-    man = predicted_clusters(embeddings, kernel, bias, head_config.only_topk) if uses_man else None
+    man = None
+    if uses_man and head_config.ensemble_method == "concat-only":
+        features = concat_features(embeddings, tfidf_rows(info))
+        man = predicted_clusters(features, *concat_matcher(features, y, tree, plan.tree_level - 1, previous_man),
+                                 head_config.only_topk)
+    elif uses_man:
+        man = predicted_clusters(embeddings, kernel, bias, head_config.only_topk)
     if uses_man:
         out["man"] = man
     method, level = head_config.bootstrap, plan.tree_level

@@ -97,7 +97,7 @@ def copy_encoder(target_model, source_encoder) -> None:
 
 def run_level(config, plan: LevelPlan, levels: int, tree, tree_path: str, previous, info, strategy, model_dir: str):
     """Fine-tunes one level (resuming it if it has a checkpoint); returns its directory."""
-    from tfxc.heads.xr_level import write_start
+    from tfxc.heads.xr_level import read_start, write_start
     from tfxc.training.trainer import Trainer
     from tfxc.xr.levels import start_of_level
 
@@ -113,7 +113,8 @@ def run_level(config, plan: LevelPlan, levels: int, tree, tree_path: str, previo
         previous_model = ModelDir(previous).restore(need_rows=False).model
     if fresh:
         os.makedirs(directory, exist_ok=True)
-        write_start(directory, **start_of_level(plan, tree, config.model.head, previous_model, info))
+        write_start(directory, **start_of_level(plan, tree, config.model.head, previous_model, info,
+                                                read_start(previous).get("man")))
     log.info("XR level %d/%d: %d clusters (tree level %d), %d steps at learning rate %g", plan.index + 1, levels,
              plan.clusters, plan.tree_level, plan.steps + 1, plan.learning_rate)
     start = time.time()
@@ -137,14 +138,16 @@ def fine_tune(config, info, strategy, model_dir: str) -> str | None:
     log.info("XR-Transformer: preliminary tree %s; fine-tuning %d level(s): %s", tree.describe(), len(plan),
              " -> ".join(str(p.clusters) for p in plan))
     previous, start, total = None, time.time(), sum(p.steps + 1 for p in plan)
-    done = 0
+    done = trained = 0  # steps of the finished levels; of those, trained by this process (not resumed as done)
     for level in plan:
+        finished = os.path.exists(os.path.join(level_dir(model_dir, level.index), LEVEL_DONE))
         previous = run_level(config, level, len(plan), tree, tree_path, previous, info, strategy, model_dir)
         done += level.steps + 1
+        trained += 0 if finished else level.steps + 1
         elapsed = time.time() - start
-        if done < total:
-            log.info("XR fine-tuning: %d of %d steps in %s; the remaining levels about %s", done, total,
-                     format_duration(elapsed), format_duration(elapsed / done * (total - done)))
+        if done < total and trained:
+            log.info("XR fine-tuning: %d of %d steps done; %s for the last %d; the remaining levels about %s", done,
+                     total, format_duration(elapsed), trained, format_duration(elapsed / trained * (total - done)))
     return previous
 
 
@@ -153,11 +156,9 @@ def ranker_tree(config, info, encoder, model_dir: str, preliminary_path: str | N
     PECOS's clustering of PIFA([TF-IDF ⊕ row-normalised E]) with the ranker's options. Returns E, the
     encoder's raw embeddings of the training rows (float32 [N, H], row-id order)."""
     import numpy as np
-    import scipy.sparse
 
     from tfxc.tree import LabelTree, cluster_labels, pifa
-    from tfxc.tree.pifa import normalize_rows
-    from tfxc.xr.levels import embed_split, tfidf_rows
+    from tfxc.xr.levels import concat_features, embed_split, tfidf_rows
 
     path = os.path.join(model_dir, TREE_FILE)
     head = config.model.head
@@ -167,7 +168,7 @@ def ranker_tree(config, info, encoder, model_dir: str, preliminary_path: str | N
     if head.fix_clustering and preliminary_path:
         LabelTree.load(preliminary_path).save(path)
         return embeddings
-    x = scipy.sparse.hstack([tfidf_rows(info), scipy.sparse.csr_matrix(normalize_rows(embeddings))]).tocsr()
+    x = concat_features(embeddings, tfidf_rows(info))
     tree = cluster_labels(pifa(x, y.astype(np.float32)), max_leaf_size=head.max_leaf_size, nr_splits=head.nr_splits,
                           min_codes=head.min_codes or None, seed=head.tree_seed, max_iter=head.kmeans_max_iter,
                           spherical=head.spherical, skip_unseen=head.skip_unseen_labels)
