@@ -6,6 +6,8 @@ import numpy as np
 import scipy.sparse
 
 from tfxc.tree import LabelTree
+from tfxc.tree.pifa import normalize_rows
+from tfxc.xr.bootstrap import SideBySide
 from tfxc.xr.levels import concat_features, concat_matcher, level_counts, predicted_clusters
 
 # 24 labels in 8 clusters (3 each) under 4 top nodes (2 each): tree sizes [4, 8, 24].
@@ -55,3 +57,15 @@ def test_a_cluster_whose_parent_no_row_reaches_stays_zero():
     kernel, bias = concat_matcher(x, y, TREE, 1, man)
     assert not kernel[6:].any() and not bias[6:].any()
     assert np.all(np.abs(kernel[:6]).sum(axis=1) > 0)
+
+
+def test_the_concat_matcher_on_side_by_side_parts_equals_it_on_one_csr():
+    labels = np.random.default_rng(3).integers(0, 24, 150)
+    tfidf, emb, y = rows(labels)
+    csr_fit = concat_matcher(concat_features(emb, tfidf), y, TREE, 0, None)
+    parts = SideBySide(tfidf, normalize_rows(emb))
+    parts_fit = concat_matcher(parts, y, TREE, 0, None)
+    for got, want in zip(parts_fit, csr_fit):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(predicted_clusters(parts, *parts_fit, 3),
+                                  predicted_clusters(concat_features(emb, tfidf), *csr_fit, 3))

@@ -35,8 +35,35 @@ log = logging.getLogger("tfxc.xr")
 BOOTSTRAP_METHODS = ("linear", "weighted-linear", "inherit", "no-bootstrap")
 
 
+class SideBySide:
+    """Rows [S ⊕ E] of a sparse block S (CSR [n, d_s]) and a dense one E ([n, d_e]), kept apart so that
+    products with E run as dense matrix products (a CSR copy of a dense block is several times slower).
+
+    Supports what the fit needs: `shape`, row selection `x[rows]`, `x @ v` (v [d_s + d_e, F]) and
+    `m @ x` through `_left_times`.
+    """
+
+    def __init__(self, sparse, dense):
+        self.sparse = scipy.sparse.csr_matrix(sparse, dtype=np.float64)
+        self.dense = np.asarray(dense, np.float64)
+        self.shape = (self.dense.shape[0], self.sparse.shape[1] + self.dense.shape[1])
+
+    def __getitem__(self, rows) -> "SideBySide":
+        return SideBySide(self.sparse[rows], self.dense[rows])
+
+    def __matmul__(self, v: np.ndarray) -> np.ndarray:
+        split = self.sparse.shape[1]
+        return np.asarray(self.sparse @ v[:split]) + self.dense @ v[split:]
+
+    def with_bias(self) -> "SideBySide":
+        """The rows with a constant 1 appended (the last column)."""
+        return SideBySide(self.sparse, np.hstack([self.dense, np.ones((self.shape[0], 1))]))
+
+
 def _left_times(m: np.ndarray, x) -> np.ndarray:
-    """m @ x for dense m [F, n] and x [n, d], dense or CSR: float64 [F, d]."""
+    """m @ x for dense m [F, n] and x [n, d] (dense, CSR or `SideBySide`): float64 [F, d]."""
+    if isinstance(x, SideBySide):
+        return np.hstack([_left_times(m, x.sparse), m @ x.dense])
     if scipy.sparse.issparse(x):
         return np.asarray((x.T @ m.T).T)
     return m @ x
@@ -74,7 +101,7 @@ def fit_squared_hinge(x: np.ndarray, sign: np.ndarray, cost: np.ndarray, *, max_
     """The F squared-hinge SVMs over shared rows, solved by Newton's method with conjugate gradients.
 
     Args:
-      x: float [n, d], dense or CSR, the rows (the bias feature included).
+      x: float [n, d], dense, CSR or `SideBySide`, the rows (the bias feature included).
       sign: float [n, F], +1 / −1 per row and problem.
       cost: float [n, F], C_i per row and problem (> 0).
 
@@ -83,7 +110,10 @@ def fit_squared_hinge(x: np.ndarray, sign: np.ndarray, cost: np.ndarray, *, max_
       `max_newton` steps of `cg_iterations` each (the defaults stop early, as PECOS's solver does; more of
       both reach the exact minimiser).
     """
-    x = scipy.sparse.csr_matrix(x, dtype=np.float64) if scipy.sparse.issparse(x) else np.asarray(x, np.float64)
+    if scipy.sparse.issparse(x):
+        x = scipy.sparse.csr_matrix(x, dtype=np.float64)
+    elif not isinstance(x, SideBySide):
+        x = np.asarray(x, np.float64)
     sign, cost = np.asarray(sign, np.float64), np.asarray(cost, np.float64)
     w = np.zeros((sign.shape[1], x.shape[1]))
     first = None
@@ -115,7 +145,7 @@ def bootstrap_linear(embeddings: np.ndarray, counts: scipy.sparse.csr_matrix, ma
 
     Args:
       embeddings: float32 [N, H], the previous encoder's raw embeddings of the training rows (or any
-        features of them, dense or CSR: the concat matcher fits [TF-IDF ⊕ E] the same way).
+        features of them, dense, CSR or `SideBySide`: the concat matcher fits [TF-IDF ⊕ E] the same way).
       counts: CSR [N, K_l], how many of row i's labels lie below cluster c of the level.
       matching: CSR [N, K_{l−1}], nonzero where row i is active for parent p (tfn and/or man).
         The parents of a row's positives are added, so that every positive trains its cluster.
@@ -140,7 +170,9 @@ def bootstrap_linear(embeddings: np.ndarray, counts: scipy.sparse.csr_matrix, ma
     active = (scipy.sparse.csr_matrix(matching, dtype=np.float64) + true_parents).tocsc()
     counts_csc = counts.tocsc()
     weights = np.zeros((counts.shape[1], dim + 1))
-    if scipy.sparse.issparse(embeddings):
+    if isinstance(embeddings, SideBySide):
+        x_all = embeddings.with_bias()
+    elif scipy.sparse.issparse(embeddings):
         x_all = scipy.sparse.hstack([embeddings, np.ones((num_rows, 1))], format="csr", dtype=np.float64)
     else:
         x_all = np.hstack([np.asarray(embeddings, np.float64), np.ones((num_rows, 1))])

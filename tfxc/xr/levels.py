@@ -9,7 +9,7 @@ import time
 import numpy as np
 import scipy.sparse
 
-from tfxc.xr.bootstrap import bootstrap_inherit, bootstrap_linear
+from tfxc.xr.bootstrap import SideBySide, bootstrap_inherit, bootstrap_linear
 
 log = logging.getLogger("tfxc.xr")
 
@@ -108,7 +108,7 @@ def level_counts(y: scipy.sparse.csr_matrix, tree, level: int) -> scipy.sparse.c
 def predicted_clusters(embeddings: np.ndarray, kernel: np.ndarray, bias: np.ndarray, k: int) -> np.ndarray:
     """The k best clusters of every row by w_c·e + b_c over all of a level's clusters: int32 [N, k], best first.
 
-    embeddings: [N, H] dense or CSR. Levels fine-tuned have at most `max_match_clusters` clusters, so every
+    embeddings: [N, H] dense, CSR or `SideBySide`. Levels fine-tuned have at most `max_match_clusters` clusters, so every
     one is scored, in blocks of rows."""
     k = min(k, kernel.shape[0])
     out = np.empty((embeddings.shape[0], k), np.int32)
@@ -147,7 +147,7 @@ def concat_matcher(features: scipy.sparse.csr_matrix, y: scipy.sparse.csr_matrix
     active for its parent: the parents of the row's labels and the `man` the level trained with.
 
     Args:
-      features: CSR [N, D + H], `concat_features` of the training rows.
+      features: [N, D + H], `concat_features` of the training rows (CSR, or `SideBySide` parts).
       y: CSR [N, L], their labels.
       tree: the preliminary tree; level: the fine-tuned level's index in it.
       man: int32 [N, W] (−1 padded), the level's `man` table, or None (the first level: every row is
@@ -185,7 +185,9 @@ def start_of_level(plan, tree, head_config, previous_model, info, previous_man: 
     uses_man = "man" in head_config.matcher_negatives
     man = None
     if uses_man and head_config.ensemble_method == "concat-only":
-        features = concat_features(embeddings, tfidf_rows(info))
+        from tfxc.tree.pifa import normalize_rows
+
+        features = SideBySide(tfidf_rows(info), normalize_rows(embeddings))  # concat_features, kept apart
         man = predicted_clusters(features, *concat_matcher(features, y, tree, plan.tree_level - 1, previous_man),
                                  head_config.only_topk)
     elif uses_man:
