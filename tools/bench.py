@@ -207,11 +207,12 @@ def peer_curve(data_dir: str, system: str, work: str, args) -> dict:
 def trained_seconds(model_dir: str) -> float | None:
     """The training time a finished model directory records, or None: its loop's, plus each fine-tuned level's
     loop for XR-Transformer (levels/level-*/level.json; their embedding and bootstrap passes are not counted)."""
+    from tfxc.errors import DataError
     from tfxc.model_dir import ModelDir
 
     try:
         seconds = float(ModelDir(model_dir).metrics()["train_seconds"])
-    except (OSError, KeyError, TypeError, ValueError):
+    except (DataError, OSError, KeyError, TypeError, ValueError):
         return None
     levels = os.path.join(model_dir, "levels")
     for name in sorted(os.listdir(levels)) if os.path.isdir(levels) else []:

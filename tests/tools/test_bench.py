@@ -140,3 +140,29 @@ def test_runs_are_refused_when_the_compiled_kernels_are_missing(tmp_path, monkey
     with pytest.raises(SystemExit, match="has no compiled kernels"):
         bench.main(["--datasets", "medical", "--systems", "tfxc-recipe", "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
+
+
+def test_an_xr_transformer_model_s_training_time_adds_its_levels(tmp_path):
+    """--reuse-models reads the recorded time: the ranker's loop plus each fine-tuned level's."""
+    bench = _bench_module()
+    model = tmp_path / "model"
+    assert bench.trained_seconds(str(model)) is None  # nothing trained yet: the worker trains it
+    for level, seconds in ((0, 100.5), (1, 200.25)):
+        (model / "levels" / f"level-{level}").mkdir(parents=True)
+        (model / "levels" / f"level-{level}" / "level.json").write_text(json.dumps({"train_seconds": seconds}))
+    assert bench.trained_seconds(str(model)) is None  # levels alone: the ranker is not trained
+    (model / "metrics.json").write_text(json.dumps({"train_seconds": 30.0, "P@1": 50.0}))
+    assert bench.trained_seconds(str(model)) == pytest.approx(330.75)
+
+
+def test_a_text_system_is_served_the_test_texts_in_file_order(shared_data):
+    from tfxc.config import load_config
+
+    bench = _bench_module()
+    texts = bench.test_texts(load_config(os.path.join(REPO, bench.DATASETS["reuters"].systems["tfxc-xrt"])))
+    with open(os.path.join(shared_data, "reuters", "test.txt"), encoding="utf-8") as f:
+        assert len(texts) == int(f.readline().split()[0])  # the rows the peers' test matrix has
+    with open(os.path.join(shared_data, "reuters", "test.jsonl"), encoding="utf-8") as f:
+        assert texts[0] == json.loads(f.readline())["text"]
+    mach = bench.DATASETS["wordnet-hypernyms"].systems["tfxc-mach"]
+    assert bench.test_texts(load_config(os.path.join(REPO, mach))) is None
