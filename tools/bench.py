@@ -205,8 +205,9 @@ def peer_curve(data_dir: str, system: str, work: str, args) -> dict:
 
 
 def trained_seconds(model_dir: str) -> float | None:
-    """The training time a finished model directory records, or None: its loop's, plus each fine-tuned level's
-    loop for XR-Transformer (levels/level-*/level.json; their embedding and bootstrap passes are not counted)."""
+    """The training time a finished model directory records, or None: its loop's, plus for XR-Transformer each
+    fine-tuned level's loop and the passes before each loop where recorded (levels/level-*/level.json,
+    ranker_prepared.json: embeddings, `man` predictions, bootstrap, the refined tree)."""
     from tfxc.errors import DataError
     from tfxc.model_dir import ModelDir
 
@@ -215,9 +216,13 @@ def trained_seconds(model_dir: str) -> float | None:
     except (DataError, OSError, KeyError, TypeError, ValueError):
         return None
     levels = os.path.join(model_dir, "levels")
-    for name in sorted(os.listdir(levels)) if os.path.isdir(levels) else []:
-        with open(os.path.join(levels, name, "level.json"), encoding="utf-8") as f:
-            seconds += float(json.load(f)["train_seconds"])
+    records = [os.path.join(levels, name, "level.json") for name in sorted(os.listdir(levels))
+               ] if os.path.isdir(levels) else []
+    for path in records + [os.path.join(model_dir, "ranker_prepared.json")]:
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                record = json.load(f)
+            seconds += float(record.get("train_seconds", 0.0)) + float(record.get("prepare_seconds", 0.0))
     return seconds
 
 

@@ -143,7 +143,8 @@ def test_runs_are_refused_when_the_compiled_kernels_are_missing(tmp_path, monkey
 
 
 def test_an_xr_transformer_model_s_training_time_adds_its_levels(tmp_path):
-    """--reuse-models reads the recorded time: the ranker's loop plus each fine-tuned level's."""
+    """--reuse-models reads the recorded time: the ranker's loop plus each fine-tuned level's, and the passes
+    before them where recorded."""
     bench = _bench_module()
     model = tmp_path / "model"
     assert bench.trained_seconds(str(model)) is None  # nothing trained yet: the worker trains it
@@ -153,6 +154,10 @@ def test_an_xr_transformer_model_s_training_time_adds_its_levels(tmp_path):
     assert bench.trained_seconds(str(model)) is None  # levels alone: the ranker is not trained
     (model / "metrics.json").write_text(json.dumps({"train_seconds": 30.0, "P@1": 50.0}))
     assert bench.trained_seconds(str(model)) == pytest.approx(330.75)
+    (model / "ranker_prepared.json").write_text(json.dumps({"prepare_seconds": 9.0}))  # recorded since
+    (model / "levels" / "level-1" / "level.json").write_text(json.dumps({"train_seconds": 200.25,
+                                                                        "prepare_seconds": 40.0}))
+    assert bench.trained_seconds(str(model)) == pytest.approx(379.75)
 
 
 def test_a_text_system_is_served_the_test_texts_in_file_order(shared_data):

@@ -84,6 +84,10 @@ def test_xr_transformer_run_resumes_after_a_kill_at_a_level_boundary_and_serves_
     # Level 2's man table comes from the concat matcher of level 1's 4 clusters; its head from the bootstrap.
     assert "concat matcher: 4 clusters fitted" in result.stderr
     assert "bootstrap: 16 clusters fitted" in result.stderr
+    # Each stage records its time: a level's loop and the passes before it, the ranker's passes.
+    level = json.loads((whole / "levels" / "level-1" / "level.json").read_text())
+    assert level["train_seconds"] > 0 and level["prepare_seconds"] > 0
+    assert json.loads((whole / "ranker_prepared.json").read_text())["prepare_seconds"] > 0
     kill_after_first_level(config, killed)
     result = run_cli("tfxc.train", "--config", config, "--model-dir", str(killed), timeout=600)
     assert "XR level 1/2 (4 clusters): done already" in result.stderr

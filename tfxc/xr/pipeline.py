@@ -39,6 +39,7 @@ log = logging.getLogger("tfxc.xr")
 PRELIMINARY_TREE = "preliminary_tree.npz"
 LEVELS_DIR = "levels"
 LEVEL_DONE = "level.json"
+RANKER_PREPARED = "ranker_prepared.json"
 
 
 def level_dir(model_dir: str, index: int) -> str:
@@ -111,10 +112,12 @@ def run_level(config, plan: LevelPlan, levels: int, tree, tree_path: str, previo
     previous_model = None
     if previous is not None and fresh:
         previous_model = ModelDir(previous).restore(need_rows=False).model
+    prepare_start = time.time()
     if fresh:
         os.makedirs(directory, exist_ok=True)
         write_start(directory, **start_of_level(plan, tree, config.model.head, previous_model, info,
                                                 read_start(previous).get("man")))
+    prepare_seconds = time.time() - prepare_start
     log.info("XR level %d/%d: %d clusters (tree level %d), %d steps at learning rate %g", plan.index + 1, levels,
              plan.clusters, plan.tree_level, plan.steps + 1, plan.learning_rate)
     start = time.time()
@@ -122,9 +125,11 @@ def run_level(config, plan: LevelPlan, levels: int, tree, tree_path: str, previo
     if previous_model is not None:
         copy_encoder(trainer.components.model, previous_model.encoder)
     trainer.train()
+    # prepare_seconds: the embedding pass, `man` predictions and bootstrap before the loop (of this process:
+    # 0 when the level resumed from a checkpoint).
     atomic_write_text(done, json.dumps({"tree_level": plan.tree_level, "clusters": plan.clusters,
-                                        "steps": plan.steps + 1, "train_seconds": round(time.time() - start, 3)},
-                                       indent=2) + "\n")
+                                        "steps": plan.steps + 1, "train_seconds": round(time.time() - start, 3),
+                                        "prepare_seconds": round(prepare_seconds, 3)}, indent=2) + "\n")
     return directory
 
 
@@ -194,10 +199,13 @@ def train_xr_transformer(config, model_dir: str, info, strategy, *, lock=None, f
             log.info("only_encoder: the fine-tuned encoder is in %s (python -m tfxc.encode -m %s)", last_level,
                      last_level)
             return {}
-        fresh = ModelDir(model_dir).latest_checkpoint() is None
+        fresh, prepare_start = ModelDir(model_dir).latest_checkpoint() is None, time.time()
         encoder = EmbeddingModel.of(config, info, last_level)
         embeddings = ranker_tree(config, info, encoder, model_dir,
                                  os.path.join(model_dir, PRELIMINARY_TREE) if head.do_fine_tune else None)
+        if fresh:  # the embedding pass and the refined tree before the ranker's loop
+            atomic_write_text(os.path.join(model_dir, RANKER_PREPARED), json.dumps(
+                {"prepare_seconds": round(time.time() - prepare_start, 3)}) + "\n")
         log.info("XR-Transformer: the ranker on [TF-IDF (+) normalised embedding]")
         trainer = Trainer(config, model_dir, info, strategy, lock=lock, final_evaluation=final_evaluation,
                           ignore_memory_plan=ignore_memory_plan, allow_changed_config=allow_changed_config)
