@@ -132,6 +132,17 @@ def test_only_encoder_stops_after_fine_tuning(tmp_path, shared_data):
     assert not (tmp_path / "model" / "checkpoints").exists()
 
 
+def test_one_resolution_fine_tunes_the_finest_level_alone(tmp_path, shared_data):
+    config = xr_config(tmp_path, shared_data)
+    model = tmp_path / "model"
+    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(model), "--set",
+                     "model.head.multi_resolution=false", "--set", "model.head.only_encoder=true", timeout=600)
+    # The levels' 7 + 9 updates, on the 16 clusters of tree level 1 as the top of their own tree.
+    assert "one resolution: the 16 clusters of tree level 1 alone, 16 steps" in result.stderr
+    assert json.loads((model / "levels" / "level-0" / "level.json").read_text())["clusters"] == 16
+    assert not (model / "levels" / "level-1").exists()
+
+
 def test_level_counts_predictions_and_matching():
     tree = LabelTree(parents=(np.array([0, 0, 1, 1], np.int32), np.array([0, 0, 1, 1, 2, 2, 3, 3], np.int32)),
                      top_size=2)

@@ -6,7 +6,7 @@ import pytest
 
 from tfxc.errors import ConfigError
 from tfxc.tree import LabelTree, tree_depth
-from tfxc.xr.schedule import fine_tuned_levels, plan_levels
+from tfxc.xr.schedule import fine_tuned_levels, one_resolution, plan_levels
 
 
 def chain_sizes(num_labels, max_leaf_size, nr_splits, min_codes):
@@ -41,3 +41,21 @@ def test_per_level_settings_and_their_errors():
         plan_levels([16, 256, 3956], 32768, [1, 2], [1e-4], [0])
     with pytest.raises(ConfigError, match="no level to fine-tune"):
         plan_levels([16, 256, 3956], 8, [1], [1e-4], [0])
+
+
+def test_one_resolution_trains_the_finest_level_for_every_level_s_updates():
+    plan = plan_levels([16, 256, 3956], 32768, [600, 800, 1200], [1e-4, 5e-5, 2e-5], [100, 50, 0])
+    single = one_resolution(plan)
+    assert (single.index, single.tree_level, single.clusters, single.learning_rate, single.warmup_steps) == (
+        0, 0, 3956, 2e-5, 100)
+    assert single.steps + 1 == sum(p.steps + 1 for p in plan)  # the loop runs steps + 1 updates
+
+
+def test_a_tree_below_a_level_starts_there():
+    import numpy as np
+
+    tree = LabelTree.from_leaf_codes(np.arange(24) // 3, num_leaves=8, nr_splits=2, min_codes=4)  # [4, 8, 24]
+    below = tree.below(1)
+    assert below.sizes == [8, 24]
+    np.testing.assert_array_equal(below.ancestors(0), tree.ancestors(1))
+    np.testing.assert_array_equal(below.children(1), tree.children(2))

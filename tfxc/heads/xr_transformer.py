@@ -48,6 +48,8 @@ class XrTransformerHeadConfig(LabelTreeHeadConfig):
       only_topk: the clusters the previous level predicts per training row: the next level's `man`.
       ensemble_method: what predicts them (PECOS's name): "concat-only", a linear model on [TF-IDF ⊕
         normalised E] fitted after each level (the paper's), or "transformer-only", the level's own head.
+      multi_resolution: false fine-tunes the finest of those levels alone, every cluster scored, for all
+        their steps (the paper's ablation of the schedule).
       do_fine_tune: false ranks on the pretrained encoder's embeddings as they are.
       only_encoder: stop after fine-tuning (the encoder is the product; `tfxc.encode` reads it).
       fix_clustering: the ranker keeps the preliminary tree instead of re-clustering on [TF-IDF ⊕ E].
@@ -72,6 +74,7 @@ class XrTransformerHeadConfig(LabelTreeHeadConfig):
     bootstrap: str = "weighted-linear"
     only_topk: int = 5
     ensemble_method: str = "concat-only"
+    multi_resolution: bool = True
     do_fine_tune: bool = True
     only_encoder: bool = False
     fix_clustering: bool = False

@@ -120,6 +120,11 @@ class LabelTree:
         return LabelTree(parents=self.parents, top_size=self.top_size, leaf_labels=leaf_labels,
                          label_space=label_space)
 
+    def below(self, level: int) -> "LabelTree":
+        """The tree from `level` down: its nodes become the top level (the levels above it are dropped)."""
+        return LabelTree(parents=self.parents[level:], top_size=self.sizes[level], leaf_labels=self.leaf_labels,
+                         label_space=self.label_space)
+
     # === Shape ===
     @property
     def sizes(self) -> list[int]:

@@ -32,11 +32,12 @@ from tfxc.heads.label_tree_config import TREE_FILE
 from tfxc.model_dir import ModelDir
 from tfxc.training.controller import format_duration
 from tfxc.utils.io import atomic_write_text
-from tfxc.xr.schedule import LevelPlan, plan_levels
+from tfxc.xr.schedule import LevelPlan, one_resolution, plan_levels
 
 log = logging.getLogger("tfxc.xr")
 
 PRELIMINARY_TREE = "preliminary_tree.npz"
+ONE_RESOLUTION_TREE = "one_resolution_tree.npz"  # multi_resolution false: the finest level's tree
 LEVELS_DIR = "levels"
 LEVEL_DONE = "level.json"
 RANKER_PREPARED = "ranker_prepared.json"
@@ -140,6 +141,14 @@ def fine_tune(config, info, strategy, model_dir: str) -> str | None:
     plan = plan_levels(tree.sizes, head.max_match_clusters, head.max_steps,
                        head.learning_rates or (config.optimizer.learning_rate,),
                        head.warmup_steps or (config.optimizer.warmup_steps,))
+    if not head.multi_resolution:  # the ablation: the finest level alone, as the top of its own tree
+        single, tree = one_resolution(plan), tree.below(plan[-1].tree_level)
+        tree_path = os.path.join(model_dir, ONE_RESOLUTION_TREE)
+        if not os.path.exists(tree_path):
+            tree.save(tree_path)
+        log.info("XR-Transformer: one resolution: the %d clusters of tree level %d alone, %d steps", single.clusters,
+                 plan[-1].tree_level, single.steps + 1)
+        plan = [single]
     log.info("XR-Transformer: preliminary tree %s; fine-tuning %d level(s): %s", tree.describe(), len(plan),
              " -> ".join(str(p.clusters) for p in plan))
     previous, start, total = None, time.time(), sum(p.steps + 1 for p in plan)

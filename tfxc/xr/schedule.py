@@ -60,3 +60,12 @@ def plan_levels(sizes, max_match_clusters: int, steps, learning_rates, warmup_st
     return [LevelPlan(i, t, sizes[t], s, lr, w) for i, (t, s, lr, w) in enumerate(zip(
         levels, per_level(steps, n, "max_steps"), per_level(learning_rates, n, "learning_rates"),
         per_level(warmup_steps, n, "warmup_steps")))]
+
+
+def one_resolution(plan: list[LevelPlan]) -> LevelPlan:
+    """The multi-resolution ablation's single level: the finest of `plan`, trained from scratch as the top of
+    its own tree (its clusters all scored, `tree_level` 0) for the steps of every level of `plan`, at the finest
+    level's learning rate after the first level's warm-up."""
+    finest = plan[-1]
+    return LevelPlan(0, 0, finest.clusters, sum(p.steps for p in plan) + len(plan) - 1, finest.learning_rate,
+                     plan[0].warmup_steps)
