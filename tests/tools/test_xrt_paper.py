@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -34,3 +35,17 @@ def test_the_config_s_schedule_has_one_entry_per_fine_tuned_level(dataset):
                          text=True, check=True).stdout.splitlines()
     assert len(out) == 4 and all(f"--model-dir runs/xrt/{dataset}/model-{m}" in out[m] for m in range(3))
     assert out[3].endswith(f"--method {method}")
+
+
+def test_the_ablation_trains_each_variant_once(tmp_path):
+    """tools/xrt_ablation.py: the full run, no fine-tuning, one resolution and each other bootstrap method."""
+    out = subprocess.run([sys.executable, "tools/xrt_ablation.py", "--config", "configs/xrt_reuters.json", "--out",
+                          str(tmp_path), "--dry-run", "--set", "trainer.epochs=1"], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    variants = {line.split("--model-dir ")[1].split()[0]: line for line in out}
+    assert sorted(os.path.basename(v) for v in variants) == [
+        "bootstrap-inherit", "bootstrap-linear", "bootstrap-no-bootstrap", "full", "not-fine-tuned",
+        "one-resolution"]  # weighted-linear is the config's own: the full run
+    assert all("--set trainer.epochs=1" in line for line in out)
+    assert "model.head.do_fine_tune=false" in variants[str(tmp_path / "not-fine-tuned")]
+    assert "model.head.multi_resolution=false" in variants[str(tmp_path / "one-resolution")]
