@@ -290,8 +290,10 @@ def tfxc_worker(args) -> None:
 
     from tfxc._tf import tf
 
-    serve = tf.saved_model.load(saved).signatures["serving_default"]
     texts = test_texts(config)
+    if texts is not None:
+        import tensorflow_text  # noqa: F401  (registers the TF-Text ops a text model's graph runs)
+    serve = tf.saved_model.load(saved).signatures["serving_default"]
     x = sp.load_npz(os.path.join(args.data, "X.tst.npz")).tocsr() if texts is None else texts
 
     def request(rows):  # a slice or an index array of test rows
@@ -310,7 +312,8 @@ def tfxc_worker(args) -> None:
     singles = [request(slice(i, i + 1)) for i in range(min(200, x.shape[0]))]
     # 256-row batches of random test rows (with replacement: a small test split still gives 20 of them).
     batches = [request(rows) for rows in np.random.default_rng(0).integers(0, x.shape[0], (20, batch))]
-    serving = serving_figures(serve, load_baseline(os.path.join(work, "empty-signature")), singles, batches)
+    baseline = load_baseline(os.path.join(work, "empty-signature"), text=texts is not None)
+    serving = serving_figures(serve, baseline, singles, batches)
     np.savez(os.path.join(work, "pred.npz"), ids=ids.astype(np.int64))
     carve_dir = os.path.join(args.data, CARVE_DIR)
     curve = tfxc_curve(model_dir, carve_dir) if os.path.exists(os.path.join(carve_dir, "done")) else {}

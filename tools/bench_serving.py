@@ -42,8 +42,18 @@ class _Baseline(tf.Module):
         return {"label_ids": feat_idx}
 
 
-def load_baseline(directory: str):
-    module = _Baseline()
+class _TextBaseline(tf.Module):
+    """A text model's serving input, and nothing done with it."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(self, text):
+        return {"label_ids": tf.strings.length(text)}
+
+
+def load_baseline(directory: str, text: bool = False):
+    """The empty signature of a model's inputs (`text`: a text model's strings), saved and loaded as a server
+    would."""
+    module = _TextBaseline() if text else _Baseline()
     tf.saved_model.save(module, directory, signatures={"serving_default": module.serve})
     return tf.saved_model.load(directory).signatures["serving_default"]
 
@@ -81,7 +91,8 @@ def serving_figures(serve, baseline, singles: list[dict], batches: list[dict], r
         for name, call in (("model", serve), ("empty", baseline)):
             timed[name]["one"].append(latency_ms(lambda r: call(**r)["label_ids"].numpy(), singles))
             timed[name]["batch"].append(latency_ms(lambda r: call(**r)["label_ids"].numpy(), batches, warmup=2))
-    rows = int(batches[0]["row_splits"].shape[0]) - 1
+    first = batches[0]
+    rows = int(first["row_splits"].shape[0]) - 1 if "row_splits" in first else int(first["text"].shape[0])
     one = {name: float(np.median(np.concatenate(t["one"]))) for name, t in timed.items()}
     batch = {name: rows * 1000 / float(np.median(np.concatenate(t["batch"]))) for name, t in timed.items()}
     return {"latency_ms_median": one["model"], "latency_ms_p99": float(np.percentile(timed["model"]["one"], 99)),

@@ -22,3 +22,19 @@ def test_times_the_model_and_the_baseline_for_every_batch_size_and_repetition(tm
     assert [(b, name) for b, name, _ in lines] == [("1", "model"), ("1", "baseline")] * 2 + [
         ("4", "model"), ("4", "baseline")] * 2
     assert all(float(ms) > 0 for _, _, ms in lines)
+
+
+def test_a_text_model_s_figures_are_timed_beside_an_empty_text_signature(tmp_path):
+    """bench.py's serving figures for a text model: requests of strings, the empty signature takes strings too."""
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    from bench_serving import load_baseline, serving_figures
+
+    from tfxc._tf import tf
+
+    baseline = load_baseline(str(tmp_path / "empty"), text=True)
+    np_lengths = baseline(text=tf.constant(["ab", "", "héllo"]))["label_ids"].numpy()
+    assert np_lengths.tolist() == [2, 0, 6]  # the strings' bytes: it reads its input and nothing more
+    singles = [{"text": tf.constant(["one text"])}] * 5
+    batches = [{"text": tf.constant(["a", "b", "c", "d"])}] * 4
+    figures = serving_figures(baseline, baseline, singles, batches, rounds=1)
+    assert figures["latency_ms_median"] > 0 and figures["batch4_rows_per_s"] > 0
