@@ -45,7 +45,8 @@ def test_the_ablation_trains_each_variant_once(tmp_path):
     variants = {line.split("--model-dir ")[1].split()[0]: line for line in out}
     assert sorted(os.path.basename(v) for v in variants) == [
         "bootstrap-inherit", "bootstrap-linear", "bootstrap-no-bootstrap", "full", "not-fine-tuned",
-        "one-resolution"]  # weighted-linear is the config's own: the full run
+        "one-resolution", "without-tfidf"]  # weighted-linear is the config's own: the full run
     assert all("--set trainer.epochs=1" in line for line in out)
     assert "model.head.do_fine_tune=false" in variants[str(tmp_path / "not-fine-tuned")]
     assert "model.head.multi_resolution=false" in variants[str(tmp_path / "one-resolution")]
+    assert "model.head.sparse_support=0" in variants[str(tmp_path / "without-tfidf")]
