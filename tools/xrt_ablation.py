@@ -29,6 +29,8 @@ import shutil
 import subprocess
 import sys
 
+from tfxc.cli import add_set_args
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOOTSTRAPS = ("weighted-linear", "linear", "inherit", "no-bootstrap")
 METRICS = ("P@1", "P@3", "P@5", "PSP@5")
@@ -56,7 +58,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    add_set_args(parser, "config values of every variant", "--set trainer.epochs=5")
     parser.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
     args = parser.parse_args(argv)
     args.config, args.out = os.path.abspath(args.config), os.path.abspath(args.out)
