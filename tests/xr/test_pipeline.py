@@ -91,6 +91,8 @@ def test_xr_transformer_run_resumes_after_a_kill_at_a_level_boundary_and_serves_
     kill_after_first_level(config, killed)
     result = run_cli("tfxc.train", "--config", config, "--model-dir", str(killed), timeout=600)
     assert "XR level 1/2 (4 clusters): done already" in result.stderr
+    # No time left is estimated from a level it skipped (it used to say "about 0s" after a resume).
+    assert "the remaining levels about" not in result.stderr
 
     # The resumed run is the uninterrupted one: same levels, same ranker, same test metrics.
     for sub in ("levels/level-0", "levels/level-1", ""):

@@ -108,8 +108,8 @@ def level_counts(y: scipy.sparse.csr_matrix, tree, level: int) -> scipy.sparse.c
 def predicted_clusters(embeddings: np.ndarray, kernel: np.ndarray, bias: np.ndarray, k: int) -> np.ndarray:
     """The k best clusters of every row by w_c·e + b_c over all of a level's clusters: int32 [N, k], best first.
 
-    embeddings: [N, H] dense, CSR or `SideBySide`. Levels fine-tuned have at most `max_match_clusters` clusters, so every
-    one is scored, in blocks of rows."""
+    embeddings: [N, H] dense, CSR or `SideBySide`. Levels fine-tuned have at most `max_match_clusters`
+    clusters, so every one is scored, in blocks of rows."""
     k = min(k, kernel.shape[0])
     out = np.empty((embeddings.shape[0], k), np.int32)
     for start in range(0, embeddings.shape[0], SCORE_BLOCK):
