@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import logging
 import os
 import signal
 import sys
-import threading
 import time
 
 from tfxc.errors import TfxcError
+from tfxc.utils.signals import Terminated, ending_signals_raise, raise_if_signalled, received
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -39,63 +38,22 @@ def file_failure(error: BaseException) -> str | None:
     return line.split(" [Op:", 1)[0]
 
 
-class Terminated(BaseException):
-    """A CLI received SIGTERM or SIGHUP. Like KeyboardInterrupt it is no `Exception`, so no `except Exception`
-    swallows it, while every `finally` and `except BaseException` on the way out (the atomic writers' clean-up
-    of their temporaries) still runs."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-# The signals that end a CLI like Ctrl-C: a batch system's or `kill`'s SIGTERM, a closed terminal's SIGHUP.
-_ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-
-@contextlib.contextmanager
-def ending_signals_raise(received: list[int]):
-    """Within the block SIGTERM and SIGHUP raise `Terminated` in the main thread; the old handlers come back after.
-
-    Each signal is also appended to `received`: a library can turn the exception into another one (TF
-    calls back into Python from C++ while tracing, and reports what it raised as an AttributeError) or
-    swallow it (`hasattr`), and the caller must still know that the process was asked to end.
-    A signal that is ignored (`nohup` ignores SIGHUP) stays ignored. Off the main thread (a CLI main
-    called from a worker thread) nothing changes: Python delivers signals to the main thread only.
-    """
-
-    def handle(signum, frame):
-        received.append(signum)
-        # A second signal while cleaning up ends the process at once; the next write of the same output
-        # then removes what this one left (tfxc.utils.io).
-        signal.signal(signum, signal.SIG_DFL)
-        raise Terminated(signum)
-
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in _ENDING_SIGNALS:
-            if signal.getsignal(sig) is not signal.SIG_IGN:
-                previous[sig] = signal.signal(sig, handle)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def _run_until_signalled(fn, argv):
-    """`fn(argv)`, raising `Terminated` if an ending signal arrived, whatever became of its exception."""
-    received: list[int] = []
-    try:
-        with ending_signals_raise(received):
+    """`fn(argv)`, raising `Terminated` if an ending signal arrived, whatever became of its exception.
+
+    A library can turn the signal's exception into another one (TF calls back into Python from C++ while
+    tracing, and reports what it raised as an AttributeError) or swallow it (`hasattr`); the process was
+    still asked to end.
+    """
+    with ending_signals_raise():
+        try:
             result = fn(argv)
-    except Exception:
-        if received:  # the signal's Terminated, turned into another error by the code it interrupted
-            raise Terminated(received[0]) from None
-        raise
-    if received:      # ... or swallowed by it
-        raise Terminated(received[0])
-    return result
+        except Exception:
+            if received():  # the signal's Terminated, turned into another error by the code it interrupted
+                raise Terminated(received()[0]) from None
+            raise
+        raise_if_signalled()  # ... or swallowed by it
+        return result
 
 
 def main_wrapper(fn):

@@ -74,6 +74,7 @@ from tfxc.config import config_to_json
 from tfxc.export.served import (ASSETS_PATH, CONFIG_ASSET, EXPORT_ASSET, FEATURIZER_ASSET, GRAPH_FILE,
                                 LABEL_FREQ_ASSET, LABELS_ASSET)
 from tfxc.utils.io import atomic_directory, refuse_to_overwrite_inputs
+from tfxc.utils.signals import signals_deferred
 
 
 # Up to this many rows a head whose products run in bfloat16 serves in float32 instead. For a few rows the
@@ -358,7 +359,8 @@ def export_saved_model(model, config, info, out_dir: str, top_k: int | None = No
     module = serving_module(model, info.label_names(), top_k or config.export.top_k, info.num_features, index,
                             ensemble)
     with atomic_directory(out_dir, marker=GRAPH_FILE) as tmp:
-        with model.encoder.tracing_for_serving():  # the signatures are traced here
+        # TF's writer calls back into Python from C++, which prints and drops an exception raised there.
+        with signals_deferred(), model.encoder.tracing_for_serving():  # the signatures are traced here
             tf.saved_model.save(module, tmp, signatures=module.signatures())
         assets = os.path.join(tmp, ASSETS_PATH)
         os.makedirs(assets)

@@ -34,6 +34,7 @@ import socket
 import tempfile
 
 from tfxc.errors import TfxcError
+from tfxc.utils.signals import raise_if_signalled
 
 
 def current_umask() -> int:
@@ -150,6 +151,7 @@ def atomic_writer(path: str, binary: bool = False):
     try:
         with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as f:
             yield f
+        raise_if_signalled()  # an ending signal that the block's code swallowed still stops the commit
         _publish_mode(tmp, directory=False)
         os.replace(tmp, path)
     except BaseException:
@@ -257,6 +259,7 @@ def atomic_directory(path: str, marker: str, clear_stale: bool = False):
     tmp = tempfile.mkdtemp(prefix=_dir_prefix(base) + _owner_tag() + "-", dir=parent)
     try:
         yield tmp
+        raise_if_signalled()
         _publish_mode(tmp, directory=True)
         _replace_directory(tmp, path)
     except BaseException:
