@@ -75,6 +75,8 @@ from tfxc.utils.memory import peak_rss_gb
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), "shared", "data")
 K = 5
+# Head settings that act in prediction only: a reused model (--reuse-models) is exported with the config's.
+PREDICTION_SETTINGS = ("beam_size", "propensity_rerank")
 
 
 # === Data ===
@@ -284,7 +286,10 @@ def tfxc_worker(args) -> None:
         # evaluation).
         train_s = trained_seconds(model_dir)
     process_s = time.time() - launched
-    subprocess.run([sys.executable, "-m", "tfxc.export", "--model-dir", model_dir, "--out", saved], **quiet)
+    if reused:  # served with the config's prediction settings as they are now, not as they were in training
+        head = config.model.head
+        sets += [f"--set=model.head.{key}={getattr(head, key)}" for key in PREDICTION_SETTINGS if hasattr(head, key)]
+    subprocess.run([sys.executable, "-m", "tfxc.export", "--model-dir", model_dir, "--out", saved, *sets], **quiet)
 
     from bench_serving import index_recall, load_baseline, serving_figures  # same folder (imports TensorFlow)
 

@@ -38,9 +38,11 @@ from tfxc.encoders.sparse_input import split_sparse_input
 from tfxc.heads.base import Head
 from tfxc.heads.gather_dot import gather_dot
 from tfxc.heads.label_tree_config import (HEAD_OPTIONS, LabelTreeHeadConfig, NodeSparseTerm, Shortlist,
-                                          load_or_build_support, load_or_build_tree, node_positive_weights)
+                                          load_or_build_support, load_or_build_tree, node_positive_weights,
+                                          propensity_bonus)
 from tfxc.heads.label_tree_loss import active_nodes, cap_active, level_loss, positive_nodes
-from tfxc.heads.label_tree_ops import distinct_per_row, post_process, sparse_node_logits
+from tfxc.heads.label_tree_ops import (distinct_per_row, in_log_space, post_process, propensity_rerank,
+                                       sparse_node_logits)
 from tfxc.heads.shortlist import centroid_shortlist, impact_index
 from tfxc.heads.sparse_term import starting_weights
 
@@ -76,7 +78,7 @@ class LabelTreeHead(Head):
     def __init__(self, tree, negatives="tfn+man", max_active=0, loss="squared_hinge", reduction="mean",
                  dense_level_max=16384, use_bias=True, init_stddev=0.02, beam_size=10, post_processor="l3-hinge",
                  final_post_processor="", seed=None, sparse: NodeSparseTerm | None = None, node_weights=None,
-                 shortlist: Shortlist | None = None, **kwargs):
+                 shortlist: Shortlist | None = None, rerank_bonus=None, **kwargs):
         super().__init__(tree.num_labels, **kwargs)
         if shortlist is not None and sparse is None:
             raise ValueError("the shortlist ranks labels on their input features: it needs the sparse term")
@@ -88,6 +90,9 @@ class LabelTreeHead(Head):
         self.post_processors = [post_processor] * (len(self.sizes) - 1) + [final_post_processor or post_processor]
         self.sparse, self.shortlist, self._initial_node_weights = sparse, shortlist, node_weights
         self.sparse_max_nnz = sparse.max_nnz if sparse is not None else 0
+        # A constant, not a weight: the re-ranking is a prediction setting, changed on a trained model.
+        self._initial_rerank_bonus = rerank_bonus
+        self.rerank_bonus = None if rerank_bonus is None else tf.constant(rerank_bonus, tf.float32)
 
     @classmethod
     def from_config_dataclass(cls, config: LabelTreeHeadConfig, context):
@@ -102,8 +107,10 @@ class LabelTreeHead(Head):
                                   config.shortlist_postings)
         if config.propensity_weight:
             weights = node_positive_weights(tree, context.label_freq, context.num_points, config.propensity_weight)
-        return cls(tree, seed=context.seed, sparse=sparse, node_weights=weights, shortlist=shortlist, name="head",
-                   **{key: getattr(config, key) for key in HEAD_OPTIONS})
+        bonus = (propensity_bonus(tree, context.label_freq, context.num_points, config.propensity_rerank)
+                 if config.propensity_rerank else None)
+        return cls(tree, seed=context.seed, sparse=sparse, node_weights=weights, shortlist=shortlist,
+                   rerank_bonus=bonus, name="head", **{key: getattr(config, key) for key in HEAD_OPTIONS})
 
     def make_encoder(self, encoder_config, context):
         encoder = super().make_encoder(encoder_config, context)
@@ -313,13 +320,17 @@ class LabelTreeHead(Head):
         """Beam search (module docstring), with the shortlist's candidates where there is one:
         (scores float32 [B, k'], label ids int64 [B, k']), best first.
 
-        k' = min(k, labels reachable); a slot without a label has id −1.
+        k' = min(k, labels reachable); a slot without a label has id −1. With `rerank_bonus` the
+        candidates (at least beam_size) are ranked by `propensity_rerank`, and so are the scores.
         """
         k = tf.minimum(tf.cast(k, tf.int32), self.sizes[-1])
+        width = k if self.rerank_bonus is None else tf.maximum(k, min(self.beam_size, self.sizes[-1]))
         if self.shortlist is not None:
-            scores, ids = self._shortlisted_top_k(features, k)
+            scores, ids = self._shortlisted_top_k(features, width)
         else:
-            scores, ids, _ = self._beam_search(features, k)
+            scores, ids, _ = self._beam_search(features, width)
+        if self.rerank_bonus is not None:
+            scores, ids = propensity_rerank(scores, ids, self.rerank_bonus, in_log_space(self.post_processors[-1]), k)
         if self.leaf_labels is not None:
             ids = tf.where(ids >= 0, tf.gather(self.leaf_labels.value, tf.maximum(ids, 0)), -1)
         return scores, tf.cast(ids, tf.int64)
@@ -392,4 +403,5 @@ class LabelTreeHead(Head):
     def get_config(self):
         config = {key: value for key, value in super().get_config().items() if key != "num_labels"}  # the tree's
         return {**config, "tree": self.tree, **{key: getattr(self, key) for key in HEAD_OPTIONS}, "seed": self.seed,
-                "sparse": self.sparse, "node_weights": self._initial_node_weights, "shortlist": self.shortlist}
+                "sparse": self.sparse, "node_weights": self._initial_node_weights, "shortlist": self.shortlist,
+                "rerank_bonus": self._initial_rerank_bonus}

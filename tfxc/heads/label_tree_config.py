@@ -123,6 +123,13 @@ class LabelTreeHeadConfig(SparseTermOptions):
         propensity (Jain et al., KDD 2016) of the node's training frequency (the label's own
         at the last level; the sum over its labels above), so that α > 0 leans toward the
         rare labels, as the exact heads' `propensity_weight` does.
+      propensity_rerank: τ ≥ 0: prediction ranks the beam's last-level candidates (at least
+        beam_size of them) by their score plus τ·log(1/p_l), p_l the label's propensity: a
+        rare label the beam found moves up past a frequent one of a close score. τ = 1 on
+        probability scores is the PSP@k-optimal rule of propensity-scored PLTs (Wydmuch et al.,
+        SIGIR 2021); a small τ trades little P@k for PSP@k. A prediction-time setting, not saved
+        with the weights: `--set model.head.propensity_rerank=...` on `tfxc.evaluate` or
+        `tfxc.export` tries another value on a trained model (choose it on the validation split).
     """
 
     name: str = "label_tree"
@@ -145,6 +152,7 @@ class LabelTreeHeadConfig(SparseTermOptions):
     post_processor: str = "l3-hinge"
     final_post_processor: str = ""
     propensity_weight: float = 0.0
+    propensity_rerank: float = 0.0
     shortlist_size: int = 0
     shortlist_weight: float = 0.3
     shortlist_postings: int = 64
@@ -167,6 +175,8 @@ class LabelTreeHeadConfig(SparseTermOptions):
         self.validate_sparse_term(path)
         if not 0.0 <= self.propensity_weight <= 2.0:
             raise ConfigError(f"{path}.propensity_weight ({self.propensity_weight}) must be in [0, 2]")
+        if not 0.0 <= self.propensity_rerank <= 2.0:
+            raise ConfigError(f"{path}.propensity_rerank ({self.propensity_rerank}) must be in [0, 2]")
         if self.shortlist_size < 0 or self.shortlist_weight < 0 or self.shortlist_postings < 1:
             raise ConfigError(f"{path}: shortlist_size ({self.shortlist_size}) and shortlist_weight "
                               f"({self.shortlist_weight}) must be >= 0, shortlist_postings "
@@ -243,3 +253,17 @@ def node_positive_weights(tree, label_freq, num_points: int, power: float) -> li
     leaf_freq = freq if tree.leaf_labels is None else freq[tree.leaf_labels]
     return [positive_label_weights(np.bincount(tree.ancestors(t), weights=leaf_freq, minlength=size),
                                    num_points, power) for t, size in enumerate(tree.sizes)]
+
+
+def propensity_bonus(tree, label_freq, num_points: int, tau: float):
+    """float32 [K_last]: τ·log(1/p) per last-level node, p its label's propensity (Jain et al., KDD 2016;
+    A = 0.55, B = 1.5, as `propensity_weight`'s); the prediction bonus of `propensity_rerank`."""
+    import numpy as np
+
+    from tfxc.data.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
+    from tfxc.errors import DataError
+
+    if label_freq is None or num_points < MIN_POINTS_FOR_PROPENSITIES:
+        raise DataError("model.head.propensity_rerank needs the train split's label counts and size")
+    bonus = tau * -np.log(propensities(label_freq, num_points))
+    return (bonus if tree.leaf_labels is None else bonus[tree.leaf_labels]).astype(np.float32)

@@ -30,6 +30,32 @@ def post_process(name: str, v: tf.Tensor, parent: tf.Tensor | None) -> tf.Tensor
     return child + parent if additive else child * parent
 
 
+def in_log_space(name: str) -> bool:
+    """Whether post-processor `name` scores on a log scale (noop's raw logits too): a bonus is added there,
+    and multiplied as its exp on the others' probability-like scores."""
+    return name == "noop" or name.startswith("log-")
+
+
+def propensity_rerank(scores: tf.Tensor, nodes: tf.Tensor, bonus: tf.Tensor, log_space: bool, k) -> tuple:
+    """The best k of a beam's last-level candidates once each gets its bonus τ·log(1/p_l).
+
+    Args:
+      scores: float32 [B, W], the candidates' path scores (−inf where none), W ≥ k.
+      nodes: int32 [B, W], their last-level node ids (−1 where none).
+      bonus: float32 [K_last], τ·log(1/p) per last-level node, p its label's propensity.
+      log_space: add the bonus (scores on a log scale) or multiply by exp(bonus) (probabilities).
+      k: int32 scalar.
+
+    Returns:
+      (scores float32 [B, k'], node ids int32 [B, k']), k' = min(k, W): ranked by the new scores.
+    """
+    gained = tf.gather(bonus, tf.maximum(nodes, 0))
+    scores = scores + gained if log_space else scores * tf.exp(gained)
+    scores = tf.where(nodes >= 0, scores, -float("inf"))
+    scores, order = tf.math.top_k(scores, tf.minimum(k, tf.shape(nodes)[1]))
+    return scores, tf.gather(nodes, order, batch_dims=1)
+
+
 def _sorted_distinct(ids: tf.Tensor) -> tf.Tensor:
     """int32 [B, W] ids (negative = none) -> [B, W]: each row's distinct ids ascending, then `PAD`s."""
     ids = tf.sort(tf.where(ids < 0, PAD, ids), axis=1)
