@@ -27,14 +27,15 @@ log = logging.getLogger("tfxc.model_dir")
 # Settings that change how a model is evaluated, not the model: an evaluation of parts may override them.
 EVALUATION_KEYS = ("eval.", "model.head.eval_")
 
-# Config keys a resumed run may change: how long and how often, evaluation and export settings, and the
-# replica layout (the data order does not depend on it, see tfxc.data.pipeline). Everything else changes
-# the model, the data or the optimisation, and a resumed run would silently mix two experiments.
+# Config keys a resumed run may change: how long and how often, evaluation and export settings, settings
+# that act in prediction only (the label tree's re-ranking), and the replica layout (the data order does
+# not depend on it, see tfxc.data.pipeline). Everything else changes the model, the data or the
+# optimisation, and a resumed run would silently mix two experiments.
 SAFE_TO_CHANGE = ("trainer.epochs", "trainer.train_steps", "trainer.steps_per_loop", "trainer.log_every_steps",
                   "trainer.eval_every_steps", "trainer.eval_every_epochs", "trainer.checkpoint_every_steps",
-                  "trainer.checkpoint_every_seconds",
-                  "trainer.keep_checkpoints", "trainer.patience", "eval.", "export.", "runtime.strategy",
-                  "runtime.cpu_replicas", "runtime.collective_timeout_s", "runtime.startup_timeout_s")
+                  "trainer.checkpoint_every_seconds", "trainer.keep_checkpoints", "trainer.patience", "eval.",
+                  "export.", "model.head.propensity_rerank", "runtime.strategy", "runtime.cpu_replicas",
+                  "runtime.collective_timeout_s", "runtime.startup_timeout_s")
 
 
 class TrainedModel(NamedTuple):

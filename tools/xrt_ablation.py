@@ -2,7 +2,7 @@
 schedule and each bootstrap method are worth.
 
   python tools/xrt_ablation.py --config configs/xrt_reuters.json --out runs/xrt-ablation/reuters [--dry-run]
-      [--set key=value ...]
+      [--variants full,without-tfidf,...] [--set key=value ...]
 
 Trains, each in OUT/<variant> (resumable: a finished run is kept, a killed one resumes):
   * full: the config as it is (fine-tuned, ranker on [TF-IDF ⊕ E]);
@@ -12,6 +12,7 @@ Trains, each in OUT/<variant> (resumable: a finished run is kept, a killed one r
     full's levels (its refined tree is still clustered on [TF-IDF ⊕ E]);
   * bootstrap-<method>: each bootstrap method the config does not use. These start from full's first
     level (a copy: the bootstrap only acts from the second level on, so the first is the same run).
+`--variants` runs some of them, in the order given (full's first, for the variants that copy from it).
 Prints one markdown row per variant: the test split's P@1/P@3/P@5/PSP@5 and the training time (each
 level's loop and the passes before it, and the ranker's).
 
@@ -59,6 +60,7 @@ def main(argv=None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--out", required=True)
     add_set_args(parser, "config values of every variant", "--set trainer.epochs=5")
+    parser.add_argument("--variants", help="comma-separated variants to run, in this order (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
     args = parser.parse_args(argv)
     args.config, args.out = os.path.abspath(args.config), os.path.abspath(args.out)
@@ -72,8 +74,14 @@ def main(argv=None) -> int:
         if not args.dry_run:
             subprocess.run(cmd, cwd=REPO, check=True)
 
+    known = variants(configured)
+    chosen = args.variants.split(",") if args.variants else list(known)
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(known)}")
     rows = {}
-    for name, overrides in variants(configured).items():
+    for name in chosen:
+        overrides = known[name]
         model_dir = os.path.join(args.out, name)
         full = os.path.join(args.out, "full")
         copied = {"without-tfidf": "levels"}.get(name, "levels/level-0" if name.startswith("bootstrap-") else "")
