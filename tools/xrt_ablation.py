@@ -40,7 +40,7 @@ METRICS = ("P@1", "P@3", "P@5", "PSP@5")
 def variants(configured: str) -> dict[str, list[str]]:
     """Variant name -> its --set overrides, for a config whose bootstrap method is `configured`."""
     out = {"full": [], "not-fine-tuned": ["model.head.do_fine_tune=false"],
-           "one-resolution": ["model.head.multi_resolution=false"], "without-tfidf": ["model.head.sparse_support=0"]}
+           "one-resolution": ["model.head.multi_resolution=false"], "without-tfidf": ["model.head.sparse_support=0", "model.head.sparse_init=0", "model.head.sparse_idf=false"]}
     for method in BOOTSTRAPS:
         if method != configured:
             out[f"bootstrap-{method}"] = [f"model.head.bootstrap={method}"]
