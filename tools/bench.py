@@ -287,8 +287,8 @@ def tfxc_worker(args) -> None:
         train_s = trained_seconds(model_dir)
     process_s = time.time() - launched
     if reused:  # served with the config's prediction settings as they are now, not as they were in training
-        head = config.model.head
-        sets += [f"--set=model.head.{key}={getattr(head, key)}" for key in PREDICTION_SETTINGS if hasattr(head, key)]
+        settings = {key: getattr(config.model.head, key, None) for key in PREDICTION_SETTINGS}
+        sets += [f"--set=model.head.{key}={value}" for key, value in settings.items() if value is not None]
     subprocess.run([sys.executable, "-m", "tfxc.export", "--model-dir", model_dir, "--out", saved, *sets], **quiet)
 
     from bench_serving import index_recall, load_baseline, serving_figures  # same folder (imports TensorFlow)
