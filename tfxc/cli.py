@@ -11,7 +11,7 @@ import sys
 import time
 
 from tfxc.errors import TfxcError
-from tfxc.utils.signals import Terminated, ending_signals_raise, raise_if_signalled, received
+from tfxc.utils.signals import Terminated, ending_signals_raise, raise_if_signalled
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -49,8 +49,7 @@ def _run_until_signalled(fn, argv):
         try:
             result = fn(argv)
         except Exception:
-            if received():  # the signal's Terminated, turned into another error by the code it interrupted
-                raise Terminated(received()[0]) from None
+            raise_if_signalled()  # the signal's Terminated, turned into another error by the code it interrupted
             raise
         raise_if_signalled()  # ... or swallowed by it
         return result
