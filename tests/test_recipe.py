@@ -67,6 +67,16 @@ def test_short_texts_get_word_bigrams_and_long_texts_words(shared_data):
     assert text_features(long) == {"ngram_max": 1, "min_df": 2, "max_features": 0}
 
 
+def test_chinese_texts_get_character_bigrams(tmp_path):
+    from tfxc.data.sources import UNSEGMENTED_TEXT_FEATURES, text_features
+
+    path = tmp_path / "train.jsonl"
+    texts = ["这家酒店的服务很好 wifi 也快", "质量太差了，用了两天就坏了", "Great hotel, 很好"]
+    path.write_text("".join(json.dumps({"text": t, "labels": ["x"]}, ensure_ascii=False) + "\n" for t in texts),
+                    encoding="utf-8")
+    assert text_features(str(path)) == UNSEGMENTED_TEXT_FEATURES and UNSEGMENTED_TEXT_FEATURES["ngram_max"] == 2
+
+
 @pytest.mark.parametrize("kwargs, head", [
     ({"labels": 50_000}, "label_tree"),            # beyond exact heads
     ({"labels": 150, "per_point": 1.0}, "softmax"),  # multi-class
@@ -183,7 +193,7 @@ def write_xc(path, rows, num_features, num_labels):
 
 def write_synthetic(directory, num_train, num_labels, num_features=2000, seed=5):
     """A long-tailed multi-class set (Zipf label popularity) as XC text files: what a user would bring."""
-    from tfxc.config.schema import SyntheticConfig
+    from tfxc.config.data_schema import SyntheticConfig
     from tfxc.data.synthetic import SyntheticXmc
 
     synthetic = SyntheticXmc(SyntheticConfig(num_train=num_train, num_test=500, num_features=num_features,

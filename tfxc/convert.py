@@ -19,7 +19,7 @@ import sys
 
 from tfxc.cli import add_config_args, main_wrapper, setup_logging
 from tfxc.config import load_config
-from tfxc.config.schema import DATA_FORMATS
+from tfxc.config.data_schema import DATA_FORMATS
 
 
 @main_wrapper

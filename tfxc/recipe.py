@@ -293,9 +293,10 @@ def recipe_config(data: dict, info) -> tuple[dict, list[str]]:
     if data.get("format") == "jsonl":
         # LONG_TEXT_FEATURES are also the schema's defaults (TextFeaturesConfig), for a data section without `text`.
         text = {**LONG_TEXT_FEATURES, **data.get("text", {})}
-        terms = "words and word bigrams" if text["ngram_max"] == 2 else "words"
+        terms = ["words", "words and word bigrams", "words, word bigrams and trigrams"][text["ngram_max"] - 1]
         cap = f", at most {text['max_features']:,} (the most frequent)" if text["max_features"] else ""
         why.insert(0, f"text: TF-IDF of {terms} in at least {text['min_df']} training text(s){cap}: "
                       f"{profile.num_features:,} features (bigrams and rare words for texts of at most "
-                      f"{SHORT_TEXT_TOKENS} words on average)")
+                      f"{SHORT_TEXT_TOKENS} words on average; a Chinese, Japanese or Thai character is a word, "
+                      "and such texts get character bigrams)")
     return {"data": data, **config}, [f"data: {profile.describe()}"] + why

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tfxc.data.readers import XcBowReader, iter_jsonl
-from tfxc.data.text_features import TOKEN_PATTERN, TfidfFeaturizer, tokenize
+from tfxc.data.text_features import TfidfFeaturizer, tokenize
+from tfxc.data.text_terms import ASCII_PATTERN
 from tfxc.errors import DataError
 
 DATA = pathlib.Path(os.environ.get(
@@ -36,16 +37,18 @@ def as_dict(featurizer: TfidfFeaturizer, text: str) -> dict[str, float]:
 
 
 def test_tokenize():
-    assert tokenize("Don't re-use Café-42") == ["don", "t", "re", "use", "caf", "42"]
-    assert tokenize("") == [] and TOKEN_PATTERN == "[a-z0-9]+"
+    assert tokenize("Don't re-use Café-42") == ["don", "t", "re", "use", "café", "42"]
+    assert tokenize("Don't re-use Café-42", "ascii") == ["don", "t", "re", "use", "caf", "42"]
+    assert tokenize("") == [] and ASCII_PATTERN == "[a-z0-9]+"
 
 
-@pytest.mark.parametrize("ngram_max,min_df", [(1, 1), (2, 1), (1, 2), (2, 2)])
-def test_matches_sklearn(ngram_max, min_df):
+@pytest.mark.parametrize("ngram_max,min_df,tokens", [(1, 1, "ascii"), (2, 1, "ascii"), (1, 2, "ascii"),
+                                                     (2, 2, "ascii"), (1, 1, "unicode"), (3, 1, "unicode")])
+def test_matches_sklearn(ngram_max, min_df, tokens):
     sklearn_text = pytest.importorskip("sklearn.feature_extraction.text")
-    ours = TfidfFeaturizer(ngram_max=ngram_max, min_df=min_df).fit(CORPUS)
-    ref = sklearn_text.TfidfVectorizer(sublinear_tf=True, token_pattern=TOKEN_PATTERN,
-                                       lowercase=True, smooth_idf=True, norm="l2",
+    ours = TfidfFeaturizer(ngram_max=ngram_max, min_df=min_df, tokens=tokens).fit(CORPUS)
+    ref = sklearn_text.TfidfVectorizer(sublinear_tf=True, tokenizer=lambda text: tokenize(text, tokens),
+                                       token_pattern=None, lowercase=False, smooth_idf=True, norm="l2",
                                        ngram_range=(1, ngram_max), min_df=min_df)
     matrix = ref.fit_transform(CORPUS)
     names = ref.get_feature_names_out()
@@ -115,7 +118,7 @@ def test_load_errors(tmp_path):
     TfidfFeaturizer().fit(["a b", "b c"]).save(good)
     state = json.loads(good.read_text())
     for key, value, field in [("format", "other", "format"), ("version", 99, "version"),
-                              ("token_pattern", r"\w+", "token_pattern"),
+                              ("tokens", "words", None),
                               ("document_frequency", [1], "document_frequency"),
                               ("vocabulary", ["a", "a", "b"], "vocabulary"),
                               ("num_docs", 0, "num_docs")]:
@@ -123,7 +126,22 @@ def test_load_errors(tmp_path):
         bad.write_text(json.dumps(broken))
         with pytest.raises(DataError) as e:
             TfidfFeaturizer.load(bad)
-        assert str(e.value).startswith(f"{bad}: field '{field}'"), str(e.value)
+        assert str(e.value).startswith(f"{bad}: field '{field}'" if field else f"{bad}: "), str(e.value)
+
+
+def test_loads_a_version_1_file_as_the_ascii_tokenizer(tmp_path):
+    """Featurizers saved before the unicode tokenizer keep tokenising as they were fitted."""
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps({"format": "tfxc.TfidfFeaturizer", "version": 1, "token_pattern": "[a-z0-9]+",
+                                "lowercase": True, "ngram_max": 1, "min_df": 1, "max_features": None,
+                                "sublinear_tf": True, "num_docs": 2, "vocabulary": ["caf", "b"],
+                                "document_frequency": [2, 1]}))
+    featurizer = TfidfFeaturizer.load(path)
+    assert featurizer.tokens == "ascii" and featurizer.transform("Café")[0].tolist() == [0]
+    path.write_text(path.read_text().replace("[a-z0-9]+", "\\\\w+"))
+    with pytest.raises(DataError, match="different tokenizer") as e:
+        TfidfFeaturizer.load(path)
+    assert "field 'token_pattern'" in str(e.value)
 
 
 def test_fit_errors():
@@ -134,7 +152,9 @@ def test_fit_errors():
     with pytest.raises(TypeError):
         TfidfFeaturizer().fit(["ok", 3])
     with pytest.raises(ValueError):
-        TfidfFeaturizer(ngram_max=3)
+        TfidfFeaturizer(ngram_max=4)
+    with pytest.raises(ValueError, match="accents"):
+        TfidfFeaturizer(accents="strip")
     with pytest.raises(RuntimeError, match="not fitted"):
         TfidfFeaturizer().transform("x")
 
@@ -144,7 +164,7 @@ def test_reproduces_reuters_bow_files():
     # reuters/README.md: tokens [a-z0-9]+ lowercased, df >= 2 on train, vocabulary by
     # df descending then token, raw tf * smoothed idf, L2 rows, 6 significant digits.
     d = DATA / "reuters"
-    featurizer = TfidfFeaturizer(min_df=2, sublinear_tf=False).fit(
+    featurizer = TfidfFeaturizer(min_df=2, sublinear_tf=False, tokens="ascii").fit(
         r.text for r in iter_jsonl(d / "train.jsonl"))
     names = (d / "features.txt").read_text(encoding="utf-8").splitlines()
     assert featurizer.vocabulary == names and featurizer.num_features == 15_200

@@ -126,3 +126,18 @@ def test_a_vocabulary_that_is_not_utf8_names_its_file_and_line(tmp_path):
         read_vocabulary(path)
     path.write_bytes("\ufeff[UNK]\r\ncaf\u00e9\r\n".encode("utf-8"))  # a BOM and CRLF endings, as an editor saves it
     assert read_vocabulary(path) == ["[UNK]", "caf\u00e9"]
+
+
+def test_wordpiece_learnt_on_chinese_japanese_and_arabic_text_covers_it():
+    corpus = ["这家酒店的服务很好，房间干净。", "质量太差了，用了两天就坏了！", "酒店服务不错，房间很大。",
+              "東京タワーに行きました。", "東京の天気はいいです。", "الخدمة ممتازة والموظفون متعاونون",
+              "الخدمة سيئة جدا", "Le café était très bon"] * 2
+    vocabulary = learn_wordpiece_vocabulary(corpus, size=300, min_count=2)
+    for token in ("酒", "店", "東", "京", "الخدمة", "cafe"):  # Han characters one by one, Arabic words whole
+        assert token in vocabulary, token
+    out = WordPieceSequences(vocabulary, max_length=64)(tf.constant(["酒店的服务很好", "東京タワー", "الخدمة ممتازة"]))
+    ids, mask = out["token_ids"].numpy(), out["padding_mask"].numpy()
+    unk = vocabulary.index("[UNK]")
+    assert mask.sum(axis=1).tolist() == [7, 5, 2]  # a kana run is one word, cut into pieces: タ ##ワ ##ー
+    assert not (ids[mask] == unk).any()
+    assert [vocabulary[i] for i in ids[0][mask[0]]] == list("酒店的服务很好")

@@ -26,7 +26,7 @@ def test_precision_and_psp_by_hand():
 
 
 def test_topic_shaped_labels_are_found_by_their_centroids(tmp_path, capsys):
-    from tfxc.config.schema import SyntheticConfig
+    from tfxc.config.data_schema import SyntheticConfig
     from tfxc.data.synthetic import SyntheticXmc
 
     rows = list(SyntheticXmc(SyntheticConfig(num_train=2000, num_test=10, num_features=500, num_labels=50,

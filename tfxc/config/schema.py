@@ -13,16 +13,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfxc.data.readers import FORMATS as SOURCE_FORMATS
-from tfxc.errors import ConfigError
+from tfxc.config.data_schema import DataConfig
+from tfxc.config.validation import require as _require
 from tfxc.registry import did_you_mean, get_registry
 from tfxc.utils.numbers import ascii_int
 
 # `model.precision` (`tfxc.precision` carries them out; kept here so that checking a config needs no TensorFlow).
 PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 
-# Converted TFRecords as they are, every source format of the readers' table, or generated data.
-DATA_FORMATS = ("tfrecord", *SOURCE_FORMATS, "synthetic")
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "linear")
@@ -32,177 +30,6 @@ SELECTABLE_METRICS = ("P", "nDCG", "PSP", "PSnDCG", "R")
 MOVED_KEYS = {"optimizer.algorithm": "loss.name", "optimizer.gamma": "loss.gamma",
               "optimizer.softplus_rho": "loss.rho", "optimizer.umax_delta": "loss.delta",
               "optimizer.negative_correction": "loss.negative_correction"}
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
-@dataclass(frozen=True)
-class SyntheticConfig:
-    """A generated extreme multi-label set (`data.format = "synthetic"`).
-
-    Labels have power-law (Zipf) frequencies; each label owns a small set of
-    "topic" features, and a point's features are drawn from its labels' topics
-    plus uniform noise, so the labels are learnable from the features.
-
-    Attributes:
-      num_train: training points.
-      num_test: test points.
-      num_features: feature-space size.
-      num_labels: label-space size.
-      labels_per_point: mean number of labels per point (at least 1).
-      features_per_label: size of each label's topic.
-      features_per_point: mean number of nonzero features per point.
-      noise: fraction of a point's features drawn uniformly at random.
-      zipf_exponent: label frequency ~ rank^-zipf_exponent.
-      seed: generator seed; the same seed gives byte-identical files.
-    """
-
-    num_train: int = 20000
-    num_test: int = 5000
-    num_features: int = 10000
-    num_labels: int = 2000
-    labels_per_point: float = 3.0
-    features_per_label: int = 20
-    features_per_point: int = 40
-    noise: float = 0.3
-    zipf_exponent: float = 1.0
-    seed: int = 0
-
-    def validate(self, path: str) -> None:
-        _require(self.num_train > 0 and self.num_test > 0, f"{path}: num_train and num_test must be > 0")
-        _require(self.num_labels >= 2, f"{path}.num_labels ({self.num_labels}) must be >= 2")
-        _require(self.features_per_label * 2 <= self.num_features,
-                 f"{path}.features_per_label ({self.features_per_label}) must be at most half of "
-                 f"num_features ({self.num_features})")
-        _require(0.0 <= self.noise < 1.0, f"{path}.noise ({self.noise}) must be in [0, 1)")
-        _require(self.labels_per_point >= 1.0, f"{path}.labels_per_point ({self.labels_per_point}) must be >= 1")
-
-
-@dataclass(frozen=True)
-class TextFeaturesConfig:
-    """TF-IDF features for JSONL text sets (fit on the train split only).
-
-    Attributes:
-      ngram_max: 1 for words, 2 for words and word bigrams.
-      min_df: drop tokens in fewer training documents than this.
-      max_features: keep at most this many tokens (most frequent first); 0 = all.
-    """
-
-    ngram_max: int = 1
-    min_df: int = 2
-    max_features: int = 0
-
-    def validate(self, path: str) -> None:
-        _require(self.ngram_max in (1, 2), f"{path}.ngram_max ({self.ngram_max}) must be 1 or 2")
-        _require(self.min_df >= 1, f"{path}.min_df ({self.min_df}) must be >= 1")
-        _require(self.max_features >= 0, f"{path}.max_features ({self.max_features}) must be >= 0")
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Where the data comes from and how it is fed.
-
-    Training always reads sharded TFRecords from `dir`. If `format` is not
-    "tfrecord", the source files are converted into `dir` first (once; the
-    conversion is cached and redone only when the sources or options change).
-    Relative paths are taken from the current working directory.
-
-    Attributes:
-      format: one of tfrecord, xc (Extreme Classification Repository BoW text),
-        pecos (X/Y .npz), jsonl ({"text", "labels"}), dense (.npy features),
-        synthetic (generated, see `synthetic`).
-      dir: the converted TFRecord directory.
-      train: train source (xc text file, pecos X npz, jsonl file, dense npy).
-      test: test source, same kind as `train`; optional (without one, training
-        ends without the final test evaluation).
-      val: optional validation source, same kind as `train`; periodic evaluation
-        during training uses it (and the test split only at the end).
-      val_percent: without a `val` source, carve one from the train source: this share
-        (percent) of its groups goes to validation instead of training, chosen by the md5 of
-        the group key (`tfxc.data.holdout`; the same split as `tools/holdout_split.py`).
-      val_fold: k-fold training: "i/K" holds out fold i (0-based) of K as validation, the groups
-        whose md5 mod K is i; train K models on "0/K" ... "K-1/K" and ensemble them with
-        `python -m tfxc.ensemble --method log_average` (text_classifier's averaged-logit k-fold).
-      val_groups: a JSONL file of the train points (same order; for the jsonl format, the
-        train file itself) whose `id` up to `val_group_sep` is each point's group, so
-        near-duplicate points (one document's windows) stay on one side. Default: every
-        point is its own group.
-      val_group_sep: see `val_groups`.
-      train_labels: labels of `train` for pecos (Y npz) and dense formats.
-      test_labels: labels of `test` for pecos and dense formats.
-      val_labels: labels of `val` for pecos and dense formats.
-      source_dir: instead of the files: dense, `{train,val,test}/{features,labels}.npy` (val optional); pecos,
-        a PECOS xmc-base set (X.{trn,tst}.txt, Y.*.npz, tfidf-attnxml/X.*.npz), rows with their text.
-      label_names: optional labels.txt (one name per line, line i = label i).
-      index_base: 1 for header-less XC files with 1-based feature ids.
-      num_shards: TFRecord shards written for the train split.
-      shuffle_buffer: examples in the shuffle buffer (>= train size = full shuffle).
-      text: TF-IDF options for the jsonl format.
-      synthetic: options of the synthetic format.
-    """
-
-    format: str = "tfrecord"
-    dir: str = ""
-    train: str = ""
-    test: str = ""
-    val: str = ""
-    val_percent: int = 0
-    val_fold: str = ""
-    val_groups: str = ""
-    val_group_sep: str = ":"
-    train_labels: str = ""
-    test_labels: str = ""
-    val_labels: str = ""
-    source_dir: str = ""
-    label_names: str = ""
-    index_base: int = 0
-    num_shards: int = 4
-    shuffle_buffer: int = 100000
-    text: TextFeaturesConfig = field(default_factory=TextFeaturesConfig)
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
-
-    def validate(self, path: str) -> None:
-        _require(self.format in DATA_FORMATS,
-                 f"{path}.format '{self.format}' is not one of {', '.join(DATA_FORMATS)}")
-        _require(bool(self.dir), f"{path}.dir must name the TFRecord directory")
-        if self.source_dir:
-            _require(self.format in ("dense", "pecos"), f"{path}.source_dir is for 'dense' or 'pecos' data")
-            _require(not any((self.train, self.test, self.val, self.train_labels, self.test_labels,
-                              self.val_labels)),
-                     f"{path}: give either source_dir or the train/test/val files, not both")
-        elif self.format not in ("tfrecord", "synthetic"):
-            _require(bool(self.train), f"{path}: format '{self.format}' needs a 'train' source file")
-            if self.format in ("pecos", "dense"):
-                for split in ("train", "test", "val"):
-                    _require(bool(getattr(self, split)) == bool(getattr(self, split + "_labels")),
-                             f"{path}: format '{self.format}' needs '{split}' and '{split}_labels' together")
-        _require(0 <= self.val_percent < 100, f"{path}.val_percent ({self.val_percent}) must be in [0, 100)")
-        _require(not (self.val_percent and self.val),
-                 f"{path}: give either a val source or val_percent (a share of train to hold out), not both")
-        if self.val_fold:
-            from tfxc.data.holdout import parse_fold
-
-            try:
-                parse_fold(self.val_fold)
-            except ValueError:
-                _require(False, f"{path}.val_fold '{self.val_fold}' must be 'i/K' with K >= 2 and 0 <= i < K")
-            _require(not (self.val_percent or self.val),
-                     f"{path}: val_fold holds out a fold of train; give no val source or val_percent with it")
-            _require(self.format != "tfrecord", f"{path}.val_fold splits sources while converting; format 'tfrecord' "
-                     "is already converted")
-        _require(not self.val_groups or self.val_percent or self.val_fold,
-                 f"{path}.val_groups is for val_percent or val_fold")
-        _require(self.format != "tfrecord" or not self.val_percent,
-                 f"{path}.val_percent splits sources while converting; format 'tfrecord' is already converted")
-        _require(self.index_base in (0, 1), f"{path}.index_base ({self.index_base}) must be 0 or 1")
-        _require(self.num_shards >= 1, f"{path}.num_shards ({self.num_shards}) must be >= 1")
-        _require(self.shuffle_buffer >= 1, f"{path}.shuffle_buffer ({self.shuffle_buffer}) must be >= 1")
-        self.text.validate(path + ".text")
-        if self.format == "synthetic":
-            self.synthetic.validate(path + ".synthetic")
 
 
 @dataclass(frozen=True)

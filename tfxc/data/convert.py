@@ -154,7 +154,8 @@ def _sources(data_config, tmp_dir: str):
             vocab = LabelVocab.build(record.labels for record in readers.iter_jsonl(cfg.train))
         vocab.freeze()
         featurizer = TfidfFeaturizer(ngram_max=cfg.text.ngram_max, min_df=cfg.text.min_df,
-                                     max_features=cfg.text.max_features or None)
+                                     max_features=cfg.text.max_features or None, tokens=cfg.text.tokens,
+                                     accents=cfg.text.accents)
         featurizer.fit(record.text for record in readers.iter_jsonl(cfg.train))
         featurizer.save(os.path.join(tmp_dir, FEATURIZER_FILE))
         sources = {name: path for name, path in (("train", cfg.train), ("test", cfg.test), ("val", cfg.val)) if path}

@@ -29,6 +29,10 @@ VAL_PERCENT = 10
 SHORT_TEXT_TOKENS = 40
 SHORT_TEXT_FEATURES = {"ngram_max": 2, "min_df": 1, "max_features": 100_000}
 LONG_TEXT_FEATURES = {"ngram_max": 1, "min_df": 2, "max_features": 0}
+# Text written without spaces (more than half its tokens are single Chinese, Japanese, Thai... characters):
+# characters and character bigrams, the usual TF-IDF terms of Chinese text classification, seen in at least 2
+# texts. The length rule does not apply: a character is not a word.
+UNSEGMENTED_TEXT_FEATURES = {"ngram_max": 2, "min_df": 2, "max_features": 0}
 # Texts read to measure the average length.
 TEXT_SAMPLE = 10_000
 
@@ -99,13 +103,17 @@ def data_section(train: str, test: str = "", val: str = "", *, data_dir: str, tr
 
 
 def text_features(train: str) -> dict:
-    """The `data.text` section (TF-IDF terms) for a JSONL train file, by the average length of its first
-    `TEXT_SAMPLE` texts: `SHORT_TEXT_FEATURES` up to `SHORT_TEXT_TOKENS` words, else `LONG_TEXT_FEATURES`."""
+    """The `data.text` section (TF-IDF terms) for a JSONL train file, from its first `TEXT_SAMPLE` texts:
+    `UNSEGMENTED_TEXT_FEATURES` when most of their tokens are CJK or Thai characters, else by their average
+    length, `SHORT_TEXT_FEATURES` up to `SHORT_TEXT_TOKENS` words, `LONG_TEXT_FEATURES` above."""
     from tfxc.data.readers import iter_jsonl
-    from tfxc.data.text_features import tokenize
+    from tfxc.data.text_terms import is_unsegmented, tokenize
 
-    lengths = [len(tokenize(record.text)) for _, record in zip(range(TEXT_SAMPLE), iter_jsonl(train))]
-    short = sum(lengths) / max(len(lengths), 1) <= SHORT_TEXT_TOKENS
+    tokens = [tokenize(record.text) for _, record in zip(range(TEXT_SAMPLE), iter_jsonl(train))]
+    total = sum(map(len, tokens))
+    if sum(is_unsegmented(token) for text in tokens for token in text) * 2 > total:
+        return dict(UNSEGMENTED_TEXT_FEATURES)
+    short = total / max(len(tokens), 1) <= SHORT_TEXT_TOKENS
     return dict(SHORT_TEXT_FEATURES if short else LONG_TEXT_FEATURES)
 
 

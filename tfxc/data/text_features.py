@@ -1,12 +1,12 @@
 """TF-IDF bag-of-words features for raw text, fitted on training texts.
 
-Tokenisation: the text is lowercased with `str.lower`, and the tokens are the
-maximal runs of ``[a-z0-9]+`` (`TOKEN_PATTERN`). Every other character,
-including apostrophes, hyphens and non-ASCII letters, separates tokens:
-``"Don't re-use Café-42"`` gives ``don, t, re, use, caf, 42``. With
-``ngram_max=2`` the word bigrams of consecutive tokens, joined by one space
-(``"re use"``), are terms too. This is the tokenizer the shared data sets used
-to build their TF-IDF BoW files.
+Tokenisation (`tfxc.data.text_terms`): by default ("unicode") the text is lowercased, and its tokens are
+the runs of letters, digits and combining marks of any script, each character of a script written without
+spaces (Chinese, Japanese, Thai, ...) being a token on its own; accents are kept unless
+``accents="fold"``. ``"Don't re-use Café-42"`` gives ``don, t, re, use, café, 42``. The "ascii" tokenizer
+(tfxc's first, ``[a-z0-9]+`` runs) is kept for featurizers saved with it. With ``ngram_max=n`` the runs of
+2..n consecutive tokens, joined by one space (``"re use"``; on Chinese text, character bigrams), are terms
+too.
 
 Only a text's first `MAX_TEXT_BYTES` bytes (1 MiB, cut at a character boundary) are
 tokenised, here and in the served graph (`tfxc.text.tfidf`), so one request's work is
@@ -25,18 +25,18 @@ from __future__ import annotations
 import collections
 import json
 import os
-import re
 from collections.abc import Iterable
 
 import numpy as np
 
+from tfxc.data.text_terms import ASCII_PATTERN, TOKENIZERS, tokenize
 from tfxc.errors import DataError
 from tfxc.utils.io import atomic_write_text
 
-__all__ = ["MAX_TEXT_BYTES", "TOKEN_PATTERN", "TfidfFeaturizer", "tokenize", "truncate_utf8"]
+__all__ = ["ACCENTS", "MAX_NGRAM", "MAX_TEXT_BYTES", "TfidfFeaturizer", "tokenize", "truncate_utf8"]
 
-TOKEN_PATTERN = r"[a-z0-9]+"
-_TOKEN_RE = re.compile(TOKEN_PATTERN)
+ACCENTS = ("keep", "fold")
+MAX_NGRAM = 3
 _FORMAT = "tfxc.TfidfFeaturizer"
 # The cut is larger than the neural encoders' (64 KiB): a TF-IDF row costs little per byte (a 1 MB string is
 # served in 0.07 s), and TF-IDF models are the ones fed whole documents.
@@ -54,12 +54,10 @@ def truncate_utf8(text: str, max_bytes: int = MAX_TEXT_BYTES) -> str:
     while end > max_bytes - 3 and data[end] & 0xC0 == 0x80:  # never split a character
         end -= 1
     return data[:end].decode("utf-8", "surrogatepass")
-_VERSION = 1
 
 
-def tokenize(text: str) -> list[str]:
-    """Lowercases `text` and returns its ``[a-z0-9]+`` tokens, in order."""
-    return _TOKEN_RE.findall(text.lower())
+# Version 1 files were written by the "ascii" tokenizer, with words and bigrams only, and name its pattern.
+_VERSION = 2
 
 
 class TfidfFeaturizer:
@@ -71,11 +69,13 @@ class TfidfFeaturizer:
     Fitting and transforming are deterministic.
 
     Args:
-      ngram_max: 1 for words only, 2 to add word bigrams.
+      ngram_max: 1 for words only, 2 to add word bigrams, 3 to add trigrams too.
       min_df: minimum number of training texts a term must occur in.
       max_features: if set, the size cap of the vocabulary (most frequent terms
         by document frequency, ties broken by term).
       sublinear_tf: use 1 + ln(count) instead of the raw count.
+      tokens: the tokenizer, "unicode" (any script) or "ascii" (`tfxc.data.text_terms`).
+      accents: "keep" them, or "fold" them away ("café" and "cafe" are then one term).
 
     Example:
       >>> f = TfidfFeaturizer().fit(["a cat", "a dog", "a cat and a dog"])
@@ -87,9 +87,12 @@ class TfidfFeaturizer:
     """
 
     def __init__(self, *, ngram_max: int = 1, min_df: int = 1, max_features: int | None = None,
-                 sublinear_tf: bool = True):
-        if ngram_max not in (1, 2) or isinstance(ngram_max, bool):
-            raise ValueError(f"ngram_max must be 1 or 2, got {ngram_max!r}")
+                 sublinear_tf: bool = True, tokens: str = "unicode", accents: str = "keep"):
+        if not isinstance(ngram_max, int) or isinstance(ngram_max, bool) or not 1 <= ngram_max <= MAX_NGRAM:
+            raise ValueError(f"ngram_max must be an int in [1, {MAX_NGRAM}], got {ngram_max!r}")
+        if tokens not in TOKENIZERS or accents not in ACCENTS:
+            raise ValueError(f"tokens must be one of {', '.join(TOKENIZERS)} (got {tokens!r}) and accents one of "
+                             f"{', '.join(ACCENTS)} (got {accents!r})")
         if not isinstance(min_df, int) or isinstance(min_df, bool) or min_df < 1:
             raise ValueError(f"min_df must be an int >= 1, got {min_df!r}")
         if max_features is not None and (not isinstance(max_features, int)
@@ -99,6 +102,7 @@ class TfidfFeaturizer:
         self.min_df = min_df
         self.max_features = max_features
         self.sublinear_tf = bool(sublinear_tf)
+        self.tokens, self.accents = tokens, accents
         self._vocabulary: list[str] | None = None
         self._df: list[int] = []
         self._num_docs = 0
@@ -106,12 +110,13 @@ class TfidfFeaturizer:
     # === Fitting ===
 
     def terms(self, text: str) -> list[str]:
-        """The terms of `text`'s first `MAX_TEXT_BYTES` bytes (tokens, then bigrams if ``ngram_max == 2``), with
-        repeats."""
-        tokens = tokenize(truncate_utf8(text))
-        if self.ngram_max == 2:
-            tokens += [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
-        return tokens
+        """The terms of `text`'s first `MAX_TEXT_BYTES` bytes, with repeats: its tokens, then its bigrams, ... up
+        to its `ngram_max`-grams (tokens joined by one space)."""
+        tokens = tokenize(truncate_utf8(text), self.tokens, self.accents)
+        terms = list(tokens)
+        for n in range(2, self.ngram_max + 1):
+            terms += [" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+        return terms
 
     def fit(self, texts: Iterable[str]) -> TfidfFeaturizer:
         """Learns the vocabulary and document frequencies from `texts` (one pass).
@@ -206,8 +211,8 @@ class TfidfFeaturizer:
 
     def get_config(self) -> dict:
         """The constructor arguments."""
-        return {"ngram_max": self.ngram_max, "min_df": self.min_df,
-                "max_features": self.max_features, "sublinear_tf": self.sublinear_tf}
+        return {"ngram_max": self.ngram_max, "min_df": self.min_df, "max_features": self.max_features,
+                "sublinear_tf": self.sublinear_tf, "tokens": self.tokens, "accents": self.accents}
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes the fitted state as JSON, atomically (temp file + os.replace)."""
@@ -215,8 +220,6 @@ class TfidfFeaturizer:
         state = {
             "format": _FORMAT,
             "version": _VERSION,
-            "token_pattern": TOKEN_PATTERN,
-            "lowercase": True,
             **self.get_config(),
             "num_docs": self._num_docs,
             "vocabulary": self._vocabulary,
@@ -242,17 +245,19 @@ class TfidfFeaturizer:
             raise DataError(f"cannot read TF-IDF featurizer JSON: {e}", path=path) from None
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise DataError(f"not a {_FORMAT} file", path=path, field="format")
-        if state.get("version") != _VERSION:
-            raise DataError(f"unsupported version {state.get('version')!r} (expected {_VERSION})",
+        if state.get("version") not in (1, _VERSION):
+            raise DataError(f"unsupported version {state.get('version')!r} (expected 1 or {_VERSION})",
                             path=path, field="version")
-        if state.get("token_pattern") != TOKEN_PATTERN or state.get("lowercase") is not True:
-            raise DataError("written with a different tokenizer "
-                            f"({state.get('token_pattern')!r}, lowercase="
-                            f"{state.get('lowercase')!r})", path=path, field="token_pattern")
+        if state["version"] == 1:
+            if state.get("token_pattern") != ASCII_PATTERN or state.get("lowercase") is not True:
+                raise DataError("written with a different tokenizer "
+                                f"({state.get('token_pattern')!r}, lowercase="
+                                f"{state.get('lowercase')!r})", path=path, field="token_pattern")
+            state = {**state, "tokens": "ascii", "accents": "keep"}
         try:
             featurizer = cls(ngram_max=state["ngram_max"], min_df=state["min_df"],
-                             max_features=state["max_features"],
-                             sublinear_tf=state["sublinear_tf"])
+                             max_features=state["max_features"], sublinear_tf=state["sublinear_tf"],
+                             tokens=state["tokens"], accents=state["accents"])
         except (KeyError, ValueError) as e:
             raise DataError(f"bad or missing setting: {e}", path=path) from None
         vocab, df, num_docs = (state.get("vocabulary"), state.get("document_frequency"),
@@ -276,4 +281,4 @@ class TfidfFeaturizer:
         size = len(self._vocabulary) if self._vocabulary is not None else "unfitted"
         return (f"TfidfFeaturizer(ngram_max={self.ngram_max}, min_df={self.min_df}, "
                 f"max_features={self.max_features}, sublinear_tf={self.sublinear_tf}, "
-                f"num_features={size})")
+                f"tokens={self.tokens!r}, accents={self.accents!r}, num_features={size})")

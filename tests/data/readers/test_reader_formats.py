@@ -47,7 +47,7 @@ def test_public_names():
 
 
 def test_the_format_table_drives_the_config_and_the_factory():
-    from tfxc.config.schema import DATA_FORMATS
+    from tfxc.config.data_schema import DATA_FORMATS
 
     assert set(readers.FORMATS) <= set(DATA_FORMATS)
     for name, spec in readers.FORMATS.items():
