@@ -3,6 +3,7 @@ in, label names out; a SavedModel answers like the model directory; bad inputs a
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -10,7 +11,7 @@ import re
 import numpy as np
 import pytest
 import scipy.sparse
-from helpers import REPO
+from helpers import REPO, run_cli
 
 import tfxc
 from tfxc.errors import DataError
@@ -196,3 +197,48 @@ def test_load_imports_a_model_directory_s_modules_only_when_trusted(tmp_path, mo
     finally:
         for name in ("api_trust_plugin", "api_inner_plugin"):
             sys.modules.pop(name, None)
+
+
+def test_label_sets_agree_between_training_the_api_the_cli_and_scikit_learn(tmp_path):
+    """eval.classification: the thresholded sets of a one-vs-all model, selected on F1, scored alike everywhere."""
+    from sklearn import metrics as sk
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    from tfxc.eval.classification import CLASSIFICATION_METRICS
+
+    (x, y), (xt, yt) = synthetic()
+    config = {**CONFIG, "eval": {"classification": True, "threshold": 0.4},
+              "trainer": {**CONFIG["trainer"], "select_metric": "F1-samples", "eval_every_epochs": 1}}
+    model_dir = tmp_path / "model"
+    model = tfxc.fit(config, x, y, model_dir=str(model_dir), X_val=x[:100], Y_val=y[:100], X_test=xt, Y_test=yt)
+    trained = json.loads((model_dir / "metrics.json").read_text())
+    evaluated = model.evaluate(xt, yt, classification=True, threshold=0.4)
+    for key in CLASSIFICATION_METRICS:
+        assert evaluated[key] == pytest.approx(trained[key], abs=1e-9), key
+    assert evaluated["F1-micro"] > 20  # learnable labels; all-negative predictions would give 0
+
+    pred = model.predict(xt, k=5, threshold=0.4)
+    kept = pred.ids >= 0
+    assert np.all(pred.scores[kept] > 0.4) and np.all(np.isneginf(pred.scores[~kept]))
+    assert [len(names) for names in pred.labels] == kept.sum(axis=1).tolist()
+    binarizer = MultiLabelBinarizer(classes=range(50))
+    y_true = binarizer.fit_transform([yt.indices[yt.indptr[i]:yt.indptr[i + 1]] for i in range(yt.shape[0])])
+    y_pred = binarizer.transform([row[row >= 0] for row in pred.ids])
+    for average in ("micro", "samples"):
+        want = sk.f1_score(y_true, y_pred, average=average, zero_division=0)
+        assert evaluated[f"F1-{average}"] == pytest.approx(100 * want, abs=1e-9)
+
+    report = tmp_path / "report.csv"
+    run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--report", str(report))
+    rows = list(csv.DictReader(report.open()))
+    assert list(rows[0]) == ["label", "precision", "recall", "f1", "support"]
+    assert sum(int(r["support"]) for r in rows) == yt.nnz
+    macro = np.mean([float(r["f1"]) for r in rows])
+    assert macro == pytest.approx(evaluated["F1-macro"], abs=1e-3)
+
+    saved = model.export(str(tmp_path / "saved"))
+    scipy.sparse.save_npz(tmp_path / "X.npz", xt[:20].tocsr())
+    run_cli("tfxc.predict", "--saved-model", saved, "--input", str(tmp_path / "X.npz"), "--output",
+            str(tmp_path / "out.jsonl"), "--top-k", "5", "--threshold", "0.4")
+    served = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["label_ids"] for r in served] == [row[row >= 0].tolist() for row in pred.ids[:20]]

@@ -37,7 +37,6 @@ def test_a_refused_run_names_a_holder_that_writes_its_name_just_after_locking(tm
     # The race behind a flaky refusal message: the holder has the flock but has not written its name yet.
     import fcntl
     import threading
-    import time
 
     from tfxc.errors import TfxcError
     from tfxc.model_dir import LOCK_FILE, ModelDir
@@ -280,3 +279,26 @@ def test_a_shared_model_directory_runs_no_code_on_evaluate_export_or_ensemble(tm
     set_imports(model_dir, [])
     result = run_from(model_dir, "tfxc.evaluate", "--model-dir", ".", "--json")
     assert result.returncode == 0 and not canary.exists(), result.stderr[-2000:]
+
+
+def test_a_text_model_stored_before_the_unicode_tokenizer_reads_as_trained_with_ascii(tmp_path):
+    """config.json written before data.text.tokens existed: its conversion was tokenised with "ascii", and its
+    data fingerprint (without the new keys) is that of an "ascii" config, so it resumes with that setting and
+    is refused, naming the key, under today's default."""
+    from tfxc.config.loading import load_config_data
+    from tfxc.model_dir import ModelDir
+
+    old = {"data": {"format": "jsonl", "train": "t.jsonl", "dir": "d",
+                    "text": {"ngram_max": 2, "min_df": 1, "max_features": 0}}}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    model_dir = ModelDir(str(tmp_path))
+    stored = model_dir.load_config()
+    assert stored.data.text.tokens == "ascii" and load_config_data(old).data.text.tokens == "unicode"
+    assert model_dir.config_changes(load_config_data(old))["data.text.tokens"] == ("ascii", "unicode")
+    assert model_dir.config_changes(load_config_data(old, ["data.text.tokens=ascii"])) == {}
+    # The fingerprint of an "ascii" config leaves the new keys out, as the conversions before them had none.
+    from tfxc.data.sources import _option_fields
+
+    for tokens, kept in (("ascii", False), ("unicode", True)):
+        text = _option_fields(load_config_data(old, [f"data.text.tokens={tokens}"]).data)["text"]
+        assert ("tokens" in text) == kept and "accents" not in text

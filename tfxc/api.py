@@ -45,9 +45,10 @@ class Predictions(NamedTuple):
     """The k best labels of each row, best first.
 
     Attributes:
-      ids: int64 [n, k] label ids (-1 pads rows when k exceeds the label count).
+      ids: int64 [n, k] label ids (-1 pads rows with fewer labels: k above the label count, a beam that
+        reached fewer, or labels under `predict`'s threshold).
       scores: float32 [n, k].
-      labels: the label names, a list of n lists of k strings.
+      labels: the label names, a list of n lists of strings (the names of the ids that are not -1).
     """
 
     ids: np.ndarray
@@ -181,8 +182,12 @@ class Classifier:
         self.label_names = backend.label_names
         self.input_kind = backend.input_kind
 
-    def predict(self, X, k: int = 10, batch_size: int = 1024, as_csr: bool = False):
-        """The k best labels of every row: `Predictions`, or with `as_csr` a CSR [n, L] of their scores."""
+    def predict(self, X, k: int = 10, batch_size: int = 1024, as_csr: bool = False, threshold: float | None = None):
+        """The k best labels of every row: `Predictions`, or with `as_csr` a CSR [n, L] of their scores.
+
+        With `threshold`, only the labels scored above it are kept (multi-label prediction; 0.5 for one-vs-all
+        sigmoids): the others become id -1 with score -inf, and their names are left out of `labels`.
+        """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         x = self._inputs(X)
@@ -194,12 +199,22 @@ class Classifier:
         width = min(k, self.num_labels)
         ids = np.concatenate(ids) if ids else np.zeros((0, width), np.int64)
         scores = np.concatenate(scores) if scores else np.zeros((0, width), np.float32)
-        predictions = Predictions(ids, scores, [[self.label_names[i] for i in row] for row in ids.tolist()])
+        if threshold is not None:
+            dropped = ~(scores > threshold)
+            ids, scores = np.where(dropped, -1, ids), np.where(dropped, np.float32(-np.inf), scores)
+        names = [[self.label_names[i] for i in row if i >= 0] for row in ids.tolist()]
+        predictions = Predictions(ids, scores, names)
         return predictions.to_csr(self.num_labels) if as_csr else predictions
 
-    def evaluate(self, X, Y, ks=(1, 3, 5)) -> dict[str, float]:
-        """P@k, nDCG@k, R@k and (with the training label counts) PSP@k/PSnDCG@k, in percent, on any labelled pair."""
+    def evaluate(self, X, Y, ks=(1, 3, 5), classification: bool = False, threshold: float = 0.5) -> dict[str, float]:
+        """P@k, nDCG@k, R@k and (with the training label counts) PSP@k/PSnDCG@k, in percent, on any labelled pair.
+
+        With `classification`, also precision, recall and F1 (micro, macro, weighted, samples) and accuracy of
+        the predicted label sets (`tfxc.eval.classification`): the top label when every row of Y has one label,
+        else the labels of the top max(ks) scored above `threshold`.
+        """
         from tfxc.data.info import one_label_per_row
+        from tfxc.eval.classification import ClassificationMetrics, predicted_sets
         from tfxc.eval.metrics import XmcMetrics
         from tfxc.data.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
 
@@ -208,16 +223,24 @@ class Classifier:
         if labels.shape[0] != _num_rows(x):
             raise DataError(f"X has {_num_rows(x)} rows but Y has {labels.shape[0]}")
         freq, n_train = self._backend.label_freq, self._backend.num_train_points
-        metrics = XmcMetrics(ks=tuple(ks), multiclass=one_label_per_row(labels.nnz / max(labels.shape[0], 1),
-                                                                    int(np.sum(np.diff(labels.indptr) == 0))),
+        multiclass = one_label_per_row(labels.nnz / max(labels.shape[0], 1), int(np.sum(np.diff(labels.indptr) == 0)))
+        metrics = XmcMetrics(ks=tuple(ks), multiclass=multiclass,
                              propensities=propensities(freq, n_train) if n_train >= MIN_POINTS_FOR_PROPENSITIES
                              else None)
         kmax = max(ks)
-        ids = self.predict(x, k=kmax).ids
+        predictions = self.predict(x, k=kmax)
+        ids = predictions.ids
         if ids.shape[1] < kmax:
             ids = np.pad(ids, ((0, 0), (0, kmax - ids.shape[1])), constant_values=-1)
-        metrics.update(ids, labels.indptr.astype(np.int64), labels.indices.astype(np.int64))
-        return metrics.result()
+        indptr, indices = labels.indptr.astype(np.int64), labels.indices.astype(np.int64)
+        metrics.update(ids, indptr, indices)
+        out = metrics.result()
+        if classification:
+            sets = ClassificationMetrics(self.num_labels)
+            sets.update(predicted_sets(predictions.ids, predictions.scores, threshold=None if multiclass else threshold),
+                        indptr, indices)
+            out.update(sets.result())
+        return out
 
     def encode(self, X, batch_size: int = 256, normalize: bool = False) -> np.ndarray:
         """The encoder's embedding of every row, float32 [n, dim]: not normalised unless `normalize` (as

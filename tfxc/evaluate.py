@@ -1,4 +1,4 @@
-"""python -m tfxc.evaluate --model-dir DIR [--json] [--split test] [--bad-cases FILE]
+"""python -m tfxc.evaluate --model-dir DIR [--json] [--split test] [--bad-cases FILE] [--report [FILE]]
 
 Evaluates a trained model directory: its selected weights (`trainer.select_metric`), else its
 latest checkpoint. A model trained in parts (MACH repetitions, `train.sh`) is scored one part at a
@@ -26,20 +26,28 @@ def main(argv=None):
     parser.add_argument("--bad-cases", metavar="FILE",
                         help="also write the rows whose first prediction is wrong (text, labels, top-5 with scores) "
                              "to FILE as JSON lines, and print the most frequent confusions")
+    parser.add_argument("--report", nargs="?", const="-", metavar="FILE",
+                        help="also score the predicted label sets (precision, recall, F1: micro, macro, weighted, "
+                             "samples; accuracy) and print the per-label table, or write it to FILE as CSV. A "
+                             "multi-class split predicts its top label, a multi-label one every label scored above "
+                             "eval.threshold (0.5: --set eval.threshold=0.3 to change it)")
     add_set_args(parser, "evaluation settings of the trained config",
                  "--set eval.ks=[1,3,5,10] or --set model.head.eval_top_buckets=50, MACH's approximate evaluation")
     add_trust_args(parser)
     args = parser.parse_args(argv)
     setup_logging()
+    if args.report:
+        args.overrides = [*args.overrides, "eval.classification=true"]
     keep_out_of_import_path([args.model_dir])
     model_dir = ModelDir(args.model_dir)
     from tfxc.eval.evaluator import format_metrics, metric_lines, rounded_metrics
 
     record = model_dir.ensemble()
     if record is not None:  # the best preset's directory: its members' lists combined (tfxc.members)
-        if args.bad_cases:
-            raise TfxcError(f"{args.model_dir} is an ensemble; --bad-cases reads one model: give a member "
-                            f"({', '.join(model_dir.ensemble_members())})")
+        if args.bad_cases or args.report:
+            raise TfxcError(f"{args.model_dir} is an ensemble; --bad-cases and --report read one model: give a "
+                            f"member ({', '.join(model_dir.ensemble_members())}), or combine the members with "
+                            "python -m tfxc.ensemble")
         from tfxc.ensemble import run_ensemble
 
         metrics = run_ensemble(model_dir.ensemble_members(), record["method"], args.split, record["list_size"],
@@ -80,6 +88,15 @@ def evaluate_model(model_dir: ModelDir, args) -> dict:
               "(true -> predicted: count):", file=sys.stderr)
         for true, predicted, count in confusions:
             print(f"  {true} -> {predicted}: {count}", file=sys.stderr)
+    if args.report:
+        from tfxc.eval.report import report_text, write_report_csv
+
+        rows = evaluator.classification.report(evaluator.info.label_names())
+        if args.report == "-":
+            print(report_text(rows, metrics), file=sys.stderr if args.json else sys.stdout)
+        else:
+            write_report_csv(args.report, rows)
+            print(f"per-label report of {len(rows)} labels written to {args.report}", file=sys.stderr)
     return metrics
 
 

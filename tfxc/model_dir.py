@@ -14,7 +14,7 @@ import logging
 import os
 from typing import NamedTuple
 
-from tfxc.config.compare import flat_differences, stored_form, stored_tree
+from tfxc.config.compare import as_trained, flat_differences, stored_form, stored_tree
 from tfxc.errors import TfxcError, TrainingError
 from tfxc.model_files import CHECKPOINT_DIR, CONFIG_FILE, LOCK_FILE, ModelFiles
 from tfxc.utils.files import read_text
@@ -116,11 +116,12 @@ class ModelDir(ModelFiles):
         Raises:
           ConfigError: the config is invalid, or imports modules that are not trusted.
         """
-        from tfxc.config import load_config
+        from tfxc.config.loading import load_config_data, read_json
 
         if not os.path.exists(self.config_path):
             raise TfxcError(f"{self.path}: not a tfxc model directory (no {CONFIG_FILE})")
-        return load_config(self.config_path, overrides, trust_imports=trust_imports, model_dir=self.path)
+        return load_config_data(as_trained(read_json(self.config_path)), overrides, origin=self.config_path,
+                                trust_imports=trust_imports, model_dir=self.path)
 
     def config_text(self) -> str | None:
         """The stored config.json as written (None if there is none)."""
@@ -176,7 +177,7 @@ class ModelDir(ModelFiles):
                 trained = None
             if not isinstance(trained, dict):
                 raise error from None
-            trained = stored_tree(trained)
+            trained = stored_tree(as_trained(trained))
         return flat_differences(trained, to_dict(stored_form(config)))
 
     # === Parts (a head trained in independent parts, e.g. MACH repetitions: `tfxc.training.parts`) ===

@@ -1,8 +1,11 @@
-"""python -m tfxc.predict --saved-model DIR --input FILE --output FILE [--top-k K]
+"""python -m tfxc.predict --saved-model DIR --input FILE --output FILE [--top-k K] [--threshold T]
 python -m tfxc.predict --saved-model DIR --interactive      (raw-text models: type a text, see its labels)
 
 Runs an exported SavedModel over a data file and writes one JSON line per
 input row: {"row": i, "label_ids": [...], "labels": [...], "scores": [...]}.
+With --threshold, a row keeps only the labels of its top k scored above T: the
+multi-label prediction of one-vs-all models (scores are sigmoids; 0.5 is σ > 0.5),
+and a row may then have no label.
 
 Input formats (by --format, or guessed from the file name):
   xc     Extreme Classification Repository BoW text (.txt, .txt.gz; labels ignored)
@@ -82,7 +85,7 @@ def batches(rows, batch_size: int):
         yield idx, val, splits
 
 
-def interactive(signature, k: int) -> int:
+def interactive(signature, k: int, threshold: float | None = None) -> int:
     """The prompt loop of --interactive: one text per line in, its top-k labels and scores out."""
     from tfxc._tf import tf
     from tfxc.data.files import surrogate_problem
@@ -103,7 +106,7 @@ def interactive(signature, k: int) -> int:
         result = signature(text=tf.constant([text]), k=tf.constant(k, tf.int32))
         elapsed = (time.perf_counter() - start) * 1000
         for name, score in zip(result["labels"].numpy()[0], result["scores"].numpy()[0]):
-            if name:
+            if name and (threshold is None or score > threshold):
                 print(f"  {score:8.4f}  {name.decode('utf-8')}")
         print(f"  ({elapsed:.1f} ms)", file=sys.stderr)
     return 0
@@ -120,6 +123,9 @@ def main(argv=None):
                              "top-k labels of each; for models that read raw text")
     parser.add_argument("--top-k", type=positive_int, default=None,
                         help="labels per row, >= 1 (default: the export's k)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="keep only the labels of the top k scored above this (multi-label prediction: 0.5 "
+                             "for one-vs-all sigmoids); a row may then have none")
     parser.add_argument("--format", choices=["xc", "jsonl", "pecos"], default=None)
     parser.add_argument("--batch-size", type=positive_int, default=512)
     parser.add_argument("--index-base", type=int, choices=[0, 1], default=0,
@@ -142,7 +148,7 @@ def main(argv=None):
     if args.interactive:
         if not served.reads_text:
             raise TfxcError(f"{args.saved_model} reads feature rows, not text: use --input")
-        return interactive(signature, k)
+        return interactive(signature, k, args.threshold)
     start, count = time.time(), 0
     fmt = args.format or source_format(args.input, default="xc")
     if served.reads_text:
@@ -164,6 +170,8 @@ def main(argv=None):
                                   result["labels"].numpy())
             for i in range(ids.shape[0]):
                 found = ids[i] >= 0  # a beam search may reach fewer than k labels (id -1)
+                if args.threshold is not None:
+                    found &= scores[i] > args.threshold
                 out.write(json.dumps({"row": count, "label_ids": ids[i][found].tolist(),
                                       "labels": [n.decode("utf-8") for n in names[i][found]],
                                       "scores": [round(float(s), 6) for s in scores[i][found]]}) + "\n")

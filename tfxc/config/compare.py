@@ -26,6 +26,17 @@ def stored_tree(tree: dict) -> dict:
                              else value for key, value in data.items()}}
 
 
+def as_trained(tree: dict) -> dict:
+    """A stored config (JSON layout) with the options added since it was written set to what it was trained
+    with, where that differs from today's default: JSONL text converted before `data.text.tokens` existed
+    was tokenised by the "ascii" tokenizer (a config.json written since names its tokenizer)."""
+    data = tree.get("data")
+    text = data.get("text") if isinstance(data, dict) else None
+    if isinstance(text, dict) and data.get("format") == "jsonl" and "tokens" not in text:
+        return {**tree, "data": {**data, "text": {**text, "tokens": "ascii"}}}
+    return tree
+
+
 def flat_differences(old: dict, new: dict, prefix: str = "", *, by_name: bool = False) -> dict[str, tuple]:
     """{dotted key: (old value, new value)} for every leaf that differs (missing = None), in key order.
 

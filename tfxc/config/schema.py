@@ -15,6 +15,7 @@ from typing import Any
 
 from tfxc.config.data_schema import DataConfig
 from tfxc.config.validation import require as _require
+from tfxc.config.metric_names import CLASSIFICATION_METRICS, SELECTABLE_METRICS
 from tfxc.registry import did_you_mean, get_registry
 from tfxc.utils.numbers import ascii_int
 
@@ -24,8 +25,6 @@ PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine", "linear")
-# Metrics trainer.select_metric may name (all higher-is-better; see tfxc.eval.metrics).
-SELECTABLE_METRICS = ("P", "nDCG", "PSP", "PSnDCG", "R")
 # Keys that moved to another section: reading the old one is an error that says where it went.
 MOVED_KEYS = {"optimizer.algorithm": "loss.name", "optimizer.gamma": "loss.gamma",
               "optimizer.softplus_rho": "loss.rho", "optimizer.umax_delta": "loss.delta",
@@ -164,9 +163,11 @@ class TrainerConfig:
         _require(not self.patience or self.select_metric, f"{path}.patience needs {path}.select_metric (e.g. 'P@5')")
         if self.select_metric:
             name, _, k = self.select_metric.partition("@")
-            _require(name in SELECTABLE_METRICS and (ascii_int(k) or 0) >= 1,
+            _require((name in SELECTABLE_METRICS and (ascii_int(k) or 0) >= 1)
+                     or self.select_metric in CLASSIFICATION_METRICS,
                      f"{path}.select_metric '{self.select_metric}' must be one of "
-                     f"{', '.join(m + '@k' for m in SELECTABLE_METRICS)} (k in eval.ks)")
+                     f"{', '.join(m + '@k' for m in SELECTABLE_METRICS)} (k in eval.ks), or with "
+                     f"eval.classification one of {', '.join(CLASSIFICATION_METRICS)}")
             _require(self.eval_every_steps or self.eval_every_epochs,
                      f"{path}.select_metric chooses among periodic evaluations: set {path}.eval_every_epochs "
                      f"(e.g. 1) or {path}.eval_every_steps")
@@ -182,6 +183,11 @@ class EvalConfig:
       propensity_a, propensity_b: A and B of the Jain et al. (2016) propensity model.
       max_points: evaluate only the first N points of the split (quick looks, e.g. while
         tuning); 0 = all of them.
+      classification: also score the predicted label sets: precision, recall and F1 (micro, macro,
+        weighted, samples) and exact-match accuracy (`tfxc.eval.classification`), so that
+        trainer.select_metric may name e.g. "F1-macro".
+      threshold: the predicted set of a multi-label split: the labels of the top max(ks) whose score is above
+        this (0.5: σ > 0.5 for one-vs-all sigmoids). A multi-class split predicts its top label.
     """
 
     ks: tuple[int, ...] = (1, 3, 5)
@@ -189,6 +195,8 @@ class EvalConfig:
     max_points: int = 0
     propensity_a: float = 0.55
     propensity_b: float = 1.5
+    classification: bool = False
+    threshold: float = 0.5
 
     def validate(self, path: str) -> None:
         _require(len(self.ks) > 0 and all(k >= 1 for k in self.ks), f"{path}.ks {list(self.ks)} must be >= 1")
@@ -312,7 +320,10 @@ class ExperimentConfig:
             _require(self.runtime.cpu_replicas == 1,
                      f"runtime.cpu_replicas ({self.runtime.cpu_replicas}) needs runtime.strategy "
                      "'mirrored' or 'multi_worker_mirrored', not 'default'")
-        if self.trainer.select_metric:
+        if self.trainer.select_metric in CLASSIFICATION_METRICS:
+            _require(self.eval.classification, f"trainer.select_metric '{self.trainer.select_metric}' scores the "
+                     "predicted label sets: set eval.classification to true")
+        elif self.trainer.select_metric:
             k = int(self.trainer.select_metric.partition("@")[2])
             _require(k in self.eval.ks, f"trainer.select_metric '{self.trainer.select_metric}': k = {k} is not in "
                      f"eval.ks {list(self.eval.ks)}")

@@ -265,6 +265,10 @@ def _option_fields(data_config) -> dict:
     for key, default in (("val_percent", 0), ("val_fold", ""), ("val_groups", ""), ("val_group_sep", ":")):
         if fields[key] == default:
             fields.pop(key)
+    # The tokenizer of the conversions before these options existed.
+    for key, before in (("tokens", "ascii"), ("accents", "keep")):
+        if fields["text"][key] == before:
+            fields["text"].pop(key)
     return fields
 
 

@@ -11,6 +11,7 @@ from tfxc.utils.graph import BatchFunction
 from tfxc.data.pipeline import eval_dataset
 from tfxc.data.propensity import dataset_propensities
 from tfxc.errors import DataError
+from tfxc.eval.classification import ClassificationMetrics, predicted_sets
 from tfxc.eval.metrics import XmcMetrics
 
 log = logging.getLogger("tfxc.eval")
@@ -36,7 +37,9 @@ class Evaluator:
     On multi-class data with a head that supports `softmax_statistics` (e.g.
     the "linear" head) it also reports "CE", the full-softmax cross-entropy
     over all labels (nats, mean over points), from the same blockwise pass that
-    ranks the labels.
+    ranks the labels. With `eval.classification` it also scores the predicted
+    label sets (precision, recall, F1, accuracy; `tfxc.eval.classification`),
+    whose per-label counts `classification` keeps after `evaluate`.
 
     Args:
       model: an `XCModel` (anything with `top_k(batch, k)`).
@@ -68,6 +71,7 @@ class Evaluator:
         k = min(self.k, info.num_labels)
         self._top_k = model.head.evaluation_top_k(model, k)
         self.multiclass = info.is_multiclass(split)
+        self.classification: ClassificationMetrics | None = None
         self._softmax_statistics = None
         if self.multiclass and model.head.supports_softmax_statistics:
             self._softmax_statistics = BatchFunction(
@@ -106,21 +110,28 @@ class Evaluator:
 
     def evaluate(self) -> dict[str, float]:
         metrics = self._metrics()
-        if self._softmax_statistics is None:
-            for _scores, ids, labels in self.predictions():
-                metrics.update(ids, labels.row_splits.numpy().astype(np.int64), labels.values.numpy())
-            return self._total(metrics).result()
+        sets = ClassificationMetrics(self.info.num_labels) if self.config.classification else None
+        threshold = None if self.multiclass else self.config.threshold
         ce_total = 0.0
         for batch in self._batches():
-            ce, _logits, ids = self._softmax_statistics(batch)
-            ce_total += float(np.sum(ce.numpy(), dtype=np.float64))
+            if self._softmax_statistics is None:
+                scores, ids = (np.asarray(t) for t in self._top_k(batch))
+            else:  # a multi-class split: the sets are the top labels, whatever the scores (here logits) are
+                ce, scores, ids = (t.numpy() for t in self._softmax_statistics(batch))
+                ce_total += float(np.sum(ce, dtype=np.float64))
             labels = batch["labels"]
-            metrics.update(pad_ids(ids.numpy(), self.k), labels.row_splits.numpy().astype(np.int64),
-                           labels.values.numpy())
-        if self.add_up is not None:
-            ce_total = float(self.add_up(np.array([ce_total]))[0])
+            row_splits, values = labels.row_splits.numpy().astype(np.int64), labels.values.numpy()
+            metrics.update(pad_ids(ids, self.k), row_splits, values)
+            if sets is not None:
+                sets.update(predicted_sets(ids, scores, threshold=threshold), row_splits, values)
         out = self._total(metrics).result()
-        out["CE"] = ce_total / out["num_points"] if out["num_points"] else float("nan")
+        if self._softmax_statistics is not None:
+            if self.add_up is not None:
+                ce_total = float(self.add_up(np.array([ce_total]))[0])
+            out["CE"] = ce_total / out["num_points"] if out["num_points"] else float("nan")
+        if sets is not None:
+            self.classification = sets if self.add_up is None else sets.load_sums(self.add_up(sets.sums()))
+            out.update(self.classification.result())
         return out
 
 

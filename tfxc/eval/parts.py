@@ -28,6 +28,7 @@ from tfxc.utils.graph import BatchFunction
 from tfxc.build_context import BuildContext
 from tfxc.data.pipeline import eval_dataset
 from tfxc.errors import DataError, TfxcError
+from tfxc.eval.classification import ClassificationMetrics, predicted_sets
 from tfxc.eval.evaluator import pad_ids, split_metrics
 from tfxc.heads import HEADS
 from tfxc.model_dir import EVALUATION_KEYS, ModelDir
@@ -55,6 +56,7 @@ class PartsEvaluator:
         self.parts = self.model_dir.finished_parts(config, info, allowed=EVALUATION_KEYS)
         self.rows_per_block = rows_per_block
         self.k = max(config.eval.ks)
+        self.classification = None  # with eval.classification, the label sets' counts after `evaluate`
         # The whole head, unbuilt: its ranking of the parts' scores needs no weights (MACH: the lookup).
         self.head = HEADS.build(config.model.head, BuildContext.from_info(info, seed=config.runtime.seed,
                                                                           model_dir=self.model_dir.path))
@@ -110,6 +112,8 @@ class PartsEvaluator:
 
     def _rank(self, files: list[str], row_splits: np.ndarray, label_values: np.ndarray) -> dict[str, float]:
         metrics = split_metrics(self.info, self.config.eval, self.split)
+        sets = ClassificationMetrics(self.info.num_labels) if self.config.eval.classification else None
+        threshold = None if self.info.is_multiclass(self.split) else self.config.eval.threshold
         num_rows = len(row_splits) - 1
         width = os.path.getsize(files[0]) // 4 // max(num_rows, 1)
         k = min(self.k, self.info.num_labels)
@@ -121,11 +125,14 @@ class PartsEvaluator:
                 for r, handle in enumerate(handles):
                     handle.seek(start * width * 4)
                     block[:, r, :] = np.fromfile(handle, np.float32, (stop - start) * width).reshape(-1, width)
-                _, ids = self.head.rank_part_scores(block, k)
+                scores, ids = self.head.rank_part_scores(block, k)
                 splits = row_splits[start:stop + 1]
-                metrics.update(pad_ids(np.asarray(ids, np.int64), self.k), splits - splits[0],
-                               label_values[splits[0]:splits[-1]])
+                labels = (splits - splits[0], label_values[splits[0]:splits[-1]])
+                metrics.update(pad_ids(np.asarray(ids, np.int64), self.k), *labels)
+                if sets is not None:
+                    sets.update(predicted_sets(np.asarray(ids), np.asarray(scores), threshold=threshold), *labels)
         finally:
             for handle in handles:
                 handle.close()
-        return metrics.result()
+        self.classification = sets
+        return {**metrics.result(), **(sets.result() if sets is not None else {})}
