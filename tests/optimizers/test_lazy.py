@@ -9,7 +9,7 @@ import pytest
 
 from tfxc._tf import keras, tf
 from tfxc.encoders.sparse_bow import embedding_bag
-from tfxc.optimizers import LazyAdam, LazySGD, WarmupDecay
+from tfxc.optimizers import LazyAdadelta, LazyAdagrad, LazyAdam, LazyRMSprop, LazySGD, WarmupDecay
 
 INIT = np.random.RandomState(0).randn(6, 3).astype("float32")
 
@@ -38,9 +38,26 @@ ALL_ROWS = [[0, 1, 2], [3, 4, 5, 0]]
     (lambda: LazySGD(0.1, momentum=0.9), lambda: keras.optimizers.SGD(0.1, momentum=0.9)),
     (lambda: LazySGD(0.1, momentum=0.9, nesterov=True), lambda: keras.optimizers.SGD(0.1, momentum=0.9,
                                                                                        nesterov=True)),
+    (lambda: LazyAdagrad(0.1), lambda: keras.optimizers.Adagrad(0.1)),
+    (lambda: LazyRMSprop(0.01), lambda: keras.optimizers.RMSprop(0.01)),
+    (lambda: LazyRMSprop(0.01, momentum=0.5, centered=True),
+     lambda: keras.optimizers.RMSprop(0.01, momentum=0.5, centered=True)),
+    (lambda: LazyAdadelta(1.0), lambda: keras.optimizers.Adadelta(1.0)),
 ])
 def test_lazy_equals_dense_when_every_row_is_touched(lazy, dense):
     np.testing.assert_allclose(train(lazy(), ALL_ROWS), train(dense(), ALL_ROWS, dense_gradient=True), atol=1e-5)
+
+
+@pytest.mark.parametrize("make, slots", [(lambda: LazyAdagrad(0.1), "_accumulators"),
+                                         (lambda: LazyRMSprop(0.01), "_velocities"),
+                                         (lambda: LazyAdadelta(1.0), "_accumulated_grads")])
+def test_adaptive_optimizers_leave_untouched_rows_and_slots_alone(make, slots):
+    opt = make()
+    table = train(opt, [[0, 1], [1]])
+    np.testing.assert_array_equal(table[2:], INIT[2:])
+    assert not np.allclose(table[:2], INIT[:2])
+    slot = getattr(opt, slots)[0].numpy()
+    np.testing.assert_array_equal(slot[2:], np.full_like(slot[2:], 0.1 if slots == "_accumulators" else 0.0))
 
 
 def test_untouched_rows_and_their_moments_stay_as_they_are():
@@ -80,3 +97,26 @@ def test_fused_dense_adam_equals_keras_adam(weight_decay):
     for mine, keras_one in zip(run(LazyAdam(**kwargs)), run(keras.optimizers.Adam(**kwargs))):
         np.testing.assert_allclose(mine, keras_one, rtol=1e-5, atol=1e-6)
 
+
+
+@pytest.mark.parametrize("name, cls, settings", [
+    ("adagrad", LazyAdagrad, {"initial_accumulator": 0.0, "epsilon": 1e-10}),
+    ("rmsprop", LazyRMSprop, {"rho": 0.8, "momentum": 0.5, "centered": True}),
+    ("adadelta", LazyAdadelta, {"rho": 0.95, "learning_rate": 1.0}),
+])
+def test_the_config_builds_each_optimizer_and_a_model_trains_with_it(tmp_path, name, cls, settings):
+    from helpers import run_cli, tiny_config
+
+    from tfxc.config import load_config
+    from tfxc.optimizers import build_optimizer
+
+    sets = [f"optimizer.name={name}"] + [f"optimizer.{k}={str(v).lower()}" for k, v in settings.items()]
+    optimizer = build_optimizer(load_config(None, ["data.dir=x", *sets]).optimizer, total_steps=10)
+    assert isinstance(optimizer, cls)
+    for key, value in settings.items():
+        attribute = {"initial_accumulator": "initial_accumulator_value"}.get(key, key)
+        if key != "learning_rate":
+            assert getattr(optimizer, attribute) == pytest.approx(value), key
+    config = tiny_config(tmp_path, optimizer={"name": name, **settings})
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "model"))
+    assert (tmp_path / "model" / "metrics.json").exists()

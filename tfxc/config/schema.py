@@ -23,7 +23,7 @@ from tfxc.utils.numbers import ascii_int
 PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "sgd", "adagrad", "rmsprop", "adadelta")
 SCHEDULES = ("constant", "cosine", "linear")
 # Keys that moved to another section: reading the old one is an error that says where it went.
 MOVED_KEYS = {"optimizer.algorithm": "loss.name", "optimizer.gamma": "loss.gamma",
@@ -59,12 +59,16 @@ class OptimizerConfig:
     """The optimizer. Sparse embedding tables are always updated row-sparsely.
 
     Attributes:
-      name: adam or sgd (with momentum); embedding tables get row-sparse ("lazy") updates.
+      name: adam, sgd (with momentum), adagrad, rmsprop (with momentum, optionally centered) or adadelta
+        (`tfxc.optimizers.lazy`); embedding tables get row-sparse ("lazy") updates.
       learning_rate: peak learning rate.
       schedule: constant, cosine (decay to 0) or linear (decay to 0), after warm-up.
       warmup_steps: linear warm-up: step t < warmup_steps uses peak·(t+1)/warmup_steps.
-      beta_1, beta_2, epsilon: Adam's moments and epsilon.
-      momentum: SGD momentum.
+      beta_1, beta_2, epsilon: Adam's moments and epsilon (epsilon also of adagrad, rmsprop, adadelta).
+      momentum: SGD's and RMSprop's momentum.
+      rho: RMSprop's and Adadelta's decay of their running averages.
+      centered: RMSprop divides by the running variance instead of the running mean square.
+      initial_accumulator: Adagrad's starting sum of squared gradients.
       weight_decay: decoupled weight decay (AdamW-style) on every variable except the
         sparse embedding tables and `weight_decay_exclude` (biases included, as Keras does); 0 = off.
       weight_decay_exclude: regular expressions; a variable whose name matches one is not decayed,
@@ -80,6 +84,9 @@ class OptimizerConfig:
     beta_2: float = 0.999
     epsilon: float = 1e-7
     momentum: float = 0.0
+    rho: float = 0.9
+    centered: bool = False
+    initial_accumulator: float = 0.1
     weight_decay: float = 0.0
     weight_decay_exclude: tuple[str, ...] = ()
     clip_norm: float = 0.0
@@ -92,6 +99,8 @@ class OptimizerConfig:
         _require(self.warmup_steps >= 0, f"{path}.warmup_steps ({self.warmup_steps}) must be >= 0")
         _require(self.weight_decay >= 0 and self.clip_norm >= 0,
                  f"{path}: weight_decay and clip_norm must be >= 0")
+        _require(0.0 < self.rho < 1.0 and self.initial_accumulator >= 0 and self.momentum >= 0,
+                 f"{path}: rho ({self.rho}) must be in (0, 1), initial_accumulator and momentum >= 0")
 
 
 @dataclass(frozen=True)

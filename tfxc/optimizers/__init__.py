@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tfxc.optimizers.lazy import LazyAdam, LazySGD
+from tfxc.optimizers.lazy import LazyAdadelta, LazyAdagrad, LazyAdam, LazyRMSprop, LazySGD
 from tfxc.optimizers.schedules import WarmupDecay
 
 
@@ -20,6 +20,14 @@ def build_optimizer(config, *, total_steps: int, sparse_variables=()):
                        epsilon=config.epsilon, weight_decay=decay)
     elif config.name == "sgd":
         opt = LazySGD(learning_rate=schedule, momentum=config.momentum, weight_decay=decay)
+    elif config.name == "adagrad":
+        opt = LazyAdagrad(learning_rate=schedule, initial_accumulator_value=config.initial_accumulator,
+                          epsilon=config.epsilon, weight_decay=decay)
+    elif config.name == "rmsprop":
+        opt = LazyRMSprop(learning_rate=schedule, rho=config.rho, momentum=config.momentum, epsilon=config.epsilon,
+                          centered=config.centered, weight_decay=decay)
+    elif config.name == "adadelta":
+        opt = LazyAdadelta(learning_rate=schedule, rho=config.rho, epsilon=config.epsilon, weight_decay=decay)
     else:  # validated in OptimizerConfig
         raise ValueError(config.name)
     if decay and (sparse_variables or config.weight_decay_exclude):
@@ -27,4 +35,12 @@ def build_optimizer(config, *, total_steps: int, sparse_variables=()):
     return opt
 
 
-__all__ = ["LazyAdam", "LazySGD", "WarmupDecay", "build_optimizer"]
+def slots_per_weight(config) -> int:
+    """How many values the optimizer of `config` (an `OptimizerConfig`) keeps per weight (its slot variables)."""
+    momentum = 1 if config.momentum else 0
+    return {"adam": 2, "sgd": momentum, "adagrad": 1, "rmsprop": 1 + momentum + int(config.centered),
+            "adadelta": 2}[config.name]
+
+
+__all__ = ["LazyAdadelta", "LazyAdagrad", "LazyAdam", "LazyRMSprop", "LazySGD", "WarmupDecay", "build_optimizer",
+           "slots_per_weight"]

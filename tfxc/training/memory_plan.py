@@ -193,6 +193,7 @@ def plan_memory(config, info, part: int | None = None) -> MemoryPlan:
 
 def _plan(config, info, context) -> MemoryPlan:
     from tfxc.losses import LOSSES
+    from tfxc.optimizers import slots_per_weight
     from tfxc.precision import resolve
 
     model, how = model_shapes(config.model, context)
@@ -208,9 +209,8 @@ def _plan(config, info, context) -> MemoryPlan:
     mixed = resolve(config.model.precision) == "mixed_bfloat16"
 
     params = nbytes(model.variables) * replicas
-    slots_per_weight = {"adam": 2, "sgd": 1 if config.optimizer.momentum else 0}[config.optimizer.name]
     averages = 1 if (tc.ema_decay or tc.swa_start_step) else 0
-    slots = (slots_per_weight + averages) * nbytes(trainable) * replicas
+    slots = (slots_per_weight(config.optimizer) + averages) * nbytes(trainable) * replicas
 
     # One step: dense gradients; the row-sparse ones before and after the de-duplication of their rows (the
     # encoder's tables: a row per (point, feature); the head's: a row per scored label or node); the encoder's
