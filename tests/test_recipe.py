@@ -25,8 +25,8 @@ def test_the_format_comes_from_the_file_name(name, fmt):
 
 
 def test_an_unknown_file_name_asks_for_a_config():
-    with pytest.raises(ConfigError, match=r"cannot tell the format of 'data\.csv'"):
-        source_format("data.csv")
+    with pytest.raises(ConfigError, match=r"cannot tell the format of 'data\.parquet'"):
+        source_format("data.parquet")
     assert source_format("rows", default="xc") == "xc"  # tfxc.predict reads such a file as XC text
 
 

@@ -54,6 +54,11 @@ def group_keys(jsonl_path: str | None, group_sep: str = ":") -> Iterator[str]:
         yield from (str(i) for i in itertools.count())
         return
     from tfxc.data.files import open_text, surrogate_problem
+    from tfxc.data.readers.csv_text import is_csv, iter_csv_text
+
+    if is_csv(jsonl_path):  # CSV rows carry no ids: each is a group of its own, keyed as a JSONL line without one
+        yield from (f"{group_sep}{record.line}" for record in iter_csv_text(jsonl_path, require_labels=False))
+        return
 
     with open_text(jsonl_path) as jl:
         for line_no, record in enumerate(jl, start=1):

@@ -16,7 +16,7 @@ DENSE_FEATURES_FILE, DENSE_LABELS_FILE = "features.npy", "labels.npy"
 # === The format and the data section from file names ===
 # (format, the name endings that tell it (a ".gz" may follow), what such a file holds). A directory is dense.
 SOURCE_FORMATS = (
-    ("jsonl", (".jsonl", ".json"), "text"),
+    ("jsonl", (".jsonl", ".json", ".csv", ".tsv"), "text (JSON lines, or CSV with sentence and label columns)"),
     ("pecos", (".npz",), "PECOS"),
     ("dense", (".npy",), "dense features"),
     ("xc", (".txt", ".svm", ".libsvm"), "Extreme Classification Repository text"),

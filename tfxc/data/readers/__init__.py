@@ -76,7 +76,8 @@ class Format:
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("xc", XcBowReader, False, "Extreme Classification Repository bag-of-words text"),
     Format("pecos", PecosNpzReader, True, "PECOS X/Y scipy sparse .npz matrices"),
-    Format("jsonl", JsonlReader, False, 'JSON lines {"text", "labels"} (TF-IDF features fit on train)'),
+    Format("jsonl", JsonlReader, False, 'JSON lines {"text", "labels"}, or CSV with sentence and label columns '
+           '(TF-IDF features fit on train)'),
     Format("dense", DenseReader, True, "a 2-D .npy feature matrix with labels in .npz/.npy/text"),
 )}
 

@@ -13,6 +13,7 @@ import numpy as np
 from tfxc.data.files import numbered_lines, open_text, read_lines, surrogate_problem
 from tfxc.data.label_vocab import LabelVocab
 from tfxc.data.readers.base import EMPTY_IDX, EMPTY_VAL, Reader, shorten
+from tfxc.data.readers.csv_text import is_csv, iter_csv_text
 from tfxc.data.rows import Row
 from tfxc.errors import ConfigError, DataError
 
@@ -48,8 +49,11 @@ def iter_jsonl(path: str | os.PathLike, *, require_labels: bool = True) -> Itera
 
         vocab = LabelVocab.build(r.labels for r in iter_jsonl("train.jsonl"))
 
+    A .csv or .tsv file (text_classifier's `sentence,label` layout) is read by `tfxc.data.readers.csv_text`
+    into the same records.
+
     Args:
-      path: the .jsonl (or .jsonl.gz) file.
+      path: the .jsonl (or .jsonl.gz) file, or a .csv / .tsv one.
       require_labels: False accepts lines without "labels" (inputs to predict);
         their `labels` are then empty. Labels that are present are validated.
 
@@ -58,6 +62,9 @@ def iter_jsonl(path: str | os.PathLike, *, require_labels: bool = True) -> Itera
         a missing/ill-typed field or a string that is not valid Unicode.
     """
     path = os.fspath(path)
+    if is_csv(path):
+        yield from iter_csv_text(path, require_labels=require_labels)
+        return
     lineno = 0
     with open_text(path) as f:
         for lineno, line in numbered_lines(f, path, chunk=1024):
