@@ -60,6 +60,18 @@ def test_fgm_adds_the_loss_at_the_normalised_gradient_step(model_and_batch):
     assert np.all(adv > clean), "a step along the gradient must raise every example's loss"
 
 
+def test_fgsm_adds_the_loss_at_the_gradient_sign_step(model_and_batch):
+    model, batch = model_and_batch
+    embedded = model.encoder.embed(batch)
+    x = embedded.values.numpy()
+    clean, g = loss_and_grad(model, batch, x)
+    adv, _ = loss_and_grad(model, batch, x + 0.01 * np.sign(g))
+    total, reported = adversarial_loss(model, batch, method="fgsm", epsilon=0.01, alpha=0.3, steps=3)
+    np.testing.assert_allclose(reported.numpy(), clean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(total.numpy(), clean + adv, rtol=1e-5, atol=1e-6)
+    assert np.all(adv > clean), "a step along the gradient's sign must raise every example's loss"
+
+
 def test_pgd_projects_k_ascent_steps_onto_the_epsilon_ball(model_and_batch):
     model, batch = model_and_batch
     embedded = model.encoder.embed(batch)

@@ -60,10 +60,10 @@ class HeadLossConfig:
       name: "head".
       r_drop: R-Drop's α: two dropout passes and α · their symmetric KL (0 = off; 4 in
         text_classifier, 0.1-5 in the paper). Needs a softmax or one_vs_all head.
-      adversarial: "", fgm, pgd or freelb: train on perturbed input embeddings too (needs a
+      adversarial: "", fgm, fgsm, pgd or freelb: train on perturbed input embeddings too (needs a
         text encoder that exposes them, `Encoder.supports_embedding_perturbation`).
-      adversarial_epsilon: FGM's step (0.2 in text_classifier) / PGD's radius (1.0) /
-        FreeLB's initial magnitude (0.02).
+      adversarial_epsilon: FGM's step (0.2 in text_classifier) / FGSM's step per coordinate / PGD's radius
+        (1.0) / FreeLB's initial magnitude (0.02).
       adversarial_alpha: PGD's (0.3) and FreeLB's step sizes.
       adversarial_steps: K of PGD and FreeLB (3).
       adversarial_max_norm: FreeLB's bound on an example's perturbation norm (0 = none).

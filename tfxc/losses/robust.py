@@ -8,6 +8,8 @@ tape and are constants for the outer one, as in the originals' two backward pass
   ½(CE₁ + CE₂) + α · ½(KL(p₁‖p₂) + KL(p₂‖p₁)), the KL summed over the labels (softmax
   heads: categorical; one-vs-all heads: one Bernoulli per label).
 * FGM (Miyato et al., 2017): loss(x) + loss(x + r), r = ε · g / ‖g‖, g = ∂loss/∂x.
+* FGSM (Goodfellow et al., 2015, "Explaining and Harnessing Adversarial Examples"): the same with
+  r = ε · sign(g), a step of ε in every coordinate (text_classifier's `fgsm`).
 * PGD (Madry et al., 2018): K ascent steps r ← Π_ε(r + α · g/‖g‖), then loss(x) + loss(x + r_K).
 * FreeLB (Zhu et al., 2020): δ₀ random, K steps of δ ← δ + α · g/‖g‖ (clipped to a norm
   of `max_norm` when > 0), the loss averaged over the K perturbed passes.
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 from tfxc._tf import tf
 
-ADVERSARIES = ("", "fgm", "pgd", "freelb")
+ADVERSARIES = ("", "fgm", "fgsm", "pgd", "freelb")
 
 
 def _flat(x):
@@ -56,13 +58,14 @@ def _clip_rows(delta, rows, nrows, max_norm: float):
 
 def adversarial_loss(model, batch, *, method: str, epsilon: float, alpha: float, steps: int,
                      max_norm: float = 0.0, seed: int = 0, training: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
-    """(loss to differentiate float32 [B], the clean loss float32 [B]) of FGM, PGD or FreeLB (module docstring).
+    """(loss to differentiate float32 [B], the clean loss float32 [B]) of FGM, FGSM, PGD or FreeLB (module
+    docstring).
 
     Args:
       model: an `XCModel` whose encoder `supports_embedding_perturbation`.
       batch: the preprocessed batch dict.
-      method: fgm, pgd or freelb.
-      epsilon: FGM's step / PGD's radius; FreeLB's initial magnitude.
+      method: fgm, fgsm, pgd or freelb.
+      epsilon: FGM's step / FGSM's step per coordinate / PGD's radius; FreeLB's initial magnitude.
       alpha: PGD's and FreeLB's step size.
       steps: K (PGD, FreeLB).
       max_norm: FreeLB's bound on each example's ‖δ‖ (0 = none).
@@ -108,6 +111,8 @@ def adversarial_loss(model, batch, *, method: str, epsilon: float, alpha: float,
     clean, g = grad_at(zero)
     if method == "fgm":
         delta = epsilon * _normalised(g, rows, nrows)
+    elif method == "fgsm":
+        delta = epsilon * tf.sign(g)
     elif method == "pgd":
         delta = zero
         for step in range(steps):
