@@ -78,6 +78,9 @@ def main(argv=None):
     parser.add_argument("--plan", action="store_true",
                         help="print the memory plan (estimated peak memory by component, and the keys that cut "
                              "each part) for the config and the data, and exit without training")
+    parser.add_argument("--summary", action="store_true",
+                        help="print the model's parameters (each variable's shape and count, the encoder's and the "
+                             "head's totals, how many are trained) and exit without training")
     parser.add_argument("--ignore-memory-plan", action="store_true",
                         help="train even when the memory plan exceeds the available memory (a warning instead)")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -167,7 +170,7 @@ def train_recipe(args, source) -> int:
     # The data and the runtime come before the recipe: the strategy must exist before anything starts
     # TensorFlow (the conversion does), and the recipe reads the converted data.
     setup_logging(args.verbose)
-    if best and not (args.print_config or args.plan):
+    if best and not (args.print_config or args.plan or args.summary):
         from tfxc.eval.evaluator import format_metrics
         from tfxc.members import train_ensemble
 
@@ -189,7 +192,7 @@ def train_recipe(args, source) -> int:
     print("recipe (tfxc.recipe):\n" + "\n".join(f"  {line}" for line in run.reasons))
     if source.overrides:
         print("  then --set " + " ".join(source.overrides))
-    if not args.plan:
+    if not (args.plan or args.summary):
         print(f"the whole config is kept as {os.path.join(model_dir, 'config.json')}; edit it and train with "
               "--config")
     return run_training(run, model_dir, args)
@@ -200,10 +203,11 @@ def run_training(run, model_dir: str, args) -> int:
     from tfxc.eval.evaluator import format_metrics
     from tfxc.training.trainer import Trainer
 
-    if args.plan:  # after the conversion (the plan reads the data's stats); nothing is trained or written
+    if args.plan or args.summary:  # after the conversion (both read the data's stats); nothing is trained
         from tfxc.training.memory_plan import show_plan
+        from tfxc.training.model_summary import show_summary
 
-        show_plan(run.config, run.info, args.part)
+        (show_summary if args.summary else show_plan)(run.config, run.info, args.part)
         if run.lock is not None:
             run.lock.release()
         return 0
