@@ -82,3 +82,16 @@ def test_no_verb_or_tool_declares_set_by_hand():
                         and _declares_set(path):
                     by_hand.append(relative)
     assert by_hand == [], f"declare --set with tfxc.cli.add_set_args: {by_hand}"
+
+
+def test_a_closed_pipe_ends_a_verb_quietly_and_successfully(capsys):
+    """`python -m tfxc.evaluate ... | head -5`: head stops reading; that is not the verb's failure."""
+    from tfxc.cli import main_wrapper
+
+    @main_wrapper
+    def verb(argv):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(SystemExit) as exit_info:
+        verb([])
+    assert exit_info.value.code == 0 and "error" not in capsys.readouterr().err

@@ -72,6 +72,12 @@ def main_wrapper(fn):
         except TfxcError as e:
             sys.stderr.write(f"tfxc: error: {e}\n")
             sys.exit(e.exit_code)
+        except BrokenPipeError:  # stdout piped into `head`, which has read enough: not an error
+            try:  # the interpreter's last flush of stdout must not fail too
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):  # a stdout without a descriptor (captured) has nothing to flush there
+                pass
+            sys.exit(0)
         except (OSError, UnicodeDecodeError) as e:  # unreadable/unwritable paths: no traceback needed
             sys.stderr.write(f"tfxc: error: {e}\n")
             sys.exit(2)

@@ -47,6 +47,10 @@ def main(argv=None):
                              "max(eval.ks), at most the number of labels): longer lists let a label ranked low by "
                              "one model be lifted by the others")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object (last line)")
+    parser.add_argument("--out-of-fold", metavar="FILE",
+                        help="models of the K folds of one conversion (data.val_fold): also write each train point's "
+                             "top max(eval.ks) labels by the fold model that held it out, as JSON lines in the train "
+                             "source's order")
     add_set_args(parser, "settings of every model's trained config (the first model's eval settings: ks, "
                          "batch_size and max_points serve all models)", "--set eval.ks=[1,3,5,10]")
     add_trust_args(parser)
@@ -59,6 +63,12 @@ def main(argv=None):
     keep_out_of_import_path(args.model_dirs)
     result = run_ensemble(args.model_dirs, args.method, args.split, args.list_size, args.overrides,
                           trust_imports=args.trust_imports)
+    if args.out_of_fold:
+        from tfxc.eval.out_of_fold import write_out_of_fold
+
+        count = write_out_of_fold(args.model_dirs, args.out_of_fold, overrides=args.overrides,
+                                  trust_imports=args.trust_imports)
+        print(f"out-of-fold predictions of {count} train points written to {args.out_of_fold}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
     else:
@@ -81,6 +91,7 @@ def run_ensemble(model_dirs: list[str], method, split: str = "test", list_size: 
     Raises:
       TfxcError: models trained on different data, a missing split, or an unknown method.
     """
+    from tfxc.eval.classification import ClassificationMetrics, predicted_sets
     from tfxc.eval.evaluator import Evaluator, pad_ids, rounded_metrics
     from tfxc.eval.metrics import XmcMetrics
     from tfxc.data.propensity import dataset_propensities
@@ -110,8 +121,13 @@ def run_ensemble(model_dirs: list[str], method, split: str = "test", list_size: 
     def new_metrics():
         return XmcMetrics(ks=ks, multiclass=evaluators[0].multiclass, propensities=propensities)
 
+    def new_sets():  # eval.classification: the label sets too, the top label or those above eval.threshold
+        return ClassificationMetrics(info.num_labels) if eval_config.classification else None
+
+    threshold = None if evaluators[0].multiclass else eval_config.threshold
     per_model = [new_metrics() for _ in members]
     ensembles = {name: new_metrics() for name in methods}
+    model_sets, ensemble_sets = [new_sets() for _ in members], {name: new_sets() for name in methods}
     log.info("ensembling %d models with %s on %s: lists of %d labels per model, evaluated at k in %s",
              len(members), " and ".join(methods), split, list_k, list(ks))
     streams = [evaluator.predictions() for evaluator in evaluators]
@@ -119,7 +135,7 @@ def run_ensemble(model_dirs: list[str], method, split: str = "test", list_size: 
         labels = batch[0][2]
         indptr, indices = labels.row_splits.numpy().astype(np.int64), labels.values.numpy()
         scores_list, ids_list = [], []
-        for (path, _), (scores, ids, other), metrics in zip(members, batch, per_model):
+        for (path, _), (scores, ids, other), metrics, sets in zip(members, batch, per_model, model_sets):
             if other is not labels and not (np.array_equal(other.row_splits.numpy(), labels.row_splits.numpy())
                                             and np.array_equal(other.values.numpy(), indices)):
                 raise TfxcError(f"{members[0][0]} and {path} read different rows of the '{split}' split; "
@@ -130,12 +146,22 @@ def run_ensemble(model_dirs: list[str], method, split: str = "test", list_size: 
             scores_list.append(scores)
             ids_list.append(ids)
             metrics.update(pad_ids(ids, kmax), indptr, indices)
+            if sets is not None:
+                sets.update(predicted_sets(ids, scores, threshold=threshold), indptr, indices)
         for name, ensemble in ensembles.items():
-            ensemble.update(combine(scores_list, ids_list, name, kmax)[1], indptr, indices)
-    results = {name: rounded_metrics(ensemble.result()) for name, ensemble in ensembles.items()}
+            combined_scores, combined_ids = combine(scores_list, ids_list, name, kmax)
+            ensemble.update(combined_ids, indptr, indices)
+            if ensemble_sets[name] is not None:
+                ensemble_sets[name].update(predicted_sets(combined_ids, combined_scores, threshold=threshold),
+                                           indptr, indices)
+
+    def result(metrics, sets):
+        return rounded_metrics({**metrics.result(), **(sets.result() if sets is not None else {})})
+
+    results = {name: result(ensemble, ensemble_sets[name]) for name, ensemble in ensembles.items()}
     return {"split": split, "method": methods[0], "list_size": list_k,
-            "models": [{"model_dir": path, **rounded_metrics(m.result())}
-                       for (path, _), m in zip(members, per_model)],
+            "models": [{"model_dir": path, **result(m, sets)}
+                       for (path, _), m, sets in zip(members, per_model, model_sets)],
             "ensemble": results[methods[0]], "methods": results}
 
 
@@ -146,7 +172,7 @@ def _check_same_data(first_path: str, first, path: str, info, split: str) -> Non
         differences.append(f"{first.num_labels} vs {info.num_labels} labels")
     if split in first.splits and split in info.splits and first.num_points(split) != info.num_points(split):
         differences.append(f"{first.num_points(split)} vs {info.num_points(split)} {split} points")
-    if not differences and not info.same_data_as(first):
+    if not differences and not (info.same_data_as(first) or info.fold_siblings(first)):
         differences.append(f"data fingerprints differ ({first.dir} vs {info.dir})")
     if differences:
         raise TfxcError(f"{first_path} and {path} were not trained on the same converted data "

@@ -70,10 +70,11 @@ def evaluate_model(model_dir: ModelDir, args) -> dict:
 
     if model_dir.has_finished_parts(config) and not args.bad_cases:
         # Trained in parts: scored one part at a time, never the whole model in memory (tfxc.eval.parts).
+        from tfxc.data.folds import converted_dir
         from tfxc.data.info import DatasetInfo
         from tfxc.eval.parts import PartsEvaluator
 
-        evaluator = PartsEvaluator(config, model_dir, DatasetInfo.load(config.data.dir), split=args.split)
+        evaluator = PartsEvaluator(config, model_dir, DatasetInfo.load(converted_dir(config.data)), split=args.split)
     else:
         trained = model_dir.restore(config)
         evaluator = Evaluator(trained.model, trained.info, config.eval, split=args.split)

@@ -336,13 +336,15 @@ class ModelDir(ModelFiles):
         """
         from tfxc._tf import tf
         from tfxc.build_context import BuildContext
+        from tfxc.data.folds import converted_dir
         from tfxc.data.info import DatasetInfo
         from tfxc.model import build_model
 
         config = config or self.load_config(overrides)
         bound = self.bound_data()
         if need_rows or bound is None:
-            info = DatasetInfo.load(config.data.dir) if bound is None else self.bound_rows(config.data.dir)
+            data_dir = converted_dir(config.data)
+            info = DatasetInfo.load(data_dir) if bound is None else self.bound_rows(data_dir)
         else:
             info = bound
         if (part is None and not os.path.isdir(self.best_dir) and not self.checkpoints()

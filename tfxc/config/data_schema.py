@@ -111,8 +111,11 @@ class DataConfig:
         (percent) of its groups goes to validation instead of training, chosen by the md5 of
         the group key (`tfxc.data.holdout`; the same split as `tools/holdout_split.py`).
       val_fold: k-fold training: "i/K" holds out fold i (0-based) of K as validation, the groups
-        whose md5 mod K is i; train K models on "0/K" ... "K-1/K" and ensemble them with
-        `python -m tfxc.ensemble --method log_average` (text_classifier's averaged-logit k-fold).
+        whose md5 mod K is i. The sources are converted once for all K folds, each fold read from its view
+        `dir`/fold-i-of-K (`tfxc.data.folds`); train K models on "0/K" ... "K-1/K", ensemble them with
+        `python -m tfxc.ensemble --method log_average` (text_classifier's averaged-logit k-fold; with
+        `--out-of-fold FILE` also each train point predicted by the fold that held it out), or distil them
+        into one student (`loss.teachers`).
       val_groups: a JSONL file of the train points (same order; for the jsonl format, the
         train file itself) whose `id` up to `val_group_sep` is each point's group, so
         near-duplicate points (one document's windows) stay on one side. Default: every

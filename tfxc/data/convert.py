@@ -14,16 +14,19 @@ failed or killed conversion leaves nothing half-written):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterable
 
 import numpy as np
 
 from tfxc.data import readers
+from tfxc.data.folds import FOLD_KEY, VAL_SOURCE_ROWS, converted_dir, fold_of, fold_view_name
 from tfxc.data.info import FEATURIZER_FILE, LABEL_FREQ_FILE, LABELS_FILE, STATS_FILE, DatasetInfo
 from tfxc.data.rows import Row
 from tfxc.data.synthetic import SyntheticXmc
@@ -184,24 +187,81 @@ def _sources(data_config, tmp_dir: str):
     return splits, num_features, num_labels, declared_num_labels, None
 
 
+def _write_card(directory: str, card: dict, writers: dict, label_counts: np.ndarray, names) -> None:
+    """A converted directory's card: stats.json (`card` and the splits' statistics), label_freq.npy (the train
+    split's label counts) and labels.txt (with names)."""
+    num_labels = card["num_labels"]
+    if names is not None:
+        atomic_write_text(os.path.join(directory, LABELS_FILE), "\n".join(names) + "\n")
+    np.save(os.path.join(directory, LABEL_FREQ_FILE), label_counts.astype(np.int64))
+    stats = {**card, "splits": {name: w.stats(num_labels) for name, w in writers.items()}}
+    atomic_write_text(os.path.join(directory, STATS_FILE), json.dumps(stats, indent=1) + "\n")
+
+
+def _write_fold_views(cfg, tmp: str, splits: dict, folds: int) -> list[dict[str, SplitWriter]]:
+    """Writes every fold's view of the sources (`tfxc.data.folds`): the train source read once, each row to the
+    val split of its fold's view and the train split of the others; the eval sources to every view."""
+    from tfxc.data.holdout import group_keys, route
+
+    if "val" in splits:
+        raise DataError("data.val_fold carves the validation splits from train, but the sources already have one",
+                        path=cfg.val or cfg.source_dir or None)
+    views = []
+    for i in range(folds):
+        directory = os.path.join(tmp, fold_view_name(i, folds))
+        os.makedirs(directory)
+        views.append({"train": SplitWriter(directory, "train", cfg.num_shards),
+                      "val": SplitWriter(directory, "val", TEST_SHARDS)})
+    groups = cfg.val_groups or None
+    held_out = [[] for _ in range(folds)]  # the train source's row number of each fold's val rows
+    for index, (fold, row) in enumerate(route(splits["train"], group_keys(groups, cfg.val_group_sep), 0,
+                                              source=cfg.train or "the train split", keys_source=groups,
+                                              fold=(None, folds))):
+        held_out[fold].append(index)
+        for i, view in enumerate(views):
+            view["val" if i == fold else "train"].write(row)
+    for i, rows in enumerate(held_out):
+        np.save(os.path.join(tmp, fold_view_name(i, folds), VAL_SOURCE_ROWS), np.asarray(rows, np.int64))
+    for name in EVAL_SPLITS:
+        if name in splits:
+            for view, directory in zip(views, (os.path.join(tmp, fold_view_name(i, folds)) for i in range(folds))):
+                view[name] = SplitWriter(directory, name, TEST_SHARDS)
+            for row in splits[name]:  # read once, written to every view
+                for view in views:
+                    view[name].write(row)
+    for view in views:
+        for writer in view.values():
+            writer.close()
+    log.info("data.val_fold: the train source's %d points in %d folds of %s points (groups from %s)",
+             views[0]["train"].num_points + views[0]["val"].num_points, folds,
+             " / ".join(str(view["val"].num_points) for view in views), groups or "each point its own group")
+    return views
+
+
+def _conversion_id(views: list[dict[str, SplitWriter]], num_labels: int) -> str:
+    """What the fold views of one conversion share: the digests of their val splits (which partition the train
+    source) and of the first view's test split."""
+    parts = [view["val"].stats(num_labels)["sha256"] for view in views]
+    parts += [views[0][name].stats(num_labels)["sha256"] for name in EVAL_SPLITS if name in views[0]]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
 def _write_carved(cfg, tmp: str, splits: dict) -> dict[str, SplitWriter]:
-    """Writes the train source into train and val splits by group (`data.val_percent` or `data.val_fold`)."""
-    from tfxc.data.holdout import group_keys, parse_fold, route
+    """Writes the train source into train and val splits by group (`data.val_percent`)."""
+    from tfxc.data.holdout import group_keys, route
 
     if "val" in splits:
         raise DataError("data.val_percent carves a validation split from train, but the sources already have one "
                         "(a val/ directory in data.source_dir?)", path=cfg.source_dir or None)
     groups = cfg.val_groups or None
     writers = {"train": SplitWriter(tmp, "train", cfg.num_shards), "val": SplitWriter(tmp, "val", TEST_SHARDS)}
-    fold = parse_fold(cfg.val_fold) if cfg.val_fold else None
     for to_val, row in route(splits["train"], group_keys(groups, cfg.val_group_sep), cfg.val_percent,
-                             source=cfg.train or "the train split", keys_source=groups, fold=fold):
+                             source=cfg.train or "the train split", keys_source=groups):
         writers["val" if to_val else "train"].write(row)
     for writer in writers.values():
         writer.close()
-    what = f"data.val_fold {cfg.val_fold}" if fold else f"data.val_percent {cfg.val_percent}"
-    log.info("%s: %d train points held out for validation (%s)", what, writers["val"].num_points,
-             f"groups from {groups}" if groups else "each point its own group")
+    log.info("data.val_percent %s: %d train points held out for validation (%s)", cfg.val_percent,
+             writers["val"].num_points, f"groups from {groups}" if groups else "each point its own group")
     return writers
 
 
@@ -220,15 +280,20 @@ def convert(data_config, before_replacing=None, files: SourceFiles | None = None
                                "data.dir")
     files = files or SourceFiles()  # hashes already read (size and mtime unchanged) are not read again
     fingerprint = source_fingerprint(cfg, files)  # before reading: a source changed meanwhile converts again
+    fold = fold_of(cfg)
     with atomic_directory(cfg.dir, marker=STATS_FILE, clear_stale=True) as tmp:
         splits, num_features, num_labels, declared_num_labels, names = _sources(cfg, tmp)
-        if cfg.val_percent or cfg.val_fold:
+        if fold is not None:
+            views = _write_fold_views(cfg, tmp, splits, fold[1])
+            writers = views[0]
+        elif cfg.val_percent:
             writers = _write_carved(cfg, tmp, splits)
         else:
             writers = {"train": SplitWriter(tmp, "train", cfg.num_shards).write_all(splits["train"])}
-        for name in EVAL_SPLITS:
-            if name in splits:
-                writers[name] = SplitWriter(tmp, name, TEST_SHARDS).write_all(splits[name])
+        if fold is None:
+            for name in EVAL_SPLITS:
+                if name in splits:
+                    writers[name] = SplitWriter(tmp, name, TEST_SHARDS).write_all(splits[name])
         if (cfg.val_percent or cfg.val_fold) and writers["val"].num_points == 0:
             raise DataError(f"data.val_percent {cfg.val_percent} / val_fold '{cfg.val_fold}' put none of the {writers['train'].num_points} "
                             "train points into validation (too few points or groups)", path=cfg.train or None)
@@ -238,27 +303,30 @@ def convert(data_config, before_replacing=None, files: SourceFiles | None = None
         if cfg.label_names and names is None:
             names = _read_label_names(cfg.label_names, nl, declared_num_labels())
             nl = len(names)  # labels that never occur in the data still have their names
-        if names is not None:
-            atomic_write_text(os.path.join(tmp, LABELS_FILE), "\n".join(names) + "\n")
-        np.save(os.path.join(tmp, LABEL_FREQ_FILE), writers["train"].label_counts(nl).astype(np.int64))
-        stats = {
-            "format": cfg.format,
-            "num_features": nf,
-            "num_labels": nl,
-            "splits": {name: w.stats(nl) for name, w in writers.items()},
-            "source_fingerprint": fingerprint,
-            SOURCE_FILES_KEY: files.seen,
-        }
-        atomic_write_text(os.path.join(tmp, STATS_FILE), json.dumps(stats, indent=1) + "\n")
+        card = {"format": cfg.format, "num_features": nf, "num_labels": nl, "source_fingerprint": fingerprint,
+                SOURCE_FILES_KEY: files.seen}
+        if fold is None:
+            _write_card(tmp, card, writers, writers["train"].label_counts(nl), names)
+        else:  # the whole train source's counts in the conversion's own card, each fold's in its view
+            whole = writers["train"].label_counts(nl) + writers["val"].label_counts(nl)
+            conversion = _conversion_id(views, nl)
+            for i, view in enumerate(views):
+                directory = os.path.join(tmp, fold_view_name(i, fold[1]))
+                if os.path.exists(os.path.join(tmp, FEATURIZER_FILE)):
+                    shutil.copyfile(os.path.join(tmp, FEATURIZER_FILE), os.path.join(directory, FEATURIZER_FILE))
+                fold_card = {**card, FOLD_KEY: {"index": i, "folds": fold[1], "conversion": conversion}}
+                _write_card(directory, fold_card, view, view["train"].label_counts(nl), names)
+            _write_card(tmp, {**card, "folds": fold[1]}, {}, whole, names)
         if before_replacing is not None:
             before_replacing(tmp)
     log.info("converted %s -> %s in %.1fs: %s points, %d features, %d labels", cfg.format, cfg.dir,
              time.time() - start, " / ".join(f"{w.num_points} {name}" for name, w in writers.items()), nf, nl)
-    return DatasetInfo.load(cfg.dir)
+    return DatasetInfo.load(converted_dir(cfg))
 
 
 def ensure_converted(data_config, force: bool = False, accept=None) -> DatasetInfo:
-    """Returns the DatasetInfo of `data_config.dir`, converting the sources first if needed.
+    """Returns the DatasetInfo of `data_config.dir` (of its fold's view with `data.val_fold`, `tfxc.data.folds`),
+    converting the sources first if needed.
 
     A conversion is reused when its stats.json records the same source fingerprint (the same options
     and the same source contents; see `SourceFiles`), unless `force`. Otherwise the sources are converted
@@ -277,13 +345,13 @@ def ensure_converted(data_config, force: bool = False, accept=None) -> DatasetIn
         files = SourceFiles()
         if not force and _current_stats_match(data_config, files):
             take_lease(data_config.dir)
-            return DatasetInfo.load(data_config.dir)
+            return DatasetInfo.load(converted_dir(data_config))
         claim = None
 
         def before_replacing(tmp: str) -> None:
             nonlocal claim
             if accept is not None:
-                accept(DatasetInfo.load(tmp))
+                accept(DatasetInfo.load(converted_dir(dataclasses.replace(data_config, dir=tmp))))
             if os.path.exists(os.path.join(data_config.dir, STATS_FILE)):
                 claim = claim_for_replacing(data_config.dir)
                 keep_for_dependents(data_config.dir, DatasetInfo.load(tmp))
@@ -313,6 +381,7 @@ def _current_stats_match(data_config, files: SourceFiles) -> bool:
         return False
     try:  # the rest of the card too (label_freq.npy cut short): damaged is as good as not converted
         DatasetInfo.load(data_config.dir)
+        DatasetInfo.load(converted_dir(data_config))
     except DataError as e:
         log.warning("%s; converting again", e)
         return False

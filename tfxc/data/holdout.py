@@ -27,9 +27,14 @@ def in_validation(key: str, percent: int) -> bool:
     return int(hashlib.md5(key.encode()).hexdigest(), 16) % 100 < percent
 
 
+def fold_of_key(key: str, folds: int) -> int:
+    """The fold of group `key` among `folds` (k-fold validation): md5(key) mod folds."""
+    return int(hashlib.md5(key.encode()).hexdigest(), 16) % folds
+
+
 def in_fold(key: str, fold: int, folds: int) -> bool:
-    """Whether group `key` is in fold `fold` of `folds` (k-fold validation): md5(key) mod folds == fold."""
-    return int(hashlib.md5(key.encode()).hexdigest(), 16) % folds == fold
+    """Whether group `key` is in fold `fold` of `folds`."""
+    return fold_of_key(key, folds) == fold
 
 
 def parse_fold(text: str) -> tuple[int, int]:
@@ -82,7 +87,8 @@ def route(items: Iterable, keys: Iterator[str], percent: int, source: str = "the
           keys_source: str | None = None, fold: tuple[int, int] | None = None) -> Iterator[tuple[bool, object]]:
     """(goes to validation, item) for each item, paired with the next group key.
 
-    `percent` of the groups go to validation, or with `fold` = (i, K) the groups of fold i of K.
+    `percent` of the groups go to validation, or with `fold` = (i, K) the groups of fold i of K (`fold` = (None,
+    K): each item's fold number instead of a bool).
 
     Raises:
       DataError: `keys` ran out before `items`, or has more left after them (the two
@@ -93,7 +99,12 @@ def route(items: Iterable, keys: Iterator[str], percent: int, source: str = "the
         if key is None:
             raise DataError(f"{keys_source} has fewer points than {source} ({index}): the two must hold the same "
                             "points in the same order")
-        yield (in_fold(key, *fold) if fold else in_validation(key, percent)), item
+        if fold is None:
+            yield in_validation(key, percent), item
+        elif fold[0] is None:
+            yield fold_of_key(key, fold[1]), item
+        else:
+            yield in_fold(key, *fold), item
     if keys_source is not None and next(keys, None) is not None:
         raise DataError(f"{keys_source} has more points than {source}: the two must hold the same points in the "
                         "same order")

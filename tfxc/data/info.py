@@ -82,6 +82,20 @@ class DatasetInfo:
         path = os.path.join(self.dir, FEATURIZER_FILE)
         return path if os.path.exists(path) else None
 
+    @property
+    def fold(self) -> dict | None:
+        """{"index", "folds", "conversion"} of a fold's view of a conversion (`tfxc.data.folds`), else None."""
+        path = os.path.join(self.dir, STATS_FILE)
+        fold = read_json_object(path, "the data set's statistics").get("fold") if os.path.exists(path) else None
+        return fold if isinstance(fold, dict) else None
+
+    def fold_siblings(self, other: "DatasetInfo") -> bool:
+        """Whether `self` and `other` are views of two folds of one conversion: the same labels, features and
+        test split, the train and val splits apart (an ensemble of the folds, or a student of them)."""
+        mine, theirs = self.fold, other.fold
+        return (mine is not None and theirs is not None and mine.get("conversion") == theirs.get("conversion")
+                and mine.get("folds") == theirs.get("folds"))
+
     def same_data_as(self, other: "DatasetInfo") -> bool:
         """Whether `other` holds the same data (`fingerprint`); the rows' digests count where both have them
         (conversions written before they were recorded have none)."""

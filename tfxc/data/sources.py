@@ -265,6 +265,8 @@ def _option_fields(data_config) -> dict:
     for key, default in (("val_percent", 0), ("val_fold", ""), ("val_groups", ""), ("val_group_sep", ":")):
         if fields[key] == default:
             fields.pop(key)
+    if "val_fold" in fields:  # one conversion serves every fold (tfxc.data.folds): only their number counts
+        fields["val_fold"] = "folds/" + fields["val_fold"].partition("/")[2]
     # The tokenizer of the conversions before these options existed.
     for key, before in (("tokens", "ascii"), ("accents", "keep")):
         if fields["text"][key] == before:

@@ -141,8 +141,9 @@ class Evaluator:
 
 
 def format_metrics(metrics: dict) -> str:
-    """The headline metrics on one line: "P@1 65.17 P@3 40.77 ..." (P, nDCG, PSP, Acc, CE)."""
-    keys = [k for k in metrics if k.split("@")[0] in ("P", "nDCG", "PSP", "Acc", "CE")]
+    """The headline metrics on one line: "P@1 65.17 P@3 40.77 ..." (P, nDCG, PSP, Acc, CE, and F1-macro when the
+    label sets were scored)."""
+    keys = [k for k in metrics if k.split("@")[0] in ("P", "nDCG", "PSP", "Acc", "CE") or k == "F1-macro"]
     return " ".join(f"{k} {metrics[k]:.2f}" for k in keys)
 
 

@@ -346,6 +346,7 @@ def export_saved_model(model, config, info, out_dir: str, top_k: int | None = No
     `config` and `info` the first member's) serves its combined lists through every top-k signature, and
     no label index: each member reads all of its labels.
     """
+    from tfxc.data.folds import converted_dir
     from tfxc.data.info import DatasetInfo
     from tfxc.export.index_choice import IndexChoice, choose_label_index
 
@@ -353,7 +354,8 @@ def export_saved_model(model, config, info, out_dir: str, top_k: int | None = No
     refuse_to_overwrite_inputs(out_dir, {"model's data": info.dir}, "SavedModel directory")
     if ensemble is None:
         # The validation rows of the index's recall: the card's rows if it has them, else the config's data.
-        index = choose_label_index(model, config.export, [lambda: info, lambda: DatasetInfo.load(config.data.dir)])
+        index = choose_label_index(model, config.export,
+                                   [lambda: info, lambda: DatasetInfo.load(converted_dir(config.data))])
     else:
         index = IndexChoice(record={"mode": "off", "reason": "an ensemble"})
     module = serving_module(model, info.label_names(), top_k or config.export.top_k, info.num_features, index,

@@ -13,6 +13,9 @@ The teacher (any encoder, e.g. a fine-tuned MiniLM) scores the student's train s
 before training, on the very same converted data (checked by fingerprint); its logits are
 kept by row id, so each step only gathers them: the teacher costs one inference pass, not
 a forward pass per step, and any student (TextCNN, FastText, ...) can learn from it.
+
+Several teachers (`teachers`, e.g. the K fold models of one conversion, `tfxc.data.folds`) act as one: the
+mean of their logits, the averaged-logit ensemble text_classifier fuses its k-fold models with.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ class DistillConfig:
 
     Attributes:
       name: "distill".
-      teacher: the teacher's trained model directory (same converted data, a softmax-like head).
+      teacher: the teacher's trained model directory (same converted data, or a fold of the same conversion;
+        a softmax-like head).
+      teachers: several teachers instead, whose logits are averaged (e.g. the models of the K folds).
       alpha: weight of the student's own loss (1 − alpha on the distillation term).
       temperature: T.
       kd_loss: ce, kl or mse.
@@ -49,13 +54,15 @@ class DistillConfig:
 
     name: str = "distill"
     teacher: str = ""
+    teachers: tuple[str, ...] = ()
     alpha: float = 0.1
     temperature: float = 1.0
     kd_loss: str = "ce"
 
     def validate(self, path: str) -> None:
-        if not self.teacher:
-            raise ConfigError(f"{path}.teacher must name the teacher's model directory")
+        if bool(self.teacher) == bool(self.teachers):
+            raise ConfigError(f"{path}: name the teacher's model directory in {path}.teacher, or several in "
+                              f"{path}.teachers (their logits averaged), not both")
         if not 0.0 <= self.alpha <= 1.0 or self.temperature <= 0:
             raise ConfigError(f"{path}: alpha ({self.alpha}) must be in [0, 1] and temperature "
                               f"({self.temperature}) > 0")
@@ -74,9 +81,10 @@ def teacher_logits(teacher_dir: str, info, batch_size: int = 256, trust_imports=
 
     teacher = ModelDir(teacher_dir)
     trained = teacher.restore(teacher.load_config(trust_imports=trust_imports), need_rows=False)
-    if not trained.info.same_data_as(info):
+    if not (trained.info.same_data_as(info) or trained.info.fold_siblings(info)):
         raise TfxcError(f"the teacher {teacher_dir} was trained on other data than {info.dir}: distillation "
-                        "gathers its logits by row id, so both must use the same converted data")
+                        "scores the student's train rows, so both must use the same converted data (or two folds "
+                        "of one conversion)")
     if trained.model.head.logits_kind != "categorical":
         raise ConfigError(f"the teacher's head is {type(trained.model.head).__name__}; distillation needs a head "
                           "whose logits are one softmax over the labels (Head.logits_kind 'categorical', e.g. softmax)")
@@ -116,7 +124,11 @@ class DistillObjective(Objective):
     @classmethod
     def from_config_dataclass(cls, config: DistillConfig, *, info, length, global_batch_size: int,
                               trust_imports=False):
-        return cls(config, teacher_logits(config.teacher, info, trust_imports=trust_imports))
+        teachers = config.teachers or (config.teacher,)
+        logits = teacher_logits(teachers[0], info, trust_imports=trust_imports)
+        for teacher in teachers[1:]:
+            logits += teacher_logits(teacher, info, trust_imports=trust_imports)
+        return cls(config, logits / np.float32(len(teachers)))
 
     def check_model(self, model) -> None:
         if model.head.logits_kind != "categorical":

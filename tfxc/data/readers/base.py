@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -155,3 +156,18 @@ class Reader:
         return (f"{type(self).__name__}({self.path!r}, num_rows={self.num_rows}, "
                 f"num_features={self.num_features}, num_labels={self.num_labels})")
 
+
+class JsonlRecord(NamedTuple):
+    """One validated line of a JSONL text file.
+
+    Attributes:
+      line: 1-based line number.
+      id: the record's "id" (any JSON value) or None if absent.
+      text: the "text" string.
+      labels: the "labels" names, as written.
+    """
+
+    line: int
+    id: Any
+    text: str
+    labels: list[str]

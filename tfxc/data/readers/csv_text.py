@@ -16,6 +16,7 @@ import csv
 import os
 
 from tfxc.data.files import open_text, surrogate_problem
+from tfxc.data.readers.base import JsonlRecord
 from tfxc.errors import DataError
 
 __all__ = ["LABEL_COLUMNS", "TEXT_COLUMNS", "is_csv", "iter_csv_text"]
@@ -52,8 +53,6 @@ def iter_csv_text(path: str | os.PathLike, *, require_labels: bool = True):
       DataError: naming the file, the line and the column: no header or no text column, a row with fewer
         cells than the header, an empty label name, or a text that is not valid Unicode.
     """
-    from tfxc.data.readers.jsonl import JsonlRecord
-
     path = os.fspath(path)
     with open_text(path) as lines:
         rows = csv.reader(lines, delimiter=_delimiter(path))

@@ -6,13 +6,13 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from tfxc.data.files import numbered_lines, open_text, read_lines, surrogate_problem
 from tfxc.data.label_vocab import LabelVocab
-from tfxc.data.readers.base import EMPTY_IDX, EMPTY_VAL, Reader, shorten
+from tfxc.data.readers.base import EMPTY_IDX, EMPTY_VAL, JsonlRecord, Reader, shorten
 from tfxc.data.readers.csv_text import is_csv, iter_csv_text
 from tfxc.data.rows import Row
 from tfxc.errors import ConfigError, DataError
@@ -20,22 +20,6 @@ from tfxc.errors import ConfigError, DataError
 # A lone surrogate in a parsed line can only come from such an escape: the UTF-8 decoder rejects
 # encoded surrogates, so lines without one skip the walk over the record's strings.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-class JsonlRecord(NamedTuple):
-    """One validated line of a JSONL text file.
-
-    Attributes:
-      line: 1-based line number.
-      id: the record's "id" (any JSON value) or None if absent.
-      text: the "text" string.
-      labels: the "labels" names, as written.
-    """
-
-    line: int
-    id: Any
-    text: str
-    labels: list[str]
 
 
 def iter_jsonl(path: str | os.PathLike, *, require_labels: bool = True) -> Iterator[JsonlRecord]:
