@@ -25,7 +25,7 @@ FLOORS = (
     ("training", ("tfxc.training", "tfxc.ensemble", "tfxc.xr")),
     ("configs made whole", ("tfxc.recipe", "tfxc.presets", "tfxc.resolve", "tfxc.convert")),
     ("a run's start", ("tfxc.launch",)),
-    ("the verbs", ("tfxc.train", "tfxc.members", "tfxc.evaluate", "tfxc.predict", "tfxc.encode", "tfxc.api")),
+    ("the verbs", ("tfxc.train", "tfxc.members", "tfxc.kfold", "tfxc.evaluate", "tfxc.predict", "tfxc.encode", "tfxc.api")),
     ("the package's face", ("tfxc",)),
 )
 

@@ -109,13 +109,17 @@ def main(argv=None):
     if args.print_config:
         sys.stdout.write(config_to_json(config))
         return 0
+    from tfxc.kfold import folds_of
+
     if args.num_parts:
         from tfxc.model import num_parts
 
-        print(num_parts(config.model))
+        print(folds_of(config) or num_parts(config.model))
         return 0
     setup_logging(args.verbose)
     model_dir = args.model_dir or default_model_dir(args.config)
+    if folds_of(config):  # every fold of data.val_fold "*/K": the parts of one ensemble (tfxc.kfold)
+        return train_every_fold(source, model_dir, args)
     if args.merge_parts or args.link_parts:
         from tfxc.data.convert import ensure_converted
         from tfxc.training.distribute import make_strategy
@@ -196,6 +200,20 @@ def train_recipe(args, source) -> int:
         print(f"the whole config is kept as {os.path.join(model_dir, 'config.json')}; edit it and train with "
               "--config")
     return run_training(run, model_dir, args)
+
+
+def train_every_fold(source, model_dir: str, args) -> int:
+    """`data.val_fold` "*/K": the K folds trained (`--part i`: one) and combined (`tfxc.kfold`)."""
+    from tfxc.eval.evaluator import format_metrics
+    from tfxc.kfold import train_folds
+
+    if args.merge_parts or args.plan or args.summary:
+        raise ConfigError("--merge-parts, --plan and --summary read one model: give data.val_fold 'i/K' (one fold)")
+    metrics = train_folds(source, model_dir, part=args.part, link=args.link_parts,
+                          final_evaluation=not args.skip_eval, trust_imports=args.trust_imports)
+    if metrics:
+        print("test: " + format_metrics(metrics))
+    return 0
 
 
 def run_training(run, model_dir: str, args) -> int:

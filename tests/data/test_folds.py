@@ -82,3 +82,38 @@ def test_folds_train_ensemble_write_out_of_fold_predictions_and_teach_a_student(
     run_cli("tfxc.train", "--config", config, "--model-dir", str(student), "--set", "data.val_fold=0/3",
             "--set", "loss.name=distill", "--set", f"loss.teachers={json.dumps(folds)}", "--set", "loss.alpha=0.5")
     assert json.loads((student / "metrics.json").read_text())["Acc@1"] > 40
+
+
+def test_every_fold_as_the_parts_of_one_ensemble_with_train_sh_and_resumed_by_tfxc_train(tmp_path, shared_data):
+    """`data.val_fold: "*/K"`: train.sh runs the folds in parallel and combines them; the directory is then one
+    model for tfxc.evaluate, and tfxc.train on it again finds every fold finished."""
+    import subprocess
+    import sys
+
+    from helpers import REPO, cli_env
+
+    every = open(f"{shared_data}/banking77/test.jsonl", encoding="utf-8").read().splitlines(keepends=True)
+    (tmp_path / "train.jsonl").write_text("".join(line for i, line in enumerate(every) if i % 5), encoding="utf-8")
+    (tmp_path / "test.jsonl").write_text("".join(every[::5]), encoding="utf-8")
+    config = tiny_config(
+        tmp_path, data={"format": "jsonl", "train": str(tmp_path / "train.jsonl"), "test": str(tmp_path / "test.jsonl"),
+                        "label_names": f"{shared_data}/banking77/labels.txt", "dir": str(tmp_path / "data"),
+                        "val_fold": "*/3", "text": {"ngram_max": 2, "min_df": 1}},
+        model={"encoder": {"name": "sparse_bow", "embedding_dim": 32}, "head": {"name": "softmax"}},
+        trainer={"global_batch_size": 128, "train_steps": 60, "steps_per_loop": 20, "log_every_steps": 60,
+                 "checkpoint_every_steps": 60}, optimizer={"name": "adam", "learning_rate": 0.01})
+    model_dir = tmp_path / "model"
+    env = cli_env({"PYTHON": sys.executable, "TFXC_NO_TMUX": "1"})
+    done = subprocess.run(["bash", "train.sh", config, "2", str(model_dir)], cwd=REPO, env=env, text=True,
+                          capture_output=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "3 parts" in done.stdout
+    record = json.loads((model_dir / "ensemble.json").read_text())
+    assert record["preset"] == "folds" and record["method"] == "log_average" and len(record["members"]) == 3
+    oof = (model_dir / "out_of_fold.jsonl").read_text().splitlines()
+    assert len(oof) == sum(1 for i in range(len(every)) if i % 5)
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    evaluated = json.loads(run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--json").stdout.splitlines()[-1])
+    assert evaluated["P@1"] == pytest.approx(metrics["P@1"], abs=1e-3) and metrics["P@1"] > 40
+    again = run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir)).stdout
+    assert "test: P@1" in again  # every fold found finished, combined again

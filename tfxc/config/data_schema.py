@@ -115,7 +115,8 @@ class DataConfig:
         `dir`/fold-i-of-K (`tfxc.data.folds`); train K models on "0/K" ... "K-1/K", ensemble them with
         `python -m tfxc.ensemble --method log_average` (text_classifier's averaged-logit k-fold; with
         `--out-of-fold FILE` also each train point predicted by the fold that held it out), or distil them
-        into one student (`loss.teachers`).
+        into one student (`loss.teachers`). "*/K" trains all K as the parts of one ensemble directory
+        (`tfxc.kfold`; `train.sh` runs them in parallel).
       val_groups: a JSONL file of the train points (same order; for the jsonl format, the
         train file itself) whose `id` up to `val_group_sep` is each point's group, so
         near-duplicate points (one document's windows) stay on one side. Default: every
@@ -178,7 +179,7 @@ class DataConfig:
             try:
                 parse_fold(self.val_fold)
             except ValueError:
-                _require(False, f"{path}.val_fold '{self.val_fold}' must be 'i/K' with K >= 2 and 0 <= i < K")
+                _require(False, f"{path}.val_fold '{self.val_fold}' must be 'i/K' with K >= 2 and 0 <= i < K, or '*/K'")
             _require(not (self.val_percent or self.val),
                      f"{path}: val_fold holds out a fold of train; give no val source or val_percent with it")
             _require(self.format != "tfrecord", f"{path}.val_fold splits sources while converting; format 'tfrecord' "

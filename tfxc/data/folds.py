@@ -30,14 +30,16 @@ def fold_view_name(index: int, folds: int) -> str:
     return f"fold-{index}-of-{folds}"
 
 
-def fold_of(data_config) -> tuple[int, int] | None:
-    """(i, K) of `data.val_fold` "i/K", or None."""
+def fold_of(data_config) -> tuple[int | None, int] | None:
+    """(i, K) of `data.val_fold` "i/K", (None, K) of "*/K" (every fold), or None."""
     from tfxc.data.holdout import parse_fold
 
     return parse_fold(data_config.val_fold) if data_config.val_fold else None
 
 
 def converted_dir(data_config) -> str:
-    """The converted directory a run of `data_config` reads: `data.dir`, or its view of fold i for `val_fold`."""
+    """The converted directory a run of `data_config` reads: `data.dir`, or its view of fold i for `val_fold`
+    "i/K" ("*/K", every fold: `data.dir`, the conversion itself)."""
     fold = fold_of(data_config)
-    return data_config.dir if fold is None else os.path.join(data_config.dir, fold_view_name(*fold))
+    return data_config.dir if fold is None or fold[0] is None else os.path.join(data_config.dir,
+                                                                                 fold_view_name(*fold))

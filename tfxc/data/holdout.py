@@ -37,13 +37,14 @@ def in_fold(key: str, fold: int, folds: int) -> bool:
     return fold_of_key(key, folds) == fold
 
 
-def parse_fold(text: str) -> tuple[int, int]:
-    """"i/K" in ASCII digits -> (i, K), with 0 <= i < K and K >= 2; ValueError otherwise."""
+def parse_fold(text: str) -> tuple[int | None, int]:
+    """"i/K" in ASCII digits -> (i, K), with 0 <= i < K and K >= 2; "*/K" (every fold) -> (None, K);
+    ValueError otherwise."""
     fold, _, folds = text.partition("/")
-    i, k = ascii_int(fold), ascii_int(folds)
+    i, k = (0 if fold == "*" else ascii_int(fold)), ascii_int(folds)
     if i is None or k is None or k < 2 or not 0 <= i < k:
         raise ValueError(text)
-    return i, k
+    return (None if fold == "*" else i), k
 
 
 def group_keys(jsonl_path: str | None, group_sep: str = ":") -> Iterator[str]:
