@@ -35,6 +35,28 @@ def test_projection_is_a_linear_map_of_the_pooled_features():
     assert np.any(out < 0)  # no ReLU: the embedding leaves the positive orthant
 
 
+@pytest.mark.parametrize("initializer, std", [("xavier", (2 / (16 + 4096)) ** 0.5),  # Glorot: 2 / (in + out)
+                                              ("kaiming", (2 / 16) ** 0.5),  # He: 2 / fan_in
+                                              ("normal", 0.02)])
+def test_the_kernels_start_from_the_chosen_initializer(initializer, std):
+    """The convolution kernel [1, 16, 4096] (fan_in 16, fan_out 4096) has the initializer's spread; the
+    embeddings keep their own U(-0.05, 0.05), and the recurrent encoders take the choice too."""
+    from tfxc.encoders.text_cnn import TextCnnEncoder
+    from tfxc.encoders.text_rnn import TextRnnEncoder
+
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c"]
+    encoder = TextCnnEncoder(vocabulary, kernel_sizes=(1,), num_filters=4096, max_length=8, embedding_dim=16,
+                             dropout=0.0, seed=1, initializer=initializer)
+    encoder.build()
+    kernel = encoder.conv_0.kernel.numpy()
+    assert abs(kernel.std() - std) < 0.05 * std and abs(kernel.mean()) < 0.05 * std
+    assert np.abs(encoder.embeddings.numpy()).max() <= 0.05
+    rnn = TextRnnEncoder(vocabulary, cell="gru", hidden_dim=8, pooling="mean", max_length=8, embedding_dim=4,
+                         dropout=0.0, seed=1, initializer=initializer)
+    assert type(rnn.rnn.forward_layer.kernel_initializer).__name__ == {
+        "xavier": "GlorotUniform", "kaiming": "HeNormal", "normal": "RandomNormal"}[initializer]
+
+
 def test_fasttext(tmp_path, shared_data):
     run_text_encoder_test(tmp_path, shared_data, {"name": "fasttext", "embedding_dim": 16, "word_buckets": 4096,
                                                   "ngram_buckets": 16384})
@@ -152,3 +174,11 @@ def test_the_default_pretrained_encoder_is_the_offline_minilm():
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     assert abs(float(emb[0] @ emb[1]) - 0.7553) < 2e-3
     assert float(emb[0] @ emb[2]) < 0.2
+
+
+def test_an_unknown_initializer_is_a_config_error_naming_the_choices():
+    from tfxc.config import load_config
+    from tfxc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="initializer 'orthogonal' is not one of xavier, kaiming, normal"):
+        load_config(None, ["data.dir=x", "model.encoder.name=text_cnn", "model.encoder.initializer=orthogonal"])

@@ -93,6 +93,18 @@ def masked_max(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return tf.where(tf.reduce_any(mask, axis=1, keepdims=True), pooled, tf.zeros_like(pooled))
 
 
+INITIALIZERS = ("xavier", "kaiming", "normal")
+
+
+def kernel_initializer(name: str, seed: int | None):
+    """The Keras initializer of `SequenceEncoderConfig.initializer` `name`."""
+    if name == "kaiming":
+        return keras.initializers.HeNormal(seed=seed)
+    if name == "normal":
+        return keras.initializers.RandomNormal(stddev=0.02, seed=seed)
+    return keras.initializers.GlorotUniform(seed=seed)
+
+
 @dataclass(frozen=True)
 class SequenceEncoderConfig:
     """The fields every WordPiece token-sequence encoder has (its config subclasses add their own).
@@ -113,6 +125,10 @@ class SequenceEncoderConfig:
         features, the embedding the head and the `embed` signature see (the FC embedding layer of
         face-recognition backbones). A cosine head (ArcFace, CosFace) wants it after a ReLU/max-pooled
         encoder such as TextCNN, whose features all lie in the positive orthant.
+      initializer: the kernels' initialisation (`INITIALIZERS`, text_classifier's choice for its small
+        models): xavier (Glorot uniform, Glorot & Bengio 2010), kaiming (He normal, He et al. 2015, for ReLU
+        layers) or normal (N(0, 0.02²)). The token embeddings start U(-0.05, 0.05) and recurrent kernels
+        orthogonal whichever it is.
     """
 
     vocabulary: str = ""
@@ -124,8 +140,11 @@ class SequenceEncoderConfig:
     embedding_dim: int = 300
     dropout: float = 0.1
     projection_dim: int = 0
+    initializer: str = "xavier"
 
     def validate(self, path: str) -> None:
+        if self.initializer not in INITIALIZERS:
+            raise ConfigError(f"{path}.initializer '{self.initializer}' is not one of {', '.join(INITIALIZERS)}")
         if self.projection_dim < 0:
             raise ConfigError(f"{path}.projection_dim ({self.projection_dim}) must be >= 0")
         if self.max_bytes < 4:
@@ -158,8 +177,9 @@ class SequenceEncoder(Encoder):
 
     def __init__(self, vocabulary: list[str], *, max_length: int, embedding_dim: int, dropout: float = 0.1,
                  lowercase: bool = True, seed: int | None = None, projection_dim: int = 0,
-                 max_bytes: int = DEFAULT_MAX_BYTES, **kwargs):
+                 max_bytes: int = DEFAULT_MAX_BYTES, initializer: str = "xavier", **kwargs):
         super().__init__(**kwargs)
+        self.initializer_name = initializer
         self.vocabulary = list(vocabulary)
         self.embedding_dim = embedding_dim
         self.projection_dim = projection_dim
@@ -178,13 +198,15 @@ class SequenceEncoder(Encoder):
         return None if self.seed is None else self.seed + 1009 * offset
 
     def initializer(self, offset: int):
-        return keras.initializers.GlorotUniform(seed=self._seed(offset))
+        """The kernels' initializer (`kernel_initializer` of the config's `initializer`), seeded by `offset`."""
+        return kernel_initializer(self.initializer_name, self._seed(offset))
 
     @classmethod
     def common_args(cls, config, context) -> dict:
         return dict(vocabulary=load_or_learn_vocabulary(config, context), max_length=config.max_length,
                     embedding_dim=config.embedding_dim, dropout=config.dropout, lowercase=config.lowercase,
-                    seed=context.seed, projection_dim=config.projection_dim, max_bytes=config.max_bytes)
+                    seed=context.seed, projection_dim=config.projection_dim, max_bytes=config.max_bytes,
+                    initializer=config.initializer)
 
     def tokenize(self, texts) -> dict:
         return self.tokenizer(texts)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tfxc._tf import keras, tf
-from tfxc.encoders.text_common import SequenceEncoder, SequenceEncoderConfig, masked_max, masked_mean
+from tfxc.encoders.text_common import (SequenceEncoder, SequenceEncoderConfig, kernel_initializer, masked_max,
+                                       masked_mean)
 from tfxc.errors import ConfigError
 
 CELLS = ("lstm", "gru")
@@ -62,10 +63,10 @@ class TextRcnnEncoderConfig(SequenceEncoderConfig):
             raise ConfigError(f"{path}: hidden_dim and output_dim must be >= 1")
 
 
-def bidirectional(cell: str, units: int, seed) -> keras.layers.Bidirectional:
+def bidirectional(cell: str, units: int, seed, initializer: str = "xavier") -> keras.layers.Bidirectional:
     """A bidirectional LSTM/GRU returning every step; the mask keeps the backward pass off the padding."""
     layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[cell]
-    init = dict(kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+    init = dict(kernel_initializer=kernel_initializer(initializer, seed),
                 recurrent_initializer=keras.initializers.Orthogonal(seed=seed))
     # Named explicitly: auto-generated names ("lstm_1") depend on what the process built before,
     # and the variable paths must be the same in every process that restores the model.
@@ -86,7 +87,7 @@ class TextRnnEncoder(SequenceEncoder):
     def __init__(self, vocabulary, *, cell="lstm", hidden_dim=256, pooling="attention", **kwargs):
         super().__init__(vocabulary, **kwargs)
         self.cell, self.hidden_dim, self.pooling = cell, hidden_dim, pooling
-        self.rnn = bidirectional(cell, hidden_dim, self._seed(10))
+        self.rnn = bidirectional(cell, hidden_dim, self._seed(10), self.initializer_name)
 
     @classmethod
     def from_config_dataclass(cls, config: TextRnnEncoderConfig, context, *, name="encoder"):
@@ -129,7 +130,7 @@ class TextRcnnEncoder(SequenceEncoder):
     def __init__(self, vocabulary, *, cell="lstm", hidden_dim=256, output_dim=512, **kwargs):
         super().__init__(vocabulary, **kwargs)
         self.cell, self.hidden_dim, self._output_dim = cell, hidden_dim, output_dim
-        self.rnn = bidirectional(cell, hidden_dim, self._seed(10))
+        self.rnn = bidirectional(cell, hidden_dim, self._seed(10), self.initializer_name)
         self.projection = keras.layers.Dense(output_dim, activation="tanh", name="projection",
                                              kernel_initializer=self.initializer(11))
 
