@@ -80,6 +80,32 @@ def test_warmup_then_cosine_and_linear_decay():
     assert float(WarmupDecay(3.0, 0, 100, "constant")(77)) == pytest.approx(3.0)
 
 
+def test_swa_anneals_linearly_from_the_schedule_to_the_swa_rate_then_holds_it():
+    # Linear decay 2.0 -> 0 over 100 steps; SWA from step 40 (0-based), to 0.1 over 10 steps.
+    lr = WarmupDecay(2.0, 0, 100, "linear", swa_start=40, swa_learning_rate=0.1, swa_anneal_steps=10)
+    at_start = 2.0 * (1 - 40 / 100)
+    assert float(lr(39)) == pytest.approx(2.0 * (1 - 39 / 100))  # the schedule before SWA
+    assert float(lr(40)) == pytest.approx(0.9 * at_start + 0.1 * 0.1)  # torch SWALR: the first step moves 1/10
+    assert float(lr(44)) == pytest.approx(0.5 * at_start + 0.5 * 0.1)
+    for step in (49, 60, 99, 150):
+        assert float(lr(step)) == pytest.approx(0.1)
+
+
+def test_trainer_swa_settings_reach_the_optimizer_schedule(tmp_path):
+    from tfxc.config import load_config
+    from tfxc.optimizers import build_optimizer
+
+    config = load_config(None, ["data.dir=x", "trainer.swa_start_step=41", "trainer.swa_learning_rate=0.001",
+                                "trainer.swa_anneal_steps=5", "optimizer.learning_rate=0.01"])
+    tc = config.trainer
+    optimizer = build_optimizer(config.optimizer, total_steps=100,
+                                swa=(tc.swa_start_step, tc.swa_learning_rate, tc.swa_anneal_steps))
+    schedule = optimizer.learning_rate if callable(optimizer.learning_rate) else optimizer._learning_rate
+    assert float(schedule(45)) == pytest.approx(0.001) and float(schedule(39)) == pytest.approx(0.01)
+    with pytest.raises(Exception, match="set trainer.swa_start_step too"):
+        load_config(None, ["data.dir=x", "trainer.swa_learning_rate=0.001"])
+
+
 @pytest.mark.parametrize("weight_decay", [None, 0.01])
 def test_fused_dense_adam_equals_keras_adam(weight_decay):
     """LazyAdam's dense update runs TF's fused ResourceApplyAdam kernel; it must be Keras' Adam."""

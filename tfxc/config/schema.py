@@ -134,6 +134,10 @@ class TrainerConfig:
         evaluation, selection and export use instead of the raw weights (`tfxc.optimizers.averaging`).
       swa_start_step: > 0 keeps the uniform average of the weights from this step on (SWA),
         used the same way; not together with ema_decay.
+      swa_learning_rate: > 0: from swa_start_step on, the learning rate anneals linearly to this constant
+        over swa_anneal_steps steps (SWA's schedule, PyTorch's SWALR; text_classifier: 1e-6 over an epoch);
+        0: the optimizer's schedule goes on.
+      swa_anneal_steps: the anneal's length in steps.
     """
 
     global_batch_size: int = 256
@@ -150,12 +154,18 @@ class TrainerConfig:
     patience: int = 0
     ema_decay: float = 0.0
     swa_start_step: int = 0
+    swa_learning_rate: float = 0.0
+    swa_anneal_steps: int = 1
 
     def validate(self, path: str) -> None:
         _require(0.0 <= self.ema_decay < 1.0, f"{path}.ema_decay ({self.ema_decay}) must be in [0, 1)")
         _require(self.swa_start_step >= 0, f"{path}.swa_start_step ({self.swa_start_step}) must be >= 0")
         _require(not (self.ema_decay and self.swa_start_step),
                  f"{path}: keep one weight average: ema_decay or swa_start_step, not both")
+        _require(self.swa_learning_rate >= 0 and self.swa_anneal_steps >= 1,
+                 f"{path}: swa_learning_rate must be >= 0 and swa_anneal_steps >= 1")
+        _require(not self.swa_learning_rate or self.swa_start_step,
+                 f"{path}.swa_learning_rate anneals from swa_start_step on: set {path}.swa_start_step too")
         _require(self.global_batch_size >= 1, f"{path}.global_batch_size ({self.global_batch_size}) must be >= 1")
         _require(self.train_steps > 0 or self.epochs > 0,
                  f"{path}: set epochs (> 0) or train_steps (> 0); got epochs={self.epochs}, "

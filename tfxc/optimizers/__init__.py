@@ -6,14 +6,20 @@ from tfxc.optimizers.lazy import LazyAdadelta, LazyAdagrad, LazyAdam, LazyRMSpro
 from tfxc.optimizers.schedules import WarmupDecay
 
 
-def build_optimizer(config, *, total_steps: int, sparse_variables=()):
+def build_optimizer(config, *, total_steps: int, sparse_variables=(), swa=(0, 0.0, 1)):
     """Returns a Keras optimizer for `config` (an `OptimizerConfig`).
+
+    `swa` = (first averaged step, 1-based; SWA learning rate, 0 = none; anneal steps) adds SWA's anneal to
+    the schedule (`WarmupDecay`).
 
     Weight decay is never applied to `sparse_variables`: Keras applies decay
     with a dense assign over the whole variable, which would undo the point of
     lazy updates on a large table.
     """
-    schedule = WarmupDecay(config.learning_rate, config.warmup_steps, total_steps, config.schedule)
+    swa_start, swa_learning_rate, swa_anneal_steps = swa
+    schedule = WarmupDecay(config.learning_rate, config.warmup_steps, total_steps, config.schedule,
+                           swa_start=max(swa_start - 1, 0), swa_learning_rate=swa_learning_rate,
+                           swa_anneal_steps=swa_anneal_steps)
     decay = config.weight_decay or None
     if config.name == "adam":
         opt = LazyAdam(learning_rate=schedule, beta_1=config.beta_1, beta_2=config.beta_2,

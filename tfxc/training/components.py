@@ -114,7 +114,8 @@ def build_components(config, strategy, info, model_dir, part: int | None = None,
     with strategy.scope():
         model = build_model(config.model, context)
         optimizer = build_optimizer(config.optimizer, total_steps=length.total_steps,
-                                    sparse_variables=model.sparse_variables)
+                                    sparse_variables=model.sparse_variables,
+                                    swa=(tc.swa_start_step, tc.swa_learning_rate, tc.swa_anneal_steps))
         # Optimizer slots must exist before the first step inside
         # strategy.run (tf-notes §1, pitfall 1).
         optimizer.build(model.trainable_variables)
