@@ -117,3 +117,8 @@ def test_every_fold_as_the_parts_of_one_ensemble_with_train_sh_and_resumed_by_tf
     assert evaluated["P@1"] == pytest.approx(metrics["P@1"], abs=1e-3) and metrics["P@1"] > 40
     again = run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir)).stdout
     assert "test: P@1" in again  # every fold found finished, combined again
+    run_cli("tfxc.export", "--model-dir", str(model_dir), "--out", str(tmp_path / "saved"))
+    (tmp_path / "queries.jsonl").write_text('{"text": "my card still has not arrived"}\n')
+    run_cli("tfxc.predict", "--saved-model", str(tmp_path / "saved"), "--input", str(tmp_path / "queries.jsonl"),
+            "--output", str(tmp_path / "out.jsonl"), "--top-k", "3")
+    assert len(json.loads((tmp_path / "out.jsonl").read_text())["labels"]) == 3
