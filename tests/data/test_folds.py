@@ -78,12 +78,16 @@ def test_folds_train_ensemble_write_out_of_fold_predictions_and_teach_a_student(
     out_of_fold_accuracy = np.mean([r["labels"][0] == t for r, t in zip(rows, truth)])
     assert out_of_fold_accuracy > 0.4
 
+    # Every fold at once ("*/K") is a model of K parts (train.sh trains them; the slow test below runs it).
+    assert run_cli("tfxc.train", "--config", config, "--set", "data.val_fold=*/3", "--num-parts").stdout.strip() == "3"
+
     student = tmp_path / "student"
     run_cli("tfxc.train", "--config", config, "--model-dir", str(student), "--set", "data.val_fold=0/3",
             "--set", "loss.name=distill", "--set", f"loss.teachers={json.dumps(folds)}", "--set", "loss.alpha=0.5")
     assert json.loads((student / "metrics.json").read_text())["Acc@1"] > 40
 
 
+@pytest.mark.slow
 def test_every_fold_as_the_parts_of_one_ensemble_with_train_sh_and_resumed_by_tfxc_train(tmp_path, shared_data):
     """`data.val_fold: "*/K"`: train.sh runs the folds in parallel and combines them; the directory is then one
     model for tfxc.evaluate, and tfxc.train on it again finds every fold finished."""
