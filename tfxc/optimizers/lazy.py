@@ -103,37 +103,34 @@ class LazySGD(keras.optimizers.SGD):
         self.assign_add(variable, tf.IndexedSlices(step, ids))
 
 
-def _sparse_rows(gradient: tf.IndexedSlices, dtype) -> tuple[tf.Tensor, tf.Tensor]:
-    ids, grad = dedupe_rows(gradient)
-    return ids, tf.cast(grad, dtype)
-
-
-class LazyAdagrad(keras.optimizers.Adagrad):
-    """Adagrad (Duchi, Hazan & Singer, 2011) that updates embedding rows lazily for IndexedSlices gradients:
-    acc += g², w −= lr·g / √(acc + ε) on the rows present (Keras' Adagrad on dense gradients)."""
+class _LazyRows:
+    """Mixin: dense gradients take the Keras optimizer's own step; an IndexedSlices gradient, de-duplicated,
+    takes `_row_step` on the rows it holds, so untouched rows keep their weights and slots."""
 
     def update_step(self, gradient, variable, learning_rate):
         if not isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
-        lr = tf.cast(learning_rate, variable.dtype)
-        ids, grad = _sparse_rows(gradient, variable.dtype)
-        acc_var = self._accumulators[self._get_variable_index(variable)]
-        acc = tf.gather(acc_var.value, ids) + tf.square(grad)
-        self.assign(acc_var, tf.IndexedSlices(acc, ids))
+        ids, grad = dedupe_rows(gradient)
+        self._row_step(variable, self._get_variable_index(variable), ids, tf.cast(grad, variable.dtype),
+                       tf.cast(learning_rate, variable.dtype))
+
+
+class LazyAdagrad(_LazyRows, keras.optimizers.Adagrad):
+    """Adagrad (Duchi, Hazan & Singer, 2011) that updates embedding rows lazily for IndexedSlices gradients:
+    acc += g², w −= lr·g / √(acc + ε) on the rows present (Keras' Adagrad on dense gradients)."""
+
+    def _row_step(self, variable, index, ids, grad, lr):
+        acc = tf.gather(self._accumulators[index].value, ids) + tf.square(grad)
+        self.assign(self._accumulators[index], tf.IndexedSlices(acc, ids))
         self.assign_sub(variable, tf.IndexedSlices(lr * grad / tf.sqrt(acc + self.epsilon), ids))
 
 
-class LazyRMSprop(keras.optimizers.RMSprop):
+class LazyRMSprop(_LazyRows, keras.optimizers.RMSprop):
     """RMSprop (Tieleman & Hinton, 2012), optionally centered and with momentum, that updates embedding rows
     lazily for IndexedSlices gradients (Keras' RMSprop on dense gradients):
     v = ρv + (1−ρ)g², [ḡ = ρḡ + (1−ρ)g], Δ = lr·g / √(v [− ḡ²] + ε), [m = μm + Δ], w −= m or Δ."""
 
-    def update_step(self, gradient, variable, learning_rate):
-        if not isinstance(gradient, tf.IndexedSlices):
-            return super().update_step(gradient, variable, learning_rate)
-        lr = tf.cast(learning_rate, variable.dtype)
-        ids, grad = _sparse_rows(gradient, variable.dtype)
-        index = self._get_variable_index(variable)
+    def _row_step(self, variable, index, ids, grad, lr):
         velocity = self.rho * tf.gather(self._velocities[index].value, ids) + (1 - self.rho) * tf.square(grad)
         self.assign(self._velocities[index], tf.IndexedSlices(velocity, ids))
         denominator = velocity + self.epsilon
@@ -149,17 +146,12 @@ class LazyRMSprop(keras.optimizers.RMSprop):
         self.assign_sub(variable, tf.IndexedSlices(increment, ids))
 
 
-class LazyAdadelta(keras.optimizers.Adadelta):
+class LazyAdadelta(_LazyRows, keras.optimizers.Adadelta):
     """Adadelta (Zeiler, 2012) that updates embedding rows lazily for IndexedSlices gradients (Keras' Adadelta
     on dense gradients): E[g²] = ρE[g²] + (1−ρ)g², Δ = −√(E[Δ²] + ε) / √(E[g²] + ε) · g,
     E[Δ²] = ρE[Δ²] + (1−ρ)Δ², w += lr·Δ."""
 
-    def update_step(self, gradient, variable, learning_rate):
-        if not isinstance(gradient, tf.IndexedSlices):
-            return super().update_step(gradient, variable, learning_rate)
-        lr = tf.cast(learning_rate, variable.dtype)
-        ids, grad = _sparse_rows(gradient, variable.dtype)
-        index = self._get_variable_index(variable)
+    def _row_step(self, variable, index, ids, grad, lr):
         grads_var, deltas_var = self._accumulated_grads[index], self._accumulated_delta_vars[index]
         grads = self.rho * tf.gather(grads_var.value, ids) + (1 - self.rho) * tf.square(grad)
         deltas = tf.gather(deltas_var.value, ids)
