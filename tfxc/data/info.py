@@ -34,6 +34,8 @@ class DatasetInfo:
     num_labels: int
     splits: dict
     label_freq: np.ndarray  # int64 [L], train-split label counts
+    # {"index", "folds", "conversion"} of a fold's view of a conversion (`tfxc.data.folds`), else None.
+    fold: dict | None = None
 
     @classmethod
     def load(cls, directory: str) -> "DatasetInfo":
@@ -50,8 +52,9 @@ class DatasetInfo:
         if label_freq.shape != (required(stats, "num_labels", path, int),):
             raise DataError(f"label frequencies have shape {label_freq.shape}, expected ({stats['num_labels']},)",
                             path=freq_path)
+        fold = stats.get("fold")
         return cls(directory, required(stats, "num_features", path, int), required(stats, "num_labels", path, int),
-                   required(stats, "splits", path, dict), label_freq)
+                   required(stats, "splits", path, dict), label_freq, fold if isinstance(fold, dict) else None)
 
     def files(self, split: str) -> list[str]:
         if split not in self.splits:
@@ -81,13 +84,6 @@ class DatasetInfo:
     def featurizer_path(self) -> str | None:
         path = os.path.join(self.dir, FEATURIZER_FILE)
         return path if os.path.exists(path) else None
-
-    @property
-    def fold(self) -> dict | None:
-        """{"index", "folds", "conversion"} of a fold's view of a conversion (`tfxc.data.folds`), else None."""
-        path = os.path.join(self.dir, STATS_FILE)
-        fold = read_json_object(path, "the data set's statistics").get("fold") if os.path.exists(path) else None
-        return fold if isinstance(fold, dict) else None
 
     def fold_siblings(self, other: "DatasetInfo") -> bool:
         """Whether `self` and `other` are views of two folds of one conversion: the same labels, features and
