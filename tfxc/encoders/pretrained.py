@@ -71,6 +71,10 @@ class PretrainedEncoderConfig:
         output is cast back), much faster on CPUs with AMX/AVX512-BF16 (docs/benchmarks-history.md, "Text").
       noisy_tune: NoisyTune's λ (Wu et al., 2022): before fine-tuning, every backbone matrix
         gets uniform noise U(-λ/2, λ/2) · std(matrix); 0 = off (0.15 in the paper).
+      keep_layers: layer dropping: keep only these transformer layers of the preset (0-based, in order),
+        each initialised from its pretrained weights with the embeddings (DistilBERT's start from every
+        other BERT layer; the student of layer-dropping self-distillation, `loss.name = distill` with
+        `hidden_weight`). Empty: all layers.
     """
 
     name: str = "pretrained"
@@ -83,8 +87,11 @@ class PretrainedEncoderConfig:
     backbone_dropout: float = 0.1
     mixed_bfloat16: bool = False
     noisy_tune: float = 0.0
+    keep_layers: tuple[int, ...] = ()
 
     def validate(self, path: str) -> None:
+        if list(self.keep_layers) != sorted(set(self.keep_layers)) or any(i < 0 for i in self.keep_layers):
+            raise ConfigError(f"{path}.keep_layers {list(self.keep_layers)} must be increasing layer indices >= 0")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"{path}.pooling '{self.pooling}' is not one of {', '.join(POOLINGS)}")
         if self.max_bytes < 4:
@@ -114,7 +121,7 @@ class PretrainedEncoder(Encoder):
 
     def __init__(self, preset_dir: str, *, max_length=128, pooling="mean", pooled_layers=4, dropout=0.1,
                  backbone_dropout=0.1, mixed_bfloat16=False, noisy_tune=0.0, max_bytes=DEFAULT_MAX_BYTES, seed=None,
-                 **kwargs):
+                 keep_layers=(), **kwargs):
         super().__init__(**kwargs)
         import keras_hub
 
@@ -122,6 +129,9 @@ class PretrainedEncoder(Encoder):
         self.noisy_tune = noisy_tune
         extra = {"dtype": "mixed_bfloat16"} if mixed_bfloat16 else {}
         self.backbone = keras_hub.models.Backbone.from_preset(preset_dir, dropout=backbone_dropout, **extra)
+        self.keep_layers = tuple(keep_layers)
+        if self.keep_layers:
+            self.backbone = drop_layers(self.backbone, self.keep_layers)
         if pooling != "pooler" and _has_layer(self.backbone, "pooled_dense"):
             self.backbone.get_layer("pooled_dense").trainable = False  # unused: no gradient would reach it
         positions = getattr(self.backbone, "max_sequence_length", max_length)
@@ -147,7 +157,7 @@ class PretrainedEncoder(Encoder):
         return cls(resolve_preset(config.preset), max_length=config.max_length, pooling=config.pooling,
                    pooled_layers=config.pooled_layers, dropout=config.dropout,
                    backbone_dropout=config.backbone_dropout, mixed_bfloat16=config.mixed_bfloat16,
-                   noisy_tune=config.noisy_tune, max_bytes=config.max_bytes,
+                   noisy_tune=config.noisy_tune, max_bytes=config.max_bytes, keep_layers=config.keep_layers,
                    seed=context.seed, name=name)
 
     @property
@@ -163,11 +173,15 @@ class PretrainedEncoder(Encoder):
             add_noisy_tune(self.backbone.trainable_variables, self.noisy_tune, self.seed)
         self.built = True
 
-    def call(self, inputs, training=False):
-        ids, mask = inputs["token_ids"], inputs["padding_mask"]
-        backbone_inputs = {"token_ids": ids, "padding_mask": mask}
+    def backbone_inputs(self, inputs) -> dict:
+        ids = inputs["token_ids"]
+        backbone_inputs = {"token_ids": ids, "padding_mask": inputs["padding_mask"]}
         if self.takes_segment_ids:
             backbone_inputs["segment_ids"] = tf.zeros_like(ids)
+        return backbone_inputs
+
+    def call(self, inputs, training=False):
+        backbone_inputs, mask = self.backbone_inputs(inputs), inputs["padding_mask"]
         if self.pooling == "first_tokens":
             states = self.layer_outputs(backbone_inputs, training=training)
             pooled = tf.concat([s[:, 0] for s in states], axis=-1)
@@ -175,12 +189,35 @@ class PretrainedEncoder(Encoder):
             outputs = self.backbone(backbone_inputs, training=training)
             # BERT-like backbones return {"sequence_output", "pooled_output"}, the others the sequence alone.
             sequence = outputs["sequence_output"] if isinstance(outputs, dict) else outputs
-            if self.pooling == "cls":
-                pooled = sequence[:, 0]
-            elif self.pooling == "pooler":
+            if self.pooling == "pooler":
                 pooled = outputs["pooled_output"]
             else:
-                pooled = masked_mean(tf.cast(sequence, tf.float32), mask)
+                pooled = self._pool_sequence(sequence, mask)
+        return self._finish(pooled, training)
+
+    def call_with_states(self, inputs, states_view, training=False):
+        """(the pooled output as `call`'s, the hidden states) in one pass through the backbone.
+
+        Args:
+          states_view: `hidden_state_view(self.backbone)`.
+
+        Returns:
+          (float32 [B, output_dim], [embeddings, layer 1, ..., layer N] each [B, T, hidden] in the backbone's
+          dtype); not for pooling "pooler" (the pooler is not among the states).
+        """
+        states = states_view(self.backbone_inputs(inputs), training=training)
+        if self.pooling == "first_tokens":
+            pooled = tf.concat([s[:, 0] for s in states[-self.pooled_layers:]], axis=-1)
+        else:
+            pooled = self._pool_sequence(states[-1], inputs["padding_mask"])
+        return self._finish(pooled, training), states
+
+    def _pool_sequence(self, sequence, mask):
+        if self.pooling == "cls":
+            return sequence[:, 0]
+        return masked_mean(tf.cast(sequence, tf.float32), mask)
+
+    def _finish(self, pooled, training):
         pooled = tf.cast(pooled, tf.float32)  # heads work in float32 (a bfloat16 backbone returns bfloat16)
         if self.dropout_rate:
             pooled = self.dropout(pooled, training=training)
@@ -218,6 +255,40 @@ def transformer_layers(backbone) -> list:
                           f"{type(backbone).__name__} shares one layer across its blocks (ALBERT) or names them otherwise: "
                           "use cls or mean")
     return sorted(layers, key=lambda layer: int(layer.name.rsplit("_", 1)[1]))
+
+
+def hidden_state_view(backbone):
+    """A model sharing `backbone`'s layers that returns its hidden states: [the normalised embeddings, the
+    output of transformer layer 1, ..., of layer N], each [B, T, hidden] (BERT's `hidden_states` in
+    Hugging Face's terms: what TextBrewer's intermediate matches compare)."""
+    outputs = [backbone.get_layer("embeddings_layer_norm").output]
+    outputs += [layer.output for layer in transformer_layers(backbone)]
+    return keras.Model(backbone.inputs, outputs, name="hidden_states")
+
+
+def drop_layers(backbone, keep: tuple[int, ...]):
+    """A backbone of the same family and width with only the transformer layers `keep` of `backbone` (0-based),
+    all its weights copied from `backbone`'s (layer j of the result from layer keep[j])."""
+    if keep[-1] >= backbone.num_layers:
+        raise ConfigError(f"keep_layers {list(keep)}: the backbone has layers 0 .. {backbone.num_layers - 1}")
+    smaller = type(backbone).from_config({**backbone.get_config(), "num_layers": len(keep)})
+    copy_kept_layers(backbone, smaller, keep)
+    return smaller
+
+
+def copy_kept_layers(source, target, keep: tuple[int, ...]) -> None:
+    """Copies `source`'s weights into `target`, a backbone of the same family and width with len(keep) layers:
+    transformer layer j from `source`'s layer keep[j], every other layer (embeddings, norms, pooler) by name."""
+    kept, into = transformer_layers(source), transformer_layers(target)
+    if len(into) != len(keep):
+        raise ConfigError(f"the student has {len(into)} transformer layers, but {len(keep)} teacher layers were "
+                          f"named to initialise them ({list(keep)})")
+    for j, i in enumerate(keep):
+        into[j].set_weights(kept[i].get_weights())
+    layered = {id(layer) for layer in into}
+    for layer in target.layers:
+        if id(layer) not in layered and layer.weights:
+            layer.set_weights(source.get_layer(layer.name).get_weights())
 
 
 def _has_layer(model, name: str) -> bool:
