@@ -57,9 +57,14 @@ def test_the_kernels_start_from_the_chosen_initializer(initializer, std):
         "xavier": "GlorotUniform", "kaiming": "HeNormal", "normal": "RandomNormal"}[initializer]
 
 
+def test_fasttext_tokenizes_in_tf_data_trains_and_restores(tmp_path, shared_data):
+    # Its end-to-end run (CLI, SavedModel, Mirrored) is the slow test below; TextCNN's covers that path here.
+    check_in_process(text_config(tmp_path, shared_data, FASTTEXT), tmp_path)
+
+
+@pytest.mark.slow
 def test_fasttext(tmp_path, shared_data):
-    run_text_encoder_test(tmp_path, shared_data, {"name": "fasttext", "embedding_dim": 16, "word_buckets": 4096,
-                                                  "ngram_buckets": 16384})
+    run_text_encoder_test(tmp_path, shared_data, FASTTEXT)
 
 
 def test_text_cnn_short_texts_and_empty_ones():
@@ -105,6 +110,7 @@ def test_pretrained_backbone_from_a_local_preset(tmp_path, shared_data):
                           sparse_embeddings=False, mirrored_skip=("self_attention_layer/key/bias",))
 
 
+@pytest.mark.slow  # each method's step is checked against its formula in tests/losses/test_robust.py
 def test_adversarial_training_runs_the_same_on_two_mirrored_replicas(tmp_path, shared_data):
     from helpers import assert_same_weights, checkpoint_weights, run_cli
     from text_harness import text_config

@@ -7,7 +7,9 @@ from head_harness import run_head_test
 @pytest.mark.parametrize("head", [{"name": "one_vs_all", "propensity_weight": 0.5},
                                   {"name": "softmax", "label_smoothing": 0.1},
                                   {"name": "softmax", "multi_label_loss": "decoupled", "propensity_weight": 0.5},
-                                  {"name": "softmax", "label_smoothing": 0.1, "logit_adjustment": 0.5}],
+                                  # Logit adjustment changes the loss alone (tests/models checks it): slow.
+                                  pytest.param({"name": "softmax", "label_smoothing": 0.1, "logit_adjustment": 0.5},
+                                               marks=pytest.mark.slow)],
                          ids=["one_vs_all", "softmax", "softmax_decoupled", "softmax_logit_adjusted"])
 def test_head_contract(head, tmp_path):
     run_head_test(tmp_path, head)

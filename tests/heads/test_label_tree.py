@@ -176,10 +176,11 @@ def test_label_tree_head_contract(tmp_path):
                              "post_processor": "sigmoid"})
 
 
+@pytest.mark.slow
 def test_label_tree_head_contract_with_the_sparse_term(tmp_path):
     # The sparse term carries each row's features beside h: restored, exported, served and mirrored alike,
     # here started from the idf-weighted node centroids, with propensity-weighted positives (kept as weights
-    # of the model).
+    # of the model). The shortlist's contract below runs a sparse term too, in the default suite.
     run_head_test(tmp_path, {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2, "beam_size": 64,
                              "post_processor": "sigmoid", "sparse_support": 6, "sparse_max_nnz": 16,
                              "sparse_init": 4.0, "sparse_idf": True, "propensity_weight": 0.5})

@@ -125,16 +125,17 @@ def test_a_student_with_half_the_layers_starts_from_them_and_learns_the_teachers
 def test_hidden_state_distillation_needs_transformers_on_both_sides(tmp_path, shared_data):
     from encoders.text_harness import text_config
 
-    config = text_config(tmp_path, shared_data, {"name": "text_cnn", "embedding_dim": 8, "num_filters": 4,
-                                                 "max_length": 16, "dropout": 0.0},
-                         trainer={"global_batch_size": 32, "train_steps": 2, "steps_per_loop": 1})
-    teacher_dir = tmp_path / "teacher"
-    run_cli("tfxc.train", "--config", config, "--model-dir", str(teacher_dir))
-    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "student"), "--set",
-                     f"loss={_json({'name': 'distill', 'teacher': str(teacher_dir), 'hidden_weight': 1.0})}",
-                     check=False)
-    assert result.returncode != 0
-    assert "needs a pretrained transformer encoder" in result.stderr and "TextCnnEncoder" in result.stderr
+    from tfxc.build_context import BuildContext
+    from tfxc.config import load_config
+    from tfxc.data.convert import ensure_converted
+    from tfxc.losses.hidden_states import LiveTeacher
+    from tfxc.model import build_model
+
+    config = load_config(text_config(tmp_path, shared_data, {"name": "text_cnn", "embedding_dim": 8,
+                                                             "num_filters": 4, "max_length": 16, "dropout": 0.0}))
+    model = build_model(config.model, BuildContext.from_info(ensure_converted(config.data), seed=1))
+    with pytest.raises(ConfigError, match="needs a pretrained transformer encoder.*the teacher's is TextCnnEncoder"):
+        LiveTeacher(model, model, ())
 
 
 def _json(value) -> str:
