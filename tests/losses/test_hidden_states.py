@@ -50,6 +50,8 @@ def test_keep_layers_builds_a_shallower_backbone_from_the_chosen_pretrained_laye
     full = keras_hub.models.Backbone.from_preset(preset)
     encoder = PretrainedEncoder(preset, keep_layers=(1, 3), dropout=0.0, backbone_dropout=0.0)
     assert encoder.backbone.num_layers == 2
+    # Only the shallower backbone's variables are the encoder's (the whole preset is not kept beside it).
+    assert len(encoder.trainable_variables) == len(encoder.backbone.trainable_variables)
     for j, i in enumerate((1, 3)):
         for mine, theirs in zip(_layer_weights(encoder.backbone, j), _layer_weights(full, i)):
             np.testing.assert_array_equal(mine, theirs)

@@ -128,10 +128,10 @@ class PretrainedEncoder(Encoder):
         self.preset_dir, self.pooling, self.pooled_layers, self.seed = preset_dir, pooling, pooled_layers, seed
         self.noisy_tune = noisy_tune
         extra = {"dtype": "mixed_bfloat16"} if mixed_bfloat16 else {}
-        self.backbone = keras_hub.models.Backbone.from_preset(preset_dir, dropout=backbone_dropout, **extra)
+        backbone = keras_hub.models.Backbone.from_preset(preset_dir, dropout=backbone_dropout, **extra)
         self.keep_layers = tuple(keep_layers)
-        if self.keep_layers:
-            self.backbone = drop_layers(self.backbone, self.keep_layers)
+        # The whole preset is never an attribute when layers are dropped: Keras would track its variables too.
+        self.backbone = drop_layers(backbone, self.keep_layers) if self.keep_layers else backbone
         if pooling != "pooler" and _has_layer(self.backbone, "pooled_dense"):
             self.backbone.get_layer("pooled_dense").trainable = False  # unused: no gradient would reach it
         positions = getattr(self.backbone, "max_sequence_length", max_length)
