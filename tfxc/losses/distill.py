@@ -116,9 +116,13 @@ def restore_teacher(teacher_dir: str, info, trust_imports=False):
 
 def teacher_logits(teacher_dir: str, info, batch_size: int = 256, trust_imports=False) -> np.ndarray:
     """float32 [train points, L]: the teacher's logits of every train row, indexed by row id."""
+    return score_train_rows(restore_teacher(teacher_dir, info, trust_imports).model, info, batch_size, teacher_dir)
+
+
+def score_train_rows(model, info, batch_size: int = 256, name: str = "the teacher") -> np.ndarray:
+    """float32 [train points, L]: `model`'s logits of every train row of `info`, indexed by row id."""
     from tfxc.data.pipeline import eval_dataset
 
-    model = restore_teacher(teacher_dir, info, trust_imports).model
     rows = info.num_points("train")
     if rows * info.num_labels > MAX_TEACHER_VALUES:
         raise ConfigError(f"the teacher's logits ({rows} x {info.num_labels}) are too many to keep in memory")
@@ -127,7 +131,7 @@ def teacher_logits(teacher_dir: str, info, batch_size: int = 256, trust_imports=
     forward = BatchFunction(lambda batch: model(batch, training=False))
     for batch in eval_dataset(info.files("train"), batch_size, preprocess=model.encoder.preprocess):
         out[batch["row_id"].numpy()] = forward(batch).numpy()
-    log.info("teacher %s scored the %d train rows in %.1fs", teacher_dir, rows, time.time() - start)
+    log.info("teacher %s scored the %d train rows in %.1fs", name, rows, time.time() - start)
     return out
 
 
@@ -158,8 +162,7 @@ class DistillObjective(Objective):
                               trust_imports=False):
         if config.live_teacher:
             teacher = restore_teacher(config.teacher, info, trust_imports).model
-            logits = None if config.hidden_weight else teacher_logits(config.teacher, info,
-                                                                      trust_imports=trust_imports)
+            logits = None if config.hidden_weight else score_train_rows(teacher, info, name=config.teacher)
             return cls(config, logits, teacher)
         teachers = config.teachers or (config.teacher,)
         logits = teacher_logits(teachers[0], info, trust_imports=trust_imports)
