@@ -260,3 +260,32 @@ def tiny_preset(family: str, directory, shared_data, **shape) -> str:
 def tiny_bert_preset(directory, shared_data) -> str:
     """A 2-layer BERT with a WordPiece vocabulary learnt on banking77, saved as a native keras-hub preset."""
     return tiny_preset("bert", directory, shared_data)
+
+
+def digit_images(count: int = 0, size: int = 8, fmt: str = "png") -> list[tuple[bytes, int]]:
+    """(encoded image, digit) of scikit-learn's `load_digits` (1,797 real 8x8 grey scans), as RGB `fmt` files
+    (png or jpeg), upscaled to `size` x `size` by pixel repetition; the first `count` (all with 0)."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from tfxc._tf import tf
+
+    digits = load_digits()
+    images, targets = digits.images[:count or None], digits.target[:count or None]
+    encode = tf.io.encode_png if fmt == "png" else tf.io.encode_jpeg
+    out = []
+    for image, target in zip(images, targets):
+        pixels = (image * (255 / 16)).astype(np.uint8).repeat(size // 8, 0).repeat(size // 8, 1)
+        out.append((encode(np.repeat(pixels[..., None], 3, axis=-1)).numpy(), int(target)))
+    return out
+
+
+def tiny_vision_preset(family: str, directory, **shape) -> str:
+    """A random-weight keras-hub image backbone and its converter, saved by tools/tiny_vision_preset.py."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tiny_vision_preset",
+                                                  os.path.join(REPO, "tools", "tiny_vision_preset.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build_preset(family, str(directory), **shape)

@@ -18,14 +18,16 @@ MAX_LINES = 500
 FLOORS = (
     ("the ground", ("tfxc._tf", "tfxc._version", "tfxc.errors", "tfxc.build_context")),
     ("tools of every room", ("tfxc.utils", "tfxc.registry", "tfxc.precision", "tfxc.optimizers")),
-    ("data and configs", ("tfxc.data", "tfxc.hashing", "tfxc.kernels", "tfxc.text", "tfxc.tree", "tfxc.config")),
+    ("data and configs", ("tfxc.data", "tfxc.hashing", "tfxc.kernels", "tfxc.text", "tfxc.images", "tfxc.tree",
+                          "tfxc.config")),
     ("the model's parts, the command lines' conventions", ("tfxc.encoders", "tfxc.heads", "tfxc.model", "tfxc.cli")),
     ("the model directory", ("tfxc.model_files", "tfxc.model_dir")),
     ("what reads a trained model", ("tfxc.losses", "tfxc.eval", "tfxc.export")),
     ("training", ("tfxc.training", "tfxc.ensemble", "tfxc.xr")),
     ("configs made whole", ("tfxc.recipe", "tfxc.presets", "tfxc.resolve", "tfxc.convert")),
     ("a run's start", ("tfxc.launch",)),
-    ("the verbs", ("tfxc.train", "tfxc.members", "tfxc.kfold", "tfxc.evaluate", "tfxc.predict", "tfxc.encode", "tfxc.api")),
+    ("the verbs", ("tfxc.train", "tfxc.members", "tfxc.kfold", "tfxc.evaluate", "tfxc.predict", "tfxc.encode",
+                   "tfxc.extract", "tfxc.api")),
     ("the package's face", ("tfxc",)),
 )
 

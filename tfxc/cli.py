@@ -161,24 +161,33 @@ def keep_out_of_import_path(model_dirs) -> None:
 
 
 class Progress:
-    """Rows done and rows/s on stderr while a large input streams through: redrawn in place every 0.5 s on a
-    terminal, a line every 30 s otherwise (logs)."""
+    """Rows done and rows/s on stderr while a large input streams through (with `total`: the share done and
+    the time left at the rate so far): redrawn in place every 0.5 s on a terminal, a line every 30 s
+    otherwise (logs)."""
 
-    def __init__(self, verb: str, stream=None):
-        self.verb = verb
+    def __init__(self, verb: str, stream=None, total: int | None = None, start: int = 0):
+        self.verb, self.total = verb, total
         self.stream = stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.start = self.last = time.time()
-        self.count = 0
+        self.count = self.first = start  # a resumed job counts from where it stood; its rate from now
 
     def update(self, rows: int) -> None:
         self.count += rows
         now = time.time()
         if now - self.last >= (0.5 if self.tty else 30.0):
             self.last = now
-            line = f"{self.verb} {self.count:,} rows ({self.count / max(now - self.start, 1e-9):,.0f} rows/s)"
-            self.stream.write(f"\r{line}" if self.tty else line + "\n")
+            self.stream.write(f"\r{self.line(now)}" if self.tty else self.line(now) + "\n")
             self.stream.flush()
+
+    def line(self, now: float) -> str:
+        rate = (self.count - self.first) / max(now - self.start, 1e-9)
+        if not self.total:
+            return f"{self.verb} {self.count:,} rows ({rate:,.0f} rows/s)"
+        left = (self.total - self.count) / rate if rate > 0 else float("inf")
+        eta = "?" if left == float("inf") else f"{int(left // 3600)}:{int(left % 3600 // 60):02d}:{int(left % 60):02d}"
+        return (f"{self.verb} {self.count:,} of {self.total:,} ({100 * self.count / self.total:.1f}%, "
+                f"{rate:,.1f}/s, {eta} left)")
 
     def close(self) -> None:
         if self.tty and self.last > self.start:

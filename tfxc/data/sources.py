@@ -85,6 +85,9 @@ def data_section(train: str, test: str = "", val: str = "", *, data_dir: str, tr
     data = {"format": fmt, "dir": data_dir}
     if fmt == "dense" and os.path.isdir(train):
         data["source_dir"] = train
+        names = os.path.join(train, "labels.txt")  # `tfxc.extract` writes the class names there
+        if not label_names and os.path.exists(names):
+            label_names = names
     else:
         for split, path, labels in (("train", train, train_labels), ("test", test, test_labels),
                                     ("val", val, val_labels)):
