@@ -1,0 +1,104 @@
+"""Face verification from pair similarities: the ROC, TAR at fixed FARs, and LFW's 10-fold accuracy.
+
+A protocol is a list of image pairs, each genuine (same identity) or impostor (different identities),
+scored by the cosine similarity of the two embeddings (the SavedModel's `embed`). A pair is accepted when
+its similarity is at least the threshold.
+
+* ROC: the false-accept rate (impostors accepted) and true-accept rate (genuine pairs accepted) at every
+  distinct similarity taken as the threshold, as `sklearn.metrics.roc_curve(drop_intermediate=False)`
+  gives them.
+* TAR@FAR (IJB-B/C's figure): the true-accept rate at the lowest threshold whose false-accept rate is at
+  most the FAR (`tfxc.eval.open_set.tar_at_far`).
+* Accuracy (LFW's "unrestricted with labeled outside data" protocol, Huang et al., 2007; insightface's
+  `verification.py`): the pairs fall into 10 folds (LFW's pairs.txt defines them); for each fold the
+  threshold that classifies the other nine best is chosen, and the fold is classified with it. The mean
+  and standard deviation of the ten accuracies are reported, with the mean threshold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfxc.eval.open_set import tar_at_far
+
+
+def roc_curve(scores, same) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(far float64 [T], tar float64 [T], thresholds float64 [T]): thresholds from +inf down through every
+    distinct score, each with the rates of accepting `scores >= threshold`.
+
+    Args:
+      scores: float [n], a similarity per pair.
+      same: bool [n], whether the pair is genuine.
+    """
+    scores, same = np.asarray(scores, np.float64), np.asarray(same, bool)
+    if same.all() or not same.any():
+        raise ValueError("a ROC needs genuine and impostor pairs")
+    order = np.argsort(-scores, kind="mergesort")
+    scores, same = scores[order], same[order]
+    last = np.r_[np.flatnonzero(np.diff(scores)), scores.size - 1]  # the last pair of each distinct score
+    tp, fp = np.cumsum(same)[last], np.cumsum(~same)[last]
+    far = np.r_[0.0, fp / (~same).sum()]
+    tar = np.r_[0.0, tp / same.sum()]
+    return far, tar, np.r_[np.inf, scores[last]]
+
+
+def roc_auc(scores, same) -> float:
+    """The area under the ROC (trapezoids over `roc_curve`)."""
+    far, tar, _ = roc_curve(scores, same)
+    return float(np.trapezoid(tar, far))
+
+
+def best_threshold(scores, same) -> tuple[float, float]:
+    """(threshold, accuracy): the threshold that classifies the pairs best (accept: score >= threshold),
+    halfway between the two scores it separates; the lowest such when several tie."""
+    scores, same = np.asarray(scores, np.float64), np.asarray(same, bool)
+    order = np.argsort(scores, kind="mergesort")
+    scores, same = scores[order], same[order]
+    # Cut before position i (i = 0..n): the pairs below are rejected, the rest accepted.
+    correct = (np.r_[0, np.cumsum(~same)] + np.r_[same[::-1].cumsum()[::-1], 0])
+    valid = np.r_[True, scores[1:] > scores[:-1], True]  # a cut between equal scores cannot be made
+    correct = np.where(valid, correct, -1)
+    i = int(np.argmax(correct))
+    if i == 0:
+        threshold = scores[0] - 1.0
+    elif i == scores.size:
+        threshold = scores[-1] + 1.0
+    else:
+        threshold = (scores[i - 1] + scores[i]) / 2.0
+    return float(threshold), float(correct[i] / scores.size)
+
+
+def kfold_accuracy(scores, same, folds=None, num_folds: int = 10) -> dict:
+    """LFW's accuracy (module docstring).
+
+    Args:
+      scores: float [n] similarities; same: bool [n].
+      folds: int [n], each pair's fold (LFW's pairs.txt order); None: `num_folds` consecutive blocks.
+
+    Returns:
+      {"accuracy": mean %, "accuracy_std": std %, "threshold": mean threshold, "folds": number of folds}.
+    """
+    scores, same = np.asarray(scores, np.float64), np.asarray(same, bool)
+    if folds is None:
+        folds = np.arange(scores.size) * num_folds // max(scores.size, 1)
+    folds = np.asarray(folds)
+    accuracies, thresholds = [], []
+    for fold in np.unique(folds):
+        held = folds == fold
+        threshold, _ = best_threshold(scores[~held], same[~held])
+        accuracies.append(np.mean((scores[held] >= threshold) == same[held]))
+        thresholds.append(threshold)
+    return {"accuracy": float(np.mean(accuracies) * 100), "accuracy_std": float(np.std(accuracies) * 100),
+            "threshold": float(np.mean(thresholds)), "folds": len(accuracies)}
+
+
+def verification_report(scores, same, folds=None, fars=(1e-2, 1e-3, 1e-4)) -> dict:
+    """Every figure above for one protocol: pair counts, k-fold accuracy, TAR at each FAR (%), ROC AUC (%)."""
+    scores, same = np.asarray(scores, np.float64), np.asarray(same, bool)
+    out = {"pairs": int(scores.size), "genuine_pairs": int(same.sum()), "impostor_pairs": int((~same).sum())}
+    out.update(kfold_accuracy(scores, same, folds))
+    for far in fars:
+        if far * (~same).sum() >= 1:  # fewer impostors than 1/FAR cannot measure that rate
+            out[f"tar@far={far:g}"] = tar_at_far(scores[same], scores[~same], far) * 100
+    out["roc_auc"] = roc_auc(scores, same) * 100
+    return out
