@@ -173,7 +173,8 @@ class Classifier:
       num_features: D, the feature space of the inputs.
       num_labels: L.
       label_names: the L names, id order.
-      input_kind: "text" when the encoder reads raw strings, "features" when it reads feature rows.
+      input_kind: "text" when the encoder reads raw strings, "image" when it reads encoded images, "features"
+        when it reads feature rows.
     """
 
     def __init__(self, backend):
@@ -265,7 +266,10 @@ class Classifier:
 
     # === Inputs ===
     def _inputs(self, X) -> scipy.sparse.csr_matrix | list[str]:
-        """CSR feature rows, or the list of strings itself for a model that tokenises text in the graph."""
+        """CSR feature rows, or the list of strings itself for a model that tokenises text in the graph, or
+        `EncodedImages` for an image model (X: encoded images as bytes, or paths of image files)."""
+        if self.input_kind == "image":
+            return EncodedImages.of(X)
         is_text = isinstance(X, (list, tuple)) and all(isinstance(t, str) for t in X)
         if self.input_kind == "text":
             if not is_text:
@@ -288,6 +292,34 @@ class Classifier:
             raise DataError(f"X has feature id {int(x.indices.max())} but the model knows {self.num_features} "
                             "features")
         return x
+
+
+class EncodedImages(list):
+    """The encoded images (bytes) of an image model's rows; slices stay `EncodedImages`."""
+
+    def __getitem__(self, index):
+        out = super().__getitem__(index)
+        return EncodedImages(out) if isinstance(index, slice) else out
+
+    @classmethod
+    def of(cls, X) -> "EncodedImages":
+        """Encoded images (bytes) as they are, image file paths (str or os.PathLike) read."""
+        if not isinstance(X, (list, tuple)):
+            raise TfxcError("this model reads images: give a list of encoded images (bytes) or of image file paths")
+        out = cls()
+        for i, item in enumerate(X):
+            if isinstance(item, (bytes, bytearray)):
+                out.append(bytes(item))
+            elif isinstance(item, (str, os.PathLike)):
+                try:
+                    with open(item, "rb") as f:
+                        out.append(f.read())
+                except OSError as e:
+                    raise DataError(f"cannot read the image ({e.strerror})", path=os.fspath(item)) from None
+            else:
+                raise TfxcError(f"X[{i}] is a {type(item).__name__}; an image model reads encoded images (bytes) "
+                                "or image file paths")
+        return out
 
 
 class _ModelDirBackend:
@@ -315,6 +347,8 @@ class _ModelDirBackend:
         `Encoder.preprocess`) or of CSR feature rows."""
         from tfxc._tf import tf
 
+        if isinstance(x, EncodedImages):
+            return self.model.encoder.preprocess({"image": tf.constant(list(x), tf.string)})
         if isinstance(x, list):
             return self.model.encoder.preprocess({"text": tf.constant(x, tf.string)})
         splits = tf.constant(x.indptr.astype(np.int64))
@@ -404,6 +438,8 @@ class _SavedModelBackend:
         """The signatures' inputs for a list of strings or CSR feature rows."""
         from tfxc._tf import tf
 
+        if isinstance(x, EncodedImages):
+            return {"image": tf.constant(list(x), tf.string)}
         if isinstance(x, list):
             return {"text": tf.constant(x, tf.string)}
         return {"feat_idx": tf.constant(x.indices, tf.int64), "feat_val": tf.constant(x.data, tf.float32),

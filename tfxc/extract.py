@@ -74,8 +74,8 @@ def build_features(preset: str, pooling: str, image_size: int, precision: str):
     from tfxc.images.preprocessing import load_converter
 
     mixed = precisions.resolve({"bfloat16": "mixed_bfloat16"}.get(precision, precision)) == "mixed_bfloat16"
-    converter = load_converter(preset, image_size)
-    return converter, VisionFeatures(load_vision_backbone(preset, mixed_bfloat16=mixed), pooling)
+    features = VisionFeatures(load_vision_backbone(preset, mixed_bfloat16=mixed), pooling)
+    return load_converter(preset, image_size), features
 
 
 class _Recent:

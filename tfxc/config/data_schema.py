@@ -10,7 +10,7 @@ from tfxc.data.readers import FORMATS as SOURCE_FORMATS
 from tfxc.data.text_features import ACCENTS, MAX_NGRAM
 from tfxc.data.text_terms import TOKENIZERS
 
-__all__ = ["DATA_FORMATS", "DataConfig", "SyntheticConfig", "TextFeaturesConfig"]
+__all__ = ["DATA_FORMATS", "DataConfig", "ImageDataConfig", "SyntheticConfig", "TextFeaturesConfig"]
 
 # Converted TFRecords as they are, every source format of the readers' table, or generated data.
 DATA_FORMATS = ("tfrecord", *SOURCE_FORMATS, "synthetic")
@@ -89,6 +89,30 @@ class TextFeaturesConfig:
 
 
 @dataclass(frozen=True)
+class ImageDataConfig:
+    """How labelled image sources are read (`data.format = "images"`; `tfxc.images.sources`).
+
+    Each of data.train / test / val is a folder per class (ImageNet's layout), webdataset shards (a .tar file,
+    a brace range or glob of them, or a directory of them) or a CSV catalog (a .csv file).
+
+    Attributes:
+      label_entry: the webdataset entry holding the label: "cls" (an integer class id) or a name entry ("txt").
+      path_column: a catalog's column of image paths.
+      label_column: a catalog's class column (e.g. a taxon level).
+      root: what catalog paths are relative to (default: the catalog's folder).
+    """
+
+    label_entry: str = "cls"
+    path_column: str = "path"
+    label_column: str = "label"
+    root: str = ""
+
+    def validate(self, path: str) -> None:
+        _require(bool(self.label_entry and self.path_column and self.label_column),
+                 f"{path}: label_entry, path_column and label_column must not be empty")
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Where the data comes from and how it is fed.
 
@@ -133,6 +157,7 @@ class DataConfig:
       shuffle_buffer: examples in the shuffle buffer (>= train size = full shuffle).
       text: TF-IDF options for the jsonl format.
       synthetic: options of the synthetic format.
+      images: how the images format reads its sources.
     """
 
     format: str = "tfrecord"
@@ -154,6 +179,7 @@ class DataConfig:
     shuffle_buffer: int = 100000
     text: TextFeaturesConfig = field(default_factory=TextFeaturesConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    images: ImageDataConfig = field(default_factory=ImageDataConfig)
 
     def validate(self, path: str) -> None:
         _require(self.format in DATA_FORMATS,
@@ -192,5 +218,6 @@ class DataConfig:
         _require(self.num_shards >= 1, f"{path}.num_shards ({self.num_shards}) must be >= 1")
         _require(self.shuffle_buffer >= 1, f"{path}.shuffle_buffer ({self.shuffle_buffer}) must be >= 1")
         self.text.validate(path + ".text")
+        self.images.validate(path + ".images")
         if self.format == "synthetic":
             self.synthetic.validate(path + ".synthetic")

@@ -86,6 +86,8 @@ class SplitWriter:
                  np.ascontiguousarray(row.feat_val, np.float32).tobytes(),
                  np.ascontiguousarray(row.labels, np.int64).tobytes(),
                  b"" if row.text is None else row.text.encode("utf-8", "surrogatepass")]
+        if row.image is not None:  # after the others: rows without images keep their digest
+            parts.append(row.image)
         for part in parts:
             self._digest.update(len(part).to_bytes(8, "little") + part)
 
@@ -165,6 +167,8 @@ def _sources(data_config, tmp_dir: str):
         splits = {name: readers.JsonlReader(path, label_vocab=vocab, featurizer=featurizer)
                   for name, path in sources.items()}
         return splits, lambda: featurizer.num_features, lambda: len(vocab), lambda: len(vocab), vocab.names
+    if cfg.format == "images":
+        return _image_sources(cfg)
     options = {"index_base": cfg.index_base} if cfg.format == "xc" else {}
     if cfg.source_dir and cfg.format == "pecos":  # PECOS's xmc-base layout: the texts beside the matrices
         splits = {name: readers.open_reader("pecos", x, y, text_path=text)
@@ -185,6 +189,26 @@ def _sources(data_config, tmp_dir: str):
         return max(declared) if declared else None
 
     return splits, num_features, num_labels, declared_num_labels, None
+
+
+def _image_sources(cfg):
+    """`_sources` of labelled images: class names sorted (ImageFolder's order) unless data.label_names gives them,
+    integer class ids (a webdataset's cls entries) as they are."""
+    from tfxc.data.label_vocab import LabelVocab
+    from tfxc.data.readers.images import class_names
+
+    options = dataclasses.asdict(cfg.images)
+    if cfg.label_names:
+        vocab = LabelVocab.load(cfg.label_names)
+    else:
+        names = class_names(cfg.train, **options)
+        vocab = None if names is None else LabelVocab(names)
+    if vocab is not None:
+        vocab.freeze()
+    splits = {name: readers.ImageReader(path, label_vocab=vocab, **options)
+              for name, path in (("train", cfg.train), ("test", cfg.test), ("val", cfg.val)) if path}
+    num_labels = (lambda: len(vocab)) if vocab is not None else (lambda: max(r.num_labels for r in splits.values()))
+    return splits, lambda: 0, num_labels, lambda: None, None if vocab is None else vocab.names
 
 
 def _write_card(directory: str, card: dict, writers: dict, label_counts: np.ndarray, names) -> None:

@@ -15,9 +15,11 @@ class Row(NamedTuple):
       feat_val: float32 [nnz], the values of those features.
       labels: int64 [num_pos], label ids, sorted ascending, unique (may be empty).
       text: the raw text for text sets (JSONL), else None.
+      image: the encoded image (JPEG, PNG, ...) for image sets, else None.
     """
 
     feat_idx: np.ndarray
     feat_val: np.ndarray
     labels: np.ndarray
     text: str | None = None
+    image: bytes | None = None

@@ -238,6 +238,15 @@ def _source_paths(data_config) -> list[str]:
     if data_config.source_dir:
         layout = xmc_base_files if data_config.format == "pecos" else dense_source_files
         paths += [path for files in layout(data_config.source_dir).values() for path in files]
+    if data_config.format == "images":  # a folder or catalog names its images; the images are the data
+        from tfxc.data.readers.images import source_files
+
+        options = dataclasses.asdict(data_config.images)
+        for split in ("train", "test", "val"):
+            path = getattr(data_config, split)
+            if path:  # a directory or a shard pattern has no content of its own
+                paths[paths.index(path)] = ""
+                paths += source_files(path, **options)
     return paths
 
 
@@ -270,6 +279,8 @@ def _option_fields(data_config) -> dict:
             fields.pop(key)
     if "val_fold" in fields:  # one conversion serves every fold (tfxc.data.folds): only their number counts
         fields["val_fold"] = "folds/" + fields["val_fold"].partition("/")[2]
+    if fields["images"] == dataclasses.asdict(type(data_config.images)()):
+        fields.pop("images")
     # The tokenizer of the conversions before these options existed.
     for key, before in (("tokens", "ascii"), ("accents", "keep")):
         if fields["text"][key] == before:

@@ -10,6 +10,7 @@ Features of each example:
   feat_val: float32 [nnz]  feature values.
   labels:   int64 [pos]    sorted label ids (may be empty).
   text:     bytes [0 or 1] raw text, for text data sets only.
+  image:    bytes [0 or 1] the encoded image, for image data sets only.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def serialize_row(row_id: int, row: Row) -> bytes:
     }
     if row.text is not None:
         feature["text"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[row.text.encode("utf-8")]))
+    if row.image is not None:
+        feature["image"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[row.image]))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
@@ -49,6 +52,8 @@ FEATURE_SPEC = {
     "labels": tf.io.RaggedFeature(tf.int64, **_RAGGED),
     # "" for rows without text (BoW data); text encoders tokenise it in tf.data (`Encoder.preprocess`).
     "text": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    # "" for rows without an image; image encoders decode it in tf.data (`Encoder.preprocess`).
+    "image": tf.io.FixedLenFeature([], tf.string, default_value=""),
 }
 
 
@@ -60,7 +65,8 @@ def parse_batch(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
 
     Returns:
       {"row_id": int64 [B], "feat_idx": int64 ragged [B, None],
-       "feat_val": float32 ragged [B, None], "labels": int64 ragged [B, None], "text": string [B]}.
+       "feat_val": float32 ragged [B, None], "labels": int64 ragged [B, None], "text": string [B],
+       "image": string [B]}.
     """
     return tf.io.parse_example(serialized, FEATURE_SPEC)
 

@@ -3,6 +3,7 @@
 from tfxc.encoders.base import Encoder
 from tfxc.encoders.dense_features import DenseFeaturesEncoder, DenseFeaturesEncoderConfig
 from tfxc.encoders.fasttext import FastTextEncoder, FastTextEncoderConfig
+from tfxc.encoders.image import ImageEncoder, ImageEncoderConfig
 from tfxc.encoders.pretrained import PretrainedEncoder, PretrainedEncoderConfig
 from tfxc.encoders.repeated import RepeatedEncoder
 from tfxc.encoders.sparse_bow import SparseBowEncoder, SparseBowEncoderConfig
@@ -21,9 +22,11 @@ ENCODERS.register("text_rnn", config=TextRnnEncoderConfig)(TextRnnEncoder)
 ENCODERS.register("text_rcnn", config=TextRcnnEncoderConfig)(TextRcnnEncoder)
 ENCODERS.register("text_transformer", config=TextTransformerEncoderConfig)(TextTransformerEncoder)
 ENCODERS.register("pretrained", config=PretrainedEncoderConfig)(PretrainedEncoder)
+# Image encoders: encoded images, decoded in tf.data and in the SavedModel (`Encoder.decode_images`).
+ENCODERS.register("image", config=ImageEncoderConfig)(ImageEncoder)
 
 __all__ = ["ENCODERS", "DenseFeaturesEncoder", "DenseFeaturesEncoderConfig", "Encoder", "FastTextEncoder",
-           "FastTextEncoderConfig", "PretrainedEncoder", "PretrainedEncoderConfig", "RepeatedEncoder",
-           "SparseBowEncoder", "SparseBowEncoderConfig", "TextCnnEncoder", "TextCnnEncoderConfig", "TextRcnnEncoder",
-           "TextRcnnEncoderConfig", "TextRnnEncoder", "TextRnnEncoderConfig", "TextTransformerEncoder",
-           "TextTransformerEncoderConfig"]
+           "FastTextEncoderConfig", "ImageEncoder", "ImageEncoderConfig", "PretrainedEncoder",
+           "PretrainedEncoderConfig", "RepeatedEncoder", "SparseBowEncoder", "SparseBowEncoderConfig",
+           "TextCnnEncoder", "TextCnnEncoderConfig", "TextRcnnEncoder", "TextRcnnEncoderConfig", "TextRnnEncoder",
+           "TextRnnEncoderConfig", "TextTransformerEncoder", "TextTransformerEncoderConfig"]

@@ -24,7 +24,8 @@ class Encoder(keras.layers.Layer):
     signatures then take raw strings), never in the training step itself.
     """
 
-    #: "features": reads feat_idx/feat_val; "text": reads the raw "text" through `tokenize`.
+    #: "features": reads feat_idx/feat_val; "text": reads the raw "text" through `tokenize`; "image": reads the
+    #: encoded "image" through `decode_images`.
     input_kind: ClassVar[str] = "features"
 
     #: The dtype of the encoder's big products where it has one that dominates a step (the full
@@ -65,14 +66,21 @@ class Encoder(keras.layers.Layer):
         """string [B] -> the dict of tensors `call` reads (text encoders only)."""
         raise NotImplementedError(f"{type(self).__name__} does not read raw text")
 
-    def preprocess(self, batch: dict) -> dict:
-        """The input pipeline's last step on a parsed batch: text encoders swap "text" for its tokens.
+    def decode_images(self, images) -> dict:
+        """string [B] of encoded images -> the dict of tensors `call` reads (image encoders only)."""
+        raise NotImplementedError(f"{type(self).__name__} does not read images")
 
-        Feature encoders drop "text" instead, so JSONL rows' strings never travel to the replicas.
+    def preprocess(self, batch: dict) -> dict:
+        """The input pipeline's last step on a parsed batch: text encoders swap "text" for its tokens, image
+        encoders "image" for the decoded pixels.
+
+        The others drop both, so JSONL rows' strings and images' bytes never travel to the replicas.
         """
-        out = {key: value for key, value in batch.items() if key != "text"}
+        out = {key: value for key, value in batch.items() if key not in ("text", "image")}
         if self.input_kind == "text":
             out.update(self.tokenize(batch["text"]))
+        elif self.input_kind == "image":
+            out.update(self.decode_images(batch["image"]))
         return out
 
 
@@ -91,6 +99,9 @@ class WrappingEncoder(Encoder):
 
     def tokenize(self, texts) -> dict:
         return self.inner.tokenize(texts)
+
+    def decode_images(self, images) -> dict:
+        return self.inner.decode_images(images)
 
     @property
     def output_dim(self) -> int:

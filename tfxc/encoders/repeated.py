@@ -40,6 +40,9 @@ class RepeatedEncoder(Encoder):
         # The repetitions share one config, hence one tokenisation (hashed ids or the same vocabulary).
         return self.encoders[0].tokenize(texts)
 
+    def decode_images(self, images) -> dict:
+        return self.encoders[0].decode_images(images)
+
     def build(self, input_shape=None):
         for encoder in self.encoders:
             encoder.build()

@@ -57,6 +57,14 @@ Every signature answers a zero-row request with zero-row outputs of the usual wi
 instead and keeps none of it, because some kernels mis-shape an empty batch (a Conv1D
 on [0, T, E] returns its input, so TextCNN's features had the embedding's width).
 
+Models on images (an image encoder, `Encoder.input_kind == "image"`) decode and convert inside the graph
+(the preset's image converter, as training's `tf.data` does):
+
+  serving_default(image string [B]) -> {"label_ids", "scores", "labels"} as above; each row an encoded
+      JPEG, PNG, GIF or BMP of any size
+  top_k(image string [B], k int32 []) / top_k_exact(image, k) -> as for text
+  embed(image string [B]) -> {"embedding", "raw_embedding"}: what face verification compares
+
 This module writes an export; `tfxc.export.served.ServedModel` reads one back (assets, graph, signatures).
 """
 
@@ -87,9 +95,9 @@ FLOAT32_SERVING_MAX_ROWS = 16
 XLA_BLOCK_ROWS = 256
 
 
-def at_least_one_row(text: tf.Tensor) -> tf.Tensor:
-    """string [B] -> string [max(B, 1)]: an empty batch becomes one empty text (see the module docstring)."""
-    return tf.cond(tf.size(text) > 0, lambda: text, lambda: tf.constant([""]))
+def at_least_one_row(raw: tf.Tensor, filler: str | bytes = "") -> tf.Tensor:
+    """string [B] -> string [max(B, 1)]: an empty batch becomes one `filler` row (see the module docstring)."""
+    return tf.cond(tf.size(raw) > 0, lambda: raw, lambda: tf.constant([filler]))
 
 
 def first_rows(outputs: dict, rows: tf.Tensor) -> dict:
@@ -276,7 +284,34 @@ class ServingModule(ServingBase):
         return self._top_k(feat_idx, feat_val, row_splits, k, exact=True)
 
 
-class TextServingModule(ServingBase):
+class _RawInputServing(ServingBase):
+    """What the modules share whose signatures take one string per row (texts, encoded images), turned into the
+    encoder's inputs in the graph (`_raw_batch`)."""
+
+    #: What an empty request runs on instead (`at_least_one_row`): one input the encoder accepts.
+    filler = ""
+
+    def _raw_batch(self, raw):
+        raise NotImplementedError
+
+    def _raw_top_k(self, raw, k, compiled=False, exact: bool = False):
+        rows = tf.shape(raw)[0]
+        return first_rows(self._batch_top_k(self._raw_batch(at_least_one_row(raw, self.filler)), k, compiled, exact),
+                          rows)
+
+    def _compiled_serve(self, raw):
+        return self._raw_top_k(raw, self.default_k, compiled=True)
+
+    def _checked_top_k(self, raw, k, exact: bool = False):
+        with tf.control_dependencies([tf.debugging.Assert(k >= 1, ["k must be >= 1; got", k])]):
+            k = tf.minimum(k, self.num_labels)
+        return self._raw_top_k(raw, k, exact=exact)
+
+    def _raw_embeddings(self, raw):
+        return first_rows(self._embeddings(self._raw_batch(at_least_one_row(raw, self.filler))), tf.shape(raw)[0])
+
+
+class TextServingModule(_RawInputServing):
     """The signatures of a raw-text model (module docstring): strings in, tokenised in the graph."""
 
     def signatures(self) -> dict:
@@ -284,41 +319,30 @@ class TextServingModule(ServingBase):
         return {"serving_default": self.serve_text, "top_k": self.serve_text_k, "embed": self.embed,
                 "tokenize": self.tokenize, **exact}
 
-    def _text_batch(self, text):
+    def _raw_batch(self, text):
         return self.model.encoder.tokenize(text)
-
-    def _text_top_k(self, text, k, compiled=False, exact: bool = False):
-        rows = tf.shape(text)[0]
-        return first_rows(self._batch_top_k(self._text_batch(at_least_one_row(text)), k, compiled, exact), rows)
-
-    def _compiled_serve(self, text):
-        return self._text_top_k(text, self.default_k, compiled=True)
 
     @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_text(self, text):
-        return self._text_top_k(text, self.default_k)
+        return self._raw_top_k(text, self.default_k)
 
     @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
                                      tf.TensorSpec([], tf.int32, name="k")])
     def serve_text_k(self, text, k):
-        with tf.control_dependencies([tf.debugging.Assert(k >= 1, ["k must be >= 1; got", k])]):
-            k = tf.minimum(k, self.num_labels)
-        return self._text_top_k(text, k)
+        return self._checked_top_k(text, k)
 
     @graph_function(input_signature=serve_text_k.input_signature)
     def serve_text_k_exact(self, text, k):
-        with tf.control_dependencies([tf.debugging.Assert(k >= 1, ["k must be >= 1; got", k])]):
-            k = tf.minimum(k, self.num_labels)
-        return self._text_top_k(text, k, exact=True)
+        return self._checked_top_k(text, k, exact=True)
 
     @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def embed(self, text):
-        return first_rows(self._embeddings(self._text_batch(at_least_one_row(text))), tf.shape(text)[0])
+        return self._raw_embeddings(text)
 
     @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def tokenize(self, text):
         out = {}
-        for name, value in self._text_batch(text).items():
+        for name, value in self._raw_batch(text).items():
             if isinstance(value, tf.RaggedTensor):
                 out[name + "_values"], out[name + "_row_splits"] = value.flat_values, value.row_splits
             else:
@@ -326,11 +350,43 @@ class TextServingModule(ServingBase):
         return out
 
 
+class ImageServingModule(_RawInputServing):
+    """The signatures of an image model (module docstring): encoded images in, decoded and converted in the graph."""
+
+    # A 1x1 black PNG: what an empty request runs on.
+    filler = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS"
+              b"\xde\x00\x00\x00\x0cIDATx\x9cc```\x00\x00\x00\x04\x00\x01\xf6\x178U\x00\x00\x00\x00IEND\xaeB`\x82")
+
+    def signatures(self) -> dict:
+        exact = {} if self.label_index is None else {"top_k_exact": self.serve_image_k_exact}
+        return {"serving_default": self.serve_image, "top_k": self.serve_image_k, "embed": self.embed, **exact}
+
+    def _raw_batch(self, image):
+        return self.model.encoder.decode_images(image)
+
+    @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
+    def serve_image(self, image):
+        return self._raw_top_k(image, self.default_k)
+
+    @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="image"),
+                                     tf.TensorSpec([], tf.int32, name="k")])
+    def serve_image_k(self, image, k):
+        return self._checked_top_k(image, k)
+
+    @graph_function(input_signature=serve_image_k.input_signature)
+    def serve_image_k_exact(self, image, k):
+        return self._checked_top_k(image, k, exact=True)
+
+    @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
+    def embed(self, image):
+        return self._raw_embeddings(image)
+
+
 def serving_module(model, label_names: list[str], top_k: int, num_features: int, index=None,
                    ensemble=None) -> ServingBase:
     """The serving wrapper the model's inputs call for (raw text or feature rows); `index`: an `IndexChoice`;
     `ensemble`: an `EnsembleTopK` whose first member is `model`."""
-    cls = TextServingModule if model.encoder.input_kind == "text" else ServingModule
+    cls = {"text": TextServingModule, "image": ImageServingModule}.get(model.encoder.input_kind, ServingModule)
     return cls(model, label_names, top_k, num_features, index, ensemble)
 
 

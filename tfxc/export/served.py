@@ -59,10 +59,10 @@ class ServedModel:
     Attributes:
       path: the SavedModel directory.
       top_k: int >= 1, the k of the `serving_default` signature.
-      input_kind: "text" when the signatures take raw strings (`text` string [B]), "features" when
-        they take CSR feature rows (`feat_idx` int64 [nnz], `feat_val` float32 [nnz], `row_splits`
+      input_kind: "text" when the signatures take raw strings (`text` string [B]), "image" when they take
+        encoded images (`image` string [B]), "features" when they take CSR feature rows (`feat_idx` int64 [nnz], `feat_val` float32 [nnz], `row_splits`
         int64 [B+1]); see `tfxc.export.saved_model` for the signatures.
-      num_features: int >= 1, D, the feature ids a row may hold.
+      num_features: int >= 1, D, the feature ids a row may hold (0 for image models).
       num_labels: int >= 1, L.
       num_train_points: int, the training rows (0 for exports made before it was recorded).
       index: dict, the label index export.json records ({"mode", "used", "beam", "recall@5", ...}; {} for
@@ -95,7 +95,8 @@ class ServedModel:
             raise TfxcError(f"{self.path}: not a tfxc SavedModel (no {os.path.join(ASSETS_PATH, EXPORT_ASSET)})")
         info = read_json_object(path, "the export's description")
         for key, kind in _EXPORT_KEYS.items():
-            if required(info, key, path, kind) < 1:
+            least = 0 if key == "num_features" and info.get("input") == "image" else 1  # images have no feature ids
+            if required(info, key, path, kind) < least:
                 raise DataError(f"damaged export description: {key} is {info[key]!r}, expected an integer >= 1; "
                                 "export the model again", path=path)
         return info

@@ -303,6 +303,9 @@ class HashedFeatures(Encoder):
     def tokenize(self, texts) -> dict:
         return self.encoder.tokenize(texts)
 
+    def decode_images(self, images) -> dict:
+        return self.encoder.decode_images(images)
+
     @property
     def sparse_variables(self) -> list:
         return self.encoder.sparse_variables

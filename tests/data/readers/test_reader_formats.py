@@ -28,7 +28,7 @@ def test_open_reader_dispatch(tmp_path):
 
 @pytest.mark.parametrize("call,fragment", [
     (lambda p: open_reader("pecso", p), "unknown data format 'pecso' (did you mean 'pecos'?); known: dense"),
-    (lambda p: open_reader("libsvm", p), "known: dense, jsonl, pecos, xc"),
+    (lambda p: open_reader("libsvm", p), "known: dense, images, jsonl, pecos, xc"),
     (lambda p: open_reader("pecos", p), "needs labels_path"),
     (lambda p: open_reader("xc", p, p), "labels_path must be None"),
     (lambda p: open_reader("xc", p, index_bse=1), "did you mean 'index_base'?"),

@@ -10,6 +10,8 @@ One module per format, and one table of them (`FORMATS`):
   line, label names mapped through a `LabelVocab`.
 * ``dense`` (`DenseReader`): a 2-D ``.npy`` feature matrix plus labels in a
   ``.npz`` / ``.npy`` / text file.
+* ``images`` (`ImageReader`): labelled images (a folder per class, webdataset
+  shards or a CSV catalog), each row carrying its encoded image.
 
 Every reader is re-iterable (each ``iter()`` starts a new pass over the file)
 and exposes ``num_features``, ``num_labels`` and ``num_rows`` (see `Reader`).
@@ -33,6 +35,7 @@ from tfxc.data.files import open_text
 from tfxc.data.label_vocab import LabelVocab
 from tfxc.data.readers.base import Reader
 from tfxc.data.readers.dense import DenseReader
+from tfxc.data.readers.images import ImageReader
 from tfxc.data.readers.jsonl import JsonlReader, JsonlRecord, iter_jsonl
 from tfxc.data.readers.pecos import PecosNpzReader, load_sparse_npz
 from tfxc.data.readers.xc import XcBowReader
@@ -43,6 +46,7 @@ __all__ = [
     "FORMATS",
     "DenseReader",
     "Format",
+    "ImageReader",
     "JsonlReader",
     "JsonlRecord",
     "LabelVocab",
@@ -79,6 +83,8 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("jsonl", JsonlReader, False, 'JSON lines {"text", "labels"}, or CSV with sentence and label columns '
            '(TF-IDF features fit on train)'),
     Format("dense", DenseReader, True, "a 2-D .npy feature matrix with labels in .npz/.npy/text"),
+    Format("images", ImageReader, False, "labelled images: a folder per class, webdataset .tar shards or a CSV "
+           "catalog of paths and labels"),
 )}
 
 

@@ -1,0 +1,157 @@
+"""The image encoder: keras-hub vision families, its augmentations, and digit scans trained from pixels, served
+from a SavedModel whose signatures take encoded images."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import REPO, cli_env, digit_images, run_cli, tiny_vision_preset
+from tfxc._tf import tf
+from tfxc.build_context import BuildContext
+from tfxc.encoders import ENCODERS
+from tfxc.encoders.image import ImageEncoder, ImageEncoderConfig
+from tfxc.errors import ConfigError
+from tfxc.images.backbones import VisionFeatures, load_vision_backbone
+
+
+@pytest.fixture(scope="module")
+def presets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("presets")
+    return {family: tiny_vision_preset(family, root / family, image_size=16) for family in
+            ("resnet", "vit", "dinov2", "clip")}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return digit_images(size=16)
+
+
+def encoded(digits, n):
+    return tf.constant([data for data, _ in digits[:n]])
+
+
+@pytest.mark.parametrize("family,pooling,dim", [("resnet", "avg", 16), ("resnet", "max", 16), ("vit", "cls", 16),
+                                                ("vit", "avg", 16), ("dinov2", "cls", 16), ("dinov2", "avg", 16),
+                                                ("clip", "embedding", 16)])
+def test_every_family_pools_to_its_width(presets, digits, family, pooling, dim):
+    encoder = ImageEncoder(presets[family], pooling=pooling, augment=())
+    h = encoder(encoder.decode_images(encoded(digits, 5)))
+    assert h.shape == (5, dim) == (5, encoder.output_dim) and h.dtype == tf.float32
+    assert np.isfinite(h.numpy()).all() and np.std(h.numpy(), axis=0).max() > 0  # images differ, so do features
+
+
+def test_dinov2_avg_pools_the_patch_tokens_only(presets, digits):
+    backbone = load_vision_backbone(presets["dinov2"])
+    features = VisionFeatures(backbone, "avg")
+    images = ImageEncoder(presets["dinov2"]).decode_images(encoded(digits, 3))["images"]
+    tokens = backbone({"images": images}).numpy()
+    assert features.skip == 3  # the class token and the preset's two registers
+    np.testing.assert_allclose(features(images).numpy(), tokens[:, 3:].mean(axis=1), rtol=1e-5, atol=1e-6)
+
+
+def test_pooling_that_does_not_fit_the_backbone_is_refused(presets):
+    with pytest.raises(ConfigError, match="pooling 'cls' does not apply to ResNetBackbone, which returns a feature "
+                                          "map: use avg or max"):
+        ImageEncoder(presets["resnet"], pooling="cls")
+    with pytest.raises(ConfigError, match="not a local directory"):
+        ImageEncoder("/no/such/preset")
+    with pytest.raises(ConfigError, match="crop and resized_crop"):
+        ImageEncoderConfig(preset="p", augment=("crop", "resized_crop")).validate("model.encoder")
+
+
+def test_crop_is_a_padded_window_and_flip_a_mirror(presets):
+    encoder = ImageEncoder(presets["resnet"], augment=("crop",), crop_padding=2, seed=3)
+    images = tf.random.stateless_uniform([64, 16, 16, 3], [1, 2])
+    out = encoder.augmented(images).numpy()
+    padded = np.pad(images.numpy(), [(0, 0), (2, 2), (2, 2), (0, 0)])
+    offsets = set()
+    for i in range(64):
+        found = [(dy, dx) for dy in range(5) for dx in range(5)
+                 if np.array_equal(out[i], padded[i, dy:dy + 16, dx:dx + 16])]
+        assert found, i
+        offsets.add(found[0])
+    assert len(offsets) > 10  # each image its own offset
+    flipper = ImageEncoder(presets["resnet"], augment=("flip",), seed=3)
+    flipped = flipper.augmented(images).numpy()
+    mirrored = [np.array_equal(flipped[i], images.numpy()[i, :, ::-1]) for i in range(64)]
+    kept = [np.array_equal(flipped[i], images.numpy()[i]) for i in range(64)]
+    assert all(m or k for m, k in zip(mirrored, kept)) and 16 < sum(mirrored) < 48
+
+
+def test_resized_crop_keeps_the_size_and_the_draws_resume_from_a_checkpoint(presets, tmp_path):
+    images = tf.random.stateless_uniform([8, 16, 16, 3], [3, 4])
+    encoder = ImageEncoder(presets["resnet"], augment=("resized_crop", "flip"), seed=5)
+    encoder.augmented(images)
+    path = tf.train.Checkpoint(encoder=encoder).write(str(tmp_path / "ckpt"))
+    expected = [encoder.augmented(images).numpy() for _ in range(2)]
+    assert expected[0].shape == (8, 16, 16, 3) and not np.allclose(expected[0], expected[1])
+    restored = ImageEncoder(presets["resnet"], augment=("resized_crop", "flip"), seed=5)
+    restored.augmented(images)  # a draw the checkpoint's state overwrites
+    tf.train.Checkpoint(encoder=restored).read(path).expect_partial()
+    for want in expected:
+        np.testing.assert_array_equal(restored.augmented(images).numpy(), want)
+
+
+def test_frozen_backbone_trains_only_the_embedding_on_top(presets, digits):
+    config = ImageEncoderConfig(preset=presets["resnet"], trainable=False, embedding_dim=8, dropout=0.1)
+    encoder = ENCODERS.build(config, BuildContext(num_features=0, num_labels=10, seed=1))
+    batch = encoder.decode_images(encoded(digits, 4))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(encoder(batch, training=True) ** 2)
+    grads = tape.gradient(loss, encoder.trainable_variables)
+    backbone = {id(w) for w in encoder.features.backbone.weights}
+    assert encoder.output_dim == 8 and all(g is not None for g in grads)
+    assert encoder.trainable_variables and not any(id(v) in backbone for v in encoder.trainable_variables)
+
+
+def write_digit_folders(root, digits):
+    for i, (data, label) in enumerate(digits):
+        split = "test" if i % 5 == 0 else "train"
+        os.makedirs(root / split / f"digit{label}", exist_ok=True)
+        (root / split / f"digit{label}" / f"{i:04d}.png").write_bytes(data)
+
+
+def test_digits_from_pixels_under_mhp_served_from_images(tmp_path, presets, digits):
+    """load_digits end to end: the images format, the image encoder fine-tuned under an MHP head, a SavedModel
+    of encoded images reloaded in a fresh process that ranks as the model directory does."""
+    write_digit_folders(tmp_path / "digits", digits)
+    config = {"data": {"format": "images", "train": str(tmp_path / "digits" / "train"),
+                       "test": str(tmp_path / "digits" / "test"), "dir": str(tmp_path / "data"), "val_percent": 10},
+              "model": {"encoder": {"name": "image", "preset": presets["resnet"], "augment": ["crop", "flip"],
+                                    "crop_padding": 2},
+                        "head": {"name": "mhp", "num_classes": [5, 2]}},
+              "optimizer": {"name": "adam", "learning_rate": 0.003},
+              "trainer": {"global_batch_size": 64, "epochs": 6, "steps_per_loop": 20, "log_every_steps": 40}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    model_dir, export_dir = str(tmp_path / "model"), str(tmp_path / "export")
+    run = run_cli("tfxc.train", "--config", str(tmp_path / "config.json"), "--model-dir", model_dir, timeout=600)
+    test_line = [line for line in run.stdout.splitlines() if line.startswith("test:")][-1]
+    assert float(test_line.split("P@1 ")[1].split()[0]) > 50.0, test_line  # chance: 10
+    run_cli("tfxc.export", "--model-dir", model_dir, "--out", export_dir, timeout=300)
+    paths = sorted(os.path.join(d, f) for d, _, files in os.walk(tmp_path / "digits" / "test") for f in files)[:12]
+    script = f"""
+import json, tensorflow as tf
+m = tf.saved_model.load({export_dir!r})
+images = [open(p, "rb").read() for p in {paths!r}]
+out = m.signatures["top_k"](image=tf.constant(images), k=tf.constant(3))
+empty = m.signatures["embed"](image=tf.constant([], tf.string))["embedding"]
+print(json.dumps({{"ids": out["label_ids"].numpy().tolist(), "scores": out["scores"].numpy().tolist(),
+                  "inputs": sorted(m.signatures["serving_default"].structured_input_signature[1]),
+                  "empty": list(empty.shape)}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], env=cli_env(), cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert served["inputs"] == ["image"] and served["empty"] == [0, 16]
+    import tfxc
+
+    local = tfxc.load(model_dir).predict(paths, k=3)
+    np.testing.assert_array_equal(np.array(served["ids"]), local.ids)
+    np.testing.assert_allclose(np.array(served["scores"]), local.scores, rtol=1e-4, atol=1e-5)
