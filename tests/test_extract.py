@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers import cli_env, digit_images, run_cli, tiny_vision_preset
+from helpers import REPO, cli_env, digit_images, run_cli, tiny_vision_preset
 from tfxc.images.backbones import VisionFeatures, load_vision_backbone
 from tfxc.images.preprocessing import batch_inputs, load_converter
 
@@ -147,3 +147,11 @@ def test_resume_after_kill_is_byte_identical(tmp_path, digit_folder, resnet):
     for split in ("train", "val", "test"):
         for name in ("features.npy", "labels.npy", "refs.txt"):
             assert sha(os.path.join(cut, split, name)) == sha(os.path.join(whole, split, name)), (split, name)
+
+
+@pytest.mark.parametrize("name", ["extract_glint360k.json", "extract_treeoflife.json"])
+def test_shipped_extraction_configs_name_known_options(name):
+    from tfxc.extract import build_parser, config_defaults
+
+    options = config_defaults(build_parser(), os.path.join(REPO, "configs", name))
+    assert options["preset"] and options["out"] and (options.get("webdataset") or options.get("catalog"))

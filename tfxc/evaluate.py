@@ -1,8 +1,13 @@
-"""python -m tfxc.evaluate --model-dir DIR [--json] [--split test] [--bad-cases FILE] [--report [FILE]]
+"""python -m tfxc.evaluate --model-dir DIR [--json] [--split test] [--bad-cases FILE] [--report [FILE]] [--pairs FILE]
 
 Evaluates a trained model directory: its selected weights (`trainer.select_metric`), else its
 latest checkpoint. A model trained in parts (MACH repetitions, `train.sh`) is scored one part at a
 time (`tfxc.eval.parts`); an ensemble (`--preset best`, `tfxc.members`) by its members' combined lists. With --json the last line printed is one JSON object of all metrics, in percent.
+
+With --pairs, the model is scored on a verification protocol instead of a split (face verification: LFW's
+pairs.txt or a CSV of image pairs; `tfxc.eval.verification`): the cosine similarity of each pair's
+embeddings (the SavedModel's `embed`), LFW's 10-fold accuracy, TAR at FAR 1e-2, 1e-3, 1e-4 and the ROC's area.
+The model may be a model directory or a SavedModel.
 """
 
 from __future__ import annotations
@@ -31,6 +36,11 @@ def main(argv=None):
                              "samples; accuracy) and print the per-label table, or write it to FILE as CSV. A "
                              "multi-class split predicts its top label, a multi-label one every label scored above "
                              "eval.threshold (0.5: --set eval.threshold=0.3 to change it)")
+    parser.add_argument("--pairs", metavar="FILE", help="a verification protocol: LFW's pairs.txt, or a CSV of "
+                                                         "image_a,image_b,same[,fold] lines")
+    parser.add_argument("--images", default="", metavar="DIR", help="the folder the pairs' images are under "
+                                                                    "(default: the pair list's folder)")
+    parser.add_argument("--roc", metavar="FILE", help="with --pairs, also write the ROC (far,tar,threshold) as CSV")
     add_set_args(parser, "evaluation settings of the trained config",
                  "--set eval.ks=[1,3,5,10] or --set model.head.eval_top_buckets=50, MACH's approximate evaluation")
     add_trust_args(parser)
@@ -39,6 +49,11 @@ def main(argv=None):
     if args.report:
         args.overrides = [*args.overrides, "eval.classification=true"]
     keep_out_of_import_path([args.model_dir])
+    if args.pairs:
+        report = verify_pairs(args.model_dir, args.pairs, args.images, args.roc, args.trust_imports)
+        print(json.dumps(report) if args.json else "\n".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
+                                                            for k, v in report.items()))
+        return 0
     model_dir = ModelDir(args.model_dir)
     from tfxc.eval.evaluator import format_metrics, metric_lines, rounded_metrics
 
@@ -60,6 +75,25 @@ def main(argv=None):
         print(f"{args.split}: " + format_metrics(metrics))
         print("\n".join(metric_lines(metrics)))
     return 0
+
+
+def verify_pairs(model: str, pairs_path: str, image_root: str = "", roc_path: str | None = None,
+                 trust_imports=False) -> dict:
+    """`tfxc.eval.verification.verification_report` of a model (directory or SavedModel) on a pair list."""
+    from tfxc.api import load
+    from tfxc.eval.verification import pair_scores, read_pairs, roc_curve, verification_report
+
+    classifier = load(model, trust_imports=trust_imports)
+    pairs, same, folds = read_pairs(pairs_path, image_root)
+    scores = pair_scores(pairs, lambda images: classifier.encode(images, normalize=True))
+    if roc_path:
+        from tfxc.utils.io import atomic_writer
+
+        far, tar, thresholds = roc_curve(scores, same)
+        with atomic_writer(roc_path) as f:
+            f.write("far,tar,threshold\n" + "".join(f"{a:.8g},{b:.8g},{t:.8g}\n" for a, b, t in
+                                                     zip(far, tar, thresholds)))
+    return {"model": model, "pairs_file": pairs_path, **verification_report(scores, same, folds)}
 
 
 def evaluate_model(model_dir: ModelDir, args) -> dict:

@@ -189,8 +189,28 @@ def _extract(source, settings, args) -> dict:
     return card
 
 
-@main_wrapper
-def main(argv=None):
+def config_defaults(parser, path: str) -> dict:
+    """The options a --config file sets: {dest: value}, each key checked against the parser's options."""
+    from tfxc.registry import did_you_mean
+    from tfxc.utils.json_files import read_json_object
+
+    known = {action.dest: action for action in parser._actions if action.dest not in ("help", "config")}
+    out = {}
+    for key, value in read_json_object(path, "the extraction config").items():
+        if key == "comment":
+            continue
+        dest = key.replace("-", "_")
+        if dest not in known:
+            raise TfxcError(f"{path}: unknown option '{key}'{did_you_mean(dest, known)}; options: "
+                            f"{', '.join(sorted(known))}")
+        expected = type(known[dest].default)
+        if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
+            raise TfxcError(f"{path}: '{key}' must be a {expected.__name__}, got {json.dumps(value)}")
+        out[dest] = value
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tfxc.extract", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     sources = parser.add_argument_group("the images (one source)")
@@ -204,8 +224,10 @@ def main(argv=None):
     sources.add_argument("--label-column", default="", help="the catalog's class column (e.g. a taxon level)")
     sources.add_argument("--split-column", default="", help="the catalog's column of train/val/test, if any")
     sources.add_argument("--root", default="", help="what catalog paths are relative to (default: its folder)")
-    parser.add_argument("--preset", required=True, help="a keras-hub image backbone preset directory")
-    parser.add_argument("--out", required=True, help="the output directory ({train,val,test}/features.npy ...)")
+    parser.add_argument("--config", default="", help="a JSON object of these options (their long names, - or _), "
+                                                     "e.g. configs/extract_glint360k.json; flags given override it")
+    parser.add_argument("--preset", default="", help="a keras-hub image backbone preset directory (required)")
+    parser.add_argument("--out", default="", help="the output directory ({train,val,test}/features.npy ...; required)")
     parser.add_argument("--pooling", default="auto", help="auto, avg, max, cls or embedding (tfxc.images.backbones)")
     parser.add_argument("--image-size", type=int, default=0, help="resize to this square size (default: the preset's)")
     parser.add_argument("--batch-size", type=positive_int, default=64)
@@ -218,7 +240,18 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="the seed of --split's row draw")
     parser.add_argument("--chunk-rows", type=positive_int, default=4096, help="rows between resume points")
     parser.add_argument("--restart", action="store_true", help="drop a partial extraction made with other settings")
+    return parser
+
+
+@main_wrapper
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if args.config:
+        parser.set_defaults(**config_defaults(parser, args.config))
+        args = parser.parse_args(argv)
+    if not (args.preset and args.out):
+        parser.error("--preset and --out are required (on the command line or in --config)")
     if args.split and args.split_file:
         parser.error("give --split or --split-file, not both")
     setup_logging()

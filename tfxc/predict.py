@@ -13,6 +13,9 @@ Input formats (by --format, or guessed from the file name):
          encoder (tokenised inside the SavedModel), else featurized with the TF-IDF
          featurizer saved in the model
   pecos  a PECOS X .npz feature matrix
+Image models (an `image` encoder) read images instead: --input a folder (every .jpg, .jpeg, .png, .gif and
+.bmp under it, in sorted order) or a text file of image paths, one per line (relative to its folder); each
+output line then also names its image ("ref").
 """
 
 from __future__ import annotations
@@ -70,6 +73,31 @@ def text_batches(path: str, batch_size: int) -> Iterator[list[str]]:
             batch = []
     if batch:
         yield batch
+
+
+def image_batches(path: str, batch_size: int) -> Iterator[tuple[list[str], list[bytes]]]:
+    """(refs, encoded images) of a folder's images or of a file listing image paths, `batch_size` at a time."""
+    from tfxc.images.sources import IMAGE_SUFFIXES
+
+    if os.path.isdir(path):
+        refs = sorted(os.path.relpath(os.path.join(d, f), path) for d, _, files in os.walk(path) for f in files
+                      if f.lower().endswith(IMAGE_SUFFIXES))
+        root = path
+    else:
+        with open(path, encoding="utf-8") as f:
+            refs = [line.strip() for line in f if line.strip()]
+        root = os.path.dirname(os.path.abspath(path))
+    if not refs:
+        raise DataError("no images in it", path=path)
+    for start in range(0, len(refs), batch_size):
+        chunk, data = refs[start:start + batch_size], []
+        for ref in chunk:
+            try:
+                with open(os.path.join(root, ref), "rb") as f:
+                    data.append(f.read())
+            except OSError as e:
+                raise DataError(f"cannot read the image ({e.strerror})", path=os.path.join(root, ref)) from None
+        yield chunk, data
 
 
 def batches(rows, batch_size: int):
@@ -151,7 +179,15 @@ def main(argv=None):
         return interactive(signature, k, args.threshold)
     start, count = time.time(), 0
     fmt = args.format or source_format(args.input, default="xc")
-    if served.reads_text:
+    refs = []  # image models: each row's image
+    if served.input_kind == "image":
+        def image_results():
+            for chunk, data in image_batches(args.input, args.batch_size):
+                refs.extend(chunk)
+                yield signature(image=tf.constant(data, tf.string), k=tf.constant(k, tf.int32))
+
+        results = image_results()
+    elif served.reads_text:
         if fmt != "jsonl":
             raise TfxcError(f"{args.saved_model} reads raw text: give a JSONL file of {{\"text\": ...}} lines")
         results = (signature(text=tf.constant(texts), k=tf.constant(k, tf.int32))
@@ -172,7 +208,8 @@ def main(argv=None):
                 found = ids[i] >= 0  # a beam search may reach fewer than k labels (id -1)
                 if args.threshold is not None:
                     found &= scores[i] > args.threshold
-                out.write(json.dumps({"row": count, "label_ids": ids[i][found].tolist(),
+                out.write(json.dumps({"row": count, **({"ref": refs[count]} if refs else {}),
+                                      "label_ids": ids[i][found].tolist(),
                                       "labels": [n.decode("utf-8") for n in names[i][found]],
                                       "scores": [round(float(s), 6) for s in scores[i][found]]}) + "\n")
                 count += 1

@@ -1,4 +1,4 @@
-"""Open-set detection and verification of intent classifiers (margin heads against softmax) on CLINC150.
+"""Open-set detection and verification of margin-head models: intents (CLINC150) and faces (pair lists).
 
   # 120 of the 150 intents for training, the other 30 held out for verification (every 5th of labels.txt):
   python tools/margin_eval.py split --data ../shared/data/clinc150 --out runs/data/clinc120-src
@@ -6,11 +6,15 @@
   python tools/margin_eval.py openset --model-dir runs/margin/clinc150_arcface --data ../shared/data/clinc150
   # a model trained on the 120 intents: verification on pairs of the 30 held-out intents' test texts
   python tools/margin_eval.py verify --model-dir runs/margin/clinc120_arcface --pairs runs/data/clinc120-src/heldout.jsonl
+  # an image model (a model directory or its SavedModel) on LFW's protocol: 10-fold accuracy, TAR@FAR, ROC
+  python tools/margin_eval.py faces --model-dir runs/webface_mhs_arcface --pairs /data/lfw/pairs.txt --images /data/lfw
 
 Open set: the 4,500 in-scope test texts are positives, the 1,000 out-of-scope test texts negatives; the
 scores are the maximum softmax probability (MSP, Hendrycks & Gimpel 2017) and, for cosine heads, the
 maximum cosine to a class weight. Verification: cosine similarity of the L2-normalised embeddings
 (the SavedModel's `embed` output) over every pair of held-out texts; genuine pairs share an intent.
+Faces: the pairs of a protocol file (LFW's pairs.txt, or a CSV of image_a,image_b,same[,fold]), scored by
+`python -m tfxc.evaluate --pairs` (`tfxc.eval.verification`).
 Each command prints one JSON line.
 """
 
@@ -148,6 +152,13 @@ def verify(args) -> dict:
             "tar@far=1e-3": tar_at_far(genuine, impostor, 1e-3) * 100, "pair_auroc": auroc(genuine, impostor) * 100}
 
 
+# === faces ===
+def faces(args) -> dict:
+    from tfxc.evaluate import verify_pairs
+
+    return verify_pairs(args.model_dir, args.pairs, args.images, args.roc, args.trust_imports)
+
+
 def main(argv=None) -> int:
     from tfxc.cli import add_trust_args
 
@@ -166,8 +177,14 @@ def main(argv=None) -> int:
     p.add_argument("--model-dir", required=True)
     p.add_argument("--pairs", required=True, help="JSONL of the held-out intents' texts (split's heldout.jsonl)")
     add_trust_args(p)
+    p = commands.add_parser("faces", help="face verification on a pair list: 10-fold accuracy, TAR@FAR, ROC")
+    p.add_argument("--model-dir", required=True, help="an image model's directory or SavedModel")
+    p.add_argument("--pairs", required=True, help="LFW's pairs.txt, or a CSV of image_a,image_b,same[,fold]")
+    p.add_argument("--images", default="", help="the folder the pairs' images are under")
+    p.add_argument("--roc", default=None, help="also write the ROC (far,tar,threshold) to this CSV")
+    add_trust_args(p)
     args = parser.parse_args(argv)
-    result = {"split": split, "openset": openset, "verify": verify}[args.command](args)
+    result = {"split": split, "openset": openset, "verify": verify, "faces": faces}[args.command](args)
     print(json.dumps(result, sort_keys=True))
     return 0
 

@@ -155,3 +155,31 @@ print(json.dumps({{"ids": out["label_ids"].numpy().tolist(), "scores": out["scor
     local = tfxc.load(model_dir).predict(paths, k=3)
     np.testing.assert_array_equal(np.array(served["ids"]), local.ids)
     np.testing.assert_allclose(np.array(served["scores"]), local.scores, rtol=1e-4, atol=1e-5)
+    # tfxc.predict reads a folder of images (or a list of paths) through the same signatures.
+    listing = tmp_path / "queries.txt"
+    listing.write_text("".join(os.path.relpath(p, tmp_path) + "\n" for p in paths))
+    run_cli("tfxc.predict", "--saved-model", export_dir, "--input", str(listing), "--output",
+            str(tmp_path / "out.jsonl"), "--top-k", "3", "--batch-size", "5")
+    predicted = [json.loads(line) for line in open(tmp_path / "out.jsonl")]
+    assert [r["ref"] for r in predicted] == [os.path.relpath(p, tmp_path) for p in paths]
+    assert [r["label_ids"] for r in predicted] == local.ids.tolist()
+
+
+@pytest.mark.slow
+def test_digits_train_on_two_mirrored_replicas(tmp_path, presets, digits):
+    """The image encoder under MirroredStrategy: batch norm keeps per-replica batch statistics (insightface's
+    DDP does too), so the weights are not those of one replica; the run trains as well."""
+    write_digit_folders(tmp_path / "digits", digits)
+    config = {"data": {"format": "images", "train": str(tmp_path / "digits" / "train"),
+                       "test": str(tmp_path / "digits" / "test"), "dir": str(tmp_path / "data")},
+              "model": {"encoder": {"name": "image", "preset": presets["resnet"], "augment": ["crop", "flip"]},
+                        "head": {"name": "softmax"}},
+              "optimizer": {"name": "adam", "learning_rate": 0.003},
+              "trainer": {"global_batch_size": 64, "epochs": 6, "steps_per_loop": 20},
+              "runtime": {"strategy": "mirrored", "cpu_replicas": 2}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    run = run_cli("tfxc.train", "--config", str(tmp_path / "config.json"), "--model-dir", str(tmp_path / "m"),
+                  timeout=600)
+    assert "2 replica(s)" in run.stderr
+    test_line = [line for line in run.stdout.splitlines() if line.startswith("test:")][-1]
+    assert float(test_line.split("P@1 ")[1].split()[0]) > 50.0, test_line

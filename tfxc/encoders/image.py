@@ -123,6 +123,9 @@ class ImageEncoder(Encoder):
         return {"images": batch_inputs(self.converter)(images)}
 
     def build(self, input_shape=None):
+        # Every variable exists before the first step: the optimizer is built on them.
+        if self.embedding_dim:
+            self.embedding.build((None, self.features.output_dim))
         self.built = True
 
     def call(self, inputs, training=False):

@@ -102,3 +102,74 @@ def verification_report(scores, same, folds=None, fars=(1e-2, 1e-3, 1e-4)) -> di
             out[f"tar@far={far:g}"] = tar_at_far(scores[same], scores[~same], far) * 100
     out["roc_auc"] = roc_auc(scores, same) * 100
     return out
+
+
+def read_pairs(path: str, image_root: str = "") -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray | None]:
+    """(image path pairs, same bool [n], folds int [n] or None) of a pair list.
+
+    Two layouts:
+      * LFW's pairs.txt: a header "FOLDS PAIRS" (or one number: one set), then per fold PAIRS genuine lines
+        "name n1 n2" and PAIRS impostor lines "name1 n1 name2 n2"; image n of a person is
+        `image_root/name/name_000n.jpg`.
+      * a CSV (.csv) of "image_a,image_b,same[,fold]" lines (same: 1/0 or true/false; an optional header
+        starting with image_a), paths relative to `image_root` (default: the file's folder).
+
+    Raises:
+      DataError: the file is unreadable or a line does not fit its layout (named by line).
+    """
+    import csv
+    import os
+
+    from tfxc.errors import DataError
+
+    root = image_root or os.path.dirname(os.path.abspath(path))
+    pairs, same, folds = [], [], []
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            if path.lower().endswith(".csv"):
+                for lineno, row in enumerate(csv.reader(f), 1):
+                    if not row or (lineno == 1 and row[0] == "image_a"):
+                        continue
+                    flag = row[2].strip().lower() if len(row) >= 3 else ""
+                    if len(row) not in (3, 4) or flag not in ("0", "1", "true", "false"):
+                        raise DataError(f"expected image_a,image_b,same[,fold], got {row!r}", path=path, line=lineno)
+                    pairs.append((os.path.join(root, row[0]), os.path.join(root, row[1])))
+                    same.append(flag in ("1", "true"))
+                    folds.append(int(row[3]) if len(row) == 4 else -1)
+                return pairs, np.array(same, bool), None if -1 in folds else np.array(folds)
+            lines = f.read().split("\n")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read the pair list ({e})", path=path) from None
+    except ValueError:
+        raise DataError("a fold is not an integer", path=path) from None
+    header = lines[0].split()
+    if not header or not all(h.isdigit() for h in header) or len(header) > 2:
+        raise DataError(f"expected LFW's header 'FOLDS PAIRS', got {lines[0]!r}", path=path, line=1)
+    per_fold = 2 * int(header[-1])
+    image = lambda name, n: os.path.join(root, name, f"{name}_{int(n):04d}.jpg")  # noqa: E731
+    for lineno, line in enumerate(lines[1:], 2):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+            pairs.append((image(fields[0], fields[1]), image(fields[0], fields[2])))
+            same.append(True)
+        elif len(fields) == 4 and fields[1].isdigit() and fields[3].isdigit():
+            pairs.append((image(fields[0], fields[1]), image(fields[2], fields[3])))
+            same.append(False)
+        else:
+            raise DataError(f"expected 'name n1 n2' or 'name1 n1 name2 n2', got {line!r}", path=path, line=lineno)
+        folds.append((len(pairs) - 1) // per_fold)
+    return pairs, np.array(same, bool), np.array(folds) if len(header) == 2 else None
+
+
+def pair_scores(pairs: list[tuple[str, str]], embed) -> np.ndarray:
+    """float64 [n]: the cosine similarity of each pair, every distinct image embedded once by `embed` (a list
+    of image paths -> float [m, dim])."""
+    images = sorted({p for pair in pairs for p in pair})
+    index = {image: i for i, image in enumerate(images)}
+    x = np.asarray(embed(images), np.float64)
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    a = np.array([index[p] for p, _ in pairs])
+    b = np.array([index[q] for _, q in pairs])
+    return np.einsum("ij,ij->i", x[a], x[b])
