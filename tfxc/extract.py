@@ -153,10 +153,11 @@ def _extract(source, settings, args) -> dict:
     offsets = np.array([np.sum(splits[:done] == i) for i in range(len(SPLITS))], np.int64)
     recent = _Recent(4 * args.batch_size + 64)
     progress, position = Progress("extracted", total=total, start=done), done
-    started, last_commit = time.time(), done
+    started, last_commit, warm = time.time(), done, None  # warm: (time, rows) after the first batch (tracing)
     try:
         for images in image_batches(source, converter, args.batch_size, done, recent):
             h = embed(images).numpy()
+            warm = warm or (time.time(), position + len(h))
             if args.normalize:
                 h /= np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
             rows = splits[position:position + len(h)]
@@ -179,12 +180,15 @@ def _extract(source, settings, args) -> dict:
     if position != total:
         raise DataError(f"the source yielded {position} images, but its first pass counted {total}; it changed "
                         "during the extraction")
-    seconds = time.time() - started
+    finished = time.time()
+    seconds = finished - started
+    steady = (position - warm[1]) / max(finished - warm[0], 1e-9) if warm and position > warm[1] else None
     card = {"images": total, "dim": features.output_dim, "num_labels": int(labels.max()) + 1,
             "splits": {s: int(np.sum(splits == i)) for i, s in enumerate(SPLITS)}, "pooling": features.pooling,
             "backbone": type(features.backbone).__name__, "image_size": list(converter.image_size),
             "resumed_at": done, "seconds": round(seconds, 2),
-            "images_per_s": round((total - done) / max(seconds, 1e-9), 2), "peak_rss_gb": round(peak_rss_gb(), 3)}
+            "images_per_s": round((total - done) / max(seconds, 1e-9), 2),
+            "steady_images_per_s": None if steady is None else round(steady, 2), "peak_rss_gb": round(peak_rss_gb(), 3)}
     store.finish(card)
     return card
 

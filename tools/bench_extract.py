@@ -7,8 +7,8 @@ stored as JPEG, a folder per digit; the preset's converter centre-crops and resi
 
   python tools/bench_extract.py --images 1000 --precision bfloat16 float32 --kill --out runs/bench/extract
 
-Prints one JSON line: per precision the images/s and peak resident memory `tfxc.extract` reported (its
-extract.json), and with --kill whether a run killed with SIGKILL half-way and resumed wrote byte-identical
+Prints one JSON line: per precision the images/s (over the whole run, and after the first batch, whose
+time is mostly tracing) and peak resident memory `tfxc.extract` reported (its extract.json), and with --kill whether a run killed with SIGKILL half-way and resumed wrote byte-identical
 files to an uninterrupted one.
 """
 
@@ -28,7 +28,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def make_images(root: str, count: int, size: int) -> str:
     """`count` digit scans as `size` x `size` JPEGs in root/digit<d>/ (kept when already there)."""
-    import numpy as np
     from sklearn.datasets import load_digits
 
     marker = os.path.join(root, f".made-{count}-{size}")
@@ -111,7 +110,8 @@ def main(argv=None) -> int:
         command = extract_command(images, preset, target, precision, args.batch_size)
         subprocess.run(["rm", "-rf", target])
         card = run(command)
-        result[precision] = {"images_per_s": card["images_per_s"], "peak_rss_gb": card["peak_rss_gb"],
+        result[precision] = {"images_per_s": card["images_per_s"], "steady_images_per_s": card["steady_images_per_s"],
+                             "peak_rss_gb": card["peak_rss_gb"],
                              "seconds": card["seconds"], "dim": card["dim"]}
         if args.kill:
             cut = target + "-killed"

@@ -148,6 +148,11 @@ def test_dense_source_dir_converts_train_val_and_test(tmp_path):
     rows = read_all(info.files("val"))
     np.testing.assert_allclose(rows[3]["feat_val"], x[3], rtol=1e-6)  # no exact zeros in N(0, 1) draws
     assert rows[3]["labels"].tolist() == [int(np.load(source / "val" / "labels.npy")[3])]
+    # A val directory without rows is an error, not a validation split whose metrics are all NaN.
+    np.save(source / "val" / "features.npy", np.zeros((0, 5), np.float32))
+    np.save(source / "val" / "labels.npy", np.zeros(0, np.int64))
+    with pytest.raises(DataError, match="the val split has no points"):
+        ensure_converted(config.data)
     # Without a val directory there is no val split; a missing test file is named.
     os.remove(source / "val" / "features.npy")
     os.remove(source / "val" / "labels.npy")

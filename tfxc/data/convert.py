@@ -318,6 +318,9 @@ def convert(data_config, before_replacing=None, files: SourceFiles | None = None
             for name in EVAL_SPLITS:
                 if name in splits:
                     writers[name] = SplitWriter(tmp, name, TEST_SHARDS).write_all(splits[name])
+                    if writers[name].num_points == 0:  # its metrics would be NaN, and selection on them blind
+                        raise DataError(f"the {name} split has no points",
+                                        path=getattr(cfg, name) or cfg.source_dir or None)
         if (cfg.val_percent or cfg.val_fold) and writers["val"].num_points == 0:
             raise DataError(f"data.val_percent {cfg.val_percent} / val_fold '{cfg.val_fold}' put none of the {writers['train'].num_points} "
                             "train points into validation (too few points or groups)", path=cfg.train or None)

@@ -2,7 +2,7 @@
 
 Layout (what `data.format = "dense"` reads as a `source_dir`, plus what maps rows back to images):
 
-    OUT/{train,val,test}/features.npy   float32 [n_split, D]
+    OUT/{train,val,test}/features.npy   float32 [n_split, D] (a split without rows has no folder)
     OUT/{train,val,test}/labels.npy     int64 [n_split]
     OUT/{train,val,test}/refs.txt       the image behind each row (its path or tar key), one per line
     OUT/labels.txt                      class names, line i = class i (not for integer class ids)
@@ -124,7 +124,9 @@ class FeatureStore:
         if os.path.isdir(self.state_dir):
             shutil.rmtree(self.state_dir)
         os.makedirs(self.state_dir)
-        for index, split in enumerate(SPLITS):
+        present = [index for index in range(len(SPLITS)) if np.any(splits == index)]
+        for index in present:  # an empty split gets no folder: the dense layout's val is optional
+            split = SPLITS[index]
             mine = splits == index
             folder = os.path.join(self.out_dir, split)
             os.makedirs(folder, exist_ok=True)
@@ -133,9 +135,10 @@ class FeatureStore:
             partial = os.path.join(folder, "features.npy.partial")
             np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(int(mine.sum()), dim)).flush()
         with contextlib.ExitStack() as stack:
-            files = [stack.enter_context(atomic_writer(os.path.join(self.out_dir, s, "refs.txt"))) for s in SPLITS]
+            files = {i: stack.enter_context(atomic_writer(os.path.join(self.out_dir, SPLITS[i], "refs.txt")))
+                     for i in present}
             for ref, index in zip(refs if refs is not None else refs_of(), splits):
-                files[index].write(ref.replace("\n", " ") + "\n")
+                files[int(index)].write(ref.replace("\n", " ") + "\n")
         if label_names is not None:
             atomic_write_text(os.path.join(self.out_dir, "labels.txt"), "".join(n + "\n" for n in label_names))
         with atomic_writer(os.path.join(self.state_dir, "plan.npz"), binary=True) as f:
@@ -156,6 +159,8 @@ class FeatureStore:
     def open(self) -> None:
         for index, split in enumerate(SPLITS):
             path = os.path.join(self.out_dir, split, "features.npy.partial")
+            if not os.path.exists(path):
+                continue  # no rows in that split
             array = np.load(path, mmap_mode="r+", allow_pickle=False)
             if array.shape[0]:
                 self._maps[index] = array
