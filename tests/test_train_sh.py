@@ -56,6 +56,7 @@ def parent_pid(pid: int) -> int:
         return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
+@pytest.mark.slow
 def test_paths_with_quotes_dollars_and_spaces_train_and_evaluate(tmp_path):
     home = tmp_path / "it's a $HOME `x`"
     home.mkdir()
@@ -68,7 +69,7 @@ def test_paths_with_quotes_dollars_and_spaces_train_and_evaluate(tmp_path):
         assert open(os.path.join(model_dir, "logs", f"part-00{r}.exit")).read().strip() == "0"
 
 
-@pytest.mark.parametrize("use_tmux", [False, True])
+@pytest.mark.parametrize("use_tmux", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_a_part_whose_shell_dies_fails_the_run_and_a_re_run_completes(tmp_path, use_tmux):
     if use_tmux and shutil.which("tmux") is None:
         pytest.skip("tmux is not installed")
@@ -107,6 +108,7 @@ esac
 """
 
 
+@pytest.mark.slow
 def test_a_part_started_when_the_session_has_just_ended_starts_it_again(tmp_path):
     fake = tmp_path / "bin"
     fake.mkdir()

@@ -9,13 +9,15 @@ Texts: one per line (PECOS's X.*.txt; an empty line is an empty text), or JSONL
 lines {"text": ...} for a .jsonl / .jsonl.gz / .json file. --model-dir takes a
 tfxc model directory, an ensemble's (its first member embeds, as in its
 SavedModel) or an exported SavedModel; any model whose encoder reads text, or
-that was trained on text converted to TF-IDF rows. The output is written in
+that was trained on text converted to TF-IDF rows. For an image model, each line
+is an image's path (relative to the file's folder). The output is written in
 batches to a temporary file, renamed into place when complete.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -96,11 +98,14 @@ def main(argv=None):
     if num_rows == 0:
         raise DataError("no texts", path=args.text_path)
     classifier = load(args.model_dir, trust_imports=args.trust_imports)
-    if classifier.input_kind != "text" and not classifier.reads_text_as_features:
+    if classifier.input_kind not in ("text", "image") and not classifier.reads_text_as_features:
         raise TfxcError(f"{args.model_dir} reads feature rows and has no TF-IDF featurizer: it cannot encode texts")
     progress = Progress("encoded")
-    embedded = (classifier.encode(texts, batch_size=args.batch_size, normalize=args.normalize)
-                for texts in text_batches(args.text_path, args.batch_size))
+    batches = text_batches(args.text_path, args.batch_size)
+    if classifier.input_kind == "image":  # lines are image paths, relative to the list's folder
+        base = os.path.dirname(os.path.abspath(args.text_path))
+        batches = ([os.path.join(base, path) for path in paths] for paths in batches)
+    embedded = (classifier.encode(texts, batch_size=args.batch_size, normalize=args.normalize) for texts in batches)
     with atomic_writer(args.save_emb_path, binary=True) as out:
         rows, dim = write_embeddings(out, embedded, num_rows, progress)
     progress.close()

@@ -139,6 +139,7 @@ def bibtex_config(tmp_path, shared_data, train: str | None = None, steps: int = 
     return str(path)
 
 
+@pytest.mark.slow
 def test_a_second_training_on_other_sources_cannot_convert_under_a_running_one(shared_data, tmp_path):
     """D1 through the CLI: B, on other sources in A's data.dir, is refused while A trains; A's data stays."""
     a_config = bibtex_config(tmp_path, shared_data, steps=100000)

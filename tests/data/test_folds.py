@@ -46,6 +46,7 @@ def test_every_fold_reads_one_conversion(tmp_path, shared_data):
         (tmp_path / "data" / "featurizer.json").read_text())  # fit once, on the whole train source
 
 
+@pytest.mark.slow
 def test_folds_train_ensemble_write_out_of_fold_predictions_and_teach_a_student(tmp_path, shared_data):
     every = open(f"{shared_data}/banking77/test.jsonl", encoding="utf-8").read().splitlines(keepends=True)
     lines = [line for i, line in enumerate(every) if i % 5]  # the file is sorted by intent: every fifth to test

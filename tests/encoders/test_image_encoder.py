@@ -163,6 +163,10 @@ print(json.dumps({{"ids": out["label_ids"].numpy().tolist(), "scores": out["scor
     predicted = [json.loads(line) for line in open(tmp_path / "out.jsonl")]
     assert [r["ref"] for r in predicted] == [os.path.relpath(p, tmp_path) for p in paths]
     assert [r["label_ids"] for r in predicted] == local.ids.tolist()
+    # tfxc.encode writes the embeddings of a list of image paths, as the SavedModel's embed gives them.
+    run_cli("tfxc.encode", "--text-path", str(listing), "--model-dir", export_dir, "--save-emb-path",
+            str(tmp_path / "emb.npy"))
+    np.testing.assert_allclose(np.load(tmp_path / "emb.npy"), tfxc.load(model_dir).encode(paths), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow
@@ -183,3 +187,23 @@ def test_digits_train_on_two_mirrored_replicas(tmp_path, presets, digits):
     assert "2 replica(s)" in run.stderr
     test_line = [line for line in run.stdout.splitlines() if line.startswith("test:")][-1]
     assert float(test_line.split("P@1 ")[1].split()[0]) > 50.0, test_line
+
+
+def test_the_memory_plan_counts_the_backbone_activations(presets):
+    """A training step keeps every layer's output for the gradient: the count grows with the image's area for
+    a convolutional backbone (counted on a copy built for the size), and halves in bfloat16."""
+    from tfxc.images.backbones import activation_elements
+
+    backbone = load_vision_backbone(presets["resnet"])
+    small, _ = activation_elements(backbone, (16, 16))
+    large, largest = activation_elements(backbone, (32, 32))
+    # A conv net's maps scale with the area (the stem's zero padding adds a fixed border, hence not exactly 4).
+    assert 3.5 * small < large < 4.0 * small and 0 < largest < large
+    encoder = ImageEncoder(presets["resnet"], image_size=32)
+    assert encoder.memory_step_bytes(10) == 10 * large * 4
+    assert encoder.memory_step_bytes(10, training=False) == 10 * 3 * largest * 4
+    assert encoder.memory_input_bytes() == 32 * 32 * 3 * 4
+    half = ImageEncoder(presets["resnet"], image_size=32, mixed_bfloat16=True)
+    assert half.memory_step_bytes(10) == encoder.memory_step_bytes(10) // 2
+    frozen = ImageEncoder(presets["resnet"], image_size=32, trainable=False)
+    assert frozen.memory_step_bytes(10) == frozen.memory_step_bytes(10, training=False)

@@ -10,6 +10,7 @@ from text_harness import check_in_process, run_text_encoder_test, text_config
 from tfxc._tf import tf
 
 
+@pytest.mark.slow
 def test_text_cnn(tmp_path, shared_data):
     # With the linear projection to 12 dims (the embedding a cosine head reads).
     run_text_encoder_test(tmp_path, shared_data, {"name": "text_cnn", "embedding_dim": 24, "num_filters": 8,
@@ -124,6 +125,7 @@ def test_adversarial_training_runs_the_same_on_two_mirrored_replicas(tmp_path, s
     assert_same_weights(checkpoint_weights(str(tmp_path / "two")), checkpoint_weights(str(tmp_path / "one")), atol=2e-5)
 
 
+@pytest.mark.slow
 def test_tfidf_bag_of_words_from_raw_text(tmp_path, shared_data):
     # The row-sparse bag: on this small vocabulary "auto" would take the full bag, whose table updates densely.
     run_text_encoder_test(tmp_path, shared_data, {"name": "sparse_bow", "embedding_dim": 16, "raw_text": True,

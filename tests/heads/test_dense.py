@@ -6,7 +6,8 @@ from head_harness import run_head_test
 
 @pytest.mark.parametrize("head", [{"name": "one_vs_all", "propensity_weight": 0.5},
                                   {"name": "softmax", "label_smoothing": 0.1},
-                                  {"name": "softmax", "multi_label_loss": "decoupled", "propensity_weight": 0.5},
+                                  pytest.param({"name": "softmax", "multi_label_loss": "decoupled",
+                                                "propensity_weight": 0.5}, marks=pytest.mark.slow),
                                   # Logit adjustment changes the loss alone (tests/models checks it): slow.
                                   pytest.param({"name": "softmax", "label_smoothing": 0.1, "logit_adjustment": 0.5},
                                                marks=pytest.mark.slow)],

@@ -186,6 +186,7 @@ def test_label_tree_head_contract_with_the_sparse_term(tmp_path):
                              "sparse_init": 4.0, "sparse_idf": True, "propensity_weight": 0.5})
 
 
+@pytest.mark.slow
 def test_label_tree_head_contract_with_the_shortlist(tmp_path):
     # The shortlist's index is part of the model: restored, exported, served and mirrored alike (a beam that keeps
     # every node, so that top_k(L) ranks every label).

@@ -29,6 +29,7 @@ def test_kd_terms_match_their_formulas():
         np.testing.assert_allclose(got, value, rtol=1e-5, atol=1e-6, err_msg=kind)
 
 
+@pytest.mark.slow
 def test_a_fasttext_student_learns_from_a_textcnn_teacher_and_exports_alone(tmp_path, shared_data):
     from encoders.text_harness import text_config
 

@@ -78,6 +78,7 @@ def test_call_with_states_pools_as_call_does(tmp_path, shared_data):
         np.testing.assert_allclose(pooled.numpy(), encoder(tokens).numpy(), atol=1e-6, err_msg=pooling)
 
 
+@pytest.mark.slow
 def test_a_student_with_half_the_layers_starts_from_them_and_learns_the_teachers_states(tmp_path, shared_data):
     from encoders.text_harness import text_config
 

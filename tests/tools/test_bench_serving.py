@@ -7,9 +7,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from helpers import REPO, cli_env, run_cli, tiny_config
 
 
+@pytest.mark.slow
 def test_times_the_model_and_the_baseline_for_every_batch_size_and_repetition(tmp_path):
     config = tiny_config(tmp_path)
     run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "model"))

@@ -49,6 +49,7 @@ def wait_for_first_checkpoint(model_dir, timeout: float = 240) -> None:
         time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_dead_worker_ends_the_survivor_with_a_clear_error(tmp_path):
     config = tiny_config(tmp_path, model=MODEL, trainer={"train_steps": 100000, "steps_per_loop": 1})
     procs = start_workers(config, str(tmp_path / "model"), 2, extra=["--set", "runtime.collective_timeout_s=30"])
@@ -75,6 +76,7 @@ def test_missing_worker_fails_start_up_within_the_timeout(tmp_path):
     assert time.time() - t0 < 120
 
 
+@pytest.mark.slow
 def test_sigterm_to_one_worker_stops_both_at_the_same_checkpointed_step(tmp_path):
     config = tiny_config(tmp_path, model=MODEL, trainer={"train_steps": 100000, "steps_per_loop": 4,
                                                          "checkpoint_every_steps": 8})

@@ -76,6 +76,7 @@ def kill_after_first_level(config: str, model_dir) -> None:
     assert not os.path.exists(os.path.join(str(model_dir), "metrics.json")), "killed too late"
 
 
+@pytest.mark.slow
 def test_xr_transformer_run_resumes_after_a_kill_at_a_level_boundary_and_serves_strings(tmp_path, shared_data):
     config = xr_config(tmp_path, shared_data)
     whole, killed = tmp_path / "whole", tmp_path / "killed"

@@ -51,6 +51,17 @@ class Encoder(keras.layers.Layer):
         may then compute differently where a served graph can afford to (this one does not)."""
         yield
 
+    def memory_step_bytes(self, batch_size: int, training: bool = True) -> int:
+        """Bytes of activations a step of `batch_size` rows holds inside the encoder, for the memory plan
+        (`tfxc.training.memory_plan`), which counts the inputs and outputs itself: 0 here; an encoder with a
+        deep network over its inputs (a vision backbone) says how many."""
+        return 0
+
+    def memory_input_bytes(self) -> int:
+        """Bytes of one preprocessed row in the input pipeline, for the memory plan: 0 here (feature rows and
+        token ids are counted from the data's card); a decoded image's pixels for an image encoder."""
+        return 0
+
     #: `embed` / `from_embedded` are implemented (adversarial training perturbs the input embeddings).
     supports_embedding_perturbation: ClassVar[bool] = False
 
@@ -125,3 +136,9 @@ class WrappingEncoder(Encoder):
     @property
     def sparse_variables(self) -> list:
         return self.inner.sparse_variables
+
+    def memory_step_bytes(self, batch_size: int, training: bool = True) -> int:
+        return self.inner.memory_step_bytes(batch_size, training)
+
+    def memory_input_bytes(self) -> int:
+        return self.inner.memory_input_bytes()

@@ -54,3 +54,9 @@ class RepeatedEncoder(Encoder):
     @property
     def sparse_variables(self) -> list:
         return [v for encoder in self.encoders for v in encoder.sparse_variables]
+
+    def memory_step_bytes(self, batch_size: int, training: bool = True) -> int:
+        return sum(encoder.memory_step_bytes(batch_size, training) for encoder in self.encoders)
+
+    def memory_input_bytes(self) -> int:
+        return self.encoders[0].memory_input_bytes()

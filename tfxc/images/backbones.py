@@ -12,6 +12,7 @@ Pretrained weights come from a preset directory on disk (downloaded where there 
 
 from __future__ import annotations
 
+import math
 import os
 
 from tfxc._tf import keras, tf
@@ -112,3 +113,36 @@ class VisionFeatures(keras.layers.Layer):
         if self.kind == "tokens":
             out = out[:, self.skip:]
         return tf.reduce_mean(out, axis=axes) if self.pooling == "avg" else tf.reduce_max(out, axis=axes)
+
+
+def activation_elements(backbone, image_size: tuple[int, int]) -> tuple[int, int]:
+    """(the elements of every layer's output, of the largest one) for one image of `image_size`: what a
+    training step keeps for the gradient, and what a forward pass needs at its peak.
+
+    A backbone built for any image size (ResNet's (None, None, 3)) is counted on a copy built for this size.
+    Layers inside a layer (a transformer block's attention scores) are not outputs of the graph and are not
+    counted: an underestimate for transformers, which the memory plan's calibration absorbs.
+    """
+    from tfxc._tf import keras
+
+    config = backbone.get_config()
+    shape = getattr(backbone, "image_shape", None)
+    if shape is not None and None in tuple(shape)[:2] and "image_shape" in config:
+        backbone = type(backbone).from_config({**config, "image_shape": (*image_size, 3)})
+    total = largest = 0
+    stack = list(backbone.layers)
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, keras.Model) and layer.layers:
+            stack.extend(layer.layers)
+            continue
+        try:
+            outputs = keras.tree.flatten(layer.output)
+        except (AttributeError, ValueError):  # a layer called more than once has no single output
+            continue
+        for out in outputs:
+            dims = tuple(out.shape)[1:]
+            if dims and all(d is not None for d in dims):
+                total += math.prod(dims)
+                largest = max(largest, math.prod(dims))
+    return total, largest

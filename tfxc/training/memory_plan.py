@@ -25,8 +25,9 @@ allocation (the resident set does not shrink between them):
   - weight initialisation: a random initializer's temporaries, `INIT_COPIES` × the largest variable;
   - one training step: the dense gradients (one per dense trainable weight; the row-sparse ones of the
     embedding tables B × features per point rows, of a head's tables a row per scored label), the encoder's
-    gathered rows [B, nnz, dim] and outputs, the head's scores per example (`Head.memory_scores`: [B, L]
-    logits for the exact heads, [B, R·buckets] for hashed ones, active nodes for a tree) × `SCORE_COPIES`,
+    gathered rows [B, nnz, dim] and outputs (a vision backbone's layer outputs: `Encoder.memory_step_bytes`),
+    the head's scores per example (`Head.memory_scores`: [B, L] logits for the exact heads, [B, R·buckets]
+    for hashed ones, active nodes for a tree) × `SCORE_COPIES`,
     and under mixed_bfloat16 the bfloat16 copies of the head's weights;
   - evaluation: the scores of one eval batch [E, W] × `EVAL_SCORE_COPIES`.
 
@@ -232,16 +233,17 @@ def _plan(config, info, context) -> MemoryPlan:
     encoder_acts = batch * 4 * (2 * features_per_point * table_width + 3 * encoder_width)
     step_scores = batch * scores
     sparse_grads = sum(sparse_gradient(v) for v in sparse)
+    encoder_acts += model.encoder.memory_step_bytes(batch)  # a vision backbone's layers
     step = (nbytes(dense) * replicas + sparse_grads + encoder_acts + SCORE_COPIES * 4 * step_scores
             + (head_weights if mixed else 0))  # two bfloat16 copies: the weights' and their gradient's
 
     eval_batch = config.eval.batch_size
     eval_bytes = EVAL_SCORE_COPIES * 4 * eval_batch * model.head.memory_scores(False)
-    eval_bytes += eval_batch * 4 * 3 * encoder_width
+    eval_bytes += eval_batch * 4 * 3 * encoder_width + model.encoder.memory_step_bytes(eval_batch, training=False)
     # A random initializer's temporaries (the draw and its scaling) next to the variable it fills.
     init = INIT_COPIES * max((nbytes([v]) for v in model.variables), default=0)
 
-    data = _data_bytes(config, info, features_per_point)
+    data = _data_bytes(config, info, features_per_point, model.encoder.memory_input_bytes())
     components = [
         Component("parameters", params, _knobs(config, "parameters")),
         Component("optimizer slots", slots, _knobs(config, "slots")),
@@ -260,8 +262,9 @@ def _plan(config, info, context) -> MemoryPlan:
                                          f"{nbytes(model.variables) / 2**20:,.1f} MiB"])
 
 
-def _data_bytes(config, info, features_per_point: float) -> float:
-    """tf.data's shuffle buffer of serialized records and the prefetched, parsed batches."""
+def _data_bytes(config, info, features_per_point: float, input_bytes: int = 0) -> float:
+    """tf.data's shuffle buffer of serialized records and the prefetched, parsed batches (`input_bytes` per row
+    besides the row's features and labels: a decoded image)."""
     from tfxc.data.pipeline import PARALLEL_CALLS, PREFETCH_BATCHES
 
     train = info.splits.get("train", {})
@@ -272,7 +275,7 @@ def _data_bytes(config, info, features_per_point: float) -> float:
         record = features_per_point * 12 + 64
     buffered = min(config.data.shuffle_buffer, points) * (record + RECORD_OVERHEAD)
     parsed = (PREFETCH_BATCHES + PARALLEL_CALLS) * config.trainer.global_batch_size * (
-        features_per_point * 12 + float(train.get("avg_labels_per_point", 1.0)) * 8 + 64)
+        features_per_point * 12 + float(train.get("avg_labels_per_point", 1.0)) * 8 + 64 + input_bytes)
     return buffered + parsed
 
 
