@@ -143,8 +143,8 @@ def _extract(source, settings, args) -> dict:
             raise TfxcError(f"{args.out} holds a partial extraction made with other settings; rerun with those, "
                             "or add --restart to start over")
         labels, splits, names = plan_rows(source, args.split, args.split_file, args.seed)
-        store.write_plan(labels, splits, None, names, features.output_dim,
-                         refs_of=lambda: (item.ref for item in source.items(with_bytes=False)))
+        store.write_plan(labels, splits, (item.ref for item in source.items(with_bytes=False)), names,
+                         features.output_dim)
         done = 0
     store.open()
     total, height = len(labels), converter.image_size[0]

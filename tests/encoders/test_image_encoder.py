@@ -207,3 +207,24 @@ def test_the_memory_plan_counts_the_backbone_activations(presets):
     assert half.memory_step_bytes(10) == encoder.memory_step_bytes(10) // 2
     frozen = ImageEncoder(presets["resnet"], image_size=32, trainable=False)
     assert frozen.memory_step_bytes(10) == frozen.memory_step_bytes(10, training=False)
+
+
+def test_the_shared_checks_train_on_one_batch_and_round_trip_a_checkpoint(presets, digits, tmp_path):
+    """The checks every encoder and head passes (tests/helpers.py): gradients reach every trainable variable,
+    steps on one batch reduce the loss, and a checkpoint restored into a differently seeded model ranks alike."""
+    from helpers import check_checkpoint_round_trip, check_training_on_one_batch
+    from tfxc.config import load_config
+    from tfxc.model import build_model
+
+    config = load_config(None, ['data.format="tfrecord"', 'data.dir="unused"', 'model.encoder.name="image"',
+                                f'model.encoder.preset="{presets["resnet"]}"', "model.encoder.embedding_dim=8",
+                                'model.head.name="mhp"', "model.head.num_classes=[5,2]",
+                                'optimizer.name="adam"', "optimizer.learning_rate=0.01"])
+    model = build_model(config.model, BuildContext(num_features=0, num_labels=10, seed=1))
+    batch = model.encoder.preprocess({"image": encoded(digits, 16),
+                                      "labels": tf.RaggedTensor.from_row_lengths(
+                                          tf.constant([label for _, label in digits[:16]], tf.int64),
+                                          tf.ones([16], tf.int64))})
+    check_training_on_one_batch(model, batch, config.optimizer, steps=20)
+    fresh = build_model(config.model, BuildContext(num_features=0, num_labels=10, seed=2))
+    check_checkpoint_round_trip(model, fresh, batch, 3, tmp_path / "ckpt")

@@ -109,15 +109,14 @@ class FeatureStore:
         with open(path, encoding="utf-8") as f:
             return json.load(f).get("settings")
 
-    def write_plan(self, labels: np.ndarray, splits: np.ndarray, refs: list[str] | None, label_names: list[str] | None,
-                   dim: int, refs_of=None) -> None:
+    def write_plan(self, labels: np.ndarray, splits: np.ndarray, refs, label_names: list[str] | None,
+                   dim: int) -> None:
         """Writes labels.npy, refs.txt and labels.txt, creates the partial feature files and the state.
 
         Args:
           labels: int64 [N], each image's class id in stream order.
           splits: int8 [N], each image's split (index into SPLITS).
-          refs: the images' refs in stream order, or None with `refs_of` (an iterator over them, for sources
-            too large to hold them).
+          refs: an iterable of the images' refs in stream order (streamed: a large source's are not held).
           label_names: class names (id order), or None for integer class ids.
           dim: the feature dimension D.
         """
@@ -137,7 +136,7 @@ class FeatureStore:
         with contextlib.ExitStack() as stack:
             files = {i: stack.enter_context(atomic_writer(os.path.join(self.out_dir, SPLITS[i], "refs.txt")))
                      for i in present}
-            for ref, index in zip(refs if refs is not None else refs_of(), splits):
+            for ref, index in zip(refs, splits):
                 files[int(index)].write(ref.replace("\n", " ") + "\n")
         if label_names is not None:
             atomic_write_text(os.path.join(self.out_dir, "labels.txt"), "".join(n + "\n" for n in label_names))

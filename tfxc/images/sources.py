@@ -33,6 +33,7 @@ from tfxc.errors import ConfigError, DataError
 
 # The files `tf.io.decode_image` reads (by content, not by name; the suffixes only pick files out of folders).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+IMAGE_EXTENSIONS = frozenset(suffix[1:] for suffix in IMAGE_SUFFIXES)  # a webdataset entry's last extension
 SPLITS = ("train", "val", "test")
 
 
@@ -204,7 +205,7 @@ class WebDatasetSource(ImageSource):
                         if key is not None:
                             yield self._sample(shard, key, entries, seen)
                         key, entries = k, {}
-                    is_image = extension.rsplit(".", 1)[-1] in [s[1:] for s in IMAGE_SUFFIXES]
+                    is_image = extension.rsplit(".", 1)[-1] in IMAGE_EXTENSIONS
                     if extension == self.label_entry or (is_image and with_bytes):
                         entries[extension] = archive.extractfile(member).read()
                     elif is_image:
@@ -219,7 +220,7 @@ class WebDatasetSource(ImageSource):
             raise DataError("the key's entries are not consecutive (or the key repeats); webdataset shards "
                             "keep each sample's files together", path=shard, field=key)
         seen.add(key)
-        images = [e for e in entries if e.rsplit(".", 1)[-1] in [s[1:] for s in IMAGE_SUFFIXES]]
+        images = [e for e in entries if e.rsplit(".", 1)[-1] in IMAGE_EXTENSIONS]
         if len(images) != 1:
             raise DataError(f"expected one image entry, found {len(images)} ({', '.join(sorted(entries)) or 'none'})",
                             path=shard, field=key)
