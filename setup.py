@@ -19,7 +19,7 @@ def kernel(name: str) -> Extension:
 
 setup(
     ext_modules=cythonize(
-        [kernel("_hits"), kernel("_mach")],  # top-k hit test for metrics; MACH score gather + top-k
+        [kernel("_hits"), kernel("_mach"), kernel("_pairs")],  # metrics hit test; MACH gather; tree pairs
         language_level=3,
         compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
     ),

@@ -50,6 +50,11 @@ TREE_MIN_LABELS = 20_000
 # per-node tables grow with the width and the label count, so it keeps 512.
 EXACT_WIDTH = 1024
 TREE_WIDTH = 512
+# The tree's form: a probabilistic label tree (each node a binary classifier of "a label below me is relevant",
+# trained on the rows of its positive parents; a label scored by the product along its path), 16-ary over leaves
+# of at most 16 labels.
+TREE_HEAD = {"name": "label_tree", "max_leaf_size": 16, "nr_splits": 16, "loss": "bce", "negatives": "tfn",
+             "beam_size": 10, "post_processor": "sigmoid", "final_post_processor": "sigmoid"}
 # The tree trains at a higher learning rate without dropout, on a cosine schedule like the exact heads:
 # better kept-epoch P@1, P@5 and PSP@5 on the validation splits of synthetic 10^5 and wordnet-nextword.
 TREE_LEARNING_RATE = 0.01
@@ -169,8 +174,7 @@ def choose(profile: DataProfile, centroids: tuple[float, float] | None = None) -
     small = profile.num_points < SMALL_POINTS
     sparse = profile.sparse_input
     if profile.num_labels > TREE_MIN_LABELS:
-        head = {"name": "label_tree", "max_leaf_size": 16, "nr_splits": 16, "loss": "bce", "negatives": "tfn",
-                "beam_size": 10, "post_processor": "sigmoid", "final_post_processor": "sigmoid"}
+        head = dict(TREE_HEAD)
         why.append(f"head: a label tree (PLT form), since {profile.num_labels:,} labels > {TREE_MIN_LABELS:,}: "
                    "a beam search reads a few thousand label vectors per point instead of all of them")
         if sparse:

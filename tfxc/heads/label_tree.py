@@ -43,8 +43,10 @@ from tfxc.heads.label_tree_config import (HEAD_OPTIONS, LabelTreeHeadConfig, Nod
 from tfxc.heads.label_tree_loss import active_nodes, cap_active, level_loss, positive_nodes
 from tfxc.heads.label_tree_ops import (distinct_per_row, in_log_space, post_process, propensity_rerank,
                                        sparse_node_logits)
+from tfxc.heads.pair_scores import pair_logits, sparse_pair_logits
 from tfxc.heads.shortlist import centroid_shortlist, impact_index
 from tfxc.heads.sparse_term import starting_weights
+from tfxc.kernels.pairs import HAVE_COMPILED_PAIRS
 
 
 def _per_level(kind: str) -> property:
@@ -74,6 +76,8 @@ class LabelTreeHead(Head):
 
     # The beam search is ~15 small ops per level; XLA fuses them (one row: 0.85 -> 0.45 ms).
     serving_jit_compile = True
+    # Training scores (row, node) pairs with the compiled kernels where they were built (`pair_scores`).
+    use_pair_kernel = HAVE_COMPILED_PAIRS
 
     def __init__(self, tree, negatives="tfn+man", max_active=0, loss="squared_hinge", reduction="mean",
                  dense_level_max=16384, use_bias=True, init_stddev=0.02, beam_size=10, post_processor="l3-hinge",
@@ -207,6 +211,8 @@ class LabelTreeHead(Head):
         search) gathers them in blocks instead (`gather_dot`: faster, dense gradient).
         """
         safe = tf.maximum(nodes, 0)
+        if differentiable and self.use_pair_kernel:
+            return self._pair_logits(features, level, nodes, whole)
         if whole is not None:
             logits = tf.gather(whole, safe, batch_dims=1)
         elif not differentiable:
@@ -221,6 +227,23 @@ class LabelTreeHead(Head):
             logits += self._sparse_logits(features, level, nodes)
         return logits
 
+    def _pair_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor, whole=None) -> tf.Tensor:
+        """`_node_logits` of training through the compiled pair kernels (`tfxc.heads.pair_scores`): the same
+        values, with one gradient row per distinct node of the batch for the gathered tables."""
+        sparse = None
+        if self.sparse is not None:
+            _, ids, values = split_sparse_input(features, self.sparse_max_nnz)
+            sparse = (ids, values, self.support_levels[level].value, self.sparse_kernels[level].value)
+        safe = tf.maximum(nodes, 0)
+        if whole is not None:
+            logits = tf.gather(whole, safe, batch_dims=1)
+            if sparse is not None:
+                logits += sparse_pair_logits(nodes, sparse, self.sparse.num_features)
+            return logits
+        bias = self.biases[level].value if self.use_bias else None
+        return pair_logits(self._encoding(features), self.kernels[level].value, bias, nodes, sparse,
+                           self.sparse.num_features if sparse is not None else 0)
+
     def _level_logits(self, features: tf.Tensor, level: int) -> tf.Tensor:
         """The encoder-feature logits w_c·h + b_c of every node of a level, float32 [B, K_level].
 
@@ -229,13 +252,14 @@ class LabelTreeHead(Head):
         logits = self.matmul(self._encoding(features), self.kernels[level].value, transpose_b=True)
         return logits + self.biases[level].value if self.use_bias else logits
 
-    def _top_level_logits(self, features: tf.Tensor, whole: dict) -> tf.Tensor:
-        """Every logit of level 0, float32 [B, K_0] (from `whole` when it has them)."""
+    def _top_level_logits(self, features: tf.Tensor, whole: dict, differentiable: bool = False) -> tf.Tensor:
+        """Every logit of level 0, float32 [B, K_0] (from `whole` when it has them); `differentiable`: for the
+        loss (`_node_logits`)."""
         logits = whole[0] if 0 in whole else self._level_logits(features, 0)
         if self.sparse is None:
             return logits
         nodes = tf.tile(tf.range(self.sizes[0])[None, :], [tf.shape(features)[0], 1])
-        return self._node_logits(features, 0, nodes, logits)
+        return self._node_logits(features, 0, nodes, logits, differentiable=differentiable)
 
     def _dense_in_training(self, level: int) -> bool:
         return self.sizes[level] <= self.dense_level_max
@@ -375,7 +399,7 @@ class LabelTreeHead(Head):
             if self.max_active and t not in whole:  # the cap saves gathers; a level scored whole gains nothing
                 seed = tf.stack([tf.cast(self.sample_step, tf.int32), (self.seed or 0) * 31 + t])
                 nodes, counts = cap_active(nodes, counts, self.max_active, seed)
-            logits = self._top_level_logits(features, whole) if t == 0 else self._node_logits(
+            logits = self._top_level_logits(features, whole, differentiable=True) if t == 0 else self._node_logits(
                 features, t, nodes, whole.get(t))
             weights = None
             if self.node_weights[t] is not None:
