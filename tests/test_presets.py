@@ -117,6 +117,19 @@ def test_fast_rules_on_a_profile():
     assert config["model"]["encoder"]["embedding_dim"] == 1024  # the recipe's own config is left alone
 
 
+def test_fast_stops_the_tree_after_two_epochs():
+    # synthetic 10^5's shape: the recipe's tree; fast keeps it, 2 epochs at batch 1024, evaluating each epoch.
+    profile = DataProfile(num_points=90_000, num_features=100_000, num_labels=100_000, labels_per_point=5.0,
+                          features_per_point=76.0, tail_share=0.6)
+    config, why = choose(profile)
+    fast, fast_why = fast_rules(profile, config, why)
+    assert fast["model"]["head"] == config["model"]["head"] and fast["model"]["head"]["name"] == "label_tree"
+    assert (fast["trainer"]["global_batch_size"], fast["trainer"]["epochs"]) == (1024, 2)
+    assert (fast["trainer"]["eval_every_epochs"], fast["trainer"]["patience"]) == (1, 2)
+    assert any(line.startswith("training: batch 1024, 2 epochs of 88 steps (fast: the tree nears its plateau")
+               for line in fast_why)
+
+
 def test_a_bad_preset_name_is_an_error_with_a_suggestion(tmp_path):
     thin = {"recipe": True, "data": {"format": "xc", "dir": "d", "train": "t.txt"}}
     assert load_config_data({**thin, "preset": "fast"}).preset == "fast"

@@ -6,7 +6,8 @@ usually live in their own virtual environment. Needs only the standard
 library, numpy, scipy and the peer's package; never imports tfxc.
 
 Input: `DATA/{X,Y}.{trn,tst}.npz` (CSR, written by bench.py from the same
-files tfxc trains on). Output in `WORK/`: `pred.npz` (`ids` int64 [N, k], −1
+files tfxc trains on), each row L2-normalised before the peer sees it, the input
+their documentation feeds them (`--raw-rows`: as given). Output in `WORK/`: `pred.npz` (`ids` int64 [N, k], −1
 padded, best first) and `result.json` (train seconds, prediction throughput
 over the whole test split and in 256-row batches, single-row latency, model
 bytes on disk, peak RSS).
@@ -36,6 +37,16 @@ SYSTEMS = ("pecos-xrlinear", "napkinxc-plt", "omikuji-parabel", "omikuji-bonsai"
 
 def load_csr(path: str) -> sp.csr_matrix:
     return sp.load_npz(path).tocsr().astype(np.float32)  # load_npz never unpickles
+
+
+def l2_normalised(x: sp.csr_matrix) -> sp.csr_matrix:
+    """Each row divided by its Euclidean norm (empty rows stay empty): the input the peers' documentation feeds
+    them (PECOS's TF-IDF features, napkinXC's `load_libsvm_file(normalize=True)`, Parabel's and Bonsai's papers)."""
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    out = sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ x, dtype=np.float32)
+    out.sort_indices()  # PECOS refuses rows whose feature ids are not ascending
+    return out
 
 
 def rows_to_lists(y: sp.csr_matrix) -> list[list[int]]:
@@ -183,11 +194,15 @@ def main(argv=None):
     parser.add_argument("--trees", type=int, default=0, help="omikuji: trees in the forest (0: the default, 3)")
     parser.add_argument("--latency-rows", type=int, default=200,
                         help="test rows timed one at a time (0: no serving timings, as for a validation run)")
+    parser.add_argument("--raw-rows", action="store_true",
+                        help="train and predict on the rows as given, not L2-normalised (the bench before 2026-11-27)")
     args = parser.parse_args(argv)
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
     x, y = load_csr(os.path.join(args.data, "X.trn.npz")), load_csr(os.path.join(args.data, "Y.trn.npz"))
     xt = load_csr(os.path.join(args.data, "X.tst.npz"))
+    if not args.raw_rows:
+        x, xt = l2_normalised(x), l2_normalised(xt)
     system = make(args.system, args.trees)
 
     start = time.perf_counter()
@@ -208,7 +223,8 @@ def main(argv=None):
         serving["batch256_rows_per_s"] = 256 * 1000 / float(np.median(ms))
 
     np.savez(os.path.join(args.work, "pred.npz"), ids=ids)
-    write_result(args.work, {"system": args.system, "train_s": train_s, "predict_rows_per_s": xt.shape[0] / predict_s,
+    write_result(args.work, {"system": args.system, "input": "raw rows" if args.raw_rows else "l2-normalised rows",
+                             "train_s": train_s, "predict_rows_per_s": xt.shape[0] / predict_s,
                              **serving, "model_bytes": directory_bytes(os.path.join(args.work, "model")),
                              "peak_rss_gb": peak_rss_gb()})
 

@@ -99,8 +99,10 @@ class LabelTreeHeadConfig(SparseTermOptions):
         binary problem over the rows that reach it, as in a probabilistic label tree
         (Jasinska et al., ICML 2016; napkinXC). For a row with one label both are equal.
       dense_level_max: in training, levels with at most this many nodes are scored whole
-        by one matmul (fast BLAS, dense gradient); bigger levels gather only the active
-        nodes' vectors (row-sparse gradient). A speed knob: both give the same loss.
+        by one matmul (fast BLAS, dense gradient); bigger levels score only each row's active
+        nodes (the compiled pair kernels of `tfxc.heads.pair_scores`; row-sparse gradient). A
+        speed knob: both give the same loss. At a batch of 1024 the whole product costs more
+        than the pairs from a few thousand nodes on (BENCHMARKS.md, "The label tree's step").
       use_bias: a bias per node.
       init_stddev: node vectors start as N(0, init_stddev²).
       beam_size: nodes kept per level in prediction (and for `man` negatives).
@@ -145,7 +147,7 @@ class LabelTreeHeadConfig(SparseTermOptions):
     max_active: int = 0
     loss: str = "squared_hinge"
     reduction: str = "mean"
-    dense_level_max: int = 16384
+    dense_level_max: int = 2048
     use_bias: bool = True
     init_stddev: float = 0.02
     beam_size: int = 10

@@ -225,3 +225,4 @@ def group_by_node(const int[::1] flat, Py_ssize_t num_nodes):
                 order[counts[node + 1]] = n
                 counts[node + 1] += 1
     return nodes_array, order_array, starts_array
+
