@@ -80,7 +80,7 @@ class LabelTreeHead(Head):
     use_pair_kernel = HAVE_COMPILED_PAIRS
 
     def __init__(self, tree, negatives="tfn+man", max_active=0, loss="squared_hinge", reduction="mean",
-                 dense_level_max=16384, use_bias=True, init_stddev=0.02, beam_size=10, post_processor="l3-hinge",
+                 dense_level_max=LabelTreeHeadConfig.dense_level_max, use_bias=True, init_stddev=0.02, beam_size=10, post_processor="l3-hinge",
                  final_post_processor="", seed=None, sparse: NodeSparseTerm | None = None, node_weights=None,
                  shortlist: Shortlist | None = None, rerank_bonus=None, **kwargs):
         super().__init__(tree.num_labels, **kwargs)

@@ -152,9 +152,10 @@ def pair_sparse_dots(const int[:, ::1] ids, const float[:, ::1] values, const in
     if rows == 0 or width == 0 or span == 0:
         return out, looked
     with nogil, parallel(num_threads=num_threads):
-        dense = <float*> calloc(num_features if num_features > 0 else 1, sizeof(float))
+        # Without the buffer (no D, or no memory for it) each lookup searches the row instead.
+        dense = <float*> calloc(num_features, sizeof(float)) if num_features > 0 else NULL
         for b in prange(rows, schedule="static"):
-            if num_features > 0:
+            if dense != NULL:
                 for slot in range(row_width):
                     if 0 <= ids[b, slot] < num_features:
                         dense[ids[b, slot]] = values[b, slot]
@@ -167,7 +168,7 @@ def pair_sparse_dots(const int[:, ::1] ids, const float[:, ::1] values, const in
                     feature = support[node, j]
                     if feature < 0:
                         continue
-                    if num_features > 0:
+                    if dense != NULL:
                         value = dense[feature] if feature < num_features else 0
                     else:
                         slot = _lower_bound(&ids[b, 0], row_width, feature)
@@ -175,7 +176,7 @@ def pair_sparse_dots(const int[:, ::1] ids, const float[:, ::1] values, const in
                     x[b, c, j] = value
                     acc = acc + weights[node, j] * value
                 o[b, c] = acc
-            if num_features > 0:
+            if dense != NULL:
                 for slot in range(row_width):
                     if 0 <= ids[b, slot] < num_features:
                         dense[ids[b, slot]] = 0
