@@ -19,7 +19,8 @@ def kernel(name: str) -> Extension:
 
 setup(
     ext_modules=cythonize(
-        [kernel("_hits"), kernel("_mach"), kernel("_pairs")],  # metrics hit test; MACH gather; tree pairs
+        # metrics hit test; MACH gather; tree pairs; per-row top-k of CSR matrices; the tree's 2-means
+        [kernel("_hits"), kernel("_mach"), kernel("_pairs"), kernel("_rows"), kernel("_kmeans")],
         language_level=3,
         compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
     ),

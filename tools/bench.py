@@ -32,7 +32,12 @@ possible). Every run has a time limit; a failure is recorded, not fatal.
 The scale runs (`synthetic-1e4` … `synthetic-1e7`) train every system on
 100,000 generated points whose label space has 10^4 … 10^7 labels (Zipf label
 frequencies; `configs/scale_synthetic_*.json`), to show how training time,
-memory and model size grow with L.
+memory and model size grow with L. `--datasets shaped` runs the generated sets
+shaped like a published one (`synthetic-670k-shape`: Amazon-670K's rows,
+features, labels and densities), reported like a real set:
+
+  python tools/bench.py --peer-python ... --datasets synthetic-670k-shape --no-curves \
+      --systems tfxc-fast,pecos-xrlinear,omikuji-parabel,napkinxc-plt
 
 Outputs in `--out` (default `benchmarks/`): `results.json` (raw figures, merged
 with earlier runs), `tables.md` (a table per real data set with each tfxc
@@ -67,7 +72,7 @@ from bench_curves import CARVE_DIR, carve, peer_point, tfxc_curve  # same folder
 from bench_peers import BUDGETS, directory_bytes, write_result
 from bench_report import markdown_tables, plot, plot_scale
 from bench_sets import (DATASETS, PEERS, PRESET_SYSTEMS, QUICK_DATASETS, QUICK_OVERRIDES, REAL_DATASETS,
-                        RECIPE_SYSTEM, SCALE_CONFIG, SCALE_DATASETS)
+                        RECIPE_SYSTEM, SCALE_CONFIG, SCALE_DATASETS, SHAPED_DATASETS)
 
 from tfxc.utils.io import atomic_write_text
 from tfxc.utils.memory import peak_rss_gb
@@ -401,7 +406,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="",
                         help=f"comma-separated, from {', '.join(DATASETS)}; or the groups 'real' (the default), "
-                             "'scale' (the synthetic-* runs) and 'all'")
+                             "'scale' (the synthetic-1e* runs), 'shaped' (generated sets of a published set's shape) "
+                             "and 'all'")
     parser.add_argument("--systems", default="",
                         help="comma-separated: tfxc-recipe, tfxc-fast, tfxc-best, tfxc-ova, tfxc-mach, tfxc-softmax, "
                              "tfxc-linear, tfxc-tree, tfxc-mhc, tfxc-mhp, tfxc-mhs, tfxc-xrt, "
@@ -450,7 +456,7 @@ def main(argv=None):
                          "not be tfxc's. Build them there (pip install -e . or python setup.py build_ext "
                          "--inplace), or pass --allow-numpy-kernels")
 
-    groups = {"real": REAL_DATASETS, "scale": SCALE_DATASETS, "all": list(DATASETS)}
+    groups = {"real": REAL_DATASETS, "scale": SCALE_DATASETS, "shaped": SHAPED_DATASETS, "all": list(DATASETS)}
     datasets = [name for d in args.datasets.split(",") if d for name in groups.get(d, [d])]
     datasets = datasets or list(QUICK_DATASETS if args.quick else REAL_DATASETS)
     unknown = [d for d in datasets if d not in DATASETS]

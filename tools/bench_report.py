@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from bench_sets import DATASETS, PEERS, REAL_DATASETS, SCALE_CONFIG, SCALE_DATASETS  # same folder
+from bench_sets import DATASETS, PEERS, REAL_DATASETS, SCALE_CONFIG, SCALE_DATASETS, SHAPED_DATASETS  # same folder
 
 ROW_MARGIN_MS = 0.3  # issue 41's target: one row at most this much over the empty signature call
 
@@ -32,7 +32,7 @@ def _value(record: dict, key: str) -> float:
 def markdown_tables(results: list[dict]) -> str:
     """A table per real data set, then one table for the synthetic scale runs (if any ran)."""
     out = []
-    for dataset in [d for d in REAL_DATASETS if any(r["dataset"] == d for r in results)]:
+    for dataset in [d for d in REAL_DATASETS + SHAPED_DATASETS if any(r["dataset"] == d for r in results)]:
         rows = sorted((r for r in results if r["dataset"] == dataset), key=lambda r: r["system"])
         ok = [r for r in rows if r["status"] == "ok"]
         peers = [r for r in ok if r["system"] in PEERS]
@@ -171,7 +171,7 @@ def plot(results: list[dict], path: str) -> None:
     import matplotlib.ticker
 
     ok = [r for r in results if r["status"] == "ok"]
-    datasets = [d for d in REAL_DATASETS if any(r["dataset"] == d for r in ok)]
+    datasets = [d for d in REAL_DATASETS + SHAPED_DATASETS if any(r["dataset"] == d for r in ok)]
     if not datasets:
         return
     cols = min(4, len(datasets))

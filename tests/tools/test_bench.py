@@ -172,3 +172,25 @@ def test_a_text_system_is_served_the_test_texts_in_file_order(shared_data):
         assert texts[0] == json.loads(f.readline())["text"]
     mach = bench.DATASETS["wordnet-hypernyms"].systems["tfxc-mach"]
     assert bench.test_texts(load_config(os.path.join(REPO, mach))) is None
+
+
+def test_the_amazon_670k_shaped_set_has_the_published_shape():
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    try:
+        import numpy as np
+
+        from bench_sets import DATASETS, REAL_DATASETS, SCALE_CONFIG, SCALE_DATASETS, SHAPED_DATASETS
+        from tfxc.config import load_config
+        from tfxc.data.synthetic import SyntheticXmc
+    finally:
+        sys.path.pop(0)
+    assert SHAPED_DATASETS == ["synthetic-670k-shape"]
+    assert "synthetic-670k-shape" not in SCALE_DATASETS + REAL_DATASETS  # run on request, never by default
+    spec = DATASETS["synthetic-670k-shape"].overrides("synthetic-670k-shape", "out")
+    synthetic = load_config(os.path.join(REPO, SCALE_CONFIG), spec).data.synthetic
+    assert (synthetic.num_train, synthetic.num_test, synthetic.num_features, synthetic.num_labels) == (
+        490_449, 153_025, 135_909, 670_091)
+    rows = list(SyntheticXmc(synthetic.__class__(**{**synthetic.__dict__, "num_train": 400})).rows("train"))
+    features = np.mean([len(r.feat_idx) for r in rows])
+    labels = np.mean([len(r.labels) for r in rows])
+    assert 72 < features < 80 and 5.1 < labels < 5.8, (features, labels)  # Amazon-670K: ~76 and ~5.45

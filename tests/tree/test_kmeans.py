@@ -3,10 +3,13 @@
 import numpy as np
 import pytest
 import scipy.sparse
+import scipy.sparse.linalg
 
 from tfxc.errors import ConfigError
 from tfxc.tree import LabelTree, balanced_kmeans_codes, cluster_labels, tree_depth
-from tfxc.tree.kmeans import initial_pair
+from tfxc.tree.kmeans import HAVE_COMPILED_KMEANS, initial_pair
+
+needs_compiled = pytest.mark.skipif(not HAVE_COMPILED_KMEANS, reason="the 2-means kernel was not built")
 
 
 @pytest.mark.parametrize("labels, leaf, nr_splits, min_codes, sizes", [
@@ -73,11 +76,12 @@ def reference_codes(z, max_leaf_size, seed, max_iter, spherical):
     return codes
 
 
+@pytest.mark.parametrize("compiled", [pytest.param(True, marks=needs_compiled), False])
 @pytest.mark.parametrize("spherical", [True, False])
 @pytest.mark.parametrize("num_labels, leaf, seed", [(50, 6, 0), (64, 8, 3), (97, 10, 11)])
-def test_vectorised_clustering_equals_the_per_node_reference(num_labels, leaf, seed, spherical):
+def test_clustering_equals_the_per_node_reference(num_labels, leaf, seed, spherical, compiled):
     z = scipy.sparse.random(num_labels, 40, density=0.15, random_state=seed, format="csr", dtype=np.float64)
-    codes, depth = balanced_kmeans_codes(z, max_leaf_size=leaf, seed=seed, spherical=spherical)
+    codes, depth = balanced_kmeans_codes(z, max_leaf_size=leaf, seed=seed, spherical=spherical, compiled=compiled)
     np.testing.assert_array_equal(codes, reference_codes(z, leaf, seed, 20, spherical))
     sizes = np.bincount(codes, minlength=2 ** depth)
     assert sizes.max() - sizes.min() <= 1 and sizes.max() <= leaf  # exactly balanced
@@ -98,6 +102,19 @@ def test_a_hand_checked_clustering_splits_an_arc_into_consecutive_pairs():
         # Heap order: sibling leaves (codes 2j, 2j+1) hold neighbouring halves of the arc.
         halves = [sorted(angle_of_label[(codes // 2) == h]) for h in range(2)]
         assert sorted(map(tuple, halves)) == [(0, 10, 20, 30), (40, 50, 60, 70)]
+
+
+@needs_compiled
+def test_compiled_clustering_equals_the_vectorised_one_on_pifa_like_rows():
+    # Unit-norm rows of very different lengths, as PIFA's are; both versions iterate to the same fixed points.
+    rng = np.random.default_rng(4)
+    z = scipy.sparse.random(3000, 500, density=0.02, random_state=4, format="csr", dtype=np.float64)
+    z = scipy.sparse.diags(rng.integers(1, 4, 3000).astype(np.float64)) @ z
+    z = scipy.sparse.csr_matrix(z.multiply(1 / np.maximum(scipy.sparse.linalg.norm(z, axis=1), 1e-12)[:, None]))
+    fast, depth = balanced_kmeans_codes(z, max_leaf_size=16, seed=2, compiled=True)
+    slow, _ = balanced_kmeans_codes(z, max_leaf_size=16, seed=2, compiled=False)
+    np.testing.assert_array_equal(fast, slow)
+    assert depth == 8
 
 
 def test_cluster_labels_is_deterministic_for_a_seed():

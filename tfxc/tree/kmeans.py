@@ -13,12 +13,17 @@ mean(right) − mean(left), until the left half stops changing or
 `max_iter` passes. The leaves at depth ceil(log2(L / max_leaf_size)) are the
 clusters.
 
-All nodes of one depth are iterated together, vectorised: each node's centroid
-lives in the compact space of the features its labels use (one slot per
-distinct (node, feature) pair), so a pass is O(nnz(Z)) plus a sort, whatever
-the number of nodes. A node whose split stopped changing is a fixed point
-(same halves -> same centroid -> same split), so iterating it further changes
-nothing: the result equals per-node early stopping.
+The compiled kernel (`tfxc.kernels._kmeans`) splits the nodes of a depth in
+parallel, each node's centroids in dense per-thread buffers of D doubles
+touched only at its features: a pass costs the node's nonzeros. Without it
+(or above `DENSE_CENTROID_MAX_FEATURES`), all nodes of one depth are iterated
+together, vectorised: each node's centroid lives in the compact space of the
+features its labels use (one slot per distinct (node, feature) pair), so a
+pass is O(nnz(Z)) plus a sort, whatever the number of nodes. A node whose
+split stopped changing is a fixed point (same halves -> same centroid -> same
+split), so iterating it further changes nothing: the result equals per-node
+early stopping. Both give the same splits (equal up to float rounding in the
+spherical norms).
 """
 
 from __future__ import annotations
@@ -29,6 +34,15 @@ import numpy as np
 import scipy.sparse
 
 from tfxc.errors import ConfigError
+
+try:
+    from tfxc.kernels import _kmeans
+except ImportError:  # pragma: no cover - only without a built extension
+    _kmeans = None
+
+HAVE_COMPILED_KMEANS = _kmeans is not None
+# The compiled 2-means keeps 4 dense buffers of D doubles per thread: 512 MiB a thread at this many features.
+DENSE_CENTROID_MAX_FEATURES = 1 << 24
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -77,7 +91,7 @@ def _row_ranges(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def balanced_kmeans_codes(z, max_leaf_size: int = 100, seed: int = 0, max_iter: int = 20,
-                          spherical: bool = True) -> tuple[np.ndarray, int]:
+                          spherical: bool = True, compiled: bool | None = None) -> tuple[np.ndarray, int]:
     """Leaf cluster of every label by balanced recursive 2-means (see the module docstring).
 
     Args:
@@ -86,20 +100,50 @@ def balanced_kmeans_codes(z, max_leaf_size: int = 100, seed: int = 0, max_iter: 
       seed: seeds the per-node initial directions.
       max_iter: 2-means passes per node.
       spherical: centroids are normalised sums (True) or means.
+      compiled: force the compiled kernel (True) or the NumPy version (False); default: the kernel when
+        built and D <= DENSE_CENTROID_MAX_FEATURES.
 
     Returns:
       (codes int64 [L] in [0, 2^depth): leaf of each label in heap order, depth).
     """
-    z = scipy.sparse.csr_matrix(z, dtype=np.float64)
+    if compiled is None:
+        compiled = HAVE_COMPILED_KMEANS and z.shape[1] <= DENSE_CENTROID_MAX_FEATURES
+    if compiled and _kmeans is None:
+        raise RuntimeError("tfxc.kernels._kmeans is not built (pip install -e .)")
+    # The kernel widens float32 values to double as it reads them (exact): no float64 copy of the matrix.
+    keeps_float32 = compiled and scipy.sparse.issparse(z) and z.dtype == np.float32
+    z = scipy.sparse.csr_matrix(z, dtype=np.float32 if keeps_float32 else np.float64)
     num_labels, dim = z.shape
     depth = tree_depth(num_labels, max_leaf_size)
     order = np.arange(num_labels)          # labels, grouped by node (node j holds order[start[j]:start[j+1]])
     starts = np.array([0, num_labels])
     for level in range(depth):
-        order, starts = _split_level(z[order], order, starts, level, dim, seed, max_iter, spherical)
+        if compiled:
+            order, starts = _split_level_compiled(z, order, starts, level, dim, seed, max_iter, spherical)
+        else:
+            order, starts = _split_level(z[order], order, starts, level, dim, seed, max_iter, spherical)
     codes = np.empty(num_labels, np.int64)
     codes[order] = np.repeat(np.arange(starts.size - 1), np.diff(starts))
     return codes, depth
+
+
+def _child_starts(starts: np.ndarray) -> np.ndarray:
+    """Where the halves of every node begin (heap order: node j's left half, then its right half)."""
+    half = np.diff(starts) // 2
+    child_starts = np.empty(2 * (starts.size - 1) + 1, np.int64)
+    child_starts[0:-1:2], child_starts[1::2], child_starts[-1] = starts[:-1], starts[:-1] + half, starts[-1]
+    return child_starts
+
+
+def _split_level_compiled(z, order, starts, level, dim, seed, max_iter, spherical):
+    """`_split_level` through the compiled kernel, reading the rows of `z` (CSR, float64) where they are."""
+    r, l = initial_pair(seed, (1 << level) + np.arange(starts.size - 1), np.diff(starts))
+    data = z.data if z.data.dtype in (np.float32, np.float64) else z.data.astype(np.float64)
+    arranged = _kmeans.split_level(np.ascontiguousarray(z.indptr, np.int64), np.ascontiguousarray(z.indices, np.int32),
+                                   np.ascontiguousarray(data), np.ascontiguousarray(order, np.int64),
+                                   np.ascontiguousarray(starts, np.int64), r, l, int(max_iter), bool(spherical),
+                                   int(dim))
+    return arranged, _child_starts(starts)
 
 
 def _split_level(zp, order, starts, level, dim, seed, max_iter, spherical):
@@ -155,6 +199,4 @@ def _split_level(zp, order, starts, level, dim, seed, max_iter, spherical):
             scale_left, scale_right = half.astype(np.float64), (sizes - half).astype(np.float64)
         direction = (sums_right / np.maximum(scale_right, 1e-30)[node_of_slot]
                      - sums_left / np.maximum(scale_left, 1e-30)[node_of_slot])
-    child_starts = np.empty(2 * num_nodes + 1, np.int64)
-    child_starts[0:-1:2], child_starts[1::2], child_starts[-1] = starts[:-1], starts[:-1] + half, num_labels
-    return order[arranged], child_starts
+    return order[arranged], _child_starts(starts)

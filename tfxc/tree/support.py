@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
+from tfxc.kernels.rows import row_top_k
 from tfxc.utils.io import atomic_writer
 
 # Version 2 adds each node's weights on its features (`node_centroid_support`); version 1 files read as zero weights.
@@ -27,24 +28,10 @@ def top_features_per_row(m: scipy.sparse.csr_matrix, size: int, with_values: boo
     """int32 [rows, size]: each row's column ids by decreasing value (ties: lower id first), −1 padded.
 
     Only positive entries count. With `with_values`, also float32 [rows, size]: the
-    values at those ids (0 at the padding).
+    values at those ids (0 at the padding). One pass over the nonzeros (`tfxc.kernels.rows`).
     """
-    m = scipy.sparse.csr_matrix(m)
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    keep = m.data > 0
-    rows, cols, values = rows[keep], m.indices[keep], m.data[keep]
-    order = np.lexsort((cols, -values, rows))
-    rows, cols, values = rows[order], cols[order], values[order]
-    starts = np.searchsorted(rows, np.arange(m.shape[0]))
-    rank = np.arange(rows.size) - starts[rows]
-    out = np.full((m.shape[0], size), -1, np.int32)
-    picked = rank < size
-    out[rows[picked], rank[picked]] = cols[picked]
-    if not with_values:
-        return out
-    kept = np.zeros((m.shape[0], size), np.float32)
-    kept[rows[picked], rank[picked]] = values[picked]
-    return out, kept
+    ids, values = row_top_k(m, size)
+    return (ids, values) if with_values else ids
 
 
 def node_centroid_support(tree, z, size: int, feature_weights=None) -> tuple[list[np.ndarray], list[np.ndarray]]:
