@@ -151,7 +151,7 @@ def run_system(dataset: str, system: str, data_dir: str, work: str, args) -> dic
         sets = [f"--set={o}" for o in (QUICK_OVERRIDES if args.quick else [])]
         preset = [f"--preset={PRESET_SYSTEMS[system]}"] if system in PRESET_SYSTEMS else []
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--data", data_dir, "--work", work, *preset,
-               *sets]
+               *sets, *(["--reuse-models"] if args.reuse_models else [])]
         record["config"] = f"recipe --preset {PRESET_SYSTEMS[system]}" if preset else "recipe"
     else:
         config = DATASETS[dataset].systems[system]
@@ -291,7 +291,7 @@ def tfxc_worker(args) -> None:
         # evaluation).
         train_s = trained_seconds(model_dir)
     process_s = time.time() - launched
-    if reused:  # served with the config's prediction settings as they are now, not as they were in training
+    if reused and config is not None:  # served with the config's prediction settings as they are now
         settings = {key: getattr(config.model.head, key, None) for key in PREDICTION_SETTINGS}
         sets += [f"--set=model.head.{key}={value}" for key, value in settings.items() if value is not None]
     subprocess.run([sys.executable, "-m", "tfxc.export", "--model-dir", model_dir, "--out", saved, *sets], **quiet)
@@ -433,7 +433,9 @@ def main(argv=None):
     # Internal: run one tfxc system (a separate process per run).
     parser.add_argument("--reuse-models", action="store_true",
                         help="a tfxc system whose OUT/work/SET/SYSTEM/model finished training is measured again "
-                             "(export, predictions, serving) without training: its recorded training time stands")
+                             "(export, predictions, serving) without training: its recorded training time stands "
+                             "(the recipe's systems too: train one with tfxc.train --train/--test into that "
+                             "directory to watch its log)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)

@@ -183,7 +183,8 @@ def test_preset_systems_run_the_recipe_with_their_flag_and_a_failure_is_recorded
         return subprocess.CompletedProcess(cmd, 2, "", "train.py: error: unrecognized arguments: --preset=fast\n")
 
     monkeypatch.setattr(bench.subprocess, "run", fake_run)
-    args = type("Args", (), {"quick": False, "timeout": 60.0, "out": str(tmp_path), "peer_python": sys.executable})()
+    args = type("Args", (), {"quick": False, "timeout": 60.0, "out": str(tmp_path), "peer_python": sys.executable,
+                             "reuse_models": False})()
     record = bench.run_system("medical", "tfxc-fast", str(tmp_path / "data"), str(tmp_path / "work"), args)
     assert record["status"] == "failed" and "unrecognized arguments: --preset=fast" in record["error"]
     assert record["config"] == "recipe --preset fast" and commands[0][-1] == "--preset=fast"
