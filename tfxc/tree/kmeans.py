@@ -136,11 +136,11 @@ def _child_starts(starts: np.ndarray) -> np.ndarray:
 
 
 def _split_level_compiled(z, order, starts, level, dim, seed, max_iter, spherical):
-    """`_split_level` through the compiled kernel, reading the rows of `z` (CSR, float64) where they are."""
+    """`_split_level` through the compiled kernel, reading the rows of `z` (CSR, float32 or float64) where
+    they are."""
     r, l = initial_pair(seed, (1 << level) + np.arange(starts.size - 1), np.diff(starts))
-    data = z.data if z.data.dtype in (np.float32, np.float64) else z.data.astype(np.float64)
     arranged = _kmeans.split_level(np.ascontiguousarray(z.indptr, np.int64), np.ascontiguousarray(z.indices, np.int32),
-                                   np.ascontiguousarray(data), np.ascontiguousarray(order, np.int64),
+                                   np.ascontiguousarray(z.data), np.ascontiguousarray(order, np.int64),
                                    np.ascontiguousarray(starts, np.int64), r, l, int(max_iter), bool(spherical),
                                    int(dim))
     return arranged, _child_starts(starts)
