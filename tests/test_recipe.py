@@ -220,6 +220,9 @@ def test_train_without_a_config_prints_the_recipe_and_keeps_the_best_epoch(tmp_p
     assert config["trainer"]["select_metric"] == "P@1" and config["trainer"]["epochs"] == 3
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["select_metric"] == "P@1" and metrics["selected_step"] > 0
+    # the set-up after the conversion (the recipe's measurements, the model's warm start) is clocked too
+    assert metrics["train_seconds"] > 0 and metrics["prepare_seconds"] > 0
+    assert "s of set-up" in result.stderr
     assert os.path.exists(model_dir / "best" / "best.json")
     # The same command again resumes the finished model: the recipe is a function of the data.
     again = run_cli("tfxc.train", "--train", train, "--test", test, "--model-dir", str(model_dir),

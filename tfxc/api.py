@@ -140,7 +140,7 @@ def fit(X, Y, *old_order, config=None, model_dir: str | None = None, X_val=None,
                 run.lock.release()
     if run.reasons:  # the recipe chose the config: say what and why, with each preset's estimated time
         print("tfxc.fit: the recipe (tfxc.recipe):\n" + "\n".join(f"  {line}" for line in run.reasons))
-    Trainer(run.config, model_dir, run.info, run.strategy, lock=run.lock).train()
+    Trainer(run.config, model_dir, run.info, run.strategy, lock=run.lock, prepared_from=run.prepared_from).train()
     return load(model_dir)
 
 

@@ -71,8 +71,8 @@ def train_folds(source: resolve.ConfigSource, model_dir: str, *, part: int | Non
         member = root.member(index)
         run = start_run(fold_source(source, index, folds), member.path, what="a k-fold run")
         show(f"fold {index} of 0..{folds - 1} -> {member.path}")
-        Trainer(run.config, member.path, run.info, run.strategy, lock=run.lock, final_evaluation=False,
-                trust_imports=trust_imports).train()
+        Trainer(run.config, member.path, run.info, run.strategy, lock=run.lock, prepared_from=run.prepared_from,
+                final_evaluation=False, trust_imports=trust_imports).train()
     if part is not None:
         return {}
     return _combine(root, folds, source.config.trainer.select_metric, final_evaluation, show)

@@ -17,6 +17,7 @@ A run that is refused at any step has changed nothing, and the lock is released.
 
 from __future__ import annotations
 
+import time
 from typing import Callable, NamedTuple
 
 from tfxc import resolve
@@ -25,13 +26,16 @@ from tfxc.errors import TrainingError
 
 class Run(NamedTuple):
     """What a started run holds: the whole config, the recipe's reasons (empty for a whole config), the
-    converted data (`DatasetInfo`), the strategy and the lock (None where nothing was taken), for `Trainer`."""
+    converted data (`DatasetInfo`), the strategy and the lock (None where nothing was taken), for `Trainer`;
+    `prepared_from`: the wall clock (time.time()) when the data was ready, from which the model's own set-up
+    (the recipe's measurements, the label tree, the warm starts) counts as training time."""
 
     config: object
     reasons: list
     info: object
     strategy: object
     lock: object
+    prepared_from: float | None = None
 
 
 def start_run(source: resolve.ConfigSource, model_dir: str, *, part: int | None = None,
@@ -55,9 +59,10 @@ def start_run(source: resolve.ConfigSource, model_dir: str, *, part: int | None 
         if before_conversion is not None:
             before_conversion()
         info = ensure_converted(source.config.data, accept=target.refuse_other_data)
+        prepared_from = time.time()
         config, reasons = resolve.whole(source, info)
     except BaseException:
         if lock is not None:
             lock.release()
         raise
-    return Run(config, reasons, info, strategy, lock)
+    return Run(config, reasons, info, strategy, lock, prepared_from)

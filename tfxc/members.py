@@ -95,7 +95,8 @@ def _train_member(source, root: ModelDir, m: int, overrides: tuple, what: str, b
         reasons = _best_reasons(run.reasons, source.config.runtime.seed)
         show("recipe (tfxc.recipe):\n" + "\n".join(f"  {line}" for line in reasons))
     show(f"member {m} of 0..{BEST_MEMBERS - 1} ({', '.join(overrides)}) -> {member.path}")
-    Trainer(run.config, member.path, run.info, run.strategy, lock=run.lock, final_evaluation=False).train()
+    Trainer(run.config, member.path, run.info, run.strategy, lock=run.lock, prepared_from=run.prepared_from,
+            final_evaluation=False).train()
 
 
 def _combine(root: ModelDir, count: int, final_evaluation: bool, show) -> dict:

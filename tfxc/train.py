@@ -243,7 +243,8 @@ def run_training(run, model_dir: str, args) -> int:
         return 0
     trainer = Trainer(run.config, model_dir, run.info, run.strategy, part=args.part, lock=run.lock,
                       ignore_memory_plan=args.ignore_memory_plan, trust_imports=args.trust_imports,
-                      allow_changed_config=args.allow_changed_config, final_evaluation=not args.skip_eval)
+                      allow_changed_config=args.allow_changed_config, final_evaluation=not args.skip_eval,
+                      prepared_from=run.prepared_from)
     metrics = trainer.train()
     if trainer.chief and trainer.controller.evaluator is not None and metrics:
         print("frequency baseline: " + format_metrics(trainer.controller.evaluator.frequency_baseline()))

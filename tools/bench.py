@@ -212,14 +212,17 @@ def peer_curve(data_dir: str, system: str, work: str, args) -> dict:
 
 
 def trained_seconds(model_dir: str) -> float | None:
-    """The training time a finished model directory records, or None: its loop's, plus for XR-Transformer each
-    fine-tuned level's loop and the passes before each loop where recorded (levels/level-*/level.json,
-    ranker_prepared.json: embeddings, `man` predictions, bootstrap, the refined tree)."""
+    """The training time a finished model directory records, or None: its loop's and its set-up before the loop
+    (the recipe's measurements, the label tree, the warm starts: `prepare_seconds`, where recorded), plus for
+    XR-Transformer each fine-tuned level's loop and the passes before each loop where recorded
+    (levels/level-*/level.json, ranker_prepared.json: embeddings, `man` predictions, bootstrap, the refined
+    tree)."""
     from tfxc.errors import DataError
     from tfxc.model_dir import ModelDir
 
     try:
-        seconds = float(ModelDir(model_dir).metrics()["train_seconds"])
+        metrics = ModelDir(model_dir).metrics()
+        seconds = float(metrics["train_seconds"]) + float(metrics.get("prepare_seconds", 0.0))
     except (DataError, OSError, KeyError, TypeError, ValueError):
         return None
     levels = os.path.join(model_dir, "levels")
@@ -271,7 +274,7 @@ def tfxc_worker(args) -> None:
         subprocess.run([sys.executable, "-m", "tfxc.train", "--train", os.path.join(args.data, "X.trn.npz"),
                         "--test", os.path.join(args.data, "X.tst.npz"), "--model-dir", model_dir, *preset, *sets],
                        **quiet)
-        train_s = ModelDir(model_dir).metrics()["train_seconds"]
+        train_s = trained_seconds(model_dir)
     elif parts > 1:
         # Heads trained in independent parts (MACH's repetitions) train as separate processes, two at a time
         # (train.sh), which then merges them and evaluates the merged model.

@@ -159,6 +159,9 @@ def test_an_xr_transformer_model_s_training_time_adds_its_levels(tmp_path):
     (model / "levels" / "level-1" / "level.json").write_text(json.dumps({"train_seconds": 200.25,
                                                                         "prepare_seconds": 40.0}))
     assert bench.trained_seconds(str(model)) == pytest.approx(379.75)
+    # the ranker's own set-up before its loop (the tree, the warm starts) counts as training too
+    (model / "metrics.json").write_text(json.dumps({"train_seconds": 30.0, "prepare_seconds": 12.5}))
+    assert bench.trained_seconds(str(model)) == pytest.approx(392.25)
 
 
 def test_a_text_system_is_served_the_test_texts_in_file_order(shared_data):

@@ -95,9 +95,14 @@ class Controller:
         with the others, `tfxc.eval.parts`).
     """
 
-    def __init__(self, components, model_dir: ModelDir, final_evaluation: bool = True):
+    def __init__(self, components, model_dir: ModelDir, final_evaluation: bool = True,
+                 prepared_from: float | None = None):
         self.components, self.model_dir = components, model_dir
         self.final_evaluation = final_evaluation
+        # The model's set-up before the loop (the recipe's measurements, the label tree, the warm starts),
+        # from `prepared_from` (the data ready) to the loop's start: training time too, as the peers' own
+        # clustering is part of theirs.
+        self.prepared_from = prepared_from
         config, info, tc = components.config, components.info, components.config.trainer
         self.config, self.length = config, components.length
         self.chief = is_chief(components.strategy)
@@ -268,9 +273,11 @@ class Controller:
         evaluation and metrics.json; returns the test metrics."""
         self.checkpoints.save_unless_saved(step)
         train_seconds = time.time() - self._t_start
+        prepare_seconds = self._t_start - self.prepared_from if self.prepared_from else 0.0
         if start_step < step and self.chief:
-            log.info("trained %d steps in %s (peak resident memory %.2f GB; %d checkpoints written in %.1f s)",
-                     step - start_step, format_duration(train_seconds), peak_rss_gb(), self.checkpoints.count,
+            log.info("trained %d steps in %s after %s of set-up (peak resident memory %.2f GB; %d checkpoints "
+                     "written in %.1f s)", step - start_step, format_duration(train_seconds),
+                     format_duration(prepare_seconds), peak_rss_gb(), self.checkpoints.count,
                      self.checkpoints.seconds)
         if (self.eval_every and start_step < step and self.val_evaluator is not self.evaluator
                 and not self.selection.evaluated_at(step)):
@@ -290,8 +297,10 @@ class Controller:
             self.model_dir.append_eval_log({"step": step, "epoch": self.length.epochs_at(step), "split": "test",
                                             "train_loss": loss if start_step < step else None, **metrics})
         if self.chief:
-            # train_seconds: this invocation's training loop (a resumed run counts only its part).
+            # train_seconds: this invocation's training loop (a resumed run counts only its part);
+            # prepare_seconds: its set-up before the loop (0 where the caller did not clock it).
             self.model_dir.write_metrics({"step": step, "split": "test", "train_seconds": round(train_seconds, 3),
+                                          "prepare_seconds": round(prepare_seconds, 3),
                                           "steps_trained": step - start_step, **self.selection.summary(), **metrics})
         else:
             shutil.rmtree(os.path.dirname(self.checkpoints.manager.directory), ignore_errors=True)

@@ -36,6 +36,8 @@ class Trainer:
         (`--trust-imports`; see `tfxc.config.loading.trusted_imports`).
       ignore_memory_plan: train even when the memory plan (`tfxc.training.memory_plan`) exceeds the
         available memory (a warning instead of the refusal).
+      prepared_from: the wall clock (time.time()) when the data was ready (`tfxc.launch.Run`): the time from
+        it to the loop's start (the model's set-up) is recorded as metrics.json's `prepare_seconds`.
 
     Raises:
       TfxcError: another run holds the model directory.
@@ -45,7 +47,7 @@ class Trainer:
 
     def __init__(self, config, model_dir, info, strategy, part: int | None = None,
                  allow_changed_config: bool = False, final_evaluation: bool = True, lock=None,
-                 ignore_memory_plan: bool = False, trust_imports=False):
+                 ignore_memory_plan: bool = False, trust_imports=False, prepared_from: float | None = None):
         self.model_dir = training_dir(model_dir, part)
         self.chief = is_chief(strategy)
         # The chief writes the directory: it holds the lock from before anything is written until the end.
@@ -58,7 +60,7 @@ class Trainer:
             if self.chief:
                 self.model_dir.bind_data(info, resuming=self.model_dir.latest_checkpoint() is not None)
             self.components = build_components(config, strategy, info, self.model_dir, part, trust_imports)
-            self.controller = Controller(self.components, self.model_dir, final_evaluation)
+            self.controller = Controller(self.components, self.model_dir, final_evaluation, prepared_from)
         except BaseException:
             self.close()
             raise
