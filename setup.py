@@ -20,7 +20,7 @@ def kernel(name: str) -> Extension:
 setup(
     ext_modules=cythonize(
         # metrics hit test; MACH gather; tree pairs; per-row top-k of CSR matrices; the tree's 2-means
-        [kernel("_hits"), kernel("_mach"), kernel("_pairs"), kernel("_rows"), kernel("_kmeans")],
+        [kernel("_hits"), kernel("_mach"), kernel("_pairs"), kernel("_rows"), kernel("_kmeans"), kernel("_adam")],
         language_level=3,
         compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
     ),

@@ -19,6 +19,22 @@ def test_the_index_keeps_each_features_largest_weights_first():
     np.testing.assert_allclose(values, [0.6, 0.3, 0.7, 1.0, 0.8])
 
 
+@pytest.mark.parametrize("sign", [1, -1])
+def test_the_index_orders_ties_by_label_whatever_the_weights_sign(sign):
+    rng = np.random.default_rng(5)
+    support = np.stack([rng.choice(50, 6, replace=False) for _ in range(300)]).astype(np.int32)
+    support[rng.random(support.shape) < 0.1] = -1
+    weights = sign * rng.integers(1, 4, support.shape).astype(np.float32) / 4  # many ties
+    offsets, labels, values = impact_index(support, weights, 50, per_feature=7)
+    label, slot = np.nonzero(support >= 0)
+    feature, value = support[label, slot], weights[label, slot]
+    for f in range(50):
+        mine = np.flatnonzero(feature == f)
+        want = mine[np.lexsort((label[mine], -value[mine]))][:7]
+        np.testing.assert_array_equal(labels[offsets[f]:offsets[f + 1]], label[want])
+        np.testing.assert_array_equal(values[offsets[f]:offsets[f + 1]], value[want])
+
+
 def random_table(labels=40, features=30, slots=5, seed=0):
     rng = np.random.default_rng(seed)
     support = np.stack([rng.choice(features, slots, replace=False) for _ in range(labels)]).astype(np.int32)

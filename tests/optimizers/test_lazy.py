@@ -60,6 +60,17 @@ def test_adaptive_optimizers_leave_untouched_rows_and_slots_alone(make, slots):
     np.testing.assert_array_equal(slot[2:], np.full_like(slot[2:], 0.1 if slots == "_accumulators" else 0.0))
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_lazy_adam_equals_dense_through_the_kernel_or_tensorflow_ops(compiled, monkeypatch):
+    from tfxc.kernels.adam import HAVE_COMPILED_ADAM
+
+    if compiled and not HAVE_COMPILED_ADAM:
+        pytest.skip("tfxc.kernels._adam not built")
+    monkeypatch.setattr("tfxc.optimizers.lazy.HAVE_COMPILED_ADAM", compiled)
+    dense = train(keras.optimizers.Adam(0.1), ALL_ROWS, dense_gradient=True)
+    np.testing.assert_allclose(train(LazyAdam(0.1), ALL_ROWS), dense, atol=1e-5)
+
+
 def test_untouched_rows_and_their_moments_stay_as_they_are():
     opt = LazyAdam(0.1)
     table = train(opt, [[0, 1], [1]])

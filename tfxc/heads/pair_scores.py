@@ -7,7 +7,8 @@ the way back the same [B, C, d] again as an IndexedSlices, which the optimizer
 sorts and sums before its update: passes over B·C·d floats that cost most of
 the tree's step. `pair_logits` runs the compiled kernels of
 `tfxc.kernels.pairs` instead, forward and backward (a `tf.custom_gradient`
-around `tf.numpy_function`s), and hands the optimizer one gradient row per
+around `tf.numpy_function`s) on the rows of the batch's distinct nodes alone,
+gathered from the tables first, and hands the optimizer one gradient row per
 distinct node of the batch, in ascending order.
 
 For training only: the op runs in the Python process (a SavedModel cannot
@@ -20,23 +21,47 @@ from tfxc._tf import tf
 from tfxc.kernels import pairs
 
 
-def pair_logits(h: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor | None, nodes: tf.Tensor,
-                sparse: tuple | None = None, num_features: int = 0) -> tf.Tensor:
+def pair_logits(h: tf.Tensor, kernel, bias, nodes: tf.Tensor, sparse: tuple | None = None,
+                num_features: int = 0) -> tf.Tensor:
     """z[b, c] = h[b] · kernel[n] + bias[n] (+ Σ_j U[n, j] · x_b[S[n, j]]), n = nodes[b, c]: float32 [B, C].
 
     Args:
       h: float32 [B, d], the rows' encodings.
-      kernel: float32 [K, d], the level's node vectors (a variable's value: its gradient is an IndexedSlices
-        over the batch's distinct nodes, ascending).
-      bias: float32 [K] (the same kind of gradient), or None.
+      kernel: float32 [K, d], the level's node vectors: a variable (its gradient is an IndexedSlices over the
+        batch's distinct nodes, ascending) or a tensor.
+      bias: float32 [K] (a variable or tensor, the same kind of gradient), or None.
       nodes: int32 [B, C], −1 padded (z is 0 there).
       sparse: None, or (ids int32 [B, W], values float32 [B, W], support int32 [K, S], weights float32 [K, S]):
         the rows' sparse features (ids ascending, padding ids after every real one) and the nodes' sparse
         term; `weights` gets a row-sparse gradient too.
       num_features: D of the sparse features (0: unknown).
 
+    Only the batch's distinct nodes are read from the tables (`distinct_nodes`, then one gather each): a
+    whole table handed to the kernels would be read, and in TensorFlow's copy-on-read mode of a
+    scatter-updated variable copied, at every step, which at 10^5–10^6 nodes costs more than the pairs.
     The gradient reaches h and the tables; none flows to the ids, values or support.
     """
+    distinct, local = distinct_nodes(nodes)
+    kernel = tf.gather(kernel, distinct)
+    bias = tf.gather(bias, distinct) if bias is not None else None
+    if sparse is not None:
+        ids, values, support, weights = sparse
+        sparse = (ids, values, tf.gather(support, distinct), tf.gather(weights, distinct))
+    return _gathered_pair_logits(h, kernel, bias, local, sparse, num_features)
+
+
+def distinct_nodes(nodes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The distinct node ids of int32 [B, C] `nodes` (−1 left out), int32 [U] ascending, and `nodes`
+    renumbered into them, int32 [B, C] in [−1, U) (−1 kept)."""
+    flat = tf.reshape(nodes, [-1])
+    distinct = tf.sort(tf.unique(tf.boolean_mask(flat, flat >= 0)).y)
+    local = tf.reshape(tf.searchsorted(distinct, flat, out_type=tf.int32), tf.shape(nodes))
+    return distinct, tf.where(nodes >= 0, local, -1)
+
+
+def _gathered_pair_logits(h, kernel, bias, nodes, sparse, num_features: int) -> tf.Tensor:
+    """`pair_logits` over tables of the batch's distinct nodes alone: `nodes` int32 [B, C] index their rows
+    and name every one of them, so each table's gradient is one dense row per row, in order."""
     h = tf.cast(h, tf.float32)
     with_bias = bias is not None
     bias = bias if with_bias else tf.zeros([0], tf.float32)
@@ -54,8 +79,9 @@ def pair_logits(h: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor | None, nodes: 
         return logits + term, looked
 
     def backward(upstream, h, kernel, nodes, looked):
-        dh, distinct, dw, db, du = pairs.pair_grads(upstream, h, kernel, nodes, looked if with_sparse else None)
-        return dh, distinct, dw, db, du if du is not None else dw[:, :0]
+        # The rows' grouping by node (`distinct`) is 0..U-1 here: each table row is some pair's node.
+        dh, _, dw, db, du = pairs.pair_grads(upstream, h, kernel, nodes, looked if with_sparse else None)
+        return dh, dw, db, du if du is not None else dw[:, :0]
 
     @tf.custom_gradient
     def run(h, kernel, bias, weights, nodes, ids, values, support):
@@ -63,12 +89,10 @@ def pair_logits(h: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor | None, nodes: 
                                            [tf.float32, tf.float32], stateful=False)
 
         def gradient(upstream):
-            dh, distinct, dw, db, du = tf.numpy_function(backward, [upstream, h, kernel, nodes, looked],
-                                                         [tf.float32] + [tf.int32] + [tf.float32] * 3,
-                                                         stateful=False)
-            return (_shaped(dh, h.shape), _table_gradient(dw, distinct, kernel),
-                    _table_gradient(db, distinct, bias) if with_bias else None,
-                    _table_gradient(du, distinct, weights) if with_sparse else None, None, None, None, None)
+            dh, dw, db, du = tf.numpy_function(backward, [upstream, h, kernel, nodes, looked],
+                                               [tf.float32] * 4, stateful=False)
+            return (_shaped(dh, h.shape), _shaped(dw, kernel.shape), _shaped(db, bias.shape) if with_bias else None,
+                    _shaped(du, weights.shape) if with_sparse else None, None, None, None, None)
 
         return _shaped(logits, nodes.shape), gradient
 

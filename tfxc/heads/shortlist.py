@@ -39,9 +39,16 @@ def impact_index(support: np.ndarray, weights: np.ndarray, num_features: int,
       (offsets int32 [D + 1], labels int32 [N], values float32 [N]): feature f's entries are
       labels/values[offsets[f]:offsets[f + 1]], by descending weight (ties: ascending label).
     """
-    label, slot = np.nonzero(support >= 0)
-    feature, value = support[label, slot], weights[label, slot].astype(np.float32)
-    order = np.lexsort((label, -value, feature))
+    label, slot = np.nonzero(support >= 0)  # by label, ascending
+    feature, value = support[label, slot], weights[label, slot].astype(np.float32) + np.float32(0)  # no -0.0
+    if value.size and value.min() >= 0:
+        # One stable sort of a 64-bit key (feature, then weight descending: a non-negative float's bits
+        # order like its value) keeps ties by ascending label: at 10^6 labels a third of the lexsort's time.
+        descending = np.uint32(0xFFFFFFFF) - value.view(np.uint32)
+        order = np.argsort((feature.astype(np.uint64) << np.uint64(32)) | descending.astype(np.uint64),
+                           kind="stable")
+    else:
+        order = np.lexsort((label, -value, feature))
     feature, label, value = feature[order], label[order], value[order]
     counts = np.bincount(feature, minlength=num_features)
     starts = np.concatenate([[0], np.cumsum(counts)])

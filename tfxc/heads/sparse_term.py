@@ -371,14 +371,19 @@ def measure_centroid_precision(info, size: int, k: int, split: str = "val", idf:
     on the split's first `max_rows` rows: an estimate, which a choice between two settings needs no more
     precisely, at a bounded cost.
     """
+    from tfxc.kernels.rows import row_top_k
     from tfxc.tree import cached_split_pifa
     from tfxc.tree.pifa import _batches_as_csr, cached_split_idf
 
     w = support_matrix(*label_centroid_support(cached_split_pifa(info), size,
                                                cached_split_idf(info) if idf else None), info.num_features)
+    by_feature = w.T.tocsr()  # [D, L], once: a product with w.T converts it at every batch
     hits = attainable = rows = 0
     for x, y, _batch in _batches_as_csr(info, split, 1024):
-        top = sparse_row_top_k(scipy.sparse.csr_matrix(x @ w.T), k)
+        # The scores are products of non-negative features and centroids: the positive ones are all it ranks.
+        ids, _ = row_top_k(scipy.sparse.csr_matrix(x @ by_feature), k)
+        top = [(row, label) for row, label in zip(np.repeat(np.arange(ids.shape[0]), k).tolist(),
+                                                 ids.ravel().tolist()) if label >= 0]
         truth = set(zip(np.repeat(np.arange(y.shape[0]), np.diff(y.indptr)).tolist(), y.indices.tolist()))
         hits += sum((row, label) in truth for row, label in top)
         attainable += int(np.minimum(np.diff(y.indptr), k).sum())

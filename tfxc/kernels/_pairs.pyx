@@ -14,6 +14,8 @@ on the thread count.
 
 import numpy as np
 
+from tfxc.kernels import aligned
+
 cimport openmp
 from cython.parallel cimport parallel, prange
 from libc.stdlib cimport calloc, free
@@ -64,7 +66,7 @@ cdef inline Py_ssize_t _lower_bound(const int* row, Py_ssize_t width, int value)
 def pair_dots(const float[:, ::1] h, const float[:, ::1] table, const int[:, ::1] nodes, int num_threads):
     """out[b, c] = h[b] · table[nodes[b, c]] (0 where nodes[b, c] < 0): float32 [B, C]."""
     cdef Py_ssize_t rows = nodes.shape[0], width = nodes.shape[1], dim = h.shape[1]
-    out = np.zeros((rows, width), np.float32)
+    out = aligned.zeros((rows, width), np.float32)
     cdef float[:, ::1] o = out
     cdef Py_ssize_t b, c
     cdef int node
@@ -83,7 +85,7 @@ def pair_input_grads(const float[:, ::1] grads, const float[:, ::1] table, const
                      int num_threads):
     """dh[b] = Σ_c grads[b, c] · table[nodes[b, c]]: float32 [B, d], the gradient of `pair_dots` for h."""
     cdef Py_ssize_t rows = nodes.shape[0], width = nodes.shape[1], dim = table.shape[1]
-    out = np.zeros((rows, dim), np.float32)
+    out = aligned.zeros((rows, dim), np.float32)
     cdef float[:, ::1] o = out
     cdef Py_ssize_t b, c
     cdef int node
@@ -109,7 +111,7 @@ def grouped_row_sums(const float[::1] grads, const float[:, ::1] vectors, const 
     per row) the vectors are the rows' h; with 1 they are the pairs' own (the looked-up inputs).
     """
     cdef Py_ssize_t groups = starts.shape[0] - 1, dim = vectors.shape[1]
-    out = np.zeros((max(groups, 0), dim), np.float32)
+    out = aligned.zeros((max(groups, 0), dim), np.float32)
     cdef float[:, ::1] o = out
     cdef Py_ssize_t u, n
     cdef long long slot
@@ -141,8 +143,8 @@ def pair_sparse_dots(const int[:, ::1] ids, const float[:, ::1] values, const in
     """
     cdef Py_ssize_t rows = nodes.shape[0], width = nodes.shape[1], span = support.shape[1]
     cdef Py_ssize_t row_width = ids.shape[1]
-    out = np.zeros((rows, width), np.float32)
-    looked = np.zeros((rows, width, span), np.float32)
+    out = aligned.zeros((rows, width), np.float32)
+    looked = aligned.zeros((rows, width, span), np.float32)
     cdef float[:, ::1] o = out
     cdef float[:, :, ::1] x = looked
     cdef Py_ssize_t b, c, j, slot

@@ -5,7 +5,8 @@ a [num_features, dim] table is densified and the whole table and both moment
 slots are rewritten every step (tf-notes §4: 2x slower on a 100k-row table,
 and hopeless for millions of rows). `LazyAdam` updates only the rows present
 in the gradient, as TF-Addons' LazyAdam did: untouched rows keep their moments
-unchanged, which is the standard trade-off for sparse features.
+unchanged, which is the standard trade-off for sparse features. Its float32
+rows take one compiled pass where `tfxc.kernels.adam` was built.
 
 Dense gradients of `LazyAdam` go through TensorFlow's fused Adam kernel
 (`ResourceApplyAdam`: one multi-threaded pass over the variable and its two
@@ -20,6 +21,7 @@ duplicates are summed here before the update).
 from __future__ import annotations
 
 from tfxc._tf import keras, tf
+from tfxc.kernels.adam import HAVE_COMPILED_ADAM, adam_rows
 
 
 def dedupe_rows(gradient: tf.IndexedSlices) -> tuple[tf.Tensor, tf.Tensor]:
@@ -65,6 +67,16 @@ class LazyAdam(keras.optimizers.Adam):
         m_var, v_var = self._momentums[index], self._velocities[index]
         ids, grad = dedupe_rows(gradient)
         grad = tf.cast(grad, dtype)
+        if HAVE_COMPILED_ADAM and dtype == tf.float32:
+            # One compiled pass over the touched rows (`tfxc.kernels.adam`) instead of a pass per operation.
+            weights, m, v = tf.numpy_function(
+                adam_rows, [tf.gather(_raw(variable), ids), tf.gather(m_var.value, ids), tf.gather(v_var.value, ids),
+                            grad, alpha, beta_1, beta_2, tf.cast(self.epsilon, dtype)],
+                [dtype] * 3, stateful=False)
+            for slot, rows in ((m_var, m), (v_var, v), (variable, weights)):
+                rows.set_shape(grad.shape)
+                self.assign(slot, tf.IndexedSlices(rows, ids))
+            return
         m = beta_1 * tf.gather(m_var.value, ids) + (1 - beta_1) * grad
         v = beta_2 * tf.gather(v_var.value, ids) + (1 - beta_2) * tf.square(grad)
         self.assign(m_var, tf.IndexedSlices(m, ids))
@@ -86,9 +98,14 @@ class LazyAdam(keras.optimizers.Adam):
             epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype), use_locking=False)
 
 
+def _raw(variable):
+    """The TF variable of a Keras or TF variable."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
 def _handle(variable):
     """The resource handle of a Keras or TF variable."""
-    return (variable.value if isinstance(variable, keras.Variable) else variable).handle
+    return _raw(variable).handle
 
 
 class LazySGD(keras.optimizers.SGD):

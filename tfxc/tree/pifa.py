@@ -104,7 +104,8 @@ def cached_split_pifa(info, split: str = "train") -> scipy.sparse.csr_matrix:
     z = split_pifa(info, split)
     try:
         with atomic_writer(path, binary=True) as f:
-            scipy.sparse.save_npz(f, z)
+            # Uncompressed: at 10^8 nonzeros inflating the archive took longer than computing PIFA again.
+            scipy.sparse.save_npz(f, z, compressed=False)
     except OSError as exc:  # a read-only data directory: fine, just not cached
         log.warning("could not cache the label features in %s: %s", info.dir, exc)
     return z
