@@ -5,11 +5,11 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 
-def kernel(name: str) -> Extension:
-    """tfxc/kernels/<name>.pyx, optimised and multi-threaded with OpenMP (prange)."""
+def kernel(name: str, package: str = "kernels") -> Extension:
+    """tfxc/<package>/<name>.pyx, optimised and multi-threaded with OpenMP (prange)."""
     return Extension(
-        f"tfxc.kernels.{name}",
-        [f"tfxc/kernels/{name}.pyx"],
+        f"tfxc.{package}.{name}",
+        [f"tfxc/{package}/{name}.pyx"],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3", "-fopenmp"],
@@ -19,8 +19,9 @@ def kernel(name: str) -> Extension:
 
 setup(
     ext_modules=cythonize(
-        # metrics hit test; MACH gather; tree pairs; per-row top-k of CSR matrices; the tree's 2-means
-        [kernel("_hits"), kernel("_mach"), kernel("_pairs"), kernel("_rows"), kernel("_kmeans"), kernel("_adam")],
+        # metrics hit test; MACH gather; tree pairs; per-row top-k of CSR matrices; the tree's 2-means; Adam's rows
+        [kernel("_hits"), kernel("_mach"), kernel("_pairs"), kernel("_rows"), kernel("_kmeans"),
+         kernel("_adam", package="optimizers")],
         language_level=3,
         compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
     ),

@@ -62,10 +62,10 @@ def test_adaptive_optimizers_leave_untouched_rows_and_slots_alone(make, slots):
 
 @pytest.mark.parametrize("compiled", [True, False])
 def test_lazy_adam_equals_dense_through_the_kernel_or_tensorflow_ops(compiled, monkeypatch):
-    from tfxc.kernels.adam import HAVE_COMPILED_ADAM
+    from tfxc.optimizers.row_adam import HAVE_COMPILED_ADAM
 
     if compiled and not HAVE_COMPILED_ADAM:
-        pytest.skip("tfxc.kernels._adam not built")
+        pytest.skip("tfxc.optimizers._adam not built")
     monkeypatch.setattr("tfxc.optimizers.lazy.HAVE_COMPILED_ADAM", compiled)
     dense = train(keras.optimizers.Adam(0.1), ALL_ROWS, dense_gradient=True)
     np.testing.assert_allclose(train(LazyAdam(0.1), ALL_ROWS), dense, atol=1e-5)

@@ -14,7 +14,7 @@ on the thread count.
 
 import numpy as np
 
-from tfxc.kernels import aligned
+from tfxc.utils import aligned
 
 cimport openmp
 from cython.parallel cimport parallel, prange

@@ -6,7 +6,7 @@ slots are rewritten every step (tf-notes §4: 2x slower on a 100k-row table,
 and hopeless for millions of rows). `LazyAdam` updates only the rows present
 in the gradient, as TF-Addons' LazyAdam did: untouched rows keep their moments
 unchanged, which is the standard trade-off for sparse features. Its float32
-rows take one compiled pass where `tfxc.kernels.adam` was built.
+rows take one compiled pass where `tfxc.optimizers.row_adam` was built.
 
 Dense gradients of `LazyAdam` go through TensorFlow's fused Adam kernel
 (`ResourceApplyAdam`: one multi-threaded pass over the variable and its two
@@ -21,7 +21,7 @@ duplicates are summed here before the update).
 from __future__ import annotations
 
 from tfxc._tf import keras, tf
-from tfxc.kernels.adam import HAVE_COMPILED_ADAM, adam_rows
+from tfxc.optimizers.row_adam import HAVE_COMPILED_ADAM, adam_rows
 
 
 def dedupe_rows(gradient: tf.IndexedSlices) -> tuple[tf.Tensor, tf.Tensor]:
@@ -68,7 +68,7 @@ class LazyAdam(keras.optimizers.Adam):
         ids, grad = dedupe_rows(gradient)
         grad = tf.cast(grad, dtype)
         if HAVE_COMPILED_ADAM and dtype == tf.float32:
-            # One compiled pass over the touched rows (`tfxc.kernels.adam`) instead of a pass per operation.
+            # One compiled pass over the touched rows (`tfxc.optimizers.row_adam`) instead of a pass per operation.
             weights, m, v = tf.numpy_function(
                 adam_rows, [tf.gather(_raw(variable), ids), tf.gather(m_var.value, ids), tf.gather(v_var.value, ids),
                             grad, alpha, beta_1, beta_2, tf.cast(self.epsilon, dtype)],

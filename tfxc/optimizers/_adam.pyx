@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""Compiled row-sparse Adam step (API: tfxc/kernels/adam.py).
+"""Compiled row-sparse Adam step (API: tfxc/optimizers/row_adam.py).
 
 A lazy Adam step over the U rows a gradient touches reads each row of the
 weights and of both moments once and writes the three new rows once. As

@@ -8,7 +8,7 @@ Adam does:
 
     m' = β1·m + (1−β1)·g,   v' = β2·v + (1−β2)·g²,   w' = w − alpha·m' / (√v' + ε)
 
-`HAVE_COMPILED_ADAM` says whether the OpenMP kernel `tfxc.kernels._adam` was
+`HAVE_COMPILED_ADAM` says whether the OpenMP kernel `tfxc.optimizers._adam` was
 built (`pip install -e .`): one pass over the rows instead of one per operation.
 """
 
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfxc.kernels import aligned
+from tfxc.utils import aligned
 
 try:
-    from tfxc.kernels import _adam
+    from tfxc.optimizers import _adam
 except ImportError:  # pragma: no cover - only without a built extension
     _adam = None
 
@@ -43,7 +43,7 @@ def adam_rows(weights, m, v, grad, alpha, beta_1, beta_2, epsilon,
         compiled = HAVE_COMPILED_ADAM
     if compiled:
         if _adam is None:
-            raise RuntimeError("tfxc.kernels._adam is not built: pip install -e . (needs Cython)")
+            raise RuntimeError("tfxc.optimizers._adam is not built: pip install -e . (needs Cython)")
         out = [aligned.empty(flat[0].shape) for _ in range(3)]  # TensorFlow takes these without a copy
         _adam.adam_rows(*flat, alpha, beta_1, beta_2, epsilon, *out)
     else:

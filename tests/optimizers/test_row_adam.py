@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tfxc.kernels import adam
+from tfxc.optimizers import row_adam as adam
 
-needs_kernel = pytest.mark.skipif(not adam.HAVE_COMPILED_ADAM, reason="tfxc.kernels._adam not built")
+needs_kernel = pytest.mark.skipif(not adam.HAVE_COMPILED_ADAM, reason="tfxc.optimizers._adam not built")
 
 
 def _rows(seed: int, shape=(300, 7)):
