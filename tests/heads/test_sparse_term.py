@@ -132,19 +132,3 @@ def test_sparse_options_need_the_sparse_term():
 
     with pytest.raises(ConfigError, match=r"model.head.sparse_idf \(True\) .* needs sparse_support > 0"):
         SoftmaxHeadConfig(sparse_idf=True).validate("model.head")
-
-
-def test_sparse_row_top_k_ranks_each_rows_stored_entries_with_ties_to_the_lower_column():
-    import scipy.sparse
-
-    from tfxc.heads.sparse_term import sparse_row_top_k
-
-    scores = scipy.sparse.random(50, 40, density=0.1, random_state=3, format="csr")
-    scores.data = np.round(scores.data * 4) / 4  # many ties
-    want = []
-    for i in range(50):
-        columns = scores.indices[scores.indptr[i]:scores.indptr[i + 1]]
-        values = scores.data[scores.indptr[i]:scores.indptr[i + 1]]
-        want += [(i, int(columns[j])) for j in np.lexsort((columns, -values))[:3]]
-    assert sorted(sparse_row_top_k(scores, 3)) == sorted(want)
-    assert any(scores.indptr[i + 1] - scores.indptr[i] < 3 for i in range(50))  # rows with fewer entries

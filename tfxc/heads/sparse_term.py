@@ -304,31 +304,6 @@ class SparseTerm(keras.layers.Layer):
                                        candidates)
 
 
-def sparse_row_top_k(scores, k: int) -> list[tuple[int, int]]:
-    """The (row, column) pairs of each row's k largest stored entries of a CSR matrix (ties: lower column first);
-    a row with fewer stored entries gives fewer (its other columns score 0 and are not ranked).
-
-    k rounds of a per-row maximum (`np.maximum.reduceat`) over the stored entries: O(k · nnz), where a sort of
-    the entries cost 7 s for 1,024 rows of wordnet-nextword (20 M entries: its frequent words reach most labels).
-    """
-    scores = scipy.sparse.csr_matrix(scores)
-    scores.sort_indices()
-    data, indptr = scores.data.astype(np.float64), scores.indptr
-    rows = np.repeat(np.arange(scores.shape[0]), np.diff(indptr))
-    starts = indptr[:-1][np.diff(indptr) > 0]  # reduceat over the non-empty rows only
-    position = np.arange(len(data))
-    found = []
-    for _ in range(k if len(data) else 0):
-        best = np.maximum.reduceat(data, starts)
-        per_row = np.full(scores.shape[0], -np.inf)
-        per_row[rows[starts]] = best
-        first = np.minimum.reduceat(np.where(data == per_row[rows], position, len(data)), starts)
-        first = first[(best > -np.inf) & (first < len(data))]
-        found += list(zip(rows[first].tolist(), scores.indices[first].tolist()))
-        data[first] = -np.inf
-    return found
-
-
 # `centroid_precision`'s results, kept in the converted data directory (a re-conversion replaces the directory,
 # so a kept figure always belongs to the rows beside it): the recipe asks for it at every start.
 CENTROID_PRECISION_FILE = "centroid_precision.json"
@@ -371,6 +346,7 @@ def measure_centroid_precision(info, size: int, k: int, split: str = "val", idf:
     on the split's first `max_rows` rows: an estimate, which a choice between two settings needs no more
     precisely, at a bounded cost.
     """
+    from tfxc.kernels import hits_matrix
     from tfxc.kernels.rows import row_top_k
     from tfxc.tree import cached_split_pifa
     from tfxc.tree.pifa import _batches_as_csr, cached_split_idf
@@ -382,10 +358,8 @@ def measure_centroid_precision(info, size: int, k: int, split: str = "val", idf:
     for x, y, _batch in _batches_as_csr(info, split, 1024):
         # The scores are products of non-negative features and centroids: the positive ones are all it ranks.
         ids, _ = row_top_k(scipy.sparse.csr_matrix(x @ by_feature), k)
-        top = [(row, label) for row, label in zip(np.repeat(np.arange(ids.shape[0]), k).tolist(),
-                                                 ids.ravel().tolist()) if label >= 0]
-        truth = set(zip(np.repeat(np.arange(y.shape[0]), np.diff(y.indptr)).tolist(), y.indices.tolist()))
-        hits += sum((row, label) in truth for row, label in top)
+        y.sort_indices()  # hits_matrix reads each row's labels ascending
+        hits += int(hits_matrix(ids, y.indptr, y.indices).sum())
         attainable += int(np.minimum(np.diff(y.indptr), k).sum())
         rows += x.shape[0]
         if rows >= max_rows:
