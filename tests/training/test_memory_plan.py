@@ -161,3 +161,31 @@ def test_fit_with_plan_only_returns_the_plan_untrained(tmp_path, capsys):
     assert "total" in capsys.readouterr().out
     assert ModelDir(str(tmp_path / "m")).latest_checkpoint() is None
     assert json.load(open(tmp_path / "m" / "tfrecords" / "stats.json"))["num_labels"] == 30
+
+
+def test_the_plan_and_the_build_after_it_pick_the_tree_nodes_features_once(tmp_path, monkeypatch):
+    from tfxc.model import build_model
+    from tfxc.tree import support
+
+    head = {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 4, "sparse_support": 3}
+    _, config, info = converted(tmp_path, model={"encoder": {"name": "sparse_bow", "embedding_dim": 8},
+                                                 "head": head})
+    calls = []
+    real = support.node_centroid_support
+    monkeypatch.setattr(support, "node_centroid_support", lambda *a, **k: calls.append(1) or real(*a, **k))
+    plan_memory(config, info)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    model = build_model(config.model, BuildContext.from_info(info, seed=1, model_dir=str(model_dir)))
+    assert len(calls) == 1  # the build took the plan's tables, and saved them
+    saved = support.load_support(str(model_dir / "node_feature_support.npz"))
+    for got, want in zip(saved, real(model.head.tree, *_pifa_and_idf(info))[0]):
+        np.testing.assert_array_equal(got, want)
+    build_model(config.model, BuildContext.from_info(info, seed=1))  # a plan's tables are taken once only
+    assert len(calls) == 2
+
+
+def _pifa_and_idf(info):
+    from tfxc.tree import cached_split_pifa
+
+    return cached_split_pifa(info), 3, None  # sparse_idf is off by default

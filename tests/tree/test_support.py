@@ -56,3 +56,24 @@ def test_a_tree_over_some_labels_reads_their_rows():
     tree = LabelTree.from_leaf_codes(np.array([0, 1]), 2, nr_splits=2).over_labels(np.array([1, 3]), 4)
     z = np.eye(4, dtype=np.float32)
     np.testing.assert_array_equal(node_feature_support(tree, z, 1)[-1], [[1], [3]])
+
+
+def test_deep_trees_sum_each_level_from_the_one_below_as_from_all_its_labels():
+    # 64 labels, 16 leaves of 4, 4-way splits: levels of 4, 16 and 64 nodes; random sparse label features.
+    rng = np.random.default_rng(0)
+    tree = LabelTree.from_leaf_codes(rng.permutation(np.repeat(np.arange(16), 4)), 16, nr_splits=4)
+    assert tree.sizes == [4, 16, 64]
+    z = scipy.sparse.random(64, 40, density=0.2, format="csr", dtype=np.float32, random_state=1)
+    before = z.data.copy()
+    idf = rng.uniform(0.5, 2.0, 40).astype(np.float32)
+    features, weights = node_centroid_support(tree, z, 5, feature_weights=idf)
+    np.testing.assert_array_equal(z.data, before)  # the (cached) features are read, never scaled in place
+    dense = z.toarray() * idf
+    for level, size in enumerate(tree.sizes):
+        centroids = np.zeros((size, 40), np.float32)
+        np.add.at(centroids, tree.ancestors(level), dense)  # every label under each node, directly
+        want = top_features_per_row(scipy.sparse.csr_matrix(centroids), 5)
+        np.testing.assert_array_equal(features[level], want)
+        picked = np.take_along_axis(centroids, np.maximum(want, 0), axis=1) * (want >= 0)
+        np.testing.assert_allclose(weights[level], picked / np.linalg.norm(picked, axis=1, keepdims=True),
+                                   rtol=1e-5, atol=1e-7)

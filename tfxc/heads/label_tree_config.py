@@ -234,7 +234,7 @@ def load_or_build_support(config: LabelTreeHeadConfig, context, tree) -> tuple[l
 
     return load_or_build(config, context, SUPPORT_FILE,
                          lambda z, size, idf: node_centroid_support(tree, z, size, idf),
-                         [(size, config.sparse_support) for size in tree.sizes])
+                         [(size, config.sparse_support) for size in tree.sizes], tree.fingerprint())
 
 
 def node_positive_weights(tree, label_freq, num_points: int, power: float) -> list:

@@ -179,12 +179,9 @@ def label_centroid_support(z, size: int, feature_weights=None) -> tuple[np.ndarr
     Returns:
       (int32 [L, S] feature ids, −1 padded; float32 [L, S] weights, unit L2 norm per label, 0 at the padding).
     """
-    from tfxc.tree.support import top_unit_centroids
+    from tfxc.tree.support import top_unit_centroids, weigh_columns
 
-    z = scipy.sparse.csr_matrix(z, dtype=np.float32)
-    if feature_weights is not None:
-        z = z @ scipy.sparse.diags(np.asarray(feature_weights, np.float32))
-    return top_unit_centroids(z, size)
+    return top_unit_centroids(weigh_columns(z, feature_weights), size)
 
 
 def support_matrix(ids: np.ndarray, weights: np.ndarray, num_features: int):
@@ -194,7 +191,13 @@ def support_matrix(ids: np.ndarray, weights: np.ndarray, num_features: int):
                                    shape=(ids.shape[0], num_features))
 
 
-def load_or_build_support(config, context, filename: str, build, shapes: list) -> tuple[list | None, list | None]:
+# The last tables built for a build without a model directory (the memory plan's, `model_shapes`), kept until the
+# real build that follows takes them: the two builds of one run then pick the nodes' features once.
+_UNSAVED: dict = {}
+
+
+def load_or_build_support(config, context, filename: str, build, shapes: list,
+                          structure: str = "") -> tuple[list | None, list | None]:
     """The sparse term's support tables and starting weights for a head config with `sparse_support`.
 
     Read from `filename` in the model directory when there, else built from the train split's
@@ -208,6 +211,8 @@ def load_or_build_support(config, context, filename: str, build, shapes: list) -
       build: (z CSR [L, D], size, feature weights float32 [D] or None) -> (support, weights), lists of
         int32 / float32 arrays (`tfxc.tree.support.node_centroid_support`, `label_centroid_support`).
       shapes: the arrays' shapes, to check a saved file against.
+      structure: what else `build` depends on besides the data and the options (e.g. the label tree's
+        `fingerprint`).
 
     Returns:
       (support, the unit-norm centroids on it: float32 arrays shaped like the support); (None, None)
@@ -229,9 +234,17 @@ def load_or_build_support(config, context, filename: str, build, shapes: list) -
     if saved and os.path.exists(saved):
         support, weights = load_support(saved, with_weights=True)
     elif context.data_dir:
-        info = DatasetInfo.load(context.data_dir)
-        support, weights = build(cached_split_pifa(info), config.sparse_support,
-                                 cached_split_idf(info) if config.sparse_idf else None)
+        key = (os.path.realpath(context.data_dir), filename, config.sparse_support, config.sparse_idf,
+               tuple(shapes), structure)
+        if key in _UNSAVED:
+            support, weights = _UNSAVED.pop(key)
+        else:
+            info = DatasetInfo.load(context.data_dir)
+            support, weights = build(cached_split_pifa(info), config.sparse_support,
+                                     cached_split_idf(info) if config.sparse_idf else None)
+            if not saved:  # one entry at most: a later build of another model replaces it
+                _UNSAVED.clear()
+                _UNSAVED[key] = (support, weights)
     else:
         raise ConfigError("model.head.sparse_support picks the input features of each label or node from the "
                           "training data: train the model first")

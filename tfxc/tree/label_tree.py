@@ -16,6 +16,7 @@ labels, would cost most of the model's memory.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import zipfile
@@ -147,6 +148,13 @@ class LabelTree:
         index = np.full(self.label_space, -1, np.int32)
         index[self.leaf_labels] = np.arange(self.leaf_labels.size, dtype=np.int32)
         return index
+
+    def fingerprint(self) -> str:
+        """A digest of the tree's structure: equal for equal trees, whatever object or file holds them."""
+        digest = hashlib.sha1(f"{self.top_size} {self.label_space} {len(self.parents)}".encode())
+        for array in (*self.parents, *(() if self.leaf_labels is None else (self.leaf_labels,))):
+            digest.update(np.ascontiguousarray(array, np.int32).tobytes())
+        return digest.hexdigest()
 
     def leaf_names(self, label_names: list[str]) -> list[str]:
         """The label name of each last-level node."""

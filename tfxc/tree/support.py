@@ -51,19 +51,30 @@ def node_centroid_support(tree, z, size: int, feature_weights=None) -> tuple[lis
       padding). A node's weights dotted with a unit-norm row are the cosine of the two
       over the node's features: the nearest-centroid score the sparse term can start from.
     """
-    z = scipy.sparse.csr_matrix(z, dtype=np.float32)
-    if feature_weights is not None:
-        z = z @ scipy.sparse.diags(np.asarray(feature_weights, np.float32))
-    leaves = z if tree.leaf_labels is None else z[tree.leaf_labels]
-    features, weights = [], []
-    for level, count in enumerate(tree.sizes):
-        below = tree.ancestors(level)  # the level's node above each leaf
-        membership = scipy.sparse.csr_matrix(
-            (np.ones(below.size, np.float32), (below, np.arange(below.size))), shape=(count, below.size))
-        ids, values = top_unit_centroids(membership @ leaves, size)
-        features.append(ids)
-        weights.append(values)
+    z = weigh_columns(z, feature_weights)
+    centroids = z if tree.leaf_labels is None else z[tree.leaf_labels]
+    features, weights = [None] * tree.num_levels, [None] * tree.num_levels
+    # Bottom up: a node's centroid is the sum of its children's, so each level sums the (fewer, merged) rows of
+    # the level below instead of all the leaves again.
+    for level in reversed(range(tree.num_levels)):
+        if level < tree.num_levels - 1:
+            parent = tree.parents[level]
+            membership = scipy.sparse.csr_matrix(
+                (np.ones(parent.size, np.float32), (parent, np.arange(parent.size))),
+                shape=(tree.sizes[level], parent.size))
+            centroids = membership @ centroids
+        features[level], weights[level] = top_unit_centroids(centroids, size)
     return features, weights
+
+
+def weigh_columns(z, feature_weights=None) -> scipy.sparse.csr_matrix:
+    """z as float32 CSR [L, D] with column j scaled by feature_weights[j] (None: unscaled). The result shares
+    z's index arrays, never its values: a cached z stays as it was."""
+    z = scipy.sparse.csr_matrix(z, dtype=np.float32)
+    if feature_weights is None:
+        return z
+    scale = np.asarray(feature_weights, np.float32)
+    return scipy.sparse.csr_matrix((z.data * scale[z.indices], z.indices, z.indptr), shape=z.shape)
 
 
 def top_unit_centroids(m, size: int) -> tuple[np.ndarray, np.ndarray]:
