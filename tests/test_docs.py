@@ -12,7 +12,8 @@ Each page runs in a fresh directory laid out like a checkout: `configs/`, `tools
 `train.sh` of this repository beside the page's own `runs/`, and the shared data sets at
 `../shared/data`, where the commands find them from the repository root. Pages are independent (one
 test each, so xdist may spread them), and the commands keep to small sets and a few training steps:
-together they must stay within two minutes of the suite's time.
+together they must stay within two minutes of the suite's time (`SLOW_PAGES`, which train
+several models each, run with --run-slow).
 
 docs/benchmarks-history.md is the dated lab notebook, kept verbatim: a record of what was run, not
 instructions, so its blocks are not run.
@@ -36,6 +37,8 @@ FENCE = re.compile(r"^```(\S*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 NOT_COMMANDS = {"docs/benchmarks-history.md"}
 CHECKOUT = ("configs", "tools", "tests", "train.sh")  # what the pages' commands read from the repository
 PAGE_TIMEOUT_S = 300
+# Pages whose commands train several models (a minute or more of the suite each): run with --run-slow.
+SLOW_PAGES = {"docs/text.md", "docs/serving.md"}
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,8 @@ def run_block(block: Block, page: str, cwd: str, env: dict, timeout: float) -> N
 
 
 @pytest.mark.timeout(PAGE_TIMEOUT_S + 60)
-@pytest.mark.parametrize("page", pages())
+@pytest.mark.parametrize("page", [pytest.param(page, marks=pytest.mark.slow) if page in SLOW_PAGES else page
+                                  for page in pages()])
 def test_the_page_commands_run(page, tmp_path, shared_data):
     runnable = [b for b in blocks(read(page)) if b.language in RUNNABLE and b.not_run is None]
     if not runnable:

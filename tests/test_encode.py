@@ -47,6 +47,7 @@ def text_model(tmp_path_factory, shared_data):
     return model_dir, saved, tmp
 
 
+@pytest.mark.slow
 def test_encode_writes_what_the_saved_model_embeds(text_model, tmp_path):
     model_dir, saved, _ = text_model
     (tmp_path / "X.txt").write_text("\n".join(TEXTS) + "\n", encoding="utf-8")

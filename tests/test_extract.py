@@ -124,6 +124,7 @@ def test_webdataset_shards_with_class_ids(tmp_path, digits, resnet):
     assert not os.path.exists(os.path.join(out, "labels.txt"))  # integer class ids have no names
 
 
+@pytest.mark.slow
 def test_resume_after_kill_is_byte_identical(tmp_path, digit_folder, resnet):
     common = ["--folder", digit_folder, "--preset", resnet, "--batch-size", "16", "--chunk-rows", "64",
               "--image-size", "64", "--precision", "float32"]

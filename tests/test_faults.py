@@ -38,6 +38,7 @@ def leftovers(directory) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_a_full_disk_ends_each_step_with_one_clear_line_and_nothing_half_written(tmp_path):
     config = tiny_config(tmp_path, trainer={"train_steps": 16, "checkpoint_every_steps": 8})
     # Conversion: the shards (about 150 kB each) do not fit.
@@ -80,6 +81,7 @@ def wait_for_line(proc: subprocess.Popen, fragment: str, timeout: float = 120) -
     raise AssertionError(f"no {fragment!r} within {timeout}s")
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_the_run_resumes_exactly(tmp_path):
     trainer = {"train_steps": 5000, "steps_per_loop": 4, "log_every_steps": 8, "checkpoint_every_steps": 1000}
     config = tiny_config(tmp_path, trainer=trainer)

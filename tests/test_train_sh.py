@@ -69,6 +69,7 @@ def test_paths_with_quotes_dollars_and_spaces_train_and_evaluate(tmp_path):
         assert open(os.path.join(model_dir, "logs", f"part-00{r}.exit")).read().strip() == "0"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("use_tmux", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_a_part_whose_shell_dies_fails_the_run_and_a_re_run_completes(tmp_path, use_tmux):
     if use_tmux and shutil.which("tmux") is None:

@@ -163,6 +163,7 @@ def test_a_second_training_on_other_sources_cannot_convert_under_a_running_one(s
         a.wait()
 
 
+@pytest.mark.slow
 def test_a_refused_resume_on_other_data_leaves_the_model_and_its_data_as_they_were(shared_data, tmp_path):
     """D4: the refusal comes before the conversion, so evaluate still works and the original command resumes."""
     source = copy_of(shared_data, tmp_path, "bibtex")

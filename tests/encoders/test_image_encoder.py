@@ -117,6 +117,7 @@ def write_digit_folders(root, digits):
         (root / split / f"digit{label}" / f"{i:04d}.png").write_bytes(data)
 
 
+@pytest.mark.slow
 def test_digits_from_pixels_under_mhp_served_from_images(tmp_path, presets, digits):
     """load_digits end to end: the images format, the image encoder fine-tuned under an MHP head, a SavedModel
     of encoded images reloaded in a fresh process that ranks as the model directory does."""

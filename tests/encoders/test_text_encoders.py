@@ -103,6 +103,7 @@ def test_text_transformer(tmp_path, shared_data):
                                                   "dropout": 0.0}, mirrored_skip=("self_attention_layer/key/bias",))
 
 
+@pytest.mark.slow
 def test_pretrained_backbone_from_a_local_preset(tmp_path, shared_data):
     preset = tiny_bert_preset(tmp_path / "preset", shared_data)
     run_text_encoder_test(tmp_path / "run", shared_data,

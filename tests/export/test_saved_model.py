@@ -232,7 +232,7 @@ main(sys.argv[2:])
 """
 
 
-@pytest.mark.parametrize("where", ["between renames", "after the exchange"])
+@pytest.mark.parametrize("where", ["between renames", pytest.param("after the exchange", marks=pytest.mark.slow)])
 def test_an_export_killed_while_replacing_the_saved_model_leaves_one_to_serve(trained, tmp_path, where):
     _, model_dir, export_dir = trained
     target = tmp_path / "saved"

@@ -4,7 +4,7 @@ import pytest
 from head_harness import run_head_test
 
 
-@pytest.mark.parametrize("head", [{"name": "one_vs_all", "propensity_weight": 0.5},
+@pytest.mark.parametrize("head", [pytest.param({"name": "one_vs_all", "propensity_weight": 0.5}, marks=pytest.mark.slow),
                                   {"name": "softmax", "label_smoothing": 0.1},
                                   pytest.param({"name": "softmax", "multi_label_loss": "decoupled",
                                                 "propensity_weight": 0.5}, marks=pytest.mark.slow),

@@ -131,6 +131,7 @@ def test_bad_margin_configs_are_clear_errors():
         SoftmaxHeadConfig(margin="arcface", sparse_support=8).validate("model.head")
 
 
+@pytest.mark.slow
 def test_softmax_arcface_head_contract(tmp_path):
     run_head_test(tmp_path, {"name": "softmax", "margin": "arcface", "margin_scale": 16.0, "margin_m": 0.3},
                   multiclass=True, encoder=EXACT_BAG_ENCODER)

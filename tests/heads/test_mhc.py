@@ -127,6 +127,7 @@ def test_check_group_sizes_the_levels_and_bad_configs_are_clear_errors():
         MhcHeadConfig(num_heads=1).levels_for(100)
 
 
+@pytest.mark.slow
 def test_mhc_head_contract(tmp_path):
     # All 8 groups expanded, so top_k(L) ranks every label; groups from the PIFA tree's leaf order.
     run_head_test(tmp_path, {"name": "mhc", "num_group": 8, "candidates_topk": 8, "hidden_dim": 16,

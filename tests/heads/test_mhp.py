@@ -108,6 +108,7 @@ def test_bad_configs_are_clear_errors():
         MhpHeadConfig(label_order="random").validate("model.head")
 
 
+@pytest.mark.slow
 def test_mhp_head_contract(tmp_path):
     # 40 labels in 5 × 9 = 45 codes (5 unused), labels ordered by frequency: the tables travel with the model.
     run_head_test(tmp_path, {"name": "mhp", "num_classes": [5, 9], "label_order": "frequency"}, multiclass=True)

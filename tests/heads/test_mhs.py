@@ -95,6 +95,7 @@ def test_mhs_head_contract(tmp_path):
                   multiclass=True)
 
 
+@pytest.mark.slow
 def test_mhs_arcface_head_contract(tmp_path):
     run_head_test(tmp_path, {"name": "mhs", "margin": "arcface", "margin_scale": 16.0, "margin_m": 0.3,
                              "label_order": "frequency"}, multiclass=True, encoder=EXACT_BAG_ENCODER)

@@ -96,6 +96,7 @@ def test_sigterm_to_one_worker_stops_both_at_the_same_checkpointed_step(tmp_path
     assert os.path.exists(model_dir / "checkpoints" / f"ckpt-{steps[0]}.index")  # the chief saved that step
 
 
+@pytest.mark.slow
 def test_two_workers_keep_the_best_weights_and_stop_early_together(tmp_path):
     config = tiny_config(tmp_path, model=MODEL, data={"val_percent": 20}, optimizer={"learning_rate": 0.05},
                          trainer={"train_steps": 0, "epochs": 40, "eval_every_epochs": 1, "select_metric": "P@1",
@@ -108,6 +109,7 @@ def test_two_workers_keep_the_best_weights_and_stop_early_together(tmp_path):
     assert not os.path.exists(tmp_path / "model" / ".worker-1-tmp")
 
 
+@pytest.mark.slow
 def test_a_text_encoder_on_two_workers_matches_one_process(shared_data, tmp_path):
     # Tokenisation runs in each worker's tf.data; the vocabulary is learnt alike by both (deterministic).
     import sys
