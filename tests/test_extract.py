@@ -77,6 +77,7 @@ def test_folder_to_features_to_a_trained_head(tmp_path, digit_folder, resnet, di
     assert accuracy > 35.0, test_line  # 10 classes: chance is 10
 
 
+@pytest.mark.slow
 def test_split_file_and_errors(tmp_path, digit_folder, resnet):
     refs = sorted(os.path.relpath(os.path.join(d, f), digit_folder) for d, _, files in os.walk(digit_folder)
                   for f in files)

@@ -125,6 +125,7 @@ def test_a_model_is_bound_to_the_data_it_was_trained_on(shared_data, tmp_path):
     assert result.returncode == 2 and "is not the data" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before(tmp_path):
     config = tiny_config(tmp_path, trainer={"train_steps": 16, "checkpoint_every_steps": 8})
     model_dir = tmp_path / "model"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from helpers import run_cli, tiny_config
 
 
@@ -44,6 +46,7 @@ INTENTS = {  # a small Chinese intent set: each intent's phrasings share its key
 }
 
 
+@pytest.mark.slow
 def test_a_chinese_jsonl_set_trains_and_serves_from_strings(tmp_path):
     def write(name, rows):
         (tmp_path / name).write_text("".join(json.dumps({"text": t, "labels": [label]}, ensure_ascii=False) + "\n"

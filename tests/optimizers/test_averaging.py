@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from helpers import assert_same_weights, checkpoint_weights, run_cli, tiny_config, train_and_check_evaluate
 
 from tfxc._tf import tf
@@ -31,6 +32,7 @@ def test_ema_and_swa_follow_their_update_rules():
     np.testing.assert_array_equal(w.numpy(), raw)
 
 
+@pytest.mark.slow
 def test_training_with_ema_evaluates_and_exports_the_average(tmp_path):
     config = tiny_config(tmp_path, trainer={"ema_decay": 0.9, "train_steps": 24})
     model_dir = tmp_path / "model"

@@ -127,6 +127,7 @@ def test_xr_transformer_run_resumes_after_a_kill_at_a_level_boundary_and_serves_
     assert served["embedding_shape"] == [len(QUERIES), 16]  # the BERT's width, neither TF-IDF nor normalised
 
 
+@pytest.mark.slow
 def test_only_encoder_stops_after_fine_tuning(tmp_path, shared_data):
     config = xr_config(tmp_path, shared_data)
     run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "model"), "--set",
