@@ -54,6 +54,14 @@ def test_read_pairs_lfw_and_csv(tmp_path):
         read_pairs(str(tmp_path / "bad.txt"))
 
 
+@pytest.mark.parametrize("fold", ["x", "²", "1.5", ""])
+def test_read_pairs_csv_fold_not_an_integer_names_its_line(tmp_path, fold):
+    (tmp_path / "pairs.csv").write_text(f"image_a,image_b,same,fold\na.jpg,b.jpg,1,0\nc.jpg,d.jpg,0,{fold}\n",
+                                        encoding="utf-8")
+    with pytest.raises(DataError, match=r"pairs.csv:3: .*fold.*not a non-negative integer"):
+        read_pairs(str(tmp_path / "pairs.csv"))
+
+
 def test_pair_scores_embed_each_image_once():
     calls = []
 

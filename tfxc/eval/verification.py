@@ -135,13 +135,15 @@ def read_pairs(path: str, image_root: str = "") -> tuple[list[tuple[str, str]], 
                         raise DataError(f"expected image_a,image_b,same[,fold], got {row!r}", path=path, line=lineno)
                     pairs.append((os.path.join(root, row[0]), os.path.join(root, row[1])))
                     same.append(flag in ("1", "true"))
-                    folds.append(int(row[3]) if len(row) == 4 else -1)
+                    fold = row[3].strip() if len(row) == 4 else "-1"
+                    if len(row) == 4 and not (fold.isascii() and fold.isdigit()):  # int() also reads '1_0' and '٣'
+                        raise DataError(f"the fold {row[3]!r} is not a non-negative integer", path=path, line=lineno,
+                                        field="fold")
+                    folds.append(int(fold))
                 return pairs, np.array(same, bool), None if -1 in folds else np.array(folds)
             lines = f.read().split("\n")
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"cannot read the pair list ({e})", path=path) from None
-    except ValueError:
-        raise DataError("a fold is not an integer", path=path) from None
     header = lines[0].split()
     if not header or not all(h.isdigit() for h in header) or len(header) > 2:
         raise DataError(f"expected LFW's header 'FOLDS PAIRS', got {lines[0]!r}", path=path, line=1)
