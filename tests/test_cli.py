@@ -6,6 +6,7 @@ import argparse
 import ast
 import importlib
 import os
+import re
 import shutil
 
 import pytest
@@ -95,3 +96,140 @@ def test_a_closed_pipe_ends_a_verb_quietly_and_successfully(capsys):
     with pytest.raises(SystemExit) as exit_info:
         verb([])
     assert exit_info.value.code == 0 and "error" not in capsys.readouterr().err
+
+
+# === Number flags (issue 55, item 3) ===
+def _float_flags_in_source() -> dict[str, list[str]]:
+    """{file relative to REPO: [flag, ...]} of the `add_argument` calls typed with `tfxc.cli.FiniteFloat`; fails on
+    any typed `float` (which takes nan, inf and 1e400)."""
+    found, typed_float = {}, []
+    for top in ("tfxc", "tools"):
+        for root, _, files in os.walk(os.path.join(REPO, top)):
+            for name in sorted(files):
+                if not name.endswith(".py"):
+                    continue
+                path = os.path.join(root, name)
+                relative = os.path.relpath(path, REPO)
+                for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
+                    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                            and node.func.attr == "add_argument"):
+                        continue
+                    kind = next((k.value for k in node.keywords if k.arg == "type"), None)
+                    flag = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else "?"
+                    if isinstance(kind, ast.Name) and kind.id == "float":
+                        typed_float.append(f"{relative}: {flag}")
+                    elif (isinstance(kind, ast.Name) and kind.id == "finite_float") or (
+                            isinstance(kind, ast.Call) and getattr(kind.func, "id", "") == "FiniteFloat"):
+                        found.setdefault(relative, []).append(flag)
+    assert typed_float == [], f"type=float takes nan, inf and 1e400: use tfxc.cli.FiniteFloat: {typed_float}"
+    return found
+
+
+class _Captured(BaseException):  # not an Exception: no verb's error handling catches it
+    def __init__(self, parser):
+        self.parser = parser
+
+
+def _parser_of(relative: str, monkeypatch) -> argparse.ArgumentParser:
+    """The ArgumentParser that the main() of the file `relative` builds (captured as it starts parsing)."""
+    import sys
+
+    def capture(parser, *args, **kwargs):
+        raise _Captured(parser)
+
+    if relative.startswith("tools" + os.sep):
+        monkeypatch.syspath_prepend(os.path.join(REPO, "tools"))
+        module = importlib.import_module(os.path.splitext(os.path.basename(relative))[0])
+    else:
+        module = importlib.import_module(os.path.splitext(relative)[0].replace(os.sep, "."))
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    monkeypatch.setattr(sys, "argv", [relative])  # a main() without argv parses sys.argv
+    try:
+        module.main([]) if module.main.__code__.co_argcount else module.main()
+    except _Captured as e:
+        return e.parser
+    finally:
+        monkeypatch.undo()
+    raise AssertionError(f"{relative}: main() did not parse its arguments")
+
+
+class _Refused(Exception):
+    pass
+
+
+def _refuse(message):
+    raise _Refused(message)
+
+
+def test_no_flag_takes_nan_or_infinity(monkeypatch):
+    """`tfxc.predict --threshold nan` kept no label of any row, rc 0: every number flag of every verb and tool is
+    a `FiniteFloat`, which refuses nan, inf and 1e400 (and numbers outside its range) with the flag's name."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from tfxc.cli import FiniteFloat
+
+    flags = _float_flags_in_source()
+    assert "--threshold" in flags.get(os.path.join("tfxc", "predict.py"), []), flags
+    non_finite = st.sampled_from(["nan", "NaN", "-nan", "inf", "-inf", "Infinity", "-Infinity", "INF", "1e400",
+                                  "-1e400", "1e999", "٣", "1_0", " 1"])
+    for relative, names in flags.items():
+        parser = _parser_of(relative, monkeypatch)
+        parser.error = _refuse  # instead of printing the usage and exiting
+        actions = {name: action for action in parser._actions for name in action.option_strings}
+        for action in parser._actions:
+            action.required = False  # only the number flag is given
+        for flag in names:
+            action = actions[flag]
+            assert isinstance(action.type, FiniteFloat), (relative, flag, action.type)
+
+            @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+            @given(text=non_finite | st.floats(allow_nan=False, allow_infinity=False).map(repr))
+            def check(text):
+                value = float(text) if text.strip() == text and text.isascii() and "_" not in text else None
+                within = value is not None and abs(value) != float("inf") and value == value and all(
+                    [action.type.low is None or (value > action.type.low if action.type.low_open
+                                                 else value >= action.type.low),
+                     action.type.high is None or (value < action.type.high if action.type.high_open
+                                                  else value <= action.type.high)])
+                try:
+                    args = parser.parse_args([f"{flag}={text}"])  # "-1e+16" alone would read as a flag
+                except _Refused as e:
+                    assert not within, (relative, flag, text, str(e))
+                    assert str(e).startswith(f"argument {flag}: "), (relative, flag, str(e))
+                else:
+                    assert within and getattr(args, action.dest) == value, (relative, flag, text)
+
+            check()
+
+
+def test_a_number_flag_s_range_is_in_its_message():
+    from tfxc.cli import FiniteFloat
+
+    recall = FiniteFloat(0, 1, low_open=True)
+    assert recall("1") == 1.0 and recall("0.5") == 0.5
+    for text, message in [("0", "must be in (0, 1], got 0"), ("1.5", "must be in (0, 1], got 1.5"),
+                          ("nan", "expected a finite number, got 'nan'"), ("1e400", "expected a finite number, got "
+                                                                                   "'1e400'")]:
+        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
+            recall(text)
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape("must be > 0, got 0")):
+        FiniteFloat(0, low_open=True)("0")
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape("must be <= 2, got 3")):
+        FiniteFloat(high=2)("3")
+
+
+def test_predict_refuses_a_threshold_that_is_not_a_finite_number(tmp_path, capsys):
+    """P5: --threshold nan (or 1e400) gave every row no label, rc 0."""
+    from tfxc import predict
+
+    rows = tmp_path / "rows.txt"
+    rows.write_text("1 2:0.5\n")
+    for text in ("nan", "1e400"):
+        with pytest.raises(SystemExit) as e:
+            predict.main(["--saved-model", str(tmp_path / "none"), "--input", str(rows), "--output",
+                          str(tmp_path / "out.jsonl"), "--threshold", text])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code == 2 and err[-1] == (f"python -m tfxc.predict: error: argument --threshold: expected a "
+                                                 f"finite number, got '{text}'"), err
+    assert not (tmp_path / "out.jsonl").exists()

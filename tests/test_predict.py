@@ -91,3 +91,61 @@ def test_an_export_json_without_a_key_is_one_error_naming_the_file_and_the_key(t
             predict.main(["--saved-model", str(saved), "--input", str(rows), "--output", str(tmp_path / "out")])
         err = capsys.readouterr().err
         assert e.value.code == 2 and err == f"tfxc: error: {saved}/assets.extra/tfxc/export.json: no '{key}' entry\n"
+
+
+class FakeServed:
+    """A text SavedModel as `tfxc.predict` sees it, whose every answer is the labels 天气 and café."""
+
+    top_k, input_kind, reads_text, path = 2, "text", True, "fake"
+
+    def __init__(self, path):
+        pass
+
+    def signature(self, name):
+        from tfxc._tf import tf
+
+        def top_k(text, k):
+            rows = int(text.shape[0])
+            return {"label_ids": tf.constant([[3, 5]] * rows, tf.int64),
+                    "scores": tf.constant([[0.9, 0.2]] * rows, tf.float32),
+                    "labels": tf.constant([["天气".encode(), "café".encode()]] * rows)}
+
+        return top_k
+
+
+def test_predictions_keep_label_names_in_utf8(tmp_path, monkeypatch):
+    """Item 19: preds.jsonl held "\\u5929\\u6c14" for the label 天气."""
+    import json
+
+    import tfxc.export.served
+
+    monkeypatch.setattr(tfxc.export.served, "ServedModel", FakeServed)
+    (tmp_path / "in.jsonl").write_text('{"text": "今天"}\n{"text": "x"}\n', encoding="utf-8")
+    predict.main(["--saved-model", "fake", "--input", str(tmp_path / "in.jsonl"), "--output",
+                  str(tmp_path / "preds.jsonl"), "--threshold", "0.5"])
+    lines = (tmp_path / "preds.jsonl").read_bytes().decode("utf-8").splitlines()
+    assert lines[0] == '{"row": 0, "label_ids": [3], "labels": ["天气"], "scores": [0.9]}', lines
+    assert [json.loads(line)["labels"] for line in lines] == [["天气"], ["天气"]]
+
+
+def test_the_api_refuses_a_threshold_that_is_not_a_finite_number():
+    """P5 through the API: model.predict(X, threshold=nan) kept no label of any row."""
+    import numpy as np
+    import pytest
+
+    from tfxc.api import Classifier
+
+    class Backend:
+        num_features, num_labels, label_names, input_kind = 4, 3, ["a", "b", "c"], "features"
+
+        def top_k(self, x, k):
+            return np.full((x.shape[0], k), 0.9, np.float32), np.tile(np.arange(k), (x.shape[0], 1))
+
+    model = Classifier(Backend())
+    x = np.eye(2, 4, dtype=np.float32)
+    assert model.predict(x, k=2, threshold=0.5).ids.tolist() == [[0, 1], [0, 1]]
+    for threshold in (float("nan"), float("inf"), -np.inf):
+        with pytest.raises(ValueError, match=r"^threshold must be a finite number, got"):
+            model.predict(x, k=2, threshold=threshold)
+    with pytest.raises(ValueError, match=r"^threshold must be a finite number, got nan"):
+        model.evaluate(x, [[0], [1, 2]], classification=True, threshold=float("nan"))

@@ -189,8 +189,12 @@ class Classifier:
         With `threshold`, only the labels scored above it are kept (multi-label prediction; 0.5 for one-vs-all
         sigmoids): the others become id -1 with score -inf, and their names are left out of `labels`.
         """
+        from tfxc.utils.numbers import finite_number
+
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
+        if threshold is not None:  # NaN would drop every label, silently
+            threshold = finite_number(threshold, "threshold")
         x = self._inputs(X)
         ids, scores = [], []
         for start in range(0, _num_rows(x), batch_size):
@@ -218,7 +222,9 @@ class Classifier:
         from tfxc.eval.classification import ClassificationMetrics, predicted_sets
         from tfxc.eval.metrics import XmcMetrics
         from tfxc.data.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
+        from tfxc.utils.numbers import finite_number
 
+        threshold = finite_number(threshold, "threshold")  # NaN would predict no label for any row, silently
         labels = labels_csr(Y, num_labels=self.num_labels, names=self.label_names)
         x = self._inputs(X)
         if labels.shape[0] != _num_rows(x):

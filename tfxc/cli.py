@@ -105,6 +105,53 @@ def positive_int(text: str) -> int:
     return value
 
 
+class FiniteFloat:
+    """argparse type of every number flag: a finite number in ASCII decimal notation, optionally in a range.
+
+    `type=float` takes 'nan', 'inf' and '1e400' (inf); compared with scores or limits they decide every row
+    the same way without a word (`--threshold nan` kept no label). Refused here, argparse's error names the
+    flag: `argument --threshold: expected a finite number, got 'nan'`.
+
+    Args:
+      low, high: the bounds (None: unbounded on that side).
+      low_open, high_open: the bound itself is outside the range.
+    """
+
+    def __init__(self, low: float | None = None, high: float | None = None, *, low_open: bool = False,
+                 high_open: bool = False):
+        self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
+
+    def range_text(self) -> str:
+        """The range in interval notation, e.g. "(0, 1]", "> 0" or "" when unbounded."""
+        low, high = f"{self.low:g}" if self.low is not None else "", f"{self.high:g}" if self.high is not None else ""
+        if low and high:
+            return f"{'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+        if low:
+            return f"{'>' if self.low_open else '>='} {low}"
+        if high:
+            return f"{'<' if self.high_open else '<='} {high}"
+        return ""
+
+    def __call__(self, text: str) -> float:
+        from tfxc.utils.numbers import ascii_float
+
+        value = ascii_float(text)
+        if value is None:
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        below = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        above = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        if below or above:
+            where = self.range_text()
+            raise argparse.ArgumentTypeError(f"must be {'in ' if where[0] in '([' else ''}{where}, got {text}")
+        return value
+
+    def __repr__(self) -> str:  # argparse's messages and --help never show it; a failing test may
+        return f"FiniteFloat({self.range_text() or 'any'})"
+
+
+finite_float = FiniteFloat()
+
+
 def add_config_args(parser) -> None:
     parser.add_argument("--config", help="JSON experiment config (see configs/)")
     add_set_args(parser)

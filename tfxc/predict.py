@@ -21,7 +21,6 @@ output line then also names its image ("ref").
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -29,9 +28,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from tfxc.cli import Progress, main_wrapper, positive_int, setup_logging
+from tfxc.cli import Progress, finite_float, main_wrapper, positive_int, setup_logging
 from tfxc.data.sources import source_format
 from tfxc.errors import DataError, TfxcError
+from tfxc.utils.display import json_text
 from tfxc.utils.io import atomic_writer, refuse_to_overwrite_inputs
 
 
@@ -151,7 +151,7 @@ def main(argv=None):
                              "top-k labels of each; for models that read raw text")
     parser.add_argument("--top-k", type=positive_int, default=None,
                         help="labels per row, >= 1 (default: the export's k)")
-    parser.add_argument("--threshold", type=float, default=None,
+    parser.add_argument("--threshold", type=finite_float, default=None,
                         help="keep only the labels of the top k scored above this (multi-label prediction: 0.5 "
                              "for one-vs-all sigmoids); a row may then have none")
     parser.add_argument("--format", choices=["xc", "jsonl", "pecos"], default=None)
@@ -208,10 +208,10 @@ def main(argv=None):
                 found = ids[i] >= 0  # a beam search may reach fewer than k labels (id -1)
                 if args.threshold is not None:
                     found &= scores[i] > args.threshold
-                out.write(json.dumps({"row": count, **({"ref": refs[count]} if refs else {}),
-                                      "label_ids": ids[i][found].tolist(),
-                                      "labels": [n.decode("utf-8") for n in names[i][found]],
-                                      "scores": [round(float(s), 6) for s in scores[i][found]]}) + "\n")
+                out.write(json_text({"row": count, **({"ref": refs[count]} if refs else {}),
+                                     "label_ids": ids[i][found].tolist(),
+                                     "labels": [n.decode("utf-8") for n in names[i][found]],
+                                     "scores": [round(float(s), 6) for s in scores[i][found]]}) + "\n")
                 count += 1
     progress.close()
     print(f"wrote {count} predictions to {args.output} in {time.time() - start:.1f}s", file=sys.stderr)

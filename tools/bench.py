@@ -74,6 +74,7 @@ from bench_report import markdown_tables, plot, plot_scale
 from bench_sets import (DATASETS, PEERS, PRESET_SYSTEMS, QUICK_DATASETS, QUICK_OVERRIDES, REAL_DATASETS,
                         RECIPE_SYSTEM, SCALE_CONFIG, SCALE_DATASETS, SHAPED_DATASETS)
 
+from tfxc.cli import FiniteFloat
 from tfxc.utils.io import atomic_write_text
 from tfxc.utils.memory import peak_rss_gb
 
@@ -422,7 +423,8 @@ def main(argv=None):
     parser.add_argument("--shared-data", default=SHARED)
     parser.add_argument("--peer-python", default=sys.executable,
                         help="interpreter with libpecos/napkinxc/omikuji installed")
-    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per (data set, system) run")
+    parser.add_argument("--timeout", type=FiniteFloat(0, low_open=True), default=3600.0,
+                        help="seconds per (data set, system) run")
     parser.add_argument("--no-curves", action="store_true",
                         help="no time-to-accuracy curves (they train each peer a second time, on the train rows "
                              "outside the validation carve; tools/bench_curves.py)")

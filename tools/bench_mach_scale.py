@@ -16,6 +16,9 @@ import json
 import subprocess
 import sys
 
+from tfxc.cli import FiniteFloat
+from tfxc.utils.numbers import ascii_float
+
 CHILD = r"""
 import json, sys, time
 import numpy as np
@@ -63,15 +66,23 @@ SYSTEMS = {
 }
 
 
-def main():
+def label_counts(text: str) -> list[int]:
+    """argparse type of --labels: "1e4,1e5" -> [10000, 100000] (whole numbers >= 2, written as numbers)."""
+    counts = [ascii_float(part.strip()) for part in text.split(",")]
+    if not counts or any(c is None or c < 2 or c != int(c) for c in counts):
+        raise argparse.ArgumentTypeError(f"expected whole numbers >= 2 separated by commas (1e4,1e5), got {text!r}")
+    return [int(c) for c in counts]
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--labels", default="1e4,1e5,1e6,1e7")
+    parser.add_argument("--labels", type=label_counts, default=[10**4, 10**5, 10**6, 10**7])
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--max-gb", type=float, default=16.0)
-    args = parser.parse_args()
+    parser.add_argument("--max-gb", type=FiniteFloat(0, low_open=True), default=16.0)
+    args = parser.parse_args(argv)
     print("| L | head | trainable params | step (ms) | peak RSS (GB) |")
     print("|---|---|---|---|---|")
-    for num_labels in [int(float(x)) for x in args.labels.split(",")]:
+    for num_labels in args.labels:
         for head, (sets, estimate_gb) in SYSTEMS.items():
             need = estimate_gb(num_labels)
             if need > args.max_gb:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from tfxc.cli import FiniteFloat
 from tfxc.data.synthetic import write_dense_classification
 
 
@@ -24,7 +25,7 @@ def main(argv=None):
     parser.add_argument("--train", type=int, default=300000)
     parser.add_argument("--val", type=int, default=10000)
     parser.add_argument("--test", type=int, default=10000)
-    parser.add_argument("--noise", type=float, default=1.0, help="per-coordinate noise std (centres have std 1)")
+    parser.add_argument("--noise", type=FiniteFloat(0), default=1.0, help="per-coordinate noise std (centres have std 1)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     start = time.time()

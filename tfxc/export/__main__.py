@@ -12,7 +12,8 @@ import argparse
 import logging
 import sys
 
-from tfxc.cli import add_set_args, add_trust_args, keep_out_of_import_path, main_wrapper, setup_logging
+from tfxc.cli import (FiniteFloat, add_set_args, add_trust_args, keep_out_of_import_path, main_wrapper, positive_int,
+                      setup_logging)
 from tfxc.utils.io import recover_directory, refuse_to_overwrite_inputs
 
 
@@ -21,11 +22,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tfxc.export", description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", required=True, help="a trained model directory")
     parser.add_argument("--out", required=True, help="the SavedModel directory to write")
-    parser.add_argument("--top-k", type=int, default=None, help="k of serving_default (default: export.top_k)")
+    parser.add_argument("--top-k", type=positive_int, default=None, help="k of serving_default (default: export.top_k)")
     parser.add_argument("--index", choices=("auto", "on", "off"), default=None,
-                        help="serve top_k through a label index (default: export.index, 'auto')")
-    parser.add_argument("--index-recall", type=float, default=None, metavar="R",
-                        help="the recall of the exact top-5 the index must reach (default: export.index_recall)")
+                        help="serve top_k through a label index (default: export.index, 'off')")
+    parser.add_argument("--index-recall", type=FiniteFloat(0, 1, low_open=True), default=None, metavar="R",
+                        help="the recall of the exact top-5 the index must reach, in (0, 1] (default: "
+                             "export.index_recall)")
     add_set_args(parser, "prediction settings of the trained config",
                  "--set model.head.beam_size=20, a label tree's beam")
     add_trust_args(parser)

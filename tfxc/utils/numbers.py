@@ -1,10 +1,14 @@
-"""Reading integers from user text (config values, header fields, label ids) digit by digit in ASCII."""
+"""Reading numbers from user text (config values, header fields, label ids, command-line flags) in ASCII."""
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 
 _ASCII_INT = re.compile(r"-?[0-9]+")
+# Decimal notation: '0.5', '.5', '5.', '-2', '1e-3', '+1E4'.
+_ASCII_FLOAT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 def ascii_int(text: str) -> int | None:
@@ -15,3 +19,29 @@ def ascii_int(text: str) -> int | None:
     '1_000'. User text names numbers the way the files tfxc writes do, so only ASCII digits count.
     """
     return int(text) if isinstance(text, str) and _ASCII_INT.fullmatch(text) else None
+
+
+def ascii_float(text: str) -> float | None:
+    """The finite number `text` spells in ASCII decimal notation ('0.5', '1e-3', '-2'), else None.
+
+    `float()` also reads 'nan', 'inf' and 'Infinity' (any case), '1e400' (as inf), ' 1', '1_0' and '٣'. A
+    number that is compared with others must be finite: every comparison with NaN is false (a threshold of
+    NaN keeps no label, silently) and one with an infinity is settled before any data is seen.
+    """
+    if not isinstance(text, str) or not _ASCII_FLOAT.fullmatch(text):
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def finite_number(value, name: str) -> float:
+    """`value` as a float, for an argument of the Python API that is compared with scores or data.
+
+    Raises:
+      ValueError: `value` is not a real number (a bool is not), or is NaN or infinite; the message names `name`.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
