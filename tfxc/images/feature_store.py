@@ -29,6 +29,7 @@ import numpy as np
 from tfxc.errors import DataError
 from tfxc.images.sources import SPLITS
 from tfxc.utils.io import atomic_write_text, atomic_writer
+from tfxc.utils.numbers import ascii_float
 
 STATE_DIR = ".extract"
 CARD_FILE = "extract.json"
@@ -39,10 +40,9 @@ def parse_fractions(text: str) -> dict[str, float]:
     out = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, value = part.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise DataError(f"'{part}' is not split=fraction", field="--split") from None
+        out[name.strip()] = ascii_float(value.strip())
+        if out[name.strip()] is None:  # float() would take nan, which passes every check below
+            raise DataError(f"'{part}' is not split=fraction (a finite number, e.g. train=0.8)", field="--split")
     if set(out) - set(SPLITS) or "train" not in out or any(v < 0 for v in out.values()):
         raise DataError(f"'{text}': name train (and val, test) with fractions >= 0", field="--split")
     if abs(sum(out.values()) - 1.0) > 1e-6:
