@@ -289,3 +289,19 @@ def tiny_vision_preset(family: str, directory, **shape) -> str:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.build_preset(family, str(directory), **shape)
+
+
+def huge_png(width: int = 20000, height: int = 20000) -> bytes:
+    """A real grey PNG of width x height black pixels (1.7 MB at 20000 x 20000: zeros compress), written row
+    by row with zlib: what a decompression bomb is, without an image library."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer, rows = zlib.compressobj(1), b"\0" * (width + 1) * 100  # each row: filter byte 0, then the pixels
+    body = b"".join(packer.compress(rows) for _ in range(height // 100))
+    body += packer.compress(b"\0" * (width + 1) * (height % 100)) + packer.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", body) + chunk(b"IEND", b""))

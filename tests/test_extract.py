@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers import REPO, cli_env, digit_images, run_cli, tiny_vision_preset
+from helpers import REPO, cli_env, digit_images, huge_png, run_cli, tiny_vision_preset
 from tfxc.images.backbones import VisionFeatures, load_vision_backbone
 from tfxc.images.preprocessing import batch_inputs, load_converter
 
@@ -105,7 +105,57 @@ def test_an_undecodable_image_is_named(tmp_path, digits, resnet):
     failed = run_cli("tfxc.extract", "--folder", str(tmp_path / "src"), "--preset", resnet, "--out",
                      str(tmp_path / "out"), "--batch-size", "8", check=False)
     bad = [f for f in os.listdir(tmp_path / "src" / f"d{digits[17][1]}") if f.startswith("017")][0]
-    assert failed.returncode == 2 and f"cannot decode an image: d{digits[17][1]}/{bad}" in failed.stderr
+    assert failed.returncode == 2 and f"cannot use an image: d{digits[17][1]}/{bad}" in failed.stderr
+
+
+def extract_in_process(capsys, *args) -> tuple[int, str]:
+    """(exit status, stderr) of `python -m tfxc.extract args` run in this process (no interpreter to start)."""
+    from tfxc.extract import main
+
+    with pytest.raises(SystemExit) as ended:
+        main(list(args))
+    return ended.value.code, capsys.readouterr().err
+
+
+def small_folder(root, digits, count=6):
+    for i, (data, label) in enumerate(digits[:count]):
+        os.makedirs(root / f"d{i % 2}", exist_ok=True)
+        (root / f"d{i % 2}" / f"{i:03d}.png").write_bytes(data)
+    return str(root)
+
+
+def test_an_image_over_the_pixel_budget_is_refused_by_name(tmp_path, digits, resnet, capsys):
+    src = small_folder(tmp_path / "src", digits)
+    (tmp_path / "src" / "d1" / "bomb.png").write_bytes(huge_png())  # 1.7 MB, 400 M pixels: 1.2 GB decoded
+    status, err = extract_in_process(capsys, "--folder", src, "--preset", resnet, "--out", str(tmp_path / "out"),
+                                     "--batch-size", "4")
+    assert status == 2 and err.count("\n") == 1, err
+    assert (f"cannot use an image: d1{os.sep}bomb.png: a PNG of 20000x20000 = 400000000 pixels, over the budget of "
+            "89478485 pixels (--max-pixels)") in err
+    # The budget is a setting: 16 x 16 digits over a budget of 255 pixels.
+    status, err = extract_in_process(capsys, "--folder", src, "--preset", resnet, "--out", str(tmp_path / "o2"),
+                                     "--max-pixels", "255", "--restart")
+    assert status == 2 and "16x16 = 256 pixels, over the budget of 255 pixels (--max-pixels)" in err, err
+
+
+def test_an_image_that_cannot_be_opened_is_one_line_not_a_traceback(tmp_path, digits, resnet, capsys):
+    src = small_folder(tmp_path / "src", digits)
+    os.symlink(str(tmp_path / "nonexistent.png"), tmp_path / "src" / "d1" / "dangling.png")
+    status, err = extract_in_process(capsys, "--folder", src, "--preset", resnet, "--out", str(tmp_path / "out"),
+                                     "--batch-size", "2", "--split", "train=0.5,test=0.5")
+    assert status == 2 and err.count("\n") == 1, err
+    assert err.startswith("tfxc: error: ") and "dangling.png" in err and "No such file or directory" in err, err
+
+
+def test_an_output_over_or_inside_the_image_folder_is_refused(tmp_path, digits, resnet, capsys):
+    src = small_folder(tmp_path / "src", digits)
+    before = sorted(os.listdir(src))
+    for out, says in ((src, "is the image folder"), (os.path.join(src, "d0", "features"), "is inside the image folder"),
+                      (str(tmp_path), "contains the image folder")):
+        status, err = extract_in_process(capsys, "--folder", src, "--preset", resnet, "--out", out)
+        assert status == 2 and says in err, (out, err)
+    assert sorted(os.listdir(src)) == before and sorted(os.listdir(os.path.join(src, "d0"))) == ["000.png", "002.png",
+                                                                                                 "004.png"]
 
 
 def test_webdataset_shards_with_class_ids(tmp_path, digits, resnet):

@@ -29,10 +29,13 @@ import numpy as np
 
 from tfxc.cli import Progress, main_wrapper, positive_int, setup_logging
 from tfxc.errors import DataError, TfxcError
+from tfxc.images import DEFAULT_MAX_PIXELS
 from tfxc.images.feature_store import FeatureStore, parse_fractions, read_split_file, split_by_rows
-from tfxc.images.sources import SPLITS, open_source
+from tfxc.images.sources import SPLITS, CatalogSource, FolderSource, WebDatasetSource, open_source
+from tfxc.utils.io import refuse_to_overwrite_inputs
 from tfxc.utils.locks import DirectoryLock
 from tfxc.utils.memory import peak_rss_gb
+from tfxc.utils.pipeline_errors import PipelineErrors
 
 DEFAULT_SPLIT = "train=0.8,val=0.1,test=0.1"
 
@@ -85,18 +88,23 @@ class _Recent:
         self.items = collections.deque(maxlen=size)
 
     def culprit(self, convert) -> str | None:
+        """"ref: reason" of the first recent image `convert` refuses, or None."""
         from tfxc._tf import tf
+        from tfxc.images.preprocessing import reason_of
 
         for ref, data in self.items:
             try:
                 convert(tf.constant(data))
             except (tf.errors.InvalidArgumentError, ValueError) as e:
-                return f"{ref}: {str(e).strip().splitlines()[0][:200]}"
+                return f"{ref}: {reason_of(e)}"
         return None
 
 
-def image_batches(source, converter, batch_size: int, skip: int, recent: _Recent):
-    """float32 [b, S, S, 3] batches of the source's images from the `skip`-th on, decoded in `tf.data`."""
+def image_batches(source, converter, batch_size: int, skip: int, recent: _Recent, errors: PipelineErrors,
+                  max_pixels: int):
+    """float32 [b, S, S, 3] batches of the source's images from the `skip`-th on, decoded in `tf.data` (an
+    image over `max_pixels` refused before its decoding); read them inside `errors.unwrapped()`, where an
+    image the source cannot read raises its own DataError."""
     from tfxc._tf import tf
     from tfxc.images.preprocessing import image_inputs
 
@@ -105,15 +113,35 @@ def image_batches(source, converter, batch_size: int, skip: int, recent: _Recent
             recent.items.append((item.ref, item.data))
             yield item.data
 
-    ds = tf.data.Dataset.from_generator(encoded, output_signature=tf.TensorSpec([], tf.string))
-    ds = ds.map(image_inputs(converter), num_parallel_calls=2, deterministic=True)
+    ds = tf.data.Dataset.from_generator(errors.generator(encoded), output_signature=tf.TensorSpec([], tf.string))
+    ds = ds.map(image_inputs(converter, max_pixels, setting="--max-pixels"), num_parallel_calls=2,
+                deterministic=True)
     return ds.batch(batch_size).prefetch(2)
+
+
+def refuse_output_over_source(out: str, source) -> None:
+    """Raises a `TfxcError` when `out` is, holds or lies inside what the source reads: the extraction would be
+    written into the images (a folder inside a class folder, or whose class folders then read as splits)."""
+    if isinstance(source, WebDatasetSource):
+        refuse_to_overwrite_inputs(out, {f"webdataset shard {i}": shard for i, shard in enumerate(source.shards)},
+                                   "--out")
+        return
+    inputs = {"image folder": source.root} if isinstance(source, FolderSource) else {
+        "catalog": source.path, "catalog's image root": source.root}
+    refuse_to_overwrite_inputs(out, inputs, "--out")
+    target = os.path.realpath(out)
+    for role, path in inputs.items():
+        real = os.path.realpath(path)
+        if os.path.isdir(real) and target.startswith(real.rstrip(os.sep) + os.sep):
+            raise TfxcError(f"--out {out} is inside the {role} {path}; the extraction would be written among the "
+                            "images it reads, choose a path outside it")
 
 
 def extract(args) -> dict:
     source = open_source(args.folder, args.webdataset, args.catalog, label_entry=args.label_entry,
                          path_column=args.path_column, label_column=args.label_column,
                          split_column=args.split_column, root=args.root)
+    refuse_output_over_source(args.out, source)
     settings = {"source": source.describe(), "preset": os.path.abspath(args.preset), "pooling": args.pooling,
                 "image_size": args.image_size, "batch_size": args.batch_size, "precision": args.precision,
                 "split": args.split, "split_file": os.path.abspath(args.split_file) if args.split_file else "",
@@ -151,11 +179,13 @@ def _extract(source, settings, args) -> dict:
     embed = tf.function(lambda x: features(x, training=False), reduce_retracing=True,
                         input_signature=[tf.TensorSpec([None, height, converter.image_size[1], 3], tf.float32)])
     offsets = np.array([np.sum(splits[:done] == i) for i in range(len(SPLITS))], np.int64)
-    recent = _Recent(4 * args.batch_size + 64)
+    recent, errors = _Recent(4 * args.batch_size + 64), PipelineErrors()
     progress, position = Progress("extracted", total=total, start=done), done
     started, last_commit, warm = time.time(), done, None  # warm: (time, rows) after the first batch (tracing)
     try:
-        for images in image_batches(source, converter, args.batch_size, done, recent):
+        with errors.unwrapped():
+            batches = iter(image_batches(source, converter, args.batch_size, done, recent, errors, args.max_pixels))
+        for images in _read(batches, errors):
             h = embed(images).numpy()
             warm = warm or (time.time(), position + len(h))
             if args.normalize:
@@ -169,12 +199,11 @@ def _extract(source, settings, args) -> dict:
                 store.commit(position)
                 last_commit = position
     except tf.errors.InvalidArgumentError as e:
-        from tfxc.images.preprocessing import image_inputs
+        from tfxc.images.preprocessing import image_inputs, reason_of
 
-        bad = recent.culprit(image_inputs(converter))
-        raise DataError(f"cannot decode an image: {bad}" if bad else
-                        f"cannot decode an image after image {position}: {str(e).splitlines()[0][:200]}",
-                        field="image") from None
+        bad = recent.culprit(image_inputs(converter, args.max_pixels, setting="--max-pixels"))
+        raise DataError(f"cannot use an image: {bad}" if bad else
+                        f"cannot use an image after image {position}: {reason_of(e)}", field="image") from None
     finally:
         progress.close()
     if position != total:
@@ -191,6 +220,17 @@ def _extract(source, settings, args) -> dict:
             "steady_images_per_s": None if steady is None else round(steady, 2), "peak_rss_gb": round(peak_rss_gb(), 3)}
     store.finish(card)
     return card
+
+
+def _read(batches, errors: PipelineErrors):
+    """The batches of an iterator over a dataset, each read inside `errors.unwrapped()`."""
+    while True:
+        with errors.unwrapped():
+            try:
+                images = next(batches)
+            except StopIteration:
+                return
+        yield images
 
 
 def config_defaults(parser, path: str) -> dict:
@@ -238,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                         help="auto: bfloat16 matmuls where the machine has them natively")
     parser.add_argument("--normalize", action="store_true", help="L2-normalise each feature vector")
+    parser.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
+                        help="refuse an image of more pixels (width x height, read from its header before decoding; "
+                             "default: Pillow's limit, %(default)s)")
     parser.add_argument("--split", default="", help=f"row fractions, e.g. {DEFAULT_SPLIT} (the default where the "
                                                     "source names no splits)")
     parser.add_argument("--split-file", default="", help="a CSV of ref,split lines, one per image")

@@ -63,6 +63,8 @@ def test_pooling_that_does_not_fit_the_backbone_is_refused(presets):
         ImageEncoder("/no/such/preset")
     with pytest.raises(ConfigError, match="crop and resized_crop"):
         ImageEncoderConfig(preset="p", augment=("crop", "resized_crop")).validate("model.encoder")
+    with pytest.raises(ConfigError, match=r"model.encoder.max_pixels \(0\) must be an integer >= 1"):
+        ImageEncoderConfig(preset="p", max_pixels=0).validate("model.encoder")
 
 
 def test_crop_is_a_padded_window_and_flip_a_mirror(presets):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from tfxc._tf import keras, tf
 from tfxc.encoders.base import Encoder
 from tfxc.errors import ConfigError
+from tfxc.images import DEFAULT_MAX_PIXELS
 
 AUGMENTATIONS = ("flip", "crop", "resized_crop")
 # A training step's activations, in multiples of every layer output of the backbone (the forward outputs kept
@@ -49,6 +50,8 @@ class ImageEncoderConfig:
       embedding_dim: > 0: insightface's BN-dropout-linear-BN embedding of this width on the pooled features.
       dropout: dropout rate on the output (in the embedding layer, before its linear map).
       mixed_bfloat16: run the backbone's matmuls and convolutions in bfloat16 (weights stay float32).
+      max_pixels: an image of more pixels (width x height, read from its header) is refused before it is
+        decoded, in training's input pipeline and in the SavedModel (`tfxc.images.preprocessing`).
     """
 
     name: str = "image"
@@ -61,6 +64,7 @@ class ImageEncoderConfig:
     embedding_dim: int = 0
     dropout: float = 0.0
     mixed_bfloat16: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def validate(self, path: str) -> None:
         if not self.preset:
@@ -72,6 +76,9 @@ class ImageEncoderConfig:
             raise ConfigError(f"{path}.augment: crop and resized_crop are two ways of cropping; choose one")
         if self.image_size < 0 or self.crop_padding < 0 or self.embedding_dim < 0:
             raise ConfigError(f"{path}: image_size, crop_padding and embedding_dim must be >= 0")
+        if isinstance(self.max_pixels, bool) or not isinstance(self.max_pixels, int) or self.max_pixels < 1:
+            raise ConfigError(f"{path}.max_pixels ({self.max_pixels!r}) must be an integer >= 1 (pixels an image may "
+                              f"have; default {DEFAULT_MAX_PIXELS:,}, Pillow's limit)")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"{path}.dropout ({self.dropout}) must be in [0, 1)")
 
@@ -89,12 +96,14 @@ class ImageEncoder(Encoder):
     input_kind = "image"
 
     def __init__(self, preset_dir: str, *, image_size=0, pooling="auto", trainable=True, augment=("flip",),
-                 crop_padding=4, embedding_dim=0, dropout=0.0, mixed_bfloat16=False, seed=None, **kwargs):
+                 crop_padding=4, embedding_dim=0, dropout=0.0, mixed_bfloat16=False, max_pixels=DEFAULT_MAX_PIXELS,
+                 seed=None, **kwargs):
         super().__init__(**kwargs)
         from tfxc.images.backbones import VisionFeatures, load_vision_backbone
         from tfxc.images.preprocessing import load_converter
 
         self.preset_dir, self.augment, self.crop_padding = preset_dir, tuple(augment), crop_padding
+        self.max_pixels = max_pixels
         self.features = VisionFeatures(load_vision_backbone(preset_dir, mixed_bfloat16=mixed_bfloat16), pooling,
                                        name="features")
         self.converter = load_converter(preset_dir, image_size)
@@ -117,7 +126,8 @@ class ImageEncoder(Encoder):
     def from_config_dataclass(cls, config: ImageEncoderConfig, context, *, name="encoder"):
         return cls(config.preset, image_size=config.image_size, pooling=config.pooling, trainable=config.trainable,
                    augment=config.augment, crop_padding=config.crop_padding, embedding_dim=config.embedding_dim,
-                   dropout=config.dropout, mixed_bfloat16=config.mixed_bfloat16, seed=context.seed, name=name)
+                   dropout=config.dropout, mixed_bfloat16=config.mixed_bfloat16, max_pixels=config.max_pixels,
+                   seed=context.seed, name=name)
 
     @property
     def output_dim(self) -> int:
@@ -139,7 +149,7 @@ class ImageEncoder(Encoder):
     def decode_images(self, images) -> dict:
         from tfxc.images.preprocessing import batch_inputs
 
-        return {"images": batch_inputs(self.converter)(images)}
+        return {"images": batch_inputs(self.converter, self.max_pixels, "model.encoder.max_pixels")(images)}
 
     def build(self, input_shape=None):
         # Every variable exists before the first step: the optimizer is built on them.
