@@ -365,3 +365,41 @@ def test_a_model_directory_s_imports_run_only_when_trusted(project, monkeypatch)
     canary_module(root / "trust_e.py", canary)
     load_config(str(root / "mine.json"))
     assert canary.read_text() == "ran\n" * 5
+
+
+def _float_keys(cls, prefix: str, overrides: tuple = ()):
+    """(overrides naming the registry entries on the way, key, is a tuple, allows ±inf) of every float field
+    under the config class `cls`, through every head, encoder and loss of the registries."""
+    import dataclasses
+    import typing
+
+    from tfxc.registry import get_registry
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key, kind = f"{prefix}{f.name}", hints[f.name]
+        if "registry" in f.metadata:
+            registry = get_registry(f.metadata["registry"])
+            for name in registry.names():
+                yield from _float_keys(registry.config_class(name), key + ".", overrides + (f"{key}.name={name}",))
+        elif dataclasses.is_dataclass(kind):
+            yield from _float_keys(kind, key + ".", overrides)
+        elif kind is float or typing.get_args(kind)[:1] == (float,):
+            yield overrides, key, kind is not float, f.metadata.get("allow_inf", False)
+
+
+def test_every_float_key_refuses_nan_and_infinity_naming_the_key():
+    """Issue 55, item 3, through configs: JSON parsers read NaN, Infinity and 1e400 (as inf); every float of
+    every section (and of every head, encoder and loss) refuses them, named, whether from a file or --set."""
+    from tfxc.config import ExperimentConfig
+
+    keys = list(_float_keys(ExperimentConfig, ""))
+    assert {"eval.threshold", "optimizer.learning_rate", "export.index_recall"} <= {key for _, key, _, _ in keys}
+    assert len(keys) > 40, len(keys)
+    for overrides, key, is_tuple, allow_inf in keys:
+        for text, shown in [("NaN", "nan"), ("1e400", "inf"), ("-Infinity", "-inf")]:
+            if allow_inf and shown != "nan":
+                continue
+            value, where = (f"[{text}]", f"{key}[0]") if is_tuple else (text, key)
+            with pytest.raises(ConfigError, match=re.escape(f"{where}: expected a finite number, got {shown}")):
+                load(*overrides, f"{key}={value}")
