@@ -403,3 +403,10 @@ def test_every_float_key_refuses_nan_and_infinity_naming_the_key():
             value, where = (f"[{text}]", f"{key}[0]") if is_tuple else (text, key)
             with pytest.raises(ConfigError, match=re.escape(f"{where}: expected a finite number, got {shown}")):
                 load(*overrides, f"{key}={value}")
+
+
+def test_the_config_json_of_a_model_keeps_non_ascii_text_as_itself():
+    """Item 19's class: config.json held "\\u5929\\u6c14.jsonl" for the data file 天气.jsonl."""
+    text = config_to_json(load("data.train=天气.jsonl", "data.format=jsonl", 'comment="数据"'))
+    assert '"train": "天气.jsonl"' in text and '"comment": "数据"' in text
+    assert json.loads(text)["data"]["train"] == "天气.jsonl"

@@ -339,7 +339,9 @@ def _override_named_by(message: str, overrides) -> str | None:
 
 
 def config_to_json(config: ExperimentConfig) -> str:
-    return json.dumps(to_dict(config), indent=2) + "\n"
+    from tfxc.utils.display import json_text
+
+    return json_text(to_dict(config), indent=2) + "\n"  # paths and names in the user's script, as UTF-8
 
 
 def save_config(config: ExperimentConfig, path: str) -> None:

@@ -6,16 +6,21 @@ import csv
 import io
 
 from tfxc.eval.classification import AVERAGES
+from tfxc.utils.display import display_width, pad
 from tfxc.utils.io import atomic_write_text
 
 COLUMNS = ("label", "precision", "recall", "f1", "support")
 
 
 def report_text(rows: list[dict], metrics: dict, width: int = 24) -> str:
-    """The per-label table (by support), then one line per average and the accuracy, numbers in percent."""
-    width = max([width] + [len(row["label"]) for row in rows])
+    """The per-label table (by support), then one line per average and the accuracy, numbers in percent.
+
+    Label names are padded by the columns a terminal gives them (`tfxc.utils.display.pad`: 2 for a CJK
+    character), so the numbers after them line up.
+    """
+    width = max([width] + [display_width(row["label"]) for row in rows])
     lines = [f"{'label':>{width}} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>9}"]
-    lines += [f"{row['label']:>{width}} {row['precision']:9.2f} {row['recall']:9.2f} {row['f1']:9.2f} "
+    lines += [f"{pad(row['label'], width)} {row['precision']:9.2f} {row['recall']:9.2f} {row['f1']:9.2f} "
               f"{row['support']:9d}" for row in rows]
     support = sum(row["support"] for row in rows)
     lines.append("")

@@ -10,17 +10,18 @@ import json
 import unicodedata
 
 
-def json_text(value) -> str:
-    """`value` as one line of JSON with its non-ASCII characters as themselves (for a file written as UTF-8).
+def json_text(value, **options) -> str:
+    """`value` as JSON (`json.dumps` with `options`, e.g. indent) with its non-ASCII characters as themselves,
+    for a file written as UTF-8.
 
     A string holding a lone surrogate (a file name that is not UTF-8, as Python reads it) cannot be written as
     UTF-8: such a value is written with JSON's \\u escapes instead, as before.
     """
-    text = json.dumps(value, ensure_ascii=False)
+    text = json.dumps(value, ensure_ascii=False, **options)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(value)
+        return json.dumps(value, **options)
     return text
 
 
