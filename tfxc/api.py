@@ -188,6 +188,10 @@ class Classifier:
 
         With `threshold`, only the labels scored above it are kept (multi-label prediction; 0.5 for one-vs-all
         sigmoids): the others become id -1 with score -inf, and their names are left out of `labels`.
+
+        An image model answers every row or none, as a served request: images that cannot be used (empty,
+        not an image, damaged, over the model's pixel budget) raise one DataError naming each by its 0-based
+        row of X and why, and no row is answered.
         """
         from tfxc.utils.numbers import finite_number
 
@@ -198,7 +202,7 @@ class Classifier:
         x = self._inputs(X)
         ids, scores = [], []
         for start in range(0, _num_rows(x), batch_size):
-            s, i = self._backend.top_k(x[start:start + batch_size], k)
+            s, i = _answered(self._backend.top_k, x, start, batch_size, k)
             ids.append(i)
             scores.append(s)
         width = min(k, self.num_labels)
@@ -255,7 +259,7 @@ class Classifier:
         strings for a model that reads text (or was trained on text), else feature rows. An ensemble embeds
         with its first member, as its SavedModel does."""
         x = self._inputs(X)
-        parts = [self._backend.encode(x[start:start + batch_size]) for start in range(0, _num_rows(x), batch_size)]
+        parts = [_answered(self._backend.encode, x, start, batch_size) for start in range(0, _num_rows(x), batch_size)]
         if not parts:
             raise ValueError("encode needs at least one row")
         out = np.concatenate(parts).astype(np.float32, copy=False)
@@ -298,6 +302,22 @@ class Classifier:
             raise DataError(f"X has feature id {int(x.indices.max())} but the model knows {self.num_features} "
                             "features")
         return x
+
+
+def _answered(call, x, start: int, size: int, *args):
+    """`call(x[start:start + size], *args)`; images TensorFlow refuses (empty, not an image, damaged, over the
+    model's pixel budget) raise one DataError naming each by its row of X (`refused_images`)."""
+    rows = x[start:start + size]
+    if not isinstance(rows, EncodedImages):
+        return call(rows, *args)
+    from tfxc._tf import tf
+
+    try:
+        return call(rows, *args)
+    except tf.errors.InvalidArgumentError as e:
+        from tfxc.images.preprocessing import refused_images
+
+        raise refused_images(e, lambda j: call(rows[j:j + 1], *args), len(rows), start) from None
 
 
 class EncodedImages(list):

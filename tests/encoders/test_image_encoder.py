@@ -11,12 +11,12 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import REPO, cli_env, digit_images, run_cli, tiny_vision_preset
+from helpers import REPO, cli_env, digit_images, huge_png, run_cli, tiny_vision_preset
 from tfxc._tf import tf
 from tfxc.build_context import BuildContext
 from tfxc.encoders import ENCODERS
 from tfxc.encoders.image import ImageEncoder, ImageEncoderConfig
-from tfxc.errors import ConfigError
+from tfxc.errors import ConfigError, DataError
 from tfxc.images.backbones import VisionFeatures, load_vision_backbone
 
 
@@ -156,6 +156,12 @@ print(json.dumps({{"ids": out["label_ids"].numpy().tolist(), "scores": out["scor
     import tfxc
 
     local = tfxc.load(model_dir).predict(paths, k=3)
+    # Images it cannot use: one DataError naming each row and why, from the SavedModel as from the directory.
+    for path in (export_dir, model_dir):
+        with pytest.raises(DataError, match=r"answered .*: X\[1\]: empty \(0 bytes\); X\[2\]: a PNG of 20000x20000 = "
+                                            r"400000000 pixels, over the budget of 89478485 pixels "
+                                            r"\(model.encoder.max_pixels\)$"):
+            tfxc.load(path).predict([open(paths[0], "rb").read(), b"", huge_png()], k=3)
     np.testing.assert_array_equal(np.array(served["ids"]), local.ids)
     np.testing.assert_allclose(np.array(served["scores"]), local.scores, rtol=1e-4, atol=1e-5)
     # tfxc.predict reads a folder of images (or a list of paths) through the same signatures.

@@ -112,3 +112,40 @@ def test_a_saved_model_refuses_a_batch_naming_every_bad_image(tmp_path):
         f"400000000 pixels, over the budget of {DEFAULT_MAX_PIXELS} pixels (max_pixels); image 4: not an image in "
         "a format the decoder reads (JPEG, PNG, GIF, BMP, WebP or JPEG XL, told by content, not by name)")
     np.testing.assert_allclose(served.serve(tf.constant([good])).numpy(), 90 / 255.0, rtol=1e-5)
+
+
+class ImageBackend:
+    """What `tfxc.load` gives an image model, reduced to the images' decoding: scores are mean pixels."""
+
+    num_features, num_labels, label_names, input_kind = 0, 2, ["dark", "light"], "image"
+
+    def __init__(self):
+        import keras_hub
+
+        self.convert = batch_inputs(keras_hub.layers.ImageConverter(image_size=(8, 8), scale=1 / 255.0), 5000)
+        self.calls = 0
+
+    def top_k(self, images, k):
+        self.calls += 1
+        mean = tf.reduce_mean(self.convert(tf.constant(list(images), tf.string)), axis=[1, 2, 3]).numpy()
+        return np.stack([mean, 1 - mean], 1)[:, :k], np.tile(np.arange(k), (len(mean), 1))
+
+
+def test_predict_names_every_image_it_cannot_use_by_row():
+    from tfxc.api import Classifier
+    from tfxc.errors import DataError
+
+    model, good = Classifier(ImageBackend()), pillow("PNG")
+    assert model.predict([good, good], k=1).ids.shape == (2, 1)
+    with pytest.raises(DataError) as refused:  # found by the headers, in the batch's one call; the first batch's
+        model.predict([good, b"", good, pillow("PNG", size=(100, 100)), b"xx"], k=1, batch_size=3)
+    assert str(refused.value) == (
+        "1 image cannot be used, so no row was answered (a call answers every row or none): X[1]: empty (0 bytes)")
+    with pytest.raises(DataError) as refused:
+        model.predict([good, good, good, pillow("PNG", size=(100, 100)), b"xx"], k=1, batch_size=3)
+    assert str(refused.value).endswith(
+        "X[3]: a PNG of 100x100 = 10000 pixels, over the budget of 5000 pixels (max_pixels); X[4]: not an image in "
+        "a format the decoder reads (JPEG, PNG, GIF, BMP, WebP or JPEG XL, told by content, not by name)")
+    # A damaged body passes the header: the decoder's error names no image, so each is tried alone.
+    with pytest.raises(DataError, match=r"^1 image cannot be used, .*: X\[1\]: Invalid PNG data, size 60$"):
+        model.predict([good, good[:60], good], k=1)

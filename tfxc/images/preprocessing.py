@@ -18,9 +18,10 @@ bytes in no known format and a header too short to hold the size are refused the
 from __future__ import annotations
 
 import os
+import re
 
 from tfxc._tf import tf
-from tfxc.errors import ConfigError
+from tfxc.errors import ConfigError, DataError
 from tfxc.images import DEFAULT_MAX_PIXELS
 
 CONVERTER_FILE = "image_converter.json"
@@ -205,8 +206,39 @@ def reason_of(error: Exception) -> str:
         return text.split("assertion failed: [", 1)[1].split("]\n", 1)[0].rstrip("]").strip()
     if "Summarized data: b" in text:  # an eager one
         return text.split("Summarized data: b", 1)[1].strip()[1:-1].split("\n", 1)[0]
-    line = text.splitlines()[0] if text else type(error).__name__
+    if text.startswith("in user code:"):  # autograph's: the call's frames, then "SomeError: message"
+        text = text.splitlines()[-1].strip().split("Error: ", 1)[-1]
+    # A graph's error: "Graph execution error:", "Detected at node ...", a stack trace (indented lines), then
+    # the op's own line, then "\t [[{{node ...}}]]" lines.
+    lines = [line for line in text.splitlines() if line and not line[0].isspace()
+             and not line.startswith(("Graph execution error", "Detected at node", "<stack traces"))]
+    line = lines[-1] if lines else type(error).__name__
     return line.split("}} ", 1)[-1].split(" [Op:", 1)[0].strip()[:300]
+
+
+_BATCH_REFUSED = re.compile(r"^\d+ of the \d+ images refused, none answered: ")
+_LISTED = re.compile(r"image (\d+): (.*?)(?=; image \d+: |$)")
+
+
+def refused_images(error: Exception, call_one, count: int, offset: int = 0) -> DataError:
+    """The DataError of a batch of `count` images (rows `offset`... of the caller's X) that TensorFlow refused
+    with `error`: every image that cannot be used, by its 0-based row of X, and why. The rows come from the
+    batch's assertion (`batch_problems`); a decoder's error names no image, so then each image is tried alone
+    (`call_one(j)` runs the j-th image of the batch)."""
+    reason = reason_of(error)
+    if _BATCH_REFUSED.match(reason):
+        bad = [(offset + int(j), why) for j, why in _LISTED.findall(_BATCH_REFUSED.sub("", reason))]
+    else:
+        bad = []
+        for j in range(count):
+            try:
+                call_one(j)
+            except tf.errors.InvalidArgumentError as e:
+                bad.append((offset + j, _LISTED.sub(r"\2", _BATCH_REFUSED.sub("", reason_of(e)))))
+        bad = bad or [(offset, reason)]
+    listed = "; ".join(f"X[{row}]: {why}" for row, why in bad)
+    return DataError(f"{len(bad)} image{'s' if len(bad) > 1 else ''} cannot be used, so no row was answered (a call "
+                     f"answers every row or none): {listed}")
 
 
 def decode_rgb(data: tf.Tensor, max_pixels: int = DEFAULT_MAX_PIXELS, setting: str = "max_pixels") -> tf.Tensor:
