@@ -6,8 +6,9 @@ benchmarks run `tfxc.extract` and the `image` encoder on.
   python tools/make_digit_images.py --out runs/digits --size 16 --test-every 5
       -> runs/digits/{train,test}/digit<d>/<index>.png (every 5th scan of each digit in test)
 
-Pixels are repeated (size/8 times each way), grey replicated into RGB; PNG by default (--format jpeg).
-Prints one JSON line with the counts.
+Pixels are repeated (size/8 times each way), grey replicated into RGB; PNG by default, written by
+`png_rgb` with zlib alone (no TensorFlow to start: the whole set takes about a second); --format jpeg
+encodes with Pillow (installed with tensorboard, a dependency of tfxc). Prints one JSON line with the counts.
 """
 
 from __future__ import annotations
@@ -15,7 +16,32 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import struct
 import sys
+import zlib
+
+
+def png_rgb(pixels) -> bytes:
+    """A PNG file (8-bit RGB, no interlace) of uint8 [H, W, 3] pixels."""
+    height, width, _ = pixels.shape
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + row.tobytes() for row in pixels)  # each row: filter 0 (none), then its bytes
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
+
+
+def jpeg_rgb(pixels) -> bytes:
+    """A JPEG file (Pillow's default quality, 75) of uint8 [H, W, 3] pixels."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(out, "JPEG")
+    return out.getvalue()
 
 
 def write_digits(out: str, size: int = 16, test_every: int = 5, fmt: str = "png") -> dict:
@@ -23,14 +49,12 @@ def write_digits(out: str, size: int = 16, test_every: int = 5, fmt: str = "png"
     import numpy as np
     from sklearn.datasets import load_digits
 
-    import tensorflow as tf
-
     if size % 8:
         raise SystemExit(f"--size {size} must be a multiple of 8 (the scans are 8x8)")
     digits = load_digits()
     seen = {d: 0 for d in range(10)}
     counts = {"train": 0, "test": 0}
-    encode = tf.io.encode_png if fmt == "png" else tf.io.encode_jpeg
+    encode = png_rgb if fmt == "png" else jpeg_rgb
     for index, (image, digit) in enumerate(zip(digits.images, digits.target)):
         digit = int(digit)
         split = "test" if test_every and seen[digit] % test_every == 0 else "train"
@@ -38,7 +62,7 @@ def write_digits(out: str, size: int = 16, test_every: int = 5, fmt: str = "png"
         folder = os.path.join(out, split, f"digit{digit}") if test_every else os.path.join(out, f"digit{digit}")
         os.makedirs(folder, exist_ok=True)
         pixels = (image * (255 / 16)).astype(np.uint8).repeat(size // 8, 0).repeat(size // 8, 1)
-        data = encode(np.repeat(pixels[..., None], 3, axis=-1)).numpy()
+        data = encode(np.ascontiguousarray(np.repeat(pixels[..., None], 3, axis=-1)))
         with open(os.path.join(folder, f"{index:04d}.{'png' if fmt == 'png' else 'jpg'}"), "wb") as f:
             f.write(data)
         counts[split] += 1
