@@ -186,3 +186,15 @@ def test_fit_takes_a_preset(tmp_path, capsys):
     assert "  preset: fast (of fast, default, best)" in printed and "time (estimated" in printed, printed
     config = json.loads((tmp_path / "fast" / "config.json").read_text())
     assert config["model"]["encoder"]["embedding_dim"] == FAST_WIDTH and config["trainer"]["epochs"] == 1
+
+
+def test_train_s_help_names_every_preset(capsys):
+    """Item 21: `tfxc.train --help` showed `--preset {fast,default}`, without best."""
+    from tfxc import train
+
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"--preset {{{','.join(PRESETS)}}}" in text, text
+    for preset in PRESETS:
+        assert f"{preset} (" in text.split("--preset", 1)[1], (preset, text)  # each one said what it is

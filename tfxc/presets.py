@@ -58,6 +58,16 @@ BEST = "best"
 BEST_MEMBERS = 3
 # The combinations tried on the validation split, in the order that breaks ties (`tfxc.eval.ensemble`).
 BEST_METHODS = ("average", "softmax_average", "log_average", "rank_average")
+# What each preset is, in a few words, for `tfxc.train --help` (`described`: one per entry of PRESETS).
+SUMMARIES = {"fast": "the cheapest model that still meets the peers", DEFAULT: "the recipe as it chooses",
+             BEST: f"an ensemble of {BEST_MEMBERS} default models that differ in their seed, several times "
+                   "default's training"}
+
+
+def described() -> str:
+    """Every preset of `PRESETS` with its summary: "fast (...), default (...) or best (...)"."""
+    parts = [f"{name} ({SUMMARIES[name]})" for name in PRESETS]
+    return ", ".join(parts[:-1]) + " or " + parts[-1]
 
 
 def preset_config(data: dict, info, preset: str = DEFAULT, rates: Rates | None = None) -> tuple[dict, list[str]]:

@@ -7,7 +7,7 @@ the file names, converts the data and trains the recipe that `tfxc.recipe` reads
 off it (printed, and kept as MODEL_DIR/config.json for `--config` later). A
 *thin* config (`"recipe": true`) names the data and states only what differs
 from that recipe. Both are resolved by `tfxc.resolve`, which reads the config file
-once. `--preset fast|default` (or `"preset"` in a thin config) picks the recipe's point on the
+once. `--preset fast|default|best` (or `"preset"` in a thin config) picks the recipe's point on the
 speed-accuracy frontier (`tfxc.presets`).
 
 Heads trained in independent parts (MACH repetitions): `--num-parts` prints how
@@ -34,6 +34,9 @@ def default_model_dir(config_path: str | None) -> str:
 
 @main_wrapper
 def main(argv=None):
+    from tfxc import presets
+    from tfxc.config.schema import PRESETS
+
     parser = argparse.ArgumentParser(prog="python -m tfxc.train", description=__doc__.splitlines()[0])
     add_config_args(parser)
     parser.add_argument("--model-dir", help="where checkpoints, TensorBoard logs and metrics go "
@@ -48,10 +51,9 @@ def main(argv=None):
     for split in ("train", "test", "val"):
         recipe.add_argument(f"--{split}-labels", default="", help=argparse.SUPPRESS)
     recipe.add_argument("--label-names", default="", help="labels.txt: one label name per line")
-    recipe.add_argument("--preset", default=None, metavar="{fast,default}",
-                        help="where on the speed-accuracy frontier the recipe's config sits (tfxc.presets): fast "
-                             "(the cheapest model that still meets the peers) or default (the recipe); also "
-                             "\"preset\" in a thin config")
+    recipe.add_argument("--preset", default=None, metavar="{" + ",".join(PRESETS) + "}",
+                        help="where on the speed-accuracy frontier the recipe's config sits (tfxc.presets): "
+                             f"{presets.described()}; also \"preset\" in a thin config")
     parser.add_argument("--print-config", action="store_true",
                         help="print the fully resolved config (every default included) and exit")
     parser.add_argument("--num-parts", action="store_true",

@@ -19,12 +19,15 @@ def test_the_best_val_evaluation_is_kept_and_training_stops_when_it_stalls(tmp_p
                          trainer={"train_steps": 0, "epochs": 40, "eval_every_epochs": 1, "select_metric": "P@1",
                                   "patience": 2})
     model_dir = tmp_path / "m"
-    run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir))
+    err = run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir)).stderr
     metrics = json.loads((model_dir / "metrics.json").read_text())
     val = [r for r in read_log(model_dir) if r["split"] == "val"]
     scores = [r["P@1"] for r in val]
     best = scores.index(max(scores))  # the first of equal scores
     assert metrics["selected_step"] == val[best]["step"] and metrics["select_metric"] == "P@1"
+    # The last line names the step whose weights were scored, not only the step training ended at.
+    assert (f"eval of the weights from step {metrics['selected_step']} (the best val P@1), at step {metrics['step']}: "
+            in err), err[-2000:]
     assert json.loads((model_dir / "best" / "best.json").read_text())["value"] == pytest.approx(max(scores))
     # Stopped after 2 evaluations without a better P@1, long before 40 epochs.
     run_info = json.loads((model_dir / "run_info.json").read_text())
@@ -172,3 +175,14 @@ def test_without_a_metric_nothing_is_selected_and_the_average_is_used(tmp_path):
     assert chosen.use_selected(lambda: None, average) is None and copied == [True] and chosen.summary() == {}
     with pytest.raises(ConfigError, match="give data.val"):
         selection(model_dir, weights, has_val=False)
+
+
+def test_the_final_evaluation_names_the_step_whose_weights_it_scores():
+    """Item 21: `eval at step 986: ...` was printed for the weights chosen at step 476."""
+    from tfxc.training.controller import final_eval_title
+
+    assert final_eval_title(986, None) == "eval at step 986"
+    assert final_eval_title(986, {"step": 476, "metric": "P@1", "value": 40.0}) == \
+        "eval of the weights from step 476 (the best val P@1), at step 986"
+    assert final_eval_title(986, {"step": 986, "metric": "P@1", "value": 40.0}) == \
+        "eval at step 986 (the best val P@1)"

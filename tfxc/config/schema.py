@@ -313,7 +313,8 @@ class ExperimentConfig:
         (the model directory keeps the resolved config). A data section without
         a validation part then holds out 10 % of train, as the recipe does.
       preset: with `recipe`, the recipe's point on the speed–accuracy frontier (`PRESETS`, `tfxc.presets`):
-        "fast", the cheapest model that still meets the peers, or "default" ("" too), the recipe as it is.
+        "fast", the cheapest model that still meets the peers, "default" ("" too), the recipe as it is, or "best",
+        an ensemble of default members (`tfxc.presets.SUMMARIES`).
       comment: free text, not read (e.g. why a thin config differs from the recipe).
     """
 

@@ -291,7 +291,7 @@ class Controller:
             metrics = self.evaluator.evaluate()
             _scalars(writer, step, "eval/", metrics)
             if self.chief:
-                log.info("eval at step %d: %s", step, format_metrics(metrics))
+                log.info("%s: %s", final_eval_title(step, self.selection.selected), format_metrics(metrics))
         writer.flush()
         if self.chief and self.eval_every and metrics:
             self.model_dir.append_eval_log({"step": step, "epoch": self.length.epochs_at(step), "split": "test",
@@ -305,6 +305,17 @@ class Controller:
         else:
             shutil.rmtree(os.path.dirname(self.checkpoints.manager.directory), ignore_errors=True)
         return metrics
+
+
+def final_eval_title(step: int, selected: dict | None) -> str:
+    """The head of the final evaluation's line: the step training ended at, and the step whose weights were
+    scored when model selection chose earlier ones (`selected`: best.json's record, or None)."""
+    if selected is None:
+        return f"eval at step {step}"
+    chosen = f"the best val {selected['metric']}"
+    if selected["step"] == step:
+        return f"eval at step {step} ({chosen})"
+    return f"eval of the weights from step {selected['step']} ({chosen}), at step {step}"
 
 
 def _scalars(writer, step: int, prefix: str, values: dict) -> None:
