@@ -346,7 +346,11 @@ def draw_frontiers(results_path: str, datasets: list[str], args) -> None:
         python = args.peer_python  # BENCHMARKS.md's peers' venv carries matplotlib
     cmd = [python, os.path.join(REPO, "tools", "bench_frontier.py"), "--results", results_path, "--out", args.out,
            "--datasets", ",".join(datasets), "--peers", ",".join(PEERS)]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    try:
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:  # the results are written: a missing plot is no reason for a traceback
+        print("[bench] no time-to-accuracy plot (tools/bench_frontier.py did not finish in 600 s)", flush=True)
+        return
     why = (proc.stderr.strip().splitlines() or ["no curves"])[-1]
     print(proc.stdout.strip() or f"[bench] no time-to-accuracy plot ({why})", flush=True)
 
@@ -394,15 +398,30 @@ def standing(out: str, markdown: str) -> int:
     return 0
 
 
-def compiled_kernels_in_repo() -> bool:
+# The kernel probe's time limit: it imports tfxc (about a second on an idle machine), which a machine busy
+# with other runs can slow down by orders of magnitude.
+PROBE_TIMEOUT_S = 600.0
+
+
+def compiled_kernels_in_repo(timeout: float = PROBE_TIMEOUT_S) -> bool:
     """Whether the tfxc that the runs import (the one in REPO, their working directory) has its Cython kernels.
 
     Asked in a child process started there, as the runs are: this process may import another checkout's tfxc
     (an editable install points at one tree, and a worktree's runs import their own).
+
+    Raises:
+      SystemExit: the probe did not finish in `timeout` seconds (one line: what timed out, how to give it longer).
     """
     probe = ("import tfxc.kernels as k, tfxc.kernels.mach as m; "
              "print(int(k.HAVE_COMPILED_KERNELS and m.HAVE_COMPILED_MACH))")
-    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    try:
+        out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True,
+                             timeout=timeout)
+    except subprocess.TimeoutExpired:
+        load = os.getloadavg()[0]
+        raise SystemExit(f"bench.py: the probe of tfxc's compiled kernels (importing tfxc.kernels in {REPO}) did not "
+                         f"finish in {timeout:g} s (load average {load:.1f} on {os.cpu_count()} cores); raise "
+                         "--probe-timeout, or skip the probe with --allow-numpy-kernels") from None
     return out.returncode == 0 and out.stdout.strip() == "1"
 
 
@@ -435,6 +454,9 @@ def main(argv=None):
     parser.add_argument("--allow-numpy-kernels", action="store_true",
                         help="run even though the tfxc that the runs import lacks its compiled kernels (their "
                              "NumPy fallbacks are slower, so the timings would not be tfxc's)")
+    parser.add_argument("--probe-timeout", type=FiniteFloat(0, low_open=True), default=PROBE_TIMEOUT_S,
+                        metavar="SECONDS", help="time limit of the check that tfxc's compiled kernels are built (a "
+                                                "child process importing tfxc; default %(default)g)")
     # Internal: run one tfxc system (a separate process per run).
     parser.add_argument("--reuse-models", action="store_true",
                         help="a tfxc system whose OUT/work/SET/SYSTEM/model finished training is measured again "
@@ -457,7 +479,7 @@ def main(argv=None):
         return standing(args.out, args.update_markdown)
     if args.quick:
         refuse_to_overwrite_published(args.out, args.update_markdown)
-    if not args.allow_numpy_kernels and not compiled_kernels_in_repo():
+    if not args.allow_numpy_kernels and not compiled_kernels_in_repo(args.probe_timeout):
         raise SystemExit(f"the tfxc in {REPO} has no compiled kernels (a fresh checkout or git worktree?): "
                          "its MACH evaluation and metrics would run their NumPy fallbacks and the timings would "
                          "not be tfxc's. Build them there (pip install -e . or python setup.py build_ext "

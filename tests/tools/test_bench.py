@@ -137,7 +137,7 @@ def test_scale_plot(tmp_path):
 def test_runs_are_refused_when_the_compiled_kernels_are_missing(tmp_path, monkeypatch):
     bench = _bench_module()
     assert bench.compiled_kernels_in_repo()  # the test install builds them in place (pip install -e .)
-    monkeypatch.setattr(bench, "compiled_kernels_in_repo", lambda: False)
+    monkeypatch.setattr(bench, "compiled_kernels_in_repo", lambda timeout: False)
     with pytest.raises(SystemExit, match="has no compiled kernels"):
         bench.main(["--datasets", "medical", "--systems", "tfxc-recipe", "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
@@ -197,3 +197,28 @@ def test_the_amazon_670k_shaped_set_has_the_published_shape():
     features = np.mean([len(r.feat_idx) for r in rows])
     labels = np.mean([len(r.labels) for r in rows])
     assert 72 < features < 80 and 5.1 < labels < 5.8, (features, labels)  # Amazon-670K: ~76 and ~5.45
+
+
+def test_a_kernel_probe_that_times_out_is_one_line_naming_its_flag(tmp_path, monkeypatch, capsys):
+    """Item 21: on a busy machine the probe died with a 20-line TimeoutExpired traceback after a fixed 120 s."""
+    bench = _bench_module()
+    asked = []
+
+    def slow(cmd, timeout=None, **kwargs):
+        asked.append(timeout)
+        raise subprocess.TimeoutExpired(cmd, timeout)
+
+    monkeypatch.setattr(bench.subprocess, "run", slow)
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--datasets", "medical", "--systems", "tfxc-recipe", "--out", str(tmp_path / "out"),
+                    "--probe-timeout", "45"])
+    message = str(e.value.code)
+    assert asked == [45.0] and "\n" not in message, message
+    assert message.startswith("bench.py: the probe of tfxc's compiled kernels (importing tfxc.kernels in "), message
+    assert "did not finish in 45 s" in message and "raise --probe-timeout" in message, message
+    assert not (tmp_path / "out").exists()
+    # The plots drawn at the end by another interpreter: a line, not a traceback after hours of runs.
+    bench.draw_frontiers(str(tmp_path / "results.json"), ["medical"], bench.argparse.Namespace(
+        out=str(tmp_path), peer_python=sys.executable))
+    assert capsys.readouterr().out == ("[bench] no time-to-accuracy plot (tools/bench_frontier.py did not finish in "
+                                       "600 s)\n")
