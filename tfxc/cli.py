@@ -11,6 +11,7 @@ import sys
 import time
 
 from tfxc.errors import TfxcError
+from tfxc.utils.numbers import ascii_float
 from tfxc.utils.signals import Terminated, ending_signals_raise, raise_if_signalled
 
 
@@ -133,8 +134,6 @@ class FiniteFloat:
         return ""
 
     def __call__(self, text: str) -> float:
-        from tfxc.utils.numbers import ascii_float
-
         value = ascii_float(text)
         if value is None:
             raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
