@@ -259,7 +259,8 @@ class Classifier:
         strings for a model that reads text (or was trained on text), else feature rows. An ensemble embeds
         with its first member, as its SavedModel does."""
         x = self._inputs(X)
-        parts = [_answered(self._backend.encode, x, start, batch_size) for start in range(0, _num_rows(x), batch_size)]
+        parts = [_answered(self._backend.encode, x, start, batch_size)
+                 for start in range(0, _num_rows(x), batch_size)]
         if not parts:
             raise ValueError("encode needs at least one row")
         out = np.concatenate(parts).astype(np.float32, copy=False)

@@ -36,7 +36,8 @@ def jxl_container(codestream: bytes, parts: int = 1) -> bytes:
     if parts == 1:
         return head + box(b"jxlc", codestream)
     cut = len(codestream) // 2
-    return head + box(b"jxlp", b"\x00\x00\x00\x00" + codestream[:cut]) + box(b"jxlp", b"\x80\x00\x00\x01" + codestream[cut:])
+    return (head + box(b"jxlp", b"\x00\x00\x00\x00" + codestream[:cut])
+            + box(b"jxlp", b"\x80\x00\x00\x01" + codestream[cut:]))
 
 
 def pillow(fmt: str, size=(33, 17), mode="RGB", **options) -> bytes:
@@ -65,7 +66,7 @@ def test_what_is_refused_before_decoding_and_why():
     problem = tf.function(lambda data: image_problem(data, 500, "the budget's flag"))
     reasons = {data: problem(tf.constant(data)).numpy().decode() for data in
                (b"", b"xx", pillow("PNG")[:20], b"GIF89a", b"BM", JXL_17x33[:4], pillow("PNG", size=(30, 20)),
-                pillow("PNG", size=(25, 20)))}
+                pillow("PNG")[:16] + b"\xff" * 8 + pillow("PNG")[24:], pillow("PNG", size=(25, 20)))}
     assert list(reasons.values()) == [
         "empty (0 bytes)",
         "not an image in a format the decoder reads (JPEG, PNG, GIF, BMP, WebP or JPEG XL, told by content, not by "
@@ -75,6 +76,9 @@ def test_what_is_refused_before_decoding_and_why():
         "a BMP whose header is cut short or damaged (no width and height)",
         "a JPEG XL whose header is cut short or damaged (no width and height)",
         "a PNG of 30x20 = 600 pixels, over the budget of 500 pixels (the budget's flag)",
+        # 2^32 - 1 a side: the product (capped at 2^31 a side) must not wrap around to a small number
+        "a PNG of 4294967295x4294967295 = 4611686018427387904 pixels, over the budget of 500 pixels (the budget's "
+        "flag)",
         ""]
 
 

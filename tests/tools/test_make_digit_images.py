@@ -1,4 +1,4 @@
-"""tools/make_digit_images.py: scikit-learn's digit scans as PNG files a folder per digit, written without TensorFlow."""
+"""tools/make_digit_images.py: scikit-learn's digit scans as PNG files, a folder per digit, without TensorFlow."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from tfxc._tf import tf
 
 
 def test_the_scans_are_written_as_pngs_without_starting_tensorflow(tmp_path):
+    tool = os.path.join(REPO, "tools", "make_digit_images.py")
     script = (f"import importlib.util, sys\n"
-              f"spec = importlib.util.spec_from_file_location('tool', {os.path.join(REPO, 'tools', 'make_digit_images.py')!r})\n"
+              f"spec = importlib.util.spec_from_file_location('tool', {tool!r})\n"
               f"tool = importlib.util.module_from_spec(spec); spec.loader.exec_module(tool)\n"
               f"tool.main(['--out', {str(tmp_path / 'digits')!r}, '--size', '16'])\n"
               f"print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tfxc')))\n")

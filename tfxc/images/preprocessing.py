@@ -61,8 +61,9 @@ def load_converter(preset_dir: str, image_size: int = 0):
 def _read(data, length, pos, n: int):
     """int64 [n]: the bytes data[pos:pos + n], zeros past the end (`pos` int64 [], `n` a Python int)."""
     pos = tf.clip_by_value(pos, 0, length)  # substr refuses a position past the end
-    piece = tf.strings.substr(data, pos, tf.constant(n, tf.int64))
-    padded = tf.strings.substr(tf.strings.join([piece, b"\x00" * n]), tf.constant(0, tf.int64), tf.constant(n, tf.int64))
+    piece = tf.strings.substr(data, pos, tf.constant(n, tf.int64))  # shorter at the end
+    start, size = tf.constant(0, tf.int64), tf.constant(n, tf.int64)
+    padded = tf.strings.substr(tf.strings.join([piece, b"\x00" * n]), start, size)
     return tf.cast(tf.io.decode_raw(padded, tf.uint8), tf.int64)
 
 
@@ -162,8 +163,9 @@ def image_header(data: tf.Tensor):
         lossless = (1 + (head[22] // 64 + head[23] * 4 + (head[24] % 16) * 1024),
                     1 + (head[21] + (head[22] % 64) * 256))
         extended = (1 + le(27, 30), 1 + le(24, 27))
+        none = tf.constant(-1, tf.int64)
         return tuple(tf.where(_starts(chunk, b"VP8 "), a, tf.where(_starts(chunk, b"VP8L"), b,
-                                                                   tf.where(_starts(chunk, b"VP8X"), c, tf.constant(-1, tf.int64))))
+                                                                   tf.where(_starts(chunk, b"VP8X"), c, none)))
                      for a, b, c in zip(lossy, lossless, extended))
 
     height, width = tf.switch_case(fmt, [
@@ -186,14 +188,16 @@ def image_problem(data: tf.Tensor, max_pixels: int = DEFAULT_MAX_PIXELS, setting
     fmt, height, width = image_header(data)
     name = tf.gather(tf.constant(FORMATS), fmt)
     size = tf.strings.join([tf.strings.as_string(width), "x", tf.strings.as_string(height)])
+    # A header may claim 2^32 - 1 pixels a side: sides capped at 2^31 keep the product inside int64.
+    pixels = tf.minimum(height, 2**31) * tf.minimum(width, 2**31)
     return tf.case([
         (length == 0, lambda: tf.constant("empty (0 bytes)")),
         (fmt == 0, lambda: tf.constant("not an image in a format the decoder reads (" + ", ".join(FORMATS[1:-1])
                                        + f" or {FORMATS[-1]}, told by content, not by name)")),
         ((height <= 0) | (width <= 0), lambda: tf.strings.join(["a ", name, " whose header is cut short or damaged "
                                                                 "(no width and height)"])),
-        (height * width > max_pixels, lambda: tf.strings.join([
-            "a ", name, " of ", size, " = ", tf.strings.as_string(height * width), " pixels, over the budget of ",
+        (pixels > max_pixels, lambda: tf.strings.join([
+            "a ", name, " of ", size, " = ", tf.strings.as_string(pixels), " pixels, over the budget of ",
             str(max_pixels), f" pixels ({setting})"])),
     ], default=lambda: tf.constant(""))
 
