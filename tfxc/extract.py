@@ -31,7 +31,7 @@ from tfxc.cli import Progress, main_wrapper, positive_int, setup_logging
 from tfxc.errors import DataError, TfxcError
 from tfxc.images import DEFAULT_MAX_PIXELS
 from tfxc.images.feature_store import FeatureStore, parse_fractions, read_split_file, split_by_rows
-from tfxc.images.sources import SPLITS, CatalogSource, FolderSource, WebDatasetSource, open_source
+from tfxc.images.sources import SPLITS, FolderSource, WebDatasetSource, open_source
 from tfxc.utils.io import refuse_to_overwrite_inputs
 from tfxc.utils.locks import DirectoryLock
 from tfxc.utils.memory import peak_rss_gb
@@ -120,21 +120,21 @@ def image_batches(source, converter, batch_size: int, skip: int, recent: _Recent
 
 
 def refuse_output_over_source(out: str, source) -> None:
-    """Raises a `TfxcError` when `out` is, holds or lies inside what the source reads: the extraction would be
-    written into the images (a folder inside a class folder, or whose class folders then read as splits)."""
+    """Raises a `TfxcError` when `out` is or holds what the source reads (an image folder, a catalog and its
+    image root, a shard), or lies inside an image folder, whose listing it would join (its class folders
+    then read as an empty split layout)."""
     if isinstance(source, WebDatasetSource):
-        refuse_to_overwrite_inputs(out, {f"webdataset shard {i}": shard for i, shard in enumerate(source.shards)},
-                                   "--out")
-        return
-    inputs = {"image folder": source.root} if isinstance(source, FolderSource) else {
-        "catalog": source.path, "catalog's image root": source.root}
+        inputs = {f"webdataset shard {i}": shard for i, shard in enumerate(source.shards)}
+    elif isinstance(source, FolderSource):
+        inputs = {"image folder": source.root}
+    else:
+        inputs = {"catalog": source.path, "catalog's image root": source.root}
     refuse_to_overwrite_inputs(out, inputs, "--out")
-    target = os.path.realpath(out)
-    for role, path in inputs.items():
-        real = os.path.realpath(path)
-        if os.path.isdir(real) and target.startswith(real.rstrip(os.sep) + os.sep):
-            raise TfxcError(f"--out {out} is inside the {role} {path}; the extraction would be written among the "
-                            "images it reads, choose a path outside it")
+    if isinstance(source, FolderSource):
+        root = os.path.realpath(source.root)
+        if os.path.realpath(out).startswith(root.rstrip(os.sep) + os.sep):
+            raise TfxcError(f"--out {out} is inside the image folder {source.root}; the extraction would be written "
+                            "among the images it reads, choose a path outside it")
 
 
 def extract(args) -> dict:

@@ -181,10 +181,19 @@ def main(argv=None):
     fmt = args.format or source_format(args.input, default="xc")
     refs = []  # image models: each row's image
     if served.input_kind == "image":
+        def score(images):
+            return signature(image=tf.constant(images, tf.string), k=tf.constant(k, tf.int32))
+
         def image_results():
+            from tfxc.images.preprocessing import refused_images
+
             for chunk, data in image_batches(args.input, args.batch_size):
                 refs.extend(chunk)
-                yield signature(image=tf.constant(data, tf.string), k=tf.constant(k, tf.int32))
+                try:
+                    result = score(data)
+                except tf.errors.InvalidArgumentError as e:  # each image it cannot use named, not a traceback
+                    raise refused_images(e, lambda j: score(data[j:j + 1]), len(data), name=chunk.__getitem__) from None
+                yield result
 
         results = image_results()
     elif served.reads_text:

@@ -172,6 +172,13 @@ print(json.dumps({{"ids": out["label_ids"].numpy().tolist(), "scores": out["scor
     predicted = [json.loads(line) for line in open(tmp_path / "out.jsonl")]
     assert [r["ref"] for r in predicted] == [os.path.relpath(p, tmp_path) for p in paths]
     assert [r["label_ids"] for r in predicted] == local.ids.tolist()
+    # An image it cannot use is named by its ref, in one line.
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "bad.txt").write_text("".join(os.path.relpath(p, tmp_path) + "\n" for p in paths[:3]) + "empty.png\n")
+    failed = run_cli("tfxc.predict", "--saved-model", export_dir, "--input", str(tmp_path / "bad.txt"), "--output",
+                     str(tmp_path / "bad.jsonl"), check=False)
+    assert failed.returncode == 2 and failed.stderr.strip().splitlines()[-1].endswith(
+        "answered (a call answers every row or none): empty.png: empty (0 bytes)"), failed.stderr[-2000:]
     # tfxc.encode writes the embeddings of a list of image paths, as the SavedModel's embed gives them.
     run_cli("tfxc.encode", "--text-path", str(listing), "--model-dir", export_dir, "--save-emb-path",
             str(tmp_path / "emb.npy"))

@@ -224,23 +224,24 @@ _BATCH_REFUSED = re.compile(r"^\d+ of the \d+ images refused, none answered: ")
 _LISTED = re.compile(r"image (\d+): (.*?)(?=; image \d+: |$)")
 
 
-def refused_images(error: Exception, call_one, count: int, offset: int = 0) -> DataError:
+def refused_images(error: Exception, call_one, count: int, offset: int = 0, name=None) -> DataError:
     """The DataError of a batch of `count` images (rows `offset`... of the caller's X) that TensorFlow refused
-    with `error`: every image that cannot be used, by its 0-based row of X, and why. The rows come from the
-    batch's assertion (`batch_problems`); a decoder's error names no image, so then each image is tried alone
-    (`call_one(j)` runs the j-th image of the batch)."""
+    with `error`: every image that cannot be used, by its 0-based row of X (or `name(j)` of the batch's j-th
+    image), and why. The rows come from the batch's assertion (`batch_problems`); a decoder's error names no
+    image, so then each image is tried alone (`call_one(j)` runs the j-th image of the batch)."""
     reason = reason_of(error)
     if _BATCH_REFUSED.match(reason):
-        bad = [(offset + int(j), why) for j, why in _LISTED.findall(_BATCH_REFUSED.sub("", reason))]
+        bad = [(int(j), why) for j, why in _LISTED.findall(_BATCH_REFUSED.sub("", reason))]
     else:
         bad = []
         for j in range(count):
             try:
                 call_one(j)
             except tf.errors.InvalidArgumentError as e:
-                bad.append((offset + j, _LISTED.sub(r"\2", _BATCH_REFUSED.sub("", reason_of(e)))))
-        bad = bad or [(offset, reason)]
-    listed = "; ".join(f"X[{row}]: {why}" for row, why in bad)
+                bad.append((j, _LISTED.sub(r"\2", _BATCH_REFUSED.sub("", reason_of(e)))))
+        bad = bad or [(0, reason)]
+    name = name or (lambda j: f"X[{offset + j}]")
+    listed = "; ".join(f"{name(j)}: {why}" for j, why in bad)
     return DataError(f"{len(bad)} image{'s' if len(bad) > 1 else ''} cannot be used, so no row was answered (a call "
                      f"answers every row or none): {listed}")
 
