@@ -153,3 +153,23 @@ def test_predict_names_every_image_it_cannot_use_by_row():
     # A damaged body passes the header: the decoder's error names no image, so each is tried alone.
     with pytest.raises(DataError, match=r"^1 image cannot be used, .*: X\[1\]: Invalid PNG data, size 60$"):
         model.predict([good, good[:60], good], k=1)
+
+
+def test_a_training_batch_refused_in_tf_data_is_one_data_error():
+    from tfxc.images.preprocessing import batch_problems, refused_in_training
+
+    def check(images):
+        with tf.control_dependencies([batch_problems(images, 500, "model.encoder.max_pixels")]):
+            return tf.identity(images)
+
+    ds = tf.data.Dataset.from_tensor_slices([pillow("PNG", size=(20, 20)), pillow("PNG", size=(30, 20)), b""])
+    ds = ds.batch(3).map(check)
+    with pytest.raises(tf.errors.InvalidArgumentError) as refused:
+        list(ds)
+    assert str(refused_in_training(refused.value, 7)) == (
+        "the training data holds images the model refuses before decoding, at step 7: a PNG of 30x20 = 600 pixels, "
+        "over the budget of 500 pixels (model.encoder.max_pixels) (image 1 of the batch); empty (0 bytes) (image 2 "
+        "of the batch); python -m tfxc.extract over the same images (with --max-pixels) names their files")
+    with pytest.raises(tf.errors.InvalidArgumentError) as other:
+        tf.io.decode_png(b"xx")
+    assert refused_in_training(other.value, 7) is None

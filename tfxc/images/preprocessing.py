@@ -246,6 +246,17 @@ def refused_images(error: Exception, call_one, count: int, offset: int = 0, name
                      f"answers every row or none): {listed}")
 
 
+def refused_in_training(error: Exception, step: int) -> DataError | None:
+    """The DataError of a training step whose input batch held images `batch_problems` refused (None for any
+    other error): the reason of each, by its index in the batch; the converted records keep no file name."""
+    reason = reason_of(error)
+    if not _BATCH_REFUSED.match(reason):
+        return None
+    listed = "; ".join(f"{why} (image {j} of the batch)" for j, why in _LISTED.findall(_BATCH_REFUSED.sub("", reason)))
+    return DataError(f"the training data holds images the model refuses before decoding, at step {step}: {listed}; "
+                     "python -m tfxc.extract over the same images (with --max-pixels) names their files")
+
+
 def decode_rgb(data: tf.Tensor, max_pixels: int = DEFAULT_MAX_PIXELS, setting: str = "max_pixels") -> tf.Tensor:
     """string [] (an encoded image) -> uint8 [H, W, 3]; an image `image_problem` refuses raises
     InvalidArgumentError with the reason, and the decoder never runs on it."""

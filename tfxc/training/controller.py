@@ -227,6 +227,13 @@ class Controller:
             raise TrainingError(f"lost contact with another worker at step {step} "
                                 f"({type(e).__name__}: {str(e).splitlines()[0][:200]}); {self.checkpoints.kept()}, "
                                 "restart all workers to resume") from None
+        except tf.errors.InvalidArgumentError as e:  # an image input batch refused: one line, not a traceback
+            from tfxc.images.preprocessing import refused_in_training
+
+            refused = refused_in_training(e, step)
+            if refused is None:
+                raise
+            raise refused from None
 
     def _stop_requested(self, signals: StopSignals) -> int | None:
         """The signal to stop on, agreed by every worker (they must save the same step together)."""
