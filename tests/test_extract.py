@@ -47,7 +47,7 @@ def sha(path) -> str:
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
-def test_folder_to_features_to_a_trained_head(tmp_path, digit_folder, resnet, digits):
+def test_folder_to_features(tmp_path, digit_folder, resnet, digits):
     out = str(tmp_path / "features")
     card = extract("--folder", digit_folder, "--preset", resnet, "--out", out, "--batch-size", "100",
                    "--precision", "float32")
@@ -69,6 +69,13 @@ def test_folder_to_features_to_a_trained_head(tmp_path, digit_folder, resnet, di
     # The same command again finds the work done.
     assert extract("--folder", digit_folder, "--preset", resnet, "--out", out, "--batch-size", "100",
                    "--precision", "float32")["already_done"]
+
+
+@pytest.mark.slow  # docs/images.md's first block runs the same path (extract, then the recipe) in the default suite
+def test_the_features_train_a_head_above_chance(tmp_path, digit_folder, resnet):
+    out = str(tmp_path / "features")
+    extract("--folder", digit_folder, "--preset", resnet, "--out", out, "--batch-size", "100", "--precision",
+            "float32")
     # The output trains with the dense readers as they are: a linear head on random-weight features.
     run = run_cli("tfxc.train", "--train", out, "--model-dir", str(tmp_path / "model"), "--set", "trainer.epochs=30",
                   timeout=400)
