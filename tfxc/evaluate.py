@@ -40,7 +40,8 @@ def main(argv=None):
                                                          "image_a,image_b,same[,fold] lines")
     parser.add_argument("--images", default="", metavar="DIR", help="the folder the pairs' images are under "
                                                                     "(default: the pair list's folder)")
-    parser.add_argument("--roc", metavar="FILE", help="with --pairs, also write the ROC (far,tar,threshold) as CSV")
+    parser.add_argument("--roc", metavar="FILE", help="with --pairs, also write the ROC (far,tar,threshold) as CSV, "
+                                                  "and draw it beside it as an SVG (FILE with .svg)")
     add_set_args(parser, "evaluation settings of the trained config",
                  "--set eval.ks=[1,3,5,10] or --set model.head.eval_top_buckets=50, MACH's approximate evaluation")
     add_trust_args(parser)
@@ -81,18 +82,13 @@ def verify_pairs(model: str, pairs_path: str, image_root: str = "", roc_path: st
                  trust_imports=False) -> dict:
     """`tfxc.eval.verification.verification_report` of a model (directory or SavedModel) on a pair list."""
     from tfxc.api import load
-    from tfxc.eval.verification import pair_scores, read_pairs, roc_curve, verification_report
+    from tfxc.eval.verification import pair_scores, read_pairs, roc_curve, verification_report, write_roc
 
+    pairs, same, folds = read_pairs(pairs_path, image_root)  # a bad list fails before the model loads
     classifier = load(model, trust_imports=trust_imports)
-    pairs, same, folds = read_pairs(pairs_path, image_root)
     scores = pair_scores(pairs, lambda images: classifier.encode(images, normalize=True))
-    if roc_path:
-        from tfxc.utils.io import atomic_writer
-
-        far, tar, thresholds = roc_curve(scores, same)
-        with atomic_writer(roc_path) as f:
-            f.write("far,tar,threshold\n" + "".join(f"{a:.8g},{b:.8g},{t:.8g}\n" for a, b, t in
-                                                     zip(far, tar, thresholds)))
+    if roc_path:  # the CSV, and its picture beside it (.svg)
+        write_roc(roc_path, *roc_curve(scores, same))
     return {"model": model, "pairs_file": pairs_path, **verification_report(scores, same, folds)}
 
 

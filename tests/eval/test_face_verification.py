@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
 
 from helpers import digit_images, run_cli, tiny_vision_preset
 from tfxc.errors import DataError
-from tfxc.eval.verification import pair_scores, read_pairs, verification_report
+from tfxc.eval.verification import pair_scores, read_pairs, roc_curve, verification_report, write_roc
 
 
 def write_lfw(root, digits, identities, pairs_per_fold=15, folds=4, seed=0):
@@ -60,6 +61,79 @@ def test_read_pairs_csv_fold_not_an_integer_names_its_line(tmp_path, fold):
                                         encoding="utf-8")
     with pytest.raises(DataError, match=r"pairs.csv:3: .*fold.*not a non-negative integer"):
         read_pairs(str(tmp_path / "pairs.csv"))
+
+
+@pytest.mark.parametrize("content, line, message", [
+    ("10 0\nA 1 2\n", 1, "FOLDS and PAIRS must be at least 1"),  # was ZeroDivisionError
+    ("0 1\nA 1 2\n", 1, "FOLDS and PAIRS must be at least 1"),
+    ("1 \u00b2\nA 1 2\n", 1, "expected LFW's header"),  # '²'.isdigit() is True, int('²') a ValueError
+    ("1 1\nA \u00b2 2\nA 1 B 2\n", 2, "expected 'name n1 n2'"),
+    ("1 1\nA 1 2\nA 1 B \u0663\n", 3, "expected 'name n1 n2'"),  # an Arabic-Indic three
+    ("1 1\nA 0 2\nA 1 B 2\n", 2, "image numbers start at 1"),
+    ("1 1\nA 1 " + "9" * 5000 + "\nA 1 B 2\n", 2, "image numbers start at 1"),  # int() refuses 5000 digits
+    ("1 1\nA 1 2\nA 1 B 2\nA 2 3\n", 4, "the header declares 1 fold of 1 genuine and 1 impostor pair"),
+    ("2 1\nA 1 2\nA 1 B 2\n", None, "the header declares 2 folds of 1 genuine and 1 impostor pair .4 pairs., "
+                                     "the file has 2"),
+])
+def test_read_pairs_lfw_refuses_bad_numbers_naming_the_line(tmp_path, content, line, message):
+    (tmp_path / "pairs.txt").write_text(content, encoding="utf-8")
+    where = "pairs.txt" + (f":{line}" if line else "")
+    with pytest.raises(DataError, match=rf"{where}: .*{message}"):
+        read_pairs(str(tmp_path / "pairs.txt"))
+
+
+def test_evaluate_pairs_reports_a_bad_pair_list_in_one_line_before_loading_a_model(tmp_path):
+    (tmp_path / "p0.txt").write_text("10 0\nA 1 2\n")
+    out = run_cli("tfxc.evaluate", "--model-dir", str(tmp_path / "model"), "--pairs", str(tmp_path / "p0.txt"),
+                  check=False)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [f"tfxc: error: {tmp_path / 'p0.txt'}:1: FOLDS and PAIRS must be at "
+                                               "least 1, got '10 0'"]
+
+
+@pytest.mark.parametrize("name, content, line", [
+    ("pairs.txt", b"1 1\nA 1 2\nJos\xe9 1 B 2\n", 3),
+    ("pairs.csv", b"image_a,image_b,same\na.jpg,b.jpg,1\nJos\xe9.jpg,b.jpg,0\n", 3),
+])
+def test_read_pairs_not_utf8_names_the_line_as_the_other_readers(tmp_path, name, content, line):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(DataError, match=rf"{name}:{line}: not valid UTF-8 text: byte 0xe9 at byte 4"):
+        read_pairs(str(tmp_path / name))
+
+
+def test_read_pairs_csv_rows_keep_the_first_rows_cell_count(tmp_path):
+    (tmp_path / "pairs.csv").write_text("image_a,image_b,same\na.jpg,b.jpg,1\nc, d.jpg,e.jpg,0\n")
+    with pytest.raises(DataError, match=r"pairs.csv:3: has 4 cells where the first row has 3"):
+        read_pairs(str(tmp_path / "pairs.csv"))
+
+
+def test_roc_is_drawn_as_an_svg_beside_its_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    same = np.arange(400) % 4 == 0
+    scores = rng.normal(same * 1.5, 1.0)
+    far, tar, thresholds = roc_curve(scores, same)
+    svg_path = write_roc(str(tmp_path / "roc.csv"), far, tar, thresholds)
+    assert svg_path == str(tmp_path / "roc.svg")
+    assert sorted(os.listdir(tmp_path)) == ["roc.csv", "roc.svg"]  # no temporaries left
+    csv_points = np.loadtxt(tmp_path / "roc.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(csv_points, np.c_[far, tar, thresholds], rtol=1e-7)
+    root = ET.parse(svg_path).getroot()  # well-formed XML
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    texts = " ".join("".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    assert "FAR" in texts and "TAR" in texts and "log scale" in texts
+    (curve,) = root.findall(".//svg:polyline[@class='roc']", ns)
+    (frame,) = root.findall(".//svg:rect[@class='frame']", ns)
+    x0, y0, w, h = (float(frame.get(k)) for k in ("x", "y", "width", "height"))
+    drawn = np.array([[float(v) for v in point.split(",")] for point in curve.get("points").split()])
+    # Read back through the frame's axes: log10 FAR from data-log-far-min to 0, TAR from 0 (bottom) to 1; a
+    # FAR of 0 sits on the left edge.
+    left = float(curve.get("data-log-far-min"))
+    read = np.c_[left + (drawn[:, 0] - x0) / w * -left, 1 - (drawn[:, 1] - y0) / h]
+    expected = np.c_[np.log10(np.maximum(far, 10.0 ** left)), tar]
+    assert len(drawn) == len(far)  # 400 pairs: no two points within 0.05 px
+    np.testing.assert_allclose(read, expected, atol=1e-4)
+    assert left <= np.log10(far[far > 0].min())
 
 
 def test_pair_scores_embed_each_image_once():
@@ -111,3 +185,4 @@ def test_mhs_arcface_on_digit_identities_verified_on_unseen_ones(tmp_path):
     for key in ("accuracy", "roc_auc", "tar@far=0.1" if "tar@far=0.1" in expected else "roc_auc"):
         assert report[key] == pytest.approx(expected[key], abs=1e-6), key
     assert open(roc).readline().strip() == "far,tar,threshold"
+    ET.parse(tmp_path / "roc.svg")
