@@ -137,3 +137,4 @@ def test_help_prints_the_usage_text():
     proc = subprocess.run(["bash", "train.sh", "--help"], cwd=REPO, text=True, capture_output=True, timeout=30)
     assert proc.returncode == 0 and "--gpus 0,1 pins each part to one GPU" in proc.stdout
     assert "set -euo" not in proc.stdout and not proc.stdout.startswith("#")
+    assert "--parallel N" in proc.stdout and "--model-dir DIR" in proc.stdout  # issue 55: beside the positional forms
