@@ -1,10 +1,11 @@
 """Property-based tests: mutated input files give a correct parse or a DataError naming the file (and the
 line, for line formats), never another exception; a failed conversion leaves nothing behind. Covered: the
-XC, JSONL, .npz and .npy readers, the taxonomy (label tree TSV) reader and tfxc.predict's text input; a
-correct parse holds only strings that encode as UTF-8."""
+XC, JSONL, CSV/TSV text, .npz and .npy readers, the taxonomy (label tree TSV) reader and tfxc.predict's text
+input; a correct parse holds only strings that encode as UTF-8."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from reader_cases import check_row
 
 from tfxc.data.label_vocab import LabelVocab
-from tfxc.data.readers import DenseReader, JsonlReader, XcBowReader, load_sparse_npz
+from tfxc.data.readers import DenseReader, JsonlReader, XcBowReader, iter_jsonl, load_sparse_npz
 from tfxc.errors import DataError
 
 # numpy warns about mutated .npy headers that look like Python 2 files; the reader's answer is what counts.
@@ -263,3 +264,68 @@ def test_a_failed_conversion_leaves_no_output(tmp_path, content):
         import shutil
 
         shutil.rmtree(out)
+
+
+CSV = 'sentence,label,id\n"hello, there",greet,1\n天气很好,"天气,weather",2\n"He said ""no""\nthen left",leave,3\n'
+
+
+@FUZZ
+@given(content=mutated(CSV.encode()))
+def test_csv_text_reader_parses_or_names_file_and_line(tmp_path, content):
+    path = tmp_path / "data.csv"
+    path.write_bytes(content)
+    try:
+        records = list(iter_jsonl(path))
+    except DataError as e:
+        assert_named(e, path, line_format=True)
+        return
+    for record in records:
+        (record.text + "".join(record.labels)).encode("utf-8")
+        assert all(label.strip() == label and label for label in record.labels)
+
+
+# CSV/TSV cells: the delimiters, quotes and line breaks a writer must quote, Chinese, and now and then a
+# document longer than the csv module's default cell limit (131,072 characters). (\r is read as a line end.)
+csv_cells = st.text(st.sampled_from([",", "\t", '"', "\n", " ", "a", "Z", "7", "天", "气", "é", "\u2028"]),
+                    max_size=8) | st.sampled_from(["文" * 140_000, "x" * 131_073 + ',"\n'])
+csv_labels = st.lists(st.sampled_from(["greet", "天气", "a b", "x\"y"]), min_size=1, max_size=3, unique=True)
+
+
+@st.composite
+def csv_tables(draw):
+    """(header, rows, delimiter, quoting): rows of random cell counts, most the header's."""
+    header = draw(st.permutations(["sentence", "label", "id", "x"[:draw(st.integers(0, 1))]]))
+    header = [name for name in header if name]
+    rows = []
+    for _ in range(draw(st.integers(1, 4))):
+        cells = [draw(csv_cells) if name != "label" else ",".join(draw(csv_labels)) for name in header]
+        count = draw(st.sampled_from([len(header)] * 3 + [1, len(header) - 1, len(header) + 1, len(header) + 2]))
+        rows.append(cells[:count] + [draw(csv_cells) for _ in range(count - len(cells))])
+    return header, rows, draw(st.sampled_from([",", "\t"])), draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
+
+
+@settings(derandomize=True, max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(table=csv_tables())
+def test_csv_rows_of_the_headers_cell_count_round_trip_any_other_count_names_its_line(tmp_path, table):
+    header, rows, delimiter, quoting = table
+    path = tmp_path / ("data.csv" if delimiter == "," else "data.tsv")
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, quoting=quoting, lineterminator="\n")
+    starts = []
+    writer.writerow(header)
+    for row in rows:
+        starts.append(out.getvalue().count("\n") + 1)
+        writer.writerow(row)
+    path.write_text(out.getvalue(), encoding="utf-8")
+    wrong = [i for i, row in enumerate(rows) if len(row) != len(header)]
+    if wrong:
+        with pytest.raises(DataError) as error:
+            list(iter_jsonl(path))
+        i = wrong[0]
+        assert str(error.value).startswith(f"{path}:{starts[i]}: has {len(rows[i])} cell"), str(error.value)
+        assert f"where the header has {len(header)}" in str(error.value)
+        return
+    text_at, label_at = header.index("sentence"), header.index("label")
+    assert [(r.line, r.text, r.labels) for r in iter_jsonl(path)] == [
+        (start, row[text_at], row[label_at].split(",")) for start, row in zip(starts, rows)]
