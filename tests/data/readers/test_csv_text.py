@@ -36,6 +36,7 @@ def test_columns_by_name_multi_label_cells_quotes_and_line_numbers(tmp_path):
     ("sentence,label\nhello\n", "has 1 cell where the header has 2"),
     ("sentence,label,id\nhello,x\n", "has 2 cells where the header has 3"),  # fewer cells, columns present
     ("sentence,label\nhello,\"x\n", "double quote .* never closed"),  # would read the rest of the file
+    ('sentence,label\n"hello" there,x\n', "malformed CSV: ',' expected after '\"'"),  # was the text 'hello there'
     ("sentence,label\nhello,\"a,,b\"\n", "label names must not be empty"),
 ])
 def test_bad_csv_names_the_file_and_line(tmp_path, content, message):

@@ -93,11 +93,12 @@ def delimited_rows(path: str | os.PathLike, delimiter: str = ",", cells: int | N
             if expected is None:
                 expected = len(row)
             elif len(row) != expected:
-                where = first if cells is None else "the format"
+                where = f"{first} has {expected}" if cells is None else f"{expected} are expected"
+                example = ' ("hello, how are you")' if delimiter == "," else ""
                 raise DataError(
-                    f"has {len(row)} cell{'s' * (len(row) != 1)} where {where} has {expected}; a cell that holds a "
+                    f"has {len(row)} cell{'s' * (len(row) != 1)} where {where}; a cell that holds a "
                     f"{_NAMES.get(delimiter, repr(delimiter))}, a double quote or a line break must be in double "
-                    f"quotes (\"like, this\")", path=path, line=start)
+                    f"quotes{example}", path=path, line=start)
             yield start, row
 
 
