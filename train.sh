@@ -12,6 +12,7 @@
 # train.sh holds MODEL_DIR/logs/.lock while it runs: a second train.sh on the same MODEL_DIR is refused
 # at once (naming the holder) and touches nothing, and so is one that finds MODEL_DIR held by a tfxc.train
 # run, or a part of an earlier train.sh still training (a tmux window left open).
+#
 # --gpus 0,1 pins each part to one GPU of the list (its CUDA_VISIBLE_DEVICES), part slots taking the GPUs
 # round-robin: PARALLEL parts run at a time, so PARALLEL 4 with --gpus 0,1 runs two parts on each GPU.
 # Without PARALLEL, --gpus runs one part per GPU. Every part starts with TF_FORCE_GPU_ALLOW_GROWTH=true
@@ -32,8 +33,8 @@
 # checkpoint, so re-running the same command after a failure completes the job.
 # Several machines sharing MODEL_DIR: run `python -m tfxc.train --config CONFIG --model-dir MODEL_DIR
 # --part r` for disjoint sets of r on each, then `bash train.sh CONFIG 1 MODEL_DIR` anywhere (it finds
-# them finished, links and evaluates them). Arguments after MODEL_DIR (e.g. --set overrides) go to every
-# `tfxc.train` call, the part count and the link included.
+# them finished, links and evaluates them). The arguments from the first word starting with "--" (other than
+# the options above; e.g. --set overrides) go to every `tfxc.train` call, the part count and the link included.
 set -euo pipefail
 
 # One line, as every tfxc command refuses its input.

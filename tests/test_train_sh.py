@@ -162,7 +162,8 @@ def run_stubbed(tmp_path, args, timeout=60, **stub) -> subprocess.CompletedProce
 
 
 @pytest.mark.parametrize("args", [["0"], ["-1"], ["abc"], ["1.5"], ["12345678901"],
-                                  ["--parallel", "0"], ["--parallel", ""], ["--parallel=-3"], ["--gpus", "0,99999999999"]])
+                                  ["--parallel", "0"], ["--parallel", ""], ["--parallel=-3"],
+                                  ["--gpus", "0,99999999999"]])
 def test_a_parallel_that_is_not_a_positive_integer_is_refused_in_one_line_before_anything_is_written(tmp_path, args):
     """Issue 55 P6: PARALLEL 0 divided by zero then looped forever, -1 looped silently, abc ended `unbound variable`."""
     model_dir = tmp_path / "model"
