@@ -3,6 +3,8 @@
 import json
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 from helpers import run_cli
@@ -313,3 +315,97 @@ def test_text_gets_word_bigrams_and_says_so(tmp_path):
     assert why[1].startswith("text: TF-IDF of words and word bigrams in at least 1 training text(s), at most "
                              "100,000 (the most frequent): 22,214 features")
     load_config_data(config)
+
+
+def test_text_rows_with_several_labels_get_one_vs_all_sigmoids_and_xmc_sets_keep_the_softmax():
+    # Two labels on one row in five: a text classifier's user reads label sets off a threshold, which a softmax
+    # (scores summing to 1) can never pass twice at 0.5.
+    reuters_like = profile(points=3_000, labels=90, per_point=1.24)
+    text, why = choose(reuters_like, label_sets=True)
+    head = text["model"]["head"]
+    assert head["name"] == "one_vs_all" and head["loss"] == "bce" and "propensity_weight" not in head
+    assert why[0].startswith("head: one-vs-all sigmoids, since points have 1.24 labels on average")
+    assert "σ > 0.5" in why[0]
+    # The XMC sets' P@k-tuned softmax stays, and says what a threshold means for it.
+    xmc, why = choose(reuters_like)
+    assert xmc["model"]["head"]["name"] == "softmax"
+    assert any(line.startswith("thresholds: the softmax's scores of a row sum to 1") for line in why), why
+    # One label a row: a softmax, whatever the source.
+    single, why = choose(profile(points=3_000, labels=90, per_point=1.0), label_sets=True)
+    assert single["model"]["head"]["name"] == "softmax"
+    assert not any(line.startswith("thresholds:") for line in why)
+
+
+def test_text_sources_compute_their_tf_idf_in_the_graph_so_the_saved_model_takes_strings(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from tfxc.recipe import recipe_config
+
+    info = SimpleNamespace(splits={"train": {"num_points": 900, "avg_labels_per_point": 1.0,
+                                             "avg_features_per_point": 20.0}},
+                           num_features=2_214, num_labels=7, label_freq=np.full(7, 117))
+    data = data_section(write_jsonl(tmp_path / "t.jsonl", words_per_text=12), "s.jsonl", data_dir="d")
+    config, why = recipe_config(data, info)
+    assert config["model"]["encoder"]["raw_text"] is True
+    assert any(line.startswith("serving: the SavedModel takes raw strings") for line in why), why
+    xc, _ = recipe_config(data_section("t.txt", "s.txt", data_dir="d"), info)
+    assert "raw_text" not in xc["model"]["encoder"]
+
+
+# Words of three topics (weather, sport, finance); a row takes a few of one topic's, or of two topics'.
+CHINESE_TOPICS = {"天气": ["下雨", "晴天", "气温", "台风", "降温", "多云", "雷阵雨", "大风"],
+                  "体育": ["足球", "比赛", "篮球", "冠军", "球队", "进球", "教练", "联赛"],
+                  "财经": ["股票", "银行", "利率", "投资", "市场", "基金", "汇率", "债券"]}
+
+
+def chinese_rows(count: int, seed: int) -> list[tuple[str, list[str]]]:
+    """`count` (text, labels) rows; every fifth row has two topics."""
+    import random
+
+    rng, names, rows = random.Random(seed), list(CHINESE_TOPICS), []
+    for i in range(count):
+        labels = rng.sample(names, 2 if i % 5 == 4 else 1)
+        words = [w for label in labels for w in rng.sample(CHINESE_TOPICS[label], 3)]
+        rng.shuffle(words)
+        rows.append(("今天" + "，".join(words) + "。", sorted(labels)))
+    return rows
+
+
+def test_a_chinese_multi_label_csv_trains_predicts_label_sets_and_serves_strings(tmp_path):
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    for path, count, seed in ((train, 150, 0), (test, 20, 1)):
+        path.write_text("sentence,label\n" + "".join(f'{text},"{",".join(labels)}"\n'
+                                                     for text, labels in chinese_rows(count, seed)),
+                        encoding="utf-8")
+    model_dir, saved = tmp_path / "model", tmp_path / "saved_model"
+    # Five epochs at a higher learning rate instead of the recipe's sixty: the head and the export, not the accuracy.
+    out = run_cli("tfxc.train", "--train", str(train), "--test", str(test), "--model-dir", str(model_dir),
+                  "--set", "trainer.epochs=5", "--set", "optimizer.learning_rate=0.01", timeout=300).stdout
+    assert "head: one-vs-all sigmoids, since points have 1.19 labels" in out, out
+    run_cli("tfxc.export", "--model-dir", str(model_dir), "--out", str(saved), timeout=300)
+    rows = chinese_rows(20, 1)
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text("".join(json.dumps({"text": text}, ensure_ascii=False) + "\n" for text, _ in rows),
+                       encoding="utf-8")
+    preds = tmp_path / "preds.jsonl"
+    run_cli("tfxc.predict", "--saved-model", str(saved), "--input", str(queries), "--output", str(preds),
+            "--top-k", "3", "--threshold", "0.5", timeout=300)
+    sets = [sorted(json.loads(line)["labels"]) for line in preds.read_text(encoding="utf-8").splitlines()]
+    two = [i for i, (_, labels) in enumerate(rows) if len(labels) == 2]
+    assert sum(len(sets[i]) == 2 for i in two) >= len(two) - 1, (sets, rows)
+    assert sum(sets[i] == rows[i][1] for i in range(len(rows))) >= len(rows) - 2, (sets, rows)
+    # A fresh process answers the same strings through the SavedModel's own signature with the same top 3.
+    run_cli("tfxc.predict", "--saved-model", str(saved), "--input", str(queries), "--output", str(preds),
+            "--top-k", "3", timeout=300)
+    expected = [json.loads(line)["label_ids"] for line in preds.read_text(encoding="utf-8").splitlines()]
+    script = ("import json, sys\nimport tensorflow as tf\nimport tensorflow_text  # registers the ops\n"
+              "m = tf.saved_model.load(sys.argv[1])\n"
+              "texts = [json.loads(line)['text'] for line in open(sys.argv[2], encoding='utf-8')]\n"
+              "out = m.signatures['top_k'](text=tf.constant(texts), k=tf.constant(3))\n"
+              "print(json.dumps(out['label_ids'].numpy().tolist()))\n")
+    served = subprocess.run([sys.executable, "-c", script, str(saved), str(queries)], capture_output=True,
+                            text=True, timeout=300)
+    assert served.returncode == 0, served.stderr[-3000:]
+    assert json.loads(served.stdout.strip().splitlines()[-1]) == expected

@@ -98,6 +98,10 @@ TAIL_POINTS = 5
 # Multi-label sets train the decoupled softmax (DEXML), a positive of label l weighing (1/p_l)^PROPENSITY_WEIGHT:
 # a point's labels no longer compete, and rare labels get a full-sized push (higher P@5 and PSP@5).
 PROPENSITY_WEIGHT = 0.5
+# Text sources (JSONL, CSV) whose rows carry several labels train one sigmoid per label (one-vs-all, a plain
+# per-label cross-entropy): their users read label sets off a threshold (σ > 0.5), which the softmax's scores,
+# summing to 1 over the labels, pass for at most one label a row. XMC sets keep the softmax their P@k was tuned on.
+LABEL_SET_HEAD = {"name": "one_vs_all", "loss": "bce"}
 # The softmax of (nearly) one label per point learns p(l|x) ∝ p(x|l)·π_l, which puts head labels above rare ones:
 # it ranks by z_l − LOGIT_ADJUSTMENT·log π_l (Menon et al., 2021), higher validation PSP@5 at the same P@1.
 LOGIT_ADJUSTMENT = 0.25
@@ -114,6 +118,7 @@ class DataProfile:
       labels_per_point: average labels of a training point.
       features_per_point: average non-zero features of a training point.
       tail_share: of the labels that occur in train, the share with at most `TAIL_POINTS` points.
+      points_without_labels: training points without a label.
     """
 
     num_points: int
@@ -122,6 +127,7 @@ class DataProfile:
     labels_per_point: float
     features_per_point: float
     tail_share: float
+    points_without_labels: int = 0
 
     @classmethod
     def from_info(cls, info) -> "DataProfile":
@@ -130,7 +136,14 @@ class DataProfile:
         return cls(num_points=int(train["num_points"]), num_features=int(info.num_features),
                    num_labels=int(info.num_labels), labels_per_point=float(train["avg_labels_per_point"]),
                    features_per_point=float(train["avg_features_per_point"]),
-                   tail_share=float(np.mean(present <= TAIL_POINTS)) if present.size else 0.0)
+                   tail_share=float(np.mean(present <= TAIL_POINTS)) if present.size else 0.0,
+                   points_without_labels=int(train.get("points_without_labels", 0)))
+
+    @property
+    def several_labels_a_row(self) -> bool:
+        """Whether some training point has several labels: more labels than labelled points."""
+        positives = round(self.labels_per_point * self.num_points)
+        return positives > self.num_points - self.points_without_labels
 
     @property
     def one_label_per_point(self) -> bool:
@@ -163,8 +176,12 @@ def bag_of(profile: DataProfile) -> str:
     return auto_bag("auto", profile)
 
 
-def choose(profile: DataProfile, centroids: tuple[float, float] | None = None) -> tuple[dict, list[str]]:
+def choose(profile: DataProfile, centroids: tuple[float, float] | None = None, *,
+           label_sets: bool = False) -> tuple[dict, list[str]]:
     """The model, optimizer, trainer and eval sections for a data set, and why (one line per choice).
+
+    `label_sets`: the labels are read as sets off a threshold (text sources: text classification), so rows
+    with several labels get a score per label (`LABEL_SET_HEAD`) instead of a softmax.
 
     `centroids`: the validation P@k (k of the selection metric) of the nearest-centroid classifier that
     the sparse term starts as (and the tree's shortlist ranks by), and the P@k any ranking could reach
@@ -184,7 +201,13 @@ def choose(profile: DataProfile, centroids: tuple[float, float] | None = None) -
                        "label seen once scores points like its own from the first step")
             why.append(shortlist_choice(head, profile, centroids))
     else:
-        if profile.one_label_per_point:
+        if label_sets and profile.several_labels_a_row:
+            head = dict(LABEL_SET_HEAD)
+            why.append(f"head: one-vs-all sigmoids, since points have {profile.labels_per_point:.2f} labels on "
+                       "average and text labels are read as sets: each label scored on its own (σ > 0.5 means "
+                       "\"this label applies\"), so a row can get several, which a softmax's scores (summing to "
+                       "1) cannot pass at a threshold of 0.5")
+        elif profile.one_label_per_point:
             head = {"name": "softmax", "label_smoothing": 0.1, "logit_adjustment": LOGIT_ADJUSTMENT}
             why.append(f"head: softmax, since points have {profile.labels_per_point:.2f} labels on average (< 1.5)")
         else:
@@ -205,6 +228,10 @@ def choose(profile: DataProfile, centroids: tuple[float, float] | None = None) -
                 why.append(f"labels: no sparse term, since the nearest-centroid score it would start as reaches "
                            f"validation P@{k} {nearest:.2f} of the {best:.2f} any ranking could "
                            f"(< {CENTROID_SHARE:.0%})")
+    if head["name"] == "softmax" and profile.several_labels_a_row:
+        why.append("thresholds: the softmax's scores of a row sum to 1, so a threshold t keeps at most 1/t labels "
+                   "(at 0.5 one): ranked lists (P@k) are its use; for label sets train one-vs-all sigmoids "
+                   "(model.head {\"name\": \"one_vs_all\"} in a config)")
     if "propensity_weight" in head:
         why.append(f"loss: a positive of label l weighs (1/p_l)^{PROPENSITY_WEIGHT}, p_l its propensity, which "
                    "leans toward the rare labels")
@@ -288,7 +315,8 @@ def measure_centroids(profile: DataProfile, info) -> tuple[float, float] | None:
 def recipe_config(data: dict, info) -> tuple[dict, list[str]]:
     """The whole config (JSON layout) for converted data `info` from sources `data`, and the reasons."""
     profile = DataProfile.from_info(info)
-    config, why = choose(profile, measure_centroids(profile, info))
+    text = data.get("format") == "jsonl"
+    config, why = choose(profile, measure_centroids(profile, info), label_sets=text)
     if "val" not in info.splits:  # `"val_percent": 0`: trained on all of train, nothing to select on
         for key in ("select_metric", "patience", "eval_every_epochs"):
             config["trainer"].pop(key, None)
@@ -303,4 +331,7 @@ def recipe_config(data: dict, info) -> tuple[dict, list[str]]:
                       f"{profile.num_features:,} features (bigrams and rare words for texts of at most "
                       f"{SHORT_TEXT_TOKENS} words on average; a Chinese, Japanese or Thai character is a word, "
                       "and such texts get character bigrams)")
+        config["model"]["encoder"]["raw_text"] = True
+        why.append("serving: the SavedModel takes raw strings (the TF-IDF features computed in the graph, "
+                   "in training as in serving: model.encoder.raw_text)")
     return {"data": data, **config}, [f"data: {profile.describe()}"] + why
