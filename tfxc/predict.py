@@ -165,6 +165,12 @@ def main(argv=None):
     from tfxc.export.served import ServedModel
 
     served = ServedModel(args.saved_model)
+    if args.threshold is not None:  # a softmax's scores sum to 1: say what the threshold can keep
+        from tfxc.eval.classification import export_threshold_meaning
+
+        note = export_threshold_meaning(args.saved_model, args.threshold)
+        if note:
+            print(f"tfxc: note: {note}", file=sys.stderr)
     if not args.interactive and not (args.input and args.output):
         raise TfxcError("give --input and --output, or --interactive")
     if not args.interactive and not os.path.exists(args.input):

@@ -87,3 +87,25 @@ def test_thresholded_sets_and_edge_cases():
     assert got["accuracy"] == 100.0 and got["P-micro"] == 100.0 and got["F1-samples"] == 50.0
     with pytest.raises(ValueError, match="label ids"):
         metrics.update(np.array([[4]]), np.array([0, 0]), np.zeros(0, np.int64))
+
+
+def test_a_threshold_on_a_softmax_says_how_many_labels_it_can_keep(tmp_path):
+    import json
+
+    from tfxc.eval.classification import export_threshold_meaning, threshold_meaning
+
+    # A row's softmax scores sum to 1: at most one above 0.5, three above 0.3 or 0.25 (four would pass 1).
+    for threshold, most in ((0.5, "at most 1 label(s) a row"), (0.3, "at most 3 label(s)"),
+                            (0.25, "at most 3 label(s)"), (0.0, "every label")):
+        note = threshold_meaning({"name": "softmax"}, threshold)
+        assert note.startswith("the model's head is a softmax: a row's scores sum to 1") and most in note, note
+    assert threshold_meaning({"name": "one_vs_all"}, 0.5) is None  # σ > 0.5: the label's own probability
+    assert threshold_meaning({"name": "label_tree"}, 0.5) is None
+    # An export's head is read off its config asset; no asset (or a damaged one) says nothing.
+    assets = tmp_path / "assets.extra" / "tfxc"
+    assert export_threshold_meaning(str(tmp_path), 0.5) is None
+    assets.mkdir(parents=True)
+    (assets / "config.json").write_text(json.dumps({"model": {"head": {"name": "softmax"}}}))
+    assert "at most 1 label(s) a row" in export_threshold_meaning(str(tmp_path), 0.5)
+    (assets / "config.json").write_text("{not json")
+    assert export_threshold_meaning(str(tmp_path), 0.5) is None

@@ -24,12 +24,44 @@ A ratio whose denominator is 0 counts as 0 (``zero_division=0``).
 
 from __future__ import annotations
 
+import json
+import math
+
 import numpy as np
 
 from tfxc.config.metric_names import AVERAGES, CLASSIFICATION_METRICS
 from tfxc.kernels import hits_matrix
 
-__all__ = ["AVERAGES", "CLASSIFICATION_METRICS", "ClassificationMetrics", "predicted_sets"]
+__all__ = ["AVERAGES", "CLASSIFICATION_METRICS", "ClassificationMetrics", "predicted_sets", "threshold_meaning"]
+
+# Heads whose scores of a row are a distribution over the labels (they sum to 1), not one probability a label.
+DISTRIBUTION_HEADS = ("softmax",)
+
+
+def threshold_meaning(head: dict, threshold: float) -> str | None:
+    """What a threshold on the scores of a model with head config `head` (JSON layout) means, where it is not
+    "the labels whose own probability passes it": None for heads that score each label on its own (one-vs-all
+    sigmoids, a label tree's path probabilities), a sentence for a softmax, whose scores of a row sum to 1, so
+    that no more than ⌈1/t⌉ − 1 labels (at 0.5: one) can pass a threshold t > 0."""
+    if head.get("name") not in DISTRIBUTION_HEADS:
+        return None
+    most = "every label" if threshold <= 0 else f"at most {max(math.ceil(1 / threshold) - 1, 0)} label(s) a row"
+    return (f"the model's head is a softmax: a row's scores sum to 1 over the labels, so threshold {threshold:g} "
+            f"keeps {most}; label sets of rows with several labels need one-vs-all sigmoids "
+            '(model.head {"name": "one_vs_all"}; the recipe chooses them for text with several labels a row)')
+
+
+def export_threshold_meaning(saved_model_dir: str, threshold: float) -> str | None:
+    """`threshold_meaning` for an exported SavedModel's head (its config asset); None where it has none."""
+    from tfxc.export.served import CONFIG_ASSET, extra_asset
+
+    path = extra_asset(saved_model_dir, CONFIG_ASSET)
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = json.load(f).get("model", {}).get("head", {})
+    except (TypeError, OSError, ValueError, AttributeError):  # no or a damaged config: the reader says so later
+        return None
+    return threshold_meaning(head if isinstance(head, dict) else {}, threshold)
 
 
 def predicted_sets(ids: np.ndarray, scores: np.ndarray, *, threshold: float | None) -> np.ndarray:
