@@ -1,11 +1,11 @@
-"""The image extraction's `--split` fractions (`tfxc.images.feature_store.parse_fractions`)."""
+"""The image extraction's `--split` fractions and split files (`tfxc.images.feature_store`)."""
 
 from __future__ import annotations
 
 import pytest
 
 from tfxc.errors import DataError
-from tfxc.images.feature_store import parse_fractions
+from tfxc.images.feature_store import parse_fractions, read_split_file
 
 
 def test_split_fractions_are_read():
@@ -20,3 +20,19 @@ def test_a_fraction_that_is_not_a_finite_number_is_refused_naming_it(text):
     with pytest.raises(DataError, match=r"is not split=fraction \(a finite number") as e:
         parse_fractions(text)
     assert str(e.value).startswith("field '--split': "), e.value
+
+
+def test_a_split_file_reads_long_refs_and_names_the_line_of_a_bad_row(tmp_path):
+    """A ref over 131,072 characters raised `_csv.Error` uncaught; bytes that are not UTF-8 named no line."""
+    ref = "r" * 140_000
+    (tmp_path / "long.csv").write_text(f"ref,split\na.png,train\n{ref},test\n")
+    assert read_split_file(str(tmp_path / "long.csv")) == {"a.png": "train", ref: "test"}
+    (tmp_path / "latin1.csv").write_bytes(b"a.png,train\ncaf\xe9.png,test\n")
+    with pytest.raises(DataError, match=r"latin1.csv:2: not valid UTF-8"):
+        read_split_file(str(tmp_path / "latin1.csv"))
+    (tmp_path / "three.csv").write_text("a.png,train\nb.png,test,extra\n")
+    with pytest.raises(DataError, match=r"three.csv:2: has 3 cells where 2 are expected"):
+        read_split_file(str(tmp_path / "three.csv"))
+    (tmp_path / "holdout.csv").write_text("a.png,holdout\n")
+    with pytest.raises(DataError, match=r"holdout.csv:1: expected ref,split"):
+        read_split_file(str(tmp_path / "holdout.csv"))

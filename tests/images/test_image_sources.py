@@ -130,6 +130,20 @@ def test_catalog_reads_the_chosen_columns_relative_to_its_folder(tmp_path, digit
         list(CatalogSource(str(tmp_path / "missing.csv"), "path", "species").items())
 
 
+def test_a_catalog_row_with_another_cell_count_is_refused_and_long_cells_are_read(tmp_path):
+    """`imgs/a,b.jpg,cat` under `path,label` was read as path `imgs/a`, label `b.jpg` (the extra cell dropped),
+    and a cell over the csv module's 131,072 characters raised at the wrong line."""
+    (tmp_path / "shift.csv").write_text("path,label\nimgs/x.jpg,dog\nimgs/a,b.jpg,cat\n")
+    with pytest.raises(DataError, match=r"shift.csv:3: has 3 cells where the header has 2"):
+        CatalogSource(str(tmp_path / "shift.csv"), "path", "label")
+    name = "d" * 140_000
+    (tmp_path / "long.csv").write_text(f"path,label\nimgs/x.jpg,{name}\n")
+    assert CatalogSource(str(tmp_path / "long.csv"), "path", "label")._rows == [("imgs/x.jpg", name, None)]
+    (tmp_path / "latin1.csv").write_bytes(b"path,label\nimgs/x.jpg,dog\nimgs/caf\xe9.jpg,cat\n")
+    with pytest.raises(DataError, match=r"latin1.csv:3: not valid UTF-8"):
+        CatalogSource(str(tmp_path / "latin1.csv"), "path", "label")
+
+
 def test_open_source_wants_exactly_one_source():
     with pytest.raises(ConfigError, match="exactly one image source"):
         open_source()

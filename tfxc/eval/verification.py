@@ -175,7 +175,7 @@ def _is_number(text: str) -> bool:
 def _read_pairs_csv(path: str, root: str):
     import os
 
-    from tfxc.data.readers.csv_text import delimited_rows
+    from tfxc.data.files import delimited_rows
     from tfxc.errors import DataError
 
     pairs, same, folds = [], [], []

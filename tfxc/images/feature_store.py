@@ -19,13 +19,13 @@ rename) when every row is in.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import shutil
 
 import numpy as np
 
+from tfxc.data.files import delimited_rows
 from tfxc.errors import DataError
 from tfxc.images.sources import SPLITS
 from tfxc.utils.io import atomic_write_text, atomic_writer
@@ -62,21 +62,20 @@ def split_by_rows(num_rows: int, fractions: dict[str, float], seed: int) -> np.n
 
 
 def read_split_file(path: str) -> dict[str, str]:
-    """{ref: split} of a split file: one `ref,split` line per image (CSV; a `ref,split` header is allowed)."""
+    """{ref: split} of a split file: one `ref,split` line per image (CSV; a `ref,split` header is allowed).
+
+    Raises:
+      DataError: naming the file and line: a row of other than two cells, a split other than train, val and
+        test, bytes that are not UTF-8, a malformed quote.
+    """
     out = {}
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            for lineno, row in enumerate(csv.reader(f), 1):
-                if not row or (lineno == 1 and row == ["ref", "split"]):
-                    continue
-                if len(row) != 2 or row[1] not in SPLITS:
-                    raise DataError(f"expected ref,split with split one of {', '.join(SPLITS)}, got {row!r}", path=path,
-                                    line=lineno)
-                out[row[0]] = row[1]
-    except UnicodeDecodeError:
-        raise DataError("not UTF-8 text", path=path) from None
-    except OSError as e:
-        raise DataError(f"cannot read the split file ({e.strerror})", path=path) from None
+    for lineno, row in delimited_rows(path, cells=2, first="ref,split"):
+        if lineno == 1 and row == ["ref", "split"]:
+            continue
+        if row[1] not in SPLITS:
+            raise DataError(f"expected ref,split with split one of {', '.join(SPLITS)}, got {row!r}", path=path,
+                            line=lineno)
+        out[row[0]] = row[1]
     return out
 
 

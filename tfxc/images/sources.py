@@ -21,7 +21,6 @@ a webdataset's ``cls`` entries, which are the ids themselves.
 
 from __future__ import annotations
 
-import csv
 import glob
 import os
 import re
@@ -29,6 +28,7 @@ import tarfile
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from tfxc.data.files import delimited_rows
 from tfxc.errors import ConfigError, DataError
 
 # The files `tf.io.decode_image` reads (by content, not by name; the suffixes only pick files out of folders).
@@ -263,33 +263,24 @@ class CatalogSource(ImageSource):
 
     def _read(self) -> Iterator[tuple[str, str, str | None]]:
         path_column, label_column, split_column = self.columns
-        try:
-            f = open(self.path, newline="", encoding="utf-8")
-        except OSError as e:
-            raise DataError(f"cannot open the catalog ({e.strerror})", path=self.path) from None
-        with f:
-            reader = csv.DictReader(f)
-            header = reader.fieldnames or []
-            for column in filter(None, self.columns):
-                if column not in header:
-                    raise DataError(f"no column {column!r}; the header has: {', '.join(header)}", path=self.path,
-                                    line=1)
-            try:
-                for row in reader:
-                    line = reader.line_num
-                    ref, label = row[path_column], row[label_column]
-                    if not ref or not label:
-                        raise DataError("empty", path=self.path, line=line,
-                                        field=path_column if not ref else label_column)
-                    split = row[split_column] if split_column else None
-                    if split_column and split not in SPLITS:
-                        raise DataError(f"{split!r} is not one of {', '.join(SPLITS)}", path=self.path, line=line,
-                                        field=split_column)
-                    yield ref, label, split
-            except UnicodeDecodeError:
-                raise DataError("not UTF-8 text", path=self.path, line=reader.line_num + 1) from None
-            except csv.Error as e:
-                raise DataError(f"malformed CSV ({e})", path=self.path, line=reader.line_num) from None
+        # The text readers' CSV parser: every row must have the header's cell count (an unquoted comma in a
+        # path would otherwise shift its label), cells may be long, bad bytes and quotes are named by line.
+        rows = delimited_rows(self.path)
+        header = next(rows, (1, []))[1]
+        for column in filter(None, self.columns):
+            if column not in header:
+                raise DataError(f"no column {column!r}; the header has: {', '.join(header)}", path=self.path,
+                                line=1)
+        at = {column: header.index(column) for column in filter(None, self.columns)}
+        for line, row in rows:
+            ref, label = row[at[path_column]], row[at[label_column]]
+            if not ref or not label:
+                raise DataError("empty", path=self.path, line=line, field=path_column if not ref else label_column)
+            split = row[at[split_column]] if split_column else None
+            if split_column and split not in SPLITS:
+                raise DataError(f"{split!r} is not one of {', '.join(SPLITS)}", path=self.path, line=line,
+                                field=split_column)
+            yield ref, label, split
 
     def items(self, with_bytes=True, skip=0):
         for ref, label, split in self._rows[skip:]:
