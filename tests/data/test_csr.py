@@ -97,3 +97,32 @@ def test_the_same_width_as_a_reader_of_the_same_labels(tmp_path, num_labels):
     scipy.sparse.save_npz(npz, matrix)
     reader = DenseReader(x, npz, num_labels=num_labels)
     assert labels_csr(matrix, num_labels=num_labels).shape[1] == reader.num_labels
+
+
+def test_a_dense_2d_array_is_an_indicator_matrix_as_wide_as_its_columns():
+    y = np.eye(5, dtype=np.float32)[[0, 3, 4]]  # MultiLabelBinarizer's output: 0/1 cells, one column a label
+    out = labels_csr(y)
+    assert ids(out) == [[0], [3], [4]] and out.shape == (3, 5) and (out.data == 1).all()
+    assert labels_csr(np.zeros((2, 4), np.int64)).shape == (2, 4)  # no label used: still 4 labels
+    assert label_lists(np.array([[0, 1, 1], [1, 0, 0]], bool)) == [[1, 2], [0]]
+
+
+@pytest.mark.parametrize("cell", [2, 0.5, -1, np.nan])
+def test_an_indicator_cell_other_than_0_or_1_names_its_row_and_column(cell):
+    y = np.zeros((3, 4))
+    y[2, 1] = cell
+    with pytest.raises(DataError, match=r"Y, row 2, column 1: .* 0 or 1"):
+        labels_csr(y)
+
+
+@pytest.mark.parametrize("y", [np.arange(4) % 3, [0, 1, 2, 0], np.array([0.0, 1.0, 2.0, 0.0])])
+def test_a_1d_sequence_of_class_ids_is_one_label_a_row(y):
+    out = labels_csr(y)
+    assert ids(out) == [[0], [1], [2], [0]] and out.shape == (4, 3)
+    assert label_lists(y) == [[0], [1], [2], [0]]
+
+
+@pytest.mark.parametrize("label", [0.5, 1.7, float("nan"), True, np.float32(2.5)])
+def test_a_label_id_that_is_not_an_integer_is_refused_not_truncated(label):
+    with pytest.raises(DataError, match=r"Y, row 1: label .* is not a label id"):
+        labels_csr([[0], [label]])

@@ -71,9 +71,14 @@ def labels_csr(y, what: str = "Y", *, num_labels: int | None = None,
 
     Args:
       y: a SciPy sparse matrix, whose nonzero columns are each row's labels
-        (the values, e.g. relevance scores, are kept); or n label lists, each
-        label an id (an int, or a string of ASCII digits) or, with `names`, a
-        label name. Repeated labels in a list count once.
+        (the values, e.g. relevance scores, are kept); or a dense 2-D NumPy
+        array [n, L], an indicator matrix of 0/1 cells (scikit-learn's
+        `MultiLabelBinarizer`), whose 1 columns are the labels; or a 1-D array
+        [n] of class ids (scikit-learn's `y`), one label a row; or n label
+        lists, each label an id (an integer, or a string of ASCII digits) or,
+        with `names`, a label name; a row that is one label instead of a list
+        (a 1-D list of ids) is that label alone. Repeated labels in a list
+        count once.
       what: how messages name `y`, e.g. "Y (train)".
       num_labels: the explicit label count, e.g. a trained model's.
       names: the label names in id order; strings in the lists are looked up
@@ -84,10 +89,13 @@ def labels_csr(y, what: str = "Y", *, num_labels: int | None = None,
       entries, no explicit zeros; the lists' labels have value 1.
 
     Raises:
-      DataError: a label that is no id (or an unknown name), a negative id, or
-        an id at or beyond `num_labels`, naming the row.
+      DataError: a label that is no id (an unknown name, a non-integral
+        number such as 0.5 or NaN, a bool), a negative id, an id at or beyond
+        `num_labels`, or an indicator cell other than 0 or 1, naming the row
+        (and the column).
       ConfigError: `num_labels` is not a non-negative int.
     """
+    y = _indicator_csr(y, what) if isinstance(y, np.ndarray) and y.ndim == 2 else y
     if scipy.sparse.issparse(y):
         matrix = scipy.sparse.csr_matrix(y, dtype=np.float32, copy=True)
         matrix.sum_duplicates()
@@ -95,7 +103,8 @@ def labels_csr(y, what: str = "Y", *, num_labels: int | None = None,
         space = IdSpace("label", num_labels, declared=matrix.shape[1])
     else:
         index = None if names is None else {name: i for i, name in enumerate(names)}
-        rows = [sorted({_label_id(label, what, row, index) for label in labels}) for row, labels in enumerate(y)]
+        rows = [sorted({_label_id(label, what, row, index) for label in _row_labels(labels)})
+                for row, labels in enumerate(y)]
         indptr = np.zeros(len(rows) + 1, np.int64)
         np.cumsum([len(r) for r in rows], out=indptr[1:])
         indices = np.array([i for r in rows for i in r], np.int64)
@@ -115,24 +124,52 @@ def labels_csr(y, what: str = "Y", *, num_labels: int | None = None,
     return matrix
 
 
+def _indicator_csr(y: np.ndarray, what: str) -> scipy.sparse.csr_matrix:
+    """A dense indicator matrix [n, L] as CSR of its 1 cells, L wide even where a column is never 1.
+
+    Its cells are memberships, never ids: a cell other than 0 or 1 (a score, a -1 of a {-1, 1} coding, NaN) is
+    refused, naming it, rather than read as a label of some weight."""
+    if y.dtype.kind not in "biuf":
+        raise DataError(f"{what}: a 2-D array of labels must be a numeric indicator matrix (0/1 cells), "
+                        f"got dtype {y.dtype}")
+    bad = np.argwhere(~((y == 0) | (y == 1)))
+    if bad.size:
+        row, column = (int(v) for v in bad[0])
+        raise DataError(f"{what}, row {row}, column {column}: the cell is {y[row, column]!r}; a dense 2-D Y is an "
+                        f"indicator matrix whose cells are 0 or 1 (give label ids as a list of lists)")
+    return scipy.sparse.csr_matrix(y.astype(np.float32))
+
+
+def _row_labels(labels) -> list:
+    """A row's labels: the list given, or a single label (an id or a name, as a 1-D `y` of class ids has) as
+    a list of one; a string is one label, never a sequence of characters."""
+    if isinstance(labels, (str, bytes)) or np.ndim(labels) == 0:
+        return [labels]
+    return labels
+
+
 def _label_id(label, what: str, row: int, index: dict | None) -> int:
-    """One label of a list: its id by name (with `index`), or an int, or a string of ASCII digits (not '٣',
-    which `int()` would read as 3)."""
+    """One label of a list: its id by name (with `index`), or an integer (a float only when integral: 0.5 is
+    no id to truncate), or a string of ASCII digits (not '٣', which `int()` would read as 3)."""
     if index is not None and isinstance(label, str):
         if label not in index:
             raise DataError(f"{what}, row {row}: unknown label name {label!r}")
         return index[label]
     value = ascii_int(label) if isinstance(label, str) else label
+    if isinstance(value, (bool, np.bool_)):  # True is 1 to int(), but no caller means label 1 by it
+        value = None
+    elif isinstance(value, (float, np.floating)):
+        value = int(value) if np.isfinite(value) and float(value).is_integer() else None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise DataError(f"{what}, row {row}: label {label!r} is not a label id (an integer >= 0)") from None
 
 
 def label_lists(y, what: str = "Y") -> list[list]:
-    """Each row's labels as a list: the label ids of a SciPy sparse matrix (as `labels_csr` reads it), or the
-    lists as given."""
-    if scipy.sparse.issparse(y):
+    """Each row's labels as a list: the label ids of a SciPy sparse matrix or a dense indicator matrix (as
+    `labels_csr` reads them), or the lists as given (a row that is one label, a list of it)."""
+    if scipy.sparse.issparse(y) or isinstance(y, np.ndarray) and y.ndim == 2:
         y = labels_csr(y, what)
         return [y.indices[y.indptr[i]:y.indptr[i + 1]].tolist() for i in range(y.shape[0])]
-    return [list(labels) for labels in y]
+    return [list(_row_labels(labels)) for labels in y]
