@@ -43,7 +43,13 @@ class BuildContext:
     @classmethod
     def from_info(cls, info, *, seed: int | None, model_dir: str | None = None,
                   part: int | None = None) -> "BuildContext":
-        """The context of a converted data set (`tfxc.data.info.DatasetInfo`)."""
+        """The context of a converted data set (`tfxc.data.info.DatasetInfo`).
+
+        Every model is built through here before it trains (the API, a config, the recipe), so a train split
+        without labels is refused here (`DatasetInfo.require_train_labels`), before a head meets it.
+        """
+        if hasattr(info, "require_train_labels"):  # a stand-in card (tests, a SavedModel's) has no rows
+            info.require_train_labels()
         return cls(num_features=info.num_features, num_labels=info.num_labels, seed=seed,
                    label_freq=info.label_freq, model_dir=model_dir, part=part, data_dir=info.dir,
                    num_points=int(info.splits.get("train", {}).get("num_points", 0)),

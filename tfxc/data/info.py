@@ -56,6 +56,33 @@ class DatasetInfo:
         return cls(directory, required(stats, "num_features", path, int), required(stats, "num_labels", path, int),
                    required(stats, "splits", path, dict), label_freq, fold if isinstance(fold, dict) else None)
 
+    def require_train_labels(self) -> None:
+        """Refuses a train split none of whose rows has a label (no label declared, or labels declared but
+        none used): there is nothing to learn, and the heads fail on it far from the cause (a zero-width
+        matmul aborts the process in oneDNN, a loss of NaN, or P@1 0 without a word).
+
+        Raises:
+          DataError: naming the data's sources (or its converted directory).
+        """
+        if "train" not in self.splits or (self.num_labels and self.label_freq.any()):
+            return
+        why = ("it declares 0 labels" if not self.num_labels else
+               f"it declares {self.num_labels} labels but none of its {self.num_points('train')} rows has one")
+        sources = self.source_paths()
+        where = (f"converted from {', '.join(sources[:3])}{' ...' if len(sources) > 3 else ''}" if sources
+                 else f"converted in {self.dir}")
+        raise DataError(f"the train split has no labels ({where}): {why}; a model learns only from labelled "
+                        "rows (check the labels' column or field, and the header's label count)")
+
+    def source_paths(self) -> list[str]:
+        """The source files the data was converted from (stats.json's content cache), sorted; [] unknown."""
+        try:
+            with open(os.path.join(self.dir, STATS_FILE)) as f:
+                files = json.load(f).get("source_files")
+        except (OSError, ValueError):
+            return []
+        return sorted(files) if isinstance(files, dict) else []
+
     def files(self, split: str) -> list[str]:
         if split not in self.splits:
             raise DataError(f"split '{split}' was not converted; have: {', '.join(self.splits)}", path=self.dir)
