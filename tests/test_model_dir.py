@@ -307,3 +307,39 @@ def test_a_text_model_stored_before_the_unicode_tokenizer_reads_as_trained_with_
     for tokens, kept in (("ascii", False), ("unicode", True)):
         text = _option_fields(load_config_data(old, [f"data.text.tokens={tokens}"]).data)["text"]
         assert ("tokens" in text) == kept and "accents" not in text
+
+
+def test_a_checkpoint_rotated_away_while_it_is_restored_is_not_taken_for_damage(tmp_path, caplog):
+    """A `tfxc.load` beside a training: the checkpoint listed is rotated away before it is read (and an older
+    one with it); the newest one now on disk is restored, not an older one, and nothing is called damaged."""
+    from tfxc.model_dir import ModelDir
+
+    directory = tmp_path / "model" / "checkpoints"
+    _fake_checkpoints(directory, [8, 16])
+    restored = []
+
+    def restore(path):
+        if path.endswith("ckpt-16") and not restored:  # the training saves ckpt-24, keeps one, drops 8 and 16
+            _fake_checkpoints(directory, [24])
+            for step in (8, 16):
+                for suffix in (".index", ".data-00000-of-00001"):
+                    os.remove(directory / f"ckpt-{step}{suffix}")
+            raise FileNotFoundError(f"{path}.data-00000-of-00001")
+        restored.append(path)
+
+    assert ModelDir(str(tmp_path / "model")).restore_newest_intact(restore) == str(directory / "ckpt-24")
+    assert restored == [str(directory / "ckpt-24")]
+    assert "cannot be restored" not in caplog.text
+
+
+def test_a_damaged_checkpoint_that_stays_is_still_skipped_for_the_one_before(tmp_path):
+    from tfxc.model_dir import ModelDir
+
+    directory = tmp_path / "model" / "checkpoints"
+    _fake_checkpoints(directory, [8, 16])
+
+    def restore(path):
+        if path.endswith("ckpt-16"):
+            raise ValueError("damaged")
+
+    assert ModelDir(str(tmp_path / "model")).restore_newest_intact(restore) == str(directory / "ckpt-8")

@@ -38,6 +38,11 @@ SAFE_TO_CHANGE = ("trainer.epochs", "trainer.train_steps", "trainer.steps_per_lo
                   "runtime.collective_timeout_s", "runtime.startup_timeout_s")
 
 
+# How often `restore_newest_intact` lists the checkpoints again after one vanished under it (a training
+# rotating them faster than a restore reads one would otherwise keep it busy for ever).
+_RELISTS = 20
+
+
 class TrainedModel(NamedTuple):
     """A restored model with what it was trained with."""
 
@@ -81,23 +86,33 @@ class ModelDir(ModelFiles):
         """Calls `restore(path)` on the newest checkpoint, falling back to older ones if it is unreadable.
 
         A checkpoint cut short or damaged on disk (a full disk, a crash mid-copy) fails to restore; the
-        next older one is then used, with a warning naming the bad one. If none restores, the newest one's
+        next older one is then used, with a warning naming the bad one. A checkpoint that vanished meanwhile
+        (a training writing this directory rotated it away, `trainer.keep_checkpoints`) is not damage: the
+        directory is listed again and its newest checkpoint restored. If none restores, the newest one's
         error is raised. Returns the path restored, or None without checkpoints.
         """
-        candidates = self.checkpoints()
-        first_error = None
-        for path in candidates:
-            try:
-                restore(path)
-            except Exception as e:  # truncated: IndexError; flipped bits: DataLossError; missing: NotFoundError
-                first_error = first_error or e
-                log.warning("checkpoint %s cannot be restored (%s: %s); trying the one before it", path,
-                            type(e).__name__, str(e).strip().splitlines()[0][:200] if str(e).strip() else "")
-                continue
-            if path != candidates[0]:
-                log.warning("restored %s instead of the newest checkpoint %s, which is unreadable", path,
-                            candidates[0])
-            return path
+        for _ in range(_RELISTS):
+            candidates = self.checkpoints()
+            first_error, rotated = None, False
+            for path in candidates:
+                try:
+                    restore(path)
+                except Exception as e:  # truncated: IndexError; flipped bits: DataLossError; missing: NotFoundError
+                    if path not in self.checkpoints():  # rotated away between listing and reading: list again
+                        log.info("checkpoint %s was removed while it was read (a training rotates this "
+                                 "directory's checkpoints); restoring the newest one again", path)
+                        rotated = True
+                        break
+                    first_error = first_error or e
+                    log.warning("checkpoint %s cannot be restored (%s: %s); trying the one before it", path,
+                                type(e).__name__, str(e).strip().splitlines()[0][:200] if str(e).strip() else "")
+                    continue
+                if path != candidates[0]:
+                    log.warning("restored %s instead of the newest checkpoint %s, which is unreadable", path,
+                                candidates[0])
+                return path
+            if not rotated:
+                break
         if first_error is not None:
             raise first_error
         return None
