@@ -17,3 +17,8 @@ def __getattr__(name):
 
         return getattr(api, name)
     raise AttributeError(f"module 'tfxc' has no attribute {name!r}")
+
+
+def __dir__():
+    """The module's names and the lazily imported API's, for tab completion (`dir(tfxc)`)."""
+    return sorted({*globals(), *_API})

@@ -75,7 +75,8 @@ def load_xc(path: str, index_base: int = 0) -> tuple[scipy.sparse.csr_matrix, sc
 
 
 def fit(X, Y, *old_order, config=None, model_dir: str | None = None, X_val=None, Y_val=None, X_test=None,
-        Y_test=None, label_names=None, overrides=(), preset: str | None = None, plan_only: bool = False):
+        Y_test=None, label_names=None, overrides=(), preset: str | None = None, plan_only: bool = False,
+        verbose: int = 1):
     """Trains a model on in-memory data and returns it, ready to predict.
 
     `fit(X, Y)` trains the recipe (`tfxc.recipe`, as `python -m tfxc.train --train` does) into a new
@@ -98,10 +99,59 @@ def fit(X, Y, *old_order, config=None, model_dir: str | None = None, X_val=None,
         "best" (an ensemble, `tfxc.members`); None keeps the config's own ("preset" in a thin config; the
         default). Only for the recipe (no config, or a thin one).
       plan_only: convert the data, print the memory plan (`tfxc.training.memory_plan`) and return it, untrained.
+      verbose: as Keras' `fit`: 1 (the default) reports on stderr what `python -m tfxc.train` logs (the
+        conversion, the recipe's choice, a progress line with the step and ETA, each validation, an early
+        stop, the final metrics); 2 adds the debugging details; 0 reports only warnings and errors. Only
+        for this call, and only where the program has not configured logging itself (a handler on the
+        root or "tfxc" logger then receives the same records): no global logging setup is changed.
+
+    Labels (`Y`, `Y_val`, `Y_test`) are any form `tfxc.data.csr.labels_csr` reads: a SciPy sparse matrix, a
+    dense 2-D NumPy indicator matrix of 0/1 cells (scikit-learn's `MultiLabelBinarizer`; its column count is
+    the number of labels), a 1-D array or list of class ids (scikit-learn's `y`, one label a row), or a list
+    of label lists (ids, or names). A train split none of whose rows has a label is refused before training.
 
     Returns:
       A `Classifier` on `model_dir` (with `plan_only`, the `MemoryPlan`).
     """
+    with _reporting(verbose):
+        return _fit(X, Y, old_order, config=config, model_dir=model_dir, X_val=X_val, Y_val=Y_val, X_test=X_test,
+                    Y_test=Y_test, label_names=label_names, overrides=overrides, preset=preset,
+                    plan_only=plan_only, verbose=verbose)
+
+
+def _reporting(verbose: int):
+    """For one `fit`: the "tfxc" loggers' records at the level `verbose` asks, on stderr in the CLIs' format,
+    through a handler attached for the call (none when the program has its own on the root or "tfxc")."""
+    import contextlib
+    import logging
+    import sys
+
+    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+
+    @contextlib.contextmanager
+    def scope():
+        logger = logging.getLogger("tfxc")
+        level = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}[verbose]
+        handler = None
+        if not logger.hasHandlers():
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+            logger.addHandler(handler)
+        before = logger.level
+        logger.setLevel(level)
+        try:
+            yield
+        finally:
+            logger.setLevel(before)
+            if handler is not None:
+                logger.removeHandler(handler)
+
+    return scope()
+
+
+def _fit(X, Y, old_order, *, config, model_dir, X_val, Y_val, X_test, Y_test, label_names, overrides, preset,
+         plan_only, verbose):
     from tfxc import resolve
     from tfxc.launch import start_run
     from tfxc.training.trainer import Trainer
@@ -138,7 +188,7 @@ def fit(X, Y, *old_order, config=None, model_dir: str | None = None, X_val=None,
         finally:
             if run.lock is not None:
                 run.lock.release()
-    if run.reasons:  # the recipe chose the config: say what and why, with each preset's estimated time
+    if run.reasons and verbose:  # the recipe chose the config: say what and why, with each preset's estimated time
         print("tfxc.fit: the recipe (tfxc.recipe):\n" + "\n".join(f"  {line}" for line in run.reasons))
     Trainer(run.config, model_dir, run.info, run.strategy, lock=run.lock, prepared_from=run.prepared_from).train()
     return load(model_dir)
@@ -275,6 +325,21 @@ class Classifier:
         """Writes a SavedModel (see `tfxc.export`) and returns its path."""
         return self._backend.export(path, top_k)
 
+    def save(self, path: str) -> str:
+        """Writes this model to a new directory `path` that `tfxc.load` reads, and returns `path`.
+
+        A model directory is copied with what loading it needs (the config, the selected weights `best/` or
+        else the newest checkpoint alone, the data card with the label names and TF-IDF featurizer, the
+        heads' assets, an ensemble's members), without the converted rows, the arrays `fit` wrote, older
+        checkpoints or TensorBoard logs; a SavedModel is copied as it is. The directory appears whole or
+        not at all (written aside, then renamed).
+
+        Raises:
+          TfxcError: `path` exists, or is the model's own directory or inside it.
+        """
+        _copy_model(self._backend.path, path)
+        return path
+
     # === Inputs ===
     def _inputs(self, X) -> scipy.sparse.csr_matrix | list[str]:
         """CSR feature rows, or the list of strings itself for a model that tokenises text in the graph, or
@@ -355,6 +420,7 @@ class _ModelDirBackend:
     def __init__(self, path: str, trust_imports=False):
         from tfxc.model_dir import ModelDir
 
+        self.path = path
         self.model_dir = ModelDir(path)
         config = self.model_dir.load_config(trust_imports=trust_imports)
         self.config, self.model, self.info = self.model_dir.restore(config, need_rows=False)
@@ -407,6 +473,7 @@ class _EnsembleBackend:
     def __init__(self, path: str, trust_imports=False):
         from tfxc.model_dir import ModelDir
 
+        self.path = path
         model_dir = ModelDir(path)
         record = model_dir.ensemble()
         self.method, self.list_size = record["method"], record["list_size"]
@@ -486,6 +553,48 @@ class _SavedModelBackend:
 
     def export(self, path: str, top_k):
         raise TfxcError(f"{self.path} is already a SavedModel")
+
+
+def _copy_model(source: str, path: str) -> None:
+    """Copies the model directory (or SavedModel) `source` to the new directory `path` (see `Classifier.save`)."""
+    import shutil
+    import tempfile
+
+    from tfxc.model_files import CHECKPOINT_DIR, LOCK_FILE, TENSORBOARD_DIR
+    from tfxc.utils import checkpoint_state
+
+    real, target = os.path.realpath(source), os.path.realpath(path)
+    if target == real or target.startswith(real.rstrip(os.sep) + os.sep):
+        raise TfxcError(f"cannot save the model into {path}: it is (inside) the model's own directory {source}; "
+                        "choose a path outside it")
+    if os.path.lexists(path):
+        raise TfxcError(f"cannot save the model into {path}: it exists; choose a new path")
+    left_out = {LOCK_FILE, TENSORBOARD_DIR, SOURCES_DIR, CONVERTED_DIR}
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        if os.path.basename(directory) != CHECKPOINT_DIR:
+            return {name for name in names if name in left_out} if os.path.isfile(
+                os.path.join(directory, "config.json")) else set()
+        newest = checkpoint_state.checkpoints(directory)[:1]
+        keep = {os.path.basename(p) for p in newest}
+        return {name for name in names if name.split(".", 1)[0] not in keep}
+
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(path))}.saving-", dir=parent)
+    try:
+        copy = os.path.join(tmp, "model")
+        shutil.copytree(source, copy, ignore=ignore)
+        for directory, _, names in os.walk(copy):  # each kept checkpoint's state file names it alone
+            if os.path.basename(directory) == CHECKPOINT_DIR:
+                kept = sorted({n.split(".", 1)[0] for n in names if n.endswith(".index")})
+                state = "".join(f'model_checkpoint_path: "{k}"\nall_model_checkpoint_paths: "{k}"\n'
+                                for k in kept[:1])
+                with open(os.path.join(directory, checkpoint_state.STATE_FILE), "w") as f:
+                    f.write(state)
+        os.rename(copy, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _num_rows(x) -> int:
