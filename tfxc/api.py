@@ -11,12 +11,15 @@ omikuji's load, PECOS's CSR matrices):
   csr = model.predict(X_test, k=5, as_csr=True)            # PECOS-style CSR [n, L] of the top-k scores
   metrics = model.evaluate(X_test, Y_test)                # any labelled pair, no conversion into a data dir
   tfxc.load(model.export("runs/mine-savedmodel"))        # a SavedModel answers the same
+  tfxc.load(model.save("models/mine"))                    # a copy of the model directory, for loading elsewhere
 
 Features are a SciPy sparse matrix or a dense 2-D array, or (for models trained
 on text) a list of strings: a text encoder (`text_cnn`, `pretrained`, ...)
 tokenises them in the graph, a bag-of-words model maps them through the TF-IDF
-featurizer fit at conversion; labels a SciPy sparse matrix or a list of label
-lists (ids, or names for text). `fit` writes the arrays as PECOS `.npz` (or
+featurizer fit at conversion; labels a SciPy sparse matrix, a dense 0/1
+indicator matrix (NumPy, as `MultiLabelBinarizer` gives), a 1-D array or list
+of class ids (one label a row), or a list of label lists (ids, or names for
+text). `fit` writes the arrays as PECOS `.npz` (or
 JSONL for text) under `model_dir/sources/`, converts them like any data set and
 trains with the one training loop, so everything the CLIs guarantee (resume,
 the lock, the data binding) holds here too.
