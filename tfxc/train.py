@@ -24,7 +24,7 @@ import sys
 
 from tfxc.cli import add_config_args, add_trust_args, main_wrapper, setup_logging
 from tfxc.config import config_to_json
-from tfxc.errors import ConfigError
+from tfxc.errors import ConfigError, DataError
 
 
 def default_model_dir(config_path: str | None) -> str:
@@ -80,6 +80,9 @@ def main(argv=None):
     parser.add_argument("--plan", action="store_true",
                         help="print the memory plan (estimated peak memory by component, and the keys that cut "
                              "each part) for the config and the data, and exit without training")
+    parser.add_argument("--shape", metavar="rows=N,features=D,labels=L,labels_per_row=l,features_per_row=f",
+                        help="with --plan: plan for training data of this shape without reading any (data not "
+                             "downloaded yet); --plan without the data asks for it")
     parser.add_argument("--summary", action="store_true",
                         help="print the model's parameters (each variable's shape and count, the encoder's and the "
                              "head's totals, how many are trained) and exit without training")
@@ -105,12 +108,19 @@ def main(argv=None):
         source = resolve.from_sources(_data_section(args), args.overrides, preset=args.preset)
     else:
         source = resolve.read_config(args.config, overrides, preset=args.preset)
+    if args.shape and (not args.plan or source.thin):
+        raise ConfigError("--shape goes with --plan and a whole config (--config; a recipe is chosen from the data "
+                          "itself)")
     if source.thin:  # the rest comes from the recipe for its data
         return train_recipe(args, source)
     config = source.config
     if args.print_config:
         sys.stdout.write(config_to_json(config))
         return 0
+    from tfxc.training.memory_plan import missing_data
+
+    if args.plan and (args.shape or missing_data(config.data)):  # planned before the data exists
+        return plan_from_shape(config, args)
     from tfxc.kfold import folds_of
 
     if args.num_parts:
@@ -133,6 +143,16 @@ def main(argv=None):
         return 0
     run = start_run(source, model_dir, part=args.part, allow_changed_config=args.allow_changed_config)
     return run_training(run, model_dir, args)
+
+
+def plan_from_shape(config, args) -> int:
+    """--plan of data not read: of the declared --shape; without one, says how to declare it."""
+    from tfxc.training.memory_plan import DataShape, missing_data, no_data_message, show_shape_plan
+
+    if not args.shape:
+        raise DataError(no_data_message(), path=missing_data(config.data))
+    show_shape_plan(config, DataShape.parse(args.shape), args.part)
+    return 0
 
 
 def _data_section(args) -> dict:

@@ -189,3 +189,37 @@ def _pifa_and_idf(info):
     from tfxc.tree import cached_split_pifa
 
     return cached_split_pifa(info), 3, None  # sparse_idf is off by default
+
+
+AMAZON_670K = "rows=490449,features=135909,labels=670091,labels_per_row=5.45,features_per_row=75.7"
+
+
+def test_a_config_whose_data_is_not_there_is_planned_from_a_declared_shape(tmp_path):
+    from helpers import run_cli
+
+    # Amazon-670K is not downloaded: without a shape the plan says how to give one, in one line.
+    missing = run_cli("tfxc.train", "--config", "configs/mach_amazon670k.json", "--plan", "--model-dir",
+                      str(tmp_path / "m"), check=False)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "data/Amazon-670K/train.txt: not found" in missing.stderr and "--shape rows=" in missing.stderr
+    out = run_cli("tfxc.train", "--config", "configs/mach_amazon670k.json", "--plan", "--shape", AMAZON_670K,
+                  "--model-dir", str(tmp_path / "m")).stdout
+    # MACH's guide: one part's memory, train.sh's total, a part's time and the SavedModel's size.
+    assert "the head trains in 32 parts: one part's process needs" in out
+    assert "train.sh runs PARALLEL (default 2) at a time" in out
+    assert "one part trains in ~" in out and "the SavedModel (tfxc.export)" in out
+    assert "planned from the declared shape rows=490449" in out
+    assert not os.path.exists("runs/data/amazon-670k/stats.json")
+
+
+def test_a_declared_shape_names_what_is_wrong_with_it():
+    from tfxc.errors import ConfigError
+    from tfxc.training.memory_plan import DataShape
+
+    shape = DataShape.parse(AMAZON_670K)
+    assert (shape.rows, shape.labels, shape.features_per_row) == (490449, 670091, 75.7)
+    assert shape.info().splits["train"]["avg_labels_per_point"] == 5.45
+    for text, message in (("rows=10", "give features, labels"), ("rows=x," + AMAZON_670K[11:], "not a number"),
+                          ("rows=-1," + AMAZON_670K[11:], "must be positive"), ("cols=3", "not KEY=VALUE")):
+        with pytest.raises(ConfigError, match=message):
+            DataShape.parse(text)

@@ -61,3 +61,13 @@ def test_a_label_tree_scores_its_positives_paths_and_their_siblings():
 @pytest.mark.parametrize("seconds, text", [(4.26, "~4.3 s"), (12.4, "~12 s"), (200, "~3 min"), (7200, "~2.0 h")])
 def test_estimates_read_as_one_short_figure(seconds, text):
     assert format_seconds(seconds) == text
+
+
+def test_mach_scores_its_buckets_and_the_encoders_hidden_layers_count():
+    head = {"name": "mach", "num_buckets": 20, "num_repetitions": 2}
+    cfg = config(head)
+    cfg["model"]["encoder"]["hidden_units"] = [6]
+    w = work(cfg, PROFILE, val_points=100, bag="sparse")
+    # The bag [5 x 10], the hidden [10 x 6] and the head's [6 x 40] (R x B buckets, not the 50 labels).
+    assert w.step_flops == 3 * 2 * 100 * (5 * 10 + 10 * 6 + 6 * 40)
+    assert w.step_bytes == ADAM_BYTES_PER_WEIGHT * (6 * 40 + 10 * 6 + 200 * 10) + SCORE_BYTES * 100 * 40

@@ -165,6 +165,27 @@ class PretrainedEncoder(Encoder):
         width = self.backbone.hidden_dim
         return width * self.pooled_layers if self.pooling == "first_tokens" else width
 
+    def memory_step_bytes(self, batch_size: int, training: bool = True) -> int:
+        """A transformer's activations for a batch of the longest texts (`max_length` tokens; batches pad to
+        their longest row). Per token and layer a training step keeps for the gradient 13 hidden-wide tensors
+        (the layer's input, Q, K, V, the attention's context, its projection, dropout, residual and layer
+        norm; the feed-forward output, dropout, residual and layer norm), the feed-forward's two
+        intermediate-wide ones (before and after the activation) and per head a row of attention scores,
+        probabilities and their dropout (3 x heads x length); a forward pass without gradient holds one
+        layer's working set at a time (its input, Q, K, V, the scores and probabilities and the
+        feed-forward's intermediate)."""
+        backbone = self.backbone
+        hidden = backbone.hidden_dim
+        heads = getattr(backbone, "num_heads", max(1, hidden // 64))
+        intermediate = getattr(backbone, "intermediate_dim", 4 * hidden)
+        length = self.tokenizer.max_length
+        width = 2 if backbone.dtype_policy.compute_dtype == "bfloat16" else 4
+        if training:
+            per_token = backbone.num_layers * (13 * hidden + 2 * intermediate + 3 * heads * length)
+        else:
+            per_token = 4 * hidden + intermediate + 2 * heads * length
+        return int(batch_size * length * per_token * width)
+
     def tokenize(self, texts) -> dict:
         return self.tokenizer(texts)
 

@@ -8,9 +8,9 @@ The estimate is the work the config asks for, times what this machine was measur
 * `step_flops`: the products of one training step. A product [B, w] x [w, n] costs 2·B·w·n flops forward
   and twice that backward (the gradients of both factors), so a trained product counts 3 x 2·B·w·n: the
   bag of features ([B, D] x [D, w] for the "full" bag, [B, U] x [U, w] over the batch's U features for
-  the "dense" one, the rows' f non-zero features for the "sparse" one), the
+  the "dense" one, the rows' f non-zero features for the "sparse" one), the encoder's hidden layers, the
   exact head's [B, w] x [w, L] (or the label tree's scored nodes, about labels per point x nr_splits per
-  level) and XR-Linear's sparse term (`s` features per label and row).
+  level; MACH's R x B buckets) and XR-Linear's sparse term (`s` features per label and row).
 * `step_bytes`: Adam's update of the weights it touches (read w, g, m, v; write w, m, v: 28 bytes a
   weight): the head's [w, L] (+ [s, L]) and the bag's rows (all D for the full bag, the batch's
   features otherwise); and the loss's passes over the step's [B, L] scores (`SCORE_BYTES`), which do
@@ -77,7 +77,8 @@ def work(config: dict, profile, val_points: int, bag: str = "sparse") -> Work:
 
     Args:
       config: a whole config's model, trainer sections (`trainer.epochs`, `global_batch_size`,
-        `eval_every_epochs`; `model.encoder.embedding_dim`; `model.head` name and options).
+        `eval_every_epochs`; `model.encoder.embedding_dim` and `hidden_units`; `model.head` name and options:
+        a label tree's scored nodes, MACH's `num_buckets` x `num_repetitions`, otherwise every label).
       profile: the data's shape: `num_points`, `num_features`, `num_labels`, `labels_per_point`,
         `features_per_point` (a `tfxc.recipe.DataProfile`).
       val_points: points in the validation split (0: no evaluation during training).
@@ -85,21 +86,28 @@ def work(config: dict, profile, val_points: int, bag: str = "sparse") -> Work:
         product; "dense", a [B, U] x [U, w] product over the U <= B·f features of the batch; "sparse", the
         rows' own f features.
     """
-    trainer, head = config["trainer"], config["model"]["head"]
-    batch, width = trainer["global_batch_size"], config["model"]["encoder"]["embedding_dim"]
+    trainer, head, encoder = config["trainer"], config["model"]["head"], config["model"]["encoder"]
+    batch, width = trainer["global_batch_size"], encoder["embedding_dim"]
     steps = trainer["epochs"] * max(1, math.ceil(profile.num_points / batch))
     labels, features = profile.num_labels, profile.num_features
     bag_rows = features if bag == "full" else min(features, batch * profile.features_per_point)
     bag_inputs = profile.features_per_point if bag == "sparse" else bag_rows
-    scored = labels if head["name"] != "label_tree" else tree_nodes_scored(head, profile)
+    # The encoder's hidden layers after the bag ([w, h1], [h1, h2], ...): the head reads the last width.
+    widths = [width, *encoder.get("hidden_units", ())]
+    hidden, out = sum(a * b for a, b in zip(widths, widths[1:])), widths[-1]
     support = head.get("sparse_support", 0)
-    step_flops = 3 * 2 * batch * (bag_inputs * width + width * scored + support * scored)
-    step_bytes = (ADAM_BYTES_PER_WEIGHT * ((width + support) * (labels if head["name"] != "label_tree"
-                                                                else tree_nodes(head, labels)) + bag_rows * width)
+    if head["name"] == "label_tree":
+        scored, vectors, eval_scored = tree_nodes_scored(head, profile), tree_nodes(head, labels), labels
+    elif head["name"] == "mach":  # R repetitions of B buckets, every bucket scored (a part: R = 1)
+        scored = vectors = eval_scored = head.get("num_buckets", 1) * head.get("num_repetitions", 1)
+    else:
+        scored = vectors = eval_scored = labels
+    step_flops = 3 * 2 * batch * (bag_inputs * width + hidden + out * scored + support * scored)
+    step_bytes = (ADAM_BYTES_PER_WEIGHT * ((out + support) * vectors + hidden + bag_rows * width)
                   + SCORE_BYTES * batch * scored)
     every = trainer.get("eval_every_epochs", 0)
     evaluations = trainer["epochs"] // every if every and val_points else 0
-    eval_flops = 2 * val_points * (bag_inputs * width + width * labels + support * labels)
+    eval_flops = 2 * val_points * (bag_inputs * width + hidden + out * eval_scored + support * labels)
     bfloat16 = config["model"].get("precision", "float32") in ("auto", "mixed_bfloat16")
     return Work(steps, float(step_flops), float(step_bytes), evaluations, float(eval_flops), bfloat16)
 
