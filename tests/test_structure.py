@@ -27,7 +27,7 @@ FLOORS = (
     ("configs made whole", ("tfxc.recipe", "tfxc.presets", "tfxc.resolve", "tfxc.convert")),
     ("a run's start", ("tfxc.launch",)),
     ("the verbs", ("tfxc.train", "tfxc.members", "tfxc.kfold", "tfxc.evaluate", "tfxc.predict", "tfxc.encode",
-                   "tfxc.extract", "tfxc.api")),
+                   "tfxc.extract", "tfxc.model_backends", "tfxc.api")),
     ("the package's face", ("tfxc",)),
 )
 

@@ -98,7 +98,7 @@ def work(config: dict, profile, val_points: int, bag: str = "sparse") -> Work:
     support = head.get("sparse_support", 0)
     if head["name"] == "label_tree":
         scored, vectors, eval_scored = tree_nodes_scored(head, profile), tree_nodes(head, labels), labels
-    elif head["name"] == "mach":  # R repetitions of B buckets, every bucket scored (a part: R = 1)
+    elif "num_buckets" in head:  # labels hashed into R repetitions of B buckets, every bucket scored (a part: R = 1)
         scored = vectors = eval_scored = head.get("num_buckets", 1) * head.get("num_repetitions", 1)
     else:
         scored = vectors = eval_scored = labels
