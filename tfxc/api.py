@@ -302,8 +302,8 @@ class Classifier:
         out = metrics.result()
         if classification:
             sets = ClassificationMetrics(self.num_labels)
-            sets.update(predicted_sets(predictions.ids, predictions.scores, threshold=None if multiclass else threshold),
-                        indptr, indices)
+            chosen = predicted_sets(predictions.ids, predictions.scores, threshold=None if multiclass else threshold)
+            sets.update(chosen, indptr, indices)
             out.update(sets.result())
         return out
 

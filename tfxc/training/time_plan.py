@@ -17,8 +17,8 @@ The estimate is the work the config asks for, times what this machine was measur
   not shrink with w.
 * `eval_flops`: one forward pass over the validation split per evaluation.
 * the rates: `calibrate()` times a matmul (in float32, and in bfloat16 for the configs whose products run
-  in it) and an Adam-like update on this machine (a fraction of a second); `step_overhead` and `start` (tracing the step and evaluation functions, the input
-  pipeline's warm-up) are constants measured on this project's 2-core machine (`STEP_OVERHEAD_S`,
+  in it) and an Adam-like update on this machine (a fraction of a second); `step_overhead` and `start`
+  (tracing the step and evaluation functions, the input pipeline's warm-up) are constants measured on this project's 2-core machine (`STEP_OVERHEAD_S`,
   `START_S`), since they hardly depend on the shapes.
 
 It is an order of magnitude for choosing a preset, not a promise: it counts the planned steps, which
