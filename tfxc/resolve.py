@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass
 
 from tfxc.config.compare import flat_differences
-from tfxc.config.loading import load_config_data, parse_override, read_json, to_dict
+from tfxc.config.loading import apply_overrides, load_config_data, parse_override, read_json, to_dict
 from tfxc.config.schema import ExperimentConfig
 from tfxc.data.sources import with_validation
 from tfxc.errors import ConfigError
@@ -127,14 +127,17 @@ def whole(source: ConfigSource, info) -> tuple[ExperimentConfig, list[str]]:
     """
     if not source.thin:
         return source.config, []
+    # `--set preset=...` chose the recipe's config below; the whole config it became has no preset.
+    overrides = [o for o in source.overrides if parse_override(o)[0] != ["preset"]]
+    # The recipe holds out a validation share unless the data section has its own (`with_validation`): it
+    # must see the data the overrides make (`--set data.val_fold=0/5` is a held-out fold, not a second split).
+    tree = apply_overrides(source.tree, [o for o in overrides if parse_override(o)[0][0] == "data"])
     if source.own_keys:
-        chosen, reasons = resolve_thin(source.tree, info, source.name, source.config.preset)
+        chosen, reasons = resolve_thin(tree, info, source.name, source.config.preset)
         origin = "the recipe with " + source.name
     else:
-        chosen, reasons = preset_config(source.tree["data"], info, source.config.preset)
+        chosen, reasons = preset_config(with_validation(tree["data"]), info, source.config.preset)
         origin = source.origin
-    # `--set preset=...` chose the recipe's config above; the whole config it became has no preset.
-    overrides = [o for o in source.overrides if parse_override(o)[0] != ["preset"]]
     return load_config_data(chosen, overrides, origin=origin), reasons
 
 

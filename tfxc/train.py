@@ -189,7 +189,13 @@ def train_recipe(args, source) -> int:
     if best and args.merge_parts:
         raise ConfigError("--merge-parts: the best preset's members stay separate models; --link-parts combines "
                           "them")
-    if not best and (args.part is not None or args.merge_parts or args.link_parts):
+    from tfxc.kfold import folds_of
+
+    folds = folds_of(source.config)  # data.val_fold "*/K": every fold, the parts of one ensemble
+    if folds and args.num_parts:
+        print(folds)
+        return 0
+    if not best and not folds and (args.part is not None or args.merge_parts or args.link_parts):
         raise ConfigError("--part, --merge-parts and --link-parts are for configs whose head trains in parts; the "
                           "recipe's heads train whole (a thin config that names such a head: write it out whole)")
     model_dir = args.model_dir or (os.path.join("runs", _stem(args)) if args.train else default_model_dir(args.config))
@@ -205,6 +211,8 @@ def train_recipe(args, source) -> int:
         if metrics:
             print("test: " + format_metrics(metrics))
         return 0
+    if folds:
+        return train_every_fold(source, model_dir, args)
     run = start_run(source, model_dir, looking=bool(args.print_config or args.num_parts))
     config = run.config
     if args.print_config:
@@ -229,8 +237,9 @@ def train_every_fold(source, model_dir: str, args) -> int:
     from tfxc.eval.evaluator import format_metrics
     from tfxc.kfold import train_folds
 
-    if args.merge_parts or args.plan or args.summary:
-        raise ConfigError("--merge-parts, --plan and --summary read one model: give data.val_fold 'i/K' (one fold)")
+    if args.merge_parts or args.plan or args.summary or args.print_config:
+        raise ConfigError("--merge-parts, --plan, --summary and --print-config read one model: give data.val_fold "
+                          "'i/K' (one fold)")
     metrics = train_folds(source, model_dir, part=args.part, link=args.link_parts,
                           final_evaluation=not args.skip_eval, trust_imports=args.trust_imports)
     if metrics:

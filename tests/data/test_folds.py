@@ -127,3 +127,19 @@ def test_every_fold_as_the_parts_of_one_ensemble_with_train_sh_and_resumed_by_tf
     run_cli("tfxc.predict", "--saved-model", str(tmp_path / "saved"), "--input", str(tmp_path / "queries.jsonl"),
             "--output", str(tmp_path / "out.jsonl"), "--top-k", "3")
     assert len(json.loads((tmp_path / "out.jsonl").read_text())["labels"]) == 3
+
+
+def test_a_recipe_config_trains_its_folds(tmp_path, shared_data):
+    """A thin config (`"recipe": true`) with `data.val_fold`: "*/3" crashed in the recipe (`KeyError: 'train'`, the
+    conversion of every fold has no train split of its own), and a fold "0/3" met the recipe's own validation
+    share (`val_fold holds out a fold of train; give no val source or val_percent with it`)."""
+    from tfxc import resolve
+
+    thin = tmp_path / "thin.json"
+    thin.write_text(json.dumps({"recipe": True, "data": {
+        "format": "jsonl", "train": f"{shared_data}/banking77/test.jsonl", "dir": str(tmp_path / "data"),
+        "text": {"ngram_max": 2, "min_df": 1}}}))
+    source = resolve.read_config(str(thin), ["data.val_fold=0/3"])
+    config, _ = resolve.whole(source, ensure_converted(source.config.data))
+    assert config.data.val_fold == "0/3" and not config.data.val_percent
+    assert run_cli("tfxc.train", "--config", str(thin), "--set", "data.val_fold=*/3", "--num-parts").stdout.strip() == "3"
