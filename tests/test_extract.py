@@ -47,6 +47,7 @@ def sha(path) -> str:
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
+@pytest.mark.slow  # docs/images.md's first block extracts a digit folder in the fast suite
 def test_folder_to_features(tmp_path, digit_folder, resnet, digits):
     out = str(tmp_path / "features")
     card = extract("--folder", digit_folder, "--preset", resnet, "--out", out, "--batch-size", "100",

@@ -10,6 +10,7 @@ import pytest
 from helpers import run_cli, tiny_config
 
 
+@pytest.mark.slow  # tests/test_recipe.py's Chinese CSV trains, exports and predicts from text in the fast suite
 def test_jsonl_text_model_trains_exports_and_predicts_from_text(shared_data, tmp_path):
     config = tiny_config(
         tmp_path,
