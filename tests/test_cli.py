@@ -219,6 +219,87 @@ def test_a_number_flag_s_range_is_in_its_message():
         FiniteFloat(high=2)("3")
 
 
+def _int_flags_in_source() -> dict[str, list[str]]:
+    """{file relative to REPO: [flag, ...]} of the `add_argument` calls typed with `tfxc.cli.AsciiInt` (or its
+    instances `positive_int`, `non_negative_int`, `any_int`); fails on any typed `int` (which takes '1_000',
+    ' 3', '+3' and other scripts' digits: '١٢' is 12)."""
+    found, typed_int = {}, []
+    for top in ("tfxc", "tools"):
+        for root, _, files in os.walk(os.path.join(REPO, top)):
+            for name in sorted(files):
+                if not name.endswith(".py"):
+                    continue
+                path = os.path.join(root, name)
+                relative = os.path.relpath(path, REPO)
+                for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
+                    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                            and node.func.attr == "add_argument"):
+                        continue
+                    kind = next((k.value for k in node.keywords if k.arg == "type"), None)
+                    flag = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else "?"
+                    if isinstance(kind, ast.Name) and kind.id == "int":
+                        typed_int.append(f"{relative}: {flag}")
+                    elif (isinstance(kind, ast.Name) and kind.id in ("positive_int", "non_negative_int", "any_int")) \
+                            or (isinstance(kind, ast.Call) and getattr(kind.func, "id", "") == "AsciiInt"):
+                        found.setdefault(relative, []).append(flag)
+    assert typed_int == [], f"type=int takes '1_000' and '١٢': use tfxc.cli.AsciiInt: {typed_int}"
+    return found
+
+
+def test_every_integer_flag_takes_ascii_digits_only(monkeypatch):
+    """`type=int` (and `positive_int`, which called int()) took '1_000', ' 3', '+3' and '١٢' (Arabic-Indic
+    digits, read as 12): every integer flag of every verb and tool is a `tfxc.cli.AsciiInt`, which reads ASCII
+    digits with an optional '-' only, in its range, and names the flag when it refuses."""
+    from tfxc.cli import AsciiInt
+
+    flags = _int_flags_in_source()
+    assert "--batch-size" in flags.get(os.path.join("tfxc", "predict.py"), []), flags
+    refused = ["1_000", "١٢", " 3", "3 ", "+3", "²", "3.0", "1e3", "0x10", "", "-", "9" * 5000]
+    def flag_actions(parser, command=()):
+        """{flag: (the sub-command's words, action)} of a parser and its sub-commands' parsers."""
+        parser.error = _refuse  # instead of printing the usage and exiting
+        out = {}
+        for action in parser._actions:
+            action.required = False  # only the number flag is given
+            out.update({name: (command, action) for name in action.option_strings})
+            for word, sub in (getattr(action, "choices", None) or {}).items() if isinstance(
+                    action, argparse._SubParsersAction) else ():
+                out.update({k: v for k, v in flag_actions(sub, (*command, word)).items() if k not in out})
+        return out
+
+    for relative, names in flags.items():
+        parser = _parser_of(relative, monkeypatch)
+        actions = flag_actions(parser)
+        for flag in names:
+            command, action = actions[flag]
+            assert isinstance(action.type, AsciiInt), (relative, flag, action.type)
+            named = re.escape(f"argument {flag}") + r"(/[-\w]+)*: "
+            for text in refused:
+                with pytest.raises(_Refused, match=named):
+                    parser.parse_args([*command, f"{flag}={text}"])
+            low = 0 if action.type.low is None else action.type.low
+            args = parser.parse_args([*command, flag, str(low)] + (["1"] if action.nargs == "+" else []))
+            got = getattr(args, action.dest)
+            assert got == low or got == [low, 1], (relative, flag, got)
+            if action.type.low is not None:
+                with pytest.raises(_Refused, match=named + "must be"):
+                    parser.parse_args([*command, f"{flag}={action.type.low - 1}"])
+
+
+def test_an_integer_flag_s_range_is_in_its_message():
+    from tfxc.cli import AsciiInt, positive_int
+
+    assert positive_int("12") == 12 and AsciiInt()("-3") == -3 and AsciiInt(0, 1)("1") == 1
+    for kind, text, message in [(positive_int, "0", "must be >= 1, got 0"),
+                                (positive_int, "1_000", "expected an integer >= 1 in ASCII digits, got '1_000'"),
+                                (positive_int, "١٢", "expected an integer >= 1 in ASCII digits, got '١٢'"),
+                                (AsciiInt(0, 1), "2", "must be in [0, 1], got 2"),
+                                (AsciiInt(), " 3", "expected an integer in ASCII digits, got ' 3'"),
+                                (AsciiInt(), "9" * 5000, "expected an integer of at most 18 digits, got '999999")]:
+        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(message)):
+            kind(text)
+
+
 def test_predict_refuses_a_threshold_that_is_not_a_finite_number(tmp_path, capsys):
     """P5: --threshold nan (or 1e400) gave every row no label, rc 0."""
     from tfxc import predict

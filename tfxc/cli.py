@@ -11,7 +11,7 @@ import sys
 import time
 
 from tfxc.errors import TfxcError
-from tfxc.utils.numbers import ascii_float
+from tfxc.utils.numbers import ascii_float, ascii_int
 from tfxc.utils.signals import Terminated, ending_signals_raise, raise_if_signalled
 
 
@@ -95,15 +95,53 @@ def main_wrapper(fn):
     return wrapped
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+class AsciiInt:
+    """argparse type of every integer flag: ASCII digits with an optional leading '-', optionally in a range.
+
+    `type=int` (Python's `int()`) also reads '1_000', ' 3', '+3' and the digits of other scripts ('١٢' is 12,
+    silently); the counts, sizes and seeds a person types are written as the files tfxc writes them, so only
+    `tfxc.utils.numbers.ascii_int`'s spelling counts. argparse's error names the flag:
+    `argument --batch-size: expected an integer >= 1 in ASCII digits, got '1_000'`.
+
+    Args:
+      low, high: the bounds, both inside the range (None: unbounded on that side).
+    """
+
+    #: More digits than an int64 holds is no count or seed a flag wants (and `int()` refuses over 4,300).
+    MAX_DIGITS = 18
+
+    def __init__(self, low: int | None = None, high: int | None = None):
+        self.low, self.high = low, high
+
+    def range_text(self) -> str:
+        """The range, e.g. "[0, 1]", ">= 1" or "" when unbounded."""
+        if self.low is not None and self.high is not None:
+            return f"[{self.low}, {self.high}]"
+        if self.low is not None:
+            return f">= {self.low}"
+        return f"<= {self.high}" if self.high is not None else ""
+
+    def __call__(self, text: str) -> int:
+        if len(text.lstrip("-")) > self.MAX_DIGITS:
+            raise argparse.ArgumentTypeError(f"expected an integer of at most {self.MAX_DIGITS} digits, "
+                                             f"got {text[:24]!r}...")
+        value = ascii_int(text)
+        if value is None:
+            where = self.range_text()
+            raise argparse.ArgumentTypeError(f"expected an integer{' ' + where if where else ''} in ASCII digits, "
+                                             f"got {text!r}")
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            where = self.range_text()
+            raise argparse.ArgumentTypeError(f"must be {'in ' if where[0] == '[' else ''}{where}, got {value}")
+        return value
+
+    def __repr__(self) -> str:  # argparse's messages and --help never show it; a failing test may
+        return f"AsciiInt({self.range_text() or 'any'})"
+
+
+positive_int = AsciiInt(1)
+non_negative_int = AsciiInt(0)
+any_int = AsciiInt()
 
 
 class FiniteFloat:

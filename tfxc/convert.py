@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 
-from tfxc.cli import add_config_args, main_wrapper, setup_logging
+from tfxc.cli import AsciiInt, add_config_args, main_wrapper, positive_int, setup_logging
 from tfxc.config import load_config
 from tfxc.config.data_schema import DATA_FORMATS
 
@@ -33,8 +33,9 @@ def main(argv=None):
     parser.add_argument("--train-labels", default="")
     parser.add_argument("--test-labels", default="")
     parser.add_argument("--label-names", default="", help="labels.txt with one label name per line")
-    parser.add_argument("--index-base", type=int, default=0, help="1 for 1-based feature ids (header-less XC)")
-    parser.add_argument("--num-shards", type=int, default=4)
+    parser.add_argument("--index-base", type=AsciiInt(0, 1), default=0,
+                        help="1 for 1-based feature ids (header-less XC)")
+    parser.add_argument("--num-shards", type=positive_int, default=4)
     parser.add_argument("--out", help="output directory")
     parser.add_argument("--force", action="store_true", help="convert even if DIR is up to date")
     args = parser.parse_args(argv)

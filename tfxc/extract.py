@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from tfxc.cli import Progress, main_wrapper, positive_int, setup_logging
+from tfxc.cli import Progress, main_wrapper, non_negative_int, positive_int, setup_logging
 from tfxc.errors import DataError, TfxcError
 from tfxc.images import DEFAULT_MAX_PIXELS
 from tfxc.images.feature_store import FeatureStore, parse_fractions, read_split_file, split_by_rows
@@ -273,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", default="", help="a keras-hub image backbone preset directory (required)")
     parser.add_argument("--out", default="", help="the output directory ({train,val,test}/features.npy ...; required)")
     parser.add_argument("--pooling", default="auto", help="auto, avg, max, cls or embedding (tfxc.images.backbones)")
-    parser.add_argument("--image-size", type=int, default=0, help="resize to this square size (default: the preset's)")
+    parser.add_argument("--image-size", type=non_negative_int, default=0,
+                        help="resize to this square size (default: the preset's)")
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                         help="auto: bfloat16 matmuls where the machine has them natively")
@@ -284,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="", help=f"row fractions, e.g. {DEFAULT_SPLIT} (the default where the "
                                                     "source names no splits)")
     parser.add_argument("--split-file", default="", help="a CSV of ref,split lines, one per image")
-    parser.add_argument("--seed", type=int, default=0, help="the seed of --split's row draw")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="the seed of --split's row draw")
     parser.add_argument("--chunk-rows", type=positive_int, default=4096, help="rows between resume points")
     parser.add_argument("--restart", action="store_true", help="drop a partial extraction made with other settings")
     return parser

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from tfxc.cli import Progress, finite_float, main_wrapper, positive_int, setup_logging
+from tfxc.cli import AsciiInt, Progress, finite_float, main_wrapper, positive_int, setup_logging
 from tfxc.data.sources import source_format
 from tfxc.errors import DataError, TfxcError
 from tfxc.utils.display import json_text
@@ -156,7 +156,7 @@ def main(argv=None):
                              "for one-vs-all sigmoids); a row may then have none")
     parser.add_argument("--format", choices=["xc", "jsonl", "pecos"], default=None)
     parser.add_argument("--batch-size", type=positive_int, default=512)
-    parser.add_argument("--index-base", type=int, choices=[0, 1], default=0,
+    parser.add_argument("--index-base", type=AsciiInt(0, 1), default=0,
                         help="1 for XC files with 1-based feature ids")
     args = parser.parse_args(argv)
     setup_logging()

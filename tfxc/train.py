@@ -22,7 +22,7 @@ import argparse
 import os
 import sys
 
-from tfxc.cli import add_config_args, add_trust_args, main_wrapper, setup_logging
+from tfxc.cli import add_config_args, add_trust_args, any_int, main_wrapper, non_negative_int, setup_logging
 from tfxc.config import config_to_json
 from tfxc.errors import ConfigError, DataError
 
@@ -59,7 +59,7 @@ def main(argv=None):
     parser.add_argument("--num-parts", action="store_true",
                         help="print how many independently trainable parts the head has (1: it trains as a "
                              "whole) and exit")
-    parser.add_argument("--part", type=int, default=None,
+    parser.add_argument("--part", type=non_negative_int, default=None,
                         help="train only this part of the head (e.g. one MACH repetition), in "
                              "MODEL_DIR/parts/part-NNN")
     parser.add_argument("--merge-parts", action="store_true",
@@ -90,7 +90,7 @@ def main(argv=None):
                         help="train even when the memory plan exceeds the available memory (a warning instead)")
     parser.add_argument("-v", "--verbose", action="store_true")
     # The names before heads had parts in general: refused with the new spelling.
-    parser.add_argument("--repetition", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--repetition", type=any_int, help=argparse.SUPPRESS)
     parser.add_argument("--merge-repetitions", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repetition is not None or args.merge_repetitions:

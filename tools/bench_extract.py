@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+from tfxc.cli import positive_int
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -89,9 +91,9 @@ def killed_and_resumed(command: list[str], out: str, total: int) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=1000)
-    parser.add_argument("--size", type=int, default=256, help="the stored images' side, before the 224 crop")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--images", type=positive_int, default=1000)
+    parser.add_argument("--size", type=positive_int, default=256, help="the stored images' side, before the 224 crop")
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--precision", nargs="+", default=["bfloat16", "float32"])
     parser.add_argument("--kill", action="store_true", help="also kill -9 a run half-way, resume it and compare")
     parser.add_argument("--out", default="runs/bench/extract")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from tfxc.cli import add_set_args
+from tfxc.cli import add_set_args, positive_int
 from tfxc.data.pipeline import train_dataset
 from tfxc.resolve import load_with_data
 
@@ -19,7 +19,7 @@ from tfxc.resolve import load_with_data
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=positive_int, default=3)
     add_set_args(parser)
     args = parser.parse_args()
     config, info = load_with_data(args.config, args.overrides)  # a thin config: the recipe for its data

@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from tfxc.cli import non_negative_int, positive_int
 from tfxc.hashing import MachLookup
 from tfxc.kernels.mach import (HAVE_COMPILED_MACH, default_num_threads, mach_candidate_top_k,
                                mach_top_k_compiled, mach_top_k_numpy)
@@ -42,14 +43,14 @@ def report(name, seconds, batch):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--repetitions", "-R", type=int, default=32)
-    p.add_argument("--buckets", "-B", type=int, default=10000)
-    p.add_argument("--labels", "-L", type=int, default=670091)
-    p.add_argument("--k", type=int, default=5)
-    p.add_argument("--top-buckets", type=int, default=50)
-    p.add_argument("--min-freq", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batch", type=positive_int, default=256)
+    p.add_argument("--repetitions", "-R", type=positive_int, default=32)
+    p.add_argument("--buckets", "-B", type=positive_int, default=10000)
+    p.add_argument("--labels", "-L", type=positive_int, default=670091)
+    p.add_argument("--k", type=positive_int, default=5)
+    p.add_argument("--top-buckets", type=positive_int, default=50)
+    p.add_argument("--min-freq", type=non_negative_int, default=2)
+    p.add_argument("--repeats", type=positive_int, default=3)
     p.add_argument("--skip-numpy", action="store_true", help="skip the slow NumPy fallback")
     p.add_argument("--skip-tf", action="store_true", help="skip the TF-graph row")
     args = p.parse_args(argv)

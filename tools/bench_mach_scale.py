@@ -16,7 +16,7 @@ import json
 import subprocess
 import sys
 
-from tfxc.cli import FiniteFloat
+from tfxc.cli import FiniteFloat, positive_int
 from tfxc.utils.numbers import ascii_float
 
 CHILD = r"""
@@ -77,7 +77,7 @@ def label_counts(text: str) -> list[int]:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=label_counts, default=[10**4, 10**5, 10**6, 10**7])
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=positive_int, default=20)
     parser.add_argument("--max-gb", type=FiniteFloat(0, low_open=True), default=16.0)
     args = parser.parse_args(argv)
     print("| L | head | trainable params | step (ms) | peak RSS (GB) |")

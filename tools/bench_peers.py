@@ -32,6 +32,8 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
+from tfxc.cli import non_negative_int, positive_int
+
 SYSTEMS = ("pecos-xrlinear", "napkinxc-plt", "omikuji-parabel", "omikuji-bonsai")
 
 
@@ -190,9 +192,10 @@ def main(argv=None):
     parser.add_argument("--system", required=True, choices=SYSTEMS)
     parser.add_argument("--data", required=True, help="directory with X.trn.npz, Y.trn.npz, X.tst.npz")
     parser.add_argument("--work", required=True, help="output directory (emptied first)")
-    parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--trees", type=int, default=0, help="omikuji: trees in the forest (0: the default, 3)")
-    parser.add_argument("--latency-rows", type=int, default=200,
+    parser.add_argument("--k", type=positive_int, default=5)
+    parser.add_argument("--trees", type=non_negative_int, default=0,
+                        help="omikuji: trees in the forest (0: the default, 3)")
+    parser.add_argument("--latency-rows", type=non_negative_int, default=200,
                         help="test rows timed one at a time (0: no serving timings, as for a validation run)")
     parser.add_argument("--raw-rows", action="store_true",
                         help="train and predict on the rows as given, not L2-normalised (the bench before 2026-11-27)")

@@ -30,6 +30,7 @@ from bench_peers import latency_ms  # same folder
 from profile_ops import read_op_times  # same folder
 
 from tfxc._tf import tf
+from tfxc.cli import non_negative_int, positive_int
 from tfxc.data.info import DatasetInfo
 from tfxc.data.tfrecord import read_all
 from tfxc.export.saved_model import ServingModule
@@ -105,11 +106,11 @@ def main():
     parser.add_argument("--saved-model", required=True)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--batch-sizes", default="1,32,256")
-    parser.add_argument("--calls", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=1, help="time every batch size this many times")
+    parser.add_argument("--calls", type=positive_int, default=200)
+    parser.add_argument("--repeat", type=positive_int, default=1, help="time every batch size this many times")
     parser.add_argument("--baseline", action="store_true",
                         help="also time a signature with the same inputs that does nothing (the call's fixed cost)")
-    parser.add_argument("--profile", type=int, default=0, metavar="N",
+    parser.add_argument("--profile", type=non_negative_int, default=0, metavar="N",
                         help="profile the model's calls and print the N costliest op types and ops")
     args = parser.parse_args()
     start = time.perf_counter()

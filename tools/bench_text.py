@@ -19,6 +19,7 @@ import statistics
 import time
 
 from tfxc._tf import keras, tf
+from tfxc.cli import positive_int
 
 
 def texts_of(path: str) -> list[str]:
@@ -107,7 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="a JSONL file of {\"text\": ...} lines")
     parser.add_argument("--saved-model", action="append", default=[])
-    parser.add_argument("--steps", type=int, default=20, help="timed MiniLM training steps")
+    parser.add_argument("--steps", type=positive_int, default=20, help="timed MiniLM training steps")
     parser.add_argument("--skip-training", action="store_true")
     args = parser.parse_args()
     texts = texts_of(args.data)

@@ -25,6 +25,8 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
+from tfxc.cli import non_negative_int, positive_int
+
 
 def leaf_stats(z: sp.csr_matrix, leaf_of_label: np.ndarray) -> dict:
     sizes = np.bincount(leaf_of_label)
@@ -55,9 +57,9 @@ def main(argv=None):
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--peer-python", help="interpreter with libpecos (omit to time tfxc alone)")
     parser.add_argument("--worker-pecos", help=argparse.SUPPRESS)
-    parser.add_argument("--leaf", type=int, default=100)
-    parser.add_argument("--nr-splits", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--leaf", type=positive_int, default=100)
+    parser.add_argument("--nr-splits", type=positive_int, default=16)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     args = parser.parse_args(argv)
     if args.worker_pecos:
         return pecos_worker(args.worker_pecos, args.leaf, args.nr_splits, args.seed)

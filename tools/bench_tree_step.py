@@ -24,7 +24,7 @@ import numpy as np
 
 from tfxc._tf import tf
 from tfxc.build_context import BuildContext
-from tfxc.cli import add_set_args
+from tfxc.cli import add_set_args, positive_int
 from tfxc.config.loading import from_dict, to_dict
 from tfxc.config.schema import ExperimentConfig
 from tfxc.data.length import TrainingLength
@@ -80,9 +80,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
     parser.add_argument("--preset", default="", help="for a thin config: fast, default or best")
-    parser.add_argument("--batch", type=int, default=1024)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--dense-level-max", type=int, nargs="+", default=[LabelTreeHeadConfig.dense_level_max])
+    parser.add_argument("--batch", type=positive_int, default=1024)
+    parser.add_argument("--steps", type=positive_int, default=20)
+    parser.add_argument("--dense-level-max", type=positive_int,
+                        nargs="+", default=[LabelTreeHeadConfig.dense_level_max])
     parser.add_argument("--no-kernel", action="store_true", help="the tree's pairs through TensorFlow ops")
     add_set_args(parser, example="--set model.encoder.embedding_dim=256")
     args = parser.parse_args()

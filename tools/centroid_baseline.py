@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from tfxc.data.propensity import propensities  # noqa: E402
 from tfxc.heads.sparse_term import label_centroid_support, support_matrix  # noqa: E402
 from tfxc.tree.pifa import pifa, smoothed_idf  # noqa: E402
+from tfxc.cli import positive_int  # noqa: E402
 
 
 def precision_and_psp(scores: np.ndarray, y: scipy.sparse.csr_matrix, inverse_propensity: np.ndarray, k: int = 5):
@@ -43,8 +44,8 @@ def precision_and_psp(scores: np.ndarray, y: scipy.sparse.csr_matrix, inverse_pr
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", help="a directory with X.trn.npz and Y.trn.npz")
-    parser.add_argument("--support", type=int, default=32, help="features per label (default 32)")
-    parser.add_argument("--rows", type=int, default=3000, help="validation rows (default 3,000)")
+    parser.add_argument("--support", type=positive_int, default=32, help="features per label (default 32)")
+    parser.add_argument("--rows", type=positive_int, default=3000, help="validation rows (default 3,000)")
     args = parser.parse_args(argv)
     x = scipy.sparse.load_npz(os.path.join(args.data, "X.trn.npz")).tocsr().astype(np.float32)
     y = scipy.sparse.load_npz(os.path.join(args.data, "Y.trn.npz")).tocsr().astype(np.float32)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from tfxc.cli import AsciiInt
 from tfxc.data.holdout import group_keys, in_validation
 from tfxc.data.readers import open_text
 from tfxc.errors import DataError, TfxcError
@@ -80,7 +81,7 @@ def main(argv=None):
     parser.add_argument("--jsonl", help="JSONL file of the same points, with an 'id' field (default: each "
                         "point is its own group)")
     parser.add_argument("--out", required=True, help="output directory for train.txt and val.txt")
-    parser.add_argument("--percent", type=int, default=10, help="share of the groups held out, in percent")
+    parser.add_argument("--percent", type=AsciiInt(0, 100), default=10, help="share of the groups held out, in percent")
     parser.add_argument("--group-sep", default=":", help="the group key is the id up to this separator")
     args = parser.parse_args(argv)
     if bool(args.xc) == bool(args.x_npz and args.y_npz):

@@ -13,20 +13,20 @@ from __future__ import annotations
 import argparse
 import time
 
-from tfxc.cli import FiniteFloat
+from tfxc.cli import FiniteFloat, non_negative_int, positive_int
 from tfxc.data.synthetic import write_dense_classification
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
-    parser.add_argument("--classes", type=int, default=360232)
-    parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--train", type=int, default=300000)
-    parser.add_argument("--val", type=int, default=10000)
-    parser.add_argument("--test", type=int, default=10000)
+    parser.add_argument("--classes", type=positive_int, default=360232)
+    parser.add_argument("--dim", type=positive_int, default=512)
+    parser.add_argument("--train", type=positive_int, default=300000)
+    parser.add_argument("--val", type=positive_int, default=10000)
+    parser.add_argument("--test", type=positive_int, default=10000)
     parser.add_argument("--noise", type=FiniteFloat(0), default=1.0, help="per-coordinate noise std (centres have std 1)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     args = parser.parse_args(argv)
     start = time.time()
     write_dense_classification(args.out, num_classes=args.classes, dim=args.dim, num_train=args.train,

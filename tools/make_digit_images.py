@@ -20,6 +20,8 @@ import struct
 import sys
 import zlib
 
+from tfxc.cli import positive_int
+
 
 def png_rgb(pixels) -> bytes:
     """A PNG file (8-bit RGB, no interlace) of uint8 [H, W, 3] pixels."""
@@ -72,8 +74,8 @@ def write_digits(out: str, size: int = 16, test_every: int = 5, fmt: str = "png"
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
-    parser.add_argument("--size", type=int, default=16)
-    parser.add_argument("--test-every", type=int, default=5, help="every N-th scan of a digit goes to test/ "
+    parser.add_argument("--size", type=positive_int, default=16)
+    parser.add_argument("--test-every", type=positive_int, default=5, help="every N-th scan of a digit goes to test/ "
                                                                     "(0: one folder per digit, no split)")
     parser.add_argument("--format", choices=("png", "jpeg"), default="png")
     args = parser.parse_args(argv)

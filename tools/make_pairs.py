@@ -24,6 +24,8 @@ import sys
 
 import numpy as np
 
+from tfxc.cli import non_negative_int, positive_int
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")  # tfxc.images.sources' (not imported: it is a tool)
 LFW_NAME = re.compile(r"^(?P<name>.+)_(?P<n>\d{4})\.jpg$")
 
@@ -127,9 +129,10 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--images", required=True, help="ROOT/<identity>/<image>")
     parser.add_argument("--out", required=True, help="the pair list to write (paths in it relative to --images)")
-    parser.add_argument("--folds", type=int, default=10)
-    parser.add_argument("--pairs", type=int, default=300, help="genuine pairs per fold, and as many impostor pairs")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--folds", type=positive_int, default=10)
+    parser.add_argument("--pairs", type=positive_int, default=300,
+                        help="genuine pairs per fold, and as many impostor pairs")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--format", choices=("csv", "lfw"), default="csv")
     args = parser.parse_args(argv)
     if args.folds < 1 or args.pairs < 1:

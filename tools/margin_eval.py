@@ -160,15 +160,15 @@ def faces(args) -> dict:
 
 
 def main(argv=None) -> int:
-    from tfxc.cli import add_trust_args
+    from tfxc.cli import add_trust_args, non_negative_int, positive_int
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("split", help="hold intents out of training for verification")
     p.add_argument("--data", required=True, help="the clinc150 directory (train/valid/test.jsonl, labels.txt)")
     p.add_argument("--out", required=True)
-    p.add_argument("--every", type=int, default=5, help="hold out every N-th intent of labels.txt")
-    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--every", type=positive_int, default=5, help="hold out every N-th intent of labels.txt")
+    p.add_argument("--offset", type=non_negative_int, default=0)
     p = commands.add_parser("openset", help="in-scope accuracy and out-of-scope detection")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--data", required=True, help="the clinc150 directory (test.jsonl and oos/test.jsonl)")

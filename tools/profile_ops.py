@@ -20,7 +20,7 @@ import tempfile
 import time
 
 from tfxc._tf import tf
-from tfxc.cli import add_set_args
+from tfxc.cli import add_set_args, positive_int
 from tfxc.model_dir import ModelDir
 from tfxc.resolve import load_with_data
 from tfxc.training.components import build_components
@@ -68,8 +68,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
     add_set_args(parser)
-    parser.add_argument("--steps", type=int, default=100, help="traced training steps")
-    parser.add_argument("--top", type=int, default=25, help="rows of each table")
+    parser.add_argument("--steps", type=positive_int, default=100, help="traced training steps")
+    parser.add_argument("--top", type=positive_int, default=25, help="rows of each table")
     args = parser.parse_args()
     config, info = load_with_data(args.config, args.overrides)
     strategy = tf.distribute.get_strategy()

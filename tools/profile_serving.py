@@ -18,7 +18,7 @@ import numpy as np
 from profile_step import median_ms  # same folder
 
 from tfxc._tf import tf
-from tfxc.cli import add_trust_args, keep_out_of_import_path
+from tfxc.cli import add_trust_args, keep_out_of_import_path, positive_int
 from tfxc.export.saved_model import ServingModule
 from tfxc.model_dir import ModelDir
 
@@ -26,8 +26,8 @@ from tfxc.model_dir import ModelDir
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", required=True)
-    parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--calls", type=positive_int, default=300)
+    parser.add_argument("--k", type=positive_int, default=5)
     parser.add_argument("--saved-model", default="", help="also time this export's serving_default signature")
     add_trust_args(parser)
     args = parser.parse_args()

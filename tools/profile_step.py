@@ -17,7 +17,7 @@ from tfxc._tf import tf
 from tfxc.data.pipeline import train_dataset
 from tfxc.resolve import load_with_data
 from tfxc.build_context import BuildContext
-from tfxc.cli import add_set_args
+from tfxc.cli import add_set_args, positive_int
 from tfxc.data.length import TrainingLength
 from tfxc.losses import LOSSES
 from tfxc.model import build_model
@@ -38,7 +38,7 @@ def median_ms(fn, steps):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--steps", type=positive_int, default=50)
     add_set_args(parser, example="--set loss.name=active_set --set loss.size=2048")
     args = parser.parse_args()
     cfg, info = load_with_data(args.config, args.overrides)  # a thin config: the recipe for its data

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from tfxc._tf import tf
-from tfxc.cli import add_set_args
+from tfxc.cli import add_set_args, positive_int
 from tfxc.model_dir import ModelDir
 from tfxc.precision import resolve
 from tfxc.resolve import load_with_data
@@ -140,8 +140,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", required=True)
     add_set_args(parser, "a value of every config", "--set trainer.global_batch_size=512")
-    parser.add_argument("--steps", type=int, default=30, help="timed training steps per config")
-    parser.add_argument("--peak-size", type=int, default=2048)
+    parser.add_argument("--steps", type=positive_int, default=30, help="timed training steps per config")
+    parser.add_argument("--peak-size", type=positive_int, default=2048)
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
     peak = {"float32": matmul_peak_gflops(tf.float32, args.peak_size),

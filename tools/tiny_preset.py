@@ -24,6 +24,8 @@ import json
 import os
 import sys
 
+from tfxc.cli import positive_int
+
 FAMILIES = ("bert", "distil_bert", "electra", "roberta", "albert", "deberta_v3", "xlm_roberta")
 
 
@@ -155,12 +157,12 @@ def main(argv=None) -> int:
     parser.add_argument("--family", required=True, choices=FAMILIES)
     parser.add_argument("--texts", required=True, help="a JSONL file with a 'text' field (the training texts)")
     parser.add_argument("--out", required=True, help="the preset directory to write")
-    parser.add_argument("--rows", type=int, default=5000, help="texts read to learn the tokenizer")
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--heads", type=int, default=2)
-    parser.add_argument("--vocabulary", type=int, default=2000)
-    parser.add_argument("--max-sequence-length", type=int, default=128)
+    parser.add_argument("--rows", type=positive_int, default=5000, help="texts read to learn the tokenizer")
+    parser.add_argument("--layers", type=positive_int, default=2)
+    parser.add_argument("--hidden", type=positive_int, default=64)
+    parser.add_argument("--heads", type=positive_int, default=2)
+    parser.add_argument("--vocabulary", type=positive_int, default=2000)
+    parser.add_argument("--max-sequence-length", type=positive_int, default=128)
     args = parser.parse_args(argv)
     build_preset(args.family, read_texts(args.texts, args.rows), args.out, num_layers=args.layers,
                  hidden_dim=args.hidden, num_heads=args.heads, vocabulary_size=args.vocabulary,

@@ -17,6 +17,8 @@ import argparse
 import json
 import sys
 
+from tfxc.cli import non_negative_int, positive_int
+
 FAMILIES = ("resnet", "resnet_50", "vit", "dinov2", "clip")
 # ImageNet's channel statistics, as ResNet's and DINOv2's presets normalise; CLIP's are its own.
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -77,9 +79,9 @@ def build_preset(family: str, directory: str, *, image_size: int = 32, width: in
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", required=True, choices=FAMILIES)
-    parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--width", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--image-size", type=positive_int, default=32)
+    parser.add_argument("--width", type=positive_int, default=16)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     build_preset(args.family, args.out, image_size=args.image_size, width=args.width, seed=args.seed)

@@ -38,7 +38,9 @@ ENCODERS = {
                   "max_length": 16, "dropout": 0.0},
     "text_transformer": {"name": "text_transformer", "embedding_dim": 8, "num_heads": 2, "num_layers": 1,
                          "intermediate_dim": 16, "max_length": 16, "dropout": 0.0},
-    "tfidf_bag": {"name": "sparse_bow", "embedding_dim": 8, "raw_text": True, "bag": "sparse"},
+    # A bag of words on the converted rows: the export puts the TF-IDF featurizer in front of it (export.inputs),
+    # the same graph ops `raw_text` runs inside the encoder (tests/encoders/test_text_encoders.py).
+    "tfidf_bag": {"name": "sparse_bow", "embedding_dim": 8, "bag": "sparse"},
 }
 # Other heads on TextCNN: the zero-row guard sits in the serving module, below every head.
 HEADS = {"text_cnn+mach": (CNN, {"name": "mach", "num_buckets": 8, "num_repetitions": 2}),

@@ -318,3 +318,29 @@ def test_damaged_assets_of_tfxc_load_are_one_error_naming_the_file(trained, tmp_
     copy = damaged_copy(trained[2], tmp_path, name, damage)
     with pytest.raises(TfxcError, match=re.escape(f"{os.path.basename(name)}: {message}")):
         tfxc.load(copy)
+
+
+def test_export_inputs_choose_strings_or_feature_rows_for_a_model_on_features(tmp_path):
+    """`export.inputs`: a feature-row model trained on converted text serves strings by default ("auto"),
+    CSR rows with "features"; "text" without a featurizer, and "features" for an encoder on raw text, are
+    refused. (The end-to-end path: tests/test_recipe.py, the Chinese CSV served as strings in a fresh process.)"""
+    from types import SimpleNamespace
+
+    from tfxc.data.text_features import TfidfFeaturizer
+    from tfxc.errors import ConfigError
+    from tfxc.export.saved_model import serving_featurizer
+
+    path = str(tmp_path / "featurizer.json")
+    TfidfFeaturizer().fit(["a cat sat", "a dog ran", "the cat ran"]).save(path)
+    on_features, on_text = (SimpleNamespace(encoder=SimpleNamespace(input_kind=kind)) for kind in ("features", "text"))
+    vectorizer = serving_featurizer(on_features, "auto", path)
+    out = vectorizer(np.array(["the cat", "zebra"]))
+    assert out["feat_idx"].row_lengths().numpy().tolist() == [2, 0]
+    assert serving_featurizer(on_features, "text", path) is not None
+    assert serving_featurizer(on_features, "features", path) is None
+    assert serving_featurizer(on_features, "auto", None) is None
+    assert serving_featurizer(on_text, "auto", path) is None  # its encoder tokenises
+    with pytest.raises(ConfigError, match="has no TF-IDF featurizer"):
+        serving_featurizer(on_features, "text", None)
+    with pytest.raises(ConfigError, match="reads text itself"):
+        serving_featurizer(on_text, "features", path)

@@ -22,6 +22,7 @@ checkpoint, and a killed ranker resumes likewise.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -125,6 +126,10 @@ def run_level(config, plan: LevelPlan, levels: int, tree, tree_path: str, previo
     trainer = Trainer(cfg, directory, info, strategy, final_evaluation=False)
     if previous_model is not None:
         copy_encoder(trainer.components.model, previous_model.encoder)
+    # The previous level's model (encoder, head, their weights) is copied: referenced here, it would stay
+    # resident through this level's training, on top of what the level's own model holds.
+    previous_model = None
+    gc.collect()  # a Keras model's layers refer to each other: only a collection frees them
     trainer.train()
     # prepare_seconds: the embedding pass, `man` predictions and bootstrap before the loop (of this process:
     # 0 when the level resumed from a checkpoint).
@@ -224,6 +229,10 @@ def train_xr_transformer(config, model_dir: str, info, strategy, *, lock=None, f
             copy_encoder(model, encoder.encoder)
         with strategy.scope():  # the frozen encoder's training rows, embedded once
             frozen_encoder(model).cache_training_rows(embeddings)
+        # Copied into the ranker and its row cache: the last level's restored encoder and the [N, H] array
+        # would otherwise stay resident (the array twice, with the cache) through the ranker's training.
+        encoder = embeddings = model = None
+        gc.collect()
         return trainer.train()
     finally:
         if lock is not None:
