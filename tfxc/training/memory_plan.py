@@ -314,19 +314,23 @@ class DataShape:
     @classmethod
     def parse(cls, text: str) -> "DataShape":
         """From "rows=490449,features=135909,labels=670091,labels_per_row=5.45,features_per_row=75.7"."""
+        from tfxc.utils.numbers import ascii_float, ascii_int
+
         keys = [f.name for f in dataclasses.fields(cls)]
         values = {}
         for item in filter(None, (part.strip() for part in text.split(","))):
-            key, eq, value = item.partition("=")
-            if not eq or key.strip() not in keys:
+            key, eq, value = (part.strip() for part in item.partition("="))
+            if not eq or key not in keys:
                 raise ConfigError(f"--shape: '{item}' is not KEY=VALUE with KEY one of {', '.join(keys)}")
-            key = key.strip()
-            try:
-                number = float(value) if key.endswith("_per_row") else int(value)
-            except ValueError:
-                raise ConfigError(f"--shape: {key}={value!r} is not a number"
-                                  f"{'' if key.endswith('_per_row') else ' (a whole number)'}") from None
-            if not np.isfinite(number) or number <= 0:
+            if key in values:
+                raise ConfigError(f"--shape: {key} is given twice")
+            # As every number tfxc reads from a person: ASCII, finite (float() and int() take '1_000', '١٢', 'nan').
+            number = ascii_float(value) if key.endswith("_per_row") else ascii_int(value)
+            if number is None:
+                raise ConfigError(f"--shape: {key}={value[:40]!r} is not " + (
+                    "a finite number in ASCII decimal notation (e.g. 5.45)" if key.endswith("_per_row")
+                    else "a number in ASCII digits (a whole number, e.g. 490449)"))
+            if number <= 0:
                 raise ConfigError(f"--shape: {key}={value} must be positive")
             values[key] = number
         missing = [key for key in keys if key not in values]

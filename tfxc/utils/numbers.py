@@ -18,7 +18,12 @@ def ascii_int(text: str) -> int | None:
     reads as 3, so 'P@٣' would pass as a metric no evaluation reports); `int()` also takes ' 3', '+3' and
     '1_000'. User text names numbers the way the files tfxc writes do, so only ASCII digits count.
     """
-    return int(text) if isinstance(text, str) and _ASCII_INT.fullmatch(text) else None
+    if not isinstance(text, str) or not _ASCII_INT.fullmatch(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # over the interpreter's 4,300 digits (sys.set_int_max_str_digits): no count of anything
+        return None
 
 
 def ascii_float(text: str) -> float | None:
