@@ -223,3 +223,28 @@ def test_a_declared_shape_names_what_is_wrong_with_it():
                           ("rows=-1," + AMAZON_670K[11:], "must be positive"), ("cols=3", "not KEY=VALUE")):
         with pytest.raises(ConfigError, match=message):
             DataShape.parse(text)
+
+
+def test_a_later_training_in_the_process_is_planned_over_what_the_earlier_ones_left(tmp_path, monkeypatch,
+                                                                                      caplog):
+    # An XR level after the first, a k-fold fold, a best member: the process holds more than the runtime.
+    _, config, info = converted(tmp_path)
+    monkeypatch.setattr(memory_plan, "_checked_trainings", 0)
+    monkeypatch.setattr(memory_plan, "available_bytes", lambda: 64 * 2**30)
+    resident = 3 * 2**30
+    monkeypatch.setattr(memory, "current_rss_bytes", lambda: resident)
+    first, later = plan_memory(config, info), plan_memory(config, info)
+    check_memory(first)
+    assert "held from earlier stages" not in first.format()
+    caplog.clear()
+    caplog.set_level("INFO", logger="tfxc.memory")
+    check_memory(later)
+    held = resident - memory_plan.RUNTIME_BYTES  # the runtime is the process's once: counted by the plan
+    assert component(later, "held from earlier stages") == held
+    assert later.total == first.total + held
+    assert "held from earlier stages" in caplog.text and "3.00 GiB, VmRSS" in caplog.text
+    # A process that holds no more than the runtime the plan counts adds nothing.
+    monkeypatch.setattr(memory, "current_rss_bytes", lambda: 2**20)
+    again = plan_memory(config, info)
+    check_memory(again)
+    assert component(again, "held from earlier stages") == 0 and again.total == first.total

@@ -176,3 +176,82 @@ def test_bad_xr_settings_are_refused(tmp_path, key, value, message):
 
     with pytest.raises(ConfigError, match=message):
         load_config(str(tmp_path / "c.json"), overrides=[f"model.head.{key}={value}"])
+
+
+class _Held:
+    """A stand-in for a restored model, its encoder or an array: only whether something still refers to it."""
+
+    encoder = None
+
+
+def _stage_fakes(monkeypatch, alive: dict):
+    """Trainer, ModelDir and the level helpers replaced: a training records which of `alive`'s weak
+    references still resolve when its loop starts."""
+    import types
+
+    from tfxc.heads import xr_level
+    from tfxc.training import trainer
+    from tfxc.xr import levels, pipeline
+
+    class FakeTrainer:
+        def __init__(self, *args, **kwargs):
+            self.components = types.SimpleNamespace(model=_Held())
+
+        def train(self):
+            alive["at_train"] = {name: ref() is not None for name, ref in alive["refs"].items()}
+            return {}
+
+    monkeypatch.setattr(trainer, "Trainer", FakeTrainer)
+    monkeypatch.setattr(pipeline, "copy_encoder", lambda *args: None)
+    monkeypatch.setattr(pipeline, "level_config", lambda *args: None)
+    monkeypatch.setattr(levels, "start_of_level", lambda *args: {})
+    monkeypatch.setattr(xr_level, "read_start", lambda directory: {})
+    monkeypatch.setattr(xr_level, "write_start", lambda directory, **arrays: None)
+    return pipeline, levels
+
+
+def test_a_stage_lets_go_of_what_it_copied_before_it_trains(tmp_path, monkeypatch):
+    # What an earlier XR stage left and the next one copied would stay resident through its training.
+    import contextlib
+    import types
+    import weakref
+
+    alive = {}
+    pipeline, levels = _stage_fakes(monkeypatch, alive)
+    restored = _Held()
+    alive["refs"] = {"previous level's model": weakref.ref(restored)}
+
+    class FakeModelDir:
+        def __init__(self, path):
+            self.path = path
+
+        def latest_checkpoint(self):
+            return None
+
+        def restore(self, need_rows=False):
+            nonlocal restored
+            model, restored = restored, None  # from here on only run_level refers to it
+            return types.SimpleNamespace(model=model)
+
+    monkeypatch.setattr(pipeline, "ModelDir", FakeModelDir)
+    plan = types.SimpleNamespace(index=1, clusters=4, tree_level=1, steps=1, learning_rate=0.1)
+    head = types.SimpleNamespace(do_fine_tune=True, only_encoder=False)
+    config = types.SimpleNamespace(model=types.SimpleNamespace(head=head),
+                                   runtime=types.SimpleNamespace(strategy="default"))
+    pipeline.run_level(config, plan, 2, None, "", str(tmp_path / "level-0"), None, None, str(tmp_path))
+    assert alive["at_train"] == {"previous level's model": False}
+
+    # The ranker: the last level's encoder and its embeddings of the training rows, copied and cached.
+    encoder, embeddings = _Held(), np.zeros((3, 2), np.float32)
+    alive["refs"] = {"encoder": weakref.ref(encoder), "embeddings": weakref.ref(embeddings)}
+    handed = [encoder, embeddings]
+    monkeypatch.setattr(pipeline, "fine_tune", lambda *args: str(tmp_path / "level-1"))
+    monkeypatch.setattr(levels.EmbeddingModel, "of", classmethod(lambda cls, *args: handed.pop(0)))
+    monkeypatch.setattr(pipeline, "ranker_tree", lambda *args: handed.pop(0))
+    cached = []
+    monkeypatch.setattr(pipeline, "frozen_encoder", lambda model: types.SimpleNamespace(
+        cache_training_rows=lambda rows: cached.append(rows.copy())))
+    del encoder, embeddings
+    strategy = types.SimpleNamespace(scope=contextlib.nullcontext)
+    pipeline.train_xr_transformer(config, str(tmp_path / "ranker"), None, strategy)
+    assert len(cached) == 1 and alive["at_train"] == {"encoder": False, "embeddings": False}

@@ -78,17 +78,24 @@ HEAD_SIZE_KEYS = ("num_buckets", "num_repetitions", "feat_hash_dim", "nr_splits"
 IGNORE_ENV = "TFXC_IGNORE_MEMORY_PLAN"
 
 
+# Trainings whose plan this process has checked (`check_memory`, which every `Trainer` calls first): after the
+# first, a training is a later stage of a run of several in one process.
+_checked_trainings = 0
+
+
 class MemoryPlanError(TfxcError):
     """The memory plan's estimate exceeds the memory available to this process."""
 
 
 @dataclass(frozen=True)
 class Component:
-    """One line of the plan: `name` needs `bytes`; `knobs` are the config keys that cut it."""
+    """One line of the plan: `name` needs `bytes`; `knobs` are the config keys that cut it. `runtime`: loaded
+    once per process (TensorFlow, TF-Text), so a later training in the same process finds it there already."""
 
     name: str
     bytes: int
     knobs: str = ""
+    runtime: bool = False
 
 
 @dataclass
@@ -110,6 +117,26 @@ class MemoryPlan:
     parts: int = 1
     part_total: int = 0
     notes: list[str] = field(default_factory=list)
+
+    def hold_earlier_stages(self, resident: int) -> int:
+        """Adds what a process that trained before holds at this training's start, from its resident set now
+        (`resident` bytes, VmRSS): the part of it above the runtime this plan counts already. Returns it.
+
+        A run of several trainings in one process (XR-Transformer's levels and its ranker, k-fold's folds,
+        `best`'s members) plans each on its own, but a later one starts in a process that holds what the
+        earlier ones left: their runtime, which this plan counts (a process loads it once), and above it what
+        is still referenced and what the allocators keep of what was freed (glibc's arenas and TensorFlow's do
+        not return all of it). Only the measured resident set says how much that is; what an earlier stage
+        still references or keeps comes on top of this stage's own terms, so the estimate is the process's
+        peak: the resident set at the start plus this stage's weights, slots, data and largest transient.
+        """
+        counted = sum(c.bytes for c in self.components if c.runtime)
+        held = max(0, int(resident) - counted)
+        at = max((i + 1 for i, c in enumerate(self.components) if c.runtime), default=len(self.components))
+        self.components.insert(at, Component(
+            "held from earlier stages", held,
+            f"this process's resident set at this stage's start ({gib(resident)}, VmRSS) less the runtime above"))
+        return held
 
     @property
     def total(self) -> int:
@@ -249,8 +276,8 @@ def _plan(config, info, context) -> MemoryPlan:
         Component("parameters", params, _knobs(config, "parameters")),
         Component("optimizer slots", slots, _knobs(config, "slots")),
         Component("data pipeline", int(data), "data.shuffle_buffer"),
-        Component("runtime (TF, Keras)", RUNTIME_BYTES),
-    ] + ([Component("text runtime (TF-Text)", TEXT_RUNTIME_BYTES)]
+        Component("runtime (TF, Keras)", RUNTIME_BYTES, runtime=True),
+    ] + ([Component("text runtime (TF-Text)", TEXT_RUNTIME_BYTES, runtime=True)]
          if model.encoder.input_kind == "text" else []) + (
         [Component("XLA compilation", XLA_BYTES, "the head's evaluation is compiled (Head.serving_jit_compile)")]
         if model.head.serving_jit_compile else [])
@@ -454,20 +481,27 @@ def available_bytes() -> int | None:
     return min(found) if found else None
 
 
-def check_memory(plan: MemoryPlan, ignore: bool = False) -> None:
+def check_memory(plan: MemoryPlan, ignore: bool = False, later_stage: bool | None = None) -> None:
     """Logs the plan; raises `MemoryPlanError` when the part of it still to come exceeds the available memory.
 
     The process already holds its current resident set (TensorFlow loaded), so what must still fit is the
     estimate minus that. `ignore` (--ignore-memory-plan, or TFXC_IGNORE_MEMORY_PLAN=1) turns the refusal into
-    a warning.
+    a warning. `later_stage`: this process has trained before (None: it has if a plan was checked in it
+    before, as every `Trainer` does), so the plan gets what it still holds (`MemoryPlan.hold_earlier_stages`).
     """
-    from tfxc.utils.memory import current_rss_bytes
+    from tfxc.utils import memory
 
+    global _checked_trainings
+    if later_stage is None:
+        later_stage = _checked_trainings > 0
+    _checked_trainings += 1
+    if later_stage:
+        plan.hold_earlier_stages(memory.current_rss_bytes())
     available = available_bytes()
     log.info("%s", plan.format(available))
     if available is None:
         return
-    needed = plan.total - current_rss_bytes()
+    needed = plan.total - memory.current_rss_bytes()
     if needed <= available:
         return
     message = (f"the memory plan estimates {gib(plan.total)} for this run, {gib(needed)} more than this process "
