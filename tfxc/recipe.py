@@ -331,7 +331,6 @@ def recipe_config(data: dict, info) -> tuple[dict, list[str]]:
                       f"{profile.num_features:,} features (bigrams and rare words for texts of at most "
                       f"{SHORT_TEXT_TOKENS} words on average; a Chinese, Japanese or Thai character is a word, "
                       "and such texts get character bigrams)")
-        config["model"]["encoder"]["raw_text"] = True
-        why.append("serving: the SavedModel takes raw strings (the TF-IDF features computed in the graph, "
-                   "in training as in serving: model.encoder.raw_text)")
+        why.append("serving: the SavedModel takes raw strings (the TF-IDF featurizer fit on train is put in front "
+                   "of the model as graph ops at export: export.inputs)")
     return {"data": data, **config}, [f"data: {profile.describe()}"] + why

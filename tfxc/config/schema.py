@@ -254,6 +254,9 @@ class RuntimeConfig:
                  f"{path}: timeouts must be > 0")
 
 
+EXPORT_INPUTS = ("auto", "text", "features")
+
+
 @dataclass(frozen=True)
 class ExportConfig:
     """SavedModel export.
@@ -265,18 +268,26 @@ class ExportConfig:
         top-5 on validation rows meets `index_recall` (`tfxc.export.index_choice`); "auto" keeps the exact
         head where it is as fast or no beam short of all clusters meets it. `top_k_exact` stays exact.
       index_recall, index_leaf_size: the recall of the exact top-5 to reach, in (0, 1]; labels per leaf at most.
+      inputs: what the signatures take from a model that reads feature rows: "auto" (default) takes strings
+        where the data was converted from text (JSONL, CSV, TSV), the TF-IDF featurizer fit on train put in
+        front of the model as graph ops, and feature rows otherwise; "text" requires that featurizer;
+        "features" keeps the CSR feature rows of the featurizer's ids. A model whose encoder reads raw text
+        or images takes those whatever this says, except that "features" is refused for it.
     """
 
     top_k: int = 10
     index: str = "off"
     index_recall: float = 0.99
     index_leaf_size: int = 32
+    inputs: str = "auto"
 
     def validate(self, path: str) -> None:
         _require(self.top_k >= 1, f"{path}.top_k ({self.top_k}) must be >= 1")
         _require(self.index in ("auto", "on", "off"), f"{path}.index ({self.index!r}) must be 'auto', 'on' or 'off'")
         _require(0.0 < self.index_recall <= 1.0, f"{path}.index_recall ({self.index_recall}) must be in (0, 1]")
         _require(self.index_leaf_size >= 2, f"{path}.index_leaf_size ({self.index_leaf_size}) must be >= 2")
+        _require(self.inputs in EXPORT_INPUTS, f"{path}.inputs ({self.inputs!r}) must be one of "
+                                               f"{', '.join(map(repr, EXPORT_INPUTS))}")
 
 
 # The recipe's points on the speed–accuracy frontier, fastest first (`tfxc.presets` holds their rules).

@@ -1,9 +1,10 @@
-"""python -m tfxc.export --model-dir DIR --out DIR [--top-k K] [--index auto|on|off] [--index-recall R] [--set ...]
+"""python -m tfxc.export --model-dir DIR --out DIR [--top-k K] [--inputs auto|text|features] [--index auto|on|off]
+[--index-recall R] [--set ...]
 
 Writes a SavedModel of the latest checkpoint (of an ensemble's members, `--preset best`: one SavedModel that
 combines their lists, `tfxc.export.ensemble`); see `tfxc.export.saved_model` for its signatures and
-`tfxc.export.index_choice` for the label index (--index and --index-recall set export.index and
-export.index_recall).
+`tfxc.export.index_choice` for the label index (--inputs, --index and --index-recall set export.inputs,
+export.index and export.index_recall).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 
 from tfxc.cli import (FiniteFloat, add_set_args, add_trust_args, keep_out_of_import_path, main_wrapper, positive_int,
                       setup_logging)
+from tfxc.config.schema import EXPORT_INPUTS
 from tfxc.utils.io import recover_directory, refuse_to_overwrite_inputs
 
 
@@ -23,6 +25,9 @@ def main(argv=None):
     parser.add_argument("--model-dir", required=True, help="a trained model directory")
     parser.add_argument("--out", required=True, help="the SavedModel directory to write")
     parser.add_argument("--top-k", type=positive_int, default=None, help="k of serving_default (default: export.top_k)")
+    parser.add_argument("--inputs", choices=EXPORT_INPUTS, default=None,
+                        help="what the signatures of a model on feature rows take: 'auto' strings where its data "
+                             "was converted from text, else feature rows (default: export.inputs, 'auto')")
     parser.add_argument("--index", choices=("auto", "on", "off"), default=None,
                         help="serve top_k through a label index (default: export.index, 'off')")
     parser.add_argument("--index-recall", type=FiniteFloat(0, 1, low_open=True), default=None, metavar="R",
@@ -43,6 +48,8 @@ def main(argv=None):
     refuse_to_overwrite_inputs(args.out, {"model directory": args.model_dir}, "--out")
     model_dir = ModelDir(args.model_dir)
     overrides = list(args.overrides)
+    if args.inputs is not None:
+        overrides.append(f"export.inputs={args.inputs}")
     if args.index is not None:
         overrides.append(f"export.index={args.index}")
     if args.index_recall is not None:

@@ -37,7 +37,9 @@ The range check is explicit: on GPU an out-of-range `tf.gather` returns zeros
 instead of raising.
 
 Models on raw text (a text encoder, `Encoder.input_kind == "text"`) tokenise inside
-the graph, with the same ops as training's `tf.data`:
+the graph, with the same ops as training's `tf.data`; so do models on feature rows trained on data
+converted from text, the TF-IDF featurizer fit on train put in front of them (`export.inputs`,
+`serving_featurizer`):
 
   serving_default(text string [B]) -> {"label_ids", "scores", "labels"} as above
   top_k(text string [B], k int32 []) -> the same with a caller-chosen k
@@ -112,9 +114,12 @@ class ServingBase(tf.Module):
     `tf.function` a module has, and a text model cannot run a feature-row signature.
     """
 
-    def __init__(self, model, label_names: list[str], top_k: int, num_features: int, index=None, ensemble=None):
+    def __init__(self, model, label_names: list[str], top_k: int, num_features: int, index=None, ensemble=None,
+                 featurizer=None):
         super().__init__(name="tfxc_serving")
         self.model = model
+        # A `tfxc.text.tfidf.TfidfVectorizer` in front of a model that reads feature rows (`serving_featurizer`).
+        self.featurizer = featurizer
         # A `tfxc.export.ensemble.EnsembleTopK` over the members (`model` is then the first, whose encoder embeds).
         self.ensemble = ensemble
         # A `tfxc.export.index_choice.IndexChoice`: top_k through a label index for batches of up to max_rows.
@@ -320,6 +325,8 @@ class TextServingModule(_RawInputServing):
                 "tokenize": self.tokenize, **exact}
 
     def _raw_batch(self, text):
+        if self.featurizer is not None:
+            return self.featurizer(text)
         return self.model.encoder.tokenize(text)
 
     @graph_function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
@@ -382,12 +389,53 @@ class ImageServingModule(_RawInputServing):
         return self._raw_embeddings(image)
 
 
+def serving_featurizer(model, inputs: str, featurizer_path: str | None):
+    """The TF-IDF featurizer to put in front of `model` so that its signatures take strings, or None.
+
+    A model that reads feature rows (`Encoder.input_kind == "features"`) trained on data converted from text
+    learnt on the features of `featurizer_path` (`featurizer.json`, fit on train). Its vectorizer as graph ops
+    (`tfxc.text.tfidf.TfidfVectorizer`, the same features as the Python featurizer) holds no weights, so it
+    can go in front of the model at export instead of in training's input pipeline, where tokenising every
+    epoch's rows again costs time (`model.encoder.raw_text` does that, and needs no featurizer here).
+
+    Args:
+      inputs: `export.inputs`: "auto", "text" or "features".
+
+    Raises:
+      ConfigError: "text" without a featurizer, or "features" for a model that reads raw text or images.
+    """
+    from tfxc.errors import ConfigError
+
+    kind = model.encoder.input_kind
+    if kind != "features":
+        if inputs == "features":
+            raise ConfigError(f"export.inputs 'features': this model's encoder reads {kind} itself "
+                              f"(model.encoder), so its SavedModel takes {kind}")
+        return None
+    if inputs == "features" or (inputs == "auto" and not featurizer_path):
+        return None
+    if not featurizer_path:
+        raise ConfigError("export.inputs 'text': the model's data has no TF-IDF featurizer (it was not converted "
+                          "from JSONL, CSV or TSV text); use 'auto' or 'features'")
+    from tfxc.data.text_features import TfidfFeaturizer
+    from tfxc.text.tfidf import TfidfVectorizer
+
+    return TfidfVectorizer(TfidfFeaturizer.load(featurizer_path), name="tfidf")
+
+
 def serving_module(model, label_names: list[str], top_k: int, num_features: int, index=None,
-                   ensemble=None) -> ServingBase:
-    """The serving wrapper the model's inputs call for (raw text or feature rows); `index`: an `IndexChoice`;
-    `ensemble`: an `EnsembleTopK` whose first member is `model`."""
-    cls = {"text": TextServingModule, "image": ImageServingModule}.get(model.encoder.input_kind, ServingModule)
-    return cls(model, label_names, top_k, num_features, index, ensemble)
+                   ensemble=None, featurizer=None) -> ServingBase:
+    """The serving wrapper the model's inputs call for (raw text, images or feature rows); `index`: an
+    `IndexChoice`; `ensemble`: an `EnsembleTopK` whose first member is `model`; `featurizer`: strings to the
+    feature rows `model` reads (`serving_featurizer`)."""
+    kind = "text" if featurizer is not None else model.encoder.input_kind
+    cls = {"text": TextServingModule, "image": ImageServingModule}.get(kind, ServingModule)
+    return cls(model, label_names, top_k, num_features, index, ensemble, featurizer)
+
+
+def serving_input_kind(module: ServingBase) -> str:
+    """What a serving module's signatures take: "text", "image" or "features" (export.json's "input")."""
+    return {TextServingModule: "text", ImageServingModule: "image"}.get(type(module), "features")
 
 
 def export_saved_model(model, config, info, out_dir: str, top_k: int | None = None, ensemble=None) -> str:
@@ -415,7 +463,7 @@ def export_saved_model(model, config, info, out_dir: str, top_k: int | None = No
     else:
         index = IndexChoice(record={"mode": "off", "reason": "an ensemble"})
     module = serving_module(model, info.label_names(), top_k or config.export.top_k, info.num_features, index,
-                            ensemble)
+                            ensemble, serving_featurizer(model, config.export.inputs, info.featurizer_path))
     with atomic_directory(out_dir, marker=GRAPH_FILE) as tmp:
         # TF's writer calls back into Python from C++, which prints and drops an exception raised there.
         with signals_deferred(), model.encoder.tracing_for_serving():  # the signatures are traced here
@@ -425,8 +473,9 @@ def export_saved_model(model, config, info, out_dir: str, top_k: int | None = No
         with open(os.path.join(assets, CONFIG_ASSET), "w", encoding="utf-8") as f:
             f.write(config_to_json(config))
         with open(os.path.join(assets, EXPORT_ASSET), "w", encoding="utf-8") as f:
-            json.dump({"top_k": module.default_k, "input": model.encoder.input_kind, "num_features": info.num_features,
-                       "num_labels": info.num_labels, "num_train_points": info.num_points("train"),
+            json.dump({"top_k": module.default_k, "input": serving_input_kind(module),
+                       "num_features": info.num_features, "num_labels": info.num_labels,
+                       "num_train_points": info.num_points("train"),
                        "index": index.record,
                        **({} if ensemble is None else {"ensemble": {"method": ensemble.method, "list_size":
                                                                       ensemble.list_size,
