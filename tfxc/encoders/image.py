@@ -134,14 +134,13 @@ class ImageEncoder(Encoder):
         return self.embedding_dim or self.features.output_dim
 
     def memory_step_bytes(self, batch_size: int, training: bool = True) -> int:
-        from tfxc.images.backbones import activation_elements
+        from tfxc.images.backbones import activation_bytes
 
         if not hasattr(self, "_activations"):
-            self._activations = activation_elements(self.features.backbone, self.image_size)
-        total, largest = self._activations
-        width = 2 if self.features.backbone.dtype_policy.compute_dtype == "bfloat16" else 4
+            self._activations = activation_bytes(self.features.backbone, self.image_size)
+        total, largest = self._activations  # an image's, at each output's dtype (bfloat16's float32 copies too)
         kept = ACTIVATION_COPIES * total if training and self.features.trainable else FORWARD_COPIES * largest
-        return int(batch_size * kept * width)
+        return int(batch_size * kept)
 
     def memory_input_bytes(self) -> int:
         return 4 * 3 * self.image_size[0] * self.image_size[1]  # float32 [S, S, 3] after conversion

@@ -30,6 +30,9 @@ allocation (the resident set does not shrink between them):
     for hashed ones, active nodes for a tree) × `SCORE_COPIES`,
     and under mixed_bfloat16 the bfloat16 copies of the head's weights;
   - evaluation: the scores of one eval batch [E, W] × `EVAL_SCORE_COPIES`.
+* held from earlier stages: a training after the first in one process (an XR-Transformer level or its
+  ranker, a k-fold fold, a `best` member) starts where the earlier ones left the process: its resident set
+  then, above the runtime already counted (`MemoryPlan.hold_earlier_stages`, from `check_memory`).
 
 Calibrated against measured peak RSS (`/usr/bin/time -v`), see docs/benchmarks-history.md, "Memory plan".
 """
