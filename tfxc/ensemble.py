@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import sys
 
@@ -24,6 +23,7 @@ from tfxc.cli import add_set_args, add_trust_args, keep_out_of_import_path, main
 from tfxc.errors import TfxcError
 from tfxc.eval.ensemble import METHODS, combine
 from tfxc.model_dir import ModelDir
+from tfxc.utils.display import json_text
 
 log = logging.getLogger("tfxc.ensemble")
 
@@ -70,7 +70,7 @@ def main(argv=None):
                                   trust_imports=args.trust_imports)
         print(f"out-of-fold predictions of {count} train points written to {args.out_of_fold}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result))
+        print(json_text(result))
     else:
         _print_text(result)
     return 0

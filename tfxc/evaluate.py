@@ -13,12 +13,12 @@ The model may be a model directory or a SavedModel.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from tfxc.cli import add_set_args, add_trust_args, keep_out_of_import_path, main_wrapper, setup_logging
 from tfxc.errors import TfxcError
 from tfxc.model_dir import ModelDir
+from tfxc.utils.display import json_text
 
 
 @main_wrapper
@@ -52,7 +52,7 @@ def main(argv=None):
     keep_out_of_import_path([args.model_dir])
     if args.pairs:
         report = verify_pairs(args.model_dir, args.pairs, args.images, args.roc, args.trust_imports)
-        print(json.dumps(report) if args.json else "\n".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
+        print(json_text(report) if args.json else "\n".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
                                                             for k, v in report.items()))
         return 0
     model_dir = ModelDir(args.model_dir)
@@ -71,7 +71,7 @@ def main(argv=None):
     else:
         metrics = evaluate_model(model_dir, args)
     if args.json:
-        print(json.dumps(rounded_metrics(metrics)))
+        print(json_text(rounded_metrics(metrics)))
     else:
         print(f"{args.split}: " + format_metrics(metrics))
         print("\n".join(metric_lines(metrics)))

@@ -32,6 +32,7 @@ from tfxc.errors import DataError, TfxcError
 from tfxc.images import DEFAULT_MAX_PIXELS
 from tfxc.images.feature_store import FeatureStore, parse_fractions, read_split_file, split_by_rows
 from tfxc.images.sources import SPLITS, FolderSource, WebDatasetSource, open_source
+from tfxc.utils.display import json_text
 from tfxc.utils.io import refuse_to_overwrite_inputs
 from tfxc.utils.locks import DirectoryLock
 from tfxc.utils.memory import peak_rss_gb
@@ -56,7 +57,7 @@ def plan_rows(source, split: str, split_file: str, seed: int):
                 raise DataError(f"image {row} ({item.ref}) is not in the split file", path=split_file)
             refs_splits.append(SPLITS.index(by_file[item.ref]))
     if not labels:
-        raise DataError("the source holds no image", field=json.dumps(source.describe())[:200])
+        raise DataError("the source holds no image", field=json_text(source.describe())[:200])
     if by_file is not None:
         splits = np.array(refs_splits, np.int8)
     elif split or None in own:
@@ -249,7 +250,7 @@ def config_defaults(parser, path: str) -> dict:
                             f"{', '.join(sorted(known))}")
         expected = type(known[dest].default)
         if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
-            raise TfxcError(f"{path}: '{key}' must be a {expected.__name__}, got {json.dumps(value)}")
+            raise TfxcError(f"{path}: '{key}' must be a {expected.__name__}, got {json_text(value)}")
         out[dest] = value
     return out
 
@@ -303,7 +304,7 @@ def main(argv=None):
     if args.split and args.split_file:
         parser.error("give --split or --split-file, not both")
     setup_logging()
-    print(json.dumps(extract(args), sort_keys=True))
+    print(json_text(extract(args), sort_keys=True))
     return 0
 
 

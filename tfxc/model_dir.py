@@ -17,6 +17,7 @@ from typing import NamedTuple
 from tfxc.config.compare import as_trained, flat_differences, stored_form, stored_tree
 from tfxc.errors import TfxcError, TrainingError
 from tfxc.model_files import CHECKPOINT_DIR, CONFIG_FILE, LOCK_FILE, ModelFiles
+from tfxc.utils.display import json_text
 from tfxc.utils.files import read_text
 from tfxc.utils import checkpoint_state
 from tfxc.utils.io import atomic_directory
@@ -167,10 +168,10 @@ class ModelDir(ModelFiles):
         unsafe = {k: v for k, v in changes.items() if not k.startswith(SAFE_TO_CHANGE)}
         for key, (old, new) in changes.items():
             if key not in unsafe:
-                log.info("resuming with %s changed: %s -> %s", key, json.dumps(old), json.dumps(new))
+                log.info("resuming with %s changed: %s -> %s", key, json_text(old), json_text(new))
         if not unsafe:
             return
-        listed = "; ".join(f"{k}: {json.dumps(old)} -> {json.dumps(new)}" for k, (old, new) in sorted(unsafe.items()))
+        listed = "; ".join(f"{k}: {json_text(old)} -> {json_text(new)}" for k, (old, new) in sorted(unsafe.items()))
         if allow_changes:
             log.warning("resuming %s with a changed config (--allow-changed-config): %s", self.path, listed)
             return

@@ -27,10 +27,10 @@ parts. Nothing else spells these names.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
+from tfxc.utils.display import json_text
 from tfxc.utils.io import atomic_directory, atomic_write_text
 from tfxc.utils.json_files import read_json_lines, read_json_object, required
 
@@ -117,7 +117,7 @@ class ModelFiles:
 
     def write_ensemble(self, record: dict) -> None:
         """Writes ensemble.json (atomically): the directory becomes the ensemble of `record["members"]`."""
-        atomic_write_text(self.file(ENSEMBLE_FILE), json.dumps(record, indent=2) + "\n")
+        atomic_write_text(self.file(ENSEMBLE_FILE), json_text(record, indent=2) + "\n")
 
     def ensemble_members(self) -> list[str]:
         """The paths of an ensemble's member directories (`ensemble()["members"]`, relative to this one)."""
@@ -126,11 +126,11 @@ class ModelFiles:
     # === The records of a training run ===
     def write_run_info(self, run_info: dict) -> None:
         """Writes run_info.json: versions, strategy and sizes of the training run (informational)."""
-        atomic_write_text(self.file(RUN_INFO_FILE), json.dumps(run_info, indent=2) + "\n")
+        atomic_write_text(self.file(RUN_INFO_FILE), json_text(run_info, indent=2) + "\n")
 
     def write_metrics(self, metrics: dict) -> None:
         """Writes metrics.json: the final test metrics of the training run and how it went."""
-        atomic_write_text(self.file(METRICS_FILE), json.dumps(metrics, indent=2) + "\n")
+        atomic_write_text(self.file(METRICS_FILE), json_text(metrics, indent=2) + "\n")
 
     def metrics(self) -> dict:
         """metrics.json as written by the last training run.
@@ -156,8 +156,8 @@ class ModelFiles:
         from a run that was killed after that evaluation and resumed from an earlier checkpoint: `record`
         replaces them.
         """
-        lines = [json.dumps(r) for r in self.eval_log() if _earlier(r, record)]
-        lines.append(json.dumps(record))
+        lines = [json_text(r) for r in self.eval_log() if _earlier(r, record)]
+        lines.append(json_text(record))
         atomic_write_text(self.file(EVAL_LOG_FILE), "\n".join(lines) + "\n")
 
     # === The selected weights (best/) ===
@@ -188,7 +188,7 @@ class ModelFiles:
         with atomic_directory(self.best_dir, marker=BEST_FILE) as tmp:
             checkpoint.write(os.path.join(tmp, "ckpt"))
             with open(os.path.join(tmp, BEST_FILE), "w", encoding="utf-8") as f:
-                json.dump(record, f, indent=2)
+                f.write(json_text(record, indent=2))
 
     def restore_best(self, model) -> dict | None:
         """Loads the selected weights (best/) into `model`; returns their record, or None without them.

@@ -27,6 +27,7 @@ from tfxc.config.schema import ExperimentConfig
 from tfxc.data.sources import with_validation
 from tfxc.errors import ConfigError
 from tfxc.presets import preset_config
+from tfxc.utils.display import json_text
 
 # What `tfxc.fit` trains when it is given no config: the recipe for the data.
 RECIPE = {"recipe": True}
@@ -187,4 +188,4 @@ def changed_keys(recipe: dict, merged: dict) -> list[str]:
     """The dotted keys whose values differ between two configs in the JSON layout, as `key=value` for the
     printout; a registry entry whose `name` changed is one key (`model.head={...}`)."""
     differences = flat_differences(recipe, merged, by_name=True)
-    return [f"{key}={json.dumps(new)}" for key, (_, new) in differences.items()]
+    return [f"{key}={json_text(new)}" for key, (_, new) in differences.items()]

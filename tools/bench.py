@@ -75,6 +75,7 @@ from bench_sets import (DATASETS, PEERS, PRESET_SYSTEMS, QUICK_DATASETS, QUICK_O
                         RECIPE_SYSTEM, SCALE_CONFIG, SCALE_DATASETS, SHAPED_DATASETS)
 
 from tfxc.cli import FiniteFloat
+from tfxc.utils.display import json_text
 from tfxc.utils.io import atomic_write_text
 from tfxc.utils.memory import peak_rss_gb
 
@@ -511,7 +512,7 @@ def main(argv=None):
                        if record["status"] == "ok" else f"{record['status']}: {record.get('error', '')}")
             print(f"[bench] {dataset} / {system}: {summary}", flush=True)
             results = [r for r in results if (r["dataset"], r["system"]) != (dataset, system)] + [record]
-            atomic_write_text(results_path, json.dumps(results, indent=2))
+            atomic_write_text(results_path, json_text(results, indent=2))
     tables = markdown_tables(results)
     atomic_write_text(os.path.join(args.out, "tables.md"), tables)
     try:

@@ -24,6 +24,7 @@ import sys
 import time
 
 from tfxc.cli import positive_int
+from tfxc.utils.display import json_text
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -121,7 +122,7 @@ def main(argv=None) -> int:
             resume = killed_and_resumed(extract_command(images, preset, cut, precision, args.batch_size), cut,
                                         args.images)
             result[precision]["resume"] = {**resume, "byte_identical": digest(cut) == digest(target)}
-    print(json.dumps(result, sort_keys=True))
+    print(json_text(result, sort_keys=True))
     return 0
 
 

@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from tfxc.cli import non_negative_int, positive_int
+from tfxc.utils.display import json_text
 
 SYSTEMS = ("pecos-xrlinear", "napkinxc-plt", "omikuji-parabel", "omikuji-bonsai")
 
@@ -168,7 +169,7 @@ def latency_summary(ms: np.ndarray) -> dict:
 def write_result(work: str, result: dict) -> None:
     """Writes `work/result.json` atomically (bench.py reads it once the process has exited)."""
     with open(os.path.join(work, "result.json.tmp"), "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
+        f.write(json_text(result, indent=2))
     os.replace(os.path.join(work, "result.json.tmp"), os.path.join(work, "result.json"))
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from tfxc.cli import non_negative_int, positive_int
+from tfxc.utils.display import json_text
 
 
 def leaf_stats(z: sp.csr_matrix, leaf_of_label: np.ndarray) -> dict:
@@ -93,7 +94,7 @@ def main(argv=None):
                                   "--seed", str(head.tree_seed)], capture_output=True, text=True, check=True)
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     for r in results:
-        print(json.dumps(r))
+        print(json_text(r))
 
 
 if __name__ == "__main__":

@@ -14,13 +14,13 @@ encodes with Pillow (installed with tensorboard, a dependency of tfxc). Prints o
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import struct
 import sys
 import zlib
 
 from tfxc.cli import positive_int
+from tfxc.utils.display import json_text
 
 
 def png_rgb(pixels) -> bytes:
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
                                                                     "(0: one folder per digit, no split)")
     parser.add_argument("--format", choices=("png", "jpeg"), default="png")
     args = parser.parse_args(argv)
-    print(json.dumps(write_digits(args.out, args.size, args.test_every, args.format)))
+    print(json_text(write_digits(args.out, args.size, args.test_every, args.format)))
     return 0
 
 

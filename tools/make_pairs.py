@@ -17,7 +17,6 @@ pair; a fold needs two identities to give an impostor. Prints one JSON line with
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -25,6 +24,7 @@ import sys
 import numpy as np
 
 from tfxc.cli import non_negative_int, positive_int
+from tfxc.utils.display import json_text
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")  # tfxc.images.sources' (not imported: it is a tool)
 LFW_NAME = re.compile(r"^(?P<name>.+)_(?P<n>\d{4})\.jpg$")
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
         parser.error("--folds and --pairs must be >= 1")
     if not os.path.isdir(args.images):
         parser.error(f"--images {args.images} is not a directory")
-    print(json.dumps(write_pairs(args.images, args.out, args.folds, args.pairs, args.seed, args.format)))
+    print(json_text(write_pairs(args.images, args.out, args.folds, args.pairs, args.seed, args.format)))
     return 0
 
 

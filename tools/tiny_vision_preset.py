@@ -14,10 +14,10 @@ families' published presets do. The weights are random: accuracy measures the pa
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from tfxc.cli import non_negative_int, positive_int
+from tfxc.utils.display import json_text
 
 FAMILIES = ("resnet", "resnet_50", "vit", "dinov2", "clip")
 # ImageNet's channel statistics, as ResNet's and DINOv2's presets normalise; CLIP's are its own.
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     build_preset(args.family, args.out, image_size=args.image_size, width=args.width, seed=args.seed)
-    print(json.dumps({"family": args.family, "preset": args.out}))
+    print(json_text({"family": args.family, "preset": args.out}))
     return 0
 
 

@@ -283,3 +283,22 @@ def test_k_fold_validation_splits_partition_the_train_rows(shared_data, tmp_path
     assert not (texts[0] & texts[1]) and not (texts[0] & texts[2]) and not (texts[1] & texts[2])
     with pytest.raises(Exception, match="val_fold '3/3'"):
         load_config(None, ["data.format=jsonl", "data.dir=x", "data.train=y", "data.val_fold=3/3"])
+
+
+def test_stats_json_keeps_non_ascii_text_as_itself(tmp_path):
+    """stats.json named a source under 数据/ as "\\u6570\\u636e"; the card is UTF-8 text, as every file tfxc
+    writes for a person to read (`tfxc.utils.display.json_text`)."""
+    import json
+
+    source = tmp_path / "数据"
+    source.mkdir()
+    for split in ("train", "test"):
+        (source / f"{split}.jsonl").write_text("".join(json.dumps({"text": f"今天 天气 {i}", "labels": ["天气"]}) + "\n"
+                                                       for i in range(4)), encoding="utf-8")
+    config = load_config(None, ["data.format=jsonl", f"data.train={source / 'train.jsonl'}",
+                                f"data.test={source / 'test.jsonl'}", f"data.dir={tmp_path / 'out'}",
+                                "data.text.min_df=1"])
+    info = ensure_converted(config.data)
+    text = (tmp_path / "out" / "stats.json").read_text(encoding="utf-8")
+    assert "数据" in text and "\\u" not in text, text[:300]
+    assert info.num_points("train") == 4  # and it reads back

@@ -36,3 +36,20 @@ def test_a_split_file_reads_long_refs_and_names_the_line_of_a_bad_row(tmp_path):
     (tmp_path / "holdout.csv").write_text("a.png,holdout\n")
     with pytest.raises(DataError, match=r"holdout.csv:1: expected ref,split"):
         read_split_file(str(tmp_path / "holdout.csv"))
+
+
+def test_the_extraction_card_keeps_non_ascii_text_as_itself(tmp_path):
+    """extract.json wrote a folder of 猫 images as "\\u732b"; the card is UTF-8 text, read back the same."""
+    import json
+
+    import numpy as np
+
+    from tfxc.images.feature_store import CARD_FILE, FeatureStore
+
+    store = FeatureStore(str(tmp_path / "out"), {"folder": str(tmp_path / "猫"), "preset": "resnet"})
+    store.write_plan(np.zeros(2, np.int64), np.zeros(2, np.int8), ["猫/a.png", "猫/b.png"], ["猫"], dim=3)
+    store.open()
+    store.finish({"images": 2, "classes": ["猫"]})
+    text = (tmp_path / "out" / CARD_FILE).read_text(encoding="utf-8")
+    assert "猫" in text and "\\u" not in text, text
+    assert json.loads(text)["settings"] == store.settings == store.finished_settings()

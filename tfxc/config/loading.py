@@ -27,6 +27,7 @@ from tfxc.data.files import surrogate_in_tree
 from tfxc.data.sources import with_validation
 from tfxc.errors import ConfigError
 from tfxc.registry import did_you_mean, get_registry
+from tfxc.utils.display import json_text
 from tfxc.utils.io import atomic_write_text
 
 
@@ -220,7 +221,7 @@ def top_level_problem(data: Any) -> str:
 
 
 def _shorten(value: Any, limit: int = 60) -> str:
-    text = json.dumps(value) if _is_json(value) else repr(value)
+    text = json_text(value) if _is_json(value) else repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
 
 

@@ -37,6 +37,7 @@ from tfxc.data.sources import (SOURCE_FILES_KEY, SOURCE_PATH_FIELDS, SourceFiles
 from tfxc.data.usage import (DataInUse, claim_for_replacing, directory_lock, keep_for_dependents,  # noqa: F401
                              release_data, take_lease)
 from tfxc.errors import DataError
+from tfxc.utils.display import json_text
 from tfxc.utils.io import atomic_directory, atomic_write_text, refuse_to_overwrite_inputs
 
 log = logging.getLogger("tfxc.convert")
@@ -219,7 +220,7 @@ def _write_card(directory: str, card: dict, writers: dict, label_counts: np.ndar
         atomic_write_text(os.path.join(directory, LABELS_FILE), "\n".join(names) + "\n")
     np.save(os.path.join(directory, LABEL_FREQ_FILE), label_counts.astype(np.int64))
     stats = {**card, "splits": {name: w.stats(num_labels) for name, w in writers.items()}}
-    atomic_write_text(os.path.join(directory, STATS_FILE), json.dumps(stats, indent=1) + "\n")
+    atomic_write_text(os.path.join(directory, STATS_FILE), json_text(stats, indent=1) + "\n")
 
 
 def _write_fold_views(cfg, tmp: str, splits: dict, folds: int) -> list[dict[str, SplitWriter]]:

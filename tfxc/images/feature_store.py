@@ -28,6 +28,7 @@ import numpy as np
 from tfxc.data.files import delimited_rows
 from tfxc.errors import DataError
 from tfxc.images.sources import SPLITS
+from tfxc.utils.display import json_text
 from tfxc.utils.io import atomic_write_text, atomic_writer
 from tfxc.utils.numbers import ascii_float
 
@@ -186,7 +187,7 @@ class FeatureStore:
             partial = os.path.join(folder, "features.npy.partial")
             if os.path.exists(partial):
                 os.replace(partial, os.path.join(folder, "features.npy"))
-        atomic_write_text(os.path.join(self.out_dir, CARD_FILE), json.dumps({**card, "settings": self.settings},
+        atomic_write_text(os.path.join(self.out_dir, CARD_FILE), json_text({**card, "settings": self.settings},
                                                                             indent=2, sort_keys=True) + "\n")
         shutil.rmtree(self.state_dir)
 
