@@ -77,11 +77,15 @@ def text_batches(path: str, batch_size: int) -> Iterator[list[str]]:
 
 def image_batches(path: str, batch_size: int) -> Iterator[tuple[list[str], list[bytes]]]:
     """(refs, encoded images) of a folder's images or of a file listing image paths, `batch_size` at a time."""
-    from tfxc.images.sources import IMAGE_SUFFIXES
+    from tfxc.images.sources import IMAGE_SUFFIXES, UNDECODABLE_IMAGE_SUFFIXES, list_note, no_images_error
 
     if os.path.isdir(path):
-        refs = sorted(os.path.relpath(os.path.join(d, f), path) for d, _, files in os.walk(path) for f in files
-                      if f.lower().endswith(IMAGE_SUFFIXES))
+        files = sorted(os.path.relpath(os.path.join(d, f), path) for d, _, names in os.walk(path) for f in names)
+        refs = [f for f in files if f.lower().endswith(IMAGE_SUFFIXES)]
+        skipped = [f for f in files if f.lower().endswith(UNDECODABLE_IMAGE_SUFFIXES)]
+        if not refs:
+            raise no_images_error(path, "in it", skipped)
+        list_note(path, skipped)
         root = path
     else:
         with open(path, encoding="utf-8") as f:

@@ -24,23 +24,25 @@ import sys
 import numpy as np
 
 from tfxc.cli import non_negative_int, positive_int
+from tfxc.images.sources import IMAGE_SUFFIXES, UNDECODABLE_IMAGE_SUFFIXES, list_note
 from tfxc.utils.display import json_text
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")  # tfxc.images.sources' (not imported: it is a tool)
 LFW_NAME = re.compile(r"^(?P<name>.+)_(?P<n>\d{4})\.jpg$")
 
 
 def identities(root: str) -> dict[str, list[str]]:
     """{identity: its image paths relative to root, sorted} of ROOT/<identity>/<image> (nested folders read)."""
-    out = {}
+    out, skipped = {}, []
     for name in sorted(os.listdir(root)):
         folder = os.path.join(root, name)
         if not os.path.isdir(folder):
             continue
-        images = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, files in os.walk(folder) for f in files
-                        if f.lower().endswith(IMAGE_SUFFIXES))
+        files = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, names in os.walk(folder) for f in names)
+        images = [f for f in files if f.lower().endswith(IMAGE_SUFFIXES)]
+        skipped += [f for f in files if f.lower().endswith(UNDECODABLE_IMAGE_SUFFIXES)]
         if images:
             out[name] = images
+    list_note(root, skipped)  # the images the decoder cannot read are named, not passed over
     return out
 
 

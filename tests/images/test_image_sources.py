@@ -149,3 +149,38 @@ def test_open_source_wants_exactly_one_source():
         open_source()
     with pytest.raises(ConfigError, match="path column and its label column"):
         open_source(catalog="c.csv")
+
+
+def test_a_folder_reads_webp_and_jpeg_xl_and_names_the_images_it_cannot_decode(tmp_path, caplog):
+    """`.webp` and `.jxl` files (which TensorFlow's decode_image reads) and `.heic`, `.avif` (which it does not)
+    were all passed over without a word. WebP and JPEG XL are listed now; the others are counted and named once,
+    with an example path, and a folder with no image the decoder reads is refused saying what it holds."""
+    import io
+    import logging
+
+    from PIL import Image
+
+    from tfxc.images.sources import skipped_images_note
+    from tfxc.predict import image_batches
+
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(out, "WEBP")
+    for rel, data in (("cat/a.webp", out.getvalue()), ("cat/b.jxl", b"\xff\x0a"), ("cat/c.heic", b"x"),
+                      ("dog/d.avif", b"x"), ("dog/e.HEIC", b"x"), ("dog/notes.txt", b"x")):
+        (tmp_path / "photos" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "photos" / rel).write_bytes(data)
+    with caplog.at_level(logging.WARNING, logger="tfxc"):
+        source = FolderSource(str(tmp_path / "photos"))
+    assert [item.ref for item in source.items(with_bytes=False)] == ["cat/a.webp", "cat/b.jxl"]
+    notes = [r.getMessage() for r in caplog.records if "decoder" in r.getMessage()]
+    assert notes == [f"{tmp_path / 'photos'}: skipped 3 images in formats the decoder does not read (.heic: 2, "
+                     ".avif: 1; e.g. cat/c.heic); it reads JPEG, PNG, GIF, BMP, WebP and JPEG XL: convert them "
+                     "(e.g. to JPEG) to use them"], notes
+    os.remove(tmp_path / "photos" / "cat" / "a.webp")
+    os.remove(tmp_path / "photos" / "cat" / "b.jxl")
+    for listing in (lambda: FolderSource(str(tmp_path / "photos")),
+                    lambda: list(image_batches(str(tmp_path / "photos"), 8))):
+        with pytest.raises(DataError, match=r"no images the decoder reads .* 3 images in formats it does not read "
+                                            r"\(\.heic: 2, \.avif: 1; e\.g\. cat/c\.heic\)"):
+            listing()
+    assert skipped_images_note([]) is None

@@ -21,7 +21,9 @@ a webdataset's ``cls`` entries, which are the ids themselves.
 
 from __future__ import annotations
 
+import collections
 import glob
+import logging
 import os
 import re
 import tarfile
@@ -31,9 +33,45 @@ from typing import NamedTuple
 from tfxc.data.files import delimited_rows
 from tfxc.errors import ConfigError, DataError
 
-# The files `tf.io.decode_image` reads (by content, not by name; the suffixes only pick files out of folders).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+# The files `tf.io.decode_image` reads (by content, not by name; the suffixes only pick files out of folders):
+# TensorFlow 2.21 decodes WebP and JPEG XL too (`tfxc.images.preprocessing.FORMATS`).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".jxl")
 IMAGE_EXTENSIONS = frozenset(suffix[1:] for suffix in IMAGE_SUFFIXES)  # a webdataset entry's last extension
+# Image files the decoder does not read: a folder's are counted and named, never passed over without a word
+# (a phone's photos are HEIC, a scanner's TIFF).
+UNDECODABLE_IMAGE_SUFFIXES = (".avif", ".heic", ".heif", ".tif", ".tiff", ".jp2", ".j2k", ".jpx", ".ico", ".svg",
+                              ".psd", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raw", ".pbm",
+                              ".pgm", ".ppm", ".pnm", ".tga", ".exr", ".hdr", ".xcf")
+DECODER_READS = "JPEG, PNG, GIF, BMP, WebP and JPEG XL"
+
+log = logging.getLogger("tfxc.images")
+
+
+def skipped_images_note(skipped: list[str]) -> str | None:
+    """What a listing of image files says about the `skipped` ones (paths, in listing order) whose suffix is an
+    image format the decoder does not read: their count by suffix and an example; None when there are none."""
+    if not skipped:
+        return None
+    counts = collections.Counter(os.path.splitext(path)[1].lower() for path in skipped)
+    by_suffix = ", ".join(f"{suffix}: {n}" for suffix, n in sorted(counts.items(), key=lambda c: (-c[1], c[0])))
+    return f"{len(skipped)} images in formats {{}} does not read ({by_suffix}; e.g. {skipped[0]})"
+
+
+def list_note(root: str, skipped: list[str]) -> None:
+    """Logs, once for a listing, which image files of `root` were skipped (`skipped_images_note`)."""
+    note = skipped_images_note(skipped)
+    if note:
+        log.warning("%s: skipped %s; it reads %s: convert them (e.g. to JPEG) to use them", root,
+                    note.format("the decoder"), DECODER_READS)
+
+
+def no_images_error(root: str, where: str, skipped: list[str]) -> DataError:
+    """The error of a listing that found no image the decoder reads under `root` (`where`: in what)."""
+    note = skipped_images_note(skipped)
+    if note is None:
+        return DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) {where}", path=root)
+    return DataError(f"no images the decoder reads ({DECODER_READS}) {where}, but {note.format('it')}: convert "
+                     "them (e.g. to JPEG) to use them", path=root)
 SPLITS = ("train", "val", "test")
 
 
@@ -91,6 +129,7 @@ class FolderSource(ImageSource):
         present = [s for s in SPLITS if os.path.isdir(os.path.join(self.root, s))]
         self.split_folders = "train" in present and len(present) >= 2
         self._files = []  # (relative path, class name, split or None)
+        skipped = []  # image files the decoder does not read
         for split in (present if self.split_folders else [None]):
             base = os.path.join(self.root, split) if split else self.root
             for name in sorted(os.listdir(base)):
@@ -100,11 +139,14 @@ class FolderSource(ImageSource):
                 for dirpath, dirnames, filenames in os.walk(folder):
                     dirnames.sort()
                     for file in sorted(filenames):
+                        rel = os.path.relpath(os.path.join(dirpath, file), self.root)
                         if file.lower().endswith(IMAGE_SUFFIXES):
-                            rel = os.path.relpath(os.path.join(dirpath, file), self.root)
                             self._files.append((rel, name, split))
+                        elif file.lower().endswith(UNDECODABLE_IMAGE_SUFFIXES):
+                            skipped.append(rel)
         if not self._files:
-            raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in class folders under it", path=root)
+            raise no_images_error(root, "in class folders under it", skipped)
+        list_note(root, skipped)
 
     def items(self, with_bytes=True, skip=0):
         for rel, name, split in self._files[skip:]:
