@@ -242,3 +242,36 @@ def test_label_sets_agree_between_training_the_api_the_cli_and_scikit_learn(tmp_
             str(tmp_path / "out.jsonl"), "--top-k", "5", "--threshold", "0.4")
     served = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["label_ids"] for r in served] == [row[row >= 0].tolist() for row in pred.ids[:20]]
+
+
+def test_a_threshold_on_a_softmax_model_says_what_it_can_keep_in_the_api_evaluate_and_training(tmp_path, caplog,
+                                                                                                capsys):
+    """Only `tfxc.predict --threshold` said that a softmax's scores sum to 1 (so 0.5 keeps at most one label a
+    row); `model.predict(threshold=)`, `model.evaluate(classification=True)`, `tfxc.evaluate --report` and a
+    training's eval.classification on multi-label rows said nothing. The API warns (`SoftmaxThresholdWarning`,
+    as scikit-learn warns of what the caller can change); the evaluation logs it once."""
+    import logging
+    import warnings
+
+    from tfxc import evaluate
+    from tfxc.eval.classification import SoftmaxThresholdWarning
+
+    (x, y), (xt, yt) = synthetic(num_train=128, num_test=32)
+    config = {**CONFIG, "model": {**CONFIG["model"], "head": {"name": "softmax"}},
+              "eval": {"classification": True, "threshold": 0.25},
+              "trainer": {**CONFIG["trainer"], "epochs": 1, "steps_per_loop": 2}}
+    with caplog.at_level(logging.INFO, logger="tfxc"):
+        model = tfxc.fit(config, x, y, model_dir=str(tmp_path / "model"), X_test=xt, Y_test=yt, verbose=0)
+    note = "the model's head is a softmax: a row's scores sum to 1 over the labels, so threshold 0.25 keeps at most 3"
+    assert sum(note in r.getMessage() for r in caplog.records) == 1, [r.getMessage() for r in caplog.records]
+    with pytest.warns(SoftmaxThresholdWarning, match="threshold 0.5 keeps at most 1 label"):
+        model.predict(xt, k=3, threshold=0.5)
+    with pytest.warns(SoftmaxThresholdWarning, match="threshold 0.3 keeps at most 3 label"):
+        model.evaluate(xt, yt, classification=True, threshold=0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no threshold, no note
+        model.predict(xt, k=3)
+        model.evaluate(xt, yt)
+    capsys.readouterr()
+    evaluate.main(["--model-dir", str(tmp_path / "model"), "--report", "--set", "eval.threshold=0.2"])
+    assert "threshold 0.2 keeps at most 4 label(s) a row" in capsys.readouterr().err

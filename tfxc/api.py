@@ -241,18 +241,22 @@ class Classifier:
         """The k best labels of every row: `Predictions`, or with `as_csr` a CSR [n, L] of their scores.
 
         With `threshold`, only the labels scored above it are kept (multi-label prediction; 0.5 for one-vs-all
-        sigmoids): the others become id -1 with score -inf, and their names are left out of `labels`.
+        sigmoids): the others become id -1 with score -inf, and their names are left out of `labels`. On a softmax
+        head, whose scores of a row sum to 1, it warns (`tfxc.eval.classification.SoftmaxThresholdWarning`) how
+        many labels a row the threshold can keep.
 
         An image model answers every row or none, as a served request: images that cannot be used (empty,
         not an image, damaged, over the model's pixel budget) raise one DataError naming each by its 0-based
         row of X and why, and no row is answered.
         """
+        from tfxc.eval.classification import warn_threshold_meaning
         from tfxc.utils.numbers import finite_number
 
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         if threshold is not None:  # NaN would drop every label, silently
             threshold = finite_number(threshold, "threshold")
+            warn_threshold_meaning(getattr(self._backend, "head_name", None), threshold)  # a softmax's scores sum to 1
         x = self._inputs(X)
         ids, scores = [], []
         for start in range(0, _num_rows(x), batch_size):
@@ -277,7 +281,7 @@ class Classifier:
         else the labels of the top max(ks) scored above `threshold`.
         """
         from tfxc.data.info import one_label_per_row
-        from tfxc.eval.classification import ClassificationMetrics, predicted_sets
+        from tfxc.eval.classification import ClassificationMetrics, predicted_sets, warn_threshold_meaning
         from tfxc.eval.metrics import XmcMetrics
         from tfxc.data.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
         from tfxc.utils.numbers import finite_number
@@ -301,6 +305,8 @@ class Classifier:
         metrics.update(ids, indptr, indices)
         out = metrics.result()
         if classification:
+            if not multiclass:  # the labels scored above `threshold`: a softmax's scores sum to 1
+                warn_threshold_meaning(getattr(self._backend, "head_name", None), threshold)
             sets = ClassificationMetrics(self.num_labels)
             chosen = predicted_sets(predictions.ids, predictions.scores, threshold=None if multiclass else threshold)
             sets.update(chosen, indptr, indices)

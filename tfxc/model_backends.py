@@ -75,6 +75,7 @@ class ModelDirBackend:
         self.label_names = self.info.label_names()
         self.label_freq, self.num_train_points = self.info.label_freq, self.info.num_points("train")
         self.input_kind = self.model.encoder.input_kind
+        self.head_name = self.config.model.head.name  # what a threshold on its scores means
         self._top_k = {}
 
     def _ranker(self, k):
@@ -129,6 +130,8 @@ class EnsembleBackend:
         self.num_features, self.num_labels, self.label_names = first.num_features, first.num_labels, first.label_names
         self.label_freq, self.num_train_points = first.label_freq, first.num_train_points
         self.input_kind = first.input_kind
+        # Combined scores (`tfxc.eval.ensemble`) are the members' by the method's rule, not one head's.
+        self.head_name = None
 
     def _combined(self, lists, k):
         from tfxc.eval.ensemble import combine
@@ -173,6 +176,9 @@ class SavedModelBackend:
         self.label_freq = served.label_freq()
         self._signature = served.signature("top_k")
         self.label_names = served.label_names()
+        from tfxc.eval.classification import export_head
+
+        self.head_name = export_head(path).get("name")  # what a threshold on its scores means
 
     @staticmethod
     def _inputs(x) -> dict:

@@ -32,36 +32,88 @@ import numpy as np
 from tfxc.config.metric_names import AVERAGES, CLASSIFICATION_METRICS
 from tfxc.kernels import hits_matrix
 
-__all__ = ["AVERAGES", "CLASSIFICATION_METRICS", "ClassificationMetrics", "predicted_sets", "threshold_meaning"]
+__all__ = ["AVERAGES", "CLASSIFICATION_METRICS", "ClassificationMetrics", "SoftmaxThresholdWarning", "predicted_sets",
+           "threshold_meaning"]
 
-# Heads whose scores of a row are a distribution over the labels (they sum to 1), not one probability a label.
-DISTRIBUTION_HEADS = ("softmax",)
+# Heads whose scores of a row are a distribution over the labels (they sum to 1), not one probability a label:
+# the softmax, the linear head's (SCENT) and the multi-head sampling classifier's softmax over all L labels.
+DISTRIBUTION_HEADS = ("softmax", "linear", "mhs")
 
 
-def threshold_meaning(head: dict, threshold: float) -> str | None:
-    """What a threshold on the scores of a model with head config `head` (JSON layout) means, where it is not
-    "the labels whose own probability passes it": None for heads that score each label on its own (one-vs-all
-    sigmoids, a label tree's path probabilities), a sentence for a softmax, whose scores of a row sum to 1, so
-    that no more than ⌈1/t⌉ − 1 labels (at 0.5: one) can pass a threshold t > 0."""
-    if head.get("name") not in DISTRIBUTION_HEADS:
+class SoftmaxThresholdWarning(UserWarning):
+    """A threshold on the scores of a softmax head, whose scores of a row sum to 1 (`threshold_meaning`)."""
+
+
+def threshold_meaning(head, threshold: float) -> str | None:
+    """What a threshold on the scores of a model with head `head` means, where it is not "the labels whose own
+    probability passes it": None for heads that score each label on its own (one-vs-all sigmoids, a label
+    tree's path probabilities), a sentence for a softmax, whose scores of a row sum to 1, so that no more than
+    ⌈1/t⌉ − 1 labels (at 0.5: one) can pass a threshold t > 0.
+
+    Args:
+      head: the head's config (a dict in the JSON layout, or the config dataclass), or its registered name.
+      threshold: the threshold.
+    """
+    name = head if isinstance(head, str) or head is None else (
+        head.get("name") if isinstance(head, dict) else getattr(head, "name", None))
+    if name not in DISTRIBUTION_HEADS:
         return None
     most = "every label" if threshold <= 0 else f"at most {max(math.ceil(1 / threshold) - 1, 0)} label(s) a row"
-    return (f"the model's head is a softmax: a row's scores sum to 1 over the labels, so threshold {threshold:g} "
-            f"keeps {most}; label sets of rows with several labels need one-vs-all sigmoids "
+    which = "" if name == "softmax" else f" ({name})"
+    return (f"the model's head{which} is a softmax: a row's scores sum to 1 over the labels, so threshold "
+            f"{threshold:g} keeps {most}; label sets of rows with several labels need one-vs-all sigmoids "
             '(model.head {"name": "one_vs_all"}; the recipe chooses them for text with several labels a row)')
+
+
+def warn_threshold_meaning(head, threshold: float, stacklevel: int = 3) -> None:
+    """`threshold_meaning` as a `SoftmaxThresholdWarning` (the Python API's way: the caller can change the
+    threshold or the head, and filter the warning by its class), where there is something to say."""
+    import warnings
+
+    note = threshold_meaning(head, threshold)
+    if note:
+        warnings.warn(note, SoftmaxThresholdWarning, stacklevel=stacklevel)
+
+
+# (head name, threshold) already noted in this process's log: a training's val and test evaluations, and every
+# periodic one, evaluate with the same head and threshold.
+_LOGGED: set = set()
+
+
+def log_threshold_meaning(head, threshold: float) -> None:
+    """`threshold_meaning` as one log line of the "tfxc.eval" logger, once a process for a head and threshold
+    (the CLIs' way: the evaluation's own lines go there)."""
+    import logging
+
+    note = threshold_meaning(head, threshold)
+    if note and (note, threshold) not in _LOGGED:
+        _LOGGED.add((note, threshold))
+        logging.getLogger("tfxc.eval").warning("note: %s", note)
+
+
+def registered_head_name(layer) -> str | None:
+    """The registry name of a head layer (its exact class; None for an unregistered one)."""
+    from tfxc.heads import HEADS
+
+    return next((name for name in HEADS.names() if type(layer) is HEADS.get(name)), None)
+
+
+def export_head(saved_model_dir: str) -> dict:
+    """An exported SavedModel's head config (JSON layout) from its config asset; {} where it has none (or a
+    damaged one: the reader says so later)."""
+    from tfxc.export.served import CONFIG_ASSET, extra_asset
+
+    try:
+        with open(extra_asset(saved_model_dir, CONFIG_ASSET), encoding="utf-8") as f:
+            head = json.load(f).get("model", {}).get("head", {})
+    except (TypeError, OSError, ValueError, AttributeError):
+        return {}
+    return head if isinstance(head, dict) else {}
 
 
 def export_threshold_meaning(saved_model_dir: str, threshold: float) -> str | None:
     """`threshold_meaning` for an exported SavedModel's head (its config asset); None where it has none."""
-    from tfxc.export.served import CONFIG_ASSET, extra_asset
-
-    path = extra_asset(saved_model_dir, CONFIG_ASSET)
-    try:
-        with open(path, encoding="utf-8") as f:
-            head = json.load(f).get("model", {}).get("head", {})
-    except (TypeError, OSError, ValueError, AttributeError):  # no or a damaged config: the reader says so later
-        return None
-    return threshold_meaning(head if isinstance(head, dict) else {}, threshold)
+    return threshold_meaning(export_head(saved_model_dir), threshold)
 
 
 def predicted_sets(ids: np.ndarray, scores: np.ndarray, *, threshold: float | None) -> np.ndarray:

@@ -11,7 +11,8 @@ from tfxc.utils.graph import BatchFunction
 from tfxc.data.pipeline import eval_dataset
 from tfxc.data.propensity import dataset_propensities
 from tfxc.errors import DataError
-from tfxc.eval.classification import ClassificationMetrics, predicted_sets
+from tfxc.eval.classification import (ClassificationMetrics, log_threshold_meaning, predicted_sets,
+                                      registered_head_name)
 from tfxc.eval.metrics import XmcMetrics
 
 log = logging.getLogger("tfxc.eval")
@@ -112,6 +113,8 @@ class Evaluator:
         metrics = self._metrics()
         sets = ClassificationMetrics(self.info.num_labels) if self.config.classification else None
         threshold = None if self.multiclass else self.config.threshold
+        if sets is not None and threshold is not None:  # a softmax's scores sum to 1: say what the threshold keeps
+            log_threshold_meaning(registered_head_name(self.model.head), threshold)
         ce_total = 0.0
         for batch in self._batches():
             if self._softmax_statistics is None:
