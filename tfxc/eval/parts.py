@@ -68,7 +68,7 @@ class PartsEvaluator:
             metrics = self._rank(files, row_splits, label_values)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        log.info("evaluated %d parts one at a time (peak resident memory %.2f GB)", len(self.parts), peak_rss_gb())
+        log.info("evaluated %d parts one at a time (peak resident memory %.2f GiB)", len(self.parts), peak_rss_gb())
         return metrics
 
     def _batches(self, model):

@@ -282,7 +282,7 @@ class Controller:
         train_seconds = time.time() - self._t_start
         prepare_seconds = self._t_start - self.prepared_from if self.prepared_from else 0.0
         if start_step < step and self.chief:
-            log.info("trained %d steps in %s after %s of set-up (peak resident memory %.2f GB; %d checkpoints "
+            log.info("trained %d steps in %s after %s of set-up (peak resident memory %.2f GiB; %d checkpoints "
                      "written in %.1f s)", step - start_step, format_duration(train_seconds),
                      format_duration(prepare_seconds), peak_rss_gb(), self.checkpoints.count,
                      self.checkpoints.seconds)
