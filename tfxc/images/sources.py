@@ -54,7 +54,8 @@ def skipped_images_note(skipped: list[str]) -> str | None:
         return None
     counts = collections.Counter(os.path.splitext(path)[1].lower() for path in skipped)
     by_suffix = ", ".join(f"{suffix}: {n}" for suffix, n in sorted(counts.items(), key=lambda c: (-c[1], c[0])))
-    return f"{len(skipped)} images in formats {{}} does not read ({by_suffix}; e.g. {skipped[0]})"
+    count = f"{len(skipped)} image{'' if len(skipped) == 1 else 's'}"
+    return f"{count} in formats {{}} does not read ({by_suffix}; e.g. {skipped[0]})"
 
 
 def list_note(root: str, skipped: list[str]) -> None:
