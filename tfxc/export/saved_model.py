@@ -63,7 +63,7 @@ Models on images (an image encoder, `Encoder.input_kind == "image"`) decode and 
 (the preset's image converter, as training's `tf.data` does):
 
   serving_default(image string [B]) -> {"label_ids", "scores", "labels"} as above; each row an encoded
-      JPEG, PNG, GIF or BMP of any size
+      JPEG, PNG, GIF, BMP, WebP or JPEG XL of any size
   top_k(image string [B], k int32 []) / top_k_exact(image, k) -> as for text
   embed(image string [B]) -> {"embedding", "raw_embedding"}: what face verification compares
 

@@ -1,7 +1,7 @@
 """Encoded images -> a backbone's inputs, in the graph (`tf.data`, a SavedModel's signatures).
 
-An image is decoded (JPEG, PNG, GIF's first frame, BMP; grey and RGBA become RGB), then passed through the
-preset's own `keras_hub.layers.ImageConverter`: resized to its `image_size` (by default cropping the
+An image is decoded (JPEG, PNG, GIF's first frame, BMP, WebP, JPEG XL; grey and RGBA become RGB), then passed
+through the preset's own `keras_hub.layers.ImageConverter`: resized to its `image_size` (by default cropping the
 largest centred window of that aspect ratio first), scaled and offset as the backbone was trained (ImageNet
 mean and std for ResNet, [-1, 1] for ViT and CLIP). The same ops run in extraction, in training's input
 pipeline and in serving, so a served image is preprocessed exactly as the training ones were.
