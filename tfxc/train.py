@@ -117,7 +117,7 @@ def main(argv=None):
     if args.print_config:
         sys.stdout.write(config_to_json(config))
         return 0
-    from tfxc.training.memory_plan import missing_data
+    from tfxc.training.shape_plan import missing_data
 
     if args.plan and (args.shape or missing_data(config.data)):  # planned before the data exists
         return plan_from_shape(config, args)
@@ -147,7 +147,7 @@ def main(argv=None):
 
 def plan_from_shape(config, args) -> int:
     """--plan of data not read: of the declared --shape; without one, says how to declare it."""
-    from tfxc.training.memory_plan import DataShape, missing_data, no_data_message, show_shape_plan
+    from tfxc.training.shape_plan import DataShape, missing_data, no_data_message, show_shape_plan
 
     if not args.shape:
         raise DataError(no_data_message(), path=missing_data(config.data))

@@ -19,7 +19,7 @@ import struct
 import sys
 import zlib
 
-from tfxc.cli import positive_int
+from tfxc.cli import non_negative_int, positive_int
 from tfxc.utils.display import json_text
 
 
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--size", type=positive_int, default=16)
-    parser.add_argument("--test-every", type=positive_int, default=5, help="every N-th scan of a digit goes to test/ "
+    parser.add_argument("--test-every", type=non_negative_int, default=5, help="every N-th scan of a digit goes to test/ "
                                                                     "(0: one folder per digit, no split)")
     parser.add_argument("--format", choices=("png", "jpeg"), default="png")
     args = parser.parse_args(argv)

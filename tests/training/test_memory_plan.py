@@ -214,7 +214,7 @@ def test_a_config_whose_data_is_not_there_is_planned_from_a_declared_shape(tmp_p
 
 def test_a_declared_shape_names_what_is_wrong_with_it():
     from tfxc.errors import ConfigError
-    from tfxc.training.memory_plan import DataShape
+    from tfxc.training.shape_plan import DataShape
 
     shape = DataShape.parse(AMAZON_670K)
     assert (shape.rows, shape.labels, shape.features_per_row) == (490449, 670091, 75.7)
