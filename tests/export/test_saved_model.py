@@ -203,6 +203,9 @@ def test_sigterm_mid_predict_leaves_nothing_and_a_killed_ones_leftover_goes_with
     assert hidden(tmp_path) == [] and len(out.read_text().splitlines()) == 4000
 
 
+# Slow: the default suite checks a kill between the export's renames here, and SIGTERM in the commit of a directory
+# and in a CLI (tests/utils/test_signals.py, tests/test_faults.py).
+@pytest.mark.slow
 def test_sigterm_mid_export_keeps_the_old_saved_model_and_exits_143(trained, tmp_path):
     _, model_dir, export_dir = trained
     target = tmp_path / "saved"
