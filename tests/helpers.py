@@ -12,6 +12,21 @@ import time
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def python_sources(tops=("tfxc", "tools")):
+    """(path relative to REPO, parsed module) of every .py file under `tops`, in a stable order: for tests that
+    check a rule across the package's source (flag types, JSON writers)."""
+    import ast
+
+    for top in tops:
+        for root, dirs, files in os.walk(os.path.join(REPO, top)):
+            dirs.sort()
+            for name in sorted(files):
+                if name.endswith(".py"):
+                    path = os.path.join(root, name)
+                    with open(path, encoding="utf-8") as f:
+                        yield os.path.relpath(path, REPO), ast.parse(f.read(), path)
 SHARED_DATA = os.environ.get("TFXC_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
 
 

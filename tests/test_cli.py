@@ -10,7 +10,7 @@ import re
 import shutil
 
 import pytest
-from helpers import REPO, tiny_config
+from helpers import REPO, python_sources, tiny_config
 
 from tfxc.cli import add_set_args
 
@@ -99,28 +99,29 @@ def test_a_closed_pipe_ends_a_verb_quietly_and_successfully(capsys):
 
 
 # === Number flags (issue 55, item 3) ===
+def _typed_flags(refused: str, accepted: tuple[str, ...], accepted_class: str) -> tuple[dict, list]:
+    """The `add_argument` calls of tfxc and tools by their `type=`: ({file relative to REPO: [flag, ...]} of those
+    typed with one of `accepted` or an instance of `accepted_class`, ["file: flag" typed with builtin `refused`])."""
+    found, typed_refused = {}, []
+    for relative, tree in python_sources():
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "add_argument"):
+                continue
+            kind = next((k.value for k in node.keywords if k.arg == "type"), None)
+            flag = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else "?"
+            if isinstance(kind, ast.Name) and kind.id == refused:
+                typed_refused.append(f"{relative}: {flag}")
+            elif (isinstance(kind, ast.Name) and kind.id in accepted) or (
+                    isinstance(kind, ast.Call) and getattr(kind.func, "id", "") == accepted_class):
+                found.setdefault(relative, []).append(flag)
+    return found, typed_refused
+
+
 def _float_flags_in_source() -> dict[str, list[str]]:
     """{file relative to REPO: [flag, ...]} of the `add_argument` calls typed with `tfxc.cli.FiniteFloat`; fails on
     any typed `float` (which takes nan, inf and 1e400)."""
-    found, typed_float = {}, []
-    for top in ("tfxc", "tools"):
-        for root, _, files in os.walk(os.path.join(REPO, top)):
-            for name in sorted(files):
-                if not name.endswith(".py"):
-                    continue
-                path = os.path.join(root, name)
-                relative = os.path.relpath(path, REPO)
-                for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
-                    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                            and node.func.attr == "add_argument"):
-                        continue
-                    kind = next((k.value for k in node.keywords if k.arg == "type"), None)
-                    flag = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else "?"
-                    if isinstance(kind, ast.Name) and kind.id == "float":
-                        typed_float.append(f"{relative}: {flag}")
-                    elif (isinstance(kind, ast.Name) and kind.id == "finite_float") or (
-                            isinstance(kind, ast.Call) and getattr(kind.func, "id", "") == "FiniteFloat"):
-                        found.setdefault(relative, []).append(flag)
+    found, typed_float = _typed_flags("float", ("finite_float",), "FiniteFloat")
     assert typed_float == [], f"type=float takes nan, inf and 1e400: use tfxc.cli.FiniteFloat: {typed_float}"
     return found
 
@@ -223,25 +224,7 @@ def _int_flags_in_source() -> dict[str, list[str]]:
     """{file relative to REPO: [flag, ...]} of the `add_argument` calls typed with `tfxc.cli.AsciiInt` (or its
     instances `positive_int`, `non_negative_int`, `any_int`); fails on any typed `int` (which takes '1_000',
     ' 3', '+3' and other scripts' digits: '١٢' is 12)."""
-    found, typed_int = {}, []
-    for top in ("tfxc", "tools"):
-        for root, _, files in os.walk(os.path.join(REPO, top)):
-            for name in sorted(files):
-                if not name.endswith(".py"):
-                    continue
-                path = os.path.join(root, name)
-                relative = os.path.relpath(path, REPO)
-                for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
-                    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                            and node.func.attr == "add_argument"):
-                        continue
-                    kind = next((k.value for k in node.keywords if k.arg == "type"), None)
-                    flag = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else "?"
-                    if isinstance(kind, ast.Name) and kind.id == "int":
-                        typed_int.append(f"{relative}: {flag}")
-                    elif (isinstance(kind, ast.Name) and kind.id in ("positive_int", "non_negative_int", "any_int")) \
-                            or (isinstance(kind, ast.Call) and getattr(kind.func, "id", "") == "AsciiInt"):
-                        found.setdefault(relative, []).append(flag)
+    found, typed_int = _typed_flags("int", ("positive_int", "non_negative_int", "any_int"), "AsciiInt")
     assert typed_int == [], f"type=int takes '1_000' and '١٢': use tfxc.cli.AsciiInt: {typed_int}"
     return found
 

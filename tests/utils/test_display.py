@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import os
 
-from helpers import REPO
+from helpers import python_sources
 
 from tfxc.utils.display import json_text
 
@@ -39,25 +39,19 @@ MACHINE_JSON = {
 def _json_calls_without_ensure_ascii():
     """(file, enclosing function, line) of every json.dumps / json.dump call in tfxc and tools that does not
     set ensure_ascii."""
-    for top in ("tfxc", "tools"):
-        for root, _, files in os.walk(os.path.join(REPO, top)):
-            for name in sorted(files):
-                if not name.endswith(".py"):
-                    continue
-                path = os.path.join(root, name)
-                relative = os.path.relpath(path, REPO).replace(os.sep, "/")
+    def visit(node, where):
+        for child in ast.iter_child_nodes(node):
+            inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else where
+            if (isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute)
+                    and child.func.attr in ("dumps", "dump")
+                    and getattr(child.func.value, "id", "") == "json"
+                    and not any(k.arg == "ensure_ascii" for k in child.keywords)):
+                yield relative, inner, child.lineno
+            yield from visit(child, inner)
 
-                def visit(node, where):
-                    for child in ast.iter_child_nodes(node):
-                        inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else where
-                        if (isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute)
-                                and child.func.attr in ("dumps", "dump")
-                                and getattr(child.func.value, "id", "") == "json"
-                                and not any(k.arg == "ensure_ascii" for k in child.keywords)):
-                            yield relative, inner, child.lineno
-                        yield from visit(child, inner)
-
-                yield from visit(ast.parse(open(path, encoding="utf-8").read(), path), "<module>")
+    for relative, tree in python_sources():
+        relative = relative.replace(os.sep, "/")
+        yield from visit(tree, "<module>")
 
 
 def test_every_json_a_person_reads_keeps_non_ascii_text_as_itself():
