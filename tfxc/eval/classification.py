@@ -75,7 +75,7 @@ def warn_threshold_meaning(head, threshold: float, stacklevel: int = 3) -> None:
         warnings.warn(note, SoftmaxThresholdWarning, stacklevel=stacklevel)
 
 
-# (head name, threshold) already noted in this process's log: a training's val and test evaluations, and every
+# The notes (each names its head and threshold) already in this process's log: a training's val and test evaluations, and every
 # periodic one, evaluate with the same head and threshold.
 _LOGGED: set = set()
 
@@ -86,8 +86,8 @@ def log_threshold_meaning(head, threshold: float) -> None:
     import logging
 
     note = threshold_meaning(head, threshold)
-    if note and (note, threshold) not in _LOGGED:
-        _LOGGED.add((note, threshold))
+    if note and note not in _LOGGED:  # the note names the head and the threshold
+        _LOGGED.add(note)
         logging.getLogger("tfxc.eval").warning("note: %s", note)
 
 
