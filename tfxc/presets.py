@@ -9,6 +9,7 @@
   validation splits carved from train, measuring the training loop's wall time and validation P@5 and
   PSP@5 (docs/benchmarks-history.md, "Presets").
 
+* `xrt`: XR-Transformer on text data, its schedule read off the data's shape (`tfxc.xr.preset`).
 * `best`: an ensemble of `BEST_MEMBERS` members of the `default` config that differ in their seed (the
   initialisation, the dropout masks and the order of the rows), their top-k lists combined by the method
   with the best validation score (`tfxc.members` trains them; `tfxc.eval.ensemble` combines). Member 0 is
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import copy
 import math
+
+import numpy as np
 
 from tfxc import recipe
 from tfxc.config.schema import PRESETS
@@ -53,6 +56,7 @@ FAST_MAX_LEARNING_RATE = 0.01
 # Validation evaluations in a run (the epoch is still chosen on them, and training stops when they stall).
 FAST_EVALUATIONS = 6
 BEST = "best"
+XRT = "xrt"
 # Three members, as omikuji's Bonsai and Parabel forests of three trees and XR-Transformer's published
 # ensembles of three; not tuned (docs/benchmarks-history.md, "The best preset").
 BEST_MEMBERS = 3
@@ -61,7 +65,8 @@ BEST_METHODS = ("average", "softmax_average", "log_average", "rank_average")
 # What each preset is, in a few words, for `tfxc.train --help` (`described`: one per entry of PRESETS).
 SUMMARIES = {"fast": "the cheapest model that still meets the peers", DEFAULT: "the recipe as it chooses",
              BEST: f"an ensemble of {BEST_MEMBERS} default models that differ in their seed, several times "
-                   "default's training"}
+                   "default's training",
+             XRT: "XR-Transformer, a fine-tuned text encoder and an XR-Linear ranker, for text data; hours on a CPU"}
 
 
 def described() -> str:
@@ -78,12 +83,17 @@ def preset_config(data: dict, info, preset: str = DEFAULT, rates: Rates | None =
     config, why = recipe.recipe_config(data, info)
     profile = DataProfile.from_info(info)
     configs = {"fast": fast_rules(profile, config, why), DEFAULT: default_rules(profile, config, why)}
+    if preset == XRT:
+        from tfxc.xr.preset import xrt_rules
+
+        configs[XRT] = xrt_rules(profile, config, why, data, int(np.count_nonzero(info.label_freq)))
     chosen, reasons = configs[DEFAULT if preset == BEST else preset]
     val_points = int(info.splits.get("val", {}).get("num_points", 0))
     reasons = [f"preset: {preset} (of {', '.join(PRESETS)})"] + reasons
     if preset == BEST:
         reasons.append(best_line(chosen.get("runtime", {}).get("seed", 0)))
-    reasons.append(estimate_line({name: c for name, (c, _) in configs.items()}, profile, val_points, rates))
+    reasons.append(estimate_line({name: c for name, (c, _) in configs.items()}, profile, val_points, rates)
+                   + ("; xrt is not estimated (its encoder's steps are not in the time model)" if preset == XRT else ""))
     return chosen, reasons
 
 
@@ -153,9 +163,10 @@ def estimate_line(configs: dict[str, dict], profile: DataProfile, val_points: in
     and this machine's measured rates (`tfxc.training.time_plan`)."""
     rates = rates or calibrate()
     bag = recipe.bag_of(profile)
-    seconds = {name: work(config, profile, val_points, bag).seconds(rates) for name, config in configs.items()}
+    seconds = {name: work(config, profile, val_points, bag).seconds(rates) for name, config in configs.items()
+               if name != XRT}
     seconds[BEST] = BEST_MEMBERS * seconds[DEFAULT]  # its members, one after another
-    parts = [f"{name} {format_seconds(seconds[name])}" for name in PRESETS]
+    parts = [f"{name} {format_seconds(seconds[name])}" for name in PRESETS if name in seconds]
     return (f"time (estimated from each config's products on this data and this machine's measured "
             f"{rates.matmul_flops / 1e9:.0f} GFLOP/s): " + ", ".join(parts))
 

@@ -177,6 +177,8 @@ def resolve_thin(own: dict, info, origin: str, preset: str | None = None) -> tup
     preset) and the recipe's reasons, the last of which names what `own` (read from `origin`) changed.
     """
     preset = own.get("preset", "") if preset is None else preset
+    if not preset and own.get("model", {}).get("head", {}).get("name") == "xr_transformer":
+        preset = "xrt"  # the XR-Transformer schedule read off the data, under the thin config's own keys
     chosen, reasons = preset_config(with_validation(own.get("data", {})), info, preset)
     mine = over_recipe(chosen, {key: value for key, value in own.items() if key not in ("recipe", "preset")})
     changed = changed_keys(chosen, {key: value for key, value in mine.items() if key != "comment"})

@@ -186,3 +186,18 @@ def test_the_final_evaluation_names_the_step_whose_weights_it_scores():
         "eval of the weights from step 476 (the best val P@1), at step 986"
     assert final_eval_title(986, {"step": 986, "metric": "P@1", "value": 40.0}) == \
         "eval at step 986 (the best val P@1)"
+
+
+def test_a_run_evaluated_at_its_start_keeps_the_start_when_training_does_not_improve_on_it(tmp_path):
+    # A model that starts solved (XR-Transformer's XR-Linear ranker) must not end worse than its start: with
+    # eval_at_start the starting weights are an evaluation like the others. A step too small to change the
+    # ranking leaves every evaluation equal to the start's, and the first of equals is kept.
+    config = tiny_config(tmp_path, data={"val_percent": 20}, optimizer={"name": "sgd", "learning_rate": 1e-12},
+                         trainer={"train_steps": 0, "epochs": 6, "eval_every_epochs": 1, "select_metric": "P@1",
+                                  "patience": 2, "eval_at_start": True})
+    model_dir = tmp_path / "m"
+    run_cli("tfxc.train", "--config", config, "--model-dir", str(model_dir))
+    val = [r for r in read_log(model_dir) if r["split"] == "val"]
+    assert val[0]["step"] == 0 and len({r["P@1"] for r in val}) == 1
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["selected_step"] == 0 and metrics["stopped_early"] and len(val) == 3

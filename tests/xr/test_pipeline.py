@@ -235,7 +235,7 @@ def test_a_stage_lets_go_of_what_it_copied_before_it_trains(tmp_path, monkeypatc
 
     monkeypatch.setattr(pipeline, "ModelDir", FakeModelDir)
     plan = types.SimpleNamespace(index=1, clusters=4, tree_level=1, steps=1, learning_rate=0.1)
-    head = types.SimpleNamespace(do_fine_tune=True, only_encoder=False)
+    head = types.SimpleNamespace(do_fine_tune=True, only_encoder=False, ranker="sgd")
     config = types.SimpleNamespace(model=types.SimpleNamespace(head=head),
                                    runtime=types.SimpleNamespace(strategy="default"))
     pipeline.run_level(config, plan, 2, None, "", str(tmp_path / "level-0"), None, None, str(tmp_path))
@@ -247,7 +247,7 @@ def test_a_stage_lets_go_of_what_it_copied_before_it_trains(tmp_path, monkeypatc
     handed = [encoder, embeddings]
     monkeypatch.setattr(pipeline, "fine_tune", lambda *args: str(tmp_path / "level-1"))
     monkeypatch.setattr(levels.EmbeddingModel, "of", classmethod(lambda cls, *args: handed.pop(0)))
-    monkeypatch.setattr(pipeline, "ranker_tree", lambda *args: handed.pop(0))
+    monkeypatch.setattr(pipeline, "ranker_tree", lambda *args: (handed.pop(0), None))
     cached = []
     monkeypatch.setattr(pipeline, "frozen_encoder", lambda model: types.SimpleNamespace(
         cache_training_rows=lambda rows: cached.append(rows.copy())))

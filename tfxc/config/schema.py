@@ -130,6 +130,8 @@ class TrainerConfig:
         Empty: the model is the last step's.
       patience: with select_metric, stop once this many evaluations in a row have not
         improved on the best (early stopping); 0: train to the end.
+      eval_at_start: also evaluate before the first step, so that selection can keep the starting
+        weights (a model that starts solved, e.g. XR-Transformer's XR-Linear ranker).
       ema_decay: > 0 keeps an exponential moving average of the weights (e.g. 0.999), which
         evaluation, selection and export use instead of the raw weights (`tfxc.optimizers.averaging`).
       swa_start_step: > 0 keeps the uniform average of the weights from this step on (SWA),
@@ -152,6 +154,7 @@ class TrainerConfig:
     keep_checkpoints: int = 3
     select_metric: str = ""
     patience: int = 0
+    eval_at_start: bool = False
     ema_decay: float = 0.0
     swa_start_step: int = 0
     swa_learning_rate: float = 0.0
@@ -291,7 +294,7 @@ class ExportConfig:
 
 
 # The recipe's points on the speed–accuracy frontier, fastest first (`tfxc.presets` holds their rules).
-PRESETS = ("fast", "default", "best")
+PRESETS = ("fast", "default", "best", "xrt")
 
 
 def check_preset(preset: str, recipe: bool) -> None:

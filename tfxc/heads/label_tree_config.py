@@ -159,6 +159,13 @@ class LabelTreeHeadConfig(SparseTermOptions):
     shortlist_weight: float = 0.3
     shortlist_postings: int = 64
 
+    @property
+    def solved_support(self) -> bool:
+        """Whether a solver writes the nodes' features into the model directory before the model is built (each
+        level's tables then as wide as its nodes need, at most sparse_support; a build without that file, such
+        as the memory plan's, takes the PIFA centroids' sparse_support features: an upper bound)."""
+        return False
+
     def validate(self, path: str) -> None:
         if self.max_leaf_size < 1 or self.nr_splits < 2 or self.min_codes < 0 or self.kmeans_max_iter < 1:
             raise ConfigError(f"{path}: max_leaf_size ({self.max_leaf_size}) and kmeans_max_iter "
@@ -234,7 +241,8 @@ def load_or_build_support(config: LabelTreeHeadConfig, context, tree) -> tuple[l
 
     return load_or_build(config, context, SUPPORT_FILE,
                          lambda z, size, idf: node_centroid_support(tree, z, size, idf),
-                         [(size, config.sparse_support) for size in tree.sizes], tree.fingerprint())
+                         [(size, config.sparse_support) for size in tree.sizes], tree.fingerprint(),
+                         check_shapes=not config.solved_support)
 
 
 def node_positive_weights(tree, label_freq, num_points: int, power: float) -> list:

@@ -197,7 +197,7 @@ _UNSAVED: dict = {}
 
 
 def load_or_build_support(config, context, filename: str, build, shapes: list,
-                          structure: str = "") -> tuple[list | None, list | None]:
+                          structure: str = "", check_shapes: bool = True) -> tuple[list | None, list | None]:
     """The sparse term's support tables and starting weights for a head config with `sparse_support`.
 
     Read from `filename` in the model directory when there, else built from the train split's
@@ -213,6 +213,8 @@ def load_or_build_support(config, context, filename: str, build, shapes: list,
       shapes: the arrays' shapes, to check a saved file against.
       structure: what else `build` depends on besides the data and the options (e.g. the label tree's
         `fingerprint`).
+      check_shapes: False takes a saved file's tables as they are (a solver wrote them, each level as
+        wide as its nodes need, at most `shapes`' widths); built ones still have `shapes`.
 
     Returns:
       (support, the unit-norm centroids on it: float32 arrays shaped like the support); (None, None)
@@ -248,7 +250,7 @@ def load_or_build_support(config, context, filename: str, build, shapes: list,
     else:
         raise ConfigError("model.head.sparse_support picks the input features of each label or node from the "
                           "training data: train the model first")
-    if [s.shape for s in support] != shapes:
+    if check_shapes and [s.shape for s in support] != shapes:
         raise DataError(f"the sparse term's support has shapes {[s.shape for s in support]}; the model and "
                         f"sparse_support need {shapes}", path=saved)
     if saved and not os.path.exists(saved):

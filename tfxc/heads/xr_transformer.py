@@ -22,6 +22,7 @@ from tfxc.heads.xr_level import NEGATIVES as MATCHER_NEGATIVES
 
 BOOTSTRAPS = ("linear", "weighted-linear", "inherit", "no-bootstrap")
 ENSEMBLE_METHODS = ("concat-only", "transformer-only")
+RANKERS = ("xr_linear", "sgd")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,15 @@ class XrTransformerHeadConfig(LabelTreeHeadConfig):
       do_fine_tune: false ranks on the pretrained encoder's embeddings as they are.
       only_encoder: stop after fine-tuning (the encoder is the product; `tfxc.encode` reads it).
       fix_clustering: the ranker keeps the preliminary tree instead of re-clustering on [TF-IDF ⊕ E].
+      ranker: how the ranker is trained. "xr_linear" (PECOS's): every node's squared-hinge problem solved
+        on the full sparse rows (`tfxc.xr.xlinear`), each node keeping its weights of magnitude at least
+        ranker_threshold (at most sparse_support of them, the largest), then trainer.epochs of SGD from
+        that start, kept only as far as validation improves (the start is evaluated first). "sgd": SGD
+        alone, from the nodes' PIFA centroids on sparse_support features each.
+      ranker_mix: with "xr_linear", the mixes α·[TF-IDF ⊕ E] + (1 − α)·(the TF-IDF alone, solved on the same
+        tree) tried on the validation split; the best on trainer.select_metric is kept (α 0: the transformer
+        did not help, and the ranker is the TF-IDF model). One value: that mix, unchecked.
+      ranker_threshold: PECOS's weight threshold (0.1).
     """
 
     name: str = "xr_transformer"
@@ -78,6 +88,13 @@ class XrTransformerHeadConfig(LabelTreeHeadConfig):
     do_fine_tune: bool = True
     only_encoder: bool = False
     fix_clustering: bool = False
+    ranker: str = "xr_linear"
+    ranker_mix: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25, 0.0)
+    ranker_threshold: float = 0.1
+
+    @property
+    def solved_support(self) -> bool:
+        return self.ranker == "xr_linear"
 
     def validate(self, path: str) -> None:
         super().validate(path)
@@ -96,6 +113,12 @@ class XrTransformerHeadConfig(LabelTreeHeadConfig):
                                     ("ensemble_method", self.ensemble_method, ENSEMBLE_METHODS)):
             if value not in options:
                 raise ConfigError(f"{path}.{key} '{value}' is not one of {', '.join(options)}")
+        if self.ranker not in RANKERS:
+            raise ConfigError(f"{path}.ranker '{self.ranker}' is not one of {', '.join(RANKERS)}")
+        if self.ranker == "xr_linear" and (not self.ranker_mix or any(not 0 <= a <= 1 for a in self.ranker_mix)
+                                           or self.ranker_threshold < 0 or not self.sparse_support):
+            raise ConfigError(f"{path}: the xr_linear ranker needs ranker_mix values in [0, 1], ranker_threshold "
+                              ">= 0 and sparse_support > 0 (the most weights a node keeps)")
         if self.only_encoder and not self.do_fine_tune:
             raise ConfigError(f"{path}: only_encoder with do_fine_tune false leaves nothing to train")
         if self.tree_file:

@@ -167,6 +167,8 @@ class Controller:
         self._t_start = self._t_log = self.checkpoints.last_time = time.time()
         self._step_log = step
         iterator, iterator_epoch, loss = None, None, math.nan
+        if step == 0 and self.eval_every and self.config.trainer.eval_at_start and not self.selection.history:
+            self._evaluate(0, loss, writer)  # the starting weights, which selection may keep
         while step < total and not self.selection.stopped_early:
             epoch, step_in_epoch = self.length.position(step)
             if iterator is None:  # one stream from here to the last epoch

@@ -172,8 +172,8 @@ def fine_tune(config, info, strategy, model_dir: str) -> str | None:
 
 def ranker_tree(config, info, encoder, model_dir: str, preliminary_path: str | None):
     """Writes the ranker's tree into the model directory (once): the preliminary tree with fix_clustering, else
-    PECOS's clustering of PIFA([TF-IDF ⊕ row-normalised E]) with the ranker's options. Returns E, the
-    encoder's raw embeddings of the training rows (float32 [N, H], row-id order)."""
+    PECOS's clustering of PIFA([TF-IDF ⊕ row-normalised E]) with the ranker's options. Returns (E, Y): the
+    encoder's raw embeddings of the training rows (float32 [N, H], row-id order) and their labels (CSR [N, L])."""
     import numpy as np
 
     from tfxc.tree import LabelTree, cluster_labels, pifa
@@ -183,16 +183,16 @@ def ranker_tree(config, info, encoder, model_dir: str, preliminary_path: str | N
     head = config.model.head
     embeddings, y = embed_split(encoder, info)
     if os.path.exists(path):
-        return embeddings
+        return embeddings, y
     if head.fix_clustering and preliminary_path:
         LabelTree.load(preliminary_path).save(path)
-        return embeddings
+        return embeddings, y
     x = concat_features(embeddings, tfidf_rows(info))
     tree = cluster_labels(pifa(x, y.astype(np.float32)), max_leaf_size=head.max_leaf_size, nr_splits=head.nr_splits,
                           min_codes=head.min_codes or None, seed=head.tree_seed, max_iter=head.kmeans_max_iter,
                           spherical=head.spherical, skip_unseen=head.skip_unseen_labels)
     tree.save(path)
-    return embeddings
+    return embeddings, y
 
 
 def train_xr_transformer(config, model_dir: str, info, strategy, *, lock=None, final_evaluation: bool = True,
@@ -215,9 +215,17 @@ def train_xr_transformer(config, model_dir: str, info, strategy, *, lock=None, f
             return {}
         fresh, prepare_start = ModelDir(model_dir).latest_checkpoint() is None, time.time()
         encoder = EmbeddingModel.of(config, info, last_level)
-        embeddings = ranker_tree(config, info, encoder, model_dir,
-                                 os.path.join(model_dir, PRELIMINARY_TREE) if head.do_fine_tune else None)
-        if fresh:  # the embedding pass and the refined tree before the ranker's loop
+        embeddings, y = ranker_tree(config, info, encoder, model_dir,
+                                    os.path.join(model_dir, PRELIMINARY_TREE) if head.do_fine_tune else None)
+        solved = head.ranker == "xr_linear"
+        if solved:
+            from tfxc.xr import ranker
+
+            joint, tfidf = ranker.solve(config, info, embeddings, y, model_dir)
+            # The solved start is evaluated before any SGD step: the fine-tuning is kept only where it helps.
+            config = dataclasses.replace(config, trainer=dataclasses.replace(config.trainer, eval_at_start=True))
+        y = None
+        if fresh:  # the embedding pass, the refined tree and the solve before the ranker's loop
             atomic_write_text(os.path.join(model_dir, RANKER_PREPARED), json.dumps(
                 {"prepare_seconds": round(time.time() - prepare_start, 3)}) + "\n")
         log.info("XR-Transformer: the ranker on [TF-IDF (+) normalised embedding]")
@@ -229,6 +237,11 @@ def train_xr_transformer(config, model_dir: str, info, strategy, *, lock=None, f
             copy_encoder(model, encoder.encoder)
         with strategy.scope():  # the frozen encoder's training rows, embedded once
             frozen_encoder(model).cache_training_rows(embeddings)
+        if solved and fresh:
+            val = trainer.controller.val_evaluator
+            ranker.choose_mix(config, model.head, joint, tfidf,
+                              val.evaluate if val is not None and val.split == "val" else None, model_dir)
+            joint = tfidf = None
         # Copied into the ranker and its row cache: the last level's restored encoder and the [N, H] array
         # would otherwise stay resident (the array twice, with the cache) through the ranker's training.
         encoder = embeddings = model = None

@@ -1,0 +1,45 @@
+"""The `xrt` preset's rules: the preliminary tree it plans is the one the run clusters, the schedule scales with
+the rows, and data without text is refused."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import scipy.sparse
+
+from tfxc.api import load_xc
+from tfxc.errors import ConfigError
+from tfxc.recipe import DataProfile
+from tfxc.tree import cluster_labels
+from tfxc.tree.pifa import normalize_rows, pifa
+from tfxc.xr import preset
+
+
+@pytest.mark.parametrize("dataset", ["medical", "bibtex", "delicious"])
+def test_the_planned_tree_is_the_one_the_run_clusters(shared_data, dataset):
+    x, y = load_xc(os.path.join(shared_data, dataset, "train.txt"))
+    z = pifa(normalize_rows(scipy.sparse.csr_matrix(x, dtype=np.float32)), y.astype(np.float32))
+    tree = cluster_labels(z, max_leaf_size=preset.LEAF_SIZE, nr_splits=preset.NR_SPLITS,
+                          min_codes=preset.TOP_CLUSTERS, skip_unseen=True)
+    assert list(tree.sizes) == preset.planned_sizes(int(np.count_nonzero(y.sum(axis=0))))
+
+
+def test_the_tuned_configs_trees_and_schedules_come_out_of_the_rules():
+    # configs/xrt_reuters.json: 8 -> 90, 400 + 800 steps; configs/xrt_wordnet_hypernyms.json: 128 -> 1,024 -> labels,
+    # 800 + 1,200 + 2,000 steps.
+    assert preset.planned_sizes(90) == [8, 90]
+    assert preset.planned_sizes(10_418) == [128, 1024, 10_418]
+    steps, passes = preset.level_steps(7_002, 2)
+    assert steps == [480, 770] and passes == pytest.approx(5.71, abs=0.01)
+    steps, passes = preset.level_steps(59_000, 3)
+    assert steps == [710, 1140, 1830] and passes == 2
+    assert preset.level_steps(2_000_000, 3)[1] == 2 and preset.level_steps(500, 2)[1] == 6
+
+
+def test_data_without_text_is_refused():
+    profile = DataProfile(num_points=100, num_features=10, num_labels=5, labels_per_point=1.0,
+                          features_per_point=3.0, tail_share=0.0)
+    with pytest.raises(ConfigError, match="needs text data"):
+        preset.xrt_rules(profile, {"trainer": {}}, [], {"format": "xc", "train": "t.txt"}, 5)

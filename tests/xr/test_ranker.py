@@ -1,0 +1,69 @@
+"""The ranker's guard: mixes of the transformer's ranker and the TF-IDF model are scored on validation, the best is
+kept (and kept again on resume), and the run says plainly when the transformer did not help."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import numpy as np
+import pytest
+
+from tfxc.xr import ranker
+from tfxc.xr.xlinear import TreeLinear
+
+
+class Variable:
+    def __init__(self, value):
+        self.value = np.asarray(value)
+
+    def assign(self, value):
+        self.value = np.asarray(value)
+
+    def numpy(self):
+        return self.value
+
+
+def solution(bias: float, weight: float, with_kernel: bool) -> TreeLinear:
+    return TreeLinear(kernel=[np.full((2, 3 if with_kernel else 0), weight, np.float32)],
+                      bias=[np.full(2, bias, np.float32)], support=[np.array([[1, 4], [2, -1]], np.int32)],
+                      weights=[np.array([[weight, weight], [weight, 0.0]], np.float32)])
+
+
+def fake_model(joint, tfidf):
+    union = joint.mix(tfidf, 1.0)
+    return types.SimpleNamespace(sizes=[2], kernels=[Variable(np.zeros((2, 3)))], biases=[Variable(np.zeros(2))],
+                                 support_levels=[Variable(union.support[0])],
+                                 sparse_kernels=[Variable(np.zeros_like(union.weights[0]))])
+
+
+def config(mixes):
+    return types.SimpleNamespace(model=types.SimpleNamespace(head=types.SimpleNamespace(ranker_mix=mixes)),
+                                 trainer=types.SimpleNamespace(select_metric="P@5"))
+
+
+@pytest.mark.parametrize("peak, says", [(1.0, "+"), (0.5, "+"), (0.0, "did not help")])
+def test_the_best_mix_on_validation_is_kept_and_named(tmp_path, caplog, peak, says):
+    joint, tfidf = solution(1.0, 1.0, True), solution(0.0, 0.0, False)
+    head = fake_model(joint, tfidf)
+    # The head's bias is α (joint 1, TF-IDF 0): a validation P@5 that peaks at `peak`.
+    evaluate = (lambda: {"P@1": 50.0, "P@5": 40.0 - 10 * abs(float(head.biases[0].value[0]) - peak)})
+    with caplog.at_level("INFO", logger="tfxc.xr"):
+        alpha = ranker.choose_mix(config((1.0, 0.75, 0.5, 0.25, 0.0)), head, joint, tfidf, evaluate, str(tmp_path))
+    assert alpha == peak
+    np.testing.assert_allclose(head.biases[0].value, peak)
+    np.testing.assert_allclose(head.kernels[0].value, peak)
+    assert says in caplog.text
+    saved = json.loads((tmp_path / ranker.MIX_CHOICE).read_text())
+    assert saved["alpha"] == peak and saved["val"]["0.0"]["P@5"] == pytest.approx(40.0 - 10 * peak)
+    # A resumed run takes the saved choice without evaluating again.
+    head.biases[0].assign(np.zeros(2))
+    assert ranker.choose_mix(config((1.0, 0.0)), head, joint, tfidf, None, str(tmp_path)) == peak
+    np.testing.assert_allclose(head.biases[0].value, peak)
+
+
+def test_one_mix_or_no_validation_split_takes_the_first_unchecked(tmp_path):
+    joint, tfidf = solution(1.0, 1.0, True), solution(0.0, 0.0, False)
+    head = fake_model(joint, tfidf)
+    assert ranker.choose_mix(config((0.75, 0.0)), head, joint, tfidf, None, str(tmp_path)) == 0.75
+    np.testing.assert_allclose(head.biases[0].value, 0.75)

@@ -1,0 +1,124 @@
+"""The `xrt` preset: an XR-Transformer config read off the data's shape, for text it was not tuned on.
+
+`tfxc.train --train T.jsonl --test S.jsonl --preset xrt` (or a thin config with `"preset": "xrt"`, or
+one whose head is `{"name": "xr_transformer"}`) trains XR-Transformer without a schedule written for
+another set. The rules scale the two configs tuned by hand (configs/xrt_reuters.json, 7,770 texts of
+~150 words and 90 labels; configs/xrt_wordnet_hypernyms.json, 65,566 glosses and 10,440 labels; both
+from the paper's schedules, algorithms.md §1.7) by the data's rows, labels and text length:
+
+* the encoder: all-MiniLM-L6-v2 (the offline wheel), its max_length the power of two that covers the
+  90th percentile of the training texts' length in word pieces (32–128): attention's cost grows with it;
+* the preliminary tree: leaves of 16 labels, 8-ary, its top level at most 128 clusters, every level
+  fine-tuned (the paper's trees have 2–3 fine-tuned levels; the first of 128–512 clusters);
+* the fine-tuning: about `FINE_TUNE_ROWS` rows seen (at least 2, at most 6 passes over train), at
+  batch 32 and learning rate 1e-4, split among the levels as 1 : 1.6 : 2.6 (the paper's 800 : 1,200 :
+  2,000), a quarter of the first level warming up;
+* the ranker: XR-Linear on [TF-IDF ⊕ E] solved (`tfxc.xr.xlinear`), mixed with the TF-IDF model on
+  validation (`tfxc.xr.ranker`), each row's TF-IDF read up to the power of two above twice its average
+  nonzeros; then SGD epochs kept only while validation improves.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tfxc.errors import ConfigError
+
+ENCODER_PRESET = "all-minilm-l6-v2"
+# English words per WordPiece token of an uncased BERT vocabulary: ~1.3 pieces a word.
+PIECES_PER_WORD = 1.3
+MIN_LENGTH, MAX_LENGTH = 32, 128
+# The tree tuned configs used: leaves of 16, 8-ary, the first fine-tuned level at most 128 clusters.
+LEAF_SIZE, NR_SPLITS, TOP_CLUSTERS = 16, 8, 128
+# Rows the fine-tuning sees: reuters' 1,200 steps of 32 over 7,030 rows are 5.5 passes (38k rows); wordnet's
+# 4,000 over 59,062 are 2.2 (128k): the passes are what falls as the set grows, to at least 2.
+FINE_TUNE_ROWS = 40_000
+MIN_PASSES, MAX_PASSES = 2, 6
+LEVEL_GROWTH = 1.6
+# The levels fine-tuned: those of at most this many clusters (the paper's; the head's default).
+MAX_MATCH_CLUSTERS = 32768
+BATCH = 32
+ENCODER_LEARNING_RATE = 1e-4
+# The ranker's SGD after the solve (selection keeps the solved start where the epochs do not help).
+RANKER_EPOCHS = 3
+RANKER_LEARNING_RATE = 0.004
+
+
+def planned_sizes(num_labels: int) -> list[int]:
+    """The preliminary tree's level sizes for `num_labels` labels (seen in train), as `tfxc.tree.cluster_labels`
+    will cluster them with the preset's options."""
+    from tfxc.tree import LabelTree
+    from tfxc.tree.kmeans import tree_depth
+
+    leaves = 2 ** tree_depth(num_labels, LEAF_SIZE)
+    if leaves >= num_labels:
+        return [num_labels]
+    tree = LabelTree.from_leaf_codes(np.arange(num_labels) % leaves, leaves, nr_splits=NR_SPLITS,
+                                     min_codes=TOP_CLUSTERS)
+    return list(tree.sizes)
+
+
+def level_steps(num_points: int, levels: int) -> tuple[list[int], float]:
+    """Steps per fine-tuned level and the passes over train they make."""
+    passes = min(MAX_PASSES, max(MIN_PASSES, FINE_TUNE_ROWS / max(num_points, 1)))
+    total = passes * num_points / BATCH
+    weights = [LEVEL_GROWTH ** i for i in range(levels)]
+    return [max(10, int(round(total * w / sum(weights), -1))) for w in weights], passes
+
+
+def text_length(train: str) -> int:
+    """The 90th percentile of the first training texts' length in words (`tfxc.data.sources.TEXT_SAMPLE`)."""
+    from tfxc.data.readers import iter_jsonl
+    from tfxc.data.sources import TEXT_SAMPLE
+    from tfxc.data.text_terms import tokenize
+
+    lengths = [len(tokenize(record.text)) for _, record in zip(range(TEXT_SAMPLE), iter_jsonl(train))]
+    return int(np.percentile(lengths, 90)) if lengths else MIN_LENGTH
+
+
+def xrt_rules(profile, config: dict, why: list[str], data: dict, labels_present: int) -> tuple[dict, list[str]]:
+    """The `xrt` preset: the recipe's config (`config`, `why`: its data, evaluation and selection) with an
+    XR-Transformer model and schedule (module docstring) for data from sources `data` whose train split has
+    `labels_present` distinct labels."""
+    if data.get("format") != "jsonl" or not data.get("train"):
+        raise ConfigError("the xrt preset fine-tunes a text encoder: it needs text data (JSONL, CSV or TSV), and "
+                          f"this data is {data.get('format', 'not text')}")
+    words = text_length(data["train"])
+    length = int(min(MAX_LENGTH, max(MIN_LENGTH, 2 ** math.ceil(math.log2(max(words * PIECES_PER_WORD, 1))))))
+    sizes = planned_sizes(labels_present)
+    tuned = [size for size in sizes if size <= MAX_MATCH_CLUSTERS]
+    steps, passes = level_steps(profile.num_points, len(tuned))
+    nnz = int(min(256, max(32, 2 ** math.ceil(math.log2(max(2 * profile.features_per_point, 1))))))
+    head = {"name": "xr_transformer", "matcher_max_leaf_size": LEAF_SIZE, "matcher_nr_splits": NR_SPLITS,
+            "matcher_min_codes": TOP_CLUSTERS, "max_steps": steps, "learning_rates": [ENCODER_LEARNING_RATE],
+            "warmup_steps": [max(1, steps[0] // 4)], "max_leaf_size": LEAF_SIZE, "nr_splits": 16,
+            "sparse_max_nnz": nnz, "sparse_support": 4096, "ranker": "xr_linear"}
+    encoder = {"name": "pretrained", "preset": ENCODER_PRESET, "max_length": length, "pooling": "mean",
+               "dropout": 0.1, "mixed_bfloat16": True}
+    out = {key: value for key, value in config.items() if key in ("data", "eval", "runtime", "export")}
+    trainer = config["trainer"]
+    selection = {key: trainer[key] for key in ("select_metric", "eval_every_epochs") if key in trainer}
+    out.update({
+        "model": {"encoder": encoder, "head": head},
+        "optimizer": {"name": "adam", "learning_rate": RANKER_LEARNING_RATE, "epsilon": 1e-8, "schedule": "cosine",
+                      "warmup_steps": 100, "clip_norm": 1.0},
+        "trainer": {"global_batch_size": BATCH, "epochs": RANKER_EPOCHS, "steps_per_loop": 50,
+                    "log_every_steps": 200, "checkpoint_every_steps": 1000, **selection,
+                    **({"patience": 1} if selection.get("select_metric") else {})},
+    })
+    keep = [line for line in why if line.startswith(("data:", "text:", "serving:"))]
+    keep += [
+        f"encoder: {ENCODER_PRESET} fine-tuned, max_length {length} (90% of the training texts have at most {words} "
+        f"words, ~{PIECES_PER_WORD:g} word pieces each)",
+        f"fine-tuning: the preliminary tree {' -> '.join(f'{s:,}' for s in sizes)} (leaves of {LEAF_SIZE}, "
+        f"{NR_SPLITS}-ary, the top at most {TOP_CLUSTERS} clusters), its levels of at most {MAX_MATCH_CLUSTERS:,} "
+        "fine-tuned: "
+        f"{' + '.join(f'{s:,}' for s in steps)} steps of {BATCH} ({passes:.1f} passes over the "
+        f"{profile.num_points:,} training rows: about {FINE_TUNE_ROWS:,} rows, {MIN_PASSES}-{MAX_PASSES} passes)",
+        f"ranker: XR-Linear on [TF-IDF (+) E] solved per node (each row's {nnz} largest TF-IDF features), mixed with "
+        "the TF-IDF model on the same tree by whichever share scores best on validation; then up to "
+        f"{RANKER_EPOCHS} epochs of SGD, kept only while validation improves",
+    ]
+    return out, keep

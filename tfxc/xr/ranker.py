@@ -1,0 +1,116 @@
+"""XR-Transformer's ranker solved as XR-Linear, and the guard that keeps it from falling below its TF-IDF part.
+
+With `ranker` "xr_linear" (the default) the ranker is not learned by SGD from a guess: every node of
+its tree is solved as PECOS solves XR-Linear (`tfxc.xr.xlinear`), twice — on [TF-IDF ⊕ normalised E],
+the paper's ranker, and on the TF-IDF alone, the linear model the ranker contains. Mixes of the two
+(`ranker_mix`; a mix is one model of the same shape, `TreeLinear.mix`) are scored on the validation
+split through the model itself (its beam search and post-processors), and the best is kept. The run
+says which won and by how much, so a user sees plainly when the transformer did not help.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import numpy as np
+
+from tfxc.heads.label_tree_config import SUPPORT_FILE, TREE_FILE
+from tfxc.utils.io import atomic_write_text
+
+log = logging.getLogger("tfxc.xr")
+
+JOINT_SOLUTION = "ranker_xlinear.npz"  # on [TF-IDF ⊕ E]
+TFIDF_SOLUTION = "ranker_xlinear_tfidf.npz"  # on the TF-IDF alone
+MIX_CHOICE = "ranker_mix.json"
+
+
+def solve(config, info, embeddings: np.ndarray, y, model_dir: str):
+    """The two solutions of the module docstring (each solved once, then read from the model directory), and the
+    support file the ranker's model is built with: every node's features of either, weighted by the joint one.
+
+    Args:
+      embeddings: float32 [N, H], the final encoder's raw embeddings of the training rows (row-id order).
+      y: CSR [N, L], their labels.
+
+    Returns:
+      (joint, tfidf), `TreeLinear`s over the model directory's tree.
+    """
+    from tfxc.tree import LabelTree
+    from tfxc.tree.pifa import normalize_rows
+    from tfxc.tree.support import save_support
+    from tfxc.xr.levels import tfidf_rows
+    from tfxc.xr.xlinear import cached_fit, fit_tree_linear, truncate_rows
+
+    head = config.model.head
+    tree = LabelTree.load(os.path.join(model_dir, TREE_FILE))
+    # The rows as the model reads them (`tfxc.encoders.sparse_input`): each one's sparse_max_nnz largest features.
+    x = truncate_rows(tfidf_rows(info), head.sparse_max_nnz)
+    options = {"threshold": head.ranker_threshold, "max_support": head.sparse_support}
+    joint = cached_fit(os.path.join(model_dir, JOINT_SOLUTION),
+                       lambda: fit_tree_linear(x, normalize_rows(embeddings), y, tree, **options))
+    tfidf = cached_fit(os.path.join(model_dir, TFIDF_SOLUTION), lambda: fit_tree_linear(x, None, y, tree, **options))
+    support = os.path.join(model_dir, SUPPORT_FILE)
+    if not os.path.exists(support):
+        union = joint.mix(tfidf, 1.0)
+        save_support(support, union.support, union.weights)
+    return joint, tfidf
+
+
+def assign(head, solution) -> None:
+    """Sets the label tree head's node weights to `solution` (a `TreeLinear` on the head's support)."""
+    for t in range(len(head.sizes)):
+        head.kernels[t].assign(solution.kernel[t])
+        head.biases[t].assign(solution.bias[t])
+        support = head.support_levels[t].numpy()
+        if not np.array_equal(support, solution.support[t]):
+            raise ValueError(f"level {t}: the solution's sparse support is not the model's")
+        head.sparse_kernels[t].assign(solution.weights[t])
+
+
+def choose_mix(config, head, joint, tfidf, evaluate, model_dir: str) -> float:
+    """Sets `head` to the best mix on validation (module docstring) and returns its α.
+
+    Args:
+      head: the ranker model's `LabelTreeHead`.
+      evaluate: () -> the validation metrics (percent) of the model as its head stands, or None (no val split).
+    """
+    mixes = config.model.head.ranker_mix
+    metric = config.trainer.select_metric or "P@5"
+    path = os.path.join(model_dir, MIX_CHOICE)
+    if os.path.exists(path):  # chosen before this run was resumed
+        alpha = json.load(open(path))["alpha"]
+        assign(head, joint.mix(tfidf, alpha))
+        return alpha
+    results = {}
+    if len(mixes) > 1 and evaluate is not None:
+        for alpha in mixes:
+            assign(head, joint.mix(tfidf, alpha))
+            results[alpha] = evaluate()
+            log.info("ranker mix %.2f x [TF-IDF (+) E] + %.2f x TF-IDF: val %s", alpha, 1 - alpha,
+                     "  ".join(f"{k} {v:.2f}" for k, v in results[alpha].items() if "@" in k))
+        alpha = max(mixes, key=lambda a: (results[a].get(metric, 0.0), -mixes.index(a)))
+        log.info(guard_message(results, alpha, metric))
+    else:
+        alpha = mixes[0]
+        log.info("ranker mix %.2f: %s", alpha, "one value given" if len(mixes) == 1 else "no val split to choose on")
+    assign(head, joint.mix(tfidf, alpha))
+    atomic_write_text(path, json.dumps({"alpha": alpha, "metric": metric,
+                                        "val": {str(a): m for a, m in results.items()}}, indent=2) + "\n")
+    return alpha
+
+
+def guard_message(results: dict, alpha: float, metric: str) -> str:
+    """What the choice means to a user: did the transformer help over the TF-IDF model, on validation."""
+    chosen = results[alpha]
+    parts = [f"ranker: mix {alpha:g} chosen on val {metric} ({chosen.get(metric, 0.0):.2f})"]
+    if 1.0 in results and alpha != 1.0:
+        parts.append(f"the transformer's ranker alone scores {results[1.0].get(metric, 0.0):.2f}")
+    if 0.0 in results:
+        tfidf = results[0.0].get(metric, 0.0)
+        if alpha == 0.0:
+            parts.append("the transformer did not help on validation: the ranker is the TF-IDF model it contains")
+        else:
+            parts.append(f"{chosen.get(metric, 0.0) - tfidf:+.2f} over the TF-IDF model alone ({tfidf:.2f})")
+    return "; ".join(parts)
