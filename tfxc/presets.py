@@ -86,14 +86,16 @@ def preset_config(data: dict, info, preset: str = DEFAULT, rates: Rates | None =
     if preset == XRT:
         from tfxc.xr.preset import xrt_rules
 
-        configs[XRT] = xrt_rules(profile, config, why, data, int(np.count_nonzero(info.label_freq)))
+        rates = rates or calibrate()
+        configs[XRT] = xrt_rules(profile, config, why, data, int(np.count_nonzero(info.label_freq)),
+                                 int(info.splits.get("val", {}).get("num_points", 0)), rates)
     chosen, reasons = configs[DEFAULT if preset == BEST else preset]
     val_points = int(info.splits.get("val", {}).get("num_points", 0))
     reasons = [f"preset: {preset} (of {', '.join(PRESETS)})"] + reasons
     if preset == BEST:
         reasons.append(best_line(chosen.get("runtime", {}).get("seed", 0)))
     reasons.append(estimate_line({name: c for name, (c, _) in configs.items()}, profile, val_points, rates)
-                   + ("; xrt is not estimated (its encoder's steps are not in the time model)" if preset == XRT else ""))
+                   + ("; xrt: see its time line above" if preset == XRT else ""))
     return chosen, reasons
 
 

@@ -42,4 +42,4 @@ def test_data_without_text_is_refused():
     profile = DataProfile(num_points=100, num_features=10, num_labels=5, labels_per_point=1.0,
                           features_per_point=3.0, tail_share=0.0)
     with pytest.raises(ConfigError, match="needs text data"):
-        preset.xrt_rules(profile, {"trainer": {}}, [], {"format": "xc", "train": "t.txt"}, 5)
+        preset.xrt_rules(profile, {"trainer": {}}, [], {"format": "xc", "train": "t.txt"}, 5, 10, None)

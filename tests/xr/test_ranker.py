@@ -67,3 +67,16 @@ def test_one_mix_or_no_validation_split_takes_the_first_unchecked(tmp_path):
     head = fake_model(joint, tfidf)
     assert ranker.choose_mix(config((0.75, 0.0)), head, joint, tfidf, None, str(tmp_path)) == 0.75
     np.testing.assert_allclose(head.biases[0].value, 0.75)
+
+
+def test_a_mix_that_falls_below_the_tfidf_model_on_any_guarded_metric_is_not_kept():
+    results = {1.0: {"P@1": 96.0, "P@5": 24.0, "PSP@5": 92.5}, 0.5: {"P@1": 95.6, "P@5": 24.4, "PSP@5": 95.2},
+               0.0: {"P@1": 95.2, "P@5": 24.4, "PSP@5": 95.2}}
+    # 1.0 wins P@1 but loses P@5 and PSP@5; 0.5 is at least the TF-IDF model everywhere.
+    assert ranker.best_mix(results, (1.0, 0.5, 0.0), "P@1") == 0.5
+    results[0.5]["PSP@5"] = 95.1
+    assert ranker.best_mix(results, (1.0, 0.5, 0.0), "P@1") == 0.0
+    assert "did not help" in ranker.guard_message(results, 0.0, "P@1")
+    # Without the TF-IDF model among the mixes, nothing guards: the best on the metric.
+    del results[0.0]
+    assert ranker.best_mix(results, (1.0, 0.5), "P@1") == 1.0

@@ -63,12 +63,15 @@ class XrTransformerHeadConfig(LabelTreeHeadConfig):
         tree) tried on the validation split; the best on trainer.select_metric is kept (α 0: the transformer
         did not help, and the ranker is the TF-IDF model). One value: that mix, unchecked.
       ranker_threshold: PECOS's weight threshold (0.1).
+      final_post_processor: "" (the default) combines a label's score with its parents' as the upper levels
+        do (l3-hinge, XR-Linear's): the solved nodes are trained on their parent's rows only, so a label's
+        score means something under its parent's. The paper's SGD rankers use "noop" (the raw label score).
     """
 
     name: str = "xr_transformer"
     max_leaf_size: int = 16
     negatives: str = "tfn+man"
-    final_post_processor: str = "noop"
+    final_post_processor: str = ""
     sparse_support: int = 256
     sparse_init: float = 1.0
     matcher_max_leaf_size: int = 16

@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from tfxc.errors import ConfigError
+from tfxc.training.time_plan import format_seconds
 
 ENCODER_PRESET = "all-minilm-l6-v2"
 # English words per WordPiece token of an uncased BERT vocabulary: ~1.3 pieces a word.
@@ -41,6 +42,10 @@ LEVEL_GROWTH = 1.6
 MAX_MATCH_CLUSTERS = 32768
 BATCH = 32
 ENCODER_LEARNING_RATE = 1e-4
+# all-MiniLM-L6-v2: 6 layers of width 384 and feed-forward 1,536, 10.6 M weights outside the embeddings: 2 flops
+# each per token forward, a training step about 3 forward passes. For the printout's estimate (7,002 reuters rows
+# of 64 tokens took 249 s to embed on the 2-core machine, 1.3x faster than this count at its measured matmul rate).
+FORWARD_FLOPS_PER_TOKEN = 2 * 10.6e6
 # The ranker's SGD after the solve (selection keeps the solved start where the epochs do not help).
 RANKER_EPOCHS = 3
 RANKER_LEARNING_RATE = 0.004
@@ -68,6 +73,13 @@ def level_steps(num_points: int, levels: int) -> tuple[list[int], float]:
     return [max(10, int(round(total * w / sum(weights), -1))) for w in weights], passes
 
 
+def estimated_seconds(steps: list[int], length: int, num_points: int, val_points: int, flops: float) -> float:
+    """The encoder's share of a run at `flops` per second: the levels' steps, one embedding pass of train per
+    level (the next level's start, the ranker's), and the validation passes of the mixes and the ranker's epochs."""
+    tokens = BATCH * sum(steps) * 3 + num_points * len(steps) + val_points * (5 + 1 + RANKER_EPOCHS)
+    return tokens * length * FORWARD_FLOPS_PER_TOKEN / flops
+
+
 def text_length(train: str) -> int:
     """The 90th percentile of the first training texts' length in words (`tfxc.data.sources.TEXT_SAMPLE`)."""
     from tfxc.data.readers import iter_jsonl
@@ -78,10 +90,11 @@ def text_length(train: str) -> int:
     return int(np.percentile(lengths, 90)) if lengths else MIN_LENGTH
 
 
-def xrt_rules(profile, config: dict, why: list[str], data: dict, labels_present: int) -> tuple[dict, list[str]]:
+def xrt_rules(profile, config: dict, why: list[str], data: dict, labels_present: int, val_points: int,
+              rates) -> tuple[dict, list[str]]:
     """The `xrt` preset: the recipe's config (`config`, `why`: its data, evaluation and selection) with an
     XR-Transformer model and schedule (module docstring) for data from sources `data` whose train split has
-    `labels_present` distinct labels."""
+    `labels_present` distinct labels; its time estimated at `rates` (`tfxc.training.time_plan.Rates`)."""
     if data.get("format") != "jsonl" or not data.get("train"):
         raise ConfigError("the xrt preset fine-tunes a text encoder: it needs text data (JSONL, CSV or TSV), and "
                           f"this data is {data.get('format', 'not text')}")
@@ -95,8 +108,12 @@ def xrt_rules(profile, config: dict, why: list[str], data: dict, labels_present:
             "matcher_min_codes": TOP_CLUSTERS, "max_steps": steps, "learning_rates": [ENCODER_LEARNING_RATE],
             "warmup_steps": [max(1, steps[0] // 4)], "max_leaf_size": LEAF_SIZE, "nr_splits": 16,
             "sparse_max_nnz": nnz, "sparse_support": 4096, "ranker": "xr_linear"}
+    from tfxc.precision import native_bfloat16  # imports TensorFlow: only when the preset is chosen
+
+    # Without native bfloat16 products (AVX512-BF16, AMX, a GPU) TensorFlow emulates them, several times slower.
+    bfloat16 = native_bfloat16()
     encoder = {"name": "pretrained", "preset": ENCODER_PRESET, "max_length": length, "pooling": "mean",
-               "dropout": 0.1, "mixed_bfloat16": True}
+               "dropout": 0.1, "mixed_bfloat16": bfloat16}
     out = {key: value for key, value in config.items() if key in ("data", "eval", "runtime", "export")}
     trainer = config["trainer"]
     selection = {key: trainer[key] for key in ("select_metric", "eval_every_epochs") if key in trainer}
@@ -111,14 +128,22 @@ def xrt_rules(profile, config: dict, why: list[str], data: dict, labels_present:
     keep = [line for line in why if line.startswith(("data:", "text:", "serving:"))]
     keep += [
         f"encoder: {ENCODER_PRESET} fine-tuned, max_length {length} (90% of the training texts have at most {words} "
-        f"words, ~{PIECES_PER_WORD:g} word pieces each)",
+        f"words, ~{PIECES_PER_WORD:g} word pieces each), "
+        + ("in bfloat16 (this machine multiplies it natively)" if bfloat16 else
+           "in float32 (this machine has no native bfloat16 products: emulated, they are slower)"),
         f"fine-tuning: the preliminary tree {' -> '.join(f'{s:,}' for s in sizes)} (leaves of {LEAF_SIZE}, "
         f"{NR_SPLITS}-ary, the top at most {TOP_CLUSTERS} clusters), its levels of at most {MAX_MATCH_CLUSTERS:,} "
         "fine-tuned: "
         f"{' + '.join(f'{s:,}' for s in steps)} steps of {BATCH} ({passes:.1f} passes over the "
         f"{profile.num_points:,} training rows: about {FINE_TUNE_ROWS:,} rows, {MIN_PASSES}-{MAX_PASSES} passes)",
         f"ranker: XR-Linear on [TF-IDF (+) E] solved per node (each row's {nnz} largest TF-IDF features), mixed with "
-        "the TF-IDF model on the same tree by whichever share scores best on validation; then up to "
+        "the TF-IDF model on the same tree: the share best on validation among those at least as good as the TF-IDF "
+        "model alone on every P@k and PSP@k; then up to "
         f"{RANKER_EPOCHS} epochs of SGD, kept only while validation improves",
+        "time: the encoder's passes " + format_seconds(estimated_seconds(
+            steps, length, profile.num_points, val_points,
+            (rates.bfloat16_flops or rates.matmul_flops) if bfloat16 else rates.matmul_flops))
+        + f" at this machine's measured {rates.matmul_flops / 1e9:.0f} GFLOP/s (fewer passes or a shorter max_length "
+          "cut it: model.head.max_steps, model.encoder.max_length)",
     ]
     return out, keep

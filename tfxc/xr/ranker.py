@@ -4,7 +4,9 @@ With `ranker` "xr_linear" (the default) the ranker is not learned by SGD from a 
 its tree is solved as PECOS solves XR-Linear (`tfxc.xr.xlinear`), twice — on [TF-IDF ⊕ normalised E],
 the paper's ranker, and on the TF-IDF alone, the linear model the ranker contains. Mixes of the two
 (`ranker_mix`; a mix is one model of the same shape, `TreeLinear.mix`) are scored on the validation
-split through the model itself (its beam search and post-processors), and the best is kept. The run
+split through the model itself (its beam search and post-processors). The kept mix is the best on the
+selection metric among those that score at least the TF-IDF model alone on every precision and
+propensity-scored precision evaluated: never below the TF-IDF model it contains, on validation. The run
 says which won and by how much, so a user sees plainly when the transformer did not help.
 """
 
@@ -24,6 +26,8 @@ log = logging.getLogger("tfxc.xr")
 JOINT_SOLUTION = "ranker_xlinear.npz"  # on [TF-IDF ⊕ E]
 TFIDF_SOLUTION = "ranker_xlinear_tfidf.npz"  # on the TF-IDF alone
 MIX_CHOICE = "ranker_mix.json"
+# A mix is kept only if it scores at least the TF-IDF model alone on each of these (the ones evaluated).
+GUARDED = ("P@1", "P@3", "P@5", "PSP@1", "PSP@3", "PSP@5")
 
 
 def solve(config, info, embeddings: np.ndarray, y, model_dir: str):
@@ -90,7 +94,7 @@ def choose_mix(config, head, joint, tfidf, evaluate, model_dir: str) -> float:
             results[alpha] = evaluate()
             log.info("ranker mix %.2f x [TF-IDF (+) E] + %.2f x TF-IDF: val %s", alpha, 1 - alpha,
                      "  ".join(f"{k} {v:.2f}" for k, v in results[alpha].items() if "@" in k))
-        alpha = max(mixes, key=lambda a: (results[a].get(metric, 0.0), -mixes.index(a)))
+        alpha = best_mix(results, mixes, metric)
         log.info(guard_message(results, alpha, metric))
     else:
         alpha = mixes[0]
@@ -99,6 +103,15 @@ def choose_mix(config, head, joint, tfidf, evaluate, model_dir: str) -> float:
     atomic_write_text(path, json.dumps({"alpha": alpha, "metric": metric,
                                         "val": {str(a): m for a, m in results.items()}}, indent=2) + "\n")
     return alpha
+
+
+def best_mix(results: dict, mixes, metric: str) -> float:
+    """The mix with the best validation `metric` among those that score at least the TF-IDF model alone (α 0)
+    on every metric of `GUARDED` it reports, the first of `mixes` on ties; any mix without α 0 among them."""
+    floor = results.get(0.0)
+    allowed = [a for a in mixes if floor is None or all(results[a].get(m, 0.0) >= floor[m] for m in GUARDED
+                                                         if m in floor)]
+    return max(allowed, key=lambda a: (results[a].get(metric, 0.0), -mixes.index(a)))
 
 
 def guard_message(results: dict, alpha: float, metric: str) -> str:
@@ -110,7 +123,9 @@ def guard_message(results: dict, alpha: float, metric: str) -> str:
     if 0.0 in results:
         tfidf = results[0.0].get(metric, 0.0)
         if alpha == 0.0:
-            parts.append("the transformer did not help on validation: the ranker is the TF-IDF model it contains")
+            parts.append("the transformer did not help on validation (no mix with it scored at least the TF-IDF model "
+                         f"alone on every one of {', '.join(m for m in GUARDED if m in results[0.0])}): the ranker "
+                         "is the TF-IDF model it contains")
         else:
             parts.append(f"{chosen.get(metric, 0.0) - tfidf:+.2f} over the TF-IDF model alone ({tfidf:.2f})")
     return "; ".join(parts)
