@@ -49,8 +49,9 @@ def test_the_best_mix_on_validation_is_kept_and_named(tmp_path, caplog, peak, sa
     # The head's bias is α (joint 1, TF-IDF 0): a validation P@5 that peaks at `peak`.
     evaluate = (lambda: {"P@1": 50.0, "P@5": 40.0 - 10 * abs(float(head.biases[0].value[0]) - peak)})
     with caplog.at_level("INFO", logger="tfxc.xr"):
-        alpha = ranker.choose_mix(config((1.0, 0.75, 0.5, 0.25, 0.0)), head, joint, tfidf, evaluate, str(tmp_path))
-    assert alpha == peak
+        alpha, metrics = ranker.choose_mix(config((1.0, 0.75, 0.5, 0.25, 0.0)), head, joint, tfidf, evaluate,
+                                           str(tmp_path))
+    assert alpha == peak and metrics["P@5"] == pytest.approx(40.0)
     np.testing.assert_allclose(head.biases[0].value, peak)
     np.testing.assert_allclose(head.kernels[0].value, peak)
     assert says in caplog.text
@@ -58,14 +59,14 @@ def test_the_best_mix_on_validation_is_kept_and_named(tmp_path, caplog, peak, sa
     assert saved["alpha"] == peak and saved["val"]["0.0"]["P@5"] == pytest.approx(40.0 - 10 * peak)
     # A resumed run takes the saved choice without evaluating again.
     head.biases[0].assign(np.zeros(2))
-    assert ranker.choose_mix(config((1.0, 0.0)), head, joint, tfidf, None, str(tmp_path)) == peak
+    assert ranker.choose_mix(config((1.0, 0.0)), head, joint, tfidf, None, str(tmp_path)) == (peak, None)
     np.testing.assert_allclose(head.biases[0].value, peak)
 
 
 def test_one_mix_or_no_validation_split_takes_the_first_unchecked(tmp_path):
     joint, tfidf = solution(1.0, 1.0, True), solution(0.0, 0.0, False)
     head = fake_model(joint, tfidf)
-    assert ranker.choose_mix(config((0.75, 0.0)), head, joint, tfidf, None, str(tmp_path)) == 0.75
+    assert ranker.choose_mix(config((0.75, 0.0)), head, joint, tfidf, None, str(tmp_path)) == (0.75, None)
     np.testing.assert_allclose(head.biases[0].value, 0.75)
 
 

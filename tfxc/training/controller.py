@@ -128,6 +128,8 @@ class Controller:
         # Model selection (trainer.select_metric) happens on the val split only, never on test.
         self.selection = ModelSelection(model_dir, own_dir, tc, "val" in info.splits, model=components.model,
                                         averaged=components.averaged, strategy=components.strategy, chief=self.chief)
+        # With trainer.eval_at_start: the val metrics of the starting weights, when whoever set them measured them.
+        self.start_metrics: dict | None = None
         # The pace of this invocation (set when its loop starts): its start, and the last progress line's.
         self._t_start = self._t_log = time.time()
         self._step_log = 0
@@ -168,7 +170,8 @@ class Controller:
         self._step_log = step
         iterator, iterator_epoch, loss = None, None, math.nan
         if step == 0 and self.eval_every and self.config.trainer.eval_at_start and not self.selection.history:
-            self._evaluate(0, loss, writer)  # the starting weights, which selection may keep
+            # The starting weights, which selection may keep (their metrics, if the caller measured them).
+            self._evaluate(0, loss, writer, self.start_metrics)
         while step < total and not self.selection.stopped_early:
             epoch, step_in_epoch = self.length.position(step)
             if iterator is None:  # one stream from here to the last epoch
@@ -262,11 +265,12 @@ class Controller:
         _scalars(writer, step, "train/", {"steps_per_second": rate})
         self._t_log, self._step_log = now, step
 
-    def _evaluate(self, step: int, train_loss: float, writer) -> None:
-        """Evaluates the val split (else test) and hands the result to model selection."""
+    def _evaluate(self, step: int, train_loss: float, writer, known: dict | None = None) -> None:
+        """Evaluates the val split (else test) and hands the result to model selection; `known`: the metrics of
+        the weights as they stand, measured already (not evaluated again)."""
         start = time.time()
         with self.components.averaged():
-            metrics = self.val_evaluator.evaluate()
+            metrics = known if known is not None else self.val_evaluator.evaluate()
         split = self.val_evaluator.split
         _scalars(writer, step, f"{split}/", metrics)
         if self.chief:

@@ -239,8 +239,9 @@ def train_xr_transformer(config, model_dir: str, info, strategy, *, lock=None, f
             frozen_encoder(model).cache_training_rows(embeddings)
         if solved and fresh:
             val = trainer.controller.val_evaluator
-            ranker.choose_mix(config, model.head, joint, tfidf,
-                              val.evaluate if val is not None and val.split == "val" else None, model_dir)
+            _, trainer.controller.start_metrics = ranker.choose_mix(
+                config, model.head, joint, tfidf, val.evaluate if val is not None and val.split == "val" else None,
+                model_dir)
             joint = tfidf = None
         # Copied into the ranker and its row cache: the last level's restored encoder and the [N, H] array
         # would otherwise stay resident (the array twice, with the cache) through the ranker's training.

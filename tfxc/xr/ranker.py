@@ -73,8 +73,9 @@ def assign(head, solution) -> None:
         head.sparse_kernels[t].assign(solution.weights[t])
 
 
-def choose_mix(config, head, joint, tfidf, evaluate, model_dir: str) -> float:
-    """Sets `head` to the best mix on validation (module docstring) and returns its α.
+def choose_mix(config, head, joint, tfidf, evaluate, model_dir: str) -> tuple[float, dict | None]:
+    """Sets `head` to the best mix on validation (module docstring); returns its α and its validation metrics
+    (None when none were measured).
 
     Args:
       head: the ranker model's `LabelTreeHead`.
@@ -84,9 +85,10 @@ def choose_mix(config, head, joint, tfidf, evaluate, model_dir: str) -> float:
     metric = config.trainer.select_metric or "P@5"
     path = os.path.join(model_dir, MIX_CHOICE)
     if os.path.exists(path):  # chosen before this run was resumed
-        alpha = json.load(open(path))["alpha"]
+        with open(path, encoding="utf-8") as f:
+            alpha = json.load(f)["alpha"]
         assign(head, joint.mix(tfidf, alpha))
-        return alpha
+        return alpha, None
     results = {}
     if len(mixes) > 1 and evaluate is not None:
         for alpha in mixes:
@@ -102,7 +104,7 @@ def choose_mix(config, head, joint, tfidf, evaluate, model_dir: str) -> float:
     assign(head, joint.mix(tfidf, alpha))
     atomic_write_text(path, json.dumps({"alpha": alpha, "metric": metric,
                                         "val": {str(a): m for a, m in results.items()}}, indent=2) + "\n")
-    return alpha
+    return alpha, results.get(alpha)
 
 
 def best_mix(results: dict, mixes, metric: str) -> float:
