@@ -81,3 +81,10 @@ def test_a_mix_that_falls_below_the_tfidf_model_on_any_guarded_metric_is_not_kep
     # Without the TF-IDF model among the mixes, nothing guards: the best on the metric.
     del results[0.0]
     assert ranker.best_mix(results, (1.0, 0.5), "P@1") == 1.0
+
+
+def test_without_a_tfidf_model_the_solution_is_taken_as_it_is(tmp_path):
+    joint = solution(1.0, 1.0, True)
+    head = fake_model(joint, solution(0.0, 0.0, False))
+    assert ranker.choose_mix(config((1.0, 0.0)), head, joint, None, lambda: {}, str(tmp_path)) == (1.0, None)
+    np.testing.assert_allclose(head.kernels[0].value, 1.0)

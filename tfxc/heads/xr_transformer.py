@@ -56,7 +56,8 @@ class XrTransformerHeadConfig(LabelTreeHeadConfig):
       fix_clustering: the ranker keeps the preliminary tree instead of re-clustering on [TF-IDF ⊕ E].
       ranker: how the ranker is trained. "xr_linear" (PECOS's): every node's squared-hinge problem solved
         on the full sparse rows (`tfxc.xr.xlinear`), each node keeping its weights of magnitude at least
-        ranker_threshold (at most sparse_support of them, the largest), then trainer.epochs of SGD from
+        ranker_threshold (at most sparse_support of them, the largest; sparse_support 0: the embedding
+        alone, no TF-IDF and so no guard), then trainer.epochs of SGD from
         that start, kept only as far as validation improves (the start is evaluated first). "sgd": SGD
         alone, from the nodes' PIFA centroids on sparse_support features each.
       ranker_mix: with "xr_linear", the mixes α·[TF-IDF ⊕ E] + (1 − α)·(the TF-IDF alone, solved on the same
@@ -97,7 +98,7 @@ class XrTransformerHeadConfig(LabelTreeHeadConfig):
 
     @property
     def solved_support(self) -> bool:
-        return self.ranker == "xr_linear"
+        return self.ranker == "xr_linear" and self.sparse_support > 0
 
     def validate(self, path: str) -> None:
         super().validate(path)
@@ -119,9 +120,9 @@ class XrTransformerHeadConfig(LabelTreeHeadConfig):
         if self.ranker not in RANKERS:
             raise ConfigError(f"{path}.ranker '{self.ranker}' is not one of {', '.join(RANKERS)}")
         if self.ranker == "xr_linear" and (not self.ranker_mix or any(not 0 <= a <= 1 for a in self.ranker_mix)
-                                           or self.ranker_threshold < 0 or not self.sparse_support):
-            raise ConfigError(f"{path}: the xr_linear ranker needs ranker_mix values in [0, 1], ranker_threshold "
-                              ">= 0 and sparse_support > 0 (the most weights a node keeps)")
+                                           or self.ranker_threshold < 0):
+            raise ConfigError(f"{path}: the xr_linear ranker needs ranker_mix values in [0, 1] and ranker_threshold "
+                              ">= 0")
         if self.only_encoder and not self.do_fine_tune:
             raise ConfigError(f"{path}: only_encoder with do_fine_tune false leaves nothing to train")
         if self.tree_file:

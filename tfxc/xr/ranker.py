@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 from tfxc.heads.label_tree_config import SUPPORT_FILE, TREE_FILE
+from tfxc.utils.display import json_text
 from tfxc.utils.io import atomic_write_text
 
 log = logging.getLogger("tfxc.xr")
@@ -39,7 +40,8 @@ def solve(config, info, embeddings: np.ndarray, y, model_dir: str):
       y: CSR [N, L], their labels.
 
     Returns:
-      (joint, tfidf), `TreeLinear`s over the model directory's tree.
+      (joint, tfidf), `TreeLinear`s over the model directory's tree; with sparse_support 0, (the solution on E
+      alone, None).
     """
     from tfxc.tree import LabelTree
     from tfxc.tree.pifa import normalize_rows
@@ -50,6 +52,12 @@ def solve(config, info, embeddings: np.ndarray, y, model_dir: str):
     head = config.model.head
     tree = LabelTree.load(os.path.join(model_dir, TREE_FILE))
     # The rows as the model reads them (`tfxc.encoders.sparse_input`): each one's sparse_max_nnz largest features.
+    if not head.sparse_support:  # the ranker reads the embedding alone
+        import scipy.sparse
+
+        return cached_fit(os.path.join(model_dir, JOINT_SOLUTION), lambda: fit_tree_linear(
+            scipy.sparse.csr_matrix((len(embeddings), 0), dtype=np.float32), normalize_rows(embeddings), y, tree,
+            threshold=head.ranker_threshold)), None
     x = truncate_rows(tfidf_rows(info), head.sparse_max_nnz)
     options = {"threshold": head.ranker_threshold, "max_support": head.sparse_support}
     joint = cached_fit(os.path.join(model_dir, JOINT_SOLUTION),
@@ -67,6 +75,8 @@ def assign(head, solution) -> None:
     for t in range(len(head.sizes)):
         head.kernels[t].assign(solution.kernel[t])
         head.biases[t].assign(solution.bias[t])
+        if head.sparse_kernels[t] is None:  # no sparse term
+            continue
         support = head.support_levels[t].numpy()
         if not np.array_equal(support, solution.support[t]):
             raise ValueError(f"level {t}: the solution's sparse support is not the model's")
@@ -81,6 +91,9 @@ def choose_mix(config, head, joint, tfidf, evaluate, model_dir: str) -> tuple[fl
       head: the ranker model's `LabelTreeHead`.
       evaluate: () -> the validation metrics (percent) of the model as its head stands, or None (no val split).
     """
+    if tfidf is None:  # nothing to mix with (sparse_support 0)
+        assign(head, joint)
+        return 1.0, None
     mixes = config.model.head.ranker_mix
     metric = config.trainer.select_metric or "P@5"
     path = os.path.join(model_dir, MIX_CHOICE)
@@ -102,8 +115,8 @@ def choose_mix(config, head, joint, tfidf, evaluate, model_dir: str) -> tuple[fl
         alpha = mixes[0]
         log.info("ranker mix %.2f: %s", alpha, "one value given" if len(mixes) == 1 else "no val split to choose on")
     assign(head, joint.mix(tfidf, alpha))
-    atomic_write_text(path, json.dumps({"alpha": alpha, "metric": metric,
-                                        "val": {str(a): m for a, m in results.items()}}, indent=2) + "\n")
+    atomic_write_text(path, json_text({"alpha": alpha, "metric": metric,
+                                       "val": {str(a): m for a, m in results.items()}}, indent=2) + "\n")
     return alpha, results.get(alpha)
 
 
