@@ -213,7 +213,7 @@ def test_the_sparse_block_keeps_the_largest_values_in_id_order():
     np.testing.assert_allclose(values.numpy(), [[-0.9, 0.5, 0.3], [2.0, 0.0, 0.0]])
 
 
-def test_the_sparse_term_adds_the_support_weights_of_the_row_features():
+def test_the_sparse_term_adds_the_support_weights_of_the_row_features(monkeypatch):
     from tfxc.encoders.sparse_input import WithSparseInput
     from tfxc.encoders.sparse_bow import SparseBowEncoder
     from tfxc.heads.label_tree_config import NodeSparseTerm
@@ -244,6 +244,17 @@ def test_the_sparse_term_adds_the_support_weights_of_the_row_features():
     want = np.argsort(-exact, axis=1, kind="stable")[:, :7]
     np.testing.assert_array_equal(ids.numpy(), want)
     np.testing.assert_allclose(scores.numpy(), np.take_along_axis(exact, want, 1), rtol=1e-5, atol=1e-6)
+    # Evaluation scores a batch in calls of at most `top_k_rows_per_call` rows, the same lists.
+    import types
+
+    import tfxc.heads.label_tree as label_tree
+
+    assert head.top_k_rows_per_call() >= 4096
+    monkeypatch.setattr(label_tree, "SPARSE_BLOCK", 3 * 12 * 3)  # level 2 whole: 12 nodes x 3 features, 3 rows
+    assert head.top_k_rows_per_call() == 2
+    got = head.evaluation_top_k(types.SimpleNamespace(encoder=encoder), 7)(batch)
+    np.testing.assert_array_equal(got[1], ids.numpy())
+    np.testing.assert_allclose(got[0], scores.numpy(), rtol=1e-5, atol=1e-6)
     # Training touches only the active nodes' sparse rows: the gradient is an IndexedSlices.
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(head.per_example_loss(features, tf.ragged.constant([[0], [4, 5], [11], [3]], tf.int64)))

@@ -69,3 +69,33 @@ def test_the_concat_matcher_on_side_by_side_parts_equals_it_on_one_csr():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(predicted_clusters(parts, *parts_fit, 3),
                                   predicted_clusters(concat_features(emb, tfidf), *csr_fit, 3))
+
+
+def test_an_embedding_pass_in_order_of_length_gives_each_row_its_own_embedding(tmp_path, shared_data):
+    """`length_sorted` (of `embed_split` and the evaluator) cuts a window into batches of rows of about one length, each padded only to its longest:
+    every row once, its tokens intact, and (attention masked, mean over real tokens) the embedding it has in
+    the window padded to the longest text."""
+    from helpers import tiny_bert_preset
+    from tfxc._tf import tf
+    from tfxc.encoders.pretrained import PretrainedEncoder
+    from tfxc.data.pipeline import length_sorted
+
+    encoder = PretrainedEncoder(tiny_bert_preset(tmp_path, shared_data), max_length=24, dropout=0.0,
+                                backbone_dropout=0.0)
+    texts = ["hi", "how do i top up my card with cash at a shop near me", "card", "where is my money",
+             "a transfer i made two days ago to my landlord has still not arrived , what can i do", "why"]
+    window = {**encoder.tokenize(tf.constant(texts)), "row_id": tf.range(len(texts), dtype=tf.int64),
+              "labels": tf.ragged.constant([[i] * (i % 3) for i in range(len(texts))], tf.int64)}
+    lengths = window["padding_mask"].numpy().sum(axis=1)
+    whole = encoder(window).numpy()
+    batches = list(length_sorted(window, batch_size=4))
+    ids = np.concatenate([b["row_id"].numpy() for b in batches])
+    assert sorted(ids.tolist()) == list(range(len(texts)))
+    np.testing.assert_array_equal(lengths[ids], np.sort(lengths))  # shortest first
+    assert [b["token_ids"].shape[1] for b in batches] == [lengths[ids[:4]].max(), lengths.max()]
+    for batch in batches:
+        rows = batch["row_id"].numpy()
+        width = batch["token_ids"].shape[1]
+        np.testing.assert_array_equal(batch["token_ids"].numpy(), window["token_ids"].numpy()[rows, :width])
+        assert batch["labels"].to_list() == [[i] * (i % 3) for i in rows]
+        np.testing.assert_allclose(encoder(batch).numpy(), whole[rows], atol=2e-5)

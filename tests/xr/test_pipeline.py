@@ -235,7 +235,7 @@ def test_a_stage_lets_go_of_what_it_copied_before_it_trains(tmp_path, monkeypatc
 
     monkeypatch.setattr(pipeline, "ModelDir", FakeModelDir)
     plan = types.SimpleNamespace(index=1, clusters=4, tree_level=1, steps=1, learning_rate=0.1)
-    head = types.SimpleNamespace(do_fine_tune=True, only_encoder=False, ranker="sgd")
+    head = types.SimpleNamespace(do_fine_tune=True, only_encoder=False, ranker="sgd", sparse_support=256)
     config = types.SimpleNamespace(model=types.SimpleNamespace(head=head),
                                    runtime=types.SimpleNamespace(strategy="default"))
     pipeline.run_level(config, plan, 2, None, "", str(tmp_path / "level-0"), None, None, str(tmp_path))
@@ -255,3 +255,26 @@ def test_a_stage_lets_go_of_what_it_copied_before_it_trains(tmp_path, monkeypatc
     strategy = types.SimpleNamespace(scope=contextlib.nullcontext)
     pipeline.train_xr_transformer(config, str(tmp_path / "ranker"), None, strategy)
     assert len(cached) == 1 and alive["at_train"] == {"encoder": False, "embeddings": False}
+
+
+def test_the_ranker_embedding_pass_is_kept_until_the_ranker_has_trained(tmp_path):
+    """A run that fails between the embedding pass and the ranker's first checkpoint (an evaluation out of
+    memory, a kill) reads the pass back instead of embedding the training rows again."""
+    import scipy.sparse
+
+    from tfxc.xr.pipeline import cached_embedding_pass
+
+    path = str(tmp_path / "ranker_embeddings.npz")
+    embeddings = np.arange(12, dtype=np.float32).reshape(4, 3)
+    y = scipy.sparse.csr_matrix(np.array([[1, 0, 1], [0, 0, 0], [0, 1, 0], [1, 1, 1]], np.int8))
+    calls = []
+
+    def embed():
+        calls.append(1)
+        return embeddings, y
+
+    for _ in range(2):
+        got, got_y = cached_embedding_pass(path, embed)
+        np.testing.assert_array_equal(got, embeddings)
+        assert got_y.shape == y.shape and (got_y != y).nnz == 0
+    assert len(calls) == 1

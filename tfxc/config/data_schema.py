@@ -155,6 +155,10 @@ class DataConfig:
       index_base: 1 for header-less XC files with 1-based feature ids.
       num_shards: TFRecord shards written for the train split.
       shuffle_buffer: examples in the shuffle buffer (>= train size = full shuffle).
+      group_by_length: 0, or global training batches regrouped together by text length (64: each run of 64
+        shuffled batches becomes 64 batches of texts of about one length, in random order): a text
+        transformer pads each batch to its longest text, so this cuts its steps' cost for texts of uneven
+        length (`tfxc.data.pipeline.train_dataset`).
       text: TF-IDF options for the jsonl format.
       synthetic: options of the synthetic format.
       images: how the images format reads its sources.
@@ -177,6 +181,7 @@ class DataConfig:
     index_base: int = 0
     num_shards: int = 4
     shuffle_buffer: int = 100000
+    group_by_length: int = 0
     text: TextFeaturesConfig = field(default_factory=TextFeaturesConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     images: ImageDataConfig = field(default_factory=ImageDataConfig)
@@ -217,6 +222,7 @@ class DataConfig:
         _require(self.index_base in (0, 1), f"{path}.index_base ({self.index_base}) must be 0 or 1")
         _require(self.num_shards >= 1, f"{path}.num_shards ({self.num_shards}) must be >= 1")
         _require(self.shuffle_buffer >= 1, f"{path}.shuffle_buffer ({self.shuffle_buffer}) must be >= 1")
+        _require(self.group_by_length >= 0, f"{path}.group_by_length ({self.group_by_length}) must be >= 0")
         self.text.validate(path + ".text")
         self.images.validate(path + ".images")
         if self.format == "synthetic":

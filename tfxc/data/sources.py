@@ -266,7 +266,7 @@ def source_fingerprint(data_config, files: SourceFiles | None = None) -> str:
 
 def _option_fields(data_config) -> dict:
     fields = dataclasses.asdict(data_config)
-    for transient in ("dir", "shuffle_buffer"):
+    for transient in ("dir", "shuffle_buffer", "group_by_length"):
         fields.pop(transient)
     # A source named by a relative, an absolute or a symlinked path is the same source: the runs of one
     # data directory would otherwise convert it again each time the spelling alternates.

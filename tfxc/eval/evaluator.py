@@ -8,7 +8,7 @@ import numpy as np
 
 from tfxc._tf import tf
 from tfxc.utils.graph import BatchFunction
-from tfxc.data.pipeline import eval_dataset
+from tfxc.data.pipeline import eval_dataset, length_sorted_batches
 from tfxc.data.propensity import dataset_propensities
 from tfxc.errors import DataError
 from tfxc.eval.classification import (ClassificationMetrics, log_threshold_meaning, predicted_sets,
@@ -64,7 +64,7 @@ class Evaluator:
         self.model, self.info, self.config, self.split = model, info, eval_config, split
         self.shard, self.add_up = shard, add_up
         self._keep = keep_batches and int(info.splits[split].get("nnz", KEPT_BATCHES_MAX_NNZ + 1)) <= KEPT_BATCHES_MAX_NNZ
-        self._kept: list | None = None
+        self._kept: tuple[bool, list] | None = None  # (in file order, the batches)
         self.k = max(eval_config.ks)
         if self.k > info.num_labels:
             log.warning("eval.ks asks for k up to %d but there are only %d labels: P@k for k > %d counts the "
@@ -80,21 +80,23 @@ class Evaluator:
                                                             batch["labels"].values, k))
 
     def predictions(self):
-        """Yields (scores float32 [B, k], ids int64 [B, k], labels int64 ragged [B, None]) per batch."""
-        for batch in self._batches():
+        """Yields (scores float32 [B, k], ids int64 [B, k], labels int64 ragged [B, None]) per batch, in file order."""
+        for batch in self._batches(in_file_order=True):
             scores, ids = self._top_k(batch)
             yield scores, pad_ids(ids, self.k), batch["labels"]
 
-    def _batches(self):
-        """The split's parsed batches, in file order, through the encoder's preprocessing (tokenisation)."""
-        if self._kept is not None:
-            return self._kept
-        batches = eval_dataset(self.info.files(self.split), self.config.batch_size, self.config.max_points,
-                               preprocess=self.model.encoder.preprocess, shard=self.shard)
+    def _batches(self, in_file_order: bool = False):
+        """The split's parsed batches through the encoder's preprocessing (tokenisation): in file order, or for
+        sums over rows (the metrics), token sequences batched by length (`length_sorted_batches`)."""
+        if self._kept is not None and self._kept[0] == in_file_order:
+            return self._kept[1]
+        args = (self.info.files(self.split), self.config.batch_size, self.config.max_points)
+        kwargs = dict(preprocess=self.model.encoder.preprocess, shard=self.shard)
+        batches = eval_dataset(*args, **kwargs) if in_file_order else length_sorted_batches(*args, **kwargs)
         if not self._keep:
             return batches
-        self._kept = list(batches)
-        return self._kept
+        self._kept = (in_file_order, list(batches))
+        return self._kept[1]
 
     def _metrics(self) -> XmcMetrics:
         return split_metrics(self.info, self.config, self.split)

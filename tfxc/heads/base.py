@@ -54,6 +54,8 @@ from __future__ import annotations
 import contextlib
 from typing import ClassVar
 
+import numpy as np
+
 from tfxc._tf import keras, tf
 from tfxc.utils.graph import BatchFunction, graph_function
 from tfxc.encoders import ENCODERS
@@ -200,14 +202,27 @@ class Head(keras.layers.Layer):
             return top_k
         encode = BatchFunction(lambda batch: model.encoder(batch, training=False))
         compiled = graph_function(lambda features: self.top_k(features, k), jit_compile=True)
+        limit = self.top_k_rows_per_call()
 
-        def compiled_top_k(batch):
-            features = encode(batch)
+        def padded_top_k(features):
             rows = int(features.shape[0])
             scores, ids = compiled(tf.pad(features, [[0, (1 << (rows - 1).bit_length()) - rows], [0, 0]]))
             return scores.numpy()[:rows], ids.numpy()[:rows]
 
+        def compiled_top_k(batch):
+            features = encode(batch)
+            rows = int(features.shape[0])
+            if not limit or rows <= limit:
+                return padded_top_k(features)
+            parts = [padded_top_k(features[start:start + limit]) for start in range(0, rows, limit)]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
         return compiled_top_k
+
+    def top_k_rows_per_call(self) -> int:
+        """The most rows (a power of two) one compiled `top_k` of evaluation should score, so that its working
+        set stays bounded whatever the evaluation's batch size; 0: any number."""
+        return 0
 
     @classmethod
     def num_parts(cls, config) -> int:

@@ -49,6 +49,11 @@ from tfxc.heads.sparse_term import starting_weights
 from tfxc.kernels.pairs import HAVE_COMPILED_PAIRS
 
 
+# Entries of the [rows, candidates, support] blocks one evaluation call of the sparse term may gather (float32:
+# 64 MiB each; XLA keeps a few such buffers at once).
+SPARSE_BLOCK = 1 << 24
+
+
 def _per_level(kind: str) -> property:
     """A property: the head's variables `kind`_t of every level t, None where a level has none."""
     return property(lambda self: [getattr(self, f"{kind}_{t}", None) for t in range(len(self.sizes))])
@@ -263,6 +268,20 @@ class LabelTreeHead(Head):
 
     def _dense_in_training(self, level: int) -> bool:
         return self.sizes[level] <= self.dense_level_max
+
+    def top_k_rows_per_call(self) -> int:
+        """Rows whose sparse term fits `SPARSE_BLOCK` entries at the widest level: a level gathers [rows,
+        candidates, support width] (`sparse_node_logits`), which a solved ranker's wide supports (thousands of
+        features a node near the top) make gigabytes at evaluation's 1,024 rows. 0 without a sparse term."""
+        if self.sparse is None:
+            return 0
+        widest, kept = 0, 1
+        for t, support in enumerate(self.sparse.support):
+            fanout = self.sizes[0] if t == 0 else self.tree.children(t).shape[1]
+            candidates = min(self.sizes[t], kept * fanout)
+            kept = min(self.beam_size, candidates)
+            widest = max(widest, candidates * support.shape[1])
+        return 1 << max(0, (SPARSE_BLOCK // max(widest, 1)).bit_length() - 1)
 
     def _beam_search(self, features: tf.Tensor, k, levels: int | None = None, whole: dict | None = None):
         """Beam search down the first `levels` levels (default all), keeping k at the last of them.

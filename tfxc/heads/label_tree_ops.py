@@ -80,9 +80,9 @@ def distinct_per_row(ids: tf.Tensor) -> tf.Tensor:
     return tf.where(ids == PAD, -1, ids)
 
 
-# Under XLA, rows of a feature space up to this size are looked up in a dense copy (`row_values_at`):
-# [rows, D + 1] float32, 123 MB for an evaluation batch of 1,024 rows at D = 30,000.
-DENSE_LOOKUP_MAX_FEATURES = 65536
+# Under XLA, rows are looked up in a dense copy [rows, D + 1] (`row_values_at`) of at most this many entries:
+# 1,024 rows (an evaluation batch; the count assumed when the rows are not static) at D = 65,536, 268 MB float32.
+DENSE_LOOKUP_MAX_ENTRIES = 1024 * (65536 + 1)
 
 
 def row_values_at(ids: tf.Tensor, values: tf.Tensor, wanted: tf.Tensor, num_features: int = 0) -> tf.Tensor:
@@ -96,13 +96,13 @@ def row_values_at(ids: tf.Tensor, values: tf.Tensor, wanted: tf.Tensor, num_feat
       num_features: D, or 0 if unknown.
 
     In a plain graph each wanted id is found by TensorFlow's binary search (`lower_bound_rows`). Under
-    XLA, with D known and at most `DENSE_LOOKUP_MAX_FEATURES`, the rows are scattered into a dense
+    XLA, with D known and rows x (D + 1) at most `DENSE_LOOKUP_MAX_ENTRIES`, the rows are scattered into a dense
     [B, D + 1] matrix first and the values read with one gather, which XLA fuses: wordnet-nextword's
     recipe tree evaluates 11.8k rows/s so, 5.2k with the search (and 2.0k with `tf.searchsorted`
     itself). A plain graph allocates and fills that matrix as separate ops (its training step went
     64.6 -> 152.8 ms), so there the search stays. docs/benchmarks-history.md, "Speed". Padding values must be 0.
     """
-    if _in_xla() and 0 < num_features <= DENSE_LOOKUP_MAX_FEATURES:
+    if _in_xla() and num_features > 0 and (ids.shape[0] or 1024) * (num_features + 1) <= DENSE_LOOKUP_MAX_ENTRIES:
         rows = tf.shape(ids)[0]
         columns = tf.where((ids >= 0) & (ids < num_features), ids, num_features)  # padding -> column D
         row_index = tf.broadcast_to(tf.range(rows)[:, None], tf.shape(ids))

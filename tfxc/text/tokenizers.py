@@ -57,6 +57,10 @@ def truncate_utf8(texts: tf.Tensor, max_bytes: int) -> tf.Tensor:
     return tf.strings.substr(texts, tf.zeros_like(keep), keep)
 
 
+# The keys of a token-sequence batch (`pad_sequences`); both [B, T], cut together to a shorter T.
+SEQUENCE_KEYS = ("token_ids", "padding_mask")
+
+
 def pad_sequences(ids: tf.RaggedTensor, pad_id: int, max_length: int) -> dict[str, tf.Tensor]:
     """Truncates ragged ids to `max_length` and pads them to the batch's longest row (at least 1).
 

@@ -86,7 +86,7 @@ class TrainingComponents:
             lambda ctx: train_dataset(files, num_points=num_points, global_batch_size=cfg.trainer.global_batch_size,
                                       seed=cfg.runtime.seed, shuffle_buffer=cfg.data.shuffle_buffer, epoch=epoch,
                                       skip_steps=skip_steps, input_context=ctx, preprocess=self.model.encoder.preprocess,
-                                      num_epochs=num_epochs))
+                                      num_epochs=num_epochs, group_by_length=cfg.data.group_by_length))
         return iter(dataset)
 
 

@@ -21,15 +21,15 @@ SCORE_BLOCK = 4096
 
 def embed_split(model, info, split: str = "train", batch_size: int = EMBED_BATCH):
     """The model's embeddings (`XCModel.embedding`) and labels of every row of a split, in row-id order:
-    (float32 [N, H], CSR int8 [N, L])."""
-    from tfxc.data.pipeline import eval_dataset
+    (float32 [N, H], CSR int8 [N, L]). Token sequences are embedded in order of length (`length_sorted_batches`)."""
+    from tfxc.data.pipeline import length_sorted_batches
     from tfxc.utils.graph import BatchFunction
 
     start = time.time()
     n = info.num_points(split)
     embed = BatchFunction(lambda batch: model.embedding(batch))
     out, rows, labels = None, [], []
-    for batch in eval_dataset(info.files(split), batch_size, preprocess=model.encoder.preprocess):
+    for batch in length_sorted_batches(info.files(split), batch_size, preprocess=model.encoder.preprocess):
         emb = embed(batch).numpy()
         if out is None:
             out = np.zeros((n, emb.shape[1]), np.float32)
@@ -40,7 +40,6 @@ def embed_split(model, info, split: str = "train", batch_size: int = EMBED_BATCH
     ids = np.concatenate(rows)
     lengths = np.concatenate([lab.row_lengths().numpy() for lab in labels])
     values = np.concatenate([lab.values.numpy() for lab in labels])
-    # Rows come in file order, which is row-id order; the CSR is built in row-id order regardless.
     order = np.argsort(ids, kind="stable")
     starts = np.concatenate([[0], np.cumsum(lengths)])
     y = scipy.sparse.csr_matrix((np.ones(values.size, np.int8), values,

@@ -42,6 +42,7 @@ ONE_RESOLUTION_TREE = "one_resolution_tree.npz"  # multi_resolution false: the f
 LEVELS_DIR = "levels"
 LEVEL_DONE = "level.json"
 RANKER_PREPARED = "ranker_prepared.json"
+RANKER_EMBEDDINGS = "ranker_embeddings.npz"  # the final encoder's embedding of train, until the ranker has trained
 
 
 def level_dir(model_dir: str, index: int) -> str:
@@ -181,7 +182,7 @@ def ranker_tree(config, info, encoder, model_dir: str, preliminary_path: str | N
 
     path = os.path.join(model_dir, TREE_FILE)
     head = config.model.head
-    embeddings, y = embed_split(encoder, info)
+    embeddings, y = cached_embedding_pass(os.path.join(model_dir, RANKER_EMBEDDINGS), lambda: embed_split(encoder, info))
     if os.path.exists(path):
         return embeddings, y
     if head.fix_clustering and preliminary_path:
@@ -192,6 +193,25 @@ def ranker_tree(config, info, encoder, model_dir: str, preliminary_path: str | N
                           min_codes=head.min_codes or None, seed=head.tree_seed, max_iter=head.kmeans_max_iter,
                           spherical=head.spherical, skip_unseen=head.skip_unseen_labels)
     tree.save(path)
+    return embeddings, y
+
+
+def cached_embedding_pass(path: str, embed):
+    """`embed()`'s (embeddings float32 [N, H], labels CSR [N, L]), kept at `path`: a run that stops between the
+    embedding pass and the ranker's first checkpoint (killed, out of memory) resumes without embedding again."""
+    import numpy as np
+    import scipy.sparse
+
+    from tfxc.utils.io import atomic_writer
+
+    if os.path.exists(path):
+        with np.load(path, allow_pickle=False) as saved:
+            y = scipy.sparse.csr_matrix((np.ones(saved["indices"].size, np.int8), saved["indices"], saved["indptr"]),
+                                        shape=tuple(saved["shape"]))
+            return saved["embeddings"], y
+    embeddings, y = embed()
+    with atomic_writer(path, binary=True) as f:
+        np.savez(f, embeddings=embeddings, indices=y.indices, indptr=y.indptr, shape=np.array(y.shape))
     return embeddings, y
 
 
@@ -228,7 +248,8 @@ def train_xr_transformer(config, model_dir: str, info, strategy, *, lock=None, f
         if fresh:  # the embedding pass, the refined tree and the solve before the ranker's loop
             atomic_write_text(os.path.join(model_dir, RANKER_PREPARED), json.dumps(
                 {"prepare_seconds": round(time.time() - prepare_start, 3)}) + "\n")
-        log.info("XR-Transformer: the ranker on [TF-IDF (+) normalised embedding]")
+        log.info("XR-Transformer: the ranker on %s", "[TF-IDF (+) normalised embedding]" if head.sparse_support
+                 else "the normalised embedding")
         trainer = Trainer(config, model_dir, info, strategy, lock=lock, final_evaluation=final_evaluation,
                           ignore_memory_plan=ignore_memory_plan, allow_changed_config=allow_changed_config)
         lock = None  # the trainer releases it
@@ -247,7 +268,10 @@ def train_xr_transformer(config, model_dir: str, info, strategy, *, lock=None, f
         # would otherwise stay resident (the array twice, with the cache) through the ranker's training.
         encoder = embeddings = model = None
         gc.collect()
-        return trainer.train()
+        metrics = trainer.train()
+        if os.path.exists(os.path.join(model_dir, RANKER_EMBEDDINGS)):  # the ranker has its checkpoints now
+            os.remove(os.path.join(model_dir, RANKER_EMBEDDINGS))
+        return metrics
     finally:
         if lock is not None:
             lock.release()

@@ -12,7 +12,7 @@ from the paper's schedules, algorithms.md §1.7) by the data's rows, labels and 
   fine-tuned (the paper's trees have 2–3 fine-tuned levels; the first of 128–512 clusters);
 * the fine-tuning: about `FINE_TUNE_ROWS` rows seen (at least 2, at most 6 passes over train), at
   batch 32 and learning rate 1e-4, split among the levels as 1 : 1.6 : 2.6 (the paper's 800 : 1,200 :
-  2,000), a quarter of the first level warming up;
+  2,000), a quarter of the first level warming up; the batches grouped by text length;
 * the ranker: XR-Linear on [TF-IDF ⊕ E] solved (`tfxc.xr.xlinear`), mixed with the TF-IDF model on
   validation (`tfxc.xr.ranker`), each row's TF-IDF read up to the power of two above twice its average
   nonzeros; then SGD epochs kept only while validation improves.
@@ -41,6 +41,8 @@ LEVEL_GROWTH = 1.6
 # The levels fine-tuned: those of at most this many clusters (the paper's; the head's default).
 MAX_MATCH_CLUSTERS = 32768
 BATCH = 32
+# Training batches regrouped by text length, 64 shuffled batches at a time (`data.group_by_length`).
+GROUP_BY_LENGTH = 64
 ENCODER_LEARNING_RATE = 1e-4
 # all-MiniLM-L6-v2: 6 layers of width 384 and feed-forward 1,536, 10.6 M weights outside the embeddings: 2 flops
 # each per token forward, a training step about 3 forward passes. For the printout's estimate (7,002 reuters rows
@@ -49,6 +51,8 @@ FORWARD_FLOPS_PER_TOKEN = 2 * 10.6e6
 # The ranker's SGD after the solve (selection keeps the solved start where the epochs do not help).
 RANKER_EPOCHS = 3
 RANKER_LEARNING_RATE = 0.004
+# Validation passes of the guard: the head's default `ranker_mix` (1, 0.75, 0.5, 0.25, 0).
+RANKER_MIXES = 5
 
 
 def planned_sizes(num_labels: int) -> list[int]:
@@ -73,21 +77,25 @@ def level_steps(num_points: int, levels: int) -> tuple[list[int], float]:
     return [max(10, int(round(total * w / sum(weights), -1))) for w in weights], passes
 
 
-def estimated_seconds(steps: list[int], length: int, num_points: int, val_points: int, flops: float) -> float:
+def estimated_seconds(steps: list[int], tokens_per_row: float, num_points: int, val_points: int,
+                      flops: float) -> float:
     """The encoder's share of a run at `flops` per second: the levels' steps, one embedding pass of train per
-    level (the next level's start, the ranker's), and the validation passes of the mixes and the ranker's epochs."""
-    tokens = BATCH * sum(steps) * 3 + num_points * len(steps) + val_points * (5 + 1 + RANKER_EPOCHS)
-    return tokens * length * FORWARD_FLOPS_PER_TOKEN / flops
+    level (the next level's start, the ranker's) and the validation passes of the mixes and the ranker's epochs;
+    batches of texts of about one length (`GROUP_BY_LENGTH`, `tfxc.data.pipeline.length_sorted_batches`), so
+    each row costs about its own `tokens_per_row`."""
+    rows = BATCH * sum(steps) * 3 + num_points * len(steps) + val_points * (RANKER_MIXES + 1 + RANKER_EPOCHS)
+    return rows * tokens_per_row * FORWARD_FLOPS_PER_TOKEN / flops
 
 
-def text_length(train: str) -> int:
-    """The 90th percentile of the first training texts' length in words (`tfxc.data.sources.TEXT_SAMPLE`)."""
+def text_length(train: str) -> tuple[int, float]:
+    """The 90th percentile and the mean of the first training texts' length in words
+    (`tfxc.data.sources.TEXT_SAMPLE`)."""
     from tfxc.data.readers import iter_jsonl
     from tfxc.data.sources import TEXT_SAMPLE
     from tfxc.data.text_terms import tokenize
 
     lengths = [len(tokenize(record.text)) for _, record in zip(range(TEXT_SAMPLE), iter_jsonl(train))]
-    return int(np.percentile(lengths, 90)) if lengths else MIN_LENGTH
+    return (int(np.percentile(lengths, 90)), float(np.mean(lengths))) if lengths else (MIN_LENGTH, MIN_LENGTH)
 
 
 def xrt_rules(profile, config: dict, why: list[str], data: dict, labels_present: int, val_points: int,
@@ -98,7 +106,7 @@ def xrt_rules(profile, config: dict, why: list[str], data: dict, labels_present:
     if data.get("format") != "jsonl" or not data.get("train"):
         raise ConfigError("the xrt preset fine-tunes a text encoder: it needs text data (JSONL, CSV or TSV), and "
                           f"this data is {data.get('format', 'not text')}")
-    words = text_length(data["train"])
+    words, mean_words = text_length(data["train"])
     length = int(min(MAX_LENGTH, max(MIN_LENGTH, 2 ** math.ceil(math.log2(max(words * PIECES_PER_WORD, 1))))))
     sizes = planned_sizes(labels_present)
     tuned = [size for size in sizes if size <= MAX_MATCH_CLUSTERS]
@@ -115,6 +123,7 @@ def xrt_rules(profile, config: dict, why: list[str], data: dict, labels_present:
     encoder = {"name": "pretrained", "preset": ENCODER_PRESET, "max_length": length, "pooling": "mean",
                "dropout": 0.1, "mixed_bfloat16": bfloat16}
     out = {key: value for key, value in config.items() if key in ("data", "eval", "runtime", "export")}
+    out["data"] = {**out["data"], "group_by_length": GROUP_BY_LENGTH}
     trainer = config["trainer"]
     selection = {key: trainer[key] for key in ("select_metric", "eval_every_epochs") if key in trainer}
     out.update({
@@ -135,13 +144,14 @@ def xrt_rules(profile, config: dict, why: list[str], data: dict, labels_present:
         f"{NR_SPLITS}-ary, the top at most {TOP_CLUSTERS} clusters), its levels of at most {MAX_MATCH_CLUSTERS:,} "
         "fine-tuned: "
         f"{' + '.join(f'{s:,}' for s in steps)} steps of {BATCH} ({passes:.1f} passes over the "
-        f"{profile.num_points:,} training rows: about {FINE_TUNE_ROWS:,} rows, {MIN_PASSES}-{MAX_PASSES} passes)",
+        f"{profile.num_points:,} training rows: about {FINE_TUNE_ROWS:,} rows, {MIN_PASSES}-{MAX_PASSES} passes), "
+        f"each {GROUP_BY_LENGTH} shuffled batches regrouped by text length",
         f"ranker: XR-Linear on [TF-IDF (+) E] solved per node (each row's {nnz} largest TF-IDF features), mixed with "
         "the TF-IDF model on the same tree: the share best on validation among those at least as good as the TF-IDF "
         "model alone on every P@k and PSP@k; then up to "
         f"{RANKER_EPOCHS} epochs of SGD, kept only while validation improves",
         "time: the encoder's passes " + format_seconds(estimated_seconds(
-            steps, length, profile.num_points, val_points,
+            steps, min(length, mean_words * PIECES_PER_WORD + 2), profile.num_points, val_points,
             (rates.bfloat16_flops or rates.matmul_flops) if bfloat16 else rates.matmul_flops))
         + f" at this machine's measured {rates.matmul_flops / 1e9:.0f} GFLOP/s (fewer passes or a shorter max_length "
           "cut it: model.head.max_steps, model.encoder.max_length)",

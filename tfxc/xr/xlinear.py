@@ -222,7 +222,8 @@ def fit_tree_linear(x: scipy.sparse.csr_matrix, embeddings: np.ndarray | None, y
         log.info("XR-Linear level %d: %d nodes, sparse weights per node %.1f on average (at most %d)", level, size,
                  solved.nnz / max(size, 1), s.shape[1])
     log.info("XR-Linear on %s: %d levels solved on %d rows in %.1fs",
-             "[TF-IDF (+) E]" if embeddings is not None else "the TF-IDF", len(tree.sizes), num_rows,
+             ("[TF-IDF (+) E]" if x.shape[1] else "E") if embeddings is not None else "the TF-IDF", len(tree.sizes),
+             num_rows,
              time.time() - start)
     return TreeLinear(kernel, bias, support, weights)
 
