@@ -8,7 +8,7 @@ import scipy.sparse
 from tfxc._tf import tf
 from tfxc.heads.label_tree import LabelTreeHead
 from tfxc.heads.label_tree_ops import sparse_node_logits
-from tfxc.heads.pair_scores import pair_logits, sparse_pair_logits
+from tfxc.heads.pair_scores import pair_logits, sparse_pair_logits, sparse_pair_scores
 
 
 def tensors(seed=0, rows=6, width=5, dim=7, nodes=11, span=4, row_width=6, features=30):
@@ -66,14 +66,17 @@ def test_the_sparse_term_alone_and_without_bias():
     term = sparse_node_logits(t["ids"], t["values"], t["support"], t["weights"], t["nodes"], t["features"])
     np.testing.assert_allclose(sparse_pair_logits(t["nodes"], sparse, t["features"]).numpy(), term.numpy(),
                                rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sparse_pair_scores(t["nodes"], sparse, t["features"]).numpy(), term.numpy(),
+                               rtol=1e-5, atol=1e-6)
     plain = pair_logits(t["h"], t["kernel"], None, t["nodes"])
     safe = tf.maximum(t["nodes"], 0)
     want = tf.where(t["nodes"] >= 0, tf.einsum("bd,bcd->bc", t["h"], tf.gather(t["kernel"], safe)), 0.0)
     np.testing.assert_allclose(plain.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("dense_level_max", [0, 3])
-def test_the_label_tree_loss_and_gradients_are_the_same_through_the_kernels(dense_level_max, monkeypatch):
+@pytest.mark.parametrize("dense_level_max,negatives", [(0, "tfn"), (3, "tfn"), (0, "tfn+man")])
+def test_the_label_tree_loss_and_gradients_are_the_same_through_the_kernels(dense_level_max, negatives, monkeypatch):
+    # With `man` negatives the step's beam search scores its candidates' sparse terms in the kernel too.
     from tfxc.encoders.sparse_bow import SparseBowEncoder
     from tfxc.encoders.sparse_input import WithSparseInput
     from tfxc.heads.label_tree_config import NodeSparseTerm
@@ -82,7 +85,7 @@ def test_the_label_tree_loss_and_gradients_are_the_same_through_the_kernels(dens
 
     tree = LabelTree.from_leaf_codes(np.arange(12) // 3, 4, nr_splits=2, min_codes=2)
     z = scipy.sparse.random(12, 20, density=0.4, random_state=1, format="csr")
-    head = LabelTreeHead(tree, seed=1, negatives="tfn", loss="bce", dense_level_max=dense_level_max,
+    head = LabelTreeHead(tree, seed=1, negatives=negatives, loss="bce", dense_level_max=dense_level_max, beam_size=2,
                          sparse=NodeSparseTerm(node_feature_support(tree, z, 3), max_nnz=8, num_features=20))
     encoder = WithSparseInput(SparseBowEncoder(num_features=20, embedding_dim=6, seed=2), 8)
     encoder.build()

@@ -65,6 +65,10 @@ def test_products_and_gradients_match_dense_arithmetic():
         term, found = pairs.pair_sparse_dots(p["ids"], p["values"], p["support"], p["weights"], p["nodes"], features)
         np.testing.assert_allclose(term, want_sparse, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(found, looked)
+        alone, empty = pairs.pair_sparse_dots(p["ids"], p["values"], p["support"], p["weights"], p["nodes"], features,
+                                              keep_looked=False)  # a beam search's scores
+        np.testing.assert_array_equal(alone, term)
+        assert empty.shape == (*p["nodes"].shape, 0)
     assert np.count_nonzero(looked) > 10
     dh, distinct, dw, db, du = pairs.pair_grads(p["grads"], p["h"], p["table"], p["nodes"], looked)
     np.testing.assert_array_equal(distinct, np.unique(p["nodes"][valid]))

@@ -83,6 +83,24 @@ def test_a_mix_that_falls_below_the_tfidf_model_on_any_guarded_metric_is_not_kep
     assert ranker.best_mix(results, (1.0, 0.5), "P@1") == 1.0
 
 
+def test_a_shortfall_within_the_validation_noise_does_not_veto_a_mix():
+    # wordnet-hypernyms' fine-tuned ranker on its 6,541 validation rows (BENCHMARKS.md, issue 56's third sitting):
+    # P@1 is saturated, and the transformer's +5.6 P@5 was refused over 0.09-0.16 points of it.
+    def scores(p1, p5, psp5):
+        return {"P@1": p1, "P@5": p5, "PSP@5": psp5, "num_points": 6541}
+
+    results = {1.0: scores(99.79, 91.57, 44.32), 0.75: scores(99.86, 91.567, 44.09), 0.0: scores(99.95, 85.92, 41.01)}
+    assert ranker.noise(99.95, 99.86, 6541) == pytest.approx(0.108, abs=1e-3)
+    assert ranker.shortfalls(results[1.0], results[0.0]) == ["P@1"]  # 0.16 > 0.126: beyond the noise
+    assert ranker.best_mix(results, (1.0, 0.75, 0.0), "P@5") == 0.75
+    message = ranker.guard_message(results, 0.75, "P@5")
+    assert "+5.65 over the TF-IDF model" in message and "P@1 (-0.09)" in message and "mix 1 refused" in message
+    # Without a row count nothing is noise: the strict guard.
+    for result in results.values():
+        del result["num_points"]
+    assert ranker.best_mix(results, (1.0, 0.75, 0.0), "P@5") == 0.0
+
+
 def test_without_a_tfidf_model_the_solution_is_taken_as_it_is(tmp_path):
     joint = solution(1.0, 1.0, True)
     head = fake_model(joint, solution(0.0, 0.0, False))

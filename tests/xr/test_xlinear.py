@@ -4,6 +4,7 @@ pruned as PECOS prunes; a mix of two solutions scores the mix of their logits; a
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -120,10 +121,12 @@ def test_rows_are_truncated_as_the_model_reads_them():
     np.testing.assert_array_equal(got, np.array([[0.0, 0.5, 0.0, 0.3, 0.0], [0.0, 0.0, 0.7, 0.0, 0.0]], np.float32))
 
 
-def test_without_sparse_features_the_nodes_are_solved_on_the_embedding_alone(medical):
+def test_without_sparse_features_the_nodes_are_solved_on_the_embedding_alone(medical, caplog):
     # sparse_support 0 (the ablation's ranker without the TF-IDF): rows with no sparse columns.
     x, y, tree, embeddings = medical
     empty = scipy.sparse.csr_matrix((x.shape[0], 0), dtype=np.float32)
-    solution = fit_tree_linear(empty, embeddings, y, tree)
+    with caplog.at_level(logging.INFO, logger="tfxc.xr"):
+        solution = fit_tree_linear(empty, embeddings, y, tree)
     for level in range(tree.num_levels):
         assert np.all(solution.support[level] < 0) and np.any(solution.kernel[level] != 0)
+    assert any(message.startswith("XR-Linear on E:") for message in caplog.messages), caplog.messages

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from tfxc._tf import tf
 from tfxc.data.tfrecord import parse_batch
 
@@ -163,8 +165,6 @@ def length_sorted(window: dict, batch_size: int):
     `batch_size` rows in order of token count, each token sequence (`SEQUENCE_KEYS`) cut to its batch's longest
     row; a window without token sequences, in its own order. Attention and feed-forward costs follow the padded
     length, so a pass then costs about the rows' own lengths."""
-    import numpy as np
-
     from tfxc.text.tokenizers import SEQUENCE_KEYS
 
     n = int(window["row_id"].shape[0])

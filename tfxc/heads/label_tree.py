@@ -43,7 +43,7 @@ from tfxc.heads.label_tree_config import (HEAD_OPTIONS, LabelTreeHeadConfig, Nod
 from tfxc.heads.label_tree_loss import active_nodes, cap_active, level_loss, positive_nodes
 from tfxc.heads.label_tree_ops import (distinct_per_row, in_log_space, post_process, propensity_rerank,
                                        sparse_node_logits)
-from tfxc.heads.pair_scores import pair_logits, sparse_pair_logits
+from tfxc.heads.pair_scores import pair_logits, sparse_pair_logits, sparse_pair_scores
 from tfxc.heads.shortlist import centroid_shortlist, impact_index
 from tfxc.heads.sparse_term import starting_weights
 from tfxc.kernels.pairs import HAVE_COMPILED_PAIRS
@@ -195,16 +195,21 @@ class LabelTreeHead(Head):
             return features
         return split_sparse_input(features, self.sparse_max_nnz)[0]
 
-    def _sparse_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor, kernel=None) -> tf.Tensor:
+    def _sparse_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor, kernel=None,
+                       pair_kernel: bool = False) -> tf.Tensor:
         """The sparse term of nodes int32 [B, C] of `level`, float32 [B, C] (`sparse_node_logits`), weighted by
-        the level's sparse kernel or by `kernel` (float32 [K_level, S], e.g. the shortlist's centroids)."""
+        the level's sparse kernel or by `kernel` (float32 [K_level, S], e.g. the shortlist's centroids).
+        `pair_kernel`: through the compiled pair kernel, without a gradient (training's beam search only)."""
         _, ids, values = split_sparse_input(features, self.sparse_max_nnz)
         kernel = self.sparse_kernels[level].value if kernel is None else kernel
+        if pair_kernel:
+            return sparse_pair_scores(nodes, (ids, values, self.support_levels[level].value, kernel),
+                                      self.sparse.num_features)
         return sparse_node_logits(ids, values, self.support_levels[level].value, kernel, nodes,
                                   self.sparse.num_features)
 
     def _node_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor, whole=None,
-                     differentiable: bool = True) -> tf.Tensor:
+                     differentiable: bool = True, pair_kernel: bool = False) -> tf.Tensor:
         """v = w_c·h + b_c (+ the sparse term) for nodes int32 [B, C] (negative ids give 0) -> float32 [B, C].
 
         With `whole`, the encoder-feature logits of every node of the level (float32
@@ -213,7 +218,8 @@ class LabelTreeHead(Head):
         [B, C, dim] vectors), the rows' nodes are picked from it. Otherwise the rows'
         vectors are gathered from the raw variable, which keeps the gradient an
         IndexedSlices over the touched rows; `differentiable=False` (the beam
-        search) gathers them in blocks instead (`gather_dot`: faster, dense gradient).
+        search) gathers them in blocks instead (`gather_dot`: faster, dense gradient);
+        with `pair_kernel` too (training's beam search) its sparse term runs in the compiled pair kernel.
         """
         safe = tf.maximum(nodes, 0)
         if differentiable and self.use_pair_kernel:
@@ -229,7 +235,7 @@ class LabelTreeHead(Head):
             if self.use_bias:
                 logits += tf.gather(self.biases[level].value, safe)
         if self.sparse is not None:
-            logits += self._sparse_logits(features, level, nodes)
+            logits += self._sparse_logits(features, level, nodes, pair_kernel=pair_kernel)
         return logits
 
     def _pair_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor, whole=None) -> tf.Tensor:
@@ -257,14 +263,15 @@ class LabelTreeHead(Head):
         logits = self.matmul(self._encoding(features), self.kernels[level].value, transpose_b=True)
         return logits + self.biases[level].value if self.use_bias else logits
 
-    def _top_level_logits(self, features: tf.Tensor, whole: dict, differentiable: bool = False) -> tf.Tensor:
+    def _top_level_logits(self, features: tf.Tensor, whole: dict, differentiable: bool = False,
+                          pair_kernel: bool = False) -> tf.Tensor:
         """Every logit of level 0, float32 [B, K_0] (from `whole` when it has them); `differentiable`: for the
-        loss (`_node_logits`)."""
+        loss, `pair_kernel`: for training's beam (`_node_logits`)."""
         logits = whole[0] if 0 in whole else self._level_logits(features, 0)
         if self.sparse is None:
             return logits
         nodes = tf.tile(tf.range(self.sizes[0])[None, :], [tf.shape(features)[0], 1])
-        return self._node_logits(features, 0, nodes, logits, differentiable=differentiable)
+        return self._node_logits(features, 0, nodes, logits, differentiable=differentiable, pair_kernel=pair_kernel)
 
     def _dense_in_training(self, level: int) -> bool:
         return self.sizes[level] <= self.dense_level_max
@@ -283,10 +290,13 @@ class LabelTreeHead(Head):
             widest = max(widest, candidates * support.shape[1])
         return 1 << max(0, (SPARSE_BLOCK // max(widest, 1)).bit_length() - 1)
 
-    def _beam_search(self, features: tf.Tensor, k, levels: int | None = None, whole: dict | None = None):
+    def _beam_search(self, features: tf.Tensor, k, levels: int | None = None, whole: dict | None = None,
+                     pair_kernel: bool = False):
         """Beam search down the first `levels` levels (default all), keeping k at the last of them.
 
-        `whole` may hold already computed logits of all nodes of some levels ({level: [B, K]}).
+        `whole` may hold already computed logits of all nodes of some levels ({level: [B, K]}). `pair_kernel`
+        (training's `man` negatives; never in a SavedModel): the sparse term through the compiled pair kernel,
+        which reads a row's features from a dense buffer where TensorFlow's ops gather and search [B, C, S].
 
         Returns:
           (scores float32 [B, k'], node ids int32 [B, k'] (−1 where fewer than k' nodes
@@ -294,7 +304,8 @@ class LabelTreeHead(Head):
         """
         levels = levels or len(self.sizes)
         whole = dict(whole or {})
-        scores = post_process(self.post_processors[0], self._top_level_logits(features, whole), None)
+        scores = post_process(self.post_processors[0], self._top_level_logits(features, whole, pair_kernel=pair_kernel),
+                              None)
         width = k if levels == 1 else self.beam_size
         scores, ids = tf.math.top_k(scores, tf.minimum(width, self.sizes[0]))
         kept = min(self.beam_size, self.sizes[0])  # static beam width (k may be a tensor: only the last level)
@@ -316,8 +327,9 @@ class LabelTreeHead(Head):
             if t not in whole and self.sizes[t] <= kept * fanout:
                 whole[t] = self._level_logits(features, t)
             kept = min(self.beam_size, kept * fanout)
-            combined = post_process(self.post_processors[t], self._node_logits(features, t, candidates, whole.get(t),
-                                                                                differentiable=False), parents)
+            logits = self._node_logits(features, t, candidates, whole.get(t), differentiable=False,
+                                       pair_kernel=pair_kernel)
+            combined = post_process(self.post_processors[t], logits, parents)
             combined = tf.where(candidates >= 0, combined, -float("inf"))
             width = k if t == levels - 1 else self.beam_size
             scores, order = tf.math.top_k(combined, tf.minimum(width, tf.shape(candidates)[1]))
@@ -403,7 +415,8 @@ class LabelTreeHead(Head):
         beams = [None] * levels
         if self.negatives == "tfn+man" and levels > 1:
             frozen = {t: tf.stop_gradient(v) for t, v in whole.items()}
-            _, last, found = self._beam_search(tf.stop_gradient(features), self.beam_size, levels - 1, frozen)
+            _, last, found = self._beam_search(tf.stop_gradient(features), self.beam_size, levels - 1, frozen,
+                                               pair_kernel=self.use_pair_kernel)
             beams = [None] + found + [last]  # the parents' level beam, for each level
         if self.max_active:
             self.sample_step.assign_add(1)

@@ -121,6 +121,17 @@ def sparse_pair_logits(nodes: tf.Tensor, sparse: tuple, num_features: int = 0) -
     return run(weights, nodes, ids, values, support)
 
 
+def sparse_pair_scores(nodes: tf.Tensor, sparse: tuple, num_features: int = 0) -> tf.Tensor:
+    """`sparse_pair_logits`'s values without a gradient, float32 [B, C]: for the beam search of a training step
+    (`man` negatives), which scores every candidate's support without keeping what it looked up."""
+    ids, values, support, weights = sparse
+    term = tf.numpy_function(
+        lambda ids, values, support, weights, nodes: pairs.pair_sparse_dots(
+            ids, values, support, weights, nodes, num_features, keep_looked=False)[0],
+        [ids, values, support, tf.stop_gradient(weights), nodes], tf.float32, stateful=False)
+    return _shaped(term, nodes.shape)
+
+
 def _shaped(tensor: tf.Tensor, shape) -> tf.Tensor:
     tensor.set_shape(shape)
     return tensor

@@ -61,7 +61,8 @@ class XrTransformerHeadConfig(LabelTreeHeadConfig):
         that start, kept only as far as validation improves (the start is evaluated first). "sgd": SGD
         alone, from the nodes' PIFA centroids on sparse_support features each.
       ranker_mix: with "xr_linear", the mixes α·[TF-IDF ⊕ E] + (1 − α)·(the TF-IDF alone, solved on the same
-        tree) tried on the validation split; the best on trainer.select_metric is kept (α 0: the transformer
+        tree) tried on the validation split; the best on trainer.select_metric of those at least as good as
+        α 0 on every P@k and PSP@k, up to the split's noise (`tfxc.xr.ranker`), is kept (α 0: the transformer
         did not help, and the ranker is the TF-IDF model). One value: that mix, unchecked.
       ranker_threshold: PECOS's weight threshold (0.1).
       final_post_processor: "" (the default) combines a label's score with its parents' as the upper levels

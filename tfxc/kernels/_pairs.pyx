@@ -129,7 +129,8 @@ def grouped_row_sums(const float[::1] grads, const float[:, ::1] vectors, const 
 
 
 def pair_sparse_dots(const int[:, ::1] ids, const float[:, ::1] values, const int[:, ::1] support,
-                     const float[:, ::1] weights, const int[:, ::1] nodes, Py_ssize_t num_features, int num_threads):
+                     const float[:, ::1] weights, const int[:, ::1] nodes, Py_ssize_t num_features, int num_threads,
+                     bint keep_looked=True):
     """The sparse term of pairs: out[b, c] = Σ_j weights[n, j] · x_b[support[n, j]], n = nodes[b, c].
 
     Args:
@@ -139,12 +140,14 @@ def pair_sparse_dots(const int[:, ::1] ids, const float[:, ::1] values, const in
       num_features: D > 0: each thread spreads its row over a dense [D] buffer and reads every support
         feature in one load (D floats a thread); 0: each is found by binary search in the row.
 
+      keep_looked: False for scores alone (a beam search's): `looked` is then empty, [B, C, 0].
+
     Returns (out float32 [B, C], looked float32 [B, C, S]: the x values found, the gradient's inputs).
     """
     cdef Py_ssize_t rows = nodes.shape[0], width = nodes.shape[1], span = support.shape[1]
     cdef Py_ssize_t row_width = ids.shape[1]
     out = aligned.zeros((rows, width), np.float32)
-    looked = aligned.zeros((rows, width, span), np.float32)
+    looked = aligned.zeros((rows, width, span if keep_looked else 0), np.float32)
     cdef float[:, ::1] o = out
     cdef float[:, :, ::1] x = looked
     cdef Py_ssize_t b, c, j, slot
@@ -175,7 +178,8 @@ def pair_sparse_dots(const int[:, ::1] ids, const float[:, ::1] values, const in
                     else:
                         slot = _lower_bound(&ids[b, 0], row_width, feature)
                         value = values[b, slot] if slot < row_width and ids[b, slot] == feature else 0
-                    x[b, c, j] = value
+                    if keep_looked:
+                        x[b, c, j] = value
                     acc = acc + weights[node, j] * value
                 o[b, c] = acc
             if dense != NULL:

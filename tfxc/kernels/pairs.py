@@ -101,19 +101,21 @@ def pair_grads(grads, h, table, nodes, looked=None, num_threads: int | None = No
     return dh, distinct, _grouped_sums(flat, h, order, starts, width), bias, du
 
 
-def pair_sparse_dots(ids, values, support, weights, nodes, num_features: int = 0, num_threads: int | None = None):
+def pair_sparse_dots(ids, values, support, weights, nodes, num_features: int = 0, num_threads: int | None = None,
+                     keep_looked: bool = True):
     """The sparse term of pairs: z[b, c] = Σ_j weights[n, j] · x_b[support[n, j]], n = nodes[b, c].
 
     ids / values: int32 / float32 [B, W], each row's feature ids ascending (padding ids sort last,
     padding values 0); support / weights: int32 / float32 [K, S] (−1: no feature); nodes: int32 [B, C];
     num_features: D, or 0 if unknown (the kernel then searches each row instead of indexing a dense copy).
-    Returns (z float32 [B, C], looked float32 [B, C, S]: the x values found, for `pair_sparse_grads`).
+    Returns (z float32 [B, C], looked float32 [B, C, S]: the x values found, for `pair_sparse_grads`; with
+    `keep_looked` False, [B, C, 0]: scores alone, without writing B·C·S floats).
     """
     ids, values, support, weights, nodes = _i32(ids), _f32(values), _i32(support), _f32(weights), _i32(nodes)
     if _pairs is not None:
         dense = num_features if 0 < num_features <= DENSE_LOOKUP_MAX_FEATURES else 0
         return _pairs.pair_sparse_dots(ids, values, support, weights, nodes, dense,
-                                       num_threads or default_num_threads())
+                                       num_threads or default_num_threads(), keep_looked)
     rows, width = nodes.shape
     span = support.shape[1]
     looked = np.zeros((rows, width, span), np.float32)
@@ -129,7 +131,7 @@ def pair_sparse_dots(ids, values, support, weights, nodes, num_features: int = 0
                           0.0).astype(np.float32)
     out = np.where(valid, np.einsum("bcs,bcs->bc", looked, weights[np.where(valid, nodes, 0)]) if support.shape[0]
                    else 0.0, 0.0).astype(np.float32)
-    return out, looked
+    return out, (looked if keep_looked else looked[:, :, :0])
 
 
 def pair_sparse_grads(grads, looked, nodes, num_threads: int | None = None):

@@ -148,7 +148,7 @@ def xrt_rules(profile, config: dict, why: list[str], data: dict, labels_present:
         f"each {GROUP_BY_LENGTH} shuffled batches regrouped by text length",
         f"ranker: XR-Linear on [TF-IDF (+) E] solved per node (each row's {nnz} largest TF-IDF features), mixed with "
         "the TF-IDF model on the same tree: the share best on validation among those at least as good as the TF-IDF "
-        "model alone on every P@k and PSP@k; then up to "
+        "model alone on every P@k and PSP@k (up to the validation split's noise); then up to "
         f"{RANKER_EPOCHS} epochs of SGD, kept only while validation improves",
         "time: the encoder's passes " + format_seconds(estimated_seconds(
             steps, min(length, mean_words * PIECES_PER_WORD + 2), profile.num_points, val_points,
