@@ -16,6 +16,7 @@ def tensors(seed=0, rows=6, width=5, dim=7, nodes=11, span=4, row_width=6, featu
     ids = np.sort(np.stack([rng.choice(features, row_width, replace=False) for _ in range(rows)]), 1)
     support = rng.integers(-1, features, size=(nodes, span))
     support[:, 0] = ids[0, 0]
+    support = -np.sort(-support, axis=1)  # −1 padding last, as the kernel's scan expects
     return dict(h=tf.constant(rng.normal(size=(rows, dim)), tf.float32),
                 kernel=tf.Variable(rng.normal(size=(nodes, dim)), dtype=tf.float32),
                 bias=tf.Variable(rng.normal(size=nodes), dtype=tf.float32),

@@ -17,6 +17,7 @@ def problem(seed=0, rows=40, width=9, dim=19, nodes=23, span=5, row_width=7, fea
     values[:, -2:] = 0
     support = rng.integers(-1, features, size=(nodes, span)).astype(np.int32)
     support[:, 0] = ids[0, 0]  # a feature row 0 has, so some lookups hit
+    support = -np.sort(-support, axis=1)  # a node's −1 padding comes last, as `tfxc.tree.support` writes it
     active = rng.integers(-1, nodes, size=(rows, width)).astype(np.int32)
     return dict(h=rng.normal(size=(rows, dim)).astype(np.float32),
                 table=rng.normal(size=(nodes, dim)).astype(np.float32),

@@ -77,3 +77,14 @@ def test_deep_trees_sum_each_level_from_the_one_below_as_from_all_its_labels():
         picked = np.take_along_axis(centroids, np.maximum(want, 0), axis=1) * (want >= 0)
         np.testing.assert_allclose(weights[level], picked / np.linalg.norm(picked, axis=1, keepdims=True),
                                    rtol=1e-5, atol=1e-7)
+
+
+def test_a_support_padded_before_its_features_is_refused_with_the_level_and_file(tmp_path):
+    import pytest
+
+    from tfxc.errors import DataError
+
+    path = str(tmp_path / "s.npz")
+    save_support(path, [np.array([[4, 2, -1]], np.int32), np.array([[0, -1, 3], [1, 2, 5]], np.int32)])
+    with pytest.raises(DataError, match=r"s\.npz: level 1: every node's features must come first"):
+        load_support(path)

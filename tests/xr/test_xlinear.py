@@ -95,6 +95,20 @@ def test_pruning_keeps_the_large_weights_and_caps_each_node(medical):
             np.testing.assert_allclose(got, big)
 
 
+def test_a_cap_per_level_binds_each_level_at_its_own_width(medical):
+    from tfxc.xr.ranker import LEVEL_SUPPORT_ENTRIES, support_caps
+
+    x, y, tree, embeddings = medical
+    pruned = fit_tree_linear(x, embeddings, y, tree, threshold=0.1)
+    widths = [s.shape[1] for s in pruned.support]
+    caps = [widths[0], 3] + [2] * (tree.num_levels - 2)
+    capped = fit_tree_linear(x, embeddings, y, tree, threshold=0.1, max_support=caps)
+    assert [s.shape[1] for s in capped.support] == [min(w, c) for w, c in zip(widths, caps)]
+    np.testing.assert_array_equal(capped.support[0], pruned.support[0])
+    # The few nodes at the top keep all their weights; the floor holds on the wide levels.
+    assert support_caps([4, 64, 1 << 20], 4096) == [LEVEL_SUPPORT_ENTRIES // 4, LEVEL_SUPPORT_ENTRIES // 64, 4096]
+
+
 def test_a_mix_scores_the_mix_of_the_logits_and_survives_a_save(medical, tmp_path):
     x, y, tree, embeddings = medical
     joint = fit_tree_linear(x, embeddings, y, tree)

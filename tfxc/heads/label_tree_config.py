@@ -162,8 +162,8 @@ class LabelTreeHeadConfig(SparseTermOptions):
     @property
     def solved_support(self) -> bool:
         """Whether a solver writes the nodes' features into the model directory before the model is built (each
-        level's tables then as wide as its nodes need, at most sparse_support; a build without that file, such
-        as the memory plan's, takes the PIFA centroids' sparse_support features: an upper bound)."""
+        level's tables then as wide as its nodes need, which can exceed sparse_support on levels of few nodes; a
+        build without that file, such as the memory plan's, takes the PIFA centroids' sparse_support features)."""
         return False
 
     def validate(self, path: str) -> None:

@@ -56,7 +56,8 @@ class XrTransformerHeadConfig(LabelTreeHeadConfig):
       fix_clustering: the ranker keeps the preliminary tree instead of re-clustering on [TF-IDF ⊕ E].
       ranker: how the ranker is trained. "xr_linear" (PECOS's): every node's squared-hinge problem solved
         on the full sparse rows (`tfxc.xr.xlinear`), each node keeping its weights of magnitude at least
-        ranker_threshold (at most sparse_support of them, the largest; sparse_support 0: the embedding
+        ranker_threshold (at most sparse_support of them, the largest, or more on levels of few nodes:
+        `tfxc.xr.ranker.support_caps`; sparse_support 0: the embedding
         alone, no TF-IDF and so no guard), then trainer.epochs of SGD from
         that start, kept only as far as validation improves (the start is evaluated first). "sgd": SGD
         alone, from the nodes' PIFA centroids on sparse_support features each.

@@ -135,7 +135,9 @@ def pair_sparse_dots(const int[:, ::1] ids, const float[:, ::1] values, const in
 
     Args:
       ids, values: int32 / float32 [B, W], each row's feature ids ascending (padding ids sort last) and values.
-      support, weights: int32 / float32 [K, S], each node's features (−1: none) and their weights.
+      support, weights: int32 / float32 [K, S], each node's features and their weights; a row shorter than S
+        is padded with −1 at its end (`tfxc.tree.support`), where its scan stops: a pair costs the node's own
+        width, not the level's widest.
       nodes: int32 [B, C] (−1: none).
       num_features: D > 0: each thread spreads its row over a dense [D] buffer and reads every support
         feature in one load (D floats a thread); 0: each is found by binary search in the row.
@@ -171,8 +173,8 @@ def pair_sparse_dots(const int[:, ::1] ids, const float[:, ::1] values, const in
                 acc = 0
                 for j in range(span):
                     feature = support[node, j]
-                    if feature < 0:
-                        continue
+                    if feature < 0:  # the padding, at the end of a node's row: its features are all read
+                        break
                     if dense != NULL:
                         value = dense[feature] if feature < num_features else 0
                     else:

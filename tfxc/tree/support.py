@@ -112,6 +112,10 @@ def load_support(path: str, with_weights: bool = False):
         raise DataError(f"not a node feature support file (format {SUPPORT_FORMAT})", path=path)
     levels = sum(name.startswith("level_") for name in f)
     support = [f[f"level_{t}"].astype(np.int32) for t in range(levels)]
+    for t, s in enumerate(support):
+        # The compiled pair kernel stops a node's scan at its first −1 (`tfxc.kernels.pairs.pair_sparse_dots`).
+        if s.ndim != 2 or (s.shape[1] > 1 and np.any((s[:, :-1] < 0) & (s[:, 1:] >= 0))):
+            raise DataError(f"level {t}: every node's features must come first and its −1 padding last", path=path)
     if not with_weights:
         return support
     weights = [f[f"weight_{t}"].astype(np.float32) if f"weight_{t}" in f

@@ -158,7 +158,7 @@ def _compact_columns(x: scipy.sparse.csr_matrix):
 
 
 def fit_tree_linear(x: scipy.sparse.csr_matrix, embeddings: np.ndarray | None, y: scipy.sparse.csr_matrix, tree, *,
-                    threshold: float = THRESHOLD, max_support: int = 0, cost: float = 1.0) -> TreeLinear:
+                    threshold: float = THRESHOLD, max_support: int | list[int] = 0, cost: float = 1.0) -> TreeLinear:
     """Solves every node of `tree` (module docstring).
 
     Args:
@@ -167,7 +167,8 @@ def fit_tree_linear(x: scipy.sparse.csr_matrix, embeddings: np.ndarray | None, y
       y: CSR [N, L], the labels.
       tree: a `tfxc.tree.LabelTree` over the L labels.
       threshold: sparse weights with |w| below it are dropped (PECOS: 0.1).
-      max_support: > 0 keeps at most this many sparse weights per node, the largest |w|.
+      max_support: > 0 keeps at most this many sparse weights per node, the largest |w|; a list: one such
+        bound per level.
       cost: C for positives and negatives alike.
 
     Returns:
@@ -181,7 +182,9 @@ def fit_tree_linear(x: scipy.sparse.csr_matrix, embeddings: np.ndarray | None, y
     num_rows = x.shape[0]
     dense = np.zeros((num_rows, 0)) if embeddings is None else np.asarray(embeddings, np.float64)
     kernel, bias, support, weights = [], [], [], []
+    caps = list(max_support) if isinstance(max_support, (list, tuple)) else [max_support] * len(tree.sizes)
     for level, size in enumerate(tree.sizes):
+        cap = caps[level]
         counts = level_counts(y, tree, level).tocsc()
         if level == 0:
             children = np.arange(size, dtype=np.int64)[None, :]
@@ -205,8 +208,8 @@ def fit_tree_linear(x: scipy.sparse.csr_matrix, embeddings: np.ndarray | None, y
             level_bias[kids] = w[:, -1]
             sparse_w = w[:, :cols.size]
             keep = np.abs(sparse_w) >= threshold
-            if max_support:
-                keep &= _top_per_row(np.abs(sparse_w), max_support)
+            if cap:
+                keep &= _top_per_row(np.abs(sparse_w), cap)
             r, c = np.nonzero(keep)
             rows_of.append(kids[r])
             cols_of.append(cols[c])
