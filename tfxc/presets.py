@@ -86,9 +86,8 @@ def preset_config(data: dict, info, preset: str = DEFAULT, rates: Rates | None =
     if preset == XRT:
         from tfxc.xr.preset import xrt_rules
 
-        rates = rates or calibrate()
         configs[XRT] = xrt_rules(profile, config, why, data, int(np.count_nonzero(info.label_freq)),
-                                 int(info.splits.get("val", {}).get("num_points", 0)), rates)
+                                 int(info.splits.get("val", {}).get("num_points", 0)))
     chosen, reasons = configs[DEFAULT if preset == BEST else preset]
     val_points = int(info.splits.get("val", {}).get("num_points", 0))
     reasons = [f"preset: {preset} (of {', '.join(PRESETS)})"] + reasons

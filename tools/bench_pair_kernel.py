@@ -32,7 +32,8 @@ def main(argv=None):
     parser.add_argument("--scores-only", action="store_true")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
-    widths = np.minimum(args.width, np.maximum(1, rng.lognormal(np.log(args.median_width), 1.36, args.nodes))).astype(int)
+    spread = rng.lognormal(np.log(args.median_width), 1.36, args.nodes)
+    widths = np.minimum(args.width, np.maximum(1, spread)).astype(int)
     support = np.full((args.nodes, args.width), -1, np.int32)
     for n, w in enumerate(widths):
         support[n, :w] = np.sort(rng.choice(args.features, w, replace=False))

@@ -42,4 +42,12 @@ def test_data_without_text_is_refused():
     profile = DataProfile(num_points=100, num_features=10, num_labels=5, labels_per_point=1.0,
                           features_per_point=3.0, tail_share=0.0)
     with pytest.raises(ConfigError, match="needs text data"):
-        preset.xrt_rules(profile, {"trainer": {}}, [], {"format": "xc", "train": "t.txt"}, 5, 10, None)
+        preset.xrt_rules(profile, {"trainer": {}}, [], {"format": "xc", "train": "t.txt"}, 5, 10)
+
+
+def test_the_time_line_counts_the_encoders_forward_pass_as_measured_here():
+    short, long = preset.encoder_row_seconds(8, bfloat16=False), preset.encoder_row_seconds(64, bfloat16=False)
+    assert 0 < short < long < 1  # seconds a row: a pass over 8 word pieces is cheaper than over 64
+    steps = [100, 200]
+    rows = preset.BATCH * 300 * preset.STEP_PASSES + 1_000 * 2 + 50 * (preset.RANKER_MIXES + 1 + preset.RANKER_EPOCHS)
+    assert preset.estimated_seconds(steps, 0.01, num_points=1_000, val_points=50) == pytest.approx(rows * 0.01)

@@ -44,10 +44,8 @@ BATCH = 32
 # Training batches regrouped by text length, 64 shuffled batches at a time (`data.group_by_length`).
 GROUP_BY_LENGTH = 64
 ENCODER_LEARNING_RATE = 1e-4
-# all-MiniLM-L6-v2: 6 layers of width 384 and feed-forward 1,536, 10.6 M weights outside the embeddings: 2 flops
-# each per token forward, a training step about 3 forward passes. For the printout's estimate (7,002 reuters rows
-# of 64 tokens took 249 s to embed on the 2-core machine, 1.3x faster than this count at its measured matmul rate).
-FORWARD_FLOPS_PER_TOKEN = 2 * 10.6e6
+# A training step costs about this many forward passes of its batch (the backward pass is about two).
+STEP_PASSES = 3
 # The ranker's SGD after the solve (selection keeps the solved start where the epochs do not help).
 RANKER_EPOCHS = 3
 RANKER_LEARNING_RATE = 0.004
@@ -77,14 +75,49 @@ def level_steps(num_points: int, levels: int) -> tuple[list[int], float]:
     return [max(10, int(round(total * w / sum(weights), -1))) for w in weights], passes
 
 
-def estimated_seconds(steps: list[int], tokens_per_row: float, num_points: int, val_points: int,
-                      flops: float) -> float:
-    """The encoder's share of a run at `flops` per second: the levels' steps, one embedding pass of train per
-    level (the next level's start, the ranker's) and the validation passes of the mixes and the ranker's epochs;
-    batches of texts of about one length (`GROUP_BY_LENGTH`, `tfxc.data.pipeline.length_sorted_batches`), so
-    each row costs about its own `tokens_per_row`."""
-    rows = BATCH * sum(steps) * 3 + num_points * len(steps) + val_points * (RANKER_MIXES + 1 + RANKER_EPOCHS)
-    return rows * tokens_per_row * FORWARD_FLOPS_PER_TOKEN / flops
+def estimated_seconds(steps: list[int], row_seconds: float, num_points: int, val_points: int) -> float:
+    """The encoder's share of a run at `row_seconds` a row's forward pass: the levels' steps, one embedding pass of
+    train per level (the next level's start, the ranker's) and the validation passes of the mixes and the ranker's
+    epochs; batches of texts of about one length (`GROUP_BY_LENGTH`, `tfxc.data.pipeline.length_sorted_batches`),
+    so each row costs about a row of the average length."""
+    rows = BATCH * sum(steps) * STEP_PASSES + num_points * len(steps) + val_points * (RANKER_MIXES + 1 + RANKER_EPOCHS)
+    return rows * row_seconds
+
+
+def encoder_row_seconds(tokens: int, bfloat16: bool, repeats: int = 3) -> float:
+    """Seconds of the preset encoder's forward pass per row of `tokens` word pieces, measured on this machine: a
+    batch of `BATCH` such rows, its best of `repeats` after a warm-up (seconds, with the load).
+
+    Measured, not counted from the matmul rate: the encoder's products are narrow (384 wide) and its softmax,
+    normalisations and casts are not matmuls. On a 2-core Xeon with AMX the fine-tuning ran at a tenth of the
+    rate its bfloat16 matmuls reach (BENCHMARKS.md, issue 56's fourth sitting).
+    """
+    import time
+
+    import keras_hub
+
+    from tfxc._tf import tf
+    from tfxc.encoders.pretrained import resolve_preset
+
+    backbone = keras_hub.models.Backbone.from_preset(resolve_preset(ENCODER_PRESET),
+                                                     **({"dtype": "mixed_bfloat16"} if bfloat16 else {}))
+    shape = [BATCH, max(2, int(tokens))]
+    inputs = {"token_ids": tf.fill(shape, 1000), "padding_mask": tf.ones(shape, tf.bool)}
+    if "segment_ids" in backbone.input:
+        inputs["segment_ids"] = tf.zeros(shape, tf.int32)
+
+    @tf.function
+    def forward():
+        out = backbone(inputs, training=False)
+        return tf.reduce_sum(tf.cast(out["sequence_output"] if isinstance(out, dict) else out, tf.float32))
+
+    forward().numpy()  # traces and warms up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        forward().numpy()
+        best = min(best, time.perf_counter() - start)
+    return best / BATCH
 
 
 def text_length(train: str) -> tuple[int, float]:
@@ -98,11 +131,12 @@ def text_length(train: str) -> tuple[int, float]:
     return (int(np.percentile(lengths, 90)), float(np.mean(lengths))) if lengths else (MIN_LENGTH, MIN_LENGTH)
 
 
-def xrt_rules(profile, config: dict, why: list[str], data: dict, labels_present: int, val_points: int,
-              rates) -> tuple[dict, list[str]]:
+def xrt_rules(profile, config: dict, why: list[str], data: dict, labels_present: int,
+              val_points: int) -> tuple[dict, list[str]]:
     """The `xrt` preset: the recipe's config (`config`, `why`: its data, evaluation and selection) with an
     XR-Transformer model and schedule (module docstring) for data from sources `data` whose train split has
-    `labels_present` distinct labels; its time estimated at `rates` (`tfxc.training.time_plan.Rates`)."""
+    `labels_present` distinct labels; its time from the encoder's forward pass timed here
+    (`encoder_row_seconds`)."""
     if data.get("format") != "jsonl" or not data.get("train"):
         raise ConfigError("the xrt preset fine-tunes a text encoder: it needs text data (JSONL, CSV or TSV), and "
                           f"this data is {data.get('format', 'not text')}")
@@ -134,6 +168,9 @@ def xrt_rules(profile, config: dict, why: list[str], data: dict, labels_present:
                     "log_every_steps": 200, "checkpoint_every_steps": 1000, **selection,
                     **({"patience": 1} if selection.get("select_metric") else {})},
     })
+    tokens = int(round(min(length, mean_words * PIECES_PER_WORD + 2)))
+    row_seconds = encoder_row_seconds(tokens, bfloat16)
+    seconds = estimated_seconds(steps, row_seconds, profile.num_points, val_points)
     keep = [line for line in why if line.startswith(("data:", "text:", "serving:"))]
     keep += [
         f"encoder: {ENCODER_PRESET} fine-tuned, max_length {length} (90% of the training texts have at most {words} "
@@ -150,10 +187,9 @@ def xrt_rules(profile, config: dict, why: list[str], data: dict, labels_present:
         "the TF-IDF model on the same tree: the share best on validation among those at least as good as the TF-IDF "
         "model alone on every P@k and PSP@k (up to the validation split's noise); then up to "
         f"{RANKER_EPOCHS} epochs of SGD, kept only while validation improves",
-        "time: the encoder's passes " + format_seconds(estimated_seconds(
-            steps, min(length, mean_words * PIECES_PER_WORD + 2), profile.num_points, val_points,
-            (rates.bfloat16_flops or rates.matmul_flops) if bfloat16 else rates.matmul_flops))
-        + f" at this machine's measured {rates.matmul_flops / 1e9:.0f} GFLOP/s (fewer passes or a shorter max_length "
-          "cut it: model.head.max_steps, model.encoder.max_length)",
+        f"time: the encoder's passes {format_seconds(seconds)}"
+        f" (its forward pass measured here: {row_seconds * BATCH:.2f} s a batch of {BATCH} texts of {tokens} word "
+        f"pieces, a training step about {STEP_PASSES} such; fewer passes or a shorter max_length cut it: "
+        "model.head.max_steps, model.encoder.max_length)",
     ]
     return out, keep
