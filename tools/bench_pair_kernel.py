@@ -18,17 +18,18 @@ import numpy as np
 
 
 def main(argv=None):
+    from tfxc.cli import AsciiInt, FiniteFloat
     from tfxc.kernels.pairs import pair_sparse_dots
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, default=10414)
-    parser.add_argument("--width", type=int, default=4096)
-    parser.add_argument("--median-width", type=float, default=67)
-    parser.add_argument("--features", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--row-nnz", type=int, default=64)
-    parser.add_argument("--candidates", type=int, default=160)
-    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--nodes", type=AsciiInt(1), default=10414)
+    parser.add_argument("--width", type=AsciiInt(1), default=4096)
+    parser.add_argument("--median-width", type=FiniteFloat(1.0), default=67.0)
+    parser.add_argument("--features", type=AsciiInt(1), default=100_000)
+    parser.add_argument("--batch", type=AsciiInt(1), default=32)
+    parser.add_argument("--row-nnz", type=AsciiInt(1), default=64)
+    parser.add_argument("--candidates", type=AsciiInt(1), default=160)
+    parser.add_argument("--repeats", type=AsciiInt(1), default=50)
     parser.add_argument("--scores-only", action="store_true")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)

@@ -14,7 +14,6 @@ per (leaf size, caps): the level sizes, the solve's seconds and val P@1 / P@3 / 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -77,20 +76,28 @@ def capped(solution, caps: list[int]):
 
 
 def parse_caps(text: str, levels: int) -> list[int]:
-    values = [0 if part in ("none", "") else int(part) for part in text.split(",")]
+    """"none", "4096" or "0,0,16384,4096" -> one cap per level (0: all)."""
+    from tfxc.utils.numbers import ascii_int
+
+    values = [0 if part in ("none", "") else ascii_int(part) for part in text.split(",")]
+    if any(v is None or v < 0 for v in values) or len(values) not in (1, levels):
+        raise SystemExit(f"--caps {text!r}: 'none', one count, or one count per level ({levels}) in ASCII digits")
     return values * levels if len(values) == 1 else values
 
 
 def main(argv=None):
+    from tfxc.cli import AsciiInt
     from tfxc.data.info import DatasetInfo
     from tfxc.tree import cluster_labels, pifa
+    from tfxc.utils.display import json_text
+    from tfxc.utils.io import atomic_write_text
     from tfxc.xr.xlinear import fit_tree_linear, truncate_rows
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="a converted text set with a val split")
     parser.add_argument("--leaf-sizes", default="16")
     parser.add_argument("--caps", nargs="+", default=["none", "4096"])
-    parser.add_argument("--max-nnz", type=int, default=64, help="each row's largest TF-IDF features read")
+    parser.add_argument("--max-nnz", type=AsciiInt(1), default=64, help="each row's largest TF-IDF features read")
     parser.add_argument("--out", default="", help="also write the results here as JSON")
     args = parser.parse_args(argv)
     info = DatasetInfo.load(args.data_dir)
@@ -113,8 +120,7 @@ def main(argv=None):
             print(f"{key}: levels {tree.sizes}, solved in {seconds:.0f} s; val "
                   + " / ".join(f"{results[key][m]:.2f}" for m in SHOWN), flush=True)
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=1)
+        atomic_write_text(args.out, json_text(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":
