@@ -89,8 +89,8 @@ def encoder_row_seconds(tokens: int, bfloat16: bool, repeats: int = 3) -> float:
     batch of `BATCH` such rows, its best of `repeats` after a warm-up (seconds, with the load).
 
     Measured, not counted from the matmul rate: the encoder's products are narrow (384 wide) and its softmax,
-    normalisations and casts are not matmuls. On a 2-core Xeon with AMX the fine-tuning ran at a tenth of the
-    rate its bfloat16 matmuls reach (BENCHMARKS.md, issue 56's fourth sitting).
+    normalisations and casts are not matmuls. On a 2-core Xeon with AMX, wordnet-hypernyms' levels and passes took
+    about eight times what the flops counted at the bfloat16 matmul rate (BENCHMARKS.md, issue 56's fourth sitting).
     """
     import time
 
