@@ -260,14 +260,20 @@ def text_data(tmp_path, shared_data, train_rows: int = 800, test_rows: int = 64)
             "label_names": os.path.join(source, "labels.txt"), "dir": str(tmp_path / "data"), "num_shards": 2}
 
 
+def tool_module(name: str):
+    """tools/`name`.py imported as a module (the tools are scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "tools", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_preset(family: str, directory, shared_data, **shape) -> str:
     """A 2-layer `family` backbone (random weights) with its tokenizer learnt on banking77's first 2,000 texts,
     saved as a native keras-hub preset by tools/tiny_preset.py."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("tiny_preset", os.path.join(REPO, "tools", "tiny_preset.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = tool_module("tiny_preset")
     texts = module.read_texts(os.path.join(shared_data, "banking77", "train.jsonl"), 2000)
     return module.build_preset(family, texts, str(directory), **shape)
 
@@ -297,13 +303,7 @@ def digit_images(count: int = 0, size: int = 8, fmt: str = "png") -> list[tuple[
 
 def tiny_vision_preset(family: str, directory, **shape) -> str:
     """A random-weight keras-hub image backbone and its converter, saved by tools/tiny_vision_preset.py."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("tiny_vision_preset",
-                                                  os.path.join(REPO, "tools", "tiny_vision_preset.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_preset(family, str(directory), **shape)
+    return tool_module("tiny_vision_preset").build_preset(family, str(directory), **shape)
 
 
 def huge_png(width: int = 20000, height: int = 20000) -> bytes:

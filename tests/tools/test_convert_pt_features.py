@@ -6,24 +6,16 @@ arrays a `torch.load` of the files would; the chunking, checks and layout are re
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import numpy as np
 import pytest
-from helpers import REPO
+from helpers import tool_module
 
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("convert_pt_features",
-                                                  os.path.join(REPO, "tools", "convert_pt_features.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_converts_splits_in_chunks(tmp_path, monkeypatch):
-    tool = load_tool()
+    tool = tool_module("convert_pt_features")
     monkeypatch.setattr(tool, "CHUNK_ROWS", 7)  # several chunks and a short last one
     rng = np.random.default_rng(0)
     arrays = {}
@@ -44,7 +36,7 @@ def test_converts_splits_in_chunks(tmp_path, monkeypatch):
 
 
 def test_mismatched_rows_are_refused(tmp_path):
-    tool = load_tool()
+    tool = tool_module("convert_pt_features")
     os.makedirs(tmp_path / "src" / "train")
     arrays = {str(tmp_path / "src" / "train" / "features.pt"): np.zeros((3, 2)),
               str(tmp_path / "src" / "train" / "labels.pt"): np.zeros(4)}

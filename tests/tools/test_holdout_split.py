@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
-import os
 
 import pytest
-from helpers import REPO
+from helpers import tool_module
 
 from tfxc.data.readers import XcBowReader
 from tfxc.errors import DataError
 
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("holdout_split", os.path.join(REPO, "tools", "holdout_split.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_pair(tmp_path, groups: int, per_group: int, header_points=None):
@@ -35,7 +27,7 @@ def write_pair(tmp_path, groups: int, per_group: int, header_points=None):
 
 
 def test_groups_are_kept_whole_and_rows_intact(tmp_path):
-    tool = load_tool()
+    tool = tool_module("holdout_split")
     xc, jl, ids, rows = write_pair(tmp_path, groups=60, per_group=4)
     n_train, n_val = tool.split(xc, jl, str(tmp_path / "out"), percent=25, group_sep=":")
     assert n_train + n_val == len(rows) and n_val % 4 == 0 and 0 < n_val < len(rows)
@@ -52,7 +44,7 @@ def test_groups_are_kept_whole_and_rows_intact(tmp_path):
 
 
 def test_files_with_different_point_counts_are_refused(tmp_path):
-    tool = load_tool()
+    tool = tool_module("holdout_split")
     xc, jl, _, _ = write_pair(tmp_path, groups=3, per_group=2, header_points=7)
     with pytest.raises(DataError, match="6 points read, the header says 7"):
         tool.split(xc, jl, str(tmp_path / "out"), percent=50, group_sep=":")
@@ -67,7 +59,7 @@ def test_files_with_different_point_counts_are_refused(tmp_path):
 
 
 def test_without_ids_every_point_is_its_own_group(tmp_path):
-    tool = load_tool()
+    tool = tool_module("holdout_split")
     xc, _, _, rows = write_pair(tmp_path, groups=50, per_group=4)
     n_train, n_val = tool.split(xc, None, str(tmp_path / "out"), percent=20, group_sep=":")
     assert n_train + n_val == len(rows)
@@ -78,7 +70,7 @@ def test_pecos_matrices_split_point_by_point(tmp_path):
     import numpy as np
     import scipy.sparse as sp
 
-    tool = load_tool()
+    tool = tool_module("holdout_split")
     x = sp.random(200, 30, density=0.2, format="csr", random_state=0, dtype=np.float32)
     y = sp.csr_matrix((np.ones(200, np.float32), np.arange(200) % 7, np.arange(201)), shape=(200, 7))
     sp.save_npz(tmp_path / "X.npz", x)
@@ -95,7 +87,7 @@ def test_pecos_matrices_split_point_by_point(tmp_path):
 
 
 def test_an_output_that_is_an_input_is_refused_in_one_line(tmp_path, capsys):
-    tool = load_tool()
+    tool = tool_module("holdout_split")
     data = tmp_path / "data"
     data.mkdir()
     (data / "train.txt").write_text("2 8 7\n1 0:1\n2 1:1\n")
@@ -108,7 +100,7 @@ def test_an_output_that_is_an_input_is_refused_in_one_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("header", ["abc 8 7", "٣ 8 7", "6 8"])
 def test_a_header_that_is_not_three_ascii_integers_is_refused(tmp_path, header):
-    tool = load_tool()
+    tool = tool_module("holdout_split")
     xc, jl, _, rows = write_pair(tmp_path, groups=3, per_group=2)
     with gzip.open(xc, "wt", encoding="utf-8") as f:
         f.write(header + "\n" + "\n".join(rows))

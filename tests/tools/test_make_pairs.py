@@ -3,23 +3,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 
 import pytest
-from helpers import REPO
+from helpers import REPO, tool_module
 
 from tfxc.eval.verification import read_pairs
 
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("make_pairs", os.path.join(REPO, "tools", "make_pairs.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def people(root, count=8, lfw_names=False):
@@ -45,7 +38,7 @@ def test_folds_of_genuine_then_impostor_pairs_over_disjoint_identities(tmp_path)
     assert len(set(pairs)) == 12 and all(os.path.exists(p) for pair in pairs for p in pair)
     in_fold = [{who(p) for pair, f in zip(pairs, folds) if f == k for p in pair} for k in (0, 1)]
     assert not in_fold[0] & in_fold[1]  # a fold's threshold is chosen on people it does not hold
-    tool = load_tool()
+    tool = tool_module("make_pairs")
     again = str(tmp_path / "again.csv")
     tool.write_pairs(root, again, folds=2, pairs=3, seed=5)
     assert open(again).read() == open(out).read()
@@ -54,7 +47,7 @@ def test_folds_of_genuine_then_impostor_pairs_over_disjoint_identities(tmp_path)
 
 
 def test_lfw_format_and_what_cannot_be_drawn(tmp_path):
-    tool = load_tool()
+    tool = tool_module("make_pairs")
     root = people(tmp_path / "lfw", lfw_names=True)
     tool.write_pairs(root, str(tmp_path / "pairs.txt"), folds=2, pairs=2, seed=0, fmt="lfw")
     tool.write_pairs(root, str(tmp_path / "pairs.csv"), folds=2, pairs=2, seed=0)

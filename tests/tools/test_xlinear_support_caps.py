@@ -3,23 +3,14 @@ and a cap keeps each node's largest weights on its own level."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 
 import numpy as np
 import scipy.sparse
-from helpers import REPO
+from helpers import tool_module
 
 from tfxc.tree import LabelTree
 from tfxc.xr.xlinear import TreeLinear
 
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("xlinear_support_caps",
-                                                  os.path.join(REPO, "tools", "xlinear_support_caps.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def solution(rng, tree, features):
@@ -33,7 +24,7 @@ def solution(rng, tree, features):
 
 
 def test_a_beam_as_wide_as_the_tree_finds_the_best_paths():
-    tool = load_tool()
+    tool = tool_module("xlinear_support_caps")
     rng = np.random.default_rng(0)
     tree = LabelTree(parents=(np.array([0, 0, 1, 1], np.int32), np.array([0, 0, 1, 2, 2, 3, 3, 3], np.int32)),
                      top_size=2)
@@ -48,7 +39,7 @@ def test_a_beam_as_wide_as_the_tree_finds_the_best_paths():
 
 
 def test_caps_keep_each_nodes_largest_weights_level_by_level():
-    tool = load_tool()
+    tool = tool_module("xlinear_support_caps")
     rng = np.random.default_rng(1)
     tree = LabelTree(parents=(np.array([0, 0, 1], np.int32),), top_size=2)
     model = solution(rng, tree, 20)
