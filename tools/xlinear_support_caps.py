@@ -34,10 +34,9 @@ def l3_hinge(v: np.ndarray) -> np.ndarray:
 
 def level_weights(solution, level: int, num_features: int) -> scipy.sparse.csr_matrix:
     """The level's sparse weights as CSR [K_t, D]."""
-    support, weights = solution.support[level], solution.weights[level]
-    keep = support >= 0
-    return scipy.sparse.csr_matrix((weights[keep], (np.nonzero(keep)[0], support[keep])),
-                                   shape=(support.shape[0], num_features))
+    from tfxc.xr.xlinear import nodes_as_csr
+
+    return nodes_as_csr(solution.support[level], solution.weights[level], num_features).astype(np.float32)
 
 
 def beam_search(solution, tree, x: scipy.sparse.csr_matrix, beam: int = 10, k: int = 5) -> np.ndarray:

@@ -60,8 +60,8 @@ class TreeLinear:
             dim = max(self.kernel[t].shape[1], other.kernel[t].shape[1])
             kernel.append(alpha * _widen(self.kernel[t], dim) + (1 - alpha) * _widen(other.kernel[t], dim))
             bias.append((alpha * self.bias[t] + (1 - alpha) * other.bias[t]).astype(np.float32))
-            a = _as_csr(self.support[t], self.weights[t], 0)
-            b = _as_csr(other.support[t], other.weights[t], 0)
+            a = nodes_as_csr(self.support[t], self.weights[t], 0)
+            b = nodes_as_csr(other.support[t], other.weights[t], 0)
             width = max(a.shape[1], b.shape[1])
             a.resize(a.shape[0], width)
             b.resize(b.shape[0], width)
@@ -99,7 +99,7 @@ def _widen(kernel: np.ndarray, dim: int) -> np.ndarray:
     return kernel if kernel.shape[1] == dim else np.zeros((kernel.shape[0], dim), np.float32)
 
 
-def _as_csr(support: np.ndarray, weights: np.ndarray, width: int) -> scipy.sparse.csr_matrix:
+def nodes_as_csr(support: np.ndarray, weights: np.ndarray, width: int) -> scipy.sparse.csr_matrix:
     """The per-node (feature, weight) lists as CSR float64 [K, max(width, the largest feature + 1)]."""
     keep = support >= 0
     rows = np.nonzero(keep)[0]
