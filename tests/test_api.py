@@ -134,7 +134,7 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         model.predict(x[:2], k=0)
     with pytest.raises(Exception, match="not trained on text"):
         model.predict(["some text"])
-    with pytest.raises(Exception, match="neither a tfxc model directory"):
+    with pytest.raises(Exception, match="not a trained tfxc model"):
         tfxc.load(str(tmp_path))
 
 

@@ -192,7 +192,7 @@ def _copy(base, into) -> str:
 
 
 # The files cut short, one case each; the next test keeps this list in step with what a run writes.
-_DAMAGEABLE = ["data/label_freq.npy", "data/stats.json", "data/test-00000-of-00001.tfrecord",
+_DAMAGEABLE = ["model/artifact.json", "data/label_freq.npy", "data/stats.json", "data/test-00000-of-00001.tfrecord",
                "data/train-00000-of-00002.tfrecord", "data/val-00000-of-00001.tfrecord",
                "model/best/best.json", "model/best/ckpt.data-00000-of-00001", "model/best/ckpt.index",
                "model/checkpoints/checkpoint", "model/checkpoints/ckpt-24.data-00000-of-00001",

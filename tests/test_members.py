@@ -1,4 +1,4 @@
-"""The `best` preset (`tfxc.members`): members of the default config trained into one directory, combined by the
+"""The `best` preset (`tfxc.runs.members`): members of the default config trained into one directory, combined by the
 method chosen on validation rows, and read back as one model by evaluate, export, load and a fresh SavedModel."""
 
 import json
@@ -26,7 +26,7 @@ def test_best_trains_members_and_serves_their_combination(tmp_path):
     args = ["--train", train, "--test", test, "--preset", "best", "--model-dir", str(model_dir),
             "--set", "trainer.epochs=3"]
     out = run_cli("tfxc.train", *args, timeout=600, cwd=str(tmp_path)).stdout
-    assert "  preset: best (of fast, default, best)" in out and "best: an ensemble of 3 members" in out, out
+    assert "  preset: best (of fast, default, best, xrt)" in out and "best: an ensemble of 3 members" in out, out
     record = json.loads((model_dir / "ensemble.json").read_text())
     assert record["method"] in BEST_METHODS and record["members"] == [f"members/member-{m:03d}" for m in range(3)]
     # The method is the best validation score among those tried (ties: the first).
@@ -121,10 +121,10 @@ def test_train_sh_trains_the_members_as_parallel_parts_and_links_them(tmp_path):
 def test_one_member_per_run_under_multi_worker_mirrored(tmp_path):
     from tfxc import resolve
     from tfxc.errors import ConfigError
-    from tfxc.members import train_ensemble
+    from tfxc.runs import Options, plan_for
 
     source = resolve.read_given({"recipe": True, "preset": "best", "runtime": {"strategy": "multi_worker_mirrored"},
                                  "data": {"format": "xc", "train": str(tmp_path / "t.txt"), "dir": str(tmp_path / "d")}})
     with pytest.raises(ConfigError, match=r"give --part m \(0 to 2\) on every worker, then --link-parts once"):
-        train_ensemble(source, str(tmp_path / "model"))
+        plan_for(source).train(str(tmp_path / "model"), Options())
     assert not (tmp_path / "model").exists() and not (tmp_path / "d").exists()  # refused before anything

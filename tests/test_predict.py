@@ -93,35 +93,30 @@ def test_an_export_json_without_a_key_is_one_error_naming_the_file_and_the_key(t
         assert e.value.code == 2 and err == f"tfxc: error: {saved}/assets.extra/tfxc/export.json: no '{key}' entry\n"
 
 
-class FakeServed:
-    """A text SavedModel as `tfxc.predict` sees it, whose every answer is the labels 天气 and café."""
+class FakePredictor:
+    """A text model as `tfxc.predict` sees it (`tfxc.predictors.Predictor`), whose every answer is the labels
+    天气 and café."""
 
-    top_k, input_kind, reads_text, path = 2, "text", True, "fake"
+    input_kind, reads_text_as_features, num_features = "text", False, 0
+    label_names = ["a", "b", "c", "天气", "d", "café"]
+    info = {"head": None, "top_k": 2}
 
-    def __init__(self, path):
-        pass
+    def top_k(self, texts, k, batch_size=1024, names=None):
+        import numpy as np
 
-    def signature(self, name):
-        from tfxc._tf import tf
-
-        def top_k(text, k):
-            rows = int(text.shape[0])
-            return {"label_ids": tf.constant([[3, 5]] * rows, tf.int64),
-                    "scores": tf.constant([[0.9, 0.2]] * rows, tf.float32),
-                    "labels": tf.constant([["天气".encode(), "café".encode()]] * rows)}
-
-        return top_k
+        rows = len(texts)
+        return np.array([[3, 5]] * rows, np.int64), np.array([[0.9, 0.2]] * rows, np.float32)
 
 
 def test_predictions_keep_label_names_in_utf8(tmp_path, monkeypatch):
     """Item 19: preds.jsonl held "\\u5929\\u6c14" for the label 天气."""
     import json
 
-    import tfxc.export.served
+    import tfxc.predictors
 
-    monkeypatch.setattr(tfxc.export.served, "ServedModel", FakeServed)
+    monkeypatch.setattr(tfxc.predictors, "load", lambda path, trust_imports=False: FakePredictor())
     (tmp_path / "in.jsonl").write_text('{"text": "今天"}\n{"text": "x"}\n', encoding="utf-8")
-    predict.main(["--saved-model", "fake", "--input", str(tmp_path / "in.jsonl"), "--output",
+    predict.main(["--model", "fake", "--input", str(tmp_path / "in.jsonl"), "--output",
                   str(tmp_path / "preds.jsonl"), "--threshold", "0.5"])
     lines = (tmp_path / "preds.jsonl").read_bytes().decode("utf-8").splitlines()
     assert lines[0] == '{"row": 0, "label_ids": [3], "labels": ["天气"], "scores": [0.9]}', lines

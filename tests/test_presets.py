@@ -80,7 +80,7 @@ def test_every_preset_is_a_valid_config_on_every_shipped_data_set(shared_data, m
             assert why[0] == f"preset: {preset} (of fast, default, best, xrt)", name
             assert why[-1].startswith("time (estimated") and all(f"{p} ~" in why[-1] for p in configs_timed), name
             configs[preset] = config
-        # `best` trains members of the default config (tfxc.members), each told apart by its seed.
+        # `best` trains members of the default config (tfxc.runs.members), each told apart by its seed.
         assert configs["best"] == configs["default"], name
         # `fast` asks for less work than `default` on every set: fewer flops and bytes in all.
         profile, val = DataProfile.from_info(info), info.splits["val"]["num_points"]

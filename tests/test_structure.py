@@ -22,12 +22,12 @@ FLOORS = (
                           "tfxc.config")),
     ("the model's parts, the command lines' conventions", ("tfxc.encoders", "tfxc.heads", "tfxc.model", "tfxc.cli")),
     ("the model directory", ("tfxc.model_files", "tfxc.model_dir")),
-    ("what reads a trained model", ("tfxc.losses", "tfxc.eval", "tfxc.export")),
+    ("what reads a trained model", ("tfxc.losses", "tfxc.eval", "tfxc.export", "tfxc.artifacts")),
     ("training", ("tfxc.training", "tfxc.ensemble", "tfxc.xr")),
     ("configs made whole", ("tfxc.recipe", "tfxc.presets", "tfxc.resolve", "tfxc.convert")),
-    ("a run's start", ("tfxc.launch",)),
-    ("the verbs", ("tfxc.train", "tfxc.members", "tfxc.kfold", "tfxc.evaluate", "tfxc.predict", "tfxc.encode",
-                   "tfxc.extract", "tfxc.model_backends", "tfxc.api")),
+    ("a run's start, and runs made of runs", ("tfxc.launch", "tfxc.runs")),
+    ("the verbs", ("tfxc.train", "tfxc.evaluate", "tfxc.predict", "tfxc.encode",
+                   "tfxc.extract", "tfxc.export.__main__", "tfxc.predictors", "tfxc.api")),
     ("the package's face", ("tfxc",)),
 )
 
@@ -239,3 +239,47 @@ def test_the_code_that_drives_heads_does_not_name_head_classes():
     assert modules_naming(names, ["heads"]), "the search must see the heads' own modules"
     offenders = modules_naming(names, ["losses", "training", "eval", "export"])
     assert not offenders, f"head classes named outside tfxc/heads: {offenders}"
+
+
+# The modules that write configs (a head's name is what a config says) besides the heads' own.
+CONFIG_WRITERS = {"tfxc/recipe.py", "tfxc/presets.py", "tfxc/xr/preset.py"}
+
+
+def registered_head_names() -> set[str]:
+    """The names heads are registered under (`@HEADS.register("name", ...)`), read from tfxc/heads/."""
+    names = set()
+    for dirpath, _, files in os.walk(os.path.join(PACKAGE, "heads")):
+        for name in files:
+            if name.endswith(".py"):
+                text = open(os.path.join(dirpath, name), encoding="utf-8").read()
+                names.update(re.findall(r"""HEADS\.register\(\s*["']([a-z_0-9]+)["']""", text))
+    return names
+
+
+def test_no_code_outside_the_heads_routes_by_a_heads_name():
+    # A comparison with a head's name (`head.name == "xr_transformer"`, `name in ("softmax", ...)`) or a
+    # table of names decides by what a head is called, not by what it can do: a new head with the same
+    # ability is then refused. The code asks the head's class (`runs_in_levels`, `num_parts`, ...) instead.
+    heads = registered_head_names()
+    assert {"softmax", "mach", "label_tree", "xr_transformer"} <= heads, heads
+
+    def names_a_head(node) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in heads
+        return isinstance(node, (ast.Tuple, ast.List, ast.Set)) and any(names_a_head(e) for e in node.elts)
+
+    offenders = []
+    for module, path in package_modules().items():
+        relative = os.path.relpath(path, REPO)
+        if module.startswith("tfxc.heads") or relative in CONFIG_WRITERS:
+            continue
+        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+            operands = [node.left, *node.comparators] if isinstance(node, ast.Compare) else []
+            # The other side is a head or its name (not, say, a schedule that is also called "linear").
+            if any(names_a_head(n) for n in operands) and any(
+                    re.search("name|head", ast.unparse(n), re.I) for n in operands if not names_a_head(n)):
+                offenders.append(f"{relative}:{node.lineno}")
+            elif (isinstance(node, ast.Assign) and names_a_head(node.value) and not isinstance(node.value, ast.Constant)
+                  and any(isinstance(t, ast.Name) and "HEAD" in t.id for t in node.targets)):
+                offenders.append(f"{relative}:{node.lineno}")
+    assert not offenders, f"code routing by a head's name: {offenders}"

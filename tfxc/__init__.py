@@ -1,13 +1,13 @@
 """tfxc: extreme classification in TensorFlow/Keras.
 
-The Python API (`tfxc.fit`, `tfxc.load`, `tfxc.load_xc`; see `tfxc.api`) is
+The Python API (`tfxc.fit`, `tfxc.load` → `Predictor`, `tfxc.load_xc`; see `tfxc.api`) is
 imported on first use, so that `import tfxc` and the command-line tools stay
 quick until TensorFlow is needed.
 """
 
 from tfxc._version import __version__
 
-_API = ("Classifier", "Predictions", "fit", "load", "load_xc")
+_API = ("Classifier", "Predictions", "Predictor", "fit", "load", "load_xc")
 __all__ = ["__version__", *_API]
 
 

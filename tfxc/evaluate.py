@@ -1,8 +1,11 @@
-"""python -m tfxc.evaluate --model-dir DIR [--json] [--split test] [--bad-cases FILE] [--report [FILE]] [--pairs FILE]
+"""python -m tfxc.evaluate --model-dir DIR [--json] [--split test | --data FILE] [--bad-cases FILE] [--report [FILE]]
 
-Evaluates a trained model directory: its selected weights (`trainer.select_metric`), else its
-latest checkpoint. A model trained in parts (MACH repetitions, `train.sh`) is scored one part at a
-time (`tfxc.eval.parts`); an ensemble (`--preset best`, `tfxc.members`) by its members' combined lists. With --json the last line printed is one JSON object of all metrics, in percent.
+Evaluates a trained model on a converted split: its selected weights (`trainer.select_metric`), else its
+latest checkpoint. A model whose parts were linked (MACH repetitions, `train.sh`) is scored one part at a
+time (`tfxc.eval.parts`); an ensemble (the best preset, k-fold) by its members' combined lists. With --data,
+any model (a SavedModel too) is scored on a labelled file instead. What the model is comes from the record
+written with it (`tfxc.artifacts`). With --json the last line printed is one JSON object of all metrics, in
+percent.
 
 With --pairs, the model is scored on a verification protocol instead of a split (face verification: LFW's
 pairs.txt or a CSV of image pairs; `tfxc.eval.verification`): the cosine similarity of each pair's
@@ -24,7 +27,14 @@ from tfxc.utils.display import json_text
 @main_wrapper
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tfxc.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--model-dir", required=True,
+                        help="a trained model: a model directory (trained whole or in parts), an ensemble's, or a "
+                             "SavedModel (with --data)")
+    parser.add_argument("--data", metavar="FILE",
+                        help="score a labelled file instead of a converted split (any model, a SavedModel too): XC "
+                             "BoW text, JSONL lines {\"text\", \"labels\": [names]}, or a PECOS X .npz with "
+                             "--labels")
+    parser.add_argument("--labels", metavar="Y.npz", help="with --data X.npz: its PECOS label matrix")
     parser.add_argument("--split", default="test",
                         help="the converted split to evaluate: test (default), val when the data has one, or train")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object (last line)")
@@ -55,21 +65,30 @@ def main(argv=None):
         print(json_text(report) if args.json else "\n".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
                                                             for k, v in report.items()))
         return 0
-    model_dir = ModelDir(args.model_dir)
+    from tfxc import artifacts
     from tfxc.eval.evaluator import format_metrics, metric_lines, rounded_metrics
 
-    record = model_dir.ensemble()
-    if record is not None:  # the best preset's directory: its members' lists combined (tfxc.members)
+    kind = artifacts.kind_of(args.model_dir)["artifact"]
+    model_dir = ModelDir(args.model_dir)
+    if args.data:
+        if args.bad_cases:
+            raise TfxcError("--bad-cases reads a converted split; give no --data")
+        metrics = evaluate_file(args)
+    elif kind == artifacts.SAVED_MODEL:
+        raise TfxcError(f"{args.model_dir} is a SavedModel: it holds no converted split; give --data FILE, a "
+                        "labelled file to score it on")
+    elif kind == artifacts.ENSEMBLE:  # its members' lists combined (the best preset, k-fold)
         if args.bad_cases or args.report:
             raise TfxcError(f"{args.model_dir} is an ensemble; --bad-cases and --report read one model: give a "
                             f"member ({', '.join(model_dir.ensemble_members())}), or combine the members with "
                             "python -m tfxc.ensemble")
         from tfxc.ensemble import run_ensemble
 
+        record = model_dir.ensemble()
         metrics = run_ensemble(model_dir.ensemble_members(), record["method"], args.split, record["list_size"],
                                args.overrides, trust_imports=args.trust_imports)["ensemble"]
     else:
-        metrics = evaluate_model(model_dir, args)
+        metrics = evaluate_model(model_dir, args, linked=kind == artifacts.LINKED_PARTS)
     if args.json:
         print(json_text(rounded_metrics(metrics)))
     else:
@@ -92,13 +111,24 @@ def verify_pairs(model: str, pairs_path: str, image_root: str = "", roc_path: st
     return {"model": model, "pairs_file": pairs_path, **verification_report(scores, same, folds)}
 
 
-def evaluate_model(model_dir: ModelDir, args) -> dict:
-    """The metrics of one model's directory (trained whole or in parts) on `args.split`, in percent."""
+def evaluate_file(args) -> dict:
+    """The metrics (percent) of any model on the labelled file `args.data` (`tfxc.predictors.Predictor.evaluate`)."""
+    from tfxc.data.labelled import read_labelled
+    from tfxc.predictors import load
+
+    X, Y = read_labelled(args.data, args.labels)  # a bad file fails before the model loads
+    predictor = load(args.model_dir, trust_imports=args.trust_imports, overrides=args.overrides)
+    return predictor.evaluate(X, Y, classification=bool(args.report))
+
+
+def evaluate_model(model_dir: ModelDir, args, linked: bool = False) -> dict:
+    """The metrics of one model's directory on `args.split`, in percent; `linked`: its head's parts, scored
+    one at a time."""
     config = model_dir.load_config(args.overrides, trust_imports=args.trust_imports)
     from tfxc.data.info import damaged_shards_named
     from tfxc.eval.evaluator import Evaluator
 
-    if model_dir.has_finished_parts(config) and not args.bad_cases:
+    if linked and not args.bad_cases:
         # Trained in parts: scored one part at a time, never the whole model in memory (tfxc.eval.parts).
         from tfxc.data.folds import converted_dir
         from tfxc.data.info import DatasetInfo

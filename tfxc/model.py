@@ -54,6 +54,12 @@ def num_parts(model_config) -> int:
     return HEADS.get(model_config.head.name).num_parts(model_config.head)
 
 
+def runs_in_levels(head_name: str) -> bool:
+    """Whether the run of the head registered as `head_name` is a sequence of runs before its own
+    (`Head.runs_in_levels`); False for a name no head is registered under (the config's check names it)."""
+    return head_name in HEADS.names() and HEADS.get(head_name).runs_in_levels
+
+
 def build_model(model_config, context: BuildContext) -> XCModel:
     """Builds the model and creates all its variables (call under the strategy scope).
 

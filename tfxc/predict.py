@@ -1,7 +1,8 @@
-"""python -m tfxc.predict --saved-model DIR --input FILE --output FILE [--top-k K] [--threshold T]
-python -m tfxc.predict --saved-model DIR --interactive      (raw-text models: type a text, see its labels)
+"""python -m tfxc.predict --model DIR --input FILE --output FILE [--top-k K] [--threshold T]
+python -m tfxc.predict --model DIR --interactive      (models of text: type a text, see its labels)
 
-Runs an exported SavedModel over a data file and writes one JSON line per
+Runs a trained model (a SavedModel, a model directory or an ensemble's; `--saved-model` is the older
+spelling of `--model`) over a data file and writes one JSON line per
 input row: {"row": i, "label_ids": [...], "labels": [...], "scores": [...]}.
 With --threshold, a row keeps only the labels of its top k scored above T: the
 multi-label prediction of one-vs-all models (scores are sigmoids; 0.5 is σ > 0.5),
@@ -28,19 +29,32 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from tfxc.cli import AsciiInt, Progress, finite_float, main_wrapper, positive_int, setup_logging
+from tfxc.cli import (AsciiInt, Progress, add_trust_args, finite_float, keep_out_of_import_path, main_wrapper,
+                      positive_int, setup_logging)
 from tfxc.data.sources import source_format
 from tfxc.errors import DataError, TfxcError
 from tfxc.utils.display import json_text
 from tfxc.utils.io import atomic_writer, refuse_to_overwrite_inputs
 
+DEFAULT_TOP_K = 10  # a model directory's, which records no k of its own
 
-def iter_feature_rows(path: str, fmt: str, served, index_base: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yields (feat_idx int64, feat_val float32) per input row, ids checked against the feature space of
-    `served` (a `ServedModel`), texts featurized with its TF-IDF featurizer."""
+
+def _csr(idx: list, val: list, splits: list, num_features: int):
+    """One batch of `batches` as CSR float32 [n, num_features]."""
+    import scipy.sparse
+
+    indices = np.concatenate(idx) if idx else np.zeros(0, np.int64)
+    values = np.concatenate(val) if val else np.zeros(0, np.float32)
+    return scipy.sparse.csr_matrix((values.astype(np.float32), indices, np.asarray(splits, np.int64)),
+                                   shape=(len(splits) - 1, num_features))
+
+
+def iter_feature_rows(path: str, fmt: str, num_features: int, index_base: int = 0) -> Iterator[tuple[np.ndarray,
+                                                                                                   np.ndarray]]:
+    """Yields (feat_idx int64, feat_val float32) per row of an XC BoW or PECOS X file, ids checked against the
+    model's `num_features`."""
     from tfxc.data import readers
 
-    num_features = served.num_features
     if fmt == "xc":
         rows = readers.XcBowReader(path, index_base=index_base, num_features=num_features)
     elif fmt == "pecos":
@@ -48,13 +62,6 @@ def iter_feature_rows(path: str, fmt: str, served, index_base: int = 0) -> Itera
         if rows.num_features > num_features:
             raise DataError(f"has {rows.num_features} feature columns but the model knows {num_features}",
                             path=path)
-    elif fmt == "jsonl":
-        featurizer = served.featurizer()
-        if featurizer is None:
-            raise TfxcError(f"{served.path}: this model was not trained on text; give BoW input instead")
-        for record in readers.iter_jsonl(path, require_labels=False):
-            yield featurizer.transform(record.text)
-        return
     else:
         raise TfxcError(f"unknown input format '{fmt}' (xc, jsonl, pecos)")
     for row in rows:
@@ -117,9 +124,8 @@ def batches(rows, batch_size: int):
         yield idx, val, splits
 
 
-def interactive(signature, k: int, threshold: float | None = None) -> int:
+def interactive(predictor, k: int, threshold: float | None = None) -> int:
     """The prompt loop of --interactive: one text per line in, its top-k labels and scores out."""
-    from tfxc._tf import tf
     from tfxc.data.files import surrogate_problem
 
     print(f"type a text and press enter (top {k} labels); an empty line or Ctrl-D ends", file=sys.stderr)
@@ -135,11 +141,11 @@ def interactive(signature, k: int, threshold: float | None = None) -> int:
             print(f"tfxc: error: the text {problem} (is the terminal's encoding UTF-8?)", file=sys.stderr)
             continue
         start = time.perf_counter()
-        result = signature(text=tf.constant([text]), k=tf.constant(k, tf.int32))
+        ids, scores = predictor.top_k([text], k)
         elapsed = (time.perf_counter() - start) * 1000
-        for name, score in zip(result["labels"].numpy()[0], result["scores"].numpy()[0]):
-            if name and (threshold is None or score > threshold):
-                print(f"  {score:8.4f}  {name.decode('utf-8')}")
+        for label, score in zip(ids[0], scores[0]):
+            if label >= 0 and (threshold is None or score > threshold):
+                print(f"  {score:8.4f}  {predictor.label_names[label]}")
         print(f"  ({elapsed:.1f} ms)", file=sys.stderr)
     return 0
 
@@ -147,14 +153,15 @@ def interactive(signature, k: int, threshold: float | None = None) -> int:
 @main_wrapper
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tfxc.predict", description=__doc__.splitlines()[0])
-    parser.add_argument("--saved-model", required=True)
+    parser.add_argument("--model", "--saved-model", dest="model", required=True,
+                        help="a trained model: a SavedModel, a model directory or an ensemble's")
     parser.add_argument("--input", help="the rows to predict (see the formats above)")
     parser.add_argument("--output", help="JSONL predictions (written atomically)")
     parser.add_argument("--interactive", action="store_true",
                         help="read texts from the terminal (one per line, empty line or EOF ends) and print the "
                              "top-k labels of each; for models that read raw text")
     parser.add_argument("--top-k", type=positive_int, default=None,
-                        help="labels per row, >= 1 (default: the export's k)")
+                        help=f"labels per row, >= 1 (default: a SavedModel's k, else {DEFAULT_TOP_K})")
     parser.add_argument("--threshold", type=finite_float, default=None,
                         help="keep only the labels of the top k scored above this (multi-label prediction: 0.5 "
                              "for one-vs-all sigmoids); a row may then have none")
@@ -162,75 +169,63 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=positive_int, default=512)
     parser.add_argument("--index-base", type=AsciiInt(0, 1), default=0,
                         help="1 for XC files with 1-based feature ids")
+    add_trust_args(parser)
     args = parser.parse_args(argv)
     setup_logging()
-    from tfxc._tf import tf
+    keep_out_of_import_path([args.model])
+    from tfxc.eval.classification import threshold_meaning
+    from tfxc.predictors import load
 
-    from tfxc.export.served import ServedModel
-
-    served = ServedModel(args.saved_model)
-    if args.threshold is not None:  # a softmax's scores sum to 1: say what the threshold can keep
-        from tfxc.eval.classification import export_threshold_meaning
-
-        note = export_threshold_meaning(args.saved_model, args.threshold)
-        if note:
-            print(f"tfxc: note: {note}", file=sys.stderr)
     if not args.interactive and not (args.input and args.output):
         raise TfxcError("give --input and --output, or --interactive")
     if not args.interactive and not os.path.exists(args.input):
         raise DataError("file not found", path=args.input)
     if not args.interactive:
-        refuse_to_overwrite_inputs(args.output, {"input": args.input, "SavedModel": args.saved_model}, "--output")
-    k = served.top_k if args.top_k is None else args.top_k
-    signature = served.signature("top_k")
+        refuse_to_overwrite_inputs(args.output, {"input": args.input, "model": args.model}, "--output")
+    predictor = load(args.model, trust_imports=args.trust_imports)
+    if args.threshold is not None:  # a softmax's scores sum to 1: say what the threshold can keep
+        note = threshold_meaning(predictor.info["head"], args.threshold)
+        if note:
+            print(f"tfxc: note: {note}", file=sys.stderr)
+    k = args.top_k or predictor.info.get("top_k") or DEFAULT_TOP_K
+    reads_text = predictor.input_kind == "text" or predictor.reads_text_as_features
     if args.interactive:
-        if not served.reads_text:
-            raise TfxcError(f"{args.saved_model} reads feature rows, not text: use --input")
-        return interactive(signature, k, args.threshold)
+        if not reads_text:
+            raise TfxcError(f"{args.model} reads feature rows, not text: use --input")
+        return interactive(predictor, k, args.threshold)
     start, count = time.time(), 0
     fmt = args.format or source_format(args.input, default="xc")
     refs = []  # image models: each row's image
-    if served.input_kind == "image":
-        def score(images):
-            return signature(image=tf.constant(images, tf.string), k=tf.constant(k, tf.int32))
-
+    if predictor.input_kind == "image":
         def image_results():
-            from tfxc.images.preprocessing import refused_images
-
             for chunk, data in image_batches(args.input, args.batch_size):
                 refs.extend(chunk)
-                try:
-                    result = score(data)
-                except tf.errors.InvalidArgumentError as e:  # each image it cannot use named, not a traceback
-                    raise refused_images(e, lambda j: score(data[j:j + 1]), len(data), name=chunk.__getitem__) from None
-                yield result
+                yield predictor.top_k(data, k, batch_size=len(data), names=chunk.__getitem__)
 
         results = image_results()
-    elif served.reads_text:
-        if fmt != "jsonl":
-            raise TfxcError(f"{args.saved_model} reads raw text: give a JSONL file of {{\"text\": ...}} lines")
-        results = (signature(text=tf.constant(texts), k=tf.constant(k, tf.int32))
+    elif fmt == "jsonl":  # strings: tokenised by a text encoder, or featurized by the model's TF-IDF
+        if not reads_text:
+            raise TfxcError(f"{args.model} was not trained on text; give BoW input instead")
+        results = (predictor.top_k(texts, k, batch_size=len(texts))
                    for texts in text_batches(args.input, args.batch_size))
+    elif predictor.input_kind == "text":
+        raise TfxcError(f"{args.model} reads raw text: give a JSONL file of {{\"text\": ...}} lines")
     else:
-        rows = iter_feature_rows(args.input, fmt, served, args.index_base)
-        results = (signature(feat_idx=tf.constant(np.concatenate(idx), tf.int64),
-                             feat_val=tf.constant(np.concatenate(val), tf.float32),
-                             row_splits=tf.constant(splits, tf.int64), k=tf.constant(k, tf.int32))
+        rows = iter_feature_rows(args.input, fmt, predictor.num_features, args.index_base)
+        results = (predictor.top_k(_csr(idx, val, splits, predictor.num_features), k, batch_size=len(splits) - 1)
                    for idx, val, splits in batches(rows, args.batch_size))
     progress = Progress("predicted")
     with atomic_writer(args.output) as out:
-        for result in results:
-            progress.update(int(result["label_ids"].shape[0]))
-            ids, scores, names = (result["label_ids"].numpy(), result["scores"].numpy(),
-                                  result["labels"].numpy())
+        for ids, scores in results:
+            progress.update(int(ids.shape[0]))
             for i in range(ids.shape[0]):
                 found = ids[i] >= 0  # a beam search may reach fewer than k labels (id -1)
                 if args.threshold is not None:
                     found &= scores[i] > args.threshold
                 out.write(json_text({"row": count, **({"ref": refs[count]} if refs else {}),
                                      "label_ids": ids[i][found].tolist(),
-                                     "labels": [n.decode("utf-8") for n in names[i][found]],
-                                     "scores": [round(float(s), 6) for s in scores[i][found]]}) + "\n")
+                                     "labels": [predictor.label_names[j] for j in ids[i][found]],
+                                     "scores": [round(float(x), 6) for x in scores[i][found]]}) + "\n")
                 count += 1
     progress.close()
     print(f"wrote {count} predictions to {args.output} in {time.time() - start:.1f}s", file=sys.stderr)

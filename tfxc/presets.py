@@ -12,7 +12,7 @@
 * `xrt`: XR-Transformer on text data, its schedule read off the data's shape (`tfxc.xr.preset`).
 * `best`: an ensemble of `BEST_MEMBERS` members of the `default` config that differ in their seed (the
   initialisation, the dropout masks and the order of the rows), their top-k lists combined by the method
-  with the best validation score (`tfxc.members` trains them; `tfxc.eval.ensemble` combines). Member 0 is
+  with the best validation score (`tfxc.runs.members` trains them; `tfxc.eval.ensemble` combines). Member 0 is
   the `default` model itself.
 
 A preset is named by `"preset"` in a thin config (`tfxc.config.schema.PRESETS`), `tfxc.train --preset`
@@ -108,7 +108,7 @@ def best_line(seed: int) -> str:
     """The reason line of the `best` preset whose first member's seed is `seed`."""
     return (f"best: an ensemble of {BEST_MEMBERS} members of this config with seeds {seed}..{seed + BEST_MEMBERS - 1}, "
             f"their top-k lists combined by whichever of {', '.join(BEST_METHODS)} scores best on the validation "
-            "split (tfxc.members)")
+            "split (tfxc.runs.members)")
 
 
 def default_rules(profile: DataProfile, config: dict, why: list[str]) -> tuple[dict, list[str]]:

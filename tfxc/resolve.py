@@ -26,7 +26,7 @@ from tfxc.config.loading import apply_overrides, load_config_data, parse_overrid
 from tfxc.config.schema import ExperimentConfig
 from tfxc.data.sources import with_validation
 from tfxc.errors import ConfigError
-from tfxc.presets import preset_config
+from tfxc.presets import XRT, preset_config
 from tfxc.utils.display import json_text
 
 # What `tfxc.fit` trains when it is given no config: the recipe for the data.
@@ -103,7 +103,7 @@ def from_sources(data: dict, overrides=(), preset: str | None = None) -> ConfigS
 
 
 def member_source(source: ConfigSource, preset: str, overrides=()) -> ConfigSource:
-    """`source` at another `preset` with `overrides` after its own (an ensemble's member, `tfxc.members`)."""
+    """`source` at another `preset` with `overrides` after its own (an ensemble's member, `tfxc.runs.members`)."""
     own = [o for o in source.overrides if parse_override(o)[0] != ["preset"]]
     return _source(_with_preset(source.tree, preset), [*own, *overrides], origin=source.origin, name=source.name,
                    own_keys=source.own_keys)
@@ -176,9 +176,11 @@ def resolve_thin(own: dict, info, origin: str, preset: str | None = None) -> tup
     with `own`'s keys on top (`over_recipe`; the result is an ordinary config, `recipe` false and no
     preset) and the recipe's reasons, the last of which names what `own` (read from `origin`) changed.
     """
+    from tfxc.model import runs_in_levels
+
     preset = own.get("preset", "") if preset is None else preset
-    if not preset and own.get("model", {}).get("head", {}).get("name") == "xr_transformer":
-        preset = "xrt"  # the XR-Transformer schedule read off the data, under the thin config's own keys
+    if not preset and runs_in_levels(own.get("model", {}).get("head", {}).get("name", "")):
+        preset = XRT  # XR-Transformer's schedule read off the data, under the thin config's own keys
     chosen, reasons = preset_config(with_validation(own.get("data", {})), info, preset)
     mine = over_recipe(chosen, {key: value for key, value in own.items() if key not in ("recipe", "preset")})
     changed = changed_keys(chosen, {key: value for key, value in mine.items() if key != "comment"})

@@ -10,10 +10,11 @@ from that recipe. Both are resolved by `tfxc.resolve`, which reads the config fi
 once. `--preset fast|default|best` (or `"preset"` in a thin config) picks the recipe's point on the
 speed-accuracy frontier (`tfxc.presets`).
 
-Heads trained in independent parts (MACH repetitions): `--num-parts` prints how
-many there are, `--part r` trains part r alone (in MODEL_DIR/parts/part-NNN),
-`--merge-parts` assembles the finished parts into the model; `train.sh` runs
-all three.
+What kind of run a config is (one model, a head trained in parts such as MACH's repetitions,
+XR-Transformer's levels, the best preset's members, k-fold's folds) is decided once, by
+`tfxc.runs.plan_for`. Of a run made of members that train apart, `--num-parts` prints how many there
+are, `--part r` trains member r alone, `--link-parts` combines the finished ones (`--merge-parts`: a
+head's parts also written as one checkpoint); `train.sh` runs all three.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def main(argv=None):
         parser.error("--config (a JSON experiment config, e.g. configs/quickstart.json) or --train (a data file: "
                      "tfxc chooses the recipe) is required")
     from tfxc import resolve
-    from tfxc.launch import start_run
+    from tfxc.runs import plan_for
 
     overrides = list(args.overrides) + ([f"data.source_dir={args.data_dir}"] if args.data_dir else [])
     if args.train:
@@ -111,38 +112,69 @@ def main(argv=None):
     if args.shape and (not args.plan or source.thin):
         raise ConfigError("--shape goes with --plan and a whole config (--config; a recipe is chosen from the data "
                           "itself)")
-    if source.thin:  # the rest comes from the recipe for its data
-        return train_recipe(args, source)
-    config = source.config
-    if args.print_config:
-        sys.stdout.write(config_to_json(config))
+    if args.print_config and not source.thin:
+        sys.stdout.write(config_to_json(source.config))
         return 0
     from tfxc.training.shape_plan import missing_data
 
-    if args.plan and (args.shape or missing_data(config.data)):  # planned before the data exists
-        return plan_from_shape(config, args)
-    from tfxc.kfold import folds_of
-
-    if args.num_parts:
-        from tfxc.model import num_parts
-
-        print(folds_of(config) or num_parts(config.model))
+    if args.plan and not source.thin and (args.shape or missing_data(source.config.data)):
+        return plan_from_shape(source.config, args)  # planned before the data exists
+    plan = plan_for(source)
+    if args.num_parts:  # train.sh asks: the members that can train as separate processes
+        print(plan.count())
         return 0
     setup_logging(args.verbose)
-    model_dir = args.model_dir or default_model_dir(args.config)
-    if folds_of(config):  # every fold of data.val_fold "*/K": the parts of one ensemble (tfxc.kfold)
-        return train_every_fold(source, model_dir, args)
-    if args.merge_parts or args.link_parts:
-        from tfxc.data.convert import ensure_converted
-        from tfxc.training.distribute import make_strategy
-        from tfxc.training.parts import link_parts, merge_parts
+    model_dir = args.model_dir or (os.path.join("runs", _stem(args)) if args.train else default_model_dir(args.config))
+    if args.print_config or args.plan or args.summary:
+        return look(source, plan, model_dir, args)
+    from tfxc.eval.evaluator import format_metrics
+    from tfxc.runs import Options
 
-        make_strategy(config.runtime)  # first: logical devices must precede TF's start-up
-        info = ensure_converted(config.data)  # the parts are bound to it; merging binds the whole model
-        (merge_parts if args.merge_parts else link_parts)(config, model_dir, info)
+    options = Options(part=args.part, link=args.link_parts, merge=args.merge_parts, final_evaluation=not args.skip_eval,
+                      ignore_memory_plan=args.ignore_memory_plan, allow_changed_config=args.allow_changed_config,
+                      trust_imports=args.trust_imports, announce=lambda reasons, kept: _announce(source, kept, reasons))
+    outcome = plan.train(model_dir, options)
+    if outcome.baseline is not None:
+        print("frequency baseline: " + format_metrics(outcome.baseline))
+    if outcome.metrics:
+        print("test: " + format_metrics(outcome.metrics))
+    return 0
+
+
+def _announce(source, kept: str, reasons: list, looking: bool = False) -> None:
+    """Prints the recipe's reasons for a thin config (nothing for a whole one), and where its whole config is
+    `kept`."""
+    if not reasons:
+        return
+    print("recipe (tfxc.recipe):\n" + "\n".join(f"  {line}" for line in reasons))
+    if source.overrides:
+        print("  then --set " + " ".join(source.overrides))
+    if not looking:
+        print(f"the whole config is kept as {kept}; edit it and train with --config")
+
+
+def look(source, plan, model_dir: str, args) -> int:
+    """--print-config, --plan and --summary: one model's config, memory plan or parameters, nothing trained
+    (the best preset's: its members' default config)."""
+    from tfxc.launch import start_run
+    from tfxc.runs.folds import Folds
+
+    if isinstance(plan, Folds):
+        raise ConfigError("--plan, --summary and --print-config read one model: give data.val_fold 'i/K' (one fold)")
+    run = start_run(source, model_dir, part=args.part, looking=bool(args.print_config))
+    try:
+        if args.print_config:
+            sys.stdout.write(config_to_json(run.config))
+            return 0
+        _announce(source, "", run.reasons, looking=True)
+        from tfxc.training.memory_plan import show_plan
+        from tfxc.training.model_summary import show_summary
+
+        (show_summary if args.summary else show_plan)(run.config, run.info, args.part)
         return 0
-    run = start_run(source, model_dir, part=args.part, allow_changed_config=args.allow_changed_config)
-    return run_training(run, model_dir, args)
+    finally:
+        if run.lock is not None:
+            run.lock.release()
 
 
 def plan_from_shape(config, args) -> int:
@@ -170,117 +202,6 @@ def _data_section(args) -> dict:
 
 def _stem(args) -> str:
     return os.path.basename(args.train.rstrip("/")).split(".")[0] or "data"
-
-
-def train_recipe(args, source) -> int:
-    """Converts the data, resolves the recipe for it, prints it and trains it.
-
-    `source` is a thin config as read (`tfxc.resolve.ConfigSource`): a file with `"recipe": true`, whose
-    keys go on top of the recipe's, or the data section of --train/--test/--val.
-    """
-    from tfxc.launch import start_run
-
-    best = source.config.preset == "best"
-    if best and args.num_parts:  # its members are parts: train.sh trains them in parallel
-        from tfxc.presets import BEST_MEMBERS
-
-        print(BEST_MEMBERS)
-        return 0
-    if best and args.merge_parts:
-        raise ConfigError("--merge-parts: the best preset's members stay separate models; --link-parts combines "
-                          "them")
-    from tfxc.kfold import folds_of
-
-    folds = folds_of(source.config)  # data.val_fold "*/K": every fold, the parts of one ensemble
-    if folds and args.num_parts:
-        print(folds)
-        return 0
-    if not best and not folds and (args.part is not None or args.merge_parts or args.link_parts):
-        raise ConfigError("--part, --merge-parts and --link-parts are for configs whose head trains in parts; the "
-                          "recipe's heads train whole (a thin config that names such a head: write it out whole)")
-    model_dir = args.model_dir or (os.path.join("runs", _stem(args)) if args.train else default_model_dir(args.config))
-    # The data and the runtime come before the recipe: the strategy must exist before anything starts
-    # TensorFlow (the conversion does), and the recipe reads the converted data.
-    setup_logging(args.verbose)
-    if best and not (args.print_config or args.plan or args.summary):
-        from tfxc.eval.evaluator import format_metrics
-        from tfxc.members import train_ensemble
-
-        metrics = train_ensemble(source, model_dir, part=args.part, link=args.link_parts,
-                                 final_evaluation=not args.skip_eval)
-        if metrics:
-            print("test: " + format_metrics(metrics))
-        return 0
-    if folds:
-        return train_every_fold(source, model_dir, args)
-    run = start_run(source, model_dir, looking=bool(args.print_config or args.num_parts))
-    config = run.config
-    if args.print_config:
-        sys.stdout.write(config_to_json(config))
-        return 0
-    if args.num_parts:  # train.sh asks; a thin config's head trains whole unless it names one with parts
-        from tfxc.model import num_parts
-
-        print(num_parts(config.model))
-        return 0
-    print("recipe (tfxc.recipe):\n" + "\n".join(f"  {line}" for line in run.reasons))
-    if source.overrides:
-        print("  then --set " + " ".join(source.overrides))
-    if not (args.plan or args.summary):
-        print(f"the whole config is kept as {os.path.join(model_dir, 'config.json')}; edit it and train with "
-              "--config")
-    return run_training(run, model_dir, args)
-
-
-def train_every_fold(source, model_dir: str, args) -> int:
-    """`data.val_fold` "*/K": the K folds trained (`--part i`: one) and combined (`tfxc.kfold`)."""
-    from tfxc.eval.evaluator import format_metrics
-    from tfxc.kfold import train_folds
-
-    if args.merge_parts or args.plan or args.summary or args.print_config:
-        raise ConfigError("--merge-parts, --plan, --summary and --print-config read one model: give data.val_fold "
-                          "'i/K' (one fold)")
-    metrics = train_folds(source, model_dir, part=args.part, link=args.link_parts,
-                          final_evaluation=not args.skip_eval, trust_imports=args.trust_imports)
-    if metrics:
-        print("test: " + format_metrics(metrics))
-    return 0
-
-
-def run_training(run, model_dir: str, args) -> int:
-    """Trains the started `run` (`tfxc.launch.Run`) into `model_dir`, or prints its memory plan (`--plan`)."""
-    from tfxc.eval.evaluator import format_metrics
-    from tfxc.training.trainer import Trainer
-
-    if args.plan or args.summary:  # after the conversion (both read the data's stats); nothing is trained
-        from tfxc.training.memory_plan import show_plan
-        from tfxc.training.model_summary import show_summary
-
-        (show_summary if args.summary else show_plan)(run.config, run.info, args.part)
-        if run.lock is not None:
-            run.lock.release()
-        return 0
-    if run.config.model.head.name == "xr_transformer":  # a multi-stage run: fine-tuned levels, then the ranker
-        from tfxc.xr.pipeline import train_xr_transformer
-
-        if args.part is not None:
-            raise ConfigError("--part: an XR-Transformer run trains its levels in sequence, not in parts")
-        metrics = train_xr_transformer(run.config, model_dir, run.info, run.strategy, lock=run.lock,
-                                       final_evaluation=not args.skip_eval,
-                                       ignore_memory_plan=args.ignore_memory_plan,
-                                       allow_changed_config=args.allow_changed_config)
-        if metrics:
-            print("test: " + format_metrics(metrics))
-        return 0
-    trainer = Trainer(run.config, model_dir, run.info, run.strategy, part=args.part, lock=run.lock,
-                      ignore_memory_plan=args.ignore_memory_plan, trust_imports=args.trust_imports,
-                      allow_changed_config=args.allow_changed_config, final_evaluation=not args.skip_eval,
-                      prepared_from=run.prepared_from)
-    metrics = trainer.train()
-    if trainer.chief and trainer.controller.evaluator is not None and metrics:
-        print("frequency baseline: " + format_metrics(trainer.controller.evaluator.frequency_baseline()))
-        print("test: " + format_metrics(metrics))
-    return 0
 
 
 if __name__ == "__main__":

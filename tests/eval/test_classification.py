@@ -104,7 +104,7 @@ def test_a_threshold_on_a_softmax_says_how_many_labels_it_can_keep(tmp_path):
     # Every head whose scores are one softmax over the labels, named by config dict, dataclass or name.
     from tfxc.heads.linear import LinearHeadConfig
 
-    assert "the model's head (linear) is a softmax" in threshold_meaning(LinearHeadConfig(), 0.5)
+    assert "the model's head is a softmax" in threshold_meaning(LinearHeadConfig(), 0.5)
     assert "at most 1 label(s) a row" in threshold_meaning("mhs", 0.5)
     assert threshold_meaning("mach", 0.5) is None and threshold_meaning(None, 0.5) is None
     # An export's head is read off its config asset; no asset (or a damaged one) says nothing.

@@ -140,7 +140,7 @@ class DataConfig:
         `python -m tfxc.ensemble --method log_average` (text_classifier's averaged-logit k-fold; with
         `--out-of-fold FILE` also each train point predicted by the fold that held it out), or distil them
         into one student (`loss.teachers`). "*/K" trains all K as the parts of one ensemble directory
-        (`tfxc.kfold`; `train.sh` runs them in parallel).
+        (`tfxc.runs.folds`; `train.sh` runs them in parallel).
       val_groups: a JSONL file of the train points (same order; for the jsonl format, the
         train file itself) whose `id` up to `val_group_sep` is each point's group, so
         near-duplicate points (one document's windows) stay on one side. Default: every

@@ -19,6 +19,11 @@ from tfxc.data.files import check_strings
 from tfxc.errors import DataError
 from tfxc.utils.io import atomic_writer
 
+# Where `fit` keeps, inside its model directory, the arrays it wrote and their conversion: a copy of the
+# model (`Predictor.save`) leaves both out.
+SOURCES_DIR = "sources"
+CONVERTED_DIR = "tfrecords"
+
 
 def source_files(splits: dict, label_names, directory: str) -> tuple[dict, dict[str, bytes]]:
     """Each split's arrays as the files the converter reads: (the `data` fields that name them,

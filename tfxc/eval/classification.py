@@ -35,11 +35,6 @@ from tfxc.kernels import hits_matrix
 __all__ = ["AVERAGES", "CLASSIFICATION_METRICS", "ClassificationMetrics", "SoftmaxThresholdWarning", "predicted_sets",
            "threshold_meaning"]
 
-# Heads whose scores of a row are a distribution over the labels (they sum to 1), not one probability a label:
-# the softmax, the linear head's (SCENT) and the multi-head sampling classifier's softmax over all L labels.
-DISTRIBUTION_HEADS = ("softmax", "linear", "mhs")
-
-
 class SoftmaxThresholdWarning(UserWarning):
     """A threshold on the scores of a softmax head, whose scores of a row sum to 1 (`threshold_meaning`)."""
 
@@ -54,13 +49,14 @@ def threshold_meaning(head, threshold: float) -> str | None:
       head: the head's config (a dict in the JSON layout, or the config dataclass), or its registered name.
       threshold: the threshold.
     """
+    from tfxc.heads import HEADS
+
     name = head if isinstance(head, str) or head is None else (
         head.get("name") if isinstance(head, dict) else getattr(head, "name", None))
-    if name not in DISTRIBUTION_HEADS:
+    if name not in HEADS.names() or not HEADS.get(name).scores_sum_to_one:  # each label scored on its own
         return None
     most = "every label" if threshold <= 0 else f"at most {max(math.ceil(1 / threshold) - 1, 0)} label(s) a row"
-    which = "" if name == "softmax" else f" ({name})"
-    return (f"the model's head{which} is a softmax: a row's scores sum to 1 over the labels, so threshold "
+    return (f"the model's head is a softmax: a row's scores sum to 1 over the labels, so threshold "
             f"{threshold:g} keeps {most}; label sets of rows with several labels need one-vs-all sigmoids "
             '(model.head {"name": "one_vs_all"}; the recipe chooses them for text with several labels a row)')
 

@@ -22,7 +22,8 @@ from tfxc.utils.io import recover_directory, refuse_to_overwrite_inputs
 @main_wrapper
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tfxc.export", description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", required=True, help="a trained model directory")
+    parser.add_argument("--model-dir", required=True,
+                        help="a trained model: a model directory, an ensemble's, or a SavedModel (copied)")
     parser.add_argument("--out", required=True, help="the SavedModel directory to write")
     parser.add_argument("--top-k", type=positive_int, default=None, help="k of serving_default (default: export.top_k)")
     parser.add_argument("--inputs", choices=EXPORT_INPUTS, default=None,
@@ -39,14 +40,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     setup_logging()
     keep_out_of_import_path([args.model_dir])
-    from tfxc.export.saved_model import export_saved_model
-    from tfxc.model_dir import ModelDir
+    from tfxc.predictors import load
 
     # A previous export that a killed run left aside comes back first, whatever happens to this run.
     recover_directory(args.out)
     # A previous export at --out is replaced whole: it must not hold the model being exported.
     refuse_to_overwrite_inputs(args.out, {"model directory": args.model_dir}, "--out")
-    model_dir = ModelDir(args.model_dir)
     overrides = list(args.overrides)
     if args.inputs is not None:
         overrides.append(f"export.inputs={args.inputs}")
@@ -54,17 +53,9 @@ def main(argv=None):
         overrides.append(f"export.index={args.index}")
     if args.index_recall is not None:
         overrides.append(f"export.index_recall={args.index_recall}")
-    if model_dir.ensemble() is not None:  # the best preset's members, combined in the graph
-        from tfxc.export.ensemble import restore_ensemble
-
-        members, ensemble = restore_ensemble(model_dir, overrides, trust_imports=args.trust_imports)
-        first = members[0]
-        export_saved_model(first.model, first.config, first.info, args.out, top_k=args.top_k, ensemble=ensemble)
-    else:
-        config = model_dir.load_config(overrides, trust_imports=args.trust_imports)
-        # The model's own copy of the data card: the labels and featurizer it was trained with.
-        trained = model_dir.restore(config, need_rows=False)
-        export_saved_model(trained.model, trained.config, trained.info, args.out, top_k=args.top_k)
+    # Any artifact: a model directory (its linked parts assembled), an ensemble (its members combined in the
+    # graph, `tfxc.export.ensemble`), or a SavedModel (copied as it is).
+    load(args.model_dir, trust_imports=args.trust_imports, overrides=overrides).export(args.out, args.top_k)
     logging.getLogger("tfxc.export").info("wrote SavedModel to %s", args.out)
     return 0
 

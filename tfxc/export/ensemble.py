@@ -1,6 +1,6 @@
 """An ensemble's top-k inside the SavedModel graph: its members' lists combined as `tfxc.eval.ensemble` does.
 
-An ensemble (the `best` preset, `tfxc.members`) serves from one SavedModel: every
+An ensemble (the `best` preset, `tfxc.runs.members`) serves from one SavedModel: every
 member scores the batch, lists its top `max(k, list_size)` labels, and the lists
 are combined by the method chosen on validation rows (`tfxc.eval.ensemble`, the
 PECOS `CsrEnsembler` methods). This module is that combination in TensorFlow
@@ -53,7 +53,7 @@ class EnsembleTopK(tf.Module):
 
 
 def restore_ensemble(model_dir, overrides=(), trust_imports=False) -> tuple[list, EnsembleTopK]:
-    """An ensemble's directory (`tfxc.members`) restored: (its members' `TrainedModel`s, their `EnsembleTopK`).
+    """An ensemble's directory (`tfxc.runs.members`) restored: (its members' `TrainedModel`s, their `EnsembleTopK`).
 
     Raises:
       TfxcError: the members read different inputs or rank different labels.

@@ -47,6 +47,9 @@ the class, so a config can be checked before anything is built):
 * `num_parts` / `merge_part`: heads trained in independent parts (MACH's
   repetitions) say how many; each part trains alone (`tfxc.train --part r`) and
   the whole model is assembled from them afterwards.
+* `scores_sum_to_one`: a row's scores are one softmax over the labels, not a probability a label.
+* `runs_in_levels`: the head's run is a sequence of training runs before its own (XR-Transformer's
+  fine-tuned levels, then the ranker: `tfxc.runs.plan.Levels`).
 """
 
 from __future__ import annotations
@@ -223,6 +226,11 @@ class Head(keras.layers.Layer):
         """The most rows (a power of two) one compiled `top_k` of evaluation should score, so that its working
         set stays bounded whatever the evaluation's batch size; 0: any number."""
         return 0
+
+    runs_in_levels: ClassVar[bool] = False
+    # The scores of a row are one distribution over the labels (a softmax): a threshold then keeps at most
+    # ⌈1/t⌉ − 1 labels (`tfxc.eval.classification.threshold_meaning`).
+    scores_sum_to_one: ClassVar[bool] = False
 
     @classmethod
     def num_parts(cls, config) -> int:

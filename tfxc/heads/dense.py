@@ -388,6 +388,8 @@ class SoftmaxHead(DenseLabelHead):
     Call returns logits float32 [B, L].
     """
 
+    scores_sum_to_one = True  # a row's scores are one distribution over the labels
+
     logits_kind = "categorical"
 
     def __init__(self, num_labels: int, use_bias: bool = True, label_smoothing: float = 0.0, label_weights=None,

@@ -56,6 +56,8 @@ class LinearHead(Head):
     moderate L). Scores of `top_k`: softmax probabilities.
     """
 
+    scores_sum_to_one = True  # a row's scores are one distribution over the labels
+
     supports_label_logits = True
     supports_softmax_statistics = True
     logits_kind = "categorical"

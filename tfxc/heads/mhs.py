@@ -77,6 +77,8 @@ class MhsHead(LabelOrderTables, Head):
     the labels). Scores of `top_k`: the softmax over all L labels.
     """
 
+    scores_sum_to_one = True  # a row's scores are one distribution over the labels
+
     def __init__(self, num_labels: int, radices, extra_blocks: int = 0, init_stddev: float = 0.01, seed=None,
                  cosine_margin=None, label_order=None, **kwargs):
         super().__init__(num_labels, **kwargs)

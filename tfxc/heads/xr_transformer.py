@@ -136,6 +136,8 @@ class XrTransformerHead(LabelTreeHead):
     """The ranker: a `LabelTreeHead` over the refined tree, on the frozen encoder's unit-length embedding
     (`tfxc.encoders.frozen`) and, with `sparse_support`, the row's TF-IDF (module docstring)."""
 
+    runs_in_levels = True  # its run fine-tunes the encoder level by level first (`tfxc.xr.pipeline`)
+
     def make_encoder(self, encoder_config, context):
         from tfxc.encoders import ENCODERS
         from tfxc.encoders.frozen import FrozenUnitEncoder

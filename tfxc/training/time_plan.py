@@ -96,7 +96,7 @@ def work(config: dict, profile, val_points: int, bag: str = "sparse") -> Work:
     widths = [width, *encoder.get("hidden_units", ())]
     hidden, out = sum(a * b for a, b in zip(widths, widths[1:])), widths[-1]
     support = head.get("sparse_support", 0)
-    if head["name"] == "label_tree":
+    if "max_leaf_size" in head:  # a label tree: the nodes of the beam's levels are scored
         scored, vectors, eval_scored = tree_nodes_scored(head, profile), tree_nodes(head, labels), labels
     elif "num_buckets" in head:  # labels hashed into R repetitions of B buckets, every bucket scored (a part: R = 1)
         scored = vectors = eval_scored = head.get("num_buckets", 1) * head.get("num_repetitions", 1)

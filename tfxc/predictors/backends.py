@@ -1,75 +1,32 @@
-"""How a `tfxc.api.Classifier` reaches a trained model: a model directory, an ensemble of them, or a SavedModel.
+"""How a `tfxc.predictors.Predictor` reaches a trained model: one backend per artifact kind
+(`tfxc.artifacts`): a model directory (its own checkpoints, or its head's linked parts, assembled), an
+ensemble of model directories, or a SavedModel.
 
 Each backend has the same small interface: `top_k(x, k) -> (scores float32 [n, k], ids int64 [n, k])`,
 `encode(x) -> float32 [n, dim]`, `featurizer()` (the TF-IDF featurizer of a text bag-of-words model, or
 None), `export(path, top_k)`, and the sizes and label names the API reports. `x` is CSR feature rows, a
-list of strings, or `EncodedImages`.
+list of strings, or `EncodedImages` (`tfxc.predictors.inputs`).
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from tfxc.errors import DataError, TfxcError
+from tfxc.errors import TfxcError
+from tfxc.predictors.inputs import model_batch, signature_inputs
 
-__all__ = ["EncodedImages", "EnsembleBackend", "ModelDirBackend", "SavedModelBackend", "answered"]
-
-
-def answered(call, x, start: int, size: int, *args):
-    """`call(x[start:start + size], *args)`; images TensorFlow refuses (empty, not an image, damaged, over the
-    model's pixel budget) raise one DataError naming each by its row of X (`refused_images`)."""
-    rows = x[start:start + size]
-    if not isinstance(rows, EncodedImages):
-        return call(rows, *args)
-    from tfxc._tf import tf
-
-    try:
-        return call(rows, *args)
-    except tf.errors.InvalidArgumentError as e:
-        from tfxc.images.preprocessing import refused_images
-
-        raise refused_images(e, lambda j: call(rows[j:j + 1], *args), len(rows), start) from None
-
-
-class EncodedImages(list):
-    """The encoded images (bytes) of an image model's rows; slices stay `EncodedImages`."""
-
-    def __getitem__(self, index):
-        out = super().__getitem__(index)
-        return EncodedImages(out) if isinstance(index, slice) else out
-
-    @classmethod
-    def of(cls, X) -> "EncodedImages":
-        """Encoded images (bytes) as they are, image file paths (str or os.PathLike) read."""
-        if not isinstance(X, (list, tuple)):
-            raise TfxcError("this model reads images: give a list of encoded images (bytes) or of image file paths")
-        out = cls()
-        for i, item in enumerate(X):
-            if isinstance(item, (bytes, bytearray)):
-                out.append(bytes(item))
-            elif isinstance(item, (str, os.PathLike)):
-                try:
-                    with open(item, "rb") as f:
-                        out.append(f.read())
-                except OSError as e:
-                    raise DataError(f"cannot read the image ({e.strerror})", path=os.fspath(item)) from None
-            else:
-                raise TfxcError(f"X[{i}] is a {type(item).__name__}; an image model reads encoded images (bytes) "
-                                "or image file paths")
-        return out
+__all__ = ["EnsembleBackend", "ModelDirBackend", "SavedModelBackend"]
 
 
 class ModelDirBackend:
     """Ranks with the restored Keras model (the head's own evaluation top-k)."""
 
-    def __init__(self, path: str, trust_imports=False):
+    def __init__(self, path: str, trust_imports=False, overrides=()):
         from tfxc.model_dir import ModelDir
 
         self.path = path
         self.model_dir = ModelDir(path)
-        config = self.model_dir.load_config(trust_imports=trust_imports)
+        config = self.model_dir.load_config(overrides, trust_imports=trust_imports)
         self.config, self.model, self.info = self.model_dir.restore(config, need_rows=False)
         self.num_features, self.num_labels = self.info.num_features, self.info.num_labels
         self.label_names = self.info.label_names()
@@ -83,25 +40,12 @@ class ModelDirBackend:
             self._top_k[k] = self.model.head.evaluation_top_k(self.model, k)
         return self._top_k[k]
 
-    def _batch(self, x) -> dict:
-        """The model's input batch of a list of strings (tokenised as the input pipeline does,
-        `Encoder.preprocess`) or of CSR feature rows."""
-        from tfxc._tf import tf
-
-        if isinstance(x, EncodedImages):
-            return self.model.encoder.preprocess({"image": tf.constant(list(x), tf.string)})
-        if isinstance(x, list):
-            return self.model.encoder.preprocess({"text": tf.constant(x, tf.string)})
-        splits = tf.constant(x.indptr.astype(np.int64))
-        return {"feat_idx": tf.RaggedTensor.from_row_splits(tf.constant(x.indices.astype(np.int64)), splits),
-                "feat_val": tf.RaggedTensor.from_row_splits(tf.constant(x.data.astype(np.float32)), splits)}
-
     def top_k(self, x, k):
-        scores, ids = self._ranker(min(k, self.num_labels))(self._batch(x))
+        scores, ids = self._ranker(min(k, self.num_labels))(model_batch(x, self.model.encoder))
         return np.asarray(scores, np.float32), np.asarray(ids, np.int64)
 
     def encode(self, x):
-        return self.model.embedding(self._batch(x)).numpy()
+        return self.model.embedding(model_batch(x, self.model.encoder)).numpy()
 
     def featurizer(self):
         from tfxc.data.text_features import TfidfFeaturizer
@@ -116,17 +60,25 @@ class ModelDirBackend:
 
 
 class EnsembleBackend:
-    """Ranks with an ensemble's members (`tfxc.members`), their lists combined as its evaluation combines them."""
+    """Ranks with an ensemble's members (`tfxc.runs.members`), their lists combined as its evaluation combines them."""
 
-    def __init__(self, path: str, trust_imports=False):
+    def __init__(self, path: str, trust_imports=False, overrides=()):
         from tfxc.model_dir import ModelDir
 
         self.path = path
         model_dir = ModelDir(path)
         record = model_dir.ensemble()
+        if record is None:  # artifact.json is written after ensemble.json: this is an older, unfinished one
+            raise TfxcError(f"{path} is an ensemble whose members have not been combined yet (no ensemble.json): "
+                            "finish its training with the same command, or --link-parts")
         self.method, self.list_size = record["method"], record["list_size"]
-        self.members = [ModelDirBackend(member, trust_imports) for member in model_dir.ensemble_members()]
+        self.members = [ModelDirBackend(member, trust_imports, overrides) for member in model_dir.ensemble_members()]
         first = self.members[0]
+        for member in self.members[1:]:
+            if (member.num_labels, member.num_features, member.input_kind) != (
+                    first.num_labels, first.num_features, first.input_kind):
+                raise TfxcError(f"{member.path} reads other inputs or ranks other labels than the first member of "
+                                f"{path}; an ensemble's members must be trained on the same data")
         self.num_features, self.num_labels, self.label_names = first.num_features, first.num_labels, first.label_names
         self.label_freq, self.num_train_points = first.label_freq, first.num_train_points
         self.input_kind = first.input_kind
@@ -164,9 +116,12 @@ class EnsembleBackend:
 class SavedModelBackend:
     """Ranks through the SavedModel's `top_k` signature (what a server runs)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, trust_imports=False, overrides=()):
         from tfxc.export.served import ServedModel
 
+        if overrides:  # its graph was written with them fixed
+            raise TfxcError(f"{path} is a SavedModel: its settings were fixed when it was exported; give its "
+                            f"model directory to change {', '.join(overrides)}")
         # Each read raises one TfxcError naming the damaged file (export.json, label_freq.npy, variables, ...).
         self.path = path
         self._served = served = ServedModel(path)
@@ -175,34 +130,30 @@ class SavedModelBackend:
         self.num_train_points = served.num_train_points
         self.label_freq = served.label_freq()
         self._signature = served.signature("top_k")
+        self.default_k = served.top_k  # serving_default's k
         self.label_names = served.label_names()
         from tfxc.eval.classification import export_head
 
         self.head_name = export_head(path).get("name")  # what a threshold on its scores means
 
-    @staticmethod
-    def _inputs(x) -> dict:
-        """The signatures' inputs for a list of strings or CSR feature rows."""
-        from tfxc._tf import tf
-
-        if isinstance(x, EncodedImages):
-            return {"image": tf.constant(list(x), tf.string)}
-        if isinstance(x, list):
-            return {"text": tf.constant(x, tf.string)}
-        return {"feat_idx": tf.constant(x.indices, tf.int64), "feat_val": tf.constant(x.data, tf.float32),
-                "row_splits": tf.constant(x.indptr, tf.int64)}
-
     def top_k(self, x, k):
         from tfxc._tf import tf
 
-        out = self._signature(**self._inputs(x), k=tf.constant(k, tf.int32))
+        out = self._signature(**signature_inputs(x), k=tf.constant(k, tf.int32))
         return out["scores"].numpy(), out["label_ids"].numpy()
 
     def encode(self, x):
-        return self._served.signature("embed")(**self._inputs(x))["raw_embedding"].numpy()
+        return self._served.signature("embed")(**signature_inputs(x))["raw_embedding"].numpy()
 
     def featurizer(self):
         return self._served.featurizer()
 
     def export(self, path: str, top_k):
-        raise TfxcError(f"{self.path} is already a SavedModel")
+        """A copy of this SavedModel (its k is fixed: another `top_k` is refused)."""
+        from tfxc.predictors.saving import copy_model
+
+        if top_k is not None and top_k != self._served.top_k:
+            raise TfxcError(f"{self.path} is a SavedModel exported with k {self._served.top_k}; export its model "
+                            f"directory for k {top_k}")
+        copy_model(self.path, path)
+        return path
