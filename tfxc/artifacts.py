@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 
 from tfxc.errors import TfxcError
-from tfxc.export.served import ASSETS_PATH, EXPORT_ASSET, GRAPH_FILE
 from tfxc.model_files import CONFIG_FILE, ENSEMBLE_FILE, PARTS_DIR
 from tfxc.utils.display import json_text
 from tfxc.utils.io import atomic_write_text
@@ -56,6 +55,8 @@ def kind_of(path: str) -> dict:
     Raises:
       TfxcError: nothing tfxc wrote is at `path`, or its record is damaged or from a newer tfxc.
     """
+    from tfxc.export.served import ASSETS_PATH, EXPORT_ASSET  # a SavedModel's (imported here: training needs none)
+
     recorded = os.path.join(path, ARTIFACT_FILE)
     if os.path.isfile(recorded):
         kind = read_json_object(recorded, "the artifact's record")
@@ -74,6 +75,8 @@ def kind_of(path: str) -> dict:
 
 def _format_0(path: str) -> dict:
     """The kind of a directory written before artifact.json: read off the files its writer left."""
+    from tfxc.export.served import ASSETS_PATH, EXPORT_ASSET, GRAPH_FILE
+
     kind = {"format_version": 0, "run": None}
     if os.path.isfile(os.path.join(path, ENSEMBLE_FILE)):
         return {**kind, "artifact": ENSEMBLE}
