@@ -21,7 +21,7 @@ FLOORS = (
     ("data and configs", ("tfxc.data", "tfxc.hashing", "tfxc.kernels", "tfxc.text", "tfxc.images", "tfxc.tree",
                           "tfxc.config")),
     ("the model's parts, the command lines' conventions", ("tfxc.encoders", "tfxc.heads", "tfxc.model", "tfxc.cli")),
-    ("the model directory", ("tfxc.model_files", "tfxc.model_dir")),
+    ("the model directory", ("tfxc.model_files", "tfxc.model_parts", "tfxc.model_dir")),
     ("what reads a trained model", ("tfxc.losses", "tfxc.eval", "tfxc.export", "tfxc.artifacts")),
     ("training", ("tfxc.training", "tfxc.ensemble", "tfxc.xr")),
     ("configs made whole", ("tfxc.recipe", "tfxc.presets", "tfxc.resolve", "tfxc.convert")),

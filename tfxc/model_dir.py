@@ -1,7 +1,8 @@
 """The one doorway to a trained model directory: its files, config, data, checkpoints, lock and parts.
 
 The layout of a model directory, and the records a training run leaves there (run_info.json, metrics.json,
-eval_log.jsonl, the selected weights in best/), are `tfxc.model_files`; `ModelDir` adds the rest.
+eval_log.jsonl, the selected weights in best/), are `tfxc.model_files`; a head's parts trained apart are
+`tfxc.model_parts`; `ModelDir` adds the rest.
 
 `train`, `evaluate`, `export`, `train.sh`, the tools and the tests reach a
 trained model only through `ModelDir`.
@@ -17,6 +18,7 @@ from typing import NamedTuple
 from tfxc.config.compare import as_trained, flat_differences, stored_form, stored_tree
 from tfxc.errors import TfxcError, TrainingError
 from tfxc.model_files import CHECKPOINT_DIR, CONFIG_FILE, LOCK_FILE, ModelFiles
+from tfxc.model_parts import HeadParts
 from tfxc.utils.display import json_text
 from tfxc.utils.files import read_text
 from tfxc.utils import checkpoint_state
@@ -52,7 +54,7 @@ class TrainedModel(NamedTuple):
     info: object  # DatasetInfo
 
 
-class ModelDir(ModelFiles):
+class ModelDir(HeadParts, ModelFiles):
     """A model directory (see the module docstring; its paths and run records are `ModelFiles`').
 
     Args:
@@ -195,71 +197,6 @@ class ModelDir(ModelFiles):
                 raise error from None
             trained = stored_tree(as_trained(trained))
         return flat_differences(trained, to_dict(stored_form(config)))
-
-    # === Parts (a head trained in independent parts, e.g. MACH repetitions: `tfxc.training.parts`) ===
-    def finished_parts(self, config, info, allowed: tuple = ()) -> list["ModelDir"]:
-        """The model directories of all parts, in part order, each checked finished.
-
-        Args:
-          config: the `ExperimentConfig` every part was trained with.
-          info: the converted data's `DatasetInfo`.
-          allowed: prefixes of keys `config` may change from the parts' (`EVALUATION_KEYS` to evaluate).
-
-        Raises:
-          ConfigError: the head trains as a whole.
-          TrainingError: a part is missing, unfinished or was trained with another config.
-        """
-        from tfxc.config import config_to_json
-        from tfxc.errors import ConfigError
-        from tfxc.model import num_parts
-        from tfxc.data.length import TrainingLength
-
-        count = num_parts(config.model)
-        if count < 2:
-            raise ConfigError(f"model.head '{config.model.head.name}' trains as a whole; there are no parts")
-        total = TrainingLength.from_config(config.trainer, info.num_points("train")).total_steps
-        expected_config = config_to_json(stored_form(config))
-        parts = []
-        for r in range(count):
-            part_dir = self.part(r)
-            step = part_dir.latest_step()
-            if step is None:
-                raise TrainingError(f"part {r} has no checkpoint in {part_dir.path}; train it with "
-                                    f"`python -m tfxc.train --config ... --part {r}`")
-            if part_dir.config_text() != expected_config and (
-                    not allowed or not part_dir.config_text()
-                    or any(not key.startswith(allowed) for key in part_dir.config_changes(config))):
-                raise TrainingError(f"part {r} in {part_dir.path} was trained with a different config")
-            if step != total:
-                raise TrainingError(f"part {r} stopped at step {step} of {total}; resume it with "
-                                    f"`python -m tfxc.train --config ... --part {r}`")
-            parts.append(part_dir)
-        return parts
-
-    def has_finished_parts(self, config) -> bool:
-        """Whether this directory holds a checkpoint of every part of the configured head (not checked further)."""
-        from tfxc.model import num_parts
-
-        count = num_parts(config.model)
-        return count > 1 and all(self.part(r).latest_step() is not None for r in range(count))
-
-    def assemble(self, config, info):
-        """The whole model built from the finished parts, restored one at a time (`Head.merge_part`), so at
-        most one part is in memory next to it. Returns the `XCModel`."""
-        import gc
-
-        from tfxc.build_context import BuildContext
-        from tfxc.model import build_model
-
-        parts = self.finished_parts(config, info)
-        model = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed, model_dir=self.path))
-        for r, part_dir in enumerate(parts):
-            part = part_dir.restore(config, part=r, need_rows=False).model
-            model.head.merge_part(model, r, part)
-            del part
-            gc.collect()  # the part's variables go before the next one is read
-        log.info("assembled %d parts of %s", len(parts), self.path)
-        return model
 
     # === Data ===
     def bind_data(self, info, resuming: bool) -> None:
