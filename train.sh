@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Train all independent parts of a model (MACH's R repetitions), PARALLEL at a time, then evaluate them.
+# Train the members of a run made of runs (MACH's R repetitions, the best preset's members, k-fold's folds:
+# tfxc.runs), PARALLEL at a time, then combine and evaluate them.
 #
 #   bash train.sh CONFIG [PARALLEL] [MODEL_DIR] [--gpus LIST] [--set section.key=value ...]
 #   bash train.sh CONFIG [--parallel N] [--model-dir DIR] [--gpus LIST] [--set section.key=value ...]
@@ -22,9 +23,10 @@
 # environment shows, as before (TensorFlow puts each part on the first of them), so on a machine with
 # several GPUs give --gpus. --gpus may stand anywhere on the line; `bash train.sh --help` prints this text.
 #
-# The head says how many parts it has (`python -m tfxc.train --num-parts`; a thin config at "preset":
-# "best" has its ensemble's members as parts); a head that trains as a whole is simply trained and evaluated. Each part is an independent process (`python -m tfxc.train
-# --part r`); MACH's repetitions never communicate (Medini et al., 2019). With tmux installed the parts
+# The config's run plan says how many members train apart (`python -m tfxc.train --num-parts`, `tfxc.runs`:
+# a head's parts, the best preset's members, k-fold's folds); a run that trains as a whole is simply trained
+# and evaluated. Each member is an independent process (`python -m tfxc.train --part r`); MACH's repetitions
+# never communicate (Medini et al., 2019). With tmux installed the parts
 # run in windows of one tmux session (attach with `tmux attach -t <session>` to watch them); without
 # tmux, or with TFXC_NO_TMUX=1, they run as background processes. Either way each writes
 # MODEL_DIR/logs/part-NNN.log and its exit status to MODEL_DIR/logs/part-NNN.exit; a part whose shell
@@ -158,7 +160,7 @@ echo "train.sh: training $CONFIG into $MODEL_DIR, $PARALLEL part(s) at a time, l
      "counting its parts (python -m tfxc.train --num-parts)"
 PARTS=$("$PYTHON" -m tfxc.train --config "$CONFIG" "${EXTRA[@]+"${EXTRA[@]}"}" --num-parts 9>&-)
 if [ "$PARTS" -le 1 ]; then
-  echo "train.sh: the head of $CONFIG trains as a whole; training it in one process into $MODEL_DIR"
+  echo "train.sh: $CONFIG trains as a whole; training it in one process into $MODEL_DIR"
   "$PYTHON" -m tfxc.train --config "$CONFIG" --model-dir "$MODEL_DIR" "${EXTRA[@]+"${EXTRA[@]}"}" 9>&-
   exit 0
 fi

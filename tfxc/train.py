@@ -58,18 +58,18 @@ def main(argv=None):
     parser.add_argument("--print-config", action="store_true",
                         help="print the fully resolved config (every default included) and exit")
     parser.add_argument("--num-parts", action="store_true",
-                        help="print how many independently trainable parts the head has (1: it trains as a "
-                             "whole) and exit")
+                        help="print how many members of the run train apart (a head's parts, the best preset's "
+                             "members, k-fold's folds; 1: it trains as a whole) and exit")
     parser.add_argument("--part", type=non_negative_int, default=None,
-                        help="train only this part of the head (e.g. one MACH repetition), in "
-                             "MODEL_DIR/parts/part-NNN")
+                        help="train only this member of the run: a head's part (one MACH repetition, in "
+                             "MODEL_DIR/parts/part-NNN), a best-preset member or a fold (MODEL_DIR/members/)")
     parser.add_argument("--merge-parts", action="store_true",
                         help="assemble the separately trained parts of MODEL_DIR into one model and write it as "
                              "MODEL_DIR's checkpoint (the parts are read one at a time)")
     parser.add_argument("--link-parts", action="store_true",
-                        help="make MODEL_DIR the model of its finished parts without writing their weights again: "
-                             "tfxc.evaluate then scores the parts one at a time, tfxc.export assembles them "
-                             "(what train.sh does)")
+                        help="make MODEL_DIR the model of its finished members without writing their weights "
+                             "again: a head's parts are scored one at a time and assembled to export, an ensemble's "
+                             "members combined (what train.sh does)")
     parser.add_argument("--skip-eval", action="store_true",
                         help="no test evaluation after training (train.sh's parts: the whole model is evaluated "
                              "after the last one)")
