@@ -43,14 +43,10 @@ def iter_texts(path: str) -> Iterator[str]:
 
 
 def text_batches(path: str, batch_size: int) -> Iterator[list[str]]:
-    batch = []
-    for text in iter_texts(path):
-        batch.append(text)
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    """The texts of `path` (`iter_texts`), `batch_size` at a time."""
+    from tfxc.utils.batches import batched
+
+    return batched(iter_texts(path), batch_size)
 
 
 def write_embeddings(out, batches, num_rows: int, progress: Progress | None = None) -> tuple[int, int]:

@@ -39,14 +39,17 @@ from tfxc.utils.io import atomic_writer, refuse_to_overwrite_inputs
 DEFAULT_TOP_K = 10  # a model directory's, which records no k of its own
 
 
-def _csr(idx: list, val: list, splits: list, num_features: int):
-    """One batch of `batches` as CSR float32 [n, num_features]."""
+def csr_batches(rows, batch_size: int, num_features: int):
+    """CSR float32 [n <= batch_size, num_features] batches of (feat_idx, feat_val) rows."""
     import scipy.sparse
 
-    indices = np.concatenate(idx) if idx else np.zeros(0, np.int64)
-    values = np.concatenate(val) if val else np.zeros(0, np.float32)
-    return scipy.sparse.csr_matrix((values.astype(np.float32), indices, np.asarray(splits, np.int64)),
-                                   shape=(len(splits) - 1, num_features))
+    from tfxc.utils.batches import batched
+
+    for batch in batched(rows, batch_size):
+        indptr = np.cumsum([0] + [len(idx) for idx, _ in batch])
+        indices = np.concatenate([idx for idx, _ in batch]).astype(np.int64)
+        values = np.concatenate([val for _, val in batch]).astype(np.float32)
+        yield scipy.sparse.csr_matrix((values, indices, indptr), shape=(len(batch), num_features))
 
 
 def iter_feature_rows(path: str, fmt: str, num_features: int, index_base: int = 0) -> Iterator[tuple[np.ndarray,
@@ -71,15 +74,9 @@ def iter_feature_rows(path: str, fmt: str, num_features: int, index_base: int = 
 def text_batches(path: str, batch_size: int) -> Iterator[list[str]]:
     """The "text" of a JSONL file's lines, `batch_size` at a time."""
     from tfxc.data import readers
+    from tfxc.utils.batches import batched
 
-    batch = []
-    for record in readers.iter_jsonl(path, require_labels=False):
-        batch.append(record.text)
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    return batched((record.text for record in readers.iter_jsonl(path, require_labels=False)), batch_size)
 
 
 def image_batches(path: str, batch_size: int) -> Iterator[tuple[list[str], list[bytes]]]:
@@ -109,19 +106,6 @@ def image_batches(path: str, batch_size: int) -> Iterator[tuple[list[str], list[
             except OSError as e:
                 raise DataError(f"cannot read the image ({e.strerror})", path=os.path.join(root, ref)) from None
         yield chunk, data
-
-
-def batches(rows, batch_size: int):
-    idx, val, splits = [], [], [0]
-    for feat_idx, feat_val in rows:
-        idx.append(feat_idx)
-        val.append(feat_val)
-        splits.append(splits[-1] + len(feat_idx))
-        if len(splits) - 1 == batch_size:
-            yield idx, val, splits
-            idx, val, splits = [], [], [0]
-    if len(splits) > 1:
-        yield idx, val, splits
 
 
 def interactive(predictor, k: int, threshold: float | None = None) -> int:
@@ -212,8 +196,8 @@ def main(argv=None):
         raise TfxcError(f"{args.model} reads raw text: give a JSONL file of {{\"text\": ...}} lines")
     else:
         rows = iter_feature_rows(args.input, fmt, predictor.num_features, args.index_base)
-        results = (predictor.top_k(_csr(idx, val, splits, predictor.num_features), k, batch_size=len(splits) - 1)
-                   for idx, val, splits in batches(rows, args.batch_size))
+        results = (predictor.top_k(x, k, batch_size=x.shape[0])
+                   for x in csr_batches(rows, args.batch_size, predictor.num_features))
     progress = Progress("predicted")
     with atomic_writer(args.output) as out:
         for ids, scores in results:
