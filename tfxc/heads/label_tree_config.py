@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 
 from tfxc.errors import ConfigError
+from tfxc.heads.label_priors import check_propensity_weight
 from tfxc.heads.sparse_term import SparseTermOptions
 
 log = logging.getLogger("tfxc.heads")
@@ -182,8 +183,7 @@ class LabelTreeHeadConfig(SparseTermOptions):
             if value not in options:
                 raise ConfigError(f"{path}.{key} '{value}' is not one of {', '.join(options)}")
         self.validate_sparse_term(path)
-        if not 0.0 <= self.propensity_weight <= 2.0:
-            raise ConfigError(f"{path}.propensity_weight ({self.propensity_weight}) must be in [0, 2]")
+        check_propensity_weight(self, path)
         if not 0.0 <= self.propensity_rerank <= 2.0:
             raise ConfigError(f"{path}.propensity_rerank ({self.propensity_rerank}) must be in [0, 2]")
         if self.shortlist_size < 0 or self.shortlist_weight < 0 or self.shortlist_postings < 1:
@@ -255,7 +255,7 @@ def node_positive_weights(tree, label_freq, num_points: int, power: float) -> li
     import numpy as np
 
     from tfxc.errors import DataError
-    from tfxc.heads.dense import positive_label_weights
+    from tfxc.heads.label_priors import positive_label_weights
 
     if label_freq is None:
         raise DataError("model.head.propensity_weight needs the train split's label counts")
