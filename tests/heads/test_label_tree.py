@@ -8,7 +8,7 @@ from head_harness import run_head_test
 
 from tfxc._tf import tf
 from tfxc.heads.label_tree import LabelTreeHead
-from tfxc.heads.label_tree_ops import (_lower_bound_by_lifting, distinct_per_row, lower_bound_rows, post_process,
+from tfxc.heads.label_tree.ops import (_lower_bound_by_lifting, distinct_per_row, lower_bound_rows, post_process,
                                       row_values_at, unique_per_row)
 from tfxc.tree import LabelTree
 
@@ -216,7 +216,7 @@ def test_the_sparse_block_keeps_the_largest_values_in_id_order():
 def test_the_sparse_term_adds_the_support_weights_of_the_row_features(monkeypatch):
     from tfxc.encoders.sparse_input import WithSparseInput
     from tfxc.encoders.sparse_bow import SparseBowEncoder
-    from tfxc.heads.label_tree_config import NodeSparseTerm
+    from tfxc.heads.label_tree.config import NodeSparseTerm
     from tfxc.tree.support import node_feature_support
     import scipy.sparse
 
@@ -247,10 +247,10 @@ def test_the_sparse_term_adds_the_support_weights_of_the_row_features(monkeypatc
     # Evaluation scores a batch in calls of at most `top_k_rows_per_call` rows, the same lists.
     import types
 
-    import tfxc.heads.label_tree as label_tree
+    import tfxc.heads.label_tree.search as search
 
     assert head.top_k_rows_per_call() >= 4096
-    monkeypatch.setattr(label_tree, "SPARSE_BLOCK", 3 * 12 * 3)  # level 2 whole: 12 nodes x 3 features, 3 rows
+    monkeypatch.setattr(search, "SPARSE_BLOCK", 3 * 12 * 3)  # level 2 whole: 12 nodes x 3 features, 3 rows
     assert head.top_k_rows_per_call() == 2
     got = head.evaluation_top_k(types.SimpleNamespace(encoder=encoder), 7)(batch)
     np.testing.assert_array_equal(got[1], ids.numpy())
@@ -453,7 +453,7 @@ def test_sparse_init_needs_the_sparse_term():
 
 def test_node_weights_are_inverse_propensities_of_the_summed_label_counts():
     from tfxc.data.propensity import propensities
-    from tfxc.heads.label_tree_config import node_positive_weights
+    from tfxc.heads.label_tree.config import node_positive_weights
 
     tree = small_tree()  # labels 3c..3c+2 in leaf cluster c; clusters 0, 1 under top node 0
     freq = np.array([40, 1, 0, 7, 7, 7, 2, 2, 3, 100, 100, 5])

@@ -6,14 +6,13 @@ from dataclasses import dataclass
 
 from tfxc._tf import keras, tf
 from tfxc.errors import ConfigError
-from tfxc.encoders.sparse_input import split_sparse_input
 from tfxc.heads.base import Head, positive_logits
 from tfxc.heads.active_set_losses import ACTIVE_SET_LOSSES, active_one_vs_all_cross_entropy
 from tfxc.heads.classification_losses import MULTI_LABEL_LOSSES, focal_poly_cross_entropy, zlpr_loss
 from tfxc.heads.label_index import augmented_query, augmented_vectors, candidate_softmax
 from tfxc.heads.label_priors import check_propensity_weight, positive_label_weights, prior_adjustment
 from tfxc.heads.margins import MarginOptions
-from tfxc.heads.sparse_term import SparseTermOptions
+from tfxc.heads.sparse_term import SparseInput, SparseTerm, SparseTermOptions, label_support
 from tfxc.heads.top_k import chunked_top_k
 
 
@@ -120,7 +119,7 @@ class DenseLabelHead(Head):
         self.cosine_margin = cosine_margin
         self._initial_label_weights = label_weights
         self._sparse = sparse
-        self.sparse_max_nnz = sparse[3] if sparse is not None else 0
+        self.sparse_input = None if sparse is None else SparseInput(sparse[3])
 
     @classmethod
     def label_weights_for(cls, config, context):
@@ -131,25 +130,13 @@ class DenseLabelHead(Head):
     @classmethod
     def sparse_term_for(cls, config, context):
         """The `sparse` argument for a config with `sparse_support` (None without)."""
-        from tfxc.heads.sparse_term import label_support
-
         support, init = label_support(config, context)
         return None if support is None else (support, init, context.num_features, config.sparse_max_nnz)
 
-    def make_encoder(self, encoder_config, context):
-        encoder = super().make_encoder(encoder_config, context)
-        if self._sparse is None:
-            return encoder
-        from tfxc.encoders.sparse_input import with_sparse_input
-
-        return with_sparse_input(encoder, self.sparse_max_nnz, context)
-
     def build(self, input_shape):
-        dim = input_shape[-1] - 2 * self.sparse_max_nnz
+        dim = self.encoding_width(input_shape)
         self.sparse_term = None
         if self._sparse is not None:
-            from tfxc.heads.sparse_term import SparseTerm
-
             support, init, num_features, _ = self._sparse
             self.sparse_term = SparseTerm(support, num_features, init, name="sparse_term")
             self.sparse_term.build()
@@ -171,7 +158,7 @@ class DenseLabelHead(Head):
         if self.sparse_term is None:
             h = features
         else:
-            h, ids, values = split_sparse_input(features, self.sparse_max_nnz)
+            h, ids, values = self.sparse_input.split(features)
         whole = start == 0 and stop == self.num_labels
         kernel = self.kernel.value if whole else self.kernel.value[:, start:stop]
         if self.cosine_margin is not None:
@@ -194,7 +181,7 @@ class DenseLabelHead(Head):
         return tf.transpose(self.kernel.value)
 
     def query_vectors(self, features: tf.Tensor) -> tf.Tensor:
-        return features if self.sparse_term is None else split_sparse_input(features, self.sparse_max_nnz)[0]
+        return self.encoding(features)
 
     def active_set_loss(self, features, labels, active_ids, log_weights):
         if self.cosine_margin is not None:
@@ -208,7 +195,7 @@ class DenseLabelHead(Head):
         if self.use_bias:
             logits += tf.gather(self.bias.value, active_ids)
         if self.sparse_term is not None:
-            _, ids, values = split_sparse_input(features, self.sparse_max_nnz)
+            _, ids, values = self.sparse_input.split(features)
             logits += self.sparse_term.logits_at(ids, values, columns, width)
         positive_columns = labels.with_values(tf.gather(columns, tf.cast(labels.values, tf.int32)))
         weights = (None if self.label_weights is None
@@ -233,7 +220,7 @@ class DenseLabelHead(Head):
     def index_logits(self, features, label_ids, dense_logits):
         if self.sparse_term is None:
             return dense_logits
-        _, ids, values = split_sparse_input(features, self.sparse_max_nnz)
+        _, ids, values = self.sparse_input.split(features)
         return dense_logits + self.sparse_term.candidate_logits(ids, values, label_ids)
 
     def _chunked_top_k(self, features: tf.Tensor, k):

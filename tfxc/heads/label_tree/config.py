@@ -55,7 +55,7 @@ class NodeSparseTerm:
 
 @dataclass(frozen=True, eq=False)
 class Shortlist:
-    """The label tree's shortlist (`tfxc.heads.shortlist`; needs the `NodeSparseTerm`): in prediction, the labels
+    """The label tree's shortlist (`tfxc.heads.label_tree.shortlist`; needs the `NodeSparseTerm`): in prediction, the labels
     of a nearest-centroid ranker over all L join the beam's candidates.
 
     Attributes:
@@ -117,7 +117,7 @@ class LabelTreeHeadConfig(SparseTermOptions):
       shortlist_size: > 0 (needs sparse_support) adds, in prediction, this many labels to the beam's
         candidates: those of largest x · c_l, c_l the label's unit-norm (idf-weighted with
         sparse_idf) PIFA centroid on its support, over all labels; every candidate is then
-        ranked by its tree path score + shortlist_weight × x · c_l (`tfxc.heads.shortlist`).
+        ranked by its tree path score + shortlist_weight × x · c_l (`tfxc.heads.label_tree.shortlist`).
         A tail label under a busy branch, which the beam never reaches, is found this way.
       shortlist_weight: the weight of x · c_l in that ranking (≥ 0).
       shortlist_postings: the shortlist reads, per input feature of a row, the labels that weigh
