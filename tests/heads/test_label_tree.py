@@ -319,7 +319,7 @@ def test_a_taxonomy_file_sets_the_tree(tmp_path):
 
 def test_serving_marks_slots_the_beam_cannot_fill():
     from tfxc.encoders.sparse_bow import SparseBowEncoder
-    from tfxc.export.saved_model import ServingModule
+    from tfxc.export.serving_modules import ServingModule
     from tfxc.model import XCModel
 
     # Leaf clusters of 3, 2, 2 and 3 labels; a beam of 1 that is steered into cluster 1 (labels 1 and 5).
@@ -387,12 +387,12 @@ def test_labels_without_training_rows_are_left_out_of_a_clustered_tree(tmp_path)
 @pytest.mark.parametrize("rows", [1, 3, 8, 9, 21])
 def test_serving_compiles_padded_batches_and_blocks_and_agrees_with_the_graph(rows, monkeypatch):
     from tfxc.encoders.sparse_bow import SparseBowEncoder
-    from tfxc.export import saved_model
-    from tfxc.export.saved_model import ServingModule
+    from tfxc.export import serving_modules
+    from tfxc.export.serving_modules import ServingModule
     from tfxc.model import XCModel
 
     # Blocks of 8 rows: 1 and 3 rows pad to a power of two, 9 and 21 run as 2 and 3 blocks, the last padded.
-    monkeypatch.setattr(saved_model, "XLA_BLOCK_ROWS", 8)
+    monkeypatch.setattr(serving_modules, "XLA_BLOCK_ROWS", 8)
 
     encoder = SparseBowEncoder(num_features=50, embedding_dim=6, seed=3)
     head = LabelTreeHead(small_tree(), beam_size=2, post_processor="sigmoid", seed=4)

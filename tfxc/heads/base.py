@@ -273,7 +273,7 @@ class Head(keras.layers.Layer):
     @contextlib.contextmanager
     def products_in(self, dtype: tf.DType):
         """Inside the block, the head's products are traced in `dtype` instead of `matmul_dtype` (the
-        SavedModel serves a few rows of a bfloat16 head in float32, `tfxc.export.saved_model`)."""
+        SavedModel serves a few rows of a bfloat16 head in float32, `tfxc.export.serving_modules`)."""
         saved, self.matmul_dtype = self.matmul_dtype, dtype
         try:
             yield
