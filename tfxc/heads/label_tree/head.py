@@ -23,7 +23,7 @@ encoder then carries the row's sparse features next to h
 (`tfxc.encoders.sparse_input`), and only the touched nodes' rows of u get
 gradients.
 
-Prediction is a beam search (§1.5): level 0 scores all its nodes; each next
+Prediction is a beam search (§1.5; `tfxc.heads.label_tree.search`): level 0 scores all its nodes; each next
 level scores the children of the `beam_size` best nodes, combining the child's
 transformed score with its parent's (the post-processor), and keeps the best;
 the last level keeps k. A prediction reads beam_size × fan-out vectors per
