@@ -64,8 +64,8 @@ def test_heads_under_mixed_bfloat16_score_as_in_float32_within_bfloat16_rounding
 
 
 def test_a_bfloat16_head_serves_a_few_rows_in_float32_and_larger_batches_in_bfloat16():
-    """The SavedModel's small batches skip the per-call cast of the weights (tfxc.export.saved_model)."""
-    from tfxc.export.saved_model import FLOAT32_SERVING_MAX_ROWS, ServingModule
+    """The SavedModel's small batches skip the per-call cast of the weights (tfxc.export.serving_modules)."""
+    from tfxc.export.serving_modules import FLOAT32_SERVING_MAX_ROWS, ServingModule
 
     context = BuildContext(num_features=50, num_labels=40, seed=0)
     config = load_config_data({"data": {"dir": "x"}, "model": {

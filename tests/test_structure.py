@@ -200,11 +200,12 @@ def test_heads_are_not_known_by_name_outside_their_modules():
 
 
 def head_class_names() -> set[str]:
-    """Names of the classes in tfxc/heads/ that derive from `Head` (directly or through another head class)."""
+    """Names of the classes in tfxc/heads/ (and its folders) that derive from `Head` (directly or through another
+    head class)."""
     bases = {}
-    for name in os.listdir(os.path.join(PACKAGE, "heads")):
-        if name.endswith(".py"):
-            tree = ast.parse(open(os.path.join(PACKAGE, "heads", name), encoding="utf-8").read())
+    for dirpath, _, files in os.walk(os.path.join(PACKAGE, "heads")):
+        for name in sorted(f for f in files if f.endswith(".py")):
+            tree = ast.parse(open(os.path.join(dirpath, name), encoding="utf-8").read())
             for node in ast.walk(tree):
                 if isinstance(node, ast.ClassDef):
                     bases[node.name] = {b.id for b in node.bases if isinstance(b, ast.Name)}

@@ -185,7 +185,7 @@ def choose(profile: DataProfile, centroids: tuple[float, float] | None = None, *
 
     `centroids`: the validation P@k (k of the selection metric) of the nearest-centroid classifier that
     the sparse term starts as (and the tree's shortlist ranks by), and the P@k any ranking could reach
-    there (`tfxc.heads.sparse_term.centroid_precision`); None where not measured (no term).
+    there (`tfxc.heads.centroid_precision.centroid_precision`); None where not measured (no term).
     """
     why = []
     small = profile.num_points < SMALL_POINTS
@@ -304,7 +304,7 @@ def measure_centroids(profile: DataProfile, info) -> tuple[float, float] | None:
     """For `choose`: the validation P@k of the nearest-centroid classifier of the idf-weighted centroids (the
     start of the sparse term; the tree's shortlist) and the highest P@k there, where a choice reads it (sparse
     inputs, a validation split)."""
-    from tfxc.heads.sparse_term import centroid_precision
+    from tfxc.heads.centroid_precision import centroid_precision
 
     if not (profile.sparse_input and "val" in info.splits):
         return None

@@ -33,7 +33,7 @@ from tfxc._tf import tf
 from tfxc.cli import non_negative_int, positive_int
 from tfxc.data.info import DatasetInfo
 from tfxc.data.tfrecord import read_all
-from tfxc.export.saved_model import ServingModule
+from tfxc.export.serving_modules import ServingModule
 
 class _Baseline(tf.Module):
     """The serving signature's inputs, and nothing done with them."""

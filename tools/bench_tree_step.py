@@ -30,7 +30,7 @@ from tfxc.config.schema import ExperimentConfig
 from tfxc.data.length import TrainingLength
 from tfxc.data.pipeline import train_dataset
 from tfxc.heads.label_tree import LabelTreeHead
-from tfxc.heads.label_tree_config import LabelTreeHeadConfig
+from tfxc.heads.label_tree.config import LabelTreeHeadConfig
 from tfxc.losses import LOSSES
 from tfxc.model import build_model
 from tfxc.optimizers import build_optimizer

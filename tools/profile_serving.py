@@ -19,7 +19,7 @@ from profile_step import median_ms  # same folder
 
 from tfxc._tf import tf
 from tfxc.cli import add_trust_args, keep_out_of_import_path, positive_int
-from tfxc.export.saved_model import ServingModule
+from tfxc.export.serving_modules import ServingModule
 from tfxc.model_dir import ModelDir
 
 

@@ -17,7 +17,7 @@ from tfxc._tf import tf
 from tfxc.errors import ConfigError
 from tfxc.heads import HEADS, Head
 from tfxc.heads.classification_losses import softmax_cross_entropy
-from tfxc.heads.dense import chunked_top_k
+from tfxc.heads.top_k import chunked_top_k
 
 
 @dataclass(frozen=True)

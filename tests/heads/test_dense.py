@@ -19,7 +19,7 @@ def test_head_contract(head, tmp_path):
 def test_propensity_weights_favour_rare_labels_and_keep_the_loss_scale():
     import numpy as np
 
-    from tfxc.heads.dense import positive_label_weights
+    from tfxc.heads.label_priors import positive_label_weights
 
     freq = np.array([1000, 100, 10, 1, 0])
     w = positive_label_weights(freq, num_points=2000, power=1.0)
@@ -134,8 +134,9 @@ def test_logit_adjustment_ranks_by_the_logits_minus_tau_log_prior_and_leaves_the
     import numpy as np
 
     from tfxc._tf import tf
-    from tfxc.heads import dense
-    from tfxc.heads.dense import SoftmaxHead, prior_adjustment
+    from tfxc.heads import top_k
+    from tfxc.heads.dense import SoftmaxHead
+    from tfxc.heads.label_priors import prior_adjustment
 
     freq = np.array([500, 120, 30, 8, 2, 0], np.float64)
     adjustment = prior_adjustment(freq, 0.5)
@@ -156,12 +157,12 @@ def test_logit_adjustment_ranks_by_the_logits_minus_tau_log_prior_and_leaves_the
     want_ids = np.argsort(-want, axis=1, kind="stable")[:, :3]
     want_scores = np.exp(want - np.log(np.exp(want).sum(axis=1, keepdims=True)))
     for chunk in (None, 4):  # one block of labels, and blocks of 4 merged
-        old = dense.TOP_K_LABEL_CHUNK
-        dense.TOP_K_LABEL_CHUNK = chunk or old
+        old = top_k.LABEL_CHUNK
+        top_k.LABEL_CHUNK = chunk or old
         try:
             scores, ids = adjusted.top_k(tf.constant(h), 3)
         finally:
-            dense.TOP_K_LABEL_CHUNK = old
+            top_k.LABEL_CHUNK = old
         np.testing.assert_array_equal(ids.numpy(), want_ids)
         np.testing.assert_allclose(scores.numpy(), np.take_along_axis(want_scores, want_ids, 1), rtol=1e-5)
     # The unadjusted ranking differs on these rows (the adjustment moves rare labels up), the loss does not.

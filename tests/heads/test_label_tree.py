@@ -8,7 +8,7 @@ from head_harness import run_head_test
 
 from tfxc._tf import tf
 from tfxc.heads.label_tree import LabelTreeHead
-from tfxc.heads.label_tree_ops import (_lower_bound_by_lifting, distinct_per_row, lower_bound_rows, post_process,
+from tfxc.heads.label_tree.ops import (_lower_bound_by_lifting, distinct_per_row, lower_bound_rows, post_process,
                                       row_values_at, unique_per_row)
 from tfxc.tree import LabelTree
 
@@ -216,7 +216,7 @@ def test_the_sparse_block_keeps_the_largest_values_in_id_order():
 def test_the_sparse_term_adds_the_support_weights_of_the_row_features(monkeypatch):
     from tfxc.encoders.sparse_input import WithSparseInput
     from tfxc.encoders.sparse_bow import SparseBowEncoder
-    from tfxc.heads.label_tree_config import NodeSparseTerm
+    from tfxc.heads.label_tree.config import NodeSparseTerm
     from tfxc.tree.support import node_feature_support
     import scipy.sparse
 
@@ -247,10 +247,10 @@ def test_the_sparse_term_adds_the_support_weights_of_the_row_features(monkeypatc
     # Evaluation scores a batch in calls of at most `top_k_rows_per_call` rows, the same lists.
     import types
 
-    import tfxc.heads.label_tree as label_tree
+    import tfxc.heads.label_tree.search as search
 
     assert head.top_k_rows_per_call() >= 4096
-    monkeypatch.setattr(label_tree, "SPARSE_BLOCK", 3 * 12 * 3)  # level 2 whole: 12 nodes x 3 features, 3 rows
+    monkeypatch.setattr(search, "SPARSE_BLOCK", 3 * 12 * 3)  # level 2 whole: 12 nodes x 3 features, 3 rows
     assert head.top_k_rows_per_call() == 2
     got = head.evaluation_top_k(types.SimpleNamespace(encoder=encoder), 7)(batch)
     np.testing.assert_array_equal(got[1], ids.numpy())
@@ -319,7 +319,7 @@ def test_a_taxonomy_file_sets_the_tree(tmp_path):
 
 def test_serving_marks_slots_the_beam_cannot_fill():
     from tfxc.encoders.sparse_bow import SparseBowEncoder
-    from tfxc.export.saved_model import ServingModule
+    from tfxc.export.serving_modules import ServingModule
     from tfxc.model import XCModel
 
     # Leaf clusters of 3, 2, 2 and 3 labels; a beam of 1 that is steered into cluster 1 (labels 1 and 5).
@@ -387,12 +387,12 @@ def test_labels_without_training_rows_are_left_out_of_a_clustered_tree(tmp_path)
 @pytest.mark.parametrize("rows", [1, 3, 8, 9, 21])
 def test_serving_compiles_padded_batches_and_blocks_and_agrees_with_the_graph(rows, monkeypatch):
     from tfxc.encoders.sparse_bow import SparseBowEncoder
-    from tfxc.export import saved_model
-    from tfxc.export.saved_model import ServingModule
+    from tfxc.export import serving_modules
+    from tfxc.export.serving_modules import ServingModule
     from tfxc.model import XCModel
 
     # Blocks of 8 rows: 1 and 3 rows pad to a power of two, 9 and 21 run as 2 and 3 blocks, the last padded.
-    monkeypatch.setattr(saved_model, "XLA_BLOCK_ROWS", 8)
+    monkeypatch.setattr(serving_modules, "XLA_BLOCK_ROWS", 8)
 
     encoder = SparseBowEncoder(num_features=50, embedding_dim=6, seed=3)
     head = LabelTreeHead(small_tree(), beam_size=2, post_processor="sigmoid", seed=4)
@@ -453,7 +453,7 @@ def test_sparse_init_needs_the_sparse_term():
 
 def test_node_weights_are_inverse_propensities_of_the_summed_label_counts():
     from tfxc.data.propensity import propensities
-    from tfxc.heads.label_tree_config import node_positive_weights
+    from tfxc.heads.label_tree.config import node_positive_weights
 
     tree = small_tree()  # labels 3c..3c+2 in leaf cluster c; clusters 0, 1 under top node 0
     freq = np.array([40, 1, 0, 7, 7, 7, 2, 2, 3, 100, 100, 5])

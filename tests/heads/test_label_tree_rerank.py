@@ -7,8 +7,8 @@ from head_harness import run_head_test
 from tfxc._tf import tf
 from tfxc.data.propensity import propensities
 from tfxc.heads.label_tree import LabelTreeHead
-from tfxc.heads.label_tree_config import LabelTreeHeadConfig, propensity_bonus
-from tfxc.heads.label_tree_ops import in_log_space, propensity_rerank
+from tfxc.heads.label_tree.config import LabelTreeHeadConfig, propensity_bonus
+from tfxc.heads.label_tree.ops import in_log_space, propensity_rerank
 from tfxc.tree import LabelTree
 
 FREQ = np.array([40, 1, 0, 7, 7, 7, 2, 2, 3, 100, 100, 5])

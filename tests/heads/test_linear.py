@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from head_harness import run_head_test
 
-import tfxc.heads.linear as linear
+import tfxc.heads.top_k as top_k
 from tfxc._tf import tf
 from tfxc.encoders.dense_features import DenseFeaturesEncoder
 from tfxc.errors import ConfigError
@@ -45,7 +45,7 @@ def test_label_logits_gradient_touches_only_the_sampled_rows():
 
 @pytest.mark.parametrize("use_bias", [False, True])
 def test_blockwise_softmax_statistics_match_the_dense_softmax(monkeypatch, use_bias):
-    monkeypatch.setattr(linear, "LABEL_CHUNK", 16)  # 50 labels -> 4 blocks, the last one short
+    monkeypatch.setattr(top_k, "LABEL_CHUNK", 16)  # 50 labels -> 4 blocks, the last one short
     head = make_head(use_bias=use_bias)
     x = tf.random.stateless_normal([6, 8], seed=[2, 3]) * 2
     y = np.array([0, 49, 16, 15, 3, 3])

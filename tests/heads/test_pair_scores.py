@@ -7,7 +7,7 @@ import scipy.sparse
 
 from tfxc._tf import tf
 from tfxc.heads.label_tree import LabelTreeHead
-from tfxc.heads.label_tree_ops import sparse_node_logits
+from tfxc.heads.label_tree.ops import sparse_node_logits
 from tfxc.heads.pair_scores import pair_logits, sparse_pair_logits, sparse_pair_scores
 
 
@@ -80,7 +80,7 @@ def test_the_label_tree_loss_and_gradients_are_the_same_through_the_kernels(dens
     # With `man` negatives the step's beam search scores its candidates' sparse terms in the kernel too.
     from tfxc.encoders.sparse_bow import SparseBowEncoder
     from tfxc.encoders.sparse_input import WithSparseInput
-    from tfxc.heads.label_tree_config import NodeSparseTerm
+    from tfxc.heads.label_tree.config import NodeSparseTerm
     from tfxc.tree import LabelTree
     from tfxc.tree.support import node_feature_support
 

@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse
 
 from tfxc._tf import tf
-from tfxc.heads.shortlist import centroid_shortlist, impact_index
+from tfxc.heads.label_tree.shortlist import centroid_shortlist, impact_index
 
 
 def test_the_index_keeps_each_features_largest_weights_first():
@@ -86,7 +86,7 @@ def tree_head_with_shortlist(shortlist_weight=0.3, **kwargs):
     from tfxc.encoders.sparse_bow import SparseBowEncoder
     from tfxc.encoders.sparse_input import WithSparseInput
     from tfxc.heads.label_tree import LabelTreeHead
-    from tfxc.heads.label_tree_config import NodeSparseTerm, Shortlist
+    from tfxc.heads.label_tree.config import NodeSparseTerm, Shortlist
     from tfxc.tree import LabelTree
 
     tree = LabelTree.from_leaf_codes(np.arange(40) // 4, 10, nr_splits=2, min_codes=2)  # 40 labels, 10 leaves

@@ -93,7 +93,7 @@ def test_centroid_precision_is_the_nearest_centroid_p_at_k_and_the_attainable_on
     from tfxc.config import load_config
     from tfxc.data.convert import ensure_converted
     from tfxc.data.tfrecord import read_all
-    from tfxc.heads.sparse_term import centroid_precision
+    from tfxc.heads.centroid_precision import centroid_precision
     from tfxc.tree import cached_split_pifa
     from tfxc.tree.pifa import cached_split_idf
 
@@ -117,7 +117,7 @@ def test_centroid_precision_is_the_nearest_centroid_p_at_k_and_the_attainable_on
     import json
     import os
 
-    from tfxc.heads.sparse_term import CENTROID_PRECISION_FILE
+    from tfxc.heads.centroid_precision import CENTROID_PRECISION_FILE
 
     kept = json.loads(open(os.path.join(info.dir, CENTROID_PRECISION_FILE)).read())
     assert sorted(kept) == ["test size=6 k=3 idf=True max_rows=10", "test size=6 k=3 idf=True max_rows=20000"]

@@ -56,7 +56,7 @@ def test_the_cap_keeps_every_positive_and_samples_negatives():
     h = head(2, "tfn+man", np.array([[0, 1, 2, 3]], np.int32), max_active=3)
     labels = tf.ragged.constant([[0, 2, 7]], dtype=tf.int64)
     features = tf.concat([tf.random.normal([1, DIM]), tf.zeros([1, 1])], axis=1)
-    from tfxc.heads.label_tree_loss import cap_active
+    from tfxc.heads.label_tree.loss import cap_active
 
     nodes, counts = h.active(features, labels)
     assert int(tf.reduce_sum(tf.cast(nodes >= 0, tf.int32))) == 8  # every label of every predicted cluster

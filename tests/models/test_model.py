@@ -69,7 +69,7 @@ def test_losses_match_a_dense_numpy_reference(head):
 
 @pytest.mark.parametrize("head", ["one_vs_all", "softmax"])
 def test_top_k_equals_brute_force_also_across_label_chunks(head, monkeypatch):
-    import tfxc.heads.dense as dense
+    import tfxc.heads.top_k as top_k
 
     model = make(head, dropout=0.0)
     logits = model(batch()).numpy()
@@ -77,7 +77,7 @@ def test_top_k_equals_brute_force_also_across_label_chunks(head, monkeypatch):
     probs = 1 / (1 + np.exp(-logits)) if head == "one_vs_all" else \
         np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     for chunk in (65536, 3):  # one chunk, and 4 chunks of <= 3 labels merged
-        monkeypatch.setattr(dense, "TOP_K_LABEL_CHUNK", chunk)
+        monkeypatch.setattr(top_k, "LABEL_CHUNK", chunk)
         scores, ids = model.top_k(batch(), 4)
         np.testing.assert_array_equal(ids.numpy(), expected)
         np.testing.assert_allclose(scores.numpy(), np.take_along_axis(probs, expected, 1), rtol=1e-5)

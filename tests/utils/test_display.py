@@ -25,7 +25,7 @@ MACHINE_JSON = {
     ("tfxc/data/info.py", "_stats_without_provenance"): "the card's canonical form, hashed",
     ("tfxc/data/usage.py", "add_dependent"): "a registry of dependents read by tfxc",
     ("tfxc/data/in_memory.py", "source_files"): "fit's arrays as JSONL, compared byte for byte before a rewrite",
-    ("tfxc/heads/sparse_term.py", "centroid_precision"): "a cache",
+    ("tfxc/heads/centroid_precision.py", "centroid_precision"): "a cache",
     ("tfxc/images/feature_store.py", "write_plan"): "the resume state (settings compared as values)",
     ("tfxc/images/feature_store.py", "commit"): "the resume point",
     ("tfxc/xr/pipeline.py", "run_level"): "a stage's done-marker",

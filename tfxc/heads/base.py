@@ -44,6 +44,10 @@ the class, so a config can be checked before anything is built):
   may answer `top_k` by beam search over clusters of the label vectors (`tfxc.heads.label_index`).
 * `make_encoder`: how the encoder is arranged (default: one encoder from the
   registry).
+* `sparse_input` (a part, not a flag): a head with a sparse term over the row's
+  input features holds its `tfxc.heads.sparse_term.SparseInput`; the default
+  `make_encoder` then appends the row's sparse block to the encoder's output,
+  and `encoding` / `encoding_width` strip it again.
 * `num_parts` / `merge_part`: heads trained in independent parts (MACH's
   repetitions) say how many; each part trains alone (`tfxc.train --part r`) and
   the whole model is assembled from them afterwards.
@@ -84,6 +88,8 @@ class Head(keras.layers.Layer):
     supports_label_index: ClassVar[bool] = False
     #: the SavedModel compiles `top_k(features, fixed k)` with XLA (one compilation per batch size).
     serving_jit_compile: ClassVar[bool] = False
+    #: the input side of the head's sparse term (`tfxc.heads.sparse_term.SparseInput`; None: the head has none).
+    sparse_input = None
     #: the dtype of the head's big matrix products (`model.precision`, set by `tfxc.model.build_model`);
     #: heads run them through `self.matmul` / `self.einsum`, which return float32 whatever it is.
     matmul_dtype: tf.DType = tf.float32
@@ -99,8 +105,10 @@ class Head(keras.layers.Layer):
         raise NotImplementedError(f"{cls.__name__} must implement from_config_dataclass(config, context)")
 
     def make_encoder(self, encoder_config, context):
-        """The encoder this head is trained on: by default one encoder from the registry."""
-        return ENCODERS.build(encoder_config, context)
+        """The encoder this head is trained on: by default one encoder from the registry, which appends the row's
+        sparse block to its output when the head has a sparse term (`sparse_input`)."""
+        encoder = ENCODERS.build(encoder_config, context)
+        return encoder if self.sparse_input is None else self.sparse_input.make_encoder(encoder, context)
 
     # === Required ===
     def per_example_loss(self, outputs, labels: tf.RaggedTensor) -> tf.Tensor:
@@ -119,10 +127,16 @@ class Head(keras.layers.Layer):
         """The encoder's own embedding within the features the head reads, float32 [B, dim]: all of them but
         the row's sparse block that a head with a sparse term has its encoder append
         (`tfxc.encoders.sparse_input`; `sparse_max_nnz` wide). Heads that append more strip it too."""
-        from tfxc.encoders.sparse_input import split_sparse_input
+        return features if self.sparse_input is None else self.sparse_input.split(features)[0]
 
-        width = getattr(self, "sparse_max_nnz", 0)
-        return split_sparse_input(features, width)[0] if width else features
+    def encoding_width(self, input_shape) -> int:
+        """dim: the width of `encoding` for features shaped `input_shape` [..., dim (+ the sparse block)]."""
+        return input_shape[-1] if self.sparse_input is None else self.sparse_input.encoder_dim(input_shape)
+
+    @property
+    def sparse_max_nnz(self) -> int:
+        """The input features per row that the sparse term reads (0: no sparse term)."""
+        return 0 if self.sparse_input is None else self.sparse_input.max_nnz
 
     def label_logits(self, features: tf.Tensor, label_ids: tf.Tensor) -> tf.Tensor:
         """Logits of selected labels: float32 [B, K] for features [B, dim] and label_ids int [K]."""
@@ -267,7 +281,7 @@ class Head(keras.layers.Layer):
     @contextlib.contextmanager
     def products_in(self, dtype: tf.DType):
         """Inside the block, the head's products are traced in `dtype` instead of `matmul_dtype` (the
-        SavedModel serves a few rows of a bfloat16 head in float32, `tfxc.export.saved_model`)."""
+        SavedModel serves a few rows of a bfloat16 head in float32, `tfxc.export.serving_modules`)."""
         saved, self.matmul_dtype = self.matmul_dtype, dtype
         try:
             yield

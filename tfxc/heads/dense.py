@@ -4,82 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from tfxc._tf import keras, tf
-from tfxc.data.propensity import MIN_POINTS_FOR_PROPENSITIES, propensities
 from tfxc.errors import ConfigError
-from tfxc.encoders.sparse_input import split_sparse_input
 from tfxc.heads.base import Head, positive_logits
 from tfxc.heads.active_set_losses import ACTIVE_SET_LOSSES, active_one_vs_all_cross_entropy
 from tfxc.heads.classification_losses import MULTI_LABEL_LOSSES, focal_poly_cross_entropy, zlpr_loss
 from tfxc.heads.label_index import augmented_query, augmented_vectors, candidate_softmax
+from tfxc.heads.label_priors import check_propensity_weight, positive_label_weights, prior_adjustment
 from tfxc.heads.margins import MarginOptions
-from tfxc.heads.sparse_term import SparseTermOptions
-
-# Labels scored per matmul in `top_k` (bounds the [B, chunk] temporary).
-TOP_K_LABEL_CHUNK = 65536
-
-
-def chunked_top_k(chunk_logits, num_labels: int, k, chunk: int | None = None):
-    """Top-k logits over all labels, scored `chunk` labels at a time; also the row-wise logsumexp.
-
-    Only a [B, chunk] block of logits exists at any time, so a 360k-label
-    softmax is ranked and normalised without a [B, L] matrix.
-
-    Args:
-      chunk_logits: callable (start, stop) -> float32 [B, stop - start], the logits of labels [start, stop).
-      num_labels: L.
-      k: a Python int or a scalar int32 tensor (serving takes k as an input); clipped to L.
-      chunk: labels per block (default `TOP_K_LABEL_CHUNK`, read at the call).
-
-    Returns:
-      (logits float32 [B, k], ids int64 [B, k], logsumexp float32 [B]), best first.
-    """
-    chunk = chunk or TOP_K_LABEL_CHUNK
-    k = tf.minimum(tf.cast(k, tf.int32), num_labels)
-    if num_labels <= chunk:  # one block: nothing to merge (a dozen ops fewer in a one-row serving call)
-        logits = chunk_logits(0, num_labels)
-        vals, ids = tf.math.top_k(logits, k=k)
-        return vals, tf.cast(ids, tf.int64), tf.reduce_logsumexp(logits, axis=1)
-    best_vals, best_ids, lse = [], [], []
-    for start in range(0, num_labels, chunk):
-        stop = min(start + chunk, num_labels)
-        logits = chunk_logits(start, stop)
-        vals, ids = tf.math.top_k(logits, k=tf.minimum(k, stop - start))
-        best_vals.append(vals)
-        best_ids.append(tf.cast(ids, tf.int64) + start)
-        lse.append(tf.reduce_logsumexp(logits, axis=1))
-    vals, ids, lse = tf.concat(best_vals, 1), tf.concat(best_ids, 1), tf.reduce_logsumexp(tf.stack(lse, 1), 1)
-    if len(best_vals) > 1:
-        vals, order = tf.math.top_k(vals, k=k)
-        ids = tf.gather(ids, order, batch_dims=1)
-    return vals, ids, lse
-
-
-def positive_label_weights(label_freq, num_points: int, power: float) -> np.ndarray:
-    """float32 [L]: (1/p_l)^power per label, p_l its propensity (Jain et al., KDD 2016; A=0.55, B=1.5),
-    scaled so that the training label occurrences weigh 1 on average (the loss keeps its scale)."""
-    from tfxc.errors import DataError
-
-    if label_freq is None or num_points < MIN_POINTS_FOR_PROPENSITIES:
-        raise DataError("propensity_weight needs the train split's label counts and size")
-    weights = (1.0 / propensities(label_freq, num_points)) ** power
-    occurrences = np.asarray(label_freq, np.float64)
-    mean = float(np.sum(weights * occurrences) / max(np.sum(occurrences), 1.0))
-    return (weights / max(mean, 1e-12)).astype(np.float32)
-
-
-def prior_adjustment(label_freq, tau: float) -> np.ndarray:
-    """float32 [L]: −τ·log π_l, added to a softmax's logits at prediction (logit adjustment; Menon et al.,
-    "Long-tail learning via logit adjustment", ICLR 2021). π_l = (N_l + 1) / (Σ N + L) is label l's share
-    of the training labels, add-one smoothed so that a label absent from train gets a finite prior."""
-    from tfxc.errors import DataError
-
-    if label_freq is None:
-        raise DataError("logit_adjustment needs the train split's label counts")
-    freq = np.asarray(label_freq, np.float64)
-    return (-tau * np.log((freq + 1.0) / (freq.sum() + freq.size))).astype(np.float32)
+from tfxc.heads.sparse_term import SparseInput, SparseTerm, SparseTermOptions, label_support
+from tfxc.heads.top_k import chunked_top_k
 
 
 @dataclass(frozen=True)
@@ -103,17 +37,12 @@ class OneVsAllHeadConfig(SparseTermOptions):
     loss: str = "bce"
 
     def validate(self, path: str) -> None:
-        _check_propensity_weight(self, path)
+        check_propensity_weight(self, path)
         if self.loss not in ("bce", "zlpr"):
             raise ConfigError(f"{path}.loss '{self.loss}' must be 'bce' or 'zlpr'")
         if self.loss == "zlpr" and self.propensity_weight:
             raise ConfigError(f"{path}: propensity_weight weighs the per-label 'bce' loss, not 'zlpr'")
         self.validate_sparse_term(path)
-
-
-def _check_propensity_weight(config, path: str) -> None:
-    if not 0.0 <= config.propensity_weight <= 2.0:
-        raise ConfigError(f"{path}.propensity_weight ({config.propensity_weight}) must be in [0, 2]")
 
 
 @dataclass(frozen=True)
@@ -164,7 +93,7 @@ class SoftmaxHeadConfig(MarginOptions, SparseTermOptions):
                               f"{sorted(MULTI_LABEL_LOSSES)}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"{path}.label_smoothing ({self.label_smoothing}) must be in [0, 1)")
-        _check_propensity_weight(self, path)
+        check_propensity_weight(self, path)
         self.validate_sparse_term(path)
         self.validate_margin(path)
         if self.uses_cosine and self.sparse_support:
@@ -190,7 +119,7 @@ class DenseLabelHead(Head):
         self.cosine_margin = cosine_margin
         self._initial_label_weights = label_weights
         self._sparse = sparse
-        self.sparse_max_nnz = sparse[3] if sparse is not None else 0
+        self.sparse_input = None if sparse is None else SparseInput(sparse[3])
 
     @classmethod
     def label_weights_for(cls, config, context):
@@ -201,25 +130,13 @@ class DenseLabelHead(Head):
     @classmethod
     def sparse_term_for(cls, config, context):
         """The `sparse` argument for a config with `sparse_support` (None without)."""
-        from tfxc.heads.sparse_term import label_support
-
         support, init = label_support(config, context)
         return None if support is None else (support, init, context.num_features, config.sparse_max_nnz)
 
-    def make_encoder(self, encoder_config, context):
-        encoder = super().make_encoder(encoder_config, context)
-        if self._sparse is None:
-            return encoder
-        from tfxc.encoders.sparse_input import with_sparse_input
-
-        return with_sparse_input(encoder, self.sparse_max_nnz, context)
-
     def build(self, input_shape):
-        dim = input_shape[-1] - 2 * self.sparse_max_nnz
+        dim = self.encoding_width(input_shape)
         self.sparse_term = None
         if self._sparse is not None:
-            from tfxc.heads.sparse_term import SparseTerm
-
             support, init, num_features, _ = self._sparse
             self.sparse_term = SparseTerm(support, num_features, init, name="sparse_term")
             self.sparse_term.build()
@@ -241,7 +158,7 @@ class DenseLabelHead(Head):
         if self.sparse_term is None:
             h = features
         else:
-            h, ids, values = split_sparse_input(features, self.sparse_max_nnz)
+            h, ids, values = self.sparse_input.split(features)
         whole = start == 0 and stop == self.num_labels
         kernel = self.kernel.value if whole else self.kernel.value[:, start:stop]
         if self.cosine_margin is not None:
@@ -264,7 +181,7 @@ class DenseLabelHead(Head):
         return tf.transpose(self.kernel.value)
 
     def query_vectors(self, features: tf.Tensor) -> tf.Tensor:
-        return features if self.sparse_term is None else split_sparse_input(features, self.sparse_max_nnz)[0]
+        return self.encoding(features)
 
     def active_set_loss(self, features, labels, active_ids, log_weights):
         if self.cosine_margin is not None:
@@ -278,7 +195,7 @@ class DenseLabelHead(Head):
         if self.use_bias:
             logits += tf.gather(self.bias.value, active_ids)
         if self.sparse_term is not None:
-            _, ids, values = split_sparse_input(features, self.sparse_max_nnz)
+            _, ids, values = self.sparse_input.split(features)
             logits += self.sparse_term.logits_at(ids, values, columns, width)
         positive_columns = labels.with_values(tf.gather(columns, tf.cast(labels.values, tf.int32)))
         weights = (None if self.label_weights is None
@@ -303,7 +220,7 @@ class DenseLabelHead(Head):
     def index_logits(self, features, label_ids, dense_logits):
         if self.sparse_term is None:
             return dense_logits
-        _, ids, values = split_sparse_input(features, self.sparse_max_nnz)
+        _, ids, values = self.sparse_input.split(features)
         return dense_logits + self.sparse_term.candidate_logits(ids, values, label_ids)
 
     def _chunked_top_k(self, features: tf.Tensor, k):

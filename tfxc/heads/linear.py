@@ -8,12 +8,9 @@ from tfxc._tf import keras, tf
 from tfxc.errors import ConfigError
 from tfxc.heads.base import Head
 from tfxc.heads.classification_losses import softmax_cross_entropy
-from tfxc.heads.dense import chunked_top_k
 from tfxc.heads.label_index import augmented_query, augmented_vectors, candidate_softmax
 from tfxc.heads.margins import MarginOptions
-
-# Labels scored per block in full-softmax evaluation: bounds the [B, chunk] temporary.
-LABEL_CHUNK = 32768
+from tfxc.heads.top_k import chunked_top_k
 
 
 @dataclass(frozen=True)
@@ -110,8 +107,7 @@ class LinearHead(Head):
 
     def softmax_statistics(self, features: tf.Tensor, labels: tf.Tensor, k):
         """One blockwise pass over all labels; cross_entropy = logsumexp_l z_l − z_y (see `Head`)."""
-        vals, ids, lse = chunked_top_k(lambda a, b: self._chunk_logits(features, a, b), self.num_labels, k,
-                                       LABEL_CHUNK)
+        vals, ids, lse = chunked_top_k(lambda a, b: self._chunk_logits(features, a, b), self.num_labels, k)
         if self.cosine_margin is not None:
             rows = self.cosine_margin.normalize(tf.gather(self.kernel.value, labels))
             own = self.cosine_margin.scale * tf.reduce_sum(self.cosine_margin.normalize(features) * rows, axis=1)
@@ -122,8 +118,7 @@ class LinearHead(Head):
         return lse - own, vals, ids
 
     def top_k(self, features, k):
-        vals, ids, lse = chunked_top_k(lambda a, b: self._chunk_logits(features, a, b), self.num_labels, k,
-                                       LABEL_CHUNK)
+        vals, ids, lse = chunked_top_k(lambda a, b: self._chunk_logits(features, a, b), self.num_labels, k)
         return tf.exp(vals - lse[:, None]), ids
 
     supports_label_index = True

@@ -31,12 +31,15 @@ from tfxc.encoders import ENCODERS, Encoder, RepeatedEncoder
 from tfxc.errors import ConfigError
 from tfxc.hashing import MachLookup, feature_map
 from tfxc.heads.base import Head
+from tfxc.heads.top_k import LABEL_CHUNK
 
 # The label -> bucket lookup, saved in the model directory on first use and reloaded (checked) afterwards.
 MACH_LOOKUP_FILE = "mach_lookup.npz"
 
-# Labels gathered per step of the in-graph top-k (bounds the [R, batch, chunk] temporary).
-TOP_K_LABEL_CHUNK = 4096
+# Labels gathered per step of the in-graph top-k: a label gathers one score per repetition (R = 32 by default), so
+# a sixteenth of the heads' block (4,096 labels) keeps the [R, batch, chunk] temporary within twice their
+# [batch, block].
+MACH_CHUNK_SHARE = 16
 
 
 @dataclass(frozen=True)
@@ -324,7 +327,7 @@ class HashedFeatures(Encoder):
         return self.encoder({**inputs, "feat_idx": hashed}, training=training)
 
 
-def mach_top_k_tf(bucket_scores, lookup, k, chunk: int = TOP_K_LABEL_CHUNK):
+def mach_top_k_tf(bucket_scores, lookup, k, chunk: int = LABEL_CHUNK // MACH_CHUNK_SHARE):
     """In-graph MACH top-k: score(c) = Σ_r bucket_scores[:, r, lookup[r, c]], best k per row.
 
     Runs over label chunks in a tf.while_loop, merging a running top-k, so the

@@ -15,8 +15,8 @@ pos(d_1 in S)·n_2 + d_2. The gradient reaches only the gathered blocks
 With a margin (`MarginOptions`) the logits are s·cos and the target's cosine
 takes the ArcFace/CosFace margin (MHS-ArcFace).
 
-Ranking is exact over all labels: logits of label blocks of `TOP_K_LABEL_CHUNK`
-codes at a time (`chunked_top_k`), so a batch never holds more than a
+Ranking is exact over all labels: logits of blocks of `LABEL_CHUNK` codes at
+a time (`tfxc.heads.top_k.chunked_top_k`), so a batch never holds more than a
 [B, chunk] slice; codes ≥ L (the unused tail of n_1·n_2) are masked.
 
 Unlike the repository (whose MHS head is not wrapped in DDP, so each GPU trains
@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from tfxc._tf import keras, tf
 from tfxc.errors import ConfigError
 from tfxc.heads.base import Head
-from tfxc.heads.dense import chunked_top_k
 from tfxc.heads.label_codes import LabelCodeOptions, LabelOrderTables
 from tfxc.heads.margins import MarginOptions
+from tfxc.heads.top_k import chunked_top_k
 
-TOP_K_LABEL_CHUNK = 32768
 # Logit of an unused code: far below any real one, finite so that a softmax over it stays NaN-free.
 _MASKED = -1e9
 
@@ -172,7 +171,7 @@ class MhsHead(LabelOrderTables, Head):
         features = tf.cast(features, tf.float32)
         k = tf.minimum(tf.cast(k, tf.int32), self.num_labels)
         vals, codes, lse = chunked_top_k(lambda a, b: self._code_logits(features, a, b),
-                                         self.radices[0] * self.radices[1], k, TOP_K_LABEL_CHUNK)
+                                         self.radices[0] * self.radices[1], k)
         return tf.exp(vals - lse[:, None]), self.labels_of(codes)
 
     def all_logits(self, features) -> tf.Tensor:

@@ -19,7 +19,6 @@ scatter-added into the [B, L] logits. That costs O(entries touched), never a
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -28,9 +27,11 @@ import numpy as np
 import scipy.sparse
 
 from tfxc._tf import keras, tf
+from tfxc.encoders.sparse_input import split_sparse_input, with_sparse_input
 from tfxc.errors import ConfigError
 
 log = logging.getLogger("tfxc.heads")
+
 
 @dataclass(frozen=True)
 class SparseTermOptions:
@@ -319,64 +320,30 @@ class SparseTerm(keras.layers.Layer):
                                        candidates)
 
 
-# `centroid_precision`'s results, kept in the converted data directory (a re-conversion replaces the directory,
-# so a kept figure always belongs to the rows beside it): the recipe asks for it at every start.
-CENTROID_PRECISION_FILE = "centroid_precision.json"
+class SparseInput:
+    """The input side of a sparse term, a part that a head with one holds (`DenseLabelHead`, `LabelTreeHead`).
 
+    The head's encoder appends each row's `max_nnz` largest input features to its embedding
+    (`tfxc.encoders.sparse_input.with_sparse_input`), so the head reads features float32
+    [B, dim + 2·max_nnz]: h [B, dim], then the row's feature ids and values [B, max_nnz] each.
+    `tfxc.heads.base.Head` asks the part to arrange the encoder and to strip the block from h;
+    the head splits the block off itself where it scores the term.
 
-def centroid_precision(info, size: int, k: int, split: str = "val", idf: bool = True,
-                       max_rows: int = 20_000) -> tuple[float, float]:
-    """`measure_centroid_precision`, read from `CENTROID_PRECISION_FILE` in the data directory when it was
-    measured before with the same arguments (wordnet-nextword's recipe: 20.4 s, then 3.1 s), else measured and
-    kept there."""
-    from tfxc.utils.io import atomic_write_text
-
-    path = os.path.join(info.dir, CENTROID_PRECISION_FILE)
-    key = f"{split} size={size} k={k} idf={idf} max_rows={max_rows}"
-    try:
-        with open(path, encoding="utf-8") as f:
-            known = json.load(f)
-    except (OSError, ValueError):
-        known = {}
-    if not isinstance(known, dict):  # a cache: one damaged into another JSON value is measured again
-        known = {}
-    if key in known:
-        return tuple(known[key])
-    found = measure_centroid_precision(info, size, k, split, idf, max_rows)
-    try:
-        atomic_write_text(path, json.dumps({**known, key: list(found)}, indent=1) + "\n")
-    except OSError as exc:  # a read-only data directory: fine, just not kept
-        log.warning("could not keep the centroid precision in %s: %s", info.dir, exc)
-    return found
-
-
-def measure_centroid_precision(info, size: int, k: int, split: str = "val", idf: bool = True,
-                               max_rows: int = 20_000) -> tuple[float, float]:
-    """P@k on a converted split of the nearest-centroid classifier that the sparse term starts as, and the
-    highest P@k any ranking could reach there (the mean of min(k, |y|) / k), both in [0, 1].
-
-    The classifier scores label l by x · c_l, c_l its unit-norm (idf-weighted) PIFA centroid on its `size`
-    top features: the sparse term at its start (`label_centroid_support`). Scored with SciPy, a block of
-    rows at a time as a sparse product (only the labels that share a feature with the row: never [N, L]),
-    on the split's first `max_rows` rows: an estimate, which a choice between two settings needs no more
-    precisely, at a bounded cost.
+    Args:
+      max_nnz: the width of the row's sparse block (`sparse_max_nnz`).
     """
-    from tfxc.kernels import hits_matrix
-    from tfxc.kernels.rows import row_top_k
-    from tfxc.tree import cached_split_pifa
-    from tfxc.tree.pifa import _batches_as_csr, cached_split_idf
 
-    w = support_matrix(*label_centroid_support(cached_split_pifa(info), size,
-                                               cached_split_idf(info) if idf else None), info.num_features)
-    by_feature = w.T.tocsr()  # [D, L], once: a product with w.T converts it at every batch
-    hits = attainable = rows = 0
-    for x, y, _batch in _batches_as_csr(info, split, 1024):
-        # The scores are products of non-negative features and centroids: the positive ones are all it ranks.
-        ids, _ = row_top_k(scipy.sparse.csr_matrix(x @ by_feature), k)
-        y.sort_indices()  # hits_matrix reads each row's labels ascending
-        hits += int(hits_matrix(ids, y.indptr, y.indices).sum())
-        attainable += int(np.minimum(np.diff(y.indptr), k).sum())
-        rows += x.shape[0]
-        if rows >= max_rows:
-            break
-    return hits / max(rows * k, 1), attainable / max(rows * k, 1)
+    def __init__(self, max_nnz: int):
+        self.max_nnz = max_nnz
+
+    def make_encoder(self, encoder, context):
+        """`encoder` (an `Encoder`), made to append the row's sparse block to its embedding."""
+        return with_sparse_input(encoder, self.max_nnz, context)
+
+    def encoder_dim(self, input_shape) -> int:
+        """dim: the width of the encoder's own embedding within features shaped `input_shape` [..., dim + 2·max_nnz]."""
+        return input_shape[-1] - 2 * self.max_nnz
+
+    def split(self, features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(h float32 [B, dim], ids int32 [B, max_nnz], values float32 [B, max_nnz]) of features [B, dim + 2·max_nnz]."""
+        return split_sparse_input(features, self.max_nnz)

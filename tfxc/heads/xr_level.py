@@ -35,9 +35,9 @@ from tfxc._tf import keras, tf
 from tfxc.encoders.row_input import split_row_id
 from tfxc.errors import ConfigError, DataError
 from tfxc.heads.base import Head
-from tfxc.heads.label_tree_config import TREE_FILE
-from tfxc.heads.label_tree_loss import cap_active, level_loss, positive_nodes
-from tfxc.heads.label_tree_ops import PAD, unique_per_row
+from tfxc.heads.label_tree.config import TREE_FILE
+from tfxc.heads.label_tree.loss import cap_active, level_loss, positive_nodes
+from tfxc.heads.label_tree.ops import PAD, unique_per_row
 
 # The head's starting weights and `man` table, in its model directory (`write_start`).
 START_FILE = "xr_level_start.npz"

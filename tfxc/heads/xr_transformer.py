@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from tfxc.errors import ConfigError
 from tfxc.heads.label_tree import LabelTreeHead
-from tfxc.heads.label_tree_config import LabelTreeHeadConfig
+from tfxc.heads.label_tree.config import LabelTreeHeadConfig
 from tfxc.heads.xr_level import LOSSES as MATCHER_LOSSES
 from tfxc.heads.xr_level import NEGATIVES as MATCHER_NEGATIVES
 
@@ -141,7 +141,6 @@ class XrTransformerHead(LabelTreeHead):
     def make_encoder(self, encoder_config, context):
         from tfxc.encoders import ENCODERS
         from tfxc.encoders.frozen import FrozenUnitEncoder
-        from tfxc.encoders.sparse_input import with_sparse_input
 
         encoder = FrozenUnitEncoder(ENCODERS.build(encoder_config, context), name="frozen_encoder")
-        return encoder if self.sparse is None else with_sparse_input(encoder, self.sparse_max_nnz, context)
+        return encoder if self.sparse_input is None else self.sparse_input.make_encoder(encoder, context)

@@ -29,7 +29,7 @@ import os
 import time
 
 from tfxc.errors import ConfigError
-from tfxc.heads.label_tree_config import TREE_FILE
+from tfxc.heads.label_tree.config import TREE_FILE
 from tfxc.model_dir import ModelDir
 from tfxc.training.controller import format_duration
 from tfxc.utils.io import atomic_write_text

@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from tfxc.heads.label_tree_config import SUPPORT_FILE, TREE_FILE
+from tfxc.heads.label_tree.config import SUPPORT_FILE, TREE_FILE
 from tfxc.utils.display import json_text
 from tfxc.utils.io import atomic_write_text
 

@@ -8,7 +8,7 @@ variables' values in.
 from __future__ import annotations
 
 from tfxc._tf import tf
-from tfxc.heads.label_tree_ops import PAD, unique_per_row
+from tfxc.heads.label_tree.ops import PAD, unique_per_row
 
 
 def positive_nodes(labels: tf.RaggedTensor, ancestors: tf.Tensor | None, leaf_index: tf.Tensor | None) -> tf.Tensor:

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 
 from tfxc.errors import ConfigError
+from tfxc.heads.label_priors import check_propensity_weight
 from tfxc.heads.sparse_term import SparseTermOptions
 
 log = logging.getLogger("tfxc.heads")
@@ -54,7 +55,7 @@ class NodeSparseTerm:
 
 @dataclass(frozen=True, eq=False)
 class Shortlist:
-    """The label tree's shortlist (`tfxc.heads.shortlist`; needs the `NodeSparseTerm`): in prediction, the labels
+    """The label tree's shortlist (`tfxc.heads.label_tree.shortlist`; needs the `NodeSparseTerm`): in prediction, the labels
     of a nearest-centroid ranker over all L join the beam's candidates.
 
     Attributes:
@@ -116,7 +117,7 @@ class LabelTreeHeadConfig(SparseTermOptions):
       shortlist_size: > 0 (needs sparse_support) adds, in prediction, this many labels to the beam's
         candidates: those of largest x · c_l, c_l the label's unit-norm (idf-weighted with
         sparse_idf) PIFA centroid on its support, over all labels; every candidate is then
-        ranked by its tree path score + shortlist_weight × x · c_l (`tfxc.heads.shortlist`).
+        ranked by its tree path score + shortlist_weight × x · c_l (`tfxc.heads.label_tree.shortlist`).
         A tail label under a busy branch, which the beam never reaches, is found this way.
       shortlist_weight: the weight of x · c_l in that ranking (≥ 0).
       shortlist_postings: the shortlist reads, per input feature of a row, the labels that weigh
@@ -182,8 +183,7 @@ class LabelTreeHeadConfig(SparseTermOptions):
             if value not in options:
                 raise ConfigError(f"{path}.{key} '{value}' is not one of {', '.join(options)}")
         self.validate_sparse_term(path)
-        if not 0.0 <= self.propensity_weight <= 2.0:
-            raise ConfigError(f"{path}.propensity_weight ({self.propensity_weight}) must be in [0, 2]")
+        check_propensity_weight(self, path)
         if not 0.0 <= self.propensity_rerank <= 2.0:
             raise ConfigError(f"{path}.propensity_rerank ({self.propensity_rerank}) must be in [0, 2]")
         if self.shortlist_size < 0 or self.shortlist_weight < 0 or self.shortlist_postings < 1:
@@ -255,7 +255,7 @@ def node_positive_weights(tree, label_freq, num_points: int, power: float) -> li
     import numpy as np
 
     from tfxc.errors import DataError
-    from tfxc.heads.dense import positive_label_weights
+    from tfxc.heads.label_priors import positive_label_weights
 
     if label_freq is None:
         raise DataError("model.head.propensity_weight needs the train split's label counts")

@@ -23,35 +23,29 @@ encoder then carries the row's sparse features next to h
 (`tfxc.encoders.sparse_input`), and only the touched nodes' rows of u get
 gradients.
 
-Prediction is a beam search (§1.5): level 0 scores all its nodes; each next
+Prediction is a beam search (§1.5; `tfxc.heads.label_tree.search`): level 0 scores all its nodes; each next
 level scores the children of the `beam_size` best nodes, combining the child's
 transformed score with its parent's (the post-processor), and keeps the best;
 the last level keeps k. A prediction reads beam_size × fan-out vectors per
 level instead of all L. With `shortlist_size`, the labels of a nearest-centroid
-ranker over all L join the beam's (`tfxc.heads.shortlist`).
+ranker over all L join the beam's (`tfxc.heads.label_tree.shortlist`).
 """
 
 from __future__ import annotations
 
 from tfxc._tf import keras, tf
-from tfxc.encoders.sparse_input import split_sparse_input
 from tfxc.heads.base import Head
 from tfxc.heads.gather_dot import gather_dot
-from tfxc.heads.label_tree_config import (HEAD_OPTIONS, LabelTreeHeadConfig, NodeSparseTerm, Shortlist,
+from tfxc.heads.label_tree.config import (HEAD_OPTIONS, LabelTreeHeadConfig, NodeSparseTerm, Shortlist,
                                           load_or_build_support, load_or_build_tree, node_positive_weights,
                                           propensity_bonus)
-from tfxc.heads.label_tree_loss import active_nodes, cap_active, level_loss, positive_nodes
-from tfxc.heads.label_tree_ops import (distinct_per_row, in_log_space, post_process, propensity_rerank,
-                                       sparse_node_logits)
+from tfxc.heads.label_tree.loss import active_nodes, cap_active, level_loss, positive_nodes
+from tfxc.heads.label_tree.ops import sparse_node_logits
+from tfxc.heads.label_tree.search import TreeSearch
+from tfxc.heads.label_tree.shortlist import impact_index
 from tfxc.heads.pair_scores import pair_logits, sparse_pair_logits, sparse_pair_scores
-from tfxc.heads.shortlist import centroid_shortlist, impact_index
-from tfxc.heads.sparse_term import starting_weights
+from tfxc.heads.sparse_term import SparseInput, starting_weights
 from tfxc.kernels.pairs import HAVE_COMPILED_PAIRS
-
-
-# Entries of the [rows, candidates, support] blocks one evaluation call of the sparse term may gather (float32:
-# 64 MiB each; XLA keeps a few such buffers at once).
-SPARSE_BLOCK = 1 << 24
 
 
 def _per_level(kind: str) -> property:
@@ -59,7 +53,7 @@ def _per_level(kind: str) -> property:
     return property(lambda self: [getattr(self, f"{kind}_{t}", None) for t in range(len(self.sizes))])
 
 
-class LabelTreeHead(Head):
+class LabelTreeHead(TreeSearch, Head):
     """Per-level node scorers over a label tree (see the module docstring).
 
     Args:
@@ -98,7 +92,7 @@ class LabelTreeHead(Head):
         self.beam_size, self.post_processor, self.final_post_processor = beam_size, post_processor, final_post_processor
         self.post_processors = [post_processor] * (len(self.sizes) - 1) + [final_post_processor or post_processor]
         self.sparse, self.shortlist, self._initial_node_weights = sparse, shortlist, node_weights
-        self.sparse_max_nnz = sparse.max_nnz if sparse is not None else 0
+        self.sparse_input = None if sparse is None else SparseInput(sparse.max_nnz)
         # A constant, not a weight: the re-ranking is a prediction setting, changed on a trained model.
         self._initial_rerank_bonus = rerank_bonus
         self.rerank_bonus = None if rerank_bonus is None else tf.constant(rerank_bonus, tf.float32)
@@ -121,16 +115,8 @@ class LabelTreeHead(Head):
         return cls(tree, seed=context.seed, sparse=sparse, node_weights=weights, shortlist=shortlist,
                    rerank_bonus=bonus, name="head", **{key: getattr(config, key) for key in HEAD_OPTIONS})
 
-    def make_encoder(self, encoder_config, context):
-        encoder = super().make_encoder(encoder_config, context)
-        if self.sparse is None:
-            return encoder
-        from tfxc.encoders.sparse_input import with_sparse_input
-
-        return with_sparse_input(encoder, self.sparse_max_nnz, context)
-
     def build(self, input_shape):
-        dim = input_shape[-1] - 2 * self.sparse_max_nnz
+        dim = self.encoding_width(input_shape)
         # Weights are plain attributes, not list items: tf.train.Checkpoint does not see into Keras 3's
         # tracked lists (see `SparseBowEncoder`).
         for t, size in enumerate(self.sizes):
@@ -154,7 +140,7 @@ class LabelTreeHead(Head):
                     shape=support.shape, name=f"sparse_kernel_{t}", initializer=start))
             if self._initial_node_weights is not None:
                 self._add_table(f"node_weight_{t}", self._initial_node_weights[t], "float32")
-        if self.shortlist is not None:  # the centroids and their impact-ordered index (`tfxc.heads.shortlist`)
+        if self.shortlist is not None:  # the centroids and their impact-ordered index (`tfxc.heads.label_tree.shortlist`)
             centroids = self.shortlist.centroids
             offsets, labels, values = impact_index(self.sparse.support[-1], centroids, self.sparse.num_features,
                                                    self.shortlist.postings)
@@ -189,18 +175,12 @@ class LabelTreeHead(Head):
         return features
 
     # === Scoring ===
-    def _encoding(self, features: tf.Tensor) -> tf.Tensor:
-        """h, float32 [B, dim]: the encoder's part of the features (all of them without `sparse_support`)."""
-        if self.sparse is None:
-            return features
-        return split_sparse_input(features, self.sparse_max_nnz)[0]
-
     def _sparse_logits(self, features: tf.Tensor, level: int, nodes: tf.Tensor, kernel=None,
                        pair_kernel: bool = False) -> tf.Tensor:
         """The sparse term of nodes int32 [B, C] of `level`, float32 [B, C] (`sparse_node_logits`), weighted by
         the level's sparse kernel or by `kernel` (float32 [K_level, S], e.g. the shortlist's centroids).
         `pair_kernel`: through the compiled pair kernel, without a gradient (training's beam search only)."""
-        _, ids, values = split_sparse_input(features, self.sparse_max_nnz)
+        _, ids, values = self.sparse_input.split(features)
         kernel = self.sparse_kernels[level].value if kernel is None else kernel
         if pair_kernel:
             return sparse_pair_scores(nodes, (ids, values, self.support_levels[level].value, kernel),
@@ -227,11 +207,11 @@ class LabelTreeHead(Head):
         if whole is not None:
             logits = tf.gather(whole, safe, batch_dims=1)
         elif not differentiable:
-            logits = gather_dot(self._encoding(features), self.kernels[level].value, safe)
+            logits = gather_dot(self.encoding(features), self.kernels[level].value, safe)
             if self.use_bias:
                 logits += tf.gather(self.biases[level].value, safe)
         else:
-            logits = tf.einsum("bd,bcd->bc", self._encoding(features), tf.gather(self.kernels[level].value, safe))
+            logits = tf.einsum("bd,bcd->bc", self.encoding(features), tf.gather(self.kernels[level].value, safe))
             if self.use_bias:
                 logits += tf.gather(self.biases[level].value, safe)
         if self.sparse is not None:
@@ -243,7 +223,7 @@ class LabelTreeHead(Head):
         values, with one gradient row per distinct node of the batch for the gathered tables."""
         sparse = None
         if self.sparse is not None:
-            _, ids, values = split_sparse_input(features, self.sparse_max_nnz)
+            _, ids, values = self.sparse_input.split(features)
             sparse = (ids, values, self.support_levels[level].value, self.sparse_kernels[level].value)
         safe = tf.maximum(nodes, 0)
         if whole is not None:
@@ -252,7 +232,7 @@ class LabelTreeHead(Head):
                 logits += sparse_pair_logits(nodes, sparse, self.sparse.num_features)
             return logits
         bias = self.biases[level].value if self.use_bias else None
-        return pair_logits(self._encoding(features), self.kernels[level].value, bias, nodes, sparse,
+        return pair_logits(self.encoding(features), self.kernels[level].value, bias, nodes, sparse,
                            self.sparse.num_features if sparse is not None else 0)
 
     def _level_logits(self, features: tf.Tensor, level: int) -> tf.Tensor:
@@ -260,7 +240,7 @@ class LabelTreeHead(Head):
 
         Without the sparse term, which `_node_logits` adds for the nodes a row needs.
         """
-        logits = self.matmul(self._encoding(features), self.kernels[level].value, transpose_b=True)
+        logits = self.matmul(self.encoding(features), self.kernels[level].value, transpose_b=True)
         return logits + self.biases[level].value if self.use_bias else logits
 
     def _top_level_logits(self, features: tf.Tensor, whole: dict, differentiable: bool = False,
@@ -275,120 +255,6 @@ class LabelTreeHead(Head):
 
     def _dense_in_training(self, level: int) -> bool:
         return self.sizes[level] <= self.dense_level_max
-
-    def top_k_rows_per_call(self) -> int:
-        """Rows whose sparse term fits `SPARSE_BLOCK` entries at the widest level: a level gathers [rows,
-        candidates, support width] (`sparse_node_logits`), which a solved ranker's wide supports (thousands of
-        features a node near the top) make gigabytes at evaluation's 1,024 rows. 0 without a sparse term."""
-        if self.sparse is None:
-            return 0
-        widest, kept = 0, 1
-        for t, support in enumerate(self.sparse.support):
-            fanout = self.sizes[0] if t == 0 else self.tree.children(t).shape[1]
-            candidates = min(self.sizes[t], kept * fanout)
-            kept = min(self.beam_size, candidates)
-            widest = max(widest, candidates * support.shape[1])
-        return 1 << max(0, (SPARSE_BLOCK // max(widest, 1)).bit_length() - 1)
-
-    def _beam_search(self, features: tf.Tensor, k, levels: int | None = None, whole: dict | None = None,
-                     pair_kernel: bool = False):
-        """Beam search down the first `levels` levels (default all), keeping k at the last of them.
-
-        `whole` may hold already computed logits of all nodes of some levels ({level: [B, K]}). `pair_kernel`
-        (training's `man` negatives; never in a SavedModel): the sparse term through the compiled pair kernel,
-        which reads a row's features from a dense buffer where TensorFlow's ops gather and search [B, C, S].
-
-        Returns:
-          (scores float32 [B, k'], node ids int32 [B, k'] (−1 where fewer than k' nodes
-          were reachable), beams: the ids kept at each level before the last), k' = min(k, candidates).
-        """
-        levels = levels or len(self.sizes)
-        whole = dict(whole or {})
-        scores = post_process(self.post_processors[0], self._top_level_logits(features, whole, pair_kernel=pair_kernel),
-                              None)
-        width = k if levels == 1 else self.beam_size
-        scores, ids = tf.math.top_k(scores, tf.minimum(width, self.sizes[0]))
-        kept = min(self.beam_size, self.sizes[0])  # static beam width (k may be a tensor: only the last level)
-        beams = []
-        for t in range(1, levels):
-            beams.append(ids)
-            # [B, beam, F], −1 padded. A beam slot without a node (score −inf; its id may be a padding −1 when
-            # the level had fewer candidates than the beam) has no children either.
-            children = tf.gather(self.children[t].value, tf.maximum(ids, 0))
-            fanout = children.shape[-1]
-            children = tf.where(scores[:, :, None] > -float("inf"), children, -1)
-            # Static candidate counts where known: `gather_dot` sizes its blocks by them.
-            beam = children.shape[1]
-            flat = [-1, beam * fanout] if beam is not None else tf.stack([tf.shape(children)[0], -1])
-            candidates = tf.reshape(children, flat)
-            parents = tf.reshape(tf.broadcast_to(scores[:, :, None], tf.shape(children)), flat)
-            # A level no bigger than the candidate set is cheaper to score whole (one matmul); above that,
-            # the blocked gather wins even at 256 rows (nextword level 3, 2,048 nodes: 7.6 vs 5 ms).
-            if t not in whole and self.sizes[t] <= kept * fanout:
-                whole[t] = self._level_logits(features, t)
-            kept = min(self.beam_size, kept * fanout)
-            logits = self._node_logits(features, t, candidates, whole.get(t), differentiable=False,
-                                       pair_kernel=pair_kernel)
-            combined = post_process(self.post_processors[t], logits, parents)
-            combined = tf.where(candidates >= 0, combined, -float("inf"))
-            width = k if t == levels - 1 else self.beam_size
-            scores, order = tf.math.top_k(combined, tf.minimum(width, tf.shape(candidates)[1]))
-            ids = tf.gather(candidates, order, batch_dims=1)
-        ids = tf.where(scores > -float("inf"), ids, -1)
-        return scores, ids, beams
-
-    def path_scores(self, features: tf.Tensor, nodes: tf.Tensor) -> tf.Tensor:
-        """The beam search's score of given last-level nodes, float32 [B, C] (−inf where a node id is negative).
-
-        A node's score chains the post-processor down its ancestors, as the beam search does
-        when the node's whole path is in the beam; here every level's ancestor is scored,
-        whether or not the beam kept it.
-        """
-        safe = tf.maximum(nodes, 0)
-        last = len(self.sizes) - 1
-        score = None
-        for t in range(len(self.sizes)):
-            level_nodes = nodes if t == last else tf.where(nodes >= 0, tf.gather(self.ancestors[t].value, safe), -1)
-            logits = self._node_logits(features, t, level_nodes, differentiable=False)
-            score = post_process(self.post_processors[t], logits, score)
-        return tf.where(nodes >= 0, score, -float("inf"))
-
-    def _shortlisted_top_k(self, features: tf.Tensor, k) -> tuple[tf.Tensor, tf.Tensor]:
-        """The beam's candidates and the shortlist's, ranked by path score + the shortlist's weight × x · c_l.
-
-        Returns (scores float32 [B, k'], last-level node ids int32 [B, k'], −1 where none).
-        """
-        _, beam, _ = self._beam_search(features, tf.maximum(k, min(self.beam_size, self.sizes[-1])))
-        _, ids, values = split_sparse_input(features, self.sparse_max_nnz)
-        _, shortlist = centroid_shortlist(ids, values, self.shortlist_offsets.value, self.shortlist_labels.value,
-                                          self.shortlist_values.value, self.shortlist.postings, self.shortlist.size)
-        candidates = distinct_per_row(tf.concat([beam, shortlist], axis=1))
-        last = len(self.sizes) - 1
-        nearest = self._sparse_logits(features, last, candidates, kernel=self.shortlist_centroids.value)
-        scores = tf.where(candidates >= 0, self.path_scores(features, candidates) + self.shortlist.weight * nearest,
-                          -float("inf"))
-        scores, order = tf.math.top_k(scores, tf.minimum(k, tf.shape(candidates)[1]))
-        ids = tf.gather(candidates, order, batch_dims=1)
-        return scores, tf.where(scores > -float("inf"), ids, -1)
-
-    def top_k(self, features, k):
-        """Beam search (module docstring), with the shortlist's candidates where there is one:
-        (scores float32 [B, k'], label ids int64 [B, k']), best first.
-
-        k' = min(k, labels reachable); a slot without a label has id −1. With `rerank_bonus` the
-        candidates (at least beam_size) are ranked by `propensity_rerank`, and so are the scores.
-        """
-        k = tf.minimum(tf.cast(k, tf.int32), self.sizes[-1])
-        width = k if self.rerank_bonus is None else tf.maximum(k, min(self.beam_size, self.sizes[-1]))
-        if self.shortlist is not None:
-            scores, ids = self._shortlisted_top_k(features, width)
-        else:
-            scores, ids, _ = self._beam_search(features, width)
-        if self.rerank_bonus is not None:
-            scores, ids = propensity_rerank(scores, ids, self.rerank_bonus, in_log_space(self.post_processors[-1]), k)
-        if self.leaf_labels is not None:
-            ids = tf.where(ids >= 0, tf.gather(self.leaf_labels.value, tf.maximum(ids, 0)), -1)
-        return scores, tf.cast(ids, tf.int64)
 
     # === Training ===
     def _positives(self, labels: tf.RaggedTensor, level: int) -> tf.Tensor:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfxc._tf import tf
-from tfxc.heads.label_tree_ops import PAD as _NO_LABEL
+from tfxc.heads.label_tree.ops import PAD as _NO_LABEL
 
 
 def impact_index(support: np.ndarray, weights: np.ndarray, num_features: int,
