@@ -10,7 +10,7 @@ import re
 from helpers import REPO
 
 PACKAGE = os.path.join(REPO, "tfxc")
-MAX_LINES = 500
+MAX_LINES = 400
 
 # The house's floors, the ground first: a module imports modules of its own floor or of the floors below it,
 # never one above (imports inside functions count: a lazy import hides an arrow from Python, not from the
@@ -138,7 +138,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_no_module_is_over_500_lines():
+def test_no_module_is_over_400_lines():
     long = {name: n for name, path in package_modules().items()
             if (n := sum(1 for _ in open(path, encoding="utf-8"))) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
