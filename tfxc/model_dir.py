@@ -16,6 +16,7 @@ import os
 from typing import NamedTuple
 
 from tfxc.config.compare import as_trained, flat_differences, stored_form, stored_tree
+from tfxc.config.roles import CADENCE, LAYOUT, LENGTH, PREDICTION, role_of
 from tfxc.errors import TfxcError, TrainingError
 from tfxc.model_files import CHECKPOINT_DIR, CONFIG_FILE, LOCK_FILE, ModelFiles
 from tfxc.model_parts import HeadParts
@@ -27,18 +28,9 @@ from tfxc.utils.locks import DirectoryLock
 
 log = logging.getLogger("tfxc.model_dir")
 
-# Settings that change how a model is evaluated, not the model: an evaluation of parts may override them.
-EVALUATION_KEYS = ("eval.", "model.head.eval_")
-
-# Config keys a resumed run may change: how long and how often, evaluation and export settings, settings
-# that act in prediction only (the label tree's re-ranking), and the replica layout (the data order does
-# not depend on it, see tfxc.data.pipeline). Everything else changes the model, the data or the
-# optimisation, and a resumed run would silently mix two experiments.
-SAFE_TO_CHANGE = ("trainer.epochs", "trainer.train_steps", "trainer.steps_per_loop", "trainer.log_every_steps",
-                  "trainer.eval_every_steps", "trainer.eval_every_epochs", "trainer.checkpoint_every_steps",
-                  "trainer.checkpoint_every_seconds", "trainer.keep_checkpoints", "trainer.patience", "eval.",
-                  "export.", "model.head.propensity_rerank", "runtime.strategy", "runtime.cpu_replicas",
-                  "runtime.collective_timeout_s", "runtime.startup_timeout_s")
+# The roles of the settings a resumed run may change (`tfxc.config.roles`): everything else changes the model,
+# the data or the optimisation, and a resumed run would silently mix two experiments.
+RESUMABLE_ROLES = (LENGTH, CADENCE, PREDICTION, LAYOUT)
 
 
 # How often `restore_newest_intact` lists the checkpoints again after one vanished under it (a training
@@ -154,7 +146,7 @@ class ModelDir(HeadParts, ModelFiles):
         save_config(stored_form(config), self.config_path)
 
     def check_resume(self, config, allow_changes: bool = False) -> None:
-        """Refuses to resume a checkpoint under a config that changes more than `SAFE_TO_CHANGE`.
+        """Refuses to resume a checkpoint under a config that changes a setting of no role in `RESUMABLE_ROLES`.
 
         Args:
           config: the new `ExperimentConfig`.
@@ -167,7 +159,7 @@ class ModelDir(HeadParts, ModelFiles):
         if self.config_text() is None or self.latest_checkpoint() is None:
             return  # nothing to resume: this run starts afresh and writes its own config.json
         changes = self.config_changes(config)
-        unsafe = {k: v for k, v in changes.items() if not k.startswith(SAFE_TO_CHANGE)}
+        unsafe = {k: v for k, v in changes.items() if role_of(config, k) not in RESUMABLE_ROLES}
         for key, (old, new) in changes.items():
             if key not in unsafe:
                 log.info("resuming with %s changed: %s -> %s", key, json_text(old), json_text(new))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from tfxc.config.compare import stored_form
+from tfxc.config.roles import role_of
 from tfxc.errors import TrainingError
 
 log = logging.getLogger("tfxc.model_dir")
@@ -26,7 +27,8 @@ class HeadParts:
         Args:
           config: the `ExperimentConfig` every part was trained with.
           info: the converted data's `DatasetInfo`.
-          allowed: prefixes of keys `config` may change from the parts' (`EVALUATION_KEYS` to evaluate).
+          allowed: the roles of the settings `config` may change from the parts' (`tfxc.config.roles`;
+            (PREDICTION,) to evaluate).
 
         Raises:
           ConfigError: the head trains as a whole.
@@ -51,7 +53,7 @@ class HeadParts:
                                     f"`python -m tfxc.train --config ... --part {r}`")
             if part_dir.config_text() != expected_config and (
                     not allowed or not part_dir.config_text()
-                    or any(not key.startswith(allowed) for key in part_dir.config_changes(config))):
+                    or any(role_of(config, key) not in allowed for key in part_dir.config_changes(config))):
                 raise TrainingError(f"part {r} in {part_dir.path} was trained with a different config")
             if step != total:
                 raise TrainingError(f"part {r} stopped at step {step} of {total}; resume it with "

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from tfxc.config.data_schema import DataConfig
+from tfxc.config.roles import CADENCE, LAYOUT, LENGTH, PREDICTION, role
 from tfxc.config.validation import require as _require
 from tfxc.config.metric_names import CLASSIFICATION_METRICS, SELECTABLE_METRICS
 from tfxc.registry import did_you_mean, get_registry
@@ -143,17 +144,17 @@ class TrainerConfig:
     """
 
     global_batch_size: int = 256
-    epochs: float = 10.0
-    train_steps: int = 0
-    steps_per_loop: int = 50
-    log_every_steps: int = 100
-    eval_every_steps: int = 0
-    eval_every_epochs: float = 0.0
-    checkpoint_every_steps: int = 1000
-    checkpoint_every_seconds: float = 0.0
-    keep_checkpoints: int = 3
+    epochs: float = field(default=10.0, metadata=role(LENGTH))
+    train_steps: int = field(default=0, metadata=role(LENGTH))
+    steps_per_loop: int = field(default=50, metadata=role(CADENCE))
+    log_every_steps: int = field(default=100, metadata=role(CADENCE))
+    eval_every_steps: int = field(default=0, metadata=role(CADENCE))
+    eval_every_epochs: float = field(default=0.0, metadata=role(CADENCE))
+    checkpoint_every_steps: int = field(default=1000, metadata=role(CADENCE))
+    checkpoint_every_seconds: float = field(default=0.0, metadata=role(CADENCE))
+    keep_checkpoints: int = field(default=3, metadata=role(CADENCE))
     select_metric: str = ""
-    patience: int = 0
+    patience: int = field(default=0, metadata=role(LENGTH))
     eval_at_start: bool = False
     ema_decay: float = 0.0
     swa_start_step: int = 0
@@ -212,6 +213,8 @@ class EvalConfig:
         this (0.5: σ > 0.5 for one-vs-all sigmoids). A multi-class split predicts its top label.
     """
 
+    ROLE: ClassVar[str] = PREDICTION  # every setting here acts on a trained model's predictions
+
     ks: tuple[int, ...] = (1, 3, 5)
     batch_size: int = 1024
     max_points: int = 0
@@ -242,12 +245,12 @@ class RuntimeConfig:
       startup_timeout_s: give up if the cluster has not formed in this time.
     """
 
-    strategy: str = "default"
-    cpu_replicas: int = 1
+    strategy: str = field(default="default", metadata=role(LAYOUT))
+    cpu_replicas: int = field(default=1, metadata=role(LAYOUT))
     seed: int = 0
     deterministic: bool = True
-    collective_timeout_s: float = 300.0
-    startup_timeout_s: float = 300.0
+    collective_timeout_s: float = field(default=300.0, metadata=role(LAYOUT))
+    startup_timeout_s: float = field(default=300.0, metadata=role(LAYOUT))
 
     def validate(self, path: str) -> None:
         _require(self.strategy in STRATEGIES,
@@ -277,6 +280,8 @@ class ExportConfig:
         "features" keeps the CSR feature rows of the featurizer's ids. A model whose encoder reads raw text
         or images takes those whatever this says, except that "features" is refused for it.
     """
+
+    ROLE: ClassVar[str] = PREDICTION  # every setting here acts on a trained model's predictions
 
     top_k: int = 10
     index: str = "off"

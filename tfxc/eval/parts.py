@@ -31,7 +31,8 @@ from tfxc.errors import DataError, TfxcError
 from tfxc.eval.classification import ClassificationMetrics, predicted_sets
 from tfxc.eval.evaluator import pad_ids, split_metrics
 from tfxc.heads import HEADS
-from tfxc.model_dir import EVALUATION_KEYS, ModelDir
+from tfxc.config.roles import PREDICTION
+from tfxc.model_dir import ModelDir
 from tfxc.utils.memory import peak_rss_gb
 
 log = logging.getLogger("tfxc.eval")
@@ -53,7 +54,7 @@ class PartsEvaluator:
             raise DataError(f"there is no '{split}' split; the data has: {', '.join(info.splits)}", path=info.dir)
         self.config, self.info, self.split = config, info, split
         self.model_dir = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
-        self.parts = self.model_dir.finished_parts(config, info, allowed=EVALUATION_KEYS)
+        self.parts = self.model_dir.finished_parts(config, info, allowed=(PREDICTION,))
         self.rows_per_block = rows_per_block
         self.k = max(config.eval.ks)
         self.classification = None  # with eval.classification, the label sets' counts after `evaluate`

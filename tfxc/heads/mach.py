@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from tfxc._tf import keras, tf
 from tfxc.utils.graph import BatchFunction
+from tfxc.config.roles import PREDICTION, role
 from tfxc.encoders import ENCODERS, Encoder, RepeatedEncoder
 from tfxc.errors import ConfigError
 from tfxc.hashing import MachLookup, feature_map
@@ -72,8 +73,8 @@ class MachHeadConfig:
     loss: str = "sigmoid"
     score: str = "logit_sum"
     feat_hash_dim: int = 0
-    eval_top_buckets: int = 0
-    eval_min_freq: int = 2
+    eval_top_buckets: int = field(default=0, metadata=role(PREDICTION))
+    eval_min_freq: int = field(default=2, metadata=role(PREDICTION))
 
     def validate(self, path: str) -> None:
         if self.num_buckets < 2 or self.num_repetitions < 1:

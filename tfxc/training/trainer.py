@@ -28,7 +28,7 @@ class Trainer:
         `Head.num_parts`), in `ModelDir(model_dir).part(part)`; `merge_parts`
         assembles the whole model afterwards.
       allow_changed_config: resume a checkpoint under a config that changes more
-        than `tfxc.model_dir.SAFE_TO_CHANGE` (refused otherwise).
+        than the settings whose role leaves the trained model as it is (`tfxc.config.roles`; refused otherwise).
       final_evaluation: evaluate the test split after training (`--skip-eval` turns it off).
       lock: the directory's lock, when the caller took it already (`lock_for_training`: before the data
         was converted); the trainer releases it when training ends.

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from tfxc.config.roles import PREDICTION, role
 from tfxc.errors import ConfigError
 from tfxc.heads.label_priors import check_propensity_weight
 from tfxc.heads.sparse_term import SparseTermOptions
@@ -155,7 +156,7 @@ class LabelTreeHeadConfig(SparseTermOptions):
     post_processor: str = "l3-hinge"
     final_post_processor: str = ""
     propensity_weight: float = 0.0
-    propensity_rerank: float = 0.0
+    propensity_rerank: float = field(default=0.0, metadata=role(PREDICTION))
     shortlist_size: int = 0
     shortlist_weight: float = 0.3
     shortlist_postings: int = 64
