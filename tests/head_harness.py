@@ -16,11 +16,13 @@ In this process:
   * `get_config` reports every constructor argument, and `from_config` of it
     (with the weights copied) rebuilds a head with the same config, outputs,
     loss and top-k.
-In fresh processes (the CLIs, as a user runs them):
+Through the CLIs, as a user runs them (their `main`, called in this process by
+`helpers.run_cli`; the Mirrored run in a process of its own, whose CPU is split
+before TensorFlow starts):
   * `tfxc.train` trains it (default strategy) and `tfxc.evaluate` reports the
     same metrics as training did;
-  * `tfxc.export` writes a SavedModel and `tfxc.predict` (which loads it) gives
-    the in-process top-k;
+  * `tfxc.export` writes a SavedModel and `tfxc.predict` (which loads it from
+    disk) gives the restored model's top-k;
   * MirroredStrategy on 2 logical CPUs reaches the single-process weights.
 """
 
@@ -79,7 +81,7 @@ def run_head_test(tmp_path, head: dict, *, encoder: dict | None = None, loss: di
       loss: the `loss` config (default: the head's own loss).
       multiclass: one label per row (for softmax-style heads and sampled objectives).
       imports: the config's `imports`, for heads registered outside tfxc.
-      import_path: a directory the fresh processes need on PYTHONPATH for `imports`.
+      import_path: a directory the CLIs need on PYTHONPATH (sys.path in this process) for `imports`.
     """
     tmp_path.mkdir(parents=True, exist_ok=True)
     config_path = head_config(tmp_path, head, encoder=encoder, loss=loss, multiclass=multiclass, imports=imports)
@@ -193,14 +195,14 @@ def check_config_round_trip(head, features, labels) -> None:
 
 
 def check_end_to_end(config_path: str, tmp_path, batch, env: dict, mirrored_atol: float) -> None:
-    """Train, evaluate, export and predict in fresh processes; Mirrored parity."""
+    """Train, evaluate, export and predict through the CLIs; Mirrored parity (in a process of its own)."""
     from tfxc.model_dir import ModelDir
 
     model_dir = tmp_path / "model"
     evaluated = train_and_check_evaluate(config_path, model_dir, env=env)
     assert 0 < evaluated["P@1"] <= 100
 
-    # The SavedModel, loaded by tfxc.predict in a fresh process, ranks as the restored model does.
+    # The SavedModel, loaded from disk by tfxc.predict, ranks as the restored model does.
     saved = tmp_path / "saved_model"
     run_cli("tfxc.export", "--model-dir", str(model_dir), "--out", str(saved), env=env)
     inputs = tmp_path / "inputs.txt"

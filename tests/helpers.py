@@ -75,21 +75,131 @@ def cli_env(extra: dict | None = None) -> dict:
     return env
 
 
+# Environment variables TensorFlow (or the C++ runtime under it) reads once, when it starts: a run that sets
+# one needs a process of its own.
+STARTUP_ENV = ("TF_", "CUDA_", "XLA_", "OMP_", "KMP_", "MKL_")
+# Config keys that set up devices before TensorFlow starts (logical CPUs, several workers).
+STARTUP_KEYS = ("cpu_replicas", "multi_worker", "TF_CONFIG")
+
+
+def needs_fresh_process(args, env: dict | None, cwd: str) -> str | None:
+    """Why `python -m tfxc.X args` must run in a process of its own, or None when calling its `main` here is
+    the same run: a different working directory (what `python -m` puts on `sys.path` is the point of such
+    tests), an environment variable read at TensorFlow's start-up, or devices set up before it (several
+    logical CPUs, several workers), by a flag or the config file."""
+    if os.path.realpath(cwd) != os.path.realpath(REPO):
+        return f"runs in {cwd}"
+    for key in env or {}:
+        if key.startswith(STARTUP_ENV):
+            return f"sets {key}"
+    for i, arg in enumerate(args):
+        if any(key in arg for key in STARTUP_KEYS):
+            return f"sets {arg}"
+        if arg == "--config" and i + 1 < len(args) and os.path.isfile(args[i + 1]):
+            try:
+                with open(args[i + 1], encoding="utf-8") as f:
+                    runtime = json.load(f).get("runtime") or {}
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(runtime, dict) and (int(runtime.get("cpu_replicas") or 1) > 1
+                                              or "multi_worker" in str(runtime.get("strategy", ""))):
+                return f"{args[i + 1]} sets up devices"
+    return None
+
+
 def run_cli(module: str, *args: str, timeout: float = 240, env: dict | None = None,
-            check: bool = True, cwd: str = REPO) -> subprocess.CompletedProcess:
-    """Runs `python -m module args...` in `cwd`; kills the whole process group on timeout."""
-    proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env=cli_env(env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        raise AssertionError(f"{module} {' '.join(args)} timed out after {timeout}s\n{err[-3000:]}")
-    result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{module} {' '.join(args)} exited {proc.returncode}\n{err[-3000:]}")
+            check: bool = True, cwd: str = REPO, fresh: bool | None = None) -> subprocess.CompletedProcess:
+    """Runs `python -m module args...` in `cwd` and returns its exit status, stdout and stderr.
+
+    By default the module's `main(argv)` is called in this process (`run_main`: the same parser, verb and
+    error handling, without paying TensorFlow's import again), unless `needs_fresh_process` says the run
+    depends on a process of its own. `fresh=True` asks for a process of its own (kills, signals, a fresh
+    process's imports); it is killed, with its whole process group, on timeout.
+    """
+    if fresh is None:
+        fresh = needs_fresh_process(args, env, cwd) is not None
+    if not fresh:
+        result = run_main(module, *args, env=env)
+    else:
+        proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env=cli_env(env),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            raise AssertionError(f"{module} {' '.join(args)} timed out after {timeout}s\n{err[-3000:]}")
+        result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{module} {' '.join(args)} exited {result.returncode}\n{result.stderr[-3000:]}")
     return result
+
+
+def run_main(module: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m module args...` as a call of the module's `main(list(args))` in this process.
+
+    What the process would print is captured (stdout, stderr, and the log lines of `setup_logging`, which
+    writes to the stderr of the moment); the exit status is `main`'s return value, a `SystemExit`'s code,
+    or 1 with the traceback on stderr for any other exception, as the interpreter does. What a run changes
+    in this process is put back afterwards: the environment (`env` is set for the call, its PYTHONPATH put
+    in front of `sys.path`), `sys.path` and `sys.argv`, the working directory, the root logger's handlers
+    and levels, and TF's op determinism (`runtime.deterministic` turns it on for the rest of a process).
+    """
+    import contextlib
+    import importlib
+    import io
+    import logging
+    import traceback
+
+    from tensorflow.python.framework import config as tf_config
+
+    target = importlib.import_module(module)
+    if not hasattr(target, "main") and hasattr(target, "__path__"):  # a package: `python -m` runs __main__
+        target = importlib.import_module(module + ".__main__")
+    saved_env, saved_path, saved_argv, saved_cwd = dict(os.environ), list(sys.path), list(sys.argv), os.getcwd()
+    root = logging.getLogger()
+    loggers = [root] + [logging.getLogger(name) for name in ("tensorflow", "absl", "tfxc")]
+    saved_logging = [(logger, list(logger.handlers), logger.level) for logger in loggers]
+    determinism = tf_config.is_op_determinism_enabled()
+    out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace", write_through=True)
+                for _ in range(2))
+    try:
+        extra = dict(env or {})
+        path = extra.pop("PYTHONPATH", "")
+        os.environ.pop("TF_CONFIG", None)
+        os.environ.update(extra)
+        sys.path[:0] = [entry for entry in path.split(os.pathsep) if entry and entry != REPO]
+        sys.argv = [module, *args]
+        os.chdir(REPO)
+        root.handlers = []  # an unconfigured process: warnings reach stderr through logging's last resort
+        root.setLevel(logging.WARNING)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = target.main(list(args))
+                returncode = status if isinstance(status, int) else 0
+            except SystemExit as e:
+                code = e.code
+                if code is not None and not isinstance(code, int):
+                    sys.stderr.write(f"{code}\n")
+                returncode = code if isinstance(code, int) else (0 if code is None else 1)
+            except Exception:  # noqa: BLE001 - what the interpreter prints for an uncaught exception
+                sys.stderr.write(traceback.format_exc())
+                returncode = 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.path[:], sys.argv = saved_path, saved_argv
+        for logger, handlers, level in saved_logging:
+            logger.handlers = handlers
+            logger.setLevel(level)
+        if tf_config.is_op_determinism_enabled() != determinism:
+            (tf_config.enable_op_determinism if determinism else tf_config.disable_op_determinism)()
+    return subprocess.CompletedProcess([sys.executable, "-m", module, *args], returncode,
+                                       out.buffer.getvalue().decode("utf-8", "replace"),
+                                       err.buffer.getvalue().decode("utf-8", "replace"))
 
 
 def checkpoint_weights(model_dir: str) -> dict:

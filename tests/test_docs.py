@@ -13,7 +13,9 @@ Each page runs in a fresh directory laid out like a checkout: `configs/`, `tools
 `../shared/data`, where the commands find them from the repository root. Pages are independent (one
 test each, so xdist may spread them), and the commands keep to small sets and a few training steps:
 together they must stay within two minutes of the suite's time (`SLOW_PAGES`, which train
-several models each, run with --run-slow).
+several models each, run with --run-slow). A page's `python -m tfxc.X` commands are run by a server that
+imported TensorFlow once for the page and forks a child per command (tests/docs_runner.py): each is still
+`python -m` of that module, with the command line, directory, environment and streams bash gives it.
 
 docs/benchmarks-history.md is the dated lab notebook, kept verbatim: a record of what was run, not
 instructions, so its blocks are not run.
@@ -26,8 +28,10 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 
+import docs_runner
 import pytest
 from helpers import REPO, cli_env
 
@@ -148,8 +152,35 @@ def test_the_page_commands_run(page, tmp_path, shared_data):
     if not runnable:
         pytest.skip(f"{page} has no command to run")
     cwd = checkout(tmp_path, shared_data)
-    # `python` in the commands is this interpreter, and `import tfxc` this checkout.
-    env = cli_env({"PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
-                   "TFXC_NO_TMUX": "1"})
-    for block in runnable:
-        run_block(block, page, cwd, env, PAGE_TIMEOUT_S)
+    # `python` in the commands is this interpreter (its `-m tfxc.X` through the page's server), and `import
+    # tfxc` this checkout.
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    if sum(block.code.count("python -m tfxc.") for block in runnable) < 2:  # a server would save nothing
+        env = cli_env({"PATH": path, "TFXC_NO_TMUX": "1"})
+        for block in runnable:
+            run_block(block, page, cwd, env, PAGE_TIMEOUT_S)
+        return
+    with tempfile.TemporaryDirectory(prefix="tfxc-docs-") as short:  # a socket's path has a length limit
+        server = start_server(os.path.join(short, "socket"))
+        try:
+            bin_dir = os.path.join(short, "bin")
+            os.mkdir(bin_dir)
+            docs_runner.write_shim(bin_dir)
+            env = cli_env({"PATH": bin_dir + os.pathsep + path, "TFXC_NO_TMUX": "1",
+                           "TFXC_DOCS_SERVER": os.path.join(short, "socket")})
+            for block in runnable:
+                run_block(block, page, cwd, env, PAGE_TIMEOUT_S)
+        finally:
+            os.killpg(server.pid, signal.SIGKILL)  # the server and any child a timed-out command left
+            server.communicate()
+
+
+def start_server(path: str) -> subprocess.Popen:
+    """The page's `python -m tfxc.X` server (tests/docs_runner.py), once it listens on the socket `path`."""
+    server = subprocess.Popen([sys.executable, docs_runner.__file__, "serve", path], cwd=REPO, env=cli_env(),
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    if server.stdout.readline().strip() != "ready":
+        os.killpg(server.pid, signal.SIGKILL)
+        server.communicate()
+        pytest.fail("the docs' command server did not start")
+    return server

@@ -10,12 +10,12 @@ In this process:
   * gradients reach every trainable variable, row-sparse (IndexedSlices) for the
     `sparse_variables`; Adam steps on one batch reduce the loss;
   * a checkpoint restored into a freshly built model gives the same top-k.
-In fresh processes:
+Through the CLIs (their `main`, called in this process by `helpers.run_cli`) and in fresh processes:
   * `tfxc.train` trains it and `tfxc.evaluate` reports the same metrics;
   * the exported SavedModel, loaded with only tensorflow-text imported, tokenises the raw
     strings to the same ids as training's tf.data and ranks them as the restored model does,
     and `tfxc.predict` on a JSONL file of raw text gives that top-k too;
-  * MirroredStrategy on 2 logical CPUs reaches the single-process weights.
+  * MirroredStrategy on 2 logical CPUs (a process of its own) reaches the single-process weights.
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ print(json.dumps({"tokens": {k: v.numpy().astype(np.int64).tolist() for k, v in 
 
 def check_end_to_end(config_path: str, tmp_path, texts: list[str], mirrored_atol: float | None,
                      mirrored_skip: tuple[str, ...] = ()) -> None:
-    """Trains, evaluates, exports and serves in fresh processes; mirrored_atol=None skips the Mirrored run."""
+    """Trains, evaluates, exports and predicts through the CLIs, serves in a fresh process with only TF and
+    tensorflow-text; mirrored_atol=None skips the Mirrored run."""
     from tfxc.model_dir import ModelDir
 
     model_dir = tmp_path / "model"
