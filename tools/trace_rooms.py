@@ -22,8 +22,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import json
 import sys
+
+from tfxc.utils.display import json_text
 
 SKIPPED = ("tfxc._tf",)
 
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
         parser.error("give the command after --, starting with a tfxc module, e.g. -- tfxc.train --config C")
     result = trace(command[0], command[1:], args.until)
     if args.json:
-        print(json.dumps(result))
+        print(json_text(result))
     else:
         print(f"{result['rooms']} rooms, {result['moves']} moves between them, {result['climbs']} climbs back "
               f"to a room entered earlier (exit status {result['status']})")
