@@ -34,7 +34,7 @@ import socket
 import tempfile
 
 from tfxc.errors import TfxcError
-from tfxc.utils.signals import raise_if_signalled
+from tfxc.utils.signals import raise_if_signalled, signals_deferred
 
 
 def current_umask() -> int:
@@ -147,16 +147,21 @@ def atomic_writer(path: str, binary: bool = False):
     directory, base = _split(path)
     os.makedirs(directory, exist_ok=True)
     remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=_file_prefix(base) + _owner_tag() + "-", suffix=".tmp", dir=directory)
+    tmp = None
     try:
+        # A signal between the temporary's creation and `tmp` naming it would leave it behind: held back
+        # until `tmp` names it, so that the clean-up below sees it.
+        with signals_deferred():
+            fd, tmp = tempfile.mkstemp(prefix=_file_prefix(base) + _owner_tag() + "-", suffix=".tmp", dir=directory)
         with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as f:
             yield f
         raise_if_signalled()  # an ending signal that the block's code swallowed still stops the commit
         _publish_mode(tmp, directory=False)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise
 
 
@@ -256,14 +261,17 @@ def atomic_directory(path: str, marker: str, clear_stale: bool = False):
             _remove(os.path.join(parent, name))
     else:
         remove_stale_temporaries(path)
-    tmp = tempfile.mkdtemp(prefix=_dir_prefix(base) + _owner_tag() + "-", dir=parent)
+    tmp = None
     try:
+        with signals_deferred():  # as in `atomic_writer`: the temporary is named before a signal lands
+            tmp = tempfile.mkdtemp(prefix=_dir_prefix(base) + _owner_tag() + "-", dir=parent)
         yield tmp
         raise_if_signalled()
         _publish_mode(tmp, directory=True)
         _replace_directory(tmp, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
