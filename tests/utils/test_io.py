@@ -161,3 +161,31 @@ def test_a_new_directory_is_never_one_that_exists(tmp_path):
     second = new_directory(str(tmp_path / "models"), "fit-1")
     assert first == str(tmp_path / "models" / "fit-1") and second == first + "-2"
     assert os.listdir(second) == [] and new_directory(str(tmp_path / "models"), "fit-1") == first + "-3"
+
+
+@pytest.mark.parametrize("writer", ["file", "directory"])
+def test_a_signal_landing_as_the_temporary_is_created_leaves_nothing_behind(tmp_path, monkeypatch, writer):
+    """SIGTERM between the temporary's creation and its name being kept left `.out.jsonl.<pid>@<host>.tmp`
+    behind (predict's SIGTERM test, under load)."""
+    import signal
+    import tempfile
+
+    from tfxc.utils.signals import Terminated, ending_signals_raise
+
+    create = tempfile.mkstemp if writer == "file" else tempfile.mkdtemp
+
+    def create_then_signalled(*args, **kwargs):
+        made = create(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # lands before the caller has the temporary's name
+        return made
+
+    monkeypatch.setattr(tempfile, create.__name__, create_then_signalled)
+    out = tmp_path / "out"
+    with ending_signals_raise(), pytest.raises(Terminated):
+        if writer == "file":
+            with atomic_writer(str(out)) as f:
+                f.write("never")
+        else:
+            with atomic_directory(str(out), "stats.json"):
+                pass
+    assert os.listdir(tmp_path) == []
