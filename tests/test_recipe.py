@@ -144,7 +144,8 @@ def test_the_tree_ranks_the_nearest_centroids_labels_only_where_those_alone_reac
     # Synthetic 10^6's validation split: P@5 36.62 of the 58.20 any ranking could (63 %); wordnet-nextword's
     # P@1 1.46 of 100 (1.5 %).
     near, why = choose(profile(labels=1_000_000, per_point=2.9), centroids=(0.3662, 0.5820))
-    assert (near["model"]["head"]["shortlist_size"], near["model"]["head"]["shortlist_weight"]) == (10, 0.3)
+    head = near["model"]["head"]
+    assert (head["shortlist_size"], head["prediction"]["shortlist_weight"]) == (10, 0.3)
     assert any("10 nearest centroids" in line and "36.62 of the 58.20" in line for line in why)
     far, why = choose(profile(labels=30_000, per_point=1.0), centroids=(0.0146, 1.0))
     assert "shortlist_size" not in far["model"]["head"]
@@ -270,7 +271,7 @@ def test_a_thin_config_goes_on_top_of_the_recipe_key_by_key():
 
 def test_a_thin_config_reads_its_data_and_leaves_partial_sections_for_later(tmp_path):
     thin = {"recipe": True, "data": {"format": "xc", "dir": "d", "train": "t.txt"},
-            "model": {"head": {"beam_size": 20}}}  # no head name: only valid on top of the recipe's head
+            "model": {"head": {"prediction": {"beam_size": 20}}}}  # no head name: only valid on top of the recipe's head
     config = load_config_data(thin)
     assert config.recipe and config.data.val_percent == 10  # held out, as the recipe does
     with_val = load_config_data({**thin, "data": {**thin["data"], "val": "v.txt"}})

@@ -53,7 +53,7 @@ def main(argv=None):
     parser.add_argument("--roc", metavar="FILE", help="with --pairs, also write the ROC (far,tar,threshold) as CSV, "
                                                   "and draw it beside it as an SVG (FILE with .svg)")
     add_set_args(parser, "evaluation settings of the trained config",
-                 "--set eval.ks=[1,3,5,10] or --set model.head.eval_top_buckets=50, MACH's approximate evaluation")
+                 "--set eval.ks=[1,3,5,10] or --set model.head.prediction.top_buckets=50, MACH's approximate evaluation")
     add_trust_args(parser)
     args = parser.parse_args(argv)
     setup_logging()

@@ -16,8 +16,8 @@ import os
 from typing import NamedTuple
 
 from tfxc.config.compare import as_trained, flat_differences, stored_form, stored_tree
-from tfxc.config.roles import CADENCE, LAYOUT, LENGTH, PREDICTION, role_of
-from tfxc.errors import TfxcError, TrainingError
+from tfxc.config.roles import CADENCE, LAYOUT, LENGTH, PREDICTION, read_in_training, role_of
+from tfxc.errors import ConfigError, TfxcError, TrainingError
 from tfxc.model_files import CHECKPOINT_DIR, CONFIG_FILE, LOCK_FILE, ModelFiles
 from tfxc.model_parts import HeadParts
 from tfxc.utils.display import json_text
@@ -31,6 +31,9 @@ log = logging.getLogger("tfxc.model_dir")
 # The roles of the settings a resumed run may change (`tfxc.config.roles`): everything else changes the model,
 # the data or the optimisation, and a resumed run would silently mix two experiments.
 RESUMABLE_ROLES = (LENGTH, CADENCE, PREDICTION, LAYOUT)
+# The roles of the settings a `--set` may change on a trained model read for use (evaluate, predict, export,
+# `tfxc.load`): how it ranks and where it runs. The rest would describe another model than the weights hold.
+TRAINED_MODEL_ROLES = (PREDICTION, LAYOUT)
 
 
 # How often `restore_newest_intact` lists the checkpoints again after one vanished under it (a training
@@ -114,24 +117,47 @@ class ModelDir(HeadParts, ModelFiles):
 
     # === Config ===
     def load_config(self, overrides=(), trust_imports=False):
-        """The config the model was trained with, with `--set` overrides (e.g. eval settings) applied.
+        """The config the model was trained with, with `--set` overrides of its prediction settings applied.
 
         Args:
-          overrides: `--set` assignments.
+          overrides: `--set` assignments of settings in `TRAINED_MODEL_ROLES` (`eval.*`, `export.*`,
+            `model.head.prediction.*`, `runtime.strategy`, ...).
           trust_imports: which of the config's `imports` may be imported, which runs their code: True for
             all, or an iterable of module names (see `tfxc.config.loading.trusted_imports`). By default
             none that is not imported already: a model directory may come from someone else. Modules are
             never imported from files inside the directory, trusted or not.
 
         Raises:
-          ConfigError: the config is invalid, or imports modules that are not trusted.
+          ConfigError: the config is invalid, imports modules that are not trusted, or an override changes
+            a setting the trained weights depend on.
         """
         from tfxc.config.loading import load_config_data, read_json
 
         if not os.path.exists(self.config_path):
             raise TfxcError(f"{self.path}: not a tfxc model directory (no {CONFIG_FILE})")
-        return load_config_data(as_trained(read_json(self.config_path)), overrides, origin=self.config_path,
-                                trust_imports=trust_imports, model_dir=self.path)
+        stored = as_trained(read_json(self.config_path))
+        config = load_config_data(stored, overrides, origin=self.config_path, trust_imports=trust_imports,
+                                  model_dir=self.path)
+        if overrides:
+            self._check_trained_model_changes(load_config_data(stored, (), origin=self.config_path,
+                                                               trust_imports=trust_imports, model_dir=self.path),
+                                              config, overrides)
+        return config
+
+    def _check_trained_model_changes(self, trained, config, overrides) -> None:
+        """Refuses `overrides` that change a setting outside `TRAINED_MODEL_ROLES` (by its declared role,
+        `tfxc.config.roles`), naming each."""
+        from tfxc.config import to_dict
+
+        changes = flat_differences(to_dict(trained), to_dict(config), by_name=True)
+        # `imports` names code the config needs (custom heads, encoders); whether it may run is trust_imports' call.
+        wrong = sorted(key for key in changes if key != "imports" and role_of(config, key) not in TRAINED_MODEL_ROLES)
+        if wrong:
+            raise ConfigError(
+                f"--set {' '.join(overrides)}: {', '.join(wrong)} would describe another model than the one "
+                f"trained in {self.path}; a trained model takes the settings of how it ranks and where it runs "
+                "(eval.*, export.*, model.head.prediction.*, runtime.strategy: tfxc.config.roles). Train a "
+                "model with the change instead")
 
     def config_text(self) -> str | None:
         """The stored config.json as written (None if there is none)."""
@@ -159,7 +185,8 @@ class ModelDir(HeadParts, ModelFiles):
         if self.config_text() is None or self.latest_checkpoint() is None:
             return  # nothing to resume: this run starts afresh and writes its own config.json
         changes = self.config_changes(config)
-        unsafe = {k: v for k, v in changes.items() if role_of(config, k) not in RESUMABLE_ROLES}
+        unsafe = {k: v for k, v in changes.items()
+                  if role_of(config, k) not in RESUMABLE_ROLES or read_in_training(config, k)}
         for key, (old, new) in changes.items():
             if key not in unsafe:
                 log.info("resuming with %s changed: %s -> %s", key, json_text(old), json_text(new))

@@ -54,7 +54,7 @@ TREE_WIDTH = 512
 # trained on the rows of its positive parents; a label scored by the product along its path), 16-ary over leaves
 # of at most 16 labels.
 TREE_HEAD = {"name": "label_tree", "max_leaf_size": 16, "nr_splits": 16, "loss": "bce", "negatives": "tfn",
-             "beam_size": 10, "post_processor": "sigmoid", "final_post_processor": "sigmoid"}
+             "post_processor": "sigmoid", "final_post_processor": "sigmoid", "prediction": {"beam_size": 10}}
 # The tree trains at a higher learning rate without dropout, on a cosine schedule like the exact heads:
 # better kept-epoch P@1, P@5 and PSP@5 on the validation splits of synthetic 10^5 and wordnet-nextword.
 TREE_LEARNING_RATE = 0.01
@@ -294,7 +294,8 @@ def shortlist_choice(head: dict, profile: DataProfile, centroids: tuple[float, f
              "ranking could")
     if nearest < TREE_SHORTLIST_SHARE * best:
         return f"prediction: the beam search alone, since {reach} (< {TREE_SHORTLIST_SHARE:.0%})"
-    head.update(shortlist_size=TREE_SHORTLIST, shortlist_weight=TREE_SHORTLIST_WEIGHT)
+    head.update(shortlist_size=TREE_SHORTLIST,
+                prediction={**head.get("prediction", {}), "shortlist_weight": TREE_SHORTLIST_WEIGHT})
     return (f"prediction: the beam's labels and the {TREE_SHORTLIST} nearest centroids' over all labels, ranked by "
             f"path score + {TREE_SHORTLIST_WEIGHT:g} x the centroid score, since {reach} (>= "
             f"{TREE_SHORTLIST_SHARE:.0%}): labels the beam does not reach are found")

@@ -82,8 +82,6 @@ from tfxc.utils.memory import peak_rss_gb
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), "shared", "data")
 K = 5
-# Head settings that act in prediction only: a reused model (--reuse-models) is exported with the config's.
-PREDICTION_SETTINGS = ("beam_size", "propensity_rerank")
 
 
 # === Data ===
@@ -297,8 +295,11 @@ def tfxc_worker(args) -> None:
         train_s = trained_seconds(model_dir)
     process_s = time.time() - launched
     if reused and config is not None:  # served with the config's prediction settings as they are now
-        settings = {key: getattr(config.model.head, key, None) for key in PREDICTION_SETTINGS}
-        sets += [f"--set=model.head.{key}={value}" for key, value in settings.items() if value is not None]
+        from tfxc.config import to_dict
+
+        prediction = getattr(config.model.head, "prediction", None)  # the head's prediction section, if it has one
+        if prediction is not None:
+            sets.append(f"--set=model.head.prediction={json.dumps(to_dict(prediction))}")
     subprocess.run([sys.executable, "-m", "tfxc.export", "--model-dir", model_dir, "--out", saved, *sets], **quiet)
 
     from bench_serving import index_recall, load_baseline, serving_figures  # same folder (imports TensorFlow)

@@ -36,14 +36,15 @@ HEADS = {
     "softmax_bfloat16": {"name": "softmax"},
     "linear": {"name": "linear", "use_bias": True, "init_stddev": 0.1},
     "mach": {"name": "mach", "num_buckets": 8, "num_repetitions": 2},
-    "label_tree": {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2, "beam_size": 4, "sparse_support": 6},
+    "label_tree": {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2, "sparse_support": 6,
+                   "prediction": {"beam_size": 4}},
     "mhp": {"name": "mhp", "num_classes": [5, 9], "label_order": "frequency"},
     "mhc": {"name": "mhc", "num_group": 8, "candidates_topk": 8, "hidden_dim": 16, "label_order": "tree"},
     "mhs": {"name": "mhs", "num_classes": [7, 6], "extra_blocks": 1, "init_stddev": 0.1},
     # An XR-Transformer level (its tree clustered from the data in `_export`) and the ranker.
     "xr_level": {"name": "xr_level", "level": 1, "negatives": "tfn"},
-    "xr_transformer": {"name": "xr_transformer", "max_leaf_size": 4, "nr_splits": 2, "beam_size": 4,
-                       "sparse_support": 6},
+    "xr_transformer": {"name": "xr_transformer", "max_leaf_size": 4, "nr_splits": 2, "sparse_support": 6,
+                       "prediction": {"beam_size": 4}},
 }
 
 

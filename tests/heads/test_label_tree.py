@@ -172,8 +172,8 @@ def test_sum_reduction_weighs_every_row_node_pair_alike():
 
 def test_label_tree_head_contract(tmp_path):
     # A beam wide enough to keep every node, so top_k(L) ranks every label (the harness checks that).
-    run_head_test(tmp_path, {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2, "beam_size": 64,
-                             "post_processor": "sigmoid"})
+    run_head_test(tmp_path, {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2,
+                             "post_processor": "sigmoid", "prediction": {"beam_size": 64}})
 
 
 @pytest.mark.slow
@@ -181,18 +181,20 @@ def test_label_tree_head_contract_with_the_sparse_term(tmp_path):
     # The sparse term carries each row's features beside h: restored, exported, served and mirrored alike,
     # here started from the idf-weighted node centroids, with propensity-weighted positives (kept as weights
     # of the model). The shortlist's contract below runs a sparse term too, in the default suite.
-    run_head_test(tmp_path, {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2, "beam_size": 64,
+    run_head_test(tmp_path, {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2,
                              "post_processor": "sigmoid", "sparse_support": 6, "sparse_max_nnz": 16,
-                             "sparse_init": 4.0, "sparse_idf": True, "propensity_weight": 0.5})
+                             "sparse_init": 4.0, "sparse_idf": True, "propensity_weight": 0.5,
+                             "prediction": {"beam_size": 64}})
 
 
 @pytest.mark.slow
 def test_label_tree_head_contract_with_the_shortlist(tmp_path):
     # The shortlist's index is part of the model: restored, exported, served and mirrored alike (a beam that keeps
     # every node, so that top_k(L) ranks every label).
-    run_head_test(tmp_path, {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2, "beam_size": 64,
+    run_head_test(tmp_path, {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2,
                              "post_processor": "sigmoid", "sparse_support": 6, "sparse_max_nnz": 16,
-                             "sparse_idf": True, "shortlist_size": 5, "shortlist_postings": 4})
+                             "sparse_idf": True, "shortlist_size": 5, "shortlist_postings": 4,
+                             "prediction": {"beam_size": 64}})
 
 
 def sparse_rows(seed):

@@ -7,7 +7,7 @@ from head_harness import run_head_test
 from tfxc._tf import tf
 from tfxc.data.propensity import propensities
 from tfxc.heads.label_tree import LabelTreeHead
-from tfxc.heads.label_tree.config import LabelTreeHeadConfig, propensity_bonus
+from tfxc.heads.label_tree.config import LabelTreePrediction, propensity_bonus
 from tfxc.heads.label_tree.ops import in_log_space, propensity_rerank
 from tfxc.tree import LabelTree
 
@@ -48,8 +48,8 @@ def test_the_bonus_is_tau_log_inverse_propensity_of_each_leaf_label():
 
     with pytest.raises(DataError, match="propensity_rerank needs the train split's label counts"):
         propensity_bonus(tree, None, 200, 0.3)
-    with pytest.raises(ConfigError, match=r"model.head.propensity_rerank \(2.5\) must be in \[0, 2\]"):
-        LabelTreeHeadConfig(propensity_rerank=2.5).validate("model.head")
+    with pytest.raises(ConfigError, match=r"model.head.prediction.propensity_rerank \(2.5\) must be in \[0, 2\]"):
+        LabelTreePrediction(propensity_rerank=2.5).validate("model.head.prediction")
 
 
 @pytest.mark.parametrize("final", ["noop", "sigmoid"])
@@ -79,5 +79,5 @@ def test_top_k_reranks_a_beam_wider_than_k(final):
 @pytest.mark.slow
 def test_label_tree_head_contract_with_the_propensity_rerank(tmp_path):
     # Restored, exported, served and mirrored alike, with the bonus rebuilt from the data card's label counts.
-    run_head_test(tmp_path, {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2, "beam_size": 64,
-                             "post_processor": "sigmoid", "propensity_rerank": 0.5})
+    run_head_test(tmp_path, {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2,
+                             "post_processor": "sigmoid", "prediction": {"beam_size": 64, "propensity_rerank": 0.5}})

@@ -145,7 +145,7 @@ def test_approximate_candidate_evaluation_equals_exact_when_it_keeps_every_bucke
     _, _, _, split = joint_and_merged
     exact = json.loads(run_cli("tfxc.evaluate", "--model-dir", str(split), "--json").stdout.splitlines()[-1])
     approx = json.loads(run_cli("tfxc.evaluate", "--model-dir", str(split), "--json",
-                                "--set", "model.head.eval_top_buckets=8", "--set", "model.head.eval_min_freq=1"
+                                "--set", "model.head.prediction.top_buckets=8", "--set", "model.head.prediction.min_freq=1"
                                 ).stdout.splitlines()[-1])
     assert approx == pytest.approx(exact, abs=1e-6)
 

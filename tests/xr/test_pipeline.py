@@ -49,7 +49,7 @@ def xr_config(tmp, shared_data) -> str:
                            "max_match_clusters": 40, "max_steps": [6, 8], "learning_rates": [1e-3],
                            "warmup_steps": [2], "max_active_matching_labels": 12, "only_topk": 2,
                            "max_leaf_size": 8, "nr_splits": 4, "sparse_support": 16, "sparse_max_nnz": 32,
-                           "beam_size": 4}},
+                           "prediction": {"beam_size": 4}}},
         "optimizer": {"name": "adam", "learning_rate": 0.01, "epsilon": 1e-8, "clip_norm": 1.0},
         "trainer": {"global_batch_size": 16, "train_steps": 20, "steps_per_loop": 5, "log_every_steps": 5,
                     "checkpoint_every_steps": 5},

@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
+import logging
 import math
 import os
 import re
@@ -28,6 +30,8 @@ from tfxc.data.sources import with_validation
 from tfxc.errors import ConfigError
 from tfxc.registry import did_you_mean, get_registry
 from tfxc.utils.display import json_text
+
+log = logging.getLogger("tfxc.config")
 from tfxc.utils.io import atomic_write_text
 
 
@@ -93,6 +97,7 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
     where = path or "config"
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected an object, got {_type_name(data)} {data!r}")
+    data = _with_moved_settings(cls, data, where)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
         if key not in fields:
@@ -120,6 +125,33 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
         if dataclasses.is_dataclass(kwargs[name]):
             kwargs[name].validate(sub)
     return cls(**kwargs)
+
+
+_NOTED_MOVES: set = set()
+
+
+def _with_moved_settings(cls: type, data: dict, path: str) -> dict:
+    """`data` with the settings `cls` declares moved (`MOVED`: {old key: "section.key"}) put at their new
+    place, e.g. a label tree's `beam_size` into its `prediction` section: configs and model directories
+    written before the move, and `--set`s typed the old way, read as today's. Where both places are given
+    the old one wins: it can only come from a `--set` typed on top of a config already written the new way.
+    """
+    moved = getattr(cls, "MOVED", {})
+    if not any(old in data for old in moved):
+        return data
+    data = copy.deepcopy(data)
+    for old, new in moved.items():
+        if old not in data:
+            continue
+        section, key = new.split(".")
+        target = data.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"{path}.{section}: expected an object, got {_type_name(target)} {target!r}")
+        target[key] = data.pop(old)
+        if (path, old) not in _NOTED_MOVES:
+            _NOTED_MOVES.add((path, old))
+            log.warning("%s.%s is now spelled %s.%s (read as such)", path, old, path, new)
+    return data
 
 
 def _uses_registry(field: dataclasses.Field, annotation: Any) -> bool:

@@ -2,8 +2,10 @@
 trained model read again) may change.
 
 A field carries its role in its metadata (`field(default=..., metadata=role(PREDICTION))`); a section whose
-every setting has one role says so as a class attribute (`ROLE = PREDICTION`). Settings without a role
-change the model, the data or the optimisation: resuming a checkpoint under other values would mix two
+every setting has one role says so as a class attribute (`ROLE = PREDICTION`). A prediction setting that training
+reads as well (a label tree's beam, when its nodes are the negatives) is named by its section's
+`reads_in_training()` (`read_in_training`): a trained model takes another value, a resumed run does not.
+Settings without a role change the model, the data or the optimisation: resuming a checkpoint under other values would mix two
 experiments, so `ModelDir.check_resume` refuses them. The roles that leave the trained model as it is:
 
   LENGTH      how long training runs (epochs, steps, patience)
@@ -44,3 +46,17 @@ def role_of(config, dotted_key: str) -> str | None:
             return fields[name].metadata.get("role") or getattr(type(getattr(node, name)), "ROLE", None)
         node = getattr(node, name)
     return None
+
+
+def read_in_training(config, dotted_key: str) -> bool:
+    """Whether training reads the setting `dotted_key` although its role says otherwise: a section on its path
+    names it in `reads_in_training()` (e.g. "prediction.beam_size" of a label tree whose beam picks negatives)."""
+    node, parts = config, dotted_key.split(".")
+    for i, name in enumerate(parts):
+        if not dataclasses.is_dataclass(node):
+            return False
+        reads = getattr(node, "reads_in_training", None)
+        if reads is not None and ".".join(parts[i:]) in reads():
+            return True
+        node = getattr(node, name, None)
+    return False

@@ -35,7 +35,7 @@ def main(argv=None):
                         help="the recall of the exact top-5 the index must reach, in (0, 1] (default: "
                              "export.index_recall)")
     add_set_args(parser, "prediction settings of the trained config",
-                 "--set model.head.beam_size=20, a label tree's beam")
+                 "--set model.head.prediction.beam_size=20, a label tree's beam")
     add_trust_args(parser)
     args = parser.parse_args(argv)
     setup_logging()

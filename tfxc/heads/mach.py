@@ -22,12 +22,13 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from tfxc._tf import keras, tf
 from tfxc.utils.graph import BatchFunction
-from tfxc.config.roles import PREDICTION, role
+from tfxc.config.roles import PREDICTION
 from tfxc.encoders import ENCODERS, Encoder, RepeatedEncoder
 from tfxc.errors import ConfigError
 from tfxc.hashing import MachLookup, feature_map
@@ -41,6 +42,27 @@ MACH_LOOKUP_FILE = "mach_lookup.npz"
 # a sixteenth of the heads' block (4,096 labels) keeps the [R, batch, chunk] temporary within twice their
 # [batch, block].
 MACH_CHUNK_SHARE = 16
+
+
+@dataclass(frozen=True)
+class MachPrediction:
+    """How a trained MACH model ranks (`MachHeadConfig.prediction`; changed on a trained model with
+    `--set model.head.prediction.top_buckets=50`).
+
+    Attributes:
+      top_buckets: > 0 switches the top-k to the approximate candidate-set method (algorithms.md §2.5):
+        per repetition this many best buckets, their labels the candidates; 0 scores every label.
+      min_freq: candidates must be reached by this many repetitions (lowered until k remain).
+    """
+
+    ROLE: ClassVar[str] = PREDICTION
+
+    top_buckets: int = 0
+    min_freq: int = 2
+
+    def validate(self, path: str) -> None:
+        if self.top_buckets < 0 or self.min_freq < 1:
+            raise ConfigError(f"{path}: top_buckets ({self.top_buckets}) must be >= 0, min_freq ({self.min_freq}) >= 1")
 
 
 @dataclass(frozen=True)
@@ -60,10 +82,7 @@ class MachHeadConfig:
         "prob_sum" (Σ_r P_r[h_r(c)], the paper's estimator up to an affine map).
       feat_hash_dim: > 0 hashes feature ids into this many buckets with a seed
         per repetition (algorithms.md §2.3); needs separate_encoders.
-      eval_top_buckets: > 0 switches evaluation to the approximate
-        candidate-set method (§2.5): per repetition this many best buckets.
-      eval_min_freq: candidates must be reached by this many repetitions
-        (lowered until k remain) in the approximate evaluation.
+      prediction: how the trained model ranks (`MachPrediction`).
     """
 
     name: str = "mach"
@@ -73,8 +92,10 @@ class MachHeadConfig:
     loss: str = "sigmoid"
     score: str = "logit_sum"
     feat_hash_dim: int = 0
-    eval_top_buckets: int = field(default=0, metadata=role(PREDICTION))
-    eval_min_freq: int = field(default=2, metadata=role(PREDICTION))
+    prediction: MachPrediction = field(default_factory=MachPrediction)
+
+    # Settings that were the head's own before prediction had its section (`tfxc.config.loading` moves them).
+    MOVED: ClassVar[dict] = {"eval_top_buckets": "prediction.top_buckets", "eval_min_freq": "prediction.min_freq"}
 
     def validate(self, path: str) -> None:
         if self.num_buckets < 2 or self.num_repetitions < 1:
@@ -84,8 +105,8 @@ class MachHeadConfig:
             raise ConfigError(f"{path}.loss '{self.loss}' is not one of sigmoid, softmax")
         if self.score not in ("logit_sum", "prob_sum"):
             raise ConfigError(f"{path}.score '{self.score}' is not one of logit_sum, prob_sum")
-        if self.feat_hash_dim < 0 or self.eval_top_buckets < 0 or self.eval_min_freq < 1:
-            raise ConfigError(f"{path}: feat_hash_dim and eval_top_buckets must be >= 0, eval_min_freq >= 1")
+        if self.feat_hash_dim < 0:
+            raise ConfigError(f"{path}.feat_hash_dim ({self.feat_hash_dim}) must be >= 0")
         if self.feat_hash_dim and not self.separate_encoders:
             raise ConfigError(f"{path}.feat_hash_dim ({self.feat_hash_dim}) needs separate_encoders=true "
                               "(each repetition hashes features with its own seed)")
@@ -152,7 +173,8 @@ class MachHead(Head):
             lookup = MachLookup.load_or_build(os.path.join(context.model_dir, MACH_LOOKUP_FILE), num_labels,
                                               config.num_buckets, reps)
         return cls(num_labels, config.num_buckets, reps, config.loss, config.score, config.separate_encoders,
-                   seed=context.seed, eval_top_buckets=config.eval_top_buckets, eval_min_freq=config.eval_min_freq,
+                   seed=context.seed, eval_top_buckets=config.prediction.top_buckets,
+                   eval_min_freq=config.prediction.min_freq,
                    lookup=lookup, feat_hash_dim=config.feat_hash_dim, name="head")
 
     @classmethod

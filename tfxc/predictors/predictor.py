@@ -57,7 +57,7 @@ def load(path: str, *, trust_imports=False, overrides=()) -> "Predictor":
     or the module names trusted), or when this process has imported them already, and never from files
     inside the directory. A SavedModel's graph runs whatever TensorFlow ops it holds (file reads and
     writes among them) when it is called. `overrides` are `--set` assignments of prediction settings
-    (e.g. "model.head.beam_size=20"), for the artifacts that are not SavedModels.
+    (e.g. "model.head.prediction.beam_size=20"), for the artifacts that are not SavedModels.
 
     Raises:
       TfxcError: nothing tfxc wrote is at `path` (`tfxc.artifacts.kind_of`), or it is damaged.

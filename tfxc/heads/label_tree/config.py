@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from tfxc.config.roles import PREDICTION, role
+from tfxc.config.roles import PREDICTION
 from tfxc.errors import ConfigError
 from tfxc.heads.label_priors import check_propensity_weight
 from tfxc.heads.sparse_term import SparseTermOptions
@@ -31,7 +32,7 @@ REDUCTIONS = ("mean", "sum")
 
 # The head's scalar options: arguments of `LabelTreeHead` named and defaulted as in `LabelTreeHeadConfig`.
 HEAD_OPTIONS = ("negatives", "max_active", "loss", "reduction", "dense_level_max", "use_bias", "init_stddev",
-                "beam_size", "post_processor", "final_post_processor")
+                "post_processor", "final_post_processor")
 
 
 # eq=False: the fields are arrays; an option object equals itself only.
@@ -71,6 +72,39 @@ class Shortlist:
 
 
 @dataclass(frozen=True)
+class LabelTreePrediction:
+    """How a trained label tree ranks (`LabelTreeHeadConfig.prediction`): settings of a model, not of its
+    training, so `--set model.head.prediction.beam_size=20` on `tfxc.evaluate`, `tfxc.predict` or `tfxc.export`
+    tries another value on the trained weights (choose it on the validation split). PECOS keeps its tree
+    models' `PredParams` apart from their `TrainParams` the same way.
+
+    Attributes:
+      beam_size: nodes kept per level. With `tfn+man` negatives training reads it too (the beam's
+        nodes are the matcher-aware negatives), and then a resumed run may not change it.
+      propensity_rerank: τ ≥ 0: the beam's last-level candidates (at least beam_size of them) are ranked
+        by their score plus τ·log(1/p_l), p_l the label's propensity: a rare label the beam found moves up
+        past a frequent one of a close score. τ = 1 on probability scores is the PSP@k-optimal rule of
+        propensity-scored PLTs (Wydmuch et al., SIGIR 2021); a small τ trades little P@k for PSP@k.
+      shortlist_weight: with `shortlist_size`, a candidate's rank is its tree path score + this × x · c_l
+        (≥ 0; `tfxc.heads.label_tree.shortlist`).
+    """
+
+    ROLE: ClassVar[str] = PREDICTION
+
+    beam_size: int = 10
+    propensity_rerank: float = 0.0
+    shortlist_weight: float = 0.3
+
+    def validate(self, path: str) -> None:
+        if self.beam_size < 1:
+            raise ConfigError(f"{path}.beam_size ({self.beam_size}) must be >= 1")
+        if not 0.0 <= self.propensity_rerank <= 2.0:
+            raise ConfigError(f"{path}.propensity_rerank ({self.propensity_rerank}) must be in [0, 2]")
+        if self.shortlist_weight < 0:
+            raise ConfigError(f"{path}.shortlist_weight ({self.shortlist_weight}) must be >= 0")
+
+
+@dataclass(frozen=True)
 class LabelTreeHeadConfig(SparseTermOptions):
     """Config of `LabelTreeHead`.
 
@@ -107,7 +141,6 @@ class LabelTreeHeadConfig(SparseTermOptions):
         than the pairs from a few thousand nodes on (BENCHMARKS.md, "The label tree's step").
       use_bias: a bias per node.
       init_stddev: node vectors start as N(0, init_stddev²).
-      beam_size: nodes kept per level in prediction (and for `man` negatives).
       post_processor: how a child's score v combines with its parent's p on the upper levels:
         noop, sigmoid, log-sigmoid, lP-hinge or log-lP-hinge with P in 1..4 (§1.5).
       final_post_processor: the same for the last level ("": post_processor). PECOS's
@@ -118,22 +151,17 @@ class LabelTreeHeadConfig(SparseTermOptions):
       shortlist_size: > 0 (needs sparse_support) adds, in prediction, this many labels to the beam's
         candidates: those of largest x · c_l, c_l the label's unit-norm (idf-weighted with
         sparse_idf) PIFA centroid on its support, over all labels; every candidate is then
-        ranked by its tree path score + shortlist_weight × x · c_l (`tfxc.heads.label_tree.shortlist`).
-        A tail label under a busy branch, which the beam never reaches, is found this way.
-      shortlist_weight: the weight of x · c_l in that ranking (≥ 0).
+        ranked by its tree path score + prediction.shortlist_weight × x · c_l
+        (`tfxc.heads.label_tree.shortlist`). A tail label under a busy branch, which the beam never
+        reaches, is found this way.
       shortlist_postings: the shortlist reads, per input feature of a row, the labels that weigh
         the feature most, at most this many: a row's cost is bounded by its features.
       propensity_weight: α ≥ 0: a positive node weighs (1/p)^α in its level's loss, p the
         propensity (Jain et al., KDD 2016) of the node's training frequency (the label's own
         at the last level; the sum over its labels above), so that α > 0 leans toward the
         rare labels, as the exact heads' `propensity_weight` does.
-      propensity_rerank: τ ≥ 0: prediction ranks the beam's last-level candidates (at least
-        beam_size of them) by their score plus τ·log(1/p_l), p_l the label's propensity: a
-        rare label the beam found moves up past a frequent one of a close score. τ = 1 on
-        probability scores is the PSP@k-optimal rule of propensity-scored PLTs (Wydmuch et al.,
-        SIGIR 2021); a small τ trades little P@k for PSP@k. A prediction-time setting, not saved
-        with the weights: `--set model.head.propensity_rerank=...` on `tfxc.evaluate` or
-        `tfxc.export` tries another value on a trained model (choose it on the validation split).
+      prediction: how the trained model ranks (`LabelTreePrediction`): beam_size, propensity_rerank,
+        shortlist_weight.
     """
 
     name: str = "label_tree"
@@ -152,14 +180,21 @@ class LabelTreeHeadConfig(SparseTermOptions):
     dense_level_max: int = 2048
     use_bias: bool = True
     init_stddev: float = 0.02
-    beam_size: int = 10
     post_processor: str = "l3-hinge"
     final_post_processor: str = ""
     propensity_weight: float = 0.0
-    propensity_rerank: float = field(default=0.0, metadata=role(PREDICTION))
     shortlist_size: int = 0
-    shortlist_weight: float = 0.3
     shortlist_postings: int = 64
+    prediction: LabelTreePrediction = field(default_factory=LabelTreePrediction)
+
+    # Settings that were the head's own before prediction had its section (`tfxc.config.loading` moves them).
+    MOVED: ClassVar[dict] = {"beam_size": "prediction.beam_size", "propensity_rerank": "prediction.propensity_rerank",
+                             "shortlist_weight": "prediction.shortlist_weight"}
+
+    def reads_in_training(self) -> tuple[str, ...]:
+        """The prediction settings training reads too (`tfxc.config.roles.role_of`): the beam, where its nodes
+        are the negatives."""
+        return ("prediction.beam_size",) if "man" in self.negatives else ()
 
     @property
     def solved_support(self) -> bool:
@@ -173,10 +208,9 @@ class LabelTreeHeadConfig(SparseTermOptions):
             raise ConfigError(f"{path}: max_leaf_size ({self.max_leaf_size}) and kmeans_max_iter "
                               f"({self.kmeans_max_iter}) must be >= 1, nr_splits ({self.nr_splits}) >= 2, "
                               f"min_codes ({self.min_codes}) >= 0")
-        if self.beam_size < 1 or self.max_active < 0 or self.init_stddev <= 0 or self.dense_level_max < 0:
-            raise ConfigError(f"{path}: beam_size ({self.beam_size}) must be >= 1, max_active "
-                              f"({self.max_active}) and dense_level_max ({self.dense_level_max}) >= 0, init_stddev "
-                              f"({self.init_stddev}) > 0")
+        if self.max_active < 0 or self.init_stddev <= 0 or self.dense_level_max < 0:
+            raise ConfigError(f"{path}: max_active ({self.max_active}) and dense_level_max ({self.dense_level_max}) "
+                              f"must be >= 0, init_stddev ({self.init_stddev}) > 0")
         for key, value, options in (("negatives", self.negatives, NEGATIVES), ("loss", self.loss, LOSSES),
                                     ("reduction", self.reduction, REDUCTIONS),
                                     ("post_processor", self.post_processor, POST_PROCESSORS),
@@ -185,11 +219,8 @@ class LabelTreeHeadConfig(SparseTermOptions):
                 raise ConfigError(f"{path}.{key} '{value}' is not one of {', '.join(options)}")
         self.validate_sparse_term(path)
         check_propensity_weight(self, path)
-        if not 0.0 <= self.propensity_rerank <= 2.0:
-            raise ConfigError(f"{path}.propensity_rerank ({self.propensity_rerank}) must be in [0, 2]")
-        if self.shortlist_size < 0 or self.shortlist_weight < 0 or self.shortlist_postings < 1:
-            raise ConfigError(f"{path}: shortlist_size ({self.shortlist_size}) and shortlist_weight "
-                              f"({self.shortlist_weight}) must be >= 0, shortlist_postings "
+        if self.shortlist_size < 0 or self.shortlist_postings < 1:
+            raise ConfigError(f"{path}: shortlist_size ({self.shortlist_size}) must be >= 0, shortlist_postings "
                               f"({self.shortlist_postings}) >= 1")
         if self.shortlist_size and not self.sparse_support:
             raise ConfigError(f"{path}.shortlist_size ({self.shortlist_size}) ranks labels by their centroids on "
@@ -275,6 +306,6 @@ def propensity_bonus(tree, label_freq, num_points: int, tau: float):
     from tfxc.errors import DataError
 
     if label_freq is None or num_points < MIN_POINTS_FOR_PROPENSITIES:
-        raise DataError("model.head.propensity_rerank needs the train split's label counts and size")
+        raise DataError("model.head.prediction.propensity_rerank needs the train split's label counts and size")
     bonus = tau * -np.log(propensities(label_freq, num_points))
     return (bonus if tree.leaf_labels is None else bonus[tree.leaf_labels]).astype(np.float32)

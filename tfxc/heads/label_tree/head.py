@@ -106,14 +106,15 @@ class LabelTreeHead(TreeSearch, Head):
             sparse = NodeSparseTerm(support, config.sparse_max_nnz, starting_weights(config, centroids),
                                     context.num_features)
         if config.shortlist_size:
-            shortlist = Shortlist(centroids[-1], config.shortlist_size, config.shortlist_weight,
+            shortlist = Shortlist(centroids[-1], config.shortlist_size, config.prediction.shortlist_weight,
                                   config.shortlist_postings)
         if config.propensity_weight:
             weights = node_positive_weights(tree, context.label_freq, context.num_points, config.propensity_weight)
-        bonus = (propensity_bonus(tree, context.label_freq, context.num_points, config.propensity_rerank)
-                 if config.propensity_rerank else None)
+        rerank = config.prediction.propensity_rerank
+        bonus = propensity_bonus(tree, context.label_freq, context.num_points, rerank) if rerank else None
         return cls(tree, seed=context.seed, sparse=sparse, node_weights=weights, shortlist=shortlist,
-                   rerank_bonus=bonus, name="head", **{key: getattr(config, key) for key in HEAD_OPTIONS})
+                   rerank_bonus=bonus, beam_size=config.prediction.beam_size, name="head",
+                   **{key: getattr(config, key) for key in HEAD_OPTIONS})
 
     def build(self, input_shape):
         dim = self.encoding_width(input_shape)
@@ -324,6 +325,7 @@ class LabelTreeHead(TreeSearch, Head):
 
     def get_config(self):
         config = {key: value for key, value in super().get_config().items() if key != "num_labels"}  # the tree's
-        return {**config, "tree": self.tree, **{key: getattr(self, key) for key in HEAD_OPTIONS}, "seed": self.seed,
+        return {**config, "tree": self.tree, **{key: getattr(self, key) for key in HEAD_OPTIONS}, "beam_size": self.beam_size,
+                "seed": self.seed,
                 "sparse": self.sparse, "node_weights": self._initial_node_weights, "shortlist": self.shortlist,
                 "rerank_bonus": self._initial_rerank_bonus}
