@@ -9,7 +9,7 @@ from tfxc._tf import tf
 from tfxc.encoders.sparse_input import sparse_input_block
 from tfxc.heads.active_set_losses import active_softmax_cross_entropy
 from tfxc.heads.dense import OneVsAllHead, SoftmaxHead
-from tfxc.heads.sparse_term import inverted_index, scatter_sparse_logits, scatter_sparse_logits_at
+from tfxc.heads.sparse_term import SparseTermSpec, inverted_index, scatter_sparse_logits, scatter_sparse_logits_at
 
 L, DIM, NNZ, SLOTS, FEATURES = 12, 5, 6, 3, 20
 LABELS = [[0, 3], [7], [], [2, 5, 11], [3]]  # a row without labels, a label on two rows
@@ -29,7 +29,7 @@ def make_head(kind: str, sparse: bool, weighted: bool):
     support = None
     if sparse:
         table = np.stack([rng.choice(FEATURES, SLOTS, replace=False) for _ in range(L)]).astype(np.int32)
-        support = (table, rng.standard_normal((L, SLOTS)).astype(np.float32), FEATURES, NNZ)
+        support = SparseTermSpec(table, NNZ, rng.standard_normal((L, SLOTS)).astype(np.float32), FEATURES)
     if kind == "one_vs_all":
         head = OneVsAllHead(L, label_weights=weights, sparse=support)
     else:

@@ -10,7 +10,7 @@ from tfxc.errors import ConfigError
 from tfxc.heads.dense import OneVsAllHead, SoftmaxHead
 from tfxc.heads.label_index import LabelIndex, build_index_tables, recall_at_k
 from tfxc.heads.linear import LinearHead
-from tfxc.heads.sparse_term import candidate_sparse_logits, inverted_index, scatter_sparse_logits
+from tfxc.heads.sparse_term import SparseTermSpec, candidate_sparse_logits, inverted_index, scatter_sparse_logits
 
 NUM_LABELS, DIM = 300, 12
 
@@ -45,7 +45,7 @@ def heads_and_features():
         ("softmax", trained_like(SoftmaxHead(NUM_LABELS), DIM), h),
         ("one_vs_all", trained_like(OneVsAllHead(NUM_LABELS), DIM), h),
         ("one_vs_all with a sparse term",
-         trained_like(OneVsAllHead(NUM_LABELS, sparse=(support, None, num_features, width)), DIM + 2 * width),
+         trained_like(OneVsAllHead(NUM_LABELS, sparse=SparseTermSpec(support, width, None, num_features)), DIM + 2 * width),
          with_sparse),
         ("softmax without a bias", trained_like(SoftmaxHead(NUM_LABELS, use_bias=False), DIM), h),
         ("linear", trained_like(LinearHead(NUM_LABELS, use_bias=True), DIM), h),

@@ -218,7 +218,7 @@ def test_the_sparse_block_keeps_the_largest_values_in_id_order():
 def test_the_sparse_term_adds_the_support_weights_of_the_row_features(monkeypatch):
     from tfxc.encoders.sparse_input import WithSparseInput
     from tfxc.encoders.sparse_bow import SparseBowEncoder
-    from tfxc.heads.label_tree.config import NodeSparseTerm
+    from tfxc.heads.sparse_term import SparseTermSpec
     from tfxc.tree.support import node_feature_support
     import scipy.sparse
 
@@ -226,7 +226,7 @@ def test_the_sparse_term_adds_the_support_weights_of_the_row_features(monkeypatc
     z = scipy.sparse.random(12, 20, density=0.4, random_state=1, format="csr")
     support = node_feature_support(tree, z, 3)
     head = LabelTreeHead(tree, seed=1, beam_size=100, final_post_processor="noop",
-                         sparse=NodeSparseTerm(support, max_nnz=8))
+                         sparse=SparseTermSpec(support, max_nnz=8))
     encoder = WithSparseInput(SparseBowEncoder(num_features=20, embedding_dim=6, seed=2), 8)
     encoder.build()
     head.build((None, encoder.output_dim))

@@ -80,14 +80,14 @@ def test_the_label_tree_loss_and_gradients_are_the_same_through_the_kernels(dens
     # With `man` negatives the step's beam search scores its candidates' sparse terms in the kernel too.
     from tfxc.encoders.sparse_bow import SparseBowEncoder
     from tfxc.encoders.sparse_input import WithSparseInput
-    from tfxc.heads.label_tree.config import NodeSparseTerm
+    from tfxc.heads.sparse_term import SparseTermSpec
     from tfxc.tree import LabelTree
     from tfxc.tree.support import node_feature_support
 
     tree = LabelTree.from_leaf_codes(np.arange(12) // 3, 4, nr_splits=2, min_codes=2)
     z = scipy.sparse.random(12, 20, density=0.4, random_state=1, format="csr")
     head = LabelTreeHead(tree, seed=1, negatives=negatives, loss="bce", dense_level_max=dense_level_max, beam_size=2,
-                         sparse=NodeSparseTerm(node_feature_support(tree, z, 3), max_nnz=8, num_features=20))
+                         sparse=SparseTermSpec(node_feature_support(tree, z, 3), max_nnz=8, num_features=20))
     encoder = WithSparseInput(SparseBowEncoder(num_features=20, embedding_dim=6, seed=2), 8)
     encoder.build()
     head.build((None, encoder.output_dim))

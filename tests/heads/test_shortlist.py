@@ -86,13 +86,14 @@ def tree_head_with_shortlist(shortlist_weight=0.3, **kwargs):
     from tfxc.encoders.sparse_bow import SparseBowEncoder
     from tfxc.encoders.sparse_input import WithSparseInput
     from tfxc.heads.label_tree import LabelTreeHead
-    from tfxc.heads.label_tree.config import NodeSparseTerm, Shortlist
+    from tfxc.heads.label_tree.config import Shortlist
+    from tfxc.heads.sparse_term import SparseTermSpec
     from tfxc.tree import LabelTree
 
     tree = LabelTree.from_leaf_codes(np.arange(40) // 4, 10, nr_splits=2, min_codes=2)  # 40 labels, 10 leaves
     support, weights = random_table(seed=4)
     levels = [np.full((size, 5), -1, np.int32) for size in tree.sizes[:-1]] + [support]
-    head = LabelTreeHead(tree, seed=1, sparse=NodeSparseTerm(levels, max_nnz=8, num_features=30),
+    head = LabelTreeHead(tree, seed=1, sparse=SparseTermSpec(levels, max_nnz=8, num_features=30),
                          shortlist=Shortlist(weights, size=4, weight=shortlist_weight), **kwargs)
     encoder = WithSparseInput(SparseBowEncoder(num_features=30, embedding_dim=6, seed=2), 8)
     encoder.build()

@@ -12,7 +12,7 @@ from tfxc.heads.classification_losses import MULTI_LABEL_LOSSES, focal_poly_cros
 from tfxc.heads.label_index import augmented_query, augmented_vectors, candidate_softmax
 from tfxc.heads.label_priors import check_propensity_weight, positive_label_weights, prior_adjustment
 from tfxc.heads.margins import MarginOptions
-from tfxc.heads.sparse_term import SparseInput, SparseTerm, SparseTermOptions, label_support
+from tfxc.heads.sparse_term import SparseInput, SparseTerm, SparseTermOptions, SparseTermSpec, label_support
 from tfxc.heads.top_k import chunked_top_k
 
 
@@ -105,9 +105,8 @@ class DenseLabelHead(Head):
 
     `label_weights` (float32 [L], or None) weigh each label's positives in the loss;
     they are a non-trainable weight of the model, so a restored model keeps them.
-    With `sparse` ((support int32 [L, S], starting weights float32 [L, S] or None,
-    num_features, max_nnz); `tfxc.heads.sparse_term`), every label also weighs S
-    input features of the row: the encoder then carries the row's sparse block
+    With `sparse` (a `tfxc.heads.sparse_term.SparseTermSpec` of support int32 [L, S]),
+    every label also weighs S input features of the row: the encoder then carries the row's sparse block
     (`WithSparseInput`) and the logits add the sparse term. With `cosine_margin`
     (a `tfxc.heads.margins.CosineMargin`) the logits are s·cos(h, w_l) instead.
     """
@@ -119,7 +118,7 @@ class DenseLabelHead(Head):
         self.cosine_margin = cosine_margin
         self._initial_label_weights = label_weights
         self._sparse = sparse
-        self.sparse_input = None if sparse is None else SparseInput(sparse[3])
+        self.sparse_input = None if sparse is None else SparseInput(sparse.max_nnz)
 
     @classmethod
     def label_weights_for(cls, config, context):
@@ -131,14 +130,14 @@ class DenseLabelHead(Head):
     def sparse_term_for(cls, config, context):
         """The `sparse` argument for a config with `sparse_support` (None without)."""
         support, init = label_support(config, context)
-        return None if support is None else (support, init, context.num_features, config.sparse_max_nnz)
+        return None if support is None else SparseTermSpec(support, config.sparse_max_nnz, init, context.num_features)
 
     def build(self, input_shape):
         dim = self.encoding_width(input_shape)
         self.sparse_term = None
         if self._sparse is not None:
-            support, init, num_features, _ = self._sparse
-            self.sparse_term = SparseTerm(support, num_features, init, name="sparse_term")
+            spec = self._sparse
+            self.sparse_term = SparseTerm(spec.support, spec.num_features, spec.init, name="sparse_term")
             self.sparse_term.build()
         self.kernel = self.add_weight(shape=(dim, self.num_labels), name="kernel", initializer="glorot_uniform")
         self.bias = (self.add_weight(shape=(self.num_labels,), name="bias", initializer="zeros")

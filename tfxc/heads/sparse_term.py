@@ -33,6 +33,28 @@ from tfxc.errors import ConfigError
 log = logging.getLogger("tfxc.heads")
 
 
+# eq=False: the fields are arrays; a spec equals itself only.
+@dataclass(frozen=True, eq=False)
+class SparseTermSpec:
+    """The sparse term a head holds (its config's `sparse_support`): each label, or each node of a label
+    tree, also weighs some of the row's input features. The head's features are then [h, the row's sparse
+    block] of `WithSparseInput`.
+
+    Attributes:
+      support: int32 [L, S] for a head of labels, or per level int32 [K_t, S] for a label tree: the input
+        features each label (node) weighs, −1 padded (`label_support`; `tfxc.tree.support`).
+      max_nnz: the width of the row's sparse block (`sparse_max_nnz`).
+      init: None (the weights start at zero), or float32 arrays shaped as `support`: their starting values
+        (`sparse_init` × the unit-norm centroids on the support).
+      num_features: D, the input features (0: unknown; lookups then search the row instead of indexing it).
+    """
+
+    support: object
+    max_nnz: int = 64
+    init: object = None
+    num_features: int = 0
+
+
 @dataclass(frozen=True)
 class SparseTermOptions:
     """The sparse term of the exact heads (`tfxc.heads.sparse_term`), shared by their configs.

@@ -3,8 +3,7 @@ the structure a model keeps: tree and node features), `head` (weights, scoring, 
 search of prediction), `loss` (each level's active nodes and loss), `ops` (tensor helpers: post-processors,
 the nodes' sparse term), `shortlist` (the nearest-centroid candidates beside the beam's)."""
 
-from tfxc.heads.label_tree.config import (SUPPORT_FILE, TREE_FILE, LabelTreeHeadConfig, NodeSparseTerm,
-                                          Shortlist)
+from tfxc.heads.label_tree.config import SUPPORT_FILE, TREE_FILE, LabelTreeHeadConfig, Shortlist
 from tfxc.heads.label_tree.head import LabelTreeHead
 
-__all__ = ["SUPPORT_FILE", "TREE_FILE", "LabelTreeHead", "LabelTreeHeadConfig", "NodeSparseTerm", "Shortlist"]
+__all__ = ["SUPPORT_FILE", "TREE_FILE", "LabelTreeHead", "LabelTreeHeadConfig", "Shortlist"]

@@ -35,29 +35,9 @@ HEAD_OPTIONS = ("negatives", "max_active", "loss", "reduction", "dense_level_max
                 "post_processor", "final_post_processor")
 
 
-# eq=False: the fields are arrays; an option object equals itself only.
-@dataclass(frozen=True, eq=False)
-class NodeSparseTerm:
-    """The label tree's sparse term (`LabelTreeHeadConfig.sparse_support`): each node also weighs some of the
-    row's input features. The head's features are then [h, the row's sparse block] of `WithSparseInput`.
-
-    Attributes:
-      support: per level int32 [K_t, S]: the input features each node weighs (−1 padded; `tfxc.tree.support`).
-      max_nnz: the width of the row's sparse block (`sparse_max_nnz`).
-      init: None (the weights start at zero), or per level float32 [K_t, S]: their starting values
-        (`sparse_init` × the nodes' unit-norm centroids on their support).
-      num_features: D, the input features (0: unknown; lookups then search the row instead of indexing it).
-    """
-
-    support: list
-    max_nnz: int = 64
-    init: list | None = None
-    num_features: int = 0
-
-
 @dataclass(frozen=True, eq=False)
 class Shortlist:
-    """The label tree's shortlist (`tfxc.heads.label_tree.shortlist`; needs the `NodeSparseTerm`): in prediction, the labels
+    """The label tree's shortlist (`tfxc.heads.label_tree.shortlist`; needs the sparse term): in prediction, the labels
     of a nearest-centroid ranker over all L join the beam's candidates.
 
     Attributes:

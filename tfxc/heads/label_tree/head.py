@@ -36,7 +36,7 @@ from __future__ import annotations
 from tfxc._tf import keras, tf
 from tfxc.heads.base import Head
 from tfxc.heads.gather_dot import gather_dot
-from tfxc.heads.label_tree.config import (HEAD_OPTIONS, LabelTreeHeadConfig, NodeSparseTerm, Shortlist,
+from tfxc.heads.label_tree.config import (HEAD_OPTIONS, LabelTreeHeadConfig, Shortlist,
                                           load_or_build_support, load_or_build_tree, node_positive_weights,
                                           propensity_bonus)
 from tfxc.heads.label_tree.loss import active_nodes, cap_active, level_loss, positive_nodes
@@ -44,7 +44,7 @@ from tfxc.heads.label_tree.ops import sparse_node_logits
 from tfxc.heads.label_tree.search import TreeSearch
 from tfxc.heads.label_tree.shortlist import impact_index
 from tfxc.heads.pair_scores import pair_logits, sparse_pair_logits, sparse_pair_scores
-from tfxc.heads.sparse_term import SparseInput, starting_weights
+from tfxc.heads.sparse_term import SparseInput, SparseTermSpec, starting_weights
 from tfxc.kernels.pairs import HAVE_COMPILED_PAIRS
 
 
@@ -61,7 +61,7 @@ class LabelTreeHead(TreeSearch, Head):
       negatives, max_active, loss, reduction, dense_level_max, use_bias, init_stddev, beam_size,
         post_processor, final_post_processor: as in `LabelTreeHeadConfig`.
       seed: seeds the node initialisers and the negative sampling.
-      sparse: None, or a `NodeSparseTerm`: each node also weighs some of the row's input features.
+      sparse: None, or a `SparseTermSpec` (per level): each node also weighs some of the row's input features.
       node_weights: None, or per level float32 [K_t]: the weight of a positive node in the loss
         (`node_positive_weights`: inverse propensity); kept as non-trainable weights of the model.
       shortlist: None, or a `Shortlist` (needs `sparse`): the labels of a nearest-centroid ranker join
@@ -80,7 +80,7 @@ class LabelTreeHead(TreeSearch, Head):
 
     def __init__(self, tree, negatives="tfn+man", max_active=0, loss="squared_hinge", reduction="mean",
                  dense_level_max=LabelTreeHeadConfig.dense_level_max, use_bias=True, init_stddev=0.02, beam_size=10, post_processor="l3-hinge",
-                 final_post_processor="", seed=None, sparse: NodeSparseTerm | None = None, node_weights=None,
+                 final_post_processor="", seed=None, sparse: SparseTermSpec | None = None, node_weights=None,
                  shortlist: Shortlist | None = None, rerank_bonus=None, **kwargs):
         super().__init__(tree.num_labels, **kwargs)
         if shortlist is not None and sparse is None:
@@ -103,7 +103,7 @@ class LabelTreeHead(TreeSearch, Head):
         support, centroids = load_or_build_support(config, context, tree)
         sparse = shortlist = weights = None
         if support is not None:
-            sparse = NodeSparseTerm(support, config.sparse_max_nnz, starting_weights(config, centroids),
+            sparse = SparseTermSpec(support, config.sparse_max_nnz, starting_weights(config, centroids),
                                     context.num_features)
         if config.shortlist_size:
             shortlist = Shortlist(centroids[-1], config.shortlist_size, config.prediction.shortlist_weight,
