@@ -2,11 +2,13 @@
 trained model read again) may change.
 
 A field carries its role in its metadata (`field(default=..., metadata=role(PREDICTION))`); a section whose
-every setting has one role says so as a class attribute (`ROLE = PREDICTION`). A prediction setting that training
-reads as well (a label tree's beam, when its nodes are the negatives) is named by its section's
-`reads_in_training()` (`read_in_training`): a trained model takes another value, a resumed run does not.
-Settings without a role change the model, the data or the optimisation: resuming a checkpoint under other values would mix two
-experiments, so `ModelDir.check_resume` refuses them. The roles that leave the trained model as it is:
+every setting has one role says so as a class attribute (`ROLE = PREDICTION`), as a head's `prediction`
+section does. A prediction setting that training reads as well (a label tree's beam, when its nodes are the
+negatives) is named by its section's `reads_in_training()` (`read_in_training`): a trained model takes
+another value, a resumed run does not. Settings without a role change the model, the data or the
+optimisation: resuming a checkpoint under other values would mix two experiments, so
+`ModelDir.check_resume` refuses them, and a trained model read for use refuses them too
+(`ModelDir.load_config`). The roles that leave the trained model as it is:
 
   LENGTH      how long training runs (epochs, steps, patience)
   CADENCE     how often it logs, evaluates, checkpoints
