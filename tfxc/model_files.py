@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 
+from tfxc.compat import ENSEMBLE, stamped, upgrade
 from tfxc.utils.display import json_text
 from tfxc.utils.io import atomic_directory, atomic_write_text
 from tfxc.utils.json_files import read_json_lines, read_json_object, required
@@ -110,14 +111,14 @@ class ModelFiles:
         path = self.file(ENSEMBLE_FILE)
         if not os.path.exists(path):
             return None
-        record = read_json_object(path, "the ensemble's record")
+        record = upgrade(ENSEMBLE, read_json_object(path, "the ensemble's record"), path)
         for key, kind in (("method", str), ("list_size", int), ("members", list)):
             required(record, key, path, kind)
         return record
 
     def write_ensemble(self, record: dict) -> None:
         """Writes ensemble.json (atomically): the directory becomes the ensemble of `record["members"]`."""
-        atomic_write_text(self.file(ENSEMBLE_FILE), json_text(record, indent=2) + "\n")
+        atomic_write_text(self.file(ENSEMBLE_FILE), json_text(stamped(ENSEMBLE, record), indent=2) + "\n")
 
     def ensemble_members(self) -> list[str]:
         """The paths of an ensemble's member directories (`ensemble()["members"]`, relative to this one)."""

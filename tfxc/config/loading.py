@@ -21,8 +21,10 @@ import re
 import typing
 from typing import Any
 
+from tfxc.compat import CONFIG, stamped, unstamped, upgrade
+from tfxc.compat.config_steps import moved_key_message
 from tfxc.config.imports import import_modules, trusted_imports
-from tfxc.config.schema import MOVED_KEYS, ExperimentConfig
+from tfxc.config.schema import ExperimentConfig
 from tfxc.data.files import surrogate_in_tree
 from tfxc.data.sources import with_validation
 from tfxc.errors import ConfigError
@@ -96,10 +98,9 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
         if key not in fields:
-            moved = MOVED_KEYS.get(f"{path}.{key}")
+            moved = moved_key_message(f"{path}.{key}")  # a --set in an old spelling (a file's is upgraded)
             if moved:
-                raise ConfigError(f"{path}.{key} has moved to {moved} (the dual-variable objectives are "
-                                  'losses now, e.g. "loss": {"name": "scent", "gamma": 12})')
+                raise ConfigError(moved)
             raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(key, fields)}; "
                               f"valid keys: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
@@ -262,7 +263,7 @@ def load_config_data(data: dict, overrides=(), origin: str | None = None, trust_
     path = origin
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: {top_level_problem(data)}" if path else top_level_problem(data))
-    data = apply_overrides(data, list(overrides))
+    data = apply_overrides(upgraded_tree(data, origin), list(overrides))
     try:
         # Before anything reads the tree: a thin config's unknown keys, the imports and every later
         # message may quote one of its strings.
@@ -339,10 +340,19 @@ def _override_named_by(message: str, overrides) -> str | None:
     return None
 
 
-def config_to_json(config: ExperimentConfig) -> str:
-    from tfxc.utils.display import json_text
+def upgraded_tree(tree: dict, origin: str | None = None) -> dict:
+    """A config in the JSON layout (read from `origin`), in today's spelling and without its format version
+    (`tfxc.compat`: a config without one is read as the oldest, whose steps leave today's spelling as it is).
 
-    return json_text(to_dict(config), indent=2) + "\n"  # paths and names in the user's script, as UTF-8
+    Raises:
+      ConfigError: the config is from a newer tfxc, or an old spelling cannot be read.
+    """
+    return unstamped(CONFIG, upgrade(CONFIG, tree, origin))
+
+
+def config_to_json(config: ExperimentConfig) -> str:
+    """`config` as every writer stores it: JSON, its format version first (`tfxc.compat.CONFIG`)."""
+    return json_text(stamped(CONFIG, to_dict(config)), indent=2) + "\n"  # names in the user's script, as UTF-8
 
 
 def save_config(config: ExperimentConfig, path: str) -> None:
