@@ -302,7 +302,7 @@ def is_conversion_of(stats: dict, data_config, files: SourceFiles | None = None)
     if stand_ins.fingerprinted_by_mtime(stats, version, SOURCE_FILES_KEY):
         return stored == stand_ins.mtime_fingerprint(_option_fields(data_config), _source_paths(data_config))
     files = files or SourceFiles()
-    if isinstance(stats[SOURCE_FILES_KEY], dict):
+    if isinstance(stats.get(SOURCE_FILES_KEY), dict):
         files.known.update(stats[SOURCE_FILES_KEY])
     return stored == source_fingerprint(data_config, files)
 
