@@ -163,6 +163,23 @@ def test_an_ensemble_record_of_format_0_reads_as_today(tmp_path):
     assert json.loads((tmp_path / "ensemble.json").read_text()) == {"format_version": 1, **record}
 
 
+# === best/best.json ===
+def test_the_record_of_the_selected_weights_reads_with_or_without_its_version(tmp_path):
+    from tfxc.model_files import ModelFiles
+
+    files = ModelFiles(str(tmp_path))
+    os.makedirs(files.best_dir)
+    record = {"step": 8, "metric": "P@1", "value": 0.5}
+    path = os.path.join(files.best_dir, "best.json")
+    for written in (record, compat.stamped(compat.BEST, record)):  # format 0 (no version) and today's
+        open(path, "w").write(json.dumps(written))
+        assert files.best() == record
+    open(path, "w").write(json.dumps({**record, "format_version": 2}))
+    with pytest.raises(DataError, match=r"best.json: field 'format_version': the record of the selected weights "
+                                        r"is at format version 2"):
+        files.best()
+
+
 # === featurizer.json ===
 def test_a_featurizer_of_version_1_reads_as_the_ascii_tokenizer_and_a_newer_one_is_refused(tmp_path):
     v1 = {"format": "tfxc.TfidfFeaturizer", "version": 1, "token_pattern": "[a-z0-9]+", "lowercase": True}

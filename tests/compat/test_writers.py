@@ -12,7 +12,7 @@ from tfxc import compat
 # The versioned records, by file name (the other JSON files are a run's logs and resume state).
 VERSIONED = {"config.json": compat.CONFIG, "artifact.json": compat.ARTIFACT, "export.json": compat.EXPORT,
              "stats.json": compat.DATA, "ensemble.json": compat.ENSEMBLE, "featurizer.json": compat.FEATURIZER,
-             "extract.json": compat.FEATURE_STORE}
+             "extract.json": compat.FEATURE_STORE, "best.json": compat.BEST}
 
 
 def test_a_trained_and_exported_model_stamps_every_record_with_todays_version(tmp_path):

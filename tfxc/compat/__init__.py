@@ -5,8 +5,8 @@ reads today's formats only.
 """
 
 from tfxc.compat.deprecations import FormatWarning
-from tfxc.compat.formats import (ARTIFACT, CONFIG, DATA, ENSEMBLE, EXPORT, FEATURE_STORE, FEATURIZER, FORMAT_VERSIONS,
+from tfxc.compat.formats import (ARTIFACT, BEST, CONFIG, DATA, ENSEMBLE, EXPORT, FEATURE_STORE, FEATURIZER, FORMAT_VERSIONS,
                                  FORMATS, TRAINED_CONFIG, stamped, unstamped, upgrade, version_of)
 
-__all__ = ["ARTIFACT", "CONFIG", "DATA", "ENSEMBLE", "EXPORT", "FEATURE_STORE", "FEATURIZER", "FORMATS",
+__all__ = ["ARTIFACT", "BEST", "CONFIG", "DATA", "ENSEMBLE", "EXPORT", "FEATURE_STORE", "FEATURIZER", "FORMATS",
            "FORMAT_VERSIONS", "FormatWarning", "TRAINED_CONFIG", "stamped", "unstamped", "upgrade", "version_of"]

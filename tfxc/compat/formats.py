@@ -27,6 +27,7 @@ ARTIFACT = "artifact"  # MODEL_DIR/artifact.json: what a trained directory is (`
 EXPORT = "export"  # SAVED_MODEL/assets.extra/tfxc/export.json (`tfxc.export.served`)
 DATA = "data"  # DATA_DIR/stats.json: a converted data set's card (`tfxc.data.info`)
 ENSEMBLE = "ensemble"  # MODEL_DIR/ensemble.json: how an ensemble's members combine (`tfxc.model_files`)
+BEST = "selected weights"  # MODEL_DIR/best/best.json: which evaluation chose them (`tfxc.model_files`)
 FEATURIZER = "featurizer"  # featurizer.json: a fitted TF-IDF featurizer (`tfxc.data.text_features`)
 FEATURE_STORE = "feature store"  # OUT/extract.json: extracted image features (`tfxc.images.feature_store`)
 
@@ -64,6 +65,7 @@ FORMATS = {
     EXPORT: Format("the export's description", (record_steps.export_defaults,)),
     DATA: Format("the data set's statistics", (record_steps.data_versioned,)),
     ENSEMBLE: Format("the ensemble's record", (record_steps.ensemble_versioned,)),
+    BEST: Format("the record of the selected weights", (record_steps.best_versioned,)),
     FEATURIZER: Format("the TF-IDF featurizer", (record_steps.featurizer_tokenizer,), oldest=1, key="version"),
     FEATURE_STORE: Format("the feature store's card", (record_steps.feature_store_versioned,)),
 }

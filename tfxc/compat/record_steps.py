@@ -59,6 +59,11 @@ def ensemble_versioned(record: dict) -> dict:
     return record
 
 
+def best_versioned(record: dict) -> dict:
+    """Format 0 -> 1 (best.json versioned 2026-11-29): the layout did not change."""
+    return record
+
+
 def feature_store_versioned(record: dict) -> dict:
     """Format 0 -> 1 (extract.json versioned 2026-11-29): the layout did not change."""
     return record
