@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import os
 
-from tfxc.compat import ARTIFACT, FORMAT_VERSIONS, stamped, upgrade
-from tfxc.compat import record_steps
+from tfxc.compat import ARTIFACT, FORMAT_VERSIONS, record_steps, stamped, upgrade
 from tfxc.errors import TfxcError
 from tfxc.model_files import CONFIG_FILE, ENSEMBLE_FILE, PARTS_DIR
 from tfxc.utils.display import json_text

@@ -56,7 +56,7 @@ def test_an_old_config_file_trains_as_today_and_a_set_in_the_old_spelling_says_w
 
     path = tmp_path / "old.json"
     path.write_text(json.dumps(OLD_CONFIG))  # umax_delta as JSON parsers read it: Infinity
-    with pytest.warns(compat.FormatWarning):
+    with pytest.warns(compat.FormatWarning, match=rf"^{path}: config keys moved \(optimizer.algorithm -> loss.name"):
         config = load_config(str(path))
     assert (config.loss.name, config.loss.gamma, config.loss.negative_correction) == ("scent", 12.0, "logq")
     # A --set is written today: its old spelling is the error it always was, naming the new key.

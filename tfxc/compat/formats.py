@@ -14,6 +14,7 @@ configs people write by hand, carry none. Steps from version 0 therefore leave t
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -100,11 +101,16 @@ def upgrade(kind: str, record: dict, where: str | None = None) -> dict:
         raise _error(spec, f"{spec.what} is at format version {version}, newer than this tfxc reads "
                            f"({spec.current}); upgrade tfxc to read it", where, spec.key)
     for step in spec.steps[version - spec.oldest:]:
-        try:
-            record = step(record)
-        except ValueError as e:  # a step names what it cannot read; the file is said here
-            raise _error(spec, f"{spec.what} (format version {version}): {e}", where,
-                         getattr(e, "field", None)) from None
+        with warnings.catch_warnings(record=True) as said:  # a step's warnings name the file here
+            warnings.simplefilter("always")
+            try:
+                record = step(record)
+            except ValueError as e:  # a step names what it cannot read; the file is said here
+                raise _error(spec, f"{spec.what} (format version {version}): {e}", where,
+                             getattr(e, "field", None)) from None
+        for warning in said:
+            warnings.warn(f"{where}: {warning.message}" if where else warning.message, warning.category,
+                          stacklevel=2)
     return {**record, spec.key: spec.current}
 
 
