@@ -47,7 +47,8 @@ def test_fit_takes_the_config_by_keyword_and_still_reads_the_earlier_order(tmp_p
     (x, y), _ = synthetic(num_train=300, num_test=10)
     one_epoch = {**CONFIG, "trainer": {**CONFIG["trainer"], "epochs": 1}}
     new = tfxc.fit(x, y, config=one_epoch, model_dir=str(tmp_path / "new"))
-    old = tfxc.fit(one_epoch, x, y, model_dir=str(tmp_path / "old"))  # the order of earlier releases
+    with pytest.warns(DeprecationWarning, match=r"write tfxc.fit\(X, Y, config=config\)"):  # tfxc.compat
+        old = tfxc.fit(one_epoch, x, y, model_dir=str(tmp_path / "old"))  # the order of earlier releases
     trained = [json.loads((tmp_path / name / "config.json").read_text()) for name in ("new", "old")]
     assert trained[0]["model"]["head"]["name"] == "one_vs_all"
     new_config, old_config = ({k: v for k, v in c.items() if k != "data"} for c in trained)

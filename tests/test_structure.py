@@ -17,7 +17,7 @@ MAX_LINES = 400
 # design). A module's floor is that of the longest name here that is it or a package holding it.
 FLOORS = (
     ("the ground", ("tfxc._tf", "tfxc._version", "tfxc.errors", "tfxc.build_context")),
-    ("tools of every room", ("tfxc.utils", "tfxc.registry", "tfxc.precision", "tfxc.optimizers")),
+    ("tools of every room", ("tfxc.utils", "tfxc.registry", "tfxc.precision", "tfxc.optimizers", "tfxc.compat")),
     ("data and configs", ("tfxc.data", "tfxc.hashing", "tfxc.kernels", "tfxc.text", "tfxc.images", "tfxc.tree",
                           "tfxc.config")),
     ("the model's parts, the command lines' conventions", ("tfxc.encoders", "tfxc.heads", "tfxc.model", "tfxc.cli")),

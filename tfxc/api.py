@@ -59,7 +59,8 @@ def fit(X, Y, *old_order, config=None, model_dir: str | None = None, X_val=None,
     directory, whose path it prints. Every kind of run `tfxc.train` trains, fit trains too (`tfxc.runs`): a
     head of parts (trained together), XR-Transformer's levels, the best preset's members, and k-fold's folds
     (`overrides=["data.val_fold=*/5"]`). The order of earlier releases, `fit(config, X, Y, model_dir=...)`, is
-    still read: a config (a path, a dict or an `ExperimentConfig`) is never a feature matrix.
+    still read, with a `DeprecationWarning` (`tfxc.compat.deprecations`): a config (a path, a dict or an
+    `ExperimentConfig`) is never a feature matrix.
 
     Args:
       X, Y: the training features and labels (see the module docstring).
@@ -173,16 +174,12 @@ def _fit(X, Y, old_order, *, config, model_dir, X_val, Y_val, X_test, Y_test, la
 
 # === fit's arguments and sources ===
 def _in_order(config, X, Y, old_order: tuple):
-    """(config, X, Y) from `fit(X, Y, config=...)`, or from the order of earlier releases `fit(config, X, Y)`:
-    told apart by the first argument, which is then a config (a path, a dict, an `ExperimentConfig`)."""
+    """(config, X, Y) from `fit(X, Y, config=...)`, or from the order of earlier releases (`tfxc.compat`)."""
+    from tfxc.compat.deprecations import fit_arguments
     from tfxc.config import ExperimentConfig
 
-    if not old_order:
-        return config, X, Y
-    if len(old_order) == 1 and config is None and isinstance(X, (str, os.PathLike, dict, ExperimentConfig)):
-        return X, Y, old_order[0]
-    raise TypeError("fit takes the features and labels as its positional arguments, e.g. "
-                    "fit(X, Y, config='configs/x.json', model_dir='runs/x'); the rest by keyword")
+    return fit_arguments(config, X, Y, old_order,
+                         lambda first: isinstance(first, (str, os.PathLike, dict, ExperimentConfig)))
 
 
 def _new_model_dir() -> str:

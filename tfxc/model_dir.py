@@ -15,7 +15,8 @@ import logging
 import os
 from typing import NamedTuple
 
-from tfxc.config.compare import as_trained, flat_differences, stored_form, stored_tree
+from tfxc.compat import TRAINED_CONFIG, unstamped, upgrade
+from tfxc.config.compare import flat_differences, stored_form, stored_tree
 from tfxc.config.roles import CADENCE, LAYOUT, LENGTH, PREDICTION, read_in_training, role_of
 from tfxc.errors import ConfigError, TfxcError, TrainingError
 from tfxc.model_files import CHECKPOINT_DIR, CONFIG_FILE, LOCK_FILE, ModelFiles
@@ -135,7 +136,7 @@ class ModelDir(HeadParts, ModelFiles):
 
         if not os.path.exists(self.config_path):
             raise TfxcError(f"{self.path}: not a tfxc model directory (no {CONFIG_FILE})")
-        stored = as_trained(read_json(self.config_path))
+        stored = upgrade(TRAINED_CONFIG, read_json(self.config_path), self.config_path)
         config = load_config_data(stored, overrides, origin=self.config_path, trust_imports=trust_imports,
                                   model_dir=self.path)
         if overrides:
@@ -214,7 +215,7 @@ class ModelDir(HeadParts, ModelFiles):
                 trained = None
             if not isinstance(trained, dict):
                 raise error from None
-            trained = stored_tree(as_trained(trained))
+            trained = stored_tree(unstamped(TRAINED_CONFIG, upgrade(TRAINED_CONFIG, trained, self.config_path)))
         return flat_differences(trained, to_dict(stored_form(config)))
 
     # === Data ===

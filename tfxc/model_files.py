@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 
+from tfxc.compat import BEST, ENSEMBLE, stamped, unstamped, upgrade
 from tfxc.utils.display import json_text
 from tfxc.utils.io import atomic_directory, atomic_write_text
 from tfxc.utils.json_files import read_json_lines, read_json_object, required
@@ -110,14 +111,14 @@ class ModelFiles:
         path = self.file(ENSEMBLE_FILE)
         if not os.path.exists(path):
             return None
-        record = read_json_object(path, "the ensemble's record")
+        record = upgrade(ENSEMBLE, read_json_object(path, "the ensemble's record"), path)
         for key, kind in (("method", str), ("list_size", int), ("members", list)):
             required(record, key, path, kind)
         return record
 
     def write_ensemble(self, record: dict) -> None:
         """Writes ensemble.json (atomically): the directory becomes the ensemble of `record["members"]`."""
-        atomic_write_text(self.file(ENSEMBLE_FILE), json_text(record, indent=2) + "\n")
+        atomic_write_text(self.file(ENSEMBLE_FILE), json_text(stamped(ENSEMBLE, record), indent=2) + "\n")
 
     def ensemble_members(self) -> list[str]:
         """The paths of an ensemble's member directories (`ensemble()["members"]`, relative to this one)."""
@@ -170,10 +171,10 @@ class ModelFiles:
         path = os.path.join(self.best_dir, BEST_FILE)
         if not os.path.exists(path):
             return None
-        record = read_json_object(path, "the record of the selected weights")
+        record = upgrade(BEST, read_json_object(path, "the record of the selected weights"), path)
         for key, kind in (("step", int), ("metric", str), ("value", (int, float))):
             required(record, key, path, kind)
-        return record
+        return unstamped(BEST, record)
 
     def save_best(self, model, record: dict) -> None:
         """Writes `model`'s weights and `record` as best/ (atomically: a crash keeps the previous best).
@@ -188,7 +189,7 @@ class ModelFiles:
         with atomic_directory(self.best_dir, marker=BEST_FILE) as tmp:
             checkpoint.write(os.path.join(tmp, "ckpt"))
             with open(os.path.join(tmp, BEST_FILE), "w", encoding="utf-8") as f:
-                f.write(json_text(record, indent=2))
+                f.write(json_text(stamped(BEST, record), indent=2))
 
     def restore_best(self, model) -> dict | None:
         """Loads the selected weights (best/) into `model`; returns their record, or None without them.

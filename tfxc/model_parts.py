@@ -35,6 +35,7 @@ class HeadParts:
           TrainingError: a part is missing, unfinished or was trained with another config.
         """
         from tfxc.config import config_to_json
+        from tfxc.config.compare import same_stored_config
         from tfxc.errors import ConfigError
         from tfxc.model import num_parts
         from tfxc.data.length import TrainingLength
@@ -51,7 +52,7 @@ class HeadParts:
             if step is None:
                 raise TrainingError(f"part {r} has no checkpoint in {part_dir.path}; train it with "
                                     f"`python -m tfxc.train --config ... --part {r}`")
-            if part_dir.config_text() != expected_config and (
+            if not same_stored_config(part_dir.config_text(), expected_config) and (
                     not allowed or not part_dir.config_text()
                     or any(role_of(config, key) not in allowed for key in part_dir.config_changes(config))):
                 raise TrainingError(f"part {r} in {part_dir.path} was trained with a different config")

@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass
 
 from tfxc.config.compare import flat_differences
-from tfxc.config.loading import apply_overrides, load_config_data, parse_override, read_json, to_dict
+from tfxc.config.loading import apply_overrides, load_config_data, parse_override, read_json, to_dict, upgraded_tree
 from tfxc.config.schema import ExperimentConfig
 from tfxc.data.sources import with_validation
 from tfxc.errors import ConfigError
@@ -115,7 +115,7 @@ def _with_preset(tree: dict, preset: str | None) -> dict:
 
 
 def _source(tree: dict, overrides, *, origin, name, own_keys: bool = True) -> ConfigSource:
-    overrides = tuple(overrides)
+    overrides, tree = tuple(overrides), upgraded_tree(tree, origin)  # today's spelling (`tfxc.compat`)
     config = load_config_data(tree, overrides, origin=origin)
     return ConfigSource(tree, config, overrides, origin, name, own_keys)
 

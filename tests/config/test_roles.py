@@ -3,10 +3,9 @@ the spelling of earlier releases is read as today's."""
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
+from tfxc.compat import FormatWarning
 from tfxc.config.loading import load_config_data, to_dict
 from tfxc.config.roles import LAYOUT, PREDICTION, read_in_training, role_of
 from tfxc.errors import ConfigError, TrainingError
@@ -40,17 +39,20 @@ def test_a_beam_that_picks_the_training_negatives_is_read_in_training_too():
     assert not read_in_training(tree_config(negatives="tfn"), "model.head.prediction.beam_size")
 
 
-def test_the_spelling_of_earlier_releases_is_read_as_todays(caplog):
-    with caplog.at_level(logging.WARNING, logger="tfxc.config"):
+def test_the_spelling_of_earlier_releases_is_read_as_todays():
+    with pytest.warns(FormatWarning, match=r"model.head.beam_size -> model.head.prediction.beam_size"):
         old = load_config_data({**DATA, "model": {"head": {"name": "label_tree", "beam_size": 20,
                                                            "propensity_rerank": 0.2, "shortlist_weight": 0.5}}})
     assert to_dict(old.model.head.prediction) == {"beam_size": 20, "propensity_rerank": 0.2, "shortlist_weight": 0.5}
     assert old == tree_config(prediction={"beam_size": 20, "propensity_rerank": 0.2, "shortlist_weight": 0.5})
-    mach = load_config_data({**DATA, "model": {"head": {"name": "mach", "eval_top_buckets": 5, "eval_min_freq": 1}}})
+    with pytest.warns(FormatWarning, match=r"model.head.eval_top_buckets -> model.head.prediction.top_buckets"):
+        mach = load_config_data({**DATA, "model": {"head": {"name": "mach", "eval_top_buckets": 5,
+                                                            "eval_min_freq": 1}}})
     assert (mach.model.head.prediction.top_buckets, mach.model.head.prediction.min_freq) == (5, 1)
     # An old-style --set on a config written the new way: the --set wins.
     new_way = {**DATA, "model": {"head": {"name": "label_tree", "prediction": {"beam_size": 3}}}}
-    assert load_config_data(new_way, ["model.head.beam_size=7"]).model.head.prediction.beam_size == 7
+    with pytest.warns(FormatWarning, match=r"--set model.head.beam_size is spelled --set model.head.prediction"):
+        assert load_config_data(new_way, ["model.head.beam_size=7"]).model.head.prediction.beam_size == 7
     with pytest.raises(ConfigError, match=r"model.head.prediction.beam_size \(0\) must be >= 1"):
         load_config_data(new_way, ["model.head.beam_size=0"])
 

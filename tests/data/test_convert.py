@@ -211,9 +211,10 @@ def test_label_frequencies_live_in_npy_and_older_layouts_still_load(shared_data,
     stats = json.loads(open(stats_path).read())
     assert "label_freq" not in stats and "propensities" not in stats
 
-    # A directory converted before label_freq.npy: the counts were a list in stats.json.
+    # A directory converted before label_freq.npy: the counts were a list in stats.json (format 0, unversioned).
     os.remove(os.path.join(info.dir, LABEL_FREQ_FILE))
     stats["label_freq"] = freq.tolist()
+    stats.pop("format_version")
     open(stats_path, "w").write(json.dumps(stats))
     np.testing.assert_array_equal(DatasetInfo.load(info.dir).label_freq, freq)
 

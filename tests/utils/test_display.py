@@ -21,7 +21,7 @@ MACHINE_JSON = {
     ("tfxc/config/loading.py", "_line_of_repeat"): "a key searched for in the config's text",
     ("tfxc/tree/__init__.py", "cached_cluster_labels"): "a cache key",
     ("tfxc/data/sources.py", "source_fingerprint"): "hashed",
-    ("tfxc/data/sources.py", "_mtime_fingerprint"): "hashed",
+    ("tfxc/compat/stand_ins.py", "mtime_fingerprint"): "hashed",
     ("tfxc/data/info.py", "_stats_without_provenance"): "the card's canonical form, hashed",
     ("tfxc/data/usage.py", "add_dependent"): "a registry of dependents read by tfxc",
     ("tfxc/data/in_memory.py", "source_files"): "fit's arrays as JSONL, compared byte for byte before a rewrite",

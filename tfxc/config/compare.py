@@ -26,15 +26,21 @@ def stored_tree(tree: dict) -> dict:
                              else value for key, value in data.items()}}
 
 
-def as_trained(tree: dict) -> dict:
-    """A stored config (JSON layout) with the options added since it was written set to what it was trained
-    with, where that differs from today's default: JSONL text converted before `data.text.tokens` existed
-    was tokenised by the "ascii" tokenizer (a config.json written since names its tokenizer)."""
-    data = tree.get("data")
-    text = data.get("text") if isinstance(data, dict) else None
-    if isinstance(text, dict) and data.get("format") == "jsonl" and "tokens" not in text:
-        return {**tree, "data": {**data, "text": {**text, "tokens": "ascii"}}}
-    return tree
+def same_stored_config(text: str | None, other: str) -> bool:
+    """Whether two config.json texts hold the same config, read in today's spelling (`tfxc.compat`): a
+    model directory's config written before configs were versioned equals today's text of the same config."""
+    import json
+
+    from tfxc.compat import TRAINED_CONFIG, unstamped, upgrade
+    from tfxc.errors import TfxcError
+
+    if text == other:
+        return True
+    try:
+        trees = [unstamped(TRAINED_CONFIG, upgrade(TRAINED_CONFIG, json.loads(t))) for t in (text, other)]
+    except (TypeError, ValueError, AttributeError, TfxcError):  # no text, not JSON, a newer tfxc's: differs
+        return False
+    return trees[0] == trees[1]
 
 
 def flat_differences(old: dict, new: dict, prefix: str = "", *, by_name: bool = False) -> dict[str, tuple]:

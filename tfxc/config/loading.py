@@ -13,25 +13,23 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
-import logging
 import math
 import os
 import re
 import typing
 from typing import Any
 
+from tfxc.compat import CONFIG, stamped, unstamped, upgrade
+from tfxc.compat.config_steps import moved_key_message, respelled_override
 from tfxc.config.imports import import_modules, trusted_imports
-from tfxc.config.schema import MOVED_KEYS, ExperimentConfig
+from tfxc.config.schema import ExperimentConfig
 from tfxc.data.files import surrogate_in_tree
 from tfxc.data.sources import with_validation
 from tfxc.errors import ConfigError
 from tfxc.registry import did_you_mean, get_registry
 from tfxc.utils.display import json_text
-
-log = logging.getLogger("tfxc.config")
 from tfxc.utils.io import atomic_write_text
 
 
@@ -97,14 +95,12 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
     where = path or "config"
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected an object, got {_type_name(data)} {data!r}")
-    data = _with_moved_settings(cls, data, where)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
         if key not in fields:
-            moved = MOVED_KEYS.get(f"{path}.{key}")
+            moved = moved_key_message(f"{path}.{key}")  # a --set in an old spelling (a file's is upgraded)
             if moved:
-                raise ConfigError(f"{path}.{key} has moved to {moved} (the dual-variable objectives are "
-                                  'losses now, e.g. "loss": {"name": "scent", "gamma": 12})')
+                raise ConfigError(moved)
             raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(key, fields)}; "
                               f"valid keys: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
@@ -125,33 +121,6 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
         if dataclasses.is_dataclass(kwargs[name]):
             kwargs[name].validate(sub)
     return cls(**kwargs)
-
-
-_NOTED_MOVES: set = set()
-
-
-def _with_moved_settings(cls: type, data: dict, path: str) -> dict:
-    """`data` with the settings `cls` declares moved (`MOVED`: {old key: "section.key"}) put at their new
-    place, e.g. a label tree's `beam_size` into its `prediction` section: configs and model directories
-    written before the move, and `--set`s typed the old way, read as today's. Where both places are given
-    the old one wins: it can only come from a `--set` typed on top of a config already written the new way.
-    """
-    moved = getattr(cls, "MOVED", {})
-    if not any(old in data for old in moved):
-        return data
-    data = copy.deepcopy(data)
-    for old, new in moved.items():
-        if old not in data:
-            continue
-        section, key = new.split(".")
-        target = data.setdefault(section, {})
-        if not isinstance(target, dict):
-            raise ConfigError(f"{path}.{section}: expected an object, got {_type_name(target)} {target!r}")
-        target[key] = data.pop(old)
-        if (path, old) not in _NOTED_MOVES:
-            _NOTED_MOVES.add((path, old))
-            log.warning("%s.%s is now spelled %s.%s (read as such)", path, old, path, new)
-    return data
 
 
 def _uses_registry(field: dataclasses.Field, annotation: Any) -> bool:
@@ -198,10 +167,12 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     Setting a registry entry's `name` to another one (`model.head.name=one_vs_all`) starts
     that entry afresh: the old entry's options were for the other head, encoder or loss
     (the rule of a thin config's entries, `tfxc.resolve.over_recipe`). Later `--set`s add to it.
+    A key typed in an earlier release's spelling is set in today's (`tfxc.compat`).
     """
     data = json.loads(json.dumps(data))
     for assignment in overrides:
         keys, value = parse_override(assignment)
+        keys = respelled_override(keys)
         node = data
         for i, k in enumerate(keys[:-1]):
             child = node.setdefault(k, {})
@@ -294,7 +265,7 @@ def load_config_data(data: dict, overrides=(), origin: str | None = None, trust_
     path = origin
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: {top_level_problem(data)}" if path else top_level_problem(data))
-    data = apply_overrides(data, list(overrides))
+    data = apply_overrides(upgraded_tree(data, origin), list(overrides))
     try:
         # Before anything reads the tree: a thin config's unknown keys, the imports and every later
         # message may quote one of its strings.
@@ -371,10 +342,19 @@ def _override_named_by(message: str, overrides) -> str | None:
     return None
 
 
-def config_to_json(config: ExperimentConfig) -> str:
-    from tfxc.utils.display import json_text
+def upgraded_tree(tree: dict, origin: str | None = None) -> dict:
+    """A config in the JSON layout (read from `origin`), in today's spelling and without its format version
+    (`tfxc.compat`: a config without one is read as the oldest, whose steps leave today's spelling as it is).
 
-    return json_text(to_dict(config), indent=2) + "\n"  # paths and names in the user's script, as UTF-8
+    Raises:
+      ConfigError: the config is from a newer tfxc, or an old spelling cannot be read.
+    """
+    return unstamped(CONFIG, upgrade(CONFIG, tree, origin))
+
+
+def config_to_json(config: ExperimentConfig) -> str:
+    """`config` as every writer stores it: JSON, its format version first (`tfxc.compat.CONFIG`)."""
+    return json_text(stamped(CONFIG, to_dict(config)), indent=2) + "\n"  # names in the user's script, as UTF-8
 
 
 def save_config(config: ExperimentConfig, path: str) -> None:

@@ -26,10 +26,6 @@ PRECISIONS = ("float32", "mixed_bfloat16", "auto")
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 OPTIMIZERS = ("adam", "sgd", "adagrad", "rmsprop", "adadelta")
 SCHEDULES = ("constant", "cosine", "linear")
-# Keys that moved to another section: reading the old one is an error that says where it went.
-MOVED_KEYS = {"optimizer.algorithm": "loss.name", "optimizer.gamma": "loss.gamma",
-              "optimizer.softplus_rho": "loss.rho", "optimizer.umax_delta": "loss.delta",
-              "optimizer.negative_correction": "loss.negative_correction"}
 
 
 @dataclass(frozen=True)

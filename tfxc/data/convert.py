@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from tfxc.compat import DATA, stamped
 from tfxc.data import readers
 from tfxc.data.folds import FOLD_KEY, VAL_SOURCE_ROWS, converted_dir, fold_of, fold_view_name
 from tfxc.data.info import FEATURIZER_FILE, LABEL_FREQ_FILE, LABELS_FILE, STATS_FILE, DatasetInfo
@@ -148,7 +149,7 @@ def _write_card(directory: str, card: dict, writers: dict, label_counts: np.ndar
     if names is not None:
         atomic_write_text(os.path.join(directory, LABELS_FILE), "\n".join(names) + "\n")
     np.save(os.path.join(directory, LABEL_FREQ_FILE), label_counts.astype(np.int64))
-    stats = {**card, "splits": {name: w.stats(num_labels) for name, w in writers.items()}}
+    stats = stamped(DATA, {**card, "splits": {name: w.stats(num_labels) for name, w in writers.items()}})
     atomic_write_text(os.path.join(directory, STATS_FILE), json_text(stats, indent=1) + "\n")
 
 

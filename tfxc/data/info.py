@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tfxc.compat import DATA, FORMATS, stand_ins, upgrade, version_of
 from tfxc.errors import DamagedFile, DataError
 from tfxc.utils.files import read_npy, read_text
 from tfxc.utils.json_files import read_json_object, required
@@ -44,11 +45,13 @@ class DatasetInfo:
             raise DataError(f"no converted data set here (missing {STATS_FILE}); run `python -m tfxc.convert` "
                             "or give the config a source format", path=directory)
         stats = read_json_object(path, "the data set's statistics")
+        version = version_of(DATA, stats, path)
+        stats = upgrade(DATA, stats, path)
         freq_path = os.path.join(directory, LABEL_FREQ_FILE)
         if os.path.exists(freq_path):
             label_freq = read_npy(freq_path, _card_advice(directory)).astype(np.int64, copy=False)
-        else:  # converted before label_freq.npy existed: the counts are in stats.json
-            label_freq = np.asarray(required(stats, "label_freq", path, list), np.int64)
+        else:  # a conversion of format 0 may keep the counts in stats.json
+            label_freq = stand_ins.label_freq_in_stats(stats, version, freq_path, path)
         if label_freq.shape != (required(stats, "num_labels", path, int),):
             raise DataError(f"label frequencies have shape {label_freq.shape}, expected ({stats['num_labels']},)",
                             path=freq_path)
@@ -171,8 +174,9 @@ PROVENANCE_KEYS = ("source_fingerprint", "source_files")
 
 
 def _stats_without_provenance(path: str, rows: bool) -> bytes:
-    """stats.json as canonical JSON without `PROVENANCE_KEYS` (and without the splits' row digests unless
-    `rows`); the file's bytes if it is not a JSON object."""
+    """stats.json as canonical JSON without `PROVENANCE_KEYS` and its format version (the same rows are the same
+    data, whichever tfxc wrote the card), and without the splits' row digests unless `rows`; the file's bytes
+    if it is not a JSON object."""
     with open(path, "rb") as f:
         raw = f.read()
     try:
@@ -181,7 +185,7 @@ def _stats_without_provenance(path: str, rows: bool) -> bytes:
         return raw
     if not isinstance(stats, dict):
         return raw
-    kept = {k: v for k, v in stats.items() if k not in PROVENANCE_KEYS}
+    kept = {k: v for k, v in stats.items() if k not in PROVENANCE_KEYS + (FORMATS[DATA].key,)}
     if not rows and isinstance(kept.get("splits"), dict):
         kept["splits"] = {name: {k: v for k, v in split.items() if k != "sha256"} if isinstance(split, dict)
                           else split for name, split in kept["splits"].items()}

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 
+from tfxc.compat import DATA, stand_ins, version_of
 from tfxc.errors import ConfigError, DataError
 
 DENSE_FEATURES_FILE, DENSE_LABELS_FILE = "features.npy", "labels.npy"
@@ -288,31 +289,20 @@ def _option_fields(data_config) -> dict:
     return fields
 
 
-def _mtime_fingerprint(data_config) -> str:
-    """The fingerprint of conversions written before contents were hashed (by path, size and mtime)."""
-    def file_fields(path):
-        if not path:
-            return {}
-        st = os.stat(path) if os.path.exists(path) else None
-        return {"path": os.path.realpath(path), "size": st.st_size if st else None,
-                "mtime_ns": st.st_mtime_ns if st else None}
-
-    fields = _option_fields(data_config)
-    fields["files"] = [file_fields(path) for path in _source_paths(data_config)]
-    fields["format_version"] = 1
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-
-
 def is_conversion_of(stats: dict, data_config, files: SourceFiles | None = None) -> bool:
     """Whether `stats` (a converted directory's stats.json) records a conversion of `data_config`'s sources.
 
     `files`, when given, keeps the hashes read here, so that a conversion that follows reads no source twice.
     """
     stored = stats.get("source_fingerprint")
-    if SOURCE_FILES_KEY not in stats:  # written before contents were hashed
-        return stored == _mtime_fingerprint(data_config)
+    try:
+        version = version_of(DATA, stats)
+    except DataError:
+        return False
+    if stand_ins.fingerprinted_by_mtime(stats, version, SOURCE_FILES_KEY):
+        return stored == stand_ins.mtime_fingerprint(_option_fields(data_config), _source_paths(data_config))
     files = files or SourceFiles()
-    if isinstance(stats[SOURCE_FILES_KEY], dict):
+    if isinstance(stats.get(SOURCE_FILES_KEY), dict):
         files.known.update(stats[SOURCE_FILES_KEY])
     return stored == source_fingerprint(data_config, files)
 

@@ -29,7 +29,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from tfxc.data.text_terms import ASCII_PATTERN, TOKENIZERS, tokenize
+from tfxc.data.text_terms import TOKENIZERS, tokenize
+from tfxc.compat import FEATURIZER, FORMAT_VERSIONS, upgrade
 from tfxc.errors import DataError
 from tfxc.utils.io import atomic_write_text
 
@@ -57,7 +58,7 @@ def truncate_utf8(text: str, max_bytes: int = MAX_TEXT_BYTES) -> str:
 
 
 # Version 1 files were written by the "ascii" tokenizer, with words and bigrams only, and name its pattern.
-_VERSION = 2
+_VERSION = FORMAT_VERSIONS[FEATURIZER]  # the "version" saved files carry (`tfxc.compat`)
 
 
 class TfidfFeaturizer:
@@ -245,15 +246,7 @@ class TfidfFeaturizer:
             raise DataError(f"cannot read TF-IDF featurizer JSON: {e}", path=path) from None
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise DataError(f"not a {_FORMAT} file", path=path, field="format")
-        if state.get("version") not in (1, _VERSION):
-            raise DataError(f"unsupported version {state.get('version')!r} (expected 1 or {_VERSION})",
-                            path=path, field="version")
-        if state["version"] == 1:
-            if state.get("token_pattern") != ASCII_PATTERN or state.get("lowercase") is not True:
-                raise DataError("written with a different tokenizer "
-                                f"({state.get('token_pattern')!r}, lowercase="
-                                f"{state.get('lowercase')!r})", path=path, field="token_pattern")
-            state = {**state, "tokens": "ascii", "accents": "keep"}
+        state = upgrade(FEATURIZER, state, path)  # today's layout (tfxc.compat), or a DataError naming the file
         try:
             featurizer = cls(ngram_max=state["ngram_max"], min_df=state["min_df"],
                              max_features=state["max_features"], sublinear_tf=state["sublinear_tf"],

@@ -97,12 +97,15 @@ def registered_head_name(layer) -> str | None:
 def export_head(saved_model_dir: str) -> dict:
     """An exported SavedModel's head config (JSON layout) from its config asset; {} where it has none (or a
     damaged one: the reader says so later)."""
+    from tfxc.compat import CONFIG, upgrade
+    from tfxc.errors import TfxcError
     from tfxc.export.served import CONFIG_ASSET, extra_asset
 
     try:
-        with open(extra_asset(saved_model_dir, CONFIG_ASSET), encoding="utf-8") as f:
-            head = json.load(f).get("model", {}).get("head", {})
-    except (TypeError, OSError, ValueError, AttributeError):
+        path = extra_asset(saved_model_dir, CONFIG_ASSET)
+        with open(path, encoding="utf-8") as f:
+            head = upgrade(CONFIG, json.load(f), path).get("model", {}).get("head", {})
+    except (TypeError, OSError, ValueError, AttributeError, TfxcError):
         return {}
     return head if isinstance(head, dict) else {}
 

@@ -79,6 +79,7 @@ import shutil
 import numpy as np
 
 from tfxc._tf import tf
+from tfxc.compat import EXPORT, stamped
 from tfxc.config import config_to_json
 from tfxc.export.served import (ASSETS_PATH, CONFIG_ASSET, EXPORT_ASSET, FEATURIZER_ASSET, GRAPH_FILE,
                                 LABEL_FREQ_ASSET, LABELS_ASSET)
@@ -156,13 +157,13 @@ def export_saved_model(model, config, info, out_dir: str, top_k: int | None = No
         with open(os.path.join(assets, CONFIG_ASSET), "w", encoding="utf-8") as f:
             f.write(config_to_json(config))
         with open(os.path.join(assets, EXPORT_ASSET), "w", encoding="utf-8") as f:
-            json.dump({"top_k": module.default_k, "input": serving_input_kind(module),
+            json.dump(stamped(EXPORT, {"top_k": module.default_k, "input": serving_input_kind(module),
                        "num_features": info.num_features, "num_labels": info.num_labels,
                        "num_train_points": info.num_points("train"),
                        "index": index.record,
                        **({} if ensemble is None else {"ensemble": {"method": ensemble.method, "list_size":
                                                                       ensemble.list_size,
-                                                                      "members": len(ensemble.models)}})},
+                                                                      "members": len(ensemble.models)}})}),
                       f, indent=2)
         np.save(os.path.join(assets, LABEL_FREQ_ASSET), np.asarray(info.label_freq, np.int64))
         with open(os.path.join(assets, LABELS_ASSET), "w", encoding="utf-8") as f:

@@ -10,8 +10,9 @@ assets in `assets.extra/tfxc/`, which TF Serving ignores and tfxc's readers need
   label_freq.npy   the train label counts, int64 [num_labels] (PSP@k's propensities derive from them)
   featurizer.json  the TF-IDF featurizer fit at conversion (models trained on text through a bag of words)
 
-Exports made before a file was added lack it and get a stand-in (ids as names, zero counts, no
-featurizer). A SavedModel may come from someone else or be damaged in a copy: every read gives
+export.json carries its format version (`tfxc.compat.EXPORT`) and is read in today's layout; an export of
+format 0 may lack labels.txt or label_freq.npy and gets the stand-ins of `tfxc.compat.stand_ins` (ids as
+names, zero counts), one of today's format a `DataError` naming the missing file. A SavedModel may come from someone else or be damaged in a copy: every read gives
 the value or one `TfxcError` naming the file, never a traceback.
 """
 
@@ -22,6 +23,7 @@ import os
 
 import numpy as np
 
+from tfxc.compat import EXPORT, stand_ins, upgrade, version_of
 from tfxc.errors import DataError, TfxcError
 from tfxc.utils.io import recover_directory
 from tfxc.utils.json_files import read_json_object, required
@@ -36,7 +38,8 @@ LABEL_FREQ_ASSET = "label_freq.npy"
 FEATURIZER_ASSET = "featurizer.json"
 
 # export.json's keys a reader relies on, with their types.
-_EXPORT_KEYS = {"top_k": int, "num_features": int, "num_labels": int}
+_EXPORT_KEYS = {"top_k": int, "num_features": int, "num_labels": int, "num_train_points": int, "index": dict,
+                "input": str}
 
 
 def is_saved_model(path: str) -> bool:
@@ -64,9 +67,10 @@ class ServedModel:
         int64 [B+1]); see `tfxc.export.saved_model` for the signatures.
       num_features: int >= 1, D, the feature ids a row may hold (0 for image models).
       num_labels: int >= 1, L.
-      num_train_points: int, the training rows (0 for exports made before it was recorded).
+      num_train_points: int, the training rows (0 for exports of format 0 that did not record it).
       index: dict, the label index export.json records ({"mode", "used", "beam", "recall@5", ...}; {} for
-        exports made before it was recorded).
+        exports of format 0 that did not record it).
+      format_version: int, the format export.json was written at (`tfxc.compat.EXPORT`).
 
     Raises (on construction):
       TfxcError: no such directory, or not a tfxc SavedModel (no export.json).
@@ -77,13 +81,11 @@ class ServedModel:
         self.path = path
         info = self._read_export_info()
         self.top_k, self.num_features, self.num_labels = info["top_k"], info["num_features"], info["num_labels"]
-        self.input_kind = info.get("input", "features")
-        self.num_train_points = info.get("num_train_points", 0)
-        self.index = info.get("index") if isinstance(info.get("index"), dict) else {}
+        self.input_kind, self.num_train_points, self.index = info["input"], info["num_train_points"], info["index"]
         self._loaded = None
 
     def _read_export_info(self) -> dict:
-        """export.json, its required keys checked (`_EXPORT_KEYS`, each an integer >= 1)."""
+        """export.json in today's layout (`tfxc.compat.EXPORT`), its keys checked (`_EXPORT_KEYS`)."""
         if not os.path.isdir(self.path):
             # An export killed while it replaced this one left it aside: put it back, as the next export would.
             with contextlib.suppress(OSError):
@@ -94,11 +96,15 @@ class ServedModel:
         if path is None:
             raise TfxcError(f"{self.path}: not a tfxc SavedModel (no {os.path.join(ASSETS_PATH, EXPORT_ASSET)})")
         info = read_json_object(path, "the export's description")
+        self.format_version = version_of(EXPORT, info, path)
+        info = upgrade(EXPORT, info, path)
         for key, kind in _EXPORT_KEYS.items():
-            least = 0 if key == "num_features" and info.get("input") == "image" else 1  # images have no feature ids
-            if required(info, key, path, kind) < least:
-                raise DataError(f"damaged export description: {key} is {info[key]!r}, expected an integer >= 1; "
-                                "export the model again", path=path)
+            required(info, key, path, kind)
+            # Images have no feature ids; an export of format 0 may not have recorded its training rows.
+            least = 0 if key == "num_train_points" or (key == "num_features" and info["input"] == "image") else 1
+            if kind is int and info[key] < least:
+                raise DataError(f"damaged export description: {key} is {info[key]!r}, expected an integer >= "
+                                f"{least}; export the model again", path=path)
         return info
 
     @property
@@ -110,15 +116,19 @@ class ServedModel:
         """The path of tfxc's asset `name` in this export, None if it has none."""
         return extra_asset(self.path, name)
 
+    def _missing(self, name: str) -> str:
+        return os.path.join(self.path, ASSETS_PATH, name)
+
     def label_names(self) -> list[str]:
-        """The `num_labels` label names of labels.txt, id order (the ids as names for exports without it).
+        """The `num_labels` label names of labels.txt, id order (the ids as names for exports of format 0 without it).
 
         Raises:
-          DataError: the file is unreadable, not UTF-8 or has fewer than `num_labels` lines.
+          DataError: the file is unreadable, not UTF-8, has fewer than `num_labels` lines, or is missing from an
+            export of today's format.
         """
         path = self.asset(LABELS_ASSET)
         if path is None:
-            return [str(i) for i in range(self.num_labels)]
+            return stand_ins.export_label_names(self.format_version, self.num_labels, self._missing(LABELS_ASSET))
         try:
             with open(path, encoding="utf-8") as f:
                 names = f.read().split("\n")[:self.num_labels]
@@ -130,14 +140,16 @@ class ServedModel:
         return names
 
     def label_freq(self) -> np.ndarray:
-        """The train label counts of label_freq.npy, int64 [num_labels] (zeros for exports without it).
+        """The train label counts of label_freq.npy, int64 [num_labels] (zeros for exports of format 0 without it).
 
         Raises:
-          DataError: the file is unreadable, cut short or of another shape.
+          DataError: the file is unreadable, cut short, of another shape, or missing from an export of today's
+            format.
         """
         path = self.asset(LABEL_FREQ_ASSET)
         if path is None:
-            return np.zeros(self.num_labels, np.int64)
+            return stand_ins.export_label_freq(self.format_version, self.num_labels,
+                                               self._missing(LABEL_FREQ_ASSET))
         try:
             freq = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as e:

@@ -94,9 +94,6 @@ class MachHeadConfig:
     feat_hash_dim: int = 0
     prediction: MachPrediction = field(default_factory=MachPrediction)
 
-    # Settings that were the head's own before prediction had its section (`tfxc.config.loading` moves them).
-    MOVED: ClassVar[dict] = {"eval_top_buckets": "prediction.top_buckets", "eval_min_freq": "prediction.min_freq"}
-
     def validate(self, path: str) -> None:
         if self.num_buckets < 2 or self.num_repetitions < 1:
             raise ConfigError(f"{path}: num_buckets ({self.num_buckets}) must be >= 2 and num_repetitions "

@@ -25,6 +25,7 @@ import shutil
 
 import numpy as np
 
+from tfxc.compat import FEATURE_STORE, stamped, upgrade
 from tfxc.data.files import delimited_rows
 from tfxc.errors import DataError
 from tfxc.images.sources import SPLITS
@@ -107,7 +108,7 @@ class FeatureStore:
         if not os.path.exists(path):
             return None
         with open(path, encoding="utf-8") as f:
-            return json.load(f).get("settings")
+            return upgrade(FEATURE_STORE, json.load(f), path).get("settings")
 
     def write_plan(self, labels: np.ndarray, splits: np.ndarray, refs, label_names: list[str] | None,
                    dim: int) -> None:
@@ -187,7 +188,7 @@ class FeatureStore:
             partial = os.path.join(folder, "features.npy.partial")
             if os.path.exists(partial):
                 os.replace(partial, os.path.join(folder, "features.npy"))
-        atomic_write_text(os.path.join(self.out_dir, CARD_FILE), json_text({**card, "settings": self.settings},
+        atomic_write_text(os.path.join(self.out_dir, CARD_FILE), json_text(stamped(FEATURE_STORE, {**card, "settings": self.settings}),
                                                                             indent=2, sort_keys=True) + "\n")
         shutil.rmtree(self.state_dir)
 

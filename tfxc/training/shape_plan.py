@@ -138,9 +138,10 @@ def _part_config(config) -> dict:
     """The JSON layout of one part's config (`time_plan.work`): a head in parts trains one repetition."""
     import json
 
+    from tfxc.compat import CONFIG, unstamped
     from tfxc.config import config_to_json
 
-    layout = json.loads(config_to_json(config))
+    layout = unstamped(CONFIG, json.loads(config_to_json(config)))
     layout["model"]["head"]["num_repetitions"] = 1
     return layout
 

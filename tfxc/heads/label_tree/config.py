@@ -167,10 +167,6 @@ class LabelTreeHeadConfig(SparseTermOptions):
     shortlist_postings: int = 64
     prediction: LabelTreePrediction = field(default_factory=LabelTreePrediction)
 
-    # Settings that were the head's own before prediction had its section (`tfxc.config.loading` moves them).
-    MOVED: ClassVar[dict] = {"beam_size": "prediction.beam_size", "propensity_rerank": "prediction.propensity_rerank",
-                             "shortlist_weight": "prediction.shortlist_weight"}
-
     def reads_in_training(self) -> tuple[str, ...]:
         """The prediction settings training reads too (`tfxc.config.roles.role_of`): the beam, where its nodes
         are the negatives."""

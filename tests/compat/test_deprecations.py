@@ -1,0 +1,32 @@
+"""The argument order of `tfxc.fit` before 2026-11-26, `fit(config, X, Y)`: still read, with a warning
+naming today's spelling; any other positional use is refused."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from tfxc.compat.deprecations import fit_arguments
+
+
+def is_config(value):
+    return isinstance(value, (str, dict))
+
+
+def test_todays_order_passes_through_without_a_word():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fit_arguments("c.json", "X", "Y", (), is_config) == ("c.json", "X", "Y")
+
+
+def test_the_old_order_is_read_with_a_deprecation_warning_naming_the_new_spelling():
+    with pytest.warns(DeprecationWarning, match=r"write tfxc.fit\(X, Y, config=config\)"):
+        assert fit_arguments(None, "c.json", "X", ("Y",), is_config) == ("c.json", "X", "Y")
+
+
+def test_other_positional_uses_are_refused():
+    with pytest.raises(TypeError, match="fit takes the features and labels as its positional arguments"):
+        fit_arguments("c.json", "X", "Y", ("Z",), is_config)
+    with pytest.raises(TypeError):
+        fit_arguments(None, 3, "X", ("Y",), is_config)
