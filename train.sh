@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the members of a run made of runs (MACH's R repetitions, the best preset's members, k-fold's folds:
+# Train the members of a run made of runs (MACH's R repetitions, the recipe's best point's members, k-fold's folds:
 # tfxc.runs), PARALLEL at a time, then combine and evaluate them.
 #
 #   bash train.sh CONFIG [PARALLEL] [MODEL_DIR] [--gpus LIST] [--set section.key=value ...]
@@ -24,7 +24,7 @@
 # several GPUs give --gpus. --gpus may stand anywhere on the line; `bash train.sh --help` prints this text.
 #
 # The config's run plan says how many members train apart (`python -m tfxc.train --num-parts`, `tfxc.runs`:
-# a head's parts, the best preset's members, k-fold's folds); a run that trains as a whole is simply trained
+# a head's parts, the best point's members, k-fold's folds); a run that trains as a whole is simply trained
 # and evaluated. Each member is an independent process (`python -m tfxc.train --part r`); MACH's repetitions
 # never communicate (Medini et al., 2019). With tmux installed the parts
 # run in windows of one tmux session (attach with `tmux attach -t <session>` to watch them); without

@@ -1,4 +1,4 @@
-"""The `best` preset (`tfxc.runs.members`): members of the default config trained into one directory, combined by the
+"""The recipe's `best` point (`tfxc.runs.members`): members of the default config trained into one directory, combined by the
 method chosen on validation rows, and read back as one model by evaluate, export, load and a fresh SavedModel."""
 
 import json
@@ -14,7 +14,7 @@ from test_recipe import write_synthetic
 import tfxc
 from tfxc.ensemble import run_ensemble
 from tfxc.model_dir import ModelDir
-from tfxc.presets import BEST_MEMBERS, BEST_METHODS
+from tfxc.recipe.points import BEST_MEMBERS, BEST_METHODS
 
 TEST_LINE = "test: "
 
@@ -23,10 +23,10 @@ TEST_LINE = "test: "
 def test_best_trains_members_and_serves_their_combination(tmp_path):
     train, test = write_synthetic(tmp_path, num_train=600, num_labels=120)
     model_dir = tmp_path / "best"
-    args = ["--train", train, "--test", test, "--preset", "best", "--model-dir", str(model_dir),
+    args = ["--train", train, "--test", test, "--recipe", "best", "--model-dir", str(model_dir),
             "--set", "trainer.epochs=3"]
     out = run_cli("tfxc.train", *args, timeout=600, cwd=str(tmp_path)).stdout
-    assert "  preset: best (of fast, default, best, xrt)" in out and "best: an ensemble of 3 members" in out, out
+    assert "  recipe: best (of fast, default, best, xrt)" in out and "best: an ensemble of 3 members" in out, out
     record = json.loads((model_dir / "ensemble.json").read_text())
     assert record["method"] in BEST_METHODS and record["members"] == [f"members/member-{m:03d}" for m in range(3)]
     # The method is the best validation score among those tried (ties: the first).
@@ -82,11 +82,11 @@ def test_best_trains_members_and_serves_their_combination(tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "scores.npy"), expected.scores, rtol=1e-5, atol=1e-6)
 
 
-def test_fit_trains_the_best_preset(tmp_path):
+def test_fit_trains_the_best_point(tmp_path):
     from test_api import synthetic
 
     (x, y), (x_test, y_test) = synthetic(num_train=300, num_test=40)
-    classifier = tfxc.fit(x, y, preset="best", model_dir=str(tmp_path / "best"), overrides=["trainer.epochs=2"])
+    classifier = tfxc.fit(x, y, recipe="best", model_dir=str(tmp_path / "best"), overrides=["trainer.epochs=2"])
     assert ModelDir(str(tmp_path / "best")).ensemble()["method"] in BEST_METHODS
     predictions = classifier.predict(x_test, k=3)
     assert predictions.ids.shape == (40, 3) and np.all(np.diff(predictions.scores, axis=1) <= 1e-6)
@@ -99,7 +99,7 @@ def test_train_sh_trains_the_members_as_parallel_parts_and_links_them(tmp_path):
 
     train, test = write_synthetic(tmp_path, num_train=400, num_labels=80)
     thin = tmp_path / "best.json"
-    thin.write_text(json.dumps({"recipe": True, "preset": "best", "trainer": {"epochs": 2},
+    thin.write_text(json.dumps({"recipe": "best", "trainer": {"epochs": 2},
                                 "data": {"format": "xc", "train": train, "test": test, "dir": str(tmp_path / "d")}}))
     assert run_cli("tfxc.train", "--config", str(thin), "--num-parts").stdout.strip() == str(BEST_MEMBERS)
     # A member alone, then --link-parts before the others exist: refused, naming the member to train.
@@ -123,7 +123,7 @@ def test_one_member_per_run_under_multi_worker_mirrored(tmp_path):
     from tfxc.errors import ConfigError
     from tfxc.runs import Options, plan_for
 
-    source = resolve.read_given({"recipe": True, "preset": "best", "runtime": {"strategy": "multi_worker_mirrored"},
+    source = resolve.read_given({"recipe": "best", "runtime": {"strategy": "multi_worker_mirrored"},
                                  "data": {"format": "xc", "train": str(tmp_path / "t.txt"), "dir": str(tmp_path / "d")}})
     with pytest.raises(ConfigError, match=r"give --part m \(0 to 2\) on every worker, then --link-parts once"):
         plan_for(source).train(str(tmp_path / "model"), Options())

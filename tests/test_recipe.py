@@ -13,6 +13,9 @@ from tfxc.config.loading import load_config_data
 from tfxc.errors import ConfigError
 from tfxc.data.sources import data_section, source_format
 from tfxc.recipe import DataProfile, choose
+from tfxc.training.time_plan import Rates
+
+RATES = Rates(matmul_flops=50e9, memory_bytes=5e9)  # the time estimates of a machine, not measured here
 
 
 def profile(points=50_000, labels=5_000, per_point=4.0, tail=0.5):
@@ -131,7 +134,7 @@ def test_several_labels_per_point_get_the_decoupled_softmax_and_exact_heads_a_wi
                         features_per_point=512.0, tail_share=0.5)
     assert not {"sparse_support", "shortlist_size"} & set(choose(dense)[0]["model"]["head"])
     from tfxc.encoders.sparse_input import PAD_FEATURE
-    from tfxc.recipe import SPARSE_TERM_MAX_FEATURES
+    from tfxc.recipe.profile import SPARSE_TERM_MAX_FEATURES
 
     assert SPARSE_TERM_MAX_FEATURES == PAD_FEATURE  # more features than the term can carry: no sparse term
     # The tree: a learning rate of 0.01 (synthetic 10^5), decaying (wordnet-nextword), and no dropout.
@@ -312,8 +315,9 @@ def test_text_gets_word_bigrams_and_says_so(tmp_path):
                                              "avg_features_per_point": 20.0}},
                            num_features=22_214, num_labels=77, label_freq=np.full(77, 117))
     data = data_section(write_jsonl(tmp_path / "t.jsonl", words_per_text=12), "s.jsonl", data_dir="d")
-    config, why = recipe_config(data, info)
-    assert why[1].startswith("text: TF-IDF of words and word bigrams in at least 1 training text(s), at most "
+    config, why = recipe_config(data, info, rates=RATES)
+    assert why[:2] == ["recipe: default (of fast, default, best, xrt)", "data: " + DataProfile.from_info(info).describe()]
+    assert why[2].startswith("text: TF-IDF of words and word bigrams in at least 1 training text(s), at most "
                              "100,000 (the most frequent): 22,214 features")
     load_config_data(config)
 
@@ -348,13 +352,13 @@ def test_text_sources_train_on_feature_rows_and_say_their_saved_model_takes_stri
                                              "avg_features_per_point": 20.0}},
                            num_features=2_214, num_labels=7, label_freq=np.full(7, 117))
     data = data_section(write_jsonl(tmp_path / "t.jsonl", words_per_text=12), "s.jsonl", data_dir="d")
-    config, why = recipe_config(data, info)
+    config, why = recipe_config(data, info, rates=RATES)
     # Training reads the converted feature rows (tokenising every epoch's texts again in tf.data costs 1.25x the
     # CPU); the export puts the featurizer in front of the model (tests/export/test_saved_model.py).
     assert "raw_text" not in config["model"]["encoder"]
     assert config.get("export", {}).get("inputs", "auto") == "auto"
     assert any(line.startswith("serving: the SavedModel takes raw strings") for line in why), why
-    _, why = recipe_config(data_section("t.txt", "s.txt", data_dir="d"), info)
+    _, why = recipe_config(data_section("t.txt", "s.txt", data_dir="d"), info, rates=RATES)
     assert not any(line.startswith("serving:") for line in why), why
 
 

@@ -35,7 +35,7 @@ def test_a_thin_config_on_the_command_line_is_read_once_and_meets_the_recipe_onc
     # is opened once, the recipe consulted once, after the conversion.
     import builtins
 
-    import tfxc.recipe
+    import tfxc.recipe.rules
     from tfxc.train import main
 
     train, test = write_synthetic(tmp_path, num_train=400, num_labels=60)
@@ -43,19 +43,19 @@ def test_a_thin_config_on_the_command_line_is_read_once_and_meets_the_recipe_onc
     thin.write_text(json.dumps({"recipe": True, "trainer": {"epochs": 2},
                                 "data": {"format": "xc", "train": train, "test": test, "dir": str(tmp_path / "d")}}))
     opened, recipes = [], []
-    real_open, real_recipe = builtins.open, tfxc.recipe.recipe_config
+    real_open, real_measure = builtins.open, tfxc.recipe.rules.measure_centroids
 
     def counting_open(file, *args, **kwargs):
         if str(file) == str(thin):
             opened.append(file)
         return real_open(file, *args, **kwargs)
 
-    def counting_recipe(*args, **kwargs):
+    def counting_measure(*args, **kwargs):
         recipes.append(args)
-        return real_recipe(*args, **kwargs)
+        return real_measure(*args, **kwargs)
 
     monkeypatch.setattr(builtins, "open", counting_open)
-    monkeypatch.setattr(tfxc.recipe, "recipe_config", counting_recipe)  # what every preset starts from
+    monkeypatch.setattr(tfxc.recipe.rules, "measure_centroids", counting_measure)  # once for every point's rules
     assert main(["--config", str(thin), "--model-dir", str(tmp_path / "m"), "--plan"]) == 0
     assert len(opened) == 1 and len(recipes) == 1
     assert "recipe (tfxc.recipe):" in capsys.readouterr().out

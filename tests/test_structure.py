@@ -24,7 +24,7 @@ FLOORS = (
     ("the model directory", ("tfxc.model_files", "tfxc.model_parts", "tfxc.model_dir")),
     ("what reads a trained model", ("tfxc.losses", "tfxc.eval", "tfxc.export", "tfxc.artifacts")),
     ("training", ("tfxc.training", "tfxc.ensemble", "tfxc.xr")),
-    ("configs made whole", ("tfxc.recipe", "tfxc.presets", "tfxc.resolve", "tfxc.convert")),
+    ("configs made whole", ("tfxc.recipe", "tfxc.resolve", "tfxc.convert")),
     ("a run's start, and runs made of runs", ("tfxc.launch", "tfxc.runs")),
     ("the verbs", ("tfxc.train", "tfxc.evaluate", "tfxc.predict", "tfxc.encode",
                    "tfxc.extract", "tfxc.export.__main__", "tfxc.predictors", "tfxc.api")),
@@ -243,7 +243,7 @@ def test_the_code_that_drives_heads_does_not_name_head_classes():
 
 
 # The modules that write configs (a head's name is what a config says) besides the heads' own.
-CONFIG_WRITERS = {"tfxc/recipe.py", "tfxc/presets.py", "tfxc/xr/preset.py"}
+CONFIG_WRITERS = {"tfxc/recipe/rules.py", "tfxc/recipe/xrt.py"}
 
 
 def registered_head_names() -> set[str]:

@@ -51,13 +51,13 @@ def load_xc(path: str, index_base: int = 0) -> tuple[scipy.sparse.csr_matrix, sc
 
 
 def fit(X, Y, *old_order, config=None, model_dir: str | None = None, X_val=None, Y_val=None, X_test=None,
-        Y_test=None, label_names=None, overrides=(), preset: str | None = None, plan_only: bool = False,
-        verbose: int = 1):
+        Y_test=None, label_names=None, overrides=(), recipe: str | None = None, plan_only: bool = False,
+        verbose: int = 1, preset: str | None = None):
     """Trains a model on in-memory data and returns it, ready to predict.
 
     `fit(X, Y)` trains the recipe (`tfxc.recipe`, as `python -m tfxc.train --train` does) into a new
     directory, whose path it prints. Every kind of run `tfxc.train` trains, fit trains too (`tfxc.runs`): a
-    head of parts (trained together), XR-Transformer's levels, the best preset's members, and k-fold's folds
+    head of parts (trained together), XR-Transformer's levels, the recipe's best point's members, and k-fold's folds
     (`overrides=["data.val_fold=*/5"]`). The order of earlier releases, `fit(config, X, Y, model_dir=...)`, is
     still read, with a `DeprecationWarning` (`tfxc.compat.deprecations`): a config (a path, a dict or an
     `ExperimentConfig`) is never a feature matrix.
@@ -74,15 +74,16 @@ def fit(X, Y, *old_order, config=None, model_dir: str | None = None, X_val=None,
       X_test, Y_test: an optional test split, evaluated at the end of training.
       label_names: names of the label ids (matrices only), instead of `data.label_names`.
       overrides: `--set`-style assignments, e.g. ["trainer.epochs=5"].
-      preset: the recipe's point on the speed–accuracy frontier (`tfxc.presets`): "fast", "default" or
-        "best" (an ensemble, `tfxc.runs.members`); None keeps the config's own ("preset" in a thin config; the
-        default). Only for the recipe (no config, or a thin one).
+      recipe: the recipe's point on the speed–accuracy frontier (`tfxc.recipe.points`): "fast", "default",
+        "best" (an ensemble, `tfxc.runs.members`) or "xrt" (text); None keeps the config's own ("recipe" in a
+        thin config; the default). Only for the recipe (no config, or a thin one).
       plan_only: convert the data, print the memory plan (`tfxc.training.memory_plan`) and return it, untrained.
       verbose: as Keras' `fit`: 1 (the default) reports on stderr what `python -m tfxc.train` logs (the
         conversion, the recipe's choice, a progress line with the step and ETA, each validation, an early
         stop, the final metrics); 2 adds the debugging details; 0 reports only warnings and errors. Only
         for this call, and only where the program has not configured logging itself (a handler on the
         root or "tfxc" logger then receives the same records): no global logging setup is changed.
+      preset: the old spelling of `recipe`, still accepted with a note (`tfxc.compat.spellings`).
 
     Labels (`Y`, `Y_val`, `Y_test`) are any form `tfxc.data.csr.labels_csr` reads: a SciPy sparse matrix, a
     dense 2-D NumPy indicator matrix of 0/1 cells (scikit-learn's `MultiLabelBinarizer`; its column count is
@@ -92,9 +93,13 @@ def fit(X, Y, *old_order, config=None, model_dir: str | None = None, X_val=None,
     Returns:
       A `Classifier` on `model_dir` (with `plan_only`, the `MemoryPlan`).
     """
+    from tfxc.compat.spellings import point_of
+
     with _reporting(verbose):
+        # An old spelling (`preset=`), still accepted: tfxc.compat.spellings.
+        recipe = point_of(recipe, preset, "fit(preset={!r})", "fit(recipe={!r})")
         return _fit(X, Y, old_order, config=config, model_dir=model_dir, X_val=X_val, Y_val=Y_val, X_test=X_test,
-                    Y_test=Y_test, label_names=label_names, overrides=overrides, preset=preset,
+                    Y_test=Y_test, label_names=label_names, overrides=overrides, recipe=recipe,
                     plan_only=plan_only, verbose=verbose)
 
 
@@ -129,7 +134,7 @@ def _reporting(verbose: int):
     return scope()
 
 
-def _fit(X, Y, old_order, *, config, model_dir, X_val, Y_val, X_test, Y_test, label_names, overrides, preset,
+def _fit(X, Y, old_order, *, config, model_dir, X_val, Y_val, X_test, Y_test, label_names, overrides, recipe,
          plan_only, verbose):
     from tfxc import resolve
 
@@ -141,7 +146,7 @@ def _fit(X, Y, old_order, *, config, model_dir, X_val, Y_val, X_test, Y_test, la
         sources = os.path.join(model_dir, SOURCES_DIR)
         data, files = source_files({k: v for k, v in splits.items() if v[0] is not None}, label_names, sources)
         source = resolve.read_given(config, overrides, data={**data, "dir": os.path.join(model_dir, CONVERTED_DIR),
-                                                             "source_dir": ""}, preset=preset)
+                                                             "source_dir": ""}, recipe=recipe)
     except BaseException:
         if new:
             os.rmdir(model_dir)  # still empty: the arrays or the config were refused before anything was written
@@ -163,7 +168,7 @@ def _fit(X, Y, old_order, *, config, model_dir, X_val, Y_val, X_test, Y_test, la
                 run.lock.release()
     from tfxc.runs import Options, plan_for
 
-    def announce(reasons, kept):  # the recipe chose the config: say what and why, with each preset's estimated time
+    def announce(reasons, kept):  # the recipe chose the config: say what and why, with each point's estimated time
         if reasons and verbose:
             print("tfxc.fit: the recipe (tfxc.recipe):\n" + "\n".join(f"  {line}" for line in reasons))
 

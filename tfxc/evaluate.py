@@ -2,7 +2,7 @@
 
 Evaluates a trained model on a converted split: its selected weights (`trainer.select_metric`), else its
 latest checkpoint. A model whose parts were linked (MACH repetitions, `train.sh`) is scored one part at a
-time (`tfxc.eval.parts`); an ensemble (the best preset, k-fold) by its members' combined lists. With --data,
+time (`tfxc.eval.parts`); an ensemble (the recipe's best point, k-fold) by its members' combined lists. With --data,
 any model (a SavedModel too) is scored on a labelled file instead. What the model is comes from the record
 written with it (`tfxc.artifacts`). With --json the last line printed is one JSON object of all metrics, in
 percent.
@@ -77,7 +77,7 @@ def main(argv=None):
     elif kind == artifacts.SAVED_MODEL:
         raise TfxcError(f"{args.model_dir} is a SavedModel: it holds no converted split; give --data FILE, a "
                         "labelled file to score it on")
-    elif kind == artifacts.ENSEMBLE:  # its members' lists combined (the best preset, k-fold)
+    elif kind == artifacts.ENSEMBLE:  # its members' lists combined (the recipe's best point, k-fold)
         if args.bad_cases or args.report:
             raise TfxcError(f"{args.model_dir} is an ensemble; --bad-cases and --report read one model: give a "
                             f"member ({', '.join(model_dir.ensemble_members())}), or combine the members with "

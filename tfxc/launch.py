@@ -52,8 +52,8 @@ def start_run(source: resolve.ConfigSource, model_dir: str, *, part: int | None 
     try:
         target = training_dir(model_dir, part)
         if not looking and target.ensemble() is not None:
-            raise TrainingError(f"{target.path} holds an ensemble (ensemble.json, the best preset); train another "
-                                "model into another --model-dir, or the ensemble again with --preset best")
+            raise TrainingError(f"{target.path} holds an ensemble (ensemble.json, the recipe's best point); train another "
+                                "model into another --model-dir, or the ensemble again with --recipe best")
         if not source.thin and not looking:
             target.check_resume(source.config, allow_changes=allow_changed_config)
         if before_conversion is not None:

@@ -13,7 +13,7 @@ Layout of a model directory:
   metrics.json       test metrics of the last training run
   eval_log.jsonl     periodic evaluations, one JSON object per line
   parts/part-NNN/    a model directory per independently trained part (e.g. MACH repetitions)
-  ensemble.json      an ensemble's directory only (the `best` preset, `tfxc.runs.members`): how its members
+  ensemble.json      an ensemble's directory only (the recipe's `best` point, `tfxc.runs.members`): how its members
                      combine ({"method", "list_size", "members", ...}); it holds no config.json of its own
   members/member-NNN/  an ensemble's members, each a whole model directory
   logs/part-NNN.log  their logs, when `train.sh` runs them

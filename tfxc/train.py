@@ -7,11 +7,11 @@ the file names, converts the data and trains the recipe that `tfxc.recipe` reads
 off it (printed, and kept as MODEL_DIR/config.json for `--config` later). A
 *thin* config (`"recipe": true`) names the data and states only what differs
 from that recipe. Both are resolved by `tfxc.resolve`, which reads the config file
-once. `--preset fast|default|best` (or `"preset"` in a thin config) picks the recipe's point on the
-speed-accuracy frontier (`tfxc.presets`).
+once. `--recipe fast|default|best|xrt` (or `"recipe": "fast"` in a thin config) picks the recipe's point
+on the speed-accuracy frontier (`tfxc.recipe.points`).
 
 What kind of run a config is (one model, a head trained in parts such as MACH's repetitions,
-XR-Transformer's levels, the best preset's members, k-fold's folds) is decided once, by
+XR-Transformer's levels, the best point's members, k-fold's folds) is decided once, by
 `tfxc.runs.plan_for`. Of a run made of members that train apart, `--num-parts` prints how many there
 are, `--part r` trains member r alone, `--link-parts` combines the finished ones (`--merge-parts`: a
 head's parts also written as one checkpoint); `train.sh` runs all three.
@@ -35,8 +35,8 @@ def default_model_dir(config_path: str | None) -> str:
 
 @main_wrapper
 def main(argv=None):
-    from tfxc import presets
-    from tfxc.config.schema import PRESETS
+    from tfxc.config.schema import RECIPE_POINTS
+    from tfxc.recipe import points
 
     parser = argparse.ArgumentParser(prog="python -m tfxc.train", description=__doc__.splitlines()[0])
     add_config_args(parser)
@@ -52,17 +52,19 @@ def main(argv=None):
     for split in ("train", "test", "val"):
         recipe.add_argument(f"--{split}-labels", default="", help=argparse.SUPPRESS)
     recipe.add_argument("--label-names", default="", help="labels.txt: one label name per line")
-    recipe.add_argument("--preset", default=None, metavar="{" + ",".join(PRESETS) + "}",
-                        help="where on the speed-accuracy frontier the recipe's config sits (tfxc.presets): "
-                             f"{presets.described()}; also \"preset\" in a thin config")
+    recipe.add_argument("--recipe", default=None, metavar="{" + ",".join(RECIPE_POINTS) + "}",
+                        help="where on the speed-accuracy frontier the recipe's config sits (tfxc.recipe.points): "
+                             f"{points.described()}; also \"recipe\": \"fast\" in a thin config")
+    # An old spelling (`--preset fast`), still accepted: tfxc.compat.spellings.
+    recipe.add_argument("--preset", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--print-config", action="store_true",
                         help="print the fully resolved config (every default included) and exit")
     parser.add_argument("--num-parts", action="store_true",
-                        help="print how many members of the run train apart (a head's parts, the best preset's "
+                        help="print how many members of the run train apart (a head's parts, the best point's "
                              "members, k-fold's folds; 1: it trains as a whole) and exit")
     parser.add_argument("--part", type=non_negative_int, default=None,
                         help="train only this member of the run: a head's part (one MACH repetition, in "
-                             "MODEL_DIR/parts/part-NNN), a best-preset member or a fold (MODEL_DIR/members/)")
+                             "MODEL_DIR/parts/part-NNN), a best-point member or a fold (MODEL_DIR/members/)")
     parser.add_argument("--merge-parts", action="store_true",
                         help="assemble the separately trained parts of MODEL_DIR into one model and write it as "
                              "MODEL_DIR's checkpoint (the parts are read one at a time)")
@@ -102,13 +104,15 @@ def main(argv=None):
         parser.error("--config (a JSON experiment config, e.g. configs/quickstart.json) or --train (a data file: "
                      "tfxc chooses the recipe) is required")
     from tfxc import resolve
+    from tfxc.compat.spellings import point_of
     from tfxc.runs import plan_for
 
+    point = point_of(args.recipe, args.preset, "--preset {}", "--recipe {}")  # the old spelling, still accepted
     overrides = list(args.overrides) + ([f"data.source_dir={args.data_dir}"] if args.data_dir else [])
     if args.train:
-        source = resolve.from_sources(_data_section(args), args.overrides, preset=args.preset)
+        source = resolve.from_sources(_data_section(args), args.overrides, recipe=point)
     else:
-        source = resolve.read_config(args.config, overrides, preset=args.preset)
+        source = resolve.read_config(args.config, overrides, recipe=point)
     if args.shape and (not args.plan or source.thin):
         raise ConfigError("--shape goes with --plan and a whole config (--config; a recipe is chosen from the data "
                           "itself)")
@@ -155,7 +159,7 @@ def _announce(source, kept: str, reasons: list, looking: bool = False) -> None:
 
 def look(source, plan, model_dir: str, args) -> int:
     """--print-config, --plan and --summary: one model's config, memory plan or parameters, nothing trained
-    (the best preset's: its members' default config)."""
+    (the best point's: its members' default config)."""
     from tfxc.launch import start_run
     from tfxc.runs.folds import Folds
 

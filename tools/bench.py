@@ -15,8 +15,8 @@ disk. tfxc trains with its config and is timed through its exported
 SavedModel, as a server would load it, next to an empty signature with the same
 inputs in the same process (`empty_latency_ms_median`,
 `empty_batch256_rows_per_s`; `index_recall_at_5` when the export answers top-k
-through a label index). tfxc-recipe is the recipe (its default preset);
-tfxc-fast runs it with `--preset fast`, tfxc-best with `--preset best` (an ensemble: its training time is
+through a label index). tfxc-recipe is the recipe (its default point);
+tfxc-fast runs it with `--recipe fast`, tfxc-best with `--recipe best` (an ensemble: its training time is
 its members' loops added up, and it serves from one SavedModel).
 
 Time-to-accuracy (not with --quick or --no-curves): validation P@5 against
@@ -71,7 +71,7 @@ import numpy as np
 from bench_curves import CARVE_DIR, carve, peer_point, tfxc_curve  # same folder
 from bench_peers import BUDGETS, directory_bytes, write_result
 from bench_report import markdown_tables, plot, plot_scale
-from bench_sets import (DATASETS, PEERS, PRESET_SYSTEMS, QUICK_DATASETS, QUICK_OVERRIDES, REAL_DATASETS,
+from bench_sets import (DATASETS, PEERS, POINT_SYSTEMS, QUICK_DATASETS, QUICK_OVERRIDES, REAL_DATASETS,
                         RECIPE_SYSTEM, SCALE_CONFIG, SCALE_DATASETS, SHAPED_DATASETS)
 
 from tfxc.cli import FiniteFloat
@@ -147,12 +147,12 @@ def run_system(dataset: str, system: str, data_dir: str, work: str, args) -> dic
     if system in PEERS:
         cmd = [args.peer_python, os.path.join(REPO, "tools", "bench_peers.py"), "--system", system,
                "--data", data_dir, "--work", work, "--k", str(K)]
-    elif system == RECIPE_SYSTEM or system in PRESET_SYSTEMS:
+    elif system == RECIPE_SYSTEM or system in POINT_SYSTEMS:
         sets = [f"--set={o}" for o in (QUICK_OVERRIDES if args.quick else [])]
-        preset = [f"--preset={PRESET_SYSTEMS[system]}"] if system in PRESET_SYSTEMS else []
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--data", data_dir, "--work", work, *preset,
+        point = [f"--recipe={POINT_SYSTEMS[system]}"] if system in POINT_SYSTEMS else []
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--data", data_dir, "--work", work, *point,
                *sets, *(["--reuse-models"] if args.reuse_models else [])]
-        record["config"] = f"recipe --preset {PRESET_SYSTEMS[system]}" if preset else "recipe"
+        record["config"] = f"recipe --recipe {POINT_SYSTEMS[system]}" if point else "recipe"
     else:
         config = DATASETS[dataset].systems[system]
         overrides = DATASETS[dataset].overrides(dataset, args.out) + (QUICK_OVERRIDES if args.quick else [])
@@ -270,9 +270,9 @@ def tfxc_worker(args) -> None:
     if reused:
         train_s = trained_seconds(model_dir)
     elif not args.config:
-        preset = [f"--preset={args.preset}"] if args.preset else []
+        point = [f"--recipe={args.recipe}"] if args.recipe else []
         subprocess.run([sys.executable, "-m", "tfxc.train", "--train", os.path.join(args.data, "X.trn.npz"),
-                        "--test", os.path.join(args.data, "X.tst.npz"), "--model-dir", model_dir, *preset, *sets],
+                        "--test", os.path.join(args.data, "X.tst.npz"), "--model-dir", model_dir, *point, *sets],
                        **quiet)
         train_s = trained_seconds(model_dir)
     elif parts > 1:
@@ -470,7 +470,7 @@ def main(argv=None):
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--set", dest="overrides", action="append", default=[], help=argparse.SUPPRESS)
-    parser.add_argument("--preset", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--recipe", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return tfxc_worker(args)
@@ -504,7 +504,7 @@ def main(argv=None):
         data_dir = prepare(dataset, args.shared_data, args.out)
         if not args.no_curves and not args.quick:
             carve(data_dir)
-        systems = list(DATASETS[dataset].systems) + [RECIPE_SYSTEM, *PRESET_SYSTEMS] + list(PEERS)
+        systems = list(DATASETS[dataset].systems) + [RECIPE_SYSTEM, *POINT_SYSTEMS] + list(PEERS)
         for system in [s for s in systems if not wanted or s in wanted]:
             work = os.path.join(args.out, "work", dataset, system)
             print(f"[bench] {dataset} / {system} ...", flush=True)

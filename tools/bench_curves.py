@@ -89,7 +89,7 @@ def tfxc_curve(model_dir: str, carve_dir: str) -> dict:
 
     model = ModelDir(model_dir)
     ensemble = model.ensemble()
-    if ensemble is not None:  # the best preset: its first member's curve, then the ensemble at its total time
+    if ensemble is not None:  # the recipe's best point: its first member's curve, then the ensemble at its total time
         curve = tfxc_curve(model.ensemble_members()[0], carve_dir)
         chosen = ensemble["validation"].get(ensemble["method"])
         if "val_curve" in curve and chosen:

@@ -89,8 +89,8 @@ DATASETS = {
 # Every data set also runs tfxc without a config: `tfxc.train --train X.trn.npz --test X.tst.npz` (the recipe
 # of `tfxc.recipe`, chosen from the data; the same matrices the peers read).
 RECIPE_SYSTEM = "tfxc-recipe"
-# The recipe's presets (`tfxc.train --preset NAME`): the same run as tfxc-recipe, which is the default preset.
-PRESET_SYSTEMS = {"tfxc-fast": "fast", "tfxc-best": "best"}
+# The recipe's points (`tfxc.train --recipe NAME`): the same run as tfxc-recipe, which is the default point.
+POINT_SYSTEMS = {"tfxc-fast": "fast", "tfxc-best": "best"}
 REAL_DATASETS = [name for name, d in DATASETS.items() if not d.num_labels]
 SCALE_DATASETS = [name for name, d in DATASETS.items() if d.num_labels and not d.generator]
 # Generated sets shaped like a published one: reported like a real set (a table against the peers), run on request.

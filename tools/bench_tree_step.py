@@ -1,9 +1,9 @@
 """The label tree's training step against the dense head's, on the same batch and encoder.
 
-  python tools/bench_tree_step.py --config configs/wordnet_hypernyms.json --preset fast [--batch 1024]
+  python tools/bench_tree_step.py --config configs/wordnet_hypernyms.json --recipe fast [--batch 1024]
       [--steps 20] [--set SECTION.KEY=VALUE ...] [--dense-level-max 16384 256 ...] [--no-kernel]
 
-The config (thin configs get the recipe for their data, with `--preset`) gives the data, the encoder and
+The config (thin configs get the recipe for their data, at the point `--recipe` names) gives the data, the encoder and
 the optimizer. Two heads are built on it: the dense head (the config's own when it is an exact head, else
 the decoupled softmax the recipe trains below its tree threshold) and the recipe's label tree (PLT form,
 with the sparse term per node on sparse inputs), once per `--dense-level-max` (levels of at most that many
@@ -79,7 +79,7 @@ def with_head(config, head: dict, precision: str | None = None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
-    parser.add_argument("--preset", default="", help="for a thin config: fast, default or best")
+    parser.add_argument("--recipe", default="", help="for a thin config, the recipe's point: fast, default or best")
     parser.add_argument("--batch", type=positive_int, default=1024)
     parser.add_argument("--steps", type=positive_int, default=20)
     parser.add_argument("--dense-level-max", type=positive_int,
@@ -88,8 +88,8 @@ def main():
     add_set_args(parser, example="--set model.encoder.embedding_dim=256")
     args = parser.parse_args()
     overrides = [f"trainer.global_batch_size={args.batch}"] + args.overrides
-    if args.preset:
-        overrides.append(f"preset={args.preset}")
+    if args.recipe:
+        overrides.append(f"recipe={args.recipe}")
     config, info = load_with_data(args.config, overrides)
     batch = next(iter(train_dataset(info.files("train"), num_points=info.num_points("train"),
                                     global_batch_size=args.batch, seed=0, shuffle_buffer=config.data.shuffle_buffer,

@@ -41,7 +41,7 @@ def test_the_router_names_each_kind_and_what_part_n_means(tmp_path):
     assert type(folds) is Folds and folds.count() == 5 and folds.part_noun == "fold"
     with pytest.raises(ConfigError, match=r"--part 5: data.val_fold '\*/5' has folds 0 to 4"):
         folds.check_part(5)
-    best = plan_for(source_of(tmp_path, {"recipe": True, "preset": "best"}))
+    best = plan_for(source_of(tmp_path, {"recipe": "best"}))
     assert type(best) is Members and best.count() == 3 and best.part_noun == "member"
     # A thin config is one model until its recipe has read the data.
     assert type(plan_for(source_of(tmp_path, {"recipe": True}))) is Single

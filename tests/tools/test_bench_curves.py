@@ -1,5 +1,5 @@
 """tools/bench.py's time-to-accuracy curves and serving figures: the validation carve, curves from a model
-directory, the plot's data, the serving table, and the preset systems' runs (no peers needed)."""
+directory, the plot's data, the serving table, and the recipe's point systems' runs (no peers needed)."""
 
 from __future__ import annotations
 
@@ -175,22 +175,22 @@ def test_index_recall_is_read_from_the_export_when_it_has_an_index(tmp_path):
     assert bench_serving.index_recall(str(tmp_path)) == 0.993
 
 
-def test_preset_systems_run_the_recipe_with_their_flag_and_a_failure_is_recorded(tmp_path, monkeypatch):
+def test_point_systems_run_the_recipe_with_their_flag_and_a_failure_is_recorded(tmp_path, monkeypatch):
     commands = []
 
     def fake_run(cmd, **kwargs):
         commands.append(cmd)
-        return subprocess.CompletedProcess(cmd, 2, "", "train.py: error: unrecognized arguments: --preset=fast\n")
+        return subprocess.CompletedProcess(cmd, 2, "", "train.py: error: unrecognized arguments: --recipe=fast\n")
 
     monkeypatch.setattr(bench.subprocess, "run", fake_run)
     args = type("Args", (), {"quick": False, "timeout": 60.0, "out": str(tmp_path), "peer_python": sys.executable,
                              "reuse_models": False})()
     record = bench.run_system("medical", "tfxc-fast", str(tmp_path / "data"), str(tmp_path / "work"), args)
-    assert record["status"] == "failed" and "unrecognized arguments: --preset=fast" in record["error"]
-    assert record["config"] == "recipe --preset fast" and commands[0][-1] == "--preset=fast"
+    assert record["status"] == "failed" and "unrecognized arguments: --recipe=fast" in record["error"]
+    assert record["config"] == "recipe --recipe fast" and commands[0][-1] == "--recipe=fast"
     record = bench.run_system("medical", "tfxc-recipe", str(tmp_path / "data"), str(tmp_path / "work"), args)
-    assert record["config"] == "recipe" and not any(a.startswith("--preset") for a in commands[1])
-    assert set(bench.PRESET_SYSTEMS) == {"tfxc-fast", "tfxc-best"}
+    assert record["config"] == "recipe" and not any(a.startswith("--recipe") for a in commands[1])
+    assert set(bench.POINT_SYSTEMS) == {"tfxc-fast", "tfxc-best"}
 
 
 def test_the_curve_table_gives_each_systems_best_and_when_it_reached_the_best_peer():

@@ -18,12 +18,14 @@ import json
 import math
 import os
 import re
+import types
 import typing
 from typing import Any
 
 from tfxc.compat import CONFIG, stamped, unstamped, upgrade
 from tfxc.compat.config_steps import moved_key_message, respelled_override
 from tfxc.config.imports import import_modules, trusted_imports
+from tfxc.compat.spellings import fold_preset
 from tfxc.config.schema import ExperimentConfig
 from tfxc.data.files import surrogate_in_tree
 from tfxc.data.sources import with_validation
@@ -35,6 +37,9 @@ from tfxc.utils.io import atomic_write_text
 
 def _type_name(value: Any) -> str:
     return type(value).__name__ if value is not None else "null"
+
+
+_ARM_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
 def _convert(value: Any, annotation: Any, path: str, allow_inf: bool = False) -> Any:
@@ -66,6 +71,15 @@ def _convert(value: Any, annotation: Any, path: str, allow_inf: bool = False) ->
         if not isinstance(value, str):
             raise ConfigError(f"{path}: expected a string, got {_type_name(value)} {value!r}")
         return value
+    if origin in (typing.Union, types.UnionType):  # the first type the value is, in the annotation's order
+        arms = typing.get_args(annotation)
+        for arm in arms:
+            try:
+                return _convert(value, arm, path, allow_inf)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{path}: expected {' or '.join(_ARM_NAMES.get(arm, arm.__name__) for arm in arms)}, got "
+                          f"{_type_name(value)} {value!r}")
     if origin is tuple:
         (item_type, _ellipsis) = typing.get_args(annotation)
         if not isinstance(value, (list, tuple)):
@@ -267,6 +281,10 @@ def load_config_data(data: dict, overrides=(), origin: str | None = None, trust_
         raise ConfigError(f"{path}: {top_level_problem(data)}" if path else top_level_problem(data))
     data = apply_overrides(upgraded_tree(data, origin), list(overrides))
     try:
+        data = fold_preset(data)  # an old spelling (`"preset": "fast"`), still accepted: tfxc.compat.spellings
+    except ConfigError as e:
+        raise _located(e, path, overrides) from None
+    try:
         # Before anything reads the tree: a thin config's unknown keys, the imports and every later
         # message may quote one of its strings.
         problem = surrogate_in_tree(data)
@@ -274,7 +292,7 @@ def load_config_data(data: dict, overrides=(), origin: str | None = None, trust_
             raise ConfigError(problem)
     except ConfigError as e:
         raise _located(e, path, overrides) from None
-    if data.get("recipe") is True:
+    if is_thin(data):
         data = _thin(data)
     try:
         # Modules the caller names in a --set are the caller's own.
@@ -308,11 +326,17 @@ def _imports_set_by(overrides) -> list[str]:
 
 
 # What a thin config is read for before the recipe is known (the data; the rest may be partial sections).
-_THIN_KEYS = ("imports", "recipe", "preset", "comment", "data", "runtime")
+_THIN_KEYS = ("imports", "recipe", "comment", "data", "runtime")
+
+
+def is_thin(data: dict) -> bool:
+    """Whether config `data` (JSON layout) is thin: `"recipe"` true or a point's name (`RECIPE_POINTS`)."""
+    recipe = data.get("recipe")
+    return recipe is True or (isinstance(recipe, str) and recipe != "")
 
 
 def _thin(data: dict) -> dict:
-    """A thin config (`"recipe": true`) as far as it can be read without the data: the data section (with
+    """A thin config (`"recipe": true` or a point) as far as it can be read without the data: the data section (with
     a validation share held out, as the recipe does) and the runtime. Its other sections hold only what
     differs from the recipe, so they are validated once `tfxc.resolve` has put them on top of it."""
     known = {f.name for f in dataclasses.fields(ExperimentConfig)}

@@ -294,18 +294,16 @@ class ExportConfig:
                                                f"{', '.join(map(repr, EXPORT_INPUTS))}")
 
 
-# The recipe's points on the speed–accuracy frontier, fastest first (`tfxc.presets` holds their rules).
-PRESETS = ("fast", "default", "best", "xrt")
+# The recipe's points on the speed–accuracy frontier, fastest first (`tfxc.recipe.points` holds their rules).
+RECIPE_POINTS = ("fast", "default", "best", "xrt")
 
 
-def check_preset(preset: str, recipe: bool) -> None:
-    """Raises `ConfigError` unless `preset` is "" or one of `PRESETS`, given with `recipe` true."""
-    if not preset:
+def check_recipe(recipe) -> None:
+    """Raises `ConfigError` unless `recipe` is true, false or one of `RECIPE_POINTS`."""
+    if isinstance(recipe, bool):
         return
-    _require(preset in PRESETS, f"preset '{preset}': unknown{did_you_mean(preset, PRESETS)}; one of: "
-             f"{', '.join(PRESETS)}")
-    _require(recipe, f"preset '{preset}' chooses among the recipe's configs: it needs \"recipe\": true (a thin "
-             "config), or tfxc.train --train")
+    _require(recipe in RECIPE_POINTS, f"recipe '{recipe}': unknown{did_you_mean(recipe, RECIPE_POINTS)}; true, "
+             f"false or one of: {', '.join(RECIPE_POINTS)}")
 
 
 @dataclass(frozen=True)
@@ -327,15 +325,16 @@ class ExperimentConfig:
         sections on top, so the file states only what differs from the recipe
         (the model directory keeps the resolved config). A data section without
         a validation part then holds out 10 % of train, as the recipe does.
-      preset: with `recipe`, the recipe's point on the speed–accuracy frontier (`PRESETS`, `tfxc.presets`):
-        "fast", the cheapest model that still meets the peers, "default" ("" too), the recipe as it is, or "best",
-        an ensemble of default members (`tfxc.presets.SUMMARIES`).
+        A point of `RECIPE_POINTS` instead of true also picks where on the
+        speed–accuracy frontier the recipe's config sits (`tfxc.recipe.points`):
+        "fast", the cheapest model that still meets the peers, "default" (what true
+        is, unless the head is XR-Transformer's: then "xrt"), "best", an ensemble
+        of default members, or "xrt" (`tfxc.recipe.points.SUMMARIES`).
       comment: free text, not read (e.g. why a thin config differs from the recipe).
     """
 
     imports: tuple[str, ...] = ()
-    recipe: bool = False
-    preset: str = ""
+    recipe: bool | str = False
     comment: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -348,9 +347,9 @@ class ExperimentConfig:
 
     def validate(self) -> "ExperimentConfig":
         for f in dataclasses.fields(self):
-            if f.name not in ("imports", "recipe", "preset", "comment"):
+            if f.name not in ("imports", "recipe", "comment"):
                 getattr(self, f.name).validate(f.name)
-        check_preset(self.preset, self.recipe)
+        check_recipe(self.recipe)
         if self.runtime.strategy == "default":
             _require(self.runtime.cpu_replicas == 1,
                      f"runtime.cpu_replicas ({self.runtime.cpu_replicas}) needs runtime.strategy "

@@ -1,7 +1,7 @@
 """python -m tfxc.export --model-dir DIR --out DIR [--top-k K] [--inputs auto|text|features] [--index auto|on|off]
 [--index-recall R] [--set ...]
 
-Writes a SavedModel of the latest checkpoint (of an ensemble's members, `--preset best`: one SavedModel that
+Writes a SavedModel of the latest checkpoint (of an ensemble's members, `--recipe best`: one SavedModel that
 combines their lists, `tfxc.export.ensemble`); see `tfxc.export.saved_model` for its signatures and
 `tfxc.export.index_choice` for the label index (--inputs, --index and --index-recall set export.inputs,
 export.index and export.index_recall).

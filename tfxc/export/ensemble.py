@@ -1,6 +1,6 @@
 """An ensemble's top-k inside the SavedModel graph: its members' lists combined as `tfxc.eval.ensemble` does.
 
-An ensemble (the `best` preset, `tfxc.runs.members`) serves from one SavedModel: every
+An ensemble (the recipe's `best` point, `tfxc.runs.members`) serves from one SavedModel: every
 member scores the batch, lists its top `max(k, list_size)` labels, and the lists
 are combined by the method chosen on validation rows (`tfxc.eval.ensemble`, the
 PECOS `CsrEnsembler` methods). This module is that combination in TensorFlow

@@ -1,4 +1,4 @@
-"""The last step of a run made of whole models (the `best` preset's members, k-fold's folds): the finished
+"""The last step of a run made of whole models (the recipe's `best` point's members, k-fold's folds): the finished
 members become one ensemble directory.
 
 Both kinds end the same way (PECOS's `XTransformer.save` writes a composite model as its children plus one

@@ -13,7 +13,7 @@ Fold i is CONFIG with `data.val_fold=i/K` (`tfxc.data.folds`: one conversion ser
 The folds combine as text_classifier's k-fold does, by their averaged log-probabilities (`log_average`: for
 softmax models whose lists hold every label, the ranking of the averaged logits); `tfxc.evaluate`,
 `tfxc.export` and `tfxc.load` then read DIR as one model, and `loss.teachers` may name the members to distil
-them into one student. Like the `best` preset (`tfxc.runs.members`), the folds are parts: `--num-parts` is K,
+them into one student. Like the recipe's `best` point (`tfxc.runs.members`), the folds are parts: `--num-parts` is K,
 `--part i` trains fold i, `--link-parts` combines finished folds; a killed run resumes with the same command.
 """
 
@@ -42,7 +42,7 @@ def folds_of(config) -> int | None:
 
 def fold_source(source: resolve.ConfigSource, index: int, folds: int) -> resolve.ConfigSource:
     """`source` with fold `index` of `folds` held out."""
-    return resolve.member_source(source, source.tree.get("preset", ""), (f"data.val_fold={index}/{folds}",))
+    return resolve.member_source(source, None, (f"data.val_fold={index}/{folds}",))
 
 
 class Folds(RunPlan):

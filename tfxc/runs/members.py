@@ -1,9 +1,9 @@
-"""The `best` preset: an ensemble's members trained one after another into one directory, then combined.
+"""The recipe's `best` point: an ensemble's members trained one after another into one directory, then combined.
 
-`tfxc.train --preset best` (a thin config, or `--train`), `tfxc.fit(..., preset="best")` and `train.sh` come
+`tfxc.train --recipe best` (a thin config, or `--train`), `tfxc.fit(..., recipe="best")` and `train.sh` come
 here through `tfxc.runs.plan_for`.
-The members are the `default` config with the seeds `tfxc.presets.best_members` names; each is an ordinary
-model directory, trained with exact resume like any other:
+The members are the `default` config with the seeds `tfxc.recipe.points.best_members` names; each is an
+ordinary model directory, trained with exact resume like any other:
 
   MODEL_DIR/members/member-NNN/   member NNN (config.json, checkpoints, best/, ...)
   MODEL_DIR/ensemble.json         written last: the members and the combination chosen on validation
@@ -14,7 +14,7 @@ A run killed anywhere resumes with the same command: finished members are kept (
 once), an unfinished one resumes from its last checkpoint. The members never communicate, so they are
 also parts (`tfxc.train --num-parts` is their number): `bash train.sh THIN_CONFIG` trains them as parallel
 processes (`--part m`) and then combines them (`--link-parts`). The combination is the method of
-`tfxc.presets.BEST_METHODS` with the best validation score of the trainer's `select_metric` (P@5 without
+`tfxc.recipe.points.BEST_METHODS` with the best validation score of the trainer's `select_metric` (P@5 without
 one); without a validation split, the first. `tfxc.evaluate`, `tfxc.export` and `tfxc.load` read the
 directory as one model (its artifact.json says "ensemble"; `tfxc.ensemble.run_ensemble`, `tfxc.export.ensemble`).
 """
@@ -29,7 +29,7 @@ from tfxc import artifacts, resolve
 from tfxc.ensemble import DEFAULT_LIST_SIZE, run_ensemble
 from tfxc.errors import ConfigError, TrainingError
 from tfxc.model_dir import ModelDir
-from tfxc.presets import BEST, BEST_METHODS, DEFAULT, best_line, best_members
+from tfxc.recipe.points import BEST, BEST_METHODS, best_members
 from tfxc.runs.combine import finished_members, write_ensemble
 from tfxc.runs.plan import Options, Outcome, RunPlan
 
@@ -39,7 +39,7 @@ DEFAULT_SELECT_METRIC = "P@5"
 
 
 class Members(RunPlan):
-    """The `best` preset of a thin config: its members trained one after another (or one, `--part m`) and
+    """The `best` point of a thin config: its members trained one after another (or one, `--part m`) and
     combined (see the module docstring)."""
 
     kind = artifacts.MEMBERS
@@ -47,14 +47,14 @@ class Members(RunPlan):
 
     @staticmethod
     def wanted(source) -> bool:
-        """Whether thin config `source` asks for the best preset."""
-        return source.config.preset == BEST
+        """Whether thin config `source` asks for the recipe's best point."""
+        return source.config.recipe == BEST
 
     def count(self) -> int:
         return len(best_members(self.source.config.runtime.seed))
 
     def describe(self) -> str:
-        return "the best preset"
+        return "the recipe's best point"
 
     def train(self, model_dir: str, options: Options) -> Outcome:
         """Trains the members into `model_dir` and combines them; returns the ensemble's test metrics.
@@ -67,19 +67,19 @@ class Members(RunPlan):
         member_overrides = best_members(self.source.config.runtime.seed)
         self.check_part(options.part)
         if options.merge:
-            raise ConfigError("--merge-parts: the best preset's members stay separate models; --link-parts combines "
+            raise ConfigError("--merge-parts: the best point's members stay separate models; --link-parts combines "
                               "them")
         if options.part is not None:  # one member in its own process: the others may be training beside it
             self._train_member(root, options.part, member_overrides[options.part], options)
             return Outcome({})
         if self.source.config.runtime.strategy == "multi_worker_mirrored" and not options.link:
             # A process builds one multi-worker strategy; each member needs its own, so each runs as its own part.
-            raise ConfigError("the best preset under multi_worker_mirrored trains one member per run: give --part m "
+            raise ConfigError("the best point under multi_worker_mirrored trains one member per run: give --part m "
                               f"(0 to {len(member_overrides) - 1}) on every worker, then --link-parts once")
         lock = root.lock(options.what)  # a second best run into this directory is refused before any member starts
         try:
             if os.path.exists(root.config_path):
-                raise TrainingError(f"{root.path} holds a single model (config.json); train the best preset into "
+                raise TrainingError(f"{root.path} holds a single model (config.json); train the best point into "
                                     "another --model-dir")
             if not options.link:
                 for m, overrides in enumerate(member_overrides):
@@ -90,15 +90,16 @@ class Members(RunPlan):
             lock.release()
 
     def _train_member(self, root: ModelDir, m: int, overrides: tuple, options: Options) -> None:
-        """Trains (or resumes, or finds finished) member `m`: the default config of the source with `overrides`."""
+        """Trains (or resumes, or finds finished) member `m`: the source at the best point (the default config,
+        with the best point's reasons) with `overrides`."""
         from tfxc.launch import start_run
         from tfxc.training.trainer import Trainer
 
         member = root.member(m)
-        run = start_run(resolve.member_source(self.source, DEFAULT, overrides), member.path, what=options.what,
+        run = start_run(resolve.member_source(self.source, BEST, overrides), member.path, what=options.what,
                         before_conversion=options.before_conversion)
         if m == 0:
-            options.announce(_best_reasons(run.reasons, self.source.config.runtime.seed), member.config_path)
+            options.announce(run.reasons, member.config_path)
         options.show(f"member {m} of 0..{self.count() - 1} ({', '.join(overrides)}) -> {member.path}")
         if run.lock is not None:
             artifacts.record(member.path, artifacts.SINGLE)
@@ -129,9 +130,3 @@ def choose_combination(members: list[str], info, select: str) -> dict:
     return {**record, "method": method, "chosen_by": f"validation {select} {scores[method][select]:.2f}",
             "validation": scores}
 
-
-def _best_reasons(reasons: list[str], seed: int) -> list[str]:
-    """The first member's reasons (the default preset's) as the best preset's."""
-    named = [line.replace(f"preset: {DEFAULT} ", f"preset: {BEST} ", 1) if line.startswith("preset:") else line
-             for line in reasons]
-    return [*named, best_line(seed)]

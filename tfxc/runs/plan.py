@@ -7,7 +7,7 @@ other code decides what kind of run a config is. The kinds:
   Parts     a head trained in independent parts (MACH's repetitions, Medini et al., 2019): trained together
             in one process, or each by `--part r` and then linked (`--link-parts`) or merged (`--merge-parts`).
   Levels    XR-Transformer (Zhang et al., 2021): fine-tuned levels in sequence, then the ranker; one model.
-  Members   the `best` preset: members of the default config that differ in their seed, then combined.
+  Members   the recipe's `best` point: members of the default config that differ in their seed, then combined.
   Folds     k-fold (`data.val_fold` "*/K"): one model per held-out fold, then combined.
 
 A composite model is built from its children's own directories plus one record, as PECOS's
@@ -186,7 +186,7 @@ def _join_parts(source, model_dir: str, options: Options) -> Outcome:
     config, _ = resolve.whole(source, info)
     if not isinstance(model_plan(source, config), Parts):
         raise ConfigError("--merge-parts and --link-parts are for a run made of members (a head trained in parts, "
-                          "the best preset, k-fold); this config trains one model whole")
+                          "the recipe's best point, k-fold); this config trains one model whole")
     (merge_parts if options.merge else link_parts)(config, model_dir, info)
     artifacts.record(model_dir, Parts.kind, artifacts.MODEL_DIR if options.merge else artifacts.LINKED_PARTS)
     return Outcome({})

@@ -9,7 +9,7 @@ from tfxc.runs.plan import RunPlan, Single, model_plan
 
 def plan_for(source) -> RunPlan:
     """The plan of `source` (a config as read, `tfxc.resolve.ConfigSource`): `Folds` for `data.val_fold`
-    "*/K", `Members` for a thin config at the `best` preset, else the plan of its one model (`model_plan`;
+    "*/K", `Members` for a thin config at the recipe's `best` point, else the plan of its one model (`model_plan`;
     a thin config's, once its recipe has read the data)."""
     folds = folds_of(source.config)
     if folds:

@@ -1,4 +1,4 @@
-"""How long a config will train on a data set, estimated before it starts (the recipe prints it per preset).
+"""How long a config will train on a data set, estimated before it starts (the recipe prints it per point).
 
 The estimate is the work the config asks for, times what this machine was measured to do:
 
@@ -21,7 +21,7 @@ The estimate is the work the config asks for, times what this machine was measur
   (tracing the step and evaluation functions, the input pipeline's warm-up) are constants measured on this project's 2-core machine (`STEP_OVERHEAD_S`,
   `START_S`), since they hardly depend on the shapes.
 
-It is an order of magnitude for choosing a preset, not a promise: it counts the planned steps, which
+It is an order of magnitude for choosing the recipe's point, not a promise: it counts the planned steps, which
 early stopping cuts short, and a machine shared with other processes runs slower than it was calibrated.
 """
 

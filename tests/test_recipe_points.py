@@ -1,5 +1,5 @@
-"""The recipe's presets (`fast`, `default`, `best`): valid on every shipped data set, `default` the recipe itself, and
-named on the command line, in a thin config and in `tfxc.fit`."""
+"""The recipe's points (`fast`, `default`, `best`): valid on every shipped data set, `default` the recipe itself, and
+named on the command line, in a thin config and in `tfxc.fit` (and by their old name, "preset", still)."""
 
 import gzip
 import json
@@ -12,12 +12,13 @@ from helpers import run_cli
 from test_recipe import write_synthetic
 
 import tfxc
-import tfxc.recipe
+import tfxc.recipe.rules
 from tfxc.config.loading import load_config_data
-from tfxc.config.schema import PRESETS
+from tfxc.config.schema import RECIPE_POINTS
 from tfxc.errors import ConfigError
-from tfxc.presets import FAST_WIDTH, fast_rules, preset_config
-from tfxc.recipe import DataProfile, choose, recipe_config
+from tfxc.recipe import RECIPE, Context, DataProfile, recipe_config
+from tfxc.recipe.chain import render, run
+from tfxc.recipe.points import FAST_RULES, FAST_WIDTH, POINTS
 from tfxc.training.time_plan import Rates, work
 
 # The 8 real extreme-classification sets of ../shared/data, by their BoW train files.
@@ -69,22 +70,22 @@ DATA = {"format": "xc", "dir": "d", "train": "t.txt", "val_percent": 10}
 
 
 @pytest.mark.parametrize("centroids", [None, (0.95, 1.0)])  # not measured; measured, nearly the best (a term)
-def test_every_preset_is_a_valid_config_on_every_shipped_data_set(shared_data, monkeypatch, centroids):
+def test_every_point_is_a_valid_config_on_every_shipped_data_set(shared_data, monkeypatch, centroids):
     configs_timed = ("fast", "default", "best")
-    monkeypatch.setattr(tfxc.recipe, "measure_centroids", lambda profile, info: centroids)
+    monkeypatch.setattr(tfxc.recipe.rules, "measure_centroids", lambda profile, info: centroids)
     for name, info in shipped_infos(shared_data):
         configs = {}
-        for preset in ("fast", "default", "best"):  # xrt is for text (tests/xr/test_preset.py)
-            config, why = preset_config(DATA, info, preset, rates=RATES)
+        for point in ("fast", "default", "best"):  # xrt is for text (tests/test_recipe_xrt.py)
+            config, why = recipe_config(DATA, info, point, rates=RATES)
             load_config_data(config)  # raises on anything invalid
-            assert why[0] == f"preset: {preset} (of fast, default, best, xrt)", name
+            assert why[0] == f"recipe: {point} (of fast, default, best, xrt)", name
             assert why[-1].startswith("time (estimated") and all(f"{p} ~" in why[-1] for p in configs_timed), name
-            configs[preset] = config
+            configs[point] = config
         # `best` trains members of the default config (tfxc.runs.members), each told apart by its seed.
         assert configs["best"] == configs["default"], name
         # `fast` asks for less work than `default` on every set: fewer flops and bytes in all.
         profile, val = DataProfile.from_info(info), info.splits["val"]["num_points"]
-        cost = {preset: work(config, profile, val) for preset, config in configs.items()}
+        cost = {point: work(config, profile, val) for point, config in configs.items()}
         assert all(cost["fast"].steps * getattr(cost["fast"], part) < cost["default"].steps * getattr(cost["default"], part)
                    for part in ("step_flops", "step_bytes")), name
         assert configs["fast"]["model"]["encoder"]["embedding_dim"] == FAST_WIDTH
@@ -92,21 +93,29 @@ def test_every_preset_is_a_valid_config_on_every_shipped_data_set(shared_data, m
 
 
 def test_default_is_the_recipe_exactly(shared_data, monkeypatch):
-    monkeypatch.setattr(tfxc.recipe, "measure_centroids", lambda profile, info: (0.95, 1.0))  # with a sparse term
+    monkeypatch.setattr(tfxc.recipe.rules, "measure_centroids", lambda profile, info: (0.95, 1.0))  # a sparse term
     info = sampled_info(os.path.join(shared_data, "bibtex", "train.txt"))
-    recipe, recipe_why = recipe_config(DATA, info)
-    for preset in ("default", ""):
-        config, why = preset_config(DATA, info, preset, rates=RATES)
+    assert POINTS["default"][1:] == RECIPE  # after the rule that names it
+    recipe, recipe_why = run(RECIPE, DataProfile.from_info(info), Context(data=DATA, centroids=(0.95, 1.0),
+                                                                           val_points=info.splits["val"]["num_points"]))
+    for point in ("default", ""):
+        config, why = recipe_config(DATA, info, point, rates=RATES)
         assert config == recipe
-        assert why[1:-1] == recipe_why
+        assert why[1:-1] == render(recipe_why)
+
+
+def fast_of(profile: DataProfile):
+    """The recipe's config and reasons for `profile`, and then fast's: its rules run after the recipe's."""
+    config, reasons = run(RECIPE, profile, Context())
+    fast, fast_reasons = run(FAST_RULES, profile, Context(), config, reasons)
+    return config, fast, render(fast_reasons)
 
 
 def test_fast_rules_on_a_profile():
     # bibtex's shape: 4,392 points -> the recipe's batch 128 (35 steps an epoch, 58 epochs, Adam at 0.001).
     profile = DataProfile(num_points=4_392, num_features=1_836, num_labels=159, labels_per_point=2.38,
                           features_per_point=68.3, tail_share=0.2)
-    config, why = choose(profile)
-    fast, fast_why = fast_rules(profile, config, why)
+    config, fast, fast_why = fast_of(profile)
     assert fast["model"]["encoder"] == {**config["model"]["encoder"], "embedding_dim": 256}
     # 4 x the batch (512: 9 steps an epoch), about 500 steps at most 30 epochs -> 30 epochs of 9 steps.
     assert (fast["trainer"]["global_batch_size"], fast["trainer"]["epochs"]) == (512, 30)
@@ -122,8 +131,7 @@ def test_fast_stops_the_tree_after_two_epochs():
     # synthetic 10^5's shape: the recipe's tree; fast keeps it, 2 epochs at batch 1024, evaluating each epoch.
     profile = DataProfile(num_points=90_000, num_features=100_000, num_labels=100_000, labels_per_point=5.0,
                           features_per_point=76.0, tail_share=0.6)
-    config, why = choose(profile)
-    fast, fast_why = fast_rules(profile, config, why)
+    config, fast, fast_why = fast_of(profile)
     assert fast["model"]["head"] == config["model"]["head"] and fast["model"]["head"]["name"] == "label_tree"
     assert (fast["trainer"]["global_batch_size"], fast["trainer"]["epochs"]) == (1024, 2)
     assert (fast["trainer"]["eval_every_epochs"], fast["trainer"]["patience"]) == (1, 2)
@@ -131,71 +139,109 @@ def test_fast_stops_the_tree_after_two_epochs():
                for line in fast_why)
 
 
-def test_a_bad_preset_name_is_an_error_with_a_suggestion(tmp_path):
+def test_a_bad_point_is_an_error_with_a_suggestion(tmp_path):
     thin = {"recipe": True, "data": {"format": "xc", "dir": "d", "train": "t.txt"}}
-    assert load_config_data({**thin, "preset": "fast"}).preset == "fast"
-    with pytest.raises(ConfigError,
-                       match=r"preset 'fats': unknown \(did you mean 'fast'\?\); one of: fast, default, best"):
+    assert load_config_data({**thin, "recipe": "fast"}).recipe == "fast"
+    assert load_config_data(thin).recipe is True  # the recipe decides: default, or xrt for XR-Transformer's head
+    with pytest.raises(ConfigError, match=r"recipe 'fats': unknown \(did you mean 'fast'\?\); true, false or one of: "
+                                          r"fast, default, best"):
+        load_config_data({**thin, "recipe": "fats"})
+    with pytest.raises(ConfigError, match=r"recipe: expected true or false or a string, got int 3"):
+        load_config_data({**thin, "recipe": 3})
+    with pytest.raises(ConfigError, match=r"unknown key 'recipes' \(did you mean 'recipe'\?\)"):
+        load_config_data({**thin, "recipes": "fast"})
+    x, y = np.eye(4, dtype=np.float32), [[0], [1], [2], [3]]
+    with pytest.raises(ConfigError, match=r"did you mean 'default'"):
+        tfxc.fit(x, y, recipe="defualt", model_dir=str(tmp_path / "m"))
+    with pytest.raises(ConfigError, match=r"recipe 'fast' chooses among the recipe's configs: the config given to "
+                                          r"fit is a whole config"):
+        tfxc.fit(x, y, config={"data": {}}, recipe="fast", model_dir=str(tmp_path / "w"))
+
+
+def test_the_old_spelling_preset_still_works_with_a_note(tmp_path, caplog):
+    # Before the recipe's points were named by "recipe" they were "presets", keras-hub's word for a saved backbone.
+    from tfxc.compat import spellings as old_spellings
+
+    thin = {"recipe": True, "data": {"format": "xc", "dir": "d", "train": "t.txt"}}
+    old_spellings._noted.clear()
+    with caplog.at_level("WARNING", logger="tfxc.config"):
+        assert load_config_data({**thin, "preset": "fast"}).recipe == "fast"
+        assert load_config_data(thin, ["preset=best"]).recipe == "best"
+        assert load_config_data({**thin, "preset": "fast"}).recipe == "fast"  # noted once
+    assert [r.getMessage() for r in caplog.records] == [
+        '"preset": "fast" is deprecated; write "recipe": "fast"', '"preset": "best" is deprecated; write "recipe": "best"']
+    # A model directory's config.json of before held `"preset": ""`: read without a note.
+    caplog.clear()
+    assert load_config_data({"data": thin["data"], "recipe": False, "preset": ""}).recipe is False
+    assert not caplog.records
+    with pytest.raises(ConfigError, match=r"preset 'fats': unknown|recipe 'fats': unknown"):
         load_config_data({**thin, "preset": "fats"})
-    with pytest.raises(ConfigError, match=r"unknown key 'presets' \(did you mean 'preset'\?\)"):
-        load_config_data({**thin, "presets": "fast"})
-    with pytest.raises(ConfigError, match=r"preset 'fast' chooses among the recipe's configs: it needs"):
-        load_config_data({"data": thin["data"], "preset": "fast"})  # a whole config has no preset
+    with pytest.raises(ConfigError, match=r"preset 'fast' chooses among the recipe's configs: it needs a thin config; "
+                                          r"write \"recipe\": \"fast\""):
+        load_config_data({"data": thin["data"], "preset": "fast"})  # a whole config has no point
     x, y = np.eye(4, dtype=np.float32), [[0], [1], [2], [3]]
     with pytest.raises(ConfigError, match=r"did you mean 'default'"):
         tfxc.fit(x, y, preset="defualt", model_dir=str(tmp_path / "m"))
+    assert "fit(preset='defualt') is deprecated; write fit(recipe='defualt')" in caplog.text
 
 
 @pytest.mark.slow
-def test_presets_on_the_command_line_and_in_a_thin_config(tmp_path):
+def test_points_on_the_command_line_and_in_a_thin_config(tmp_path):
     train, test = write_synthetic(tmp_path, num_train=600, num_labels=200)
     widths = {}
-    for name, args in {"flag": ["--train", train, "--preset", "fast"],
-                       "set": ["--train", train, "--set", "preset=fast"],
+    for name, args in {"flag": ["--train", train, "--recipe", "fast"],
+                       "set": ["--train", train, "--set", "recipe=fast"],
+                       "old flag": ["--train", train, "--preset", "fast"],
+                       "old set": ["--train", train, "--set", "preset=fast"],
                        "default": ["--train", train]}.items():
-        out = run_cli("tfxc.train", *args, "--test", test, "--model-dir", str(tmp_path / name), "--print-config",
-                      timeout=300, cwd=str(tmp_path)).stdout
-        widths[name] = json.loads(out)["model"]["encoder"]["embedding_dim"]
-    assert widths == {"flag": FAST_WIDTH, "set": FAST_WIDTH, "default": 1024}
+        result = run_cli("tfxc.train", *args, "--test", test, "--model-dir", str(tmp_path / name), "--print-config",
+                         timeout=300, cwd=str(tmp_path))
+        widths[name] = json.loads(result.stdout)["model"]["encoder"]["embedding_dim"]
+        if name.startswith("old"):  # the old spelling still works, and says what to write instead
+            assert ("--preset fast is deprecated; write --recipe fast" if name == "old flag" else
+                    '"preset": "fast" is deprecated; write "recipe": "fast"') in result.stderr, result.stderr
+    assert widths == {"flag": FAST_WIDTH, "set": FAST_WIDTH, "old flag": FAST_WIDTH, "old set": FAST_WIDTH,
+                      "default": 1024}
     thin = tmp_path / "thin.json"
-    thin.write_text(json.dumps({"recipe": True, "preset": "fast", "trainer": {"epochs": 2},
+    thin.write_text(json.dumps({"recipe": "fast", "trainer": {"epochs": 2},
                                 "data": {"format": "xc", "train": train, "test": test, "dir": str(tmp_path / "d")}}))
     result = run_cli("tfxc.train", "--config", str(thin), "--model-dir", str(tmp_path / "thin"), timeout=300,
                      cwd=str(tmp_path))
     out = result.stdout
-    assert "  preset: fast (of fast, default, best)" in out and "encoder: a 256-wide bag" in out
+    assert "  recipe: fast (of fast, default, best, xrt)" in out and "encoder: a 256-wide bag" in out
     assert "time (estimated" in out and f"then {thin}: trainer.epochs=2" in out, out
     resolved = json.loads((tmp_path / "thin" / "config.json").read_text())
-    assert resolved["preset"] == "" and resolved["recipe"] is False and resolved["trainer"]["epochs"] == 2
+    assert "preset" not in resolved and resolved["recipe"] is False and resolved["trainer"]["epochs"] == 2
     assert resolved["model"]["encoder"]["embedding_dim"] == FAST_WIDTH
-    bad = run_cli("tfxc.train", "--train", train, "--preset", "fastest", "--model-dir", str(tmp_path / "bad"),
+    bad = run_cli("tfxc.train", "--train", train, "--recipe", "fastest", "--model-dir", str(tmp_path / "bad"),
                   check=False, timeout=120, cwd=str(tmp_path))
-    assert bad.returncode == 2 and "preset 'fastest': unknown (did you mean 'fast'?)" in bad.stderr, bad.stderr
+    assert bad.returncode == 2 and "recipe 'fastest': unknown (did you mean 'fast'?)" in bad.stderr, bad.stderr
     whole = tmp_path / "whole.json"
     whole.write_text(json.dumps({"data": {"format": "xc", "train": train, "dir": str(tmp_path / "d")}}))
-    refused = run_cli("tfxc.train", "--config", str(whole), "--preset", "fast", check=False, timeout=120,
+    refused = run_cli("tfxc.train", "--config", str(whole), "--recipe", "fast", check=False, timeout=120,
                       cwd=str(tmp_path))
-    assert refused.returncode == 2 and "needs \"recipe\": true" in refused.stderr, refused.stderr
+    assert refused.returncode == 2 and f"{whole} is a whole config" in refused.stderr, refused.stderr
 
 
-def test_fit_takes_a_preset(tmp_path, capsys):
+def test_fit_takes_a_point(tmp_path, capsys):
     from test_api import synthetic
 
     (x, y), _ = synthetic(num_train=300, num_test=10)
-    tfxc.fit(x, y, preset="fast", model_dir=str(tmp_path / "fast"), overrides=["trainer.epochs=1"])
-    printed = capsys.readouterr().out  # the recipe's reasons, ending with each preset's estimated time
-    assert "  preset: fast (of fast, default, best, xrt)" in printed and "time (estimated" in printed, printed
+    tfxc.fit(x, y, recipe="fast", model_dir=str(tmp_path / "fast"), overrides=["trainer.epochs=1"])
+    printed = capsys.readouterr().out  # the recipe's reasons, ending with each point's estimated time
+    assert "  recipe: fast (of fast, default, best, xrt)" in printed and "time (estimated" in printed, printed
     config = json.loads((tmp_path / "fast" / "config.json").read_text())
     assert config["model"]["encoder"]["embedding_dim"] == FAST_WIDTH and config["trainer"]["epochs"] == 1
 
 
-def test_train_s_help_names_every_preset(capsys):
+def test_train_s_help_names_every_point(capsys):
     """Item 21: `tfxc.train --help` showed `--preset {fast,default}`, without best."""
     from tfxc import train
 
     with pytest.raises(SystemExit):
         train.main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert f"--preset {{{','.join(PRESETS)}}}" in text, text
-    for preset in PRESETS:
-        assert f"{preset} (" in text.split("--preset", 1)[1], (preset, text)  # each one said what it is
+    assert f"--recipe {{{','.join(RECIPE_POINTS)}}}" in text, text
+    assert "--preset" not in text  # the old spelling works, unadvertised
+    for point in RECIPE_POINTS:
+        assert f"{point} (" in text.split("--recipe", 1)[1], (point, text)  # each one said what it is

@@ -1,8 +1,9 @@
-"""The `xrt` preset: an XR-Transformer config read off the data's shape, for text it was not tuned on.
+"""The recipe's `xrt` point: an XR-Transformer config read off the data's shape, for text it was not tuned on.
 
-`tfxc.train --train T.jsonl --test S.jsonl --preset xrt` (or a thin config with `"preset": "xrt"`, or
-one whose head is `{"name": "xr_transformer"}`) trains XR-Transformer without a schedule written for
-another set. The rules scale the two configs tuned by hand (configs/xrt_reuters.json, 7,770 texts of
+`tfxc.train --train T.jsonl --test S.jsonl --recipe xrt` (or a thin config with `"recipe": "xrt"`, or
+one with `"recipe": true` whose head is `{"name": "xr_transformer"}`) trains XR-Transformer without a
+schedule written for another set. Its rule (`xrt_model`) follows the recipe's own in the point's chain
+(`tfxc.recipe.points`): it keeps their data, evaluation and selection and replaces the model. The rules scale the two configs tuned by hand (configs/xrt_reuters.json, 7,770 texts of
 ~150 words and 90 labels; configs/xrt_wordnet_hypernyms.json, 65,566 glosses and 10,440 labels; both
 from the paper's schedules, algorithms.md §1.7) by the data's rows, labels and text length:
 
@@ -20,13 +21,17 @@ from the paper's schedules, algorithms.md §1.7) by the data's rows, labels and 
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 
 from tfxc.errors import ConfigError
+from tfxc.recipe.chain import Context, Reason
+from tfxc.recipe.rules import MODEL_TOPICS
 from tfxc.training.time_plan import format_seconds
 
+# The encoder's keras-hub preset (a directory of the offline wheel, `tfxc.encoders.pretrained`).
 ENCODER_PRESET = "all-minilm-l6-v2"
 # English words per WordPiece token of an uncased BERT vocabulary: ~1.3 pieces a word.
 PIECES_PER_WORD = 1.3
@@ -55,7 +60,7 @@ RANKER_MIXES = 5
 
 def planned_sizes(num_labels: int) -> list[int]:
     """The preliminary tree's level sizes for `num_labels` labels (seen in train), as `tfxc.tree.cluster_labels`
-    will cluster them with the preset's options."""
+    will cluster them with this point's options."""
     from tfxc.tree import LabelTree
     from tfxc.tree.kmeans import tree_depth
 
@@ -85,7 +90,7 @@ def estimated_seconds(steps: list[int], row_seconds: float, num_points: int, val
 
 
 def encoder_row_seconds(tokens: int, bfloat16: bool, repeats: int = 3) -> float:
-    """Seconds of the preset encoder's forward pass per row of `tokens` word pieces, measured on this machine: a
+    """Seconds of the encoder's forward pass per row of `tokens` word pieces, measured on this machine: a
     batch of `BATCH` such rows, its best of `repeats` after a warm-up (seconds, with the load).
 
     Measured, not counted from the matmul rate: the encoder's products are narrow (384 wide) and its softmax,
@@ -131,18 +136,17 @@ def text_length(train: str) -> tuple[int, float]:
     return (int(np.percentile(lengths, 90)), float(np.mean(lengths))) if lengths else (MIN_LENGTH, MIN_LENGTH)
 
 
-def xrt_rules(profile, config: dict, why: list[str], data: dict, labels_present: int,
-              val_points: int) -> tuple[dict, list[str]]:
-    """The `xrt` preset: the recipe's config (`config`, `why`: its data, evaluation and selection) with an
-    XR-Transformer model and schedule (module docstring) for data from sources `data` whose train split has
-    `labels_present` distinct labels; its time from the encoder's forward pass timed here
-    (`encoder_row_seconds`)."""
+def xrt_model(profile, config: dict, context: Context) -> tuple[dict, tuple[Reason, ...]]:
+    """The `xrt` point's rule: the recipe's config (its data, evaluation and selection) with an XR-Transformer
+    model and schedule (module docstring) for the data of `context` (text sources); its time from the encoder's
+    forward pass timed here (`encoder_row_seconds`). The recipe's reasons about its own model are withdrawn."""
+    data = context.data
     if data.get("format") != "jsonl" or not data.get("train"):
-        raise ConfigError("the xrt preset fine-tunes a text encoder: it needs text data (JSONL, CSV or TSV), and "
+        raise ConfigError("the xrt recipe fine-tunes a text encoder: it needs text data (JSONL, CSV or TSV), and "
                           f"this data is {data.get('format', 'not text')}")
     words, mean_words = text_length(data["train"])
     length = int(min(MAX_LENGTH, max(MIN_LENGTH, 2 ** math.ceil(math.log2(max(words * PIECES_PER_WORD, 1))))))
-    sizes = planned_sizes(labels_present)
+    sizes = planned_sizes(context.labels_present)
     tuned = [size for size in sizes if size <= MAX_MATCH_CLUSTERS]
     steps, passes = level_steps(profile.num_points, len(tuned))
     nnz = int(min(256, max(32, 2 ** math.ceil(math.log2(max(2 * profile.features_per_point, 1))))))
@@ -150,13 +154,13 @@ def xrt_rules(profile, config: dict, why: list[str], data: dict, labels_present:
             "matcher_min_codes": TOP_CLUSTERS, "max_steps": steps, "learning_rates": [ENCODER_LEARNING_RATE],
             "warmup_steps": [max(1, steps[0] // 4)], "max_leaf_size": LEAF_SIZE, "nr_splits": 16,
             "sparse_max_nnz": nnz, "sparse_support": 4096, "ranker": "xr_linear"}
-    from tfxc.precision import native_bfloat16  # imports TensorFlow: only when the preset is chosen
+    from tfxc.precision import native_bfloat16  # imports TensorFlow: only when the point is chosen
 
     # Without native bfloat16 products (AVX512-BF16, AMX, a GPU) TensorFlow emulates them, several times slower.
     bfloat16 = native_bfloat16()
     encoder = {"name": "pretrained", "preset": ENCODER_PRESET, "max_length": length, "pooling": "mean",
                "dropout": 0.1, "mixed_bfloat16": bfloat16}
-    out = {key: value for key, value in config.items() if key in ("data", "eval", "runtime", "export")}
+    out = {key: copy.deepcopy(value) for key, value in config.items() if key in ("data", "eval", "runtime", "export")}
     out["data"] = {**out["data"], "group_by_length": GROUP_BY_LENGTH}
     trainer = config["trainer"]
     selection = {key: trainer[key] for key in ("select_metric", "eval_every_epochs") if key in trainer}
@@ -170,26 +174,23 @@ def xrt_rules(profile, config: dict, why: list[str], data: dict, labels_present:
     })
     tokens = int(round(min(length, mean_words * PIECES_PER_WORD + 2)))
     row_seconds = encoder_row_seconds(tokens, bfloat16)
-    seconds = estimated_seconds(steps, row_seconds, profile.num_points, val_points)
-    keep = [line for line in why if line.startswith(("data:", "text:", "serving:"))]
-    keep += [
-        f"encoder: {ENCODER_PRESET} fine-tuned, max_length {length} (90% of the training texts have at most {words} "
+    seconds = estimated_seconds(steps, row_seconds, profile.num_points, context.val_points)
+    return out, (*(Reason(topic, None) for topic in MODEL_TOPICS), Reason(
+        "encoder", f"{ENCODER_PRESET} fine-tuned, max_length {length} (90% of the training texts have at most {words} "
         f"words, ~{PIECES_PER_WORD:g} word pieces each), "
         + ("in bfloat16 (this machine multiplies it natively)" if bfloat16 else
-           "in float32 (this machine has no native bfloat16 products: emulated, they are slower)"),
-        f"fine-tuning: the preliminary tree {' -> '.join(f'{s:,}' for s in sizes)} (leaves of {LEAF_SIZE}, "
+           "in float32 (this machine has no native bfloat16 products: emulated, they are slower)")), Reason(
+        "fine-tuning", f"the preliminary tree {' -> '.join(f'{s:,}' for s in sizes)} (leaves of {LEAF_SIZE}, "
         f"{NR_SPLITS}-ary, the top at most {TOP_CLUSTERS} clusters), its levels of at most {MAX_MATCH_CLUSTERS:,} "
         "fine-tuned: "
         f"{' + '.join(f'{s:,}' for s in steps)} steps of {BATCH} ({passes:.1f} passes over the "
         f"{profile.num_points:,} training rows: about {FINE_TUNE_ROWS:,} rows, {MIN_PASSES}-{MAX_PASSES} passes), "
-        f"each {GROUP_BY_LENGTH} shuffled batches regrouped by text length",
-        f"ranker: XR-Linear on [TF-IDF (+) E] solved per node (each row's {nnz} largest TF-IDF features), mixed with "
+        f"each {GROUP_BY_LENGTH} shuffled batches regrouped by text length"), Reason(
+        "ranker", f"XR-Linear on [TF-IDF (+) E] solved per node (each row's {nnz} largest TF-IDF features), mixed with "
         "the TF-IDF model on the same tree: the share best on validation among those at least as good as the TF-IDF "
         "model alone on every P@k and PSP@k (up to the validation split's noise); then up to "
-        f"{RANKER_EPOCHS} epochs of SGD, kept only while validation improves",
-        f"time: the encoder's passes {format_seconds(seconds)}"
+        f"{RANKER_EPOCHS} epochs of SGD, kept only while validation improves"), Reason(
+        "time", f"the encoder's passes {format_seconds(seconds)}"
         f" (its forward pass measured here: {row_seconds * BATCH:.2f} s a batch of {BATCH} texts of {tokens} word "
         f"pieces, a training step about {STEP_PASSES} such; fewer passes or a shorter max_length cut it: "
-        "model.head.max_steps, model.encoder.max_length)",
-    ]
-    return out, keep
+        "model.head.max_steps, model.encoder.max_length)"))
