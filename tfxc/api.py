@@ -183,8 +183,8 @@ def _in_order(config, X, Y, old_order: tuple):
     from tfxc.compat.deprecations import fit_arguments
     from tfxc.config import ExperimentConfig
 
-    return fit_arguments(config, X, Y, old_order,
-                         lambda first: isinstance(first, (str, os.PathLike, dict, ExperimentConfig)))
+    return fit_arguments(config, X, Y, old_order,  # the warning points at the call of fit: fit -> _fit -> here
+                         lambda first: isinstance(first, (str, os.PathLike, dict, ExperimentConfig)), stacklevel=3)
 
 
 def _new_model_dir() -> str:

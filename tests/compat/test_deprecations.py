@@ -30,3 +30,16 @@ def test_other_positional_uses_are_refused():
         fit_arguments("c.json", "X", "Y", ("Z",), is_config)
     with pytest.raises(TypeError):
         fit_arguments(None, 3, "X", ("Y",), is_config)
+
+
+def test_the_warning_points_at_the_call_of_fit(tmp_path):
+    import tfxc
+
+    import numpy as np
+
+    from tfxc.errors import DataError
+
+    with pytest.warns(DeprecationWarning) as caught:
+        with pytest.raises(DataError, match="rows"):  # refused after the order is read, before anything is written
+            tfxc.fit({"recipe": True}, np.ones((3, 2), np.float32), [[0]], model_dir=str(tmp_path / "m"), verbose=0)
+    assert caught[0].filename == __file__

@@ -11,7 +11,8 @@ class FormatWarning(UserWarning):
     """A record or config in an older spelling was read and upgraded; writing it in today's silences this."""
 
 
-def fit_arguments(config: Any, X: Any, Y: Any, old_order: tuple, is_config: Callable[[Any], bool]) -> tuple:
+def fit_arguments(config: Any, X: Any, Y: Any, old_order: tuple, is_config: Callable[[Any], bool],
+                  stacklevel: int = 1) -> tuple:
     """(config, X, Y) of `tfxc.fit(X, Y, config=...)`, or of the order before 2026-11-26, `fit(config, X, Y)`:
     told apart by the first argument, which is then a config (`is_config`: a path, a dict, an
     `ExperimentConfig`); that order warns (`DeprecationWarning`) with today's spelling.
@@ -19,6 +20,8 @@ def fit_arguments(config: Any, X: Any, Y: Any, old_order: tuple, is_config: Call
     Args:
       config, X, Y: fit's `config` keyword and first two positional arguments.
       old_order: fit's positional arguments after the first two (one: Y of the old order).
+      stacklevel: how many calls up from the caller of this function the user's call of fit is (the
+        warning points there).
 
     Raises:
       TypeError: any other use of positional arguments.
@@ -27,7 +30,7 @@ def fit_arguments(config: Any, X: Any, Y: Any, old_order: tuple, is_config: Call
         return config, X, Y
     if len(old_order) == 1 and config is None and is_config(X):
         warnings.warn("tfxc.fit(config, X, Y) is the argument order of earlier releases; write "
-                      "tfxc.fit(X, Y, config=config)", DeprecationWarning, stacklevel=4)  # the caller of fit
+                      "tfxc.fit(X, Y, config=config)", DeprecationWarning, stacklevel=stacklevel + 2)
         return X, Y, old_order[0]
     raise TypeError("fit takes the features and labels as its positional arguments, e.g. "
                     "fit(X, Y, config='configs/x.json', model_dir='runs/x'); the rest by keyword")
