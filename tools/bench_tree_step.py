@@ -34,8 +34,8 @@ from tfxc.heads.label_tree.config import LabelTreeHeadConfig
 from tfxc.losses import LOSSES
 from tfxc.model import build_model
 from tfxc.optimizers import build_optimizer
-from tfxc.recipe import (DataProfile, SPARSE_IDF, TREE_HEAD, TREE_SPARSE_INIT, TREE_SPARSE_SUPPORT,
-                         TREE_WIDTH)
+from tfxc.recipe import DataProfile
+from tfxc.recipe.rules import SPARSE_IDF, TREE_HEAD, TREE_SPARSE_INIT, TREE_SPARSE_SUPPORT, TREE_WIDTH
 from tfxc.resolve import load_with_data
 
 DENSE_HEAD = {"name": "softmax", "multi_label_loss": "decoupled"}
