@@ -146,7 +146,7 @@ def test_a_bad_preset_name_is_an_error_with_a_suggestion(tmp_path):
         tfxc.fit(x, y, preset="defualt", model_dir=str(tmp_path / "m"))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='runs the CLIs from another working directory: processes of their own')
 def test_presets_on_the_command_line_and_in_a_thin_config(tmp_path):
     train, test = write_synthetic(tmp_path, num_train=600, num_labels=200)
     widths = {}
