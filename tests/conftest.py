@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 
 import pytest
 
@@ -35,7 +36,7 @@ def shared_fixtures(item) -> list[str]:
     return out
 
 
-def group_by_shared_fixtures(items) -> None:
+def group_by_shared_fixtures(items, loadgroup: bool) -> None:
     """Puts the tests that share a module- or session-scoped fixture, directly or through another test that
     shares one, in one xdist group: the whole group runs on one test process (`--dist loadgroup`), so what
     the fixture trains is trained once per run, not once per process that happens to get one of its tests."""
@@ -52,13 +53,19 @@ def group_by_shared_fixtures(items) -> None:
             parent[root(key)] = root(keys[0])
     for item in items:
         if needs[item.nodeid]:
-            item.add_marker(pytest.mark.xdist_group(root(needs[item.nodeid][0])))
+            group = re.sub(r"[^\w.-]+", ".", root(needs[item.nodeid][0]))
+            item.add_marker(pytest.mark.xdist_group(group))
+            if loadgroup and hasattr(item, "_id"):
+                # xdist's worker tells the scheduler an item's group by the suffix "@group" of its test id, set
+                # with `item._nodeid = ...`; pytest 9 keeps the id in `_id`, so that assignment changes nothing
+                # and every test would be scheduled alone. Set it where pytest 9 reads it.
+                item._id = type(item._id).parse(f"{item.nodeid}@{group}")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     if config.pluginmanager.hasplugin("xdist"):
-        group_by_shared_fixtures(items)
+        group_by_shared_fixtures(items, loadgroup=bool(config.getvalue("loadgroup")))
     if config.getoption("--run-slow"):
         return
     for item in items:

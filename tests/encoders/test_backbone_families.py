@@ -11,6 +11,8 @@ on two Mirrored replicas.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from helpers import tiny_preset
 from text_harness import (check_in_process, check_served, first_test_texts, run_text_encoder_test,
@@ -45,20 +47,40 @@ def test_a_family_tokenizes_in_tf_data_trains_and_restores(tmp_path, shared_data
 
 
 @pytest.fixture(scope="module")
-def served_families(tmp_path_factory, shared_data) -> dict:
-    """{family: (run dir, its texts, what the fresh process served)}: each family trained by the CLI (which
-    evaluates it on the test rows) and exported, then every SavedModel served from raw strings by one fresh
-    process that imports only TensorFlow and tensorflow-text. (`tfxc.evaluate`'s agreement with training does
-    not depend on the encoder: the head harness checks it.)"""
+def family_runs(tmp_path_factory, shared_data):
+    """`family` -> (run dir, its texts): the family trained by the CLI (which evaluates it on the test rows) and
+    exported, once per module. (`tfxc.evaluate`'s agreement with training does not depend on the encoder: the
+    head harness checks it.)"""
     from tfxc.config import load_config
     from tfxc.data.convert import ensure_converted
 
     runs = {}
-    for family in FAMILIES:
-        run, config = _family_config(tmp_path_factory.mktemp(family), shared_data, family, pooling="mean")
-        texts = first_test_texts(ensure_converted(load_config(config).data))
-        train_and_export(config, run, texts, evaluate=False)
-        runs[family] = (run, texts)
+
+    def run_of(family: str):
+        if family not in runs:
+            run, config = _family_config(tmp_path_factory.mktemp(family), shared_data, family, pooling="mean")
+            texts = first_test_texts(ensure_converted(load_config(config).data))
+            train_and_export(config, run, texts, evaluate=False)
+            runs[family] = (run, texts)
+        return runs[family]
+
+    return run_of
+
+
+# Each family's training and export is a test of its own (each within the per-test time limit); the serving
+# tests below then find every SavedModel written.
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_family_trains_and_exports_a_raw_string_saved_model(family_runs, family):
+    run, _ = family_runs(family)
+    export = json.loads((run / "saved_model" / "assets.extra" / "tfxc" / "export.json").read_text())
+    assert export["input"] == "text" and export["top_k"] == 5 and export["num_labels"] == 77, export
+
+
+@pytest.fixture(scope="module")
+def served_families(family_runs) -> dict:
+    """{family: (run dir, its texts, what the fresh process served)}: every family's SavedModel served from raw
+    strings by one fresh process that imports only TensorFlow and tensorflow-text."""
+    runs = {family: family_runs(family) for family in FAMILIES}
     served = serve_in_a_fresh_process([run for run, _ in runs.values()])
     return {family: (run, texts, answer) for (family, (run, texts)), answer in zip(runs.items(), served)}
 
@@ -66,7 +88,7 @@ def served_families(tmp_path_factory, shared_data) -> dict:
 # The raw-string SavedModel of every family (byte-level BPE, SentencePiece, WordPiece tokenizers; WordPiece
 # also in the BERT preset's XR and encode tests): tokens, scores and top-k as the restored model's.
 @pytest.mark.parametrize("family", FAMILIES)
-def test_a_family_trains_and_serves_raw_strings(served_families, family):
+def test_a_family_serves_raw_strings_as_it_ranks(served_families, family):
     run, texts, served = served_families[family]
     check_served(run, texts, served)
 
