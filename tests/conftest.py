@@ -65,7 +65,7 @@ def group_by_shared_fixtures(items, loadgroup: bool) -> None:
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     if config.pluginmanager.hasplugin("xdist"):
-        group_by_shared_fixtures(items, loadgroup=bool(config.getvalue("loadgroup")))
+        group_by_shared_fixtures(items, loadgroup=bool(getattr(config.option, "loadgroup", False)))
     if config.getoption("--run-slow"):
         return
     for item in items:
