@@ -33,7 +33,7 @@ def test_fit_on_rows_without_labels_is_refused_not_aborted(tmp_path):
     assert "REFUSED" in proc.stdout and NO_LABELS in proc.stdout
 
 
-@pytest.mark.slow  # the API test above covers the default suite: every path builds through the same check
+@pytest.mark.slow(reason='time: the API test above covers the same check')
 @pytest.mark.parametrize("declared", [0, 5])
 def test_the_recipe_refuses_an_xc_file_without_labels_naming_it(tmp_path, declared):
     data = xc_file(tmp_path / "nolab.txt", declared)
@@ -42,7 +42,7 @@ def test_the_recipe_refuses_an_xc_file_without_labels_naming_it(tmp_path, declar
     assert NO_LABELS in proc.stderr and "nolab.txt" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='time: the API test above covers the same check')
 def test_a_config_on_an_xc_file_without_labels_is_refused(tmp_path):
     data = xc_file(tmp_path / "nolab.txt", 0)
     config = {"data": {"format": "xc", "train": data, "test": data, "dir": str(tmp_path / "data")},

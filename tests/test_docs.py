@@ -145,7 +145,8 @@ def run_block(block: Block, page: str, cwd: str, env: dict, timeout: float) -> N
 
 
 @pytest.mark.timeout(PAGE_TIMEOUT_S + 60)
-@pytest.mark.parametrize("page", [pytest.param(page, marks=pytest.mark.slow) if page in SLOW_PAGES else page
+@pytest.mark.parametrize("page", [pytest.param(page, marks=pytest.mark.slow(reason="time: it trains several models"))
+                                  if page in SLOW_PAGES else page
                                   for page in pages()])
 def test_the_page_commands_run(page, tmp_path, shared_data):
     runnable = [b for b in blocks(read(page)) if b.language in RUNNABLE and b.not_run is None]

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from helpers import cli_env, run_cli, text_data, tiny_bert_preset
+from helpers import run_cli, text_data, tiny_bert_preset
 
 TEXTS = ["I still have not received my new card", "", "Café: how do I top up with a transfer?",
          "why was my transfer declined " * 20, "card"]
-
-EMBED_SCRIPT = """
-import json, sys
-import numpy as np
-import tensorflow as tf
-import tensorflow_text  # noqa: F401  (the tokeniser's ops)
-texts = json.load(open(sys.argv[2]))
-emb = tf.saved_model.load(sys.argv[1]).signatures["embed"](text=tf.constant(texts))["raw_embedding"]
-np.save(sys.argv[3], emb.numpy())
-"""
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +35,16 @@ def text_model(tmp_path_factory, shared_data):
     return model_dir, saved, tmp
 
 
-@pytest.mark.slow
 def test_encode_writes_what_the_saved_model_embeds(text_model, tmp_path):
+    # The SavedModel's `embed` signature, loaded here (tests/xr/test_pipeline.py loads an XR ranker's in a fresh
+    # process with only TensorFlow and tensorflow-text, and checks `tfxc.encode` against it).
+    from tfxc._tf import tf
+
     model_dir, saved, _ = text_model
     (tmp_path / "X.txt").write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
     (tmp_path / "X.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS), encoding="utf-8")
-    (tmp_path / "texts.json").write_text(json.dumps(TEXTS))
-    subprocess.run([sys.executable, "-c", EMBED_SCRIPT, str(saved), str(tmp_path / "texts.json"),
-                    str(tmp_path / "served.npy")], env=cli_env(), check=True, timeout=240, capture_output=True)
-    served = np.load(tmp_path / "served.npy")
+    embed = tf.saved_model.load(str(saved)).signatures["embed"]
+    served = embed(text=tf.constant(TEXTS))["raw_embedding"].numpy()
     assert served.shape == (len(TEXTS), 16)  # the BERT's width: the head's sparse block is not embedded
 
     result = run_cli("tfxc.encode", "-t", str(tmp_path / "X.txt"), "-m", str(model_dir),

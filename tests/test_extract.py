@@ -47,7 +47,7 @@ def sha(path) -> str:
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
-@pytest.mark.slow  # docs/images.md's first block extracts a digit folder in the fast suite
+@pytest.mark.slow(reason="time: docs/images.md's first block extracts a digit folder in the default suite")
 def test_folder_to_features(tmp_path, digit_folder, resnet, digits):
     out = str(tmp_path / "features")
     card = extract("--folder", digit_folder, "--preset", resnet, "--out", out, "--batch-size", "100",
@@ -72,7 +72,7 @@ def test_folder_to_features(tmp_path, digit_folder, resnet, digits):
                    "--precision", "float32")["already_done"]
 
 
-@pytest.mark.slow  # docs/images.md's first block runs the same path (extract, then the recipe) in the default suite
+@pytest.mark.slow(reason="time: docs/images.md's first block runs the same path in the default suite")
 def test_the_features_train_a_head_above_chance(tmp_path, digit_folder, resnet):
     out = str(tmp_path / "features")
     extract("--folder", digit_folder, "--preset", resnet, "--out", out, "--batch-size", "100", "--precision",
@@ -85,7 +85,7 @@ def test_the_features_train_a_head_above_chance(tmp_path, digit_folder, resnet):
     assert accuracy > 35.0, test_line  # 10 classes: chance is 10
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='time: a ResNet extraction of 1,797 images')
 def test_split_file_and_errors(tmp_path, digit_folder, resnet):
     refs = sorted(os.path.relpath(os.path.join(d, f), digit_folder) for d, _, files in os.walk(digit_folder)
                   for f in files)
@@ -183,7 +183,7 @@ def test_webdataset_shards_with_class_ids(tmp_path, digits, resnet):
     assert not os.path.exists(os.path.join(out, "labels.txt"))  # integer class ids have no names
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='kills or signals a process of its own')
 def test_resume_after_kill_is_byte_identical(tmp_path, digit_folder, resnet):
     common = ["--folder", digit_folder, "--preset", resnet, "--batch-size", "16", "--chunk-rows", "64",
               "--image-size", "64", "--precision", "float32"]

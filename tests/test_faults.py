@@ -38,7 +38,7 @@ def leftovers(directory) -> list[str]:
     return found
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='a file-size limit (RLIMIT_FSIZE) on a process of its own')
 def test_a_full_disk_ends_each_step_with_one_clear_line_and_nothing_half_written(tmp_path):
     config = tiny_config(tmp_path, trainer={"train_steps": 16, "checkpoint_every_steps": 8})
     # Conversion: the shards (about 150 kB each) do not fit.
@@ -81,7 +81,7 @@ def wait_for_line(proc: subprocess.Popen, fragment: str, timeout: float = 120) -
     raise AssertionError(f"no {fragment!r} within {timeout}s")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='kills or signals a process of its own')
 def test_sigterm_saves_a_checkpoint_and_the_run_resumes_exactly(tmp_path):
     trainer = {"train_steps": 5000, "steps_per_loop": 4, "log_every_steps": 8, "checkpoint_every_steps": 1000}
     config = tiny_config(tmp_path, trainer=trainer)
@@ -109,7 +109,7 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes_exactly(tmp_path):
 
 # Slow: tests/training/test_resume.py::test_killed_run_resumes_to_the_same_weights checks the same contract (a
 # killed run resumes to the uninterrupted weights) at a set moment in the default suite; this one kills 3 times.
-@pytest.mark.slow
+@pytest.mark.slow(reason='kills or signals a process of its own')
 def test_kills_at_random_moments_resume_to_the_uninterrupted_weights(tmp_path):
     # Dropout on, so the restored RNG state matters too; checkpoints often, kills land anywhere.
     model = {"encoder": {"name": "sparse_bow", "embedding_dim": 16, "hidden_units": [16], "dropout": 0.3}}

@@ -19,7 +19,7 @@ from tfxc.recipe.points import BEST_MEMBERS, BEST_METHODS
 TEST_LINE = "test: "
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='runs the CLIs from another working directory: processes of their own')
 def test_best_trains_members_and_serves_their_combination(tmp_path):
     train, test = write_synthetic(tmp_path, num_train=600, num_labels=120)
     model_dir = tmp_path / "best"
@@ -93,7 +93,7 @@ def test_fit_trains_the_best_point(tmp_path):
     np.testing.assert_array_equal(tfxc.load(str(tmp_path / "best")).predict(x_test, k=3).ids, predictions.ids)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='train.sh: its parts are processes of their own')
 def test_train_sh_trains_the_members_as_parallel_parts_and_links_them(tmp_path):
     from test_train_sh import finish, start_train_sh
 

@@ -55,7 +55,7 @@ def test_a_refused_run_names_a_holder_that_writes_its_name_just_after_locking(tm
         os.close(fd)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='time: a training run and a refused resume')
 def test_resume_refuses_a_changed_config_and_names_the_keys(tmp_path):
     config = tiny_config(tmp_path, trainer={"train_steps": 8})
     model_dir = tmp_path / "model"
@@ -84,7 +84,7 @@ def test_resume_refuses_a_changed_config_and_names_the_keys(tmp_path):
     assert "optimizer.learning_rate: 0.01 -> 0.001" in result.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='time: two conversions and trainings of banking77')
 def test_a_model_is_bound_to_the_data_it_was_trained_on(shared_data, tmp_path):
     """Two runs share one data.dir with different text options: converting it again keeps the first model's
     conversion aside, so both models evaluate on their own rows, and an export carries its own featurizer."""
@@ -125,7 +125,7 @@ def test_a_model_is_bound_to_the_data_it_was_trained_on(shared_data, tmp_path):
     assert result.returncode == 2 and "is not the data" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='time: a training run, evaluations and a resume')
 def test_an_unreadable_newest_checkpoint_falls_back_to_the_one_before(tmp_path):
     config = tiny_config(tmp_path, trainer={"train_steps": 16, "checkpoint_every_steps": 8})
     model_dir = tmp_path / "model"
@@ -190,7 +190,7 @@ def test_an_intact_checkpoint_state_file_is_believed(tmp_path, caplog):
     assert "state file" not in caplog.text
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='time: a training run, evaluations and a resume')
 def test_a_damaged_checkpoint_state_file_neither_hides_the_checkpoints_nor_restarts_training(tmp_path):
     config = tiny_config(tmp_path, trainer={"train_steps": 16, "checkpoint_every_steps": 8})
     model_dir = tmp_path / "model"
@@ -245,7 +245,7 @@ def set_imports(model_dir, imports) -> None:
     path.write_text(json.dumps(stored))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='time: a training run, then evaluate, export and ensemble on it')
 def test_a_shared_model_directory_runs_no_code_on_evaluate_export_or_ensemble(tmp_path):
     """D3: a module shipped inside a model directory under runs/ and named in its config.json's `imports`
     (reachable from the project root as the namespace package runs.shared_model) never runs; a module

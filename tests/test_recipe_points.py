@@ -185,7 +185,7 @@ def test_the_old_spelling_preset_still_works_with_a_note(tmp_path, caplog):
     assert "fit(preset='defualt') is deprecated; write fit(recipe='defualt')" in caplog.text
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='runs the CLIs from another working directory: processes of their own')
 def test_points_on_the_command_line_and_in_a_thin_config(tmp_path):
     train, test = write_synthetic(tmp_path, num_train=600, num_labels=200)
     widths = {}

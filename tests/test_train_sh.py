@@ -56,7 +56,7 @@ def parent_pid(pid: int) -> int:
         return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='train.sh: its parts are processes of their own')
 def test_paths_with_quotes_dollars_and_spaces_train_and_evaluate(tmp_path):
     home = tmp_path / "it's a $HOME `x`"
     home.mkdir()
@@ -69,8 +69,9 @@ def test_paths_with_quotes_dollars_and_spaces_train_and_evaluate(tmp_path):
         assert open(os.path.join(model_dir, "logs", f"part-00{r}.exit")).read().strip() == "0"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("use_tmux", [pytest.param(False, marks=pytest.mark.slow), True])
+@pytest.mark.slow(reason='train.sh: its parts are processes of their own; it kills one')
+@pytest.mark.parametrize("use_tmux", [pytest.param(False, marks=pytest.mark.slow(reason="train.sh parts")),
+                                      True])
 def test_a_part_whose_shell_dies_fails_the_run_and_a_re_run_completes(tmp_path, use_tmux):
     if use_tmux and shutil.which("tmux") is None:
         pytest.skip("tmux is not installed")
@@ -109,7 +110,7 @@ esac
 """
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='train.sh: its parts are processes of their own')
 def test_a_part_started_when_the_session_has_just_ended_starts_it_again(tmp_path):
     fake = tmp_path / "bin"
     fake.mkdir()

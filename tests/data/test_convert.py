@@ -23,7 +23,7 @@ def xc_config(shared_data, out, name="bibtex", **extra):
     return load_config(None, sets + [f"data.{k}={v}" for k, v in extra.items()]).data
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='time: a whole bibtex conversion')
 def test_bibtex_converts_to_the_same_rows_with_stats(shared_data, tmp_path):
     info = convert(xc_config(shared_data, tmp_path / "bib", num_shards=3))
     assert (info.num_features, info.num_labels) == (1836, 159)

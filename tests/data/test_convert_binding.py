@@ -139,7 +139,7 @@ def bibtex_config(tmp_path, shared_data, train: str | None = None, steps: int = 
     return str(path)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='kills or signals a process of its own')
 def test_a_second_training_on_other_sources_cannot_convert_under_a_running_one(shared_data, tmp_path):
     """D1 through the CLI: B, on other sources in A's data.dir, is refused while A trains; A's data stays."""
     a_config = bibtex_config(tmp_path, shared_data, steps=100000)
@@ -163,7 +163,7 @@ def test_a_second_training_on_other_sources_cannot_convert_under_a_running_one(s
         a.wait()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='time: bibtex trained, converted again and resumed')
 def test_a_refused_resume_on_other_data_leaves_the_model_and_its_data_as_they_were(shared_data, tmp_path):
     """D4: the refusal comes before the conversion, so evaluate still works and the original command resumes."""
     source = copy_of(shared_data, tmp_path, "bibtex")

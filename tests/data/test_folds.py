@@ -46,7 +46,6 @@ def test_every_fold_reads_one_conversion(tmp_path, shared_data):
         (tmp_path / "data" / "featurizer.json").read_text())  # fit once, on the whole train source
 
 
-@pytest.mark.slow
 def test_folds_train_ensemble_write_out_of_fold_predictions_and_teach_a_student(tmp_path, shared_data):
     every = open(f"{shared_data}/banking77/test.jsonl", encoding="utf-8").read().splitlines(keepends=True)
     lines = [line for i, line in enumerate(every) if i % 5]  # the file is sorted by intent: every fifth to test
@@ -88,7 +87,7 @@ def test_folds_train_ensemble_write_out_of_fold_predictions_and_teach_a_student(
     assert json.loads((student / "metrics.json").read_text())["Acc@1"] > 40
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='train.sh: its parts are processes of their own')
 def test_every_fold_as_the_parts_of_one_ensemble_with_train_sh_and_resumed_by_tfxc_train(tmp_path, shared_data):
     """`data.val_fold: "*/K"`: train.sh runs the folds in parallel and combines them; the directory is then one
     model for tfxc.evaluate, and tfxc.train on it again finds every fold finished."""

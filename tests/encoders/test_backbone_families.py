@@ -2,18 +2,21 @@
 
 The families differ in what tfxc must get right: the tokenizer (WordPiece, byte-level BPE, SentencePiece),
 the special tokens and pad id, whether the backbone reads segment ids, and whether it returns a dict or the
-sequence alone. Each family tokenises the same eagerly and in tf.data, trains on banking77 text and restores
-from a checkpoint; RoBERTa (BPE, whose tokenizer keeps a cache table) and ALBERT (SentencePiece) are also
-trained and evaluated by the CLI and exported as a raw-string SavedModel, loaded in a fresh process with only
-tensorflow-text imported. With --run-slow: the other families' SavedModels, and RoBERTa and ALBERT on two
-Mirrored replicas.
+sequence alone. Every family is trained by the CLI and exported as a raw-string SavedModel;
+one fresh process with only tensorflow-text imported serves them all, and each must tokenise and rank as the
+restored model does. DeBERTaV3 also tokenises the same eagerly and in tf.data, trains on one batch and restores
+from a checkpoint in this process. With --run-slow: those checks for the other families, and RoBERTa and ALBERT
+on two Mirrored replicas.
 """
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from helpers import tiny_preset
-from text_harness import check_end_to_end, check_in_process, run_text_encoder_test, text_config
+from text_harness import (check_in_process, check_served, first_test_texts, run_text_encoder_test,
+                          serve_in_a_fresh_process, text_config, train_and_export)
 
 from tfxc._tf import tf
 
@@ -24,9 +27,9 @@ KEY_BIAS = ("self_attention_layer/key/bias", "attention/key/bias", "key_dense/bi
 
 
 FAMILIES = ["roberta", "albert", "xlm_roberta", "deberta_v3", "distil_bert", "electra"]
-# The default run trains one family here (roberta and albert also train in the mirrored test below); the
-# others share its code path and run with --run-slow.
-TRAINED_FAMILIES = [family if family == "deberta_v3" else pytest.param(family, marks=pytest.mark.slow)
+# The in-process checks of one family by default; the others share its code path and run with --run-slow.
+TRAINED_FAMILIES = [family if family == "deberta_v3" else pytest.param(family, marks=pytest.mark.slow(
+                        reason="time: deberta_v3 covers the path by default, every family serves below"))
                     for family in FAMILIES]
 
 
@@ -43,17 +46,54 @@ def test_a_family_tokenizes_in_tf_data_trains_and_restores(tmp_path, shared_data
     check_in_process(config, run, sparse_embeddings=False)
 
 
-# The raw-string SavedModel of each tokenizer kind: byte-level BPE (RoBERTa) and SentencePiece (ALBERT) by
-# default, WordPiece in the BERT preset's test of test_text_encoders.py; the other families with --run-slow.
-@pytest.mark.parametrize("family", [pytest.param(family, marks=pytest.mark.slow) for family
-                                    in ("roberta", "albert", "xlm_roberta", "deberta_v3", "distil_bert", "electra")])
-def test_a_family_trains_and_serves_raw_strings(tmp_path, shared_data, family):
-    run, config = _family_config(tmp_path, shared_data, family, pooling="mean")
-    texts = check_in_process(config, run, sparse_embeddings=False)
-    check_end_to_end(config, run, texts, mirrored_atol=None)
+@pytest.fixture(scope="module")
+def family_runs(tmp_path_factory, shared_data):
+    """`family` -> (run dir, its texts): the family trained by the CLI (which evaluates it on the test rows) and
+    exported, once per module. (`tfxc.evaluate`'s agreement with training does not depend on the encoder: the
+    head harness checks it.)"""
+    from tfxc.config import load_config
+    from tfxc.data.convert import ensure_converted
+
+    runs = {}
+
+    def run_of(family: str):
+        if family not in runs:
+            run, config = _family_config(tmp_path_factory.mktemp(family), shared_data, family, pooling="mean")
+            texts = first_test_texts(ensure_converted(load_config(config).data))
+            train_and_export(config, run, texts, evaluate=False)
+            runs[family] = (run, texts)
+        return runs[family]
+
+    return run_of
 
 
-@pytest.mark.slow
+# Each family's training and export is a test of its own (each within the per-test time limit); the serving
+# tests below then find every SavedModel written.
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_family_trains_and_exports_a_raw_string_saved_model(family_runs, family):
+    run, _ = family_runs(family)
+    export = json.loads((run / "saved_model" / "assets.extra" / "tfxc" / "export.json").read_text())
+    assert export["input"] == "text" and export["top_k"] == 5 and export["num_labels"] == 77, export
+
+
+@pytest.fixture(scope="module")
+def served_families(family_runs) -> dict:
+    """{family: (run dir, its texts, what the fresh process served)}: every family's SavedModel served from raw
+    strings by one fresh process that imports only TensorFlow and tensorflow-text."""
+    runs = {family: family_runs(family) for family in FAMILIES}
+    served = serve_in_a_fresh_process([run for run, _ in runs.values()])
+    return {family: (run, texts, answer) for (family, (run, texts)), answer in zip(runs.items(), served)}
+
+
+# The raw-string SavedModel of every family (byte-level BPE, SentencePiece, WordPiece tokenizers; WordPiece
+# also in the BERT preset's XR and encode tests): tokens, scores and top-k as the restored model's.
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_family_serves_raw_strings_as_it_ranks(served_families, family):
+    run, texts, served = served_families[family]
+    check_served(run, texts, served)
+
+
+@pytest.mark.slow(reason="Mirrored on 2 logical CPUs: a process of its own")
 @pytest.mark.parametrize("family", ["roberta", "albert"])
 def test_a_family_trains_serves_and_runs_mirrored(tmp_path, shared_data, family):
     preset = tiny_preset(family, tmp_path / "preset", shared_data)

@@ -119,7 +119,8 @@ def write_digit_folders(root, digits):
         (root / split / f"digit{label}" / f"{i:04d}.png").write_bytes(data)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason=(
+    'time: an image encoder fine-tuned on 1,797 digits (test_face_verification.py serves images by default)'))
 def test_digits_from_pixels_under_mhp_served_from_images(tmp_path, presets, digits):
     """load_digits end to end: the images format, the image encoder fine-tuned under an MHP head, a SavedModel
     of encoded images reloaded in a fresh process that ranks as the model directory does."""
@@ -185,7 +186,7 @@ print(json.dumps({{"ids": out["label_ids"].numpy().tolist(), "scores": out["scor
     np.testing.assert_allclose(np.load(tmp_path / "emb.npy"), tfxc.load(model_dir).encode(paths), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='Mirrored on 2 logical CPUs (runtime.cpu_replicas): a process of its own')
 def test_digits_train_on_two_mirrored_replicas(tmp_path, presets, digits):
     """The image encoder under MirroredStrategy: batch norm keeps per-replica batch statistics (insightface's
     DDP does too), so the weights are not those of one replica; the run trains as well."""

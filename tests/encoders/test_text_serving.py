@@ -284,7 +284,6 @@ def fuzz_results(saved_models) -> dict:
     return {names[r["model"]]: r for r in reports}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", TEXT_MODELS)
 def test_hostile_strings_give_finite_scores_and_valid_ids(fuzz_results, name):
     report = fuzz_results[name]

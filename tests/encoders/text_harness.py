@@ -84,13 +84,20 @@ def _numpy(tensors: dict) -> dict:
     return out
 
 
+def first_test_texts(info) -> list[str]:
+    """The raw texts of the first 32 test rows of the converted data `info`."""
+    from tfxc.data.tfrecord import parse_batch
+
+    raw = next(iter(tf.data.TFRecordDataset(info.files("test")).batch(32).map(parse_batch)))
+    return [t.decode("utf-8") for t in raw["text"].numpy()]
+
+
 def check_in_process(config_path: str, tmp_path, sparse_embeddings: bool = True) -> list[str]:
     """The in-process checks; returns the test texts they used."""
     from tfxc.build_context import BuildContext
     from tfxc.config import load_config
     from tfxc.data.convert import ensure_converted
     from tfxc.data.pipeline import eval_dataset
-    from tfxc.data.tfrecord import parse_batch
     from tfxc.model import build_model
 
     config = load_config(config_path)
@@ -98,8 +105,7 @@ def check_in_process(config_path: str, tmp_path, sparse_embeddings: bool = True)
     model = build_model(config.model, BuildContext.from_info(info, seed=config.runtime.seed))
     encoder = model.encoder
     assert encoder.input_kind == "text"
-    raw = next(iter(tf.data.TFRecordDataset(info.files("test")).batch(32).map(parse_batch)))
-    texts = [t.decode("utf-8") for t in raw["text"].numpy()]
+    texts = first_test_texts(info)
     batch = next(iter(eval_dataset(info.files("test"), 32, preprocess=encoder.preprocess)))
     assert "text" not in batch, "preprocess must replace the raw text by its tokens"
 
@@ -131,40 +137,55 @@ def check_in_process(config_path: str, tmp_path, sparse_embeddings: bool = True)
     return texts
 
 
-# Loads the SavedModel with only tensorflow-text imported (no tfxc, no keras-hub), as a server would.
+# Loads SavedModels with only tensorflow-text imported (no tfxc, no keras-hub), as a server would: argv holds
+# pairs of (SavedModel dir, JSON file of texts); prints one JSON line per model.
 SERVE_SCRIPT = """
 import json, sys
 import numpy as np, tensorflow as tf, tensorflow_text  # noqa: F401
-texts = json.load(open(sys.argv[2]))
-m = tf.saved_model.load(sys.argv[1])
-tokens = m.signatures["tokenize"](text=tf.constant(texts))
-top = m.signatures["serving_default"](text=tf.constant(texts))
-emb = m.signatures["embed"](text=tf.constant(texts))["embedding"]
-print(json.dumps({"tokens": {k: v.numpy().astype(np.int64).tolist() for k, v in tokens.items()},
-                  "label_ids": top["label_ids"].numpy().tolist(), "scores": top["scores"].numpy().tolist(),
-                  "embedding_shape": list(emb.shape)}))
+for path, texts_file in zip(sys.argv[1::2], sys.argv[2::2]):
+    texts = json.load(open(texts_file))
+    m = tf.saved_model.load(path)
+    tokens = m.signatures["tokenize"](text=tf.constant(texts))
+    top = m.signatures["serving_default"](text=tf.constant(texts))
+    emb = m.signatures["embed"](text=tf.constant(texts))["embedding"]
+    print(json.dumps({"tokens": {k: v.numpy().astype(np.int64).tolist() for k, v in tokens.items()},
+                      "label_ids": top["label_ids"].numpy().tolist(), "scores": top["scores"].numpy().tolist(),
+                      "embedding_shape": list(emb.shape)}))
 """
 
 
-def check_end_to_end(config_path: str, tmp_path, texts: list[str], mirrored_atol: float | None,
-                     mirrored_skip: tuple[str, ...] = ()) -> None:
-    """Trains, evaluates, exports and predicts through the CLIs, serves in a fresh process with only TF and
-    tensorflow-text; mirrored_atol=None skips the Mirrored run."""
+def train_and_export(config_path: str, tmp_path, texts: list[str], evaluate: bool = True) -> None:
+    """`tfxc.train` (with `tfxc.evaluate` reporting its metrics, unless `evaluate` is false) into tmp_path/model,
+    `tfxc.export` to tmp_path/saved_model, and `texts` written to tmp_path/texts.json for
+    `serve_in_a_fresh_process`."""
+    if evaluate:
+        train_and_check_evaluate(config_path, tmp_path / "model")
+    else:
+        run_cli("tfxc.train", "--config", config_path, "--model-dir", str(tmp_path / "model"))
+        assert 0 < json.loads((tmp_path / "model" / "metrics.json").read_text())["P@1"] <= 100
+    run_cli("tfxc.export", "--model-dir", str(tmp_path / "model"), "--out", str(tmp_path / "saved_model"))
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+
+
+def serve_in_a_fresh_process(runs: list) -> list[dict]:
+    """SERVE_SCRIPT's answer for each directory of `runs` (laid out by `train_and_export`), from one process
+    with only TensorFlow and tensorflow-text imported."""
+    args = [str(path) for run in runs for path in (run / "saved_model", run / "texts.json")]
+    proc = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, *args], cwd=str(runs[0]),
+                          env={k: v for k, v in cli_env().items() if k != "PYTHONPATH"},
+                          capture_output=True, text=True, timeout=240 + 60 * len(runs))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answers = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(answers) == len(runs), proc.stdout[-3000:]
+    return answers
+
+
+def check_served(tmp_path, texts: list[str], served: dict) -> None:
+    """The fresh process's answer `served` tokenises as the restored model does and ranks as it does; so does
+    `tfxc.predict` on a JSONL file of the raw texts."""
     from tfxc.model_dir import ModelDir
 
-    model_dir = tmp_path / "model"
-    train_and_check_evaluate(config_path, model_dir)
-
-    saved = tmp_path / "saved_model"
-    run_cli("tfxc.export", "--model-dir", str(model_dir), "--out", str(saved))
-    (tmp_path / "texts.json").write_text(json.dumps(texts))
-    proc = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, str(saved), str(tmp_path / "texts.json")],
-                          cwd=str(tmp_path), env={k: v for k, v in cli_env().items() if k != "PYTHONPATH"},
-                          capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    served = json.loads(proc.stdout.splitlines()[-1])
-
-    restored = ModelDir(str(model_dir)).restore().model
+    restored = ModelDir(str(tmp_path / "model")).restore().model
     tokens = _numpy(restored.encoder.tokenize(tf.constant(texts)))
     assert served["tokens"].keys() == tokens.keys()
     for name, value in tokens.items():
@@ -178,14 +199,22 @@ def check_end_to_end(config_path: str, tmp_path, texts: list[str], mirrored_atol
 
     queries = tmp_path / "queries.jsonl"
     queries.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    run_cli("tfxc.predict", "--saved-model", str(saved), "--input", str(queries), "--output",
+    run_cli("tfxc.predict", "--saved-model", str(tmp_path / "saved_model"), "--input", str(queries), "--output",
             str(tmp_path / "predictions.jsonl"))
     predicted = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     assert [p["label_ids"] for p in predicted] == served["label_ids"]
 
+
+def check_end_to_end(config_path: str, tmp_path, texts: list[str], mirrored_atol: float | None,
+                     mirrored_skip: tuple[str, ...] = ()) -> None:
+    """Trains, evaluates, exports and predicts through the CLIs, serves in a fresh process with only TF and
+    tensorflow-text; mirrored_atol=None skips the Mirrored run."""
+    train_and_export(config_path, tmp_path, texts)
+    (served,) = serve_in_a_fresh_process([tmp_path])
+    check_served(tmp_path, texts, served)
     if mirrored_atol is None:
         return
-    mirrored = tmp_path / "mirrored"
+    model_dir, mirrored = tmp_path / "model", tmp_path / "mirrored"
     result = run_cli("tfxc.train", "--config", config_path, "--model-dir", str(mirrored),
                      "--set", "runtime.strategy=mirrored", "--set", "runtime.cpu_replicas=2")
     assert "2 replica(s)" in result.stderr

@@ -11,7 +11,7 @@ import json
 import pytest
 from helpers import run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(reason="time: real data sets end to end, minutes each")
 
 
 @pytest.mark.parametrize("name, p1, p5", [("bibtex", 63.9, 28.7), ("delicious", 67.0, 56.0)])

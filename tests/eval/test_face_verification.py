@@ -148,7 +148,6 @@ def test_pair_scores_embed_each_image_once():
     assert calls == [["a1", "a2", "b1"]]
 
 
-@pytest.mark.slow
 def test_mhs_arcface_on_digit_identities_verified_on_unseen_ones(tmp_path):
     digits = digit_images(size=16, fmt="jpeg")
     seen = [(data, label) for data, label in digits if label < 7]

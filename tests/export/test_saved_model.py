@@ -205,7 +205,7 @@ def test_sigterm_mid_predict_leaves_nothing_and_a_killed_ones_leftover_goes_with
 
 # Slow: the default suite checks a kill between the export's renames here, and SIGTERM in the commit of a directory
 # and in a CLI (tests/utils/test_signals.py, tests/test_faults.py).
-@pytest.mark.slow
+@pytest.mark.slow(reason='kills or signals a process of its own')
 def test_sigterm_mid_export_keeps_the_old_saved_model_and_exits_143(trained, tmp_path):
     _, model_dir, export_dir = trained
     target = tmp_path / "saved"
@@ -235,7 +235,8 @@ main(sys.argv[2:])
 """
 
 
-@pytest.mark.parametrize("where", ["between renames", pytest.param("after the exchange", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("where", ["between renames", pytest.param("after the exchange", marks=pytest.mark.slow(
+    reason="kills a process of its own"))])
 def test_an_export_killed_while_replacing_the_saved_model_leaves_one_to_serve(trained, tmp_path, where):
     _, model_dir, export_dir = trained
     target = tmp_path / "saved"

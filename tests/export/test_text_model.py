@@ -10,7 +10,7 @@ import pytest
 from helpers import run_cli, tiny_config
 
 
-@pytest.mark.slow  # tests/test_recipe.py's Chinese CSV trains, exports and predicts from text in the fast suite
+@pytest.mark.slow(reason="time: tests/test_recipe.py's Chinese CSV trains, exports and predicts from text by default")
 def test_jsonl_text_model_trains_exports_and_predicts_from_text(shared_data, tmp_path):
     config = tiny_config(
         tmp_path,
@@ -47,7 +47,7 @@ INTENTS = {  # a small Chinese intent set: each intent's phrasings share its key
 }
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason="time: tests/test_recipe.py's Chinese CSV covers the path by default")
 def test_a_chinese_jsonl_set_trains_and_serves_from_strings(tmp_path):
     def write(name, rows):
         (tmp_path / name).write_text("".join(json.dumps({"text": t, "labels": [label]}, ensure_ascii=False) + "\n"

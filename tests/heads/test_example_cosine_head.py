@@ -11,7 +11,8 @@ from tfxc._tf import tf
 from tfxc.heads.base import Head
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason=(
+    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
 def test_cosine_head_trains_evaluates_and_exports_end_to_end(tmp_path):
     run_head_test(tmp_path, {"name": "cosine", "scale": 10.0}, imports=["example_cosine_head"],
                   import_path=os.path.dirname(__file__))

@@ -82,7 +82,8 @@ def test_dense_features_encoder_scatters_rows():
         DenseFeaturesEncoder(10**6)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason=(
+    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
 def test_head_contract_with_its_own_loss_and_with_a_sampled_objective(tmp_path):
     run_head_test(tmp_path / "softmax", {"name": "linear", "use_bias": True, "init_stddev": 0.1}, multiclass=True)
     run_head_test(tmp_path / "bsgd", {"name": "linear", "init_stddev": 0.1}, multiclass=True,

@@ -106,9 +106,11 @@ def test_parameters_do_not_grow_with_the_label_count():
 @pytest.mark.parametrize("head", [
     {"name": "mach", "num_buckets": 8, "num_repetitions": 2},
     pytest.param({"name": "mach", "num_buckets": 8, "num_repetitions": 3, "separate_encoders": False,
-                  "loss": "softmax", "score": "prob_sum"}, marks=pytest.mark.slow),
+                  "loss": "softmax", "score": "prob_sum"},
+                 marks=pytest.mark.slow(reason="the head harness: its Mirrored run needs a process of its own")),
 ], ids=["separate-sigmoid", "shared-softmax"])
-@pytest.mark.slow
+@pytest.mark.slow(reason=(
+    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
 def test_head_contract(head, tmp_path):
     run_head_test(tmp_path, head)
 
@@ -197,8 +199,9 @@ def test_saved_model_top_k_agrees_with_the_cython_gather(joint_and_merged):
     assert (np.array(served["i"]) == host_ids).mean() > 0.95  # ids differ only at exact score ties
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("use_tmux", [pytest.param(False, marks=pytest.mark.slow), True])
+@pytest.mark.slow(reason='train.sh: its parts are processes of their own')
+@pytest.mark.parametrize("use_tmux", [pytest.param(False, marks=pytest.mark.slow(reason="train.sh parts")),
+                                      True])
 def test_train_sh_runs_the_parts_in_parallel_merges_and_evaluates(use_tmux, tmp_path):
     if use_tmux and shutil.which("tmux") is None:
         pytest.skip("tmux is not installed")

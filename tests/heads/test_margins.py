@@ -131,13 +131,15 @@ def test_bad_margin_configs_are_clear_errors():
         SoftmaxHeadConfig(margin="arcface", sparse_support=8).validate("model.head")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason=(
+    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
 def test_softmax_arcface_head_contract(tmp_path):
     run_head_test(tmp_path, {"name": "softmax", "margin": "arcface", "margin_scale": 16.0, "margin_m": 0.3},
                   multiclass=True, encoder=EXACT_BAG_ENCODER)
 
 
-@pytest.mark.slow  # the default suite runs the harness once per head module
+@pytest.mark.slow(reason=(
+    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
 def test_linear_cosface_head_under_the_sampled_objective(tmp_path):
     run_head_test(tmp_path, {"name": "linear", "margin": "cosface", "margin_scale": 16.0, "margin_m": 0.2,
                              "init_stddev": 0.1}, multiclass=True, loss={"name": "bsgd"})

@@ -89,13 +89,16 @@ def test_bad_configs_are_clear_errors():
         MhsHeadConfig(extra_blocks=-1).validate("model.head")
 
 
-@pytest.mark.slow  # the default suite runs the harness once per head module
+@pytest.mark.slow(reason=(
+    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
 def test_mhs_head_contract(tmp_path):
     run_head_test(tmp_path, {"name": "mhs", "num_classes": [7, 6], "extra_blocks": 1, "init_stddev": 0.1},
                   multiclass=True)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason=(
+    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own '
+    '(tests/eval/test_face_verification.py trains MHS-ArcFace end to end by default)'))
 def test_mhs_arcface_head_contract(tmp_path):
     run_head_test(tmp_path, {"name": "mhs", "margin": "arcface", "margin_scale": 16.0, "margin_m": 0.3,
                              "label_order": "frequency"}, multiclass=True, encoder=EXACT_BAG_ENCODER)

@@ -29,7 +29,8 @@ def test_kd_terms_match_their_formulas():
         np.testing.assert_allclose(got, value, rtol=1e-5, atol=1e-6, err_msg=kind)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason=(
+    'time: a teacher and a student trained on banking77 (tests/data/test_folds.py distils by default)'))
 def test_a_fasttext_student_learns_from_a_textcnn_teacher_and_exports_alone(tmp_path, shared_data):
     from encoders.text_harness import text_config
 
@@ -85,7 +86,7 @@ def test_train_s_trust_imports_reaches_the_teacher_s_config(tmp_path):
     assert trusted.returncode == 2 and "cannot import 'teacher_plugin' (RuntimeError: stop)" in trusted.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='time: a teacher trained to be refused')
 def test_distillation_refuses_another_data_set(tmp_path, shared_data):
     from encoders.text_harness import text_config
 

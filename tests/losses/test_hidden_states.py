@@ -78,7 +78,7 @@ def test_call_with_states_pools_as_call_does(tmp_path, shared_data):
         np.testing.assert_allclose(pooled.numpy(), encoder(tokens).numpy(), atol=1e-6, err_msg=pooling)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='time: a BERT teacher and student trained on banking77')
 def test_a_student_with_half_the_layers_starts_from_them_and_learns_the_teachers_states(tmp_path, shared_data):
     from encoders.text_harness import text_config
 
@@ -147,7 +147,7 @@ def _json(value) -> str:
     return json.dumps(value)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='Mirrored on 2 logical CPUs (runtime.cpu_replicas): a process of its own')
 def test_hidden_state_distillation_on_two_mirrored_replicas_reaches_the_single_process_weights(tmp_path, shared_data):
     # The teacher's variables live outside the strategy's scope and are only read inside the replicas.
     from encoders.text_harness import text_config

@@ -32,7 +32,7 @@ def test_ema_and_swa_follow_their_update_rules():
     np.testing.assert_array_equal(w.numpy(), raw)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='time: train, evaluate and export with EMA (tests/optimizers checks the average itself)')
 def test_training_with_ema_evaluates_and_exports_the_average(tmp_path):
     config = tiny_config(tmp_path, trainer={"ema_decay": 0.9, "train_steps": 24})
     model_dir = tmp_path / "model"

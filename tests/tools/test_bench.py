@@ -11,7 +11,7 @@ import pytest
 from helpers import REPO, cli_env
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='runs the CLIs from another working directory: processes of their own')
 @pytest.mark.timeout(900)
 def test_quick_benchmark_runs_end_to_end(tmp_path, shared_data):
     out = tmp_path / "bench"

@@ -12,7 +12,7 @@ import pytest
 from helpers import REPO, cli_env, run_cli, tiny_config
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='runs the CLIs from another working directory: processes of their own')
 def test_times_the_model_and_the_baseline_for_every_batch_size_and_repetition(tmp_path):
     config = tiny_config(tmp_path)
     run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "model"))

@@ -18,7 +18,7 @@ def tool(*args) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='time: trains on clinc150 (minutes)')
 @pytest.mark.timeout(900)
 def test_split_train_then_openset_and_verify(tmp_path, shared_data):
     clinc = os.path.join(shared_data, "clinc150")

@@ -49,7 +49,7 @@ def wait_for_first_checkpoint(model_dir, timeout: float = 240) -> None:
         time.sleep(0.5)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='MultiWorkerMirrored: worker processes of their own; it kills one')
 def test_dead_worker_ends_the_survivor_with_a_clear_error(tmp_path):
     config = tiny_config(tmp_path, model=MODEL, trainer={"train_steps": 100000, "steps_per_loop": 1})
     procs = start_workers(config, str(tmp_path / "model"), 2, extra=["--set", "runtime.collective_timeout_s=30"])
@@ -76,7 +76,7 @@ def test_missing_worker_fails_start_up_within_the_timeout(tmp_path):
     assert time.time() - t0 < 120
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='MultiWorkerMirrored: worker processes of their own; it signals one')
 def test_sigterm_to_one_worker_stops_both_at_the_same_checkpointed_step(tmp_path):
     config = tiny_config(tmp_path, model=MODEL, trainer={"train_steps": 100000, "steps_per_loop": 4,
                                                          "checkpoint_every_steps": 8})
@@ -96,7 +96,7 @@ def test_sigterm_to_one_worker_stops_both_at_the_same_checkpointed_step(tmp_path
     assert os.path.exists(model_dir / "checkpoints" / f"ckpt-{steps[0]}.index")  # the chief saved that step
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='MultiWorkerMirrored: worker processes of their own')
 def test_two_workers_keep_the_best_weights_and_stop_early_together(tmp_path):
     config = tiny_config(tmp_path, model=MODEL, data={"val_percent": 20}, optimizer={"learning_rate": 0.05},
                          trainer={"train_steps": 0, "epochs": 40, "eval_every_epochs": 1, "select_metric": "P@1",
@@ -109,7 +109,7 @@ def test_two_workers_keep_the_best_weights_and_stop_early_together(tmp_path):
     assert not os.path.exists(tmp_path / "model" / ".worker-1-tmp")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(reason='MultiWorkerMirrored: worker processes of their own')
 def test_a_text_encoder_on_two_workers_matches_one_process(shared_data, tmp_path):
     # Tokenisation runs in each worker's tf.data; the vocabulary is learnt alike by both (deterministic).
     import sys

@@ -1,6 +1,6 @@
-"""An XR-Transformer run end to end on a slice of reuters with a tiny BERT: fine-tuned levels, the ranker, a
-kill -9 at a level boundary resumed to the same model, and the ranker's SavedModel served from strings in a
-fresh process."""
+"""An XR-Transformer run end to end on a slice of reuters with a tiny BERT, trained once per module: fine-tuned
+levels, the ranker, its SavedModel served from strings in a fresh process, `tfxc.encode`, and (with --run-slow)
+a kill -9 at a level boundary resumed to the same model."""
 
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ import tensorflow_text  # noqa: F401
 m = tf.saved_model.load(sys.argv[1])
 out = m.signatures["serving_default"](text=tf.constant(json.load(open(sys.argv[2]))))
 emb = m.signatures["embed"](text=tf.constant(json.load(open(sys.argv[2]))))["raw_embedding"]
-print(json.dumps({"ids": out["label_ids"].numpy().tolist(), "scores": out["scores"].numpy().tolist(),
-                  "embedding_shape": list(emb.shape)}))
+import numpy as np
+np.save(sys.argv[3], emb.numpy())
+print(json.dumps({"ids": out["label_ids"].numpy().tolist(), "scores": out["scores"].numpy().tolist()}))
 """
 
 
@@ -76,19 +77,73 @@ def kill_after_first_level(config: str, model_dir) -> None:
     assert not os.path.exists(os.path.join(str(model_dir), "metrics.json")), "killed too late"
 
 
-@pytest.mark.slow
-def test_xr_transformer_run_resumes_after_a_kill_at_a_level_boundary_and_serves_strings(tmp_path, shared_data):
-    config = xr_config(tmp_path, shared_data)
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    result = run_cli("tfxc.train", "--config", config, "--model-dir", str(whole), timeout=600)
-    assert "XR level 2/2: 16 clusters (tree level 1), 9 steps" in result.stderr
+@pytest.fixture(scope="module")
+def xr_run(tmp_path_factory, shared_data):
+    """One whole XR-Transformer run (its CLI in this process), exported: the tests below read it, none trains it
+    again. (tmp dir, config path, model dir, the run's stderr, SavedModel dir)."""
+    tmp = tmp_path_factory.mktemp("xr")
+    config = xr_config(tmp, shared_data)
+    whole, saved = tmp / "whole", tmp / "saved"
+    stderr = run_cli("tfxc.train", "--config", config, "--model-dir", str(whole), timeout=600).stderr
+    run_cli("tfxc.export", "--model-dir", str(whole), "--out", str(saved))
+    return tmp, config, whole, stderr, saved
+
+
+def test_xr_transformer_fine_tunes_its_levels_then_trains_the_ranker_on_the_frozen_last_encoder(xr_run):
+    _, _, whole, stderr, _ = xr_run
+    assert "XR level 2/2: 16 clusters (tree level 1), 9 steps" in stderr
     # Level 2's man table comes from the concat matcher of level 1's 4 clusters; its head from the bootstrap.
-    assert "concat matcher: 4 clusters fitted" in result.stderr
-    assert "bootstrap: 16 clusters fitted" in result.stderr
+    assert "concat matcher: 4 clusters fitted" in stderr
+    assert "bootstrap: 16 clusters fitted" in stderr
     # Each stage records its time: a level's loop and the passes before it, the ranker's passes.
     level = json.loads((whole / "levels" / "level-1" / "level.json").read_text())
     assert level["train_seconds"] > 0 and level["prepare_seconds"] > 0
     assert json.loads((whole / "ranker_prepared.json").read_text())["prepare_seconds"] > 0
+    assert json.loads((whole / "metrics.json").read_text())["P@1"] > 0
+
+    # The ranker's encoder is the last level's, frozen: its weights are the level's, untouched by the ranker.
+    from tfxc.encoders.frozen import base_encoder
+    from tfxc.model_dir import ModelDir
+
+    ranker = ModelDir(str(whole)).restore().model
+    level = ModelDir(str(whole / "levels" / "level-1")).restore().model
+    for a, b in zip(base_encoder(ranker.encoder).get_weights(), base_encoder(level.encoder).get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert ranker.trainable_variables and not any("frozen_encoder" in v.path for v in ranker.trainable_variables)
+
+
+def test_the_xr_ranker_serves_strings_in_a_fresh_process_and_encodes_as_it_embeds(xr_run):
+    """The SavedModel takes raw strings: tokeniser, encoder, TF-IDF and beam search in one graph, loaded by a
+    process with only TensorFlow and tensorflow-text imported; `tfxc.encode` of the model directory and of the
+    SavedModel writes the `embed` signature's raw embedding."""
+    tmp, _, whole, _, saved = xr_run
+    (tmp / "queries.json").write_text(json.dumps(QUERIES))
+    proc = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, str(saved), str(tmp / "queries.json"),
+                           str(tmp / "served.npy")], env=cli_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    served = json.loads(proc.stdout.splitlines()[-1])
+    from tfxc._tf import tf
+    from tfxc.model_dir import ModelDir
+
+    ranker = ModelDir(str(whole)).restore().model
+    scores, ids = ranker.top_k(ranker.encoder.preprocess({"text": tf.constant(QUERIES)}), 5)
+    np.testing.assert_array_equal(served["ids"], ids.numpy())
+    np.testing.assert_allclose(served["scores"], scores.numpy(), rtol=1e-4, atol=1e-5)
+    embedding = np.load(tmp / "served.npy")
+    assert embedding.shape == (len(QUERIES), 16)  # the BERT's width, neither TF-IDF nor normalised
+
+    (tmp / "queries.txt").write_text("\n".join(QUERIES) + "\n", encoding="utf-8")
+    for model, out in ((whole, "from_dir.npy"), (saved, "from_saved.npy")):
+        result = run_cli("tfxc.encode", "-t", str(tmp / "queries.txt"), "-m", str(model), "-o", str(tmp / out),
+                         "--batch-size", "3")
+        assert f"wrote {len(QUERIES)} embeddings [{len(QUERIES)}, 16]" in result.stderr
+        np.testing.assert_allclose(np.load(tmp / out), embedding, atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow(reason="SIGKILLs a tfxc.train process of its own at a level boundary")
+def test_xr_transformer_run_resumes_after_a_kill_at_a_level_boundary(xr_run, tmp_path):
+    _, config, whole, _, _ = xr_run
+    killed = tmp_path / "killed"
     kill_after_first_level(config, killed)
     result = run_cli("tfxc.train", "--config", config, "--model-dir", str(killed), timeout=600)
     assert "XR level 1/2 (4 clusters): done already" in result.stderr
@@ -101,43 +156,17 @@ def test_xr_transformer_run_resumes_after_a_kill_at_a_level_boundary_and_serves_
     metrics = json.loads((whole / "metrics.json").read_text())
     assert json.loads((killed / "metrics.json").read_text())["P@1"] == metrics["P@1"]
 
-    # The ranker's encoder is the last level's, frozen: its weights are the level's, untouched by the ranker.
-    from tfxc.encoders.frozen import base_encoder
-    from tfxc.model_dir import ModelDir
 
-    ranker = ModelDir(str(whole)).restore().model
-    level = ModelDir(str(whole / "levels" / "level-1")).restore().model
-    for a, b in zip(base_encoder(ranker.encoder).get_weights(), base_encoder(level.encoder).get_weights()):
-        np.testing.assert_array_equal(a, b)
-    assert ranker.trainable_variables and not any("frozen_encoder" in v.path for v in ranker.trainable_variables)
-
-    # The SavedModel takes raw strings: tokeniser, encoder, TF-IDF and beam search in one graph.
-    saved = tmp_path / "saved"
-    run_cli("tfxc.export", "--model-dir", str(whole), "--out", str(saved))
-    (tmp_path / "queries.json").write_text(json.dumps(QUERIES))
-    proc = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, str(saved), str(tmp_path / "queries.json")],
-                          env=cli_env(), capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    served = json.loads(proc.stdout.splitlines()[-1])
-    from tfxc._tf import tf
-
-    scores, ids = ranker.top_k(ranker.encoder.preprocess({"text": tf.constant(QUERIES)}), 5)
-    np.testing.assert_array_equal(served["ids"], ids.numpy())
-    np.testing.assert_allclose(served["scores"], scores.numpy(), rtol=1e-4, atol=1e-5)
-    assert served["embedding_shape"] == [len(QUERIES), 16]  # the BERT's width, neither TF-IDF nor normalised
-
-
-@pytest.mark.slow
-def test_only_encoder_stops_after_fine_tuning(tmp_path, shared_data):
-    config = xr_config(tmp_path, shared_data)
+def test_only_encoder_stops_after_fine_tuning(xr_run, tmp_path):
+    _, config, _, _, _ = xr_run
     run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "model"), "--set",
             "model.head.only_encoder=true", "--set", "model.head.max_steps=[2]", timeout=600)
     assert (tmp_path / "model" / "levels" / "level-1" / "level.json").exists()
     assert not (tmp_path / "model" / "checkpoints").exists()
 
 
-def test_one_resolution_fine_tunes_the_finest_level_alone(tmp_path, shared_data):
-    config = xr_config(tmp_path, shared_data)
+def test_one_resolution_fine_tunes_the_finest_level_alone(xr_run, tmp_path):
+    _, config, _, _, _ = xr_run
     model = tmp_path / "model"
     result = run_cli("tfxc.train", "--config", config, "--model-dir", str(model), "--set",
                      "model.head.multi_resolution=false", "--set", "model.head.only_encoder=true", timeout=600)
