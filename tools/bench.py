@@ -299,7 +299,7 @@ def tfxc_worker(args) -> None:
 
         prediction = getattr(config.model.head, "prediction", None)  # the head's prediction section, if it has one
         if prediction is not None:
-            sets.append(f"--set=model.head.prediction={json.dumps(to_dict(prediction))}")
+            sets.append(f"--set=model.head.prediction={json_text(to_dict(prediction))}")
     subprocess.run([sys.executable, "-m", "tfxc.export", "--model-dir", model_dir, "--out", saved, *sets], **quiet)
 
     from bench_serving import index_recall, load_baseline, serving_figures  # same folder (imports TensorFlow)
