@@ -52,7 +52,7 @@ CONFIG = {"model": {"encoder": {"name": "sparse_bow", "embedding_dim": 32}, "hea
 def test_fit_predict_evaluate_agree_with_training_and_the_saved_model(tmp_path):
     (x, y), (xt, yt) = synthetic()
     model_dir = str(tmp_path / "model")
-    model = tfxc.fit(CONFIG, x, y, model_dir=model_dir, X_test=xt, Y_test=yt)
+    model = tfxc.fit(x, y, config=CONFIG, model_dir=model_dir, X_test=xt, Y_test=yt)
     assert (model.num_features, model.num_labels) == (400, 50)
     # The API's evaluation of the test pair equals the trainer's final evaluation of the converted split.
     trained = json.loads(open(os.path.join(model_dir, "metrics.json")).read())
@@ -78,7 +78,7 @@ def test_fit_predict_evaluate_agree_with_training_and_the_saved_model(tmp_path):
     assert served.evaluate(xt, yt)["PSP@5"] == pytest.approx(evaluated["PSP@5"], abs=0.05)
 
     # A second fit on the same data resumes the finished model instead of converting and training again.
-    assert tfxc.fit(CONFIG, x, y, model_dir=model_dir, X_test=xt, Y_test=yt).evaluate(xt, yt) == evaluated
+    assert tfxc.fit(x, y, config=CONFIG, model_dir=model_dir, X_test=xt, Y_test=yt).evaluate(xt, yt) == evaluated
 
 
 def test_text_in_label_names_out(shared_data, tmp_path):
@@ -87,7 +87,7 @@ def test_text_in_label_names_out(shared_data, tmp_path):
     config = {**CONFIG, "model": {"encoder": {"name": "sparse_bow", "embedding_dim": 64},
                                   "head": {"name": "softmax"}},
               "trainer": {**CONFIG["trainer"], "epochs": 8}}
-    model = tfxc.fit(config, texts, labels, model_dir=str(tmp_path / "model"))
+    model = tfxc.fit(texts, labels, config=config, model_dir=str(tmp_path / "model"))
     pred = model.predict(["I still have not received my new card, when will it arrive?"], k=3)
     assert "card_arrival" in pred.labels[0], pred.labels
     assert model.evaluate(texts[:500], labels[:500])["P@1"] > 50  # seen points, names mapped through the vocab
@@ -102,7 +102,7 @@ def test_a_text_encoder_reads_strings_in_the_model_dir_and_the_saved_model(share
                                               "kernel_sizes": [1, 2], "vocabulary_size": 2000},
                                   "head": {"name": "softmax"}},
               "trainer": {**CONFIG["trainer"], "epochs": 6}}
-    model = tfxc.fit(config, texts, labels, model_dir=str(tmp_path / "model"))
+    model = tfxc.fit(texts, labels, config=config, model_dir=str(tmp_path / "model"))
     assert model.input_kind == "text"
     queries = ["I still have not received my new card, when will it arrive?", "my card got declined at the shop"]
     pred = model.predict(queries, k=3)
@@ -125,8 +125,8 @@ def test_a_text_encoder_reads_strings_in_the_model_dir_and_the_saved_model(share
 def test_bad_inputs_are_clear_errors(tmp_path):
     (x, y), _ = synthetic(num_train=200, num_test=10)
     with pytest.raises(DataError, match="X has 200 rows but Y has 199"):
-        tfxc.fit(CONFIG, x, y[:199], model_dir=str(tmp_path / "m"))
-    model = tfxc.fit({**CONFIG, "trainer": {**CONFIG["trainer"], "epochs": 1}}, x, y, model_dir=str(tmp_path / "m"))
+        tfxc.fit(x, y[:199], config=CONFIG, model_dir=str(tmp_path / "m"))
+    model = tfxc.fit(x, y, config={**CONFIG, "trainer": {**CONFIG["trainer"], "epochs": 1}}, model_dir=str(tmp_path / "m"))
     wide = scipy.sparse.csr_matrix(([1.0], [450], [0, 1]), shape=(1, 500))
     with pytest.raises(DataError, match="feature id 450 but the model knows 400 features"):
         model.predict(wide)
@@ -143,7 +143,7 @@ def test_a_label_that_is_not_an_id_names_its_row(tmp_path, label):
     (x, y), _ = synthetic(num_train=20, num_test=2)
     y = [y[i].indices.tolist() for i in range(19)] + [[1, label]]
     with pytest.raises(DataError, match=rf"Y \(train\), row 19: label {re.escape(repr(label))} is not a label id"):
-        tfxc.fit(CONFIG, x, y, model_dir=str(tmp_path / "m"))
+        tfxc.fit(x, y, config=CONFIG, model_dir=str(tmp_path / "m"))
     assert not (tmp_path / "m").exists()
 
 
@@ -151,7 +151,7 @@ def test_fit_resolves_a_thin_config_against_the_recipe_for_the_arrays(tmp_path):
     (x, y), _ = synthetic(num_train=300, num_test=10)
     model_dir = tmp_path / "m"
     thin = {"recipe": True, "comment": "one epoch: the mechanics", "trainer": {"epochs": 1}}
-    model = tfxc.fit(thin, x, y, model_dir=str(model_dir), overrides=["model.encoder.embedding_dim=16"])
+    model = tfxc.fit(x, y, config=thin, model_dir=str(model_dir), overrides=["model.encoder.embedding_dim=16"])
     resolved = json.loads((model_dir / "config.json").read_text())
     # The recipe for 300 points with several labels each, this file's epochs and the override on top.
     assert resolved["recipe"] is False and resolved["model"]["head"]["multi_label_loss"] == "decoupled"
@@ -210,7 +210,7 @@ def test_label_sets_agree_between_training_the_api_the_cli_and_scikit_learn(tmp_
     config = {**CONFIG, "eval": {"classification": True, "threshold": 0.4},
               "trainer": {**CONFIG["trainer"], "select_metric": "F1-samples", "eval_every_epochs": 1}}
     model_dir = tmp_path / "model"
-    model = tfxc.fit(config, x, y, model_dir=str(model_dir), X_val=x[:100], Y_val=y[:100], X_test=xt, Y_test=yt)
+    model = tfxc.fit(x, y, config=config, model_dir=str(model_dir), X_val=x[:100], Y_val=y[:100], X_test=xt, Y_test=yt)
     trained = json.loads((model_dir / "metrics.json").read_text())
     evaluated = model.evaluate(xt, yt, classification=True, threshold=0.4)
     for key in CLASSIFICATION_METRICS:
@@ -261,7 +261,7 @@ def test_a_threshold_on_a_softmax_model_says_what_it_can_keep_in_the_api_evaluat
               "eval": {"classification": True, "threshold": 0.25},
               "trainer": {**CONFIG["trainer"], "epochs": 1, "steps_per_loop": 2}}
     with caplog.at_level(logging.INFO, logger="tfxc"):
-        model = tfxc.fit(config, x, y, model_dir=str(tmp_path / "model"), X_test=xt, Y_test=yt, verbose=0)
+        model = tfxc.fit(x, y, config=config, model_dir=str(tmp_path / "model"), X_test=xt, Y_test=yt, verbose=0)
     note = "the model's head is a softmax: a row's scores sum to 1 over the labels, so threshold 0.25 keeps at most 3"
     assert sum(note in r.getMessage() for r in caplog.records) == 1, [r.getMessage() for r in caplog.records]
     with pytest.warns(SoftmaxThresholdWarning, match="threshold 0.5 keeps at most 1 label"):

@@ -29,7 +29,7 @@ def test_a_fit_into_a_directory_in_use_changes_nothing(tmp_path):
     lock = ModelDir(model_dir).lock("a tfxc.fit run")  # another fit, training
     try:
         with pytest.raises(TfxcError, match="is in use by a tfxc.fit run"):
-            tfxc.fit(ONE_EPOCH, x, y, model_dir=model_dir)
+            tfxc.fit(x, y, config=ONE_EPOCH, model_dir=model_dir)
     finally:
         lock.release()
     assert sorted(os.listdir(model_dir)) == [".lock"]  # no sources/, no tfrecords/
@@ -39,14 +39,14 @@ def test_a_second_fit_on_other_arrays_is_refused_and_the_first_data_stays(tmp_pa
     """D4 (API): a refused fit keeps the model's conversion; a fit with the original arrays resumes."""
     (x, y), (xt, yt) = synthetic(num_train=200, num_test=50)
     model_dir = str(tmp_path / "m")
-    model = tfxc.fit(ONE_EPOCH, x, y, model_dir=model_dir)
+    model = tfxc.fit(x, y, config=ONE_EPOCH, model_dir=model_dir)
     stats = open(os.path.join(model_dir, "tfrecords", "stats.json")).read()
     x2 = x.copy()
     x2.data = x2.data * 2.0  # same shape, other data
     with pytest.raises(TfxcError, match="trained on other data"):
-        tfxc.fit(ONE_EPOCH, x2, y, model_dir=model_dir)
+        tfxc.fit(x2, y, config=ONE_EPOCH, model_dir=model_dir)
     assert open(os.path.join(model_dir, "tfrecords", "stats.json")).read() == stats
-    again = tfxc.fit(ONE_EPOCH, x, y, model_dir=model_dir)  # nothing left to train: the same model
+    again = tfxc.fit(x, y, config=ONE_EPOCH, model_dir=model_dir)  # nothing left to train: the same model
     np.testing.assert_array_equal(again.predict(xt, k=3).ids, model.predict(xt, k=3).ids)
 
 
@@ -54,7 +54,7 @@ def test_a_second_fit_on_other_arrays_is_refused_and_the_first_data_stays(tmp_pa
 def trained(tmp_path_factory):
     (x, y), (xt, yt) = synthetic(num_train=300, num_test=60)
     model_dir = str(tmp_path_factory.mktemp("api") / "m")
-    tfxc.fit(ONE_EPOCH, x, y, model_dir=model_dir, X_test=xt, Y_test=yt)
+    tfxc.fit(x, y, config=ONE_EPOCH, model_dir=model_dir, X_test=xt, Y_test=yt)
     return model_dir, xt, yt
 
 
@@ -98,7 +98,7 @@ def test_the_recipe_fits_text_without_ids(tmp_path):
     """Item 12: `fit({"recipe": True}, texts, labels)` once failed on the validation split's missing ids."""
     texts = [f"{word} {other} words here" for word in ("red", "green", "blue") for other in range(40)]
     labels = [[word] for word in ("red", "green", "blue") for _ in range(40)]
-    model = tfxc.fit({"recipe": True, "trainer": {"epochs": 2}}, texts, labels, model_dir=str(tmp_path / "m"))
+    model = tfxc.fit(texts, labels, config={"recipe": True, "trainer": {"epochs": 2}}, model_dir=str(tmp_path / "m"))
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["data"]["val_percent"] == 10 and config["trainer"]["select_metric"]
     assert model.predict(["red 3 words here"], k=1).labels[0] == ["red"]
@@ -107,7 +107,7 @@ def test_the_recipe_fits_text_without_ids(tmp_path):
 def test_the_recipe_without_a_validation_split_selects_nothing(tmp_path):
     """Item 12: `"val_percent": 0` with the recipe trains on all of train instead of failing."""
     (x, y), _ = synthetic(num_train=300, num_test=10)
-    tfxc.fit({"recipe": True, "data": {"val_percent": 0}, "trainer": {"epochs": 1}}, x, y,
+    tfxc.fit(x, y, config={"recipe": True, "data": {"val_percent": 0}, "trainer": {"epochs": 1}},
              model_dir=str(tmp_path / "m"))
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["data"]["val_percent"] == 0 and not config["trainer"]["select_metric"]

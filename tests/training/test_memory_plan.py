@@ -154,7 +154,7 @@ def test_fit_with_plan_only_returns_the_plan_untrained(tmp_path, capsys):
     x, y = rows_to_csr(gen.rows("train"), gen.num_features, gen.num_labels)
     config = {"model": {"encoder": {"name": "sparse_bow", "embedding_dim": 16}, "head": {"name": "one_vs_all"}},
               "trainer": {"global_batch_size": 32, "epochs": 1}}
-    plan = tfxc.fit(config, x, y, model_dir=str(tmp_path / "m"), plan_only=True)
+    plan = tfxc.fit(x, y, config=config, model_dir=str(tmp_path / "m"), plan_only=True)
     assert isinstance(plan, memory_plan.MemoryPlan)
     # sparse_bow: [D, 16] + [16]; one_vs_all: [16, L] + [L] (float32).
     assert component(plan, "parameters") == 4 * (200 * 16 + 16 + 16 * 30 + 30)
