@@ -1,11 +1,13 @@
-"""Shared pytest setup: the --run-slow flag, paths to the shared data sets, and the tests that share a fixture
-kept on one test process."""
+"""Shared pytest setup: the --run-slow flag, paths to the shared data sets, two logical CPUs and one directory of
+tiny presets for every test process, and the tests that share a fixture kept on one test process."""
 
 from __future__ import annotations
 
 import inspect
 import os
 import re
+import shutil
+import tempfile
 
 import pytest
 
@@ -14,6 +16,40 @@ from helpers import SHARED_DATA
 
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", default=False, help="also run tests marked slow")
+
+
+_PRESETS = pytest.StashKey[str]()  # the presets directory this process made (helpers.tiny_preset), removed at exit
+
+
+def pytest_unconfigure(config):
+    if _PRESETS in config.stash:
+        shutil.rmtree(config.stash[_PRESETS], ignore_errors=True)
+
+
+def pytest_configure(config):
+    from helpers import PRESETS_ENV, TEST_CPUS
+
+    from tfxc._tf import tf
+
+    if PRESETS_ENV not in os.environ:  # the run's first process (xdist's test processes inherit it)
+        os.environ[PRESETS_ENV] = config.stash[_PRESETS] = tempfile.mkdtemp(prefix="tfxc-test-presets-")
+    # helpers.TEST_CPUS logical CPUs in every test process, set up before TensorFlow's first op: a run of
+    # `runtime.cpu_replicas` up to that many (MirroredStrategy on logical CPUs) then needs no process of its
+    # own. Single-device runs place their ops on the first, as in a process with one.
+    cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * TEST_CPUS)
+    # Collective ops are keyed by (group, instance) process-wide, and every MirroredStrategy numbers its groups
+    # from 1 + `_collective_key_base`: a second strategy in one process would meet the first one's instances
+    # ("Shape mismatch in the collective instance 100"). TensorFlow's own tests move the base for each strategy
+    # (tensorflow/python/distribute/strategy_combinations.py); so does this.
+    strategy = tf.distribute.MirroredStrategy
+    create = strategy.__init__
+
+    def __init__(self, *args, **kwargs):
+        strategy._collective_key_base += 100_000
+        create(self, *args, **kwargs)
+
+    strategy.__init__ = __init__
 
 
 TESTS = os.path.dirname(os.path.abspath(__file__))

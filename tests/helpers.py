@@ -78,15 +78,18 @@ def cli_env(extra: dict | None = None) -> dict:
 # Environment variables TensorFlow (or the C++ runtime under it) reads once, when it starts: a run that sets
 # one needs a process of its own.
 STARTUP_ENV = ("TF_", "CUDA_", "XLA_", "OMP_", "KMP_", "MKL_")
-# Config keys that set up devices before TensorFlow starts (logical CPUs, several workers).
-STARTUP_KEYS = ("cpu_replicas", "multi_worker", "TF_CONFIG")
+# Config keys that set up devices before TensorFlow starts (several workers).
+STARTUP_KEYS = ("multi_worker", "TF_CONFIG")
+# The logical CPUs every test process has (tests/conftest.py sets them up before TensorFlow starts), so that a
+# MirroredStrategy of up to this many replicas (`runtime.cpu_replicas`) runs in the test's own process.
+TEST_CPUS = 2
 
 
 def needs_fresh_process(args, env: dict | None, cwd: str) -> str | None:
     """Why `python -m tfxc.X args` must run in a process of its own, or None when calling its `main` here is
     the same run: a different working directory (what `python -m` puts on `sys.path` is the point of such
-    tests), an environment variable read at TensorFlow's start-up, or devices set up before it (several
-    logical CPUs, several workers), by a flag or the config file."""
+    tests), an environment variable read at TensorFlow's start-up, or devices set up before it (more logical
+    CPUs than `TEST_CPUS`, several workers), by a flag or the config file."""
     if os.path.realpath(cwd) != os.path.realpath(REPO):
         return f"runs in {cwd}"
     for key in env or {}:
@@ -95,13 +98,15 @@ def needs_fresh_process(args, env: dict | None, cwd: str) -> str | None:
     for i, arg in enumerate(args):
         if any(key in arg for key in STARTUP_KEYS):
             return f"sets {arg}"
+        if arg.startswith("runtime.cpu_replicas=") and not arg.split("=", 1)[1].strip() in map(str, range(TEST_CPUS + 1)):
+            return f"sets {arg} (more logical CPUs than the {TEST_CPUS} of this process)"
         if arg == "--config" and i + 1 < len(args) and os.path.isfile(args[i + 1]):
             try:
                 with open(args[i + 1], encoding="utf-8") as f:
                     runtime = json.load(f).get("runtime") or {}
             except (OSError, ValueError, AttributeError):
                 continue
-            if isinstance(runtime, dict) and (int(runtime.get("cpu_replicas") or 1) > 1
+            if isinstance(runtime, dict) and (str(runtime.get("cpu_replicas") or 1) not in map(str, range(TEST_CPUS + 1))
                                               or "multi_worker" in str(runtime.get("strategy", ""))):
                 return f"{args[i + 1]} sets up devices"
     return None
@@ -380,12 +385,32 @@ def tool_module(name: str):
     return module
 
 
+# A directory the test processes of one run share (tests/conftest.py sets it): presets built once a run.
+PRESETS_ENV = "TFXC_TEST_PRESETS"
+
+
 def tiny_preset(family: str, directory, shared_data, **shape) -> str:
     """A 2-layer `family` backbone (random weights) with its tokenizer learnt on banking77's first 2,000 texts,
-    saved as a native keras-hub preset by tools/tiny_preset.py."""
+    saved as a native keras-hub preset by tools/tiny_preset.py, in `directory`; under pytest, built once a test
+    run for each family and shape (learning a tokenizer takes seconds) and read from there by every test."""
     module = tool_module("tiny_preset")
-    texts = module.read_texts(os.path.join(shared_data, "banking77", "train.jsonl"), 2000)
-    return module.build_preset(family, texts, str(directory), **shape)
+    cache = os.environ.get(PRESETS_ENV)
+    if not cache:
+        texts = module.read_texts(os.path.join(shared_data, "banking77", "train.jsonl"), 2000)
+        return module.build_preset(family, texts, str(directory), **shape)
+    import fcntl
+    import shutil
+
+    key = "-".join([family, *(f"{name}={shape[name]}" for name in sorted(shape))])
+    built = os.path.join(cache, key)
+    with open(built + ".lock", "w") as lock:  # another test process may be building the same one
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.isdir(built):
+            shutil.rmtree(built + ".tmp", ignore_errors=True)  # what a failed build left
+            texts = module.read_texts(os.path.join(shared_data, "banking77", "train.jsonl"), 2000)
+            module.build_preset(family, texts, built + ".tmp", **shape)
+            os.rename(built + ".tmp", built)
+    return built
 
 
 def tiny_bert_preset(directory, shared_data) -> str:

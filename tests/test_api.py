@@ -238,7 +238,7 @@ def test_label_sets_agree_between_training_the_api_the_cli_and_scikit_learn(tmp_
 
     saved = model.export(str(tmp_path / "saved"))
     scipy.sparse.save_npz(tmp_path / "X.npz", xt[:20].tocsr())
-    run_cli("tfxc.predict", "--saved-model", saved, "--input", str(tmp_path / "X.npz"), "--output",
+    run_cli("tfxc.predict", "--model", saved, "--input", str(tmp_path / "X.npz"), "--output",
             str(tmp_path / "out.jsonl"), "--top-k", "5", "--threshold", "0.4")
     served = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["label_ids"] for r in served] == [row[row >= 0].tolist() for row in pred.ids[:20]]

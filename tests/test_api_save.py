@@ -98,5 +98,5 @@ def test_save_refuses_the_model_s_own_directory_inside_it_and_an_existing_path(f
 
 
 def test_dir_lists_the_api():
-    assert {"fit", "load", "load_xc", "Classifier", "Predictions", "__version__"} <= set(dir(tfxc))
+    assert {"fit", "load", "load_xc", "Predictor", "Predictions", "__version__"} <= set(dir(tfxc))
     assert set(tfxc.__all__) <= set(dir(tfxc))

@@ -291,7 +291,7 @@ def test_predict_refuses_a_threshold_that_is_not_a_finite_number(tmp_path, capsy
     rows.write_text("1 2:0.5\n")
     for text in ("nan", "1e400"):
         with pytest.raises(SystemExit) as e:
-            predict.main(["--saved-model", str(tmp_path / "none"), "--input", str(rows), "--output",
+            predict.main(["--model", str(tmp_path / "none"), "--input", str(rows), "--output",
                           str(tmp_path / "out.jsonl"), "--threshold", text])
         err = capsys.readouterr().err.strip().splitlines()
         assert e.value.code == 2 and err[-1] == (f"python -m tfxc.predict: error: argument --threshold: expected a "

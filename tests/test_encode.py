@@ -1,4 +1,4 @@
-"""tfxc.encode and Classifier.encode: the embeddings of texts, equal to the SavedModel's `embed` signature."""
+"""tfxc.encode and Predictor.encode: the embeddings of texts, equal to the SavedModel's `embed` signature."""
 
 from __future__ import annotations
 

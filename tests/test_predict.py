@@ -88,7 +88,7 @@ def test_an_export_json_without_a_key_is_one_error_naming_the_file_and_the_key(t
     for key in ("top_k", "num_features"):
         saved = fake_export(tmp_path / f"cli_{key}", {k: v for k, v in whole.items() if k != key})
         with pytest.raises(SystemExit) as e:
-            predict.main(["--saved-model", str(saved), "--input", str(rows), "--output", str(tmp_path / "out")])
+            predict.main(["--model", str(saved), "--input", str(rows), "--output", str(tmp_path / "out")])
         err = capsys.readouterr().err
         assert e.value.code == 2 and err == f"tfxc: error: {saved}/assets.extra/tfxc/export.json: no '{key}' entry\n"
 
@@ -128,7 +128,7 @@ def test_the_api_refuses_a_threshold_that_is_not_a_finite_number():
     import numpy as np
     import pytest
 
-    from tfxc.api import Classifier
+    from tfxc.api import Predictor
 
     class Backend:
         num_features, num_labels, label_names, input_kind = 4, 3, ["a", "b", "c"], "features"
@@ -136,7 +136,7 @@ def test_the_api_refuses_a_threshold_that_is_not_a_finite_number():
         def top_k(self, x, k):
             return np.full((x.shape[0], k), 0.9, np.float32), np.tile(np.arange(k), (x.shape[0], 1))
 
-    model = Classifier(Backend())
+    model = Predictor(Backend())
     x = np.eye(2, 4, dtype=np.float32)
     assert model.predict(x, k=2, threshold=0.5).ids.tolist() == [[0, 1], [0, 1]]
     for threshold in (float("nan"), float("inf"), -np.inf):

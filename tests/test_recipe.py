@@ -398,7 +398,7 @@ def test_a_chinese_multi_label_csv_trains_predicts_label_sets_and_serves_strings
     queries.write_text("".join(json.dumps({"text": text}, ensure_ascii=False) + "\n" for text, _ in rows),
                        encoding="utf-8")
     preds = tmp_path / "preds.jsonl"
-    run_cli("tfxc.predict", "--saved-model", str(saved), "--input", str(queries), "--output", str(preds),
+    run_cli("tfxc.predict", "--model", str(saved), "--input", str(queries), "--output", str(preds),
             "--top-k", "3", "--threshold", "0.5", timeout=300)
     sets = [sorted(json.loads(line)["labels"]) for line in preds.read_text(encoding="utf-8").splitlines()]
     two = [i for i, (_, labels) in enumerate(rows) if len(labels) == 2]

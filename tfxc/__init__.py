@@ -7,7 +7,7 @@ quick until TensorFlow is needed.
 
 from tfxc._version import __version__
 
-_API = ("Classifier", "Predictions", "Predictor", "fit", "load", "load_xc")
+_API = ("Predictions", "Predictor", "fit", "load", "load_xc")
 __all__ = ["__version__", *_API]
 
 
@@ -16,6 +16,12 @@ def __getattr__(name):
         from tfxc import api
 
         return getattr(api, name)
+    from tfxc.compat.deprecations import RENAMED, renamed  # names of earlier releases (`Classifier`), warned
+
+    if name in RENAMED:
+        from tfxc import api
+
+        return renamed(__name__, name, vars(api))
     raise AttributeError(f"module 'tfxc' has no attribute {name!r}")
 
 

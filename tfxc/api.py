@@ -32,9 +32,15 @@ import os
 import scipy.sparse
 
 from tfxc.data.in_memory import CONVERTED_DIR, SOURCES_DIR, source_files, write_if_changed
-from tfxc.predictors import Classifier, Predictions, Predictor, load
+from tfxc.compat.deprecations import renamed
+from tfxc.predictors import Predictions, Predictor, load
 
-__all__ = ["Classifier", "Predictions", "Predictor", "fit", "load", "load_xc"]
+__all__ = ["Predictions", "Predictor", "fit", "load", "load_xc"]
+
+
+def __getattr__(name):
+    """Names of earlier releases (`Classifier`), with a warning: `tfxc.compat.deprecations.RENAMED`."""
+    return renamed(__name__, name, globals())
 
 # Where `fit` without a model_dir trains (under the working directory), a new directory for each call.
 DEFAULT_MODELS_DIR = "tfxc_models"
@@ -91,7 +97,7 @@ def fit(X, Y, *old_order, config=None, model_dir: str | None = None, X_val=None,
     of label lists (ids, or names). A train split none of whose rows has a label is refused before training.
 
     Returns:
-      A `Classifier` on `model_dir` (with `plan_only`, the `MemoryPlan`).
+      A `Predictor` on `model_dir` (with `plan_only`, the `MemoryPlan`).
     """
     from tfxc.compat.spellings import point_of
 

@@ -137,8 +137,10 @@ def interactive(predictor, k: int, threshold: float | None = None) -> int:
 @main_wrapper
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tfxc.predict", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", "--saved-model", dest="model", required=True,
-                        help="a trained model: a SavedModel, a model directory or an ensemble's")
+    parser.add_argument("--model", help="a trained model: a SavedModel, a model directory or an ensemble's "
+                                         "(required)")
+    # An old spelling, still accepted: tfxc.compat.spellings.
+    parser.add_argument("--saved-model", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--input", help="the rows to predict (see the formats above)")
     parser.add_argument("--output", help="JSONL predictions (written atomically)")
     parser.add_argument("--interactive", action="store_true",
@@ -156,6 +158,11 @@ def main(argv=None):
     add_trust_args(parser)
     args = parser.parse_args(argv)
     setup_logging()
+    from tfxc.compat.spellings import flag_of
+
+    args.model = flag_of(args.model, args.saved_model, "--saved-model {}", "--model {}", "models")
+    if args.model is None:
+        parser.error("the following arguments are required: --model")
     keep_out_of_import_path([args.model])
     from tfxc.eval.classification import threshold_meaning
     from tfxc.predictors import load

@@ -150,17 +150,24 @@ def test_label_counts_of_format_0_come_from_stats_json_and_of_today_from_label_f
 
 
 # === ensemble.json ===
-def test_an_ensemble_record_of_format_0_reads_as_today(tmp_path):
+@pytest.mark.parametrize("preset, run", [("folds", "folds"), ("best", "members")])
+def test_an_ensemble_record_of_format_0_or_1_names_the_run_that_made_it(tmp_path, preset, run):
     from tfxc.model_files import ModelFiles
 
-    # As the k-fold runs wrote it on 2026-11-28 (no version).
-    record = {"preset": "folds", "folds": 2, "method": "log_average", "list_size": 100,
-              "members": ["members/member-000", "members/member-001"]}
+    # As the k-fold runs and the recipe's best point wrote it on 2026-11-28 (no version, "preset").
+    old = {"preset": preset, "method": "log_average", "list_size": 100,
+           "members": ["members/member-000", "members/member-001"]}
+    today = {"format_version": 2, "run": run, **{k: v for k, v in old.items() if k != "preset"}}
     files = ModelFiles(str(tmp_path))
-    (tmp_path / "ensemble.json").write_text(json.dumps(record))
-    assert files.ensemble() == {**record, "format_version": 1}
-    files.write_ensemble(record)
-    assert json.loads((tmp_path / "ensemble.json").read_text()) == {"format_version": 1, **record}
+    for version in (None, 1):
+        written = old if version is None else {"format_version": version, **old}
+        (tmp_path / "ensemble.json").write_text(json.dumps(written))
+        assert files.ensemble() == today
+    files.write_ensemble(today)
+    assert json.loads((tmp_path / "ensemble.json").read_text()) == today
+    (tmp_path / "ensemble.json").write_text(json.dumps({**old, "preset": "fast"}))
+    with pytest.raises(DataError, match="preset"):
+        files.ensemble()
 
 
 # === best/best.json ===

@@ -113,7 +113,7 @@ def test_every_fold_as_the_parts_of_one_ensemble_with_train_sh_and_resumed_by_tf
     assert done.returncode == 0, done.stderr[-3000:]
     assert "3 parts" in done.stdout
     record = json.loads((model_dir / "ensemble.json").read_text())
-    assert record["preset"] == "folds" and record["method"] == "log_average" and len(record["members"]) == 3
+    assert record["run"] == "folds" and record["method"] == "log_average" and len(record["members"]) == 3
     oof = (model_dir / "out_of_fold.jsonl").read_text().splitlines()
     assert len(oof) == sum(1 for i in range(len(every)) if i % 5)
     metrics = json.loads((model_dir / "metrics.json").read_text())
@@ -123,7 +123,7 @@ def test_every_fold_as_the_parts_of_one_ensemble_with_train_sh_and_resumed_by_tf
     assert "test: P@1" in again  # every fold found finished, combined again
     run_cli("tfxc.export", "--model-dir", str(model_dir), "--out", str(tmp_path / "saved"))
     (tmp_path / "queries.jsonl").write_text('{"text": "my card still has not arrived"}\n')
-    run_cli("tfxc.predict", "--saved-model", str(tmp_path / "saved"), "--input", str(tmp_path / "queries.jsonl"),
+    run_cli("tfxc.predict", "--model", str(tmp_path / "saved"), "--input", str(tmp_path / "queries.jsonl"),
             "--output", str(tmp_path / "out.jsonl"), "--top-k", "3")
     assert len(json.loads((tmp_path / "out.jsonl").read_text())["labels"]) == 3
 

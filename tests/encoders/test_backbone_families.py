@@ -93,7 +93,7 @@ def test_a_family_serves_raw_strings_as_it_ranks(served_families, family):
     check_served(run, texts, served)
 
 
-@pytest.mark.slow(reason="Mirrored on 2 logical CPUs: a process of its own")
+@pytest.mark.slow(reason="time: two families trained again on two Mirrored replicas")
 @pytest.mark.parametrize("family", ["roberta", "albert"])
 def test_a_family_trains_serves_and_runs_mirrored(tmp_path, shared_data, family):
     preset = tiny_preset(family, tmp_path / "preset", shared_data)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import tiny_bert_preset
-from text_harness import check_in_process, run_text_encoder_test, text_config
+from text_harness import END_TO_END_TIME, check_in_process, run_text_encoder_test, text_config
 
 from tfxc._tf import tf
 
 
-@pytest.mark.slow(reason='Mirrored on 2 logical CPUs (runtime.cpu_replicas): a process of its own')
+@pytest.mark.slow(reason=END_TO_END_TIME)
 def test_text_cnn(tmp_path, shared_data):
     # With the linear projection to 12 dims (the embedding a cosine head reads).
     run_text_encoder_test(tmp_path, shared_data, {"name": "text_cnn", "embedding_dim": 24, "num_filters": 8,
@@ -63,7 +63,7 @@ def test_fasttext_tokenizes_in_tf_data_trains_and_restores(tmp_path, shared_data
     check_in_process(text_config(tmp_path, shared_data, FASTTEXT), tmp_path)
 
 
-@pytest.mark.slow(reason='Mirrored on 2 logical CPUs (runtime.cpu_replicas): a process of its own')
+@pytest.mark.slow(reason=END_TO_END_TIME)
 def test_fasttext(tmp_path, shared_data):
     run_text_encoder_test(tmp_path, shared_data, FASTTEXT)
 
@@ -83,27 +83,27 @@ def test_text_cnn_short_texts_and_empty_ones():
 
 # The recurrent and attention encoders train slowly on CPU: the default suite covers the contract with
 # TextCNN, FastText, TF-IDF and a pretrained backbone; these run with --run-slow.
-@pytest.mark.slow(reason='Mirrored on 2 logical CPUs (runtime.cpu_replicas): a process of its own')
+@pytest.mark.slow(reason=END_TO_END_TIME)
 def test_text_rnn_with_attention(tmp_path, shared_data):
     run_text_encoder_test(tmp_path, shared_data, {"name": "text_rnn", "embedding_dim": 16, "hidden_dim": 8,
                                                   "max_length": 24, "dropout": 0.0})
 
 
-@pytest.mark.slow(reason='Mirrored on 2 logical CPUs (runtime.cpu_replicas): a process of its own')
+@pytest.mark.slow(reason=END_TO_END_TIME)
 def test_text_rcnn_with_a_gru(tmp_path, shared_data):
     run_text_encoder_test(tmp_path, shared_data, {"name": "text_rcnn", "cell": "gru", "embedding_dim": 16,
                                                   "hidden_dim": 8, "output_dim": 12, "max_length": 24,
                                                   "dropout": 0.0})
 
 
-@pytest.mark.slow(reason='Mirrored on 2 logical CPUs (runtime.cpu_replicas): a process of its own')
+@pytest.mark.slow(reason=END_TO_END_TIME)
 def test_text_transformer(tmp_path, shared_data):
     run_text_encoder_test(tmp_path, shared_data, {"name": "text_transformer", "embedding_dim": 16, "num_heads": 2,
                                                   "num_layers": 1, "intermediate_dim": 32, "max_length": 24,
                                                   "dropout": 0.0}, mirrored_skip=("self_attention_layer/key/bias",))
 
 
-@pytest.mark.slow(reason='Mirrored on 2 logical CPUs (runtime.cpu_replicas): a process of its own')
+@pytest.mark.slow(reason=END_TO_END_TIME)
 def test_pretrained_backbone_from_a_local_preset(tmp_path, shared_data):
     preset = tiny_bert_preset(tmp_path / "preset", shared_data)
     run_text_encoder_test(tmp_path / "run", shared_data,
@@ -112,7 +112,7 @@ def test_pretrained_backbone_from_a_local_preset(tmp_path, shared_data):
                           sparse_embeddings=False, mirrored_skip=("self_attention_layer/key/bias",))
 
 
-@pytest.mark.slow(reason='Mirrored on 2 logical CPUs (runtime.cpu_replicas): a process of its own')
+@pytest.mark.slow(reason=END_TO_END_TIME)
 def test_adversarial_training_runs_the_same_on_two_mirrored_replicas(tmp_path, shared_data):
     from helpers import assert_same_weights, checkpoint_weights, run_cli
     from text_harness import text_config
@@ -126,7 +126,7 @@ def test_adversarial_training_runs_the_same_on_two_mirrored_replicas(tmp_path, s
     assert_same_weights(checkpoint_weights(str(tmp_path / "two")), checkpoint_weights(str(tmp_path / "one")), atol=2e-5)
 
 
-@pytest.mark.slow(reason='Mirrored on 2 logical CPUs (runtime.cpu_replicas): a process of its own')
+@pytest.mark.slow(reason=END_TO_END_TIME)
 def test_tfidf_bag_of_words_from_raw_text(tmp_path, shared_data):
     # The row-sparse bag: on this small vocabulary "auto" would take the full bag, whose table updates densely.
     run_text_encoder_test(tmp_path, shared_data, {"name": "sparse_bow", "embedding_dim": 16, "raw_text": True,
@@ -136,7 +136,7 @@ def test_tfidf_bag_of_words_from_raw_text(tmp_path, shared_data):
 FASTTEXT = {"name": "fasttext", "embedding_dim": 16, "word_buckets": 4096, "ngram_buckets": 16384}
 
 
-@pytest.mark.slow(reason='Mirrored on 2 logical CPUs (runtime.cpu_replicas): a process of its own')
+@pytest.mark.slow(reason=END_TO_END_TIME)
 def test_text_encoder_beside_a_sparse_tfidf_term(tmp_path, shared_data):
     # XR-Transformer's "encoder embedding (+) TF-IDF": the head's sparse term reads TF-IDF features that
     # the SavedModel computes from the raw text too.
@@ -155,7 +155,7 @@ def test_text_encoder_beside_a_label_tree_sparse_term(tmp_path, shared_data):
     check_in_process(config, tmp_path)
 
 
-@pytest.mark.slow(reason='Mirrored on 2 logical CPUs (runtime.cpu_replicas): a process of its own')
+@pytest.mark.slow(reason=END_TO_END_TIME)
 def test_text_encoder_beside_a_label_tree_sparse_term_end_to_end(tmp_path, shared_data):
     run_text_encoder_test(tmp_path, shared_data, FASTTEXT, head=LABEL_TREE_WITH_TFIDF)
 

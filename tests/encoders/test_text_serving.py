@@ -17,6 +17,7 @@ Models are random-init (no training): shapes, caps and robustness do not depend 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -53,20 +54,23 @@ HOSTILE_BYTES = [b"\xff\xfe\xfd", b"caf\xc3", b"\xc3(", b"\xed\xa0\x80 surrogate
                  b"\x80\x80\x80 stray", b"ok \xe2\x82"]
 
 
-def _build(directory, shared_data, encoder: dict, head: dict | None = None) -> str:
-    """A random-init model of `encoder`, exported to directory/sm; returns that path."""
+def _build(directory, shared_data, encoder: dict, head: dict | None = None, data: dict | None = None) -> str:
+    """A random-init model of `encoder`, exported to directory/sm; returns that path. `data`: the data section
+    to read instead of the config's own (the models of one fixture share one conversion)."""
     from tfxc.build_context import BuildContext
     from tfxc.config import load_config
     from tfxc.data.convert import ensure_converted
     from tfxc.data.pipeline import eval_dataset
+    from tfxc.export.onnx import export_onnx
     from tfxc.export.saved_model import export_saved_model
     from tfxc.model import build_model
 
     directory.mkdir(parents=True)
-    config = load_config(text_config(directory, shared_data, encoder, head))
+    config = load_config(text_config(directory, shared_data, encoder, head, **({} if data is None else {"data": data})))
     info = ensure_converted(config.data)
     model = build_model(config.model, BuildContext.from_info(info, seed=3))
     model.top_k(next(iter(eval_dataset(info.files("test"), 4, preprocess=model.encoder.preprocess))), K)
+    export_onnx(model, config, info, str(directory / "onnx"), top_k=K)  # the twin: test_every_text_models_onnx_twin...
     return export_saved_model(model, config, info, str(directory / "sm"))
 
 
@@ -91,18 +95,33 @@ def _build_features(directory) -> str:
 
 @pytest.fixture(scope="module")
 def saved_models(tmp_path_factory, shared_data) -> dict:
-    from helpers import tiny_bert_preset
+    from helpers import text_data, tiny_bert_preset
+
+    from tfxc.data.info import DatasetInfo
+    from tfxc.encoders.text_common import train_texts
+    from tfxc.text import learn_wordpiece_vocabulary, write_vocabulary
 
     root = tmp_path_factory.mktemp("text_serving")
-    models = {name: _build(root / name, shared_data, encoder) for name, encoder in ENCODERS.items()}
+    # One conversion and one WordPiece vocabulary for every model here (each would learn the same one).
+    (root / "data").mkdir()
+    data = text_data(root / "data", shared_data)
+    _build(root / "fasttext", shared_data, ENCODERS["fasttext"], data=data)
+    vocabulary = str(root / "vocab.txt")
+    write_vocabulary(vocabulary, learn_wordpiece_vocabulary(train_texts(DatasetInfo.load(data["dir"]).dir), 30000))
+
+    def build(name: str, encoder: dict, head: dict | None = None) -> str:
+        encoder = {**encoder, "vocabulary": vocabulary} if encoder["name"].startswith("text_") else encoder
+        return _build(root / name.replace("+", "_"), shared_data, encoder, head, data)
+
+    models = {"fasttext": str(root / "fasttext" / "sm")}
+    models.update({name: build(name, encoder) for name, encoder in ENCODERS.items() if name != "fasttext"})
     preset = tiny_bert_preset(root / "preset", shared_data)
-    models["pretrained"] = _build(root / "pretrained", shared_data,
-                                  {"name": "pretrained", "preset": preset, "max_length": 16, "pooling": "mean",
-                                   "dropout": 0.0, "backbone_dropout": 0.0})
+    models["pretrained"] = build("pretrained", {"name": "pretrained", "preset": preset, "max_length": 16,
+                                               "pooling": "mean", "dropout": 0.0, "backbone_dropout": 0.0})
     for name, (encoder, head) in HEADS.items():
-        models[name] = _build(root / name.replace("+", "_"), shared_data, encoder, head)
+        models[name] = build(name, encoder, head)
     models["features"] = _build_features(root / "features")
-    return models
+    return {name: models[name] for name in [*ENCODERS, "pretrained", *HEADS, "features"]}
 
 
 def _serve(script: str, *args: str, timeout: float = 300) -> list:
@@ -114,12 +133,14 @@ def _serve(script: str, *args: str, timeout: float = 300) -> list:
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
 
-ZERO_ROWS = """
-import json, sys
-import tensorflow as tf, tensorflow_text  # noqa: F401
-for path in sys.argv[1:]:
-    m = tf.saved_model.load(path)
-    one = {}
+# What a server sends each model, from one fresh process that imports only TensorFlow and tensorflow-text (each
+# model is loaded once): every signature a zero-row request (and a one-row one, for the widths); a text model
+# also multi-MB texts (`long_texts`) and hostile strings (`fuzz`). Every answer is a JSON line with its "part".
+SERVER = """
+import json, random, sys
+import numpy as np, tensorflow as tf, tensorflow_text  # noqa: F401
+
+def zero_rows(m, path):
     for name, fn in m.signatures.items():
         args = {k: v for k, v in fn.structured_input_signature[1].items()}
         if "text" in args:
@@ -135,16 +156,87 @@ for path in sys.argv[1:]:
         except tf.errors.InvalidArgumentError as e:
             out = {"error": str(e).splitlines()[0]}
         ref = {k: [list(v.shape), v.dtype.name] for k, v in fn(**single).items()}
-        print(json.dumps({"model": path, "signature": name, "empty": out, "single": ref}))
+        print(json.dumps({"part": "zero_rows", "model": path, "signature": name, "empty": out, "single": ref}))
+
+def long_texts(m, path, cap):
+    tokenize = m.signatures["tokenize"]
+    def sizes(text):
+        return {k: int(tf.size(v)) for k, v in tokenize(text=tf.constant([text])).items() if not k.endswith("row_splits")}
+    def tokens(text):
+        return {k: v.numpy().tolist() for k, v in tokenize(text=tf.constant([text])).items()}
+    word = "transfer my card "
+    long_text = (word * (3 * 2 ** 20 // len(word)))  # 3 MB
+    head = long_text.encode()[:cap].decode()
+    out = {"part": "long", "model": path, "long": sizes(long_text), "head": sizes(head),
+           "same_as_head": tokens(long_text) == tokens(head),
+           # A text's words past the cap are never read: after cap spaces, "transfer" is gone.
+           "hidden_word_read": tokens(" " * cap + "transfer") != tokens("")}
+    top = m.signatures["serving_default"](text=tf.constant([long_text, "transfer", long_text[:4 * 2 ** 20]]))
+    out["finite"] = bool(np.isfinite(top["scores"].numpy()).all())
+    print(json.dumps(out))
+
+def fuzz(m, path, texts, num_labels):
+    report = {"part": "fuzz", "model": path, "errors": [], "bad": []}
+    def check(batch):
+        try:
+            top = m.signatures["serving_default"](text=tf.constant(batch))
+            top_k = m.signatures["top_k"](text=tf.constant(batch), k=tf.constant(2))
+            emb = m.signatures["embed"](text=tf.constant(batch))
+            m.signatures["tokenize"](text=tf.constant(batch))
+        except tf.errors.InvalidArgumentError as e:
+            report["errors"].append(str(e).splitlines()[0][:200]); return
+        ids = top["label_ids"].numpy()
+        ok = (top["scores"].shape == (len(batch), top["scores"].shape[1]) and np.isfinite(top["scores"].numpy()).all()
+              and ((ids >= 0) & (ids < num_labels)).all() and np.isfinite(top_k["scores"].numpy()).all()
+              and top_k["scores"].shape[1] == 2 and np.isfinite(emb["raw_embedding"].numpy()).all()
+              and emb["embedding"].shape[0] == len(batch))
+        if not ok:
+            report["bad"].append(repr(batch)[:200])
+    for text in texts:
+        check([text])
+    check(texts)
+    print(json.dumps(report))
+
+job = json.loads(sys.argv[1])
+texts = [t.encode("utf-8") for t in job["hostile"]] + [bytes.fromhex(h) for h in job["hostile_bytes"]]
+rng = random.Random(7)
+texts += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))) for _ in range(30)]
+for model in job["models"]:
+    m = tf.saved_model.load(model["path"])
+    zero_rows(m, model["path"])
+    if model["cap"] is not None:
+        long_texts(m, model["path"], model["cap"])
+        fuzz(m, model["path"], texts, job["num_labels"])
 """
 
 
-def test_every_signature_of_every_saved_model_answers_zero_rows(saved_models):
-    results = _serve(ZERO_ROWS, *saved_models.values())
+def _cap(name: str) -> int:
+    from tfxc.data.text_features import MAX_TEXT_BYTES
+    from tfxc.text import DEFAULT_MAX_BYTES
+
+    return MAX_TEXT_BYTES if name == "tfidf_bag" else DEFAULT_MAX_BYTES
+
+
+TEXT_MODELS = [*ENCODERS, "pretrained"]
+
+
+@pytest.fixture(scope="module")
+def served(saved_models) -> dict:
+    """{part: [SERVER's answers of that part, with "model" the model's name]}, from one fresh process."""
+    job = {"hostile": HOSTILE, "hostile_bytes": [b.hex() for b in HOSTILE_BYTES], "num_labels": 77,
+           "models": [{"path": path, "cap": _cap(name) if name in TEXT_MODELS else None}
+                      for name, path in saved_models.items()]}
     names = {path: name for name, path in saved_models.items()}
+    parts = {"zero_rows": [], "long": [], "fuzz": []}
+    for answer in _serve(SERVER, json.dumps(job), timeout=600):
+        parts[answer["part"]].append({**answer, "model": names[answer["model"]]})
+    return parts
+
+
+def test_every_signature_of_every_saved_model_answers_zero_rows(saved_models, served):
     seen = {}
-    for r in results:
-        model, signature = names[r["model"]], r["signature"]
+    for r in served["zero_rows"]:
+        model, signature = r["model"], r["signature"]
         seen.setdefault(model, set()).add(signature)
         assert "error" not in r["empty"], (model, signature, r["empty"])
         assert r["empty"].keys() == r["single"].keys(), (model, signature)
@@ -174,44 +266,10 @@ def test_every_text_models_saved_model_uses_only_ops_a_model_server_runs(saved_m
     assert not text_ops["features"]
 
 
-LONG_TEXTS = """
-import json, sys
-import numpy as np, tensorflow as tf, tensorflow_text  # noqa: F401
-for path, cap in zip(sys.argv[1::2], map(int, sys.argv[2::2])):
-  m = tf.saved_model.load(path)
-  tokenize = m.signatures["tokenize"]
-  def sizes(text):
-      return {k: int(tf.size(v)) for k, v in tokenize(text=tf.constant([text])).items() if not k.endswith("row_splits")}
-  def tokens(text):
-      return {k: v.numpy().tolist() for k, v in tokenize(text=tf.constant([text])).items()}
-  word = "transfer my card "
-  long_text = (word * (3 * 2 ** 20 // len(word)))  # 3 MB
-  head = long_text.encode()[:cap].decode()
-  out = {"model": path, "long": sizes(long_text), "head": sizes(head), "same_as_head": tokens(long_text) == tokens(head),
-         # A text's words past the cap are never read: after cap spaces, "transfer" is gone.
-         "hidden_word_read": tokens(" " * cap + "transfer") != tokens("")}
-  top = m.signatures["serving_default"](text=tf.constant([long_text, "transfer", long_text[:4 * 2 ** 20]]))
-  out["finite"] = bool(np.isfinite(top["scores"].numpy()).all())
-  print(json.dumps(out))
-"""
-
-
-def _cap(name: str) -> int:
-    from tfxc.data.text_features import MAX_TEXT_BYTES
-    from tfxc.text import DEFAULT_MAX_BYTES
-
-    return MAX_TEXT_BYTES if name == "tfidf_bag" else DEFAULT_MAX_BYTES
-
-
-TEXT_MODELS = [*ENCODERS, "pretrained"]
-
-
 @pytest.fixture(scope="module")
-def long_text_results(saved_models) -> dict:
-    """LONG_TEXTS's report per text model, from one fresh process."""
-    args = [arg for name in TEXT_MODELS for arg in (saved_models[name], str(_cap(name)))]
-    names = {saved_models[name]: name for name in TEXT_MODELS}
-    return {names[r["model"]]: r for r in _serve(LONG_TEXTS, *args)}
+def long_text_results(served) -> dict:
+    """SERVER's `long_texts` report per text model."""
+    return {r["model"]: r for r in served["long"]}
 
 
 @pytest.mark.parametrize("name", TEXT_MODELS)
@@ -244,44 +302,10 @@ def test_a_4mb_request_to_fasttext_keeps_the_peak_rss(saved_models):
     assert out["grew_mb"] < 300, out
 
 
-FUZZ = """
-import json, random, sys
-import numpy as np, tensorflow as tf, tensorflow_text  # noqa: F401
-texts = [t.encode("utf-8") for t in json.loads(sys.argv[1])] + [bytes.fromhex(h) for h in json.loads(sys.argv[2])]
-rng = random.Random(7)
-texts += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))) for _ in range(30)]
-num_labels = int(sys.argv[3])
-def check(batch):
-    try:
-        top = m.signatures["serving_default"](text=tf.constant(batch))
-        top_k = m.signatures["top_k"](text=tf.constant(batch), k=tf.constant(2))
-        emb = m.signatures["embed"](text=tf.constant(batch))
-        m.signatures["tokenize"](text=tf.constant(batch))
-    except tf.errors.InvalidArgumentError as e:
-        report["errors"].append(str(e).splitlines()[0][:200]); return
-    ids = top["label_ids"].numpy()
-    ok = (top["scores"].shape == (len(batch), top["scores"].shape[1]) and np.isfinite(top["scores"].numpy()).all()
-          and ((ids >= 0) & (ids < num_labels)).all() and np.isfinite(top_k["scores"].numpy()).all()
-          and top_k["scores"].shape[1] == 2 and np.isfinite(emb["raw_embedding"].numpy()).all()
-          and emb["embedding"].shape[0] == len(batch))
-    if not ok:
-        report["bad"].append(repr(batch)[:200])
-for path in sys.argv[4:]:
-    m = tf.saved_model.load(path)
-    report = {"model": path, "errors": [], "bad": []}
-    for text in texts:
-        check([text])
-    check(texts)
-    print(json.dumps(report))
-"""
-
-
 @pytest.fixture(scope="module")
-def fuzz_results(saved_models) -> dict:
-    """FUZZ's report per text model, from one fresh process."""
-    names = {saved_models[name]: name for name in TEXT_MODELS}
-    reports = _serve(FUZZ, json.dumps(HOSTILE), json.dumps([b.hex() for b in HOSTILE_BYTES]), "77", *names)
-    return {names[r["model"]]: r for r in reports}
+def fuzz_results(served) -> dict:
+    """SERVER's `fuzz` report per text model."""
+    return {r["model"]: r for r in served["fuzz"]}
 
 
 @pytest.mark.parametrize("name", TEXT_MODELS)
@@ -312,3 +336,38 @@ def test_the_cap_changes_no_normal_text(shared_data):
         uncapped = WordPieceSequences(vocabulary, max_length, max_bytes=1 << 30)(texts)
         np.testing.assert_array_equal(capped["token_ids"], uncapped["token_ids"])
     assert DEFAULT_MAX_BYTES > max(len(t) for t in texts.numpy())
+
+
+# === The ONNX twins (tfxc.export.onnx): ids in, the same top k out ===
+@pytest.fixture(scope="module")
+def onnx_answers(saved_models, shared_data, tmp_path_factory) -> dict:
+    """{text model: (its SavedModel's top 10+20 of 1,000 banking77 texts, onnxruntime's top 10 of the ids its
+    `tokenize` signature gave, what the fresh process imported)}."""
+    from onnx_harness import ROWS, run_onnx
+
+    root = tmp_path_factory.mktemp("text_onnx")
+    with open(f"{shared_data}/banking77/test.jsonl", encoding="utf-8") as f:
+        texts = tf.constant([json.loads(line)["text"] for _, line in zip(range(ROWS), f)])
+    names = [name for name in saved_models if name != "features"]
+    references, cases = {}, []
+    for name in names:
+        saved = tf.saved_model.load(saved_models[name])
+        tokens = saved.signatures["tokenize"](text=texts)
+        twin = os.path.join(os.path.dirname(saved_models[name]), "onnx")
+        record = json.loads(open(os.path.join(twin, "onnx.json"), encoding="utf-8").read())
+        np.savez(root / f"{name}-in.npz", **{i["name"]: tokens[i["name"]].numpy() for i in record["inputs"]})
+        cases.append((os.path.join(twin, "model.onnx"), str(root / f"{name}-in.npz"), str(root / f"{name}-out.npz")))
+        answer = saved.signatures["top_k"](text=texts, k=tf.constant(K + 20))
+        references[name] = (answer["label_ids"].numpy(), answer["scores"].numpy(), record)
+    imported = run_onnx(cases)
+    return {name: (references[name], dict(np.load(root / f"{name}-out.npz")), imported) for name in names}
+
+
+@pytest.mark.parametrize("name", [*TEXT_MODELS, *HEADS])
+def test_every_text_models_onnx_twin_ranks_the_tokenized_texts_as_its_saved_model(onnx_answers, name):
+    from onnx_harness import assert_same_ranking
+
+    (want_ids, want_scores, record), answer, imported = onnx_answers[name]
+    assert imported["modules"] == [], imported
+    assert record["input"] == "text" and record["tokenizer"]["in_graph"] is False
+    assert_same_ranking(answer["label_ids"], answer["scores"], want_ids, want_scores, name)

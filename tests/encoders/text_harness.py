@@ -31,6 +31,9 @@ from helpers import (REPO, assert_same_weights, check_checkpoint_round_trip, che
 from tfxc._tf import tf
 
 K = 5
+# Why most encoders run end to end only with --run-slow.
+END_TO_END_TIME = ("time: an encoder end to end (CLI, strings served in a fresh process, a Mirrored run); by default "
+                   "the backbone families train and serve strings and test_text_serving.py serves every encoder")
 LONG_TEXT = " ".join(["please tell me why my transfer to another account has not arrived yet"] * 6)
 
 
@@ -199,7 +202,7 @@ def check_served(tmp_path, texts: list[str], served: dict) -> None:
 
     queries = tmp_path / "queries.jsonl"
     queries.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    run_cli("tfxc.predict", "--saved-model", str(tmp_path / "saved_model"), "--input", str(queries), "--output",
+    run_cli("tfxc.predict", "--model", str(tmp_path / "saved_model"), "--input", str(queries), "--output",
             str(tmp_path / "predictions.jsonl"))
     predicted = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     assert [p["label_ids"] for p in predicted] == served["label_ids"]
@@ -236,7 +239,7 @@ def check_tools(tmp_path, texts: list[str]) -> None:
     assert all(c["predicted"][0] not in c["labels"] and c["text"] for c in cases)
     assert "most frequent confusions" in result.stderr
 
-    proc = subprocess.run([sys.executable, "-m", "tfxc.predict", "--saved-model", str(saved), "--interactive",
+    proc = subprocess.run([sys.executable, "-m", "tfxc.predict", "--model", str(saved), "--interactive",
                            "--top-k", "2"], input=texts[0] + "\n" + texts[1] + "\n\n", cwd=REPO, env=cli_env(),
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]

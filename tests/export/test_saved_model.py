@@ -79,7 +79,7 @@ def test_predict_writes_jsonl_for_an_xc_file(trained, tmp_path):
     _, _, export_dir = trained
     lines = ["3 300 40", "1,2 0:1 5:0.5", " 7:1.0", "3 "]
     (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
-    run_cli("tfxc.predict", "--saved-model", str(export_dir), "--input", str(tmp_path / "in.txt"),
+    run_cli("tfxc.predict", "--model", str(export_dir), "--input", str(tmp_path / "in.txt"),
             "--output", str(tmp_path / "out.jsonl"), "--top-k", "4")
     preds = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [p["row"] for p in preds] == [0, 1, 2]
@@ -90,7 +90,7 @@ def test_predict_writes_jsonl_for_an_xc_file(trained, tmp_path):
 def test_predict_reports_bad_input_with_file_and_line(trained, tmp_path):
     _, _, export_dir = trained
     (tmp_path / "bad.txt").write_text("1 0:1\n2 5:x\n")
-    result = run_cli("tfxc.predict", "--saved-model", str(export_dir), "--input", str(tmp_path / "bad.txt"),
+    result = run_cli("tfxc.predict", "--model", str(export_dir), "--input", str(tmp_path / "bad.txt"),
                      "--output", str(tmp_path / "out.jsonl"), check=False)
     assert result.returncode == 2
     assert "bad.txt:2" in result.stderr
@@ -101,7 +101,7 @@ def test_predict_and_evaluate_refuse_bad_arguments_in_one_line(trained, tmp_path
     _, model_dir, export_dir = trained
     (tmp_path / "in.txt").write_text(" 0:1\n")
     for k in ("-5", "0", "x"):
-        result = run_cli("tfxc.predict", "--saved-model", str(export_dir), "--input", str(tmp_path / "in.txt"),
+        result = run_cli("tfxc.predict", "--model", str(export_dir), "--input", str(tmp_path / "in.txt"),
                          "--output", str(tmp_path / "out.jsonl"), "--top-k", k, check=False, timeout=60)
         assert result.returncode == 2 and "--top-k" in result.stderr and "Traceback" not in result.stderr
     result = run_cli("tfxc.evaluate", "--model-dir", str(model_dir), "--split", "valid", check=False)
@@ -192,7 +192,7 @@ def many_rows(path, rows: int = 4000) -> str:
 def test_sigterm_mid_predict_leaves_nothing_and_a_killed_ones_leftover_goes_with_the_next_run(trained, tmp_path):
     _, _, export_dir = trained
     rows, out = many_rows(tmp_path / "in.txt"), tmp_path / "out.jsonl"
-    args = ("--saved-model", str(export_dir), "--input", rows, "--output", str(out), "--batch-size", "1")
+    args = ("--model", str(export_dir), "--input", rows, "--output", str(out), "--batch-size", "1")
     err = signal_once_writing(start_cli("tfxc.predict", *args), tmp_path, ".out.jsonl.", signal.SIGTERM)
     assert "tfxc: terminated by SIGTERM" in err and "Traceback" not in err, err[-2000:]
     assert not out.exists() and hidden(tmp_path) == []
@@ -246,12 +246,12 @@ def test_an_export_killed_while_replacing_the_saved_model_leaves_one_to_serve(tr
                              str(target)], cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=240)
     assert killed.returncode == 9, killed.stderr[-2000:]
     if where == "after the exchange":  # the new one is in place at once
-        run_cli("tfxc.predict", "--saved-model", str(target), "--input", rows, "--output", out)
+        run_cli("tfxc.predict", "--model", str(target), "--input", rows, "--output", out)
     # The next export (here one that fails: an unknown --set) first puts back the one left aside ...
     failed = run_cli("tfxc.export", "--model-dir", str(model_dir), "--out", str(target), "--set", "nope.x=1",
                      check=False)
     assert failed.returncode == 2
-    run_cli("tfxc.predict", "--saved-model", str(target), "--input", rows, "--output", out)
+    run_cli("tfxc.predict", "--model", str(target), "--input", rows, "--output", out)
     # ... and a successful one leaves no 13 MB `.saved.tmp-*` or `.saved.tmp-*.old` behind.
     run_cli("tfxc.export", "--model-dir", str(model_dir), "--out", str(target))
     assert hidden(tmp_path) == [] and os.listdir(target)
@@ -267,7 +267,7 @@ def test_predict_refuses_to_write_over_its_input_or_the_saved_model(trained, tmp
     os.link(rows, tmp_path / "hard.txt")
     for input_, output in [(rows, rows), (tmp_path / "link.txt", rows), (rows, tmp_path / "hard.txt"),
                            (rows, export_dir / "saved_model.pb")]:
-        result = run_cli("tfxc.predict", "--saved-model", str(export_dir), "--input", str(input_),
+        result = run_cli("tfxc.predict", "--model", str(export_dir), "--input", str(input_),
                          "--output", str(output), check=False)
         assert result.returncode == 2 and "Traceback" not in result.stderr
         last = result.stderr.strip().splitlines()[-1]
@@ -299,7 +299,7 @@ def test_a_damaged_saved_model_is_one_line_naming_the_file_in_predict_and_load(t
     _, _, export_dir = trained
     copy = damaged_copy(export_dir, tmp_path, name, damage)
     rows = many_rows(tmp_path / "in.txt", rows=3)
-    result = run_cli("tfxc.predict", "--saved-model", copy, "--input", rows, "--output", str(tmp_path / "o.jsonl"),
+    result = run_cli("tfxc.predict", "--model", copy, "--input", rows, "--output", str(tmp_path / "o.jsonl"),
                      check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert message in result.stderr.strip().splitlines()[-1].removeprefix("tfxc: error: ")

@@ -28,7 +28,7 @@ def test_jsonl_text_model_trains_exports_and_predicts_from_text(shared_data, tmp
     texts = ["I still have not received my new card, when will it arrive?",
              "How do I top up my account with a bank transfer?"]
     (tmp_path / "queries.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    run_cli("tfxc.predict", "--saved-model", str(export_dir), "--input", str(tmp_path / "queries.jsonl"),
+    run_cli("tfxc.predict", "--model", str(export_dir), "--input", str(tmp_path / "queries.jsonl"),
             "--output", str(tmp_path / "out.jsonl"), "--top-k", "3")
     preds = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert preds[0]["labels"][0] == "card_arrival", preds[0]
@@ -71,7 +71,7 @@ def test_a_chinese_jsonl_set_trains_and_serves_from_strings(tmp_path):
     queries = ["请帮我查余额", "我的卡丢了，快帮我挂失", "给我妈妈转账", "密码忘了"]
     (tmp_path / "queries.jsonl").write_text("".join(json.dumps({"text": q}, ensure_ascii=False) + "\n"
                                                     for q in queries), encoding="utf-8")
-    run_cli("tfxc.predict", "--saved-model", str(export_dir), "--input", str(tmp_path / "queries.jsonl"),
+    run_cli("tfxc.predict", "--model", str(export_dir), "--input", str(tmp_path / "queries.jsonl"),
             "--output", str(tmp_path / "out.jsonl"), "--top-k", "1")
     preds = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [p["labels"][0] for p in preds] == list(INTENTS), preds

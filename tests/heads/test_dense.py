@@ -1,10 +1,10 @@
 """One-vs-all and softmax heads through the shared head harness (the dense references are in tests/models)."""
 
 import pytest
-from head_harness import run_head_test
+from head_harness import HARNESS_TIME, run_head_test
 
-# The head harness's Mirrored run on 2 logical CPUs needs a process of its own: the default suite runs softmax's.
-SLOW = pytest.mark.slow(reason="the head harness: its Mirrored run on 2 logical CPUs needs a process of its own")
+# The whole head harness takes 10-30 s a head: the default suite runs softmax's.
+SLOW = pytest.mark.slow(reason=HARNESS_TIME)
 
 
 @pytest.mark.parametrize("head", [pytest.param({"name": "one_vs_all", "propensity_weight": 0.5}, marks=SLOW),

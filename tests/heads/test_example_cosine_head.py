@@ -5,14 +5,13 @@ import os
 import numpy as np
 import pytest
 from example_cosine_head import CosineHead
-from head_harness import check_config_round_trip, run_head_test
+from head_harness import HARNESS_TIME, check_config_round_trip, run_head_test
 
 from tfxc._tf import tf
 from tfxc.heads.base import Head
 
 
-@pytest.mark.slow(reason=(
-    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
+@pytest.mark.slow(reason=HARNESS_TIME)
 def test_cosine_head_trains_evaluates_and_exports_end_to_end(tmp_path):
     run_head_test(tmp_path, {"name": "cosine", "scale": 10.0}, imports=["example_cosine_head"],
                   import_path=os.path.dirname(__file__))

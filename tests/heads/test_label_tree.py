@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from head_harness import run_head_test
+from head_harness import HARNESS_TIME, run_head_test
 
 from tfxc._tf import tf
 from tfxc.heads.label_tree import LabelTreeHead
@@ -176,8 +176,7 @@ def test_label_tree_head_contract(tmp_path):
                              "post_processor": "sigmoid", "prediction": {"beam_size": 64}})
 
 
-@pytest.mark.slow(reason=(
-    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
+@pytest.mark.slow(reason=HARNESS_TIME)
 def test_label_tree_head_contract_with_the_sparse_term(tmp_path):
     # The sparse term carries each row's features beside h: restored, exported, served and mirrored alike,
     # here started from the idf-weighted node centroids, with propensity-weighted positives (kept as weights
@@ -188,8 +187,7 @@ def test_label_tree_head_contract_with_the_sparse_term(tmp_path):
                              "prediction": {"beam_size": 64}})
 
 
-@pytest.mark.slow(reason=(
-    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
+@pytest.mark.slow(reason=HARNESS_TIME)
 def test_label_tree_head_contract_with_the_shortlist(tmp_path):
     # The shortlist's index is part of the model: restored, exported, served and mirrored alike (a beam that keeps
     # every node, so that top_k(L) ranks every label).

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from head_harness import run_head_test
+from head_harness import HARNESS_TIME, run_head_test
 
 from tfxc._tf import tf
 from tfxc.data.propensity import propensities
@@ -76,8 +76,7 @@ def test_top_k_reranks_a_beam_wider_than_k(final):
     assert (got_ids.numpy() != plain.top_k(features, 2)[1].numpy()).any()  # the bonus changed some ranking
 
 
-@pytest.mark.slow(reason=(
-    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
+@pytest.mark.slow(reason=HARNESS_TIME)
 def test_label_tree_head_contract_with_the_propensity_rerank(tmp_path):
     # Restored, exported, served and mirrored alike, with the bonus rebuilt from the data card's label counts.
     run_head_test(tmp_path, {"name": "label_tree", "max_leaf_size": 4, "nr_splits": 2,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from head_harness import run_head_test
+from head_harness import HARNESS_TIME, run_head_test
 
 import tfxc.heads.top_k as top_k
 from tfxc._tf import tf
@@ -82,8 +82,7 @@ def test_dense_features_encoder_scatters_rows():
         DenseFeaturesEncoder(10**6)
 
 
-@pytest.mark.slow(reason=(
-    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
+@pytest.mark.slow(reason=HARNESS_TIME)
 def test_head_contract_with_its_own_loss_and_with_a_sampled_objective(tmp_path):
     run_head_test(tmp_path / "softmax", {"name": "linear", "use_bias": True, "init_stddev": 0.1}, multiclass=True)
     run_head_test(tmp_path / "bsgd", {"name": "linear", "init_stddev": 0.1}, multiclass=True,

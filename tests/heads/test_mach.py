@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from head_harness import run_head_test
+from head_harness import HARNESS_TIME, run_head_test
 from helpers import REPO, checkpoint_weights, cli_env, run_cli, tiny_config
 
 from tfxc._tf import tf
@@ -107,10 +107,9 @@ def test_parameters_do_not_grow_with_the_label_count():
     {"name": "mach", "num_buckets": 8, "num_repetitions": 2},
     pytest.param({"name": "mach", "num_buckets": 8, "num_repetitions": 3, "separate_encoders": False,
                   "loss": "softmax", "score": "prob_sum"},
-                 marks=pytest.mark.slow(reason="the head harness: its Mirrored run needs a process of its own")),
+                 marks=pytest.mark.slow(reason=HARNESS_TIME)),
 ], ids=["separate-sigmoid", "shared-softmax"])
-@pytest.mark.slow(reason=(
-    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
+@pytest.mark.slow(reason=HARNESS_TIME)
 def test_head_contract(head, tmp_path):
     run_head_test(tmp_path, head)
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from head_harness import EXACT_BAG_ENCODER, run_head_test
+from head_harness import EXACT_BAG_ENCODER, HARNESS_TIME, run_head_test
 
 from tfxc._tf import tf
 from tfxc.errors import ConfigError
@@ -131,15 +131,13 @@ def test_bad_margin_configs_are_clear_errors():
         SoftmaxHeadConfig(margin="arcface", sparse_support=8).validate("model.head")
 
 
-@pytest.mark.slow(reason=(
-    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
+@pytest.mark.slow(reason=HARNESS_TIME)
 def test_softmax_arcface_head_contract(tmp_path):
     run_head_test(tmp_path, {"name": "softmax", "margin": "arcface", "margin_scale": 16.0, "margin_m": 0.3},
                   multiclass=True, encoder=EXACT_BAG_ENCODER)
 
 
-@pytest.mark.slow(reason=(
-    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
+@pytest.mark.slow(reason=HARNESS_TIME)
 def test_linear_cosface_head_under_the_sampled_objective(tmp_path):
     run_head_test(tmp_path, {"name": "linear", "margin": "cosface", "margin_scale": 16.0, "margin_m": 0.2,
                              "init_stddev": 0.1}, multiclass=True, loss={"name": "bsgd"})

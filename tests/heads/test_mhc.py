@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from head_harness import run_head_test
+from head_harness import HARNESS_TIME, run_head_test
 
 from tfxc._tf import tf
 from tfxc.errors import ConfigError
@@ -127,16 +127,14 @@ def test_check_group_sizes_the_levels_and_bad_configs_are_clear_errors():
         MhcHeadConfig(num_heads=1).levels_for(100)
 
 
-@pytest.mark.slow(reason=(
-    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
+@pytest.mark.slow(reason=HARNESS_TIME)
 def test_mhc_head_contract(tmp_path):
     # All 8 groups expanded, so top_k(L) ranks every label; groups from the PIFA tree's leaf order.
     run_head_test(tmp_path, {"name": "mhc", "num_group": 8, "candidates_topk": 8, "hidden_dim": 16,
                              "label_order": "tree"})
 
 
-@pytest.mark.slow(reason=(
-    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
+@pytest.mark.slow(reason=HARNESS_TIME)
 def test_mhc_three_level_cascade_contract(tmp_path):
     # A beam as wide as the 10 level-2 nodes, so top_k(L) is exact.
     run_head_test(tmp_path, {"name": "mhc", "num_classes": [3, 4, 4], "candidates_topk": 10, "hidden_dim": 16})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from head_harness import run_head_test
+from head_harness import HARNESS_TIME, run_head_test
 
 from tfxc._tf import tf
 from tfxc.errors import ConfigError
@@ -108,14 +108,12 @@ def test_bad_configs_are_clear_errors():
         MhpHeadConfig(label_order="random").validate("model.head")
 
 
-@pytest.mark.slow(reason=(
-    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
+@pytest.mark.slow(reason=HARNESS_TIME)
 def test_mhp_head_contract(tmp_path):
     # 40 labels in 5 × 9 = 45 codes (5 unused), labels ordered by frequency: the tables travel with the model.
     run_head_test(tmp_path, {"name": "mhp", "num_classes": [5, 9], "label_order": "frequency"}, multiclass=True)
 
 
-@pytest.mark.slow(reason=(
-    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
+@pytest.mark.slow(reason=HARNESS_TIME)
 def test_mhp_three_heads_soft_margin_contract(tmp_path):
     run_head_test(tmp_path, {"name": "mhp", "num_heads": 3, "loss": "soft_margin"}, multiclass=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from head_harness import EXACT_BAG_ENCODER, run_head_test
+from head_harness import EXACT_BAG_ENCODER, HARNESS_TIME, run_head_test
 
 from tfxc._tf import tf
 from tfxc.errors import ConfigError
@@ -89,16 +89,14 @@ def test_bad_configs_are_clear_errors():
         MhsHeadConfig(extra_blocks=-1).validate("model.head")
 
 
-@pytest.mark.slow(reason=(
-    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
+@pytest.mark.slow(reason=HARNESS_TIME)
 def test_mhs_head_contract(tmp_path):
     run_head_test(tmp_path, {"name": "mhs", "num_classes": [7, 6], "extra_blocks": 1, "init_stddev": 0.1},
                   multiclass=True)
 
 
-@pytest.mark.slow(reason=(
-    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own '
-    '(tests/eval/test_face_verification.py trains MHS-ArcFace end to end by default)'))
+@pytest.mark.slow(reason=HARNESS_TIME + " (tests/eval/test_face_verification.py trains MHS-ArcFace end to end "
+                                         "by default)")
 def test_mhs_arcface_head_contract(tmp_path):
     run_head_test(tmp_path, {"name": "mhs", "margin": "arcface", "margin_scale": 16.0, "margin_m": 0.3,
                              "label_order": "frequency"}, multiclass=True, encoder=EXACT_BAG_ENCODER)

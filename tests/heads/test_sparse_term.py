@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse
-from head_harness import run_head_test
+from head_harness import HARNESS_TIME, run_head_test
 
 from tfxc._tf import tf
 from tfxc.encoders.sparse_input import PAD_FEATURE, sparse_input_block
@@ -52,8 +52,7 @@ def test_the_start_is_the_unit_norm_centroid_on_its_top_features_and_idf_reorder
     np.testing.assert_allclose(weights[0], np.array([1.0, 0.8]) / np.hypot(1.0, 0.8), rtol=1e-6)
 
 
-@pytest.mark.slow(reason=(
-    'the head harness: its Mirrored run on 2 logical CPUs needs a process of its own'))
+@pytest.mark.slow(reason=HARNESS_TIME)
 def test_softmax_head_contract_with_the_sparse_term(tmp_path):
     # Restored, exported, served in a fresh process and mirrored alike; started from idf-weighted centroids.
     run_head_test(tmp_path, {"name": "softmax", "multi_label_loss": "decoupled", "sparse_support": 8,

@@ -136,10 +136,10 @@ class ImageBackend:
 
 
 def test_predict_names_every_image_it_cannot_use_by_row():
-    from tfxc.api import Classifier
+    from tfxc.api import Predictor
     from tfxc.errors import DataError
 
-    model, good = Classifier(ImageBackend()), pillow("PNG")
+    model, good = Predictor(ImageBackend()), pillow("PNG")
     assert model.predict([good, good], k=1).ids.shape == (2, 1)
     with pytest.raises(DataError) as refused:  # found by the headers, in the batch's one call; the first batch's
         model.predict([good, b"", good, pillow("PNG", size=(100, 100)), b"xx"], k=1, batch_size=3)

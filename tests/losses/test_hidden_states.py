@@ -147,7 +147,7 @@ def _json(value) -> str:
     return json.dumps(value)
 
 
-@pytest.mark.slow(reason='Mirrored on 2 logical CPUs (runtime.cpu_replicas): a process of its own')
+@pytest.mark.slow(reason='time: a BERT teacher, then its student on two Mirrored replicas and in one, all trained by the CLI')
 def test_hidden_state_distillation_on_two_mirrored_replicas_reaches_the_single_process_weights(tmp_path, shared_data):
     # The teacher's variables live outside the strategy's scope and are only read inside the replicas.
     from encoders.text_harness import text_config

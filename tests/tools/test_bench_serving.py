@@ -17,7 +17,7 @@ def test_times_the_model_and_the_baseline_for_every_batch_size_and_repetition(tm
     config = tiny_config(tmp_path)
     run_cli("tfxc.train", "--config", config, "--model-dir", str(tmp_path / "model"))
     run_cli("tfxc.export", "--model-dir", str(tmp_path / "model"), "--out", str(tmp_path / "saved"))
-    out = subprocess.run([sys.executable, os.path.join(REPO, "tools", "bench_serving.py"), "--saved-model",
+    out = subprocess.run([sys.executable, os.path.join(REPO, "tools", "bench_serving.py"), "--model",
                           str(tmp_path / "saved"), "--data-dir", str(tmp_path / "data"), "--batch-sizes", "1,4",
                           "--calls", "12", "--repeat", "2", "--baseline"],
                          cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=240, check=True).stdout

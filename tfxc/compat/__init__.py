@@ -6,7 +6,7 @@ reads today's formats only.
 
 from tfxc.compat.deprecations import FormatWarning
 from tfxc.compat.formats import (ARTIFACT, BEST, CONFIG, DATA, ENSEMBLE, EXPORT, FEATURE_STORE, FEATURIZER, FORMAT_VERSIONS,
-                                 FORMATS, TRAINED_CONFIG, stamped, unstamped, upgrade, version_of)
+                                 FORMATS, ONNX, TRAINED_CONFIG, stamped, unstamped, upgrade, version_of)
 
 __all__ = ["ARTIFACT", "BEST", "CONFIG", "DATA", "ENSEMBLE", "EXPORT", "FEATURE_STORE", "FEATURIZER", "FORMATS",
-           "FORMAT_VERSIONS", "FormatWarning", "TRAINED_CONFIG", "stamped", "unstamped", "upgrade", "version_of"]
+           "FORMAT_VERSIONS", "FormatWarning", "ONNX", "TRAINED_CONFIG", "stamped", "unstamped", "upgrade", "version_of"]

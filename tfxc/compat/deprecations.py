@@ -34,3 +34,23 @@ def fit_arguments(config: Any, X: Any, Y: Any, old_order: tuple, is_config: Call
         return X, Y, old_order[0]
     raise TypeError("fit takes the features and labels as its positional arguments, e.g. "
                     "fit(X, Y, config='configs/x.json', model_dir='runs/x'); the rest by keyword")
+
+
+# Names of the Python API given up, {old: (today's, since)}; the old one still resolves, with a warning.
+RENAMED = {"Classifier": ("Predictor", "2026-11-28: one interface for every trained model, `tfxc.load`")}
+
+
+def renamed(module: str, name: str, namespace: dict) -> Any:
+    """`namespace[today's name]` for a `name` of `RENAMED` looked up on `module` (its `__getattr__`), with a
+    `DeprecationWarning` naming today's spelling.
+
+    Raises:
+      AttributeError: `name` was never one of `module`'s.
+    """
+    if name not in RENAMED:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    new, since = RENAMED[name]
+    warnings.warn(f"{module}.{name} is the name of earlier releases ({since}); write {module}.{new}",
+                  DeprecationWarning, stacklevel=3)
+    return namespace[new]
+

@@ -31,6 +31,7 @@ ENSEMBLE = "ensemble"  # MODEL_DIR/ensemble.json: how an ensemble's members comb
 BEST = "selected weights"  # MODEL_DIR/best/best.json: which evaluation chose them (`tfxc.model_files`)
 FEATURIZER = "featurizer"  # featurizer.json: a fitted TF-IDF featurizer (`tfxc.data.text_features`)
 FEATURE_STORE = "feature store"  # OUT/extract.json: extracted image features (`tfxc.images.feature_store`)
+ONNX = "onnx"  # OUT/onnx.json: an ONNX export's inputs, outputs and sizes (`tfxc.export.onnx`)
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,11 @@ FORMATS = {
     ARTIFACT: Format("the artifact's record", (record_steps.artifact_from_files,)),
     EXPORT: Format("the export's description", (record_steps.export_defaults,)),
     DATA: Format("the data set's statistics", (record_steps.data_versioned,)),
-    ENSEMBLE: Format("the ensemble's record", (record_steps.ensemble_versioned,)),
+    ENSEMBLE: Format("the ensemble's record", (record_steps.ensemble_versioned, record_steps.ensemble_run)),
     BEST: Format("the record of the selected weights", (record_steps.best_versioned,)),
     FEATURIZER: Format("the TF-IDF featurizer", (record_steps.featurizer_tokenizer,), oldest=1, key="version"),
     FEATURE_STORE: Format("the feature store's card", (record_steps.feature_store_versioned,)),
+    ONNX: Format("the ONNX export's description", (), oldest=1),
 }
 # {kind: the version this package writes}
 FORMAT_VERSIONS = {kind: spec.current for kind, spec in FORMATS.items()}

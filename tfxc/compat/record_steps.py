@@ -59,6 +59,27 @@ def ensemble_versioned(record: dict) -> dict:
     return record
 
 
+# The recipe's words an ensemble.json before format 2 held as "preset", and the run kinds (`tfxc.artifacts`)
+# that made those ensembles.
+_RUN_OF_ENSEMBLE_PRESET = {"best": "members", "folds": "folds"}
+
+
+def ensemble_run(record: dict) -> dict:
+    """Format 1 -> 2 (2026-11-29, one meaning of "preset"): the run that made the ensemble is "run" ("members",
+    "folds"); before, "preset" held the recipe point ("best") or "folds". A record without one keeps none.
+
+    Raises:
+      UnreadableRecord: "preset" holds another word.
+    """
+    if "preset" not in record:
+        return record
+    record = dict(record)
+    preset = record.pop("preset")
+    if preset not in _RUN_OF_ENSEMBLE_PRESET:
+        raise UnreadableRecord(f'"preset" {preset!r} is none of {sorted(_RUN_OF_ENSEMBLE_PRESET)}', "preset")
+    return {"run": _RUN_OF_ENSEMBLE_PRESET[preset], **record}
+
+
 def best_versioned(record: dict) -> dict:
     """Format 0 -> 1 (best.json versioned 2026-11-29): the layout did not change."""
     return record

@@ -8,6 +8,9 @@ They are now named by `recipe`: `"recipe": "fast"` in a thin config, `tfxc.train
 * the config key `"preset"` (a thin config's file, `--set preset=...`, a dict given to `tfxc.fit`, and the
   `"preset": ""` every model directory's config.json held): `fold_preset`;
 * `tfxc.train --preset` and `tfxc.fit(preset=...)`: `point_of`.
+
+Flags renamed for the same reason, one interface for every trained model (`tfxc.load`), go through
+`flag_of`: `tfxc.predict --saved-model` (today `--model`, which also takes model directories and ensembles).
 """
 
 from __future__ import annotations
@@ -46,9 +49,19 @@ def fold_preset(tree: dict) -> dict:
 
 def point_of(recipe: str | None, preset: str | None, old: str, new: str) -> str | None:
     """The recipe's point of a caller given `recipe` (the new spelling `new`) or `preset` (the old `old`)."""
-    if preset is None:
-        return recipe
-    note(old.format(preset), new.format(preset))
-    if recipe is not None and recipe != preset:
-        raise ConfigError(f"{old.format(preset)} and {new.format(recipe)} name two points; give {new.format(recipe)}")
-    return preset
+    return flag_of(recipe, preset, old, new, "points")
+
+
+def flag_of(value: str | None, old_value: str | None, old: str, new: str, what: str = "values") -> str | None:
+    """The value a caller gave by today's spelling `new` (`value`) or an old one `old` (`old_value`, noted);
+    `old` and `new` are formats of the value, e.g. "--saved-model {}".
+
+    Raises:
+      ConfigError: both spellings were given, with different values (`what` they name: "points", ...).
+    """
+    if old_value is None:
+        return value
+    note(old.format(old_value), new.format(old_value))
+    if value is not None and value != old_value:
+        raise ConfigError(f"{old.format(old_value)} and {new.format(value)} name two {what}; give {new.format(value)}")
+    return old_value

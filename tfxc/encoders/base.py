@@ -81,6 +81,10 @@ class Encoder(keras.layers.Layer):
         """string [B] of encoded images -> the dict of tensors `call` reads (image encoders only)."""
         raise NotImplementedError(f"{type(self).__name__} does not read images")
 
+    def save_tokenizer(self, directory: str) -> None:
+        """Writes into `directory` (which exists) the files `tokenize` reads, for readers outside TensorFlow
+        (the ONNX export, `tfxc.export.onnx`): none here; a vocabulary, a keras-hub tokenizer."""
+
     def preprocess(self, batch: dict) -> dict:
         """The input pipeline's last step on a parsed batch: text encoders swap "text" for its tokens, image
         encoders "image" for the decoded pixels.
@@ -113,6 +117,9 @@ class WrappingEncoder(Encoder):
 
     def decode_images(self, images) -> dict:
         return self.inner.decode_images(images)
+
+    def save_tokenizer(self, directory: str) -> None:
+        self.inner.save_tokenizer(directory)
 
     @property
     def output_dim(self) -> int:

@@ -189,6 +189,12 @@ class PretrainedEncoder(Encoder):
     def tokenize(self, texts) -> dict:
         return self.tokenizer(texts)
 
+    def save_tokenizer(self, directory: str) -> None:
+        """The preset's keras-hub tokenizer as a preset of its own (tokenizer.json and its vocabulary files)."""
+        import keras_hub
+
+        keras_hub.models.Tokenizer.from_preset(self.preset_dir).save_to_preset(directory)
+
     def build(self, input_shape=None):
         if self.noisy_tune:
             add_noisy_tune(self.backbone.trainable_variables, self.noisy_tune, self.seed)

@@ -43,6 +43,9 @@ class RepeatedEncoder(Encoder):
     def decode_images(self, images) -> dict:
         return self.encoders[0].decode_images(images)
 
+    def save_tokenizer(self, directory: str) -> None:
+        self.encoders[0].save_tokenizer(directory)
+
     def build(self, input_shape=None):
         for encoder in self.encoders:
             encoder.build()

@@ -211,6 +211,9 @@ class SequenceEncoder(Encoder):
     def tokenize(self, texts) -> dict:
         return self.tokenizer(texts)
 
+    def save_tokenizer(self, directory: str) -> None:
+        write_vocabulary(os.path.join(directory, VOCABULARY_FILE), self.vocabulary)
+
     def build(self, input_shape=None):
         self.embeddings = self.add_weight(shape=(len(self.vocabulary), self.embedding_dim), name="embeddings",
                                           initializer=keras.initializers.RandomUniform(-0.05, 0.05,

@@ -1,10 +1,10 @@
-"""python -m tfxc.export --model-dir DIR --out DIR [--top-k K] [--inputs auto|text|features] [--index auto|on|off]
-[--index-recall R] [--set ...]
+"""python -m tfxc.export --model-dir DIR --out DIR [--format saved_model|onnx] [--top-k K] [--inputs auto|text|features]
+[--index auto|on|off] [--index-recall R] [--set ...]
 
 Writes a SavedModel of the latest checkpoint (of an ensemble's members, `--recipe best`: one SavedModel that
 combines their lists, `tfxc.export.ensemble`); see `tfxc.export.saved_model` for its signatures and
 `tfxc.export.index_choice` for the label index (--inputs, --index and --index-recall set export.inputs,
-export.index and export.index_recall).
+export.index and export.index_recall). `--format onnx` writes the ONNX twin instead (`tfxc.export.onnx`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import sys
 from tfxc.cli import (FiniteFloat, add_set_args, add_trust_args, keep_out_of_import_path, main_wrapper, positive_int,
                       setup_logging)
 from tfxc.config.schema import EXPORT_INPUTS
+from tfxc.export import FORMATS, SAVED_MODEL
 from tfxc.utils.io import recover_directory, refuse_to_overwrite_inputs
 
 
@@ -25,6 +26,9 @@ def main(argv=None):
     parser.add_argument("--model-dir", required=True,
                         help="a trained model: a model directory, an ensemble's, or a SavedModel (copied)")
     parser.add_argument("--out", required=True, help="the SavedModel directory to write")
+    parser.add_argument("--format", choices=FORMATS, default=SAVED_MODEL,
+                        help="saved_model (default), or onnx: the ONNX twin of the model from ids to its top k "
+                             "(tfxc.export.onnx; needs pip install -e '.[onnx]')")
     parser.add_argument("--top-k", type=positive_int, default=None, help="k of serving_default (default: export.top_k)")
     parser.add_argument("--inputs", choices=EXPORT_INPUTS, default=None,
                         help="what the signatures of a model on feature rows take: 'auto' strings where its data "
@@ -55,8 +59,10 @@ def main(argv=None):
         overrides.append(f"export.index_recall={args.index_recall}")
     # Any artifact: a model directory (its linked parts assembled), an ensemble (its members combined in the
     # graph, `tfxc.export.ensemble`), or a SavedModel (copied as it is).
-    load(args.model_dir, trust_imports=args.trust_imports, overrides=overrides).export(args.out, args.top_k)
-    logging.getLogger("tfxc.export").info("wrote SavedModel to %s", args.out)
+    load(args.model_dir, trust_imports=args.trust_imports, overrides=overrides).export(args.out, args.top_k,
+                                                                                       args.format)
+    logging.getLogger("tfxc.export").info("wrote %s to %s", "SavedModel" if args.format == SAVED_MODEL else "ONNX",
+                                          args.out)
     return 0
 
 

@@ -51,6 +51,11 @@ class ServingBase(tf.Module):
         # A `tfxc.export.index_choice.IndexChoice`: top_k through a label index for batches of up to max_rows.
         self.label_index = None if index is None else index.index
         self._index_max_rows = None if index is None else index.max_rows
+        if self.label_index is None:
+            # Without an index there is no exact signature, and `tf.saved_model.save` would still trace the
+            # class's function (every tf.function with an input signature is traced): hide it.
+            for name in self.EXACT_FUNCTIONS:
+                setattr(self, name, None)
         self.num_labels = len(label_names)
         self.num_features = num_features
         self.default_k = min(top_k, self.num_labels)
@@ -136,6 +141,9 @@ class ServingBase(tf.Module):
 
         return tf.cond(rows <= XLA_BLOCK_ROWS, one_block, blocks)
 
+    #: The subclass's top-k functions that bypass the label index (the `top_k_exact` signature).
+    EXACT_FUNCTIONS: tuple[str, ...] = ()
+
     def signatures(self) -> dict:
         raise NotImplementedError
 
@@ -146,6 +154,8 @@ class ServingBase(tf.Module):
 
 class ServingModule(ServingBase):
     """Wraps a trained `XCModel` on feature rows with the CSR signatures above."""
+
+    EXACT_FUNCTIONS = ("serve_k_exact",)
 
     def _input_checks(self, feat_idx, feat_val, row_splits, k) -> list:
         """The assertions of the module docstring; each raises InvalidArgumentError with its message."""
@@ -245,6 +255,8 @@ class _RawInputServing(ServingBase):
 class TextServingModule(_RawInputServing):
     """The signatures of a raw-text model (module docstring): strings in, tokenised in the graph."""
 
+    EXACT_FUNCTIONS = ("serve_text_k_exact",)
+
     def signatures(self) -> dict:
         exact = {} if self.label_index is None else {"top_k_exact": self.serve_text_k_exact}
         return {"serving_default": self.serve_text, "top_k": self.serve_text_k, "embed": self.embed,
@@ -285,6 +297,8 @@ class TextServingModule(_RawInputServing):
 
 class ImageServingModule(_RawInputServing):
     """The signatures of an image model (module docstring): encoded images in, decoded and converted in the graph."""
+
+    EXACT_FUNCTIONS = ("serve_image_k_exact",)
 
     # A 1x1 black PNG: what an empty request runs on.
     filler = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS"

@@ -4,7 +4,7 @@ ensemble of model directories, or a SavedModel.
 
 Each backend has the same small interface: `top_k(x, k) -> (scores float32 [n, k], ids int64 [n, k])`,
 `encode(x) -> float32 [n, dim]`, `featurizer()` (the TF-IDF featurizer of a text bag-of-words model, or
-None), `export(path, top_k)`, and the sizes and label names the API reports. `x` is CSR feature rows, a
+None), `export(path, top_k, format)` (`tfxc.export.FORMATS`), and the sizes and label names the API reports. `x` is CSR feature rows, a
 list of strings, or `EncodedImages` (`tfxc.predictors.inputs`).
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfxc.errors import TfxcError
+from tfxc.export import ONNX, SAVED_MODEL
 from tfxc.predictors.inputs import model_batch, signature_inputs
 
 __all__ = ["EnsembleBackend", "ModelDirBackend", "SavedModelBackend"]
@@ -53,7 +54,11 @@ class ModelDirBackend:
         path = self.info.featurizer_path
         return TfidfFeaturizer.load(path) if path else None
 
-    def export(self, path: str, top_k):
+    def export(self, path: str, top_k, format: str = SAVED_MODEL):
+        if format == ONNX:
+            from tfxc.export.onnx import export_onnx
+
+            return export_onnx(self.model, self.config, self.info, path, top_k=top_k)
         from tfxc.export.saved_model import export_saved_model
 
         return export_saved_model(self.model, self.config, self.info, path, top_k=top_k)
@@ -103,14 +108,16 @@ class EnsembleBackend:
     def featurizer(self):
         return self.members[0].featurizer()
 
-    def export(self, path: str, top_k):
+    def export(self, path: str, top_k, format: str = SAVED_MODEL):
         from tfxc.export.ensemble import EnsembleTopK
+        from tfxc.export.onnx import export_onnx
         from tfxc.export.saved_model import export_saved_model
 
         first = self.members[0]
         ensemble = EnsembleTopK([member.model for member in self.members], self.method, self.list_size,
                                 self.num_labels)
-        return export_saved_model(first.model, first.config, first.info, path, top_k=top_k, ensemble=ensemble)
+        write = export_onnx if format == ONNX else export_saved_model
+        return write(first.model, first.config, first.info, path, top_k=top_k, ensemble=ensemble)
 
 
 class SavedModelBackend:
@@ -148,10 +155,13 @@ class SavedModelBackend:
     def featurizer(self):
         return self._served.featurizer()
 
-    def export(self, path: str, top_k):
+    def export(self, path: str, top_k, format: str = SAVED_MODEL):
         """A copy of this SavedModel (its k is fixed: another `top_k` is refused)."""
         from tfxc.predictors.saving import copy_model
 
+        if format == ONNX:
+            raise TfxcError(f"{self.path} is a SavedModel, whose signatures start from strings or checked feature "
+                            "rows; export the ONNX twin from its model directory")
         if top_k is not None and top_k != self._served.top_k:
             raise TfxcError(f"{self.path} is a SavedModel exported with k {self._served.top_k}; export its model "
                             f"directory for k {top_k}")

@@ -15,7 +15,7 @@ import scipy.sparse
 
 from tfxc import artifacts
 from tfxc.data.csr import labels_csr
-from tfxc.errors import DataError
+from tfxc.errors import ConfigError, DataError
 from tfxc.predictors.backends import EnsembleBackend, ModelDirBackend, SavedModelBackend
 from tfxc.predictors.inputs import answered, num_rows, rows_of
 from tfxc.predictors.saving import copy_model
@@ -193,9 +193,18 @@ class Predictor:
         """The model reads feature rows but was trained on text: strings are featurized with its TF-IDF."""
         return self.input_kind != "text" and self._backend.featurizer() is not None
 
-    def export(self, path: str, top_k: int | None = None) -> str:
-        """Writes a SavedModel (see `tfxc.export`) and returns its path."""
-        return self._backend.export(path, top_k)
+    def export(self, path: str, top_k: int | None = None, format: str = "saved_model") -> str:
+        """Writes a SavedModel (see `tfxc.export`), or with `format="onnx"` the ONNX twin (`tfxc.export.onnx`),
+        and returns its path.
+
+        Raises:
+          ConfigError: an unknown format, or ONNX without tf2onnx installed.
+        """
+        from tfxc.export import FORMATS
+
+        if format not in FORMATS:
+            raise ConfigError(f"unknown export format {format!r}; known: {', '.join(FORMATS)}")
+        return self._backend.export(path, top_k, format)
 
     def save(self, path: str) -> str:
         """Writes this model to a new directory `path` that `tfxc.load` reads, and returns `path`.
@@ -216,7 +225,3 @@ class Predictor:
     def _inputs(self, X):
         """`X` as the rows this model reads (`tfxc.predictors.inputs.rows_of`)."""
         return rows_of(X, self.input_kind, lambda: self._backend.featurizer(), self.num_features)
-
-
-# The name of earlier releases.
-Classifier = Predictor

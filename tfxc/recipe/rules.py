@@ -161,13 +161,8 @@ def tree_nodes(profile: DataProfile, config: dict, context: Context):
     """On sparse inputs each tree node also weighs the top features of its centroid, started from it."""
     if not (is_tree(config) and profile.sparse_input):
         return config, ()
-    config = copy.deepcopy(config)
-    config["model"]["head"].update(sparse_support=TREE_SPARSE_SUPPORT, sparse_init=TREE_SPARSE_INIT,
-                                   sparse_idf=SPARSE_IDF)
-    return config, (Reason("tree nodes", f"each also weighs {TREE_SPARSE_SUPPORT} input features, the top of its "
-                                         f"idf-weighted PIFA centroid, starting from the centroid there (x "
-                                         f"{TREE_SPARSE_INIT:g}): a label seen once scores points like its own from "
-                                         "the first step"),)
+    config, term = _with_sparse_term(config, TREE_SPARSE_SUPPORT, TREE_SPARSE_INIT)
+    return config, (Reason("tree nodes", f"{term}: a label seen once scores points like its own from the first step"),)
 
 
 def tree_shortlist(profile: DataProfile, config: dict, context: Context):
@@ -203,13 +198,19 @@ def label_term(profile: DataProfile, config: dict, context: Context):
     if nearest < CENTROID_SHARE * best:
         return config, (Reason("labels", f"no sparse term, since the nearest-centroid score it would start as "
                                          f"reaches {reach} (< {CENTROID_SHARE:.0%})"),)
+    config, term = _with_sparse_term(config, EXACT_SPARSE_SUPPORT, EXACT_SPARSE_INIT)
+    return config, (Reason("labels", f"{term}, since that nearest-centroid score alone reaches {reach} "
+                                     f"(>= {CENTROID_SHARE:.0%})"),)
+
+
+def _with_sparse_term(config: dict, support: int, init: float) -> tuple[dict, str]:
+    """A copy of `config` whose head (a tree's nodes or an exact head's labels) also weighs `support` input
+    features each, started from the idf-weighted PIFA centroid x `init` (`tfxc.heads.sparse_term`), and the
+    reason's words for it."""
     config = copy.deepcopy(config)
-    config["model"]["head"].update(sparse_support=EXACT_SPARSE_SUPPORT, sparse_init=EXACT_SPARSE_INIT,
-                                   sparse_idf=SPARSE_IDF)
-    return config, (Reason("labels", f"each also weighs {EXACT_SPARSE_SUPPORT} input features, the top of its "
-                                     f"idf-weighted PIFA centroid, starting from the centroid there (x "
-                                     f"{EXACT_SPARSE_INIT:g}), since that nearest-centroid score alone reaches "
-                                     f"{reach} (>= {CENTROID_SHARE:.0%})"),)
+    config["model"]["head"].update(sparse_support=support, sparse_init=init, sparse_idf=SPARSE_IDF)
+    return config, (f"each also weighs {support} input features, the top of its idf-weighted PIFA centroid, "
+                    f"starting from the centroid there (x {init:g})")
 
 
 def thresholds(profile: DataProfile, config: dict, context: Context):

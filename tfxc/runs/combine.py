@@ -35,12 +35,12 @@ def finished_members(root: ModelDir, count: int, noun: str) -> list[ModelDir]:
 
 
 def write_ensemble(root: ModelDir, members: list[ModelDir], record: dict, final_evaluation: bool, run: str) -> dict:
-    """Makes `root` the ensemble of `members`: ensemble.json (`record` with the members' relative paths),
+    """Makes `root` the ensemble of `members`: ensemble.json (`record` with the run and the members' relative paths),
     then its test metrics ({} without a test split or `final_evaluation`) in metrics.json with the members'
     training seconds (their loops' last invocations, one after another); artifact.json says it is the
     ensemble `run` ("members", "folds") made. Returns the test metrics."""
     paths = [member.path for member in members]
-    root.write_ensemble({**record, "members": [os.path.relpath(path, root.path) for path in paths]})
+    root.write_ensemble({"run": run, **record, "members": [os.path.relpath(path, root.path) for path in paths]})
     artifacts.record(root.path, run)
     metrics = {}
     if final_evaluation and "test" in members[0].bound_data().splits:

@@ -6,7 +6,7 @@
 Fold i is CONFIG with `data.val_fold=i/K` (`tfxc.data.folds`: one conversion serves them all), trained into
 
   DIR/members/member-NNN/   fold NNN's model, selected on its own validation fold
-  DIR/ensemble.json         written last: {"preset": "folds", "folds", "method": "log_average", "members", ...}
+  DIR/ensemble.json         written last: {"run": "folds", "folds", "method": "log_average", "members", ...}
   DIR/out_of_fold.jsonl     each train point's top labels by the fold that held it out (`tfxc.eval.out_of_fold`)
   DIR/metrics.json          the ensemble's test metrics and the folds' training time
 
@@ -27,7 +27,6 @@ from tfxc.model_dir import ModelDir
 from tfxc.runs.combine import finished_members, write_ensemble
 from tfxc.runs.plan import Options, Outcome, RunPlan
 
-FOLDS_PRESET = "folds"
 METHOD = "log_average"
 OUT_OF_FOLD_FILE = "out_of_fold.jsonl"
 
@@ -97,7 +96,7 @@ class Folds(RunPlan):
 
         members = finished_members(root, self.folds, "fold")
         rows = write_out_of_fold([member.path for member in members], root.file(OUT_OF_FOLD_FILE))
-        record = {"preset": FOLDS_PRESET, "folds": self.folds, "method": METHOD, "list_size": DEFAULT_LIST_SIZE,
+        record = {"folds": self.folds, "method": METHOD, "list_size": DEFAULT_LIST_SIZE,
                   "select_metric": self.source.config.trainer.select_metric, "validation": {}}
         options.show(f"ensemble: {METHOD} of {self.folds} folds; out-of-fold predictions of {rows} train points in "
                      f"{root.file(OUT_OF_FOLD_FILE)}")

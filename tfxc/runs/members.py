@@ -7,7 +7,7 @@ ordinary model directory, trained with exact resume like any other:
 
   MODEL_DIR/members/member-NNN/   member NNN (config.json, checkpoints, best/, ...)
   MODEL_DIR/ensemble.json         written last: the members and the combination chosen on validation
-                                  ({"preset", "method", "list_size", "members", "select_metric", "validation"})
+                                  ({"run", "method", "list_size", "members", "select_metric", "validation"})
   MODEL_DIR/metrics.json          the ensemble's test metrics, and its training time (the members' loops)
 
 A run killed anywhere resumes with the same command: finished members are kept (their training ends at
@@ -119,7 +119,7 @@ class Members(RunPlan):
 def choose_combination(members: list[str], info, select: str) -> dict:
     """The combination of the members' lists with the best validation `select` (ties: the earlier of
     `BEST_METHODS`), as ensemble.json's record without its members."""
-    record = {"preset": BEST, "list_size": DEFAULT_LIST_SIZE, "select_metric": select}
+    record = {"list_size": DEFAULT_LIST_SIZE, "select_metric": select}
     if "val" not in info.splits:
         return {**record, "method": BEST_METHODS[0], "chosen_by": "no validation split: the first method",
                 "validation": {}}

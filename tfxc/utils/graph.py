@@ -1,4 +1,5 @@
-"""`graph_function`: `tf.function` without AutoGraph, for tfxc's own graphs.
+"""`graph_function`: `tf.function` without AutoGraph, for tfxc's own graphs; `portable_ops`: graphs traced
+for another runtime than TensorFlow.
 
 tfxc writes its graphs' control flow as TensorFlow ops (`tf.cond`, `tf.while_loop`), so AutoGraph's
 rewriting of every called function's Python source is pure start-up cost: on delicious it was most of
@@ -9,9 +10,31 @@ the first training loop's 1.4 s of tracing and of the first evaluation's 0.65 s 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 
 from tfxc._tf import tf
+
+_portable = threading.local()
+
+
+@contextlib.contextmanager
+def portable_ops():
+    """Inside, tfxc's graphs are traced for another runtime (ONNX, `tfxc.export.onnx`): where TensorFlow has a
+    kernel no converter maps (the sorted search `LowerBound`), the ops that build it from gathers and
+    compares are traced instead (`uses_portable_ops` tells them)."""
+    saved = getattr(_portable, "on", False)
+    _portable.on = True
+    try:
+        yield
+    finally:
+        _portable.on = saved
+
+
+def uses_portable_ops() -> bool:
+    """Whether the graph being traced is for another runtime (`portable_ops`)."""
+    return getattr(_portable, "on", False)
 
 
 def graph_function(fn=None, **kwargs):

@@ -4,6 +4,7 @@ score with its parent's, each row's distinct node ids, and the nodes' sparse ter
 from __future__ import annotations
 
 from tfxc._tf import tf
+from tfxc.utils.graph import uses_portable_ops
 
 PAD = 2 ** 31 - 1  # an id that sorts after every node or label id
 
@@ -148,7 +149,7 @@ def lower_bound_rows(sorted_rows: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
     (the lifting's rounds are separate ops there: 1.8k against 4.3k rows/s in wordnet-nextword's
     uncompiled evaluation; compiled, 5.2k against 2.0k). docs/benchmarks-history.md, "Speed".
     """
-    if _in_xla():
+    if _in_xla() or uses_portable_ops():  # ONNX has no sorted search either
         return _lower_bound_by_lifting(sorted_rows, values)
     return tf.searchsorted(sorted_rows, values, side="left")
 
