@@ -27,12 +27,14 @@ def pytest_unconfigure(config):
 
 
 def pytest_configure(config):
-    from helpers import PRESETS_ENV, TEST_CPUS
-
-    from tfxc._tf import tf
+    from helpers import PRESETS_ENV, TEST_CPUS, WITHOUT_TF_ENV
 
     if PRESETS_ENV not in os.environ:  # the run's first process (xdist's test processes inherit it)
         os.environ[PRESETS_ENV] = config.stash[_PRESETS] = tempfile.mkdtemp(prefix="tfxc-test-presets-")
+    if os.environ.get(WITHOUT_TF_ENV):  # a run of tests that never start TensorFlow (tests/suite's probe)
+        return
+    from tfxc._tf import tf
+
     # helpers.TEST_CPUS logical CPUs in every test process, set up before TensorFlow's first op: a run of
     # `runtime.cpu_replicas` up to that many (MirroredStrategy on logical CPUs) then needs no process of its
     # own. Single-device runs place their ops on the first, as in a process with one.

@@ -387,6 +387,8 @@ def tool_module(name: str):
 
 # A directory the test processes of one run share (tests/conftest.py sets it): presets built once a run.
 PRESETS_ENV = "TFXC_TEST_PRESETS"
+# Set for a pytest run whose tests never start TensorFlow: its processes skip the devices' set-up.
+WITHOUT_TF_ENV = "TFXC_TESTS_WITHOUT_TF"
 
 
 def tiny_preset(family: str, directory, shared_data, **shape) -> str:

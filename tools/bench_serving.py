@@ -2,6 +2,7 @@
 
   python tools/bench_serving.py --saved-model runs/wordnet-savedmodel --data-dir runs/data/wordnet-hypernyms
   python tools/bench_serving.py --saved-model S --data-dir D --batch-sizes 1 --repeat 3 --baseline
+  python tools/bench_serving.py --saved-model S --onnx O --data-dir D      (O: `tfxc.export --format onnx`)
 
 Loads the SavedModel with plain tf.saved_model.load (as a server would), takes real rows from the
 converted test split, and reports the median and p99 latency per call for batch sizes 1, 32 and 256.
@@ -12,6 +13,9 @@ a shared machine moves with the time of day (docs/benchmarks-history.md, "Label 
 best read next to it. --repeat N times every (batch size, model) N times, alternating.
 The process's thread pools are TensorFlow's defaults unless TF_NUM_INTRAOP_THREADS /
 TF_NUM_INTEROP_THREADS say otherwise.
+
+--onnx O also times the model's ONNX twin (`tfxc.export.onnx`) in ONNX Runtime on the same requests, as
+NumPy arrays (what a client of either would hold), and reports its size next to the SavedModel's.
 
 --profile N traces the model's calls of each batch size with the TF profiler and prints the N op types
 and ops that took the most time (`profile_ops.read_op_times`), per call.
@@ -101,6 +105,36 @@ def serving_figures(serve, baseline, singles: list[dict], batches: list[dict], r
             f"batch{rows}_rows_per_s": batch["model"], f"empty_batch{rows}_rows_per_s": batch["empty"]}
 
 
+def onnx_runner(directory: str):
+    """A call like a signature's, `call(**request)["label_ids"]`, of the ONNX twin in `directory` (ONNX Runtime,
+    default threads), on the request's tensors as NumPy arrays."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(os.path.join(directory, "model.onnx"), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+
+    def call(**request):
+        answer = session.run(None, {name: np.asarray(value) for name, value in request.items()})
+        return {name: _Array(value) for name, value in zip(names, answer)}
+
+    return call
+
+
+class _Array:
+    """A NumPy answer with the `.numpy()` a TensorFlow one has."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def numpy(self):
+        return self.value
+
+
+def directory_mb(path: str) -> float:
+    """The size of the files under `path`, in MB."""
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files) / 1e6
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--saved-model", required=True)
@@ -112,10 +146,15 @@ def main():
                         help="also time a signature with the same inputs that does nothing (the call's fixed cost)")
     parser.add_argument("--profile", type=non_negative_int, default=0, metavar="N",
                         help="profile the model's calls and print the N costliest op types and ops")
+    parser.add_argument("--onnx", default=None, help="the model's ONNX twin (tfxc.export --format onnx): timed too")
     args = parser.parse_args()
     start = time.perf_counter()
     signatures = {"model": tf.saved_model.load(args.saved_model).signatures["serving_default"]}
-    print(f"load: {time.perf_counter() - start:.2f}s")
+    print(f"load: {time.perf_counter() - start:.2f}s  size {directory_mb(args.saved_model):.1f} MB")
+    if args.onnx:
+        start = time.perf_counter()
+        signatures["onnx"] = onnx_runner(args.onnx)
+        print(f"onnx load: {time.perf_counter() - start:.2f}s  size {directory_mb(args.onnx):.1f} MB")
     with tempfile.TemporaryDirectory() as scratch:
         if args.baseline:
             signatures["baseline"] = load_baseline(scratch)

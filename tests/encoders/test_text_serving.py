@@ -371,3 +371,24 @@ def test_every_text_models_onnx_twin_ranks_the_tokenized_texts_as_its_saved_mode
     assert imported["modules"] == [], imported
     assert record["input"] == "text" and record["tokenizer"]["in_graph"] is False
     assert_same_ranking(answer["label_ids"], answer["scores"], want_ids, want_scores, name)
+
+
+def test_a_text_models_tf_serving_layout_has_batching_settings_and_string_warmup(saved_models, tmp_path):
+    import re
+
+    import tfxc
+    from tfxc.export.tf_serving import TIMED_BATCHES, WARMUP_BATCH, export_for_tf_serving, read_warmup, replay
+
+    version = export_for_tf_serving(lambda path: tfxc.load(saved_models["text_cnn"]).export(path), str(tmp_path / "cnn"))
+    records = read_warmup(f"{version}/assets.extra/tf_serving_warmup_requests")
+    assert {r.predict_log.request.model_spec.signature_name for r in records} == {
+        "serving_default", "top_k", "embed", "tokenize"}
+    answers = replay(version, records)
+    rows = [len(r.predict_log.request.inputs["text"].string_val) for r in records]
+    assert rows == [1, WARMUP_BATCH] * 4 and all(a[next(iter(a))].shape[0] == n for a, n in zip(answers, rows))
+    settings = (tmp_path / "cnn" / "batching_parameters.txt").read_text()
+    timed = re.findall(r"^# +(\d+) rows: +([\d.]+) ms", settings, flags=re.M)
+    assert [int(rows) for rows, _ in timed] == list(TIMED_BATCHES) and all(float(ms) > 0 for _, ms in timed)
+    best = int(re.search(r"^max_batch_size \{ value: (\d+) \}$", settings, flags=re.M).group(1))
+    assert best in TIMED_BATCHES
+    assert int(re.search(r"^batch_timeout_micros \{ value: (\d+) \}$", settings, flags=re.M).group(1)) >= 100

@@ -126,6 +126,23 @@ def test_every_verb_takes_every_artifact(kind, artifacts_of_every_kind, tmp_path
     again = tfxc.load(str(tmp_path / "exported"))
     assert again.info["artifact"] == artifacts.SAVED_MODEL
     assert (again.predict(xt, k=5).ids == pred.ids).all()
+    # export --format onnx: the twin of every artifact but a SavedModel ranks as it does (an ensemble's
+    # members and their combination in one graph), in a process with only onnxruntime and NumPy.
+    if kind == artifacts.SAVED_MODEL:
+        with pytest.raises(SystemExit):
+            export.main(["--model-dir", path, "--out", str(tmp_path / "twin"), "--format", "onnx"])
+        assert "export the ONNX twin from its model directory" in capsys.readouterr().err
+        return
+    assert export.main(["--model-dir", path, "--out", str(tmp_path / "twin"), "--format", "onnx", "--top-k", "5"]) == 0
+    from onnx_harness import assert_same_ranking, run_onnx
+
+    xt = xt.tocsr()
+    xt.sort_indices()
+    np.savez(tmp_path / "in.npz", feat_idx=xt.indices.astype(np.int64), feat_val=xt.data.astype(np.float32),
+             row_splits=xt.indptr.astype(np.int64))
+    run_onnx([(str(tmp_path / "twin" / "model.onnx"), str(tmp_path / "in.npz"), str(tmp_path / "out.npz"))])
+    answer, longer = np.load(tmp_path / "out.npz"), model.predict(xt, k=25)
+    assert_same_ranking(answer["label_ids"], answer["scores"], longer.ids, longer.scores, kind)
 
 
 def test_a_saved_model_without_data_is_refused_with_the_way_to_score_it(artifacts_of_every_kind):

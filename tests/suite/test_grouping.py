@@ -9,12 +9,14 @@ import os
 import subprocess
 import sys
 
+from helpers import WITHOUT_TF_ENV
+
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shared_fixture_probe.py")
 
 
 def test_tests_sharing_a_module_fixture_build_it_on_one_process_once(tmp_path):
     log = tmp_path / "built.log"
-    env = {**os.environ, "PROBE_LOG": str(log)}
+    env = {**os.environ, "PROBE_LOG": str(log), WITHOUT_TF_ENV: "1"}
     proc = subprocess.run([sys.executable, "-m", "pytest", PROBE, "-p", "no:cacheprovider", "-q",
                            "--numprocesses=2", "--dist=loadgroup", "-o", "addopts="],
                           cwd=os.path.dirname(os.path.dirname(PROBE)), env=env, capture_output=True, text=True,

@@ -1,10 +1,11 @@
-"""python -m tfxc.export --model-dir DIR --out DIR [--format saved_model|onnx] [--top-k K] [--inputs auto|text|features]
-[--index auto|on|off] [--index-recall R] [--set ...]
+"""python -m tfxc.export --model-dir DIR --out DIR [--format saved_model|onnx] [--tf-serving [--model-name NAME]]
+[--top-k K] [--inputs auto|text|features] [--index auto|on|off] [--index-recall R] [--set ...]
 
 Writes a SavedModel of the latest checkpoint (of an ensemble's members, `--recipe best`: one SavedModel that
 combines their lists, `tfxc.export.ensemble`); see `tfxc.export.saved_model` for its signatures and
 `tfxc.export.index_choice` for the label index (--inputs, --index and --index-recall set export.inputs,
-export.index and export.index_recall). `--format onnx` writes the ONNX twin instead (`tfxc.export.onnx`).
+export.index and export.index_recall). `--format onnx` writes the ONNX twin instead (`tfxc.export.onnx`);
+`--tf-serving` the next version of a model server's base path (`tfxc.export.tf_serving`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ def main(argv=None):
     parser.add_argument("--format", choices=FORMATS, default=SAVED_MODEL,
                         help="saved_model (default), or onnx: the ONNX twin of the model from ids to its top k "
                              "(tfxc.export.onnx; needs pip install -e '.[onnx]')")
+    parser.add_argument("--tf-serving", action="store_true",
+                        help="lay the SavedModel out for TensorFlow Serving: --out is the model's base path, "
+                             "written to its next version OUT/V with warm-up requests (tfxc.export.tf_serving)")
+    parser.add_argument("--model-name", default=None,
+                        help="with --tf-serving: the server's --model_name in the warm-up requests (default: "
+                             "the name of --out)")
     parser.add_argument("--top-k", type=positive_int, default=None, help="k of serving_default (default: export.top_k)")
     parser.add_argument("--inputs", choices=EXPORT_INPUTS, default=None,
                         help="what the signatures of a model on feature rows take: 'auto' strings where its data "
@@ -59,10 +66,17 @@ def main(argv=None):
         overrides.append(f"export.index_recall={args.index_recall}")
     # Any artifact: a model directory (its linked parts assembled), an ensemble (its members combined in the
     # graph, `tfxc.export.ensemble`), or a SavedModel (copied as it is).
-    load(args.model_dir, trust_imports=args.trust_imports, overrides=overrides).export(args.out, args.top_k,
-                                                                                       args.format)
-    logging.getLogger("tfxc.export").info("wrote %s to %s", "SavedModel" if args.format == SAVED_MODEL else "ONNX",
-                                          args.out)
+    model = load(args.model_dir, trust_imports=args.trust_imports, overrides=overrides)
+    out = args.out
+    if args.tf_serving:
+        from tfxc.export.tf_serving import export_for_tf_serving
+
+        if args.format != SAVED_MODEL:
+            parser.error("--tf-serving lays out a SavedModel: leave out --format onnx")
+        out = export_for_tf_serving(lambda path: model.export(path, args.top_k), args.out, args.model_name)
+    else:
+        model.export(args.out, args.top_k, args.format)
+    logging.getLogger("tfxc.export").info("wrote %s to %s", "SavedModel" if args.format == SAVED_MODEL else "ONNX", out)
     return 0
 
 
