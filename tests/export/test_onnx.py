@@ -94,3 +94,59 @@ def test_the_command_line_and_the_predictor_write_the_twin_of_a_trained_model(tr
         tfxc.load(str(export_dir)).export(str(tmp_path / "from_saved"), format="onnx")
     with pytest.raises(Exception, match="unknown export format 'tflite'"):
         model.export(str(tmp_path / "x"), format="tflite")
+
+
+def test_a_bag_too_big_for_one_product_has_a_twin_with_the_same_sums(tmp_path):
+    """A table over `SMALL_TABLE_BYTES` serves a few non-zeros by TensorFlow's sparse-dense product, which ONNX
+    lacks: its twin sums them as a batch is summed, to the same ranking."""
+    from helpers import tiny_config
+
+    from tfxc._tf import tf
+    from tfxc.build_context import BuildContext
+    from tfxc.config import load_config
+    from tfxc.data.convert import ensure_converted
+    from tfxc.encoders.sparse_bow import SMALL_TABLE_BYTES
+    from tfxc.export.onnx import export_onnx
+    from tfxc.export.saved_model import export_saved_model
+    from tfxc.model import build_model
+
+    config = load_config(tiny_config(tmp_path, model={"encoder": {"name": "sparse_bow", "embedding_dim": 512},
+                                                      "head": {"name": "softmax"}}))
+    info = ensure_converted(config.data)
+    assert info.num_features * 512 * 4 > SMALL_TABLE_BYTES
+    model = build_model(config.model, BuildContext.from_info(info, seed=3))
+    feeds = random_rows(info.num_features, rows=40)
+    csr = {key: tf.constant(value) for key, value in feeds.items()}
+    model.top_k({"feat_idx": tf.RaggedTensor.from_row_splits(csr["feat_idx"], csr["row_splits"]),
+                 "feat_val": tf.RaggedTensor.from_row_splits(csr["feat_val"], csr["row_splits"])}, 5)
+    saved = export_saved_model(model, config, info, str(tmp_path / "sm"), top_k=5)
+    twin = export_onnx(model, config, info, str(tmp_path / "onnx"), top_k=5)
+    serve = tf.saved_model.load(saved).signatures["top_k"]
+    cases, wanted = [], []
+    for rows in (1, 40):  # one row: the sparse-dense product in the SavedModel; 40 rows: the batch's sums
+        part = csr_rows(feeds, 0, rows)
+        np.savez(tmp_path / f"in{rows}.npz", **part)
+        cases.append((f"{twin}/model.onnx", str(tmp_path / f"in{rows}.npz"), str(tmp_path / f"out{rows}.npz")))
+        answer = serve(**{key: tf.constant(value) for key, value in part.items()}, k=tf.constant(25))
+        wanted.append((rows, answer["label_ids"].numpy(), answer["scores"].numpy()))
+    run_onnx(cases)
+    for rows, ids, scores in wanted:
+        answer = np.load(tmp_path / f"out{rows}.npz")
+        assert_same_ranking(answer["label_ids"], answer["scores"], ids, scores, f"{rows} rows")
+
+
+def test_an_op_without_an_onnx_form_is_refused_by_name_even_inside_a_branch():
+    from onnx import TensorProto, helper
+
+    from tfxc.errors import ConfigError
+    from tfxc.export.onnx import _check
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    branch = helper.make_graph([helper.make_node("SparseTensorDenseMatMul", ["x"], ["y"])], "branch", [], [y])
+    keep = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "keep", [], [y])
+    flag = helper.make_tensor_value_info("flag", TensorProto.BOOL, [])
+    graph = helper.make_graph([helper.make_node("If", ["flag"], ["y"], then_branch=branch, else_branch=keep)],
+                              "g", [flag, x], [y])
+    with pytest.raises(ConfigError, match="no ONNX form at opset 17: SparseTensorDenseMatMul"):
+        _check(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), 17)

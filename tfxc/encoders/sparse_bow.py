@@ -10,6 +10,7 @@ from tfxc.encoders.base import Encoder
 from tfxc.encoders.dropout import Dropout
 from tfxc.errors import ConfigError
 from tfxc.precision import mixed_matmul
+from tfxc.utils.graph import uses_portable_ops
 
 
 # The ways of computing the embedding bag (`SparseBowEncoderConfig.bag`).
@@ -101,8 +102,10 @@ def dense_rows(feat_idx: tf.RaggedTensor, feat_val: tf.RaggedTensor, columns: tf
     (row, column) pairs on bibtex's, yeast's and delicious' batches (docs/benchmarks-history.md, "Speed").
     """
     rows = feat_idx.nrows()
-    cells = feat_idx.value_rowids() * width + columns
-    return tf.reshape(tf.math.unsorted_segment_sum(feat_val.values, cells, rows * width), tf.stack([rows, width]))
+    cells, values = feat_idx.value_rowids() * width + columns, feat_val.values
+    if uses_portable_ops():  # tf2onnx's segment sum needs the ranks, which a branch's inputs lose there
+        cells, values = tf.reshape(cells, [-1]), tf.reshape(values, [-1])
+    return tf.reshape(tf.math.unsorted_segment_sum(values, cells, rows * width), tf.stack([rows, width]))
 
 
 def dense_embedding_bag(table: tf.Variable, feat_idx: tf.RaggedTensor, feat_val: tf.RaggedTensor,
@@ -372,6 +375,8 @@ class SparseBowEncoder(Encoder):
             dtype = self.matmul_dtype if self.bag == "full" else tf.float32
             return dense_embedding_bag(table, feat_idx, feat_val, dtype, SERVED_MAX_CELLS_PER_NONZERO)
 
+        if uses_portable_ops():  # ONNX has no sparse-dense product
+            return batch()
         return tf.cond(tf.size(feat_idx.values) <= FEW_NONZEROS, few, batch)
 
     @property

@@ -189,7 +189,14 @@ def _check(proto, opset: int) -> None:
     """
     import onnx
 
-    unknown = sorted({node.op_type for node in proto.graph.node
+    def nodes(graph):  # with those of the branches and loop bodies (If, Loop) inside
+        for node in graph.node:
+            yield node
+            for attribute in node.attribute:
+                for body in [attribute.g] if attribute.HasField("g") else attribute.graphs:
+                    yield from nodes(body)
+
+    unknown = sorted({node.op_type for node in nodes(proto.graph)
                       if node.domain in ("", "ai.onnx") and not onnx.defs.has(node.op_type, opset)})
     if unknown:
         raise ConfigError(f"the model uses TensorFlow ops that have no ONNX form at opset {opset}: "
