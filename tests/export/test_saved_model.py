@@ -348,3 +348,11 @@ def test_export_inputs_choose_strings_or_feature_rows_for_a_model_on_features(tm
         serving_featurizer(on_features, "text", None)
     with pytest.raises(ConfigError, match="reads text itself"):
         serving_featurizer(on_text, "features", path)
+
+
+def test_a_saved_model_without_a_label_index_holds_no_exact_top_k(head_exports):
+    """Without an index the exact top-k is no signature, and the export no longer traces it beside them."""
+    from tfxc._tf import tf
+
+    loaded = tf.saved_model.load(head_exports["softmax"])
+    assert "top_k_exact" not in loaded.signatures and not hasattr(loaded, "serve_k_exact")

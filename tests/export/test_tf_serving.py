@@ -79,12 +79,8 @@ def test_max_batch_size_is_where_a_doubling_stops_paying(monkeypatch, rows_per_s
             rows = len(request["text"].numpy())
             return {"label_ids": _Instant(rows / rows_per_second[rows] * 1000)}
 
-    class Loaded:
-        signatures = {"serving_default": Serve()}
-
-    monkeypatch.setattr(tf_serving.tf.saved_model, "load", lambda path: Loaded())
     monkeypatch.setattr(tf_serving.time, "perf_counter", lambda: _Instant.now)
-    text = tf_serving.batching_parameters("unused", "text", 0, cores=2)
+    text = tf_serving.batching_parameters(Serve(), "text", 0, cores=2)
     assert f"max_batch_size {{ value: {want} }}" in text and "num_batch_threads { value: 2 }" in text
 
 

@@ -25,7 +25,6 @@ Written (atomically) to OUT/:
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -270,27 +269,3 @@ def _write_tokenizer(directory: str, config, encoder, featurizer_path: str | Non
     if featurizer_path:
         shutil.copy(featurizer_path, os.path.join(directory, featurizer_file))
     encoder.save_tokenizer(directory)
-
-
-def read_record(path: str) -> dict:
-    """onnx.json of an ONNX export at `path`, in today's layout."""
-    from tfxc.compat import upgrade
-
-    file = os.path.join(path, RECORD_FILE)
-    with open(file, encoding="utf-8") as f:
-        return upgrade(ONNX, json.load(f), file)
-
-
-def feeds(record: dict, batch: dict) -> dict:
-    """The NumPy inputs of the twin for `batch` (the encoder's batch: tensors and ragged tensors, as
-    `_flat_specs` flattens them), by the names in `record["inputs"]`."""
-    flat = {}
-    for key, value in batch.items():
-        if isinstance(value, tf.RaggedTensor):
-            flat[f"{key}_values"], flat[f"{key}_row_splits"] = value.flat_values.numpy(), value.row_splits.numpy()
-        else:
-            flat[key] = value.numpy()
-    if record["input"] == "features":
-        flat = {"feat_idx": flat["feat_idx_values"], "feat_val": flat["feat_val_values"],
-                "row_splits": flat["feat_idx_row_splits"]}
-    return {spec["name"]: np.asarray(flat[spec["name"]], spec["dtype"]) for spec in record["inputs"]}

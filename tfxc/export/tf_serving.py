@@ -69,11 +69,10 @@ def sample_requests(input_kind: str, num_features: int, rows: int) -> dict:
             "row_splits": np.arange(0, rows * per_row + 1, per_row, dtype=np.int64)}
 
 
-def warmup_records(saved_model: str, input_kind: str, num_features: int, model_name: str, top_k: int) -> list:
-    """The `PredictionLog`s of the warm-up file: every signature of the SavedModel, with one row and with
-    `WARMUP_BATCH` rows (`top_k` at the export's k)."""
+def warmup_records(signatures, input_kind: str, num_features: int, model_name: str, top_k: int) -> list:
+    """The `PredictionLog`s of the warm-up file: every signature of a loaded SavedModel (`signatures`), with
+    one row and with `WARMUP_BATCH` rows (`top_k` at the export's k)."""
     model_pb2, predict_pb2, prediction_log_pb2 = _serving_apis()
-    signatures = tf.saved_model.load(saved_model).signatures
     records = []
     for name in sorted(signatures):
         wanted = signatures[name].structured_input_signature[1]
@@ -115,8 +114,8 @@ def replay(saved_model: str, records: list) -> list[dict]:
     return out
 
 
-def batching_parameters(saved_model: str, input_kind: str, num_features: int, cores: int | None = None) -> str:
-    """The server's batching settings for a string-input model, from `serving_default`'s latency at the batch
+def batching_parameters(serve, input_kind: str, num_features: int, cores: int | None = None) -> str:
+    """The server's batching settings for a string-input model, from `serve`'s (its `serving_default`) latency at the batch
     sizes of `TIMED_BATCHES` (median of `TIMED_CALLS` calls each), as text-format protobuf with the reasoning
     and the timings in comments:
 
@@ -125,7 +124,6 @@ def batching_parameters(saved_model: str, input_kind: str, num_features: int, co
       batch_timeout_micros  one row's latency: a lone request waits at most about as long as it takes;
       num_batch_threads     the cores (each batch is one call, which uses the intra-op threads too).
     """
-    serve = tf.saved_model.load(saved_model).signatures["serving_default"]
     timings = {}
     for rows in TIMED_BATCHES:
         request = {k: tf.constant(v) for k, v in sample_requests(input_kind, num_features, rows).items()}
@@ -171,11 +169,12 @@ def export_for_tf_serving(write, base: str, model_name: str | None = None) -> st
     staging = os.path.join(base, f".staging-{version}")  # not a number: the server does not look at it
     write(staging)
     served = ServedModel(staging)
+    signatures = served.load().signatures
     name = model_name or os.path.basename(os.path.abspath(base))
-    write_warmup(staging, warmup_records(staging, served.input_kind, served.num_features, name, served.top_k))
+    write_warmup(staging, warmup_records(signatures, served.input_kind, served.num_features, name, served.top_k))
     if served.input_kind in ("text", "image"):
         atomic_write_text(os.path.join(base, BATCHING_FILE),
-                          batching_parameters(staging, served.input_kind, served.num_features))
+                          batching_parameters(signatures["serving_default"], served.input_kind, served.num_features))
     target = os.path.join(base, str(version))
     os.rename(staging, target)
     return target
