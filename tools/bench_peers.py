@@ -10,7 +10,8 @@ files tfxc trains on), each row L2-normalised before the peer sees it, the input
 their documentation feeds them (`--raw-rows`: as given). Output in `WORK/`: `pred.npz` (`ids` int64 [N, k], −1
 padded, best first) and `result.json` (train seconds, prediction throughput
 over the whole test split and in 256-row batches, single-row latency, model
-bytes on disk, peak RSS).
+bytes on disk, peak RSS) and, with --stream-rows, `stream`: a request stream's figures
+(`request_stream.replay`, on the requests `bench_stream.py` sends tfxc's models).
 
 Each system runs with its documented defaults:
   pecos-xrlinear   XLinearModel.train on a hierarchical k-means label tree over
@@ -24,14 +25,17 @@ Each system runs with its documented defaults:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import threading
 import time
 
 import numpy as np
 import scipy.sparse as sp
 
+from request_stream import replay, request_rows  # same folder (standard library and NumPy only)
 from tfxc.cli import non_negative_int, positive_int
 from tfxc.utils.display import json_text
 
@@ -98,6 +102,10 @@ class Pecos:
 
 
 class NapkinPlt:
+    # napkinxc's predict crashes the process (SIGSEGV) when two threads call it at once: a server must
+    # serialise its calls, and the stream does (`stream`).
+    thread_safe = False
+
     def train(self, x, y, work):
         from napkinxc.models import PLT
 
@@ -188,6 +196,24 @@ def directory_bytes(path: str) -> int:
     return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
 
 
+def stream(system, xt: sp.csr_matrix, args) -> list[dict]:
+    """`request_stream.replay`'s figures of `system.predict` on the requests bench_stream.py sends tfxc's
+    models (the same test rows, drawn with the same seed)."""
+    serialised = not getattr(system, "thread_safe", True)
+    lock = threading.Lock() if serialised else contextlib.nullcontext()
+
+    def predict(x):
+        with lock:
+            return system.predict(x, args.k)
+
+    figures = []
+    for rows in map(int, args.stream_rows.split(",")):
+        requests = [xt[pick] for pick in request_rows(xt.shape[0], rows, args.stream_requests)]
+        for threads in map(int, args.stream_threads.split(",")):
+            figures.append({**replay(predict, requests, threads, rows), **({"serialised": True} if serialised else {})})
+    return figures
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--system", required=True, choices=SYSTEMS)
@@ -198,6 +224,10 @@ def main(argv=None):
                         help="omikuji: trees in the forest (0: the default, 3)")
     parser.add_argument("--latency-rows", type=non_negative_int, default=200,
                         help="test rows timed one at a time (0: no serving timings, as for a validation run)")
+    parser.add_argument("--stream-rows", default="", help="rows a request of a replayed request stream, "
+                        "comma-separated (bench_stream.py; empty: no stream)")
+    parser.add_argument("--stream-threads", default="1", help="client threads of the stream, comma-separated")
+    parser.add_argument("--stream-requests", type=positive_int, default=400, help="requests a stream")
     parser.add_argument("--raw-rows", action="store_true",
                         help="train and predict on the rows as given, not L2-normalised (the bench before 2026-11-27)")
     args = parser.parse_args(argv)
@@ -225,6 +255,9 @@ def main(argv=None):
         batches = [xt[rows] for rows in np.random.default_rng(0).integers(0, xt.shape[0], (20, 256))]
         ms = latency_ms(lambda rows: system.predict(rows, args.k), batches, warmup=2)
         serving["batch256_rows_per_s"] = 256 * 1000 / float(np.median(ms))
+
+    if args.stream_rows:
+        serving["stream"] = stream(system, xt, args)
 
     np.savez(os.path.join(args.work, "pred.npz"), ids=ids)
     write_result(args.work, {"system": args.system, "input": "raw rows" if args.raw_rows else "l2-normalised rows",

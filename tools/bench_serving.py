@@ -18,7 +18,8 @@ TF_NUM_INTEROP_THREADS say otherwise.
 NumPy arrays (what a client of either would hold), and reports its size next to the SavedModel's.
 
 --profile N traces the model's calls of each batch size with the TF profiler and prints the N op types
-and ops that took the most time (`profile_ops.read_op_times`), per call.
+and ops that took the most time (`profile_ops.read_op_times`), per call; with --onnx, also the twin's
+calls with ONNX Runtime's profiler (`onnx_op_times`).
 """
 
 from __future__ import annotations
@@ -176,6 +177,8 @@ def main():
                           flush=True)
             if args.profile:
                 profile(signatures["model"], requests, args.profile, os.path.join(scratch, f"profile{batch_size}"))
+                if args.onnx:
+                    profile_onnx(args.onnx, requests, args.profile, os.path.join(scratch, f"onnx{batch_size}"))
 
 
 def profile(serve, requests, top: int, logdir: str) -> None:
@@ -189,6 +192,41 @@ def profile(serve, requests, top: int, logdir: str) -> None:
     print(f"  profiled: {1000 * span / calls:.3f} ms of traced span per call, "
           f"op time {1000 * sum(by_type.values()) / calls:.3f} ms per call over all threads")
     for title, table in (("op type", by_type), ("op (name:type)", by_name)):
+        for name, seconds in sorted(table.items(), key=lambda kv: -kv[1])[:top]:
+            print(f"    {title:14s} {1000 * seconds / calls:7.3f} ms  {name[-80:]}")
+
+
+def onnx_op_times(trace_path: str) -> tuple[dict, dict]:
+    """({op type: seconds}, {node name:op type: seconds}) of the kernel times in an ONNX Runtime profile
+    (`SessionOptions.enable_profiling`: a JSON list of trace events; a node's run is a "Node" event named
+    "NODE_kernel_time" whose args carry its op type)."""
+    import collections
+    import json
+
+    with open(trace_path, encoding="utf-8") as f:
+        events = json.load(f)
+    by_type, by_name = collections.Counter(), collections.Counter()
+    for event in events:
+        if event.get("cat") == "Node" and event.get("name", "").endswith("_kernel_time"):
+            op = event.get("args", {}).get("op_name", "?")
+            by_type[op] += event["dur"] / 1e6
+            by_name[f"{event['name'][:-len('_kernel_time')]}:{op}"] += event["dur"] / 1e6
+    return by_type, by_name
+
+
+def profile_onnx(directory: str, requests, top: int, prefix: str) -> None:
+    """Prints the `top` op types and nodes of the ONNX twin by kernel time per call over `requests`."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.enable_profiling, options.profile_file_prefix = True, prefix
+    session = ort.InferenceSession(os.path.join(directory, "model.onnx"), options, providers=["CPUExecutionProvider"])
+    for request in requests:
+        session.run(None, {name: np.asarray(value) for name, value in request.items()})
+    by_type, by_name = onnx_op_times(session.end_profiling())
+    calls = len(requests)
+    print(f"  onnx profiled: kernel time {1000 * sum(by_type.values()) / calls:.3f} ms per call over all threads")
+    for title, table in (("op type", by_type), ("node:op type", by_name)):
         for name, seconds in sorted(table.items(), key=lambda kv: -kv[1])[:top]:
             print(f"    {title:14s} {1000 * seconds / calls:7.3f} ms  {name[-80:]}")
 

@@ -3,6 +3,7 @@ from a SavedModel whose signatures take encoded images."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -165,6 +166,12 @@ print(json.dumps({{"ids": out["label_ids"].numpy().tolist(), "scores": out["scor
             tfxc.load(path).predict([open(paths[0], "rb").read(), b"", huge_png()], k=3)
     np.testing.assert_array_equal(np.array(served["ids"]), local.ids)
     np.testing.assert_allclose(np.array(served["scores"]), local.scores, rtol=1e-4, atol=1e-5)
+    # A REST body carries the image bytes in base64 ({"b64": ...}), as TF Serving reads it.
+    from tfxc.export.rest import answer
+
+    body = {"signature_name": "top_k", "inputs": {
+        "image": [{"b64": base64.b64encode(open(p, "rb").read()).decode()} for p in paths], "k": 3}}
+    np.testing.assert_array_equal(np.array(answer(export_dir, json.dumps(body))["outputs"]["label_ids"]), local.ids)
     # tfxc.predict reads a folder of images (or a list of paths) through the same signatures.
     listing = tmp_path / "queries.txt"
     listing.write_text("".join(os.path.relpath(p, tmp_path) + "\n" for p in paths))

@@ -392,3 +392,13 @@ def test_a_text_models_tf_serving_layout_has_batching_settings_and_string_warmup
     best = int(re.search(r"^max_batch_size \{ value: (\d+) \}$", settings, flags=re.M).group(1))
     assert best in TIMED_BATCHES
     assert int(re.search(r"^batch_timeout_micros \{ value: (\d+) \}$", settings, flags=re.M).group(1)) >= 100
+    # A REST body of strings, in the row form (one object a row) and the columnar form, as the server reads it.
+    from tfxc.export.rest import answer
+
+    texts = ["when will my card arrive?", "top up by transfer", "\u00e9t\u00e9 \U0001F600"]
+    rows = answer(version, json.dumps({"instances": texts}))["predictions"]
+    signature = tfxc.load(version).top_k(texts, len(rows[0]["label_ids"]))
+    assert [row["label_ids"] for row in rows] == signature[0].tolist()
+    assert np.allclose([row["scores"] for row in rows], signature[1], rtol=1e-6, atol=1e-7)
+    columns = answer(version, json.dumps({"signature_name": "top_k", "inputs": {"text": texts, "k": 2}}))["outputs"]
+    assert columns["label_ids"] == signature[0][:, :2].tolist()

@@ -185,3 +185,14 @@ def test_mhs_arcface_on_digit_identities_verified_on_unseen_ones(tmp_path):
         assert report[key] == pytest.approx(expected[key], abs=1e-6), key
     assert open(roc).readline().strip() == "far,tar,threshold"
     ET.parse(tmp_path / "roc.svg")
+    # A REST body of JPEG bytes in base64, one a row, answered as TF Serving reads it: embed's outputs come
+    # back as one object a row.
+    import base64
+
+    from tfxc.export.rest import answer
+
+    images = sorted({path for pair in read for path in pair})[:4]
+    body = {"signature_name": "embed",
+            "instances": [{"b64": base64.b64encode(open(p, "rb").read()).decode()} for p in images]}
+    rest = np.array([row["embedding"] for row in answer(export_dir, json.dumps(body))["predictions"]], np.float32)
+    np.testing.assert_array_equal(rest, embed(image=tf.constant([open(p, "rb").read() for p in images]))["embedding"])

@@ -171,6 +171,9 @@ def test_fit_trains_xr_transformer_levels_then_its_ranker(tmp_path, shared_data)
     rows = [json.loads(line) for line in open(config["data"]["train"], encoding="utf-8")][:200]
     texts, labels = [r["text"] for r in rows], [r["labels"] for r in rows]
     config["data"] = {"format": "jsonl", "num_shards": 1}
+    # The route, not the training, is under test (tests/xr/test_pipeline.py trains it in full): a few steps each.
+    config["model"]["head"]["max_steps"] = [3, 3]
+    config["trainer"].update(train_steps=5, checkpoint_every_steps=5)
     model = tfxc.fit(texts, labels, config=config, model_dir=str(tmp_path / "xr"), verbose=0)
     assert model.info["run"] == "levels" and model.input_kind == "text"
     assert os.path.exists(tmp_path / "xr" / "levels" / "level-1" / "level.json")  # both levels fine-tuned

@@ -206,8 +206,9 @@ def reason_of(error: Exception) -> str:
     """The one-line reason inside a TensorFlow error of `decode_rgb` or `batch_inputs` (an assertion's
     message, or the decoder's own first line without TF's node prefix)."""
     text = str(getattr(error, "message", None) or error).strip()
-    if "assertion failed: [" in text:  # a graph's assertion
-        return text.split("assertion failed: [", 1)[1].split("]\n", 1)[0].rstrip("]").strip()
+    if "assertion failed: [" in text:  # a graph's assertion: "[message] [data] ..." on one line
+        line = text.split("assertion failed: [", 1)[1].split("\n", 1)[0].strip()
+        return line.removesuffix("]").replace("] [", " ").strip()
     if "Summarized data: b" in text:  # an eager one
         return text.split("Summarized data: b", 1)[1].strip()[1:-1].split("\n", 1)[0]
     if text.startswith("in user code:"):  # autograph's: the call's frames, then "SomeError: message"
