@@ -96,9 +96,11 @@ def test_the_command_line_and_the_predictor_write_the_twin_of_a_trained_model(tr
         model.export(str(tmp_path / "x"), format="tflite")
 
 
-def test_a_bag_too_big_for_one_product_has_a_twin_with_the_same_sums(tmp_path):
+@pytest.mark.parametrize("bag", ["auto", "full"])
+def test_a_bag_too_big_for_one_product_has_a_twin_with_the_same_sums(tmp_path, bag):
     """A table over `SMALL_TABLE_BYTES` serves a few non-zeros by TensorFlow's sparse-dense product, which ONNX
-    lacks: its twin sums them as a batch is summed, to the same ranking."""
+    lacks: its twin sums them as a batch is summed (a full bag's as one product with the whole table), to the
+    same ranking."""
     from helpers import tiny_config
 
     from tfxc._tf import tf
@@ -110,8 +112,8 @@ def test_a_bag_too_big_for_one_product_has_a_twin_with_the_same_sums(tmp_path):
     from tfxc.export.saved_model import export_saved_model
     from tfxc.model import build_model
 
-    config = load_config(tiny_config(tmp_path, model={"encoder": {"name": "sparse_bow", "embedding_dim": 512},
-                                                      "head": {"name": "softmax"}}))
+    config = load_config(tiny_config(tmp_path, model={"encoder": {"name": "sparse_bow", "embedding_dim": 512,
+                                                                  "bag": bag}, "head": {"name": "softmax"}}))
     info = ensure_converted(config.data)
     assert info.num_features * 512 * 4 > SMALL_TABLE_BYTES
     model = build_model(config.model, BuildContext.from_info(info, seed=3))

@@ -376,6 +376,8 @@ class SparseBowEncoder(Encoder):
             return dense_embedding_bag(table, feat_idx, feat_val, dtype, SERVED_MAX_CELLS_PER_NONZERO)
 
         if uses_portable_ops():  # ONNX has no sparse-dense product
+            if self.bag == "full":  # rows that touch most of a small table: no Unique, no branch
+                return full_embedding_bag(table, feat_idx, feat_val)
             return batch()
         return tf.cond(tf.size(feat_idx.values) <= FEW_NONZEROS, few, batch)
 
