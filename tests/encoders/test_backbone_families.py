@@ -26,6 +26,9 @@ ENCODER = {"name": "pretrained", "max_length": 24, "pooling": "mean", "dropout":
 KEY_BIAS = ("self_attention_layer/key/bias", "attention/key/bias", "key_dense/bias")
 
 
+# family_runs' training: enough steps for a checkpoint and a test P@1 above 0 (each family learns), half the harness's.
+FEW_STEPS = {"global_batch_size": 32, "train_steps": 20, "steps_per_loop": 10, "log_every_steps": 20,
+             "checkpoint_every_steps": 20}
 FAMILIES = ["roberta", "albert", "xlm_roberta", "deberta_v3", "distil_bert", "electra"]
 # The in-process checks of one family by default; the others share its code path and run with --run-slow.
 TRAINED_FAMILIES = [family if family == "deberta_v3" else pytest.param(family, marks=pytest.mark.slow(
@@ -33,11 +36,11 @@ TRAINED_FAMILIES = [family if family == "deberta_v3" else pytest.param(family, m
                     for family in FAMILIES]
 
 
-def _family_config(tmp_path, shared_data, family, pooling="cls"):
+def _family_config(tmp_path, shared_data, family, pooling="cls", **sections):
     preset = tiny_preset(family, tmp_path / "preset", shared_data)
     run = tmp_path / "run"
     run.mkdir()
-    return run, text_config(run, shared_data, {**ENCODER, "pooling": pooling, "preset": preset})
+    return run, text_config(run, shared_data, {**ENCODER, "pooling": pooling, "preset": preset}, **sections)
 
 
 @pytest.mark.parametrize("family", TRAINED_FAMILIES)
@@ -58,7 +61,9 @@ def family_runs(tmp_path_factory, shared_data):
 
     def run_of(family: str):
         if family not in runs:
-            run, config = _family_config(tmp_path_factory.mktemp(family), shared_data, family, pooling="mean")
+            # Serving is under test, not learning: a few steps (the export serves whatever the weights are).
+            run, config = _family_config(tmp_path_factory.mktemp(family), shared_data, family, pooling="mean",
+                                         trainer=FEW_STEPS)
             texts = first_test_texts(ensure_converted(load_config(config).data))
             train_and_export(config, run, texts, evaluate=False)
             runs[family] = (run, texts)

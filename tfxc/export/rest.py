@@ -40,6 +40,7 @@ import sys
 import numpy as np
 
 from tfxc.errors import TfxcError
+from tfxc.utils.display import json_text
 
 DEFAULT_SIGNATURE = "serving_default"
 _INT_RANGES = {np.int8: 2**7, np.uint8: 2**8, np.int16: 2**15, np.int32: 2**31, np.int64: 2**63,
@@ -249,7 +250,7 @@ def _json_type(value) -> str:
 
 
 def _short(value) -> str:
-    text = json.dumps(value)
+    text = json_text(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -265,9 +266,9 @@ def main(argv=None) -> int:
     try:
         response = answer(args.saved_model, text)
     except TfxcError as error:
-        print(json.dumps({"error": str(error)}))
+        print(json_text({"error": str(error)}))
         return 1
-    print(json.dumps(response))
+    print(json_text(response))
     return 0
 
 
