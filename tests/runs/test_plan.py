@@ -171,11 +171,13 @@ def test_fit_trains_xr_transformer_levels_then_its_ranker(tmp_path, shared_data)
     rows = [json.loads(line) for line in open(config["data"]["train"], encoding="utf-8")][:200]
     texts, labels = [r["text"] for r in rows], [r["labels"] for r in rows]
     config["data"] = {"format": "jsonl", "num_shards": 1}
-    # The route, not the training, is under test (tests/xr/test_pipeline.py trains it in full): a few steps each.
-    config["model"]["head"]["max_steps"] = [3, 3]
+    # The route, not the training, is under test (tests/xr/test_pipeline.py chains two levels through the CLI):
+    # one level of 4 clusters, then the ranker, a few steps each.
+    config["model"]["head"].update(max_steps=[3], max_match_clusters=4)
     config["trainer"].update(train_steps=5, checkpoint_every_steps=5)
     model = tfxc.fit(texts, labels, config=config, model_dir=str(tmp_path / "xr"), verbose=0)
     assert model.info["run"] == "levels" and model.input_kind == "text"
-    assert os.path.exists(tmp_path / "xr" / "levels" / "level-1" / "level.json")  # both levels fine-tuned
+    assert os.path.exists(tmp_path / "xr" / "levels" / "level-0" / "level.json")  # the level fine-tuned
+    assert not os.path.exists(tmp_path / "xr" / "levels" / "level-1")
     pred = model.predict(texts[:4], k=3)
     assert pred.ids.shape == (4, 3) and all(len(names) == 3 for names in pred.labels)
