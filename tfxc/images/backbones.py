@@ -26,6 +26,8 @@ def load_vision_backbone(preset_dir: str, mixed_bfloat16: bool = False):
     """The backbone of a local preset directory (bfloat16 matmuls with `mixed_bfloat16`; weights stay float32)."""
     import keras_hub
 
+    import tfxc.images.iresnet  # noqa: F401  (registers IResNetBackbone, which presets name in their config)
+
     if not os.path.isdir(preset_dir):
         raise ConfigError(f"the image backbone preset '{preset_dir}' is not a local directory (a keras-hub preset "
                           "saved to disk: backbone.save_to_preset(dir))")

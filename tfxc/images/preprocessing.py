@@ -41,6 +41,8 @@ def load_converter(preset_dir: str, image_size: int = 0):
     """
     import keras_hub
 
+    import tfxc.images.iresnet  # noqa: F401  (registers IResNet's converter, which its presets name)
+
     if os.path.exists(os.path.join(preset_dir, CONVERTER_FILE)):
         converter = keras_hub.layers.ImageConverter.from_preset(preset_dir)
         if image_size:
