@@ -183,6 +183,28 @@ def test_webdataset_shards_with_class_ids(tmp_path, digits, resnet):
     assert not os.path.exists(os.path.join(out, "labels.txt"))  # integer class ids have no names
 
 
+def test_a_recordio_set_extracts_as_its_identities(tmp_path, digits, resnet):
+    """insightface's train.rec + train.idx (written in the format's own layout): the image records in key order,
+    labelled from their headers, embedded as the same images from a folder are."""
+    from tfxc.images.recordio import write_recordio
+
+    write_recordio(str(tmp_path / "train.rec"), [(label, data) for data, label in digits[:120]])
+    out = str(tmp_path / "out")
+    card = extract("--recordio", str(tmp_path / "train.rec"), "--preset", resnet, "--out", out,
+                   "--split", "train=0.5,test=0.5", "--seed", "1", "--precision", "float32")
+    assert card["splits"]["train"] + card["splits"]["test"] == 120 and card["num_labels"] == 10
+    by_label = sorted(((label, data) for data, label in digits[:120]), key=lambda pair: pair[0])
+    refs = open(os.path.join(out, "test", "refs.txt")).read().split()
+    assert np.load(os.path.join(out, "test", "labels.npy")).tolist() == [by_label[int(r) - 1][0] for r in refs]
+    converter, features = load_converter(resnet), VisionFeatures(load_vision_backbone(resnet))
+    images = batch_inputs(converter)(np.array([by_label[int(r) - 1][1] for r in refs[:8]]))
+    np.testing.assert_allclose(np.load(os.path.join(out, "test", "features.npy"))[:8], features(images).numpy(),
+                               rtol=1e-4, atol=1e-5)
+    both = run_cli("tfxc.extract", "--recordio", str(tmp_path / "train.rec"), "--folder", str(tmp_path), "--preset",
+                   resnet, "--out", str(tmp_path / "o2"), check=False)
+    assert both.returncode == 2 and "--recordio reads a RecordIO set alone" in both.stderr
+
+
 @pytest.mark.slow(reason='kills or signals a process of its own')
 def test_resume_after_kill_is_byte_identical(tmp_path, digit_folder, resnet):
     common = ["--folder", digit_folder, "--preset", resnet, "--batch-size", "16", "--chunk-rows", "64",

@@ -5,6 +5,8 @@
   # webdataset shards with integer class ids in .cls entries (Glint360K), split by a file of ref,split lines
   python -m tfxc.extract --webdataset '/data/glint360k/shard-{000000..001366}.tar' --preset presets/face_r50 \\
       --split-file glint_splits.csv --out data/glint360k
+  # insightface's MXNet RecordIO set (train.rec + train.idx), identity ids from the records, an IResNet preset
+  python -m tfxc.extract --recordio /data/ms1m-retinaface/train.rec --preset presets/iresnet_r50 --out data/ms1m
   # a CSV catalog of paths and taxa (TreeOfLife-10M), the species level, a CLIP image embedding normalised
   python -m tfxc.extract --catalog /data/tol/catalog.csv --path-column path --label-column species \\
       --preset presets/bioclip --normalize --out data/treeoflife
@@ -28,9 +30,10 @@ import time
 import numpy as np
 
 from tfxc.cli import Progress, main_wrapper, non_negative_int, positive_int, setup_logging
-from tfxc.errors import DataError, TfxcError
+from tfxc.errors import ConfigError, DataError, TfxcError
 from tfxc.images import DEFAULT_MAX_PIXELS
 from tfxc.images.feature_store import FeatureStore, parse_fractions, read_split_file, split_by_rows
+from tfxc.images.recordio import RecordIOSource
 from tfxc.images.sources import SPLITS, FolderSource, WebDatasetSource, open_source
 from tfxc.utils.display import json_text
 from tfxc.utils.io import refuse_to_overwrite_inputs
@@ -128,6 +131,8 @@ def refuse_output_over_source(out: str, source) -> None:
         inputs = {f"webdataset shard {i}": shard for i, shard in enumerate(source.shards)}
     elif isinstance(source, FolderSource):
         inputs = {"image folder": source.root}
+    elif isinstance(source, RecordIOSource):
+        inputs = {"RecordIO file": source.faces.rec_path, "RecordIO index": source.faces.idx_path}
     else:
         inputs = {"catalog": source.path, "catalog's image root": source.root}
     refuse_to_overwrite_inputs(out, inputs, "--out")
@@ -139,9 +144,11 @@ def refuse_output_over_source(out: str, source) -> None:
 
 
 def extract(args) -> dict:
-    source = open_source(args.folder, args.webdataset, args.catalog, label_entry=args.label_entry,
-                         path_column=args.path_column, label_column=args.label_column,
-                         split_column=args.split_column, root=args.root)
+    if args.recordio and (args.folder or args.webdataset or args.catalog):
+        raise ConfigError("give exactly one image source: --recordio reads a RecordIO set alone")
+    source = RecordIOSource(args.recordio) if args.recordio else open_source(
+        args.folder, args.webdataset, args.catalog, label_entry=args.label_entry, path_column=args.path_column,
+        label_column=args.label_column, split_column=args.split_column, root=args.root)
     refuse_output_over_source(args.out, source)
     settings = {"source": source.describe(), "preset": os.path.abspath(args.preset), "pooling": args.pooling,
                 "image_size": args.image_size, "batch_size": args.batch_size, "precision": args.precision,
@@ -269,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     sources.add_argument("--label-column", default="", help="the catalog's class column (e.g. a taxon level)")
     sources.add_argument("--split-column", default="", help="the catalog's column of train/val/test, if any")
     sources.add_argument("--root", default="", help="what catalog paths are relative to (default: its folder)")
+    sources.add_argument("--recordio", default="", help="insightface's MXNet RecordIO set: train.rec (train.idx "
+                                                        "beside it), labels from the records' headers")
     parser.add_argument("--config", default="", help="a JSON object of these options (their long names, - or _), "
                                                      "e.g. configs/extract_glint360k.json; flags given override it")
     parser.add_argument("--preset", default="", help="a keras-hub image backbone preset directory (required)")

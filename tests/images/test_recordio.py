@@ -84,3 +84,16 @@ def test_labels_that_are_not_identities_are_refused(tmp_path):
     open(rec, "wb").write(bytes(data))
     with pytest.raises(DataError, match=r"record key 1 at byte \d+: identity label 1.5 is not a non-negative integer"):
         list(RecordIOFaces(rec))
+
+
+def test_a_rec_file_is_an_image_source_of_data_format_images(tmp_path):
+    from tfxc.data.readers.images import ImageReader, class_names, image_source, source_files
+
+    rec = written(tmp_path)
+    assert class_names(rec) is None  # identity ids, no names
+    assert source_files(rec) == [rec, rec[:-4] + ".idx"]  # what the conversion's fingerprint covers
+    source = image_source(rec)
+    assert [(item.ref, item.label) for item in source.items(skip=2)] == [("3", 2), ("4", 5)]
+    assert next(iter(source.items(with_bytes=False))).data is None
+    rows = list(ImageReader(rec))
+    assert [int(row.labels[0]) for row in rows] == [0, 2, 2, 5] and rows[0].image == b"\xff\xd8jpeg-of-id0"

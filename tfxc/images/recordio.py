@@ -25,6 +25,7 @@ import struct
 from typing import Iterator, NamedTuple
 
 from tfxc.errors import DataError
+from tfxc.images.sources import ImageItem, ImageSource
 
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -98,8 +99,12 @@ class RecordIOFaces:
         return len(self.image_keys)
 
     def __iter__(self) -> Iterator[FaceRecord]:
+        return self.records()
+
+    def records(self, skip: int = 0) -> Iterator[FaceRecord]:
+        """The image records in key order, from the `skip`-th on (those before it are not read)."""
         with open(self.rec_path, "rb") as f:
-            for key in self.image_keys:
+            for key in self.image_keys[skip:]:
                 yield self._record(f, key)
 
     def record(self, key: int) -> FaceRecord:
@@ -195,3 +200,21 @@ def _write_record(f, payload: bytes) -> None:
     for i, piece in enumerate(pieces):
         flag = 0 if len(pieces) == 1 else 1 if i == 0 else 3 if i == len(pieces) - 1 else 2
         f.write(struct.pack("<II", MAGIC, (flag << _LENGTH_BITS) | len(piece)) + piece + b"\0" * (-len(piece) % 4))
+
+
+class RecordIOSource(ImageSource):
+    """A RecordIO set as an image source of `tfxc.extract --recordio` and `data.format = "images"`: its image
+    records in key order, each labelled by its identity id, named by its key."""
+
+    label_kind = "id"
+
+    def __init__(self, rec_path: str):
+        self.faces = RecordIOFaces(rec_path)
+
+    def describe(self):
+        return {"kind": "recordio", "rec": os.path.abspath(self.faces.rec_path), "records": len(self.faces)}
+
+    def items(self, with_bytes=True, skip=0):
+        # The labels are in each record's header: a pass without bytes reads the records too.
+        for record in self.faces.records(skip):
+            yield ImageItem(str(record.key), record.label, record.image if with_bytes else None)

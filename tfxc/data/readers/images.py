@@ -11,15 +11,19 @@ from tfxc.data.label_vocab import LabelVocab
 from tfxc.data.readers.base import EMPTY_IDX, EMPTY_VAL, Reader
 from tfxc.data.rows import Row
 from tfxc.errors import DataError
+from tfxc.images.recordio import RecordIOSource
 from tfxc.images.sources import CatalogSource, FolderSource, ImageSource, WebDatasetSource
 
 
 def image_source(path: str, *, label_entry: str = "cls", path_column: str = "path", label_column: str = "label",
                  root: str = "") -> ImageSource:
-    """The source a path names: a CSV file is a catalog, a .tar file, a shard pattern or a directory of .tar
-    files webdataset shards, any other directory a folder per class."""
+    """The source a path names: a CSV file is a catalog, a .rec file a RecordIO set (its .idx beside it), a
+    .tar file, a shard pattern or a directory of .tar files webdataset shards, any other directory a folder per
+    class."""
     if path.lower().endswith(".csv"):
         return CatalogSource(path, path_column, label_column, root)
+    if path.lower().endswith(".rec"):
+        return RecordIOSource(path)
     is_tar_dir = os.path.isdir(path) and any(name.endswith(".tar") for name in os.listdir(path))
     if not os.path.isdir(path) or is_tar_dir:
         return WebDatasetSource(path, label_entry)
@@ -93,11 +97,13 @@ def class_names(path: str, **options) -> list[str] | None:
 
 
 def source_files(path: str, **options) -> list[str]:
-    """Every file a source reads (for the conversion's fingerprint): the shards, or the catalog and its images,
-    or the folder's images."""
+    """Every file a source reads (for the conversion's fingerprint): the shards, a RecordIO file and its index,
+    or the catalog and its images, or the folder's images."""
     source = image_source(path, **options)
     if isinstance(source, WebDatasetSource):
         return list(source.shards)
+    if isinstance(source, RecordIOSource):
+        return [source.faces.rec_path, source.faces.idx_path]
     base = source.root
     files = [os.path.join(base, item.ref) for item in source.items(with_bytes=False)]
     return ([source.path] if isinstance(source, CatalogSource) else []) + files
