@@ -103,13 +103,12 @@ def test_a_preset_loads_as_an_image_backbone_with_the_same_embeddings(tmp_path):
 
 
 def test_the_command_writes_a_preset_the_image_encoder_takes(tmp_path):
-    from helpers import run_cli
+    from helpers import tool_module
 
     from tfxc.encoders.image import ImageEncoder
 
-    result = run_cli("tfxc.images.iresnet", "r18", str(tmp_path / "preset"), "--image-size", "32",
-                     "--embedding-dim", "64")
-    assert "IResNet r18 at 32x32, 64-d" in result.stdout
+    assert tool_module("iresnet_preset").main(["r18", str(tmp_path / "preset"), "--image-size", "32",
+                                               "--embedding-dim", "64"]) == 0
     encoder = ImageEncoder(str(tmp_path / "preset"))
     out = encoder({"images": np.zeros((2, 32, 32, 3), np.float32)})
     assert out.shape == (2, 64) and encoder.output_dim == 64

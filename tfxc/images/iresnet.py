@@ -142,24 +142,3 @@ def _prelu(x, name: str, dtype):
     return keras.layers.PReLU(alpha_initializer=keras.initializers.Constant(0.25), shared_axes=[1, 2], dtype=dtype,
                               name=name)(x)
 
-
-def main(argv=None) -> int:
-    """python -m tfxc.images.iresnet DEPTH OUT [--image-size S] [--embedding-dim D]: a randomly initialised
-    IResNet preset (for training from scratch, as insightface does), for `model.encoder.preset`."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Write a keras-hub preset of insightface's IResNet (random weights)")
-    parser.add_argument("depth", choices=sorted(DEPTHS, key=lambda d: int(d[1:])))
-    parser.add_argument("out", help="the preset directory to write")
-    parser.add_argument("--image-size", type=int, default=112)
-    parser.add_argument("--embedding-dim", type=int, default=512)
-    args = parser.parse_args(argv)
-    if args.image_size < 16 or args.embedding_dim < 1:  # four stride-2 stages halve 16 down to 1
-        parser.error("--image-size must be at least 16 and --embedding-dim at least 1")
-    save_iresnet_preset(args.out, args.depth, args.image_size, args.embedding_dim)
-    print(f"wrote {args.out}: IResNet {args.depth} at {args.image_size}x{args.image_size}, {args.embedding_dim}-d")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
