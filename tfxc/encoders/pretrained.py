@@ -13,7 +13,9 @@ sentence-transformers, which would pull in torch; `--no-deps` keeps it out).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import dataclass
 
 from tfxc._tf import keras, tf
@@ -44,7 +46,54 @@ def resolve_preset(preset: str) -> str:
     if not os.path.isdir(preset):
         raise ConfigError(f"model.encoder.preset '{preset}' is not a local preset directory (a Hugging Face or "
                           f"keras-hub preset saved to disk), nor '{DEFAULT_PRESET}'")
+    check_hugging_face_checkpoint(preset)
     return preset
+
+
+# The text families whose Hugging Face checkpoints keras-hub converts (its utils/transformers) and tfxc encodes.
+HF_TEXT_FAMILIES = ("albert", "bert", "distilbert", "roberta", "xlm-roberta")
+
+
+def match_hugging_face_activation(backbone, preset: str) -> None:
+    """Gives the feed-forward layers of a backbone converted from a Hugging Face checkpoint whose `hidden_act`
+    is "gelu" the exact (erf) GELU it was trained with: keras-hub builds BERT and ALBERT with the tanh
+    approximation (1.4e-3 apart in all-MiniLM-L6-v2's embeddings). HF's "gelu_new" is keras-hub's tanh one."""
+    try:
+        with open(os.path.join(preset, "config.json"), encoding="utf-8") as file:
+            activation = json.load(file).get("hidden_act")
+    except (OSError, ValueError, AttributeError):
+        return
+    if activation != "gelu":
+        return
+    import keras_hub
+
+    for layer in backbone._flatten_layers():
+        if isinstance(layer, keras_hub.layers.TransformerEncoder):
+            layer._feedforward_intermediate_dense.activation = keras.activations.gelu  # approximate=False
+
+
+def check_hugging_face_checkpoint(preset: str) -> None:
+    """Refuses a Hugging Face directory (config.json with a `model_type`) keras-hub cannot convert: a family it
+    has no converter for, or weights only as a PyTorch pickle, which tfxc never loads (unpickling runs code)."""
+    config_path = os.path.join(preset, "config.json")
+    try:
+        with open(config_path, encoding="utf-8") as file:
+            config = json.load(file)
+    except (OSError, ValueError):
+        return  # keras-hub names what is missing or malformed
+    if not isinstance(config, dict) or "model_type" not in config:
+        return  # a keras-hub preset
+    family = config["model_type"]
+    if family not in HF_TEXT_FAMILIES:
+        raise ConfigError(f"{config_path}: a Hugging Face '{family}' checkpoint; keras-hub converts the text "
+                          f"families {', '.join(HF_TEXT_FAMILIES)}. Save a keras-hub preset of the model instead")
+    if not any(os.path.exists(os.path.join(preset, name))
+               for name in ("model.safetensors", "model.safetensors.index.json")):
+        pickles = sorted(name for name in os.listdir(preset) if name.endswith((".bin", ".pt", ".pth", ".ckpt")))
+        held = f"its weights are PyTorch pickles ({', '.join(pickles)}), which tfxc never loads (unpickling runs " \
+            "code); convert them where PyTorch is installed: AutoModel.from_pretrained(dir)" \
+            ".save_pretrained(dir, safe_serialization=True)" if pickles else "it holds no weights"
+        raise ConfigError(f"{preset}: a Hugging Face checkpoint needs model.safetensors; {held}")
 
 
 @dataclass(frozen=True)
@@ -128,10 +177,18 @@ class PretrainedEncoder(Encoder):
         self.preset_dir, self.pooling, self.pooled_layers, self.seed = preset_dir, pooling, pooled_layers, seed
         self.noisy_tune = noisy_tune
         extra = {"dtype": "mixed_bfloat16"} if mixed_bfloat16 else {}
-        backbone = keras_hub.models.Backbone.from_preset(preset_dir, dropout=backbone_dropout, **extra)
+        try:
+            backbone = keras_hub.models.Backbone.from_preset(preset_dir, dropout=backbone_dropout, **extra)
+        except ValueError as error:  # keras-hub's converters assign each tensor without naming it
+            found = re.search(r"variable.shape=(\(.*?\)), Received: value.shape=(\(.*?\)).*?path=(\S+),", str(error))
+            if not found:
+                raise
+            raise ConfigError(f"{preset_dir}: the checkpoint's tensors do not fit its config.json: the backbone's "
+                              f"{found[3]} is {found[1]}, its tensor {found[2]}") from None
         self.keep_layers = tuple(keep_layers)
         # The whole preset is never an attribute when layers are dropped: Keras would track its variables too.
         self.backbone = drop_layers(backbone, self.keep_layers) if self.keep_layers else backbone
+        match_hugging_face_activation(self.backbone, preset_dir)
         if pooling != "pooler" and _has_layer(self.backbone, "pooled_dense"):
             self.backbone.get_layer("pooled_dense").trainable = False  # unused: no gradient would reach it
         positions = getattr(self.backbone, "max_sequence_length", max_length)

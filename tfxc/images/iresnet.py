@@ -101,14 +101,16 @@ def iresnet(depth: str = "r50", image_size: int = 112, embedding_dim: int = 512,
 
 
 def save_iresnet_preset(directory: str, depth: str = "r50", image_size: int = 112, embedding_dim: int = 512,
-                        backbone: IResNetBackbone | None = None) -> str:
+                        backbone: IResNetBackbone | None = None,
+                        converter: IResNetImageConverter | None = None) -> str:
     """A keras-hub preset directory of `backbone` (default: a randomly initialised IResNet of `depth`) and
-    insightface's input conversion, (pixel - 127.5) / 127.5 at its image size: loadable by
-    `keras_hub.models.Backbone.from_preset` once this module is imported. Returns `directory`."""
+    `converter` (default: insightface's input conversion, (pixel - 127.5) / 127.5 at the backbone's image size):
+    loadable by `keras_hub.models.Backbone.from_preset` once this module is imported. Returns `directory`."""
     if backbone is None:
         backbone = iresnet(depth, image_size, embedding_dim)
     backbone.save_to_preset(directory)
-    converter = IResNetImageConverter(image_size=backbone.image_shape[:2], scale=1 / 127.5, offset=-1.0)
+    if converter is None:
+        converter = IResNetImageConverter(image_size=backbone.image_shape[:2], scale=1 / 127.5, offset=-1.0)
     converter.save_to_preset(directory)
     return directory
 
