@@ -27,9 +27,9 @@ from tfxc.utils.display import json_text
 @main_wrapper
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tfxc.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", required=True,
+    parser.add_argument("--model-dir",
                         help="a trained model: a model directory (trained whole or in parts), an ensemble's, or a "
-                             "SavedModel (with --data)")
+                             "SavedModel (with --data, --pairs or --templates); required but with --features")
     parser.add_argument("--data", metavar="FILE",
                         help="score a labelled file instead of a converted split (any model, a SavedModel too): XC "
                              "BoW text, JSONL lines {\"text\", \"labels\": [names]}, or a PECOS X .npz with "
@@ -52,6 +52,15 @@ def main(argv=None):
                                                                     "(default: the pair list's folder)")
     parser.add_argument("--roc", metavar="FILE", help="with --pairs, also write the ROC (far,tar,threshold) as CSV, "
                                                   "and draw it beside it as an SVG (FILE with .svg)")
+    parser.add_argument("--templates", metavar="FILE",
+                        help="template verification (IJB-B/C): a list of 'image template media' lines; needs "
+                             "--template-pairs; images under --images, or their features in --features")
+    parser.add_argument("--template-pairs", metavar="FILE", help="with --templates: 'template_a template_b label' "
+                                                                 "lines")
+    parser.add_argument("--features", metavar="DIR", help="with --templates, instead of a model: a tfxc.extract "
+                                                          "output whose refs are the list's image paths")
+    parser.add_argument("--flip", action="store_true", help="with --templates and a model: embed each image plus its "
+                                                            "mirror image (insightface's flip test)")
     add_set_args(parser, "evaluation settings of the trained config",
                  "--set eval.ks=[1,3,5,10] or --set model.head.prediction.top_buckets=50, MACH's approximate evaluation")
     add_trust_args(parser)
@@ -59,7 +68,20 @@ def main(argv=None):
     setup_logging()
     if args.report:
         args.overrides = [*args.overrides, "eval.classification=true"]
-    keep_out_of_import_path([args.model_dir])
+    if not args.model_dir and not (args.templates and args.features):
+        parser.error("--model-dir is required (with --templates, --features may take its place)")
+    if bool(args.templates) != bool(args.template_pairs):
+        parser.error("--templates and --template-pairs go together")
+    if args.features and (not args.templates or args.model_dir or args.flip):
+        parser.error("--features (extracted features) goes with --templates, instead of --model-dir and --flip")
+    keep_out_of_import_path([args.model_dir] if args.model_dir else [])
+    if args.templates:
+        report = verify_templates(args.model_dir or args.features, args.templates, args.template_pairs, args.images,
+                                  args.roc, from_features=bool(args.features), flip=args.flip,
+                                  trust_imports=args.trust_imports)
+        print(json_text(report) if args.json else "\n".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
+                                                            for k, v in report.items()))
+        return 0
     if args.pairs:
         report = verify_pairs(args.model_dir, args.pairs, args.images, args.roc, args.trust_imports)
         print(json_text(report) if args.json else "\n".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
@@ -109,6 +131,42 @@ def verify_pairs(model: str, pairs_path: str, image_root: str = "", roc_path: st
     if roc_path:  # the CSV, and its picture beside it (.svg)
         write_roc(roc_path, *roc_curve(scores, same))
     return {"model": model, "pairs_file": pairs_path, **verification_report(scores, same, folds)}
+
+
+def verify_templates(source: str, templates_path: str, pairs_path: str, image_root: str = "",
+                     roc_path: str | None = None, from_features: bool = False, flip: bool = False,
+                     trust_imports=False) -> dict:
+    """`tfxc.eval.templates.template_report` of a model (directory or SavedModel) or of extracted features
+    (`source`) on an IJB-style protocol: a template list and its template pairs."""
+    import os
+
+    from tfxc.eval import templates as t
+    from tfxc.eval.verification import roc_curve, write_roc
+
+    listed = t.read_template_list(templates_path)  # bad lists fail before the model loads
+    a, b, same = t.read_template_pairs(pairs_path, listed.templates)
+    if from_features:
+        from tfxc.images.feature_store import read_extraction
+
+        refs, features = read_extraction(source)
+        embeddings = t.features_of_images(listed.images, refs, features, source)
+    else:
+        from tfxc.api import load
+        from tfxc.images.preprocessing import mirrored_png
+
+        root = image_root or os.path.dirname(os.path.abspath(templates_path))
+        paths = [os.path.join(root, image) for image in listed.images]
+        model = load(source, trust_imports=trust_imports)
+        embeddings = model.encode(paths)
+        if flip:
+            with_bytes = [open(path, "rb").read() for path in paths]  # encode() has named any unreadable one
+            embeddings = embeddings + model.encode([mirrored_png(data) for data in with_bytes])
+    ids, features = t.template_features(embeddings, listed.templates, listed.medias)
+    scores = t.pair_scores(ids, features, a, b)
+    if roc_path:  # the CSV, and its picture beside it (.svg)
+        write_roc(roc_path, *roc_curve(scores, same))
+    return {"source": source, "templates_file": templates_path, "templates": int(ids.size),
+            "images": len(listed.images), "flip": flip, **t.template_report(scores, same)}
 
 
 def evaluate_file(args) -> dict:

@@ -196,3 +196,36 @@ def test_mhs_arcface_on_digit_identities_verified_on_unseen_ones(tmp_path):
             "instances": [{"b64": base64.b64encode(open(p, "rb").read()).decode()} for p in images]}
     rest = np.array([row["embedding"] for row in answer(export_dir, json.dumps(body))["predictions"]], np.float32)
     np.testing.assert_array_equal(rest, embed(image=tf.constant([open(p, "rb").read() for p in images]))["embedding"])
+    # IJB-style templates of the same unseen identities, flip-tested: a still and a two-frame video each.
+    from tfxc.eval.templates import pair_scores as template_scores
+    from tfxc.eval.templates import template_features, template_report
+    from tfxc.evaluate import verify_templates
+    from tfxc.images.preprocessing import mirrored_png
+
+    lfw, listing, owner = tmp_path / "lfw", [], {}
+    for name in sorted(p.name for p in lfw.iterdir() if p.is_dir()):
+        files = sorted(os.listdir(lfw / name))[:24]
+        for start in range(0, len(files), 3):
+            template = len(owner) + 1
+            owner[template] = name
+            listing += [(f"{name}/{file}", template, 2 * template + (k > 0)) for k, file in
+                        enumerate(files[start:start + 3])]
+    (tmp_path / "tid_mid.txt").write_text("".join(f"{i} {a} {m}\n" for i, a, m in listing))
+    ids = sorted(owner)
+    (tmp_path / "t_pairs.txt").write_text("".join(f"{a} {b} {int(owner[a] == owner[b])}\n"
+                                                  for i, a in enumerate(ids) for b in ids[i + 1:]))
+    report = verify_templates(export_dir, str(tmp_path / "tid_mid.txt"), str(tmp_path / "t_pairs.txt"), str(lfw),
+                              str(tmp_path / "t_roc.csv"), flip=True)
+    assert (report["templates"], report["images"], report["pairs"]) == (24, 72, 276), report
+    data = [open(lfw / image, "rb").read() for image, _, _ in listing]
+    raw = embed(image=tf.constant(data))["raw_embedding"].numpy() + \
+        embed(image=tf.constant([mirrored_png(d) for d in data]))["raw_embedding"].numpy()
+    template_ids, features = template_features(raw, [a for _, a, _ in listing], [m for *_, m in listing])
+    pairs_a, pairs_b = np.triu_indices(len(ids), 1)
+    scores = template_scores(template_ids, features, template_ids[pairs_a], template_ids[pairs_b])
+    expected = template_report(scores, [owner[template_ids[i]] == owner[template_ids[j]]
+                                        for i, j in zip(pairs_a, pairs_b)])
+    for key in ("roc_auc", "tar@far=0.1", "tar@far=0.01"):
+        assert report[key] == pytest.approx(expected[key], abs=1e-4), key
+    assert report["roc_auc"] > 55  # unseen identities: chance is 50
+    ET.parse(tmp_path / "t_roc.svg")

@@ -192,3 +192,26 @@ class FeatureStore:
                                                                             indent=2, sort_keys=True) + "\n")
         shutil.rmtree(self.state_dir)
 
+
+
+def read_extraction(out_dir: str) -> tuple[list[str], np.ndarray]:
+    """(refs, features float32 [n, D]) of a finished extraction, its splits in train, val, test order, the
+    features memory-mapped. Raises DataError when `out_dir` is not one, or a split's files disagree."""
+    if not os.path.isfile(os.path.join(out_dir, CARD_FILE)):
+        raise DataError(f"not a finished tfxc.extract output (no {CARD_FILE})", path=out_dir)
+    refs, parts = [], []
+    for split in SPLITS:
+        features_path = os.path.join(out_dir, split, "features.npy")
+        if not os.path.exists(features_path):
+            continue
+        with open(os.path.join(out_dir, split, "refs.txt"), encoding="utf-8") as file:
+            split_refs = file.read().splitlines()
+        part = np.load(features_path, mmap_mode="r", allow_pickle=False)
+        if part.ndim != 2 or part.shape[0] != len(split_refs):
+            raise DataError(f"{part.shape[0] if part.ndim else 0} feature rows but {len(split_refs)} refs",
+                            path=features_path)
+        refs += split_refs
+        parts.append(part)
+    if not parts:
+        raise DataError("the extraction has no features", path=out_dir)
+    return refs, np.concatenate(parts).astype(np.float32, copy=False)

@@ -304,3 +304,9 @@ def batch_inputs(converter, max_pixels: int = DEFAULT_MAX_PIXELS, setting: str =
         return tf.map_fn(one, data, fn_output_signature=spec)
 
     return convert
+
+
+def mirrored_png(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+    """An encoded image flipped left to right, as lossless PNG bytes: what a model given encoded images sees of
+    a mirror image (flip-test verification), decoded by the same TensorFlow decoder as the original."""
+    return tf.io.encode_png(tf.image.flip_left_right(decode_rgb(tf.constant(data), max_pixels))).numpy()
