@@ -42,7 +42,8 @@ NOT_COMMANDS = {"docs/benchmarks-history.md"}
 CHECKOUT = ("configs", "tools", "tests", "train.sh")  # what the pages' commands read from the repository
 PAGE_TIMEOUT_S = 300
 # Pages whose commands train several models (a minute or more of the suite each): run with --run-slow.
-SLOW_PAGES = {"docs/text.md", "docs/serving.md", "docs/evaluation.md", "docs/training.md", "docs/python-api.md"}
+SLOW_PAGES = {"docs/text.md", "docs/serving.md", "docs/evaluation.md", "docs/training.md", "docs/python-api.md",
+              "docs/faces.md"}
 
 
 @dataclass(frozen=True)
