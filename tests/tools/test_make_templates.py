@@ -26,3 +26,6 @@ def test_templates_of_a_still_and_a_video_with_every_genuine_pair(tmp_path, caps
     for template in range(1, 7):  # a still and one two-frame video a template
         frames = np.unique(listed.medias[listed.templates == template], return_counts=True)[1]
         assert sorted(frames.tolist()) == [1, 2]
+    assert tool.main(["--images", str(tmp_path / "ids"), "--out", str(tmp_path / "two"), "--per-template", "2",
+                      "--max-templates", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 12  # 2 templates of 2 a person, not 3
