@@ -7,6 +7,8 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tfxc.errors import DataError
 from tfxc.eval import templates as t
@@ -125,3 +127,16 @@ def test_an_image_without_features_is_named(tmp_path, capsys):
         evaluate_main(["--features", features, "--templates", listed, "--template-pairs", pairs])
     assert stopped.value.code != 0
     assert "image 'b.jpg' (image 2 of the template list) has no extracted features" in capsys.readouterr().err
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(listing=st.binary(max_size=200), pairs=st.binary(max_size=200))
+def test_any_bytes_as_a_protocol_are_read_or_refused_by_name(tmp_path, listing, pairs):
+    """Random bytes as the two files: read, or a DataError naming a file; never another exception."""
+    (tmp_path / "tid_mid.txt").write_bytes(listing)
+    (tmp_path / "pairs.txt").write_bytes(pairs)
+    try:
+        listed = t.read_template_list(str(tmp_path / "tid_mid.txt"))
+        t.read_template_pairs(str(tmp_path / "pairs.txt"), listed.templates)
+    except DataError as error:
+        assert "tid_mid.txt" in str(error) or "pairs.txt" in str(error)
