@@ -152,6 +152,9 @@ class DataConfig:
       source_dir: instead of the files: dense, `{train,val,test}/{features,labels}.npy` (val optional); pecos,
         a PECOS xmc-base set (X.{trn,tst}.txt, Y.*.npz, tfidf-attnxml/X.*.npz), rows with their text.
       label_names: optional labels.txt (one name per line, line i = label i).
+      num_classes: the label count, declared (0: the largest label id + 1, or the count the source states).
+        Declare it when a split may lack the last labels (SCENT's feature sets: a head sized from the train
+        split's largest id would be short of the classes only val or test hold); ids at or past it are refused.
       index_base: 1 for header-less XC files with 1-based feature ids.
       num_shards: TFRecord shards written for the train split.
       shuffle_buffer: examples in the shuffle buffer (>= train size = full shuffle).
@@ -178,6 +181,7 @@ class DataConfig:
     val_labels: str = ""
     source_dir: str = ""
     label_names: str = ""
+    num_classes: int = 0
     index_base: int = 0
     num_shards: int = 4
     shuffle_buffer: int = 100000
@@ -219,6 +223,9 @@ class DataConfig:
                  f"{path}.val_groups is for val_percent or val_fold")
         _require(self.format != "tfrecord" or not self.val_percent,
                  f"{path}.val_percent splits sources while converting; format 'tfrecord' is already converted")
+        _require(self.num_classes >= 0, f"{path}.num_classes ({self.num_classes}) must be >= 0 (0: inferred)")
+        _require(not self.num_classes or self.format not in ("tfrecord", "synthetic"),
+                 f"{path}.num_classes is declared while converting sources; format '{self.format}' has its count")
         _require(self.index_base in (0, 1), f"{path}.index_base ({self.index_base}) must be 0 or 1")
         _require(self.num_shards >= 1, f"{path}.num_shards ({self.num_shards}) must be >= 1")
         _require(self.shuffle_buffer >= 1, f"{path}.shuffle_buffer ({self.shuffle_buffer}) must be >= 1")

@@ -70,6 +70,20 @@ def _read_label_names(path: str, seen: int, declared: int | None) -> list[str]:
     return names
 
 
+def _declared_num_classes(cfg, seen: int, declared: int | None, names) -> int:
+    """`data.num_classes`, checked against the label ids the sources hold (`seen`: the largest + 1), the count
+    a source states and the label names; the conversion's label count."""
+    where, count = cfg.train or cfg.source_dir or None, cfg.num_classes
+    if names is not None and len(names) != count:
+        raise DataError(f"data.num_classes is {count}, but the data names {len(names)} labels", path=where)
+    if seen > count:
+        raise DataError(f"label id {seen - 1} is beyond data.num_classes ({count}): ids must be in [0, {count})",
+                        path=where)
+    if declared is not None and declared != count:
+        raise DataError(f"the source states {declared} labels, data.num_classes {count}", path=where)
+    return count
+
+
 def _sources(data_config, tmp_dir: str):
     """(per-split row iterators, num_features(), num_labels(), declared_num_labels(), label names or None).
 
@@ -261,6 +275,8 @@ def convert(data_config, before_replacing=None, files: SourceFiles | None = None
         if cfg.label_names and names is None:
             names = _read_label_names(cfg.label_names, nl, declared_num_labels())
             nl = len(names)  # labels that never occur in the data still have their names
+        if cfg.num_classes:
+            nl = _declared_num_classes(cfg, nl, declared_num_labels(), names)
         card = {"format": cfg.format, "num_features": nf, "num_labels": nl, "source_fingerprint": fingerprint,
                 SOURCE_FILES_KEY: files.seen}
         if fold is None:

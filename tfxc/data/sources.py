@@ -275,7 +275,8 @@ def _option_fields(data_config) -> dict:
         if fields.get(name):
             fields[name] = os.path.realpath(fields[name])
     # Options added later enter only when set, so older conversions keep their fingerprint.
-    for key, default in (("val_percent", 0), ("val_fold", ""), ("val_groups", ""), ("val_group_sep", ":")):
+    for key, default in (("val_percent", 0), ("val_fold", ""), ("val_groups", ""), ("val_group_sep", ":"),
+                         ("num_classes", 0)):
         if fields[key] == default:
             fields.pop(key)
     if "val_fold" in fields:  # one conversion serves every fold (tfxc.data.folds): only their number counts
