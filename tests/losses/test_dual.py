@@ -139,6 +139,22 @@ def test_training_writes_validation_curves_and_full_softmax_metrics(tmp_path):
     assert lines[-1]["CE"] == pytest.approx(metrics["CE"])
 
 
+def test_a_fixed_train_sample_is_scored_beside_val_at_each_evaluation(tmp_path, caplog):
+    """eval.train_sample: SCENT's logged train loss, the full-softmax CE of train rows, beside val's."""
+    path = dense_config(tmp_path, "scent", learning_rate=2.0, gamma=10.0)
+    config = json.loads(open(path).read())
+    config["eval"]["train_sample"] = 128
+    open(path, "w").write(json.dumps(config))
+    with caplog.at_level("INFO", logger="tfxc"):
+        make_trainer(load_config(path), tmp_path).train()
+    lines = [json.loads(line) for line in (tmp_path / "model" / "eval_log.jsonl").read_text().splitlines()]
+    curve = [line["train_sample_CE"] for line in lines if line["split"] == "val"]
+    assert len(curve) == 3 and all(np.isfinite(curve)) and curve[-1] < curve[0] < np.log(40) + 1
+    assert all(0 <= line["train_sample_Acc@1"] <= 100 for line in lines if line["split"] == "val")
+    assert "train_sample_CE" not in lines[-1]  # the final test evaluation scores test alone
+    assert any("| train sample of 128: CE" in record.getMessage() for record in caplog.records)
+
+
 def test_multi_label_data_is_refused(tmp_path):
     config = load_config(None, ["data.format=synthetic", f"data.dir={tmp_path / 'data'}", "model.head.name=linear",
                                 "loss.name=scent", "loss.gamma=12", "data.synthetic.num_train=256",

@@ -207,6 +207,9 @@ class EvalConfig:
         trainer.select_metric may name e.g. "F1-macro".
       threshold: the predicted set of a multi-label split: the labels of the top max(ks) whose score is above
         this (0.5: σ > 0.5 for one-vs-all sigmoids). A multi-class split predicts its top label.
+      train_sample: at each periodic evaluation also score the first N rows of train, a fixed sample, logged
+        beside the val split's as train_sample/CE (the full-softmax cross-entropy, where the head gives it),
+        Acc@1 and P@1: the train loss SCENT plots, which the training objective (a surrogate) is not. 0: off.
     """
 
     ROLE: ClassVar[str] = PREDICTION  # every setting here acts on a trained model's predictions
@@ -218,9 +221,11 @@ class EvalConfig:
     propensity_b: float = 1.5
     classification: bool = False
     threshold: float = 0.5
+    train_sample: int = 0
 
     def validate(self, path: str) -> None:
         _require(len(self.ks) > 0 and all(k >= 1 for k in self.ks), f"{path}.ks {list(self.ks)} must be >= 1")
+        _require(self.train_sample >= 0, f"{path}.train_sample ({self.train_sample}) must be >= 0")
         _require(self.batch_size >= 1, f"{path}.batch_size ({self.batch_size}) must be >= 1")
         _require(self.max_points >= 0, f"{path}.max_points ({self.max_points}) must be >= 0")
 

@@ -13,6 +13,7 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -125,6 +126,11 @@ class Controller:
         self.eval_every = tc.eval_every_steps or self.length.steps_in(tc.eval_every_epochs)
         if self.val_evaluator is None:
             self.eval_every = 0  # nothing to evaluate on
+        # eval.train_sample: the first rows of train, scored beside val at each evaluation (SCENT's train loss).
+        sample = dataclasses.replace(config.eval, max_points=config.eval.train_sample, classification=False)
+        self.train_sample = (Evaluator(components.model, info, sample, split="train", shard=shard, add_up=add_up,
+                                       keep_batches=True)
+                             if config.eval.train_sample and self.eval_every else None)
         # Model selection (trainer.select_metric) happens on the val split only, never on test.
         self.selection = ModelSelection(model_dir, own_dir, tc, "val" in info.splits, model=components.model,
                                         averaged=components.averaged, strategy=components.strategy, chief=self.chief)
@@ -271,15 +277,20 @@ class Controller:
         start = time.time()
         with self.components.averaged():
             metrics = known if known is not None else self.val_evaluator.evaluate()
+            sample = self.train_sample.evaluate() if self.train_sample is not None else {}
+        sample = {key: sample[key] for key in ("CE", "Acc@1", "P@1") if key in sample}
         split = self.val_evaluator.split
         _scalars(writer, step, f"{split}/", metrics)
+        _scalars(writer, step, "train_sample/", sample)
         if self.chief:
-            log.info("%s at step %d (epoch %.2f, %.1fs): %s", split, step, self.length.epochs_at(step),
-                     time.time() - start, format_metrics(metrics))
+            log.info("%s at step %d (epoch %.2f, %.1fs): %s%s", split, step, self.length.epochs_at(step),
+                     time.time() - start, format_metrics(metrics),
+                     f" | train sample of {self.config.eval.train_sample:,}: " + format_metrics(sample) if sample else "")
         # elapsed_s: this invocation's loop time when the evaluation began (train_seconds' clock), for
         # time-to-accuracy curves.
         self.selection.add({"step": step, "epoch": self.length.epochs_at(step), "split": split,
-                            "train_loss": train_loss, "elapsed_s": round(start - self._t_start, 3), **metrics})
+                            "train_loss": train_loss, "elapsed_s": round(start - self._t_start, 3), **metrics,
+                            **{f"train_sample_{key}": value for key, value in sample.items()}})
 
     def _finish(self, start_step: int, step: int, loss: float, writer) -> dict[str, float]:
         """The last checkpoint, the last point of the validation curve, the selected weights, the test
