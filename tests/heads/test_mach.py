@@ -24,11 +24,12 @@ from tfxc.model import build_model
 LABELS = tf.ragged.constant([[1, 2, 30], [], [7], [4, 5]], tf.int64)
 
 
-def make_model(loss="sigmoid", separate=True, reps=3, buckets=5, score="logit_sum"):
+def make_model(loss="sigmoid", separate=True, reps=3, buckets=5, score="logit_sum", ranked=0):
     config = load_config(None, ["data.dir=unused", "model.head.name=mach", f"model.head.num_buckets={buckets}",
                                 f"model.head.num_repetitions={reps}", f"model.head.loss={loss}",
                                 f"model.head.separate_encoders={str(separate).lower()}",
-                                f"model.head.score={score}", "model.encoder.embedding_dim=6"])
+                                f"model.head.score={score}", "model.encoder.embedding_dim=6",
+                                f"model.head.prediction.repetitions={ranked}"])
     return build_model(config.model, BuildContext(num_features=20, num_labels=37, seed=3))
 
 
@@ -73,6 +74,24 @@ def test_in_graph_top_k_equals_brute_force_and_the_kernel(score):
     k_scores, k_ids = mach_top_k(np.ascontiguousarray(bucket_scores), lookup, 6)
     np.testing.assert_array_equal(k_ids, expected)
     np.testing.assert_allclose(k_scores, scores.numpy(), rtol=1e-6)
+
+
+def test_fewer_repetitions_rank_as_a_model_of_only_those_repetitions():
+    """prediction.repetitions = 2 of 4: the in-graph top-k and the host kernel both sum the first two."""
+    from tfxc.hashing import MachLookup
+
+    model = make_model(reps=4, buckets=5, ranked=2)
+    scores = model.head.bucket_scores(model(batch())).numpy()
+    first_two = MachLookup.build(37, 5, (0, 1))
+    want_scores, want_ids = mach_top_k(np.ascontiguousarray(scores[:, :2]), first_two, 6)
+    got_scores, got_ids = model.head.rank_part_scores(np.ascontiguousarray(scores), 6)
+    np.testing.assert_array_equal(got_ids, want_ids)
+    graph_scores, graph_ids = model.head.top_k(model.encoder(batch()), 6)
+    np.testing.assert_allclose(graph_scores.numpy(), want_scores, rtol=1e-6)
+    assert model.head.ranked_parts(4) == 2 and make_model(reps=4).head.ranked_parts(4) == 4
+    with pytest.raises(Exception, match=r"prediction.repetitions \(5\) ranks with more repetitions than the "
+                                        r"model has \(4\)"):
+        make_model(reps=4, ranked=5)
 
 
 def test_feature_hashing_gives_each_repetition_its_own_hashed_feature_space(tmp_path):
@@ -235,6 +254,14 @@ def test_linked_parts_are_the_model_and_are_evaluated_one_part_at_a_time(joint_a
     whole = Evaluator(merged.model, merged.info, cfg.eval).evaluate()
     assert by_parts == pytest.approx(whole, abs=1e-6)
     assert not [p for p in os.listdir(linked) if p.startswith(".eval-parts-")]   # the scratch scores are gone
+    # Ranked with the first repetition alone: the parts evaluator reads part 0 only, and equals the merged model
+    # evaluated with the same setting.
+    first = ModelDir(str(linked)).load_config(["model.head.prediction.repetitions=1"])
+    by_first_part = PartsEvaluator(first, str(linked), DatasetInfo.load(cfg.data.dir))
+    assert len(by_first_part.parts) == 1
+    merged_first = ModelDir(str(split)).restore(first)
+    assert by_first_part.evaluate() == pytest.approx(Evaluator(merged_first.model, merged_first.info,
+                                                               first.eval).evaluate(), abs=1e-6)
     assembled = ModelDir(str(linked)).restore().model    # no checkpoint: assembled from the parts
     for a, b in zip(assembled.weights, merged.model.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)

@@ -61,6 +61,8 @@ class PartsEvaluator:
         # The whole head, unbuilt: its ranking of the parts' scores needs no weights (MACH: the lookup).
         self.head = HEADS.build(config.model.head, BuildContext.from_info(info, seed=config.runtime.seed,
                                                                           model_dir=self.model_dir.path))
+        # Only the parts the ranking reads are scored (MACH's prediction.repetitions: the first R).
+        self.parts = self.parts[:self.head.ranked_parts(len(self.parts))]
 
     def evaluate(self) -> dict[str, float]:
         scratch = tempfile.mkdtemp(prefix=".eval-parts-", dir=self.model_dir.path)

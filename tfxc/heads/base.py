@@ -261,6 +261,11 @@ class Head(keras.layers.Layer):
         [B, W] (MACH: its repetition's bucket scores). `tfxc.eval.parts` collects them part by part."""
         raise NotImplementedError(f"{type(self).__name__} trains as a whole; it has no parts to score")
 
+    def ranked_parts(self, trained: int) -> int:
+        """How many of the `trained` parts (the first ones) a ranking reads: all, unless the head's prediction
+        settings rank with fewer (MACH's evaluation-time repetitions)."""
+        return trained
+
     def rank_part_scores(self, scores, k: int):
         """Top-k of the whole model from all parts' `part_scores`, float32 [B, parts, W]:
         (scores float32 [B, k], ids int64 [B, k]) as NumPy arrays. Called on the whole head, unbuilt."""

@@ -33,15 +33,10 @@ from tfxc.encoders import ENCODERS, Encoder, RepeatedEncoder
 from tfxc.errors import ConfigError
 from tfxc.hashing import MachLookup, feature_map
 from tfxc.heads.base import Head
-from tfxc.heads.top_k import LABEL_CHUNK
+from tfxc.heads.top_k import mach_top_k_tf
 
 # The label -> bucket lookup, saved in the model directory on first use and reloaded (checked) afterwards.
 MACH_LOOKUP_FILE = "mach_lookup.npz"
-
-# Labels gathered per step of the in-graph top-k: a label gathers one score per repetition (R = 32 by default), so
-# a sixteenth of the heads' block (4,096 labels) keeps the [R, batch, chunk] temporary within twice their
-# [batch, block].
-MACH_CHUNK_SHARE = 16
 
 
 @dataclass(frozen=True)
@@ -53,16 +48,20 @@ class MachPrediction:
       top_buckets: > 0 switches the top-k to the approximate candidate-set method (algorithms.md §2.5):
         per repetition this many best buckets, their labels the candidates; 0 scores every label.
       min_freq: candidates must be reached by this many repetitions (lowered until k remain).
+      repetitions: rank with the first this many repetitions only (MACH's evaluation-time R: of a model
+        trained with R = 32, ranking with 8 costs a quarter of the gathers, at some precision); 0: all.
     """
 
     ROLE: ClassVar[str] = PREDICTION
 
     top_buckets: int = 0
     min_freq: int = 2
+    repetitions: int = 0
 
     def validate(self, path: str) -> None:
-        if self.top_buckets < 0 or self.min_freq < 1:
-            raise ConfigError(f"{path}: top_buckets ({self.top_buckets}) must be >= 0, min_freq ({self.min_freq}) >= 1")
+        if self.top_buckets < 0 or self.min_freq < 1 or self.repetitions < 0:
+            raise ConfigError(f"{path}: top_buckets ({self.top_buckets}) and repetitions ({self.repetitions}) must "
+                              f"be >= 0, min_freq ({self.min_freq}) >= 1")
 
 
 @dataclass(frozen=True)
@@ -138,7 +137,7 @@ class MachHead(Head):
 
     def __init__(self, num_labels: int, num_buckets: int, repetitions, loss="sigmoid", score="logit_sum",
                  per_repetition_features=True, seed=None, eval_top_buckets=0, eval_min_freq=2, lookup=None,
-                 feat_hash_dim=0, **kwargs):
+                 feat_hash_dim=0, eval_repetitions=0, **kwargs):
         super().__init__(num_labels, **kwargs)
         self.num_buckets = num_buckets
         self.repetitions = tuple(int(r) for r in repetitions)
@@ -147,6 +146,11 @@ class MachHead(Head):
         self.seed = seed
         self.feat_hash_dim = feat_hash_dim
         self.eval_top_buckets, self.eval_min_freq = eval_top_buckets, eval_min_freq
+        if eval_repetitions > len(self.repetitions) > 1:
+            raise ConfigError(f"model.head.prediction.repetitions ({eval_repetitions}) ranks with more repetitions "
+                              f"than the model has ({len(self.repetitions)})")
+        # A part model (one repetition) ranks with it whatever the whole model's setting.
+        self.eval_repetitions = eval_repetitions if len(self.repetitions) > 1 else 0
         self.mach_lookup = lookup or MachLookup.build(num_labels, num_buckets, self.repetitions)
         if self.mach_lookup.seeds != self.repetitions or self.mach_lookup.num_buckets != num_buckets:
             raise ConfigError(f"the MACH lookup holds repetitions {self.mach_lookup.seeds} with "
@@ -171,7 +175,7 @@ class MachHead(Head):
                                               config.num_buckets, reps)
         return cls(num_labels, config.num_buckets, reps, config.loss, config.score, config.separate_encoders,
                    seed=context.seed, eval_top_buckets=config.prediction.top_buckets,
-                   eval_min_freq=config.prediction.min_freq,
+                   eval_min_freq=config.prediction.min_freq, eval_repetitions=config.prediction.repetitions,
                    lookup=lookup, feat_hash_dim=config.feat_hash_dim, name="head")
 
     @classmethod
@@ -266,8 +270,18 @@ class MachHead(Head):
             return logits
         return tf.sigmoid(logits) if self.loss == "sigmoid" else tf.nn.softmax(logits, axis=-1)
 
+    @property
+    def ranked_repetitions(self) -> int:
+        """The repetitions a ranking sums (the first this many): `prediction.repetitions`, else all."""
+        return self.eval_repetitions or self.num_repetitions
+
+    def ranked_parts(self, trained: int) -> int:
+        """Of a model trained in `trained` parts (one repetition each), how many the ranking reads."""
+        return min(self.ranked_repetitions, trained)
+
     def top_k(self, features, k):
-        return mach_top_k_tf(self.bucket_scores(self(features)), self.lookup.value, k)
+        r = self.ranked_repetitions
+        return mach_top_k_tf(self.bucket_scores(self(features))[:, :r], self.lookup.value[:r], k)
 
     def evaluation_top_k(self, model, k: int):
         """Bucket scores in TF, then the label top-k on the host with the Cython gather
@@ -281,12 +295,25 @@ class MachHead(Head):
         return self.bucket_scores(model(batch, training=False))[:, 0, :]
 
     def rank_part_scores(self, scores, k: int):
-        """The exact (or, with eval_top_buckets, candidate-set) top-k from bucket scores float32 [batch, R, B]."""
+        """The exact (or, with eval_top_buckets, candidate-set) top-k from bucket scores float32 [batch, R, B],
+        of the first `ranked_repetitions` repetitions."""
         from tfxc.kernels.mach import mach_candidate_top_k, mach_top_k
 
+        r = min(self.ranked_repetitions, scores.shape[1])
+        lookup = self._ranking_lookup(r)
+        scores = np.ascontiguousarray(scores[:, :r]) if r < scores.shape[1] else scores
         if self.eval_top_buckets:
-            return mach_candidate_top_k(scores, self.mach_lookup, k, self.eval_top_buckets, self.eval_min_freq)
-        return mach_top_k(scores, self.mach_lookup, k)
+            return mach_candidate_top_k(scores, lookup, k, self.eval_top_buckets, self.eval_min_freq)
+        return mach_top_k(scores, lookup, k)
+
+    def _ranking_lookup(self, r: int) -> MachLookup:
+        """The lookup of the first r repetitions (kept: the candidate method caches its inverse tables)."""
+        if r == self.mach_lookup.num_repetitions:
+            return self.mach_lookup
+        if getattr(self, "_first_lookup", None) is None or self._first_lookup.num_repetitions != r:
+            self._first_lookup = MachLookup(self.mach_lookup.buckets[:r], self.num_buckets, self.repetitions[:r],
+                                            validate=False)
+        return self._first_lookup
 
     def memory_scores(self, training: bool, labels_per_point: float = 1.0) -> int:
         """The bucket logits [R, B] of each example (evaluation ranks labels on the host, from them)."""
@@ -296,7 +323,8 @@ class MachHead(Head):
         return {**super().get_config(), "num_buckets": self.num_buckets, "repetitions": list(self.repetitions),
                 "loss": self.loss, "score": self.score, "per_repetition_features": self.per_repetition_features,
                 "seed": self.seed, "eval_top_buckets": self.eval_top_buckets, "eval_min_freq": self.eval_min_freq,
-                "lookup": self.mach_lookup, "feat_hash_dim": self.feat_hash_dim}
+                "lookup": self.mach_lookup, "feat_hash_dim": self.feat_hash_dim,
+                "eval_repetitions": self.eval_repetitions}
 
 
 class HashedFeatures(Encoder):
@@ -345,46 +373,3 @@ class HashedFeatures(Encoder):
         # Collisions within a row are summed by the encoder's embedding bag.
         hashed = feat_idx.with_values(tf.cast(tf.gather(self.feature_map.value, feat_idx.values), tf.int64))
         return self.encoder({**inputs, "feat_idx": hashed}, training=training)
-
-
-def mach_top_k_tf(bucket_scores, lookup, k, chunk: int = LABEL_CHUNK // MACH_CHUNK_SHARE):
-    """In-graph MACH top-k: score(c) = Σ_r bucket_scores[:, r, lookup[r, c]], best k per row.
-
-    Runs over label chunks in a tf.while_loop, merging a running top-k, so the
-    largest temporary is [R, batch, chunk]; ties go to the smaller label id.
-    The SavedModel uses this (serving needs no Cython); it agrees with
-    `tfxc.kernels.mach.mach_top_k`.
-
-    Args:
-      bucket_scores: float32 [batch, R, B].
-      lookup: int32 [R, L].
-      k: int or scalar int32 tensor (clipped to L).
-
-    Returns:
-      (scores float32 [batch, k], ids int64 [batch, k]).
-    """
-    bucket_scores = tf.convert_to_tensor(bucket_scores, tf.float32)
-    lookup = tf.convert_to_tensor(lookup, tf.int32)
-    num_labels = tf.shape(lookup)[1]
-    k = tf.minimum(tf.cast(k, tf.int32), num_labels)
-    # [R, B, batch]: each gathered element is then a contiguous row of `batch`
-    # scores, which TF copies far faster than scattered single floats.
-    by_bucket = tf.transpose(bucket_scores, [1, 2, 0])
-    batch = tf.shape(bucket_scores)[0]
-    num_chunks = (num_labels + chunk - 1) // chunk
-
-    def body(i, best_scores, best_ids):
-        start = i * chunk
-        ids = lookup[:, start:start + chunk]                         # [R, C]
-        scores = tf.transpose(tf.reduce_sum(tf.gather(by_bucket, ids, batch_dims=1), axis=0))  # [batch, C]
-        chunk_scores, chunk_pos = tf.math.top_k(scores, k=tf.minimum(k, tf.shape(ids)[1]))
-        merged_scores = tf.concat([best_scores, chunk_scores], axis=1)
-        merged_ids = tf.concat([best_ids, tf.cast(chunk_pos + start, tf.int64)], axis=1)
-        top_scores, order = tf.math.top_k(merged_scores, k=tf.minimum(k, tf.shape(merged_scores)[1]))
-        return i + 1, top_scores, tf.gather(merged_ids, order, batch_dims=1)
-
-    init = (tf.constant(0), tf.zeros([batch, 0], tf.float32), tf.zeros([batch, 0], tf.int64))
-    _, scores, ids = tf.while_loop(lambda i, *_: i < num_chunks, body, init,
-                                   shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None]),
-                                                     tf.TensorShape([None, None])))
-    return scores, ids
