@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from tfxc import cli, predict
 
 
@@ -144,3 +146,33 @@ def test_the_api_refuses_a_threshold_that_is_not_a_finite_number():
             model.predict(x, k=2, threshold=threshold)
     with pytest.raises(ValueError, match=r"^threshold must be a finite number, got nan"):
         model.evaluate(x, [[0], [1, 2]], classification=True, threshold=float("nan"))
+
+
+def test_an_npz_output_is_pecos_csr_score_matrix(tmp_path, monkeypatch):
+    """--output X.npz: the top-k as PECOS's XLinearModel.predict returns them, a CSR [rows, labels]."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    import tfxc.predictors
+
+    class Beam(FakePredictor):
+        num_labels = 6
+
+        def top_k(self, texts, k, batch_size=1024, names=None):
+            ids = np.array([[3, 5], [1, -1], [4, 0]][:len(texts)], np.int64)  # -1: the beam reached one label
+            return ids, np.array([[0.9, 0.2], [0.7, 0.0], [0.6, 0.55]][:len(texts)], np.float32)
+
+    monkeypatch.setattr(tfxc.predictors, "load", lambda path, trust_imports=False: Beam())
+    (tmp_path / "in.jsonl").write_text('{"text": "a"}\n{"text": "b"}\n{"text": "c"}\n', encoding="utf-8")
+    for batch, threshold in (("2", []), ("3", ["--threshold", "0.5"])):
+        out = tmp_path / f"scores-{batch}.npz"
+        predict.main(["--model", "fake", "--input", str(tmp_path / "in.jsonl"), "--output", str(out),
+                      "--batch-size", batch, *threshold])
+        matrix = sp.load_npz(out)
+        assert matrix.format == "csr" and matrix.shape == (3, 6) and matrix.dtype == np.float32
+        assert matrix.has_sorted_indices
+        if threshold:  # rows of batches of 3: [3, 5] [1] [4, 0] with scores above 0.5
+            want = {(0, 3): 0.9, (1, 1): 0.7, (2, 4): 0.6, (2, 0): 0.55}
+        else:  # batches of 2: the third row is the first of the second batch, [3, 5]
+            want = {(0, 3): 0.9, (0, 5): 0.2, (1, 1): 0.7, (2, 3): 0.9, (2, 5): 0.2}
+        assert {(int(i), int(j)): float(v) for (i, j), v in matrix.todok().items()} == pytest.approx(want)

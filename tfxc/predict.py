@@ -14,6 +14,9 @@ Input formats (by --format, or guessed from the file name):
          encoder (tokenised inside the SavedModel), else featurized with the TF-IDF
          featurizer saved in the model
   pecos  a PECOS X .npz feature matrix
+With an --output ending in .npz, the predictions are one matrix instead, as PECOS's `XLinearModel.predict`
+returns them: a SciPy CSR float32 [rows, labels] of each row's top-k scores (`scipy.sparse.load_npz`, PECOS's
+`smat_util.load_matrix`), --threshold applied.
 Image models (an `image` encoder) read images instead: --input a folder (every .jpg, .jpeg, .png, .gif and
 .bmp under it, in sorted order) or a text file of image paths, one per line (relative to its folder); each
 output line then also names its image ("ref").
@@ -134,6 +137,34 @@ def interactive(predictor, k: int, threshold: float | None = None) -> int:
     return 0
 
 
+def write_score_matrix(path: str, results, num_labels: int, threshold: float | None = None) -> int:
+    """Writes the (ids, scores) batches of `results` as PECOS's prediction matrix: a SciPy CSR float32
+    [rows, num_labels], each row's kept labels in ascending id order, to `path` (.npz, atomically).
+    Returns the rows written."""
+    import scipy.sparse as sp
+
+    progress = Progress("predicted")
+    indptr, indices, data = [np.zeros(1, np.int64)], [], []
+    for ids, scores in results:
+        ids, scores = np.asarray(ids, np.int64), np.asarray(scores, np.float32)
+        keep = ids >= 0  # a beam search may reach fewer than k labels (id -1)
+        if threshold is not None:
+            keep &= scores > threshold
+        indptr.append(indptr[-1][-1] + np.cumsum(keep.sum(axis=1)))
+        indices.append(ids[keep])
+        data.append(scores[keep])
+        progress.update(int(ids.shape[0]))
+    progress.close()
+    indptr = np.concatenate(indptr)
+    matrix = sp.csr_matrix((np.concatenate(data) if data else np.zeros(0, np.float32),
+                            np.concatenate(indices) if indices else np.zeros(0, np.int64), indptr),
+                           shape=(indptr.size - 1, num_labels))
+    matrix.sort_indices()
+    with atomic_writer(path, binary=True) as out:
+        sp.save_npz(out, matrix)
+    return matrix.shape[0]
+
+
 @main_wrapper
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tfxc.predict", description=__doc__.splitlines()[0])
@@ -142,7 +173,8 @@ def main(argv=None):
     # An old spelling, still accepted: tfxc.compat.spellings.
     parser.add_argument("--saved-model", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--input", help="the rows to predict (see the formats above)")
-    parser.add_argument("--output", help="JSONL predictions (written atomically)")
+    parser.add_argument("--output", help="JSONL predictions, or with .npz PECOS's CSR score matrix (written "
+                                          "atomically)")
     parser.add_argument("--interactive", action="store_true",
                         help="read texts from the terminal (one per line, empty line or EOF ends) and print the "
                              "top-k labels of each; for models that read raw text")
@@ -205,6 +237,10 @@ def main(argv=None):
         rows = iter_feature_rows(args.input, fmt, predictor.num_features, args.index_base)
         results = (predictor.top_k(x, k, batch_size=x.shape[0])
                    for x in csr_batches(rows, args.batch_size, predictor.num_features))
+    if args.output.endswith(".npz"):
+        count = write_score_matrix(args.output, results, predictor.num_labels, args.threshold)
+        print(f"wrote {count} rows of scores to {args.output} in {time.time() - start:.1f}s", file=sys.stderr)
+        return 0
     progress = Progress("predicted")
     with atomic_writer(args.output) as out:
         for ids, scores in results:
