@@ -24,6 +24,7 @@ from tfxc.encoders.text_common import masked_mean
 from tfxc.errors import ConfigError
 from tfxc.text import DEFAULT_MAX_BYTES, WordPieceSequences
 from tfxc.text.preset_tokens import PresetSequences
+from tfxc.utils.hub_presets import downloads_explained, is_hub_preset_name
 
 POOLINGS = ("cls", "mean", "pooler", "first_tokens")
 DEFAULT_PRESET = "all-minilm-l6-v2"
@@ -44,8 +45,10 @@ def resolve_preset(preset: str) -> str:
     if preset in ("", DEFAULT_PRESET):
         return default_preset_dir()
     if not os.path.isdir(preset):
+        if is_hub_preset_name(preset):
+            return preset  # keras-hub's own loader takes it (from its cache, or downloaded)
         raise ConfigError(f"model.encoder.preset '{preset}' is not a local preset directory (a Hugging Face or "
-                          f"keras-hub preset saved to disk), nor '{DEFAULT_PRESET}'")
+                          f"keras-hub preset saved to disk), a keras-hub preset name, nor '{DEFAULT_PRESET}'")
     check_hugging_face_checkpoint(preset)
     return preset
 
@@ -178,7 +181,8 @@ class PretrainedEncoder(Encoder):
         self.noisy_tune = noisy_tune
         extra = {"dtype": "mixed_bfloat16"} if mixed_bfloat16 else {}
         try:
-            backbone = keras_hub.models.Backbone.from_preset(preset_dir, dropout=backbone_dropout, **extra)
+            with downloads_explained(preset_dir, "model.encoder.preset"):
+                backbone = keras_hub.models.Backbone.from_preset(preset_dir, dropout=backbone_dropout, **extra)
         except ValueError as error:  # keras-hub's converters assign each tensor without naming it
             found = re.search(r"variable.shape=(\(.*?\)), Received: value.shape=(\(.*?\)).*?path=(\S+),", str(error))
             if not found:
@@ -314,7 +318,8 @@ def preset_sequences(preset_dir: str, backbone, max_length: int, max_bytes: int)
     import keras_hub
 
     try:
-        tokenizer = keras_hub.models.Tokenizer.from_preset(preset_dir)
+        with downloads_explained(preset_dir, "model.encoder.preset", "keras_hub.models.Tokenizer"):
+            tokenizer = keras_hub.models.Tokenizer.from_preset(preset_dir)
     except (ValueError, FileNotFoundError, KeyError) as error:
         family = type(backbone).__name__.removesuffix("Backbone")
         raise ConfigError(

@@ -17,6 +17,7 @@ import os
 
 from tfxc._tf import keras, tf
 from tfxc.errors import ConfigError
+from tfxc.utils.hub_presets import downloads_explained, is_hub_preset_name
 
 # auto: "embedding" for image-text backbones, "avg" for feature maps, "cls" for token sequences.
 POOLINGS = ("auto", "avg", "max", "cls", "embedding")
@@ -28,11 +29,12 @@ def load_vision_backbone(preset_dir: str, mixed_bfloat16: bool = False):
 
     import tfxc.images.iresnet  # noqa: F401  (registers IResNetBackbone, which presets name in their config)
 
-    if not os.path.isdir(preset_dir):
+    if not os.path.isdir(preset_dir) and not is_hub_preset_name(preset_dir):
         raise ConfigError(f"the image backbone preset '{preset_dir}' is not a local directory (a keras-hub preset "
-                          "saved to disk: backbone.save_to_preset(dir))")
+                          "saved to disk: backbone.save_to_preset(dir)) nor a keras-hub preset name")
     extra = {"dtype": "mixed_bfloat16"} if mixed_bfloat16 else {}
-    backbone = keras_hub.models.Backbone.from_preset(preset_dir, **extra)
+    with downloads_explained(preset_dir, "the image preset"):
+        backbone = keras_hub.models.Backbone.from_preset(preset_dir, **extra)
     if isinstance(backbone.input, dict) and "images" not in backbone.input:
         raise ConfigError(f"{type(backbone).__name__} ({preset_dir}) takes no images")
     return backbone

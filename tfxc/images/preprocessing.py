@@ -22,6 +22,7 @@ import re
 
 from tfxc._tf import tf
 from tfxc.errors import ConfigError, DataError
+from tfxc.utils.hub_presets import downloads_explained, is_hub_preset_name
 from tfxc.images import DEFAULT_MAX_PIXELS
 
 CONVERTER_FILE = "image_converter.json"
@@ -43,8 +44,9 @@ def load_converter(preset_dir: str, image_size: int = 0):
 
     import tfxc.images.iresnet  # noqa: F401  (registers IResNet's converter, which its presets name)
 
-    if os.path.exists(os.path.join(preset_dir, CONVERTER_FILE)):
-        converter = keras_hub.layers.ImageConverter.from_preset(preset_dir)
+    if os.path.exists(os.path.join(preset_dir, CONVERTER_FILE)) or is_hub_preset_name(preset_dir):
+        with downloads_explained(preset_dir, "the image preset", "keras_hub.layers.ImageConverter"):
+            converter = keras_hub.layers.ImageConverter.from_preset(preset_dir)
         if image_size:
             converter.image_size = (image_size, image_size)
     elif image_size:
