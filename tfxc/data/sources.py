@@ -17,7 +17,8 @@ DENSE_FEATURES_FILE, DENSE_LABELS_FILE = "features.npy", "labels.npy"
 # === The format and the data section from file names ===
 # (format, the name endings that tell it (a ".gz" may follow), what such a file holds). A directory is dense.
 SOURCE_FORMATS = (
-    ("jsonl", (".jsonl", ".json", ".csv", ".tsv"), "text (JSON lines, or CSV with sentence and label columns)"),
+    ("jsonl", (".jsonl", ".json", ".csv", ".tsv", "_texts.txt"),
+     "text (JSON lines, CSV with sentence and label columns, or LightXML's X_texts.txt + X_labels.txt)"),
     ("pecos", (".npz",), "PECOS"),
     ("dense", (".npy",), "dense features"),
     ("xc", (".txt", ".svm", ".libsvm"), "Extreme Classification Repository text"),

@@ -14,6 +14,7 @@ from tfxc.data.files import numbered_lines, open_text, read_lines, surrogate_pro
 from tfxc.data.label_vocab import LabelVocab
 from tfxc.data.readers.base import EMPTY_IDX, EMPTY_VAL, JsonlRecord, Reader, shorten
 from tfxc.data.readers.csv_text import is_csv, iter_csv_text
+from tfxc.data.readers.lightxml import is_lightxml, iter_lightxml
 from tfxc.data.rows import Row
 from tfxc.errors import ConfigError, DataError
 
@@ -37,7 +38,8 @@ def iter_jsonl(path: str | os.PathLike, *, require_labels: bool = True) -> Itera
     into the same records.
 
     Args:
-      path: the .jsonl (or .jsonl.gz) file, or a .csv / .tsv one.
+      path: the .jsonl (or .jsonl.gz) file, a .csv / .tsv one, or LightXML's `*_texts.txt` (with its
+        `*_labels.txt` beside it).
       require_labels: False accepts lines without "labels" (inputs to predict);
         their `labels` are then empty. Labels that are present are validated.
 
@@ -48,6 +50,9 @@ def iter_jsonl(path: str | os.PathLike, *, require_labels: bool = True) -> Itera
     path = os.fspath(path)
     if is_csv(path):
         yield from iter_csv_text(path, require_labels=require_labels)
+        return
+    if is_lightxml(path):
+        yield from iter_lightxml(path, require_labels=require_labels)
         return
     lineno = 0
     with open_text(path) as f:
