@@ -15,6 +15,7 @@ def test_ema_and_swa_follow_their_update_rules():
     w = tf.Variable(rng.normal(size=(3, 2)).astype(np.float32))
     ema = WeightAverage([w], "ema", decay=0.9)
     swa = WeightAverage([w], "swa", start=3)
+    sparse = WeightAverage([w], "swa", start=2, every=3)  # MHE-XMC's swa_step: steps 2 and 5 only
     ref_ema = w.numpy().astype(np.float64)
     history = []
     for step in range(1, 8):
@@ -22,10 +23,13 @@ def test_ema_and_swa_follow_their_update_rules():
         history.append(w.numpy().astype(np.float64))
         ema.update(tf.constant(step, tf.int64))
         swa.update(tf.constant(step, tf.int64))
+        sparse.update(tf.constant(step, tf.int64))
         d = min(0.9, (1 + step) / (10 + step))
         ref_ema = d * ref_ema + (1 - d) * history[-1]
     np.testing.assert_allclose(ema.shadows[0].numpy(), ref_ema, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(swa.shadows[0].numpy(), np.mean(history[2:], axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sparse.shadows[0].numpy(), np.mean([history[1], history[4]], axis=0), rtol=1e-5,
+                               atol=1e-6)
     raw = w.numpy()
     with swa.swapped():
         np.testing.assert_allclose(w.numpy(), np.mean(history[2:], axis=0), rtol=1e-5, atol=1e-6)
@@ -56,3 +60,17 @@ def test_training_with_ema_evaluates_and_exports_the_average(tmp_path):
     run_cli("tfxc.train", "--config", config, "--model-dir", str(mirrored), "--set", "runtime.strategy=mirrored",
             "--set", "runtime.cpu_replicas=2")
     assert_same_weights(checkpoint_weights(str(mirrored)), checkpoint_weights(str(model_dir)), atol=2e-5)
+
+
+def test_swa_from_an_epoch_starts_at_its_first_step(tmp_path):
+    """trainer.swa_start_epoch (MHE-XMC's swa_warmup) is swa_start_step in the run's own epochs."""
+    from tfxc.config import load_config
+    from tfxc.errors import ConfigError
+    from tfxc.optimizers.averaging import build_average
+
+    config = load_config(None, ["data.dir=x", "trainer.swa_start_epoch=2.5", "trainer.swa_every_steps=100"])
+    assert config.trainer.swa_start(steps_per_epoch=40) == 100
+    average = build_average(config.trainer, type("M", (), {"trainable_variables": [tf.Variable(1.0)]})(), 40)
+    assert (average.mode, average.start, average.every) == ("swa", 100, 100)
+    with pytest.raises(ConfigError, match="SWA starts at swa_start_step or at swa_start_epoch"):
+        load_config(None, ["data.dir=x", "trainer.swa_start_epoch=1", "trainer.swa_start_step=5"])

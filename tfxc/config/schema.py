@@ -9,6 +9,7 @@ class from the registries in `tfxc.heads` / `tfxc.encoders` / `tfxc.losses`.
 
 from __future__ import annotations
 
+import math
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -137,6 +138,9 @@ class TrainerConfig:
         over swa_anneal_steps steps (SWA's schedule, PyTorch's SWALR; text_classifier: 1e-6 over an epoch);
         0: the optimizer's schedule goes on.
       swa_anneal_steps: the anneal's length in steps.
+      swa_start_epoch: > 0: SWA from this epoch on instead (MHE-XMC's `swa_warmup`); not with swa_start_step.
+      swa_every_steps: SWA folds in the weights every this many steps from its start (MHE-XMC's `swa_step`:
+        100 to 10,000); 1: after every step.
     """
 
     global_batch_size: int = 256
@@ -156,16 +160,27 @@ class TrainerConfig:
     swa_start_step: int = 0
     swa_learning_rate: float = 0.0
     swa_anneal_steps: int = 1
+    swa_start_epoch: float = 0.0
+    swa_every_steps: int = 1
+
+    def swa_start(self, steps_per_epoch: int) -> int:
+        """SWA's first averaged step (1-based; 0: no SWA), from swa_start_step or swa_start_epoch."""
+        if self.swa_start_epoch:
+            return max(1, math.ceil(self.swa_start_epoch * steps_per_epoch))
+        return self.swa_start_step
 
     def validate(self, path: str) -> None:
         _require(0.0 <= self.ema_decay < 1.0, f"{path}.ema_decay ({self.ema_decay}) must be in [0, 1)")
         _require(self.swa_start_step >= 0, f"{path}.swa_start_step ({self.swa_start_step}) must be >= 0")
-        _require(not (self.ema_decay and self.swa_start_step),
-                 f"{path}: keep one weight average: ema_decay or swa_start_step, not both")
+        _require(not (self.ema_decay and (self.swa_start_step or self.swa_start_epoch)),
+                 f"{path}: keep one weight average: ema_decay or SWA (swa_start_step, swa_start_epoch), not both")
+        _require(self.swa_start_epoch >= 0 and not (self.swa_start_epoch and self.swa_start_step),
+                 f"{path}: SWA starts at swa_start_step or at swa_start_epoch (>= 0), not both")
+        _require(self.swa_every_steps >= 1, f"{path}.swa_every_steps ({self.swa_every_steps}) must be >= 1")
         _require(self.swa_learning_rate >= 0 and self.swa_anneal_steps >= 1,
                  f"{path}: swa_learning_rate must be >= 0 and swa_anneal_steps >= 1")
-        _require(not self.swa_learning_rate or self.swa_start_step,
-                 f"{path}.swa_learning_rate anneals from swa_start_step on: set {path}.swa_start_step too")
+        _require(not self.swa_learning_rate or self.swa_start_step or self.swa_start_epoch,
+                 f"{path}.swa_learning_rate anneals from SWA's start on: set {path}.swa_start_step too")
         _require(self.global_batch_size >= 1, f"{path}.global_batch_size ({self.global_batch_size}) must be >= 1")
         _require(self.train_steps > 0 or self.epochs > 0,
                  f"{path}: set epochs (> 0) or train_steps (> 0); got epochs={self.epochs}, "

@@ -115,11 +115,12 @@ def build_components(config, strategy, info, model_dir, part: int | None = None,
         model = build_model(config.model, context)
         optimizer = build_optimizer(config.optimizer, total_steps=length.total_steps,
                                     sparse_variables=model.sparse_variables,
-                                    swa=(tc.swa_start_step, tc.swa_learning_rate, tc.swa_anneal_steps))
+                                    swa=(tc.swa_start(length.steps_per_epoch), tc.swa_learning_rate,
+                                         tc.swa_anneal_steps))
         # Optimizer slots must exist before the first step inside
         # strategy.run (tf-notes §1, pitfall 1).
         optimizer.build(model.trainable_variables)
-        average = build_average(tc, model)
+        average = build_average(tc, model, length.steps_per_epoch)
     # Outside the scope: an objective's per-example state is one plain variable per process.
     # Only an objective that reads model directories takes the trust: the others' (and plugins') signature stays.
     trust = {"trust_imports": trust_imports} if getattr(LOSSES.get(config.loss.name), "reads_model_dirs", False) else {}

@@ -241,7 +241,7 @@ def _plan(config, info, context) -> MemoryPlan:
     mixed = resolve(config.model.precision) == "mixed_bfloat16"
 
     params = nbytes(model.variables) * replicas
-    averages = 1 if (tc.ema_decay or tc.swa_start_step) else 0
+    averages = 1 if (tc.ema_decay or tc.swa_start_step or tc.swa_start_epoch) else 0
     slots = (slots_per_weight(config.optimizer) + averages) * nbytes(trainable) * replicas
 
     # One step: dense gradients; the row-sparse ones before and after the de-duplication of their rows (the
