@@ -88,6 +88,10 @@ def test_fewer_repetitions_rank_as_a_model_of_only_those_repetitions():
     np.testing.assert_array_equal(got_ids, want_ids)
     graph_scores, graph_ids = model.head.top_k(model.encoder(batch()), 6)
     np.testing.assert_allclose(graph_scores.numpy(), want_scores, rtol=1e-6)
+    # Evaluation runs only the first two repetitions' encoders, to the same ranking.
+    eval_scores, eval_ids = model.head.evaluation_top_k(model, 6)(batch())
+    np.testing.assert_array_equal(eval_ids, want_ids)
+    np.testing.assert_allclose(eval_scores, want_scores, rtol=1e-5)
     assert model.head.ranked_parts(4) == 2 and make_model(reps=4).head.ranked_parts(4) == 4
     with pytest.raises(Exception, match=r"prediction.repetitions \(5\) ranks with more repetitions than the "
                                         r"model has \(4\)"):
