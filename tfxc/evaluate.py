@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import numpy as np
+
 from tfxc.cli import add_set_args, add_trust_args, keep_out_of_import_path, main_wrapper, setup_logging
 from tfxc.errors import TfxcError
 from tfxc.model_dir import ModelDir
@@ -52,6 +54,9 @@ def main(argv=None):
                                                                     "(default: the pair list's folder)")
     parser.add_argument("--roc", metavar="FILE", help="with --pairs, also write the ROC (far,tar,threshold) as CSV, "
                                                   "and draw it beside it as an SVG (FILE with .svg)")
+    parser.add_argument("--pr-curve", metavar="FILE",
+                        help="also write the precision-recall curve of thresholded multi-label prediction (micro, "
+                             "every threshold) as CSV, and draw it beside it as an SVG (FILE with .svg)")
     parser.add_argument("--templates", metavar="FILE",
                         help="template verification (IJB-B/C): a list of 'image template media' lines; needs "
                              "--template-pairs; images under --images, or their features in --features")
@@ -169,6 +174,20 @@ def verify_templates(source: str, templates_path: str, pairs_path: str, image_ro
             "images": len(listed.images), "flip": flip, **t.template_report(scores, same)}
 
 
+def write_pr_curve_of(evaluator, path: str) -> None:
+    """The precision-recall curve of the evaluator's top-k lists (`tfxc.eval.pr_curve`), written to `path`."""
+    from tfxc.eval.pr_curve import PrCurve, write_pr_curve
+
+    if not hasattr(evaluator, "predictions"):
+        raise TfxcError("--pr-curve reads the model's top-k lists; a model of linked parts is scored part by part: "
+                        "merge its parts first (python -m tfxc.train --merge-parts)")
+    curve = PrCurve()
+    for scores, ids, labels in evaluator.predictions():
+        curve.update(np.asarray(scores), ids, labels.row_splits.numpy(), labels.values.numpy())
+    svg = write_pr_curve(path, *curve.curve())
+    print(f"precision-recall curve written to {path} and drawn in {svg}", file=sys.stderr)
+
+
 def evaluate_file(args) -> dict:
     """The metrics (percent) of any model on the labelled file `args.data` (`tfxc.predictors.Predictor.evaluate`)."""
     from tfxc.data.labelled import read_labelled
@@ -198,6 +217,8 @@ def evaluate_model(model_dir: ModelDir, args, linked: bool = False) -> dict:
         evaluator = Evaluator(trained.model, trained.info, config.eval, split=args.split)
     with damaged_shards_named(evaluator.info, args.split):  # a DataLossError does not say which shard
         metrics = evaluator.evaluate()
+        if args.pr_curve:
+            write_pr_curve_of(evaluator, args.pr_curve)
         if args.bad_cases:
             from tfxc.eval.bad_cases import write_bad_cases
 
