@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
-
 from tfxc.cli import add_set_args, add_trust_args, keep_out_of_import_path, main_wrapper, setup_logging
 from tfxc.errors import TfxcError
 from tfxc.model_dir import ModelDir
@@ -84,13 +82,11 @@ def main(argv=None):
         report = verify_templates(args.model_dir or args.features, args.templates, args.template_pairs, args.images,
                                   args.roc, from_features=bool(args.features), flip=args.flip,
                                   trust_imports=args.trust_imports)
-        print(json_text(report) if args.json else "\n".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
-                                                            for k, v in report.items()))
+        print_report(report, args.json)
         return 0
     if args.pairs:
         report = verify_pairs(args.model_dir, args.pairs, args.images, args.roc, args.trust_imports)
-        print(json_text(report) if args.json else "\n".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
-                                                            for k, v in report.items()))
+        print_report(report, args.json)
         return 0
     from tfxc import artifacts
     from tfxc.eval.evaluator import format_metrics, metric_lines, rounded_metrics
@@ -122,6 +118,12 @@ def main(argv=None):
         print(f"{args.split}: " + format_metrics(metrics))
         print("\n".join(metric_lines(metrics)))
     return 0
+
+
+def print_report(report: dict, as_json: bool) -> None:
+    """A verification report: one JSON object, or a "key: value" line each."""
+    print(json_text(report) if as_json else "\n".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
+                                                       for k, v in report.items()))
 
 
 def verify_pairs(model: str, pairs_path: str, image_root: str = "", roc_path: str | None = None,
@@ -178,12 +180,9 @@ def write_pr_curve_of(evaluator, path: str) -> None:
     """The precision-recall curve of the evaluator's top-k lists (`tfxc.eval.pr_curve`), written to `path`."""
     from tfxc.eval.pr_curve import PrCurve, write_pr_curve
 
-    if not hasattr(evaluator, "predictions"):
-        raise TfxcError("--pr-curve reads the model's top-k lists; a model of linked parts is scored part by part: "
-                        "merge its parts first (python -m tfxc.train --merge-parts)")
     curve = PrCurve()
     for scores, ids, labels in evaluator.predictions():
-        curve.update(np.asarray(scores), ids, labels.row_splits.numpy(), labels.values.numpy())
+        curve.update(scores, ids, labels.row_splits.numpy(), labels.values.numpy())
     svg = write_pr_curve(path, *curve.curve())
     print(f"precision-recall curve written to {path} and drawn in {svg}", file=sys.stderr)
 
@@ -205,7 +204,7 @@ def evaluate_model(model_dir: ModelDir, args, linked: bool = False) -> dict:
     from tfxc.data.info import damaged_shards_named
     from tfxc.eval.evaluator import Evaluator
 
-    if linked and not args.bad_cases:
+    if linked and not (args.bad_cases or args.pr_curve):  # both read the whole model's top-k lists
         # Trained in parts: scored one part at a time, never the whole model in memory (tfxc.eval.parts).
         from tfxc.data.folds import converted_dir
         from tfxc.data.info import DatasetInfo

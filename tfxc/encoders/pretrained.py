@@ -57,16 +57,21 @@ def resolve_preset(preset: str) -> str:
 HF_TEXT_FAMILIES = ("albert", "bert", "distilbert", "roberta", "xlm-roberta")
 
 
+def hugging_face_config(preset: str) -> dict | None:
+    """The config.json of a Hugging Face checkpoint directory (it has a `model_type`), else None."""
+    try:
+        with open(os.path.join(preset, "config.json"), encoding="utf-8") as file:
+            config = json.load(file)
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) and "model_type" in config else None
+
+
 def match_hugging_face_activation(backbone, preset: str) -> None:
     """Gives the feed-forward layers of a backbone converted from a Hugging Face checkpoint whose `hidden_act`
     is "gelu" the exact (erf) GELU it was trained with: keras-hub builds BERT and ALBERT with the tanh
     approximation (1.4e-3 apart in all-MiniLM-L6-v2's embeddings). HF's "gelu_new" is keras-hub's tanh one."""
-    try:
-        with open(os.path.join(preset, "config.json"), encoding="utf-8") as file:
-            activation = json.load(file).get("hidden_act")
-    except (OSError, ValueError, AttributeError):
-        return
-    if activation != "gelu":
+    if (hugging_face_config(preset) or {}).get("hidden_act") != "gelu":
         return
     import keras_hub
 
@@ -78,15 +83,10 @@ def match_hugging_face_activation(backbone, preset: str) -> None:
 def check_hugging_face_checkpoint(preset: str) -> None:
     """Refuses a Hugging Face directory (config.json with a `model_type`) keras-hub cannot convert: a family it
     has no converter for, or weights only as a PyTorch pickle, which tfxc never loads (unpickling runs code)."""
-    config_path = os.path.join(preset, "config.json")
-    try:
-        with open(config_path, encoding="utf-8") as file:
-            config = json.load(file)
-    except (OSError, ValueError):
-        return  # keras-hub names what is missing or malformed
-    if not isinstance(config, dict) or "model_type" not in config:
-        return  # a keras-hub preset
-    family = config["model_type"]
+    config = hugging_face_config(preset)
+    if config is None:
+        return  # a keras-hub preset, or one whose missing or malformed config.json keras-hub names
+    config_path, family = os.path.join(preset, "config.json"), config["model_type"]
     if family not in HF_TEXT_FAMILIES:
         raise ConfigError(f"{config_path}: a Hugging Face '{family}' checkpoint; keras-hub converts the text "
                           f"families {', '.join(HF_TEXT_FAMILIES)}. Save a keras-hub preset of the model instead")
